@@ -1,0 +1,1 @@
+//! entra-graph: see the workspace README. Work in progress.

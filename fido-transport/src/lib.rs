@@ -1,0 +1,1 @@
+//! fido-transport: see the workspace README. Work in progress.

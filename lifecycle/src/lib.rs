@@ -1,0 +1,1 @@
+//! lifecycle: see the workspace README. Work in progress.

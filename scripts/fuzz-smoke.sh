@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Runs every cargo-fuzz target briefly (nightly toolchain). FUZZ_SECONDS per target.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${FUZZ_SECONDS:-10}
+if [ ! -f fuzz/Cargo.toml ]; then echo "no fuzz workspace yet"; exit 0; fi
+rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+command -v cargo-fuzz >/dev/null || cargo +nightly install cargo-fuzz --locked
+for t in $(cargo +nightly fuzz list); do
+  echo "--- fuzz $t (${secs}s)"
+  mkdir -p "fuzz/corpus/$t"
+  cargo +nightly fuzz run "$t" -- -max_total_time="$secs" -rss_limit_mb=2048 "fuzz/seeds/$t" 2>&1 | tail -3
+done

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Sets up a fresh Debian machine (as root) and runs every check keysmith has:
+# formatting, clippy with warnings denied, all tests, and a smoke run of every fuzz target.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR=never
+log() { printf '\n=== %s ===\n' "$*"; }
+
+log "toolchain"
+command -v cargo >/dev/null || { echo "cargo (rustup stable) is required"; exit 1; }
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+
+log "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+log "cargo test"
+cargo test --workspace --locked
+
+log "fuzz smoke"
+scripts/fuzz-smoke.sh

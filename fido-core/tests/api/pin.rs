@@ -750,3 +750,66 @@ fn debug_output_does_not_leak_secrets() {
     // The token's non-secret metadata is still shown.
     assert!(format!("{token:?}").contains("rp.example"));
 }
+
+// ---- properties ----
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn protocol() -> impl Strategy<Value = PinUvAuthProtocol> {
+        prop_oneof![Just(PinUvAuthProtocol::One), Just(PinUvAuthProtocol::Two)]
+    }
+
+    fn secret(protocol: PinUvAuthProtocol, seed: u8) -> SharedSecret {
+        let len = match protocol {
+            PinUvAuthProtocol::One => 32,
+            PinUvAuthProtocol::Two => 64,
+        };
+        let bytes: Vec<u8> = (0..len).map(|i| seed.wrapping_add(i as u8)).collect();
+        SharedSecret::from_bytes(protocol, &bytes).expect("right length")
+    }
+
+    proptest! {
+        #[test]
+        fn pin_validation_follows_the_rules(s in "\\PC{0,24}|[0-9\u{0}]{0,70}") {
+            let expected_ok = !s.contains('\0') && s.len() <= 63 && s.chars().count() >= 4;
+            let result = Pin::new(&s);
+            prop_assert_eq!(result.is_ok(), expected_ok, "{:?} -> {:?}", s, result.as_ref().err());
+            if let Ok(p) = result {
+                let back = Pin::from_padded(&*p.padded(), 4).expect("padded PIN parses back");
+                prop_assert_eq!(back.as_str(), s.as_str());
+            }
+        }
+
+        #[test]
+        fn encrypt_decrypt_round_trip(
+            protocol in protocol(),
+            seed in any::<u8>(),
+            blocks in proptest::collection::vec(any::<[u8; 16]>(), 0..6),
+        ) {
+            let shared = secret(protocol, seed);
+            let plaintext = blocks.concat();
+            let ct = shared.encrypt(&plaintext, &mut OsRng).expect("aligned");
+            let extra = if protocol == PinUvAuthProtocol::Two { 16 } else { 0 };
+            prop_assert_eq!(ct.len(), plaintext.len() + extra);
+            let back = shared.decrypt(&ct).expect("decrypts");
+            prop_assert_eq!(back.as_slice(), plaintext.as_slice());
+        }
+
+        #[test]
+        fn decrypt_and_verify_never_panic(
+            protocol in protocol(),
+            bytes in proptest::collection::vec(any::<u8>(), 0..100),
+        ) {
+            let shared = secret(protocol, 1);
+            match shared.decrypt(&bytes) {
+                Ok(_) | Err(PinError::CiphertextLength { .. }) => {}
+                Err(other) => prop_assert!(false, "unexpected error {other:?}"),
+            }
+            let _ = PinUvAuthToken::decrypt(protocol, &shared, &bytes, Permissions::empty(), None);
+            prop_assert!(shared.verify(b"message", &bytes).is_err());
+            let _ = Pin::from_padded(&bytes, 4);
+        }
+    }
+}

@@ -13,6 +13,27 @@
 //! - [`verify_set_pin`], [`verify_change_pin`], [`decrypt_pin_hash`],
 //!   [`PinUvAuthToken::encrypt_for`]: the authenticator-side counterparts.
 //! - [`Permissions`]: the permission bits of a CTAP 2.1 pinUvAuthToken.
+//!
+//! ```
+//! use fido_core::pin::{set_pin, verify_set_pin, AuthenticatorKeyAgreement, Pin, PinUvAuthProtocol};
+//! use rand_core::OsRng;
+//!
+//! # fn main() -> Result<(), fido_core::pin::PinError> {
+//! // The authenticator publishes its key-agreement key (clientPIN getKeyAgreement).
+//! let authenticator = AuthenticatorKeyAgreement::new(&mut OsRng)?;
+//! let peer_key = authenticator.public_key();
+//!
+//! // The platform builds setPIN's parameters from it.
+//! let pin = Pin::new("123456")?;
+//! let params = set_pin(PinUvAuthProtocol::Two, &peer_key, &pin, &mut OsRng)?;
+//!
+//! // The authenticator checks them and recovers the PIN.
+//! let shared = authenticator.decapsulate(PinUvAuthProtocol::Two, &params.key_agreement)?;
+//! let new_pin = verify_set_pin(&shared, &params.new_pin_enc, &params.pin_uv_auth_param, 4)?;
+//! assert_eq!(new_pin.as_str(), "123456");
+//! # Ok(())
+//! # }
+//! ```
 
 mod protocol;
 mod rules;

@@ -67,7 +67,8 @@ impl PinUvAuthProtocol {
     ///
     /// The private scalar is the first 32-byte big-endian draw from `rng` that is a valid
     /// P-256 scalar. Fails with [`PinError::UnsupportedKeyAgreementKey`] if `peer` is not
-    /// an EC2 key, [`PinError::InvalidPoint`] if it is not a point on P-256.
+    /// an EC2 key, [`PinError::InvalidPoint`] if it is not a point on P-256. The peer's
+    /// `alg` is not checked: only the curve point matters for the agreement.
     pub fn encapsulate(
         self,
         peer: &CoseKey,

@@ -1,6 +1,10 @@
 //! Card side: a virtual FIDO smart card that turns command APDUs into CTAP requests for
 //! an authenticator and its answers back into response APDUs.
 
+use std::fmt;
+
+use zeroize::Zeroize;
+
 use super::host::{AppletVersion, ProcessingStatus, MAX_MESSAGE_LEN};
 use super::{
     CommandApdu, LengthForm, ResponseApdu, StatusWord, CLA_CHAINING, CLA_NFCCTAP, FIDO_AID,
@@ -109,7 +113,9 @@ enum Pending {
 /// words, never panics: malformed APDUs `6700`, unknown instructions `6D00`, wrong
 /// class `6E00`, bad P1/P2 `6A86`, wrong AID `6A82`, anything before SELECT or out of
 /// sequence `6985`.
-#[derive(Clone, Debug)]
+///
+/// Buffers are wiped on drop; `Debug` shows state and sizes only.
+#[derive(Clone)]
 pub struct VirtualCard {
     config: CardConfig,
     selected: bool,
@@ -136,13 +142,24 @@ impl VirtualCard {
     /// Power cycle: forget the selection and anything in progress.
     pub fn reset(&mut self) {
         self.selected = false;
-        self.chain = None;
-        self.pending = Pending::Nothing;
+        self.drop_chain();
+        self.clear_pending();
     }
 
     /// Whether the card waits for [`ctap_response`](Self::ctap_response).
     pub fn awaiting_authenticator(&self) -> bool {
         matches!(self.pending, Pending::Authenticator { .. })
+    }
+
+    fn drop_chain(&mut self) {
+        if let Some(mut chain) = self.chain.take() {
+            chain.zeroize();
+        }
+    }
+
+    fn clear_pending(&mut self) {
+        self.pending.wipe();
+        self.pending = Pending::Nothing;
     }
 
     /// Handles one command APDU.
@@ -163,13 +180,13 @@ impl VirtualCard {
         // A new command ends a pending GET RESPONSE / status sequence and a chain of
         // another instruction (ISO 7816-4: the card discards it).
         if cmd.ins != INS_GET_RESPONSE && matches!(self.pending, Pending::Outgoing(_)) {
-            self.pending = Pending::Nothing;
+            self.clear_pending();
         }
         if cmd.ins != INS_NFCCTAP_GETRESPONSE && matches!(self.pending, Pending::Held { .. }) {
-            self.pending = Pending::Nothing;
+            self.clear_pending();
         }
         if cmd.ins != INS_NFCCTAP_MSG {
-            self.chain = None;
+            self.drop_chain();
         }
         if chaining && cmd.ins != INS_NFCCTAP_MSG {
             return status(SW_CHAINING_NOT_SUPPORTED);
@@ -195,7 +212,7 @@ impl VirtualCard {
         else {
             return None;
         };
-        self.pending = Pending::Nothing;
+        self.clear_pending();
         if get_response_supported && self.config.status_updates > 0 {
             self.pending = Pending::Held {
                 result: result.to_vec(),
@@ -217,7 +234,7 @@ impl VirtualCard {
         if cmd.p1 != 0x04 || cmd.p2 != 0x00 {
             return status(StatusWord::IncorrectP1P2);
         }
-        self.pending = Pending::Nothing;
+        self.clear_pending();
         if cmd.data != FIDO_AID {
             self.selected = false;
             return status(StatusWord::FileNotFound);
@@ -247,11 +264,11 @@ impl VirtualCard {
 
     fn nfcctap_msg(&mut self, cla: u8, chaining: bool, cmd: CommandApdu) -> CardOutput {
         if cla != CLA_NFCCTAP && cla != 0x00 {
-            self.chain = None;
+            self.drop_chain();
             return status(StatusWord::ClaNotSupported);
         }
         if (cmd.p1 != 0x00 && cmd.p1 != P1_GETRESPONSE_SUPPORTED) || cmd.p2 != 0x00 {
-            self.chain = None;
+            self.drop_chain();
             return status(StatusWord::IncorrectP1P2);
         }
         let mut message = self.chain.take().unwrap_or_default();
@@ -317,6 +334,44 @@ impl VirtualCard {
         };
         self.pending = Pending::Outgoing(rest);
         ResponseApdu::new(data, StatusWord::MoreData(xx)).encode()
+    }
+}
+
+impl Pending {
+    fn name(&self) -> &'static str {
+        match self {
+            Pending::Nothing => "nothing",
+            Pending::Authenticator { .. } => "authenticator working",
+            Pending::Held { .. } => "result held behind 9100",
+            Pending::Outgoing(_) => "response data for GET RESPONSE",
+        }
+    }
+
+    fn wipe(&mut self) {
+        match self {
+            Pending::Held { result: b, .. } | Pending::Outgoing(b) => b.zeroize(),
+            Pending::Nothing | Pending::Authenticator { .. } => {}
+        }
+    }
+}
+
+impl fmt::Debug for VirtualCard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VirtualCard")
+            .field("config", &self.config)
+            .field("selected", &self.selected)
+            .field("chain_len", &self.chain.as_ref().map(Vec::len))
+            .field("pending", &self.pending.name())
+            .finish()
+    }
+}
+
+impl Drop for VirtualCard {
+    fn drop(&mut self) {
+        if let Some(chain) = &mut self.chain {
+            chain.zeroize();
+        }
+        self.pending.wipe();
     }
 }
 

@@ -3,6 +3,8 @@
 use std::collections::VecDeque;
 use std::fmt;
 
+use zeroize::Zeroize;
+
 use super::{
     ApduError, CommandApdu, LengthForm, ResponseApdu, StatusWord, CLA_CHAINING, CLA_NFCCTAP,
     FIDO_AID, INS_GET_RESPONSE, INS_NFCCTAP_GETRESPONSE, INS_NFCCTAP_MSG, INS_SELECT,
@@ -100,6 +102,7 @@ pub struct HostConfig {
     /// Most `9100` status updates before giving up (the caller paces the polls).
     pub max_status_updates: usize,
     /// Set P1 = 0x80 on NFCCTAP_MSG to tell the key we support NFCCTAP_GETRESPONSE.
+    /// (A key that answers `9100` anyway is still polled.)
     pub announce_get_response: bool,
 }
 
@@ -116,6 +119,16 @@ impl HostConfig {
             max_status_updates: 1200,
             announce_get_response: true,
         }
+    }
+
+    /// How many command APDUs a CTAP message of `len` bytes needs with this config
+    /// (its mode and block size).
+    ///
+    /// # Errors
+    /// [`ApduError::MessageTooLarge`] when the message cannot be sent in this mode.
+    pub fn apdu_count(&self, len: usize) -> Result<usize, ApduError> {
+        self.mode
+            .apdu_count_with_block(len, self.short_block_size.clamp(1, MAX_SHORT_DATA))
     }
 }
 
@@ -245,7 +258,10 @@ enum Phase {
 /// [`HostEvent::Response`] / [`HostEvent::Selected`], or with an error from
 /// `handle_response` (after which it stays failed). Every loop the card could
 /// cause is bounded by [`HostConfig`].
-#[derive(Clone, Debug)]
+///
+/// CTAP messages can carry PIN/UV material, so the buffers are wiped on drop and
+/// `Debug` shows sizes and state only.
+#[derive(Clone)]
 pub struct NfcCtapExchange {
     kind: Kind,
     config: HostConfig,
@@ -436,6 +452,13 @@ impl NfcCtapExchange {
                 self.push_command(&cmd, cmd_form(&cmd), Sent::Final);
                 Ok(())
             }
+            StatusWord::WrongLe(xx) if sent == Sent::GetResponse => {
+                self.count_get_response_round()?;
+                let le = if xx == 0 { MAX_SHORT_LE } else { u32::from(xx) };
+                let cmd = CommandApdu::new(0x00, INS_GET_RESPONSE, 0x00, 0x00).with_le(le);
+                self.push_command(&cmd, LengthForm::Short, Sent::GetResponse);
+                Ok(())
+            }
             StatusWord::StatusUpdate if self.kind == Kind::Ctap && sent != Sent::GetResponse => {
                 self.status_updates += 1;
                 if self.status_updates > self.config.max_status_updates {
@@ -490,6 +513,38 @@ impl NfcCtapExchange {
         }
         self.response.extend_from_slice(data);
         Ok(())
+    }
+}
+
+impl fmt::Debug for NfcCtapExchange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NfcCtapExchange")
+            .field("kind", &self.kind)
+            .field("mode", &self.config.mode)
+            .field("phase", &self.phase)
+            .field("in_flight", &self.in_flight)
+            .field("queued_apdus", &self.queue.len())
+            .field("response_len", &self.response.len())
+            .field("get_response_rounds", &self.get_response_rounds)
+            .field("status_updates", &self.status_updates)
+            .field("cancel_requested", &self.cancel_requested)
+            .field("pending_events", &self.events.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for NfcCtapExchange {
+    fn drop(&mut self) {
+        for (bytes, _) in &mut self.queue {
+            bytes.zeroize();
+        }
+        self.final_command.data.zeroize();
+        self.response.zeroize();
+        for event in &mut self.events {
+            if let HostEvent::Response(bytes) = event {
+                bytes.zeroize();
+            }
+        }
     }
 }
 

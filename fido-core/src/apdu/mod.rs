@@ -32,8 +32,6 @@
 //! }
 //! assert!(matches!(host.poll_event(), Some(HostEvent::Selected(_))));
 //! ```
-#![allow(clippy::module_name_repetitions)]
-
 mod card;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
@@ -151,6 +149,22 @@ pub enum ApduError {
         /// What the exchange is doing.
         state: &'static str,
     },
+}
+
+impl ApduError {
+    /// Whether the card refused an extended APDU in a way that suggests retrying the
+    /// message in [`ApduMode::Short`] (`6700` wrong length in answer to NFCCTAP_MSG).
+    /// Readers that cannot carry extended APDUs at all usually fail in the PC/SC layer
+    /// instead; the transport has to recognise that itself.
+    pub fn suggests_short_mode(&self) -> bool {
+        matches!(
+            self,
+            ApduError::Status {
+                sw: StatusWord::WrongLength,
+                during: "NFCCTAP_MSG"
+            }
+        )
+    }
 }
 
 macro_rules! status_words {

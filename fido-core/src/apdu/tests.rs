@@ -439,3 +439,53 @@ fn fuzz_driver_smoke() {
         .collect();
     run(&decode_operations(&junk));
 }
+
+#[test]
+fn host_resends_get_response_after_6cxx() {
+    let mut ex = NfcCtapExchange::ctap(&[0x04], &HostConfig::new(ApduMode::Short)).unwrap();
+    ex.poll_transmit().unwrap();
+    ex.handle_response(&h("AA 6100")).unwrap();
+    assert_eq!(ex.poll_transmit().unwrap(), h("00C00000 00"));
+    ex.handle_response(&h("6C03")).unwrap();
+    assert_eq!(ex.poll_transmit().unwrap(), h("00C00000 03"));
+    ex.handle_response(&h("BBCCDD 9000")).unwrap();
+    assert_eq!(ex.poll_event(), Some(HostEvent::Response(h("AABBCCDD"))));
+}
+
+#[test]
+fn debug_output_does_not_show_payloads() {
+    let secret = [0x5Au8; 40];
+    let mut ex = NfcCtapExchange::ctap(&secret, &HostConfig::new(ApduMode::Short)).unwrap();
+    let mut card = VirtualCard::new(CardConfig::extended());
+    card.handle_apdu(&h("00A40400 08 A0000006472F0001 00"));
+    let cmd = ex.poll_transmit().unwrap();
+    assert!(matches!(card.handle_apdu(&cmd), CardOutput::CtapRequest(_)));
+    let _ = card.ctap_response(&[0x5A; 300]);
+    for text in [format!("{ex:?}"), format!("{card:?}")] {
+        assert!(!text.contains("90"), "no byte lists: {text}");
+        assert!(
+            !text.to_lowercase().contains("5a"),
+            "no payload bytes: {text}"
+        );
+    }
+    assert!(format!("{card:?}").contains("GET RESPONSE"));
+}
+
+#[test]
+fn fallback_hint_only_for_6700_on_nfcctap_msg() {
+    let hint = ApduError::Status {
+        sw: StatusWord::WrongLength,
+        during: "NFCCTAP_MSG",
+    };
+    assert!(hint.suggests_short_mode());
+    let other = ApduError::Status {
+        sw: StatusWord::WrongData,
+        during: "NFCCTAP_MSG",
+    };
+    assert!(!other.suggests_short_mode());
+    let config = HostConfig {
+        short_block_size: 100,
+        ..HostConfig::new(ApduMode::Short)
+    };
+    assert_eq!(config.apdu_count(1000), Ok(10));
+}

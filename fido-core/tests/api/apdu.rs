@@ -517,3 +517,28 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn smaller_short_blocks_are_honoured_and_reassembled() {
+    let config = HostConfig {
+        short_block_size: 100,
+        ..HostConfig::new(ApduMode::Short)
+    };
+    let message = payload(1024);
+    let mut card = VirtualCard::new(CardConfig::short_only());
+    select(&mut card, ApduMode::Short);
+    let mut host = NfcCtapExchange::ctap(&message, &config).unwrap();
+    let trace = drive(&mut host, &mut card, reversed).unwrap();
+    let msgs: Vec<&Vec<u8>> = trace
+        .sent
+        .iter()
+        .filter(|c| c.get(1) == Some(&0x10))
+        .collect();
+    assert_eq!(msgs.len(), config.apdu_count(message.len()).unwrap());
+    assert_eq!(msgs.len(), 11);
+    assert!(msgs[..10]
+        .iter()
+        .all(|c| CommandApdu::parse(c).unwrap().data.len() == 100));
+    assert_eq!(trace.requests, vec![message.clone()]);
+    assert_eq!(trace.done, Some(HostEvent::Response(reversed(&message))));
+}

@@ -88,15 +88,23 @@ pub enum CardOutput {
     /// A complete CTAP message for the authenticator. Run it, then pass the answer to
     /// [`VirtualCard::ctap_response`] to get the response APDU.
     CtapRequest(Vec<u8>),
+    /// The reader asked to cancel the request the authenticator is working on. Stop it
+    /// and pass its answer (normally CTAP2_ERR_KEEPALIVE_CANCEL, `[0x2D]`) to
+    /// [`VirtualCard::ctap_response`], which returns the response APDU to send.
+    CancelRequested,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Pending {
     Nothing,
-    /// The authenticator is working on a request.
+    /// The authenticator is working on a request. Once a status update went out
+    /// (`working`), the reader may poll; `cancel` records a cancel poll awaiting its
+    /// answer.
     Authenticator {
         le: Option<u32>,
         get_response_supported: bool,
+        working: Option<ProcessingStatus>,
+        cancel: bool,
     },
     /// The result is ready but held back behind `9100` updates.
     Held {
@@ -109,7 +117,12 @@ enum Pending {
 
 /// A virtual FIDO smart card (card side of CTAP 2.1 §11.3).
 ///
-/// Feed each command APDU to [`handle_apdu`](Self::handle_apdu). Errors become status
+/// Feed each command APDU to [`handle_apdu`](Self::handle_apdu). A complete CTAP
+/// message comes out as [`CardOutput::CtapRequest`]; answer it with
+/// [`ctap_response`](Self::ctap_response), or, while a slow authenticator waits for a
+/// touch, first with [`status_update`](Self::status_update) (`9100`) and let the reader
+/// poll. The [`CardConfig::status_updates`] personality instead inserts `9100` answers
+/// after the result is known. Errors become status
 /// words, never panics: malformed APDUs `6700`, unknown instructions `6D00`, wrong
 /// class `6E00`, bad P1/P2 `6A86`, wrong AID `6A82`, anything before SELECT or out of
 /// sequence `6985`.
@@ -164,14 +177,13 @@ impl VirtualCard {
 
     /// Handles one command APDU.
     pub fn handle_apdu(&mut self, bytes: &[u8]) -> CardOutput {
-        if self.awaiting_authenticator() {
-            // Half duplex: the reader should not talk while we work; refuse politely.
-            return status(StatusWord::ConditionsNotSatisfied);
-        }
         let (cmd, form) = match CommandApdu::parse_with_form(bytes) {
             Ok(parsed) => parsed,
             Err(_) => return status(StatusWord::WrongLength),
         };
+        if let Pending::Authenticator { .. } = self.pending {
+            return self.while_working(&cmd);
+        }
         if form == LengthForm::Extended && !self.config.extended_length {
             return status(StatusWord::WrongLength);
         }
@@ -204,26 +216,97 @@ impl VirtualCard {
     /// The authenticator's answer (CTAP status byte + CBOR) to the last
     /// [`CardOutput::CtapRequest`]; returns the response APDU to send, or `None` when no
     /// request is pending.
+    ///
+    /// After [`status_update`](Self::status_update) the reader is polling, so the result
+    /// is kept for its next NFCCTAP_GETRESPONSE and this returns `None`, except in answer
+    /// to [`CardOutput::CancelRequested`], where the answer goes out at once.
     pub fn ctap_response(&mut self, result: &[u8]) -> Option<Vec<u8>> {
         let Pending::Authenticator {
             le,
             get_response_supported,
+            working,
+            cancel,
         } = self.pending
         else {
             return None;
         };
         self.clear_pending();
+        if cancel {
+            return Some(self.respond_data(result.to_vec(), le));
+        }
+        if working.is_some() {
+            self.pending = Pending::Held {
+                result: result.to_vec(),
+                updates_left: 0,
+            };
+            return None;
+        }
         if get_response_supported && self.config.status_updates > 0 {
             self.pending = Pending::Held {
                 result: result.to_vec(),
                 updates_left: self.config.status_updates - 1,
             };
-            return Some(self.status_update());
+            return Some(self.status_update_apdu());
         }
         Some(self.respond_data(result.to_vec(), le))
     }
 
-    fn status_update(&self) -> Vec<u8> {
+    /// While the authenticator works (after [`CardOutput::CtapRequest`]), tells the
+    /// reader so: the first call returns the `9100` response APDU answering the
+    /// NFCCTAP_MSG; later calls only change the status that polls are answered with and
+    /// return `None`. Also `None` when nothing is pending or the reader did not announce
+    /// NFCCTAP_GETRESPONSE support (then it must simply wait for the result).
+    pub fn status_update(&mut self, status: ProcessingStatus) -> Option<Vec<u8>> {
+        let Pending::Authenticator {
+            get_response_supported: true,
+            working,
+            cancel: false,
+            ..
+        } = &mut self.pending
+        else {
+            return None;
+        };
+        let first = working.is_none();
+        *working = Some(status);
+        first.then(|| ResponseApdu::new(status.to_data(), StatusWord::StatusUpdate).encode())
+    }
+
+    /// A command while the authenticator works: only polls and a cancel make sense.
+    fn while_working(&mut self, cmd: &CommandApdu) -> CardOutput {
+        let Pending::Authenticator {
+            le,
+            working,
+            cancel,
+            ..
+        } = &mut self.pending
+        else {
+            return status(StatusWord::ConditionsNotSatisfied);
+        };
+        // Before a status update the reader is waiting for our answer: half duplex, so
+        // anything it sends now is out of sequence.
+        let Some(current) = *working else {
+            return status(StatusWord::ConditionsNotSatisfied);
+        };
+        if *cancel || cmd.ins != INS_NFCCTAP_GETRESPONSE {
+            return status(StatusWord::ConditionsNotSatisfied);
+        }
+        if cmd.cla != CLA_NFCCTAP {
+            return status(StatusWord::ClaNotSupported);
+        }
+        if (cmd.p1 != 0x00 && cmd.p1 != P1_CANCEL) || cmd.p2 != 0x00 {
+            return status(StatusWord::IncorrectP1P2);
+        }
+        if cmd.p1 == P1_CANCEL {
+            *cancel = true;
+            *le = cmd.le;
+            return CardOutput::CancelRequested;
+        }
+        CardOutput::Response(
+            ResponseApdu::new(current.to_data(), StatusWord::StatusUpdate).encode(),
+        )
+    }
+
+    fn status_update_apdu(&self) -> Vec<u8> {
         ResponseApdu::new(self.config.status.to_data(), StatusWord::StatusUpdate).encode()
     }
 
@@ -283,6 +366,8 @@ impl VirtualCard {
         self.pending = Pending::Authenticator {
             le: cmd.le,
             get_response_supported: cmd.p1 == P1_GETRESPONSE_SUPPORTED,
+            working: None,
+            cancel: false,
         };
         CardOutput::CtapRequest(message)
     }
@@ -311,7 +396,7 @@ impl VirtualCard {
                 result,
                 updates_left: updates_left - 1,
             };
-            return CardOutput::Response(self.status_update());
+            return CardOutput::Response(self.status_update_apdu());
         }
         CardOutput::Response(self.respond_data(result, cmd.le))
     }

@@ -40,6 +40,8 @@ pub enum Operation {
     CardApdu(Vec<u8>),
     /// Give the card an authenticator answer.
     CardAnswer(Vec<u8>),
+    /// Tell the card the authenticator is still working (status byte).
+    CardStatusUpdate(u8),
     /// Run an honest SELECT + CTAP echo exchange between the host and the card.
     Loopback {
         /// Host mode extended (true) or short (false).
@@ -60,7 +62,7 @@ pub fn decode_operations(mut bytes: &[u8]) -> Vec<Operation> {
             bytes = b;
             a.to_vec()
         };
-        let op = match tag % 9 {
+        let op = match tag % 10 {
             0 => {
                 let b = take(3);
                 Operation::StartCtap {
@@ -93,6 +95,7 @@ pub fn decode_operations(mut bytes: &[u8]) -> Vec<Operation> {
                 let n = take(1).first().copied().unwrap_or(0);
                 Operation::CardAnswer(take(usize::from(n)))
             }
+            8 => Operation::CardStatusUpdate(take(1).first().copied().unwrap_or(0)),
             _ => {
                 let b = take(3);
                 Operation::Loopback {
@@ -186,6 +189,15 @@ pub fn run(ops: &[Operation]) {
                     );
                 }
             }
+            Operation::CardStatusUpdate(byte) => {
+                let status = super::ProcessingStatus::from_data(&[*byte]);
+                if let Some(rsp) = card.status_update(status) {
+                    assert!(
+                        ResponseApdu::parse(&rsp).is_ok(),
+                        "card sent unparsable answer"
+                    );
+                }
+            }
             Operation::Loopback { extended, len } => {
                 loopback(&mut card, mode(*extended), usize::from(*len));
             }
@@ -224,6 +236,7 @@ fn loopback(card: &mut VirtualCard, mode: ApduMode, len: usize) {
                 assert_eq!(req, message, "card reassembled a different message");
                 card.ctap_response(&req).unwrap_or_default()
             }
+            CardOutput::CancelRequested => panic!("honest host never cancels here"),
         };
         if host.handle_response(&rsp).is_err() {
             let extended_refused = mode == ApduMode::Extended && !card.config().extended_length;

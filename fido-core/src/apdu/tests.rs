@@ -316,7 +316,7 @@ fn card_status_words_for_bad_commands() {
     let mut card = VirtualCard::new(CardConfig::extended());
     let rsp = |card: &mut VirtualCard, s: &str| match card.handle_apdu(&h(s)) {
         CardOutput::Response(r) => r,
-        CardOutput::CtapRequest(_) => panic!("unexpected request"),
+        other => panic!("unexpected {other:?}"),
     };
     assert_eq!(
         rsp(&mut card, "80108000 01 04 00"),

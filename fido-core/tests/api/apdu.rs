@@ -38,6 +38,7 @@ fn drive(
                 trace.requests.push(req);
                 rsp
             }
+            CardOutput::CancelRequested => card.ctap_response(&[0x2D]).expect("cancel pending"),
         };
         host.handle_response(&rsp)?;
         while let Some(ev) = host.poll_event() {
@@ -513,6 +514,10 @@ proptest! {
                     let rsp = card.ctap_response(&req).unwrap();
                     prop_assert!(rsp.len() >= 2);
                 }
+                CardOutput::CancelRequested => {
+                    let rsp = card.ctap_response(&[0x2D]).unwrap();
+                    prop_assert!(rsp.len() >= 2);
+                }
             }
         }
     }
@@ -541,4 +546,94 @@ fn smaller_short_blocks_are_honoured_and_reassembled() {
         .all(|c| CommandApdu::parse(c).unwrap().data.len() == 100));
     assert_eq!(trace.requests, vec![message.clone()]);
     assert_eq!(trace.done, Some(HostEvent::Response(reversed(&message))));
+}
+
+#[test]
+fn slow_authenticator_reports_status_while_working_then_answers_a_poll() {
+    let mut card = VirtualCard::new(CardConfig::short_only());
+    select(&mut card, ApduMode::Short);
+    let mut host = NfcCtapExchange::ctap(&[0x02], &HostConfig::new(ApduMode::Short)).unwrap();
+    let cmd = host.poll_transmit().unwrap();
+    assert_eq!(card.handle_apdu(&cmd), CardOutput::CtapRequest(vec![0x02]));
+    // The authenticator waits for a touch: the card answers the MSG with 9100 02.
+    let first = card
+        .status_update(ProcessingStatus::UserPresenceNeeded)
+        .unwrap();
+    assert_eq!(first, hex("02 9100"));
+    host.handle_response(&first).unwrap();
+    assert_eq!(
+        host.poll_event(),
+        Some(HostEvent::StatusUpdate(
+            ProcessingStatus::UserPresenceNeeded
+        ))
+    );
+    // Polls while it works get the current status.
+    let poll = host.poll_transmit().unwrap();
+    assert_eq!(poll, hex("80 11 00 00 00"));
+    let CardOutput::Response(rsp) = card.handle_apdu(&poll) else {
+        panic!("expected a response");
+    };
+    host.handle_response(&rsp).unwrap();
+    assert_eq!(card.status_update(ProcessingStatus::Processing), None);
+    let poll = host.poll_transmit().unwrap();
+    let CardOutput::Response(rsp) = card.handle_apdu(&poll) else {
+        panic!("expected a response");
+    };
+    assert_eq!(rsp, hex("01 9100"));
+    host.handle_response(&rsp).unwrap();
+    // Touched: the result is kept for the next poll.
+    assert_eq!(card.ctap_response(&[0x00, 0xA0]), None);
+    let poll = host.poll_transmit().unwrap();
+    let CardOutput::Response(rsp) = card.handle_apdu(&poll) else {
+        panic!("expected a response");
+    };
+    host.handle_response(&rsp).unwrap();
+    let events: Vec<HostEvent> = std::iter::from_fn(|| host.poll_event()).collect();
+    assert_eq!(events.last(), Some(&HostEvent::Response(vec![0x00, 0xA0])));
+}
+
+#[test]
+fn cancel_while_authenticator_works_reaches_the_authenticator() {
+    let mut card = VirtualCard::new(CardConfig::extended());
+    select(&mut card, ApduMode::Extended);
+    let mut host = NfcCtapExchange::ctap(&[0x02], &HostConfig::new(ApduMode::Extended)).unwrap();
+    let cmd = host.poll_transmit().unwrap();
+    assert!(matches!(card.handle_apdu(&cmd), CardOutput::CtapRequest(_)));
+    // Before a status update the card must not accept anything else.
+    assert_eq!(
+        card.handle_apdu(&hex("80 11 00 00 00")),
+        CardOutput::Response(hex("6985"))
+    );
+    host.handle_response(
+        &card
+            .status_update(ProcessingStatus::UserPresenceNeeded)
+            .unwrap(),
+    )
+    .unwrap();
+    host.cancel();
+    let cancel = host.poll_transmit().unwrap();
+    assert_eq!(cancel, hex("80 11 11 00 00 00 00"));
+    assert_eq!(card.handle_apdu(&cancel), CardOutput::CancelRequested);
+    assert_eq!(card.status_update(ProcessingStatus::Processing), None);
+    let rsp = card.ctap_response(&[0x2D]).unwrap();
+    host.handle_response(&rsp).unwrap();
+    let events: Vec<HostEvent> = std::iter::from_fn(|| host.poll_event()).collect();
+    assert_eq!(events.last(), Some(&HostEvent::Response(vec![0x2D])));
+    assert!(!card.awaiting_authenticator());
+}
+
+#[test]
+fn no_status_update_without_get_response_support() {
+    let mut card = VirtualCard::new(CardConfig::extended());
+    select(&mut card, ApduMode::Short);
+    let config = HostConfig {
+        announce_get_response: false,
+        ..HostConfig::new(ApduMode::Short)
+    };
+    let mut host = NfcCtapExchange::ctap(&[0x04], &config).unwrap();
+    let cmd = host.poll_transmit().unwrap();
+    assert_eq!(cmd, hex("80 10 00 00 01 04 00"));
+    assert!(matches!(card.handle_apdu(&cmd), CardOutput::CtapRequest(_)));
+    assert_eq!(card.status_update(ProcessingStatus::Processing), None);
+    assert_eq!(card.ctap_response(&[0x00]), Some(hex("00 9000")));
 }

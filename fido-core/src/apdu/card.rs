@@ -181,11 +181,11 @@ impl VirtualCard {
             Ok(parsed) => parsed,
             Err(_) => return status(StatusWord::WrongLength),
         };
-        if let Pending::Authenticator { .. } = self.pending {
-            return self.while_working(&cmd);
-        }
         if form == LengthForm::Extended && !self.config.extended_length {
             return status(StatusWord::WrongLength);
+        }
+        if let Pending::Authenticator { .. } = self.pending {
+            return self.while_working(&cmd);
         }
         let chaining = cmd.cla & CLA_CHAINING != 0;
         let cla = cmd.cla & !CLA_CHAINING;

@@ -128,13 +128,7 @@ impl HidDevice {
     }
 
     /// Sends the response to the request in progress on `cid` and frees the device.
-    pub fn respond(
-        &mut self,
-        cid: Cid,
-        cmd: Command,
-        payload: &[u8],
-        _now: Instant,
-    ) -> Result<(), HidError> {
+    pub fn respond(&mut self, cid: Cid, cmd: Command, payload: &[u8]) -> Result<(), HidError> {
         if self.busy != Some(cid) {
             return Err(HidError::InvalidChannel { cid: cid.0 });
         }
@@ -516,11 +510,11 @@ mod tests {
         assert_eq!(dev.poll_event(), Some(DeviceEvent::Cancel { cid: a }));
         assert_eq!(dev.poll_transmit(), None);
         dev.send_keepalive(a, KeepaliveStatus::Processing).unwrap();
-        dev.respond(a, Command::Cbor, &[0x2d], now).unwrap();
+        dev.respond(a, Command::Cbor, &[0x2d]).unwrap();
         assert_eq!(dev.poll_transmit().unwrap()[4], 0xbb);
         assert_eq!(&dev.poll_transmit().unwrap()[4..8], &[0x90, 0, 1, 0x2d]);
         assert_eq!(
-            dev.respond(a, Command::Cbor, &[0], now),
+            dev.respond(a, Command::Cbor, &[0]),
             Err(HidError::InvalidChannel { cid: a.0 })
         );
     }

@@ -134,12 +134,26 @@ fn check_progress(progress: Option<(usize, usize)>) {
     }
 }
 
+/// What a replay achieved, so scripted scenarios can check they exercised something.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// Complete requests the device handed to its application.
+    pub requests: usize,
+    /// Complete responses the host reported (any command).
+    pub responses: usize,
+    /// Channels allocated by INIT on the host side.
+    pub inits: usize,
+    /// Transactions the host ended with `Cancelled`, `Error` or `Failed`.
+    pub aborted: usize,
+}
+
 /// Replays `ops` against a connected host and device, asserting invariants:
 /// no panic; never more reassembled than declared and never more than 7609 bytes;
 /// while only the two state machines talk (no raw reports injected), every request the
 /// device sees and every response the host sees is byte-for-byte what the other side
 /// sent; every timeout deadline, once serviced, ends what it guarded.
-pub fn run_operations(ops: &[Operation]) {
+pub fn run_operations(ops: &[Operation]) -> Outcome {
+    let mut outcome = Outcome::default();
     let mut now = Instant::now();
     let mut host = HidClient::new(Duration::from_millis(300));
     let mut dev = HidDevice::new(DeviceConfig::default());
@@ -177,7 +191,7 @@ pub fn run_operations(ops: &[Operation]) {
             Operation::DeviceRespond { len, fill } => {
                 if let Some(cid) = pending {
                     let payload = vec![*fill; len_of(*len)];
-                    if dev.respond(cid, Command::Cbor, &payload, now).is_ok() {
+                    if dev.respond(cid, Command::Cbor, &payload).is_ok() {
                         sent_responses.push((payload.len(), *fill));
                         pending = None;
                     }
@@ -235,6 +249,7 @@ pub fn run_operations(ops: &[Operation]) {
                     }
                     assert_eq!(dev.busy_channel(), Some(cid));
                     pending = Some(cid);
+                    outcome.requests += 1;
                 }
                 DeviceEvent::Cancel { .. } => {}
             }
@@ -247,15 +262,24 @@ pub fn run_operations(ops: &[Operation]) {
                         assert!(is_one_of(&payload, &sent_responses), "response corrupted");
                     }
                     assert!(host.is_idle());
+                    outcome.responses += 1;
                 }
-                Event::Init(resp) => assert!(resp.cid.is_allocatable()),
+                Event::Init(resp) => {
+                    assert!(resp.cid.is_allocatable());
+                    assert_eq!(host.channel(), Some(resp.cid));
+                    outcome.inits += 1;
+                }
                 Event::Keepalive(_) => {}
-                Event::Cancelled | Event::Error(_) | Event::Failed(_) => assert!(host.is_idle()),
+                Event::Cancelled | Event::Error(_) | Event::Failed(_) => {
+                    assert!(host.is_idle());
+                    outcome.aborted += 1;
+                }
             }
         }
         // Bounded queues: at most a few messages' worth of reports in flight.
         assert!(to_device.len() <= 4096 && to_host.len() <= 4096);
     }
+    outcome
 }
 
 #[cfg(test)]
@@ -265,7 +289,7 @@ mod tests {
 
     #[test]
     fn scripted_round_trip() {
-        run_operations(&[
+        let outcome = run_operations(&[
             Operation::HostInit([1; 8]),
             Operation::DeliverToDevice(1),
             Operation::DeliverToHost(1),
@@ -280,13 +304,83 @@ mod tests {
             Operation::DeliverToHost(255),
             Operation::Tick(1000),
         ]);
+        assert_eq!(
+            outcome,
+            Outcome {
+                requests: 1,
+                responses: 1,
+                inits: 1,
+                aborted: 0
+            }
+        );
+    }
+
+    #[test]
+    fn scripted_timeout_and_late_delivery() {
+        let outcome = run_operations(&[
+            Operation::HostInit([2; 8]),
+            Operation::DeliverToDevice(1),
+            Operation::DeliverToHost(1),
+            Operation::HostSend {
+                cmd: 0x10,
+                len: 200,
+                fill: 1,
+            },
+            Operation::DeliverToDevice(1),
+            Operation::Tick(600),
+            Operation::DeliverToDevice(255),
+            Operation::DeliverToHost(255),
+        ]);
+        // Host gave up; device timed out the half message and answered MSG_TIMEOUT,
+        // which the idle host ignores.
+        assert_eq!(outcome.inits, 1);
+        assert_eq!(outcome.requests, 0);
+        assert_eq!(outcome.aborted, 1);
+    }
+
+    #[test]
+    fn decode_all_never_fails() {
+        assert_eq!(Operation::decode_all(&[]), vec![]);
+        assert_eq!(Operation::decode_all(&[2]), vec![Operation::HostCancel]);
+        assert_eq!(
+            Operation::decode_all(&[3, 0xf1, 9, 9, 9, 9, 9, 9]),
+            vec![Operation::HostReceive(vec![9; 5]), Operation::Tick(0)]
+        );
+    }
+
+    fn operation() -> impl Strategy<Value = Operation> {
+        prop_oneof![
+            any::<[u8; 8]>().prop_map(Operation::HostInit),
+            (
+                prop_oneof![Just(0x10u8), Just(0x01), Just(0x03), any::<u8>()],
+                0u16..8000,
+                any::<u8>()
+            )
+                .prop_map(|(cmd, len, fill)| Operation::HostSend { cmd, len, fill }),
+            Just(Operation::HostCancel),
+            proptest::collection::vec(any::<u8>(), 60..68).prop_map(Operation::HostReceive),
+            proptest::collection::vec(any::<u8>(), 60..68).prop_map(Operation::DeviceReceive),
+            (0u16..8000, any::<u8>())
+                .prop_map(|(len, fill)| Operation::DeviceRespond { len, fill }),
+            any::<u8>().prop_map(Operation::DeviceKeepalive),
+            any::<u8>().prop_map(Operation::DeliverToDevice),
+            any::<u8>().prop_map(Operation::DeliverToHost),
+            (0u16..800).prop_map(Operation::Tick),
+        ]
     }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(256))]
         #[test]
-        fn random_operations_keep_invariants(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+        fn random_bytes_keep_invariants(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
             run_operations(&Operation::decode_all(&bytes));
+        }
+
+        #[test]
+        fn structured_operations_keep_invariants(
+            ops in proptest::collection::vec(operation(), 0..60)
+        ) {
+            run_operations(&ops);
         }
     }
 }

@@ -54,6 +54,8 @@ struct Transaction {
     deadline: Instant,
     rx: Option<Reassembly>,
     cancel_requested: bool,
+    /// Whether any report of the request has been handed to the transport.
+    sent_any: bool,
 }
 
 /// The host-side CTAPHID state machine (no IO, no clock).
@@ -148,42 +150,54 @@ impl HidClient {
             deadline: now + self.timeout,
             rx: None,
             cancel_requested: false,
+            sent_any: false,
         });
         Ok(())
     }
 
-    /// Cancels the request in progress. If it has been fully handed out by
-    /// [`poll_transmit`](Self::poll_transmit), a CTAPHID_CANCEL report is queued and
-    /// the key's answer decides the outcome ([`Event::Cancelled`] if it stopped,
-    /// [`Event::Response`] if it had already finished). If some of its reports were not
-    /// yet handed out, they are dropped and the transaction ends with
-    /// [`Event::Cancelled`] at once.
+    /// Cancels the request in progress.
+    ///
+    /// - Fully handed out by [`poll_transmit`](Self::poll_transmit): a CTAPHID_CANCEL
+    ///   report is queued and the key's answer decides the outcome ([`Event::Cancelled`]
+    ///   if it stopped, [`Event::Response`] if it had already finished).
+    /// - Not handed out at all: the request is dropped and the transaction ends with
+    ///   [`Event::Cancelled`] at once.
+    /// - Partly handed out: the rest is dropped, a CANCEL report tells the key to
+    ///   discard the half message, and the transaction ends with [`Event::Cancelled`].
+    /// - CTAPHID_INIT cannot be cancelled on the wire; the host just stops waiting.
+    ///
+    /// Calling it again while a CANCEL is outstanding does nothing.
     pub fn cancel(&mut self, now: Instant) -> Result<(), HidError> {
         let Some(tx) = self.transaction.as_mut() else {
             return Err(HidError::NoTransaction);
         };
-        if !self.transmit.is_empty() {
-            self.transmit.clear();
+        if tx.cancel_requested {
+            return Ok(());
+        }
+        let fully_sent = self.transmit.is_empty();
+        if tx.cid == Cid::BROADCAST || !tx.sent_any {
             self.finish(Event::Cancelled);
             return Ok(());
         }
-        if tx.cid == Cid::BROADCAST {
-            // INIT cannot be cancelled on the wire; just stop waiting for it.
-            self.finish(Event::Cancelled);
-            return Ok(());
-        }
-        if !tx.cancel_requested {
+        let cancel = fragment(tx.cid, Command::Cancel, &[])?;
+        if fully_sent {
             tx.cancel_requested = true;
             tx.deadline = now + self.timeout;
-            self.transmit
-                .extend(fragment(tx.cid, Command::Cancel, &[])?);
+            self.transmit.extend(cancel);
+        } else {
+            self.finish(Event::Cancelled);
+            self.transmit.extend(cancel);
         }
         Ok(())
     }
 
     /// The next report to write to the device.
     pub fn poll_transmit(&mut self) -> Option<[u8; REPORT_LEN]> {
-        self.transmit.pop_front()
+        let report = self.transmit.pop_front()?;
+        if let Some(tx) = self.transaction.as_mut() {
+            tx.sent_any = true;
+        }
+        Some(report)
     }
 
     /// The next event.
@@ -202,14 +216,15 @@ impl HidClient {
     pub fn handle_timeout(&mut self, now: Instant) {
         if let Some(tx) = &self.transaction {
             if now >= tx.deadline {
-                self.transmit.clear();
                 self.finish(Event::Failed(HidError::Timeout));
             }
         }
     }
 
+    /// Ends the transaction; reports of it not yet handed out are dropped.
     fn finish(&mut self, event: Event) {
         self.transaction = None;
+        self.transmit.clear();
         self.events.push_back(event);
     }
 
@@ -317,7 +332,6 @@ impl HidClient {
                     });
                 }
                 let code = HidErrorCode::from_u8(data.first().copied().unwrap_or(0));
-                self.transmit.clear();
                 self.finish(Event::Error(code));
                 Ok(())
             }
@@ -361,6 +375,7 @@ impl HidClient {
         let Some(tx) = self.transaction.take() else {
             return;
         };
+        self.transmit.clear();
         let Some(rx) = tx.rx else {
             return;
         };
@@ -467,8 +482,21 @@ mod tests {
         let mut c = HidClient::with_channel(CID, T).unwrap();
         assert_eq!(c.cancel(now), Err(HidError::NoTransaction));
         c.send(Command::Cbor, &[0; 200], now).unwrap();
+        c.cancel(now).unwrap();
+        assert_eq!(c.poll_transmit(), None);
+        assert_eq!(c.poll_event(), Some(Event::Cancelled));
+        assert!(c.is_idle());
+    }
+
+    #[test]
+    fn cancel_part_way_drops_rest_and_tells_the_key() {
+        let now = Instant::now();
+        let mut c = HidClient::with_channel(CID, T).unwrap();
+        c.send(Command::Cbor, &[0; 200], now).unwrap();
         assert!(c.poll_transmit().is_some());
         c.cancel(now).unwrap();
+        let r = c.poll_transmit().unwrap();
+        assert_eq!(&r[..7], &[1, 2, 3, 4, 0x91, 0, 0]);
         assert_eq!(c.poll_transmit(), None);
         assert_eq!(c.poll_event(), Some(Event::Cancelled));
         assert!(c.is_idle());

@@ -49,7 +49,7 @@
 //! pump(&mut host, &mut key, now);
 //! let Some(DeviceEvent::Request { cid, payload, .. }) = key.poll_event() else { panic!() };
 //! assert_eq!(payload, [0x04]);
-//! key.respond(cid, Command::Cbor, &[0x00], now).unwrap();
+//! key.respond(cid, Command::Cbor, &[0x00]).unwrap();
 //! pump(&mut host, &mut key, now);
 //! assert_eq!(
 //!     host.poll_event(),

@@ -445,7 +445,7 @@ fn cancel_while_waiting_for_touch() {
     host.cancel(now).unwrap();
     pump(&mut host, &mut dev, now);
     assert_eq!(dev.poll_event(), Some(DeviceEvent::Cancel { cid }));
-    dev.respond(cid, Command::Cbor, &[0x2d], now).unwrap();
+    dev.respond(cid, Command::Cbor, &[0x2d]).unwrap();
     pump(&mut host, &mut dev, now);
     assert_eq!(host.poll_event(), Some(Event::Cancelled));
     assert!(host.is_idle());
@@ -471,7 +471,7 @@ fn cancel_racing_a_finished_response_reports_the_response() {
     host.send(Command::Cbor, &[0x01], now).unwrap();
     pump(&mut host, &mut dev, now);
     let _ = device_request(&mut dev);
-    dev.respond(cid, Command::Cbor, &[0x00, 0xa0], now).unwrap();
+    dev.respond(cid, Command::Cbor, &[0x00, 0xa0]).unwrap();
     host.cancel(now).unwrap(); // the response is already on the wire
     pump(&mut host, &mut dev, now);
     assert_eq!(dev.poll_event(), None, "a cancel for nothing is ignored");
@@ -507,7 +507,7 @@ fn busy_device_answers_channel_busy_and_host_may_retry() {
     assert!(code.is_retryable());
     assert!(HidError::from(code).is_retryable());
 
-    dev.respond(cid_a, Command::Cbor, &[0], now).unwrap();
+    dev.respond(cid_a, Command::Cbor, &[0]).unwrap();
     pump(&mut a, &mut dev, now);
     b.send(Command::Cbor, &[0x04], now).unwrap();
     pump(&mut b, &mut dev, now);
@@ -766,7 +766,7 @@ fn round_trip(host: &mut HidClient, dev: &mut HidDevice, request: &[u8], respons
     assert_eq!(got, request);
     dev.send_keepalive(cid, KeepaliveStatus::Processing)
         .unwrap();
-    dev.respond(cid, Command::Cbor, response, now).unwrap();
+    dev.respond(cid, Command::Cbor, response).unwrap();
     pump(host, dev, now);
     assert_eq!(
         host.poll_event(),

@@ -118,11 +118,12 @@ impl HidClient {
     }
 
     /// Sends a request on the allocated channel. The response comes back as
-    /// [`Event::Response`] with the same command.
+    /// [`Event::Response`] with the same command (also for CTAPHID_INIT sent on the
+    /// allocated channel to resynchronise it). CANCEL, KEEPALIVE and ERROR are not
+    /// requests and are refused with [`HidError::InvalidCommand`].
     pub fn send(&mut self, cmd: Command, payload: &[u8], now: Instant) -> Result<(), HidError> {
         let cid = self.cid.ok_or(HidError::NoChannel)?;
         match cmd {
-            Command::Init => self.start(cid, cmd, payload, None, now),
             Command::Cancel | Command::Keepalive | Command::Error => {
                 Err(HidError::InvalidCommand { cmd: cmd.to_u8() })
             }
@@ -280,14 +281,10 @@ impl HidClient {
         let len = usize::from(bcnt);
         if let Some(nonce) = tx.nonce {
             // Waiting for INIT on the broadcast channel, shared with other
-            // applications: only a well-formed INIT reply with our nonce is ours.
+            // applications: only a well-formed INIT reply with our nonce is ours. Keys
+            // answer a well-formed INIT even when busy, so an ERROR or KEEPALIVE on the
+            // broadcast channel belongs to someone else.
             if cmd != Command::Init {
-                if cmd == Command::Error && len >= 1 {
-                    // ERROR on broadcast can only answer our INIT when others are idle;
-                    // it is the best information we will get.
-                    let code = HidErrorCode::from_u8(data.first().copied().unwrap_or(0));
-                    self.finish(Event::Error(code));
-                }
                 return Ok(());
             }
             if !(INIT_RESPONSE_LEN..=INIT_DATA_LEN).contains(&len) {
@@ -444,6 +441,37 @@ mod tests {
         assert_eq!(c.poll_event(), Some(Event::Init(other)));
         assert_eq!(c.channel(), Some(Cid(7)));
         assert!(c.is_idle());
+    }
+
+    #[test]
+    fn init_ignores_broadcast_noise() {
+        let now = Instant::now();
+        let mut c = HidClient::new(T);
+        c.init([3; 8], now).unwrap();
+        for noise in [
+            fragment(Cid::BROADCAST, Command::Error, &[0x06]).unwrap(),
+            fragment(Cid::BROADCAST, Command::Keepalive, &[0x01]).unwrap(),
+            fragment(Cid(9), Command::Init, &[3; 17]).unwrap(),
+        ] {
+            c.handle_report(&noise[0], now).unwrap();
+        }
+        let short = fragment(Cid::BROADCAST, Command::Init, &[3; 16]).unwrap();
+        assert!(matches!(
+            c.handle_report(&short[0], now),
+            Err(HidError::LengthMismatch { .. })
+        ));
+        assert_eq!(c.poll_event(), None);
+        assert!(!c.is_idle());
+        // Our nonce but the broadcast channel as the allocated one: malformed.
+        let mut bad = [3u8; 17];
+        bad[8..12].copy_from_slice(&[0xff; 4]);
+        let bad = fragment(Cid::BROADCAST, Command::Init, &bad).unwrap();
+        assert!(c.handle_report(&bad[0], now).is_err());
+        assert!(matches!(
+            c.poll_event(),
+            Some(Event::Failed(HidError::InvalidInitResponse { .. }))
+        ));
+        assert_eq!(c.channel(), None);
     }
 
     #[test]

@@ -49,8 +49,11 @@ pub enum DeviceEvent {
         /// The request payload.
         payload: Vec<u8>,
     },
-    /// The host cancelled the request in progress on `cid`; the application should
-    /// stop and answer CTAP2_ERR_KEEPALIVE_CANCEL (`0x2D`).
+    /// The host cancelled the request in progress on `cid`. After CTAPHID_CANCEL the
+    /// application should stop and answer CTAP2_ERR_KEEPALIVE_CANCEL (`0x2D`) with
+    /// [`HidDevice::respond`]. After a CTAPHID_INIT on that channel (resynchronisation)
+    /// the request is already forgotten: the application just stops, and `respond`
+    /// would fail. A CANCEL for a half-received request silently drops it.
     Cancel {
         /// The channel.
         cid: Cid,
@@ -302,9 +305,9 @@ impl HidDevice {
         if other_active || self.busy == Some(cid) {
             return self.reject(cid, HidErrorCode::ChannelBusy, HidError::ChannelBusy);
         }
-        if let Some(inc) = &self.incoming {
-            // Same channel, new initialization report mid-message.
-            let _ = inc;
+        if self.incoming.is_some() {
+            // Same channel (others were refused above): a new initialization report
+            // in the middle of a message.
             self.incoming = None;
             return self.reject(
                 cid,
@@ -429,6 +432,64 @@ mod tests {
         let b = allocate(&mut dev, now);
         assert_ne!(a, b);
         assert!(a.is_allocatable() && b.is_allocatable());
+    }
+
+    #[test]
+    fn forgets_oldest_idle_channel_beyond_limit() {
+        let now = Instant::now();
+        let mut dev = HidDevice::new(DeviceConfig {
+            max_channels: 2,
+            ..DeviceConfig::default()
+        });
+        let a = allocate(&mut dev, now);
+        let b = allocate(&mut dev, now);
+        let c = allocate(&mut dev, now);
+        let ping = |cid: Cid| fragment(cid, Command::Ping, &[1]).unwrap()[0];
+        assert_eq!(
+            dev.handle_report(&ping(a), now),
+            Err(HidError::InvalidChannel { cid: a.0 })
+        );
+        let _ = dev.poll_transmit();
+        for cid in [b, c] {
+            dev.handle_report(&ping(cid), now).unwrap();
+            assert_eq!(dev.poll_transmit(), Some(ping(cid)));
+        }
+    }
+
+    #[test]
+    fn init_on_own_channel_resynchronises() {
+        let now = Instant::now();
+        let mut dev = HidDevice::new(DeviceConfig::default());
+        let a = allocate(&mut dev, now);
+        let req = fragment(a, Command::Cbor, &[1; 10]).unwrap();
+        dev.handle_report(&req[0], now).unwrap();
+        assert!(matches!(
+            dev.poll_event(),
+            Some(DeviceEvent::Request { .. })
+        ));
+        assert_eq!(dev.busy_channel(), Some(a));
+        let init = fragment(a, Command::Init, &[8; 8]).unwrap();
+        dev.handle_report(&init[0], now).unwrap();
+        assert_eq!(dev.poll_event(), Some(DeviceEvent::Cancel { cid: a }));
+        assert_eq!(dev.busy_channel(), None);
+        let r = dev.poll_transmit().unwrap();
+        assert_eq!(
+            &r[..7],
+            &[
+                a.to_bytes()[0],
+                a.to_bytes()[1],
+                a.to_bytes()[2],
+                a.to_bytes()[3],
+                0x86,
+                0,
+                17
+            ]
+        );
+        assert_eq!(InitResponse::parse(&r[7..24]).unwrap().cid, a);
+        assert_eq!(
+            dev.respond(a, Command::Cbor, &[0]),
+            Err(HidError::InvalidChannel { cid: a.0 })
+        );
     }
 
     #[test]

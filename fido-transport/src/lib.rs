@@ -15,3 +15,6 @@ mod transport;
 
 pub use error::Error;
 pub use transport::{CancelToken, Progress, Transport, TransportKind};
+
+pub mod hid;
+pub mod nfc;

@@ -34,6 +34,9 @@ pub enum ClientDataError {
     /// The top-level JSON value is not an object.
     #[error("clientDataJSON is not a JSON object")]
     NotAnObject,
+    /// A top-level member appears twice (JSON parsers disagree on which one wins).
+    #[error("clientDataJSON has a duplicate member: {0}")]
+    DuplicateMember(String),
     /// A required member is absent.
     #[error("clientDataJSON.{0} is missing")]
     MissingField(&'static str),
@@ -169,6 +172,8 @@ impl CollectedClientData {
         let value: serde_json::Value =
             serde_json::from_str(text).map_err(|e| ClientDataError::InvalidJson(e.to_string()))?;
         let obj = value.as_object().ok_or(ClientDataError::NotAnObject)?;
+        serde_json::from_str::<UniqueMembers>(text)
+            .map_err(|e| ClientDataError::DuplicateMember(e.to_string()))?;
         let string = |field: &'static str| -> Result<Option<&str>, ClientDataError> {
             match obj.get(field) {
                 None => Ok(None),
@@ -229,6 +234,35 @@ impl CollectedClientData {
     }
 }
 
+/// Deserializes a JSON object only to reject repeated top-level member names.
+struct UniqueMembers;
+
+impl<'de> serde::Deserialize<'de> for UniqueMembers {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = UniqueMembers;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<UniqueMembers, A::Error> {
+                let mut seen = std::collections::HashSet::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                    if !seen.insert(key.clone()) {
+                        return Err(serde::de::Error::custom(format!("{key:?}")));
+                    }
+                }
+                Ok(UniqueMembers)
+            }
+        }
+        d.deserialize_map(Visitor)
+    }
+}
+
 /// Appends `s` as a JSON string the way WebAuthn's CCDToString does: `"` and `\`
 /// escaped with a backslash, other code points below U+0020 as `\u00xx`.
 fn push_json_string(out: &mut String, s: &str) {
@@ -266,6 +300,15 @@ mod tests {
             CollectedClientData::parse(cd.to_json().as_bytes()).unwrap(),
             cd
         );
+    }
+
+    #[test]
+    fn duplicate_member_is_rejected() {
+        let json = br#"{"type":"webauthn.get","challenge":"AA","origin":"a","origin":"b"}"#;
+        assert!(matches!(
+            CollectedClientData::parse(json),
+            Err(ClientDataError::DuplicateMember(m)) if m.contains("origin")
+        ));
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! Attestation objects and their verification (`packed`, `fido-u2f`, `none`), assertion
-//! signature checks, and the generator side a software authenticator uses.
+//! Attestation objects and their verification (`packed`, `fido-u2f`, `tpm`, `none`),
+//! assertion signature checks, and the generator side a software authenticator uses.
 //!
 //! Verification here proves that the attestation statement is internally consistent:
 //! the signature verifies with the attestation key and, for `packed` with `x5c`, the leaf
@@ -12,6 +12,9 @@ use crate::cbor::{self, CborError, Limits, Value};
 use crate::cose::{CoseError, CoseKey, ALG_EDDSA, ALG_ES256, ALG_RS256};
 use der::asn1::{ObjectIdentifier, OctetString};
 use der::{Decode, Tag, Tagged};
+
+mod tpm;
+pub use tpm::ALG_RS1;
 
 /// Attestation statement format `packed`.
 pub const FMT_PACKED: &str = "packed";
@@ -94,6 +97,17 @@ pub enum AttestationError {
     /// ECDAA attestation (`ecdaaKeyId`) was removed from WebAuthn and is not supported.
     #[error("ECDAA attestation is not supported")]
     EcdaaNotSupported,
+    /// A TPM structure (`certInfo` or `pubArea`) is truncated or malformed.
+    #[error("tpm: {structure}.{field} is truncated or malformed")]
+    TpmMalformed {
+        /// `certInfo` or `pubArea`.
+        structure: &'static str,
+        /// The field being read.
+        field: &'static str,
+    },
+    /// A `tpm` statement check failed (named in the message).
+    #[error("tpm: {0}")]
+    TpmCheckFailed(&'static str),
 }
 
 /// How much of the leaf certificate to check for `packed` attestation with `x5c`.
@@ -107,6 +121,7 @@ pub enum CertificatePolicy {
     Strict,
     /// Only the signature (and a present AAGUID extension) is checked; for old
     /// authenticators whose U2F-era certificates predate those requirements.
+    /// (For `tpm` the AIK certificate checks are skipped likewise.)
     SignatureOnly,
 }
 
@@ -228,7 +243,14 @@ impl AttestationObject {
     }
 
     /// Verifies the statement with [`CertificatePolicy::Strict`]. See the module docs
-    /// for what is and is not checked.
+    /// for what is and is not checked. The RP id hash, flags (UP/UV) and counter are the
+    /// caller's to check against its policy ([`AuthenticatorData::is_for_rp_id`]).
+    ///
+    /// `tpm` checks (WebAuthn §8.3): `ver` "2.0", pubArea key equals the credential key,
+    /// certInfo magic/type, attested name = nameAlg || H(pubArea), signature over certInfo
+    /// with the AIK certificate (ES256, RS256 or RS1), AIK certificate v3 / empty subject /
+    /// subjectAltName present (its TPM manufacturer fields are not interpreted) / EKU
+    /// tcg-kp-AIKCertificate / not a CA / AAGUID, and extraData = H(authData || cdh).
     pub fn verify(
         &self,
         client_data_hash: &[u8; 32],
@@ -319,6 +341,7 @@ impl AttestationObject {
                     .map_err(AttestationError::Signature)?;
                 AttestationType::BasicOrAttCa { chain }
             }
+            FMT_TPM => tpm::verify(stmt, &self.auth_data_bytes, client_data_hash, acd, policy)?,
             other => return Err(AttestationError::UnsupportedFormat(other.to_owned())),
         };
         Ok(VerifiedAttestation {

@@ -265,21 +265,145 @@ fn fixture_rs256_key_does_not_verify_the_es256_signature() {
     );
 }
 
+/// libfido2's TPM tests pass `cred-cdh` as clientData, so the hash is SHA-256 of it.
+fn tpm_cdh() -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(fixture_bytes("cred-cdh.hex")).into()
+}
+
+fn tpm_fixture(kind: &str) -> AttestationObject {
+    let auth_data = cbor_bytes_fixture(&format!("cred-authdata_tpm_{kind}.hex"));
+    let stmt = cbor::decode(&fixture_bytes(&format!("cred-attstmt_tpm_{kind}.hex"))).unwrap();
+    AttestationObject::from_parts("tpm", &auth_data, &stmt).unwrap()
+}
+
+/// The statement with one member replaced.
+fn tpm_with(kind: &str, key: &str, value: Value) -> AttestationObject {
+    let obj = tpm_fixture(kind);
+    let Value::Map(mut entries) = obj.att_stmt().clone() else {
+        panic!("attStmt is a map")
+    };
+    for (k, v) in entries.iter_mut() {
+        if *k == Value::from(key) {
+            *v = value.clone();
+        }
+    }
+    AttestationObject::from_parts("tpm", obj.auth_data_bytes(), &Value::Map(entries)).unwrap()
+}
+
+fn stmt_bytes(obj: &AttestationObject, key: &'static str) -> Vec<u8> {
+    obj.att_stmt()
+        .as_map("attStmt")
+        .unwrap()
+        .get_text(key)
+        .unwrap()
+        .as_bytes(key)
+        .unwrap()
+        .to_vec()
+}
+
 #[test]
-fn tpm_format_is_reported_unsupported() {
-    let auth_data = cbor_bytes_fixture("cred-authdata_tpm_es256.hex");
-    let stmt = cbor::decode(&fixture_bytes("cred-attstmt_tpm_es256.hex")).unwrap();
-    let obj = AttestationObject::from_parts("tpm", &auth_data, &stmt).unwrap();
+fn fixture_tpm_es256_verifies() {
+    let obj = tpm_fixture("es256");
+    let v = obj.verify(&tpm_cdh()).unwrap();
+    let AttestationType::BasicOrAttCa { chain } = &v.attestation_type else {
+        panic!("{:?}", v.attestation_type)
+    };
+    assert_eq!(chain[0], fixture_bytes("cred-x509_0_tpm_es256.hex"));
+    assert_eq!(chain[1], fixture_bytes("cred-x509_1_tpm_es256.hex"));
+    assert_eq!(v.aaguid.to_vec(), fixture_bytes("cred-aaguid_tpm.hex"));
+    assert_eq!(v.credential_id, fixture_bytes("cred-id_tpm_es256.hex"));
+    let CoseKey::Ec2 { x, y, .. } = &v.public_key else {
+        panic!("{:?}", v.public_key)
+    };
     assert_eq!(
-        obj.verify(&[0; 32]),
-        Err(AttestationError::UnsupportedFormat("tpm".into()))
+        [&x[..], &y[..]].concat(),
+        fixture_bytes("cred-pubkey_tpm_es256.hex")
     );
-    let acd = obj.auth_data().attested_credential().unwrap();
-    assert_eq!(acd.aaguid().to_vec(), fixture_bytes("cred-aaguid_tpm.hex"));
+}
+
+#[test]
+fn fixture_tpm_rs256_verifies() {
+    let obj = tpm_fixture("rs256");
+    let v = obj.verify(&tpm_cdh()).unwrap();
+    assert_eq!(v.credential_id, fixture_bytes("cred-id_tpm_rs256.hex"));
+    let CoseKey::Rsa { alg, n, e } = &v.public_key else {
+        panic!("{:?}", v.public_key)
+    };
+    assert_eq!(*alg, ALG_RS256);
     assert_eq!(
-        acd.credential_id(),
-        fixture_bytes("cred-id_tpm_es256.hex").as_slice()
+        [&n[..], &e[..]].concat(),
+        fixture_bytes("cred-pubkey_tpm_rs256.hex")
     );
+}
+
+#[test]
+fn fixture_tpm_wrong_cdh_fails_extra_data() {
+    for kind in ["es256", "rs256"] {
+        let err = tpm_fixture(kind).verify(&cdh("cred-cdh.hex")).unwrap_err();
+        assert!(
+            matches!(err, AttestationError::TpmCheckFailed(m) if m.contains("extraData")),
+            "{kind}: {err:?}"
+        );
+    }
+}
+
+#[test]
+fn fixture_tpm_tampering_is_detected() {
+    let obj = tpm_fixture("es256");
+    let mut sig = stmt_bytes(&obj, "sig");
+    sig[100] ^= 1;
+    assert_eq!(
+        tpm_with("es256", "sig", Value::from(sig)).verify(&tpm_cdh()),
+        Err(AttestationError::Signature(CoseError::BadSignature))
+    );
+
+    // A different pubArea key than the credential's.
+    let mut pub_area = stmt_bytes(&obj, "pubArea");
+    let last = pub_area.len() - 1;
+    pub_area[last] ^= 1;
+    assert!(matches!(
+        tpm_with("es256", "pubArea", Value::from(pub_area)).verify(&tpm_cdh()),
+        Err(AttestationError::TpmCheckFailed(m)) if m.contains("pubArea key")
+    ));
+
+    // certInfo changed after signing: either the name or the signature check catches it.
+    let mut cert_info = stmt_bytes(&obj, "certInfo");
+    let last = cert_info.len() - 1;
+    cert_info[last] ^= 1;
+    assert_eq!(
+        tpm_with("es256", "certInfo", Value::from(cert_info.clone())).verify(&tpm_cdh()),
+        Err(AttestationError::Signature(CoseError::BadSignature))
+    );
+    cert_info.truncate(40);
+    assert!(matches!(
+        tpm_with("es256", "certInfo", Value::from(cert_info)).verify(&tpm_cdh()),
+        Err(AttestationError::TpmMalformed {
+            structure: "certInfo",
+            ..
+        })
+    ));
+
+    assert!(matches!(
+        tpm_with("es256", "ver", Value::from("1.2")).verify(&tpm_cdh()),
+        Err(AttestationError::TpmCheckFailed(_))
+    ));
+
+    // The ES256 statement does not belong to the RS256 credential.
+    let rs = tpm_fixture("rs256");
+    let mixed = AttestationObject::from_parts("tpm", rs.auth_data_bytes(), obj.att_stmt()).unwrap();
+    assert!(matches!(
+        mixed.verify(&tpm_cdh()),
+        Err(AttestationError::TpmCheckFailed(m)) if m.contains("pubArea key")
+    ));
+}
+
+#[test]
+fn fixture_tpm_statement_is_not_packed() {
+    let obj = tpm_fixture("es256");
+    let as_packed =
+        AttestationObject::from_parts("packed", obj.auth_data_bytes(), obj.att_stmt()).unwrap();
+    assert!(as_packed.verify(&tpm_cdh()).is_err());
 }
 
 // ---- self-made keys and certificates ----------------------------------------------

@@ -213,6 +213,16 @@ impl AttestationObject {
         Self::from_parts(fmt, auth_data, att_stmt)
     }
 
+    /// The CTAP authenticatorMakeCredential response map (1 fmt, 2 authData,
+    /// 3 attStmt), as a software authenticator answers.
+    pub fn to_ctap_response(&self) -> Value {
+        Value::map([
+            (Value::from(1u8), Value::from(self.fmt.as_str())),
+            (Value::from(2u8), Value::from(self.auth_data_bytes.clone())),
+            (Value::from(3u8), self.att_stmt.clone()),
+        ])
+    }
+
     /// The WebAuthn attestationObject CBOR (canonical).
     pub fn to_cbor(&self) -> Vec<u8> {
         cbor::encode(&Value::map([
@@ -590,4 +600,97 @@ fn check_packed_leaf(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::authdata::{AttestedCredentialData, AuthDataFlags};
+    use p256::ecdsa::{signature::Signer, Signature, SigningKey};
+
+    fn credential() -> (SigningKey, Vec<u8>) {
+        let sk = SigningKey::from_slice(&[5; 32]).unwrap();
+        let p = sk.verifying_key().to_encoded_point(false);
+        let key = CoseKey::Ec2 {
+            alg: ALG_ES256,
+            x: p.x().unwrap().as_slice().try_into().unwrap(),
+            y: p.y().unwrap().as_slice().try_into().unwrap(),
+        };
+        let acd = AttestedCredentialData::new([9; 16], vec![1, 2, 3], key).unwrap();
+        let ad = AuthenticatorData::new([4; 32], AuthDataFlags::UP, 0)
+            .with_attested_credential(acd)
+            .to_bytes();
+        (sk, ad)
+    }
+
+    #[test]
+    fn packed_statement_shape() {
+        let stmt = packed_att_stmt(ALG_ES256, &[1, 2], None);
+        let m = stmt.as_map("s").unwrap();
+        assert_eq!(m.entries().len(), 2);
+        assert_eq!(m.get_text("alg"), Some(&Value::from(ALG_ES256)));
+        let stmt = packed_att_stmt(ALG_ES256, &[1, 2], Some(&[vec![3]]));
+        let x5c = stmt.as_map("s").unwrap().get_text("x5c").cloned();
+        assert_eq!(x5c, Some(Value::Array(vec![Value::from(vec![3u8])])));
+        assert_eq!(none_att_stmt(), Value::Map(Vec::new()));
+    }
+
+    #[test]
+    fn self_attestation_through_ctap_response() {
+        let (sk, ad) = credential();
+        let cdh = [8; 32];
+        let sig: Signature = sk.sign(&signed_data(&ad, &cdh));
+        let stmt = packed_att_stmt(ALG_ES256, sig.to_der().as_bytes(), None);
+        let obj = AttestationObject::from_parts(FMT_PACKED, &ad, &stmt).unwrap();
+        let back = AttestationObject::from_ctap_response(&obj.to_ctap_response()).unwrap();
+        assert_eq!(back, obj);
+        let v = back.verify(&cdh).unwrap();
+        assert_eq!(v.attestation_type, AttestationType::Self_);
+        assert_eq!(v.credential_id, vec![1, 2, 3]);
+        assert_eq!(v.aaguid, [9; 16]);
+    }
+
+    #[test]
+    fn statement_must_be_a_map() {
+        let (_, ad) = credential();
+        assert!(matches!(
+            AttestationObject::from_parts(FMT_NONE, &ad, &Value::Array(vec![])),
+            Err(AttestationError::Cbor(CborError::WrongType { .. }))
+        ));
+    }
+
+    #[test]
+    fn packed_missing_sig_is_named() {
+        let (_, ad) = credential();
+        let stmt = Value::map([("alg", Value::from(ALG_ES256))]);
+        let obj = AttestationObject::from_parts(FMT_PACKED, &ad, &stmt).unwrap();
+        assert_eq!(
+            obj.verify(&[0; 32]),
+            Err(AttestationError::Cbor(CborError::MissingField {
+                field: "attStmt.sig"
+            }))
+        );
+        let stmt = Value::map([
+            ("alg", Value::from(ALG_ES256)),
+            ("sig", Value::from(vec![0u8])),
+            ("ecdaaKeyId", Value::from(vec![0u8])),
+        ]);
+        let obj = AttestationObject::from_parts(FMT_PACKED, &ad, &stmt).unwrap();
+        assert_eq!(
+            obj.verify(&[0; 32]),
+            Err(AttestationError::EcdaaNotSupported)
+        );
+    }
+
+    #[test]
+    fn u2f_data_needs_ec2_key() {
+        let key = CoseKey::Okp {
+            alg: ALG_EDDSA,
+            x: [0; 32],
+        };
+        assert!(matches!(
+            u2f_verification_data(&[0; 32], &[0; 32], &[], &key),
+            Err(AttestationError::U2fRequirement(_))
+        ));
+    }
 }

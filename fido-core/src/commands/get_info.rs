@@ -94,6 +94,24 @@ impl AuthenticatorInfo {
         self.versions.iter().any(|v| v == "FIDO_2_1")
     }
 
+    /// True if credential management is only offered as the CTAP 2.1-PRE prototype
+    /// (option `credentialMgmtPreview` but not `credMgmt`): send it with command byte
+    /// 0x41 (`CredentialManagement::prototype`).
+    pub fn cred_mgmt_prototype_only(&self) -> bool {
+        self.supports_option("credMgmt") != Some(true)
+            && self.supports_option("credentialMgmtPreview") == Some(true)
+    }
+
+    /// True if bio enrollment is only offered as the CTAP 2.1-PRE prototype (option
+    /// `userVerificationMgmtPreview` present but not `bioEnroll`): send it with command
+    /// byte 0x40 (`BioEnrollment::prototype`).
+    pub fn bio_enroll_prototype_only(&self) -> bool {
+        self.supports_option("bioEnroll").is_none()
+            && self
+                .supports_option("userVerificationMgmtPreview")
+                .is_some()
+    }
+
     /// True if PIN/UV auth protocol `n` is listed.
     pub fn supports_pin_protocol(&self, n: u8) -> bool {
         self.pin_uv_auth_protocols

@@ -161,6 +161,22 @@ pub fn encode_status(status: CtapStatus) -> Vec<u8> {
     vec![status.to_u8()]
 }
 
+/// The status an authenticator should answer when [`Request::decode`] fails with `err`:
+/// a wrong CBOR type is `CborUnexpectedType` (0x11), a missing field
+/// `MissingParameter` (0x14), a disallowed value or unusable key `InvalidParameter`
+/// (0x02), any other CBOR failure `InvalidCbor` (0x12); a CTAP status (unknown
+/// command or subcommand) is passed through.
+pub fn status_for_request_error(err: &Error) -> CtapStatus {
+    match err {
+        Error::Ctap(s) => *s,
+        Error::Cbor(CborError::WrongType { .. }) => CtapStatus::CborUnexpectedType,
+        Error::Cbor(CborError::MissingField { .. }) => CtapStatus::MissingParameter,
+        Error::Cbor(CborError::InvalidValue { .. }) => CtapStatus::InvalidParameter,
+        Error::Cbor(_) => CtapStatus::InvalidCbor,
+        _ => CtapStatus::InvalidParameter,
+    }
+}
+
 /// Any CTAP 2.1 request, as an authenticator receives it.
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]

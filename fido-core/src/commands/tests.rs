@@ -421,3 +421,40 @@ fn info_helpers() {
     assert_eq!(empty.supports_option("rk"), None);
     assert!(!empty.supports_pin_protocol(1));
 }
+
+#[test]
+fn prototype_detection_from_options() {
+    let mut info = AuthenticatorInfo {
+        options: Some(vec![
+            ("credentialMgmtPreview".into(), true),
+            ("userVerificationMgmtPreview".into(), false),
+        ]),
+        ..Default::default()
+    };
+    assert!(info.cred_mgmt_prototype_only());
+    assert!(info.bio_enroll_prototype_only());
+    info.options = Some(vec![
+        ("credMgmt".into(), true),
+        ("credentialMgmtPreview".into(), true),
+        ("bioEnroll".into(), false),
+        ("userVerificationMgmtPreview".into(), false),
+    ]);
+    assert!(!info.cred_mgmt_prototype_only());
+    assert!(!info.bio_enroll_prototype_only());
+    assert!(!AuthenticatorInfo::default().cred_mgmt_prototype_only());
+}
+
+#[test]
+fn request_errors_map_to_ctap_statuses() {
+    let status = |bytes: &[u8]| status_for_request_error(&Request::decode(bytes).unwrap_err());
+    assert_eq!(status(&[0x03]), CtapStatus::InvalidCommand);
+    assert_eq!(status(&h("06 a1 02 18 63")), CtapStatus::InvalidSubcommand);
+    assert_eq!(status(&h("06 a1 02 61 78")), CtapStatus::CborUnexpectedType);
+    assert_eq!(status(&h("06 a1 01 01")), CtapStatus::MissingParameter);
+    assert_eq!(
+        status(&h("06 a2 01 19 0100 02 02")),
+        CtapStatus::InvalidParameter
+    );
+    assert_eq!(status(&h("06 a1 01")), CtapStatus::InvalidCbor);
+    assert_eq!(status(&h("06 ff")), CtapStatus::InvalidCbor);
+}

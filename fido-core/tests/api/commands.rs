@@ -935,3 +935,69 @@ fn status_errors_from_a_real_exchange_shape() {
         Err(Error::Ctap(CtapStatus::NotAllowed))
     );
 }
+
+// ---------------------------------------------------------------------------------
+// Published response vectors from Yubico's python-fido2 (`tests/test_ctap2.py`,
+// BSD-2-Clause, Yubico AB), used as data.
+
+const PYFIDO2_INFO: &str = "a60182665532465f5632684649444f5f325f3002826375766d6b686d61632d7365637265740350f8a011f38c0a4d15800617111f9edc7d04a462726bf5627570f564706c6174f469636c69656e7450696ef4051904b0068101";
+const PYFIDO2_INFO_EXTRA_KEY: &str = "A70182665532465F5632684649444F5F325F3002826375766D6B686D61632D7365637265740350F8A011F38C0A4D15800617111F9EDC7D04A462726BF5627570F564706C6174F469636C69656E7450696EF4051904B006810118631904D2";
+const PYFIDO2_GA_RESP: &str = "a301a26269645840fe3aac036d14c1e1c65518b698dd1da8f596bc33e11072813466c6bf3845691509b80fb76d59309b8d39e0a93452688f6ca3a39a76f3fc52744fb73948b1578364747970656a7075626c69632d6b65790258250021f5fc0b85cd22e60623bcd7d1ca48948909249b4776eb515154e57b66ae12010000001d035846304402206765cbf6e871d3af7f01ae96f06b13c90f26f54b905c5166a2c791274fc2397102200b143893586cc799fba4da83b119eaea1bd80ac3ce88fcedb3efbd596a1f4f63";
+
+fn with_status(hex_body: &str) -> Vec<u8> {
+    [vec![0x00], hex(hex_body)].concat()
+}
+
+#[test]
+fn python_fido2_get_info_vector() {
+    let info = decode_response::<GetInfo>(&with_status(PYFIDO2_INFO)).unwrap();
+    assert_eq!(info.versions, ["U2F_V2", "FIDO_2_0"]);
+    assert!(!info.is_ctap21());
+    assert_eq!(
+        info.extensions,
+        Some(vec!["uvm".to_owned(), "hmac-secret".to_owned()])
+    );
+    assert_eq!(
+        info.aaguid.to_vec(),
+        hex("f8a011f38c0a4d15800617111f9edc7d")
+    );
+    assert_eq!(
+        info.options,
+        Some(vec![
+            ("rk".to_owned(), true),
+            ("up".to_owned(), true),
+            ("plat".to_owned(), false),
+            ("clientPin".to_owned(), false),
+        ])
+    );
+    assert_eq!(info.max_msg_size, Some(1200));
+    assert_eq!(info.pin_uv_auth_protocols, Some(vec![1]));
+    // This vector is canonical: re-encoding gives the same bytes.
+    assert_eq!(encode_response(&info), with_status(PYFIDO2_INFO));
+
+    // An unknown key (0x63) is ignored.
+    let extra = decode_response::<GetInfo>(&with_status(PYFIDO2_INFO_EXTRA_KEY)).unwrap();
+    assert_eq!(extra, info);
+}
+
+#[test]
+fn python_fido2_get_assertion_vector() {
+    let r = decode_response::<GetAssertion>(&with_status(PYFIDO2_GA_RESP)).unwrap();
+    let cred = r.credential.as_ref().unwrap();
+    assert_eq!(cred.cred_type, "public-key");
+    assert_eq!(
+        cred.id,
+        hex("fe3aac036d14c1e1c65518b698dd1da8f596bc33e11072813466c6bf3845691509b80fb76d59309b8d39e0a93452688f6ca3a39a76f3fc52744fb73948b15783")
+    );
+    assert_eq!(
+        r.auth_data,
+        hex("0021F5FC0B85CD22E60623BCD7D1CA48948909249B4776EB515154E57B66AE12010000001D")
+    );
+    assert_eq!(
+        r.signature,
+        hex("304402206765CBF6E871D3AF7F01AE96F06B13C90F26F54B905C5166A2C791274FC2397102200B143893586CC799FBA4DA83B119EAEA1BD80AC3CE88FCEDB3EFBD596A1F4F63")
+    );
+    assert_eq!(r.user, None);
+    assert_eq!(r.number_of_credentials, None);
+    assert_eq!(encode_response(&r), with_status(PYFIDO2_GA_RESP));
+}

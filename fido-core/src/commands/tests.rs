@@ -458,3 +458,35 @@ fn request_errors_map_to_ctap_statuses() {
     assert_eq!(status(&h("06 a1 01")), CtapStatus::InvalidCbor);
     assert_eq!(status(&h("06 ff")), CtapStatus::InvalidCbor);
 }
+
+#[test]
+fn responses_with_unsorted_keys_are_accepted() {
+    // Real keys do not always sort their maps; duplicates are still refused.
+    let r = decode_response::<ClientPin>(&h("00 a2 05 03 03 08")).unwrap();
+    assert_eq!((r.pin_retries, r.uv_retries), (Some(8), Some(3)));
+    assert!(matches!(
+        decode_response::<ClientPin>(&h("00 a2 03 03 03 08")),
+        Err(Error::Cbor(CborError::DuplicateMapKey { .. }))
+    ));
+}
+
+#[test]
+fn nesting_bombs_and_length_bombs_are_typed_errors() {
+    let mut bomb = vec![0x00];
+    bomb.extend(std::iter::repeat_n(0x81, 10_000));
+    bomb.push(0x00);
+    assert!(matches!(
+        decode_response::<GetInfo>(&bomb),
+        Err(Error::Cbor(CborError::TooDeep { .. }))
+    ));
+    // A byte string claiming 4 GiB.
+    assert!(matches!(
+        decode_response::<LargeBlobs>(&h("00 a1 01 5a ffffffff 00")),
+        Err(Error::Cbor(CborError::LengthTooLarge { .. }))
+    ));
+    // Trailing bytes after the response map.
+    assert!(matches!(
+        decode_response::<ClientPin>(&h("00 a0 00")),
+        Err(Error::Cbor(CborError::TrailingBytes { .. }))
+    ));
+}

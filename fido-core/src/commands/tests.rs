@@ -473,7 +473,7 @@ fn responses_with_unsorted_keys_are_accepted() {
 #[test]
 fn nesting_bombs_and_length_bombs_are_typed_errors() {
     let mut bomb = vec![0x00];
-    bomb.extend(std::iter::repeat_n(0x81, 10_000));
+    bomb.extend([0x81; 10_000]);
     bomb.push(0x00);
     assert!(matches!(
         decode_response::<GetInfo>(&bomb),

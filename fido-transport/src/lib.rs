@@ -16,5 +16,7 @@ mod transport;
 pub use error::Error;
 pub use transport::{CancelToken, Progress, Transport, TransportKind};
 
+pub mod client;
 pub mod hid;
 pub mod nfc;
+pub mod softkey;

@@ -23,6 +23,23 @@
 //! let err = decode_response::<GetInfo>(&[0x01]).unwrap_err();
 //! assert_eq!(err, fido_core::Error::Ctap(fido_core::CtapStatus::InvalidCommand));
 //! ```
+//!
+//! Both sides of one exchange (what a software authenticator does in the middle):
+//!
+//! ```
+//! use fido_core::commands::*;
+//!
+//! let request = encode_request(&ClientPin::GetPinRetries { pin_uv_auth_protocol: Some(2) });
+//! let reply = match Request::decode(&request) {
+//!     Ok(Request::ClientPin(ClientPin::GetPinRetries { .. })) => {
+//!         encode_response(&ClientPinResponse { pin_retries: Some(8), ..Default::default() })
+//!     }
+//!     Ok(_) => encode_status(fido_core::CtapStatus::InvalidCommand),
+//!     Err(e) => encode_status(status_for_request_error(&e)),
+//! };
+//! let answer = decode_response::<ClientPin>(&reply).unwrap();
+//! assert_eq!(answer.pin_retries, Some(8));
+//! ```
 
 use crate::cbor::{self, CborError, Limits, MapRef, Value};
 use crate::{CtapStatus, Error};

@@ -60,6 +60,14 @@ pub enum AttestationError {
         /// The credential public key's `alg`.
         credential: i64,
     },
+    /// `attStmt.alg` does not fit the attestation certificate's key type.
+    #[error("attestation alg {statement} does not fit the certificate key (alg {certificate})")]
+    CertificateAlgorithmMismatch {
+        /// `attStmt.alg`.
+        statement: i64,
+        /// The algorithm the certificate key supports.
+        certificate: i64,
+    },
     /// The signature does not verify, or the key cannot verify it.
     #[error("attestation signature: {0}")]
     Signature(CoseError),
@@ -316,6 +324,11 @@ impl AttestationObject {
                             .first()
                             .ok_or(AttestationError::BadCertificateCount { count: 0 })?;
                         let leaf = parse_cert(leaf_der, 0)?;
+                        // The rest of the chain is the caller's to validate, but it
+                        // must at least be certificates.
+                        for (index, der) in chain.iter().enumerate().skip(1) {
+                            parse_cert(der, index)?;
+                        }
                         let key = cert_key(&leaf, alg, 0)?;
                         key.verify(&signed, sig)
                             .map_err(AttestationError::Signature)?;
@@ -518,9 +531,9 @@ fn cert_key(
         CoseKey::Rsa { .. } => ALG_RS256,
     };
     if alg != expected {
-        return Err(AttestationError::AlgorithmMismatch {
+        return Err(AttestationError::CertificateAlgorithmMismatch {
             statement: alg,
-            credential: expected,
+            certificate: expected,
         });
     }
     Ok(key)

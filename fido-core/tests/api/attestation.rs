@@ -492,6 +492,29 @@ fn packed_x5c_with_conformant_certificate_passes_strict() {
 }
 
 #[test]
+fn packed_x5c_alg_must_fit_certificate_key_and_chain_must_parse() {
+    let cred = SigningKey::from_slice(&[0x21; 32]).unwrap();
+    let auth_data = new_credential_auth_data(cose_es256(&cred), FIXTURE_AAGUID);
+    let cdh = [7; 32];
+    let sig = sign_der(&att_key(), &signed_data(&auth_data, &cdh));
+    let stmt = packed_att_stmt(ALG_RS256, &sig, Some(&[hex(TEST_LEAF_CERT)]));
+    let obj = AttestationObject::from_parts("packed", &auth_data, &stmt).unwrap();
+    assert_eq!(
+        obj.verify(&cdh),
+        Err(AttestationError::CertificateAlgorithmMismatch {
+            statement: ALG_RS256,
+            certificate: ALG_ES256
+        })
+    );
+    let stmt = packed_att_stmt(ALG_ES256, &sig, Some(&[hex(TEST_LEAF_CERT), vec![1, 2, 3]]));
+    let obj = AttestationObject::from_parts("packed", &auth_data, &stmt).unwrap();
+    assert!(matches!(
+        obj.verify(&cdh),
+        Err(AttestationError::Certificate { index: 1, .. })
+    ));
+}
+
+#[test]
 fn packed_x5c_aaguid_mismatch_is_rejected() {
     let cred = SigningKey::from_slice(&[0x21; 32]).unwrap();
     let auth_data = new_credential_auth_data(cose_es256(&cred), [0xee; 16]);

@@ -465,7 +465,24 @@ fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
     stream.set_nodelay(true)?;
     stream.set_read_timeout(Some(POLL_SLICE))?;
     stream.set_write_timeout(Some(Duration::from_secs(5)))?;
+    quick_ack(&stream);
     Ok(stream)
+}
+
+/// Asks the kernel to acknowledge incoming data at once. vpcd writes a frame's length
+/// and its payload in two sends with Nagle's algorithm on, so the payload waits for
+/// the ACK of the length; a delayed ACK (~40 ms) would then slow every APDU down. The
+/// kernel leaves quick-ACK mode by itself, so this is renewed around every read and
+/// write. Best effort: without it the card is only slower.
+fn quick_ack(stream: &TcpStream) {
+    #[cfg(target_os = "linux")]
+    {
+        let _ = socket2::SockRef::from(stream).set_tcp_quickack(true);
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = stream;
+    }
 }
 
 /// Answers frames until vpcd closes, an IO error, or a stop request (then `Ok`).
@@ -496,6 +513,7 @@ fn serve(shared: &Shared, stream: &mut TcpStream, card: &mut VpcdCard) -> io::Re
             reply.zeroize();
             if let Ok(mut frame) = frame {
                 let written = stream.write_all(&frame).and_then(|()| stream.flush());
+                quick_ack(stream);
                 frame.zeroize();
                 written?;
             }
@@ -518,7 +536,10 @@ fn read_full(shared: &Shared, stream: &mut TcpStream, buf: &mut [u8]) -> io::Res
                     "vpcd closed the connection",
                 ))
             }
-            Ok(n) => filled += n,
+            Ok(n) => {
+                filled += n;
+                quick_ack(stream);
+            }
             Err(e)
                 if matches!(
                     e.kind(),

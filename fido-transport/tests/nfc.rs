@@ -482,3 +482,24 @@ fn virtual_card_round_trips_are_not_delayed_by_nagle() {
         "20 getInfo took {took:?}"
     );
 }
+
+/// Two clients share the reader; when one resets the card, the other notices (PC/SC
+/// reports the reset), reconnects, SELECTs again and carries on.
+#[test]
+fn reset_by_another_client_is_recovered_with_a_new_select() {
+    let Some(rig) = rig() else { return };
+    for config in [CardConfig::extended(), CardConfig::quirky()] {
+        let mut a = rig.open(&config, NfcMode::Auto);
+        assert_get_info(&mut a);
+        let mut b = rig.connect(NfcMode::Short);
+        let power_before = rig.power_ups.load(Ordering::SeqCst);
+        b.power_cycle()
+            .unwrap_or_else(|e| panic!("power_cycle by the second client: {e}"));
+        assert!(rig.power_ups.load(Ordering::SeqCst) > power_before);
+        // Without a new SELECT the card would answer 6985 (not selected).
+        assert_get_info(&mut a);
+        let (request, expected) = echo_pair(1024);
+        assert_eq!(a.transact(&request, &mut |_| {}).ok(), Some(expected));
+        assert_get_info(&mut b);
+    }
+}

@@ -192,8 +192,61 @@ impl NfcTransport {
     }
 
     fn select(&mut self) -> Result<AppletVersion, Error> {
-        let mut link = PcscLink::new(&self.card);
-        select_applet(&mut link, &self.reader)
+        let mut selected = None;
+        with_card(&mut self.card, &self.reader, &mut self.applet, |link| {
+            selected = Some(select_applet(link, &self.reader)?);
+            Ok(())
+        })?;
+        selected.ok_or_else(|| Error::Pcsc {
+            reader: self.reader.clone(),
+            message: "SELECT of the FIDO applet ended without an answer".to_owned(),
+        })
+    }
+}
+
+/// Runs `f` inside an exclusive PC/SC transaction, so no other client's APDUs come
+/// between ours (a chained message, GET RESPONSE, polls). When another client reset the
+/// card since our last use, reconnects first and SELECTs the applet again (once).
+fn with_card<T>(
+    card: &mut pcsc::Card,
+    reader: &str,
+    applet: &mut AppletVersion,
+    f: impl FnOnce(&mut PcscLink<'_>) -> Result<T, Error>,
+) -> Result<T, Error> {
+    let mut reselect = false;
+    let tx = loop {
+        match card.transaction2() {
+            Ok(tx) => break tx,
+            Err((again, pcsc::Error::ResetCard)) if !reselect => {
+                again
+                    .reconnect(
+                        pcsc::ShareMode::Shared,
+                        pcsc::Protocols::ANY,
+                        pcsc::Disposition::LeaveCard,
+                    )
+                    .map_err(|e| card_error(reader, "reconnecting after a card reset", e))?;
+                reselect = true;
+            }
+            Err((_, e)) => return Err(card_error(reader, "starting a PC/SC transaction", e)),
+        }
+    };
+    let mut link = PcscLink::new(&tx);
+    if reselect {
+        *applet = select_applet(&mut link, reader)?;
+    }
+    f(&mut link)
+}
+
+/// A PC/SC failure on an open connection: a removed card is "not found".
+fn card_error(reader: &str, during: &str, e: pcsc::Error) -> Error {
+    match e {
+        pcsc::Error::RemovedCard | pcsc::Error::NoSmartcard => {
+            Error::DeviceNotFound(format!("the card was removed from PC/SC reader {reader:?}"))
+        }
+        pcsc::Error::ReaderUnavailable | pcsc::Error::UnknownReader => {
+            Error::DeviceNotFound(format!("PC/SC reader {reader:?} is gone"))
+        }
+        other => pcsc_error(reader, during, other),
     }
 }
 
@@ -218,14 +271,25 @@ impl Transport for NfcTransport {
             self.cancel.reset();
             return Err(Error::Cancelled);
         }
-        let mut link = PcscLink::new(&self.card);
-        let mut session = Session {
-            link: &mut link,
-            reader: &self.reader,
-            cancel: &self.cancel,
-            poll_interval: self.poll_interval,
-        };
-        let result = session.ctap(self.mode, &mut self.active, request, progress);
+        let Self {
+            card,
+            reader,
+            mode,
+            active,
+            applet,
+            cancel,
+            poll_interval,
+            ..
+        } = self;
+        let result = with_card(card, reader, applet, |link| {
+            let mut session = Session {
+                link,
+                reader,
+                cancel,
+                poll_interval: *poll_interval,
+            };
+            session.ctap(*mode, active, request, progress)
+        });
         self.cancel.reset();
         result
     }
@@ -251,7 +315,7 @@ impl Transport for NfcTransport {
                 pcsc::Protocols::ANY,
                 pcsc::Disposition::UnpowerCard,
             )
-            .map_err(|e| pcsc_error(&self.reader, "power-cycling the card (reconnect)", e))?;
+            .map_err(|e| card_error(&self.reader, "power-cycling the card (reconnect)", e))?;
         self.applet = self.select()?;
         Ok(())
     }

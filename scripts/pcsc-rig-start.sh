@@ -68,42 +68,51 @@ fi
 pcscd_bin=$(command -v pcscd 2>/dev/null || echo /usr/sbin/pcscd)
 
 # --- 2. already running? -------------------------------------------------------------
-if [ -f "$rig_dir/pcscd.pid" ] && running "$(cat "$rig_dir/pcscd.pid")" && [ -f "$rig_dir/env" ]; then
-  say "already running (pcscd pid $(cat "$rig_dir/pcscd.pid")); env file $rig_dir/env"
-  cat "$rig_dir/env"
-  exit 0
-fi
-if [ -f /run/pcscd/pcscd.pid ]; then
+pcscd_pid=""
+if [ -f "$rig_dir/pcscd.pid" ] && running "$(cat "$rig_dir/pcscd.pid")" \
+  && tr '\0' ' ' <"/proc/$(cat "$rig_dir/pcscd.pid")/cmdline" 2>/dev/null | grep -q pcscd; then
+  pcscd_pid=$(cat "$rig_dir/pcscd.pid")
+  if [ -f "$rig_dir/env" ]; then
+    say "already running (pcscd pid $pcscd_pid); env file $rig_dir/env"
+    cat "$rig_dir/env"
+    exit 0
+  fi
+  say "pcscd (pid $pcscd_pid) from an earlier start is running; checking it"
+elif [ -f /run/pcscd/pcscd.pid ]; then
   other=$(tr -d '\0\n ' </run/pcscd/pcscd.pid)
   if running "$other"; then
     fail "another pcscd (pid $other) is running that this script did not start; stop it first"
   fi
   rm -f /run/pcscd/pcscd.pid "$socket" # stale leftovers of a dead pcscd
 fi
-if listening "$port" || listening $((port + 1)); then
-  fail "TCP port $port or $((port + 1)) is already taken; choose another VPCD_PORT"
+# Start a new pcscd unless our earlier one still runs (then only its readiness is
+# checked and the env file written again).
+if [ -z "$pcscd_pid" ]; then
+  if listening "$port" || listening $((port + 1)); then
+    fail "TCP port $port or $((port + 1)) is already taken; choose another VPCD_PORT"
+  fi
+
+  # --- 3. a reader configuration holding only vpcd -------------------------------------
+  conf_dir=$rig_dir/reader.conf.d
+  rm -rf "$conf_dir"
+  mkdir -p "$conf_dir"
+  port_hex=$(printf '0x%04X' "$port")
+  {
+    echo "FRIENDLYNAME \"Virtual PCD\""
+    echo "DEVICENAME /dev/null:$port_hex"
+    echo "LIBPATH $driver"
+    echo "CHANNELID $port_hex"
+  } >"$conf_dir/vpcd"
+
+  # --- 4. pcscd: foreground mode (so $! is pcscd), backgrounded, never auto-exit --------
+  mkdir -p /run/pcscd
+  pcscd_args=(--foreground --config "$conf_dir")
+  if [ "${PCSCD_DEBUG:-0}" = 1 ]; then pcscd_args+=(--debug --apdu); fi
+  "$pcscd_bin" "${pcscd_args[@]}" </dev/null >"$rig_dir/pcscd.log" 2>&1 &
+  pcscd_pid=$!
+  echo "$pcscd_pid" >"$rig_dir/pcscd.pid"
+  say "started pcscd (pid $pcscd_pid, log $rig_dir/pcscd.log)"
 fi
-
-# --- 3. a reader configuration holding only vpcd -------------------------------------
-conf_dir=$rig_dir/reader.conf.d
-rm -rf "$conf_dir"
-mkdir -p "$conf_dir"
-port_hex=$(printf '0x%04X' "$port")
-{
-  echo "FRIENDLYNAME \"Virtual PCD\""
-  echo "DEVICENAME /dev/null:$port_hex"
-  echo "LIBPATH $driver"
-  echo "CHANNELID $port_hex"
-} >"$conf_dir/vpcd"
-
-# --- 4. pcscd: foreground mode (so $! is pcscd), backgrounded, never auto-exit --------
-mkdir -p /run/pcscd
-pcscd_args=(--foreground --config "$conf_dir")
-if [ "${PCSCD_DEBUG:-0}" = 1 ]; then pcscd_args+=(--debug --apdu); fi
-"$pcscd_bin" "${pcscd_args[@]}" </dev/null >"$rig_dir/pcscd.log" 2>&1 &
-pcscd_pid=$!
-echo "$pcscd_pid" >"$rig_dir/pcscd.pid"
-say "started pcscd (pid $pcscd_pid, log $rig_dir/pcscd.log)"
 
 # --- 5. wait for the readers ----------------------------------------------------------
 # A real PC/SC client (libpcsclite through python's ctypes) lists them; without python,

@@ -79,10 +79,20 @@ pub fn list_readers() -> Result<Vec<ReaderInfo>, Error> {
         let name = cname.to_string_lossy().into_owned();
         let card = match context.connect(&cname, pcsc::ShareMode::Shared, pcsc::Protocols::ANY) {
             Ok(card) => card,
-            Err(_) => {
+            Err(e) => {
+                // Without a card the connect fails with one of these; anything else
+                // (another client holds it exclusively, ...) means a card is there but
+                // could not be asked.
+                let absent = matches!(
+                    e,
+                    pcsc::Error::NoSmartcard
+                        | pcsc::Error::RemovedCard
+                        | pcsc::Error::UnknownReader
+                        | pcsc::Error::ReaderUnavailable
+                );
                 out.push(ReaderInfo {
                     name,
-                    card_present: false,
+                    card_present: !absent,
                     fido_applet: None,
                 });
                 continue;
@@ -105,7 +115,15 @@ pub fn list_readers() -> Result<Vec<ReaderInfo>, Error> {
 /// A connection to a FIDO authenticator (NFC or contact card) through a PC/SC reader.
 ///
 /// Opening connects in shared mode and SELECTs the FIDO applet; so does every reconnect
-/// ([`Transport::power_cycle`]).
+/// ([`Transport::power_cycle`], or after another client reset the card). Each CTAP
+/// message runs inside one exclusive PC/SC transaction.
+///
+/// Cancel: a [`CancelToken`] cancelled before [`Transport::transact`] starts makes it
+/// return [`Error::Cancelled`] without sending anything. During a transaction the
+/// cancel reaches the key with its next `9100` poll (CTAP over NFC has no other
+/// cancel); the key answers CTAP2_ERR_KEEPALIVE_CANCEL and `transact` returns
+/// [`Error::Cancelled`]. A key that answers without `9100` updates cannot be
+/// interrupted: its answer is returned. The token is cleared when `transact` returns.
 pub struct NfcTransport {
     // Field order matters: the card handle is released before its context.
     card: pcsc::Card,

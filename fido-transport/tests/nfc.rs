@@ -503,3 +503,31 @@ fn reset_by_another_client_is_recovered_with_a_new_select() {
         assert_get_info(&mut b);
     }
 }
+
+#[test]
+fn reader_without_a_card_is_device_not_found() {
+    let Some(rig) = rig() else { return };
+    // vpcd always offers a second slot; nothing ever connects to it here.
+    let readers = list_readers().unwrap_or_else(|e| panic!("list_readers: {e}"));
+    let Some(empty) = readers
+        .iter()
+        .find(|r| r.name != rig.reader && !r.card_present)
+    else {
+        panic!("vpcd's second, empty slot is not listed: {readers:?}");
+    };
+    match NfcTransport::open(&empty.name, NfcMode::Auto) {
+        Err(Error::DeviceNotFound(message)) => {
+            assert!(message.contains("no card"), "{message}");
+            assert!(message.contains(&empty.name), "{message}");
+        }
+        other => panic!("expected DeviceNotFound, got {other:?}"),
+    }
+}
+
+#[test]
+fn handles_are_send() {
+    fn assert_send<T: Send>() {}
+    assert_send::<NfcTransport>();
+    assert_send::<VpcdCardHandle>();
+    assert_send::<Box<dyn Transport>>();
+}

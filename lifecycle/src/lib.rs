@@ -1,1 +1,20 @@
-//! lifecycle: see the workspace README. Work in progress.
+//! # lifecycle
+//!
+//! The policy-driven passkey lifecycle engine that a credential management system embeds:
+//! templates, the credential state machine, the durable repository (embedded SQLite or
+//! shared PostgreSQL), the IdP side-effect journal and the audit log.
+//!
+//! How the layers fit: `fido-transport` drives the security key, `entra-graph` talks to
+//! the identity provider; this crate decides what to do from (template, recorded state,
+//! device facts, now) and records every step durably.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod error;
+pub mod model;
+pub mod state;
+pub mod store;
+pub mod template;
+
+pub use error::Error;
+pub use model::CredentialState;

@@ -1,1 +1,38 @@
-//! entra-graph: see the workspace README. Work in progress.
+//! # entra-graph
+//!
+//! The identity-provider half of keysmith: a Microsoft Graph client for provisioning
+//! FIDO2 passkeys on behalf of users, and (feature `emulator`) a faithful Entra
+//! emulator that runs as a real HTTP server on loopback for tests, demos and users' CI.
+//!
+//! How the layers fit: `fido-transport` makes the credential on a key; this crate asks
+//! Entra for creation options, builds the WebAuthn registration body from the key's
+//! makeCredential result, and registers, lists and deletes passkeys; `lifecycle` drives
+//! both.
+//!
+//! - [`GraphClient`]: the blocking client (all operations), configured by [`GraphConfig`].
+//! - [`auth`]: credentials (client secret, certificate assertion, callback).
+//! - [`wire`]: the JSON shapes Graph sends and accepts.
+//! - [`ids`]: lenient decoding and strict encoding of credential and method ids.
+//! - [`policy`]: the FIDO2 policy pre-flight.
+//! - `emulator` (feature `emulator`): the Entra emulator.
+//! - [`webauthn`]: clientDataJSON and the registration body from a makeCredential result.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod auth;
+mod client;
+mod config;
+#[cfg(feature = "emulator")]
+pub mod emulator;
+mod error;
+mod http;
+pub mod ids;
+pub mod policy;
+pub mod webauthn;
+pub mod wire;
+
+pub use client::{encode_segment, ClientStats, ConnectionReport, GraphClient, MAX_BATCH};
+pub use config::{
+    ApiVersion, GraphConfig, RetryPolicy, MAX_CHALLENGE_MINUTES, MIN_CHALLENGE_MINUTES,
+};
+pub use error::GraphError;

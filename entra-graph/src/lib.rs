@@ -25,6 +25,8 @@ mod config;
 #[cfg(feature = "emulator")]
 pub mod emulator;
 mod error;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
 mod http;
 pub mod ids;
 pub mod policy;

@@ -406,3 +406,37 @@ impl Drop for Emulator {
         self.stop();
     }
 }
+
+/// Fuzz entry: registration validation against a tenant with one issued challenge, and
+/// the token endpoint's form and credential checks.
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn fuzz_registration(data: &[u8]) {
+    let mut challenges = std::collections::HashMap::new();
+    challenges.insert(
+        "Y2hhbGxlbmdl".to_owned(),
+        state::IssuedChallenge {
+            user_id: "u".into(),
+            expires: std::time::SystemTime::now() + Duration::from_secs(300),
+        },
+    );
+    let policy = fresh_policy();
+    let ctx = validate::RegistrationContext {
+        user_id: "u",
+        rp_id: "login.microsoft.com",
+        now: std::time::SystemTime::now(),
+        challenges: &challenges,
+        policy: &policy,
+        existing: &[],
+        v1: true,
+    };
+    let _ = validate::validate_registration(data, &ctx);
+    let form = token::parse_form(data);
+    let mut jtis = std::collections::HashSet::new();
+    let _ = token::check_client_credentials(
+        &form,
+        &[],
+        "http://127.0.0.1/t/oauth2/v2.0/token",
+        std::time::SystemTime::now(),
+        &mut jtis,
+    );
+}

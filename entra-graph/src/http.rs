@@ -165,11 +165,12 @@ impl Core {
             };
             let status = resp.status().as_u16();
             let ra = retry_after(resp.headers());
-            let body = read_body(resp).await?;
+            // The body holds the access token: wipe it after use.
+            let body = zeroize::Zeroizing::new(read_body(resp).await?);
             if (200..300).contains(&status) {
                 let t: TokenResponse = parse_json(&body, "token response")?;
                 return Ok((
-                    Secret::new(t.access_token),
+                    Secret::new(t.access_token.as_str()),
                     Duration::from_secs(t.expires_in),
                 ));
             }
@@ -199,8 +200,25 @@ impl Core {
         }))
     }
 
-    /// One exchange: no retry. Adds the bearer token.
+    /// One exchange, plus one immediate retry with a fresh token when Graph answers 401
+    /// (the cached token was revoked or expired early).
     pub async fn exchange(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&[u8]>,
+    ) -> Result<Reply, Failure> {
+        match self.exchange_once(method.clone(), url, body).await {
+            Err(Failure::Final(e)) if e.status() == Some(401) => {
+                self.counters.retries.fetch_add(1, Ordering::Relaxed);
+                self.exchange_once(method, url, body).await
+            }
+            other => other,
+        }
+    }
+
+    /// One exchange: no retry. Adds the bearer token.
+    async fn exchange_once(
         &self,
         method: Method,
         url: &str,
@@ -255,7 +273,7 @@ impl Core {
         Err(match status {
             401 => {
                 self.invalidate_token().await;
-                Failure::Retry(Duration::ZERO, err)
+                Failure::Final(err)
             }
             429 => Failure::Retry(ra.unwrap_or_else(|| self.backoff(1)), err),
             500..=599 => Failure::Unknown(ra, err),
@@ -341,4 +359,80 @@ pub(crate) fn request_id() -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     crate::policy::format_aaguid(&b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::RetryPolicy;
+
+    fn core() -> Core {
+        let mut cfg = GraphConfig::new("t");
+        cfg.retry = RetryPolicy {
+            max_attempts: 3,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_millis(1000),
+            max_retry_after: Duration::from_secs(10),
+        };
+        Core::new(
+            cfg,
+            Credential::ClientSecret {
+                client_id: "c".into(),
+                secret: "s".into(),
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_is_capped() {
+        let c = core();
+        for attempt in 0..8u32 {
+            let exp = Duration::from_millis(100 * (1 << attempt)).min(Duration::from_millis(1000));
+            for _ in 0..20 {
+                let d = c.backoff(attempt);
+                assert!(
+                    d >= exp / 2 && d <= exp,
+                    "attempt {attempt}: {d:?} vs {exp:?}"
+                );
+            }
+        }
+        let distinct: std::collections::HashSet<_> = (0..20).map(|_| c.backoff(3)).collect();
+        assert!(distinct.len() > 1, "jittered");
+    }
+
+    #[test]
+    fn token_only_goes_to_the_graph_base() {
+        let c = core();
+        assert!(c
+            .check_target("https://graph.microsoft.com/v1.0/users")
+            .is_ok());
+        assert!(c
+            .check_target("https://graph.microsoft.com.evil.example/v1.0/users")
+            .is_err());
+        assert!(c.check_target("https://evil.example/v1.0/users").is_err());
+    }
+
+    #[test]
+    fn retry_after_seconds_and_error_bodies() {
+        let mut h = HeaderMap::new();
+        h.insert(RETRY_AFTER, "7".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
+        h.insert(RETRY_AFTER, "soon".parse().unwrap());
+        assert_eq!(retry_after(&h), None);
+        let e = api_error(403, None, br#"{"error":{"code":"Authorization_RequestDenied","message":"no","innerError":{"request-id":"r1"}}}"#);
+        assert_eq!(
+            e,
+            GraphError::Api {
+                status: 403,
+                code: "Authorization_RequestDenied".into(),
+                message: "no".into(),
+                request_id: Some("r1".into())
+            }
+        );
+        let e = api_error(502, None, b"<html>bad gateway</html>");
+        assert!(
+            matches!(e, GraphError::Api { status: 502, ref message, .. } if message.contains("bad gateway"))
+        );
+    }
 }

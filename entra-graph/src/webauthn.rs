@@ -51,13 +51,13 @@ impl ClientData {
             Some(o) => o.to_owned(),
             None => format!("https://{}", options.public_key.rp.id),
         };
-        let json = serde_json::json!({
-            "type": "webauthn.create",
-            "challenge": challenge,
-            "origin": origin,
-            "crossOrigin": false,
-        })
-        .to_string();
+        // Member order as browsers and every working tool write it.
+        let quote = |v: &str| serde_json::Value::from(v).to_string();
+        let json = format!(
+            r#"{{"type":"webauthn.create","challenge":{},"origin":{},"crossOrigin":false}}"#,
+            quote(challenge),
+            quote(&origin)
+        );
         let hash = Sha256::digest(json.as_bytes()).into();
         Ok(ClientData { json, hash })
     }
@@ -259,6 +259,10 @@ mod tests {
     #[test]
     fn client_data_is_exactly_what_tools_send() {
         let cd = ClientData::for_creation(&options("Y2hh"), None).unwrap();
+        assert_eq!(
+            cd.json,
+            r#"{"type":"webauthn.create","challenge":"Y2hh","origin":"https://login.microsoft.com","crossOrigin":false}"#
+        );
         let v: serde_json::Value = serde_json::from_str(&cd.json).unwrap();
         assert_eq!(v["type"], "webauthn.create");
         assert_eq!(v["challenge"], "Y2hh");

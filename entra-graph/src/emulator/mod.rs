@@ -149,6 +149,8 @@ pub(crate) struct Shared {
     pub apps: Vec<(AppRegistration, Vec<token::RegisteredCert>)>,
     pub state: Mutex<state::State>,
     pub knobs: Mutex<Knobs>,
+    pub in_flight: std::sync::atomic::AtomicUsize,
+    pub max_in_flight: std::sync::atomic::AtomicUsize,
 }
 
 impl Shared {
@@ -218,6 +220,8 @@ impl Emulator {
             apps,
             state: Mutex::new(state::State::new(config.tenant.clone())),
             knobs: Mutex::new(Knobs::default()),
+            in_flight: Default::default(),
+            max_in_flight: Default::default(),
             config,
         });
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -364,6 +368,12 @@ impl Emulator {
     /// Requests answered so far.
     pub fn request_log(&self) -> Vec<RequestRecord> {
         self.shared.state().log.clone()
+    }
+    /// The most requests the emulator was handling at once so far.
+    pub fn max_in_flight(&self) -> usize {
+        self.shared
+            .max_in_flight
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
     /// Adds latency to every answer.
     pub fn set_latency(&self, latency: Duration) {

@@ -289,7 +289,22 @@ impl GraphClient {
                         std::thread::sleep(d.min(self.core.config.retry.max_retry_after));
                     }
                 }
-                Err(other) => return Err(other.into()),
+                Err(other) => {
+                    let e: GraphError = other.into();
+                    // After an unknown outcome, a refusal (e.g. "already registered")
+                    // may mean the earlier attempt committed late: look once more.
+                    if last_unknown.is_some() {
+                        if let Ok(methods) = self.list_methods(user) {
+                            if let Some(m) = methods
+                                .into_iter()
+                                .find(|m| same_credential(&m.id, &credential_id))
+                            {
+                                return Ok(m);
+                            }
+                        }
+                    }
+                    return Err(e);
+                }
             }
         }
         Err(GraphError::RegistrationOutcomeUnknown {

@@ -27,6 +27,12 @@ pub enum PreflightError {
         /// The AAGUID.
         aaguid: String,
     },
+    /// The passkey profile does not allow device-bound passkeys (security keys).
+    #[error("the tenant's passkey profile allows only {allowed} passkeys, not device-bound ones")]
+    DeviceBoundNotAllowed {
+        /// The profile's `passkeyTypes`.
+        allowed: String,
+    },
     /// Attestation is enforced but the key would register without (verifiable) attestation.
     #[error("the tenant enforces attestation but this key gives none")]
     AttestationRequired,
@@ -86,6 +92,17 @@ pub fn preflight(policy: &Fido2Policy, aaguid: &str, attested: bool) -> Result<(
     }
     if policy.is_self_service_registration_allowed != Some(true) {
         return Err(PreflightError::SelfServiceRegistrationNotAllowed);
+    }
+    if let Some(types) = policy
+        .passkey_profiles
+        .first()
+        .and_then(|p| p.passkey_types.as_deref())
+    {
+        if !types.split(',').any(|t| t.trim() == "deviceBound") {
+            return Err(PreflightError::DeviceBoundNotAllowed {
+                allowed: types.to_owned(),
+            });
+        }
     }
     let eff = effective_restrictions(policy);
     check_aaguid(&eff, aaguid)?;
@@ -187,6 +204,13 @@ mod tests {
             preflight(&p, "00000000-0000-0000-0000-000000000000", false),
             Err(PreflightError::AaguidNotAllowed { .. })
         ));
+        p.passkey_profiles[0].passkey_types = Some("synced".into());
+        assert_eq!(
+            preflight(&p, YK, false),
+            Err(PreflightError::DeviceBoundNotAllowed {
+                allowed: "synced".into()
+            })
+        );
     }
 
     #[test]

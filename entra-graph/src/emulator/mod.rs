@@ -438,6 +438,7 @@ pub(crate) fn fuzz_registration(data: &[u8]) {
         policy: &policy,
         existing: &[],
         v1: true,
+        user_groups: &[],
     };
     let _ = validate::validate_registration(data, &ctx);
     let form = token::parse_form(data);

@@ -753,7 +753,15 @@ fn register(shared: &Shared, ver: &str, key: &str, body: &[u8], rid: &str) -> Re
         return not_found_user(key, rid);
     };
     let existing = st.methods.get(&uid).cloned().unwrap_or_default();
+    let user_groups: Vec<String> = st
+        .tenant
+        .groups
+        .iter()
+        .filter(|g| g.members.contains(&uid))
+        .map(|g| g.id.clone())
+        .collect();
     let ctx = RegistrationContext {
+        user_groups: &user_groups,
         user_id: &uid,
         rp_id: &shared.config.rp_id,
         now: st.now(),

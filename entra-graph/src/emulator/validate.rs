@@ -40,6 +40,8 @@ pub(crate) struct RegistrationContext<'a> {
     pub policy: &'a Fido2Policy,
     pub existing: &'a [StoredMethod],
     pub v1: bool,
+    /// Ids of the groups the user is a member of (for include/exclude targets).
+    pub user_groups: &'a [String],
 }
 
 /// A validated registration: the method to store and the challenge it consumed.
@@ -82,7 +84,12 @@ pub(crate) fn validate_registration(
             "displayName must be between 1 and {MAX_DISPLAY_NAME_CHARS} characters"
         )));
     }
-    if ctx.policy.state != MethodState::Enabled {
+    let targeted = |t: &crate::wire::PolicyTarget| {
+        t.id == "all_users" || t.id == ctx.user_id || ctx.user_groups.contains(&t.id)
+    };
+    let in_scope = ctx.policy.include_targets.iter().any(targeted)
+        && !ctx.policy.exclude_targets.iter().any(targeted);
+    if ctx.policy.state != MethodState::Enabled || !in_scope {
         return Err(Rejection {
             status: 403,
             code: "accessDenied",
@@ -178,6 +185,18 @@ pub(crate) fn validate_registration(
         &cred.public_key,
     )?;
 
+    if let Some(types) = ctx
+        .policy
+        .passkey_profiles
+        .first()
+        .and_then(|p| p.passkey_types.as_deref())
+    {
+        if !types.split(',').any(|t| t.trim() == "deviceBound") {
+            return Err(bad(
+                "Device-bound passkeys are not allowed by the passkey profile",
+            ));
+        }
+    }
     let aaguid = format_aaguid(&cred.aaguid);
     let eff = effective_restrictions(ctx.policy);
     check_aaguid(&eff, &aaguid)

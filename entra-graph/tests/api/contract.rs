@@ -638,3 +638,24 @@ fn concurrency_is_bounded() {
     );
     assert_eq!(emu.max_in_flight(), 2, "five batches, two at a time");
 }
+
+#[test]
+fn one_client_shared_between_threads() {
+    let emu = emulator();
+    emu.seed_methods(KIM, 3);
+    let c = Arc::new(client(&emu, ApiVersion::V1));
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let c = c.clone();
+            std::thread::spawn(move || {
+                (0..5)
+                    .map(|_| c.list_methods(KIM).unwrap().len())
+                    .sum::<usize>()
+            })
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().unwrap(), 15);
+    }
+    assert_eq!(c.stats().tokens, 1);
+}

@@ -278,3 +278,46 @@ fn unauthenticated_and_me_and_unknown_segments() {
     let cd = decode_b64url_strict("eyJ9", "x");
     assert!(cd.is_ok());
 }
+
+#[test]
+fn user_outside_the_policy_targets() {
+    let (emu, c) = setup();
+    let mut p = emu.policy();
+    p.include_targets[0].id = GROUP.into();
+    emu.set_policy(p.clone());
+    // Lee is not in the group; Kim is.
+    let lee = "leeg@contoso.onmicrosoft.com";
+    let (body, _) = registration(&c, lee, "k", None, &MakeArgs::default());
+    let e = c.register(lee, &body).unwrap_err();
+    assert_eq!(e.status(), Some(403), "{e:?}");
+    let (body, _) = registration(&c, KIM, "k", None, &MakeArgs::default());
+    c.register(KIM, &body).unwrap();
+    // Excluding Kim's group wins over including it.
+    p.exclude_targets = p.include_targets.clone();
+    emu.set_policy(p);
+    let (body, _) = registration(&c, KIM, "k2", None, &MakeArgs::default());
+    assert_eq!(c.register(KIM, &body).unwrap_err().status(), Some(403));
+    assert_eq!(emu.method_count(), 1);
+}
+
+#[test]
+fn passkey_profile_without_device_bound() {
+    let (emu, c) = setup();
+    let mut p = emu.policy();
+    p.passkey_profiles.push(entra_graph::wire::PasskeyProfile {
+        id: "p1".into(),
+        name: Some("Synced only".into()),
+        passkey_types: Some("synced".into()),
+        attestation_enforcement: None,
+        key_restrictions: None,
+    });
+    emu.set_policy(p);
+    let (body, _) = registration(&c, KIM, "k", None, &MakeArgs::default());
+    rejected(c.register(KIM, &body).unwrap_err(), "Device-bound");
+    assert!(matches!(
+        c.preflight(YK5_STR, true),
+        Err(GraphError::Preflight(
+            entra_graph::policy::PreflightError::DeviceBoundNotAllowed { .. }
+        ))
+    ));
+}

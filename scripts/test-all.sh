@@ -16,6 +16,14 @@ cargo fmt --all -- --check
 log "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+log "fido-core stays sans-IO"
+if cargo tree -p fido-core -e normal --prefix none --locked | grep -Eiq '^(hidapi|pcsc|reqwest|tokio|hyper|mio|async-std|rusqlite|postgres|socket2) '; then
+  echo "fido-core depends on an IO crate:"; cargo tree -p fido-core -e normal --locked; exit 1
+fi
+
+log "cargo doc (warnings denied)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
+
 log "cargo test"
 cargo test --workspace --locked
 

@@ -43,8 +43,31 @@ pub enum Value {
     Undefined,
     /// Other simple values (0..=19, 32..=255).
     Simple(u8),
-    /// Floating point numbers (half, single or double precision on the wire).
-    Float(f64),
+    /// A floating-point number, kept bit-exact in the width it was read in (CTAP itself
+    /// carries none; they are kept so that unknown fields survive a round trip).
+    Float(Float),
+}
+
+/// The bits of a CBOR floating-point number, in the width it had on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Float {
+    /// IEEE 754 half precision.
+    Half(u16),
+    /// IEEE 754 single precision.
+    Single(u32),
+    /// IEEE 754 double precision.
+    Double(u64),
+}
+
+impl Float {
+    /// The value as `f64` (exact for every width).
+    pub fn to_f64(self) -> f64 {
+        match self {
+            Float::Half(h) => f16_to_f64(h),
+            Float::Single(x) => f32::from_bits(x) as f64,
+            Float::Double(x) => f64::from_bits(x),
+        }
+    }
 }
 
 /// What went wrong while reading CBOR or interpreting it as a CTAP structure.
@@ -82,6 +105,12 @@ pub enum CborError {
     /// An integer or length was not encoded in its shortest form (canonical mode only).
     #[error("non-canonical (not shortest) CBOR encoding at byte {offset}")]
     NonShortestEncoding {
+        /// Offset of the header.
+        offset: usize,
+    },
+    /// A floating-point value where CTAP2 canonical form is required (CTAP carries none).
+    #[error("floating-point value at byte {offset} (CTAP2 canonical CBOR carries none)")]
+    FloatNotAllowed {
         /// Offset of the header.
         offset: usize,
     },
@@ -238,9 +267,17 @@ pub fn encode_into(value: &Value, out: &mut Vec<u8>) {
                 out.push(*s);
             }
         }
-        Value::Float(f) => {
+        Value::Float(Float::Half(h)) => {
+            out.push(0xf9);
+            out.extend_from_slice(&h.to_be_bytes());
+        }
+        Value::Float(Float::Single(x)) => {
+            out.push(0xfa);
+            out.extend_from_slice(&x.to_be_bytes());
+        }
+        Value::Float(Float::Double(x)) => {
             out.push(0xfb);
-            out.extend_from_slice(&f.to_bits().to_be_bytes());
+            out.extend_from_slice(&x.to_be_bytes());
         }
     }
 }
@@ -446,34 +483,31 @@ impl Reader<'_> {
             5 => {
                 let n = self.length(arg, start, 2)?;
                 let mut entries: Vec<(Value, Value)> = Vec::with_capacity(n);
+                // Canonical mode: wire order must be strictly ascending. Lenient mode: any
+                // order, but no two keys may be equal once normalised (so that re-encoding
+                // can never produce a duplicate).
                 let mut prev_key: Option<&[u8]> = None;
+                let mut seen = std::collections::HashSet::new();
                 let input = self.input;
                 for _ in 0..n {
                     let key_start = self.pos;
                     let key = self.item(depth + 1)?;
-                    let key_bytes = &input[key_start..self.pos];
-                    if let Some(prev) = prev_key {
-                        match canonical_key_order(prev, key_bytes) {
-                            Ordering::Less => {}
-                            Ordering::Equal => {
-                                return Err(CborError::DuplicateMapKey { offset: key_start })
-                            }
-                            Ordering::Greater => {
-                                if self.limits.canonical {
-                                    return Err(CborError::UnsortedMapKeys { offset: key_start });
+                    if self.limits.canonical {
+                        let key_bytes = &input[key_start..self.pos];
+                        if let Some(prev) = prev_key {
+                            match canonical_key_order(prev, key_bytes) {
+                                Ordering::Less => {}
+                                Ordering::Equal => {
+                                    return Err(CborError::DuplicateMapKey { offset: key_start })
                                 }
-                                if entries.iter().any(|(k, _)| *k == key) {
-                                    return Err(CborError::DuplicateMapKey { offset: key_start });
+                                Ordering::Greater => {
+                                    return Err(CborError::UnsortedMapKeys { offset: key_start })
                                 }
                             }
                         }
-                    }
-                    // Keep the greatest key seen so far for the order/duplicate check.
-                    if prev_key
-                        .map(|p| canonical_key_order(p, key_bytes) == Ordering::Less)
-                        .unwrap_or(true)
-                    {
                         prev_key = Some(key_bytes);
+                    } else if !seen.insert(encode(&key)) {
+                        return Err(CborError::DuplicateMapKey { offset: key_start });
                     }
                     let value = self.item(depth + 1)?;
                     entries.push((key, value));
@@ -498,9 +532,12 @@ impl Reader<'_> {
                     }
                     Value::Simple(arg as u8)
                 }
-                25 => Value::Float(f16_to_f64(arg as u16)),
-                26 => Value::Float(f32::from_bits(arg as u32) as f64),
-                27 => Value::Float(f64::from_bits(arg)),
+                25..=27 if self.limits.canonical => {
+                    return Err(CborError::FloatNotAllowed { offset: start })
+                }
+                25 => Value::Float(Float::Half(arg as u16)),
+                26 => Value::Float(Float::Single(arg as u32)),
+                27 => Value::Float(Float::Double(arg)),
                 _ => Value::Simple(info),
             },
         })
@@ -807,7 +844,7 @@ impl fmt::Display for Value {
             Value::Null => write!(f, "null"),
             Value::Undefined => write!(f, "undefined"),
             Value::Simple(s) => write!(f, "simple({s})"),
-            Value::Float(x) => write!(f, "{x}"),
+            Value::Float(x) => write!(f, "{}", x.to_f64()),
         }
     }
 }
@@ -896,6 +933,32 @@ mod tests {
             decode(&hex("19")),
             Err(CborError::UnexpectedEnd { offset: 1 })
         );
+    }
+
+    #[test]
+    fn floats_are_kept_bit_exact_and_refused_in_canonical_mode() {
+        assert_eq!(
+            decode(&hex("f93c00")).unwrap(),
+            Value::Float(Float::Half(0x3c00))
+        );
+        assert_eq!(Float::Half(0x3c00).to_f64(), 1.0);
+        assert_eq!(Float::Half(0x0001).to_f64(), 5.960464477539063e-8);
+        assert_eq!(Float::Single(0x47c35000).to_f64(), 100000.0);
+        assert_eq!(
+            decode_with(&hex("f9ffa1"), Limits::CANONICAL),
+            Err(CborError::FloatNotAllowed { offset: 0 })
+        );
+        for h in [
+            "f93c00",
+            "fa47c35000",
+            "fb3ff199999999999a",
+            "f90001",
+            "f9ffa1",
+            "fa7fc00001",
+        ] {
+            let v = decode(&hex(h)).unwrap();
+            assert_eq!(encode(&v), hex(h), "{h}");
+        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! COSE keys (RFC 9052/9053) as CTAP uses them: ES256 (P-256), EdDSA (Ed25519), RS256,
 //! and the ECDH-ES+HKDF-256 key-agreement key of the PIN/UV auth protocols.
 
-use crate::cbor::{CborError, Value};
+use crate::cbor::{self, CborError, Limits, Value};
 
 /// COSE algorithm identifier for ES256 (ECDSA P-256 with SHA-256).
 pub const ALG_ES256: i64 = -7;
@@ -40,6 +40,21 @@ pub enum CoseError {
     /// The signature is malformed or does not verify.
     #[error("signature does not verify")]
     BadSignature,
+    /// The signature bytes are not in the form the algorithm requires (e.g. not DER).
+    #[error("malformed signature: {0}")]
+    MalformedSignature(String),
+    /// The RSA modulus is shorter than 2048 bits.
+    #[error("RSA modulus of {bits} bits is too short (at least 2048 required)")]
+    RsaKeyTooShort {
+        /// The modulus length in bits.
+        bits: usize,
+    },
+    /// Bytes follow the COSE_Key where the whole input should have been the key.
+    #[error("{count} unexpected bytes after the COSE_Key")]
+    TrailingBytes {
+        /// How many extra bytes there are.
+        count: usize,
+    },
 }
 
 /// A public key in COSE_Key form.
@@ -139,6 +154,60 @@ impl CoseKey {
         }
     }
 
+    /// Reads a COSE_Key from CTAP2 canonical CBOR filling all of `bytes`; duplicate,
+    /// unsorted or non-shortest map keys are rejected.
+    pub fn from_cbor_canonical(bytes: &[u8]) -> Result<CoseKey, CoseError> {
+        let (key, used) = Self::from_cbor_canonical_prefix(bytes)?;
+        if used != bytes.len() {
+            return Err(CoseError::TrailingBytes {
+                count: bytes.len() - used,
+            });
+        }
+        Ok(key)
+    }
+
+    /// Reads a canonical COSE_Key from the start of `bytes` (authenticator data carries
+    /// more after it) and returns it with the number of bytes it used.
+    pub fn from_cbor_canonical_prefix(bytes: &[u8]) -> Result<(CoseKey, usize), CoseError> {
+        let (value, used) = cbor::decode_prefix_with(bytes, Limits::CANONICAL)?;
+        Ok((CoseKey::from_value(&value)?, used))
+    }
+
+    /// The key in CTAP2 canonical CBOR.
+    pub fn to_cbor(&self) -> Vec<u8> {
+        cbor::encode(&self.to_value())
+    }
+
+    /// Verifies `signature` over `message` as WebAuthn signatures are made:
+    /// ES256 takes a DER-encoded ECDSA signature (the point is validated to be on P-256),
+    /// EdDSA a 64-byte Ed25519 signature (strict verification), RS256 a PKCS#1 v1.5
+    /// SHA-256 signature with a modulus of at least 2048 bits.
+    ///
+    /// The key's `alg` selects the algorithm; an EC2 key must say ES256 (a key-agreement
+    /// key is not a signing key).
+    pub fn verify(&self, message: &[u8], signature: &[u8]) -> Result<(), CoseError> {
+        match self {
+            CoseKey::Ec2 { alg, x, y } => {
+                if *alg != ALG_ES256 {
+                    return Err(CoseError::UnsupportedAlgorithm(*alg));
+                }
+                verify_es256(x, y, message, signature)
+            }
+            CoseKey::Okp { alg, x } => {
+                if *alg != ALG_EDDSA {
+                    return Err(CoseError::UnsupportedAlgorithm(*alg));
+                }
+                verify_eddsa(x, message, signature)
+            }
+            CoseKey::Rsa { alg, n, e } => {
+                if *alg != ALG_RS256 {
+                    return Err(CoseError::UnsupportedAlgorithm(*alg));
+                }
+                verify_rs256(n, e, message, signature)
+            }
+        }
+    }
+
     /// The key as a CBOR map (canonical when encoded).
     pub fn to_value(&self) -> Value {
         match self {
@@ -162,5 +231,158 @@ impl CoseKey {
                 (Value::from(-2i64), Value::from(e.clone())),
             ]),
         }
+    }
+}
+
+fn verify_es256(x: &[u8; 32], y: &[u8; 32], message: &[u8], sig: &[u8]) -> Result<(), CoseError> {
+    use p256::ecdsa::signature::Verifier;
+    let mut sec1 = [0u8; 65];
+    sec1[0] = 0x04;
+    sec1[1..33].copy_from_slice(x);
+    sec1[33..].copy_from_slice(y);
+    let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1)
+        .map_err(|_| CoseError::InvalidKey("EC2 point is not on P-256".into()))?;
+    let sig = p256::ecdsa::Signature::from_der(sig)
+        .map_err(|_| CoseError::MalformedSignature("ES256 signature is not DER ECDSA".into()))?;
+    // Authenticators may produce high-S signatures; both forms are valid ECDSA.
+    let sig = sig.normalize_s().unwrap_or(sig);
+    key.verify(message, &sig)
+        .map_err(|_| CoseError::BadSignature)
+}
+
+fn verify_eddsa(x: &[u8; 32], message: &[u8], sig: &[u8]) -> Result<(), CoseError> {
+    let key = ed25519_dalek::VerifyingKey::from_bytes(x)
+        .map_err(|_| CoseError::InvalidKey("OKP x is not an Ed25519 point".into()))?;
+    let sig = ed25519_dalek::Signature::from_slice(sig).map_err(|_| {
+        CoseError::MalformedSignature(format!("Ed25519 signature of {} bytes", sig.len()))
+    })?;
+    key.verify_strict(message, &sig)
+        .map_err(|_| CoseError::BadSignature)
+}
+
+fn verify_rs256(n: &[u8], e: &[u8], message: &[u8], sig: &[u8]) -> Result<(), CoseError> {
+    use rsa::signature::Verifier;
+    let n = rsa::BigUint::from_bytes_be(n);
+    let bits = n.bits();
+    if bits < 2048 {
+        return Err(CoseError::RsaKeyTooShort { bits });
+    }
+    let e = rsa::BigUint::from_bytes_be(e);
+    let key = rsa::RsaPublicKey::new(n, e)
+        .map_err(|err| CoseError::InvalidKey(format!("RSA key: {err}")))?;
+    let key = rsa::pkcs1v15::VerifyingKey::<sha2::Sha256>::new(key);
+    let sig = rsa::pkcs1v15::Signature::try_from(sig)
+        .map_err(|_| CoseError::MalformedSignature("RS256 signature".into()))?;
+    key.verify(message, &sig)
+        .map_err(|_| CoseError::BadSignature)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use p256::ecdsa::{signature::Signer, SigningKey};
+
+    fn es256_pair() -> (SigningKey, CoseKey) {
+        let sk = SigningKey::from_slice(&[7u8; 32]).unwrap();
+        let point = sk.verifying_key().to_encoded_point(false);
+        let key = CoseKey::Ec2 {
+            alg: ALG_ES256,
+            x: point.x().unwrap().as_slice().try_into().unwrap(),
+            y: point.y().unwrap().as_slice().try_into().unwrap(),
+        };
+        (sk, key)
+    }
+
+    #[test]
+    fn es256_verifies_and_rejects_tampering() {
+        let (sk, key) = es256_pair();
+        let sig: p256::ecdsa::Signature = sk.sign(b"hello");
+        let der = sig.to_der();
+        key.verify(b"hello", der.as_bytes()).unwrap();
+        assert_eq!(
+            key.verify(b"hellp", der.as_bytes()),
+            Err(CoseError::BadSignature)
+        );
+        assert!(matches!(
+            key.verify(b"hello", &sig.to_bytes()),
+            Err(CoseError::MalformedSignature(_))
+        ));
+    }
+
+    #[test]
+    fn es256_rejects_point_off_curve_and_wrong_alg() {
+        let (_, key) = es256_pair();
+        let CoseKey::Ec2 { x, mut y, .. } = key else {
+            unreachable!()
+        };
+        y[31] ^= 1;
+        let bad = CoseKey::Ec2 {
+            alg: ALG_ES256,
+            x,
+            y,
+        };
+        assert!(matches!(
+            bad.verify(b"m", &[0x30, 0]),
+            Err(CoseError::InvalidKey(_))
+        ));
+        let agreement = CoseKey::Ec2 {
+            alg: ALG_ECDH_ES_HKDF_256,
+            x,
+            y,
+        };
+        assert_eq!(
+            agreement.verify(b"m", &[]),
+            Err(CoseError::UnsupportedAlgorithm(ALG_ECDH_ES_HKDF_256))
+        );
+    }
+
+    #[test]
+    fn eddsa_verifies() {
+        use ed25519_dalek::Signer as _;
+        let sk = ed25519_dalek::SigningKey::from_bytes(&[9u8; 32]);
+        let key = CoseKey::Okp {
+            alg: ALG_EDDSA,
+            x: sk.verifying_key().to_bytes(),
+        };
+        let sig = sk.sign(b"msg").to_bytes();
+        key.verify(b"msg", &sig).unwrap();
+        assert_eq!(key.verify(b"msh", &sig), Err(CoseError::BadSignature));
+        assert!(matches!(
+            key.verify(b"msg", &sig[..63]),
+            Err(CoseError::MalformedSignature(_))
+        ));
+    }
+
+    #[test]
+    fn rs256_rejects_short_modulus() {
+        let key = CoseKey::Rsa {
+            alg: ALG_RS256,
+            n: vec![0xff; 128],
+            e: vec![1, 0, 1],
+        };
+        assert_eq!(
+            key.verify(b"m", &[0; 128]),
+            Err(CoseError::RsaKeyTooShort { bits: 1024 })
+        );
+    }
+
+    #[test]
+    fn canonical_parse_round_trips_and_rejects_unsorted() {
+        let (_, key) = es256_pair();
+        let bytes = key.to_cbor();
+        assert_eq!(CoseKey::from_cbor_canonical(&bytes).unwrap(), key);
+        let mut extra = bytes.clone();
+        extra.push(0);
+        assert_eq!(
+            CoseKey::from_cbor_canonical(&extra),
+            Err(CoseError::TrailingBytes { count: 1 })
+        );
+        // {3: -7, 1: 2, ...}: alg before kty is not canonical.
+        let mut unsorted = vec![0xa5, 0x03, 0x26, 0x01, 0x02];
+        unsorted.extend_from_slice(&bytes[5..]);
+        assert!(matches!(
+            CoseKey::from_cbor_canonical(&unsorted),
+            Err(CoseError::Cbor(CborError::UnsortedMapKeys { .. }))
+        ));
     }
 }

@@ -33,7 +33,6 @@ pub fn decode_ids(data: &[u8]) {
 
 /// Feeds bytes to the authenticator-data parser and the attestation-object builder.
 pub fn parse_auth_data(data: &[u8]) {
-    let _ = crate::webauthn::parse_attested_credential(data);
     let _ = crate::webauthn::attestation_object(&crate::webauthn::MakeCredentialResult {
         auth_data: data.to_vec(),
         fmt: "packed".into(),

@@ -6,7 +6,8 @@
 //! back as [`MakeCredentialResult`] (authData, fmt, attStmt CBOR); [`build_registration`]
 //! turns both into the body of `POST .../fido2Methods`.
 
-use fido_core::cbor::{self, Value};
+use fido_core::attestation::AttestationObject;
+use fido_core::cbor;
 use sha2::{Digest, Sha256};
 
 use crate::ids::{decode_b64url_strict, encode_b64url};
@@ -74,81 +75,6 @@ pub struct MakeCredentialResult {
     pub att_stmt: Vec<u8>,
 }
 
-/// The parts of authenticator data the registration needs.
-#[derive(Clone, Debug, PartialEq)]
-pub struct AttestedCredential {
-    /// SHA-256 of the RP id.
-    pub rp_id_hash: [u8; 32],
-    /// Flags byte.
-    pub flags: u8,
-    /// Signature counter.
-    pub sign_count: u32,
-    /// AAGUID.
-    pub aaguid: [u8; 16],
-    /// Credential id.
-    pub credential_id: Vec<u8>,
-    /// The credential public key (COSE, as decoded CBOR).
-    pub public_key: Value,
-}
-
-fn take<'a>(data: &mut &'a [u8], n: usize, field: &'static str) -> Result<&'a [u8], GraphError> {
-    if data.len() < n {
-        return Err(GraphError::InvalidInput {
-            field,
-            reason: format!(
-                "authenticator data too short: need {n} more bytes, have {}",
-                data.len()
-            ),
-        });
-    }
-    let (head, tail) = data.split_at(n);
-    *data = tail;
-    Ok(head)
-}
-
-/// Parses authenticator data that must carry attested credential data.
-pub fn parse_attested_credential(auth_data: &[u8]) -> Result<AttestedCredential, GraphError> {
-    let mut d = auth_data;
-    let mut rp_id_hash = [0u8; 32];
-    rp_id_hash.copy_from_slice(take(&mut d, 32, "authData.rpIdHash")?);
-    let flags = take(&mut d, 1, "authData.flags")?[0];
-    let mut counter = [0u8; 4];
-    counter.copy_from_slice(take(&mut d, 4, "authData.signCount")?);
-    if flags & FLAG_AT == 0 {
-        return Err(GraphError::InvalidInput {
-            field: "authData.flags",
-            reason: "AT flag not set: no attested credential data".into(),
-        });
-    }
-    let mut aaguid = [0u8; 16];
-    aaguid.copy_from_slice(take(&mut d, 16, "authData.aaguid")?);
-    let mut len = [0u8; 2];
-    len.copy_from_slice(take(&mut d, 2, "authData.credentialIdLength")?);
-    let len = usize::from(u16::from_be_bytes(len));
-    if len == 0 || len > 1023 {
-        return Err(GraphError::InvalidInput {
-            field: "authData.credentialIdLength",
-            reason: format!("{len} is outside 1..=1023"),
-        });
-    }
-    let credential_id = take(&mut d, len, "authData.credentialId")?.to_vec();
-    let (public_key, _used) =
-        cbor::decode_prefix_with(d, cbor::Limits::default()).map_err(|e| {
-            GraphError::InvalidInput {
-                field: "authData.credentialPublicKey",
-                reason: e.to_string(),
-            }
-        })?;
-    Ok(AttestedCredential {
-        rp_id_hash,
-        flags,
-        sign_count: u32::from_be_bytes(counter),
-        aaguid,
-        credential_id,
-        public_key,
-    })
-}
-
 /// Checks a display name the way Entra does (1–30 characters, no control characters).
 pub fn validate_display_name(name: &str) -> Result<(), GraphError> {
     let chars = name.chars().count();
@@ -167,27 +93,27 @@ pub fn validate_display_name(name: &str) -> Result<(), GraphError> {
     Ok(())
 }
 
-/// Builds the attestation object CBOR (`{"fmt", "attStmt", "authData"}`, canonical).
-pub fn attestation_object(result: &MakeCredentialResult) -> Result<Vec<u8>, GraphError> {
+/// Parses the makeCredential result with fido-core: the attestation object, whose
+/// authenticator data must carry the new credential.
+pub fn attestation_object(result: &MakeCredentialResult) -> Result<AttestationObject, GraphError> {
     let att_stmt = cbor::decode(&result.att_stmt).map_err(|e| GraphError::InvalidInput {
         field: "attStmt",
         reason: e.to_string(),
     })?;
-    if !matches!(att_stmt, Value::Map(_)) {
+    let obj =
+        AttestationObject::from_parts(&result.fmt, &result.auth_data, &att_stmt).map_err(|e| {
+            GraphError::InvalidInput {
+                field: "makeCredential result",
+                reason: e.to_string(),
+            }
+        })?;
+    if obj.auth_data().attested_credential().is_none() {
         return Err(GraphError::InvalidInput {
-            field: "attStmt",
-            reason: "not a CBOR map".into(),
+            field: "authData",
+            reason: "no attested credential data (AT flag clear)".into(),
         });
     }
-    let obj = Value::map([
-        (Value::from("fmt"), Value::from(result.fmt.as_str())),
-        (Value::from("attStmt"), att_stmt),
-        (
-            Value::from("authData"),
-            Value::from(result.auth_data.clone()),
-        ),
-    ]);
-    Ok(cbor::encode(&obj))
+    Ok(obj)
 }
 
 /// Builds the registration body from the creation options' clientData and the key's
@@ -198,15 +124,19 @@ pub fn build_registration(
     result: &MakeCredentialResult,
 ) -> Result<RegistrationBody, GraphError> {
     validate_display_name(display_name)?;
-    let cred = parse_attested_credential(&result.auth_data)?;
     let att = attestation_object(result)?;
+    let credential_id = att
+        .auth_data()
+        .attested_credential()
+        .map(|c| c.credential_id().to_vec())
+        .unwrap_or_default();
     Ok(RegistrationBody {
         display_name: display_name.to_owned(),
         public_key_credential: PublicKeyCredential {
-            id: encode_b64url(&cred.credential_id),
+            id: encode_b64url(&credential_id),
             response: AttestationResponse {
                 client_data_json: encode_b64url(client_data.json.as_bytes()),
-                attestation_object: encode_b64url(&att),
+                attestation_object: encode_b64url(&att.to_cbor()),
             },
             client_extension_results: ClientExtensionResults::default(),
         },
@@ -217,6 +147,7 @@ pub fn build_registration(
 mod tests {
     use super::*;
     use crate::wire::{PublicKeyCreationOptions, RelyingParty, WebauthnUser};
+    use p256::elliptic_curve::sec1::ToEncodedPoint;
 
     pub(crate) fn options(challenge: &str) -> CreationOptions {
         CreationOptions {
@@ -249,10 +180,15 @@ mod tests {
         a.extend_from_slice(&[0x11; 16]);
         a.extend_from_slice(&(cred_id.len() as u16).to_be_bytes());
         a.extend_from_slice(cred_id);
-        a.extend_from_slice(&cbor::encode(&Value::map([(
-            Value::from(1u64),
-            Value::from(2u64),
-        )])));
+        let point = p256::SecretKey::random(&mut rand_core::OsRng)
+            .public_key()
+            .to_encoded_point(false);
+        let key = fido_core::cose::CoseKey::Ec2 {
+            alg: fido_core::cose::ALG_ES256,
+            x: point.x().unwrap().as_slice().try_into().unwrap(),
+            y: point.y().unwrap().as_slice().try_into().unwrap(),
+        };
+        a.extend_from_slice(&cbor::encode(&key.to_value()));
         a
     }
 
@@ -321,17 +257,34 @@ mod tests {
     }
 
     #[test]
-    fn truncated_auth_data_names_the_field() {
+    fn truncated_auth_data_is_refused_naming_the_input() {
         let full = auth_data(&[1; 16]);
         for cut in [10, 33, 40, 55, 56, 60, full.len() - 1] {
-            let e = parse_attested_credential(&full[..cut]).unwrap_err();
+            let r = MakeCredentialResult {
+                auth_data: full[..cut].to_vec(),
+                fmt: "none".into(),
+                att_stmt: vec![0xa0],
+            };
+            let e = attestation_object(&r).unwrap_err();
             assert!(
                 matches!(e, GraphError::InvalidInput { .. }),
                 "cut {cut}: {e:?}"
             );
         }
-        let c = parse_attested_credential(&full).unwrap();
-        assert_eq!(c.sign_count, 7);
-        assert_eq!(c.credential_id, vec![1; 16]);
+        let mut no_at = full.clone();
+        no_at[32] &= !FLAG_AT;
+        no_at.truncate(37);
+        let r = MakeCredentialResult {
+            auth_data: no_at,
+            fmt: "none".into(),
+            att_stmt: vec![0xa0],
+        };
+        assert!(matches!(
+            attestation_object(&r),
+            Err(GraphError::InvalidInput {
+                field: "authData",
+                ..
+            })
+        ));
     }
 }

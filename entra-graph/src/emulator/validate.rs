@@ -6,13 +6,13 @@
 use std::collections::HashMap;
 use std::time::SystemTime;
 
-use fido_core::cbor::{self, Value};
+use fido_core::attestation::{AttestationObject, AttestationType, FMT_NONE, FMT_PACKED};
 use sha2::{Digest, Sha256};
 
 use super::state::{IssuedChallenge, StoredMethod};
 use crate::ids::{decode_lenient, encode_with_padding_digit};
 use crate::policy::{check_aaguid, effective_restrictions, format_aaguid};
-use crate::webauthn::{parse_attested_credential, FLAG_UP, FLAG_UV, MAX_DISPLAY_NAME_CHARS};
+use crate::webauthn::MAX_DISPLAY_NAME_CHARS;
 use crate::wire::{AttestationLevel, Fido2Method, Fido2Policy, MethodState, PasskeyType};
 
 /// Why Entra refuses a registration: HTTP status, Graph code and message.
@@ -136,36 +136,25 @@ pub(crate) fn validate_registration(
         return Err(bad("clientDataJSON.crossOrigin must be false"));
     }
 
-    // attestationObject: fmt, attStmt, authData.
-    let att = cbor::decode(&att_raw).map_err(|e| bad(format!("attestationObject: {e}")))?;
-    let att = att
-        .as_map("attestationObject")
-        .map_err(|e| bad(e.to_string()))?;
-    let fmt = att
-        .require_text("fmt", "attestationObject.fmt")
-        .and_then(|v| v.as_text("attestationObject.fmt"))
-        .map_err(|e| bad(e.to_string()))?
-        .to_owned();
-    let att_stmt = att
-        .require_text("attStmt", "attestationObject.attStmt")
-        .map_err(|e| bad(e.to_string()))?;
-    let auth_data = att
-        .require_text("authData", "attestationObject.authData")
-        .and_then(|v| v.as_bytes("attestationObject.authData"))
-        .map_err(|e| bad(e.to_string()))?;
-    let cred = parse_attested_credential(auth_data).map_err(|e| bad(e.to_string()))?;
-    if cred.rp_id_hash != <[u8; 32]>::from(Sha256::digest(ctx.rp_id.as_bytes())) {
+    // attestationObject: parsed, and its statement verified, by fido-core.
+    let att = AttestationObject::from_cbor(&att_raw)
+        .map_err(|e| bad(format!("attestationObject: {e}")))?;
+    let auth_data = att.auth_data();
+    let cred = auth_data
+        .attested_credential()
+        .ok_or_else(|| bad("authenticatorData has no attested credential data"))?;
+    if !auth_data.is_for_rp_id(ctx.rp_id) {
         return Err(bad(
             "authenticatorData.rpIdHash does not match the relying party",
         ));
     }
-    if cred.flags & FLAG_UP == 0 {
+    if !auth_data.flags().user_present() {
         return Err(bad("User presence flag not set"));
     }
-    if cred.flags & FLAG_UV == 0 {
+    if !auth_data.flags().user_verified() {
         return Err(bad("User verification is required"));
     }
-    if cred.credential_id != cred_id {
+    if cred.credential_id() != cred_id.as_slice() {
         return Err(bad(
             "publicKeyCredential.id does not match the credential in authenticatorData",
         ));
@@ -175,15 +164,25 @@ pub(crate) fn validate_registration(
             "The credential is already registered for this user (excludeCredentials)",
         ));
     }
-
+    // Entra documents packed and none only.
+    if !matches!(att.fmt(), FMT_PACKED | FMT_NONE) {
+        return Err(bad(format!("Unsupported attestation format {}", att.fmt())));
+    }
     let client_data_hash: [u8; 32] = Sha256::digest(&client_data_raw).into();
-    let (attested, certs) = verify_attestation(
-        &fmt,
-        att_stmt,
-        auth_data,
-        &client_data_hash,
-        &cred.public_key,
-    )?;
+    let verified = att
+        .verify(&client_data_hash)
+        .map_err(|e| bad(format!("Attestation signature verification failed: {e}")))?;
+    // Only a certificate chain counts as attested; self attestation does not.
+    let (attested, certs) = match &verified.attestation_type {
+        AttestationType::BasicOrAttCa { chain } => (
+            true,
+            chain
+                .iter()
+                .map(|c| hex_lower(&Sha256::digest(c)[..20]))
+                .collect(),
+        ),
+        _ => (false, vec![]),
+    };
 
     if let Some(types) = ctx
         .policy
@@ -197,7 +196,7 @@ pub(crate) fn validate_registration(
             ));
         }
     }
-    let aaguid = format_aaguid(&cred.aaguid);
+    let aaguid = format_aaguid(&verified.aaguid);
     let eff = effective_restrictions(ctx.policy);
     check_aaguid(&eff, &aaguid)
         .map_err(|e| bad(format!("Security key is restricted by policy: {e}")))?;
@@ -237,98 +236,6 @@ fn model_for(aaguid: &str) -> Option<String> {
         "ee882879-721c-4913-9775-3dfcce97072a" => Some("YubiKey 5 Series with NFC".into()),
         _ => None,
     }
-}
-
-/// Checks the attestation statement. Returns whether the key is attested (a verified
-/// certificate chain leaf) and the attestation certificates' SHA-1-style thumbprints.
-///
-/// Interim: until `fido_core::attestation` lands this checks packed signatures (ES256,
-/// x5c leaf or self attestation) directly; the swap is confined to this function.
-fn verify_attestation(
-    fmt: &str,
-    att_stmt: &Value,
-    auth_data: &[u8],
-    client_data_hash: &[u8; 32],
-    credential_key: &Value,
-) -> Result<(bool, Vec<String>), Rejection> {
-    use p256::ecdsa::signature::Verifier;
-    use p256::ecdsa::{Signature, VerifyingKey};
-    let stmt = att_stmt.as_map("attStmt").map_err(|e| bad(e.to_string()))?;
-    match fmt {
-        "none" => {
-            if !stmt.entries().is_empty() {
-                return Err(bad("attStmt must be empty for fmt none"));
-            }
-            Ok((false, vec![]))
-        }
-        "packed" => {
-            let alg = stmt
-                .require_text("alg", "attStmt.alg")
-                .and_then(|v| v.as_i64("attStmt.alg"))
-                .map_err(|e| bad(e.to_string()))?;
-            if alg != fido_core::cose::ALG_ES256 {
-                return Err(bad(format!("Unsupported attestation algorithm {alg}")));
-            }
-            let sig = stmt
-                .require_text("sig", "attStmt.sig")
-                .and_then(|v| v.as_bytes("attStmt.sig"))
-                .map_err(|e| bad(e.to_string()))?;
-            let sig = Signature::from_der(sig)
-                .map_err(|_| bad("attStmt.sig is not a DER ECDSA signature"))?;
-            let mut signed = auth_data.to_vec();
-            signed.extend_from_slice(client_data_hash);
-            let (key, attested, certs) = match stmt.get_text("x5c") {
-                Some(x5c) => {
-                    let chain = x5c
-                        .as_array("attStmt.x5c")
-                        .map_err(|e| bad(e.to_string()))?;
-                    let leaf = chain
-                        .first()
-                        .ok_or_else(|| bad("attStmt.x5c is empty"))?
-                        .as_bytes("attStmt.x5c[0]")
-                        .map_err(|e| bad(e.to_string()))?;
-                    let key = leaf_p256_key(leaf)?;
-                    let thumbs = chain
-                        .iter()
-                        .filter_map(|c| c.as_bytes("x5c").ok())
-                        .map(|c| hex_lower(&Sha256::digest(c)[..20]))
-                        .collect();
-                    (key, true, thumbs)
-                }
-                None => {
-                    let cose = fido_core::cose::CoseKey::from_value(credential_key)
-                        .map_err(|e| bad(format!("credentialPublicKey: {e}")))?;
-                    let fido_core::cose::CoseKey::Ec2 { x, y, .. } = cose else {
-                        return Err(bad("Self attestation needs an EC2 P-256 credential key"));
-                    };
-                    let mut sec1 = vec![0x04];
-                    sec1.extend_from_slice(&x);
-                    sec1.extend_from_slice(&y);
-                    let key = VerifyingKey::from_sec1_bytes(&sec1)
-                        .map_err(|_| bad("credentialPublicKey is not a P-256 point"))?;
-                    (key, false, vec![])
-                }
-            };
-            key.verify(&signed, &sig)
-                .map_err(|_| bad("Attestation signature verification failed"))?;
-            Ok((attested, certs))
-        }
-        other => Err(bad(format!("Unsupported attestation format {other}"))),
-    }
-}
-
-fn leaf_p256_key(der: &[u8]) -> Result<p256::ecdsa::VerifyingKey, Rejection> {
-    use x509_cert::der::Decode;
-    let cert = x509_cert::Certificate::from_der(der)
-        .map_err(|e| bad(format!("attStmt.x5c[0] is not a certificate: {e}")))?;
-    let bits = cert
-        .tbs_certificate
-        .subject_public_key_info
-        .subject_public_key
-        .as_bytes()
-        .ok_or_else(|| bad("attStmt.x5c[0] public key has unused bits"))?;
-    p256::ecdsa::VerifyingKey::from_sec1_bytes(bits)
-        .map_err(|_| bad("attStmt.x5c[0] public key is not P-256"))
 }
 
 fn hex_lower(b: &[u8]) -> String {

@@ -321,3 +321,19 @@ fn passkey_profile_without_device_bound() {
         ))
     ));
 }
+
+#[test]
+fn attestation_certificate_for_another_model() {
+    let (emu, c) = setup();
+    // The attestation certificate names the YubiKey 5 AAGUID; authData claims another.
+    let args = MakeArgs {
+        aaguid: [0x42; 16],
+        ..MakeArgs::default()
+    };
+    let (body, _) = registration(&c, KIM, "k", None, &args);
+    rejected(
+        c.register(KIM, &body).unwrap_err(),
+        "Attestation signature verification failed",
+    );
+    assert_eq!(emu.method_count(), 0);
+}

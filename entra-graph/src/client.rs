@@ -105,6 +105,20 @@ impl GraphClient {
         }
     }
 
+    /// Runs a future to completion on the private runtime. Refuses (instead of
+    /// panicking) when called from inside an async runtime.
+    fn block<T>(&self, f: impl std::future::Future<Output = T>) -> Result<T, GraphError> {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Err(GraphError::Config {
+                setting: "runtime",
+                reason: "the blocking client was called from inside an async runtime; \
+                         call it from a plain thread (e.g. spawn_blocking)"
+                    .into(),
+            });
+        }
+        Ok(self.rt.block_on(f))
+    }
+
     fn root(&self) -> String {
         self.core.config.graph_root()
     }
@@ -123,9 +137,8 @@ impl GraphClient {
         shape: &'static str,
     ) -> Result<T, GraphError> {
         let core = self.core.clone();
-        let reply = self
-            .rt
-            .block_on(async move { core.request(Method::GET, url, None, true).await })?;
+        let reply =
+            self.block(async move { core.request(Method::GET, url, None, true).await })??;
         Ok(parse_json(&reply.body, shape)?)
     }
 
@@ -156,7 +169,7 @@ impl GraphClient {
     pub fn check_connection(&self) -> Result<ConnectionReport, GraphError> {
         let start = std::time::Instant::now();
         let core = self.core.clone();
-        self.rt.block_on(async move { core.token().await })?;
+        self.block(async move { core.token().await })??;
         let _: Page<User> = self.get_json(
             &format!("{}/users?$top=1&$select=id", self.root()),
             "users page",
@@ -185,9 +198,8 @@ impl GraphClient {
             _ => format!("{base}/creationOptions"),
         };
         let core = self.core.clone();
-        let reply = self
-            .rt
-            .block_on(async move { core.request(Method::GET, &url, None, true).await })?;
+        let reply =
+            self.block(async move { core.request(Method::GET, &url, None, true).await })??;
         Ok(CreationOptions::from_json(&reply.body)?)
     }
 
@@ -209,7 +221,7 @@ impl GraphClient {
     pub fn delete_method(&self, user: &str, method_id: &str) -> Result<(), GraphError> {
         let url = format!("{}/{}", self.methods_url(user), encode_segment(method_id));
         let core = self.core.clone();
-        self.rt.block_on(async move {
+        self.block(async move {
             let mut uncertain = false;
             let max = core.config.retry.max_attempts;
             for attempt in 1..=max {
@@ -242,7 +254,7 @@ impl GraphClient {
             Err(GraphError::Transport {
                 reason: "no attempt made".into(),
             })
-        })
+        })?
     }
 
     /// Registers a passkey. A POST whose outcome is unknown (timeout, dropped
@@ -260,9 +272,8 @@ impl GraphClient {
         let mut last_unknown: Option<GraphError> = None;
         for attempt in 1..=max {
             let core = self.core.clone();
-            let res = self
-                .rt
-                .block_on(async { core.request(Method::POST, &url, Some(&bytes), false).await });
+            let res =
+                self.block(async { core.request(Method::POST, &url, Some(&bytes), false).await })?;
             match res {
                 Ok(reply) => return Ok(parse_json(&reply.body, "fido2AuthenticationMethod")?),
                 Err(Failure::Unknown(delay, e)) => {
@@ -377,7 +388,7 @@ impl GraphClient {
         let core = self.core.clone();
         let root = self.root();
         let n = requests.len();
-        self.rt.block_on(async move {
+        let ran = self.block(async move {
             let mut set = tokio::task::JoinSet::new();
             let chunks: Vec<Vec<(usize, Method, String)>> = requests
                 .into_iter()
@@ -409,7 +420,8 @@ impl GraphClient {
                 }
             }
             out
-        })
+        });
+        ran.unwrap_or_else(|e| (0..n).map(|_| Err(e.clone())).collect())
     }
 
     /// Deletes many passkeys of one user through `$batch`; one result per id, in order.
@@ -556,6 +568,31 @@ mod tests {
         assert_eq!(encode_segment("kim@contoso.com"), "kim@contoso.com");
         assert_eq!(encode_segment("ba/AF2t2+Xr=="), "ba%2FAF2t2%2BXr%3D%3D");
         assert_eq!(encode_segment("a b'c"), "a%20b%27c");
+    }
+
+    #[test]
+    fn refuses_to_block_inside_a_runtime() {
+        let c = GraphClient::new(
+            GraphConfig::new("t"),
+            Credential::ClientSecret {
+                client_id: "a".into(),
+                secret: "s".into(),
+            },
+        )
+        .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let e = rt.block_on(async { c.user("kim") }).unwrap_err();
+        assert!(matches!(
+            e,
+            GraphError::Config {
+                setting: "runtime",
+                ..
+            }
+        ));
+        let r = rt.block_on(async { c.batch_delete("kim", &["a".into()]) });
+        assert!(matches!(r[0], Err(GraphError::Config { .. })));
     }
 
     #[test]

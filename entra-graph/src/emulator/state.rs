@@ -150,6 +150,22 @@ pub struct ThrottleConfig {
 }
 
 impl ThrottleConfig {
+    /// Per app and tenant in a small tenant: 3 500 resource units per 10 seconds.
+    pub fn documented_small_tenant() -> Self {
+        ThrottleConfig {
+            capacity: 3500.0,
+            refill_per_sec: 350.0,
+        }
+    }
+
+    /// Per app and tenant in a large tenant: 8 000 resource units per 10 seconds.
+    pub fn documented_large_tenant() -> Self {
+        ThrottleConfig {
+            capacity: 8000.0,
+            refill_per_sec: 800.0,
+        }
+    }
+
     /// The documented write limit per app and tenant: 3 000 writes per 2.5 minutes.
     pub fn documented_writes() -> Self {
         ThrottleConfig {

@@ -51,6 +51,26 @@ pub struct ClientStats {
     pub reconciliations: u64,
 }
 
+/// A registered passkey, with what an audit record needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Registration {
+    /// The method Graph returned (or the listing found).
+    pub method: Fido2Method,
+    /// `request-id` of the POST that created it (`None` when found by reconciliation).
+    pub request_id: Option<String>,
+    /// True when an unknown outcome was resolved by listing the user's methods.
+    pub reconciled: bool,
+}
+
+/// A deleted passkey, with what an audit record needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Deletion {
+    /// `request-id` of the DELETE that did it (or of the 404 that showed it gone).
+    pub request_id: Option<String>,
+    /// True when a retry after an unknown outcome found it already gone.
+    pub already_gone: bool,
+}
+
 /// What a connection check found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConnectionReport {
@@ -218,7 +238,7 @@ impl GraphClient {
 
     /// Deletes a passkey. A retry that finds it gone after an unknown first outcome
     /// counts as success.
-    pub fn delete_method(&self, user: &str, method_id: &str) -> Result<(), GraphError> {
+    pub fn delete_method(&self, user: &str, method_id: &str) -> Result<Deletion, GraphError> {
         let url = format!("{}/{}", self.methods_url(user), encode_segment(method_id));
         let core = self.core.clone();
         self.block(async move {
@@ -226,10 +246,18 @@ impl GraphClient {
             let max = core.config.retry.max_attempts;
             for attempt in 1..=max {
                 match core.exchange(Method::DELETE, &url, None).await {
-                    Ok(_) => return Ok(()),
+                    Ok(reply) => {
+                        return Ok(Deletion {
+                            request_id: reply.request_id,
+                            already_gone: false,
+                        })
+                    }
                     Err(Failure::Final(e)) => {
                         if uncertain && e.status() == Some(404) {
-                            return Ok(());
+                            return Ok(Deletion {
+                                request_id: e.request_id().map(str::to_owned),
+                                already_gone: true,
+                            });
                         }
                         return Err(e);
                     }
@@ -260,7 +288,11 @@ impl GraphClient {
     /// Registers a passkey. A POST whose outcome is unknown (timeout, dropped
     /// connection, 5xx) is reconciled by listing the user's methods for the credential
     /// id before any retry: never two passkeys for one credential, never a silent loss.
-    pub fn register(&self, user: &str, body: &RegistrationBody) -> Result<Fido2Method, GraphError> {
+    pub fn register(
+        &self,
+        user: &str,
+        body: &RegistrationBody,
+    ) -> Result<Registration, GraphError> {
         crate::webauthn::validate_display_name(&body.display_name)?;
         let credential_id = body.public_key_credential.id.clone();
         let bytes = serde_json::to_vec(body).map_err(|e| GraphError::InvalidInput {
@@ -275,12 +307,23 @@ impl GraphClient {
             let res =
                 self.block(async { core.request(Method::POST, &url, Some(&bytes), false).await })?;
             match res {
-                Ok(reply) => return Ok(parse_json(&reply.body, "fido2AuthenticationMethod")?),
+                Ok(reply) => {
+                    return Ok(Registration {
+                        method: parse_json(&reply.body, "fido2AuthenticationMethod")?,
+                        request_id: reply.request_id,
+                        reconciled: false,
+                    })
+                }
                 Err(Failure::Unknown(delay, e)) => {
                     self.core
                         .counters
                         .reconciliations
                         .fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(
+                        credential_id = %credential_id,
+                        error = %e,
+                        "registration outcome unknown; listing the user's methods before any retry"
+                    );
                     // Did it commit? Listing is idempotent and retried on its own.
                     let methods = self.list_methods(user).map_err(|le| {
                         GraphError::RegistrationOutcomeUnknown {
@@ -292,8 +335,14 @@ impl GraphClient {
                         .into_iter()
                         .find(|m| same_credential(&m.id, &credential_id))
                     {
-                        return Ok(m);
+                        tracing::info!(credential_id = %credential_id, "registration had committed");
+                        return Ok(Registration {
+                            method: m,
+                            request_id: None,
+                            reconciled: true,
+                        });
                     }
+                    tracing::info!(credential_id = %credential_id, "registration had not committed; sending again");
                     last_unknown = Some(e);
                     if attempt < max {
                         let d = delay.unwrap_or_else(|| self.core.backoff(attempt));
@@ -310,7 +359,11 @@ impl GraphClient {
                                 .into_iter()
                                 .find(|m| same_credential(&m.id, &credential_id))
                             {
-                                return Ok(m);
+                                return Ok(Registration {
+                                    method: m,
+                                    request_id: None,
+                                    reconciled: true,
+                                });
                             }
                         }
                     }
@@ -384,7 +437,7 @@ impl GraphClient {
     /// Runs GET/DELETE requests (relative URLs) through JSON `$batch`, 20 at a time,
     /// with bounded concurrency; inner 429s (and 503/504) are retried after their
     /// `Retry-After`. Returns each request's final status and body, in input order.
-    fn batch(&self, requests: Vec<(Method, String)>) -> Vec<Result<(u16, Vec<u8>), GraphError>> {
+    fn batch(&self, requests: Vec<(Method, String)>) -> Vec<Result<BatchOutcome, GraphError>> {
         let core = self.core.clone();
         let root = self.root();
         let n = requests.len();
@@ -403,7 +456,7 @@ impl GraphClient {
                 let url = format!("{root}/$batch");
                 set.spawn(async move { run_batch(&core, &url, chunk).await });
             }
-            let mut out: Vec<Result<(u16, Vec<u8>), GraphError>> = (0..n)
+            let mut out: Vec<Result<BatchOutcome, GraphError>> = (0..n)
                 .map(|_| {
                     Err(GraphError::Transport {
                         reason: "batch task lost".into(),
@@ -426,7 +479,11 @@ impl GraphClient {
 
     /// Deletes many passkeys of one user through `$batch`; one result per id, in order.
     /// An id already gone after an uncertain attempt counts as deleted.
-    pub fn batch_delete(&self, user: &str, method_ids: &[String]) -> Vec<Result<(), GraphError>> {
+    pub fn batch_delete(
+        &self,
+        user: &str,
+        method_ids: &[String],
+    ) -> Vec<Result<Deletion, GraphError>> {
         let reqs = method_ids
             .iter()
             .map(|id| {
@@ -442,7 +499,12 @@ impl GraphClient {
             .collect();
         self.batch(reqs)
             .into_iter()
-            .map(|r| r.map(|_| ()))
+            .map(|r| {
+                r.map(|o| Deletion {
+                    request_id: o.request_id,
+                    already_gone: o.already_gone,
+                })
+            })
             .collect()
     }
 
@@ -460,8 +522,8 @@ impl GraphClient {
         self.batch(reqs)
             .into_iter()
             .map(|r| {
-                let (_, body) = r?;
-                let page: Page<Fido2Method> = parse_json(&body, "fido2Methods page")?;
+                let o = r?;
+                let page: Page<Fido2Method> = parse_json(&o.body, "fido2Methods page")?;
                 let mut all = page.value;
                 if let Some(next) = page.next_link {
                     all.extend(self.get_all::<Fido2Method>(next, "fido2Methods page")?);
@@ -472,7 +534,14 @@ impl GraphClient {
     }
 }
 
-type Indexed = Vec<(usize, Result<(u16, Vec<u8>), GraphError>)>;
+/// One inner answer of a `$batch`.
+struct BatchOutcome {
+    body: Vec<u8>,
+    request_id: Option<String>,
+    already_gone: bool,
+}
+
+type Indexed = Vec<(usize, Result<BatchOutcome, GraphError>)>;
 
 async fn run_batch(core: &Core, url: &str, items: Vec<(usize, Method, String)>) -> Indexed {
     let mut pending: BTreeMap<String, (usize, Method, String, bool)> = items
@@ -526,6 +595,12 @@ async fn run_batch(core: &Core, url: &str, items: Vec<(usize, Method, String)>) 
                 .as_ref()
                 .map(|b| serde_json::to_vec(b).unwrap_or_default())
                 .unwrap_or_default();
+            let request_id = r
+                .headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("request-id"))
+                .map(|(_, v)| v.clone())
+                .or_else(|| reply.request_id.clone());
             let retry_after = r
                 .headers
                 .iter()
@@ -533,14 +608,38 @@ async fn run_batch(core: &Core, url: &str, items: Vec<(usize, Method, String)>) 
                 .and_then(|(_, v)| v.trim().parse::<u64>().ok())
                 .map(Duration::from_secs);
             match r.status {
-                200..=299 => done.push((i, Ok((r.status, body)))),
-                404 if uncertain && m == Method::DELETE => done.push((i, Ok((204, Vec::new())))),
+                200..=299 => done.push((
+                    i,
+                    Ok(BatchOutcome {
+                        body,
+                        request_id,
+                        already_gone: false,
+                    }),
+                )),
+                404 if uncertain && m == Method::DELETE => done.push((
+                    i,
+                    Ok(BatchOutcome {
+                        body: Vec::new(),
+                        request_id,
+                        already_gone: true,
+                    }),
+                )),
                 429 | 500..=599 if attempt < max => {
                     wait = wait.max(retry_after.unwrap_or_else(|| core.backoff(attempt)));
                     let uncertain = uncertain || r.status >= 500;
                     pending.insert(r.id, (i, m, u, uncertain));
                 }
-                status => done.push((i, Err(api_error(status, None, &body)))),
+                status => {
+                    let mut e = api_error(status, None, &body);
+                    if let GraphError::Api {
+                        request_id: rid @ None,
+                        ..
+                    } = &mut e
+                    {
+                        *rid = request_id;
+                    }
+                    done.push((i, Err(e)));
+                }
             }
         }
         if !pending.is_empty() && attempt < max {

@@ -18,6 +18,8 @@ use crate::GraphError;
 #[derive(Debug)]
 pub(crate) struct Reply {
     pub body: Vec<u8>,
+    /// Graph's `request-id` header.
+    pub request_id: Option<String>,
 }
 
 struct CachedToken {
@@ -124,6 +126,7 @@ impl Core {
         }
         let (token, lifetime) = self.acquire_token().await?;
         self.counters.tokens.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(lifetime_secs = lifetime.as_secs(), "access token acquired");
         // Refresh a quarter of the lifetime (at most 5 minutes) before expiry.
         let margin = (lifetime / 4).min(Duration::from_secs(300));
         *guard = Some(CachedToken {
@@ -248,6 +251,7 @@ impl Core {
         let resp = match req.send().await {
             Ok(r) => r,
             Err(e) => {
+                tracing::debug!(%method, url, error = %e, "graph request failed in transport");
                 let err = GraphError::Transport {
                     reason: e.to_string(),
                 };
@@ -261,12 +265,23 @@ impl Core {
         };
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
+        let request_id = headers
+            .get("request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        tracing::debug!(
+            %method,
+            url,
+            status,
+            request_id = request_id.as_deref().unwrap_or(""),
+            "graph request"
+        );
         let body = match read_body(resp).await {
             Ok(b) => b,
             Err(e) => return Err(Failure::Unknown(None, e)),
         };
         if (200..300).contains(&status) {
-            return Ok(Reply { body });
+            return Ok(Reply { body, request_id });
         }
         let err = api_error(status, Some(&headers), &body);
         let ra = retry_after(&headers);
@@ -308,6 +323,17 @@ impl Core {
                 return Err(failure);
             }
             self.counters.retries.fetch_add(1, Ordering::Relaxed);
+            let err: &GraphError = match &failure {
+                Failure::Retry(_, e) | Failure::Unknown(_, e) | Failure::Final(e) => e,
+            };
+            tracing::warn!(
+                %method,
+                url,
+                attempt,
+                delay_ms = delay.as_millis() as u64,
+                error = %err,
+                "retrying graph request"
+            );
             tokio::time::sleep(delay.max(self.backoff(0) / 4)).await;
         }
     }

@@ -62,7 +62,9 @@ pub mod policy;
 pub mod webauthn;
 pub mod wire;
 
-pub use client::{encode_segment, ClientStats, ConnectionReport, GraphClient, MAX_BATCH};
+pub use client::{
+    encode_segment, ClientStats, ConnectionReport, Deletion, GraphClient, Registration, MAX_BATCH,
+};
 pub use config::{
     ApiVersion, GraphConfig, RetryPolicy, MAX_CHALLENGE_MINUTES, MIN_CHALLENGE_MINUTES,
 };

@@ -425,6 +425,7 @@ fn batch(shared: &Shared, ver: &str, auth: Option<&str>, body: &[u8], rid: &str)
         };
         log(shared, &item.method, &path, r.status);
         let mut headers = std::collections::BTreeMap::new();
+        headers.insert("request-id".to_owned(), inner_rid.clone());
         if r.json {
             headers.insert("Content-Type".to_owned(), "application/json".to_owned());
         }

@@ -31,7 +31,9 @@ fn register_list_get_delete_round_trip_v1() {
     let emu = emulator();
     let c = client(&emu, ApiVersion::V1);
     let (body, cred_id) = registration(&c, KIM, "Kim's YubiKey", None, &MakeArgs::default());
-    let m = c.register(KIM, &body).unwrap();
+    let reg = c.register(KIM, &body).unwrap();
+    assert!(reg.request_id.is_some() && !reg.reconciled);
+    let m = reg.method;
     assert_eq!(decode_lenient(&m.id, "id").unwrap(), cred_id);
     assert_eq!(m.display_name.as_deref(), Some("Kim's YubiKey"));
     assert_eq!(m.aa_guid.as_deref(), Some(YK5_STR));
@@ -48,7 +50,8 @@ fn register_list_get_delete_round_trip_v1() {
         decode_lenient(&opts.public_key.exclude_credentials[0].id, "id").unwrap(),
         cred_id
     );
-    c.delete_method(KIM, &m.id).unwrap();
+    let del = c.delete_method(KIM, &m.id).unwrap();
+    assert!(del.request_id.is_some() && !del.already_gone);
     assert!(c.list_methods(KIM).unwrap().is_empty());
     assert_eq!(emu.method_count(), 0);
     let e = c.get_method(KIM, &m.id).unwrap_err();
@@ -66,7 +69,7 @@ fn beta_registration_with_self_and_none_attestation() {
             ..MakeArgs::default()
         };
         let (body, _) = registration(&c, KIM, "key", None, &args);
-        let m = c.register(KIM, &body).unwrap();
+        let m = c.register(KIM, &body).unwrap().method;
         assert_eq!(m.attestation_level, Some(AttestationLevel::NotAttested));
         assert_eq!(m.passkey_type, None, "beta has no passkeyType");
     }
@@ -394,7 +397,7 @@ fn fault_5xx_on_get_is_retried_and_on_register_reconciled() {
         },
         1,
     ));
-    let m = c.register(KIM, &body).unwrap();
+    let m = c.register(KIM, &body).unwrap().method;
     assert_eq!(emu.methods(KIM), vec![m]);
     assert_eq!(c.stats().reconciliations, 1);
     let posts = emu
@@ -411,7 +414,7 @@ fn fault_dropped_connection_before_commit() {
     let c = client(&emu, ApiVersion::V1);
     let (body, cred) = registration(&c, KIM, "key", None, &MakeArgs::default());
     emu.inject(FaultRule::new("POST", "fido2Methods", Fault::Drop, 1));
-    let m = c.register(KIM, &body).unwrap();
+    let m = c.register(KIM, &body).unwrap().method;
     assert_eq!(decode_lenient(&m.id, "id").unwrap(), cred);
     assert_eq!(emu.methods(KIM).len(), 1);
     assert_eq!(c.stats().reconciliations, 1);
@@ -428,7 +431,9 @@ fn fault_committed_but_response_lost() {
         Fault::CommitThenDrop,
         1,
     ));
-    let m = c.register(KIM, &body).unwrap();
+    let reg = c.register(KIM, &body).unwrap();
+    assert!(reg.reconciled, "found by listing");
+    let m = reg.method;
     assert_eq!(decode_lenient(&m.id, "id").unwrap(), cred);
     assert_eq!(
         emu.methods(KIM).len(),
@@ -448,7 +453,7 @@ fn fault_committed_but_response_lost() {
         Fault::CommitThenDrop,
         1,
     ));
-    c.delete_method(KIM, &m.id).unwrap();
+    assert!(c.delete_method(KIM, &m.id).unwrap().already_gone);
     assert_eq!(emu.method_count(), 0);
 }
 
@@ -465,7 +470,7 @@ fn fault_timeout_then_late_commit_never_duplicates() {
         Fault::Delay(Duration::from_millis(1500)),
         1,
     ));
-    let m = c.register(KIM, &body).unwrap();
+    let m = c.register(KIM, &body).unwrap().method;
     assert_eq!(decode_lenient(&m.id, "id").unwrap(), cred);
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(
@@ -511,7 +516,12 @@ fn batch_delete_and_list_under_throttle() {
     with_missing.push(encode_b64url(b"not-there"));
     let results = c.batch_delete(KIM, &with_missing);
     assert_eq!(results.len(), 46);
-    assert!(results[..45].iter().all(Result::is_ok), "{results:?}");
+    assert!(
+        results[..45].iter().all(|r| r
+            .as_ref()
+            .is_ok_and(|d| d.request_id.is_some() && !d.already_gone)),
+        "{results:?}"
+    );
     assert_eq!(results[45].as_ref().unwrap_err().status(), Some(404));
     assert!(emu.methods(KIM).is_empty());
     assert!(

@@ -669,3 +669,90 @@ fn one_client_shared_between_threads() {
     }
     assert_eq!(c.stats().tokens, 1);
 }
+
+#[test]
+fn every_fault_kind_in_turn_leaves_one_passkey_per_credential() {
+    let emu = emulator();
+    let mut cfg = fast_config(&emu, ApiVersion::V1);
+    cfg.request_timeout = Duration::from_millis(400);
+    let c = GraphClient::new(cfg, secret_credential(&emu)).unwrap();
+    let faults = [
+        None,
+        Some(Fault::Drop),
+        Some(Fault::CommitThenDrop),
+        Some(Fault::Status {
+            status: 503,
+            retry_after: Some(0),
+        }),
+        Some(Fault::Status {
+            status: 504,
+            retry_after: Some(0),
+        }),
+        Some(Fault::Status {
+            status: 500,
+            retry_after: None,
+        }),
+        Some(Fault::Status {
+            status: 429,
+            retry_after: Some(0),
+        }),
+        Some(Fault::Delay(Duration::from_millis(800))),
+    ];
+    let mut creds = Vec::new();
+    for (i, fault) in faults.iter().enumerate() {
+        let (body, cred) = registration(&c, KIM, &format!("key {i}"), None, &MakeArgs::default());
+        if let Some(f) = fault {
+            emu.inject(FaultRule::new("POST", "fido2Methods", f.clone(), 1));
+        }
+        let reg = c.register(KIM, &body).unwrap();
+        assert_eq!(
+            decode_lenient(&reg.method.id, "id").unwrap(),
+            cred,
+            "fault {fault:?}"
+        );
+        creds.push(cred);
+    }
+    std::thread::sleep(Duration::from_millis(900)); // let the delayed POST land
+    let stored = emu.methods(KIM);
+    assert_eq!(stored.len(), faults.len(), "{stored:?}");
+    for cred in &creds {
+        let n = stored
+            .iter()
+            .filter(|m| decode_lenient(&m.id, "id").unwrap() == *cred)
+            .count();
+        assert_eq!(n, 1);
+    }
+    assert_eq!(emu.pending_faults(), 0);
+}
+
+#[test]
+fn token_refreshed_before_expiry_and_token_endpoint_faults_retried() {
+    let emu = Emulator::start(EmulatorConfig {
+        token_lifetime: Duration::from_secs(4),
+        ..EmulatorConfig::default()
+    })
+    .unwrap();
+    emu.inject(FaultRule::new(
+        "POST",
+        "oauth2/v2.0/token",
+        Fault::Status {
+            status: 503,
+            retry_after: Some(0),
+        },
+        1,
+    ));
+    let c = client(&emu, ApiVersion::V1);
+    c.user(KIM).unwrap();
+    assert_eq!(c.stats().tokens, 1);
+    std::thread::sleep(Duration::from_millis(3200));
+    c.user(KIM).unwrap();
+    assert_eq!(
+        c.stats().tokens,
+        2,
+        "refreshed a quarter of the lifetime early"
+    );
+    assert!(
+        emu.request_log().iter().all(|r| r.status != 401),
+        "never sent an expired token"
+    );
+}

@@ -261,11 +261,24 @@ impl GraphClient {
                         }
                         return Err(e);
                     }
-                    Err(Failure::Retry(d, e)) | Err(Failure::Unknown(Some(d), e)) => {
+                    Err(Failure::Retry(d, e)) => {
+                        // Not processed (throttled, or never sent): no uncertainty.
+                        let d = if d.is_zero() {
+                            core.backoff(attempt)
+                        } else {
+                            d
+                        };
                         if attempt == max || d > core.config.retry.max_retry_after {
                             return Err(e);
                         }
-                        uncertain |= !matches!(e.status(), Some(s) if s < 500);
+                        core.counters.retries.fetch_add(1, Ordering::Relaxed);
+                        tokio::time::sleep(d).await;
+                    }
+                    Err(Failure::Unknown(Some(d), e)) => {
+                        if attempt == max || d > core.config.retry.max_retry_after {
+                            return Err(e);
+                        }
+                        uncertain = true;
                         core.counters.retries.fetch_add(1, Ordering::Relaxed);
                         tokio::time::sleep(d).await;
                     }

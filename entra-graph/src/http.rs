@@ -316,6 +316,7 @@ impl Core {
             let delay = match &failure {
                 Failure::Final(_) => return Err(failure),
                 Failure::Unknown(_, _) if !idempotent => return Err(failure),
+                Failure::Retry(d, _) if d.is_zero() => self.backoff(attempt),
                 Failure::Retry(d, _) => *d,
                 Failure::Unknown(d, _) => d.unwrap_or_else(|| self.backoff(attempt)),
             };
@@ -334,7 +335,7 @@ impl Core {
                 error = %err,
                 "retrying graph request"
             );
-            tokio::time::sleep(delay.max(self.backoff(0) / 4)).await;
+            tokio::time::sleep(delay).await;
         }
     }
 

@@ -93,6 +93,7 @@ fn main() -> ExitCode {
             client_id: id,
             client_secret: secret,
             certificates_pem: vec![],
+            roles: None,
         }),
         (None, Some(_)) => return usage(),
         (None, None) => {}

@@ -192,6 +192,7 @@ impl Emulator {
                 client_id: random_guid(),
                 client_secret: Some(format!("emu~{}", encode_b64url(&secret))),
                 certificates_pem: vec![],
+                roles: None,
             });
         }
         let mut apps = Vec::new();

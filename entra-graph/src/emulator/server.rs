@@ -278,6 +278,21 @@ pub(crate) fn route(
             if rest == ["$batch"] && method == "POST" {
                 return batch(shared, ver, auth, body, rid);
             }
+            if let Some(needed) = required_roles(method, rest) {
+                let granted = shared
+                    .apps
+                    .iter()
+                    .find(|(a, _)| a.client_id == client)
+                    .is_some_and(|(a, _)| a.has_any_role(needed));
+                if !granted {
+                    return error(
+                        403,
+                        "Authorization_RequestDenied",
+                        "Insufficient privileges to complete the operation.",
+                        rid,
+                    );
+                }
+            }
             if let Some(wait) = throttle(shared, &client) {
                 let mut r = error(429, "TooManyRequests", "Too many requests.", rid);
                 r.retry_after = Some(wait);
@@ -286,6 +301,44 @@ pub(crate) fn route(
             graph(shared, ver, method, rest, &query, body, rid)
         }
         _ => error(404, "NotFound", "Resource not found.", rid),
+    }
+}
+
+/// The application permissions (any one of them) an endpoint needs.
+fn required_roles(method: &str, rest: &[&str]) -> Option<&'static [&'static str]> {
+    const PASSKEY_WRITE: &[&str] = &[
+        "UserAuthMethod-Passkey.ReadWrite.All",
+        "UserAuthenticationMethod.ReadWrite.All",
+    ];
+    const PASSKEY_READ: &[&str] = &[
+        "UserAuthMethod-Passkey.Read.All",
+        "UserAuthMethod-Passkey.ReadWrite.All",
+        "UserAuthenticationMethod.Read.All",
+        "UserAuthenticationMethod.ReadWrite.All",
+    ];
+    const POLICY_READ: &[&str] = &[
+        "Policy.Read.AuthenticationMethod",
+        "Policy.ReadWrite.AuthenticationMethod",
+        "Policy.Read.All",
+    ];
+    const USER_READ: &[&str] = &["User.Read.All", "User.ReadWrite.All", "Directory.Read.All"];
+    const MEMBERS_READ: &[&str] = &[
+        "GroupMember.Read.All",
+        "Group.Read.All",
+        "Directory.Read.All",
+    ];
+    match (method, rest) {
+        ("GET", ["users", _, "authentication", "fido2Methods", op])
+            if op.starts_with("creationOptions") =>
+        {
+            Some(PASSKEY_WRITE)
+        }
+        ("GET", ["users", _, "authentication", ..]) => Some(PASSKEY_READ),
+        (_, ["users", _, "authentication", ..]) => Some(PASSKEY_WRITE),
+        (_, ["users", ..]) => Some(USER_READ),
+        (_, ["groups", ..]) => Some(MEMBERS_READ),
+        (_, ["policies", ..]) => Some(POLICY_READ),
+        _ => None,
     }
 }
 

@@ -20,6 +20,19 @@ pub struct AppRegistration {
     pub client_secret: Option<String>,
     /// PEM certificates registered for assertions.
     pub certificates_pem: Vec<String>,
+    /// Application permissions granted (admin-consented app roles); `None` grants
+    /// everything a passkey provisioning app needs.
+    pub roles: Option<Vec<String>>,
+}
+
+impl AppRegistration {
+    /// True when the app holds one of `any_of`.
+    pub(crate) fn has_any_role(&self, any_of: &[&str]) -> bool {
+        match &self.roles {
+            None => true,
+            Some(roles) => roles.iter().any(|r| any_of.contains(&r.as_str())),
+        }
+    }
 }
 
 impl std::fmt::Debug for AppRegistration {
@@ -31,6 +44,7 @@ impl std::fmt::Debug for AppRegistration {
                 &self.client_secret.as_ref().map(|_| "<redacted>"),
             )
             .field("certificates", &self.certificates_pem.len())
+            .field("roles", &self.roles)
             .finish()
     }
 }

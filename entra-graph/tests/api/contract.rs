@@ -214,6 +214,7 @@ fn certificate_assertion_credentials() {
             client_id: "11112222-3333-4444-5555-666677778888".into(),
             client_secret: None,
             certificates_pem: vec![fixture("app-cert.pem")],
+            roles: None,
         }],
         ..EmulatorConfig::default()
     };
@@ -755,4 +756,37 @@ fn token_refreshed_before_expiry_and_token_endpoint_faults_retried() {
         emu.request_log().iter().all(|r| r.status != 401),
         "never sent an expired token"
     );
+}
+
+#[test]
+fn app_without_permissions_gets_typed_403() {
+    let cfg = EmulatorConfig {
+        apps: vec![AppRegistration {
+            client_id: "reader-app".into(),
+            client_secret: Some("reader-secret".into()),
+            certificates_pem: vec![],
+            roles: Some(vec![
+                "User.Read.All".into(),
+                "UserAuthMethod-Passkey.Read.All".into(),
+            ]),
+        }],
+        ..EmulatorConfig::default()
+    };
+    let emu = Emulator::start(cfg).unwrap();
+    emu.seed_methods(KIM, 1);
+    let c = client(&emu, ApiVersion::V1);
+    c.user(KIM).unwrap();
+    assert_eq!(c.list_methods(KIM).unwrap().len(), 1);
+    for e in [
+        c.creation_options(KIM, None).unwrap_err(),
+        c.delete_method(KIM, &emu.methods(KIM)[0].id).unwrap_err(),
+        c.fido2_policy().unwrap_err(),
+        c.group_members(GROUP).unwrap_err(),
+    ] {
+        assert!(
+            matches!(&e, GraphError::Api { status: 403, code, request_id: Some(_), .. } if code == "Authorization_RequestDenied"),
+            "{e:?}"
+        );
+    }
+    assert_eq!(emu.method_count(), 1);
 }

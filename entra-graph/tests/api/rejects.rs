@@ -337,3 +337,79 @@ fn attestation_certificate_for_another_model() {
     );
     assert_eq!(emu.method_count(), 0);
 }
+
+#[test]
+fn token_endpoint_checks_assertions() {
+    use entra_graph::auth::{AssertionAlg, CertificateCredential};
+    use entra_graph::emulator::{AppRegistration, Emulator, EmulatorConfig};
+    let fixture = |n: &str| {
+        std::fs::read_to_string(format!("{}/tests/fixtures/{n}", env!("CARGO_MANIFEST_DIR")))
+            .unwrap()
+    };
+    let emu = Emulator::start(EmulatorConfig {
+        apps: vec![AppRegistration {
+            client_id: "cert-app".into(),
+            client_secret: None,
+            certificates_pem: vec![fixture("app-cert.pem")],
+            roles: None,
+        }],
+        ..EmulatorConfig::default()
+    })
+    .unwrap();
+    let cert = CertificateCredential::from_pem(
+        &fixture("app-cert.pem"),
+        &fixture("app-key.pem"),
+        AssertionAlg::Ps256,
+    )
+    .unwrap();
+    let post = |assertion: &str, client_id: &str| {
+        let form = format!(
+            "grant_type=client_credentials&client_id={client_id}&scope=https%3A%2F%2Fgraph.microsoft.com%2F.default\
+             &client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={assertion}"
+        );
+        raw(
+            &emu,
+            "POST",
+            &format!("/{}/oauth2/v2.0/token", emu.tenant_id()),
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            form.as_bytes(),
+        )
+    };
+    let now = std::time::SystemTime::now();
+    let good = cert.assertion("cert-app", &emu.token_url(), now);
+    assert_eq!(post(&good, "cert-app").0, 200);
+    let (status, body) = post(&good, "cert-app");
+    assert_eq!(status, 401, "replayed jti");
+    assert!(body.contains("AADSTS700025"), "{body}");
+    let wrong_aud = cert.assertion(
+        "cert-app",
+        "https://login.microsoftonline.com/other/oauth2/v2.0/token",
+        now,
+    );
+    let (status, body) = post(&wrong_aud, "cert-app");
+    assert_eq!(status, 401);
+    assert!(body.contains("AADSTS700024"), "{body}");
+    let expired = cert.assertion(
+        "cert-app",
+        &emu.token_url(),
+        now - Duration::from_secs(3600),
+    );
+    let (status, body) = post(&expired, "cert-app");
+    assert_eq!(status, 401);
+    assert!(body.contains("valid time range"), "{body}");
+    let signed = cert.assertion("cert-app", &emu.token_url(), now);
+    // Change one character in the middle of the signature.
+    let at = signed.rfind('.').unwrap() + 20;
+    let old = &signed[at..at + 1];
+    let new = if old == "A" { "B" } else { "A" };
+    let tampered = format!("{}{new}{}", &signed[..at], &signed[at + 1..]);
+    let (status, body) = post(&tampered, "cert-app");
+    assert_eq!(status, 401);
+    assert!(body.contains("AADSTS700027"), "{body}");
+    let (status, body) = post(
+        &cert.assertion("other-app", &emu.token_url(), now),
+        "other-app",
+    );
+    assert_eq!(status, 400);
+    assert!(body.contains("AADSTS700016"), "{body}");
+}

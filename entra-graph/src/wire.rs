@@ -49,6 +49,45 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8], shape: &'static str) -> Res
     })
 }
 
+/// Parses `YYYY-MM-DDTHH:MM:SS[.fraction][Z|+00:00]` (UTC) as Graph writes it.
+pub fn parse_utc(s: &str) -> Option<std::time::SystemTime> {
+    let s = s.trim();
+    let s = s
+        .strip_suffix('Z')
+        .or_else(|| s.strip_suffix("+00:00"))
+        .unwrap_or(s);
+    let (date, time) = s.split_once('T')?;
+    let mut d = date.split('-');
+    let (y, m, day) = (
+        d.next()?.parse::<i64>().ok()?,
+        d.next()?.parse::<i64>().ok()?,
+        d.next()?.parse::<i64>().ok()?,
+    );
+    if d.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&day) {
+        return None;
+    }
+    let time = time.split('.').next()?;
+    let mut t = time.split(':');
+    let (hh, mm, ss) = (
+        t.next()?.parse::<u64>().ok()?,
+        t.next()?.parse::<u64>().ok()?,
+        t.next()?.parse::<u64>().ok()?,
+    );
+    if t.next().is_some() || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    // Days from civil (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = u64::try_from(days).ok()?.checked_mul(86_400)? + hh * 3600 + mm * 60 + ss;
+    std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_secs(secs))
+}
+
 fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
@@ -154,6 +193,18 @@ pub struct CreationOptions {
 }
 
 impl CreationOptions {
+    /// When the challenge expires, from `challengeTimeoutDateTime` (`None` when absent
+    /// or not an ISO 8601 UTC time).
+    pub fn challenge_expiry(&self) -> Option<std::time::SystemTime> {
+        parse_utc(self.challenge_timeout_date_time.as_deref()?)
+    }
+
+    /// True when the challenge has expired at `now` (a registration would be refused:
+    /// the key must be reissued). Unknown expiry counts as not expired.
+    pub fn is_expired(&self, now: std::time::SystemTime) -> bool {
+        self.challenge_expiry().is_some_and(|e| now >= e)
+    }
+
     /// Parses a creation-options response, accepting both the real shape and the
     /// documented one wrapped in `"value"`.
     pub fn from_json(bytes: &[u8]) -> Result<Self, WireError> {
@@ -689,6 +740,41 @@ mod tests {
         assert_eq!(a.public_key.rp.id, "login.microsoft.com");
         let err = CreationOptions::from_json(br#"{"publicKey":{"rp":{"id":"x"}}}"#).unwrap_err();
         assert!(err.to_string().contains("challenge"), "{err}");
+    }
+
+    #[test]
+    fn utc_times_parse() {
+        use std::time::{Duration, UNIX_EPOCH};
+        assert_eq!(
+            parse_utc("2024-08-14T16:29:58Z"),
+            Some(UNIX_EPOCH + Duration::from_secs(1_723_652_998))
+        );
+        assert_eq!(
+            parse_utc("2024-08-14T16:29:58.1234567+00:00"),
+            Some(UNIX_EPOCH + Duration::from_secs(1_723_652_998))
+        );
+        assert_eq!(
+            parse_utc("2000-02-29T00:00:00"),
+            Some(UNIX_EPOCH + Duration::from_secs(951_782_400))
+        );
+        for bad in [
+            "",
+            "2024-13-01T00:00:00Z",
+            "2024-08-14",
+            "x-y-zTa:b:c",
+            "1960-01-01T00:00:00Z",
+        ] {
+            assert_eq!(parse_utc(bad), None, "{bad}");
+        }
+        let mut o = CreationOptions::from_json(
+            br#"{"challengeTimeoutDateTime":"2024-08-14T16:29:58Z","publicKey":{"challenge":"YQ","rp":{"id":"r"},"user":{"id":"dQ"}}}"#,
+        )
+        .unwrap();
+        let exp = o.challenge_expiry().unwrap();
+        assert!(!o.is_expired(exp - Duration::from_secs(1)));
+        assert!(o.is_expired(exp));
+        o.challenge_timeout_date_time = None;
+        assert!(!o.is_expired(exp));
     }
 
     #[test]

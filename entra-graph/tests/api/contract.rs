@@ -112,6 +112,16 @@ fn creation_options_shapes_and_timeouts() {
     // A 10-minute challenge survives 6 minutes; a 5-minute one does not.
     let o10 = beta.creation_options(KIM, Some(10)).unwrap();
     let o5 = beta.creation_options(KIM, None).unwrap();
+    let now = std::time::SystemTime::now();
+    let left = |o: &entra_graph::wire::CreationOptions| {
+        o.challenge_expiry()
+            .unwrap()
+            .duration_since(now)
+            .unwrap_or_default()
+            .as_secs()
+    };
+    assert!((595..=600).contains(&left(&o10)), "{}", left(&o10));
+    assert!((295..=300).contains(&left(&o5)), "{}", left(&o5));
     emu.advance_clock(Duration::from_secs(6 * 60));
     for (o, ok) in [(o10, true), (o5, false)] {
         let cd = entra_graph::webauthn::ClientData::for_creation(&o, None).unwrap();

@@ -75,6 +75,24 @@ pub struct MakeCredentialResult {
     pub att_stmt: Vec<u8>,
 }
 
+impl MakeCredentialResult {
+    /// Takes the parts from a decoded CTAP authenticatorMakeCredential response map
+    /// (1 fmt, 2 authData, 3 attStmt).
+    pub fn from_ctap_response(response: &cbor::Value) -> Result<Self, GraphError> {
+        let obj = AttestationObject::from_ctap_response(response).map_err(|e| {
+            GraphError::InvalidInput {
+                field: "makeCredential response",
+                reason: e.to_string(),
+            }
+        })?;
+        Ok(MakeCredentialResult {
+            auth_data: obj.auth_data_bytes().to_vec(),
+            fmt: obj.fmt().to_owned(),
+            att_stmt: cbor::encode(obj.att_stmt()),
+        })
+    }
+}
+
 /// Checks a display name the way Entra does (1–30 characters, no control characters).
 pub fn validate_display_name(name: &str) -> Result<(), GraphError> {
     let chars = name.chars().count();
@@ -239,6 +257,21 @@ mod tests {
             "none"
         );
         assert!(json.contains(r#""clientExtensionResults":{}"#));
+    }
+
+    #[test]
+    fn from_ctap_response_round_trips_through_the_body() {
+        let r = MakeCredentialResult {
+            auth_data: auth_data(&[7; 20]),
+            fmt: "none".into(),
+            att_stmt: vec![0xa0],
+        };
+        let ctap = attestation_object(&r).unwrap().to_ctap_response();
+        assert_eq!(MakeCredentialResult::from_ctap_response(&ctap).unwrap(), r);
+        assert!(matches!(
+            MakeCredentialResult::from_ctap_response(&cbor::Value::from(1u64)),
+            Err(GraphError::InvalidInput { .. })
+        ));
     }
 
     #[test]

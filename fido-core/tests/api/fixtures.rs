@@ -4,7 +4,9 @@
 //! recording carries what is needed (attestation with its clientDataHash, assertion with
 //! its public key).
 
-use fido_core::attestation::{verify_assertion, AttestationObject, AttestationType, CertificatePolicy};
+use fido_core::attestation::{
+    verify_assertion, AttestationObject, AttestationType, CertificatePolicy,
+};
 use fido_core::commands::{
     decode_response, BioEnrollment, ClientPin, CredentialManagement, GetAssertion, GetInfo,
     LargeBlobs, MakeCredential, Reset,
@@ -51,7 +53,9 @@ fn single(name: &str) -> Vec<u8> {
 }
 
 fn cdh(name: &str) -> [u8; 32] {
-    fixture_bytes(name).try_into().expect("32-byte clientDataHash")
+    fixture_bytes(name)
+        .try_into()
+        .expect("32-byte clientDataHash")
 }
 
 #[test]
@@ -101,25 +105,35 @@ fn make_credential_packed_x5c_verifies() {
         "cred-wiredata-makecred_entattest.hex",
     ] {
         let resp = decode_response::<MakeCredential>(&single(name)).unwrap();
-        let obj = AttestationObject::from_parts(&resp.fmt, &resp.auth_data, &resp.att_stmt).unwrap();
+        let obj =
+            AttestationObject::from_parts(&resp.fmt, &resp.auth_data, &resp.att_stmt).unwrap();
         assert_eq!(obj.fmt(), "packed", "{name}");
         if name.starts_with("cred-wiredata") {
             if name == "cred-wiredata-makecred.hex" {
-                assert_eq!(resp.auth_data, fixture_bytes("cred-authdata.hex")[2..], "{name}");
+                assert_eq!(
+                    resp.auth_data,
+                    fixture_bytes("cred-authdata.hex")[2..],
+                    "{name}"
+                );
             }
             // The recorded certificate is an X.509 v1 certificate without the OU the
             // packed rules ask for, so only its signature can be checked.
             let verified = obj
                 .verify_with(&cdh("cred-cdh.hex"), CertificatePolicy::SignatureOnly)
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
-            assert!(matches!(verified.attestation_type, AttestationType::BasicOrAttCa { .. }));
+            assert!(matches!(
+                verified.attestation_type,
+                AttestationType::BasicOrAttCa { .. }
+            ));
             if name == "cred-wiredata-makecred.hex" {
                 assert_eq!(verified.credential_id, fixture_bytes("cred-id.hex"));
             }
             assert_eq!(verified.aaguid.to_vec(), fixture_bytes("cred-aaguid.hex"));
             let mut wrong = cdh("cred-cdh.hex");
             wrong[0] ^= 1;
-            assert!(obj.verify_with(&wrong, CertificatePolicy::SignatureOnly).is_err());
+            assert!(obj
+                .verify_with(&wrong, CertificatePolicy::SignatureOnly)
+                .is_err());
             if name == "cred-wiredata-makecred.hex" {
                 let strict = obj.verify(&cdh("cred-cdh.hex"));
                 assert!(strict.is_err(), "strict leaf rules refuse a v1 certificate");
@@ -146,14 +160,25 @@ fn get_assertion_signature_verifies() {
         y: pk[32..64].try_into().unwrap(),
     };
     let auth_data = fixture_bytes("assert-authdata.hex");
-    let auth_data = if auth_data[0] == 0x58 { auth_data[2..].to_vec() } else { auth_data };
-    verify_assertion(&key, &auth_data, &cdh("assert-cdh.hex"), &fixture_bytes("assert-sig.hex"))
-        .unwrap();
+    let auth_data = if auth_data[0] == 0x58 {
+        auth_data[2..].to_vec()
+    } else {
+        auth_data
+    };
+    verify_assertion(
+        &key,
+        &auth_data,
+        &cdh("assert-cdh.hex"),
+        &fixture_bytes("assert-sig.hex"),
+    )
+    .unwrap();
 }
 
 #[test]
 fn credential_management() {
-    let meta = decode_response::<CredentialManagement>(&single("wiredata-ctap_cbor_credman_meta.hex")).unwrap();
+    let meta =
+        decode_response::<CredentialManagement>(&single("wiredata-ctap_cbor_credman_meta.hex"))
+            .unwrap();
     assert!(meta.existing_resident_credentials_count.is_some());
     let rps = ctap_responses("wiredata-ctap_cbor_credman_rplist.hex");
     assert!(rps.len() >= 2);
@@ -176,17 +201,23 @@ fn bio_enrollment() {
     for r in &enroll {
         decode_response::<BioEnrollment>(r).unwrap();
     }
-    let info = decode_response::<BioEnrollment>(&single("wiredata-ctap_cbor_bio_info.hex")).unwrap();
+    let info =
+        decode_response::<BioEnrollment>(&single("wiredata-ctap_cbor_bio_info.hex")).unwrap();
     assert!(info.fingerprint_kind.is_some());
-    let list = decode_response::<BioEnrollment>(&single("wiredata-ctap_cbor_bio_enum.hex")).unwrap();
+    let list =
+        decode_response::<BioEnrollment>(&single("wiredata-ctap_cbor_bio_enum.hex")).unwrap();
     assert!(!list.template_infos.unwrap_or_default().is_empty());
 }
 
 #[test]
 fn large_blob_array() {
-    let resp = decode_response::<LargeBlobs>(&single("wiredata-ctap_cbor_largeblob_get_array.hex")).unwrap();
+    let resp = decode_response::<LargeBlobs>(&single("wiredata-ctap_cbor_largeblob_get_array.hex"))
+        .unwrap();
     let config = resp.config.expect("config");
-    assert!(config.len() > 16, "serialized array with its 16-byte hash trailer");
+    assert!(
+        config.len() > 16,
+        "serialized array with its 16-byte hash trailer"
+    );
 }
 
 #[test]

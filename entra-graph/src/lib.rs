@@ -1,1 +1,71 @@
-//! entra-graph: see the workspace README. Work in progress.
+//! # entra-graph
+//!
+//! The identity-provider half of keysmith: a Microsoft Graph client for provisioning
+//! FIDO2 passkeys on behalf of users, and (feature `emulator`) a faithful Entra
+//! emulator that runs as a real HTTP server on loopback for tests, demos and users' CI.
+//!
+//! How the layers fit: `fido-transport` makes the credential on a key; this crate asks
+//! Entra for creation options, builds the WebAuthn registration body from the key's
+//! makeCredential result, and registers, lists and deletes passkeys; `lifecycle` drives
+//! both.
+//!
+//! - [`GraphClient`]: the blocking client (all operations), configured by [`GraphConfig`].
+//! - [`auth`]: credentials (client secret, certificate assertion, callback).
+//! - [`wire`]: the JSON shapes Graph sends and accepts.
+//! - [`ids`]: lenient decoding and strict encoding of credential and method ids.
+//! - [`policy`]: the FIDO2 policy pre-flight.
+//! - `emulator` (feature `emulator`): the Entra emulator.
+//! - [`webauthn`]: clientDataJSON and the registration body from a makeCredential result.
+//!
+//! ```
+//! # #[cfg(feature = "emulator")] {
+//! use entra_graph::auth::Credential;
+//! use entra_graph::emulator::{Emulator, EmulatorConfig};
+//! use entra_graph::webauthn::ClientData;
+//! use entra_graph::{ApiVersion, GraphClient};
+//!
+//! // A local Entra for the example; for a tenant use `GraphConfig::new(tenant_id)`.
+//! let entra = Emulator::start(EmulatorConfig::default())?;
+//! let client = GraphClient::new(
+//!     entra.graph_config(ApiVersion::V1),
+//!     Credential::ClientSecret {
+//!         client_id: entra.client_id().into(),
+//!         secret: entra.client_secret().unwrap_or_default().into(),
+//!     },
+//! )?;
+//! let user = "kim@contoso.onmicrosoft.com";
+//! // Before a key is spent: would the tenant accept a YubiKey 5 with attestation?
+//! client.preflight("cb69481e-8ff7-4039-93ec-0a2729a154a8", true)?;
+//! let options = client.creation_options(user, None)?;
+//! let client_data = ClientData::for_creation(&options, None)?;
+//! // The key signs `client_data.hash` in makeCredential (fido-transport); then
+//! // `webauthn::build_registration` + `client.register(user, &body)`.
+//! assert_eq!(client_data.hash.len(), 32);
+//! assert!(client.list_methods(user)?.is_empty());
+//! # }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod auth;
+mod client;
+mod config;
+#[cfg(feature = "emulator")]
+pub mod emulator;
+mod error;
+#[cfg(any(test, feature = "fuzzing"))]
+pub mod fuzzing;
+mod http;
+pub mod ids;
+pub mod policy;
+pub mod webauthn;
+pub mod wire;
+
+pub use client::{
+    encode_segment, ClientStats, ConnectionReport, Deletion, GraphClient, Registration, MAX_BATCH,
+};
+pub use config::{
+    ApiVersion, GraphConfig, RetryPolicy, MAX_CHALLENGE_MINUTES, MIN_CHALLENGE_MINUTES,
+};
+pub use error::GraphError;

@@ -1,0 +1,730 @@
+//! The blocking Graph client: a facade over an async core on a private tokio runtime.
+//!
+//! Do not call it from inside an async runtime (it blocks the calling thread).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::Method;
+
+use crate::auth::Credential;
+use crate::config::{ApiVersion, GraphConfig};
+use crate::http::{api_error, Core, Failure};
+use crate::ids::same_credential;
+use crate::policy::{preflight, PreflightError};
+use crate::wire::{
+    parse_json, BatchRequest, BatchRequestItem, BatchResponse, CreationOptions, DirectoryObject,
+    Fido2Method, Fido2Policy, Page, RegistrationBody, User,
+};
+use crate::GraphError;
+
+/// Most requests in one JSON `$batch`.
+pub const MAX_BATCH: usize = 20;
+/// Most pages followed for one listing (guards against a nextLink loop).
+pub const MAX_PAGES: usize = 1000;
+
+/// Percent-encodes one URL path segment (ids are opaque: `+`, `/`, `=` included).
+pub fn encode_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'@') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Counters of what the client did (for diagnostics and tests).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClientStats {
+    /// HTTP requests sent to Graph.
+    pub requests: u64,
+    /// Retries made.
+    pub retries: u64,
+    /// Tokens acquired.
+    pub tokens: u64,
+    /// Registrations whose unknown outcome was reconciled by listing.
+    pub reconciliations: u64,
+}
+
+/// A registered passkey, with what an audit record needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Registration {
+    /// The method Graph returned (or the listing found).
+    pub method: Fido2Method,
+    /// `request-id` of the POST that created it (`None` when found by reconciliation).
+    pub request_id: Option<String>,
+    /// True when an unknown outcome was resolved by listing the user's methods.
+    pub reconciled: bool,
+}
+
+/// A deleted passkey, with what an audit record needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Deletion {
+    /// `request-id` of the DELETE that did it (or of the 404 that showed it gone).
+    pub request_id: Option<String>,
+    /// True when a retry after an unknown outcome found it already gone.
+    pub already_gone: bool,
+}
+
+/// What a connection check found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectionReport {
+    /// A token was acquired.
+    pub token_ok: bool,
+    /// Time for the token and one cheap read.
+    pub elapsed: Duration,
+}
+
+/// The Microsoft Graph passkey client.
+pub struct GraphClient {
+    rt: tokio::runtime::Runtime,
+    core: Arc<Core>,
+}
+
+impl std::fmt::Debug for GraphClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GraphClient")
+            .field("config", &self.core.config)
+            .field("credential", &self.core.credential)
+            .finish()
+    }
+}
+
+impl GraphClient {
+    /// Builds a client; validates the configuration.
+    pub fn new(config: GraphConfig, credential: Credential) -> Result<Self, GraphError> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| GraphError::Config {
+                setting: "runtime",
+                reason: e.to_string(),
+            })?;
+        let core = Arc::new(Core::new(config, credential)?);
+        Ok(GraphClient { rt, core })
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &GraphConfig {
+        &self.core.config
+    }
+
+    /// What the client has done so far.
+    pub fn stats(&self) -> ClientStats {
+        let c = &self.core.counters;
+        ClientStats {
+            requests: c.requests.load(Ordering::Relaxed),
+            retries: c.retries.load(Ordering::Relaxed),
+            tokens: c.tokens.load(Ordering::Relaxed),
+            reconciliations: c.reconciliations.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Runs a future to completion on the private runtime. Refuses (instead of
+    /// panicking) when called from inside an async runtime.
+    fn block<T>(&self, f: impl std::future::Future<Output = T>) -> Result<T, GraphError> {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Err(GraphError::Config {
+                setting: "runtime",
+                reason: "the blocking client was called from inside an async runtime; \
+                         call it from a plain thread (e.g. spawn_blocking)"
+                    .into(),
+            });
+        }
+        Ok(self.rt.block_on(f))
+    }
+
+    fn root(&self) -> String {
+        self.core.config.graph_root()
+    }
+
+    fn methods_url(&self, user: &str) -> String {
+        format!(
+            "{}/users/{}/authentication/fido2Methods",
+            self.root(),
+            encode_segment(user)
+        )
+    }
+
+    fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        url: &str,
+        shape: &'static str,
+    ) -> Result<T, GraphError> {
+        let core = self.core.clone();
+        let reply =
+            self.block(async move { core.request(Method::GET, url, None, true).await })??;
+        Ok(parse_json(&reply.body, shape)?)
+    }
+
+    fn get_all<T: serde::de::DeserializeOwned>(
+        &self,
+        first: String,
+        shape: &'static str,
+    ) -> Result<Vec<T>, GraphError> {
+        let mut out = Vec::new();
+        let mut url = Some(first);
+        let mut pages = 0;
+        while let Some(u) = url.take() {
+            pages += 1;
+            if pages > MAX_PAGES {
+                return Err(GraphError::InvalidInput {
+                    field: "@odata.nextLink",
+                    reason: format!("more than {MAX_PAGES} pages"),
+                });
+            }
+            let page: Page<T> = self.get_json(&u, shape)?;
+            out.extend(page.value);
+            url = page.next_link;
+        }
+        Ok(out)
+    }
+
+    /// Acquires a token and makes one cheap read.
+    pub fn check_connection(&self) -> Result<ConnectionReport, GraphError> {
+        let start = std::time::Instant::now();
+        let core = self.core.clone();
+        self.block(async move { core.token().await })??;
+        let _: Page<User> = self.get_json(
+            &format!("{}/users?$top=1&$select=id", self.root()),
+            "users page",
+        )?;
+        Ok(ConnectionReport {
+            token_ok: true,
+            elapsed: start.elapsed(),
+        })
+    }
+
+    /// Creation options for a user (id or UPN). `challenge_timeout_minutes` needs beta
+    /// for anything but 5; it is sent in the function-call form.
+    pub fn creation_options(
+        &self,
+        user: &str,
+        challenge_timeout_minutes: Option<u32>,
+    ) -> Result<CreationOptions, GraphError> {
+        self.core
+            .config
+            .check_challenge_timeout(challenge_timeout_minutes)?;
+        let base = self.methods_url(user);
+        let url = match (self.core.config.version, challenge_timeout_minutes) {
+            (ApiVersion::Beta, Some(m)) => {
+                format!("{base}/creationOptions(challengeTimeoutInMinutes={m})")
+            }
+            _ => format!("{base}/creationOptions"),
+        };
+        let core = self.core.clone();
+        let reply =
+            self.block(async move { core.request(Method::GET, &url, None, true).await })??;
+        Ok(CreationOptions::from_json(&reply.body)?)
+    }
+
+    /// All of a user's passkeys (follows `@odata.nextLink`).
+    pub fn list_methods(&self, user: &str) -> Result<Vec<Fido2Method>, GraphError> {
+        self.get_all(self.methods_url(user), "fido2Methods page")
+    }
+
+    /// One passkey by method id.
+    pub fn get_method(&self, user: &str, method_id: &str) -> Result<Fido2Method, GraphError> {
+        self.get_json(
+            &format!("{}/{}", self.methods_url(user), encode_segment(method_id)),
+            "fido2AuthenticationMethod",
+        )
+    }
+
+    /// Deletes a passkey. A retry that finds it gone after an unknown first outcome
+    /// counts as success.
+    pub fn delete_method(&self, user: &str, method_id: &str) -> Result<Deletion, GraphError> {
+        let url = format!("{}/{}", self.methods_url(user), encode_segment(method_id));
+        let core = self.core.clone();
+        self.block(async move {
+            let mut uncertain = false;
+            let max = core.config.retry.max_attempts;
+            for attempt in 1..=max {
+                match core.exchange(Method::DELETE, &url, None).await {
+                    Ok(reply) => {
+                        return Ok(Deletion {
+                            request_id: reply.request_id,
+                            already_gone: false,
+                        })
+                    }
+                    Err(Failure::Final(e)) => {
+                        if uncertain && e.status() == Some(404) {
+                            return Ok(Deletion {
+                                request_id: e.request_id().map(str::to_owned),
+                                already_gone: true,
+                            });
+                        }
+                        return Err(e);
+                    }
+                    Err(Failure::Retry(d, e)) => {
+                        // Not processed (throttled, or never sent): no uncertainty.
+                        let d = if d.is_zero() {
+                            core.backoff(attempt)
+                        } else {
+                            d
+                        };
+                        if attempt == max || d > core.config.retry.max_retry_after {
+                            return Err(e);
+                        }
+                        core.counters.retries.fetch_add(1, Ordering::Relaxed);
+                        tokio::time::sleep(d).await;
+                    }
+                    Err(Failure::Unknown(Some(d), e)) => {
+                        if attempt == max || d > core.config.retry.max_retry_after {
+                            return Err(e);
+                        }
+                        uncertain = true;
+                        core.counters.retries.fetch_add(1, Ordering::Relaxed);
+                        tokio::time::sleep(d).await;
+                    }
+                    Err(Failure::Unknown(None, e)) => {
+                        if attempt == max {
+                            return Err(e);
+                        }
+                        uncertain = true;
+                        core.counters.retries.fetch_add(1, Ordering::Relaxed);
+                        tokio::time::sleep(core.backoff(attempt)).await;
+                    }
+                }
+            }
+            Err(GraphError::Transport {
+                reason: "no attempt made".into(),
+            })
+        })?
+    }
+
+    /// Registers a passkey. A POST whose outcome is unknown (timeout, dropped
+    /// connection, 5xx) is reconciled by listing the user's methods for the credential
+    /// id before any retry: never two passkeys for one credential, never a silent loss.
+    pub fn register(
+        &self,
+        user: &str,
+        body: &RegistrationBody,
+    ) -> Result<Registration, GraphError> {
+        crate::webauthn::validate_display_name(&body.display_name)?;
+        let credential_id = body.public_key_credential.id.clone();
+        let bytes = serde_json::to_vec(body).map_err(|e| GraphError::InvalidInput {
+            field: "registration body",
+            reason: e.to_string(),
+        })?;
+        let url = self.methods_url(user);
+        let max = self.core.config.retry.max_attempts;
+        let mut last_unknown: Option<GraphError> = None;
+        for attempt in 1..=max {
+            let core = self.core.clone();
+            let res =
+                self.block(async { core.request(Method::POST, &url, Some(&bytes), false).await })?;
+            match res {
+                Ok(reply) => {
+                    return Ok(Registration {
+                        method: parse_json(&reply.body, "fido2AuthenticationMethod")?,
+                        request_id: reply.request_id,
+                        reconciled: false,
+                    })
+                }
+                Err(Failure::Unknown(delay, e)) => {
+                    self.core
+                        .counters
+                        .reconciliations
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(
+                        credential_id = %credential_id,
+                        error = %e,
+                        "registration outcome unknown; listing the user's methods before any retry"
+                    );
+                    // Did it commit? Listing is idempotent and retried on its own.
+                    let methods = self.list_methods(user).map_err(|le| {
+                        GraphError::RegistrationOutcomeUnknown {
+                            credential_id: credential_id.clone(),
+                            reason: format!("{e}; reconciliation listing failed: {le}"),
+                        }
+                    })?;
+                    if let Some(m) = methods
+                        .into_iter()
+                        .find(|m| same_credential(&m.id, &credential_id))
+                    {
+                        tracing::info!(credential_id = %credential_id, "registration had committed");
+                        return Ok(Registration {
+                            method: m,
+                            request_id: None,
+                            reconciled: true,
+                        });
+                    }
+                    tracing::info!(credential_id = %credential_id, "registration had not committed; sending again");
+                    last_unknown = Some(e);
+                    if attempt < max {
+                        let d = delay.unwrap_or_else(|| self.core.backoff(attempt));
+                        std::thread::sleep(d.min(self.core.config.retry.max_retry_after));
+                    }
+                }
+                Err(other) => {
+                    let e: GraphError = other.into();
+                    // After an unknown outcome, a refusal (e.g. "already registered")
+                    // may mean the earlier attempt committed late: look once more.
+                    if last_unknown.is_some() {
+                        if let Ok(methods) = self.list_methods(user) {
+                            if let Some(m) = methods
+                                .into_iter()
+                                .find(|m| same_credential(&m.id, &credential_id))
+                            {
+                                return Ok(Registration {
+                                    method: m,
+                                    request_id: None,
+                                    reconciled: true,
+                                });
+                            }
+                        }
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Err(GraphError::RegistrationOutcomeUnknown {
+            credential_id,
+            reason: last_unknown.map(|e| e.to_string()).unwrap_or_default(),
+        })
+    }
+
+    /// The tenant's FIDO2 authentication method policy.
+    pub fn fido2_policy(&self) -> Result<Fido2Policy, GraphError> {
+        self.get_json(
+            &format!(
+                "{}/policies/authenticationMethodsPolicy/authenticationMethodConfigurations/fido2",
+                self.root()
+            ),
+            "fido2AuthenticationMethodConfiguration",
+        )
+    }
+
+    /// Fetches the policy and runs the pre-flight for a key's AAGUID and attestation.
+    pub fn preflight(&self, aaguid: &str, attested: bool) -> Result<(), GraphError> {
+        let policy = self.fido2_policy()?;
+        preflight(&policy, aaguid, attested).map_err(|e: PreflightError| e.into())
+    }
+
+    /// A user by object id or UPN.
+    pub fn user(&self, id_or_upn: &str) -> Result<User, GraphError> {
+        self.get_json(
+            &format!(
+                "{}/users/{}?$select=id,displayName,userPrincipalName,mail,givenName,surname,accountEnabled",
+                self.root(),
+                encode_segment(id_or_upn)
+            ),
+            "user",
+        )
+    }
+
+    /// Users whose display name or UPN starts with `prefix` (for an operator picking a
+    /// user), at most `top` of them.
+    pub fn search_users(&self, prefix: &str, top: u32) -> Result<Vec<User>, GraphError> {
+        let q = prefix.replace('\'', "''");
+        let filter =
+            format!("startswith(displayName,'{q}') or startswith(userPrincipalName,'{q}')");
+        let url = format!(
+            "{}/users?$filter={}&$top={}&$select=id,displayName,userPrincipalName,mail",
+            self.root(),
+            encode_segment(&filter),
+            top.clamp(1, 999)
+        );
+        let page: Page<User> = self.get_json(&url, "users page")?;
+        Ok(page.value)
+    }
+
+    /// All members of a group (paged).
+    pub fn group_members(&self, group_id: &str) -> Result<Vec<DirectoryObject>, GraphError> {
+        self.get_all(
+            format!(
+                "{}/groups/{}/members",
+                self.root(),
+                encode_segment(group_id)
+            ),
+            "directoryObjects page",
+        )
+    }
+
+    /// Runs GET/DELETE requests (relative URLs) through JSON `$batch`, 20 at a time,
+    /// with bounded concurrency; inner 429s (and 503/504) are retried after their
+    /// `Retry-After`. Returns each request's final status and body, in input order.
+    fn batch(&self, requests: Vec<(Method, String)>) -> Vec<Result<BatchOutcome, GraphError>> {
+        let core = self.core.clone();
+        let root = self.root();
+        let n = requests.len();
+        let ran = self.block(async move {
+            let mut set = tokio::task::JoinSet::new();
+            let chunks: Vec<Vec<(usize, Method, String)>> = requests
+                .into_iter()
+                .enumerate()
+                .map(|(i, (m, u))| (i, m, u))
+                .collect::<Vec<_>>()
+                .chunks(MAX_BATCH)
+                .map(<[_]>::to_vec)
+                .collect();
+            for chunk in chunks {
+                let core = core.clone();
+                let url = format!("{root}/$batch");
+                set.spawn(async move { run_batch(&core, &url, chunk).await });
+            }
+            let mut out: Vec<Result<BatchOutcome, GraphError>> = (0..n)
+                .map(|_| {
+                    Err(GraphError::Transport {
+                        reason: "batch task lost".into(),
+                    })
+                })
+                .collect();
+            while let Some(res) = set.join_next().await {
+                if let Ok(results) = res {
+                    for (i, r) in results {
+                        if let Some(slot) = out.get_mut(i) {
+                            *slot = r;
+                        }
+                    }
+                }
+            }
+            out
+        });
+        ran.unwrap_or_else(|e| (0..n).map(|_| Err(e.clone())).collect())
+    }
+
+    /// Deletes many passkeys of one user through `$batch`; one result per id, in order.
+    /// An id already gone after an uncertain attempt counts as deleted.
+    pub fn batch_delete(
+        &self,
+        user: &str,
+        method_ids: &[String],
+    ) -> Vec<Result<Deletion, GraphError>> {
+        let reqs = method_ids
+            .iter()
+            .map(|id| {
+                (
+                    Method::DELETE,
+                    format!(
+                        "/users/{}/authentication/fido2Methods/{}",
+                        encode_segment(user),
+                        encode_segment(id)
+                    ),
+                )
+            })
+            .collect();
+        self.batch(reqs)
+            .into_iter()
+            .map(|r| {
+                r.map(|o| Deletion {
+                    request_id: o.request_id,
+                    already_gone: o.already_gone,
+                })
+            })
+            .collect()
+    }
+
+    /// Lists the passkeys of many users through `$batch`; one result per user, in order.
+    pub fn batch_list(&self, users: &[String]) -> Vec<Result<Vec<Fido2Method>, GraphError>> {
+        let reqs = users
+            .iter()
+            .map(|u| {
+                (
+                    Method::GET,
+                    format!("/users/{}/authentication/fido2Methods", encode_segment(u)),
+                )
+            })
+            .collect();
+        self.batch(reqs)
+            .into_iter()
+            .map(|r| {
+                let o = r?;
+                let page: Page<Fido2Method> = parse_json(&o.body, "fido2Methods page")?;
+                let mut all = page.value;
+                if let Some(next) = page.next_link {
+                    all.extend(self.get_all::<Fido2Method>(next, "fido2Methods page")?);
+                }
+                Ok(all)
+            })
+            .collect()
+    }
+}
+
+/// One inner answer of a `$batch`.
+struct BatchOutcome {
+    body: Vec<u8>,
+    request_id: Option<String>,
+    already_gone: bool,
+}
+
+type Indexed = Vec<(usize, Result<BatchOutcome, GraphError>)>;
+
+async fn run_batch(core: &Core, url: &str, items: Vec<(usize, Method, String)>) -> Indexed {
+    let mut pending: BTreeMap<String, (usize, Method, String, bool)> = items
+        .into_iter()
+        .map(|(i, m, u)| (i.to_string(), (i, m, u, false)))
+        .collect();
+    let mut done: Indexed = Vec::new();
+    let max = core.config.retry.max_attempts;
+    for attempt in 1..=max {
+        if pending.is_empty() {
+            break;
+        }
+        let body = BatchRequest {
+            requests: pending
+                .iter()
+                .map(|(id, (_, m, u, _))| BatchRequestItem {
+                    id: id.clone(),
+                    method: m.as_str().to_owned(),
+                    url: u.clone(),
+                })
+                .collect(),
+        };
+        let bytes = serde_json::to_vec(&body).unwrap_or_default();
+        // A batch of GET/DELETE is idempotent as a whole.
+        let reply = match core.request(Method::POST, url, Some(&bytes), true).await {
+            Ok(r) => r,
+            Err(f) => {
+                let e: GraphError = f.into();
+                for (_, (i, ..)) in std::mem::take(&mut pending) {
+                    done.push((i, Err(e.clone())));
+                }
+                break;
+            }
+        };
+        let parsed: BatchResponse = match parse_json(&reply.body, "$batch response") {
+            Ok(p) => p,
+            Err(e) => {
+                for (_, (i, ..)) in std::mem::take(&mut pending) {
+                    done.push((i, Err(e.clone().into())));
+                }
+                break;
+            }
+        };
+        let mut wait = Duration::ZERO;
+        for r in parsed.responses {
+            let Some((i, m, u, uncertain)) = pending.remove(&r.id) else {
+                continue;
+            };
+            let body = r
+                .body
+                .as_ref()
+                .map(|b| serde_json::to_vec(b).unwrap_or_default())
+                .unwrap_or_default();
+            let request_id = r
+                .headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("request-id"))
+                .map(|(_, v)| v.clone())
+                .or_else(|| reply.request_id.clone());
+            let retry_after = r
+                .headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("retry-after"))
+                .and_then(|(_, v)| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            match r.status {
+                200..=299 => done.push((
+                    i,
+                    Ok(BatchOutcome {
+                        body,
+                        request_id,
+                        already_gone: false,
+                    }),
+                )),
+                404 if uncertain && m == Method::DELETE => done.push((
+                    i,
+                    Ok(BatchOutcome {
+                        body: Vec::new(),
+                        request_id,
+                        already_gone: true,
+                    }),
+                )),
+                429 | 500..=599 if attempt < max => {
+                    wait = wait.max(retry_after.unwrap_or_else(|| core.backoff(attempt)));
+                    let uncertain = uncertain || r.status >= 500;
+                    pending.insert(r.id, (i, m, u, uncertain));
+                }
+                status => {
+                    let mut e = api_error(status, None, &body);
+                    if let GraphError::Api {
+                        request_id: rid @ None,
+                        ..
+                    } = &mut e
+                    {
+                        *rid = request_id;
+                    }
+                    done.push((i, Err(e)));
+                }
+            }
+        }
+        if !pending.is_empty() && attempt < max {
+            core.counters.retries.fetch_add(1, Ordering::Relaxed);
+            tokio::time::sleep(wait.min(core.config.retry.max_retry_after)).await;
+        }
+    }
+    for (_, (i, ..)) in pending {
+        done.push((
+            i,
+            Err(GraphError::Transport {
+                reason: "no answer in $batch after all attempts".into(),
+            }),
+        ));
+    }
+    done
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_are_percent_encoded() {
+        assert_eq!(encode_segment("kim@contoso.com"), "kim@contoso.com");
+        assert_eq!(encode_segment("ba/AF2t2+Xr=="), "ba%2FAF2t2%2BXr%3D%3D");
+        assert_eq!(encode_segment("a b'c"), "a%20b%27c");
+    }
+
+    #[test]
+    fn refuses_to_block_inside_a_runtime() {
+        let c = GraphClient::new(
+            GraphConfig::new("t"),
+            Credential::ClientSecret {
+                client_id: "a".into(),
+                secret: "s".into(),
+            },
+        )
+        .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let e = rt.block_on(async { c.user("kim") }).unwrap_err();
+        assert!(matches!(
+            e,
+            GraphError::Config {
+                setting: "runtime",
+                ..
+            }
+        ));
+        let r = rt.block_on(async { c.batch_delete("kim", &["a".into()]) });
+        assert!(matches!(r[0], Err(GraphError::Config { .. })));
+    }
+
+    #[test]
+    fn client_refuses_bad_config() {
+        let mut c = GraphConfig::new("t");
+        c.graph_base = "http://example.com".into();
+        let e = GraphClient::new(
+            c,
+            Credential::ClientSecret {
+                client_id: "a".into(),
+                secret: "s".into(),
+            },
+        )
+        .unwrap_err();
+        assert!(matches!(
+            e,
+            GraphError::Config {
+                setting: "graph_base",
+                ..
+            }
+        ));
+    }
+}

@@ -1,0 +1,454 @@
+//! A faithful Entra / Microsoft Graph emulator: a real HTTP server on loopback.
+//!
+//! [`Emulator::start`] binds (use `127.0.0.1:0` in tests), serves on its own thread and
+//! returns a handle with the URLs and client credentials that work against it, state
+//! inspection, fault injection and shutdown (also on drop).
+//!
+//! It serves the token endpoint (`/{tenant}/oauth2/v2.0/token`, client secret and
+//! certificate assertion checked) and, under `/v1.0` and `/beta`: users (by id or UPN,
+//! `$filter=startswith(...)`, paging), group members (paging), the FIDO2 method policy,
+//! fido2Methods creationOptions / register / list / get / delete, and `$batch`, with
+//! real shapes (OData context, `@odata.nextLink`, error bodies, request ids).
+
+mod server;
+mod state;
+mod token;
+mod validate;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use rand_core::{OsRng, RngCore};
+
+pub use state::{fresh_policy, iso8601, GroupFixture, TenantFixture, ThrottleConfig};
+pub use token::AppRegistration;
+
+use crate::ids::encode_b64url;
+use crate::wire::{Fido2Method, Fido2Policy};
+
+/// What can go wrong starting the emulator.
+#[non_exhaustive]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EmulatorError {
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {reason}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// The OS error.
+        reason: String,
+    },
+    /// A fixture or registered certificate could not be read.
+    #[error("fixture: {0}")]
+    Fixture(String),
+    /// The server thread could not be started.
+    #[error("runtime: {0}")]
+    Runtime(String),
+}
+
+/// Emulator settings.
+#[derive(Clone, Debug)]
+pub struct EmulatorConfig {
+    /// Where to listen (`127.0.0.1:0` picks a free port).
+    pub listen: SocketAddr,
+    /// The tenant: users, groups, policy.
+    pub tenant: TenantFixture,
+    /// Registered applications (a random one with a secret when empty).
+    pub apps: Vec<AppRegistration>,
+    /// The RP id creation options carry.
+    pub rp_id: String,
+    /// Items per page (Graph's default for these collections is 100).
+    pub page_size: usize,
+    /// Access token lifetime.
+    pub token_lifetime: Duration,
+    /// Challenge size in bytes (opaque, several KB like Entra's encrypted token).
+    pub challenge_bytes: usize,
+}
+
+impl Default for EmulatorConfig {
+    fn default() -> Self {
+        EmulatorConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            tenant: TenantFixture::fresh(),
+            apps: vec![],
+            rp_id: "login.microsoft.com".into(),
+            page_size: 100,
+            token_lifetime: Duration::from_secs(3599),
+            challenge_bytes: 2048,
+        }
+    }
+}
+
+/// An injected fault.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Answer with this status (and `Retry-After` seconds if given) without doing it.
+    Status {
+        /// HTTP status (429, 500, 503, 504, ...).
+        status: u16,
+        /// `Retry-After` seconds.
+        retry_after: Option<u64>,
+    },
+    /// Close the connection without an answer, without doing it.
+    Drop,
+    /// Do it, then close the connection without an answer ("committed but the response
+    /// was lost").
+    CommitThenDrop,
+    /// Do it and answer after this delay.
+    Delay(Duration),
+}
+
+/// A fault for the next `times` requests matching `method` and `path_contains`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FaultRule {
+    /// HTTP method to match (`None`: any).
+    pub method: Option<String>,
+    /// Substring of the path to match (`None`: any).
+    pub path_contains: Option<String>,
+    /// The fault.
+    pub fault: Fault,
+    /// How many matching requests get it.
+    pub times: u32,
+}
+
+impl FaultRule {
+    /// A rule for the next `times` requests with `method` whose path contains `path`.
+    pub fn new(method: &str, path: &str, fault: Fault, times: u32) -> Self {
+        FaultRule {
+            method: Some(method.to_owned()),
+            path_contains: Some(path.to_owned()),
+            fault,
+            times,
+        }
+    }
+}
+
+/// One request the emulator answered (for tests).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RequestRecord {
+    /// HTTP method.
+    pub method: String,
+    /// Path and query.
+    pub path: String,
+    /// Status answered (0 when the connection was dropped).
+    pub status: u16,
+}
+
+/// Settings changeable while running.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Knobs {
+    pub latency: Duration,
+    pub throttle: Option<ThrottleConfig>,
+    pub faults: Vec<FaultRule>,
+}
+
+pub(crate) struct Shared {
+    pub config: EmulatorConfig,
+    pub base_url: String,
+    pub apps: Vec<(AppRegistration, Vec<token::RegisteredCert>)>,
+    pub state: Mutex<state::State>,
+    pub knobs: Mutex<Knobs>,
+    pub in_flight: std::sync::atomic::AtomicUsize,
+    pub max_in_flight: std::sync::atomic::AtomicUsize,
+}
+
+impl Shared {
+    pub fn state(&self) -> MutexGuard<'_, state::State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    pub fn knobs(&self) -> MutexGuard<'_, Knobs> {
+        self.knobs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// A running emulator. Shuts down on drop.
+pub struct Emulator {
+    shared: Arc<Shared>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    addr: SocketAddr,
+}
+
+impl std::fmt::Debug for Emulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Emulator")
+            .field("addr", &self.addr)
+            .finish()
+    }
+}
+
+fn random_guid() -> String {
+    crate::http::request_id()
+}
+
+impl Emulator {
+    /// Binds and starts serving on a background thread.
+    pub fn start(mut config: EmulatorConfig) -> Result<Emulator, EmulatorError> {
+        if config.apps.is_empty() {
+            let mut secret = [0u8; 30];
+            OsRng.fill_bytes(&mut secret);
+            config.apps.push(AppRegistration {
+                client_id: random_guid(),
+                client_secret: Some(format!("emu~{}", encode_b64url(&secret))),
+                certificates_pem: vec![],
+                roles: None,
+            });
+        }
+        let mut apps = Vec::new();
+        for app in &config.apps {
+            let certs = app
+                .certificates_pem
+                .iter()
+                .map(|p| token::load_cert(p))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(EmulatorError::Fixture)?;
+            apps.push((app.clone(), certs));
+        }
+        let listener =
+            std::net::TcpListener::bind(config.listen).map_err(|e| EmulatorError::Bind {
+                addr: config.listen.to_string(),
+                reason: e.to_string(),
+            })?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| EmulatorError::Runtime(e.to_string()))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| EmulatorError::Runtime(e.to_string()))?;
+        let shared = Arc::new(Shared {
+            base_url: format!("http://{addr}"),
+            apps,
+            state: Mutex::new(state::State::new(config.tenant.clone())),
+            knobs: Mutex::new(Knobs::default()),
+            in_flight: Default::default(),
+            max_in_flight: Default::default(),
+            config,
+        });
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| EmulatorError::Runtime(e.to_string()))?;
+        let s = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("entra-emulator".into())
+            .spawn(move || rt.block_on(server::serve(s, listener, rx)))
+            .map_err(|e| EmulatorError::Runtime(e.to_string()))?;
+        Ok(Emulator {
+            shared,
+            shutdown: Some(tx),
+            thread: Some(thread),
+            addr,
+        })
+    }
+
+    /// `http://127.0.0.1:PORT`: both the login base and the Graph base.
+    pub fn base_url(&self) -> &str {
+        &self.shared.base_url
+    }
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+    /// The tenant id.
+    pub fn tenant_id(&self) -> &str {
+        &self.shared.config.tenant.tenant_id
+    }
+    /// The token endpoint URL.
+    pub fn token_url(&self) -> String {
+        format!("{}/{}/oauth2/v2.0/token", self.base_url(), self.tenant_id())
+    }
+    /// The first registered app's client id.
+    pub fn client_id(&self) -> &str {
+        self.shared
+            .config
+            .apps
+            .first()
+            .map(|a| a.client_id.as_str())
+            .unwrap_or("")
+    }
+    /// The first registered app's client secret, if it has one.
+    pub fn client_secret(&self) -> Option<&str> {
+        self.shared
+            .config
+            .apps
+            .first()
+            .and_then(|a| a.client_secret.as_deref())
+    }
+    /// The RP id creation options carry.
+    pub fn rp_id(&self) -> &str {
+        &self.shared.config.rp_id
+    }
+
+    /// A client configuration pointing at this emulator.
+    pub fn graph_config(&self, version: crate::ApiVersion) -> crate::GraphConfig {
+        let mut c = crate::GraphConfig::new(self.tenant_id());
+        c.login_base = self.base_url().to_owned();
+        c.graph_base = self.base_url().to_owned();
+        c.version = version;
+        c
+    }
+
+    /// The JSON line the `entra-emulator` binary prints first.
+    pub fn connection_json(&self) -> String {
+        serde_json::json!({
+            "base_url": self.base_url(),
+            "token_url": self.token_url(),
+            "tenant_id": self.tenant_id(),
+            "client_id": self.client_id(),
+            "client_secret": self.client_secret(),
+            "rp_id": self.rp_id(),
+        })
+        .to_string()
+    }
+
+    /// A user's registered passkeys (by id or UPN).
+    pub fn methods(&self, user: &str) -> Vec<Fido2Method> {
+        let st = self.shared.state();
+        let Some(id) = st.find_user(user).map(|u| u.id.clone()) else {
+            return vec![];
+        };
+        st.methods
+            .get(&id)
+            .map(|v| v.iter().map(|m| m.method.clone()).collect())
+            .unwrap_or_default()
+    }
+    /// Passkeys registered in the whole tenant.
+    pub fn method_count(&self) -> usize {
+        self.shared.state().methods.values().map(Vec::len).sum()
+    }
+    /// Adds `n` passkeys with random credential ids to a user (for benches and paging
+    /// tests); returns their method ids.
+    pub fn seed_methods(&self, user: &str, n: usize) -> Vec<String> {
+        let mut st = self.shared.state();
+        let Some(id) = st.find_user(user).map(|u| u.id.clone()) else {
+            return vec![];
+        };
+        let now = iso8601(st.now());
+        let list = st.methods.entry(id).or_default();
+        let mut ids = Vec::with_capacity(n);
+        for i in 0..n {
+            let mut cred = vec![0u8; 32];
+            OsRng.fill_bytes(&mut cred);
+            let mid = crate::ids::encode_with_padding_digit(&cred);
+            ids.push(mid.clone());
+            list.push(state::StoredMethod {
+                method: Fido2Method {
+                    odata_type: Some("#microsoft.graph.fido2AuthenticationMethod".into()),
+                    id: mid,
+                    display_name: Some(format!("Seeded key {i}")),
+                    created_date_time: Some(now.clone()),
+                    aa_guid: Some("cb69481e-8ff7-4039-93ec-0a2729a154a8".into()),
+                    model: Some("YubiKey 5 Series".into()),
+                    attestation_certificates: vec![],
+                    attestation_level: Some(crate::wire::AttestationLevel::Attested),
+                    passkey_type: None,
+                },
+                credential_id: cred,
+            });
+        }
+        ids
+    }
+    /// The FIDO2 policy in force.
+    pub fn policy(&self) -> Fido2Policy {
+        self.shared.state().policy.clone()
+    }
+    /// Replaces the FIDO2 policy.
+    pub fn set_policy(&self, policy: Fido2Policy) {
+        self.shared.state().policy = policy;
+    }
+    /// Moves the emulator's clock forward (expires challenges and tokens).
+    pub fn advance_clock(&self, by: Duration) {
+        self.shared.state().clock_offset += by;
+    }
+    /// Challenges issued and not yet used.
+    pub fn outstanding_challenges(&self) -> usize {
+        self.shared.state().challenges.len()
+    }
+    /// Requests answered so far.
+    pub fn request_log(&self) -> Vec<RequestRecord> {
+        self.shared.state().log.clone()
+    }
+    /// The most requests the emulator was handling at once so far.
+    pub fn max_in_flight(&self) -> usize {
+        self.shared
+            .max_in_flight
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+    /// Adds latency to every answer.
+    pub fn set_latency(&self, latency: Duration) {
+        self.shared.knobs().latency = latency;
+    }
+    /// Turns the token-bucket throttle on or off (each Graph request, and each request
+    /// inside a `$batch`, costs one token; empty bucket: 429 with `Retry-After`).
+    pub fn set_throttle(&self, throttle: Option<ThrottleConfig>) {
+        let mut st = self.shared.state();
+        st.buckets.clear();
+        drop(st);
+        self.shared.knobs().throttle = throttle;
+    }
+    /// Injects a fault.
+    pub fn inject(&self, rule: FaultRule) {
+        self.shared.knobs().faults.push(rule);
+    }
+    /// Fault rules not yet used up.
+    pub fn pending_faults(&self) -> usize {
+        self.shared.knobs().faults.len()
+    }
+
+    /// Stops serving and joins the server thread.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Fuzz entry: registration validation against a tenant with one issued challenge, and
+/// the token endpoint's form and credential checks.
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn fuzz_registration(data: &[u8]) {
+    let mut challenges = std::collections::HashMap::new();
+    challenges.insert(
+        "Y2hhbGxlbmdl".to_owned(),
+        state::IssuedChallenge {
+            user_id: "u".into(),
+            expires: std::time::SystemTime::now() + Duration::from_secs(300),
+        },
+    );
+    let policy = fresh_policy();
+    let ctx = validate::RegistrationContext {
+        user_id: "u",
+        rp_id: "login.microsoft.com",
+        now: std::time::SystemTime::now(),
+        challenges: &challenges,
+        policy: &policy,
+        existing: &[],
+        v1: true,
+        user_groups: &[],
+    };
+    let _ = validate::validate_registration(data, &ctx);
+    let form = token::parse_form(data);
+    let mut jtis = std::collections::HashSet::new();
+    let _ = token::check_client_credentials(
+        &form,
+        &[],
+        "http://127.0.0.1/t/oauth2/v2.0/token",
+        std::time::SystemTime::now(),
+        &mut jtis,
+    );
+}

@@ -1,0 +1,846 @@
+//! HTTP plumbing (hyper 1) and the routes of the emulator.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use rand_core::{OsRng, RngCore};
+use serde::Serialize;
+
+use super::state::{iso8601, IssuedChallenge};
+use super::token::{check_client_credentials, parse_form, percent_decode};
+use super::validate::{validate_registration, RegistrationContext};
+use super::{Fault, RequestRecord, Shared};
+use crate::ids::{decode_b64url_strict, encode_b64url, encode_with_padding_digit, same_credential};
+use crate::wire::{BatchRequest, BatchResponse, BatchResponseItem, DirectoryObject, Page, User};
+
+/// Largest request body accepted.
+const MAX_REQUEST_BYTES: usize = 1024 * 1024;
+/// Most request records kept.
+const MAX_LOG: usize = 200_000;
+
+pub(crate) async fn serve(
+    shared: Arc<Shared>,
+    listener: std::net::TcpListener,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+) {
+    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            acc = listener.accept() => {
+                let Ok((stream, _)) = acc else { continue };
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req| handle(shared.clone(), req));
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        }
+    }
+}
+
+/// An answer before it becomes an HTTP response.
+pub(crate) struct Resp {
+    status: u16,
+    body: Vec<u8>,
+    retry_after: Option<u64>,
+    json: bool,
+}
+
+fn json<T: Serialize>(status: u16, v: &T) -> Resp {
+    Resp {
+        status,
+        body: serde_json::to_vec(v).unwrap_or_default(),
+        retry_after: None,
+        json: true,
+    }
+}
+
+fn error(status: u16, code: &str, message: &str, request_id: &str) -> Resp {
+    json(
+        status,
+        &serde_json::json!({"error": {
+            "code": code,
+            "message": message,
+            "innerError": {
+                "date": iso8601(std::time::SystemTime::now()).trim_end_matches('Z'),
+                "request-id": request_id,
+                "client-request-id": request_id,
+            }
+        }}),
+    )
+}
+
+fn no_content() -> Resp {
+    Resp {
+        status: 204,
+        body: vec![],
+        retry_after: None,
+        json: false,
+    }
+}
+
+fn take_fault(shared: &Shared, method: &str, path: &str) -> (Option<Fault>, Duration) {
+    let mut k = shared.knobs();
+    let latency = k.latency;
+    let pos = k.faults.iter().position(|r| {
+        r.method
+            .as_deref()
+            .map_or(true, |m| m.eq_ignore_ascii_case(method))
+            && r.path_contains
+                .as_deref()
+                .map_or(true, |p| path.contains(p))
+    });
+    let fault = pos.and_then(|i| {
+        let rule = k.faults.get_mut(i)?;
+        let f = rule.fault.clone();
+        rule.times = rule.times.saturating_sub(1);
+        if rule.times == 0 {
+            k.faults.remove(i);
+        }
+        Some(f)
+    });
+    (fault, latency)
+}
+
+fn log(shared: &Shared, method: &str, path: &str, status: u16) {
+    let mut st = shared.state();
+    if st.log.len() < MAX_LOG {
+        st.log.push(RequestRecord {
+            method: method.to_owned(),
+            path: path.to_owned(),
+            status,
+        });
+    }
+}
+
+struct InFlight<'a>(&'a Shared);
+
+impl<'a> InFlight<'a> {
+    fn enter(shared: &'a Shared) -> Self {
+        let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        shared.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        InFlight(shared)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+async fn handle(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, std::io::Error> {
+    let _in_flight = InFlight::enter(&shared);
+    let method = req.method().as_str().to_owned();
+    let path = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "/".into());
+    let auth = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let request_id = crate::http::request_id();
+    let client_request_id = req
+        .headers()
+        .get("client-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .unwrap_or_else(|| request_id.clone());
+    let body = match Limited::new(req.into_body(), MAX_REQUEST_BYTES)
+        .collect()
+        .await
+    {
+        Ok(b) => b.to_bytes().to_vec(),
+        Err(_) => {
+            let r = error(
+                413,
+                "RequestEntityTooLarge",
+                "The request body is too large.",
+                &request_id,
+            );
+            return Ok(to_response(r, &request_id, &client_request_id));
+        }
+    };
+    let (fault, latency) = take_fault(&shared, &method, &path);
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let resp = match fault {
+        Some(Fault::Status {
+            status,
+            retry_after,
+        }) => {
+            let mut r = error(status, "serviceUnavailable", "Injected fault.", &request_id);
+            if status == 429 {
+                r = error(429, "TooManyRequests", "Too many requests.", &request_id);
+            }
+            r.retry_after = retry_after;
+            r
+        }
+        Some(Fault::Drop) => {
+            log(&shared, &method, &path, 0);
+            return Err(std::io::Error::other("injected: connection dropped"));
+        }
+        Some(Fault::Delay(d)) => {
+            tokio::time::sleep(d).await;
+            route(&shared, &method, &path, auth.as_deref(), &body, &request_id)
+        }
+        Some(Fault::CommitThenDrop) => {
+            let r = route(&shared, &method, &path, auth.as_deref(), &body, &request_id);
+            log(&shared, &method, &path, 0);
+            drop(r);
+            return Err(std::io::Error::other("injected: committed, response lost"));
+        }
+        None => route(&shared, &method, &path, auth.as_deref(), &body, &request_id),
+    };
+    log(&shared, &method, &path, resp.status);
+    Ok(to_response(resp, &request_id, &client_request_id))
+}
+
+fn to_response(r: Resp, request_id: &str, client_request_id: &str) -> Response<Full<Bytes>> {
+    let mut b = Response::builder()
+        .status(r.status)
+        .header("request-id", request_id)
+        .header("client-request-id", client_request_id);
+    if r.json {
+        b = b.header(
+            "content-type",
+            "application/json;odata.metadata=minimal;charset=utf-8",
+        );
+    }
+    if let Some(s) = r.retry_after {
+        b = b.header("retry-after", s.to_string());
+    }
+    b.body(Full::new(Bytes::from(r.body)))
+        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+}
+
+fn split(path: &str) -> (Vec<String>, Vec<(String, String)>) {
+    let (p, q) = path.split_once('?').unwrap_or((path, ""));
+    let segs = p
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| percent_decode(&s.replace('+', "%2B")))
+        .collect();
+    let query = q
+        .split('&')
+        .filter(|s| !s.is_empty())
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect();
+    (segs, query)
+}
+
+fn q<'a>(query: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    query
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+pub(crate) fn route(
+    shared: &Shared,
+    method: &str,
+    path: &str,
+    auth: Option<&str>,
+    body: &[u8],
+    rid: &str,
+) -> Resp {
+    let (segs, query) = split(path);
+    let s: Vec<&str> = segs.iter().map(String::as_str).collect();
+    match s.as_slice() {
+        [_tenant, "oauth2", "v2.0", "token"] if method == "POST" => token(shared, &s, body, rid),
+        [ver @ ("v1.0" | "beta"), rest @ ..] => {
+            let client = match authenticate(shared, auth) {
+                Ok(c) => c,
+                Err(r) => return finish(r, rid),
+            };
+            if rest == ["$batch"] && method == "POST" {
+                return batch(shared, ver, auth, body, rid);
+            }
+            if let Some(needed) = required_roles(method, rest) {
+                let granted = shared
+                    .apps
+                    .iter()
+                    .find(|(a, _)| a.client_id == client)
+                    .is_some_and(|(a, _)| a.has_any_role(needed));
+                if !granted {
+                    return error(
+                        403,
+                        "Authorization_RequestDenied",
+                        "Insufficient privileges to complete the operation.",
+                        rid,
+                    );
+                }
+            }
+            if let Some(wait) = throttle(shared, &client) {
+                let mut r = error(429, "TooManyRequests", "Too many requests.", rid);
+                r.retry_after = Some(wait);
+                return r;
+            }
+            graph(shared, ver, method, rest, &query, body, rid)
+        }
+        _ => error(404, "NotFound", "Resource not found.", rid),
+    }
+}
+
+/// The application permissions (any one of them) an endpoint needs.
+fn required_roles(method: &str, rest: &[&str]) -> Option<&'static [&'static str]> {
+    const PASSKEY_WRITE: &[&str] = &[
+        "UserAuthMethod-Passkey.ReadWrite.All",
+        "UserAuthenticationMethod.ReadWrite.All",
+    ];
+    const PASSKEY_READ: &[&str] = &[
+        "UserAuthMethod-Passkey.Read.All",
+        "UserAuthMethod-Passkey.ReadWrite.All",
+        "UserAuthenticationMethod.Read.All",
+        "UserAuthenticationMethod.ReadWrite.All",
+    ];
+    const POLICY_READ: &[&str] = &[
+        "Policy.Read.AuthenticationMethod",
+        "Policy.ReadWrite.AuthenticationMethod",
+        "Policy.Read.All",
+    ];
+    const USER_READ: &[&str] = &["User.Read.All", "User.ReadWrite.All", "Directory.Read.All"];
+    const MEMBERS_READ: &[&str] = &[
+        "GroupMember.Read.All",
+        "Group.Read.All",
+        "Directory.Read.All",
+    ];
+    match (method, rest) {
+        ("GET", ["users", _, "authentication", "fido2Methods", op])
+            if op.starts_with("creationOptions") =>
+        {
+            Some(PASSKEY_WRITE)
+        }
+        ("GET", ["users", _, "authentication", ..]) => Some(PASSKEY_READ),
+        (_, ["users", _, "authentication", ..]) => Some(PASSKEY_WRITE),
+        (_, ["users", ..]) => Some(USER_READ),
+        (_, ["groups", ..]) => Some(MEMBERS_READ),
+        (_, ["policies", ..]) => Some(POLICY_READ),
+        _ => None,
+    }
+}
+
+fn finish(r: (u16, &'static str, &'static str), rid: &str) -> Resp {
+    error(r.0, r.1, r.2, rid)
+}
+
+fn authenticate(
+    shared: &Shared,
+    auth: Option<&str>,
+) -> Result<String, (u16, &'static str, &'static str)> {
+    let token = auth.and_then(|a| a.strip_prefix("Bearer ")).ok_or((
+        401,
+        "InvalidAuthenticationToken",
+        "Access token is empty.",
+    ))?;
+    let st = shared.state();
+    let (client, exp) = st.tokens.get(token).ok_or((
+        401,
+        "InvalidAuthenticationToken",
+        "Access token validation failure. Invalid audience.",
+    ))?;
+    if st.now() >= *exp {
+        return Err((
+            401,
+            "InvalidAuthenticationToken",
+            "Lifetime validation failed, the token is expired.",
+        ));
+    }
+    Ok(client.clone())
+}
+
+/// Token bucket per client: `Some(seconds to wait)` when empty.
+fn throttle(shared: &Shared, client: &str) -> Option<u64> {
+    let cfg = shared.knobs().throttle?;
+    let mut st = shared.state();
+    let now = Instant::now();
+    let b = st
+        .buckets
+        .entry(client.to_owned())
+        .or_insert(super::state::Bucket {
+            tokens: cfg.capacity,
+            last: now,
+        });
+    let elapsed = now.duration_since(b.last).as_secs_f64();
+    b.tokens = (b.tokens + elapsed * cfg.refill_per_sec).min(cfg.capacity);
+    b.last = now;
+    if b.tokens >= 1.0 {
+        b.tokens -= 1.0;
+        None
+    } else {
+        let wait = ((1.0 - b.tokens) / cfg.refill_per_sec).ceil().max(1.0);
+        Some(wait as u64)
+    }
+}
+
+fn token(shared: &Shared, s: &[&str], body: &[u8], rid: &str) -> Resp {
+    let tenant = s.first().copied().unwrap_or("");
+    let token_url = format!("{}/{}/oauth2/v2.0/token", shared.base_url, tenant);
+    let failure = |status: u16, error: &str, code: u64, desc: &str| {
+        json(
+            status,
+            &serde_json::json!({
+                "error": error,
+                "error_description": format!("{desc} Trace ID: {rid}"),
+                "error_codes": [code],
+                "timestamp": iso8601(std::time::SystemTime::now()),
+                "trace_id": rid,
+                "correlation_id": rid,
+            }),
+        )
+    };
+    if tenant != shared.config.tenant.tenant_id {
+        return failure(
+            400,
+            "invalid_request",
+            90002,
+            &format!("AADSTS90002: Tenant '{tenant}' not found."),
+        );
+    }
+    let form = parse_form(body);
+    let mut st = shared.state();
+    let now = st.now();
+    let client =
+        match check_client_credentials(&form, &shared.apps, &token_url, now, &mut st.used_jtis) {
+            Ok(c) => c,
+            Err(f) => return failure(f.status, f.error, f.code, &f.description),
+        };
+    let mut raw = [0u8; 32];
+    OsRng.fill_bytes(&mut raw);
+    let access = format!("emu.{}", encode_b64url(&raw));
+    let lifetime = shared.config.token_lifetime;
+    if st.tokens.len() > 10_000 {
+        st.tokens.retain(|_, (_, exp)| *exp > now);
+    }
+    st.tokens.insert(access.clone(), (client, now + lifetime));
+    json(
+        200,
+        &serde_json::json!({
+            "token_type": "Bearer",
+            "expires_in": lifetime.as_secs(),
+            "ext_expires_in": lifetime.as_secs(),
+            "access_token": access,
+        }),
+    )
+}
+
+fn batch(shared: &Shared, ver: &str, auth: Option<&str>, body: &[u8], rid: &str) -> Resp {
+    let Ok(req) = serde_json::from_slice::<BatchRequest>(body) else {
+        return error(400, "BadRequest", "Invalid batch payload format.", rid);
+    };
+    if req.requests.len() > crate::MAX_BATCH {
+        return error(
+            400,
+            "BadRequest",
+            "Number of batch requests exceeded. Max requests allowed is 20.",
+            rid,
+        );
+    }
+    let mut responses = Vec::with_capacity(req.requests.len());
+    for item in req.requests {
+        let inner_rid = crate::http::request_id();
+        let path = format!("/{ver}/{}", item.url.trim_start_matches('/'));
+        let r = match take_fault(shared, &item.method, &path) {
+            (
+                Some(Fault::Status {
+                    status,
+                    retry_after,
+                }),
+                _,
+            ) => {
+                let mut r = error(status, "serviceUnavailable", "Injected fault.", &inner_rid);
+                r.retry_after = retry_after;
+                r
+            }
+            _ => route(shared, &item.method, &path, auth, &[], &inner_rid),
+        };
+        log(shared, &item.method, &path, r.status);
+        let mut headers = std::collections::BTreeMap::new();
+        headers.insert("request-id".to_owned(), inner_rid.clone());
+        if r.json {
+            headers.insert("Content-Type".to_owned(), "application/json".to_owned());
+        }
+        if let Some(s) = r.retry_after {
+            headers.insert("Retry-After".to_owned(), s.to_string());
+        }
+        responses.push(BatchResponseItem {
+            id: item.id,
+            status: r.status,
+            headers,
+            body: serde_json::from_slice(&r.body).ok(),
+        });
+    }
+    json(200, &BatchResponse { responses })
+}
+
+fn not_found_user(key: &str, rid: &str) -> Resp {
+    error(
+        404,
+        "Request_ResourceNotFound",
+        &format!("Resource '{key}' does not exist or one of its queried reference-property objects are not present."),
+        rid,
+    )
+}
+
+fn graph(
+    shared: &Shared,
+    ver: &str,
+    method: &str,
+    rest: &[&str],
+    query: &[(String, String)],
+    body: &[u8],
+    rid: &str,
+) -> Resp {
+    let ctx = |frag: &str| format!("{}/{ver}/$metadata#{frag}", shared.base_url);
+    match (method, rest) {
+        (_, ["me", ..]) => error(405, "methodNotAllowed", "The /me target is only valid with delegated authentication and cannot target the caller for passkey provisioning.", rid),
+        ("GET", ["users"]) => {
+            let st = shared.state();
+            let users: Vec<User> = match q(query, "$filter") {
+                None => st.tenant.users.clone(),
+                Some(f) => match parse_startswith(f) {
+                    Some(conds) => st
+                        .tenant
+                        .users
+                        .iter()
+                        .filter(|u| conds.iter().any(|(field, prefix)| user_field(u, field).is_some_and(|v| v.to_lowercase().starts_with(&prefix.to_lowercase()))))
+                        .cloned()
+                        .collect(),
+                    None => return error(400, "Request_UnsupportedQuery", "Unsupported Query.", rid),
+                },
+            };
+            drop(st);
+            page(shared, ver, "users", query, users, ctx("users"), rid)
+        }
+        ("GET", ["users", key]) => {
+            let st = shared.state();
+            match st.find_user(key) {
+                Some(u) => {
+                    let mut v = serde_json::to_value(u).unwrap_or_default();
+                    if let Some(o) = v.as_object_mut() {
+                        o.insert("@odata.context".into(), ctx("users/$entity").into());
+                    }
+                    json(200, &v)
+                }
+                None => not_found_user(key, rid),
+            }
+        }
+        ("GET", ["users", key, "authentication", "fido2Methods"]) => {
+            let st = shared.state();
+            let Some(uid) = st.find_user(key).map(|u| u.id.clone()) else {
+                return not_found_user(key, rid);
+            };
+            let methods: Vec<_> = st.methods.get(&uid).map(|v| v.iter().map(|m| m.method.clone()).collect()).unwrap_or_default();
+            drop(st);
+            let path = format!("users/{key}/authentication/fido2Methods");
+            let c = ctx(&format!("users('{key}')/authentication/fido2Methods"));
+            page(shared, ver, &path, query, methods, c, rid)
+        }
+        ("POST", ["users", key, "authentication", "fido2Methods"]) => register(shared, ver, key, body, rid),
+        ("GET", ["users", key, "authentication", "fido2Methods", op]) if op.starts_with("creationOptions") => {
+            creation_options(shared, ver, key, op, query, rid)
+        }
+        ("GET" | "DELETE", ["users", key, "authentication", "fido2Methods", mid]) => {
+            let mut st = shared.state();
+            let Some(uid) = st.find_user(key).map(|u| u.id.clone()) else {
+                return not_found_user(key, rid);
+            };
+            let list = st.methods.entry(uid).or_default();
+            let Some(pos) = list.iter().position(|m| m.method.id == *mid || same_credential(&m.method.id, mid)) else {
+                return error(404, "itemNotFound", "The specified fido2AuthenticationMethod was not found.", rid);
+            };
+            if method == "DELETE" {
+                list.remove(pos);
+                return no_content();
+            }
+            let mut v = serde_json::to_value(&list[pos].method).unwrap_or_default();
+            if let Some(o) = v.as_object_mut() {
+                o.insert("@odata.context".into(), ctx("users/authentication/fido2Methods/$entity").into());
+            }
+            json(200, &v)
+        }
+        ("GET", ["groups", gid, "members"]) => {
+            let st = shared.state();
+            let Some(g) = st.tenant.groups.iter().find(|g| g.id.eq_ignore_ascii_case(gid)) else {
+                return not_found_user(gid, rid);
+            };
+            let members: Vec<DirectoryObject> = g
+                .members
+                .iter()
+                .filter_map(|m| st.find_user(m))
+                .map(|u| DirectoryObject {
+                    odata_type: Some("#microsoft.graph.user".into()),
+                    id: u.id.clone(),
+                    display_name: u.display_name.clone(),
+                    user_principal_name: u.user_principal_name.clone(),
+                    mail: u.mail.clone(),
+                })
+                .collect();
+            drop(st);
+            page(shared, ver, &format!("groups/{gid}/members"), query, members, ctx("directoryObjects"), rid)
+        }
+        ("GET", ["policies", "authenticationMethodsPolicy", "authenticationMethodConfigurations", id])
+            if id.eq_ignore_ascii_case("fido2") =>
+        {
+            let mut p = shared.state().policy.clone();
+            p.context = Some(ctx("policies/authenticationMethodsPolicy/authenticationMethodConfigurations/$entity"));
+            json(200, &p)
+        }
+        (_, [first, ..]) => error(400, "BadRequest", &format!("Resource not found for the segment '{first}'."), rid),
+        _ => error(400, "BadRequest", "Invalid request.", rid),
+    }
+}
+
+fn user_field<'a>(u: &'a User, field: &str) -> Option<&'a str> {
+    match field {
+        "displayName" => u.display_name.as_deref(),
+        "userPrincipalName" => u.user_principal_name.as_deref(),
+        "mail" => u.mail.as_deref(),
+        "givenName" => u.given_name.as_deref(),
+        "surname" => u.surname.as_deref(),
+        _ => None,
+    }
+}
+
+/// Parses `startswith(field,'v') [or startswith(field,'v')]...` (quotes doubled inside).
+fn parse_startswith(filter: &str) -> Option<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for part in filter.split(" or ") {
+        let inner = part.trim().strip_prefix("startswith(")?.strip_suffix(')')?;
+        let (field, value) = inner.split_once(',')?;
+        let value = value
+            .trim()
+            .strip_prefix('\'')?
+            .strip_suffix('\'')?
+            .replace("''", "'");
+        out.push((field.trim().to_owned(), value));
+    }
+    Some(out)
+}
+
+fn page<T: Serialize>(
+    shared: &Shared,
+    ver: &str,
+    path: &str,
+    query: &[(String, String)],
+    items: Vec<T>,
+    context: String,
+    rid: &str,
+) -> Resp {
+    let top = match q(query, "$top").map(str::parse::<usize>) {
+        None => shared.config.page_size,
+        Some(Ok(n)) if (1..=999).contains(&n) => n,
+        Some(_) => {
+            return error(
+                400,
+                "BadRequest",
+                "Invalid page size specified: '$top' must be between 1 and 999.",
+                rid,
+            )
+        }
+    };
+    let skip = match q(query, "$skiptoken") {
+        None => 0,
+        Some(t) => match decode_b64url_strict(t, "$skiptoken")
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|s| {
+                s.strip_prefix("skip=")
+                    .and_then(|n| n.parse::<usize>().ok())
+            }) {
+            Some(n) => n,
+            None => return error(400, "BadRequest", "Invalid skip token.", rid),
+        },
+    };
+    let total = items.len();
+    let value: Vec<T> = items.into_iter().skip(skip).take(top).collect();
+    let next = skip + value.len();
+    let next_link = (next < total).then(|| {
+        let mut link = format!(
+            "{}/{ver}/{path}?$top={top}&$skiptoken={}",
+            shared.base_url,
+            encode_b64url(format!("skip={next}").as_bytes())
+        );
+        if let Some(f) = q(query, "$filter") {
+            link.push_str("&$filter=");
+            link.push_str(&crate::encode_segment(f));
+        }
+        link
+    });
+    json(
+        200,
+        &Page {
+            context: Some(context),
+            next_link,
+            value,
+        },
+    )
+}
+
+fn creation_options(
+    shared: &Shared,
+    ver: &str,
+    key: &str,
+    op: &str,
+    query: &[(String, String)],
+    rid: &str,
+) -> Resp {
+    if q(query, "challengeTimeoutInMinutes").is_some() {
+        return error(405, "methodNotAllowed", "The query-string form of challengeTimeoutInMinutes is not supported; use creationOptions(challengeTimeoutInMinutes=N).", rid);
+    }
+    let minutes: u64 = if op == "creationOptions" {
+        5
+    } else {
+        let Some(arg) = op
+            .strip_prefix("creationOptions(challengeTimeoutInMinutes=")
+            .and_then(|a| a.strip_suffix(')'))
+        else {
+            return error(
+                400,
+                "BadRequest",
+                &format!("Resource not found for the segment '{op}'."),
+                rid,
+            );
+        };
+        if ver == "v1.0" {
+            return error(
+                400,
+                "BadRequest",
+                "creationOptions on v1.0 takes no parameter.",
+                rid,
+            );
+        }
+        match arg.parse::<u64>() {
+            Ok(m) if (5..=43_200).contains(&m) => m,
+            _ => {
+                return error(
+                    400,
+                    "badRequest",
+                    "challengeTimeoutInMinutes must be between 5 and 43200.",
+                    rid,
+                )
+            }
+        }
+    };
+    let mut st = shared.state();
+    let Some(user) = st.find_user(key).cloned() else {
+        return not_found_user(key, rid);
+    };
+    st.evict_challenges();
+    let mut raw = vec![0u8; shared.config.challenge_bytes.clamp(16, 16 * 1024)];
+    OsRng.fill_bytes(&mut raw);
+    let challenge = encode_b64url(&raw);
+    let expires = st.now() + Duration::from_secs(minutes * 60);
+    st.challenges.insert(
+        challenge.clone(),
+        IssuedChallenge {
+            user_id: user.id.clone(),
+            expires,
+        },
+    );
+    let exclude: Vec<serde_json::Value> = st
+        .methods
+        .get(&user.id)
+        .map(|v| {
+            v.iter()
+                .map(|m| serde_json::json!({"id": encode_with_padding_digit(&m.credential_id), "type": "public-key", "transports": []}))
+                .collect()
+        })
+        .unwrap_or_default();
+    json(
+        200,
+        &serde_json::json!({
+            "@odata.context": format!("{}/{ver}/$metadata#microsoft.graph.webauthnCredentialCreationOptions", shared.base_url),
+            "challengeTimeoutDateTime": iso8601(expires),
+            "publicKey": {
+                "challenge": challenge,
+                "timeout": 60000,
+                "attestation": "direct",
+                "rp": {"id": shared.config.rp_id, "name": "Microsoft"},
+                "user": {
+                    "id": encode_b64url(user.id.as_bytes()),
+                    "name": user.user_principal_name,
+                    "displayName": user.display_name,
+                },
+                "pubKeyCredParams": [{"type": "public-key", "alg": -7}, {"type": "public-key", "alg": -257}],
+                "excludeCredentials": exclude,
+                "authenticatorSelection": {
+                    "authenticatorAttachment": "cross-platform",
+                    "requireResidentKey": true,
+                    "userVerification": "required",
+                },
+                "extensions": {
+                    "hmacCreateSecret": true,
+                    "enforceCredentialProtectionPolicy": true,
+                    "credentialProtectionPolicy": "userVerificationOptional",
+                },
+            }
+        }),
+    )
+}
+
+fn register(shared: &Shared, ver: &str, key: &str, body: &[u8], rid: &str) -> Resp {
+    let mut st = shared.state();
+    let Some(uid) = st.find_user(key).map(|u| u.id.clone()) else {
+        return not_found_user(key, rid);
+    };
+    let existing = st.methods.get(&uid).cloned().unwrap_or_default();
+    let user_groups: Vec<String> = st
+        .tenant
+        .groups
+        .iter()
+        .filter(|g| g.members.contains(&uid))
+        .map(|g| g.id.clone())
+        .collect();
+    let ctx = RegistrationContext {
+        user_groups: &user_groups,
+        user_id: &uid,
+        rp_id: &shared.config.rp_id,
+        now: st.now(),
+        challenges: &st.challenges,
+        policy: &st.policy,
+        existing: &existing,
+        v1: ver == "v1.0",
+    };
+    match validate_registration(body, &ctx) {
+        Ok(accepted) => {
+            st.challenges.remove(&accepted.challenge);
+            let mut v = serde_json::to_value(&accepted.stored.method).unwrap_or_default();
+            st.methods.entry(uid).or_default().push(accepted.stored);
+            if let Some(o) = v.as_object_mut() {
+                o.insert(
+                    "@odata.context".into(),
+                    format!(
+                        "{}/{ver}/$metadata#users('{key}')/authentication/fido2Methods/$entity",
+                        shared.base_url
+                    )
+                    .into(),
+                );
+            }
+            json(201, &v)
+        }
+        Err(rej) => error(rej.status, rej.code, &rej.message, rid),
+    }
+}

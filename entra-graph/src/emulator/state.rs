@@ -1,0 +1,295 @@
+//! The emulated tenant: users, groups, policy, registered passkeys, issued challenges,
+//! tokens; plus the fixture file format.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+
+use crate::wire::{
+    EnforcementType, Fido2Method, Fido2Policy, KeyRestrictions, MethodState, PolicyTarget, User,
+};
+
+/// A group in the fixture file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GroupFixture {
+    /// Object id.
+    pub id: String,
+    /// Display name.
+    pub display_name: String,
+    /// Member user ids.
+    #[serde(default)]
+    pub members: Vec<String>,
+}
+
+/// The tenant a fixture file describes (`--fixtures FILE`, JSON).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantFixture {
+    /// Tenant id (GUID).
+    pub tenant_id: String,
+    /// Users.
+    #[serde(default)]
+    pub users: Vec<User>,
+    /// Groups.
+    #[serde(default)]
+    pub groups: Vec<GroupFixture>,
+    /// FIDO2 policy; a fresh tenant's when absent.
+    #[serde(default)]
+    pub policy: Option<Fido2Policy>,
+}
+
+/// A fresh tenant's FIDO2 policy: enabled for all users, self-service registration
+/// allowed, attestation not enforced, no key restrictions.
+pub fn fresh_policy() -> Fido2Policy {
+    Fido2Policy {
+        context: None,
+        odata_type: Some("#microsoft.graph.fido2AuthenticationMethodConfiguration".into()),
+        id: "Fido2".into(),
+        state: MethodState::Enabled,
+        is_self_service_registration_allowed: Some(true),
+        is_attestation_enforced: Some(false),
+        key_restrictions: Some(KeyRestrictions {
+            is_enforced: false,
+            enforcement_type: EnforcementType::Block,
+            aa_guids: vec![],
+        }),
+        include_targets: vec![PolicyTarget {
+            target_type: "group".into(),
+            id: "all_users".into(),
+            is_registration_required: Some(false),
+        }],
+        exclude_targets: vec![],
+        passkey_profiles: vec![],
+    }
+}
+
+fn user(id: &str, given: &str, surname: &str, upn: &str) -> User {
+    User {
+        id: id.into(),
+        display_name: Some(format!("{given} {surname}")),
+        user_principal_name: Some(upn.into()),
+        mail: Some(upn.into()),
+        given_name: Some(given.into()),
+        surname: Some(surname.into()),
+        account_enabled: Some(true),
+    }
+}
+
+impl TenantFixture {
+    /// The built-in default: a few users and a group in a fresh tenant.
+    pub fn fresh() -> Self {
+        let users = vec![
+            user(
+                "6e8a5a4e-5a0d-4e4c-9c8e-2f7c3d8a1b11",
+                "Kim",
+                "Akers",
+                "kim@contoso.onmicrosoft.com",
+            ),
+            user(
+                "87d349ed-44d7-43e1-9a83-5f2406dee5bd",
+                "Adele",
+                "Vance",
+                "adelev@contoso.onmicrosoft.com",
+            ),
+            user(
+                "5bde3e51-d13b-4db1-9948-fe4b109d11a7",
+                "Alex",
+                "Wilber",
+                "alexw@contoso.onmicrosoft.com",
+            ),
+            user(
+                "4782e723-f4f4-4af3-a76e-25e3bab0d896",
+                "Megan",
+                "Bowen",
+                "meganb@contoso.onmicrosoft.com",
+            ),
+            user(
+                "c8a9a3b2-4f5e-4d6c-8b7a-9e0f1a2b3c4d",
+                "Lee",
+                "Gu",
+                "leeg@contoso.onmicrosoft.com",
+            ),
+        ];
+        let members = users.iter().take(4).map(|u| u.id.clone()).collect();
+        TenantFixture {
+            tenant_id: "0b8e4f1c-2d3a-4b5c-9e6f-7a8b9c0d1e2f".into(),
+            users,
+            groups: vec![GroupFixture {
+                id: "02bd9fd6-8f93-4758-87c3-1fb73740a315".into(),
+                display_name: "Security key holders".into(),
+                members,
+            }],
+            policy: None,
+        }
+    }
+}
+
+/// A passkey as the emulator stores it.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct StoredMethod {
+    pub method: Fido2Method,
+    pub credential_id: Vec<u8>,
+}
+
+/// An issued challenge.
+#[derive(Clone, Debug)]
+pub(crate) struct IssuedChallenge {
+    pub user_id: String,
+    pub expires: SystemTime,
+}
+
+/// Token bucket modelled on Graph's identity limits.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ThrottleConfig {
+    /// Bucket size (requests that may burst).
+    pub capacity: f64,
+    /// Refill rate in requests per second.
+    pub refill_per_sec: f64,
+}
+
+impl ThrottleConfig {
+    /// Per app and tenant in a small tenant: 3 500 resource units per 10 seconds.
+    pub fn documented_small_tenant() -> Self {
+        ThrottleConfig {
+            capacity: 3500.0,
+            refill_per_sec: 350.0,
+        }
+    }
+
+    /// Per app and tenant in a large tenant: 8 000 resource units per 10 seconds.
+    pub fn documented_large_tenant() -> Self {
+        ThrottleConfig {
+            capacity: 8000.0,
+            refill_per_sec: 800.0,
+        }
+    }
+
+    /// The documented write limit per app and tenant: 3 000 writes per 2.5 minutes.
+    pub fn documented_writes() -> Self {
+        ThrottleConfig {
+            capacity: 3000.0,
+            refill_per_sec: 3000.0 / 150.0,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Bucket {
+    pub tokens: f64,
+    pub last: std::time::Instant,
+}
+
+/// Everything mutable in the emulator.
+#[derive(Debug)]
+pub(crate) struct State {
+    pub tenant: TenantFixture,
+    pub policy: Fido2Policy,
+    pub methods: BTreeMap<String, Vec<StoredMethod>>,
+    pub challenges: HashMap<String, IssuedChallenge>,
+    pub tokens: HashMap<String, (String, SystemTime)>,
+    pub used_jtis: HashSet<String>,
+    pub clock_offset: Duration,
+    pub buckets: HashMap<String, Bucket>,
+    pub log: Vec<super::RequestRecord>,
+}
+
+/// Most challenges kept at once (older expired ones are evicted first).
+pub(crate) const MAX_CHALLENGES: usize = 100_000;
+
+impl State {
+    pub fn new(tenant: TenantFixture) -> Self {
+        let policy = tenant.policy.clone().unwrap_or_else(fresh_policy);
+        State {
+            tenant,
+            policy,
+            methods: BTreeMap::new(),
+            challenges: HashMap::new(),
+            tokens: HashMap::new(),
+            used_jtis: HashSet::new(),
+            clock_offset: Duration::ZERO,
+            buckets: HashMap::new(),
+            log: Vec::new(),
+        }
+    }
+
+    pub fn now(&self) -> SystemTime {
+        SystemTime::now() + self.clock_offset
+    }
+
+    /// A user by object id or UPN (case-insensitive).
+    pub fn find_user(&self, key: &str) -> Option<&User> {
+        self.tenant.users.iter().find(|u| {
+            u.id.eq_ignore_ascii_case(key)
+                || u.user_principal_name
+                    .as_deref()
+                    .is_some_and(|p| p.eq_ignore_ascii_case(key))
+        })
+    }
+
+    pub fn evict_challenges(&mut self) {
+        if self.challenges.len() >= MAX_CHALLENGES {
+            let now = self.now();
+            self.challenges.retain(|_, c| c.expires > now);
+        }
+        if self.challenges.len() >= MAX_CHALLENGES {
+            self.challenges.clear();
+        }
+    }
+}
+
+/// ISO 8601 UTC (`2024-08-14T16:29:58Z`) of a time.
+pub fn iso8601(t: SystemTime) -> String {
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs();
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso8601_known_instants() {
+        assert_eq!(iso8601(UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            iso8601(UNIX_EPOCH + Duration::from_secs(1_723_652_998)),
+            "2024-08-14T16:29:58Z"
+        );
+        assert_eq!(
+            iso8601(UNIX_EPOCH + Duration::from_secs(951_782_400)),
+            "2000-02-29T00:00:00Z"
+        );
+    }
+
+    #[test]
+    fn fresh_tenant_finds_users_by_id_and_upn() {
+        let s = State::new(TenantFixture::fresh());
+        assert!(s.find_user("KIM@contoso.onmicrosoft.com").is_some());
+        assert!(s
+            .find_user("6e8a5a4e-5a0d-4e4c-9c8e-2f7c3d8a1b11")
+            .is_some());
+        assert!(s.find_user("nobody").is_none());
+        assert_eq!(s.policy.is_self_service_registration_allowed, Some(true));
+    }
+}

@@ -1,0 +1,465 @@
+//! The async core under the blocking client: one HTTP exchange, token cache, retries.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand_core::{OsRng, RngCore};
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::Method;
+use tokio::sync::{Mutex, Semaphore};
+
+use crate::auth::{Credential, Secret};
+use crate::config::GraphConfig;
+use crate::wire::{parse_json, ODataErrorBody, TokenErrorResponse, TokenResponse, MAX_BODY_BYTES};
+use crate::GraphError;
+
+/// A successful (2xx) answer.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    pub body: Vec<u8>,
+    /// Graph's `request-id` header.
+    pub request_id: Option<String>,
+}
+
+struct CachedToken {
+    token: Secret,
+    refresh_at: Instant,
+}
+
+/// Counters the client exposes for tests and diagnostics.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub requests: AtomicU64,
+    pub retries: AtomicU64,
+    pub tokens: AtomicU64,
+    pub reconciliations: AtomicU64,
+}
+
+pub(crate) struct Core {
+    pub http: reqwest::Client,
+    pub config: GraphConfig,
+    pub credential: Credential,
+    token: Mutex<Option<CachedToken>>,
+    pub permits: Arc<Semaphore>,
+    pub counters: Counters,
+}
+
+/// How a failed attempt should be treated.
+pub(crate) enum Failure {
+    /// Definitely not processed; retry after the delay (429, or transport before send
+    /// for idempotent requests).
+    Retry(Duration, GraphError),
+    /// The server may or may not have done it (timeout, drop, 5xx).
+    Unknown(Option<Duration>, GraphError),
+    /// A final answer (4xx other than 429, or config problems).
+    Final(GraphError),
+}
+
+pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let v = headers.get(RETRY_AFTER)?.to_str().ok()?;
+    v.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// Turns an error response into a typed error.
+pub(crate) fn api_error(status: u16, headers: Option<&HeaderMap>, body: &[u8]) -> GraphError {
+    let header_id = headers
+        .and_then(|h| h.get("request-id"))
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    match parse_json::<ODataErrorBody>(body, "OData error") {
+        Ok(b) => GraphError::Api {
+            status,
+            code: b.error.code,
+            message: b.error.message,
+            request_id: b.error.inner_error.and_then(|i| i.request_id).or(header_id),
+        },
+        Err(_) => GraphError::Api {
+            status,
+            code: String::new(),
+            message: String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned(),
+            request_id: header_id,
+        },
+    }
+}
+
+impl Core {
+    pub fn new(config: GraphConfig, credential: Credential) -> Result<Self, GraphError> {
+        config.validate()?;
+        let http = reqwest::Client::builder()
+            .use_rustls_tls()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(config.request_timeout)
+            .build()
+            .map_err(|e| GraphError::Config {
+                setting: "http client",
+                reason: e.to_string(),
+            })?;
+        Ok(Core {
+            http,
+            permits: Arc::new(Semaphore::new(config.max_concurrency)),
+            config,
+            credential,
+            token: Mutex::new(None),
+            counters: Counters::default(),
+        })
+    }
+
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let r = &self.config.retry;
+        let exp = r
+            .base_delay
+            .saturating_mul(1u32 << attempt.min(16))
+            .min(r.max_delay);
+        // Full jitter between half and all of the exponential delay.
+        let frac = 0.5 + (OsRng.next_u32() as f64 / u32::MAX as f64) / 2.0;
+        exp.mul_f64(frac)
+    }
+
+    /// A valid access token, from cache when it is not close to expiry.
+    pub async fn token(&self) -> Result<Secret, GraphError> {
+        let mut guard = self.token.lock().await;
+        if let Some(c) = guard.as_ref() {
+            if Instant::now() < c.refresh_at {
+                return Ok(c.token.clone());
+            }
+        }
+        let (token, lifetime) = self.acquire_token().await?;
+        self.counters.tokens.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(lifetime_secs = lifetime.as_secs(), "access token acquired");
+        // Refresh a quarter of the lifetime (at most 5 minutes) before expiry.
+        let margin = (lifetime / 4).min(Duration::from_secs(300));
+        *guard = Some(CachedToken {
+            token: token.clone(),
+            refresh_at: Instant::now() + lifetime.saturating_sub(margin),
+        });
+        Ok(token)
+    }
+
+    pub async fn invalidate_token(&self) {
+        *self.token.lock().await = None;
+    }
+
+    async fn acquire_token(&self) -> Result<(Secret, Duration), GraphError> {
+        if let Credential::Callback(cb) = &self.credential {
+            let t = cb().map_err(|reason| GraphError::TokenCallback { reason })?;
+            return Ok((t.token, t.expires_in));
+        }
+        let url = self.config.token_url();
+        let form = self
+            .credential
+            .token_form(&url, &self.config.scope)
+            .unwrap_or_default();
+        let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let mut last = None;
+        for attempt in 0..self.config.retry.max_attempts {
+            if attempt > 0 {
+                tokio::time::sleep(self.backoff(attempt)).await;
+            }
+            let res = self.http.post(&url).form(&pairs).send().await;
+            let resp = match res {
+                Ok(r) => r,
+                Err(e) => {
+                    last = Some(GraphError::Transport {
+                        reason: format!("token endpoint: {e}"),
+                    });
+                    continue;
+                }
+            };
+            let status = resp.status().as_u16();
+            let ra = retry_after(resp.headers());
+            // The body holds the access token: wipe it after use.
+            let body = zeroize::Zeroizing::new(read_body(resp).await?);
+            if (200..300).contains(&status) {
+                let t: TokenResponse = parse_json(&body, "token response")?;
+                return Ok((
+                    Secret::new(t.access_token.as_str()),
+                    Duration::from_secs(t.expires_in),
+                ));
+            }
+            let err = match parse_json::<TokenErrorResponse>(&body, "token error") {
+                Ok(e) => GraphError::Token {
+                    status,
+                    error: e.error,
+                    description: e.error_description,
+                },
+                Err(_) => GraphError::Token {
+                    status,
+                    error: String::new(),
+                    description: String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned(),
+                },
+            };
+            if matches!(status, 429 | 500..=599) {
+                if let Some(d) = ra {
+                    tokio::time::sleep(d.min(self.config.retry.max_retry_after)).await;
+                }
+                last = Some(err);
+                continue;
+            }
+            return Err(err);
+        }
+        Err(last.unwrap_or(GraphError::Transport {
+            reason: "token endpoint: no attempt made".into(),
+        }))
+    }
+
+    /// One exchange, plus one immediate retry with a fresh token when Graph answers 401
+    /// (the cached token was revoked or expired early).
+    pub async fn exchange(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&[u8]>,
+    ) -> Result<Reply, Failure> {
+        match self.exchange_once(method.clone(), url, body).await {
+            Err(Failure::Final(e)) if e.status() == Some(401) => {
+                self.counters.retries.fetch_add(1, Ordering::Relaxed);
+                self.exchange_once(method, url, body).await
+            }
+            other => other,
+        }
+    }
+
+    /// One exchange: no retry. Adds the bearer token.
+    async fn exchange_once(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&[u8]>,
+    ) -> Result<Reply, Failure> {
+        self.check_target(url).map_err(Failure::Final)?;
+        let token = self.token().await.map_err(|e| match &e {
+            GraphError::Transport { .. } => Failure::Retry(Duration::ZERO, e),
+            _ => Failure::Final(e),
+        })?;
+        let _permit = self.permits.acquire().await.map_err(|_| {
+            Failure::Final(GraphError::Transport {
+                reason: "client is shutting down".into(),
+            })
+        })?;
+        self.counters.requests.fetch_add(1, Ordering::Relaxed);
+        let mut req = self
+            .http
+            .request(method.clone(), url)
+            .bearer_auth(token.expose())
+            .header("client-request-id", request_id());
+        if let Some(b) = body {
+            req = req
+                .header("content-type", "application/json")
+                .body(b.to_vec());
+        }
+        let resp = match req.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(%method, url, error = %e, "graph request failed in transport");
+                let err = GraphError::Transport {
+                    reason: e.to_string(),
+                };
+                // Nothing was sent when the connection could not be made.
+                return Err(if e.is_connect() {
+                    Failure::Retry(Duration::ZERO, err)
+                } else {
+                    Failure::Unknown(None, err)
+                });
+            }
+        };
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let request_id = headers
+            .get("request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        tracing::debug!(
+            %method,
+            url,
+            status,
+            request_id = request_id.as_deref().unwrap_or(""),
+            "graph request"
+        );
+        let body = match read_body(resp).await {
+            Ok(b) => b,
+            Err(e) => return Err(Failure::Unknown(None, e)),
+        };
+        if (200..300).contains(&status) {
+            return Ok(Reply { body, request_id });
+        }
+        let err = api_error(status, Some(&headers), &body);
+        let ra = retry_after(&headers);
+        Err(match status {
+            401 => {
+                self.invalidate_token().await;
+                Failure::Final(err)
+            }
+            429 => Failure::Retry(ra.unwrap_or_else(|| self.backoff(1)), err),
+            500..=599 => Failure::Unknown(ra, err),
+            _ => Failure::Final(err),
+        })
+    }
+
+    /// An exchange with retries. `idempotent` requests are retried on unknown outcomes
+    /// too; others return the unknown outcome to the caller (which reconciles).
+    pub async fn request(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&[u8]>,
+        idempotent: bool,
+    ) -> Result<Reply, Failure> {
+        let max = self.config.retry.max_attempts;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let failure = match self.exchange(method.clone(), url, body).await {
+                Ok(r) => return Ok(r),
+                Err(f) => f,
+            };
+            let delay = match &failure {
+                Failure::Final(_) => return Err(failure),
+                Failure::Unknown(_, _) if !idempotent => return Err(failure),
+                Failure::Retry(d, _) if d.is_zero() => self.backoff(attempt),
+                Failure::Retry(d, _) => *d,
+                Failure::Unknown(d, _) => d.unwrap_or_else(|| self.backoff(attempt)),
+            };
+            if attempt >= max || delay > self.config.retry.max_retry_after {
+                return Err(failure);
+            }
+            self.counters.retries.fetch_add(1, Ordering::Relaxed);
+            let err: &GraphError = match &failure {
+                Failure::Retry(_, e) | Failure::Unknown(_, e) | Failure::Final(e) => e,
+            };
+            tracing::warn!(
+                %method,
+                url,
+                attempt,
+                delay_ms = delay.as_millis() as u64,
+                error = %err,
+                "retrying graph request"
+            );
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// Refuses to send the token anywhere but the configured Graph base.
+    fn check_target(&self, url: &str) -> Result<(), GraphError> {
+        let base = self.config.graph_base.trim_end_matches('/');
+        let ok = url
+            .strip_prefix(base)
+            .is_some_and(|rest| rest.starts_with('/'));
+        if ok {
+            Ok(())
+        } else {
+            Err(GraphError::InvalidInput {
+                field: "@odata.nextLink",
+                reason: format!("{url} is outside the configured Graph base {base}"),
+            })
+        }
+    }
+}
+
+impl From<Failure> for GraphError {
+    fn from(f: Failure) -> Self {
+        match f {
+            Failure::Retry(_, e) | Failure::Unknown(_, e) | Failure::Final(e) => e,
+        }
+    }
+}
+
+async fn read_body(mut resp: reqwest::Response) -> Result<Vec<u8>, GraphError> {
+    let mut out = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| GraphError::Transport {
+        reason: format!("reading response: {e}"),
+    })? {
+        if out.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(GraphError::Transport {
+                reason: format!("response larger than {MAX_BODY_BYTES} bytes"),
+            });
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
+/// A random GUID-shaped request id.
+pub(crate) fn request_id() -> String {
+    let mut b = [0u8; 16];
+    OsRng.fill_bytes(&mut b);
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    crate::policy::format_aaguid(&b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::RetryPolicy;
+
+    fn core() -> Core {
+        let mut cfg = GraphConfig::new("t");
+        cfg.retry = RetryPolicy {
+            max_attempts: 3,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_millis(1000),
+            max_retry_after: Duration::from_secs(10),
+        };
+        Core::new(
+            cfg,
+            Credential::ClientSecret {
+                client_id: "c".into(),
+                secret: "s".into(),
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_is_capped() {
+        let c = core();
+        for attempt in 0..8u32 {
+            let exp = Duration::from_millis(100 * (1 << attempt)).min(Duration::from_millis(1000));
+            for _ in 0..20 {
+                let d = c.backoff(attempt);
+                assert!(
+                    d >= exp / 2 && d <= exp,
+                    "attempt {attempt}: {d:?} vs {exp:?}"
+                );
+            }
+        }
+        let distinct: std::collections::HashSet<_> = (0..20).map(|_| c.backoff(3)).collect();
+        assert!(distinct.len() > 1, "jittered");
+    }
+
+    #[test]
+    fn token_only_goes_to_the_graph_base() {
+        let c = core();
+        assert!(c
+            .check_target("https://graph.microsoft.com/v1.0/users")
+            .is_ok());
+        assert!(c
+            .check_target("https://graph.microsoft.com.evil.example/v1.0/users")
+            .is_err());
+        assert!(c.check_target("https://evil.example/v1.0/users").is_err());
+    }
+
+    #[test]
+    fn retry_after_seconds_and_error_bodies() {
+        let mut h = HeaderMap::new();
+        h.insert(RETRY_AFTER, "7".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(7)));
+        h.insert(RETRY_AFTER, "soon".parse().unwrap());
+        assert_eq!(retry_after(&h), None);
+        let e = api_error(403, None, br#"{"error":{"code":"Authorization_RequestDenied","message":"no","innerError":{"request-id":"r1"}}}"#);
+        assert_eq!(
+            e,
+            GraphError::Api {
+                status: 403,
+                code: "Authorization_RequestDenied".into(),
+                message: "no".into(),
+                request_id: Some("r1".into())
+            }
+        );
+        let e = api_error(502, None, b"<html>bad gateway</html>");
+        assert!(
+            matches!(e, GraphError::Api { status: 502, ref message, .. } if message.contains("bad gateway"))
+        );
+    }
+}

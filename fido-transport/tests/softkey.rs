@@ -671,3 +671,1053 @@ fn soft_transport_carries_requests_and_power_cycles() {
     assert!(t.power_cycle().is_ok());
     assert_eq!(t.describe(), "keysmith software authenticator (in-process)");
 }
+
+// ---------------------------------------------------------------------------------
+// authenticatorConfig
+
+fn config_cmd(sub: ConfigSubCommand, token: Option<&PinUvAuthToken>) -> AuthenticatorConfig {
+    let mut cmd = AuthenticatorConfig::new(sub);
+    if let Some(t) = token {
+        cmd.pin_uv_auth_protocol = Some(t.protocol().id());
+        cmd.pin_uv_auth_param = Some(t.authenticate(&cmd.pin_uv_auth_message()));
+    }
+    cmd
+}
+
+fn min_len(n: Option<u8>, rpids: Option<Vec<&str>>, force: Option<bool>) -> ConfigSubCommand {
+    ConfigSubCommand::SetMinPinLength {
+        new_min_pin_length: n,
+        min_pin_length_rpids: rpids.map(|r| r.into_iter().map(str::to_owned).collect()),
+        force_change_pin: force,
+    }
+}
+
+#[test]
+fn toggle_always_uv_needs_acfg_token_and_is_reflected() {
+    let mut h = harness();
+    assert_eq!(h.set_pin(2, "1234"), None);
+    // Without a token: PUAT_REQUIRED; with a token lacking acfg: PIN_AUTH_INVALID.
+    assert_eq!(
+        h.status(&config_cmd(ConfigSubCommand::ToggleAlwaysUv, None)),
+        Some(CtapStatus::PuatRequired)
+    );
+    let ga = h
+        .token(2, "1234", Some(Permissions::GET_ASSERTION), None)
+        .expect("token");
+    assert_eq!(
+        h.status(&config_cmd(ConfigSubCommand::ToggleAlwaysUv, Some(&ga))),
+        Some(CtapStatus::PinAuthInvalid)
+    );
+    let t = h
+        .token(2, "1234", Some(Permissions::AUTHENTICATOR_CONFIG), None)
+        .expect("token");
+    assert_eq!(
+        h.status(&config_cmd(ConfigSubCommand::ToggleAlwaysUv, Some(&t))),
+        None
+    );
+    assert_eq!(h.info().supports_option("alwaysUv"), Some(true));
+    // alwaysUv: a non-resident credential now needs UV too.
+    let r = h.make_credential(RP, user(1, "a"), false, None);
+    assert_eq!(ctap(r), CtapStatus::PuatRequired);
+    assert_eq!(
+        h.status(&config_cmd(ConfigSubCommand::ToggleAlwaysUv, Some(&t))),
+        None
+    );
+    assert_eq!(h.info().supports_option("alwaysUv"), Some(false));
+    h.make_credential(RP, user(1, "a"), false, None)
+        .expect("no UV needed again");
+}
+
+#[test]
+fn set_min_pin_length_only_grows_and_bounds_rpids() {
+    let mut h = harness();
+    assert_eq!(
+        h.status(&config_cmd(min_len(Some(6), None, None), None)),
+        None
+    );
+    assert_eq!(h.info().min_pin_length, Some(6));
+    assert_eq!(
+        h.status(&config_cmd(min_len(Some(5), None, None), None)),
+        Some(CtapStatus::PinPolicyViolation)
+    );
+    assert_eq!(
+        h.status(&config_cmd(
+            min_len(
+                None,
+                Some(vec!["a.example", "b.example", "c.example"]),
+                None
+            ),
+            None
+        )),
+        Some(CtapStatus::PinPolicyViolation),
+        "more RP ids than maxRPIDsForSetMinPINLength (2)"
+    );
+    assert_eq!(h.info().max_rpids_for_set_min_pin_length, Some(2));
+    assert_eq!(
+        h.status(&config_cmd(min_len(None, Some(vec![RP]), None), None)),
+        None
+    );
+    // forceChangePin without a PIN.
+    assert_eq!(
+        h.status(&config_cmd(min_len(None, None, Some(true)), None)),
+        Some(CtapStatus::PinNotSet)
+    );
+    assert_eq!(h.info().min_pin_length, Some(6));
+}
+
+#[test]
+fn min_pin_length_extension_only_for_listed_rp_ids() {
+    let mut h = harness();
+    assert_eq!(
+        h.status(&config_cmd(min_len(Some(7), Some(vec![RP]), None), None)),
+        None
+    );
+    let ask = |h: &mut Harness, rp_id: &str| {
+        let mut mc = MakeCredential::new(
+            cdh(1),
+            rp(rp_id),
+            user(1, "a"),
+            vec![PublicKeyCredentialParameters::public_key(ALG_ES256)],
+        );
+        mc.extensions = Some(MakeCredentialExtensions {
+            min_pin_length: Some(true),
+            ..Default::default()
+        });
+        let r = h.send(&mc).expect("mc");
+        AuthenticatorData::parse(&r.auth_data)
+            .expect("ad")
+            .min_pin_length()
+    };
+    assert_eq!(ask(&mut h, RP), Some(7));
+    assert_eq!(ask(&mut h, "other.example"), None);
+}
+
+#[test]
+fn force_pin_change_blocks_tokens_until_change_pin() {
+    let mut h = harness();
+    assert_eq!(h.set_pin(2, "1234"), None);
+    let t = h
+        .token(2, "1234", Some(Permissions::AUTHENTICATOR_CONFIG), None)
+        .expect("token");
+    // Raising the minimum above the PIN's length forces a change.
+    assert_eq!(
+        h.status(&config_cmd(min_len(Some(6), None, None), Some(&t))),
+        None
+    );
+    assert_eq!(h.info().force_pin_change, Some(true));
+    assert_eq!(
+        h.token(2, "1234", Some(Permissions::GET_ASSERTION), None)
+            .err(),
+        Some(CtapStatus::PinPolicyViolation)
+    );
+    // The new PIN must satisfy the new minimum.
+    assert_eq!(
+        h.change_pin(2, "1234", "12345"),
+        Some(CtapStatus::PinPolicyViolation)
+    );
+    assert_eq!(h.change_pin(2, "1234", "123456"), None);
+    assert_eq!(h.info().force_pin_change, Some(false));
+    h.token(2, "123456", Some(Permissions::GET_ASSERTION), None)
+        .expect("token after change");
+
+    // Explicit forceChangePin: the same PIN is not accepted as the "new" one.
+    let t = h
+        .token(2, "123456", Some(Permissions::AUTHENTICATOR_CONFIG), None)
+        .expect("token");
+    assert_eq!(
+        h.status(&config_cmd(min_len(None, None, Some(true)), Some(&t))),
+        None
+    );
+    assert_eq!(
+        h.change_pin(2, "123456", "123456"),
+        Some(CtapStatus::PinPolicyViolation)
+    );
+    assert_eq!(h.change_pin(2, "123456", "654321"), None);
+}
+
+// ---------------------------------------------------------------------------------
+// credProtect
+
+#[test]
+fn cred_protect_levels_are_honoured_without_uv() {
+    let mut h = harness();
+    let make = |h: &mut Harness, uid: u8, level: u8| {
+        let mut mc = MakeCredential::new(
+            cdh(1),
+            rp(RP),
+            user(uid, "u"),
+            vec![PublicKeyCredentialParameters::public_key(ALG_ES256)],
+        );
+        mc.options.rk = Some(true);
+        mc.extensions = Some(MakeCredentialExtensions {
+            cred_protect: Some(level),
+            ..Default::default()
+        });
+        let r = h.send(&mc).expect("mc");
+        let ad = AuthenticatorData::parse(&r.auth_data).expect("ad");
+        assert_eq!(ad.cred_protect(), Some(level));
+        credential_of(&r).0
+    };
+    let id1 = make(&mut h, 1, 1);
+    let id2 = make(&mut h, 2, 2);
+    let id3 = make(&mut h, 3, 3);
+    // Discoverable without UV: only level 1.
+    let ga = h.get_assertion(RP, None, None).expect("ga");
+    assert_eq!(ga.number_of_credentials, None);
+    assert_eq!(ga.credential.map(|c| c.id), Some(id1.clone()));
+    // Allow list without UV: level 2 allowed, level 3 not.
+    let ga = h
+        .get_assertion(RP, Some(vec![id2.clone()]), None)
+        .expect("ga");
+    assert_eq!(ga.credential.map(|c| c.id), Some(id2.clone()));
+    assert_eq!(
+        ctap(h.get_assertion(RP, Some(vec![id3.clone()]), None)),
+        CtapStatus::NoCredentials
+    );
+    // With UV, all three.
+    assert_eq!(h.set_pin(2, "1234"), None);
+    let t = h
+        .token(2, "1234", Some(Permissions::GET_ASSERTION), Some(RP))
+        .expect("token");
+    let ga = h.get_assertion(RP, None, Some(&t)).expect("ga");
+    assert_eq!(ga.number_of_credentials, Some(3));
+    let ga = h
+        .get_assertion(RP, Some(vec![id3.clone()]), Some(&t))
+        .expect("ga");
+    assert_eq!(ga.credential.map(|c| c.id), Some(id3));
+    // Invalid level.
+    let mut mc = MakeCredential::new(
+        cdh(1),
+        rp(RP),
+        user(9, "u"),
+        vec![PublicKeyCredentialParameters::public_key(ALG_ES256)],
+    );
+    mc.extensions = Some(MakeCredentialExtensions {
+        cred_protect: Some(4),
+        ..Default::default()
+    });
+    assert_eq!(h.status(&mc), Some(CtapStatus::InvalidParameter));
+}
+
+#[test]
+fn cred_blob_and_large_blob_key_extensions() {
+    let mut h = harness();
+    let mut mc = MakeCredential::new(
+        cdh(1),
+        rp(RP),
+        user(1, "u"),
+        vec![PublicKeyCredentialParameters::public_key(ALG_ES256)],
+    );
+    mc.options.rk = Some(true);
+    mc.extensions = Some(MakeCredentialExtensions {
+        cred_blob: Some(b"hello".to_vec()),
+        large_blob_key: Some(true),
+        ..Default::default()
+    });
+    let r = h.send(&mc).expect("mc");
+    let ad = AuthenticatorData::parse(&r.auth_data).expect("ad");
+    assert_eq!(ad.cred_blob_stored(), Some(true));
+    let lbk = r.large_blob_key.expect("largeBlobKey").expose().to_vec();
+    assert_eq!(lbk.len(), 32);
+    let mut ga = GetAssertion::new(RP, cdh(2));
+    ga.extensions = Some(GetAssertionExtensions {
+        cred_blob: Some(true),
+        large_blob_key: Some(true),
+        ..Default::default()
+    });
+    let a = h.send(&ga).expect("ga");
+    assert_eq!(
+        AuthenticatorData::parse(&a.auth_data)
+            .expect("ad")
+            .cred_blob(),
+        Some(&b"hello"[..])
+    );
+    assert_eq!(a.large_blob_key.map(|k| k.expose().to_vec()), Some(lbk));
+    // largeBlobKey needs rk.
+    mc.options.rk = Some(false);
+    assert_eq!(h.status(&mc), Some(CtapStatus::InvalidOption));
+}
+
+// ---------------------------------------------------------------------------------
+// Credential management
+
+fn cm(sub: CredMgmtSubCommand, token: Option<&PinUvAuthToken>) -> CredentialManagement {
+    let mut c = CredentialManagement::new(sub);
+    if let Some(t) = token {
+        c.pin_uv_auth_protocol = Some(t.protocol().id());
+        c.pin_uv_auth_param = Some(t.authenticate(&c.pin_uv_auth_message()));
+    }
+    c
+}
+
+#[test]
+fn credential_management_enumerate_update_delete() {
+    let mut h = harness();
+    assert_eq!(h.set_pin(2, "1234"), None);
+    let mk = h
+        .token(2, "1234", Some(Permissions::MAKE_CREDENTIAL), Some(RP))
+        .expect("token");
+    let a = h
+        .make_credential(RP, user(1, "alice"), true, Some(&mk))
+        .expect("mc");
+    h.make_credential(RP, user(2, "bob"), true, Some(&mk))
+        .expect("mc");
+    let mk2 = h
+        .token(
+            2,
+            "1234",
+            Some(Permissions::MAKE_CREDENTIAL),
+            Some("other.example"),
+        )
+        .expect("token");
+    h.make_credential("other.example", user(3, "carol"), true, Some(&mk2))
+        .expect("mc");
+    let (alice_id, alice_key) = credential_of(&a);
+
+    // Without a token, or with a token lacking cm.
+    assert_eq!(
+        h.status(&cm(CredMgmtSubCommand::GetCredsMetadata, None)),
+        Some(CtapStatus::PuatRequired)
+    );
+    assert_eq!(
+        h.status(&cm(CredMgmtSubCommand::GetCredsMetadata, Some(&mk2))),
+        Some(CtapStatus::PinAuthInvalid)
+    );
+    let t = h
+        .token(2, "1234", Some(Permissions::CREDENTIAL_MANAGEMENT), None)
+        .expect("cm token");
+    let meta = h
+        .send(&cm(CredMgmtSubCommand::GetCredsMetadata, Some(&t)))
+        .expect("metadata");
+    assert_eq!(meta.existing_resident_credentials_count, Some(3));
+    assert_eq!(
+        meta.max_possible_remaining_resident_credentials_count,
+        Some(22)
+    );
+
+    let first = h
+        .send(&cm(CredMgmtSubCommand::EnumerateRpsBegin, Some(&t)))
+        .expect("rps");
+    assert_eq!(first.total_rps, Some(2));
+    let next = h
+        .send(&cm(CredMgmtSubCommand::EnumerateRpsGetNextRp, None))
+        .expect("next rp");
+    let mut ids = vec![
+        first.rp.expect("rp").id,
+        next.rp.as_ref().expect("rp").id.clone(),
+    ];
+    ids.sort();
+    assert_eq!(ids, vec![RP.to_owned(), "other.example".to_owned()]);
+    assert_eq!(
+        next.rp_id_hash,
+        Some(fido_core::authdata::rp_id_hash(&next.rp.expect("rp").id))
+    );
+    assert_eq!(
+        h.status(&cm(CredMgmtSubCommand::EnumerateRpsGetNextRp, None)),
+        Some(CtapStatus::NotAllowed)
+    );
+
+    let begin = CredMgmtSubCommand::EnumerateCredentialsBegin {
+        rp_id_hash: fido_core::authdata::rp_id_hash(RP),
+    };
+    let c1 = h.send(&cm(begin.clone(), Some(&t))).expect("creds");
+    assert_eq!(c1.total_credentials, Some(2));
+    assert_eq!(c1.cred_protect, Some(1));
+    // The enumeration state is invalidated by any other command.
+    h.info();
+    assert_eq!(
+        h.status(&cm(
+            CredMgmtSubCommand::EnumerateCredentialsGetNextCredential,
+            None
+        )),
+        Some(CtapStatus::NotAllowed)
+    );
+    let c1 = h.send(&cm(begin.clone(), Some(&t))).expect("creds");
+    let c2 = h
+        .send(&cm(
+            CredMgmtSubCommand::EnumerateCredentialsGetNextCredential,
+            None,
+        ))
+        .expect("next cred");
+    let both = [c1, c2];
+    let alice = both
+        .iter()
+        .find(|c| c.user.as_ref().map(|u| u.id.clone()) == Some(vec![1; 16]))
+        .expect("alice listed");
+    assert_eq!(
+        alice.credential_id.as_ref().map(|d| d.id.clone()),
+        Some(alice_id.clone())
+    );
+    assert_eq!(alice.public_key.as_ref(), Some(&alice_key));
+
+    // Update: user id must match.
+    let wrong = CredMgmtSubCommand::UpdateUserInformation {
+        credential_id: CredentialDescriptor::public_key(alice_id.clone()),
+        user: user(9, "mallory"),
+    };
+    assert_eq!(
+        h.status(&cm(wrong, Some(&t))),
+        Some(CtapStatus::InvalidParameter)
+    );
+    let update = CredMgmtSubCommand::UpdateUserInformation {
+        credential_id: CredentialDescriptor::public_key(alice_id.clone()),
+        user: UserEntity {
+            id: vec![1; 16],
+            name: Some("alice2".into()),
+            display_name: None,
+        },
+    };
+    assert_eq!(h.status(&cm(update, Some(&t))), None);
+    let stored = h
+        .auth
+        .state()
+        .credentials
+        .iter()
+        .find(|c| c.id == alice_id)
+        .expect("still there")
+        .clone();
+    assert_eq!(stored.user_name.as_deref(), Some("alice2"));
+    assert_eq!(stored.user_display_name, None);
+
+    // Delete, then it is gone for assertions and for a second delete.
+    let del = CredMgmtSubCommand::DeleteCredential {
+        credential_id: CredentialDescriptor::public_key(alice_id.clone()),
+    };
+    assert_eq!(h.status(&cm(del.clone(), Some(&t))), None);
+    assert_eq!(
+        h.status(&cm(del, Some(&t))),
+        Some(CtapStatus::NoCredentials)
+    );
+    assert_eq!(
+        ctap(h.get_assertion(RP, Some(vec![alice_id]), None)),
+        CtapStatus::NoCredentials
+    );
+    assert_eq!(h.auth.state().credentials.len(), 2);
+}
+
+#[test]
+fn credential_management_token_bound_to_rp() {
+    let mut h = harness();
+    assert_eq!(h.set_pin(2, "1234"), None);
+    h.make_credential("other.example", user(3, "c"), false, None)
+        .expect("non-rk without UV is fine");
+    let t = h
+        .token(
+            2,
+            "1234",
+            Some(Permissions::CREDENTIAL_MANAGEMENT),
+            Some("other.example"),
+        )
+        .expect("token");
+    assert_eq!(
+        h.status(&cm(CredMgmtSubCommand::EnumerateRpsBegin, Some(&t))),
+        Some(CtapStatus::PinAuthInvalid)
+    );
+    assert_eq!(
+        h.status(&cm(
+            CredMgmtSubCommand::EnumerateCredentialsBegin {
+                rp_id_hash: fido_core::authdata::rp_id_hash(RP)
+            },
+            Some(&t)
+        )),
+        Some(CtapStatus::PinAuthInvalid)
+    );
+    assert_eq!(
+        h.status(&cm(
+            CredMgmtSubCommand::EnumerateCredentialsBegin {
+                rp_id_hash: fido_core::authdata::rp_id_hash("other.example")
+            },
+            Some(&t)
+        )),
+        Some(CtapStatus::NoCredentials)
+    );
+}
+
+#[test]
+fn key_store_full() {
+    let mut h = harness_with(SoftConfig {
+        max_resident_credentials: 2,
+        ..SoftConfig::default()
+    });
+    h.make_credential(RP, user(1, "a"), true, None).expect("mc");
+    h.make_credential(RP, user(2, "b"), true, None).expect("mc");
+    assert_eq!(
+        ctap(h.make_credential(RP, user(3, "c"), true, None)),
+        CtapStatus::KeyStoreFull
+    );
+    // Replacing an existing user still works.
+    h.make_credential(RP, user(2, "b2"), true, None)
+        .expect("replace");
+    assert_eq!(h.info().remaining_discoverable_credentials, Some(0));
+}
+
+// ---------------------------------------------------------------------------------
+// Large blobs
+
+fn serialized(body: &[u8]) -> Vec<u8> {
+    use sha2::{Digest, Sha256};
+    let mut v = body.to_vec();
+    v.extend_from_slice(&Sha256::digest(body)[..16]);
+    v
+}
+
+fn lb_write(
+    offset: u32,
+    data: &[u8],
+    length: Option<u32>,
+    t: Option<&PinUvAuthToken>,
+) -> LargeBlobs {
+    let mut w = LargeBlobs::write(offset, data.to_vec(), length);
+    if let Some(t) = t {
+        w.pin_uv_auth_protocol = Some(t.protocol().id());
+        w.pin_uv_auth_param =
+            Some(t.authenticate_message(&AuthMessage::LargeBlobs { offset, data }));
+    }
+    w
+}
+
+#[test]
+fn large_blobs_read_and_fragmented_write() {
+    let mut h = harness();
+    let initial = h.send(&LargeBlobs::read(0, 100)).expect("read");
+    assert_eq!(initial.config.expect("config").len(), 17);
+    assert_eq!(h.set_pin(2, "1234"), None);
+    let array = serialized(&[0x81, 0x43, 1, 2, 3]);
+    // Needs a token with lbw.
+    assert_eq!(
+        h.status(&lb_write(0, &array[..10], Some(array.len() as u32), None)),
+        Some(CtapStatus::PuatRequired)
+    );
+    let t = h
+        .token(2, "1234", Some(Permissions::LARGE_BLOB_WRITE), None)
+        .expect("token");
+    assert_eq!(
+        h.status(&lb_write(
+            0,
+            &array[..10],
+            Some(array.len() as u32),
+            Some(&t)
+        )),
+        None
+    );
+    // Out-of-sequence offset.
+    assert_eq!(
+        h.status(&lb_write(5, &array[10..], None, Some(&t))),
+        Some(CtapStatus::InvalidSeq)
+    );
+    assert_eq!(h.status(&lb_write(10, &array[10..], None, Some(&t))), None);
+    let back = h
+        .send(&LargeBlobs::read(0, 1000))
+        .expect("read")
+        .config
+        .expect("config");
+    assert_eq!(back, array);
+    let part = h
+        .send(&LargeBlobs::read(3, 4))
+        .expect("read")
+        .config
+        .expect("config");
+    assert_eq!(part, array[3..7].to_vec());
+    // A corrupt trailer is an integrity failure and keeps the old array.
+    let mut bad = serialized(&[0x80]);
+    bad[5] ^= 1;
+    assert_eq!(
+        h.status(&lb_write(0, &bad, Some(bad.len() as u32), Some(&t))),
+        Some(CtapStatus::IntegrityFailure)
+    );
+    assert_eq!(
+        h.send(&LargeBlobs::read(0, 1000)).expect("read").config,
+        Some(array)
+    );
+    // Too large.
+    assert_eq!(
+        h.status(&lb_write(0, &[0; 17], Some(5000), Some(&t))),
+        Some(CtapStatus::LargeBlobStorageFull)
+    );
+    assert_eq!(
+        h.status(&LargeBlobs::read(1000, 1)),
+        Some(CtapStatus::InvalidParameter)
+    );
+}
+
+// ---------------------------------------------------------------------------------
+// Reset and power cycle
+
+#[test]
+fn reset_only_within_window_and_with_presence() {
+    let mut h = harness();
+    assert_eq!(h.set_pin(2, "1234"), None);
+    h.make_credential(RP, user(1, "a"), false, None)
+        .expect("mc");
+    let cert = h.auth.attestation_certificate().to_vec();
+    h.clock.advance(Duration::from_secs(11));
+    assert_eq!(h.status(&Reset), Some(CtapStatus::NotAllowed));
+    h.auth.power_cycle();
+    h.auth.control().set_presence(UserPresence::Deny);
+    assert_eq!(h.status(&Reset), Some(CtapStatus::OperationDenied));
+    h.auth.control().set_presence(UserPresence::TimeOut);
+    assert_eq!(h.status(&Reset), Some(CtapStatus::UserActionTimeout));
+    h.auth.control().set_presence(UserPresence::Approve);
+    h.clock.advance(Duration::from_secs(9));
+    assert_eq!(h.status(&Reset), None);
+    assert_eq!(h.info().supports_option("clientPin"), Some(false));
+    assert!(h.auth.state().pin.is_none());
+    assert_eq!(
+        h.auth.attestation_certificate(),
+        &cert[..],
+        "model identity kept"
+    );
+}
+
+#[test]
+fn reset_forgets_credentials_and_tokens() {
+    let mut h = harness();
+    let mc = h.make_credential(RP, user(1, "a"), true, None).expect("mc");
+    let (id, _) = credential_of(&mc);
+    let nr = h
+        .make_credential(RP, user(2, "b"), false, None)
+        .expect("mc");
+    let (nr_id, _) = credential_of(&nr);
+    assert_eq!(h.status(&Reset), None);
+    assert!(h.auth.state().credentials.is_empty());
+    assert_eq!(
+        ctap(h.get_assertion(RP, Some(vec![id, nr_id]), None)),
+        CtapStatus::NoCredentials,
+        "even non-resident ids die with the master key"
+    );
+}
+
+// ---------------------------------------------------------------------------------
+// User presence policy
+
+#[test]
+fn presence_policies_deny_timeout_delay_cancel() {
+    let mut h = harness();
+    let control = h.auth.control();
+    control.set_presence(UserPresence::Deny);
+    assert_eq!(
+        ctap(h.make_credential(RP, user(1, "a"), false, None)),
+        CtapStatus::OperationDenied
+    );
+    control.set_presence(UserPresence::TimeOut);
+    assert_eq!(
+        ctap(h.make_credential(RP, user(1, "a"), false, None)),
+        CtapStatus::UserActionTimeout
+    );
+    control.set_presence(UserPresence::Delay(Duration::from_millis(120)));
+    let req = MakeCredential::new(
+        cdh(1),
+        rp(RP),
+        user(1, "a"),
+        vec![PublicKeyCredentialParameters::public_key(ALG_ES256)],
+    );
+    let mut seen = Vec::new();
+    let start = std::time::Instant::now();
+    let reply = h
+        .auth
+        .handle(&encode_request(&req), &mut |p: Progress| seen.push(p));
+    assert!(start.elapsed() >= Duration::from_millis(120));
+    assert_eq!(reply.first(), Some(&0x00));
+    assert!(
+        seen.iter()
+            .filter(|p| **p == Progress::UserPresenceNeeded)
+            .count()
+            >= 2
+    );
+
+    struct Cancelling;
+    impl Presence for Cancelling {
+        fn progress(&mut self, _: Progress) {}
+        fn is_cancelled(&mut self) -> bool {
+            true
+        }
+    }
+    control.set_presence(UserPresence::Delay(Duration::from_secs(30)));
+    let reply = h.auth.handle(&encode_request(&req), &mut Cancelling);
+    assert_eq!(reply, vec![CtapStatus::KeepaliveCancel.to_u8()]);
+    assert_eq!(
+        control.presence(),
+        UserPresence::Delay(Duration::from_secs(30))
+    );
+    // up=false assertions do not ask.
+    control.set_presence(UserPresence::Deny);
+    let mut h2 = harness();
+    let mc = h2
+        .make_credential(RP, user(1, "a"), false, None)
+        .expect("mc");
+    let (id, _) = credential_of(&mc);
+    h2.auth.control().set_presence(UserPresence::Deny);
+    let mut ga = GetAssertion::new(RP, cdh(2));
+    ga.allow_list = Some(vec![CredentialDescriptor::public_key(id)]);
+    ga.options.up = Some(false);
+    let a = h2.send(&ga).expect("silent assertion");
+    assert!(!AuthenticatorData::parse(&a.auth_data)
+        .expect("ad")
+        .flags()
+        .user_present());
+}
+
+// ---------------------------------------------------------------------------------
+// Persistence
+
+#[test]
+fn persistence_round_trip() {
+    let dir = std::env::temp_dir().join(format!("softkey-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("state.json");
+    let _ = std::fs::remove_file(&path);
+    let (id, key);
+    {
+        let mut a = SoftAuthenticator::open_persistent(&path, SoftConfig::default()).expect("open");
+        let mut h = Harness {
+            auth: SoftAuthenticator::new(SoftConfig::default()).expect("placeholder"),
+            clock: ManualClock::new(),
+            rng: SeededRng::new(3),
+        };
+        std::mem::swap(&mut h.auth, &mut a);
+        assert_eq!(h.set_pin(2, "1234"), None);
+        let t = h
+            .token(2, "1234", Some(Permissions::MAKE_CREDENTIAL), None)
+            .expect("token");
+        let mc = h
+            .make_credential(RP, user(1, "a"), true, Some(&t))
+            .expect("mc");
+        (id, key) = credential_of(&mc);
+        // Wrong PIN once: retries persisted.
+        let _ = h.token(2, "9999", Some(Permissions::GET_ASSERTION), None);
+    }
+    let text = std::fs::read_to_string(&path).expect("state written");
+    assert!(text.contains("\"pin_retries\": 7"), "{text}");
+    assert!(
+        !path.with_extension("json.tmp").exists(),
+        "no temporary left"
+    );
+    let mut h = Harness {
+        auth: SoftAuthenticator::load(&path, SoftConfig::default()).expect("load"),
+        clock: ManualClock::new(),
+        rng: SeededRng::new(4),
+    };
+    assert_eq!(h.retries(), 7);
+    assert_eq!(h.info().supports_option("clientPin"), Some(true));
+    let ga = h
+        .get_assertion(RP, Some(vec![id.clone()]), None)
+        .expect("credential survives");
+    verify_assertion(&key, &ga.auth_data, &cdh(2), &ga.signature).expect("same key");
+    // save/load through the state struct too.
+    let copy = h.auth.state().clone();
+    let again = SoftAuthenticator::from_state(
+        SoftConfig::default(),
+        copy.clone(),
+        SeededRng::new(5),
+        ManualClock::new(),
+    )
+    .expect("from_state");
+    assert_eq!(again.state(), &copy);
+    // A malformed file is a typed error.
+    std::fs::write(&path, "{not json").expect("write");
+    assert!(matches!(
+        SoftAuthenticator::load(&path, SoftConfig::default()),
+        Err(SoftError::Format { .. })
+    ));
+    assert!(matches!(
+        SoftAuthenticator::load(dir.join("missing.json"), SoftConfig::default()),
+        Err(SoftError::Io { .. })
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn state_debug_redacts_secrets() {
+    let h = harness();
+    let dbg = format!("{:?}", h.auth.state());
+    assert!(dbg.contains("redacted"));
+    let json = serde_json_state(&h.auth);
+    // The master key is in the JSON (test authenticator) but not in Debug.
+    assert!(json.contains("master_key"));
+}
+
+fn serde_json_state(a: &SoftAuthenticator) -> String {
+    let dir = std::env::temp_dir().join(format!("softkey-dbg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let p = dir.join("s.json");
+    a.save(&p).expect("save");
+    let s = std::fs::read_to_string(&p).expect("read");
+    let _ = std::fs::remove_dir_all(&dir);
+    s
+}
+
+// ---------------------------------------------------------------------------------
+// Garbage in, CTAP status out
+
+#[test]
+fn malformed_requests_get_ctap_statuses() {
+    let mut h = harness();
+    assert_eq!(h.raw(&[]), vec![CtapStatus::MissingParameter.to_u8()]);
+    assert_eq!(h.raw(&[0x55]), vec![CtapStatus::InvalidCommand.to_u8()]);
+    assert_eq!(h.raw(&[0x01, 0xff]), vec![CtapStatus::InvalidCbor.to_u8()]);
+    // makeCredential with an integer instead of a map.
+    assert_eq!(
+        h.raw(&[0x01, 0x01]),
+        vec![CtapStatus::CborUnexpectedType.to_u8()]
+    );
+    // makeCredential with an empty map: missing parameter.
+    assert_eq!(
+        h.raw(&[0x01, 0xa0]),
+        vec![CtapStatus::MissingParameter.to_u8()]
+    );
+    // clientPIN with an unknown subcommand.
+    assert_eq!(
+        h.raw(&[0x06, 0xa2, 0x01, 0x02, 0x02, 0x18, 0x20]),
+        vec![CtapStatus::InvalidSubcommand.to_u8()]
+    );
+    // Larger than maxMsgSize.
+    let big = vec![0x04; 5000];
+    assert_eq!(h.raw(&big), vec![CtapStatus::InvalidLength.to_u8()]);
+    // Unsupported PIN protocol.
+    assert_eq!(
+        h.status(&ClientPin::GetKeyAgreement {
+            pin_uv_auth_protocol: 3
+        }),
+        Some(CtapStatus::InvalidParameter)
+    );
+}
+
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        #[test]
+        fn random_bytes_never_panic(cmd in prop::sample::select(vec![1u8, 2, 4, 6, 7, 8, 9, 10, 11, 12, 13, 0x40, 0x41, 0x99]),
+                                    body in prop::collection::vec(any::<u8>(), 0..200)) {
+            let mut h = harness();
+            let mut req = vec![cmd];
+            req.extend(body);
+            let reply = h.raw(&req);
+            prop_assert!(!reply.is_empty());
+            if reply[0] == 0 {
+                // A success must carry decodable CBOR (or nothing).
+                if reply.len() > 1 {
+                    prop_assert!(fido_core::cbor::decode(&reply[1..]).is_ok());
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Simulated bio enrolment and built-in UV
+
+fn bio(sub: BioSubCommand, t: Option<&PinUvAuthToken>) -> BioEnrollment {
+    let mut b = BioEnrollment::fingerprint(sub);
+    if let Some(t) = t {
+        b.pin_uv_auth_protocol = Some(t.protocol().id());
+        b.pin_uv_auth_param = Some(t.authenticate(&b.pin_uv_auth_message()));
+    }
+    b
+}
+
+impl Harness {
+    fn uv_token(
+        &mut self,
+        permissions: Permissions,
+        rp_id: Option<&str>,
+    ) -> Result<PinUvAuthToken, CtapStatus> {
+        let peer = self.key_agreement(2);
+        let (platform_key, shared) = PinUvAuthProtocol::Two
+            .encapsulate(&peer, &mut self.rng)
+            .expect("encapsulate");
+        let answer = match self.send(&ClientPin::GetPinUvAuthTokenUsingUvWithPermissions {
+            pin_uv_auth_protocol: 2,
+            key_agreement: platform_key,
+            permissions,
+            rp_id: rp_id.map(str::to_owned),
+        }) {
+            Ok(a) => a,
+            Err(Error::Ctap(s)) => return Err(s),
+            Err(e) => panic!("unexpected {e:?}"),
+        };
+        Ok(PinUvAuthToken::decrypt(
+            PinUvAuthProtocol::Two,
+            &shared,
+            answer.pin_uv_auth_token.expect("token").expose(),
+            permissions,
+            rp_id.map(str::to_owned),
+        )
+        .expect("decrypt"))
+    }
+}
+
+#[test]
+fn bio_enrolment_enumerate_rename_remove_and_uv() {
+    let mut h = harness_with(SoftConfig::with_bio());
+    let info = h.info();
+    assert_eq!(info.supports_option("bioEnroll"), Some(false));
+    assert_eq!(info.supports_option("uv"), Some(false));
+    let sensor = h
+        .send(&bio(BioSubCommand::GetFingerprintSensorInfo, None))
+        .expect("sensor info");
+    assert_eq!(sensor.max_capture_samples_required_for_enroll, Some(4));
+    assert_eq!(sensor.fingerprint_kind, Some(1));
+    // No template: UV token refused.
+    assert_eq!(
+        h.uv_token(Permissions::GET_ASSERTION, Some(RP)).err(),
+        Some(CtapStatus::NotAllowed)
+    );
+    assert_eq!(h.set_pin(2, "1234"), None);
+    assert_eq!(
+        h.status(&bio(
+            BioSubCommand::EnrollBegin {
+                timeout_milliseconds: None
+            },
+            None
+        )),
+        Some(CtapStatus::PuatRequired)
+    );
+    let t = h
+        .token(2, "1234", Some(Permissions::BIO_ENROLLMENT), None)
+        .expect("be token");
+    let begin = h
+        .send(&bio(
+            BioSubCommand::EnrollBegin {
+                timeout_milliseconds: None,
+            },
+            Some(&t),
+        ))
+        .expect("begin");
+    assert_eq!(begin.remaining_samples, Some(3));
+    assert_eq!(begin.last_enroll_sample_status, Some(0));
+    let tid = begin.template_id.expect("template id");
+    // Wrong template id.
+    assert_eq!(
+        h.status(&bio(
+            BioSubCommand::EnrollCaptureNextSample {
+                template_id: vec![0xee],
+                timeout_milliseconds: None
+            },
+            Some(&t)
+        )),
+        Some(CtapStatus::InvalidParameter)
+    );
+    for left in [2u32, 1, 0] {
+        let r = h
+            .send(&bio(
+                BioSubCommand::EnrollCaptureNextSample {
+                    template_id: tid.clone(),
+                    timeout_milliseconds: None,
+                },
+                Some(&t),
+            ))
+            .expect("sample");
+        assert_eq!(r.remaining_samples, Some(left));
+    }
+    assert_eq!(h.info().supports_option("bioEnroll"), Some(true));
+    assert_eq!(h.info().supports_option("uv"), Some(true));
+    let list = h
+        .send(&bio(BioSubCommand::EnumerateEnrollments, Some(&t)))
+        .expect("enumerate")
+        .template_infos
+        .expect("infos");
+    assert_eq!(list.len(), 1);
+    assert_eq!(
+        h.status(&bio(
+            BioSubCommand::SetFriendlyName {
+                template_id: tid.clone(),
+                template_friendly_name: "right thumb".into()
+            },
+            Some(&t)
+        )),
+        None
+    );
+    assert_eq!(
+        h.auth.state().templates[0].name.as_deref(),
+        Some("right thumb")
+    );
+
+    // Built-in UV now gives a token, and makeCredential with it sets UV.
+    let uv = h
+        .uv_token(Permissions::MAKE_CREDENTIAL, Some(RP))
+        .expect("uv token");
+    let mc = h
+        .make_credential(RP, user(1, "a"), true, Some(&uv))
+        .expect("mc");
+    assert!(AuthenticatorData::parse(&mc.auth_data)
+        .expect("ad")
+        .flags()
+        .user_verified());
+    // A finger that does not match counts down UV retries.
+    h.auth.control().set_fingerprint_matches(false);
+    assert_eq!(
+        h.uv_token(Permissions::GET_ASSERTION, Some(RP)).err(),
+        Some(CtapStatus::UvInvalid)
+    );
+    let retries = h
+        .send(&ClientPin::GetUvRetries {
+            pin_uv_auth_protocol: Some(2),
+        })
+        .expect("uv retries")
+        .uv_retries;
+    assert_eq!(retries, Some(4));
+    h.auth.control().set_fingerprint_matches(true);
+
+    // The UV token replaced the PIN token: the old one no longer works.
+    assert_eq!(
+        h.status(&bio(BioSubCommand::EnumerateEnrollments, Some(&t))),
+        Some(CtapStatus::PinAuthInvalid)
+    );
+    let t = h
+        .token(2, "1234", Some(Permissions::BIO_ENROLLMENT), None)
+        .expect("be token");
+    assert_eq!(
+        h.status(&bio(
+            BioSubCommand::RemoveEnrollment {
+                template_id: tid.clone()
+            },
+            Some(&t)
+        )),
+        None
+    );
+    assert_eq!(
+        h.status(&bio(
+            BioSubCommand::RemoveEnrollment { template_id: tid },
+            Some(&t)
+        )),
+        Some(CtapStatus::InvalidOption)
+    );
+    assert_eq!(
+        h.status(&bio(BioSubCommand::EnumerateEnrollments, Some(&t))),
+        Some(CtapStatus::InvalidOption)
+    );
+    assert_eq!(h.info().supports_option("bioEnroll"), Some(false));
+}
+
+#[test]
+fn bio_disabled_is_invalid_command() {
+    let mut h = harness();
+    assert_eq!(
+        h.status(&bio(BioSubCommand::GetFingerprintSensorInfo, None)),
+        Some(CtapStatus::InvalidCommand)
+    );
+    assert_eq!(
+        h.uv_token(Permissions::GET_ASSERTION, None).err(),
+        Some(CtapStatus::InvalidSubcommand)
+    );
+}
+
+#[test]
+fn permissions_not_offered_are_unauthorized() {
+    let mut h = harness(); // no bio
+    assert_eq!(h.set_pin(2, "1234"), None);
+    assert_eq!(
+        h.token(2, "1234", Some(Permissions::BIO_ENROLLMENT), None)
+            .err(),
+        Some(CtapStatus::UnauthorizedPermission)
+    );
+    assert_eq!(
+        h.token(2, "1234", Some(Permissions::empty()), None).err(),
+        Some(CtapStatus::InvalidParameter)
+    );
+    // Neither attempt used a retry.
+    assert_eq!(h.retries(), 8);
+}

@@ -546,6 +546,26 @@ impl SoftAuthenticator {
         &self.attestation_cert
     }
 
+    /// Sets the PIN directly, as a provisioning step outside CTAP (for demos and tests).
+    /// Fails if a PIN is already set or `pin` breaks the current minimum length.
+    pub fn preset_pin(&mut self, pin: &str) -> Result<(), SoftError> {
+        if self.state.pin.is_some() {
+            return Err(SoftError::Config("a PIN is already set".into()));
+        }
+        let pin = fido_core::pin::Pin::with_min_length(pin, usize::from(self.state.min_pin_length))
+            .map_err(|e| SoftError::Config(format!("PIN rejected: {e}")))?;
+        self.state.pin = Some(StoredPin {
+            hash: Secret::new(pin.pin_hash().to_vec()),
+            code_points: pin.code_points(),
+        });
+        self.state.pin_retries = MAX_PIN_RETRIES;
+        self.dirty = false;
+        if let Some(path) = self.persist_path.clone() {
+            self.save(path)?;
+        }
+        Ok(())
+    }
+
     /// Simulates removing and reattaching the key: clears PIN_AUTH_BLOCKED, forgets
     /// tokens and pending operations, makes a new key-agreement key and opens the
     /// reset window ([`RESET_WINDOW`]).

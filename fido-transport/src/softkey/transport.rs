@@ -81,3 +81,28 @@ impl Transport for SoftTransport {
         Ok(())
     }
 }
+
+/// The authenticator as the applet of a virtual card ([`crate::nfc::VpcdCard`],
+/// [`crate::nfc::VpcdCardHandle`]): a card power-up is a power cycle (reset window,
+/// PIN_AUTH_BLOCKED cleared).
+impl crate::nfc::CardApplet for SoftAuthenticator {
+    fn ctap(&mut self, request: &[u8]) -> Vec<u8> {
+        self.handle(request, &mut super::NoPresence)
+    }
+
+    fn power_cycle(&mut self) {
+        SoftAuthenticator::power_cycle(self);
+    }
+}
+
+/// A shared authenticator as a card applet (keep a [`SoftTransport`] clone or the
+/// `Arc` to inspect it while the card runs).
+impl crate::nfc::CardApplet for SoftTransport {
+    fn ctap(&mut self, request: &[u8]) -> Vec<u8> {
+        self.with(|a| a.handle(request, &mut super::NoPresence))
+    }
+
+    fn power_cycle(&mut self) {
+        self.with(SoftAuthenticator::power_cycle);
+    }
+}

@@ -1823,3 +1823,135 @@ fn preset_pin_is_usable_over_ctap() {
     let mut h = harness();
     assert!(h.auth.preset_pin("12").is_err(), "too short");
 }
+
+// ---------------------------------------------------------------------------------
+// hmac-secret
+
+#[test]
+fn hmac_secret_outputs_are_stable_per_credential_and_uv() {
+    let mut h = harness();
+    assert!(h.info().has_extension("hmac-secret"));
+    let mut mc = MakeCredential::new(
+        cdh(1),
+        rp(RP),
+        user(1, "a"),
+        vec![PublicKeyCredentialParameters::public_key(ALG_ES256)],
+    );
+    mc.extensions = Some(MakeCredentialExtensions {
+        hmac_secret: Some(true),
+        ..Default::default()
+    });
+    let r = h.send(&mc).expect("mc");
+    assert_eq!(
+        AuthenticatorData::parse(&r.auth_data)
+            .expect("ad")
+            .hmac_secret_created(),
+        Some(true)
+    );
+    let (id, _) = credential_of(&r);
+    mc.extensions = None;
+    let plain = h.send(&mc).expect("mc without hmac-secret");
+    let (plain_id, _) = credential_of(&plain);
+
+    let eval = |h: &mut Harness, id: &[u8], salt: &[u8], p: u8, token: Option<&PinUvAuthToken>| {
+        let peer = h.key_agreement(p);
+        let (platform_key, shared) = protocol(p)
+            .encapsulate(&peer, &mut h.rng)
+            .expect("encapsulate");
+        let salt_enc = shared.encrypt(salt, &mut h.rng).expect("encrypt");
+        let salt_auth = shared.authenticate(&salt_enc);
+        let mut ga = GetAssertion::new(RP, cdh(2));
+        ga.allow_list = Some(vec![CredentialDescriptor::public_key(id.to_vec())]);
+        ga.extensions = Some(GetAssertionExtensions {
+            hmac_secret: Some(HmacSecretInput {
+                key_agreement: platform_key,
+                salt_enc,
+                salt_auth,
+                pin_uv_auth_protocol: Some(p),
+            }),
+            ..Default::default()
+        });
+        if let Some(t) = token {
+            ga.pin_uv_auth_param = Some(t.authenticate_message(&AuthMessage::GetAssertion {
+                client_data_hash: &ga.client_data_hash,
+            }));
+            ga.pin_uv_auth_protocol = Some(t.protocol().id());
+        }
+        let a = h.send(&ga).expect("ga");
+        let ad = AuthenticatorData::parse(&a.auth_data).expect("ad");
+        ad.hmac_secret_output()
+            .map(|enc| shared.decrypt(enc).expect("decrypt").to_vec())
+    };
+    let salt1 = [7u8; 32];
+    let salt2 = [[7u8; 32], [8u8; 32]].concat();
+    let o1 = eval(&mut h, &id, &salt1, 2, None).expect("output");
+    assert_eq!(o1.len(), 32);
+    assert_eq!(
+        eval(&mut h, &id, &salt1, 1, None),
+        Some(o1.clone()),
+        "same across protocols"
+    );
+    let o2 = eval(&mut h, &id, &salt2, 2, None).expect("output");
+    assert_eq!(o2.len(), 64);
+    assert_eq!(o2[..32], o1[..]);
+    assert_eq!(
+        eval(&mut h, &plain_id, &salt1, 2, None),
+        None,
+        "not enabled"
+    );
+    // With UV, a different CredRandom.
+    assert_eq!(h.set_pin(2, "1234"), None);
+    let t = h
+        .token(2, "1234", Some(Permissions::GET_ASSERTION), Some(RP))
+        .expect("token");
+    let uv = eval(&mut h, &id, &salt1, 2, Some(&t)).expect("output");
+    assert_ne!(uv, o1);
+    // A bad saltAuth.
+    let peer = h.key_agreement(2);
+    let (platform_key, shared) = PinUvAuthProtocol::Two
+        .encapsulate(&peer, &mut h.rng)
+        .expect("encapsulate");
+    let salt_enc = shared.encrypt(&salt1, &mut h.rng).expect("encrypt");
+    let mut ga = GetAssertion::new(RP, cdh(2));
+    ga.allow_list = Some(vec![CredentialDescriptor::public_key(id.clone())]);
+    ga.extensions = Some(GetAssertionExtensions {
+        hmac_secret: Some(HmacSecretInput {
+            key_agreement: platform_key,
+            salt_enc,
+            salt_auth: vec![0; 32],
+            pin_uv_auth_protocol: Some(2),
+        }),
+        ..Default::default()
+    });
+    assert_eq!(h.status(&ga), Some(CtapStatus::ExtensionFirst));
+}
+
+#[test]
+fn list_and_user_id_limits() {
+    let mut h = harness();
+    let ids: Vec<Vec<u8>> = (0..9u8).map(|i| vec![i; 34]).collect();
+    assert_eq!(h.info().max_credential_count_in_list, Some(8));
+    assert_eq!(
+        ctap(h.get_assertion(RP, Some(ids.clone()), None)),
+        CtapStatus::LimitExceeded
+    );
+    assert_eq!(
+        ctap(h.get_assertion(RP, Some(ids[..8].to_vec()), None)),
+        CtapStatus::NoCredentials
+    );
+    let mut mc = MakeCredential::new(
+        cdh(1),
+        rp(RP),
+        user(1, "a"),
+        vec![PublicKeyCredentialParameters::public_key(ALG_ES256)],
+    );
+    mc.exclude_list = Some(
+        ids.into_iter()
+            .map(CredentialDescriptor::public_key)
+            .collect(),
+    );
+    assert_eq!(h.status(&mc), Some(CtapStatus::LimitExceeded));
+    mc.exclude_list = None;
+    mc.user.id = vec![1; 65];
+    assert_eq!(h.status(&mc), Some(CtapStatus::InvalidLength));
+}

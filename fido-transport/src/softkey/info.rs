@@ -42,7 +42,7 @@ impl SoftAuthenticator {
                 options.push(("ep".into(), s.enterprise_attestation));
             }
         }
-        let mut extensions = vec!["credProtect".to_owned()];
+        let mut extensions = vec!["credProtect".to_owned(), "hmac-secret".to_owned()];
         if ctap21 {
             extensions.push("credBlob".into());
             extensions.push("minPinLength".into());

@@ -1,7 +1,8 @@
 //! makeCredential, getAssertion, getNextAssertion, reset and selection, and the
 //! credential-id scheme.
 //!
-//! A credential id is `version || credProtect || nonce(16) || tag(16)`: version 1 for
+//! A credential id is `version || flags || nonce(16) || tag(16)` (flags: credProtect in
+//! the low two bits, 0x80 when hmac-secret was requested): version 1 for
 //! non-discoverable credentials (valid wherever the tag verifies), version 2 for
 //! discoverable ones (valid only while stored). The tag is an HMAC under the master key
 //! over the first 18 bytes and the RP id hash; the private key is derived the same way,
@@ -12,7 +13,8 @@ use fido_core::authdata::{rp_id_hash, AttestedCredentialData, AuthDataFlags, Aut
 use fido_core::cbor::Value;
 use fido_core::commands::{
     encode_response, CredentialDescriptor, GetAssertion, GetAssertionExtensions,
-    GetAssertionResponse, MakeCredential, MakeCredentialResponse, SecretBytes, UserEntity,
+    GetAssertionResponse, HmacSecretInput, MakeCredential, MakeCredentialResponse, SecretBytes,
+    UserEntity,
 };
 use fido_core::cose::{CoseKey, ALG_ES256};
 use fido_core::pin::{AuthMessage, Permissions};
@@ -33,6 +35,10 @@ type R = Result<Vec<u8>, CtapStatus>;
 pub(crate) const CREDENTIAL_ID_LEN: usize = 34;
 const VERSION_NON_RESIDENT: u8 = 1;
 const VERSION_RESIDENT: u8 = 2;
+/// Longest user handle (WebAuthn).
+const MAX_USER_ID_LEN: usize = 64;
+const FLAG_CRED_PROTECT: u8 = 0x03;
+const FLAG_HMAC_SECRET: u8 = 0x80;
 
 /// A credential found for an assertion.
 #[derive(Clone)]
@@ -66,7 +72,7 @@ impl SoftAuthenticator {
     fn new_credential_id(
         &mut self,
         resident: bool,
-        cred_protect: u8,
+        flags: u8,
         rp_hash: &[u8; 32],
     ) -> Result<Vec<u8>, CtapStatus> {
         let nonce: [u8; 16] = self.random_bytes()?;
@@ -76,7 +82,7 @@ impl SoftAuthenticator {
             } else {
                 VERSION_NON_RESIDENT
             },
-            cred_protect,
+            flags,
         ];
         id.extend_from_slice(&nonce);
         let tag = self.id_tag(&id, rp_hash);
@@ -176,6 +182,16 @@ impl SoftAuthenticator {
         if req.enterprise_attestation.is_some() && !self.state.enterprise_attestation {
             return Err(CtapStatus::InvalidParameter);
         }
+        if req.user.id.len() > MAX_USER_ID_LEN {
+            return Err(CtapStatus::InvalidLength);
+        }
+        if req
+            .exclude_list
+            .as_ref()
+            .is_some_and(|l| l.len() > self.config.max_credential_count_in_list)
+        {
+            return Err(CtapStatus::LimitExceeded);
+        }
         let rp_hash = rp_id_hash(&req.rp.id);
         // Exclude list: a known credential (visible at this UV level) ends the request
         // after a touch.
@@ -217,13 +233,18 @@ impl SoftAuthenticator {
         } else {
             None
         };
-        let id = self.new_credential_id(rk, cred_protect, &rp_hash)?;
+        let hmac_secret = ext.hmac_secret == Some(true);
+        let flags = cred_protect | if hmac_secret { FLAG_HMAC_SECRET } else { 0 };
+        let id = self.new_credential_id(rk, flags, &rp_hash)?;
         let key = self.credential_key(&id, &rp_hash)?;
         let public = cose_public_key(&key);
 
         let mut ext_out: Vec<(Value, Value)> = Vec::new();
         if ext.cred_protect.is_some() {
             ext_out.push((Value::from("credProtect"), Value::from(cred_protect)));
+        }
+        if hmac_secret {
+            ext_out.push((Value::from("hmac-secret"), Value::from(true)));
         }
         let mut cred_blob = None;
         if let Some(blob) = &ext.cred_blob {
@@ -319,7 +340,7 @@ impl SoftAuthenticator {
         match id.first() {
             Some(&VERSION_NON_RESIDENT) => Some(Candidate {
                 id: id.to_vec(),
-                cred_protect: id.get(1).copied().unwrap_or(1),
+                cred_protect: id.get(1).map_or(1, |f| f & FLAG_CRED_PROTECT),
                 resident: None,
             }),
             Some(&VERSION_RESIDENT) => {
@@ -371,7 +392,7 @@ impl SoftAuthenticator {
         let from_allow_list = req.allow_list.is_some();
         let mut candidates: Vec<Candidate> = match &req.allow_list {
             Some(list) => {
-                if list.len() > self.config.max_credential_count_in_list.max(1) * 4 {
+                if list.len() > self.config.max_credential_count_in_list {
                     return Err(CtapStatus::LimitExceeded);
                 }
                 list.iter()
@@ -511,6 +532,13 @@ impl SoftAuthenticator {
                     .unwrap_or_default();
                 ext_out.push((Value::from("credBlob"), Value::from(blob)));
             }
+            if let Some(input) = &ext.hmac_secret {
+                let has = cred.id.get(1).is_some_and(|f| f & FLAG_HMAC_SECRET != 0);
+                if has {
+                    let out = self.hmac_secret_output(&cred.id, &rp_hash, input, uv)?;
+                    ext_out.push((Value::from("hmac-secret"), Value::from(out)));
+                }
+            }
             if ext.large_blob_key == Some(true) {
                 large_blob_key = cred
                     .resident
@@ -555,6 +583,44 @@ impl SoftAuthenticator {
             user_selected: None,
             large_blob_key,
         }))
+    }
+
+    /// The encrypted hmac-secret output: HMAC-SHA-256 of each salt under the
+    /// credential's CredRandom (one for assertions with UV, one without).
+    fn hmac_secret_output(
+        &mut self,
+        id: &[u8],
+        rp_hash: &[u8; 32],
+        input: &HmacSecretInput,
+        uv: bool,
+    ) -> Result<Vec<u8>, CtapStatus> {
+        let protocol = self.protocol(Some(input.pin_uv_auth_protocol.unwrap_or(1)))?;
+        let shared = self
+            .key_agreement
+            .decapsulate(protocol, &input.key_agreement)
+            .map_err(|_| CtapStatus::InvalidParameter)?;
+        shared
+            .verify(&input.salt_enc, &input.salt_auth)
+            .map_err(|_| CtapStatus::ExtensionFirst)?;
+        let salts = shared
+            .decrypt(&input.salt_enc)
+            .map_err(|_| CtapStatus::InvalidLength)?;
+        if salts.len() != 32 && salts.len() != 64 {
+            return Err(CtapStatus::InvalidLength);
+        }
+        let head = id.get(..18).ok_or(CtapStatus::InvalidCredential)?;
+        let mut cred_random = hmac_parts(
+            self.state.master_key.expose(),
+            &[b"softkey hmac-secret", head, rp_hash, &[u8::from(uv)]],
+        );
+        let mut out = zeroize::Zeroizing::new(Vec::with_capacity(64));
+        for salt in salts.chunks(32) {
+            out.extend_from_slice(&hmac_parts(&cred_random, &[salt]));
+        }
+        zeroize::Zeroize::zeroize(&mut cred_random);
+        shared
+            .encrypt(&out, &mut self.rng)
+            .map_err(|_| CtapStatus::Other7F)
     }
 
     pub(super) fn reset(&mut self, ctx: &mut dyn Presence) -> R {

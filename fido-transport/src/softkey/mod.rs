@@ -751,3 +751,76 @@ fn fresh_state(config: &SoftConfig, rng: &mut SoftRng) -> Result<SoftState, Soft
         next_serial: 0,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_validation_names_the_problem() {
+        let bad = |c: SoftConfig| match SoftAuthenticator::new(c) {
+            Err(SoftError::Config(msg)) => msg,
+            other => panic!("expected a config error, got {other:?}"),
+        };
+        assert!(bad(SoftConfig {
+            pin_protocols: vec![3],
+            ..SoftConfig::default()
+        })
+        .contains("pin_protocols"));
+        assert!(bad(SoftConfig {
+            min_pin_length: 3,
+            ..SoftConfig::default()
+        })
+        .contains("min_pin_length"));
+        assert!(bad(SoftConfig {
+            max_msg_size: 10,
+            ..SoftConfig::default()
+        })
+        .contains("max_msg_size"));
+        assert!(SoftAuthenticator::new(SoftConfig::ctap20()).is_ok());
+    }
+
+    #[test]
+    fn from_state_rejects_bad_keys() {
+        let a = SoftAuthenticator::with_rng_and_clock(
+            SoftConfig::default(),
+            SeededRng::new(1),
+            ManualClock::new(),
+        )
+        .expect("authenticator");
+        let mut s = a.state().clone();
+        s.attestation_key = Secret::new(vec![0; 32]);
+        let err =
+            SoftAuthenticator::from_state(SoftConfig::default(), s, SeededRng::new(1), SystemClock)
+                .err();
+        assert!(matches!(
+            err,
+            Some(SoftError::InvalidState {
+                field: "attestation_key",
+                ..
+            })
+        ));
+        let mut s = a.state().clone();
+        s.format = 99;
+        assert!(matches!(
+            SoftAuthenticator::from_state(SoftConfig::default(), s, SeededRng::new(1), SystemClock),
+            Err(SoftError::InvalidState {
+                field: "format",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn debug_does_not_show_secrets() {
+        let a = SoftAuthenticator::with_rng_and_clock(
+            SoftConfig::default(),
+            SeededRng::new(1),
+            ManualClock::new(),
+        )
+        .expect("authenticator");
+        let master = state::hex_encode(a.state().master_key.expose());
+        assert!(!format!("{a:?}").contains(&master));
+        assert!(!format!("{:?}", a.state()).contains(&master));
+    }
+}

@@ -677,3 +677,54 @@ pub(super) fn resident_public_key(
         .ok()
         .map(|k| cose_public_key(&k))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{ManualClock, SeededRng, SoftConfig};
+    use super::*;
+
+    fn auth(seed: u64) -> SoftAuthenticator {
+        SoftAuthenticator::with_rng_and_clock(
+            SoftConfig::default(),
+            SeededRng::new(seed),
+            ManualClock::new(),
+        )
+        .expect("authenticator")
+    }
+
+    #[test]
+    fn credential_ids_are_bound_to_rp_and_master_key() {
+        let mut a = auth(1);
+        let rp = rp_id_hash("a.example");
+        let other = rp_id_hash("b.example");
+        let id = a
+            .new_credential_id(false, 2 | FLAG_HMAC_SECRET, &rp)
+            .expect("id");
+        assert_eq!(id.len(), CREDENTIAL_ID_LEN);
+        assert!(a.id_is_ours(&id, &rp));
+        assert!(!a.id_is_ours(&id, &other));
+        let mut tampered = id.clone();
+        tampered[1] ^= 1; // flags are covered by the tag
+        assert!(!a.id_is_ours(&tampered, &rp));
+        assert!(!a.id_is_ours(&id[..33], &rp));
+        assert!(!auth(2).id_is_ours(&id, &rp), "another master key");
+        let c = a.find_credential(&id, &rp).expect("found");
+        assert_eq!(c.cred_protect, 2);
+        // Keys are derived deterministically and differ per RP.
+        let k1 = a.credential_key(&id, &rp).expect("key");
+        let k2 = a.credential_key(&id, &rp).expect("key");
+        let k3 = a.credential_key(&id, &other).expect("key");
+        assert_eq!(k1.to_bytes(), k2.to_bytes());
+        assert_ne!(k1.to_bytes(), k3.to_bytes());
+        assert!(a.credential_key(&[1, 2], &rp).is_err());
+    }
+
+    #[test]
+    fn resident_ids_need_the_stored_record() {
+        let mut a = auth(3);
+        let rp = rp_id_hash("a.example");
+        let id = a.new_credential_id(true, 1, &rp).expect("id");
+        assert!(a.id_is_ours(&id, &rp));
+        assert!(a.find_credential(&id, &rp).is_none(), "not stored");
+    }
+}

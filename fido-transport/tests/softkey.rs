@@ -1955,3 +1955,138 @@ fn list_and_user_id_limits() {
     mc.user.id = vec![1; 65];
     assert_eq!(h.status(&mc), Some(CtapStatus::InvalidLength));
 }
+
+#[test]
+fn transport_cancel_token_stops_a_delayed_touch() {
+    let h = harness();
+    let control = h.auth.control();
+    control.set_presence(UserPresence::Delay(Duration::from_secs(30)));
+    let mut t = SoftTransport::new(h.auth);
+    let cancel = t.cancel_token();
+    let req = encode_request(&Selection);
+    let canceller = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(150));
+        cancel.cancel();
+    });
+    let mut up_needed = 0;
+    let start = std::time::Instant::now();
+    let reply = t
+        .transact(&req, &mut |p| {
+            if p == Progress::UserPresenceNeeded {
+                up_needed += 1;
+            }
+        })
+        .expect("transact");
+    canceller.join().expect("thread");
+    assert_eq!(reply, vec![CtapStatus::KeepaliveCancel.to_u8()]);
+    assert!(start.elapsed() < Duration::from_secs(5));
+    assert!(up_needed >= 2, "keepalives while waiting: {up_needed}");
+    // The next transaction is not cancelled.
+    control.set_presence(UserPresence::Approve);
+    assert_eq!(t.transact(&req, &mut |_| {}).expect("transact"), vec![0x00]);
+}
+
+#[test]
+fn exclude_list_ignores_cred_protect_3_without_uv() {
+    let mut h = harness();
+    let mut mc = MakeCredential::new(
+        cdh(1),
+        rp(RP),
+        user(1, "a"),
+        vec![PublicKeyCredentialParameters::public_key(ALG_ES256)],
+    );
+    mc.extensions = Some(MakeCredentialExtensions {
+        cred_protect: Some(3),
+        ..Default::default()
+    });
+    let r = h.send(&mc).expect("mc");
+    let (id, _) = credential_of(&r);
+    mc.extensions = None;
+    mc.exclude_list = Some(vec![CredentialDescriptor::public_key(id)]);
+    h.send(&mc)
+        .expect("a UV-only credential is invisible without UV, so not excluded");
+    assert_eq!(h.set_pin(2, "1234"), None);
+    let t = h
+        .token(2, "1234", Some(Permissions::MAKE_CREDENTIAL), Some(RP))
+        .expect("token");
+    mc.pin_uv_auth_protocol = Some(2);
+    mc.pin_uv_auth_param = Some(t.authenticate_message(&AuthMessage::MakeCredential {
+        client_data_hash: &mc.client_data_hash,
+    }));
+    assert_eq!(h.status(&mc), Some(CtapStatus::CredentialExcluded));
+}
+
+mod structured_fuzz {
+    use super::*;
+    use fido_core::cbor::Value;
+    use proptest::prelude::*;
+
+    fn value() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            any::<u8>().prop_map(|n| Value::Unsigned(u64::from(n))),
+            any::<u8>().prop_map(|n| Value::Negative(u64::from(n))),
+            prop::collection::vec(any::<u8>(), 0..70).prop_map(Value::Bytes),
+            prop::sample::select(vec!["id", "public-key", "a.example", "", "1234"])
+                .prop_map(|s| Value::Text(s.to_owned())),
+            any::<bool>().prop_map(Value::Bool),
+        ];
+        leaf.prop_recursive(3, 24, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                prop::collection::vec(
+                    (
+                        prop_oneof![
+                            (1u8..12).prop_map(|k| Value::Unsigned(u64::from(k))),
+                            prop::sample::select(vec![
+                                "id",
+                                "type",
+                                "alg",
+                                "name",
+                                "rk",
+                                "up",
+                                "uv",
+                                "credProtect",
+                                "hmac-secret",
+                                "credBlob",
+                                "largeBlobKey",
+                                "minPinLength",
+                            ])
+                            .prop_map(|s| Value::Text(s.to_owned())),
+                        ],
+                        inner,
+                    ),
+                    0..6,
+                )
+                .prop_map(|entries| {
+                    // Keys must be unique for the request to be well-formed CBOR.
+                    let mut seen: Vec<Value> = Vec::new();
+                    let mut out = Vec::new();
+                    for (k, v) in entries {
+                        if !seen.contains(&k) {
+                            seen.push(k.clone());
+                            out.push((k, v));
+                        }
+                    }
+                    Value::Map(out)
+                }),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+        #[test]
+        fn random_cbor_requests_get_a_status(cmd in prop::sample::select(vec![1u8, 2, 6, 8, 9, 10, 12, 13]),
+                                             params in value()) {
+            let mut h = harness_with(SoftConfig::with_bio());
+            prop_assert_eq!(h.set_pin(2, "1234"), None);
+            let mut req = vec![cmd];
+            req.extend(fido_core::cbor::encode(&params));
+            let reply = h.raw(&req);
+            prop_assert!(!reply.is_empty());
+            // The authenticator still works afterwards.
+            let info = h.raw(&[0x04]);
+            prop_assert_eq!(info.first(), Some(&0x00));
+        }
+    }
+}

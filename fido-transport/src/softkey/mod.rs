@@ -9,7 +9,8 @@
 //! until [`SoftAuthenticator::power_cycle`], PIN_BLOCKED at zero), reset within ten
 //! seconds of power-up, authenticatorConfig (toggleAlwaysUv, setMinPINLength with RP
 //! ids and forceChangePin), credential management, large blobs, simulated fingerprint
-//! enrolment and selection.
+//! enrolment and selection. Extensions: credProtect, hmac-secret, credBlob,
+//! largeBlobKey, minPinLength. Algorithm: ES256 only.
 //!
 //! User presence follows a [`UserPresence`] policy (approve, deny, time out, delay)
 //! that can be changed at run time through a [`PresenceControl`] handle; while it waits
@@ -20,7 +21,20 @@
 //! place for real credentials.
 //!
 //! [`SoftTransport`] runs the authenticator in-process behind the [`crate::Transport`]
-//! trait.
+//! trait. Both `SoftAuthenticator` and `SoftTransport` are [`crate::nfc::CardApplet`]s, so
+//! they can run as a virtual card on vpcd ([`crate::nfc::VpcdCardHandle`]) with any
+//! [`fido_core::apdu::CardConfig`] personality (see `examples/softkey.rs`).
+//!
+//! ```
+//! use fido_core::commands::{decode_response, encode_request, GetInfo};
+//! use fido_transport::softkey::{NoPresence, SoftAuthenticator, SoftConfig};
+//!
+//! let mut key = SoftAuthenticator::new(SoftConfig::default())?;
+//! let reply = key.handle(&encode_request(&GetInfo), &mut NoPresence);
+//! let info = decode_response::<GetInfo>(&reply).expect("getInfo");
+//! assert!(info.is_ctap21());
+//! # Ok::<(), fido_transport::softkey::SoftError>(())
+//! ```
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};

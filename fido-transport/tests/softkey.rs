@@ -2090,3 +2090,44 @@ mod structured_fuzz {
         }
     }
 }
+
+#[test]
+fn tokens_expire_and_always_uv_without_pin() {
+    let mut h = harness();
+    assert_eq!(h.set_pin(2, "1234"), None);
+    let t = h
+        .token(2, "1234", Some(Permissions::MAKE_CREDENTIAL), Some(RP))
+        .expect("token");
+    h.make_credential(RP, user(1, "a"), true, Some(&t))
+        .expect("fresh token works");
+    h.clock.advance(Duration::from_secs(601));
+    assert_eq!(
+        ctap(h.make_credential(RP, user(1, "a"), true, Some(&t))),
+        CtapStatus::PinAuthInvalid
+    );
+
+    // alwaysUv with no PIN: makeCredential asks for a PIN to be set.
+    let mut h = harness();
+    assert_eq!(
+        h.status(&config_cmd(ConfigSubCommand::ToggleAlwaysUv, None)),
+        None
+    );
+    assert_eq!(
+        ctap(h.make_credential(RP, user(1, "a"), false, None)),
+        CtapStatus::PinNotSet
+    );
+    // Turning it off again now needs PIN/UV auth.
+    assert_eq!(
+        h.status(&config_cmd(ConfigSubCommand::ToggleAlwaysUv, None)),
+        Some(CtapStatus::PuatRequired)
+    );
+}
+
+#[test]
+fn handles_are_send() {
+    fn send<T: Send>() {}
+    send::<SoftAuthenticator>();
+    send::<SoftTransport>();
+    send::<PresenceControl>();
+    send::<ManualClock>();
+}

@@ -295,6 +295,8 @@ pub struct SoftConfig {
     pub attestation: AttestationMode,
     /// User-presence policy at start.
     pub presence: UserPresence,
+    /// How long a pinUvAuthToken stays usable after it was issued.
+    pub token_lifetime: Duration,
 }
 
 impl Default for SoftConfig {
@@ -324,6 +326,7 @@ impl Default for SoftConfig {
             firmware_version: 0x0001_0000,
             attestation: AttestationMode::Packed,
             presence: UserPresence::Approve,
+            token_lifetime: Duration::from_secs(600),
         }
     }
 }
@@ -382,8 +385,8 @@ impl SoftConfig {
 /// The token issued by the last successful clientPIN token request.
 struct TokenState {
     token: PinUvAuthToken,
-    /// True if obtained through built-in UV or PIN (always, here).
-    verified: bool,
+    /// When it was issued (tokens expire after `SoftConfig::token_lifetime`).
+    issued: Instant,
 }
 
 /// A continuation of a previous command (only valid for the next command).

@@ -174,6 +174,9 @@ impl SoftAuthenticator {
         } else if uv_option {
             self.built_in_uv(ctx)?;
             uv = true;
+        } else if self.state.always_uv && self.state.pin.is_none() {
+            // alwaysUv on a key with no way to verify the user: a PIN must be set first.
+            return Err(CtapStatus::PinNotSet);
         } else if self.state.always_uv
             || (self.state.pin.is_some() && (rk || !self.config.is_ctap21()))
         {

@@ -49,6 +49,15 @@ impl SoftAuthenticator {
         rp_id: Option<&str>,
     ) -> Result<(), CtapStatus> {
         let protocol = self.protocol(protocol)?;
+        let now = self.clock.now();
+        let lifetime = self.config.token_lifetime;
+        if self
+            .token
+            .as_ref()
+            .is_some_and(|t| now.saturating_duration_since(t.issued) > lifetime)
+        {
+            self.token = None;
+        }
         let state = self.token.as_ref().ok_or(CtapStatus::PinAuthInvalid)?;
         if state.token.protocol() != protocol {
             return Err(CtapStatus::PinAuthInvalid);
@@ -70,10 +79,10 @@ impl SoftAuthenticator {
                     Some(rp.to_owned()),
                 )
                 .map_err(|_| CtapStatus::PinAuthInvalid)?;
-                let verified = state.verified;
+                let issued = state.issued;
                 self.token = Some(TokenState {
                     token: bound,
-                    verified,
+                    issued,
                 });
             }
         }
@@ -372,7 +381,7 @@ impl SoftAuthenticator {
             .map_err(|_| CtapStatus::Other7F)?;
         self.token = Some(TokenState {
             token,
-            verified: true,
+            issued: self.clock.now(),
         });
         Ok(encode_response(&ClientPinResponse {
             pin_uv_auth_token: Some(SecretBytes::new(encrypted)),

@@ -2131,3 +2131,55 @@ fn handles_are_send() {
     send::<PresenceControl>();
     send::<ManualClock>();
 }
+
+#[test]
+fn built_in_uv_option_counts_as_the_touch() {
+    let mut h = harness_with(SoftConfig::with_bio());
+    assert_eq!(h.set_pin(2, "1234"), None);
+    let t = h
+        .token(2, "1234", Some(Permissions::BIO_ENROLLMENT), None)
+        .expect("token");
+    let begin = h
+        .send(&bio(
+            BioSubCommand::EnrollBegin {
+                timeout_milliseconds: None,
+            },
+            Some(&t),
+        ))
+        .expect("begin");
+    let tid = begin.template_id.expect("id");
+    for _ in 0..3 {
+        h.send(&bio(
+            BioSubCommand::EnrollCaptureNextSample {
+                template_id: tid.clone(),
+                timeout_milliseconds: None,
+            },
+            Some(&t),
+        ))
+        .expect("sample");
+    }
+    let mut mc = MakeCredential::new(
+        cdh(1),
+        rp(RP),
+        user(1, "a"),
+        vec![PublicKeyCredentialParameters::public_key(ALG_ES256)],
+    );
+    mc.options.rk = Some(true);
+    mc.options.uv = Some(true);
+    let mut touches = 0;
+    let reply = h.auth.handle(&encode_request(&mc), &mut |p: Progress| {
+        if p == Progress::UserPresenceNeeded {
+            touches += 1;
+        }
+    });
+    let r = decode_response::<MakeCredential>(&reply).expect("mc with built-in uv");
+    assert!(AuthenticatorData::parse(&r.auth_data)
+        .expect("ad")
+        .flags()
+        .user_verified());
+    assert_eq!(touches, 1, "one touch for UV and presence");
+    let mut ga = GetAssertion::new(RP, cdh(2));
+    ga.options.uv = Some(true);
+    let a = h.send(&ga).expect("ga with built-in uv");
+    assert_eq!(a.user.and_then(|u| u.name), Some("a".to_owned()));
+}

@@ -156,6 +156,7 @@ impl SoftAuthenticator {
             return Err(CtapStatus::InvalidOption);
         }
         let mut uv = false;
+        let mut touched = false;
         let uv_option = req.options.uv.unwrap_or(false);
         if uv_option && req.pin_uv_auth_param.is_none() && !self.config.bio {
             return Err(CtapStatus::InvalidOption);
@@ -172,8 +173,10 @@ impl SoftAuthenticator {
             )?;
             uv = true;
         } else if uv_option {
+            // The finger on the sensor is also the touch.
             self.built_in_uv(ctx)?;
             uv = true;
+            touched = true;
         } else if self.state.always_uv && self.state.pin.is_none() {
             // alwaysUv on a key with no way to verify the user: a PIN must be set first.
             return Err(CtapStatus::PinNotSet);
@@ -204,7 +207,9 @@ impl SoftAuthenticator {
                     .is_some_and(|c| c.cred_protect < 3 || uv)
             });
             if excluded {
-                self.user_presence(ctx)?;
+                if !touched {
+                    self.user_presence(ctx)?;
+                }
                 return Err(CtapStatus::CredentialExcluded);
             }
         }
@@ -219,7 +224,9 @@ impl SoftAuthenticator {
         {
             return Err(CtapStatus::InvalidOption);
         }
-        self.user_presence(ctx)?;
+        if !touched {
+            self.user_presence(ctx)?;
+        }
 
         // Storage for a discoverable credential.
         let existing = if rk {
@@ -374,6 +381,7 @@ impl SoftAuthenticator {
             return Err(CtapStatus::InvalidOption);
         }
         let mut uv = false;
+        let mut touched = false;
         if let Some(param) = &req.pin_uv_auth_param {
             self.verify_token(
                 req.pin_uv_auth_protocol,
@@ -386,8 +394,10 @@ impl SoftAuthenticator {
             )?;
             uv = true;
         } else if uv_option {
+            // The finger on the sensor is also the touch.
             self.built_in_uv(ctx)?;
             uv = true;
+            touched = true;
         } else if self.state.always_uv && up {
             return Err(CtapStatus::PuatRequired);
         }
@@ -426,13 +436,13 @@ impl SoftAuthenticator {
             _ => true,
         });
         if candidates.is_empty() {
-            if up {
+            if up && !touched {
                 // Real keys ask for a touch before saying no (no information leak).
                 self.user_presence(ctx)?;
             }
             return Err(CtapStatus::NoCredentials);
         }
-        if up {
+        if up && !touched {
             self.user_presence(ctx)?;
         }
         let flags = AuthDataFlags::from_bits(0)

@@ -19,7 +19,8 @@ log "cargo fmt --check"
 cargo fmt --all -- --check
 
 log "cargo clippy"
-cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
+cargo check --workspace --locked --quiet   # default features build too
 
 log "fido-core stays sans-IO"
 if cargo tree -p fido-core -e normal --prefix none --locked | grep -Eiq '^(hidapi|pcsc|reqwest|tokio|hyper|mio|async-std|rusqlite|postgres|socket2) '; then
@@ -30,7 +31,7 @@ log "cargo doc (warnings denied)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 
 log "cargo test"
-cargo test --workspace --locked
+cargo test --workspace --all-features --locked
 
 log "fuzz smoke"
 scripts/fuzz-smoke.sh

@@ -41,10 +41,10 @@ impl<T: Transport> Authenticator<T> {
     /// with no PIN and no built-in UV configured.
     pub fn set_min_pin_length(
         &mut self,
-        token: Option<&PinUvAuthToken>,
         new_min: Option<u8>,
         rp_ids: &[String],
         force_change: bool,
+        token: Option<&PinUvAuthToken>,
     ) -> Result<(), Error> {
         let info = self.info_owned()?;
         require_config(&info)?;
@@ -97,8 +97,8 @@ impl<T: Transport> Authenticator<T> {
     /// true if a toggle was sent.
     pub fn set_always_uv(
         &mut self,
-        token: Option<&PinUvAuthToken>,
         on: bool,
+        token: Option<&PinUvAuthToken>,
     ) -> Result<bool, Error> {
         let current = self.always_uv_state()?;
         if current == on {

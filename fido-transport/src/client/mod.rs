@@ -178,6 +178,30 @@ impl<T: Transport> Authenticator<T> {
     }
 }
 
+/// A boxed transport is a transport, so `Authenticator<Box<dyn Transport>>` works for
+/// callers that pick the transport at run time.
+impl Transport for Box<dyn Transport> {
+    fn transact(
+        &mut self,
+        request: &[u8],
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Vec<u8>, Error> {
+        (**self).transact(request, progress)
+    }
+    fn cancel_token(&self) -> CancelToken {
+        (**self).cancel_token()
+    }
+    fn kind(&self) -> crate::TransportKind {
+        (**self).kind()
+    }
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+    fn power_cycle(&mut self) -> Result<(), Error> {
+        (**self).power_cycle()
+    }
+}
+
 /// A fido-core error as this crate's error: a CTAP status stays [`Error::Ctap`].
 pub(crate) fn core_error(e: fido_core::Error) -> Error {
     match e {

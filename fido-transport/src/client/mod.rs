@@ -174,7 +174,17 @@ impl<T: Transport> Authenticator<T> {
         self.stats.round_trips += 1;
         self.stats.bytes_sent += request.len() as u64;
         self.stats.bytes_received += response.len() as u64;
-        decode_response::<C>(&response).map_err(core_error)
+        decode_response::<C>(&response).map_err(|e| match core_error(e) {
+            // The key's answer to CTAPHID_CANCEL / NFCCTAP cancel.
+            Error::Ctap(CtapStatus::KeepaliveCancel) => Error::Cancelled,
+            other => other,
+        })
+    }
+
+    /// authenticatorSelection: asks the user to touch this key (to pick one of several
+    /// keys); `progress` reports the wait.
+    pub fn selection(&mut self, progress: &mut dyn FnMut(Progress)) -> Result<(), Error> {
+        self.call(&fido_core::commands::Selection, progress)
     }
 }
 

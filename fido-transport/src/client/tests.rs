@@ -363,6 +363,21 @@ fn requests_over_max_msg_size_are_refused_before_sending() {
     assert_eq!(sent_count(&s), 1);
 }
 
+#[test]
+fn keepalive_cancel_becomes_cancelled_and_selection_waits_for_a_touch() {
+    let (mut a, _) = key(info21(), |_, r| match r {
+        Request::MakeCredential(_) => Some(encode_status(CtapStatus::KeepaliveCancel)),
+        Request::Selection(_) => ok_empty(),
+        _ => None,
+    });
+    assert!(matches!(
+        a.make_credential(&mc_args("example.com"), None, &mut |_| {}),
+        Err(Error::Cancelled)
+    ));
+    a.selection(&mut |_| {}).unwrap();
+    assert_eq!(a.stats().round_trips, 3);
+}
+
 // ---------------------------------------------------------------------------------
 // PIN
 

@@ -10,6 +10,11 @@ log "toolchain"
 command -v cargo >/dev/null || { echo "cargo (rustup stable) is required"; exit 1; }
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
+log "system packages and the PC/SC rig (pcscd + vpcd)"
+# pcsc's build needs libpcsclite-dev + pkg-config; NFC tests need a running pcscd with vpcd.
+scripts/pcsc-rig-start.sh
+trap 'scripts/pcsc-rig-stop.sh || true' EXIT
+
 log "cargo fmt --check"
 cargo fmt --all -- --check
 

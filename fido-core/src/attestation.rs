@@ -6,6 +6,30 @@
 //! certificate meets the WebAuthn requirements. It does **not** validate the certificate
 //! chain up to a root: trust anchors (e.g. from the FIDO Metadata Service) belong to the
 //! caller, who gets the chain as DER in [`AttestationType::BasicOrAttCa`].
+//!
+//! ```
+//! use fido_core::attestation::{none_att_stmt, AttestationObject, AttestationType};
+//! use fido_core::authdata::{rp_id_hash, AttestedCredentialData, AuthDataFlags, AuthenticatorData};
+//! use fido_core::clientdata::{ClientDataType, CollectedClientData};
+//! use fido_core::cose::{CoseKey, ALG_ES256};
+//!
+//! // What a software authenticator produces...
+//! let key = CoseKey::Ec2 { alg: ALG_ES256, x: [1; 32], y: [2; 32] };
+//! let credential = AttestedCredentialData::new([0; 16], vec![7; 16], key)?;
+//! let auth_data = AuthenticatorData::new(rp_id_hash("login.microsoft.com"), AuthDataFlags::UP, 0)
+//!     .with_attested_credential(credential)
+//!     .to_bytes();
+//! let object = AttestationObject::from_parts("none", &auth_data, &none_att_stmt())?;
+//!
+//! // ...and what a relying party checks.
+//! let client_data = CollectedClientData::new(
+//!     ClientDataType::Create, vec![9; 32], "https://login.microsoft.com");
+//! let parsed = AttestationObject::from_cbor(&object.to_cbor())?;
+//! let verified = parsed.verify(&client_data.hash())?;
+//! assert_eq!(verified.attestation_type, AttestationType::None);
+//! assert!(verified.auth_data.is_for_rp_id("login.microsoft.com"));
+//! # Ok::<(), fido_core::Error>(())
+//! ```
 
 use crate::authdata::{AuthDataError, AuthenticatorData};
 use crate::cbor::{self, CborError, Limits, Value};
@@ -59,6 +83,14 @@ pub enum AttestationError {
         statement: i64,
         /// The credential public key's `alg`.
         credential: i64,
+    },
+    /// `attStmt.alg` does not fit the attestation certificate's key type.
+    #[error("attestation alg {statement} does not fit the certificate key (alg {certificate})")]
+    CertificateAlgorithmMismatch {
+        /// `attStmt.alg`.
+        statement: i64,
+        /// The algorithm the certificate key supports.
+        certificate: i64,
     },
     /// The signature does not verify, or the key cannot verify it.
     #[error("attestation signature: {0}")]
@@ -316,6 +348,11 @@ impl AttestationObject {
                             .first()
                             .ok_or(AttestationError::BadCertificateCount { count: 0 })?;
                         let leaf = parse_cert(leaf_der, 0)?;
+                        // The rest of the chain is the caller's to validate, but it
+                        // must at least be certificates.
+                        for (index, der) in chain.iter().enumerate().skip(1) {
+                            parse_cert(der, index)?;
+                        }
                         let key = cert_key(&leaf, alg, 0)?;
                         key.verify(&signed, sig)
                             .map_err(AttestationError::Signature)?;
@@ -518,9 +555,9 @@ fn cert_key(
         CoseKey::Rsa { .. } => ALG_RS256,
     };
     if alg != expected {
-        return Err(AttestationError::AlgorithmMismatch {
+        return Err(AttestationError::CertificateAlgorithmMismatch {
             statement: alg,
-            credential: expected,
+            certificate: expected,
         });
     }
     Ok(key)

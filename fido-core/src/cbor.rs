@@ -506,8 +506,17 @@ impl Reader<'_> {
                             }
                         }
                         prev_key = Some(key_bytes);
-                    } else if !seen.insert(encode(&key)) {
-                        return Err(CborError::DuplicateMapKey { offset: key_start });
+                    } else {
+                        // Values are equal exactly when their canonical encodings are, so
+                        // small maps (all of CTAP's) compare directly; large ones hash.
+                        let duplicate = if n <= 32 {
+                            entries.iter().any(|(k, _)| *k == key)
+                        } else {
+                            !seen.insert(encode(&key))
+                        };
+                        if duplicate {
+                            return Err(CborError::DuplicateMapKey { offset: key_start });
+                        }
                     }
                     let value = self.item(depth + 1)?;
                     entries.push((key, value));

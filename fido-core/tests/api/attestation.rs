@@ -492,6 +492,29 @@ fn packed_x5c_with_conformant_certificate_passes_strict() {
 }
 
 #[test]
+fn packed_x5c_alg_must_fit_certificate_key_and_chain_must_parse() {
+    let cred = SigningKey::from_slice(&[0x21; 32]).unwrap();
+    let auth_data = new_credential_auth_data(cose_es256(&cred), FIXTURE_AAGUID);
+    let cdh = [7; 32];
+    let sig = sign_der(&att_key(), &signed_data(&auth_data, &cdh));
+    let stmt = packed_att_stmt(ALG_RS256, &sig, Some(&[hex(TEST_LEAF_CERT)]));
+    let obj = AttestationObject::from_parts("packed", &auth_data, &stmt).unwrap();
+    assert_eq!(
+        obj.verify(&cdh),
+        Err(AttestationError::CertificateAlgorithmMismatch {
+            statement: ALG_RS256,
+            certificate: ALG_ES256
+        })
+    );
+    let stmt = packed_att_stmt(ALG_ES256, &sig, Some(&[hex(TEST_LEAF_CERT), vec![1, 2, 3]]));
+    let obj = AttestationObject::from_parts("packed", &auth_data, &stmt).unwrap();
+    assert!(matches!(
+        obj.verify(&cdh),
+        Err(AttestationError::Certificate { index: 1, .. })
+    ));
+}
+
+#[test]
 fn packed_x5c_aaguid_mismatch_is_rejected() {
     let cred = SigningKey::from_slice(&[0x21; 32]).unwrap();
     let auth_data = new_credential_auth_data(cose_es256(&cred), [0xee; 16]);
@@ -838,4 +861,53 @@ mod client_data {
             Err(ClientDataError::WrongType { .. })
         ));
     }
+}
+
+// ---- COSE signatures ----------------------------------------------------------------
+
+/// An RSA-2048 key made with openssl for this test, and its RS256 signature over
+/// "keysmith rs256 test".
+const TEST_RSA_N: &str = "8fee6f9d9fb2400bc9e78534599cdb84a80418f6e47486a9c10d0711ff5ee3fb1e6aa3746966517afba47393c0861521a318c3d2de771ab5e2477e742a8583c8c7edcba63d64460bc7114febe007cd247e29fac9f4f9d955c82f85f09ec282c2ae2fc869d57927d23fd4a5b43331a0ad960b81bddd6cdea3d6e6c0d86fb2535b9883cd4b1ce9def73ecf97a2987b4077aa7abfa148ec99d99509bb7fd90c026dc7e2493b643240438b77c88423ac9559ad891b98ed6261282487b3012ce4e54d870490d78cd8582d30ca4a09c43f1403264ae607e3ba6a949e6decee20e7fff613225fe46fa49522938417183d032d9c44f2c2f855c8a02d38478c01f43dc117";
+const TEST_RSA_SIG: &str = "1105421a0bcbf15d326c18d9c8ae17d85846fd7aab53a5be75c89b8dd99f68348ef4c1b218c2847aefcca77deaec59601c1ce8d6941a44837718a7cfbefe94802a96708fc86740ce4382a93d7b06f144a068bbbcc783582ce9e4219889bcc1e2ba4107283a29b2cd40d67fe2f94b1fd6da9a8c7292bab9f6dc9ed67698b8ae03122e423afe3f32713ddb954d94d044929220d760921b240729c17a5aa988e9eac99cd9f0e120fc0ebd3557eaf1adca25ffb98fd84ac01b8f5c8dc09e7afb6abba063837694e06f12b31b5c694af8110e700083b0725803dfbcc9a4f9a04502f831a4626a60a6c7d121ed88e3009504494f9137cc9b6e1c151a62aa6873b890e1";
+
+#[test]
+fn rs256_signature_verifies_and_tampering_fails() {
+    let key = CoseKey::Rsa {
+        alg: ALG_RS256,
+        n: hex(TEST_RSA_N),
+        e: vec![1, 0, 1],
+    };
+    let sig = hex(TEST_RSA_SIG);
+    key.verify(b"keysmith rs256 test", &sig).unwrap();
+    assert_eq!(
+        key.verify(b"keysmith rs256 tesT", &sig),
+        Err(CoseError::BadSignature)
+    );
+    let mut bad = sig.clone();
+    bad[0] ^= 1;
+    assert_eq!(
+        key.verify(b"keysmith rs256 test", &bad),
+        Err(CoseError::BadSignature)
+    );
+    // The same key labelled with another algorithm is refused, not reinterpreted.
+    let wrong = CoseKey::Rsa {
+        alg: ALG_ES256,
+        n: hex(TEST_RSA_N),
+        e: vec![1, 0, 1],
+    };
+    assert_eq!(
+        wrong.verify(b"keysmith rs256 test", &sig),
+        Err(CoseError::UnsupportedAlgorithm(ALG_ES256))
+    );
+}
+
+#[test]
+fn cose_key_from_canonical_cbor_fixture_bytes() {
+    // The credential key inside cred-authdata starts after 37 + 16 + 2 + 64 bytes.
+    let ad = cbor_bytes_fixture("cred-authdata.hex");
+    let key_bytes = &ad[37 + 16 + 2 + 64..];
+    let key = CoseKey::from_cbor_canonical(key_bytes).unwrap();
+    assert_eq!(key.to_cbor(), key_bytes);
+    let dup = cbor_bytes_fixture("cred-authdata_dupkeys.hex");
+    assert!(CoseKey::from_cbor_canonical(&dup[37 + 16 + 2 + 64..]).is_err());
 }

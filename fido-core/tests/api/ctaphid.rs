@@ -19,23 +19,8 @@ fn cid_of(report: &[u8]) -> Cid {
     Cid::from_bytes([report[0], report[1], report[2], report[3]])
 }
 
-/// Feeds every report of a recording to a host on `cid`, starting a CBOR request
-/// whenever the host is idle (the recordings hold responses only).
 fn replay(name: &str, cid: Cid) -> Vec<Event> {
-    let now = Instant::now();
-    let mut host = HidClient::with_channel(cid, T).unwrap();
-    let mut events = Vec::new();
-    for report in fixture_lines(name) {
-        if host.is_idle() {
-            host.send(Command::Cbor, &[0x04], now).unwrap();
-            while host.poll_transmit().is_some() {}
-        }
-        host.handle_report(&report, now)
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
-        events.extend(std::iter::from_fn(|| host.poll_event()));
-    }
-    assert!(host.is_idle(), "{name}: a response was left incomplete");
-    events
+    super::support::replay_reports(name, &fixture_lines(name), cid)
 }
 
 fn responses(events: &[Event]) -> Vec<&[u8]> {

@@ -1,0 +1,108 @@
+//! The software authenticator behind the [`Transport`] trait, in-process.
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use super::{Presence, SoftAuthenticator};
+use crate::{CancelToken, Error, Progress, Transport, TransportKind};
+
+/// A [`Transport`] that hands each request straight to a shared
+/// [`SoftAuthenticator`]. Clones share the authenticator; the test can keep one clone
+/// (or [`SoftTransport::authenticator`]) to inspect or power-cycle it.
+#[derive(Clone, Debug)]
+pub struct SoftTransport {
+    inner: Arc<Mutex<SoftAuthenticator>>,
+    cancel: CancelToken,
+}
+
+struct Ctx<'a> {
+    progress: &'a mut dyn FnMut(Progress),
+    cancel: &'a CancelToken,
+}
+
+impl Presence for Ctx<'_> {
+    fn progress(&mut self, progress: Progress) {
+        (self.progress)(progress)
+    }
+    fn is_cancelled(&mut self) -> bool {
+        self.cancel.is_cancelled()
+    }
+}
+
+impl SoftTransport {
+    /// Wraps an authenticator.
+    pub fn new(authenticator: SoftAuthenticator) -> Self {
+        SoftTransport {
+            inner: Arc::new(Mutex::new(authenticator)),
+            cancel: CancelToken::new(),
+        }
+    }
+
+    /// The shared authenticator.
+    pub fn authenticator(&self) -> Arc<Mutex<SoftAuthenticator>> {
+        Arc::clone(&self.inner)
+    }
+
+    /// Runs `f` with the authenticator locked.
+    pub fn with<T>(&self, f: impl FnOnce(&mut SoftAuthenticator) -> T) -> T {
+        let mut guard = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        f(&mut guard)
+    }
+}
+
+impl Transport for SoftTransport {
+    fn transact(
+        &mut self,
+        request: &[u8],
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Vec<u8>, Error> {
+        self.cancel.reset();
+        let mut ctx = Ctx {
+            progress,
+            cancel: &self.cancel,
+        };
+        let answer = self.with(|a| a.handle(request, &mut ctx));
+        Ok(answer)
+    }
+
+    fn cancel_token(&self) -> CancelToken {
+        self.cancel.clone()
+    }
+
+    fn kind(&self) -> TransportKind {
+        TransportKind::InProcess
+    }
+
+    fn describe(&self) -> String {
+        "keysmith software authenticator (in-process)".to_owned()
+    }
+
+    fn power_cycle(&mut self) -> Result<(), Error> {
+        self.with(SoftAuthenticator::power_cycle);
+        Ok(())
+    }
+}
+
+/// The authenticator as the applet of a virtual card ([`crate::nfc::VpcdCard`],
+/// [`crate::nfc::VpcdCardHandle`]): a card power-up is a power cycle (reset window,
+/// PIN_AUTH_BLOCKED cleared).
+impl crate::nfc::CardApplet for SoftAuthenticator {
+    fn ctap(&mut self, request: &[u8]) -> Vec<u8> {
+        self.handle(request, &mut super::NoPresence)
+    }
+
+    fn power_cycle(&mut self) {
+        SoftAuthenticator::power_cycle(self);
+    }
+}
+
+/// A shared authenticator as a card applet (keep a [`SoftTransport`] clone or the
+/// `Arc` to inspect it while the card runs).
+impl crate::nfc::CardApplet for SoftTransport {
+    fn ctap(&mut self, request: &[u8]) -> Vec<u8> {
+        self.with(|a| a.handle(request, &mut super::NoPresence))
+    }
+
+    fn power_cycle(&mut self) {
+        self.with(SoftAuthenticator::power_cycle);
+    }
+}

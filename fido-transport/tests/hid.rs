@@ -920,8 +920,8 @@ mod trussed_interop {
     /// Runs `f` with a pipe to a fresh trussed FIDO authenticator.
     fn with_trussed_key<R>(f: impl FnOnce(FirmwarePipe) -> R) -> R {
         trussed_staging::virt::with_client(trussed::virt::StoreConfig::ram(), "fido", |client| {
-            fn _req<T: fido_authenticator::TrussedRequirements>(_: &T) {}
-            _req(&client);
+            fn assert_trussed_requirements<T: fido_authenticator::TrussedRequirements>(_: &T) {}
+            assert_trussed_requirements(&client);
             let mut authenticator =
                 Authenticator::new(client, Conforming {}, Config::new(DEFAULT_MESSAGE_SIZE));
             let (to_fw, fw_rx) = mpsc::channel();

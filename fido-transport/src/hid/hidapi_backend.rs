@@ -142,3 +142,25 @@ impl ReportPipe for HidapiPipe {
         self.path.clone()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nul_in_path_is_an_invalid_argument() {
+        assert!(matches!(
+            HidapiPipe::open("/dev/hid\0raw0"),
+            Err(Error::InvalidArgument(_))
+        ));
+    }
+
+    #[test]
+    fn missing_device_is_an_error_not_a_panic() {
+        let err = open("/dev/keysmith-missing-hidraw").unwrap_err();
+        assert!(
+            matches!(err, Error::DeviceNotFound(_) | Error::Hid { .. }),
+            "{err:?}"
+        );
+    }
+}

@@ -337,3 +337,56 @@ impl ReportPipe for InProcessHid {
         TransportKind::InProcess
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fido_core::ctaphid::fragment;
+
+    fn init_request() -> [u8; REPORT_LEN] {
+        let r = fragment(Cid::BROADCAST, Command::Init, &[9; 8]);
+        r.ok()
+            .and_then(|v| v.first().copied())
+            .unwrap_or([0; REPORT_LEN])
+    }
+
+    #[test]
+    fn answers_init_at_the_report_level() {
+        let mut key =
+            InProcessHid::from_fn(|req: &[u8], _ctx: &mut RequestContext<'_>| req.to_vec());
+        assert_eq!(key.kind(), TransportKind::InProcess);
+        key.write_report(&init_request()).unwrap();
+        let answer = key.read_report(Duration::from_secs(2)).unwrap().unwrap();
+        assert_eq!(answer.len(), REPORT_LEN);
+        assert_eq!(&answer[..7], &[0xff, 0xff, 0xff, 0xff, 0x86, 0, 17]);
+        assert_eq!(&answer[7..15], &[9; 8]);
+        assert_eq!(key.read_report(Duration::from_millis(20)).unwrap(), None);
+    }
+
+    #[test]
+    fn filters_and_injection_apply() {
+        let mut key =
+            InProcessHid::from_fn(|req: &[u8], _ctx: &mut RequestContext<'_>| req.to_vec())
+                .filter_to_host(|r| vec![r[..10].to_vec(), r])
+                .with_name("filtered");
+        assert_eq!(key.describe(), "filtered");
+        key.inject_to_host(vec![1, 2, 3]);
+        key.write_report(&init_request()).unwrap();
+        let t = Duration::from_secs(2);
+        assert_eq!(key.read_report(t).unwrap(), Some(vec![1, 2, 3]));
+        assert_eq!(key.read_report(t).unwrap().map(|r| r.len()), Some(10));
+        assert_eq!(key.read_report(t).unwrap().map(|r| r.len()), Some(64));
+    }
+
+    #[test]
+    fn filter_to_device_can_drop_everything() {
+        let mut key =
+            InProcessHid::from_fn(|req: &[u8], _ctx: &mut RequestContext<'_>| req.to_vec())
+                .filter_to_device(|_r| vec![]);
+        key.write_report(&init_request()).unwrap();
+        assert_eq!(key.read_report(Duration::from_millis(100)).unwrap(), None);
+        // Bypassing the filter reaches the key.
+        key.inject_to_device(init_request().to_vec()).unwrap();
+        assert!(key.read_report(Duration::from_secs(2)).unwrap().is_some());
+    }
+}

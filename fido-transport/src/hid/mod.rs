@@ -15,6 +15,8 @@
 //! - [`InProcessHid`]: an in-process key (fido-core's `HidDevice` state machine and a
 //!   [`CtapHandler`]) behind real 64-byte reports, with fault injection for tests.
 
+#[doc(hidden)]
+pub mod fuzzing;
 mod hidapi_backend;
 mod inprocess;
 mod transport;

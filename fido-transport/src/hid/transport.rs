@@ -413,3 +413,105 @@ impl<P: ReportPipe> Transport for CtapHidTransport<P> {
         self.pipe.describe()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fido_core::ctaphid::{DeviceConfig, DeviceEvent, HidDevice, REPORT_LEN};
+    use std::collections::VecDeque;
+
+    /// A synchronous loopback: fido-core's device machine answers every request at
+    /// once with `answer(request)`.
+    struct Loopback {
+        device: HidDevice,
+        out: VecDeque<Vec<u8>>,
+        answer: fn(&[u8]) -> Vec<u8>,
+        requests: usize,
+    }
+
+    impl Loopback {
+        fn new(answer: fn(&[u8]) -> Vec<u8>) -> Self {
+            Loopback {
+                device: HidDevice::new(DeviceConfig::default()),
+                out: VecDeque::new(),
+                answer,
+                requests: 0,
+            }
+        }
+    }
+
+    impl ReportPipe for Loopback {
+        fn write_report(&mut self, report: &[u8; REPORT_LEN]) -> Result<(), Error> {
+            let _ = self.device.handle_report(report, Instant::now());
+            while let Some(ev) = self.device.poll_event() {
+                if let DeviceEvent::Request { cid, cmd, payload } = ev {
+                    self.requests += 1;
+                    let answer = (self.answer)(&payload);
+                    self.device.respond(cid, cmd, &answer).map_err(hid)?;
+                }
+            }
+            while let Some(r) = self.device.poll_transmit() {
+                self.out.push_back(r.to_vec());
+            }
+            Ok(())
+        }
+        fn read_report(&mut self, _timeout: Duration) -> Result<Option<Vec<u8>>, Error> {
+            Ok(self.out.pop_front())
+        }
+        fn describe(&self) -> String {
+            "loopback".into()
+        }
+    }
+
+    fn quick() -> HidConfig {
+        HidConfig {
+            inactivity_timeout: Duration::from_millis(50),
+            drain_quiet: Duration::from_millis(1),
+            ..HidConfig::default()
+        }
+    }
+
+    #[test]
+    fn allocates_a_channel_and_carries_cbor() {
+        let mut t = CtapHidTransport::with_config(Loopback::new(|r| r.to_vec()), quick()).unwrap();
+        assert!(t.channel().is_allocatable());
+        assert!(t.capabilities().contains(Capabilities::CBOR));
+        assert_eq!(t.transact(&[0x04, 1], &mut |_| {}).unwrap(), [0x04, 1]);
+        assert_eq!(t.kind(), TransportKind::Usb);
+        assert_eq!(t.describe(), "loopback");
+        assert_eq!(t.pipe_mut().requests, 1);
+    }
+
+    #[test]
+    fn empty_cbor_answer_is_rejected_but_ping_of_nothing_is_fine() {
+        let mut t = CtapHidTransport::with_config(Loopback::new(|_| Vec::new()), quick()).unwrap();
+        let err = t.transact(&[0x04], &mut |_| {}).unwrap_err();
+        assert!(matches!(
+            err,
+            Error::Core(fido_core::Error::Hid(HidError::LengthMismatch {
+                len: 0,
+                ..
+            }))
+        ));
+        // PING is answered by the device machine itself.
+        t.ping(&[]).unwrap();
+    }
+
+    #[test]
+    fn resync_allocates_a_new_channel() {
+        let mut t = CtapHidTransport::with_config(Loopback::new(|r| r.to_vec()), quick()).unwrap();
+        let first = t.channel();
+        t.resync().unwrap();
+        assert_ne!(t.channel(), first);
+        assert_eq!(t.transact(&[0x01], &mut |_| {}).unwrap(), [0x01]);
+    }
+
+    #[test]
+    fn default_config_is_sane() {
+        let c = HidConfig::default();
+        assert_eq!(c.inactivity_timeout, DEFAULT_INACTIVITY_TIMEOUT);
+        assert!(c.read_slice <= Duration::from_millis(100));
+        assert!(c.transaction_timeout > c.inactivity_timeout);
+        assert!(c.busy_retries > 0);
+    }
+}

@@ -732,6 +732,8 @@ fn random_garbage_from_the_device_never_panics_or_hangs() {
 
 #[test]
 fn hidapi_lists_and_opens_without_devices() {
+    // Here (no /dev/hidraw*, no /dev/uhid) this is Ok(empty); with keys attached it
+    // lists them.
     match hid::list_devices() {
         Ok(devices) => {
             for d in &devices {
@@ -741,10 +743,7 @@ fn hidapi_lists_and_opens_without_devices() {
         Err(e) => assert!(matches!(e, Error::Hid { .. }), "{e:?}"),
     }
     let err = hid::open("/dev/keysmith-no-such-hidraw").unwrap_err();
-    assert!(
-        matches!(err, Error::DeviceNotFound(_) | Error::Hid { .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, Error::DeviceNotFound(_)), "{err:?}");
     assert!(matches!(
         hid::open("bad\0path"),
         Err(Error::InvalidArgument(_))

@@ -92,11 +92,19 @@ impl HidapiPipe {
             Error::InvalidArgument(format!("device path {path:?} contains a NUL byte"))
         })?;
         let api = hidapi::HidApi::new().map_err(|e| api_error(path, e))?;
-        let device = api.open_path(&c_path).map_err(|e| match e {
-            hidapi::HidError::IoError { error } if error.kind() == std::io::ErrorKind::NotFound => {
-                Error::DeviceNotFound(path.to_string())
+        let device = api.open_path(&c_path).map_err(|e| {
+            // hidapi reports a missing device as a generic error; on systems whose
+            // device paths are files (Linux /dev/hidrawN) tell "gone" apart.
+            let missing = path.starts_with('/') && !std::path::Path::new(path).exists();
+            match e {
+                hidapi::HidError::IoError { error }
+                    if error.kind() == std::io::ErrorKind::NotFound =>
+                {
+                    Error::DeviceNotFound(path.to_string())
+                }
+                _ if missing => Error::DeviceNotFound(path.to_string()),
+                e => api_error(path, e),
             }
-            e => api_error(path, e),
         })?;
         Ok(HidapiPipe {
             device,
@@ -159,7 +167,7 @@ mod tests {
     fn missing_device_is_an_error_not_a_panic() {
         let err = open("/dev/keysmith-missing-hidraw").unwrap_err();
         assert!(
-            matches!(err, Error::DeviceNotFound(_) | Error::Hid { .. }),
+            matches!(&err, Error::DeviceNotFound(p) if p == "/dev/keysmith-missing-hidraw"),
             "{err:?}"
         );
     }

@@ -246,7 +246,12 @@ impl<P: ReportPipe> CtapHidTransport<P> {
                 break;
             }
         }
-        self.allocate_channel(deadline)?;
+        // A key still finishing the abandoned request answers INIT only afterwards:
+        // give it a second inactivity period before giving up.
+        match self.allocate_channel(deadline) {
+            Err(Error::Timeout(_)) => self.allocate_channel(deadline)?,
+            other => other?,
+        }
         self.needs_resync = false;
         Ok(())
     }

@@ -1185,4 +1185,107 @@ mod trussed_interop {
             assert_eq!(ctap2(&mut t, &req).0, 0x33, "CTAP2_ERR_PIN_AUTH_INVALID");
         });
     }
+
+    #[test]
+    fn make_credential_then_get_assertion_signature_verifies() {
+        use p256::ecdsa::signature::Verifier;
+        use sha2::{Digest, Sha256};
+
+        with_trussed_key(|pipe| {
+            let mut t = CtapHidTransport::with_config(pipe, config()).unwrap();
+            let rp_id = "login.example.com";
+            let client_data_hash = Sha256::digest(b"client data of the test");
+
+            // authenticatorMakeCredential (0x01), ES256, no PIN set: user presence only.
+            let mut req = vec![0x01];
+            req.extend(cbor::encode(&Value::map([
+                (1u64, Value::from(client_data_hash.to_vec())),
+                (2u64, Value::map([("id", Value::from(rp_id))])),
+                (
+                    3u64,
+                    Value::map([
+                        ("id", Value::from(vec![0x55u8; 16])),
+                        ("name", Value::from("user@example.com")),
+                    ]),
+                ),
+                (
+                    4u64,
+                    Value::from(vec![Value::map([
+                        ("alg", Value::from(-7i64)),
+                        ("type", Value::from("public-key")),
+                    ])]),
+                ),
+            ])));
+            let resp = t.transact(&req, &mut |_| {}).unwrap();
+            assert_eq!(resp[0], 0x00, "makeCredential");
+            let att = cbor::decode(&resp[1..]).unwrap();
+            let att = att.as_map("attestationObject").unwrap();
+            att.require_int(1, "fmt").unwrap().as_text("fmt").unwrap();
+            let auth_data = att
+                .require_int(2, "authData")
+                .unwrap()
+                .as_bytes("authData")
+                .unwrap()
+                .to_vec();
+            assert_eq!(
+                &auth_data[..32],
+                Sha256::digest(rp_id.as_bytes()).as_slice()
+            );
+            let flags = auth_data[32];
+            assert_eq!(flags & 0x41, 0x41, "UP and AT flags");
+            // attestedCredentialData: aaguid(16) | credIdLen(2) | credId | COSE key.
+            let acd = &auth_data[37..];
+            let id_len = usize::from(u16::from_be_bytes([acd[16], acd[17]]));
+            let cred_id = acd[18..18 + id_len].to_vec();
+            let (cose, _) =
+                cbor::decode_prefix_with(&acd[18 + id_len..], cbor::Limits::RESPONSE).unwrap();
+            let fido_core::cose::CoseKey::Ec2 { x, y, .. } =
+                fido_core::cose::CoseKey::from_value(&cose).unwrap()
+            else {
+                panic!("ES256 credential expected");
+            };
+            let mut sec1 = vec![0x04];
+            sec1.extend_from_slice(&x);
+            sec1.extend_from_slice(&y);
+            let public = p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1).unwrap();
+
+            // authenticatorGetAssertion (0x02) with that credential.
+            let client_data_hash = Sha256::digest(b"another challenge");
+            let mut req = vec![0x02];
+            req.extend(cbor::encode(&Value::map([
+                (1u64, Value::from(rp_id)),
+                (2u64, Value::from(client_data_hash.to_vec())),
+                (
+                    3u64,
+                    Value::from(vec![Value::map([
+                        ("id", Value::from(cred_id.clone())),
+                        ("type", Value::from("public-key")),
+                    ])]),
+                ),
+            ])));
+            let (status, body) = ctap2(&mut t, &req);
+            assert_eq!(status, 0x00, "getAssertion");
+            let body = body.unwrap();
+            let m = body.as_map("getAssertion").unwrap();
+            let auth_data = m
+                .require_int(2, "authData")
+                .unwrap()
+                .as_bytes("authData")
+                .unwrap();
+            let signature = m
+                .require_int(3, "signature")
+                .unwrap()
+                .as_bytes("signature")
+                .unwrap();
+            let mut signed = auth_data.to_vec();
+            signed.extend_from_slice(&client_data_hash);
+            let signature = p256::ecdsa::Signature::from_der(signature).unwrap();
+            public
+                .verify(&signed, &signature)
+                .expect("the assertion signature verifies with the credential key");
+            // A different message does not verify (the check can fail).
+            signed[0] ^= 1;
+            assert!(public.verify(&signed, &signature).is_err());
+        });
+    }
 }

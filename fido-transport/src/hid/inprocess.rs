@@ -192,7 +192,9 @@ impl DeviceLink {
 
 /// Rewrites reports crossing the pipe in one direction: each report goes in, the
 /// reports to deliver instead come out (none to drop it, several to inject). Reports
-/// coming out may have any length, to simulate truncated or overlong reads.
+/// coming out may have any length, to simulate truncated or overlong reads. A filter
+/// on the host-bound direction runs on the reading thread, so sleeping in it delays
+/// delivery.
 pub type ReportFilter = Box<dyn FnMut(Vec<u8>) -> Vec<Vec<u8>> + Send>;
 
 /// An in-process CTAPHID key: a [`ReportPipe`] whose other end is fido-core's

@@ -175,6 +175,10 @@ impl<P: ReportPipe> CtapHidTransport<P> {
     /// Keepalives are passed to `progress`; ERR_CHANNEL_BUSY is retried with backoff;
     /// ERR_INVALID_CHANNEL makes the transport allocate a new channel and retry once;
     /// other CTAPHID errors come back as `Error::Core(fido_core::Error::Hid(..))`.
+    ///
+    /// The [`CancelToken`] is cleared when the request starts; cancelling from another
+    /// thread while it runs sends CTAPHID_CANCEL and ends the call with
+    /// [`Error::Cancelled`] (unless the key had already answered).
     pub fn request(
         &mut self,
         cmd: Command,

@@ -14,6 +14,26 @@
 //! - [`list_devices`] / [`open`]: the hidapi backend (usage page 0xF1D0, usage 0x01).
 //! - [`InProcessHid`]: an in-process key (fido-core's `HidDevice` state machine and a
 //!   [`CtapHandler`]) behind real 64-byte reports, with fault injection for tests.
+//!
+//! ```
+//! use fido_transport::hid::{CtapHidTransport, InProcessHid, RequestContext};
+//! use fido_transport::{Progress, Transport};
+//! use fido_core::ctaphid::KeepaliveStatus;
+//!
+//! // A key that asks for a touch, then answers every request with status 0.
+//! let key = InProcessHid::from_fn(|_request: &[u8], ctx: &mut RequestContext<'_>| {
+//!     ctx.keepalive(KeepaliveStatus::UpNeeded);
+//!     vec![0x00]
+//! });
+//! let mut transport = CtapHidTransport::new(key)?;
+//! let mut touch_asked = false;
+//! let answer = transport.transact(&[0x04], &mut |p| {
+//!     touch_asked |= p == Progress::UserPresenceNeeded;
+//! })?;
+//! assert_eq!(answer, [0x00]);
+//! assert!(touch_asked);
+//! # Ok::<(), fido_transport::Error>(())
+//! ```
 
 #[doc(hidden)]
 pub mod fuzzing;

@@ -89,12 +89,34 @@ fn thread_cpu() -> Option<Duration> {
     Some(Duration::from_nanos(ns))
 }
 
+/// Per-step deltas of the client's counters.
+#[derive(Default)]
+struct Steps {
+    last: TransferStats,
+    list: Vec<(&'static str, TransferStats)>,
+}
+
+impl Steps {
+    fn mark(&mut self, now: TransferStats, name: &'static str) {
+        self.list.push((
+            name,
+            TransferStats {
+                round_trips: now.round_trips - self.last.round_trips,
+                bytes_sent: now.bytes_sent - self.last.bytes_sent,
+                bytes_received: now.bytes_received - self.last.bytes_received,
+            },
+        ));
+        self.last = now;
+    }
+}
+
 struct Run {
     cpu: Option<Duration>,
     wall: Duration,
     ctap: TransferStats,
     reports_out: u64,
     reports_in: u64,
+    steps: Vec<(&'static str, TransferStats)>,
 }
 
 fn one_run() -> Result<Run, Error> {
@@ -113,14 +135,20 @@ fn one_run() -> Result<Run, Error> {
 
     let transport = CtapHidTransport::new(pipe)?;
     let mut key = Authenticator::new(transport);
+    let mut steps = Steps::default();
+    let mut mark = |key: &Authenticator<_>, name| steps.mark(key.stats(), name);
     key.info()?;
+    mark(&key, "getInfo");
     key.set_pin(PIN)?;
+    mark(&key, "setPIN");
     let token = key.pin_token(
         PIN,
         Permissions::MAKE_CREDENTIAL | Permissions::AUTHENTICATOR_CONFIG,
         Some(RP),
     )?;
+    mark(&key, "PIN/UV auth token");
     key.set_min_pin_length(Some(8), &[RP.to_owned()], false, Some(&token))?;
+    mark(&key, "setMinPINLength");
     let args = MakeCredentialArgs::new(
         [0x42; 32],
         RpEntity {
@@ -137,6 +165,7 @@ fn one_run() -> Result<Run, Error> {
     made.attestation
         .verify(&args.client_data_hash)
         .map_err(|e| Error::Core(e.into()))?;
+    mark(&key, "makeCredential");
 
     let wall = wall_start.elapsed();
     let cpu = match (cpu_start, thread_cpu()) {
@@ -149,6 +178,7 @@ fn one_run() -> Result<Run, Error> {
         ctap: key.stats(),
         reports_out: written.load(Ordering::Relaxed),
         reports_in: read.load(Ordering::Relaxed),
+        steps: steps.list,
     })
 }
 
@@ -199,5 +229,12 @@ fn main() -> Result<(), Error> {
         first.reports_in,
         first.reports_in * REPORT_LEN as u64
     );
+    println!("per step (round trips, bytes sent, bytes received; the getInfo re-read after a change counts in the next step):");
+    for (name, s) in &first.steps {
+        println!(
+            "  {name:<20} {:>2} round trips {:>5} B out {:>5} B in",
+            s.round_trips, s.bytes_sent, s.bytes_received
+        );
+    }
     Ok(())
 }

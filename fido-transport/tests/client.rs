@@ -523,3 +523,46 @@ fn large_blob_array_round_trips_in_fragments() {
         Err(Error::InvalidArgument(_))
     ));
 }
+
+#[test]
+fn enumeration_over_several_rps_uses_one_token_throughout() {
+    let (mut a, _) = key_with_pin(SoftConfig::default());
+    let rps = ["a.example", "b.example", "c.example"];
+    for (i, id) in rps.iter().enumerate() {
+        let t = a
+            .pin_token(PIN, Permissions::MAKE_CREDENTIAL, Some(id))
+            .unwrap();
+        let args = MakeCredentialArgs::new(
+            [i as u8; 32],
+            RpEntity {
+                id: (*id).into(),
+                name: None,
+            },
+            user(i as u8, "u"),
+        );
+        a.make_credential(&args, Some(&t), &mut |_| {}).unwrap();
+    }
+    let t = a
+        .pin_token(PIN, Permissions::CREDENTIAL_MANAGEMENT, None)
+        .unwrap();
+    let before = a.stats().round_trips;
+    let mut found: Vec<String> = a
+        .enumerate_rps(&t)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.rp.id)
+        .collect();
+    found.sort();
+    assert_eq!(found, rps);
+    // Begin plus two GetNext, nothing else in between (no token re-acquired).
+    assert_eq!(a.stats().round_trips - before, 3);
+}
+
+#[test]
+fn a_boxed_transport_chosen_at_run_time_works() {
+    let soft = SoftAuthenticator::new(SoftConfig::default()).unwrap();
+    let boxed: Box<dyn Transport> = Box::new(SoftTransport::new(soft));
+    let mut a = Authenticator::new(boxed);
+    a.set_pin(PIN).unwrap();
+    assert_eq!(a.pin_retries().unwrap().retries, 8);
+}

@@ -281,10 +281,17 @@ fn set_min_pin_length_with_rp_ids_and_forced_change() {
         a.set_min_pin_length(None, &three, false, Some(&t)),
         Err(Error::Unsupported(_))
     ));
+    // No token until the PIN is changed.
+    assert!(matches!(
+        a.pin_token(PIN, Permissions::AUTHENTICATOR_CONFIG, None),
+        Err(Error::Ctap(CtapStatus::PinPolicyViolation))
+    ));
     // The new PIN must meet the new minimum; then the forced change is cleared.
     assert!(a.change_pin(PIN, "12345").is_err());
     a.change_pin(PIN, "123456").unwrap();
     assert_ne!(a.info().unwrap().force_pin_change, Some(true));
+    a.pin_token("123456", Permissions::AUTHENTICATOR_CONFIG, None)
+        .unwrap();
 }
 
 #[test]

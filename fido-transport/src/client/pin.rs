@@ -172,7 +172,9 @@ impl<T: Transport> Authenticator<T> {
     /// A PIN/UV auth token from the PIN with exactly `permissions`, bound to `rp_id`
     /// (required for makeCredential / getAssertion permissions). Uses
     /// getPinUvAuthTokenUsingPinWithPermissions on CTAP 2.1 keys and getPinToken on
-    /// CTAP 2.0 keys (whose tokens carry no permissions).
+    /// CTAP 2.0 keys (whose tokens carry no permissions). While getInfo says
+    /// `forcePINChange`, refused with PIN_POLICY_VIOLATION before the PIN is sent:
+    /// change the PIN first.
     pub fn pin_token(
         &mut self,
         pin: &str,
@@ -184,6 +186,10 @@ impl<T: Transport> Authenticator<T> {
             return Err(Error::InvalidArgument(
                 "no PIN is set on this key: set one with set_pin".into(),
             ));
+        }
+        if info.force_pin_change == Some(true) {
+            // The key would verify the PIN and then refuse; say why before sending it.
+            return Err(Error::Ctap(CtapStatus::PinPolicyViolation));
         }
         let pin = Pin::new(pin).map_err(pin_error)?;
         let with_permissions = info.supports_option("pinUvAuthToken") == Some(true);

@@ -560,6 +560,18 @@ fn pin_token_refuses_bad_requests_locally() {
 }
 
 #[test]
+fn pin_token_is_refused_while_a_pin_change_is_forced() {
+    let mut info = info21();
+    info.force_pin_change = Some(true);
+    let (mut a, s) = key(info, no_hook);
+    assert!(matches!(
+        a.pin_token(PIN, Permissions::MAKE_CREDENTIAL, Some("example.com")),
+        Err(Error::Ctap(CtapStatus::PinPolicyViolation))
+    ));
+    assert_eq!(sent_count(&s), 1);
+}
+
+#[test]
 fn uv_token_uses_built_in_verification_and_reports_progress() {
     let (mut a, s) = key(info21(), no_hook);
     let mut seen = 0;

@@ -706,3 +706,14 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn decision_types_are_send_sync_and_owned() {
+    fn check<T: Send + Sync + 'static>() {}
+    check::<TemplateSet>();
+    check::<DeviceFacts>();
+    check::<KeyFacts>();
+    check::<Plan>();
+    check::<TransitionError>();
+    check::<TemplateError>();
+}

@@ -78,13 +78,14 @@ fn unknown_toml_field_is_named_with_position() {
         TemplateError::UnknownField {
             format: Format::Toml,
             field: "colour".into(),
+            path: "credential.fido2.colour".into(),
             line: Some(line),
             column: Some(1),
         }
     );
     assert_eq!(
         err.to_string(),
-        format!("TOML template: unknown field `colour` at line {line}, column 1")
+        format!("TOML template: unknown field `credential.fido2.colour` at line {line}, column 1")
     );
 }
 
@@ -108,6 +109,38 @@ fn unknown_json_field_is_named() {
         }
         other => panic!("expected UnknownField, got {other:?}"),
     }
+}
+
+#[test]
+fn unknown_field_in_inline_table_and_top_level() {
+    let text = TOML.replace("kind = \"entra\",", "kind = \"entra\", tenant = \"x\",");
+    match TemplateSet::from_toml_str(&text).unwrap_err() {
+        TemplateError::UnknownField { path, .. } => assert_eq!(path, "passkey.entra.idp.tenant"),
+        other => panic!("expected UnknownField, got {other:?}"),
+    }
+    let text = format!("version = 2\n{TOML}");
+    match TemplateSet::from_toml_str(&text).unwrap_err() {
+        TemplateError::UnknownField {
+            path, line, column, ..
+        } => {
+            assert_eq!(path, "version");
+            assert_eq!((line, column), (Some(1), Some(1)));
+        }
+        other => panic!("expected UnknownField, got {other:?}"),
+    }
+}
+
+#[test]
+fn trailing_json_is_refused() {
+    let text = format!("{JSON} {{}}");
+    assert!(matches!(
+        TemplateSet::from_json_str(&text),
+        Err(TemplateError::Parse {
+            format: Format::Json,
+            line: Some(_),
+            ..
+        })
+    ));
 }
 
 #[test]

@@ -106,12 +106,14 @@ pub enum TemplateError {
         path: String,
     },
     /// The document names a field templates do not have (typos are not ignored).
-    #[error("{format} template: unknown field `{field}`{}", position(*line, *column))]
+    #[error("{format} template: unknown field `{path}`{}", position(*line, *column))]
     UnknownField {
         /// The format parsed.
         format: Format,
         /// The unknown field's name.
         field: String,
+        /// Its dotted path, e.g. `credential.fido2.colour`.
+        path: String,
         /// 1-based line, when the parser tells it.
         line: Option<usize>,
         /// 1-based column, when the parser tells it.
@@ -446,7 +448,7 @@ pub struct TemplateSet {
 impl TemplateSet {
     /// Parse a TOML document and validate it.
     pub fn from_toml_str(text: &str) -> Result<Self, TemplateError> {
-        let set: TemplateSet = toml::from_str(text).map_err(|e| {
+        let toml_error = |e: &toml::de::Error, path: Option<String>| {
             let (line, column) = match e.span() {
                 Some(span) => {
                     let (l, c) = line_col(text, span.start);
@@ -454,14 +456,19 @@ impl TemplateSet {
                 }
                 None => (None, None),
             };
-            parse_error(Format::Toml, e.message().trim(), line, column)
+            parse_error(Format::Toml, e.message().trim(), path, line, column)
+        };
+        let de = toml::Deserializer::parse(text).map_err(|e| toml_error(&e, None))?;
+        let set: TemplateSet = serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            toml_error(e.inner(), Some(path))
         })?;
         set.finish()
     }
 
     /// Parse a JSON document and validate it.
     pub fn from_json_str(text: &str) -> Result<Self, TemplateError> {
-        let set: TemplateSet = serde_json::from_str(text).map_err(|e| {
+        let json_error = |e: &serde_json::Error, path: Option<String>| {
             let (line, column) = if e.line() == 0 {
                 (None, None)
             } else {
@@ -473,8 +480,14 @@ impl TemplateSet {
                 Some(i) => full.get(..i).unwrap_or(&full).to_owned(),
                 None => full,
             };
-            parse_error(Format::Json, &message, line, column)
+            parse_error(Format::Json, &message, path, line, column)
+        };
+        let mut de = serde_json::Deserializer::from_str(text);
+        let set: TemplateSet = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let path = e.path().to_string();
+            json_error(e.inner(), Some(path))
         })?;
+        de.end().map_err(|e| json_error(&e, None))?;
         set.finish()
     }
 
@@ -555,14 +568,21 @@ impl CredentialTemplate {
 fn parse_error(
     format: Format,
     message: &str,
+    path: Option<String>,
     line: Option<usize>,
     column: Option<usize>,
 ) -> TemplateError {
     if let Some(rest) = message.strip_prefix("unknown field `") {
         if let Some(end) = rest.find('`') {
+            let field = rest.get(..end).unwrap_or(rest).to_owned();
+            let path = match path {
+                Some(p) if p != "." && !p.is_empty() => p,
+                _ => field.clone(),
+            };
             return TemplateError::UnknownField {
                 format,
-                field: rest.get(..end).unwrap_or(rest).to_owned(),
+                field,
+                path,
                 line,
                 column,
             };
@@ -630,6 +650,7 @@ mod tests {
         let e = parse_error(
             Format::Json,
             "unknown field `colour`, expected one of",
+            Some(".".into()),
             None,
             None,
         );
@@ -638,6 +659,7 @@ mod tests {
             TemplateError::UnknownField {
                 format: Format::Json,
                 field: "colour".into(),
+                path: "colour".into(),
                 line: None,
                 column: None
             }

@@ -26,6 +26,7 @@ fn key() -> DeviceFacts {
             authnr_cfg: true,
             set_min_pin_length: true,
             always_uv: true,
+            always_uv_enabled: false,
             client_pin_set: false,
         },
         max_rpids_for_set_min_pin_length: Some(1),
@@ -630,6 +631,7 @@ fn device_facts() -> impl Strategy<Value = Option<DeviceFacts>> {
                     authnr_cfg: b[3],
                     set_min_pin_length: b[4],
                     always_uv: b[5],
+                    always_uv_enabled: b[5] && b[6],
                     client_pin_set: b[6],
                 },
                 max_rpids_for_set_min_pin_length: max,
@@ -716,4 +718,32 @@ fn decision_types_are_send_sync_and_owned() {
     check::<Plan>();
     check::<TransitionError>();
     check::<TemplateError>();
+}
+
+#[test]
+fn always_uv_already_on_is_not_toggled_off() {
+    let mut d = key();
+    d.options.always_uv_enabled = true;
+    let p = plan(
+        Operation::Issue,
+        &templates(),
+        &KeyFacts::new(S::Blank),
+        Some(&d),
+        NOW,
+    )
+    .unwrap();
+    assert!(!p.steps.contains(&Step::EnableAlwaysUv));
+    // After a reset the option's state is unknown, so the step (read, then toggle if off) stays.
+    let mut t = templates();
+    t.credential.fido2.reset_before_issuance = true;
+    d.can_reset_in_place = true;
+    let p = plan(
+        Operation::Issue,
+        &t,
+        &KeyFacts::new(S::Blank),
+        Some(&d),
+        NOW,
+    )
+    .unwrap();
+    assert!(p.steps.contains(&Step::EnableAlwaysUv));
 }

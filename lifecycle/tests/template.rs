@@ -645,6 +645,7 @@ fn capable_key() -> DeviceFacts {
             authnr_cfg: true,
             set_min_pin_length: true,
             always_uv: true,
+            always_uv_enabled: false,
             client_pin_set: false,
         },
         max_rpids_for_set_min_pin_length: Some(2),
@@ -915,4 +916,84 @@ fn unknown_or_missing_attribute_is_a_problem() {
             "display name is empty after mapping"
         ))
     );
+}
+
+#[test]
+fn set_min_pin_length_needs_authenticator_config() {
+    let mut t = base();
+    t.credential.fido2.min_pin_length_rp_ids.clear();
+    t.credential.fido2.always_uv = false;
+    let mut d = capable_key();
+    d.options.authnr_cfg = false;
+    assert_eq!(
+        device_problems(&t, &d),
+        one(
+            "credential.fido2.min_pin_length",
+            "this key does not support CTAP 2.1 setMinPINLength"
+        )
+    );
+}
+
+#[test]
+fn oversized_document_is_refused_before_parsing() {
+    let big = " ".repeat(lifecycle::template::MAX_TEMPLATE_BYTES + 1);
+    let want = TemplateError::TooLarge {
+        size: big.len() as u64,
+        max: lifecycle::template::MAX_TEMPLATE_BYTES,
+    };
+    assert_eq!(TemplateSet::from_toml_str(&big), Err(want.clone()));
+    assert_eq!(TemplateSet::from_json_str(&big), Err(want));
+}
+
+#[test]
+fn passkey_name_must_match_its_key() {
+    let mut t = base();
+    entra(&mut t).name = "other".into();
+    assert_eq!(
+        problems(&t),
+        one(
+            "passkey.entra.name",
+            "name \"other\" differs from the template's key \"entra\" (call TemplateSet::fill_names after building templates in code)"
+        )
+    );
+    t.fill_names();
+    assert_eq!(problems(&t), vec![]);
+}
+
+mod never_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn arbitrary_text(text in "\\PC{0,300}") {
+            let _ = TemplateSet::from_toml_str(&text);
+            let _ = TemplateSet::from_json_str(&text);
+        }
+
+        #[test]
+        fn mutated_example(cut in 0usize..2000, insert in "[ \\[\\]{}=,\"a-z0-9\n]{0,8}") {
+            for src in [TOML, JSON] {
+                let mut text: String = src.chars().take(cut).collect();
+                text.push_str(&insert);
+                text.extend(src.chars().skip(cut + 1));
+                if let Err(TemplateError::Parse { line: Some(l), .. }) = TemplateSet::from_toml_str(&text) {
+                    prop_assert!(l >= 1 && l <= text.lines().count() + 1);
+                }
+                let _ = TemplateSet::from_json_str(&text);
+            }
+        }
+
+        #[test]
+        fn any_display_name_pattern(pattern in "\\PC{0,60}", value in "\\PC{0,60}") {
+            let mut t = base();
+            entra(&mut t).display_name = pattern;
+            let _ = t.validate();
+            let a = attrs(&[("displayName", &value), ("serial", "1")]);
+            if let Ok(name) = render_display_name(&t.passkey["entra"], &a) {
+                prop_assert!(name.chars().count() <= 30);
+                prop_assert!(!name.is_empty());
+            }
+        }
+    }
 }

@@ -93,7 +93,9 @@ pub enum Step {
         /// Demand a new PIN on first use.
         force_change_pin: bool,
     },
-    /// `toggleAlwaysUv` to on.
+    /// Make sure always-UV is on: `toggleAlwaysUv` flips the option, so the engine reads
+    /// `getInfo` first and toggles only when it is off. Left out when the key already has it
+    /// on and is not reset.
     EnableAlwaysUv,
     /// Enrol fingerprints.
     EnrollFingerprints {
@@ -291,7 +293,7 @@ fn issue(
             force_change_pin: o.force_change_pin,
         });
     }
-    if o.always_uv {
+    if o.always_uv && (o.reset_before_issuance || !device.options.always_uv_enabled) {
         steps.push(Step::EnableAlwaysUv);
     }
     if let Some(bio) = &o.bio {

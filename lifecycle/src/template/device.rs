@@ -25,8 +25,10 @@ pub struct DeviceOptions {
     pub authnr_cfg: bool,
     /// `setMinPINLength`.
     pub set_min_pin_length: bool,
-    /// `alwaysUv`: `toggleAlwaysUv`.
+    /// `alwaysUv` is present: the key supports `toggleAlwaysUv`.
     pub always_uv: bool,
+    /// `alwaysUv` is `true`: always-UV is on now (`toggleAlwaysUv` flips, so this matters).
+    pub always_uv_enabled: bool,
     /// `clientPin` is `true`: a PIN is already set.
     pub client_pin_set: bool,
 }
@@ -96,8 +98,9 @@ pub(crate) fn device_problems(o: &Fido2Options, d: &DeviceFacts) -> Vec<Problem>
             "bio enrolment needs a key with bioEnroll; this key has no fingerprint enrolment",
         ));
     }
+    let set_min_supported = d.ctap21 && d.options.set_min_pin_length && d.options.authnr_cfg;
     let needs_set_min = o.min_pin_length.is_some() || o.force_change_pin;
-    if needs_set_min && !(d.ctap21 && d.options.set_min_pin_length) {
+    if needs_set_min && !set_min_supported {
         let field = if o.min_pin_length.is_some() {
             "min_pin_length"
         } else {
@@ -110,7 +113,7 @@ pub(crate) fn device_problems(o: &Fido2Options, d: &DeviceFacts) -> Vec<Problem>
     }
     if !o.min_pin_length_rp_ids.is_empty() {
         let field = format!("{F}.min_pin_length_rp_ids");
-        if !(d.has_extension("minPinLength") && d.ctap21 && d.options.set_min_pin_length) {
+        if !(d.has_extension("minPinLength") && set_min_supported) {
             p.push(Problem::new(
                 field,
                 "this key does not support the minPinLength extension: RP ids for it are refused, not dropped; remove them or use a key with the extension",

@@ -43,6 +43,9 @@ pub const CHALLENGE_TIMEOUT_MIN_MINUTES: i64 = 5;
 /// Longest challenge timeout, in minutes (30 days).
 pub const CHALLENGE_TIMEOUT_MAX_MINUTES: i64 = 43_200;
 
+/// The largest template document accepted, in bytes.
+pub const MAX_TEMPLATE_BYTES: usize = 1 << 20;
+
 /// One validation problem: the field it concerns and what is wrong with it.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Problem {
@@ -98,6 +101,14 @@ pub enum TemplateError {
         path: String,
         /// The operating system's reason.
         message: String,
+    },
+    /// The document is larger than [`MAX_TEMPLATE_BYTES`].
+    #[error("template document is {size} bytes; at most {max} are accepted")]
+    TooLarge {
+        /// Its size in bytes.
+        size: u64,
+        /// The limit.
+        max: usize,
     },
     /// The file's extension says neither TOML nor JSON.
     #[error("cannot tell the format of template file {path}: use a .toml or .json extension")]
@@ -448,6 +459,7 @@ pub struct TemplateSet {
 impl TemplateSet {
     /// Parse a TOML document and validate it.
     pub fn from_toml_str(text: &str) -> Result<Self, TemplateError> {
+        check_size(text.len() as u64)?;
         let toml_error = |e: &toml::de::Error, path: Option<String>| {
             let (line, column) = match e.span() {
                 Some(span) => {
@@ -468,6 +480,7 @@ impl TemplateSet {
 
     /// Parse a JSON document and validate it.
     pub fn from_json_str(text: &str) -> Result<Self, TemplateError> {
+        check_size(text.len() as u64)?;
         let json_error = |e: &serde_json::Error, path: Option<String>| {
             let (line, column) = if e.line() == 0 {
                 (None, None)
@@ -507,10 +520,13 @@ impl TemplateSet {
             Some(e) if e.eq_ignore_ascii_case("json") => Format::Json,
             _ => return Err(TemplateError::UnknownFormat { path: shown }),
         };
-        let text = std::fs::read_to_string(path).map_err(|e| TemplateError::Io {
-            path: shown,
+        let io = |e: std::io::Error| TemplateError::Io {
+            path: shown.clone(),
             message: e.to_string(),
-        })?;
+        };
+        // Refuse oversized files before reading them.
+        check_size(std::fs::metadata(path).map_err(io)?.len())?;
+        let text = std::fs::read_to_string(path).map_err(io)?;
         Self::from_str_as(format, &text)
     }
 
@@ -544,10 +560,16 @@ impl TemplateSet {
         self.credential.check_device(device)
     }
 
-    fn finish(mut self) -> Result<Self, TemplateError> {
+    /// Copy each passkey template's key into its `name` (loaders do this; call it after
+    /// building a set in code).
+    pub fn fill_names(&mut self) {
         for (name, t) in self.passkey.iter_mut() {
             t.name.clone_from(name);
         }
+    }
+
+    fn finish(mut self) -> Result<Self, TemplateError> {
+        self.fill_names();
         self.validate()?;
         Ok(self)
     }
@@ -563,6 +585,16 @@ impl CredentialTemplate {
             Err(TemplateError::Invalid(problems))
         }
     }
+}
+
+fn check_size(size: u64) -> Result<(), TemplateError> {
+    if size > MAX_TEMPLATE_BYTES as u64 {
+        return Err(TemplateError::TooLarge {
+            size,
+            max: MAX_TEMPLATE_BYTES,
+        });
+    }
+    Ok(())
 }
 
 fn parse_error(

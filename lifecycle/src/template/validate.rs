@@ -89,6 +89,12 @@ fn passkey(name: &str, t: &PasskeyTemplate, p: &mut Vec<Problem>) {
             format!("passkey template name {name:?} {NAME_RULE}"),
         ));
     }
+    if t.name != name {
+        p.push(Problem::new(
+            format!("{f}.name"),
+            format!("name {:?} differs from the template's key {name:?} (call TemplateSet::fill_names after building templates in code)", t.name),
+        ));
+    }
     if !is_name(&t.idp.connection) {
         p.push(Problem::new(
             format!("{f}.idp.connection"),

@@ -997,3 +997,22 @@ mod never_panics {
         }
     }
 }
+
+#[test]
+fn every_shipped_template_loads() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("templates");
+    let mut loaded = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let set = TemplateSet::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(
+            set.passkey_templates().len(),
+            set.credential.passkey_templates.len()
+        );
+        loaded += 1;
+    }
+    assert!(loaded >= 3);
+    let minimal = TemplateSet::load(&dir.join("entra-v1-minimal.toml")).unwrap();
+    assert_eq!(minimal.passkey["entra"].challenge_timeout_ms(), 5 * 60_000);
+    assert!(minimal.credential.lifecycle.auto_initiate_after_issuance);
+}

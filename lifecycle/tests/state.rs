@@ -683,12 +683,21 @@ proptest! {
 
     #[test]
     fn plan_is_deterministic_and_consistent(
-        op in operation(),
+        any_op in operation(),
+        pick_allowed in any::<bool>(),
+        pick in any::<proptest::sample::Index>(),
         t in template_variant(),
         k in key_facts(),
         d in device_facts(),
         now in any::<u64>(),
     ) {
+        // Half the cases ask for an operation the state allows, so plans get built too.
+        let allowed = allowed_operations(k.state);
+        let op = if pick_allowed && !allowed.is_empty() {
+            allowed[pick.index(allowed.len())]
+        } else {
+            any_op
+        };
         let a = plan(op, &t, &k, d.as_ref(), now);
         let b = plan(op, &t, &k, d.as_ref(), now);
         prop_assert_eq!(format!("{a:?}"), format!("{b:?}"));

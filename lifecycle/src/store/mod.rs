@@ -336,12 +336,14 @@ impl Transition {
     }
 }
 
-/// Changes committed together or not at all, applied in field order: users, the
+/// Changes committed together or not at all, applied in field order: users, new keys, the
 /// transition, passkeys, pending registrations, journal, audit.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UnitOfWork {
     /// Users to insert or update.
     pub users: Vec<UserRecord>,
+    /// Keys to record (bulk import); each starts Blank at version 1.
+    pub create_keys: Vec<NewKey>,
     /// A compare-and-set state change.
     pub transition: Option<Transition>,
     /// Passkeys to add (duplicate -> [`StoreError::Duplicate`]).
@@ -364,6 +366,8 @@ pub struct UnitOfWork {
 /// What a committed [`UnitOfWork`] produced.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Committed {
+    /// The keys created, in order.
+    pub created_keys: Vec<KeyRecord>,
     /// The key after the transition, if there was one.
     pub key: Option<KeyRecord>,
     /// The journal entries created, in order.

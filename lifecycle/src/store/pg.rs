@@ -196,6 +196,22 @@ impl PgStore {
         tx.commit().map_err(backend)?;
         Ok(out)
     }
+
+    /// Runs `f` in one read-only transaction.
+    fn read<T>(&self, f: impl FnOnce(&mut dyn Sql) -> Result<T>) -> Result<T> {
+        let mut client = self.client.lock().unwrap_or_else(PoisonError::into_inner);
+        if client.is_closed() {
+            *client = self.config.connect(NoTls).map_err(backend)?;
+        }
+        let mut tx = client
+            .build_transaction()
+            .read_only(true)
+            .start()
+            .map_err(backend)?;
+        let out = f(&mut tx)?;
+        tx.commit().map_err(backend)?;
+        Ok(out)
+    }
 }
 
 sql::impl_store!(PgStore);

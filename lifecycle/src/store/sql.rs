@@ -804,6 +804,9 @@ pub(crate) fn commit(sql: &mut dyn Sql, w: &UnitOfWork, now: UnixMillis) -> Resu
     for u in &w.users {
         upsert_user(sql, u)?;
     }
+    for k in &w.create_keys {
+        out.created_keys.push(create_key(sql, k, now)?);
+    }
     if let Some(tr) = &w.transition {
         out.key = Some(apply_transition(sql, tr, now)?);
     }
@@ -832,12 +835,13 @@ pub(crate) fn commit(sql: &mut dyn Sql, w: &UnitOfWork, now: UnixMillis) -> Resu
 }
 
 /// Implements [`super::Store`] for a backend type with a method
-/// `fn tx<T>(&self, f: impl FnOnce(&mut dyn Sql) -> Result<T>) -> Result<T>`.
+/// `fn tx<T>(&self, f: impl FnOnce(&mut dyn Sql) -> Result<T>) -> Result<T>` (a write
+/// transaction) and a method `read` of the same shape (a read-only one).
 macro_rules! impl_store {
     ($ty:ty) => {
         impl $crate::store::Store for $ty {
             fn schema_version(&self) -> $crate::store::Result<u32> {
-                self.tx(|s| $crate::store::sql::schema_version(s))
+                self.read(|s| $crate::store::sql::schema_version(s))
             }
             fn upsert_user(&self, user: &$crate::store::UserRecord) -> $crate::store::Result<()> {
                 self.tx(|s| $crate::store::sql::upsert_user(s, user))
@@ -846,7 +850,7 @@ macro_rules! impl_store {
                 &self,
                 user_id: &str,
             ) -> $crate::store::Result<Option<$crate::store::UserRecord>> {
-                self.tx(|s| $crate::store::sql::get_user(s, user_id))
+                self.read(|s| $crate::store::sql::get_user(s, user_id))
             }
             fn create_key(
                 &self,
@@ -859,13 +863,13 @@ macro_rules! impl_store {
                 &self,
                 key_id: &str,
             ) -> $crate::store::Result<Option<$crate::store::KeyRecord>> {
-                self.tx(|s| $crate::store::sql::get_key(s, key_id))
+                self.read(|s| $crate::store::sql::get_key(s, key_id))
             }
             fn find_keys(
                 &self,
                 query: &$crate::store::KeyQuery,
             ) -> $crate::store::Result<Vec<$crate::store::KeyRecord>> {
-                self.tx(|s| $crate::store::sql::find_keys(s, query))
+                self.read(|s| $crate::store::sql::find_keys(s, query))
             }
             fn commit(
                 &self,
@@ -878,7 +882,7 @@ macro_rules! impl_store {
                 &self,
                 key_id: &str,
             ) -> $crate::store::Result<Vec<$crate::store::PasskeyRecord>> {
-                self.tx(|s| $crate::store::sql::list_passkeys(s, key_id))
+                self.read(|s| $crate::store::sql::list_passkeys(s, key_id))
             }
             fn take_pending(
                 &self,
@@ -891,19 +895,19 @@ macro_rules! impl_store {
                 &self,
                 key_id: &str,
             ) -> $crate::store::Result<Vec<$crate::store::PendingRegistration>> {
-                self.tx(|s| $crate::store::sql::pending_for_key(s, key_id))
+                self.read(|s| $crate::store::sql::pending_for_key(s, key_id))
             }
             fn pending_expiring_before(
                 &self,
                 t: $crate::store::UnixMillis,
             ) -> $crate::store::Result<Vec<$crate::store::PendingRegistration>> {
-                self.tx(|s| $crate::store::sql::pending_expiring_before(s, t))
+                self.read(|s| $crate::store::sql::pending_expiring_before(s, t))
             }
             fn query_audit(
                 &self,
                 query: &$crate::store::AuditQuery,
             ) -> $crate::store::Result<Vec<$crate::store::AuditRecord>> {
-                self.tx(|s| $crate::store::sql::query_audit(s, query))
+                self.read(|s| $crate::store::sql::query_audit(s, query))
             }
             fn journal_attempt(
                 &self,
@@ -916,12 +920,12 @@ macro_rules! impl_store {
                 &self,
                 id: i64,
             ) -> $crate::store::Result<Option<$crate::store::JournalEntry>> {
-                self.tx(|s| $crate::store::sql::journal_get(s, id))
+                self.read(|s| $crate::store::sql::journal_get(s, id))
             }
             fn journal_unfinished(
                 &self,
             ) -> $crate::store::Result<Vec<$crate::store::JournalEntry>> {
-                self.tx(|s| $crate::store::sql::journal_unfinished(s))
+                self.read(|s| $crate::store::sql::journal_unfinished(s))
             }
             fn put_transport_pin(
                 &self,
@@ -937,7 +941,7 @@ macro_rules! impl_store {
                 key_id: &str,
                 host_key: &$crate::store::PinKey,
             ) -> $crate::store::Result<Option<$crate::store::TransportPin>> {
-                self.tx(|s| $crate::store::sql::get_transport_pin(s, key_id, host_key))
+                self.read(|s| $crate::store::sql::get_transport_pin(s, key_id, host_key))
             }
             fn delete_transport_pin(&self, key_id: &str) -> $crate::store::Result<bool> {
                 self.tx(|s| $crate::store::sql::delete_transport_pin(s, key_id))

@@ -165,6 +165,18 @@ impl SqliteStore {
         tx.commit().map_err(backend)?;
         Ok(out)
     }
+
+    /// Runs `f` in one deferred (read) transaction: a consistent snapshot that does not
+    /// block other connections' writers (WAL).
+    fn read<T>(&self, f: impl FnOnce(&mut dyn Sql) -> Result<T>) -> Result<T> {
+        let mut conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut tx = conn
+            .transaction_with_behavior(TransactionBehavior::Deferred)
+            .map_err(backend)?;
+        let out = f(&mut tx)?;
+        tx.commit().map_err(backend)?;
+        Ok(out)
+    }
 }
 
 sql::impl_store!(SqliteStore);

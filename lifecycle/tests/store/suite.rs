@@ -128,6 +128,23 @@ pub fn keys_round_trip_and_find<B: Backend>(b: &B) {
     assert_eq!(ids(KeyQuery::BySerial("SN2".into())), ["k2", "k3"]);
     assert_eq!(ids(KeyQuery::ByAaguidSerial([9; 16], "SN2".into())), ["k3"]);
     assert!(ids(KeyQuery::ByAaguidSerial([9; 16], "SN1".into())).is_empty());
+
+    // Bulk creation is one unit: a duplicate anywhere rolls the whole batch back.
+    let batch = |ids: &[&str]| UnitOfWork {
+        create_keys: ids
+            .iter()
+            .map(|id| new_key(id, &format!("B-{id}")))
+            .collect(),
+        ..UnitOfWork::default()
+    };
+    assert!(matches!(
+        s.commit(batch(&["b1", "b2", "k1"]), 3000),
+        Err(StoreError::Duplicate { .. })
+    ));
+    assert_eq!(s.get_key("b1").unwrap(), None);
+    let done = s.commit(batch(&["b1", "b2"]), 3000).unwrap();
+    assert_eq!(done.created_keys.len(), 2);
+    assert_eq!(s.get_key("b2").unwrap().as_ref(), done.created_keys.get(1));
 }
 
 pub fn transition_compare_and_set<B: Backend>(b: &B) {

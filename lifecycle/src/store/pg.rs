@@ -4,8 +4,9 @@ use super::sql::{self, Dialect, Row, Sql, C, P};
 use super::{Result, StoreError};
 use postgres::error::SqlState;
 use postgres::types::{ToSql, Type};
-use postgres::{Client, Config, NoTls};
-use std::sync::{Mutex, PoisonError};
+use postgres::{Client, Config, NoTls, Statement};
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 /// Advisory lock key serialising migrations between stations ("KSMIGR" in ASCII).
 const MIGRATION_LOCK: i64 = 0x4b53_4d49_4752;
@@ -18,8 +19,31 @@ const MIGRATION_LOCK: i64 = 0x4b53_4d49_4752;
 /// stations racing for a key exactly one wins; migrations are serialised by an
 /// advisory lock, so stations may start together.
 pub struct PgStore {
-    client: Mutex<Client>,
+    conn: Mutex<Conn>,
     config: Config,
+}
+
+/// The connection and its prepared statements (valid for this connection only).
+struct Conn {
+    client: Client,
+    statements: HashMap<String, Statement>,
+}
+
+/// An open transaction plus the connection's statement cache.
+struct PgTx<'a> {
+    tx: postgres::Transaction<'a>,
+    statements: &'a mut HashMap<String, Statement>,
+}
+
+impl PgTx<'_> {
+    fn statement(&mut self, sql: &str) -> Result<Statement> {
+        if let Some(st) = self.statements.get(sql) {
+            return Ok(st.clone());
+        }
+        let st = self.tx.prepare(sql).map_err(backend)?;
+        self.statements.insert(sql.to_owned(), st.clone());
+        Ok(st)
+    }
 }
 
 impl core::fmt::Debug for PgStore {
@@ -98,13 +122,15 @@ fn cell(row: &postgres::Row, i: usize) -> Result<C> {
     Ok(c.unwrap_or(C::Null))
 }
 
-impl Sql for postgres::Transaction<'_> {
+impl Sql for PgTx<'_> {
     fn exec(&mut self, sql: &str, params: &[P]) -> Result<u64> {
-        run(params, |p| self.execute(sql, p)).map_err(backend)
+        let st = self.statement(sql)?;
+        run(params, |p| self.tx.execute(&st, p)).map_err(backend)
     }
 
     fn query(&mut self, sql: &str, params: &[P]) -> Result<Vec<Row>> {
-        let rows = run(params, |p| postgres::Transaction::query(self, sql, p)).map_err(backend)?;
+        let st = self.statement(sql)?;
+        let rows = run(params, |p| self.tx.query(&st, p)).map_err(backend)?;
         rows.iter()
             .map(|r| {
                 (0..r.len())
@@ -171,7 +197,10 @@ impl PgStore {
     fn with_config(config: Config, version: u32) -> Result<Self> {
         let client = config.connect(NoTls).map_err(backend)?;
         let store = PgStore {
-            client: Mutex::new(client),
+            conn: Mutex::new(Conn {
+                client,
+                statements: HashMap::new(),
+            }),
             config,
         };
         store.tx(|s| {
@@ -184,32 +213,39 @@ impl PgStore {
         Ok(store)
     }
 
-    /// Runs `f` in one transaction; commits if it returns `Ok`. Reconnects first if the
-    /// connection was lost.
-    fn tx<T>(&self, f: impl FnOnce(&mut dyn Sql) -> Result<T>) -> Result<T> {
-        let mut client = self.client.lock().unwrap_or_else(PoisonError::into_inner);
-        if client.is_closed() {
-            *client = self.config.connect(NoTls).map_err(backend)?;
+    /// The connection, reconnected (with an empty statement cache) if it was lost.
+    fn conn(&self) -> Result<MutexGuard<'_, Conn>> {
+        let mut conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        if conn.client.is_closed() {
+            conn.client = self.config.connect(NoTls).map_err(backend)?;
+            conn.statements.clear();
         }
-        let mut tx = client.transaction().map_err(backend)?;
+        Ok(conn)
+    }
+
+    /// Runs `f` in one transaction; commits if it returns `Ok`.
+    fn tx<T>(&self, f: impl FnOnce(&mut dyn Sql) -> Result<T>) -> Result<T> {
+        let mut guard = self.conn()?;
+        let Conn { client, statements } = &mut *guard;
+        let tx = client.transaction().map_err(backend)?;
+        let mut tx = PgTx { tx, statements };
         let out = f(&mut tx)?;
-        tx.commit().map_err(backend)?;
+        tx.tx.commit().map_err(backend)?;
         Ok(out)
     }
 
     /// Runs `f` in one read-only transaction.
     fn read<T>(&self, f: impl FnOnce(&mut dyn Sql) -> Result<T>) -> Result<T> {
-        let mut client = self.client.lock().unwrap_or_else(PoisonError::into_inner);
-        if client.is_closed() {
-            *client = self.config.connect(NoTls).map_err(backend)?;
-        }
-        let mut tx = client
+        let mut guard = self.conn()?;
+        let Conn { client, statements } = &mut *guard;
+        let tx = client
             .build_transaction()
             .read_only(true)
             .start()
             .map_err(backend)?;
+        let mut tx = PgTx { tx, statements };
         let out = f(&mut tx)?;
-        tx.commit().map_err(backend)?;
+        tx.tx.commit().map_err(backend)?;
         Ok(out)
     }
 }

@@ -7,8 +7,35 @@
 
 #[path = "store/backends.rs"]
 mod backends;
+#[path = "store/processes.rs"]
+mod processes;
 #[path = "store/suite.rs"]
 mod suite;
+
+use backends::Backend;
+
+/// Not a test of its own: the child process of the multi-process race tests.
+#[test]
+#[ignore = "worker process started by the *_processes_race tests"]
+fn race_worker() {
+    let target = std::env::var(processes::ENV_TARGET).expect("run by a race test");
+    let who = std::env::var(processes::ENV_WHO).expect("run by a race test");
+    let store = backends::open_target(&target);
+    processes::worker(store.as_ref(), &who);
+}
+
+#[test]
+fn sqlite_processes_race() {
+    let b = backends::Sqlite;
+    processes::race(&b.open("procs"), &b.target("procs"));
+}
+
+#[test]
+fn postgres_processes_race() {
+    if let Some(b) = backends::Postgres::from_env() {
+        processes::race(&b.open("procs"), &b.target("procs"));
+    }
+}
 
 macro_rules! both {
     ($($name:ident),* $(,)?) => {

@@ -18,6 +18,20 @@ pub trait Backend: Sync {
     fn raw_exec(&self, db: &str, sql: &str) -> Result<(), String>;
     /// Every byte of the named database at rest, where that can be read.
     fn raw_bytes(&self, db: &str) -> Vec<u8>;
+    /// A string another process passes to [`open_target`] to open the same database.
+    fn target(&self, db: &str) -> String;
+}
+
+/// Opens what [`Backend::target`] named (in a child process).
+pub fn open_target(target: &str) -> Box<dyn Store> {
+    if let Some(path) = target.strip_prefix("sqlite:") {
+        Box::new(SqliteStore::open(path).expect("open sqlite target"))
+    } else if let Some(schema) = target.strip_prefix("pg:") {
+        let pg = Postgres::from_env().expect("pg target without a server");
+        Box::new(PgStore::connect_in_schema(&pg.url, schema).expect("open pg target"))
+    } else {
+        panic!("unknown target {target:?}")
+    }
 }
 
 fn run_id() -> &'static str {
@@ -63,6 +77,9 @@ impl Backend for Sqlite {
             out.extend(std::fs::read(PathBuf::from(p)).unwrap_or_default());
         }
         out
+    }
+    fn target(&self, db: &str) -> String {
+        format!("sqlite:{}", Self::path(db).display())
     }
 }
 
@@ -117,6 +134,9 @@ impl Postgres {
 
 impl Backend for Postgres {
     type S = PgStore;
+    fn target(&self, db: &str) -> String {
+        format!("pg:{}", Self::schema(db))
+    }
     fn open(&self, db: &str) -> PgStore {
         PgStore::connect_in_schema(&self.url, &Self::schema(db)).expect("open pg")
     }

@@ -282,6 +282,10 @@ pub struct JournalEntry {
     pub created_ms: UnixMillis,
     /// When it last changed.
     pub updated_ms: UnixMillis,
+    /// The station that last claimed the entry for an attempt, if any.
+    pub claimed_by: Option<String>,
+    /// Until when that claim holds (0 if never claimed).
+    pub claimed_until_ms: UnixMillis,
 }
 
 /// How to find keys.
@@ -409,6 +413,16 @@ pub enum StoreError {
         id: i64,
         /// Its recorded status.
         status: JournalStatus,
+    },
+    /// Another station holds the lease on a journal entry.
+    #[error("journal entry {id} is claimed by {claimed_by} until {until_ms}")]
+    JournalBusy {
+        /// The entry.
+        id: i64,
+        /// The station holding it.
+        claimed_by: String,
+        /// When its lease ends (unix millis).
+        until_ms: UnixMillis,
     },
     /// A record with the same identity exists.
     #[error("duplicate {what}")]
@@ -571,8 +585,17 @@ pub trait Store: Send + Sync {
                 what: "journal append returned no entry".into(),
             })
     }
-    /// Counts an attempt of a pending entry (call before each IdP call).
-    fn journal_attempt(&self, id: i64, now: UnixMillis) -> Result<JournalEntry>;
+    /// Claims a pending entry for one attempt by `station` for `lease_ms` and counts the
+    /// attempt; call before each IdP call. Fails with [`StoreError::JournalBusy`] while
+    /// another station's lease runs (so two stations replaying after a restart never make
+    /// the same call at once), [`StoreError::JournalClosed`] once closed.
+    fn journal_claim(
+        &self,
+        id: i64,
+        station: &str,
+        now: UnixMillis,
+        lease_ms: i64,
+    ) -> Result<JournalEntry>;
     /// Closes an entry as done (idempotent).
     fn journal_done(&self, id: i64, result: Option<&str>, now: UnixMillis) -> Result<()> {
         self.commit(

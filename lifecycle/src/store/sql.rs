@@ -133,7 +133,7 @@ fn ver(v: u64, field: &'static str) -> Result<i64> {
 // ---------------------------------------------------------------------------------------
 
 /// Number of migrations; the schema version after all of them.
-pub(crate) const MIGRATION_COUNT: u32 = 2;
+pub(crate) const MIGRATION_COUNT: u32 = 3;
 
 const V1: &[&str] = &[
     "CREATE TABLE users (user_id TEXT PRIMARY KEY, upn TEXT NOT NULL UNIQUE, \
@@ -172,6 +172,12 @@ const V2: &[&str] = &[
     "CREATE INDEX pending_expiry ON pending_registrations (challenge_expires_ms)",
 ];
 
+/// Journal leases: which station is replaying an entry, until when.
+const V3: &[&str] = &[
+    "ALTER TABLE journal ADD COLUMN claimed_by TEXT",
+    "ALTER TABLE journal ADD COLUMN claimed_until_ms BIGINT NOT NULL DEFAULT 0",
+];
+
 const V2_SQLITE: &[&str] = &[
     "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit \
      BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END",
@@ -194,6 +200,7 @@ fn migration_sql(version: u32, dialect: Dialect) -> Vec<String> {
     let mut stmts: Vec<&str> = match version {
         1 => V1.to_vec(),
         2 => V2.to_vec(),
+        3 => V3.to_vec(),
         _ => Vec::new(),
     };
     if version == 2 {
@@ -339,8 +346,8 @@ fn audit_from(row: &Row) -> Result<AuditRecord> {
     })
 }
 
-const JOURNAL_COLS: &str =
-    "id, key_id, idp, operation, payload, status, attempts, result, created_ms, updated_ms";
+const JOURNAL_COLS: &str = "id, key_id, idp, operation, payload, status, attempts, result, \
+                            created_ms, updated_ms, claimed_by, claimed_until_ms";
 
 fn journal_from(row: &Row) -> Result<JournalEntry> {
     let op = row.text(3, "journal.operation")?;
@@ -363,6 +370,8 @@ fn journal_from(row: &Row) -> Result<JournalEntry> {
         result: row.opt_text(7, "journal.result")?,
         created_ms: row.int(8, "journal.created_ms")?,
         updated_ms: row.int(9, "journal.updated_ms")?,
+        claimed_by: row.opt_text(10, "journal.claimed_by")?,
+        claimed_until_ms: row.int(11, "journal.claimed_until_ms")?,
     })
 }
 
@@ -696,9 +705,14 @@ pub(crate) fn journal_get(sql: &mut dyn Sql, id: i64) -> Result<Option<JournalEn
 
 fn not_pending(sql: &mut dyn Sql, id: i64) -> StoreError {
     match journal_get(sql, id) {
-        Ok(Some(e)) => StoreError::JournalClosed {
+        Ok(Some(e)) if e.status != JournalStatus::Pending => StoreError::JournalClosed {
             id,
             status: e.status,
+        },
+        Ok(Some(e)) => StoreError::JournalBusy {
+            id,
+            claimed_by: e.claimed_by.unwrap_or_default(),
+            until_ms: e.claimed_until_ms,
         },
         Ok(None) => StoreError::NotFound {
             what: format!("journal entry {id}"),
@@ -740,13 +754,40 @@ fn journal_close(
     Ok(())
 }
 
-pub(crate) fn journal_attempt(sql: &mut dyn Sql, id: i64, now: UnixMillis) -> Result<JournalEntry> {
+pub(crate) fn journal_claim(
+    sql: &mut dyn Sql,
+    id: i64,
+    station: &str,
+    now: UnixMillis,
+    lease_ms: i64,
+) -> Result<JournalEntry> {
+    if station.is_empty() {
+        return Err(StoreError::Invalid {
+            field: "station",
+            reason: "empty".into(),
+        });
+    }
+    let until = now
+        .checked_add(lease_ms)
+        .filter(|_| lease_ms >= 0)
+        .ok_or_else(|| StoreError::Invalid {
+            field: "lease_ms",
+            reason: format!("{lease_ms} is negative or overflows"),
+        })?;
+    // Claimable when pending and the lease expired or is already ours.
     let rows = sql.query(
         &format!(
-            "UPDATE journal SET attempts = attempts + 1, updated_ms = $1 \
-             WHERE id = $2 AND status = $3 RETURNING {JOURNAL_COLS}"
+            "UPDATE journal SET attempts = attempts + 1, claimed_by = $1, claimed_until_ms = $2, \
+             updated_ms = $3 WHERE id = $4 AND status = $5 \
+             AND (claimed_until_ms <= $3 OR claimed_by = $1) RETURNING {JOURNAL_COLS}"
         ),
-        &[i(now), i(id), t(JournalStatus::Pending.as_str())],
+        &[
+            t(station),
+            i(until),
+            i(now),
+            i(id),
+            t(JournalStatus::Pending.as_str()),
+        ],
     )?;
     match first(rows, journal_from)? {
         Some(e) => Ok(e),
@@ -909,12 +950,14 @@ macro_rules! impl_store {
             ) -> $crate::store::Result<Vec<$crate::store::AuditRecord>> {
                 self.read(|s| $crate::store::sql::query_audit(s, query))
             }
-            fn journal_attempt(
+            fn journal_claim(
                 &self,
                 id: i64,
+                station: &str,
                 now: $crate::store::UnixMillis,
+                lease_ms: i64,
             ) -> $crate::store::Result<$crate::store::JournalEntry> {
-                self.tx(|s| $crate::store::sql::journal_attempt(s, id, now))
+                self.tx(|s| $crate::store::sql::journal_claim(s, id, station, now, lease_ms))
             }
             fn journal_get(
                 &self,

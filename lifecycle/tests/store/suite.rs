@@ -573,9 +573,36 @@ pub fn journal_lifecycle_and_replay<B: Backend>(b: &B) {
     assert_eq!(e1.operation, JournalOp::Register);
     assert_eq!(e1.payload, br#"{"method":"m1"}"#);
 
-    let a = s.journal_attempt(e2.id, 20).unwrap();
+    assert_eq!((e1.claimed_by.clone(), e1.claimed_until_ms), (None, 0));
+    let a = s.journal_claim(e2.id, "station-a", 20, 1_000).unwrap();
     assert_eq!((a.attempts, a.updated_ms), (1, 20));
-    assert_eq!(s.journal_attempt(e2.id, 21).unwrap().attempts, 2);
+    assert_eq!(a.claimed_by.as_deref(), Some("station-a"));
+    assert_eq!(a.claimed_until_ms, 1_020);
+    // Another station waits for the lease; the holder may renew it.
+    assert_eq!(
+        s.journal_claim(e2.id, "station-b", 500, 1_000).unwrap_err(),
+        StoreError::JournalBusy {
+            id: e2.id,
+            claimed_by: "station-a".into(),
+            until_ms: 1_020
+        }
+    );
+    assert_eq!(
+        s.journal_claim(e2.id, "station-a", 600, 1_000)
+            .unwrap()
+            .attempts,
+        2
+    );
+    // After the lease ends (a crashed station), another station takes over.
+    let b2 = s.journal_claim(e2.id, "station-b", 1_600, 1_000).unwrap();
+    assert_eq!(
+        (b2.attempts, b2.claimed_by.as_deref()),
+        (3, Some("station-b"))
+    );
+    assert!(matches!(
+        s.journal_claim(e2.id, "station-b", 1_601, -1),
+        Err(StoreError::Invalid { .. })
+    ));
 
     s.journal_done(e1.id, Some("method-42"), 30).unwrap();
     s.journal_done(e1.id, Some("method-42"), 31).unwrap(); // idempotent
@@ -587,8 +614,12 @@ pub fn journal_lifecycle_and_replay<B: Backend>(b: &B) {
         })
     ));
     assert!(matches!(
-        s.journal_attempt(e1.id, 33),
+        s.journal_claim(e1.id, "station-a", 33, 10),
         Err(StoreError::JournalClosed { .. })
+    ));
+    assert!(matches!(
+        s.journal_claim(9_999_999, "station-a", 33, 10),
+        Err(StoreError::NotFound { .. })
     ));
     assert!(matches!(
         s.journal_done(9_999_999, None, 1),
@@ -607,7 +638,8 @@ pub fn journal_lifecycle_and_replay<B: Backend>(b: &B) {
     let s = b.open("journal");
     let todo = s.journal_unfinished().unwrap();
     assert_eq!(todo.iter().map(|e| e.id).collect::<Vec<_>>(), [e2.id]);
-    assert_eq!(todo[0].attempts, 2);
+    assert_eq!(todo[0].attempts, 3);
+    assert_eq!(todo[0].claimed_by.as_deref(), Some("station-b"));
     assert_eq!(todo[0].operation, JournalOp::Delete);
 }
 
@@ -691,6 +723,15 @@ pub fn migrations_idempotent_and_from_older_schema<B: Backend>(b: &B) {
         )
     })
     .unwrap();
+    let journal_v1 = |blob: &str| {
+        format!(
+            "INSERT INTO journal (key_id, idp, operation, payload, status, attempts, result, created_ms, updated_ms) \
+             VALUES ('old1', 'entra', 'delete', {blob}, 'pending', 1, NULL, 5, 6)"
+        )
+    };
+    b.raw_exec("migr_old", &journal_v1("X'7b7d'"))
+        .or_else(|_| b.raw_exec("migr_old", &journal_v1("'\\x7b7d'")))
+        .unwrap();
     let s = b.open("migr_old");
     assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
     let k = s.get_key("old1").unwrap().unwrap();

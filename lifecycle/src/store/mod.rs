@@ -356,7 +356,7 @@ pub struct UnitOfWork {
     pub update_passkeys: Vec<PasskeyRecord>,
     /// Pending registrations to put (replacing one for the same key and IdP).
     pub put_pending: Vec<PendingRegistration>,
-    /// Pending registrations to remove, as (key id, IdP).
+    /// Pending registrations to remove, as (key id, IdP); absent ones are ignored.
     pub remove_pending: Vec<(String, String)>,
     /// Side effects to journal.
     pub journal: Vec<NewJournalEntry>,

@@ -180,3 +180,42 @@ impl SqliteStore {
 }
 
 sql::impl_store!(SqliteStore);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{NewKey, Store, SCHEMA_VERSION};
+
+    #[test]
+    fn in_memory_store_is_migrated_and_private() {
+        let a = SqliteStore::open_in_memory().unwrap();
+        let b = SqliteStore::open_in_memory().unwrap();
+        assert_eq!(a.path(), None);
+        assert_eq!(a.schema_version().unwrap(), SCHEMA_VERSION);
+        let key = NewKey {
+            key_id: "k".into(),
+            aaguid: [0; 16],
+            serial: String::new(),
+        };
+        a.create_key(&key, 1).unwrap();
+        assert!(a.get_key("k").unwrap().is_some());
+        assert!(b.get_key("k").unwrap().is_none());
+    }
+
+    #[test]
+    fn placeholders_become_numbered_sqlite_parameters() {
+        assert_eq!(dialect("a = $1 AND b = $12"), "a = ?1 AND b = ?12");
+    }
+
+    #[test]
+    fn constraint_errors_are_typed() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (x INTEGER PRIMARY KEY)")
+            .unwrap();
+        conn.execute("INSERT INTO t VALUES (1)", []).unwrap();
+        let err = conn.execute("INSERT INTO t VALUES (1)", []).unwrap_err();
+        assert!(matches!(backend(err), StoreError::Duplicate { .. }));
+        let err = conn.execute("INSERT INTO nope VALUES (1)", []).unwrap_err();
+        assert!(matches!(backend(err), StoreError::Backend(m) if m.contains("nope")));
+    }
+}

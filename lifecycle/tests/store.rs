@@ -88,3 +88,51 @@ fn records_serialize_with_state_names() {
     let bad = serde_json::json!({"ByState": "bogus"});
     assert!(serde_json::from_value::<lifecycle::store::KeyQuery>(bad).is_err());
 }
+
+#[test]
+fn connection_failures_are_typed_errors() {
+    use lifecycle::store::{PgStore, SqliteStore, StoreError};
+    let missing_dir = std::env::temp_dir().join("keysmith-no-such-dir/x/store.db");
+    assert!(matches!(
+        SqliteStore::open(missing_dir),
+        Err(StoreError::Backend(_))
+    ));
+    assert!(matches!(
+        PgStore::connect("postgresql://u@127.0.0.1:1/db?connect_timeout=2"),
+        Err(StoreError::Backend(_))
+    ));
+    assert!(matches!(
+        PgStore::connect("not a url ==="),
+        Err(StoreError::Backend(_))
+    ));
+    for bad in ["", "Public", "1abc", "a;drop table keys", &"x".repeat(64)] {
+        assert!(
+            matches!(
+                PgStore::connect_in_schema("postgresql://u@127.0.0.1:1/db", bad),
+                Err(StoreError::Invalid {
+                    field: "schema",
+                    ..
+                })
+            ),
+            "{bad:?}"
+        );
+    }
+}
+
+#[test]
+fn postgres_default_schema_connect() {
+    use lifecycle::store::{PgStore, Store, SCHEMA_VERSION};
+    if backends::Postgres::from_env().is_none() {
+        return;
+    }
+    // The plain connect path (public schema of the test database), twice: idempotent.
+    let url = backends::Postgres::url_from_env().expect("url");
+    let a = PgStore::connect(&url).unwrap();
+    assert_eq!(a.schema_version().unwrap(), SCHEMA_VERSION);
+    let b = PgStore::connect(&url).unwrap();
+    assert_eq!(b.schema_version().unwrap(), SCHEMA_VERSION);
+    assert!(
+        !format!("{a:?}").contains("keysmith:"),
+        "Debug must not print credentials"
+    );
+}

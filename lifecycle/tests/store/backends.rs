@@ -92,18 +92,7 @@ impl Postgres {
     /// The backend if `KEYSMITH_PG_URL` (env, or `target/pg/env`) names a server; else
     /// prints SKIPPED (or panics under CI).
     pub fn from_env() -> Option<Postgres> {
-        let from_file = || {
-            let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/pg/env");
-            let text = std::fs::read_to_string(file).ok()?;
-            text.lines()
-                .find_map(|l| l.strip_prefix("KEYSMITH_PG_URL="))
-                .map(|s| s.trim().to_owned())
-        };
-        match std::env::var("KEYSMITH_PG_URL")
-            .ok()
-            .filter(|s| !s.is_empty())
-            .or_else(from_file)
-        {
+        match Self::url_from_env() {
             Some(url) => Some(Postgres { url }),
             None if std::env::var_os("CI").is_some() => {
                 panic!("CI is set but KEYSMITH_PG_URL is not: run scripts/pg-start.sh first")
@@ -115,6 +104,21 @@ impl Postgres {
                 None
             }
         }
+    }
+
+    /// `KEYSMITH_PG_URL` from the environment, else from `target/pg/env`.
+    pub fn url_from_env() -> Option<String> {
+        let from_file = || {
+            let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/pg/env");
+            let text = std::fs::read_to_string(file).ok()?;
+            text.lines()
+                .find_map(|l| l.strip_prefix("KEYSMITH_PG_URL="))
+                .map(|s| s.trim().to_owned())
+        };
+        std::env::var("KEYSMITH_PG_URL")
+            .ok()
+            .filter(|s| !s.is_empty())
+            .or_else(from_file)
     }
 
     fn schema(db: &str) -> String {

@@ -47,7 +47,7 @@ data=$dir/data
 run=$dir/run
 mkdir -p "$run"
 chown "$owner" "$dir" "$run"
-# The owner must be able to reach the folder.
+# The owner must be able to reach the folder: add the search (x) bit on its parents.
 p=$dir
 while [ "$p" != / ]; do
   p=$(dirname "$p")
@@ -75,6 +75,7 @@ if as_owner "$bindir/pg_ctl" -D "$data" status >/dev/null 2>&1; then
 else
   while listening "$port"; do port=$((port + 1)); done
   say "starting on 127.0.0.1:$port"
+  # A throw-away test cluster: fsync=off trades crash safety of the cluster for speed.
   as_owner "$bindir/pg_ctl" -D "$data" -l "$dir/postgres.log" -w -t 60 \
     -o "-p $port -k $run -c listen_addresses=127.0.0.1 -c max_connections=100 -c fsync=off" start >/dev/null \
     || { tail -20 "$dir/postgres.log" >&2; fail "postgres did not start"; }

@@ -1,10 +1,638 @@
 //! The durable repository: a store trait with SQLite and PostgreSQL implementations.
+//!
+//! The engine talks to a [`Store`]: keys, users, passkeys, pending registrations, the
+//! append-only audit log, the IdP side-effect journal and the encrypted transport PINs.
+//! Two implementations pass the same test suite: [`SqliteStore`] (embedded, the default)
+//! and [`PgStore`] (one PostgreSQL database shared by several CMS stations).
+//!
+//! Design rules:
+//! - Records are owned, serde-friendly plain data; no dependency types cross the API.
+//! - Time is passed in (`now`, unix milliseconds); the store never reads a clock.
+//! - A key's state changes only by compare-and-set ([`Transition`]: expected state and
+//!   version). A second operator racing for the same key gets [`StoreError::Conflict`],
+//!   never a double issue.
+//! - A [`UnitOfWork`] commits a state change, journal entries and audit records together
+//!   or not at all, so "journal before the IdP call" is one atomic step.
+//! - Transport PINs are sealed with AES-256-GCM under a host-provided [`PinKey`]; the
+//!   store never holds that key.
+
+mod crypto;
+mod pg;
+mod sql;
+mod sqlite;
+
+pub use crypto::{PinKey, TransportPin};
+pub use pg::PgStore;
+pub use sqlite::SqliteStore;
+
+use crate::model::CredentialState;
+use serde::{Deserialize, Serialize};
+
+/// Serde for [`CredentialState`] by its stable name (until the model derives serde).
+mod state_serde {
+    use crate::model::CredentialState;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(s: &CredentialState, ser: S) -> Result<S::Ok, S::Error> {
+        ser.serialize_str(s.as_str())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        de: D,
+    ) -> Result<CredentialState, D::Error> {
+        let name = String::deserialize(de)?;
+        name.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Unix time in milliseconds, as passed in by the caller.
+pub type UnixMillis = i64;
+
+/// The schema version this build creates and understands.
+pub const SCHEMA_VERSION: u32 = sql::MIGRATION_COUNT;
+
+/// A managed security key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRecord {
+    /// The CMS's identifier of the key (unique).
+    pub key_id: String,
+    /// The authenticator model's AAGUID.
+    pub aaguid: [u8; 16],
+    /// The manufacturer serial number (may be empty when the key does not report one).
+    pub serial: String,
+    /// The lifecycle state.
+    #[serde(with = "state_serde")]
+    pub state: CredentialState,
+    /// The user the key is issued to, if any.
+    pub user_id: Option<String>,
+    /// The credential template the key was issued under, if any.
+    pub template_id: Option<String>,
+    /// The key must be reissued before it can be used again.
+    pub needs_reissue: bool,
+    /// Optimistic-concurrency version; starts at 1, incremented by every change.
+    pub version: u64,
+    /// When the key was recorded.
+    pub created_ms: UnixMillis,
+    /// When the key record last changed.
+    pub updated_ms: UnixMillis,
+}
+
+/// What is needed to record a new key; it starts [`CredentialState::Blank`] at version 1.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewKey {
+    /// The CMS's identifier of the key (unique).
+    pub key_id: String,
+    /// The authenticator model's AAGUID.
+    pub aaguid: [u8; 16],
+    /// The manufacturer serial number (may be empty).
+    pub serial: String,
+}
+
+/// A directory user known to the CMS.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRecord {
+    /// The CMS's identifier of the user (unique).
+    pub user_id: String,
+    /// User principal name (unique).
+    pub upn: String,
+    /// Display name.
+    pub display_name: String,
+    /// The user's object id at the IdP, if known.
+    pub idp_user_id: Option<String>,
+}
+
+/// A passkey made on a key for one IdP.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasskeyRecord {
+    /// The key holding the passkey.
+    pub key_id: String,
+    /// The IdP (passkey template) name.
+    pub idp: String,
+    /// The credential id returned by makeCredential.
+    pub credential_id: Vec<u8>,
+    /// The credential public key (COSE bytes).
+    pub public_key: Vec<u8>,
+    /// The IdP's id of the registered authentication method, once registered.
+    pub idp_method_id: Option<String>,
+    /// The passkey's lifecycle state.
+    #[serde(with = "state_serde")]
+    pub state: CredentialState,
+    /// When the passkey was made.
+    pub created_ms: UnixMillis,
+}
+
+/// A registration made on the key but not yet sent to the IdP (sent on activation).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingRegistration {
+    /// The key holding the passkey.
+    pub key_id: String,
+    /// The IdP (passkey template) name.
+    pub idp: String,
+    /// The user the passkey is for.
+    pub user_id: String,
+    /// The attestation object returned by makeCredential.
+    pub attestation_object: Vec<u8>,
+    /// The clientDataJSON the key signed.
+    pub client_data_json: Vec<u8>,
+    /// When the IdP's creation challenge expires.
+    pub challenge_expires_ms: UnixMillis,
+    /// When the registration was recorded.
+    pub created_ms: UnixMillis,
+}
+
+/// An audit event to append; the store assigns its id.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewAuditRecord {
+    /// Who acted: an operator id, or `self:<user id>` for the holder.
+    pub actor: String,
+    /// When it happened.
+    pub time_ms: UnixMillis,
+    /// What was done (an [`crate::model::Action`] name or another event name).
+    pub action: String,
+    /// The key concerned, if any.
+    pub key_id: Option<String>,
+    /// The user concerned, if any.
+    pub user_id: Option<String>,
+    /// The credential template concerned, if any.
+    pub template_id: Option<String>,
+    /// The outcome (`success`, `failure`, `refused`, ...).
+    pub outcome: String,
+    /// The IdP's request id for correlation, if an IdP call was made.
+    pub idp_request_id: Option<String>,
+    /// Free-form detail (never secrets).
+    pub detail: Option<String>,
+}
+
+/// An appended audit event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// Position in the log; strictly increasing in append order.
+    pub id: i64,
+    /// The event.
+    #[serde(flatten)]
+    pub event: NewAuditRecord,
+}
+
+/// Which audit records to return (all given filters must match), oldest first.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditQuery {
+    /// Only this key.
+    pub key_id: Option<String>,
+    /// Only this user.
+    pub user_id: Option<String>,
+    /// Only events at or after this time.
+    pub from_ms: Option<UnixMillis>,
+    /// Only events before this time.
+    pub until_ms: Option<UnixMillis>,
+    /// At most this many records.
+    pub limit: Option<u32>,
+}
+
+/// The IdP side effect a journal entry stands for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum JournalOp {
+    /// Register a passkey at the IdP.
+    Register,
+    /// Delete a passkey at the IdP.
+    Delete,
+}
+
+impl JournalOp {
+    /// The stable storage name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            JournalOp::Register => "register",
+            JournalOp::Delete => "delete",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "register" => Some(JournalOp::Register),
+            "delete" => Some(JournalOp::Delete),
+            _ => None,
+        }
+    }
+}
+
+/// Where a journalled side effect stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum JournalStatus {
+    /// Recorded; the IdP call may or may not have happened. Replayed after a restart.
+    Pending,
+    /// The IdP confirmed the effect.
+    Done,
+    /// Given up (the engine decided the effect must not be retried).
+    Failed,
+}
+
+impl JournalStatus {
+    /// The stable storage name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            JournalStatus::Pending => "pending",
+            JournalStatus::Done => "done",
+            JournalStatus::Failed => "failed",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pending" => Some(JournalStatus::Pending),
+            "done" => Some(JournalStatus::Done),
+            "failed" => Some(JournalStatus::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// A side effect to journal before it is made.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewJournalEntry {
+    /// The key concerned.
+    pub key_id: String,
+    /// The IdP that will be called.
+    pub idp: String,
+    /// The operation.
+    pub operation: JournalOp,
+    /// Everything needed to redo the call idempotently (engine-defined bytes, no secrets).
+    pub payload: Vec<u8>,
+}
+
+/// A journalled side effect.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalEntry {
+    /// Journal position; strictly increasing.
+    pub id: i64,
+    /// The key concerned.
+    pub key_id: String,
+    /// The IdP that is called.
+    pub idp: String,
+    /// The operation.
+    pub operation: JournalOp,
+    /// The engine's payload.
+    pub payload: Vec<u8>,
+    /// Where it stands.
+    pub status: JournalStatus,
+    /// How many times the call was attempted.
+    pub attempts: u32,
+    /// The IdP's answer (method id, request id) or the failure reason.
+    pub result: Option<String>,
+    /// When it was journalled.
+    pub created_ms: UnixMillis,
+    /// When it last changed.
+    pub updated_ms: UnixMillis,
+    /// The station that last claimed the entry for an attempt, if any.
+    pub claimed_by: Option<String>,
+    /// Until when that claim holds (0 if never claimed).
+    pub claimed_until_ms: UnixMillis,
+}
+
+/// How to find keys.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KeyQuery {
+    /// Keys issued to this user.
+    ByUser(String),
+    /// Keys in this state.
+    ByState(#[serde(with = "state_serde")] CredentialState),
+    /// Keys with this serial number (any model).
+    BySerial(String),
+    /// The key of this model with this serial number.
+    ByAaguidSerial([u8; 16], String),
+}
+
+/// A compare-and-set change of a key's state.
+///
+/// Applied only if the key is in `expected_state` at `expected_version`; otherwise the
+/// whole unit of work fails with [`StoreError::Conflict`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transition {
+    /// The key.
+    pub key_id: String,
+    /// The state the caller read.
+    #[serde(with = "state_serde")]
+    pub expected_state: CredentialState,
+    /// The version the caller read.
+    pub expected_version: u64,
+    /// The new state.
+    #[serde(with = "state_serde")]
+    pub new_state: CredentialState,
+    /// `Some(v)` sets the user (`Some(None)` clears it); `None` leaves it.
+    pub user_id: Option<Option<String>>,
+    /// `Some(v)` sets the template (`Some(None)` clears it); `None` leaves it.
+    pub template_id: Option<Option<String>>,
+    /// `Some(b)` sets the needs-reissue flag; `None` leaves it.
+    pub needs_reissue: Option<bool>,
+}
+
+impl Transition {
+    /// A transition that changes only the state.
+    pub fn new(key: &KeyRecord, new_state: CredentialState) -> Self {
+        Transition {
+            key_id: key.key_id.clone(),
+            expected_state: key.state,
+            expected_version: key.version,
+            new_state,
+            user_id: None,
+            template_id: None,
+            needs_reissue: None,
+        }
+    }
+}
+
+/// Changes committed together or not at all, applied in field order: users, new keys, the
+/// transition, passkeys, pending registrations, journal, audit.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnitOfWork {
+    /// Users to insert or update.
+    pub users: Vec<UserRecord>,
+    /// Keys to record (bulk import); each starts Blank at version 1.
+    pub create_keys: Vec<NewKey>,
+    /// A compare-and-set state change.
+    pub transition: Option<Transition>,
+    /// Passkeys to add (duplicate -> [`StoreError::Duplicate`]).
+    pub add_passkeys: Vec<PasskeyRecord>,
+    /// Passkeys whose `idp_method_id` and `state` to update (matched by key, IdP, credential id).
+    pub update_passkeys: Vec<PasskeyRecord>,
+    /// Pending registrations to put (replacing one for the same key and IdP).
+    pub put_pending: Vec<PendingRegistration>,
+    /// Pending registrations to remove, as (key id, IdP); absent ones are ignored.
+    pub remove_pending: Vec<(String, String)>,
+    /// Side effects to journal.
+    pub journal: Vec<NewJournalEntry>,
+    /// Journal entries to close: (id, new status, result). Closing is idempotent for the
+    /// same status.
+    pub close_journal: Vec<(i64, JournalStatus, Option<String>)>,
+    /// Audit events to append.
+    pub audit: Vec<NewAuditRecord>,
+}
+
+/// What a committed [`UnitOfWork`] produced.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Committed {
+    /// The keys created, in order.
+    pub created_keys: Vec<KeyRecord>,
+    /// The key after the transition, if there was one.
+    pub key: Option<KeyRecord>,
+    /// The journal entries created, in order.
+    pub journal: Vec<JournalEntry>,
+    /// The ids of the audit records appended, in order.
+    pub audit_ids: Vec<i64>,
+}
 
 /// Repository failures.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    /// Placeholder until the module lands.
-    #[error("not yet implemented")]
-    NotImplemented,
+    /// A record that must exist does not.
+    #[error("{what} not found")]
+    NotFound {
+        /// Which record (kind and id).
+        what: String,
+    },
+    /// The key changed since the caller read it (another operator or station won).
+    #[error(
+        "key {key_id}: expected {expected}@v{expected_version}, found {found}@v{found_version}"
+    )]
+    Conflict {
+        /// The key.
+        key_id: String,
+        /// The state the caller expected.
+        expected: CredentialState,
+        /// The version the caller expected.
+        expected_version: u64,
+        /// The state recorded now.
+        found: CredentialState,
+        /// The version recorded now.
+        found_version: u64,
+    },
+    /// A journal entry was already closed with another status.
+    #[error("journal entry {id} is already {status:?}")]
+    JournalClosed {
+        /// The entry.
+        id: i64,
+        /// Its recorded status.
+        status: JournalStatus,
+    },
+    /// Another station holds the lease on a journal entry.
+    #[error("journal entry {id} is claimed by {claimed_by} until {until_ms}")]
+    JournalBusy {
+        /// The entry.
+        id: i64,
+        /// The station holding it.
+        claimed_by: String,
+        /// When its lease ends (unix millis).
+        until_ms: UnixMillis,
+    },
+    /// A record with the same identity exists.
+    #[error("duplicate {what}")]
+    Duplicate {
+        /// What was duplicated (backend message).
+        what: String,
+    },
+    /// A stored value cannot be read back (wrong type, unknown name, bad length).
+    #[error("corrupt record: {what}")]
+    Corrupt {
+        /// Which field and why.
+        what: String,
+    },
+    /// Sealing or opening a secret failed (wrong host key or tampered ciphertext).
+    #[error("crypto failure: {what}")]
+    Crypto {
+        /// What failed.
+        what: String,
+    },
+    /// The database failed (I/O, connection, SQL); the backend's message.
+    #[error("database error: {0}")]
+    Backend(String),
+    /// A schema migration failed or the database is newer than this build.
+    #[error("migration to schema version {version} failed: {reason}")]
+    Migration {
+        /// The version being reached.
+        version: u32,
+        /// Why.
+        reason: String,
+    },
+    /// A value is outside what the store accepts.
+    #[error("invalid {field}: {reason}")]
+    Invalid {
+        /// The field.
+        field: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Shorthand for store results.
+pub type Result<T> = core::result::Result<T, StoreError>;
+
+/// The repository the lifecycle engine needs. Implementations are safe to share between
+/// threads and, for [`PgStore`], between processes on several hosts.
+pub trait Store: Send + Sync {
+    /// The schema version of the opened database.
+    fn schema_version(&self) -> Result<u32>;
+
+    /// Inserts or updates a user (matched by `user_id`).
+    fn upsert_user(&self, user: &UserRecord) -> Result<()>;
+    /// Reads a user.
+    fn get_user(&self, user_id: &str) -> Result<Option<UserRecord>>;
+
+    /// Records a new key in [`CredentialState::Blank`] at version 1.
+    fn create_key(&self, key: &NewKey, now: UnixMillis) -> Result<KeyRecord>;
+    /// Reads a key.
+    fn get_key(&self, key_id: &str) -> Result<Option<KeyRecord>>;
+    /// Finds keys, ordered by key id.
+    fn find_keys(&self, query: &KeyQuery) -> Result<Vec<KeyRecord>>;
+
+    /// Commits a unit of work atomically.
+    fn commit(&self, work: UnitOfWork, now: UnixMillis) -> Result<Committed>;
+
+    /// Compare-and-set state change together with its audit record.
+    fn transition(
+        &self,
+        change: &Transition,
+        audit: &NewAuditRecord,
+        now: UnixMillis,
+    ) -> Result<KeyRecord> {
+        let done = self.commit(
+            UnitOfWork {
+                transition: Some(change.clone()),
+                audit: vec![audit.clone()],
+                ..UnitOfWork::default()
+            },
+            now,
+        )?;
+        done.key.ok_or_else(|| StoreError::Corrupt {
+            what: "transition committed without a key".into(),
+        })
+    }
+
+    /// Adds a passkey.
+    fn add_passkey(&self, passkey: &PasskeyRecord) -> Result<()> {
+        self.commit(
+            UnitOfWork {
+                add_passkeys: vec![passkey.clone()],
+                ..UnitOfWork::default()
+            },
+            passkey.created_ms,
+        )
+        .map(|_| ())
+    }
+    /// Updates a passkey's IdP method id and state.
+    fn update_passkey(&self, passkey: &PasskeyRecord, now: UnixMillis) -> Result<()> {
+        self.commit(
+            UnitOfWork {
+                update_passkeys: vec![passkey.clone()],
+                ..UnitOfWork::default()
+            },
+            now,
+        )
+        .map(|_| ())
+    }
+    /// The passkeys on a key, oldest first.
+    fn list_passkeys(&self, key_id: &str) -> Result<Vec<PasskeyRecord>>;
+
+    /// Puts a pending registration (replacing one for the same key and IdP).
+    fn put_pending(&self, pending: &PendingRegistration) -> Result<()> {
+        self.commit(
+            UnitOfWork {
+                put_pending: vec![pending.clone()],
+                ..UnitOfWork::default()
+            },
+            pending.created_ms,
+        )
+        .map(|_| ())
+    }
+    /// Removes and returns the pending registration for a key and IdP.
+    fn take_pending(&self, key_id: &str, idp: &str) -> Result<Option<PendingRegistration>>;
+    /// Pending registrations of a key.
+    fn pending_for_key(&self, key_id: &str) -> Result<Vec<PendingRegistration>>;
+    /// Pending registrations whose challenge expires before `t`, soonest first.
+    fn pending_expiring_before(&self, t: UnixMillis) -> Result<Vec<PendingRegistration>>;
+
+    /// Appends an audit event; returns its id.
+    fn append_audit(&self, event: &NewAuditRecord) -> Result<i64> {
+        let done = self.commit(
+            UnitOfWork {
+                audit: vec![event.clone()],
+                ..UnitOfWork::default()
+            },
+            event.time_ms,
+        )?;
+        done.audit_ids
+            .first()
+            .copied()
+            .ok_or_else(|| StoreError::Corrupt {
+                what: "audit append returned no id".into(),
+            })
+    }
+    /// Audit events matching the query, in append order.
+    fn query_audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>>;
+
+    /// Journals a side effect (status Pending) before it is made.
+    fn journal_append(&self, entry: &NewJournalEntry, now: UnixMillis) -> Result<JournalEntry> {
+        let done = self.commit(
+            UnitOfWork {
+                journal: vec![entry.clone()],
+                ..UnitOfWork::default()
+            },
+            now,
+        )?;
+        done.journal
+            .into_iter()
+            .next()
+            .ok_or_else(|| StoreError::Corrupt {
+                what: "journal append returned no entry".into(),
+            })
+    }
+    /// Claims a pending entry for one attempt by `station` for `lease_ms` and counts the
+    /// attempt; call before each IdP call. Fails with [`StoreError::JournalBusy`] while
+    /// another station's lease runs (so two stations replaying after a restart never make
+    /// the same call at once), [`StoreError::JournalClosed`] once closed.
+    fn journal_claim(
+        &self,
+        id: i64,
+        station: &str,
+        now: UnixMillis,
+        lease_ms: i64,
+    ) -> Result<JournalEntry>;
+    /// Closes an entry as done (idempotent).
+    fn journal_done(&self, id: i64, result: Option<&str>, now: UnixMillis) -> Result<()> {
+        self.commit(
+            UnitOfWork {
+                close_journal: vec![(id, JournalStatus::Done, result.map(str::to_owned))],
+                ..UnitOfWork::default()
+            },
+            now,
+        )
+        .map(|_| ())
+    }
+    /// Closes an entry as failed (idempotent).
+    fn journal_failed(&self, id: i64, reason: &str, now: UnixMillis) -> Result<()> {
+        self.commit(
+            UnitOfWork {
+                close_journal: vec![(id, JournalStatus::Failed, Some(reason.to_owned()))],
+                ..UnitOfWork::default()
+            },
+            now,
+        )
+        .map(|_| ())
+    }
+    /// Reads a journal entry.
+    fn journal_get(&self, id: i64) -> Result<Option<JournalEntry>>;
+    /// Pending entries in journal order: what to replay after a restart.
+    fn journal_unfinished(&self) -> Result<Vec<JournalEntry>>;
+
+    /// Seals and stores a key's transport PIN under the host key (replacing any).
+    fn put_transport_pin(
+        &self,
+        key_id: &str,
+        pin: &TransportPin,
+        host_key: &PinKey,
+        now: UnixMillis,
+    ) -> Result<()>;
+    /// Opens a key's transport PIN; a wrong host key gives [`StoreError::Crypto`].
+    fn get_transport_pin(&self, key_id: &str, host_key: &PinKey) -> Result<Option<TransportPin>>;
+    /// Forgets a key's transport PIN; returns whether one was stored.
+    fn delete_transport_pin(&self, key_id: &str) -> Result<bool>;
 }

@@ -1,0 +1,253 @@
+//! The PostgreSQL store: one database shared by several CMS stations.
+
+use super::sql::{self, Dialect, Row, Sql, C, P};
+use super::{Result, StoreError};
+use postgres::error::SqlState;
+use postgres::types::{ToSql, Type};
+use postgres::{Client, Config, NoTls, Statement};
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+/// Advisory lock key serialising migrations between stations ("KSMIGR" in ASCII).
+const MIGRATION_LOCK: i64 = 0x4b53_4d49_4752;
+
+/// A [`super::Store`] in a PostgreSQL database (sync client, no TLS: use a loopback or
+/// otherwise protected network).
+///
+/// Each `PgStore` holds one connection; open one per thread or station. Compare-and-set
+/// is a conditional `UPDATE ... WHERE version = $n` under READ COMMITTED, so of two
+/// stations racing for a key exactly one wins; migrations are serialised by an
+/// advisory lock, so stations may start together.
+pub struct PgStore {
+    conn: Mutex<Conn>,
+    config: Config,
+}
+
+/// The connection and its prepared statements (valid for this connection only).
+struct Conn {
+    client: Client,
+    statements: HashMap<String, Statement>,
+}
+
+/// An open transaction plus the connection's statement cache.
+struct PgTx<'a> {
+    tx: postgres::Transaction<'a>,
+    statements: &'a mut HashMap<String, Statement>,
+}
+
+impl PgTx<'_> {
+    fn statement(&mut self, sql: &str) -> Result<Statement> {
+        if let Some(st) = self.statements.get(sql) {
+            return Ok(st.clone());
+        }
+        let st = self.tx.prepare(sql).map_err(backend)?;
+        self.statements.insert(sql.to_owned(), st.clone());
+        Ok(st)
+    }
+}
+
+impl core::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        // The config may hold a password: print only where it points.
+        f.debug_struct("PgStore")
+            .field("hosts", &self.config.get_hosts())
+            .field("dbname", &self.config.get_dbname())
+            .finish_non_exhaustive()
+    }
+}
+
+fn backend(e: postgres::Error) -> StoreError {
+    if let Some(db) = e.as_db_error() {
+        let text = format!("{} ({})", db.message(), db.code().code());
+        if *db.code() == SqlState::UNIQUE_VIOLATION {
+            return StoreError::Duplicate { what: text };
+        }
+        if *db.code() == SqlState::FOREIGN_KEY_VIOLATION {
+            return StoreError::NotFound {
+                what: format!("referenced record ({text})"),
+            };
+        }
+        return StoreError::Backend(format!("postgres: {text}"));
+    }
+    let mut msg = e.to_string();
+    if let Some(src) = std::error::Error::source(&e) {
+        msg = format!("{msg}: {src}");
+    }
+    StoreError::Backend(format!("postgres: {msg}"))
+}
+
+fn boxed(p: &P) -> Box<dyn ToSql + Sync> {
+    match p {
+        P::I(v) => Box::new(*v),
+        P::T(v) => Box::new(v.clone()),
+        P::B(v) => Box::new(v.clone()),
+    }
+}
+
+fn run<T>(params: &[P], f: impl FnOnce(&[&(dyn ToSql + Sync)]) -> T) -> T {
+    let owned: Vec<Box<dyn ToSql + Sync>> = params.iter().map(boxed).collect();
+    let refs: Vec<&(dyn ToSql + Sync)> = owned.iter().map(|b| b.as_ref()).collect();
+    f(&refs)
+}
+
+fn cell(row: &postgres::Row, i: usize) -> Result<C> {
+    let ty = row.columns().get(i).map(|c| c.type_().clone());
+    let bad = |e: postgres::Error| StoreError::Corrupt {
+        what: format!("column {i}: {e}"),
+    };
+    let c = match ty {
+        Some(Type::INT8) => row.try_get::<_, Option<i64>>(i).map_err(bad)?.map(C::I),
+        Some(Type::INT4) => row
+            .try_get::<_, Option<i32>>(i)
+            .map_err(bad)?
+            .map(|v| C::I(i64::from(v))),
+        Some(Type::INT2) => row
+            .try_get::<_, Option<i16>>(i)
+            .map_err(bad)?
+            .map(|v| C::I(i64::from(v))),
+        Some(Type::BOOL) => row
+            .try_get::<_, Option<bool>>(i)
+            .map_err(bad)?
+            .map(|v| C::I(i64::from(v))),
+        Some(Type::TEXT) | Some(Type::VARCHAR) | Some(Type::NAME) => {
+            row.try_get::<_, Option<String>>(i).map_err(bad)?.map(C::T)
+        }
+        Some(Type::BYTEA) => row.try_get::<_, Option<Vec<u8>>>(i).map_err(bad)?.map(C::B),
+        other => {
+            return Err(StoreError::Corrupt {
+                what: format!("column {i}: unsupported type {other:?}"),
+            })
+        }
+    };
+    Ok(c.unwrap_or(C::Null))
+}
+
+impl Sql for PgTx<'_> {
+    fn exec(&mut self, sql: &str, params: &[P]) -> Result<u64> {
+        let st = self.statement(sql)?;
+        run(params, |p| self.tx.execute(&st, p)).map_err(backend)
+    }
+
+    fn query(&mut self, sql: &str, params: &[P]) -> Result<Vec<Row>> {
+        let st = self.statement(sql)?;
+        let rows = run(params, |p| self.tx.query(&st, p)).map_err(backend)?;
+        rows.iter()
+            .map(|r| {
+                (0..r.len())
+                    .map(|i| cell(r, i))
+                    .collect::<Result<Vec<_>>>()
+                    .map(Row)
+            })
+            .collect()
+    }
+}
+
+fn valid_schema(schema: &str) -> Result<()> {
+    let ok = !schema.is_empty()
+        && schema.len() <= 63
+        && schema
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && !schema.as_bytes()[0].is_ascii_digit();
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::Invalid {
+            field: "schema",
+            reason: format!("{schema:?}: use 1-63 of [a-z0-9_], not starting with a digit"),
+        })
+    }
+}
+
+impl PgStore {
+    /// Connects (`postgresql://user:pw@host:port/db` or key=value form) and migrates the
+    /// database to [`super::SCHEMA_VERSION`].
+    pub fn connect(url: &str) -> Result<Self> {
+        let config: Config = url
+            .parse()
+            .map_err(|e| StoreError::Backend(format!("postgres: bad connection string: {e}")))?;
+        Self::with_config(config, super::SCHEMA_VERSION)
+    }
+
+    /// Like [`PgStore::connect`], with all tables in `schema` (created if missing):
+    /// several independent repositories in one database, e.g. one per test run.
+    pub fn connect_in_schema(url: &str, schema: &str) -> Result<Self> {
+        Self::connect_in_schema_migrated_to(url, schema, super::SCHEMA_VERSION)
+    }
+
+    /// Like [`PgStore::connect_in_schema`], migrating only up to `version`.
+    pub fn connect_in_schema_migrated_to(url: &str, schema: &str, version: u32) -> Result<Self> {
+        valid_schema(schema)?;
+        let mut config: Config = url
+            .parse()
+            .map_err(|e| StoreError::Backend(format!("postgres: bad connection string: {e}")))?;
+        {
+            let mut client = config.connect(NoTls).map_err(backend)?;
+            let mut tx = client.transaction().map_err(backend)?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+                .map_err(backend)?;
+            tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+                .map_err(backend)?;
+            tx.commit().map_err(backend)?;
+        }
+        config.options(&format!("-c search_path={schema}"));
+        Self::with_config(config, version)
+    }
+
+    fn with_config(config: Config, version: u32) -> Result<Self> {
+        let client = config.connect(NoTls).map_err(backend)?;
+        let store = PgStore {
+            conn: Mutex::new(Conn {
+                client,
+                statements: HashMap::new(),
+            }),
+            config,
+        };
+        store.tx(|s| {
+            s.exec(
+                "SELECT pg_advisory_xact_lock($1)",
+                &[P::I(Some(MIGRATION_LOCK))],
+            )?;
+            sql::migrate(s, Dialect::Postgres, version)
+        })?;
+        Ok(store)
+    }
+
+    /// The connection, reconnected (with an empty statement cache) if it was lost.
+    fn conn(&self) -> Result<MutexGuard<'_, Conn>> {
+        let mut conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        if conn.client.is_closed() {
+            conn.client = self.config.connect(NoTls).map_err(backend)?;
+            conn.statements.clear();
+        }
+        Ok(conn)
+    }
+
+    /// Runs `f` in one transaction; commits if it returns `Ok`.
+    fn tx<T>(&self, f: impl FnOnce(&mut dyn Sql) -> Result<T>) -> Result<T> {
+        let mut guard = self.conn()?;
+        let Conn { client, statements } = &mut *guard;
+        let tx = client.transaction().map_err(backend)?;
+        let mut tx = PgTx { tx, statements };
+        let out = f(&mut tx)?;
+        tx.tx.commit().map_err(backend)?;
+        Ok(out)
+    }
+
+    /// Runs `f` in one read-only transaction.
+    fn read<T>(&self, f: impl FnOnce(&mut dyn Sql) -> Result<T>) -> Result<T> {
+        let mut guard = self.conn()?;
+        let Conn { client, statements } = &mut *guard;
+        let tx = client
+            .build_transaction()
+            .read_only(true)
+            .start()
+            .map_err(backend)?;
+        let mut tx = PgTx { tx, statements };
+        let out = f(&mut tx)?;
+        tx.tx.commit().map_err(backend)?;
+        Ok(out)
+    }
+}
+
+sql::impl_store!(PgStore);

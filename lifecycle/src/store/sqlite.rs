@@ -1,0 +1,221 @@
+//! The embedded SQLite store (the default): one file, WAL, busy timeout, migrations.
+
+use super::sql::{self, Dialect, Row, Sql, C, P};
+use super::{Result, StoreError};
+use rusqlite::types::{Value, ValueRef};
+use rusqlite::{ffi, Connection, ErrorCode, TransactionBehavior};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+/// How long a writer waits for another connection's write lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A [`super::Store`] in an SQLite database file (or in memory).
+///
+/// Several `SqliteStore`s (threads or processes) may open the same file: every operation
+/// runs in an immediate (write-locking) transaction, so compare-and-set is exact.
+#[derive(Debug)]
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+    path: Option<PathBuf>,
+}
+
+fn backend(e: rusqlite::Error) -> StoreError {
+    if let rusqlite::Error::SqliteFailure(err, msg) = &e {
+        let text = msg.clone().unwrap_or_else(|| err.to_string());
+        if err.code == ErrorCode::ConstraintViolation {
+            match err.extended_code {
+                ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY => {
+                    return StoreError::Duplicate { what: text }
+                }
+                ffi::SQLITE_CONSTRAINT_FOREIGNKEY => {
+                    return StoreError::NotFound {
+                        what: format!("referenced record ({text})"),
+                    }
+                }
+                _ => {}
+            }
+        }
+        return StoreError::Backend(format!("sqlite: {text}"));
+    }
+    StoreError::Backend(format!("sqlite: {e}"))
+}
+
+fn to_value(p: &P) -> Value {
+    match p {
+        P::I(Some(v)) => Value::Integer(*v),
+        P::T(Some(s)) => Value::Text(s.clone()),
+        P::B(Some(b)) => Value::Blob(b.clone()),
+        P::I(None) | P::T(None) | P::B(None) => Value::Null,
+    }
+}
+
+/// SQLite numbers `?NNN` parameters positionally; our SQL is written with `$NNN`.
+fn dialect(sql: &str) -> String {
+    sql.replace('$', "?")
+}
+
+impl Sql for rusqlite::Transaction<'_> {
+    fn exec(&mut self, sql: &str, params: &[P]) -> Result<u64> {
+        let mut stmt = self.prepare_cached(&dialect(sql)).map_err(backend)?;
+        let n = stmt
+            .execute(rusqlite::params_from_iter(params.iter().map(to_value)))
+            .map_err(backend)?;
+        Ok(n as u64)
+    }
+
+    fn query(&mut self, sql: &str, params: &[P]) -> Result<Vec<Row>> {
+        let mut stmt = self.prepare_cached(&dialect(sql)).map_err(backend)?;
+        let ncols = stmt.column_count();
+        let mut rows = stmt
+            .query(rusqlite::params_from_iter(params.iter().map(to_value)))
+            .map_err(backend)?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(backend)? {
+            let mut cells = Vec::with_capacity(ncols);
+            for i in 0..ncols {
+                let cell =
+                    match row.get_ref(i).map_err(backend)? {
+                        ValueRef::Null => C::Null,
+                        ValueRef::Integer(v) => C::I(v),
+                        ValueRef::Text(t) => C::T(String::from_utf8(t.to_vec()).map_err(|_| {
+                            StoreError::Corrupt {
+                                what: format!("column {i}: text is not UTF-8"),
+                            }
+                        })?),
+                        ValueRef::Blob(b) => C::B(b.to_vec()),
+                        ValueRef::Real(_) => {
+                            return Err(StoreError::Corrupt {
+                                what: format!("column {i}: unexpected floating-point value"),
+                            })
+                        }
+                    };
+                cells.push(cell);
+            }
+            out.push(Row(cells));
+        }
+        Ok(out)
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and migrates it to [`super::SCHEMA_VERSION`].
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_migrated_to(path, super::SCHEMA_VERSION)
+    }
+
+    /// Opens the database file and migrates it only up to `version` (for staged upgrades
+    /// and migration tests). A database already past `version` is left as it is.
+    pub fn open_migrated_to(path: impl AsRef<Path>, version: u32) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let conn = Connection::open(&path).map_err(backend)?;
+        let store = SqliteStore {
+            conn: Mutex::new(conn),
+            path: Some(path),
+        };
+        store.setup(true, version)?;
+        Ok(store)
+    }
+
+    /// A private in-memory database (lost on drop), fully migrated.
+    pub fn open_in_memory() -> Result<Self> {
+        let conn = Connection::open_in_memory().map_err(backend)?;
+        let store = SqliteStore {
+            conn: Mutex::new(conn),
+            path: None,
+        };
+        store.setup(false, super::SCHEMA_VERSION)?;
+        Ok(store)
+    }
+
+    /// The database file, or `None` in memory.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    fn setup(&self, wal: bool, version: u32) -> Result<()> {
+        {
+            let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+            conn.busy_timeout(BUSY_TIMEOUT).map_err(backend)?;
+            if wal {
+                let mode: String = conn
+                    .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+                    .map_err(backend)?;
+                if !mode.eq_ignore_ascii_case("wal") {
+                    return Err(StoreError::Backend(format!(
+                        "sqlite: journal mode is {mode}, WAL refused"
+                    )));
+                }
+            }
+            conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;")
+                .map_err(backend)?;
+        }
+        self.tx(|s| sql::migrate(s, Dialect::Sqlite, version))?;
+        Ok(())
+    }
+
+    /// Runs `f` in one immediate transaction; commits if it returns `Ok`.
+    fn tx<T>(&self, f: impl FnOnce(&mut dyn Sql) -> Result<T>) -> Result<T> {
+        let mut conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(backend)?;
+        let out = f(&mut tx)?;
+        tx.commit().map_err(backend)?;
+        Ok(out)
+    }
+
+    /// Runs `f` in one deferred (read) transaction: a consistent snapshot that does not
+    /// block other connections' writers (WAL).
+    fn read<T>(&self, f: impl FnOnce(&mut dyn Sql) -> Result<T>) -> Result<T> {
+        let mut conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut tx = conn
+            .transaction_with_behavior(TransactionBehavior::Deferred)
+            .map_err(backend)?;
+        let out = f(&mut tx)?;
+        tx.commit().map_err(backend)?;
+        Ok(out)
+    }
+}
+
+sql::impl_store!(SqliteStore);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{NewKey, Store, SCHEMA_VERSION};
+
+    #[test]
+    fn in_memory_store_is_migrated_and_private() {
+        let a = SqliteStore::open_in_memory().unwrap();
+        let b = SqliteStore::open_in_memory().unwrap();
+        assert_eq!(a.path(), None);
+        assert_eq!(a.schema_version().unwrap(), SCHEMA_VERSION);
+        let key = NewKey {
+            key_id: "k".into(),
+            aaguid: [0; 16],
+            serial: String::new(),
+        };
+        a.create_key(&key, 1).unwrap();
+        assert!(a.get_key("k").unwrap().is_some());
+        assert!(b.get_key("k").unwrap().is_none());
+    }
+
+    #[test]
+    fn placeholders_become_numbered_sqlite_parameters() {
+        assert_eq!(dialect("a = $1 AND b = $12"), "a = ?1 AND b = ?12");
+    }
+
+    #[test]
+    fn constraint_errors_are_typed() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (x INTEGER PRIMARY KEY)")
+            .unwrap();
+        conn.execute("INSERT INTO t VALUES (1)", []).unwrap();
+        let err = conn.execute("INSERT INTO t VALUES (1)", []).unwrap_err();
+        assert!(matches!(backend(err), StoreError::Duplicate { .. }));
+        let err = conn.execute("INSERT INTO nope VALUES (1)", []).unwrap_err();
+        assert!(matches!(backend(err), StoreError::Backend(m) if m.contains("nope")));
+    }
+}

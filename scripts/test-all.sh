@@ -13,7 +13,13 @@ rustup component add rustfmt clippy >/dev/null 2>&1 || true
 log "system packages and the PC/SC rig (pcscd + vpcd)"
 # pcsc's build needs libpcsclite-dev + pkg-config; NFC tests need a running pcscd with vpcd.
 scripts/pcsc-rig-start.sh
-trap 'scripts/pcsc-rig-stop.sh || true' EXIT
+trap 'scripts/pcsc-rig-stop.sh || true; scripts/pg-stop.sh || true' EXIT
+
+log "PostgreSQL on loopback (shared repository tests)"
+scripts/pg-start.sh
+
+log "python-fido2 + pytest (interoperability tests)"
+python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore fido2 pyscard pytest
 
 log "cargo fmt --check"
 cargo fmt --all -- --check
@@ -32,6 +38,9 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 
 log "cargo test"
 cargo test --workspace --all-features --locked
+
+log "interop: python-fido2 against the software authenticator through pcscd + vpcd"
+python3 -m pytest -q tests/interop
 
 log "fuzz smoke"
 scripts/fuzz-smoke.sh

@@ -12,6 +12,32 @@ pub enum Error {
     /// The authenticator answered with a non-success CTAP status (kept losslessly).
     #[error("authenticator error: {0}")]
     Ctap(CtapStatus),
+    /// A wrong PIN (CTAP 0x31 PIN_INVALID), with the retry counter read afterwards.
+    #[error("wrong PIN: {retries_left} attempt(s) left{}", if *.power_cycle_required {
+        "; too many wrong PINs in a row: remove and reattach the key before trying again"
+    } else {
+        " before the PIN blocks"
+    })]
+    PinInvalid {
+        /// Attempts left before the PIN blocks.
+        retries_left: u32,
+        /// Three wrong PINs in a row: the key needs a power cycle before the next try.
+        power_cycle_required: bool,
+    },
+    /// Built-in user verification failed (CTAP 0x3E UV_INVALID), with the retries left
+    /// when the key told them.
+    #[error("user verification failed{}", match .retries_left {
+        Some(n) => format!(": {n} attempt(s) left before built-in UV blocks"),
+        None => String::new(),
+    })]
+    UvInvalid {
+        /// Attempts left before built-in UV blocks, if known.
+        retries_left: Option<u32>,
+    },
+    /// The key refused a reset (CTAP 0x30 NOT_ALLOWED) because it was not powered up
+    /// within the last ~10 seconds, and this transport cannot power-cycle it.
+    #[error("the key accepts a reset only within about 10 seconds of being powered up: remove and reattach the key and retry within 10 seconds")]
+    ReattachRequired,
     /// No authenticator was found (or the named one is gone).
     #[error("no authenticator found: {0}")]
     DeviceNotFound(String),
@@ -69,6 +95,19 @@ pub enum Error {
         /// The OS error text.
         message: String,
     },
+}
+
+impl Error {
+    /// The CTAP status byte behind this error, when the authenticator sent one.
+    pub fn ctap_status(&self) -> Option<CtapStatus> {
+        match self {
+            Error::Ctap(s) | Error::Core(fido_core::Error::Ctap(s)) => Some(*s),
+            Error::PinInvalid { .. } => Some(CtapStatus::PinInvalid),
+            Error::UvInvalid { .. } => Some(CtapStatus::UvInvalid),
+            Error::ReattachRequired => Some(CtapStatus::NotAllowed),
+            _ => None,
+        }
+    }
 }
 
 impl From<CtapStatus> for Error {

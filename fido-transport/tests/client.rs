@@ -121,7 +121,13 @@ fn set_pin_then_retries_then_change_pin() {
     assert_eq!(a.pin_retries().unwrap().retries, 8);
     let err = a.change_pin("0000", "135790").unwrap_err();
     assert!(
-        matches!(&err, Error::InvalidArgument(m) if m.contains("7 attempt(s) left")),
+        matches!(
+            &err,
+            Error::PinInvalid {
+                retries_left: 7,
+                power_cycle_required: false
+            }
+        ) && err.to_string().contains("7 attempt(s) left"),
         "{err}"
     );
     a.change_pin(PIN, "135790").unwrap();
@@ -208,7 +214,17 @@ fn uv_token_from_the_simulated_fingerprint() {
     let err = a
         .uv_token(Permissions::GET_ASSERTION, Some(RP), &mut |_| {})
         .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::UvInvalid {
+                retries_left: Some(_)
+            }
+        ),
+        "{err}"
+    );
     assert!(err.to_string().contains("attempt(s) left"), "{err}");
+    assert_eq!(err.ctap_status(), Some(fido_core::CtapStatus::UvInvalid));
 }
 
 // ---------------------------------------------------------------------------------
@@ -237,6 +253,8 @@ fn reset_after_the_window_over_usb_says_reattach_within_10_seconds() {
     let (mut a, _) = hid_key_from(soft);
     clock.advance(Duration::from_secs(11));
     let err = a.reset(&mut |_| {}).unwrap_err();
+    assert!(matches!(err, Error::ReattachRequired), "{err}");
+    assert_eq!(err.ctap_status(), Some(fido_core::CtapStatus::NotAllowed));
     assert!(
         err.to_string()
             .contains("reattach the key and retry within 10 seconds"),

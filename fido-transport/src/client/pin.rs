@@ -264,12 +264,7 @@ impl<T: Transport> Authenticator<T> {
             Ok(a) => a,
             Err(e) if is_status(&e, CtapStatus::UvInvalid) => {
                 let left = self.uv_retries().ok();
-                return Err(Error::InvalidArgument(match left {
-                    Some(n) => format!(
-                        "user verification failed: {n} attempt(s) left before built-in UV blocks"
-                    ),
-                    None => "user verification failed".into(),
-                }));
+                return Err(Error::UvInvalid { retries_left: left });
             }
             Err(e) => return Err(e),
         };
@@ -295,15 +290,11 @@ impl<T: Transport> Authenticator<T> {
         }
         match self.pin_retries() {
             Ok(r) if r.retries == 0 => Error::Ctap(CtapStatus::PinBlocked),
-            Ok(r) if r.power_cycle_required => Error::InvalidArgument(format!(
-                "wrong PIN: {} attempt(s) left; too many wrong PINs in a row: remove and reattach the key before trying again",
-                r.retries
-            )),
-            Ok(r) => Error::InvalidArgument(format!(
-                "wrong PIN: {} attempt(s) left before the PIN blocks",
-                r.retries
-            )),
-            Err(_) => Error::InvalidArgument("wrong PIN".into()),
+            Ok(r) => Error::PinInvalid {
+                retries_left: r.retries,
+                power_cycle_required: r.power_cycle_required,
+            },
+            Err(_) => e,
         }
     }
 }

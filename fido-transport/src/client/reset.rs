@@ -7,7 +7,6 @@ use super::{is_status, Authenticator};
 use crate::{Error, Progress, Transport};
 
 /// What to tell the user when the key refuses a reset outside its power-up window.
-pub(crate) const REATTACH_MESSAGE: &str = "the key accepts a reset only within about 10 seconds of being powered up: remove and reattach the key and retry within 10 seconds";
 
 impl<T: Transport> Authenticator<T> {
     /// Erases every credential and the PIN (authenticatorReset); the user must touch the
@@ -16,7 +15,7 @@ impl<T: Transport> Authenticator<T> {
     /// Keys accept a reset only shortly after power-up. When the key refuses
     /// (NOT_ALLOWED) and the transport can power-cycle it (NFC), the power cycle is done
     /// and the reset retried once; otherwise the error says "reattach the key and retry
-    /// within 10 seconds" ([`Error::Unsupported`] carrying that message). The cached
+    /// within 10 seconds" ([`Error::ReattachRequired`]). The cached
     /// getInfo is refreshed afterwards either way.
     pub fn reset(&mut self, progress: &mut dyn FnMut(Progress)) -> Result<(), Error> {
         let first = self.call(&Reset, progress);
@@ -25,13 +24,11 @@ impl<T: Transport> Authenticator<T> {
             Ok(()) => Ok(()),
             Err(e) if is_status(&e, CtapStatus::NotAllowed) => {
                 if self.transport_mut().power_cycle().is_err() {
-                    return Err(Error::Unsupported(REATTACH_MESSAGE.into()));
+                    return Err(Error::ReattachRequired);
                 }
                 match self.call(&Reset, progress) {
                     Ok(()) => Ok(()),
-                    Err(e) if is_status(&e, CtapStatus::NotAllowed) => {
-                        Err(Error::Unsupported(REATTACH_MESSAGE.into()))
-                    }
+                    Err(e) if is_status(&e, CtapStatus::NotAllowed) => Err(Error::ReattachRequired),
                     Err(e) => Err(e),
                 }
             }

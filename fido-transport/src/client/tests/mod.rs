@@ -165,7 +165,13 @@ fn change_pin_reports_retries_left_on_a_wrong_pin() {
     let (mut a, s) = key(info21(), no_hook);
     let err = a.change_pin("0000", "56789").unwrap_err();
     assert!(
-        matches!(&err, Error::InvalidArgument(m) if m.contains("7 attempt(s) left")),
+        matches!(
+            &err,
+            Error::PinInvalid {
+                retries_left: 7,
+                power_cycle_required: false
+            }
+        ) && err.to_string().contains("7 attempt(s) left"),
         "{err}"
     );
     a.change_pin(PIN, "56789").unwrap();
@@ -268,7 +274,15 @@ fn pin_token_refuses_bad_requests_locally() {
     let err = a
         .pin_token("9999", Permissions::AUTHENTICATOR_CONFIG, None)
         .unwrap_err();
-    assert!(matches!(&err, Error::InvalidArgument(m) if m.contains("7 attempt(s) left")));
+    assert!(
+        matches!(
+            &err,
+            Error::PinInvalid {
+                retries_left: 7,
+                power_cycle_required: false
+            }
+        ) && err.to_string().contains("7 attempt(s) left")
+    );
 }
 
 #[test]
@@ -330,7 +344,10 @@ fn reset_outside_the_window_says_reattach_within_10_seconds() {
     });
     let err = a.reset(&mut |_| {}).unwrap_err();
     assert!(
-        matches!(&err, Error::Unsupported(m) if m.contains("reattach the key and retry within 10 seconds")),
+        matches!(&err, Error::ReattachRequired)
+            && err
+                .to_string()
+                .contains("reattach the key and retry within 10 seconds"),
         "{err}"
     );
 }

@@ -815,9 +815,12 @@ mod trussed_interop {
 
     use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 
-    use ctaphid_dispatch::{app::App, Channel, Dispatch, DEFAULT_MESSAGE_SIZE};
+    use ctaphid_dispatch::{Channel, Dispatch, Requester, DEFAULT_MESSAGE_SIZE};
     use fido_authenticator::{Authenticator, Config, Conforming};
     use fido_core::cbor::{self, Value};
+    use trussed::backend::BackendId;
+    use trussed::platform::Platform as _;
+    use trussed_core::types::consent::Level;
     use usb_device::bus::PollResult;
     use usb_device::class_prelude::{
         EndpointAddress, EndpointType, UsbBus, UsbBusAllocator, UsbClass,
@@ -916,31 +919,32 @@ mod trussed_interop {
         }
     }
 
-    /// The firmware main loop: USB interrupt endpoints, CTAPHID class, dispatch, app.
-    fn run_firmware(
-        app: &mut dyn App<'static>,
+    /// The USB side of the firmware: interrupt endpoints and the CTAPHID class, with
+    /// keepalives every 50 ms while the app works (UPNEEDED while the UI waits for a
+    /// touch), as the Nitrokey/Solo 2 runners do.
+    fn run_usb(
+        requester: Requester<'_, DEFAULT_MESSAGE_SIZE>,
         rx: Receiver<[u8; REPORT_LEN]>,
         tx: Sender<Vec<u8>>,
         stop: &AtomicBool,
+        waiting_for_touch: &AtomicBool,
     ) {
         let wire = Arc::new(Mutex::new(Wire::default()));
         let alloc = UsbBusAllocator::new(VirtualBus {
             wire: wire.clone(),
             next_index: 1,
         });
-        let channel: Channel<DEFAULT_MESSAGE_SIZE> = Channel::new();
-        let (requester, responder) = channel.split().unwrap();
         // fido-authenticator handles CBOR and MSG only (in the Nitrokey firmware WINK
         // belongs to another app), so WINK is not advertised.
         let mut class = CtapHid::new(&alloc, requester, 0).implements_ctap2();
         // Building the device freezes the allocator and connects the endpoints.
         let _device = UsbDeviceBuilder::new(&alloc, UsbVidPid(0x20a0, 0x42b2)).build();
-        let mut dispatch = Dispatch::new(responder);
         let read_addr = class.pipe().read_address();
         let write_addr = class.pipe().write_address();
         let start = Instant::now();
+        let mut last_keepalive = Instant::now();
         while !stop.load(Ordering::SeqCst) {
-            match rx.recv_timeout(Duration::from_millis(2)) {
+            match rx.recv_timeout(Duration::from_millis(1)) {
                 Ok(report) => {
                     wire.lock().unwrap().to_device.push_back(report);
                     class.endpoint_out(read_addr);
@@ -949,8 +953,11 @@ mod trussed_interop {
                 Err(RecvTimeoutError::Disconnected) => return,
             }
             class.check_timeout(start.elapsed().as_millis() as u32);
-            dispatch.poll(&mut [&mut *app]);
             class.poll();
+            if last_keepalive.elapsed() >= Duration::from_millis(50) {
+                last_keepalive = Instant::now();
+                class.send_keepalive(waiting_for_touch.load(Ordering::SeqCst));
+            }
             // Each completed IN transfer lets the class write its next packet.
             loop {
                 let sent: Vec<Vec<u8>> = wire.lock().unwrap().to_host.drain(..).collect();
@@ -967,24 +974,101 @@ mod trussed_interop {
         }
     }
 
-    /// Runs `f` with a pipe to a fresh trussed FIDO authenticator.
-    fn with_trussed_key<R>(f: impl FnOnce(FirmwarePipe) -> R) -> R {
-        trussed_staging::virt::with_client(trussed::virt::StoreConfig::ram(), "fido", |client| {
-            fn assert_trussed_requirements<T: fido_authenticator::TrussedRequirements>(_: &T) {}
-            assert_trussed_requirements(&client);
-            let mut authenticator =
-                Authenticator::new(client, Conforming {}, Config::new(DEFAULT_MESSAGE_SIZE));
-            let (to_fw, fw_rx) = mpsc::channel();
-            let (fw_tx, from_fw) = mpsc::channel();
-            let stop = AtomicBool::new(false);
-            std::thread::scope(|s| {
-                let fw = s.spawn(|| run_firmware(&mut authenticator, fw_rx, fw_tx, &stop));
-                let result = f(FirmwarePipe { to_fw, from_fw });
-                stop.store(true, Ordering::SeqCst);
-                fw.join().unwrap();
-                result
-            })
+    /// The platform UI: the user touches the key `delay` after it starts asking.
+    struct SlowTouch {
+        delay: Duration,
+        asked_at: Option<Instant>,
+        waiting: Arc<AtomicBool>,
+    }
+
+    impl trussed::platform::UserInterface for SlowTouch {
+        fn check_user_presence(&mut self) -> Level {
+            let asked_at = *self.asked_at.get_or_insert_with(Instant::now);
+            if asked_at.elapsed() >= self.delay {
+                Level::Normal
+            } else {
+                std::thread::sleep(Duration::from_millis(1));
+                Level::None
+            }
+        }
+        fn set_status(&mut self, status: trussed::types::ui::Status) {
+            let waiting = matches!(status, trussed::types::ui::Status::WaitingForUserPresence);
+            if !waiting {
+                self.asked_at = None;
+            }
+            self.waiting.store(waiting, Ordering::SeqCst);
+        }
+    }
+
+    /// Runs `f` with a pipe to a fresh trussed FIDO authenticator whose user touches it
+    /// `touch_delay` after being asked. The app runs on its own thread, the USB class on
+    /// another, as on the real key (where the USB side runs in interrupts).
+    fn with_trussed_key_touching_after<R>(
+        touch_delay: Duration,
+        f: impl FnOnce(FirmwarePipe) -> R,
+    ) -> R {
+        trussed::virt::with_platform(trussed::virt::StoreConfig::ram(), |mut platform| {
+            let waiting = Arc::new(AtomicBool::new(false));
+            platform.user_interface().set_inner(Box::new(SlowTouch {
+                delay: touch_delay,
+                asked_at: None,
+                waiting: waiting.clone(),
+            }));
+            platform.run_client_with_backends(
+                "fido",
+                trussed_staging::virt::Dispatcher::default(),
+                &[
+                    BackendId::Custom(trussed_staging::virt::BackendIds::StagingBackend),
+                    BackendId::Core,
+                ],
+                |client| {
+                    fn assert_trussed_requirements<T: fido_authenticator::TrussedRequirements>(
+                        _: &T,
+                    ) {
+                    }
+                    assert_trussed_requirements(&client);
+                    let mut authenticator = Authenticator::new(
+                        client,
+                        Conforming {},
+                        Config::new(DEFAULT_MESSAGE_SIZE),
+                    );
+                    let channel: Channel<DEFAULT_MESSAGE_SIZE> = Channel::new();
+                    let (requester, responder) = channel.split().unwrap();
+                    let (to_fw, fw_rx) = mpsc::channel();
+                    let (fw_tx, from_fw) = mpsc::channel();
+                    let stop = AtomicBool::new(false);
+                    std::thread::scope(|s| {
+                        let app = s.spawn(|| {
+                            let mut dispatch = Dispatch::new(responder);
+                            while !stop.load(Ordering::SeqCst) {
+                                dispatch.poll(&mut [&mut authenticator]);
+                                std::thread::sleep(Duration::from_millis(1));
+                            }
+                        });
+                        let usb = s.spawn(|| run_usb(requester, fw_rx, fw_tx, &stop, &waiting));
+                        // Stops the firmware threads also when `f` panics, so a failing
+                        // test fails instead of hanging in the scope's join.
+                        struct StopOnDrop<'a>(&'a AtomicBool);
+                        impl Drop for StopOnDrop<'_> {
+                            fn drop(&mut self) {
+                                self.0.store(true, Ordering::SeqCst);
+                            }
+                        }
+                        let guard = StopOnDrop(&stop);
+                        let result = f(FirmwarePipe { to_fw, from_fw });
+                        drop(guard);
+                        app.join().unwrap();
+                        usb.join().unwrap();
+                        result
+                    })
+                },
+            )
         })
+    }
+
+    /// Runs `f` with a pipe to a fresh trussed FIDO authenticator (touch is immediate).
+    fn with_trussed_key<R>(f: impl FnOnce(FirmwarePipe) -> R) -> R {
+        with_trussed_key_touching_after(Duration::ZERO, f)
     }
 
     fn config() -> HidConfig {
@@ -1186,6 +1270,81 @@ mod trussed_interop {
         });
     }
 
+    /// authenticatorMakeCredential (0x01) for an ES256 credential, no PIN, no UV.
+    fn make_credential_request(rp_id: &str, client_data_hash: &[u8]) -> Vec<u8> {
+        let mut req = vec![0x01];
+        req.extend(cbor::encode(&Value::map([
+            (1u64, Value::from(client_data_hash.to_vec())),
+            (2u64, Value::map([("id", Value::from(rp_id))])),
+            (
+                3u64,
+                Value::map([
+                    ("id", Value::from(vec![0x55u8; 16])),
+                    ("name", Value::from("user@example.com")),
+                ]),
+            ),
+            (
+                4u64,
+                Value::from(vec![Value::map([
+                    ("alg", Value::from(-7i64)),
+                    ("type", Value::from("public-key")),
+                ])]),
+            ),
+        ])));
+        req
+    }
+
+    #[test]
+    fn keepalives_while_waiting_for_touch_reach_the_callback() {
+        with_trussed_key_touching_after(Duration::from_millis(600), |pipe| {
+            // Shorter than the touch delay: only keepalives keep the transaction alive.
+            let config = HidConfig {
+                inactivity_timeout: Duration::from_millis(300),
+                ..config()
+            };
+            let mut t = CtapHidTransport::with_config(pipe, config).unwrap();
+            let mut progress = Vec::new();
+            let start = Instant::now();
+            let resp = t
+                .transact(
+                    &make_credential_request("example.org", &[7; 32]),
+                    &mut |p| progress.push(p),
+                )
+                .unwrap();
+            assert_eq!(resp[0], 0x00, "makeCredential after the touch");
+            assert!(start.elapsed() >= Duration::from_millis(600));
+            assert!(
+                progress.contains(&Progress::UserPresenceNeeded),
+                "{progress:?}"
+            );
+        });
+    }
+
+    #[test]
+    fn cancel_reaches_the_firmware_but_virt_cannot_interrupt_the_touch_wait() {
+        // CTAPHID_CANCEL goes out on the wire; usbd-ctaphid would raise trussed's
+        // interrupt flag, but the virt platform has none wired into the client, so the
+        // key keeps waiting for the touch and then answers normally. The transport
+        // reports that real answer (the operation did happen) rather than Cancelled.
+        with_trussed_key_touching_after(Duration::from_millis(800), |pipe| {
+            let mut t = CtapHidTransport::with_config(pipe, config()).unwrap();
+            let token = t.cancel_token();
+            let mut cancelled = false;
+            let resp = t.transact(
+                &make_credential_request("example.net", &[9; 32]),
+                &mut |p| {
+                    if p == Progress::UserPresenceNeeded && !cancelled {
+                        cancelled = true;
+                        token.cancel();
+                    }
+                },
+            );
+            assert!(cancelled);
+            let resp = resp.unwrap();
+            assert_eq!(resp[0], 0x00);
+        });
+    }
+
     #[test]
     fn make_credential_then_get_assertion_signature_verifies() {
         use p256::ecdsa::signature::Verifier;
@@ -1197,25 +1356,7 @@ mod trussed_interop {
             let client_data_hash = Sha256::digest(b"client data of the test");
 
             // authenticatorMakeCredential (0x01), ES256, no PIN set: user presence only.
-            let mut req = vec![0x01];
-            req.extend(cbor::encode(&Value::map([
-                (1u64, Value::from(client_data_hash.to_vec())),
-                (2u64, Value::map([("id", Value::from(rp_id))])),
-                (
-                    3u64,
-                    Value::map([
-                        ("id", Value::from(vec![0x55u8; 16])),
-                        ("name", Value::from("user@example.com")),
-                    ]),
-                ),
-                (
-                    4u64,
-                    Value::from(vec![Value::map([
-                        ("alg", Value::from(-7i64)),
-                        ("type", Value::from("public-key")),
-                    ])]),
-                ),
-            ])));
+            let req = make_credential_request(rp_id, &client_data_hash);
             let resp = t.transact(&req, &mut |_| {}).unwrap();
             assert_eq!(resp[0], 0x00, "makeCredential");
             let att = cbor::decode(&resp[1..]).unwrap();

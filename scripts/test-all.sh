@@ -10,7 +10,18 @@ log "toolchain"
 command -v cargo >/dev/null || { echo "cargo (rustup stable) is required"; exit 1; }
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
-log "system packages and the PC/SC rig (pcscd + vpcd)"
+log "system packages"
+# libclang-dev: the trussed firmware used by the USB HID interop tests builds littlefs2
+# through bindgen. gcc builds rusqlite's bundled SQLite and pyscard.
+need=()
+for p in libclang-dev gcc pkg-config; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
+if [ ${#need[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y --no-install-recommends "${need[@]}" </dev/null \
+    || { apt-get update </dev/null && apt-get install -y --no-install-recommends "${need[@]}" </dev/null; }
+fi
+
+log "the PC/SC rig (pcscd + vpcd)"
 # pcsc's build needs libpcsclite-dev + pkg-config; NFC tests need a running pcscd with vpcd.
 scripts/pcsc-rig-start.sh
 trap 'scripts/pcsc-rig-stop.sh || true; scripts/pg-stop.sh || true' EXIT

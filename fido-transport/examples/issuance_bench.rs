@@ -15,45 +15,18 @@
 //!   KEEPALIVE reports).
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fido_core::commands::{RpEntity, UserEntity};
-use fido_core::ctaphid::KeepaliveStatus;
 use fido_core::pin::Permissions;
 use fido_transport::client::{Authenticator, MakeCredentialArgs, TransferStats};
-use fido_transport::hid::{
-    CtapHandler, CtapHidTransport, InProcessHid, ReportPipe, RequestContext, REPORT_LEN,
-};
-use fido_transport::softkey::{Presence, SoftAuthenticator, SoftConfig};
-use fido_transport::{Error, Progress, TransportKind};
+use fido_transport::hid::{CtapHidTransport, InProcessHid, ReportPipe, REPORT_LEN};
+use fido_transport::softkey::{SoftAuthenticator, SoftConfig};
+use fido_transport::{Error, TransportKind};
 
 const PIN: &str = "4821-keysmith";
 const RP: &str = "login.microsoft.com";
-
-/// The software key as a CTAPHID device.
-struct SoftHandler(Arc<Mutex<SoftAuthenticator>>);
-
-struct HidPresence<'a, 'b>(&'a mut RequestContext<'b>);
-
-impl Presence for HidPresence<'_, '_> {
-    fn progress(&mut self, progress: Progress) {
-        self.0.keepalive(match progress {
-            Progress::UserPresenceNeeded => KeepaliveStatus::UpNeeded,
-            _ => KeepaliveStatus::Processing,
-        });
-    }
-    fn is_cancelled(&mut self) -> bool {
-        self.0.is_cancelled()
-    }
-}
-
-impl CtapHandler for SoftHandler {
-    fn handle(&mut self, request: &[u8], ctx: &mut RequestContext<'_>) -> Vec<u8> {
-        let mut key = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        key.handle(request, &mut HidPresence(ctx))
-    }
-}
 
 /// Counts the reports that cross the pipe.
 struct CountingPipe {
@@ -125,7 +98,7 @@ fn one_run() -> Result<Run, Error> {
     let written = Arc::new(AtomicU64::new(0));
     let read = Arc::new(AtomicU64::new(0));
     let pipe = CountingPipe {
-        inner: InProcessHid::new(SoftHandler(Arc::new(Mutex::new(soft)))),
+        inner: InProcessHid::new(soft),
         written: written.clone(),
         read: read.clone(),
     };

@@ -11,45 +11,19 @@ use fido_core::attestation::verify_assertion;
 use fido_core::authdata::rp_id_hash;
 use fido_core::cbor::Value;
 use fido_core::commands::{CredentialDescriptor, RpEntity, UserEntity};
-use fido_core::ctaphid::KeepaliveStatus;
 use fido_core::pin::{Permissions, PinUvAuthProtocol};
 use fido_core::CtapStatus;
 use fido_transport::client::{
     Authenticator, CredentialsMetadata, EnrollProgress, GetAssertionArgs, MakeCredentialArgs,
 };
-use fido_transport::hid::{CtapHandler, CtapHidTransport, InProcessHid, RequestContext};
+use fido_transport::hid::{CtapHidTransport, InProcessHid};
 use fido_transport::softkey::{
-    ManualClock, Presence, SeededRng, SoftAuthenticator, SoftConfig, SoftTransport, UserPresence,
+    ManualClock, SeededRng, SoftAuthenticator, SoftConfig, SoftTransport, UserPresence,
 };
 use fido_transport::{Error, Progress, Transport};
 
 const PIN: &str = "4821";
 const RP: &str = "login.microsoft.com";
-
-/// The software authenticator as a CTAPHID device: progress becomes KEEPALIVE
-/// reports, CTAPHID_CANCEL reaches it as a cancelled presence wait.
-struct SoftHandler(Arc<Mutex<SoftAuthenticator>>);
-
-struct HidPresence<'a, 'b>(&'a mut RequestContext<'b>);
-
-impl Presence for HidPresence<'_, '_> {
-    fn progress(&mut self, progress: Progress) {
-        self.0.keepalive(match progress {
-            Progress::UserPresenceNeeded => KeepaliveStatus::UpNeeded,
-            _ => KeepaliveStatus::Processing,
-        });
-    }
-    fn is_cancelled(&mut self) -> bool {
-        self.0.is_cancelled()
-    }
-}
-
-impl CtapHandler for SoftHandler {
-    fn handle(&mut self, request: &[u8], ctx: &mut RequestContext<'_>) -> Vec<u8> {
-        let mut key = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        key.handle(request, &mut HidPresence(ctx))
-    }
-}
 
 type HidKey = Authenticator<CtapHidTransport<InProcessHid>>;
 
@@ -62,7 +36,7 @@ fn hid_key(config: SoftConfig) -> (HidKey, Arc<Mutex<SoftAuthenticator>>) {
 
 fn hid_key_from(soft: SoftAuthenticator) -> (HidKey, Arc<Mutex<SoftAuthenticator>>) {
     let shared = Arc::new(Mutex::new(soft));
-    let pipe = InProcessHid::new(SoftHandler(shared.clone()));
+    let pipe = InProcessHid::new(shared.clone());
     let transport = CtapHidTransport::new(pipe).unwrap();
     (Authenticator::new(transport), shared)
 }

@@ -6,7 +6,6 @@ use fido_core::CtapStatus;
 use super::{is_status, Authenticator};
 use crate::{Error, Progress, Transport};
 
-/// What to tell the user when the key refuses a reset outside its power-up window.
 
 impl<T: Transport> Authenticator<T> {
     /// Erases every credential and the PIN (authenticatorReset); the user must touch the

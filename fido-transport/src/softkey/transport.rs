@@ -106,3 +106,36 @@ impl crate::nfc::CardApplet for SoftTransport {
         self.with(SoftAuthenticator::power_cycle);
     }
 }
+
+/// Progress of the software key as CTAPHID KEEPALIVE reports; CTAPHID_CANCEL reaches it
+/// as a cancelled presence wait.
+struct HidPresence<'a, 'b>(&'a mut crate::hid::RequestContext<'b>);
+
+impl Presence for HidPresence<'_, '_> {
+    fn progress(&mut self, progress: Progress) {
+        self.0.keepalive(match progress {
+            Progress::UserPresenceNeeded => fido_core::ctaphid::KeepaliveStatus::UpNeeded,
+            _ => fido_core::ctaphid::KeepaliveStatus::Processing,
+        });
+    }
+    fn is_cancelled(&mut self) -> bool {
+        self.0.is_cancelled()
+    }
+}
+
+/// The software key behind in-process CTAPHID reports
+/// ([`InProcessHid::new`](crate::hid::InProcessHid::new)).
+impl crate::hid::CtapHandler for SoftAuthenticator {
+    fn handle(&mut self, request: &[u8], ctx: &mut crate::hid::RequestContext<'_>) -> Vec<u8> {
+        SoftAuthenticator::handle(self, request, &mut HidPresence(ctx))
+    }
+}
+
+/// A shared software key behind in-process CTAPHID reports, so a test can keep a handle
+/// to inspect or steer the key while the client talks to it.
+impl crate::hid::CtapHandler for std::sync::Arc<std::sync::Mutex<SoftAuthenticator>> {
+    fn handle(&mut self, request: &[u8], ctx: &mut crate::hid::RequestContext<'_>) -> Vec<u8> {
+        let mut key = self.lock().unwrap_or_else(|e| e.into_inner());
+        SoftAuthenticator::handle(&mut key, request, &mut HidPresence(ctx))
+    }
+}

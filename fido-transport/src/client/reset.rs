@@ -6,7 +6,6 @@ use fido_core::CtapStatus;
 use super::{is_status, Authenticator};
 use crate::{Error, Progress, Transport};
 
-
 impl<T: Transport> Authenticator<T> {
     /// Erases every credential and the PIN (authenticatorReset); the user must touch the
     /// key, which `progress` reports.

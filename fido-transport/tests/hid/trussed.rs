@@ -876,6 +876,48 @@ mod trussed_client {
                 .verify_with(&[0; 32], CertificatePolicy::SignatureOnly)
                 .is_err());
 
+            // The firmware enforces the token's RP binding: a makeCredential for
+            // another RP, correctly MACed with a token bound to RP, is refused with
+            // PIN_AUTH_INVALID. Sent raw, since our client refuses it before sending.
+            let mc = key
+                .pin_token(&pin, Permissions::MAKE_CREDENTIAL, Some(RP))
+                .unwrap();
+            let raw_mc = |rp: &str| {
+                let mut req = vec![0x01];
+                req.extend(fido_core::cbor::encode(&Value::map([
+                    (1u64, Value::from(cdh.to_vec())),
+                    (2u64, Value::map([("id", Value::from(rp))])),
+                    (
+                        3u64,
+                        Value::map([
+                            ("id", Value::from(vec![9u8; 16])),
+                            ("name", Value::from("mallory")),
+                        ]),
+                    ),
+                    (
+                        4u64,
+                        Value::from(vec![Value::map([
+                            ("alg", Value::from(-7i64)),
+                            ("type", Value::from("public-key")),
+                        ])]),
+                    ),
+                    (8u64, Value::from(mc.authenticate(&cdh))),
+                    (9u64, Value::from(u64::from(mc.protocol().id()))),
+                ])));
+                req
+            };
+            // Control: the same request for the bound RP (non-resident) succeeds.
+            let resp = key
+                .transport_mut()
+                .transact(&raw_mc(RP), &mut |_| {})
+                .unwrap();
+            assert_eq!(resp.first(), Some(&0x00));
+            let resp = key
+                .transport_mut()
+                .transact(&raw_mc(OTHER_RP), &mut |_| {})
+                .unwrap();
+            assert_eq!(resp, vec![CtapStatus::PinAuthInvalid.to_u8()]);
+
             // An RP not listed in setMinPINLength gets no minPinLength output.
             let mut other = mc_args(OTHER_RP, 2, cdh);
             other.extensions = Some(MakeCredentialExtensions {
@@ -1011,6 +1053,19 @@ mod trussed_client {
                 creds[0].user.name.as_deref(),
                 Some("user1@login.example.com")
             );
+            // updateUserInformation: the new name is what enumeration shows next.
+            let renamed = UserEntity {
+                id: vec![1; 16],
+                name: Some("renamed@login.example.com".into()),
+                display_name: Some("Renamed".into()),
+            };
+            key.update_user(&cm, &creds[0].credential_id, &renamed)
+                .unwrap();
+            let creds = key
+                .enumerate_credentials(&cm, fido_core::authdata::rp_id_hash(RP))
+                .unwrap();
+            assert_eq!(creds.len(), 1);
+            assert_eq!(creds[0].user, renamed);
             key.delete_credential(&cm, &creds[0].credential_id).unwrap();
             assert_eq!(key.credentials_metadata(&cm).unwrap().existing, 1);
             let rps = key.enumerate_rps(&cm).unwrap();

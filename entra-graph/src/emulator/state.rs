@@ -18,7 +18,7 @@ pub struct GroupFixture {
     pub id: String,
     /// Display name.
     pub display_name: String,
-    /// Member user ids.
+    /// Member ids: users, or other groups of the fixture (nested groups).
     #[serde(default)]
     pub members: Vec<String>,
 }
@@ -59,9 +59,11 @@ pub fn fresh_policy() -> Fido2Policy {
             target_type: "group".into(),
             id: "all_users".into(),
             is_registration_required: Some(false),
+            allowed_passkey_profiles: vec![],
         }],
         exclude_targets: vec![],
         passkey_profiles: vec![],
+        default_passkey_profile: None,
     }
 }
 
@@ -226,6 +228,27 @@ impl State {
                     .as_deref()
                     .is_some_and(|p| p.eq_ignore_ascii_case(key))
         })
+    }
+
+    /// Ids of the groups `user_id` belongs to, directly or through nested groups (as
+    /// Entra evaluates policy targets).
+    pub fn groups_of(&self, user_id: &str) -> Vec<String> {
+        let groups = &self.tenant.groups;
+        let mut found: Vec<String> = Vec::new();
+        let mut frontier = vec![user_id.to_owned()];
+        // Each round adds the groups that contain something found in the last one;
+        // bounded by the number of groups (cycles add nothing new).
+        while let Some(member) = frontier.pop() {
+            for g in groups {
+                if g.members.iter().any(|m| m.eq_ignore_ascii_case(&member))
+                    && !found.iter().any(|f| f.eq_ignore_ascii_case(&g.id))
+                {
+                    found.push(g.id.clone());
+                    frontier.push(g.id.clone());
+                }
+            }
+        }
+        found
     }
 
     pub fn evict_challenges(&mut self) {

@@ -315,4 +315,31 @@ mod tests {
         assert!(s.find_user("nobody").is_none());
         assert_eq!(s.policy.is_self_service_registration_allowed, Some(true));
     }
+
+    #[test]
+    fn nested_group_membership_is_transitive_and_survives_cycles() {
+        let mut t = TenantFixture::fresh();
+        let kim = t.users[0].id.clone();
+        let direct = t.groups[0].id.clone();
+        t.groups.push(GroupFixture {
+            id: "outer".into(),
+            display_name: "Outer".into(),
+            members: vec![direct.to_uppercase(), "cycle".into()],
+        });
+        t.groups.push(GroupFixture {
+            id: "cycle".into(),
+            display_name: "Cycle".into(),
+            members: vec!["outer".into()],
+        });
+        let s = State::new(t);
+        let mut g = s.groups_of(&kim);
+        g.sort();
+        let mut want = vec![direct, "outer".to_string(), "cycle".to_string()];
+        want.sort();
+        assert_eq!(g, want);
+        // Lee is in no group.
+        assert!(s
+            .groups_of("c8a9a3b2-4f5e-4d6c-8b7a-9e0f1a2b3c4d")
+            .is_empty());
+    }
 }

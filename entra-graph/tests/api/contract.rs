@@ -697,16 +697,16 @@ fn retry_after_as_http_date_is_honoured_top_level_and_in_batch() {
         "fido2Methods",
         Fault::Status {
             status: 429,
-            retry_after: Some(2),
+            retry_after: Some(3),
         },
         1,
     ));
     let t = Instant::now();
     assert!(c.list_methods(KIM).unwrap().is_empty());
-    // An HTTP-date has whole seconds: "now + 2 s" is at least 1 s away. The backoff
-    // used when Retry-After is not understood is at most 200 ms here.
+    // An HTTP-date has whole seconds: "now + 3 s" is about 2 s away at least. The
+    // backoff used when Retry-After is not understood is at most 200 ms here.
     assert!(
-        t.elapsed() >= Duration::from_millis(1000),
+        t.elapsed() >= Duration::from_millis(1500),
         "{:?}",
         t.elapsed()
     );
@@ -717,7 +717,7 @@ fn retry_after_as_http_date_is_honoured_top_level_and_in_batch() {
         "fido2Methods",
         Fault::Status {
             status: 429,
-            retry_after: Some(2),
+            retry_after: Some(3),
         },
         1,
     ));
@@ -725,7 +725,7 @@ fn retry_after_as_http_date_is_honoured_top_level_and_in_batch() {
     let results = c.batch_delete(KIM, &ids);
     assert!(results.iter().all(Result::is_ok), "{results:?}");
     assert!(
-        t.elapsed() >= Duration::from_millis(1000),
+        t.elapsed() >= Duration::from_millis(1500),
         "{:?}",
         t.elapsed()
     );

@@ -13,10 +13,10 @@ use crate::auth::Credential;
 use crate::config::{ApiVersion, GraphConfig};
 use crate::http::{api_error, Core, Failure};
 use crate::ids::same_credential;
-use crate::policy::{preflight, PreflightError};
+use crate::policy::{preflight, target_group_ids, PreflightError, UserScope};
 use crate::wire::{
     parse_json, BatchRequest, BatchRequestItem, BatchResponse, CreationOptions, DirectoryObject,
-    Fido2Method, Fido2Policy, Page, RegistrationBody, User,
+    Fido2Method, Fido2Policy, MethodState, Page, RegistrationBody, User,
 };
 use crate::GraphError;
 
@@ -401,10 +401,65 @@ impl GraphClient {
         )
     }
 
-    /// Fetches the policy and runs the pre-flight for a key's AAGUID and attestation.
-    pub fn preflight(&self, aaguid: &str, attested: bool) -> Result<(), GraphError> {
+    /// Fetches the policy and runs the pre-flight for registering a key with `aaguid`
+    /// (and packed attestation with a certificate when `attested`) for `user` (object id
+    /// or UPN): method enabled, the user in the policy's include targets and not in its
+    /// exclude targets (group membership read through [`GraphClient::group_members`],
+    /// nested groups followed), self-service registration allowed, and the key
+    /// acceptable to a passkey profile that applies to the user
+    /// ([`crate::policy::applicable_profiles`]).
+    pub fn preflight(&self, user: &str, aaguid: &str, attested: bool) -> Result<(), GraphError> {
         let policy = self.fido2_policy()?;
-        preflight(&policy, aaguid, attested).map_err(|e: PreflightError| e.into())
+        if policy.state != MethodState::Enabled {
+            return Err(PreflightError::MethodDisabled.into());
+        }
+        let scope = self.user_scope(user, &policy)?;
+        preflight(&policy, &scope, aaguid, attested).map_err(|e: PreflightError| e.into())
+    }
+
+    /// The user's object id and those of the policy's target groups it is a member of
+    /// (directly or through nested groups up to [`MAX_GROUP_NESTING`] levels). A target
+    /// group that no longer exists (404) counts as one the user is not in.
+    pub fn user_scope(&self, user: &str, policy: &Fido2Policy) -> Result<UserScope, GraphError> {
+        let u = self.user(user)?;
+        let mut groups = Vec::new();
+        for gid in target_group_ids(policy) {
+            let mut visited = Vec::new();
+            if self.is_member(&gid, &u.id, 0, &mut visited)? {
+                groups.push(gid);
+            }
+        }
+        Ok(UserScope::new(u.id, groups))
+    }
+
+    fn is_member(
+        &self,
+        group: &str,
+        user_id: &str,
+        depth: usize,
+        visited: &mut Vec<String>,
+    ) -> Result<bool, GraphError> {
+        if depth > MAX_GROUP_NESTING || visited.iter().any(|g| g.eq_ignore_ascii_case(group)) {
+            return Ok(false);
+        }
+        visited.push(group.to_owned());
+        let members = match self.group_members(group) {
+            Ok(m) => m,
+            Err(e) if e.status() == Some(404) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        if members.iter().any(|m| m.id.eq_ignore_ascii_case(user_id)) {
+            return Ok(true);
+        }
+        for m in members
+            .iter()
+            .filter(|m| m.odata_type.as_deref() == Some("#microsoft.graph.group"))
+        {
+            if self.is_member(&m.id, user_id, depth + 1, visited)? {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// A user by object id or UPN.
@@ -547,6 +602,9 @@ impl GraphClient {
     }
 }
 
+/// How deep [`GraphClient::user_scope`] follows groups nested in target groups.
+pub const MAX_GROUP_NESTING: usize = 4;
+
 /// One inner answer of a `$batch`.
 struct BatchOutcome {
     body: Vec<u8>,
@@ -605,8 +663,7 @@ async fn run_batch(core: &Core, url: &str, items: Vec<(usize, Method, String)>) 
             };
             let body = r
                 .body
-                .as_ref()
-                .map(|b| serde_json::to_vec(b).unwrap_or_default())
+                .map(|b| b.into_string().into_bytes())
                 .unwrap_or_default();
             let request_id = r
                 .headers
@@ -618,8 +675,7 @@ async fn run_batch(core: &Core, url: &str, items: Vec<(usize, Method, String)>) 
                 .headers
                 .iter()
                 .find(|(k, _)| k.eq_ignore_ascii_case("retry-after"))
-                .and_then(|(_, v)| v.trim().parse::<u64>().ok())
-                .map(Duration::from_secs);
+                .and_then(|(_, v)| crate::http::parse_retry_after(v, std::time::SystemTime::now()));
             match r.status {
                 200..=299 => done.push((
                     i,

@@ -18,7 +18,19 @@ pub fn parse_responses(data: &[u8]) {
     let _ = parse_json::<ODataErrorBody>(data, "error");
     let _ = parse_json::<TokenResponse>(data, "token");
     let _ = parse_json::<TokenErrorResponse>(data, "token error");
-    let _ = parse_json::<BatchResponse>(data, "batch");
+    if let Ok(b) = parse_json::<BatchResponse>(data, "batch") {
+        // Inner bodies are read as the shapes the client expects there.
+        for r in &b.responses {
+            if let Some(body) = &r.body {
+                let _ = body.parse::<Page<Fido2Method>>("fido2Methods page");
+                let _ = crate::http::api_error(r.status, None, body.as_bytes());
+            }
+        }
+    }
+    if let Ok(text) = std::str::from_utf8(data) {
+        // Retry-After: delay-seconds or an HTTP-date.
+        let _ = crate::http::parse_retry_after(text, std::time::SystemTime::now());
+    }
     let status = data.first().map_or(400, |b| 400 + u16::from(*b));
     let _ = crate::http::api_error(status, None, data);
 }

@@ -58,7 +58,20 @@ pub(crate) enum Failure {
 
 pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let v = headers.get(RETRY_AFTER)?.to_str().ok()?;
-    v.trim().parse::<u64>().ok().map(Duration::from_secs)
+    parse_retry_after(v, std::time::SystemTime::now())
+}
+
+/// Reads a `Retry-After` value (RFC 9110 10.2.3): delay-seconds, or an HTTP-date
+/// (IMF-fixdate; the obsolete RFC 850 and asctime forms are accepted too), turned into
+/// the delay from `now` (zero when the date is already past).
+pub(crate) fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let v = value.trim();
+    if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+        // Huge values saturate; the caller caps the wait anyway.
+        return Some(Duration::from_secs(v.parse::<u64>().unwrap_or(u64::MAX)));
+    }
+    let at = httpdate::parse_http_date(v).ok()?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
 /// Turns an error response into a typed error.
@@ -438,6 +451,49 @@ mod tests {
             .check_target("https://graph.microsoft.com.evil.example/v1.0/users")
             .is_err());
         assert!(c.check_target("https://evil.example/v1.0/users").is_err());
+    }
+
+    #[test]
+    fn retry_after_http_date_forms() {
+        use std::time::UNIX_EPOCH;
+        // Sun, 06 Nov 1994 08:49:37 GMT (RFC 9110's example) = 784111777.
+        let now = UNIX_EPOCH + Duration::from_secs(784_111_777 - 30);
+        for v in [
+            "Sun, 06 Nov 1994 08:49:37 GMT",
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            "Sun Nov  6 08:49:37 1994",
+        ] {
+            assert_eq!(
+                parse_retry_after(v, now),
+                Some(Duration::from_secs(30)),
+                "{v}"
+            );
+        }
+        // A date already past means retry now.
+        let later = UNIX_EPOCH + Duration::from_secs(784_111_777 + 5);
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", later),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(
+            parse_retry_after(" 120 ", now),
+            Some(Duration::from_secs(120))
+        );
+        assert_eq!(
+            parse_retry_after("99999999999999999999999", now),
+            Some(Duration::from_secs(u64::MAX))
+        );
+        for bad in ["", "-1", "1.5", "Sun, 32 Nov 1994 08:49:37 GMT", "soon"] {
+            assert_eq!(parse_retry_after(bad, now), None, "{bad}");
+        }
+        let mut h = HeaderMap::new();
+        let soon = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(60));
+        h.insert(RETRY_AFTER, soon.parse().unwrap());
+        let d = retry_after(&h).unwrap();
+        assert!(
+            d > Duration::from_secs(55) && d <= Duration::from_secs(60),
+            "{d:?}"
+        );
     }
 
     #[test]

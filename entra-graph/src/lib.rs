@@ -34,8 +34,9 @@
 //!     },
 //! )?;
 //! let user = "kim@contoso.onmicrosoft.com";
-//! // Before a key is spent: would the tenant accept a YubiKey 5 with attestation?
-//! client.preflight("cb69481e-8ff7-4039-93ec-0a2729a154a8", true)?;
+//! // Before a key is spent: would the tenant accept a YubiKey 5 with attestation
+//! // for this user (targets, passkey profiles, AAGUID lists)?
+//! client.preflight(user, "cb69481e-8ff7-4039-93ec-0a2729a154a8", true)?;
 //! let options = client.creation_options(user, None)?;
 //! let client_data = ClientData::for_creation(&options, None)?;
 //! // The key signs `client_data.hash` in makeCredential (fido-transport); then
@@ -64,6 +65,7 @@ pub mod wire;
 
 pub use client::{
     encode_segment, ClientStats, ConnectionReport, Deletion, GraphClient, Registration, MAX_BATCH,
+    MAX_GROUP_NESTING,
 };
 pub use config::{
     ApiVersion, GraphConfig, RetryPolicy, MAX_CHALLENGE_MINUTES, MIN_CHALLENGE_MINUTES,

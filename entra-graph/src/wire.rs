@@ -517,6 +517,14 @@ pub struct PolicyTarget {
     /// Whether registration is required.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub is_registration_required: Option<bool>,
+    /// Ids of the passkey profiles that apply to this target (include targets of a
+    /// policy with passkey profiles; empty means the default profile).
+    #[serde(
+        default,
+        deserialize_with = "null_as_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub allowed_passkey_profiles: Vec<String>,
 }
 
 /// `fido2AuthenticationMethodConfiguration`: the tenant's FIDO2 method policy.
@@ -559,6 +567,9 @@ pub struct Fido2Policy {
     /// Passkey profiles (newer, group-based).
     #[serde(default, deserialize_with = "null_as_default")]
     pub passkey_profiles: Vec<PasskeyProfile>,
+    /// Id of the non-deletable baseline profile among `passkeyProfiles`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_passkey_profile: Option<String>,
 }
 
 /// An OData error body: `{"error": {...}}`.
@@ -680,9 +691,79 @@ pub struct BatchResponseItem {
     /// Its headers (e.g. `Retry-After`).
     #[serde(default, deserialize_with = "null_as_default")]
     pub headers: std::collections::BTreeMap<String, String>,
-    /// Its JSON body, if any.
+    /// Its JSON body, if any, as JSON text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub body: Option<serde_json::Value>,
+    pub body: Option<JsonText>,
+}
+
+/// A JSON value kept as its text: the body of one `$batch` response, whose shape depends
+/// on the request it answers. Read it with [`JsonText::parse`] (or [`JsonText::as_str`]).
+///
+/// Deserialising checks that the text is JSON; [`JsonText::new`] does too, so a
+/// `JsonText` always holds one well-formed JSON value (serialised as that value, not as
+/// a string).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JsonText(String);
+
+impl JsonText {
+    /// Wraps `text` after checking that it is one well-formed JSON value.
+    pub fn new(text: impl Into<String>) -> Result<Self, WireError> {
+        let text = text.into();
+        if text.len() > MAX_BODY_BYTES {
+            return Err(WireError::TooLarge {
+                shape: "JSON text",
+                len: text.len(),
+            });
+        }
+        serde_json::from_str::<serde::de::IgnoredAny>(&text).map_err(|e| WireError::Shape {
+            shape: "JSON text",
+            reason: e.to_string(),
+        })?;
+        Ok(JsonText(text))
+    }
+
+    /// Reads JSON bytes (e.g. an HTTP body); `None` when they are not one JSON value.
+    pub fn from_slice(bytes: &[u8]) -> Option<Self> {
+        std::str::from_utf8(bytes)
+            .ok()
+            .and_then(|s| JsonText::new(s).ok())
+    }
+
+    /// The JSON text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The JSON text as bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+
+    /// Parses the text as `T`, naming `shape` in any error (same rules as [`parse_json`]).
+    pub fn parse<T: DeserializeOwned>(&self, shape: &'static str) -> Result<T, WireError> {
+        parse_json(self.0.as_bytes(), shape)
+    }
+
+    /// Takes the text.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl Serialize for JsonText {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        // Always well-formed (checked on construction): re-emit it as a JSON value.
+        let v: serde_json::Value =
+            serde_json::from_str(&self.0).map_err(serde::ser::Error::custom)?;
+        v.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for JsonText {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let v = serde_json::Value::deserialize(deserializer)?;
+        Ok(JsonText(v.to_string()))
+    }
 }
 
 /// A `$batch` response body.
@@ -775,6 +856,27 @@ mod tests {
         assert!(o.is_expired(exp));
         o.challenge_timeout_date_time = None;
         assert!(!o.is_expired(exp));
+    }
+
+    #[test]
+    fn batch_body_is_json_text_of_ours() {
+        let r: BatchResponse = parse_json(
+            br#"{"responses":[{"id":"1","status":200,"body":{"value":[{"id":"a"}]}},{"id":"2","status":204}]}"#,
+            "$batch response",
+        )
+        .unwrap();
+        let body: &JsonText = r.responses[0].body.as_ref().unwrap();
+        let page: Page<Fido2Method> = body.parse("page").unwrap();
+        assert_eq!(page.value[0].id, "a");
+        assert_eq!(body.as_str(), r#"{"value":[{"id":"a"}]}"#);
+        assert_eq!(r.responses[1].body, None);
+        // Serialised back as a JSON value, not as a string holding JSON.
+        let out = serde_json::to_string(&r.responses[0]).unwrap();
+        assert!(out.contains(r#""body":{"value":[{"id":"a"}]}"#), "{out}");
+        assert!(JsonText::new("{not json").is_err());
+        assert!(JsonText::new("{} {}").is_err());
+        assert_eq!(JsonText::from_slice(b"[1,2]").unwrap().as_bytes(), b"[1,2]");
+        assert_eq!(JsonText::from_slice(b"\xff"), None);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! `entra-emulator --listen 127.0.0.1:PORT [--fixtures FILE] [--rp-id ID]
 //!  [--client-id ID --client-secret SECRET] [--latency-ms MS] [--throttle BURST:PER_SEC]
-//!  [--page-size N] [--token-lifetime-secs S]`
+//!  [--page-size N] [--token-lifetime-secs S] [--retry-after seconds|http-date]`
 //!
 //! Serves a faithful Entra/Graph emulator until killed. The first stdout line is one
 //! JSON object with `base_url`, `token_url`, `tenant_id`, `client_id`, `client_secret`
@@ -19,7 +19,7 @@ fn usage() -> ExitCode {
     eprintln!(
         "usage: entra-emulator --listen 127.0.0.1:PORT [--fixtures FILE] [--rp-id ID] \
          [--client-id ID --client-secret SECRET] [--latency-ms MS] [--throttle BURST:PER_SEC] \
-         [--page-size N] [--token-lifetime-secs S]"
+         [--page-size N] [--token-lifetime-secs S] [--retry-after seconds|http-date]"
     );
     ExitCode::from(2)
 }
@@ -30,6 +30,7 @@ fn main() -> ExitCode {
     let mut throttle = None;
     let mut client_id = None;
     let mut client_secret = None;
+    let mut retry_after_date = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match (arg.as_str(), args.next()) {
@@ -71,6 +72,11 @@ fn main() -> ExitCode {
                 Ok(s) if s > 0 => config.token_lifetime = Duration::from_secs(s),
                 _ => return usage(),
             },
+            ("--retry-after", Some(v)) => match v.as_str() {
+                "seconds" => retry_after_date = false,
+                "http-date" => retry_after_date = true,
+                _ => return usage(),
+            },
             ("--throttle", Some(v)) => {
                 let parsed = v
                     .split_once(':')
@@ -109,6 +115,7 @@ fn main() -> ExitCode {
         emulator.set_latency(l);
     }
     emulator.set_throttle(throttle);
+    emulator.set_retry_after_http_date(retry_after_date);
     let mut out = std::io::stdout().lock();
     if writeln!(out, "{}", emulator.connection_json())
         .and_then(|()| out.flush())

@@ -141,6 +141,8 @@ pub(crate) struct Knobs {
     pub latency: Duration,
     pub throttle: Option<ThrottleConfig>,
     pub faults: Vec<FaultRule>,
+    /// Send `Retry-After` as an HTTP-date instead of delay-seconds.
+    pub retry_after_http_date: bool,
 }
 
 pub(crate) struct Shared {
@@ -387,6 +389,11 @@ impl Emulator {
         st.buckets.clear();
         drop(st);
         self.shared.knobs().throttle = throttle;
+    }
+    /// Sends every `Retry-After` (429/5xx, top level and inside `$batch`) as an HTTP-date
+    /// (IMF-fixdate, RFC 9110) instead of delay-seconds; both forms are legal.
+    pub fn set_retry_after_http_date(&self, on: bool) {
+        self.shared.knobs().retry_after_http_date = on;
     }
     /// Injects a fault.
     pub fn inject(&self, rule: FaultRule) {

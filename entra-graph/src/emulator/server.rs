@@ -176,7 +176,7 @@ async fn handle(
                 "The request body is too large.",
                 &request_id,
             );
-            return Ok(to_response(r, &request_id, &client_request_id));
+            return Ok(to_response(&shared, r, &request_id, &client_request_id));
         }
     };
     let (fault, latency) = take_fault(&shared, &method, &path);
@@ -212,10 +212,25 @@ async fn handle(
         None => route(&shared, &method, &path, auth.as_deref(), &body, &request_id),
     };
     log(&shared, &method, &path, resp.status);
-    Ok(to_response(resp, &request_id, &client_request_id))
+    Ok(to_response(&shared, resp, &request_id, &client_request_id))
 }
 
-fn to_response(r: Resp, request_id: &str, client_request_id: &str) -> Response<Full<Bytes>> {
+/// The `Retry-After` value for a wait of `secs`: delay-seconds, or (knob
+/// `retry_after_http_date`) the IMF-fixdate that many seconds from now.
+fn retry_after_value(shared: &Shared, secs: u64) -> String {
+    if shared.knobs().retry_after_http_date {
+        httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(secs))
+    } else {
+        secs.to_string()
+    }
+}
+
+fn to_response(
+    shared: &Shared,
+    r: Resp,
+    request_id: &str,
+    client_request_id: &str,
+) -> Response<Full<Bytes>> {
     let mut b = Response::builder()
         .status(r.status)
         .header("request-id", request_id)
@@ -227,7 +242,7 @@ fn to_response(r: Resp, request_id: &str, client_request_id: &str) -> Response<F
         );
     }
     if let Some(s) = r.retry_after {
-        b = b.header("retry-after", s.to_string());
+        b = b.header("retry-after", retry_after_value(shared, s));
     }
     b.body(Full::new(Bytes::from(r.body)))
         .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
@@ -483,13 +498,13 @@ fn batch(shared: &Shared, ver: &str, auth: Option<&str>, body: &[u8], rid: &str)
             headers.insert("Content-Type".to_owned(), "application/json".to_owned());
         }
         if let Some(s) = r.retry_after {
-            headers.insert("Retry-After".to_owned(), s.to_string());
+            headers.insert("Retry-After".to_owned(), retry_after_value(shared, s));
         }
         responses.push(BatchResponseItem {
             id: item.id,
             status: r.status,
             headers,
-            body: serde_json::from_slice(&r.body).ok(),
+            body: crate::wire::JsonText::from_slice(&r.body),
         });
     }
     json(200, &BatchResponse { responses })
@@ -589,13 +604,22 @@ fn graph(
             let members: Vec<DirectoryObject> = g
                 .members
                 .iter()
-                .filter_map(|m| st.find_user(m))
-                .map(|u| DirectoryObject {
-                    odata_type: Some("#microsoft.graph.user".into()),
-                    id: u.id.clone(),
-                    display_name: u.display_name.clone(),
-                    user_principal_name: u.user_principal_name.clone(),
-                    mail: u.mail.clone(),
+                .filter_map(|m| match st.find_user(m) {
+                    Some(u) => Some(DirectoryObject {
+                        odata_type: Some("#microsoft.graph.user".into()),
+                        id: u.id.clone(),
+                        display_name: u.display_name.clone(),
+                        user_principal_name: u.user_principal_name.clone(),
+                        mail: u.mail.clone(),
+                    }),
+                    // A nested group.
+                    None => st.tenant.groups.iter().find(|n| n.id.eq_ignore_ascii_case(m)).map(|n| DirectoryObject {
+                        odata_type: Some("#microsoft.graph.group".into()),
+                        id: n.id.clone(),
+                        display_name: Some(n.display_name.clone()),
+                        user_principal_name: None,
+                        mail: None,
+                    }),
                 })
                 .collect();
             drop(st);
@@ -807,13 +831,7 @@ fn register(shared: &Shared, ver: &str, key: &str, body: &[u8], rid: &str) -> Re
         return not_found_user(key, rid);
     };
     let existing = st.methods.get(&uid).cloned().unwrap_or_default();
-    let user_groups: Vec<String> = st
-        .tenant
-        .groups
-        .iter()
-        .filter(|g| g.members.contains(&uid))
-        .map(|g| g.id.clone())
-        .collect();
+    let user_groups = st.groups_of(&uid);
     let ctx = RegistrationContext {
         user_groups: &user_groups,
         user_id: &uid,

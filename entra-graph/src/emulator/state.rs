@@ -18,7 +18,7 @@ pub struct GroupFixture {
     pub id: String,
     /// Display name.
     pub display_name: String,
-    /// Member user ids.
+    /// Member ids: users, or other groups of the fixture (nested groups).
     #[serde(default)]
     pub members: Vec<String>,
 }
@@ -59,9 +59,11 @@ pub fn fresh_policy() -> Fido2Policy {
             target_type: "group".into(),
             id: "all_users".into(),
             is_registration_required: Some(false),
+            allowed_passkey_profiles: vec![],
         }],
         exclude_targets: vec![],
         passkey_profiles: vec![],
+        default_passkey_profile: None,
     }
 }
 
@@ -228,6 +230,27 @@ impl State {
         })
     }
 
+    /// Ids of the groups `user_id` belongs to, directly or through nested groups (as
+    /// Entra evaluates policy targets).
+    pub fn groups_of(&self, user_id: &str) -> Vec<String> {
+        let groups = &self.tenant.groups;
+        let mut found: Vec<String> = Vec::new();
+        let mut frontier = vec![user_id.to_owned()];
+        // Each round adds the groups that contain something found in the last one;
+        // bounded by the number of groups (cycles add nothing new).
+        while let Some(member) = frontier.pop() {
+            for g in groups {
+                if g.members.iter().any(|m| m.eq_ignore_ascii_case(&member))
+                    && !found.iter().any(|f| f.eq_ignore_ascii_case(&g.id))
+                {
+                    found.push(g.id.clone());
+                    frontier.push(g.id.clone());
+                }
+            }
+        }
+        found
+    }
+
     pub fn evict_challenges(&mut self) {
         if self.challenges.len() >= MAX_CHALLENGES {
             let now = self.now();
@@ -291,5 +314,32 @@ mod tests {
             .is_some());
         assert!(s.find_user("nobody").is_none());
         assert_eq!(s.policy.is_self_service_registration_allowed, Some(true));
+    }
+
+    #[test]
+    fn nested_group_membership_is_transitive_and_survives_cycles() {
+        let mut t = TenantFixture::fresh();
+        let kim = t.users[0].id.clone();
+        let direct = t.groups[0].id.clone();
+        t.groups.push(GroupFixture {
+            id: "outer".into(),
+            display_name: "Outer".into(),
+            members: vec![direct.to_uppercase(), "cycle".into()],
+        });
+        t.groups.push(GroupFixture {
+            id: "cycle".into(),
+            display_name: "Cycle".into(),
+            members: vec!["outer".into()],
+        });
+        let s = State::new(t);
+        let mut g = s.groups_of(&kim);
+        g.sort();
+        let mut want = vec![direct, "outer".to_string(), "cycle".to_string()];
+        want.sort();
+        assert_eq!(g, want);
+        // Lee is in no group.
+        assert!(s
+            .groups_of("c8a9a3b2-4f5e-4d6c-8b7a-9e0f1a2b3c4d")
+            .is_empty());
     }
 }

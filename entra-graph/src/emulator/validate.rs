@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::state::{IssuedChallenge, StoredMethod};
 use crate::ids::{decode_lenient, encode_with_padding_digit};
-use crate::policy::{check_aaguid, effective_restrictions, format_aaguid};
+use crate::policy::{check_key_for_user, check_targets, format_aaguid, PreflightError, UserScope};
 use crate::webauthn::MAX_DISPLAY_NAME_CHARS;
 use crate::wire::{AttestationLevel, Fido2Method, Fido2Policy, MethodState, PasskeyType};
 
@@ -84,11 +84,8 @@ pub(crate) fn validate_registration(
             "displayName must be between 1 and {MAX_DISPLAY_NAME_CHARS} characters"
         )));
     }
-    let targeted = |t: &crate::wire::PolicyTarget| {
-        t.id == "all_users" || t.id == ctx.user_id || ctx.user_groups.contains(&t.id)
-    };
-    let in_scope = ctx.policy.include_targets.iter().any(targeted)
-        && !ctx.policy.exclude_targets.iter().any(targeted);
+    let scope = UserScope::new(ctx.user_id, ctx.user_groups.to_vec());
+    let in_scope = check_targets(ctx.policy, &scope).is_ok();
     if ctx.policy.state != MethodState::Enabled || !in_scope {
         return Err(Rejection {
             status: 403,
@@ -184,27 +181,18 @@ pub(crate) fn validate_registration(
         _ => (false, vec![]),
     };
 
-    if let Some(types) = ctx
-        .policy
-        .passkey_profiles
-        .first()
-        .and_then(|p| p.passkey_types.as_deref())
-    {
-        if !types.split(',').any(|t| t.trim() == "deviceBound") {
-            return Err(bad(
-                "Device-bound passkeys are not allowed by the passkey profile",
-            ));
-        }
-    }
+    // The passkey profiles that apply to the user (by target), or the deprecated
+    // top-level fields: the key must satisfy one of them.
     let aaguid = format_aaguid(&verified.aaguid);
-    let eff = effective_restrictions(ctx.policy);
-    check_aaguid(&eff, &aaguid)
-        .map_err(|e| bad(format!("Security key is restricted by policy: {e}")))?;
-    if eff.attestation_enforced && !attested {
-        return Err(bad(
+    check_key_for_user(ctx.policy, &scope, &aaguid, attested).map_err(|e| match e {
+        PreflightError::DeviceBoundNotAllowed { .. } => {
+            bad("Device-bound passkeys are not allowed by the passkey profile")
+        }
+        PreflightError::AttestationRequired => bad(
             "Attestation is enforced by policy and the security key provided none that verifies",
-        ));
-    }
+        ),
+        other => bad(format!("Security key is restricted by policy: {other}")),
+    })?;
 
     let method = Fido2Method {
         odata_type: Some("#microsoft.graph.fido2AuthenticationMethod".into()),

@@ -11,7 +11,8 @@ use entra_graph::emulator::{
 use entra_graph::ids::{decode_lenient, encode_b64url};
 use entra_graph::policy::PreflightError;
 use entra_graph::wire::{
-    AttestationLevel, EnforcementType, KeyRestrictions, MethodState, PasskeyType,
+    AttestationEnforcement, AttestationLevel, EnforcementType, KeyRestrictions, MethodState,
+    PasskeyProfile, PasskeyType, PolicyTarget,
 };
 use entra_graph::{ApiVersion, GraphClient, GraphError};
 
@@ -181,7 +182,7 @@ fn users_search_policy_and_connection() {
     let p = c.fido2_policy().unwrap();
     assert_eq!(p.state, MethodState::Enabled);
     assert_eq!(p.is_self_service_registration_allowed, Some(true));
-    assert_eq!(c.preflight(YK5_STR, false), Ok(()));
+    assert_eq!(c.preflight(KIM, YK5_STR, false), Ok(()));
     let report = c.check_connection().unwrap();
     assert!(report.token_ok);
     assert_eq!(c.stats().tokens, 1, "token cached across calls");
@@ -199,22 +200,199 @@ fn preflight_against_changed_policy() {
     });
     emu.set_policy(p.clone());
     assert!(matches!(
-        c.preflight(YK5_STR, true),
+        c.preflight(KIM, YK5_STR, true),
         Err(GraphError::Preflight(PreflightError::AaguidBlocked { .. }))
     ));
     p.key_restrictions = None;
     p.is_attestation_enforced = Some(true);
     emu.set_policy(p.clone());
     assert_eq!(
-        c.preflight(YK5_STR, false),
+        c.preflight(KIM, YK5_STR, false),
         Err(GraphError::Preflight(PreflightError::AttestationRequired))
     );
     p.state = MethodState::Disabled;
     emu.set_policy(p);
     assert_eq!(
-        c.preflight(YK5_STR, true),
+        c.preflight(KIM, YK5_STR, true),
         Err(GraphError::Preflight(PreflightError::MethodDisabled))
     );
+}
+
+const LEE: &str = "leeg@contoso.onmicrosoft.com";
+
+fn target(id: &str, profiles: &[&str]) -> PolicyTarget {
+    PolicyTarget {
+        target_type: "group".into(),
+        id: id.into(),
+        is_registration_required: Some(false),
+        allowed_passkey_profiles: profiles.iter().map(|p| p.to_string()).collect(),
+    }
+}
+
+fn register_status(c: &GraphClient, user: &str, name: &str, args: &MakeArgs<'_>) -> Option<u16> {
+    let (body, _) = registration(c, user, name, None, args);
+    c.register(user, &body)
+        .err()
+        .map(|e| e.status().unwrap_or(0))
+}
+
+#[test]
+fn preflight_checks_include_and_exclude_targets_like_the_emulator() {
+    let emu = emulator();
+    let c = client(&emu, ApiVersion::V1);
+    let mut p = emu.policy();
+    // Only the group (Kim is in it, Lee is not).
+    p.include_targets = vec![target(GROUP, &[])];
+    emu.set_policy(p.clone());
+    assert_eq!(c.preflight(KIM, YK5_STR, true), Ok(()));
+    assert_eq!(
+        c.preflight(LEE, YK5_STR, true),
+        Err(GraphError::Preflight(PreflightError::UserNotTargeted {
+            user_id: "c8a9a3b2-4f5e-4d6c-8b7a-9e0f1a2b3c4d".into()
+        }))
+    );
+    assert!(
+        emu.request_log()
+            .iter()
+            .any(|r| r.path.ends_with(&format!("/groups/{GROUP}/members"))),
+        "membership read from Graph"
+    );
+    // The emulator agrees with both verdicts.
+    assert_eq!(register_status(&c, KIM, "k", &MakeArgs::default()), None);
+    assert_eq!(
+        register_status(&c, LEE, "k", &MakeArgs::default()),
+        Some(403)
+    );
+    // Exclusion wins over all_users.
+    p.include_targets = vec![target("all_users", &[])];
+    p.exclude_targets = vec![target(GROUP, &[])];
+    emu.set_policy(p.clone());
+    assert_eq!(
+        c.preflight(KIM, YK5_STR, true),
+        Err(GraphError::Preflight(PreflightError::UserExcluded {
+            user_id: KIM_ID.into(),
+            target: GROUP.into()
+        }))
+    );
+    assert_eq!(c.preflight(LEE, YK5_STR, true), Ok(()));
+    assert_eq!(
+        register_status(&c, KIM, "k2", &MakeArgs::default()),
+        Some(403)
+    );
+    assert_eq!(register_status(&c, LEE, "k", &MakeArgs::default()), None);
+    // A target group that no longer exists includes nobody.
+    p.include_targets = vec![target("99999999-0000-0000-0000-000000000000", &[])];
+    p.exclude_targets = vec![];
+    emu.set_policy(p);
+    assert!(matches!(
+        c.preflight(KIM, YK5_STR, true),
+        Err(GraphError::Preflight(
+            PreflightError::UserNotTargeted { .. }
+        ))
+    ));
+    // Unknown user: the typed 404.
+    assert_eq!(
+        c.preflight("nobody@contoso.onmicrosoft.com", YK5_STR, true)
+            .unwrap_err()
+            .status(),
+        Some(404)
+    );
+    assert_eq!(emu.method_count(), 2);
+}
+
+#[test]
+fn preflight_follows_nested_groups_like_the_emulator() {
+    const OUTER: &str = "7d1c2b3a-0000-4000-8000-00000000cafe";
+    let mut cfg = EmulatorConfig::default();
+    cfg.tenant.groups.push(entra_graph::emulator::GroupFixture {
+        id: OUTER.into(),
+        display_name: "All key holders".into(),
+        members: vec![GROUP.into()],
+    });
+    let emu = Emulator::start(cfg).unwrap();
+    let c = client(&emu, ApiVersion::V1);
+    let mut p = emu.policy();
+    p.include_targets = vec![target(OUTER, &[])];
+    emu.set_policy(p);
+    assert_eq!(c.preflight(KIM, YK5_STR, true), Ok(()));
+    assert!(matches!(
+        c.preflight(LEE, YK5_STR, true),
+        Err(GraphError::Preflight(
+            PreflightError::UserNotTargeted { .. }
+        ))
+    ));
+    assert_eq!(register_status(&c, KIM, "k", &MakeArgs::default()), None);
+    assert_eq!(
+        register_status(&c, LEE, "k", &MakeArgs::default()),
+        Some(403)
+    );
+}
+
+#[test]
+fn passkey_profiles_selected_by_target_in_preflight_and_emulator() {
+    const NOT_YK: &str = "00000000-0000-0000-0000-0000000000aa";
+    let emu = emulator();
+    let c = client(&emu, ApiVersion::V1);
+    let mut p = emu.policy();
+    let profile = |id: &str, aaguid: &str, attest: AttestationEnforcement| PasskeyProfile {
+        id: id.into(),
+        name: Some(id.into()),
+        passkey_types: Some("deviceBound".into()),
+        attestation_enforcement: Some(attest),
+        key_restrictions: Some(KeyRestrictions {
+            is_enforced: true,
+            enforcement_type: EnforcementType::Allow,
+            aa_guids: vec![aaguid.into()],
+        }),
+    };
+    // Everyone: the default profile (not YubiKeys). The group: YubiKeys with attestation.
+    p.passkey_profiles = vec![
+        profile("default", NOT_YK, AttestationEnforcement::Disabled),
+        profile(
+            "yubikeys",
+            YK5_STR,
+            AttestationEnforcement::RegistrationOnly,
+        ),
+    ];
+    p.default_passkey_profile = Some("default".into());
+    p.include_targets = vec![
+        target("all_users", &["default"]),
+        target(GROUP, &["yubikeys"]),
+    ];
+    emu.set_policy(p.clone());
+    // Kim (in the group) may register an attested YubiKey; Lee may not.
+    assert_eq!(c.preflight(KIM, YK5_STR, true), Ok(()));
+    assert!(matches!(
+        c.preflight(LEE, YK5_STR, true),
+        Err(GraphError::Preflight(
+            PreflightError::AaguidNotAllowed { .. }
+        ))
+    ));
+    // The group's profile enforces attestation; the default one does not list the key.
+    assert!(matches!(
+        c.preflight(KIM, YK5_STR, false),
+        Err(GraphError::Preflight(
+            PreflightError::AaguidNotAllowed { .. }
+        ))
+    ));
+    assert_eq!(register_status(&c, KIM, "k", &MakeArgs::default()), None);
+    assert_eq!(
+        register_status(&c, LEE, "k", &MakeArgs::default()),
+        Some(400)
+    );
+    let none = MakeArgs {
+        attest: Attest::None,
+        ..MakeArgs::default()
+    };
+    assert_eq!(register_status(&c, KIM, "k2", &none), Some(400));
+    // A target without allowedPasskeyProfiles gets defaultPasskeyProfile, even when it
+    // is not the first profile.
+    p.default_passkey_profile = Some("yubikeys".into());
+    p.include_targets = vec![target("all_users", &[])];
+    emu.set_policy(p);
+    assert_eq!(c.preflight(LEE, YK5_STR, true), Ok(()));
+    assert_eq!(register_status(&c, LEE, "k", &MakeArgs::default()), None);
+    assert_eq!(emu.method_count(), 2);
 }
 
 #[test]
@@ -503,6 +681,86 @@ fn registration_unknown_outcome_surfaces_after_budget() {
         "{e:?}"
     );
     assert_eq!(emu.method_count(), 0);
+}
+
+#[test]
+fn retry_after_as_http_date_is_honoured_top_level_and_in_batch() {
+    let emu = emulator();
+    emu.set_retry_after_http_date(true);
+    let c = client(&emu, ApiVersion::V1);
+    c.user(KIM).unwrap();
+    // The emulator really sends the date form.
+    let raw = reqwest_free_get_retry_after(&emu);
+    assert!(raw.ends_with(" GMT"), "{raw}");
+    emu.inject(FaultRule::new(
+        "GET",
+        "fido2Methods",
+        Fault::Status {
+            status: 429,
+            retry_after: Some(3),
+        },
+        1,
+    ));
+    let t = Instant::now();
+    assert!(c.list_methods(KIM).unwrap().is_empty());
+    // An HTTP-date has whole seconds: "now + 3 s" is about 2 s away at least. The
+    // backoff used when Retry-After is not understood is at most 200 ms here.
+    assert!(
+        t.elapsed() >= Duration::from_millis(1500),
+        "{:?}",
+        t.elapsed()
+    );
+    // Inside $batch: the inner 429's Retry-After date is honoured too.
+    let ids = emu.seed_methods(KIM, 3);
+    emu.inject(FaultRule::new(
+        "DELETE",
+        "fido2Methods",
+        Fault::Status {
+            status: 429,
+            retry_after: Some(3),
+        },
+        1,
+    ));
+    let t = Instant::now();
+    let results = c.batch_delete(KIM, &ids);
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert!(
+        t.elapsed() >= Duration::from_millis(1500),
+        "{:?}",
+        t.elapsed()
+    );
+    assert_eq!(emu.method_count(), 0);
+}
+
+/// One raw HTTP/1.1 exchange with the emulator under an injected 429, returning the
+/// `Retry-After` header as sent.
+fn reqwest_free_get_retry_after(emu: &Emulator) -> String {
+    use std::io::{Read, Write};
+    emu.inject(FaultRule::new(
+        "GET",
+        "/users/raw-probe",
+        Fault::Status {
+            status: 429,
+            retry_after: Some(3),
+        },
+        1,
+    ));
+    let host = emu.addr().to_string();
+    let mut s = std::net::TcpStream::connect(&host).unwrap();
+    write!(
+        s,
+        "GET /v1.0/users/raw-probe HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out.lines()
+        .find_map(|l| {
+            l.split_once(':')
+                .filter(|(k, _)| k.eq_ignore_ascii_case("retry-after"))
+                .map(|(_, v)| v.trim().to_owned())
+        })
+        .unwrap_or_else(|| panic!("no Retry-After in {out}"))
 }
 
 #[test]

@@ -1,7 +1,9 @@
 //! Real response shapes (after Microsoft's published examples) parsed by the client types.
 
 use entra_graph::ids::decode_lenient;
-use entra_graph::policy::{effective_restrictions, preflight, PreflightError};
+use entra_graph::policy::{
+    applicable_profiles, effective_restrictions, preflight, PreflightError, UserScope,
+};
 use entra_graph::wire::*;
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -115,7 +117,20 @@ fn users_and_group_members() {
 #[test]
 fn fido2_policy_with_passkey_profiles() {
     let p: Fido2Policy = parse_json(&fixture("fido2-policy.json"), "policy").unwrap();
+    let scope = UserScope::new("87d349ed-44d7-43e1-9a83-5f2406dee5bd", vec![]);
     assert_eq!(p.state, MethodState::Enabled);
+    assert_eq!(
+        p.default_passkey_profile.as_deref(),
+        Some("00000000-0000-0000-0000-000000000001")
+    );
+    assert_eq!(
+        p.include_targets[0].allowed_passkey_profiles,
+        vec!["00000000-0000-0000-0000-000000000001".to_string()]
+    );
+    assert_eq!(
+        applicable_profiles(&p, &scope)[0].name.as_deref(),
+        Some("Default passkey profile")
+    );
     assert_eq!(p.is_attestation_enforced, Some(true));
     assert_eq!(p.passkey_profiles.len(), 1);
     let eff = effective_restrictions(&p);
@@ -125,11 +140,11 @@ fn fido2_policy_with_passkey_profiles() {
         EnforcementType::Allow
     );
     assert_eq!(
-        preflight(&p, "cb69481e-8ff7-4039-93ec-0a2729a154a8", false),
+        preflight(&p, &scope, "cb69481e-8ff7-4039-93ec-0a2729a154a8", false),
         Ok(())
     );
     assert!(matches!(
-        preflight(&p, "90a3ccdf-635c-4729-a248-9b709135078f", true),
+        preflight(&p, &scope, "90a3ccdf-635c-4729-a248-9b709135078f", true),
         Err(PreflightError::AaguidNotAllowed { .. })
     ));
 }
@@ -137,13 +152,14 @@ fn fido2_policy_with_passkey_profiles() {
 #[test]
 fn fido2_policy_legacy_fields() {
     let p: Fido2Policy = parse_json(&fixture("fido2-policy-legacy.json"), "policy").unwrap();
+    let scope = UserScope::new("87d349ed-44d7-43e1-9a83-5f2406dee5bd", vec![]);
     assert_eq!(p.state, MethodState::Disabled);
     assert!(p.passkey_profiles.is_empty());
     let eff = effective_restrictions(&p);
     assert!(eff.attestation_enforced);
     assert_eq!(eff.key_restrictions.unwrap().aa_guids.len(), 1);
     assert_eq!(
-        preflight(&p, "cb69481e-8ff7-4039-93ec-0a2729a154a8", true),
+        preflight(&p, &scope, "cb69481e-8ff7-4039-93ec-0a2729a154a8", true),
         Err(PreflightError::MethodDisabled)
     );
 }

@@ -425,3 +425,92 @@ fn unforced_revoke_stands_and_deletion_is_retried_by_replay() {
     assert!(w.emulator.methods(&w.kim_id).is_empty());
     assert!(w.engine.store().journal_unfinished().unwrap().is_empty());
 }
+
+fn revoke_crash_then_replay(point: CrashPoint) {
+    let mut w = world(&format!("revoke-crash-{point:?}"));
+    let t = template(60, true);
+    let now = now_ms();
+    let key = w
+        .engine
+        .issue(&request(true), &t, &mut w.key, now)
+        .expect("issue");
+    let key = w
+        .engine
+        .activate("self:kim", &key.key_id, HOLDER_PIN, &mut w.key, now + 1)
+        .expect("activate");
+    w.engine.crash_at(Some(point));
+    let err = w
+        .engine
+        .revoke("operator:alice", &key.key_id, None, now + 2)
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Engine(EngineError::SimulatedCrash { .. })),
+        "{err:?}"
+    );
+    let expected_at_idp = usize::from(point == CrashPoint::AfterJournal);
+    assert_eq!(w.emulator.methods(&w.kim_id).len(), expected_at_idp);
+    assert_eq!(
+        w.engine.key(&key.key_id).unwrap().state,
+        CredentialState::Active
+    );
+
+    drop(std::mem::replace(
+        &mut w.engine,
+        engine_for(&w.emulator, &w.db, "station-a"),
+    ));
+    let replayed = w.engine.replay_journal(now + 3).expect("replay");
+    assert_eq!(replayed.len(), 1);
+    assert_eq!(replayed[0].operation, JournalOp::Delete);
+    let expected = match point {
+        CrashPoint::AfterJournal => "done",
+        _ => "already gone",
+    };
+    assert_eq!(replayed[0].outcome, expected);
+    assert!(w.emulator.methods(&w.kim_id).is_empty());
+    // No lost revocation: the key ends revoked.
+    assert_eq!(
+        w.engine.key(&key.key_id).unwrap().state,
+        CredentialState::Revoked
+    );
+    assert!(w.engine.store().journal_unfinished().unwrap().is_empty());
+}
+
+#[test]
+fn revoke_crash_before_idp_call_is_finished_by_replay() {
+    revoke_crash_then_replay(CrashPoint::AfterJournal);
+}
+
+#[test]
+fn revoke_crash_after_idp_call_is_finished_by_replay() {
+    revoke_crash_then_replay(CrashPoint::AfterIdpCall);
+}
+
+#[test]
+fn template_with_bio_is_refused_on_a_key_without_a_sensor() {
+    let mut w = world("bio");
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/templates/entra-standard.toml"
+    ))
+    .unwrap();
+    let t = TemplateSet::from_toml_str(&text).unwrap();
+    let err = w
+        .engine
+        .issue(&request(true), &t, &mut w.key, now_ms())
+        .unwrap_err();
+    let Error::Template(e) = err else {
+        panic!("expected a template error, got {err:?}");
+    };
+    assert!(
+        e.problems().iter().any(|p| p.field.contains("bio")),
+        "{:?}",
+        e.problems()
+    );
+    // Nothing was done at the IdP and the key stays blank.
+    assert!(w.emulator.methods(&w.kim_id).is_empty());
+    let keys = w
+        .engine
+        .find_keys(&lifecycle::store::KeyQuery::ByState(CredentialState::Blank))
+        .unwrap();
+    assert_eq!(keys.len(), 1);
+}

@@ -31,8 +31,10 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::idp::{Idp, IdpError};
-use crate::model::CredentialState;
-use crate::state::{plan, KeyFacts, OnIdpFailure, Operation, PendingFact, RegisteredFact, Step};
+use crate::model::{Action, CredentialState};
+use crate::state::{
+    next_state, plan, KeyFacts, OnIdpFailure, Operation, PendingFact, RegisteredFact, Step,
+};
 use crate::store::{
     AuditQuery, AuditRecord, JournalOp, JournalStatus, KeyQuery, KeyRecord, NewAuditRecord,
     NewJournalEntry, NewKey, PasskeyRecord, PendingRegistration, PinKey, Store, StoreError,
@@ -282,6 +284,14 @@ fn action_name(to: CredentialState) -> &'static str {
         CredentialState::Retired => "retire",
         CredentialState::Unregistered => "unregister",
         _ => "state",
+    }
+}
+
+/// The state a passkey deleted at the IdP by `operation` ends in.
+fn deleted_state(operation: Operation) -> CredentialState {
+    match operation {
+        Operation::Inactivate => CredentialState::Inactive,
+        _ => CredentialState::Revoked,
     }
 }
 
@@ -1265,6 +1275,7 @@ impl Engine {
                 passkey_template: passkey_template.to_owned(),
                 method_id: method_id.clone(),
                 credential_id: b64(&pk.credential_id),
+                target: Some(deleted_state(run.operation).as_str().to_owned()),
             };
             let entry = self.store.journal_append(
                 &NewJournalEntry {
@@ -1283,10 +1294,7 @@ impl Engine {
                     self.maybe_crash(CrashPoint::AfterIdpCall)?;
                     run.request_id = d.request_id.clone();
                     pk.idp_method_id = None;
-                    pk.state = match run.operation {
-                        Operation::Inactivate => CredentialState::Inactive,
-                        _ => CredentialState::Revoked,
-                    };
+                    pk.state = deleted_state(run.operation);
                     let detail = format!(
                         "passkey {passkey_template} ({method_id}) deleted at the IdP{}",
                         if d.already_gone {
@@ -1473,18 +1481,20 @@ impl Engine {
         let p = DeletePayload::from_bytes(entry.id, &entry.payload)?;
         let key = self.key(&entry.key_id)?;
         let d = idp.delete(&p.user, &p.method_id)?;
+        let target = p
+            .target
+            .as_deref()
+            .and_then(|t| t.parse::<CredentialState>().ok())
+            .unwrap_or(CredentialState::Revoked);
         let mut work = UnitOfWork::default();
-        if let Some(mut pk) = self
-            .store
-            .list_passkeys(&entry.key_id)?
-            .into_iter()
+        let passkeys = self.store.list_passkeys(&entry.key_id)?;
+        if let Some(mut pk) = passkeys
+            .iter()
             .find(|pk| pk.idp_method_id.as_deref() == Some(&p.method_id))
+            .cloned()
         {
             pk.idp_method_id = None;
-            pk.state = match key.state {
-                CredentialState::Inactive => CredentialState::Inactive,
-                _ => CredentialState::Revoked,
-            };
+            pk.state = target;
             work.update_passkeys.push(pk);
         }
         work.close_journal
@@ -1492,13 +1502,32 @@ impl Engine {
         work.audit.push(self.replay_audit(
             &key,
             "idp-delete",
-            d.request_id,
+            d.request_id.clone(),
             format!(
                 "journal {}: passkey {} ({}) deleted",
                 entry.id, p.passkey_template, p.method_id
             ),
             now,
         ));
+        // The crash came before the state change: finish it once no other passkey of
+        // the key is still registered.
+        let action = match target {
+            CredentialState::Inactive => Action::Inactivate,
+            _ => Action::Revoke,
+        };
+        let others_registered = passkeys.iter().any(|pk| {
+            pk.idp_method_id.is_some() && pk.idp_method_id.as_deref() != Some(&p.method_id)
+        });
+        if let (Ok(to), false) = (next_state(key.state, action), others_registered) {
+            work.transition = Some(Transition::new(&key, to));
+            work.audit.push(self.replay_audit(
+                &key,
+                action.as_str(),
+                d.request_id.clone(),
+                format!("journal {}: {action} finished by replay", entry.id),
+                now,
+            ));
+        }
         self.store.commit(work, ms(now))?;
         Ok(if d.already_gone {
             "already gone"

@@ -25,6 +25,10 @@ pub(crate) struct DeletePayload {
     pub passkey_template: String,
     pub method_id: String,
     pub credential_id: String,
+    /// The state the journalling operation leads to (`inactive` or `revoked`); replay
+    /// finishes that transition if the crash came before it.
+    #[serde(default)]
+    pub target: Option<String>,
 }
 
 fn bad(id: i64, reason: impl Into<String>) -> EngineError {

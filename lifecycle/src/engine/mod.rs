@@ -1550,3 +1550,54 @@ const _: fn() = || {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<Engine>();
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_id_is_hex_aaguid_and_serial() {
+        let id = key_id_for(b"keysmith-softkey", "SN1");
+        assert_eq!(id, "6b6579736d6974682d736f66746b6579-SN1");
+    }
+
+    #[test]
+    fn transport_pins_are_random_digits() {
+        let a = random_pin();
+        let b = random_pin();
+        assert_eq!(a.len(), TRANSPORT_PIN_DIGITS);
+        assert!(a.chars().all(|c| c.is_ascii_digit()));
+        assert_ne!(*a, *b);
+    }
+
+    #[test]
+    fn deletions_end_in_the_operations_state() {
+        assert_eq!(
+            deleted_state(Operation::Inactivate),
+            CredentialState::Inactive
+        );
+        assert_eq!(deleted_state(Operation::Revoke), CredentialState::Revoked);
+        assert_eq!(deleted_state(Operation::Reissue), CredentialState::Revoked);
+        assert_eq!(action_name(CredentialState::Active), "activate");
+        assert_eq!(action_name(CredentialState::Unregistered), "unregister");
+    }
+
+    #[test]
+    fn engine_errors_name_what_failed() {
+        let e = EngineError::IdpDeletionCancelled {
+            operation: Operation::Revoke,
+            passkey_template: "entra".into(),
+            message: "HTTP 403".into(),
+            request_id: None,
+        };
+        assert_eq!(
+            e.to_string(),
+            "revoke cancelled: deleting the passkey of template \"entra\" at the IdP failed: HTTP 403"
+        );
+        let d = EngineError::Device {
+            step: "changePIN",
+            message: "PIN invalid".into(),
+        };
+        assert_eq!(d.to_string(), "security key: changePIN failed: PIN invalid");
+    }
+}

@@ -514,3 +514,47 @@ fn template_with_bio_is_refused_on_a_key_without_a_sensor() {
         .unwrap();
     assert_eq!(keys.len(), 1);
 }
+
+#[test]
+fn auto_initiate_template_issues_and_activates_in_one_flow() {
+    let mut w = world("auto");
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/templates/entra-v1-minimal.toml"
+    ))
+    .unwrap();
+    let t = TemplateSet::from_toml_str(&text).unwrap();
+    let now = now_ms();
+    // Without the holder at the desk the activation half cannot run: nothing registered.
+    let err = w
+        .engine
+        .issue(&request(false), &t, &mut w.key, now)
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Engine(EngineError::HolderPinRequired)),
+        "{err:?}"
+    );
+    assert!(w.emulator.methods(&w.kim_id).is_empty());
+    let blank = w
+        .engine
+        .find_keys(&lifecycle::store::KeyQuery::ByState(CredentialState::Blank))
+        .unwrap();
+    assert_eq!(blank.len(), 1, "refused before any step");
+
+    // A fresh key with the holder present: issued and active at once.
+    let soft = SoftAuthenticator::new(SoftConfig::default()).unwrap();
+    let mut key = Authenticator::new(SoftTransport::new(soft));
+    let mut req = request(false);
+    req.serial = "SN0002".into();
+    let rec = w
+        .engine
+        .issue_and_activate(&req, &t, HOLDER_PIN, &mut key, now + 1)
+        .expect("issue and activate");
+    assert_eq!(rec.state, CredentialState::Active);
+    assert_eq!(w.emulator.methods(&w.kim_id).len(), 1);
+    let m = &w.emulator.methods(&w.kim_id)[0];
+    assert_eq!(m.display_name.as_deref(), Some(KIM));
+    w.engine
+        .sign_in(&rec.key_id, HOLDER_PIN, &mut key)
+        .expect("sign in");
+}

@@ -169,6 +169,10 @@ pub enum EngineError {
         /// Why.
         reason: String,
     },
+    /// The plan activates right after issuance (the template's
+    /// `auto_initiate_after_issuance`), so the holder's PIN is needed; nothing was done.
+    #[error("the template activates the key at issuance: the holder's PIN is needed (use issue_and_activate)")]
+    HolderPinRequired,
     /// A simulated crash stopped the flow (see [`Engine::crash_at`]).
     #[error("simulated crash at {point:?}")]
     SimulatedCrash {
@@ -533,6 +537,31 @@ impl Engine {
         device: &mut Authenticator<T>,
         now: UnixMillis,
     ) -> Result<KeyRecord, Error> {
+        self.issue_inner(request, templates, None, device, now)
+    }
+
+    /// Issuance with the holder at the desk: for templates with
+    /// `auto_initiate_after_issuance`, the holder's PIN replaces the transport PIN and the
+    /// registrations are sent in the same flow.
+    pub fn issue_and_activate<T: Transport>(
+        &self,
+        request: &IssueRequest,
+        templates: &TemplateSet,
+        holder_pin: &str,
+        device: &mut Authenticator<T>,
+        now: UnixMillis,
+    ) -> Result<KeyRecord, Error> {
+        self.issue_inner(request, templates, Some(holder_pin), device, now)
+    }
+
+    fn issue_inner<T: Transport>(
+        &self,
+        request: &IssueRequest,
+        templates: &TemplateSet,
+        holder_pin: Option<&str>,
+        device: &mut Authenticator<T>,
+        now: UnixMillis,
+    ) -> Result<KeyRecord, Error> {
         self.add_template(templates.clone())?;
         let info = DeviceOps::info(device)?;
         let key_id = key_id_for(&info.aaguid, &request.serial);
@@ -553,6 +582,7 @@ impl Engine {
             templates.clone(),
             key,
             device,
+            holder_pin,
             now,
         )
     }
@@ -567,9 +597,18 @@ impl Engine {
     ) -> Result<KeyRecord, Error> {
         let key = self.key(key_id)?;
         let templates = self.template_for(&key)?;
-        self.issue_like(Operation::Reissue, request, templates, key, device, now)
+        self.issue_like(
+            Operation::Reissue,
+            request,
+            templates,
+            key,
+            device,
+            None,
+            now,
+        )
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn issue_like(
         &self,
         operation: Operation,
@@ -577,6 +616,7 @@ impl Engine {
         templates: TemplateSet,
         key: KeyRecord,
         device: &mut dyn DeviceOps,
+        holder_pin: Option<&str>,
         now: UnixMillis,
     ) -> Result<KeyRecord, Error> {
         let mut run = Run {
@@ -608,7 +648,10 @@ impl Engine {
             let facts = device::facts(&info, request.transport, request.can_reset_in_place);
             let key_facts = self.facts(&run.key, &run.templates)?;
             let p = plan(operation, &run.templates, &key_facts, Some(&facts), now)?;
-            self.execute(&mut run, &p.steps, Some(device), None, now)?;
+            if holder_pin.is_none() && p.steps.contains(&Step::ChangePin) {
+                return Err(EngineError::HolderPinRequired.into());
+            }
+            self.execute(&mut run, &p.steps, Some(device), holder_pin, now)?;
             Ok(run.key.clone())
         })();
         result.map_err(|e| self.fail(&run, e, now))

@@ -558,3 +558,53 @@ fn auto_initiate_template_issues_and_activates_in_one_flow() {
         .sign_in(&rec.key_id, HOLDER_PIN, &mut key)
         .expect("sign in");
 }
+
+#[test]
+fn activation_refused_by_the_idp_can_be_retried() {
+    let mut w = world("retry-activate");
+    let t = template(60, true);
+    let now = now_ms();
+    let key = w
+        .engine
+        .issue(&request(true), &t, &mut w.key, now)
+        .expect("issue");
+    w.emulator.inject(FaultRule::new(
+        "POST",
+        "fido2Methods",
+        Fault::Status {
+            status: 403,
+            retry_after: None,
+        },
+        1,
+    ));
+    let err = w
+        .engine
+        .activate("self:kim", &key.key_id, HOLDER_PIN, &mut w.key, now + 1)
+        .unwrap_err();
+    assert!(matches!(err, Error::Idp(_)), "{err:?}");
+    assert_eq!(
+        w.engine.key(&key.key_id).unwrap().state,
+        CredentialState::Issued
+    );
+    assert!(w.emulator.methods(&w.kim_id).is_empty());
+    // The refused registration is closed, not replayed.
+    assert!(w.engine.store().journal_unfinished().unwrap().is_empty());
+    // A wrong PIN on the retry is caught by the key before the IdP is called.
+    assert!(w
+        .engine
+        .activate(
+            "self:kim",
+            &key.key_id,
+            "not-the-pin-1",
+            &mut w.key,
+            now + 2
+        )
+        .is_err());
+    assert!(w.emulator.methods(&w.kim_id).is_empty());
+    let key = w
+        .engine
+        .activate("self:kim", &key.key_id, HOLDER_PIN, &mut w.key, now + 3)
+        .expect("retry");
+    assert_eq!(key.state, CredentialState::Active);
+    assert_eq!(w.emulator.methods(&w.kim_id).len(), 1);
+}

@@ -1056,11 +1056,32 @@ impl Engine {
                         step: "changePIN",
                         reason: "no holder PIN given".into(),
                     })?;
-                    let transport = self.current_pin(run)?;
                     let d = device.as_deref_mut().ok_or_else(|| need("changePIN"))?;
-                    d.change_pin(&transport, holder)?;
+                    let stored = match &run.pin {
+                        Some(p) => Some(p.clone()),
+                        None => self
+                            .store
+                            .get_transport_pin(&run.key.key_id, &self.pin_key)?
+                            .map(|t| Zeroizing::new(t.expose().to_owned())),
+                    };
+                    match stored {
+                        Some(transport) => {
+                            d.change_pin(&transport, holder)?;
+                            self.store.delete_transport_pin(&run.key.key_id)?;
+                        }
+                        // An earlier attempt changed the PIN and then failed at the IdP:
+                        // the transport PIN is gone, so the holder's PIN is checked
+                        // instead (a wrong one fails here, before any IdP call).
+                        None => {
+                            d.token(
+                                holder,
+                                Permissions::MAKE_CREDENTIAL,
+                                Some("keysmith.invalid"),
+                            )
+                            .map(drop)?;
+                        }
+                    }
                     run.pin = Some(Zeroizing::new(holder.to_owned()));
-                    self.store.delete_transport_pin(&run.key.key_id)?;
                 }
                 Step::RegisterPending {
                     passkey_template,

@@ -608,3 +608,83 @@ fn activation_refused_by_the_idp_can_be_retried() {
     assert_eq!(key.state, CredentialState::Active);
     assert_eq!(w.emulator.methods(&w.kim_id).len(), 1);
 }
+
+#[test]
+fn another_station_waits_for_the_lease_before_replaying() {
+    let mut w = world("lease");
+    let t = template(60, true);
+    let now = now_ms();
+    let key = w
+        .engine
+        .issue(&request(true), &t, &mut w.key, now)
+        .expect("issue");
+    w.engine.crash_at(Some(CrashPoint::AfterIdpCall));
+    assert!(w
+        .engine
+        .activate("self:kim", &key.key_id, HOLDER_PIN, &mut w.key, now + 1)
+        .is_err());
+    // Station B shares the database; station A's claim is still running.
+    let b = engine_for(&w.emulator, &w.db, "station-b");
+    let r = b.replay_journal(now + 2).unwrap();
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].outcome, "busy");
+    assert_eq!(b.key(&key.key_id).unwrap().state, CredentialState::Issued);
+    // Once the lease ran out, B finishes it without a second registration.
+    let r = b.replay_journal(now + 120_000).unwrap();
+    assert_eq!(r[0].outcome, "found at IdP");
+    assert_eq!(w.emulator.methods(&w.kim_id).len(), 1);
+    assert_eq!(b.key(&key.key_id).unwrap().state, CredentialState::Active);
+}
+
+#[test]
+fn two_operators_revoking_at_once_revoke_once() {
+    let mut w = world("race");
+    let t = template(60, true);
+    let now = now_ms();
+    let key = w
+        .engine
+        .issue(&request(true), &t, &mut w.key, now)
+        .expect("issue");
+    let key = w
+        .engine
+        .activate("self:kim", &key.key_id, HOLDER_PIN, &mut w.key, now + 1)
+        .expect("activate");
+    let other = engine_for(&w.emulator, &w.db, "station-b");
+    other.add_template(t.clone()).unwrap();
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| {
+            w.engine
+                .revoke("operator:alice", &key.key_id, None, now + 2)
+        });
+        let b = s.spawn(|| other.revoke("operator:bob", &key.key_id, None, now + 2));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    let oks = [&a, &b].iter().filter(|r| r.is_ok()).count();
+    assert_eq!(oks, 1, "exactly one revocation wins: {a:?} / {b:?}");
+    let loser = match (a, b) {
+        (Err(e), _) | (_, Err(e)) => e,
+        _ => unreachable!("one of them failed"),
+    };
+    assert!(
+        matches!(
+            loser,
+            Error::Store(lifecycle::store::StoreError::Conflict { .. })
+                | Error::Transition(TransitionError::NotAllowed { .. })
+                | Error::Engine(EngineError::IdpDeletionCancelled { .. })
+        ),
+        "{loser:?}"
+    );
+    assert_eq!(
+        w.engine.key(&key.key_id).unwrap().state,
+        CredentialState::Revoked
+    );
+    assert!(w.emulator.methods(&w.kim_id).is_empty());
+    let revokes = w
+        .engine
+        .audit_for(&key.key_id)
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.event.action == "revoke" && r.event.outcome == "success")
+        .count();
+    assert_eq!(revokes, 1);
+}

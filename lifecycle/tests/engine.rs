@@ -513,6 +513,17 @@ fn template_with_bio_is_refused_on_a_key_without_a_sensor() {
         .find_keys(&lifecycle::store::KeyQuery::ByState(CredentialState::Blank))
         .unwrap();
     assert_eq!(keys.len(), 1);
+    // A blank key that was never issued can be retired and unregistered.
+    let k = w
+        .engine
+        .retire("operator:alice", &keys[0].key_id, now_ms())
+        .expect("retire blank");
+    assert_eq!(k.state, CredentialState::Retired);
+    let k = w
+        .engine
+        .unregister("operator:alice", &k.key_id, now_ms())
+        .expect("unregister");
+    assert_eq!(k.state, CredentialState::Unregistered);
 }
 
 #[test]

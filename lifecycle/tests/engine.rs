@@ -699,3 +699,40 @@ fn two_operators_revoking_at_once_revoke_once() {
         .count();
     assert_eq!(revokes, 1);
 }
+
+#[test]
+fn challenge_expired_at_the_idp_only_also_needs_reissue() {
+    let mut w = world("idp-expired");
+    let t = template(60, true);
+    let now = now_ms();
+    let key = w
+        .engine
+        .issue(&request(true), &t, &mut w.key, now)
+        .expect("issue");
+    // The IdP's clock runs ahead of ours: our plan still sees a valid challenge.
+    w.emulator
+        .advance_clock(std::time::Duration::from_secs(2 * 3600));
+    let err = w
+        .engine
+        .activate("self:kim", &key.key_id, HOLDER_PIN, &mut w.key, now + 1)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Transition(TransitionError::ChallengeExpired { .. })
+        ),
+        "{err:?}"
+    );
+    let after = w.engine.key(&key.key_id).unwrap();
+    assert!(after.needs_reissue);
+    assert_eq!(after.state, CredentialState::Issued);
+    assert!(w.emulator.methods(&w.kim_id).is_empty());
+    assert!(w.engine.store().journal_unfinished().unwrap().is_empty());
+    let audit = w.engine.audit_for(&key.key_id).unwrap();
+    let last = &audit.last().unwrap().event;
+    assert_eq!(
+        (last.action.as_str(), last.outcome.as_str()),
+        ("activate", "refused")
+    );
+    assert!(last.idp_request_id.is_some());
+}

@@ -1274,6 +1274,22 @@ impl Engine {
         let request = payload.request(entry.id)?;
         let outcome = match idp.register(&pending.user_id, &request) {
             Ok(o) => o,
+            Err(e @ IdpError::ChallengeExpired { .. }) => {
+                // The IdP's clock says expired although ours did not: same outcome.
+                self.store
+                    .journal_failed(entry.id, &e.to_string(), ms(now))?;
+                run.request_id = e.request_id().map(str::to_owned);
+                let refusal = crate::state::TransitionError::ChallengeExpired {
+                    passkey_template: passkey_template.to_owned(),
+                    expired_at_ms: u64::try_from(pending.challenge_expires_ms).unwrap_or(0),
+                    now_ms: now,
+                };
+                let mut t = Transition::new(&run.key, run.key.state);
+                t.needs_reissue = Some(true);
+                let rec = self.audit(run, "activate", "refused", Some(e.to_string()), now);
+                run.key = self.store.transition(&t, &rec, ms(now))?;
+                return Err(refusal.into());
+            }
             Err(e) => {
                 self.close_failed_if_final(entry.id, &e, now)?;
                 run.request_id = e.request_id().map(str::to_owned);

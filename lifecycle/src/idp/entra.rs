@@ -12,6 +12,12 @@ use super::{
     RegistrationRequest,
 };
 
+/// Whether a 400 answer to a registration says its challenge expired.
+fn is_expired_challenge(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("challenge") && m.contains("expired")
+}
+
 /// Entra's fixed challenge timeout when none is asked for (minutes).
 const DEFAULT_TIMEOUT_MINUTES: u32 = 5;
 
@@ -49,6 +55,16 @@ impl EntraIdp {
             GraphError::Preflight(p) => IdpError::Policy {
                 idp: self.name.clone(),
                 message: p.to_string(),
+            },
+            GraphError::Api {
+                status: 400,
+                ref message,
+                ref request_id,
+                ..
+            } if is_expired_challenge(message) => IdpError::ChallengeExpired {
+                idp: self.name.clone(),
+                request_id: request_id.clone(),
+                message: message.clone(),
             },
             other => IdpError::Call {
                 idp: self.name.clone(),

@@ -124,6 +124,17 @@ pub enum IdpError {
         /// The IdP's or the client's message.
         message: String,
     },
+    /// The IdP refused a registration because its challenge expired (the key must be
+    /// reissued).
+    #[error("{idp}: the registration's challenge expired at the IdP: {message}")]
+    ChallengeExpired {
+        /// The IdP connection.
+        idp: String,
+        /// The IdP's request id, if any.
+        request_id: Option<String>,
+        /// The IdP's message.
+        message: String,
+    },
     /// The IdP's policy does not admit the key.
     #[error("{idp}: policy pre-flight refused the key: {message}")]
     Policy {
@@ -148,7 +159,9 @@ impl IdpError {
     /// The IdP's request id carried by the error, if any.
     pub fn request_id(&self) -> Option<&str> {
         match self {
-            IdpError::Call { request_id, .. } => request_id.as_deref(),
+            IdpError::Call { request_id, .. } | IdpError::ChallengeExpired { request_id, .. } => {
+                request_id.as_deref()
+            }
             _ => None,
         }
     }

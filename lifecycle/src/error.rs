@@ -13,4 +13,10 @@ pub enum Error {
     /// The repository failed or refused (conflict, not found, corrupt record).
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    /// The engine failed (device, configuration, cancelled operation, sign-in).
+    #[error(transparent)]
+    Engine(#[from] crate::engine::EngineError),
+    /// An identity provider refused or failed a call.
+    #[error(transparent)]
+    Idp(#[from] crate::idp::IdpError),
 }

@@ -10,7 +10,9 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod engine;
 mod error;
+pub mod idp;
 pub mod model;
 pub mod state;
 pub mod store;

@@ -1,6 +1,389 @@
-//! The keysmith command-line tool (work in progress).
+//! The keysmith command-line tool.
+//!
+//! Built so far: `keysmith demo [--db FILE]` (the whole lifecycle against the in-process
+//! Entra emulator and a software key) and `keysmith template check FILE`. The other
+//! operator commands (device, issue, activate, ..., bulk) come later.
+#![forbid(unsafe_code)]
 
-fn main() {
-    eprintln!("keysmith: the lifecycle commands are not built yet; see README.md");
-    std::process::exit(2);
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use entra_graph::auth::{Credential, Secret};
+use entra_graph::emulator::{Emulator, EmulatorConfig, Fault, FaultRule};
+use entra_graph::{ApiVersion, GraphClient};
+use fido_transport::client::Authenticator;
+use fido_transport::softkey::{SoftAuthenticator, SoftConfig, SoftTransport};
+use lifecycle::engine::{Engine, EngineError, IssueRequest};
+use lifecycle::idp::EntraIdp;
+use lifecycle::store::{KeyQuery, PinKey, SqliteStore};
+use lifecycle::template::{TemplateSet, Transport};
+use rand_core::{OsRng, RngCore};
+use sha2::{Digest, Sha256};
+
+/// Exit code for a usage error.
+const EXIT_USAGE: u8 = 2;
+
+const USAGE: &str = "usage:
+  keysmith demo [--db FILE]        run the whole lifecycle against the built-in Entra emulator
+  keysmith template check FILE     validate a template (.toml or .json); exit 1 if invalid
+
+Other commands (device, issue, activate, inactivate, revoke, retire, unregister, show,
+list, reconcile, bulk) are not built yet.";
+
+/// The demo's credential template: Graph beta, a one-hour challenge, reset before issuance,
+/// always-UV, a minimum PIN length readable by Entra, forced IdP deletion on revoke.
+const DEMO_TEMPLATE: &str = r#"
+[passkey.entra]
+idp = { connection = "contoso-entra", kind = "entra", graph_api_version = "beta" }
+display_name = "{displayName} key {serial}"
+truncate_display_name = true
+rp_id = "login.microsoft.com"
+challenge_timeout_minutes = 60
+
+[credential]
+name = "demo-standard"
+passkey_templates = ["entra"]
+user_assignment = { directory = "contoso-entra" }
+
+[credential.fido2]
+reset_before_issuance = true
+always_uv = true
+min_pin_length = 8
+min_pin_length_rp_ids = ["login.microsoft.com"]
+
+[credential.lifecycle]
+force_idp_deletion_on_revoke = true
+"#;
+
+const DEMO_USER: &str = "kim@contoso.onmicrosoft.com";
+/// The demo holder's PIN (a demo value, shown on purpose).
+const DEMO_HOLDER_PIN: &str = "demo-pin-2468";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    match args.as_slice() {
+        ["demo"] => demo(None),
+        ["demo", "--db", file] => demo(Some(PathBuf::from(file))),
+        ["template", "check", file] => template_check(Path::new(file)),
+        ["help"] | ["--help"] | ["-h"] => {
+            println!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        _ => {
+            eprintln!("{USAGE}");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+fn template_check(path: &Path) -> ExitCode {
+    match TemplateSet::load(path).and_then(|t| t.validate().map(|()| t)) {
+        Ok(t) => {
+            println!(
+                "{}: valid (credential template {:?}, passkey templates: {})",
+                path.display(),
+                t.credential.name,
+                t.credential.passkey_templates.join(", ")
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let problems = e.problems();
+            if problems.is_empty() {
+                eprintln!("{}: {e}", path.display());
+            } else {
+                eprintln!("{}: {} problem(s):", path.display(), problems.len());
+                for p in problems {
+                    eprintln!("  {}: {}", p.field, p.message);
+                }
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .ok()
+        .and_then(|d| u64::try_from(d.as_millis()).ok())
+        .unwrap_or(0)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn demo(db: Option<PathBuf>) -> ExitCode {
+    match run_demo(db) {
+        Ok(()) => {
+            println!("\ndemo finished: every step behaved as expected");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("\nkeysmith demo failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn step(n: u32, text: &str) {
+    println!("\n[{n}] {text}");
+}
+
+fn run_demo(db: Option<PathBuf>) -> Result<(), String> {
+    let fail = |what: &str| {
+        let what = what.to_owned();
+        move |e: lifecycle::Error| format!("{what}: {e}")
+    };
+    step(
+        0,
+        "setting up: Entra emulator, software key, SQLite repository",
+    );
+    let emulator = Emulator::start(EmulatorConfig::default())
+        .map_err(|e| format!("starting the Entra emulator: {e}"))?;
+    println!(
+        "    Entra emulator on {} (tenant {})",
+        emulator.base_url(),
+        emulator.tenant_id()
+    );
+    let db = match db {
+        Some(p) => p,
+        None => {
+            let dir = std::env::temp_dir().join(format!(
+                "keysmith-demo-{}-{}",
+                std::process::id(),
+                now_ms()
+            ));
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| format!("creating {}: {e}", dir.display()))?;
+            dir.join("keysmith.db")
+        }
+    };
+    let store = SqliteStore::open(&db).map_err(|e| format!("opening {}: {e}", db.display()))?;
+    println!("    repository: SQLite file {}", db.display());
+    let client = GraphClient::new(
+        emulator.graph_config(ApiVersion::Beta),
+        Credential::ClientSecret {
+            client_id: emulator.client_id().to_owned(),
+            secret: Secret::new(emulator.client_secret().unwrap_or_default()),
+        },
+    )
+    .map_err(|e| format!("Graph client: {e}"))?;
+    let mut host_key = [0u8; 32];
+    OsRng.fill_bytes(&mut host_key);
+    let engine = Engine::new(
+        Arc::new(store),
+        PinKey::from_bytes(host_key),
+        "demo-station",
+    )
+    .with_idp(Arc::new(EntraIdp::new("contoso-entra", client)));
+    let soft =
+        SoftAuthenticator::new(SoftConfig::default()).map_err(|e| format!("software key: {e}"))?;
+    // The key's serial: derived from its attestation certificate.
+    let serial = hex(&Sha256::digest(soft.attestation_certificate())[..4]).to_uppercase();
+    let transport = SoftTransport::new(soft);
+    let mut key = Authenticator::new(transport.clone());
+    println!("    software key: CTAP 2.1, serial {serial}");
+    let templates =
+        TemplateSet::from_toml_str(DEMO_TEMPLATE).map_err(|e| format!("demo template: {e}"))?;
+    let request = IssueRequest {
+        actor: "operator:demo".into(),
+        user: DEMO_USER.into(),
+        serial,
+        transport: Transport::Usb,
+        can_reset_in_place: true,
+    };
+    let user_id = emulator_user_id(&engine, DEMO_USER)?;
+
+    step(1, &format!("central issuance to {DEMO_USER}"));
+    let now = now_ms();
+    let k = engine
+        .issue(&request, &templates, &mut key, now)
+        .map_err(fail("issue"))?;
+    println!(
+        "    key {} is {}; random transport PIN set and stored encrypted",
+        k.key_id, k.state
+    );
+    println!(
+        "    pending registrations: {}; passkeys at the IdP: {}",
+        engine
+            .store()
+            .pending_for_key(&k.key_id)
+            .map_err(|e| e.to_string())?
+            .len(),
+        emulator.methods(&user_id).len()
+    );
+
+    step(
+        2,
+        "activation by the holder (holder PIN replaces the transport PIN)",
+    );
+    let k = engine
+        .activate(
+            "self:kim",
+            &k.key_id,
+            DEMO_HOLDER_PIN,
+            &mut key,
+            now + 1_000,
+        )
+        .map_err(fail("activate"))?;
+    println!(
+        "    key is {}; passkeys at the IdP: {}",
+        k.state,
+        emulator.methods(&user_id).len()
+    );
+
+    step(
+        3,
+        "sign-in (getAssertion verified against the registered public key)",
+    );
+    for s in engine
+        .sign_in(&k.key_id, DEMO_HOLDER_PIN, &mut key)
+        .map_err(fail("sign-in"))?
+    {
+        println!(
+            "    verified: passkey {} (method {}), signature counter {}",
+            s.passkey_template, s.method_id, s.sign_count
+        );
+    }
+
+    step(4, "inactivate");
+    let k = engine
+        .inactivate("operator:demo", &k.key_id, now + 2_000)
+        .map_err(fail("inactivate"))?;
+    println!(
+        "    key is {}; passkeys at the IdP: {}",
+        k.state,
+        emulator.methods(&user_id).len()
+    );
+
+    step(
+        5,
+        "reissue (revoke -> retire -> unregister -> issue; the key is reset in place)",
+    );
+    transport.with(|a| a.power_cycle());
+    let k = engine
+        .reissue(&request, &k.key_id, &mut key, now + 3_000)
+        .map_err(fail("reissue"))?;
+    println!("    key is {}", k.state);
+    let k = engine
+        .activate(
+            "self:kim",
+            &k.key_id,
+            DEMO_HOLDER_PIN,
+            &mut key,
+            now + 4_000,
+        )
+        .map_err(fail("activate after reissue"))?;
+    println!(
+        "    activated again: key is {}; passkeys at the IdP: {}",
+        k.state,
+        emulator.methods(&user_id).len()
+    );
+    engine
+        .sign_in(&k.key_id, DEMO_HOLDER_PIN, &mut key)
+        .map_err(fail("sign-in after reissue"))?;
+    println!("    sign-in verified");
+
+    step(
+        6,
+        "revoke with forced IdP deletion while the IdP refuses the deletion",
+    );
+    emulator.inject(FaultRule::new(
+        "DELETE",
+        "fido2Methods",
+        Fault::Status {
+            status: 403,
+            retry_after: None,
+        },
+        1,
+    ));
+    match engine.revoke("operator:demo", &k.key_id, Some(true), now + 5_000) {
+        Err(lifecycle::Error::Engine(e @ EngineError::IdpDeletionCancelled { .. })) => {
+            let still = engine.key(&k.key_id).map_err(fail("read key"))?;
+            println!("    cancelled as expected: {e}");
+            println!(
+                "    key is still {}; passkeys at the IdP: {}",
+                still.state,
+                emulator.methods(&user_id).len()
+            );
+        }
+        Err(e) => return Err(format!("forced revoke: unexpected error: {e}")),
+        Ok(_) => {
+            return Err("forced revoke succeeded although the IdP refused the deletion".into())
+        }
+    }
+
+    step(7, "revoke again (the IdP accepts the deletion)");
+    let k = engine
+        .revoke("operator:demo", &k.key_id, Some(true), now + 6_000)
+        .map_err(fail("revoke"))?;
+    println!(
+        "    key is {}; passkeys at the IdP: {}",
+        k.state,
+        emulator.methods(&user_id).len()
+    );
+
+    step(8, "self-service issuance: not built yet (skipped)");
+
+    println!("\n== repository ==");
+    for rec in engine
+        .find_keys(&KeyQuery::ByState(k.state))
+        .map_err(fail("list keys"))?
+    {
+        println!(
+            "key {}  state={}  user={}  template={}  version={}",
+            rec.key_id,
+            rec.state,
+            rec.user_id.as_deref().unwrap_or("-"),
+            rec.template_id.as_deref().unwrap_or("-"),
+            rec.version
+        );
+        for p in engine
+            .passkeys(&rec.key_id)
+            .map_err(fail("list passkeys"))?
+        {
+            println!(
+                "  passkey {}  credential {}  state={}  idp method={}",
+                p.idp,
+                hex(&p.credential_id[..p.credential_id.len().min(8)]),
+                p.state,
+                p.idp_method_id.as_deref().unwrap_or("-")
+            );
+        }
+        println!("  audit log:");
+        for a in engine.audit_for(&rec.key_id).map_err(fail("audit"))? {
+            let e = a.event;
+            println!(
+                "    #{:<3} {:<18} {:<12} {:<9} request-id={} {}",
+                a.id,
+                e.actor,
+                e.action,
+                e.outcome,
+                e.idp_request_id.as_deref().unwrap_or("-"),
+                e.detail.as_deref().unwrap_or("")
+            );
+        }
+    }
+    println!("\n== IdP (Entra emulator) ==");
+    let methods = emulator.methods(&user_id);
+    println!("passkeys of {DEMO_USER}: {}", methods.len());
+    for m in methods {
+        println!("  {} {:?}", m.id, m.display_name);
+    }
+    Ok(())
+}
+
+/// The demo user's object id, through the engine's IdP connector.
+fn emulator_user_id(engine: &Engine, upn: &str) -> Result<String, String> {
+    let idp = engine
+        .idp("contoso-entra")
+        .map_err(|e| format!("IdP connector: {e}"))?;
+    idp.user(upn)
+        .map(|u| u.id)
+        .map_err(|e| format!("looking up {upn}: {e}"))
 }

@@ -1,0 +1,173 @@
+//! The engine's view of an attached authenticator: the few CTAP operations the flows
+//! make, behind an object-safe trait so flows without a key need no transport type.
+
+use fido_core::commands::{AuthenticatorInfo, CredentialDescriptor, RpEntity, UserEntity};
+use fido_core::pin::{Permissions, PinUvAuthToken};
+use fido_transport::client::{Assertion, Authenticator, GetAssertionArgs, MakeCredentialArgs};
+use fido_transport::Transport;
+
+use super::EngineError;
+use crate::template::{DeviceFacts, DeviceOptions};
+
+fn dev(step: &'static str) -> impl Fn(fido_transport::Error) -> EngineError {
+    move |e| EngineError::Device {
+        step,
+        message: e.to_string(),
+    }
+}
+
+/// A credential made on the key (owned bytes).
+pub(crate) struct Made {
+    pub credential_id: Vec<u8>,
+    pub public_key: Vec<u8>,
+    pub attestation_object: Vec<u8>,
+}
+
+/// What the flows ask of a key.
+pub(crate) trait DeviceOps {
+    fn info(&mut self) -> Result<AuthenticatorInfo, EngineError>;
+    fn reset(&mut self) -> Result<(), EngineError>;
+    fn set_pin(&mut self, pin: &str) -> Result<(), EngineError>;
+    fn change_pin(&mut self, current: &str, new_pin: &str) -> Result<(), EngineError>;
+    fn token(
+        &mut self,
+        pin: &str,
+        permissions: Permissions,
+        rp_id: Option<&str>,
+    ) -> Result<PinUvAuthToken, EngineError>;
+    fn set_min_pin_length(
+        &mut self,
+        min: Option<u8>,
+        rp_ids: &[String],
+        force_change: bool,
+        token: &PinUvAuthToken,
+    ) -> Result<(), EngineError>;
+    fn enable_always_uv(&mut self, token: &PinUvAuthToken) -> Result<(), EngineError>;
+    fn make_credential(
+        &mut self,
+        args: &MakeCredentialArgs,
+        token: &PinUvAuthToken,
+    ) -> Result<Made, EngineError>;
+    fn get_assertion(
+        &mut self,
+        args: &GetAssertionArgs,
+        token: &PinUvAuthToken,
+    ) -> Result<Vec<Assertion>, EngineError>;
+}
+
+impl<T: Transport> DeviceOps for Authenticator<T> {
+    fn info(&mut self) -> Result<AuthenticatorInfo, EngineError> {
+        self.refresh_info().cloned().map_err(dev("getInfo"))
+    }
+    fn reset(&mut self) -> Result<(), EngineError> {
+        Authenticator::reset(self, &mut |_| {}).map_err(dev("reset"))
+    }
+    fn set_pin(&mut self, pin: &str) -> Result<(), EngineError> {
+        Authenticator::set_pin(self, pin).map_err(dev("setPIN"))
+    }
+    fn change_pin(&mut self, current: &str, new_pin: &str) -> Result<(), EngineError> {
+        Authenticator::change_pin(self, current, new_pin).map_err(dev("changePIN"))
+    }
+    fn token(
+        &mut self,
+        pin: &str,
+        permissions: Permissions,
+        rp_id: Option<&str>,
+    ) -> Result<PinUvAuthToken, EngineError> {
+        self.pin_token(pin, permissions, rp_id)
+            .map_err(dev("getPinUvAuthToken"))
+    }
+    fn set_min_pin_length(
+        &mut self,
+        min: Option<u8>,
+        rp_ids: &[String],
+        force_change: bool,
+        token: &PinUvAuthToken,
+    ) -> Result<(), EngineError> {
+        Authenticator::set_min_pin_length(self, min, rp_ids, force_change, Some(token))
+            .map_err(dev("setMinPINLength"))
+    }
+    fn enable_always_uv(&mut self, token: &PinUvAuthToken) -> Result<(), EngineError> {
+        self.set_always_uv(true, Some(token))
+            .map(|_| ())
+            .map_err(dev("toggleAlwaysUv"))
+    }
+    fn make_credential(
+        &mut self,
+        args: &MakeCredentialArgs,
+        token: &PinUvAuthToken,
+    ) -> Result<Made, EngineError> {
+        let r = Authenticator::make_credential(self, args, Some(token), &mut |_| {})
+            .map_err(dev("makeCredential"))?;
+        Ok(Made {
+            credential_id: r.credential_id,
+            public_key: r.public_key.to_cbor(),
+            attestation_object: r.attestation.to_cbor(),
+        })
+    }
+    fn get_assertion(
+        &mut self,
+        args: &GetAssertionArgs,
+        token: &PinUvAuthToken,
+    ) -> Result<Vec<Assertion>, EngineError> {
+        Authenticator::get_assertion(self, args, Some(token), &mut |_| {})
+            .map_err(dev("getAssertion"))
+    }
+}
+
+/// The facts the planner needs, from getInfo.
+pub(crate) fn facts(
+    info: &AuthenticatorInfo,
+    transport: crate::template::Transport,
+    can_reset_in_place: bool,
+) -> DeviceFacts {
+    let present = |name: &str| info.supports_option(name).is_some();
+    DeviceFacts {
+        ctap21: info.is_ctap21(),
+        extensions: info.extensions.clone().unwrap_or_default(),
+        options: DeviceOptions {
+            bio_enroll: present("bioEnroll"),
+            authnr_cfg: present("authnrCfg"),
+            set_min_pin_length: present("setMinPINLength"),
+            always_uv: present("alwaysUv"),
+            always_uv_enabled: info.supports_option("alwaysUv") == Some(true),
+            client_pin_set: info.supports_option("clientPin") == Some(true),
+        },
+        max_rpids_for_set_min_pin_length: info
+            .max_rpids_for_set_min_pin_length
+            .and_then(|n| u32::try_from(n).ok()),
+        transport,
+        can_reset_in_place,
+        min_pin_length: info.min_pin_length.and_then(|n| u32::try_from(n).ok()),
+    }
+}
+
+/// makeCredential arguments for a challenge.
+pub(crate) fn make_args(
+    client_data_hash: [u8; 32],
+    challenge: &crate::idp::CreationChallenge,
+    user_name: &str,
+    display_name: &str,
+) -> MakeCredentialArgs {
+    let mut args = MakeCredentialArgs::new(
+        client_data_hash,
+        RpEntity {
+            id: challenge.rp_id.clone(),
+            name: challenge.rp_name.clone(),
+        },
+        UserEntity {
+            id: challenge.user_handle.clone(),
+            name: Some(user_name.to_owned()),
+            display_name: Some(display_name.to_owned()),
+        },
+    );
+    if !challenge.algorithms.is_empty() {
+        args.algorithms = challenge.algorithms.clone();
+    }
+    args.exclude_list = challenge
+        .exclude_ids
+        .iter()
+        .map(|id| CredentialDescriptor::public_key(id.clone()))
+        .collect();
+    args
+}

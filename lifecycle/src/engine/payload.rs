@@ -1,0 +1,104 @@
+//! Journal payloads: everything needed to redo an IdP call idempotently (no secrets).
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+
+use super::EngineError;
+use crate::idp::RegistrationRequest;
+
+/// A journalled registration.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct RegisterPayload {
+    pub user: String,
+    pub passkey_template: String,
+    pub display_name: String,
+    pub credential_id: String,
+    pub client_data_json: String,
+    pub attestation_object: String,
+}
+
+/// A journalled deletion.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct DeletePayload {
+    pub user: String,
+    pub passkey_template: String,
+    pub method_id: String,
+    pub credential_id: String,
+    /// The state the journalling operation leads to (`inactive` or `revoked`); replay
+    /// finishes that transition if the crash came before it.
+    #[serde(default)]
+    pub target: Option<String>,
+}
+
+fn bad(id: i64, reason: impl Into<String>) -> EngineError {
+    EngineError::BadJournalPayload {
+        id,
+        reason: reason.into(),
+    }
+}
+
+fn unb64(id: i64, field: &str, s: &str) -> Result<Vec<u8>, EngineError> {
+    URL_SAFE_NO_PAD
+        .decode(s)
+        .map_err(|e| bad(id, format!("{field}: {e}")))
+}
+
+impl RegisterPayload {
+    pub(crate) fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    pub(crate) fn from_bytes(id: i64, bytes: &[u8]) -> Result<Self, EngineError> {
+        serde_json::from_slice(bytes).map_err(|e| bad(id, e.to_string()))
+    }
+
+    pub(crate) fn request(&self, id: i64) -> Result<RegistrationRequest, EngineError> {
+        Ok(RegistrationRequest {
+            display_name: self.display_name.clone(),
+            credential_id: unb64(id, "credential_id", &self.credential_id)?,
+            client_data_json: unb64(id, "client_data_json", &self.client_data_json)?,
+            attestation_object: unb64(id, "attestation_object", &self.attestation_object)?,
+        })
+    }
+}
+
+impl DeletePayload {
+    pub(crate) fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    pub(crate) fn from_bytes(id: i64, bytes: &[u8]) -> Result<Self, EngineError> {
+        serde_json::from_slice(bytes).map_err(|e| bad(id, e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn register_payload_round_trips_and_rejects_garbage() {
+        let p = RegisterPayload {
+            user: "u".into(),
+            passkey_template: "entra".into(),
+            display_name: "Kim".into(),
+            credential_id: "AQID".into(),
+            client_data_json: "e30".into(),
+            attestation_object: "oA".into(),
+        };
+        let back = RegisterPayload::from_bytes(1, &p.to_bytes()).unwrap();
+        assert_eq!(back, p);
+        assert_eq!(back.request(1).unwrap().credential_id, vec![1, 2, 3]);
+        assert!(matches!(
+            RegisterPayload::from_bytes(7, b"{"),
+            Err(EngineError::BadJournalPayload { id: 7, .. })
+        ));
+        let mut broken = p;
+        broken.credential_id = "!!".into();
+        assert!(matches!(
+            broken.request(3),
+            Err(EngineError::BadJournalPayload { id: 3, .. })
+        ));
+    }
+}

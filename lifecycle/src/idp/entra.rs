@@ -1,0 +1,211 @@
+//! Microsoft Entra ID over Microsoft Graph.
+
+use std::time::UNIX_EPOCH;
+
+use entra_graph::ids::{decode_lenient, encode_b64url};
+use entra_graph::wire::RegistrationBody;
+use entra_graph::wire::{AttestationResponse, ClientExtensionResults, PublicKeyCredential};
+use entra_graph::{GraphClient, GraphError};
+
+use super::{
+    CreationChallenge, Idp, IdpDeletion, IdpError, IdpOutcome, IdpPasskey, IdpUser,
+    RegistrationRequest,
+};
+
+/// Whether a 400 answer to a registration says its challenge expired.
+fn is_expired_challenge(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("challenge") && m.contains("expired")
+}
+
+/// Entra's fixed challenge timeout when none is asked for (minutes).
+const DEFAULT_TIMEOUT_MINUTES: u32 = 5;
+
+/// Entra ID through a [`GraphClient`] (blocking; the client runs its own runtime).
+#[derive(Debug)]
+pub struct EntraIdp {
+    name: String,
+    rp_id: String,
+    client: GraphClient,
+}
+
+impl EntraIdp {
+    /// A connector named `name` (the connection name templates use) over `client`.
+    pub fn new(name: impl Into<String>, client: GraphClient) -> Self {
+        EntraIdp {
+            name: name.into(),
+            rp_id: "login.microsoft.com".into(),
+            client,
+        }
+    }
+
+    /// Sets the RP id passkeys are made for when a template pins none.
+    pub fn with_rp_id(mut self, rp_id: impl Into<String>) -> Self {
+        self.rp_id = rp_id.into();
+        self
+    }
+
+    /// The Graph client.
+    pub fn client(&self) -> &GraphClient {
+        &self.client
+    }
+
+    fn call_error(&self, operation: &'static str, e: GraphError) -> IdpError {
+        match e {
+            GraphError::Preflight(p) => IdpError::Policy {
+                idp: self.name.clone(),
+                message: p.to_string(),
+            },
+            GraphError::Api {
+                status: 400,
+                ref message,
+                ref request_id,
+                ..
+            } if is_expired_challenge(message) => IdpError::ChallengeExpired {
+                idp: self.name.clone(),
+                request_id: request_id.clone(),
+                message: message.clone(),
+            },
+            other => IdpError::Call {
+                idp: self.name.clone(),
+                operation,
+                status: other.status(),
+                request_id: other.request_id().map(str::to_owned),
+                message: other.to_string(),
+            },
+        }
+    }
+
+    fn bad(&self, field: &'static str, message: impl Into<String>) -> IdpError {
+        IdpError::BadAnswer {
+            idp: self.name.clone(),
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+impl Idp for EntraIdp {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn default_rp_id(&self) -> String {
+        self.rp_id.clone()
+    }
+
+    fn user(&self, user: &str) -> Result<IdpUser, IdpError> {
+        let u = self
+            .client
+            .user(user)
+            .map_err(|e| self.call_error("user", e))?;
+        Ok(IdpUser {
+            id: u.id,
+            user_principal_name: u.user_principal_name,
+            display_name: u.display_name,
+            given_name: u.given_name,
+            surname: u.surname,
+            mail: u.mail,
+        })
+    }
+
+    fn preflight(&self, aaguid: &[u8; 16], attested: bool) -> Result<(), IdpError> {
+        let text = entra_graph::policy::format_aaguid(aaguid);
+        self.client
+            .preflight(&text, attested)
+            .map_err(|e| self.call_error("preflight", e))
+    }
+
+    fn creation_challenge(
+        &self,
+        user: &str,
+        timeout_minutes: Option<u32>,
+        origin: Option<&str>,
+    ) -> Result<CreationChallenge, IdpError> {
+        let timeout = timeout_minutes.filter(|m| *m != DEFAULT_TIMEOUT_MINUTES);
+        let options = self
+            .client
+            .creation_options(user, timeout)
+            .map_err(|e| self.call_error("creationOptions", e))?;
+        let pk = &options.public_key;
+        let user_handle = decode_lenient(&pk.user.id, "publicKey.user.id")
+            .map_err(|e| self.bad("publicKey.user.id", e.to_string()))?;
+        let mut exclude_ids = Vec::with_capacity(pk.exclude_credentials.len());
+        for c in &pk.exclude_credentials {
+            exclude_ids.push(
+                decode_lenient(&c.id, "publicKey.excludeCredentials.id")
+                    .map_err(|e| self.bad("publicKey.excludeCredentials.id", e.to_string()))?,
+            );
+        }
+        let expires_at_ms = options.challenge_expiry().and_then(|t| {
+            t.duration_since(UNIX_EPOCH)
+                .ok()
+                .and_then(|d| u64::try_from(d.as_millis()).ok())
+        });
+        Ok(CreationChallenge {
+            challenge: pk.challenge.clone(),
+            rp_id: pk.rp.id.clone(),
+            rp_name: pk.rp.name.clone(),
+            origin: origin
+                .map(str::to_owned)
+                .unwrap_or_else(|| format!("https://{}", pk.rp.id)),
+            expires_at_ms,
+            user_handle,
+            user_name: pk.user.name.clone(),
+            exclude_ids,
+            algorithms: pk.pub_key_cred_params.iter().map(|p| p.alg).collect(),
+        })
+    }
+
+    fn register(&self, user: &str, request: &RegistrationRequest) -> Result<IdpOutcome, IdpError> {
+        let body = RegistrationBody {
+            display_name: request.display_name.clone(),
+            public_key_credential: PublicKeyCredential {
+                id: encode_b64url(&request.credential_id),
+                response: AttestationResponse {
+                    client_data_json: encode_b64url(&request.client_data_json),
+                    attestation_object: encode_b64url(&request.attestation_object),
+                },
+                client_extension_results: ClientExtensionResults::default(),
+            },
+        };
+        let r = self
+            .client
+            .register(user, &body)
+            .map_err(|e| self.call_error("register", e))?;
+        Ok(IdpOutcome {
+            method_id: r.method.id,
+            request_id: r.request_id,
+        })
+    }
+
+    fn delete(&self, user: &str, method_id: &str) -> Result<IdpDeletion, IdpError> {
+        match self.client.delete_method(user, method_id) {
+            Ok(d) => Ok(IdpDeletion {
+                request_id: d.request_id,
+                already_gone: d.already_gone,
+            }),
+            Err(e) if e.status() == Some(404) => Ok(IdpDeletion {
+                request_id: e.request_id().map(str::to_owned),
+                already_gone: true,
+            }),
+            Err(e) => Err(self.call_error("delete", e)),
+        }
+    }
+
+    fn list(&self, user: &str) -> Result<Vec<IdpPasskey>, IdpError> {
+        let methods = self
+            .client
+            .list_methods(user)
+            .map_err(|e| self.call_error("list", e))?;
+        Ok(methods
+            .into_iter()
+            .map(|m| IdpPasskey {
+                credential_id: decode_lenient(&m.id, "id").ok(),
+                method_id: m.id,
+                display_name: m.display_name,
+                aaguid: m.aa_guid,
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,240 @@
+//! Identity-provider connectors: the [`Idp`] trait the engine drives and [`EntraIdp`],
+//! its Microsoft Entra ID implementation over [`entra_graph::GraphClient`].
+//!
+//! Every type crossing this API is owned plain data so other IdPs can plug in without
+//! the engine knowing their wire formats.
+
+mod entra;
+
+pub use entra::EntraIdp;
+
+/// A creation challenge the IdP issued for one user (owned).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CreationChallenge {
+    /// The challenge exactly as the IdP sent it (base64url text); it goes verbatim into
+    /// clientDataJSON.
+    pub challenge: String,
+    /// The relying party id the credential is made for.
+    pub rp_id: String,
+    /// The relying party name, if given.
+    pub rp_name: Option<String>,
+    /// The origin clientDataJSON names (`https://<rp id>` unless the template pins one).
+    pub origin: String,
+    /// When the challenge expires (Unix milliseconds), if the IdP said.
+    pub expires_at_ms: Option<u64>,
+    /// The WebAuthn user handle.
+    pub user_handle: Vec<u8>,
+    /// The user name for the key's user entity.
+    pub user_name: Option<String>,
+    /// Credential ids that must not be on the key already.
+    pub exclude_ids: Vec<Vec<u8>>,
+    /// COSE algorithms the IdP accepts, most preferred first (empty: ES256).
+    pub algorithms: Vec<i64>,
+}
+
+impl CreationChallenge {
+    /// The clientDataJSON of a registration for this challenge, written the way browsers
+    /// write it (`type`, `challenge`, `origin`, `crossOrigin`).
+    pub fn client_data_json(&self) -> String {
+        let quote = |v: &str| serde_json::Value::from(v).to_string();
+        format!(
+            r#"{{"type":"webauthn.create","challenge":{},"origin":{},"crossOrigin":false}}"#,
+            quote(&self.challenge),
+            quote(&self.origin)
+        )
+    }
+}
+
+/// What is sent to the IdP to register a passkey made on the key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegistrationRequest {
+    /// The passkey's display name at the IdP.
+    pub display_name: String,
+    /// The credential id.
+    pub credential_id: Vec<u8>,
+    /// The clientDataJSON the key signed.
+    pub client_data_json: Vec<u8>,
+    /// The attestation object (CBOR).
+    pub attestation_object: Vec<u8>,
+}
+
+/// The result of a registration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdpOutcome {
+    /// The IdP's id of the new authentication method.
+    pub method_id: String,
+    /// The IdP's request id, for the audit log (`None` when found by reconciliation).
+    pub request_id: Option<String>,
+}
+
+/// The result of a deletion.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdpDeletion {
+    /// The IdP's request id, for the audit log.
+    pub request_id: Option<String>,
+    /// The method was already gone.
+    pub already_gone: bool,
+}
+
+/// A passkey registered at the IdP.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IdpPasskey {
+    /// The IdP's method id.
+    pub method_id: String,
+    /// The credential id, when the IdP's method id encodes it.
+    pub credential_id: Option<Vec<u8>>,
+    /// The display name.
+    pub display_name: Option<String>,
+    /// The authenticator's AAGUID as the IdP reports it.
+    pub aaguid: Option<String>,
+}
+
+/// A directory user as the IdP knows them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IdpUser {
+    /// The IdP's object id.
+    pub id: String,
+    /// User principal name.
+    pub user_principal_name: Option<String>,
+    /// Display name.
+    pub display_name: Option<String>,
+    /// Given name.
+    pub given_name: Option<String>,
+    /// Surname.
+    pub surname: Option<String>,
+    /// Mail address.
+    pub mail: Option<String>,
+}
+
+/// IdP failures.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum IdpError {
+    /// The IdP refused or failed the call.
+    #[error("{idp}: {operation} failed{}: {message}", status.map(|s| format!(" (HTTP {s})")).unwrap_or_default())]
+    Call {
+        /// The IdP connection.
+        idp: String,
+        /// What was attempted (`creationOptions`, `register`, ...).
+        operation: &'static str,
+        /// The HTTP status, if there was an answer.
+        status: Option<u16>,
+        /// The IdP's request id, if any.
+        request_id: Option<String>,
+        /// The IdP's or the client's message.
+        message: String,
+    },
+    /// The IdP refused a registration because its challenge expired (the key must be
+    /// reissued).
+    #[error("{idp}: the registration's challenge expired at the IdP: {message}")]
+    ChallengeExpired {
+        /// The IdP connection.
+        idp: String,
+        /// The IdP's request id, if any.
+        request_id: Option<String>,
+        /// The IdP's message.
+        message: String,
+    },
+    /// The IdP's policy does not admit the key.
+    #[error("{idp}: policy pre-flight refused the key: {message}")]
+    Policy {
+        /// The IdP connection.
+        idp: String,
+        /// Why.
+        message: String,
+    },
+    /// The IdP answered something the connector cannot use.
+    #[error("{idp}: bad answer in {field}: {message}")]
+    BadAnswer {
+        /// The IdP connection.
+        idp: String,
+        /// The field.
+        field: &'static str,
+        /// Why.
+        message: String,
+    },
+}
+
+impl IdpError {
+    /// The IdP's request id carried by the error, if any.
+    pub fn request_id(&self) -> Option<&str> {
+        match self {
+            IdpError::Call { request_id, .. } | IdpError::ChallengeExpired { request_id, .. } => {
+                request_id.as_deref()
+            }
+            _ => None,
+        }
+    }
+}
+
+/// An identity provider the engine registers passkeys with.
+pub trait Idp: Send + Sync {
+    /// The connection name templates refer to.
+    fn name(&self) -> &str;
+    /// The RP id passkeys are made for when a template pins none.
+    fn default_rp_id(&self) -> String;
+    /// Looks a user up by id or UPN.
+    fn user(&self, user: &str) -> Result<IdpUser, IdpError>;
+    /// Checks the IdP's policy admits a key of this AAGUID (16 bytes).
+    fn preflight(&self, aaguid: &[u8; 16], attested: bool) -> Result<(), IdpError>;
+    /// Creation options for a user; `timeout_minutes` as the template asks; `origin`
+    /// overrides the default `https://<rp id>`.
+    fn creation_challenge(
+        &self,
+        user: &str,
+        timeout_minutes: Option<u32>,
+        origin: Option<&str>,
+    ) -> Result<CreationChallenge, IdpError>;
+    /// Registers a passkey. An unknown outcome is reconciled by the connector (never two
+    /// registrations for one credential).
+    fn register(&self, user: &str, request: &RegistrationRequest) -> Result<IdpOutcome, IdpError>;
+    /// Deletes a passkey; a method already gone counts as deleted.
+    fn delete(&self, user: &str, method_id: &str) -> Result<IdpDeletion, IdpError>;
+    /// The user's passkeys.
+    fn list(&self, user: &str) -> Result<Vec<IdpPasskey>, IdpError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_data_json_carries_challenge_verbatim_and_escapes_origin() {
+        let c = CreationChallenge {
+            challenge: "abc_-".into(),
+            rp_id: "login.microsoft.com".into(),
+            rp_name: None,
+            origin: "https://a\"b".into(),
+            expires_at_ms: None,
+            user_handle: vec![1],
+            user_name: None,
+            exclude_ids: vec![],
+            algorithms: vec![],
+        };
+        let json = c.client_data_json();
+        assert_eq!(
+            json,
+            r#"{"type":"webauthn.create","challenge":"abc_-","origin":"https://a\"b","crossOrigin":false}"#
+        );
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(v["origin"], "https://a\"b");
+    }
+
+    #[test]
+    fn request_id_only_on_call_errors() {
+        let e = IdpError::Call {
+            idp: "x".into(),
+            operation: "delete",
+            status: Some(403),
+            request_id: Some("rid".into()),
+            message: "no".into(),
+        };
+        assert_eq!(e.request_id(), Some("rid"));
+        assert!(e.to_string().contains("HTTP 403"));
+        let p = IdpError::Policy {
+            idp: "x".into(),
+            message: "blocked".into(),
+        };
+        assert_eq!(p.request_id(), None);
+    }
+}

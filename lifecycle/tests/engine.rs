@@ -1,0 +1,738 @@
+//! The lifecycle engine end to end: the real Entra emulator on loopback, the software
+//! authenticator over its in-process transport and SQLite in a temporary directory.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use entra_graph::auth::{Credential, Secret};
+use entra_graph::emulator::{Emulator, EmulatorConfig, Fault, FaultRule};
+use entra_graph::{ApiVersion, GraphClient};
+use fido_transport::client::Authenticator;
+use fido_transport::softkey::{SoftAuthenticator, SoftConfig, SoftTransport};
+use lifecycle::engine::{CrashPoint, Engine, EngineError, IssueRequest};
+use lifecycle::idp::EntraIdp;
+use lifecycle::state::TransitionError;
+use lifecycle::store::{JournalOp, PinKey, SqliteStore};
+use lifecycle::template::{TemplateSet, Transport};
+use lifecycle::{CredentialState, Error};
+
+const KIM: &str = "kim@contoso.onmicrosoft.com";
+const HOLDER_PIN: &str = "holder-pin-2468";
+
+fn template(timeout_minutes: u32, force: bool) -> TemplateSet {
+    let text = format!(
+        r#"
+[passkey.entra]
+idp = {{ connection = "contoso-entra", kind = "entra", graph_api_version = "beta" }}
+display_name = "{{displayName}} {{serial}}"
+truncate_display_name = true
+rp_id = "login.microsoft.com"
+challenge_timeout_minutes = {timeout_minutes}
+
+[credential]
+name = "test-standard"
+passkey_templates = ["entra"]
+user_assignment = {{ directory = "contoso-entra" }}
+
+[credential.fido2]
+reset_before_issuance = true
+always_uv = true
+min_pin_length = 8
+min_pin_length_rp_ids = ["login.microsoft.com"]
+
+[credential.lifecycle]
+force_idp_deletion_on_revoke = {force}
+"#
+    );
+    TemplateSet::from_toml_str(&text).expect("test template parses")
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn temp_db(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "keysmith-engine-{name}-{}-{}",
+        std::process::id(),
+        now_ms()
+    ));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir.join("keysmith.db")
+}
+
+struct World {
+    emulator: Emulator,
+    db: PathBuf,
+    engine: Engine,
+    key: Authenticator<SoftTransport>,
+    transport: SoftTransport,
+    kim_id: String,
+}
+
+fn engine_for(emulator: &Emulator, db: &PathBuf, station: &str) -> Engine {
+    let client = GraphClient::new(
+        emulator.graph_config(ApiVersion::Beta),
+        Credential::ClientSecret {
+            client_id: emulator.client_id().to_owned(),
+            secret: Secret::new(emulator.client_secret().unwrap_or_default()),
+        },
+    )
+    .expect("graph client");
+    let store = SqliteStore::open(db).expect("sqlite store");
+    Engine::new(Arc::new(store), PinKey::from_bytes([7; 32]), station)
+        .with_idp(Arc::new(EntraIdp::new("contoso-entra", client)))
+}
+
+fn world(name: &str) -> World {
+    let emulator = Emulator::start(EmulatorConfig::default()).expect("emulator");
+    let db = temp_db(name);
+    let engine = engine_for(&emulator, &db, "station-a");
+    let soft = SoftAuthenticator::new(SoftConfig::default()).expect("softkey");
+    let transport = SoftTransport::new(soft);
+    let key = Authenticator::new(transport.clone());
+    let kim_id = "6e8a5a4e-5a0d-4e4c-9c8e-2f7c3d8a1b11".to_owned();
+    World {
+        emulator,
+        db,
+        engine,
+        key,
+        transport,
+        kim_id,
+    }
+}
+
+fn request(can_reset: bool) -> IssueRequest {
+    IssueRequest {
+        actor: "operator:alice".into(),
+        user: KIM.into(),
+        serial: "SN0001".into(),
+        transport: Transport::Usb,
+        can_reset_in_place: can_reset,
+    }
+}
+
+#[test]
+fn full_lifecycle_against_the_emulator() {
+    let mut w = world("full");
+    let t = template(60, true);
+    let now = now_ms();
+
+    // Central issuance: passkey made, registration pending, nothing at the IdP yet.
+    let key = w
+        .engine
+        .issue(&request(true), &t, &mut w.key, now)
+        .expect("issue");
+    assert_eq!(key.state, CredentialState::Issued);
+    assert_eq!(key.user_id.as_deref(), Some(w.kim_id.as_str()));
+    let store = w.engine.store().clone();
+    assert_eq!(store.pending_for_key(&key.key_id).unwrap().len(), 1);
+    assert!(store
+        .get_transport_pin(&key.key_id, &PinKey::from_bytes([7; 32]))
+        .unwrap()
+        .is_some());
+    assert!(w.emulator.methods(&w.kim_id).is_empty());
+
+    // The holder's PIN is not accepted before activation (the transport PIN is set).
+    assert!(w
+        .engine
+        .sign_in(&key.key_id, HOLDER_PIN, &mut w.key)
+        .is_err());
+
+    // Activation: holder PIN set, registration sent.
+    let key = w
+        .engine
+        .activate("self:kim", &key.key_id, HOLDER_PIN, &mut w.key, now + 1_000)
+        .expect("activate");
+    assert_eq!(key.state, CredentialState::Active);
+    assert_eq!(w.emulator.methods(&w.kim_id).len(), 1);
+    assert!(store.pending_for_key(&key.key_id).unwrap().is_empty());
+    assert!(store
+        .get_transport_pin(&key.key_id, &PinKey::from_bytes([7; 32]))
+        .unwrap()
+        .is_none());
+    let pk = &w.engine.passkeys(&key.key_id).unwrap()[0];
+    assert_eq!(
+        pk.idp_method_id.as_deref(),
+        Some(w.emulator.methods(&w.kim_id)[0].id.as_str())
+    );
+
+    // Sign-in verifies against the registered key.
+    let signed = w
+        .engine
+        .sign_in(&key.key_id, HOLDER_PIN, &mut w.key)
+        .expect("sign in");
+    assert_eq!(signed.len(), 1);
+    assert_eq!(signed[0].credential_id, pk.credential_id);
+    // A wrong PIN does not sign in.
+    assert!(w
+        .engine
+        .sign_in(&key.key_id, "wrong-pin-000", &mut w.key)
+        .is_err());
+
+    // Inactivate: removed at the IdP.
+    let key = w
+        .engine
+        .inactivate("operator:alice", &key.key_id, now + 2_000)
+        .expect("inactivate");
+    assert_eq!(key.state, CredentialState::Inactive);
+    assert!(w.emulator.methods(&w.kim_id).is_empty());
+
+    // Reissue (the key is reset in place right after a power cycle), then activate again.
+    w.transport.with(|a| a.power_cycle());
+    let key = w
+        .engine
+        .reissue(&request(true), &key.key_id, &mut w.key, now + 3_000)
+        .expect("reissue");
+    assert_eq!(key.state, CredentialState::Issued);
+    let key = w
+        .engine
+        .activate("self:kim", &key.key_id, HOLDER_PIN, &mut w.key, now + 4_000)
+        .expect("activate after reissue");
+    assert_eq!(key.state, CredentialState::Active);
+    assert_eq!(w.emulator.methods(&w.kim_id).len(), 1);
+    w.engine
+        .sign_in(&key.key_id, HOLDER_PIN, &mut w.key)
+        .expect("sign in after reissue");
+
+    // Forced revoke whose IdP deletion fails: cancelled, nothing changed.
+    w.emulator.inject(FaultRule::new(
+        "DELETE",
+        "fido2Methods",
+        Fault::Status {
+            status: 403,
+            retry_after: None,
+        },
+        1,
+    ));
+    let err = w
+        .engine
+        .revoke("operator:alice", &key.key_id, None, now + 5_000)
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Engine(EngineError::IdpDeletionCancelled { .. })),
+        "{err:?}"
+    );
+    let after = w.engine.key(&key.key_id).unwrap();
+    assert_eq!(after.state, CredentialState::Active);
+    assert_eq!(after.version, key.version);
+    assert_eq!(w.emulator.methods(&w.kim_id).len(), 1);
+    let audit = w.engine.audit_for(&key.key_id).unwrap();
+    let last = &audit.last().unwrap().event;
+    assert_eq!(
+        (last.action.as_str(), last.outcome.as_str()),
+        ("revoke", "failure")
+    );
+
+    // The same revoke succeeds once the IdP works.
+    let key = w
+        .engine
+        .revoke("operator:alice", &key.key_id, None, now + 6_000)
+        .expect("revoke");
+    assert_eq!(key.state, CredentialState::Revoked);
+    assert!(w.emulator.methods(&w.kim_id).is_empty());
+
+    // Retire, unregister; illegal transitions are refused with a typed error.
+    let key = w
+        .engine
+        .retire("operator:alice", &key.key_id, now + 7_000)
+        .expect("retire");
+    assert!(matches!(
+        w.engine
+            .inactivate("operator:alice", &key.key_id, now + 7_500),
+        Err(Error::Transition(TransitionError::NotAllowed { .. }))
+    ));
+    let key = w
+        .engine
+        .unregister("operator:alice", &key.key_id, now + 8_000)
+        .expect("unregister");
+    assert_eq!(key.state, CredentialState::Unregistered);
+    assert_eq!(key.user_id, None);
+
+    // Every action is in the audit log with its actor.
+    let audit = w.engine.audit_for(&key.key_id).unwrap();
+    for action in [
+        "issue",
+        "register",
+        "activate",
+        "inactivate",
+        "idp-delete",
+        "revoke",
+        "retire",
+        "unregister",
+    ] {
+        assert!(
+            audit
+                .iter()
+                .any(|a| a.event.action == action && a.event.outcome == "success"),
+            "no successful {action} in the audit log"
+        );
+    }
+    assert!(audit
+        .iter()
+        .any(|a| a.event.action == "register" && a.event.idp_request_id.is_some()));
+    let _ = std::fs::remove_dir_all(w.db.parent().unwrap());
+}
+
+#[test]
+fn expired_challenge_refuses_activation_and_marks_needs_reissue() {
+    let mut w = world("expired");
+    let t = template(5, true);
+    let now = now_ms();
+    let key = w
+        .engine
+        .issue(&request(true), &t, &mut w.key, now)
+        .expect("issue");
+    w.emulator
+        .advance_clock(std::time::Duration::from_secs(6 * 60));
+    let later = now + 6 * 60 * 1000;
+    let err = w
+        .engine
+        .activate("self:kim", &key.key_id, HOLDER_PIN, &mut w.key, later)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Transition(TransitionError::ChallengeExpired { .. })
+        ),
+        "{err:?}"
+    );
+    let after = w.engine.key(&key.key_id).unwrap();
+    assert_eq!(after.state, CredentialState::Issued);
+    assert!(after.needs_reissue);
+    assert!(w.emulator.methods(&w.kim_id).is_empty());
+    // A second attempt says the key needs reissue.
+    let err = w
+        .engine
+        .activate("self:kim", &key.key_id, HOLDER_PIN, &mut w.key, later + 1)
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Transition(TransitionError::NeedsReissue)),
+        "{err:?}"
+    );
+    // The refusal is audited.
+    let audit = w.engine.audit_for(&key.key_id).unwrap();
+    assert!(audit
+        .iter()
+        .any(|a| a.event.action == "activate" && a.event.outcome == "refused"));
+    // Reissue clears the mark.
+    w.transport.with(|a| a.power_cycle());
+    let key = w
+        .engine
+        .reissue(&request(true), &key.key_id, &mut w.key, later + 2)
+        .expect("reissue");
+    assert_eq!(key.state, CredentialState::Issued);
+    assert!(!key.needs_reissue);
+}
+
+fn crash_then_replay(point: CrashPoint) {
+    let mut w = world(&format!("crash-{point:?}"));
+    let t = template(60, true);
+    let now = now_ms();
+    let key = w
+        .engine
+        .issue(&request(true), &t, &mut w.key, now)
+        .expect("issue");
+    w.engine.crash_at(Some(point));
+    let err = w
+        .engine
+        .activate("self:kim", &key.key_id, HOLDER_PIN, &mut w.key, now + 1)
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Engine(EngineError::SimulatedCrash { .. })),
+        "{err:?}"
+    );
+    let expected_at_idp = usize::from(point == CrashPoint::AfterIdpCall);
+    assert_eq!(w.emulator.methods(&w.kim_id).len(), expected_at_idp);
+    let unfinished = w.engine.store().journal_unfinished().unwrap();
+    assert_eq!(unfinished.len(), 1);
+    assert_eq!(unfinished[0].operation, JournalOp::Register);
+
+    // "Restart": a new engine over the same database file.
+    drop(std::mem::replace(
+        &mut w.engine,
+        engine_for(&w.emulator, &w.db, "station-a"),
+    ));
+    w.engine.add_template(t.clone()).unwrap();
+    let replayed = w.engine.replay_journal(now + 2).expect("replay");
+    assert_eq!(replayed.len(), 1);
+    let expected = match point {
+        CrashPoint::AfterJournal => "registered",
+        _ => "found at IdP",
+    };
+    assert_eq!(replayed[0].outcome, expected);
+    assert_eq!(
+        w.emulator.methods(&w.kim_id).len(),
+        1,
+        "exactly one passkey"
+    );
+    assert!(w.engine.store().journal_unfinished().unwrap().is_empty());
+    let key = w.engine.key(&key.key_id).unwrap();
+    assert_eq!(key.state, CredentialState::Active);
+    // A second replay has nothing to do.
+    assert!(w.engine.replay_journal(now + 3).unwrap().is_empty());
+    w.engine
+        .sign_in(&key.key_id, HOLDER_PIN, &mut w.key)
+        .expect("sign in after replay");
+}
+
+#[test]
+fn crash_between_journal_and_idp_call_registers_once_on_replay() {
+    crash_then_replay(CrashPoint::AfterJournal);
+}
+
+#[test]
+fn crash_between_idp_call_and_done_is_reconciled_on_replay() {
+    crash_then_replay(CrashPoint::AfterIdpCall);
+}
+
+#[test]
+fn unforced_revoke_stands_and_deletion_is_retried_by_replay() {
+    let mut w = world("unforced");
+    let t = template(60, false);
+    let now = now_ms();
+    let key = w
+        .engine
+        .issue(&request(true), &t, &mut w.key, now)
+        .expect("issue");
+    let key = w
+        .engine
+        .activate("self:kim", &key.key_id, HOLDER_PIN, &mut w.key, now + 1)
+        .expect("activate");
+    w.emulator.inject(FaultRule::new(
+        "DELETE",
+        "fido2Methods",
+        Fault::Status {
+            status: 403,
+            retry_after: None,
+        },
+        1,
+    ));
+    let key = w
+        .engine
+        .revoke("operator:alice", &key.key_id, None, now + 2)
+        .expect("revocation stands");
+    assert_eq!(key.state, CredentialState::Revoked);
+    assert_eq!(w.emulator.methods(&w.kim_id).len(), 1);
+    assert_eq!(w.engine.store().journal_unfinished().unwrap().len(), 1);
+    let replayed = w.engine.replay_journal(now + 3).unwrap();
+    assert_eq!(replayed.len(), 1);
+    assert_eq!(replayed[0].operation, JournalOp::Delete);
+    assert!(w.emulator.methods(&w.kim_id).is_empty());
+    assert!(w.engine.store().journal_unfinished().unwrap().is_empty());
+}
+
+fn revoke_crash_then_replay(point: CrashPoint) {
+    let mut w = world(&format!("revoke-crash-{point:?}"));
+    let t = template(60, true);
+    let now = now_ms();
+    let key = w
+        .engine
+        .issue(&request(true), &t, &mut w.key, now)
+        .expect("issue");
+    let key = w
+        .engine
+        .activate("self:kim", &key.key_id, HOLDER_PIN, &mut w.key, now + 1)
+        .expect("activate");
+    w.engine.crash_at(Some(point));
+    let err = w
+        .engine
+        .revoke("operator:alice", &key.key_id, None, now + 2)
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Engine(EngineError::SimulatedCrash { .. })),
+        "{err:?}"
+    );
+    let expected_at_idp = usize::from(point == CrashPoint::AfterJournal);
+    assert_eq!(w.emulator.methods(&w.kim_id).len(), expected_at_idp);
+    assert_eq!(
+        w.engine.key(&key.key_id).unwrap().state,
+        CredentialState::Active
+    );
+
+    drop(std::mem::replace(
+        &mut w.engine,
+        engine_for(&w.emulator, &w.db, "station-a"),
+    ));
+    let replayed = w.engine.replay_journal(now + 3).expect("replay");
+    assert_eq!(replayed.len(), 1);
+    assert_eq!(replayed[0].operation, JournalOp::Delete);
+    let expected = match point {
+        CrashPoint::AfterJournal => "done",
+        _ => "already gone",
+    };
+    assert_eq!(replayed[0].outcome, expected);
+    assert!(w.emulator.methods(&w.kim_id).is_empty());
+    // No lost revocation: the key ends revoked.
+    assert_eq!(
+        w.engine.key(&key.key_id).unwrap().state,
+        CredentialState::Revoked
+    );
+    assert!(w.engine.store().journal_unfinished().unwrap().is_empty());
+}
+
+#[test]
+fn revoke_crash_before_idp_call_is_finished_by_replay() {
+    revoke_crash_then_replay(CrashPoint::AfterJournal);
+}
+
+#[test]
+fn revoke_crash_after_idp_call_is_finished_by_replay() {
+    revoke_crash_then_replay(CrashPoint::AfterIdpCall);
+}
+
+#[test]
+fn template_with_bio_is_refused_on_a_key_without_a_sensor() {
+    let mut w = world("bio");
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/templates/entra-standard.toml"
+    ))
+    .unwrap();
+    let t = TemplateSet::from_toml_str(&text).unwrap();
+    let err = w
+        .engine
+        .issue(&request(true), &t, &mut w.key, now_ms())
+        .unwrap_err();
+    let Error::Template(e) = err else {
+        panic!("expected a template error, got {err:?}");
+    };
+    assert!(
+        e.problems().iter().any(|p| p.field.contains("bio")),
+        "{:?}",
+        e.problems()
+    );
+    // Nothing was done at the IdP and the key stays blank.
+    assert!(w.emulator.methods(&w.kim_id).is_empty());
+    let keys = w
+        .engine
+        .find_keys(&lifecycle::store::KeyQuery::ByState(CredentialState::Blank))
+        .unwrap();
+    assert_eq!(keys.len(), 1);
+    // A blank key that was never issued can be retired and unregistered.
+    let k = w
+        .engine
+        .retire("operator:alice", &keys[0].key_id, now_ms())
+        .expect("retire blank");
+    assert_eq!(k.state, CredentialState::Retired);
+    let k = w
+        .engine
+        .unregister("operator:alice", &k.key_id, now_ms())
+        .expect("unregister");
+    assert_eq!(k.state, CredentialState::Unregistered);
+}
+
+#[test]
+fn auto_initiate_template_issues_and_activates_in_one_flow() {
+    let mut w = world("auto");
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/templates/entra-v1-minimal.toml"
+    ))
+    .unwrap();
+    let t = TemplateSet::from_toml_str(&text).unwrap();
+    let now = now_ms();
+    // Without the holder at the desk the activation half cannot run: nothing registered.
+    let err = w
+        .engine
+        .issue(&request(false), &t, &mut w.key, now)
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Engine(EngineError::HolderPinRequired)),
+        "{err:?}"
+    );
+    assert!(w.emulator.methods(&w.kim_id).is_empty());
+    let blank = w
+        .engine
+        .find_keys(&lifecycle::store::KeyQuery::ByState(CredentialState::Blank))
+        .unwrap();
+    assert_eq!(blank.len(), 1, "refused before any step");
+
+    // A fresh key with the holder present: issued and active at once.
+    let soft = SoftAuthenticator::new(SoftConfig::default()).unwrap();
+    let mut key = Authenticator::new(SoftTransport::new(soft));
+    let mut req = request(false);
+    req.serial = "SN0002".into();
+    let rec = w
+        .engine
+        .issue_and_activate(&req, &t, HOLDER_PIN, &mut key, now + 1)
+        .expect("issue and activate");
+    assert_eq!(rec.state, CredentialState::Active);
+    assert_eq!(w.emulator.methods(&w.kim_id).len(), 1);
+    let m = &w.emulator.methods(&w.kim_id)[0];
+    assert_eq!(m.display_name.as_deref(), Some(KIM));
+    w.engine
+        .sign_in(&rec.key_id, HOLDER_PIN, &mut key)
+        .expect("sign in");
+}
+
+#[test]
+fn activation_refused_by_the_idp_can_be_retried() {
+    let mut w = world("retry-activate");
+    let t = template(60, true);
+    let now = now_ms();
+    let key = w
+        .engine
+        .issue(&request(true), &t, &mut w.key, now)
+        .expect("issue");
+    w.emulator.inject(FaultRule::new(
+        "POST",
+        "fido2Methods",
+        Fault::Status {
+            status: 403,
+            retry_after: None,
+        },
+        1,
+    ));
+    let err = w
+        .engine
+        .activate("self:kim", &key.key_id, HOLDER_PIN, &mut w.key, now + 1)
+        .unwrap_err();
+    assert!(matches!(err, Error::Idp(_)), "{err:?}");
+    assert_eq!(
+        w.engine.key(&key.key_id).unwrap().state,
+        CredentialState::Issued
+    );
+    assert!(w.emulator.methods(&w.kim_id).is_empty());
+    // The refused registration is closed, not replayed.
+    assert!(w.engine.store().journal_unfinished().unwrap().is_empty());
+    // A wrong PIN on the retry is caught by the key before the IdP is called.
+    assert!(w
+        .engine
+        .activate(
+            "self:kim",
+            &key.key_id,
+            "not-the-pin-1",
+            &mut w.key,
+            now + 2
+        )
+        .is_err());
+    assert!(w.emulator.methods(&w.kim_id).is_empty());
+    let key = w
+        .engine
+        .activate("self:kim", &key.key_id, HOLDER_PIN, &mut w.key, now + 3)
+        .expect("retry");
+    assert_eq!(key.state, CredentialState::Active);
+    assert_eq!(w.emulator.methods(&w.kim_id).len(), 1);
+}
+
+#[test]
+fn another_station_waits_for_the_lease_before_replaying() {
+    let mut w = world("lease");
+    let t = template(60, true);
+    let now = now_ms();
+    let key = w
+        .engine
+        .issue(&request(true), &t, &mut w.key, now)
+        .expect("issue");
+    w.engine.crash_at(Some(CrashPoint::AfterIdpCall));
+    assert!(w
+        .engine
+        .activate("self:kim", &key.key_id, HOLDER_PIN, &mut w.key, now + 1)
+        .is_err());
+    // Station B shares the database; station A's claim is still running.
+    let b = engine_for(&w.emulator, &w.db, "station-b");
+    let r = b.replay_journal(now + 2).unwrap();
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].outcome, "busy");
+    assert_eq!(b.key(&key.key_id).unwrap().state, CredentialState::Issued);
+    // Once the lease ran out, B finishes it without a second registration.
+    let r = b.replay_journal(now + 120_000).unwrap();
+    assert_eq!(r[0].outcome, "found at IdP");
+    assert_eq!(w.emulator.methods(&w.kim_id).len(), 1);
+    assert_eq!(b.key(&key.key_id).unwrap().state, CredentialState::Active);
+}
+
+#[test]
+fn two_operators_revoking_at_once_revoke_once() {
+    let mut w = world("race");
+    let t = template(60, true);
+    let now = now_ms();
+    let key = w
+        .engine
+        .issue(&request(true), &t, &mut w.key, now)
+        .expect("issue");
+    let key = w
+        .engine
+        .activate("self:kim", &key.key_id, HOLDER_PIN, &mut w.key, now + 1)
+        .expect("activate");
+    let other = engine_for(&w.emulator, &w.db, "station-b");
+    other.add_template(t.clone()).unwrap();
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| {
+            w.engine
+                .revoke("operator:alice", &key.key_id, None, now + 2)
+        });
+        let b = s.spawn(|| other.revoke("operator:bob", &key.key_id, None, now + 2));
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    let oks = [&a, &b].iter().filter(|r| r.is_ok()).count();
+    assert_eq!(oks, 1, "exactly one revocation wins: {a:?} / {b:?}");
+    let loser = match (a, b) {
+        (Err(e), _) | (_, Err(e)) => e,
+        _ => unreachable!("one of them failed"),
+    };
+    assert!(
+        matches!(
+            loser,
+            Error::Store(lifecycle::store::StoreError::Conflict { .. })
+                | Error::Transition(TransitionError::NotAllowed { .. })
+                | Error::Engine(EngineError::IdpDeletionCancelled { .. })
+        ),
+        "{loser:?}"
+    );
+    assert_eq!(
+        w.engine.key(&key.key_id).unwrap().state,
+        CredentialState::Revoked
+    );
+    assert!(w.emulator.methods(&w.kim_id).is_empty());
+    let revokes = w
+        .engine
+        .audit_for(&key.key_id)
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.event.action == "revoke" && r.event.outcome == "success")
+        .count();
+    assert_eq!(revokes, 1);
+}
+
+#[test]
+fn challenge_expired_at_the_idp_only_also_needs_reissue() {
+    let mut w = world("idp-expired");
+    let t = template(60, true);
+    let now = now_ms();
+    let key = w
+        .engine
+        .issue(&request(true), &t, &mut w.key, now)
+        .expect("issue");
+    // The IdP's clock runs ahead of ours: our plan still sees a valid challenge.
+    w.emulator
+        .advance_clock(std::time::Duration::from_secs(2 * 3600));
+    let err = w
+        .engine
+        .activate("self:kim", &key.key_id, HOLDER_PIN, &mut w.key, now + 1)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Transition(TransitionError::ChallengeExpired { .. })
+        ),
+        "{err:?}"
+    );
+    let after = w.engine.key(&key.key_id).unwrap();
+    assert!(after.needs_reissue);
+    assert_eq!(after.state, CredentialState::Issued);
+    assert!(w.emulator.methods(&w.kim_id).is_empty());
+    assert!(w.engine.store().journal_unfinished().unwrap().is_empty());
+    let audit = w.engine.audit_for(&key.key_id).unwrap();
+    let last = &audit.last().unwrap().event;
+    assert_eq!(
+        (last.action.as_str(), last.outcome.as_str()),
+        ("activate", "refused")
+    );
+    assert!(last.idp_request_id.is_some());
+}

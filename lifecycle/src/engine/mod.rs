@@ -939,7 +939,8 @@ impl Engine {
                 Step::PolicyPreflight { idp_connection, .. } => {
                     let d = device.as_deref_mut().ok_or_else(|| need("preflight"))?;
                     let aaguid = d.info()?.aaguid;
-                    self.idp(idp_connection)?.preflight(&aaguid, true)?;
+                    let user = run.user.clone().ok_or_else(|| need("preflight"))?;
+                    self.idp(idp_connection)?.preflight(&user, &aaguid, true)?;
                 }
                 Step::ResetAuthenticator => {
                     let d = device.as_deref_mut().ok_or_else(|| need("reset"))?;

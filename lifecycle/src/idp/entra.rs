@@ -109,10 +109,10 @@ impl Idp for EntraIdp {
         })
     }
 
-    fn preflight(&self, aaguid: &[u8; 16], attested: bool) -> Result<(), IdpError> {
+    fn preflight(&self, user: &str, aaguid: &[u8; 16], attested: bool) -> Result<(), IdpError> {
         let text = entra_graph::policy::format_aaguid(aaguid);
         self.client
-            .preflight(&text, attested)
+            .preflight(user, &text, attested)
             .map_err(|e| self.call_error("preflight", e))
     }
 

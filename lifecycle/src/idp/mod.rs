@@ -175,8 +175,9 @@ pub trait Idp: Send + Sync {
     fn default_rp_id(&self) -> String;
     /// Looks a user up by id or UPN.
     fn user(&self, user: &str) -> Result<IdpUser, IdpError>;
-    /// Checks the IdP's policy admits a key of this AAGUID (16 bytes).
-    fn preflight(&self, aaguid: &[u8; 16], attested: bool) -> Result<(), IdpError>;
+    /// Checks the IdP's policy admits a key of this AAGUID (16 bytes) for this user (the
+    /// policy's include/exclude targets apply).
+    fn preflight(&self, user: &str, aaguid: &[u8; 16], attested: bool) -> Result<(), IdpError>;
     /// Creation options for a user; `timeout_minutes` as the template asks; `origin`
     /// overrides the default `https://<rp id>`.
     fn creation_challenge(

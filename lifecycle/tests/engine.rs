@@ -736,3 +736,31 @@ fn challenge_expired_at_the_idp_only_also_needs_reissue() {
     );
     assert!(last.idp_request_id.is_some());
 }
+
+#[test]
+fn force_change_pin_is_set_after_the_passkey_and_cleared_by_activation() {
+    let mut w = world("force-change");
+    // The standard test template plus forceChangePin in the FIDO2 options.
+    let mut t = template(60, true);
+    t.credential.fido2.force_change_pin = true;
+    let now = now_ms();
+    let key = w
+        .engine
+        .issue(&request(true), &t, &mut w.key, now)
+        .expect("issue with forceChangePin");
+    assert_eq!(key.state, CredentialState::Issued);
+    // The key now demands a new PIN before any token is given out.
+    let info = w.key.refresh_info().expect("getInfo");
+    assert_eq!(info.force_pin_change, Some(true));
+    // Activation replaces the transport PIN, which clears the demand, then registers.
+    let key = w
+        .engine
+        .activate("self:kim", &key.key_id, HOLDER_PIN, &mut w.key, now + 1)
+        .expect("activate");
+    assert_eq!(key.state, CredentialState::Active);
+    assert_eq!(
+        w.key.refresh_info().expect("getInfo").force_pin_change,
+        Some(false)
+    );
+    assert_eq!(w.emulator.methods(&w.kim_id).len(), 1);
+}

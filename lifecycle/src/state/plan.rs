@@ -286,11 +286,11 @@ fn issue(
     let raise = o.min_pin_length.filter(|want| {
         o.reset_before_issuance || device.min_pin_length.map_or(true, |have| want > &have)
     });
-    if raise.is_some() || !o.min_pin_length_rp_ids.is_empty() || o.force_change_pin {
+    if raise.is_some() || !o.min_pin_length_rp_ids.is_empty() {
         steps.push(Step::SetMinPinLength {
             min_pin_length: raise,
             rp_ids: o.min_pin_length_rp_ids.clone(),
-            force_change_pin: o.force_change_pin,
+            force_change_pin: false,
         });
     }
     if o.always_uv && (o.reset_before_issuance || !device.options.always_uv_enabled) {
@@ -306,6 +306,16 @@ fn issue(
         for t in &passkeys {
             make(t, now_ms, steps);
         }
+    }
+    if o.force_change_pin {
+        // Last: once forcePINChange is set the key refuses PIN tokens until the PIN is
+        // changed, and every step above needs one. The holder's changePIN at activation
+        // clears it.
+        steps.push(Step::SetMinPinLength {
+            min_pin_length: None,
+            rp_ids: Vec::new(),
+            force_change_pin: true,
+        });
     }
     Ok(())
 }

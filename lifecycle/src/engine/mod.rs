@@ -61,7 +61,13 @@ pub enum CrashPoint {
     AfterJournal,
     /// After the IdP answered, before the journal entry is closed.
     AfterIdpCall,
+    /// Before a flow commits the key's state change (e.g. activation's Issued -> Active,
+    /// after its registrations are closed).
+    BeforeStateChange,
 }
+
+/// A probe called at every [`CrashPoint`] a flow passes (see [`Engine::with_probe`]).
+pub type CrashProbe = Arc<dyn Fn(CrashPoint) + Send + Sync>;
 
 /// Engine failures that are not the planner's, the templates' or the store's.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -231,6 +237,7 @@ pub struct Engine {
     station: String,
     templates: RwLock<BTreeMap<String, TemplateSet>>,
     crash: Mutex<Option<CrashPoint>>,
+    probe: Option<CrashProbe>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -323,6 +330,7 @@ impl Engine {
             station: station.into(),
             templates: RwLock::new(BTreeMap::new()),
             crash: Mutex::new(None),
+            probe: None,
         }
     }
 
@@ -364,7 +372,19 @@ impl Engine {
         *self.crash.lock().unwrap_or_else(PoisonError::into_inner) = point;
     }
 
+    /// Test hook for crash-recovery tests with a real process: `probe` is called at
+    /// every [`CrashPoint`] a flow reaches, before anything after that point is done. A
+    /// child process uses it to announce the step and block there until it is killed
+    /// (`kill -9`); the probe must not touch the engine. Not for production use.
+    pub fn with_probe(mut self, probe: CrashProbe) -> Self {
+        self.probe = Some(probe);
+        self
+    }
+
     fn maybe_crash(&self, here: CrashPoint) -> Result<(), Error> {
+        if let Some(p) = &self.probe {
+            p(here);
+        }
         let mut c = self.crash.lock().unwrap_or_else(PoisonError::into_inner);
         if *c == Some(here) {
             *c = None;
@@ -897,6 +917,7 @@ impl Engine {
             _ => {}
         }
         let detail = (run.operation == Operation::Reissue).then(|| "reissue".to_owned());
+        self.maybe_crash(CrashPoint::BeforeStateChange)?;
         let rec = self.audit(run, action_name(to), "success", detail, now);
         let mut work = std::mem::take(&mut run.work);
         work.transition = Some(t);

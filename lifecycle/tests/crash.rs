@@ -1,0 +1,315 @@
+//! Crash recovery with a real process: `examples/crash_child.rs` runs a flow against the
+//! Entra emulator (started here, real HTTP on loopback), a persistent software
+//! authenticator and a SQLite file, and blocks at one journalled step; this test kills
+//! it with SIGKILL there, opens a new engine on the same file (a restart), replays the
+//! journal and checks the outcome: exactly one passkey at the IdP after a registration,
+//! none after a deletion, the key in its final state, no unfinished journal entry and
+//! the audit records written.
+#![cfg(unix)]
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use entra_graph::auth::{Credential, Secret};
+use entra_graph::emulator::{Emulator, EmulatorConfig};
+use entra_graph::{ApiVersion, GraphClient};
+use fido_transport::client::Authenticator;
+use fido_transport::softkey::{SoftAuthenticator, SoftConfig, SoftTransport};
+use lifecycle::engine::{Engine, Replayed};
+use lifecycle::idp::EntraIdp;
+use lifecycle::store::PinKey;
+use lifecycle::store::{JournalOp, SqliteStore};
+use lifecycle::template::TemplateSet;
+use lifecycle::CredentialState;
+
+const KIM: &str = "kim@contoso.onmicrosoft.com";
+const HOLDER_PIN: &str = "holder-pin-2468";
+/// How long the child may take to reach its step.
+const CHILD_TIMEOUT: Duration = Duration::from_secs(40);
+
+const TEMPLATE: &str = r#"
+[passkey.entra]
+idp = { connection = "contoso-entra", kind = "entra", graph_api_version = "beta" }
+display_name = "{displayName} {serial}"
+truncate_display_name = true
+rp_id = "login.microsoft.com"
+challenge_timeout_minutes = 60
+
+[credential]
+name = "crash-standard"
+passkey_templates = ["entra"]
+user_assignment = { directory = "contoso-entra" }
+
+[credential.fido2]
+reset_before_issuance = true
+min_pin_length = 8
+
+[credential.lifecycle]
+force_idp_deletion_on_revoke = true
+"#;
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "keysmith-crash-{name}-{}-{}-{}",
+        std::process::id(),
+        now_ms(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// The child program (built with the crate's examples by `cargo test`; built here when a
+/// test filter skipped it).
+fn child_program() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target profile directory");
+    let program = profile_dir
+        .join("examples")
+        .join(format!("crash_child{}", std::env::consts::EXE_SUFFIX));
+    if !program.exists() {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "-p", "lifecycle", "--example", "crash_child"])
+            .status()
+            .expect("cargo build of the crash child");
+        assert!(status.success(), "building examples/crash_child failed");
+    }
+    program
+}
+
+/// A child killed at its step.
+struct Killed {
+    emulator: Emulator,
+    dir: PathBuf,
+    key_id: String,
+}
+
+impl Killed {
+    fn db(&self) -> PathBuf {
+        self.dir.join("keysmith.db")
+    }
+
+    fn softkey(&self) -> PathBuf {
+        self.dir.join("softkey.json")
+    }
+
+    /// A restarted station: a new engine on the same SQLite file.
+    fn restart(&self) -> Engine {
+        let client = GraphClient::new(
+            self.emulator.graph_config(ApiVersion::Beta),
+            Credential::ClientSecret {
+                client_id: self.emulator.client_id().to_owned(),
+                secret: Secret::new(self.emulator.client_secret().unwrap_or_default()),
+            },
+        )
+        .expect("graph client");
+        let store = SqliteStore::open(self.db()).expect("sqlite store");
+        let engine = Engine::new(Arc::new(store), PinKey::from_bytes([7; 32]), "station-a")
+            .with_idp(Arc::new(EntraIdp::new("contoso-entra", client)));
+        engine
+            .add_template(TemplateSet::from_toml_str(TEMPLATE).expect("template"))
+            .expect("add template");
+        engine
+    }
+
+    /// The software authenticator as the killed child left it.
+    fn key(&self) -> Authenticator<SoftTransport> {
+        let soft = SoftAuthenticator::open_persistent(self.softkey(), SoftConfig::default())
+            .expect("softkey state file");
+        Authenticator::new(SoftTransport::new(soft))
+    }
+
+    fn methods(&self) -> usize {
+        self.emulator.methods(KIM).len()
+    }
+}
+
+/// Runs the child for `flow` until it reports `point`, then kills it with SIGKILL.
+fn kill_child_at(flow: &str, point: &str) -> Killed {
+    let emulator = Emulator::start(EmulatorConfig::default()).expect("emulator");
+    let dir = temp_dir(&format!("{flow}-{point}"));
+    let template = dir.join("template.toml");
+    std::fs::write(&template, TEMPLATE).expect("template file");
+    let mut child = Command::new(child_program())
+        .env("CRASH_DB", dir.join("keysmith.db"))
+        .env("CRASH_SOFTKEY", dir.join("softkey.json"))
+        .env("CRASH_TEMPLATE", &template)
+        .env("CRASH_BASE_URL", emulator.base_url())
+        .env("CRASH_TENANT", emulator.tenant_id())
+        .env("CRASH_CLIENT_ID", emulator.client_id())
+        .env(
+            "CRASH_CLIENT_SECRET",
+            emulator.client_secret().unwrap_or_default(),
+        )
+        .env("CRASH_FLOW", flow)
+        .env("CRASH_POINT", point)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn crash child");
+    let stdout = child.stdout.take().expect("child stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut key_id = None;
+    let mut seen = Vec::new();
+    let reached = loop {
+        match rx.recv_timeout(CHILD_TIMEOUT) {
+            Ok(line) => {
+                if let Some(id) = line.strip_prefix("KEY ") {
+                    key_id = Some(id.to_owned());
+                }
+                let done = line.starts_with("CRASH-POINT ");
+                seen.push(line);
+                if done {
+                    break true;
+                }
+            }
+            Err(_) => break false,
+        }
+    };
+    // SIGKILL on Unix: the child gets no chance to clean up.
+    child.kill().expect("kill the child");
+    let status = child.wait().expect("reap the child");
+    assert!(reached, "the child never reached {point}: {seen:?}");
+    assert_eq!(status.signal(), Some(9), "killed by SIGKILL: {status:?}");
+    Killed {
+        emulator,
+        dir,
+        key_id: key_id.expect("the child printed the key id"),
+    }
+}
+
+fn unfinished(engine: &Engine) -> Vec<JournalOp> {
+    engine
+        .store()
+        .journal_unfinished()
+        .expect("journal")
+        .into_iter()
+        .map(|e| e.operation)
+        .collect()
+}
+
+fn replay_audit(engine: &Engine, key_id: &str, action: &str) -> bool {
+    engine.audit_for(key_id).expect("audit").iter().any(|r| {
+        r.event.actor == "replay:station-a"
+            && r.event.action == action
+            && r.event.outcome == "success"
+    })
+}
+
+fn only(replayed: &[Replayed]) -> &Replayed {
+    assert_eq!(replayed.len(), 1, "{replayed:?}");
+    &replayed[0]
+}
+
+/// Activation killed while its registration is journalled: replay registers (or finds)
+/// the passkey once and finishes the activation.
+fn register_killed_then_replayed(point: &str, before: usize, outcome: &str) {
+    let k = kill_child_at("activate", point);
+    assert_eq!(k.methods(), before, "passkeys at the IdP when killed");
+    let engine = k.restart();
+    assert_eq!(unfinished(&engine), vec![JournalOp::Register]);
+    assert_eq!(
+        engine.key(&k.key_id).unwrap().state,
+        CredentialState::Issued
+    );
+
+    let r = engine.replay_journal(now_ms()).expect("replay");
+    let r = only(&r);
+    assert_eq!(r.operation, JournalOp::Register);
+    assert_eq!(r.outcome, outcome);
+    assert_eq!(k.methods(), 1, "exactly one passkey at the IdP");
+    assert!(unfinished(&engine).is_empty());
+    assert_eq!(
+        engine.key(&k.key_id).unwrap().state,
+        CredentialState::Active
+    );
+    assert!(engine
+        .store()
+        .pending_for_key(&k.key_id)
+        .unwrap()
+        .is_empty());
+    let pks = engine.passkeys(&k.key_id).unwrap();
+    assert_eq!(pks.len(), 1);
+    assert_eq!(pks[0].state, CredentialState::Active);
+    assert!(pks[0].idp_method_id.is_some());
+    assert!(replay_audit(&engine, &k.key_id, "register"));
+    assert!(replay_audit(&engine, &k.key_id, "activate"));
+    // Nothing left; the passkey works with the holder's PIN (set before the kill).
+    assert!(engine.replay_journal(now_ms()).unwrap().is_empty());
+    engine
+        .sign_in(&k.key_id, HOLDER_PIN, &mut k.key())
+        .expect("sign in after restart");
+    assert_eq!(k.methods(), 1);
+}
+
+#[test]
+fn activation_killed_after_journal_append_registers_once() {
+    register_killed_then_replayed("after-journal", 0, "registered");
+}
+
+#[test]
+fn activation_killed_after_idp_call_is_found_not_registered_again() {
+    register_killed_then_replayed("after-idp-call", 1, "found at IdP");
+}
+
+/// Forced revocation killed while its deletion is journalled: replay deletes once (or
+/// sees it gone) and the revocation is not lost.
+fn delete_killed_then_replayed(point: &str, before: usize, outcome: &str) {
+    let k = kill_child_at("revoke", point);
+    assert_eq!(k.methods(), before, "passkeys at the IdP when killed");
+    let engine = k.restart();
+    assert_eq!(unfinished(&engine), vec![JournalOp::Delete]);
+
+    let r = engine.replay_journal(now_ms()).expect("replay");
+    let r = only(&r);
+    assert_eq!(r.operation, JournalOp::Delete);
+    assert_eq!(r.outcome, outcome);
+    assert_eq!(k.methods(), 0, "no passkey left at the IdP");
+    assert!(unfinished(&engine).is_empty());
+    assert_eq!(
+        engine.key(&k.key_id).unwrap().state,
+        CredentialState::Revoked
+    );
+    let pks = engine.passkeys(&k.key_id).unwrap();
+    assert!(pks.iter().all(|p| p.idp_method_id.is_none()), "{pks:?}");
+    assert!(engine
+        .audit_for(&k.key_id)
+        .unwrap()
+        .iter()
+        .any(|r| r.event.actor == "replay:station-a"));
+    assert!(engine.replay_journal(now_ms()).unwrap().is_empty());
+}
+
+#[test]
+fn revoke_killed_after_journal_append_deletes_on_replay() {
+    delete_killed_then_replayed("after-journal", 1, "done");
+}
+
+#[test]
+fn revoke_killed_after_idp_call_is_closed_on_replay() {
+    delete_killed_then_replayed("after-idp-call", 0, "already gone");
+}

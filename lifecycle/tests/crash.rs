@@ -100,6 +100,15 @@ struct Killed {
     key_id: String,
 }
 
+impl Drop for Killed {
+    fn drop(&mut self) {
+        // Kept after a failure, for inspection.
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
 impl Killed {
     fn db(&self) -> PathBuf {
         self.dir.join("keysmith.db")

@@ -281,6 +281,7 @@ fn read_secret(name: &str, c: &IdpConfig, base: &Path) -> Result<Secret, CliErro
 struct Setup {
     engine: Engine,
     actor: String,
+    idps: Vec<String>,
 }
 
 fn setup(args: &Args) -> Result<Setup, CliError> {
@@ -348,7 +349,12 @@ fn setup(args: &Args) -> Result<Setup, CliError> {
         .actor
         .clone()
         .unwrap_or_else(|| format!("operator:{}", cfg.station));
-    Ok(Setup { engine, actor })
+    let idps = cfg.idp.keys().cloned().collect();
+    Ok(Setup {
+        engine,
+        actor,
+        idps,
+    })
 }
 
 /// A transport that prints "touch your key" (on stderr) when the key waits for the user.
@@ -829,7 +835,18 @@ fn list(args: &Args) -> Result<Output, CliError> {
         None => None,
     };
     let mut keys = match (&args.user, state) {
-        (Some(u), _) => s.engine.find_keys(&KeyQuery::ByUser(u.clone()))?,
+        (Some(u), _) => {
+            let mut found = s.engine.find_keys(&KeyQuery::ByUser(u.clone()))?;
+            // Keys record the IdP's object id: a UPN is resolved through each connection.
+            if found.is_empty() && u.contains('@') {
+                for name in &s.idps {
+                    let idp = s.engine.idp(name).map_err(lifecycle::Error::from)?;
+                    let id = idp.user(u).map_err(lifecycle::Error::from)?.id;
+                    found.extend(s.engine.find_keys(&KeyQuery::ByUser(id))?);
+                }
+            }
+            found
+        }
         (None, Some(st)) => s.engine.find_keys(&KeyQuery::ByState(st))?,
         (None, None) => {
             let mut all = Vec::new();

@@ -268,6 +268,16 @@ fn issue_activate_show_list_revoke_through_the_binary() {
 
     let revoked = e.json(&["--json", "revoke", &key, "--force"], None);
     assert_eq!(revoked["key"]["state"], "revoked");
+    // Revoking again is an illegal transition: a user error.
+    assert_eq!(e.run(&["revoke", &key], None).status.code(), Some(2));
+    let retired = e.json(&["--json", "retire", &key], None);
+    assert_eq!(retired["key"]["state"], "retired");
+    let unregistered = e.json(&["--json", "unregister", &key], None);
+    assert_eq!(unregistered["key"]["state"], "unregistered");
+    let out = e.run(&["show", &key], None);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("state=unregistered"), "{text}");
+    assert!(text.contains("audit #"), "{text}");
     let _ = std::fs::remove_dir_all(&e.dir);
 }
 
@@ -294,6 +304,14 @@ fn device_list_and_info_on_a_software_key() {
     assert_eq!(set["set"], true);
     let info = e.json(&["--json", "device", "info"], None);
     assert_eq!(info["options"]["clientPin"], true);
+
+    // A freshly loaded software key is within its power-up window: reset works and asks
+    // for a touch.
+    let out = e.run(&["--json", "device", "reset"], None);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("touch your key"));
+    let info = e.json(&["--json", "device", "info"], None);
+    assert_eq!(info["options"]["clientPin"], false);
     let _ = std::fs::remove_dir_all(&e.dir);
 }
 
@@ -314,6 +332,35 @@ fn exit_codes_distinguish_usage_and_missing_keys() {
         .as_str()
         .unwrap()
         .contains("no-such-key"));
+
+    // The IdP refuses the app's secret: an IdP error (4).
+    let mut wrong = e.run(&["--json", "list", "--user", USER], None);
+    assert!(wrong.status.success());
+    let tpl = e.template.to_str().unwrap().to_owned();
+    let mut cmd = keysmith();
+    cmd.arg("--config")
+        .arg(&e.config)
+        .args([
+            "--device",
+            &e.softkey,
+            "--json",
+            "issue",
+            "--template",
+            &tpl,
+        ])
+        .args(["--user", USER, "--serial", "CLI0002"])
+        .env("KEYSMITH_TEST_SECRET", "not-the-secret");
+    wrong = cmd.output().unwrap();
+    assert_eq!(
+        wrong.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&wrong.stdout)
+    );
+    let err: serde_json::Value = serde_json::from_slice(&wrong.stdout).unwrap();
+    assert_eq!(err["error"]["kind"], "idp");
+    assert!(!String::from_utf8_lossy(&wrong.stdout).contains("not-the-secret"));
+    assert!(!String::from_utf8_lossy(&wrong.stderr).contains("not-the-secret"));
 
     // A bad device spec is a usage error; a missing config too.
     let out = keysmith()

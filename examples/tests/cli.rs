@@ -219,6 +219,12 @@ fn issue_activate_show_list_revoke_through_the_binary() {
     assert_eq!(issued["key"]["serial"], "CLI0001");
     let key = issued["key"]["key_id"].as_str().unwrap().to_owned();
 
+    // The pending registration's challenge expires in 60 minutes.
+    let soon = e.json(&["--json", "list", "--expiring-before", "+2h"], None);
+    assert_eq!(soon["keys"].as_array().unwrap().len(), 1);
+    let later = e.json(&["--json", "list", "--expiring-before", "+0h"], None);
+    assert!(later["keys"].as_array().unwrap().is_empty());
+
     let active = e.json(
         &["--json", "activate", &key, "--pin-stdin"],
         Some("holder-pin-1357\n"),

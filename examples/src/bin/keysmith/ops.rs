@@ -18,6 +18,7 @@ use lifecycle::template::{TemplateSet, Transport as KeyTransport};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
 
 /// Exit code: success.
 pub const EXIT_OK: u8 = 0;
@@ -485,17 +486,17 @@ fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-fn read_pin(args: &Args, what: &str) -> Result<String, CliError> {
+fn read_pin(args: &Args, what: &str) -> Result<Zeroizing<String>, CliError> {
     if !args.pin_stdin {
         // Echo is not turned off: no terminal library is linked yet.
         eprint!("{what}: ");
     }
-    let mut line = String::new();
+    let mut line = Zeroizing::new(String::new());
     std::io::stdin()
         .lock()
         .read_line(&mut line)
         .map_err(|e| CliError::usage(format!("reading {what}: {e}")))?;
-    let pin = line.trim_end_matches(['\r', '\n']).to_owned();
+    let pin = Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_owned());
     if pin.is_empty() {
         return Err(CliError::usage(format!("{what}: empty")));
     }

@@ -358,9 +358,11 @@ fn setup(args: &Args) -> Result<Setup, CliError> {
     })
 }
 
-/// A transport that prints "touch your key" (on stderr) when the key waits for the user.
+/// A transport that prints "touch your key" (on stderr) when the key waits for the user,
+/// once per transaction unless the command already said so.
 struct Prompting {
     inner: Box<dyn Transport>,
+    already_told: bool,
 }
 
 impl Transport for Prompting {
@@ -369,7 +371,7 @@ impl Transport for Prompting {
         request: &[u8],
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Vec<u8>, fido_transport::Error> {
-        let mut told = false;
+        let mut told = std::mem::take(&mut self.already_told);
         self.inner.transact(request, &mut |p| {
             if p == Progress::UserPresenceNeeded && !told {
                 eprintln!("touch your key");
@@ -467,7 +469,10 @@ fn open_device(spec: Option<&str>) -> Result<Device, CliError> {
         }
     };
     Ok(Device {
-        client: Authenticator::new(Prompting { inner: transport }),
+        client: Authenticator::new(Prompting {
+            inner: transport,
+            already_told: false,
+        }),
         kind,
         can_reset_in_place: reset,
         serial,

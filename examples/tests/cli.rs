@@ -87,3 +87,295 @@ fn unknown_command_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("usage:"));
 }
+
+// ---- operator commands against a software key, SQLite and the in-process emulator ----
+
+use entra_graph::emulator::{Emulator, EmulatorConfig, Fault, FaultRule};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+
+const TEMPLATE: &str = r#"
+[passkey.entra]
+idp = { connection = "contoso-entra", kind = "entra", graph_api_version = "beta" }
+display_name = "{displayName} key {serial}"
+truncate_display_name = true
+rp_id = "login.microsoft.com"
+challenge_timeout_minutes = 60
+
+[credential]
+name = "cli-standard"
+passkey_templates = ["entra"]
+user_assignment = { directory = "contoso-entra" }
+
+[credential.lifecycle]
+force_idp_deletion_on_revoke = true
+"#;
+
+const USER: &str = "kim@contoso.onmicrosoft.com";
+
+struct Env {
+    dir: PathBuf,
+    config: PathBuf,
+    template: PathBuf,
+    softkey: String,
+    secret: String,
+}
+
+fn env(name: &str, emulator: &Emulator) -> Env {
+    let dir = std::env::temp_dir().join(format!("keysmith-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let template = dir.join("template.toml");
+    std::fs::write(&template, TEMPLATE).unwrap();
+    std::fs::write(dir.join("host.key"), "11".repeat(32)).unwrap();
+    let config = dir.join("keysmith.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "station = \"test-station\"\nrepository = \"keysmith.db\"\npin_key_file = \"host.key\"\n\
+             templates = [\"template.toml\"]\n\n[idp.contoso-entra]\ntenant = \"{}\"\n\
+             client_id = \"{}\"\nsecret_env = \"KEYSMITH_TEST_SECRET\"\nlogin_base = \"{}\"\n\
+             graph_base = \"{}\"\napi_version = \"beta\"\n",
+            emulator.tenant_id(),
+            emulator.client_id(),
+            emulator.base_url(),
+            emulator.base_url()
+        ),
+    )
+    .unwrap();
+    Env {
+        softkey: format!("softkey:{}", dir.join("softkey.json").display()),
+        secret: emulator.client_secret().unwrap_or_default().to_owned(),
+        dir,
+        config,
+        template,
+    }
+}
+
+impl Env {
+    fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut child = keysmith()
+            .arg("--config")
+            .arg(&self.config)
+            .args(["--device", &self.softkey])
+            .args(args)
+            .env("KEYSMITH_TEST_SECRET", &self.secret)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        if let Some(input) = stdin {
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
+        }
+        drop(child.stdin.take());
+        child.wait_with_output().unwrap()
+    }
+
+    fn json(&self, args: &[&str], stdin: Option<&str>) -> serde_json::Value {
+        let out = self.run(args, stdin);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{args:?}: exit {:?}\nstdout:\n{stdout}\nstderr:\n{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_str(stdout.trim())
+            .unwrap_or_else(|e| panic!("{args:?}: stdout is not one JSON object ({e}): {stdout}"))
+    }
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn issue_activate_show_list_revoke_through_the_binary() {
+    let emulator = Emulator::start(EmulatorConfig::default()).unwrap();
+    let e = env("flow", &emulator);
+
+    let issued = e.json(
+        &[
+            "--json",
+            "issue",
+            "--template",
+            path_str(&e.template),
+            "--user",
+            USER,
+            "--serial",
+            "CLI0001",
+        ],
+        None,
+    );
+    assert_eq!(issued["command"], "issue");
+    assert_eq!(issued["key"]["state"], "issued");
+    assert_eq!(issued["key"]["serial"], "CLI0001");
+    let key = issued["key"]["key_id"].as_str().unwrap().to_owned();
+
+    // The pending registration's challenge expires in 60 minutes.
+    let soon = e.json(&["--json", "list", "--expiring-before", "+2h"], None);
+    assert_eq!(soon["keys"].as_array().unwrap().len(), 1);
+    let later = e.json(&["--json", "list", "--expiring-before", "+0h"], None);
+    assert!(later["keys"].as_array().unwrap().is_empty());
+
+    let active = e.json(
+        &["--json", "activate", &key, "--pin-stdin"],
+        Some("holder-pin-1357\n"),
+    );
+    assert_eq!(active["key"]["state"], "active");
+
+    let shown = e.json(&["--json", "show", &key], None);
+    assert_eq!(shown["key"]["key_id"], key.as_str());
+    assert_eq!(shown["passkeys"].as_array().unwrap().len(), 1);
+    assert!(shown["audit"].as_array().unwrap().len() >= 2);
+
+    let listed = e.json(&["--json", "list", "--state", "active"], None);
+    let keys = listed["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0]["key_id"], key.as_str());
+    let none = e.json(&["--json", "list", "--state", "revoked"], None);
+    assert!(none["keys"].as_array().unwrap().is_empty());
+
+    // Human output too.
+    let out = e.run(&["list", "--user", USER], None);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("state=active"));
+
+    // A forced deletion the IdP refuses: IdP error, exit 4, key still active.
+    emulator.inject(FaultRule::new(
+        "DELETE",
+        "fido2Methods",
+        Fault::Status {
+            status: 403,
+            retry_after: None,
+        },
+        1,
+    ));
+    let out = e.run(&["--json", "revoke", &key, "--force"], None);
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let err: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(err["error"]["kind"], "idp");
+    assert_eq!(
+        e.json(&["--json", "show", &key], None)["key"]["state"],
+        "active"
+    );
+
+    let revoked = e.json(&["--json", "revoke", &key, "--force"], None);
+    assert_eq!(revoked["key"]["state"], "revoked");
+    // Revoking again is an illegal transition: a user error.
+    assert_eq!(e.run(&["revoke", &key], None).status.code(), Some(2));
+    let retired = e.json(&["--json", "retire", &key], None);
+    assert_eq!(retired["key"]["state"], "retired");
+    let unregistered = e.json(&["--json", "unregister", &key], None);
+    assert_eq!(unregistered["key"]["state"], "unregistered");
+    let out = e.run(&["show", &key], None);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("state=unregistered"), "{text}");
+    assert!(text.contains("audit #"), "{text}");
+    let _ = std::fs::remove_dir_all(&e.dir);
+}
+
+#[test]
+fn device_list_and_info_on_a_software_key() {
+    let emulator = Emulator::start(EmulatorConfig::default()).unwrap();
+    let e = env("device", &emulator);
+    let info = e.json(&["--json", "device", "info"], None);
+    assert_eq!(info["command"], "device info");
+    assert!(info["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|v| v == "FIDO_2_1"));
+    assert_eq!(info["options"]["clientPin"], false);
+    let list = e.json(&["--json", "device", "list"], None);
+    assert!(list["usb"].is_array() && list["nfc"].is_array());
+
+    // set-pin through stdin, then info reports a PIN.
+    let set = e.json(
+        &["--json", "device", "set-pin", "--pin-stdin"],
+        Some("12345678\n"),
+    );
+    assert_eq!(set["set"], true);
+    let info = e.json(&["--json", "device", "info"], None);
+    assert_eq!(info["options"]["clientPin"], true);
+
+    // A freshly loaded software key is within its power-up window: reset works and asks
+    // for a touch.
+    let out = e.run(&["--json", "device", "reset"], None);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("touch your key"));
+    let info = e.json(&["--json", "device", "info"], None);
+    assert_eq!(info["options"]["clientPin"], false);
+    let _ = std::fs::remove_dir_all(&e.dir);
+}
+
+#[test]
+fn exit_codes_distinguish_usage_and_missing_keys() {
+    let emulator = Emulator::start(EmulatorConfig::default()).unwrap();
+    let e = env("codes", &emulator);
+    let out = e.run(&["list", "--frobnicate"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown flag --frobnicate"));
+
+    // A key that is not in the repository is a user error (2).
+    let out = e.run(&["--json", "show", "no-such-key"], None);
+    assert_eq!(out.status.code(), Some(2));
+    let err: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(err["error"]["kind"], "usage");
+    assert!(err["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("no-such-key"));
+
+    // The IdP refuses the app's secret: an IdP error (4).
+    let mut wrong = e.run(&["--json", "list", "--user", USER], None);
+    assert!(wrong.status.success());
+    let tpl = e.template.to_str().unwrap().to_owned();
+    let mut cmd = keysmith();
+    cmd.arg("--config")
+        .arg(&e.config)
+        .args([
+            "--device",
+            &e.softkey,
+            "--json",
+            "issue",
+            "--template",
+            &tpl,
+        ])
+        .args(["--user", USER, "--serial", "CLI0002"])
+        .env("KEYSMITH_TEST_SECRET", "not-the-secret");
+    wrong = cmd.output().unwrap();
+    assert_eq!(
+        wrong.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&wrong.stdout)
+    );
+    let err: serde_json::Value = serde_json::from_slice(&wrong.stdout).unwrap();
+    assert_eq!(err["error"]["kind"], "idp");
+    assert!(!String::from_utf8_lossy(&wrong.stdout).contains("not-the-secret"));
+    assert!(!String::from_utf8_lossy(&wrong.stderr).contains("not-the-secret"));
+
+    // A bad device spec is a usage error; a missing config too.
+    let out = keysmith()
+        .args(["--device", "bluetooth:x", "device", "info"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = keysmith().args(["show", "k"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--config"));
+    let _ = std::fs::remove_dir_all(&e.dir);
+}

@@ -1,9 +1,12 @@
 //! The keysmith command-line tool.
 //!
-//! Built so far: `keysmith demo [--db FILE]` (the whole lifecycle against the in-process
-//! Entra emulator and a software key) and `keysmith template check FILE`. The other
-//! operator commands (device, issue, activate, ..., bulk) come later.
+//! `keysmith demo [--db FILE]` (the whole lifecycle against the in-process Entra emulator
+//! and a software key), `keysmith template check FILE`, and the operator commands in
+//! [`ops`] (device, issue, activate, inactivate, revoke, retire, unregister, show, list).
 #![forbid(unsafe_code)]
+
+#[path = "keysmith/ops.rs"]
+mod ops;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -29,8 +32,38 @@ const USAGE: &str = "usage:
   keysmith demo [--db FILE]        run the whole lifecycle against the built-in Entra emulator
   keysmith template check FILE     validate a template (.toml or .json); exit 1 if invalid
 
-Other commands (device, issue, activate, inactivate, revoke, retire, unregister, show,
-list, reconcile, bulk) are not built yet.";
+  keysmith [--config FILE] [--device SPEC] [--json] COMMAND
+    device list                    USB HID keys and PC/SC readers
+    device info                    the selected key's getInfo
+    device reset                   reset the selected key (touch it; replug if asked)
+    device set-pin [--pin-stdin]   set (or change) the key's PIN, read from stdin
+    show KEY                       a key, its passkeys, pending registrations, audit log
+    list [--user U] [--state S] [--expiring-before T]
+                                   T: unix seconds, +<N>h or +<N>d (pending challenge expiry)
+    issue --template FILE --user U [--serial S]
+    activate KEY [--pin-stdin]     holder PIN prompted (or the first stdin line)
+    inactivate KEY | retire KEY | unregister KEY
+    revoke KEY [--force|--no-force]
+
+  --device usb:PATH | nfc:READER | softkey:STATEFILE
+      default: the first USB HID key, else the first NFC reader with a FIDO applet
+  --config FILE (TOML): station, repository (SQLite path or postgres:// URL),
+      pin_key_file (32 raw bytes or 64 hex digits), templates = [files],
+      [idp.NAME] tenant, client_id, secret_env or secret_file, login_base, graph_base,
+      api_version (\"v1.0\" or \"beta\"). Secrets never go on the command line.
+  --json: one JSON object on stdout (errors: {\"error\":{\"kind\",\"message\",\"exit_code\"}}).
+  \"touch your key\" prompts and PIN prompts go to stderr.
+
+exit codes:
+  0  success
+  1  template check: the template is invalid
+  2  usage or user error: bad flag/operand, bad config, unknown key (KEY not in the
+     repository), illegal transition, invalid template
+  3  device error (security key or its transport)
+  4  IdP error (Entra refused or failed, incl. a cancelled forced deletion)
+  5  repository or other error
+
+Not built yet: reconcile, bulk.";
 
 /// The demo's credential template: Graph beta, a one-hour challenge, reset before issuance,
 /// always-UV, a minimum PIN length readable by Entra, forced IdP deletion on revoke.
@@ -72,9 +105,37 @@ fn main() -> ExitCode {
             println!("{USAGE}");
             ExitCode::SUCCESS
         }
-        _ => {
-            eprintln!("{USAGE}");
-            ExitCode::from(EXIT_USAGE)
+        _ => operator(&args),
+    }
+}
+
+fn operator(raw: &[&str]) -> ExitCode {
+    let raw: Vec<String> = raw.iter().map(|s| (*s).to_owned()).collect();
+    let json = raw.iter().any(|a| a == "--json");
+    let result = ops::parse_args(&raw).and_then(|a| ops::run(&a));
+    match result {
+        Ok(out) => {
+            if json {
+                println!("{}", out.json);
+            } else {
+                println!("{}", out.text);
+            }
+            ExitCode::from(ops::EXIT_OK)
+        }
+        Err(e) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({ "error": {
+                        "kind": e.kind(), "message": e.message, "exit_code": e.code } })
+                );
+            } else {
+                eprintln!("keysmith: {}", e.message);
+            }
+            if e.code == EXIT_USAGE {
+                eprintln!("{USAGE}");
+            }
+            ExitCode::from(e.code)
         }
     }
 }

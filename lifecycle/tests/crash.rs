@@ -328,14 +328,11 @@ fn revoke_killed_after_idp_call_is_closed_on_replay() {
 /// its passkey registered once. Running the activation again (the holder's PIN is
 /// already on the key) should finish it without a second registration.
 ///
-/// Known gap (ignored until fixed): the planner's activation (`state::plan`, `activate`)
-/// plans a new makeCredential for every passkey template without a pending
-/// registration, even when the key already has that passkey registered, so the second
-/// run fails with CTAP 0x19 (credential excluded) and the key stays `Issued`. The fix is
-/// for the planner to skip templates with a registered passkey (or for the last
-/// registration's commit to carry the state change).
+/// Regression: the planner used to plan a new makeCredential for every passkey template
+/// without a pending registration, even one already registered, so the second run failed
+/// with CTAP 0x19 (credential excluded) and the key stayed `Issued`. It now skips
+/// templates with a registered passkey.
 #[test]
-#[ignore = "known gap: re-running an activation killed before its state change plans a second makeCredential"]
 fn activation_killed_before_state_change_is_finished_by_running_it_again() {
     let k = kill_child_at("activate", "before-state-change");
     assert_eq!(

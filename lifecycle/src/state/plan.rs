@@ -199,7 +199,7 @@ pub fn plan(
             if key.needs_reissue {
                 return Err(TransitionError::NeedsReissue.into());
             }
-            activate(templates, &key.pending, now_ms, &mut steps)?;
+            activate(templates, &key.pending, &key.registered, now_ms, &mut steps)?;
             steps.push(Step::SetState(to));
             to
         }
@@ -361,7 +361,7 @@ fn finish_issue(
             _ => None,
         })
         .collect();
-    activate(templates, &pending, now_ms, steps)?;
+    activate(templates, &pending, &[], now_ms, steps)?;
     steps.push(Step::SetState(active));
     Ok(active)
 }
@@ -370,6 +370,7 @@ fn finish_issue(
 fn activate(
     templates: &TemplateSet,
     pending: &[PendingFact],
+    registered: &[RegisteredFact],
     now_ms: UnixMillis,
     steps: &mut Vec<Step>,
 ) -> Result<(), Error> {
@@ -395,9 +396,13 @@ fn activate(
             idp_connection: p.idp_connection.clone(),
         });
     }
-    // Passkey templates issued without IdP update: make and register them now.
+    // Passkey templates issued without IdP update: make and register them now. One that
+    // is already registered (an activation interrupted after its registration but before
+    // the state change) is not made again: the key would refuse it as excluded.
     for t in templates.passkey_templates() {
-        if pending.iter().any(|p| p.passkey_template == t.name) {
+        if pending.iter().any(|p| p.passkey_template == t.name)
+            || registered.iter().any(|r| r.passkey_template == t.name)
+        {
             continue;
         }
         make(t, now_ms, steps);

@@ -62,6 +62,28 @@ pub fn decode_b64url_strict(s: &str, field: &'static str) -> Result<Vec<u8>, IdE
         .map_err(|_| IdError::NotBase64 { field })
 }
 
+/// Longest base64 payload field accepted by [`decode_base64`] (attestation objects with
+/// certificate chains, clientDataJSON), in characters.
+pub const MAX_BLOB_CHARS: usize = 256 * 1024;
+
+/// Decodes a WebAuthn payload field (`clientDataJSON`, `attestationObject`, a credential
+/// id in a registration body): base64url or standard base64, with or without `=`
+/// padding, but **never** the padding-digit form — that form is only how Graph writes
+/// ids, and reading it here would take a trailing `0`/`1`/`2` of ordinary base64url for
+/// a padding count and drop the last byte.
+pub fn decode_base64(s: &str, field: &'static str) -> Result<Vec<u8>, IdError> {
+    if s.is_empty() {
+        return Err(IdError::Empty { field });
+    }
+    if s.len() > MAX_BLOB_CHARS {
+        return Err(IdError::TooLong {
+            field,
+            len: s.len(),
+        });
+    }
+    decode_plain(s).map_err(|()| IdError::NotBase64 { field })
+}
+
 /// Decodes an identifier leniently: base64url with a padding digit, base64url with or
 /// without padding, or standard base64 with or without padding.
 ///
@@ -193,6 +215,20 @@ mod tests {
         assert!(!same_credential(
             &encode_b64url(&bytes),
             &encode_b64url(&bytes[1..])
+        ));
+    }
+
+    #[test]
+    fn payload_fields_never_read_a_padding_digit() {
+        // "AAA1" is the base64url of [0, 0, 53]; read as an id it is "AAA" + one '='.
+        assert_eq!(decode_base64("AAA1", "f").unwrap(), vec![0, 0, 53]);
+        assert_eq!(decode_lenient("AAA1", "f").unwrap(), vec![0, 0]);
+        assert_eq!(decode_base64("AAA=", "f").unwrap(), vec![0, 0]);
+        assert_eq!(decode_base64("+/8", "f").unwrap(), vec![0xfb, 0xff]);
+        assert!(matches!(decode_base64("", "f"), Err(IdError::Empty { .. })));
+        assert!(matches!(
+            decode_base64("a-+b", "f"),
+            Err(IdError::NotBase64 { .. })
         ));
     }
 }

@@ -10,7 +10,7 @@ use fido_core::attestation::{AttestationObject, AttestationType, FMT_NONE, FMT_P
 use sha2::{Digest, Sha256};
 
 use super::state::{IssuedChallenge, StoredMethod};
-use crate::ids::{decode_lenient, encode_with_padding_digit};
+use crate::ids::{decode_base64, encode_with_padding_digit};
 use crate::policy::{check_key_for_user, check_targets, format_aaguid, PreflightError, UserScope};
 use crate::webauthn::MAX_DISPLAY_NAME_CHARS;
 use crate::wire::{AttestationLevel, Fido2Method, Fido2Policy, MethodState, PasskeyType};
@@ -56,7 +56,7 @@ fn b64_field(v: &serde_json::Value, field: &'static str) -> Result<Vec<u8>, Reje
     let s = v
         .as_str()
         .ok_or_else(|| bad(format!("{field} is missing or not a string")))?;
-    decode_lenient(s, field).map_err(|e| bad(format!("Invalid base64url in {field}: {e}")))
+    decode_base64(s, field).map_err(|e| bad(format!("Invalid base64url in {field}: {e}")))
 }
 
 /// Validates a registration body against issued challenges, RP, flags, attestation,

@@ -2,7 +2,7 @@
 
 use std::time::UNIX_EPOCH;
 
-use entra_graph::ids::{decode_lenient, encode_b64url};
+use entra_graph::ids::{decode_base64, decode_lenient, encode_b64url};
 use entra_graph::wire::RegistrationBody;
 use entra_graph::wire::{AttestationResponse, ClientExtensionResults, PublicKeyCredential};
 use entra_graph::{GraphClient, GraphError};
@@ -128,7 +128,8 @@ impl Idp for EntraIdp {
             .creation_options(user, timeout)
             .map_err(|e| self.call_error("creationOptions", e))?;
         let pk = &options.public_key;
-        let user_handle = decode_lenient(&pk.user.id, "publicKey.user.id")
+        // The user handle is plain base64url (the padding-digit form is only for ids).
+        let user_handle = decode_base64(&pk.user.id, "publicKey.user.id")
             .map_err(|e| self.bad("publicKey.user.id", e.to_string()))?;
         let mut exclude_ids = Vec::with_capacity(pk.exclude_credentials.len());
         for c in &pk.exclude_credentials {

@@ -9,7 +9,6 @@
 //! pass, except when the environment variable `CI` is set: then they fail and say why.
 //! vpcd has one card slot, so every test holds one global lock.
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
@@ -88,55 +87,13 @@ struct Rig {
     requests: Arc<AtomicUsize>,
 }
 
+#[path = "support/rig.rs"]
+mod rig;
+
 static RIG: OnceLock<Result<Mutex<Rig>, String>> = OnceLock::new();
 
-fn rig_dir() -> PathBuf {
-    match std::env::var_os("PCSC_RIG_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/pcsc-rig"),
-    }
-}
-
-/// Reads `KEY='value'` (or shell-escaped `KEY=va\ lue`) lines of the rig's env file.
-fn env_value(text: &str, key: &str) -> Option<String> {
-    text.lines().find_map(|line| {
-        let value = line.strip_prefix(key)?.strip_prefix('=')?;
-        if let Some(quoted) = value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')) {
-            return Some(quoted.to_owned());
-        }
-        let mut out = String::new();
-        let mut chars = value.chars();
-        while let Some(c) = chars.next() {
-            if c == '\\' {
-                out.extend(chars.next());
-            } else {
-                out.push(c);
-            }
-        }
-        Some(out)
-    })
-}
-
 fn start_rig() -> Result<Mutex<Rig>, String> {
-    let env_file = rig_dir().join("env");
-    let text = std::fs::read_to_string(&env_file).map_err(|e| {
-        format!(
-            "PC/SC rig not running: cannot read {} ({e}); start it with scripts/pcsc-rig-start.sh",
-            env_file.display()
-        )
-    })?;
-    let reader = env_value(&text, "PCSC_RIG_READER")
-        .ok_or_else(|| format!("{} has no PCSC_RIG_READER", env_file.display()))?;
-    let port = env_value(&text, "PCSC_RIG_VPCD_PORT").unwrap_or_else(|| "35963".to_owned());
-    let readers = list_readers().map_err(|e| {
-        format!("PC/SC rig not usable: {e}; (re)start it with scripts/pcsc-rig-start.sh")
-    })?;
-    if !readers.iter().any(|r| r.name == reader) {
-        return Err(format!(
-            "pcscd does not list reader {reader:?} (it lists {:?}); restart the rig",
-            readers.iter().map(|r| &r.name).collect::<Vec<_>>()
-        ));
-    }
+    let (reader, port) = rig::rig_reader_and_port()?;
     // pcscd can lose a card that reconnects right after a drop (a previous test run);
     // if the card does not show up, start over after vpcd's reconnect pause.
     let mut last = String::new();
@@ -265,13 +222,16 @@ fn assert_echo_all_sizes(t: &mut NfcTransport) -> Vec<Vec<Progress>> {
 #[test]
 fn env_file_values_are_read_quoted_or_escaped() {
     let text = "A=1\nPCSC_RIG_READER='Virtual PCD 00 00'\nB=Virtual\\ PCD\\ 00\\ 01\n";
-    assert_eq!(env_value(text, "A").as_deref(), Some("1"));
+    assert_eq!(rig::env_value(text, "A").as_deref(), Some("1"));
     assert_eq!(
-        env_value(text, "PCSC_RIG_READER").as_deref(),
+        rig::env_value(text, "PCSC_RIG_READER").as_deref(),
         Some("Virtual PCD 00 00")
     );
-    assert_eq!(env_value(text, "B").as_deref(), Some("Virtual PCD 00 01"));
-    assert_eq!(env_value(text, "C"), None);
+    assert_eq!(
+        rig::env_value(text, "B").as_deref(),
+        Some("Virtual PCD 00 01")
+    );
+    assert_eq!(rig::env_value(text, "C"), None);
 }
 
 #[test]

@@ -229,6 +229,17 @@ fn replay_audit(engine: &Engine, key_id: &str, action: &str) -> bool {
     })
 }
 
+/// The replay of a side effect followed by the state-change entry it superseded.
+fn side_effect_then_state<'a>(replayed: &'a [Replayed], state: &str) -> &'a Replayed {
+    assert_eq!(replayed.len(), 2, "{replayed:?}");
+    assert_eq!(replayed[1].operation, JournalOp::State);
+    assert_eq!(
+        replayed[1].outcome,
+        format!("superseded: the key is now {state}")
+    );
+    &replayed[0]
+}
+
 fn only(replayed: &[Replayed]) -> &Replayed {
     assert_eq!(replayed.len(), 1, "{replayed:?}");
     &replayed[0]
@@ -240,14 +251,17 @@ fn register_killed_then_replayed(point: &str, before: usize, outcome: &str) {
     let k = kill_child_at("activate", point);
     assert_eq!(k.methods(), before, "passkeys at the IdP when killed");
     let engine = k.restart();
-    assert_eq!(unfinished(&engine), vec![JournalOp::Register]);
+    assert_eq!(
+        unfinished(&engine),
+        vec![JournalOp::State, JournalOp::Register]
+    );
     assert_eq!(
         engine.key(&k.key_id).unwrap().state,
         CredentialState::Issued
     );
 
     let r = engine.replay_journal(now_ms()).expect("replay");
-    let r = only(&r);
+    let r = side_effect_then_state(&r, "active");
     assert_eq!(r.operation, JournalOp::Register);
     assert_eq!(r.outcome, outcome);
     assert_eq!(k.methods(), 1, "exactly one passkey at the IdP");
@@ -291,10 +305,13 @@ fn delete_killed_then_replayed(point: &str, before: usize, outcome: &str) {
     let k = kill_child_at("revoke", point);
     assert_eq!(k.methods(), before, "passkeys at the IdP when killed");
     let engine = k.restart();
-    assert_eq!(unfinished(&engine), vec![JournalOp::Delete]);
+    assert_eq!(
+        unfinished(&engine),
+        vec![JournalOp::State, JournalOp::Delete]
+    );
 
     let r = engine.replay_journal(now_ms()).expect("replay");
-    let r = only(&r);
+    let r = side_effect_then_state(&r, "revoked");
     assert_eq!(r.operation, JournalOp::Delete);
     assert_eq!(r.outcome, outcome);
     assert_eq!(k.methods(), 0, "no passkey left at the IdP");
@@ -324,16 +341,10 @@ fn revoke_killed_after_idp_call_is_closed_on_replay() {
 }
 
 /// Activation killed after its registration was closed, before the key's state change:
-/// the journal is clean, so replay has nothing to do and the key is still `Issued` with
-/// its passkey registered once. Running the activation again (the holder's PIN is
-/// already on the key) should finish it without a second registration.
-///
-/// Regression: the planner used to plan a new makeCredential for every passkey template
-/// without a pending registration, even one already registered, so the second run failed
-/// with CTAP 0x19 (credential excluded) and the key stayed `Issued`. It now skips
-/// templates with a registered passkey.
+/// only the journalled state change is open, and replay finishes it without a second
+/// registration (the holder's PIN is already on the key).
 #[test]
-fn activation_killed_before_state_change_is_finished_by_running_it_again() {
+fn activation_killed_before_state_change_is_finished_by_replay() {
     let k = kill_child_at("activate", "before-state-change");
     assert_eq!(
         k.methods(),
@@ -341,62 +352,58 @@ fn activation_killed_before_state_change_is_finished_by_running_it_again() {
         "the registration went through before the kill"
     );
     let engine = k.restart();
-    assert!(unfinished(&engine).is_empty());
-    assert!(engine.replay_journal(now_ms()).unwrap().is_empty());
+    assert_eq!(unfinished(&engine), vec![JournalOp::State]);
     assert_eq!(
         engine.key(&k.key_id).unwrap().state,
         CredentialState::Issued
     );
-    let audit = engine.audit_for(&k.key_id).unwrap();
-    assert!(audit
-        .iter()
-        .any(|r| r.event.action == "register" && r.event.outcome == "success"));
-
-    let key = engine
-        .activate("self:kim", &k.key_id, HOLDER_PIN, &mut k.key(), now_ms())
-        .expect("activation run again");
-    assert_eq!(key.state, CredentialState::Active);
+    let r = engine.replay_journal(now_ms()).expect("replay");
+    let r = only(&r);
+    assert_eq!(r.operation, JournalOp::State);
+    assert_eq!(r.outcome, "activate finished by replay");
+    assert_eq!(
+        engine.key(&k.key_id).unwrap().state,
+        CredentialState::Active
+    );
     assert_eq!(k.methods(), 1, "still exactly one passkey");
     assert!(unfinished(&engine).is_empty());
-    assert!(engine
-        .audit_for(&k.key_id)
-        .unwrap()
-        .iter()
-        .any(|r| r.event.action == "activate" && r.event.outcome == "success"));
+    assert!(replay_audit(&engine, &k.key_id, "activate"));
+    assert!(engine.replay_journal(now_ms()).unwrap().is_empty());
     engine
         .sign_in(&k.key_id, HOLDER_PIN, &mut k.key())
         .expect("sign in");
 }
 
 /// Forced revocation killed after the IdP deletion was closed, before the key's state
-/// change: nothing is at the IdP any more and the journal is clean, but the key is still
-/// recorded `Active` until the revocation is run again, which then completes it.
+/// change: nothing is at the IdP any more and only the journalled state change is open;
+/// replay finishes the revocation (no lost revocation, no second deletion).
 #[test]
-fn revoke_killed_before_state_change_is_finished_by_running_it_again() {
+fn revoke_killed_before_state_change_is_finished_by_replay() {
     let k = kill_child_at("revoke", "before-state-change");
     assert_eq!(k.methods(), 0, "the deletion went through before the kill");
     let engine = k.restart();
-    assert!(unfinished(&engine).is_empty());
-    assert!(engine.replay_journal(now_ms()).unwrap().is_empty());
+    assert_eq!(unfinished(&engine), vec![JournalOp::State]);
     assert_eq!(
         engine.key(&k.key_id).unwrap().state,
         CredentialState::Active
     );
-    assert!(engine
-        .audit_for(&k.key_id)
-        .unwrap()
-        .iter()
-        .any(|r| r.event.action == "idp-delete" && r.event.outcome == "success"));
-
-    let key = engine
-        .revoke("operator:alice", &k.key_id, None, now_ms())
-        .expect("revocation run again");
-    assert_eq!(key.state, CredentialState::Revoked);
+    let r = engine.replay_journal(now_ms()).expect("replay");
+    let r = only(&r);
+    assert_eq!(r.operation, JournalOp::State);
+    assert_eq!(r.outcome, "revoke finished by replay; the key is revoked");
+    assert_eq!(
+        engine.key(&k.key_id).unwrap().state,
+        CredentialState::Revoked
+    );
     assert_eq!(k.methods(), 0);
     assert!(unfinished(&engine).is_empty());
-    assert!(engine
+    assert!(replay_audit(&engine, &k.key_id, "revoke"));
+    let deletions = engine
         .audit_for(&k.key_id)
         .unwrap()
         .iter()
-        .any(|r| r.event.action == "revoke" && r.event.outcome == "success"));
+        .filter(|r| r.event.action == "idp-delete")
+        .count();
+    assert_eq!(deletions, 1, "the passkey was deleted once");
+    assert!(engine.replay_journal(now_ms()).unwrap().is_empty());
 }

@@ -348,9 +348,16 @@ fn crash_then_replay(point: CrashPoint) {
     );
     let expected_at_idp = usize::from(point == CrashPoint::AfterIdpCall);
     assert_eq!(w.emulator.methods(&w.kim_id).len(), expected_at_idp);
-    let unfinished = w.engine.store().journal_unfinished().unwrap();
-    assert_eq!(unfinished.len(), 1);
-    assert_eq!(unfinished[0].operation, JournalOp::Register);
+    let unfinished: Vec<JournalOp> = w
+        .engine
+        .store()
+        .journal_unfinished()
+        .unwrap()
+        .iter()
+        .map(|e| e.operation)
+        .collect();
+    // The state change was journalled before the registration.
+    assert_eq!(unfinished, vec![JournalOp::State, JournalOp::Register]);
 
     // "Restart": a new engine over the same database file.
     drop(std::mem::replace(
@@ -359,12 +366,16 @@ fn crash_then_replay(point: CrashPoint) {
     ));
     w.engine.add_template(t.clone()).unwrap();
     let replayed = w.engine.replay_journal(now + 2).expect("replay");
-    assert_eq!(replayed.len(), 1);
+    assert_eq!(replayed.len(), 2, "{replayed:?}");
     let expected = match point {
         CrashPoint::AfterJournal => "registered",
         _ => "found at IdP",
     };
+    assert_eq!(replayed[0].operation, JournalOp::Register);
     assert_eq!(replayed[0].outcome, expected);
+    // The registration's replay finished the activation, which supersedes the entry.
+    assert_eq!(replayed[1].operation, JournalOp::State);
+    assert_eq!(replayed[1].outcome, "superseded: the key is now active");
     assert_eq!(
         w.emulator.methods(&w.kim_id).len(),
         1,
@@ -459,8 +470,10 @@ fn revoke_crash_then_replay(point: CrashPoint) {
         engine_for(&w.emulator, &w.db, "station-a"),
     ));
     let replayed = w.engine.replay_journal(now + 3).expect("replay");
-    assert_eq!(replayed.len(), 1);
+    assert_eq!(replayed.len(), 2, "{replayed:?}");
     assert_eq!(replayed[0].operation, JournalOp::Delete);
+    assert_eq!(replayed[1].operation, JournalOp::State);
+    assert_eq!(replayed[1].outcome, "superseded: the key is now revoked");
     let expected = match point {
         CrashPoint::AfterJournal => "done",
         _ => "already gone",
@@ -637,8 +650,9 @@ fn another_station_waits_for_the_lease_before_replaying() {
     // Station B shares the database; station A's claim is still running.
     let b = engine_for(&w.emulator, &w.db, "station-b");
     let r = b.replay_journal(now + 2).unwrap();
-    assert_eq!(r.len(), 1);
+    assert_eq!(r.len(), 2, "{r:?}");
     assert_eq!(r[0].outcome, "busy");
+    assert_eq!(r[1].outcome, "waiting for the key's IdP side effects");
     assert_eq!(b.key(&key.key_id).unwrap().state, CredentialState::Issued);
     // Once the lease ran out, B finishes it without a second registration.
     let r = b.replay_journal(now + 120_000).unwrap();

@@ -43,7 +43,7 @@ use crate::store::{
 use crate::template::{render_display_name, TemplateSet, Transport as KeyTransport};
 use crate::Error;
 use device::{DeviceOps, Made};
-use payload::{DeletePayload, RegisterPayload};
+use payload::{DeletePayload, RegisterPayload, StatePayload};
 
 /// Milliseconds since the Unix epoch (UTC), as the planner counts.
 pub type UnixMillis = u64;
@@ -268,6 +268,9 @@ struct Run<'a> {
     work: UnitOfWork,
     /// The last IdP request id since the last state change.
     request_id: Option<String>,
+    /// The open journal entry for the state change that follows this flow's IdP side
+    /// effects (closed with it, failed with the flow).
+    intent: Option<i64>,
 }
 
 fn ms(t: UnixMillis) -> i64 {
@@ -505,6 +508,12 @@ impl Engine {
             Error::Transition(_) | Error::Template(_) => "refused",
             _ => "failure",
         };
+        if let Some(id) = run.intent {
+            // The flow stopped before its state change: replay must not finish it.
+            let _ = self
+                .store
+                .journal_failed(id, &format!("flow failed: {e}"), ms(now));
+        }
         let rec = self.audit(
             run,
             run.operation.as_str(),
@@ -650,6 +659,7 @@ impl Engine {
             made: BTreeMap::new(),
             work: UnitOfWork::default(),
             request_id: None,
+            intent: None,
         };
         let result = (|| {
             let first = run
@@ -720,7 +730,12 @@ impl Engine {
         })();
         result.map_err(|e| match e {
             // Already audited with the needs-reissue mark.
-            e @ Error::Transition(crate::state::TransitionError::ChallengeExpired { .. }) => e,
+            e @ Error::Transition(crate::state::TransitionError::ChallengeExpired { .. }) => {
+                if let Some(id) = run.intent {
+                    let _ = self.store.journal_failed(id, "challenge expired", ms(now));
+                }
+                e
+            }
             e => self.fail(&run, e, now),
         })
     }
@@ -743,6 +758,7 @@ impl Engine {
             made: BTreeMap::new(),
             work: UnitOfWork::default(),
             request_id: None,
+            intent: None,
         }
     }
 
@@ -752,6 +768,18 @@ impl Engine {
         operation: Operation,
         key_id: &str,
         force: Option<bool>,
+        now: UnixMillis,
+    ) -> Result<KeyRecord, Error> {
+        self.simple_with_intent(actor, operation, key_id, force, None, now)
+    }
+
+    fn simple_with_intent(
+        &self,
+        actor: &str,
+        operation: Operation,
+        key_id: &str,
+        force: Option<bool>,
+        intent: Option<i64>,
         now: UnixMillis,
     ) -> Result<KeyRecord, Error> {
         let key = self.key(key_id)?;
@@ -765,6 +793,7 @@ impl Engine {
             templates.credential.lifecycle.force_idp_deletion_on_revoke = f;
         }
         let mut run = self.run(actor, operation, templates, key);
+        run.intent = intent;
         let result = (|| {
             let facts = self.facts(&run.key, &run.templates)?;
             let p = plan(operation, &run.templates, &facts, None, now)?;
@@ -922,6 +951,13 @@ impl Engine {
         let mut work = std::mem::take(&mut run.work);
         work.transition = Some(t);
         work.audit.push(rec);
+        if let Some(id) = run.intent.take() {
+            work.close_journal.push((
+                id,
+                JournalStatus::Done,
+                Some(format!("state {}", to.as_str())),
+            ));
+        }
         let done = self.store.commit(work, ms(now))?;
         run.key = done.key.ok_or_else(|| StoreError::Corrupt {
             what: "transition committed without a key".into(),
@@ -955,7 +991,13 @@ impl Engine {
             step,
             reason: "the flow has no key attached".into(),
         };
-        for step in steps {
+        for (index, step) in steps.iter().enumerate() {
+            if matches!(
+                step,
+                Step::RegisterPending { .. } | Step::DeletePasskeyAtIdp { .. }
+            ) {
+                self.open_intent(run, &steps[index..], now)?;
+            }
             match step {
                 Step::PolicyPreflight { idp_connection, .. } => {
                     let d = device.as_deref_mut().ok_or_else(|| need("preflight"))?;
@@ -1149,6 +1191,52 @@ impl Engine {
                 Step::SetState(to) => self.commit_state(run, *to, now)?,
             }
         }
+        Ok(())
+    }
+
+    /// Journals the state change that follows the IdP side effects about to be made
+    /// (the first `SetState` in `rest`), unless one is open already.
+    fn open_intent(&self, run: &mut Run<'_>, rest: &[Step], now: UnixMillis) -> Result<(), Error> {
+        if run.intent.is_some() {
+            return Ok(());
+        }
+        let Some(to) = rest.iter().find_map(|s| match s {
+            Step::SetState(to) => Some(*to),
+            _ => None,
+        }) else {
+            return Ok(());
+        };
+        let connection = rest
+            .iter()
+            .find_map(|s| match s {
+                Step::RegisterPending { idp_connection, .. }
+                | Step::DeletePasskeyAtIdp { idp_connection, .. } => Some(idp_connection.clone()),
+                _ => None,
+            })
+            .unwrap_or_default();
+        let revoking = matches!(run.operation, Operation::Revoke | Operation::Reissue);
+        let payload = StatePayload {
+            operation: run.operation.as_str().to_owned(),
+            from: run.key.state.as_str().to_owned(),
+            to: to.as_str().to_owned(),
+            key_version: run.key.version,
+            force: revoking.then_some(
+                run.templates
+                    .credential
+                    .lifecycle
+                    .force_idp_deletion_on_revoke,
+            ),
+        };
+        let entry = self.store.journal_append(
+            &NewJournalEntry {
+                key_id: run.key.key_id.clone(),
+                idp: connection,
+                operation: JournalOp::State,
+                payload: payload.to_bytes(),
+            },
+            ms(now),
+        )?;
+        run.intent = Some(entry.id);
         Ok(())
     }
 
@@ -1448,7 +1536,10 @@ impl Engine {
     /// registration is first looked for in the user's methods, so it is never made twice.
     pub fn replay_journal(&self, now: UnixMillis) -> Result<Vec<Replayed>, Error> {
         let mut out = Vec::new();
-        for entry in self.store.journal_unfinished()? {
+        let mut entries = self.store.journal_unfinished()?;
+        // State changes are finished after the side effects they wait for.
+        entries.sort_by_key(|e| (e.operation == JournalOp::State, e.id));
+        for entry in entries {
             let mut report = Replayed {
                 id: entry.id,
                 key_id: entry.key_id.clone(),
@@ -1467,10 +1558,16 @@ impl Engine {
                 }
                 Err(e) => return Err(e.into()),
             }
-            let idp = self.idp(&entry.idp)?.clone();
             let result = match entry.operation {
-                JournalOp::Register => self.replay_register(&entry, idp.as_ref(), now),
-                JournalOp::Delete => self.replay_delete(&entry, idp.as_ref(), now),
+                JournalOp::Register => self
+                    .idp(&entry.idp)
+                    .map_err(Error::from)
+                    .and_then(|idp| self.replay_register(&entry, idp.as_ref(), now)),
+                JournalOp::Delete => self
+                    .idp(&entry.idp)
+                    .map_err(Error::from)
+                    .and_then(|idp| self.replay_delete(&entry, idp.as_ref(), now)),
+                JournalOp::State => self.replay_state(&entry, now),
             };
             report.outcome = match result {
                 Ok(s) => s,
@@ -1572,6 +1669,85 @@ impl Engine {
         }
         self.store.commit(work, ms(now))?;
         Ok(how.to_owned())
+    }
+
+    /// Finishes (or settles) a state change whose flow died after its IdP side effects.
+    fn replay_state(
+        &self,
+        entry: &crate::store::JournalEntry,
+        now: UnixMillis,
+    ) -> Result<String, Error> {
+        let p = StatePayload::from_bytes(entry.id, &entry.payload)?;
+        let close = |result: &str| -> Result<String, Error> {
+            self.store.journal_done(entry.id, Some(result), ms(now))?;
+            Ok(result.to_owned())
+        };
+        let Some(key) = self.store.get_key(&entry.key_id)? else {
+            return close("superseded: the key is no longer recorded");
+        };
+        if key.version != p.key_version || key.state.as_str() != p.from {
+            return close(&format!("superseded: the key is now {}", key.state));
+        }
+        let waiting = self.store.journal_unfinished()?.into_iter().any(|e| {
+            e.key_id == entry.key_id && e.id != entry.id && e.operation != JournalOp::State
+        });
+        if waiting {
+            // Left pending; the next replay tries again once those are finished.
+            return Ok("waiting for the key's IdP side effects".into());
+        }
+        let to: CredentialState = p.to.parse().map_err(|_| EngineError::BadJournalPayload {
+            id: entry.id,
+            reason: format!("unknown target state {:?}", p.to),
+        })?;
+        let actor = format!("replay:{}", self.station);
+        match to {
+            CredentialState::Revoked | CredentialState::Inactive => {
+                // Run the operation again from the recorded facts: deletions already
+                // made are not planned again; the journal entry closes with the state.
+                let op = if to == CredentialState::Inactive {
+                    Operation::Inactivate
+                } else {
+                    Operation::Revoke
+                };
+                match self.simple_with_intent(&actor, op, &key.key_id, p.force, Some(entry.id), now)
+                {
+                    Ok(k) => Ok(format!("{op} finished by replay; the key is {}", k.state)),
+                    // `fail` closed the entry as failed and audited the error.
+                    Err(e) => Ok(format!("failed: {e}")),
+                }
+            }
+            CredentialState::Active => {
+                if !self.store.pending_for_key(&key.key_id)?.is_empty() {
+                    let why = "activation incomplete: registrations are still pending; run the activation again";
+                    self.store.journal_failed(entry.id, why, ms(now))?;
+                    return Ok(why.into());
+                }
+                let mut t = Transition::new(&key, CredentialState::Active);
+                t.needs_reissue = Some(false);
+                let rec = self.replay_audit(
+                    &key,
+                    "activate",
+                    None,
+                    format!("journal {}: activation finished by replay", entry.id),
+                    now,
+                );
+                self.store.commit(
+                    UnitOfWork {
+                        transition: Some(t),
+                        audit: vec![rec],
+                        close_journal: vec![(
+                            entry.id,
+                            JournalStatus::Done,
+                            Some("state active".into()),
+                        )],
+                        ..UnitOfWork::default()
+                    },
+                    ms(now),
+                )?;
+                Ok("activate finished by replay".into())
+            }
+            other => close(&format!("nothing to finish for a change to {other}")),
+        }
     }
 
     fn replay_delete(

@@ -31,6 +31,34 @@ pub(crate) struct DeletePayload {
     pub target: Option<String>,
 }
 
+/// A journalled state change: a flow that is about to make IdP side effects records
+/// where it is taking the key, so replay can finish the state change if the process dies
+/// after the side effects but before the state is committed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct StatePayload {
+    /// The flow's operation (`activate`, `inactivate`, `revoke`, `reissue`).
+    pub operation: String,
+    /// The key's state when the flow started.
+    pub from: String,
+    /// The state the flow commits after its IdP side effects.
+    pub to: String,
+    /// The key's record version when the flow started (a later change supersedes the entry).
+    pub key_version: u64,
+    /// For revocations: whether a failed IdP deletion cancels the revocation.
+    #[serde(default)]
+    pub force: Option<bool>,
+}
+
+impl StatePayload {
+    pub(crate) fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    pub(crate) fn from_bytes(id: i64, bytes: &[u8]) -> Result<Self, EngineError> {
+        serde_json::from_slice(bytes).map_err(|e| bad(id, e.to_string()))
+    }
+}
+
 fn bad(id: i64, reason: impl Into<String>) -> EngineError {
     EngineError::BadJournalPayload {
         id,

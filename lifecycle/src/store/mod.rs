@@ -190,11 +190,15 @@ pub struct AuditQuery {
 
 /// The IdP side effect a journal entry stands for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
 pub enum JournalOp {
     /// Register a passkey at the IdP.
     Register,
     /// Delete a passkey at the IdP.
     Delete,
+    /// A key state change that follows IdP side effects (recorded before them, closed
+    /// with the state change; replay finishes it after a crash in between).
+    State,
 }
 
 impl JournalOp {
@@ -203,6 +207,7 @@ impl JournalOp {
         match self {
             JournalOp::Register => "register",
             JournalOp::Delete => "delete",
+            JournalOp::State => "state",
         }
     }
 
@@ -210,6 +215,7 @@ impl JournalOp {
         match s {
             "register" => Some(JournalOp::Register),
             "delete" => Some(JournalOp::Delete),
+            "state" => Some(JournalOp::State),
             _ => None,
         }
     }

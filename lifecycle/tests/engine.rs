@@ -10,7 +10,7 @@ use entra_graph::emulator::{Emulator, EmulatorConfig, Fault, FaultRule};
 use entra_graph::{ApiVersion, GraphClient};
 use fido_transport::client::Authenticator;
 use fido_transport::softkey::{SoftAuthenticator, SoftConfig, SoftTransport};
-use lifecycle::engine::{CrashPoint, Engine, EngineError, IssueRequest};
+use lifecycle::engine::{CrashPoint, DevicePrompt, Engine, EngineError, IssueRequest};
 use lifecycle::idp::EntraIdp;
 use lifecycle::state::TransitionError;
 use lifecycle::store::{JournalOp, PinKey, SqliteStore};
@@ -777,4 +777,65 @@ fn force_change_pin_is_set_after_the_passkey_and_cleared_by_activation() {
         Some(false)
     );
     assert_eq!(w.emulator.methods(&w.kim_id).len(), 1);
+}
+
+#[test]
+fn fingerprints_are_enrolled_at_issuance_with_prompts() {
+    let mut w = world("bio-enrol");
+    let prompts = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = prompts.clone();
+    let engine = engine_for(&w.emulator, &w.db, "station-a").with_prompt(Arc::new(
+        move |p: &DevicePrompt| seen.lock().unwrap().push(p.clone()),
+    ));
+    let soft = SoftAuthenticator::new(SoftConfig::with_bio()).expect("softkey with bio");
+    let mut key = Authenticator::new(SoftTransport::new(soft));
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/templates/entra-standard.toml"
+    ))
+    .unwrap();
+    let t = TemplateSet::from_toml_str(&text).unwrap();
+    let issued = engine
+        .issue(&request(false), &t, &mut key, now_ms())
+        .expect("issue with fingerprint enrolment");
+    assert_eq!(issued.state, CredentialState::Issued);
+
+    // Two fingerprints are on the key (checked with the sealed transport PIN).
+    let pin = engine
+        .store()
+        .get_transport_pin(&issued.key_id, &PinKey::from_bytes([7; 32]))
+        .unwrap()
+        .expect("transport PIN stored");
+    let token = key
+        .pin_token(
+            pin.expose(),
+            fido_core::pin::Permissions::BIO_ENROLLMENT,
+            None,
+        )
+        .unwrap();
+    assert_eq!(key.bio_enumerate(&token).unwrap().len(), 2);
+
+    let prompts = prompts.lock().unwrap().clone();
+    let announced: Vec<(u32, u32)> = prompts
+        .iter()
+        .filter_map(|p| match p {
+            DevicePrompt::EnrollFingerprint { number, of } => Some((*number, *of)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(announced, vec![(1, 2), (2, 2)]);
+    // Every sample of both fingerprints was reported, the last of each with none left.
+    let finished = prompts
+        .iter()
+        .filter(|p| matches!(p, DevicePrompt::FingerprintSample { remaining: 0, .. }))
+        .count();
+    assert_eq!(finished, 2);
+
+    // The holder activates the key and signs in with it.
+    let again = engine.activate("self:kim", &issued.key_id, HOLDER_PIN, &mut key, now_ms());
+    assert_eq!(again.expect("activate").state, CredentialState::Active);
+    w.key = key;
+    engine
+        .sign_in(&issued.key_id, HOLDER_PIN, &mut w.key)
+        .expect("sign in");
 }

@@ -3,10 +3,12 @@
 
 use fido_core::commands::{AuthenticatorInfo, CredentialDescriptor, RpEntity, UserEntity};
 use fido_core::pin::{Permissions, PinUvAuthToken};
-use fido_transport::client::{Assertion, Authenticator, GetAssertionArgs, MakeCredentialArgs};
-use fido_transport::Transport;
+use fido_transport::client::{
+    Assertion, Authenticator, EnrollProgress, GetAssertionArgs, MakeCredentialArgs,
+};
+use fido_transport::{Progress, Transport};
 
-use super::EngineError;
+use super::{DevicePrompt, EngineError};
 use crate::template::{DeviceFacts, DeviceOptions};
 
 fn dev(step: &'static str) -> impl Fn(fido_transport::Error) -> EngineError {
@@ -23,10 +25,20 @@ pub(crate) struct Made {
     pub attestation_object: Vec<u8>,
 }
 
-/// What the flows ask of a key.
+/// Maps the transport's progress to the engine's prompt for `step`.
+fn relay<'a>(step: &'static str, prompt: &'a dyn Fn(&DevicePrompt)) -> impl FnMut(Progress) + 'a {
+    move |p| {
+        if p == Progress::UserPresenceNeeded {
+            prompt(&DevicePrompt::TouchKey { step });
+        }
+    }
+}
+
+/// What the flows ask of a key. `prompt` receives "touch your key" and fingerprint
+/// prompts while a command waits for the holder.
 pub(crate) trait DeviceOps {
     fn info(&mut self) -> Result<AuthenticatorInfo, EngineError>;
-    fn reset(&mut self) -> Result<(), EngineError>;
+    fn reset(&mut self, prompt: &dyn Fn(&DevicePrompt)) -> Result<(), EngineError>;
     fn set_pin(&mut self, pin: &str) -> Result<(), EngineError>;
     fn change_pin(&mut self, current: &str, new_pin: &str) -> Result<(), EngineError>;
     fn token(
@@ -47,20 +59,31 @@ pub(crate) trait DeviceOps {
         &mut self,
         args: &MakeCredentialArgs,
         token: &PinUvAuthToken,
+        prompt: &dyn Fn(&DevicePrompt),
     ) -> Result<Made, EngineError>;
     fn get_assertion(
         &mut self,
         args: &GetAssertionArgs,
         token: &PinUvAuthToken,
+        prompt: &dyn Fn(&DevicePrompt),
     ) -> Result<Vec<Assertion>, EngineError>;
+    /// Number of fingerprints enrolled on the key.
+    fn bio_count(&mut self, token: &PinUvAuthToken) -> Result<u32, EngineError>;
+    /// Enrolls one fingerprint (all its samples).
+    fn bio_enroll(
+        &mut self,
+        token: &PinUvAuthToken,
+        timeout_ms: u32,
+        prompt: &dyn Fn(&DevicePrompt),
+    ) -> Result<(), EngineError>;
 }
 
 impl<T: Transport> DeviceOps for Authenticator<T> {
     fn info(&mut self) -> Result<AuthenticatorInfo, EngineError> {
         self.refresh_info().cloned().map_err(dev("getInfo"))
     }
-    fn reset(&mut self) -> Result<(), EngineError> {
-        Authenticator::reset(self, &mut |_| {}).map_err(dev("reset"))
+    fn reset(&mut self, prompt: &dyn Fn(&DevicePrompt)) -> Result<(), EngineError> {
+        Authenticator::reset(self, &mut relay("reset", prompt)).map_err(dev("reset"))
     }
     fn set_pin(&mut self, pin: &str) -> Result<(), EngineError> {
         Authenticator::set_pin(self, pin).map_err(dev("setPIN"))
@@ -96,9 +119,15 @@ impl<T: Transport> DeviceOps for Authenticator<T> {
         &mut self,
         args: &MakeCredentialArgs,
         token: &PinUvAuthToken,
+        prompt: &dyn Fn(&DevicePrompt),
     ) -> Result<Made, EngineError> {
-        let r = Authenticator::make_credential(self, args, Some(token), &mut |_| {})
-            .map_err(dev("makeCredential"))?;
+        let r = Authenticator::make_credential(
+            self,
+            args,
+            Some(token),
+            &mut relay("makeCredential", prompt),
+        )
+        .map_err(dev("makeCredential"))?;
         Ok(Made {
             credential_id: r.credential_id,
             public_key: r.public_key.to_cbor(),
@@ -109,9 +138,41 @@ impl<T: Transport> DeviceOps for Authenticator<T> {
         &mut self,
         args: &GetAssertionArgs,
         token: &PinUvAuthToken,
+        prompt: &dyn Fn(&DevicePrompt),
     ) -> Result<Vec<Assertion>, EngineError> {
-        Authenticator::get_assertion(self, args, Some(token), &mut |_| {})
+        Authenticator::get_assertion(self, args, Some(token), &mut relay("getAssertion", prompt))
             .map_err(dev("getAssertion"))
+    }
+    fn bio_count(&mut self, token: &PinUvAuthToken) -> Result<u32, EngineError> {
+        let n = self
+            .bio_enumerate(token)
+            .map_err(dev("bioEnrollment.enumerateEnrollments"))?
+            .len();
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+    fn bio_enroll(
+        &mut self,
+        token: &PinUvAuthToken,
+        timeout_ms: u32,
+        prompt: &dyn Fn(&DevicePrompt),
+    ) -> Result<(), EngineError> {
+        let mut progress = |p: EnrollProgress| match p {
+            EnrollProgress::Transport(Progress::UserPresenceNeeded) => {
+                prompt(&DevicePrompt::TouchKey {
+                    step: "bioEnrollment",
+                });
+            }
+            EnrollProgress::Sample { status, remaining } => {
+                prompt(&DevicePrompt::FingerprintSample {
+                    last_status: status,
+                    remaining,
+                });
+            }
+            _ => {}
+        };
+        Authenticator::bio_enroll(self, token, Some(timeout_ms), &mut progress)
+            .map(drop)
+            .map_err(dev("bioEnrollment.enroll"))
     }
 }
 

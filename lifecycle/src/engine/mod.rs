@@ -66,6 +66,34 @@ pub enum CrashPoint {
     BeforeStateChange,
 }
 
+/// What the engine asks of the person at the key while a command waits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DevicePrompt {
+    /// "Touch your key": the key waits for user presence.
+    TouchKey {
+        /// The CTAP operation waiting (`makeCredential`, `getAssertion`, `reset`, ...).
+        step: &'static str,
+    },
+    /// "Place your finger": a fingerprint sample was taken during enrolment.
+    FingerprintSample {
+        /// The key's lastEnrollSampleStatus (0 = good sample).
+        last_status: u8,
+        /// Samples still needed for this fingerprint.
+        remaining: u32,
+    },
+    /// A fingerprint is about to be enrolled.
+    EnrollFingerprint {
+        /// Which one (1-based).
+        number: u32,
+        /// How many the template asks for.
+        of: u32,
+    },
+}
+
+/// Receives [`DevicePrompt`]s (see [`Engine::with_prompt`]).
+pub type PromptFn = Arc<dyn Fn(&DevicePrompt) + Send + Sync>;
+
 /// A probe called at every [`CrashPoint`] a flow passes (see [`Engine::with_probe`]).
 pub type CrashProbe = Arc<dyn Fn(CrashPoint) + Send + Sync>;
 
@@ -238,6 +266,7 @@ pub struct Engine {
     templates: RwLock<BTreeMap<String, TemplateSet>>,
     crash: Mutex<Option<CrashPoint>>,
     probe: Option<CrashProbe>,
+    prompt: Option<PromptFn>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -334,6 +363,7 @@ impl Engine {
             templates: RwLock::new(BTreeMap::new()),
             crash: Mutex::new(None),
             probe: None,
+            prompt: None,
         }
     }
 
@@ -373,6 +403,19 @@ impl Engine {
     /// process would). Cleared when it fires.
     pub fn crash_at(&self, point: Option<CrashPoint>) {
         *self.crash.lock().unwrap_or_else(PoisonError::into_inner) = point;
+    }
+
+    /// Sends "touch your key" and fingerprint prompts to `prompt` (a CLI prints them; a
+    /// CMS shows them to the operator or holder).
+    pub fn with_prompt(mut self, prompt: PromptFn) -> Self {
+        self.prompt = Some(prompt);
+        self
+    }
+
+    fn prompt(&self, p: &DevicePrompt) {
+        if let Some(f) = &self.prompt {
+            f(p);
+        }
     }
 
     /// Test hook for crash-recovery tests with a real process: `probe` is called at
@@ -895,7 +938,7 @@ impl Engine {
             args.allow_list = vec![fido_core::commands::CredentialDescriptor::public_key(
                 pk.credential_id.clone(),
             )];
-            let assertions = DeviceOps::get_assertion(device, &args, &token)?;
+            let assertions = DeviceOps::get_assertion(device, &args, &token, &|p| self.prompt(p))?;
             let a = assertions
                 .first()
                 .ok_or_else(|| sign_err("the key returned no assertion".into()))?;
@@ -1007,7 +1050,7 @@ impl Engine {
                 }
                 Step::ResetAuthenticator => {
                     let d = device.as_deref_mut().ok_or_else(|| need("reset"))?;
-                    d.reset()?;
+                    d.reset(&|p| self.prompt(p))?;
                     self.store.delete_transport_pin(&run.key.key_id)?;
                     run.pin = None;
                 }
@@ -1055,12 +1098,25 @@ impl Engine {
                     let token = d.token(&pin, Permissions::AUTHENTICATOR_CONFIG, None)?;
                     d.enable_always_uv(&token)?;
                 }
-                Step::EnrollFingerprints { .. } => {
-                    return Err(EngineError::Unsupported {
-                        step: "fingerprint enrolment",
-                        reason: "not in this engine slice; remove [credential.fido2.bio]".into(),
+                Step::EnrollFingerprints {
+                    min_fingerprints,
+                    timeout_ms,
+                } => {
+                    let pin = self.current_pin(run)?;
+                    let d = device.as_deref_mut().ok_or_else(|| need("bioEnrollment"))?;
+                    let token = d.token(&pin, Permissions::BIO_ENROLLMENT, None)?;
+                    let mut enrolled = d.bio_count(&token)?;
+                    while enrolled < *min_fingerprints {
+                        self.prompt(&DevicePrompt::EnrollFingerprint {
+                            number: enrolled + 1,
+                            of: *min_fingerprints,
+                        });
+                        // A fresh token per finger: enrolment can outlast a token's
+                        // usage window on real keys.
+                        let token = d.token(&pin, Permissions::BIO_ENROLLMENT, None)?;
+                        d.bio_enroll(&token, *timeout_ms, &|p| self.prompt(p))?;
+                        enrolled += 1;
                     }
-                    .into());
                 }
                 Step::MakeCredential {
                     passkey_template,
@@ -1294,7 +1350,7 @@ impl Engine {
             .unwrap_or_else(|| user.clone());
         let args = device::make_args(hash, &challenge, &upn, &display);
         let token = d.token(pin, Permissions::MAKE_CREDENTIAL, Some(&challenge.rp_id))?;
-        let made = d.make_credential(&args, &token)?;
+        let made = d.make_credential(&args, &token, &|p| self.prompt(p))?;
         run.made.insert(
             passkey_template.to_owned(),
             (made, client_data.into_bytes(), challenge.expires_at_ms),

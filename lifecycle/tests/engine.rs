@@ -839,3 +839,91 @@ fn fingerprints_are_enrolled_at_issuance_with_prompts() {
         .sign_in(&issued.key_id, HOLDER_PIN, &mut w.key)
         .expect("sign in");
 }
+
+/// One key, passkeys for two IdPs (two tenants where the same person has different
+/// object ids): issued, activated, used and revoked at both.
+#[test]
+fn one_key_carries_passkeys_for_two_idps() {
+    let mut w = world("multi-idp");
+    let mut second = EmulatorConfig::default();
+    second.tenant.tenant_id = "0f0e0d0c-0b0a-4909-8807-060504030201".into();
+    for u in &mut second.tenant.users {
+        // Another tenant: same people, other object ids.
+        u.id = u.id.chars().rev().collect();
+    }
+    let fabrikam = Emulator::start(second).expect("second emulator");
+    let fabrikam_client = GraphClient::new(
+        fabrikam.graph_config(ApiVersion::Beta),
+        Credential::ClientSecret {
+            client_id: fabrikam.client_id().to_owned(),
+            secret: Secret::new(fabrikam.client_secret().unwrap_or_default()),
+        },
+    )
+    .expect("graph client");
+    let kim_at_fabrikam: String = w.kim_id.chars().rev().collect();
+    let engine = engine_for(&w.emulator, &w.db, "station-a")
+        .with_idp(Arc::new(EntraIdp::new("fabrikam-entra", fabrikam_client)));
+    let t = TemplateSet::from_toml_str(
+        r#"
+[passkey.entra]
+idp = { connection = "contoso-entra", kind = "entra", graph_api_version = "beta" }
+display_name = "{displayName}"
+challenge_timeout_minutes = 60
+
+[passkey.fabrikam]
+idp = { connection = "fabrikam-entra", kind = "entra", graph_api_version = "beta" }
+display_name = "{displayName} (partner)"
+challenge_timeout_minutes = 60
+
+[credential]
+name = "two-idps"
+passkey_templates = ["entra", "fabrikam"]
+user_assignment = { directory = "contoso-entra" }
+
+[credential.lifecycle]
+force_idp_deletion_on_revoke = true
+"#,
+    )
+    .expect("template");
+    let now = now_ms();
+    let key = engine
+        .issue(&request(false), &t, &mut w.key, now)
+        .expect("issue");
+    let pending = engine.store().pending_for_key(&key.key_id).unwrap();
+    assert_eq!(pending.len(), 2);
+    let at = |pt: &str| {
+        pending
+            .iter()
+            .find(|p| p.idp == pt)
+            .map(|p| p.user_id.clone())
+    };
+    assert_eq!(at("entra").as_deref(), Some(w.kim_id.as_str()));
+    assert_eq!(at("fabrikam").as_deref(), Some(kim_at_fabrikam.as_str()));
+
+    let key = engine
+        .activate("self:kim", &key.key_id, HOLDER_PIN, &mut w.key, now + 1)
+        .expect("activate");
+    assert_eq!(key.state, CredentialState::Active);
+    assert_eq!(w.emulator.methods(&w.kim_id).len(), 1);
+    assert_eq!(fabrikam.methods(&kim_at_fabrikam).len(), 1);
+    let partner_name = fabrikam.methods(&kim_at_fabrikam)[0].display_name.clone();
+    assert!(
+        partner_name
+            .as_deref()
+            .is_some_and(|n| n.ends_with(" (partner)")),
+        "{partner_name:?}"
+    );
+    let signed = engine
+        .sign_in(&key.key_id, HOLDER_PIN, &mut w.key)
+        .expect("sign in at both");
+    let mut templates: Vec<&str> = signed.iter().map(|s| s.passkey_template.as_str()).collect();
+    templates.sort_unstable();
+    assert_eq!(templates, vec!["entra", "fabrikam"]);
+
+    let key = engine
+        .revoke("operator:alice", &key.key_id, None, now + 2)
+        .expect("revoke");
+    assert_eq!(key.state, CredentialState::Revoked);
+    assert!(w.emulator.methods(&w.kim_id).is_empty());
+    assert!(fabrikam.methods(&kim_at_fabrikam).is_empty());
+}

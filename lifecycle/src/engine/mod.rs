@@ -290,9 +290,9 @@ struct Run<'a> {
     attrs: BTreeMap<String, String>,
     /// The PIN currently on the key, when the flow knows it.
     pin: Option<Zeroizing<String>>,
-    /// Credentials made in this flow, by passkey template, with their client data and
-    /// the IdP's challenge expiry.
-    made: BTreeMap<String, (Made, Vec<u8>, Option<u64>)>,
+    /// Credentials made in this flow, by passkey template, with their client data, the
+    /// IdP's challenge expiry and the user's id at that IdP.
+    made: BTreeMap<String, (Made, Vec<u8>, Option<u64>, String)>,
     /// Work to commit with the next state change.
     work: UnitOfWork,
     /// The last IdP request id since the last state change.
@@ -612,6 +612,34 @@ impl Engine {
         self.issue_inner(request, templates, None, device, now)
     }
 
+    /// The user's id at IdP `connection`. The key records the user as known to its home
+    /// IdP (the first passkey template's); at another IdP (another tenant) the same person
+    /// has another object id, found by their UPN.
+    pub(crate) fn user_at(
+        &self,
+        templates: &TemplateSet,
+        user_id: &str,
+        upn: Option<&str>,
+        connection: &str,
+    ) -> Result<String, Error> {
+        let home = templates
+            .passkey_templates()
+            .first()
+            .map(|t| t.idp.connection.clone());
+        if home.as_deref() == Some(connection) {
+            return Ok(user_id.to_owned());
+        }
+        let upn = match upn {
+            Some(u) => u.to_owned(),
+            None => self
+                .store
+                .get_user(user_id)?
+                .map(|u| u.upn)
+                .unwrap_or_else(|| user_id.to_owned()),
+        };
+        Ok(self.idp(connection)?.user(&upn)?.id)
+    }
+
     /// Issuance with the holder at the desk: for templates with
     /// `auto_initiate_after_issuance`, the holder's PIN replaces the transport PIN and the
     /// registrations are sent in the same flow.
@@ -913,7 +941,8 @@ impl Engine {
                     template: pk.idp.clone(),
                 })?;
             let idp = self.idp(&t.idp.connection)?;
-            let held = idp.list(&user)?;
+            let idp_user = self.user_at(&templates, &user, None, &t.idp.connection)?;
+            let held = idp.list(&idp_user)?;
             if !held
                 .iter()
                 .any(|m| m.credential_id.as_deref() == Some(&pk.credential_id[..]))
@@ -1046,6 +1075,12 @@ impl Engine {
                     let d = device.as_deref_mut().ok_or_else(|| need("preflight"))?;
                     let aaguid = d.info()?.aaguid;
                     let user = run.user.clone().ok_or_else(|| need("preflight"))?;
+                    let user = self.user_at(
+                        &run.templates,
+                        &user,
+                        run.attrs.get("userPrincipalName").map(String::as_str),
+                        idp_connection,
+                    )?;
                     self.idp(idp_connection)?.preflight(&user, &aaguid, true)?;
                 }
                 Step::ResetAuthenticator => {
@@ -1143,7 +1178,7 @@ impl Engine {
                     expires_at_ms,
                     ..
                 } => {
-                    let (made, client_data, idp_expiry) = run
+                    let (made, client_data, idp_expiry, idp_user) = run
                         .made
                         .remove(passkey_template)
                         .ok_or_else(|| EngineError::NoPendingRegistration {
@@ -1151,7 +1186,7 @@ impl Engine {
                             passkey_template: passkey_template.clone(),
                         })?;
                     let expires = idp_expiry.map_or(*expires_at_ms, |e| e.min(*expires_at_ms));
-                    let user = run.user.clone().unwrap_or_default();
+                    let user = idp_user;
                     run.work.add_passkeys.push(PasskeyRecord {
                         key_id: run.key.key_id.clone(),
                         idp: passkey_template.clone(),
@@ -1330,7 +1365,13 @@ impl Engine {
                 message: p.message,
             })?;
         let minutes = u32::try_from(t.challenge_timeout()).ok();
-        let challenge = idp.creation_challenge(&user, minutes, origin)?;
+        let idp_user = self.user_at(
+            &run.templates,
+            &user,
+            run.attrs.get("userPrincipalName").map(String::as_str),
+            idp_connection,
+        )?;
+        let challenge = idp.creation_challenge(&idp_user, minutes, origin)?;
         if let Some(pinned) = rp_id {
             if pinned != challenge.rp_id {
                 return Err(EngineError::RpIdMismatch {
@@ -1353,7 +1394,12 @@ impl Engine {
         let made = d.make_credential(&args, &token, &|p| self.prompt(p))?;
         run.made.insert(
             passkey_template.to_owned(),
-            (made, client_data.into_bytes(), challenge.expires_at_ms),
+            (
+                made,
+                client_data.into_bytes(),
+                challenge.expires_at_ms,
+                idp_user,
+            ),
         );
         Ok(())
     }
@@ -1509,6 +1555,7 @@ impl Engine {
             key_id: key_id.clone(),
             what: "user",
         })?;
+        let user = self.user_at(&run.templates, &user, None, idp_connection)?;
         for mut pk in self.store.list_passkeys(&key_id)? {
             let Some(method_id) = pk.idp_method_id.clone() else {
                 continue;

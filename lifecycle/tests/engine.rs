@@ -927,3 +927,52 @@ force_idp_deletion_on_revoke = true
     assert!(w.emulator.methods(&w.kim_id).is_empty());
     assert!(fabrikam.methods(&kim_at_fabrikam).is_empty());
 }
+
+#[test]
+fn connectivity_check_and_directory_search() {
+    let w = world("directory");
+    let ms = w
+        .engine
+        .check_connection("contoso-entra")
+        .expect("reachable");
+    assert!(ms < 60_000);
+    assert!(matches!(
+        w.engine.check_connection("nowhere"),
+        Err(Error::Engine(EngineError::UnknownConnection { .. }))
+    ));
+    // A wrong client secret fails the check with the IdP's error.
+    let bad = GraphClient::new(
+        w.emulator.graph_config(ApiVersion::Beta),
+        Credential::ClientSecret {
+            client_id: w.emulator.client_id().to_owned(),
+            secret: Secret::new("not-the-secret"),
+        },
+    )
+    .expect("graph client");
+    let engine = Engine::new(
+        Arc::new(SqliteStore::open(&w.db).unwrap()),
+        PinKey::from_bytes([7; 32]),
+        "station-b",
+    )
+    .with_idp(Arc::new(EntraIdp::new("contoso-entra", bad)));
+    assert!(matches!(
+        engine.check_connection("contoso-entra"),
+        Err(Error::Idp(_))
+    ));
+
+    let found = w
+        .engine
+        .search_users("contoso-entra", "kim", 10)
+        .expect("search");
+    assert!(
+        found
+            .iter()
+            .any(|u| u.user_principal_name.as_deref() == Some(KIM) && u.id == w.kim_id),
+        "{found:?}"
+    );
+    assert!(w
+        .engine
+        .search_users("contoso-entra", "zzz-nobody", 10)
+        .unwrap()
+        .is_empty());
+}

@@ -439,6 +439,23 @@ impl Engine {
         Ok(())
     }
 
+    /// Connectivity check of IdP connection `connection` (token + one cheap read);
+    /// returns the time it took in milliseconds.
+    pub fn check_connection(&self, connection: &str) -> Result<u64, Error> {
+        Ok(self.idp(connection)?.check_connection()?)
+    }
+
+    /// Users of connection `connection`'s directory whose display name or UPN starts with
+    /// `prefix` (at most `top`), for an operator picking whom to issue a key to.
+    pub fn search_users(
+        &self,
+        connection: &str,
+        prefix: &str,
+        top: u32,
+    ) -> Result<Vec<crate::idp::IdpUser>, Error> {
+        Ok(self.idp(connection)?.search_users(prefix, top)?)
+    }
+
     /// Keys matching a query.
     pub fn find_keys(&self, query: &KeyQuery) -> Result<Vec<KeyRecord>, Error> {
         Ok(self.store.find_keys(query)?)

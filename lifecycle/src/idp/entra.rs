@@ -85,6 +85,17 @@ impl EntraIdp {
     }
 }
 
+fn idp_user(u: entra_graph::wire::User) -> IdpUser {
+    IdpUser {
+        id: u.id,
+        user_principal_name: u.user_principal_name,
+        display_name: u.display_name,
+        given_name: u.given_name,
+        surname: u.surname,
+        mail: u.mail,
+    }
+}
+
 impl Idp for EntraIdp {
     fn name(&self) -> &str {
         &self.name
@@ -99,14 +110,25 @@ impl Idp for EntraIdp {
             .client
             .user(user)
             .map_err(|e| self.call_error("user", e))?;
-        Ok(IdpUser {
-            id: u.id,
-            user_principal_name: u.user_principal_name,
-            display_name: u.display_name,
-            given_name: u.given_name,
-            surname: u.surname,
-            mail: u.mail,
-        })
+        Ok(idp_user(u))
+    }
+
+    fn check_connection(&self) -> Result<u64, IdpError> {
+        let report = self
+            .client
+            .check_connection()
+            .map_err(|e| self.call_error("connection check", e))?;
+        Ok(u64::try_from(report.elapsed.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    fn search_users(&self, prefix: &str, top: u32) -> Result<Vec<IdpUser>, IdpError> {
+        Ok(self
+            .client
+            .search_users(prefix, top)
+            .map_err(|e| self.call_error("user search", e))?
+            .into_iter()
+            .map(idp_user)
+            .collect())
     }
 
     fn preflight(&self, user: &str, aaguid: &[u8; 16], attested: bool) -> Result<(), IdpError> {

@@ -193,6 +193,12 @@ pub trait Idp: Send + Sync {
     fn delete(&self, user: &str, method_id: &str) -> Result<IdpDeletion, IdpError>;
     /// The user's passkeys.
     fn list(&self, user: &str) -> Result<Vec<IdpPasskey>, IdpError>;
+    /// Connectivity check: acquires a token and makes one cheap read; returns how long
+    /// that took in milliseconds.
+    fn check_connection(&self) -> Result<u64, IdpError>;
+    /// Directory search for operators picking a user: users whose display name or UPN
+    /// starts with `prefix`, at most `top`.
+    fn search_users(&self, prefix: &str, top: u32) -> Result<Vec<IdpUser>, IdpError>;
 }
 
 #[cfg(test)]

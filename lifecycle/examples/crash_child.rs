@@ -43,6 +43,7 @@ fn run() -> Result<(), String> {
         "after-journal" => CrashPoint::AfterJournal,
         "after-idp-call" => CrashPoint::AfterIdpCall,
         "before-state-change" => CrashPoint::BeforeStateChange,
+        "after-state-journal" => CrashPoint::AfterStateJournal,
         other => return Err(format!("CRASH_POINT: unknown step {other:?}")),
     };
     let flow = env("CRASH_FLOW")?;

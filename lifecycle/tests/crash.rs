@@ -83,7 +83,19 @@ fn child_program() -> PathBuf {
     let program = profile_dir
         .join("examples")
         .join(format!("crash_child{}", std::env::consts::EXE_SUFFIX));
-    if !program.exists() {
+    // Built by `cargo test` with the other examples; rebuilt here when missing or older
+    // than the crate's sources (a filtered run such as `--test crash` does not build it).
+    let built = program.metadata().and_then(|m| m.modified()).ok();
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let newest_source = newest_mtime(&manifest.join("src"))
+        .into_iter()
+        .chain(newest_mtime(&manifest.join("examples")))
+        .max();
+    let stale = match (built, newest_source) {
+        (Some(b), Some(s)) => b < s,
+        _ => true,
+    };
+    if stale {
         let status = Command::new(env!("CARGO"))
             .args(["build", "-p", "lifecycle", "--example", "crash_child"])
             .status()
@@ -91,6 +103,21 @@ fn child_program() -> PathBuf {
         assert!(status.success(), "building examples/crash_child failed");
     }
     program
+}
+
+/// The newest modification time of the files under `dir`.
+fn newest_mtime(dir: &Path) -> Option<std::time::SystemTime> {
+    let mut newest = None;
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        let t = if path.is_dir() {
+            newest_mtime(&path)
+        } else {
+            entry.metadata().and_then(|m| m.modified()).ok()
+        };
+        newest = newest.max(t);
+    }
+    newest
 }
 
 /// A child killed at its step.
@@ -405,5 +432,52 @@ fn revoke_killed_before_state_change_is_finished_by_replay() {
         .filter(|r| r.event.action == "idp-delete")
         .count();
     assert_eq!(deletions, 1, "the passkey was deleted once");
+    assert!(engine.replay_journal(now_ms()).unwrap().is_empty());
+}
+
+/// Activation killed after journalling its state change, before its registration was
+/// journalled: the holder's PIN is on the key but nothing went to the IdP. Replay closes
+/// the entry without activating (registrations still pending) and the activation, run
+/// again, registers once.
+#[test]
+fn activation_killed_after_state_journal_is_settled_and_runs_again() {
+    let k = kill_child_at("activate", "after-state-journal");
+    assert_eq!(k.methods(), 0);
+    let engine = k.restart();
+    assert_eq!(unfinished(&engine), vec![JournalOp::State]);
+    let r = engine.replay_journal(now_ms()).expect("replay");
+    let r = only(&r);
+    assert_eq!(r.operation, JournalOp::State);
+    assert!(r.outcome.starts_with("activation incomplete"), "{r:?}");
+    assert!(unfinished(&engine).is_empty());
+    assert_eq!(
+        engine.key(&k.key_id).unwrap().state,
+        CredentialState::Issued
+    );
+    let key = engine
+        .activate("self:kim", &k.key_id, HOLDER_PIN, &mut k.key(), now_ms())
+        .expect("activation run again");
+    assert_eq!(key.state, CredentialState::Active);
+    assert_eq!(k.methods(), 1);
+}
+
+/// Forced revocation killed after journalling its state change, before its deletion was
+/// journalled: replay runs the revocation again (the passkey is deleted once) — the
+/// revocation is not lost.
+#[test]
+fn revoke_killed_after_state_journal_is_finished_by_replay() {
+    let k = kill_child_at("revoke", "after-state-journal");
+    assert_eq!(k.methods(), 1, "nothing was deleted before the kill");
+    let engine = k.restart();
+    assert_eq!(unfinished(&engine), vec![JournalOp::State]);
+    let r = engine.replay_journal(now_ms()).expect("replay");
+    let r = only(&r);
+    assert_eq!(r.outcome, "revoke finished by replay; the key is revoked");
+    assert_eq!(k.methods(), 0);
+    assert_eq!(
+        engine.key(&k.key_id).unwrap().state,
+        CredentialState::Revoked
+    );
+    assert!(unfinished(&engine).is_empty());
     assert!(engine.replay_journal(now_ms()).unwrap().is_empty());
 }

@@ -64,6 +64,9 @@ pub enum CrashPoint {
     /// Before a flow commits the key's state change (e.g. activation's Issued -> Active,
     /// after its registrations are closed).
     BeforeStateChange,
+    /// After the flow journalled its state change, before its first IdP side effect is
+    /// journalled.
+    AfterStateJournal,
 }
 
 /// What the engine asks of the person at the key while a command waits.
@@ -1345,7 +1348,7 @@ impl Engine {
             ms(now),
         )?;
         run.intent = Some(entry.id);
-        Ok(())
+        self.maybe_crash(CrashPoint::AfterStateJournal)
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -433,7 +433,8 @@ pub fn verify_with_jwks(
             "critical header extensions are not supported",
         ));
     }
-    let claims_bytes = segment(c, "payload")?;
+    // The decoded claims are wiped after use, like the token they came from.
+    let claims_bytes = zeroize::Zeroizing::new(segment(c, "payload")?);
     let sig = segment(s, "signature")?;
     let kid = opt_string(&header, "kid").map_err(|_| refuse("kid", "must be a string"))?;
     let key = match &kid {

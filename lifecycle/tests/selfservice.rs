@@ -12,6 +12,7 @@ use fido_transport::client::Authenticator;
 use fido_transport::softkey::{SoftAuthenticator, SoftConfig, SoftTransport};
 use lifecycle::engine::{Engine, EngineError, IssueRequest};
 use lifecycle::idp::EntraIdp;
+use lifecycle::state::TransitionError;
 use lifecycle::store::{AuditRecord, PinKey, SqliteStore};
 use lifecycle::template::{TemplateSet, Transport};
 use lifecycle::{CredentialState, Error};
@@ -86,6 +87,7 @@ struct World {
     db: PathBuf,
     engine: Engine,
     key: Authenticator<SoftTransport>,
+    transport: SoftTransport,
 }
 
 impl Drop for World {
@@ -117,12 +119,14 @@ fn world(name: &str) -> World {
     let engine = Engine::new(Arc::new(store), PinKey::from_bytes([9; 32]), "station-a")
         .with_idp(Arc::new(EntraIdp::new("contoso-entra", client)));
     let soft = SoftAuthenticator::new(SoftConfig::default()).expect("softkey");
-    let key = Authenticator::new(SoftTransport::new(soft));
+    let transport = SoftTransport::new(soft);
+    let key = Authenticator::new(transport.clone());
     World {
         emulator,
         db,
         engine,
         key,
+        transport,
     }
 }
 
@@ -528,4 +532,108 @@ fn pin_unblock_is_refused_honestly() {
         "{err:?}"
     );
     assert!(!w.engine.key(&key_id).unwrap().needs_reissue);
+
+    // Block the PIN: eight wrong PINs (the key wants a power cycle after three).
+    for i in 0..8 {
+        if i % 3 == 0 {
+            w.transport.with(|a| a.power_cycle());
+        }
+        assert!(w
+            .engine
+            .sign_in(&key_id, "wrong-pin-000", &mut w.key)
+            .is_err());
+    }
+    assert_eq!(w.key.pin_retries().unwrap().retries, 0);
+    let err = w
+        .engine
+        .self_unblock_pin(&key_id, &tok, &mut w.key, now + 3_000)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Engine(EngineError::PinBlockedNeedsReissue { .. })
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("reissued"), "{err}");
+    let key = w.engine.key(&key_id).unwrap();
+    assert_eq!(key.state, CredentialState::Active);
+    assert!(key.needs_reissue, "flagged for the operator's reissue");
+    // The passkey was not destroyed behind anyone's back.
+    assert_eq!(w.emulator.methods(KIM_ID).len(), 1);
+    let audit = w.engine.audit_for(&key_id).unwrap();
+    let last = &audit.last().unwrap().event;
+    assert_eq!(
+        (
+            last.action.as_str(),
+            last.outcome.as_str(),
+            last.actor.as_str()
+        ),
+        (
+            "self_unblock_pin",
+            "refused",
+            format!("self:{KIM_ID}").as_str()
+        )
+    );
+    assert_no_secrets(&audit, &[NEW_PIN, &tok]);
+
+    // A template that does not allow unblock refuses before looking at the key.
+    let mut w2 = world("unblock-no");
+    let t2 = template(
+        &w2.emulator,
+        "self-pin",
+        Allow {
+            unblock: false,
+            ..ALL
+        },
+    );
+    let key2 = operator_issue(&mut w2, &t2, KIM, now);
+    let err = w2
+        .engine
+        .self_unblock_pin(&key2, &token(&w2, KIM), &mut w2.key, now + 1_000)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Engine(EngineError::SelfServiceNotAllowed {
+                what: "PIN unblock",
+                ..
+            })
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn self_pin_set_after_the_challenge_expired_needs_reissue() {
+    let mut w = world("expired");
+    let mut t = template(&w.emulator, "self-pin", ALL);
+    for p in t.passkey.values_mut() {
+        p.challenge_timeout_minutes = Some(5);
+    }
+    let now = now_ms();
+    let key_id = operator_issue(&mut w, &t, KIM, now);
+    w.emulator.advance_clock(Duration::from_secs(6 * 60));
+    let later = now + 6 * 60 * 1000;
+    // The token is fresh (the emulator's clock moved too).
+    let tok = token(&w, KIM);
+    let err = w
+        .engine
+        .self_set_pin(&key_id, &tok, NEW_PIN, &mut w.key, later)
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Transition(TransitionError::ChallengeExpired { .. })
+        ),
+        "{err:?}"
+    );
+    let key = w.engine.key(&key_id).unwrap();
+    assert_eq!(key.state, CredentialState::Issued);
+    assert!(key.needs_reissue);
+    assert!(w.emulator.methods(KIM_ID).is_empty());
+    let audit = w.engine.audit_for(&key_id).unwrap();
+    assert!(audit.iter().any(|a| a.event.action == "activate"
+        && a.event.outcome == "refused"
+        && a.event.actor == format!("self:{KIM_ID}")));
 }

@@ -621,30 +621,44 @@ fn password_grant_returns_a_verifiable_id_token() {
     assert!(body.contains("AADSTS700016"), "{body}");
 }
 
-/// An RS256 token and JWKS made by Python's `cryptography` package (an independent
-/// RSA/PKCS#1 v1.5 implementation): generated at test time. Skipped when python3 or the
-/// package is missing, except in CI (`CI` set), where that is a failure.
+/// Tokens and JWKS made by Python's `cryptography` package (an independent RSA and
+/// ECDSA implementation), generated at test time: RS256 (what Entra uses), PS256 and
+/// ES256. Skipped when python3 or the package is missing, except in CI (`CI` set), where
+/// that is a failure.
 #[test]
-fn interop_token_from_python_cryptography() {
+fn interop_tokens_from_python_cryptography() {
     const SCRIPT: &str = r#"
-import base64, json, sys, time
-from cryptography.hazmat.primitives.asymmetric import rsa, padding
+import base64, json, time
+from cryptography.hazmat.primitives.asymmetric import rsa, ec, padding
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.hazmat.primitives import hashes
 def b64(b): return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
-def uint(i): return b64(i.to_bytes((i.bit_length() + 7) // 8, "big"))
-key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-pub = key.public_key().public_numbers()
+def uint(i, size=None): return b64(i.to_bytes(size or (i.bit_length() + 7) // 8, "big"))
 now = int(time.time())
-header = {"typ": "JWT", "alg": "RS256", "kid": "py-key-1"}
 claims = {"iss": "https://login.microsoftonline.com/python-tenant/v2.0", "aud": "py-client",
           "iat": now, "nbf": now, "exp": now + 3600, "sub": "py-subject", "oid": "py-oid",
           "tid": "python-tenant", "preferred_username": "py@contoso.example", "name": "Py Thon",
           "ver": "2.0"}
-signing_input = (b64(json.dumps(header).encode()) + "." + b64(json.dumps(claims).encode())).encode()
-sig = key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
-print(json.dumps({"token": signing_input.decode() + "." + b64(sig),
-                  "jwks": {"keys": [{"kty": "RSA", "use": "sig", "kid": "py-key-1",
-                                     "n": uint(pub.n), "e": uint(pub.e)}]}}))
+def token(alg, kid, sign):
+    header = {"typ": "JWT", "alg": alg, "kid": kid}
+    si = (b64(json.dumps(header).encode()) + "." + b64(json.dumps(claims).encode())).encode()
+    return si.decode() + "." + b64(sign(si))
+rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+pub = rsa_key.public_key().public_numbers()
+ec_key = ec.generate_private_key(ec.SECP256R1())
+ecp = ec_key.public_key().public_numbers()
+def es256(si):
+    r, s = decode_dss_signature(ec_key.sign(si, ec.ECDSA(hashes.SHA256())))
+    return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+out = {
+  "jwks": {"keys": [
+    {"kty": "RSA", "use": "sig", "kid": "py-rsa", "n": uint(pub.n), "e": uint(pub.e)},
+    {"kty": "EC", "use": "sig", "kid": "py-ec", "crv": "P-256", "x": uint(ecp.x, 32), "y": uint(ecp.y, 32)}]},
+  "RS256": token("RS256", "py-rsa", lambda si: rsa_key.sign(si, padding.PKCS1v15(), hashes.SHA256())),
+  "PS256": token("PS256", "py-rsa", lambda si: rsa_key.sign(si, padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32), hashes.SHA256())),
+  "ES256": token("ES256", "py-ec", es256),
+}
+print(json.dumps(out))
 "#;
     let out = std::process::Command::new("python3")
         .arg("-c")
@@ -662,24 +676,38 @@ print(json.dumps({"token": signing_input.decode() + "." + b64(sig),
         }
     };
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let token = v["token"].as_str().unwrap();
     let keys = Jwks::from_json(v["jwks"].to_string().as_bytes()).unwrap();
+    assert_eq!(keys.len(), 2);
     let mut s = OidcSettings::new(
         "https://login.microsoftonline.com/python-tenant/v2.0",
         "py-client",
     );
     s.tenant_id = Some("python-tenant".into());
-    let t = verify_with_jwks(token, &keys, &s, now()).unwrap();
-    assert_eq!(t.subject, "py-subject");
-    assert_eq!(t.object_id.as_deref(), Some("py-oid"));
-    assert_eq!(t.upn.as_deref(), Some("py@contoso.example"));
-    // One flipped signature bit fails.
-    let mut seg = segments(token);
-    let mut sig = URL_SAFE_NO_PAD.decode(&seg[2]).unwrap();
-    sig[10] ^= 1;
-    seg[2] = b64(&sig);
-    assert_eq!(
-        refused(verify_with_jwks(&seg.join("."), &keys, &s, now())),
-        "signature"
-    );
+    s.allowed_algs = vec![JwsAlg::Rs256, JwsAlg::Ps256, JwsAlg::Es256];
+    for alg in ["RS256", "PS256", "ES256"] {
+        let token = v[alg].as_str().unwrap();
+        let t = verify_with_jwks(token, &keys, &s, now()).unwrap_or_else(|e| panic!("{alg}: {e}"));
+        assert_eq!(t.subject, "py-subject");
+        assert_eq!(t.object_id.as_deref(), Some("py-oid"));
+        assert_eq!(t.upn.as_deref(), Some("py@contoso.example"));
+        // One flipped signature bit fails.
+        let mut seg = segments(token);
+        let mut sig = URL_SAFE_NO_PAD.decode(&seg[2]).unwrap();
+        sig[10] ^= 1;
+        seg[2] = b64(&sig);
+        assert_eq!(
+            refused(verify_with_jwks(&seg.join("."), &keys, &s, now())),
+            "signature",
+            "{alg}"
+        );
+    }
+    // With the default settings (RS256 only) the others are refused by algorithm.
+    s.allowed_algs = vec![JwsAlg::Rs256];
+    assert!(verify_with_jwks(v["RS256"].as_str().unwrap(), &keys, &s, now()).is_ok());
+    for alg in ["PS256", "ES256"] {
+        assert_eq!(
+            refused(verify_with_jwks(v[alg].as_str().unwrap(), &keys, &s, now())),
+            "alg"
+        );
+    }
 }

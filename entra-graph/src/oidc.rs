@@ -827,4 +827,31 @@ mod tests {
         assert_eq!(claim(&"a".repeat(MAX_TOKEN_BYTES + 1)), "token");
         fuzz_token(b"{}\nxx.yy.zz");
     }
+
+    #[test]
+    fn fuzz_seeds_replay() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/seeds/oidc_token");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let data = std::fs::read(entry.unwrap().path()).unwrap();
+            fuzz_token(&data);
+            n += 1;
+        }
+        assert!(n >= 3, "seeds in {dir:?}");
+        // The valid seed really is a key set plus a token signed by it.
+        let data = std::fs::read(dir.join("rs256-valid")).unwrap();
+        let text = String::from_utf8(data).unwrap();
+        let (keys, token) = text.split_once('\n').unwrap();
+        let jwks = Jwks::from_json(keys.as_bytes()).unwrap();
+        assert_eq!(jwks.kids(), vec![Some("seed-1".to_owned())]);
+        let s = OidcSettings::new("https://login.example/t/v2.0", "client");
+        let at = UNIX_EPOCH + Duration::from_secs(1_700_000_100);
+        assert_eq!(verify_with_jwks(token, &jwks, &s, at).unwrap().subject, "s");
+        let none = std::fs::read_to_string(dir.join("alg-none")).unwrap();
+        let (_, token) = none.split_once('\n').unwrap();
+        assert!(matches!(
+            verify_with_jwks(token, &jwks, &s, at),
+            Err(GraphError::Oidc { claim: "alg", .. })
+        ));
+    }
 }

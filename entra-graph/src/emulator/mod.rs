@@ -320,6 +320,8 @@ impl Emulator {
             "client_id": self.client_id(),
             "client_secret": self.client_secret(),
             "rp_id": self.rp_id(),
+            "oidc_issuer": self.oidc_issuer(),
+            "jwks_url": self.jwks_url(),
         })
         .to_string()
     }

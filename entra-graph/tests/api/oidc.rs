@@ -109,6 +109,9 @@ fn discovery_and_keys_look_like_entra() {
     assert_eq!(d["jwks_uri"], emu.jwks_url());
     assert_eq!(d["token_endpoint"], emu.token_url());
     assert_eq!(d["id_token_signing_alg_values_supported"], json!(["RS256"]));
+    let conn: Value = serde_json::from_str(&emu.connection_json()).unwrap();
+    assert_eq!(conn["oidc_issuer"], emu.oidc_issuer());
+    assert_eq!(conn["jwks_url"], emu.jwks_url());
     let (status, body) = raw(&emu, "GET", "/no-such-tenant/discovery/v2.0/keys", &[], b"");
     assert_eq!(status, 400, "{body}");
     let (_, body) = raw(

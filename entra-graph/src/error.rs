@@ -67,6 +67,21 @@ pub enum GraphError {
     /// The policy pre-flight refused the registration before a key was spent.
     #[error("policy pre-flight: {0}")]
     Preflight(#[from] crate::policy::PreflightError),
+    /// A holder's OpenID Connect token was refused; `claim` names the claim or token part
+    /// at fault (`iss`, `aud`, `exp`, `signature`, `alg`, `kid`, `token`, ...).
+    #[error("ID token refused: {claim}: {reason}")]
+    Oidc {
+        /// The claim or part of the token that failed.
+        claim: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// The issuer's signing keys (or its discovery document) could not be fetched or read.
+    #[error("issuer keys: {reason}")]
+    OidcKeys {
+        /// What failed.
+        reason: String,
+    },
     /// A registration's outcome stayed unknown after reconciliation and retries.
     #[error("registration outcome unknown for credential {credential_id}: {reason}")]
     RegistrationOutcomeUnknown {

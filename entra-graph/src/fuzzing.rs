@@ -104,3 +104,9 @@ mod emulator_tests {
         }
     }
 }
+
+/// Feeds bytes to the OIDC verifier's sans-IO core: the first line as a JWKS, the rest
+/// as a compact ID token.
+pub fn oidc_token(data: &[u8]) {
+    crate::oidc::fuzz_token(data);
+}

@@ -15,6 +15,7 @@
 //! - [`ids`]: lenient decoding and strict encoding of credential and method ids.
 //! - [`policy`]: the FIDO2 policy pre-flight.
 //! - `emulator` (feature `emulator`): the Entra emulator.
+//! - [`oidc`]: verifying a holder's OpenID Connect ID token against the issuer's keys.
 //! - [`webauthn`]: clientDataJSON and the registration body from a makeCredential result.
 //!
 //! ```
@@ -59,6 +60,7 @@ mod error;
 pub mod fuzzing;
 mod http;
 pub mod ids;
+pub mod oidc;
 pub mod policy;
 pub mod webauthn;
 pub mod wire;

@@ -11,6 +11,9 @@ mod contract;
 #[path = "api/harness.rs"]
 mod harness;
 #[cfg(feature = "emulator")]
+#[path = "api/oidc.rs"]
+mod oidc;
+#[cfg(feature = "emulator")]
 #[path = "api/rejects.rs"]
 mod rejects;
 #[cfg(feature = "emulator")]

@@ -4,7 +4,9 @@
 //!
 //! Serves a faithful Entra/Graph emulator until killed. The first stdout line is one
 //! JSON object with `base_url`, `token_url`, `tenant_id`, `client_id`, `client_secret`
-//! that work against it.
+//! that work against it, plus `oidc_issuer` and `jwks_url` of its OpenID Connect side
+//! (holder ID tokens: `grant_type=password` at `token_url` with `client_id`, a user's
+//! UPN and the demo password `keysmith-demo-password`, `scope=openid`).
 
 use std::io::Write as _;
 use std::process::ExitCode;

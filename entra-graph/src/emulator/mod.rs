@@ -9,7 +9,14 @@
 //! `$filter=startswith(...)`, paging), group members (paging), the FIDO2 method policy,
 //! fido2Methods creationOptions / register / list / get / delete, and `$batch`, with
 //! real shapes (OData context, `@odata.nextLink`, error bodies, request ids).
+//!
+//! The OpenID Connect side (module docs in `oidc.rs`): `/{tenant}/v2.0/.well-known/
+//! openid-configuration`, the signing keys at `/{tenant}/discovery/v2.0/keys`, RS256 ID
+//! tokens for directory users ([`Emulator::holder_token`], or `grant_type=password` at the
+//! token endpoint with [`DEMO_PASSWORD`]) and key rotation
+//! ([`Emulator::rotate_signing_key`]).
 
+mod oidc;
 mod server;
 mod state;
 mod token;
@@ -21,6 +28,7 @@ use std::time::Duration;
 
 use rand_core::{OsRng, RngCore};
 
+pub use oidc::{DEMO_PASSWORD, ROTATION_KEYS};
 pub use state::{fresh_policy, iso8601, GroupFixture, TenantFixture, ThrottleConfig};
 pub use token::AppRegistration;
 
@@ -45,6 +53,12 @@ pub enum EmulatorError {
     /// The server thread could not be started.
     #[error("runtime: {0}")]
     Runtime(String),
+    /// No directory user has this id or UPN.
+    #[error("no user {0:?} in the emulated directory")]
+    UnknownUser(String),
+    /// An ID token could not be made (bad claims JSON, signing failure).
+    #[error("ID token: {0}")]
+    Token(String),
 }
 
 /// Emulator settings.
@@ -151,6 +165,7 @@ pub(crate) struct Shared {
     pub apps: Vec<(AppRegistration, Vec<token::RegisteredCert>)>,
     pub state: Mutex<state::State>,
     pub knobs: Mutex<Knobs>,
+    pub oidc: Mutex<oidc::OidcState>,
     pub in_flight: std::sync::atomic::AtomicUsize,
     pub max_in_flight: std::sync::atomic::AtomicUsize,
 }
@@ -161,6 +176,9 @@ impl Shared {
     }
     pub fn knobs(&self) -> MutexGuard<'_, Knobs> {
         self.knobs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    pub fn oidc(&self) -> MutexGuard<'_, oidc::OidcState> {
+        self.oidc.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -223,6 +241,7 @@ impl Emulator {
             apps,
             state: Mutex::new(state::State::new(config.tenant.clone())),
             knobs: Mutex::new(Knobs::default()),
+            oidc: Mutex::new(oidc::OidcState::default()),
             in_flight: Default::default(),
             max_in_flight: Default::default(),
             config,
@@ -301,8 +320,91 @@ impl Emulator {
             "client_id": self.client_id(),
             "client_secret": self.client_secret(),
             "rp_id": self.rp_id(),
+            "oidc_issuer": self.oidc_issuer(),
+            "jwks_url": self.jwks_url(),
         })
         .to_string()
+    }
+
+    /// The OIDC issuer of holder ID tokens: `{base_url}/{tenant}/v2.0`.
+    pub fn oidc_issuer(&self) -> String {
+        oidc::issuer(self.base_url(), self.tenant_id())
+    }
+    /// Where the signing keys are published: `{base_url}/{tenant}/discovery/v2.0/keys`.
+    pub fn jwks_url(&self) -> String {
+        oidc::jwks_url(self.base_url(), self.tenant_id())
+    }
+    /// An RS256 ID token for a directory user (by id or UPN) to `audience` (a client
+    /// id), valid for `lifetime` from the emulator's clock, with Entra's v2.0 claims.
+    pub fn holder_token(
+        &self,
+        user: &str,
+        audience: &str,
+        lifetime: Duration,
+    ) -> Result<String, EmulatorError> {
+        let claims = self.holder_claims(user, audience, lifetime)?;
+        let st = self.shared.oidc();
+        let key = st.current().map_err(EmulatorError::Token)?;
+        oidc::sign(key, &claims).map_err(EmulatorError::Token)
+    }
+    /// The claims [`Emulator::holder_token`] would sign, as JSON text (for tests that
+    /// change a claim and sign with [`Emulator::sign_claims`]).
+    pub fn holder_claims_json(
+        &self,
+        user: &str,
+        audience: &str,
+        lifetime: Duration,
+    ) -> Result<String, EmulatorError> {
+        Ok(self.holder_claims(user, audience, lifetime)?.to_string())
+    }
+    fn holder_claims(
+        &self,
+        user: &str,
+        audience: &str,
+        lifetime: Duration,
+    ) -> Result<serde_json::Value, EmulatorError> {
+        let st = self.shared.state();
+        let u = st
+            .find_user(user)
+            .ok_or_else(|| EmulatorError::UnknownUser(user.to_owned()))?;
+        Ok(oidc::holder_claims(
+            self.base_url(),
+            self.tenant_id(),
+            u,
+            audience,
+            st.now(),
+            lifetime,
+        ))
+    }
+    /// Signs arbitrary claims (a JSON object) with the current published key (tests).
+    pub fn sign_claims(&self, claims_json: &str) -> Result<String, EmulatorError> {
+        let claims = parse_claims(claims_json)?;
+        let st = self.shared.oidc();
+        let key = st.current().map_err(EmulatorError::Token)?;
+        oidc::sign(key, &claims).map_err(EmulatorError::Token)
+    }
+    /// Signs claims with a key that is never published in the JWKS (tests: the
+    /// signature must not verify).
+    pub fn sign_unpublished(&self, claims_json: &str) -> Result<String, EmulatorError> {
+        let claims = parse_claims(claims_json)?;
+        let key = oidc::unpublished_key().map_err(EmulatorError::Token)?;
+        oidc::sign(key, &claims).map_err(EmulatorError::Token)
+    }
+    /// Rotates the signing key: a new key (new `kid`) signs from now on; the previous
+    /// key stays published, the one before it is dropped. Returns the new `kid`.
+    pub fn rotate_signing_key(&self) -> Result<String, EmulatorError> {
+        let mut st = self.shared.oidc();
+        st.generation += 1;
+        st.current()
+            .map(|k| k.kid.clone())
+            .map_err(EmulatorError::Token)
+    }
+    /// The key ids published now (current first).
+    pub fn signing_kids(&self) -> Result<Vec<String>, EmulatorError> {
+        let st = self.shared.oidc();
+        st.published()
+            .map(|v| v.into_iter().map(|k| k.kid.clone()).collect())
+            .map_err(EmulatorError::Token)
     }
 
     /// A user's registered passkeys (by id or UPN).
@@ -422,6 +524,13 @@ impl Emulator {
 impl Drop for Emulator {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+fn parse_claims(claims_json: &str) -> Result<serde_json::Value, EmulatorError> {
+    match serde_json::from_str(claims_json) {
+        Ok(v @ serde_json::Value::Object(_)) => Ok(v),
+        _ => Err(EmulatorError::Token("claims must be a JSON object".into())),
     }
 }
 

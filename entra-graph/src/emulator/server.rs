@@ -285,6 +285,21 @@ pub(crate) fn route(
     let s: Vec<&str> = segs.iter().map(String::as_str).collect();
     match s.as_slice() {
         [_tenant, "oauth2", "v2.0", "token"] if method == "POST" => token(shared, &s, body, rid),
+        [tenant, "v2.0", ".well-known", "openid-configuration"] if method == "GET" => {
+            match known_tenant(shared, tenant, rid) {
+                Ok(()) => json(200, &super::oidc::discovery(&shared.base_url, tenant)),
+                Err(r) => r,
+            }
+        }
+        [tenant, "discovery", "v2.0", "keys"] if method == "GET" => {
+            match known_tenant(shared, tenant, rid) {
+                Ok(()) => match super::oidc::jwks(&shared.oidc()) {
+                    Ok(keys) => json(200, &keys),
+                    Err(e) => error(500, "ServerError", &e, rid),
+                },
+                Err(r) => r,
+            }
+        }
         [ver @ ("v1.0" | "beta"), rest @ ..] => {
             let client = match authenticate(shared, auth) {
                 Ok(c) => c,
@@ -316,6 +331,21 @@ pub(crate) fn route(
             graph(shared, ver, method, rest, &query, body, rid)
         }
         _ => error(404, "NotFound", "Resource not found.", rid),
+    }
+}
+
+fn known_tenant(shared: &Shared, tenant: &str, rid: &str) -> Result<(), Resp> {
+    if tenant == shared.config.tenant.tenant_id {
+        Ok(())
+    } else {
+        Err(json(
+            400,
+            &serde_json::json!({
+                "error": "invalid_tenant",
+                "error_description": format!("AADSTS90002: Tenant '{tenant}' not found. Trace ID: {rid}"),
+                "error_codes": [90002],
+            }),
+        ))
     }
 }
 
@@ -435,6 +465,22 @@ fn token(shared: &Shared, s: &[&str], body: &[u8], rid: &str) -> Resp {
         );
     }
     let form = parse_form(body);
+    if form.get("grant_type").map(String::as_str) == Some("password") {
+        let st = shared.state();
+        let known = |id: &str| shared.apps.iter().any(|(a, _)| a.client_id == id);
+        let oidc = shared.oidc();
+        return match super::oidc::password_grant(
+            &form,
+            &shared.base_url,
+            &st,
+            known,
+            &oidc,
+            shared.config.token_lifetime,
+        ) {
+            Ok(v) => json(200, &v),
+            Err(f) => failure(f.status, f.error, f.code, &f.description),
+        };
+    }
     let mut st = shared.state();
     let now = st.now();
     let client =

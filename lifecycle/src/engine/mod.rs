@@ -15,6 +15,7 @@
 
 mod device;
 mod payload;
+mod selfservice;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -210,6 +211,50 @@ pub enum EngineError {
     /// `auto_initiate_after_issuance`), so the holder's PIN is needed; nothing was done.
     #[error("the template activates the key at issuance: the holder's PIN is needed (use issue_and_activate)")]
     HolderPinRequired,
+    /// The holder's ID token was refused or could not be checked (self-service);
+    /// `claim` names the claim or part at fault (`exp`, `aud`, `signature`, ...).
+    #[error("holder authentication failed: {claim}: {reason}")]
+    HolderAuth {
+        /// The claim, token part or setting at fault.
+        claim: String,
+        /// Why.
+        reason: String,
+    },
+    /// The credential template does not allow this self-service action.
+    #[error("credential template {template:?} does not allow {what}")]
+    SelfServiceNotAllowed {
+        /// The credential template.
+        template: String,
+        /// The action (`PIN set`, `self-issuance`, `PIN unblock`).
+        what: &'static str,
+    },
+    /// The authenticated holder is not the user the key is issued to.
+    #[error("the authenticated holder does not own key {key_id:?}")]
+    NotKeyOwner {
+        /// The key id.
+        key_id: String,
+    },
+    /// Self-issuance of a key that is already issued (to anyone).
+    #[error("key {key_id:?} is already issued (state {state:?}); it cannot be self-issued")]
+    AlreadyIssued {
+        /// The key id.
+        key_id: String,
+        /// Its state.
+        state: CredentialState,
+    },
+    /// The key's PIN is blocked; CTAP can only clear it by a reset, which destroys the
+    /// passkeys, so the key was marked as needing reissue.
+    #[error("the PIN of key {key_id:?} is blocked: only a reset clears it, which destroys its passkeys; the key must be reissued")]
+    PinBlockedNeedsReissue {
+        /// The key id.
+        key_id: String,
+    },
+    /// PIN unblock was asked for a key whose PIN is not blocked.
+    #[error("the PIN is not blocked ({retries} attempts left); nothing to unblock")]
+    PinNotBlocked {
+        /// PIN attempts left.
+        retries: u32,
+    },
     /// A simulated crash stopped the flow (see [`Engine::crash_at`]).
     #[error("simulated crash at {point:?}")]
     SimulatedCrash {
@@ -270,6 +315,8 @@ pub struct Engine {
     crash: Mutex<Option<CrashPoint>>,
     probe: Option<CrashProbe>,
     prompt: Option<PromptFn>,
+    /// Self-service token verifiers, one per OIDC configuration.
+    verifiers: Mutex<BTreeMap<selfservice::VerifierKey, Arc<entra_graph::oidc::OidcVerifier>>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -367,6 +414,7 @@ impl Engine {
             crash: Mutex::new(None),
             probe: None,
             prompt: None,
+            verifiers: Mutex::new(BTreeMap::new()),
         }
     }
 

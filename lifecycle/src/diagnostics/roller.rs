@@ -33,7 +33,7 @@ pub(crate) struct Pattern {
 }
 
 /// The values a file name was made from (for ordering files when pruning).
-#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct NameKey {
     date: String,
     hour: String,
@@ -412,7 +412,15 @@ impl RollingFile {
         if files.len() <= max {
             return;
         }
-        files.sort_by(|(pa, ka), (pb, kb)| ka.cmp(kb).then_with(|| pa.cmp(pb)));
+        // Oldest first: by the date, hour and number in the name, then (files of several
+        // processes on the same day) by modification time.
+        let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        files.sort_by(|(pa, ka), (pb, kb)| {
+            (&ka.date, &ka.hour, ka.seq)
+                .cmp(&(&kb.date, &kb.hour, kb.seq))
+                .then_with(|| modified(pa).cmp(&modified(pb)))
+                .then_with(|| pa.cmp(pb))
+        });
         let excess = files.len() - max;
         for (path, _) in files.into_iter().take(excess) {
             if Some(&path) != current.as_ref() {
@@ -425,12 +433,21 @@ impl RollingFile {
     pub(crate) fn write_record(&mut self, record: &[u8]) -> io::Result<()> {
         let period = period_of((self.clock)());
         let len = record.len() as u64;
+        let has = |f| self.pattern.tokens.contains(&Token::Field(f));
         let next = match &self.current {
             None => Some((period, 0)),
             Some(c) => match self.dest.rotation {
                 Rotation::Never => None,
                 Rotation::Daily if c.period.date != period.date => Some((period, 0)),
                 Rotation::Hourly if c.period != period => Some((period, 0)),
+                // Rolling by size, a {date} or {hour} in the name still follows the clock.
+                Rotation::SizeBytes(_)
+                    if (has(Placeholder::Date) && c.period.date != period.date)
+                        || (has(Placeholder::Hour) && c.period.hour != period.hour) =>
+                {
+                    let seq = self.last_seq(&period);
+                    Some((period, seq))
+                }
                 Rotation::SizeBytes(max) if c.size > 0 && c.size.saturating_add(len) > max => {
                     Some((c.period.clone(), c.seq.saturating_add(1)))
                 }
@@ -623,6 +640,19 @@ mod tests {
         // Reopening continues with the last file instead of starting again at 0.
         let r = RollingFile::open_with_clock(&d, clk, 1).unwrap();
         assert_eq!(r.current_path(), Some(dir.join("ks.5.log").as_path()));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn size_rotation_with_a_date_starts_again_on_a_new_day() {
+        let dir = temp_dir("size-date");
+        let (at, clk) = clock(LATE);
+        let d = dest(&dir, "ks-{date}.{seq}.log", Rotation::SizeBytes(1000), None);
+        let mut r = RollingFile::open_with_clock(&d, clk, 1).unwrap();
+        r.write_record(b"late\n").unwrap();
+        at.fetch_add(120, Ordering::SeqCst);
+        r.write_record(b"early\n").unwrap();
+        assert_eq!(names(&dir), ["ks-2026-11-25.0.log", "ks-2026-11-26.0.log"]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

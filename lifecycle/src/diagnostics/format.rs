@@ -349,6 +349,88 @@ where
 mod tests {
     use super::*;
 
+    /// Runs `f` under a local (not global) subscriber with our layer writing to a file in
+    /// a fresh directory, and returns what was written.
+    fn capture(format: LogFormat, f: impl FnOnce()) -> String {
+        use tracing_subscriber::layer::SubscriberExt;
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let dir =
+            std::env::temp_dir().join(format!("keysmith-format-{}-{nanos}", std::process::id()));
+        let dest = crate::diagnostics::FileDestination {
+            directory: dir.clone(),
+            file_name_pattern: "out.log".into(),
+            rotation: crate::diagnostics::Rotation::Never,
+            max_files: None,
+        };
+        let file = crate::diagnostics::roller::RollingFile::open(&dest).unwrap();
+        let output = Arc::new(Output {
+            state: std::sync::Mutex::new(crate::diagnostics::OutputState {
+                sink: crate::diagnostics::Sink::File(Box::new(file)),
+                format,
+            }),
+        });
+        let subscriber = tracing_subscriber::registry().with(OutputLayer::new(output.clone()));
+        tracing::subscriber::with_default(subscriber, f);
+        output.lock().flush();
+        let text = std::fs::read_to_string(dir.join("out.log")).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        text
+    }
+
+    #[test]
+    fn events_carry_span_fields_and_lose_secrets() {
+        let text = capture(LogFormat::Text, || {
+            let span = tracing::info_span!("flow", action = "issue", serial = "SN0001");
+            let _e = span.enter();
+            tracing::info!(
+                pin = "4711-secret",
+                client_secret = "s3cr3t-value",
+                status = 201u64,
+                note = "token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJlLXZhbHVl here",
+                "registered with Bearer abc.def.ghi"
+            );
+        });
+        assert!(text.contains(" INFO lifecycle::diagnostics::format::tests: flow{action=issue serial=SN0001}: registered with Bearer [redacted]"), "{text}");
+        assert!(
+            text.contains("pin=[redacted] client_secret=[redacted] status=201"),
+            "{text}"
+        );
+        assert!(
+            text.contains("note=\"token [redacted-jwt] here\""),
+            "{text}"
+        );
+        for secret in ["4711-secret", "s3cr3t-value", "eyJ", "abc.def"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
+        assert!(text.ends_with('\n') && text.lines().count() == 1, "{text}");
+    }
+
+    #[test]
+    fn json_records_are_one_object_per_line() {
+        let text = capture(LogFormat::Json, || {
+            let span = tracing::info_span!("flow", key_id = "k1");
+            let _e = span.enter();
+            tracing::warn!(attempt = 2u64, ok = false, "retrying");
+            tracing::debug!(access_token = "t0ken", "second");
+        });
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert_eq!(lines[0]["level"], "WARN");
+        assert_eq!(lines[0]["message"], "retrying");
+        assert_eq!(lines[0]["fields"]["attempt"], 2);
+        assert_eq!(lines[0]["fields"]["ok"], false);
+        assert_eq!(lines[0]["spans"][0]["name"], "flow");
+        assert_eq!(lines[0]["spans"][0]["key_id"], "k1");
+        assert_eq!(lines[1]["fields"]["access_token"], "[redacted]");
+        assert!(lines[0]["timestamp"].as_str().unwrap().ends_with('Z'));
+    }
+
     #[test]
     fn secret_field_names_are_recognised() {
         for n in [

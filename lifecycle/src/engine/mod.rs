@@ -859,6 +859,13 @@ impl Engine {
         device: &mut Authenticator<T>,
     ) -> Result<Vec<SignIn>, Error> {
         let key = self.key(key_id)?;
+        let span = tracing::info_span!(
+            "sign_in",
+            key_id = %key.key_id,
+            serial = %key.serial,
+            user = key.user_id.as_deref().unwrap_or(""),
+        );
+        let _entered = span.enter();
         let templates = self.template_for(&key)?;
         let user = key.user_id.clone().ok_or(EngineError::NotIssued {
             key_id: key.key_id.clone(),

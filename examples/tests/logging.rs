@@ -102,11 +102,11 @@ fn config_log_section_applies_and_flags_override_it() {
         )
         .unwrap();
     };
-    write_config(&format!(
+    // A relative directory is relative to the config file.
+    write_config(
         "[log]\nlevel = \"debug\"\nformat = \"json\"\n\
-         destination = {{ kind = \"file\", directory = \"{}\", file-name-pattern = \"ks-{{date}}.{{pid}}.log\", max-files = 3 }}\n",
-        logs.display()
-    ));
+         destination = { kind = \"file\", directory = \"logs\", file-name-pattern = \"ks-{date}.{pid}.log\", max-files = 3 }\n",
+    );
     let softkey = format!("softkey:{}", dir.join("softkey.json").display());
     let cmd = |args: &[&str]| {
         let mut c = keysmith();

@@ -66,11 +66,19 @@ fn read_section(path: &Path) -> Result<Option<LogConfig>, String> {
     let Ok(text) = std::fs::read_to_string(path) else {
         return Ok(None);
     };
-    let s: LogSection =
+    let mut s: LogSection =
         toml::from_str(&text).map_err(|e| format!("config {} [log]: {e}", path.display()))?;
-    if let Some(c) = &s.log {
+    if let Some(c) = &mut s.log {
         c.validate()
             .map_err(|e| format!("config {}: {e}", path.display()))?;
+        // Like the config's other paths, a relative log directory is relative to the file.
+        if let LogDestination::File(f) = &mut c.destination {
+            if f.directory.is_relative() {
+                if let Some(base) = path.parent() {
+                    f.directory = base.join(&f.directory);
+                }
+            }
+        }
     }
     Ok(s.log)
 }

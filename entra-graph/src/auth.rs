@@ -223,6 +223,15 @@ impl fmt::Debug for Credential {
 }
 
 impl Credential {
+    /// What kind of credential this is, for logs (never its content).
+    pub(crate) fn kind_name(&self) -> &'static str {
+        match self {
+            Credential::ClientSecret { .. } => "client-secret",
+            Credential::Certificate { .. } => "certificate",
+            Credential::Callback(_) => "callback",
+        }
+    }
+
     /// The form fields of a client-credentials token request (`None` for callbacks).
     pub(crate) fn token_form(
         &self,

@@ -272,6 +272,7 @@ impl GraphClient {
                             return Err(e);
                         }
                         core.counters.retries.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(attempt, delay_ms = d.as_millis() as u64, error = %e, "retrying graph deletion");
                         tokio::time::sleep(d).await;
                     }
                     Err(Failure::Unknown(Some(d), e)) => {
@@ -280,6 +281,7 @@ impl GraphClient {
                         }
                         uncertain = true;
                         core.counters.retries.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(attempt, delay_ms = d.as_millis() as u64, error = %e, "retrying graph deletion");
                         tokio::time::sleep(d).await;
                     }
                     Err(Failure::Unknown(None, e)) => {
@@ -288,6 +290,7 @@ impl GraphClient {
                         }
                         uncertain = true;
                         core.counters.retries.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(attempt, error = %e, "graph deletion outcome unknown; retrying");
                         tokio::time::sleep(core.backoff(attempt)).await;
                     }
                 }

@@ -137,9 +137,16 @@ impl Core {
                 return Ok(c.token.clone());
             }
         }
+        let started = Instant::now();
         let (token, lifetime) = self.acquire_token().await?;
         self.counters.tokens.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(lifetime_secs = lifetime.as_secs(), "access token acquired");
+        // Never the token itself.
+        tracing::debug!(
+            credential = self.credential.kind_name(),
+            lifetime_secs = lifetime.as_secs(),
+            duration_ms = started.elapsed().as_millis() as u64,
+            "access token acquired"
+        );
         // Refresh a quarter of the lifetime (at most 5 minutes) before expiry.
         let margin = (lifetime / 4).min(Duration::from_secs(300));
         *guard = Some(CachedToken {
@@ -155,6 +162,7 @@ impl Core {
 
     async fn acquire_token(&self) -> Result<(Secret, Duration), GraphError> {
         if let Credential::Callback(cb) = &self.credential {
+            tracing::debug!("asking the host's callback for an access token");
             let t = cb().map_err(|reason| GraphError::TokenCallback { reason })?;
             return Ok((t.token, t.expires_in));
         }
@@ -169,10 +177,18 @@ impl Core {
             if attempt > 0 {
                 tokio::time::sleep(self.backoff(attempt)).await;
             }
+            // The form holds the client secret or assertion: only say who asks where.
+            tracing::debug!(
+                credential = self.credential.kind_name(),
+                token_endpoint = %path_template(&url, ""),
+                attempt = attempt + 1,
+                "requesting an access token"
+            );
             let res = self.http.post(&url).form(&pairs).send().await;
             let resp = match res {
                 Ok(r) => r,
                 Err(e) => {
+                    tracing::debug!(error = %e, "token endpoint unreachable");
                     last = Some(GraphError::Transport {
                         reason: format!("token endpoint: {e}"),
                     });
@@ -202,6 +218,14 @@ impl Core {
                     description: String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned(),
                 },
             };
+            if let GraphError::Token { error, .. } = &err {
+                tracing::warn!(
+                    status,
+                    error = %error,
+                    retry_after_ms = ra.map(|d| d.as_millis() as u64),
+                    "token endpoint refused"
+                );
+            }
             if matches!(status, 429 | 500..=599) {
                 if let Some(d) = ra {
                     tokio::time::sleep(d.min(self.config.retry.max_retry_after)).await;
@@ -251,11 +275,14 @@ impl Core {
             })
         })?;
         self.counters.requests.fetch_add(1, Ordering::Relaxed);
+        let client_request_id = request_id();
+        let path = path_template(url, &self.config.graph_base);
+        let started = Instant::now();
         let mut req = self
             .http
             .request(method.clone(), url)
             .bearer_auth(token.expose())
-            .header("client-request-id", request_id());
+            .header("client-request-id", client_request_id.as_str());
         if let Some(b) = body {
             req = req
                 .header("content-type", "application/json")
@@ -264,7 +291,14 @@ impl Core {
         let resp = match req.send().await {
             Ok(r) => r,
             Err(e) => {
-                tracing::debug!(%method, url, error = %e, "graph request failed in transport");
+                tracing::debug!(
+                    %method,
+                    %path,
+                    %client_request_id,
+                    duration_ms = started.elapsed().as_millis() as u64,
+                    error = %e,
+                    "graph request failed in transport"
+                );
                 let err = GraphError::Transport {
                     reason: e.to_string(),
                 };
@@ -282,17 +316,20 @@ impl Core {
             .get("request-id")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        tracing::debug!(
-            %method,
-            url,
-            status,
-            request_id = request_id.as_deref().unwrap_or(""),
-            "graph request"
-        );
         let body = match read_body(resp).await {
             Ok(b) => b,
             Err(e) => return Err(Failure::Unknown(None, e)),
         };
+        tracing::debug!(
+            %method,
+            %path,
+            status,
+            request_id = request_id.as_deref().unwrap_or(""),
+            %client_request_id,
+            duration_ms = started.elapsed().as_millis() as u64,
+            retry_after_ms = retry_after(&headers).map(|d| d.as_millis() as u64),
+            "graph request"
+        );
         if (200..300).contains(&status) {
             return Ok(Reply { body, request_id });
         }
@@ -342,7 +379,7 @@ impl Core {
             };
             tracing::warn!(
                 %method,
-                url,
+                path = %path_template(url, &self.config.graph_base),
                 attempt,
                 delay_ms = delay.as_millis() as u64,
                 error = %err,
@@ -392,6 +429,33 @@ async fn read_body(mut resp: reqwest::Response) -> Result<Vec<u8>, GraphError> {
     Ok(out)
 }
 
+/// The request's path for logs: the Graph base and the query (which may carry search
+/// terms) cut off, and segments that name a user or an object (UPNs, GUIDs, method ids)
+/// replaced by `{id}`.
+pub(crate) fn path_template(url: &str, base: &str) -> String {
+    let rest = url.strip_prefix(base.trim_end_matches('/')).unwrap_or(url);
+    let rest = rest.split(['?', '#']).next().unwrap_or_default();
+    // A token endpoint URL given whole: drop the scheme and authority.
+    let rest = match rest.split_once("://") {
+        Some((_, after)) => after.find('/').map_or("", |i| &after[i..]),
+        None => rest,
+    };
+    let mut out = String::with_capacity(rest.len());
+    for (i, seg) in rest.split('/').enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        let guid = seg.len() == 36
+            && seg.bytes().enumerate().all(|(j, b)| match j {
+                8 | 13 | 18 | 23 => b == b'-',
+                _ => b.is_ascii_hexdigit(),
+            });
+        let identifying = guid || seg.contains('@') || seg.contains('%') || seg.len() > 32;
+        out.push_str(if identifying { "{id}" } else { seg });
+    }
+    out
+}
+
 /// A random GUID-shaped request id.
 pub(crate) fn request_id() -> String {
     let mut b = [0u8; 16];
@@ -403,6 +467,33 @@ pub(crate) fn request_id() -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn path_templates_hide_ids_and_queries() {
+        use super::path_template;
+        let base = "https://graph.microsoft.com/";
+        assert_eq!(
+            path_template(
+                "https://graph.microsoft.com/beta/users/kim%40contoso.com/authentication/fido2Methods/ZmFrZS1tZXRob2QtaWQtdGhhdC1pcy1sb25n",
+                base
+            ),
+            "/beta/users/{id}/authentication/fido2Methods/{id}"
+        );
+        assert_eq!(
+            path_template(
+                "https://graph.microsoft.com/v1.0/users/6e8a5a4e-5a0d-4e4c-9c8e-2f7c3d8a1b11?$select=id&$filter=startswith(displayName,'k')",
+                base
+            ),
+            "/v1.0/users/{id}"
+        );
+        assert_eq!(
+            path_template(
+                "http://127.0.0.1:1/6e8a5a4e-5a0d-4e4c-9c8e-2f7c3d8a1b11/oauth2/v2.0/token",
+                ""
+            ),
+            "/{id}/oauth2/v2.0/token"
+        );
+    }
+
     use super::*;
     use crate::config::RetryPolicy;
 

@@ -19,4 +19,7 @@ pub enum Error {
     /// An identity provider refused or failed a call.
     #[error(transparent)]
     Idp(#[from] crate::idp::IdpError),
+    /// Logging could not be set up or switched.
+    #[error(transparent)]
+    Diagnostics(#[from] crate::diagnostics::DiagnosticsError),
 }

@@ -5,6 +5,8 @@
 //! [`ops`] (device, issue, activate, inactivate, revoke, retire, unregister, show, list).
 #![forbid(unsafe_code)]
 
+#[path = "keysmith/logging.rs"]
+mod logging;
 #[path = "keysmith/ops.rs"]
 mod ops;
 
@@ -51,6 +53,8 @@ const USAGE: &str = "usage:
       pin_key_file (32 raw bytes or 64 hex digits), templates = [files],
       [idp.NAME] tenant, client_id, secret_env or secret_file, login_base, graph_base,
       api_version (\"v1.0\" or \"beta\"). Secrets never go on the command line.
+  --log-level off|error|warn|info|debug|trace, --log-file FILE: diagnostics (also the
+      config's [log] section: level, directives, format, destination); default: none.
   --json: one JSON object on stdout (errors: {\"error\":{\"kind\",\"message\",\"exit_code\"}}).
   \"touch your key\" prompts and PIN prompts go to stderr.
 
@@ -96,6 +100,13 @@ const DEMO_HOLDER_PIN: &str = "demo-pin-2468";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let args = match logging::start(args) {
+        Ok(rest) => rest,
+        Err(e) => {
+            eprintln!("keysmith: {e}\n{USAGE}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     match args.as_slice() {
         ["demo"] => demo(None),

@@ -170,15 +170,44 @@ impl<T: Transport> Authenticator<T> {
                 )));
             }
         }
-        let response = self.transport.transact(&request, progress)?;
+        // Only the command, sizes and status are logged: requests and answers carry PINs,
+        // pinUvAuthParams, tokens and shared-secret material.
+        let name = command_name(command.command_byte());
+        let transport = self.transport.kind();
+        let response = match self.transport.transact(&request, progress) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(command = name, ?transport, error = %e, "CTAP exchange failed");
+                return Err(e);
+            }
+        };
         self.stats.round_trips += 1;
         self.stats.bytes_sent += request.len() as u64;
         self.stats.bytes_received += response.len() as u64;
-        decode_response::<C>(&response).map_err(|e| match core_error(e) {
+        let result = decode_response::<C>(&response).map_err(|e| match core_error(e) {
             // The key's answer to CTAPHID_CANCEL / NFCCTAP cancel.
             Error::Ctap(CtapStatus::KeepaliveCancel) => Error::Cancelled,
             other => other,
-        })
+        });
+        match &result {
+            Ok(_) => tracing::debug!(
+                command = name,
+                ?transport,
+                sent = request.len(),
+                received = response.len(),
+                "CTAP command"
+            ),
+            Err(Error::Ctap(status)) => tracing::debug!(
+                command = name,
+                ?transport,
+                ctap_status = ?status,
+                "CTAP command refused"
+            ),
+            Err(e) => {
+                tracing::debug!(command = name, ?transport, error = %e, "CTAP command failed")
+            }
+        }
+        result
     }
 
     /// authenticatorSelection: asks the user to touch this key (to pick one of several
@@ -267,3 +296,21 @@ pub(crate) fn is_status(e: &Error, s: CtapStatus) -> bool {
 
 #[cfg(test)]
 mod tests;
+
+/// The CTAP command's name for logs.
+fn command_name(byte: u8) -> &'static str {
+    match byte {
+        0x01 => "authenticatorMakeCredential",
+        0x02 => "authenticatorGetAssertion",
+        0x04 => "authenticatorGetInfo",
+        0x06 => "authenticatorClientPIN",
+        0x07 => "authenticatorReset",
+        0x08 => "authenticatorGetNextAssertion",
+        0x09 | 0x40 => "authenticatorBioEnrollment",
+        0x0a | 0x41 => "authenticatorCredentialManagement",
+        0x0b => "authenticatorSelection",
+        0x0c => "authenticatorLargeBlobs",
+        0x0d => "authenticatorConfig",
+        _ => "vendor",
+    }
+}

@@ -119,6 +119,7 @@ impl<T: Transport> Authenticator<T> {
         let protocol = self.pin_protocol()?;
         let peer = self.key_agreement(protocol)?;
         let p = pin::set_pin(protocol, &peer, &new_pin, &mut rng()).map_err(pin_error)?;
+        tracing::debug!(?protocol, "clientPIN setPIN");
         let result = self.call(
             &ClientPin::SetPin {
                 pin_uv_auth_protocol: protocol.id(),
@@ -151,6 +152,7 @@ impl<T: Transport> Authenticator<T> {
         let peer = self.key_agreement(protocol)?;
         let p =
             pin::change_pin(protocol, &peer, &current, &new_pin, &mut rng()).map_err(pin_error)?;
+        tracing::debug!(?protocol, "clientPIN changePIN");
         let result = self.call(
             &ClientPin::ChangePin {
                 pin_uv_auth_protocol: protocol.id(),
@@ -199,6 +201,13 @@ impl<T: Transport> Authenticator<T> {
         let protocol = self.pin_protocol()?;
         let peer = self.key_agreement(protocol)?;
         let req = pin::pin_token_request(protocol, &peer, &pin, &mut rng()).map_err(pin_error)?;
+        tracing::debug!(
+            ?protocol,
+            with_permissions,
+            permissions = permissions.bits(),
+            rp_id = rp_id.unwrap_or(""),
+            "clientPIN getting a PIN/UV auth token"
+        );
         let command = if with_permissions {
             ClientPin::GetPinUvAuthTokenUsingPinWithPermissions {
                 pin_uv_auth_protocol: protocol.id(),

@@ -16,6 +16,7 @@ impl<T: Transport> Authenticator<T> {
     /// within 10 seconds" ([`Error::ReattachRequired`]). The cached
     /// getInfo is refreshed afterwards either way.
     pub fn reset(&mut self, progress: &mut dyn FnMut(Progress)) -> Result<(), Error> {
+        tracing::debug!("authenticatorReset");
         let first = self.call(&Reset, progress);
         self.invalidate_info();
         match first {

@@ -127,6 +127,12 @@ impl<T: Transport> Authenticator<T> {
         progress: &mut dyn FnMut(Progress),
     ) -> Result<MakeCredentialResult, Error> {
         let info = self.info_owned()?;
+        tracing::debug!(
+            rp_id = %args.rp.id,
+            resident_key = args.resident_key,
+            uv = token.is_some(),
+            "makeCredential"
+        );
         if args.algorithms.is_empty() {
             return Err(Error::InvalidArgument(
                 "makeCredential needs at least one algorithm".into(),
@@ -205,6 +211,12 @@ impl<T: Transport> Authenticator<T> {
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Vec<Assertion>, Error> {
         let info = self.info_owned()?;
+        tracing::debug!(
+            rp_id = %args.rp_id,
+            allow_list = args.allow_list.len(),
+            uv = token.is_some(),
+            "getAssertion"
+        );
         check_list_len(&args.allow_list, info.max_credential_count_in_list, "allow")?;
         let mut request = GetAssertion::new(args.rp_id.clone(), args.client_data_hash);
         request.allow_list = (!args.allow_list.is_empty()).then(|| args.allow_list.clone());

@@ -388,6 +388,28 @@ fn deleted_state(operation: Operation) -> CredentialState {
     }
 }
 
+/// The span a flow's events are recorded in: action, key id and serial, user, template.
+/// Never a PIN or token.
+fn flow_span(operation: Operation, actor: &str, key: &KeyRecord) -> tracing::Span {
+    tracing::info_span!(
+        "flow",
+        action = operation.as_str(),
+        actor,
+        key_id = %key.key_id,
+        serial = %key.serial,
+        user = key.user_id.as_deref().unwrap_or(""),
+        template = key.template_id.as_deref().unwrap_or(""),
+    )
+}
+
+/// Logs a flow's outcome in its span.
+fn log_outcome(result: &Result<KeyRecord, Error>) {
+    match result {
+        Ok(k) => tracing::info!(state = k.state.as_str(), "flow finished"),
+        Err(e) => tracing::warn!(error = %e, "flow failed"),
+    }
+}
+
 fn random_pin() -> Zeroizing<String> {
     let mut out = Zeroizing::new(String::with_capacity(TRANSPORT_PIN_DIGITS));
     while out.len() < TRANSPORT_PIN_DIGITS {
@@ -787,6 +809,8 @@ impl Engine {
         holder_pin: Option<&str>,
         now: UnixMillis,
     ) -> Result<KeyRecord, Error> {
+        let span = flow_span(operation, &request.actor, &key);
+        let _entered = span.enter();
         let mut run = Run {
             actor: &request.actor,
             operation,
@@ -810,6 +834,8 @@ impl Engine {
             let idp = self.idp(&first)?.clone();
             let (uid, attrs, rec) =
                 self.user_attrs(idp.as_ref(), &request.user, &request.serial)?;
+            span.record("user", uid.as_str());
+            span.record("template", run.templates.credential.name.as_str());
             run.user = Some(uid);
             run.attrs = attrs;
             run.work.users.push(rec);
@@ -823,7 +849,9 @@ impl Engine {
             self.execute(&mut run, &p.steps, Some(device), holder_pin, now)?;
             Ok(run.key.clone())
         })();
-        result.map_err(|e| self.fail(&run, e, now))
+        let result = result.map_err(|e| self.fail(&run, e, now));
+        log_outcome(&result);
+        result
     }
 
     /// Activation by the holder: their PIN replaces the transport PIN and the pending
@@ -839,6 +867,8 @@ impl Engine {
         now: UnixMillis,
     ) -> Result<KeyRecord, Error> {
         let key = self.key(key_id)?;
+        let span = flow_span(Operation::Activate, actor, &key);
+        let _entered = span.enter();
         let templates = self.template_for(&key)?;
         let mut run = self.run(actor, Operation::Activate, templates, key);
         let result = (|| {
@@ -867,7 +897,7 @@ impl Engine {
             )?;
             Ok(run.key.clone())
         })();
-        result.map_err(|e| match e {
+        let result = result.map_err(|e| match e {
             // Already audited with the needs-reissue mark.
             e @ Error::Transition(crate::state::TransitionError::ChallengeExpired { .. }) => {
                 if let Some(id) = run.intent {
@@ -876,7 +906,9 @@ impl Engine {
                 e
             }
             e => self.fail(&run, e, now),
-        })
+        });
+        log_outcome(&result);
+        result
     }
 
     fn run<'a>(
@@ -922,6 +954,8 @@ impl Engine {
         now: UnixMillis,
     ) -> Result<KeyRecord, Error> {
         let key = self.key(key_id)?;
+        let span = flow_span(operation, actor, &key);
+        let _entered = span.enter();
         let mut templates = match self.template_for(&key) {
             Ok(t) => t,
             // Retire/unregister of a key never issued works without a template.
@@ -939,7 +973,9 @@ impl Engine {
             self.execute(&mut run, &p.steps, None, None, now)?;
             Ok(run.key.clone())
         })();
-        result.map_err(|e| self.fail(&run, e, now))
+        let result = result.map_err(|e| self.fail(&run, e, now));
+        log_outcome(&result);
+        result
     }
 
     /// Inactivate: the passkeys are removed at the IdP (retried durably on failure).
@@ -991,6 +1027,13 @@ impl Engine {
         device: &mut Authenticator<T>,
     ) -> Result<Vec<SignIn>, Error> {
         let key = self.key(key_id)?;
+        let span = tracing::info_span!(
+            "sign_in",
+            key_id = %key.key_id,
+            serial = %key.serial,
+            user = key.user_id.as_deref().unwrap_or(""),
+        );
+        let _entered = span.enter();
         let templates = self.template_for(&key)?;
         let user = key.user_id.clone().ok_or(EngineError::NotIssued {
             key_id: key.key_id.clone(),
@@ -1099,6 +1142,7 @@ impl Engine {
             ));
         }
         let done = self.store.commit(work, ms(now))?;
+        tracing::info!(to = to.as_str(), "state committed");
         run.key = done.key.ok_or_else(|| StoreError::Corrupt {
             what: "transition committed without a key".into(),
         })?;
@@ -1132,6 +1176,7 @@ impl Engine {
             reason: "the flow has no key attached".into(),
         };
         for (index, step) in steps.iter().enumerate() {
+            tracing::info!(?step, "step");
             if matches!(
                 step,
                 Step::RegisterPending { .. } | Step::DeletePasskeyAtIdp { .. }
@@ -1548,6 +1593,12 @@ impl Engine {
             .ok_or_else(|| StoreError::Corrupt {
                 what: "journal append returned no entry".into(),
             })?;
+        tracing::info!(
+            journal_id = entry.id,
+            op = "register",
+            passkey_template,
+            "journal entry appended"
+        );
         self.maybe_crash(CrashPoint::AfterJournal)?;
         self.store
             .journal_claim(entry.id, &self.station, ms(now), JOURNAL_LEASE_MS)?;
@@ -1571,11 +1622,23 @@ impl Engine {
                 return Err(refusal.into());
             }
             Err(e) => {
+                tracing::warn!(
+                    journal_id = entry.id,
+                    idp_request_id = e.request_id().unwrap_or(""),
+                    error = %e,
+                    "IdP registration failed"
+                );
                 self.close_failed_if_final(entry.id, &e, now)?;
                 run.request_id = e.request_id().map(str::to_owned);
                 return Err(e.into());
             }
         };
+        tracing::info!(
+            journal_id = entry.id,
+            idp_request_id = outcome.request_id.as_deref().unwrap_or(""),
+            method_id = %outcome.method_id,
+            "IdP registration done"
+        );
         self.maybe_crash(CrashPoint::AfterIdpCall)?;
         run.request_id = outcome.request_id.clone();
         let mut pk = passkey;
@@ -1596,6 +1659,7 @@ impl Engine {
             },
             ms(now),
         )?;
+        tracing::info!(journal_id = entry.id, "journal entry closed");
         Ok(())
     }
 
@@ -1647,10 +1711,32 @@ impl Engine {
                 },
                 ms(now),
             )?;
+            tracing::info!(
+                journal_id = entry.id,
+                op = "delete",
+                passkey_template,
+                method_id = %method_id,
+                "journal entry appended"
+            );
             self.maybe_crash(CrashPoint::AfterJournal)?;
             self.store
                 .journal_claim(entry.id, &self.station, ms(now), JOURNAL_LEASE_MS)?;
-            match idp.delete(&user, &method_id) {
+            let deleted = idp.delete(&user, &method_id);
+            match &deleted {
+                Ok(d) => tracing::info!(
+                    journal_id = entry.id,
+                    idp_request_id = d.request_id.as_deref().unwrap_or(""),
+                    already_gone = d.already_gone,
+                    "IdP deletion done"
+                ),
+                Err(e) => tracing::warn!(
+                    journal_id = entry.id,
+                    idp_request_id = e.request_id().unwrap_or(""),
+                    error = %e,
+                    "IdP deletion failed"
+                ),
+            }
+            match deleted {
                 Ok(d) => {
                     self.maybe_crash(CrashPoint::AfterIdpCall)?;
                     run.request_id = d.request_id.clone();
@@ -1674,6 +1760,7 @@ impl Engine {
                         },
                         ms(now),
                     )?;
+                    tracing::info!(journal_id = entry.id, "journal entry closed");
                 }
                 Err(e) => {
                     run.request_id = e.request_id().map(str::to_owned);
@@ -1749,6 +1836,13 @@ impl Engine {
                     format!("failed: {e}")
                 }
             };
+            tracing::info!(
+                journal_id = entry.id,
+                key_id = %entry.key_id,
+                op = ?entry.operation,
+                outcome = %report.outcome,
+                "journal entry replayed"
+            );
             out.push(report);
         }
         Ok(out)

@@ -174,6 +174,10 @@ pub struct Config {
     /// IdP connections by name.
     #[serde(default)]
     pub idp: std::collections::BTreeMap<String, IdpConfig>,
+    /// Diagnostics (`[log]`); read and applied at start-up by `logging`.
+    #[serde(default)]
+    #[allow(dead_code)]
+    pub log: Option<lifecycle::diagnostics::LogConfig>,
 }
 
 fn default_station() -> String {

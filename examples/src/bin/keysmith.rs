@@ -5,6 +5,8 @@
 //! [`ops`] (device, issue, activate, inactivate, revoke, retire, unregister, show, list).
 #![forbid(unsafe_code)]
 
+#[path = "keysmith/demo_self.rs"]
+mod demo_self;
 #[path = "keysmith/logging.rs"]
 mod logging;
 #[path = "keysmith/ops.rs"]
@@ -400,13 +402,18 @@ fn run_demo(db: Option<PathBuf>) -> Result<(), String> {
         emulator.methods(&user_id).len()
     );
 
-    step(8, "self-service issuance: not built yet (skipped)");
+    step(
+        8,
+        "self-service issuance (the holder authenticated with OpenID Connect)",
+    );
+    let self_key = demo_self::run(&engine, &emulator, now + 7_000)?;
 
     println!("\n== repository ==");
-    for rec in engine
+    let mut keys = engine
         .find_keys(&KeyQuery::ByState(k.state))
-        .map_err(fail("list keys"))?
-    {
+        .map_err(fail("list keys"))?;
+    keys.push(engine.key(&self_key).map_err(fail("read key"))?);
+    for rec in keys {
         println!(
             "key {}  state={}  user={}  template={}  version={}",
             rec.key_id,
@@ -442,10 +449,18 @@ fn run_demo(db: Option<PathBuf>) -> Result<(), String> {
         }
     }
     println!("\n== IdP (Entra emulator) ==");
-    let methods = emulator.methods(&user_id);
-    println!("passkeys of {DEMO_USER}: {}", methods.len());
-    for m in methods {
-        println!("  {} {:?}", m.id, m.display_name);
+    for (upn, id) in [
+        (DEMO_USER, user_id),
+        (
+            demo_self::SELF_USER,
+            emulator_user_id(&engine, demo_self::SELF_USER)?,
+        ),
+    ] {
+        let methods = emulator.methods(&id);
+        println!("passkeys of {upn}: {}", methods.len());
+        for m in methods {
+            println!("  {} {:?}", m.id, m.display_name);
+        }
     }
     Ok(())
 }

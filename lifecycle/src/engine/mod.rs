@@ -13,8 +13,10 @@
 //!   one key never both win;
 //! - the transport PIN is random, sealed under the host's [`PinKey`] and never logged.
 
+mod bulk;
 mod device;
 mod payload;
+mod reconcile;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -42,8 +44,12 @@ use crate::store::{
 };
 use crate::template::{render_display_name, TemplateSet, Transport as KeyTransport};
 use crate::Error;
+pub use bulk::{
+    BulkDevice, BulkDeviceRequest, BulkItemResult, BulkKind, BulkOptions, BulkProgress, BulkSummary,
+};
 use device::{DeviceOps, Made};
 use payload::{DeletePayload, RegisterPayload};
+pub use reconcile::{DriftFinding, DriftKind, ReconcileOptions, ReconcileReport};
 
 /// Milliseconds since the Unix epoch (UTC), as the planner counts.
 pub type UnixMillis = u64;
@@ -64,6 +70,8 @@ pub enum CrashPoint {
     /// Before a flow commits the key's state change (e.g. activation's Issued -> Active,
     /// after its registrations are closed).
     BeforeStateChange,
+    /// A bulk job item was marked running, before its work starts.
+    BulkItemStarted,
 }
 
 /// A probe called at every [`CrashPoint`] a flow passes (see [`Engine::with_probe`]).
@@ -179,6 +187,23 @@ pub enum EngineError {
     /// `auto_initiate_after_issuance`), so the holder's PIN is needed; nothing was done.
     #[error("the template activates the key at issuance: the holder's PIN is needed (use issue_and_activate)")]
     HolderPinRequired,
+    /// A bulk job's CSV source is malformed (line and column are 1-based; column 0: the
+    /// whole line).
+    #[error("CSV line {line}, column {column}: {message}")]
+    Csv {
+        /// The source line.
+        line: u64,
+        /// The column (0 when the problem is the whole line).
+        column: u64,
+        /// What is wrong.
+        message: String,
+    },
+    /// No bulk job with this id is recorded.
+    #[error("no bulk job {job_id} is recorded")]
+    UnknownBulkJob {
+        /// The job id.
+        job_id: i64,
+    },
     /// A simulated crash stopped the flow (see [`Engine::crash_at`]).
     #[error("simulated crash at {point:?}")]
     SimulatedCrash {
@@ -1378,6 +1403,7 @@ impl Engine {
                 method_id: method_id.clone(),
                 credential_id: b64(&pk.credential_id),
                 target: Some(deleted_state(run.operation).as_str().to_owned()),
+                keep_key_state: false,
             };
             let entry = self.store.journal_append(
                 &NewJournalEntry {
@@ -1574,7 +1600,7 @@ impl Engine {
         Ok(how.to_owned())
     }
 
-    fn replay_delete(
+    pub(crate) fn replay_delete(
         &self,
         entry: &crate::store::JournalEntry,
         idp: &dyn Idp,
@@ -1620,7 +1646,11 @@ impl Engine {
         let others_registered = passkeys.iter().any(|pk| {
             pk.idp_method_id.is_some() && pk.idp_method_id.as_deref() != Some(&p.method_id)
         });
-        if let (Ok(to), false) = (next_state(key.state, action), others_registered) {
+        if let (Ok(to), false, false) = (
+            next_state(key.state, action),
+            others_registered,
+            p.keep_key_state,
+        ) {
             work.transition = Some(Transition::new(&key, to));
             work.audit.push(self.replay_audit(
                 &key,

@@ -29,6 +29,9 @@ pub(crate) struct DeletePayload {
     /// finishes that transition if the crash came before it.
     #[serde(default)]
     pub target: Option<String>,
+    /// A reconciliation deletion: replay changes no key state.
+    #[serde(default)]
+    pub keep_key_state: bool,
 }
 
 fn bad(id: i64, reason: impl Into<String>) -> EngineError {

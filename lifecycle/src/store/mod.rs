@@ -639,6 +639,8 @@ pub trait Store: Send + Sync {
     }
     /// The passkeys on a key, oldest first.
     fn list_passkeys(&self, key_id: &str) -> Result<Vec<PasskeyRecord>>;
+    /// The passkeys with this credential id (on any key), by key id.
+    fn passkeys_by_credential(&self, credential_id: &[u8]) -> Result<Vec<PasskeyRecord>>;
 
     /// Puts a pending registration (replacing one for the same key and IdP).
     fn put_pending(&self, pending: &PendingRegistration) -> Result<()> {

@@ -188,6 +188,7 @@ const V4: &[&str] = &[
      line BIGINT NOT NULL, input TEXT NOT NULL, status TEXT NOT NULL, outcome TEXT, \
      updated_ms BIGINT NOT NULL, PRIMARY KEY (job_id, line))",
     "CREATE INDEX bulk_items_status ON bulk_items (job_id, status)",
+    "CREATE INDEX passkeys_credential ON passkeys (credential_id)",
 ];
 
 const V2_SQLITE: &[&str] = &[
@@ -618,6 +619,20 @@ fn update_passkey(sql: &mut dyn Sql, p: &PasskeyRecord, now: UnixMillis) -> Resu
         });
     }
     Ok(())
+}
+
+pub(crate) fn passkeys_by_credential(
+    sql: &mut dyn Sql,
+    credential_id: &[u8],
+) -> Result<Vec<PasskeyRecord>> {
+    let rows = sql.query(
+        &format!(
+            "SELECT {PASSKEY_COLS} FROM passkeys WHERE credential_id = $1 \
+             ORDER BY key_id, idp"
+        ),
+        &[b(credential_id)],
+    )?;
+    rows_to(rows, passkey_from)
 }
 
 pub(crate) fn list_passkeys(sql: &mut dyn Sql, key_id: &str) -> Result<Vec<PasskeyRecord>> {
@@ -1181,6 +1196,12 @@ macro_rules! impl_store {
                 limit: u32,
             ) -> $crate::store::Result<Vec<$crate::store::PendingRegistration>> {
                 self.read(|s| $crate::store::sql::pending_expiring_page(s, t, after, limit))
+            }
+            fn passkeys_by_credential(
+                &self,
+                credential_id: &[u8],
+            ) -> $crate::store::Result<Vec<$crate::store::PasskeyRecord>> {
+                self.read(|s| $crate::store::sql::passkeys_by_credential(s, credential_id))
             }
             fn bulk_create(
                 &self,

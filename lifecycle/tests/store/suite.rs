@@ -397,6 +397,11 @@ pub fn passkeys_add_list_update<B: Backend>(b: &B) {
     s.add_passkey(&c).unwrap();
     s.add_passkey(&a).unwrap();
     assert_eq!(s.list_passkeys("k1").unwrap(), vec![a.clone(), c.clone()]);
+    assert_eq!(
+        s.passkeys_by_credential(&[0xc2; 16]).unwrap(),
+        vec![c.clone()]
+    );
+    assert!(s.passkeys_by_credential(&[0xc3; 16]).unwrap().is_empty());
     assert!(matches!(
         s.add_passkey(&a),
         Err(StoreError::Duplicate { .. })

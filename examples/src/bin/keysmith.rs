@@ -5,6 +5,8 @@
 //! [`ops`] (device, issue, activate, inactivate, revoke, retire, unregister, show, list).
 #![forbid(unsafe_code)]
 
+#[path = "keysmith/jobs.rs"]
+mod jobs;
 #[path = "keysmith/ops.rs"]
 mod ops;
 
@@ -38,12 +40,20 @@ const USAGE: &str = "usage:
     device reset                   reset the selected key (touch it; replug if asked)
     device set-pin [--pin-stdin]   set (or change) the key's PIN, read from stdin
     show KEY                       a key, its passkeys, pending registrations, audit log
+    list                           every key, read page by page (--json: one object per line)
     list [--user U] [--state S] [--expiring-before T]
                                    T: unix seconds, +<N>h or +<N>d (pending challenge expiry)
+    list --expiring DURATION       pending registrations expiring within DURATION (90m, 2h, 7d)
     issue --template FILE --user U [--serial S]
     activate KEY [--pin-stdin]     holder PIN prompted (or the first stdin line)
     inactivate KEY | retire KEY | unregister KEY
     revoke KEY [--force|--no-force]
+    reconcile [--user U ...] [--all] [--fix] [--delete-unknown]
+                                   repository vs IdP drift, one finding per line
+    bulk issue|revoke|reconcile FILE.csv [--resume JOB] [--workers N] [--rate PER_SEC]
+                                   issue: columns user,serial[,template] (--template FILE);
+                                   revoke: key_id or user[,force]; reconcile: user (--fix).
+                                   The same file again resumes its job; done rows are skipped.
 
   --device usb:PATH | nfc:READER | softkey:STATEFILE
       default: the first USB HID key, else the first NFC reader with a FIDO applet
@@ -51,7 +61,10 @@ const USAGE: &str = "usage:
       pin_key_file (32 raw bytes or 64 hex digits), templates = [files],
       [idp.NAME] tenant, client_id, secret_env or secret_file, login_base, graph_base,
       api_version (\"v1.0\" or \"beta\"). Secrets never go on the command line.
-  --json: one JSON object on stdout (errors: {\"error\":{\"kind\",\"message\",\"exit_code\"}}).
+  --json: one JSON object on stdout (errors: {\"error\":{\"kind\",\"message\",\"exit_code\"}});
+      list, reconcile and bulk print one object per key / finding / row, then a summary.
+  bulk: a progress bar on stderr when it is a terminal; with --device softkey:BASE each
+      issue row gets a fresh software key (state file BASE.line<N>).
   \"touch your key\" prompts and PIN prompts go to stderr.
 
 exit codes:
@@ -62,8 +75,7 @@ exit codes:
   3  device error (security key or its transport)
   4  IdP error (Entra refused or failed, incl. a cancelled forced deletion)
   5  repository or other error
-
-Not built yet: reconcile, bulk.";
+";
 
 /// The demo's credential template: Graph beta, a one-hour challenge, reset before issuance,
 /// always-UV, a minimum PIN length readable by Entra, forced IdP deletion on revoke.

@@ -327,3 +327,177 @@ fn bulk_reconcile_fixes_each_user() {
     );
     assert!(e.key(&a.key_id).unwrap().needs_reissue);
 }
+
+// ---- a real process killed with SIGKILL in the middle of a bulk job ----
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// The child program (built with the crate's examples by `cargo test`; built here when a
+/// test filter skipped it).
+fn child_program() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target profile directory");
+    let program = profile_dir
+        .join("examples")
+        .join(format!("bulk_child{}", std::env::consts::EXE_SUFFIX));
+    if !program.exists() {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "-p", "lifecycle", "--example", "bulk_child"])
+            .status()
+            .expect("cargo build of the bulk child");
+        assert!(status.success(), "building examples/bulk_child failed");
+    }
+    program
+}
+
+/// Runs a child on the world's database until it blocks in item `item` at `point`,
+/// then kills it with SIGKILL; returns the job id it printed.
+fn kill_child(w: &World, csv: &Path, item: usize, point: &str) -> i64 {
+    let template = w.dir.join("template.toml");
+    std::fs::write(&template, TEMPLATE).expect("template file");
+    let mut child = Command::new(child_program())
+        .env("BULK_TEMPLATE", &template)
+        .env("BULK_DB", &w.db)
+        .env("BULK_CSV", csv)
+        .env("BULK_KIND", "revoke")
+        .env("BULK_BASE_URL", w.emulator.base_url())
+        .env("BULK_TENANT", w.emulator.tenant_id())
+        .env("BULK_CLIENT_ID", w.emulator.client_id())
+        .env(
+            "BULK_CLIENT_SECRET",
+            w.emulator.client_secret().unwrap_or_default(),
+        )
+        .env("BULK_KILL_ITEM", item.to_string())
+        .env("BULK_KILL_POINT", point)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn the bulk child");
+    let stdout = child.stdout.take().expect("child stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut job = None;
+    let mut seen = Vec::new();
+    let reached = loop {
+        match rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(line) => {
+                if let Some(id) = line.strip_prefix("JOB ") {
+                    job = id.parse().ok();
+                }
+                let done = line.starts_with("CRASH-POINT ");
+                seen.push(line);
+                if done {
+                    break true;
+                }
+            }
+            Err(_) => break false,
+        }
+    };
+    child.kill().expect("kill the child");
+    let status = child.wait().expect("reap the child");
+    assert!(
+        reached,
+        "the child never reached {point} in item {item}: {seen:?}"
+    );
+    assert_eq!(status.signal(), Some(9), "killed by SIGKILL: {status:?}");
+    job.expect("the child printed the job id")
+}
+
+fn killed_bulk_revoke_resumes(point: &str, settled: u64) {
+    let w = world(&format!("bulk-kill-{point}"));
+    let e = &w.engine;
+    let now = now_ms();
+    let keys: Vec<_> = [(KIM, "K1"), (ADELE, "K2"), (ALEX, "K3"), (MEGAN, "K4")]
+        .into_iter()
+        .map(|(u, s)| active(e, u, s, now))
+        .collect();
+    // Megan's key is not in the file and keeps its passkey.
+    let csv = w.dir.join("revoke.csv");
+    std::fs::write(
+        &csv,
+        format!(
+            "key_id\n{}\n{}\n{}\n",
+            keys[0].key_id, keys[1].key_id, keys[2].key_id
+        ),
+    )
+    .unwrap();
+
+    let job = kill_child(&w, &csv, 2, point);
+    let counts = e.store().bulk_counts(job).unwrap();
+    assert_eq!(
+        (counts.done, counts.running, counts.pending),
+        (1, 1, 1),
+        "killed inside the second item"
+    );
+    assert_eq!(
+        e.key(&keys[1].key_id).unwrap().state,
+        CredentialState::Active
+    );
+
+    // Resumed in-process: the same file is the same job.
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let again = e
+        .bulk_create(BulkKind::Revoke, &text, "operator:bulk", now_ms())
+        .unwrap();
+    assert_eq!(again.job_id, job);
+    let s = e
+        .bulk_run(job, &BulkOptions::default(), &mut no_device, &mut |_| {})
+        .unwrap();
+    assert_eq!(
+        (s.done, s.failed, s.skipped, s.settled),
+        (3, 0, 1, settled),
+        "{s:#?}"
+    );
+    // Every row done exactly once; the IdP holds exactly Megan's passkey.
+    let items = e.store().bulk_items(job, None, 10).unwrap();
+    assert_eq!(items.len(), 3);
+    assert!(items.iter().all(|i| i.status == BulkItemStatus::Done));
+    assert_eq!(w.emulator.method_count(), 1);
+    assert_eq!(w.emulator.methods(MEGAN).len(), 1);
+    for k in &keys[..3] {
+        assert_eq!(e.key(&k.key_id).unwrap().state, CredentialState::Revoked);
+        assert_eq!(
+            count(e, &k.key_id, "revoke"),
+            1,
+            "{:?}",
+            actions(e, &k.key_id)
+        );
+        // One deletion each: by the flow, or (killed after the IdP call) by the replay.
+        assert_eq!(
+            count(e, &k.key_id, "idp-delete"),
+            1,
+            "{:?}",
+            actions(e, &k.key_id)
+        );
+    }
+    assert_eq!(
+        e.key(&keys[3].key_id).unwrap().state,
+        CredentialState::Active
+    );
+    assert!(e.store().journal_unfinished().unwrap().is_empty());
+}
+
+#[test]
+fn bulk_revoke_killed_after_an_item_started_resumes() {
+    killed_bulk_revoke_resumes("item-started", 0);
+}
+
+#[test]
+fn bulk_revoke_killed_after_the_idp_call_resumes_without_repeating_it() {
+    killed_bulk_revoke_resumes("after-idp-call", 1);
+}

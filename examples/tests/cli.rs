@@ -545,6 +545,25 @@ fn bulk_reconcile_and_paged_list_through_the_binary() {
     let resumed = json_lines(&e.run(&["--json", "bulk", "revoke", "--resume", &rjob], None));
     assert_eq!(resumed[0]["summary"]["skipped"], 2);
 
+    // A row that fails: every line and the summary, then exit 5.
+    let fcsv = e.dir.join("fail.csv");
+    std::fs::write(&fcsv, "key_id\nno-such-key\n").unwrap();
+    let out = e.run(&["--json", "bulk", "revoke", path_str(&fcsv)], None);
+    assert_eq!(out.status.code(), Some(5));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    assert_eq!(lines[0]["status"], "failed");
+    assert!(lines[0]["outcome"]
+        .as_str()
+        .unwrap()
+        .contains("no-such-key"));
+    assert_eq!(lines[1]["summary"]["failed"], 1);
+    assert_eq!(lines[2]["error"]["exit_code"], 5);
+
     // Bad input: usage errors naming what is wrong.
     let bad = e.dir.join("bad.csv");
     std::fs::write(&bad, "key_id,force\nk1,perhaps\n").unwrap();

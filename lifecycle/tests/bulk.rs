@@ -501,3 +501,58 @@ fn bulk_revoke_killed_after_an_item_started_resumes() {
 fn bulk_revoke_killed_after_the_idp_call_resumes_without_repeating_it() {
     killed_bulk_revoke_resumes("after-idp-call", 1);
 }
+
+#[test]
+fn an_issue_row_left_running_after_the_key_was_issued_is_settled_not_redone() {
+    let w = world("bulk-issue-settle");
+    let e = &w.engine;
+    let csv = format!("user,serial,template\n{KIM},S1,test-standard\n{ADELE},S2,test-standard\n");
+    let job = e
+        .bulk_create(BulkKind::Issue, &csv, "operator:bulk", now_ms())
+        .unwrap();
+    let mut calls = 0;
+    let s = e
+        .bulk_run(
+            job.job_id,
+            &BulkOptions::default(),
+            &mut |r: &BulkDeviceRequest| {
+                calls += 1;
+                soft_device(r)
+            },
+            &mut |_| {},
+        )
+        .unwrap();
+    assert_eq!(s.done, 2);
+    // As if the process died after the first key was issued, before its row was closed.
+    e.store()
+        .bulk_set_item(job.job_id, 2, BulkItemStatus::Running, None, 1)
+        .unwrap();
+    let s = e
+        .bulk_run(
+            job.job_id,
+            &BulkOptions::default(),
+            &mut |r: &BulkDeviceRequest| {
+                calls += 1;
+                soft_device(r)
+            },
+            &mut |_| {},
+        )
+        .unwrap();
+    assert_eq!((s.done, s.settled, s.skipped), (2, 1, 1));
+    assert!(
+        s.items[0].outcome.contains("already issued"),
+        "{:?}",
+        s.items
+    );
+    assert_eq!(calls, 2, "no key was asked for again");
+    let k = e
+        .find_keys(&KeyQuery::BySerial("S1".into()))
+        .unwrap()
+        .remove(0);
+    assert_eq!(count(e, &k.key_id, "issue"), 1);
+    assert_eq!(
+        e.passkeys(&k.key_id).unwrap().len(),
+        1,
+        "never a second passkey"
+    );
+}

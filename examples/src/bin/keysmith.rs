@@ -75,6 +75,8 @@ exit codes:
   3  device error (security key or its transport)
   4  IdP error (Entra refused or failed, incl. a cancelled forced deletion)
   5  repository or other error
+  reconcile exits 4 when a check or a fix failed at the IdP, bulk exits 5 when rows
+  failed; both after printing every line and the summary.
 ";
 
 /// The demo's credential template: Graph beta, a one-hour challenge, reset before issuance,

@@ -208,14 +208,23 @@ pub(crate) fn reconcile(args: &Args) -> Result<Output, CliError> {
             emit(args.json, &v, &finding_text(f));
         }
     }
-    Ok(Output {
+    let out = Output {
         json: json!({ "command": "reconcile", "summary": {
             "users": users.len(), "findings": findings, "fixed": fixed, "errors": errors } }),
         text: format!(
             "reconcile: {} user(s), {findings} finding(s), {fixed} fixed, {errors} error(s)",
             users.len()
         ),
-    })
+    };
+    if errors > 0 {
+        // The summary first, then the error (exit 4: the IdP failed a check or a fix).
+        emit(args.json, &out.json, &out.text);
+        return Err(CliError {
+            code: ops::EXIT_IDP,
+            message: format!("{errors} finding(s) could not be checked or fixed"),
+        });
+    }
+    Ok(out)
 }
 
 /// A hand-rolled progress bar on stderr, drawn only when stderr is a terminal.
@@ -398,7 +407,7 @@ pub(crate) fn bulk(args: &Args, kind: &str, file: Option<&str>) -> Result<Output
     );
     bar.finish();
     let summary = summary?;
-    Ok(Output {
+    let out = Output {
         json: json!({ "command": "bulk", "summary": {
             "job_id": summary.job_id, "kind": summary.kind, "total": summary.total,
             "done": summary.done, "failed": summary.failed, "skipped": summary.skipped,
@@ -413,7 +422,16 @@ pub(crate) fn bulk(args: &Args, kind: &str, file: Option<&str>) -> Result<Output
             summary.skipped,
             summary.job_id
         ),
-    })
+    };
+    if summary.failed > 0 {
+        // The summary first, then the error (exit 5); the rows say why each failed.
+        emit(args.json, &out.json, &out.text);
+        return Err(CliError::other(format!(
+            "{} of {} row(s) failed; fix them and rerun with --resume {}",
+            summary.failed, summary.total, summary.job_id
+        )));
+    }
+    Ok(out)
 }
 
 fn read_csv(path: &Path) -> Result<String, CliError> {

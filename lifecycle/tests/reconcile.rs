@@ -241,3 +241,27 @@ fn an_unreachable_idp_is_a_finding_not_a_false_drift() {
         .unwrap()
         .is_clean());
 }
+
+#[test]
+fn a_connection_that_is_not_configured_proves_nothing_missing() {
+    use lifecycle::engine::Engine;
+    use lifecycle::store::{PinKey, SqliteStore};
+    use std::sync::Arc;
+    let w = world("reconcile-noidp");
+    let now = now_ms();
+    let a = active(&w.engine, KIM, "SN-A", now);
+    // A station without the key's IdP connection configured.
+    let store = SqliteStore::open(&w.db).unwrap();
+    let bare = Engine::new(Arc::new(store), PinKey::from_bytes([7; 32]), "station-b");
+    bare.add_template(template()).unwrap();
+    let fix = ReconcileOptions {
+        fix: true,
+        delete_unknown: true,
+    };
+    let r = bare
+        .reconcile("operator:rec", &[KIM_ID.to_owned()], &fix, now)
+        .unwrap();
+    assert!(r.is_clean(), "{r:#?}");
+    assert!(!bare.key(&a.key_id).unwrap().needs_reissue);
+    assert_eq!(w.emulator.methods(KIM).len(), 1);
+}

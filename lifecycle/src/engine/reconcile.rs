@@ -208,33 +208,45 @@ impl Engine {
             }
         }
 
-        // 1. Registered passkeys of active keys that no IdP holds any more. Only when
-        // every connection answered: a failed listing proves nothing.
-        if checked_all {
-            for (k, pk) in &passkeys {
-                let registered = pk.idp_method_id.is_some()
-                    && k.state == CredentialState::Active
-                    && pk.state == CredentialState::Active;
-                if !registered
-                    || held
-                        .iter()
-                        .any(|h| h.methods.iter().any(|m| matches(m, pk)))
-                {
-                    continue;
-                }
-                let mut f = DriftFinding {
-                    user_id: user_id.clone(),
-                    key_id: Some(k.key_id.clone()),
-                    passkey_template: Some(pk.idp.clone()),
-                    method_id: pk.idp_method_id.clone(),
-                    credential_id: Some(b64(&pk.credential_id)),
-                    ..finding(DriftKind::MissingAtIdp, &self.connection_of(k, &pk.idp))
-                };
-                if options.fix {
-                    self.settle(&mut f, self.fix_missing(actor, k, pk, now));
-                }
-                out.push(f);
+        // 1. Registered passkeys of active keys that their IdP no longer holds. Only
+        // when that connection answered (or, if the passkey's connection is unknown,
+        // every connection did): a failed or missing listing proves nothing.
+        for (k, pk) in &passkeys {
+            let registered = pk.idp_method_id.is_some()
+                && k.state == CredentialState::Active
+                && pk.state == CredentialState::Active;
+            if !registered {
+                continue;
             }
+            let connection = self.connection_of(k, &pk.idp);
+            let asked: Vec<&Held> = held
+                .iter()
+                .filter(|h| connection.is_empty() || h.connection == connection)
+                .collect();
+            let checked = if connection.is_empty() {
+                checked_all && !held.is_empty()
+            } else {
+                !asked.is_empty()
+            };
+            if !checked
+                || asked
+                    .iter()
+                    .any(|h| h.methods.iter().any(|m| matches(m, pk)))
+            {
+                continue;
+            }
+            let mut f = DriftFinding {
+                user_id: user_id.clone(),
+                key_id: Some(k.key_id.clone()),
+                passkey_template: Some(pk.idp.clone()),
+                method_id: pk.idp_method_id.clone(),
+                credential_id: Some(b64(&pk.credential_id)),
+                ..finding(DriftKind::MissingAtIdp, &connection)
+            };
+            if options.fix {
+                self.settle(&mut f, self.fix_missing(actor, k, pk, now));
+            }
+            out.push(f);
         }
 
         // 2 and 3. Passkeys at the IdP that should not be there, or that nobody issued.

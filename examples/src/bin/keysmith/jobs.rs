@@ -233,10 +233,8 @@ struct Bar {
 }
 
 impl Bar {
-    fn draw(&self, p: &BulkProgress) {
-        if !self.tty {
-            return;
-        }
+    /// One frame of the bar (starts with `\r`, no newline).
+    fn render(p: &BulkProgress) -> String {
         let finished = p.done + p.failed;
         let width = 30u64;
         let filled = (finished.min(p.total) * width)
@@ -245,10 +243,17 @@ impl Bar {
         let bar: String = (0..width)
             .map(|i| if i < filled { '#' } else { '.' })
             .collect();
-        eprint!(
+        format!(
             "\r[{bar}] {finished}/{} done {} failed {} (line {})   ",
             p.total, p.done, p.failed, p.line
-        );
+        )
+    }
+
+    fn draw(&self, p: &BulkProgress) {
+        if !self.tty {
+            return;
+        }
+        eprint!("{}", Self::render(p));
         let _ = std::io::stderr().flush();
     }
 
@@ -450,6 +455,30 @@ fn read_csv(path: &Path) -> Result<String, CliError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn progress_bar_frames() {
+        let p = BulkProgress {
+            job_id: 1,
+            done: 2,
+            failed: 1,
+            total: 6,
+            line: 4,
+            status: lifecycle::store::BulkItemStatus::Failed,
+            outcome: String::new(),
+        };
+        let frame = Bar::render(&p);
+        assert!(frame.starts_with("\r["));
+        assert_eq!(frame.matches('#').count(), 15, "half of 30");
+        assert!(frame.contains("3/6 done 2 failed 1 (line 4)"), "{frame}");
+        let empty = BulkProgress {
+            total: 0,
+            done: 0,
+            failed: 0,
+            ..p
+        };
+        assert_eq!(Bar::render(&empty).matches('#').count(), 30);
+    }
 
     #[test]
     fn durations() {

@@ -90,7 +90,7 @@ impl BulkKind {
 /// How to run a bulk job.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BulkOptions {
-    /// Worker threads for revoke and reconcile items (1 to [`MAX_WORKERS`]); issuance
+    /// Worker threads for revoke and reconcile items (1 to 32); issuance
     /// always runs one row at a time.
     pub workers: usize,
     /// Ceiling on IdP calls per second across all workers (`None`: no ceiling). The

@@ -382,3 +382,204 @@ fn exit_codes_distinguish_usage_and_missing_keys() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--config"));
     let _ = std::fs::remove_dir_all(&e.dir);
 }
+
+/// stdout as JSON lines (every line one object).
+fn json_lines(out: &Output) -> Vec<serde_json::Value> {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout:\n{stdout}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+#[test]
+fn bulk_reconcile_and_paged_list_through_the_binary() {
+    const ADELE: &str = "adelev@contoso.onmicrosoft.com";
+    let emulator = Emulator::start(EmulatorConfig::default()).unwrap();
+    let e = env("bulk", &emulator);
+    let tpl = path_str(&e.template).to_owned();
+    let base = e.dir.join("row-key");
+    let device = format!("softkey:{}", base.display());
+
+    // Bulk issue: one fresh software key per row.
+    let csv = e.dir.join("issue.csv");
+    std::fs::write(&csv, format!("user,serial\n{USER},B1\n\"{ADELE}\",B2\n")).unwrap();
+    let run_bulk = |args: &[&str]| {
+        keysmith()
+            .arg("--config")
+            .arg(&e.config)
+            .args(["--device", &device])
+            .args(args)
+            .env("KEYSMITH_TEST_SECRET", &e.secret)
+            .output()
+            .unwrap()
+    };
+    let lines = json_lines(&run_bulk(&[
+        "--json",
+        "bulk",
+        "issue",
+        path_str(&csv),
+        "--template",
+        &tpl,
+    ]));
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert_eq!(lines[0]["line"], 2);
+    assert_eq!(lines[0]["status"], "done");
+    assert_eq!(lines[2]["summary"]["done"], 2);
+    assert_eq!(lines[2]["summary"]["failed"], 0);
+    let job = lines[2]["summary"]["job_id"].as_i64().unwrap();
+
+    // The same file again resumes the same job: nothing left to do.
+    let again = json_lines(&run_bulk(&[
+        "--json",
+        "bulk",
+        "issue",
+        path_str(&csv),
+        "--template",
+        &tpl,
+    ]));
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0]["summary"]["job_id"], job);
+    assert_eq!(again[0]["summary"]["skipped"], 2);
+
+    // Paged listing of every key, and the pending registrations expiring soon.
+    let listed = json_lines(&e.run(&["--json", "list"], None));
+    assert_eq!(listed.len(), 3);
+    assert_eq!(listed[2]["count"], 2);
+    let keys: Vec<String> = listed[..2]
+        .iter()
+        .map(|l| l["key"]["key_id"].as_str().unwrap().to_owned())
+        .collect();
+    let expiring = json_lines(&e.run(&["--json", "list", "--expiring", "2h"], None));
+    assert_eq!(expiring.last().unwrap()["count"], 2);
+    let none = json_lines(&e.run(&["--json", "list", "--expiring", "10m"], None));
+    assert_eq!(none.last().unwrap()["count"], 0);
+
+    // The first row's key (its software key state file is BASE.line2) is activated.
+    let kim_key = keys.iter().find(|k| k.ends_with("-B1")).unwrap().to_owned();
+    let out = keysmith()
+        .arg("--config")
+        .arg(&e.config)
+        .args(["--device", &format!("{device}.line2")])
+        .args(["--json", "activate", &kim_key, "--pin-stdin"])
+        .env("KEYSMITH_TEST_SECRET", &e.secret)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin.take().unwrap().write_all(b"holder-pin-1357\n")?;
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(emulator.methods(USER).len(), 1);
+
+    // A passkey nobody issued: reported, then deleted with --fix --delete-unknown.
+    let foreign = emulator.seed_methods(USER, 1);
+    let report = json_lines(&e.run(&["--json", "reconcile", "--user", USER], None));
+    assert_eq!(report.len(), 2, "{report:?}");
+    assert_eq!(report[0]["kind"], "unknown");
+    assert_eq!(report[0]["method_id"], foreign[0].as_str());
+    assert_eq!(report[0]["fixed"], false);
+    assert_eq!(report[1]["summary"]["findings"], 1);
+    assert_eq!(
+        e.run(&["reconcile", "--all", "--delete-unknown"], None)
+            .status
+            .code(),
+        Some(2),
+        "--delete-unknown without --fix"
+    );
+    let fixed = json_lines(&e.run(
+        &["--json", "reconcile", "--all", "--fix", "--delete-unknown"],
+        None,
+    ));
+    assert_eq!(fixed.last().unwrap()["summary"]["fixed"], 1, "{fixed:?}");
+    assert_eq!(
+        emulator.methods(USER).len(),
+        1,
+        "only the issued passkey is left"
+    );
+    let clean = json_lines(&e.run(&["--json", "reconcile", "--all"], None));
+    assert_eq!(clean.len(), 1);
+    assert_eq!(clean[0]["summary"]["findings"], 0);
+    assert_eq!(clean[0]["summary"]["users"], 2);
+
+    // Bulk revoke on two workers under a call ceiling; resumable by job id.
+    let rcsv = e.dir.join("revoke.csv");
+    std::fs::write(
+        &rcsv,
+        format!("key_id,force\n{},true\n{},\n", keys[0], keys[1]),
+    )
+    .unwrap();
+    let lines = json_lines(&e.run(
+        &[
+            "--json",
+            "bulk",
+            "revoke",
+            path_str(&rcsv),
+            "--workers",
+            "2",
+            "--rate",
+            "20",
+        ],
+        None,
+    ));
+    let summary = &lines.last().unwrap()["summary"];
+    assert_eq!(summary["done"], 2, "{lines:?}");
+    let rjob = summary["job_id"].as_i64().unwrap().to_string();
+    assert!(emulator.methods(USER).is_empty());
+    for k in &keys {
+        assert_eq!(
+            e.json(&["--json", "show", k], None)["key"]["state"],
+            "revoked"
+        );
+    }
+    let resumed = json_lines(&e.run(&["--json", "bulk", "revoke", "--resume", &rjob], None));
+    assert_eq!(resumed[0]["summary"]["skipped"], 2);
+
+    // A row that fails: every line and the summary, then exit 5.
+    let fcsv = e.dir.join("fail.csv");
+    std::fs::write(&fcsv, "key_id\nno-such-key\n").unwrap();
+    let out = e.run(&["--json", "bulk", "revoke", path_str(&fcsv)], None);
+    assert_eq!(out.status.code(), Some(5));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    assert_eq!(lines[0]["status"], "failed");
+    assert!(lines[0]["outcome"]
+        .as_str()
+        .unwrap()
+        .contains("no-such-key"));
+    assert_eq!(lines[1]["summary"]["failed"], 1);
+    assert_eq!(lines[2]["error"]["exit_code"], 5);
+
+    // Bad input: usage errors naming what is wrong.
+    let bad = e.dir.join("bad.csv");
+    std::fs::write(&bad, "key_id,force\nk1,perhaps\n").unwrap();
+    let out = e.run(&["bulk", "revoke", path_str(&bad)], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("CSV line 2, column 2"));
+    let out = e.run(&["bulk", "revoke", path_str(&rcsv), "--workers", "0"], None);
+    assert_eq!(out.status.code(), Some(2));
+    let out = e.run(&["bulk", "issue", "--resume", &rjob], None);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a revoke job is not an issue job"
+    );
+    let _ = std::fs::remove_dir_all(&e.dir);
+}

@@ -65,6 +65,9 @@ both!(
     transport_pin_sealed,
     migrations_idempotent_and_from_older_schema,
     newer_schema_is_refused,
+    keys_paged,
+    pending_expiring_paged,
+    bulk_jobs_round_trip,
 );
 
 #[test]

@@ -7,6 +7,8 @@
 
 #[path = "keysmith/demo_self.rs"]
 mod demo_self;
+#[path = "keysmith/jobs.rs"]
+mod jobs;
 #[path = "keysmith/logging.rs"]
 mod logging;
 #[path = "keysmith/ops.rs"]
@@ -42,12 +44,20 @@ const USAGE: &str = "usage:
     device reset                   reset the selected key (touch it; replug if asked)
     device set-pin [--pin-stdin]   set (or change) the key's PIN, read from stdin
     show KEY                       a key, its passkeys, pending registrations, audit log
+    list                           every key, read page by page (--json: one object per line)
     list [--user U] [--state S] [--expiring-before T]
                                    T: unix seconds, +<N>h or +<N>d (pending challenge expiry)
+    list --expiring DURATION       pending registrations expiring within DURATION (90m, 2h, 7d)
     issue --template FILE --user U [--serial S]
     activate KEY [--pin-stdin]     holder PIN prompted (or the first stdin line)
     inactivate KEY | retire KEY | unregister KEY
     revoke KEY [--force|--no-force]
+    reconcile [--user U ...] [--all] [--fix] [--delete-unknown]
+                                   repository vs IdP drift, one finding per line
+    bulk issue|revoke|reconcile FILE.csv [--resume JOB] [--workers N] [--rate PER_SEC]
+                                   issue: columns user,serial[,template] (--template FILE);
+                                   revoke: key_id or user[,force]; reconcile: user (--fix).
+                                   The same file again resumes its job; done rows are skipped.
 
   --device usb:PATH | nfc:READER | softkey:STATEFILE
       default: the first USB HID key, else the first NFC reader with a FIDO applet
@@ -57,7 +67,10 @@ const USAGE: &str = "usage:
       api_version (\"v1.0\" or \"beta\"). Secrets never go on the command line.
   --log-level off|error|warn|info|debug|trace, --log-file FILE: diagnostics (also the
       config's [log] section: level, directives, format, destination); default: none.
-  --json: one JSON object on stdout (errors: {\"error\":{\"kind\",\"message\",\"exit_code\"}}).
+  --json: one JSON object on stdout (errors: {\"error\":{\"kind\",\"message\",\"exit_code\"}});
+      list, reconcile and bulk print one object per key / finding / row, then a summary.
+  bulk: a progress bar on stderr when it is a terminal; with --device softkey:BASE each
+      issue row gets a fresh software key (state file BASE.line<N>).
   \"touch your key\" prompts and PIN prompts go to stderr.
 
 exit codes:
@@ -68,8 +81,9 @@ exit codes:
   3  device error (security key or its transport)
   4  IdP error (Entra refused or failed, incl. a cancelled forced deletion)
   5  repository or other error
-
-Not built yet: reconcile, bulk.";
+  reconcile exits 4 when a check or a fix failed at the IdP, bulk exits 5 when rows
+  failed; both after printing every line and the summary.
+";
 
 /// The demo's credential template: Graph beta, a one-hour challenge, reset before issuance,
 /// always-UV, a minimum PIN length readable by Entra, forced IdP deletion on revoke.

@@ -13,8 +13,10 @@
 //!   one key never both win;
 //! - the transport PIN is random, sealed under the host's [`PinKey`] and never logged.
 
+mod bulk;
 mod device;
 mod payload;
+mod reconcile;
 mod selfservice;
 
 use std::collections::BTreeMap;
@@ -43,8 +45,12 @@ use crate::store::{
 };
 use crate::template::{render_display_name, TemplateSet, Transport as KeyTransport};
 use crate::Error;
+pub use bulk::{
+    BulkDevice, BulkDeviceRequest, BulkItemResult, BulkKind, BulkOptions, BulkProgress, BulkSummary,
+};
 use device::{DeviceOps, Made};
 use payload::{DeletePayload, RegisterPayload, StatePayload};
+pub use reconcile::{DriftFinding, DriftKind, ReconcileOptions, ReconcileReport};
 
 /// Milliseconds since the Unix epoch (UTC), as the planner counts.
 pub type UnixMillis = u64;
@@ -68,6 +74,8 @@ pub enum CrashPoint {
     /// After the flow journalled its state change, before its first IdP side effect is
     /// journalled.
     AfterStateJournal,
+    /// A bulk job item was marked running, before its work starts.
+    BulkItemStarted,
 }
 
 /// What the engine asks of the person at the key while a command waits.
@@ -254,6 +262,23 @@ pub enum EngineError {
     PinNotBlocked {
         /// PIN attempts left.
         retries: u32,
+    },
+    /// A bulk job's CSV source is malformed (line and column are 1-based; column 0: the
+    /// whole line).
+    #[error("CSV line {line}, column {column}: {message}")]
+    Csv {
+        /// The source line.
+        line: u64,
+        /// The column (0 when the problem is the whole line).
+        column: u64,
+        /// What is wrong.
+        message: String,
+    },
+    /// No bulk job with this id is recorded.
+    #[error("no bulk job {job_id} is recorded")]
+    UnknownBulkJob {
+        /// The job id.
+        job_id: i64,
     },
     /// A simulated crash stopped the flow (see [`Engine::crash_at`]).
     #[error("simulated crash at {point:?}")]
@@ -1701,6 +1726,7 @@ impl Engine {
                 method_id: method_id.clone(),
                 credential_id: b64(&pk.credential_id),
                 target: Some(deleted_state(run.operation).as_str().to_owned()),
+                keep_key_state: false,
             };
             let entry = self.store.journal_append(
                 &NewJournalEntry {
@@ -2015,7 +2041,7 @@ impl Engine {
         }
     }
 
-    fn replay_delete(
+    pub(crate) fn replay_delete(
         &self,
         entry: &crate::store::JournalEntry,
         idp: &dyn Idp,
@@ -2061,7 +2087,11 @@ impl Engine {
         let others_registered = passkeys.iter().any(|pk| {
             pk.idp_method_id.is_some() && pk.idp_method_id.as_deref() != Some(&p.method_id)
         });
-        if let (Ok(to), false) = (next_state(key.state, action), others_registered) {
+        if let (Ok(to), false, false) = (
+            next_state(key.state, action),
+            others_registered,
+            p.keep_key_state,
+        ) {
             work.transition = Some(Transition::new(&key, to));
             work.audit.push(self.replay_audit(
                 &key,

@@ -29,6 +29,9 @@ pub(crate) struct DeletePayload {
     /// finishes that transition if the crash came before it.
     #[serde(default)]
     pub target: Option<String>,
+    /// A reconciliation deletion: replay changes no key state.
+    #[serde(default)]
+    pub keep_key_state: bool,
 }
 
 /// A journalled state change: a flow that is about to make IdP side effects records

@@ -305,6 +305,105 @@ pub enum KeyQuery {
     BySerial(String),
     /// The key of this model with this serial number.
     ByAaguidSerial([u8; 16], String),
+    /// Every key. With [`Store::find_keys`] this loads the whole repository: use
+    /// [`Store::find_keys_page`] instead.
+    All,
+}
+
+/// Where an item of a bulk job stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BulkItemStatus {
+    /// Not started.
+    Pending,
+    /// Started; a crash may have interrupted it (settled on resume).
+    Running,
+    /// Finished successfully.
+    Done,
+    /// Finished with an error (the outcome says which).
+    Failed,
+}
+
+impl BulkItemStatus {
+    /// The stable storage name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            BulkItemStatus::Pending => "pending",
+            BulkItemStatus::Running => "running",
+            BulkItemStatus::Done => "done",
+            BulkItemStatus::Failed => "failed",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "pending" => Some(BulkItemStatus::Pending),
+            "running" => Some(BulkItemStatus::Running),
+            "done" => Some(BulkItemStatus::Done),
+            "failed" => Some(BulkItemStatus::Failed),
+            _ => None,
+        }
+    }
+}
+
+/// A bulk job to record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewBulkJob {
+    /// The job kind (`issue`, `revoke`, `reconcile`).
+    pub kind: String,
+    /// Hex SHA-256 of the source file; (kind, source hash) is unique.
+    pub source_hash: String,
+    /// Who created the job.
+    pub actor: String,
+    /// The items: (source line number, the row as the engine stores it).
+    pub items: Vec<(u64, String)>,
+}
+
+/// A recorded bulk job.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BulkJob {
+    /// The job id (assigned by the store).
+    pub job_id: i64,
+    /// The job kind.
+    pub kind: String,
+    /// Hex SHA-256 of the source file.
+    pub source_hash: String,
+    /// Who created the job.
+    pub actor: String,
+    /// Number of items.
+    pub total: u64,
+    /// When the job was recorded.
+    pub created_ms: UnixMillis,
+}
+
+/// One item (source row) of a bulk job.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BulkItem {
+    /// The job.
+    pub job_id: i64,
+    /// The source line number (unique within the job).
+    pub line: u64,
+    /// The row as the engine stores it.
+    pub input: String,
+    /// Where it stands.
+    pub status: BulkItemStatus,
+    /// What happened (done: a summary; failed: the error).
+    pub outcome: Option<String>,
+    /// When the item last changed.
+    pub updated_ms: UnixMillis,
+}
+
+/// How many items of a job are in each status.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BulkCounts {
+    /// Not started.
+    pub pending: u64,
+    /// Started, not finished.
+    pub running: u64,
+    /// Done.
+    pub done: u64,
+    /// Failed.
+    pub failed: u64,
 }
 
 /// A compare-and-set change of a key's state.
@@ -489,6 +588,15 @@ pub trait Store: Send + Sync {
     fn get_key(&self, key_id: &str) -> Result<Option<KeyRecord>>;
     /// Finds keys, ordered by key id.
     fn find_keys(&self, query: &KeyQuery) -> Result<Vec<KeyRecord>>;
+    /// One page of the keys matching `query`, ordered by key id: at most `limit` (1 to
+    /// 10 000) keys whose id sorts after `after` (`None`: from the start). The next page
+    /// starts after the last key id returned; an empty page ends the listing.
+    fn find_keys_page(
+        &self,
+        query: &KeyQuery,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<KeyRecord>>;
 
     /// Commits a unit of work atomically.
     fn commit(&self, work: UnitOfWork, now: UnixMillis) -> Result<Committed>;
@@ -537,6 +645,8 @@ pub trait Store: Send + Sync {
     }
     /// The passkeys on a key, oldest first.
     fn list_passkeys(&self, key_id: &str) -> Result<Vec<PasskeyRecord>>;
+    /// The passkeys with this credential id (on any key), by key id.
+    fn passkeys_by_credential(&self, credential_id: &[u8]) -> Result<Vec<PasskeyRecord>>;
 
     /// Puts a pending registration (replacing one for the same key and IdP).
     fn put_pending(&self, pending: &PendingRegistration) -> Result<()> {
@@ -555,6 +665,39 @@ pub trait Store: Send + Sync {
     fn pending_for_key(&self, key_id: &str) -> Result<Vec<PendingRegistration>>;
     /// Pending registrations whose challenge expires before `t`, soonest first.
     fn pending_expiring_before(&self, t: UnixMillis) -> Result<Vec<PendingRegistration>>;
+    /// One page of [`Store::pending_expiring_before`]: at most `limit` (1 to 10 000)
+    /// registrations, ordered by (expiry, key id, IdP), after the position `after`
+    /// (the last one of the previous page, as (expiry, key id, IdP)).
+    fn pending_expiring_page(
+        &self,
+        t: UnixMillis,
+        after: Option<(UnixMillis, &str, &str)>,
+        limit: u32,
+    ) -> Result<Vec<PendingRegistration>>;
+
+    /// Records a bulk job and its items (all pending) atomically. A job of the same kind
+    /// from the same source (hash) gives [`StoreError::Duplicate`]; see
+    /// [`Store::bulk_job_by_source`].
+    fn bulk_create(&self, job: &NewBulkJob, now: UnixMillis) -> Result<BulkJob>;
+    /// Reads a bulk job.
+    fn bulk_job(&self, job_id: i64) -> Result<Option<BulkJob>>;
+    /// The job of this kind created from this source, if any.
+    fn bulk_job_by_source(&self, kind: &str, source_hash: &str) -> Result<Option<BulkJob>>;
+    /// One page of a job's items, by line: at most `limit` (1 to 10 000) items after line
+    /// `after_line` (`None`: from the start).
+    fn bulk_items(&self, job_id: i64, after_line: Option<u64>, limit: u32)
+        -> Result<Vec<BulkItem>>;
+    /// Sets an item's status and outcome.
+    fn bulk_set_item(
+        &self,
+        job_id: i64,
+        line: u64,
+        status: BulkItemStatus,
+        outcome: Option<&str>,
+        now: UnixMillis,
+    ) -> Result<()>;
+    /// How many items of a job are in each status.
+    fn bulk_counts(&self, job_id: i64) -> Result<BulkCounts>;
 
     /// Appends an audit event; returns its id.
     fn append_audit(&self, event: &NewAuditRecord) -> Result<i64> {

@@ -7,9 +7,10 @@
 
 use super::crypto;
 use super::{
-    AuditQuery, AuditRecord, Committed, JournalEntry, JournalOp, JournalStatus, KeyQuery,
-    KeyRecord, NewAuditRecord, NewJournalEntry, NewKey, PasskeyRecord, PendingRegistration, PinKey,
-    Result, StoreError, Transition, TransportPin, UnitOfWork, UnixMillis, UserRecord,
+    AuditQuery, AuditRecord, BulkCounts, BulkItem, BulkItemStatus, BulkJob, Committed,
+    JournalEntry, JournalOp, JournalStatus, KeyQuery, KeyRecord, NewAuditRecord, NewBulkJob,
+    NewJournalEntry, NewKey, PasskeyRecord, PendingRegistration, PinKey, Result, StoreError,
+    Transition, TransportPin, UnitOfWork, UnixMillis, UserRecord,
 };
 use crate::model::CredentialState;
 
@@ -133,7 +134,7 @@ fn ver(v: u64, field: &'static str) -> Result<i64> {
 // ---------------------------------------------------------------------------------------
 
 /// Number of migrations; the schema version after all of them.
-pub(crate) const MIGRATION_COUNT: u32 = 3;
+pub(crate) const MIGRATION_COUNT: u32 = 4;
 
 const V1: &[&str] = &[
     "CREATE TABLE users (user_id TEXT PRIMARY KEY, upn TEXT NOT NULL UNIQUE, \
@@ -178,6 +179,18 @@ const V3: &[&str] = &[
     "ALTER TABLE journal ADD COLUMN claimed_until_ms BIGINT NOT NULL DEFAULT 0",
 ];
 
+/// Resumable bulk jobs.
+const V4: &[&str] = &[
+    "CREATE TABLE bulk_jobs (job_id {ID}, kind TEXT NOT NULL, source_hash TEXT NOT NULL, \
+     actor TEXT NOT NULL, total BIGINT NOT NULL, created_ms BIGINT NOT NULL, \
+     UNIQUE (kind, source_hash))",
+    "CREATE TABLE bulk_items (job_id BIGINT NOT NULL REFERENCES bulk_jobs(job_id), \
+     line BIGINT NOT NULL, input TEXT NOT NULL, status TEXT NOT NULL, outcome TEXT, \
+     updated_ms BIGINT NOT NULL, PRIMARY KEY (job_id, line))",
+    "CREATE INDEX bulk_items_status ON bulk_items (job_id, status)",
+    "CREATE INDEX passkeys_credential ON passkeys (credential_id)",
+];
+
 const V2_SQLITE: &[&str] = &[
     "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit \
      BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END",
@@ -201,6 +214,7 @@ fn migration_sql(version: u32, dialect: Dialect) -> Vec<String> {
         1 => V1.to_vec(),
         2 => V2.to_vec(),
         3 => V3.to_vec(),
+        4 => V4.to_vec(),
         _ => Vec::new(),
     };
     if version == 2 {
@@ -451,15 +465,60 @@ pub(crate) fn get_key(sql: &mut dyn Sql, key_id: &str) -> Result<Option<KeyRecor
     first(rows, key_from)
 }
 
-pub(crate) fn find_keys(sql: &mut dyn Sql, q: &KeyQuery) -> Result<Vec<KeyRecord>> {
-    let (cond, params) = match q {
+fn key_cond(q: &KeyQuery) -> (&'static str, Vec<P>) {
+    match q {
         KeyQuery::ByUser(u) => ("user_id = $1", vec![t(u)]),
         KeyQuery::ByState(s) => ("state = $1", vec![t(s.as_str())]),
         KeyQuery::BySerial(s) => ("serial = $1", vec![t(s)]),
         KeyQuery::ByAaguidSerial(a, s) => ("aaguid = $1 AND serial = $2", vec![b(a), t(s)]),
-    };
+        KeyQuery::All => ("1 = 1", vec![]),
+    }
+}
+
+pub(crate) fn find_keys(sql: &mut dyn Sql, q: &KeyQuery) -> Result<Vec<KeyRecord>> {
+    let (cond, params) = key_cond(q);
     let rows = sql.query(
         &format!("SELECT {KEY_COLS} FROM keys WHERE {cond} ORDER BY key_id"),
+        &params,
+    )?;
+    rows_to(rows, key_from)
+}
+
+/// Largest page the paged queries return.
+pub(crate) const MAX_PAGE: u32 = 10_000;
+
+fn page_limit(limit: u32) -> Result<i64> {
+    if limit == 0 || limit > MAX_PAGE {
+        return Err(StoreError::Invalid {
+            field: "limit",
+            reason: format!("{limit} is not between 1 and {MAX_PAGE}"),
+        });
+    }
+    Ok(i64::from(limit))
+}
+
+pub(crate) fn find_keys_page(
+    sql: &mut dyn Sql,
+    q: &KeyQuery,
+    after: Option<&str>,
+    limit: u32,
+) -> Result<Vec<KeyRecord>> {
+    let limit = page_limit(limit)?;
+    let (cond, mut params) = key_cond(q);
+    let n = params.len();
+    let after_cond = match after {
+        Some(a) => {
+            params.push(t(a));
+            format!(" AND key_id > ${}", n + 1)
+        }
+        None => String::new(),
+    };
+    params.push(i(limit));
+    let rows = sql.query(
+        &format!(
+            "SELECT {KEY_COLS} FROM keys WHERE {cond}{after_cond} ORDER BY key_id LIMIT ${}",
+            params.len()
+        ),
         &params,
     )?;
     rows_to(rows, key_from)
@@ -562,6 +621,20 @@ fn update_passkey(sql: &mut dyn Sql, p: &PasskeyRecord, now: UnixMillis) -> Resu
     Ok(())
 }
 
+pub(crate) fn passkeys_by_credential(
+    sql: &mut dyn Sql,
+    credential_id: &[u8],
+) -> Result<Vec<PasskeyRecord>> {
+    let rows = sql.query(
+        &format!(
+            "SELECT {PASSKEY_COLS} FROM passkeys WHERE credential_id = $1 \
+             ORDER BY key_id, idp"
+        ),
+        &[b(credential_id)],
+    )?;
+    rows_to(rows, passkey_from)
+}
+
 pub(crate) fn list_passkeys(sql: &mut dyn Sql, key_id: &str) -> Result<Vec<PasskeyRecord>> {
     let rows = sql.query(
         &format!(
@@ -629,6 +702,202 @@ pub(crate) fn pending_expiring_before(
         &[i(before)],
     )?;
     rows_to(rows, pending_from)
+}
+
+pub(crate) fn pending_expiring_page(
+    sql: &mut dyn Sql,
+    before: UnixMillis,
+    after: Option<(UnixMillis, &str, &str)>,
+    limit: u32,
+) -> Result<Vec<PendingRegistration>> {
+    let limit = page_limit(limit)?;
+    let rows = match after {
+        None => sql.query(
+            &format!(
+                "SELECT {PENDING_COLS} FROM pending_registrations WHERE challenge_expires_ms < $1 \
+                 ORDER BY challenge_expires_ms, key_id, idp LIMIT $2"
+            ),
+            &[i(before), i(limit)],
+        )?,
+        Some((e, k, d)) => sql.query(
+            &format!(
+                "SELECT {PENDING_COLS} FROM pending_registrations WHERE challenge_expires_ms < $1 \
+                 AND (challenge_expires_ms > $2 OR (challenge_expires_ms = $2 AND \
+                 (key_id > $3 OR (key_id = $3 AND idp > $4)))) \
+                 ORDER BY challenge_expires_ms, key_id, idp LIMIT $5"
+            ),
+            &[i(before), i(e), t(k), t(d), i(limit)],
+        )?,
+    };
+    rows_to(rows, pending_from)
+}
+
+// ---------------------------------------------------------------------------------------
+// Bulk jobs
+// ---------------------------------------------------------------------------------------
+
+const BULK_JOB_COLS: &str = "job_id, kind, source_hash, actor, total, created_ms";
+
+fn bulk_job_from(row: &Row) -> Result<BulkJob> {
+    Ok(BulkJob {
+        job_id: row.int(0, "bulk_jobs.job_id")?,
+        kind: row.text(1, "bulk_jobs.kind")?,
+        source_hash: row.text(2, "bulk_jobs.source_hash")?,
+        actor: row.text(3, "bulk_jobs.actor")?,
+        total: row.uint(4, "bulk_jobs.total")?,
+        created_ms: row.int(5, "bulk_jobs.created_ms")?,
+    })
+}
+
+const BULK_ITEM_COLS: &str = "job_id, line, input, status, outcome, updated_ms";
+
+fn bulk_item_from(row: &Row) -> Result<BulkItem> {
+    let status = row.text(3, "bulk_items.status")?;
+    Ok(BulkItem {
+        job_id: row.int(0, "bulk_items.job_id")?,
+        line: row.uint(1, "bulk_items.line")?,
+        input: row.text(2, "bulk_items.input")?,
+        status: BulkItemStatus::parse(&status).ok_or_else(|| StoreError::Corrupt {
+            what: format!("bulk_items.status: unknown {status:?}"),
+        })?,
+        outcome: row.opt_text(4, "bulk_items.outcome")?,
+        updated_ms: row.int(5, "bulk_items.updated_ms")?,
+    })
+}
+
+pub(crate) fn bulk_create(sql: &mut dyn Sql, job: &NewBulkJob, now: UnixMillis) -> Result<BulkJob> {
+    if job.kind.is_empty() || job.source_hash.is_empty() {
+        return Err(StoreError::Invalid {
+            field: "bulk job",
+            reason: "kind and source hash must not be empty".into(),
+        });
+    }
+    let total = i64::try_from(job.items.len()).map_err(|_| StoreError::Invalid {
+        field: "items",
+        reason: "too many".into(),
+    })?;
+    let rows = sql.query(
+        &format!(
+            "INSERT INTO bulk_jobs (kind, source_hash, actor, total, created_ms) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING {BULK_JOB_COLS}"
+        ),
+        &[
+            t(&job.kind),
+            t(&job.source_hash),
+            t(&job.actor),
+            i(total),
+            i(now),
+        ],
+    )?;
+    let created = first(rows, bulk_job_from)?.ok_or_else(|| StoreError::Corrupt {
+        what: "bulk_jobs: insert returned no row".into(),
+    })?;
+    for (line, input) in &job.items {
+        sql.exec(
+            "INSERT INTO bulk_items (job_id, line, input, status, outcome, updated_ms) \
+             VALUES ($1, $2, $3, $4, NULL, $5)",
+            &[
+                i(created.job_id),
+                i(ver(*line, "items.line")?),
+                t(input),
+                t(BulkItemStatus::Pending.as_str()),
+                i(now),
+            ],
+        )?;
+    }
+    Ok(created)
+}
+
+pub(crate) fn bulk_job(sql: &mut dyn Sql, job_id: i64) -> Result<Option<BulkJob>> {
+    let rows = sql.query(
+        &format!("SELECT {BULK_JOB_COLS} FROM bulk_jobs WHERE job_id = $1"),
+        &[i(job_id)],
+    )?;
+    first(rows, bulk_job_from)
+}
+
+pub(crate) fn bulk_job_by_source(
+    sql: &mut dyn Sql,
+    kind: &str,
+    hash: &str,
+) -> Result<Option<BulkJob>> {
+    let rows = sql.query(
+        &format!("SELECT {BULK_JOB_COLS} FROM bulk_jobs WHERE kind = $1 AND source_hash = $2"),
+        &[t(kind), t(hash)],
+    )?;
+    first(rows, bulk_job_from)
+}
+
+pub(crate) fn bulk_items(
+    sql: &mut dyn Sql,
+    job_id: i64,
+    after_line: Option<u64>,
+    limit: u32,
+) -> Result<Vec<BulkItem>> {
+    let limit = page_limit(limit)?;
+    let after = match after_line {
+        Some(l) => ver(l, "after_line")?,
+        None => -1,
+    };
+    let rows = sql.query(
+        &format!(
+            "SELECT {BULK_ITEM_COLS} FROM bulk_items WHERE job_id = $1 AND line > $2 \
+             ORDER BY line LIMIT $3"
+        ),
+        &[i(job_id), i(after), i(limit)],
+    )?;
+    rows_to(rows, bulk_item_from)
+}
+
+pub(crate) fn bulk_set_item(
+    sql: &mut dyn Sql,
+    job_id: i64,
+    line: u64,
+    status: BulkItemStatus,
+    outcome: Option<&str>,
+    now: UnixMillis,
+) -> Result<()> {
+    let n = sql.exec(
+        "UPDATE bulk_items SET status = $1, outcome = $2, updated_ms = $3 \
+         WHERE job_id = $4 AND line = $5",
+        &[
+            t(status.as_str()),
+            P::T(outcome.map(str::to_owned)),
+            i(now),
+            i(job_id),
+            i(ver(line, "line")?),
+        ],
+    )?;
+    if n == 0 {
+        return Err(StoreError::NotFound {
+            what: format!("bulk item {job_id}:{line}"),
+        });
+    }
+    Ok(())
+}
+
+pub(crate) fn bulk_counts(sql: &mut dyn Sql, job_id: i64) -> Result<BulkCounts> {
+    let rows = sql.query(
+        "SELECT status, COUNT(*) FROM bulk_items WHERE job_id = $1 GROUP BY status",
+        &[i(job_id)],
+    )?;
+    let mut c = BulkCounts::default();
+    for r in &rows {
+        let status = r.text(0, "bulk_items.status")?;
+        let n = r.uint(1, "count")?;
+        match BulkItemStatus::parse(&status) {
+            Some(BulkItemStatus::Pending) => c.pending = n,
+            Some(BulkItemStatus::Running) => c.running = n,
+            Some(BulkItemStatus::Done) => c.done = n,
+            Some(BulkItemStatus::Failed) => c.failed = n,
+            None => {
+                return Err(StoreError::Corrupt {
+                    what: format!("bulk_items.status: unknown {status:?}"),
+                })
+            }
+        }
+    }
+    Ok(c)
 }
 
 fn append_audit(sql: &mut dyn Sql, a: &NewAuditRecord) -> Result<i64> {
@@ -911,6 +1180,71 @@ macro_rules! impl_store {
                 query: &$crate::store::KeyQuery,
             ) -> $crate::store::Result<Vec<$crate::store::KeyRecord>> {
                 self.read(|s| $crate::store::sql::find_keys(s, query))
+            }
+            fn find_keys_page(
+                &self,
+                query: &$crate::store::KeyQuery,
+                after: Option<&str>,
+                limit: u32,
+            ) -> $crate::store::Result<Vec<$crate::store::KeyRecord>> {
+                self.read(|s| $crate::store::sql::find_keys_page(s, query, after, limit))
+            }
+            fn pending_expiring_page(
+                &self,
+                t: $crate::store::UnixMillis,
+                after: Option<($crate::store::UnixMillis, &str, &str)>,
+                limit: u32,
+            ) -> $crate::store::Result<Vec<$crate::store::PendingRegistration>> {
+                self.read(|s| $crate::store::sql::pending_expiring_page(s, t, after, limit))
+            }
+            fn passkeys_by_credential(
+                &self,
+                credential_id: &[u8],
+            ) -> $crate::store::Result<Vec<$crate::store::PasskeyRecord>> {
+                self.read(|s| $crate::store::sql::passkeys_by_credential(s, credential_id))
+            }
+            fn bulk_create(
+                &self,
+                job: &$crate::store::NewBulkJob,
+                now: $crate::store::UnixMillis,
+            ) -> $crate::store::Result<$crate::store::BulkJob> {
+                self.tx(|s| $crate::store::sql::bulk_create(s, job, now))
+            }
+            fn bulk_job(
+                &self,
+                job_id: i64,
+            ) -> $crate::store::Result<Option<$crate::store::BulkJob>> {
+                self.read(|s| $crate::store::sql::bulk_job(s, job_id))
+            }
+            fn bulk_job_by_source(
+                &self,
+                kind: &str,
+                source_hash: &str,
+            ) -> $crate::store::Result<Option<$crate::store::BulkJob>> {
+                self.read(|s| $crate::store::sql::bulk_job_by_source(s, kind, source_hash))
+            }
+            fn bulk_items(
+                &self,
+                job_id: i64,
+                after_line: Option<u64>,
+                limit: u32,
+            ) -> $crate::store::Result<Vec<$crate::store::BulkItem>> {
+                self.read(|s| $crate::store::sql::bulk_items(s, job_id, after_line, limit))
+            }
+            fn bulk_set_item(
+                &self,
+                job_id: i64,
+                line: u64,
+                status: $crate::store::BulkItemStatus,
+                outcome: Option<&str>,
+                now: $crate::store::UnixMillis,
+            ) -> $crate::store::Result<()> {
+                self.tx(|s| {
+                    $crate::store::sql::bulk_set_item(s, job_id, line, status, outcome, now)
+                })
+            }
+            fn bulk_counts(&self, job_id: i64) -> $crate::store::Result<$crate::store::BulkCounts> {
+                self.read(|s| $crate::store::sql::bulk_counts(s, job_id))
             }
             fn commit(
                 &self,

@@ -397,6 +397,11 @@ pub fn passkeys_add_list_update<B: Backend>(b: &B) {
     s.add_passkey(&c).unwrap();
     s.add_passkey(&a).unwrap();
     assert_eq!(s.list_passkeys("k1").unwrap(), vec![a.clone(), c.clone()]);
+    assert_eq!(
+        s.passkeys_by_credential(&[0xc2; 16]).unwrap(),
+        vec![c.clone()]
+    );
+    assert!(s.passkeys_by_credential(&[0xc3; 16]).unwrap().is_empty());
     assert!(matches!(
         s.add_passkey(&a),
         Err(StoreError::Duplicate { .. })
@@ -752,4 +757,190 @@ pub fn newer_schema_is_refused<B: Backend>(b: &B) {
         Err(StoreError::Migration { version: 99, .. }) => {}
         other => panic!("expected a migration error, got {:?}", other.map(|_| ())),
     }
+}
+
+pub fn keys_paged<B: Backend>(b: &B) {
+    let s = b.open("keyspage");
+    for n in 0..25 {
+        s.create_key(&new_key(&format!("k{n:03}"), &format!("S{n}")), 1)
+            .unwrap();
+    }
+    let k = s.get_key("k007").unwrap().unwrap();
+    s.transition(
+        &issue(&k, "alice"),
+        &audit("issue", Some("k007"), None, 2),
+        2,
+    )
+    .unwrap();
+    // Walk every key in pages of 10: 10 + 10 + 5 + an empty page, in order, no repeats.
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let page = s
+            .find_keys_page(&KeyQuery::All, after.as_deref(), 10)
+            .unwrap();
+        pages += 1;
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 10);
+        after = page.last().map(|k| k.key_id.clone());
+        seen.extend(page.into_iter().map(|k| k.key_id));
+    }
+    assert_eq!(pages, 4);
+    let expected: Vec<String> = (0..25).map(|n| format!("k{n:03}")).collect();
+    assert_eq!(seen, expected);
+    assert_eq!(s.find_keys(&KeyQuery::All).unwrap().len(), 25);
+    // Paging composes with the other queries.
+    let issued = s
+        .find_keys_page(&KeyQuery::ByState(St::Issued), None, 5)
+        .unwrap();
+    assert_eq!(issued.len(), 1);
+    assert_eq!(issued[0].key_id, "k007");
+    assert!(s
+        .find_keys_page(&KeyQuery::ByState(St::Issued), Some("k007"), 5)
+        .unwrap()
+        .is_empty());
+    let blank = s
+        .find_keys_page(&KeyQuery::ByState(St::Blank), Some("k020"), 100)
+        .unwrap();
+    assert_eq!(blank.len(), 4);
+    // Bounded pages.
+    for bad in [0, 10_001] {
+        assert!(matches!(
+            s.find_keys_page(&KeyQuery::All, None, bad),
+            Err(StoreError::Invalid { field: "limit", .. })
+        ));
+    }
+}
+
+pub fn pending_expiring_paged<B: Backend>(b: &B) {
+    let s = b.open("pendpage");
+    for n in 0..7 {
+        let k = format!("k{n}");
+        s.create_key(&new_key(&k, &k), 1).unwrap();
+        s.put_pending(&PendingRegistration {
+            key_id: k,
+            idp: "entra".into(),
+            user_id: "u".into(),
+            attestation_object: vec![1],
+            client_data_json: vec![2],
+            // Two share each expiry, to exercise the tie-break.
+            challenge_expires_ms: 1_000 + (n / 2) * 100,
+            created_ms: 1,
+        })
+        .unwrap();
+    }
+    let mut seen = Vec::new();
+    let mut after: Option<(i64, String, String)> = None;
+    loop {
+        let page = s
+            .pending_expiring_page(
+                1_300,
+                after.as_ref().map(|(e, k, d)| (*e, k.as_str(), d.as_str())),
+                2,
+            )
+            .unwrap();
+        if page.is_empty() {
+            break;
+        }
+        let last = page.last().unwrap();
+        after = Some((
+            last.challenge_expires_ms,
+            last.key_id.clone(),
+            last.idp.clone(),
+        ));
+        seen.extend(page.into_iter().map(|p| p.key_id));
+    }
+    // Expiries 1000,1000,1100,1100,1200,1200 are before 1300; 1300 is not.
+    assert_eq!(seen, ["k0", "k1", "k2", "k3", "k4", "k5"]);
+    let all: Vec<String> = s
+        .pending_expiring_before(1_300)
+        .unwrap()
+        .into_iter()
+        .map(|p| p.key_id)
+        .collect();
+    assert_eq!(all, seen);
+}
+
+pub fn bulk_jobs_round_trip<B: Backend>(b: &B) {
+    use lifecycle::store::{BulkCounts, BulkItemStatus, NewBulkJob};
+    let s = b.open("bulk");
+    let job = NewBulkJob {
+        kind: "revoke".into(),
+        source_hash: "ab12".into(),
+        actor: "op-1".into(),
+        items: (0..5).map(|n| (n + 2, format!("row {n}"))).collect(),
+    };
+    let created = s.bulk_create(&job, 100).unwrap();
+    assert_eq!(created.total, 5);
+    assert_eq!(created.kind, "revoke");
+    assert_eq!(s.bulk_job(created.job_id).unwrap(), Some(created.clone()));
+    assert_eq!(
+        s.bulk_job_by_source("revoke", "ab12").unwrap(),
+        Some(created.clone())
+    );
+    assert_eq!(s.bulk_job_by_source("issue", "ab12").unwrap(), None);
+    // The same source for the same kind is refused; another kind is another job.
+    assert!(matches!(
+        s.bulk_create(&job, 101),
+        Err(StoreError::Duplicate { .. })
+    ));
+    let other = s
+        .bulk_create(
+            &NewBulkJob {
+                kind: "reconcile".into(),
+                ..job.clone()
+            },
+            102,
+        )
+        .unwrap();
+    assert_ne!(other.job_id, created.job_id);
+
+    let page = s.bulk_items(created.job_id, None, 3).unwrap();
+    assert_eq!(page.iter().map(|i| i.line).collect::<Vec<_>>(), [2, 3, 4]);
+    assert!(page.iter().all(|i| i.status == BulkItemStatus::Pending));
+    assert_eq!(page[0].input, "row 0");
+    let rest = s.bulk_items(created.job_id, Some(4), 3).unwrap();
+    assert_eq!(rest.iter().map(|i| i.line).collect::<Vec<_>>(), [5, 6]);
+
+    s.bulk_set_item(created.job_id, 2, BulkItemStatus::Running, None, 110)
+        .unwrap();
+    s.bulk_set_item(
+        created.job_id,
+        3,
+        BulkItemStatus::Done,
+        Some("revoked"),
+        111,
+    )
+    .unwrap();
+    s.bulk_set_item(
+        created.job_id,
+        4,
+        BulkItemStatus::Failed,
+        Some("no key"),
+        112,
+    )
+    .unwrap();
+    assert_eq!(
+        s.bulk_counts(created.job_id).unwrap(),
+        BulkCounts {
+            pending: 2,
+            running: 1,
+            done: 1,
+            failed: 1
+        }
+    );
+    let items = s.bulk_items(created.job_id, Some(2), 1).unwrap();
+    assert_eq!(items[0].status, BulkItemStatus::Done);
+    assert_eq!(items[0].outcome.as_deref(), Some("revoked"));
+    assert_eq!(items[0].updated_ms, 111);
+    // The other job is untouched.
+    assert_eq!(s.bulk_counts(other.job_id).unwrap().pending, 5);
+    assert!(matches!(
+        s.bulk_set_item(created.job_id, 99, BulkItemStatus::Done, None, 1),
+        Err(StoreError::NotFound { .. })
+    ));
+    assert_eq!(s.bulk_job(9_999).unwrap(), None);
 }

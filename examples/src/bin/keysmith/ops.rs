@@ -41,19 +41,19 @@ pub struct CliError {
 }
 
 impl CliError {
-    fn usage(m: impl Into<String>) -> Self {
+    pub(crate) fn usage(m: impl Into<String>) -> Self {
         CliError {
             code: EXIT_USAGE,
             message: m.into(),
         }
     }
-    fn device(m: impl Into<String>) -> Self {
+    pub(crate) fn device(m: impl Into<String>) -> Self {
         CliError {
             code: EXIT_DEVICE,
             message: m.into(),
         }
     }
-    fn other(m: impl Into<String>) -> Self {
+    pub(crate) fn other(m: impl Into<String>) -> Self {
         CliError {
             code: EXIT_OTHER,
             message: m.into(),
@@ -112,8 +112,24 @@ pub struct Args {
     pub pin_stdin: bool,
     /// `--force` (Some(true)) / `--no-force` (Some(false)).
     pub force: Option<bool>,
-    /// `--user U`.
+    /// `--user U` (the last one given).
     pub user: Option<String>,
+    /// Every `--user U` given, in order.
+    pub users: Vec<String>,
+    /// `--all`.
+    pub all: bool,
+    /// `--fix`.
+    pub fix: bool,
+    /// `--delete-unknown`.
+    pub delete_unknown: bool,
+    /// `--resume JOB`.
+    pub resume: Option<String>,
+    /// `--workers N`.
+    pub workers: Option<String>,
+    /// `--rate PER_SEC`.
+    pub rate: Option<String>,
+    /// `--expiring DURATION`.
+    pub expiring: Option<String>,
     /// `--state S`.
     pub state: Option<String>,
     /// `--expiring-before T`.
@@ -143,7 +159,18 @@ pub fn parse_args(raw: &[String]) -> Result<Args, CliError> {
             "--pin-stdin" => a.pin_stdin = true,
             "--force" => a.force = Some(true),
             "--no-force" => a.force = Some(false),
-            "--user" => a.user = Some(value("--user")?),
+            "--user" => {
+                let u = value("--user")?;
+                a.users.push(u.clone());
+                a.user = Some(u);
+            }
+            "--all" => a.all = true,
+            "--fix" => a.fix = true,
+            "--delete-unknown" => a.delete_unknown = true,
+            "--resume" => a.resume = Some(value("--resume")?),
+            "--workers" => a.workers = Some(value("--workers")?),
+            "--rate" => a.rate = Some(value("--rate")?),
+            "--expiring" => a.expiring = Some(value("--expiring")?),
             "--state" => a.state = Some(value("--state")?),
             "--expiring-before" => a.expiring_before = Some(value("--expiring-before")?),
             "--template" => a.template = Some(PathBuf::from(value("--template")?)),
@@ -283,13 +310,13 @@ fn read_secret(name: &str, c: &IdpConfig, base: &Path) -> Result<Secret, CliErro
 }
 
 /// The engine and what else the commands need from the configuration.
-struct Setup {
-    engine: Engine,
-    actor: String,
-    idps: Vec<String>,
+pub(crate) struct Setup {
+    pub(crate) engine: Engine,
+    pub(crate) actor: String,
+    pub(crate) idps: Vec<String>,
 }
 
-fn setup(args: &Args) -> Result<Setup, CliError> {
+pub(crate) fn setup(args: &Args) -> Result<Setup, CliError> {
     let path = args
         .config
         .as_deref()
@@ -364,9 +391,9 @@ fn setup(args: &Args) -> Result<Setup, CliError> {
 
 /// A transport that prints "touch your key" (on stderr) when the key waits for the user,
 /// once per transaction unless the command already said so.
-struct Prompting {
-    inner: Box<dyn Transport>,
-    already_told: bool,
+pub(crate) struct Prompting {
+    pub(crate) inner: Box<dyn Transport>,
+    pub(crate) already_told: bool,
 }
 
 impl Transport for Prompting {
@@ -406,8 +433,26 @@ struct Device {
     serial: Option<String>,
 }
 
+/// A raw transport for `--device` and what the CLI knows about it: (transport, how it
+/// is attached, can be reset in place, serial).
+pub(crate) type RawDevice = (Box<dyn Transport>, KeyTransport, bool, Option<String>);
+
 fn open_device(spec: Option<&str>) -> Result<Device, CliError> {
-    let (transport, kind, reset, serial): (Box<dyn Transport>, _, _, _) = match spec {
+    let (transport, kind, reset, serial) = open_raw(spec)?;
+    Ok(Device {
+        client: Authenticator::new(Prompting {
+            inner: transport,
+            already_told: false,
+        }),
+        kind,
+        can_reset_in_place: reset,
+        serial,
+    })
+}
+
+/// Opens the transport `--device` names (see [`RawDevice`]).
+pub(crate) fn open_raw(spec: Option<&str>) -> Result<RawDevice, CliError> {
+    let (transport, kind, reset, serial): RawDevice = match spec {
         Some(s) if s.starts_with("usb:") => {
             let path = s.get(4..).unwrap_or_default();
             let serial = fido_transport::hid::list_devices()
@@ -472,22 +517,14 @@ fn open_device(spec: Option<&str>) -> Result<Device, CliError> {
             }
         }
     };
-    Ok(Device {
-        client: Authenticator::new(Prompting {
-            inner: transport,
-            already_told: false,
-        }),
-        kind,
-        can_reset_in_place: reset,
-        serial,
-    })
+    Ok((transport, kind, reset, serial))
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .ok()
@@ -520,11 +557,11 @@ pub struct Output {
     pub text: String,
 }
 
-fn key_json(k: &KeyRecord) -> Value {
+pub(crate) fn key_json(k: &KeyRecord) -> Value {
     serde_json::to_value(k).unwrap_or(Value::Null)
 }
 
-fn key_line(k: &KeyRecord) -> String {
+pub(crate) fn key_line(k: &KeyRecord) -> String {
     format!(
         "key {}  state={}  user={}  template={}  serial={}{}",
         k.key_id,
@@ -566,7 +603,17 @@ pub fn run(args: &Args) -> Result<Output, CliError> {
         ["device", "reset"] => device_reset(args),
         ["device", "set-pin"] => device_set_pin(args),
         ["show", _] => show(args),
+        ["list"] if args.expiring.is_some() => crate::jobs::list_expiring(args),
+        ["list"]
+            if args.user.is_none() && args.state.is_none() && args.expiring_before.is_none() =>
+        {
+            crate::jobs::list_all(args)
+        }
         ["list"] => list(args),
+        ["reconcile"] => crate::jobs::reconcile(args),
+        ["bulk", kind, rest @ ..] if rest.len() <= 1 => {
+            crate::jobs::bulk(args, kind, rest.first().copied())
+        }
         ["issue"] => issue(args),
         ["activate", _] => {
             let s = setup(args)?;

@@ -1,0 +1,113 @@
+//! Child process for the bulk crash tests (`tests/bulk_crash.rs`): runs a bulk job from
+//! a CSV file against the Entra emulator (real HTTP) and a SQLite file, and stops inside
+//! item number `BULK_KILL_ITEM` (1-based, in run order): it prints `CRASH-POINT <what>`
+//! and blocks there until the parent kills it with SIGKILL.
+//!
+//! Environment (all required): `BULK_DB` (SQLite file), `BULK_CSV` (the job's CSV file),
+//! `BULK_TEMPLATE` (the credential template TOML file the keys were issued under),
+//! `BULK_KIND` (`revoke` or `reconcile`), `BULK_BASE_URL`, `BULK_TENANT`,
+//! `BULK_CLIENT_ID`, `BULK_CLIENT_SECRET` (emulator), `BULK_KILL_ITEM` and
+//! `BULK_KILL_POINT`: `item-started` (right after the item is marked running) or
+//! `after-idp-call` (after the item's IdP call answered, before anything is recorded).
+//! Prints `JOB <id>` once the job is recorded. Exits 2 on a setup error and 3 when the
+//! job finished without reaching the point.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use entra_graph::auth::{Credential, Secret};
+use entra_graph::{ApiVersion, GraphClient, GraphConfig};
+use lifecycle::engine::{BulkKind, BulkOptions, CrashPoint, Engine};
+use lifecycle::idp::EntraIdp;
+use lifecycle::store::{PinKey, SqliteStore};
+use lifecycle::template::TemplateSet;
+
+fn env(name: &str) -> Result<String, String> {
+    std::env::var(name).map_err(|_| format!("{name} is not set"))
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+fn block_here(what: &str) -> ! {
+    let mut out = std::io::stdout().lock();
+    // Nothing to do if the parent is gone: it kills us anyway.
+    let _ = writeln!(out, "CRASH-POINT {what}");
+    let _ = out.flush();
+    loop {
+        std::thread::sleep(Duration::from_secs(60));
+    }
+}
+
+fn run() -> Result<(), String> {
+    let kill_item: usize = env("BULK_KILL_ITEM")?
+        .parse()
+        .map_err(|_| "BULK_KILL_ITEM: not a number".to_owned())?;
+    let point = match env("BULK_KILL_POINT")?.as_str() {
+        "item-started" => CrashPoint::BulkItemStarted,
+        "after-idp-call" => CrashPoint::AfterIdpCall,
+        other => return Err(format!("BULK_KILL_POINT: unknown point {other:?}")),
+    };
+    let kind = BulkKind::parse(&env("BULK_KIND")?).ok_or("BULK_KIND: unknown kind")?;
+    let csv = std::fs::read_to_string(env("BULK_CSV")?).map_err(|e| format!("BULK_CSV: {e}"))?;
+
+    let mut config = GraphConfig::new(env("BULK_TENANT")?);
+    config.login_base = env("BULK_BASE_URL")?;
+    config.graph_base = config.login_base.clone();
+    config.version = ApiVersion::Beta;
+    let client = GraphClient::new(
+        config,
+        Credential::ClientSecret {
+            client_id: env("BULK_CLIENT_ID")?,
+            secret: Secret::new(env("BULK_CLIENT_SECRET")?),
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    let store = SqliteStore::open(env("BULK_DB")?).map_err(|e| e.to_string())?;
+
+    // Counts the items started; inside the chosen one, blocks at the chosen point.
+    let started = Arc::new(AtomicUsize::new(0));
+    let seen = started.clone();
+    let engine = Engine::new(Arc::new(store), PinKey::from_bytes([7; 32]), "station-a")
+        .with_idp(Arc::new(EntraIdp::new("contoso-entra", client)))
+        .with_probe(Arc::new(move |p| {
+            if p == CrashPoint::BulkItemStarted {
+                let n = seen.fetch_add(1, Ordering::SeqCst) + 1;
+                if n == kill_item && point == CrashPoint::BulkItemStarted {
+                    block_here(&format!("item {n} started"));
+                }
+            } else if p == point && seen.load(Ordering::SeqCst) == kill_item {
+                block_here(&format!("item {kill_item} {p:?}"));
+            }
+        }));
+    let template_text = std::fs::read_to_string(env("BULK_TEMPLATE")?)
+        .map_err(|e| format!("BULK_TEMPLATE: {e}"))?;
+    engine
+        .add_template(TemplateSet::from_toml_str(&template_text).map_err(|e| e.to_string())?)
+        .map_err(|e| e.to_string())?;
+    let job = engine
+        .bulk_create(kind, &csv, "operator:bulk", now_ms())
+        .map_err(|e| format!("bulk_create: {e}"))?;
+    println!("JOB {}", job.job_id);
+    let result = engine.bulk_run(
+        job.job_id,
+        &BulkOptions::default(),
+        &mut |_| Err("no device".into()),
+        &mut |_| {},
+    );
+    println!("NO-CRASH {result:?}");
+    std::process::exit(3);
+}
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("bulk_child: {e}");
+        std::process::exit(2);
+    }
+}

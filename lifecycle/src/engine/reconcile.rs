@@ -1,0 +1,560 @@
+//! Reconciliation: what the repository says against what each IdP holds.
+//!
+//! For each user the engine lists the passkeys every configured IdP connection holds and
+//! compares them with the passkeys recorded on the user's keys. Four kinds of drift are
+//! found (see [`DriftKind`]); with [`ReconcileOptions::fix`] each is repaired, and every
+//! repair is audited. Deletions at the IdP go through the journal like every other IdP
+//! side effect, so a crash in the middle is finished by [`Engine::replay_journal`].
+
+use serde::{Deserialize, Serialize};
+
+use super::payload::DeletePayload;
+use super::{b64, ms, Engine, UnixMillis};
+use crate::idp::{Idp, IdpPasskey};
+use crate::model::CredentialState;
+use crate::store::{
+    JournalOp, KeyQuery, KeyRecord, NewAuditRecord, NewJournalEntry, NewKey, PasskeyRecord,
+    StoreError, Transition, UnitOfWork,
+};
+use crate::Error;
+
+/// What reconciliation may repair.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReconcileOptions {
+    /// Repair what is found (otherwise only report).
+    pub fix: bool,
+    /// With `fix`: also delete passkeys nobody issued ([`DriftKind::Unknown`]).
+    pub delete_unknown: bool,
+}
+
+/// A kind of drift between the repository and an IdP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum DriftKind {
+    /// A passkey the CMS registered (key active) is gone at the IdP. Fix: the key is
+    /// marked as needing reissue and the passkey as no longer registered.
+    MissingAtIdp,
+    /// A passkey of a revoked, inactive, retired or unregistered key (or passkey) is still
+    /// at the IdP. Fix: a journalled deletion.
+    StillAtIdp,
+    /// A passkey at the IdP whose credential id the repository does not know. Fix (only
+    /// with [`ReconcileOptions::delete_unknown`]): a journalled deletion.
+    Unknown,
+    /// A pending registration's challenge expired. Fix: the key is marked as needing
+    /// reissue.
+    ExpiredPending,
+    /// The user could not be checked at this IdP connection (the error says why).
+    CheckFailed,
+}
+
+impl DriftKind {
+    /// The stable snake_case name (as in JSON).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            DriftKind::MissingAtIdp => "missing_at_idp",
+            DriftKind::StillAtIdp => "still_at_idp",
+            DriftKind::Unknown => "unknown",
+            DriftKind::ExpiredPending => "expired_pending",
+            DriftKind::CheckFailed => "check_failed",
+        }
+    }
+}
+
+/// One finding of a reconciliation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriftFinding {
+    /// The user as asked for.
+    pub user: String,
+    /// The user's IdP object id, when resolved.
+    pub user_id: Option<String>,
+    /// The key concerned, if the repository knows one.
+    pub key_id: Option<String>,
+    /// The passkey template, if known.
+    pub passkey_template: Option<String>,
+    /// The IdP connection.
+    pub idp_connection: String,
+    /// The IdP's method id, if any.
+    pub method_id: Option<String>,
+    /// The credential id (base64url), if known.
+    pub credential_id: Option<String>,
+    /// What is wrong.
+    pub kind: DriftKind,
+    /// The drift was repaired.
+    pub fixed: bool,
+    /// Why the repair (or the check) failed, if it did.
+    pub error: Option<String>,
+}
+
+/// What a reconciliation found (owned, serializable).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReconcileReport {
+    /// How many users were checked.
+    pub users_checked: u64,
+    /// One entry per finding, in user order.
+    pub findings: Vec<DriftFinding>,
+}
+
+impl ReconcileReport {
+    /// Nothing was found.
+    pub fn is_clean(&self) -> bool {
+        self.findings.is_empty()
+    }
+}
+
+/// A passkey state (or key state) that must not be at the IdP any more.
+fn retired_state(s: CredentialState) -> bool {
+    matches!(
+        s,
+        CredentialState::Inactive
+            | CredentialState::Revoked
+            | CredentialState::Retired
+            | CredentialState::Unregistered
+    )
+}
+
+fn matches(m: &IdpPasskey, pk: &PasskeyRecord) -> bool {
+    match &m.credential_id {
+        Some(c) => *c == pk.credential_id,
+        None => pk.idp_method_id.as_deref() == Some(m.method_id.as_str()),
+    }
+}
+
+/// One IdP connection's view of one user.
+struct Held {
+    connection: String,
+    user_id: String,
+    methods: Vec<IdpPasskey>,
+}
+
+impl Engine {
+    /// Compares the repository with every IdP for `users` (IdP object ids or UPNs) and
+    /// reports (and with `options.fix`, repairs) the drift. IdP failures for one user are
+    /// findings ([`DriftKind::CheckFailed`]), not errors; repository failures are errors.
+    pub fn reconcile(
+        &self,
+        actor: &str,
+        users: &[String],
+        options: &ReconcileOptions,
+        now: UnixMillis,
+    ) -> Result<ReconcileReport, Error> {
+        let mut report = ReconcileReport::default();
+        for user in users {
+            self.reconcile_user(actor, user, options, now, &mut report.findings)?;
+            report.users_checked += 1;
+        }
+        Ok(report)
+    }
+
+    fn reconcile_user(
+        &self,
+        actor: &str,
+        user: &str,
+        options: &ReconcileOptions,
+        now: UnixMillis,
+        out: &mut Vec<DriftFinding>,
+    ) -> Result<(), Error> {
+        let finding = |kind: DriftKind, connection: &str| DriftFinding {
+            user: user.to_owned(),
+            user_id: None,
+            key_id: None,
+            passkey_template: None,
+            idp_connection: connection.to_owned(),
+            method_id: None,
+            credential_id: None,
+            kind,
+            fixed: false,
+            error: None,
+        };
+        // What every connection holds for the user.
+        let mut held: Vec<Held> = Vec::new();
+        let mut ids: Vec<String> = vec![user.to_owned()];
+        for (name, idp) in &self.idps {
+            let listed = idp
+                .user(user)
+                .and_then(|u| idp.list(&u.id).map(|m| (u.id, m)));
+            match listed {
+                Ok((id, methods)) => {
+                    if !ids.contains(&id) {
+                        ids.push(id.clone());
+                    }
+                    held.push(Held {
+                        connection: name.clone(),
+                        user_id: id,
+                        methods,
+                    });
+                }
+                Err(e) => out.push(DriftFinding {
+                    error: Some(e.to_string()),
+                    ..finding(DriftKind::CheckFailed, name)
+                }),
+            }
+        }
+        let checked_all = held.len() == self.idps.len();
+        // The user's keys and their passkeys.
+        let mut keys: Vec<KeyRecord> = Vec::new();
+        for id in &ids {
+            for k in self.store.find_keys(&KeyQuery::ByUser(id.clone()))? {
+                if !keys.iter().any(|x| x.key_id == k.key_id) {
+                    keys.push(k);
+                }
+            }
+        }
+        let user_id = held.first().map(|h| h.user_id.clone());
+        let mut passkeys: Vec<(KeyRecord, PasskeyRecord)> = Vec::new();
+        for k in &keys {
+            for pk in self.store.list_passkeys(&k.key_id)? {
+                passkeys.push((k.clone(), pk));
+            }
+        }
+
+        // 1. Registered passkeys of active keys that their IdP no longer holds. Only
+        // when that connection answered (or, if the passkey's connection is unknown,
+        // every connection did): a failed or missing listing proves nothing.
+        for (k, pk) in &passkeys {
+            let registered = pk.idp_method_id.is_some()
+                && k.state == CredentialState::Active
+                && pk.state == CredentialState::Active;
+            if !registered {
+                continue;
+            }
+            let connection = self.connection_of(k, &pk.idp);
+            let asked: Vec<&Held> = held
+                .iter()
+                .filter(|h| connection.is_empty() || h.connection == connection)
+                .collect();
+            let checked = if connection.is_empty() {
+                checked_all && !held.is_empty()
+            } else {
+                !asked.is_empty()
+            };
+            if !checked
+                || asked
+                    .iter()
+                    .any(|h| h.methods.iter().any(|m| matches(m, pk)))
+            {
+                continue;
+            }
+            let mut f = DriftFinding {
+                user_id: user_id.clone(),
+                key_id: Some(k.key_id.clone()),
+                passkey_template: Some(pk.idp.clone()),
+                method_id: pk.idp_method_id.clone(),
+                credential_id: Some(b64(&pk.credential_id)),
+                ..finding(DriftKind::MissingAtIdp, &connection)
+            };
+            if options.fix {
+                self.settle(&mut f, self.fix_missing(actor, k, pk, now));
+            }
+            out.push(f);
+        }
+
+        // 2 and 3. Passkeys at the IdP that should not be there, or that nobody issued.
+        for h in &held {
+            for m in &h.methods {
+                let known = match passkeys.iter().find(|(_, pk)| matches(m, pk)) {
+                    Some((k, pk)) => Some((k.clone(), pk.clone())),
+                    None => match &m.credential_id {
+                        Some(c) => self.owner_of(c)?,
+                        None => None,
+                    },
+                };
+                let base = DriftFinding {
+                    user_id: Some(h.user_id.clone()),
+                    method_id: Some(m.method_id.clone()),
+                    credential_id: m.credential_id.as_deref().map(b64),
+                    ..finding(DriftKind::Unknown, &h.connection)
+                };
+                match known {
+                    Some((k, pk)) => {
+                        if !(retired_state(k.state) || retired_state(pk.state)) {
+                            continue;
+                        }
+                        let mut f = DriftFinding {
+                            key_id: Some(k.key_id.clone()),
+                            passkey_template: Some(pk.idp.clone()),
+                            kind: DriftKind::StillAtIdp,
+                            ..base
+                        };
+                        if options.fix {
+                            let target = if retired_state(pk.state) {
+                                pk.state
+                            } else {
+                                k.state
+                            };
+                            let r = self.journalled_delete(
+                                actor,
+                                &k,
+                                &pk.idp,
+                                h,
+                                m,
+                                target,
+                                DriftKind::StillAtIdp,
+                                now,
+                            );
+                            self.settle(&mut f, r);
+                        }
+                        out.push(f);
+                    }
+                    None => {
+                        let mut f = base;
+                        if options.fix && options.delete_unknown {
+                            let r = self.foreign_key(h, now).and_then(|k| {
+                                self.journalled_delete(
+                                    actor,
+                                    &k,
+                                    "",
+                                    h,
+                                    m,
+                                    CredentialState::Unregistered,
+                                    DriftKind::Unknown,
+                                    now,
+                                )
+                            });
+                            self.settle(&mut f, r);
+                        }
+                        out.push(f);
+                    }
+                }
+            }
+        }
+
+        // 4. Pending registrations whose challenge expired.
+        for k in &keys {
+            if k.needs_reissue {
+                continue;
+            }
+            for p in self.store.pending_for_key(&k.key_id)? {
+                if p.challenge_expires_ms >= ms(now) {
+                    continue;
+                }
+                let mut f = DriftFinding {
+                    user_id: user_id.clone(),
+                    key_id: Some(k.key_id.clone()),
+                    passkey_template: Some(p.idp.clone()),
+                    ..finding(DriftKind::ExpiredPending, &self.connection_of(k, &p.idp))
+                };
+                if options.fix {
+                    let detail = format!(
+                        "reconcile: the registration challenge of passkey {} expired at {}",
+                        p.idp, p.challenge_expires_ms
+                    );
+                    self.settle(
+                        &mut f,
+                        self.mark_reissue(actor, &k.key_id, None, detail, now),
+                    );
+                }
+                out.push(f);
+                // One mark per key is enough.
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn settle(&self, f: &mut DriftFinding, r: Result<(), Error>) {
+        match r {
+            Ok(()) => f.fixed = true,
+            Err(e) => f.error = Some(e.to_string()),
+        }
+    }
+
+    /// The IdP connection of a key's passkey template ("" when the template is unknown).
+    fn connection_of(&self, key: &KeyRecord, passkey_template: &str) -> String {
+        self.template_for(key)
+            .ok()
+            .and_then(|t| {
+                t.passkey
+                    .get(passkey_template)
+                    .map(|p| p.idp.connection.clone())
+            })
+            .unwrap_or_default()
+    }
+
+    /// The key and passkey holding this credential anywhere in the repository.
+    fn owner_of(&self, credential_id: &[u8]) -> Result<Option<(KeyRecord, PasskeyRecord)>, Error> {
+        for pk in self.store.passkeys_by_credential(credential_id)? {
+            if let Some(k) = self.store.get_key(&pk.key_id)? {
+                return Ok(Some((k, pk)));
+            }
+        }
+        Ok(None)
+    }
+
+    fn reconcile_audit(
+        &self,
+        actor: &str,
+        key: &KeyRecord,
+        outcome: &str,
+        detail: String,
+        now: UnixMillis,
+    ) -> NewAuditRecord {
+        NewAuditRecord {
+            actor: actor.to_owned(),
+            time_ms: ms(now),
+            action: "reconcile".into(),
+            key_id: Some(key.key_id.clone()),
+            user_id: key.user_id.clone(),
+            template_id: key.template_id.clone(),
+            outcome: outcome.to_owned(),
+            idp_request_id: None,
+            detail: Some(detail),
+        }
+    }
+
+    /// Marks a key as needing reissue (re-read first: the version may have moved), with
+    /// an optional passkey update, audited.
+    fn mark_reissue(
+        &self,
+        actor: &str,
+        key_id: &str,
+        passkey: Option<PasskeyRecord>,
+        detail: String,
+        now: UnixMillis,
+    ) -> Result<(), Error> {
+        let key = self.key(key_id)?;
+        let mut t = Transition::new(&key, key.state);
+        t.needs_reissue = Some(true);
+        self.store.commit(
+            UnitOfWork {
+                transition: Some(t),
+                update_passkeys: passkey.into_iter().collect(),
+                audit: vec![self.reconcile_audit(actor, &key, "success", detail, now)],
+                ..UnitOfWork::default()
+            },
+            ms(now),
+        )?;
+        Ok(())
+    }
+
+    fn fix_missing(
+        &self,
+        actor: &str,
+        key: &KeyRecord,
+        pk: &PasskeyRecord,
+        now: UnixMillis,
+    ) -> Result<(), Error> {
+        let mut gone = pk.clone();
+        gone.idp_method_id = None;
+        gone.state = CredentialState::Inactive;
+        let detail = format!(
+            "reconcile: passkey {} ({}) is gone at the IdP; the key needs reissue",
+            pk.idp,
+            pk.idp_method_id.as_deref().unwrap_or("-")
+        );
+        self.mark_reissue(actor, &key.key_id, Some(gone), detail, now)
+    }
+
+    /// The placeholder key that journal entries for passkeys nobody issued are recorded
+    /// against (`foreign:<connection>:<user id>`, unregistered, no user).
+    fn foreign_key(&self, h: &Held, now: UnixMillis) -> Result<KeyRecord, Error> {
+        let key_id = format!("foreign:{}:{}", h.connection, h.user_id);
+        if let Some(k) = self.store.get_key(&key_id)? {
+            return Ok(k);
+        }
+        let placeholder = KeyRecord {
+            key_id: key_id.clone(),
+            aaguid: [0; 16],
+            serial: String::new(),
+            state: CredentialState::Blank,
+            user_id: None,
+            template_id: None,
+            needs_reissue: false,
+            version: 1,
+            created_ms: ms(now),
+            updated_ms: ms(now),
+        };
+        let work = UnitOfWork {
+            create_keys: vec![NewKey {
+                key_id: key_id.clone(),
+                aaguid: [0; 16],
+                serial: String::new(),
+            }],
+            transition: Some(Transition::new(&placeholder, CredentialState::Unregistered)),
+            ..UnitOfWork::default()
+        };
+        match self.store.commit(work, ms(now)) {
+            Ok(_) | Err(StoreError::Duplicate { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+        self.key(&key_id)
+    }
+
+    /// Deletes a passkey at the IdP through the journal (an unfinished entry for the same
+    /// method is reused), then audits the repair.
+    #[allow(clippy::too_many_arguments)]
+    fn journalled_delete(
+        &self,
+        actor: &str,
+        key: &KeyRecord,
+        passkey_template: &str,
+        h: &Held,
+        m: &IdpPasskey,
+        target: CredentialState,
+        kind: DriftKind,
+        now: UnixMillis,
+    ) -> Result<(), Error> {
+        let idp: &dyn Idp = self.idp(&h.connection)?.as_ref();
+        let mut existing = None;
+        for e in self.store.journal_unfinished()? {
+            if e.operation != JournalOp::Delete || e.idp != h.connection {
+                continue;
+            }
+            if let Ok(p) = DeletePayload::from_bytes(e.id, &e.payload) {
+                if p.method_id == m.method_id {
+                    existing = Some(e);
+                    break;
+                }
+            }
+        }
+        let entry = match existing {
+            Some(e) => e,
+            None => {
+                let payload = DeletePayload {
+                    user: h.user_id.clone(),
+                    passkey_template: passkey_template.to_owned(),
+                    method_id: m.method_id.clone(),
+                    credential_id: m.credential_id.as_deref().map(b64).unwrap_or_default(),
+                    target: Some(target.as_str().to_owned()),
+                    keep_key_state: true,
+                };
+                self.store.journal_append(
+                    &NewJournalEntry {
+                        key_id: key.key_id.clone(),
+                        idp: h.connection.clone(),
+                        operation: JournalOp::Delete,
+                        payload: payload.to_bytes(),
+                    },
+                    ms(now),
+                )?
+            }
+        };
+        self.maybe_crash(super::CrashPoint::AfterJournal)?;
+        self.store
+            .journal_claim(entry.id, &self.station, ms(now), super::JOURNAL_LEASE_MS)?;
+        if let Err(e) = self.replay_delete(&entry, idp, now) {
+            if let Error::Idp(ie) = &e {
+                self.close_failed_if_final(entry.id, ie, now)?;
+            }
+            let detail = format!(
+                "reconcile: deleting {} passkey {} at {} failed: {e}",
+                kind.as_str(),
+                m.method_id,
+                h.connection
+            );
+            self.store
+                .append_audit(&self.reconcile_audit(actor, key, "failure", detail, now))?;
+            return Err(e);
+        }
+        let detail = format!(
+            "reconcile: {} passkey {} deleted at {} (journal {})",
+            kind.as_str(),
+            m.method_id,
+            h.connection,
+            entry.id
+        );
+        self.store
+            .append_audit(&self.reconcile_audit(actor, key, "success", detail, now))?;
+        Ok(())
+    }
+}

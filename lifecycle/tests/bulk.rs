@@ -1,0 +1,558 @@
+//! Resumable bulk jobs against the real Entra emulator, software keys and SQLite.
+
+#[path = "bulk/support.rs"]
+mod support;
+
+use entra_graph::emulator::ThrottleConfig;
+use fido_transport::client::Authenticator;
+use fido_transport::softkey::{SoftAuthenticator, SoftConfig, SoftTransport};
+use fido_transport::Transport;
+use lifecycle::engine::{
+    BulkDevice, BulkDeviceRequest, BulkKind, BulkOptions, BulkProgress, CrashPoint, EngineError,
+};
+use lifecycle::store::{BulkItemStatus, KeyQuery};
+use lifecycle::template::Transport as KeyTransport;
+use lifecycle::{CredentialState, Error};
+use support::*;
+
+fn soft_device(_: &BulkDeviceRequest) -> Result<BulkDevice, String> {
+    let soft = SoftAuthenticator::new(SoftConfig::default()).map_err(|e| e.to_string())?;
+    let t: Box<dyn Transport> = Box::new(SoftTransport::new(soft));
+    Ok(BulkDevice {
+        authenticator: Authenticator::new(t),
+        transport: KeyTransport::Usb,
+        can_reset_in_place: true,
+    })
+}
+
+fn no_device(_: &BulkDeviceRequest) -> Result<BulkDevice, String> {
+    Err("no device in this test".into())
+}
+
+fn count(engine: &lifecycle::engine::Engine, key_id: &str, action: &str) -> usize {
+    actions(engine, key_id)
+        .iter()
+        .filter(|(a, o)| a == action && o == "success")
+        .count()
+}
+
+#[test]
+fn bulk_issue_runs_each_row_once_and_a_rerun_skips_done_rows() {
+    let w = world("bulk-issue");
+    let e = &w.engine;
+    let csv = format!(
+        "user,serial,template\n{KIM},S1,test-standard\n\"{ADELE}\",S2,\n{ALEX},S3,\nnobody@contoso.onmicrosoft.com,S4,\n"
+    );
+    let job = e
+        .bulk_create(BulkKind::Issue, &csv, "operator:bulk", now_ms())
+        .unwrap();
+    assert_eq!(job.total, 4);
+    assert_eq!(job.kind, "issue");
+    // The same file again is the same job.
+    let again = e
+        .bulk_create(BulkKind::Issue, &csv, "operator:other", now_ms())
+        .unwrap();
+    assert_eq!(again.job_id, job.job_id);
+
+    let options = BulkOptions {
+        default_template: Some("test-standard".into()),
+        ..BulkOptions::default()
+    };
+    let mut asked = Vec::new();
+    let mut devices = |r: &BulkDeviceRequest| {
+        asked.push((r.line, r.user.clone(), r.serial.clone()));
+        soft_device(r)
+    };
+    let mut seen: Vec<BulkProgress> = Vec::new();
+    let s = e
+        .bulk_run(job.job_id, &options, &mut devices, &mut |p| {
+            seen.push(p.clone())
+        })
+        .unwrap();
+    assert_eq!((s.done, s.failed, s.total, s.skipped), (3, 1, 4, 0));
+    assert_eq!(asked.len(), 4);
+    assert_eq!(asked[1], (3, ADELE.to_owned(), "S2".to_owned()));
+    assert_eq!(seen.len(), 4);
+    assert_eq!(
+        seen.last().map(|p| (p.done, p.failed, p.total)),
+        Some((3, 1, 4))
+    );
+    let failed = s
+        .items
+        .iter()
+        .find(|i| i.status == BulkItemStatus::Failed)
+        .unwrap();
+    assert_eq!(failed.line, 5);
+    assert!(failed.outcome.contains("nobody"), "{}", failed.outcome);
+    for serial in ["S1", "S2", "S3"] {
+        let keys = e.find_keys(&KeyQuery::BySerial(serial.into())).unwrap();
+        assert_eq!(keys.len(), 1, "{serial}");
+        assert_eq!(keys[0].state, CredentialState::Issued);
+        assert_eq!(e.store().pending_for_key(&keys[0].key_id).unwrap().len(), 1);
+        assert_eq!(count(e, &keys[0].key_id, "issue"), 1);
+    }
+    assert_eq!(
+        w.emulator.method_count(),
+        0,
+        "issuance registers nothing yet"
+    );
+
+    // A rerun without retrying failures does nothing.
+    let quiet = BulkOptions {
+        retry_failed: false,
+        ..options.clone()
+    };
+    let s = e
+        .bulk_run(job.job_id, &quiet, &mut no_device, &mut |_| {})
+        .unwrap();
+    assert_eq!((s.done, s.failed, s.skipped), (3, 1, 3));
+    assert!(s.items.is_empty());
+    // Retrying runs only the failed row (it fails again).
+    let mut calls = 0;
+    let s = e
+        .bulk_run(
+            job.job_id,
+            &options,
+            &mut |r: &BulkDeviceRequest| {
+                calls += 1;
+                soft_device(r)
+            },
+            &mut |_| {},
+        )
+        .unwrap();
+    assert_eq!(calls, 1);
+    assert_eq!(s.items.len(), 1);
+    assert_eq!(s.items[0].line, 5);
+}
+
+#[test]
+fn bad_csv_is_refused_naming_line_and_column() {
+    let w = world("bulk-csv");
+    match w.engine.bulk_create(
+        BulkKind::Revoke,
+        "key_id,force\nk1,true\nk2,sometimes\n",
+        "op",
+        1,
+    ) {
+        Err(Error::Engine(EngineError::Csv {
+            line,
+            column,
+            message,
+        })) => {
+            assert_eq!((line, column), (3, 2));
+            assert!(message.contains("sometimes"));
+        }
+        other => panic!("expected a CSV error, got {other:?}"),
+    }
+    match w
+        .engine
+        .bulk_create(BulkKind::Issue, "user\nkim\n", "op", 1)
+    {
+        Err(Error::Engine(EngineError::Csv {
+            line: 1, message, ..
+        })) => {
+            assert!(message.contains("serial"), "{message}")
+        }
+        other => panic!("expected a CSV error, got {other:?}"),
+    }
+    assert!(matches!(
+        w.engine
+            .bulk_run(77, &BulkOptions::default(), &mut no_device, &mut |_| {}),
+        Err(Error::Engine(EngineError::UnknownBulkJob { job_id: 77 }))
+    ));
+}
+
+#[test]
+fn bulk_revoke_on_workers_keeps_going_through_idp_throttling() {
+    let w = world("bulk-throttle");
+    let e = &w.engine;
+    let now = now_ms();
+    let a = active(e, KIM, "T1", now);
+    let _b = active(e, ADELE, "T2", now);
+    let c = active(e, ALEX, "T3", now);
+    let _d = active(e, MEGAN, "T4", now);
+    assert_eq!(w.emulator.method_count(), 4);
+    let csv = format!(
+        "key_id,user,force\n{},,\n,{ADELE},true\n{},,no\n,{MEGAN},\n",
+        a.key_id, c.key_id
+    );
+    let job = e
+        .bulk_create(BulkKind::Revoke, &csv, "operator:bulk", now)
+        .unwrap();
+    // A tiny bucket: the deletions get 429 with Retry-After and are retried.
+    w.emulator.set_throttle(Some(ThrottleConfig {
+        capacity: 1.0,
+        refill_per_sec: 1.0,
+    }));
+    let options = BulkOptions {
+        workers: 3,
+        max_idp_calls_per_sec: Some(50.0),
+        ..BulkOptions::default()
+    };
+    let mut progress = Vec::new();
+    let s = e
+        .bulk_run(job.job_id, &options, &mut no_device, &mut |p| {
+            progress.push(p.done)
+        })
+        .unwrap();
+    assert_eq!((s.done, s.failed), (4, 0), "{:#?}", s.items);
+    progress.sort_unstable();
+    assert_eq!(progress, [1, 2, 3, 4]);
+    assert!(
+        w.emulator.request_log().iter().any(|r| r.status == 429),
+        "the emulator throttled some calls"
+    );
+    w.emulator.set_throttle(None);
+    assert_eq!(w.emulator.method_count(), 0);
+    for k in e.find_keys(&KeyQuery::All).unwrap() {
+        assert_eq!(k.state, CredentialState::Revoked, "{}", k.key_id);
+        assert_eq!(count(e, &k.key_id, "revoke"), 1);
+    }
+}
+
+#[test]
+fn bulk_revoke_resumes_after_a_crash_without_doing_anything_twice() {
+    let w = world("bulk-resume");
+    let e = &w.engine;
+    let now = now_ms();
+    let keys: Vec<_> = [(KIM, "R1"), (ADELE, "R2"), (ALEX, "R3")]
+        .into_iter()
+        .map(|(u, s)| active(e, u, s, now))
+        .collect();
+    let csv = format!(
+        "key_id\n{}\n{}\n{}\n",
+        keys[0].key_id, keys[1].key_id, keys[2].key_id
+    );
+    let job = e
+        .bulk_create(BulkKind::Revoke, &csv, "operator:bulk", now)
+        .unwrap();
+    // Crash after the first deletion reached the IdP, before anything was recorded.
+    e.crash_at(Some(CrashPoint::AfterIdpCall));
+    let r = e.bulk_run(
+        job.job_id,
+        &BulkOptions::default(),
+        &mut no_device,
+        &mut |_| {},
+    );
+    assert!(matches!(
+        r,
+        Err(Error::Engine(EngineError::SimulatedCrash { .. }))
+    ));
+    let counts = e.store().bulk_counts(job.job_id).unwrap();
+    assert_eq!((counts.running, counts.pending), (1, 2));
+    assert_eq!(
+        e.key(&keys[0].key_id).unwrap().state,
+        CredentialState::Active
+    );
+    assert_eq!(
+        w.emulator.method_count(),
+        2,
+        "the first passkey is gone at the IdP"
+    );
+
+    // Resume: the journal replay finishes the first revocation, the running item is
+    // settled as done, the rest run.
+    let s = e
+        .bulk_run(
+            job.job_id,
+            &BulkOptions::default(),
+            &mut no_device,
+            &mut |_| {},
+        )
+        .unwrap();
+    assert_eq!((s.done, s.failed, s.settled), (3, 0, 1), "{:#?}", s.items);
+    assert_eq!(w.emulator.method_count(), 0);
+    for k in &keys {
+        assert_eq!(e.key(&k.key_id).unwrap().state, CredentialState::Revoked);
+        assert_eq!(
+            count(e, &k.key_id, "revoke"),
+            1,
+            "{:?}",
+            actions(e, &k.key_id)
+        );
+    }
+    // A third run skips everything.
+    let s = e
+        .bulk_run(
+            job.job_id,
+            &BulkOptions::default(),
+            &mut no_device,
+            &mut |_| {},
+        )
+        .unwrap();
+    assert_eq!((s.skipped, s.items.len()), (3, 0));
+}
+
+#[test]
+fn bulk_reconcile_fixes_each_user() {
+    let w = world("bulk-reconcile");
+    let e = &w.engine;
+    let now = now_ms();
+    let a = active(e, KIM, "C1", now);
+    active(e, ADELE, "C2", now);
+    let method = e.passkeys(&a.key_id).unwrap()[0]
+        .idp_method_id
+        .clone()
+        .unwrap();
+    e.idp(CONNECTION).unwrap().delete(KIM_ID, &method).unwrap();
+    let job = e
+        .bulk_create(
+            BulkKind::Reconcile,
+            &format!("user\n{KIM}\n{ADELE}\n"),
+            "operator:bulk",
+            now,
+        )
+        .unwrap();
+    let options = BulkOptions {
+        workers: 2,
+        fix: true,
+        ..BulkOptions::default()
+    };
+    let s = e
+        .bulk_run(job.job_id, &options, &mut no_device, &mut |_| {})
+        .unwrap();
+    assert_eq!((s.done, s.failed), (2, 0));
+    let mut outcomes: Vec<_> = s
+        .items
+        .iter()
+        .map(|i| (i.line, i.outcome.clone()))
+        .collect();
+    outcomes.sort();
+    assert_eq!(
+        outcomes,
+        [
+            (2, "1 finding(s), 1 fixed".to_owned()),
+            (3, "0 finding(s), 0 fixed".to_owned())
+        ]
+    );
+    assert!(e.key(&a.key_id).unwrap().needs_reissue);
+}
+
+// ---- a real process killed with SIGKILL in the middle of a bulk job ----
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+/// The child program (built with the crate's examples by `cargo test`; built here when a
+/// test filter skipped it).
+fn child_program() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target profile directory");
+    let program = profile_dir
+        .join("examples")
+        .join(format!("bulk_child{}", std::env::consts::EXE_SUFFIX));
+    if !program.exists() {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "-p", "lifecycle", "--example", "bulk_child"])
+            .status()
+            .expect("cargo build of the bulk child");
+        assert!(status.success(), "building examples/bulk_child failed");
+    }
+    program
+}
+
+/// Runs a child on the world's database until it blocks in item `item` at `point`,
+/// then kills it with SIGKILL; returns the job id it printed.
+fn kill_child(w: &World, csv: &Path, item: usize, point: &str) -> i64 {
+    let template = w.dir.join("template.toml");
+    std::fs::write(&template, TEMPLATE).expect("template file");
+    let mut child = Command::new(child_program())
+        .env("BULK_TEMPLATE", &template)
+        .env("BULK_DB", &w.db)
+        .env("BULK_CSV", csv)
+        .env("BULK_KIND", "revoke")
+        .env("BULK_BASE_URL", w.emulator.base_url())
+        .env("BULK_TENANT", w.emulator.tenant_id())
+        .env("BULK_CLIENT_ID", w.emulator.client_id())
+        .env(
+            "BULK_CLIENT_SECRET",
+            w.emulator.client_secret().unwrap_or_default(),
+        )
+        .env("BULK_KILL_ITEM", item.to_string())
+        .env("BULK_KILL_POINT", point)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn the bulk child");
+    let stdout = child.stdout.take().expect("child stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut job = None;
+    let mut seen = Vec::new();
+    let reached = loop {
+        match rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(line) => {
+                if let Some(id) = line.strip_prefix("JOB ") {
+                    job = id.parse().ok();
+                }
+                let done = line.starts_with("CRASH-POINT ");
+                seen.push(line);
+                if done {
+                    break true;
+                }
+            }
+            Err(_) => break false,
+        }
+    };
+    child.kill().expect("kill the child");
+    let status = child.wait().expect("reap the child");
+    assert!(
+        reached,
+        "the child never reached {point} in item {item}: {seen:?}"
+    );
+    assert_eq!(status.signal(), Some(9), "killed by SIGKILL: {status:?}");
+    job.expect("the child printed the job id")
+}
+
+fn killed_bulk_revoke_resumes(point: &str, settled: u64) {
+    let w = world(&format!("bulk-kill-{point}"));
+    let e = &w.engine;
+    let now = now_ms();
+    let keys: Vec<_> = [(KIM, "K1"), (ADELE, "K2"), (ALEX, "K3"), (MEGAN, "K4")]
+        .into_iter()
+        .map(|(u, s)| active(e, u, s, now))
+        .collect();
+    // Megan's key is not in the file and keeps its passkey.
+    let csv = w.dir.join("revoke.csv");
+    std::fs::write(
+        &csv,
+        format!(
+            "key_id\n{}\n{}\n{}\n",
+            keys[0].key_id, keys[1].key_id, keys[2].key_id
+        ),
+    )
+    .unwrap();
+
+    let job = kill_child(&w, &csv, 2, point);
+    let counts = e.store().bulk_counts(job).unwrap();
+    assert_eq!(
+        (counts.done, counts.running, counts.pending),
+        (1, 1, 1),
+        "killed inside the second item"
+    );
+    assert_eq!(
+        e.key(&keys[1].key_id).unwrap().state,
+        CredentialState::Active
+    );
+
+    // Resumed in-process: the same file is the same job.
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let again = e
+        .bulk_create(BulkKind::Revoke, &text, "operator:bulk", now_ms())
+        .unwrap();
+    assert_eq!(again.job_id, job);
+    let s = e
+        .bulk_run(job, &BulkOptions::default(), &mut no_device, &mut |_| {})
+        .unwrap();
+    assert_eq!(
+        (s.done, s.failed, s.skipped, s.settled),
+        (3, 0, 1, settled),
+        "{s:#?}"
+    );
+    // Every row done exactly once; the IdP holds exactly Megan's passkey.
+    let items = e.store().bulk_items(job, None, 10).unwrap();
+    assert_eq!(items.len(), 3);
+    assert!(items.iter().all(|i| i.status == BulkItemStatus::Done));
+    assert_eq!(w.emulator.method_count(), 1);
+    assert_eq!(w.emulator.methods(MEGAN).len(), 1);
+    for k in &keys[..3] {
+        assert_eq!(e.key(&k.key_id).unwrap().state, CredentialState::Revoked);
+        assert_eq!(
+            count(e, &k.key_id, "revoke"),
+            1,
+            "{:?}",
+            actions(e, &k.key_id)
+        );
+        // One deletion each: by the flow, or (killed after the IdP call) by the replay.
+        assert_eq!(
+            count(e, &k.key_id, "idp-delete"),
+            1,
+            "{:?}",
+            actions(e, &k.key_id)
+        );
+    }
+    assert_eq!(
+        e.key(&keys[3].key_id).unwrap().state,
+        CredentialState::Active
+    );
+    assert!(e.store().journal_unfinished().unwrap().is_empty());
+}
+
+#[test]
+fn bulk_revoke_killed_after_an_item_started_resumes() {
+    killed_bulk_revoke_resumes("item-started", 0);
+}
+
+#[test]
+fn bulk_revoke_killed_after_the_idp_call_resumes_without_repeating_it() {
+    killed_bulk_revoke_resumes("after-idp-call", 1);
+}
+
+#[test]
+fn an_issue_row_left_running_after_the_key_was_issued_is_settled_not_redone() {
+    let w = world("bulk-issue-settle");
+    let e = &w.engine;
+    let csv = format!("user,serial,template\n{KIM},S1,test-standard\n{ADELE},S2,test-standard\n");
+    let job = e
+        .bulk_create(BulkKind::Issue, &csv, "operator:bulk", now_ms())
+        .unwrap();
+    let mut calls = 0;
+    let s = e
+        .bulk_run(
+            job.job_id,
+            &BulkOptions::default(),
+            &mut |r: &BulkDeviceRequest| {
+                calls += 1;
+                soft_device(r)
+            },
+            &mut |_| {},
+        )
+        .unwrap();
+    assert_eq!(s.done, 2);
+    // As if the process died after the first key was issued, before its row was closed.
+    e.store()
+        .bulk_set_item(job.job_id, 2, BulkItemStatus::Running, None, 1)
+        .unwrap();
+    let s = e
+        .bulk_run(
+            job.job_id,
+            &BulkOptions::default(),
+            &mut |r: &BulkDeviceRequest| {
+                calls += 1;
+                soft_device(r)
+            },
+            &mut |_| {},
+        )
+        .unwrap();
+    assert_eq!((s.done, s.settled, s.skipped), (2, 1, 1));
+    assert!(
+        s.items[0].outcome.contains("already issued"),
+        "{:?}",
+        s.items
+    );
+    assert_eq!(calls, 2, "no key was asked for again");
+    let k = e
+        .find_keys(&KeyQuery::BySerial("S1".into()))
+        .unwrap()
+        .remove(0);
+    assert_eq!(count(e, &k.key_id, "issue"), 1);
+    assert_eq!(
+        e.passkeys(&k.key_id).unwrap().len(),
+        1,
+        "never a second passkey"
+    );
+}

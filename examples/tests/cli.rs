@@ -583,3 +583,34 @@ fn bulk_reconcile_and_paged_list_through_the_binary() {
     );
     let _ = std::fs::remove_dir_all(&e.dir);
 }
+
+#[test]
+fn idp_check_and_users_search_through_the_binary() {
+    let emulator = Emulator::start(EmulatorConfig::default()).unwrap();
+    let e = env("directory", &emulator);
+    let checked = e.json(&["--json", "idp", "check"], None);
+    assert_eq!(checked["connections"][0]["connection"], "contoso-entra");
+    assert_eq!(checked["connections"][0]["ok"], true);
+
+    let found = e.json(&["--json", "users", "search", "adele"], None);
+    let users = found["users"].as_array().unwrap();
+    assert_eq!(users.len(), 1, "{found}");
+    assert_eq!(
+        users[0]["userPrincipalName"],
+        "adelev@contoso.onmicrosoft.com"
+    );
+    let none = e.json(&["--json", "users", "search", "zz-nobody"], None);
+    assert!(none["users"].as_array().unwrap().is_empty());
+
+    // A wrong client secret: the check fails as an IdP error (exit 4).
+    assert!(e.run(&["idp", "check"], None).status.success());
+    let out = keysmith()
+        .arg("--config")
+        .arg(&e.config)
+        .args(["idp", "check"])
+        .env("KEYSMITH_TEST_SECRET", "not-the-secret")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    let _ = std::fs::remove_dir_all(&e.dir);
+}

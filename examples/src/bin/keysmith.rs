@@ -42,16 +42,18 @@ const USAGE: &str = "usage:
     device list                    USB HID keys and PC/SC readers
     device info                    the selected key's getInfo
     device reset                   reset the selected key (touch it; replug if asked)
-    device set-pin [--pin-stdin]   set (or change) the key's PIN, read from stdin
+    device set-pin [--pin-stdin]   set (or change) the key's PIN (prompted with echo off)
     show KEY                       a key, its passkeys, pending registrations, audit log
     list                           every key, read page by page (--json: one object per line)
     list [--user U] [--state S] [--expiring-before T]
                                    T: unix seconds, +<N>h or +<N>d (pending challenge expiry)
     list --expiring DURATION       pending registrations expiring within DURATION (90m, 2h, 7d)
     issue --template FILE --user U [--serial S]
-    activate KEY [--pin-stdin]     holder PIN prompted (or the first stdin line)
+    activate KEY [--pin-stdin]     holder PIN prompted with echo off (or the first stdin line)
     inactivate KEY | retire KEY | unregister KEY
     revoke KEY [--force|--no-force]
+    idp check                      token + one cheap read for every configured IdP connection
+    users search PREFIX            directory users whose name or UPN starts with PREFIX
     reconcile [--user U ...] [--all] [--fix] [--delete-unknown]
                                    repository vs IdP drift, one finding per line
     bulk issue|revoke|reconcile FILE.csv [--resume JOB] [--workers N] [--rate PER_SEC]

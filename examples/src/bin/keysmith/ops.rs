@@ -10,7 +10,7 @@ use entra_graph::{ApiVersion, GraphClient, GraphConfig};
 use fido_transport::client::Authenticator;
 use fido_transport::softkey::{SoftAuthenticator, SoftConfig, SoftTransport};
 use fido_transport::{CancelToken, Progress, Transport, TransportKind};
-use lifecycle::engine::{Engine, EngineError, IssueRequest};
+use lifecycle::engine::{DevicePrompt, Engine, EngineError, IssueRequest};
 use lifecycle::idp::EntraIdp;
 use lifecycle::model::CredentialState;
 use lifecycle::store::{KeyQuery, KeyRecord, PgStore, PinKey, SqliteStore, Store};
@@ -337,7 +337,8 @@ pub(crate) fn setup(args: &Args) -> Result<Setup, CliError> {
         )
     };
     let pin_key = read_pin_key(&resolve(&base, &cfg.pin_key_file))?;
-    let mut engine = Engine::new(store, pin_key, cfg.station.clone());
+    let mut engine =
+        Engine::new(store, pin_key, cfg.station.clone()).with_prompt(Arc::new(bio_prompt));
     for (name, c) in &cfg.idp {
         if c.kind != "entra" {
             return Err(CliError::usage(format!(
@@ -387,6 +388,27 @@ pub(crate) fn setup(args: &Args) -> Result<Setup, CliError> {
         actor,
         idps,
     })
+}
+
+/// Fingerprint enrolment prompts on stderr ("touch your key" comes from [`Prompting`]).
+fn bio_prompt(p: &DevicePrompt) {
+    match p {
+        DevicePrompt::EnrollFingerprint { number, of } => {
+            eprintln!("fingerprint {number} of {of}: place a finger on the key's sensor");
+        }
+        DevicePrompt::FingerprintSample {
+            last_status,
+            remaining,
+        } => {
+            let quality = if *last_status == 0 {
+                "good".to_owned()
+            } else {
+                format!("status {last_status:#04x}, try again")
+            };
+            eprintln!("  sample {quality}; {remaining} more to go");
+        }
+        _ => {}
+    }
 }
 
 /// A transport that prints "touch your key" (on stderr) when the key waits for the user,
@@ -533,8 +555,19 @@ pub(crate) fn now_ms() -> u64 {
 }
 
 fn read_pin(args: &Args, what: &str) -> Result<Zeroizing<String>, CliError> {
+    use std::io::IsTerminal;
+    if !args.pin_stdin && std::io::stdin().is_terminal() {
+        // At a terminal: prompt on the terminal with echo off.
+        let pin = Zeroizing::new(
+            rpassword::prompt_password(format!("{what}: "))
+                .map_err(|e| CliError::usage(format!("reading {what}: {e}")))?,
+        );
+        if pin.is_empty() {
+            return Err(CliError::usage(format!("{what}: empty")));
+        }
+        return Ok(pin);
+    }
     if !args.pin_stdin {
-        // Echo is not turned off: no terminal library is linked yet.
         eprint!("{what}: ");
     }
     let mut line = Zeroizing::new(String::new());
@@ -615,6 +648,8 @@ pub fn run(args: &Args) -> Result<Output, CliError> {
             crate::jobs::bulk(args, kind, rest.first().copied())
         }
         ["issue"] => issue(args),
+        ["idp", "check"] => idp_check(args),
+        ["users", "search", prefix] => users_search(args, prefix),
         ["activate", _] => {
             let s = setup(args)?;
             let key = one_key(args)?;
@@ -790,6 +825,50 @@ fn device_set_pin(args: &Args) -> Result<Output, CliError> {
         } else {
             "PIN set".into()
         },
+    })
+}
+
+/// Connectivity check of every configured IdP connection (token + one cheap read).
+fn idp_check(args: &Args) -> Result<Output, CliError> {
+    let s = setup(args)?;
+    let mut text = String::new();
+    let mut rows = Vec::new();
+    for name in &s.idps {
+        let ms = s.engine.check_connection(name)?;
+        text.push_str(&format!("{name}: ok ({ms} ms: token + one read)\n"));
+        rows.push(json!({ "connection": name, "ok": true, "elapsed_ms": ms }));
+    }
+    if rows.is_empty() {
+        return Err(CliError::usage("the config names no IdP connection"));
+    }
+    Ok(Output {
+        json: json!({ "command": "idp check", "connections": rows }),
+        text: text.trim_end().to_owned(),
+    })
+}
+
+/// Directory search by display-name or UPN prefix, for picking the user to issue to.
+fn users_search(args: &Args, prefix: &str) -> Result<Output, CliError> {
+    let s = setup(args)?;
+    let connection = s
+        .idps
+        .first()
+        .ok_or_else(|| CliError::usage("the config names no IdP connection"))?;
+    let users = s.engine.search_users(connection, prefix, 25)?;
+    let mut text = String::new();
+    let mut rows = Vec::new();
+    for u in &users {
+        let upn = u.user_principal_name.as_deref().unwrap_or("-");
+        let name = u.display_name.as_deref().unwrap_or("-");
+        text.push_str(&format!("{}  {upn}  {name}\n", u.id));
+        rows.push(json!({ "id": u.id, "userPrincipalName": upn, "displayName": name }));
+    }
+    if users.is_empty() {
+        text.push_str(&format!("no user of {connection} starts with {prefix:?}"));
+    }
+    Ok(Output {
+        json: json!({ "command": "users search", "connection": connection, "users": rows }),
+        text: text.trim_end().to_owned(),
     })
 }
 

@@ -171,10 +171,33 @@ impl Engine {
         device: &mut Authenticator<T>,
         now: UnixMillis,
     ) -> Result<KeyRecord, Error> {
+        let (_, holder) = self.authorize_owner(
+            key_id,
+            id_token,
+            "self_set_pin",
+            "PIN set",
+            |s| s.pin_set_allowed,
+            now,
+        )?;
+        self.activate(&holder.actor, key_id, new_pin, device, now)
+    }
+
+    /// The preamble of the self-service actions on an issued key: the token verified
+    /// against the key's template's OIDC settings, the action allowed by the template
+    /// (`allowed`), the holder owning the key. Every refusal is audited.
+    fn authorize_owner(
+        &self,
+        key_id: &str,
+        id_token: &str,
+        action: &'static str,
+        what: &'static str,
+        allowed: fn(&crate::template::SelfService) -> bool,
+        now: UnixMillis,
+    ) -> Result<(KeyRecord, Holder), Error> {
         let key = self.key(key_id)?;
         let templates = self.template_for(&key)?;
         let ctx = Ctx {
-            action: "self_set_pin",
+            action,
             key_id: Some(key_id),
             user_id: key.user_id.clone(),
             template: Some(templates.credential.name.clone()),
@@ -183,20 +206,19 @@ impl Engine {
             Ok(h) => h,
             Err(e) => return Err(self.refuse_self(UNVERIFIED_ACTOR, &ctx, e.into(), now)),
         };
-        if !templates.credential.self_service.pin_set_allowed {
-            let e = EngineError::SelfServiceNotAllowed {
+        let refuse = |e: EngineError| self.refuse_self(&holder.actor, &ctx, e.into(), now);
+        if !allowed(&templates.credential.self_service) {
+            return Err(refuse(EngineError::SelfServiceNotAllowed {
                 template: templates.credential.name.clone(),
-                what: "PIN set",
-            };
-            return Err(self.refuse_self(&holder.actor, &ctx, e.into(), now));
+                what,
+            }));
         }
         if !self.holder_owns(&holder, &key)? {
-            let e = EngineError::NotKeyOwner {
+            return Err(refuse(EngineError::NotKeyOwner {
                 key_id: key_id.to_owned(),
-            };
-            return Err(self.refuse_self(&holder.actor, &ctx, e.into(), now));
+            }));
         }
-        self.activate(&holder.actor, key_id, new_pin, device, now)
+        Ok((key, holder))
     }
 
     /// Self-issuance: the holder, authenticated by `id_token`, issues the attached key
@@ -290,30 +312,21 @@ impl Engine {
         device: &mut Authenticator<T>,
         now: UnixMillis,
     ) -> Result<KeyRecord, Error> {
-        let key = self.key(key_id)?;
-        let templates = self.template_for(&key)?;
+        let (key, holder) = self.authorize_owner(
+            key_id,
+            id_token,
+            "self_unblock_pin",
+            "PIN unblock",
+            |s| s.pin_unblock_allowed,
+            now,
+        )?;
         let ctx = Ctx {
             action: "self_unblock_pin",
             key_id: Some(key_id),
             user_id: key.user_id.clone(),
-            template: Some(templates.credential.name.clone()),
-        };
-        let holder = match self.authenticate(&templates, id_token, now) {
-            Ok(h) => h,
-            Err(e) => return Err(self.refuse_self(UNVERIFIED_ACTOR, &ctx, e.into(), now)),
+            template: key.template_id.clone(),
         };
         let refuse = |e: EngineError| self.refuse_self(&holder.actor, &ctx, e.into(), now);
-        if !templates.credential.self_service.pin_unblock_allowed {
-            return Err(refuse(EngineError::SelfServiceNotAllowed {
-                template: templates.credential.name.clone(),
-                what: "PIN unblock",
-            }));
-        }
-        if !self.holder_owns(&holder, &key)? {
-            return Err(refuse(EngineError::NotKeyOwner {
-                key_id: key_id.to_owned(),
-            }));
-        }
         let info = DeviceOps::info(device)?;
         if info.aaguid != key.aaguid {
             return Err(refuse(EngineError::Device {

@@ -1,0 +1,157 @@
+//! The facade end to end: the real Entra emulator on loopback, a persistent software key
+//! and SQLite in a temporary directory, driven only through the JSON configuration.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use entra_graph::emulator::{Emulator, EmulatorConfig};
+use keysmith_facade::{Device, ErrorKind, IssueParams, KeyFilter, Prompt, Session};
+
+const TEMPLATE: &str = r#"
+[passkey.entra]
+idp = { connection = "contoso-entra", kind = "entra", graph_api_version = "beta" }
+display_name = "{displayName} {serial}"
+truncate_display_name = true
+rp_id = "login.microsoft.com"
+challenge_timeout_minutes = 60
+
+[credential]
+name = "facade-standard"
+passkey_templates = ["entra"]
+user_assignment = { directory = "contoso-entra" }
+
+[credential.fido2]
+reset_before_issuance = true
+always_uv = true
+min_pin_length = 8
+
+[credential.lifecycle]
+force_idp_deletion_on_revoke = true
+"#;
+
+fn temp_dir(name: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let dir = std::env::temp_dir().join(format!(
+        "keysmith-facade-{name}-{}-{nanos}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+fn config(emulator: &Emulator, dir: &std::path::Path) -> String {
+    serde_json::json!({
+        "repository": { "sqlite": dir.join("keysmith.db").to_str().expect("utf-8 path") },
+        "pin_key": "07".repeat(32),
+        "station": "facade-test",
+        "idp": [{
+            "name": "contoso-entra",
+            "tenant": emulator.tenant_id(),
+            "client_id": emulator.client_id(),
+            "client_secret": emulator.client_secret().unwrap_or_default(),
+            "graph_api_version": "beta",
+            "login_base": emulator.base_url(),
+            "graph_base": emulator.base_url(),
+        }],
+        "templates": [TEMPLATE],
+    })
+    .to_string()
+}
+
+#[test]
+fn issue_activate_sign_in_revoke_through_the_facade() {
+    let emulator = Emulator::start(EmulatorConfig::default()).expect("emulator");
+    let dir = temp_dir("flow");
+    let session = Session::open(&config(&emulator, &dir)).expect("session");
+    assert_eq!(session.templates(), ["facade-standard"]);
+    let touches = Arc::new(AtomicUsize::new(0));
+    let seen = touches.clone();
+    session.set_prompt(Box::new(move |p: &Prompt| {
+        if matches!(p, Prompt::TouchKey { .. }) {
+            seen.fetch_add(1, Ordering::SeqCst);
+        }
+    }));
+    let spec = format!("softkey:{}", dir.join("softkey.json").display());
+    let device = Device::open(&spec).expect("device");
+    let info = device.info().expect("info");
+    assert!(info.versions.iter().any(|v| v.starts_with("FIDO_2")));
+
+    let key = session
+        .issue(
+            &device,
+            &IssueParams {
+                template: "facade-standard".into(),
+                user: "kim@contoso.onmicrosoft.com".into(),
+                ..IssueParams::default()
+            },
+        )
+        .expect("issue");
+    assert_eq!(key.state, "issued");
+    assert_eq!(Some(key.serial.clone()), device.serial());
+    let after_issue = touches.load(Ordering::SeqCst);
+    assert!(after_issue > 0, "issuance asks for a touch");
+
+    let key = session
+        .activate(&device, &key.key_id, "holder-pin-2468")
+        .expect("activate");
+    assert_eq!(key.state, "active");
+    let signed = session
+        .sign_in(&device, &key.key_id, "holder-pin-2468")
+        .expect("sign in");
+    assert_eq!(signed.len(), 1);
+    assert!(touches.load(Ordering::SeqCst) > after_issue);
+
+    let listed = session
+        .list_keys(&KeyFilter {
+            user: Some("kim@contoso.onmicrosoft.com".into()),
+            ..KeyFilter::default()
+        })
+        .expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].key_id, key.key_id);
+
+    let key = session.revoke(&key.key_id, None).expect("revoke");
+    assert_eq!(key.state, "revoked");
+    let details = session.key(&key.key_id).expect("show");
+    let actions: Vec<&str> = details.audit.iter().map(|a| a.action.as_str()).collect();
+    assert!(
+        actions.contains(&"issue") && actions.contains(&"revoke"),
+        "{actions:?}"
+    );
+    let json = serde_json::to_value(&details).expect("serializable");
+    assert_eq!(json["key"]["state"], "revoked");
+
+    // A second device handle on the same state file sees the same key; reopening the
+    // session sees the recorded state.
+    drop(session);
+    let again = Session::open(&config(&emulator, &dir)).expect("reopen");
+    assert_eq!(again.key(&key.key_id).expect("show").key.state, "revoked");
+
+    let e = again.revoke("no-such-key", None).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Usage);
+    assert_eq!(e.code(), 2);
+    assert!(e.message.contains("no-such-key"));
+    let e = again
+        .activate(&device, &key.key_id, "holder-pin-2468")
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Transition, "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_configs_and_devices_are_refused_with_named_fields() {
+    let e = Session::open("{").unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Usage);
+    let e =
+        Session::open(r#"{"repository": {"sqlite": "/nonexistent-dir/x/y.db"}, "pin_key": "zz"}"#)
+            .unwrap_err();
+    assert!(e.message.contains("pin_key"), "{e}");
+    let e = Device::open("bluetooth:x").unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Usage);
+    let e = Device::open("softkey:").unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Usage);
+}

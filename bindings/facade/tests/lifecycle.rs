@@ -155,3 +155,174 @@ fn bad_configs_and_devices_are_refused_with_named_fields() {
     let e = Device::open("softkey:").unwrap_err();
     assert_eq!(e.kind, ErrorKind::Usage);
 }
+
+fn self_service_template(emulator: &Emulator) -> String {
+    format!(
+        r#"
+[passkey.entra]
+idp = {{ connection = "contoso-entra", kind = "entra", graph_api_version = "beta" }}
+display_name = "{{displayName}} {{serial}}"
+rp_id = "login.microsoft.com"
+challenge_timeout_minutes = 60
+
+[credential]
+name = "facade-self"
+passkey_templates = ["entra"]
+user_assignment = {{ directory = "contoso-entra" }}
+
+[credential.self_service]
+pin_set_allowed = true
+self_issuance_allowed = true
+oidc = {{ issuer = "{issuer}", audience = "keysmith-self-service", jwks_url = "{jwks}" }}
+"#,
+        issuer = emulator.oidc_issuer(),
+        jwks = emulator.jwks_url(),
+    )
+}
+
+#[test]
+fn every_operation_through_the_facade() {
+    const KIM: &str = "kim@contoso.onmicrosoft.com";
+    const PIN: &str = "holder-pin-1357";
+    let emulator = Emulator::start(EmulatorConfig::default()).expect("emulator");
+    let dir = temp_dir("all");
+    let session = Session::open(&config(&emulator, &dir)).expect("session");
+    let summary = session
+        .add_template(&self_service_template(&emulator))
+        .expect("self-service template");
+    assert_eq!(summary.name, "facade-self");
+    assert_eq!(session.templates(), ["facade-self", "facade-standard"]);
+
+    // Directory and connection.
+    session
+        .check_connection("contoso-entra")
+        .expect("connection");
+    let e = session.check_connection("nope").unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Usage);
+    let users = session
+        .search_users("contoso-entra", "kim", 5)
+        .expect("search");
+    assert!(users
+        .iter()
+        .any(|u| u.user_principal_name.as_deref() == Some(KIM)));
+
+    // Central lifecycle, through reissue to unregister.
+    let a_spec = format!("softkey:{}", dir.join("a.json").display());
+    let a = Device::open(&a_spec).expect("device a");
+    let params = IssueParams {
+        template: "facade-standard".into(),
+        user: KIM.into(),
+        ..IssueParams::default()
+    };
+    let key = session.issue(&a, &params).expect("issue");
+    let id = key.key_id.clone();
+    assert_eq!(
+        session.activate(&a, &id, PIN).expect("activate").state,
+        "active"
+    );
+    assert_eq!(
+        session.inactivate(&id).expect("inactivate").state,
+        "inactive"
+    );
+    drop(a);
+    // Re-plugged (a fresh power-up allows the reset the template asks for).
+    let a = Device::open(&a_spec).expect("device a again");
+    let key = session
+        .reissue(
+            &a,
+            &id,
+            &keysmith_facade::ReissueParams {
+                user: KIM.into(),
+                ..Default::default()
+            },
+        )
+        .expect("reissue");
+    assert_eq!(
+        (key.key_id.as_str(), key.state.as_str()),
+        (id.as_str(), "issued")
+    );
+    assert_eq!(
+        session.activate(&a, &id, PIN).expect("activate").state,
+        "active"
+    );
+    assert_eq!(
+        session.revoke(&id, Some(false)).expect("revoke").state,
+        "revoked"
+    );
+    assert_eq!(session.retire(&id).expect("retire").state, "retired");
+    assert_eq!(
+        session.unregister(&id).expect("unregister").state,
+        "unregistered"
+    );
+    let by_state = session
+        .list_keys(&KeyFilter {
+            state: Some("unregistered".into()),
+            ..KeyFilter::default()
+        })
+        .expect("list by state");
+    assert!(by_state.iter().any(|k| k.key_id == id));
+    let by_serial = session
+        .list_keys(&KeyFilter {
+            serial: Some(key.serial.clone()),
+            ..KeyFilter::default()
+        })
+        .expect("list by serial");
+    assert_eq!(by_serial.len(), 1);
+    let e = session
+        .list_keys(&KeyFilter {
+            state: Some("lost".into()),
+            ..KeyFilter::default()
+        })
+        .unwrap_err();
+    assert!(e.message.contains("state"), "{e}");
+    let replayed = session.replay_journal().expect("replay");
+    assert!(
+        replayed.iter().all(|r| !r.outcome.starts_with("failed")),
+        "{replayed:?}"
+    );
+
+    // Self-service issuance: a forged token is refused without echoing it.
+    let b = Device::open(&format!("softkey:{}", dir.join("b.json").display())).expect("b");
+    let forged = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJraW0ifQ.forged-signature";
+    let e = session
+        .self_issue(&b, forged, "facade-self", None, PIN)
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Usage, "{e}");
+    assert!(!e.message.contains("forged-signature"), "{e}");
+    let token = emulator
+        .holder_token(
+            KIM,
+            "keysmith-self-service",
+            std::time::Duration::from_secs(3600),
+        )
+        .expect("holder token");
+    let key = session
+        .self_issue(&b, &token, "facade-self", None, PIN)
+        .expect("self issue");
+    assert_eq!(key.state, "active");
+    assert_eq!(
+        session
+            .sign_in(&b, &key.key_id, PIN)
+            .expect("sign in")
+            .len(),
+        1
+    );
+
+    // Self-service PIN set on a centrally issued key.
+    let c = Device::open(&format!("softkey:{}", dir.join("c.json").display())).expect("c");
+    let key = session
+        .issue(
+            &c,
+            &IssueParams {
+                template: "facade-self".into(),
+                user: KIM.into(),
+                ..IssueParams::default()
+            },
+        )
+        .expect("issue c");
+    let key = session
+        .self_set_pin(&c, &key.key_id, &token, PIN)
+        .expect("self set pin");
+    assert_eq!(key.state, "active");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -42,14 +42,18 @@ fn default_station() -> String {
     "keysmith-facade".into()
 }
 
-/// Where the repository is.
+/// Where the repository is: `{"sqlite": "PATH"}`, `{"postgres": "URL"}` or
+/// `{"postgres": "URL", "schema": "NAME"}` (all tables in that schema, created if
+/// missing: several repositories in one database).
 #[derive(Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
-pub(crate) enum Repository {
-    /// An SQLite file.
-    Sqlite(String),
-    /// A PostgreSQL URL.
-    Postgres(String),
+#[serde(deny_unknown_fields)]
+pub(crate) struct Repository {
+    #[serde(default)]
+    sqlite: Option<String>,
+    #[serde(default)]
+    postgres: Option<String>,
+    #[serde(default)]
+    schema: Option<String>,
 }
 
 /// One Entra connection.
@@ -108,13 +112,23 @@ pub(crate) fn store(repo: &Repository) -> Result<Arc<dyn Store>> {
             format!("repository {what}: {e}"),
         )
     };
-    Ok(match repo {
-        Repository::Sqlite(path) => {
+    // A PostgreSQL URL may carry a password: it is never put in a message.
+    Ok(match (&repo.sqlite, &repo.postgres, &repo.schema) {
+        (Some(path), None, None) => {
             Arc::new(SqliteStore::open(path).map_err(|e| repo_err(path, e))?)
         }
-        // The URL may carry a password: it is never put in a message.
-        Repository::Postgres(url) => {
+        (None, Some(url), None) => {
             Arc::new(PgStore::connect(url).map_err(|e| repo_err("(postgres)", e))?)
+        }
+        (None, Some(url), Some(schema)) => Arc::new(
+            PgStore::connect_in_schema(url, schema)
+                .map_err(|e| repo_err(&format!("(postgres, schema {schema:?})"), e))?,
+        ),
+        _ => {
+            return Err(FacadeError::usage(
+                "session config: repository: give {\"sqlite\": PATH} or {\"postgres\": URL} \
+                 (with an optional \"schema\")",
+            ))
         }
     })
 }
@@ -188,6 +202,15 @@ mod tests {
             .err()
             .unwrap();
         assert!(e.message.contains("mysql"), "{}", e.message);
+        let cfg = parse(r#"{"repository": {"sqlite": "a", "postgres": "b"}, "pin_key": ""}"#)
+            .ok()
+            .unwrap();
+        let e = store(&cfg.repository).err().unwrap();
+        assert!(e.message.contains("repository"), "{}", e.message);
+        let cfg = parse(r#"{"repository": {"sqlite": "a", "schema": "s"}, "pin_key": ""}"#)
+            .ok()
+            .unwrap();
+        assert!(store(&cfg.repository).is_err());
         let cfg = parse(
             r#"{"repository": {"sqlite": "x"}, "pin_key": "",
                 "idp": [{"name": "c", "tenant": "t", "client_id": "id",

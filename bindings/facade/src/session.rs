@@ -49,7 +49,7 @@ impl Session {
     ///
     /// ```json
     /// {
-    ///   "repository": {"sqlite": "/var/lib/keysmith.db"},   // or {"postgres": "postgres://..."}
+    ///   "repository": {"sqlite": "/var/lib/keysmith.db"},   // or {"postgres": "postgres://...", "schema": optional}
     ///   "pin_key": "<64 hex digits: the host key sealing transport PINs>",
     ///   "station": "cms-1",                  // optional
     ///   "actor": "operator:alice",           // optional, default operator:<station>

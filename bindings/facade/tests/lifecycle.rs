@@ -326,3 +326,79 @@ fn every_operation_through_the_facade() {
     assert_eq!(key.state, "active");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `KEYSMITH_PG_URL` from the environment, else from the workspace's `target/pg/env`.
+fn pg_url() -> Option<String> {
+    let from_file = || {
+        let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/pg/env");
+        let text = std::fs::read_to_string(file).ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("KEYSMITH_PG_URL="))
+            .map(|s| s.trim().to_owned())
+    };
+    std::env::var("KEYSMITH_PG_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(from_file)
+}
+
+#[test]
+fn postgres_repository_shared_by_two_sessions() {
+    let Some(url) = pg_url() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI is set but KEYSMITH_PG_URL is not: run scripts/pg-start.sh first"
+        );
+        eprintln!("SKIPPED: PostgreSQL facade test (no KEYSMITH_PG_URL)");
+        return;
+    };
+    let emulator = Emulator::start(EmulatorConfig::default()).expect("emulator");
+    let dir = temp_dir("pg");
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let schema = format!("ks_facade_{}_{nanos}", std::process::id());
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&config(&emulator, &dir)).expect("config json");
+    cfg["repository"] = serde_json::json!({ "postgres": url, "schema": schema });
+    let station_a = Session::open(&cfg.to_string()).expect("session a");
+    cfg["station"] = "facade-test-b".into();
+    let station_b = Session::open(&cfg.to_string()).expect("session b");
+
+    let device =
+        Device::open(&format!("softkey:{}", dir.join("pg.json").display())).expect("device");
+    let key = station_a
+        .issue(
+            &device,
+            &IssueParams {
+                template: "facade-standard".into(),
+                user: "kim@contoso.onmicrosoft.com".into(),
+                ..IssueParams::default()
+            },
+        )
+        .expect("issue on station a");
+    let seen = station_b.key(&key.key_id).expect("station b sees the key");
+    assert_eq!(seen.key.state, "issued");
+    let key = station_b
+        .activate(&device, &key.key_id, "holder-pin-2468")
+        .expect("activate on station b");
+    assert_eq!(key.state, "active");
+    assert_eq!(
+        station_a.key(&key.key_id).expect("show").key.state,
+        "active"
+    );
+
+    // A bad URL is a repository error that does not echo the URL.
+    let mut bad = cfg.clone();
+    bad["repository"] = serde_json::json!({ "postgres": "postgresql://u:s3cret@127.0.0.1:1/x" });
+    let e = Session::open(&bad.to_string()).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Repository);
+    assert!(!e.message.contains("s3cret"), "{e}");
+
+    drop((station_a, station_b));
+    if let Ok(mut client) = postgres::Client::connect(&url, postgres::NoTls) {
+        let _ = client.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -199,6 +199,14 @@ ks_status ks_template_check(const char *text, char **out_json);
 ks_status ks_add_template(const ks_session *session, const char *text, char **out_json);
 
 /**
+ * The names of the session's loaded credential templates, as a JSON array.
+ *
+ * # Safety
+ * Pointers NULL or valid as documented in the crate conventions.
+ */
+ks_status ks_templates(const ks_session *session, char **out_json);
+
+/**
  * Central issuance. `params_json`: `{"template":"NAME","user":"UPN or id",
  * "serial":optional,"actor":optional}`; `*out_json` gets the key.
  *

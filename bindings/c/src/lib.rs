@@ -456,6 +456,19 @@ pub unsafe extern "C" fn ks_add_template(
     }
 }
 
+/// The names of the session's loaded credential templates, as a JSON array.
+///
+/// # Safety
+/// Pointers NULL or valid as documented in the crate conventions.
+#[no_mangle]
+pub unsafe extern "C" fn ks_templates(
+    session: *const ks_session,
+    out_json: *mut *mut c_char,
+) -> ks_status {
+    // SAFETY: caller contract, forwarded.
+    unsafe { session_op(session, out_json, |s| Ok(s.templates())) }
+}
+
 /// Central issuance. `params_json`: `{"template":"NAME","user":"UPN or id",
 /// "serial":optional,"actor":optional}`; `*out_json` gets the key.
 ///

@@ -118,7 +118,17 @@ fn run_flow(exe: &Path, wrapper: &[&str], name: &str) -> String {
         }
         None => Command::new(exe),
     };
+    // cargo's LD_LIBRARY_PATH names target/debug, which may hold an older uplifted copy
+    // of the library: the fresh one (next to this test) comes first.
+    let mut search =
+        std::env::split_paths(&std::env::var_os("LD_LIBRARY_PATH").unwrap_or_default())
+            .collect::<Vec<_>>();
+    search.insert(0, lib_dir());
     let out = cmd
+        .env(
+            "LD_LIBRARY_PATH",
+            std::env::join_paths(search).expect("library path"),
+        )
         .arg(config(&emulator, &dir))
         .arg(&spec)
         .output()

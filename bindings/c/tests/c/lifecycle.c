@@ -78,6 +78,16 @@ int main(int argc, char **argv) {
         fail("ks_set_prompt_callback", st);
         goto done;
     }
+    if ((st = ks_templates(session, &out)) != KS_OK) {
+        fail("ks_templates", st);
+        goto done;
+    }
+    if (strcmp(out, "[\"c-standard\"]") != 0) {
+        fprintf(stderr, "unexpected templates: %s\n", out);
+        goto done;
+    }
+    ks_string_free(out);
+    out = NULL;
     if ((st = ks_device_open(argv[2], &device)) != KS_OK) {
         fail("ks_device_open", st);
         goto done;

@@ -30,6 +30,12 @@ use lifecycle::template::TemplateSet;
 /// The facade's result type.
 pub type Result<T> = std::result::Result<T, FacadeError>;
 
+/// Opens a security key (the same as [`Device::open`]): `usb:PATH`, `nfc:READER` or
+/// `softkey:STATEFILE`.
+pub fn open_device(spec: &str) -> Result<Device> {
+    Device::open(spec)
+}
+
 /// The library version (the workspace's).
 pub fn version() -> &'static str {
     env!("CARGO_PKG_VERSION")

@@ -402,3 +402,53 @@ fn postgres_repository_shared_by_two_sessions() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn one_session_shared_by_threads_each_with_its_key() {
+    let emulator = Emulator::start(EmulatorConfig::default()).expect("emulator");
+    let dir = temp_dir("threads");
+    let session = Session::open(&config(&emulator, &dir)).expect("session");
+    let touches = Arc::new(AtomicUsize::new(0));
+    let seen = touches.clone();
+    session.set_prompt(Box::new(move |_: &Prompt| {
+        seen.fetch_add(1, Ordering::SeqCst);
+    }));
+    let workers: Vec<_> = (0..3)
+        .map(|i| {
+            let session = session.clone();
+            let spec = format!("softkey:{}", dir.join(format!("t{i}.json")).display());
+            std::thread::spawn(move || {
+                let device = keysmith_facade::open_device(&spec).expect("device");
+                let key = session
+                    .issue(
+                        &device,
+                        &IssueParams {
+                            template: "facade-standard".into(),
+                            user: "kim@contoso.onmicrosoft.com".into(),
+                            ..IssueParams::default()
+                        },
+                    )
+                    .expect("issue");
+                session
+                    .activate(&device, &key.key_id, "holder-pin-2468")
+                    .expect("activate")
+            })
+        })
+        .collect();
+    let mut ids: Vec<String> = workers
+        .into_iter()
+        .map(|w| w.join().expect("worker").key_id)
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 3, "three distinct keys");
+    let active = session
+        .list_keys(&KeyFilter {
+            state: Some("active".into()),
+            ..KeyFilter::default()
+        })
+        .expect("list");
+    assert_eq!(active.len(), 3);
+    assert!(touches.load(Ordering::SeqCst) >= 3);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -235,3 +235,48 @@ fn committed_header_matches_the_sources() {
         "include/keysmith.h is stale: regenerate it with\n  cd bindings/c && cbindgen --config cbindgen.toml --crate keysmith-c --output include/keysmith.h"
     );
 }
+
+#[test]
+fn header_compiles_as_c99_and_cpp() {
+    let header = crate_dir().join("include/keysmith.h");
+    let c = Command::new("gcc")
+        .args([
+            "-std=c99",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-pedantic",
+            "-fsyntax-only",
+            "-x",
+            "c",
+        ])
+        .arg(&header)
+        .output()
+        .expect("gcc runs");
+    assert!(c.status.success(), "{}", String::from_utf8_lossy(&c.stderr));
+    let has_cpp = Command::new("g++")
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if has_cpp {
+        let cpp = Command::new("g++")
+            .args([
+                "-std=c++11",
+                "-Wall",
+                "-Wextra",
+                "-Werror",
+                "-fsyntax-only",
+                "-x",
+                "c++",
+            ])
+            .arg(&header)
+            .output()
+            .expect("g++ runs");
+        assert!(
+            cpp.status.success(),
+            "{}",
+            String::from_utf8_lossy(&cpp.stderr)
+        );
+    }
+}

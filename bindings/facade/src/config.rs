@@ -8,7 +8,7 @@ use lifecycle::diagnostics::LogConfig;
 use lifecycle::idp::EntraIdp;
 use lifecycle::store::{PgStore, PinKey, SqliteStore, Store};
 use serde::Deserialize;
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::{FacadeError, Result};
 
@@ -36,6 +36,12 @@ pub(crate) struct SessionConfig {
     /// Diagnostics, applied process-wide at open.
     #[serde(default)]
     pub(crate) log: Option<LogConfig>,
+}
+
+impl Drop for SessionConfig {
+    fn drop(&mut self) {
+        self.pin_key.zeroize();
+    }
 }
 
 fn default_station() -> String {
@@ -76,6 +82,18 @@ pub(crate) struct IdpConnection {
     login_base: Option<String>,
     #[serde(default)]
     graph_base: Option<String>,
+}
+
+impl Drop for IdpConnection {
+    fn drop(&mut self) {
+        // Whatever was not moved into a zeroizing holder (e.g. after an error).
+        if let Some(s) = self.client_secret.as_mut() {
+            s.zeroize();
+        }
+        if let Some(k) = self.private_key_pem.as_mut() {
+            k.zeroize();
+        }
+    }
 }
 
 pub(crate) fn parse(json: &str) -> Result<SessionConfig> {
@@ -218,7 +236,8 @@ mod tests {
         )
         .ok()
         .unwrap();
-        let e = idp(cfg.idp.into_iter().next().unwrap()).err().unwrap();
+        let mut cfg = cfg;
+        let e = idp(cfg.idp.remove(0)).err().unwrap();
         assert!(e.message.contains("graph_api_version"));
         assert!(!e.message.contains("hunter2"));
     }

@@ -7,6 +7,8 @@ import json
 import os
 import subprocess
 import threading
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -171,6 +173,59 @@ def test_operations_run_from_another_thread_with_prompts_there(emulator, tmp_pat
     key = session.issue(second, "py-standard", KIM)
     assert key["state"] == "issued"
     assert len(callers) == before
+
+
+SELF_TEMPLATE = """
+[passkey.entra]
+idp = {{ connection = "contoso-entra", kind = "entra", graph_api_version = "beta" }}
+display_name = "{{displayName}} {{serial}}"
+rp_id = "login.microsoft.com"
+
+[credential]
+name = "py-self"
+passkey_templates = ["entra"]
+user_assignment = {{ directory = "contoso-entra" }}
+
+[credential.self_service]
+pin_set_allowed = true
+self_issuance_allowed = true
+oidc = {{ issuer = "{issuer}", audience = "{audience}", jwks_url = "{jwks}" }}
+"""
+
+
+def holder_id_token(emu, upn):
+    """An ID token from the emulated identity platform (password grant, demo password)."""
+    form = urllib.parse.urlencode({
+        "grant_type": "password",
+        "client_id": emu["client_id"],
+        "username": upn,
+        "password": "keysmith-demo-password",
+        "scope": "openid",
+    }).encode()
+    with urllib.request.urlopen(emu["token_url"], data=form, timeout=30) as resp:
+        return json.load(resp)["id_token"]
+
+
+def test_self_service_issuance_with_an_id_token(emulator, tmp_path):
+    session = keysmith.Session(make_config(emulator, tmp_path))
+    summary = session.add_template(SELF_TEMPLATE.format(
+        issuer=emulator["oidc_issuer"], audience=emulator["client_id"],
+        jwks=emulator["jwks_url"]))
+    assert summary["name"] == "py-self"
+    device = keysmith.Device("softkey:" + str(tmp_path / "self.json"))
+    token = holder_id_token(emulator, KIM)
+
+    with pytest.raises(keysmith.UsageError) as e:
+        session.self_issue(device, token[:-8] + "AAAAAAAA", "py-self", PIN)
+    assert "holder authentication failed" in str(e.value)
+    assert token not in str(e.value)
+
+    key = session.self_issue(device, token, "py-self", PIN)
+    assert key["state"] == "active"
+    assert key["user_id"]
+    assert len(session.sign_in(device, key["key_id"], PIN)) == 1
+    actors = {a["actor"] for a in session.audit(key["key_id"])}
+    assert any(a.startswith("self:") for a in actors)
 
 
 def test_bad_input_raises_typed_errors(tmp_path):

@@ -1,0 +1,223 @@
+/* The keysmith C ABI end to end, as a CMS would drive it:
+ *   lifecycle CONFIG_JSON DEVICE_SPEC
+ * open session -> open device -> info -> issue -> activate -> sign_in -> revoke, with
+ * the prompts counted, then error paths (unknown key, NULL arguments, bad JSON), every
+ * handle and string freed. Prints "key_id=...", "prompts=N", "ok" and exits 0 on
+ * success; prints the failing step and exits 1 otherwise. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "keysmith.h"
+
+static int prompts;
+static int touches;
+
+static void on_prompt(void *ctx, const char *prompt_json) {
+    int *count = (int *)ctx;
+    (*count)++;
+    if (strstr(prompt_json, "\"kind\":\"touch_key\"") != NULL) {
+        touches++;
+    }
+}
+
+static int fail(const char *step, ks_status st) {
+    char *msg = NULL;
+    ks_status last = ks_last_error(&msg);
+    fprintf(stderr, "%s failed: status %d (last %d): %s\n", step, (int)st, (int)last,
+            msg ? msg : "(no message)");
+    ks_string_free(msg);
+    return 1;
+}
+
+/* Copies the string value of "field" from a flat JSON object into out. */
+static int json_field(const char *json, const char *field, char *out, size_t cap) {
+    char pattern[64];
+    snprintf(pattern, sizeof pattern, "\"%s\":\"", field);
+    const char *start = strstr(json, pattern);
+    if (start == NULL) {
+        return 0;
+    }
+    start += strlen(pattern);
+    const char *end = strchr(start, '"');
+    if (end == NULL || (size_t)(end - start) >= cap) {
+        return 0;
+    }
+    memcpy(out, start, (size_t)(end - start));
+    out[end - start] = '\0';
+    return 1;
+}
+
+static int expect_state(const char *step, const char *json, const char *state) {
+    char got[32];
+    if (!json_field(json, "state", got, sizeof got) || strcmp(got, state) != 0) {
+        fprintf(stderr, "%s: expected state %s in %s\n", step, state, json);
+        return 0;
+    }
+    return 1;
+}
+
+int main(int argc, char **argv) {
+    if (argc != 3) {
+        fprintf(stderr, "usage: lifecycle CONFIG_JSON DEVICE_SPEC\n");
+        return 2;
+    }
+    const char *pin = "holder-pin-2468";
+    ks_session *session = NULL;
+    ks_device *device = NULL;
+    char *out = NULL;
+    char key_id[256];
+    ks_status st;
+    int rc = 1;
+
+    printf("version=%s\n", ks_version());
+    if ((st = ks_session_open(argv[1], &session)) != KS_OK) {
+        return fail("ks_session_open", st);
+    }
+    if ((st = ks_set_prompt_callback(session, on_prompt, &prompts)) != KS_OK) {
+        fail("ks_set_prompt_callback", st);
+        goto done;
+    }
+    if ((st = ks_templates(session, &out)) != KS_OK) {
+        fail("ks_templates", st);
+        goto done;
+    }
+    if (strcmp(out, "[\"c-standard\"]") != 0) {
+        fprintf(stderr, "unexpected templates: %s\n", out);
+        goto done;
+    }
+    ks_string_free(out);
+    out = NULL;
+    if ((st = ks_device_open(argv[2], &device)) != KS_OK) {
+        fail("ks_device_open", st);
+        goto done;
+    }
+    if ((st = ks_device_info(device, &out)) != KS_OK) {
+        fail("ks_device_info", st);
+        goto done;
+    }
+    if (strstr(out, "FIDO_2_") == NULL) {
+        fprintf(stderr, "device info without a FIDO 2 version: %s\n", out);
+        goto done;
+    }
+    ks_string_free(out);
+    out = NULL;
+
+    st = ks_issue(session, device,
+                  "{\"template\":\"c-standard\",\"user\":\"kim@contoso.onmicrosoft.com\"}", &out);
+    if (st != KS_OK) {
+        fail("ks_issue", st);
+        goto done;
+    }
+    if (!expect_state("issue", out, "issued") || !json_field(out, "key_id", key_id, sizeof key_id)) {
+        goto done;
+    }
+    ks_string_free(out);
+    out = NULL;
+    printf("key_id=%s\n", key_id);
+    int touches_after_issue = touches;
+    if (touches_after_issue == 0) {
+        fprintf(stderr, "issuance sent no touch prompt\n");
+        goto done;
+    }
+
+    if ((st = ks_activate(session, device, key_id, pin, &out)) != KS_OK) {
+        fail("ks_activate", st);
+        goto done;
+    }
+    if (!expect_state("activate", out, "active")) {
+        goto done;
+    }
+    ks_string_free(out);
+    out = NULL;
+
+    if ((st = ks_sign_in(session, device, key_id, pin, &out)) != KS_OK) {
+        fail("ks_sign_in", st);
+        goto done;
+    }
+    if (strstr(out, "\"method_id\":\"") == NULL) {
+        fprintf(stderr, "sign-in result without a method id: %s\n", out);
+        goto done;
+    }
+    ks_string_free(out);
+    out = NULL;
+    if (touches <= touches_after_issue) {
+        fprintf(stderr, "sign-in sent no touch prompt\n");
+        goto done;
+    }
+
+    if ((st = ks_key_list(session, "{\"state\":\"active\"}", &out)) != KS_OK) {
+        fail("ks_key_list", st);
+        goto done;
+    }
+    if (strstr(out, key_id) == NULL) {
+        fprintf(stderr, "active key not listed: %s\n", out);
+        goto done;
+    }
+    ks_string_free(out);
+    out = NULL;
+
+    if ((st = ks_revoke(session, key_id, -1, &out)) != KS_OK) {
+        fail("ks_revoke", st);
+        goto done;
+    }
+    if (!expect_state("revoke", out, "revoked")) {
+        goto done;
+    }
+    ks_string_free(out);
+    out = NULL;
+
+    /* Error path: an unknown key is a usage error with a message naming it. */
+    st = ks_revoke(session, "no-such-key", 1, &out);
+    if (st != KS_USAGE || out != NULL) {
+        fprintf(stderr, "unknown key: expected KS_USAGE and no result, got %d\n", (int)st);
+        goto done;
+    }
+    char *msg = NULL;
+    ks_status last = ks_last_error(&msg);
+    if (last != KS_USAGE || msg == NULL || strstr(msg, "no-such-key") == NULL) {
+        fprintf(stderr, "unknown key: last error %d %s\n", (int)last, msg ? msg : "(null)");
+        ks_string_free(msg);
+        goto done;
+    }
+    printf("unknown_key_error=%s\n", msg);
+    ks_string_free(msg);
+
+    /* A revoked key cannot be activated: a transition error. */
+    st = ks_activate(session, device, key_id, pin, &out);
+    if (st != KS_TRANSITION) {
+        fprintf(stderr, "activate revoked key: expected KS_TRANSITION, got %d\n", (int)st);
+        goto done;
+    }
+    /* NULL arguments and bad JSON are usage errors, never crashes. */
+    if (ks_issue(session, device, NULL, &out) != KS_USAGE ||
+        ks_issue(session, device, "{not json", &out) != KS_USAGE ||
+        ks_key_show(NULL, key_id, &out) != KS_USAGE ||
+        ks_key_show(session, key_id, NULL) != KS_USAGE ||
+        ks_last_error(NULL) != KS_USAGE) {
+        fprintf(stderr, "NULL/bad input not refused as KS_USAGE\n");
+        goto done;
+    }
+    /* A success clears the last error. */
+    if ((st = ks_key_show(session, key_id, &out)) != KS_OK) {
+        fail("ks_key_show", st);
+        goto done;
+    }
+    ks_string_free(out);
+    out = NULL;
+    if (ks_last_error(&msg) != KS_OK || msg != NULL) {
+        fprintf(stderr, "last error not cleared by a success\n");
+        ks_string_free(msg);
+        goto done;
+    }
+
+    printf("prompts=%d\n", prompts);
+    printf("touches=%d\n", touches);
+    printf("ok\n");
+    rc = 0;
+done:
+    ks_string_free(out);
+    ks_device_free(device);
+    ks_session_free(session);
+    return rc;
+}

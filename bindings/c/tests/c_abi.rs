@@ -1,0 +1,282 @@
+//! The C ABI from C: `tests/c/lifecycle.c` is compiled with the system C compiler
+//! against `include/keysmith.h`, linked to the built cdylib and run against the real
+//! Entra emulator (in this process, on loopback) and a persistent software key. Under
+//! valgrind too when it is installed. The committed header is checked against the
+//! sources when cbindgen is installed.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use entra_graph::emulator::{Emulator, EmulatorConfig};
+
+const KIM_ID: &str = "6e8a5a4e-5a0d-4e4c-9c8e-2f7c3d8a1b11";
+
+const TEMPLATE: &str = r#"
+[passkey.entra]
+idp = { connection = "contoso-entra", kind = "entra", graph_api_version = "beta" }
+display_name = "{displayName} {serial}"
+truncate_display_name = true
+rp_id = "login.microsoft.com"
+challenge_timeout_minutes = 60
+
+[credential]
+name = "c-standard"
+passkey_templates = ["entra"]
+user_assignment = { directory = "contoso-entra" }
+
+[credential.fido2]
+reset_before_issuance = true
+always_uv = true
+min_pin_length = 8
+
+[credential.lifecycle]
+force_idp_deletion_on_revoke = true
+"#;
+
+fn crate_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The directory holding the built `libkeysmith.so` (the test binary's `deps`).
+fn lib_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let deps = exe.parent().expect("deps dir").to_path_buf();
+    for dir in [
+        deps.clone(),
+        deps.parent().map(Path::to_path_buf).unwrap_or_default(),
+    ] {
+        if dir.join("libkeysmith.so").exists() {
+            return dir;
+        }
+    }
+    panic!("libkeysmith.so not found next to {}", exe.display());
+}
+
+fn work_dir(name: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("keysmith-c-{name}-{}-{nanos}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("work dir");
+    dir
+}
+
+fn compile(dir: &Path) -> PathBuf {
+    let exe = dir.join("lifecycle");
+    let lib = lib_dir();
+    let out = Command::new("gcc")
+        .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-pedantic", "-g"])
+        .arg("-I")
+        .arg(crate_dir().join("include"))
+        .arg(crate_dir().join("tests/c/lifecycle.c"))
+        .arg("-o")
+        .arg(&exe)
+        .arg(format!("-L{}", lib.display()))
+        .arg("-lkeysmith")
+        .arg(format!("-Wl,-rpath,{}", lib.display()))
+        .output()
+        .expect("gcc runs");
+    assert!(
+        out.status.success(),
+        "gcc failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    exe
+}
+
+fn config(emulator: &Emulator, dir: &Path) -> String {
+    serde_json::json!({
+        "repository": { "sqlite": dir.join("keysmith.db").to_str().expect("utf-8 path") },
+        "pin_key": "5a".repeat(32),
+        "station": "c-test",
+        "idp": [{
+            "name": "contoso-entra",
+            "tenant": emulator.tenant_id(),
+            "client_id": emulator.client_id(),
+            "client_secret": emulator.client_secret().unwrap_or_default(),
+            "graph_api_version": "beta",
+            "login_base": emulator.base_url(),
+            "graph_base": emulator.base_url(),
+        }],
+        "templates": [TEMPLATE],
+    })
+    .to_string()
+}
+
+/// Runs the C program (optionally under a wrapper such as valgrind); returns stdout.
+fn run_flow(exe: &Path, wrapper: &[&str], name: &str) -> String {
+    let emulator = Emulator::start(EmulatorConfig::default()).expect("emulator");
+    let dir = work_dir(name);
+    let spec = format!("softkey:{}", dir.join("softkey.json").display());
+    let mut cmd = match wrapper.split_first() {
+        Some((first, rest)) => {
+            let mut c = Command::new(first);
+            c.args(rest).arg(exe);
+            c
+        }
+        None => Command::new(exe),
+    };
+    // cargo's LD_LIBRARY_PATH names target/debug, which may hold an older uplifted copy
+    // of the library: the fresh one (next to this test) comes first.
+    let mut search =
+        std::env::split_paths(&std::env::var_os("LD_LIBRARY_PATH").unwrap_or_default())
+            .collect::<Vec<_>>();
+    search.insert(0, lib_dir());
+    let out = cmd
+        .env(
+            "LD_LIBRARY_PATH",
+            std::env::join_paths(search).expect("library path"),
+        )
+        .arg(config(&emulator, &dir))
+        .arg(&spec)
+        .output()
+        .expect("C program runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "C program failed ({:?}):\nstdout:\n{stdout}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The IdP side effects really happened: registered by activation, deleted by the
+    // (forced) revocation.
+    assert!(
+        emulator.methods(KIM_ID).is_empty(),
+        "revoked passkey still at the IdP"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    stdout
+}
+
+fn value<'a>(stdout: &'a str, name: &str) -> &'a str {
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix('=')))
+        .unwrap_or_else(|| panic!("no {name}= line in:\n{stdout}"))
+}
+
+#[test]
+fn c_program_drives_the_whole_lifecycle() {
+    let dir = work_dir("build");
+    let exe = compile(&dir);
+    let stdout = run_flow(&exe, &[], "flow");
+    assert!(stdout.lines().any(|l| l == "ok"), "{stdout}");
+    assert_eq!(value(&stdout, "version"), env!("CARGO_PKG_VERSION"));
+    let touches: u32 = value(&stdout, "touches").parse().expect("touch count");
+    assert!(touches >= 2, "{stdout}");
+    assert!(value(&stdout, "unknown_key_error").contains("no-such-key"));
+    assert!(!value(&stdout, "key_id").is_empty());
+}
+
+#[test]
+fn c_program_is_clean_under_valgrind() {
+    let installed = Command::new("valgrind")
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !installed {
+        eprintln!("valgrind not installed: skipped");
+        return;
+    }
+    let dir = work_dir("valgrind-build");
+    let exe = compile(&dir);
+    let stdout = run_flow(
+        &exe,
+        &[
+            "valgrind",
+            "--quiet",
+            "--error-exitcode=99",
+            "--leak-check=full",
+            "--errors-for-leak-kinds=definite",
+        ],
+        "valgrind",
+    );
+    assert!(stdout.lines().any(|l| l == "ok"), "{stdout}");
+}
+
+#[test]
+fn committed_header_matches_the_sources() {
+    let available = Command::new("cbindgen")
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !available {
+        eprintln!("cbindgen not installed: header check skipped");
+        return;
+    }
+    let dir = work_dir("header");
+    let generated = dir.join("keysmith.h");
+    let out = Command::new("cbindgen")
+        .current_dir(crate_dir())
+        .args([
+            "--config",
+            "cbindgen.toml",
+            "--crate",
+            "keysmith-c",
+            "--output",
+        ])
+        .arg(&generated)
+        .output()
+        .expect("cbindgen runs");
+    assert!(
+        out.status.success(),
+        "cbindgen failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let fresh = std::fs::read_to_string(&generated).expect("generated header");
+    let committed =
+        std::fs::read_to_string(crate_dir().join("include/keysmith.h")).expect("committed header");
+    assert!(
+        fresh == committed,
+        "include/keysmith.h is stale: regenerate it with\n  cd bindings/c && cbindgen --config cbindgen.toml --crate keysmith-c --output include/keysmith.h"
+    );
+}
+
+#[test]
+fn header_compiles_as_c99_and_cpp() {
+    let header = crate_dir().join("include/keysmith.h");
+    let c = Command::new("gcc")
+        .args([
+            "-std=c99",
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-pedantic",
+            "-fsyntax-only",
+            "-x",
+            "c",
+        ])
+        .arg(&header)
+        .output()
+        .expect("gcc runs");
+    assert!(c.status.success(), "{}", String::from_utf8_lossy(&c.stderr));
+    let has_cpp = Command::new("g++")
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if has_cpp {
+        let cpp = Command::new("g++")
+            .args([
+                "-std=c++11",
+                "-Wall",
+                "-Wextra",
+                "-Werror",
+                "-fsyntax-only",
+                "-x",
+                "c++",
+            ])
+            .arg(&header)
+            .output()
+            .expect("g++ runs");
+        assert!(
+            cpp.status.success(),
+            "{}",
+            String::from_utf8_lossy(&cpp.stderr)
+        );
+    }
+}

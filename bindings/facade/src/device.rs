@@ -1,0 +1,169 @@
+//! Security keys: listing and opening `usb:PATH`, `nfc:READER`, `softkey:STATEFILE`.
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use fido_transport::client::Authenticator;
+use fido_transport::softkey::{SoftAuthenticator, SoftConfig, SoftTransport};
+use fido_transport::Transport;
+use lifecycle::template::Transport as KeyTransport;
+use sha2::{Digest, Sha256};
+
+use crate::types::hex;
+use crate::{DeviceEntry, DeviceInfo, DeviceList, FacadeError, Result};
+
+/// What an opened device holds (locked for the duration of each operation).
+pub(crate) struct DeviceState {
+    pub(crate) client: Authenticator<Box<dyn Transport>>,
+    pub(crate) transport: KeyTransport,
+    pub(crate) can_reset_in_place: bool,
+    pub(crate) serial: Option<String>,
+    pub(crate) spec: String,
+}
+
+/// An opened security key. A clone-able handle: clones share the key, and operations on
+/// it are serialized.
+#[derive(Clone)]
+pub struct Device {
+    inner: Arc<Mutex<DeviceState>>,
+}
+
+impl std::fmt::Debug for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let d = self.lock();
+        f.debug_struct("Device")
+            .field("spec", &d.spec)
+            .field("serial", &d.serial)
+            .finish()
+    }
+}
+
+impl Device {
+    /// Opens a key: `usb:PATH` (hidraw path from [`list_devices`]), `nfc:READER` (a
+    /// PC/SC reader name) or `softkey:STATEFILE` (a persistent software authenticator,
+    /// created when the file does not exist; for tests and demos).
+    pub fn open(spec: &str) -> Result<Device> {
+        let (transport, kind, reset, serial): (Box<dyn Transport>, _, _, _) =
+            if let Some(path) = spec.strip_prefix("usb:") {
+                let serial = fido_transport::hid::list_devices()
+                    .ok()
+                    .and_then(|l| l.into_iter().find(|d| d.path == path))
+                    .and_then(|d| d.serial);
+                (
+                    Box::new(fido_transport::hid::open(path)?),
+                    KeyTransport::Usb,
+                    false,
+                    serial,
+                )
+            } else if let Some(reader) = spec.strip_prefix("nfc:") {
+                (
+                    Box::new(fido_transport::nfc::NfcTransport::open(
+                        reader,
+                        fido_transport::nfc::NfcMode::default(),
+                    )?),
+                    KeyTransport::Nfc,
+                    true,
+                    None,
+                )
+            } else if let Some(path) = spec.strip_prefix("softkey:") {
+                if path.is_empty() {
+                    return Err(FacadeError::usage(
+                        "device: softkey: needs a state file path",
+                    ));
+                }
+                let soft = SoftAuthenticator::open_persistent(path, SoftConfig::default())
+                    .map_err(|e| FacadeError::device(format!("software key {path}: {e}")))?;
+                let serial = hex(Sha256::digest(soft.attestation_certificate())
+                    .get(..4)
+                    .unwrap_or(&[]))
+                .to_uppercase();
+                (
+                    Box::new(SoftTransport::new(soft)),
+                    KeyTransport::Usb,
+                    true,
+                    Some(serial),
+                )
+            } else {
+                return Err(FacadeError::usage(format!(
+                    "device {spec:?}: expected usb:PATH, nfc:READER or softkey:STATEFILE"
+                )));
+            };
+        Ok(Device {
+            inner: Arc::new(Mutex::new(DeviceState {
+                client: Authenticator::new(transport),
+                transport: kind,
+                can_reset_in_place: reset,
+                serial,
+                spec: spec.to_owned(),
+            })),
+        })
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, DeviceState> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The spec it was opened with.
+    pub fn spec(&self) -> String {
+        self.lock().spec.clone()
+    }
+
+    /// The key's serial number, if known (USB serial string; softkey: from its
+    /// attestation certificate).
+    pub fn serial(&self) -> Option<String> {
+        self.lock().serial.clone()
+    }
+
+    /// What the key says about itself (authenticatorGetInfo).
+    pub fn info(&self) -> Result<DeviceInfo> {
+        let mut d = self.lock();
+        let description = d.client.transport().describe();
+        let info = d.client.info()?.clone();
+        Ok(DeviceInfo {
+            device: d.spec.clone(),
+            description,
+            serial: d.serial.clone(),
+            aaguid: hex(&info.aaguid),
+            versions: info.versions,
+            extensions: info.extensions.unwrap_or_default(),
+            options: info.options.unwrap_or_default().into_iter().collect(),
+            min_pin_length: info.min_pin_length,
+            firmware_version: info.firmware_version,
+            remaining_discoverable_credentials: info.remaining_discoverable_credentials,
+        })
+    }
+}
+
+/// The FIDO keys on USB HID and the PC/SC readers. A subsystem that cannot be listed
+/// (no hidraw access, no PC/SC daemon) is named in [`DeviceList::unavailable`].
+pub fn list_devices() -> DeviceList {
+    let mut out = DeviceList::default();
+    match fido_transport::hid::list_devices() {
+        Ok(list) => out.devices.extend(list.into_iter().map(|d| DeviceEntry {
+            device: format!("usb:{}", d.path),
+            transport: "usb".into(),
+            vendor_id: Some(d.vendor_id),
+            product_id: Some(d.product_id),
+            manufacturer: d.manufacturer,
+            product: d.product,
+            serial: d.serial,
+            card_present: None,
+            fido_applet: None,
+        })),
+        Err(e) => out.unavailable.push(format!("USB HID: {e}")),
+    }
+    match fido_transport::nfc::list_readers() {
+        Ok(list) => out.devices.extend(list.into_iter().map(|r| DeviceEntry {
+            fido_applet: Some(r.has_fido_applet()),
+            device: format!("nfc:{}", r.name),
+            transport: "nfc".into(),
+            vendor_id: None,
+            product_id: None,
+            manufacturer: None,
+            product: None,
+            serial: None,
+            card_present: Some(r.card_present),
+        })),
+        Err(e) => out.unavailable.push(format!("PC/SC: {e}")),
+    }
+    out
+}

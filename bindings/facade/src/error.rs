@@ -1,0 +1,213 @@
+//! The facade's one error type: a stable kind (with a numeric code the C ABI returns)
+//! and a message that never carries a secret.
+
+use lifecycle::engine::EngineError;
+
+/// What kind of failure a [`FacadeError`] is. The numeric codes are stable (the C ABI
+/// returns them as `ks_status`); see [`ErrorKind::code`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// Bad input: malformed JSON or config, unknown key/template/connection, an action
+    /// the caller may not take (code 2, the CLI's usage exit code).
+    Usage,
+    /// The security key or its transport failed (code 3, as the CLI).
+    Device,
+    /// The identity provider refused or failed (code 4, as the CLI).
+    Idp,
+    /// The repository failed or refused (code 5, the CLI's "other" family).
+    Repository,
+    /// A template is invalid or asks for something unsupported (code 6; the CLI reports
+    /// it as usage, 2).
+    Template,
+    /// The action is not allowed in the key's state (code 7; the CLI reports it as
+    /// usage, 2).
+    Transition,
+    /// A bug or an unexpected failure, e.g. a panic caught at the boundary (code 9; the
+    /// CLI's "other" family, 5).
+    Internal,
+}
+
+impl ErrorKind {
+    /// Every kind.
+    pub const ALL: [ErrorKind; 7] = [
+        ErrorKind::Usage,
+        ErrorKind::Device,
+        ErrorKind::Idp,
+        ErrorKind::Repository,
+        ErrorKind::Template,
+        ErrorKind::Transition,
+        ErrorKind::Internal,
+    ];
+
+    /// The stable numeric code (never 0, which means success at the C ABI).
+    pub const fn code(self) -> i32 {
+        match self {
+            ErrorKind::Usage => 2,
+            ErrorKind::Device => 3,
+            ErrorKind::Idp => 4,
+            ErrorKind::Repository => 5,
+            ErrorKind::Template => 6,
+            ErrorKind::Transition => 7,
+            ErrorKind::Internal => 9,
+        }
+    }
+
+    /// The `keysmith` CLI exit code of the same family (2 usage, 3 device, 4 IdP,
+    /// 5 other).
+    pub const fn cli_exit_code(self) -> i32 {
+        match self {
+            ErrorKind::Usage | ErrorKind::Template | ErrorKind::Transition => 2,
+            ErrorKind::Device => 3,
+            ErrorKind::Idp => 4,
+            ErrorKind::Repository | ErrorKind::Internal => 5,
+        }
+    }
+
+    /// The stable lower-case name (`usage`, `device`, ...).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::Usage => "usage",
+            ErrorKind::Device => "device",
+            ErrorKind::Idp => "idp",
+            ErrorKind::Repository => "repository",
+            ErrorKind::Template => "template",
+            ErrorKind::Transition => "transition",
+            ErrorKind::Internal => "internal",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A failed facade call.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, serde::Serialize)]
+#[error("{kind}: {message}")]
+pub struct FacadeError {
+    /// The kind (and so the numeric code).
+    pub kind: ErrorKind,
+    /// What went wrong; names the field or key at fault, never a secret.
+    pub message: String,
+}
+
+impl FacadeError {
+    /// An error of `kind` with `message`.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        FacadeError {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// A usage error.
+    pub fn usage(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Usage, message)
+    }
+
+    /// A device error.
+    pub fn device(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Device, message)
+    }
+
+    /// An internal error.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Internal, message)
+    }
+
+    /// The numeric code of the kind.
+    pub fn code(&self) -> i32 {
+        self.kind.code()
+    }
+}
+
+fn engine_kind(e: &EngineError) -> ErrorKind {
+    match e {
+        EngineError::Device { .. }
+        | EngineError::SignIn { .. }
+        | EngineError::PinBlockedNeedsReissue { .. } => ErrorKind::Device,
+        EngineError::IdpDeletionCancelled { .. } | EngineError::RpIdMismatch { .. } => {
+            ErrorKind::Idp
+        }
+        EngineError::UnknownKey { .. }
+        | EngineError::UnknownConnection { .. }
+        | EngineError::UnknownTemplate { .. }
+        | EngineError::NotIssued { .. }
+        | EngineError::NoTransportPin { .. }
+        | EngineError::NoPendingRegistration { .. }
+        | EngineError::HolderPinRequired
+        | EngineError::HolderAuth { .. }
+        | EngineError::SelfServiceNotAllowed { .. }
+        | EngineError::NotKeyOwner { .. }
+        | EngineError::AlreadyIssued { .. }
+        | EngineError::PinNotBlocked { .. } => ErrorKind::Usage,
+        EngineError::DisplayName { .. } | EngineError::Unsupported { .. } => ErrorKind::Template,
+        EngineError::BadJournalPayload { .. } => ErrorKind::Repository,
+        _ => ErrorKind::Internal,
+    }
+}
+
+impl From<lifecycle::Error> for FacadeError {
+    fn from(e: lifecycle::Error) -> Self {
+        let kind = match &e {
+            lifecycle::Error::Template(_) => ErrorKind::Template,
+            lifecycle::Error::Transition(_) => ErrorKind::Transition,
+            lifecycle::Error::Store(_) => ErrorKind::Repository,
+            lifecycle::Error::Idp(_) => ErrorKind::Idp,
+            lifecycle::Error::Engine(ee) => engine_kind(ee),
+            lifecycle::Error::Diagnostics(_) => ErrorKind::Usage,
+            _ => ErrorKind::Internal,
+        };
+        FacadeError::new(kind, e.to_string())
+    }
+}
+
+impl From<EngineError> for FacadeError {
+    fn from(e: EngineError) -> Self {
+        lifecycle::Error::from(e).into()
+    }
+}
+
+impl From<fido_transport::Error> for FacadeError {
+    fn from(e: fido_transport::Error) -> Self {
+        FacadeError::device(format!("security key: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_distinct_nonzero_and_in_cli_families() {
+        let mut seen = std::collections::BTreeSet::new();
+        for k in ErrorKind::ALL {
+            assert_ne!(k.code(), 0);
+            assert!(seen.insert(k.code()), "duplicate code {}", k.code());
+            assert!((2..=5).contains(&k.cli_exit_code()));
+        }
+        assert_eq!(ErrorKind::Usage.code(), 2);
+        assert_eq!(ErrorKind::Device.code(), 3);
+        assert_eq!(ErrorKind::Idp.code(), 4);
+        assert_eq!(ErrorKind::Repository.code(), 5);
+    }
+
+    #[test]
+    fn engine_errors_map_to_kinds() {
+        let e: FacadeError = EngineError::UnknownKey { key_id: "k".into() }.into();
+        assert_eq!(e.kind, ErrorKind::Usage);
+        assert!(e.message.contains("\"k\""));
+        let e: FacadeError = EngineError::Device {
+            step: "getInfo",
+            message: "gone".into(),
+        }
+        .into();
+        assert_eq!(e.kind, ErrorKind::Device);
+        let e: FacadeError = fido_transport::Error::ReattachRequired.into();
+        assert_eq!(e.kind, ErrorKind::Device);
+    }
+}

@@ -1,0 +1,112 @@
+//! # keysmith-facade
+//!
+//! One blocking, handle-based facade over the keysmith lifecycle engine, for the C ABI
+//! (`bindings/c`) and the Python module (`bindings/python`): a [`Session`] (engine,
+//! repository, IdP connections, templates) opened from a JSON configuration, [`Device`]s
+//! (`usb:PATH`, `nfc:READER`, `softkey:STATEFILE`), owned serde-serializable results,
+//! and one error type with stable numeric codes ([`FacadeError`], [`ErrorKind`]).
+//!
+//! Everything here is `Send + Sync`, owns its data and has no lifetimes. Calls block.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod config;
+mod device;
+mod error;
+mod session;
+mod types;
+
+pub use device::{list_devices, Device};
+pub use error::{ErrorKind, FacadeError};
+pub use session::{PromptCallback, Session};
+pub use types::{
+    AuditEntry, DeviceEntry, DeviceInfo, DeviceList, IssueParams, Key, KeyDetails, KeyFilter,
+    Passkey, Pending, Prompt, ReissueParams, ReplayedEntry, SignInResult, TemplateSummary, User,
+};
+
+use lifecycle::diagnostics::{Diagnostics, LogConfig};
+use lifecycle::template::TemplateSet;
+
+/// The facade's result type.
+pub type Result<T> = std::result::Result<T, FacadeError>;
+
+/// Opens a security key (the same as [`Device::open`]): `usb:PATH`, `nfc:READER` or
+/// `softkey:STATEFILE`.
+pub fn open_device(spec: &str) -> Result<Device> {
+    Device::open(spec)
+}
+
+/// The library version (the workspace's).
+pub fn version() -> &'static str {
+    env!("CARGO_PKG_VERSION")
+}
+
+/// Parses a credential template set from TOML or JSON text (JSON when it starts with
+/// `{`) and validates it; every problem is named with its field.
+pub fn template_check(text: &str) -> Result<TemplateSummary> {
+    let set = parse_template(text)?;
+    Ok(TemplateSummary::from(&set))
+}
+
+pub(crate) fn parse_template(text: &str) -> Result<TemplateSet> {
+    let set = if text.trim_start().starts_with('{') {
+        TemplateSet::from_json_str(text)
+    } else {
+        TemplateSet::from_toml_str(text)
+    }
+    .and_then(|t| t.validate().map(|()| t))
+    .map_err(|e| FacadeError::new(ErrorKind::Template, e.to_string()))?;
+    Ok(set)
+}
+
+/// Sets up (the first time) or switches (later) the process-wide diagnostics from a JSON
+/// [`LogConfig`] (`{"level": "debug", "destination": ..., "format": "json"}`; the same
+/// keys as the CLI's `[log]` table). On error the previous configuration stays.
+pub fn configure_logging(json: &str) -> Result<()> {
+    let config: LogConfig = serde_json::from_str(json)
+        .map_err(|e| FacadeError::usage(format!("log configuration: {e}")))?;
+    apply_logging(config)
+}
+
+pub(crate) fn apply_logging(config: LogConfig) -> Result<()> {
+    Diagnostics::install(config)
+        .map(|_| ())
+        .map_err(|e| FacadeError::usage(format!("log configuration: {e}")))
+}
+
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .and_then(|d| u64::try_from(d.as_millis()).ok())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assert_send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn handles_are_send_and_sync() {
+        assert_send_sync::<Session>();
+        assert_send_sync::<Device>();
+        assert_send_sync::<FacadeError>();
+    }
+
+    #[test]
+    fn bad_templates_are_template_errors() {
+        let e = template_check("[credential]\nname = 3\n").unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Template);
+        let e = template_check("{\"credential\": 1}").unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Template);
+    }
+
+    #[test]
+    fn bad_log_config_is_a_usage_error() {
+        let e = configure_logging("{\"level\": \"loud\"}").unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Usage);
+        assert!(e.message.contains("log configuration"));
+    }
+}

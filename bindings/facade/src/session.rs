@@ -1,0 +1,463 @@
+//! The session: one engine over one repository, its IdP connections and templates.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, PoisonError, RwLock};
+
+use lifecycle::engine::{DevicePrompt, Engine, IssueRequest};
+use lifecycle::model::CredentialState;
+use lifecycle::store::KeyQuery;
+use lifecycle::template::TemplateSet;
+
+use crate::device::DeviceState;
+use crate::types::{IssueParams, KeyFilter, ReissueParams};
+use crate::{
+    config, now_ms, parse_template, AuditEntry, Device, FacadeError, Key, KeyDetails, Prompt,
+    ReplayedEntry, Result, SignInResult, TemplateSummary, User,
+};
+
+/// Receives "touch your key" and fingerprint prompts (see [`Session::set_prompt`]).
+pub type PromptCallback = Box<dyn Fn(&Prompt) + Send + Sync>;
+
+type SharedCallback = Arc<dyn Fn(&Prompt) + Send + Sync>;
+
+struct Inner {
+    engine: Engine,
+    prompt: Arc<RwLock<Option<SharedCallback>>>,
+    templates: RwLock<BTreeMap<String, TemplateSet>>,
+    actor: String,
+    connections: Vec<String>,
+}
+
+/// An open session: the lifecycle engine over its repository, IdP connections and
+/// templates. A clone-able handle (`Send + Sync`); clones share the session.
+#[derive(Clone)]
+pub struct Session {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("actor", &self.inner.actor)
+            .field("connections", &self.inner.connections)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    /// Opens a session from its JSON configuration:
+    ///
+    /// ```json
+    /// {
+    ///   "repository": {"sqlite": "/var/lib/keysmith.db"},   // or {"postgres": "postgres://...", "schema": optional}
+    ///   "pin_key": "<64 hex digits: the host key sealing transport PINs>",
+    ///   "station": "cms-1",                  // optional
+    ///   "actor": "operator:alice",           // optional, default operator:<station>
+    ///   "idp": [{"name": "contoso-entra", "tenant": "...", "client_id": "...",
+    ///            "client_secret": "..." /* or "certificate_pem" + "private_key_pem" */,
+    ///            "graph_api_version": "beta", "login_base": "...", "graph_base": "..."}],
+    ///   "templates": ["<TOML or JSON credential template set>"],
+    ///   "log": {"level": "info"}             // optional, process-wide
+    /// }
+    /// ```
+    ///
+    /// Secrets (PIN key, client secret, private key) are zeroized after use and never
+    /// appear in errors; the caller's JSON text is the caller's to wipe.
+    pub fn open(config_json: &str) -> Result<Session> {
+        let mut cfg = config::parse(config_json)?;
+        let pin_key = config::pin_key(std::mem::take(&mut cfg.pin_key))?;
+        if let Some(log) = cfg.log.take() {
+            crate::apply_logging(log)?;
+        }
+        let store = config::store(&cfg.repository)?;
+        let slot: Arc<RwLock<Option<SharedCallback>>> = Arc::new(RwLock::new(None));
+        let forward = slot.clone();
+        let mut engine = Engine::new(store, pin_key, cfg.station.clone()).with_prompt(Arc::new(
+            move |p: &DevicePrompt| {
+                // Clone the callback out so it may call set_prompt itself.
+                let cb = forward
+                    .read()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clone();
+                if let Some(cb) = cb {
+                    cb(&Prompt::from(p));
+                }
+            },
+        ));
+        let mut connections = Vec::new();
+        for c in std::mem::take(&mut cfg.idp) {
+            let idp = config::idp(c)?;
+            connections.push(lifecycle::idp::Idp::name(&idp).to_owned());
+            engine = engine.with_idp(Arc::new(idp));
+        }
+        let actor = cfg
+            .actor
+            .take()
+            .unwrap_or_else(|| format!("operator:{}", cfg.station));
+        let session = Session {
+            inner: Arc::new(Inner {
+                engine,
+                prompt: slot,
+                templates: RwLock::new(BTreeMap::new()),
+                actor,
+                connections,
+            }),
+        };
+        for (i, t) in cfg.templates.iter().enumerate() {
+            session.add_template(t).map_err(|e| {
+                FacadeError::new(
+                    e.kind,
+                    format!("session config: templates[{i}]: {}", e.message),
+                )
+            })?;
+        }
+        Ok(session)
+    }
+
+    /// Sends prompts to `callback` (replacing any earlier one). It is called on the
+    /// thread running the operation, while the operation waits for the key.
+    pub fn set_prompt(&self, callback: PromptCallback) {
+        *self
+            .inner
+            .prompt
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Arc::from(callback));
+    }
+
+    /// Stops sending prompts.
+    pub fn clear_prompt(&self) {
+        *self
+            .inner
+            .prompt
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = None;
+    }
+
+    /// The actor recorded for operator calls.
+    pub fn actor(&self) -> String {
+        self.inner.actor.clone()
+    }
+
+    /// The configured IdP connection names.
+    pub fn connections(&self) -> Vec<String> {
+        self.inner.connections.clone()
+    }
+
+    /// Loads (or replaces) a credential template set from TOML or JSON text.
+    pub fn add_template(&self, text: &str) -> Result<TemplateSummary> {
+        let set = parse_template(text)?;
+        let summary = TemplateSummary::from(&set);
+        self.inner.engine.add_template(set.clone())?;
+        self.inner
+            .templates
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(summary.name.clone(), set);
+        Ok(summary)
+    }
+
+    /// The names of the loaded credential templates.
+    pub fn templates(&self) -> Vec<String> {
+        self.inner
+            .templates
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .keys()
+            .cloned()
+            .collect()
+    }
+
+    fn template(&self, name: &str) -> Result<TemplateSet> {
+        self.inner
+            .templates
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+            .cloned()
+            .ok_or_else(|| {
+                FacadeError::usage(format!("credential template {name:?} is not loaded"))
+            })
+    }
+
+    fn request(&self, d: &DeviceState, p: &IssueParams) -> Result<IssueRequest> {
+        let serial = p
+            .serial
+            .clone()
+            .or_else(|| d.serial.clone())
+            .ok_or_else(|| {
+                FacadeError::usage("serial: the key reports no serial number: give one")
+            })?;
+        Ok(IssueRequest {
+            actor: p.actor.clone().unwrap_or_else(|| self.actor()),
+            user: p.user.clone(),
+            serial,
+            transport: d.transport,
+            can_reset_in_place: d.can_reset_in_place,
+        })
+    }
+
+    /// Central issuance of the key in `device` to `params.user` with template
+    /// `params.template`. Returns the key afterwards (normally `issued`).
+    pub fn issue(&self, device: &Device, params: &IssueParams) -> Result<Key> {
+        let templates = self.template(&params.template)?;
+        let mut d = device.lock();
+        let request = self.request(&d, params)?;
+        Ok(self
+            .inner
+            .engine
+            .issue(&request, &templates, &mut d.client, now_ms())?
+            .into())
+    }
+
+    /// Issuance with the holder at the desk: their PIN replaces the transport PIN and
+    /// the registrations are sent in the same flow (templates that activate at issuance).
+    pub fn issue_and_activate(
+        &self,
+        device: &Device,
+        params: &IssueParams,
+        holder_pin: &str,
+    ) -> Result<Key> {
+        let templates = self.template(&params.template)?;
+        let mut d = device.lock();
+        let request = self.request(&d, params)?;
+        Ok(self
+            .inner
+            .engine
+            .issue_and_activate(&request, &templates, holder_pin, &mut d.client, now_ms())?
+            .into())
+    }
+
+    /// Activation by the holder: `holder_pin` replaces the transport PIN and the pending
+    /// registrations are sent to the IdP.
+    pub fn activate(&self, device: &Device, key_id: &str, holder_pin: &str) -> Result<Key> {
+        let mut d = device.lock();
+        Ok(self
+            .inner
+            .engine
+            .activate(
+                &self.inner.actor,
+                key_id,
+                holder_pin,
+                &mut d.client,
+                now_ms(),
+            )?
+            .into())
+    }
+
+    /// Inactivate: the passkeys are removed at the IdP.
+    pub fn inactivate(&self, key_id: &str) -> Result<Key> {
+        Ok(self
+            .inner
+            .engine
+            .inactivate(&self.inner.actor, key_id, now_ms())?
+            .into())
+    }
+
+    /// Revoke; `force` overrides the template's `force_idp_deletion_on_revoke`.
+    pub fn revoke(&self, key_id: &str, force: Option<bool>) -> Result<Key> {
+        Ok(self
+            .inner
+            .engine
+            .revoke(&self.inner.actor, key_id, force, now_ms())?
+            .into())
+    }
+
+    /// Retire.
+    pub fn retire(&self, key_id: &str) -> Result<Key> {
+        Ok(self
+            .inner
+            .engine
+            .retire(&self.inner.actor, key_id, now_ms())?
+            .into())
+    }
+
+    /// Unregister: the key's records are forgotten (the audit log stays).
+    pub fn unregister(&self, key_id: &str) -> Result<Key> {
+        Ok(self
+            .inner
+            .engine
+            .unregister(&self.inner.actor, key_id, now_ms())?
+            .into())
+    }
+
+    /// Reissue: revoke → retire → unregister → issue, as planned for the key's state.
+    pub fn reissue(&self, device: &Device, key_id: &str, params: &ReissueParams) -> Result<Key> {
+        let recorded = self.inner.engine.key(key_id)?;
+        let mut d = device.lock();
+        let request = IssueRequest {
+            actor: params.actor.clone().unwrap_or_else(|| self.actor()),
+            user: params.user.clone(),
+            serial: params.serial.clone().unwrap_or(recorded.serial),
+            transport: d.transport,
+            can_reset_in_place: d.can_reset_in_place,
+        };
+        Ok(self
+            .inner
+            .engine
+            .reissue(&request, key_id, &mut d.client, now_ms())?
+            .into())
+    }
+
+    /// Signs in with each of the key's registered passkeys (user verified with `pin`)
+    /// and verifies the assertions.
+    pub fn sign_in(&self, device: &Device, key_id: &str, pin: &str) -> Result<Vec<SignInResult>> {
+        let mut d = device.lock();
+        Ok(self
+            .inner
+            .engine
+            .sign_in(key_id, pin, &mut d.client)?
+            .into_iter()
+            .map(SignInResult::from)
+            .collect())
+    }
+
+    /// Everything recorded about a key: record, passkeys, pending registrations, audit.
+    pub fn key(&self, key_id: &str) -> Result<KeyDetails> {
+        let e = &self.inner.engine;
+        let key = e.key(key_id)?.into();
+        let passkeys = e.passkeys(key_id)?.into_iter().map(Into::into).collect();
+        let pending = e
+            .store()
+            .pending_for_key(key_id)
+            .map_err(lifecycle::Error::from)?
+            .into_iter()
+            .map(Into::into)
+            .collect();
+        let audit = self.audit(key_id)?;
+        Ok(KeyDetails {
+            key,
+            passkeys,
+            pending,
+            audit,
+        })
+    }
+
+    /// Keys matching every criterion of `filter` (all keys when empty), sorted by id.
+    pub fn list_keys(&self, filter: &KeyFilter) -> Result<Vec<Key>> {
+        let e = &self.inner.engine;
+        let state = match &filter.state {
+            Some(s) => Some(
+                s.parse::<CredentialState>()
+                    .map_err(|err| FacadeError::usage(format!("state: {err}")))?,
+            ),
+            None => None,
+        };
+        let mut keys = if let Some(u) = &filter.user {
+            let mut found = e.find_keys(&KeyQuery::ByUser(u.clone()))?;
+            // Keys record the IdP's object id: a UPN is resolved at each connection.
+            if found.is_empty() && u.contains('@') {
+                for name in &self.inner.connections {
+                    let id = e.idp(name)?.user(u).map_err(lifecycle::Error::from)?.id;
+                    found.extend(e.find_keys(&KeyQuery::ByUser(id))?);
+                }
+            }
+            found
+        } else if let Some(s) = &filter.serial {
+            e.find_keys(&KeyQuery::BySerial(s.clone()))?
+        } else if let Some(st) = state {
+            e.find_keys(&KeyQuery::ByState(st))?
+        } else {
+            let mut all = Vec::new();
+            for st in CredentialState::ALL {
+                all.extend(e.find_keys(&KeyQuery::ByState(st))?);
+            }
+            all
+        };
+        keys.retain(|k| {
+            state.map_or(true, |st| k.state == st)
+                && filter.serial.as_ref().map_or(true, |s| &k.serial == s)
+        });
+        keys.sort_by(|a, b| a.key_id.cmp(&b.key_id));
+        keys.dedup_by(|a, b| a.key_id == b.key_id);
+        Ok(keys.into_iter().map(Key::from).collect())
+    }
+
+    /// The audit log of a key, oldest first.
+    pub fn audit(&self, key_id: &str) -> Result<Vec<AuditEntry>> {
+        Ok(self
+            .inner
+            .engine
+            .audit_for(key_id)?
+            .into_iter()
+            .map(AuditEntry::from)
+            .collect())
+    }
+
+    /// Replays the IdP side-effect journal (entries left by failed or crashed flows).
+    pub fn replay_journal(&self) -> Result<Vec<ReplayedEntry>> {
+        Ok(self
+            .inner
+            .engine
+            .replay_journal(now_ms())?
+            .into_iter()
+            .map(ReplayedEntry::from)
+            .collect())
+    }
+
+    /// Connectivity check of an IdP connection; returns the time it took (ms).
+    pub fn check_connection(&self, connection: &str) -> Result<u64> {
+        Ok(self.inner.engine.check_connection(connection)?)
+    }
+
+    /// Directory users whose display name or UPN starts with `prefix` (at most `top`).
+    pub fn search_users(&self, connection: &str, prefix: &str, top: u32) -> Result<Vec<User>> {
+        Ok(self
+            .inner
+            .engine
+            .search_users(connection, prefix, top)?
+            .into_iter()
+            .map(User::from)
+            .collect())
+    }
+
+    /// Self-service PIN set: the holder, authenticated by their OIDC `id_token`, sets
+    /// `new_pin` on their issued key, which activates it.
+    pub fn self_set_pin(
+        &self,
+        device: &Device,
+        key_id: &str,
+        id_token: &str,
+        new_pin: &str,
+    ) -> Result<Key> {
+        let mut d = device.lock();
+        Ok(self
+            .inner
+            .engine
+            .self_set_pin(key_id, id_token, new_pin, &mut d.client, now_ms())?
+            .into())
+    }
+
+    /// Self-issuance: the holder, authenticated by `id_token`, issues the key in
+    /// `device` to themself with credential template `template` and activates it with
+    /// `new_pin`. `serial` defaults to what the device reports.
+    pub fn self_issue(
+        &self,
+        device: &Device,
+        id_token: &str,
+        template: &str,
+        serial: Option<&str>,
+        new_pin: &str,
+    ) -> Result<Key> {
+        let mut d = device.lock();
+        let serial = serial
+            .map(str::to_owned)
+            .or_else(|| d.serial.clone())
+            .ok_or_else(|| {
+                FacadeError::usage("serial: the key reports no serial number: give one")
+            })?;
+        let transport = d.transport;
+        Ok(self
+            .inner
+            .engine
+            .self_issue(
+                id_token,
+                template,
+                &serial,
+                transport,
+                new_pin,
+                &mut d.client,
+                now_ms(),
+            )?
+            .into())
+    }
+}

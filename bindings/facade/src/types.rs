@@ -1,0 +1,421 @@
+//! Owned, serde-serializable results (the C ABI hands them out as JSON, the Python
+//! module as dicts) and the parameter structs the operations take.
+
+use std::collections::BTreeMap;
+
+use lifecycle::engine::{DevicePrompt, Replayed, SignIn};
+use lifecycle::idp::IdpUser;
+use lifecycle::store::{AuditRecord, KeyRecord, PasskeyRecord, PendingRegistration};
+use lifecycle::template::TemplateSet;
+use serde::{Deserialize, Serialize};
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A managed key as the repository records it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Key {
+    /// The key id (from AAGUID and serial).
+    pub key_id: String,
+    /// The model's AAGUID (hex).
+    pub aaguid: String,
+    /// The serial number.
+    pub serial: String,
+    /// The lifecycle state (`blank`, `issued`, `active`, ...).
+    pub state: String,
+    /// The user it is issued to (the IdP's object id), if issued.
+    pub user_id: Option<String>,
+    /// The credential template it was issued with.
+    pub template: Option<String>,
+    /// The key must be reissued to be used again.
+    pub needs_reissue: bool,
+    /// The record's version (bumped by every change).
+    pub version: u64,
+    /// Created, Unix milliseconds.
+    pub created_ms: i64,
+    /// Last changed, Unix milliseconds.
+    pub updated_ms: i64,
+}
+
+impl From<KeyRecord> for Key {
+    fn from(k: KeyRecord) -> Self {
+        Key {
+            key_id: k.key_id,
+            aaguid: hex(&k.aaguid),
+            serial: k.serial,
+            state: k.state.as_str().to_owned(),
+            user_id: k.user_id,
+            template: k.template_id,
+            needs_reissue: k.needs_reissue,
+            version: k.version,
+            created_ms: k.created_ms,
+            updated_ms: k.updated_ms,
+        }
+    }
+}
+
+/// A passkey recorded on a key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Passkey {
+    /// The passkey template (one per IdP).
+    pub passkey_template: String,
+    /// The credential id (hex).
+    pub credential_id: String,
+    /// The IdP's method id, once registered.
+    pub idp_method_id: Option<String>,
+    /// Its lifecycle state.
+    pub state: String,
+    /// Created, Unix milliseconds.
+    pub created_ms: i64,
+}
+
+impl From<PasskeyRecord> for Passkey {
+    fn from(p: PasskeyRecord) -> Self {
+        Passkey {
+            passkey_template: p.idp,
+            credential_id: hex(&p.credential_id),
+            idp_method_id: p.idp_method_id,
+            state: p.state.as_str().to_owned(),
+            created_ms: p.created_ms,
+        }
+    }
+}
+
+/// A registration made on the key and waiting for activation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Pending {
+    /// The passkey template.
+    pub passkey_template: String,
+    /// The user at that IdP.
+    pub user_id: String,
+    /// When the IdP's challenge expires, Unix milliseconds.
+    pub challenge_expires_ms: i64,
+    /// Created, Unix milliseconds.
+    pub created_ms: i64,
+}
+
+impl From<PendingRegistration> for Pending {
+    fn from(p: PendingRegistration) -> Self {
+        Pending {
+            passkey_template: p.idp,
+            user_id: p.user_id,
+            challenge_expires_ms: p.challenge_expires_ms,
+            created_ms: p.created_ms,
+        }
+    }
+}
+
+/// One audit log entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AuditEntry {
+    /// The entry's id (increasing).
+    pub id: i64,
+    /// Who acted.
+    pub actor: String,
+    /// When, Unix milliseconds.
+    pub time_ms: i64,
+    /// What (`issue`, `activate`, ...).
+    pub action: String,
+    /// The key.
+    pub key_id: Option<String>,
+    /// The user.
+    pub user_id: Option<String>,
+    /// The credential template.
+    pub template: Option<String>,
+    /// `ok`, `failed`, `refused`, ...
+    pub outcome: String,
+    /// The IdP's request id, if a call was made.
+    pub idp_request_id: Option<String>,
+    /// Details (error message).
+    pub detail: Option<String>,
+}
+
+impl From<AuditRecord> for AuditEntry {
+    fn from(a: AuditRecord) -> Self {
+        let e = a.event;
+        AuditEntry {
+            id: a.id,
+            actor: e.actor,
+            time_ms: e.time_ms,
+            action: e.action,
+            key_id: e.key_id,
+            user_id: e.user_id,
+            template: e.template_id,
+            outcome: e.outcome,
+            idp_request_id: e.idp_request_id,
+            detail: e.detail,
+        }
+    }
+}
+
+/// Everything recorded about one key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct KeyDetails {
+    /// The key.
+    pub key: Key,
+    /// Its passkeys.
+    pub passkeys: Vec<Passkey>,
+    /// Registrations waiting for activation.
+    pub pending: Vec<Pending>,
+    /// Its audit log, oldest first.
+    pub audit: Vec<AuditEntry>,
+}
+
+/// One verified sign-in with a passkey of the key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SignInResult {
+    /// The passkey template of the passkey used.
+    pub passkey_template: String,
+    /// The IdP's method id.
+    pub method_id: String,
+    /// The credential id (hex).
+    pub credential_id: String,
+    /// The signature counter the key reported.
+    pub sign_count: u32,
+}
+
+impl From<SignIn> for SignInResult {
+    fn from(s: SignIn) -> Self {
+        SignInResult {
+            passkey_template: s.passkey_template,
+            method_id: s.method_id,
+            credential_id: hex(&s.credential_id),
+            sign_count: s.sign_count,
+        }
+    }
+}
+
+/// What a journal replay did with one entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ReplayedEntry {
+    /// The journal entry id.
+    pub id: i64,
+    /// The key.
+    pub key_id: String,
+    /// The operation (`register`, `delete`, `state`).
+    pub operation: String,
+    /// `done`, `found at IdP`, `failed: ...` or `busy`.
+    pub outcome: String,
+}
+
+impl From<Replayed> for ReplayedEntry {
+    fn from(r: Replayed) -> Self {
+        ReplayedEntry {
+            id: r.id,
+            key_id: r.key_id,
+            operation: r.operation.as_str().to_owned(),
+            outcome: r.outcome,
+        }
+    }
+}
+
+/// A directory user.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct User {
+    /// The IdP's object id.
+    pub id: String,
+    /// User principal name.
+    pub user_principal_name: Option<String>,
+    /// Display name.
+    pub display_name: Option<String>,
+    /// Mail address.
+    pub mail: Option<String>,
+}
+
+impl From<IdpUser> for User {
+    fn from(u: IdpUser) -> Self {
+        User {
+            id: u.id,
+            user_principal_name: u.user_principal_name,
+            display_name: u.display_name,
+            mail: u.mail,
+        }
+    }
+}
+
+/// What a credential template set contains (from [`crate::template_check`] and
+/// [`crate::Session::add_template`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TemplateSummary {
+    /// The credential template's name (what [`IssueParams::template`] names).
+    pub name: String,
+    /// Its passkey templates, in order.
+    pub passkey_templates: Vec<String>,
+    /// The IdP connections they use.
+    pub connections: Vec<String>,
+}
+
+impl From<&TemplateSet> for TemplateSummary {
+    fn from(t: &TemplateSet) -> Self {
+        let mut connections: Vec<String> = t
+            .passkey_templates()
+            .iter()
+            .map(|p| p.idp.connection.clone())
+            .collect();
+        connections.dedup();
+        TemplateSummary {
+            name: t.credential.name.clone(),
+            passkey_templates: t.credential.passkey_templates.clone(),
+            connections,
+        }
+    }
+}
+
+/// A security key or reader found by [`crate::list_devices`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DeviceEntry {
+    /// What [`crate::Device::open`] takes: `usb:PATH` or `nfc:READER`.
+    pub device: String,
+    /// `usb` or `nfc`.
+    pub transport: String,
+    /// USB vendor id.
+    pub vendor_id: Option<u16>,
+    /// USB product id.
+    pub product_id: Option<u16>,
+    /// Manufacturer string.
+    pub manufacturer: Option<String>,
+    /// Product string.
+    pub product: Option<String>,
+    /// Serial number, if the key reports one.
+    pub serial: Option<String>,
+    /// NFC: a card is on the reader.
+    pub card_present: Option<bool>,
+    /// NFC: the card has a FIDO applet.
+    pub fido_applet: Option<bool>,
+}
+
+/// The result of [`crate::list_devices`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct DeviceList {
+    /// Keys and readers found.
+    pub devices: Vec<DeviceEntry>,
+    /// Subsystems that could not be listed (`USB HID: ...`, `PC/SC: ...`).
+    pub unavailable: Vec<String>,
+}
+
+/// What a key says about itself (authenticatorGetInfo).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DeviceInfo {
+    /// The spec it was opened with.
+    pub device: String,
+    /// The transport's description.
+    pub description: String,
+    /// Its serial number, if known.
+    pub serial: Option<String>,
+    /// AAGUID (hex).
+    pub aaguid: String,
+    /// CTAP versions.
+    pub versions: Vec<String>,
+    /// Extensions.
+    pub extensions: Vec<String>,
+    /// Options (`clientPin`, `uv`, ...).
+    pub options: BTreeMap<String, bool>,
+    /// Minimum PIN length.
+    pub min_pin_length: Option<u64>,
+    /// Firmware version.
+    pub firmware_version: Option<u64>,
+    /// Discoverable credential slots left.
+    pub remaining_discoverable_credentials: Option<u64>,
+}
+
+/// A prompt for the person at the key while an operation waits.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Prompt {
+    /// "Touch your key".
+    TouchKey {
+        /// The CTAP operation waiting (`makeCredential`, `getAssertion`, `reset`, ...).
+        step: String,
+    },
+    /// A fingerprint sample was taken during enrolment.
+    FingerprintSample {
+        /// The key's lastEnrollSampleStatus (0 = good sample).
+        last_status: u8,
+        /// Samples still needed.
+        remaining: u32,
+    },
+    /// A fingerprint is about to be enrolled: "place your finger".
+    EnrollFingerprint {
+        /// Which one (1-based).
+        number: u32,
+        /// How many.
+        of: u32,
+    },
+    /// A prompt this version does not know how to name.
+    Other {
+        /// Its description.
+        description: String,
+    },
+}
+
+impl From<&DevicePrompt> for Prompt {
+    fn from(p: &DevicePrompt) -> Self {
+        match p {
+            DevicePrompt::TouchKey { step } => Prompt::TouchKey {
+                step: (*step).to_owned(),
+            },
+            DevicePrompt::FingerprintSample {
+                last_status,
+                remaining,
+            } => Prompt::FingerprintSample {
+                last_status: *last_status,
+                remaining: *remaining,
+            },
+            DevicePrompt::EnrollFingerprint { number, of } => Prompt::EnrollFingerprint {
+                number: *number,
+                of: *of,
+            },
+            other => Prompt::Other {
+                description: format!("{other:?}"),
+            },
+        }
+    }
+}
+
+/// Whom to issue a key to, with which template.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssueParams {
+    /// The credential template's name (loaded from the config or
+    /// [`crate::Session::add_template`]).
+    pub template: String,
+    /// The user, by IdP object id or UPN.
+    pub user: String,
+    /// The key's serial number; default: what the device reports.
+    #[serde(default)]
+    pub serial: Option<String>,
+    /// The actor recorded; default: the session's.
+    #[serde(default)]
+    pub actor: Option<String>,
+}
+
+/// Whom to reissue a key to.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReissueParams {
+    /// The user, by IdP object id or UPN.
+    pub user: String,
+    /// The key's serial number; default: the recorded one.
+    #[serde(default)]
+    pub serial: Option<String>,
+    /// The actor recorded; default: the session's.
+    #[serde(default)]
+    pub actor: Option<String>,
+}
+
+/// Which keys to list. Every given criterion must match; none lists every key.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyFilter {
+    /// Issued to this user (object id, or a UPN resolved at every connection).
+    #[serde(default)]
+    pub user: Option<String>,
+    /// In this state (`blank`, `issued`, `active`, ...).
+    #[serde(default)]
+    pub state: Option<String>,
+    /// With this serial number.
+    #[serde(default)]
+    pub serial: Option<String>,
+}

@@ -1,0 +1,454 @@
+//! The facade end to end: the real Entra emulator on loopback, a persistent software key
+//! and SQLite in a temporary directory, driven only through the JSON configuration.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use entra_graph::emulator::{Emulator, EmulatorConfig};
+use keysmith_facade::{Device, ErrorKind, IssueParams, KeyFilter, Prompt, Session};
+
+const TEMPLATE: &str = r#"
+[passkey.entra]
+idp = { connection = "contoso-entra", kind = "entra", graph_api_version = "beta" }
+display_name = "{displayName} {serial}"
+truncate_display_name = true
+rp_id = "login.microsoft.com"
+challenge_timeout_minutes = 60
+
+[credential]
+name = "facade-standard"
+passkey_templates = ["entra"]
+user_assignment = { directory = "contoso-entra" }
+
+[credential.fido2]
+reset_before_issuance = true
+always_uv = true
+min_pin_length = 8
+
+[credential.lifecycle]
+force_idp_deletion_on_revoke = true
+"#;
+
+fn temp_dir(name: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let dir = std::env::temp_dir().join(format!(
+        "keysmith-facade-{name}-{}-{nanos}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+fn config(emulator: &Emulator, dir: &std::path::Path) -> String {
+    serde_json::json!({
+        "repository": { "sqlite": dir.join("keysmith.db").to_str().expect("utf-8 path") },
+        "pin_key": "07".repeat(32),
+        "station": "facade-test",
+        "idp": [{
+            "name": "contoso-entra",
+            "tenant": emulator.tenant_id(),
+            "client_id": emulator.client_id(),
+            "client_secret": emulator.client_secret().unwrap_or_default(),
+            "graph_api_version": "beta",
+            "login_base": emulator.base_url(),
+            "graph_base": emulator.base_url(),
+        }],
+        "templates": [TEMPLATE],
+    })
+    .to_string()
+}
+
+#[test]
+fn issue_activate_sign_in_revoke_through_the_facade() {
+    let emulator = Emulator::start(EmulatorConfig::default()).expect("emulator");
+    let dir = temp_dir("flow");
+    let session = Session::open(&config(&emulator, &dir)).expect("session");
+    assert_eq!(session.templates(), ["facade-standard"]);
+    let touches = Arc::new(AtomicUsize::new(0));
+    let seen = touches.clone();
+    session.set_prompt(Box::new(move |p: &Prompt| {
+        if matches!(p, Prompt::TouchKey { .. }) {
+            seen.fetch_add(1, Ordering::SeqCst);
+        }
+    }));
+    let spec = format!("softkey:{}", dir.join("softkey.json").display());
+    let device = Device::open(&spec).expect("device");
+    let info = device.info().expect("info");
+    assert!(info.versions.iter().any(|v| v.starts_with("FIDO_2")));
+
+    let key = session
+        .issue(
+            &device,
+            &IssueParams {
+                template: "facade-standard".into(),
+                user: "kim@contoso.onmicrosoft.com".into(),
+                ..IssueParams::default()
+            },
+        )
+        .expect("issue");
+    assert_eq!(key.state, "issued");
+    assert_eq!(Some(key.serial.clone()), device.serial());
+    let after_issue = touches.load(Ordering::SeqCst);
+    assert!(after_issue > 0, "issuance asks for a touch");
+
+    let key = session
+        .activate(&device, &key.key_id, "holder-pin-2468")
+        .expect("activate");
+    assert_eq!(key.state, "active");
+    let signed = session
+        .sign_in(&device, &key.key_id, "holder-pin-2468")
+        .expect("sign in");
+    assert_eq!(signed.len(), 1);
+    assert!(touches.load(Ordering::SeqCst) > after_issue);
+
+    let listed = session
+        .list_keys(&KeyFilter {
+            user: Some("kim@contoso.onmicrosoft.com".into()),
+            ..KeyFilter::default()
+        })
+        .expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].key_id, key.key_id);
+
+    let key = session.revoke(&key.key_id, None).expect("revoke");
+    assert_eq!(key.state, "revoked");
+    let details = session.key(&key.key_id).expect("show");
+    let actions: Vec<&str> = details.audit.iter().map(|a| a.action.as_str()).collect();
+    assert!(
+        actions.contains(&"issue") && actions.contains(&"revoke"),
+        "{actions:?}"
+    );
+    let json = serde_json::to_value(&details).expect("serializable");
+    assert_eq!(json["key"]["state"], "revoked");
+
+    // A second device handle on the same state file sees the same key; reopening the
+    // session sees the recorded state.
+    drop(session);
+    let again = Session::open(&config(&emulator, &dir)).expect("reopen");
+    assert_eq!(again.key(&key.key_id).expect("show").key.state, "revoked");
+
+    let e = again.revoke("no-such-key", None).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Usage);
+    assert_eq!(e.code(), 2);
+    assert!(e.message.contains("no-such-key"));
+    let e = again
+        .activate(&device, &key.key_id, "holder-pin-2468")
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Transition, "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_configs_and_devices_are_refused_with_named_fields() {
+    let e = Session::open("{").unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Usage);
+    let e =
+        Session::open(r#"{"repository": {"sqlite": "/nonexistent-dir/x/y.db"}, "pin_key": "zz"}"#)
+            .unwrap_err();
+    assert!(e.message.contains("pin_key"), "{e}");
+    let e = Device::open("bluetooth:x").unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Usage);
+    let e = Device::open("softkey:").unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Usage);
+}
+
+fn self_service_template(emulator: &Emulator) -> String {
+    format!(
+        r#"
+[passkey.entra]
+idp = {{ connection = "contoso-entra", kind = "entra", graph_api_version = "beta" }}
+display_name = "{{displayName}} {{serial}}"
+rp_id = "login.microsoft.com"
+challenge_timeout_minutes = 60
+
+[credential]
+name = "facade-self"
+passkey_templates = ["entra"]
+user_assignment = {{ directory = "contoso-entra" }}
+
+[credential.self_service]
+pin_set_allowed = true
+self_issuance_allowed = true
+oidc = {{ issuer = "{issuer}", audience = "keysmith-self-service", jwks_url = "{jwks}" }}
+"#,
+        issuer = emulator.oidc_issuer(),
+        jwks = emulator.jwks_url(),
+    )
+}
+
+#[test]
+fn every_operation_through_the_facade() {
+    const KIM: &str = "kim@contoso.onmicrosoft.com";
+    const PIN: &str = "holder-pin-1357";
+    let emulator = Emulator::start(EmulatorConfig::default()).expect("emulator");
+    let dir = temp_dir("all");
+    let session = Session::open(&config(&emulator, &dir)).expect("session");
+    let summary = session
+        .add_template(&self_service_template(&emulator))
+        .expect("self-service template");
+    assert_eq!(summary.name, "facade-self");
+    assert_eq!(session.templates(), ["facade-self", "facade-standard"]);
+
+    // Directory and connection.
+    session
+        .check_connection("contoso-entra")
+        .expect("connection");
+    let e = session.check_connection("nope").unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Usage);
+    let users = session
+        .search_users("contoso-entra", "kim", 5)
+        .expect("search");
+    assert!(users
+        .iter()
+        .any(|u| u.user_principal_name.as_deref() == Some(KIM)));
+
+    // Central lifecycle, through reissue to unregister.
+    let a_spec = format!("softkey:{}", dir.join("a.json").display());
+    let a = Device::open(&a_spec).expect("device a");
+    let params = IssueParams {
+        template: "facade-standard".into(),
+        user: KIM.into(),
+        ..IssueParams::default()
+    };
+    let key = session.issue(&a, &params).expect("issue");
+    let id = key.key_id.clone();
+    assert_eq!(
+        session.activate(&a, &id, PIN).expect("activate").state,
+        "active"
+    );
+    assert_eq!(
+        session.inactivate(&id).expect("inactivate").state,
+        "inactive"
+    );
+    drop(a);
+    // Re-plugged (a fresh power-up allows the reset the template asks for).
+    let a = Device::open(&a_spec).expect("device a again");
+    let key = session
+        .reissue(
+            &a,
+            &id,
+            &keysmith_facade::ReissueParams {
+                user: KIM.into(),
+                ..Default::default()
+            },
+        )
+        .expect("reissue");
+    assert_eq!(
+        (key.key_id.as_str(), key.state.as_str()),
+        (id.as_str(), "issued")
+    );
+    assert_eq!(
+        session.activate(&a, &id, PIN).expect("activate").state,
+        "active"
+    );
+    assert_eq!(
+        session.revoke(&id, Some(false)).expect("revoke").state,
+        "revoked"
+    );
+    assert_eq!(session.retire(&id).expect("retire").state, "retired");
+    assert_eq!(
+        session.unregister(&id).expect("unregister").state,
+        "unregistered"
+    );
+    let by_state = session
+        .list_keys(&KeyFilter {
+            state: Some("unregistered".into()),
+            ..KeyFilter::default()
+        })
+        .expect("list by state");
+    assert!(by_state.iter().any(|k| k.key_id == id));
+    let by_serial = session
+        .list_keys(&KeyFilter {
+            serial: Some(key.serial.clone()),
+            ..KeyFilter::default()
+        })
+        .expect("list by serial");
+    assert_eq!(by_serial.len(), 1);
+    let e = session
+        .list_keys(&KeyFilter {
+            state: Some("lost".into()),
+            ..KeyFilter::default()
+        })
+        .unwrap_err();
+    assert!(e.message.contains("state"), "{e}");
+    let replayed = session.replay_journal().expect("replay");
+    assert!(
+        replayed.iter().all(|r| !r.outcome.starts_with("failed")),
+        "{replayed:?}"
+    );
+
+    // Self-service issuance: a forged token is refused without echoing it.
+    let b = Device::open(&format!("softkey:{}", dir.join("b.json").display())).expect("b");
+    let forged = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJraW0ifQ.forged-signature";
+    let e = session
+        .self_issue(&b, forged, "facade-self", None, PIN)
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Usage, "{e}");
+    assert!(!e.message.contains("forged-signature"), "{e}");
+    let token = emulator
+        .holder_token(
+            KIM,
+            "keysmith-self-service",
+            std::time::Duration::from_secs(3600),
+        )
+        .expect("holder token");
+    let key = session
+        .self_issue(&b, &token, "facade-self", None, PIN)
+        .expect("self issue");
+    assert_eq!(key.state, "active");
+    assert_eq!(
+        session
+            .sign_in(&b, &key.key_id, PIN)
+            .expect("sign in")
+            .len(),
+        1
+    );
+
+    // Self-service PIN set on a centrally issued key.
+    let c = Device::open(&format!("softkey:{}", dir.join("c.json").display())).expect("c");
+    let key = session
+        .issue(
+            &c,
+            &IssueParams {
+                template: "facade-self".into(),
+                user: KIM.into(),
+                ..IssueParams::default()
+            },
+        )
+        .expect("issue c");
+    let key = session
+        .self_set_pin(&c, &key.key_id, &token, PIN)
+        .expect("self set pin");
+    assert_eq!(key.state, "active");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `KEYSMITH_PG_URL` from the environment, else from the workspace's `target/pg/env`.
+fn pg_url() -> Option<String> {
+    let from_file = || {
+        let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/pg/env");
+        let text = std::fs::read_to_string(file).ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("KEYSMITH_PG_URL="))
+            .map(|s| s.trim().to_owned())
+    };
+    std::env::var("KEYSMITH_PG_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(from_file)
+}
+
+#[test]
+fn postgres_repository_shared_by_two_sessions() {
+    let Some(url) = pg_url() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI is set but KEYSMITH_PG_URL is not: run scripts/pg-start.sh first"
+        );
+        eprintln!("SKIPPED: PostgreSQL facade test (no KEYSMITH_PG_URL)");
+        return;
+    };
+    let emulator = Emulator::start(EmulatorConfig::default()).expect("emulator");
+    let dir = temp_dir("pg");
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let schema = format!("ks_facade_{}_{nanos}", std::process::id());
+    let mut cfg: serde_json::Value =
+        serde_json::from_str(&config(&emulator, &dir)).expect("config json");
+    cfg["repository"] = serde_json::json!({ "postgres": url, "schema": schema });
+    let station_a = Session::open(&cfg.to_string()).expect("session a");
+    cfg["station"] = "facade-test-b".into();
+    let station_b = Session::open(&cfg.to_string()).expect("session b");
+
+    let device =
+        Device::open(&format!("softkey:{}", dir.join("pg.json").display())).expect("device");
+    let key = station_a
+        .issue(
+            &device,
+            &IssueParams {
+                template: "facade-standard".into(),
+                user: "kim@contoso.onmicrosoft.com".into(),
+                ..IssueParams::default()
+            },
+        )
+        .expect("issue on station a");
+    let seen = station_b.key(&key.key_id).expect("station b sees the key");
+    assert_eq!(seen.key.state, "issued");
+    let key = station_b
+        .activate(&device, &key.key_id, "holder-pin-2468")
+        .expect("activate on station b");
+    assert_eq!(key.state, "active");
+    assert_eq!(
+        station_a.key(&key.key_id).expect("show").key.state,
+        "active"
+    );
+
+    // A bad URL is a repository error that does not echo the URL.
+    let mut bad = cfg.clone();
+    bad["repository"] = serde_json::json!({ "postgres": "postgresql://u:s3cret@127.0.0.1:1/x" });
+    let e = Session::open(&bad.to_string()).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Repository);
+    assert!(!e.message.contains("s3cret"), "{e}");
+
+    drop((station_a, station_b));
+    if let Ok(mut client) = postgres::Client::connect(&url, postgres::NoTls) {
+        let _ = client.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn one_session_shared_by_threads_each_with_its_key() {
+    let emulator = Emulator::start(EmulatorConfig::default()).expect("emulator");
+    let dir = temp_dir("threads");
+    let session = Session::open(&config(&emulator, &dir)).expect("session");
+    let touches = Arc::new(AtomicUsize::new(0));
+    let seen = touches.clone();
+    session.set_prompt(Box::new(move |_: &Prompt| {
+        seen.fetch_add(1, Ordering::SeqCst);
+    }));
+    let workers: Vec<_> = (0..3)
+        .map(|i| {
+            let session = session.clone();
+            let spec = format!("softkey:{}", dir.join(format!("t{i}.json")).display());
+            std::thread::spawn(move || {
+                let device = keysmith_facade::open_device(&spec).expect("device");
+                let key = session
+                    .issue(
+                        &device,
+                        &IssueParams {
+                            template: "facade-standard".into(),
+                            user: "kim@contoso.onmicrosoft.com".into(),
+                            ..IssueParams::default()
+                        },
+                    )
+                    .expect("issue");
+                session
+                    .activate(&device, &key.key_id, "holder-pin-2468")
+                    .expect("activate")
+            })
+        })
+        .collect();
+    let mut ids: Vec<String> = workers
+        .into_iter()
+        .map(|w| w.join().expect("worker").key_id)
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 3, "three distinct keys");
+    let active = session
+        .list_keys(&KeyFilter {
+            state: Some("active".into()),
+            ..KeyFilter::default()
+        })
+        .expect("list");
+    assert_eq!(active.len(), 3);
+    assert!(touches.load(Ordering::SeqCst) >= 3);
+    let _ = std::fs::remove_dir_all(&dir);
+}

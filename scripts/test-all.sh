@@ -15,6 +15,9 @@ log "system packages"
 # through bindgen. gcc builds rusqlite's bundled SQLite and pyscard.
 need=()
 for p in libclang-dev gcc pkg-config; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
+# The Python bindings are tested in a venv (Debian's python3 needs python3-venv for it).
+command -v python3 >/dev/null || need+=(python3 python3-pip)
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get install -y --no-install-recommends "${need[@]}" </dev/null \
@@ -30,7 +33,14 @@ log "PostgreSQL on loopback (shared repository tests)"
 scripts/pg-start.sh
 
 log "python-fido2 + pytest (interoperability tests)"
-python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore fido2 pyscard pytest
+# Debian's own python3 is "externally managed" (PEP 668): fall back to
+# --break-system-packages there (CI machines only; a pyenv or venv python needs neither).
+pip_install() {
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore "$@" \
+    || python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+         --break-system-packages "$@"
+}
+pip_install fido2 pyscard pytest
 
 log "cargo fmt --check"
 cargo fmt --all -- --check

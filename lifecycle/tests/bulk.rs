@@ -1,5 +1,6 @@
 //! Resumable bulk jobs against the real Entra emulator, software keys and SQLite.
 
+mod common;
 #[path = "bulk/support.rs"]
 mod support;
 

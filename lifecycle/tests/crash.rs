@@ -7,23 +7,21 @@
 //! the audit records written.
 #![cfg(unix)]
 
+mod common;
+use common::{now_ms, sqlite_engine, temp_dir};
+
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::mpsc;
+use std::time::Duration;
 
-use entra_graph::auth::{Credential, Secret};
 use entra_graph::emulator::{Emulator, EmulatorConfig};
-use entra_graph::{ApiVersion, GraphClient};
 use fido_transport::client::Authenticator;
 use fido_transport::softkey::{SoftAuthenticator, SoftConfig, SoftTransport};
 use lifecycle::engine::{Engine, Replayed};
-use lifecycle::idp::EntraIdp;
-use lifecycle::store::PinKey;
-use lifecycle::store::{JournalOp, SqliteStore};
+use lifecycle::store::JournalOp;
 use lifecycle::template::TemplateSet;
 use lifecycle::CredentialState;
 
@@ -52,25 +50,6 @@ min_pin_length = 8
 [credential.lifecycle]
 force_idp_deletion_on_revoke = true
 "#;
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "keysmith-crash-{name}-{}-{}-{}",
-        std::process::id(),
-        now_ms(),
-        N.fetch_add(1, Ordering::SeqCst)
-    ));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
 
 /// The child program (built with the crate's examples by `cargo test`; built here when a
 /// test filter skipped it).
@@ -147,17 +126,7 @@ impl Killed {
 
     /// A restarted station: a new engine on the same SQLite file.
     fn restart(&self) -> Engine {
-        let client = GraphClient::new(
-            self.emulator.graph_config(ApiVersion::Beta),
-            Credential::ClientSecret {
-                client_id: self.emulator.client_id().to_owned(),
-                secret: Secret::new(self.emulator.client_secret().unwrap_or_default()),
-            },
-        )
-        .expect("graph client");
-        let store = SqliteStore::open(self.db()).expect("sqlite store");
-        let engine = Engine::new(Arc::new(store), PinKey::from_bytes([7; 32]), "station-a")
-            .with_idp(Arc::new(EntraIdp::new("contoso-entra", client)));
+        let engine = sqlite_engine(&self.emulator, &self.db(), "station-a", 7);
         engine
             .add_template(TemplateSet::from_toml_str(TEMPLATE).expect("template"))
             .expect("add template");
@@ -179,7 +148,7 @@ impl Killed {
 /// Runs the child for `flow` until it reports `point`, then kills it with SIGKILL.
 fn kill_child_at(flow: &str, point: &str) -> Killed {
     let emulator = Emulator::start(EmulatorConfig::default()).expect("emulator");
-    let dir = temp_dir(&format!("{flow}-{point}"));
+    let dir = temp_dir(&format!("crash-{flow}-{point}"));
     let template = dir.join("template.toml");
     std::fs::write(&template, TEMPLATE).expect("template file");
     let mut child = Command::new(child_program())

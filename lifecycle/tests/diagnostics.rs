@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use entra_graph::auth::{AccessToken, Credential, Secret};
 use entra_graph::emulator::{Emulator, EmulatorConfig};
@@ -26,8 +26,8 @@ use lifecycle::store::{PinKey, SqliteStore};
 use lifecycle::template::{TemplateSet, Transport};
 use lifecycle::{CredentialState, Error};
 
-const KIM: &str = "kim@contoso.onmicrosoft.com";
-const KIM_ID: &str = "6e8a5a4e-5a0d-4e4c-9c8e-2f7c3d8a1b11";
+mod common;
+use common::{now_ms, temp_dir, KIM, KIM_ID};
 const HOLDER_PIN: &str = "holder-pin-2468";
 const SERIAL: &str = "SN-DIAG-4711";
 
@@ -57,23 +57,6 @@ force_idp_deletion_on_revoke = true
 "#,
     )
     .expect("test template parses")
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "keysmith-diag-{name}-{}-{}",
-        std::process::id(),
-        now_ms()
-    ));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
 }
 
 /// Every file in `dir`, concatenated.

@@ -1,9 +1,8 @@
 //! The lifecycle engine end to end: the real Entra emulator on loopback, the software
 //! authenticator over its in-process transport and SQLite in a temporary directory.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use entra_graph::auth::{Credential, Secret};
 use entra_graph::emulator::{Emulator, EmulatorConfig, Fault, FaultRule};
@@ -17,7 +16,8 @@ use lifecycle::store::{JournalOp, PinKey, SqliteStore};
 use lifecycle::template::{TemplateSet, Transport};
 use lifecycle::{CredentialState, Error};
 
-const KIM: &str = "kim@contoso.onmicrosoft.com";
+mod common;
+use common::{graph_client, now_ms, sqlite_engine, temp_dir, KIM};
 const HOLDER_PIN: &str = "holder-pin-2468";
 
 fn template(timeout_minutes: u32, force: bool) -> TemplateSet {
@@ -48,21 +48,8 @@ force_idp_deletion_on_revoke = {force}
     TemplateSet::from_toml_str(&text).expect("test template parses")
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 fn temp_db(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "keysmith-engine-{name}-{}-{}",
-        std::process::id(),
-        now_ms()
-    ));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir.join("keysmith.db")
+    temp_dir(&format!("engine-{name}")).join("keysmith.db")
 }
 
 struct World {
@@ -74,18 +61,8 @@ struct World {
     kim_id: String,
 }
 
-fn engine_for(emulator: &Emulator, db: &PathBuf, station: &str) -> Engine {
-    let client = GraphClient::new(
-        emulator.graph_config(ApiVersion::Beta),
-        Credential::ClientSecret {
-            client_id: emulator.client_id().to_owned(),
-            secret: Secret::new(emulator.client_secret().unwrap_or_default()),
-        },
-    )
-    .expect("graph client");
-    let store = SqliteStore::open(db).expect("sqlite store");
-    Engine::new(Arc::new(store), PinKey::from_bytes([7; 32]), station)
-        .with_idp(Arc::new(EntraIdp::new("contoso-entra", client)))
+fn engine_for(emulator: &Emulator, db: &Path, station: &str) -> Engine {
+    sqlite_engine(emulator, db, station, 7)
 }
 
 fn world(name: &str) -> World {
@@ -852,14 +829,7 @@ fn one_key_carries_passkeys_for_two_idps() {
         u.id = u.id.chars().rev().collect();
     }
     let fabrikam = Emulator::start(second).expect("second emulator");
-    let fabrikam_client = GraphClient::new(
-        fabrikam.graph_config(ApiVersion::Beta),
-        Credential::ClientSecret {
-            client_id: fabrikam.client_id().to_owned(),
-            secret: Secret::new(fabrikam.client_secret().unwrap_or_default()),
-        },
-    )
-    .expect("graph client");
+    let fabrikam_client = graph_client(&fabrikam);
     let kim_at_fabrikam: String = w.kim_id.chars().rev().collect();
     let engine = engine_for(&w.emulator, &w.db, "station-a")
         .with_idp(Arc::new(EntraIdp::new("fabrikam-entra", fabrikam_client)));

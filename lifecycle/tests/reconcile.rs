@@ -1,6 +1,7 @@
 //! Reconciliation against the real Entra emulator: drift made directly at the emulator
 //! (or by an IdP failing during a revocation) is reported, fixed and gone afterwards.
 
+mod common;
 #[path = "bulk/support.rs"]
 mod support;
 

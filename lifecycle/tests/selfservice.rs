@@ -2,23 +2,19 @@
 //! Entra emulator (its OIDC endpoints on loopback), the software authenticator, SQLite.
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use entra_graph::auth::{Credential, Secret};
 use entra_graph::emulator::{Emulator, EmulatorConfig};
-use entra_graph::{ApiVersion, GraphClient};
 use fido_transport::client::Authenticator;
 use fido_transport::softkey::{SoftAuthenticator, SoftConfig, SoftTransport};
 use lifecycle::engine::{Engine, EngineError, IssueRequest};
-use lifecycle::idp::EntraIdp;
 use lifecycle::state::TransitionError;
-use lifecycle::store::{AuditRecord, PinKey, SqliteStore};
+use lifecycle::store::AuditRecord;
 use lifecycle::template::{TemplateSet, Transport};
 use lifecycle::{CredentialState, Error};
 
-const KIM: &str = "kim@contoso.onmicrosoft.com";
-const KIM_ID: &str = "6e8a5a4e-5a0d-4e4c-9c8e-2f7c3d8a1b11";
+mod common;
+use common::{now_ms, sqlite_engine, temp_dir, KIM, KIM_ID};
 const ADELE: &str = "adelev@contoso.onmicrosoft.com";
 const ADELE_ID: &str = "87d349ed-44d7-43e1-9a83-5f2406dee5bd";
 const AUDIENCE: &str = "keysmith-self-service";
@@ -75,13 +71,6 @@ oidc = {{ issuer = "{issuer}", audience = "{AUDIENCE}", jwks_url = "{jwks}" }}
     TemplateSet::from_toml_str(&text).expect("test template parses")
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 struct World {
     emulator: Emulator,
     db: PathBuf,
@@ -100,24 +89,8 @@ impl Drop for World {
 
 fn world(name: &str) -> World {
     let emulator = Emulator::start(EmulatorConfig::default()).expect("emulator");
-    let dir = std::env::temp_dir().join(format!(
-        "keysmith-selfservice-{name}-{}-{}",
-        std::process::id(),
-        now_ms()
-    ));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let db = dir.join("keysmith.db");
-    let client = GraphClient::new(
-        emulator.graph_config(ApiVersion::Beta),
-        Credential::ClientSecret {
-            client_id: emulator.client_id().to_owned(),
-            secret: Secret::new(emulator.client_secret().unwrap_or_default()),
-        },
-    )
-    .expect("graph client");
-    let store = SqliteStore::open(&db).expect("sqlite store");
-    let engine = Engine::new(Arc::new(store), PinKey::from_bytes([9; 32]), "station-a")
-        .with_idp(Arc::new(EntraIdp::new("contoso-entra", client)));
+    let db = temp_dir(&format!("selfservice-{name}")).join("keysmith.db");
+    let engine = sqlite_engine(&emulator, &db, "station-a", 9);
     let soft = SoftAuthenticator::new(SoftConfig::default()).expect("softkey");
     let transport = SoftTransport::new(soft);
     let key = Authenticator::new(transport.clone());

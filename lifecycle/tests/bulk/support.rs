@@ -2,27 +2,19 @@
 //! software authenticators and SQLite in a temporary directory.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::path::{Path, PathBuf};
 
-use entra_graph::auth::{Credential, Secret};
 use entra_graph::emulator::{Emulator, EmulatorConfig};
-use entra_graph::{ApiVersion, GraphClient};
 use fido_transport::client::Authenticator;
 use fido_transport::softkey::{SoftAuthenticator, SoftConfig, SoftTransport};
 use lifecycle::engine::{Engine, IssueRequest};
-use lifecycle::idp::EntraIdp;
-use lifecycle::store::{KeyRecord, PinKey, SqliteStore};
+use lifecycle::store::KeyRecord;
 use lifecycle::template::{TemplateSet, Transport};
 
-pub const KIM: &str = "kim@contoso.onmicrosoft.com";
 pub const ADELE: &str = "adelev@contoso.onmicrosoft.com";
 pub const ALEX: &str = "alexw@contoso.onmicrosoft.com";
 pub const MEGAN: &str = "meganb@contoso.onmicrosoft.com";
-pub const KIM_ID: &str = "6e8a5a4e-5a0d-4e4c-9c8e-2f7c3d8a1b11";
 pub const HOLDER_PIN: &str = "holder-pin-2468";
-pub const CONNECTION: &str = "contoso-entra";
 
 pub const TEMPLATE: &str = r#"
 [passkey.entra]
@@ -48,38 +40,10 @@ pub fn template() -> TemplateSet {
     TemplateSet::from_toml_str(TEMPLATE).expect("test template parses")
 }
 
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+pub use crate::common::{now_ms, temp_dir, CONNECTION, KIM, KIM_ID};
 
-pub fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "keysmith-{name}-{}-{}",
-        std::process::id(),
-        now_ms()
-    ));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
-
-pub fn graph_client(emulator: &Emulator) -> GraphClient {
-    GraphClient::new(
-        emulator.graph_config(ApiVersion::Beta),
-        Credential::ClientSecret {
-            client_id: emulator.client_id().to_owned(),
-            secret: Secret::new(emulator.client_secret().unwrap_or_default()),
-        },
-    )
-    .expect("graph client")
-}
-
-pub fn engine_for(emulator: &Emulator, db: &PathBuf) -> Engine {
-    let store = SqliteStore::open(db).expect("sqlite store");
-    let engine = Engine::new(Arc::new(store), PinKey::from_bytes([7; 32]), "station-a")
-        .with_idp(Arc::new(EntraIdp::new(CONNECTION, graph_client(emulator))));
+pub fn engine_for(emulator: &Emulator, db: &Path) -> Engine {
+    let engine = crate::common::sqlite_engine(emulator, db, "station-a", 7);
     engine.add_template(template()).expect("template loads");
     engine
 }

@@ -331,40 +331,17 @@ fn bulk_reconcile_fixes_each_user() {
 
 // ---- a real process killed with SIGKILL in the middle of a bulk job ----
 
-use std::io::{BufRead, BufReader};
-use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
-
-/// The child program (built with the crate's examples by `cargo test`; built here when a
-/// test filter skipped it).
-fn child_program() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target profile directory");
-    let program = profile_dir
-        .join("examples")
-        .join(format!("bulk_child{}", std::env::consts::EXE_SUFFIX));
-    if !program.exists() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", "lifecycle", "--example", "bulk_child"])
-            .status()
-            .expect("cargo build of the bulk child");
-        assert!(status.success(), "building examples/bulk_child failed");
-    }
-    program
-}
 
 /// Runs a child on the world's database until it blocks in item `item` at `point`,
 /// then kills it with SIGKILL; returns the job id it printed.
 fn kill_child(w: &World, csv: &Path, item: usize, point: &str) -> i64 {
     let template = w.dir.join("template.toml");
     std::fs::write(&template, TEMPLATE).expect("template file");
-    let mut child = Command::new(child_program())
+    let mut command = Command::new(common::example_program("bulk_child"));
+    command
         .env("BULK_TEMPLATE", &template)
         .env("BULK_DB", &w.db)
         .env("BULK_CSV", csv)
@@ -377,45 +354,15 @@ fn kill_child(w: &World, csv: &Path, item: usize, point: &str) -> i64 {
             w.emulator.client_secret().unwrap_or_default(),
         )
         .env("BULK_KILL_ITEM", item.to_string())
-        .env("BULK_KILL_POINT", point)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn the bulk child");
-    let stdout = child.stdout.take().expect("child stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut job = None;
-    let mut seen = Vec::new();
-    let reached = loop {
-        match rx.recv_timeout(Duration::from_secs(120)) {
-            Ok(line) => {
-                if let Some(id) = line.strip_prefix("JOB ") {
-                    job = id.parse().ok();
-                }
-                let done = line.starts_with("CRASH-POINT ");
-                seen.push(line);
-                if done {
-                    break true;
-                }
-            }
-            Err(_) => break false,
-        }
-    };
-    child.kill().expect("kill the child");
-    let status = child.wait().expect("reap the child");
-    assert!(
-        reached,
-        "the child never reached {point} in item {item}: {seen:?}"
+        .env("BULK_KILL_POINT", point);
+    let seen = common::run_until_crash_point(
+        command,
+        Duration::from_secs(120),
+        &format!("{point} in item {item}"),
     );
-    assert_eq!(status.signal(), Some(9), "killed by SIGKILL: {status:?}");
+    let job: Option<i64> = seen
+        .iter()
+        .find_map(|l| l.strip_prefix("JOB ").and_then(|id| id.parse().ok()));
     job.expect("the child printed the job id")
 }
 

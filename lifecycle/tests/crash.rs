@@ -8,13 +8,10 @@
 #![cfg(unix)]
 
 mod common;
-use common::{now_ms, sqlite_engine, temp_dir};
+use common::{example_program, now_ms, run_until_crash_point, sqlite_engine, temp_dir};
 
-use std::io::{BufRead, BufReader};
-use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::Duration;
 
 use entra_graph::emulator::{Emulator, EmulatorConfig};
@@ -50,54 +47,6 @@ min_pin_length = 8
 [credential.lifecycle]
 force_idp_deletion_on_revoke = true
 "#;
-
-/// The child program (built with the crate's examples by `cargo test`; built here when a
-/// test filter skipped it).
-fn child_program() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target profile directory");
-    let program = profile_dir
-        .join("examples")
-        .join(format!("crash_child{}", std::env::consts::EXE_SUFFIX));
-    // Built by `cargo test` with the other examples; rebuilt here when missing or older
-    // than the crate's sources (a filtered run such as `--test crash` does not build it).
-    let built = program.metadata().and_then(|m| m.modified()).ok();
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let newest_source = newest_mtime(&manifest.join("src"))
-        .into_iter()
-        .chain(newest_mtime(&manifest.join("examples")))
-        .max();
-    let stale = match (built, newest_source) {
-        (Some(b), Some(s)) => b < s,
-        _ => true,
-    };
-    if stale {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", "lifecycle", "--example", "crash_child"])
-            .status()
-            .expect("cargo build of the crash child");
-        assert!(status.success(), "building examples/crash_child failed");
-    }
-    program
-}
-
-/// The newest modification time of the files under `dir`.
-fn newest_mtime(dir: &Path) -> Option<std::time::SystemTime> {
-    let mut newest = None;
-    for entry in std::fs::read_dir(dir).ok()?.flatten() {
-        let path = entry.path();
-        let t = if path.is_dir() {
-            newest_mtime(&path)
-        } else {
-            entry.metadata().and_then(|m| m.modified()).ok()
-        };
-        newest = newest.max(t);
-    }
-    newest
-}
 
 /// A child killed at its step.
 struct Killed {
@@ -151,7 +100,8 @@ fn kill_child_at(flow: &str, point: &str) -> Killed {
     let dir = temp_dir(&format!("crash-{flow}-{point}"));
     let template = dir.join("template.toml");
     std::fs::write(&template, TEMPLATE).expect("template file");
-    let mut child = Command::new(child_program())
+    let mut command = Command::new(example_program("crash_child"));
+    command
         .env("CRASH_DB", dir.join("keysmith.db"))
         .env("CRASH_SOFTKEY", dir.join("softkey.json"))
         .env("CRASH_TEMPLATE", &template)
@@ -163,43 +113,11 @@ fn kill_child_at(flow: &str, point: &str) -> Killed {
             emulator.client_secret().unwrap_or_default(),
         )
         .env("CRASH_FLOW", flow)
-        .env("CRASH_POINT", point)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn crash child");
-    let stdout = child.stdout.take().expect("child stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut key_id = None;
-    let mut seen = Vec::new();
-    let reached = loop {
-        match rx.recv_timeout(CHILD_TIMEOUT) {
-            Ok(line) => {
-                if let Some(id) = line.strip_prefix("KEY ") {
-                    key_id = Some(id.to_owned());
-                }
-                let done = line.starts_with("CRASH-POINT ");
-                seen.push(line);
-                if done {
-                    break true;
-                }
-            }
-            Err(_) => break false,
-        }
-    };
-    // SIGKILL on Unix: the child gets no chance to clean up.
-    child.kill().expect("kill the child");
-    let status = child.wait().expect("reap the child");
-    assert!(reached, "the child never reached {point}: {seen:?}");
-    assert_eq!(status.signal(), Some(9), "killed by SIGKILL: {status:?}");
+        .env("CRASH_POINT", point);
+    let seen = run_until_crash_point(command, CHILD_TIMEOUT, point);
+    let key_id = seen
+        .iter()
+        .find_map(|l| l.strip_prefix("KEY ").map(str::to_owned));
     Killed {
         emulator,
         dir,

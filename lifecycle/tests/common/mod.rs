@@ -64,3 +64,98 @@ pub fn sqlite_engine(emulator: &Emulator, db: &Path, station: &str, pin_key_byte
     )
     .with_idp(Arc::new(EntraIdp::new(CONNECTION, graph_client(emulator))))
 }
+
+/// The path of example program `name` of this crate, built with the examples by `cargo
+/// test` and rebuilt here when missing or older than the crate's sources (a filtered run
+/// such as `--test crash` does not build the examples).
+pub fn example_program(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target profile directory");
+    let program = profile_dir
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    let built = program.metadata().and_then(|m| m.modified()).ok();
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let newest_source = newest_mtime(&manifest.join("src"))
+        .into_iter()
+        .chain(newest_mtime(&manifest.join("examples")))
+        .max();
+    let stale = match (built, newest_source) {
+        (Some(b), Some(s)) => b < s,
+        _ => true,
+    };
+    if stale {
+        let status = std::process::Command::new(env!("CARGO"))
+            .args(["build", "-p", "lifecycle", "--example", name])
+            .status()
+            .expect("cargo build of a child program");
+        assert!(status.success(), "building examples/{name} failed");
+    }
+    program
+}
+
+/// The newest modification time of the files under `dir`.
+fn newest_mtime(dir: &Path) -> Option<SystemTime> {
+    let mut newest = None;
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        let t = if path.is_dir() {
+            newest_mtime(&path)
+        } else {
+            entry.metadata().and_then(|m| m.modified()).ok()
+        };
+        newest = newest.max(t);
+    }
+    newest
+}
+
+/// Spawns `command` with piped stdout, waits (up to `timeout` per line) until it prints a
+/// line starting with `CRASH-POINT `, then kills it with SIGKILL and reaps it. Returns
+/// every line it printed. Panics if the point was never reached or the child was not
+/// killed by SIGKILL.
+#[cfg(unix)]
+pub fn run_until_crash_point(
+    mut command: std::process::Command,
+    timeout: std::time::Duration,
+    what: &str,
+) -> Vec<String> {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::ExitStatusExt;
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("spawn the child");
+    let stdout = child.stdout.take().expect("child stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let reached = loop {
+        match rx.recv_timeout(timeout) {
+            Ok(line) => {
+                let done = line.starts_with("CRASH-POINT ");
+                seen.push(line);
+                if done {
+                    break true;
+                }
+            }
+            Err(_) => break false,
+        }
+    };
+    // SIGKILL: the child gets no chance to clean up.
+    child.kill().expect("kill the child");
+    let status = child.wait().expect("reap the child");
+    assert!(reached, "the child never reached {what}: {seen:?}");
+    assert_eq!(status.signal(), Some(9), "killed by SIGKILL: {status:?}");
+    seen
+}

@@ -22,8 +22,8 @@ pub use session::{PromptCallback, Session, MAX_BULK_CSV_BYTES, MAX_PAGE, MAX_WOR
 pub use types::{
     AuditEntry, BulkItemResult, BulkJob, BulkProgress, BulkRow, BulkRunOptions, BulkSummary,
     DeviceEntry, DeviceInfo, DeviceList, DriftFinding, IssueParams, Key, KeyDetails, KeyFilter,
-    KeyPage, Passkey, Pending, Prompt, ReconcileReport, ReissueParams, ReplayedEntry, SignInResult,
-    TemplateSummary, User,
+    KeyPage, Passkey, Pending, Prompt, ReconcileReport, ReconcileRequest, ReissueParams,
+    ReplayedEntry, SignInResult, TemplateSummary, User,
 };
 
 use lifecycle::diagnostics::{Diagnostics, LogConfig};

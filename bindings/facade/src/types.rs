@@ -676,3 +676,19 @@ pub struct KeyPage {
     /// The `after` for the next page; `None` when this page is the last.
     pub next_after: Option<String>,
 }
+
+/// A reconciliation request (the C ABI's `ks_reconcile` JSON; see
+/// [`crate::Session::reconcile`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReconcileRequest {
+    /// The users (IdP object ids or UPNs); empty: every user holding a key.
+    #[serde(default)]
+    pub users: Vec<String>,
+    /// Repair what is found.
+    #[serde(default)]
+    pub fix: bool,
+    /// With `fix`: also delete passkeys nobody issued.
+    #[serde(default)]
+    pub delete_unknown: bool,
+}

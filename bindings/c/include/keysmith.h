@@ -470,6 +470,22 @@ ks_status ks_list_keys_page(const ks_session *session,
                             uint32_t limit,
                             char **page_json);
 
+/**
+ * One page of the pending registrations whose challenge expires within `within_ms`
+ * from now (expired ones included), soonest first: after the cursor `after_json` (NULL:
+ * from the first; else the `next_after` object of the previous page), at most `limit`
+ * (1 to 1000). `*page_json` gets `{"pending":[{"key_id","passkey_template","user_id",
+ * "challenge_expires_ms"}],"next_after":{...}|null}`.
+ *
+ * # Safety
+ * Pointers NULL or valid as documented in the crate conventions.
+ */
+ks_status ks_list_expiring_page(const ks_session *session,
+                                uint64_t within_ms,
+                                const char *after_json,
+                                uint32_t limit,
+                                char **page_json);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

@@ -24,8 +24,8 @@ use std::ffi::{c_char, c_void, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use keysmith_facade::{
-    BulkProgress, BulkRow, BulkRunOptions, Device, FacadeError, IssueParams, KeyFilter, Prompt,
-    ReconcileRequest, ReissueParams, Session,
+    BulkProgress, BulkRow, BulkRunOptions, Device, ExpiringCursor, FacadeError, IssueParams,
+    KeyFilter, Prompt, ReconcileRequest, ReissueParams, Session,
 };
 
 /// Status of a call: `KS_OK` or an error kind's code.
@@ -988,6 +988,34 @@ pub unsafe extern "C" fn ks_list_keys_page(
     unsafe {
         session_op_named(session, page_json, "page_json", |s| {
             s.list_keys_page(opt_arg(after, "after")?, limit)
+        })
+    }
+}
+
+/// One page of the pending registrations whose challenge expires within `within_ms`
+/// from now (expired ones included), soonest first: after the cursor `after_json` (NULL:
+/// from the first; else the `next_after` object of the previous page), at most `limit`
+/// (1 to 1000). `*page_json` gets `{"pending":[{"key_id","passkey_template","user_id",
+/// "challenge_expires_ms"}],"next_after":{...}|null}`.
+///
+/// # Safety
+/// Pointers NULL or valid as documented in the crate conventions.
+#[no_mangle]
+pub unsafe extern "C" fn ks_list_expiring_page(
+    session: *const ks_session,
+    within_ms: u64,
+    after_json: *const c_char,
+    limit: u32,
+    page_json: *mut *mut c_char,
+) -> ks_status {
+    // SAFETY: caller contract, forwarded.
+    unsafe {
+        session_op_named(session, page_json, "page_json", |s| {
+            let after: Option<ExpiringCursor> = match opt_arg(after_json, "after_json")? {
+                Some(t) => Some(json_arg(t, "after_json")?),
+                None => None,
+            };
+            s.list_expiring_page(within_ms, after.as_ref(), limit)
         })
     }
 }

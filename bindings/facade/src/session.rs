@@ -16,8 +16,9 @@ use crate::device::{open_transport, DeviceState};
 use crate::types::{IssueParams, KeyFilter, ReissueParams};
 use crate::{
     config, now_ms, parse_template, AuditEntry, BulkJob, BulkProgress, BulkRow, BulkRunOptions,
-    BulkSummary, Device, FacadeError, Key, KeyDetails, KeyPage, Prompt, ReconcileReport,
-    ReplayedEntry, Result, SignInResult, TemplateSummary, User,
+    BulkSummary, Device, ExpiringCursor, ExpiringPage, ExpiringPending, FacadeError, Key,
+    KeyDetails, KeyPage, Prompt, ReconcileReport, ReplayedEntry, Result, SignInResult,
+    TemplateSummary, User,
 };
 
 /// Largest CSV text a bulk job takes (bytes).
@@ -633,5 +634,61 @@ impl Session {
             None
         };
         Ok(KeyPage { keys, next_after })
+    }
+
+    /// One page of the pending registrations whose challenge expires within `within_ms`
+    /// from now (already expired ones included), soonest first: at most `limit` (1 to
+    /// [`MAX_PAGE`]) after the cursor `after` (none: from the first). The window is
+    /// measured at each call.
+    pub fn list_expiring_page(
+        &self,
+        within_ms: u64,
+        after: Option<&ExpiringCursor>,
+        limit: u32,
+    ) -> Result<ExpiringPage> {
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(FacadeError::usage(format!(
+                "limit: {limit}: expected 1 to {MAX_PAGE}"
+            )));
+        }
+        let before = i64::try_from(now_ms().saturating_add(within_ms)).unwrap_or(i64::MAX);
+        let pending: Vec<ExpiringPending> = self
+            .inner
+            .engine
+            .store()
+            .pending_expiring_page(
+                before,
+                after.map(|c| {
+                    (
+                        c.challenge_expires_ms,
+                        c.key_id.as_str(),
+                        c.passkey_template.as_str(),
+                    )
+                }),
+                limit,
+            )
+            .map_err(lifecycle::Error::from)?
+            .into_iter()
+            .map(|p| ExpiringPending {
+                key_id: p.key_id,
+                passkey_template: p.idp,
+                user_id: p.user_id,
+                challenge_expires_ms: p.challenge_expires_ms,
+            })
+            .collect();
+        let full = u32::try_from(pending.len()).map_or(true, |n| n >= limit);
+        let next_after = if full {
+            pending.last().map(|p| ExpiringCursor {
+                challenge_expires_ms: p.challenge_expires_ms,
+                key_id: p.key_id.clone(),
+                passkey_template: p.passkey_template.clone(),
+            })
+        } else {
+            None
+        };
+        Ok(ExpiringPage {
+            pending,
+            next_after,
+        })
     }
 }

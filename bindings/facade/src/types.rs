@@ -692,3 +692,38 @@ pub struct ReconcileRequest {
     #[serde(default)]
     pub delete_unknown: bool,
 }
+
+/// A pending registration in the expiring listing (see
+/// [`crate::Session::list_expiring_page`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ExpiringPending {
+    /// The key it was made on.
+    pub key_id: String,
+    /// The passkey template.
+    pub passkey_template: String,
+    /// The user at that IdP.
+    pub user_id: String,
+    /// When the IdP's challenge expires, Unix milliseconds.
+    pub challenge_expires_ms: i64,
+}
+
+/// Where a page of the expiring listing ends (give it back as `after`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpiringCursor {
+    /// The last entry's expiry.
+    pub challenge_expires_ms: i64,
+    /// The last entry's key.
+    pub key_id: String,
+    /// The last entry's passkey template.
+    pub passkey_template: String,
+}
+
+/// One page of pending registrations expiring soon, soonest first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ExpiringPage {
+    /// The registrations.
+    pub pending: Vec<ExpiringPending>,
+    /// The `after` for the next page; `None` when this page is the last.
+    pub next_after: Option<ExpiringCursor>,
+}

@@ -283,5 +283,28 @@ fn bulk_issue_with_a_softkey_per_row() {
     assert_eq!(serials, ["BULK-1", "BULK-2"]);
     assert!(keys.iter().all(|k| k.state == "issued"), "{keys:?}");
     assert!(dir.join("row2.json").exists() && dir.join("row3.json").exists());
+
+    // The two issued keys wait for activation: their registrations expire within 2 h
+    // (the template's 60 minutes), listed one per page.
+    let mut after = None;
+    let mut expiring = Vec::new();
+    loop {
+        let page = session
+            .list_expiring_page(2 * 3_600_000, after.as_ref(), 1)
+            .expect("expiring page");
+        expiring.extend(page.pending);
+        match page.next_after {
+            Some(c) => after = Some(c),
+            None => break,
+        }
+    }
+    let ids: Vec<&str> = keys.iter().map(|k| k.key_id.as_str()).collect();
+    assert_eq!(expiring.len(), 2, "{expiring:?}");
+    assert!(expiring.iter().all(|p| ids.contains(&p.key_id.as_str())));
+    assert!(expiring[0].challenge_expires_ms <= expiring[1].challenge_expires_ms);
+    let soon = session
+        .list_expiring_page(60_000, None, 10)
+        .expect("within a minute");
+    assert!(soon.pending.is_empty() && soon.next_after.is_none());
     let _ = std::fs::remove_dir_all(&dir);
 }

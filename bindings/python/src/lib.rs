@@ -9,8 +9,8 @@
 #![warn(missing_docs)]
 
 use keysmith_facade::{
-    BulkProgress, BulkRow, BulkRunOptions, ErrorKind, FacadeError, IssueParams, KeyFilter, Prompt,
-    ReissueParams,
+    BulkProgress, BulkRow, BulkRunOptions, ErrorKind, ExpiringCursor, FacadeError, IssueParams,
+    KeyFilter, Prompt, ReissueParams,
 };
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
@@ -499,6 +499,30 @@ impl Session {
     ) -> PyResult<PyObject> {
         let s = self.inner.clone();
         blocking(py, move || s.list_keys_page(after.as_deref(), limit))
+    }
+
+    /// One page of the pending registrations whose challenge expires within
+    /// `within_ms` from now, soonest first: `{"pending": [...], "next_after": dict |
+    /// None}`; pass `next_after` as `after` for the next page until it is `None`.
+    #[pyo3(signature = (within_ms, after=None, limit=100))]
+    fn list_expiring_page(
+        &self,
+        py: Python<'_>,
+        within_ms: u64,
+        after: Option<&Bound<'_, PyAny>>,
+        limit: u32,
+    ) -> PyResult<PyObject> {
+        let after: Option<ExpiringCursor> = match after {
+            Some(a) => Some(
+                serde_json::from_str(&json_text(a)?)
+                    .map_err(|e| py_err(py, FacadeError::usage(format!("after: {e}"))))?,
+            ),
+            None => None,
+        };
+        let s = self.inner.clone();
+        blocking(py, move || {
+            s.list_expiring_page(within_ms, after.as_ref(), limit)
+        })
     }
 
     fn __repr__(&self) -> String {

@@ -49,6 +49,19 @@ def test_bulk_issue_with_softkeys_from_the_callback_then_reconcile_clean(emulato
     assert sorted(k["serial"] for k in keys) == ["PY-BULK-1", "PY-BULK-2"]
     assert all(k["state"] == "issued" for k in keys)
 
+    # Both keys wait for activation: their registrations expire within 2 h.
+    expiring, after = [], None
+    while True:
+        page = session.list_expiring_page(2 * 3_600_000, after=after, limit=1)
+        expiring += page["pending"]
+        after = page["next_after"]
+        if after is None:
+            break
+    assert sorted(p["key_id"] for p in expiring) == sorted(k["key_id"] for k in keys)
+    assert session.list_expiring_page(60_000)["pending"] == []
+    with pytest.raises(keysmith.UsageError):
+        session.list_expiring_page(60_000, after={"bogus": 1})
+
     report = session.reconcile([KIM, ADELE])
     assert report["users_checked"] == 2
     assert report["clean"] is True and report["findings"] == [], report

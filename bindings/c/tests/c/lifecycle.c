@@ -286,6 +286,23 @@ int main(int argc, char **argv) {
     ks_string_free(out);
     out = NULL;
 
+    /* Both bulk-issued keys wait for activation: two registrations expire within 2 h. */
+    if ((st = ks_list_expiring_page(session, 7200000, NULL, 10, &out)) != KS_OK) {
+        fail("ks_list_expiring_page", st);
+        goto done;
+    }
+    if (strstr(out, "\"next_after\":null") == NULL || json_int(out, "challenge_expires_ms") <= 0 ||
+        strstr(strstr(out, "challenge_expires_ms") + 1, "challenge_expires_ms") == NULL) {
+        fprintf(stderr, "expiring page: %s\n", out);
+        goto done;
+    }
+    ks_string_free(out);
+    out = NULL;
+    if (ks_list_expiring_page(session, 1000, "{\"bogus\":1}", 10, &out) != KS_USAGE) {
+        fprintf(stderr, "bad expiring cursor not refused\n");
+        goto done;
+    }
+
     /* Paged listing: three keys, two per page. */
     if ((st = ks_list_keys_page(session, NULL, 2, &out)) != KS_OK) {
         fail("ks_list_keys_page", st);

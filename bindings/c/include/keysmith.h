@@ -41,6 +41,27 @@ typedef int32_t ks_status;
 typedef void (*ks_prompt_fn)(void *ctx, const char *prompt_json);
 
 /**
+ * Supplies the security key for one row of a bulk issue job: called with `ctx` (as
+ * given to [`ks_bulk_run`]) and the row as JSON
+ * (`{"job_id":1,"line":2,"user":"kim@contoso.com","serial":"S1"}`, valid only during the
+ * call), it returns the device spec to open for that row (`softkey:STATEFILE`,
+ * `usb:PATH` or `nfc:READER`), a NUL-terminated UTF-8 string that stays the callback's:
+ * the library copies it before the callback is called again or `ks_bulk_run` returns, so
+ * a buffer the callback reuses (or a static string) is fine; the library never frees it.
+ * Returning NULL fails that row ("no device"); the job goes on with the next row. Called
+ * on the thread running `ks_bulk_run`, one row at a time.
+ */
+typedef const char *(*ks_bulk_device_fn)(void *ctx, const char *row_json);
+
+/**
+ * Receives progress after each bulk row as JSON
+ * (`{"job_id","done","failed","total","line","status":"done"|"failed","outcome"}`,
+ * valid only during the call); `ctx` as given to [`ks_bulk_run`]. Called on the thread
+ * running `ks_bulk_run`.
+ */
+typedef void (*ks_bulk_progress_fn)(void *ctx, const char *progress_json);
+
+/**
  * Success.
  */
 #define KS_OK 0
@@ -383,6 +404,87 @@ ks_status ks_self_issue(const ks_session *session,
                         const char *serial,
                         const char *new_pin,
                         char **out_json);
+
+/**
+ * Reconciles the repository with every IdP connection. `request_json`: NULL (every
+ * user holding a key, report only) or `{"users":["kim@contoso.com",...],"fix":false,
+ * "delete_unknown":false}` (each optional; empty `users`: every user holding a key;
+ * `delete_unknown` needs `fix`). `*report_json` gets `{"users_checked","clean","fixed",
+ * "errors","findings":[{"user","user_id","key_id","passkey_template","idp_connection",
+ * "method_id","credential_id","kind","fixed","error"}]}`; IdP failures for a user are
+ * findings (`kind` `check_failed`), not a failed call.
+ *
+ * # Safety
+ * Pointers NULL or valid as documented in the crate conventions.
+ */
+ks_status ks_reconcile(const ks_session *session, const char *request_json, char **report_json);
+
+/**
+ * Records a bulk job of `kind` (`issue`: CSV columns `user,serial[,template]`; `revoke`:
+ * `key_id` or `user`, optional `force`; `reconcile`: `user`) from the CSV text `csv`
+ * (header row first; validated whole, errors name line and column). The same text for
+ * the same kind gives the job already recorded. `*job_json` gets
+ * `{"job_id","kind","source_hash","actor","total","created_ms"}`.
+ *
+ * # Safety
+ * Pointers NULL or valid as documented in the crate conventions.
+ */
+ks_status ks_bulk_create(const ks_session *session,
+                         const char *kind,
+                         const char *csv,
+                         char **job_json);
+
+/**
+ * Runs (or resumes) bulk job `job_id`; returns when every row not done yet has run.
+ * `options_json`: NULL (defaults) or `{"workers":1,"rate":null,"template":null,
+ * "retry_failed":true,"fix":false,"delete_unknown":false}` (each optional; `template`:
+ * the loaded credential template for issue rows without one). `device_cb` supplies the
+ * device spec for each issue row (see [`ks_bulk_device_fn`]; NULL fails issue rows);
+ * `progress_cb` (NULL: none) is told after each row; both get `ctx`. Failed rows do not
+ * fail the call: `*summary_json` gets `{"job_id","kind","total","done","failed",
+ * "skipped","settled","items":[{"line","status","outcome"}]}`.
+ *
+ * # Safety
+ * Pointers NULL or valid as documented in the crate conventions; the callbacks are NULL
+ * or valid functions that may be called with `ctx` during this call.
+ */
+ks_status ks_bulk_run(const ks_session *session,
+                      int64_t job_id,
+                      const char *options_json,
+                      ks_bulk_device_fn device_cb,
+                      ks_bulk_progress_fn progress_cb,
+                      void *ctx,
+                      char **summary_json);
+
+/**
+ * One page of every key, sorted by id: the keys after key id `after` (NULL: from the
+ * first), at most `limit` (1 to 1000). `*page_json` gets
+ * `{"keys":[...],"next_after":"<key id>"|null}`; pass `next_after` to get the next page
+ * until it is null.
+ *
+ * # Safety
+ * Pointers NULL or valid as documented in the crate conventions.
+ */
+ks_status ks_list_keys_page(const ks_session *session,
+                            const char *after,
+                            uint32_t limit,
+                            char **page_json);
+
+/**
+ * One page of the pending registrations whose challenge expires within `within_ms`
+ * from now (expired ones included), soonest first: after the cursor `after_json` (NULL:
+ * from the first; else the `next_after` object of the previous page), at most `limit`
+ * (1 to 1000). `*page_json` gets `{"pending":[{"key_id","passkey_template","user_id",
+ * "challenge_expires_ms"}],"next_after":{...}|null}`.
+ *
+ * # Safety
+ * Pointers NULL or valid as documented in the crate conventions.
+ */
+ks_status ks_list_expiring_page(const ks_session *session,
+                                uint64_t within_ms,
+                                const char *after_json,
+                                uint32_t limit,
+                                char **page_json);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -24,7 +24,8 @@ use std::ffi::{c_char, c_void, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use keysmith_facade::{
-    Device, FacadeError, IssueParams, KeyFilter, Prompt, ReissueParams, Session,
+    BulkProgress, BulkRow, BulkRunOptions, Device, ExpiringCursor, FacadeError, IssueParams,
+    KeyFilter, Prompt, ReconcileRequest, ReissueParams, Session,
 };
 
 /// Status of a call: `KS_OK` or an error kind's code.
@@ -51,6 +52,25 @@ pub const KS_INTERNAL: ks_status = 9;
 /// `ctx` is what was given to [`ks_set_prompt_callback`]; `prompt_json` is valid only
 /// during the call. Called on the thread running the operation.
 pub type ks_prompt_fn = Option<unsafe extern "C" fn(ctx: *mut c_void, prompt_json: *const c_char)>;
+
+/// Supplies the security key for one row of a bulk issue job: called with `ctx` (as
+/// given to [`ks_bulk_run`]) and the row as JSON
+/// (`{"job_id":1,"line":2,"user":"kim@contoso.com","serial":"S1"}`, valid only during the
+/// call), it returns the device spec to open for that row (`softkey:STATEFILE`,
+/// `usb:PATH` or `nfc:READER`), a NUL-terminated UTF-8 string that stays the callback's:
+/// the library copies it before the callback is called again or `ks_bulk_run` returns, so
+/// a buffer the callback reuses (or a static string) is fine; the library never frees it.
+/// Returning NULL fails that row ("no device"); the job goes on with the next row. Called
+/// on the thread running `ks_bulk_run`, one row at a time.
+pub type ks_bulk_device_fn =
+    Option<unsafe extern "C" fn(ctx: *mut c_void, row_json: *const c_char) -> *const c_char>;
+
+/// Receives progress after each bulk row as JSON
+/// (`{"job_id","done","failed","total","line","status":"done"|"failed","outcome"}`,
+/// valid only during the call); `ctx` as given to [`ks_bulk_run`]. Called on the thread
+/// running `ks_bulk_run`.
+pub type ks_bulk_progress_fn =
+    Option<unsafe extern "C" fn(ctx: *mut c_void, progress_json: *const c_char)>;
 
 /// An open session (opaque).
 pub struct ks_session {
@@ -424,9 +444,23 @@ unsafe fn session_op<T: serde::Serialize>(
     out_json: *mut *mut c_char,
     f: impl FnOnce(&Session) -> Result<T, FacadeError>,
 ) -> ks_status {
+    // SAFETY: caller contract, forwarded.
+    unsafe { session_op_named(session, out_json, "out_json", f) }
+}
+
+/// [`session_op`] with the out parameter's name for its error message.
+///
+/// # Safety
+/// As [`session_op`].
+unsafe fn session_op_named<T: serde::Serialize>(
+    session: *const ks_session,
+    out_json: *mut *mut c_char,
+    out_name: &str,
+    f: impl FnOnce(&Session) -> Result<T, FacadeError>,
+) -> ks_status {
     guard(|| {
         // SAFETY: caller contract.
-        unsafe { out(out_json, std::ptr::null_mut(), "out_json") }?;
+        unsafe { out(out_json, std::ptr::null_mut(), out_name) }?;
         // SAFETY: caller contract.
         let s = unsafe { handle(session, "session") }?;
         let v = f(&s.inner)?;
@@ -819,6 +853,173 @@ pub unsafe extern "C" fn ks_self_issue(
     }
 }
 
+/// Reconciles the repository with every IdP connection. `request_json`: NULL (every
+/// user holding a key, report only) or `{"users":["kim@contoso.com",...],"fix":false,
+/// "delete_unknown":false}` (each optional; empty `users`: every user holding a key;
+/// `delete_unknown` needs `fix`). `*report_json` gets `{"users_checked","clean","fixed",
+/// "errors","findings":[{"user","user_id","key_id","passkey_template","idp_connection",
+/// "method_id","credential_id","kind","fixed","error"}]}`; IdP failures for a user are
+/// findings (`kind` `check_failed`), not a failed call.
+///
+/// # Safety
+/// Pointers NULL or valid as documented in the crate conventions.
+#[no_mangle]
+pub unsafe extern "C" fn ks_reconcile(
+    session: *const ks_session,
+    request_json: *const c_char,
+    report_json: *mut *mut c_char,
+) -> ks_status {
+    // SAFETY: caller contract, forwarded.
+    unsafe {
+        session_op_named(session, report_json, "report_json", |s| {
+            let r: ReconcileRequest = match opt_arg(request_json, "request_json")? {
+                Some(t) => json_arg(t, "request_json")?,
+                None => ReconcileRequest::default(),
+            };
+            s.reconcile(&r.users, r.fix, r.delete_unknown)
+        })
+    }
+}
+
+/// Records a bulk job of `kind` (`issue`: CSV columns `user,serial[,template]`; `revoke`:
+/// `key_id` or `user`, optional `force`; `reconcile`: `user`) from the CSV text `csv`
+/// (header row first; validated whole, errors name line and column). The same text for
+/// the same kind gives the job already recorded. `*job_json` gets
+/// `{"job_id","kind","source_hash","actor","total","created_ms"}`.
+///
+/// # Safety
+/// Pointers NULL or valid as documented in the crate conventions.
+#[no_mangle]
+pub unsafe extern "C" fn ks_bulk_create(
+    session: *const ks_session,
+    kind: *const c_char,
+    csv: *const c_char,
+    job_json: *mut *mut c_char,
+) -> ks_status {
+    // SAFETY: caller contract, forwarded.
+    unsafe {
+        session_op_named(session, job_json, "job_json", |s| {
+            s.bulk_create(arg(kind, "kind")?, arg(csv, "csv")?)
+        })
+    }
+}
+
+/// Runs (or resumes) bulk job `job_id`; returns when every row not done yet has run.
+/// `options_json`: NULL (defaults) or `{"workers":1,"rate":null,"template":null,
+/// "retry_failed":true,"fix":false,"delete_unknown":false}` (each optional; `template`:
+/// the loaded credential template for issue rows without one). `device_cb` supplies the
+/// device spec for each issue row (see [`ks_bulk_device_fn`]; NULL fails issue rows);
+/// `progress_cb` (NULL: none) is told after each row; both get `ctx`. Failed rows do not
+/// fail the call: `*summary_json` gets `{"job_id","kind","total","done","failed",
+/// "skipped","settled","items":[{"line","status","outcome"}]}`.
+///
+/// # Safety
+/// Pointers NULL or valid as documented in the crate conventions; the callbacks are NULL
+/// or valid functions that may be called with `ctx` during this call.
+#[no_mangle]
+pub unsafe extern "C" fn ks_bulk_run(
+    session: *const ks_session,
+    job_id: i64,
+    options_json: *const c_char,
+    device_cb: ks_bulk_device_fn,
+    progress_cb: ks_bulk_progress_fn,
+    ctx: *mut c_void,
+    summary_json: *mut *mut c_char,
+) -> ks_status {
+    guard(|| {
+        // SAFETY: caller contract.
+        unsafe { out(summary_json, std::ptr::null_mut(), "summary_json") }?;
+        // SAFETY: caller contract.
+        let s = unsafe { handle(session, "session") }?;
+        // SAFETY: caller contract.
+        let options: BulkRunOptions = match unsafe { opt_arg(options_json, "options_json") }? {
+            Some(t) => json_arg(t, "options_json")?,
+            None => BulkRunOptions::default(),
+        };
+        let mut device = |row: &BulkRow| -> Result<String, String> {
+            let Some(cb) = device_cb else {
+                return Err("no device callback was given".into());
+            };
+            let text = serde_json::to_string(row).map_err(|e| e.to_string())?;
+            let text = CString::new(text).map_err(|e| e.to_string())?;
+            // SAFETY: `cb` is a valid function by the caller's contract; the row string
+            // lives for the call.
+            let spec = unsafe { cb(ctx, text.as_ptr()) };
+            // SAFETY: by the callback's contract the result is NULL or a NUL-terminated
+            // string valid until the callback is called again; it is copied here.
+            let spec = unsafe { opt_arg(spec, "device callback result") }
+                .map_err(|e| e.message)?
+                .ok_or_else(|| "the device callback gave no device (NULL)".to_owned())?;
+            Ok(spec.to_owned())
+        };
+        let mut progress = |p: &BulkProgress| {
+            let Some(cb) = progress_cb else { return };
+            let Ok(text) = serde_json::to_string(p) else {
+                return;
+            };
+            let Ok(text) = CString::new(text) else { return };
+            // SAFETY: `cb` is a valid function by the caller's contract; the string lives
+            // for the call.
+            unsafe { cb(ctx, text.as_ptr()) };
+        };
+        let summary = s
+            .inner
+            .bulk_run(job_id, &options, &mut device, &mut progress)?;
+        // SAFETY: checked above.
+        unsafe { write_json(summary_json, &summary) }
+    })
+}
+
+/// One page of every key, sorted by id: the keys after key id `after` (NULL: from the
+/// first), at most `limit` (1 to 1000). `*page_json` gets
+/// `{"keys":[...],"next_after":"<key id>"|null}`; pass `next_after` to get the next page
+/// until it is null.
+///
+/// # Safety
+/// Pointers NULL or valid as documented in the crate conventions.
+#[no_mangle]
+pub unsafe extern "C" fn ks_list_keys_page(
+    session: *const ks_session,
+    after: *const c_char,
+    limit: u32,
+    page_json: *mut *mut c_char,
+) -> ks_status {
+    // SAFETY: caller contract, forwarded.
+    unsafe {
+        session_op_named(session, page_json, "page_json", |s| {
+            s.list_keys_page(opt_arg(after, "after")?, limit)
+        })
+    }
+}
+
+/// One page of the pending registrations whose challenge expires within `within_ms`
+/// from now (expired ones included), soonest first: after the cursor `after_json` (NULL:
+/// from the first; else the `next_after` object of the previous page), at most `limit`
+/// (1 to 1000). `*page_json` gets `{"pending":[{"key_id","passkey_template","user_id",
+/// "challenge_expires_ms"}],"next_after":{...}|null}`.
+///
+/// # Safety
+/// Pointers NULL or valid as documented in the crate conventions.
+#[no_mangle]
+pub unsafe extern "C" fn ks_list_expiring_page(
+    session: *const ks_session,
+    within_ms: u64,
+    after_json: *const c_char,
+    limit: u32,
+    page_json: *mut *mut c_char,
+) -> ks_status {
+    // SAFETY: caller contract, forwarded.
+    unsafe {
+        session_op_named(session, page_json, "page_json", |s| {
+            let after: Option<ExpiringCursor> = match opt_arg(after_json, "after_json")? {
+                Some(t) => Some(json_arg(t, "after_json")?),
+                None => None,
+            };
+            s.list_expiring_page(within_ms, after.as_ref(), limit)
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -853,6 +1054,53 @@ mod tests {
         // SAFETY: valid out pointer.
         assert_eq!(unsafe { ks_last_error(&mut msg) }, KS_USAGE);
         // SAFETY: library string.
+        unsafe { ks_string_free(msg) };
+    }
+
+    #[test]
+    fn job_entry_points_refuse_null_sessions_and_out_pointers() {
+        let mut out: *mut c_char = std::ptr::dangling_mut();
+        let none = std::ptr::null();
+        // SAFETY: NULL session, valid out pointer.
+        assert_eq!(
+            unsafe { ks_reconcile(none, std::ptr::null(), &mut out) },
+            KS_USAGE
+        );
+        assert!(out.is_null(), "out pointers are cleared first");
+        let kind = c"revoke";
+        let csv = c"key_id\nk\n";
+        // SAFETY: NULL session, valid strings and out pointer.
+        assert_eq!(
+            unsafe { ks_bulk_create(none, kind.as_ptr(), csv.as_ptr(), &mut out) },
+            KS_USAGE
+        );
+        // SAFETY: NULL session and callbacks, valid out pointer.
+        assert_eq!(
+            unsafe {
+                ks_bulk_run(
+                    none,
+                    1,
+                    std::ptr::null(),
+                    None,
+                    None,
+                    std::ptr::null_mut(),
+                    &mut out,
+                )
+            },
+            KS_USAGE
+        );
+        // SAFETY: NULL session, NULL out pointer (refused, not written).
+        assert_eq!(
+            unsafe { ks_list_keys_page(none, std::ptr::null(), 10, std::ptr::null_mut()) },
+            KS_USAGE
+        );
+        let mut msg: *mut c_char = std::ptr::null_mut();
+        // SAFETY: valid out pointer.
+        assert_eq!(unsafe { ks_last_error(&mut msg) }, KS_USAGE);
+        // SAFETY: library string.
+        let text = unsafe { CStr::from_ptr(msg) }.to_str().unwrap().to_owned();
+        assert!(text.contains("page_json"), "{text}");
+        // SAFETY: library string, freed once.
         unsafe { ks_string_free(msg) };
     }
 

@@ -168,6 +168,11 @@ fn c_program_drives_the_whole_lifecycle() {
     assert!(touches >= 2, "{stdout}");
     assert!(value(&stdout, "unknown_key_error").contains("no-such-key"));
     assert!(!value(&stdout, "key_id").is_empty());
+    assert_eq!(
+        value(&stdout, "bulk_progress"),
+        "2",
+        "one progress call per row"
+    );
 }
 
 #[test]

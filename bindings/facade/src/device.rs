@@ -42,51 +42,7 @@ impl Device {
     /// PC/SC reader name) or `softkey:STATEFILE` (a persistent software authenticator,
     /// created when the file does not exist; for tests and demos).
     pub fn open(spec: &str) -> Result<Device> {
-        let (transport, kind, reset, serial): (Box<dyn Transport>, _, _, _) =
-            if let Some(path) = spec.strip_prefix("usb:") {
-                let serial = fido_transport::hid::list_devices()
-                    .ok()
-                    .and_then(|l| l.into_iter().find(|d| d.path == path))
-                    .and_then(|d| d.serial);
-                (
-                    Box::new(fido_transport::hid::open(path)?),
-                    KeyTransport::Usb,
-                    false,
-                    serial,
-                )
-            } else if let Some(reader) = spec.strip_prefix("nfc:") {
-                (
-                    Box::new(fido_transport::nfc::NfcTransport::open(
-                        reader,
-                        fido_transport::nfc::NfcMode::default(),
-                    )?),
-                    KeyTransport::Nfc,
-                    true,
-                    None,
-                )
-            } else if let Some(path) = spec.strip_prefix("softkey:") {
-                if path.is_empty() {
-                    return Err(FacadeError::usage(
-                        "device: softkey: needs a state file path",
-                    ));
-                }
-                let soft = SoftAuthenticator::open_persistent(path, SoftConfig::default())
-                    .map_err(|e| FacadeError::device(format!("software key {path}: {e}")))?;
-                let serial = hex(Sha256::digest(soft.attestation_certificate())
-                    .get(..4)
-                    .unwrap_or(&[]))
-                .to_uppercase();
-                (
-                    Box::new(SoftTransport::new(soft)),
-                    KeyTransport::Usb,
-                    true,
-                    Some(serial),
-                )
-            } else {
-                return Err(FacadeError::usage(format!(
-                    "device {spec:?}: expected usb:PATH, nfc:READER or softkey:STATEFILE"
-                )));
-            };
+        let (transport, kind, reset, serial) = open_transport(spec)?;
         Ok(Device {
             inner: Arc::new(Mutex::new(DeviceState {
                 client: Authenticator::new(transport),
@@ -166,4 +122,57 @@ pub fn list_devices() -> DeviceList {
         Err(e) => out.unavailable.push(format!("PC/SC: {e}")),
     }
     out
+}
+
+/// What opening a device spec gives: the transport, how it is attached, whether it can
+/// be reset in place, and its serial if known.
+pub(crate) type Opened = (Box<dyn Transport>, KeyTransport, bool, Option<String>);
+
+/// Opens the transport of a device spec (see [`Device::open`]).
+pub(crate) fn open_transport(spec: &str) -> Result<Opened> {
+    let opened: Opened = if let Some(path) = spec.strip_prefix("usb:") {
+        let serial = fido_transport::hid::list_devices()
+            .ok()
+            .and_then(|l| l.into_iter().find(|d| d.path == path))
+            .and_then(|d| d.serial);
+        (
+            Box::new(fido_transport::hid::open(path)?),
+            KeyTransport::Usb,
+            false,
+            serial,
+        )
+    } else if let Some(reader) = spec.strip_prefix("nfc:") {
+        (
+            Box::new(fido_transport::nfc::NfcTransport::open(
+                reader,
+                fido_transport::nfc::NfcMode::default(),
+            )?),
+            KeyTransport::Nfc,
+            true,
+            None,
+        )
+    } else if let Some(path) = spec.strip_prefix("softkey:") {
+        if path.is_empty() {
+            return Err(FacadeError::usage(
+                "device: softkey: needs a state file path",
+            ));
+        }
+        let soft = SoftAuthenticator::open_persistent(path, SoftConfig::default())
+            .map_err(|e| FacadeError::device(format!("software key {path}: {e}")))?;
+        let serial = hex(Sha256::digest(soft.attestation_certificate())
+            .get(..4)
+            .unwrap_or(&[]))
+        .to_uppercase();
+        (
+            Box::new(SoftTransport::new(soft)),
+            KeyTransport::Usb,
+            true,
+            Some(serial),
+        )
+    } else {
+        return Err(FacadeError::usage(format!(
+            "device {spec:?}: expected usb:PATH, nfc:READER or softkey:STATEFILE"
+        )));
+    };
+    Ok(opened)
 }

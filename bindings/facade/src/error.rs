@@ -144,7 +144,9 @@ fn engine_kind(e: &EngineError) -> ErrorKind {
         | EngineError::SelfServiceNotAllowed { .. }
         | EngineError::NotKeyOwner { .. }
         | EngineError::AlreadyIssued { .. }
-        | EngineError::PinNotBlocked { .. } => ErrorKind::Usage,
+        | EngineError::PinNotBlocked { .. }
+        | EngineError::Csv { .. }
+        | EngineError::UnknownBulkJob { .. } => ErrorKind::Usage,
         EngineError::DisplayName { .. } | EngineError::Unsupported { .. } => ErrorKind::Template,
         EngineError::BadJournalPayload { .. } => ErrorKind::Repository,
         _ => ErrorKind::Internal,

@@ -1,19 +1,32 @@
 //! The session: one engine over one repository, its IdP connections and templates.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, PoisonError, RwLock};
 
-use lifecycle::engine::{DevicePrompt, Engine, IssueRequest};
+use fido_transport::client::Authenticator;
+use lifecycle::engine::{
+    BulkDevice, BulkDeviceRequest, BulkKind, BulkOptions, DevicePrompt, Engine, IssueRequest,
+    ReconcileOptions,
+};
 use lifecycle::model::CredentialState;
 use lifecycle::store::KeyQuery;
 use lifecycle::template::TemplateSet;
 
-use crate::device::DeviceState;
+use crate::device::{open_transport, DeviceState};
 use crate::types::{IssueParams, KeyFilter, ReissueParams};
 use crate::{
-    config, now_ms, parse_template, AuditEntry, Device, FacadeError, Key, KeyDetails, Prompt,
-    ReplayedEntry, Result, SignInResult, TemplateSummary, User,
+    config, now_ms, parse_template, AuditEntry, BulkJob, BulkProgress, BulkRow, BulkRunOptions,
+    BulkSummary, Device, ExpiringCursor, ExpiringPage, ExpiringPending, FacadeError, Key,
+    KeyDetails, KeyPage, Prompt, ReconcileReport, ReplayedEntry, Result, SignInResult,
+    TemplateSummary, User,
 };
+
+/// Largest CSV text a bulk job takes (bytes).
+pub const MAX_BULK_CSV_BYTES: usize = 16 * 1024 * 1024;
+/// Most worker threads of a bulk run.
+pub const MAX_WORKERS: usize = 32;
+/// Most keys in one page of [`Session::list_keys_page`].
+pub const MAX_PAGE: u32 = 1000;
 
 /// Receives "touch your key" and fingerprint prompts (see [`Session::set_prompt`]).
 pub type PromptCallback = Box<dyn Fn(&Prompt) + Send + Sync>;
@@ -459,5 +472,223 @@ impl Session {
                 now_ms(),
             )?
             .into())
+    }
+
+    /// Compares the repository with every IdP connection for `users` (IdP object ids or
+    /// UPNs; empty: every user holding a key) and reports the drift; with `fix` repairs
+    /// it, with `delete_unknown` (needs `fix`) also deletes passkeys nobody issued. IdP
+    /// failures for a user are findings (`check_failed`), not errors.
+    pub fn reconcile(
+        &self,
+        users: &[String],
+        fix: bool,
+        delete_unknown: bool,
+    ) -> Result<ReconcileReport> {
+        if delete_unknown && !fix {
+            return Err(FacadeError::usage("delete_unknown: needs fix"));
+        }
+        let users = if users.is_empty() {
+            self.key_holders()?
+        } else {
+            users.to_vec()
+        };
+        let options = ReconcileOptions {
+            fix,
+            delete_unknown,
+        };
+        Ok(self
+            .inner
+            .engine
+            .reconcile(&self.inner.actor, &users, &options, now_ms())?
+            .into())
+    }
+
+    /// Every user holding a key, read page by page.
+    fn key_holders(&self) -> Result<Vec<String>> {
+        let mut seen = BTreeSet::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self
+                .inner
+                .engine
+                .store()
+                .find_keys_page(&KeyQuery::All, after.as_deref(), MAX_PAGE)
+                .map_err(lifecycle::Error::from)?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.key_id.clone());
+            seen.extend(page.into_iter().filter_map(|k| k.user_id));
+        }
+        Ok(seen.into_iter().collect())
+    }
+
+    /// Records a bulk job of `kind` (`issue`: columns `user,serial[,template]`;
+    /// `revoke`: `key_id` or `user`, optional `force`; `reconcile`: `user`) from CSV text
+    /// with a header row. The whole text is validated first (errors name the line and
+    /// column). The same text for the same kind returns the job already recorded, so a
+    /// job is resumed by creating it again and running it.
+    pub fn bulk_create(&self, kind: &str, csv: &str) -> Result<BulkJob> {
+        let kind = BulkKind::parse(kind).ok_or_else(|| {
+            FacadeError::usage(format!(
+                "kind: {kind:?}: expected issue, revoke or reconcile"
+            ))
+        })?;
+        if csv.len() > MAX_BULK_CSV_BYTES {
+            return Err(FacadeError::usage(format!(
+                "csv: {} bytes is more than the {MAX_BULK_CSV_BYTES} a bulk job reads",
+                csv.len()
+            )));
+        }
+        Ok(self
+            .inner
+            .engine
+            .bulk_create(kind, csv, &self.inner.actor, now_ms())?
+            .into())
+    }
+
+    /// Runs (or resumes) bulk job `job_id`: every row not done yet is run (failed rows
+    /// again with `options.retry_failed`). For each issue row `device` is asked for the
+    /// device spec of the key to issue (`softkey:STATEFILE`, `usb:PATH`, `nfc:READER`;
+    /// the facade opens it); an `Err` fails that row with its message. `progress` is
+    /// called on this thread after each row. Failed rows are reported in the summary,
+    /// not as an error.
+    pub fn bulk_run(
+        &self,
+        job_id: i64,
+        options: &BulkRunOptions,
+        device: &mut dyn FnMut(&BulkRow) -> std::result::Result<String, String>,
+        progress: &mut dyn FnMut(&BulkProgress),
+    ) -> Result<BulkSummary> {
+        if !(1..=MAX_WORKERS).contains(&options.workers) {
+            return Err(FacadeError::usage(format!(
+                "workers: {}: expected 1 to {}",
+                options.workers, MAX_WORKERS
+            )));
+        }
+        if let Some(r) = options.rate {
+            if !(r.is_finite() && r > 0.0) {
+                return Err(FacadeError::usage(format!(
+                    "rate: {r}: expected a positive number of IdP calls per second"
+                )));
+            }
+        }
+        if options.delete_unknown && !options.fix {
+            return Err(FacadeError::usage("delete_unknown: needs fix"));
+        }
+        if let Some(t) = &options.template {
+            self.template(t)?;
+        }
+        let engine_options = BulkOptions {
+            workers: options.workers,
+            max_idp_calls_per_sec: options.rate,
+            default_template: options.template.clone(),
+            retry_failed: options.retry_failed,
+            fix: options.fix,
+            delete_unknown: options.delete_unknown,
+        };
+        let mut devices = |r: &BulkDeviceRequest| -> std::result::Result<BulkDevice, String> {
+            let row = BulkRow {
+                job_id: r.job_id,
+                line: r.line,
+                user: r.user.clone(),
+                serial: r.serial.clone(),
+            };
+            let spec = device(&row)?;
+            let (transport, kind, reset, _) =
+                open_transport(&spec).map_err(|e| format!("device {spec:?}: {}", e.message))?;
+            Ok(BulkDevice {
+                authenticator: Authenticator::new(transport),
+                transport: kind,
+                can_reset_in_place: reset,
+            })
+        };
+        let mut on_progress =
+            |p: &lifecycle::engine::BulkProgress| progress(&BulkProgress::from(p));
+        Ok(self
+            .inner
+            .engine
+            .bulk_run(job_id, &engine_options, &mut devices, &mut on_progress)?
+            .into())
+    }
+
+    /// One page of every key, sorted by id: keys after `after` (none: from the first),
+    /// at most `limit` (1 to [`MAX_PAGE`]).
+    pub fn list_keys_page(&self, after: Option<&str>, limit: u32) -> Result<KeyPage> {
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(FacadeError::usage(format!(
+                "limit: {limit}: expected 1 to {MAX_PAGE}"
+            )));
+        }
+        let keys: Vec<Key> = self
+            .inner
+            .engine
+            .store()
+            .find_keys_page(&KeyQuery::All, after, limit)
+            .map_err(lifecycle::Error::from)?
+            .into_iter()
+            .map(Key::from)
+            .collect();
+        let full = u32::try_from(keys.len()).map_or(true, |n| n >= limit);
+        let next_after = if full {
+            keys.last().map(|k| k.key_id.clone())
+        } else {
+            None
+        };
+        Ok(KeyPage { keys, next_after })
+    }
+
+    /// One page of the pending registrations whose challenge expires within `within_ms`
+    /// from now (already expired ones included), soonest first: at most `limit` (1 to
+    /// [`MAX_PAGE`]) after the cursor `after` (none: from the first). The window is
+    /// measured at each call.
+    pub fn list_expiring_page(
+        &self,
+        within_ms: u64,
+        after: Option<&ExpiringCursor>,
+        limit: u32,
+    ) -> Result<ExpiringPage> {
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(FacadeError::usage(format!(
+                "limit: {limit}: expected 1 to {MAX_PAGE}"
+            )));
+        }
+        let before = i64::try_from(now_ms().saturating_add(within_ms)).unwrap_or(i64::MAX);
+        let pending: Vec<ExpiringPending> = self
+            .inner
+            .engine
+            .store()
+            .pending_expiring_page(
+                before,
+                after.map(|c| {
+                    (
+                        c.challenge_expires_ms,
+                        c.key_id.as_str(),
+                        c.passkey_template.as_str(),
+                    )
+                }),
+                limit,
+            )
+            .map_err(lifecycle::Error::from)?
+            .into_iter()
+            .map(|p| ExpiringPending {
+                key_id: p.key_id,
+                passkey_template: p.idp,
+                user_id: p.user_id,
+                challenge_expires_ms: p.challenge_expires_ms,
+            })
+            .collect();
+        let full = u32::try_from(pending.len()).map_or(true, |n| n >= limit);
+        let next_after = if full {
+            pending.last().map(|p| ExpiringCursor {
+                challenge_expires_ms: p.challenge_expires_ms,
+                key_id: p.key_id.clone(),
+                passkey_template: p.passkey_template.clone(),
+            })
+        } else {
+            None
+        };
+        Ok(ExpiringPage {
+            pending,
+            next_after,
+        })
     }
 }

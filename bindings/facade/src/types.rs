@@ -419,3 +419,311 @@ pub struct KeyFilter {
     #[serde(default)]
     pub serial: Option<String>,
 }
+
+/// One finding of a reconciliation (see [`ReconcileReport`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DriftFinding {
+    /// The user as asked for.
+    pub user: String,
+    /// The user's IdP object id, when resolved.
+    pub user_id: Option<String>,
+    /// The key concerned, if the repository knows one.
+    pub key_id: Option<String>,
+    /// The passkey template, if known.
+    pub passkey_template: Option<String>,
+    /// The IdP connection.
+    pub idp_connection: String,
+    /// The IdP's method id, if any.
+    pub method_id: Option<String>,
+    /// The credential id (base64url), if known.
+    pub credential_id: Option<String>,
+    /// What is wrong: `missing_at_idp`, `still_at_idp`, `unknown`, `expired_pending` or
+    /// `check_failed`.
+    pub kind: String,
+    /// The drift was repaired.
+    pub fixed: bool,
+    /// Why the repair (or the check) failed, if it did.
+    pub error: Option<String>,
+}
+
+impl From<lifecycle::engine::DriftFinding> for DriftFinding {
+    fn from(f: lifecycle::engine::DriftFinding) -> Self {
+        DriftFinding {
+            user: f.user,
+            user_id: f.user_id,
+            key_id: f.key_id,
+            passkey_template: f.passkey_template,
+            idp_connection: f.idp_connection,
+            method_id: f.method_id,
+            credential_id: f.credential_id,
+            kind: f.kind.as_str().to_owned(),
+            fixed: f.fixed,
+            error: f.error,
+        }
+    }
+}
+
+/// What a reconciliation found (and fixed).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ReconcileReport {
+    /// How many users were checked.
+    pub users_checked: u64,
+    /// Nothing was found.
+    pub clean: bool,
+    /// Findings that were fixed.
+    pub fixed: u64,
+    /// Findings whose check or fix failed (`error` set).
+    pub errors: u64,
+    /// One entry per finding, in user order.
+    pub findings: Vec<DriftFinding>,
+}
+
+impl From<lifecycle::engine::ReconcileReport> for ReconcileReport {
+    fn from(r: lifecycle::engine::ReconcileReport) -> Self {
+        let findings: Vec<DriftFinding> = r.findings.into_iter().map(Into::into).collect();
+        ReconcileReport {
+            users_checked: r.users_checked,
+            clean: findings.is_empty(),
+            fixed: findings.iter().filter(|f| f.fixed).count() as u64,
+            errors: findings.iter().filter(|f| f.error.is_some()).count() as u64,
+            findings,
+        }
+    }
+}
+
+/// A recorded bulk job.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BulkJob {
+    /// The job id (give it to [`crate::Session::bulk_run`]).
+    pub job_id: i64,
+    /// `issue`, `revoke` or `reconcile`.
+    pub kind: String,
+    /// Hex SHA-256 of the CSV text (the same text for the same kind is the same job).
+    pub source_hash: String,
+    /// Who created the job.
+    pub actor: String,
+    /// Number of rows.
+    pub total: u64,
+    /// When the job was recorded, Unix milliseconds.
+    pub created_ms: i64,
+}
+
+impl From<lifecycle::store::BulkJob> for BulkJob {
+    fn from(j: lifecycle::store::BulkJob) -> Self {
+        BulkJob {
+            job_id: j.job_id,
+            kind: j.kind,
+            source_hash: j.source_hash,
+            actor: j.actor,
+            total: j.total,
+            created_ms: j.created_ms,
+        }
+    }
+}
+
+fn default_workers() -> usize {
+    1
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// How to run a bulk job (JSON at the C ABI; every field optional).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BulkRunOptions {
+    /// Worker threads for revoke and reconcile rows (1 to 32; issue rows run one at a
+    /// time). Default 1.
+    #[serde(default = "default_workers")]
+    pub workers: usize,
+    /// Ceiling on IdP calls per second across all workers (default none).
+    #[serde(default)]
+    pub rate: Option<f64>,
+    /// The loaded credential template for issue rows without a `template` column.
+    #[serde(default)]
+    pub template: Option<String>,
+    /// Run failed rows again (default true; done rows are always skipped).
+    #[serde(default = "default_true")]
+    pub retry_failed: bool,
+    /// Reconcile rows: repair what is found.
+    #[serde(default)]
+    pub fix: bool,
+    /// Reconcile rows: with `fix`, also delete passkeys nobody issued.
+    #[serde(default)]
+    pub delete_unknown: bool,
+}
+
+impl Default for BulkRunOptions {
+    fn default() -> Self {
+        BulkRunOptions {
+            workers: 1,
+            rate: None,
+            template: None,
+            retry_failed: true,
+            fix: false,
+            delete_unknown: false,
+        }
+    }
+}
+
+/// The row an issue job needs a security key for (given to the device provider).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BulkRow {
+    /// The job.
+    pub job_id: i64,
+    /// The CSV line.
+    pub line: u64,
+    /// The user the key is for.
+    pub user: String,
+    /// The serial the row names.
+    pub serial: String,
+}
+
+/// Progress after each bulk row.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BulkProgress {
+    /// The job.
+    pub job_id: i64,
+    /// Rows done so far (including those done before this run).
+    pub done: u64,
+    /// Rows failed so far.
+    pub failed: u64,
+    /// All rows.
+    pub total: u64,
+    /// The CSV line just finished.
+    pub line: u64,
+    /// Its status: `done` or `failed`.
+    pub status: String,
+    /// What happened to it.
+    pub outcome: String,
+}
+
+impl From<&lifecycle::engine::BulkProgress> for BulkProgress {
+    fn from(p: &lifecycle::engine::BulkProgress) -> Self {
+        BulkProgress {
+            job_id: p.job_id,
+            done: p.done,
+            failed: p.failed,
+            total: p.total,
+            line: p.line,
+            status: p.status.as_str().to_owned(),
+            outcome: p.outcome.clone(),
+        }
+    }
+}
+
+/// One row run (or settled) by a [`crate::Session::bulk_run`] call.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BulkItemResult {
+    /// The CSV line.
+    pub line: u64,
+    /// `done` or `failed`.
+    pub status: String,
+    /// What happened.
+    pub outcome: String,
+}
+
+/// What a [`crate::Session::bulk_run`] call did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct BulkSummary {
+    /// The job.
+    pub job_id: i64,
+    /// `issue`, `revoke` or `reconcile`.
+    pub kind: String,
+    /// All rows.
+    pub total: u64,
+    /// Rows done (in this or an earlier run).
+    pub done: u64,
+    /// Rows failed.
+    pub failed: u64,
+    /// Rows skipped because an earlier run finished them.
+    pub skipped: u64,
+    /// Rows a crash had left running that were found finished.
+    pub settled: u64,
+    /// The rows run (or settled) by this call, by line.
+    pub items: Vec<BulkItemResult>,
+}
+
+impl From<lifecycle::engine::BulkSummary> for BulkSummary {
+    fn from(s: lifecycle::engine::BulkSummary) -> Self {
+        BulkSummary {
+            job_id: s.job_id,
+            kind: s.kind.as_str().to_owned(),
+            total: s.total,
+            done: s.done,
+            failed: s.failed,
+            skipped: s.skipped,
+            settled: s.settled,
+            items: s
+                .items
+                .into_iter()
+                .map(|i| BulkItemResult {
+                    line: i.line,
+                    status: i.status.as_str().to_owned(),
+                    outcome: i.outcome,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// One page of keys (see [`crate::Session::list_keys_page`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct KeyPage {
+    /// The keys, sorted by id.
+    pub keys: Vec<Key>,
+    /// The `after` for the next page; `None` when this page is the last.
+    pub next_after: Option<String>,
+}
+
+/// A reconciliation request (the C ABI's `ks_reconcile` JSON; see
+/// [`crate::Session::reconcile`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReconcileRequest {
+    /// The users (IdP object ids or UPNs); empty: every user holding a key.
+    #[serde(default)]
+    pub users: Vec<String>,
+    /// Repair what is found.
+    #[serde(default)]
+    pub fix: bool,
+    /// With `fix`: also delete passkeys nobody issued.
+    #[serde(default)]
+    pub delete_unknown: bool,
+}
+
+/// A pending registration in the expiring listing (see
+/// [`crate::Session::list_expiring_page`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ExpiringPending {
+    /// The key it was made on.
+    pub key_id: String,
+    /// The passkey template.
+    pub passkey_template: String,
+    /// The user at that IdP.
+    pub user_id: String,
+    /// When the IdP's challenge expires, Unix milliseconds.
+    pub challenge_expires_ms: i64,
+}
+
+/// Where a page of the expiring listing ends (give it back as `after`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExpiringCursor {
+    /// The last entry's expiry.
+    pub challenge_expires_ms: i64,
+    /// The last entry's key.
+    pub key_id: String,
+    /// The last entry's passkey template.
+    pub passkey_template: String,
+}
+
+/// One page of pending registrations expiring soon, soonest first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ExpiringPage {
+    /// The registrations.
+    pub pending: Vec<ExpiringPending>,
+    /// The `after` for the next page; `None` when this page is the last.
+    pub next_after: Option<ExpiringCursor>,
+}

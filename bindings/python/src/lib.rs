@@ -8,7 +8,10 @@
 //! taking a dict. Built with maturin (`bindings/python/pyproject.toml`).
 #![warn(missing_docs)]
 
-use keysmith_facade::{ErrorKind, FacadeError, IssueParams, KeyFilter, Prompt, ReissueParams};
+use keysmith_facade::{
+    BulkProgress, BulkRow, BulkRunOptions, ErrorKind, ExpiringCursor, FacadeError, IssueParams,
+    KeyFilter, Prompt, ReissueParams,
+};
 use pyo3::create_exception;
 use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
@@ -400,6 +403,125 @@ impl Session {
         let (s, d) = (self.inner.clone(), device.inner.clone());
         blocking(py, move || {
             s.self_issue(&d, &id_token, &template, serial.as_deref(), &new_pin)
+        })
+    }
+
+    /// Compares the repository with every IdP connection for `users` (object ids or
+    /// UPNs; empty: every user holding a key); `fix` repairs the drift, `delete_unknown`
+    /// (needs `fix`) also deletes passkeys nobody issued. Returns `{"users_checked",
+    /// "clean", "fixed", "errors", "findings": [...]}`.
+    #[pyo3(signature = (users, fix=false, delete_unknown=false))]
+    fn reconcile(
+        &self,
+        py: Python<'_>,
+        users: Vec<String>,
+        fix: bool,
+        delete_unknown: bool,
+    ) -> PyResult<PyObject> {
+        let s = self.inner.clone();
+        blocking(py, move || s.reconcile(&users, fix, delete_unknown))
+    }
+
+    /// Records a bulk job (`kind`: `issue`, `revoke` or `reconcile`) from CSV text with
+    /// a header row; returns the job (`{"job_id", "kind", "total", ...}`). The same text
+    /// for the same kind returns the job already recorded.
+    fn bulk_create(&self, py: Python<'_>, kind: String, csv_text: String) -> PyResult<PyObject> {
+        let s = self.inner.clone();
+        blocking(py, move || s.bulk_create(&kind, &csv_text))
+    }
+
+    /// Runs (or resumes) a bulk job; returns the summary (`{"done", "failed", "items",
+    /// ...}`). `device(row)` is called for each issue row (`row` a dict with `job_id`,
+    /// `line`, `user`, `serial`) and returns the device spec to open (`"softkey:PATH"`,
+    /// `"usb:PATH"`, `"nfc:READER"`); an exception, `None` or a non-str fails that row.
+    /// `progress(dict)` is called after each row; its exceptions are reported as
+    /// unraisable and do not stop the job. Both run on the calling thread.
+    #[pyo3(signature = (job_id, device=None, progress=None, workers=1, rate=None,
+                        template=None, retry_failed=true, fix=false, delete_unknown=false))]
+    #[allow(clippy::too_many_arguments)]
+    fn bulk_run(
+        &self,
+        py: Python<'_>,
+        job_id: i64,
+        device: Option<PyObject>,
+        progress: Option<PyObject>,
+        workers: usize,
+        rate: Option<f64>,
+        template: Option<String>,
+        retry_failed: bool,
+        fix: bool,
+        delete_unknown: bool,
+    ) -> PyResult<PyObject> {
+        let s = self.inner.clone();
+        let options = BulkRunOptions {
+            workers,
+            rate,
+            template,
+            retry_failed,
+            fix,
+            delete_unknown,
+        };
+        blocking(py, move || {
+            let mut on_device = |row: &BulkRow| -> Result<String, String> {
+                let Some(cb) = &device else {
+                    return Err("no device callback was given".into());
+                };
+                Python::with_gil(|py| {
+                    let result = to_py(py, row)
+                        .and_then(|d| cb.call1(py, (d,)))
+                        .map_err(|e| format!("device callback: {e}"))?;
+                    result
+                        .extract::<String>(py)
+                        .map_err(|_| "device callback: must return a device spec str".into())
+                })
+            };
+            let mut on_progress = |p: &BulkProgress| {
+                let Some(cb) = &progress else { return };
+                Python::with_gil(|py| {
+                    let result = to_py(py, p).and_then(|d| cb.call1(py, (d,)));
+                    if let Err(e) = result {
+                        e.write_unraisable(py, None);
+                    }
+                });
+            };
+            s.bulk_run(job_id, &options, &mut on_device, &mut on_progress)
+        })
+    }
+
+    /// One page of every key, sorted by id: `{"keys": [...], "next_after": str | None}`;
+    /// pass `next_after` as `after` for the next page until it is `None`.
+    #[pyo3(signature = (after=None, limit=100))]
+    fn list_keys_page(
+        &self,
+        py: Python<'_>,
+        after: Option<String>,
+        limit: u32,
+    ) -> PyResult<PyObject> {
+        let s = self.inner.clone();
+        blocking(py, move || s.list_keys_page(after.as_deref(), limit))
+    }
+
+    /// One page of the pending registrations whose challenge expires within
+    /// `within_ms` from now, soonest first: `{"pending": [...], "next_after": dict |
+    /// None}`; pass `next_after` as `after` for the next page until it is `None`.
+    #[pyo3(signature = (within_ms, after=None, limit=100))]
+    fn list_expiring_page(
+        &self,
+        py: Python<'_>,
+        within_ms: u64,
+        after: Option<&Bound<'_, PyAny>>,
+        limit: u32,
+    ) -> PyResult<PyObject> {
+        let after: Option<ExpiringCursor> = match after {
+            Some(a) => Some(
+                serde_json::from_str(&json_text(a)?)
+                    .map_err(|e| py_err(py, FacadeError::usage(format!("after: {e}"))))?,
+            ),
+            None => None,
+        };
+        let s = self.inner.clone();
+        blocking(py, move || {
+            s.list_expiring_page(within_ms, after.as_ref(), limit)
         })
     }
 

@@ -2,8 +2,10 @@
  *   lifecycle CONFIG_JSON DEVICE_SPEC
  * open session -> open device -> info -> issue -> activate -> sign_in -> revoke, with
  * the prompts counted, then error paths (unknown key, NULL arguments, bad JSON), every
- * handle and string freed. Prints "key_id=...", "prompts=N", "ok" and exits 0 on
- * success; prints the failing step and exits 1 otherwise. */
+ * handle and string freed; then jobs: a bulk issue job (a software key per row from the
+ * device callback, DEVICE_SPEC.rowN), a paged listing, a bulk revoke job and a
+ * reconciliation. Prints "key_id=...", "prompts=N", "bulk_progress=N", "ok" and exits 0
+ * on success; prints the failing step and exits 1 otherwise. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +21,46 @@ static void on_prompt(void *ctx, const char *prompt_json) {
     if (strstr(prompt_json, "\"kind\":\"touch_key\"") != NULL) {
         touches++;
     }
+}
+
+/* What the bulk callbacks share (the ctx of ks_bulk_run). */
+struct bulk_ctx {
+    const char *base;   /* DEVICE_SPEC: each row gets BASE.rowN */
+    char spec[1024];    /* the spec returned, reused for every row */
+    int rows_asked;
+    int progress_calls;
+    int progress_done;
+};
+
+/* Device callback: the returned spec lives in ctx->spec until the next call. */
+static const char *bulk_device(void *ctx, const char *row_json) {
+    struct bulk_ctx *c = (struct bulk_ctx *)ctx;
+    const char *line = strstr(row_json, "\"line\":");
+    if (line == NULL) {
+        return NULL;
+    }
+    c->rows_asked++;
+    snprintf(c->spec, sizeof c->spec, "%s.row%d", c->base, atoi(line + 7));
+    return c->spec;
+}
+
+static void bulk_progress(void *ctx, const char *progress_json) {
+    struct bulk_ctx *c = (struct bulk_ctx *)ctx;
+    c->progress_calls++;
+    if (strstr(progress_json, "\"status\":\"done\"") != NULL) {
+        c->progress_done++;
+    }
+}
+
+/* Reads the integer value of "field" from a flat JSON object; -1 if absent. */
+static long long json_int(const char *json, const char *field) {
+    char pattern[64];
+    snprintf(pattern, sizeof pattern, "\"%s\":", field);
+    const char *start = strstr(json, pattern);
+    if (start == NULL) {
+        return -1;
+    }
+    return atoll(start + strlen(pattern));
 }
 
 static int fail(const char *step, ks_status st) {
@@ -210,6 +252,143 @@ int main(int argc, char **argv) {
         ks_string_free(msg);
         goto done;
     }
+
+    /* Jobs: bulk issue with a software key per row from the device callback. */
+    struct bulk_ctx bulk;
+    memset(&bulk, 0, sizeof bulk);
+    bulk.base = argv[2];
+    const char *issue_csv = "user,serial\n"
+                            "adelev@contoso.onmicrosoft.com,C-BULK-1\n"
+                            "alexw@contoso.onmicrosoft.com,C-BULK-2\n";
+    if ((st = ks_bulk_create(session, "issue", issue_csv, &out)) != KS_OK) {
+        fail("ks_bulk_create issue", st);
+        goto done;
+    }
+    long long issue_job = json_int(out, "job_id");
+    if (issue_job <= 0 || json_int(out, "total") != 2) {
+        fprintf(stderr, "bulk issue job: %s\n", out);
+        goto done;
+    }
+    ks_string_free(out);
+    out = NULL;
+    st = ks_bulk_run(session, issue_job, "{\"template\":\"c-standard\"}", bulk_device,
+                     bulk_progress, &bulk, &out);
+    if (st != KS_OK) {
+        fail("ks_bulk_run issue", st);
+        goto done;
+    }
+    if (json_int(out, "done") != 2 || json_int(out, "failed") != 0 || bulk.rows_asked != 2 ||
+        bulk.progress_calls != 2 || bulk.progress_done != 2) {
+        fprintf(stderr, "bulk issue: asked %d, progress %d/%d: %s\n", bulk.rows_asked,
+                bulk.progress_done, bulk.progress_calls, out);
+        goto done;
+    }
+    ks_string_free(out);
+    out = NULL;
+
+    /* Both bulk-issued keys wait for activation: two registrations expire within 2 h. */
+    if ((st = ks_list_expiring_page(session, 7200000, NULL, 10, &out)) != KS_OK) {
+        fail("ks_list_expiring_page", st);
+        goto done;
+    }
+    if (strstr(out, "\"next_after\":null") == NULL || json_int(out, "challenge_expires_ms") <= 0 ||
+        strstr(strstr(out, "challenge_expires_ms") + 1, "challenge_expires_ms") == NULL) {
+        fprintf(stderr, "expiring page: %s\n", out);
+        goto done;
+    }
+    ks_string_free(out);
+    out = NULL;
+    if (ks_list_expiring_page(session, 1000, "{\"bogus\":1}", 10, &out) != KS_USAGE) {
+        fprintf(stderr, "bad expiring cursor not refused\n");
+        goto done;
+    }
+
+    /* Paged listing: three keys, two per page. */
+    if ((st = ks_list_keys_page(session, NULL, 2, &out)) != KS_OK) {
+        fail("ks_list_keys_page", st);
+        goto done;
+    }
+    char after[256];
+    if (!json_field(out, "next_after", after, sizeof after)) {
+        fprintf(stderr, "first page without next_after: %s\n", out);
+        goto done;
+    }
+    ks_string_free(out);
+    out = NULL;
+    if ((st = ks_list_keys_page(session, after, 2, &out)) != KS_OK) {
+        fail("ks_list_keys_page 2", st);
+        goto done;
+    }
+    if (strstr(out, "\"next_after\":null") == NULL || strstr(out, "\"key_id\"") == NULL) {
+        fprintf(stderr, "second page: %s\n", out);
+        goto done;
+    }
+    ks_string_free(out);
+    out = NULL;
+    if (ks_list_keys_page(session, NULL, 0, &out) != KS_USAGE) {
+        fprintf(stderr, "limit 0 not refused\n");
+        goto done;
+    }
+
+    /* Bulk revoke of both users' keys (no device needed). */
+    const char *revoke_csv = "user\n"
+                             "adelev@contoso.onmicrosoft.com\n"
+                             "alexw@contoso.onmicrosoft.com\n";
+    if ((st = ks_bulk_create(session, "revoke", revoke_csv, &out)) != KS_OK) {
+        fail("ks_bulk_create revoke", st);
+        goto done;
+    }
+    long long revoke_job = json_int(out, "job_id");
+    ks_string_free(out);
+    out = NULL;
+    bulk.progress_calls = 0;
+    bulk.progress_done = 0;
+    st = ks_bulk_run(session, revoke_job, "{\"workers\":2}", NULL, bulk_progress, &bulk, &out);
+    if (st != KS_OK) {
+        fail("ks_bulk_run revoke", st);
+        goto done;
+    }
+    if (json_int(out, "done") != 2 || json_int(out, "failed") != 0 || bulk.progress_done != 2) {
+        fprintf(stderr, "bulk revoke: %s\n", out);
+        goto done;
+    }
+    ks_string_free(out);
+    out = NULL;
+    if ((st = ks_key_list(session, "{\"state\":\"revoked\"}", &out)) != KS_OK) {
+        fail("ks_key_list revoked", st);
+        goto done;
+    }
+    if (strstr(out, "C-BULK-1") == NULL || strstr(out, "C-BULK-2") == NULL) {
+        fprintf(stderr, "bulk-revoked keys not listed as revoked: %s\n", out);
+        goto done;
+    }
+    ks_string_free(out);
+    out = NULL;
+    /* Bad job input: unknown kind, bad options, unknown job. */
+    if (ks_bulk_create(session, "explode", revoke_csv, &out) != KS_USAGE ||
+        ks_bulk_run(session, revoke_job, "{\"workers\":0}", NULL, NULL, NULL, &out) != KS_USAGE ||
+        ks_bulk_run(session, 424242, NULL, NULL, NULL, NULL, &out) != KS_USAGE ||
+        ks_bulk_run(session, revoke_job, NULL, NULL, NULL, NULL, NULL) != KS_USAGE) {
+        fprintf(stderr, "bad bulk input not refused as KS_USAGE\n");
+        goto done;
+    }
+
+    /* Reconcile every key holder: the repository and the IdP agree. */
+    if ((st = ks_reconcile(session, "{\"users\":[],\"fix\":false}", &out)) != KS_OK) {
+        fail("ks_reconcile", st);
+        goto done;
+    }
+    if (strstr(out, "\"clean\":true") == NULL || json_int(out, "users_checked") != 3) {
+        fprintf(stderr, "reconcile not clean over 3 users: %s\n", out);
+        goto done;
+    }
+    ks_string_free(out);
+    out = NULL;
+    if (ks_reconcile(session, "{\"delete_unknown\":true}", &out) != KS_USAGE) {
+        fprintf(stderr, "delete_unknown without fix not refused\n");
+        goto done;
+    }
+    printf("bulk_progress=%d\n", bulk.progress_calls);
 
     printf("prompts=%d\n", prompts);
     printf("touches=%d\n", touches);

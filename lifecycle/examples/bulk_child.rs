@@ -5,10 +5,13 @@
 //!
 //! Environment (all required): `BULK_DB` (SQLite file), `BULK_CSV` (the job's CSV file),
 //! `BULK_TEMPLATE` (the credential template TOML file the keys were issued under),
-//! `BULK_KIND` (`revoke` or `reconcile`), `BULK_BASE_URL`, `BULK_TENANT`,
+//! `BULK_KIND` (`issue`, `revoke` or `reconcile`), `BULK_BASE_URL`, `BULK_TENANT`,
 //! `BULK_CLIENT_ID`, `BULK_CLIENT_SECRET` (emulator), `BULK_KILL_ITEM` and
 //! `BULK_KILL_POINT`: `item-started` (right after the item is marked running) or
-//! `after-idp-call` (after the item's IdP call answered, before anything is recorded).
+//! `after-idp-call` (after the item's IdP call answered, before anything is recorded) or
+//! `before-state-change` (an issue row: the passkey is made on the key, nothing is
+//! committed yet). Issue rows use persistent software keys `BULK_SOFTKEY_DIR/line<N>.json`
+//! and the template named by `BULK_TEMPLATE_NAME`.
 //! Prints `JOB <id>` once the job is recorded. Exits 2 on a setup error and 3 when the
 //! job finished without reaching the point.
 
@@ -19,10 +22,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use entra_graph::auth::{Credential, Secret};
 use entra_graph::{ApiVersion, GraphClient, GraphConfig};
-use lifecycle::engine::{BulkKind, BulkOptions, CrashPoint, Engine};
+use fido_transport::client::Authenticator;
+use fido_transport::softkey::{SoftAuthenticator, SoftConfig, SoftTransport};
+use fido_transport::Transport;
+use lifecycle::engine::{BulkDevice, BulkDeviceRequest, BulkKind, BulkOptions, CrashPoint, Engine};
 use lifecycle::idp::EntraIdp;
 use lifecycle::store::{PinKey, SqliteStore};
 use lifecycle::template::TemplateSet;
+use lifecycle::template::Transport as KeyTransport;
 
 fn env(name: &str) -> Result<String, String> {
     std::env::var(name).map_err(|_| format!("{name} is not set"))
@@ -52,6 +59,7 @@ fn run() -> Result<(), String> {
     let point = match env("BULK_KILL_POINT")?.as_str() {
         "item-started" => CrashPoint::BulkItemStarted,
         "after-idp-call" => CrashPoint::AfterIdpCall,
+        "before-state-change" => CrashPoint::BeforeStateChange,
         other => return Err(format!("BULK_KILL_POINT: unknown point {other:?}")),
     };
     let kind = BulkKind::parse(&env("BULK_KIND")?).ok_or("BULK_KIND: unknown kind")?;
@@ -95,14 +103,35 @@ fn run() -> Result<(), String> {
         .bulk_create(kind, &csv, "operator:bulk", now_ms())
         .map_err(|e| format!("bulk_create: {e}"))?;
     println!("JOB {}", job.job_id);
+    let options = BulkOptions {
+        default_template: std::env::var("BULK_TEMPLATE_NAME").ok(),
+        ..BulkOptions::default()
+    };
+    let softkeys = std::env::var("BULK_SOFTKEY_DIR").ok();
     let result = engine.bulk_run(
         job.job_id,
-        &BulkOptions::default(),
-        &mut |_| Err("no device".into()),
+        &options,
+        &mut |r: &BulkDeviceRequest| match &softkeys {
+            Some(dir) => softkey_device(dir, r.line),
+            None => Err("no device".into()),
+        },
         &mut |_| {},
     );
     println!("NO-CRASH {result:?}");
     std::process::exit(3);
+}
+
+/// The persistent software key of an issue row (the parent reopens the same file).
+pub fn softkey_device(dir: &str, line: u64) -> Result<BulkDevice, String> {
+    let path = std::path::Path::new(dir).join(format!("line{line}.json"));
+    let soft = SoftAuthenticator::open_persistent(path, SoftConfig::default())
+        .map_err(|e| e.to_string())?;
+    let t: Box<dyn Transport> = Box::new(SoftTransport::new(soft));
+    Ok(BulkDevice {
+        authenticator: Authenticator::new(t),
+        transport: KeyTransport::Usb,
+        can_reset_in_place: true,
+    })
 }
 
 fn main() {

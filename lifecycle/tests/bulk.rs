@@ -337,7 +337,7 @@ use std::time::Duration;
 
 /// Runs a child on the world's database until it blocks in item `item` at `point`,
 /// then kills it with SIGKILL; returns the job id it printed.
-fn kill_child(w: &World, csv: &Path, item: usize, point: &str) -> i64 {
+fn kill_child(w: &World, csv: &Path, kind: &str, item: usize, point: &str) -> i64 {
     let template = w.dir.join("template.toml");
     std::fs::write(&template, TEMPLATE).expect("template file");
     let mut command = Command::new(common::example_program("bulk_child"));
@@ -345,7 +345,9 @@ fn kill_child(w: &World, csv: &Path, item: usize, point: &str) -> i64 {
         .env("BULK_TEMPLATE", &template)
         .env("BULK_DB", &w.db)
         .env("BULK_CSV", csv)
-        .env("BULK_KIND", "revoke")
+        .env("BULK_KIND", kind)
+        .env("BULK_SOFTKEY_DIR", w.dir.join("softkeys"))
+        .env("BULK_TEMPLATE_NAME", "test-standard")
         .env("BULK_BASE_URL", w.emulator.base_url())
         .env("BULK_TENANT", w.emulator.tenant_id())
         .env("BULK_CLIENT_ID", w.emulator.client_id())
@@ -385,7 +387,7 @@ fn killed_bulk_revoke_resumes(point: &str, settled: u64) {
     )
     .unwrap();
 
-    let job = kill_child(&w, &csv, 2, point);
+    let job = kill_child(&w, &csv, "revoke", 2, point);
     let counts = e.store().bulk_counts(job).unwrap();
     assert_eq!(
         (counts.done, counts.running, counts.pending),
@@ -503,4 +505,105 @@ fn an_issue_row_left_running_after_the_key_was_issued_is_settled_not_redone() {
         1,
         "never a second passkey"
     );
+}
+
+/// The persistent software key of an issue row, as the bulk child opens it.
+fn row_softkey(w: &World, line: u64) -> Result<BulkDevice, String> {
+    let dir = w.dir.join("softkeys");
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let soft = SoftAuthenticator::open_persistent(
+        dir.join(format!("line{line}.json")),
+        SoftConfig::default(),
+    )
+    .map_err(|e| e.to_string())?;
+    let t: Box<dyn Transport> = Box::new(SoftTransport::new(soft));
+    Ok(BulkDevice {
+        authenticator: Authenticator::new(t),
+        transport: KeyTransport::Usb,
+        can_reset_in_place: true,
+    })
+}
+
+/// Discoverable credentials on the persistent software key of CSV line `line`, counted
+/// with credential management under the key's stored transport PIN.
+fn discoverable_credentials(w: &World, key_id: &str, line: u64) -> u32 {
+    let pin = w
+        .engine
+        .store()
+        .get_transport_pin(key_id, &lifecycle::store::PinKey::from_bytes([7; 32]))
+        .unwrap()
+        .expect("transport PIN");
+    let mut device = row_softkey(w, line).unwrap().authenticator;
+    let token = device
+        .pin_token(
+            pin.expose(),
+            fido_core::pin::Permissions::CREDENTIAL_MANAGEMENT,
+            None,
+        )
+        .unwrap();
+    device.credentials_metadata(&token).unwrap().existing
+}
+
+/// A bulk issue killed (SIGKILL) inside item 2 after its passkey was made on the key but
+/// before anything was committed: resumed in-process, every row ends issued exactly once,
+/// the interrupted key is reset in place (its orphaned credential is gone) and carries one
+/// passkey, and nothing reached the IdP.
+#[test]
+fn bulk_issue_killed_before_an_items_state_change_resumes_without_duplicates() {
+    let w = world("bulk-issue-kill");
+    let e = &w.engine;
+    std::fs::create_dir_all(w.dir.join("softkeys")).unwrap();
+    let csv = w.dir.join("issue.csv");
+    let text = format!("user,serial\n{KIM},K1\n{ADELE},K2\n{ALEX},K3\n");
+    std::fs::write(&csv, &text).unwrap();
+    let job = kill_child(&w, &csv, "issue", 2, "before-state-change");
+
+    let counts = e.store().bulk_counts(job).unwrap();
+    assert_eq!((counts.done, counts.running, counts.pending), (1, 1, 1));
+    assert!(e
+        .find_keys(&KeyQuery::BySerial("K2".into()))
+        .unwrap()
+        .iter()
+        .all(|k| k.state != CredentialState::Issued));
+
+    // The killed item's key holds a credential the repository does not know.
+    let k2 = e.find_keys(&KeyQuery::BySerial("K2".into())).unwrap();
+    assert_eq!(k2.len(), 1);
+    assert_eq!(discoverable_credentials(&w, &k2[0].key_id, 3), 1);
+
+    // Restart: the same file is the same job; the rest of it runs.
+    let again = e
+        .bulk_create(BulkKind::Issue, &text, "operator:bulk", now_ms())
+        .unwrap();
+    assert_eq!(again.job_id, job);
+    let options = BulkOptions {
+        default_template: Some("test-standard".into()),
+        ..BulkOptions::default()
+    };
+    let s = e
+        .bulk_run(
+            job,
+            &options,
+            &mut |r: &BulkDeviceRequest| row_softkey(&w, r.line),
+            &mut |_| {},
+        )
+        .unwrap();
+    assert_eq!((s.done, s.failed), (3, 0), "{s:?}");
+    for (serial, line) in [("K1", 2), ("K2", 3), ("K3", 4)] {
+        let keys = e.find_keys(&KeyQuery::BySerial(serial.into())).unwrap();
+        assert_eq!(keys.len(), 1, "{serial}");
+        let key = &keys[0];
+        assert_eq!(key.state, CredentialState::Issued, "{serial}");
+        assert_eq!(e.store().pending_for_key(&key.key_id).unwrap().len(), 1);
+        assert_eq!(e.passkeys(&key.key_id).unwrap().len(), 1, "{serial}");
+        assert_eq!(count(e, &key.key_id, "issue"), 1, "{serial}");
+        // On the key itself exactly one discoverable credential: the interrupted key
+        // was reset in place before it was issued again.
+        assert_eq!(
+            discoverable_credentials(&w, &key.key_id, line),
+            1,
+            "{serial}"
+        );
+    }
+    assert_eq!(w.emulator.method_count(), 0);
 }

@@ -202,6 +202,17 @@ void ks_device_free(ks_device *device);
 ks_status ks_device_info(const ks_device *device, char **out_json);
 
 /**
+ * Cancels the operation waiting on `device` for the user ("touch your key"): call it
+ * from another thread, or from the prompt callback. The waiting operation returns
+ * `KS_DEVICE` with a message naming the cancellation; nothing is recorded half-done.
+ * Without an operation in progress it cancels the next wait.
+ *
+ * # Safety
+ * `device` is NULL or live (it may be in use by another thread's operation).
+ */
+ks_status ks_device_cancel(const ks_device *device);
+
+/**
  * Validates a credential template set (TOML or JSON text); `*out_json` gets its summary
  * `{"name":...,"passkey_templates":[...],"connections":[...]}`.
  *

@@ -413,6 +413,24 @@ pub unsafe extern "C" fn ks_device_info(
     })
 }
 
+/// Cancels the operation waiting on `device` for the user ("touch your key"): call it
+/// from another thread, or from the prompt callback. The waiting operation returns
+/// `KS_DEVICE` with a message naming the cancellation; nothing is recorded half-done.
+/// Without an operation in progress it cancels the next wait.
+///
+/// # Safety
+/// `device` is NULL or live (it may be in use by another thread's operation).
+#[no_mangle]
+pub unsafe extern "C" fn ks_device_cancel(device: *const ks_device) -> ks_status {
+    guard(|| {
+        // SAFETY: caller contract; only a shared reference is taken, the cancel flag is
+        // atomic and outside the device's lock.
+        let d = unsafe { handle(device, "device") }?;
+        d.inner.cancel();
+        Ok(())
+    })
+}
+
 /// Validates a credential template set (TOML or JSON text); `*out_json` gets its summary
 /// `{"name":...,"passkey_templates":[...],"connections":[...]}`.
 ///
@@ -1051,6 +1069,7 @@ mod tests {
         );
         // SAFETY: NULL out pointer is refused, not written.
         assert_eq!(unsafe { ks_device_list(std::ptr::null_mut()) }, KS_USAGE);
+        assert_eq!(unsafe { ks_device_cancel(std::ptr::null()) }, KS_USAGE);
         // SAFETY: valid out pointer.
         assert_eq!(unsafe { ks_last_error(&mut msg) }, KS_USAGE);
         // SAFETY: library string.

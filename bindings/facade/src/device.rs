@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use fido_transport::client::Authenticator;
 use fido_transport::softkey::{SoftAuthenticator, SoftConfig, SoftTransport};
-use fido_transport::Transport;
+use fido_transport::{CancelToken, Transport};
 use lifecycle::template::Transport as KeyTransport;
 use sha2::{Digest, Sha256};
 
@@ -25,6 +25,8 @@ pub(crate) struct DeviceState {
 #[derive(Clone)]
 pub struct Device {
     inner: Arc<Mutex<DeviceState>>,
+    /// Cancels the key's transaction in progress (held outside the lock).
+    cancel: CancelToken,
 }
 
 impl std::fmt::Debug for Device {
@@ -43,15 +45,53 @@ impl Device {
     /// created when the file does not exist; for tests and demos).
     pub fn open(spec: &str) -> Result<Device> {
         let (transport, kind, reset, serial) = open_transport(spec)?;
-        Ok(Device {
+        Ok(Device::assemble(transport, kind, reset, serial, spec))
+    }
+
+    /// A device over a transport the host owns (its own HID or card stack behind
+    /// [`fido_transport::Transport`]). `label` names it in results (like a spec);
+    /// `usb` says whether it is attached by USB (else NFC); `can_reset_in_place`
+    /// whether a CTAP reset works right now without replugging.
+    pub fn from_transport(
+        transport: Box<dyn Transport>,
+        label: &str,
+        usb: bool,
+        can_reset_in_place: bool,
+    ) -> Device {
+        let kind = if usb {
+            KeyTransport::Usb
+        } else {
+            KeyTransport::Nfc
+        };
+        Device::assemble(transport, kind, can_reset_in_place, None, label)
+    }
+
+    fn assemble(
+        transport: Box<dyn Transport>,
+        kind: KeyTransport,
+        can_reset_in_place: bool,
+        serial: Option<String>,
+        spec: &str,
+    ) -> Device {
+        let cancel = transport.cancel_token();
+        Device {
             inner: Arc::new(Mutex::new(DeviceState {
                 client: Authenticator::new(transport),
                 transport: kind,
-                can_reset_in_place: reset,
+                can_reset_in_place,
                 serial,
                 spec: spec.to_owned(),
             })),
-        })
+            cancel,
+        }
+    }
+
+    /// Cancels the operation waiting on this key ("touch your key") from any thread or
+    /// from a prompt callback: the key answers CTAP2_ERR_KEEPALIVE_CANCEL and the
+    /// operation fails with a device error; nothing is recorded half-done. Without an
+    /// operation in progress it cancels the next wait for the user.
+    pub fn cancel(&self) {
+        self.cancel.cancel();
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, DeviceState> {

@@ -452,3 +452,52 @@ fn one_session_shared_by_threads_each_with_its_key() {
     assert!(touches.load(Ordering::SeqCst) >= 3);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// "Touch your key" with a Cancel button: the prompt callback cancels the wait, the
+/// operation fails as a device error naming the cancellation, and nothing is recorded
+/// half-done (the key is not issued, nothing reached the IdP).
+#[test]
+fn cancel_from_the_prompt_stops_the_touch_wait() {
+    use fido_transport::softkey::{SoftAuthenticator, SoftConfig, SoftTransport, UserPresence};
+    let emulator = Emulator::start(EmulatorConfig::default()).expect("emulator");
+    let dir = temp_dir("cancel");
+    let session = Session::open(&config(&emulator, &dir)).expect("session");
+    // The simulated holder would take two minutes to touch the key.
+    let soft = SoftAuthenticator::new(SoftConfig {
+        presence: UserPresence::Delay(std::time::Duration::from_secs(120)),
+        ..SoftConfig::default()
+    })
+    .expect("softkey");
+    let device = Device::from_transport(Box::new(SoftTransport::new(soft)), "host-key", true, true);
+    let canceller = device.clone();
+    let touches = Arc::new(AtomicUsize::new(0));
+    let seen = touches.clone();
+    session.set_prompt(Box::new(move |p: &Prompt| {
+        if matches!(p, Prompt::TouchKey { .. }) && seen.fetch_add(1, Ordering::SeqCst) == 0 {
+            canceller.cancel();
+        }
+    }));
+    let e = session
+        .issue(
+            &device,
+            &IssueParams {
+                template: "facade-standard".into(),
+                user: "kim@contoso.onmicrosoft.com".into(),
+                serial: Some("CANCEL-1".into()),
+                ..IssueParams::default()
+            },
+        )
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Device, "{e:?}");
+    assert!(e.message.to_lowercase().contains("cancel"), "{e:?}");
+    assert!(touches.load(Ordering::SeqCst) >= 1);
+    let issued = session
+        .list_keys(&KeyFilter {
+            user: Some("kim@contoso.onmicrosoft.com".into()),
+            ..KeyFilter::default()
+        })
+        .expect("list");
+    assert!(issued.is_empty(), "{issued:?}");
+    assert_eq!(emulator.method_count(), 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}

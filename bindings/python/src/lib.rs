@@ -137,6 +137,13 @@ impl Device {
         blocking(py, move || d.info())
     }
 
+    /// Cancels the operation waiting on this key for the user ("touch your key"); call
+    /// it from another thread or from the prompt callback. The waiting call raises
+    /// `DeviceError`.
+    fn cancel(&self) {
+        self.inner.cancel();
+    }
+
     /// The spec it was opened with.
     #[getter]
     fn spec(&self) -> String {

@@ -1,7 +1,7 @@
 //! Reconcile, bulk jobs and paged listing through the facade: the real Entra emulator
 //! on loopback, persistent software keys and SQLite in a temporary directory.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use entra_graph::emulator::{Emulator, EmulatorConfig};
 use keysmith_facade::{BulkRunOptions, Device, ErrorKind, IssueParams, Session};
@@ -11,58 +11,11 @@ const ADELE: &str = "adelev@contoso.onmicrosoft.com";
 const ALEX: &str = "alexw@contoso.onmicrosoft.com";
 const PIN: &str = "holder-pin-2468";
 
-const TEMPLATE: &str = r#"
-[passkey.entra]
-idp = { connection = "contoso-entra", kind = "entra", graph_api_version = "beta" }
-display_name = "{displayName} {serial}"
-truncate_display_name = true
-rp_id = "login.microsoft.com"
-challenge_timeout_minutes = 60
-
-[credential]
-name = "facade-standard"
-passkey_templates = ["entra"]
-user_assignment = { directory = "contoso-entra" }
-
-[credential.fido2]
-reset_before_issuance = true
-always_uv = true
-min_pin_length = 8
-
-[credential.lifecycle]
-force_idp_deletion_on_revoke = true
-"#;
-
-fn temp_dir(name: &str) -> PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let dir = std::env::temp_dir().join(format!(
-        "keysmith-facade-jobs-{name}-{}-{nanos}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
+mod common;
+use common::temp_dir;
 
 fn open(emulator: &Emulator, dir: &Path) -> Session {
-    let config = serde_json::json!({
-        "repository": { "sqlite": dir.join("keysmith.db").to_str().expect("utf-8 path") },
-        "pin_key": "07".repeat(32),
-        "station": "facade-jobs",
-        "idp": [{
-            "name": "contoso-entra",
-            "tenant": emulator.tenant_id(),
-            "client_id": emulator.client_id(),
-            "client_secret": emulator.client_secret().unwrap_or_default(),
-            "graph_api_version": "beta",
-            "login_base": emulator.base_url(),
-            "graph_base": emulator.base_url(),
-        }],
-        "templates": [TEMPLATE],
-    });
-    Session::open(&config.to_string()).expect("session")
+    Session::open(&common::config(emulator, dir, "facade-jobs")).expect("session")
 }
 
 fn softkey(dir: &Path, name: &str) -> Device {

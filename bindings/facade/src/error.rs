@@ -86,22 +86,44 @@ impl std::fmt::Display for ErrorKind {
 }
 
 /// A failed facade call.
+///
+/// Serialized (for C's `ks_last_error_json` and Python's exceptions) as
+/// `{"kind", "reason", "message", "ctap_status"?, "retries_left"?}`.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error, serde::Serialize)]
 #[error("{kind}: {message}")]
 pub struct FacadeError {
     /// The kind (and so the numeric code).
     pub kind: ErrorKind,
+    /// Why, as a stable snake_case word a program can branch on (`pin_invalid`,
+    /// `pin_blocked`, `key_not_found`, `cancelled`, ...); the kind's name when nothing
+    /// more precise is known.
+    pub reason: &'static str,
     /// What went wrong; names the field or key at fault, never a secret.
     pub message: String,
+    /// The CTAP status byte the security key answered, where the failure is the key's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ctap_status: Option<u8>,
+    /// PIN (or UV) attempts left on the key, where the key reported them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retries_left: Option<u32>,
 }
 
 impl FacadeError {
-    /// An error of `kind` with `message`.
+    /// An error of `kind` with `message` (its reason is the kind's name).
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         FacadeError {
             kind,
+            reason: kind.as_str(),
             message: message.into(),
+            ctap_status: None,
+            retries_left: None,
         }
+    }
+
+    /// The same error with a more precise `reason`.
+    pub fn with_reason(mut self, reason: &'static str) -> Self {
+        self.reason = reason;
+        self
     }
 
     /// A usage error.

@@ -1,10 +1,11 @@
-//! The session's JSON configuration.
+//! The session's configuration: one schema, read from JSON or TOML text or a file.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use entra_graph::auth::{AssertionAlg, CertificateCredential, Credential, Secret};
 use entra_graph::{ApiVersion, GraphClient, GraphConfig};
-use lifecycle::diagnostics::LogConfig;
+use lifecycle::diagnostics::{LogConfig, LogDestination};
 use lifecycle::idp::EntraIdp;
 use lifecycle::store::{PgStore, PinKey, SqliteStore, Store};
 use serde::Deserialize;
@@ -12,15 +13,23 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::{FacadeError, Result};
 
-/// The configuration [`crate::Session::open`] takes. Secrets are moved out into
-/// zeroizing holders as soon as it is parsed; it has no `Debug`.
+/// The configuration a [`crate::Session`] is opened from, the same fields in JSON and
+/// TOML (see [`crate::Session::open`] for the JSON form). Read it with
+/// [`SessionConfig::from_json`], [`SessionConfig::from_toml`], [`SessionConfig::parse`]
+/// (either, by content) or [`SessionConfig::from_file`] (by extension, relative paths
+/// relative to the file). Secrets are moved out into zeroizing holders as soon as the
+/// session is opened; it has no `Debug`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct SessionConfig {
+pub struct SessionConfig {
     /// `{"sqlite": "path"}` or `{"postgres": "url"}`.
     pub(crate) repository: Repository,
     /// The 32-byte host key sealing transport PINs, as 64 hex digits.
-    pub(crate) pin_key: String,
+    #[serde(default)]
+    pub(crate) pin_key: Option<String>,
+    /// Or a file holding it (32 raw bytes or 64 hex digits).
+    #[serde(default)]
+    pub(crate) pin_key_file: Option<PathBuf>,
     /// The station name recorded in journal claims and the default actor.
     #[serde(default = "default_station")]
     pub(crate) station: String,
@@ -33,6 +42,9 @@ pub(crate) struct SessionConfig {
     /// Credential template sets, as TOML or JSON text.
     #[serde(default)]
     pub(crate) templates: Vec<String>,
+    /// Credential template set files (TOML or JSON).
+    #[serde(default)]
+    pub(crate) template_files: Vec<PathBuf>,
     /// Diagnostics, applied process-wide at open.
     #[serde(default)]
     pub(crate) log: Option<LogConfig>,
@@ -40,7 +52,149 @@ pub(crate) struct SessionConfig {
 
 impl Drop for SessionConfig {
     fn drop(&mut self) {
-        self.pin_key.zeroize();
+        if let Some(k) = self.pin_key.as_mut() {
+            k.zeroize();
+        }
+    }
+}
+
+impl SessionConfig {
+    /// Parses JSON text.
+    pub fn from_json(text: &str) -> Result<SessionConfig> {
+        let cfg: SessionConfig = serde_json::from_str(text)
+            .map_err(|e| FacadeError::usage(format!("session config: {e}")))?;
+        cfg.check()
+    }
+
+    /// Parses TOML text (the same fields; `[repository]`, `[[idp]]`, `[log]` tables).
+    pub fn from_toml(text: &str) -> Result<SessionConfig> {
+        let cfg: SessionConfig = toml::from_str(text)
+            .map_err(|e| FacadeError::usage(format!("session config: {e}")))?;
+        cfg.check()
+    }
+
+    /// Parses JSON (text starting with `{`) or else TOML.
+    pub fn parse(text: &str) -> Result<SessionConfig> {
+        if text.trim_start().starts_with('{') {
+            Self::from_json(text)
+        } else {
+            Self::from_toml(text)
+        }
+    }
+
+    /// Reads a configuration file: `.json` is JSON, `.toml` TOML, anything else by
+    /// content. Relative paths in it (SQLite file, `pin_key_file`, `template_files`,
+    /// `client_secret_file`, a log directory) are relative to the file's directory.
+    pub fn from_file(path: &Path) -> Result<SessionConfig> {
+        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
+            FacadeError::usage(format!("reading config {}: {e}", path.display()))
+        })?);
+        let ext = path.extension().and_then(|e| e.to_str());
+        let parsed = match ext {
+            Some(e) if e.eq_ignore_ascii_case("json") => Self::from_json(&text),
+            Some(e) if e.eq_ignore_ascii_case("toml") => Self::from_toml(&text),
+            _ => Self::parse(&text),
+        };
+        let mut cfg = parsed.map_err(|e| {
+            FacadeError::new(e.kind, format!("{}: {}", path.display(), e.message))
+        })?;
+        let base = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        cfg.resolve_paths(&base);
+        Ok(cfg)
+    }
+
+    fn check(self) -> Result<SessionConfig> {
+        if self.pin_key.is_some() == self.pin_key_file.is_some() {
+            return Err(FacadeError::usage(
+                "session config: give exactly one of pin_key (64 hex digits) and pin_key_file",
+            ));
+        }
+        Ok(self)
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let join = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        if let Some(f) = self.pin_key_file.as_mut() {
+            join(f);
+        }
+        self.template_files.iter_mut().for_each(join);
+        for c in &mut self.idp {
+            if let Some(f) = c.client_secret_file.as_mut() {
+                join(f);
+            }
+        }
+        if let Some(LogDestination::File(f)) = self.log.as_mut().map(|l| &mut l.destination) {
+            join(&mut f.directory);
+        }
+        if let Some(db) = self.repository.sqlite.as_mut() {
+            if db != ":memory:" && Path::new(db.as_str()).is_relative() {
+                *db = base.join(&*db).to_string_lossy().into_owned();
+            }
+        }
+    }
+
+    /// The diagnostics configuration (`log`), if any.
+    pub fn log(&self) -> Option<&LogConfig> {
+        self.log.as_ref()
+    }
+
+    /// Replaces the diagnostics configuration applied at open (`None`: leave the
+    /// process's diagnostics as they are).
+    pub fn set_log(&mut self, log: Option<LogConfig>) {
+        self.log = log;
+    }
+
+    /// The credential template set texts: `templates`, then each of `template_files`.
+    pub(crate) fn template_texts(&self) -> Result<Vec<(String, String)>> {
+        let mut out: Vec<(String, String)> = self
+            .templates
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (format!("templates[{i}]"), t.clone()))
+            .collect();
+        for f in &self.template_files {
+            let text = std::fs::read_to_string(f).map_err(|e| {
+                FacadeError::usage(format!(
+                    "session config: template_files: {}: {e}",
+                    f.display()
+                ))
+            })?;
+            out.push((format!("template_files: {}", f.display()), text));
+        }
+        Ok(out)
+    }
+
+    /// The host key, from `pin_key` or `pin_key_file`.
+    pub(crate) fn take_pin_key(&mut self) -> Result<PinKey> {
+        if let Some(hex) = self.pin_key.take() {
+            return pin_key(hex);
+        }
+        let path = self.pin_key_file.clone().unwrap_or_default();
+        let bytes = Zeroizing::new(std::fs::read(&path).map_err(|e| {
+            FacadeError::usage(format!(
+                "session config: pin_key_file {}: {e}",
+                path.display()
+            ))
+        })?);
+        if bytes.len() == 32 {
+            return PinKey::from_slice(&bytes).map_err(|e| {
+                FacadeError::usage(format!("session config: pin_key_file: {e}"))
+            });
+        }
+        let text = std::str::from_utf8(&bytes).map_err(|_| {
+            FacadeError::usage(format!(
+                "session config: pin_key_file {}: expected 32 raw bytes or 64 hex digits",
+                path.display()
+            ))
+        })?;
+        pin_key(text.to_owned())
     }
 }
 
@@ -71,6 +225,12 @@ pub(crate) struct IdpConnection {
     client_id: String,
     #[serde(default)]
     client_secret: Option<String>,
+    /// The name of an environment variable holding the client secret.
+    #[serde(default)]
+    client_secret_env: Option<String>,
+    /// A file holding the client secret (trimmed).
+    #[serde(default)]
+    client_secret_file: Option<PathBuf>,
     #[serde(default)]
     certificate_pem: Option<String>,
     #[serde(default)]
@@ -96,8 +256,9 @@ impl Drop for IdpConnection {
     }
 }
 
+#[cfg(test)]
 pub(crate) fn parse(json: &str) -> Result<SessionConfig> {
-    serde_json::from_str(json).map_err(|e| FacadeError::usage(format!("session config: {e}")))
+    SessionConfig::from_json(json)
 }
 
 fn unhex(s: &str) -> Option<Zeroizing<Vec<u8>>> {
@@ -173,7 +334,32 @@ pub(crate) fn idp(mut c: IdpConnection) -> Result<EntraIdp> {
             ))
         }
     };
-    let secret = c.client_secret.take().map(Zeroizing::new);
+    let secret = match (
+        c.client_secret.take(),
+        c.client_secret_env.take(),
+        c.client_secret_file.take(),
+    ) {
+        (s, None, None) => s.map(Zeroizing::new),
+        (None, Some(var), None) => Some(Zeroizing::new(std::env::var(&var).map_err(|_| {
+            usage(
+                "client_secret_env",
+                format!("environment variable {var} is not set"),
+            )
+        })?)),
+        (None, None, Some(f)) => {
+            let text = Zeroizing::new(
+                std::fs::read_to_string(&f)
+                    .map_err(|e| usage("client_secret_file", format!("{}: {e}", f.display())))?,
+            );
+            Some(Zeroizing::new(text.trim().to_owned()))
+        }
+        _ => {
+            return Err(usage(
+                "client_secret",
+                "give one of client_secret, client_secret_env and client_secret_file".into(),
+            ))
+        }
+    };
     let key_pem = c.private_key_pem.take().map(Zeroizing::new);
     let credential = match (secret, c.certificate_pem.take(), key_pem) {
         (Some(s), None, None) => Credential::ClientSecret {
@@ -191,7 +377,9 @@ pub(crate) fn idp(mut c: IdpConnection) -> Result<EntraIdp> {
         _ => {
             return Err(usage(
                 "client_secret",
-                "give either client_secret, or certificate_pem with private_key_pem".into(),
+                "give either a client secret (client_secret, client_secret_env or \
+                 client_secret_file), or certificate_pem with private_key_pem"
+                    .into(),
             ))
         }
     };

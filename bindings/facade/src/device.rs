@@ -129,6 +129,45 @@ impl Device {
     }
 }
 
+impl Device {
+    /// Resets the key (authenticatorReset): every credential and the PIN are gone. The
+    /// key asks for a touch; most keys refuse a reset later than ~10 s after power-up
+    /// (a device error with reason `reattach_required`: replug it and try again).
+    pub fn reset(&self) -> Result<()> {
+        let mut d = self.lock();
+        match d.client.reset(&mut |_| {}) {
+            Ok(()) => Ok(()),
+            Err(fido_transport::Error::ReattachRequired) => Err(FacadeError::device(
+                "the key refuses reset this long after power-up: unplug it, plug it back in \
+                 and reset it again within 10 seconds",
+            )
+            .with_reason("reattach_required")),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Whether the key has a PIN set (getInfo option `clientPin`).
+    pub fn has_pin(&self) -> Result<bool> {
+        let mut d = self.lock();
+        let info = d.client.info()?;
+        Ok(info
+            .options
+            .as_ref()
+            .and_then(|o| o.iter().find(|(k, _)| k == "clientPin").map(|(_, v)| *v))
+            .unwrap_or(false))
+    }
+
+    /// Sets the key's PIN (`current` is `None`: the key has none yet) or changes it.
+    pub fn set_pin(&self, current: Option<&str>, new_pin: &str) -> Result<()> {
+        let mut d = self.lock();
+        match current {
+            Some(c) => d.client.change_pin(c, new_pin)?,
+            None => d.client.set_pin(new_pin)?,
+        }
+        Ok(())
+    }
+}
+
 /// The FIDO keys on USB HID and the PC/SC readers. A subsystem that cannot be listed
 /// (no hidraw access, no PC/SC daemon) is named in [`DeviceList::unavailable`].
 pub fn list_devices() -> DeviceList {

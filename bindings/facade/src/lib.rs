@@ -16,6 +16,7 @@ mod error;
 mod session;
 mod types;
 
+pub use config::SessionConfig;
 pub use device::{list_devices, Device};
 pub use error::{ErrorKind, FacadeError};
 pub use session::{PromptCallback, Session, MAX_BULK_CSV_BYTES, MAX_PAGE, MAX_WORKERS};
@@ -27,7 +28,8 @@ pub use types::{
     User,
 };
 
-use lifecycle::diagnostics::{Diagnostics, LogConfig};
+use lifecycle::diagnostics::Diagnostics;
+pub use lifecycle::diagnostics::{FileDestination, LogConfig, LogDestination, LogLevel};
 use lifecycle::template::TemplateSet;
 
 /// The facade's result type.
@@ -71,7 +73,9 @@ pub fn configure_logging(json: &str) -> Result<()> {
     apply_logging(config)
 }
 
-pub(crate) fn apply_logging(config: LogConfig) -> Result<()> {
+/// Sets up or switches the process-wide diagnostics from a [`LogConfig`] (as
+/// [`configure_logging`] does from JSON). On error the previous configuration stays.
+pub fn apply_logging(config: LogConfig) -> Result<()> {
     Diagnostics::install(config)
         .map(|_| ())
         .map_err(|e| FacadeError::usage(format!("log configuration: {e}")))

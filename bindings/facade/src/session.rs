@@ -14,6 +14,7 @@ use lifecycle::template::TemplateSet;
 
 use crate::device::{open_transport, DeviceState};
 use crate::types::{IssueParams, KeyFilter, ReissueParams};
+use crate::config::SessionConfig;
 use crate::{
     config, now_ms, parse_template, AuditEntry, BulkJob, BulkProgress, BulkRow, BulkRunOptions,
     BulkSummary, Device, ExpiringCursor, ExpiringPage, ExpiringPending, FacadeError, Key,
@@ -77,8 +78,20 @@ impl Session {
     /// Secrets (PIN key, client secret, private key) are zeroized after use and never
     /// appear in errors; the caller's JSON text is the caller's to wipe.
     pub fn open(config_json: &str) -> Result<Session> {
-        let mut cfg = config::parse(config_json)?;
-        let pin_key = config::pin_key(std::mem::take(&mut cfg.pin_key))?;
+        Session::open_config(SessionConfig::from_json(config_json)?)
+    }
+
+    /// Opens a session from a configuration file, JSON or TOML with the same fields
+    /// (see [`SessionConfig::from_file`]). In both, `pin_key_file` may stand for
+    /// `pin_key`, `template_files` (paths) add to `templates`, and an IdP's
+    /// `client_secret_env` or `client_secret_file` for its `client_secret`.
+    pub fn open_file(path: &std::path::Path) -> Result<Session> {
+        Session::open_config(SessionConfig::from_file(path)?)
+    }
+
+    /// Opens a session from a parsed configuration.
+    pub fn open_config(mut cfg: SessionConfig) -> Result<Session> {
+        let pin_key = cfg.take_pin_key()?;
         if let Some(log) = cfg.log.take() {
             crate::apply_logging(log)?;
         }
@@ -116,12 +129,9 @@ impl Session {
                 connections,
             }),
         };
-        for (i, t) in cfg.templates.iter().enumerate() {
-            session.add_template(t).map_err(|e| {
-                FacadeError::new(
-                    e.kind,
-                    format!("session config: templates[{i}]: {}", e.message),
-                )
+        for (what, t) in cfg.template_texts()? {
+            session.add_template(&t).map_err(|e| {
+                FacadeError::new(e.kind, format!("session config: {what}: {}", e.message))
             })?;
         }
         Ok(session)

@@ -555,6 +555,17 @@ impl Session {
             .into())
     }
 
+    /// The bulk job recorded as `job_id` (to resume it by id).
+    pub fn bulk_job(&self, job_id: i64) -> Result<BulkJob> {
+        self.inner
+            .engine
+            .store()
+            .bulk_job(job_id)
+            .map_err(lifecycle::Error::from)?
+            .map(BulkJob::from)
+            .ok_or_else(|| FacadeError::usage(format!("no bulk job {job_id} is recorded")))
+    }
+
     /// Runs (or resumes) bulk job `job_id`: every row not done yet is run (failed rows
     /// again with `options.retry_failed`). For each issue row `device` is asked for the
     /// device spec of the key to issue (`softkey:STATEFILE`, `usb:PATH`, `nfc:READER`;

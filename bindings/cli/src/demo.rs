@@ -1,20 +1,8 @@
-//! The keysmith command-line tool.
-//!
-//! `keysmith demo [--db FILE]` (the whole lifecycle against the in-process Entra emulator
-//! and a software key), `keysmith template check FILE`, and the operator commands in
-//! [`ops`] (device, issue, activate, inactivate, revoke, retire, unregister, show, list).
-#![forbid(unsafe_code)]
+//! `keysmith demo` (cargo feature `demo`): the whole lifecycle against the in-process
+//! Entra emulator and a software key, on the lifecycle engine directly (it injects IdP
+//! faults and power-cycles the software key, which the facade does not expose).
 
-#[path = "keysmith/demo_self.rs"]
-mod demo_self;
-#[path = "keysmith/jobs.rs"]
-mod jobs;
-#[path = "keysmith/logging.rs"]
-mod logging;
-#[path = "keysmith/ops.rs"]
-mod ops;
-
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -31,61 +19,7 @@ use lifecycle::template::{TemplateSet, Transport};
 use rand_core::{OsRng, RngCore};
 use sha2::{Digest, Sha256};
 
-/// Exit code for a usage error.
-const EXIT_USAGE: u8 = 2;
-
-const USAGE: &str = "usage:
-  keysmith demo [--db FILE]        run the whole lifecycle against the built-in Entra emulator
-  keysmith template check FILE     validate a template (.toml or .json); exit 1 if invalid
-
-  keysmith [--config FILE] [--device SPEC] [--json] COMMAND
-    device list                    USB HID keys and PC/SC readers
-    device info                    the selected key's getInfo
-    device reset                   reset the selected key (touch it; replug if asked)
-    device set-pin [--pin-stdin]   set (or change) the key's PIN (prompted with echo off)
-    show KEY                       a key, its passkeys, pending registrations, audit log
-    list                           every key, read page by page (--json: one object per line)
-    list [--user U] [--state S] [--expiring-before T]
-                                   T: unix seconds, +<N>h or +<N>d (pending challenge expiry)
-    list --expiring DURATION       pending registrations expiring within DURATION (90m, 2h, 7d)
-    issue --template FILE --user U [--serial S]
-    activate KEY [--pin-stdin]     holder PIN prompted with echo off (or the first stdin line)
-    inactivate KEY | retire KEY | unregister KEY
-    revoke KEY [--force|--no-force]
-    idp check                      token + one cheap read for every configured IdP connection
-    users search PREFIX            directory users whose name or UPN starts with PREFIX
-    reconcile [--user U ...] [--all] [--fix] [--delete-unknown]
-                                   repository vs IdP drift, one finding per line
-    bulk issue|revoke|reconcile FILE.csv [--resume JOB] [--workers N] [--rate PER_SEC]
-                                   issue: columns user,serial[,template] (--template FILE);
-                                   revoke: key_id or user[,force]; reconcile: user (--fix).
-                                   The same file again resumes its job; done rows are skipped.
-
-  --device usb:PATH | nfc:READER | softkey:STATEFILE
-      default: the first USB HID key, else the first NFC reader with a FIDO applet
-  --config FILE (TOML): station, repository (SQLite path or postgres:// URL),
-      pin_key_file (32 raw bytes or 64 hex digits), templates = [files],
-      [idp.NAME] tenant, client_id, secret_env or secret_file, login_base, graph_base,
-      api_version (\"v1.0\" or \"beta\"). Secrets never go on the command line.
-  --log-level off|error|warn|info|debug|trace, --log-file FILE: diagnostics (also the
-      config's [log] section: level, directives, format, destination); default: none.
-  --json: one JSON object on stdout (errors: {\"error\":{\"kind\",\"message\",\"exit_code\"}});
-      list, reconcile and bulk print one object per key / finding / row, then a summary.
-  bulk: a progress bar on stderr when it is a terminal; with --device softkey:BASE each
-      issue row gets a fresh software key (state file BASE.line<N>).
-  \"touch your key\" prompts and PIN prompts go to stderr.
-
-exit codes:
-  0  success
-  1  template check: the template is invalid
-  2  usage or user error: bad flag/operand, bad config, unknown key (KEY not in the
-     repository), illegal transition, invalid template
-  3  device error (security key or its transport)
-  4  IdP error (Entra refused or failed, incl. a cancelled forced deletion)
-  5  repository or other error
-  reconcile exits 4 when a check or a fix failed at the IdP, bulk exits 5 when rows
-  failed; both after printing every line and the summary.
-";
+use crate::demo_self;
 
 /// The demo's credential template: Graph beta, a one-hour challenge, reset before issuance,
 /// always-UV, a minimum PIN length readable by Entra, forced IdP deletion on revoke.
@@ -116,85 +50,6 @@ const DEMO_USER: &str = "kim@contoso.onmicrosoft.com";
 /// The demo holder's PIN (a demo value, shown on purpose).
 const DEMO_HOLDER_PIN: &str = "demo-pin-2468";
 
-fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let args = match logging::start(args) {
-        Ok(rest) => rest,
-        Err(e) => {
-            eprintln!("keysmith: {e}\n{USAGE}");
-            return ExitCode::from(EXIT_USAGE);
-        }
-    };
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    match args.as_slice() {
-        ["demo"] => demo(None),
-        ["demo", "--db", file] => demo(Some(PathBuf::from(file))),
-        ["template", "check", file] => template_check(Path::new(file)),
-        ["help"] | ["--help"] | ["-h"] => {
-            println!("{USAGE}");
-            ExitCode::SUCCESS
-        }
-        _ => operator(&args),
-    }
-}
-
-fn operator(raw: &[&str]) -> ExitCode {
-    let raw: Vec<String> = raw.iter().map(|s| (*s).to_owned()).collect();
-    let json = raw.iter().any(|a| a == "--json");
-    let result = ops::parse_args(&raw).and_then(|a| ops::run(&a));
-    match result {
-        Ok(out) => {
-            if json {
-                println!("{}", out.json);
-            } else {
-                println!("{}", out.text);
-            }
-            ExitCode::from(ops::EXIT_OK)
-        }
-        Err(e) => {
-            if json {
-                println!(
-                    "{}",
-                    serde_json::json!({ "error": {
-                        "kind": e.kind(), "message": e.message, "exit_code": e.code } })
-                );
-            } else {
-                eprintln!("keysmith: {}", e.message);
-            }
-            if e.code == EXIT_USAGE {
-                eprintln!("{USAGE}");
-            }
-            ExitCode::from(e.code)
-        }
-    }
-}
-
-fn template_check(path: &Path) -> ExitCode {
-    match TemplateSet::load(path).and_then(|t| t.validate().map(|()| t)) {
-        Ok(t) => {
-            println!(
-                "{}: valid (credential template {:?}, passkey templates: {})",
-                path.display(),
-                t.credential.name,
-                t.credential.passkey_templates.join(", ")
-            );
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            let problems = e.problems();
-            if problems.is_empty() {
-                eprintln!("{}: {e}", path.display());
-            } else {
-                eprintln!("{}: {} problem(s):", path.display(), problems.len());
-                for p in problems {
-                    eprintln!("  {}: {}", p.field, p.message);
-                }
-            }
-            ExitCode::FAILURE
-        }
-    }
-}
-
 fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -207,7 +62,8 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn demo(db: Option<PathBuf>) -> ExitCode {
+/// Runs the demo; exit 0 when every step behaved as expected.
+pub(crate) fn demo(db: Option<PathBuf>) -> ExitCode {
     match run_demo(db) {
         Ok(()) => {
             println!("\ndemo finished: every step behaved as expected");

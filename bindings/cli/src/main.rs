@@ -100,7 +100,8 @@ fn main() -> ExitCode {
     let json = raw.iter().any(|a| a == "--json");
     let rest = match logging::start(raw) {
         Ok(rest) => rest,
-        Err(e) => return fail(json, &e),
+        // Diagnostics set-up errors go to stderr even with --json (as before).
+        Err(e) => return fail(false, &e),
     };
     let words: Vec<&str> = rest.iter().map(String::as_str).collect();
     match words.as_slice() {

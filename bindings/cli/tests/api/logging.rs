@@ -7,9 +7,7 @@ use std::process::{Command, Output, Stdio};
 
 use entra_graph::emulator::{Emulator, EmulatorConfig};
 
-fn keysmith() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_keysmith"))
-}
+use super::keysmith;
 
 fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("keysmith-cli-log-{name}-{}", std::process::id()));
@@ -46,6 +44,7 @@ fn files_in(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
+#[cfg(feature = "demo")]
 #[test]
 fn log_flags_write_the_demo_to_a_file_without_secrets() {
     let dir = temp_dir("demo");
@@ -90,9 +89,9 @@ fn config_log_section_applies_and_flags_override_it() {
         std::fs::write(
             &config,
             format!(
-                "repository = \"keysmith.db\"\npin_key_file = \"host.key\"\n\n\
-                 [idp.contoso-entra]\ntenant = \"{}\"\nclient_id = \"{}\"\n\
-                 secret_env = \"KEYSMITH_TEST_SECRET\"\nlogin_base = \"{}\"\ngraph_base = \"{}\"\n\n\
+                "pin_key_file = \"host.key\"\nrepository = {{ sqlite = \"keysmith.db\" }}\n\n\
+                 [[idp]]\nname = \"contoso-entra\"\ntenant = \"{}\"\nclient_id = \"{}\"\n\
+                 client_secret_env = \"KEYSMITH_TEST_SECRET\"\nlogin_base = \"{}\"\ngraph_base = \"{}\"\n\n\
                  {log_section}",
                 emulator.tenant_id(),
                 emulator.client_id(),
@@ -163,7 +162,8 @@ fn config_log_section_applies_and_flags_override_it() {
     write_config("[log]\nlevel = \"info\"\ndirectives = \"lifecycle=loud\"\n");
     let out = run(&mut cmd(&["--json", "device", "info"]), None);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("log.directives"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("log.directives"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

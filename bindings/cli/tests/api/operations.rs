@@ -1,0 +1,114 @@
+//! The operations the facade has that the old CLI lacked: sign-in, reissue, issue with
+//! the holder present, self-service issuance and PIN set, journal replay.
+
+use std::time::Duration;
+
+use entra_graph::emulator::{Emulator, EmulatorConfig};
+
+use super::cli::{env, path_str, USER};
+
+const PIN: &str = "holder-pin-1357\n";
+
+#[test]
+fn sign_in_reissue_and_journal_replay_through_the_binary() {
+    let emulator = Emulator::start(EmulatorConfig::default()).unwrap();
+    let e = env("ops", &emulator);
+    // The config's template, resetting the key before (re)issuance.
+    let text = std::fs::read_to_string(&e.template).unwrap();
+    std::fs::write(
+        &e.template,
+        format!("{text}\n[credential.fido2]\nreset_before_issuance = true\n"),
+    )
+    .unwrap();
+    let tpl = path_str(&e.template).to_owned();
+    // Issue with the holder at the desk (`--activate`): their PIN is set at issuance;
+    // this template registers the passkeys at activation.
+    let k = e.json(
+        &["--json", "issue", "--template", &tpl, "--user", USER, "--serial", "OPS1",
+          "--activate", "--pin-stdin"],
+        Some(PIN),
+    );
+    assert_eq!(k["state"], "issued", "{k}");
+    let key = k["key_id"].as_str().unwrap().to_owned();
+    let k = e.json(&["--json", "activate", &key, "--pin-stdin"], Some(PIN));
+    assert_eq!(k["state"], "active", "{k}");
+
+    let signed = e.json(&["--json", "sign-in", &key, "--pin-stdin"], Some(PIN));
+    let signed = signed.as_array().unwrap();
+    assert_eq!(signed.len(), 1);
+    assert_eq!(signed[0]["passkey_template"], "entra");
+    let out = e.run(&["sign-in", &key, "--pin-stdin"], Some(PIN));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("verified: passkey entra"));
+
+    // A wrong PIN is the key's refusal: a device error (3).
+    let out = e.run(&["--json", "sign-in", &key, "--pin-stdin"], Some("wrong-pin-0000\n"));
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let err: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(err["error"]["kind"], "device");
+
+    assert!(e.json(&["--json", "journal", "replay"], None).as_array().unwrap().is_empty());
+
+    let inactive = e.json(&["--json", "inactivate", &key], None);
+    assert_eq!(inactive["state"], "inactive");
+    let reissued = e.json(&["--json", "reissue", &key, "--user", USER], None);
+    assert_eq!(reissued["state"], "issued", "{reissued}");
+    let audit = e.json(&["--json", "audit", &key], None);
+    assert!(audit.as_array().unwrap().iter().any(|a| a["detail"] == "reissue"), "{audit}");
+    let _ = std::fs::remove_dir_all(&e.dir);
+}
+
+const PORTAL: &str = "keysmith-self-service-portal";
+
+fn self_service_template(emulator: &Emulator) -> String {
+    format!(
+        r#"
+[passkey.entra]
+idp = {{ connection = "contoso-entra", kind = "entra", graph_api_version = "beta" }}
+display_name = "{{displayName}} key {{serial}}"
+truncate_display_name = true
+rp_id = "login.microsoft.com"
+challenge_timeout_minutes = 60
+
+[credential]
+name = "cli-self-service"
+passkey_templates = ["entra"]
+user_assignment = {{ directory = "contoso-entra" }}
+
+[credential.self_service]
+pin_set_allowed = true
+self_issuance_allowed = true
+issue_by_user = true
+
+[credential.self_service.oidc]
+issuer = "{issuer}"
+audience = "{PORTAL}"
+jwks_url = "{jwks}"
+"#,
+        issuer = emulator.oidc_issuer(),
+        jwks = emulator.jwks_url(),
+    )
+}
+
+#[test]
+fn self_issue_through_the_binary() {
+    let emulator = Emulator::start(EmulatorConfig::default()).unwrap();
+    let e = env("self", &emulator);
+    let tpl = e.dir.join("self.toml");
+    std::fs::write(&tpl, self_service_template(&emulator)).unwrap();
+    let token = emulator
+        .holder_token(USER, PORTAL, Duration::from_secs(600))
+        .unwrap();
+    let token_file = e.dir.join("id-token");
+    std::fs::write(&token_file, &token).unwrap();
+    let k = e.json(
+        &["--json", "self", "issue", "--template", path_str(&tpl), "--id-token-file",
+          path_str(&token_file), "--serial", "SELF1", "--pin-stdin"],
+        Some("self-pin-24680\n"),
+    );
+    assert_eq!(k["state"], "active", "{k}");
+    // Without a token: a usage error.
+    let out = e.run(&["self", "set-pin", k["key_id"].as_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--id-token-file"));
+    let _ = std::fs::remove_dir_all(&e.dir);
+}

@@ -15,4 +15,4 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get install -y --no-install-recommends "${need[@]}" </dev/null \
     || { apt-get update </dev/null && apt-get install -y --no-install-recommends "${need[@]}" </dev/null; }
 fi
-exec cargo run --locked -p keysmith-examples --bin keysmith -- demo "$@"
+exec cargo run --locked -p keysmith-cli --features demo -- demo "$@"

@@ -69,6 +69,9 @@ venv="$PWD/target/pyvenv"
 # The emulator binary the cargo tests built (else the tests build it with cargo run).
 KEYSMITH_EMULATOR_BIN="$PWD/target/debug/entra-emulator" "$venv/bin/python" -m pytest -q bindings/python/tests
 
+log "examples (Rust, C, Python)"
+scripts/run-examples.sh
+
 log "interop: python-fido2 against the software authenticator through pcscd + vpcd"
 python3 -m pytest -q tests/interop
 

@@ -20,9 +20,6 @@ use std::process::ExitCode;
 
 use keysmith_facade::{ErrorKind, FacadeError};
 
-/// Exit code for a usage error.
-const EXIT_USAGE: u8 = 2;
-
 const USAGE: &str = "usage:
   keysmith demo [--db FILE]        run the whole lifecycle against the built-in Entra emulator
                                    (builds with --features demo only)
@@ -128,7 +125,7 @@ fn demo(db: Option<PathBuf>) -> ExitCode {
 #[cfg(not(feature = "demo"))]
 fn demo(_db: Option<PathBuf>) -> ExitCode {
     eprintln!("keysmith: this build has no demo; build with --features demo");
-    ExitCode::from(EXIT_USAGE)
+    ExitCode::from(exit_code(&FacadeError::usage("")))
 }
 
 fn operator(raw: &[String], json: bool) -> ExitCode {

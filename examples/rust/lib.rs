@@ -1,0 +1,18 @@
+//! # keysmith examples
+//!
+//! Short, runnable examples grouped by task, one per language binding:
+//!
+//! | task | Rust | C | Python |
+//! |---|---|---|---|
+//! | issue a key and activate it | `rust/issue_and_activate.rs` | `c/issue_and_activate.c` | `python/issue_and_activate.py` |
+//!
+//! `scripts/run-examples.sh` builds and runs every one against the Entra emulator and a
+//! software key. The Rust example starts the emulator in-process; the C and Python ones
+//! take the session configuration (JSON) and a device spec on their command line.
+//!
+//! [`TEMPLATE`] is the credential template they all issue with.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+/// The credential template the examples issue with (`examples/templates/standard.toml`).
+pub const TEMPLATE: &str = include_str!("../templates/standard.toml");

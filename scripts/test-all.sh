@@ -67,7 +67,7 @@ venv="$PWD/target/pyvenv"
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "maturin>=1.5,<2" pytest
 (cd bindings/python && VIRTUAL_ENV="$venv" PATH="$venv/bin:$PATH" maturin develop --locked)
 # The emulator binary the cargo tests built (else the tests build it with cargo run).
-KEYSMITH_EMULATOR_BIN="$PWD/target/debug/entra-emulator" "$venv/bin/python" -m pytest -q bindings/python/tests
+KEYSMITH_EMULATOR_BIN="$PWD/target/debug/entra-emulator" "$venv/bin/python" -m pytest -q bindings/python/tests tests/parity
 
 log "examples (Rust, C, Python)"
 scripts/run-examples.sh

@@ -50,7 +50,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let active = session.activate(&device, &issued.key_id, "holder-pin-2468")?;
     println!("activated: {}", serde_json::to_string(&active)?);
     for s in session.sign_in(&device, &active.key_id, "holder-pin-2468")? {
-        println!("sign-in verified with passkey {} ({})", s.passkey_template, s.method_id);
+        println!(
+            "sign-in verified with passkey {} ({})",
+            s.passkey_template, s.method_id
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())

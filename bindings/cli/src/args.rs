@@ -190,9 +190,10 @@ pub fn read_id_token(args: &Args) -> Result<Zeroizing<String>, FacadeError> {
     if path.as_os_str() == "-" {
         return stdin_line("ID token");
     }
-    let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
-        FacadeError::usage(format!("--id-token-file {}: {e}", path.display()))
-    })?);
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path)
+            .map_err(|e| FacadeError::usage(format!("--id-token-file {}: {e}", path.display())))?,
+    );
     Ok(Zeroizing::new(text.trim().to_owned()))
 }
 

@@ -312,11 +312,7 @@ pub(crate) fn bulk(args: &Args, kind: &str, file: Option<&str>) -> Result<Output
                 }
             })?
         }
-        (None, None) => {
-            return Err(FacadeError::usage(
-                "bulk needs FILE.csv (or --resume JOB)",
-            ))
-        }
+        (None, None) => return Err(FacadeError::usage("bulk needs FILE.csv (or --resume JOB)")),
     };
     eprintln!("bulk {kind} job {}: {} row(s)", job.job_id, job.total);
     let options = BulkRunOptions {

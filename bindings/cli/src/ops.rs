@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use keysmith_facade::{
-    Device, FacadeError, IssueParams, Key, KeyDetails, KeyFilter, Prompt, ReissueParams,
-    Session, SessionConfig,
+    Device, FacadeError, IssueParams, Key, KeyDetails, KeyFilter, Prompt, ReissueParams, Session,
+    SessionConfig,
 };
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -132,7 +132,10 @@ pub(crate) fn template_name(session: &Session, t: &str) -> Result<String, Facade
         let text = std::fs::read_to_string(path)
             .map_err(|e| FacadeError::usage(format!("template {}: {e}", path.display())))?;
         let summary = session.add_template(&text).map_err(|e| {
-            FacadeError::new(e.kind, format!("template {}: {}", path.display(), e.message))
+            FacadeError::new(
+                e.kind,
+                format!("template {}: {}", path.display(), e.message),
+            )
         })?;
         return Ok(summary.name);
     }
@@ -481,9 +484,7 @@ fn issue(args: &Args) -> Result<Output, FacadeError> {
 /// `--expiring-before T` as Unix ms (see [`args::parse_time`]).
 pub(crate) fn expiring_before(args: &Args) -> Result<Option<i64>, FacadeError> {
     Ok(match &args.expiring_before {
-        Some(t) => Some(
-            i64::try_from(args::parse_time(t, args::now_ms())?).unwrap_or(i64::MAX),
-        ),
+        Some(t) => Some(i64::try_from(args::parse_time(t, args::now_ms())?).unwrap_or(i64::MAX)),
         None => None,
     })
 }

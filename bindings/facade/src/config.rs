@@ -68,8 +68,8 @@ impl SessionConfig {
 
     /// Parses TOML text (the same fields; `[repository]`, `[[idp]]`, `[log]` tables).
     pub fn from_toml(text: &str) -> Result<SessionConfig> {
-        let cfg: SessionConfig = toml::from_str(text)
-            .map_err(|e| FacadeError::usage(format!("session config: {e}")))?;
+        let cfg: SessionConfig =
+            toml::from_str(text).map_err(|e| FacadeError::usage(format!("session config: {e}")))?;
         cfg.check()
     }
 
@@ -86,18 +86,18 @@ impl SessionConfig {
     /// content. Relative paths in it (SQLite file, `pin_key_file`, `template_files`,
     /// `client_secret_file`, a log directory) are relative to the file's directory.
     pub fn from_file(path: &Path) -> Result<SessionConfig> {
-        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
-            FacadeError::usage(format!("reading config {}: {e}", path.display()))
-        })?);
+        let text =
+            Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
+                FacadeError::usage(format!("reading config {}: {e}", path.display()))
+            })?);
         let ext = path.extension().and_then(|e| e.to_str());
         let parsed = match ext {
             Some(e) if e.eq_ignore_ascii_case("json") => Self::from_json(&text),
             Some(e) if e.eq_ignore_ascii_case("toml") => Self::from_toml(&text),
             _ => Self::parse(&text),
         };
-        let mut cfg = parsed.map_err(|e| {
-            FacadeError::new(e.kind, format!("{}: {}", path.display(), e.message))
-        })?;
+        let mut cfg = parsed
+            .map_err(|e| FacadeError::new(e.kind, format!("{}: {}", path.display(), e.message)))?;
         let base = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
@@ -184,9 +184,8 @@ impl SessionConfig {
             ))
         })?);
         if bytes.len() == 32 {
-            return PinKey::from_slice(&bytes).map_err(|e| {
-                FacadeError::usage(format!("session config: pin_key_file: {e}"))
-            });
+            return PinKey::from_slice(&bytes)
+                .map_err(|e| FacadeError::usage(format!("session config: pin_key_file: {e}")));
         }
         let text = std::str::from_utf8(&bytes).map_err(|_| {
             FacadeError::usage(format!(
@@ -428,5 +427,70 @@ mod tests {
         let e = idp(cfg.idp.remove(0)).err().unwrap();
         assert!(e.message.contains("graph_api_version"));
         assert!(!e.message.contains("hunter2"));
+    }
+
+    #[test]
+    fn toml_and_json_have_the_same_fields() {
+        let json = r#"{"repository": {"sqlite": "k.db"}, "pin_key_file": "host.key",
+            "station": "s1", "template_files": ["t.toml"],
+            "idp": [{"name": "c", "tenant": "t", "client_id": "id",
+                     "client_secret_env": "SECRET", "graph_api_version": "beta"}],
+            "log": {"level": "debug"}}"#;
+        let toml = "station = \"s1\"\npin_key_file = \"host.key\"\n\
+                    template_files = [\"t.toml\"]\nrepository = { sqlite = \"k.db\" }\n\
+                    [[idp]]\nname = \"c\"\ntenant = \"t\"\nclient_id = \"id\"\n\
+                    client_secret_env = \"SECRET\"\ngraph_api_version = \"beta\"\n\
+                    [log]\nlevel = \"debug\"\n";
+        for cfg in [
+            SessionConfig::from_json(json).ok().unwrap(),
+            SessionConfig::from_toml(toml).ok().unwrap(),
+            SessionConfig::parse(toml).ok().unwrap(),
+            SessionConfig::parse(json).ok().unwrap(),
+        ] {
+            assert_eq!(cfg.station, "s1");
+            assert_eq!(cfg.repository.sqlite.as_deref(), Some("k.db"));
+            assert_eq!(cfg.template_files, [PathBuf::from("t.toml")]);
+            assert_eq!(cfg.idp[0].client_secret_env.as_deref(), Some("SECRET"));
+            assert_eq!(cfg.log().map(|l| l.level.as_str()), Some("debug"));
+        }
+        let e = SessionConfig::from_toml(
+            "pin_key = \"\"\nrepository = { sqlite = \"x\" }\nbogus = 1\n",
+        )
+        .err()
+        .unwrap();
+        assert!(e.message.contains("bogus"), "{}", e.message);
+        let e = SessionConfig::from_json(
+            r#"{"repository": {"sqlite": "x"}, "pin_key": "", "pin_key_file": "f"}"#,
+        )
+        .err()
+        .unwrap();
+        assert!(e.message.contains("exactly one"), "{}", e.message);
+    }
+
+    #[test]
+    fn config_files_resolve_relative_paths_against_their_directory() {
+        let dir = std::env::temp_dir().join(format!("keysmith-facade-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("keysmith.toml");
+        std::fs::write(
+            &path,
+            "pin_key_file = \"host.key\"\nrepository = { sqlite = \"k.db\" }\n\
+             [log]\ndestination = { kind = \"file\", directory = \"logs\" }\n",
+        )
+        .unwrap();
+        let cfg = SessionConfig::from_file(&path).ok().unwrap();
+        assert_eq!(
+            cfg.pin_key_file.as_deref(),
+            Some(dir.join("host.key").as_path())
+        );
+        assert_eq!(
+            cfg.repository.sqlite.as_deref(),
+            Some(dir.join("k.db").to_str().unwrap())
+        );
+        match cfg.log().map(|l| &l.destination) {
+            Some(LogDestination::File(f)) => assert_eq!(f.directory, dir.join("logs")),
+            _ => panic!("no file destination"),
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -12,9 +12,9 @@ use lifecycle::model::CredentialState;
 use lifecycle::store::KeyQuery;
 use lifecycle::template::TemplateSet;
 
+use crate::config::SessionConfig;
 use crate::device::{open_transport, DeviceState};
 use crate::types::{IssueParams, KeyFilter, ReissueParams};
-use crate::config::SessionConfig;
 use crate::{
     config, now_ms, parse_template, AuditEntry, BulkJob, BulkProgress, BulkRow, BulkRunOptions,
     BulkSummary, Device, ExpiringCursor, ExpiringPage, ExpiringPending, FacadeError, Key,

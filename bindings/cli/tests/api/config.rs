@@ -34,7 +34,16 @@ fn toml_and_json_configs_give_the_same_results() {
     let json_path = e.dir.join("keysmith.json");
     std::fs::write(&json_path, json_config(&emulator)).unwrap();
     let issued = e.json(
-        &["--json", "issue", "--template", "cli-standard", "--user", USER, "--serial", "FMT1"],
+        &[
+            "--json",
+            "issue",
+            "--template",
+            "cli-standard",
+            "--user",
+            USER,
+            "--serial",
+            "FMT1",
+        ],
         None,
     );
     let key = issued["key_id"].as_str().unwrap().to_owned();
@@ -69,7 +78,11 @@ fn toml_and_json_configs_give_the_same_results() {
     let out = with(&bare, &["--json", "templates"]);
     assert!(out.status.success(), "{out:?}");
     // An unknown field is a usage error naming it, in either format.
-    std::fs::write(&bare, "pin_key_file = \"host.key\"\nrepository = { sqlite = \"k.db\" }\nbogus = 1\n").unwrap();
+    std::fs::write(
+        &bare,
+        "pin_key_file = \"host.key\"\nrepository = { sqlite = \"k.db\" }\nbogus = 1\n",
+    )
+    .unwrap();
     let out = with(&bare, &["show", "k"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("bogus"));
@@ -123,12 +136,22 @@ fn demo_without_the_feature_is_a_usage_error() {
 #[test]
 fn the_default_build_has_no_emulator() {
     let out = std::process::Command::new(env!("CARGO"))
-        .args(["tree", "--offline", "-p", "keysmith-cli", "--no-default-features"])
+        .args([
+            "tree",
+            "--offline",
+            "-p",
+            "keysmith-cli",
+            "--no-default-features",
+        ])
         .args(["-e", "normal,features", "--prefix", "none"])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let tree = String::from_utf8_lossy(&out.stdout);
     assert!(tree.contains("keysmith-facade"), "{tree}");
     assert!(!tree.contains("entra-graph feature \"emulator\""), "{tree}");

@@ -24,8 +24,18 @@ fn sign_in_reissue_and_journal_replay_through_the_binary() {
     // Issue with the holder at the desk (`--activate`): their PIN is set at issuance;
     // this template registers the passkeys at activation.
     let k = e.json(
-        &["--json", "issue", "--template", &tpl, "--user", USER, "--serial", "OPS1",
-          "--activate", "--pin-stdin"],
+        &[
+            "--json",
+            "issue",
+            "--template",
+            &tpl,
+            "--user",
+            USER,
+            "--serial",
+            "OPS1",
+            "--activate",
+            "--pin-stdin",
+        ],
         Some(PIN),
     );
     assert_eq!(k["state"], "issued", "{k}");
@@ -41,19 +51,33 @@ fn sign_in_reissue_and_journal_replay_through_the_binary() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("verified: passkey entra"));
 
     // A wrong PIN is the key's refusal: a device error (3).
-    let out = e.run(&["--json", "sign-in", &key, "--pin-stdin"], Some("wrong-pin-0000\n"));
+    let out = e.run(
+        &["--json", "sign-in", &key, "--pin-stdin"],
+        Some("wrong-pin-0000\n"),
+    );
     assert_eq!(out.status.code(), Some(3), "{out:?}");
     let err: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(err["error"]["kind"], "device");
 
-    assert!(e.json(&["--json", "journal", "replay"], None).as_array().unwrap().is_empty());
+    assert!(e
+        .json(&["--json", "journal", "replay"], None)
+        .as_array()
+        .unwrap()
+        .is_empty());
 
     let inactive = e.json(&["--json", "inactivate", &key], None);
     assert_eq!(inactive["state"], "inactive");
     let reissued = e.json(&["--json", "reissue", &key, "--user", USER], None);
     assert_eq!(reissued["state"], "issued", "{reissued}");
     let audit = e.json(&["--json", "audit", &key], None);
-    assert!(audit.as_array().unwrap().iter().any(|a| a["detail"] == "reissue"), "{audit}");
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["detail"] == "reissue"),
+        "{audit}"
+    );
     let _ = std::fs::remove_dir_all(&e.dir);
 }
 
@@ -101,8 +125,18 @@ fn self_issue_through_the_binary() {
     let token_file = e.dir.join("id-token");
     std::fs::write(&token_file, &token).unwrap();
     let k = e.json(
-        &["--json", "self", "issue", "--template", path_str(&tpl), "--id-token-file",
-          path_str(&token_file), "--serial", "SELF1", "--pin-stdin"],
+        &[
+            "--json",
+            "self",
+            "issue",
+            "--template",
+            path_str(&tpl),
+            "--id-token-file",
+            path_str(&token_file),
+            "--serial",
+            "SELF1",
+            "--pin-stdin",
+        ],
         Some("self-pin-24680\n"),
     );
     assert_eq!(k["state"], "active", "{k}");

@@ -59,6 +59,8 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 
 log "cargo test"
 cargo test --workspace --all-features --locked
+# keysmith-cli without its demo feature: `keysmith demo` refuses with exit 2.
+cargo test -p keysmith-cli --locked --test api config::
 
 log "Python bindings: maturin develop + pytest"
 # The C ABI's test (bindings/c/tests/c_abi.rs) ran above with the cargo tests.

@@ -2,14 +2,16 @@
 (`keysmith show --json`), the C ABI (`ks_key_get`, or `ks_key_show` before its rename,
 through ctypes on libkeysmith.so) and Python (`Session.key()`).
 
-Needs target/debug/{keysmith,libkeysmith.so,entra-emulator} (built here when missing)
-and the `keysmith` Python module (`maturin develop`, as scripts/test-all.sh does)."""
+Builds target/debug/{keysmith,libkeysmith.so} (cargo build: nothing to do when they are
+current) and needs the `keysmith` Python module (`maturin develop`, as
+scripts/test-all.sh does)."""
 
 import ctypes
 import dataclasses
 import enum
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -25,10 +27,9 @@ TEMPLATE = (REPO / "examples" / "templates" / "standard.toml").read_text()
 
 
 def built(name, *cargo_args):
-    path = DEBUG / name
-    if not path.exists():
-        subprocess.run(["cargo", "build", "--quiet", *cargo_args], cwd=REPO, check=True)
-    return path
+    """target/debug/NAME, built (or brought up to date) with `cargo build CARGO_ARGS`."""
+    subprocess.run(["cargo", "build", "--quiet", *cargo_args], cwd=REPO, check=True)
+    return DEBUG / name
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +118,7 @@ def test_one_key_is_the_same_json_in_every_binding(emulator, tmp_path):
     assert from_python == from_c
     key = from_cli["key"]
     assert key["state"] == "active"
-    # The encodings: AAGUID as 32 hex digits, credential ids as one string each.
-    assert len(key["aaguid"]) == 32 and int(key["aaguid"], 16) >= 0
+    # The encodings: AAGUID as 32 hex digits, credential ids base64url without padding.
+    assert re.fullmatch(r"[0-9a-f]{32}", key["aaguid"])
     assert len(from_cli["passkeys"]) == 1
-    assert isinstance(from_cli["passkeys"][0]["credential_id"], str)
+    assert re.fullmatch(r"[A-Za-z0-9_-]{16,}", from_cli["passkeys"][0]["credential_id"])

@@ -13,6 +13,13 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Credential ids, everywhere in the facade: base64url without padding (as WebAuthn and
+/// the IdP write them).
+pub(crate) fn b64url(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
 /// A managed key as the repository records it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Key {
@@ -60,7 +67,7 @@ impl From<KeyRecord> for Key {
 pub struct Passkey {
     /// The passkey template (one per IdP).
     pub passkey_template: String,
-    /// The credential id (hex).
+    /// The credential id (base64url, no padding).
     pub credential_id: String,
     /// The IdP's method id, once registered.
     pub idp_method_id: Option<String>,
@@ -74,7 +81,7 @@ impl From<PasskeyRecord> for Passkey {
     fn from(p: PasskeyRecord) -> Self {
         Passkey {
             passkey_template: p.idp,
-            credential_id: hex(&p.credential_id),
+            credential_id: b64url(&p.credential_id),
             idp_method_id: p.idp_method_id,
             state: p.state.as_str().to_owned(),
             created_ms: p.created_ms,
@@ -169,7 +176,7 @@ pub struct SignInResult {
     pub passkey_template: String,
     /// The IdP's method id.
     pub method_id: String,
-    /// The credential id (hex).
+    /// The credential id (base64url, no padding).
     pub credential_id: String,
     /// The signature counter the key reported.
     pub sign_count: u32,
@@ -180,7 +187,7 @@ impl From<SignIn> for SignInResult {
         SignInResult {
             passkey_template: s.passkey_template,
             method_id: s.method_id,
-            credential_id: hex(&s.credential_id),
+            credential_id: b64url(&s.credential_id),
             sign_count: s.sign_count,
         }
     }

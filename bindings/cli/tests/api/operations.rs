@@ -47,6 +47,16 @@ fn sign_in_reissue_and_journal_replay_through_the_binary() {
     let signed = signed.as_array().unwrap();
     assert_eq!(signed.len(), 1);
     assert_eq!(signed[0]["passkey_template"], "entra");
+    // Credential ids are base64url (no padding) in every result, as in C and Python.
+    let cred = signed[0]["credential_id"].as_str().unwrap();
+    assert!(cred.len() >= 16, "{cred}");
+    assert!(
+        cred.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+        "{cred}"
+    );
+    let shown = e.json(&["--json", "show", &key], None);
+    assert_eq!(shown["passkeys"][0]["credential_id"], cred);
     let out = e.run(&["sign-in", &key, "--pin-stdin"], Some(PIN));
     assert!(String::from_utf8_lossy(&out.stdout).contains("verified: passkey entra"));
 

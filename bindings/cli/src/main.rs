@@ -100,7 +100,11 @@ fn main() -> ExitCode {
         // Diagnostics set-up errors go to stderr even with --json (as before).
         Err(e) => return fail(false, &e),
     };
-    let words: Vec<&str> = rest.iter().map(String::as_str).collect();
+    let words: Vec<&str> = rest
+        .iter()
+        .map(String::as_str)
+        .filter(|w| *w != "--json")
+        .collect();
     match words.as_slice() {
         ["demo"] => demo(None),
         ["demo", "--db", file] => demo(Some(PathBuf::from(file))),

@@ -78,6 +78,14 @@ fn template_check_lists_every_problem_with_its_field() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // With --json: the facade's template summary.
+    let out = keysmith()
+        .args(["--json", "template", "check", good])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(summary["passkey_templates"].is_array(), "{summary}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

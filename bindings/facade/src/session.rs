@@ -75,6 +75,11 @@ impl Session {
     /// }
     /// ```
     ///
+    /// Also accepted (and the usual choice in a config file, see [`Session::open_file`]):
+    /// `"pin_key_file"` instead of `"pin_key"`, `"template_files"` (paths) besides
+    /// `"templates"`, and per IdP `"client_secret_env"` or `"client_secret_file"` instead
+    /// of `"client_secret"`. The same fields in TOML: [`SessionConfig::from_toml`].
+    ///
     /// Secrets (PIN key, client secret, private key) are zeroized after use and never
     /// appear in errors; the caller's JSON text is the caller's to wipe.
     pub fn open(config_json: &str) -> Result<Session> {

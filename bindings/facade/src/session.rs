@@ -117,11 +117,9 @@ impl Session {
             }),
         };
         for (i, t) in cfg.templates.iter().enumerate() {
-            session.add_template(t).map_err(|e| {
-                FacadeError::new(
-                    e.kind,
-                    format!("session config: templates[{i}]: {}", e.message),
-                )
+            session.add_template(t).map_err(|e| FacadeError {
+                message: format!("session config: templates[{i}]: {}", e.message),
+                ..e
             })?;
         }
         Ok(session)
@@ -189,6 +187,7 @@ impl Session {
             .cloned()
             .ok_or_else(|| {
                 FacadeError::usage(format!("credential template {name:?} is not loaded"))
+                    .with_reason("template_not_found")
             })
     }
 

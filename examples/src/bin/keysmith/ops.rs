@@ -1094,7 +1094,7 @@ mod tests {
         assert_eq!(e.code, EXIT_USAGE);
         let e: CliError = lifecycle::Error::Engine(EngineError::Device {
             step: "getInfo",
-            message: "x".into(),
+            cause: fido_transport::Error::DeviceNotFound("x".into()).into(),
         })
         .into();
         assert_eq!(e.code, EXIT_DEVICE);

@@ -3,10 +3,13 @@
 //! The C ABI over [`keysmith_facade`]; the header is `include/keysmith.h`.
 //!
 //! Conventions (every entry point):
-//! - returns a `ks_status`: `KS_OK` (0) or the error kind's code (`KS_USAGE` 2,
+//! - returns a [`ks_status`]: `KS_OK` (0) or the error kind's code (`KS_USAGE` 2,
 //!   `KS_DEVICE` 3, `KS_IDP` 4, `KS_REPOSITORY` 5, `KS_TEMPLATE` 6, `KS_TRANSITION` 7,
-//!   `KS_INTERNAL` 9); the `*_free` functions return nothing;
-//! - on failure the message is kept per thread for [`ks_last_error`]; a success clears it;
+//!   `KS_INTERNAL` 9; [`ks_status_str`] names it); the `*_free` functions return nothing;
+//! - on failure the error is kept per thread: its message for [`ks_last_error`], the
+//!   whole error as JSON for [`ks_last_error_json`]
+//!   (`{"kind","reason","message","ctap_status"?,"retries_left"?}`, `reason` a stable
+//!   snake_case word such as `pin_invalid`); a success clears it;
 //! - input strings are NUL-terminated UTF-8 and stay the caller's; a NULL or non-UTF-8
 //!   input is `KS_USAGE`;
 //! - results are written to out pointers (set to NULL / 0 first, so they are NULL after a
@@ -23,27 +26,54 @@ use std::cell::RefCell;
 use std::ffi::{c_char, c_void, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use keysmith_facade::{Device, FacadeError, Session};
+use keysmith_facade::{Device, ErrorKind, FacadeError, Session};
 
-/// Status of a call: `KS_OK` or an error kind's code.
-pub type ks_status = i32;
+/// The C ABI's major version (`KEYSMITH_VERSION_MAJOR` in the header; the library's own
+/// at run time is [`ks_version`]).
+pub const KEYSMITH_VERSION_MAJOR: u32 = 0;
+/// The C ABI's minor version, raised when entry points or values are added.
+pub const KEYSMITH_VERSION_MINOR: u32 = 2;
+/// The C ABI's patch version.
+pub const KEYSMITH_VERSION_PATCH: u32 = 0;
 
-/// Success.
-pub const KS_OK: ks_status = 0;
-/// Bad input: NULL or non-UTF-8 argument, malformed JSON, unknown key/template, ...
-pub const KS_USAGE: ks_status = 2;
-/// The security key or its transport failed.
-pub const KS_DEVICE: ks_status = 3;
-/// The identity provider refused or failed.
-pub const KS_IDP: ks_status = 4;
-/// The repository failed or refused.
-pub const KS_REPOSITORY: ks_status = 5;
-/// A template is invalid or unsupported.
-pub const KS_TEMPLATE: ks_status = 6;
-/// The action is not allowed in the key's state.
-pub const KS_TRANSITION: ks_status = 7;
-/// Internal error (a bug, e.g. a caught panic).
-pub const KS_INTERNAL: ks_status = 9;
+/// Status of a call: `KS_OK` or the code of the error's kind (the facade's
+/// `ErrorKind::code`); [`ks_status_str`] names it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ks_status {
+    /// Success.
+    KS_OK = 0,
+    /// Bad input: NULL or non-UTF-8 argument, malformed JSON, unknown key/template, ...
+    KS_USAGE = 2,
+    /// The security key or its transport failed.
+    KS_DEVICE = 3,
+    /// The identity provider refused or failed.
+    KS_IDP = 4,
+    /// The repository failed or refused.
+    KS_REPOSITORY = 5,
+    /// A template is invalid or unsupported.
+    KS_TEMPLATE = 6,
+    /// The action is not allowed in the key's state.
+    KS_TRANSITION = 7,
+    /// Internal error (a bug, e.g. a caught panic).
+    KS_INTERNAL = 9,
+}
+
+pub use ks_status::*;
+
+impl From<ErrorKind> for ks_status {
+    fn from(kind: ErrorKind) -> Self {
+        match kind {
+            ErrorKind::Usage => KS_USAGE,
+            ErrorKind::Device => KS_DEVICE,
+            ErrorKind::Idp => KS_IDP,
+            ErrorKind::Repository => KS_REPOSITORY,
+            ErrorKind::Template => KS_TEMPLATE,
+            ErrorKind::Transition => KS_TRANSITION,
+            ErrorKind::Internal => KS_INTERNAL,
+        }
+    }
+}
 
 /// Receives prompts as JSON (`{"kind":"touch_key","step":"makeCredential"}`, ...):
 /// `ctx` is what was given to [`ks_set_prompt_callback`]; `prompt_json` is valid only
@@ -80,11 +110,13 @@ pub struct ks_device {
 }
 
 thread_local! {
-    static LAST_ERROR: RefCell<Option<(ks_status, String)>> = const { RefCell::new(None) };
+    static LAST_ERROR: RefCell<Option<FacadeError>> = const { RefCell::new(None) };
 }
 
-fn set_last_error(code: ks_status, message: String) {
-    LAST_ERROR.with(|l| *l.borrow_mut() = Some((code, message)));
+fn set_last_error(e: FacadeError) -> ks_status {
+    let status = e.kind.into();
+    LAST_ERROR.with(|l| *l.borrow_mut() = Some(e));
+    status
 }
 
 fn clear_last_error() {
@@ -98,15 +130,10 @@ fn guard(f: impl FnOnce() -> Result<(), FacadeError>) -> ks_status {
             clear_last_error();
             KS_OK
         }
-        Ok(Err(e)) => {
-            let code = e.code();
-            set_last_error(code, e.message);
-            code
-        }
-        Err(_) => {
-            set_last_error(KS_INTERNAL, "internal error: a panic was caught".into());
-            KS_INTERNAL
-        }
+        Ok(Err(e)) => set_last_error(e),
+        Err(_) => set_last_error(FacadeError::internal(
+            "internal error: a panic was caught",
+        )),
     }
 }
 
@@ -252,8 +279,8 @@ pub unsafe extern "C" fn ks_last_error(message: *mut *mut c_char) -> ks_status {
         return KS_USAGE;
     }
     let last = LAST_ERROR.with(|l| l.borrow().clone());
-    let (code, text) = match last {
-        Some((code, text)) => (code, Some(text)),
+    let (status, text) = match last {
+        Some(e) => (e.kind.into(), Some(e.message)),
         None => (KS_OK, None),
     };
     let p = match text.map(c_string) {
@@ -262,7 +289,56 @@ pub unsafe extern "C" fn ks_last_error(message: *mut *mut c_char) -> ks_status {
     };
     // SAFETY: checked non-null; writable by contract.
     unsafe { message.write(p) };
-    code
+    status
+}
+
+/// The last failure on this thread as JSON: writes
+/// `{"kind":"device","reason":"pin_invalid","message":"...","ctap_status":49,
+/// "retries_left":7}` to `*error_json` (`ctap_status` and `retries_left` only where the
+/// security key told them; NULL if the last call succeeded; free it with
+/// [`ks_string_free`]) and returns its status (`KS_OK` if none). `reason` is a stable
+/// snake_case word to branch on (`pin_invalid`, `pin_blocked`, `cancelled`,
+/// `device_not_found`, `key_not_found`, `challenge_expired`, ...; the table is in the
+/// lifecycle crate's `Error` documentation). A NULL `error_json` returns `KS_USAGE` and
+/// keeps the stored error.
+///
+/// # Safety
+/// `error_json` is NULL or valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn ks_last_error_json(error_json: *mut *mut c_char) -> ks_status {
+    if error_json.is_null() {
+        return KS_USAGE;
+    }
+    let last = LAST_ERROR.with(|l| l.borrow().clone());
+    let (status, text) = match last {
+        Some(e) => (e.kind.into(), serde_json::to_string(&e).ok()),
+        None => (KS_OK, None),
+    };
+    let p = match text.map(c_string) {
+        Some(Ok(p)) => p,
+        _ => std::ptr::null_mut(),
+    };
+    // SAFETY: checked non-null; writable by contract.
+    unsafe { error_json.write(p) };
+    status
+}
+
+/// The name of a status (`"ok"`, `"usage"`, `"device"`, `"idp"`, `"repository"`,
+/// `"template"`, `"transition"`, `"internal"`): a static NUL-terminated string (do not
+/// free). `status` must be one of the enum's values.
+#[no_mangle]
+pub extern "C" fn ks_status_str(status: ks_status) -> *const c_char {
+    let name = match status {
+        KS_OK => c"ok",
+        KS_USAGE => c"usage",
+        KS_DEVICE => c"device",
+        KS_IDP => c"idp",
+        KS_REPOSITORY => c"repository",
+        KS_TEMPLATE => c"template",
+        KS_TRANSITION => c"transition",
+        KS_INTERNAL => c"internal",
+    };
+    name.as_ptr()
 }
 
 /// Configures process-wide logging from JSON (`{"level":"debug","format":"json",
@@ -385,20 +461,61 @@ mod tests {
         // SAFETY: valid out pointer.
         assert_eq!(unsafe { ks_last_error(&mut msg) }, KS_OK);
         assert!(msg.is_null());
+        // SAFETY: valid out pointer.
+        assert_eq!(unsafe { ks_last_error_json(&mut msg) }, KS_OK);
+        assert!(msg.is_null());
         // SAFETY: static NUL-terminated string.
         let v = unsafe { CStr::from_ptr(ks_version()) };
-        assert_eq!(v.to_str().unwrap(), keysmith_facade::version());
+        assert_eq!(v.to_str().unwrap(), env!("CARGO_PKG_VERSION"));
+        let header = format!(
+            "{KEYSMITH_VERSION_MAJOR}.{KEYSMITH_VERSION_MINOR}.{KEYSMITH_VERSION_PATCH}"
+        );
+        assert_eq!(header, env!("CARGO_PKG_VERSION"), "header macros = crate version");
+    }
+
+    #[test]
+    fn last_error_json_has_kind_reason_and_message() {
+        let mut out: *mut c_char = std::ptr::null_mut();
+        let mut d: *mut ks_device = std::ptr::null_mut();
+        // SAFETY: NULL spec (refused), valid out pointer.
+        assert_eq!(unsafe { ks_device_open(std::ptr::null(), &mut d) }, KS_USAGE);
+        // SAFETY: a NULL out pointer is refused and keeps the error.
+        assert_eq!(unsafe { ks_last_error_json(std::ptr::null_mut()) }, KS_USAGE);
+        // SAFETY: valid out pointer.
+        assert_eq!(unsafe { ks_last_error_json(&mut out) }, KS_USAGE);
+        // SAFETY: library string.
+        let text = unsafe { CStr::from_ptr(out) }.to_str().unwrap().to_owned();
+        // SAFETY: library string, freed once.
+        unsafe { ks_string_free(out) };
+        let v: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+        assert_eq!(v["kind"], "usage", "{text}");
+        assert_eq!(v["reason"], "usage", "{text}");
+        assert!(v["message"].as_str().unwrap().contains("spec"), "{text}");
+        assert!(v.get("ctap_status").is_none() && v.get("retries_left").is_none());
+    }
+
+    #[test]
+    fn status_names_are_static_and_match_the_kinds() {
+        use keysmith_facade::ErrorKind as K;
+        // SAFETY: static NUL-terminated strings.
+        let name = |s| unsafe { CStr::from_ptr(ks_status_str(s)) }.to_str().unwrap();
+        assert_eq!(name(KS_OK), "ok");
+        for k in K::ALL {
+            assert_eq!(name(ks_status::from(k)), k.as_str());
+            assert_eq!(ks_status::from(k) as i32, k.code());
+        }
     }
 
     #[test]
     fn codes_match_the_facade() {
         use keysmith_facade::ErrorKind as K;
-        assert_eq!(K::Usage.code(), KS_USAGE);
-        assert_eq!(K::Device.code(), KS_DEVICE);
-        assert_eq!(K::Idp.code(), KS_IDP);
-        assert_eq!(K::Repository.code(), KS_REPOSITORY);
-        assert_eq!(K::Template.code(), KS_TEMPLATE);
-        assert_eq!(K::Transition.code(), KS_TRANSITION);
-        assert_eq!(K::Internal.code(), KS_INTERNAL);
+        assert_eq!(KS_OK as i32, 0);
+        assert_eq!(K::Usage.code(), KS_USAGE as i32);
+        assert_eq!(K::Device.code(), KS_DEVICE as i32);
+        assert_eq!(K::Idp.code(), KS_IDP as i32);
+        assert_eq!(K::Repository.code(), KS_REPOSITORY as i32);
+        assert_eq!(K::Template.code(), KS_TEMPLATE as i32);
+        assert_eq!(K::Transition.code(), KS_TRANSITION as i32);
+        assert_eq!(K::Internal.code(), KS_INTERNAL as i32);
     }
 }

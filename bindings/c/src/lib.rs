@@ -131,9 +131,7 @@ fn guard(f: impl FnOnce() -> Result<(), FacadeError>) -> ks_status {
             KS_OK
         }
         Ok(Err(e)) => set_last_error(e),
-        Err(_) => set_last_error(FacadeError::internal(
-            "internal error: a panic was caught",
-        )),
+        Err(_) => set_last_error(FacadeError::internal("internal error: a panic was caught")),
     }
 }
 
@@ -355,9 +353,13 @@ pub unsafe extern "C" fn ks_log_configure(json: *const c_char) -> ks_status {
     })
 }
 
-mod device;
-mod jobs;
+// The header lists the entry points in this order: sessions and their operations, then
+// keys, then jobs (cbindgen follows the modules as declared).
 mod session;
+
+mod device;
+
+mod jobs;
 
 pub use device::*;
 pub use jobs::*;
@@ -467,10 +469,13 @@ mod tests {
         // SAFETY: static NUL-terminated string.
         let v = unsafe { CStr::from_ptr(ks_version()) };
         assert_eq!(v.to_str().unwrap(), env!("CARGO_PKG_VERSION"));
-        let header = format!(
-            "{KEYSMITH_VERSION_MAJOR}.{KEYSMITH_VERSION_MINOR}.{KEYSMITH_VERSION_PATCH}"
+        let header =
+            format!("{KEYSMITH_VERSION_MAJOR}.{KEYSMITH_VERSION_MINOR}.{KEYSMITH_VERSION_PATCH}");
+        assert_eq!(
+            header,
+            env!("CARGO_PKG_VERSION"),
+            "header macros = crate version"
         );
-        assert_eq!(header, env!("CARGO_PKG_VERSION"), "header macros = crate version");
     }
 
     #[test]
@@ -478,9 +483,15 @@ mod tests {
         let mut out: *mut c_char = std::ptr::null_mut();
         let mut d: *mut ks_device = std::ptr::null_mut();
         // SAFETY: NULL spec (refused), valid out pointer.
-        assert_eq!(unsafe { ks_device_open(std::ptr::null(), &mut d) }, KS_USAGE);
+        assert_eq!(
+            unsafe { ks_device_open(std::ptr::null(), &mut d) },
+            KS_USAGE
+        );
         // SAFETY: a NULL out pointer is refused and keeps the error.
-        assert_eq!(unsafe { ks_last_error_json(std::ptr::null_mut()) }, KS_USAGE);
+        assert_eq!(
+            unsafe { ks_last_error_json(std::ptr::null_mut()) },
+            KS_USAGE
+        );
         // SAFETY: valid out pointer.
         assert_eq!(unsafe { ks_last_error_json(&mut out) }, KS_USAGE);
         // SAFETY: library string.
@@ -498,7 +509,11 @@ mod tests {
     fn status_names_are_static_and_match_the_kinds() {
         use keysmith_facade::ErrorKind as K;
         // SAFETY: static NUL-terminated strings.
-        let name = |s| unsafe { CStr::from_ptr(ks_status_str(s)) }.to_str().unwrap();
+        let name = |s| {
+            unsafe { CStr::from_ptr(ks_status_str(s)) }
+                .to_str()
+                .unwrap()
+        };
         assert_eq!(name(KS_OK), "ok");
         for k in K::ALL {
             assert_eq!(name(ks_status::from(k)), k.as_str());

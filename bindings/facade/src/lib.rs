@@ -76,7 +76,7 @@ pub(crate) fn apply_logging(config: LogConfig) -> Result<()> {
         .map(|_| ())
         .map_err(|e| FacadeError {
             message: format!("log configuration: {e}"),
-            ..lifecycle::Error::from(e).into()
+            ..e.into()
         })
 }
 

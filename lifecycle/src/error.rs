@@ -23,9 +23,9 @@ use crate::template::TemplateError;
 ///
 /// | kind | reason | when |
 /// |---|---|---|
-/// | device | `pin_invalid` | wrong PIN (CTAP 0x31); `retries_left` says how many tries are left |
+/// | device | `pin_invalid` | wrong PIN (CTAP 0x31); `retries_left` says how many tries are left ([`DeviceError::power_cycle_required`]: reattach before the next) |
 /// | device | `pin_blocked` | the PIN is blocked (CTAP 0x32, or found blocked by PIN unblock); `retries_left` 0 |
-/// | device | `pin_auth_blocked` | too many wrong PINs in a row (CTAP 0x34, or a wrong PIN that needs a power cycle): reattach the key |
+/// | device | `pin_auth_blocked` | too many wrong PINs in a row (CTAP 0x34): reattach the key before trying again |
 /// | device | `pin_not_set` | the key has no PIN (CTAP 0x35) |
 /// | device | `pin_policy_violation` | the key refuses the PIN: too short for its minimum, or it must be changed first (CTAP 0x37) |
 /// | device | `pin_format_invalid` | the PIN breaks CTAP's rules before it is sent (too short, too long, NUL) |

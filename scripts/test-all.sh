@@ -48,6 +48,7 @@ cargo fmt --all -- --check
 log "cargo clippy"
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
 cargo check --workspace --locked --quiet   # default features build too
+scripts/check-header.sh   # the committed C header is the pinned cbindgen's output
 
 log "fido-core stays sans-IO"
 if cargo tree -p fido-core -e normal --prefix none --locked | grep -Eiq '^(hidapi|pcsc|reqwest|tokio|hyper|mio|async-std|rusqlite|postgres|socket2) '; then

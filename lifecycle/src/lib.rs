@@ -19,5 +19,5 @@ pub mod state;
 pub mod store;
 pub mod template;
 
-pub use error::Error;
+pub use error::{DeviceError, Error, ErrorKind};
 pub use model::CredentialState;

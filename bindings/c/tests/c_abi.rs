@@ -164,6 +164,14 @@ fn c_program_drives_the_whole_lifecycle() {
     let stdout = run_flow(&exe, &[], "flow");
     assert!(stdout.lines().any(|l| l == "ok"), "{stdout}");
     assert_eq!(value(&stdout, "version"), env!("CARGO_PKG_VERSION"));
+    assert_eq!(value(&stdout, "header_version"), env!("CARGO_PKG_VERSION"));
+    assert_eq!(value(&stdout, "wrong_pin_status"), "device");
+    let wrong_pin: serde_json::Value =
+        serde_json::from_str(value(&stdout, "wrong_pin_error")).expect("error JSON");
+    assert_eq!(wrong_pin["kind"], "device", "{wrong_pin}");
+    assert_eq!(wrong_pin["reason"], "pin_invalid", "{wrong_pin}");
+    assert_eq!(wrong_pin["ctap_status"], 0x31, "{wrong_pin}");
+    assert_eq!(wrong_pin["retries_left"], 7, "{wrong_pin}");
     let touches: u32 = value(&stdout, "touches").parse().expect("touch count");
     assert!(touches >= 2, "{stdout}");
     assert!(value(&stdout, "unknown_key_error").contains("no-such-key"));

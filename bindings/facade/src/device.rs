@@ -236,8 +236,10 @@ pub(crate) fn open_transport(spec: &str) -> Result<Opened> {
                 "device: softkey: needs a state file path",
             ));
         }
-        let soft = SoftAuthenticator::open_persistent(path, SoftConfig::default())
-            .map_err(|e| FacadeError::device(format!("software key {path}: {e}")))?;
+        let soft =
+            SoftAuthenticator::open_persistent(path, SoftConfig::default()).map_err(|e| {
+                FacadeError::device(format!("software key {path}: {e}")).with_reason("device_io")
+            })?;
         let serial = hex(Sha256::digest(soft.attestation_certificate())
             .get(..4)
             .unwrap_or(&[]))

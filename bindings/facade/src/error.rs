@@ -5,9 +5,11 @@ use lifecycle::engine::EngineError;
 
 /// What kind of failure a [`FacadeError`] is. The numeric codes are stable (the C ABI
 /// returns them as `ks_status`); see [`ErrorKind::code`].
+///
+/// Not `#[non_exhaustive]`, like [`lifecycle::ErrorKind`] which it mirrors 1:1: a new kind
+/// is a breaking change, so that every binding classifies it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
-#[non_exhaustive]
 pub enum ErrorKind {
     /// Bad input: malformed JSON or config, unknown key/template/connection, an action
     /// the caller may not take (code 2, the CLI's usage exit code).
@@ -147,46 +149,31 @@ impl FacadeError {
     }
 }
 
-fn engine_kind(e: &EngineError) -> ErrorKind {
-    match e {
-        EngineError::Device { .. }
-        | EngineError::SignIn { .. }
-        | EngineError::PinBlockedNeedsReissue { .. } => ErrorKind::Device,
-        EngineError::IdpDeletionCancelled { .. } | EngineError::RpIdMismatch { .. } => {
-            ErrorKind::Idp
+impl From<lifecycle::ErrorKind> for ErrorKind {
+    fn from(k: lifecycle::ErrorKind) -> Self {
+        match k {
+            lifecycle::ErrorKind::Usage => ErrorKind::Usage,
+            lifecycle::ErrorKind::Device => ErrorKind::Device,
+            lifecycle::ErrorKind::Idp => ErrorKind::Idp,
+            lifecycle::ErrorKind::Repository => ErrorKind::Repository,
+            lifecycle::ErrorKind::Template => ErrorKind::Template,
+            lifecycle::ErrorKind::Transition => ErrorKind::Transition,
+            lifecycle::ErrorKind::Internal => ErrorKind::Internal,
         }
-        EngineError::UnknownKey { .. }
-        | EngineError::UnknownConnection { .. }
-        | EngineError::UnknownTemplate { .. }
-        | EngineError::NotIssued { .. }
-        | EngineError::NoTransportPin { .. }
-        | EngineError::NoPendingRegistration { .. }
-        | EngineError::HolderPinRequired
-        | EngineError::HolderAuth { .. }
-        | EngineError::SelfServiceNotAllowed { .. }
-        | EngineError::NotKeyOwner { .. }
-        | EngineError::AlreadyIssued { .. }
-        | EngineError::PinNotBlocked { .. }
-        | EngineError::Csv { .. }
-        | EngineError::UnknownBulkJob { .. } => ErrorKind::Usage,
-        EngineError::DisplayName { .. } | EngineError::Unsupported { .. } => ErrorKind::Template,
-        EngineError::BadJournalPayload { .. } => ErrorKind::Repository,
-        _ => ErrorKind::Internal,
     }
 }
 
 impl From<lifecycle::Error> for FacadeError {
+    /// Kind, reason, CTAP status and retries as lifecycle classifies them (see
+    /// [`lifecycle::Error`]'s reason table).
     fn from(e: lifecycle::Error) -> Self {
-        let kind = match &e {
-            lifecycle::Error::Template(_) => ErrorKind::Template,
-            lifecycle::Error::Transition(_) => ErrorKind::Transition,
-            lifecycle::Error::Store(_) => ErrorKind::Repository,
-            lifecycle::Error::Idp(_) => ErrorKind::Idp,
-            lifecycle::Error::Engine(ee) => engine_kind(ee),
-            lifecycle::Error::Diagnostics(_) => ErrorKind::Usage,
-            _ => ErrorKind::Internal,
-        };
-        FacadeError::new(kind, e.to_string())
+        FacadeError {
+            kind: e.kind().into(),
+            reason: e.reason(),
+            ctap_status: e.ctap_status(),
+            retries_left: e.retries_left(),
+            message: e.to_string(),
+        }
     }
 }
 
@@ -196,9 +183,23 @@ impl From<EngineError> for FacadeError {
     }
 }
 
+impl From<lifecycle::DeviceError> for FacadeError {
+    /// A device error of the facade's own device operations (open, getInfo), classified
+    /// as lifecycle classifies the engine's.
+    fn from(e: lifecycle::DeviceError) -> Self {
+        FacadeError {
+            kind: ErrorKind::Device,
+            reason: e.reason(),
+            ctap_status: e.ctap_status(),
+            retries_left: e.retries_left(),
+            message: format!("security key: {e}"),
+        }
+    }
+}
+
 impl From<fido_transport::Error> for FacadeError {
     fn from(e: fido_transport::Error) -> Self {
-        FacadeError::device(format!("security key: {e}"))
+        lifecycle::DeviceError::from(e).into()
     }
 }
 
@@ -224,14 +225,49 @@ mod tests {
     fn engine_errors_map_to_kinds() {
         let e: FacadeError = EngineError::UnknownKey { key_id: "k".into() }.into();
         assert_eq!(e.kind, ErrorKind::Usage);
+        assert_eq!(e.reason, "key_not_found");
         assert!(e.message.contains("\"k\""));
         let e: FacadeError = EngineError::Device {
             step: "getInfo",
-            message: "gone".into(),
+            cause: fido_transport::Error::DeviceNotFound("gone".into()).into(),
         }
         .into();
         assert_eq!(e.kind, ErrorKind::Device);
+        assert_eq!(e.reason, "device_not_found");
+        assert_eq!(
+            e.message,
+            "security key: getInfo failed: no authenticator found: gone"
+        );
         let e: FacadeError = fido_transport::Error::ReattachRequired.into();
         assert_eq!(e.kind, ErrorKind::Device);
+        assert_eq!((e.reason, e.ctap_status), ("reattach_required", Some(0x30)));
+        let e: FacadeError =
+            lifecycle::Error::from(lifecycle::state::TransitionError::NeedsReissue).into();
+        assert_eq!((e.kind, e.reason), (ErrorKind::Transition, "needs_reissue"));
+    }
+
+    #[test]
+    fn a_wrong_pin_serializes_with_its_retries() {
+        let e: FacadeError = EngineError::Device {
+            step: "getPinUvAuthToken",
+            cause: fido_transport::Error::PinInvalid {
+                retries_left: 6,
+                power_cycle_required: false,
+            }
+            .into(),
+        }
+        .into();
+        assert_eq!((e.kind, e.reason), (ErrorKind::Device, "pin_invalid"));
+        assert_eq!((e.ctap_status, e.retries_left), (Some(0x31), Some(6)));
+        let json = serde_json::to_value(&e).expect("serializable");
+        assert_eq!(json["kind"], "device");
+        assert_eq!(json["reason"], "pin_invalid");
+        assert_eq!(json["ctap_status"], 0x31);
+        assert_eq!(json["retries_left"], 6);
+        let plain = serde_json::to_value(FacadeError::usage("bad")).expect("serializable");
+        assert_eq!(
+            plain,
+            serde_json::json!({"kind": "usage", "reason": "usage", "message": "bad"})
+        );
     }
 }

@@ -60,7 +60,7 @@ pub(crate) fn parse_template(text: &str) -> Result<TemplateSet> {
         TemplateSet::from_toml_str(text)
     }
     .and_then(|t| t.validate().map(|()| t))
-    .map_err(|e| FacadeError::new(ErrorKind::Template, e.to_string()))?;
+    .map_err(|e| FacadeError::from(lifecycle::Error::from(e)))?;
     Ok(set)
 }
 
@@ -78,7 +78,10 @@ pub fn configure_logging(json: &str) -> Result<()> {
 pub fn apply_logging(config: LogConfig) -> Result<()> {
     Diagnostics::install(config)
         .map(|_| ())
-        .map_err(|e| FacadeError::usage(format!("log configuration: {e}")))
+        .map_err(|e| FacadeError {
+            message: format!("log configuration: {e}"),
+            ..e.into()
+        })
 }
 
 pub(crate) fn now_ms() -> u64 {

@@ -135,8 +135,9 @@ impl Session {
             }),
         };
         for (what, t) in cfg.template_texts()? {
-            session.add_template(&t).map_err(|e| {
-                FacadeError::new(e.kind, format!("session config: {what}: {}", e.message))
+            session.add_template(&t).map_err(|e| FacadeError {
+                message: format!("session config: {what}: {}", e.message),
+                ..e
             })?;
         }
         Ok(session)
@@ -204,6 +205,7 @@ impl Session {
             .cloned()
             .ok_or_else(|| {
                 FacadeError::usage(format!("credential template {name:?} is not loaded"))
+                    .with_reason("template_not_found")
             })
     }
 

@@ -95,6 +95,49 @@ fn issue_activate_sign_in_revoke_through_the_facade() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A wrong PIN at sign-in (the software key counts it) is a device error a program can
+/// branch on: reason `pin_invalid`, CTAP status 0x31 and the attempts left, also in the
+/// JSON the C and Python bindings get; the right PIN still works afterwards.
+#[test]
+fn a_wrong_pin_is_a_typed_device_error_with_retries_left() {
+    let emulator = Emulator::start(EmulatorConfig::default()).expect("emulator");
+    let dir = temp_dir("wrong-pin");
+    let session = Session::open(&config(&emulator, &dir)).expect("session");
+    let device =
+        Device::open(&format!("softkey:{}", dir.join("softkey.json").display())).expect("device");
+    let key = session
+        .issue(
+            &device,
+            &IssueParams {
+                template: "facade-standard".into(),
+                user: "kim@contoso.onmicrosoft.com".into(),
+                ..IssueParams::default()
+            },
+        )
+        .expect("issue");
+    let key = session
+        .activate(&device, &key.key_id, "holder-pin-2468")
+        .expect("activate");
+
+    let e = session
+        .sign_in(&device, &key.key_id, "not-the-pin-1357")
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Device, "{e:?}");
+    assert_eq!(e.reason, "pin_invalid", "{e:?}");
+    assert_eq!(e.ctap_status, Some(0x31), "{e:?}");
+    assert_eq!(e.retries_left, Some(7), "{e:?}");
+    assert!(e.message.contains("wrong PIN"), "{e:?}");
+    let json = serde_json::to_value(&e).expect("serializable");
+    assert_eq!(json["reason"], "pin_invalid");
+    assert_eq!(json["retries_left"], 7);
+
+    let signed = session
+        .sign_in(&device, &key.key_id, "holder-pin-2468")
+        .expect("the right PIN still signs in");
+    assert_eq!(signed.len(), 1);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn bad_configs_and_devices_are_refused_with_named_fields() {
     let e = Session::open("{").unwrap_err();
@@ -443,6 +486,7 @@ fn cancel_from_the_prompt_stops_the_touch_wait() {
         .unwrap_err();
     assert_eq!(e.kind, ErrorKind::Device, "{e:?}");
     assert!(e.message.to_lowercase().contains("cancel"), "{e:?}");
+    assert_eq!(e.reason, "cancelled", "{e:?}");
     assert!(touches.load(Ordering::SeqCst) >= 1);
     let issued = session
         .list_keys(&KeyFilter {

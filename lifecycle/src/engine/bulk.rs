@@ -839,7 +839,7 @@ impl Engine {
         })
         .map_err(|message| EngineError::Device {
             step: "open",
-            message,
+            cause: crate::DeviceError::NotFound { message },
         })?;
         let request = IssueRequest {
             actor: job.actor.clone(),

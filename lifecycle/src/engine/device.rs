@@ -11,10 +11,11 @@ use fido_transport::{Progress, Transport};
 use super::{DevicePrompt, EngineError};
 use crate::template::{DeviceFacts, DeviceOptions};
 
-fn dev(step: &'static str) -> impl Fn(fido_transport::Error) -> EngineError {
+/// Wraps the transport's error of `step`, kept typed.
+pub(super) fn dev(step: &'static str) -> impl Fn(fido_transport::Error) -> EngineError {
     move |e| EngineError::Device {
         step,
-        message: e.to_string(),
+        cause: e.into(),
     }
 }
 

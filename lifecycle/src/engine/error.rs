@@ -3,18 +3,21 @@
 use super::CrashPoint;
 use crate::model::CredentialState;
 use crate::state::Operation;
+use crate::{DeviceError, ErrorKind};
 
 /// Engine failures that are not the planner's, the templates' or the store's.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum EngineError {
-    /// The security key refused or failed a command.
-    #[error("security key: {step} failed: {message}")]
+    /// The security key refused or failed a command; `cause` keeps the transport's
+    /// error typed (CTAP status, PIN retries, cancelled, key gone).
+    #[error("security key: {step} failed: {cause}")]
     Device {
-        /// The CTAP operation.
+        /// The CTAP operation (`getPinUvAuthToken`, `makeCredential`, ...; `open` when
+        /// no device could be opened).
         step: &'static str,
-        /// The transport's message.
-        message: String,
+        /// Why.
+        cause: DeviceError,
     },
     /// A template names an IdP connection the engine has no connector for.
     #[error("no IdP connection named {connection:?} is configured")]
@@ -181,4 +184,84 @@ pub enum EngineError {
         /// Where.
         point: CrashPoint,
     },
+}
+
+impl EngineError {
+    /// The error's family (see [`crate::Error::kind`]).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            EngineError::Device { .. }
+            | EngineError::SignIn { .. }
+            | EngineError::PinBlockedNeedsReissue { .. } => ErrorKind::Device,
+            EngineError::IdpDeletionCancelled { .. } | EngineError::RpIdMismatch { .. } => {
+                ErrorKind::Idp
+            }
+            EngineError::UnknownKey { .. }
+            | EngineError::UnknownConnection { .. }
+            | EngineError::UnknownTemplate { .. }
+            | EngineError::NotIssued { .. }
+            | EngineError::NoTransportPin { .. }
+            | EngineError::NoPendingRegistration { .. }
+            | EngineError::HolderPinRequired
+            | EngineError::HolderAuth { .. }
+            | EngineError::SelfServiceNotAllowed { .. }
+            | EngineError::NotKeyOwner { .. }
+            | EngineError::AlreadyIssued { .. }
+            | EngineError::PinNotBlocked { .. }
+            | EngineError::Csv { .. }
+            | EngineError::UnknownBulkJob { .. } => ErrorKind::Usage,
+            EngineError::DisplayName { .. } | EngineError::Unsupported { .. } => {
+                ErrorKind::Template
+            }
+            EngineError::BadJournalPayload { .. } => ErrorKind::Repository,
+            EngineError::SimulatedCrash { .. } => ErrorKind::Internal,
+        }
+    }
+
+    /// The stable reason (the table in [`crate::Error`]).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            EngineError::Device { cause, .. } => cause.reason(),
+            EngineError::UnknownConnection { .. } => "connection_not_found",
+            EngineError::UnknownKey { .. } => "key_not_found",
+            EngineError::UnknownTemplate { .. } => "template_not_found",
+            EngineError::NotIssued { .. } => "key_not_issued",
+            EngineError::NoTransportPin { .. } => "transport_pin_missing",
+            EngineError::NoPendingRegistration { .. } => "pending_registration_missing",
+            EngineError::DisplayName { .. } => "display_name_invalid",
+            EngineError::Unsupported { .. } => "unsupported",
+            EngineError::IdpDeletionCancelled { .. } => "idp_deletion_failed",
+            EngineError::RpIdMismatch { .. } => "rp_id_mismatch",
+            EngineError::SignIn { .. } => "sign_in_failed",
+            EngineError::BadJournalPayload { .. } => "journal_payload_invalid",
+            EngineError::HolderPinRequired => "holder_pin_required",
+            EngineError::HolderAuth { .. } => "holder_auth_failed",
+            EngineError::SelfServiceNotAllowed { .. } => "self_service_not_allowed",
+            EngineError::NotKeyOwner { .. } => "not_key_owner",
+            EngineError::AlreadyIssued { .. } => "already_issued",
+            EngineError::PinBlockedNeedsReissue { .. } => "pin_blocked",
+            EngineError::PinNotBlocked { .. } => "pin_not_blocked",
+            EngineError::Csv { .. } => "csv_invalid",
+            EngineError::UnknownBulkJob { .. } => "job_not_found",
+            EngineError::SimulatedCrash { .. } => "simulated_crash",
+        }
+    }
+
+    /// The CTAP status byte the security key answered, for a device failure.
+    pub fn ctap_status(&self) -> Option<u8> {
+        match self {
+            EngineError::Device { cause, .. } => cause.ctap_status(),
+            _ => None,
+        }
+    }
+
+    /// PIN (or built-in UV) attempts left on the key, where known.
+    pub fn retries_left(&self) -> Option<u32> {
+        match self {
+            EngineError::Device { cause, .. } => cause.retries_left(),
+            EngineError::PinNotBlocked { retries } => Some(*retries),
+            EngineError::PinBlockedNeedsReissue { .. } => Some(0),
+            _ => None,
+        }
+    }
 }

@@ -1992,8 +1992,14 @@ mod tests {
         );
         let d = EngineError::Device {
             step: "changePIN",
-            message: "PIN invalid".into(),
+            cause: crate::DeviceError::PinInvalid {
+                retries_left: 2,
+                power_cycle_required: false,
+            },
         };
-        assert_eq!(d.to_string(), "security key: changePIN failed: PIN invalid");
+        assert_eq!(
+            d.to_string(),
+            "security key: changePIN failed: wrong PIN: 2 attempt(s) left before the PIN blocks"
+        );
     }
 }

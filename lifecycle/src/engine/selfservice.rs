@@ -331,13 +331,12 @@ impl Engine {
         if info.aaguid != key.aaguid {
             return Err(refuse(EngineError::Device {
                 step: "getInfo",
-                message: "the attached key is not the recorded key's model".into(),
+                cause: crate::DeviceError::WrongKey,
             }));
         }
-        let retries = device.pin_retries().map_err(|e| EngineError::Device {
-            step: "getPINRetries",
-            message: e.to_string(),
-        })?;
+        let retries = device
+            .pin_retries()
+            .map_err(super::device::dev("getPINRetries"))?;
         if retries.retries > 0 {
             return Err(refuse(EngineError::PinNotBlocked {
                 retries: retries.retries,

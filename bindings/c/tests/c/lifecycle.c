@@ -1,10 +1,12 @@
 /* The keysmith C ABI end to end, as a CMS would drive it:
  *   lifecycle CONFIG_JSON DEVICE_SPEC
- * open session -> open device -> info -> issue -> activate -> sign_in -> revoke, with
- * the prompts counted, then error paths (unknown key, NULL arguments, bad JSON), every
+ * open session -> open device -> info -> issue -> activate -> sign_in with a wrong PIN
+ * (the error as JSON) -> sign_in -> revoke, with the prompts counted, then error paths
+ * (unknown key, NULL arguments, bad JSON), every
  * handle and string freed; then jobs: a bulk issue job (a software key per row from the
  * device callback, DEVICE_SPEC.rowN), a paged listing, a bulk revoke job and a
- * reconciliation. Prints "key_id=...", "prompts=N", "bulk_progress=N", "ok" and exits 0
+ * reconciliation. Prints "version=...", "header_version=...", "key_id=...",
+ * "wrong_pin_error=JSON", "prompts=N", "bulk_progress=N", "ok" and exits 0
  * on success; prints the failing step and exits 1 otherwise. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -66,8 +68,8 @@ static long long json_int(const char *json, const char *field) {
 static int fail(const char *step, ks_status st) {
     char *msg = NULL;
     ks_status last = ks_last_error(&msg);
-    fprintf(stderr, "%s failed: status %d (last %d): %s\n", step, (int)st, (int)last,
-            msg ? msg : "(no message)");
+    fprintf(stderr, "%s failed: status %d %s (last %d): %s\n", step, (int)st, ks_status_str(st),
+            (int)last, msg ? msg : "(no message)");
     ks_string_free(msg);
     return 1;
 }
@@ -113,6 +115,8 @@ int main(int argc, char **argv) {
     int rc = 1;
 
     printf("version=%s\n", ks_version());
+    printf("header_version=%d.%d.%d\n", KEYSMITH_VERSION_MAJOR, KEYSMITH_VERSION_MINOR,
+           KEYSMITH_VERSION_PATCH);
     if ((st = ks_session_open(argv[1], &session)) != KS_OK) {
         return fail("ks_session_open", st);
     }
@@ -172,6 +176,25 @@ int main(int argc, char **argv) {
     }
     ks_string_free(out);
     out = NULL;
+
+    /* A wrong PIN: KS_DEVICE, and the error as JSON says why and how many tries are left. */
+    st = ks_sign_in(session, device, key_id, "not-the-pin-1357", &out);
+    if (st != KS_DEVICE || out != NULL) {
+        fprintf(stderr, "wrong PIN: expected KS_DEVICE and no result, got %d (%s)\n", (int)st,
+                ks_status_str(st));
+        goto done;
+    }
+    char *error_json = NULL;
+    if (ks_last_error_json(&error_json) != KS_DEVICE || error_json == NULL ||
+        strstr(error_json, "\"reason\":\"pin_invalid\"") == NULL ||
+        strstr(error_json, "\"retries_left\":") == NULL) {
+        fprintf(stderr, "wrong PIN: last error %s\n", error_json ? error_json : "(null)");
+        ks_string_free(error_json);
+        goto done;
+    }
+    printf("wrong_pin_status=%s\n", ks_status_str(st));
+    printf("wrong_pin_error=%s\n", error_json);
+    ks_string_free(error_json);
 
     if ((st = ks_sign_in(session, device, key_id, pin, &out)) != KS_OK) {
         fail("ks_sign_in", st);

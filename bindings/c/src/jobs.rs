@@ -1,0 +1,177 @@
+//! Jobs over many keys: reconciliation, bulk jobs, paged listings.
+
+use std::ffi::{c_char, c_void, CString};
+
+use keysmith_facade::{BulkProgress, BulkRow, BulkRunOptions, ExpiringCursor, ReconcileRequest};
+
+use crate::{
+    arg, guard, handle, json_arg, ks_bulk_device_fn, ks_bulk_progress_fn, ks_session, ks_status,
+    opt_arg, out, session_op_named, write_json,
+};
+
+/// Reconciles the repository with every IdP connection. `request_json`: NULL (every
+/// user holding a key, report only) or `{"users":["kim@contoso.com",...],"fix":false,
+/// "delete_unknown":false}` (each optional; empty `users`: every user holding a key;
+/// `delete_unknown` needs `fix`). `*report_json` gets `{"users_checked","clean","fixed",
+/// "errors","findings":[{"user","user_id","key_id","passkey_template","idp_connection",
+/// "method_id","credential_id","kind","fixed","error"}]}`; IdP failures for a user are
+/// findings (`kind` `check_failed`), not a failed call.
+///
+/// # Safety
+/// Pointers NULL or valid as documented in the crate conventions.
+#[no_mangle]
+pub unsafe extern "C" fn ks_reconcile(
+    session: *const ks_session,
+    request_json: *const c_char,
+    report_json: *mut *mut c_char,
+) -> ks_status {
+    // SAFETY: caller contract, forwarded.
+    unsafe {
+        session_op_named(session, report_json, "report_json", |s| {
+            let r: ReconcileRequest = match opt_arg(request_json, "request_json")? {
+                Some(t) => json_arg(t, "request_json")?,
+                None => ReconcileRequest::default(),
+            };
+            s.reconcile(&r.users, r.fix, r.delete_unknown)
+        })
+    }
+}
+
+/// Records a bulk job of `kind` (`issue`: CSV columns `user,serial[,template]`; `revoke`:
+/// `key_id` or `user`, optional `force`; `reconcile`: `user`) from the CSV text `csv`
+/// (header row first; validated whole, errors name line and column). The same text for
+/// the same kind gives the job already recorded. `*job_json` gets
+/// `{"job_id","kind","source_hash","actor","total","created_ms"}`.
+///
+/// # Safety
+/// Pointers NULL or valid as documented in the crate conventions.
+#[no_mangle]
+pub unsafe extern "C" fn ks_bulk_create(
+    session: *const ks_session,
+    kind: *const c_char,
+    csv: *const c_char,
+    job_json: *mut *mut c_char,
+) -> ks_status {
+    // SAFETY: caller contract, forwarded.
+    unsafe {
+        session_op_named(session, job_json, "job_json", |s| {
+            s.bulk_create(arg(kind, "kind")?, arg(csv, "csv")?)
+        })
+    }
+}
+
+/// Runs (or resumes) bulk job `job_id`; returns when every row not done yet has run.
+/// `options_json`: NULL (defaults) or `{"workers":1,"rate":null,"template":null,
+/// "retry_failed":true,"fix":false,"delete_unknown":false}` (each optional; `template`:
+/// the loaded credential template for issue rows without one). `device_cb` supplies the
+/// device spec for each issue row (see [`ks_bulk_device_fn`]; NULL fails issue rows);
+/// `progress_cb` (NULL: none) is told after each row; both get `ctx`. Failed rows do not
+/// fail the call: `*summary_json` gets `{"job_id","kind","total","done","failed",
+/// "skipped","settled","items":[{"line","status","outcome"}]}`.
+///
+/// # Safety
+/// Pointers NULL or valid as documented in the crate conventions; the callbacks are NULL
+/// or valid functions that may be called with `ctx` during this call.
+#[no_mangle]
+pub unsafe extern "C" fn ks_bulk_run(
+    session: *const ks_session,
+    job_id: i64,
+    options_json: *const c_char,
+    device_cb: ks_bulk_device_fn,
+    progress_cb: ks_bulk_progress_fn,
+    ctx: *mut c_void,
+    summary_json: *mut *mut c_char,
+) -> ks_status {
+    guard(|| {
+        // SAFETY: caller contract.
+        unsafe { out(summary_json, std::ptr::null_mut(), "summary_json") }?;
+        // SAFETY: caller contract.
+        let s = unsafe { handle(session, "session") }?;
+        // SAFETY: caller contract.
+        let options: BulkRunOptions = match unsafe { opt_arg(options_json, "options_json") }? {
+            Some(t) => json_arg(t, "options_json")?,
+            None => BulkRunOptions::default(),
+        };
+        let mut device = |row: &BulkRow| -> Result<String, String> {
+            let Some(cb) = device_cb else {
+                return Err("no device callback was given".into());
+            };
+            let text = serde_json::to_string(row).map_err(|e| e.to_string())?;
+            let text = CString::new(text).map_err(|e| e.to_string())?;
+            // SAFETY: `cb` is a valid function by the caller's contract; the row string
+            // lives for the call.
+            let spec = unsafe { cb(ctx, text.as_ptr()) };
+            // SAFETY: by the callback's contract the result is NULL or a NUL-terminated
+            // string valid until the callback is called again; it is copied here.
+            let spec = unsafe { opt_arg(spec, "device callback result") }
+                .map_err(|e| e.message)?
+                .ok_or_else(|| "the device callback gave no device (NULL)".to_owned())?;
+            Ok(spec.to_owned())
+        };
+        let mut progress = |p: &BulkProgress| {
+            let Some(cb) = progress_cb else { return };
+            let Ok(text) = serde_json::to_string(p) else {
+                return;
+            };
+            let Ok(text) = CString::new(text) else { return };
+            // SAFETY: `cb` is a valid function by the caller's contract; the string lives
+            // for the call.
+            unsafe { cb(ctx, text.as_ptr()) };
+        };
+        let summary = s
+            .inner
+            .bulk_run(job_id, &options, &mut device, &mut progress)?;
+        // SAFETY: checked above.
+        unsafe { write_json(summary_json, &summary) }
+    })
+}
+
+/// One page of every key, sorted by id: the keys after key id `after` (NULL: from the
+/// first), at most `limit` (1 to 1000). `*page_json` gets
+/// `{"keys":[...],"next_after":"<key id>"|null}`; pass `next_after` to get the next page
+/// until it is null.
+///
+/// # Safety
+/// Pointers NULL or valid as documented in the crate conventions.
+#[no_mangle]
+pub unsafe extern "C" fn ks_list_keys_page(
+    session: *const ks_session,
+    after: *const c_char,
+    limit: u32,
+    page_json: *mut *mut c_char,
+) -> ks_status {
+    // SAFETY: caller contract, forwarded.
+    unsafe {
+        session_op_named(session, page_json, "page_json", |s| {
+            s.list_keys_page(opt_arg(after, "after")?, limit)
+        })
+    }
+}
+
+/// One page of the pending registrations whose challenge expires within `within_ms`
+/// from now (expired ones included), soonest first: after the cursor `after_json` (NULL:
+/// from the first; else the `next_after` object of the previous page), at most `limit`
+/// (1 to 1000). `*page_json` gets `{"pending":[{"key_id","passkey_template","user_id",
+/// "challenge_expires_ms"}],"next_after":{...}|null}`.
+///
+/// # Safety
+/// Pointers NULL or valid as documented in the crate conventions.
+#[no_mangle]
+pub unsafe extern "C" fn ks_list_expiring_page(
+    session: *const ks_session,
+    within_ms: u64,
+    after_json: *const c_char,
+    limit: u32,
+    page_json: *mut *mut c_char,
+) -> ks_status {
+    // SAFETY: caller contract, forwarded.
+    unsafe {
+        session_op_named(session, page_json, "page_json", |s| {
+            let after: Option<ExpiringCursor> = match opt_arg(after_json, "after_json")? {
+                Some(t) => Some(json_arg(t, "after_json")?),
+                None => None,
+            };
+            s.list_expiring_page(within_ms, after.as_ref(), limit)
+        })
+    }
+}

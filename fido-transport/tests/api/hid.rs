@@ -1,6 +1,6 @@
 //! CTAPHID transport tests: the blocking driver against the in-process key, scripted
 //! misbehaving devices, the hidapi backend without devices, and interop with trussed's
-//! `fido-authenticator` firmware (see `tests/hid/trussed.rs`).
+//! `fido-authenticator` firmware (see `trussed_fw`).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -805,5 +805,4 @@ fn hidapi_lists_and_opens_without_devices() {
 // Interop: trussed `fido-authenticator` behind usbd-ctaphid at the 64-byte boundary
 // ---------------------------------------------------------------------------------
 
-#[path = "hid/trussed.rs"]
 mod trussed_fw;

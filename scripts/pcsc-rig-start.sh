@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # pcsc-rig-start.sh - bring up keysmith's PC/SC test rig: a real pcscd with only the
 # vsmartcard vpcd reader driver loaded. The virtual card itself is NOT started here:
-# the NFC tests (fido-transport/tests/nfc.rs) connect their own in-process card to
-# vpcd's TCP port. Run as root, no stdin needed; safe to run again (idempotent).
+# the NFC tests (fido-transport/tests/api/nfc.rs, nfc_client.rs) connect their own
+# in-process card to vpcd's TCP port. Run as root, no stdin needed; safe to run again (idempotent).
 #
 # Settings (environment):
 #   PCSC_RIG_DIR   state folder (default: <repo>/target/pcsc-rig): env file, pid, log

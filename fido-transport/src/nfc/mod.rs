@@ -23,6 +23,7 @@
 //! # Ok::<(), fido_transport::Error>(())
 //! ```
 mod reader;
+mod session;
 mod vpcd;
 
 pub use reader::{list_readers, NfcMode, NfcTransport, ReaderInfo, DEFAULT_POLL_INTERVAL};

@@ -37,7 +37,6 @@
 //! ```
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use fido_core::commands::{encode_status, status_for_request_error, Request};
@@ -50,13 +49,19 @@ use crate::Progress;
 
 mod admin;
 mod cert;
+mod clock;
+mod config;
 mod info;
 mod ops;
 mod pin;
+mod presence;
 mod rng;
 mod state;
 mod transport;
 
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{AttestationMode, SoftConfig};
+pub use presence::{NoPresence, Presence, PresenceControl, UserPresence};
 pub use rng::SeededRng;
 pub use state::{ResidentCredential, Secret, SoftState, StoredPin, Template};
 pub use transport::SoftTransport;
@@ -109,277 +114,6 @@ pub enum SoftError {
     /// The configuration is inconsistent.
     #[error("invalid configuration: {0}")]
     Config(String),
-}
-
-/// How the simulated user answers a request for presence (a touch).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum UserPresence {
-    /// The user touches the key at once.
-    Approve,
-    /// The user refuses (CTAP2_ERR_OPERATION_DENIED).
-    Deny,
-    /// The user never touches (CTAP2_ERR_USER_ACTION_TIMEOUT).
-    TimeOut,
-    /// The user touches after this long (real time; cancellable through
-    /// [`Presence::is_cancelled`], which gives CTAP2_ERR_KEEPALIVE_CANCEL).
-    Delay(Duration),
-}
-
-#[derive(Debug)]
-struct Control {
-    presence: UserPresence,
-    fingerprint_matches: bool,
-}
-
-/// Changes the simulated user's behaviour while the authenticator runs (from any
-/// thread). Cheap to clone.
-#[derive(Clone, Debug)]
-pub struct PresenceControl(Arc<Mutex<Control>>);
-
-impl PresenceControl {
-    fn new(presence: UserPresence) -> Self {
-        PresenceControl(Arc::new(Mutex::new(Control {
-            presence,
-            fingerprint_matches: true,
-        })))
-    }
-    fn lock(&self) -> std::sync::MutexGuard<'_, Control> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-    /// Sets the user-presence policy.
-    pub fn set_presence(&self, presence: UserPresence) {
-        self.lock().presence = presence;
-    }
-    /// The current user-presence policy.
-    pub fn presence(&self) -> UserPresence {
-        self.lock().presence
-    }
-    /// Whether the simulated finger matches an enrolled template (default true).
-    pub fn set_fingerprint_matches(&self, matches: bool) {
-        self.lock().fingerprint_matches = matches;
-    }
-    /// Whether the simulated finger matches.
-    pub fn fingerprint_matches(&self) -> bool {
-        self.lock().fingerprint_matches
-    }
-}
-
-/// The caller's side of one request: where keepalive status goes and whether the
-/// request was cancelled.
-pub trait Presence {
-    /// The authenticator is processing or waits for the user ("touch your key").
-    fn progress(&mut self, progress: Progress);
-    /// True if the platform cancelled the request (checked while waiting for the user).
-    fn is_cancelled(&mut self) -> bool {
-        false
-    }
-}
-
-impl<F: FnMut(Progress)> Presence for F {
-    fn progress(&mut self, progress: Progress) {
-        self(progress)
-    }
-}
-
-/// A [`Presence`] that ignores progress and is never cancelled.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct NoPresence;
-
-impl Presence for NoPresence {
-    fn progress(&mut self, _progress: Progress) {}
-}
-
-/// Where the authenticator reads the time (reset window, continuation timeouts).
-pub trait Clock: Send {
-    /// The current instant.
-    fn now(&self) -> Instant;
-}
-
-/// The real monotonic clock.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> Instant {
-        Instant::now()
-    }
-}
-
-/// A clock that only moves when told to (tests). Cheap to clone; clones share the time.
-#[derive(Clone, Debug)]
-pub struct ManualClock(Arc<Mutex<Instant>>);
-
-impl ManualClock {
-    /// A clock standing at the current instant.
-    pub fn new() -> Self {
-        ManualClock(Arc::new(Mutex::new(Instant::now())))
-    }
-    /// Moves the clock forward.
-    pub fn advance(&self, by: Duration) {
-        let mut t = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        *t += by;
-    }
-}
-
-impl Default for ManualClock {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> Instant {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-/// Which attestation statement makeCredential returns.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum AttestationMode {
-    /// `packed` with the generated certificate in `x5c` (basic attestation).
-    Packed,
-    /// `packed` self attestation (signed with the credential key, no `x5c`).
-    SelfAttestation,
-    /// `none`.
-    None,
-}
-
-/// What the authenticator is and advertises.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SoftConfig {
-    /// The AAGUID (also written into the attestation certificate).
-    pub aaguid: [u8; 16],
-    /// getInfo versions (`FIDO_2_0`, `FIDO_2_1`, ...).
-    pub versions: Vec<String>,
-    /// PIN/UV auth protocols, preferred first (subset of `[2, 1]`).
-    pub pin_protocols: Vec<u8>,
-    /// Most discoverable credentials.
-    pub max_resident_credentials: usize,
-    /// Minimum PIN length after a reset (at least 4).
-    pub min_pin_length: u8,
-    /// RP ids allowed to read the minimum PIN length after a reset.
-    pub min_pin_length_rpids: Vec<String>,
-    /// alwaysUv after a reset.
-    pub always_uv: bool,
-    /// Offer authenticatorConfig (`authnrCfg`, `setMinPINLength`, `alwaysUv`).
-    pub authenticator_config: bool,
-    /// Offer credential management (`credMgmt`).
-    pub credential_management: bool,
-    /// Offer large blobs (`largeBlobs`, `largeBlobKey`).
-    pub large_blobs: bool,
-    /// Offer simulated fingerprint enrolment and built-in UV (`bioEnroll`, `uv`).
-    pub bio: bool,
-    /// Good samples a fingerprint enrolment needs.
-    pub bio_samples: u32,
-    /// Most fingerprint templates.
-    pub max_templates: usize,
-    /// Offer enterprise attestation (`ep`).
-    pub enterprise_attestation: bool,
-    /// Largest request (getInfo maxMsgSize).
-    pub max_msg_size: usize,
-    /// maxCredentialCountInList.
-    pub max_credential_count_in_list: usize,
-    /// maxRPIDsForSetMinPINLength.
-    pub max_rpids_for_set_min_pin_length: usize,
-    /// maxSerializedLargeBlobArray.
-    pub max_large_blob_array: usize,
-    /// maxCredBlobLength.
-    pub max_cred_blob_length: usize,
-    /// Transports listed in getInfo.
-    pub transports: Vec<String>,
-    /// firmwareVersion.
-    pub firmware_version: u64,
-    /// Attestation statement kind.
-    pub attestation: AttestationMode,
-    /// User-presence policy at start.
-    pub presence: UserPresence,
-    /// How long a pinUvAuthToken stays usable after it was issued.
-    pub token_lifetime: Duration,
-}
-
-impl Default for SoftConfig {
-    /// A full CTAP 2.1 authenticator (no bio, no enterprise attestation).
-    fn default() -> Self {
-        SoftConfig {
-            aaguid: *b"keysmith-softkey",
-            versions: vec!["FIDO_2_0".into(), "FIDO_2_1".into()],
-            pin_protocols: vec![2, 1],
-            max_resident_credentials: 25,
-            min_pin_length: 4,
-            min_pin_length_rpids: Vec::new(),
-            always_uv: false,
-            authenticator_config: true,
-            credential_management: true,
-            large_blobs: true,
-            bio: false,
-            bio_samples: 4,
-            max_templates: 5,
-            enterprise_attestation: false,
-            max_msg_size: 1200,
-            max_credential_count_in_list: 8,
-            max_rpids_for_set_min_pin_length: 2,
-            max_large_blob_array: 1024,
-            max_cred_blob_length: 32,
-            transports: vec!["usb".into(), "nfc".into()],
-            firmware_version: 0x0001_0000,
-            attestation: AttestationMode::Packed,
-            presence: UserPresence::Approve,
-            token_lifetime: Duration::from_secs(600),
-        }
-    }
-}
-
-impl SoftConfig {
-    /// A CTAP 2.0-only key: `FIDO_2_0`, PIN protocol 1, no credential management,
-    /// config, large blobs or bio.
-    pub fn ctap20() -> Self {
-        SoftConfig {
-            versions: vec!["FIDO_2_0".into()],
-            pin_protocols: vec![1],
-            authenticator_config: false,
-            credential_management: false,
-            large_blobs: false,
-            bio: false,
-            ..SoftConfig::default()
-        }
-    }
-
-    /// The default 2.1 key with simulated fingerprint support.
-    pub fn with_bio() -> Self {
-        SoftConfig {
-            bio: true,
-            ..SoftConfig::default()
-        }
-    }
-
-    /// True if `FIDO_2_1` is listed.
-    pub fn is_ctap21(&self) -> bool {
-        self.versions.iter().any(|v| v == "FIDO_2_1")
-    }
-
-    fn validate(&self) -> Result<(), SoftError> {
-        if self.pin_protocols.is_empty() || self.pin_protocols.iter().any(|p| *p != 1 && *p != 2) {
-            return Err(SoftError::Config(
-                "pin_protocols must be a non-empty subset of [2, 1]".into(),
-            ));
-        }
-        if self.min_pin_length < 4 || self.min_pin_length > 63 {
-            return Err(SoftError::Config("min_pin_length must be 4..=63".into()));
-        }
-        if self.max_msg_size < 256 {
-            return Err(SoftError::Config(
-                "max_msg_size must be at least 256".into(),
-            ));
-        }
-        if self.max_large_blob_array < 17 {
-            return Err(SoftError::Config(
-                "max_large_blob_array must be at least 17".into(),
-            ));
-        }
-        Ok(())
-    }
 }
 
 /// The token issued by the last successful clientPIN token request.

@@ -7,19 +7,21 @@
 //!
 //! Without the rig (no env file, or pcscd not reachable) the tests print a skip note and
 //! pass, except when the environment variable `CI` is set: then they fail and say why.
-//! vpcd has one card slot, so every test holds one global lock.
+//! vpcd has one card slot, so every test holds the lock of the card shared with
+//! `nfc_client` (see `rig`).
 
+use std::ops::Deref;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, MutexGuard};
 use std::time::{Duration, Instant};
 
 use fido_core::apdu::{ApduMode, AppletVersion, CardConfig};
 use fido_core::cbor::{self, Value};
-use fido_transport::nfc::{
-    list_readers, CardApplet, NfcMode, NfcTransport, VpcdCardHandle, VpcdCardOptions,
-};
+use fido_transport::nfc::{list_readers, CardApplet, NfcMode, NfcTransport, VpcdCardHandle};
 use fido_transport::{Error, Progress, Transport, TransportKind};
+
+use super::rig::{self, SharedCard};
 
 /// Vendor command byte the test applet echoes (CTAP vendor range 0x40..=0xBF).
 const CMD_ECHO: u8 = 0x41;
@@ -80,76 +82,37 @@ fn echo_pair(n: usize) -> (Vec<u8>, Vec<u8>) {
     (request, answer)
 }
 
+/// The shared card running a [`TestApplet`], locked for this test, and that applet's
+/// counters.
 struct Rig {
-    card: VpcdCardHandle,
-    reader: String,
+    shared: MutexGuard<'static, SharedCard>,
     power_ups: Arc<AtomicUsize>,
     requests: Arc<AtomicUsize>,
 }
 
-#[path = "support/rig.rs"]
-mod rig;
+impl Deref for Rig {
+    type Target = SharedCard;
 
-static RIG: OnceLock<Result<Mutex<Rig>, String>> = OnceLock::new();
-
-fn start_rig() -> Result<Mutex<Rig>, String> {
-    let (reader, port) = rig::rig_reader_and_port()?;
-    // pcscd can lose a card that reconnects right after a drop (a previous test run);
-    // if the card does not show up, start over after vpcd's reconnect pause.
-    let mut last = String::new();
-    for _attempt in 0..3 {
-        let power_ups = Arc::new(AtomicUsize::new(0));
-        let requests = Arc::new(AtomicUsize::new(0));
-        let applet = TestApplet {
-            power_ups: Arc::clone(&power_ups),
-            requests: Arc::clone(&requests),
-        };
-        let options =
-            VpcdCardOptions::new(CardConfig::extended()).with_addr(format!("127.0.0.1:{port}"));
-        let card = VpcdCardHandle::spawn(options, applet).map_err(|e| e.to_string())?;
-        if !card.wait_connected(Duration::from_secs(10)) {
-            return Err(format!(
-                "the virtual card could not connect to vpcd on port {port}: {:?}",
-                card.last_error()
-            ));
-        }
-        let deadline = Instant::now() + Duration::from_secs(8);
-        while Instant::now() < deadline {
-            let seen = list_readers()
-                .map(|rs| rs.iter().any(|r| r.name == reader && r.has_fido_applet()))
-                .unwrap_or(false);
-            if seen {
-                return Ok(Mutex::new(Rig {
-                    card,
-                    reader,
-                    power_ups,
-                    requests,
-                }));
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        last = format!(
-            "pcscd never saw the virtual card in {reader:?} (card connected: {}, APDUs: {})",
-            card.is_connected(),
-            card.apdus()
-        );
-        card.stop();
-        std::thread::sleep(Duration::from_millis(1600));
+    fn deref(&self) -> &SharedCard {
+        &self.shared
     }
-    Err(last)
 }
 
 /// The rig, locked for this test; `None` (after a note) when it is not running
 /// outside CI.
-fn rig() -> Option<MutexGuard<'static, Rig>> {
-    match RIG.get_or_init(start_rig) {
-        Ok(rig) => Some(rig.lock().unwrap_or_else(PoisonError::into_inner)),
-        Err(why) if std::env::var_os("CI").is_some() => panic!("CI: {why}"),
-        Err(why) => {
-            eprintln!("SKIPPED (set CI=1 to make this fail): {why}");
-            None
-        }
-    }
+fn rig() -> Option<Rig> {
+    let power_ups = Arc::new(AtomicUsize::new(0));
+    let requests = Arc::new(AtomicUsize::new(0));
+    let applet = TestApplet {
+        power_ups: Arc::clone(&power_ups),
+        requests: Arc::clone(&requests),
+    };
+    let shared = rig::lock_card(applet)?;
+    Some(Rig {
+        shared,
+        power_ups,
+        requests,
+    })
 }
 
 impl Rig {
@@ -159,21 +122,6 @@ impl Rig {
         let mut transport = self.connect(mode);
         transport.set_poll_interval(Duration::from_millis(20));
         transport
-    }
-
-    fn connect(&self, mode: NfcMode) -> NfcTransport {
-        // pcscd polls card presence: allow it a moment after a reconnect.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            match NfcTransport::open(&self.reader, mode) {
-                Ok(t) => return t,
-                Err(e) if Instant::now() < deadline => {
-                    eprintln!("open {:?} failed, retrying: {e}", self.reader);
-                    std::thread::sleep(Duration::from_millis(200));
-                }
-                Err(e) => panic!("cannot open {:?}: {e}", self.reader),
-            }
-        }
     }
 }
 

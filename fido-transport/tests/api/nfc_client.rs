@@ -1,6 +1,6 @@
 //! The blocking `Authenticator` client over NFC through a REAL pcscd with vsmartcard's
 //! vpcd reader driver, the software authenticator being the card: every client
-//! operation of `tests/client.rs`, in three reader/card personalities (extended APDUs,
+//! operation of the `client` module, in three reader/card personalities (extended APDUs,
 //! short APDUs only with command chaining, and a card that answers 61xx and 9100).
 //!
 //! Path of every request: `Authenticator` -> `NfcTransport` -> libpcsclite -> pcscd ->
@@ -9,12 +9,13 @@
 //! Start the rig first: `scripts/pcsc-rig-start.sh` (as root). Without the rig (no env
 //! file, or pcscd not reachable) the tests print a skip note and pass, except when the
 //! environment variable `CI` is set: then they fail and say why. vpcd has one card
-//! slot, so every test holds one global lock; each test puts a fresh software key
-//! into the one card thread.
+//! slot, so every test holds the lock of the card shared with `nfc` (see `rig`); each
+//! test puts a fresh software key into the one card thread.
 
+use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use fido_core::apdu::{ApduMode, CardConfig};
 use fido_core::attestation::verify_assertion;
@@ -24,13 +25,13 @@ use fido_core::commands::{CredentialDescriptor, RpEntity, UserEntity};
 use fido_core::pin::{Permissions, PinUvAuthProtocol};
 use fido_core::CtapStatus;
 use fido_transport::client::{Authenticator, GetAssertionArgs, MakeCredentialArgs};
-use fido_transport::nfc::{
-    list_readers, CardApplet, NfcMode, NfcTransport, VpcdCardHandle, VpcdCardOptions,
-};
+use fido_transport::nfc::{CardApplet, NfcMode, NfcTransport};
 use fido_transport::softkey::{
     ManualClock, SeededRng, SoftAuthenticator, SoftConfig, SoftTransport,
 };
 use fido_transport::{Error, Progress, Transport, TransportKind};
+
+use super::rig::{self, SharedCard};
 
 const PIN: &str = "4821";
 const PIN2: &str = "9137";
@@ -86,65 +87,26 @@ impl CardApplet for KeySlot {
     }
 }
 
+/// The shared card running a [`KeySlot`], locked for this test.
 struct Rig {
-    card: VpcdCardHandle,
-    reader: String,
+    shared: MutexGuard<'static, SharedCard>,
     slot: KeySlot,
 }
 
-#[path = "support/rig.rs"]
-mod rig;
+impl Deref for Rig {
+    type Target = SharedCard;
 
-static RIG: OnceLock<Result<Mutex<Rig>, String>> = OnceLock::new();
-
-fn start_rig() -> Result<Mutex<Rig>, String> {
-    let (reader, port) = rig::rig_reader_and_port()?;
-    // pcscd can lose a card that reconnects right after a drop (a previous test run);
-    // if the card does not show up, start over after vpcd's reconnect pause.
-    let mut last = String::new();
-    for _attempt in 0..3 {
-        let slot = KeySlot::default();
-        let options =
-            VpcdCardOptions::new(CardConfig::extended()).with_addr(format!("127.0.0.1:{port}"));
-        let card = VpcdCardHandle::spawn(options, slot.clone()).map_err(|e| e.to_string())?;
-        if !card.wait_connected(Duration::from_secs(10)) {
-            return Err(format!(
-                "the virtual card could not connect to vpcd on port {port}: {:?}",
-                card.last_error()
-            ));
-        }
-        let deadline = Instant::now() + Duration::from_secs(8);
-        while Instant::now() < deadline {
-            let seen = list_readers()
-                .map(|rs| rs.iter().any(|r| r.name == reader && r.has_fido_applet()))
-                .unwrap_or(false);
-            if seen {
-                return Ok(Mutex::new(Rig { card, reader, slot }));
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        last = format!(
-            "pcscd never saw the virtual card in {reader:?} (card connected: {}, APDUs: {})",
-            card.is_connected(),
-            card.apdus()
-        );
-        card.stop();
-        std::thread::sleep(Duration::from_millis(1600));
+    fn deref(&self) -> &SharedCard {
+        &self.shared
     }
-    Err(last)
 }
 
 /// The rig, locked for this test; `None` (after a note) when it is not running
 /// outside CI.
-fn rig() -> Option<MutexGuard<'static, Rig>> {
-    match RIG.get_or_init(start_rig) {
-        Ok(rig) => Some(rig.lock().unwrap_or_else(PoisonError::into_inner)),
-        Err(why) if std::env::var_os("CI").is_some() => panic!("CI: {why}"),
-        Err(why) => {
-            eprintln!("SKIPPED (set CI=1 to make this fail): {why}");
-            None
-        }
-    }
+fn rig() -> Option<Rig> {
+    let slot = KeySlot::default();
+    let shared = rig::lock_card(slot.clone())?;
+    Some(Rig { shared, slot })
 }
 
 type NfcKey = Authenticator<NfcTransport>;
@@ -177,21 +139,6 @@ impl Rig {
         assert_eq!(transport.kind(), TransportKind::Nfc);
         assert!(transport.describe().contains(&self.reader));
         (Authenticator::new(transport), Card { key, clock })
-    }
-
-    fn connect(&self, mode: NfcMode) -> NfcTransport {
-        // pcscd polls card presence: allow it a moment after a reconnect.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            match NfcTransport::open(&self.reader, mode) {
-                Ok(t) => return t,
-                Err(e) if Instant::now() < deadline => {
-                    eprintln!("open {:?} failed, retrying: {e}", self.reader);
-                    std::thread::sleep(Duration::from_millis(200));
-                }
-                Err(e) => panic!("cannot open {:?}: {e}", self.reader),
-            }
-        }
     }
 }
 

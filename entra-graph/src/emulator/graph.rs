@@ -1,0 +1,367 @@
+//! The Graph resources of the emulator: users and groups (paged, filtered), FIDO2
+//! methods, creation options and registration.
+
+use std::time::Duration;
+
+use rand_core::{OsRng, RngCore};
+use serde::Serialize;
+
+use super::server::{error, json, no_content, q, Resp};
+use super::state::{iso8601, IssuedChallenge};
+use super::validate::{validate_registration, RegistrationContext};
+use super::Shared;
+use crate::ids::{decode_b64url_strict, encode_b64url, encode_with_padding_digit, same_credential};
+use crate::wire::{DirectoryObject, Page, User};
+
+fn not_found_user(key: &str, rid: &str) -> Resp {
+    error(
+        404,
+        "Request_ResourceNotFound",
+        &format!("Resource '{key}' does not exist or one of its queried reference-property objects are not present."),
+        rid,
+    )
+}
+
+pub(super) fn graph(
+    shared: &Shared,
+    ver: &str,
+    method: &str,
+    rest: &[&str],
+    query: &[(String, String)],
+    body: &[u8],
+    rid: &str,
+) -> Resp {
+    let ctx = |frag: &str| format!("{}/{ver}/$metadata#{frag}", shared.base_url);
+    match (method, rest) {
+        (_, ["me", ..]) => error(405, "methodNotAllowed", "The /me target is only valid with delegated authentication and cannot target the caller for passkey provisioning.", rid),
+        ("GET", ["users"]) => {
+            let st = shared.state();
+            let users: Vec<User> = match q(query, "$filter") {
+                None => st.tenant.users.clone(),
+                Some(f) => match parse_startswith(f) {
+                    Some(conds) => st
+                        .tenant
+                        .users
+                        .iter()
+                        .filter(|u| conds.iter().any(|(field, prefix)| user_field(u, field).is_some_and(|v| v.to_lowercase().starts_with(&prefix.to_lowercase()))))
+                        .cloned()
+                        .collect(),
+                    None => return error(400, "Request_UnsupportedQuery", "Unsupported Query.", rid),
+                },
+            };
+            drop(st);
+            page(shared, ver, "users", query, users, ctx("users"), rid)
+        }
+        ("GET", ["users", key]) => {
+            let st = shared.state();
+            match st.find_user(key) {
+                Some(u) => {
+                    let mut v = serde_json::to_value(u).unwrap_or_default();
+                    if let Some(o) = v.as_object_mut() {
+                        o.insert("@odata.context".into(), ctx("users/$entity").into());
+                    }
+                    json(200, &v)
+                }
+                None => not_found_user(key, rid),
+            }
+        }
+        ("GET", ["users", key, "authentication", "fido2Methods"]) => {
+            let st = shared.state();
+            let Some(uid) = st.find_user(key).map(|u| u.id.clone()) else {
+                return not_found_user(key, rid);
+            };
+            let methods: Vec<_> = st.methods.get(&uid).map(|v| v.iter().map(|m| m.method.clone()).collect()).unwrap_or_default();
+            drop(st);
+            let path = format!("users/{key}/authentication/fido2Methods");
+            let c = ctx(&format!("users('{key}')/authentication/fido2Methods"));
+            page(shared, ver, &path, query, methods, c, rid)
+        }
+        ("POST", ["users", key, "authentication", "fido2Methods"]) => register(shared, ver, key, body, rid),
+        ("GET", ["users", key, "authentication", "fido2Methods", op]) if op.starts_with("creationOptions") => {
+            creation_options(shared, ver, key, op, query, rid)
+        }
+        ("GET" | "DELETE", ["users", key, "authentication", "fido2Methods", mid]) => {
+            let mut st = shared.state();
+            let Some(uid) = st.find_user(key).map(|u| u.id.clone()) else {
+                return not_found_user(key, rid);
+            };
+            let list = st.methods.entry(uid).or_default();
+            let Some(pos) = list.iter().position(|m| m.method.id == *mid || same_credential(&m.method.id, mid)) else {
+                return error(404, "itemNotFound", "The specified fido2AuthenticationMethod was not found.", rid);
+            };
+            if method == "DELETE" {
+                list.remove(pos);
+                return no_content();
+            }
+            let mut v = serde_json::to_value(&list[pos].method).unwrap_or_default();
+            if let Some(o) = v.as_object_mut() {
+                o.insert("@odata.context".into(), ctx("users/authentication/fido2Methods/$entity").into());
+            }
+            json(200, &v)
+        }
+        ("GET", ["groups", gid, "members"]) => {
+            let st = shared.state();
+            let Some(g) = st.tenant.groups.iter().find(|g| g.id.eq_ignore_ascii_case(gid)) else {
+                return not_found_user(gid, rid);
+            };
+            let members: Vec<DirectoryObject> = g
+                .members
+                .iter()
+                .filter_map(|m| match st.find_user(m) {
+                    Some(u) => Some(DirectoryObject {
+                        odata_type: Some("#microsoft.graph.user".into()),
+                        id: u.id.clone(),
+                        display_name: u.display_name.clone(),
+                        user_principal_name: u.user_principal_name.clone(),
+                        mail: u.mail.clone(),
+                    }),
+                    // A nested group.
+                    None => st.tenant.groups.iter().find(|n| n.id.eq_ignore_ascii_case(m)).map(|n| DirectoryObject {
+                        odata_type: Some("#microsoft.graph.group".into()),
+                        id: n.id.clone(),
+                        display_name: Some(n.display_name.clone()),
+                        user_principal_name: None,
+                        mail: None,
+                    }),
+                })
+                .collect();
+            drop(st);
+            page(shared, ver, &format!("groups/{gid}/members"), query, members, ctx("directoryObjects"), rid)
+        }
+        ("GET", ["policies", "authenticationMethodsPolicy", "authenticationMethodConfigurations", id])
+            if id.eq_ignore_ascii_case("fido2") =>
+        {
+            let mut p = shared.state().policy.clone();
+            p.context = Some(ctx("policies/authenticationMethodsPolicy/authenticationMethodConfigurations/$entity"));
+            json(200, &p)
+        }
+        (_, [first, ..]) => error(400, "BadRequest", &format!("Resource not found for the segment '{first}'."), rid),
+        _ => error(400, "BadRequest", "Invalid request.", rid),
+    }
+}
+
+fn user_field<'a>(u: &'a User, field: &str) -> Option<&'a str> {
+    match field {
+        "displayName" => u.display_name.as_deref(),
+        "userPrincipalName" => u.user_principal_name.as_deref(),
+        "mail" => u.mail.as_deref(),
+        "givenName" => u.given_name.as_deref(),
+        "surname" => u.surname.as_deref(),
+        _ => None,
+    }
+}
+
+/// Parses `startswith(field,'v') [or startswith(field,'v')]...` (quotes doubled inside).
+fn parse_startswith(filter: &str) -> Option<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for part in filter.split(" or ") {
+        let inner = part.trim().strip_prefix("startswith(")?.strip_suffix(')')?;
+        let (field, value) = inner.split_once(',')?;
+        let value = value
+            .trim()
+            .strip_prefix('\'')?
+            .strip_suffix('\'')?
+            .replace("''", "'");
+        out.push((field.trim().to_owned(), value));
+    }
+    Some(out)
+}
+
+fn page<T: Serialize>(
+    shared: &Shared,
+    ver: &str,
+    path: &str,
+    query: &[(String, String)],
+    items: Vec<T>,
+    context: String,
+    rid: &str,
+) -> Resp {
+    let top = match q(query, "$top").map(str::parse::<usize>) {
+        None => shared.config.page_size,
+        Some(Ok(n)) if (1..=999).contains(&n) => n,
+        Some(_) => {
+            return error(
+                400,
+                "BadRequest",
+                "Invalid page size specified: '$top' must be between 1 and 999.",
+                rid,
+            )
+        }
+    };
+    let skip = match q(query, "$skiptoken") {
+        None => 0,
+        Some(t) => match decode_b64url_strict(t, "$skiptoken")
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|s| {
+                s.strip_prefix("skip=")
+                    .and_then(|n| n.parse::<usize>().ok())
+            }) {
+            Some(n) => n,
+            None => return error(400, "BadRequest", "Invalid skip token.", rid),
+        },
+    };
+    let total = items.len();
+    let value: Vec<T> = items.into_iter().skip(skip).take(top).collect();
+    let next = skip + value.len();
+    let next_link = (next < total).then(|| {
+        let mut link = format!(
+            "{}/{ver}/{path}?$top={top}&$skiptoken={}",
+            shared.base_url,
+            encode_b64url(format!("skip={next}").as_bytes())
+        );
+        if let Some(f) = q(query, "$filter") {
+            link.push_str("&$filter=");
+            link.push_str(&crate::encode_segment(f));
+        }
+        link
+    });
+    json(
+        200,
+        &Page {
+            context: Some(context),
+            next_link,
+            value,
+        },
+    )
+}
+
+fn creation_options(
+    shared: &Shared,
+    ver: &str,
+    key: &str,
+    op: &str,
+    query: &[(String, String)],
+    rid: &str,
+) -> Resp {
+    if q(query, "challengeTimeoutInMinutes").is_some() {
+        return error(405, "methodNotAllowed", "The query-string form of challengeTimeoutInMinutes is not supported; use creationOptions(challengeTimeoutInMinutes=N).", rid);
+    }
+    let minutes: u64 = if op == "creationOptions" {
+        5
+    } else {
+        let Some(arg) = op
+            .strip_prefix("creationOptions(challengeTimeoutInMinutes=")
+            .and_then(|a| a.strip_suffix(')'))
+        else {
+            return error(
+                400,
+                "BadRequest",
+                &format!("Resource not found for the segment '{op}'."),
+                rid,
+            );
+        };
+        if ver == "v1.0" {
+            return error(
+                400,
+                "BadRequest",
+                "creationOptions on v1.0 takes no parameter.",
+                rid,
+            );
+        }
+        match arg.parse::<u64>() {
+            Ok(m) if (5..=43_200).contains(&m) => m,
+            _ => {
+                return error(
+                    400,
+                    "badRequest",
+                    "challengeTimeoutInMinutes must be between 5 and 43200.",
+                    rid,
+                )
+            }
+        }
+    };
+    let mut st = shared.state();
+    let Some(user) = st.find_user(key).cloned() else {
+        return not_found_user(key, rid);
+    };
+    st.evict_challenges();
+    let mut raw = vec![0u8; shared.config.challenge_bytes.clamp(16, 16 * 1024)];
+    OsRng.fill_bytes(&mut raw);
+    let challenge = encode_b64url(&raw);
+    let expires = st.now() + Duration::from_secs(minutes * 60);
+    st.challenges.insert(
+        challenge.clone(),
+        IssuedChallenge {
+            user_id: user.id.clone(),
+            expires,
+        },
+    );
+    let exclude: Vec<serde_json::Value> = st
+        .methods
+        .get(&user.id)
+        .map(|v| {
+            v.iter()
+                .map(|m| serde_json::json!({"id": encode_with_padding_digit(&m.credential_id), "type": "public-key", "transports": []}))
+                .collect()
+        })
+        .unwrap_or_default();
+    json(
+        200,
+        &serde_json::json!({
+            "@odata.context": format!("{}/{ver}/$metadata#microsoft.graph.webauthnCredentialCreationOptions", shared.base_url),
+            "challengeTimeoutDateTime": iso8601(expires),
+            "publicKey": {
+                "challenge": challenge,
+                "timeout": 60000,
+                "attestation": "direct",
+                "rp": {"id": shared.config.rp_id, "name": "Microsoft"},
+                "user": {
+                    "id": encode_b64url(user.id.as_bytes()),
+                    "name": user.user_principal_name,
+                    "displayName": user.display_name,
+                },
+                "pubKeyCredParams": [{"type": "public-key", "alg": -7}, {"type": "public-key", "alg": -257}],
+                "excludeCredentials": exclude,
+                "authenticatorSelection": {
+                    "authenticatorAttachment": "cross-platform",
+                    "requireResidentKey": true,
+                    "userVerification": "required",
+                },
+                "extensions": {
+                    "hmacCreateSecret": true,
+                    "enforceCredentialProtectionPolicy": true,
+                    "credentialProtectionPolicy": "userVerificationOptional",
+                },
+            }
+        }),
+    )
+}
+
+fn register(shared: &Shared, ver: &str, key: &str, body: &[u8], rid: &str) -> Resp {
+    let mut st = shared.state();
+    let Some(uid) = st.find_user(key).map(|u| u.id.clone()) else {
+        return not_found_user(key, rid);
+    };
+    let existing = st.methods.get(&uid).cloned().unwrap_or_default();
+    let user_groups = st.groups_of(&uid);
+    let ctx = RegistrationContext {
+        user_groups: &user_groups,
+        user_id: &uid,
+        rp_id: &shared.config.rp_id,
+        now: st.now(),
+        challenges: &st.challenges,
+        policy: &st.policy,
+        existing: &existing,
+        v1: ver == "v1.0",
+    };
+    match validate_registration(body, &ctx) {
+        Ok(accepted) => {
+            st.challenges.remove(&accepted.challenge);
+            let mut v = serde_json::to_value(&accepted.stored.method).unwrap_or_default();
+            st.methods.entry(uid).or_default().push(accepted.stored);
+            if let Some(o) = v.as_object_mut() {
+                o.insert(
+                    "@odata.context".into(),
+                    format!(
+                        "{}/{ver}/$metadata#users('{key}')/authentication/fido2Methods/$entity",
+                        shared.base_url
+                    )
+                    .into(),
+                );
+            }
+            json(201, &v)
+        }
+        Err(rej) => error(rej.status, rej.code, &rej.message, rid),
+    }
+}

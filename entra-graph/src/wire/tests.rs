@@ -1,0 +1,124 @@
+//! Decoding the recorded and hand-written Graph bodies.
+
+use super::*;
+
+#[test]
+fn page_with_null_value_is_empty() {
+    let p: Page<User> = parse_json(br#"{"value":null}"#, "page").unwrap();
+    assert!(p.value.is_empty());
+    assert_eq!(p.next_link, None);
+}
+
+#[test]
+fn method_requires_id() {
+    let e = parse_json::<Fido2Method>(br#"{"displayName":"x"}"#, "fido2Method").unwrap_err();
+    match e {
+        WireError::Shape { shape, reason } => {
+            assert_eq!(shape, "fido2Method");
+            assert!(reason.contains("id"), "{reason}");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[test]
+fn unknown_enum_values_are_kept_as_future_value() {
+    let m: Fido2Method = parse_json(
+        br#"{"id":"a","attestationLevel":"somethingNew","passkeyType":"x"}"#,
+        "m",
+    )
+    .unwrap();
+    assert_eq!(
+        m.attestation_level,
+        Some(AttestationLevel::UnknownFutureValue)
+    );
+    assert_eq!(m.passkey_type, Some(PasskeyType::UnknownFutureValue));
+}
+
+#[test]
+fn creation_options_plain_and_wrapped() {
+    let plain =
+        br#"{"publicKey":{"challenge":"YQ","rp":{"id":"login.microsoft.com"},"user":{"id":"dQ"}}}"#;
+    let wrapped = br#"{"value":{"publicKey":{"challenge":"YQ","rp":{"id":"login.microsoft.com"},"user":{"id":"dQ"}}}}"#;
+    let a = CreationOptions::from_json(plain).unwrap();
+    let b = CreationOptions::from_json(wrapped).unwrap();
+    assert_eq!(a, b);
+    assert_eq!(a.public_key.rp.id, "login.microsoft.com");
+    let err = CreationOptions::from_json(br#"{"publicKey":{"rp":{"id":"x"}}}"#).unwrap_err();
+    assert!(err.to_string().contains("challenge"), "{err}");
+}
+
+#[test]
+fn utc_times_parse() {
+    use std::time::{Duration, UNIX_EPOCH};
+    assert_eq!(
+        parse_utc("2024-08-14T16:29:58Z"),
+        Some(UNIX_EPOCH + Duration::from_secs(1_723_652_998))
+    );
+    assert_eq!(
+        parse_utc("2024-08-14T16:29:58.1234567+00:00"),
+        Some(UNIX_EPOCH + Duration::from_secs(1_723_652_998))
+    );
+    assert_eq!(
+        parse_utc("2000-02-29T00:00:00"),
+        Some(UNIX_EPOCH + Duration::from_secs(951_782_400))
+    );
+    for bad in [
+        "",
+        "2024-13-01T00:00:00Z",
+        "2024-08-14",
+        "x-y-zTa:b:c",
+        "1960-01-01T00:00:00Z",
+    ] {
+        assert_eq!(parse_utc(bad), None, "{bad}");
+    }
+    let mut o = CreationOptions::from_json(
+        br#"{"challengeTimeoutDateTime":"2024-08-14T16:29:58Z","publicKey":{"challenge":"YQ","rp":{"id":"r"},"user":{"id":"dQ"}}}"#,
+    )
+    .unwrap();
+    let exp = o.challenge_expiry().unwrap();
+    assert!(!o.is_expired(exp - Duration::from_secs(1)));
+    assert!(o.is_expired(exp));
+    o.challenge_timeout_date_time = None;
+    assert!(!o.is_expired(exp));
+}
+
+#[test]
+fn batch_body_is_json_text_of_ours() {
+    let r: BatchResponse = parse_json(
+        br#"{"responses":[{"id":"1","status":200,"body":{"value":[{"id":"a"}]}},{"id":"2","status":204}]}"#,
+        "$batch response",
+    )
+    .unwrap();
+    let body: &JsonText = r.responses[0].body.as_ref().unwrap();
+    let page: Page<Fido2Method> = body.parse("page").unwrap();
+    assert_eq!(page.value[0].id, "a");
+    assert_eq!(body.as_str(), r#"{"value":[{"id":"a"}]}"#);
+    assert_eq!(r.responses[1].body, None);
+    // Serialised back as a JSON value, not as a string holding JSON.
+    let out = serde_json::to_string(&r.responses[0]).unwrap();
+    assert!(out.contains(r#""body":{"value":[{"id":"a"}]}"#), "{out}");
+    assert!(JsonText::new("{not json").is_err());
+    assert!(JsonText::new("{} {}").is_err());
+    assert_eq!(JsonText::from_slice(b"[1,2]").unwrap().as_bytes(), b"[1,2]");
+    assert_eq!(JsonText::from_slice(b"\xff"), None);
+}
+
+#[test]
+fn too_large_body_is_refused() {
+    let big = vec![b' '; MAX_BODY_BYTES + 1];
+    assert!(matches!(
+        parse_json::<User>(&big, "user"),
+        Err(WireError::TooLarge { .. })
+    ));
+}
+
+#[test]
+fn token_response_debug_redacts() {
+    let t = TokenResponse {
+        token_type: "Bearer".into(),
+        expires_in: 3599,
+        access_token: "eyJsecret".into(),
+    };
+    assert!(!format!("{t:?}").contains("eyJsecret"));
+}

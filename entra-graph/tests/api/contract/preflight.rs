@@ -1,0 +1,211 @@
+//! Preflight against the FIDO2 policy: targets, nested groups and passkey profiles,
+//! checked to agree with the emulator's own decisions.
+
+use super::*;
+
+#[test]
+fn preflight_against_changed_policy() {
+    let emu = emulator();
+    let c = client(&emu, ApiVersion::V1);
+    let mut p = emu.policy();
+    p.key_restrictions = Some(KeyRestrictions {
+        is_enforced: true,
+        enforcement_type: EnforcementType::Block,
+        aa_guids: vec![YK5_STR.into()],
+    });
+    emu.set_policy(p.clone());
+    assert!(matches!(
+        c.preflight(KIM, YK5_STR, true),
+        Err(GraphError::Preflight(PreflightError::AaguidBlocked { .. }))
+    ));
+    p.key_restrictions = None;
+    p.is_attestation_enforced = Some(true);
+    emu.set_policy(p.clone());
+    assert_eq!(
+        c.preflight(KIM, YK5_STR, false),
+        Err(GraphError::Preflight(PreflightError::AttestationRequired))
+    );
+    p.state = MethodState::Disabled;
+    emu.set_policy(p);
+    assert_eq!(
+        c.preflight(KIM, YK5_STR, true),
+        Err(GraphError::Preflight(PreflightError::MethodDisabled))
+    );
+}
+
+const LEE: &str = "leeg@contoso.onmicrosoft.com";
+
+fn target(id: &str, profiles: &[&str]) -> PolicyTarget {
+    PolicyTarget {
+        target_type: "group".into(),
+        id: id.into(),
+        is_registration_required: Some(false),
+        allowed_passkey_profiles: profiles.iter().map(|p| p.to_string()).collect(),
+    }
+}
+
+fn register_status(c: &GraphClient, user: &str, name: &str, args: &MakeArgs<'_>) -> Option<u16> {
+    let (body, _) = registration(c, user, name, None, args);
+    c.register(user, &body)
+        .err()
+        .map(|e| e.status().unwrap_or(0))
+}
+
+#[test]
+fn preflight_checks_include_and_exclude_targets_like_the_emulator() {
+    let emu = emulator();
+    let c = client(&emu, ApiVersion::V1);
+    let mut p = emu.policy();
+    // Only the group (Kim is in it, Lee is not).
+    p.include_targets = vec![target(GROUP, &[])];
+    emu.set_policy(p.clone());
+    assert_eq!(c.preflight(KIM, YK5_STR, true), Ok(()));
+    assert_eq!(
+        c.preflight(LEE, YK5_STR, true),
+        Err(GraphError::Preflight(PreflightError::UserNotTargeted {
+            user_id: "c8a9a3b2-4f5e-4d6c-8b7a-9e0f1a2b3c4d".into()
+        }))
+    );
+    assert!(
+        emu.request_log()
+            .iter()
+            .any(|r| r.path.ends_with(&format!("/groups/{GROUP}/members"))),
+        "membership read from Graph"
+    );
+    // The emulator agrees with both verdicts.
+    assert_eq!(register_status(&c, KIM, "k", &MakeArgs::default()), None);
+    assert_eq!(
+        register_status(&c, LEE, "k", &MakeArgs::default()),
+        Some(403)
+    );
+    // Exclusion wins over all_users.
+    p.include_targets = vec![target("all_users", &[])];
+    p.exclude_targets = vec![target(GROUP, &[])];
+    emu.set_policy(p.clone());
+    assert_eq!(
+        c.preflight(KIM, YK5_STR, true),
+        Err(GraphError::Preflight(PreflightError::UserExcluded {
+            user_id: KIM_ID.into(),
+            target: GROUP.into()
+        }))
+    );
+    assert_eq!(c.preflight(LEE, YK5_STR, true), Ok(()));
+    assert_eq!(
+        register_status(&c, KIM, "k2", &MakeArgs::default()),
+        Some(403)
+    );
+    assert_eq!(register_status(&c, LEE, "k", &MakeArgs::default()), None);
+    // A target group that no longer exists includes nobody.
+    p.include_targets = vec![target("99999999-0000-0000-0000-000000000000", &[])];
+    p.exclude_targets = vec![];
+    emu.set_policy(p);
+    assert!(matches!(
+        c.preflight(KIM, YK5_STR, true),
+        Err(GraphError::Preflight(
+            PreflightError::UserNotTargeted { .. }
+        ))
+    ));
+    // Unknown user: the typed 404.
+    assert_eq!(
+        c.preflight("nobody@contoso.onmicrosoft.com", YK5_STR, true)
+            .unwrap_err()
+            .status(),
+        Some(404)
+    );
+    assert_eq!(emu.method_count(), 2);
+}
+
+#[test]
+fn preflight_follows_nested_groups_like_the_emulator() {
+    const OUTER: &str = "7d1c2b3a-0000-4000-8000-00000000cafe";
+    let mut cfg = EmulatorConfig::default();
+    cfg.tenant.groups.push(entra_graph::emulator::GroupFixture {
+        id: OUTER.into(),
+        display_name: "All key holders".into(),
+        members: vec![GROUP.into()],
+    });
+    let emu = Emulator::start(cfg).unwrap();
+    let c = client(&emu, ApiVersion::V1);
+    let mut p = emu.policy();
+    p.include_targets = vec![target(OUTER, &[])];
+    emu.set_policy(p);
+    assert_eq!(c.preflight(KIM, YK5_STR, true), Ok(()));
+    assert!(matches!(
+        c.preflight(LEE, YK5_STR, true),
+        Err(GraphError::Preflight(
+            PreflightError::UserNotTargeted { .. }
+        ))
+    ));
+    assert_eq!(register_status(&c, KIM, "k", &MakeArgs::default()), None);
+    assert_eq!(
+        register_status(&c, LEE, "k", &MakeArgs::default()),
+        Some(403)
+    );
+}
+
+#[test]
+fn passkey_profiles_selected_by_target_in_preflight_and_emulator() {
+    const NOT_YK: &str = "00000000-0000-0000-0000-0000000000aa";
+    let emu = emulator();
+    let c = client(&emu, ApiVersion::V1);
+    let mut p = emu.policy();
+    let profile = |id: &str, aaguid: &str, attest: AttestationEnforcement| PasskeyProfile {
+        id: id.into(),
+        name: Some(id.into()),
+        passkey_types: Some("deviceBound".into()),
+        attestation_enforcement: Some(attest),
+        key_restrictions: Some(KeyRestrictions {
+            is_enforced: true,
+            enforcement_type: EnforcementType::Allow,
+            aa_guids: vec![aaguid.into()],
+        }),
+    };
+    // Everyone: the default profile (not YubiKeys). The group: YubiKeys with attestation.
+    p.passkey_profiles = vec![
+        profile("default", NOT_YK, AttestationEnforcement::Disabled),
+        profile(
+            "yubikeys",
+            YK5_STR,
+            AttestationEnforcement::RegistrationOnly,
+        ),
+    ];
+    p.default_passkey_profile = Some("default".into());
+    p.include_targets = vec![
+        target("all_users", &["default"]),
+        target(GROUP, &["yubikeys"]),
+    ];
+    emu.set_policy(p.clone());
+    // Kim (in the group) may register an attested YubiKey; Lee may not.
+    assert_eq!(c.preflight(KIM, YK5_STR, true), Ok(()));
+    assert!(matches!(
+        c.preflight(LEE, YK5_STR, true),
+        Err(GraphError::Preflight(
+            PreflightError::AaguidNotAllowed { .. }
+        ))
+    ));
+    // The group's profile enforces attestation; the default one does not list the key.
+    assert!(matches!(
+        c.preflight(KIM, YK5_STR, false),
+        Err(GraphError::Preflight(
+            PreflightError::AaguidNotAllowed { .. }
+        ))
+    ));
+    assert_eq!(register_status(&c, KIM, "k", &MakeArgs::default()), None);
+    assert_eq!(
+        register_status(&c, LEE, "k", &MakeArgs::default()),
+        Some(400)
+    );
+    let none = MakeArgs {
+        attest: Attest::None,
+        ..MakeArgs::default()
+    };
+    assert_eq!(register_status(&c, KIM, "k2", &none), Some(400));
+    // A target without allowedPasskeyProfiles gets defaultPasskeyProfile, even when it
+    // is not the first profile.
+    p.default_passkey_profile = Some("yubikeys".into());
+    p.include_targets = vec![target("all_users", &[])];
+    emu.set_policy(p);
+    assert_eq!(c.preflight(LEE, YK5_STR, true), Ok(()));
+    assert_eq!(register_status(&c, LEE, "k", &MakeArgs::default()), None);
+    assert_eq!(emu.method_count(), 2);
+}

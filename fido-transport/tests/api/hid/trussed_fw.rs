@@ -1,0 +1,9 @@
+//! Interop with trussed's `fido-authenticator` firmware: the in-process firmware
+//! harness (`firmware`), raw-CTAP tests (`interop`), and a full session of our
+//! high-level client against it (`client`).
+
+use super::*;
+
+mod client;
+mod firmware;
+mod interop;

@@ -1,0 +1,102 @@
+//! The flows that need no key attached: inactivate, revoke, retire, unregister.
+
+use super::{Engine, UnixMillis};
+use crate::state::{plan, Operation};
+use crate::store::KeyRecord;
+use crate::template::TemplateSet;
+use crate::Error;
+
+use super::flow::{flow_span, log_outcome};
+
+impl Engine {
+    pub(super) fn simple(
+        &self,
+        actor: &str,
+        operation: Operation,
+        key_id: &str,
+        force: Option<bool>,
+        now: UnixMillis,
+    ) -> Result<KeyRecord, Error> {
+        self.simple_with_intent(actor, operation, key_id, force, None, now)
+    }
+
+    pub(super) fn simple_with_intent(
+        &self,
+        actor: &str,
+        operation: Operation,
+        key_id: &str,
+        force: Option<bool>,
+        intent: Option<i64>,
+        now: UnixMillis,
+    ) -> Result<KeyRecord, Error> {
+        let key = self.key(key_id)?;
+        let span = flow_span(operation, actor, &key);
+        let _entered = span.enter();
+        let mut templates = match self.template_for(&key) {
+            Ok(t) => t,
+            // Retire/unregister of a key never issued works without a template.
+            Err(_) if key.template_id.is_none() => blank_templates()?,
+            Err(e) => return Err(e),
+        };
+        if let Some(f) = force {
+            templates.credential.lifecycle.force_idp_deletion_on_revoke = f;
+        }
+        let mut run = self.run(actor, operation, templates, key);
+        run.intent = intent;
+        let result = (|| {
+            let facts = self.facts(&run.key, &run.templates)?;
+            let p = plan(operation, &run.templates, &facts, None, now)?;
+            self.execute(&mut run, &p.steps, None, None, now)?;
+            Ok(run.key.clone())
+        })();
+        let result = result.map_err(|e| self.fail(&run, e, now));
+        log_outcome(&result);
+        result
+    }
+
+    /// Inactivate: the passkeys are removed at the IdP (retried durably on failure).
+    pub fn inactivate(
+        &self,
+        actor: &str,
+        key_id: &str,
+        now: UnixMillis,
+    ) -> Result<KeyRecord, Error> {
+        self.simple(actor, Operation::Inactivate, key_id, None, now)
+    }
+
+    /// Revoke. `force` overrides the template's `force_idp_deletion_on_revoke`: forced,
+    /// a failed IdP deletion cancels the revocation (nothing changes, the error is
+    /// returned); unforced, the revocation stands and the deletion is journalled for
+    /// [`Engine::replay_journal`].
+    pub fn revoke(
+        &self,
+        actor: &str,
+        key_id: &str,
+        force: Option<bool>,
+        now: UnixMillis,
+    ) -> Result<KeyRecord, Error> {
+        self.simple(actor, Operation::Revoke, key_id, force, now)
+    }
+
+    /// Retire.
+    pub fn retire(&self, actor: &str, key_id: &str, now: UnixMillis) -> Result<KeyRecord, Error> {
+        self.simple(actor, Operation::Retire, key_id, None, now)
+    }
+
+    /// Unregister: the key's records are forgotten (the audit log stays).
+    pub fn unregister(
+        &self,
+        actor: &str,
+        key_id: &str,
+        now: UnixMillis,
+    ) -> Result<KeyRecord, Error> {
+        self.simple(actor, Operation::Unregister, key_id, None, now)
+    }
+}
+
+/// A minimal template set for keys that were never issued (retire / unregister of a
+/// blank key need no template content).
+pub(super) fn blank_templates() -> Result<TemplateSet, Error> {
+    const T: &str = "[passkey.none]\nidp = { connection = \"none\" }\ndisplay_name = \"{serial}\"\n\n[credential]\nname = \"none\"\npasskey_templates = [\"none\"]\nuser_assignment = { directory = \"none\" }\n";
+    Ok(TemplateSet::from_toml_str(T)?)
+}

@@ -111,6 +111,7 @@ fn run() -> Result<(), String> {
     let result = engine.bulk_run(
         job.job_id,
         &options,
+        &now_ms,
         &mut |r: &BulkDeviceRequest| match &softkeys {
             Some(dir) => softkey_device(dir, r.line),
             None => Err("no device".into()),

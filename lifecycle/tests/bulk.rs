@@ -66,7 +66,7 @@ fn bulk_issue_runs_each_row_once_and_a_rerun_skips_done_rows() {
     };
     let mut seen: Vec<BulkProgress> = Vec::new();
     let s = e
-        .bulk_run(job.job_id, &options, &mut devices, &mut |p| {
+        .bulk_run(job.job_id, &options, &now_ms, &mut devices, &mut |p| {
             seen.push(p.clone())
         })
         .unwrap();
@@ -104,7 +104,7 @@ fn bulk_issue_runs_each_row_once_and_a_rerun_skips_done_rows() {
         ..options.clone()
     };
     let s = e
-        .bulk_run(job.job_id, &quiet, &mut no_device, &mut |_| {})
+        .bulk_run(job.job_id, &quiet, &now_ms, &mut no_device, &mut |_| {})
         .unwrap();
     assert_eq!((s.done, s.failed, s.skipped), (3, 1, 3));
     assert!(s.items.is_empty());
@@ -114,6 +114,7 @@ fn bulk_issue_runs_each_row_once_and_a_rerun_skips_done_rows() {
         .bulk_run(
             job.job_id,
             &options,
+            &now_ms,
             &mut |r: &BulkDeviceRequest| {
                 calls += 1;
                 soft_device(r)
@@ -157,8 +158,13 @@ fn bad_csv_is_refused_naming_line_and_column() {
         other => panic!("expected a CSV error, got {other:?}"),
     }
     assert!(matches!(
-        w.engine
-            .bulk_run(77, &BulkOptions::default(), &mut no_device, &mut |_| {}),
+        w.engine.bulk_run(
+            77,
+            &BulkOptions::default(),
+            &now_ms,
+            &mut no_device,
+            &mut |_| {}
+        ),
         Err(Error::Engine(EngineError::UnknownBulkJob { job_id: 77 }))
     ));
 }
@@ -192,7 +198,7 @@ fn bulk_revoke_on_workers_keeps_going_through_idp_throttling() {
     };
     let mut progress = Vec::new();
     let s = e
-        .bulk_run(job.job_id, &options, &mut no_device, &mut |p| {
+        .bulk_run(job.job_id, &options, &now_ms, &mut no_device, &mut |p| {
             progress.push(p.done)
         })
         .unwrap();
@@ -232,6 +238,7 @@ fn bulk_revoke_resumes_after_a_crash_without_doing_anything_twice() {
     let r = e.bulk_run(
         job.job_id,
         &BulkOptions::default(),
+        &now_ms,
         &mut no_device,
         &mut |_| {},
     );
@@ -257,6 +264,7 @@ fn bulk_revoke_resumes_after_a_crash_without_doing_anything_twice() {
         .bulk_run(
             job.job_id,
             &BulkOptions::default(),
+            &now_ms,
             &mut no_device,
             &mut |_| {},
         )
@@ -277,6 +285,7 @@ fn bulk_revoke_resumes_after_a_crash_without_doing_anything_twice() {
         .bulk_run(
             job.job_id,
             &BulkOptions::default(),
+            &now_ms,
             &mut no_device,
             &mut |_| {},
         )
@@ -310,7 +319,7 @@ fn bulk_reconcile_fixes_each_user() {
         ..BulkOptions::default()
     };
     let s = e
-        .bulk_run(job.job_id, &options, &mut no_device, &mut |_| {})
+        .bulk_run(job.job_id, &options, &now_ms, &mut no_device, &mut |_| {})
         .unwrap();
     assert_eq!((s.done, s.failed), (2, 0));
     let mut outcomes: Vec<_> = s
@@ -406,7 +415,13 @@ fn killed_bulk_revoke_resumes(point: &str, settled: u64) {
         .unwrap();
     assert_eq!(again.job_id, job);
     let s = e
-        .bulk_run(job, &BulkOptions::default(), &mut no_device, &mut |_| {})
+        .bulk_run(
+            job,
+            &BulkOptions::default(),
+            &now_ms,
+            &mut no_device,
+            &mut |_| {},
+        )
         .unwrap();
     assert_eq!(
         (s.done, s.failed, s.skipped, s.settled),
@@ -465,6 +480,7 @@ fn an_issue_row_left_running_after_the_key_was_issued_is_settled_not_redone() {
         .bulk_run(
             job.job_id,
             &BulkOptions::default(),
+            &now_ms,
             &mut |r: &BulkDeviceRequest| {
                 calls += 1;
                 soft_device(r)
@@ -481,6 +497,7 @@ fn an_issue_row_left_running_after_the_key_was_issued_is_settled_not_redone() {
         .bulk_run(
             job.job_id,
             &BulkOptions::default(),
+            &now_ms,
             &mut |r: &BulkDeviceRequest| {
                 calls += 1;
                 soft_device(r)
@@ -584,6 +601,7 @@ fn bulk_issue_killed_before_an_items_state_change_resumes_without_duplicates() {
         .bulk_run(
             job,
             &options,
+            &now_ms,
             &mut |r: &BulkDeviceRequest| row_softkey(&w, r.line),
             &mut |_| {},
         )

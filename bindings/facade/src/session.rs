@@ -606,7 +606,13 @@ impl Session {
         Ok(self
             .inner
             .engine
-            .bulk_run(job_id, &engine_options, &mut devices, &mut on_progress)?
+            .bulk_run(
+                job_id,
+                &engine_options,
+                &now_ms,
+                &mut devices,
+                &mut on_progress,
+            )?
             .into())
     }
 

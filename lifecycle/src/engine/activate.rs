@@ -5,12 +5,12 @@ use fido_transport::client::Authenticator;
 use fido_transport::Transport;
 
 use super::device::DeviceOps;
-use super::{ms, Engine, UnixMillis};
-use crate::state::{plan, Operation};
-use crate::store::{KeyRecord, Transition};
+use super::{Engine, UnixMillis};
+use crate::state::{plan, Operation, TransitionError};
+use crate::store::KeyRecord;
 use crate::Error;
 
-use super::flow::{flow_span, log_outcome};
+use super::flow::FlowContext;
 
 impl Engine {
     /// Activation by the holder: their PIN replaces the transport PIN and the pending
@@ -26,47 +26,21 @@ impl Engine {
         now: UnixMillis,
     ) -> Result<KeyRecord, Error> {
         let key = self.key(key_id)?;
-        let span = flow_span(Operation::Activate, actor, &key);
-        let _entered = span.enter();
         let templates = self.template_for(&key)?;
-        let mut run = self.run(actor, Operation::Activate, templates, key);
-        let result = (|| {
-            let facts = self.facts(&run.key, &run.templates)?;
-            let p = match plan(Operation::Activate, &run.templates, &facts, None, now) {
+        let flow = FlowContext::new(actor, Operation::Activate, templates, key);
+        self.run_flow(flow, now, |flow| {
+            let facts = self.facts(&flow.key, &flow.templates)?;
+            let p = match plan(Operation::Activate, &flow.templates, &facts, None, now) {
                 Ok(p) => p,
-                Err(
-                    e @ Error::Transition(crate::state::TransitionError::ChallengeExpired {
-                        ..
-                    }),
-                ) => {
-                    let mut t = Transition::new(&run.key, run.key.state);
-                    t.needs_reissue = Some(true);
-                    let rec = self.audit(&run, "activate", "refused", Some(e.to_string()), now);
-                    self.store.transition(&t, &rec, ms(now))?;
+                Err(e @ Error::Transition(TransitionError::ChallengeExpired { .. })) => {
+                    let rec = flow.audit("activate", "refused", Some(e.to_string()), now);
+                    self.mark_needs_reissue(&flow.key, rec, Vec::new(), now)?;
                     return Err(e);
                 }
                 Err(e) => return Err(e),
             };
-            self.execute(
-                &mut run,
-                &p.steps,
-                Some(device as &mut dyn DeviceOps),
-                Some(holder_pin),
-                now,
-            )?;
-            Ok(run.key.clone())
-        })();
-        let result = result.map_err(|e| match e {
-            // Already audited with the needs-reissue mark.
-            e @ Error::Transition(crate::state::TransitionError::ChallengeExpired { .. }) => {
-                if let Some(id) = run.intent {
-                    let _ = self.store.journal_failed(id, "challenge expired", ms(now));
-                }
-                e
-            }
-            e => self.fail(&run, e, now),
-        });
-        log_outcome(&result);
-        result
+            let device: &mut dyn DeviceOps = device;
+            self.execute(flow, &p.steps, Some(device), Some(holder_pin), now)
+        })
     }
 }

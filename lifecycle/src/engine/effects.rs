@@ -6,11 +6,11 @@ use super::{b64, ms, CrashPoint, Engine, EngineError, UnixMillis, JOURNAL_LEASE_
 use crate::idp::IdpError;
 use crate::model::CredentialState;
 use crate::state::{OnIdpFailure, Operation};
-use crate::store::{JournalOp, JournalStatus, NewJournalEntry, StoreError, Transition, UnitOfWork};
+use crate::store::{JournalOp, JournalStatus, NewJournalEntry, StoreError, UnitOfWork};
 use crate::template::render_display_name;
 use crate::Error;
 
-use super::flow::Run;
+use super::flow::FlowContext;
 
 /// The state a passkey deleted at the IdP by `operation` ends in.
 pub(super) fn deleted_state(operation: Operation) -> CredentialState {
@@ -23,12 +23,12 @@ pub(super) fn deleted_state(operation: Operation) -> CredentialState {
 impl Engine {
     pub(super) fn register_pending(
         &self,
-        run: &mut Run<'_>,
+        flow: &mut FlowContext<'_>,
         passkey_template: &str,
         idp_connection: &str,
         now: UnixMillis,
     ) -> Result<(), Error> {
-        let key_id = run.key.key_id.clone();
+        let key_id = flow.key.key_id.clone();
         let pending = self
             .store
             .pending_for_key(&key_id)?
@@ -52,7 +52,7 @@ impl Engine {
                 key_id: key_id.clone(),
                 passkey_template: passkey_template.to_owned(),
             })?;
-        let t = run
+        let t = flow
             .templates
             .passkey
             .get(passkey_template)
@@ -61,12 +61,13 @@ impl Engine {
                 template: passkey_template.to_owned(),
             })?;
         let idp = self.idp(idp_connection)?.clone();
-        if run.attrs.is_empty() {
-            let (_, attrs, _) = self.user_attrs(idp.as_ref(), &pending.user_id, &run.key.serial)?;
-            run.attrs = attrs;
+        if flow.attrs.is_empty() {
+            let (_, attrs, _) =
+                self.user_attrs(idp.as_ref(), &pending.user_id, &flow.key.serial)?;
+            flow.attrs = attrs;
         }
         let display =
-            render_display_name(&t, &run.attrs).map_err(|p| EngineError::DisplayName {
+            render_display_name(&t, &flow.attrs).map_err(|p| EngineError::DisplayName {
                 field: p.field,
                 message: p.message,
             })?;
@@ -113,16 +114,14 @@ impl Engine {
                 // The IdP's clock says expired although ours did not: same outcome.
                 self.store
                     .journal_failed(entry.id, &e.to_string(), ms(now))?;
-                run.request_id = e.request_id().map(str::to_owned);
+                flow.request_id = e.request_id().map(str::to_owned);
                 let refusal = crate::state::TransitionError::ChallengeExpired {
                     passkey_template: passkey_template.to_owned(),
                     expired_at_ms: u64::try_from(pending.challenge_expires_ms).unwrap_or(0),
                     now_ms: now,
                 };
-                let mut t = Transition::new(&run.key, run.key.state);
-                t.needs_reissue = Some(true);
-                let rec = self.audit(run, "activate", "refused", Some(e.to_string()), now);
-                run.key = self.store.transition(&t, &rec, ms(now))?;
+                let rec = flow.audit("activate", "refused", Some(e.to_string()), now);
+                flow.key = self.mark_needs_reissue(&flow.key, rec, Vec::new(), now)?;
                 return Err(refusal.into());
             }
             Err(e) => {
@@ -133,7 +132,7 @@ impl Engine {
                     "IdP registration failed"
                 );
                 self.close_failed_if_final(entry.id, &e, now)?;
-                run.request_id = e.request_id().map(str::to_owned);
+                flow.request_id = e.request_id().map(str::to_owned);
                 return Err(e.into());
             }
         };
@@ -144,7 +143,7 @@ impl Engine {
             "IdP registration done"
         );
         self.maybe_crash(CrashPoint::AfterIdpCall)?;
-        run.request_id = outcome.request_id.clone();
+        flow.request_id = outcome.request_id.clone();
         let mut pk = passkey;
         pk.idp_method_id = Some(outcome.method_id.clone());
         pk.state = CredentialState::Active;
@@ -152,7 +151,7 @@ impl Engine {
             "passkey {passkey_template} registered as {}",
             outcome.method_id
         );
-        let rec = self.audit(run, "register", "success", Some(detail), now);
+        let rec = flow.audit("register", "success", Some(detail), now);
         self.store.commit(
             UnitOfWork {
                 update_passkeys: vec![pk],
@@ -184,19 +183,19 @@ impl Engine {
 
     pub(super) fn delete_at_idp(
         &self,
-        run: &mut Run<'_>,
+        flow: &mut FlowContext<'_>,
         passkey_template: &str,
         idp_connection: &str,
         on_failure: OnIdpFailure,
         now: UnixMillis,
     ) -> Result<(), Error> {
-        let key_id = run.key.key_id.clone();
+        let key_id = flow.key.key_id.clone();
         let idp = self.idp(idp_connection)?.clone();
-        let user = run.key.user_id.clone().ok_or(EngineError::NotIssued {
+        let user = flow.key.user_id.clone().ok_or(EngineError::NotIssued {
             key_id: key_id.clone(),
             what: "user",
         })?;
-        let user = self.user_at(&run.templates, &user, None, idp_connection)?;
+        let user = self.user_at(&flow.templates, &user, None, idp_connection)?;
         for mut pk in self.store.list_passkeys(&key_id)? {
             let Some(method_id) = pk.idp_method_id.clone() else {
                 continue;
@@ -209,7 +208,7 @@ impl Engine {
                 passkey_template: passkey_template.to_owned(),
                 method_id: method_id.clone(),
                 credential_id: b64(&pk.credential_id),
-                target: Some(deleted_state(run.operation).as_str().to_owned()),
+                target: Some(deleted_state(flow.operation).as_str().to_owned()),
                 keep_key_state: false,
             };
             let entry = self.store.journal_append(
@@ -249,9 +248,9 @@ impl Engine {
             match deleted {
                 Ok(d) => {
                     self.maybe_crash(CrashPoint::AfterIdpCall)?;
-                    run.request_id = d.request_id.clone();
+                    flow.request_id = d.request_id.clone();
                     pk.idp_method_id = None;
-                    pk.state = deleted_state(run.operation);
+                    pk.state = deleted_state(flow.operation);
                     let detail = format!(
                         "passkey {passkey_template} ({method_id}) deleted at the IdP{}",
                         if d.already_gone {
@@ -260,7 +259,7 @@ impl Engine {
                             ""
                         }
                     );
-                    let rec = self.audit(run, "idp-delete", "success", Some(detail), now);
+                    let rec = flow.audit("idp-delete", "success", Some(detail), now);
                     self.store.commit(
                         UnitOfWork {
                             update_passkeys: vec![pk],
@@ -273,13 +272,13 @@ impl Engine {
                     tracing::info!(journal_id = entry.id, "journal entry closed");
                 }
                 Err(e) => {
-                    run.request_id = e.request_id().map(str::to_owned);
+                    flow.request_id = e.request_id().map(str::to_owned);
                     match on_failure {
                         OnIdpFailure::CancelOperation => {
                             self.store
                                 .journal_failed(entry.id, &e.to_string(), ms(now))?;
                             return Err(EngineError::IdpDeletionCancelled {
-                                operation: run.operation,
+                                operation: flow.operation,
                                 passkey_template: passkey_template.to_owned(),
                                 message: e.to_string(),
                                 request_id: e.request_id().map(str::to_owned),
@@ -290,7 +289,7 @@ impl Engine {
                             let detail = format!(
                                 "deleting passkey {passkey_template} ({method_id}) failed, retried by journal replay: {e}"
                             );
-                            let rec = self.audit(run, "idp-delete", "deferred", Some(detail), now);
+                            let rec = flow.audit("idp-delete", "deferred", Some(detail), now);
                             self.store.append_audit(&rec)?;
                         }
                     }

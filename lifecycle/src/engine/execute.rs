@@ -18,7 +18,7 @@ use crate::store::{
 use crate::template::render_display_name;
 use crate::Error;
 
-use super::flow::Run;
+use super::flow::{FlowContext, MadeCredential};
 
 /// Length of the random transport PIN (digits).
 const TRANSPORT_PIN_DIGITS: usize = 16;
@@ -51,15 +51,15 @@ pub(super) fn random_pin() -> Zeroizing<String> {
 impl Engine {
     pub(super) fn commit_state(
         &self,
-        run: &mut Run<'_>,
+        flow: &mut FlowContext<'_>,
         to: CredentialState,
         now: UnixMillis,
     ) -> Result<(), Error> {
-        let mut t = Transition::new(&run.key, to);
+        let mut t = Transition::new(&flow.key, to);
         match to {
             CredentialState::Issued => {
-                t.user_id = Some(run.user.clone());
-                t.template_id = Some(Some(run.templates.credential.name.clone()));
+                t.user_id = Some(flow.user.clone());
+                t.template_id = Some(Some(flow.templates.credential.name.clone()));
                 t.needs_reissue = Some(false);
             }
             CredentialState::Unregistered => {
@@ -69,13 +69,13 @@ impl Engine {
             }
             _ => {}
         }
-        let detail = (run.operation == Operation::Reissue).then(|| "reissue".to_owned());
+        let detail = (flow.operation == Operation::Reissue).then(|| "reissue".to_owned());
         self.maybe_crash(CrashPoint::BeforeStateChange)?;
-        let rec = self.audit(run, action_name(to), "success", detail, now);
-        let mut work = std::mem::take(&mut run.work);
+        let rec = flow.audit(action_name(to), "success", detail, now);
+        let mut work = std::mem::take(&mut flow.work);
         work.transition = Some(t);
         work.audit.push(rec);
-        if let Some(id) = run.intent.take() {
+        if let Some(id) = flow.intent.take() {
             work.close_journal.push((
                 id,
                 JournalStatus::Done,
@@ -84,29 +84,29 @@ impl Engine {
         }
         let done = self.store.commit(work, ms(now))?;
         tracing::info!(to = to.as_str(), "state committed");
-        run.key = done.key.ok_or_else(|| StoreError::Corrupt {
+        flow.key = done.key.ok_or_else(|| StoreError::Corrupt {
             what: "transition committed without a key".into(),
         })?;
-        run.request_id = None;
+        flow.request_id = None;
         Ok(())
     }
 
-    pub(super) fn current_pin(&self, run: &Run<'_>) -> Result<Zeroizing<String>, Error> {
-        if let Some(p) = &run.pin {
+    pub(super) fn current_pin(&self, flow: &FlowContext<'_>) -> Result<Zeroizing<String>, Error> {
+        if let Some(p) = &flow.pin {
             return Ok(p.clone());
         }
         let t = self
             .store
-            .get_transport_pin(&run.key.key_id, &self.pin_key)?
+            .get_transport_pin(&flow.key.key_id, &self.pin_key)?
             .ok_or_else(|| EngineError::NoTransportPin {
-                key_id: run.key.key_id.clone(),
+                key_id: flow.key.key_id.clone(),
             })?;
         Ok(Zeroizing::new(t.expose().to_owned()))
     }
 
     pub(super) fn execute(
         &self,
-        run: &mut Run<'_>,
+        flow: &mut FlowContext<'_>,
         steps: &[Step],
         mut device: Option<&mut dyn DeviceOps>,
         holder_pin: Option<&str>,
@@ -122,17 +122,17 @@ impl Engine {
                 step,
                 Step::RegisterPending { .. } | Step::DeletePasskeyAtIdp { .. }
             ) {
-                self.open_intent(run, &steps[index..], now)?;
+                self.open_intent(flow, &steps[index..], now)?;
             }
             match step {
                 Step::PolicyPreflight { idp_connection, .. } => {
                     let d = device.as_deref_mut().ok_or_else(|| need("preflight"))?;
                     let aaguid = d.info()?.aaguid;
-                    let user = run.user.clone().ok_or_else(|| need("preflight"))?;
+                    let user = flow.user.clone().ok_or_else(|| need("preflight"))?;
                     let user = self.user_at(
-                        &run.templates,
+                        &flow.templates,
                         &user,
-                        run.attrs.get("userPrincipalName").map(String::as_str),
+                        flow.attrs.get("userPrincipalName").map(String::as_str),
                         idp_connection,
                     )?;
                     self.idp(idp_connection)?.preflight(&user, &aaguid, true)?;
@@ -140,8 +140,8 @@ impl Engine {
                 Step::ResetAuthenticator => {
                     let d = device.as_deref_mut().ok_or_else(|| need("reset"))?;
                     d.reset(&|p| self.prompt(p))?;
-                    self.store.delete_transport_pin(&run.key.key_id)?;
-                    run.pin = None;
+                    self.store.delete_transport_pin(&flow.key.key_id)?;
+                    flow.pin = None;
                 }
                 Step::SetTransportPin => {
                     let d = device.as_deref_mut().ok_or_else(|| need("setPIN"))?;
@@ -150,20 +150,20 @@ impl Engine {
                     // never leaves a key with a PIN nobody knows.
                     let sealed = TransportPin::new(pin.as_str())?;
                     self.store.put_transport_pin(
-                        &run.key.key_id,
+                        &flow.key.key_id,
                         &sealed,
                         &self.pin_key,
                         ms(now),
                     )?;
                     d.set_pin(&pin)?;
-                    run.pin = Some(pin);
+                    flow.pin = Some(pin);
                 }
                 Step::SetMinPinLength {
                     min_pin_length,
                     rp_ids,
                     force_change_pin,
                 } => {
-                    let pin = self.current_pin(run)?;
+                    let pin = self.current_pin(flow)?;
                     let d = device
                         .as_deref_mut()
                         .ok_or_else(|| need("setMinPINLength"))?;
@@ -180,7 +180,7 @@ impl Engine {
                     d.set_min_pin_length(min, rp_ids, *force_change_pin, &token)?;
                 }
                 Step::EnableAlwaysUv => {
-                    let pin = self.current_pin(run)?;
+                    let pin = self.current_pin(flow)?;
                     let d = device
                         .as_deref_mut()
                         .ok_or_else(|| need("toggleAlwaysUv"))?;
@@ -191,7 +191,7 @@ impl Engine {
                     min_fingerprints,
                     timeout_ms,
                 } => {
-                    let pin = self.current_pin(run)?;
+                    let pin = self.current_pin(flow)?;
                     let d = device.as_deref_mut().ok_or_else(|| need("bioEnrollment"))?;
                     let token = d.token(&pin, Permissions::BIO_ENROLLMENT, None)?;
                     let mut enrolled = d.bio_count(&token)?;
@@ -213,12 +213,12 @@ impl Engine {
                     rp_id,
                     origin,
                 } => {
-                    let pin = self.current_pin(run)?;
+                    let pin = self.current_pin(flow)?;
                     let d = device
                         .as_deref_mut()
                         .ok_or_else(|| need("makeCredential"))?;
                     self.make(
-                        run,
+                        flow,
                         d,
                         &pin,
                         passkey_template,
@@ -232,17 +232,21 @@ impl Engine {
                     expires_at_ms,
                     ..
                 } => {
-                    let (made, client_data, idp_expiry, idp_user) = run
-                        .made
-                        .remove(passkey_template)
-                        .ok_or_else(|| EngineError::NoPendingRegistration {
-                            key_id: run.key.key_id.clone(),
+                    let MadeCredential {
+                        made,
+                        client_data,
+                        idp_expiry,
+                        idp_user,
+                    } = flow.made.remove(passkey_template).ok_or_else(|| {
+                        EngineError::NoPendingRegistration {
+                            key_id: flow.key.key_id.clone(),
                             passkey_template: passkey_template.clone(),
-                        })?;
+                        }
+                    })?;
                     let expires = idp_expiry.map_or(*expires_at_ms, |e| e.min(*expires_at_ms));
                     let user = idp_user;
-                    run.work.add_passkeys.push(PasskeyRecord {
-                        key_id: run.key.key_id.clone(),
+                    flow.work.add_passkeys.push(PasskeyRecord {
+                        key_id: flow.key.key_id.clone(),
                         idp: passkey_template.clone(),
                         credential_id: made.credential_id,
                         public_key: made.public_key,
@@ -250,8 +254,8 @@ impl Engine {
                         state: CredentialState::Issued,
                         created_ms: ms(now),
                     });
-                    run.work.put_pending.push(PendingRegistration {
-                        key_id: run.key.key_id.clone(),
+                    flow.work.put_pending.push(PendingRegistration {
+                        key_id: flow.key.key_id.clone(),
                         idp: passkey_template.clone(),
                         user_id: user,
                         attestation_object: made.attestation_object,
@@ -266,17 +270,17 @@ impl Engine {
                         reason: "no holder PIN given".into(),
                     })?;
                     let d = device.as_deref_mut().ok_or_else(|| need("changePIN"))?;
-                    let stored = match &run.pin {
+                    let stored = match &flow.pin {
                         Some(p) => Some(p.clone()),
                         None => self
                             .store
-                            .get_transport_pin(&run.key.key_id, &self.pin_key)?
+                            .get_transport_pin(&flow.key.key_id, &self.pin_key)?
                             .map(|t| Zeroizing::new(t.expose().to_owned())),
                     };
                     match stored {
                         Some(transport) => {
                             d.change_pin(&transport, holder)?;
-                            self.store.delete_transport_pin(&run.key.key_id)?;
+                            self.store.delete_transport_pin(&flow.key.key_id)?;
                         }
                         // An earlier attempt changed the PIN and then failed at the IdP:
                         // the transport PIN is gone, so the holder's PIN is checked
@@ -290,29 +294,29 @@ impl Engine {
                             .map(drop)?;
                         }
                     }
-                    run.pin = Some(Zeroizing::new(holder.to_owned()));
+                    flow.pin = Some(Zeroizing::new(holder.to_owned()));
                 }
                 Step::RegisterPending {
                     passkey_template,
                     idp_connection,
                 } => {
                     // Passkeys made in this flow are committed first.
-                    if !run.work.add_passkeys.is_empty() || !run.work.put_pending.is_empty() {
-                        let work = std::mem::take(&mut run.work);
+                    if !flow.work.add_passkeys.is_empty() || !flow.work.put_pending.is_empty() {
+                        let work = std::mem::take(&mut flow.work);
                         self.store.commit(work, ms(now))?;
                     }
-                    self.register_pending(run, passkey_template, idp_connection, now)?;
+                    self.register_pending(flow, passkey_template, idp_connection, now)?;
                 }
                 Step::DropPendingRegistration {
                     passkey_template, ..
                 } => {
-                    run.work
+                    flow.work
                         .remove_pending
-                        .push((run.key.key_id.clone(), passkey_template.clone()));
-                    for mut pk in self.store.list_passkeys(&run.key.key_id)? {
+                        .push((flow.key.key_id.clone(), passkey_template.clone()));
+                    for mut pk in self.store.list_passkeys(&flow.key.key_id)? {
                         if &pk.idp == passkey_template && pk.idp_method_id.is_none() {
                             pk.state = CredentialState::Unregistered;
-                            run.work.update_passkeys.push(pk);
+                            flow.work.update_passkeys.push(pk);
                         }
                     }
                 }
@@ -320,20 +324,22 @@ impl Engine {
                     passkey_template,
                     idp_connection,
                     on_failure,
-                } => self.delete_at_idp(run, passkey_template, idp_connection, *on_failure, now)?,
+                } => {
+                    self.delete_at_idp(flow, passkey_template, idp_connection, *on_failure, now)?
+                }
                 Step::ForgetKey => {
-                    self.store.delete_transport_pin(&run.key.key_id)?;
-                    for p in self.store.pending_for_key(&run.key.key_id)? {
-                        run.work.remove_pending.push((p.key_id, p.idp));
+                    self.store.delete_transport_pin(&flow.key.key_id)?;
+                    for p in self.store.pending_for_key(&flow.key.key_id)? {
+                        flow.work.remove_pending.push((p.key_id, p.idp));
                     }
-                    for mut pk in self.store.list_passkeys(&run.key.key_id)? {
+                    for mut pk in self.store.list_passkeys(&flow.key.key_id)? {
                         if pk.state != CredentialState::Unregistered {
                             pk.state = CredentialState::Unregistered;
-                            run.work.update_passkeys.push(pk);
+                            flow.work.update_passkeys.push(pk);
                         }
                     }
                 }
-                Step::SetState(to) => self.commit_state(run, *to, now)?,
+                Step::SetState(to) => self.commit_state(flow, *to, now)?,
             }
         }
         Ok(())
@@ -343,11 +349,11 @@ impl Engine {
     /// (the first `SetState` in `rest`), unless one is open already.
     pub(super) fn open_intent(
         &self,
-        run: &mut Run<'_>,
+        flow: &mut FlowContext<'_>,
         rest: &[Step],
         now: UnixMillis,
     ) -> Result<(), Error> {
-        if run.intent.is_some() {
+        if flow.intent.is_some() {
             return Ok(());
         }
         let Some(to) = rest.iter().find_map(|s| match s {
@@ -364,14 +370,14 @@ impl Engine {
                 _ => None,
             })
             .unwrap_or_default();
-        let revoking = matches!(run.operation, Operation::Revoke | Operation::Reissue);
+        let revoking = matches!(flow.operation, Operation::Revoke | Operation::Reissue);
         let payload = StatePayload {
-            operation: run.operation.as_str().to_owned(),
-            from: run.key.state.as_str().to_owned(),
+            operation: flow.operation.as_str().to_owned(),
+            from: flow.key.state.as_str().to_owned(),
             to: to.as_str().to_owned(),
-            key_version: run.key.version,
+            key_version: flow.key.version,
             force: revoking.then_some(
-                run.templates
+                flow.templates
                     .credential
                     .lifecycle
                     .force_idp_deletion_on_revoke,
@@ -379,21 +385,21 @@ impl Engine {
         };
         let entry = self.store.journal_append(
             &NewJournalEntry {
-                key_id: run.key.key_id.clone(),
+                key_id: flow.key.key_id.clone(),
                 idp: connection,
                 operation: JournalOp::State,
                 payload: payload.to_bytes(),
             },
             ms(now),
         )?;
-        run.intent = Some(entry.id);
+        flow.intent = Some(entry.id);
         self.maybe_crash(CrashPoint::AfterStateJournal)
     }
 
     #[allow(clippy::too_many_arguments)]
     pub(super) fn make(
         &self,
-        run: &mut Run<'_>,
+        flow: &mut FlowContext<'_>,
         d: &mut dyn DeviceOps,
         pin: &str,
         passkey_template: &str,
@@ -401,7 +407,7 @@ impl Engine {
         rp_id: Option<&str>,
         origin: Option<&str>,
     ) -> Result<(), Error> {
-        let t = run
+        let t = flow
             .templates
             .passkey
             .get(passkey_template)
@@ -410,24 +416,24 @@ impl Engine {
                 template: passkey_template.to_owned(),
             })?;
         let idp = self.idp(idp_connection)?.clone();
-        let user = run.user.clone().ok_or(EngineError::NotIssued {
-            key_id: run.key.key_id.clone(),
+        let user = flow.user.clone().ok_or(EngineError::NotIssued {
+            key_id: flow.key.key_id.clone(),
             what: "user",
         })?;
-        if run.attrs.is_empty() {
-            let (_, attrs, _) = self.user_attrs(idp.as_ref(), &user, &run.key.serial)?;
-            run.attrs = attrs;
+        if flow.attrs.is_empty() {
+            let (_, attrs, _) = self.user_attrs(idp.as_ref(), &user, &flow.key.serial)?;
+            flow.attrs = attrs;
         }
         let display =
-            render_display_name(&t, &run.attrs).map_err(|p| EngineError::DisplayName {
+            render_display_name(&t, &flow.attrs).map_err(|p| EngineError::DisplayName {
                 field: p.field,
                 message: p.message,
             })?;
         let minutes = u32::try_from(t.challenge_timeout()).ok();
         let idp_user = self.user_at(
-            &run.templates,
+            &flow.templates,
             &user,
-            run.attrs.get("userPrincipalName").map(String::as_str),
+            flow.attrs.get("userPrincipalName").map(String::as_str),
             idp_connection,
         )?;
         let challenge = idp.creation_challenge(&idp_user, minutes, origin)?;
@@ -443,7 +449,7 @@ impl Engine {
         }
         let client_data = challenge.client_data_json();
         let hash: [u8; 32] = Sha256::digest(client_data.as_bytes()).into();
-        let upn = run
+        let upn = flow
             .attrs
             .get("userPrincipalName")
             .cloned()
@@ -451,14 +457,14 @@ impl Engine {
         let args = device::make_args(hash, &challenge, &upn, &display);
         let token = d.token(pin, Permissions::MAKE_CREDENTIAL, Some(&challenge.rp_id))?;
         let made = d.make_credential(&args, &token, &|p| self.prompt(p))?;
-        run.made.insert(
+        flow.made.insert(
             passkey_template.to_owned(),
-            (
+            MadeCredential {
                 made,
-                client_data.into_bytes(),
-                challenge.expires_at_ms,
+                client_data: client_data.into_bytes(),
+                idp_expiry: challenge.expires_at_ms,
                 idp_user,
-            ),
+            },
         );
         Ok(())
     }

@@ -1,18 +1,16 @@
 //! Issuance: central issuance, issuance with the holder at the desk, and reissue.
 
-use std::collections::BTreeMap;
-
 use fido_transport::client::Authenticator;
 use fido_transport::Transport;
 
 use super::device::{self, DeviceOps};
 use super::{key_id_for, ms, Engine, EngineError, UnixMillis};
 use crate::state::{plan, Operation, Step};
-use crate::store::{KeyRecord, NewKey, UnitOfWork};
+use crate::store::{KeyRecord, NewKey};
 use crate::template::{TemplateSet, Transport as KeyTransport};
 use crate::Error;
 
-use super::flow::{flow_span, log_outcome, Run};
+use super::flow::FlowContext;
 
 /// Who and what an issuance is for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -122,23 +120,11 @@ impl Engine {
         holder_pin: Option<&str>,
         now: UnixMillis,
     ) -> Result<KeyRecord, Error> {
-        let span = flow_span(operation, &request.actor, &key);
-        let _entered = span.enter();
-        let mut run = Run {
-            actor: &request.actor,
-            operation,
-            templates,
-            key,
-            user: None,
-            attrs: BTreeMap::new(),
-            pin: None,
-            made: BTreeMap::new(),
-            work: UnitOfWork::default(),
-            request_id: None,
-            intent: None,
-        };
-        let result = (|| {
-            let first = run
+        let mut flow = FlowContext::new(&request.actor, operation, templates, key);
+        // The user comes from the request, not from the key's record.
+        flow.user = None;
+        self.run_flow(flow, now, |flow| {
+            let first = flow
                 .templates
                 .passkey_templates()
                 .first()
@@ -147,23 +133,20 @@ impl Engine {
             let idp = self.idp(&first)?.clone();
             let (uid, attrs, rec) =
                 self.user_attrs(idp.as_ref(), &request.user, &request.serial)?;
-            span.record("user", uid.as_str());
-            span.record("template", run.templates.credential.name.as_str());
-            run.user = Some(uid);
-            run.attrs = attrs;
-            run.work.users.push(rec);
+            flow.span.record("user", uid.as_str());
+            flow.span
+                .record("template", flow.templates.credential.name.as_str());
+            flow.user = Some(uid);
+            flow.attrs = attrs;
+            flow.work.users.push(rec);
             let info = device.info()?;
             let facts = device::facts(&info, request.transport, request.can_reset_in_place);
-            let key_facts = self.facts(&run.key, &run.templates)?;
-            let p = plan(operation, &run.templates, &key_facts, Some(&facts), now)?;
+            let key_facts = self.facts(&flow.key, &flow.templates)?;
+            let p = plan(operation, &flow.templates, &key_facts, Some(&facts), now)?;
             if holder_pin.is_none() && p.steps.contains(&Step::ChangePin) {
                 return Err(EngineError::HolderPinRequired.into());
             }
-            self.execute(&mut run, &p.steps, Some(device), holder_pin, now)?;
-            Ok(run.key.clone())
-        })();
-        let result = result.map_err(|e| self.fail(&run, e, now));
-        log_outcome(&result);
-        result
+            self.execute(flow, &p.steps, Some(device), holder_pin, now)
+        })
     }
 }

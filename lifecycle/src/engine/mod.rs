@@ -46,7 +46,8 @@ pub use error::EngineError;
 pub use fault::{CrashPoint, CrashProbe};
 pub use issue::IssueRequest;
 pub use jobs::{
-    BulkDevice, BulkDeviceRequest, BulkItemResult, BulkKind, BulkOptions, BulkProgress, BulkSummary,
+    BulkClock, BulkDevice, BulkDeviceRequest, BulkItemResult, BulkKind, BulkOptions, BulkProgress,
+    BulkSummary,
 };
 pub use reconcile::{DriftFinding, DriftKind, ReconcileOptions, ReconcileReport};
 pub use replay::Replayed;

@@ -19,7 +19,7 @@ use fido_transport::Transport;
 use super::device::DeviceOps;
 use super::{key_id_for, ms, Engine, EngineError, IssueRequest, UnixMillis};
 use crate::model::CredentialState;
-use crate::store::{KeyRecord, NewAuditRecord, Transition};
+use crate::store::{KeyRecord, NewAuditRecord};
 use crate::template::{OidcConfig, TemplateSet, Transport as KeyTransport};
 use crate::Error;
 
@@ -346,8 +346,6 @@ impl Engine {
         let e = EngineError::PinBlockedNeedsReissue {
             key_id: key_id.to_owned(),
         };
-        let mut t = Transition::new(&key, key.state);
-        t.needs_reissue = Some(true);
         let rec = NewAuditRecord {
             actor: holder.actor.clone(),
             time_ms: ms(now),
@@ -359,7 +357,7 @@ impl Engine {
             idp_request_id: None,
             detail: Some(e.to_string()),
         };
-        self.store.transition(&t, &rec, ms(now))?;
+        self.mark_needs_reissue(&key, rec, Vec::new(), now)?;
         Err(e.into())
     }
 }

@@ -6,7 +6,7 @@ use crate::store::KeyRecord;
 use crate::template::TemplateSet;
 use crate::Error;
 
-use super::flow::{flow_span, log_outcome};
+use super::flow::FlowContext;
 
 impl Engine {
     pub(super) fn simple(
@@ -30,8 +30,6 @@ impl Engine {
         now: UnixMillis,
     ) -> Result<KeyRecord, Error> {
         let key = self.key(key_id)?;
-        let span = flow_span(operation, actor, &key);
-        let _entered = span.enter();
         let mut templates = match self.template_for(&key) {
             Ok(t) => t,
             // Retire/unregister of a key never issued works without a template.
@@ -41,17 +39,13 @@ impl Engine {
         if let Some(f) = force {
             templates.credential.lifecycle.force_idp_deletion_on_revoke = f;
         }
-        let mut run = self.run(actor, operation, templates, key);
-        run.intent = intent;
-        let result = (|| {
-            let facts = self.facts(&run.key, &run.templates)?;
-            let p = plan(operation, &run.templates, &facts, None, now)?;
-            self.execute(&mut run, &p.steps, None, None, now)?;
-            Ok(run.key.clone())
-        })();
-        let result = result.map_err(|e| self.fail(&run, e, now));
-        log_outcome(&result);
-        result
+        let mut flow = FlowContext::new(actor, operation, templates, key);
+        flow.intent = intent;
+        self.run_flow(flow, now, |flow| {
+            let facts = self.facts(&flow.key, &flow.templates)?;
+            let p = plan(operation, &flow.templates, &facts, None, now)?;
+            self.execute(flow, &p.steps, None, None, now)
+        })
     }
 
     /// Inactivate: the passkeys are removed at the IdP (retried durably on failure).

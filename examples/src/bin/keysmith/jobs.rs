@@ -398,6 +398,7 @@ pub(crate) fn bulk(args: &Args, kind: &str, file: Option<&str>) -> Result<Output
     let summary = s.engine.bulk_run(
         job.job_id,
         &options,
+        &ops::now_ms,
         &mut |r| row_device(spec.as_deref(), r),
         &mut |p| {
             bar.draw(p);

@@ -23,6 +23,7 @@ use fido_transport::client::Authenticator;
 use fido_transport::Transport;
 use serde::{Deserialize, Serialize};
 
+use super::UnixMillis;
 use crate::store::BulkItemStatus;
 use crate::template::Transport as KeyTransport;
 
@@ -30,6 +31,10 @@ use crate::template::Transport as KeyTransport;
 pub const MAX_WORKERS: usize = 32;
 /// Items read from the store at a time.
 const PAGE: u32 = 500;
+
+/// The clock the bulk runner reads for each item's timestamps and flows (the engine
+/// never reads the system clock itself: a host passes the real time, a test its own).
+pub type BulkClock = dyn Fn() -> UnixMillis + Sync;
 
 /// What a bulk job does with each row.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -4,14 +4,13 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
 
 use super::csv::{rows_for, Row};
 use super::throttle::{RateLimiter, Throttled};
 use super::{
-    BulkDevice, BulkDeviceRequest, BulkItemResult, BulkKind, BulkOptions, BulkProgress,
+    BulkClock, BulkDevice, BulkDeviceRequest, BulkItemResult, BulkKind, BulkOptions, BulkProgress,
     BulkSummary, MAX_WORKERS, PAGE,
 };
 use crate::engine::reconcile::{DriftKind, ReconcileOptions};
@@ -20,14 +19,6 @@ use crate::idp::Idp;
 use crate::model::CredentialState;
 use crate::store::{BulkItem, BulkItemStatus, BulkJob, KeyQuery, KeyRecord, NewBulkJob};
 use crate::Error;
-
-fn now_ms() -> UnixMillis {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .ok()
-        .and_then(|d| u64::try_from(d.as_millis()).ok())
-        .unwrap_or(0)
-}
 
 impl Engine {
     /// Records a bulk job from CSV text (validated whole first: errors name the line and
@@ -70,13 +61,15 @@ impl Engine {
     }
 
     /// Runs (or resumes) a bulk job: every item not done yet is run, after the journal is
-    /// replayed and items left running by a crash are settled. `devices` supplies the key
+    /// replayed and items left running by a crash are settled. `clock` gives the time for
+    /// each item (the runner never reads the system clock itself). `devices` supplies the key
     /// for each issue row (an `Err` fails that row); `progress` is called on this thread
     /// after each item.
     pub fn bulk_run(
         &self,
         job_id: i64,
         options: &BulkOptions,
+        clock: &BulkClock,
         devices: &mut dyn FnMut(&BulkDeviceRequest) -> Result<BulkDevice, String>,
         progress: &mut dyn FnMut(&BulkProgress),
     ) -> Result<BulkSummary, Error> {
@@ -92,7 +85,7 @@ impl Engine {
             .and_then(RateLimiter::new)
             .map(Arc::new);
         let view = self.view(limiter);
-        view.replay_journal(now_ms())?;
+        view.replay_journal(clock())?;
         let counts = self.store.bulk_counts(job_id)?;
         let mut summary = BulkSummary {
             job_id,
@@ -122,11 +115,11 @@ impl Engine {
                 .collect();
             if kind == BulkKind::Issue || options.workers <= 1 {
                 for item in todo {
-                    let r = view.bulk_item(&job, kind, &item, options, &mut *devices)?;
+                    let r = view.bulk_item(&job, kind, &item, options, clock, &mut *devices)?;
                     self.record(&job, &item, r, &mut summary, progress);
                 }
             } else {
-                view.run_parallel(&job, kind, todo, options, &mut summary, progress)?;
+                view.run_parallel(&job, kind, todo, options, clock, &mut summary, progress)?;
             }
         }
         Ok(summary)
@@ -169,6 +162,7 @@ impl Engine {
         kind: BulkKind,
         todo: Vec<BulkItem>,
         options: &BulkOptions,
+        clock: &BulkClock,
         summary: &mut BulkSummary,
         progress: &mut dyn FnMut(&BulkProgress),
     ) -> Result<(), Error> {
@@ -189,7 +183,7 @@ impl Engine {
                     let mut no_device = |_: &BulkDeviceRequest| -> Result<BulkDevice, String> {
                         Err("no device for this job kind".into())
                     };
-                    let r = self.bulk_item(job, kind, &item, options, &mut no_device);
+                    let r = self.bulk_item(job, kind, &item, options, clock, &mut no_device);
                     let stop = r.is_err();
                     if tx.send((item, r)).is_err() || stop {
                         // A repository failure (or simulated crash) stops this worker;
@@ -225,6 +219,7 @@ impl Engine {
         kind: BulkKind,
         item: &BulkItem,
         options: &BulkOptions,
+        clock: &BulkClock,
         devices: &mut dyn FnMut(&BulkDeviceRequest) -> Result<BulkDevice, String>,
     ) -> Result<(BulkItemStatus, String, bool), Error> {
         let was_running = item.status == BulkItemStatus::Running;
@@ -237,7 +232,7 @@ impl Engine {
             item.line,
             BulkItemStatus::Running,
             None,
-            ms(now_ms()),
+            ms(clock()),
         )?;
         self.maybe_crash(CrashPoint::BulkItemStarted)?;
         let settled = if was_running {
@@ -245,13 +240,14 @@ impl Engine {
         } else {
             None
         };
+        let now = clock();
         let (status, outcome, was_settled) = match settled {
             Some(o) => (BulkItemStatus::Done, o, true),
             None => {
                 let r = match kind {
-                    BulkKind::Issue => self.bulk_issue(job, item, &row, options, devices),
-                    BulkKind::Revoke => self.bulk_revoke(job, &row),
-                    BulkKind::Reconcile => self.bulk_reconcile(job, &row, options),
+                    BulkKind::Issue => self.bulk_issue(job, item, &row, options, devices, now),
+                    BulkKind::Revoke => self.bulk_revoke(job, &row, now),
+                    BulkKind::Reconcile => self.bulk_reconcile(job, &row, options, now),
                 };
                 match r {
                     Ok(o) => (BulkItemStatus::Done, o, false),
@@ -261,7 +257,7 @@ impl Engine {
             }
         };
         self.store
-            .bulk_set_item(job.job_id, item.line, status, Some(&outcome), ms(now_ms()))?;
+            .bulk_set_item(job.job_id, item.line, status, Some(&outcome), ms(clock()))?;
         Ok((status, outcome, was_settled))
     }
 
@@ -332,6 +328,7 @@ impl Engine {
         row: &Row,
         options: &BulkOptions,
         devices: &mut dyn FnMut(&BulkDeviceRequest) -> Result<BulkDevice, String>,
+        now: UnixMillis,
     ) -> Result<String, Error> {
         let missing = |what: &'static str| EngineError::Csv {
             line: item.line,
@@ -369,11 +366,11 @@ impl Engine {
             transport: device.transport,
             can_reset_in_place: device.can_reset_in_place,
         };
-        let k = self.issue(&request, &templates, &mut device.authenticator, now_ms())?;
+        let k = self.issue(&request, &templates, &mut device.authenticator, now)?;
         Ok(format!("key {} issued ({})", k.key_id, k.state))
     }
 
-    fn bulk_revoke(&self, job: &BulkJob, row: &Row) -> Result<String, Error> {
+    fn bulk_revoke(&self, job: &BulkJob, row: &Row, now: UnixMillis) -> Result<String, Error> {
         let keys = match (&row.key_id, &row.user) {
             (Some(k), _) => vec![self.key(k)?],
             (None, Some(u)) => self.keys_of(u)?,
@@ -391,13 +388,13 @@ impl Engine {
             match k.state {
                 CredentialState::Revoked => {}
                 CredentialState::Issued | CredentialState::Active | CredentialState::Inactive => {
-                    self.revoke(&job.actor, &k.key_id, row.force, now_ms())?;
+                    self.revoke(&job.actor, &k.key_id, row.force, now)?;
                     revoked.push(k.key_id);
                 }
                 // A user's retired or unregistered keys are not revoked; a named key is.
                 _ if row.key_id.is_none() => {}
                 _ => {
-                    self.revoke(&job.actor, &k.key_id, row.force, now_ms())?;
+                    self.revoke(&job.actor, &k.key_id, row.force, now)?;
                 }
             }
         }
@@ -413,6 +410,7 @@ impl Engine {
         job: &BulkJob,
         row: &Row,
         options: &BulkOptions,
+        now: UnixMillis,
     ) -> Result<String, Error> {
         let user = row.user.clone().unwrap_or_default();
         let report = self.reconcile(
@@ -422,7 +420,7 @@ impl Engine {
                 fix: options.fix,
                 delete_unknown: options.delete_unknown,
             },
-            now_ms(),
+            now,
         )?;
         if let Some(f) = report
             .findings

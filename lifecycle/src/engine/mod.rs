@@ -43,7 +43,10 @@ use crate::store::{
 use crate::template::TemplateSet;
 use crate::Error;
 pub use error::EngineError;
-pub use fault::{CrashPoint, CrashProbe};
+pub use fault::CrashPoint;
+#[cfg(feature = "fault-injection")]
+pub use fault::CrashProbe;
+use fault::Faults;
 pub use issue::IssueRequest;
 pub use jobs::{
     BulkClock, BulkDevice, BulkDeviceRequest, BulkItemResult, BulkKind, BulkOptions, BulkProgress,
@@ -93,8 +96,7 @@ pub struct Engine {
     pin_key: PinKey,
     station: String,
     templates: RwLock<BTreeMap<String, TemplateSet>>,
-    crash: Mutex<Option<CrashPoint>>,
-    probe: Option<CrashProbe>,
+    faults: Faults,
     prompt: Option<PromptFn>,
     /// Self-service token verifiers, one per OIDC configuration.
     verifiers: Mutex<BTreeMap<selfservice::VerifierKey, Arc<entra_graph::oidc::OidcVerifier>>>,
@@ -135,8 +137,7 @@ impl Engine {
             pin_key,
             station: station.into(),
             templates: RwLock::new(BTreeMap::new()),
-            crash: Mutex::new(None),
-            probe: None,
+            faults: Faults::default(),
             prompt: None,
             verifiers: Mutex::new(BTreeMap::new()),
         }

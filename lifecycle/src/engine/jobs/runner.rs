@@ -462,11 +462,6 @@ impl Engine {
                 (n.clone(), idp)
             })
             .collect();
-        let crash = self
-            .crash
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
         Engine {
             store: self.store.clone(),
             idps,
@@ -478,8 +473,7 @@ impl Engine {
                     .unwrap_or_else(PoisonError::into_inner)
                     .clone(),
             ),
-            crash: Mutex::new(crash),
-            probe: self.probe.clone(),
+            faults: self.faults.take_over(),
             prompt: self.prompt.clone(),
             verifiers: Mutex::new(
                 self.verifiers

@@ -27,7 +27,7 @@ pub enum CrashPoint {
     BulkItemStarted,
 }
 
-/// A probe called at every [`CrashPoint`] a flow passes (see [`Engine::with_probe`]).
+/// A probe called at every [`CrashPoint`] a flow passes (see [`EngineBuilder::probe`](super::EngineBuilder::probe)).
 #[cfg(feature = "fault-injection")]
 pub type CrashProbe = Arc<dyn Fn(CrashPoint) + Send + Sync>;
 
@@ -44,6 +44,13 @@ pub(super) struct Faults {
 }
 
 impl Faults {
+    /// These hooks with `probe` called at every point passed.
+    #[cfg(feature = "fault-injection")]
+    pub(super) fn with_probe(mut self, probe: CrashProbe) -> Faults {
+        self.probe = Some(probe);
+        self
+    }
+
     /// The state for a view of the engine: the probe is shared and a pending simulated
     /// crash is taken over (it fires in the view, not here).
     pub(super) fn take_over(&self) -> Faults {
@@ -75,15 +82,6 @@ impl Engine {
             .crash
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = point;
-    }
-
-    /// Test hook for crash-recovery tests with a real process: `probe` is called at
-    /// every [`CrashPoint`] a flow reaches, before anything after that point is done. A
-    /// child process uses it to announce the step and block there until it is killed
-    /// (`kill -9`); the probe must not touch the engine. Not for production use.
-    pub fn with_probe(mut self, probe: CrashProbe) -> Self {
-        self.faults.probe = Some(probe);
-        self
     }
 }
 

@@ -29,16 +29,18 @@ pub struct IssueRequest {
 }
 
 impl Engine {
-    /// Central issuance: plans `Issue` for the key attached as `device` (recording it
-    /// as Blank first if new) and runs it. Returns the key's record afterwards.
+    /// Central issuance with the loaded credential template `template` (see
+    /// [`Engine::add_template`]): plans `Issue` for the key attached as `device`
+    /// (recording it as Blank first if new) and runs it. Returns the key's record
+    /// afterwards.
     pub fn issue<T: Transport>(
         &self,
         request: &IssueRequest,
-        templates: &TemplateSet,
+        template: &str,
         device: &mut Authenticator<T>,
         now: UnixMillis,
     ) -> Result<KeyRecord, Error> {
-        self.issue_inner(request, templates, None, device, now)
+        self.issue_inner(request, template, None, device, now)
     }
 
     /// Issuance with the holder at the desk: for templates with
@@ -47,23 +49,23 @@ impl Engine {
     pub fn issue_and_activate<T: Transport>(
         &self,
         request: &IssueRequest,
-        templates: &TemplateSet,
+        template: &str,
         holder_pin: &str,
         device: &mut Authenticator<T>,
         now: UnixMillis,
     ) -> Result<KeyRecord, Error> {
-        self.issue_inner(request, templates, Some(holder_pin), device, now)
+        self.issue_inner(request, template, Some(holder_pin), device, now)
     }
 
     pub(super) fn issue_inner<T: Transport>(
         &self,
         request: &IssueRequest,
-        templates: &TemplateSet,
+        template: &str,
         holder_pin: Option<&str>,
         device: &mut Authenticator<T>,
         now: UnixMillis,
     ) -> Result<KeyRecord, Error> {
-        self.add_template(templates.clone())?;
+        let templates = self.loaded_template(template)?;
         let info = DeviceOps::info(device)?;
         let key_id = key_id_for(&info.aaguid, &request.serial);
         let key = match self.store.get_key(&key_id)? {
@@ -80,7 +82,7 @@ impl Engine {
         self.issue_like(
             Operation::Issue,
             request,
-            templates.clone(),
+            templates,
             key,
             device,
             holder_pin,

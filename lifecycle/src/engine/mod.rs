@@ -86,7 +86,7 @@ pub enum DevicePrompt {
     },
 }
 
-/// Receives [`DevicePrompt`]s (see [`Engine::with_prompt`]).
+/// Receives [`DevicePrompt`]s (see [`EngineBuilder::prompt`]).
 pub type PromptFn = Arc<dyn Fn(&DevicePrompt) + Send + Sync>;
 
 /// The lifecycle engine. `Send + Sync`: share it behind an `Arc`.
@@ -111,6 +111,81 @@ impl std::fmt::Debug for Engine {
     }
 }
 
+/// Builds an [`Engine`] (see [`Engine::builder`]): its IdP connectors, credential
+/// templates and prompt receiver are given here, before the engine runs anything.
+pub struct EngineBuilder {
+    store: Arc<dyn Store>,
+    pin_key: PinKey,
+    station: String,
+    idps: BTreeMap<String, Arc<dyn Idp>>,
+    templates: Vec<TemplateSet>,
+    prompt: Option<PromptFn>,
+    faults: Faults,
+}
+
+impl std::fmt::Debug for EngineBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EngineBuilder")
+            .field("station", &self.station)
+            .field("idps", &self.idps.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl EngineBuilder {
+    /// Adds an IdP connector under its [`Idp::name`].
+    #[must_use]
+    pub fn idp(mut self, idp: Arc<dyn Idp>) -> Self {
+        self.idps.insert(idp.name().to_owned(), idp);
+        self
+    }
+
+    /// Loads a credential template set (validated by [`EngineBuilder::build`]); more can
+    /// be loaded later with [`Engine::add_template`].
+    #[must_use]
+    pub fn template(mut self, templates: TemplateSet) -> Self {
+        self.templates.push(templates);
+        self
+    }
+
+    /// Sends "touch your key" and fingerprint prompts to `prompt` (a CLI prints them; a
+    /// CMS shows them to the operator or holder).
+    #[must_use]
+    pub fn prompt(mut self, prompt: PromptFn) -> Self {
+        self.prompt = Some(prompt);
+        self
+    }
+
+    /// Test hook for crash-recovery tests with a real process: `probe` is called at
+    /// every [`CrashPoint`] a flow reaches, before anything after that point is done. A
+    /// child process uses it to announce the step and block there until it is killed
+    /// (`kill -9`); the probe must not touch the engine. Not for production use.
+    #[cfg(feature = "fault-injection")]
+    #[must_use]
+    pub fn probe(mut self, probe: CrashProbe) -> Self {
+        self.faults = self.faults.with_probe(probe);
+        self
+    }
+
+    /// The engine, with its templates validated.
+    pub fn build(self) -> Result<Engine, Error> {
+        let engine = Engine {
+            store: self.store,
+            idps: self.idps,
+            pin_key: self.pin_key,
+            station: self.station,
+            templates: RwLock::new(BTreeMap::new()),
+            faults: self.faults,
+            prompt: self.prompt,
+            verifiers: Mutex::new(BTreeMap::new()),
+        };
+        for t in self.templates {
+            engine.add_template(t)?;
+        }
+        Ok(engine)
+    }
+}
+
 fn ms(t: UnixMillis) -> i64 {
     i64::try_from(t).unwrap_or(i64::MAX)
 }
@@ -128,29 +203,27 @@ pub fn key_id_for(aaguid: &[u8; 16], serial: &str) -> String {
 }
 
 impl Engine {
-    /// An engine over `store`, sealing transport PINs with `pin_key`; `station` names this
-    /// CMS station in journal claims.
-    pub fn new(store: Arc<dyn Store>, pin_key: PinKey, station: impl Into<String>) -> Self {
-        Engine {
+    /// A builder of an engine over `store`, sealing transport PINs with `pin_key`;
+    /// `station` names this CMS station in journal claims.
+    pub fn builder(
+        store: Arc<dyn Store>,
+        pin_key: PinKey,
+        station: impl Into<String>,
+    ) -> EngineBuilder {
+        EngineBuilder {
             store,
-            idps: BTreeMap::new(),
             pin_key,
             station: station.into(),
-            templates: RwLock::new(BTreeMap::new()),
-            faults: Faults::default(),
+            idps: BTreeMap::new(),
+            templates: Vec::new(),
             prompt: None,
-            verifiers: Mutex::new(BTreeMap::new()),
+            faults: Faults::default(),
         }
     }
 
-    /// Adds an IdP connector under its [`Idp::name`].
-    pub fn with_idp(mut self, idp: Arc<dyn Idp>) -> Self {
-        self.idps.insert(idp.name().to_owned(), idp);
-        self
-    }
-
-    /// Loads (or replaces) a credential template set under its credential template name.
-    /// It is validated first.
+    /// Loads (or replaces) a credential template set under its credential template name
+    /// (flows name the template they use; none is loaded behind the caller's back). It is
+    /// validated first.
     pub fn add_template(&self, templates: TemplateSet) -> Result<(), Error> {
         templates.validate()?;
         self.templates
@@ -158,6 +231,21 @@ impl Engine {
             .unwrap_or_else(PoisonError::into_inner)
             .insert(templates.credential.name.clone(), templates);
         Ok(())
+    }
+
+    /// The loaded credential template set named `name`.
+    fn loaded_template(&self, name: &str) -> Result<TemplateSet, Error> {
+        self.templates
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+            .cloned()
+            .ok_or_else(|| {
+                EngineError::UnknownTemplate {
+                    template: name.to_owned(),
+                }
+                .into()
+            })
     }
 
     /// The store.
@@ -172,13 +260,6 @@ impl Engine {
             .ok_or_else(|| EngineError::UnknownConnection {
                 connection: connection.to_owned(),
             })
-    }
-
-    /// Sends "touch your key" and fingerprint prompts to `prompt` (a CLI prints them; a
-    /// CMS shows them to the operator or holder).
-    pub fn with_prompt(mut self, prompt: PromptFn) -> Self {
-        self.prompt = Some(prompt);
-        self
     }
 
     fn prompt(&self, p: &DevicePrompt) {
@@ -237,17 +318,7 @@ impl Engine {
             key_id: key.key_id.clone(),
             what: "template",
         })?;
-        self.templates
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(name)
-            .cloned()
-            .ok_or_else(|| {
-                EngineError::UnknownTemplate {
-                    template: name.to_owned(),
-                }
-                .into()
-            })
+        self.loaded_template(name)
     }
 
     fn facts(&self, key: &KeyRecord, templates: &TemplateSet) -> Result<KeyFacts, Error> {

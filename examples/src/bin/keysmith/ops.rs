@@ -338,7 +338,7 @@ pub(crate) fn setup(args: &Args) -> Result<Setup, CliError> {
     };
     let pin_key = read_pin_key(&resolve(&base, &cfg.pin_key_file))?;
     let mut engine =
-        Engine::new(store, pin_key, cfg.station.clone()).with_prompt(Arc::new(bio_prompt));
+        Engine::builder(store, pin_key, cfg.station.clone()).prompt(Arc::new(bio_prompt));
     for (name, c) in &cfg.idp {
         if c.kind != "entra" {
             return Err(CliError::usage(format!(
@@ -370,8 +370,9 @@ pub(crate) fn setup(args: &Args) -> Result<Setup, CliError> {
             },
         )
         .map_err(|e| CliError::usage(format!("idp.{name}: {e}")))?;
-        engine = engine.with_idp(Arc::new(EntraIdp::new(name.clone(), client)));
+        engine = engine.idp(Arc::new(EntraIdp::new(name.clone(), client)));
     }
+    let engine = engine.build()?;
     for t in &cfg.templates {
         let t = resolve(&base, t);
         let set = TemplateSet::load(&t)
@@ -1035,6 +1036,7 @@ fn issue(args: &Args) -> Result<Output, CliError> {
     let templates = TemplateSet::load(tpath)
         .and_then(|t| t.validate().map(|()| t))
         .map_err(|e| CliError::usage(format!("template {}: {e}", tpath.display())))?;
+    s.engine.add_template(templates.clone())?;
     let mut dev = open_device(args.device.as_deref())?;
     let serial = match args.serial.clone().or_else(|| dev.serial.clone()) {
         Some(s) => s,
@@ -1051,9 +1053,12 @@ fn issue(args: &Args) -> Result<Output, CliError> {
         transport: dev.kind,
         can_reset_in_place: dev.can_reset_in_place,
     };
-    let k = s
-        .engine
-        .issue(&request, &templates, &mut dev.client, now_ms())?;
+    let k = s.engine.issue(
+        &request,
+        &templates.credential.name,
+        &mut dev.client,
+        now_ms(),
+    )?;
     Ok(key_result("issue", &k))
 }
 

@@ -342,13 +342,8 @@ impl Engine {
             .clone()
             .or_else(|| options.default_template.clone())
             .ok_or_else(|| missing("template (no template column and no default template)"))?;
-        let templates = self
-            .templates
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&name)
-            .cloned()
-            .ok_or(EngineError::UnknownTemplate { template: name })?;
+        // Unknown templates fail the row before a key is asked for.
+        self.loaded_template(&name)?;
         let mut device = devices(&BulkDeviceRequest {
             job_id: job.job_id,
             line: item.line,
@@ -366,7 +361,7 @@ impl Engine {
             transport: device.transport,
             can_reset_in_place: device.can_reset_in_place,
         };
-        let k = self.issue(&request, &templates, &mut device.authenticator, now)?;
+        let k = self.issue(&request, &name, &mut device.authenticator, now)?;
         Ok(format!("key {} issued ({})", k.key_id, k.state))
     }
 

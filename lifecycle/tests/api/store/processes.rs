@@ -70,7 +70,7 @@ pub fn race(setup: &dyn Store, target: &str) {
                 .args([
                     "--ignored",
                     "--exact",
-                    "race_worker",
+                    "store::race_worker",
                     "--nocapture",
                     "--test-threads=1",
                 ])

@@ -8,8 +8,8 @@ use lifecycle::template::{
     TemplateError, TemplateSet, Transport,
 };
 
-const TOML: &str = include_str!("../templates/entra-standard.toml");
-const JSON: &str = include_str!("../templates/entra-standard.json");
+const TOML: &str = include_str!("../../templates/entra-standard.toml");
+const JSON: &str = include_str!("../../templates/entra-standard.json");
 
 fn base() -> TemplateSet {
     TemplateSet::from_toml_str(TOML).expect("example template is valid")

@@ -16,8 +16,7 @@ use lifecycle::store::{JournalOp, PinKey, SqliteStore};
 use lifecycle::template::{TemplateSet, Transport};
 use lifecycle::{CredentialState, Error};
 
-mod common;
-use common::{graph_client, now_ms, sqlite_engine, temp_dir, KIM};
+use crate::common::{graph_client, now_ms, sqlite_engine, sqlite_engine_builder, temp_dir, KIM};
 const HOLDER_PIN: &str = "holder-pin-2468";
 
 fn template(timeout_minutes: u32, force: bool) -> TemplateSet {
@@ -100,9 +99,12 @@ fn full_lifecycle_against_the_emulator() {
     let now = now_ms();
 
     // Central issuance: passkey made, registration pending, nothing at the IdP yet.
+    w.engine
+        .add_template(t.clone())
+        .expect("the template loads");
     let key = w
         .engine
-        .issue(&request(true), &t, &mut w.key, now)
+        .issue(&request(true), &t.credential.name, &mut w.key, now)
         .expect("issue");
     assert_eq!(key.state, CredentialState::Issued);
     assert_eq!(key.user_id.as_deref(), Some(w.kim_id.as_str()));
@@ -260,9 +262,12 @@ fn expired_challenge_refuses_activation_and_marks_needs_reissue() {
     let mut w = world("expired");
     let t = template(5, true);
     let now = now_ms();
+    w.engine
+        .add_template(t.clone())
+        .expect("the template loads");
     let key = w
         .engine
-        .issue(&request(true), &t, &mut w.key, now)
+        .issue(&request(true), &t.credential.name, &mut w.key, now)
         .expect("issue");
     w.emulator
         .advance_clock(std::time::Duration::from_secs(6 * 60));
@@ -310,9 +315,12 @@ fn crash_then_replay(point: CrashPoint) {
     let mut w = world(&format!("crash-{point:?}"));
     let t = template(60, true);
     let now = now_ms();
+    w.engine
+        .add_template(t.clone())
+        .expect("the template loads");
     let key = w
         .engine
-        .issue(&request(true), &t, &mut w.key, now)
+        .issue(&request(true), &t.credential.name, &mut w.key, now)
         .expect("issue");
     w.engine.crash_at(Some(point));
     let err = w
@@ -383,9 +391,12 @@ fn unforced_revoke_stands_and_deletion_is_retried_by_replay() {
     let mut w = world("unforced");
     let t = template(60, false);
     let now = now_ms();
+    w.engine
+        .add_template(t.clone())
+        .expect("the template loads");
     let key = w
         .engine
-        .issue(&request(true), &t, &mut w.key, now)
+        .issue(&request(true), &t.credential.name, &mut w.key, now)
         .expect("issue");
     let key = w
         .engine
@@ -418,9 +429,12 @@ fn revoke_crash_then_replay(point: CrashPoint) {
     let mut w = world(&format!("revoke-crash-{point:?}"));
     let t = template(60, true);
     let now = now_ms();
+    w.engine
+        .add_template(t.clone())
+        .expect("the template loads");
     let key = w
         .engine
-        .issue(&request(true), &t, &mut w.key, now)
+        .issue(&request(true), &t.credential.name, &mut w.key, now)
         .expect("issue");
     let key = w
         .engine
@@ -484,9 +498,12 @@ fn template_with_bio_is_refused_on_a_key_without_a_sensor() {
     ))
     .unwrap();
     let t = TemplateSet::from_toml_str(&text).unwrap();
+    w.engine
+        .add_template(t.clone())
+        .expect("the template loads");
     let err = w
         .engine
-        .issue(&request(true), &t, &mut w.key, now_ms())
+        .issue(&request(true), &t.credential.name, &mut w.key, now_ms())
         .unwrap_err();
     let Error::Template(e) = err else {
         panic!("expected a template error, got {err:?}");
@@ -527,9 +544,12 @@ fn auto_initiate_template_issues_and_activates_in_one_flow() {
     let t = TemplateSet::from_toml_str(&text).unwrap();
     let now = now_ms();
     // Without the holder at the desk the activation half cannot run: nothing registered.
+    w.engine
+        .add_template(t.clone())
+        .expect("the template loads");
     let err = w
         .engine
-        .issue(&request(false), &t, &mut w.key, now)
+        .issue(&request(false), &t.credential.name, &mut w.key, now)
         .unwrap_err();
     assert!(
         matches!(err, Error::Engine(EngineError::HolderPinRequired)),
@@ -547,9 +567,12 @@ fn auto_initiate_template_issues_and_activates_in_one_flow() {
     let mut key = Authenticator::new(SoftTransport::new(soft));
     let mut req = request(false);
     req.serial = "SN0002".into();
+    w.engine
+        .add_template(t.clone())
+        .expect("the template loads");
     let rec = w
         .engine
-        .issue_and_activate(&req, &t, HOLDER_PIN, &mut key, now + 1)
+        .issue_and_activate(&req, &t.credential.name, HOLDER_PIN, &mut key, now + 1)
         .expect("issue and activate");
     assert_eq!(rec.state, CredentialState::Active);
     assert_eq!(w.emulator.methods(&w.kim_id).len(), 1);
@@ -565,9 +588,12 @@ fn activation_refused_by_the_idp_can_be_retried() {
     let mut w = world("retry-activate");
     let t = template(60, true);
     let now = now_ms();
+    w.engine
+        .add_template(t.clone())
+        .expect("the template loads");
     let key = w
         .engine
-        .issue(&request(true), &t, &mut w.key, now)
+        .issue(&request(true), &t.credential.name, &mut w.key, now)
         .expect("issue");
     w.emulator.inject(FaultRule::new(
         "POST",
@@ -615,9 +641,12 @@ fn another_station_waits_for_the_lease_before_replaying() {
     let mut w = world("lease");
     let t = template(60, true);
     let now = now_ms();
+    w.engine
+        .add_template(t.clone())
+        .expect("the template loads");
     let key = w
         .engine
-        .issue(&request(true), &t, &mut w.key, now)
+        .issue(&request(true), &t.credential.name, &mut w.key, now)
         .expect("issue");
     w.engine.crash_at(Some(CrashPoint::AfterIdpCall));
     assert!(w
@@ -643,9 +672,12 @@ fn two_operators_revoking_at_once_revoke_once() {
     let mut w = world("race");
     let t = template(60, true);
     let now = now_ms();
+    w.engine
+        .add_template(t.clone())
+        .expect("the template loads");
     let key = w
         .engine
-        .issue(&request(true), &t, &mut w.key, now)
+        .issue(&request(true), &t.credential.name, &mut w.key, now)
         .expect("issue");
     let key = w
         .engine
@@ -696,9 +728,12 @@ fn challenge_expired_at_the_idp_only_also_needs_reissue() {
     let mut w = world("idp-expired");
     let t = template(60, true);
     let now = now_ms();
+    w.engine
+        .add_template(t.clone())
+        .expect("the template loads");
     let key = w
         .engine
-        .issue(&request(true), &t, &mut w.key, now)
+        .issue(&request(true), &t.credential.name, &mut w.key, now)
         .expect("issue");
     // The IdP's clock runs ahead of ours: our plan still sees a valid challenge.
     w.emulator
@@ -735,9 +770,12 @@ fn force_change_pin_is_set_after_the_passkey_and_cleared_by_activation() {
     let mut t = template(60, true);
     t.credential.fido2.force_change_pin = true;
     let now = now_ms();
+    w.engine
+        .add_template(t.clone())
+        .expect("the template loads");
     let key = w
         .engine
-        .issue(&request(true), &t, &mut w.key, now)
+        .issue(&request(true), &t.credential.name, &mut w.key, now)
         .expect("issue with forceChangePin");
     assert_eq!(key.state, CredentialState::Issued);
     // The key now demands a new PIN before any token is given out.
@@ -761,9 +799,12 @@ fn fingerprints_are_enrolled_at_issuance_with_prompts() {
     let mut w = world("bio-enrol");
     let prompts = Arc::new(std::sync::Mutex::new(Vec::new()));
     let seen = prompts.clone();
-    let engine = engine_for(&w.emulator, &w.db, "station-a").with_prompt(Arc::new(
-        move |p: &DevicePrompt| seen.lock().unwrap().push(p.clone()),
-    ));
+    let engine = sqlite_engine_builder(&w.emulator, &w.db, "station-a", 7)
+        .prompt(Arc::new(move |p: &DevicePrompt| {
+            seen.lock().unwrap().push(p.clone())
+        }))
+        .build()
+        .expect("engine");
     let soft = SoftAuthenticator::new(SoftConfig::with_bio()).expect("softkey with bio");
     let mut key = Authenticator::new(SoftTransport::new(soft));
     let text = std::fs::read_to_string(concat!(
@@ -772,8 +813,9 @@ fn fingerprints_are_enrolled_at_issuance_with_prompts() {
     ))
     .unwrap();
     let t = TemplateSet::from_toml_str(&text).unwrap();
+    engine.add_template(t.clone()).expect("the template loads");
     let issued = engine
-        .issue(&request(false), &t, &mut key, now_ms())
+        .issue(&request(false), &t.credential.name, &mut key, now_ms())
         .expect("issue with fingerprint enrolment");
     assert_eq!(issued.state, CredentialState::Issued);
 
@@ -831,8 +873,10 @@ fn one_key_carries_passkeys_for_two_idps() {
     let fabrikam = Emulator::start(second).expect("second emulator");
     let fabrikam_client = graph_client(&fabrikam);
     let kim_at_fabrikam: String = w.kim_id.chars().rev().collect();
-    let engine = engine_for(&w.emulator, &w.db, "station-a")
-        .with_idp(Arc::new(EntraIdp::new("fabrikam-entra", fabrikam_client)));
+    let engine = sqlite_engine_builder(&w.emulator, &w.db, "station-a", 7)
+        .idp(Arc::new(EntraIdp::new("fabrikam-entra", fabrikam_client)))
+        .build()
+        .expect("engine");
     let t = TemplateSet::from_toml_str(
         r#"
 [passkey.entra]
@@ -856,8 +900,9 @@ force_idp_deletion_on_revoke = true
     )
     .expect("template");
     let now = now_ms();
+    engine.add_template(t.clone()).expect("the template loads");
     let key = engine
-        .issue(&request(false), &t, &mut w.key, now)
+        .issue(&request(false), &t.credential.name, &mut w.key, now)
         .expect("issue");
     let pending = engine.store().pending_for_key(&key.key_id).unwrap();
     assert_eq!(pending.len(), 2);
@@ -919,12 +964,14 @@ fn connectivity_check_and_directory_search() {
         },
     )
     .expect("graph client");
-    let engine = Engine::new(
+    let engine = Engine::builder(
         Arc::new(SqliteStore::open(&w.db).unwrap()),
         PinKey::from_bytes([7; 32]),
         "station-b",
     )
-    .with_idp(Arc::new(EntraIdp::new("contoso-entra", bad)));
+    .idp(Arc::new(EntraIdp::new("contoso-entra", bad)))
+    .build()
+    .expect("engine");
     assert!(matches!(
         engine.check_connection("contoso-entra"),
         Err(Error::Idp(_))

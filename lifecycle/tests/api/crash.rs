@@ -7,8 +7,7 @@
 //! the audit records written.
 #![cfg(unix)]
 
-mod common;
-use common::{example_program, now_ms, run_until_crash_point, sqlite_engine, temp_dir};
+use crate::common::{example_program, now_ms, run_until_crash_point, sqlite_engine, temp_dir};
 
 use std::path::PathBuf;
 use std::process::Command;

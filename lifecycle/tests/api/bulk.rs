@@ -1,9 +1,6 @@
 //! Resumable bulk jobs against the real Entra emulator, software keys and SQLite.
 
-mod common;
-#[path = "bulk/support.rs"]
-mod support;
-
+use crate::support::*;
 use entra_graph::emulator::ThrottleConfig;
 use fido_transport::client::Authenticator;
 use fido_transport::softkey::{SoftAuthenticator, SoftConfig, SoftTransport};
@@ -14,7 +11,6 @@ use lifecycle::engine::{
 use lifecycle::store::{BulkItemStatus, KeyQuery};
 use lifecycle::template::Transport as KeyTransport;
 use lifecycle::{CredentialState, Error};
-use support::*;
 
 fn soft_device(_: &BulkDeviceRequest) -> Result<BulkDevice, String> {
     let soft = SoftAuthenticator::new(SoftConfig::default()).map_err(|e| e.to_string())?;
@@ -349,7 +345,7 @@ use std::time::Duration;
 fn kill_child(w: &World, csv: &Path, kind: &str, item: usize, point: &str) -> i64 {
     let template = w.dir.join("template.toml");
     std::fs::write(&template, TEMPLATE).expect("template file");
-    let mut command = Command::new(common::example_program("bulk_child"));
+    let mut command = Command::new(crate::common::example_program("bulk_child"));
     command
         .env("BULK_TEMPLATE", &template)
         .env("BULK_DB", &w.db)
@@ -366,7 +362,7 @@ fn kill_child(w: &World, csv: &Path, kind: &str, item: usize, point: &str) -> i6
         )
         .env("BULK_KILL_ITEM", item.to_string())
         .env("BULK_KILL_POINT", point);
-    let seen = common::run_until_crash_point(
+    let seen = crate::common::run_until_crash_point(
         command,
         Duration::from_secs(120),
         &format!("{point} in item {item}"),

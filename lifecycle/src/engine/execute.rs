@@ -12,8 +12,8 @@ use super::{ms, CrashPoint, DevicePrompt, Engine, EngineError, UnixMillis};
 use crate::model::CredentialState;
 use crate::state::{Operation, Step};
 use crate::store::{
-    JournalOp, JournalStatus, NewJournalEntry, PasskeyRecord, PendingRegistration, StoreError,
-    Transition, TransportPin,
+    FieldChange, JournalOp, JournalStatus, NewJournalEntry, PasskeyRecord, PendingRegistration,
+    StoreError, Transition, TransportPin,
 };
 use crate::template::render_display_name;
 use crate::Error;
@@ -58,13 +58,13 @@ impl Engine {
         let mut t = Transition::new(&flow.key, to);
         match to {
             CredentialState::Issued => {
-                t.user_id = Some(flow.user.clone());
-                t.template_id = Some(Some(flow.templates.credential.name.clone()));
+                t.user_id = FieldChange::to(flow.user.clone());
+                t.template_id = FieldChange::Set(flow.templates.credential.name.clone());
                 t.needs_reissue = Some(false);
             }
             CredentialState::Unregistered => {
-                t.user_id = Some(None);
-                t.template_id = Some(None);
+                t.user_id = FieldChange::Clear;
+                t.template_id = FieldChange::Clear;
                 t.needs_reissue = Some(false);
             }
             _ => {}

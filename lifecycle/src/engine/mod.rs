@@ -57,7 +57,7 @@ pub use replay::Replayed;
 pub use sign_in::SignIn;
 
 /// Milliseconds since the Unix epoch (UTC), as the planner counts.
-pub type UnixMillis = u64;
+pub use crate::state::UnixMillis;
 
 /// How long a journal claim holds before another station may take the entry over.
 const JOURNAL_LEASE_MS: i64 = 60_000;

@@ -20,6 +20,16 @@ use crate::model::CredentialState;
 use crate::store::{BulkItem, BulkItemStatus, BulkJob, KeyQuery, KeyRecord, NewBulkJob};
 use crate::Error;
 
+/// How one item ended in this run.
+struct ItemOutcome {
+    /// `done` or `failed`.
+    status: BulkItemStatus,
+    /// What happened.
+    outcome: String,
+    /// A crash had left it running and it was found finished (settled, not run).
+    settled: bool,
+}
+
 impl Engine {
     /// Records a bulk job from CSV text (validated whole first: errors name the line and
     /// column). The same file (by SHA-256) for the same kind returns the job already
@@ -129,7 +139,11 @@ impl Engine {
         &self,
         job: &BulkJob,
         item: &BulkItem,
-        (status, outcome, settled): (BulkItemStatus, String, bool),
+        ItemOutcome {
+            status,
+            outcome,
+            settled,
+        }: ItemOutcome,
         summary: &mut BulkSummary,
         progress: &mut dyn FnMut(&BulkProgress),
     ) {
@@ -168,7 +182,7 @@ impl Engine {
     ) -> Result<(), Error> {
         let workers = options.workers.clamp(1, MAX_WORKERS).min(todo.len().max(1));
         let queue = Mutex::new(todo.into_iter().collect::<VecDeque<_>>());
-        let (tx, rx) = mpsc::channel::<(BulkItem, Result<(BulkItemStatus, String, bool), Error>)>();
+        let (tx, rx) = mpsc::channel::<(BulkItem, Result<ItemOutcome, Error>)>();
         let mut first_error = None;
         std::thread::scope(|scope| {
             for _ in 0..workers {
@@ -221,7 +235,7 @@ impl Engine {
         options: &BulkOptions,
         clock: &BulkClock,
         devices: &mut dyn FnMut(&BulkDeviceRequest) -> Result<BulkDevice, String>,
-    ) -> Result<(BulkItemStatus, String, bool), Error> {
+    ) -> Result<ItemOutcome, Error> {
         let was_running = item.status == BulkItemStatus::Running;
         let row: Row =
             serde_json::from_str(&item.input).map_err(|e| crate::store::StoreError::Corrupt {
@@ -258,7 +272,11 @@ impl Engine {
         };
         self.store
             .bulk_set_item(job.job_id, item.line, status, Some(&outcome), ms(clock()))?;
-        Ok((status, outcome, was_settled))
+        Ok(ItemOutcome {
+            status,
+            outcome,
+            settled: was_settled,
+        })
     }
 
     /// The IdP object ids a user name may stand for (as given, and as each connection

@@ -155,11 +155,8 @@ pub(super) fn apply_transition(
         })?;
     let next = KeyRecord {
         state: tr.new_state,
-        user_id: tr.user_id.clone().unwrap_or(current.user_id.clone()),
-        template_id: tr
-            .template_id
-            .clone()
-            .unwrap_or(current.template_id.clone()),
+        user_id: tr.user_id.apply(current.user_id.clone()),
+        template_id: tr.template_id.apply(current.template_id.clone()),
         needs_reissue: tr.needs_reissue.unwrap_or(current.needs_reissue),
         version: next_version,
         updated_ms: now,

@@ -3,9 +3,9 @@
 
 use super::backends::Backend;
 use lifecycle::store::{
-    AuditQuery, JournalOp, JournalStatus, KeyQuery, KeyRecord, NewAuditRecord, NewJournalEntry,
-    NewKey, PasskeyRecord, PendingRegistration, PinKey, Store, StoreError, Transition,
-    TransportPin, UnitOfWork, UserRecord, SCHEMA_VERSION,
+    AuditQuery, FieldChange, JournalOp, JournalStatus, KeyQuery, KeyRecord, NewAuditRecord,
+    NewJournalEntry, NewKey, PasskeyRecord, PendingRegistration, PinKey, Store, StoreError,
+    Transition, TransportPin, UnitOfWork, UserRecord, SCHEMA_VERSION,
 };
 use lifecycle::CredentialState as St;
 use std::sync::{Arc, Barrier};
@@ -47,8 +47,8 @@ fn audit(action: &str, key: Option<&str>, user: Option<&str>, t: i64) -> NewAudi
 
 fn issue(key: &KeyRecord, user: &str) -> Transition {
     Transition {
-        user_id: Some(Some(user.into())),
-        template_id: Some(Some("tpl".into())),
+        user_id: FieldChange::Set(user.into()),
+        template_id: FieldChange::Set("tpl".into()),
         ..Transition::new(key, St::Issued)
     }
 }
@@ -213,7 +213,7 @@ pub fn transition_compare_and_set<B: Backend>(b: &B) {
 
     // Flags: set needs_reissue and clear the user.
     let change = Transition {
-        user_id: Some(None),
+        user_id: FieldChange::Clear,
         needs_reissue: Some(true),
         ..Transition::new(&issued, St::Inactive)
     };

@@ -1,9 +1,9 @@
 //! Resumable bulk jobs: issue, revoke or reconcile many keys from a CSV file.
 //!
 //! [`Engine::bulk_create`] parses and validates the whole CSV (header row, RFC 4180
-//! quoting, bounded line length and row count) and records the job with one item per
-//! row in the store. [`Engine::bulk_run`] works through the items that are not done yet,
-//! so a job is resumed by running it again:
+//! quoting, bounded line length and row count, see `csv`) and records the job with one
+//! item per row in the store. [`Engine::bulk_run`] (see `runner`) works through the items
+//! that are not done yet, so a job is resumed by running it again:
 //! - the engine journal is replayed first;
 //! - an item a crash left `running` is settled by looking at the repository (revoke: the
 //!   key is already revoked; issue: the user already holds an issued key with that
@@ -14,6 +14,9 @@
 //!
 //! Progress is reported through a callback on the calling thread; for issuance a device
 //! callback supplies the security key for each row. Both take and give owned data.
+//!
+//! [`Engine::bulk_create`]: super::Engine::bulk_create
+//! [`Engine::bulk_run`]: super::Engine::bulk_run
 
 mod csv;
 mod runner;
@@ -162,7 +165,7 @@ pub struct BulkProgress {
     pub outcome: String,
 }
 
-/// One item run by this call of [`Engine::bulk_run`].
+/// One item run by this call of [`Engine::bulk_run`](super::Engine::bulk_run).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BulkItemResult {
     /// The source line.
@@ -173,7 +176,7 @@ pub struct BulkItemResult {
     pub outcome: String,
 }
 
-/// What [`Engine::bulk_run`] did.
+/// What [`Engine::bulk_run`](super::Engine::bulk_run) did.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BulkSummary {
     /// The job.

@@ -20,6 +20,15 @@ use crate::model::CredentialState;
 use crate::store::{BulkItem, BulkItemStatus, BulkJob, KeyQuery, KeyRecord, NewBulkJob};
 use crate::Error;
 
+/// One run of a job: what every item of it is run with.
+#[derive(Clone, Copy)]
+struct JobRun<'a> {
+    job: &'a BulkJob,
+    kind: BulkKind,
+    options: &'a BulkOptions,
+    clock: &'a BulkClock,
+}
+
 /// How one item ended in this run.
 struct ItemOutcome {
     /// `done` or `failed`.
@@ -110,6 +119,12 @@ impl Engine {
         if !options.retry_failed {
             summary.failed = counts.failed;
         }
+        let run = JobRun {
+            job: &job,
+            kind,
+            options,
+            clock,
+        };
         let mut after = None;
         loop {
             let page = self.store.bulk_items(job_id, after, PAGE)?;
@@ -125,11 +140,11 @@ impl Engine {
                 .collect();
             if kind == BulkKind::Issue || options.workers <= 1 {
                 for item in todo {
-                    let r = view.bulk_item(&job, kind, &item, options, clock, &mut *devices)?;
+                    let r = view.bulk_item(run, &item, &mut *devices)?;
                     self.record(&job, &item, r, &mut summary, progress);
                 }
             } else {
-                view.run_parallel(&job, kind, todo, options, clock, &mut summary, progress)?;
+                view.run_parallel(run, todo, &mut summary, progress)?;
             }
         }
         Ok(summary)
@@ -172,14 +187,12 @@ impl Engine {
 
     fn run_parallel(
         &self,
-        job: &BulkJob,
-        kind: BulkKind,
+        run: JobRun<'_>,
         todo: Vec<BulkItem>,
-        options: &BulkOptions,
-        clock: &BulkClock,
         summary: &mut BulkSummary,
         progress: &mut dyn FnMut(&BulkProgress),
     ) -> Result<(), Error> {
+        let JobRun { job, options, .. } = run;
         let workers = options.workers.clamp(1, MAX_WORKERS).min(todo.len().max(1));
         let queue = Mutex::new(todo.into_iter().collect::<VecDeque<_>>());
         let (tx, rx) = mpsc::channel::<(BulkItem, Result<ItemOutcome, Error>)>();
@@ -197,7 +210,7 @@ impl Engine {
                     let mut no_device = |_: &BulkDeviceRequest| -> Result<BulkDevice, String> {
                         Err("no device for this job kind".into())
                     };
-                    let r = self.bulk_item(job, kind, &item, options, clock, &mut no_device);
+                    let r = self.bulk_item(run, &item, &mut no_device);
                     let stop = r.is_err();
                     if tx.send((item, r)).is_err() || stop {
                         // A repository failure (or simulated crash) stops this worker;
@@ -229,13 +242,16 @@ impl Engine {
     /// `Err` is a failure of the repository (the item stays running for the next run).
     fn bulk_item(
         &self,
-        job: &BulkJob,
-        kind: BulkKind,
+        run: JobRun<'_>,
         item: &BulkItem,
-        options: &BulkOptions,
-        clock: &BulkClock,
         devices: &mut dyn FnMut(&BulkDeviceRequest) -> Result<BulkDevice, String>,
     ) -> Result<ItemOutcome, Error> {
+        let JobRun {
+            job,
+            kind,
+            options,
+            clock,
+        } = run;
         let was_running = item.status == BulkItemStatus::Running;
         let row: Row =
             serde_json::from_str(&item.input).map_err(|e| crate::store::StoreError::Corrupt {

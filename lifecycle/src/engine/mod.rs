@@ -53,7 +53,7 @@ pub use jobs::{
     BulkSummary,
 };
 pub use reconcile::{DriftFinding, DriftKind, ReconcileOptions, ReconcileReport};
-pub use replay::Replayed;
+pub use replay::{ReplayOutcome, Replayed};
 pub use sign_in::SignIn;
 
 /// Milliseconds since the Unix epoch (UTC), as the planner counts.

@@ -19,8 +19,50 @@ pub struct Replayed {
     pub key_id: String,
     /// The operation.
     pub operation: JournalOp,
-    /// `done`, `found at IdP`, `failed: ...` or `busy`.
-    pub outcome: String,
+    /// What became of it.
+    pub outcome: ReplayOutcome,
+}
+
+/// What a journal replay did with one entry. Its text (`Display`) is the one logged and
+/// shown to operators.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ReplayOutcome {
+    /// The passkey was registered at the IdP now.
+    Registered,
+    /// The passkey was found at the IdP (registered before the interruption): it was not
+    /// registered again.
+    FoundAtIdp,
+    /// The passkey was deleted at the IdP now.
+    Deleted,
+    /// The passkey was already gone at the IdP.
+    AlreadyGone,
+    /// Another station holds the entry's lease.
+    Busy,
+    /// A state change waits for the key's IdP side effects; the next replay tries again.
+    WaitingForSideEffects,
+    /// A state change was finished or settled; what happened.
+    StateSettled(String),
+    /// The entry could not be finished (`failed: ...`); the journal keeps it for the next
+    /// replay unless the failure is final.
+    Failed(String),
+}
+
+impl std::fmt::Display for ReplayOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReplayOutcome::Registered => f.write_str("registered"),
+            ReplayOutcome::FoundAtIdp => f.write_str("found at IdP"),
+            ReplayOutcome::Deleted => f.write_str("done"),
+            ReplayOutcome::AlreadyGone => f.write_str("already gone"),
+            ReplayOutcome::Busy => f.write_str("busy"),
+            ReplayOutcome::WaitingForSideEffects => {
+                f.write_str("waiting for the key's IdP side effects")
+            }
+            ReplayOutcome::StateSettled(what) => f.write_str(what),
+            ReplayOutcome::Failed(why) => write!(f, "failed: {why}"),
+        }
+    }
 }
 
 impl Engine {
@@ -36,7 +78,7 @@ impl Engine {
                 id: entry.id,
                 key_id: entry.key_id.clone(),
                 operation: entry.operation,
-                outcome: String::new(),
+                outcome: ReplayOutcome::Busy,
             };
             match self
                 .store
@@ -44,7 +86,7 @@ impl Engine {
             {
                 Ok(_) => {}
                 Err(StoreError::JournalBusy { .. }) => {
-                    report.outcome = "busy".into();
+                    report.outcome = ReplayOutcome::Busy;
                     out.push(report);
                     continue;
                 }
@@ -67,7 +109,7 @@ impl Engine {
                     if let Error::Idp(ie) = &e {
                         self.close_failed_if_final(entry.id, ie, now)?;
                     }
-                    format!("failed: {e}")
+                    ReplayOutcome::Failed(e.to_string())
                 }
             };
             tracing::info!(
@@ -108,7 +150,7 @@ impl Engine {
         entry: &crate::store::JournalEntry,
         idp: &dyn Idp,
         now: UnixMillis,
-    ) -> Result<String, Error> {
+    ) -> Result<ReplayOutcome, Error> {
         let p = RegisterPayload::from_bytes(entry.id, &entry.payload)?;
         let request = p.request(entry.id)?;
         let key = self.key(&entry.key_id)?;
@@ -116,11 +158,11 @@ impl Engine {
             .list(&p.user)?
             .into_iter()
             .find(|m| m.credential_id.as_deref() == Some(&request.credential_id[..]));
-        let (method_id, request_id, how) = match found {
-            Some(m) => (m.method_id, None, "found at IdP"),
+        let (method_id, request_id, outcome) = match found {
+            Some(m) => (m.method_id, None, ReplayOutcome::FoundAtIdp),
             None => {
                 let o = idp.register(&p.user, &request)?;
-                (o.method_id, o.request_id, "registered")
+                (o.method_id, o.request_id, ReplayOutcome::Registered)
             }
         };
         let mut work = UnitOfWork::default();
@@ -143,7 +185,7 @@ impl Engine {
             "register",
             request_id.clone(),
             format!(
-                "journal {}: passkey {} {how} as {method_id}",
+                "journal {}: passkey {} {outcome} as {method_id}",
                 entry.id, p.passkey_template
             ),
             now,
@@ -167,7 +209,7 @@ impl Engine {
             ));
         }
         self.store.commit(work, ms(now))?;
-        Ok(how.to_owned())
+        Ok(outcome)
     }
 
     /// Finishes (or settles) a state change whose flow died after its IdP side effects.
@@ -175,11 +217,11 @@ impl Engine {
         &self,
         entry: &crate::store::JournalEntry,
         now: UnixMillis,
-    ) -> Result<String, Error> {
+    ) -> Result<ReplayOutcome, Error> {
         let p = StatePayload::from_bytes(entry.id, &entry.payload)?;
-        let close = |result: &str| -> Result<String, Error> {
+        let close = |result: &str| -> Result<ReplayOutcome, Error> {
             self.store.journal_done(entry.id, Some(result), ms(now))?;
-            Ok(result.to_owned())
+            Ok(ReplayOutcome::StateSettled(result.to_owned()))
         };
         let Some(key) = self.store.get_key(&entry.key_id)? else {
             return close("superseded: the key is no longer recorded");
@@ -192,7 +234,7 @@ impl Engine {
         });
         if waiting {
             // Left pending; the next replay tries again once those are finished.
-            return Ok("waiting for the key's IdP side effects".into());
+            return Ok(ReplayOutcome::WaitingForSideEffects);
         }
         let to: CredentialState = p.to.parse().map_err(|_| EngineError::BadJournalPayload {
             id: entry.id,
@@ -210,16 +252,19 @@ impl Engine {
                 };
                 match self.simple_with_intent(&actor, op, &key.key_id, p.force, Some(entry.id), now)
                 {
-                    Ok(k) => Ok(format!("{op} finished by replay; the key is {}", k.state)),
+                    Ok(k) => Ok(ReplayOutcome::StateSettled(format!(
+                        "{op} finished by replay; the key is {}",
+                        k.state
+                    ))),
                     // `fail` closed the entry as failed and audited the error.
-                    Err(e) => Ok(format!("failed: {e}")),
+                    Err(e) => Ok(ReplayOutcome::Failed(e.to_string())),
                 }
             }
             CredentialState::Active => {
                 if !self.store.pending_for_key(&key.key_id)?.is_empty() {
                     let why = "activation incomplete: registrations are still pending; run the activation again";
                     self.store.journal_failed(entry.id, why, ms(now))?;
-                    return Ok(why.into());
+                    return Ok(ReplayOutcome::StateSettled(why.into()));
                 }
                 let mut t = Transition::new(&key, CredentialState::Active);
                 t.needs_reissue = Some(false);
@@ -243,7 +288,9 @@ impl Engine {
                     },
                     ms(now),
                 )?;
-                Ok("activate finished by replay".into())
+                Ok(ReplayOutcome::StateSettled(
+                    "activate finished by replay".into(),
+                ))
             }
             other => close(&format!("nothing to finish for a change to {other}")),
         }
@@ -254,7 +301,7 @@ impl Engine {
         entry: &crate::store::JournalEntry,
         idp: &dyn Idp,
         now: UnixMillis,
-    ) -> Result<String, Error> {
+    ) -> Result<ReplayOutcome, Error> {
         let p = DeletePayload::from_bytes(entry.id, &entry.payload)?;
         let key = self.key(&entry.key_id)?;
         let d = idp.delete(&p.user, &p.method_id)?;
@@ -311,10 +358,9 @@ impl Engine {
         }
         self.store.commit(work, ms(now))?;
         Ok(if d.already_gone {
-            "already gone"
+            ReplayOutcome::AlreadyGone
         } else {
-            "done"
-        }
-        .to_owned())
+            ReplayOutcome::Deleted
+        })
     }
 }

@@ -357,10 +357,13 @@ fn crash_then_replay(point: CrashPoint) {
         _ => "found at IdP",
     };
     assert_eq!(replayed[0].operation, JournalOp::Register);
-    assert_eq!(replayed[0].outcome, expected);
+    assert_eq!(replayed[0].outcome.to_string(), expected);
     // The registration's replay finished the activation, which supersedes the entry.
     assert_eq!(replayed[1].operation, JournalOp::State);
-    assert_eq!(replayed[1].outcome, "superseded: the key is now active");
+    assert_eq!(
+        replayed[1].outcome.to_string(),
+        "superseded: the key is now active"
+    );
     assert_eq!(
         w.emulator.methods(&w.kim_id).len(),
         1,
@@ -464,12 +467,15 @@ fn revoke_crash_then_replay(point: CrashPoint) {
     assert_eq!(replayed.len(), 2, "{replayed:?}");
     assert_eq!(replayed[0].operation, JournalOp::Delete);
     assert_eq!(replayed[1].operation, JournalOp::State);
-    assert_eq!(replayed[1].outcome, "superseded: the key is now revoked");
+    assert_eq!(
+        replayed[1].outcome.to_string(),
+        "superseded: the key is now revoked"
+    );
     let expected = match point {
         CrashPoint::AfterJournal => "done",
         _ => "already gone",
     };
-    assert_eq!(replayed[0].outcome, expected);
+    assert_eq!(replayed[0].outcome.to_string(), expected);
     assert!(w.emulator.methods(&w.kim_id).is_empty());
     // No lost revocation: the key ends revoked.
     assert_eq!(

@@ -191,7 +191,7 @@ fn failed_fix_is_reported_and_a_crash_is_finished_by_replay() {
     assert_eq!(e.store().journal_unfinished().unwrap().len(), 1);
     let replayed = e.replay_journal(now + 4).unwrap();
     assert_eq!(replayed.len(), 1);
-    assert_eq!(replayed[0].outcome, "done");
+    assert_eq!(replayed[0].outcome.to_string(), "done");
     assert!(w.emulator.methods(KIM).is_empty());
     let b_now = e.key(&b.key_id).unwrap();
     assert_eq!(b_now.state, CredentialState::Revoked);

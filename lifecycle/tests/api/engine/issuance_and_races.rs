@@ -171,12 +171,15 @@ fn another_station_waits_for_the_lease_before_replaying() {
     let b = engine_for(&w.emulator, &w.db, "station-b");
     let r = b.replay_journal(now + 2).unwrap();
     assert_eq!(r.len(), 2, "{r:?}");
-    assert_eq!(r[0].outcome, "busy");
-    assert_eq!(r[1].outcome, "waiting for the key's IdP side effects");
+    assert_eq!(r[0].outcome.to_string(), "busy");
+    assert_eq!(
+        r[1].outcome.to_string(),
+        "waiting for the key's IdP side effects"
+    );
     assert_eq!(b.key(&key.key_id).unwrap().state, CredentialState::Issued);
     // Once the lease ran out, B finishes it without a second registration.
     let r = b.replay_journal(now + 120_000).unwrap();
-    assert_eq!(r[0].outcome, "found at IdP");
+    assert_eq!(r[0].outcome.to_string(), "found at IdP");
     assert_eq!(w.emulator.methods(&w.kim_id).len(), 1);
     assert_eq!(b.key(&key.key_id).unwrap().state, CredentialState::Active);
 }

@@ -12,6 +12,14 @@
 //! - state changes go through the store's compare-and-set, so two operators racing for
 //!   one key never both win;
 //! - the transport PIN is random, sealed under the host's [`PinKey`] and never logged.
+//!
+//! Where things are: this file holds the [`Engine`], its [`EngineBuilder`] and the
+//! read-only queries. The flows are `issue` (issue, issue-and-activate, reissue),
+//! `activate`, `transitions` (inactivate, revoke, retire, unregister), `sign_in`,
+//! `selfservice`, `reconcile` and `replay`; each runs in a `flow::FlowContext` (span,
+//! audit, failure, outcome log), its planned steps interpreted by `execute`, its IdP side
+//! effects journalled by `effects`. `jobs` runs many keys from a CSV file (`csv`,
+//! `throttle`, `runner`); `fault` holds the crash-test hooks (`fault-injection` feature).
 
 mod activate;
 mod device;
@@ -61,6 +69,7 @@ pub use crate::state::UnixMillis;
 
 /// How long a journal claim holds before another station may take the entry over.
 const JOURNAL_LEASE_MS: i64 = 60_000;
+
 /// What the engine asks of the person at the key while a command waits.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]

@@ -250,8 +250,7 @@ impl Engine {
                 } else {
                     Operation::Revoke
                 };
-                match self.simple_with_intent(&actor, op, &key.key_id, p.force, Some(entry.id), now)
-                {
+                match self.run_transition(&actor, op, &key.key_id, p.force, Some(entry.id), now) {
                     Ok(k) => Ok(ReplayOutcome::StateSettled(format!(
                         "{op} finished by replay; the key is {}",
                         k.state

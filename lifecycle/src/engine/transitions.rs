@@ -9,18 +9,10 @@ use crate::Error;
 use super::flow::FlowContext;
 
 impl Engine {
-    pub(super) fn simple(
-        &self,
-        actor: &str,
-        operation: Operation,
-        key_id: &str,
-        force: Option<bool>,
-        now: UnixMillis,
-    ) -> Result<KeyRecord, Error> {
-        self.simple_with_intent(actor, operation, key_id, force, None, now)
-    }
-
-    pub(super) fn simple_with_intent(
+    /// Runs `operation` (no key attached) on `key_id`; `force` overrides the template's
+    /// forced IdP deletion; `intent` is a state journal entry the flow closes (replay
+    /// finishing an interrupted change).
+    pub(super) fn run_transition(
         &self,
         actor: &str,
         operation: Operation,
@@ -55,7 +47,7 @@ impl Engine {
         key_id: &str,
         now: UnixMillis,
     ) -> Result<KeyRecord, Error> {
-        self.simple(actor, Operation::Inactivate, key_id, None, now)
+        self.run_transition(actor, Operation::Inactivate, key_id, None, None, now)
     }
 
     /// Revoke. `force` overrides the template's `force_idp_deletion_on_revoke`: forced,
@@ -69,12 +61,12 @@ impl Engine {
         force: Option<bool>,
         now: UnixMillis,
     ) -> Result<KeyRecord, Error> {
-        self.simple(actor, Operation::Revoke, key_id, force, now)
+        self.run_transition(actor, Operation::Revoke, key_id, force, None, now)
     }
 
     /// Retire.
     pub fn retire(&self, actor: &str, key_id: &str, now: UnixMillis) -> Result<KeyRecord, Error> {
-        self.simple(actor, Operation::Retire, key_id, None, now)
+        self.run_transition(actor, Operation::Retire, key_id, None, None, now)
     }
 
     /// Unregister: the key's records are forgotten (the audit log stays).
@@ -84,7 +76,7 @@ impl Engine {
         key_id: &str,
         now: UnixMillis,
     ) -> Result<KeyRecord, Error> {
-        self.simple(actor, Operation::Unregister, key_id, None, now)
+        self.run_transition(actor, Operation::Unregister, key_id, None, None, now)
     }
 }
 

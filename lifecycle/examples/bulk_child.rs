@@ -82,9 +82,9 @@ fn run() -> Result<(), String> {
     // Counts the items started; inside the chosen one, blocks at the chosen point.
     let started = Arc::new(AtomicUsize::new(0));
     let seen = started.clone();
-    let engine = Engine::new(Arc::new(store), PinKey::from_bytes([7; 32]), "station-a")
-        .with_idp(Arc::new(EntraIdp::new("contoso-entra", client)))
-        .with_probe(Arc::new(move |p| {
+    let engine = Engine::builder(Arc::new(store), PinKey::from_bytes([7; 32]), "station-a")
+        .idp(Arc::new(EntraIdp::new("contoso-entra", client)))
+        .probe(Arc::new(move |p| {
             if p == CrashPoint::BulkItemStarted {
                 let n = seen.fetch_add(1, Ordering::SeqCst) + 1;
                 if n == kill_item && point == CrashPoint::BulkItemStarted {
@@ -93,7 +93,9 @@ fn run() -> Result<(), String> {
             } else if p == point && seen.load(Ordering::SeqCst) == kill_item {
                 block_here(&format!("item {kill_item} {p:?}"));
             }
-        }));
+        }))
+        .build()
+        .expect("engine");
     let template_text = std::fs::read_to_string(env("BULK_TEMPLATE")?)
         .map_err(|e| format!("BULK_TEMPLATE: {e}"))?;
     engine
@@ -111,6 +113,7 @@ fn run() -> Result<(), String> {
     let result = engine.bulk_run(
         job.job_id,
         &options,
+        &now_ms,
         &mut |r: &BulkDeviceRequest| match &softkeys {
             Some(dir) => softkey_device(dir, r.line),
             None => Err("no device".into()),

@@ -68,9 +68,9 @@ fn run() -> Result<(), String> {
     // Armed only for the flow under test, so issuance passes its own state change.
     let armed = Arc::new(AtomicBool::new(false));
     let probe_armed = armed.clone();
-    let engine = Engine::new(Arc::new(store), PinKey::from_bytes([7; 32]), "station-a")
-        .with_idp(Arc::new(EntraIdp::new("contoso-entra", client)))
-        .with_probe(Arc::new(move |point| {
+    let engine = Engine::builder(Arc::new(store), PinKey::from_bytes([7; 32]), "station-a")
+        .idp(Arc::new(EntraIdp::new("contoso-entra", client)))
+        .probe(Arc::new(move |point| {
             if point == target && probe_armed.load(Ordering::SeqCst) {
                 let mut out = std::io::stdout().lock();
                 // Nothing to do if the parent is gone: it kills us anyway.
@@ -80,7 +80,9 @@ fn run() -> Result<(), String> {
                     std::thread::sleep(Duration::from_secs(60));
                 }
             }
-        }));
+        }))
+        .build()
+        .expect("engine");
     engine
         .add_template(template.clone())
         .map_err(|e| e.to_string())?;
@@ -95,8 +97,11 @@ fn run() -> Result<(), String> {
         transport: Transport::Usb,
         can_reset_in_place: true,
     };
+    engine
+        .add_template(template.clone())
+        .expect("the template loads");
     let issued = engine
-        .issue(&request, &template, &mut key, now_ms())
+        .issue(&request, &template.credential.name, &mut key, now_ms())
         .map_err(|e| format!("issue: {e}"))?;
     println!("KEY {}", issued.key_id);
     let result = match flow.as_str() {

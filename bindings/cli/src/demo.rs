@@ -121,12 +121,14 @@ fn run_demo(db: Option<PathBuf>) -> Result<(), String> {
     .map_err(|e| format!("Graph client: {e}"))?;
     let mut host_key = [0u8; 32];
     OsRng.fill_bytes(&mut host_key);
-    let engine = Engine::new(
+    let engine = Engine::builder(
         Arc::new(store),
         PinKey::from_bytes(host_key),
         "demo-station",
     )
-    .with_idp(Arc::new(EntraIdp::new("contoso-entra", client)));
+    .idp(Arc::new(EntraIdp::new("contoso-entra", client)))
+    .build()
+    .map_err(|e| format!("engine: {e}"))?;
     let soft =
         SoftAuthenticator::new(SoftConfig::default()).map_err(|e| format!("software key: {e}"))?;
     // The key's serial: derived from its attestation certificate.
@@ -136,6 +138,9 @@ fn run_demo(db: Option<PathBuf>) -> Result<(), String> {
     println!("    software key: CTAP 2.1, serial {serial}");
     let templates =
         TemplateSet::from_toml_str(DEMO_TEMPLATE).map_err(|e| format!("demo template: {e}"))?;
+    engine
+        .add_template(templates.clone())
+        .map_err(|e| format!("demo template: {e}"))?;
     let request = IssueRequest {
         actor: "operator:demo".into(),
         user: DEMO_USER.into(),
@@ -148,7 +153,7 @@ fn run_demo(db: Option<PathBuf>) -> Result<(), String> {
     step(1, &format!("central issuance to {DEMO_USER}"));
     let now = now_ms();
     let k = engine
-        .issue(&request, &templates, &mut key, now)
+        .issue(&request, &templates.credential.name, &mut key, now)
         .map_err(fail("issue"))?;
     println!(
         "    key {} is {}; random transport PIN set and stored encrypted",

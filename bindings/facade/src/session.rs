@@ -103,7 +103,7 @@ impl Session {
         let store = config::store(&cfg.repository)?;
         let slot: Arc<RwLock<Option<SharedCallback>>> = Arc::new(RwLock::new(None));
         let forward = slot.clone();
-        let mut engine = Engine::new(store, pin_key, cfg.station.clone()).with_prompt(Arc::new(
+        let mut engine = Engine::builder(store, pin_key, cfg.station.clone()).prompt(Arc::new(
             move |p: &DevicePrompt| {
                 // Clone the callback out so it may call set_prompt itself.
                 let cb = forward
@@ -119,8 +119,9 @@ impl Session {
         for c in std::mem::take(&mut cfg.idp) {
             let idp = config::idp(c)?;
             connections.push(lifecycle::idp::Idp::name(&idp).to_owned());
-            engine = engine.with_idp(Arc::new(idp));
+            engine = engine.idp(Arc::new(idp));
         }
+        let engine = engine.build()?;
         let actor = cfg
             .actor
             .take()
@@ -229,13 +230,14 @@ impl Session {
     /// Central issuance of the key in `device` to `params.user` with template
     /// `params.template`. Returns the key afterwards (normally `issued`).
     pub fn issue(&self, device: &Device, params: &IssueParams) -> Result<Key> {
-        let templates = self.template(&params.template)?;
+        // A template the session does not know is a usage error, named here.
+        self.template(&params.template)?;
         let mut d = device.lock();
         let request = self.request(&d, params)?;
         Ok(self
             .inner
             .engine
-            .issue(&request, &templates, &mut d.client, now_ms())?
+            .issue(&request, &params.template, &mut d.client, now_ms())?
             .into())
     }
 
@@ -247,13 +249,20 @@ impl Session {
         params: &IssueParams,
         holder_pin: &str,
     ) -> Result<Key> {
-        let templates = self.template(&params.template)?;
+        // A template the session does not know is a usage error, named here.
+        self.template(&params.template)?;
         let mut d = device.lock();
         let request = self.request(&d, params)?;
         Ok(self
             .inner
             .engine
-            .issue_and_activate(&request, &templates, holder_pin, &mut d.client, now_ms())?
+            .issue_and_activate(
+                &request,
+                &params.template,
+                holder_pin,
+                &mut d.client,
+                now_ms(),
+            )?
             .into())
     }
 
@@ -634,7 +643,13 @@ impl Session {
         Ok(self
             .inner
             .engine
-            .bulk_run(job_id, &engine_options, &mut devices, &mut on_progress)?
+            .bulk_run(
+                job_id,
+                &engine_options,
+                &now_ms,
+                &mut devices,
+                &mut on_progress,
+            )?
             .into())
     }
 

@@ -212,7 +212,7 @@ impl From<Replayed> for ReplayedEntry {
             id: r.id,
             key_id: r.key_id,
             operation: r.operation.as_str().to_owned(),
-            outcome: r.outcome,
+            outcome: r.outcome.to_string(),
         }
     }
 }

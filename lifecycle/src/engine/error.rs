@@ -178,7 +178,7 @@ pub enum EngineError {
         /// The job id.
         job_id: i64,
     },
-    /// A simulated crash stopped the flow (see [`Engine::crash_at`](super::Engine::crash_at)).
+    /// A simulated crash stopped the flow (see `Engine::crash_at`, `fault-injection` feature).
     #[error("simulated crash at {point:?}")]
     SimulatedCrash {
         /// Where.

@@ -413,17 +413,8 @@ impl Engine {
         now: UnixMillis,
     ) -> Result<(), Error> {
         let key = self.key(key_id)?;
-        let mut t = Transition::new(&key, key.state);
-        t.needs_reissue = Some(true);
-        self.store.commit(
-            UnitOfWork {
-                transition: Some(t),
-                update_passkeys: passkey.into_iter().collect(),
-                audit: vec![self.reconcile_audit(actor, &key, "success", detail, now)],
-                ..UnitOfWork::default()
-            },
-            ms(now),
-        )?;
+        let rec = self.reconcile_audit(actor, &key, "success", detail, now);
+        self.mark_needs_reissue(&key, rec, passkey.into_iter().collect(), now)?;
         Ok(())
     }
 

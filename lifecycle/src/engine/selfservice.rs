@@ -19,7 +19,7 @@ use fido_transport::Transport;
 use super::device::DeviceOps;
 use super::{key_id_for, ms, Engine, EngineError, IssueRequest, UnixMillis};
 use crate::model::CredentialState;
-use crate::store::{KeyRecord, NewAuditRecord, Transition};
+use crate::store::{KeyRecord, NewAuditRecord};
 use crate::template::{OidcConfig, TemplateSet, Transport as KeyTransport};
 use crate::Error;
 
@@ -247,17 +247,9 @@ impl Engine {
             user_id: None,
             template: Some(template.to_owned()),
         };
-        let templates = self
-            .templates
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(template)
-            .cloned();
-        let Some(templates) = templates else {
-            let e = EngineError::UnknownTemplate {
-                template: template.to_owned(),
-            };
-            return Err(self.refuse_self(UNVERIFIED_ACTOR, &ctx, e.into(), now));
+        let templates = match self.loaded_template(template) {
+            Ok(t) => t,
+            Err(e) => return Err(self.refuse_self(UNVERIFIED_ACTOR, &ctx, e, now)),
         };
         let holder = match self.authenticate(&templates, id_token, now) {
             Ok(h) => h,
@@ -292,7 +284,7 @@ impl Engine {
             transport,
             can_reset_in_place: false,
         };
-        let key = self.issue_and_activate(&request, &templates, new_pin, device, now)?;
+        let key = self.issue_and_activate(&request, template, new_pin, device, now)?;
         if key.state == CredentialState::Issued {
             // The template does not initiate at issuance: activate now with their PIN.
             return self.activate(&holder.actor, &key.key_id, new_pin, device, now);
@@ -345,8 +337,6 @@ impl Engine {
         let e = EngineError::PinBlockedNeedsReissue {
             key_id: key_id.to_owned(),
         };
-        let mut t = Transition::new(&key, key.state);
-        t.needs_reissue = Some(true);
         let rec = NewAuditRecord {
             actor: holder.actor.clone(),
             time_ms: ms(now),
@@ -358,7 +348,7 @@ impl Engine {
             idp_request_id: None,
             detail: Some(e.to_string()),
         };
-        self.store.transition(&t, &rec, ms(now))?;
+        self.mark_needs_reissue(&key, rec, Vec::new(), now)?;
         Err(e.into())
     }
 }

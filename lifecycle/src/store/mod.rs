@@ -422,10 +422,10 @@ pub struct Transition {
     /// The new state.
     #[serde(with = "state_serde")]
     pub new_state: CredentialState,
-    /// `Some(v)` sets the user (`Some(None)` clears it); `None` leaves it.
-    pub user_id: Option<Option<String>>,
-    /// `Some(v)` sets the template (`Some(None)` clears it); `None` leaves it.
-    pub template_id: Option<Option<String>>,
+    /// What happens to the key's user.
+    pub user_id: FieldChange<String>,
+    /// What happens to the key's template.
+    pub template_id: FieldChange<String>,
     /// `Some(b)` sets the needs-reissue flag; `None` leaves it.
     pub needs_reissue: Option<bool>,
 }
@@ -438,9 +438,41 @@ impl Transition {
             expected_state: key.state,
             expected_version: key.version,
             new_state,
-            user_id: None,
-            template_id: None,
+            user_id: FieldChange::Keep,
+            template_id: FieldChange::Keep,
             needs_reissue: None,
+        }
+    }
+}
+
+/// A change to an optional field of a record: leave it, set it, or clear it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldChange<T> {
+    /// Leave the field as it is.
+    #[default]
+    Keep,
+    /// Set the field to this value.
+    Set(T),
+    /// Clear the field.
+    Clear,
+}
+
+impl<T: Clone> FieldChange<T> {
+    /// Set to `value`, or cleared when it is `None`.
+    pub fn to(value: Option<T>) -> Self {
+        match value {
+            Some(v) => FieldChange::Set(v),
+            None => FieldChange::Clear,
+        }
+    }
+
+    /// The field's value after the change, given its value `current` before.
+    pub fn apply(&self, current: Option<T>) -> Option<T> {
+        match self {
+            FieldChange::Keep => current,
+            FieldChange::Set(v) => Some(v.clone()),
+            FieldChange::Clear => None,
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The PostgreSQL store: one database shared by several CMS stations.
 
-use super::sql::{self, Dialect, Row, Sql, C, P};
+use super::sql::{self, Cell, Dialect, Param, Row, Sql};
 use super::{Result, StoreError};
 use postgres::error::SqlState;
 use postgres::types::{ToSql, Type};
@@ -76,59 +76,66 @@ fn backend(e: postgres::Error) -> StoreError {
     StoreError::Backend(format!("postgres: {msg}"))
 }
 
-fn boxed(p: &P) -> Box<dyn ToSql + Sync> {
+fn boxed(p: &Param) -> Box<dyn ToSql + Sync> {
     match p {
-        P::I(v) => Box::new(*v),
-        P::T(v) => Box::new(v.clone()),
-        P::B(v) => Box::new(v.clone()),
+        Param::Int(v) => Box::new(*v),
+        Param::Text(v) => Box::new(v.clone()),
+        Param::Blob(v) => Box::new(v.clone()),
     }
 }
 
-fn run<T>(params: &[P], f: impl FnOnce(&[&(dyn ToSql + Sync)]) -> T) -> T {
+fn run<T>(params: &[Param], f: impl FnOnce(&[&(dyn ToSql + Sync)]) -> T) -> T {
     let owned: Vec<Box<dyn ToSql + Sync>> = params.iter().map(boxed).collect();
     let refs: Vec<&(dyn ToSql + Sync)> = owned.iter().map(|b| b.as_ref()).collect();
     f(&refs)
 }
 
-fn cell(row: &postgres::Row, i: usize) -> Result<C> {
+fn cell(row: &postgres::Row, i: usize) -> Result<Cell> {
     let ty = row.columns().get(i).map(|c| c.type_().clone());
     let bad = |e: postgres::Error| StoreError::Corrupt {
         what: format!("column {i}: {e}"),
     };
     let c = match ty {
-        Some(Type::INT8) => row.try_get::<_, Option<i64>>(i).map_err(bad)?.map(C::I),
+        Some(Type::INT8) => row
+            .try_get::<_, Option<i64>>(i)
+            .map_err(bad)?
+            .map(Cell::Int),
         Some(Type::INT4) => row
             .try_get::<_, Option<i32>>(i)
             .map_err(bad)?
-            .map(|v| C::I(i64::from(v))),
+            .map(|v| Cell::Int(i64::from(v))),
         Some(Type::INT2) => row
             .try_get::<_, Option<i16>>(i)
             .map_err(bad)?
-            .map(|v| C::I(i64::from(v))),
+            .map(|v| Cell::Int(i64::from(v))),
         Some(Type::BOOL) => row
             .try_get::<_, Option<bool>>(i)
             .map_err(bad)?
-            .map(|v| C::I(i64::from(v))),
-        Some(Type::TEXT) | Some(Type::VARCHAR) | Some(Type::NAME) => {
-            row.try_get::<_, Option<String>>(i).map_err(bad)?.map(C::T)
-        }
-        Some(Type::BYTEA) => row.try_get::<_, Option<Vec<u8>>>(i).map_err(bad)?.map(C::B),
+            .map(|v| Cell::Int(i64::from(v))),
+        Some(Type::TEXT) | Some(Type::VARCHAR) | Some(Type::NAME) => row
+            .try_get::<_, Option<String>>(i)
+            .map_err(bad)?
+            .map(Cell::Text),
+        Some(Type::BYTEA) => row
+            .try_get::<_, Option<Vec<u8>>>(i)
+            .map_err(bad)?
+            .map(Cell::Blob),
         other => {
             return Err(StoreError::Corrupt {
                 what: format!("column {i}: unsupported type {other:?}"),
             })
         }
     };
-    Ok(c.unwrap_or(C::Null))
+    Ok(c.unwrap_or(Cell::Null))
 }
 
 impl Sql for PgTx<'_> {
-    fn exec(&mut self, sql: &str, params: &[P]) -> Result<u64> {
+    fn exec(&mut self, sql: &str, params: &[Param]) -> Result<u64> {
         let st = self.statement(sql)?;
         run(params, |p| self.tx.execute(&st, p)).map_err(backend)
     }
 
-    fn query(&mut self, sql: &str, params: &[P]) -> Result<Vec<Row>> {
+    fn query(&mut self, sql: &str, params: &[Param]) -> Result<Vec<Row>> {
         let st = self.statement(sql)?;
         let rows = run(params, |p| self.tx.query(&st, p)).map_err(backend)?;
         rows.iter()
@@ -206,7 +213,7 @@ impl PgStore {
         store.tx(|s| {
             s.exec(
                 "SELECT pg_advisory_xact_lock($1)",
-                &[P::I(Some(MIGRATION_LOCK))],
+                &[Param::Int(Some(MIGRATION_LOCK))],
             )?;
             sql::migrate(s, Dialect::Postgres, version)
         })?;

@@ -1,6 +1,6 @@
 //! The embedded SQLite store (the default): one file, WAL, busy timeout, migrations.
 
-use super::sql::{self, Dialect, Row, Sql, C, P};
+use super::sql::{self, Cell, Dialect, Param, Row, Sql};
 use super::{Result, StoreError};
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::{ffi, Connection, ErrorCode, TransactionBehavior};
@@ -42,12 +42,12 @@ fn backend(e: rusqlite::Error) -> StoreError {
     StoreError::Backend(format!("sqlite: {e}"))
 }
 
-fn to_value(p: &P) -> Value {
+fn to_value(p: &Param) -> Value {
     match p {
-        P::I(Some(v)) => Value::Integer(*v),
-        P::T(Some(s)) => Value::Text(s.clone()),
-        P::B(Some(b)) => Value::Blob(b.clone()),
-        P::I(None) | P::T(None) | P::B(None) => Value::Null,
+        Param::Int(Some(v)) => Value::Integer(*v),
+        Param::Text(Some(s)) => Value::Text(s.clone()),
+        Param::Blob(Some(b)) => Value::Blob(b.clone()),
+        Param::Int(None) | Param::Text(None) | Param::Blob(None) => Value::Null,
     }
 }
 
@@ -57,7 +57,7 @@ fn dialect(sql: &str) -> String {
 }
 
 impl Sql for rusqlite::Transaction<'_> {
-    fn exec(&mut self, sql: &str, params: &[P]) -> Result<u64> {
+    fn exec(&mut self, sql: &str, params: &[Param]) -> Result<u64> {
         let mut stmt = self.prepare_cached(&dialect(sql)).map_err(backend)?;
         let n = stmt
             .execute(rusqlite::params_from_iter(params.iter().map(to_value)))
@@ -65,7 +65,7 @@ impl Sql for rusqlite::Transaction<'_> {
         Ok(n as u64)
     }
 
-    fn query(&mut self, sql: &str, params: &[P]) -> Result<Vec<Row>> {
+    fn query(&mut self, sql: &str, params: &[Param]) -> Result<Vec<Row>> {
         let mut stmt = self.prepare_cached(&dialect(sql)).map_err(backend)?;
         let ncols = stmt.column_count();
         let mut rows = stmt
@@ -75,22 +75,23 @@ impl Sql for rusqlite::Transaction<'_> {
         while let Some(row) = rows.next().map_err(backend)? {
             let mut cells = Vec::with_capacity(ncols);
             for i in 0..ncols {
-                let cell =
-                    match row.get_ref(i).map_err(backend)? {
-                        ValueRef::Null => C::Null,
-                        ValueRef::Integer(v) => C::I(v),
-                        ValueRef::Text(t) => C::T(String::from_utf8(t.to_vec()).map_err(|_| {
+                let cell = match row.get_ref(i).map_err(backend)? {
+                    ValueRef::Null => Cell::Null,
+                    ValueRef::Integer(v) => Cell::Int(v),
+                    ValueRef::Text(t) => {
+                        Cell::Text(String::from_utf8(t.to_vec()).map_err(|_| {
                             StoreError::Corrupt {
                                 what: format!("column {i}: text is not UTF-8"),
                             }
-                        })?),
-                        ValueRef::Blob(b) => C::B(b.to_vec()),
-                        ValueRef::Real(_) => {
-                            return Err(StoreError::Corrupt {
-                                what: format!("column {i}: unexpected floating-point value"),
-                            })
-                        }
-                    };
+                        })?)
+                    }
+                    ValueRef::Blob(b) => Cell::Blob(b.to_vec()),
+                    ValueRef::Real(_) => {
+                        return Err(StoreError::Corrupt {
+                            what: format!("column {i}: unexpected floating-point value"),
+                        })
+                    }
+                };
                 cells.push(cell);
             }
             out.push(Row(cells));

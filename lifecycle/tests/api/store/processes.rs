@@ -1,7 +1,9 @@
 //! Several processes on one database: child processes (this test binary re-run with an
 //! ignored worker test) race to issue the same keys; exactly one wins each.
 
-use lifecycle::store::{AuditQuery, NewAuditRecord, NewKey, Store, StoreError, Transition};
+use lifecycle::store::{
+    AuditQuery, FieldChange, NewAuditRecord, NewKey, Store, StoreError, Transition,
+};
 use lifecycle::CredentialState as St;
 use std::process::{Command, Stdio};
 
@@ -23,7 +25,7 @@ pub fn worker(store: &dyn Store, who: &str) {
             continue;
         }
         let change = Transition {
-            user_id: Some(Some(who.into())),
+            user_id: FieldChange::Set(who.into()),
             ..Transition::new(&key, St::Issued)
         };
         let audit = NewAuditRecord {
@@ -70,7 +72,7 @@ pub fn race(setup: &dyn Store, target: &str) {
                 .args([
                     "--ignored",
                     "--exact",
-                    "race_worker",
+                    "store::race_worker",
                     "--nocapture",
                     "--test-threads=1",
                 ])

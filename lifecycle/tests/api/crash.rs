@@ -7,8 +7,7 @@
 //! the audit records written.
 #![cfg(unix)]
 
-mod common;
-use common::{example_program, now_ms, run_until_crash_point, sqlite_engine, temp_dir};
+use crate::common::{example_program, now_ms, run_until_crash_point, sqlite_engine, temp_dir};
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -148,7 +147,7 @@ fn side_effect_then_state<'a>(replayed: &'a [Replayed], state: &str) -> &'a Repl
     assert_eq!(replayed.len(), 2, "{replayed:?}");
     assert_eq!(replayed[1].operation, JournalOp::State);
     assert_eq!(
-        replayed[1].outcome,
+        replayed[1].outcome.to_string(),
         format!("superseded: the key is now {state}")
     );
     &replayed[0]
@@ -177,7 +176,7 @@ fn register_killed_then_replayed(point: &str, before: usize, outcome: &str) {
     let r = engine.replay_journal(now_ms()).expect("replay");
     let r = side_effect_then_state(&r, "active");
     assert_eq!(r.operation, JournalOp::Register);
-    assert_eq!(r.outcome, outcome);
+    assert_eq!(r.outcome.to_string(), outcome);
     assert_eq!(k.methods(), 1, "exactly one passkey at the IdP");
     assert!(unfinished(&engine).is_empty());
     assert_eq!(
@@ -227,7 +226,7 @@ fn delete_killed_then_replayed(point: &str, before: usize, outcome: &str) {
     let r = engine.replay_journal(now_ms()).expect("replay");
     let r = side_effect_then_state(&r, "revoked");
     assert_eq!(r.operation, JournalOp::Delete);
-    assert_eq!(r.outcome, outcome);
+    assert_eq!(r.outcome.to_string(), outcome);
     assert_eq!(k.methods(), 0, "no passkey left at the IdP");
     assert!(unfinished(&engine).is_empty());
     assert_eq!(
@@ -274,7 +273,7 @@ fn activation_killed_before_state_change_is_finished_by_replay() {
     let r = engine.replay_journal(now_ms()).expect("replay");
     let r = only(&r);
     assert_eq!(r.operation, JournalOp::State);
-    assert_eq!(r.outcome, "activate finished by replay");
+    assert_eq!(r.outcome.to_string(), "activate finished by replay");
     assert_eq!(
         engine.key(&k.key_id).unwrap().state,
         CredentialState::Active
@@ -304,7 +303,10 @@ fn revoke_killed_before_state_change_is_finished_by_replay() {
     let r = engine.replay_journal(now_ms()).expect("replay");
     let r = only(&r);
     assert_eq!(r.operation, JournalOp::State);
-    assert_eq!(r.outcome, "revoke finished by replay; the key is revoked");
+    assert_eq!(
+        r.outcome.to_string(),
+        "revoke finished by replay; the key is revoked"
+    );
     assert_eq!(
         engine.key(&k.key_id).unwrap().state,
         CredentialState::Revoked
@@ -335,7 +337,10 @@ fn activation_killed_after_state_journal_is_settled_and_runs_again() {
     let r = engine.replay_journal(now_ms()).expect("replay");
     let r = only(&r);
     assert_eq!(r.operation, JournalOp::State);
-    assert!(r.outcome.starts_with("activation incomplete"), "{r:?}");
+    assert!(
+        r.outcome.to_string().starts_with("activation incomplete"),
+        "{r:?}"
+    );
     assert!(unfinished(&engine).is_empty());
     assert_eq!(
         engine.key(&k.key_id).unwrap().state,
@@ -359,7 +364,10 @@ fn revoke_killed_after_state_journal_is_finished_by_replay() {
     assert_eq!(unfinished(&engine), vec![JournalOp::State]);
     let r = engine.replay_journal(now_ms()).expect("replay");
     let r = only(&r);
-    assert_eq!(r.outcome, "revoke finished by replay; the key is revoked");
+    assert_eq!(
+        r.outcome.to_string(),
+        "revoke finished by replay; the key is revoked"
+    );
     assert_eq!(k.methods(), 0);
     assert_eq!(
         engine.key(&k.key_id).unwrap().state,

@@ -13,8 +13,7 @@ use lifecycle::store::AuditRecord;
 use lifecycle::template::{TemplateSet, Transport};
 use lifecycle::{CredentialState, Error};
 
-mod common;
-use common::{now_ms, sqlite_engine, temp_dir, KIM, KIM_ID};
+use crate::common::{now_ms, sqlite_engine, temp_dir, KIM, KIM_ID};
 const ADELE: &str = "adelev@contoso.onmicrosoft.com";
 const ADELE_ID: &str = "87d349ed-44d7-43e1-9a83-5f2406dee5bd";
 const AUDIENCE: &str = "keysmith-self-service";
@@ -111,9 +110,12 @@ fn operator_issue(w: &mut World, t: &TemplateSet, user: &str, now: u64) -> Strin
         transport: Transport::Usb,
         can_reset_in_place: false,
     };
+    w.engine
+        .add_template(t.clone())
+        .expect("the template loads");
     let key = w
         .engine
-        .issue(&req, t, &mut w.key, now)
+        .issue(&req, &t.credential.name, &mut w.key, now)
         .expect("central issue");
     assert_eq!(key.state, CredentialState::Issued);
     key.key_id

@@ -9,7 +9,7 @@ use lifecycle::template::{DeviceFacts, DeviceOptions, TemplateError, TemplateSet
 use lifecycle::Error;
 use proptest::prelude::*;
 
-const TOML: &str = include_str!("../templates/entra-standard.toml");
+const TOML: &str = include_str!("../../templates/entra-standard.toml");
 const MINUTE: u64 = 60_000;
 const NOW: u64 = 1_800_000_000_000;
 

@@ -26,8 +26,7 @@ use lifecycle::store::{PinKey, SqliteStore};
 use lifecycle::template::{TemplateSet, Transport};
 use lifecycle::{CredentialState, Error};
 
-mod common;
-use common::{now_ms, temp_dir, KIM, KIM_ID};
+use crate::common::{now_ms, temp_dir, KIM, KIM_ID};
 const HOLDER_PIN: &str = "holder-pin-2468";
 const SERIAL: &str = "SN-DIAG-4711";
 
@@ -129,6 +128,16 @@ fn file_config(dir: &Path, level: LogLevel, format: LogFormat) -> LogConfig {
 
 #[test]
 fn logs_carry_ids_not_secrets_and_switch_at_run_time() {
+    crate::common::in_own_process(
+        "diagnostics::logs_carry_ids_not_secrets_and_switch_at_run_time_alone",
+    );
+}
+
+/// The test itself, run by the one above in a process of its own: the `tracing`
+/// subscriber is process-global.
+#[test]
+#[ignore = "run in its own process by logs_carry_ids_not_secrets_and_switch_at_run_time"]
+fn logs_carry_ids_not_secrets_and_switch_at_run_time_alone() {
     let first_dir = temp_dir("first");
     let second_dir = temp_dir("second");
     let third_dir = temp_dir("third");
@@ -167,8 +176,10 @@ fn logs_carry_ids_not_secrets_and_switch_at_run_time() {
     let db_dir = temp_dir("db");
     let store = SqliteStore::open(db_dir.join("keysmith.db")).expect("sqlite store");
     let pin_key = PinKey::from_bytes([7; 32]);
-    let engine = Engine::new(Arc::new(store), PinKey::from_bytes([7; 32]), "station-a")
-        .with_idp(Arc::new(EntraIdp::new("contoso-entra", graph)));
+    let engine = Engine::builder(Arc::new(store), PinKey::from_bytes([7; 32]), "station-a")
+        .idp(Arc::new(EntraIdp::new("contoso-entra", graph)))
+        .build()
+        .expect("engine");
     let transport =
         SoftTransport::new(SoftAuthenticator::new(SoftConfig::default()).expect("softkey"));
     let mut key = Authenticator::new(transport.clone());
@@ -182,8 +193,9 @@ fn logs_carry_ids_not_secrets_and_switch_at_run_time() {
     };
 
     // Issue; read the transport PIN the engine stored before activation replaces it.
+    engine.add_template(template()).expect("the template loads");
     let issued = engine
-        .issue(&request, &template(), &mut key, now)
+        .issue(&request, &template().credential.name, &mut key, now)
         .expect("issue");
     assert_eq!(issued.state, CredentialState::Issued);
     let transport_pin = engine

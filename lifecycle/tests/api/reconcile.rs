@@ -1,14 +1,10 @@
 //! Reconciliation against the real Entra emulator: drift made directly at the emulator
 //! (or by an IdP failing during a revocation) is reported, fixed and gone afterwards.
 
-mod common;
-#[path = "bulk/support.rs"]
-mod support;
-
+use crate::support::*;
 use entra_graph::emulator::{Fault, FaultRule};
 use lifecycle::engine::{CrashPoint, DriftKind, ReconcileOptions, ReconcileReport};
 use lifecycle::CredentialState;
-use support::*;
 
 fn kinds(r: &ReconcileReport) -> Vec<(DriftKind, Option<String>, bool)> {
     let mut v: Vec<_> = r
@@ -195,7 +191,7 @@ fn failed_fix_is_reported_and_a_crash_is_finished_by_replay() {
     assert_eq!(e.store().journal_unfinished().unwrap().len(), 1);
     let replayed = e.replay_journal(now + 4).unwrap();
     assert_eq!(replayed.len(), 1);
-    assert_eq!(replayed[0].outcome, "done");
+    assert_eq!(replayed[0].outcome.to_string(), "done");
     assert!(w.emulator.methods(KIM).is_empty());
     let b_now = e.key(&b.key_id).unwrap();
     assert_eq!(b_now.state, CredentialState::Revoked);
@@ -253,7 +249,9 @@ fn a_connection_that_is_not_configured_proves_nothing_missing() {
     let a = active(&w.engine, KIM, "SN-A", now);
     // A station without the key's IdP connection configured.
     let store = SqliteStore::open(&w.db).unwrap();
-    let bare = Engine::new(Arc::new(store), PinKey::from_bytes([7; 32]), "station-b");
+    let bare = Engine::builder(Arc::new(store), PinKey::from_bytes([7; 32]), "station-b")
+        .build()
+        .expect("engine");
     bare.add_template(template()).unwrap();
     let fix = ReconcileOptions {
         fix: true,

@@ -94,16 +94,28 @@ pub fn request(user: &str, serial: &str) -> IssueRequest {
 /// Issues a key to `user` (pending registration only).
 pub fn issued(engine: &Engine, user: &str, serial: &str, now: u64) -> KeyRecord {
     let mut key = softkey();
+    engine.add_template(template()).expect("the template loads");
     engine
-        .issue(&request(user, serial), &template(), &mut key, now)
+        .issue(
+            &request(user, serial),
+            &template().credential.name,
+            &mut key,
+            now,
+        )
         .expect("issue")
 }
 
 /// Issues and activates a key for `user`: its passkey is registered at the IdP.
 pub fn active(engine: &Engine, user: &str, serial: &str, now: u64) -> KeyRecord {
     let mut key = softkey();
+    engine.add_template(template()).expect("the template loads");
     let k = engine
-        .issue(&request(user, serial), &template(), &mut key, now)
+        .issue(
+            &request(user, serial),
+            &template().credential.name,
+            &mut key,
+            now,
+        )
         .expect("issue");
     engine
         .activate("self:holder", &k.key_id, HOLDER_PIN, &mut key, now + 1)

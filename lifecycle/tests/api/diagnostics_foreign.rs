@@ -7,6 +7,16 @@ use lifecycle::Error;
 
 #[test]
 fn install_refuses_when_another_subscriber_is_global() {
+    crate::common::in_own_process(
+        "diagnostics_foreign::install_refuses_when_another_subscriber_is_global_alone",
+    );
+}
+
+/// The test itself, run by the one above in a process of its own: the `tracing`
+/// subscriber is process-global.
+#[test]
+#[ignore = "run in its own process by install_refuses_when_another_subscriber_is_global"]
+fn install_refuses_when_another_subscriber_is_global_alone() {
     tracing::subscriber::set_global_default(tracing_subscriber::registry())
         .expect("the first global subscriber");
     match Diagnostics::install(LogConfig::default()) {

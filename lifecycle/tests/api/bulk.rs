@@ -1,9 +1,6 @@
 //! Resumable bulk jobs against the real Entra emulator, software keys and SQLite.
 
-mod common;
-#[path = "bulk/support.rs"]
-mod support;
-
+use crate::support::*;
 use entra_graph::emulator::ThrottleConfig;
 use fido_transport::client::Authenticator;
 use fido_transport::softkey::{SoftAuthenticator, SoftConfig, SoftTransport};
@@ -14,7 +11,6 @@ use lifecycle::engine::{
 use lifecycle::store::{BulkItemStatus, KeyQuery};
 use lifecycle::template::Transport as KeyTransport;
 use lifecycle::{CredentialState, Error};
-use support::*;
 
 fn soft_device(_: &BulkDeviceRequest) -> Result<BulkDevice, String> {
     let soft = SoftAuthenticator::new(SoftConfig::default()).map_err(|e| e.to_string())?;
@@ -66,7 +62,7 @@ fn bulk_issue_runs_each_row_once_and_a_rerun_skips_done_rows() {
     };
     let mut seen: Vec<BulkProgress> = Vec::new();
     let s = e
-        .bulk_run(job.job_id, &options, &mut devices, &mut |p| {
+        .bulk_run(job.job_id, &options, &now_ms, &mut devices, &mut |p| {
             seen.push(p.clone())
         })
         .unwrap();
@@ -104,7 +100,7 @@ fn bulk_issue_runs_each_row_once_and_a_rerun_skips_done_rows() {
         ..options.clone()
     };
     let s = e
-        .bulk_run(job.job_id, &quiet, &mut no_device, &mut |_| {})
+        .bulk_run(job.job_id, &quiet, &now_ms, &mut no_device, &mut |_| {})
         .unwrap();
     assert_eq!((s.done, s.failed, s.skipped), (3, 1, 3));
     assert!(s.items.is_empty());
@@ -114,6 +110,7 @@ fn bulk_issue_runs_each_row_once_and_a_rerun_skips_done_rows() {
         .bulk_run(
             job.job_id,
             &options,
+            &now_ms,
             &mut |r: &BulkDeviceRequest| {
                 calls += 1;
                 soft_device(r)
@@ -157,8 +154,13 @@ fn bad_csv_is_refused_naming_line_and_column() {
         other => panic!("expected a CSV error, got {other:?}"),
     }
     assert!(matches!(
-        w.engine
-            .bulk_run(77, &BulkOptions::default(), &mut no_device, &mut |_| {}),
+        w.engine.bulk_run(
+            77,
+            &BulkOptions::default(),
+            &now_ms,
+            &mut no_device,
+            &mut |_| {}
+        ),
         Err(Error::Engine(EngineError::UnknownBulkJob { job_id: 77 }))
     ));
 }
@@ -192,7 +194,7 @@ fn bulk_revoke_on_workers_keeps_going_through_idp_throttling() {
     };
     let mut progress = Vec::new();
     let s = e
-        .bulk_run(job.job_id, &options, &mut no_device, &mut |p| {
+        .bulk_run(job.job_id, &options, &now_ms, &mut no_device, &mut |p| {
             progress.push(p.done)
         })
         .unwrap();
@@ -232,6 +234,7 @@ fn bulk_revoke_resumes_after_a_crash_without_doing_anything_twice() {
     let r = e.bulk_run(
         job.job_id,
         &BulkOptions::default(),
+        &now_ms,
         &mut no_device,
         &mut |_| {},
     );
@@ -257,6 +260,7 @@ fn bulk_revoke_resumes_after_a_crash_without_doing_anything_twice() {
         .bulk_run(
             job.job_id,
             &BulkOptions::default(),
+            &now_ms,
             &mut no_device,
             &mut |_| {},
         )
@@ -277,6 +281,7 @@ fn bulk_revoke_resumes_after_a_crash_without_doing_anything_twice() {
         .bulk_run(
             job.job_id,
             &BulkOptions::default(),
+            &now_ms,
             &mut no_device,
             &mut |_| {},
         )
@@ -310,7 +315,7 @@ fn bulk_reconcile_fixes_each_user() {
         ..BulkOptions::default()
     };
     let s = e
-        .bulk_run(job.job_id, &options, &mut no_device, &mut |_| {})
+        .bulk_run(job.job_id, &options, &now_ms, &mut no_device, &mut |_| {})
         .unwrap();
     assert_eq!((s.done, s.failed), (2, 0));
     let mut outcomes: Vec<_> = s
@@ -340,7 +345,7 @@ use std::time::Duration;
 fn kill_child(w: &World, csv: &Path, kind: &str, item: usize, point: &str) -> i64 {
     let template = w.dir.join("template.toml");
     std::fs::write(&template, TEMPLATE).expect("template file");
-    let mut command = Command::new(common::example_program("bulk_child"));
+    let mut command = Command::new(crate::common::example_program("bulk_child"));
     command
         .env("BULK_TEMPLATE", &template)
         .env("BULK_DB", &w.db)
@@ -357,7 +362,7 @@ fn kill_child(w: &World, csv: &Path, kind: &str, item: usize, point: &str) -> i6
         )
         .env("BULK_KILL_ITEM", item.to_string())
         .env("BULK_KILL_POINT", point);
-    let seen = common::run_until_crash_point(
+    let seen = crate::common::run_until_crash_point(
         command,
         Duration::from_secs(120),
         &format!("{point} in item {item}"),
@@ -406,7 +411,13 @@ fn killed_bulk_revoke_resumes(point: &str, settled: u64) {
         .unwrap();
     assert_eq!(again.job_id, job);
     let s = e
-        .bulk_run(job, &BulkOptions::default(), &mut no_device, &mut |_| {})
+        .bulk_run(
+            job,
+            &BulkOptions::default(),
+            &now_ms,
+            &mut no_device,
+            &mut |_| {},
+        )
         .unwrap();
     assert_eq!(
         (s.done, s.failed, s.skipped, s.settled),
@@ -465,6 +476,7 @@ fn an_issue_row_left_running_after_the_key_was_issued_is_settled_not_redone() {
         .bulk_run(
             job.job_id,
             &BulkOptions::default(),
+            &now_ms,
             &mut |r: &BulkDeviceRequest| {
                 calls += 1;
                 soft_device(r)
@@ -481,6 +493,7 @@ fn an_issue_row_left_running_after_the_key_was_issued_is_settled_not_redone() {
         .bulk_run(
             job.job_id,
             &BulkOptions::default(),
+            &now_ms,
             &mut |r: &BulkDeviceRequest| {
                 calls += 1;
                 soft_device(r)
@@ -584,6 +597,7 @@ fn bulk_issue_killed_before_an_items_state_change_resumes_without_duplicates() {
         .bulk_run(
             job,
             &options,
+            &now_ms,
             &mut |r: &BulkDeviceRequest| row_softkey(&w, r.line),
             &mut |_| {},
         )

@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use entra_graph::auth::{Credential, Secret};
 use entra_graph::emulator::Emulator;
 use entra_graph::{ApiVersion, GraphClient};
-use lifecycle::engine::Engine;
+use lifecycle::engine::{Engine, EngineBuilder};
 use lifecycle::idp::EntraIdp;
 use lifecycle::store::{PinKey, SqliteStore};
 
@@ -56,13 +56,26 @@ pub fn graph_client(emulator: &Emulator) -> GraphClient {
 /// An engine over the SQLite file `db`, with `emulator` as connection [`CONNECTION`] and
 /// transport PINs sealed under a key of `pin_key_byte`s.
 pub fn sqlite_engine(emulator: &Emulator, db: &Path, station: &str, pin_key_byte: u8) -> Engine {
+    sqlite_engine_builder(emulator, db, station, pin_key_byte)
+        .build()
+        .expect("engine")
+}
+
+/// The builder of [`sqlite_engine`], for tests that add to it.
+#[allow(dead_code)]
+pub fn sqlite_engine_builder(
+    emulator: &Emulator,
+    db: &Path,
+    station: &str,
+    pin_key_byte: u8,
+) -> EngineBuilder {
     let store = SqliteStore::open(db).expect("sqlite store");
-    Engine::new(
+    Engine::builder(
         Arc::new(store),
         PinKey::from_bytes([pin_key_byte; 32]),
         station,
     )
-    .with_idp(Arc::new(EntraIdp::new(CONNECTION, graph_client(emulator))))
+    .idp(Arc::new(EntraIdp::new(CONNECTION, graph_client(emulator))))
 }
 
 /// The path of example program `name` of this crate, built with the examples by `cargo
@@ -158,4 +171,28 @@ pub fn run_until_crash_point(
     assert!(reached, "the child never reached {what}: {seen:?}");
     assert_eq!(status.signal(), Some(9), "killed by SIGKILL: {status:?}");
     seen
+}
+
+/// Runs the ignored test `name` (its path in this binary) alone in a new process of
+/// this test binary and fails when it fails: for tests that need a process to
+/// themselves (the `tracing` subscriber is process-global).
+#[allow(dead_code)]
+pub fn in_own_process(name: &str) {
+    let exe = std::env::current_exe().expect("test binary path");
+    let out = std::process::Command::new(exe)
+        .args([
+            "--ignored",
+            "--exact",
+            name,
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .output()
+        .expect("run the test binary");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "{name} in its own process failed:\n{stdout}\n{stderr}"
+    );
 }

@@ -1,0 +1,316 @@
+//! The journalled IdP side effects: each is journalled before it is made and closed
+//! after.
+
+use super::payload::{DeletePayload, RegisterPayload};
+use super::{b64, ms, CrashPoint, Engine, EngineError, UnixMillis, JOURNAL_LEASE_MS};
+use crate::idp::IdpError;
+use crate::model::CredentialState;
+use crate::state::{OnIdpFailure, Operation};
+use crate::store::{JournalOp, JournalStatus, NewJournalEntry, StoreError, UnitOfWork};
+use crate::template::render_display_name;
+use crate::Error;
+
+use super::flow::FlowContext;
+
+/// The state a passkey deleted at the IdP by `operation` ends in.
+pub(super) fn deleted_state(operation: Operation) -> CredentialState {
+    match operation {
+        Operation::Inactivate => CredentialState::Inactive,
+        _ => CredentialState::Revoked,
+    }
+}
+
+impl Engine {
+    pub(super) fn register_pending(
+        &self,
+        flow: &mut FlowContext<'_>,
+        passkey_template: &str,
+        idp_connection: &str,
+        now: UnixMillis,
+    ) -> Result<(), Error> {
+        let key_id = flow.key.key_id.clone();
+        let pending = self
+            .store
+            .pending_for_key(&key_id)?
+            .into_iter()
+            .find(|p| p.idp == passkey_template)
+            .ok_or_else(|| EngineError::NoPendingRegistration {
+                key_id: key_id.clone(),
+                passkey_template: passkey_template.to_owned(),
+            })?;
+        let passkey = self
+            .store
+            .list_passkeys(&key_id)?
+            .into_iter()
+            .rev()
+            .find(|p| {
+                p.idp == passkey_template
+                    && p.idp_method_id.is_none()
+                    && p.state == CredentialState::Issued
+            })
+            .ok_or_else(|| EngineError::NoPendingRegistration {
+                key_id: key_id.clone(),
+                passkey_template: passkey_template.to_owned(),
+            })?;
+        let t = flow
+            .templates
+            .passkey
+            .get(passkey_template)
+            .cloned()
+            .ok_or_else(|| EngineError::UnknownTemplate {
+                template: passkey_template.to_owned(),
+            })?;
+        let idp = self.idp(idp_connection)?.clone();
+        if flow.attrs.is_empty() {
+            let (_, attrs, _) =
+                self.user_attrs(idp.as_ref(), &pending.user_id, &flow.key.serial)?;
+            flow.attrs = attrs;
+        }
+        let display =
+            render_display_name(&t, &flow.attrs).map_err(|p| EngineError::DisplayName {
+                field: p.field,
+                message: p.message,
+            })?;
+        let payload = RegisterPayload {
+            user: pending.user_id.clone(),
+            passkey_template: passkey_template.to_owned(),
+            display_name: display,
+            credential_id: b64(&passkey.credential_id),
+            client_data_json: b64(&pending.client_data_json),
+            attestation_object: b64(&pending.attestation_object),
+        };
+        let committed = self.store.commit(
+            UnitOfWork {
+                journal: vec![NewJournalEntry {
+                    key_id: key_id.clone(),
+                    idp: idp_connection.to_owned(),
+                    operation: JournalOp::Register,
+                    payload: payload.to_bytes(),
+                }],
+                ..UnitOfWork::default()
+            },
+            ms(now),
+        )?;
+        let entry = committed
+            .journal
+            .into_iter()
+            .next()
+            .ok_or_else(|| StoreError::Corrupt {
+                what: "journal append returned no entry".into(),
+            })?;
+        tracing::info!(
+            journal_id = entry.id,
+            op = "register",
+            passkey_template,
+            "journal entry appended"
+        );
+        self.maybe_crash(CrashPoint::AfterJournal)?;
+        self.store
+            .journal_claim(entry.id, &self.station, ms(now), JOURNAL_LEASE_MS)?;
+        let request = payload.request(entry.id)?;
+        let outcome = match idp.register(&pending.user_id, &request) {
+            Ok(o) => o,
+            Err(e @ IdpError::ChallengeExpired { .. }) => {
+                // The IdP's clock says expired although ours did not: same outcome.
+                self.store
+                    .journal_failed(entry.id, &e.to_string(), ms(now))?;
+                flow.request_id = e.request_id().map(str::to_owned);
+                let refusal = crate::state::TransitionError::ChallengeExpired {
+                    passkey_template: passkey_template.to_owned(),
+                    expired_at_ms: u64::try_from(pending.challenge_expires_ms).unwrap_or(0),
+                    now_ms: now,
+                };
+                let rec = flow.audit("activate", "refused", Some(e.to_string()), now);
+                flow.key = self.mark_needs_reissue(&flow.key, rec, Vec::new(), now)?;
+                return Err(refusal.into());
+            }
+            Err(e) => {
+                tracing::warn!(
+                    journal_id = entry.id,
+                    idp_request_id = e.request_id().unwrap_or(""),
+                    error = %e,
+                    "IdP registration failed"
+                );
+                self.close_failed_if_final(entry.id, &e, now)?;
+                flow.request_id = e.request_id().map(str::to_owned);
+                return Err(e.into());
+            }
+        };
+        tracing::info!(
+            journal_id = entry.id,
+            idp_request_id = outcome.request_id.as_deref().unwrap_or(""),
+            method_id = %outcome.method_id,
+            "IdP registration done"
+        );
+        self.maybe_crash(CrashPoint::AfterIdpCall)?;
+        flow.request_id = outcome.request_id.clone();
+        let mut pk = passkey;
+        pk.idp_method_id = Some(outcome.method_id.clone());
+        pk.state = CredentialState::Active;
+        let detail = format!(
+            "passkey {passkey_template} registered as {}",
+            outcome.method_id
+        );
+        let rec = flow.audit("register", "success", Some(detail), now);
+        self.store.commit(
+            UnitOfWork {
+                update_passkeys: vec![pk],
+                remove_pending: vec![(key_id, passkey_template.to_owned())],
+                close_journal: vec![(entry.id, JournalStatus::Done, Some(outcome.method_id))],
+                audit: vec![rec],
+                ..UnitOfWork::default()
+            },
+            ms(now),
+        )?;
+        tracing::info!(journal_id = entry.id, "journal entry closed");
+        Ok(())
+    }
+
+    /// A definite refusal (4xx) is not retried; anything else stays pending for replay.
+    pub(super) fn close_failed_if_final(
+        &self,
+        id: i64,
+        e: &IdpError,
+        now: UnixMillis,
+    ) -> Result<(), Error> {
+        let definite = matches!(e, IdpError::Call { status: Some(s), .. } if (400..500).contains(s) && *s != 408 && *s != 429)
+            || matches!(e, IdpError::Policy { .. });
+        if definite {
+            self.store.journal_failed(id, &e.to_string(), ms(now))?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn delete_at_idp(
+        &self,
+        flow: &mut FlowContext<'_>,
+        passkey_template: &str,
+        idp_connection: &str,
+        on_failure: OnIdpFailure,
+        now: UnixMillis,
+    ) -> Result<(), Error> {
+        let key_id = flow.key.key_id.clone();
+        let idp = self.idp(idp_connection)?.clone();
+        let user = flow.key.user_id.clone().ok_or(EngineError::NotIssued {
+            key_id: key_id.clone(),
+            what: "user",
+        })?;
+        let user = self.user_at(&flow.templates, &user, None, idp_connection)?;
+        for mut pk in self.store.list_passkeys(&key_id)? {
+            let Some(method_id) = pk.idp_method_id.clone() else {
+                continue;
+            };
+            if pk.idp != passkey_template {
+                continue;
+            }
+            let payload = DeletePayload {
+                user: user.clone(),
+                passkey_template: passkey_template.to_owned(),
+                method_id: method_id.clone(),
+                credential_id: b64(&pk.credential_id),
+                target: Some(deleted_state(flow.operation).as_str().to_owned()),
+                keep_key_state: false,
+            };
+            let entry = self.store.journal_append(
+                &NewJournalEntry {
+                    key_id: key_id.clone(),
+                    idp: idp_connection.to_owned(),
+                    operation: JournalOp::Delete,
+                    payload: payload.to_bytes(),
+                },
+                ms(now),
+            )?;
+            tracing::info!(
+                journal_id = entry.id,
+                op = "delete",
+                passkey_template,
+                method_id = %method_id,
+                "journal entry appended"
+            );
+            self.maybe_crash(CrashPoint::AfterJournal)?;
+            self.store
+                .journal_claim(entry.id, &self.station, ms(now), JOURNAL_LEASE_MS)?;
+            let deleted = idp.delete(&user, &method_id);
+            match &deleted {
+                Ok(d) => tracing::info!(
+                    journal_id = entry.id,
+                    idp_request_id = d.request_id.as_deref().unwrap_or(""),
+                    already_gone = d.already_gone,
+                    "IdP deletion done"
+                ),
+                Err(e) => tracing::warn!(
+                    journal_id = entry.id,
+                    idp_request_id = e.request_id().unwrap_or(""),
+                    error = %e,
+                    "IdP deletion failed"
+                ),
+            }
+            match deleted {
+                Ok(d) => {
+                    self.maybe_crash(CrashPoint::AfterIdpCall)?;
+                    flow.request_id = d.request_id.clone();
+                    pk.idp_method_id = None;
+                    pk.state = deleted_state(flow.operation);
+                    let detail = format!(
+                        "passkey {passkey_template} ({method_id}) deleted at the IdP{}",
+                        if d.already_gone {
+                            " (already gone)"
+                        } else {
+                            ""
+                        }
+                    );
+                    let rec = flow.audit("idp-delete", "success", Some(detail), now);
+                    self.store.commit(
+                        UnitOfWork {
+                            update_passkeys: vec![pk],
+                            close_journal: vec![(entry.id, JournalStatus::Done, d.request_id)],
+                            audit: vec![rec],
+                            ..UnitOfWork::default()
+                        },
+                        ms(now),
+                    )?;
+                    tracing::info!(journal_id = entry.id, "journal entry closed");
+                }
+                Err(e) => {
+                    flow.request_id = e.request_id().map(str::to_owned);
+                    match on_failure {
+                        OnIdpFailure::CancelOperation => {
+                            self.store
+                                .journal_failed(entry.id, &e.to_string(), ms(now))?;
+                            return Err(EngineError::IdpDeletionCancelled {
+                                operation: flow.operation,
+                                passkey_template: passkey_template.to_owned(),
+                                message: e.to_string(),
+                                request_id: e.request_id().map(str::to_owned),
+                            }
+                            .into());
+                        }
+                        _ => {
+                            let detail = format!(
+                                "deleting passkey {passkey_template} ({method_id}) failed, retried by journal replay: {e}"
+                            );
+                            let rec = flow.audit("idp-delete", "deferred", Some(detail), now);
+                            self.store.append_audit(&rec)?;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deletions_end_in_the_operations_state() {
+        assert_eq!(
+            deleted_state(Operation::Inactivate),
+            CredentialState::Inactive
+        );
+        assert_eq!(deleted_state(Operation::Revoke), CredentialState::Revoked);
+        assert_eq!(deleted_state(Operation::Reissue), CredentialState::Revoked);
+    }
+}

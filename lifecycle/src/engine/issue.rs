@@ -1,0 +1,154 @@
+//! Issuance: central issuance, issuance with the holder at the desk, and reissue.
+
+use fido_transport::client::Authenticator;
+use fido_transport::Transport;
+
+use super::device::{self, DeviceOps};
+use super::{key_id_for, ms, Engine, EngineError, UnixMillis};
+use crate::state::{plan, Operation, Step};
+use crate::store::{KeyRecord, NewKey};
+use crate::template::{TemplateSet, Transport as KeyTransport};
+use crate::Error;
+
+use super::flow::FlowContext;
+
+/// Who and what an issuance is for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IssueRequest {
+    /// The operator (or `self:<user>`).
+    pub actor: String,
+    /// The user, by IdP object id or UPN.
+    pub user: String,
+    /// The key's serial number (from the key, or assigned by the CMS); with the AAGUID it
+    /// makes the key id.
+    pub serial: String,
+    /// How the key is attached.
+    pub transport: KeyTransport,
+    /// The key can be reset right now (just plugged in / field just power-cycled).
+    pub can_reset_in_place: bool,
+}
+
+impl Engine {
+    /// Central issuance with the loaded credential template `template` (see
+    /// [`Engine::add_template`]): plans `Issue` for the key attached as `device`
+    /// (recording it as Blank first if new) and runs it. Returns the key's record
+    /// afterwards.
+    pub fn issue<T: Transport>(
+        &self,
+        request: &IssueRequest,
+        template: &str,
+        device: &mut Authenticator<T>,
+        now: UnixMillis,
+    ) -> Result<KeyRecord, Error> {
+        self.issue_inner(request, template, None, device, now)
+    }
+
+    /// Issuance with the holder at the desk: for templates with
+    /// `auto_initiate_after_issuance`, the holder's PIN replaces the transport PIN and the
+    /// registrations are sent in the same flow.
+    pub fn issue_and_activate<T: Transport>(
+        &self,
+        request: &IssueRequest,
+        template: &str,
+        holder_pin: &str,
+        device: &mut Authenticator<T>,
+        now: UnixMillis,
+    ) -> Result<KeyRecord, Error> {
+        self.issue_inner(request, template, Some(holder_pin), device, now)
+    }
+
+    pub(super) fn issue_inner<T: Transport>(
+        &self,
+        request: &IssueRequest,
+        template: &str,
+        holder_pin: Option<&str>,
+        device: &mut Authenticator<T>,
+        now: UnixMillis,
+    ) -> Result<KeyRecord, Error> {
+        let templates = self.loaded_template(template)?;
+        let info = DeviceOps::info(device)?;
+        let key_id = key_id_for(&info.aaguid, &request.serial);
+        let key = match self.store.get_key(&key_id)? {
+            Some(k) => k,
+            None => self.store.create_key(
+                &NewKey {
+                    key_id: key_id.clone(),
+                    aaguid: info.aaguid,
+                    serial: request.serial.clone(),
+                },
+                ms(now),
+            )?,
+        };
+        self.issue_like(
+            Operation::Issue,
+            request,
+            templates,
+            key,
+            device,
+            holder_pin,
+            now,
+        )
+    }
+
+    /// Reissue: revoke → retire → unregister → issue, as planned for the key's state.
+    pub fn reissue<T: Transport>(
+        &self,
+        request: &IssueRequest,
+        key_id: &str,
+        device: &mut Authenticator<T>,
+        now: UnixMillis,
+    ) -> Result<KeyRecord, Error> {
+        let key = self.key(key_id)?;
+        let templates = self.template_for(&key)?;
+        self.issue_like(
+            Operation::Reissue,
+            request,
+            templates,
+            key,
+            device,
+            None,
+            now,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn issue_like(
+        &self,
+        operation: Operation,
+        request: &IssueRequest,
+        templates: TemplateSet,
+        key: KeyRecord,
+        device: &mut dyn DeviceOps,
+        holder_pin: Option<&str>,
+        now: UnixMillis,
+    ) -> Result<KeyRecord, Error> {
+        let mut flow = FlowContext::new(&request.actor, operation, templates, key);
+        // The user comes from the request, not from the key's record.
+        flow.user = None;
+        self.run_flow(flow, now, |flow| {
+            let first = flow
+                .templates
+                .passkey_templates()
+                .first()
+                .map(|t| t.idp.connection.clone())
+                .unwrap_or_default();
+            let idp = self.idp(&first)?.clone();
+            let (uid, attrs, rec) =
+                self.user_attrs(idp.as_ref(), &request.user, &request.serial)?;
+            flow.span.record("user", uid.as_str());
+            flow.span
+                .record("template", flow.templates.credential.name.as_str());
+            flow.user = Some(uid);
+            flow.attrs = attrs;
+            flow.work.users.push(rec);
+            let info = device.info()?;
+            let facts = device::facts(&info, request.transport, request.can_reset_in_place);
+            let key_facts = self.facts(&flow.key, &flow.templates)?;
+            let p = plan(operation, &flow.templates, &key_facts, Some(&facts), now)?;
+            if holder_pin.is_none() && p.steps.contains(&Step::ChangePin) {
+                return Err(EngineError::HolderPinRequired.into());
+            }
+            self.execute(flow, &p.steps, Some(device), holder_pin, now)
+        })
+    }
+}

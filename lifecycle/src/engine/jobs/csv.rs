@@ -1,0 +1,286 @@
+//! The bulk job's CSV: an RFC 4180 parser with bounded records, and the validation of a
+//! job's rows against its kind's columns.
+
+use serde::{Deserialize, Serialize};
+
+use super::BulkKind;
+use crate::engine::EngineError;
+use crate::Error;
+
+/// Longest CSV record accepted (bytes).
+pub const MAX_CSV_LINE: usize = 4096;
+/// Most data rows a bulk job may have.
+pub const MAX_CSV_ROWS: usize = 100_000;
+
+/// A row as stored in a bulk item (normalized JSON).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct Row {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) serial: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) template: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) key_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) force: Option<bool>,
+}
+
+fn csv_err(line: u64, column: u64, message: impl Into<String>) -> Error {
+    EngineError::Csv {
+        line,
+        column,
+        message: message.into(),
+    }
+    .into()
+}
+
+/// Splits CSV text into records of fields (RFC 4180: `,` separators, CRLF or LF record
+/// ends, `"` quoting with `""` escapes, quoted fields may span lines). Returns each
+/// record with the line it starts on; blank lines are skipped.
+pub(super) fn parse_csv(text: &str) -> Result<Vec<(u64, Vec<String>)>, Error> {
+    let mut records = Vec::new();
+    let mut chars = text.chars().peekable();
+    let mut line: u64 = 1;
+    while chars.peek().is_some() {
+        let start = line;
+        let mut fields: Vec<String> = Vec::new();
+        let mut field = String::new();
+        let mut len = 0usize;
+        let mut quoted = false;
+        let mut was_quoted = false;
+        while let Some(c) = chars.next() {
+            len += c.len_utf8();
+            if len > MAX_CSV_LINE {
+                return Err(csv_err(
+                    start,
+                    0,
+                    format!("record longer than {MAX_CSV_LINE} bytes"),
+                ));
+            }
+            if quoted {
+                match c {
+                    '"' if chars.peek() == Some(&'"') => {
+                        chars.next();
+                        field.push('"');
+                    }
+                    '"' => quoted = false,
+                    '\n' => {
+                        line += 1;
+                        field.push(c);
+                    }
+                    _ => field.push(c),
+                }
+                continue;
+            }
+            match c {
+                '"' if field.is_empty() && !was_quoted => {
+                    quoted = true;
+                    was_quoted = true;
+                }
+                '"' => return Err(csv_err(
+                    start,
+                    fields.len() as u64 + 1,
+                    "a quote inside an unquoted field (quote the whole field and double the quote)",
+                )),
+                ',' => {
+                    fields.push(std::mem::take(&mut field));
+                    was_quoted = false;
+                }
+                '\r' if chars.peek() == Some(&'\n') => {}
+                '\n' => {
+                    line += 1;
+                    break;
+                }
+                _ if was_quoted => {
+                    return Err(csv_err(
+                        start,
+                        fields.len() as u64 + 1,
+                        "text after a closing quote",
+                    ))
+                }
+                _ => field.push(c),
+            }
+        }
+        if quoted {
+            return Err(csv_err(
+                start,
+                fields.len() as u64 + 1,
+                "quoted field is not closed",
+            ));
+        }
+        fields.push(field);
+        if fields.len() == 1 && fields.first().is_some_and(|f| f.trim().is_empty()) && !was_quoted {
+            continue;
+        }
+        records.push((start, fields));
+        if records.len() > MAX_CSV_ROWS + 1 {
+            return Err(csv_err(start, 0, format!("more than {MAX_CSV_ROWS} rows")));
+        }
+    }
+    Ok(records)
+}
+
+fn parse_bool(s: &str) -> Option<bool> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "true" | "yes" | "1" | "y" => Some(true),
+        "false" | "no" | "0" | "n" => Some(false),
+        _ => None,
+    }
+}
+
+/// Parses and validates a job's CSV into (line, normalized row) items.
+pub(super) fn rows_for(kind: BulkKind, text: &str) -> Result<Vec<(u64, Row)>, Error> {
+    let records = parse_csv(text)?;
+    let mut it = records.into_iter();
+    let (hline, header) = it
+        .next()
+        .ok_or_else(|| csv_err(1, 0, "empty file: a header row is needed"))?;
+    let (required, optional) = kind.columns();
+    let mut cols: Vec<String> = Vec::new();
+    for (i, h) in header.iter().enumerate() {
+        let name = h.trim().to_ascii_lowercase();
+        if !required.contains(&name.as_str()) && !optional.contains(&name.as_str()) {
+            return Err(csv_err(
+                hline,
+                i as u64 + 1,
+                format!(
+                    "unknown column {name:?} for a {} job (columns: {})",
+                    kind.as_str(),
+                    required
+                        .iter()
+                        .chain(optional.iter())
+                        .copied()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+        if cols.contains(&name) {
+            return Err(csv_err(
+                hline,
+                i as u64 + 1,
+                format!("column {name:?} twice"),
+            ));
+        }
+        cols.push(name);
+    }
+    for r in required {
+        if !cols.iter().any(|c| c == r) {
+            return Err(csv_err(hline, 0, format!("missing column {r:?}")));
+        }
+    }
+    if kind == BulkKind::Revoke && !cols.iter().any(|c| c == "key_id" || c == "user") {
+        return Err(csv_err(
+            hline,
+            0,
+            "a revoke job needs a key_id or a user column",
+        ));
+    }
+    let mut rows = Vec::new();
+    for (line, fields) in it {
+        if fields.len() != cols.len() {
+            return Err(csv_err(
+                line,
+                0,
+                format!("{} fields, the header has {}", fields.len(), cols.len()),
+            ));
+        }
+        let mut row = Row::default();
+        for (i, (name, value)) in cols.iter().zip(fields).enumerate() {
+            let col = i as u64 + 1;
+            let value = value.trim().to_owned();
+            if value.is_empty() {
+                if required.contains(&name.as_str()) {
+                    return Err(csv_err(line, col, format!("{name} is empty")));
+                }
+                continue;
+            }
+            match name.as_str() {
+                "user" => row.user = Some(value),
+                "serial" => row.serial = Some(value),
+                "template" => row.template = Some(value),
+                "key_id" => row.key_id = Some(value),
+                "force" => {
+                    row.force = Some(parse_bool(&value).ok_or_else(|| {
+                        csv_err(line, col, format!("force {value:?} is not true or false"))
+                    })?)
+                }
+                _ => {}
+            }
+        }
+        if kind == BulkKind::Revoke && row.key_id.is_none() && row.user.is_none() {
+            return Err(csv_err(line, 0, "neither key_id nor user is given"));
+        }
+        rows.push((line, row));
+    }
+    if rows.is_empty() {
+        return Err(csv_err(hline, 0, "no data rows"));
+    }
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_quoting_and_line_numbers() {
+        let r = parse_csv("user,serial\r\n\"a,b\",\"x\"\"y\"\n\n\"multi\nline\",s2\n").unwrap();
+        assert_eq!(r.len(), 3);
+        assert_eq!(r[1], (2, vec!["a,b".to_owned(), "x\"y".to_owned()]));
+        assert_eq!(r[2], (4, vec!["multi\nline".to_owned(), "s2".to_owned()]));
+    }
+
+    #[test]
+    fn csv_errors_name_line_and_column() {
+        let e = parse_csv("a,b\nx,y\"z\n").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "CSV line 2, column 2: a quote inside an unquoted field (quote the whole field and double the quote)"
+        );
+        let e = parse_csv("a\n\"open\n").unwrap_err().to_string();
+        assert!(
+            e.starts_with("CSV line 2, column 1: quoted field is not closed"),
+            "{e}"
+        );
+        let long = format!("a\n{}\n", "x".repeat(MAX_CSV_LINE + 1));
+        assert!(parse_csv(&long)
+            .unwrap_err()
+            .to_string()
+            .starts_with("CSV line 2, column 0"));
+        let e = rows_for(BulkKind::Issue, "user,serial\nkim,\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "CSV line 2, column 2: serial is empty");
+        let e = rows_for(BulkKind::Issue, "user,colour\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("CSV line 1, column 2: unknown column \"colour\""),
+            "{e}"
+        );
+        let e = rows_for(BulkKind::Revoke, "key_id,force\nk1,maybe\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "CSV line 2, column 2: force \"maybe\" is not true or false"
+        );
+        let e = rows_for(BulkKind::Reconcile, "user\nkim,extra\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "CSV line 2, column 0: 2 fields, the header has 1");
+        assert!(rows_for(BulkKind::Reconcile, "").is_err());
+        assert!(rows_for(BulkKind::Reconcile, "user\n").is_err());
+    }
+
+    #[test]
+    fn rows_are_normalized() {
+        let rows = rows_for(BulkKind::Revoke, "User,Force\n kim ,yes\nlee,\n").unwrap();
+        assert_eq!(rows[0].1.user.as_deref(), Some("kim"));
+        assert_eq!(rows[0].1.force, Some(true));
+        assert_eq!(rows[1].1.force, None);
+    }
+}

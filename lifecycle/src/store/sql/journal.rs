@@ -1,0 +1,258 @@
+//! The audit log, the IdP side-effect journal, transport PINs and the unit of work.
+
+use super::*;
+
+pub(super) fn append_audit(sql: &mut dyn Sql, a: &NewAuditRecord) -> Result<i64> {
+    let rows = sql.query(
+        "INSERT INTO audit (actor, time_ms, action, key_id, user_id, template_id, outcome, \
+         idp_request_id, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
+        &[
+            Param::text(&a.actor),
+            Param::int(a.time_ms),
+            Param::text(&a.action),
+            Param::opt_text(&a.key_id),
+            Param::opt_text(&a.user_id),
+            Param::opt_text(&a.template_id),
+            Param::text(&a.outcome),
+            Param::opt_text(&a.idp_request_id),
+            Param::opt_text(&a.detail),
+        ],
+    )?;
+    first(rows, |r| r.int(0, "audit.id"))?.ok_or_else(|| StoreError::Corrupt {
+        what: "audit: insert returned no id".into(),
+    })
+}
+
+pub(crate) fn query_audit(sql: &mut dyn Sql, q: &AuditQuery) -> Result<Vec<AuditRecord>> {
+    let limit = q.limit.map_or(i64::MAX, i64::from);
+    let rows = sql.query(
+        &format!(
+            "SELECT {AUDIT_COLS} FROM audit \
+             WHERE (CAST($1 AS TEXT) IS NULL OR key_id = $1) \
+             AND (CAST($2 AS TEXT) IS NULL OR user_id = $2) \
+             AND (CAST($3 AS BIGINT) IS NULL OR time_ms >= $3) \
+             AND (CAST($4 AS BIGINT) IS NULL OR time_ms < $4) \
+             ORDER BY id LIMIT $5"
+        ),
+        &[
+            Param::opt_text(&q.key_id),
+            Param::opt_text(&q.user_id),
+            Param::Int(q.from_ms),
+            Param::Int(q.until_ms),
+            Param::int(limit),
+        ],
+    )?;
+    rows_to(rows, audit_from)
+}
+
+pub(super) fn journal_append(
+    sql: &mut dyn Sql,
+    e: &NewJournalEntry,
+    now: UnixMillis,
+) -> Result<JournalEntry> {
+    let rows = sql.query(
+        &format!(
+            "INSERT INTO journal (key_id, idp, operation, payload, status, attempts, result, \
+             created_ms, updated_ms) VALUES ($1, $2, $3, $4, $5, 0, NULL, $6, $6) \
+             RETURNING {JOURNAL_COLS}"
+        ),
+        &[
+            Param::text(&e.key_id),
+            Param::text(&e.idp),
+            Param::text(e.operation.as_str()),
+            Param::blob(&e.payload),
+            Param::text(JournalStatus::Pending.as_str()),
+            Param::int(now),
+        ],
+    )?;
+    first(rows, journal_from)?.ok_or_else(|| StoreError::Corrupt {
+        what: "journal: insert returned no row".into(),
+    })
+}
+
+pub(crate) fn journal_get(sql: &mut dyn Sql, id: i64) -> Result<Option<JournalEntry>> {
+    let rows = sql.query(
+        &format!("SELECT {JOURNAL_COLS} FROM journal WHERE id = $1"),
+        &[Param::int(id)],
+    )?;
+    first(rows, journal_from)
+}
+
+pub(super) fn not_pending(sql: &mut dyn Sql, id: i64) -> StoreError {
+    match journal_get(sql, id) {
+        Ok(Some(e)) if e.status != JournalStatus::Pending => StoreError::JournalClosed {
+            id,
+            status: e.status,
+        },
+        Ok(Some(e)) => StoreError::JournalBusy {
+            id,
+            claimed_by: e.claimed_by.unwrap_or_default(),
+            until_ms: e.claimed_until_ms,
+        },
+        Ok(None) => StoreError::NotFound {
+            what: format!("journal entry {id}"),
+        },
+        Err(e) => e,
+    }
+}
+
+pub(super) fn journal_close(
+    sql: &mut dyn Sql,
+    id: i64,
+    status: JournalStatus,
+    result: &Option<String>,
+    now: UnixMillis,
+) -> Result<()> {
+    if status == JournalStatus::Pending {
+        return Err(StoreError::Invalid {
+            field: "close_journal.status",
+            reason: "an entry is closed as done or failed".into(),
+        });
+    }
+    let n = sql.exec(
+        "UPDATE journal SET status = $1, result = $2, updated_ms = $3 \
+         WHERE id = $4 AND status = $5",
+        &[
+            Param::text(status.as_str()),
+            Param::opt_text(result),
+            Param::int(now),
+            Param::int(id),
+            Param::text(JournalStatus::Pending.as_str()),
+        ],
+    )?;
+    if n == 0 {
+        return match not_pending(sql, id) {
+            StoreError::JournalClosed { status: found, .. } if found == status => Ok(()),
+            e => Err(e),
+        };
+    }
+    Ok(())
+}
+
+pub(crate) fn journal_claim(
+    sql: &mut dyn Sql,
+    id: i64,
+    station: &str,
+    now: UnixMillis,
+    lease_ms: i64,
+) -> Result<JournalEntry> {
+    if station.is_empty() {
+        return Err(StoreError::Invalid {
+            field: "station",
+            reason: "empty".into(),
+        });
+    }
+    let until = now
+        .checked_add(lease_ms)
+        .filter(|_| lease_ms >= 0)
+        .ok_or_else(|| StoreError::Invalid {
+            field: "lease_ms",
+            reason: format!("{lease_ms} is negative or overflows"),
+        })?;
+    // Claimable when pending and the lease expired or is already ours.
+    let rows = sql.query(
+        &format!(
+            "UPDATE journal SET attempts = attempts + 1, claimed_by = $1, claimed_until_ms = $2, \
+             updated_ms = $3 WHERE id = $4 AND status = $5 \
+             AND (claimed_until_ms <= $3 OR claimed_by = $1) RETURNING {JOURNAL_COLS}"
+        ),
+        &[
+            Param::text(station),
+            Param::int(until),
+            Param::int(now),
+            Param::int(id),
+            Param::text(JournalStatus::Pending.as_str()),
+        ],
+    )?;
+    match first(rows, journal_from)? {
+        Some(e) => Ok(e),
+        None => Err(not_pending(sql, id)),
+    }
+}
+
+pub(crate) fn journal_unfinished(sql: &mut dyn Sql) -> Result<Vec<JournalEntry>> {
+    let rows = sql.query(
+        &format!("SELECT {JOURNAL_COLS} FROM journal WHERE status = $1 ORDER BY id"),
+        &[Param::text(JournalStatus::Pending.as_str())],
+    )?;
+    rows_to(rows, journal_from)
+}
+
+pub(crate) fn put_transport_pin(
+    sql: &mut dyn Sql,
+    key_id: &str,
+    pin: &TransportPin,
+    host: &PinKey,
+    now: UnixMillis,
+) -> Result<()> {
+    let sealed = crypto::seal(host, key_id, pin)?;
+    sql.exec(
+        "INSERT INTO transport_pins (key_id, sealed, updated_ms) VALUES ($1, $2, $3) \
+         ON CONFLICT (key_id) DO UPDATE SET sealed = excluded.sealed, \
+         updated_ms = excluded.updated_ms",
+        &[
+            Param::text(key_id),
+            Param::Blob(Some(sealed)),
+            Param::int(now),
+        ],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn get_transport_pin(
+    sql: &mut dyn Sql,
+    key_id: &str,
+    host: &PinKey,
+) -> Result<Option<TransportPin>> {
+    let rows = sql.query(
+        "SELECT sealed FROM transport_pins WHERE key_id = $1",
+        &[Param::text(key_id)],
+    )?;
+    match rows.first() {
+        None => Ok(None),
+        Some(r) => crypto::open(host, key_id, &r.bytes(0, "transport_pins.sealed")?).map(Some),
+    }
+}
+
+pub(crate) fn delete_transport_pin(sql: &mut dyn Sql, key_id: &str) -> Result<bool> {
+    Ok(sql.exec(
+        "DELETE FROM transport_pins WHERE key_id = $1",
+        &[Param::text(key_id)],
+    )? > 0)
+}
+
+/// Applies a unit of work inside the caller's transaction.
+pub(crate) fn commit(sql: &mut dyn Sql, w: &UnitOfWork, now: UnixMillis) -> Result<Committed> {
+    let mut out = Committed::default();
+    for u in &w.users {
+        upsert_user(sql, u)?;
+    }
+    for k in &w.create_keys {
+        out.created_keys.push(create_key(sql, k, now)?);
+    }
+    if let Some(tr) = &w.transition {
+        out.key = Some(apply_transition(sql, tr, now)?);
+    }
+    for p in &w.add_passkeys {
+        add_passkey(sql, p)?;
+    }
+    for p in &w.update_passkeys {
+        update_passkey(sql, p, now)?;
+    }
+    for p in &w.put_pending {
+        put_pending(sql, p)?;
+    }
+    for (key_id, idp) in &w.remove_pending {
+        take_pending(sql, key_id, idp)?;
+    }
+    for e in &w.journal {
+        out.journal.push(journal_append(sql, e, now)?);
+    }
+    for (id, status, result) in &w.close_journal {
+        journal_close(sql, *id, *status, result, now)?;
+    }
+    for a in &w.audit {
+        out.audit_ids.push(append_audit(sql, a)?);
+    }
+    Ok(out)
+}

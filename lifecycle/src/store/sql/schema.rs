@@ -1,0 +1,151 @@
+//! The schema and its migrations, per dialect.
+
+use super::*;
+
+/// Number of migrations; the schema version after all of them.
+pub(crate) const MIGRATION_COUNT: u32 = 4;
+
+pub(super) const V1: &[&str] = &[
+    "CREATE TABLE users (user_id TEXT PRIMARY KEY, upn TEXT NOT NULL UNIQUE, \
+     display_name TEXT NOT NULL, idp_user_id TEXT)",
+    "CREATE TABLE keys (key_id TEXT PRIMARY KEY, aaguid {BLOB} NOT NULL, serial TEXT NOT NULL, \
+     state TEXT NOT NULL, user_id TEXT, template_id TEXT, version BIGINT NOT NULL, \
+     created_ms BIGINT NOT NULL, updated_ms BIGINT NOT NULL)",
+    "CREATE TABLE passkeys (key_id TEXT NOT NULL REFERENCES keys(key_id), idp TEXT NOT NULL, \
+     credential_id {BLOB} NOT NULL, public_key {BLOB} NOT NULL, idp_method_id TEXT, \
+     state TEXT NOT NULL, created_ms BIGINT NOT NULL, updated_ms BIGINT NOT NULL, \
+     PRIMARY KEY (key_id, idp, credential_id))",
+    "CREATE TABLE pending_registrations (key_id TEXT NOT NULL REFERENCES keys(key_id), \
+     idp TEXT NOT NULL, user_id TEXT NOT NULL, attestation_object {BLOB} NOT NULL, \
+     client_data_json {BLOB} NOT NULL, challenge_expires_ms BIGINT NOT NULL, \
+     created_ms BIGINT NOT NULL, PRIMARY KEY (key_id, idp))",
+    "CREATE TABLE audit (id {ID}, actor TEXT NOT NULL, time_ms BIGINT NOT NULL, \
+     action TEXT NOT NULL, key_id TEXT, user_id TEXT, template_id TEXT, outcome TEXT NOT NULL, \
+     idp_request_id TEXT, detail TEXT)",
+    "CREATE TABLE journal (id {ID}, key_id TEXT NOT NULL REFERENCES keys(key_id), \
+     idp TEXT NOT NULL, operation TEXT NOT NULL, payload {BLOB} NOT NULL, status TEXT NOT NULL, \
+     attempts BIGINT NOT NULL, result TEXT, created_ms BIGINT NOT NULL, updated_ms BIGINT NOT NULL)",
+    "CREATE TABLE transport_pins (key_id TEXT PRIMARY KEY REFERENCES keys(key_id), \
+     sealed {BLOB} NOT NULL, updated_ms BIGINT NOT NULL)",
+];
+
+pub(super) const V2: &[&str] = &[
+    "ALTER TABLE keys ADD COLUMN needs_reissue BIGINT NOT NULL DEFAULT 0",
+    "CREATE INDEX keys_user ON keys (user_id)",
+    "CREATE INDEX keys_state ON keys (state)",
+    "CREATE INDEX keys_serial ON keys (serial)",
+    "CREATE UNIQUE INDEX keys_aaguid_serial ON keys (aaguid, serial) WHERE serial <> ''",
+    "CREATE INDEX audit_key ON audit (key_id, id)",
+    "CREATE INDEX audit_user ON audit (user_id, id)",
+    "CREATE INDEX audit_time ON audit (time_ms)",
+    "CREATE INDEX journal_status ON journal (status, id)",
+    "CREATE INDEX pending_expiry ON pending_registrations (challenge_expires_ms)",
+];
+
+/// Journal leases: which station is replaying an entry, until when.
+pub(super) const V3: &[&str] = &[
+    "ALTER TABLE journal ADD COLUMN claimed_by TEXT",
+    "ALTER TABLE journal ADD COLUMN claimed_until_ms BIGINT NOT NULL DEFAULT 0",
+];
+
+/// Resumable bulk jobs.
+pub(super) const V4: &[&str] = &[
+    "CREATE TABLE bulk_jobs (job_id {ID}, kind TEXT NOT NULL, source_hash TEXT NOT NULL, \
+     actor TEXT NOT NULL, total BIGINT NOT NULL, created_ms BIGINT NOT NULL, \
+     UNIQUE (kind, source_hash))",
+    "CREATE TABLE bulk_items (job_id BIGINT NOT NULL REFERENCES bulk_jobs(job_id), \
+     line BIGINT NOT NULL, input TEXT NOT NULL, status TEXT NOT NULL, outcome TEXT, \
+     updated_ms BIGINT NOT NULL, PRIMARY KEY (job_id, line))",
+    "CREATE INDEX bulk_items_status ON bulk_items (job_id, status)",
+    "CREATE INDEX passkeys_credential ON passkeys (credential_id)",
+];
+
+pub(super) const V2_SQLITE: &[&str] = &[
+    "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit \
+     BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END",
+    "CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit \
+     BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END",
+];
+
+pub(super) const V2_PG: &[&str] = &[
+    "CREATE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS \
+     $f$ BEGIN RAISE EXCEPTION 'audit log is append-only'; END $f$",
+    "CREATE TRIGGER audit_no_change BEFORE UPDATE OR DELETE ON audit \
+     FOR EACH ROW EXECUTE FUNCTION audit_append_only()",
+];
+
+pub(super) fn migration_sql(version: u32, dialect: Dialect) -> Vec<String> {
+    let (id, blob) = match dialect {
+        Dialect::Sqlite => ("INTEGER PRIMARY KEY AUTOINCREMENT", "BLOB"),
+        Dialect::Postgres => ("BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY", "BYTEA"),
+    };
+    let mut stmts: Vec<&str> = match version {
+        1 => V1.to_vec(),
+        2 => V2.to_vec(),
+        3 => V3.to_vec(),
+        4 => V4.to_vec(),
+        _ => Vec::new(),
+    };
+    if version == 2 {
+        stmts.extend_from_slice(match dialect {
+            Dialect::Sqlite => V2_SQLITE,
+            Dialect::Postgres => V2_PG,
+        });
+    }
+    stmts
+        .into_iter()
+        .map(|s| s.replace("{ID}", id).replace("{BLOB}", blob))
+        .collect()
+}
+
+/// Reads the schema version (0 for an empty database).
+pub(crate) fn schema_version(sql: &mut dyn Sql) -> Result<u32> {
+    let rows = sql.query("SELECT version FROM schema_version", &[])?;
+    match rows.as_slice() {
+        [] => Ok(0),
+        [row] => {
+            let v = row.int(0, "schema_version.version")?;
+            u32::try_from(v).map_err(|_| StoreError::Corrupt {
+                what: format!("schema_version.version: {v} out of range"),
+            })
+        }
+        _ => Err(StoreError::Corrupt {
+            what: "schema_version: more than one row".into(),
+        }),
+    }
+}
+
+/// Brings the schema to `target` inside the caller's transaction (which holds the
+/// backend's migration lock). Idempotent; refuses a database newer than this build.
+pub(crate) fn migrate(sql: &mut dyn Sql, dialect: Dialect, target: u32) -> Result<u32> {
+    sql.exec(
+        "CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)",
+        &[],
+    )?;
+    let current = schema_version(sql)?;
+    if current > MIGRATION_COUNT {
+        return Err(StoreError::Migration {
+            version: current,
+            reason: format!(
+                "the database has schema version {current}; this build knows up to {MIGRATION_COUNT}"
+            ),
+        });
+    }
+    if current == 0 {
+        sql.exec("INSERT INTO schema_version (version) VALUES (0)", &[])?;
+    }
+    let target = target.min(MIGRATION_COUNT);
+    for version in current + 1..=target {
+        for stmt in migration_sql(version, dialect) {
+            sql.exec(&stmt, &[]).map_err(|e| StoreError::Migration {
+                version,
+                reason: e.to_string(),
+            })?;
+        }
+        sql.exec(
+            "UPDATE schema_version SET version = $1",
+            &[Param::int(i64::from(version))],
+        )?;
+    }
+    schema_version(sql)
+}

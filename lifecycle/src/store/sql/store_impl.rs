@@ -1,0 +1,185 @@
+//! The `Store` implementation every backend gets from its `Sql` transactions.
+
+/// Implements [`crate::store::Store`] for a backend type with a method
+/// `fn tx<T>(&self, f: impl FnOnce(&mut dyn Sql) -> Result<T>) -> Result<T>` (a write
+/// transaction) and a method `read` of the same shape (a read-only one).
+macro_rules! impl_store {
+    ($ty:ty) => {
+        impl $crate::store::Store for $ty {
+            fn schema_version(&self) -> $crate::store::Result<u32> {
+                self.read(|s| $crate::store::sql::schema_version(s))
+            }
+            fn upsert_user(&self, user: &$crate::store::UserRecord) -> $crate::store::Result<()> {
+                self.tx(|s| $crate::store::sql::upsert_user(s, user))
+            }
+            fn get_user(
+                &self,
+                user_id: &str,
+            ) -> $crate::store::Result<Option<$crate::store::UserRecord>> {
+                self.read(|s| $crate::store::sql::get_user(s, user_id))
+            }
+            fn create_key(
+                &self,
+                key: &$crate::store::NewKey,
+                now: $crate::store::UnixMillis,
+            ) -> $crate::store::Result<$crate::store::KeyRecord> {
+                self.tx(|s| $crate::store::sql::create_key(s, key, now))
+            }
+            fn get_key(
+                &self,
+                key_id: &str,
+            ) -> $crate::store::Result<Option<$crate::store::KeyRecord>> {
+                self.read(|s| $crate::store::sql::get_key(s, key_id))
+            }
+            fn find_keys(
+                &self,
+                query: &$crate::store::KeyQuery,
+            ) -> $crate::store::Result<Vec<$crate::store::KeyRecord>> {
+                self.read(|s| $crate::store::sql::find_keys(s, query))
+            }
+            fn find_keys_page(
+                &self,
+                query: &$crate::store::KeyQuery,
+                after: Option<&str>,
+                limit: u32,
+            ) -> $crate::store::Result<Vec<$crate::store::KeyRecord>> {
+                self.read(|s| $crate::store::sql::find_keys_page(s, query, after, limit))
+            }
+            fn pending_expiring_page(
+                &self,
+                t: $crate::store::UnixMillis,
+                after: Option<($crate::store::UnixMillis, &str, &str)>,
+                limit: u32,
+            ) -> $crate::store::Result<Vec<$crate::store::PendingRegistration>> {
+                self.read(|s| $crate::store::sql::pending_expiring_page(s, t, after, limit))
+            }
+            fn passkeys_by_credential(
+                &self,
+                credential_id: &[u8],
+            ) -> $crate::store::Result<Vec<$crate::store::PasskeyRecord>> {
+                self.read(|s| $crate::store::sql::passkeys_by_credential(s, credential_id))
+            }
+            fn bulk_create(
+                &self,
+                job: &$crate::store::NewBulkJob,
+                now: $crate::store::UnixMillis,
+            ) -> $crate::store::Result<$crate::store::BulkJob> {
+                self.tx(|s| $crate::store::sql::bulk_create(s, job, now))
+            }
+            fn bulk_job(
+                &self,
+                job_id: i64,
+            ) -> $crate::store::Result<Option<$crate::store::BulkJob>> {
+                self.read(|s| $crate::store::sql::bulk_job(s, job_id))
+            }
+            fn bulk_job_by_source(
+                &self,
+                kind: &str,
+                source_hash: &str,
+            ) -> $crate::store::Result<Option<$crate::store::BulkJob>> {
+                self.read(|s| $crate::store::sql::bulk_job_by_source(s, kind, source_hash))
+            }
+            fn bulk_items(
+                &self,
+                job_id: i64,
+                after_line: Option<u64>,
+                limit: u32,
+            ) -> $crate::store::Result<Vec<$crate::store::BulkItem>> {
+                self.read(|s| $crate::store::sql::bulk_items(s, job_id, after_line, limit))
+            }
+            fn bulk_set_item(
+                &self,
+                job_id: i64,
+                line: u64,
+                status: $crate::store::BulkItemStatus,
+                outcome: Option<&str>,
+                now: $crate::store::UnixMillis,
+            ) -> $crate::store::Result<()> {
+                self.tx(|s| {
+                    $crate::store::sql::bulk_set_item(s, job_id, line, status, outcome, now)
+                })
+            }
+            fn bulk_counts(&self, job_id: i64) -> $crate::store::Result<$crate::store::BulkCounts> {
+                self.read(|s| $crate::store::sql::bulk_counts(s, job_id))
+            }
+            fn commit(
+                &self,
+                work: $crate::store::UnitOfWork,
+                now: $crate::store::UnixMillis,
+            ) -> $crate::store::Result<$crate::store::Committed> {
+                self.tx(|s| $crate::store::sql::commit(s, &work, now))
+            }
+            fn list_passkeys(
+                &self,
+                key_id: &str,
+            ) -> $crate::store::Result<Vec<$crate::store::PasskeyRecord>> {
+                self.read(|s| $crate::store::sql::list_passkeys(s, key_id))
+            }
+            fn take_pending(
+                &self,
+                key_id: &str,
+                idp: &str,
+            ) -> $crate::store::Result<Option<$crate::store::PendingRegistration>> {
+                self.tx(|s| $crate::store::sql::take_pending(s, key_id, idp))
+            }
+            fn pending_for_key(
+                &self,
+                key_id: &str,
+            ) -> $crate::store::Result<Vec<$crate::store::PendingRegistration>> {
+                self.read(|s| $crate::store::sql::pending_for_key(s, key_id))
+            }
+            fn pending_expiring_before(
+                &self,
+                t: $crate::store::UnixMillis,
+            ) -> $crate::store::Result<Vec<$crate::store::PendingRegistration>> {
+                self.read(|s| $crate::store::sql::pending_expiring_before(s, t))
+            }
+            fn query_audit(
+                &self,
+                query: &$crate::store::AuditQuery,
+            ) -> $crate::store::Result<Vec<$crate::store::AuditRecord>> {
+                self.read(|s| $crate::store::sql::query_audit(s, query))
+            }
+            fn journal_claim(
+                &self,
+                id: i64,
+                station: &str,
+                now: $crate::store::UnixMillis,
+                lease_ms: i64,
+            ) -> $crate::store::Result<$crate::store::JournalEntry> {
+                self.tx(|s| $crate::store::sql::journal_claim(s, id, station, now, lease_ms))
+            }
+            fn journal_get(
+                &self,
+                id: i64,
+            ) -> $crate::store::Result<Option<$crate::store::JournalEntry>> {
+                self.read(|s| $crate::store::sql::journal_get(s, id))
+            }
+            fn journal_unfinished(
+                &self,
+            ) -> $crate::store::Result<Vec<$crate::store::JournalEntry>> {
+                self.read(|s| $crate::store::sql::journal_unfinished(s))
+            }
+            fn put_transport_pin(
+                &self,
+                key_id: &str,
+                pin: &$crate::store::TransportPin,
+                host_key: &$crate::store::PinKey,
+                now: $crate::store::UnixMillis,
+            ) -> $crate::store::Result<()> {
+                self.tx(|s| $crate::store::sql::put_transport_pin(s, key_id, pin, host_key, now))
+            }
+            fn get_transport_pin(
+                &self,
+                key_id: &str,
+                host_key: &$crate::store::PinKey,
+            ) -> $crate::store::Result<Option<$crate::store::TransportPin>> {
+                self.read(|s| $crate::store::sql::get_transport_pin(s, key_id, host_key))
+            }
+            fn delete_transport_pin(&self, key_id: &str) -> $crate::store::Result<bool> {
+                self.tx(|s| $crate::store::sql::delete_transport_pin(s, key_id))
+            }
+        }
+    };
+}
+pub(crate) use impl_store;

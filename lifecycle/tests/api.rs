@@ -1,0 +1,32 @@
+//! The integration tests of `lifecycle`, one binary: the engine end to end against the
+//! Entra emulator, software keys and SQLite/PostgreSQL, the store suite, the planner and
+//! the templates. Tests that need a process of their own (a process-global `tracing`
+//! subscriber, a killed child) start one: the crash tests run `examples/crash_child`,
+//! the diagnostics tests run this binary again for one ignored test (see
+//! [`common::in_own_process`]).
+
+#[path = "api/common.rs"]
+mod common;
+#[path = "api/support.rs"]
+mod support;
+
+#[path = "api/bulk.rs"]
+mod bulk;
+#[path = "api/crash.rs"]
+mod crash;
+#[path = "api/diagnostics.rs"]
+mod diagnostics;
+#[path = "api/diagnostics_foreign.rs"]
+mod diagnostics_foreign;
+#[path = "api/engine.rs"]
+mod engine;
+#[path = "api/reconcile.rs"]
+mod reconcile;
+#[path = "api/selfservice.rs"]
+mod selfservice;
+#[path = "api/state.rs"]
+mod state;
+#[path = "api/store.rs"]
+mod store;
+#[path = "api/template.rs"]
+mod template;

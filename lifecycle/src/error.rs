@@ -513,7 +513,7 @@ impl From<fido_transport::Error> for DeviceError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::EngineError;
+    use crate::engine::{EngineError, LookupError, SelfServiceError};
 
     #[test]
     fn a_wrong_pin_stays_typed_through_the_engine_error() {
@@ -616,17 +616,21 @@ mod tests {
     fn every_family_is_classified() {
         let cases: Vec<(Error, ErrorKind, &str)> = vec![
             (
-                EngineError::UnknownKey { key_id: "k".into() }.into(),
+                EngineError::Lookup(LookupError::UnknownKey { key_id: "k".into() }).into(),
                 ErrorKind::Usage,
                 "key_not_found",
             ),
             (
-                EngineError::NotKeyOwner { key_id: "k".into() }.into(),
+                EngineError::SelfService(SelfServiceError::NotKeyOwner { key_id: "k".into() })
+                    .into(),
                 ErrorKind::Usage,
                 "not_key_owner",
             ),
             (
-                EngineError::PinBlockedNeedsReissue { key_id: "k".into() }.into(),
+                EngineError::SelfService(SelfServiceError::PinBlockedNeedsReissue {
+                    key_id: "k".into(),
+                })
+                .into(),
                 ErrorKind::Device,
                 "pin_blocked",
             ),

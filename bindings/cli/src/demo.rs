@@ -12,7 +12,7 @@ use entra_graph::emulator::{Emulator, EmulatorConfig, Fault, FaultRule};
 use entra_graph::{ApiVersion, GraphClient};
 use fido_transport::client::Authenticator;
 use fido_transport::softkey::{SoftAuthenticator, SoftConfig, SoftTransport};
-use lifecycle::engine::{Engine, EngineError, IssueRequest};
+use lifecycle::engine::{Engine, EngineError, IdpEffectError, IssueRequest};
 use lifecycle::idp::EntraIdp;
 use lifecycle::store::{KeyQuery, PinKey, SqliteStore};
 use lifecycle::template::{TemplateSet, Transport};
@@ -254,7 +254,9 @@ fn run_demo(db: Option<PathBuf>) -> Result<(), String> {
         1,
     ));
     match engine.revoke("operator:demo", &k.key_id, Some(true), now + 5_000) {
-        Err(lifecycle::Error::Engine(e @ EngineError::IdpDeletionCancelled { .. })) => {
+        Err(lifecycle::Error::Engine(
+            e @ EngineError::IdpEffect(IdpEffectError::IdpDeletionCancelled { .. }),
+        )) => {
             let still = engine.key(&k.key_id).map_err(fail("read key"))?;
             println!("    cancelled as expected: {e}");
             println!(

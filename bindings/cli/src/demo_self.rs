@@ -8,7 +8,7 @@ use std::time::Duration;
 use entra_graph::emulator::Emulator;
 use fido_transport::client::Authenticator;
 use fido_transport::softkey::{SoftAuthenticator, SoftConfig, SoftTransport};
-use lifecycle::engine::{Engine, EngineError};
+use lifecycle::engine::{Engine, EngineError, SelfServiceError};
 use lifecycle::template::{TemplateSet, Transport};
 
 /// The self-service user of the demo.
@@ -82,7 +82,9 @@ pub(crate) fn run(engine: &Engine, emulator: &Emulator, now: u64) -> Result<Stri
         &mut key,
         now,
     ) {
-        Err(lifecycle::Error::Engine(e @ EngineError::HolderAuth { .. })) => {
+        Err(lifecycle::Error::Engine(
+            e @ EngineError::SelfService(SelfServiceError::HolderAuth { .. }),
+        )) => {
             println!("    a forged ID token is refused: {e}");
         }
         Err(e) => return Err(format!("forged token: unexpected error: {e}")),

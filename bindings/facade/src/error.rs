@@ -206,6 +206,7 @@ impl From<fido_transport::Error> for FacadeError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lifecycle::engine::LookupError;
 
     #[test]
     fn codes_are_distinct_nonzero_and_in_cli_families() {
@@ -223,7 +224,8 @@ mod tests {
 
     #[test]
     fn engine_errors_map_to_kinds() {
-        let e: FacadeError = EngineError::UnknownKey { key_id: "k".into() }.into();
+        let e: FacadeError =
+            EngineError::Lookup(LookupError::UnknownKey { key_id: "k".into() }).into();
         assert_eq!(e.kind, ErrorKind::Usage);
         assert_eq!(e.reason, "key_not_found");
         assert!(e.message.contains("\"k\""));

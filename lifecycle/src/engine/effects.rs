@@ -2,7 +2,10 @@
 //! after.
 
 use super::payload::{DeletePayload, RegisterPayload};
-use super::{b64, ms, CrashPoint, Engine, EngineError, UnixMillis, JOURNAL_LEASE_MS};
+use super::{
+    b64, ms, CrashPoint, Engine, IdpEffectError, LookupError, PlanError, UnixMillis,
+    JOURNAL_LEASE_MS,
+};
 use crate::idp::IdpError;
 use crate::model::CredentialState;
 use crate::state::{OnIdpFailure, Operation};
@@ -34,7 +37,7 @@ impl Engine {
             .pending_for_key(&key_id)?
             .into_iter()
             .find(|p| p.idp == passkey_template)
-            .ok_or_else(|| EngineError::NoPendingRegistration {
+            .ok_or_else(|| LookupError::NoPendingRegistration {
                 key_id: key_id.clone(),
                 passkey_template: passkey_template.to_owned(),
             })?;
@@ -48,7 +51,7 @@ impl Engine {
                     && p.idp_method_id.is_none()
                     && p.state == CredentialState::Issued
             })
-            .ok_or_else(|| EngineError::NoPendingRegistration {
+            .ok_or_else(|| LookupError::NoPendingRegistration {
                 key_id: key_id.clone(),
                 passkey_template: passkey_template.to_owned(),
             })?;
@@ -57,7 +60,7 @@ impl Engine {
             .passkey
             .get(passkey_template)
             .cloned()
-            .ok_or_else(|| EngineError::UnknownTemplate {
+            .ok_or_else(|| LookupError::UnknownTemplate {
                 template: passkey_template.to_owned(),
             })?;
         let idp = self.idp(idp_connection)?.clone();
@@ -66,11 +69,10 @@ impl Engine {
                 self.user_attrs(idp.as_ref(), &pending.user_id, &flow.key.serial)?;
             flow.attrs = attrs;
         }
-        let display =
-            render_display_name(&t, &flow.attrs).map_err(|p| EngineError::DisplayName {
-                field: p.field,
-                message: p.message,
-            })?;
+        let display = render_display_name(&t, &flow.attrs).map_err(|p| PlanError::DisplayName {
+            field: p.field,
+            message: p.message,
+        })?;
         let payload = RegisterPayload {
             user: pending.user_id.clone(),
             passkey_template: passkey_template.to_owned(),
@@ -191,7 +193,7 @@ impl Engine {
     ) -> Result<(), Error> {
         let key_id = flow.key.key_id.clone();
         let idp = self.idp(idp_connection)?.clone();
-        let user = flow.key.user_id.clone().ok_or(EngineError::NotIssued {
+        let user = flow.key.user_id.clone().ok_or(LookupError::NotIssued {
             key_id: key_id.clone(),
             what: "user",
         })?;
@@ -277,7 +279,7 @@ impl Engine {
                         OnIdpFailure::CancelOperation => {
                             self.store
                                 .journal_failed(entry.id, &e.to_string(), ms(now))?;
-                            return Err(EngineError::IdpDeletionCancelled {
+                            return Err(IdpEffectError::IdpDeletionCancelled {
                                 operation: flow.operation,
                                 passkey_template: passkey_template.to_owned(),
                                 message: e.to_string(),

@@ -1,4 +1,20 @@
-//! The engine's error type.
+//! The engine's error type: [`EngineError`] names the family, each family is a documented
+//! sub-enum with its own classification.
+//!
+//! | variant | sub-enum | what went wrong |
+//! |---|---|---|
+//! | [`EngineError::Device`] | [`DeviceError`] | the security key refused or failed a command |
+//! | [`EngineError::SignIn`] | — | a sign-in did not verify |
+//! | [`EngineError::Lookup`] | [`LookupError`] | something the call names is not recorded or configured |
+//! | [`EngineError::SelfService`] | [`SelfServiceError`] | a holder's or issuance request is refused |
+//! | [`EngineError::Plan`] | [`PlanError`] | the template's plan cannot be carried out |
+//! | [`EngineError::IdpEffect`] | [`IdpEffectError`] | an IdP side effect was refused or stopped the flow |
+//! | [`EngineError::Job`] | [`JobError`] | a bulk job's input is malformed |
+//! | [`EngineError::Journal`] | [`JournalError`] | a journal entry cannot be read |
+//! | [`EngineError::SimulatedCrash`] | — | a crash-recovery test stopped the flow |
+//!
+//! Every sub-enum has an exhaustive `kind()` and `reason()`; [`EngineError`] delegates,
+//! so [`crate::Error::kind`] and [`crate::Error::reason`] never fall through a wildcard.
 
 use super::CrashPoint;
 use crate::model::CredentialState;
@@ -19,23 +35,67 @@ pub enum EngineError {
         /// Why.
         cause: DeviceError,
     },
-    /// A template names an IdP connection the engine has no connector for.
-    #[error("no IdP connection named {connection:?} is configured")]
-    UnknownConnection {
-        /// The connection name.
-        connection: String,
+    /// A sign-in did not verify.
+    #[error("sign-in failed: {reason}")]
+    SignIn {
+        /// Why.
+        reason: String,
     },
+    /// A key, template, connection, job or record the call needs is not there.
+    #[error(transparent)]
+    Lookup(#[from] LookupError),
+    /// A self-service or issuance request is refused.
+    #[error(transparent)]
+    SelfService(#[from] SelfServiceError),
+    /// The template's plan cannot be carried out.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// An IdP side effect was refused or failed in a way that stops the flow.
+    #[error(transparent)]
+    IdpEffect(#[from] IdpEffectError),
+    /// A bulk job's input is malformed.
+    #[error(transparent)]
+    Job(#[from] JobError),
+    /// A journal entry cannot be read.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// A simulated crash stopped the flow (see `Engine::crash_at`, `fault-injection`
+    /// feature). The variant exists in every build so the error's shape does not change
+    /// with features; only the feature's hooks ever return it.
+    #[error("simulated crash at {point:?}")]
+    SimulatedCrash {
+        /// Where.
+        point: CrashPoint,
+    },
+}
+
+/// Something the call names, or the plan needs, is not recorded or not configured.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum LookupError {
     /// No key with this id is recorded.
     #[error("no key {key_id:?} is recorded")]
     UnknownKey {
         /// The key id.
         key_id: String,
     },
+    /// A template names an IdP connection the engine has no connector for.
+    #[error("no IdP connection named {connection:?} is configured")]
+    UnknownConnection {
+        /// The connection name.
+        connection: String,
+    },
     /// The key's credential template is not loaded in the engine.
     #[error("credential template {template:?} is not loaded")]
     UnknownTemplate {
         /// The template name.
         template: String,
+    },
+    /// No bulk job with this id is recorded.
+    #[error("no bulk job {job_id} is recorded")]
+    UnknownBulkJob {
+        /// The job id.
+        job_id: i64,
     },
     /// The key has no credential template or user recorded (not issued).
     #[error("key {key_id:?} has no {what} recorded")]
@@ -61,62 +121,40 @@ pub enum EngineError {
         /// The passkey template.
         passkey_template: String,
     },
-    /// The display name could not be rendered.
-    #[error("{field}: {message}")]
-    DisplayName {
-        /// The template field.
-        field: String,
-        /// Why.
-        message: String,
-    },
-    /// The template asks for something this engine does not do yet.
-    #[error("{step} is not supported by this engine yet: {reason}")]
-    Unsupported {
-        /// The step.
-        step: &'static str,
-        /// Why.
-        reason: String,
-    },
-    /// A forced IdP deletion failed, so the operation was cancelled and nothing changed.
-    #[error("{operation} cancelled: deleting the passkey of template {passkey_template:?} at the IdP failed: {message}")]
-    IdpDeletionCancelled {
-        /// The operation cancelled.
-        operation: Operation,
-        /// The passkey template.
-        passkey_template: String,
-        /// The IdP's error.
-        message: String,
-        /// The IdP's request id, if any.
-        request_id: Option<String>,
-    },
-    /// The challenge's RP id differs from the one the template pins.
-    #[error("passkey template {passkey_template:?} pins RP id {pinned:?} but the IdP issued a challenge for {issued:?}")]
-    RpIdMismatch {
-        /// The passkey template.
-        passkey_template: String,
-        /// The pinned RP id.
-        pinned: String,
-        /// The IdP's RP id.
-        issued: String,
-    },
-    /// A sign-in did not verify.
-    #[error("sign-in failed: {reason}")]
-    SignIn {
-        /// Why.
-        reason: String,
-    },
-    /// A journal entry's payload cannot be read.
-    #[error("journal entry {id}: bad payload: {reason}")]
-    BadJournalPayload {
-        /// The entry.
-        id: i64,
-        /// Why.
-        reason: String,
-    },
-    /// The plan activates right after issuance (the template's
-    /// `auto_initiate_after_issuance`), so the holder's PIN is needed; nothing was done.
-    #[error("the template activates the key at issuance: the holder's PIN is needed (use issue_and_activate)")]
-    HolderPinRequired,
+}
+
+impl LookupError {
+    /// The error's family: always [`ErrorKind::Usage`].
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            LookupError::UnknownKey { .. }
+            | LookupError::UnknownConnection { .. }
+            | LookupError::UnknownTemplate { .. }
+            | LookupError::UnknownBulkJob { .. }
+            | LookupError::NotIssued { .. }
+            | LookupError::NoTransportPin { .. }
+            | LookupError::NoPendingRegistration { .. } => ErrorKind::Usage,
+        }
+    }
+
+    /// The stable reason (the table in [`crate::Error`]).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            LookupError::UnknownKey { .. } => "key_not_found",
+            LookupError::UnknownConnection { .. } => "connection_not_found",
+            LookupError::UnknownTemplate { .. } => "template_not_found",
+            LookupError::UnknownBulkJob { .. } => "job_not_found",
+            LookupError::NotIssued { .. } => "key_not_issued",
+            LookupError::NoTransportPin { .. } => "transport_pin_missing",
+            LookupError::NoPendingRegistration { .. } => "pending_registration_missing",
+        }
+    }
+}
+
+/// A self-service action (PIN set, self-issuance, PIN unblock) or an issuance is refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SelfServiceError {
     /// The holder's ID token was refused or could not be checked (self-service);
     /// `claim` names the claim or part at fault (`exp`, `aud`, `signature`, ...).
     #[error("holder authentication failed: {claim}: {reason}")]
@@ -148,6 +186,12 @@ pub enum EngineError {
         /// Its state.
         state: CredentialState,
     },
+    /// PIN unblock was asked for a key whose PIN is not blocked.
+    #[error("the PIN is not blocked ({retries} attempts left); nothing to unblock")]
+    PinNotBlocked {
+        /// PIN attempts left.
+        retries: u32,
+    },
     /// The key's PIN is blocked; CTAP can only clear it by a reset, which destroys the
     /// passkeys, so the key was marked as needing reissue.
     #[error("the PIN of key {key_id:?} is blocked: only a reset clears it, which destroys its passkeys; the key must be reissued")]
@@ -155,12 +199,145 @@ pub enum EngineError {
         /// The key id.
         key_id: String,
     },
-    /// PIN unblock was asked for a key whose PIN is not blocked.
-    #[error("the PIN is not blocked ({retries} attempts left); nothing to unblock")]
-    PinNotBlocked {
-        /// PIN attempts left.
-        retries: u32,
+    /// The plan activates right after issuance (the template's
+    /// `auto_initiate_after_issuance`), so the holder's PIN is needed; nothing was done.
+    #[error("the template activates the key at issuance: the holder's PIN is needed (use issue_and_activate)")]
+    HolderPinRequired,
+}
+
+impl SelfServiceError {
+    /// The error's family: [`ErrorKind::Device`] for a blocked PIN, else
+    /// [`ErrorKind::Usage`].
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            SelfServiceError::PinBlockedNeedsReissue { .. } => ErrorKind::Device,
+            SelfServiceError::HolderAuth { .. }
+            | SelfServiceError::SelfServiceNotAllowed { .. }
+            | SelfServiceError::NotKeyOwner { .. }
+            | SelfServiceError::AlreadyIssued { .. }
+            | SelfServiceError::PinNotBlocked { .. }
+            | SelfServiceError::HolderPinRequired => ErrorKind::Usage,
+        }
+    }
+
+    /// The stable reason (the table in [`crate::Error`]).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            SelfServiceError::HolderAuth { .. } => "holder_auth_failed",
+            SelfServiceError::SelfServiceNotAllowed { .. } => "self_service_not_allowed",
+            SelfServiceError::NotKeyOwner { .. } => "not_key_owner",
+            SelfServiceError::AlreadyIssued { .. } => "already_issued",
+            SelfServiceError::PinNotBlocked { .. } => "pin_not_blocked",
+            SelfServiceError::PinBlockedNeedsReissue { .. } => "pin_blocked",
+            SelfServiceError::HolderPinRequired => "holder_pin_required",
+        }
+    }
+
+    /// PIN attempts left, where the refusal knows them.
+    pub fn retries_left(&self) -> Option<u32> {
+        match self {
+            SelfServiceError::PinNotBlocked { retries } => Some(*retries),
+            SelfServiceError::PinBlockedNeedsReissue { .. } => Some(0),
+            SelfServiceError::HolderAuth { .. }
+            | SelfServiceError::SelfServiceNotAllowed { .. }
+            | SelfServiceError::NotKeyOwner { .. }
+            | SelfServiceError::AlreadyIssued { .. }
+            | SelfServiceError::HolderPinRequired => None,
+        }
+    }
+}
+
+/// The template's plan cannot be carried out by this engine.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PlanError {
+    /// The display name could not be rendered.
+    #[error("{field}: {message}")]
+    DisplayName {
+        /// The template field.
+        field: String,
+        /// Why.
+        message: String,
     },
+    /// The template asks for something this engine does not do yet.
+    #[error("{step} is not supported by this engine yet: {reason}")]
+    Unsupported {
+        /// The step.
+        step: &'static str,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl PlanError {
+    /// The error's family: always [`ErrorKind::Template`].
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            PlanError::DisplayName { .. } | PlanError::Unsupported { .. } => ErrorKind::Template,
+        }
+    }
+
+    /// The stable reason (the table in [`crate::Error`]).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            PlanError::DisplayName { .. } => "display_name_invalid",
+            PlanError::Unsupported { .. } => "unsupported",
+        }
+    }
+}
+
+/// An IdP side effect the flow depends on was refused or failed, so the flow stopped
+/// (the IdP's own call errors are [`crate::idp::IdpError`]).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum IdpEffectError {
+    /// A forced IdP deletion failed, so the operation was cancelled and nothing changed.
+    #[error("{operation} cancelled: deleting the passkey of template {passkey_template:?} at the IdP failed: {message}")]
+    IdpDeletionCancelled {
+        /// The operation cancelled.
+        operation: Operation,
+        /// The passkey template.
+        passkey_template: String,
+        /// The IdP's error.
+        message: String,
+        /// The IdP's request id, if any.
+        request_id: Option<String>,
+    },
+    /// The challenge's RP id differs from the one the template pins.
+    #[error("passkey template {passkey_template:?} pins RP id {pinned:?} but the IdP issued a challenge for {issued:?}")]
+    RpIdMismatch {
+        /// The passkey template.
+        passkey_template: String,
+        /// The pinned RP id.
+        pinned: String,
+        /// The IdP's RP id.
+        issued: String,
+    },
+}
+
+impl IdpEffectError {
+    /// The error's family: always [`ErrorKind::Idp`].
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            IdpEffectError::IdpDeletionCancelled { .. } | IdpEffectError::RpIdMismatch { .. } => {
+                ErrorKind::Idp
+            }
+        }
+    }
+
+    /// The stable reason (the table in [`crate::Error`]).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            IdpEffectError::IdpDeletionCancelled { .. } => "idp_deletion_failed",
+            IdpEffectError::RpIdMismatch { .. } => "rp_id_mismatch",
+        }
+    }
+}
+
+/// A bulk job's input is malformed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum JobError {
     /// A bulk job's CSV source is malformed (line and column are 1-based; column 0: the
     /// whole line).
     #[error("CSV line {line}, column {column}: {message}")]
@@ -172,48 +349,65 @@ pub enum EngineError {
         /// What is wrong.
         message: String,
     },
-    /// No bulk job with this id is recorded.
-    #[error("no bulk job {job_id} is recorded")]
-    UnknownBulkJob {
-        /// The job id.
-        job_id: i64,
+}
+
+impl JobError {
+    /// The error's family: always [`ErrorKind::Usage`].
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            JobError::Csv { .. } => ErrorKind::Usage,
+        }
+    }
+
+    /// The stable reason (the table in [`crate::Error`]).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            JobError::Csv { .. } => "csv_invalid",
+        }
+    }
+}
+
+/// A journal entry cannot be read.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum JournalError {
+    /// A journal entry's payload cannot be read.
+    #[error("journal entry {id}: bad payload: {reason}")]
+    BadJournalPayload {
+        /// The entry.
+        id: i64,
+        /// Why.
+        reason: String,
     },
-    /// A simulated crash stopped the flow (see `Engine::crash_at`, `fault-injection` feature).
-    #[error("simulated crash at {point:?}")]
-    SimulatedCrash {
-        /// Where.
-        point: CrashPoint,
-    },
+}
+
+impl JournalError {
+    /// The error's family: always [`ErrorKind::Repository`].
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            JournalError::BadJournalPayload { .. } => ErrorKind::Repository,
+        }
+    }
+
+    /// The stable reason (the table in [`crate::Error`]).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            JournalError::BadJournalPayload { .. } => "journal_payload_invalid",
+        }
+    }
 }
 
 impl EngineError {
     /// The error's family (see [`crate::Error::kind`]).
     pub fn kind(&self) -> ErrorKind {
         match self {
-            EngineError::Device { .. }
-            | EngineError::SignIn { .. }
-            | EngineError::PinBlockedNeedsReissue { .. } => ErrorKind::Device,
-            EngineError::IdpDeletionCancelled { .. } | EngineError::RpIdMismatch { .. } => {
-                ErrorKind::Idp
-            }
-            EngineError::UnknownKey { .. }
-            | EngineError::UnknownConnection { .. }
-            | EngineError::UnknownTemplate { .. }
-            | EngineError::NotIssued { .. }
-            | EngineError::NoTransportPin { .. }
-            | EngineError::NoPendingRegistration { .. }
-            | EngineError::HolderPinRequired
-            | EngineError::HolderAuth { .. }
-            | EngineError::SelfServiceNotAllowed { .. }
-            | EngineError::NotKeyOwner { .. }
-            | EngineError::AlreadyIssued { .. }
-            | EngineError::PinNotBlocked { .. }
-            | EngineError::Csv { .. }
-            | EngineError::UnknownBulkJob { .. } => ErrorKind::Usage,
-            EngineError::DisplayName { .. } | EngineError::Unsupported { .. } => {
-                ErrorKind::Template
-            }
-            EngineError::BadJournalPayload { .. } => ErrorKind::Repository,
+            EngineError::Device { .. } | EngineError::SignIn { .. } => ErrorKind::Device,
+            EngineError::Lookup(e) => e.kind(),
+            EngineError::SelfService(e) => e.kind(),
+            EngineError::Plan(e) => e.kind(),
+            EngineError::IdpEffect(e) => e.kind(),
+            EngineError::Job(e) => e.kind(),
+            EngineError::Journal(e) => e.kind(),
             EngineError::SimulatedCrash { .. } => ErrorKind::Internal,
         }
     }
@@ -222,27 +416,13 @@ impl EngineError {
     pub fn reason(&self) -> &'static str {
         match self {
             EngineError::Device { cause, .. } => cause.reason(),
-            EngineError::UnknownConnection { .. } => "connection_not_found",
-            EngineError::UnknownKey { .. } => "key_not_found",
-            EngineError::UnknownTemplate { .. } => "template_not_found",
-            EngineError::NotIssued { .. } => "key_not_issued",
-            EngineError::NoTransportPin { .. } => "transport_pin_missing",
-            EngineError::NoPendingRegistration { .. } => "pending_registration_missing",
-            EngineError::DisplayName { .. } => "display_name_invalid",
-            EngineError::Unsupported { .. } => "unsupported",
-            EngineError::IdpDeletionCancelled { .. } => "idp_deletion_failed",
-            EngineError::RpIdMismatch { .. } => "rp_id_mismatch",
             EngineError::SignIn { .. } => "sign_in_failed",
-            EngineError::BadJournalPayload { .. } => "journal_payload_invalid",
-            EngineError::HolderPinRequired => "holder_pin_required",
-            EngineError::HolderAuth { .. } => "holder_auth_failed",
-            EngineError::SelfServiceNotAllowed { .. } => "self_service_not_allowed",
-            EngineError::NotKeyOwner { .. } => "not_key_owner",
-            EngineError::AlreadyIssued { .. } => "already_issued",
-            EngineError::PinBlockedNeedsReissue { .. } => "pin_blocked",
-            EngineError::PinNotBlocked { .. } => "pin_not_blocked",
-            EngineError::Csv { .. } => "csv_invalid",
-            EngineError::UnknownBulkJob { .. } => "job_not_found",
+            EngineError::Lookup(e) => e.reason(),
+            EngineError::SelfService(e) => e.reason(),
+            EngineError::Plan(e) => e.reason(),
+            EngineError::IdpEffect(e) => e.reason(),
+            EngineError::Job(e) => e.reason(),
+            EngineError::Journal(e) => e.reason(),
             EngineError::SimulatedCrash { .. } => "simulated_crash",
         }
     }
@@ -251,7 +431,14 @@ impl EngineError {
     pub fn ctap_status(&self) -> Option<u8> {
         match self {
             EngineError::Device { cause, .. } => cause.ctap_status(),
-            _ => None,
+            EngineError::SignIn { .. }
+            | EngineError::Lookup(_)
+            | EngineError::SelfService(_)
+            | EngineError::Plan(_)
+            | EngineError::IdpEffect(_)
+            | EngineError::Job(_)
+            | EngineError::Journal(_)
+            | EngineError::SimulatedCrash { .. } => None,
         }
     }
 
@@ -259,9 +446,35 @@ impl EngineError {
     pub fn retries_left(&self) -> Option<u32> {
         match self {
             EngineError::Device { cause, .. } => cause.retries_left(),
-            EngineError::PinNotBlocked { retries } => Some(*retries),
-            EngineError::PinBlockedNeedsReissue { .. } => Some(0),
-            _ => None,
+            EngineError::SelfService(e) => e.retries_left(),
+            EngineError::SignIn { .. }
+            | EngineError::Lookup(_)
+            | EngineError::Plan(_)
+            | EngineError::IdpEffect(_)
+            | EngineError::Job(_)
+            | EngineError::Journal(_)
+            | EngineError::SimulatedCrash { .. } => None,
         }
     }
 }
+
+/// `From<SubEnum> for crate::Error`, so a flow writes `LookupError::UnknownKey { .. }.into()`
+/// or `?` on it.
+macro_rules! into_crate_error {
+    ($($sub:ident),*) => {$(
+        impl From<$sub> for crate::Error {
+            fn from(e: $sub) -> Self {
+                crate::Error::Engine(e.into())
+            }
+        }
+    )*};
+}
+
+into_crate_error!(
+    LookupError,
+    SelfServiceError,
+    PlanError,
+    IdpEffectError,
+    JobError,
+    JournalError
+);

@@ -8,7 +8,9 @@ use zeroize::Zeroizing;
 
 use super::device::{self, DeviceOps};
 use super::payload::StatePayload;
-use super::{ms, CrashPoint, DevicePrompt, Engine, EngineError, UnixMillis};
+use super::{
+    ms, CrashPoint, DevicePrompt, Engine, IdpEffectError, LookupError, PlanError, UnixMillis,
+};
 use crate::model::CredentialState;
 use crate::state::{Operation, Step};
 use crate::store::{
@@ -98,7 +100,7 @@ impl Engine {
         let t = self
             .store
             .get_transport_pin(&flow.key.key_id, &self.pin_key)?
-            .ok_or_else(|| EngineError::NoTransportPin {
+            .ok_or_else(|| LookupError::NoTransportPin {
                 key_id: flow.key.key_id.clone(),
             })?;
         Ok(Zeroizing::new(t.expose().to_owned()))
@@ -112,7 +114,7 @@ impl Engine {
         holder_pin: Option<&str>,
         now: UnixMillis,
     ) -> Result<(), Error> {
-        let need = |step: &'static str| EngineError::Unsupported {
+        let need = |step: &'static str| PlanError::Unsupported {
             step,
             reason: "the flow has no key attached".into(),
         };
@@ -168,12 +170,10 @@ impl Engine {
                         .as_deref_mut()
                         .ok_or_else(|| need("setMinPINLength"))?;
                     let min = match min_pin_length {
-                        Some(m) => {
-                            Some(u8::try_from(*m).map_err(|_| EngineError::Unsupported {
-                                step: "setMinPINLength",
-                                reason: format!("minimum PIN length {m} exceeds 255"),
-                            })?)
-                        }
+                        Some(m) => Some(u8::try_from(*m).map_err(|_| PlanError::Unsupported {
+                            step: "setMinPINLength",
+                            reason: format!("minimum PIN length {m} exceeds 255"),
+                        })?),
                         None => None,
                     };
                     let token = d.token(&pin, Permissions::AUTHENTICATOR_CONFIG, None)?;
@@ -238,7 +238,7 @@ impl Engine {
                         idp_expiry,
                         idp_user,
                     } = flow.made.remove(passkey_template).ok_or_else(|| {
-                        EngineError::NoPendingRegistration {
+                        LookupError::NoPendingRegistration {
                             key_id: flow.key.key_id.clone(),
                             passkey_template: passkey_template.clone(),
                         }
@@ -265,7 +265,7 @@ impl Engine {
                     });
                 }
                 Step::ChangePin => {
-                    let holder = holder_pin.ok_or(EngineError::Unsupported {
+                    let holder = holder_pin.ok_or(PlanError::Unsupported {
                         step: "changePIN",
                         reason: "no holder PIN given".into(),
                     })?;
@@ -412,11 +412,11 @@ impl Engine {
             .passkey
             .get(passkey_template)
             .cloned()
-            .ok_or_else(|| EngineError::UnknownTemplate {
+            .ok_or_else(|| LookupError::UnknownTemplate {
                 template: passkey_template.to_owned(),
             })?;
         let idp = self.idp(idp_connection)?.clone();
-        let user = flow.user.clone().ok_or(EngineError::NotIssued {
+        let user = flow.user.clone().ok_or(LookupError::NotIssued {
             key_id: flow.key.key_id.clone(),
             what: "user",
         })?;
@@ -424,11 +424,10 @@ impl Engine {
             let (_, attrs, _) = self.user_attrs(idp.as_ref(), &user, &flow.key.serial)?;
             flow.attrs = attrs;
         }
-        let display =
-            render_display_name(&t, &flow.attrs).map_err(|p| EngineError::DisplayName {
-                field: p.field,
-                message: p.message,
-            })?;
+        let display = render_display_name(&t, &flow.attrs).map_err(|p| PlanError::DisplayName {
+            field: p.field,
+            message: p.message,
+        })?;
         let minutes = u32::try_from(t.challenge_timeout()).ok();
         let idp_user = self.user_at(
             &flow.templates,
@@ -439,7 +438,7 @@ impl Engine {
         let challenge = idp.creation_challenge(&idp_user, minutes, origin)?;
         if let Some(pinned) = rp_id {
             if pinned != challenge.rp_id {
-                return Err(EngineError::RpIdMismatch {
+                return Err(IdpEffectError::RpIdMismatch {
                     passkey_template: passkey_template.to_owned(),
                     pinned: pinned.to_owned(),
                     issued: challenge.rp_id.clone(),

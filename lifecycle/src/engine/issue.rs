@@ -4,7 +4,7 @@ use fido_transport::client::Authenticator;
 use fido_transport::Transport;
 
 use super::device::{self, DeviceOps};
-use super::{key_id_for, ms, Engine, EngineError, UnixMillis};
+use super::{key_id_for, ms, Engine, SelfServiceError, UnixMillis};
 use crate::state::{plan, Operation, Step};
 use crate::store::{KeyRecord, NewKey};
 use crate::template::{TemplateSet, Transport as KeyTransport};
@@ -146,7 +146,7 @@ impl Engine {
             let key_facts = self.facts(&flow.key, &flow.templates)?;
             let p = plan(operation, &flow.templates, &key_facts, Some(&facts), now)?;
             if holder_pin.is_none() && p.steps.contains(&Step::ChangePin) {
-                return Err(EngineError::HolderPinRequired.into());
+                return Err(SelfServiceError::HolderPinRequired.into());
             }
             self.execute(flow, &p.steps, Some(device), holder_pin, now)
         })

@@ -50,7 +50,9 @@ use crate::store::{
 };
 use crate::template::TemplateSet;
 use crate::Error;
-pub use error::EngineError;
+pub use error::{
+    EngineError, IdpEffectError, JobError, JournalError, LookupError, PlanError, SelfServiceError,
+};
 pub use fault::CrashPoint;
 #[cfg(feature = "fault-injection")]
 pub use fault::CrashProbe;
@@ -250,7 +252,7 @@ impl Engine {
             .get(name)
             .cloned()
             .ok_or_else(|| {
-                EngineError::UnknownTemplate {
+                LookupError::UnknownTemplate {
                     template: name.to_owned(),
                 }
                 .into()
@@ -264,11 +266,12 @@ impl Engine {
 
     /// The IdP connector named `connection`.
     pub fn idp(&self, connection: &str) -> Result<&Arc<dyn Idp>, EngineError> {
-        self.idps
-            .get(connection)
-            .ok_or_else(|| EngineError::UnknownConnection {
+        self.idps.get(connection).ok_or_else(|| {
+            LookupError::UnknownConnection {
                 connection: connection.to_owned(),
-            })
+            }
+            .into()
+        })
     }
 
     fn prompt(&self, p: &DevicePrompt) {
@@ -302,7 +305,7 @@ impl Engine {
     /// A key's record.
     pub fn key(&self, key_id: &str) -> Result<KeyRecord, Error> {
         self.store.get_key(key_id)?.ok_or_else(|| {
-            EngineError::UnknownKey {
+            LookupError::UnknownKey {
                 key_id: key_id.to_owned(),
             }
             .into()
@@ -323,7 +326,7 @@ impl Engine {
     }
 
     fn template_for(&self, key: &KeyRecord) -> Result<TemplateSet, Error> {
-        let name = key.template_id.as_deref().ok_or(EngineError::NotIssued {
+        let name = key.template_id.as_deref().ok_or(LookupError::NotIssued {
             key_id: key.key_id.clone(),
             what: "template",
         })?;
@@ -445,7 +448,7 @@ mod tests {
 
     #[test]
     fn engine_errors_name_what_failed() {
-        let e = EngineError::IdpDeletionCancelled {
+        let e = IdpEffectError::IdpDeletionCancelled {
             operation: Operation::Revoke,
             passkey_template: "entra".into(),
             message: "HTTP 403".into(),

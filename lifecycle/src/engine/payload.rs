@@ -4,7 +4,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
-use super::EngineError;
+use super::JournalError;
 use crate::idp::RegistrationRequest;
 
 /// A journalled registration.
@@ -57,19 +57,19 @@ impl StatePayload {
         serde_json::to_vec(self).unwrap_or_default()
     }
 
-    pub(crate) fn from_bytes(id: i64, bytes: &[u8]) -> Result<Self, EngineError> {
+    pub(crate) fn from_bytes(id: i64, bytes: &[u8]) -> Result<Self, JournalError> {
         serde_json::from_slice(bytes).map_err(|e| bad(id, e.to_string()))
     }
 }
 
-fn bad(id: i64, reason: impl Into<String>) -> EngineError {
-    EngineError::BadJournalPayload {
+fn bad(id: i64, reason: impl Into<String>) -> JournalError {
+    JournalError::BadJournalPayload {
         id,
         reason: reason.into(),
     }
 }
 
-fn unb64(id: i64, field: &str, s: &str) -> Result<Vec<u8>, EngineError> {
+fn unb64(id: i64, field: &str, s: &str) -> Result<Vec<u8>, JournalError> {
     URL_SAFE_NO_PAD
         .decode(s)
         .map_err(|e| bad(id, format!("{field}: {e}")))
@@ -80,11 +80,11 @@ impl RegisterPayload {
         serde_json::to_vec(self).unwrap_or_default()
     }
 
-    pub(crate) fn from_bytes(id: i64, bytes: &[u8]) -> Result<Self, EngineError> {
+    pub(crate) fn from_bytes(id: i64, bytes: &[u8]) -> Result<Self, JournalError> {
         serde_json::from_slice(bytes).map_err(|e| bad(id, e.to_string()))
     }
 
-    pub(crate) fn request(&self, id: i64) -> Result<RegistrationRequest, EngineError> {
+    pub(crate) fn request(&self, id: i64) -> Result<RegistrationRequest, JournalError> {
         Ok(RegistrationRequest {
             display_name: self.display_name.clone(),
             credential_id: unb64(id, "credential_id", &self.credential_id)?,
@@ -99,7 +99,7 @@ impl DeletePayload {
         serde_json::to_vec(self).unwrap_or_default()
     }
 
-    pub(crate) fn from_bytes(id: i64, bytes: &[u8]) -> Result<Self, EngineError> {
+    pub(crate) fn from_bytes(id: i64, bytes: &[u8]) -> Result<Self, JournalError> {
         serde_json::from_slice(bytes).map_err(|e| bad(id, e.to_string()))
     }
 }
@@ -123,13 +123,13 @@ mod tests {
         assert_eq!(back.request(1).unwrap().credential_id, vec![1, 2, 3]);
         assert!(matches!(
             RegisterPayload::from_bytes(7, b"{"),
-            Err(EngineError::BadJournalPayload { id: 7, .. })
+            Err(JournalError::BadJournalPayload { id: 7, .. })
         ));
         let mut broken = p;
         broken.credential_id = "!!".into();
         assert!(matches!(
             broken.request(3),
-            Err(EngineError::BadJournalPayload { id: 3, .. })
+            Err(JournalError::BadJournalPayload { id: 3, .. })
         ));
     }
 }

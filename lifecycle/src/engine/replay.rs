@@ -1,7 +1,7 @@
 //! Journal replay: finishes the IdP side effects and state changes a crash left open.
 
 use super::payload::{DeletePayload, RegisterPayload, StatePayload};
-use super::{ms, Engine, EngineError, UnixMillis, JOURNAL_LEASE_MS};
+use super::{ms, Engine, JournalError, UnixMillis, JOURNAL_LEASE_MS};
 use crate::idp::Idp;
 use crate::model::{Action, CredentialState};
 use crate::state::{next_state, Operation};
@@ -236,7 +236,7 @@ impl Engine {
             // Left pending; the next replay tries again once those are finished.
             return Ok(ReplayOutcome::WaitingForSideEffects);
         }
-        let to: CredentialState = p.to.parse().map_err(|_| EngineError::BadJournalPayload {
+        let to: CredentialState = p.to.parse().map_err(|_| JournalError::BadJournalPayload {
             id: entry.id,
             reason: format!("unknown target state {:?}", p.to),
         })?;

@@ -5,7 +5,7 @@
 //!
 //! PIN unblock: CTAP has no way to unblock a PIN other than authenticatorReset, which
 //! destroys every passkey on the key. So "unblock" is not faked: an authenticated owner
-//! of a PIN-blocked key gets [`EngineError::PinBlockedNeedsReissue`] and the key is marked
+//! of a PIN-blocked key gets [`SelfServiceError::PinBlockedNeedsReissue`] and the key is marked
 //! as needing reissue (the operator's reissue resets it and makes new passkeys).
 
 use std::sync::{Arc, PoisonError};
@@ -17,7 +17,7 @@ use fido_transport::client::Authenticator;
 use fido_transport::Transport;
 
 use super::device::DeviceOps;
-use super::{key_id_for, ms, Engine, EngineError, IssueRequest, UnixMillis};
+use super::{key_id_for, ms, Engine, EngineError, IssueRequest, SelfServiceError, UnixMillis};
 use crate::model::CredentialState;
 use crate::store::{KeyRecord, NewAuditRecord};
 use crate::template::{OidcConfig, TemplateSet, Transport as KeyTransport};
@@ -29,14 +29,14 @@ const UNVERIFIED_ACTOR: &str = "self:unverified";
 /// The key of the engine's verifier cache: (issuer, audience, jwks_url).
 pub(super) type VerifierKey = (String, String, String);
 
-fn holder_auth(e: GraphError) -> EngineError {
+fn holder_auth(e: GraphError) -> SelfServiceError {
     let (claim, reason) = match e {
         GraphError::Oidc { claim, reason } => (claim.to_owned(), reason),
         GraphError::OidcKeys { reason } => ("issuer keys".to_owned(), reason),
         GraphError::Config { setting, reason } => (setting.to_owned(), reason),
         other => ("token".to_owned(), other.to_string()),
     };
-    EngineError::HolderAuth { claim, reason }
+    SelfServiceError::HolderAuth { claim, reason }
 }
 
 /// Who the holder is, from a verified token.
@@ -66,7 +66,7 @@ struct Ctx<'a> {
 }
 
 impl Engine {
-    fn verifier(&self, oidc: &OidcConfig) -> Result<Arc<OidcVerifier>, EngineError> {
+    fn verifier(&self, oidc: &OidcConfig) -> Result<Arc<OidcVerifier>, SelfServiceError> {
         let key: VerifierKey = (
             oidc.issuer.clone(),
             oidc.audience.clone(),
@@ -92,13 +92,13 @@ impl Engine {
         templates: &TemplateSet,
         id_token: &str,
         now: UnixMillis,
-    ) -> Result<Holder, EngineError> {
+    ) -> Result<Holder, SelfServiceError> {
         let oidc = templates
             .credential
             .self_service
             .oidc
             .as_ref()
-            .ok_or_else(|| EngineError::SelfServiceNotAllowed {
+            .ok_or_else(|| SelfServiceError::SelfServiceNotAllowed {
                 template: templates.credential.name.clone(),
                 what: "self-service (no OIDC configuration)",
             })?;
@@ -111,7 +111,7 @@ impl Engine {
         };
         let who = holder
             .user()
-            .ok_or_else(|| EngineError::HolderAuth {
+            .ok_or_else(|| SelfServiceError::HolderAuth {
                 claim: "oid".into(),
                 reason: "the token names no object id or user name".into(),
             })?
@@ -206,15 +206,15 @@ impl Engine {
             Ok(h) => h,
             Err(e) => return Err(self.refuse_self(UNVERIFIED_ACTOR, &ctx, e.into(), now)),
         };
-        let refuse = |e: EngineError| self.refuse_self(&holder.actor, &ctx, e.into(), now);
+        let refuse = |e: SelfServiceError| self.refuse_self(&holder.actor, &ctx, e.into(), now);
         if !allowed(&templates.credential.self_service) {
-            return Err(refuse(EngineError::SelfServiceNotAllowed {
+            return Err(refuse(SelfServiceError::SelfServiceNotAllowed {
                 template: templates.credential.name.clone(),
                 what,
             }));
         }
         if !self.holder_owns(&holder, &key)? {
-            return Err(refuse(EngineError::NotKeyOwner {
+            return Err(refuse(SelfServiceError::NotKeyOwner {
                 key_id: key_id.to_owned(),
             }));
         }
@@ -258,7 +258,7 @@ impl Engine {
         let user = holder.user().unwrap_or_default().to_owned();
         ctx.user_id = Some(user.clone());
         if !templates.credential.self_service.self_issuance_allowed {
-            let e = EngineError::SelfServiceNotAllowed {
+            let e = SelfServiceError::SelfServiceNotAllowed {
                 template: templates.credential.name.clone(),
                 what: "self-issuance",
             };
@@ -269,7 +269,7 @@ impl Engine {
                 existing.state,
                 CredentialState::Blank | CredentialState::Unregistered
             ) {
-                let e = EngineError::AlreadyIssued {
+                let e = SelfServiceError::AlreadyIssued {
                     key_id: key_id.clone(),
                     state: existing.state,
                 };
@@ -295,8 +295,8 @@ impl Engine {
     /// Self-service PIN unblock, done honestly: CTAP can only clear a blocked PIN by
     /// resetting the key, which destroys its passkeys. For the authenticated owner of an
     /// Active key (template with `pin_unblock_allowed`) whose PIN is blocked, the key is
-    /// marked as needing reissue and [`EngineError::PinBlockedNeedsReissue`] is returned;
-    /// when the PIN is not blocked, [`EngineError::PinNotBlocked`]. Never succeeds.
+    /// marked as needing reissue and [`SelfServiceError::PinBlockedNeedsReissue`] is returned;
+    /// when the PIN is not blocked, [`SelfServiceError::PinNotBlocked`]. Never succeeds.
     pub fn self_unblock_pin<T: Transport>(
         &self,
         key_id: &str,
@@ -330,11 +330,14 @@ impl Engine {
             .pin_retries()
             .map_err(super::device::dev("getPINRetries"))?;
         if retries.retries > 0 {
-            return Err(refuse(EngineError::PinNotBlocked {
-                retries: retries.retries,
-            }));
+            return Err(refuse(
+                SelfServiceError::PinNotBlocked {
+                    retries: retries.retries,
+                }
+                .into(),
+            ));
         }
-        let e = EngineError::PinBlockedNeedsReissue {
+        let e = SelfServiceError::PinBlockedNeedsReissue {
             key_id: key_id.to_owned(),
         };
         let rec = NewAuditRecord {

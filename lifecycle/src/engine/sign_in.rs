@@ -9,7 +9,7 @@ use rand_core::{OsRng, RngCore};
 use sha2::{Digest, Sha256};
 
 use super::device::DeviceOps;
-use super::{b64, Engine, EngineError};
+use super::{b64, Engine, EngineError, LookupError};
 use crate::Error;
 
 /// A verified sign-in.
@@ -44,7 +44,7 @@ impl Engine {
         );
         let _entered = span.enter();
         let templates = self.template_for(&key)?;
-        let user = key.user_id.clone().ok_or(EngineError::NotIssued {
+        let user = key.user_id.clone().ok_or(LookupError::NotIssued {
             key_id: key.key_id.clone(),
             what: "user",
         })?;
@@ -57,7 +57,7 @@ impl Engine {
             let t = templates
                 .passkey
                 .get(&pk.idp)
-                .ok_or_else(|| EngineError::UnknownTemplate {
+                .ok_or_else(|| LookupError::UnknownTemplate {
                     template: pk.idp.clone(),
                 })?;
             let idp = self.idp(&t.idp.connection)?;

@@ -7,6 +7,7 @@ use fido_transport::softkey::{SoftAuthenticator, SoftConfig, SoftTransport};
 use fido_transport::Transport;
 use lifecycle::engine::{
     BulkDevice, BulkDeviceRequest, BulkKind, BulkOptions, BulkProgress, CrashPoint, EngineError,
+    JobError, LookupError,
 };
 use lifecycle::store::{BulkItemStatus, KeyQuery};
 use lifecycle::template::Transport as KeyTransport;
@@ -132,11 +133,11 @@ fn bad_csv_is_refused_naming_line_and_column() {
         "op",
         1,
     ) {
-        Err(Error::Engine(EngineError::Csv {
+        Err(Error::Engine(EngineError::Job(JobError::Csv {
             line,
             column,
             message,
-        })) => {
+        }))) => {
             assert_eq!((line, column), (3, 2));
             assert!(message.contains("sometimes"));
         }
@@ -146,9 +147,9 @@ fn bad_csv_is_refused_naming_line_and_column() {
         .engine
         .bulk_create(BulkKind::Issue, "user\nkim\n", "op", 1)
     {
-        Err(Error::Engine(EngineError::Csv {
+        Err(Error::Engine(EngineError::Job(JobError::Csv {
             line: 1, message, ..
-        })) => {
+        }))) => {
             assert!(message.contains("serial"), "{message}")
         }
         other => panic!("expected a CSV error, got {other:?}"),
@@ -161,7 +162,9 @@ fn bad_csv_is_refused_naming_line_and_column() {
             &mut no_device,
             &mut |_| {}
         ),
-        Err(Error::Engine(EngineError::UnknownBulkJob { job_id: 77 }))
+        Err(Error::Engine(EngineError::Lookup(
+            LookupError::UnknownBulkJob { job_id: 77 }
+        )))
     ));
 }
 

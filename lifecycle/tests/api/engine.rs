@@ -9,7 +9,10 @@ use entra_graph::emulator::{Emulator, EmulatorConfig, Fault, FaultRule};
 use entra_graph::{ApiVersion, GraphClient};
 use fido_transport::client::Authenticator;
 use fido_transport::softkey::{SoftAuthenticator, SoftConfig, SoftTransport};
-use lifecycle::engine::{CrashPoint, DevicePrompt, Engine, EngineError, IssueRequest};
+use lifecycle::engine::{
+    CrashPoint, DevicePrompt, Engine, EngineError, IdpEffectError, IssueRequest, LookupError,
+    SelfServiceError,
+};
 use lifecycle::idp::EntraIdp;
 use lifecycle::state::TransitionError;
 use lifecycle::store::{JournalOp, PinKey, SqliteStore};
@@ -193,7 +196,12 @@ fn full_lifecycle_against_the_emulator() {
         .revoke("operator:alice", &key.key_id, None, now + 5_000)
         .unwrap_err();
     assert!(
-        matches!(err, Error::Engine(EngineError::IdpDeletionCancelled { .. })),
+        matches!(
+            err,
+            Error::Engine(EngineError::IdpEffect(
+                IdpEffectError::IdpDeletionCancelled { .. }
+            ))
+        ),
         "{err:?}"
     );
     let after = w.engine.key(&key.key_id).unwrap();

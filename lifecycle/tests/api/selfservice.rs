@@ -7,7 +7,7 @@ use std::time::Duration;
 use entra_graph::emulator::{Emulator, EmulatorConfig};
 use fido_transport::client::Authenticator;
 use fido_transport::softkey::{SoftAuthenticator, SoftConfig, SoftTransport};
-use lifecycle::engine::{Engine, EngineError, IssueRequest};
+use lifecycle::engine::{Engine, EngineError, IssueRequest, LookupError, SelfServiceError};
 use lifecycle::state::TransitionError;
 use lifecycle::store::AuditRecord;
 use lifecycle::template::{TemplateSet, Transport};
@@ -206,7 +206,12 @@ fn another_users_token_is_refused_and_nothing_changes() {
         .self_set_pin(&key_id, &adele, NEW_PIN, &mut w.key, now + 1_000)
         .unwrap_err();
     assert!(
-        matches!(err, Error::Engine(EngineError::NotKeyOwner { .. })),
+        matches!(
+            err,
+            Error::Engine(EngineError::SelfService(
+                SelfServiceError::NotKeyOwner { .. }
+            ))
+        ),
         "{err:?}"
     );
     assert_unchanged(&w, &key_id, KIM_ID);
@@ -270,7 +275,10 @@ fn expired_forged_and_wrong_audience_tokens_are_refused() {
             .self_set_pin(&key_id, tok, NEW_PIN, &mut w.key, now + 1_000)
             .unwrap_err();
         match &err {
-            Error::Engine(EngineError::HolderAuth { claim: c, .. }) => assert_eq!(c, claim),
+            Error::Engine(EngineError::SelfService(SelfServiceError::HolderAuth {
+                claim: c,
+                ..
+            })) => assert_eq!(c, claim),
             other => panic!("{claim}: {other:?}"),
         }
         assert_unchanged(&w, &key_id, KIM_ID);
@@ -310,10 +318,12 @@ fn templates_without_permission_refuse() {
     assert!(
         matches!(
             err,
-            Error::Engine(EngineError::SelfServiceNotAllowed {
-                what: "PIN set",
-                ..
-            })
+            Error::Engine(EngineError::SelfService(
+                SelfServiceError::SelfServiceNotAllowed {
+                    what: "PIN set",
+                    ..
+                }
+            ))
         ),
         "{err:?}"
     );
@@ -339,10 +349,12 @@ fn templates_without_permission_refuse() {
     assert!(
         matches!(
             err,
-            Error::Engine(EngineError::SelfServiceNotAllowed {
-                what: "self-issuance",
-                ..
-            })
+            Error::Engine(EngineError::SelfService(
+                SelfServiceError::SelfServiceNotAllowed {
+                    what: "self-issuance",
+                    ..
+                }
+            ))
         ),
         "{err:?}"
     );
@@ -361,7 +373,10 @@ fn templates_without_permission_refuse() {
         )
         .unwrap_err();
     assert!(
-        matches!(err, Error::Engine(EngineError::UnknownTemplate { .. })),
+        matches!(
+            err,
+            Error::Engine(EngineError::Lookup(LookupError::UnknownTemplate { .. }))
+        ),
         "{err:?}"
     );
 }
@@ -425,7 +440,12 @@ fn self_issuance_makes_an_active_key_for_the_tokens_subject() {
             )
             .unwrap_err();
         assert!(
-            matches!(err, Error::Engine(EngineError::AlreadyIssued { .. })),
+            matches!(
+                err,
+                Error::Engine(EngineError::SelfService(
+                    SelfServiceError::AlreadyIssued { .. }
+                ))
+            ),
             "{err:?}"
         );
     }
@@ -453,10 +473,10 @@ fn self_issuance_of_a_key_issued_to_someone_else_is_refused() {
     assert!(
         matches!(
             err,
-            Error::Engine(EngineError::AlreadyIssued {
+            Error::Engine(EngineError::SelfService(SelfServiceError::AlreadyIssued {
                 state: CredentialState::Issued,
                 ..
-            })
+            }))
         ),
         "{err:?}"
     );
@@ -493,7 +513,9 @@ fn pin_unblock_is_refused_honestly() {
     assert!(
         matches!(
             err,
-            Error::Engine(EngineError::PinNotBlocked { retries: 8 })
+            Error::Engine(EngineError::SelfService(SelfServiceError::PinNotBlocked {
+                retries: 8
+            }))
         ),
         "{err:?}"
     );
@@ -503,7 +525,12 @@ fn pin_unblock_is_refused_honestly() {
         .self_unblock_pin(&key_id, &token(&w, ADELE), &mut w.key, now + 2_500)
         .unwrap_err();
     assert!(
-        matches!(err, Error::Engine(EngineError::NotKeyOwner { .. })),
+        matches!(
+            err,
+            Error::Engine(EngineError::SelfService(
+                SelfServiceError::NotKeyOwner { .. }
+            ))
+        ),
         "{err:?}"
     );
     assert!(!w.engine.key(&key_id).unwrap().needs_reissue);
@@ -526,7 +553,9 @@ fn pin_unblock_is_refused_honestly() {
     assert!(
         matches!(
             err,
-            Error::Engine(EngineError::PinBlockedNeedsReissue { .. })
+            Error::Engine(EngineError::SelfService(
+                SelfServiceError::PinBlockedNeedsReissue { .. }
+            ))
         ),
         "{err:?}"
     );
@@ -570,10 +599,12 @@ fn pin_unblock_is_refused_honestly() {
     assert!(
         matches!(
             err,
-            Error::Engine(EngineError::SelfServiceNotAllowed {
-                what: "PIN unblock",
-                ..
-            })
+            Error::Engine(EngineError::SelfService(
+                SelfServiceError::SelfServiceNotAllowed {
+                    what: "PIN unblock",
+                    ..
+                }
+            ))
         ),
         "{err:?}"
     );

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::BulkKind;
-use crate::engine::EngineError;
+use crate::engine::JobError;
 use crate::Error;
 
 /// Longest CSV record accepted (bytes).
@@ -28,7 +28,7 @@ pub(super) struct Row {
 }
 
 fn csv_err(line: u64, column: u64, message: impl Into<String>) -> Error {
-    EngineError::Csv {
+    JobError::Csv {
         line,
         column,
         message: message.into(),

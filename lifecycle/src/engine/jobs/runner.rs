@@ -14,7 +14,9 @@ use super::{
     BulkSummary, MAX_WORKERS, PAGE,
 };
 use crate::engine::reconcile::{DriftKind, ReconcileOptions};
-use crate::engine::{ms, CrashPoint, Engine, EngineError, IssueRequest, UnixMillis};
+use crate::engine::{
+    ms, CrashPoint, Engine, EngineError, IssueRequest, JobError, LookupError, PlanError, UnixMillis,
+};
 use crate::idp::Idp;
 use crate::model::CredentialState;
 use crate::store::{BulkItem, BulkItemStatus, BulkJob, KeyQuery, KeyRecord, NewBulkJob};
@@ -74,7 +76,7 @@ impl Engine {
             Err(crate::store::StoreError::Duplicate { .. }) => self
                 .store
                 .bulk_job_by_source(kind.as_str(), &hash)?
-                .ok_or_else(|| EngineError::UnknownBulkJob { job_id: 0 }.into()),
+                .ok_or_else(|| LookupError::UnknownBulkJob { job_id: 0 }.into()),
             Err(e) => Err(e.into()),
         }
     }
@@ -95,7 +97,7 @@ impl Engine {
         let job = self
             .store
             .bulk_job(job_id)?
-            .ok_or(EngineError::UnknownBulkJob { job_id })?;
+            .ok_or(LookupError::UnknownBulkJob { job_id })?;
         let kind = BulkKind::parse(&job.kind).ok_or_else(|| crate::store::StoreError::Corrupt {
             what: format!("bulk_jobs.kind: unknown {:?}", job.kind),
         })?;
@@ -364,7 +366,7 @@ impl Engine {
         devices: &mut dyn FnMut(&BulkDeviceRequest) -> Result<BulkDevice, String>,
         now: UnixMillis,
     ) -> Result<String, Error> {
-        let missing = |what: &'static str| EngineError::Csv {
+        let missing = |what: &'static str| JobError::Csv {
             line: item.line,
             column: 0,
             message: format!("{what} is missing"),
@@ -406,7 +408,7 @@ impl Engine {
             (None, None) => Vec::new(),
         };
         if keys.is_empty() {
-            return Err(EngineError::NotIssued {
+            return Err(LookupError::NotIssued {
                 key_id: row.user.clone().unwrap_or_default(),
                 what: "key (the user holds none)",
             }
@@ -456,7 +458,7 @@ impl Engine {
             .iter()
             .find(|f| f.kind == DriftKind::CheckFailed)
         {
-            return Err(EngineError::Unsupported {
+            return Err(PlanError::Unsupported {
                 step: "reconcile",
                 reason: format!(
                     "{} could not be checked at {}: {}",

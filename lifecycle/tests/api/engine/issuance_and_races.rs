@@ -66,7 +66,12 @@ fn auto_initiate_template_issues_and_activates_in_one_flow() {
         .issue(&request(false), &t.credential.name, &mut w.key, now)
         .unwrap_err();
     assert!(
-        matches!(err, Error::Engine(EngineError::HolderPinRequired)),
+        matches!(
+            err,
+            Error::Engine(EngineError::SelfService(
+                SelfServiceError::HolderPinRequired
+            ))
+        ),
         "{err:?}"
     );
     assert!(w.emulator.methods(&w.kim_id).is_empty());
@@ -221,7 +226,9 @@ fn two_operators_revoking_at_once_revoke_once() {
             loser,
             Error::Store(lifecycle::store::StoreError::Conflict { .. })
                 | Error::Transition(TransitionError::NotAllowed { .. })
-                | Error::Engine(EngineError::IdpDeletionCancelled { .. })
+                | Error::Engine(EngineError::IdpEffect(
+                    IdpEffectError::IdpDeletionCancelled { .. }
+                ))
         ),
         "{loser:?}"
     );
@@ -470,7 +477,9 @@ fn connectivity_check_and_directory_search() {
     assert!(ms < 60_000);
     assert!(matches!(
         w.engine.check_connection("nowhere"),
-        Err(Error::Engine(EngineError::UnknownConnection { .. }))
+        Err(Error::Engine(EngineError::Lookup(
+            LookupError::UnknownConnection { .. }
+        )))
     ));
     // A wrong client secret fails the check with the IdP's error.
     let bad = GraphClient::new(

@@ -307,7 +307,7 @@ fn run_demo(db: Option<PathBuf>) -> Result<(), String> {
         {
             println!(
                 "  passkey {}  credential {}  state={}  idp method={}",
-                p.idp,
+                p.passkey_template,
                 hex(&p.credential_id[..p.credential_id.len().min(8)]),
                 p.state,
                 p.idp_method_id.as_deref().unwrap_or("-")

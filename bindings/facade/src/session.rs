@@ -714,7 +714,7 @@ impl Session {
             .into_iter()
             .map(|p| ExpiringPending {
                 key_id: p.key_id,
-                passkey_template: p.idp,
+                passkey_template: p.passkey_template,
                 user_id: p.user_id,
                 challenge_expires_ms: p.challenge_expires_ms,
             })

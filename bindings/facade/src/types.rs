@@ -80,7 +80,7 @@ pub struct Passkey {
 impl From<PasskeyRecord> for Passkey {
     fn from(p: PasskeyRecord) -> Self {
         Passkey {
-            passkey_template: p.idp,
+            passkey_template: p.passkey_template,
             credential_id: b64url(&p.credential_id),
             idp_method_id: p.idp_method_id,
             state: p.state.as_str().to_owned(),
@@ -105,7 +105,7 @@ pub struct Pending {
 impl From<PendingRegistration> for Pending {
     fn from(p: PendingRegistration) -> Self {
         Pending {
-            passkey_template: p.idp,
+            passkey_template: p.passkey_template,
             user_id: p.user_id,
             challenge_expires_ms: p.challenge_expires_ms,
             created_ms: p.created_ms,

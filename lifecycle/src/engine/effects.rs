@@ -36,7 +36,7 @@ impl Engine {
             .store
             .pending_for_key(&key_id)?
             .into_iter()
-            .find(|p| p.idp == passkey_template)
+            .find(|p| p.passkey_template == passkey_template)
             .ok_or_else(|| LookupError::NoPendingRegistration {
                 key_id: key_id.clone(),
                 passkey_template: passkey_template.to_owned(),
@@ -47,7 +47,7 @@ impl Engine {
             .into_iter()
             .rev()
             .find(|p| {
-                p.idp == passkey_template
+                p.passkey_template == passkey_template
                     && p.idp_method_id.is_none()
                     && p.state == CredentialState::Issued
             })
@@ -202,7 +202,7 @@ impl Engine {
             let Some(method_id) = pk.idp_method_id.clone() else {
                 continue;
             };
-            if pk.idp != passkey_template {
+            if pk.passkey_template != passkey_template {
                 continue;
             }
             let payload = DeletePayload {

@@ -247,7 +247,7 @@ impl Engine {
                     let user = idp_user;
                     flow.work.add_passkeys.push(PasskeyRecord {
                         key_id: flow.key.key_id.clone(),
-                        idp: passkey_template.clone(),
+                        passkey_template: passkey_template.clone(),
                         credential_id: made.credential_id,
                         public_key: made.public_key,
                         idp_method_id: None,
@@ -256,7 +256,7 @@ impl Engine {
                     });
                     flow.work.put_pending.push(PendingRegistration {
                         key_id: flow.key.key_id.clone(),
-                        idp: passkey_template.clone(),
+                        passkey_template: passkey_template.clone(),
                         user_id: user,
                         attestation_object: made.attestation_object,
                         client_data_json: client_data,
@@ -314,7 +314,7 @@ impl Engine {
                         .remove_pending
                         .push((flow.key.key_id.clone(), passkey_template.clone()));
                     for mut pk in self.store.list_passkeys(&flow.key.key_id)? {
-                        if &pk.idp == passkey_template && pk.idp_method_id.is_none() {
+                        if &pk.passkey_template == passkey_template && pk.idp_method_id.is_none() {
                             pk.state = CredentialState::Unregistered;
                             flow.work.update_passkeys.push(pk);
                         }
@@ -330,7 +330,9 @@ impl Engine {
                 Step::ForgetKey => {
                     self.store.delete_transport_pin(&flow.key.key_id)?;
                     for p in self.store.pending_for_key(&flow.key.key_id)? {
-                        flow.work.remove_pending.push((p.key_id, p.idp));
+                        flow.work
+                            .remove_pending
+                            .push((p.key_id, p.passkey_template));
                     }
                     for mut pk in self.store.list_passkeys(&flow.key.key_id)? {
                         if pk.state != CredentialState::Unregistered {

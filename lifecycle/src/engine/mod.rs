@@ -346,9 +346,9 @@ impl Engine {
             .pending_for_key(&key.key_id)?
             .into_iter()
             .map(|p| PendingFact {
-                idp_connection: conn(&p.idp),
+                idp_connection: conn(&p.passkey_template),
                 expires_at_ms: u64::try_from(p.challenge_expires_ms).unwrap_or(0),
-                passkey_template: p.idp,
+                passkey_template: p.passkey_template,
             })
             .collect();
         let registered = self
@@ -357,8 +357,8 @@ impl Engine {
             .into_iter()
             .filter(|p| p.idp_method_id.is_some())
             .map(|p| RegisteredFact {
-                idp_connection: conn(&p.idp),
-                passkey_template: p.idp,
+                idp_connection: conn(&p.passkey_template),
+                passkey_template: p.passkey_template,
             })
             .collect();
         Ok(KeyFacts {

@@ -218,7 +218,7 @@ impl Engine {
             if !registered {
                 continue;
             }
-            let connection = self.connection_of(k, &pk.idp);
+            let connection = self.connection_of(k, &pk.passkey_template);
             let asked: Vec<&Held> = held
                 .iter()
                 .filter(|h| connection.is_empty() || h.connection == connection)
@@ -238,7 +238,7 @@ impl Engine {
             let mut f = DriftFinding {
                 user_id: user_id.clone(),
                 key_id: Some(k.key_id.clone()),
-                passkey_template: Some(pk.idp.clone()),
+                passkey_template: Some(pk.passkey_template.clone()),
                 method_id: pk.idp_method_id.clone(),
                 credential_id: Some(b64(&pk.credential_id)),
                 ..finding(DriftKind::MissingAtIdp, &connection)
@@ -272,7 +272,7 @@ impl Engine {
                         }
                         let mut f = DriftFinding {
                             key_id: Some(k.key_id.clone()),
-                            passkey_template: Some(pk.idp.clone()),
+                            passkey_template: Some(pk.passkey_template.clone()),
                             kind: DriftKind::StillAtIdp,
                             ..base
                         };
@@ -285,7 +285,7 @@ impl Engine {
                             let r = self.journalled_delete(
                                 actor,
                                 &k,
-                                &pk.idp,
+                                &pk.passkey_template,
                                 h,
                                 m,
                                 target,
@@ -331,13 +331,16 @@ impl Engine {
                 let mut f = DriftFinding {
                     user_id: user_id.clone(),
                     key_id: Some(k.key_id.clone()),
-                    passkey_template: Some(p.idp.clone()),
-                    ..finding(DriftKind::ExpiredPending, &self.connection_of(k, &p.idp))
+                    passkey_template: Some(p.passkey_template.clone()),
+                    ..finding(
+                        DriftKind::ExpiredPending,
+                        &self.connection_of(k, &p.passkey_template),
+                    )
                 };
                 if options.fix {
                     let detail = format!(
                         "reconcile: the registration challenge of passkey {} expired at {}",
-                        p.idp, p.challenge_expires_ms
+                        p.passkey_template, p.challenge_expires_ms
                     );
                     self.settle(
                         &mut f,
@@ -430,7 +433,7 @@ impl Engine {
         gone.state = CredentialState::Inactive;
         let detail = format!(
             "reconcile: passkey {} ({}) is gone at the IdP; the key needs reissue",
-            pk.idp,
+            pk.passkey_template,
             pk.idp_method_id.as_deref().unwrap_or("-")
         );
         self.mark_reissue(actor, &key.key_id, Some(gone), detail, now)

@@ -195,7 +195,7 @@ impl Engine {
             .store
             .pending_for_key(&entry.key_id)?
             .iter()
-            .any(|x| x.idp != p.passkey_template);
+            .any(|x| x.passkey_template != p.passkey_template);
         if key.state == CredentialState::Issued && !others_pending {
             let mut t = Transition::new(&key, CredentialState::Active);
             t.needs_reissue = Some(false);

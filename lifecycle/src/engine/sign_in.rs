@@ -54,12 +54,11 @@ impl Engine {
             let Some(method_id) = pk.idp_method_id.clone() else {
                 continue;
             };
-            let t = templates
-                .passkey
-                .get(&pk.idp)
-                .ok_or_else(|| LookupError::UnknownTemplate {
-                    template: pk.idp.clone(),
-                })?;
+            let t = templates.passkey.get(&pk.passkey_template).ok_or_else(|| {
+                LookupError::UnknownTemplate {
+                    template: pk.passkey_template.clone(),
+                }
+            })?;
             let idp = self.idp(&t.idp.connection)?;
             let idp_user = self.user_at(&templates, &user, None, &t.idp.connection)?;
             let held = idp.list(&idp_user)?;
@@ -105,7 +104,7 @@ impl Engine {
                 return Err(sign_err("the key did not verify the user".into()));
             }
             out.push(SignIn {
-                passkey_template: pk.idp.clone(),
+                passkey_template: pk.passkey_template.clone(),
                 method_id,
                 credential_id: pk.credential_id.clone(),
                 sign_count: parsed.sign_count(),

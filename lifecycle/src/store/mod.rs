@@ -106,8 +106,8 @@ pub struct UserRecord {
 pub struct PasskeyRecord {
     /// The key holding the passkey.
     pub key_id: String,
-    /// The IdP (passkey template) name.
-    pub idp: String,
+    /// The passkey template's name (one per IdP).
+    pub passkey_template: String,
     /// The credential id returned by makeCredential.
     pub credential_id: Vec<u8>,
     /// The credential public key (COSE bytes).
@@ -126,8 +126,8 @@ pub struct PasskeyRecord {
 pub struct PendingRegistration {
     /// The key holding the passkey.
     pub key_id: String,
-    /// The IdP (passkey template) name.
-    pub idp: String,
+    /// The passkey template's name (one per IdP).
+    pub passkey_template: String,
     /// The user the passkey is for.
     pub user_id: String,
     /// The attestation object returned by makeCredential.
@@ -491,9 +491,10 @@ pub struct UnitOfWork {
     pub add_passkeys: Vec<PasskeyRecord>,
     /// Passkeys whose `idp_method_id` and `state` to update (matched by key, IdP, credential id).
     pub update_passkeys: Vec<PasskeyRecord>,
-    /// Pending registrations to put (replacing one for the same key and IdP).
+    /// Pending registrations to put (replacing one for the same key and passkey template).
     pub put_pending: Vec<PendingRegistration>,
-    /// Pending registrations to remove, as (key id, IdP); absent ones are ignored.
+    /// Pending registrations to remove, as (key id, passkey template); absent ones are
+    /// ignored.
     pub remove_pending: Vec<(String, String)>,
     /// Side effects to journal.
     pub journal: Vec<NewJournalEntry>,
@@ -691,8 +692,12 @@ pub trait Store: Send + Sync {
         )
         .map(|_| ())
     }
-    /// Removes and returns the pending registration for a key and IdP.
-    fn take_pending(&self, key_id: &str, idp: &str) -> Result<Option<PendingRegistration>>;
+    /// Removes and returns the pending registration for a key and passkey template.
+    fn take_pending(
+        &self,
+        key_id: &str,
+        passkey_template: &str,
+    ) -> Result<Option<PendingRegistration>>;
     /// Pending registrations of a key.
     fn pending_for_key(&self, key_id: &str) -> Result<Vec<PendingRegistration>>;
     /// Pending registrations whose challenge expires before `t`, soonest first.

@@ -64,6 +64,7 @@ both!(
     journal_lifecycle_and_replay,
     transport_pin_sealed,
     migrations_idempotent_and_from_older_schema,
+    passkey_template_column_renamed_from_schema_4,
     newer_schema_is_refused,
     keys_paged,
     pending_expiring_paged,

@@ -242,8 +242,8 @@ pub(crate) fn commit(sql: &mut dyn Sql, w: &UnitOfWork, now: UnixMillis) -> Resu
     for p in &w.put_pending {
         put_pending(sql, p)?;
     }
-    for (key_id, idp) in &w.remove_pending {
-        take_pending(sql, key_id, idp)?;
+    for (key_id, passkey_template) in &w.remove_pending {
+        take_pending(sql, key_id, passkey_template)?;
     }
     for e in &w.journal {
         out.journal.push(journal_append(sql, e, now)?);

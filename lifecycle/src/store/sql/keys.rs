@@ -190,11 +190,11 @@ pub(super) fn apply_transition(
 
 pub(super) fn add_passkey(sql: &mut dyn Sql, p: &PasskeyRecord) -> Result<()> {
     sql.exec(
-        "INSERT INTO passkeys (key_id, idp, credential_id, public_key, idp_method_id, state, \
+        "INSERT INTO passkeys (key_id, passkey_template, credential_id, public_key, idp_method_id, state, \
          created_ms, updated_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
         &[
             Param::text(&p.key_id),
-            Param::text(&p.idp),
+            Param::text(&p.passkey_template),
             Param::blob(&p.credential_id),
             Param::blob(&p.public_key),
             Param::opt_text(&p.idp_method_id),
@@ -208,19 +208,19 @@ pub(super) fn add_passkey(sql: &mut dyn Sql, p: &PasskeyRecord) -> Result<()> {
 pub(super) fn update_passkey(sql: &mut dyn Sql, p: &PasskeyRecord, now: UnixMillis) -> Result<()> {
     let n = sql.exec(
         "UPDATE passkeys SET idp_method_id = $1, state = $2, updated_ms = $3 \
-         WHERE key_id = $4 AND idp = $5 AND credential_id = $6",
+         WHERE key_id = $4 AND passkey_template = $5 AND credential_id = $6",
         &[
             Param::opt_text(&p.idp_method_id),
             Param::text(p.state.as_str()),
             Param::int(now),
             Param::text(&p.key_id),
-            Param::text(&p.idp),
+            Param::text(&p.passkey_template),
             Param::blob(&p.credential_id),
         ],
     )?;
     if n == 0 {
         return Err(StoreError::NotFound {
-            what: format!("passkey of key {} at {}", p.key_id, p.idp),
+            what: format!("passkey of key {} at {}", p.key_id, p.passkey_template),
         });
     }
     Ok(())
@@ -233,7 +233,7 @@ pub(crate) fn passkeys_by_credential(
     let rows = sql.query(
         &format!(
             "SELECT {PASSKEY_COLS} FROM passkeys WHERE credential_id = $1 \
-             ORDER BY key_id, idp"
+             ORDER BY key_id, passkey_template"
         ),
         &[Param::blob(credential_id)],
     )?;
@@ -244,7 +244,7 @@ pub(crate) fn list_passkeys(sql: &mut dyn Sql, key_id: &str) -> Result<Vec<Passk
     let rows = sql.query(
         &format!(
             "SELECT {PASSKEY_COLS} FROM passkeys WHERE key_id = $1 \
-             ORDER BY created_ms, idp, credential_id"
+             ORDER BY created_ms, passkey_template, credential_id"
         ),
         &[Param::text(key_id)],
     )?;
@@ -253,15 +253,15 @@ pub(crate) fn list_passkeys(sql: &mut dyn Sql, key_id: &str) -> Result<Vec<Passk
 
 pub(super) fn put_pending(sql: &mut dyn Sql, p: &PendingRegistration) -> Result<()> {
     sql.exec(
-        "INSERT INTO pending_registrations (key_id, idp, user_id, attestation_object, \
+        "INSERT INTO pending_registrations (key_id, passkey_template, user_id, attestation_object, \
          client_data_json, challenge_expires_ms, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-         ON CONFLICT (key_id, idp) DO UPDATE SET user_id = excluded.user_id, \
+         ON CONFLICT (key_id, passkey_template) DO UPDATE SET user_id = excluded.user_id, \
          attestation_object = excluded.attestation_object, \
          client_data_json = excluded.client_data_json, \
          challenge_expires_ms = excluded.challenge_expires_ms, created_ms = excluded.created_ms",
         &[
             Param::text(&p.key_id),
-            Param::text(&p.idp),
+            Param::text(&p.passkey_template),
             Param::text(&p.user_id),
             Param::blob(&p.attestation_object),
             Param::blob(&p.client_data_json),
@@ -275,21 +275,21 @@ pub(super) fn put_pending(sql: &mut dyn Sql, p: &PendingRegistration) -> Result<
 pub(crate) fn take_pending(
     sql: &mut dyn Sql,
     key_id: &str,
-    idp: &str,
+    passkey_template: &str,
 ) -> Result<Option<PendingRegistration>> {
     let rows = sql.query(
         &format!(
-            "DELETE FROM pending_registrations WHERE key_id = $1 AND idp = $2 \
+            "DELETE FROM pending_registrations WHERE key_id = $1 AND passkey_template = $2 \
              RETURNING {PENDING_COLS}"
         ),
-        &[Param::text(key_id), Param::text(idp)],
+        &[Param::text(key_id), Param::text(passkey_template)],
     )?;
     first(rows, pending_from)
 }
 
 pub(crate) fn pending_for_key(sql: &mut dyn Sql, key_id: &str) -> Result<Vec<PendingRegistration>> {
     let rows = sql.query(
-        &format!("SELECT {PENDING_COLS} FROM pending_registrations WHERE key_id = $1 ORDER BY idp"),
+        &format!("SELECT {PENDING_COLS} FROM pending_registrations WHERE key_id = $1 ORDER BY passkey_template"),
         &[Param::text(key_id)],
     )?;
     rows_to(rows, pending_from)
@@ -302,7 +302,7 @@ pub(crate) fn pending_expiring_before(
     let rows = sql.query(
         &format!(
             "SELECT {PENDING_COLS} FROM pending_registrations WHERE challenge_expires_ms < $1 \
-             ORDER BY challenge_expires_ms, key_id, idp"
+             ORDER BY challenge_expires_ms, key_id, passkey_template"
         ),
         &[Param::int(before)],
     )?;
@@ -320,7 +320,7 @@ pub(crate) fn pending_expiring_page(
         None => sql.query(
             &format!(
                 "SELECT {PENDING_COLS} FROM pending_registrations WHERE challenge_expires_ms < $1 \
-                 ORDER BY challenge_expires_ms, key_id, idp LIMIT $2"
+                 ORDER BY challenge_expires_ms, key_id, passkey_template LIMIT $2"
             ),
             &[Param::int(before), Param::int(limit)],
         )?,
@@ -328,8 +328,8 @@ pub(crate) fn pending_expiring_page(
             &format!(
                 "SELECT {PENDING_COLS} FROM pending_registrations WHERE challenge_expires_ms < $1 \
                  AND (challenge_expires_ms > $2 OR (challenge_expires_ms = $2 AND \
-                 (key_id > $3 OR (key_id = $3 AND idp > $4)))) \
-                 ORDER BY challenge_expires_ms, key_id, idp LIMIT $5"
+                 (key_id > $3 OR (key_id = $3 AND passkey_template > $4)))) \
+                 ORDER BY challenge_expires_ms, key_id, passkey_template LIMIT $5"
             ),
             &[
                 Param::int(before),

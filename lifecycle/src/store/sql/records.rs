@@ -29,12 +29,12 @@ pub(super) fn key_from(row: &Row) -> Result<KeyRecord> {
 }
 
 pub(super) const PASSKEY_COLS: &str =
-    "key_id, idp, credential_id, public_key, idp_method_id, state, created_ms";
+    "key_id, passkey_template, credential_id, public_key, idp_method_id, state, created_ms";
 
 pub(super) fn passkey_from(row: &Row) -> Result<PasskeyRecord> {
     Ok(PasskeyRecord {
         key_id: row.text(0, "passkeys.key_id")?,
-        idp: row.text(1, "passkeys.idp")?,
+        passkey_template: row.text(1, "passkeys.passkey_template")?,
         credential_id: row.bytes(2, "passkeys.credential_id")?,
         public_key: row.bytes(3, "passkeys.public_key")?,
         idp_method_id: row.opt_text(4, "passkeys.idp_method_id")?,
@@ -44,13 +44,13 @@ pub(super) fn passkey_from(row: &Row) -> Result<PasskeyRecord> {
 }
 
 pub(super) const PENDING_COLS: &str =
-    "key_id, idp, user_id, attestation_object, client_data_json, \
+    "key_id, passkey_template, user_id, attestation_object, client_data_json, \
                             challenge_expires_ms, created_ms";
 
 pub(super) fn pending_from(row: &Row) -> Result<PendingRegistration> {
     Ok(PendingRegistration {
         key_id: row.text(0, "pending.key_id")?,
-        idp: row.text(1, "pending.idp")?,
+        passkey_template: row.text(1, "pending.passkey_template")?,
         user_id: row.text(2, "pending.user_id")?,
         attestation_object: row.bytes(3, "pending.attestation_object")?,
         client_data_json: row.bytes(4, "pending.client_data_json")?,

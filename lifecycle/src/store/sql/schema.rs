@@ -3,7 +3,7 @@
 use super::*;
 
 /// Number of migrations; the schema version after all of them.
-pub(crate) const MIGRATION_COUNT: u32 = 4;
+pub(crate) const MIGRATION_COUNT: u32 = 5;
 
 pub(super) const V1: &[&str] = &[
     "CREATE TABLE users (user_id TEXT PRIMARY KEY, upn TEXT NOT NULL UNIQUE, \
@@ -60,6 +60,15 @@ pub(super) const V4: &[&str] = &[
     "CREATE INDEX passkeys_credential ON passkeys (credential_id)",
 ];
 
+/// The passkey and pending-registration tables name the passkey template they hold
+/// (`idp` was a misleading name: it is a template name, not an IdP connection). The
+/// journal's `idp` column does hold the IdP connection and keeps its name. SQLite (3.25+)
+/// and PostgreSQL both rename in place, keys and constraints included.
+pub(super) const V5: &[&str] = &[
+    "ALTER TABLE passkeys RENAME COLUMN idp TO passkey_template",
+    "ALTER TABLE pending_registrations RENAME COLUMN idp TO passkey_template",
+];
+
 pub(super) const V2_SQLITE: &[&str] = &[
     "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit \
      BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END",
@@ -84,6 +93,7 @@ pub(super) fn migration_sql(version: u32, dialect: Dialect) -> Vec<String> {
         2 => V2.to_vec(),
         3 => V3.to_vec(),
         4 => V4.to_vec(),
+        5 => V5.to_vec(),
         _ => Vec::new(),
     };
     if version == 2 {

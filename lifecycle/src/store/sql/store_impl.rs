@@ -118,9 +118,9 @@ macro_rules! impl_store {
             fn take_pending(
                 &self,
                 key_id: &str,
-                idp: &str,
+                passkey_template: &str,
             ) -> $crate::store::Result<Option<$crate::store::PendingRegistration>> {
-                self.tx(|s| $crate::store::sql::take_pending(s, key_id, idp))
+                self.tx(|s| $crate::store::sql::take_pending(s, key_id, passkey_template))
             }
             fn pending_for_key(
                 &self,

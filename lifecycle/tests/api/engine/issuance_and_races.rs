@@ -433,7 +433,7 @@ force_idp_deletion_on_revoke = true
     let at = |pt: &str| {
         pending
             .iter()
-            .find(|p| p.idp == pt)
+            .find(|p| p.passkey_template == pt)
             .map(|p| p.user_id.clone())
     };
     assert_eq!(at("entra").as_deref(), Some(w.kim_id.as_str()));

@@ -306,7 +306,7 @@ pub fn unit_of_work_is_atomic<B: Backend>(b: &B) {
     s.upsert_user(&user("carol")).unwrap();
     let pk = PasskeyRecord {
         key_id: "k1".into(),
-        idp: "entra".into(),
+        passkey_template: "entra".into(),
         credential_id: vec![1, 2, 3],
         public_key: vec![0xa5; 77],
         idp_method_id: None,
@@ -381,7 +381,7 @@ pub fn passkeys_add_list_update<B: Backend>(b: &B) {
     assert!(s.list_passkeys("k1").unwrap().is_empty());
     let mut a = PasskeyRecord {
         key_id: "k1".into(),
-        idp: "entra".into(),
+        passkey_template: "entra".into(),
         credential_id: vec![0xc1; 64],
         public_key: vec![0xa5, 0x01, 0x02],
         idp_method_id: None,
@@ -389,7 +389,7 @@ pub fn passkeys_add_list_update<B: Backend>(b: &B) {
         created_ms: 100,
     };
     let c = PasskeyRecord {
-        idp: "okta".into(),
+        passkey_template: "okta".into(),
         credential_id: vec![0xc2; 16],
         created_ms: 200,
         ..a.clone()
@@ -435,7 +435,7 @@ pub fn pending_registrations<B: Backend>(b: &B) {
     }
     let p = |key: &str, idp: &str, exp: i64| PendingRegistration {
         key_id: key.into(),
-        idp: idp.into(),
+        passkey_template: idp.into(),
         user_id: "u".into(),
         attestation_object: vec![0xa3, 0x63, 0x66, 0x6d, 0x74],
         client_data_json: br#"{"type":"webauthn.create"}"#.to_vec(),
@@ -447,7 +447,9 @@ pub fn pending_registrations<B: Backend>(b: &B) {
     s.put_pending(&p("k3", "entra", 5_000)).unwrap();
     s.put_pending(&p("k1", "okta", 2_000)).unwrap();
     let keys = |v: Vec<PendingRegistration>| -> Vec<(String, String)> {
-        v.into_iter().map(|p| (p.key_id, p.idp)).collect()
+        v.into_iter()
+            .map(|p| (p.key_id, p.passkey_template))
+            .collect()
     };
     assert_eq!(
         keys(s.pending_expiring_before(2_000).unwrap()),

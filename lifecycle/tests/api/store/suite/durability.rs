@@ -194,6 +194,52 @@ pub fn migrations_idempotent_and_from_older_schema<B: Backend>(b: &B) {
     );
 }
 
+/// Schema 5 renamed `passkeys.idp` and `pending_registrations.idp` (a passkey template
+/// name) to `passkey_template`: rows written by a schema-4 build read back under the new
+/// name, and the renamed keys still refuse duplicates.
+pub fn passkey_template_column_renamed_from_schema_4<B: Backend>(b: &B) {
+    let old = b.try_open_at("migr_v4", 4).unwrap();
+    assert_eq!(old.schema_version().unwrap(), 4);
+    old.create_key(&new_key("k4", "S4"), 1).unwrap();
+    drop(old);
+    // SQLite's blob literal first, then PostgreSQL's.
+    let seed = |sql: &dyn Fn(&str) -> String| {
+        b.raw_exec("migr_v4", &sql("X'0102'"))
+            .or_else(|_| b.raw_exec("migr_v4", &sql("'\\x0102'")))
+            .unwrap();
+    };
+    seed(&|blob| {
+        format!(
+            "INSERT INTO passkeys (key_id, idp, credential_id, public_key, idp_method_id, state, \
+             created_ms, updated_ms) VALUES ('k4', 'entra', {blob}, {blob}, 'm1', 'active', 2, 2)"
+        )
+    });
+    seed(&|blob| {
+        format!(
+            "INSERT INTO pending_registrations (key_id, idp, user_id, attestation_object, \
+             client_data_json, challenge_expires_ms, created_ms) \
+             VALUES ('k4', 'okta', 'u4', {blob}, {blob}, 9, 3)"
+        )
+    });
+
+    let s = b.open("migr_v4");
+    assert_eq!(s.schema_version().unwrap(), SCHEMA_VERSION);
+    let passkeys = s.list_passkeys("k4").unwrap();
+    assert_eq!(passkeys.len(), 1);
+    assert_eq!(passkeys[0].passkey_template, "entra");
+    assert_eq!(passkeys[0].credential_id, vec![1, 2]);
+    assert_eq!(passkeys[0].idp_method_id.as_deref(), Some("m1"));
+    let pending = s.pending_for_key("k4").unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].passkey_template, "okta");
+    assert_eq!(pending[0].user_id, "u4");
+    let taken = s.take_pending("k4", "okta").unwrap().unwrap();
+    assert_eq!(taken.passkey_template, "okta");
+    // The primary key moved with the column.
+    let dup = s.add_passkey(&passkeys[0]);
+    assert!(dup.is_err(), "the renamed column is still part of the key");
+}
+
 pub fn newer_schema_is_refused<B: Backend>(b: &B) {
     drop(b.open("newer"));
     b.raw_exec("newer", "UPDATE schema_version SET version = 99")
@@ -267,7 +313,7 @@ pub fn pending_expiring_paged<B: Backend>(b: &B) {
         s.create_key(&new_key(&k, &k), 1).unwrap();
         s.put_pending(&PendingRegistration {
             key_id: k,
-            idp: "entra".into(),
+            passkey_template: "entra".into(),
             user_id: "u".into(),
             attestation_object: vec![1],
             client_data_json: vec![2],
@@ -294,7 +340,7 @@ pub fn pending_expiring_paged<B: Backend>(b: &B) {
         after = Some((
             last.challenge_expires_ms,
             last.key_id.clone(),
-            last.idp.clone(),
+            last.passkey_template.clone(),
         ));
         seen.extend(page.into_iter().map(|p| p.key_id));
     }

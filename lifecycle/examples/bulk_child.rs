@@ -28,8 +28,8 @@ use fido_transport::Transport;
 use lifecycle::engine::{BulkDevice, BulkDeviceRequest, BulkKind, BulkOptions, CrashPoint, Engine};
 use lifecycle::idp::EntraIdp;
 use lifecycle::store::{PinKey, SqliteStore};
+use lifecycle::template::KeyTransport;
 use lifecycle::template::TemplateSet;
-use lifecycle::template::Transport as KeyTransport;
 
 fn env(name: &str) -> Result<String, String> {
     std::env::var(name).map_err(|_| format!("{name} is not set"))

@@ -23,7 +23,7 @@ use fido_transport::softkey::{SoftAuthenticator, SoftConfig, SoftTransport};
 use lifecycle::engine::{CrashPoint, Engine, IssueRequest};
 use lifecycle::idp::EntraIdp;
 use lifecycle::store::{PinKey, SqliteStore};
-use lifecycle::template::{TemplateSet, Transport};
+use lifecycle::template::{KeyTransport, TemplateSet};
 
 const HOLDER_PIN: &str = "holder-pin-2468";
 
@@ -94,7 +94,7 @@ fn run() -> Result<(), String> {
         actor: "operator:alice".into(),
         user: "kim@contoso.onmicrosoft.com".into(),
         serial: "SN0001".into(),
-        transport: Transport::Usb,
+        transport: KeyTransport::Usb,
         can_reset_in_place: true,
     };
     engine

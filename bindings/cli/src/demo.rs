@@ -15,7 +15,7 @@ use fido_transport::softkey::{SoftAuthenticator, SoftConfig, SoftTransport};
 use lifecycle::engine::{Engine, EngineError, IdpEffectError, IssueRequest};
 use lifecycle::idp::EntraIdp;
 use lifecycle::store::{KeyQuery, PinKey, SqliteStore};
-use lifecycle::template::{TemplateSet, Transport};
+use lifecycle::template::{KeyTransport, TemplateSet};
 use rand_core::{OsRng, RngCore};
 use sha2::{Digest, Sha256};
 
@@ -145,7 +145,7 @@ fn run_demo(db: Option<PathBuf>) -> Result<(), String> {
         actor: "operator:demo".into(),
         user: DEMO_USER.into(),
         serial,
-        transport: Transport::Usb,
+        transport: KeyTransport::Usb,
         can_reset_in_place: true,
     };
     let user_id = emulator_user_id(&engine, DEMO_USER)?;

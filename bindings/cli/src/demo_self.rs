@@ -9,7 +9,7 @@ use entra_graph::emulator::Emulator;
 use fido_transport::client::Authenticator;
 use fido_transport::softkey::{SoftAuthenticator, SoftConfig, SoftTransport};
 use lifecycle::engine::{Engine, EngineError, SelfServiceError};
-use lifecycle::template::{TemplateSet, Transport};
+use lifecycle::template::{KeyTransport, TemplateSet};
 
 /// The self-service user of the demo.
 pub(crate) const SELF_USER: &str = "adelev@contoso.onmicrosoft.com";
@@ -77,7 +77,7 @@ pub(crate) fn run(engine: &Engine, emulator: &Emulator, now: u64) -> Result<Stri
         &forged,
         "demo-self-service",
         serial,
-        Transport::Usb,
+        KeyTransport::Usb,
         SELF_PIN,
         &mut key,
         now,
@@ -106,7 +106,7 @@ pub(crate) fn run(engine: &Engine, emulator: &Emulator, now: u64) -> Result<Stri
             &token,
             "demo-self-service",
             serial,
-            Transport::Usb,
+            KeyTransport::Usb,
             SELF_PIN,
             &mut key,
             now,

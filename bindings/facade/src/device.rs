@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use fido_transport::client::Authenticator;
 use fido_transport::softkey::{SoftAuthenticator, SoftConfig, SoftTransport};
 use fido_transport::{CancelToken, Transport};
-use lifecycle::template::Transport as KeyTransport;
+use lifecycle::template::KeyTransport;
 use sha2::{Digest, Sha256};
 
 use crate::types::hex;

@@ -180,7 +180,7 @@ impl<T: Transport> DeviceOps for Authenticator<T> {
 /// The facts the planner needs, from getInfo.
 pub(crate) fn facts(
     info: &AuthenticatorInfo,
-    transport: crate::template::Transport,
+    transport: crate::template::KeyTransport,
     can_reset_in_place: bool,
 ) -> DeviceFacts {
     let present = |name: &str| info.supports_option(name).is_some();

@@ -7,7 +7,7 @@ use super::device::{self, DeviceOps};
 use super::{key_id_for, ms, Engine, SelfServiceError, UnixMillis};
 use crate::state::{plan, Operation, Step};
 use crate::store::{KeyRecord, NewKey};
-use crate::template::{TemplateSet, Transport as KeyTransport};
+use crate::template::{KeyTransport, TemplateSet};
 use crate::Error;
 
 use super::flow::FlowContext;

@@ -20,7 +20,7 @@ use super::device::DeviceOps;
 use super::{key_id_for, ms, Engine, EngineError, IssueRequest, SelfServiceError, UnixMillis};
 use crate::model::CredentialState;
 use crate::store::{KeyRecord, NewAuditRecord};
-use crate::template::{OidcConfig, TemplateSet, Transport as KeyTransport};
+use crate::template::{KeyTransport, OidcConfig, TemplateSet};
 use crate::Error;
 
 /// Actor recorded when the token did not verify (the holder is unknown).

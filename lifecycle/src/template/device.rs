@@ -8,7 +8,7 @@ use super::{Fido2Options, Problem};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 #[non_exhaustive]
-pub enum Transport {
+pub enum KeyTransport {
     /// USB HID.
     #[default]
     Usb,
@@ -47,7 +47,7 @@ pub struct DeviceFacts {
     /// `maxRPIDsForSetMinPINLength` (absent means none may be given).
     pub max_rpids_for_set_min_pin_length: Option<u32>,
     /// How the key is attached.
-    pub transport: Transport,
+    pub transport: KeyTransport,
     /// A CTAP reset can be made without the holder removing and reattaching the key
     /// (NFC field power cycle, or a USB key that was just plugged in).
     pub can_reset_in_place: bool,
@@ -68,8 +68,8 @@ pub(crate) fn device_problems(o: &Fido2Options, d: &DeviceFacts) -> Vec<Problem>
     let mut p = Vec::new();
     if o.reset_before_issuance && !d.can_reset_in_place {
         let message = match d.transport {
-            Transport::Usb => "this USB key cannot be reset in place: a CTAP reset must come within seconds of power-up; remove and reattach the key, then issue again right away (or turn reset_before_issuance off)",
-            Transport::Nfc => "this key cannot be reset in place: the reader could not power-cycle the field; lift the key off the reader and put it back, then issue again (or turn reset_before_issuance off)",
+            KeyTransport::Usb => "this USB key cannot be reset in place: a CTAP reset must come within seconds of power-up; remove and reattach the key, then issue again right away (or turn reset_before_issuance off)",
+            KeyTransport::Nfc => "this key cannot be reset in place: the reader could not power-cycle the field; lift the key off the reader and put it back, then issue again (or turn reset_before_issuance off)",
         };
         p.push(Problem::new(format!("{F}.reset_before_issuance"), message));
     }

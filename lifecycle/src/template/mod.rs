@@ -35,7 +35,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-pub use device::{DeviceFacts, DeviceOptions, Transport};
+pub use device::{DeviceFacts, DeviceOptions, KeyTransport};
 pub use display_name::{render_display_name, DISPLAY_NAME_MAX_CHARS, PLACEHOLDERS};
 
 /// Shortest challenge timeout, in minutes (also the default and Graph v1.0's fixed value).

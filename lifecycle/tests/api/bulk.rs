@@ -10,7 +10,7 @@ use lifecycle::engine::{
     JobError, LookupError,
 };
 use lifecycle::store::{BulkItemStatus, KeyQuery};
-use lifecycle::template::Transport as KeyTransport;
+use lifecycle::template::KeyTransport;
 use lifecycle::{CredentialState, Error};
 
 fn soft_device(_: &BulkDeviceRequest) -> Result<BulkDevice, String> {

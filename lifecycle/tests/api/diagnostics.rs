@@ -23,7 +23,7 @@ use lifecycle::diagnostics::{
 use lifecycle::engine::{Engine, IssueRequest};
 use lifecycle::idp::EntraIdp;
 use lifecycle::store::{PinKey, SqliteStore};
-use lifecycle::template::{TemplateSet, Transport};
+use lifecycle::template::{KeyTransport, TemplateSet};
 use lifecycle::{CredentialState, Error};
 
 use crate::common::{now_ms, temp_dir, KIM, KIM_ID};
@@ -188,7 +188,7 @@ fn logs_carry_ids_not_secrets_and_switch_at_run_time_alone() {
         actor: "operator:alice".into(),
         user: KIM.into(),
         serial: SERIAL.into(),
-        transport: Transport::Usb,
+        transport: KeyTransport::Usb,
         can_reset_in_place: true,
     };
 

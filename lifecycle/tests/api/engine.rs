@@ -16,7 +16,7 @@ use lifecycle::engine::{
 use lifecycle::idp::EntraIdp;
 use lifecycle::state::TransitionError;
 use lifecycle::store::{JournalOp, PinKey, SqliteStore};
-use lifecycle::template::{TemplateSet, Transport};
+use lifecycle::template::{KeyTransport, TemplateSet};
 use lifecycle::{CredentialState, Error};
 
 use crate::common::{graph_client, now_ms, sqlite_engine, sqlite_engine_builder, temp_dir, KIM};
@@ -90,7 +90,7 @@ fn request(can_reset: bool) -> IssueRequest {
         actor: "operator:alice".into(),
         user: KIM.into(),
         serial: "SN0001".into(),
-        transport: Transport::Usb,
+        transport: KeyTransport::Usb,
         can_reset_in_place: can_reset,
     }
 }

@@ -10,7 +10,7 @@ use fido_transport::softkey::{SoftAuthenticator, SoftConfig, SoftTransport};
 use lifecycle::engine::{Engine, EngineError, IssueRequest, LookupError, SelfServiceError};
 use lifecycle::state::TransitionError;
 use lifecycle::store::AuditRecord;
-use lifecycle::template::{TemplateSet, Transport};
+use lifecycle::template::{KeyTransport, TemplateSet};
 use lifecycle::{CredentialState, Error};
 
 use crate::common::{now_ms, sqlite_engine, temp_dir, KIM, KIM_ID};
@@ -107,7 +107,7 @@ fn operator_issue(w: &mut World, t: &TemplateSet, user: &str, now: u64) -> Strin
         actor: "operator:alice".into(),
         user: user.into(),
         serial: "SN-SELF-1".into(),
-        transport: Transport::Usb,
+        transport: KeyTransport::Usb,
         can_reset_in_place: false,
     };
     w.engine
@@ -340,7 +340,7 @@ fn templates_without_permission_refuse() {
             &tok2,
             "no-self-service",
             "SN-SELF-9",
-            Transport::Usb,
+            KeyTransport::Usb,
             NEW_PIN,
             &mut w2.key,
             now,
@@ -366,7 +366,7 @@ fn templates_without_permission_refuse() {
             &tok2,
             "unknown",
             "SN-SELF-9",
-            Transport::Usb,
+            KeyTransport::Usb,
             NEW_PIN,
             &mut w2.key,
             now,
@@ -399,7 +399,7 @@ fn self_issuance_makes_an_active_key_for_the_tokens_subject() {
                 &tok,
                 "self-issue",
                 "SN-SELF-2",
-                Transport::Usb,
+                KeyTransport::Usb,
                 NEW_PIN,
                 &mut w.key,
                 now,
@@ -433,7 +433,7 @@ fn self_issuance_makes_an_active_key_for_the_tokens_subject() {
                 &tok,
                 "self-issue",
                 "SN-SELF-2",
-                Transport::Usb,
+                KeyTransport::Usb,
                 NEW_PIN,
                 &mut w.key,
                 now + 1_000,
@@ -464,7 +464,7 @@ fn self_issuance_of_a_key_issued_to_someone_else_is_refused() {
             &tok,
             "self-issue",
             "SN-SELF-1",
-            Transport::Usb,
+            KeyTransport::Usb,
             NEW_PIN,
             &mut w.key,
             now + 1_000,

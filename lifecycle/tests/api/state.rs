@@ -5,7 +5,7 @@ use lifecycle::state::{
     allowed_operations, next_state, plan, KeyFacts, OnIdpFailure, Operation, PendingFact, Plan,
     RegisteredFact, Step, TransitionError, ACTIONS,
 };
-use lifecycle::template::{DeviceFacts, DeviceOptions, TemplateError, TemplateSet, Transport};
+use lifecycle::template::{DeviceFacts, DeviceOptions, KeyTransport, TemplateError, TemplateSet};
 use lifecycle::Error;
 use proptest::prelude::*;
 
@@ -30,7 +30,7 @@ fn key() -> DeviceFacts {
             client_pin_set: false,
         },
         max_rpids_for_set_min_pin_length: Some(1),
-        transport: Transport::Usb,
+        transport: KeyTransport::Usb,
         can_reset_in_place: false,
         min_pin_length: Some(4),
     }
@@ -635,7 +635,11 @@ fn device_facts() -> impl Strategy<Value = Option<DeviceFacts>> {
                     client_pin_set: b[6],
                 },
                 max_rpids_for_set_min_pin_length: max,
-                transport: if b[7] { Transport::Nfc } else { Transport::Usb },
+                transport: if b[7] {
+                    KeyTransport::Nfc
+                } else {
+                    KeyTransport::Usb
+                },
                 can_reset_in_place: b[7],
                 min_pin_length: min,
             }),

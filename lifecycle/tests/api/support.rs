@@ -9,7 +9,7 @@ use fido_transport::client::Authenticator;
 use fido_transport::softkey::{SoftAuthenticator, SoftConfig, SoftTransport};
 use lifecycle::engine::{Engine, IssueRequest};
 use lifecycle::store::KeyRecord;
-use lifecycle::template::{TemplateSet, Transport};
+use lifecycle::template::{KeyTransport, TemplateSet};
 
 pub const ADELE: &str = "adelev@contoso.onmicrosoft.com";
 pub const ALEX: &str = "alexw@contoso.onmicrosoft.com";
@@ -86,7 +86,7 @@ pub fn request(user: &str, serial: &str) -> IssueRequest {
         actor: "operator:alice".into(),
         user: user.into(),
         serial: serial.into(),
-        transport: Transport::Usb,
+        transport: KeyTransport::Usb,
         can_reset_in_place: true,
     }
 }

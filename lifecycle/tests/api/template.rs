@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use lifecycle::template::{
-    render_display_name, DeviceFacts, DeviceOptions, Format, GraphApiVersion, OidcConfig, Problem,
-    TemplateError, TemplateSet, Transport,
+    render_display_name, DeviceFacts, DeviceOptions, Format, GraphApiVersion, KeyTransport,
+    OidcConfig, Problem, TemplateError, TemplateSet,
 };
 
 const TOML: &str = include_str!("../../templates/entra-standard.toml");

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use super::UnixMillis;
 use crate::store::BulkItemStatus;
-use crate::template::Transport as KeyTransport;
+use crate::template::KeyTransport;
 
 /// Most worker threads.
 pub const MAX_WORKERS: usize = 32;

@@ -18,7 +18,7 @@ fn capable_key() -> DeviceFacts {
             client_pin_set: false,
         },
         max_rpids_for_set_min_pin_length: Some(2),
-        transport: Transport::Usb,
+        transport: KeyTransport::Usb,
         can_reset_in_place: true,
         min_pin_length: Some(4),
     }
@@ -149,7 +149,7 @@ fn reset_on_usb_key_that_cannot_reset_in_place_says_replug() {
             "this USB key cannot be reset in place: a CTAP reset must come within seconds of power-up; remove and reattach the key, then issue again right away (or turn reset_before_issuance off)"
         )
     );
-    d.transport = Transport::Nfc;
+    d.transport = KeyTransport::Nfc;
     assert_eq!(
         device_problems(&t, &d),
         one(

@@ -482,9 +482,9 @@ fn issue(args: &Args) -> Result<Output, FacadeError> {
 }
 
 /// `--expiring-before T` as Unix ms (see [`args::parse_time`]).
-pub(crate) fn expiring_before(args: &Args) -> Result<Option<i64>, FacadeError> {
+pub(crate) fn expiring_before(args: &Args) -> Result<Option<u64>, FacadeError> {
     Ok(match &args.expiring_before {
-        Some(t) => Some(i64::try_from(args::parse_time(t, args::now_ms())?).unwrap_or(i64::MAX)),
+        Some(t) => Some(args::parse_time(t, args::now_ms())?),
         None => None,
     })
 }

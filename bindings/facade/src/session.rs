@@ -694,7 +694,7 @@ impl Session {
                 "limit: {limit}: expected 1 to {MAX_PAGE}"
             )));
         }
-        let before = i64::try_from(now_ms().saturating_add(within_ms)).unwrap_or(i64::MAX);
+        let before = now_ms().saturating_add(within_ms);
         let pending: Vec<ExpiringPending> = self
             .inner
             .engine

@@ -40,9 +40,9 @@ pub struct Key {
     /// The record's version (bumped by every change).
     pub version: u64,
     /// Created, Unix milliseconds.
-    pub created_ms: i64,
+    pub created_ms: u64,
     /// Last changed, Unix milliseconds.
-    pub updated_ms: i64,
+    pub updated_ms: u64,
 }
 
 impl From<KeyRecord> for Key {
@@ -74,7 +74,7 @@ pub struct Passkey {
     /// Its lifecycle state.
     pub state: String,
     /// Created, Unix milliseconds.
-    pub created_ms: i64,
+    pub created_ms: u64,
 }
 
 impl From<PasskeyRecord> for Passkey {
@@ -97,9 +97,9 @@ pub struct Pending {
     /// The user at that IdP.
     pub user_id: String,
     /// When the IdP's challenge expires, Unix milliseconds.
-    pub challenge_expires_ms: i64,
+    pub challenge_expires_ms: u64,
     /// Created, Unix milliseconds.
-    pub created_ms: i64,
+    pub created_ms: u64,
 }
 
 impl From<PendingRegistration> for Pending {
@@ -121,7 +121,7 @@ pub struct AuditEntry {
     /// Who acted.
     pub actor: String,
     /// When, Unix milliseconds.
-    pub time_ms: i64,
+    pub time_ms: u64,
     /// What (`issue`, `activate`, ...).
     pub action: String,
     /// The key.
@@ -512,7 +512,7 @@ pub struct BulkJob {
     /// Number of rows.
     pub total: u64,
     /// When the job was recorded, Unix milliseconds.
-    pub created_ms: i64,
+    pub created_ms: u64,
 }
 
 impl From<lifecycle::store::BulkJob> for BulkJob {
@@ -711,7 +711,7 @@ pub struct ExpiringPending {
     /// The user at that IdP.
     pub user_id: String,
     /// When the IdP's challenge expires, Unix milliseconds.
-    pub challenge_expires_ms: i64,
+    pub challenge_expires_ms: u64,
 }
 
 /// Where a page of the expiring listing ends (give it back as `after`).
@@ -719,7 +719,7 @@ pub struct ExpiringPending {
 #[serde(deny_unknown_fields)]
 pub struct ExpiringCursor {
     /// The last entry's expiry.
-    pub challenge_expires_ms: i64,
+    pub challenge_expires_ms: u64,
     /// The last entry's key.
     pub key_id: String,
     /// The last entry's passkey template.

@@ -3,8 +3,7 @@
 
 use super::payload::{DeletePayload, RegisterPayload};
 use super::{
-    b64, ms, CrashPoint, Engine, IdpEffectError, LookupError, PlanError, UnixMillis,
-    JOURNAL_LEASE_MS,
+    b64, CrashPoint, Engine, IdpEffectError, LookupError, PlanError, UnixMillis, JOURNAL_LEASE_MS,
 };
 use crate::idp::IdpError;
 use crate::model::CredentialState;
@@ -91,7 +90,7 @@ impl Engine {
                 }],
                 ..UnitOfWork::default()
             },
-            ms(now),
+            now,
         )?;
         let entry = committed
             .journal
@@ -108,14 +107,13 @@ impl Engine {
         );
         self.maybe_crash(CrashPoint::AfterJournal)?;
         self.store
-            .journal_claim(entry.id, &self.station, ms(now), JOURNAL_LEASE_MS)?;
+            .journal_claim(entry.id, &self.station, now, JOURNAL_LEASE_MS)?;
         let request = payload.request(entry.id)?;
         let outcome = match idp.register(&pending.user_id, &request) {
             Ok(o) => o,
             Err(e @ IdpError::ChallengeExpired { .. }) => {
                 // The IdP's clock says expired although ours did not: same outcome.
-                self.store
-                    .journal_failed(entry.id, &e.to_string(), ms(now))?;
+                self.store.journal_failed(entry.id, &e.to_string(), now)?;
                 flow.request_id = e.request_id().map(str::to_owned);
                 let refusal = crate::state::TransitionError::ChallengeExpired {
                     passkey_template: passkey_template.to_owned(),
@@ -162,7 +160,7 @@ impl Engine {
                 audit: vec![rec],
                 ..UnitOfWork::default()
             },
-            ms(now),
+            now,
         )?;
         tracing::info!(journal_id = entry.id, "journal entry closed");
         Ok(())
@@ -178,7 +176,7 @@ impl Engine {
         let definite = matches!(e, IdpError::Call { status: Some(s), .. } if (400..500).contains(s) && *s != 408 && *s != 429)
             || matches!(e, IdpError::Policy { .. });
         if definite {
-            self.store.journal_failed(id, &e.to_string(), ms(now))?;
+            self.store.journal_failed(id, &e.to_string(), now)?;
         }
         Ok(())
     }
@@ -220,7 +218,7 @@ impl Engine {
                     operation: JournalOp::Delete,
                     payload: payload.to_bytes(),
                 },
-                ms(now),
+                now,
             )?;
             tracing::info!(
                 journal_id = entry.id,
@@ -231,7 +229,7 @@ impl Engine {
             );
             self.maybe_crash(CrashPoint::AfterJournal)?;
             self.store
-                .journal_claim(entry.id, &self.station, ms(now), JOURNAL_LEASE_MS)?;
+                .journal_claim(entry.id, &self.station, now, JOURNAL_LEASE_MS)?;
             let deleted = idp.delete(&user, &method_id);
             match &deleted {
                 Ok(d) => tracing::info!(
@@ -269,7 +267,7 @@ impl Engine {
                             audit: vec![rec],
                             ..UnitOfWork::default()
                         },
-                        ms(now),
+                        now,
                     )?;
                     tracing::info!(journal_id = entry.id, "journal entry closed");
                 }
@@ -277,8 +275,7 @@ impl Engine {
                     flow.request_id = e.request_id().map(str::to_owned);
                     match on_failure {
                         OnIdpFailure::CancelOperation => {
-                            self.store
-                                .journal_failed(entry.id, &e.to_string(), ms(now))?;
+                            self.store.journal_failed(entry.id, &e.to_string(), now)?;
                             return Err(IdpEffectError::IdpDeletionCancelled {
                                 operation: flow.operation,
                                 passkey_template: passkey_template.to_owned(),

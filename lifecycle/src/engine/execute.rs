@@ -8,9 +8,7 @@ use zeroize::Zeroizing;
 
 use super::device::{self, DeviceOps};
 use super::payload::StatePayload;
-use super::{
-    ms, CrashPoint, DevicePrompt, Engine, IdpEffectError, LookupError, PlanError, UnixMillis,
-};
+use super::{CrashPoint, DevicePrompt, Engine, IdpEffectError, LookupError, PlanError, UnixMillis};
 use crate::model::CredentialState;
 use crate::state::{Operation, Step};
 use crate::store::{
@@ -84,7 +82,7 @@ impl Engine {
                 Some(format!("state {}", to.as_str())),
             ));
         }
-        let done = self.store.commit(work, ms(now))?;
+        let done = self.store.commit(work, now)?;
         tracing::info!(to = to.as_str(), "state committed");
         flow.key = done.key.ok_or_else(|| StoreError::Corrupt {
             what: "transition committed without a key".into(),
@@ -151,12 +149,8 @@ impl Engine {
                     // Sealed and stored before the key gets it: a crash in between
                     // never leaves a key with a PIN nobody knows.
                     let sealed = TransportPin::new(pin.as_str())?;
-                    self.store.put_transport_pin(
-                        &flow.key.key_id,
-                        &sealed,
-                        &self.pin_key,
-                        ms(now),
-                    )?;
+                    self.store
+                        .put_transport_pin(&flow.key.key_id, &sealed, &self.pin_key, now)?;
                     d.set_pin(&pin)?;
                     flow.pin = Some(pin);
                 }
@@ -252,7 +246,7 @@ impl Engine {
                         public_key: made.public_key,
                         idp_method_id: None,
                         state: CredentialState::Issued,
-                        created_ms: ms(now),
+                        created_ms: now,
                     });
                     flow.work.put_pending.push(PendingRegistration {
                         key_id: flow.key.key_id.clone(),
@@ -260,8 +254,8 @@ impl Engine {
                         user_id: user,
                         attestation_object: made.attestation_object,
                         client_data_json: client_data,
-                        challenge_expires_ms: ms(expires),
-                        created_ms: ms(now),
+                        challenge_expires_ms: expires,
+                        created_ms: now,
                     });
                 }
                 Step::ChangePin => {
@@ -303,7 +297,7 @@ impl Engine {
                     // Passkeys made in this flow are committed first.
                     if !flow.work.add_passkeys.is_empty() || !flow.work.put_pending.is_empty() {
                         let work = std::mem::take(&mut flow.work);
-                        self.store.commit(work, ms(now))?;
+                        self.store.commit(work, now)?;
                     }
                     self.register_pending(flow, passkey_template, idp_connection, now)?;
                 }
@@ -392,7 +386,7 @@ impl Engine {
                 operation: JournalOp::State,
                 payload: payload.to_bytes(),
             },
-            ms(now),
+            now,
         )?;
         flow.intent = Some(entry.id);
         self.maybe_crash(CrashPoint::AfterStateJournal)

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use zeroize::Zeroizing;
 
 use super::device::Made;
-use super::{ms, Engine, EngineError, UnixMillis};
+use super::{Engine, EngineError, UnixMillis};
 use crate::state::{Operation, TransitionError};
 use crate::store::{KeyRecord, NewAuditRecord, PasskeyRecord, StoreError, Transition, UnitOfWork};
 use crate::template::TemplateSet;
@@ -96,7 +96,7 @@ impl<'a> FlowContext<'a> {
     ) -> NewAuditRecord {
         NewAuditRecord {
             actor: self.actor.to_owned(),
-            time_ms: ms(now),
+            time_ms: now,
             action: action.to_owned(),
             key_id: Some(self.key.key_id.clone()),
             user_id: self.user.clone().or_else(|| self.key.user_id.clone()),
@@ -143,7 +143,7 @@ impl Engine {
         );
         if flow.operation == Operation::Activate && challenge_expired {
             if let Some(id) = flow.intent {
-                let _ = self.store.journal_failed(id, "challenge expired", ms(now));
+                let _ = self.store.journal_failed(id, "challenge expired", now);
             }
             return e;
         }
@@ -154,7 +154,7 @@ impl Engine {
         if let Some(id) = flow.intent {
             let _ = self
                 .store
-                .journal_failed(id, &format!("flow failed: {e}"), ms(now));
+                .journal_failed(id, &format!("flow failed: {e}"), now);
         }
         let rec = flow.audit(flow.operation.as_str(), outcome, Some(e.to_string()), now);
         // The flow's error matters more than a failing audit append.
@@ -180,7 +180,7 @@ impl Engine {
                 audit: vec![audit],
                 ..UnitOfWork::default()
             },
-            ms(now),
+            now,
         )?;
         Ok(done.key.ok_or_else(|| StoreError::Corrupt {
             what: "transition committed without a key".into(),

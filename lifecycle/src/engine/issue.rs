@@ -4,7 +4,7 @@ use fido_transport::client::Authenticator;
 use fido_transport::Transport;
 
 use super::device::{self, DeviceOps};
-use super::{key_id_for, ms, Engine, SelfServiceError, UnixMillis};
+use super::{key_id_for, Engine, SelfServiceError, UnixMillis};
 use crate::state::{plan, Operation, Step};
 use crate::store::{KeyRecord, NewKey};
 use crate::template::{KeyTransport, TemplateSet};
@@ -76,7 +76,7 @@ impl Engine {
                     aaguid: info.aaguid,
                     serial: request.serial.clone(),
                 },
-                ms(now),
+                now,
             )?,
         };
         self.issue_like(

@@ -197,10 +197,6 @@ impl EngineBuilder {
     }
 }
 
-fn ms(t: UnixMillis) -> i64 {
-    i64::try_from(t).unwrap_or(i64::MAX)
-}
-
 fn b64(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }

@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::payload::DeletePayload;
-use super::{b64, ms, Engine, UnixMillis};
+use super::{b64, Engine, UnixMillis};
 use crate::idp::{Idp, IdpPasskey};
 use crate::model::CredentialState;
 use crate::store::{
@@ -325,7 +325,7 @@ impl Engine {
                 continue;
             }
             for p in self.store.pending_for_key(&k.key_id)? {
-                if p.challenge_expires_ms >= ms(now) {
+                if p.challenge_expires_ms >= now {
                     continue;
                 }
                 let mut f = DriftFinding {
@@ -394,7 +394,7 @@ impl Engine {
     ) -> NewAuditRecord {
         NewAuditRecord {
             actor: actor.to_owned(),
-            time_ms: ms(now),
+            time_ms: now,
             action: "reconcile".into(),
             key_id: Some(key.key_id.clone()),
             user_id: key.user_id.clone(),
@@ -455,8 +455,8 @@ impl Engine {
             template_id: None,
             needs_reissue: false,
             version: 1,
-            created_ms: ms(now),
-            updated_ms: ms(now),
+            created_ms: now,
+            updated_ms: now,
         };
         let work = UnitOfWork {
             create_keys: vec![NewKey {
@@ -467,7 +467,7 @@ impl Engine {
             transition: Some(Transition::new(&placeholder, CredentialState::Unregistered)),
             ..UnitOfWork::default()
         };
-        match self.store.commit(work, ms(now)) {
+        match self.store.commit(work, now) {
             Ok(_) | Err(StoreError::Duplicate { .. }) => {}
             Err(e) => return Err(e.into()),
         }
@@ -519,13 +519,13 @@ impl Engine {
                         operation: JournalOp::Delete,
                         payload: payload.to_bytes(),
                     },
-                    ms(now),
+                    now,
                 )?
             }
         };
         self.maybe_crash(super::CrashPoint::AfterJournal)?;
         self.store
-            .journal_claim(entry.id, &self.station, ms(now), super::JOURNAL_LEASE_MS)?;
+            .journal_claim(entry.id, &self.station, now, super::JOURNAL_LEASE_MS)?;
         if let Err(e) = self.replay_delete(&entry, idp, now) {
             if let Error::Idp(ie) = &e {
                 self.close_failed_if_final(entry.id, ie, now)?;

@@ -1,7 +1,7 @@
 //! Journal replay: finishes the IdP side effects and state changes a crash left open.
 
 use super::payload::{DeletePayload, RegisterPayload, StatePayload};
-use super::{ms, Engine, JournalError, UnixMillis, JOURNAL_LEASE_MS};
+use super::{Engine, JournalError, UnixMillis, JOURNAL_LEASE_MS};
 use crate::idp::Idp;
 use crate::model::{Action, CredentialState};
 use crate::state::{next_state, Operation};
@@ -82,7 +82,7 @@ impl Engine {
             };
             match self
                 .store
-                .journal_claim(entry.id, &self.station, ms(now), JOURNAL_LEASE_MS)
+                .journal_claim(entry.id, &self.station, now, JOURNAL_LEASE_MS)
             {
                 Ok(_) => {}
                 Err(StoreError::JournalBusy { .. }) => {
@@ -134,7 +134,7 @@ impl Engine {
     ) -> NewAuditRecord {
         NewAuditRecord {
             actor: format!("replay:{}", self.station),
-            time_ms: ms(now),
+            time_ms: now,
             action: action.to_owned(),
             key_id: Some(key.key_id.clone()),
             user_id: key.user_id.clone(),
@@ -208,7 +208,7 @@ impl Engine {
                 now,
             ));
         }
-        self.store.commit(work, ms(now))?;
+        self.store.commit(work, now)?;
         Ok(outcome)
     }
 
@@ -220,7 +220,7 @@ impl Engine {
     ) -> Result<ReplayOutcome, Error> {
         let p = StatePayload::from_bytes(entry.id, &entry.payload)?;
         let close = |result: &str| -> Result<ReplayOutcome, Error> {
-            self.store.journal_done(entry.id, Some(result), ms(now))?;
+            self.store.journal_done(entry.id, Some(result), now)?;
             Ok(ReplayOutcome::StateSettled(result.to_owned()))
         };
         let Some(key) = self.store.get_key(&entry.key_id)? else {
@@ -262,7 +262,7 @@ impl Engine {
             CredentialState::Active => {
                 if !self.store.pending_for_key(&key.key_id)?.is_empty() {
                     let why = "activation incomplete: registrations are still pending; run the activation again";
-                    self.store.journal_failed(entry.id, why, ms(now))?;
+                    self.store.journal_failed(entry.id, why, now)?;
                     return Ok(ReplayOutcome::StateSettled(why.into()));
                 }
                 let mut t = Transition::new(&key, CredentialState::Active);
@@ -285,7 +285,7 @@ impl Engine {
                         )],
                         ..UnitOfWork::default()
                     },
-                    ms(now),
+                    now,
                 )?;
                 Ok(ReplayOutcome::StateSettled(
                     "activate finished by replay".into(),
@@ -355,7 +355,7 @@ impl Engine {
                 now,
             ));
         }
-        self.store.commit(work, ms(now))?;
+        self.store.commit(work, now)?;
         Ok(if d.already_gone {
             ReplayOutcome::AlreadyGone
         } else {

@@ -17,7 +17,7 @@ use fido_transport::client::Authenticator;
 use fido_transport::Transport;
 
 use super::device::DeviceOps;
-use super::{key_id_for, ms, Engine, EngineError, IssueRequest, SelfServiceError, UnixMillis};
+use super::{key_id_for, Engine, EngineError, IssueRequest, SelfServiceError, UnixMillis};
 use crate::model::CredentialState;
 use crate::store::{KeyRecord, NewAuditRecord};
 use crate::template::{KeyTransport, OidcConfig, TemplateSet};
@@ -143,7 +143,7 @@ impl Engine {
     fn refuse_self(&self, actor: &str, ctx: &Ctx<'_>, e: Error, now: UnixMillis) -> Error {
         let rec = NewAuditRecord {
             actor: actor.to_owned(),
-            time_ms: ms(now),
+            time_ms: now,
             action: ctx.action.to_owned(),
             key_id: ctx.key_id.map(str::to_owned),
             user_id: ctx.user_id.clone(),
@@ -342,7 +342,7 @@ impl Engine {
         };
         let rec = NewAuditRecord {
             actor: holder.actor.clone(),
-            time_ms: ms(now),
+            time_ms: now,
             action: ctx.action.to_owned(),
             key_id: Some(key_id.to_owned()),
             user_id: key.user_id.clone(),

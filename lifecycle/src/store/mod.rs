@@ -45,8 +45,9 @@ mod state_serde {
     }
 }
 
-/// Unix time in milliseconds, as passed in by the caller.
-pub type UnixMillis = i64;
+/// Unix time in milliseconds (the planner's, so the whole crate has one time type; the SQL
+/// backends store it as BIGINT).
+pub use crate::state::UnixMillis;
 
 /// The schema version this build creates and understands.
 pub const SCHEMA_VERSION: u32 = sql::MIGRATION_COUNT;

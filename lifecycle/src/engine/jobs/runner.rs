@@ -15,7 +15,7 @@ use super::{
 };
 use crate::engine::reconcile::{DriftKind, ReconcileOptions};
 use crate::engine::{
-    ms, CrashPoint, Engine, EngineError, IssueRequest, JobError, LookupError, PlanError, UnixMillis,
+    CrashPoint, Engine, EngineError, IssueRequest, JobError, LookupError, PlanError, UnixMillis,
 };
 use crate::idp::Idp;
 use crate::model::CredentialState;
@@ -70,7 +70,7 @@ impl Engine {
             actor: actor.to_owned(),
             items,
         };
-        match self.store.bulk_create(&job, ms(now)) {
+        match self.store.bulk_create(&job, now) {
             Ok(j) => Ok(j),
             // Another station created it at the same moment.
             Err(crate::store::StoreError::Duplicate { .. }) => self
@@ -264,7 +264,7 @@ impl Engine {
             item.line,
             BulkItemStatus::Running,
             None,
-            ms(clock()),
+            clock(),
         )?;
         self.maybe_crash(CrashPoint::BulkItemStarted)?;
         let settled = if was_running {
@@ -289,7 +289,7 @@ impl Engine {
             }
         };
         self.store
-            .bulk_set_item(job.job_id, item.line, status, Some(&outcome), ms(clock()))?;
+            .bulk_set_item(job.job_id, item.line, status, Some(&outcome), clock())?;
         Ok(ItemOutcome {
             status,
             outcome,

@@ -11,7 +11,7 @@ pub(super) fn bulk_job_from(row: &Row) -> Result<BulkJob> {
         source_hash: row.text(2, "bulk_jobs.source_hash")?,
         actor: row.text(3, "bulk_jobs.actor")?,
         total: row.uint(4, "bulk_jobs.total")?,
-        created_ms: row.int(5, "bulk_jobs.created_ms")?,
+        created_ms: row.uint(5, "bulk_jobs.created_ms")?,
     })
 }
 
@@ -27,7 +27,7 @@ pub(super) fn bulk_item_from(row: &Row) -> Result<BulkItem> {
             what: format!("bulk_items.status: unknown {status:?}"),
         })?,
         outcome: row.opt_text(4, "bulk_items.outcome")?,
-        updated_ms: row.int(5, "bulk_items.updated_ms")?,
+        updated_ms: row.uint(5, "bulk_items.updated_ms")?,
     })
 }
 
@@ -52,7 +52,7 @@ pub(crate) fn bulk_create(sql: &mut dyn Sql, job: &NewBulkJob, now: UnixMillis) 
             Param::text(&job.source_hash),
             Param::text(&job.actor),
             Param::int(total),
-            Param::int(now),
+            Param::millis(now),
         ],
     )?;
     let created = first(rows, bulk_job_from)?.ok_or_else(|| StoreError::Corrupt {
@@ -67,7 +67,7 @@ pub(crate) fn bulk_create(sql: &mut dyn Sql, job: &NewBulkJob, now: UnixMillis) 
                 Param::int(ver(*line, "items.line")?),
                 Param::text(input),
                 Param::text(BulkItemStatus::Pending.as_str()),
-                Param::int(now),
+                Param::millis(now),
             ],
         )?;
     }
@@ -129,7 +129,7 @@ pub(crate) fn bulk_set_item(
         &[
             Param::text(status.as_str()),
             Param::Text(outcome.map(str::to_owned)),
-            Param::int(now),
+            Param::millis(now),
             Param::int(job_id),
             Param::int(ver(line, "line")?),
         ],

@@ -8,7 +8,7 @@ pub(super) fn append_audit(sql: &mut dyn Sql, a: &NewAuditRecord) -> Result<i64>
          idp_request_id, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
         &[
             Param::text(&a.actor),
-            Param::int(a.time_ms),
+            Param::millis(a.time_ms),
             Param::text(&a.action),
             Param::opt_text(&a.key_id),
             Param::opt_text(&a.user_id),
@@ -37,8 +37,8 @@ pub(crate) fn query_audit(sql: &mut dyn Sql, q: &AuditQuery) -> Result<Vec<Audit
         &[
             Param::opt_text(&q.key_id),
             Param::opt_text(&q.user_id),
-            Param::Int(q.from_ms),
-            Param::Int(q.until_ms),
+            Param::Int(q.from_ms.map(|t| i64::try_from(t).unwrap_or(i64::MAX))),
+            Param::Int(q.until_ms.map(|t| i64::try_from(t).unwrap_or(i64::MAX))),
             Param::int(limit),
         ],
     )?;
@@ -62,7 +62,7 @@ pub(super) fn journal_append(
             Param::text(e.operation.as_str()),
             Param::blob(&e.payload),
             Param::text(JournalStatus::Pending.as_str()),
-            Param::int(now),
+            Param::millis(now),
         ],
     )?;
     first(rows, journal_from)?.ok_or_else(|| StoreError::Corrupt {
@@ -115,7 +115,7 @@ pub(super) fn journal_close(
         &[
             Param::text(status.as_str()),
             Param::opt_text(result),
-            Param::int(now),
+            Param::millis(now),
             Param::int(id),
             Param::text(JournalStatus::Pending.as_str()),
         ],
@@ -142,9 +142,9 @@ pub(crate) fn journal_claim(
             reason: "empty".into(),
         });
     }
-    let until = now
-        .checked_add(lease_ms)
-        .filter(|_| lease_ms >= 0)
+    let until = u64::try_from(lease_ms)
+        .ok()
+        .and_then(|lease| now.checked_add(lease))
         .ok_or_else(|| StoreError::Invalid {
             field: "lease_ms",
             reason: format!("{lease_ms} is negative or overflows"),
@@ -158,8 +158,8 @@ pub(crate) fn journal_claim(
         ),
         &[
             Param::text(station),
-            Param::int(until),
-            Param::int(now),
+            Param::millis(until),
+            Param::millis(now),
             Param::int(id),
             Param::text(JournalStatus::Pending.as_str()),
         ],
@@ -193,7 +193,7 @@ pub(crate) fn put_transport_pin(
         &[
             Param::text(key_id),
             Param::Blob(Some(sealed)),
-            Param::int(now),
+            Param::millis(now),
         ],
     )?;
     Ok(())

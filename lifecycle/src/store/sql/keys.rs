@@ -50,7 +50,7 @@ pub(crate) fn create_key(sql: &mut dyn Sql, k: &NewKey, now: UnixMillis) -> Resu
             Param::blob(&k.aaguid),
             Param::text(&k.serial),
             Param::text(CredentialState::Blank.as_str()),
-            Param::int(now),
+            Param::millis(now),
         ],
     )?;
     first(rows, key_from)?.ok_or_else(|| StoreError::Corrupt {
@@ -173,7 +173,7 @@ pub(super) fn apply_transition(
             Param::opt_text(&next.template_id),
             Param::int(i64::from(next.needs_reissue)),
             Param::int(ver(next.version, "version")?),
-            Param::int(now),
+            Param::millis(now),
             Param::text(&tr.key_id),
             Param::text(tr.expected_state.as_str()),
             Param::int(ver(tr.expected_version, "expected_version")?),
@@ -199,7 +199,7 @@ pub(super) fn add_passkey(sql: &mut dyn Sql, p: &PasskeyRecord) -> Result<()> {
             Param::blob(&p.public_key),
             Param::opt_text(&p.idp_method_id),
             Param::text(p.state.as_str()),
-            Param::int(p.created_ms),
+            Param::millis(p.created_ms),
         ],
     )?;
     Ok(())
@@ -212,7 +212,7 @@ pub(super) fn update_passkey(sql: &mut dyn Sql, p: &PasskeyRecord, now: UnixMill
         &[
             Param::opt_text(&p.idp_method_id),
             Param::text(p.state.as_str()),
-            Param::int(now),
+            Param::millis(now),
             Param::text(&p.key_id),
             Param::text(&p.passkey_template),
             Param::blob(&p.credential_id),
@@ -265,8 +265,8 @@ pub(super) fn put_pending(sql: &mut dyn Sql, p: &PendingRegistration) -> Result<
             Param::text(&p.user_id),
             Param::blob(&p.attestation_object),
             Param::blob(&p.client_data_json),
-            Param::int(p.challenge_expires_ms),
-            Param::int(p.created_ms),
+            Param::millis(p.challenge_expires_ms),
+            Param::millis(p.created_ms),
         ],
     )?;
     Ok(())
@@ -304,7 +304,7 @@ pub(crate) fn pending_expiring_before(
             "SELECT {PENDING_COLS} FROM pending_registrations WHERE challenge_expires_ms < $1 \
              ORDER BY challenge_expires_ms, key_id, passkey_template"
         ),
-        &[Param::int(before)],
+        &[Param::millis(before)],
     )?;
     rows_to(rows, pending_from)
 }
@@ -322,7 +322,7 @@ pub(crate) fn pending_expiring_page(
                 "SELECT {PENDING_COLS} FROM pending_registrations WHERE challenge_expires_ms < $1 \
                  ORDER BY challenge_expires_ms, key_id, passkey_template LIMIT $2"
             ),
-            &[Param::int(before), Param::int(limit)],
+            &[Param::millis(before), Param::int(limit)],
         )?,
         Some((e, k, d)) => sql.query(
             &format!(
@@ -332,8 +332,8 @@ pub(crate) fn pending_expiring_page(
                  ORDER BY challenge_expires_ms, key_id, passkey_template LIMIT $5"
             ),
             &[
-                Param::int(before),
-                Param::int(e),
+                Param::millis(before),
+                Param::millis(e),
                 Param::text(k),
                 Param::text(d),
                 Param::int(limit),

@@ -52,6 +52,10 @@ impl Param {
     fn int(v: i64) -> Param {
         Param::Int(Some(v))
     }
+    /// A time, stored as BIGINT (times past `i64::MAX` ms, far beyond any clock, clamp).
+    fn millis(t: UnixMillis) -> Param {
+        Param::Int(Some(i64::try_from(t).unwrap_or(i64::MAX)))
+    }
     /// A blob value.
     fn blob(v: &[u8]) -> Param {
         Param::Blob(Some(v.to_vec()))

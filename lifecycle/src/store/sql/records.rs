@@ -23,8 +23,8 @@ pub(super) fn key_from(row: &Row) -> Result<KeyRecord> {
         template_id: row.opt_text(5, "keys.template_id")?,
         needs_reissue: row.int(6, "keys.needs_reissue")? != 0,
         version: row.uint(7, "keys.version")?,
-        created_ms: row.int(8, "keys.created_ms")?,
-        updated_ms: row.int(9, "keys.updated_ms")?,
+        created_ms: row.uint(8, "keys.created_ms")?,
+        updated_ms: row.uint(9, "keys.updated_ms")?,
     })
 }
 
@@ -39,7 +39,7 @@ pub(super) fn passkey_from(row: &Row) -> Result<PasskeyRecord> {
         public_key: row.bytes(3, "passkeys.public_key")?,
         idp_method_id: row.opt_text(4, "passkeys.idp_method_id")?,
         state: row.state(5, "passkeys.state")?,
-        created_ms: row.int(6, "passkeys.created_ms")?,
+        created_ms: row.uint(6, "passkeys.created_ms")?,
     })
 }
 
@@ -54,8 +54,8 @@ pub(super) fn pending_from(row: &Row) -> Result<PendingRegistration> {
         user_id: row.text(2, "pending.user_id")?,
         attestation_object: row.bytes(3, "pending.attestation_object")?,
         client_data_json: row.bytes(4, "pending.client_data_json")?,
-        challenge_expires_ms: row.int(5, "pending.challenge_expires_ms")?,
-        created_ms: row.int(6, "pending.created_ms")?,
+        challenge_expires_ms: row.uint(5, "pending.challenge_expires_ms")?,
+        created_ms: row.uint(6, "pending.created_ms")?,
     })
 }
 
@@ -68,7 +68,7 @@ pub(super) fn audit_from(row: &Row) -> Result<AuditRecord> {
         id: row.int(0, "audit.id")?,
         event: NewAuditRecord {
             actor: row.text(1, "audit.actor")?,
-            time_ms: row.int(2, "audit.time_ms")?,
+            time_ms: row.uint(2, "audit.time_ms")?,
             action: row.text(3, "audit.action")?,
             key_id: row.opt_text(4, "audit.key_id")?,
             user_id: row.opt_text(5, "audit.user_id")?,
@@ -103,10 +103,10 @@ pub(super) fn journal_from(row: &Row) -> Result<JournalEntry> {
             what: format!("journal.attempts: {attempts} out of range"),
         })?,
         result: row.opt_text(7, "journal.result")?,
-        created_ms: row.int(8, "journal.created_ms")?,
-        updated_ms: row.int(9, "journal.updated_ms")?,
+        created_ms: row.uint(8, "journal.created_ms")?,
+        updated_ms: row.uint(9, "journal.updated_ms")?,
         claimed_by: row.opt_text(10, "journal.claimed_by")?,
-        claimed_until_ms: row.int(11, "journal.claimed_until_ms")?,
+        claimed_until_ms: row.uint(11, "journal.claimed_until_ms")?,
     })
 }
 

@@ -31,7 +31,7 @@ fn user(id: &str) -> UserRecord {
     }
 }
 
-fn audit(action: &str, key: Option<&str>, user: Option<&str>, t: i64) -> NewAuditRecord {
+fn audit(action: &str, key: Option<&str>, user: Option<&str>, t: u64) -> NewAuditRecord {
     NewAuditRecord {
         actor: "op-1".into(),
         time_ms: t,
@@ -433,7 +433,7 @@ pub fn pending_registrations<B: Backend>(b: &B) {
     for k in ["k1", "k2", "k3"] {
         s.create_key(&new_key(k, k), 1).unwrap();
     }
-    let p = |key: &str, idp: &str, exp: i64| PendingRegistration {
+    let p = |key: &str, idp: &str, exp: u64| PendingRegistration {
         key_id: key.into(),
         passkey_template: idp.into(),
         user_id: "u".into(),

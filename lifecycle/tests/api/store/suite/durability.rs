@@ -324,7 +324,7 @@ pub fn pending_expiring_paged<B: Backend>(b: &B) {
         .unwrap();
     }
     let mut seen = Vec::new();
-    let mut after: Option<(i64, String, String)> = None;
+    let mut after: Option<(u64, String, String)> = None;
     loop {
         let page = s
             .pending_expiring_page(

@@ -701,12 +701,10 @@ impl Session {
             .store()
             .pending_expiring_page(
                 before,
-                after.map(|c| {
-                    (
-                        c.challenge_expires_ms,
-                        c.key_id.as_str(),
-                        c.passkey_template.as_str(),
-                    )
+                after.map(|c| lifecycle::store::PendingPosition {
+                    challenge_expires_ms: c.challenge_expires_ms,
+                    key_id: c.key_id.as_str(),
+                    passkey_template: c.passkey_template.as_str(),
                 }),
                 limit,
             )

@@ -8,7 +8,9 @@ use super::{
 use crate::idp::IdpError;
 use crate::model::CredentialState;
 use crate::state::{OnIdpFailure, Operation};
-use crate::store::{JournalOp, JournalStatus, NewJournalEntry, StoreError, UnitOfWork};
+use crate::store::{
+    JournalClose, JournalOp, JournalStatus, NewJournalEntry, PendingId, StoreError, UnitOfWork,
+};
 use crate::template::render_display_name;
 use crate::Error;
 
@@ -155,8 +157,15 @@ impl Engine {
         self.store.commit(
             UnitOfWork {
                 update_passkeys: vec![pk],
-                remove_pending: vec![(key_id, passkey_template.to_owned())],
-                close_journal: vec![(entry.id, JournalStatus::Done, Some(outcome.method_id))],
+                remove_pending: vec![PendingId {
+                    key_id,
+                    passkey_template: passkey_template.to_owned(),
+                }],
+                close_journal: vec![JournalClose {
+                    id: entry.id,
+                    status: JournalStatus::Done,
+                    result: Some(outcome.method_id),
+                }],
                 audit: vec![rec],
                 ..UnitOfWork::default()
             },
@@ -263,7 +272,11 @@ impl Engine {
                     self.store.commit(
                         UnitOfWork {
                             update_passkeys: vec![pk],
-                            close_journal: vec![(entry.id, JournalStatus::Done, d.request_id)],
+                            close_journal: vec![JournalClose {
+                                id: entry.id,
+                                status: JournalStatus::Done,
+                                result: d.request_id,
+                            }],
                             audit: vec![rec],
                             ..UnitOfWork::default()
                         },

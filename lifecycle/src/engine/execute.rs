@@ -12,8 +12,8 @@ use super::{CrashPoint, DevicePrompt, Engine, IdpEffectError, LookupError, PlanE
 use crate::model::CredentialState;
 use crate::state::{Operation, Step};
 use crate::store::{
-    FieldChange, JournalOp, JournalStatus, NewJournalEntry, PasskeyRecord, PendingRegistration,
-    StoreError, Transition, TransportPin,
+    FieldChange, JournalClose, JournalOp, JournalStatus, NewJournalEntry, PasskeyRecord, PendingId,
+    PendingRegistration, StoreError, Transition, TransportPin,
 };
 use crate::template::render_display_name;
 use crate::Error;
@@ -76,11 +76,11 @@ impl Engine {
         work.transition = Some(t);
         work.audit.push(rec);
         if let Some(id) = flow.intent.take() {
-            work.close_journal.push((
+            work.close_journal.push(JournalClose {
                 id,
-                JournalStatus::Done,
-                Some(format!("state {}", to.as_str())),
-            ));
+                status: JournalStatus::Done,
+                result: Some(format!("state {}", to.as_str())),
+            });
         }
         let done = self.store.commit(work, now)?;
         tracing::info!(to = to.as_str(), "state committed");
@@ -304,9 +304,10 @@ impl Engine {
                 Step::DropPendingRegistration {
                     passkey_template, ..
                 } => {
-                    flow.work
-                        .remove_pending
-                        .push((flow.key.key_id.clone(), passkey_template.clone()));
+                    flow.work.remove_pending.push(PendingId {
+                        key_id: flow.key.key_id.clone(),
+                        passkey_template: passkey_template.clone(),
+                    });
                     for mut pk in self.store.list_passkeys(&flow.key.key_id)? {
                         if &pk.passkey_template == passkey_template && pk.idp_method_id.is_none() {
                             pk.state = CredentialState::Unregistered;
@@ -324,9 +325,10 @@ impl Engine {
                 Step::ForgetKey => {
                     self.store.delete_transport_pin(&flow.key.key_id)?;
                     for p in self.store.pending_for_key(&flow.key.key_id)? {
-                        flow.work
-                            .remove_pending
-                            .push((p.key_id, p.passkey_template));
+                        flow.work.remove_pending.push(PendingId {
+                            key_id: p.key_id,
+                            passkey_template: p.passkey_template,
+                        });
                     }
                     for mut pk in self.store.list_passkeys(&flow.key.key_id)? {
                         if pk.state != CredentialState::Unregistered {

@@ -6,7 +6,8 @@ use crate::idp::Idp;
 use crate::model::{Action, CredentialState};
 use crate::state::{next_state, Operation};
 use crate::store::{
-    JournalOp, JournalStatus, KeyRecord, NewAuditRecord, StoreError, Transition, UnitOfWork,
+    JournalClose, JournalOp, JournalStatus, KeyRecord, NewAuditRecord, PendingId, StoreError,
+    Transition, UnitOfWork,
 };
 use crate::Error;
 
@@ -176,10 +177,15 @@ impl Engine {
             pk.state = CredentialState::Active;
             work.update_passkeys.push(pk);
         }
-        work.remove_pending
-            .push((entry.key_id.clone(), p.passkey_template.clone()));
-        work.close_journal
-            .push((entry.id, JournalStatus::Done, Some(method_id.clone())));
+        work.remove_pending.push(PendingId {
+            key_id: entry.key_id.clone(),
+            passkey_template: p.passkey_template.clone(),
+        });
+        work.close_journal.push(JournalClose {
+            id: entry.id,
+            status: JournalStatus::Done,
+            result: Some(method_id.clone()),
+        });
         work.audit.push(self.replay_audit(
             &key,
             "register",
@@ -278,11 +284,11 @@ impl Engine {
                     UnitOfWork {
                         transition: Some(t),
                         audit: vec![rec],
-                        close_journal: vec![(
-                            entry.id,
-                            JournalStatus::Done,
-                            Some("state active".into()),
-                        )],
+                        close_journal: vec![JournalClose {
+                            id: entry.id,
+                            status: JournalStatus::Done,
+                            result: Some("state active".into()),
+                        }],
                         ..UnitOfWork::default()
                     },
                     now,
@@ -320,8 +326,11 @@ impl Engine {
             pk.state = target;
             work.update_passkeys.push(pk);
         }
-        work.close_journal
-            .push((entry.id, JournalStatus::Done, d.request_id.clone()));
+        work.close_journal.push(JournalClose {
+            id: entry.id,
+            status: JournalStatus::Done,
+            result: d.request_id.clone(),
+        });
         work.audit.push(self.replay_audit(
             &key,
             "idp-delete",

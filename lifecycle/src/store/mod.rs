@@ -356,8 +356,17 @@ pub struct NewBulkJob {
     pub source_hash: String,
     /// Who created the job.
     pub actor: String,
-    /// The items: (source line number, the row as the engine stores it).
-    pub items: Vec<(u64, String)>,
+    /// The items, each pending.
+    pub items: Vec<NewBulkItem>,
+}
+
+/// One item of a [`NewBulkJob`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewBulkItem {
+    /// Its source line number.
+    pub line: u64,
+    /// The row as the engine stores it.
+    pub input: String,
 }
 
 /// A recorded bulk job.
@@ -494,16 +503,46 @@ pub struct UnitOfWork {
     pub update_passkeys: Vec<PasskeyRecord>,
     /// Pending registrations to put (replacing one for the same key and passkey template).
     pub put_pending: Vec<PendingRegistration>,
-    /// Pending registrations to remove, as (key id, passkey template); absent ones are
-    /// ignored.
-    pub remove_pending: Vec<(String, String)>,
+    /// Pending registrations to remove; absent ones are ignored.
+    pub remove_pending: Vec<PendingId>,
     /// Side effects to journal.
     pub journal: Vec<NewJournalEntry>,
-    /// Journal entries to close: (id, new status, result). Closing is idempotent for the
-    /// same status.
-    pub close_journal: Vec<(i64, JournalStatus, Option<String>)>,
+    /// Journal entries to close. Closing is idempotent for the same status.
+    pub close_journal: Vec<JournalClose>,
     /// Audit events to append.
     pub audit: Vec<NewAuditRecord>,
+}
+
+/// A pending registration, named by its key and passkey template.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingId {
+    /// The key id.
+    pub key_id: String,
+    /// The passkey template.
+    pub passkey_template: String,
+}
+
+/// A journal entry to close.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalClose {
+    /// The entry.
+    pub id: i64,
+    /// Its new status.
+    pub status: JournalStatus,
+    /// The IdP's answer (method id, request id) or the failure reason.
+    pub result: Option<String>,
+}
+
+/// Where a page of [`Store::pending_expiring_page`] starts: after the registration with
+/// this expiry, key id and passkey template (the last one of the previous page).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PendingPosition<'a> {
+    /// Its challenge expiry.
+    pub challenge_expires_ms: UnixMillis,
+    /// Its key id.
+    pub key_id: &'a str,
+    /// Its passkey template.
+    pub passkey_template: &'a str,
 }
 
 /// What a committed [`UnitOfWork`] produced.
@@ -704,12 +743,12 @@ pub trait Store: Send + Sync {
     /// Pending registrations whose challenge expires before `t`, soonest first.
     fn pending_expiring_before(&self, t: UnixMillis) -> Result<Vec<PendingRegistration>>;
     /// One page of [`Store::pending_expiring_before`]: at most `limit` (1 to 10 000)
-    /// registrations, ordered by (expiry, key id, IdP), after the position `after`
-    /// (the last one of the previous page, as (expiry, key id, IdP)).
+    /// registrations, ordered by expiry, key id and passkey template, after the position
+    /// `after` (the last one of the previous page).
     fn pending_expiring_page(
         &self,
         t: UnixMillis,
-        after: Option<(UnixMillis, &str, &str)>,
+        after: Option<PendingPosition<'_>>,
         limit: u32,
     ) -> Result<Vec<PendingRegistration>>;
 
@@ -787,7 +826,11 @@ pub trait Store: Send + Sync {
     fn journal_done(&self, id: i64, result: Option<&str>, now: UnixMillis) -> Result<()> {
         self.commit(
             UnitOfWork {
-                close_journal: vec![(id, JournalStatus::Done, result.map(str::to_owned))],
+                close_journal: vec![JournalClose {
+                    id,
+                    status: JournalStatus::Done,
+                    result: result.map(str::to_owned),
+                }],
                 ..UnitOfWork::default()
             },
             now,
@@ -798,7 +841,11 @@ pub trait Store: Send + Sync {
     fn journal_failed(&self, id: i64, reason: &str, now: UnixMillis) -> Result<()> {
         self.commit(
             UnitOfWork {
-                close_journal: vec![(id, JournalStatus::Failed, Some(reason.to_owned()))],
+                close_journal: vec![JournalClose {
+                    id,
+                    status: JournalStatus::Failed,
+                    result: Some(reason.to_owned()),
+                }],
                 ..UnitOfWork::default()
             },
             now,

@@ -19,7 +19,9 @@ use crate::engine::{
 };
 use crate::idp::Idp;
 use crate::model::CredentialState;
-use crate::store::{BulkItem, BulkItemStatus, BulkJob, KeyQuery, KeyRecord, NewBulkJob};
+use crate::store::{
+    BulkItem, BulkItemStatus, BulkJob, KeyQuery, KeyRecord, NewBulkItem, NewBulkJob,
+};
 use crate::Error;
 
 /// One run of a job: what every item of it is run with.
@@ -62,7 +64,10 @@ impl Engine {
         let rows = rows_for(kind, csv_text)?;
         let items = rows
             .into_iter()
-            .map(|(line, row)| (line, serde_json::to_string(&row).unwrap_or_default()))
+            .map(|(line, row)| NewBulkItem {
+                line,
+                input: serde_json::to_string(&row).unwrap_or_default(),
+            })
             .collect();
         let job = NewBulkJob {
             kind: kind.as_str().to_owned(),

@@ -58,14 +58,14 @@ pub(crate) fn bulk_create(sql: &mut dyn Sql, job: &NewBulkJob, now: UnixMillis) 
     let created = first(rows, bulk_job_from)?.ok_or_else(|| StoreError::Corrupt {
         what: "bulk_jobs: insert returned no row".into(),
     })?;
-    for (line, input) in &job.items {
+    for item in &job.items {
         sql.exec(
             "INSERT INTO bulk_items (job_id, line, input, status, outcome, updated_ms) \
              VALUES ($1, $2, $3, $4, NULL, $5)",
             &[
                 Param::int(created.job_id),
-                Param::int(ver(*line, "items.line")?),
-                Param::text(input),
+                Param::int(ver(item.line, "items.line")?),
+                Param::text(&item.input),
                 Param::text(BulkItemStatus::Pending.as_str()),
                 Param::millis(now),
             ],

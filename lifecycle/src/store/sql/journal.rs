@@ -242,14 +242,14 @@ pub(crate) fn commit(sql: &mut dyn Sql, w: &UnitOfWork, now: UnixMillis) -> Resu
     for p in &w.put_pending {
         put_pending(sql, p)?;
     }
-    for (key_id, passkey_template) in &w.remove_pending {
-        take_pending(sql, key_id, passkey_template)?;
+    for p in &w.remove_pending {
+        take_pending(sql, &p.key_id, &p.passkey_template)?;
     }
     for e in &w.journal {
         out.journal.push(journal_append(sql, e, now)?);
     }
-    for (id, status, result) in &w.close_journal {
-        journal_close(sql, *id, *status, result, now)?;
+    for c in &w.close_journal {
+        journal_close(sql, c.id, c.status, &c.result, now)?;
     }
     for a in &w.audit {
         out.audit_ids.push(append_audit(sql, a)?);

@@ -312,7 +312,7 @@ pub(crate) fn pending_expiring_before(
 pub(crate) fn pending_expiring_page(
     sql: &mut dyn Sql,
     before: UnixMillis,
-    after: Option<(UnixMillis, &str, &str)>,
+    after: Option<PendingPosition<'_>>,
     limit: u32,
 ) -> Result<Vec<PendingRegistration>> {
     let limit = page_limit(limit)?;
@@ -324,7 +324,7 @@ pub(crate) fn pending_expiring_page(
             ),
             &[Param::millis(before), Param::int(limit)],
         )?,
-        Some((e, k, d)) => sql.query(
+        Some(p) => sql.query(
             &format!(
                 "SELECT {PENDING_COLS} FROM pending_registrations WHERE challenge_expires_ms < $1 \
                  AND (challenge_expires_ms > $2 OR (challenge_expires_ms = $2 AND \
@@ -333,9 +333,9 @@ pub(crate) fn pending_expiring_page(
             ),
             &[
                 Param::millis(before),
-                Param::millis(e),
-                Param::text(k),
-                Param::text(d),
+                Param::millis(p.challenge_expires_ms),
+                Param::text(p.key_id),
+                Param::text(p.passkey_template),
                 Param::int(limit),
             ],
         )?,

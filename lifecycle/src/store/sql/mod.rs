@@ -9,8 +9,8 @@ use super::crypto;
 use super::{
     AuditQuery, AuditRecord, BulkCounts, BulkItem, BulkItemStatus, BulkJob, Committed,
     JournalEntry, JournalOp, JournalStatus, KeyQuery, KeyRecord, NewAuditRecord, NewBulkJob,
-    NewJournalEntry, NewKey, PasskeyRecord, PendingRegistration, PinKey, Result, StoreError,
-    Transition, TransportPin, UnitOfWork, UnixMillis, UserRecord,
+    NewJournalEntry, NewKey, PasskeyRecord, PendingPosition, PendingRegistration, PinKey, Result,
+    StoreError, Transition, TransportPin, UnitOfWork, UnixMillis, UserRecord,
 };
 use crate::model::CredentialState;
 

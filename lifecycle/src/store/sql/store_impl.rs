@@ -48,7 +48,7 @@ macro_rules! impl_store {
             fn pending_expiring_page(
                 &self,
                 t: $crate::store::UnixMillis,
-                after: Option<($crate::store::UnixMillis, &str, &str)>,
+                after: Option<$crate::store::PendingPosition<'_>>,
                 limit: u32,
             ) -> $crate::store::Result<Vec<$crate::store::PendingRegistration>> {
                 self.read(|s| $crate::store::sql::pending_expiring_page(s, t, after, limit))

@@ -4,8 +4,9 @@
 use super::backends::Backend;
 use lifecycle::store::{
     AuditQuery, FieldChange, JournalOp, JournalStatus, KeyQuery, KeyRecord, NewAuditRecord,
-    NewJournalEntry, NewKey, PasskeyRecord, PendingRegistration, PinKey, Store, StoreError,
-    Transition, TransportPin, UnitOfWork, UserRecord, SCHEMA_VERSION,
+    NewBulkItem, NewJournalEntry, NewKey, PasskeyRecord, PendingId, PendingPosition,
+    PendingRegistration, PinKey, Store, StoreError, Transition, TransportPin, UnitOfWork,
+    UserRecord, SCHEMA_VERSION,
 };
 use lifecycle::CredentialState as St;
 use std::sync::{Arc, Barrier};
@@ -481,7 +482,10 @@ pub fn pending_registrations<B: Backend>(b: &B) {
     );
     // Removal inside a unit of work.
     let work = UnitOfWork {
-        remove_pending: vec![("k1".into(), "okta".into())],
+        remove_pending: vec![PendingId {
+            key_id: "k1".into(),
+            passkey_template: "okta".into(),
+        }],
         ..UnitOfWork::default()
     };
     s.commit(work, 60).unwrap();

@@ -329,7 +329,11 @@ pub fn pending_expiring_paged<B: Backend>(b: &B) {
         let page = s
             .pending_expiring_page(
                 1_300,
-                after.as_ref().map(|(e, k, d)| (*e, k.as_str(), d.as_str())),
+                after.as_ref().map(|(e, k, d)| PendingPosition {
+                    challenge_expires_ms: *e,
+                    key_id: k.as_str(),
+                    passkey_template: d.as_str(),
+                }),
                 2,
             )
             .unwrap();
@@ -362,7 +366,12 @@ pub fn bulk_jobs_round_trip<B: Backend>(b: &B) {
         kind: "revoke".into(),
         source_hash: "ab12".into(),
         actor: "op-1".into(),
-        items: (0..5).map(|n| (n + 2, format!("row {n}"))).collect(),
+        items: (0..5)
+            .map(|n| NewBulkItem {
+                line: n + 2,
+                input: format!("row {n}"),
+            })
+            .collect(),
     };
     let created = s.bulk_create(&job, 100).unwrap();
     assert_eq!(created.total, 5);

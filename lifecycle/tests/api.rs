@@ -1,7 +1,7 @@
 //! The integration tests of `lifecycle`, one binary: the engine end to end against the
 //! Entra emulator, software keys and SQLite/PostgreSQL, the store suite, the planner and
 //! the templates. Tests that need a process of their own (a process-global `tracing`
-//! subscriber, a killed child) start one: the crash tests run `examples/crash_child`,
+//! subscriber, a killed child) start one: the crash tests run `tests/bin/crash_child`,
 //! the diagnostics tests run this binary again for one ignored test (see
 //! [`common::in_own_process`]).
 

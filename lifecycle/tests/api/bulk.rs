@@ -348,7 +348,7 @@ use std::time::Duration;
 fn kill_child(w: &World, csv: &Path, kind: &str, item: usize, point: &str) -> i64 {
     let template = w.dir.join("template.toml");
     std::fs::write(&template, TEMPLATE).expect("template file");
-    let mut command = Command::new(crate::common::example_program("bulk_child"));
+    let mut command = Command::new(crate::common::fixture_program("bulk_child"));
     command
         .env("BULK_TEMPLATE", &template)
         .env("BULK_DB", &w.db)

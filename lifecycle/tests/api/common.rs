@@ -78,10 +78,12 @@ pub fn sqlite_engine_builder(
     .idp(Arc::new(EntraIdp::new(CONNECTION, graph_client(emulator))))
 }
 
-/// The path of example program `name` of this crate, built with the examples by `cargo
-/// test` and rebuilt here when missing or older than the crate's sources (a filtered run
-/// such as `--test crash` does not build the examples).
-pub fn example_program(name: &str) -> PathBuf {
+/// The path of the test child program `tests/bin/{name}.rs` (cargo's example
+/// `fixture_{name}`), built with the examples by `cargo test` and rebuilt here when
+/// missing or older than the crate's sources or the program's (a filtered run such as
+/// `--test api crash` does not build the examples).
+pub fn fixture_program(name: &str) -> PathBuf {
+    let example = format!("fixture_{name}");
     let exe = std::env::current_exe().expect("test binary path");
     let profile_dir = exe
         .parent()
@@ -89,12 +91,12 @@ pub fn example_program(name: &str) -> PathBuf {
         .expect("target profile directory");
     let program = profile_dir
         .join("examples")
-        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+        .join(format!("{example}{}", std::env::consts::EXE_SUFFIX));
     let built = program.metadata().and_then(|m| m.modified()).ok();
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let newest_source = newest_mtime(&manifest.join("src"))
         .into_iter()
-        .chain(newest_mtime(&manifest.join("examples")))
+        .chain(newest_mtime(&manifest.join("tests").join("bin")))
         .max();
     let stale = match (built, newest_source) {
         (Some(b), Some(s)) => b < s,
@@ -102,10 +104,10 @@ pub fn example_program(name: &str) -> PathBuf {
     };
     if stale {
         let status = std::process::Command::new(env!("CARGO"))
-            .args(["build", "-p", "lifecycle", "--example", name])
+            .args(["build", "-p", "lifecycle", "--example", &example])
             .status()
             .expect("cargo build of a child program");
-        assert!(status.success(), "building examples/{name} failed");
+        assert!(status.success(), "building tests/bin/{name}.rs failed");
     }
     program
 }

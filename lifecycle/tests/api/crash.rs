@@ -1,4 +1,4 @@
-//! Crash recovery with a real process: `examples/crash_child.rs` runs a flow against the
+//! Crash recovery with a real process: `tests/bin/crash_child.rs` runs a flow against the
 //! Entra emulator (started here, real HTTP on loopback), a persistent software
 //! authenticator and a SQLite file, and blocks at one journalled step; this test kills
 //! it with SIGKILL there, opens a new engine on the same file (a restart), replays the
@@ -7,7 +7,7 @@
 //! the audit records written.
 #![cfg(unix)]
 
-use crate::common::{example_program, now_ms, run_until_crash_point, sqlite_engine, temp_dir};
+use crate::common::{fixture_program, now_ms, run_until_crash_point, sqlite_engine, temp_dir};
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -99,7 +99,7 @@ fn kill_child_at(flow: &str, point: &str) -> Killed {
     let dir = temp_dir(&format!("crash-{flow}-{point}"));
     let template = dir.join("template.toml");
     std::fs::write(&template, TEMPLATE).expect("template file");
-    let mut command = Command::new(example_program("crash_child"));
+    let mut command = Command::new(fixture_program("crash_child"));
     command
         .env("CRASH_DB", dir.join("keysmith.db"))
         .env("CRASH_SOFTKEY", dir.join("softkey.json"))

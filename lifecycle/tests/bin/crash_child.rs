@@ -1,4 +1,5 @@
-//! Child process for `tests/crash.rs`: runs one lifecycle flow against the Entra
+//! Child process for the crash tests (`tests/api/crash.rs`; built as the example
+//! `fixture_crash_child`): runs one lifecycle flow against the Entra
 //! emulator (real HTTP), a persistent software authenticator and a SQLite file, and
 //! stops at the chosen journalled step: it prints `CRASH-POINT <step>` and blocks there
 //! until the parent kills it with SIGKILL.

@@ -1,4 +1,5 @@
-//! Child process for the bulk crash tests (`tests/bulk_crash.rs`): runs a bulk job from
+//! Child process for the bulk crash tests (`tests/api/bulk.rs`; built as the example
+//! `fixture_bulk_child`): runs a bulk job from
 //! a CSV file against the Entra emulator (real HTTP) and a SQLite file, and stops inside
 //! item number `BULK_KILL_ITEM` (1-based, in run order): it prints `CRASH-POINT <what>`
 //! and blocks there until the parent kills it with SIGKILL.

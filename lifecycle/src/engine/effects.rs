@@ -119,7 +119,7 @@ impl Engine {
                 flow.request_id = e.request_id().map(str::to_owned);
                 let refusal = crate::state::TransitionError::ChallengeExpired {
                     passkey_template: passkey_template.to_owned(),
-                    expired_at_ms: u64::try_from(pending.challenge_expires_ms).unwrap_or(0),
+                    expired_at_ms: pending.challenge_expires_ms,
                     now_ms: now,
                 };
                 let rec = flow.audit("activate", "refused", Some(e.to_string()), now);

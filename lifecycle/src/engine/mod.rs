@@ -343,7 +343,7 @@ impl Engine {
             .into_iter()
             .map(|p| PendingFact {
                 idp_connection: conn(&p.passkey_template),
-                expires_at_ms: u64::try_from(p.challenge_expires_ms).unwrap_or(0),
+                expires_at_ms: p.challenge_expires_ms,
                 passkey_template: p.passkey_template,
             })
             .collect();

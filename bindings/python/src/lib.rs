@@ -23,7 +23,7 @@ use keysmith_facade::{
     BulkProgress, BulkRow, BulkRunOptions, ExpiringCursor, FacadeError, IssueParams, KeyFilter,
     Prompt, ReissueParams,
 };
-use pyo3::exceptions::PyRuntimeError;
+use pyo3::exceptions::{PyException, PyRuntimeError};
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 
@@ -83,8 +83,9 @@ fn json_text(value: &Bound<'_, PyAny>) -> PyResult<String> {
         .extract()
 }
 
-/// A piece of Python work a worker thread hands to the calling thread.
-type Job = Box<dyn FnOnce(Python<'_>) + Send>;
+/// A piece of Python work a worker thread hands to the calling thread; it returns the
+/// exception that interrupts the call, if one was raised (see [`on_caller`]).
+type Job = Box<dyn FnOnce(Python<'_>) -> Option<PyErr> + Send>;
 
 /// What a worker thread tells the calling thread.
 enum Msg {
@@ -100,18 +101,43 @@ thread_local! {
 }
 
 /// Runs `f` with the GIL on the thread of the Python call whose operation this thread
-/// runs (see [`blocking`]), or here when this is not such a worker thread. `None` when
-/// that call was interrupted (Ctrl-C) and skips callbacks.
-fn on_caller<R: Send + 'static>(f: impl FnOnce(Python<'_>) -> R + Send + 'static) -> Option<R> {
+/// runs (see [`blocking`]), or here when this is not such a worker thread. `f` returns
+/// `Err` with an exception that must interrupt that call (`KeyboardInterrupt` raised
+/// by a signal handler while the callback ran). `None` when the call is interrupted
+/// and skips callbacks.
+fn on_caller<R: Send + 'static>(
+    f: impl FnOnce(Python<'_>) -> PyResult<R> + Send + 'static,
+) -> Option<R> {
     let Some(caller) = CALLER.with(|c| c.borrow().clone()) else {
-        return Some(Python::with_gil(f));
+        return Python::with_gil(|py| match f(py) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                // No caller to interrupt here: report it.
+                e.write_unraisable(py, None);
+                None
+            }
+        });
     };
     let (tx, rx) = mpsc::sync_channel(1);
-    let job: Job = Box::new(move |py| {
-        let _ = tx.send(f(py));
+    let job: Job = Box::new(move |py| match f(py) {
+        Ok(r) => {
+            let _ = tx.send(r);
+            None
+        }
+        Err(interrupt) => Some(interrupt),
     });
     caller.send(Msg::Call(job)).ok()?;
     rx.recv().ok()
+}
+
+/// Splits a callback's failure: an ordinary `Exception` is the callback's own
+/// (`Ok(Err)`), anything else (`KeyboardInterrupt`, `SystemExit`) interrupts the call.
+fn callback_failure(py: Python<'_>, e: PyErr) -> PyResult<PyErr> {
+    if e.is_instance_of::<PyException>(py) {
+        Ok(e)
+    } else {
+        Err(e)
+    }
 }
 
 /// Runs the facade call `f` on a worker thread while this thread waits without the GIL,
@@ -146,7 +172,7 @@ fn blocking<T: Send>(
             rx = back;
             match msg {
                 // After an interrupt the callbacks are skipped (dropping the job).
-                Ok(Msg::Call(job)) if interrupted.is_none() => job(py),
+                Ok(Msg::Call(job)) if interrupted.is_none() => interrupted = job(py),
                 Ok(Msg::Call(_)) | Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Ok(Msg::Done) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
             }
@@ -199,10 +225,10 @@ fn notify<T: serde::Serialize>(callback: &Arc<PyObject>, value: &T) {
     };
     let callback = callback.clone();
     on_caller(move |py| {
-        let result = json_loads(py, &text).and_then(|d| callback.call1(py, (d,)));
-        if let Err(e) = result {
-            e.write_unraisable(py, None);
+        if let Err(e) = json_loads(py, &text).and_then(|d| callback.call1(py, (d,))) {
+            callback_failure(py, e)?.write_unraisable(py, None);
         }
+        Ok(())
     });
 }
 
@@ -574,12 +600,16 @@ impl Session {
                 };
                 let text = serde_json::to_string(row).map_err(|e| format!("row: {e}"))?;
                 on_caller(move |py| {
-                    let result = json_loads(py, &text)
-                        .and_then(|d| cb.call1(py, (d,)))
-                        .map_err(|e| format!("device callback: {e}"))?;
-                    result
+                    let spec = match json_loads(py, &text).and_then(|d| cb.call1(py, (d,))) {
+                        Ok(spec) => spec,
+                        Err(e) => {
+                            let e = callback_failure(py, e)?;
+                            return Ok(Err(format!("device callback: {e}")));
+                        }
+                    };
+                    Ok(spec
                         .extract::<String>(py)
-                        .map_err(|_| "device callback: must return a device spec str".into())
+                        .map_err(|_| "device callback: must return a device spec str".into()))
                 })
                 .unwrap_or_else(|| Err("interrupted (Ctrl-C)".into()))
             };

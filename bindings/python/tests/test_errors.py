@@ -110,10 +110,14 @@ def test_ctrl_c_during_a_touch_wait_cancels_and_changes_nothing(
         emulator: dict[str, Any], tmp_path: Path) -> None:
     assert threading.current_thread() is threading.main_thread()
     session, state, key_id = issued_key(emulator, tmp_path)
+    # Taken back (revoke, retire, unregister): the key has a record and may be issued again.
+    for step in (session.revoke, session.retire, session.unregister):
+        step(key_id)
     before = session.key(key_id)
+    assert before.key.state is keysmith.KeyState.UNREGISTERED
     touches: list[keysmith.Prompt] = []
     session.set_prompt(touches.append)
-    # The same key, whose holder never touches it: the reissue waits for a touch forever.
+    # The same key, whose holder never touches it: the issuance waits for a touch forever.
     device = keysmith.Device("softkey:" + state + "?presence=never")
     sent: list[float] = []
 
@@ -126,7 +130,7 @@ def test_ctrl_c_during_a_touch_wait_cancels_and_changes_nothing(
     timer.start()
     try:
         with pytest.raises(KeyboardInterrupt) as e:
-            session.reissue(device, key_id, KIM)
+            session.issue(device, "py-standard", KIM)
     finally:
         timer.cancel()
     ended = time.monotonic()
@@ -136,9 +140,10 @@ def test_ctrl_c_during_a_touch_wait_cancels_and_changes_nothing(
     assert any(isinstance(p, keysmith.TouchKey) for p in touches), "it waited for a touch"
     # The cancelled operation's own error is the interrupt's context.
     assert isinstance(e.value.__context__, keysmith.DeviceError), repr(e.value.__context__)
+    assert "cancel" in str(e.value.__context__)
     after = session.key(key_id)
     assert after.key == before.key
     assert after.passkeys == before.passkeys and after.pending == before.pending
-    # The key still works once its holder touches it again.
-    again = session.reissue(keysmith.Device("softkey:" + state), key_id, KIM)
-    assert again.state is keysmith.KeyState.ISSUED
+    # The key is issued once its holder touches it.
+    again = session.issue(keysmith.Device("softkey:" + state), "py-standard", KIM)
+    assert again.key_id == key_id and again.state is keysmith.KeyState.ISSUED

@@ -252,9 +252,9 @@ def test_bad_input_raises_typed_errors(tmp_path: Path) -> None:
         keysmith.Device("bluetooth:1")
     with pytest.raises(keysmith.UsageError):
         keysmith.Device("softkey:" + str(tmp_path / "k.json") + "?presence=soon")
-    with pytest.raises(keysmith.TemplateError) as e:
+    with pytest.raises(keysmith.TemplateError) as t:
         keysmith.template_check("[credential]\nname = 3\n")
-    assert isinstance(e.value, ValueError)
+    assert isinstance(t.value, ValueError)
     summary = keysmith.template_check(TEMPLATE)
     assert summary == keysmith.TemplateSummary(
         name="py-standard", passkey_templates=("entra",), connections=("contoso-entra",))

@@ -5,7 +5,17 @@ dataclasses. Errors are raised as keysmith.errors classes.
 """
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, final
+
+__all__ = [
+    "Session",
+    "Device",
+    "list_devices",
+    "template_check",
+    "configure_logging",
+    "version",
+    "__version__",
+]
 
 __version__: str
 
@@ -14,6 +24,7 @@ def list_devices() -> dict[str, Any]: ...
 def template_check(text: str) -> dict[str, Any]: ...
 def configure_logging(config: dict[str, Any] | str) -> None: ...
 
+@final
 class Device:
     def __new__(cls, spec: str) -> Device: ...
     def info(self) -> dict[str, Any]: ...
@@ -23,6 +34,7 @@ class Device:
     @property
     def serial(self) -> str | None: ...
 
+@final
 class Session:
     def __new__(cls, config: dict[str, Any] | str) -> Session: ...
     def set_prompt(self, callback: Callable[[dict[str, Any]], object] | None) -> None: ...

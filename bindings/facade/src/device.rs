@@ -279,7 +279,11 @@ mod tests {
             ("k.json?presence=approve", "k.json", UserPresence::Approve),
             ("k.json?presence=deny", "k.json", UserPresence::Deny),
             ("k.json?presence=timeout", "k.json", UserPresence::TimeOut),
-            ("k.json?presence=never", "k.json", UserPresence::Delay(NEVER)),
+            (
+                "k.json?presence=never",
+                "k.json",
+                UserPresence::Delay(NEVER),
+            ),
             (
                 "k.json?presence=250ms",
                 "k.json",
@@ -287,9 +291,17 @@ mod tests {
             ),
         ];
         for (spec, path, presence) in cases {
-            assert_eq!(softkey_options(spec).expect(spec), (path, presence), "{spec}");
+            assert_eq!(
+                softkey_options(spec).expect(spec),
+                (path, presence),
+                "{spec}"
+            );
         }
-        for bad in ["k.json?presence=soon", "k.json?colour=red", "k.json?presence"] {
+        for bad in [
+            "k.json?presence=soon",
+            "k.json?colour=red",
+            "k.json?presence",
+        ] {
             let e = softkey_options(bad).unwrap_err();
             assert_eq!(e.kind, ErrorKind::Usage, "{bad}");
         }
@@ -297,12 +309,16 @@ mod tests {
 
     #[test]
     fn a_softkey_whose_holder_never_touches_waits_until_cancelled() {
-        let dir = std::env::temp_dir().join(format!("keysmith-facade-never-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("keysmith-facade-never-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let state = dir.join("never.json");
-        let device = Device::open(&format!("softkey:{}?presence=never", state.display()))
-            .expect("open");
-        assert!(state.exists(), "the state file is the path without the options");
+        let device =
+            Device::open(&format!("softkey:{}?presence=never", state.display())).expect("open");
+        assert!(
+            state.exists(),
+            "the state file is the path without the options"
+        );
         // getInfo needs no touch; a reset does (the softkey was just powered up).
         assert!(device.info().is_ok());
         let canceller = device.clone();

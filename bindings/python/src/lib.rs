@@ -35,14 +35,17 @@ const POLL: Duration = Duration::from_millis(100);
 /// attributes `kind`, `reason`, `message`, `code`, `ctap_status`, `retries_left`.
 fn py_err(py: Python<'_>, e: FacadeError) -> PyErr {
     let make = || -> PyResult<PyErr> {
-        let value = py.import("keysmith.errors")?.getattr("_from_native")?.call1((
-            e.kind.as_str(),
-            e.reason,
-            e.message.as_str(),
-            e.kind.code(),
-            e.ctap_status,
-            e.retries_left,
-        ))?;
+        let value = py
+            .import("keysmith.errors")?
+            .getattr("_from_native")?
+            .call1((
+                e.kind.as_str(),
+                e.reason,
+                e.message.as_str(),
+                e.kind.code(),
+                e.ctap_status,
+                e.retries_left,
+            ))?;
         Ok(PyErr::from_value(value))
     };
     make().unwrap_or_else(|failure| {
@@ -198,9 +201,7 @@ fn blocking<T: Send>(
         (Err(e), Some(signal)) => {
             let context = py_err(py, e);
             // Best effort: the interrupt is what is raised either way.
-            let _ = signal
-                .value(py)
-                .setattr("__context__", context.value(py));
+            let _ = signal.value(py).setattr("__context__", context.value(py));
             Err(signal)
         }
     }
@@ -444,7 +445,9 @@ impl Session {
         pin: String,
     ) -> PyResult<PyObject> {
         let (s, d) = (self.inner.clone(), device.inner.clone());
-        run(py, Some(&device.inner), move || s.sign_in(&d, &key_id, &pin))
+        run(py, Some(&device.inner), move || {
+            s.sign_in(&d, &key_id, &pin)
+        })
     }
 
     /// Everything recorded about a key: `{"key", "passkeys", "pending", "audit"}`.

@@ -10,8 +10,10 @@
 //! Every blocking call runs the facade on a worker thread while the calling thread,
 //! without the GIL, waits in 100 ms slices: between slices it runs Python callbacks
 //! (prompts, bulk device and progress callbacks, so they run on the calling thread) and
-//! checks for signals. On Ctrl-C (any exception raised by a signal handler) it cancels
-//! the device operation, waits for the operation to end and raises that exception.
+//! checks for signals. On Ctrl-C (an exception raised by a signal handler, whether
+//! between slices or inside a callback) it cancels the device operation, waits for the
+//! operation to end and raises that exception; the operation's own error, if any, is its
+//! `__context__`.
 #![warn(missing_docs)]
 
 use std::cell::RefCell;

@@ -147,3 +147,18 @@ def test_ctrl_c_during_a_touch_wait_cancels_and_changes_nothing(
     # The key is issued once its holder touches it.
     again = session.issue(keysmith.Device("softkey:" + state), "py-standard", KIM)
     assert again.key_id == key_id and again.state is keysmith.KeyState.ISSUED
+
+
+def test_cancel_from_the_prompt_raises_a_device_error(
+        emulator: dict[str, Any], tmp_path: Path) -> None:
+    session = keysmith.Session(make_config(emulator, tmp_path))
+    device = keysmith.Device("softkey:" + str(tmp_path / "k.json") + "?presence=never")
+    session.set_prompt(lambda p: device.cancel())
+    with pytest.raises(keysmith.DeviceError) as e:
+        session.issue(device, "py-standard", KIM)
+    assert "cancel" in str(e.value) and isinstance(e.value, OSError)
+    # Cancelled once the facade names the reason `cancelled` (else a plain DeviceError).
+    assert isinstance(e.value, keysmith.Cancelled) == (e.value.reason == "cancelled")
+    # Nothing issued: the key is at most recorded as discovered (blank).
+    assert session.list_keys(user=KIM) == []
+    assert {k.state for k in session.list_keys()} <= {keysmith.KeyState.BLANK}

@@ -1,9 +1,10 @@
 //! Security keys: listing and opening `usb:PATH`, `nfc:READER`, `softkey:STATEFILE`.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use fido_transport::client::Authenticator;
-use fido_transport::softkey::{SoftAuthenticator, SoftConfig, SoftTransport};
+use fido_transport::softkey::{SoftAuthenticator, SoftConfig, SoftTransport, UserPresence};
 use fido_transport::{CancelToken, Transport};
 use lifecycle::template::Transport as KeyTransport;
 use sha2::{Digest, Sha256};
@@ -43,6 +44,12 @@ impl Device {
     /// Opens a key: `usb:PATH` (hidraw path from [`list_devices`]), `nfc:READER` (a
     /// PC/SC reader name) or `softkey:STATEFILE` (a persistent software authenticator,
     /// created when the file does not exist; for tests and demos).
+    ///
+    /// A software key takes options after a `?`: `softkey:STATEFILE?presence=POLICY`
+    /// sets how its simulated holder answers "touch your key": `approve` (at once, the
+    /// default), `deny`, `timeout` (the key reports a timeout), `never` (the holder never
+    /// touches; the wait ends only by [`Device::cancel`]) or `<N>ms` (a touch after N
+    /// milliseconds). So a state file path cannot contain `?`.
     pub fn open(spec: &str) -> Result<Device> {
         let (transport, kind, reset, serial) = open_transport(spec)?;
         Ok(Device::assemble(transport, kind, reset, serial, spec))
@@ -230,16 +237,20 @@ pub(crate) fn open_transport(spec: &str) -> Result<Opened> {
             true,
             None,
         )
-    } else if let Some(path) = spec.strip_prefix("softkey:") {
+    } else if let Some(rest) = spec.strip_prefix("softkey:") {
+        let (path, presence) = softkey_options(rest)?;
         if path.is_empty() {
             return Err(FacadeError::usage(
                 "device: softkey: needs a state file path",
             ));
         }
-        let soft =
-            SoftAuthenticator::open_persistent(path, SoftConfig::default()).map_err(|e| {
-                FacadeError::device(format!("software key {path}: {e}")).with_reason("device_io")
-            })?;
+        let config = SoftConfig {
+            presence,
+            ..SoftConfig::default()
+        };
+        let soft = SoftAuthenticator::open_persistent(path, config).map_err(|e| {
+            FacadeError::device(format!("software key {path}: {e}")).with_reason("device_io")
+        })?;
         let serial = hex(Sha256::digest(soft.attestation_certificate())
             .get(..4)
             .unwrap_or(&[]))
@@ -256,4 +267,116 @@ pub(crate) fn open_transport(spec: &str) -> Result<Opened> {
         )));
     };
     Ok(opened)
+}
+
+/// How long the holder of a `presence=never` software key takes to touch it: long
+/// enough to be never in practice, short enough to add to any `Instant`.
+const NEVER: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+/// Splits a software key's `STATEFILE[?presence=POLICY]` (see [`Device::open`]).
+fn softkey_options(rest: &str) -> Result<(&str, UserPresence)> {
+    let Some((path, query)) = rest.rsplit_once('?') else {
+        return Ok((rest, UserPresence::Approve));
+    };
+    let mut presence = UserPresence::Approve;
+    for option in query.split('&') {
+        let value = match option.split_once('=') {
+            Some(("presence", value)) => value,
+            _ => {
+                return Err(FacadeError::usage(format!(
+                    "device: softkey option {option:?}: expected presence=POLICY"
+                )))
+            }
+        };
+        presence = match value {
+            "approve" => UserPresence::Approve,
+            "deny" => UserPresence::Deny,
+            "timeout" => UserPresence::TimeOut,
+            "never" => UserPresence::Delay(NEVER),
+            other => match other.strip_suffix("ms").and_then(|n| n.parse::<u64>().ok()) {
+                Some(ms) => UserPresence::Delay(Duration::from_millis(ms).min(NEVER)),
+                None => {
+                    return Err(FacadeError::usage(format!(
+                        "device: softkey presence {other:?}: expected approve, deny, \
+                         timeout, never or <N>ms"
+                    )))
+                }
+            },
+        };
+    }
+    Ok((path, presence))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorKind;
+
+    #[test]
+    fn softkey_options_set_the_presence_policy() {
+        let cases = [
+            ("/tmp/k.json", "/tmp/k.json", UserPresence::Approve),
+            ("k.json?presence=approve", "k.json", UserPresence::Approve),
+            ("k.json?presence=deny", "k.json", UserPresence::Deny),
+            ("k.json?presence=timeout", "k.json", UserPresence::TimeOut),
+            (
+                "k.json?presence=never",
+                "k.json",
+                UserPresence::Delay(NEVER),
+            ),
+            (
+                "k.json?presence=250ms",
+                "k.json",
+                UserPresence::Delay(Duration::from_millis(250)),
+            ),
+        ];
+        for (spec, path, presence) in cases {
+            assert_eq!(
+                softkey_options(spec).expect(spec),
+                (path, presence),
+                "{spec}"
+            );
+        }
+        for bad in [
+            "k.json?presence=soon",
+            "k.json?colour=red",
+            "k.json?presence",
+        ] {
+            let e = softkey_options(bad).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::Usage, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_softkey_whose_holder_never_touches_waits_until_cancelled() {
+        let dir =
+            std::env::temp_dir().join(format!("keysmith-facade-never-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let state = dir.join("never.json");
+        let device =
+            Device::open(&format!("softkey:{}?presence=never", state.display())).expect("open");
+        assert!(
+            state.exists(),
+            "the state file is the path without the options"
+        );
+        // getInfo needs no touch; a reset does (the softkey was just powered up).
+        assert!(device.info().is_ok());
+        let canceller = device.clone();
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop = done.clone();
+        let started = std::time::Instant::now();
+        // A cancel before the transaction starts is cleared by it: repeat until it ends.
+        let cancel = std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(100));
+                canceller.cancel();
+            }
+        });
+        let e = device.lock().client.reset(&mut |_| {}).unwrap_err();
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        cancel.join().expect("cancel thread");
+        assert!(e.to_string().to_lowercase().contains("cancel"), "{e}");
+        assert!(started.elapsed() < Duration::from_secs(10));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

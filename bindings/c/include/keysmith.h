@@ -91,8 +91,8 @@ typedef struct ks_session ks_session;
 
 /**
  * Receives prompts as JSON (`{"kind":"touch_key","step":"makeCredential"}`, ...):
- * `ctx` is what was given to [`ks_session_set_prompt_callback`]; `prompt_json` is valid only
- * during the call. Called on the thread running the operation.
+ * `ctx` is what was given to [`ks_session_set_prompt_callback`]; `prompt_json` is valid
+ * only during the call. Called on the thread running the operation.
  */
 typedef void (*ks_prompt_fn)(void *ctx, const char *prompt_json);
 

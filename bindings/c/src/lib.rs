@@ -96,8 +96,8 @@ impl From<ErrorKind> for ks_status {
 }
 
 /// Receives prompts as JSON (`{"kind":"touch_key","step":"makeCredential"}`, ...):
-/// `ctx` is what was given to [`ks_session_set_prompt_callback`]; `prompt_json` is valid only
-/// during the call. Called on the thread running the operation.
+/// `ctx` is what was given to [`ks_session_set_prompt_callback`]; `prompt_json` is valid
+/// only during the call. Called on the thread running the operation.
 pub type ks_prompt_fn = Option<unsafe extern "C" fn(ctx: *mut c_void, prompt_json: *const c_char)>;
 
 /// Supplies the security key for one row of a bulk issue job: called with `ctx` (as

@@ -1,6 +1,6 @@
 """One key, three bindings: the same JSON object from the command line
-(`keysmith show --json`), the C ABI (`ks_key_get`, or `ks_key_show` before its rename,
-through ctypes on libkeysmith.so) and Python (`Session.key()`).
+(`keysmith show --json`), the C ABI (`ks_key_get`, through ctypes on libkeysmith.so) and
+Python (`Session.key()`).
 
 Builds target/debug/{keysmith,libkeysmith.so} (cargo build: nothing to do when they are
 current) and needs the `keysmith` Python module (`maturin develop`, as
@@ -63,12 +63,11 @@ def plain(value):
 
 def c_key(config_json, key_id):
     lib = ctypes.CDLL(str(built("libkeysmith.so", "-p", "keysmith-c")))
-    get = getattr(lib, "ks_key_get", None) or lib.ks_key_show
     session = ctypes.c_void_p()
     assert lib.ks_session_open(config_json.encode(), ctypes.byref(session)) == 0
     out = ctypes.c_void_p()
     try:
-        status = get(session, key_id.encode(), ctypes.byref(out))
+        status = lib.ks_key_get(session, key_id.encode(), ctypes.byref(out))
         assert status == 0, status
         return json.loads(ctypes.string_at(out.value).decode())
     finally:

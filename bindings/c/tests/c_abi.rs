@@ -33,6 +33,15 @@ min_pin_length = 8
 force_idp_deletion_on_revoke = true
 "#;
 
+/// Whether `tool --version` runs.
+fn installed(tool: &str) -> bool {
+    Command::new(tool)
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
 fn crate_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -185,12 +194,7 @@ fn c_program_drives_the_whole_lifecycle() {
 
 #[test]
 fn c_program_is_clean_under_valgrind() {
-    let installed = Command::new("valgrind")
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !installed {
+    if !installed("valgrind") {
         eprintln!("valgrind not installed: skipped");
         return;
     }
@@ -212,12 +216,7 @@ fn c_program_is_clean_under_valgrind() {
 
 #[test]
 fn committed_header_matches_the_sources() {
-    let available = Command::new("cbindgen")
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !available {
+    if !installed("cbindgen") {
         eprintln!("cbindgen not installed: header check skipped");
         return;
     }
@@ -267,12 +266,7 @@ fn header_compiles_as_c99_and_cpp() {
         .output()
         .expect("gcc runs");
     assert!(c.status.success(), "{}", String::from_utf8_lossy(&c.stderr));
-    let has_cpp = Command::new("g++")
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if has_cpp {
+    if installed("g++") {
         let cpp = Command::new("g++")
             .args([
                 "-std=c++11",
@@ -291,5 +285,37 @@ fn header_compiles_as_c99_and_cpp() {
             "{}",
             String::from_utf8_lossy(&cpp.stderr)
         );
+    }
+}
+
+/// The naming rule of the crate documentation: every function in the header is
+/// `ks_<noun>_<verb>[_<detail>]` with one of the ABI's nouns, or one of the three getters
+/// named by a noun alone.
+#[test]
+fn header_functions_are_named_noun_then_verb() {
+    const NOUNS: &[&str] = &[
+        "session", "device", "key", "template", "idp", "user", "journal", "drift", "bulk",
+        "pending", "log", "string", "status",
+    ];
+    const GETTERS: &[&str] = &["ks_version", "ks_last_error", "ks_last_error_json"];
+    let header = std::fs::read_to_string(crate_dir().join("include/keysmith.h")).expect("header");
+    let names: Vec<&str> = header
+        .lines()
+        .filter(|l| !l.starts_with([' ', '*', '/', '#']) && l.contains('('))
+        .filter_map(|l| l.split('(').next()?.rsplit([' ', '*']).next())
+        .filter(|n| n.starts_with("ks_"))
+        .collect();
+    assert!(names.len() > 30, "functions found: {names:?}");
+    for name in names {
+        if GETTERS.contains(&name) {
+            continue;
+        }
+        let rest = &name["ks_".len()..];
+        let noun_then_verb = NOUNS.iter().any(|noun| {
+            rest.strip_prefix(noun)
+                .and_then(|r| r.strip_prefix('_'))
+                .is_some_and(|verb| !verb.is_empty())
+        });
+        assert!(noun_then_verb, "{name} is not ks_<noun>_<verb>");
     }
 }

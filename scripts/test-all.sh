@@ -55,6 +55,15 @@ if cargo tree -p fido-core -e normal --prefix none --locked | grep -Eiq '^(hidap
   echo "fido-core depends on an IO crate:"; cargo tree -p fido-core -e normal --locked; exit 1
 fi
 
+log "layout: ARCHITECTURE.md names every crate; no source file over 900 lines"
+cargo metadata --format-version 1 --no-deps --locked \
+  | python3 -c 'import json,sys; [print(p["name"]) for p in json.load(sys.stdin)["packages"]]' \
+  | while read -r crate; do
+      grep -q "\`$crate\`" ARCHITECTURE.md || { echo "ARCHITECTURE.md does not name crate $crate"; exit 1; }
+    done
+long=$(git ls-files '*.rs' | grep -E '(^|/)(src|tests)/' | xargs wc -l | awk '$2 != "total" && $1 > 900')
+[ -z "$long" ] || { echo "source files over 900 lines:"; echo "$long"; exit 1; }
+
 log "cargo doc (warnings denied)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 

@@ -1,8 +1,9 @@
 //! Test-only helpers shared by the keysmith crates' integration tests (a dev-dependency,
 //! never published): the committed standard test template, temporary directories that
 //! clean up after themselves, the wall clock and a test clock, the in-process Entra
-//! emulator with the Graph and session configuration for it, software keys, and
-//! [`in_own_process`] for tests that need a process of their own.
+//! emulator with the Graph and session configuration for it, software keys,
+//! [`in_own_process`] for tests that need a process of their own, and
+//! [`run_until_crash_point`] for tests that kill a child at a step.
 //!
 //! The C test passes [`STANDARD_TEMPLATE`] to its C program; the Python tests read the
 //! same file, `tests/testkit/templates/standard.toml`.
@@ -267,6 +268,54 @@ pub fn in_own_process(name: &str) {
         out.status.success() && stdout.contains("1 passed"),
         "{name} in its own process failed:\n{stdout}\n{stderr}"
     );
+}
+
+/// Spawns `command` with piped stdout, waits (up to `timeout` per line) until it prints a
+/// line starting with `CRASH-POINT `, then kills it with SIGKILL and reaps it. Returns
+/// every line it printed. Panics if the point was never reached or the child was not
+/// killed by SIGKILL.
+#[cfg(unix)]
+pub fn run_until_crash_point(
+    mut command: std::process::Command,
+    timeout: Duration,
+    what: &str,
+) -> Vec<String> {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::ExitStatusExt;
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("spawn the child");
+    let stdout = child.stdout.take().expect("child stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let reached = loop {
+        match rx.recv_timeout(timeout) {
+            Ok(line) => {
+                let done = line.starts_with("CRASH-POINT ");
+                seen.push(line);
+                if done {
+                    break true;
+                }
+            }
+            Err(_) => break false,
+        }
+    };
+    // SIGKILL: the child gets no chance to clean up.
+    child.kill().expect("kill the child");
+    let status = child.wait().expect("reap the child");
+    assert!(reached, "the child never reached {what}: {seen:?}");
+    assert_eq!(status.signal(), Some(9), "killed by SIGKILL: {status:?}");
+    seen
 }
 
 #[cfg(test)]

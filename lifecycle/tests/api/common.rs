@@ -15,7 +15,9 @@ use lifecycle::store::{PinKey, SqliteStore};
 
 #[cfg(unix)]
 pub use keysmith_testkit::run_until_crash_point;
-pub use keysmith_testkit::{graph_client, in_own_process, now_ms, temp_dir, CONNECTION, KIM, KIM_ID};
+pub use keysmith_testkit::{
+    graph_client, in_own_process, now_ms, temp_dir, CONNECTION, KIM, KIM_ID,
+};
 
 /// An engine over the SQLite file `db`, with `emulator` as connection [`CONNECTION`] and
 /// transport PINs sealed under a key of `pin_key_byte`s.

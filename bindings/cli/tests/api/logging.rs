@@ -6,15 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use entra_graph::emulator::{Emulator, EmulatorConfig};
+use keysmith_testkit::TempDir;
 
 use super::keysmith;
-
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("keysmith-cli-log-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
 
 fn run(cmd: &mut Command, stdin: Option<&str>) -> Output {
     let mut child = cmd
@@ -47,7 +41,7 @@ fn files_in(dir: &Path) -> Vec<PathBuf> {
 #[cfg(feature = "demo")]
 #[test]
 fn log_flags_write_the_demo_to_a_file_without_secrets() {
-    let dir = temp_dir("demo");
+    let dir = TempDir::new("cli-log-demo");
     let log = dir.join("logs").join("keysmith.log");
     let out = run(
         keysmith()
@@ -81,7 +75,7 @@ fn log_flags_write_the_demo_to_a_file_without_secrets() {
 #[test]
 fn config_log_section_applies_and_flags_override_it() {
     let emulator = Emulator::start(EmulatorConfig::default()).unwrap();
-    let dir = temp_dir("config");
+    let dir = TempDir::new("cli-log-config");
     std::fs::write(dir.join("host.key"), "11".repeat(32)).unwrap();
     let logs = dir.join("logs");
     let config = dir.join("keysmith.toml");

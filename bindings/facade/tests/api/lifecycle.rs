@@ -101,8 +101,7 @@ fn a_wrong_pin_is_a_typed_device_error_with_retries_left() {
     let emulator = Emulator::start(EmulatorConfig::default()).expect("emulator");
     let dir = TempDir::new("facade-wrong-pin");
     let session = Session::open(&config(&emulator, &dir)).expect("session");
-    let device =
-        Device::open(&softkey_spec(&dir, "softkey.json")).expect("device");
+    let device = Device::open(&softkey_spec(&dir, "softkey.json")).expect("device");
     let key = session
         .issue(
             &device,
@@ -360,8 +359,7 @@ fn postgres_repository_shared_by_two_sessions() {
     cfg["station"] = "facade-test-b".into();
     let station_b = Session::open(&cfg.to_string()).expect("session b");
 
-    let device =
-        Device::open(&softkey_spec(&dir, "pg.json")).expect("device");
+    let device = Device::open(&softkey_spec(&dir, "pg.json")).expect("device");
     let key = station_a
         .issue(
             &device,

@@ -69,8 +69,7 @@ fn session_logging_goes_to_the_configured_file_without_secrets_alone() {
         },
     });
     let session = Session::open(&cfg.to_string()).expect("session");
-    let device =
-        Device::open(&softkey_spec(&dir, "key.json")).expect("device");
+    let device = Device::open(&softkey_spec(&dir, "key.json")).expect("device");
     let key = session
         .issue(
             &device,

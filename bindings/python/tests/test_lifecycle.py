@@ -19,27 +19,7 @@ REPO = Path(__file__).resolve().parents[3]
 KIM = "kim@contoso.onmicrosoft.com"
 PIN = "holder-pin-2468"
 
-TEMPLATE = """
-[passkey.entra]
-idp = { connection = "contoso-entra", kind = "entra", graph_api_version = "beta" }
-display_name = "{displayName} {serial}"
-truncate_display_name = true
-rp_id = "login.microsoft.com"
-challenge_timeout_minutes = 60
-
-[credential]
-name = "py-standard"
-passkey_templates = ["entra"]
-user_assignment = { directory = "contoso-entra" }
-
-[credential.fido2]
-reset_before_issuance = true
-always_uv = true
-min_pin_length = 8
-
-[credential.lifecycle]
-force_idp_deletion_on_revoke = true
-"""
+TEMPLATE = (REPO / "tests" / "testkit" / "templates" / "standard.toml").read_text()
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +72,7 @@ def test_module_surface():
 
 def test_full_lifecycle(emulator, tmp_path):
     session = keysmith.Session(make_config(emulator, tmp_path))
-    assert session.templates() == ["py-standard"]
+    assert session.templates() == ["test-standard"]
     prompts = []
     threads = set()
 
@@ -106,7 +86,7 @@ def test_full_lifecycle(emulator, tmp_path):
     assert any(v.startswith("FIDO_2") for v in info["versions"])
     assert device.serial
 
-    key = session.issue(device, "py-standard", KIM)
+    key = session.issue(device, "test-standard", KIM)
     assert key["state"] == "issued"
     assert key["serial"] == device.serial
     touches_after_issue = sum(1 for p in prompts if p["kind"] == "touch_key")
@@ -158,7 +138,7 @@ def test_operations_run_from_another_thread_with_prompts_there(emulator, tmp_pat
 
     def work():
         results["thread"] = threading.get_ident()
-        results["key"] = session.issue(device, "py-standard", KIM)
+        results["key"] = session.issue(device, "test-standard", KIM)
 
     t = threading.Thread(target=work)
     t.start()
@@ -170,7 +150,7 @@ def test_operations_run_from_another_thread_with_prompts_there(emulator, tmp_pat
     session.set_prompt(None)
     before = len(callers)
     second = keysmith.Device("softkey:" + str(tmp_path / "second.json"))
-    key = session.issue(second, "py-standard", KIM)
+    key = session.issue(second, "test-standard", KIM)
     assert key["state"] == "issued"
     assert len(callers) == before
 
@@ -237,7 +217,7 @@ def test_bad_input_raises_typed_errors(tmp_path):
     with pytest.raises(keysmith.TemplateError):
         keysmith.template_check("[credential]\nname = 3\n")
     summary = keysmith.template_check(TEMPLATE)
-    assert summary["name"] == "py-standard"
+    assert summary["name"] == "test-standard"
     assert summary["connections"] == ["contoso-entra"]
     with pytest.raises(keysmith.UsageError):
         keysmith.configure_logging({"level": "loud"})

@@ -270,6 +270,32 @@ pub fn in_own_process(name: &str) {
     );
 }
 
+/// Runs `command` with piped stdin, stdout and stderr, writes `stdin` (when given) and
+/// closes it, and waits for the output.
+pub fn run_with_stdin(
+    command: &mut std::process::Command,
+    stdin: Option<&str>,
+) -> std::process::Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the program");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("child stdin")
+            .write_all(input.as_bytes())
+            .expect("write the child's stdin");
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().expect("wait for the program")
+}
+
 /// Spawns `command` with piped stdout, waits (up to `timeout` per line) until it prints a
 /// line starting with `CRASH-POINT `, then kills it with SIGKILL and reaps it. Returns
 /// every line it printed. Panics if the point was never reached or the child was not

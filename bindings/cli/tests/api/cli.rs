@@ -1,6 +1,6 @@
 //! The `keysmith` binary as a user runs it.
 
-use keysmith_testkit::TempDir;
+use keysmith_testkit::{run_with_stdin, TempDir};
 
 use super::keysmith;
 
@@ -166,27 +166,15 @@ pub(crate) fn env(name: &str, emulator: &Emulator) -> Env {
 
 impl Env {
     pub(crate) fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        let mut child = keysmith()
-            .arg("--config")
-            .arg(&self.config)
-            .args(["--device", &self.softkey])
-            .args(args)
-            .env("KEYSMITH_TEST_SECRET", &self.secret)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        if let Some(input) = stdin {
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(input.as_bytes())
-                .unwrap();
-        }
-        drop(child.stdin.take());
-        child.wait_with_output().unwrap()
+        run_with_stdin(
+            keysmith()
+                .arg("--config")
+                .arg(&self.config)
+                .args(["--device", &self.softkey])
+                .args(args)
+                .env("KEYSMITH_TEST_SECRET", &self.secret),
+            stdin,
+        )
     }
 
     pub(crate) fn json(&self, args: &[&str], stdin: Option<&str>) -> serde_json::Value {

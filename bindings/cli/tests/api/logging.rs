@@ -1,32 +1,16 @@
 //! The `keysmith` binary's diagnostics options: `--log-level`, `--log-file` and the
 //! config file's `[log]` section.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use entra_graph::emulator::{Emulator, EmulatorConfig};
-use keysmith_testkit::TempDir;
+use keysmith_testkit::{run_with_stdin, TempDir};
 
 use super::keysmith;
 
 fn run(cmd: &mut Command, stdin: Option<&str>) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-    }
-    drop(child.stdin.take());
-    child.wait_with_output().unwrap()
+    run_with_stdin(cmd, stdin)
 }
 
 fn files_in(dir: &Path) -> Vec<PathBuf> {

@@ -4,8 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
-use entra_graph::emulator::{Emulator, EmulatorConfig};
-use keysmith_testkit::TempDir;
+use entra_graph::emulator::Emulator;
+use keysmith_testkit::{EmulatorWorld, TempDir};
 use lifecycle::engine::{Engine, IssueRequest};
 use lifecycle::store::KeyRecord;
 use lifecycle::template::{TemplateSet, Transport};
@@ -37,8 +37,7 @@ pub struct World {
 }
 
 pub fn world(name: &str) -> World {
-    let emulator = Emulator::start(EmulatorConfig::default()).expect("emulator");
-    let dir = TempDir::new(name);
+    let EmulatorWorld { emulator, dir } = EmulatorWorld::start(name);
     let db = dir.join("keysmith.db");
     let engine = engine_for(&emulator, &db);
     World {

@@ -3,9 +3,9 @@
 
 use std::path::Path;
 
-use entra_graph::emulator::{Emulator, EmulatorConfig};
+use entra_graph::emulator::Emulator;
 use keysmith_facade::{BulkRunOptions, Device, ErrorKind, IssueParams, Session};
-use keysmith_testkit::{session_config, softkey_spec, TempDir, STANDARD_NAME};
+use keysmith_testkit::{session_config, softkey_spec, EmulatorWorld, STANDARD_NAME};
 use keysmith_testkit::{ADELE, ALEX, HOLDER_PIN as PIN, KIM};
 
 fn open(emulator: &Emulator, dir: &Path) -> Session {
@@ -36,8 +36,7 @@ fn no_device(_: &keysmith_facade::BulkRow) -> Result<String, String> {
 
 #[test]
 fn reconcile_finds_and_fixes_drift_made_at_the_emulator() {
-    let emulator = Emulator::start(EmulatorConfig::default()).expect("emulator");
-    let dir = TempDir::new("facade-reconcile");
+    let EmulatorWorld { emulator, dir } = EmulatorWorld::start("facade-reconcile");
     let session = open(&emulator, &dir);
     let device = softkey(&dir, "kim.json");
     let key_id = issue(&session, &device, KIM);
@@ -91,8 +90,7 @@ fn reconcile_finds_and_fixes_drift_made_at_the_emulator() {
 
 #[test]
 fn bulk_revoke_over_three_keys_and_paged_listing() {
-    let emulator = Emulator::start(EmulatorConfig::default()).expect("emulator");
-    let dir = TempDir::new("facade-revoke");
+    let EmulatorWorld { emulator, dir } = EmulatorWorld::start("facade-revoke");
     let session = open(&emulator, &dir);
     let mut ids: Vec<String> = [KIM, ADELE, ALEX]
         .iter()
@@ -185,8 +183,7 @@ fn bulk_revoke_over_three_keys_and_paged_listing() {
 
 #[test]
 fn bulk_issue_with_a_softkey_per_row() {
-    let emulator = Emulator::start(EmulatorConfig::default()).expect("emulator");
-    let dir = TempDir::new("facade-issue");
+    let EmulatorWorld { emulator, dir } = EmulatorWorld::start("facade-issue");
     let session = open(&emulator, &dir);
     let csv = format!("user,serial\n{KIM},BULK-1\n{ADELE},BULK-2\n{ALEX},BULK-3\n");
     let job = session.bulk_create("issue", &csv).expect("job");

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use entra_graph::emulator::{Emulator, EmulatorConfig};
+use entra_graph::emulator::Emulator;
 use keysmith_facade::{Device, ErrorKind, IssueParams, KeyFilter, Prompt, Session};
-use keysmith_testkit::{session_config, softkey_spec, TempDir, STANDARD_NAME};
+use keysmith_testkit::{session_config, softkey_spec, EmulatorWorld, STANDARD_NAME};
 
 fn config(emulator: &Emulator, dir: &std::path::Path) -> String {
     session_config(emulator, dir, "facade-test")
@@ -15,8 +15,7 @@ fn config(emulator: &Emulator, dir: &std::path::Path) -> String {
 
 #[test]
 fn issue_activate_sign_in_revoke_through_the_facade() {
-    let emulator = Emulator::start(EmulatorConfig::default()).expect("emulator");
-    let dir = TempDir::new("facade-flow");
+    let EmulatorWorld { emulator, dir } = EmulatorWorld::start("facade-flow");
     let session = Session::open(&config(&emulator, &dir)).expect("session");
     assert_eq!(session.templates(), [STANDARD_NAME]);
     let touches = Arc::new(AtomicUsize::new(0));
@@ -98,8 +97,7 @@ fn issue_activate_sign_in_revoke_through_the_facade() {
 /// JSON the C and Python bindings get; the right PIN still works afterwards.
 #[test]
 fn a_wrong_pin_is_a_typed_device_error_with_retries_left() {
-    let emulator = Emulator::start(EmulatorConfig::default()).expect("emulator");
-    let dir = TempDir::new("facade-wrong-pin");
+    let EmulatorWorld { emulator, dir } = EmulatorWorld::start("facade-wrong-pin");
     let session = Session::open(&config(&emulator, &dir)).expect("session");
     let device = Device::open(&softkey_spec(&dir, "softkey.json")).expect("device");
     let key = session
@@ -177,8 +175,7 @@ oidc = {{ issuer = "{issuer}", audience = "keysmith-self-service", jwks_url = "{
 fn every_operation_through_the_facade() {
     const KIM: &str = "kim@contoso.onmicrosoft.com";
     const PIN: &str = "holder-pin-1357";
-    let emulator = Emulator::start(EmulatorConfig::default()).expect("emulator");
-    let dir = TempDir::new("facade-all");
+    let EmulatorWorld { emulator, dir } = EmulatorWorld::start("facade-all");
     let session = Session::open(&config(&emulator, &dir)).expect("session");
     let summary = session
         .add_template(&self_service_template(&emulator))
@@ -345,8 +342,7 @@ fn postgres_repository_shared_by_two_sessions() {
         eprintln!("SKIPPED: PostgreSQL facade test (no KEYSMITH_PG_URL)");
         return;
     };
-    let emulator = Emulator::start(EmulatorConfig::default()).expect("emulator");
-    let dir = TempDir::new("facade-pg");
+    let EmulatorWorld { emulator, dir } = EmulatorWorld::start("facade-pg");
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
@@ -397,8 +393,7 @@ fn postgres_repository_shared_by_two_sessions() {
 
 #[test]
 fn one_session_shared_by_threads_each_with_its_key() {
-    let emulator = Emulator::start(EmulatorConfig::default()).expect("emulator");
-    let dir = TempDir::new("facade-threads");
+    let EmulatorWorld { emulator, dir } = EmulatorWorld::start("facade-threads");
     let session = Session::open(&config(&emulator, &dir)).expect("session");
     let touches = Arc::new(AtomicUsize::new(0));
     let seen = touches.clone();
@@ -451,8 +446,7 @@ fn one_session_shared_by_threads_each_with_its_key() {
 #[test]
 fn cancel_from_the_prompt_stops_the_touch_wait() {
     use fido_transport::softkey::{SoftAuthenticator, SoftConfig, SoftTransport, UserPresence};
-    let emulator = Emulator::start(EmulatorConfig::default()).expect("emulator");
-    let dir = TempDir::new("facade-cancel");
+    let EmulatorWorld { emulator, dir } = EmulatorWorld::start("facade-cancel");
     let session = Session::open(&config(&emulator, &dir)).expect("session");
     // The simulated holder would take two minutes to touch the key.
     let soft = SoftAuthenticator::new(SoftConfig {

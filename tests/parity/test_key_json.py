@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 DEBUG = REPO / "target" / "debug"
 KIM = "kim@contoso.onmicrosoft.com"
 PIN = "holder-pin-2468"
-TEMPLATE = (REPO / "examples" / "templates" / "standard.toml").read_text()
+TEMPLATE = (REPO / "tests" / "testkit" / "templates" / "standard.toml").read_text()
 
 
 def built(name, *cargo_args):
@@ -104,7 +104,7 @@ def test_one_key_is_the_same_json_in_every_binding(emulator, tmp_path):
 
     session = keysmith.Session(config_json)
     device = keysmith.Device("softkey:%s" % (tmp_path / "key.json"))
-    issued = plain(session.issue(device, "example-standard", KIM))
+    issued = plain(session.issue(device, "test-standard", KIM))
     key_id = issued["key_id"]
     session.activate(device, key_id, PIN)
 

@@ -8,30 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use entra_graph::emulator::{Emulator, EmulatorConfig};
-
-const KIM_ID: &str = "6e8a5a4e-5a0d-4e4c-9c8e-2f7c3d8a1b11";
-
-const TEMPLATE: &str = r#"
-[passkey.entra]
-idp = { connection = "contoso-entra", kind = "entra", graph_api_version = "beta" }
-display_name = "{displayName} {serial}"
-truncate_display_name = true
-rp_id = "login.microsoft.com"
-challenge_timeout_minutes = 60
-
-[credential]
-name = "c-standard"
-passkey_templates = ["entra"]
-user_assignment = { directory = "contoso-entra" }
-
-[credential.fido2]
-reset_before_issuance = true
-always_uv = true
-min_pin_length = 8
-
-[credential.lifecycle]
-force_idp_deletion_on_revoke = true
-"#;
+use keysmith_testkit::{session_config, softkey_spec, TempDir, KIM_ID};
 
 /// Whether `tool --version` runs.
 fn installed(tool: &str) -> bool {
@@ -61,17 +38,6 @@ fn lib_dir() -> PathBuf {
     panic!("libkeysmith.so not found next to {}", exe.display());
 }
 
-fn work_dir(name: &str) -> PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("keysmith-c-{name}-{}-{nanos}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("work dir");
-    dir
-}
-
 fn compile(dir: &Path) -> PathBuf {
     let exe = dir.join("lifecycle");
     let lib = lib_dir();
@@ -95,30 +61,17 @@ fn compile(dir: &Path) -> PathBuf {
     exe
 }
 
+/// The session configuration: the standard test template (the C program issues with
+/// its name, `test-standard`), SQLite in `dir`, the emulator as `contoso-entra`.
 fn config(emulator: &Emulator, dir: &Path) -> String {
-    serde_json::json!({
-        "repository": { "sqlite": dir.join("keysmith.db").to_str().expect("utf-8 path") },
-        "pin_key": "5a".repeat(32),
-        "station": "c-test",
-        "idp": [{
-            "name": "contoso-entra",
-            "tenant": emulator.tenant_id(),
-            "client_id": emulator.client_id(),
-            "client_secret": emulator.client_secret().unwrap_or_default(),
-            "graph_api_version": "beta",
-            "login_base": emulator.base_url(),
-            "graph_base": emulator.base_url(),
-        }],
-        "templates": [TEMPLATE],
-    })
-    .to_string()
+    session_config(emulator, dir, "c-test")
 }
 
 /// Runs the C program (optionally under a wrapper such as valgrind); returns stdout.
 fn run_flow(exe: &Path, wrapper: &[&str], name: &str) -> String {
     let emulator = Emulator::start(EmulatorConfig::default()).expect("emulator");
-    let dir = work_dir(name);
-    let spec = format!("softkey:{}", dir.join("softkey.json").display());
+    let dir = TempDir::new(&format!("c-{name}"));
+    let spec = softkey_spec(&dir, "softkey.json");
     let mut cmd = match wrapper.split_first() {
         Some((first, rest)) => {
             let mut c = Command::new(first);
@@ -168,7 +121,7 @@ fn value<'a>(stdout: &'a str, name: &str) -> &'a str {
 
 #[test]
 fn c_program_drives_the_whole_lifecycle() {
-    let dir = work_dir("build");
+    let dir = TempDir::new("c-build");
     let exe = compile(&dir);
     let stdout = run_flow(&exe, &[], "flow");
     assert!(stdout.lines().any(|l| l == "ok"), "{stdout}");
@@ -198,7 +151,7 @@ fn c_program_is_clean_under_valgrind() {
         eprintln!("valgrind not installed: skipped");
         return;
     }
-    let dir = work_dir("valgrind-build");
+    let dir = TempDir::new("c-valgrind-build");
     let exe = compile(&dir);
     let stdout = run_flow(
         &exe,
@@ -220,7 +173,7 @@ fn committed_header_matches_the_sources() {
         eprintln!("cbindgen not installed: header check skipped");
         return;
     }
-    let dir = work_dir("header");
+    let dir = TempDir::new("c-header");
     let generated = dir.join("keysmith.h");
     let out = Command::new("cbindgen")
         .current_dir(crate_dir())

@@ -88,7 +88,7 @@ def issued_key(emulator: dict[str, Any], tmp_path: Path) -> tuple[keysmith.Sessi
     """A session, the state file of a software key and the id of the key issued on it."""
     session = keysmith.Session(make_config(emulator, tmp_path))
     state = str(tmp_path / "softkey.json")
-    key = session.issue(keysmith.Device("softkey:" + state), "py-standard", KIM)
+    key = session.issue(keysmith.Device("softkey:" + state), "test-standard", KIM)
     return session, state, key.key_id
 
 
@@ -130,7 +130,7 @@ def test_ctrl_c_during_a_touch_wait_cancels_and_changes_nothing(
     timer.start()
     try:
         with pytest.raises(KeyboardInterrupt) as e:
-            session.issue(device, "py-standard", KIM)
+            session.issue(device, "test-standard", KIM)
     finally:
         timer.cancel()
     ended = time.monotonic()
@@ -145,7 +145,7 @@ def test_ctrl_c_during_a_touch_wait_cancels_and_changes_nothing(
     assert after.key == before.key
     assert after.passkeys == before.passkeys and after.pending == before.pending
     # The key is issued once its holder touches it.
-    again = session.issue(keysmith.Device("softkey:" + state), "py-standard", KIM)
+    again = session.issue(keysmith.Device("softkey:" + state), "test-standard", KIM)
     assert again.key_id == key_id and again.state is keysmith.KeyState.ISSUED
 
 
@@ -155,7 +155,7 @@ def test_cancel_from_the_prompt_raises_a_device_error(
     device = keysmith.Device("softkey:" + str(tmp_path / "k.json") + "?presence=never")
     session.set_prompt(lambda p: device.cancel())
     with pytest.raises(keysmith.DeviceError) as e:
-        session.issue(device, "py-standard", KIM)
+        session.issue(device, "test-standard", KIM)
     assert "cancel" in str(e.value) and isinstance(e.value, OSError)
     # Cancelled once the facade names the reason `cancelled` (else a plain DeviceError).
     assert isinstance(e.value, keysmith.Cancelled) == (e.value.reason == "cancelled")

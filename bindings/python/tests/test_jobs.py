@@ -38,7 +38,7 @@ def test_bulk_issue_with_softkeys_from_the_callback_then_reconcile_clean(
         threads.add(threading.get_ident())
 
     summary = session.bulk_run(job.job_id, device=device, progress=on_progress,
-                               template="py-standard")
+                               template="test-standard")
     assert isinstance(summary, keysmith.BulkSummary)
     assert (summary.done, summary.failed, summary.total) == (2, 0, 2), summary
     assert [(r.line, r.user, r.serial) for r in rows] == \
@@ -93,7 +93,7 @@ def test_device_callback_failures_fail_only_their_row(
             raise RuntimeError("no key in the drawer")
         return None
 
-    summary = session.bulk_run(job.job_id, device=device, template="py-standard")
+    summary = session.bulk_run(job.job_id, device=device, template="test-standard")
     assert (summary.done, summary.failed) == (0, 2)
     outcomes = [i.outcome for i in summary.items]
     assert any("no key in the drawer" in o for o in outcomes), outcomes
@@ -104,7 +104,7 @@ def test_device_callback_failures_fail_only_their_row(
 def test_bulk_revoke_and_bad_job_input(emulator: dict[str, Any], tmp_path: Path) -> None:
     session = keysmith.Session(make_config(emulator, tmp_path))
     ids = [session.issue(keysmith.Device("softkey:" + str(tmp_path / f"k{i}.json")),
-                         "py-standard", user).key_id
+                         "test-standard", user).key_id
            for i, user in enumerate([KIM, ADELE])]
     job = session.bulk_create("revoke", "key_id\n" + "\n".join(ids) + "\n")
     seen: list[keysmith.BulkProgress] = []

@@ -22,27 +22,7 @@ REPO = Path(__file__).resolve().parents[3]
 KIM = "kim@contoso.onmicrosoft.com"
 PIN = "holder-pin-2468"
 
-TEMPLATE = """
-[passkey.entra]
-idp = { connection = "contoso-entra", kind = "entra", graph_api_version = "beta" }
-display_name = "{displayName} {serial}"
-truncate_display_name = true
-rp_id = "login.microsoft.com"
-challenge_timeout_minutes = 60
-
-[credential]
-name = "py-standard"
-passkey_templates = ["entra"]
-user_assignment = { directory = "contoso-entra" }
-
-[credential.fido2]
-reset_before_issuance = true
-always_uv = true
-min_pin_length = 8
-
-[credential.lifecycle]
-force_idp_deletion_on_revoke = true
-"""
+TEMPLATE = (REPO / "tests" / "testkit" / "templates" / "standard.toml").read_text()
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +79,7 @@ def test_module_surface() -> None:
 
 def test_full_lifecycle(emulator: dict[str, Any], tmp_path: Path) -> None:
     session = keysmith.Session(make_config(emulator, tmp_path))
-    assert session.templates() == ["py-standard"]
+    assert session.templates() == ["test-standard"]
     prompts: list[keysmith.Prompt] = []
     threads = set()
 
@@ -114,7 +94,7 @@ def test_full_lifecycle(emulator: dict[str, Any], tmp_path: Path) -> None:
     assert any(v.startswith("FIDO_2") for v in info.versions)
     assert device.serial
 
-    key = session.issue(device, "py-standard", KIM)
+    key = session.issue(device, "test-standard", KIM)
     assert isinstance(key, keysmith.Key)
     assert key.state == "issued" and key.state is keysmith.KeyState.ISSUED
     assert key.serial == device.serial
@@ -173,7 +153,7 @@ def test_operations_run_from_another_thread_with_prompts_there(
 
     def work() -> None:
         results["thread"] = threading.get_ident()
-        results["key"] = session.issue(device, "py-standard", KIM)
+        results["key"] = session.issue(device, "test-standard", KIM)
 
     t = threading.Thread(target=work)
     t.start()
@@ -185,7 +165,7 @@ def test_operations_run_from_another_thread_with_prompts_there(
     session.set_prompt(None)
     before = len(callers)
     second = keysmith.Device("softkey:" + str(tmp_path / "second.json"))
-    key = session.issue(second, "py-standard", KIM)
+    key = session.issue(second, "test-standard", KIM)
     assert key.state == "issued"
     assert len(callers) == before
 
@@ -257,6 +237,6 @@ def test_bad_input_raises_typed_errors(tmp_path: Path) -> None:
     assert isinstance(t.value, ValueError)
     summary = keysmith.template_check(TEMPLATE)
     assert summary == keysmith.TemplateSummary(
-        name="py-standard", passkey_templates=("entra",), connections=("contoso-entra",))
+        name="test-standard", passkey_templates=("entra",), connections=("contoso-entra",))
     with pytest.raises(keysmith.UsageError):
         keysmith.configure_logging({"level": "loud"})

@@ -128,7 +128,7 @@ int main(int argc, char **argv) {
         fail("ks_template_list", st);
         goto done;
     }
-    if (strcmp(out, "[\"c-standard\"]") != 0) {
+    if (strcmp(out, "[\"test-standard\"]") != 0) {
         fprintf(stderr, "unexpected templates: %s\n", out);
         goto done;
     }
@@ -150,7 +150,7 @@ int main(int argc, char **argv) {
     out = NULL;
 
     st = ks_key_issue(session, device,
-                      "{\"template\":\"c-standard\",\"user\":\"kim@contoso.onmicrosoft.com\"}", &out);
+                      "{\"template\":\"test-standard\",\"user\":\"kim@contoso.onmicrosoft.com\"}", &out);
     if (st != KS_OK) {
         fail("ks_key_issue", st);
         goto done;
@@ -294,7 +294,7 @@ int main(int argc, char **argv) {
     }
     ks_string_free(out);
     out = NULL;
-    st = ks_bulk_run(session, issue_job, "{\"template\":\"c-standard\"}", bulk_device,
+    st = ks_bulk_run(session, issue_job, "{\"template\":\"test-standard\"}", bulk_device,
                      bulk_progress, &bulk, &out);
     if (st != KS_OK) {
         fail("ks_bulk_run issue", st);

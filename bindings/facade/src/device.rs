@@ -51,8 +51,14 @@ impl Device {
     /// touches; the wait ends only by [`Device::cancel`]) or `<N>ms` (a touch after N
     /// milliseconds). So a state file path cannot contain `?`.
     pub fn open(spec: &str) -> Result<Device> {
-        let (transport, kind, reset, serial) = open_transport(spec)?;
-        Ok(Device::assemble(transport, kind, reset, serial, spec))
+        let o = open_transport(spec)?;
+        Ok(Device::assemble(
+            o.transport,
+            o.attachment,
+            o.can_reset_in_place,
+            o.serial,
+            spec,
+        ))
     }
 
     /// A device over a transport the host owns (its own HID or card stack behind
@@ -210,33 +216,41 @@ pub fn list_devices() -> DeviceList {
     out
 }
 
-/// What opening a device spec gives: the transport, how it is attached, whether it can
-/// be reset in place, and its serial if known.
-pub(crate) type Opened = (Box<dyn Transport>, KeyTransport, bool, Option<String>);
+/// What opening a device spec gives.
+pub(crate) struct Opened {
+    /// The transport to the key.
+    pub(crate) transport: Box<dyn Transport>,
+    /// How the key is attached.
+    pub(crate) attachment: KeyTransport,
+    /// A CTAP reset works right now without replugging.
+    pub(crate) can_reset_in_place: bool,
+    /// The key's serial, if the transport knows it.
+    pub(crate) serial: Option<String>,
+}
 
 /// Opens the transport of a device spec (see [`Device::open`]).
 pub(crate) fn open_transport(spec: &str) -> Result<Opened> {
-    let opened: Opened = if let Some(path) = spec.strip_prefix("usb:") {
+    let opened = if let Some(path) = spec.strip_prefix("usb:") {
         let serial = fido_transport::hid::list_devices()
             .ok()
             .and_then(|l| l.into_iter().find(|d| d.path == path))
             .and_then(|d| d.serial);
-        (
-            Box::new(fido_transport::hid::open(path)?),
-            KeyTransport::Usb,
-            false,
+        Opened {
+            transport: Box::new(fido_transport::hid::open(path)?),
+            attachment: KeyTransport::Usb,
+            can_reset_in_place: false,
             serial,
-        )
+        }
     } else if let Some(reader) = spec.strip_prefix("nfc:") {
-        (
-            Box::new(fido_transport::nfc::NfcTransport::open(
+        Opened {
+            transport: Box::new(fido_transport::nfc::NfcTransport::open(
                 reader,
                 fido_transport::nfc::NfcMode::default(),
             )?),
-            KeyTransport::Nfc,
-            true,
-            None,
-        )
+            attachment: KeyTransport::Nfc,
+            can_reset_in_place: true,
+            serial: None,
+        }
     } else if let Some(rest) = spec.strip_prefix("softkey:") {
         let (path, presence) = softkey_options(rest)?;
         if path.is_empty() {
@@ -255,12 +269,12 @@ pub(crate) fn open_transport(spec: &str) -> Result<Opened> {
             .get(..4)
             .unwrap_or(&[]))
         .to_uppercase();
-        (
-            Box::new(SoftTransport::new(soft)),
-            KeyTransport::Usb,
-            true,
-            Some(serial),
-        )
+        Opened {
+            transport: Box::new(SoftTransport::new(soft)),
+            attachment: KeyTransport::Usb,
+            can_reset_in_place: true,
+            serial: Some(serial),
+        }
     } else {
         return Err(FacadeError::usage(format!(
             "device {spec:?}: expected usb:PATH, nfc:READER or softkey:STATEFILE"

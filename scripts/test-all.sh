@@ -55,6 +55,15 @@ if cargo tree -p fido-core -e normal --prefix none --locked | grep -Eiq '^(hidap
   echo "fido-core depends on an IO crate:"; cargo tree -p fido-core -e normal --locked; exit 1
 fi
 
+log "layout: ARCHITECTURE.md names every crate; no source file over 900 lines"
+cargo metadata --format-version 1 --no-deps --locked \
+  | python3 -c 'import json,sys; [print(p["name"]) for p in json.load(sys.stdin)["packages"]]' \
+  | while read -r crate; do
+      grep -q "\`$crate\`" ARCHITECTURE.md || { echo "ARCHITECTURE.md does not name crate $crate"; exit 1; }
+    done
+long=$(git ls-files '*.rs' | grep -E '(^|/)(src|tests)/' | xargs wc -l | awk '$2 != "total" && $1 > 900')
+[ -z "$long" ] || { echo "source files over 900 lines:"; echo "$long"; exit 1; }
+
 log "cargo doc (warnings denied)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked --quiet
 
@@ -63,14 +72,18 @@ cargo test --workspace --all-features --locked
 # keysmith-cli without its demo feature: `keysmith demo` refuses with exit 2.
 cargo test -p keysmith-cli --locked --test api config::
 
-log "Python bindings: maturin develop + pytest"
+log "Python bindings: maturin develop + pytest + mypy (stubtest, --strict)"
 # The C ABI's test (bindings/c/tests/c_abi.rs) ran above with the cargo tests.
 venv="$PWD/target/pyvenv"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check "maturin>=1.5,<2" pytest
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check "maturin>=1.5,<2" pytest mypy
 (cd bindings/python && VIRTUAL_ENV="$venv" PATH="$venv/bin:$PATH" maturin develop --locked)
 # The emulator binary the cargo tests built (else the tests build it with cargo run).
 KEYSMITH_EMULATOR_BIN="$PWD/target/debug/entra-emulator" "$venv/bin/python" -m pytest -q bindings/python/tests tests/parity
+# The stubs (keysmith/_native.pyi and the package's annotations) against the built module,
+# then the package and its tests type-checked strictly.
+(cd bindings/python && "$venv/bin/python" -m mypy.stubtest keysmith \
+  && "$venv/bin/python" -m mypy --strict python/keysmith tests)
 
 log "examples (Rust, C, Python)"
 scripts/run-examples.sh

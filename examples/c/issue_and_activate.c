@@ -56,32 +56,32 @@ int main(int argc, char **argv) {
     if ((st = ks_session_open(argv[1], &session)) != KS_OK) {
         return fail("ks_session_open", st);
     }
-    ks_set_prompt_callback(session, on_prompt, NULL);
+    ks_session_set_prompt_callback(session, on_prompt, NULL);
     if ((st = ks_device_open(argv[2], &device)) != KS_OK) {
         fail("ks_device_open", st);
         goto done;
     }
-    st = ks_issue(session, device,
-                  "{\"template\":\"example-standard\",\"user\":\"kim@contoso.onmicrosoft.com\"}",
-                  &out);
+    st = ks_key_issue(session, device,
+                      "{\"template\":\"example-standard\",\"user\":\"kim@contoso.onmicrosoft.com\"}",
+                      &out);
     if (st != KS_OK || !key_id_of(out, key_id, sizeof key_id)) {
-        fail("ks_issue", st);
+        fail("ks_key_issue", st);
         goto done;
     }
     printf("issued: %s\n", out);
     ks_string_free(out);
     out = NULL;
 
-    if ((st = ks_activate(session, device, key_id, pin, &out)) != KS_OK) {
-        fail("ks_activate", st);
+    if ((st = ks_key_activate(session, device, key_id, pin, &out)) != KS_OK) {
+        fail("ks_key_activate", st);
         goto done;
     }
     printf("activated: %s\n", out);
     ks_string_free(out);
     out = NULL;
 
-    if ((st = ks_sign_in(session, device, key_id, pin, &out)) != KS_OK) {
-        fail("ks_sign_in", st);
+    if ((st = ks_key_sign_in(session, device, key_id, pin, &out)) != KS_OK) {
+        fail("ks_key_sign_in", st);
         goto done;
     }
     printf("sign-in verified: %s\n", out);

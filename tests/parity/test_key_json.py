@@ -1,6 +1,6 @@
 """One key, three bindings: the same JSON object from the command line
-(`keysmith show --json`), the C ABI (`ks_key_get`, or `ks_key_show` before its rename,
-through ctypes on libkeysmith.so) and Python (`Session.key()`).
+(`keysmith show --json`), the C ABI (`ks_key_get`, through ctypes on libkeysmith.so) and
+Python (`Session.key()`).
 
 Builds target/debug/{keysmith,libkeysmith.so} (cargo build: nothing to do when they are
 current) and needs the `keysmith` Python module (`maturin develop`, as
@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[2]
 DEBUG = REPO / "target" / "debug"
 KIM = "kim@contoso.onmicrosoft.com"
 PIN = "holder-pin-2468"
-TEMPLATE = (REPO / "examples" / "templates" / "standard.toml").read_text()
+TEMPLATE = (REPO / "tests" / "testkit" / "templates" / "standard.toml").read_text()
 
 
 def built(name, *cargo_args):
@@ -63,12 +63,11 @@ def plain(value):
 
 def c_key(config_json, key_id):
     lib = ctypes.CDLL(str(built("libkeysmith.so", "-p", "keysmith-c")))
-    get = getattr(lib, "ks_key_get", None) or lib.ks_key_show
     session = ctypes.c_void_p()
     assert lib.ks_session_open(config_json.encode(), ctypes.byref(session)) == 0
     out = ctypes.c_void_p()
     try:
-        status = get(session, key_id.encode(), ctypes.byref(out))
+        status = lib.ks_key_get(session, key_id.encode(), ctypes.byref(out))
         assert status == 0, status
         return json.loads(ctypes.string_at(out.value).decode())
     finally:
@@ -105,7 +104,7 @@ def test_one_key_is_the_same_json_in_every_binding(emulator, tmp_path):
 
     session = keysmith.Session(config_json)
     device = keysmith.Device("softkey:%s" % (tmp_path / "key.json"))
-    issued = plain(session.issue(device, "example-standard", KIM))
+    issued = plain(session.issue(device, "test-standard", KIM))
     key_id = issued["key_id"]
     session.activate(device, key_id, PIN)
 

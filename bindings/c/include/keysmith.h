@@ -1,5 +1,7 @@
 /* keysmith C ABI: manage FIDO2 passkeys on security keys in step with Microsoft Entra ID.
  *
+ * Names are ks_<noun>_<verb>[_<detail>]: ks_session_open, ks_key_issue, ks_key_list_page...
+ *
  * Conventions: every function except ks_version, ks_status_str and the *_free functions
  * returns a ks_status (KS_OK = 0, else the error kind's code; ks_status_str names it); on
  * failure ks_last_error gives the message and ks_last_error_json the whole error
@@ -28,9 +30,10 @@
 #define KEYSMITH_VERSION_MAJOR 0
 
 /**
- * The C ABI's minor version, raised when entry points or values are added.
+ * The C ABI's minor version, raised when entry points or values are added and (before
+ * 1.0) when they are renamed or removed.
  */
-#define KEYSMITH_VERSION_MINOR 2
+#define KEYSMITH_VERSION_MINOR 3
 
 /**
  * The C ABI's patch version.
@@ -88,8 +91,8 @@ typedef struct ks_session ks_session;
 
 /**
  * Receives prompts as JSON (`{"kind":"touch_key","step":"makeCredential"}`, ...):
- * `ctx` is what was given to [`ks_set_prompt_callback`]; `prompt_json` is valid only
- * during the call. Called on the thread running the operation.
+ * `ctx` is what was given to [`ks_session_set_prompt_callback`]; `prompt_json` is valid
+ * only during the call. Called on the thread running the operation.
  */
 typedef void (*ks_prompt_fn)(void *ctx, const char *prompt_json);
 
@@ -200,25 +203,16 @@ void ks_session_free(ks_session *session);
  * # Safety
  * `session` is NULL or live; `cb` is NULL or a valid function; `ctx` as above.
  */
-ks_status ks_set_prompt_callback(const ks_session *session, ks_prompt_fn cb, void *ctx);
+ks_status ks_session_set_prompt_callback(const ks_session *session, ks_prompt_fn cb, void *ctx);
 
 /**
- * Validates a credential template set (TOML or JSON text); `*out_json` gets its summary
- * `{"name":...,"passkey_templates":[...],"connections":[...]}`.
- *
- * # Safety
- * `text` is NULL or NUL-terminated; `out_json` is NULL or writable.
- */
-ks_status ks_template_check(const char *text, char **out_json);
-
-/**
- * Loads (or replaces) a credential template set into the session; `*out_json` gets its
- * summary.
+ * Loads (or replaces) a credential template set (TOML or JSON text) into the session;
+ * `*out_json` gets its summary, as [`ks_template_check`].
  *
  * # Safety
  * Pointers NULL or valid as documented in the crate conventions.
  */
-ks_status ks_add_template(const ks_session *session, const char *text, char **out_json);
+ks_status ks_template_add(const ks_session *session, const char *text, char **out_json);
 
 /**
  * The names of the session's loaded credential templates, as a JSON array.
@@ -226,144 +220,24 @@ ks_status ks_add_template(const ks_session *session, const char *text, char **ou
  * # Safety
  * Pointers NULL or valid as documented in the crate conventions.
  */
-ks_status ks_templates(const ks_session *session, char **out_json);
+ks_status ks_template_list(const ks_session *session, char **out_json);
 
 /**
- * Central issuance. `params_json`: `{"template":"NAME","user":"UPN or id",
- * "serial":optional,"actor":optional}`; `*out_json` gets the key.
+ * Validates a credential template set (TOML or JSON text) without a session; `*out_json`
+ * gets its summary `{"name":...,"passkey_templates":[...],"connections":[...]}`.
+ *
+ * # Safety
+ * `text` is NULL or NUL-terminated; `out_json` is NULL or writable.
+ */
+ks_status ks_template_check(const char *text, char **out_json);
+
+/**
+ * Checks the IdP connection named `connection`; `*out_ms` gets how long it took (ms).
  *
  * # Safety
  * Pointers NULL or valid as documented in the crate conventions.
  */
-ks_status ks_issue(const ks_session *session,
-                   const ks_device *device,
-                   const char *params_json,
-                   char **out_json);
-
-/**
- * Issuance with the holder's PIN (templates that activate at issuance); as [`ks_issue`].
- *
- * # Safety
- * Pointers NULL or valid as documented in the crate conventions.
- */
-ks_status ks_issue_and_activate(const ks_session *session,
-                                const ks_device *device,
-                                const char *params_json,
-                                const char *holder_pin,
-                                char **out_json);
-
-/**
- * Activation by the holder with their new PIN; `*out_json` gets the key.
- *
- * # Safety
- * Pointers NULL or valid as documented in the crate conventions.
- */
-ks_status ks_activate(const ks_session *session,
-                      const ks_device *device,
-                      const char *key_id,
-                      const char *holder_pin,
-                      char **out_json);
-
-/**
- * Inactivate a key; `*out_json` gets the key.
- *
- * # Safety
- * Pointers NULL or valid as documented in the crate conventions.
- */
-ks_status ks_inactivate(const ks_session *session, const char *key_id, char **out_json);
-
-/**
- * Revoke a key. `force`: negative = the template's setting, 0 = not forced, positive =
- * forced (a failed IdP deletion cancels the revocation). `*out_json` gets the key.
- *
- * # Safety
- * Pointers NULL or valid as documented in the crate conventions.
- */
-ks_status ks_revoke(const ks_session *session, const char *key_id, int32_t force, char **out_json);
-
-/**
- * Retire a key; `*out_json` gets the key.
- *
- * # Safety
- * Pointers NULL or valid as documented in the crate conventions.
- */
-ks_status ks_retire(const ks_session *session, const char *key_id, char **out_json);
-
-/**
- * Unregister a key (its records are forgotten, the audit log stays); `*out_json` gets
- * the key.
- *
- * # Safety
- * Pointers NULL or valid as documented in the crate conventions.
- */
-ks_status ks_unregister(const ks_session *session, const char *key_id, char **out_json);
-
-/**
- * Reissue a key. `params_json`: `{"user":"...","serial":optional,"actor":optional}`.
- *
- * # Safety
- * Pointers NULL or valid as documented in the crate conventions.
- */
-ks_status ks_reissue(const ks_session *session,
-                     const ks_device *device,
-                     const char *key_id,
-                     const char *params_json,
-                     char **out_json);
-
-/**
- * Signs in with the key's passkeys (user verified with `pin`); `*out_json` gets an
- * array of `{"passkey_template","method_id","credential_id","sign_count"}`.
- *
- * # Safety
- * Pointers NULL or valid as documented in the crate conventions.
- */
-ks_status ks_sign_in(const ks_session *session,
-                     const ks_device *device,
-                     const char *key_id,
-                     const char *pin,
-                     char **out_json);
-
-/**
- * Everything recorded about a key: `{"key","passkeys","pending","audit"}`.
- *
- * # Safety
- * Pointers NULL or valid as documented in the crate conventions.
- */
-ks_status ks_key_show(const ks_session *session, const char *key_id, char **out_json);
-
-/**
- * Lists keys. `filter_json`: NULL (all keys) or `{"user":..,"state":..,"serial":..}`
- * (each optional; all given must match). `*out_json` gets an array of keys.
- *
- * # Safety
- * Pointers NULL or valid as documented in the crate conventions.
- */
-ks_status ks_key_list(const ks_session *session, const char *filter_json, char **out_json);
-
-/**
- * The audit log of a key, oldest first (JSON array).
- *
- * # Safety
- * Pointers NULL or valid as documented in the crate conventions.
- */
-ks_status ks_audit(const ks_session *session, const char *key_id, char **out_json);
-
-/**
- * Replays the IdP side-effect journal; `*out_json` gets an array of
- * `{"id","key_id","operation","outcome"}`.
- *
- * # Safety
- * Pointers NULL or valid as documented in the crate conventions.
- */
-ks_status ks_replay_journal(const ks_session *session, char **out_json);
-
-/**
- * Checks an IdP connection; `*out_ms` gets how long it took (ms).
- *
- * # Safety
- * Pointers NULL or valid as documented in the crate conventions.
- */
-ks_status ks_check_connection(const ks_session *session, const char *connection, uint64_t *out_ms);
+ks_status ks_idp_check(const ks_session *session, const char *connection, uint64_t *out_ms);
 
 /**
  * Directory users of `connection` whose display name or UPN starts with `prefix` (at
@@ -372,39 +246,20 @@ ks_status ks_check_connection(const ks_session *session, const char *connection,
  * # Safety
  * Pointers NULL or valid as documented in the crate conventions.
  */
-ks_status ks_search_users(const ks_session *session,
-                          const char *connection,
-                          const char *prefix,
-                          uint32_t top,
-                          char **out_json);
+ks_status ks_user_search(const ks_session *session,
+                         const char *connection,
+                         const char *prefix,
+                         uint32_t top,
+                         char **out_json);
 
 /**
- * Self-service PIN set with the holder's OIDC ID token; `*out_json` gets the key.
+ * Replays the IdP side-effect journal; `*out_json` gets an array of
+ * `{"id","key_id","operation","outcome"}`.
  *
  * # Safety
  * Pointers NULL or valid as documented in the crate conventions.
  */
-ks_status ks_self_set_pin(const ks_session *session,
-                          const ks_device *device,
-                          const char *key_id,
-                          const char *id_token,
-                          const char *new_pin,
-                          char **out_json);
-
-/**
- * Self-issuance with the holder's OIDC ID token; `serial` may be NULL (the device's).
- * `*out_json` gets the key.
- *
- * # Safety
- * Pointers NULL or valid as documented in the crate conventions.
- */
-ks_status ks_self_issue(const ks_session *session,
-                        const ks_device *device,
-                        const char *id_token,
-                        const char *template_name,
-                        const char *serial,
-                        const char *new_pin,
-                        char **out_json);
+ks_status ks_journal_replay(const ks_session *session, char **out_json);
 
 /**
  * Lists the FIDO keys on USB and the PC/SC readers: `*out_json` gets
@@ -444,13 +299,180 @@ ks_status ks_device_info(const ks_device *device, char **out_json);
 /**
  * Cancels the operation waiting on `device` for the user ("touch your key"): call it
  * from another thread, or from the prompt callback. The waiting operation returns
- * `KS_DEVICE` with a message naming the cancellation; nothing is recorded half-done.
- * Without an operation in progress it cancels the next wait.
+ * `KS_DEVICE` with reason `cancelled`; nothing is recorded half-done. Without an
+ * operation in progress it cancels the next wait.
  *
  * # Safety
  * `device` is NULL or live (it may be in use by another thread's operation).
  */
 ks_status ks_device_cancel(const ks_device *device);
+
+/**
+ * Central issuance. `params_json`: `{"template":"NAME","user":"UPN or id",
+ * "serial":optional,"actor":optional}`; `*out_json` gets the key.
+ *
+ * # Safety
+ * Pointers NULL or valid as documented in the crate conventions.
+ */
+ks_status ks_key_issue(const ks_session *session,
+                       const ks_device *device,
+                       const char *params_json,
+                       char **out_json);
+
+/**
+ * Issuance with the holder's PIN (templates that activate at issuance); as
+ * [`ks_key_issue`].
+ *
+ * # Safety
+ * Pointers NULL or valid as documented in the crate conventions.
+ */
+ks_status ks_key_issue_and_activate(const ks_session *session,
+                                    const ks_device *device,
+                                    const char *params_json,
+                                    const char *holder_pin,
+                                    char **out_json);
+
+/**
+ * Activation by the holder with their new PIN; `*out_json` gets the key.
+ *
+ * # Safety
+ * Pointers NULL or valid as documented in the crate conventions.
+ */
+ks_status ks_key_activate(const ks_session *session,
+                          const ks_device *device,
+                          const char *key_id,
+                          const char *holder_pin,
+                          char **out_json);
+
+/**
+ * Inactivates a key; `*out_json` gets the key.
+ *
+ * # Safety
+ * Pointers NULL or valid as documented in the crate conventions.
+ */
+ks_status ks_key_inactivate(const ks_session *session, const char *key_id, char **out_json);
+
+/**
+ * Revokes a key. `force`: negative = the template's setting, 0 = not forced, positive =
+ * forced (a failed IdP deletion cancels the revocation). `*out_json` gets the key.
+ *
+ * # Safety
+ * Pointers NULL or valid as documented in the crate conventions.
+ */
+ks_status ks_key_revoke(const ks_session *session,
+                        const char *key_id,
+                        int32_t force,
+                        char **out_json);
+
+/**
+ * Retires a key; `*out_json` gets the key.
+ *
+ * # Safety
+ * Pointers NULL or valid as documented in the crate conventions.
+ */
+ks_status ks_key_retire(const ks_session *session, const char *key_id, char **out_json);
+
+/**
+ * Unregisters a key (its records are forgotten, the audit log stays); `*out_json` gets
+ * the key.
+ *
+ * # Safety
+ * Pointers NULL or valid as documented in the crate conventions.
+ */
+ks_status ks_key_unregister(const ks_session *session, const char *key_id, char **out_json);
+
+/**
+ * Reissues a key. `params_json`: `{"user":"...","serial":optional,"actor":optional}`.
+ *
+ * # Safety
+ * Pointers NULL or valid as documented in the crate conventions.
+ */
+ks_status ks_key_reissue(const ks_session *session,
+                         const ks_device *device,
+                         const char *key_id,
+                         const char *params_json,
+                         char **out_json);
+
+/**
+ * Signs in with the key's passkeys (user verified with `pin`); `*out_json` gets an
+ * array of `{"passkey_template","method_id","credential_id","sign_count"}`.
+ *
+ * # Safety
+ * Pointers NULL or valid as documented in the crate conventions.
+ */
+ks_status ks_key_sign_in(const ks_session *session,
+                         const ks_device *device,
+                         const char *key_id,
+                         const char *pin,
+                         char **out_json);
+
+/**
+ * Self-issuance with the holder's OIDC ID token; `serial` may be NULL (the device's).
+ * `*out_json` gets the key.
+ *
+ * # Safety
+ * Pointers NULL or valid as documented in the crate conventions.
+ */
+ks_status ks_key_self_issue(const ks_session *session,
+                            const ks_device *device,
+                            const char *id_token,
+                            const char *template_name,
+                            const char *serial,
+                            const char *new_pin,
+                            char **out_json);
+
+/**
+ * Self-service PIN set with the holder's OIDC ID token; `*out_json` gets the key.
+ *
+ * # Safety
+ * Pointers NULL or valid as documented in the crate conventions.
+ */
+ks_status ks_key_self_set_pin(const ks_session *session,
+                              const ks_device *device,
+                              const char *key_id,
+                              const char *id_token,
+                              const char *new_pin,
+                              char **out_json);
+
+/**
+ * Everything recorded about a key: `{"key","passkeys","pending","audit"}` (the same
+ * object as the CLI's `show --json` and Python's `Session.key()`).
+ *
+ * # Safety
+ * Pointers NULL or valid as documented in the crate conventions.
+ */
+ks_status ks_key_get(const ks_session *session, const char *key_id, char **out_json);
+
+/**
+ * Lists keys. `filter_json`: NULL (all keys) or `{"user":..,"state":..,"serial":..}`
+ * (each optional; all given must match). `*out_json` gets an array of keys.
+ *
+ * # Safety
+ * Pointers NULL or valid as documented in the crate conventions.
+ */
+ks_status ks_key_list(const ks_session *session, const char *filter_json, char **out_json);
+
+/**
+ * One page of every key, sorted by id: the keys after key id `after` (NULL: from the
+ * first), at most `limit` (1 to 1000). `*page_json` gets
+ * `{"keys":[...],"next_after":"<key id>"|null}`; pass `next_after` to get the next page
+ * until it is null.
+ *
+ * # Safety
+ * Pointers NULL or valid as documented in the crate conventions.
+ */
+ks_status ks_key_list_page(const ks_session *session,
+                           const char *after,
+                           uint32_t limit,
+                           char **page_json);
+
+/**
+ * The audit log of a key, oldest first (JSON array).
+ *
+ * # Safety
+ * Pointers NULL or valid as documented in the crate conventions.
+ */
+ks_status ks_key_audit(const ks_session *session, const char *key_id, char **out_json);
 
 /**
  * Reconciles the repository with every IdP connection. `request_json`: NULL (every
@@ -464,7 +486,9 @@ ks_status ks_device_cancel(const ks_device *device);
  * # Safety
  * Pointers NULL or valid as documented in the crate conventions.
  */
-ks_status ks_reconcile(const ks_session *session, const char *request_json, char **report_json);
+ks_status ks_drift_reconcile(const ks_session *session,
+                             const char *request_json,
+                             char **report_json);
 
 /**
  * Records a bulk job of `kind` (`issue`: CSV columns `user,serial[,template]`; `revoke`:
@@ -504,20 +528,6 @@ ks_status ks_bulk_run(const ks_session *session,
                       char **summary_json);
 
 /**
- * One page of every key, sorted by id: the keys after key id `after` (NULL: from the
- * first), at most `limit` (1 to 1000). `*page_json` gets
- * `{"keys":[...],"next_after":"<key id>"|null}`; pass `next_after` to get the next page
- * until it is null.
- *
- * # Safety
- * Pointers NULL or valid as documented in the crate conventions.
- */
-ks_status ks_list_keys_page(const ks_session *session,
-                            const char *after,
-                            uint32_t limit,
-                            char **page_json);
-
-/**
  * One page of the pending registrations whose challenge expires within `within_ms`
  * from now (expired ones included), soonest first: after the cursor `after_json` (NULL:
  * from the first; else the `next_after` object of the previous page), at most `limit`
@@ -527,11 +537,11 @@ ks_status ks_list_keys_page(const ks_session *session,
  * # Safety
  * Pointers NULL or valid as documented in the crate conventions.
  */
-ks_status ks_list_expiring_page(const ks_session *session,
-                                uint64_t within_ms,
-                                const char *after_json,
-                                uint32_t limit,
-                                char **page_json);
+ks_status ks_pending_list_expiring_page(const ks_session *session,
+                                        uint64_t within_ms,
+                                        const char *after_json,
+                                        uint32_t limit,
+                                        char **page_json);
 
 #ifdef __cplusplus
 }  // extern "C"

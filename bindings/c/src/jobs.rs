@@ -1,12 +1,12 @@
-//! Jobs over many keys: reconciliation, bulk jobs, paged listings.
+//! Jobs over many keys: reconciliation, bulk jobs, the expiring registrations.
 
-use std::ffi::{c_char, c_void, CString};
+use std::ffi::{c_char, c_void};
 
 use keysmith_facade::{BulkProgress, BulkRow, BulkRunOptions, ExpiringCursor, ReconcileRequest};
 
 use crate::{
-    arg, guard, handle, json_arg, ks_bulk_device_fn, ks_bulk_progress_fn, ks_session, ks_status,
-    opt_arg, out, session_op_named, write_json,
+    arg, json_cstring, ks_bulk_device_fn, ks_bulk_progress_fn, ks_session, ks_status, opt_arg,
+    opt_json_arg, session_op,
 };
 
 /// Reconciles the repository with every IdP connection. `request_json`: NULL (every
@@ -20,18 +20,16 @@ use crate::{
 /// # Safety
 /// Pointers NULL or valid as documented in the crate conventions.
 #[no_mangle]
-pub unsafe extern "C" fn ks_reconcile(
+pub unsafe extern "C" fn ks_drift_reconcile(
     session: *const ks_session,
     request_json: *const c_char,
     report_json: *mut *mut c_char,
 ) -> ks_status {
     // SAFETY: caller contract, forwarded.
     unsafe {
-        session_op_named(session, report_json, "report_json", |s| {
-            let r: ReconcileRequest = match opt_arg(request_json, "request_json")? {
-                Some(t) => json_arg(t, "request_json")?,
-                None => ReconcileRequest::default(),
-            };
+        session_op(session, report_json, "report_json", |s| {
+            let r: ReconcileRequest =
+                opt_json_arg(request_json, "request_json")?.unwrap_or_default();
             s.reconcile(&r.users, r.fix, r.delete_unknown)
         })
     }
@@ -54,7 +52,7 @@ pub unsafe extern "C" fn ks_bulk_create(
 ) -> ks_status {
     // SAFETY: caller contract, forwarded.
     unsafe {
-        session_op_named(session, job_json, "job_json", |s| {
+        session_op(session, job_json, "job_json", |s| {
             s.bulk_create(arg(kind, "kind")?, arg(csv, "csv")?)
         })
     }
@@ -82,70 +80,55 @@ pub unsafe extern "C" fn ks_bulk_run(
     ctx: *mut c_void,
     summary_json: *mut *mut c_char,
 ) -> ks_status {
-    guard(|| {
-        // SAFETY: caller contract.
-        unsafe { out(summary_json, std::ptr::null_mut(), "summary_json") }?;
-        // SAFETY: caller contract.
-        let s = unsafe { handle(session, "session") }?;
-        // SAFETY: caller contract.
-        let options: BulkRunOptions = match unsafe { opt_arg(options_json, "options_json") }? {
-            Some(t) => json_arg(t, "options_json")?,
-            None => BulkRunOptions::default(),
-        };
-        let mut device = |row: &BulkRow| -> Result<String, String> {
-            let Some(cb) = device_cb else {
-                return Err("no device callback was given".into());
-            };
-            let text = serde_json::to_string(row).map_err(|e| e.to_string())?;
-            let text = CString::new(text).map_err(|e| e.to_string())?;
-            // SAFETY: `cb` is a valid function by the caller's contract; the row string
-            // lives for the call.
-            let spec = unsafe { cb(ctx, text.as_ptr()) };
-            // SAFETY: by the callback's contract the result is NULL or a NUL-terminated
-            // string valid until the callback is called again; it is copied here.
-            let spec = unsafe { opt_arg(spec, "device callback result") }
-                .map_err(|e| e.message)?
-                .ok_or_else(|| "the device callback gave no device (NULL)".to_owned())?;
-            Ok(spec.to_owned())
-        };
-        let mut progress = |p: &BulkProgress| {
-            let Some(cb) = progress_cb else { return };
-            let Ok(text) = serde_json::to_string(p) else {
-                return;
-            };
-            let Ok(text) = CString::new(text) else { return };
-            // SAFETY: `cb` is a valid function by the caller's contract; the string lives
-            // for the call.
-            unsafe { cb(ctx, text.as_ptr()) };
-        };
-        let summary = s
-            .inner
-            .bulk_run(job_id, &options, &mut device, &mut progress)?;
-        // SAFETY: checked above.
-        unsafe { write_json(summary_json, &summary) }
-    })
-}
-
-/// One page of every key, sorted by id: the keys after key id `after` (NULL: from the
-/// first), at most `limit` (1 to 1000). `*page_json` gets
-/// `{"keys":[...],"next_after":"<key id>"|null}`; pass `next_after` to get the next page
-/// until it is null.
-///
-/// # Safety
-/// Pointers NULL or valid as documented in the crate conventions.
-#[no_mangle]
-pub unsafe extern "C" fn ks_list_keys_page(
-    session: *const ks_session,
-    after: *const c_char,
-    limit: u32,
-    page_json: *mut *mut c_char,
-) -> ks_status {
     // SAFETY: caller contract, forwarded.
     unsafe {
-        session_op_named(session, page_json, "page_json", |s| {
-            s.list_keys_page(opt_arg(after, "after")?, limit)
+        session_op(session, summary_json, "summary_json", |s| {
+            let options: BulkRunOptions =
+                opt_json_arg(options_json, "options_json")?.unwrap_or_default();
+            s.bulk_run(
+                job_id,
+                &options,
+                &mut |row| bulk_device(device_cb, ctx, row),
+                &mut |p| bulk_progress(progress_cb, ctx, p),
+            )
         })
     }
+}
+
+/// Asks `cb` for the device spec of a bulk row (see [`ks_bulk_device_fn`]).
+///
+/// # Safety
+/// `cb` is NULL or a valid function that may be called with `ctx`.
+unsafe fn bulk_device(
+    cb: ks_bulk_device_fn,
+    ctx: *mut c_void,
+    row: &BulkRow,
+) -> Result<String, String> {
+    let Some(cb) = cb else {
+        return Err("no device callback was given".into());
+    };
+    let text = json_cstring(row).map_err(|e| e.message)?;
+    // SAFETY: `cb` is a valid function by the caller's contract; the row string lives for
+    // the call.
+    let spec = unsafe { cb(ctx, text.as_ptr()) };
+    // SAFETY: by the callback's contract the result is NULL or a NUL-terminated string
+    // valid until the callback is called again; it is copied here.
+    let spec = unsafe { opt_arg(spec, "device callback result") }
+        .map_err(|e| e.message)?
+        .ok_or_else(|| "the device callback gave no device (NULL)".to_owned())?;
+    Ok(spec.to_owned())
+}
+
+/// Tells `cb` (if any) a bulk job's progress (see [`ks_bulk_progress_fn`]).
+///
+/// # Safety
+/// `cb` is NULL or a valid function that may be called with `ctx`.
+unsafe fn bulk_progress(cb: ks_bulk_progress_fn, ctx: *mut c_void, p: &BulkProgress) {
+    let Some(cb) = cb else { return };
+    let Ok(text) = json_cstring(p) else { return };
+    // SAFETY: `cb` is a valid function by the caller's contract; the string lives for the
+    // call.
+    unsafe { cb(ctx, text.as_ptr()) };
 }
 
 /// One page of the pending registrations whose challenge expires within `within_ms`
@@ -157,7 +140,7 @@ pub unsafe extern "C" fn ks_list_keys_page(
 /// # Safety
 /// Pointers NULL or valid as documented in the crate conventions.
 #[no_mangle]
-pub unsafe extern "C" fn ks_list_expiring_page(
+pub unsafe extern "C" fn ks_pending_list_expiring_page(
     session: *const ks_session,
     within_ms: u64,
     after_json: *const c_char,
@@ -166,11 +149,8 @@ pub unsafe extern "C" fn ks_list_expiring_page(
 ) -> ks_status {
     // SAFETY: caller contract, forwarded.
     unsafe {
-        session_op_named(session, page_json, "page_json", |s| {
-            let after: Option<ExpiringCursor> = match opt_arg(after_json, "after_json")? {
-                Some(t) => Some(json_arg(t, "after_json")?),
-                None => None,
-            };
+        session_op(session, page_json, "page_json", |s| {
+            let after: Option<ExpiringCursor> = opt_json_arg(after_json, "after_json")?;
             s.list_expiring_page(within_ms, after.as_ref(), limit)
         })
     }

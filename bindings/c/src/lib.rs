@@ -2,6 +2,23 @@
 //!
 //! The C ABI over [`keysmith_facade`]; the header is `include/keysmith.h`.
 //!
+//! Names: every entry point is `ks_<noun>_<verb>[_<detail>]`, the noun being what it acts
+//! on or returns and the verb what it does to it, so the calls on one thing sort
+//! together in the header:
+//! - `ks_session_open` / `_free` / `_set_prompt_callback`; `ks_device_list` / `_open` /
+//!   `_free` / `_info` / `_cancel`;
+//! - `ks_key_<verb>` for one key's lifecycle (`issue`, `issue_and_activate`, `activate`,
+//!   `inactivate`, `revoke`, `retire`, `unregister`, `reissue`, `sign_in`, `self_issue`,
+//!   `self_set_pin`) and queries (`get`, `list`, `list_page`, `audit`);
+//! - `ks_template_add` / `_list` / `_check`, `ks_idp_check`, `ks_user_search`,
+//!   `ks_journal_replay`, `ks_drift_reconcile`, `ks_bulk_create` / `_run`,
+//!   `ks_pending_list_expiring_page` (pending registrations);
+//! - the library itself: `ks_log_configure`, `ks_string_free`, `ks_status_str`; three
+//!   getters are nouns alone: `ks_version`, `ks_last_error`, `ks_last_error_json`.
+//!
+//! Paged listings end in `_page`; handles are `ks_session` / `ks_device`, opened with
+//! `_open` and freed with `_free`.
+//!
 //! Conventions (every entry point):
 //! - returns a [`ks_status`]: `KS_OK` (0) or the error kind's code (`KS_USAGE` 2,
 //!   `KS_DEVICE` 3, `KS_IDP` 4, `KS_REPOSITORY` 5, `KS_TEMPLATE` 6, `KS_TRANSITION` 7,
@@ -27,12 +44,15 @@ use std::ffi::{c_char, c_void, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use keysmith_facade::{Device, ErrorKind, FacadeError, Session};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 /// The C ABI's major version (`KEYSMITH_VERSION_MAJOR` in the header; the library's own
 /// at run time is [`ks_version`]).
 pub const KEYSMITH_VERSION_MAJOR: u32 = 0;
-/// The C ABI's minor version, raised when entry points or values are added.
-pub const KEYSMITH_VERSION_MINOR: u32 = 2;
+/// The C ABI's minor version, raised when entry points or values are added and (before
+/// 1.0) when they are renamed or removed.
+pub const KEYSMITH_VERSION_MINOR: u32 = 3;
 /// The C ABI's patch version.
 pub const KEYSMITH_VERSION_PATCH: u32 = 0;
 
@@ -76,8 +96,8 @@ impl From<ErrorKind> for ks_status {
 }
 
 /// Receives prompts as JSON (`{"kind":"touch_key","step":"makeCredential"}`, ...):
-/// `ctx` is what was given to [`ks_set_prompt_callback`]; `prompt_json` is valid only
-/// during the call. Called on the thread running the operation.
+/// `ctx` is what was given to [`ks_session_set_prompt_callback`]; `prompt_json` is valid
+/// only during the call. Called on the thread running the operation.
 pub type ks_prompt_fn = Option<unsafe extern "C" fn(ctx: *mut c_void, prompt_json: *const c_char)>;
 
 /// Supplies the security key for one row of a bulk issue job: called with `ctx` (as
@@ -162,6 +182,32 @@ unsafe fn opt_arg<'a>(p: *const c_char, name: &str) -> Result<Option<&'a str>, F
     }
 }
 
+/// Parses a JSON string argument.
+///
+/// # Safety
+/// As [`arg`].
+unsafe fn json_arg<T: DeserializeOwned>(p: *const c_char, name: &str) -> Result<T, FacadeError> {
+    // SAFETY: forwarded contract.
+    let text = unsafe { arg(p, name) }?;
+    serde_json::from_str(text).map_err(|e| FacadeError::usage(format!("{name}: {e}")))
+}
+
+/// Like [`json_arg`], NULL meaning "not given".
+///
+/// # Safety
+/// As [`arg`].
+unsafe fn opt_json_arg<T: DeserializeOwned>(
+    p: *const c_char,
+    name: &str,
+) -> Result<Option<T>, FacadeError> {
+    if p.is_null() {
+        Ok(None)
+    } else {
+        // SAFETY: forwarded contract.
+        unsafe { json_arg(p, name) }.map(Some)
+    }
+}
+
 /// Borrows a handle.
 ///
 /// # Safety
@@ -171,11 +217,12 @@ unsafe fn handle<'a, T>(p: *const T, name: &str) -> Result<&'a T, FacadeError> {
     unsafe { p.as_ref() }.ok_or_else(|| FacadeError::usage(format!("{name}: NULL handle")))
 }
 
-/// Checks an out pointer and sets it to `empty`.
+/// Checks an out pointer and sets it to `empty`, so it holds no stale value after a
+/// failure.
 ///
 /// # Safety
 /// `p` is NULL or valid for writes of a `T`.
-unsafe fn out<T>(p: *mut T, empty: T, name: &str) -> Result<(), FacadeError> {
+unsafe fn clear_out<T>(p: *mut T, empty: T, name: &str) -> Result<(), FacadeError> {
     if p.is_null() {
         return Err(FacadeError::usage(format!("{name}: NULL out pointer")));
     }
@@ -185,62 +232,105 @@ unsafe fn out<T>(p: *mut T, empty: T, name: &str) -> Result<(), FacadeError> {
     Ok(())
 }
 
-fn c_string(s: String) -> Result<*mut c_char, FacadeError> {
-    CString::new(s)
-        .map(CString::into_raw)
-        .map_err(|_| FacadeError::internal("result contains a NUL byte"))
-}
-
-/// Serializes `v` to JSON into `*dst` (checked by [`out`] before).
-///
-/// # Safety
-/// `dst` is valid for writes.
-unsafe fn write_json<T: serde::Serialize>(dst: *mut *mut c_char, v: &T) -> Result<(), FacadeError> {
+/// `v` as JSON in a C string (for out pointers and callbacks).
+fn json_cstring<T: Serialize>(v: &T) -> Result<CString, FacadeError> {
     let text = serde_json::to_string(v)
         .map_err(|e| FacadeError::internal(format!("serializing the result: {e}")))?;
-    let p = c_string(text)?;
-    // SAFETY: `dst` was checked non-null and is writable by contract.
-    unsafe { dst.write(p) };
-    Ok(())
+    CString::new(text).map_err(|_| FacadeError::internal("result contains a NUL byte"))
 }
 
-fn json_arg<T: serde::de::DeserializeOwned>(text: &str, name: &str) -> Result<T, FacadeError> {
-    serde_json::from_str(text).map_err(|e| FacadeError::usage(format!("{name}: {e}")))
+/// Runs `f` inside [`guard`] and writes its result as JSON to `*out_json` (checked and
+/// cleared before `f` runs; `out_name` names it in the error).
+///
+/// # Safety
+/// `out_json` is NULL or writable.
+unsafe fn json_op<T: Serialize>(
+    out_json: *mut *mut c_char,
+    out_name: &str,
+    f: impl FnOnce() -> Result<T, FacadeError>,
+) -> ks_status {
+    guard(|| {
+        // SAFETY: caller contract.
+        unsafe { clear_out(out_json, std::ptr::null_mut(), out_name) }?;
+        let p = json_cstring(&f()?)?.into_raw();
+        // SAFETY: checked non-null above; writable by contract.
+        unsafe { out_json.write(p) };
+        Ok(())
+    })
 }
 
-/// Runs a session operation producing a serializable result: checks and clears the out
-/// pointer, borrows the session, writes the JSON.
+/// [`json_op`] on a session's operation: borrows the session (after the out pointer is
+/// cleared) and hands it to `f`.
 ///
 /// # Safety
 /// `session` is NULL or live; `out_json` is NULL or writable.
-unsafe fn session_op<T: serde::Serialize>(
-    session: *const ks_session,
-    out_json: *mut *mut c_char,
-    f: impl FnOnce(&Session) -> Result<T, FacadeError>,
-) -> ks_status {
-    // SAFETY: caller contract, forwarded.
-    unsafe { session_op_named(session, out_json, "out_json", f) }
-}
-
-/// [`session_op`] with the out parameter's name for its error message.
-///
-/// # Safety
-/// As [`session_op`].
-unsafe fn session_op_named<T: serde::Serialize>(
+unsafe fn session_op<T: Serialize>(
     session: *const ks_session,
     out_json: *mut *mut c_char,
     out_name: &str,
     f: impl FnOnce(&Session) -> Result<T, FacadeError>,
 ) -> ks_status {
+    // SAFETY: caller contract, forwarded.
+    unsafe { json_op(out_json, out_name, || f(&handle(session, "session")?.inner)) }
+}
+
+/// Opens a handle: `*out` (checked and cleared first) receives `open()`'s value boxed,
+/// freed with [`free_handle`].
+///
+/// # Safety
+/// `out` is NULL or writable.
+unsafe fn open_handle<T>(
+    out: *mut *mut T,
+    open: impl FnOnce() -> Result<T, FacadeError>,
+) -> ks_status {
     guard(|| {
         // SAFETY: caller contract.
-        unsafe { out(out_json, std::ptr::null_mut(), out_name) }?;
-        // SAFETY: caller contract.
-        let s = unsafe { handle(session, "session") }?;
-        let v = f(&s.inner)?;
-        // SAFETY: checked above.
-        unsafe { write_json(out_json, &v) }
+        unsafe { clear_out(out, std::ptr::null_mut(), "out") }?;
+        let p = Box::into_raw(Box::new(open()?));
+        // SAFETY: checked non-null above; writable by contract.
+        unsafe { out.write(p) };
+        Ok(())
     })
+}
+
+/// Frees a handle from [`open_handle`]. NULL is ignored; a panic while dropping is
+/// swallowed (nothing can be reported from a `*_free`).
+///
+/// # Safety
+/// `p` is NULL or a handle from [`open_handle`] not freed before and not in use.
+unsafe fn free_handle<T>(p: *mut T) {
+    if p.is_null() {
+        return;
+    }
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: by contract it came from Box::into_raw in open_handle and is freed once.
+        drop(unsafe { Box::from_raw(p) });
+    }));
+}
+
+/// Writes the thread's last error, rendered by `render`, to `*dst` (NULL if the last
+/// call succeeded) and returns its status; a NULL `dst` is `KS_USAGE`, keeping the error.
+///
+/// # Safety
+/// `dst` is NULL or valid for writes.
+unsafe fn last_error_into(
+    dst: *mut *mut c_char,
+    render: impl FnOnce(FacadeError) -> Option<String>,
+) -> ks_status {
+    if dst.is_null() {
+        return KS_USAGE;
+    }
+    let last = LAST_ERROR.with(|l| l.borrow().clone());
+    let (status, text) = match last {
+        Some(e) => (e.kind.into(), render(e)),
+        None => (KS_OK, None),
+    };
+    let p = text
+        .and_then(|t| CString::new(t).ok())
+        .map_or(std::ptr::null_mut(), CString::into_raw);
+    // SAFETY: checked non-null; writable by contract.
+    unsafe { dst.write(p) };
+    status
 }
 
 /// The library version, a static NUL-terminated string (do not free).
@@ -273,21 +363,8 @@ pub unsafe extern "C" fn ks_string_free(s: *mut c_char) {
 /// `message` is NULL or valid for writes.
 #[no_mangle]
 pub unsafe extern "C" fn ks_last_error(message: *mut *mut c_char) -> ks_status {
-    if message.is_null() {
-        return KS_USAGE;
-    }
-    let last = LAST_ERROR.with(|l| l.borrow().clone());
-    let (status, text) = match last {
-        Some(e) => (e.kind.into(), Some(e.message)),
-        None => (KS_OK, None),
-    };
-    let p = match text.map(c_string) {
-        Some(Ok(p)) => p,
-        _ => std::ptr::null_mut(),
-    };
-    // SAFETY: checked non-null; writable by contract.
-    unsafe { message.write(p) };
-    status
+    // SAFETY: caller contract, forwarded.
+    unsafe { last_error_into(message, |e| Some(e.message)) }
 }
 
 /// The last failure on this thread as JSON: writes
@@ -304,21 +381,8 @@ pub unsafe extern "C" fn ks_last_error(message: *mut *mut c_char) -> ks_status {
 /// `error_json` is NULL or valid for writes.
 #[no_mangle]
 pub unsafe extern "C" fn ks_last_error_json(error_json: *mut *mut c_char) -> ks_status {
-    if error_json.is_null() {
-        return KS_USAGE;
-    }
-    let last = LAST_ERROR.with(|l| l.borrow().clone());
-    let (status, text) = match last {
-        Some(e) => (e.kind.into(), serde_json::to_string(&e).ok()),
-        None => (KS_OK, None),
-    };
-    let p = match text.map(c_string) {
-        Some(Ok(p)) => p,
-        _ => std::ptr::null_mut(),
-    };
-    // SAFETY: checked non-null; writable by contract.
-    unsafe { error_json.write(p) };
-    status
+    // SAFETY: caller contract, forwarded.
+    unsafe { last_error_into(error_json, |e| serde_json::to_string(&e).ok()) }
 }
 
 /// The name of a status (`"ok"`, `"usage"`, `"device"`, `"idp"`, `"repository"`,
@@ -353,16 +417,20 @@ pub unsafe extern "C" fn ks_log_configure(json: *const c_char) -> ks_status {
     })
 }
 
-// The header lists the entry points in this order: sessions and their operations, then
-// keys, then jobs (cbindgen follows the modules as declared).
+// The header lists the entry points in this order: the library's own above, then
+// sessions (templates, IdP and directory queries, the journal), security keys, the
+// lifecycle of keys, and jobs over many keys (cbindgen follows the modules as declared).
 mod session;
 
 mod device;
+
+mod key;
 
 mod jobs;
 
 pub use device::*;
 pub use jobs::*;
+pub use key::*;
 pub use session::*;
 
 #[cfg(test)]
@@ -409,7 +477,7 @@ mod tests {
         let none = std::ptr::null();
         // SAFETY: NULL session, valid out pointer.
         assert_eq!(
-            unsafe { ks_reconcile(none, std::ptr::null(), &mut out) },
+            unsafe { ks_drift_reconcile(none, std::ptr::null(), &mut out) },
             KS_USAGE
         );
         assert!(out.is_null(), "out pointers are cleared first");
@@ -437,7 +505,7 @@ mod tests {
         );
         // SAFETY: NULL session, NULL out pointer (refused, not written).
         assert_eq!(
-            unsafe { ks_list_keys_page(none, std::ptr::null(), 10, std::ptr::null_mut()) },
+            unsafe { ks_key_list_page(none, std::ptr::null(), 10, std::ptr::null_mut()) },
             KS_USAGE
         );
         let mut msg: *mut c_char = std::ptr::null_mut();

@@ -8,30 +8,16 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use entra_graph::emulator::{Emulator, EmulatorConfig};
+use keysmith_testkit::{session_config, softkey_spec, TempDir, KIM_ID};
 
-const KIM_ID: &str = "6e8a5a4e-5a0d-4e4c-9c8e-2f7c3d8a1b11";
-
-const TEMPLATE: &str = r#"
-[passkey.entra]
-idp = { connection = "contoso-entra", kind = "entra", graph_api_version = "beta" }
-display_name = "{displayName} {serial}"
-truncate_display_name = true
-rp_id = "login.microsoft.com"
-challenge_timeout_minutes = 60
-
-[credential]
-name = "c-standard"
-passkey_templates = ["entra"]
-user_assignment = { directory = "contoso-entra" }
-
-[credential.fido2]
-reset_before_issuance = true
-always_uv = true
-min_pin_length = 8
-
-[credential.lifecycle]
-force_idp_deletion_on_revoke = true
-"#;
+/// Whether `tool --version` runs.
+fn installed(tool: &str) -> bool {
+    Command::new(tool)
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
 
 fn crate_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -50,17 +36,6 @@ fn lib_dir() -> PathBuf {
         }
     }
     panic!("libkeysmith.so not found next to {}", exe.display());
-}
-
-fn work_dir(name: &str) -> PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("keysmith-c-{name}-{}-{nanos}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("work dir");
-    dir
 }
 
 fn compile(dir: &Path) -> PathBuf {
@@ -86,30 +61,17 @@ fn compile(dir: &Path) -> PathBuf {
     exe
 }
 
+/// The session configuration: the standard test template (the C program issues with
+/// its name, `test-standard`), SQLite in `dir`, the emulator as `contoso-entra`.
 fn config(emulator: &Emulator, dir: &Path) -> String {
-    serde_json::json!({
-        "repository": { "sqlite": dir.join("keysmith.db").to_str().expect("utf-8 path") },
-        "pin_key": "5a".repeat(32),
-        "station": "c-test",
-        "idp": [{
-            "name": "contoso-entra",
-            "tenant": emulator.tenant_id(),
-            "client_id": emulator.client_id(),
-            "client_secret": emulator.client_secret().unwrap_or_default(),
-            "graph_api_version": "beta",
-            "login_base": emulator.base_url(),
-            "graph_base": emulator.base_url(),
-        }],
-        "templates": [TEMPLATE],
-    })
-    .to_string()
+    session_config(emulator, dir, "c-test")
 }
 
 /// Runs the C program (optionally under a wrapper such as valgrind); returns stdout.
 fn run_flow(exe: &Path, wrapper: &[&str], name: &str) -> String {
     let emulator = Emulator::start(EmulatorConfig::default()).expect("emulator");
-    let dir = work_dir(name);
-    let spec = format!("softkey:{}", dir.join("softkey.json").display());
+    let dir = TempDir::new(&format!("c-{name}"));
+    let spec = softkey_spec(&dir, "softkey.json");
     let mut cmd = match wrapper.split_first() {
         Some((first, rest)) => {
             let mut c = Command::new(first);
@@ -159,7 +121,7 @@ fn value<'a>(stdout: &'a str, name: &str) -> &'a str {
 
 #[test]
 fn c_program_drives_the_whole_lifecycle() {
-    let dir = work_dir("build");
+    let dir = TempDir::new("c-build");
     let exe = compile(&dir);
     let stdout = run_flow(&exe, &[], "flow");
     assert!(stdout.lines().any(|l| l == "ok"), "{stdout}");
@@ -185,16 +147,11 @@ fn c_program_drives_the_whole_lifecycle() {
 
 #[test]
 fn c_program_is_clean_under_valgrind() {
-    let installed = Command::new("valgrind")
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !installed {
+    if !installed("valgrind") {
         eprintln!("valgrind not installed: skipped");
         return;
     }
-    let dir = work_dir("valgrind-build");
+    let dir = TempDir::new("c-valgrind-build");
     let exe = compile(&dir);
     let stdout = run_flow(
         &exe,
@@ -212,16 +169,11 @@ fn c_program_is_clean_under_valgrind() {
 
 #[test]
 fn committed_header_matches_the_sources() {
-    let available = Command::new("cbindgen")
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !available {
+    if !installed("cbindgen") {
         eprintln!("cbindgen not installed: header check skipped");
         return;
     }
-    let dir = work_dir("header");
+    let dir = TempDir::new("c-header");
     let generated = dir.join("keysmith.h");
     let out = Command::new("cbindgen")
         .current_dir(crate_dir())
@@ -267,12 +219,7 @@ fn header_compiles_as_c99_and_cpp() {
         .output()
         .expect("gcc runs");
     assert!(c.status.success(), "{}", String::from_utf8_lossy(&c.stderr));
-    let has_cpp = Command::new("g++")
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if has_cpp {
+    if installed("g++") {
         let cpp = Command::new("g++")
             .args([
                 "-std=c++11",
@@ -291,5 +238,37 @@ fn header_compiles_as_c99_and_cpp() {
             "{}",
             String::from_utf8_lossy(&cpp.stderr)
         );
+    }
+}
+
+/// The naming rule of the crate documentation: every function in the header is
+/// `ks_<noun>_<verb>[_<detail>]` with one of the ABI's nouns, or one of the three getters
+/// named by a noun alone.
+#[test]
+fn header_functions_are_named_noun_then_verb() {
+    const NOUNS: &[&str] = &[
+        "session", "device", "key", "template", "idp", "user", "journal", "drift", "bulk",
+        "pending", "log", "string", "status",
+    ];
+    const GETTERS: &[&str] = &["ks_version", "ks_last_error", "ks_last_error_json"];
+    let header = std::fs::read_to_string(crate_dir().join("include/keysmith.h")).expect("header");
+    let names: Vec<&str> = header
+        .lines()
+        .filter(|l| !l.starts_with([' ', '*', '/', '#']) && l.contains('('))
+        .filter_map(|l| l.split('(').next()?.rsplit([' ', '*']).next())
+        .filter(|n| n.starts_with("ks_"))
+        .collect();
+    assert!(names.len() > 30, "functions found: {names:?}");
+    for name in names {
+        if GETTERS.contains(&name) {
+            continue;
+        }
+        let rest = &name["ks_".len()..];
+        let noun_then_verb = NOUNS.iter().any(|noun| {
+            rest.strip_prefix(noun)
+                .and_then(|r| r.strip_prefix('_'))
+                .is_some_and(|verb| !verb.is_empty())
+        });
+        assert!(noun_then_verb, "{name} is not ks_<noun>_<verb>");
     }
 }

@@ -1,9 +1,10 @@
 //! Security keys: listing and opening `usb:PATH`, `nfc:READER`, `softkey:STATEFILE`.
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use fido_transport::client::Authenticator;
-use fido_transport::softkey::{SoftAuthenticator, SoftConfig, SoftTransport};
+use fido_transport::softkey::{SoftAuthenticator, SoftConfig, SoftTransport, UserPresence};
 use fido_transport::{CancelToken, Transport};
 use lifecycle::template::KeyTransport;
 use sha2::{Digest, Sha256};
@@ -43,9 +44,21 @@ impl Device {
     /// Opens a key: `usb:PATH` (hidraw path from [`list_devices`]), `nfc:READER` (a
     /// PC/SC reader name) or `softkey:STATEFILE` (a persistent software authenticator,
     /// created when the file does not exist; for tests and demos).
+    ///
+    /// A software key takes options after a `?`: `softkey:STATEFILE?presence=POLICY`
+    /// sets how its simulated holder answers "touch your key": `approve` (at once, the
+    /// default), `deny`, `timeout` (the key reports a timeout), `never` (the holder never
+    /// touches; the wait ends only by [`Device::cancel`]) or `<N>ms` (a touch after N
+    /// milliseconds). So a state file path cannot contain `?`.
     pub fn open(spec: &str) -> Result<Device> {
-        let (transport, kind, reset, serial) = open_transport(spec)?;
-        Ok(Device::assemble(transport, kind, reset, serial, spec))
+        let o = open_transport(spec)?;
+        Ok(Device::assemble(
+            o.transport,
+            o.attachment,
+            o.can_reset_in_place,
+            o.serial,
+            spec,
+        ))
     }
 
     /// A device over a transport the host owns (its own HID or card stack behind
@@ -203,57 +216,181 @@ pub fn list_devices() -> DeviceList {
     out
 }
 
-/// What opening a device spec gives: the transport, how it is attached, whether it can
-/// be reset in place, and its serial if known.
-pub(crate) type Opened = (Box<dyn Transport>, KeyTransport, bool, Option<String>);
+/// What opening a device spec gives.
+pub(crate) struct Opened {
+    /// The transport to the key.
+    pub(crate) transport: Box<dyn Transport>,
+    /// How the key is attached.
+    pub(crate) attachment: KeyTransport,
+    /// A CTAP reset works right now without replugging.
+    pub(crate) can_reset_in_place: bool,
+    /// The key's serial, if the transport knows it.
+    pub(crate) serial: Option<String>,
+}
 
 /// Opens the transport of a device spec (see [`Device::open`]).
 pub(crate) fn open_transport(spec: &str) -> Result<Opened> {
-    let opened: Opened = if let Some(path) = spec.strip_prefix("usb:") {
+    let opened = if let Some(path) = spec.strip_prefix("usb:") {
         let serial = fido_transport::hid::list_devices()
             .ok()
             .and_then(|l| l.into_iter().find(|d| d.path == path))
             .and_then(|d| d.serial);
-        (
-            Box::new(fido_transport::hid::open(path)?),
-            KeyTransport::Usb,
-            false,
+        Opened {
+            transport: Box::new(fido_transport::hid::open(path)?),
+            attachment: KeyTransport::Usb,
+            can_reset_in_place: false,
             serial,
-        )
+        }
     } else if let Some(reader) = spec.strip_prefix("nfc:") {
-        (
-            Box::new(fido_transport::nfc::NfcTransport::open(
+        Opened {
+            transport: Box::new(fido_transport::nfc::NfcTransport::open(
                 reader,
                 fido_transport::nfc::NfcMode::default(),
             )?),
-            KeyTransport::Nfc,
-            true,
-            None,
-        )
-    } else if let Some(path) = spec.strip_prefix("softkey:") {
+            attachment: KeyTransport::Nfc,
+            can_reset_in_place: true,
+            serial: None,
+        }
+    } else if let Some(rest) = spec.strip_prefix("softkey:") {
+        let (path, presence) = softkey_options(rest)?;
         if path.is_empty() {
             return Err(FacadeError::usage(
                 "device: softkey: needs a state file path",
             ));
         }
-        let soft =
-            SoftAuthenticator::open_persistent(path, SoftConfig::default()).map_err(|e| {
-                FacadeError::device(format!("software key {path}: {e}")).with_reason("device_io")
-            })?;
+        let config = SoftConfig {
+            presence,
+            ..SoftConfig::default()
+        };
+        let soft = SoftAuthenticator::open_persistent(path, config).map_err(|e| {
+            FacadeError::device(format!("software key {path}: {e}")).with_reason("device_io")
+        })?;
         let serial = hex(Sha256::digest(soft.attestation_certificate())
             .get(..4)
             .unwrap_or(&[]))
         .to_uppercase();
-        (
-            Box::new(SoftTransport::new(soft)),
-            KeyTransport::Usb,
-            true,
-            Some(serial),
-        )
+        Opened {
+            transport: Box::new(SoftTransport::new(soft)),
+            attachment: KeyTransport::Usb,
+            can_reset_in_place: true,
+            serial: Some(serial),
+        }
     } else {
         return Err(FacadeError::usage(format!(
             "device {spec:?}: expected usb:PATH, nfc:READER or softkey:STATEFILE"
         )));
     };
     Ok(opened)
+}
+
+/// How long the holder of a `presence=never` software key takes to touch it: long
+/// enough to be never in practice, short enough to add to any `Instant`.
+const NEVER: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+/// Splits a software key's `STATEFILE[?presence=POLICY]` (see [`Device::open`]).
+fn softkey_options(rest: &str) -> Result<(&str, UserPresence)> {
+    let Some((path, query)) = rest.rsplit_once('?') else {
+        return Ok((rest, UserPresence::Approve));
+    };
+    let mut presence = UserPresence::Approve;
+    for option in query.split('&') {
+        let value = match option.split_once('=') {
+            Some(("presence", value)) => value,
+            _ => {
+                return Err(FacadeError::usage(format!(
+                    "device: softkey option {option:?}: expected presence=POLICY"
+                )))
+            }
+        };
+        presence = match value {
+            "approve" => UserPresence::Approve,
+            "deny" => UserPresence::Deny,
+            "timeout" => UserPresence::TimeOut,
+            "never" => UserPresence::Delay(NEVER),
+            other => match other.strip_suffix("ms").and_then(|n| n.parse::<u64>().ok()) {
+                Some(ms) => UserPresence::Delay(Duration::from_millis(ms).min(NEVER)),
+                None => {
+                    return Err(FacadeError::usage(format!(
+                        "device: softkey presence {other:?}: expected approve, deny, \
+                         timeout, never or <N>ms"
+                    )))
+                }
+            },
+        };
+    }
+    Ok((path, presence))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorKind;
+
+    #[test]
+    fn softkey_options_set_the_presence_policy() {
+        let cases = [
+            ("/tmp/k.json", "/tmp/k.json", UserPresence::Approve),
+            ("k.json?presence=approve", "k.json", UserPresence::Approve),
+            ("k.json?presence=deny", "k.json", UserPresence::Deny),
+            ("k.json?presence=timeout", "k.json", UserPresence::TimeOut),
+            (
+                "k.json?presence=never",
+                "k.json",
+                UserPresence::Delay(NEVER),
+            ),
+            (
+                "k.json?presence=250ms",
+                "k.json",
+                UserPresence::Delay(Duration::from_millis(250)),
+            ),
+        ];
+        for (spec, path, presence) in cases {
+            assert_eq!(
+                softkey_options(spec).expect(spec),
+                (path, presence),
+                "{spec}"
+            );
+        }
+        for bad in [
+            "k.json?presence=soon",
+            "k.json?colour=red",
+            "k.json?presence",
+        ] {
+            let e = softkey_options(bad).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::Usage, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_softkey_whose_holder_never_touches_waits_until_cancelled() {
+        let dir =
+            std::env::temp_dir().join(format!("keysmith-facade-never-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let state = dir.join("never.json");
+        let device =
+            Device::open(&format!("softkey:{}?presence=never", state.display())).expect("open");
+        assert!(
+            state.exists(),
+            "the state file is the path without the options"
+        );
+        // getInfo needs no touch; a reset does (the softkey was just powered up).
+        assert!(device.info().is_ok());
+        let canceller = device.clone();
+        let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop = done.clone();
+        let started = std::time::Instant::now();
+        // A cancel before the transaction starts is cleared by it: repeat until it ends.
+        let cancel = std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(100));
+                canceller.cancel();
+            }
+        });
+        let e = device.lock().client.reset(&mut |_| {}).unwrap_err();
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        cancel.join().expect("cancel thread");
+        assert!(e.to_string().to_lowercase().contains("cancel"), "{e}");
+        assert!(started.elapsed() < Duration::from_secs(10));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -630,12 +630,12 @@ impl Session {
                 serial: r.serial.clone(),
             };
             let spec = device(&row)?;
-            let (transport, kind, reset, _) =
+            let opened =
                 open_transport(&spec).map_err(|e| format!("device {spec:?}: {}", e.message))?;
             Ok(BulkDevice {
-                authenticator: Authenticator::new(transport),
-                transport: kind,
-                can_reset_in_place: reset,
+                authenticator: Authenticator::new(opened.transport),
+                transport: opened.attachment,
+                can_reset_in_place: opened.can_reset_in_place,
             })
         };
         let mut on_progress =

@@ -684,7 +684,7 @@ pub struct KeyPage {
     pub next_after: Option<String>,
 }
 
-/// A reconciliation request (the C ABI's `ks_reconcile` JSON; see
+/// A reconciliation request (the C ABI's `ks_drift_reconcile` JSON; see
 /// [`crate::Session::reconcile`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -1,95 +1,79 @@
-//! # keysmith (Python)
+//! # keysmith._native (Python)
 //!
-//! The Python module `keysmith` over [`keysmith_facade`]: `Session(config)`,
-//! `Device(spec)`, methods returning dicts/lists, exceptions `KeysmithError` (base) and
-//! `UsageError`, `DeviceError`, `IdpError`, `RepositoryError`, `TemplateError`,
-//! `TransitionError`, `InternalError` (each with `kind` and `code` attributes, the C
-//! ABI's codes). Blocking calls release the GIL; the prompt callback is any callable
-//! taking a dict. Built with maturin (`bindings/python/pyproject.toml`).
+//! The native half of the Python package `keysmith` (`bindings/python/python/keysmith`),
+//! over [`keysmith_facade`]: `Session(config)`, `Device(spec)` and functions whose results
+//! are plain dicts and lists (JSON-shaped); the package turns them into frozen
+//! dataclasses. Failures raise the package's exceptions (`keysmith.errors`, chosen there
+//! from the facade error's `reason` and `kind`). Built with maturin
+//! (`bindings/python/pyproject.toml`).
+//!
+//! Every blocking call runs the facade on a worker thread while the calling thread,
+//! without the GIL, waits in 100 ms slices: between slices it runs Python callbacks
+//! (prompts, bulk device and progress callbacks, so they run on the calling thread) and
+//! checks for signals. On Ctrl-C (an exception raised by a signal handler, whether
+//! between slices or inside a callback) it cancels the device operation, waits for the
+//! operation to end and raises that exception; the operation's own error, if any, is its
+//! `__context__`.
 #![warn(missing_docs)]
 
+use std::cell::RefCell;
+use std::panic::AssertUnwindSafe;
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
 use keysmith_facade::{
-    BulkProgress, BulkRow, BulkRunOptions, ErrorKind, ExpiringCursor, FacadeError, IssueParams,
-    KeyFilter, Prompt, ReissueParams,
+    BulkProgress, BulkRow, BulkRunOptions, ExpiringCursor, FacadeError, IssueParams, KeyFilter,
+    Prompt, ReissueParams,
 };
-use pyo3::create_exception;
-use pyo3::exceptions::PyException;
+use pyo3::exceptions::{PyException, PyRuntimeError};
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 
-create_exception!(
-    keysmith,
-    KeysmithError,
-    PyException,
-    "Base of every keysmith error; `kind` and `code` name the kind."
-);
-create_exception!(
-    keysmith,
-    UsageError,
-    KeysmithError,
-    "Bad input: config, unknown key/template/connection, action not allowed."
-);
-create_exception!(
-    keysmith,
-    DeviceError,
-    KeysmithError,
-    "The security key or its transport failed."
-);
-create_exception!(
-    keysmith,
-    IdpError,
-    KeysmithError,
-    "The identity provider refused or failed."
-);
-create_exception!(
-    keysmith,
-    RepositoryError,
-    KeysmithError,
-    "The repository failed or refused."
-);
-create_exception!(
-    keysmith,
-    TemplateError,
-    KeysmithError,
-    "A template is invalid or unsupported."
-);
-create_exception!(
-    keysmith,
-    TransitionError,
-    KeysmithError,
-    "The action is not allowed in the key's state."
-);
-create_exception!(
-    keysmith,
-    InternalError,
-    KeysmithError,
-    "An internal error (a bug)."
-);
+/// How often a waiting call looks for Ctrl-C and callbacks.
+const POLL: Duration = Duration::from_millis(100);
 
-/// The Python exception for a facade error, with `kind` and `code` attributes.
+/// The Python exception for a facade error: an instance of the class
+/// `keysmith.errors._from_native` picks (`PinInvalid`, `DeviceError`, ...), with the
+/// attributes `kind`, `reason`, `message`, `code`, `ctap_status`, `retries_left`.
 fn py_err(py: Python<'_>, e: FacadeError) -> PyErr {
-    let err = match e.kind {
-        ErrorKind::Usage => UsageError::new_err(e.message),
-        ErrorKind::Device => DeviceError::new_err(e.message),
-        ErrorKind::Idp => IdpError::new_err(e.message),
-        ErrorKind::Repository => RepositoryError::new_err(e.message),
-        ErrorKind::Template => TemplateError::new_err(e.message),
-        ErrorKind::Transition => TransitionError::new_err(e.message),
-        _ => InternalError::new_err(e.message),
+    let make = || -> PyResult<PyErr> {
+        let value = py
+            .import("keysmith.errors")?
+            .getattr("_from_native")?
+            .call1((
+                e.kind.as_str(),
+                e.reason,
+                e.message.as_str(),
+                e.kind.code(),
+                e.ctap_status,
+                e.retries_left,
+            ))?;
+        Ok(PyErr::from_value(value))
     };
-    let value = err.value(py);
-    // Attributes are a convenience: failing to set them must not hide the error.
-    let _ = value.setattr("kind", e.kind.as_str());
-    let _ = value.setattr("code", e.kind.code());
-    err
+    make().unwrap_or_else(|failure| {
+        PyRuntimeError::new_err(format!("{e} (keysmith.errors failed: {failure})"))
+    })
 }
 
-/// Converts a serializable result to Python objects (through JSON: dicts, lists, str,
-/// int, bool, None).
-fn to_py<T: serde::Serialize>(py: Python<'_>, v: &T) -> PyResult<PyObject> {
-    let text = serde_json::to_string(v)
-        .map_err(|e| InternalError::new_err(format!("serializing the result: {e}")))?;
+/// A usage error raised from this module (bad arguments caught before the facade).
+fn usage(py: Python<'_>, message: String) -> PyErr {
+    py_err(py, FacadeError::usage(message))
+}
+
+/// Parses JSON text into Python objects (dicts, lists, str, int, float, bool, None).
+fn json_loads(py: Python<'_>, text: &str) -> PyResult<PyObject> {
     Ok(py.import("json")?.call_method1("loads", (text,))?.unbind())
+}
+
+/// Converts a serializable result to Python objects (through JSON).
+fn to_py<T: serde::Serialize>(py: Python<'_>, v: &T) -> PyResult<PyObject> {
+    let text = serde_json::to_string(v).map_err(|e| {
+        py_err(
+            py,
+            FacadeError::internal(format!("serializing the result: {e}")),
+        )
+    })?;
+    json_loads(py, &text)
 }
 
 /// The JSON text of a `dict` (or other JSON-able object), or a `str` as is.
@@ -104,20 +88,156 @@ fn json_text(value: &Bound<'_, PyAny>) -> PyResult<String> {
         .extract()
 }
 
-/// Runs `f` without the GIL and converts its result.
-fn blocking<T: serde::Serialize + Send>(
-    py: Python<'_>,
-    f: impl FnOnce() -> keysmith_facade::Result<T> + Send,
-) -> PyResult<PyObject> {
-    match py.allow_threads(f) {
-        Ok(v) => to_py(py, &v),
-        Err(e) => Err(py_err(py, e)),
+/// A piece of Python work a worker thread hands to the calling thread; it returns the
+/// exception that interrupts the call, if one was raised (see [`on_caller`]).
+type Job = Box<dyn FnOnce(Python<'_>) -> Option<PyErr> + Send>;
+
+/// What a worker thread tells the calling thread.
+enum Msg {
+    /// Run this with the GIL.
+    Call(Job),
+    /// The operation ended.
+    Done,
+}
+
+thread_local! {
+    /// On a worker thread: where its callbacks are sent to run on the calling thread.
+    static CALLER: RefCell<Option<mpsc::Sender<Msg>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with the GIL on the thread of the Python call whose operation this thread
+/// runs (see [`blocking`]), or here when this is not such a worker thread. `f` returns
+/// `Err` with an exception that must interrupt that call (`KeyboardInterrupt` raised
+/// by a signal handler while the callback ran). `None` when the call is interrupted
+/// and skips callbacks.
+fn on_caller<R: Send + 'static>(
+    f: impl FnOnce(Python<'_>) -> PyResult<R> + Send + 'static,
+) -> Option<R> {
+    let Some(caller) = CALLER.with(|c| c.borrow().clone()) else {
+        return Python::with_gil(|py| match f(py) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                // No caller to interrupt here: report it.
+                e.write_unraisable(py, None);
+                None
+            }
+        });
+    };
+    let (tx, rx) = mpsc::sync_channel(1);
+    let job: Job = Box::new(move |py| match f(py) {
+        Ok(r) => {
+            let _ = tx.send(r);
+            None
+        }
+        Err(interrupt) => Some(interrupt),
+    });
+    caller.send(Msg::Call(job)).ok()?;
+    rx.recv().ok()
+}
+
+/// Splits a callback's failure: an ordinary `Exception` is the callback's own
+/// (`Ok(Err)`), anything else (`KeyboardInterrupt`, `SystemExit`) interrupts the call.
+fn callback_failure(py: Python<'_>, e: PyErr) -> PyResult<PyErr> {
+    if e.is_instance_of::<PyException>(py) {
+        Ok(e)
+    } else {
+        Err(e)
     }
 }
 
+/// Runs the facade call `f` on a worker thread while this thread waits without the GIL,
+/// runs the callbacks it sends (see [`on_caller`]) and checks for signals every
+/// [`POLL`]. When a signal handler raises (Ctrl-C: `KeyboardInterrupt`), `device` (if
+/// any) is cancelled until the call ends, and that exception is raised (with the call's
+/// own error, if any, as its `__context__`).
+fn blocking<T: Send>(
+    py: Python<'_>,
+    device: Option<&keysmith_facade::Device>,
+    f: impl FnOnce() -> keysmith_facade::Result<T> + Send,
+) -> PyResult<T> {
+    let (tx, mut rx) = mpsc::channel::<Msg>();
+    let (result, interrupted) = std::thread::scope(|s| {
+        let worker = s.spawn(move || {
+            CALLER.with(|c| *c.borrow_mut() = Some(tx.clone()));
+            let result = std::panic::catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| {
+                Err(FacadeError::internal(
+                    "the operation panicked (a bug in keysmith)",
+                ))
+            });
+            CALLER.with(|c| *c.borrow_mut() = None);
+            let _ = tx.send(Msg::Done);
+            result
+        });
+        let mut interrupted: Option<PyErr> = None;
+        loop {
+            let (back, msg) = py.allow_threads(move || {
+                let msg = rx.recv_timeout(POLL);
+                (rx, msg)
+            });
+            rx = back;
+            match msg {
+                // After an interrupt the callbacks are skipped (dropping the job).
+                Ok(Msg::Call(job)) if interrupted.is_none() => interrupted = job(py),
+                Ok(Msg::Call(_)) | Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Ok(Msg::Done) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+            if interrupted.is_none() {
+                interrupted = py.check_signals().err();
+            }
+            if let (Some(_), Some(d)) = (&interrupted, device) {
+                // Repeated: a transaction clears a cancel made before it started.
+                d.cancel();
+            }
+        }
+        let result = py.allow_threads(move || worker.join()).unwrap_or_else(|_| {
+            Err(FacadeError::internal(
+                "the operation's thread panicked (a bug in keysmith)",
+            ))
+        });
+        (result, interrupted)
+    });
+    match (result, interrupted) {
+        (Ok(v), None) => Ok(v),
+        (Err(e), None) => Err(py_err(py, e)),
+        (Ok(_), Some(signal)) => Err(signal),
+        (Err(e), Some(signal)) => {
+            let context = py_err(py, e);
+            // Best effort: the interrupt is what is raised either way.
+            let _ = signal.value(py).setattr("__context__", context.value(py));
+            Err(signal)
+        }
+    }
+}
+
+/// [`blocking`], then the result as Python objects.
+fn run<T: serde::Serialize + Send>(
+    py: Python<'_>,
+    device: Option<&keysmith_facade::Device>,
+    f: impl FnOnce() -> keysmith_facade::Result<T> + Send,
+) -> PyResult<PyObject> {
+    let v = blocking(py, device, f)?;
+    to_py(py, &v)
+}
+
+/// Calls a Python callback with `value` (as Python objects) on the calling thread;
+/// its exception is reported as unraisable.
+fn notify<T: serde::Serialize>(callback: &Arc<PyObject>, value: &T) {
+    let text = match serde_json::to_string(value) {
+        Ok(text) => text,
+        Err(_) => return,
+    };
+    let callback = callback.clone();
+    on_caller(move |py| {
+        if let Err(e) = json_loads(py, &text).and_then(|d| callback.call1(py, (d,))) {
+            callback_failure(py, e)?.write_unraisable(py, None);
+        }
+        Ok(())
+    });
+}
+
 /// An opened security key: `Device("usb:/dev/hidraw3")`, `Device("nfc:READER")` or
-/// `Device("softkey:/path/state.json")`.
-#[pyclass(frozen, module = "keysmith")]
+/// `Device("softkey:/path/state.json")` (options: `?presence=never`, ...).
+#[pyclass(frozen, module = "keysmith._native")]
 struct Device {
     inner: keysmith_facade::Device,
 }
@@ -126,20 +246,19 @@ struct Device {
 impl Device {
     #[new]
     fn new(py: Python<'_>, spec: String) -> PyResult<Self> {
-        py.allow_threads(|| keysmith_facade::Device::open(&spec))
+        blocking(py, None, move || keysmith_facade::Device::open(&spec))
             .map(|inner| Device { inner })
-            .map_err(|e| py_err(py, e))
     }
 
     /// What the key says about itself (authenticatorGetInfo), as a dict.
     fn info(&self, py: Python<'_>) -> PyResult<PyObject> {
         let d = self.inner.clone();
-        blocking(py, move || d.info())
+        run(py, Some(&self.inner), move || d.info())
     }
 
     /// Cancels the operation waiting on this key for the user ("touch your key"); call
     /// it from another thread or from the prompt callback. The waiting call raises
-    /// `DeviceError`.
+    /// `keysmith.Cancelled` (a `DeviceError`).
     fn cancel(&self) {
         self.inner.cancel();
     }
@@ -157,13 +276,13 @@ impl Device {
     }
 
     fn __repr__(&self) -> String {
-        format!("keysmith.Device({:?})", self.inner.spec())
+        format!("keysmith._native.Device({:?})", self.inner.spec())
     }
 }
 
 /// A keysmith session: `Session(config)` with `config` a dict or JSON text (see the
 /// facade's `Session::open`: repository, pin_key, station, idp, templates, log).
-#[pyclass(frozen, module = "keysmith")]
+#[pyclass(frozen, module = "keysmith._native")]
 struct Session {
     inner: keysmith_facade::Session,
 }
@@ -173,26 +292,23 @@ impl Session {
     #[new]
     fn new(py: Python<'_>, config: &Bound<'_, PyAny>) -> PyResult<Self> {
         let text = json_text(config)?;
-        py.allow_threads(|| keysmith_facade::Session::open(&text))
+        blocking(py, None, move || keysmith_facade::Session::open(&text))
             .map(|inner| Session { inner })
-            .map_err(|e| py_err(py, e))
     }
 
     /// Sends prompts (dicts such as `{"kind": "touch_key", "step": "makeCredential"}`) to
-    /// `callback`; `None` stops them. Exceptions raised by the callback are reported as
-    /// unraisable and do not stop the operation.
+    /// `callback`, on the thread that called the operation; `None` stops them.
+    /// Exceptions raised by the callback are reported as unraisable and do not stop the
+    /// operation.
     #[pyo3(signature = (callback))]
     fn set_prompt(&self, callback: Option<PyObject>) {
         match callback {
             None => self.inner.clear_prompt(),
-            Some(cb) => self.inner.set_prompt(Box::new(move |p: &Prompt| {
-                Python::with_gil(|py| {
-                    let result = to_py(py, p).and_then(|d| cb.call1(py, (d,)));
-                    if let Err(e) = result {
-                        e.write_unraisable(py, None);
-                    }
-                })
-            })),
+            Some(cb) => {
+                let cb = Arc::new(cb);
+                self.inner
+                    .set_prompt(Box::new(move |p: &Prompt| notify(&cb, p)))
+            }
         }
     }
 
@@ -211,7 +327,7 @@ impl Session {
     /// summary.
     fn add_template(&self, py: Python<'_>, text: String) -> PyResult<PyObject> {
         let s = self.inner.clone();
-        blocking(py, move || s.add_template(&text))
+        run(py, None, move || s.add_template(&text))
     }
 
     /// Central issuance of the key in `device` to `user` with credential template
@@ -233,7 +349,7 @@ impl Session {
             serial,
             actor,
         };
-        blocking(py, move || s.issue(&d, &params))
+        run(py, Some(&device.inner), move || s.issue(&d, &params))
     }
 
     /// Issuance with the holder's PIN (templates that activate at issuance).
@@ -256,7 +372,9 @@ impl Session {
             serial,
             actor,
         };
-        blocking(py, move || s.issue_and_activate(&d, &params, &holder_pin))
+        run(py, Some(&device.inner), move || {
+            s.issue_and_activate(&d, &params, &holder_pin)
+        })
     }
 
     /// Activation by the holder with their new PIN; returns the key.
@@ -268,32 +386,34 @@ impl Session {
         holder_pin: String,
     ) -> PyResult<PyObject> {
         let (s, d) = (self.inner.clone(), device.inner.clone());
-        blocking(py, move || s.activate(&d, &key_id, &holder_pin))
+        run(py, Some(&device.inner), move || {
+            s.activate(&d, &key_id, &holder_pin)
+        })
     }
 
     /// Inactivate; returns the key.
     fn inactivate(&self, py: Python<'_>, key_id: String) -> PyResult<PyObject> {
         let s = self.inner.clone();
-        blocking(py, move || s.inactivate(&key_id))
+        run(py, None, move || s.inactivate(&key_id))
     }
 
     /// Revoke; `force` (None = the template's setting) forces the IdP deletion.
     #[pyo3(signature = (key_id, force=None))]
     fn revoke(&self, py: Python<'_>, key_id: String, force: Option<bool>) -> PyResult<PyObject> {
         let s = self.inner.clone();
-        blocking(py, move || s.revoke(&key_id, force))
+        run(py, None, move || s.revoke(&key_id, force))
     }
 
     /// Retire; returns the key.
     fn retire(&self, py: Python<'_>, key_id: String) -> PyResult<PyObject> {
         let s = self.inner.clone();
-        blocking(py, move || s.retire(&key_id))
+        run(py, None, move || s.retire(&key_id))
     }
 
     /// Unregister (records forgotten, audit kept); returns the key.
     fn unregister(&self, py: Python<'_>, key_id: String) -> PyResult<PyObject> {
         let s = self.inner.clone();
-        blocking(py, move || s.unregister(&key_id))
+        run(py, None, move || s.unregister(&key_id))
     }
 
     /// Reissue the key to `user`; returns the key.
@@ -313,7 +433,9 @@ impl Session {
             serial,
             actor,
         };
-        blocking(py, move || s.reissue(&d, &key_id, &params))
+        run(py, Some(&device.inner), move || {
+            s.reissue(&d, &key_id, &params)
+        })
     }
 
     /// Signs in with the key's passkeys; returns a list of verified sign-ins.
@@ -325,13 +447,15 @@ impl Session {
         pin: String,
     ) -> PyResult<PyObject> {
         let (s, d) = (self.inner.clone(), device.inner.clone());
-        blocking(py, move || s.sign_in(&d, &key_id, &pin))
+        run(py, Some(&device.inner), move || {
+            s.sign_in(&d, &key_id, &pin)
+        })
     }
 
     /// Everything recorded about a key: `{"key", "passkeys", "pending", "audit"}`.
     fn key(&self, py: Python<'_>, key_id: String) -> PyResult<PyObject> {
         let s = self.inner.clone();
-        blocking(py, move || s.key(&key_id))
+        run(py, None, move || s.key(&key_id))
     }
 
     /// Keys matching every given criterion (all keys without any).
@@ -349,25 +473,25 @@ impl Session {
             state,
             serial,
         };
-        blocking(py, move || s.list_keys(&filter))
+        run(py, None, move || s.list_keys(&filter))
     }
 
     /// The audit log of a key, oldest first.
     fn audit(&self, py: Python<'_>, key_id: String) -> PyResult<PyObject> {
         let s = self.inner.clone();
-        blocking(py, move || s.audit(&key_id))
+        run(py, None, move || s.audit(&key_id))
     }
 
     /// Replays the IdP side-effect journal.
     fn replay_journal(&self, py: Python<'_>) -> PyResult<PyObject> {
         let s = self.inner.clone();
-        blocking(py, move || s.replay_journal())
+        run(py, None, move || s.replay_journal())
     }
 
     /// Checks an IdP connection; returns how long it took (ms).
-    fn check_connection(&self, py: Python<'_>, connection: String) -> PyResult<PyObject> {
+    fn check_connection(&self, py: Python<'_>, connection: String) -> PyResult<u64> {
         let s = self.inner.clone();
-        blocking(py, move || s.check_connection(&connection))
+        blocking(py, None, move || s.check_connection(&connection))
     }
 
     /// Directory users whose display name or UPN starts with `prefix`.
@@ -380,7 +504,7 @@ impl Session {
         top: u32,
     ) -> PyResult<PyObject> {
         let s = self.inner.clone();
-        blocking(py, move || s.search_users(&connection, &prefix, top))
+        run(py, None, move || s.search_users(&connection, &prefix, top))
     }
 
     /// Self-service PIN set with the holder's OIDC ID token; returns the key.
@@ -393,7 +517,9 @@ impl Session {
         new_pin: String,
     ) -> PyResult<PyObject> {
         let (s, d) = (self.inner.clone(), device.inner.clone());
-        blocking(py, move || s.self_set_pin(&d, &key_id, &id_token, &new_pin))
+        run(py, Some(&device.inner), move || {
+            s.self_set_pin(&d, &key_id, &id_token, &new_pin)
+        })
     }
 
     /// Self-issuance with the holder's OIDC ID token; returns the key.
@@ -408,7 +534,7 @@ impl Session {
         serial: Option<String>,
     ) -> PyResult<PyObject> {
         let (s, d) = (self.inner.clone(), device.inner.clone());
-        blocking(py, move || {
+        run(py, Some(&device.inner), move || {
             s.self_issue(&d, &id_token, &template, serial.as_deref(), &new_pin)
         })
     }
@@ -426,7 +552,7 @@ impl Session {
         delete_unknown: bool,
     ) -> PyResult<PyObject> {
         let s = self.inner.clone();
-        blocking(py, move || s.reconcile(&users, fix, delete_unknown))
+        run(py, None, move || s.reconcile(&users, fix, delete_unknown))
     }
 
     /// Records a bulk job (`kind`: `issue`, `revoke` or `reconcile`) from CSV text with
@@ -434,7 +560,7 @@ impl Session {
     /// for the same kind returns the job already recorded.
     fn bulk_create(&self, py: Python<'_>, kind: String, csv_text: String) -> PyResult<PyObject> {
         let s = self.inner.clone();
-        blocking(py, move || s.bulk_create(&kind, &csv_text))
+        run(py, None, move || s.bulk_create(&kind, &csv_text))
     }
 
     /// Runs (or resumes) a bulk job; returns the summary (`{"done", "failed", "items",
@@ -442,7 +568,9 @@ impl Session {
     /// `line`, `user`, `serial`) and returns the device spec to open (`"softkey:PATH"`,
     /// `"usb:PATH"`, `"nfc:READER"`); an exception, `None` or a non-str fails that row.
     /// `progress(dict)` is called after each row; its exceptions are reported as
-    /// unraisable and do not stop the job. Both run on the calling thread.
+    /// unraisable and do not stop the job. Both run on the calling thread. After Ctrl-C
+    /// the remaining issue rows fail without calling `device` and the interrupt is
+    /// raised when the run ends.
     #[pyo3(signature = (job_id, device=None, progress=None, workers=1, rate=None,
                         template=None, retry_failed=true, fix=false, delete_unknown=false))]
     #[allow(clippy::too_many_arguments)]
@@ -468,28 +596,32 @@ impl Session {
             fix,
             delete_unknown,
         };
-        blocking(py, move || {
+        let device = device.map(Arc::new);
+        let progress = progress.map(Arc::new);
+        run(py, None, move || {
             let mut on_device = |row: &BulkRow| -> Result<String, String> {
-                let Some(cb) = &device else {
+                let Some(cb) = device.clone() else {
                     return Err("no device callback was given".into());
                 };
-                Python::with_gil(|py| {
-                    let result = to_py(py, row)
-                        .and_then(|d| cb.call1(py, (d,)))
-                        .map_err(|e| format!("device callback: {e}"))?;
-                    result
+                let text = serde_json::to_string(row).map_err(|e| format!("row: {e}"))?;
+                on_caller(move |py| {
+                    let spec = match json_loads(py, &text).and_then(|d| cb.call1(py, (d,))) {
+                        Ok(spec) => spec,
+                        Err(e) => {
+                            let e = callback_failure(py, e)?;
+                            return Ok(Err(format!("device callback: {e}")));
+                        }
+                    };
+                    Ok(spec
                         .extract::<String>(py)
-                        .map_err(|_| "device callback: must return a device spec str".into())
+                        .map_err(|_| "device callback: must return a device spec str".into()))
                 })
+                .unwrap_or_else(|| Err("interrupted (Ctrl-C)".into()))
             };
             let mut on_progress = |p: &BulkProgress| {
-                let Some(cb) = &progress else { return };
-                Python::with_gil(|py| {
-                    let result = to_py(py, p).and_then(|d| cb.call1(py, (d,)));
-                    if let Err(e) = result {
-                        e.write_unraisable(py, None);
-                    }
-                });
+                if let Some(cb) = &progress {
+                    notify(cb, p);
+                }
             };
             s.bulk_run(job_id, &options, &mut on_device, &mut on_progress)
         })
@@ -505,7 +637,7 @@ impl Session {
         limit: u32,
     ) -> PyResult<PyObject> {
         let s = self.inner.clone();
-        blocking(py, move || s.list_keys_page(after.as_deref(), limit))
+        run(py, None, move || s.list_keys_page(after.as_deref(), limit))
     }
 
     /// One page of the pending registrations whose challenge expires within
@@ -522,39 +654,38 @@ impl Session {
         let after: Option<ExpiringCursor> = match after {
             Some(a) => Some(
                 serde_json::from_str(&json_text(a)?)
-                    .map_err(|e| py_err(py, FacadeError::usage(format!("after: {e}"))))?,
+                    .map_err(|e| usage(py, format!("after: {e}")))?,
             ),
             None => None,
         };
         let s = self.inner.clone();
-        blocking(py, move || {
+        run(py, None, move || {
             s.list_expiring_page(within_ms, after.as_ref(), limit)
         })
     }
 
     fn __repr__(&self) -> String {
-        format!("keysmith.Session(actor={:?})", self.inner.actor())
+        format!("keysmith._native.Session(actor={:?})", self.inner.actor())
     }
 }
 
 /// The FIDO keys on USB and the PC/SC readers: `{"devices": [...], "unavailable": [...]}`.
 #[pyfunction]
 fn list_devices(py: Python<'_>) -> PyResult<PyObject> {
-    blocking(py, || Ok(keysmith_facade::list_devices()))
+    run(py, None, || Ok(keysmith_facade::list_devices()))
 }
 
 /// Validates a credential template set (TOML or JSON text); returns its summary.
 #[pyfunction]
 fn template_check(py: Python<'_>, text: String) -> PyResult<PyObject> {
-    blocking(py, move || keysmith_facade::template_check(&text))
+    run(py, None, move || keysmith_facade::template_check(&text))
 }
 
 /// Configures process-wide logging from a dict or JSON text (the CLI's `[log]` keys).
 #[pyfunction]
 fn configure_logging(py: Python<'_>, config: &Bound<'_, PyAny>) -> PyResult<()> {
     let text = json_text(config)?;
-    py.allow_threads(|| keysmith_facade::configure_logging(&text))
-        .map_err(|e| py_err(py, e))
+    blocking(py, None, move || keysmith_facade::configure_logging(&text))
 }
 
 /// The library version.
@@ -563,11 +694,10 @@ fn version() -> &'static str {
     keysmith_facade::version()
 }
 
-/// The `keysmith` Python module.
+/// The `keysmith._native` module.
 #[pymodule]
-#[pyo3(name = "keysmith")]
-fn keysmith_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    let py = m.py();
+#[pyo3(name = "_native")]
+fn native_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Session>()?;
     m.add_class::<Device>()?;
     m.add_function(wrap_pyfunction!(list_devices, m)?)?;
@@ -575,13 +705,5 @@ fn keysmith_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(configure_logging, m)?)?;
     m.add_function(wrap_pyfunction!(version, m)?)?;
     m.add("__version__", keysmith_facade::version())?;
-    m.add("KeysmithError", py.get_type::<KeysmithError>())?;
-    m.add("UsageError", py.get_type::<UsageError>())?;
-    m.add("DeviceError", py.get_type::<DeviceError>())?;
-    m.add("IdpError", py.get_type::<IdpError>())?;
-    m.add("RepositoryError", py.get_type::<RepositoryError>())?;
-    m.add("TemplateError", py.get_type::<TemplateError>())?;
-    m.add("TransitionError", py.get_type::<TransitionError>())?;
-    m.add("InternalError", py.get_type::<InternalError>())?;
     Ok(())
 }

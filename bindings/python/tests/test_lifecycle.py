@@ -3,13 +3,16 @@ stdout line is the connection JSON), a persistent software key and SQLite in a t
 directory. The same flow as the C test: open session -> open device -> issue ->
 activate -> sign_in -> revoke, prompts counted, error paths."""
 
+import dataclasses
 import json
 import os
 import subprocess
 import threading
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,31 +22,11 @@ REPO = Path(__file__).resolve().parents[3]
 KIM = "kim@contoso.onmicrosoft.com"
 PIN = "holder-pin-2468"
 
-TEMPLATE = """
-[passkey.entra]
-idp = { connection = "contoso-entra", kind = "entra", graph_api_version = "beta" }
-display_name = "{displayName} {serial}"
-truncate_display_name = true
-rp_id = "login.microsoft.com"
-challenge_timeout_minutes = 60
-
-[credential]
-name = "py-standard"
-passkey_templates = ["entra"]
-user_assignment = { directory = "contoso-entra" }
-
-[credential.fido2]
-reset_before_issuance = true
-always_uv = true
-min_pin_length = 8
-
-[credential.lifecycle]
-force_idp_deletion_on_revoke = true
-"""
+TEMPLATE = (REPO / "tests" / "testkit" / "templates" / "standard.toml").read_text()
 
 
 @pytest.fixture(scope="module")
-def emulator():
+def emulator() -> Iterator[dict[str, Any]]:
     """Starts entra-emulator on a free loopback port; yields its connection details."""
     binary = os.environ.get("KEYSMITH_EMULATOR_BIN")
     if binary and os.path.exists(binary):
@@ -54,15 +37,17 @@ def emulator():
     proc = subprocess.Popen(cmd + ["--listen", "127.0.0.1:0"], cwd=REPO,
                             stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
     try:
+        assert proc.stdout is not None
         line = proc.stdout.readline()
         assert line, "entra-emulator printed nothing (exit code %r)" % proc.poll()
-        yield json.loads(line)
+        emu: dict[str, Any] = json.loads(line)
+        yield emu
     finally:
         proc.terminate()
         proc.wait(timeout=30)
 
 
-def make_config(emu, tmp_path):
+def make_config(emu: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
     return {
         "repository": {"sqlite": str(tmp_path / "keysmith.db")},
         "pin_key": "3c" * 32,
@@ -80,98 +65,108 @@ def make_config(emu, tmp_path):
     }
 
 
-def test_module_surface():
+def test_module_surface() -> None:
     assert keysmith.version() == keysmith.__version__
     for name in ["UsageError", "DeviceError", "IdpError", "RepositoryError",
                  "TemplateError", "TransitionError", "InternalError"]:
         assert issubclass(getattr(keysmith, name), keysmith.KeysmithError)
     assert issubclass(keysmith.KeysmithError, Exception)
+    assert keysmith._native.__name__ == "keysmith._native"
     devices = keysmith.list_devices()
-    assert set(devices) == {"devices", "unavailable"}
+    assert isinstance(devices, keysmith.DeviceList)
+    assert {f.name for f in dataclasses.fields(devices)} == {"devices", "unavailable"}
 
 
-def test_full_lifecycle(emulator, tmp_path):
+def test_full_lifecycle(emulator: dict[str, Any], tmp_path: Path) -> None:
     session = keysmith.Session(make_config(emulator, tmp_path))
-    assert session.templates() == ["py-standard"]
-    prompts = []
+    assert session.templates() == ["test-standard"]
+    prompts: list[keysmith.Prompt] = []
     threads = set()
 
-    def on_prompt(p):
+    def on_prompt(p: keysmith.Prompt) -> None:
         prompts.append(p)
         threads.add(threading.get_ident())
 
     session.set_prompt(on_prompt)
     device = keysmith.Device("softkey:" + str(tmp_path / "softkey.json"))
     info = device.info()
-    assert any(v.startswith("FIDO_2") for v in info["versions"])
+    assert isinstance(info, keysmith.DeviceInfo)
+    assert any(v.startswith("FIDO_2") for v in info.versions)
     assert device.serial
 
-    key = session.issue(device, "py-standard", KIM)
-    assert key["state"] == "issued"
-    assert key["serial"] == device.serial
-    touches_after_issue = sum(1 for p in prompts if p["kind"] == "touch_key")
+    key = session.issue(device, "test-standard", KIM)
+    assert isinstance(key, keysmith.Key)
+    assert key.state == "issued" and key.state is keysmith.KeyState.ISSUED
+    assert key.serial == device.serial
+    touches_after_issue = sum(1 for p in prompts if p.kind == "touch_key")
     assert touches_after_issue >= 1
-    assert {"kind": "touch_key", "step": "makeCredential"} in prompts
+    assert keysmith.TouchKey(step="makeCredential") in prompts
 
-    key = session.activate(device, key["key_id"], PIN)
-    assert key["state"] == "active"
-    details = session.key(key["key_id"])
-    assert details["passkeys"][0]["idp_method_id"]
-    assert details["pending"] == []
+    key = session.activate(device, key.key_id, PIN)
+    assert key.state == keysmith.KeyState.ACTIVE
+    details = session.key(key.key_id)
+    assert details.key == key
+    assert details.passkeys[0].idp_method_id
+    assert details.pending == ()
 
-    signed = session.sign_in(device, key["key_id"], PIN)
+    signed = session.sign_in(device, key.key_id, PIN)
     assert len(signed) == 1
-    assert signed[0]["method_id"] == details["passkeys"][0]["idp_method_id"]
-    assert sum(1 for p in prompts if p["kind"] == "touch_key") > touches_after_issue
+    assert isinstance(signed[0], keysmith.SignInResult)
+    assert signed[0].method_id == details.passkeys[0].idp_method_id
+    assert sum(1 for p in prompts if isinstance(p, keysmith.TouchKey)) > touches_after_issue
 
     listed = session.list_keys(user=KIM)
-    assert [k["key_id"] for k in listed] == [key["key_id"]]
-    assert session.list_keys(state="revoked") == []
+    assert [k.key_id for k in listed] == [key.key_id]
+    assert session.list_keys(state=keysmith.KeyState.REVOKED) == []
 
-    key = session.revoke(key["key_id"])
-    assert key["state"] == "revoked"
-    actions = [a["action"] for a in session.audit(key["key_id"])]
+    key = session.revoke(key.key_id)
+    assert key.state == "revoked"
+    audit = session.audit(key.key_id)
+    assert all(isinstance(a, keysmith.AuditRecord) for a in audit)
+    actions = [a.action for a in audit]
     assert "issue" in actions and "activate" in actions and "revoke" in actions
     # The IdP no longer holds the passkey: signing in finds nothing to verify.
-    assert session.key(key["key_id"])["passkeys"][0]["state"] == "revoked"
+    assert session.key(key.key_id).passkeys[0].state is keysmith.PasskeyState.REVOKED
 
     # Error paths: typed exceptions with the C ABI's codes.
     with pytest.raises(keysmith.UsageError) as e:
         session.revoke("no-such-key")
     assert e.value.code == 2 and e.value.kind == "usage"
     assert "no-such-key" in str(e.value)
-    with pytest.raises(keysmith.TransitionError) as e:
-        session.activate(device, key["key_id"], PIN)
-    assert e.value.code == 7
+    assert isinstance(e.value, ValueError)
+    with pytest.raises(keysmith.TransitionError) as t:
+        session.activate(device, key.key_id, PIN)
+    assert t.value.code == 7
     with pytest.raises(keysmith.KeysmithError):
         session.list_keys(state="lost")
 
 
-def test_operations_run_from_another_thread_with_prompts_there(emulator, tmp_path):
+def test_operations_run_from_another_thread_with_prompts_there(
+        emulator: dict[str, Any], tmp_path: Path) -> None:
     """A session is usable from a worker thread (a config given as JSON text); the
     prompt callback runs on the thread running the operation."""
     session = keysmith.Session(json.dumps(make_config(emulator, tmp_path)))
-    callers = []
+    callers: list[int] = []
     session.set_prompt(lambda p: callers.append(threading.get_ident()))
     device = keysmith.Device("softkey:" + str(tmp_path / "softkey.json"))
-    results = {}
+    results: dict[str, Any] = {}
 
-    def work():
+    def work() -> None:
         results["thread"] = threading.get_ident()
-        results["key"] = session.issue(device, "py-standard", KIM)
+        results["key"] = session.issue(device, "test-standard", KIM)
 
     t = threading.Thread(target=work)
     t.start()
     t.join(timeout=120)
     assert not t.is_alive()
-    assert results["key"]["state"] == "issued"
+    assert results["key"].state == "issued"
     assert callers and set(callers) == {results["thread"]}
     # Without a callback, an issuance (which waits for a touch) reports nothing.
     session.set_prompt(None)
     before = len(callers)
     second = keysmith.Device("softkey:" + str(tmp_path / "second.json"))
-    key = session.issue(second, "py-standard", KIM)
-    assert key["state"] == "issued"
+    key = session.issue(second, "test-standard", KIM)
+    assert key.state == "issued"
     assert len(callers) == before
 
 
@@ -193,7 +188,7 @@ oidc = {{ issuer = "{issuer}", audience = "{audience}", jwks_url = "{jwks}" }}
 """
 
 
-def holder_id_token(emu, upn):
+def holder_id_token(emu: dict[str, Any], upn: str) -> str:
     """An ID token from the emulated identity platform (password grant, demo password)."""
     form = urllib.parse.urlencode({
         "grant_type": "password",
@@ -203,15 +198,16 @@ def holder_id_token(emu, upn):
         "scope": "openid",
     }).encode()
     with urllib.request.urlopen(emu["token_url"], data=form, timeout=30) as resp:
-        return json.load(resp)["id_token"]
+        token: str = json.load(resp)["id_token"]
+        return token
 
 
-def test_self_service_issuance_with_an_id_token(emulator, tmp_path):
+def test_self_service_issuance_with_an_id_token(emulator: dict[str, Any], tmp_path: Path) -> None:
     session = keysmith.Session(make_config(emulator, tmp_path))
     summary = session.add_template(SELF_TEMPLATE.format(
         issuer=emulator["oidc_issuer"], audience=emulator["client_id"],
         jwks=emulator["jwks_url"]))
-    assert summary["name"] == "py-self"
+    assert summary.name == "py-self"
     device = keysmith.Device("softkey:" + str(tmp_path / "self.json"))
     token = holder_id_token(emulator, KIM)
 
@@ -221,23 +217,26 @@ def test_self_service_issuance_with_an_id_token(emulator, tmp_path):
     assert token not in str(e.value)
 
     key = session.self_issue(device, token, "py-self", PIN)
-    assert key["state"] == "active"
-    assert key["user_id"]
-    assert len(session.sign_in(device, key["key_id"], PIN)) == 1
-    actors = {a["actor"] for a in session.audit(key["key_id"])}
+    assert key.state == "active"
+    assert key.user_id
+    assert len(session.sign_in(device, key.key_id, PIN)) == 1
+    actors = {a.actor for a in session.audit(key.key_id)}
     assert any(a.startswith("self:") for a in actors)
 
 
-def test_bad_input_raises_typed_errors(tmp_path):
+def test_bad_input_raises_typed_errors(tmp_path: Path) -> None:
     with pytest.raises(keysmith.UsageError) as e:
         keysmith.Session({"repository": {"sqlite": str(tmp_path / "x.db")}, "pin_key": "00"})
     assert "pin_key" in str(e.value)
     with pytest.raises(keysmith.UsageError):
         keysmith.Device("bluetooth:1")
-    with pytest.raises(keysmith.TemplateError):
+    with pytest.raises(keysmith.UsageError):
+        keysmith.Device("softkey:" + str(tmp_path / "k.json") + "?presence=soon")
+    with pytest.raises(keysmith.TemplateError) as t:
         keysmith.template_check("[credential]\nname = 3\n")
+    assert isinstance(t.value, ValueError)
     summary = keysmith.template_check(TEMPLATE)
-    assert summary["name"] == "py-standard"
-    assert summary["connections"] == ["contoso-entra"]
+    assert summary == keysmith.TemplateSummary(
+        name="test-standard", passkey_templates=("entra",), connections=("contoso-entra",))
     with pytest.raises(keysmith.UsageError):
         keysmith.configure_logging({"level": "loud"})

@@ -1,57 +1,23 @@
-//! Set-up shared by the lifecycle integration tests: the clock, temporary directories,
-//! and an engine over SQLite talking to the real Entra emulator on loopback.
+//! Set-up shared by the lifecycle integration tests: an engine over SQLite talking to
+//! the real Entra emulator on loopback and the crate's child programs; the clock,
+//! temporary directories, Graph client, SIGKILL harness and own-process runner come from
+//! `keysmith-testkit`.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
-use entra_graph::auth::{Credential, Secret};
 use entra_graph::emulator::Emulator;
-use entra_graph::{ApiVersion, GraphClient};
 use lifecycle::engine::{Engine, EngineBuilder};
 use lifecycle::idp::EntraIdp;
 use lifecycle::store::{PinKey, SqliteStore};
 
-/// The emulator's first user and their object id.
-pub const KIM: &str = "kim@contoso.onmicrosoft.com";
-pub const KIM_ID: &str = "6e8a5a4e-5a0d-4e4c-9c8e-2f7c3d8a1b11";
-/// The IdP connection name the test templates use.
-pub const CONNECTION: &str = "contoso-entra";
-
-/// Milliseconds since the Unix epoch.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
-
-/// A fresh directory under the system temp dir, unique per process and call time.
-pub fn temp_dir(name: &str) -> PathBuf {
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "keysmith-{name}-{}-{}-{}",
-        std::process::id(),
-        now_ms(),
-        N.fetch_add(1, Ordering::SeqCst)
-    ));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir
-}
-
-/// A Graph client for the emulator's app (client secret, beta endpoint).
-pub fn graph_client(emulator: &Emulator) -> GraphClient {
-    GraphClient::new(
-        emulator.graph_config(ApiVersion::Beta),
-        Credential::ClientSecret {
-            client_id: emulator.client_id().to_owned(),
-            secret: Secret::new(emulator.client_secret().unwrap_or_default()),
-        },
-    )
-    .expect("graph client")
-}
+#[cfg(unix)]
+pub use keysmith_testkit::run_until_crash_point;
+pub use keysmith_testkit::{
+    graph_client, in_own_process, now_ms, temp_dir, CONNECTION, KIM, KIM_ID,
+};
 
 /// An engine over the SQLite file `db`, with `emulator` as connection [`CONNECTION`] and
 /// transport PINs sealed under a key of `pin_key_byte`s.
@@ -125,76 +91,4 @@ fn newest_mtime(dir: &Path) -> Option<SystemTime> {
         newest = newest.max(t);
     }
     newest
-}
-
-/// Spawns `command` with piped stdout, waits (up to `timeout` per line) until it prints a
-/// line starting with `CRASH-POINT `, then kills it with SIGKILL and reaps it. Returns
-/// every line it printed. Panics if the point was never reached or the child was not
-/// killed by SIGKILL.
-#[cfg(unix)]
-pub fn run_until_crash_point(
-    mut command: std::process::Command,
-    timeout: std::time::Duration,
-    what: &str,
-) -> Vec<String> {
-    use std::io::{BufRead, BufReader};
-    use std::os::unix::process::ExitStatusExt;
-    let mut child = command
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::inherit())
-        .spawn()
-        .expect("spawn the child");
-    let stdout = child.stdout.take().expect("child stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let mut seen = Vec::new();
-    let reached = loop {
-        match rx.recv_timeout(timeout) {
-            Ok(line) => {
-                let done = line.starts_with("CRASH-POINT ");
-                seen.push(line);
-                if done {
-                    break true;
-                }
-            }
-            Err(_) => break false,
-        }
-    };
-    // SIGKILL: the child gets no chance to clean up.
-    child.kill().expect("kill the child");
-    let status = child.wait().expect("reap the child");
-    assert!(reached, "the child never reached {what}: {seen:?}");
-    assert_eq!(status.signal(), Some(9), "killed by SIGKILL: {status:?}");
-    seen
-}
-
-/// Runs the ignored test `name` (its path in this binary) alone in a new process of
-/// this test binary and fails when it fails: for tests that need a process to
-/// themselves (the `tracing` subscriber is process-global).
-#[allow(dead_code)]
-pub fn in_own_process(name: &str) {
-    let exe = std::env::current_exe().expect("test binary path");
-    let out = std::process::Command::new(exe)
-        .args([
-            "--ignored",
-            "--exact",
-            name,
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .output()
-        .expect("run the test binary");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.contains("1 passed"),
-        "{name} in its own process failed:\n{stdout}\n{stderr}"
-    );
 }

@@ -26,26 +26,8 @@ const HOLDER_PIN: &str = "holder-pin-2468";
 /// How long the child may take to reach its step.
 const CHILD_TIMEOUT: Duration = Duration::from_secs(40);
 
-const TEMPLATE: &str = r#"
-[passkey.entra]
-idp = { connection = "contoso-entra", kind = "entra", graph_api_version = "beta" }
-display_name = "{displayName} {serial}"
-truncate_display_name = true
-rp_id = "login.microsoft.com"
-challenge_timeout_minutes = 60
-
-[credential]
-name = "crash-standard"
-passkey_templates = ["entra"]
-user_assignment = { directory = "contoso-entra" }
-
-[credential.fido2]
-reset_before_issuance = true
-min_pin_length = 8
-
-[credential.lifecycle]
-force_idp_deletion_on_revoke = true
-"#;
+/// The standard test template.
+const TEMPLATE: &str = keysmith_testkit::STANDARD_TEMPLATE;
 
 /// A child killed at its step.
 struct Killed {

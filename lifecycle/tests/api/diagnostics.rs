@@ -31,31 +31,7 @@ const HOLDER_PIN: &str = "holder-pin-2468";
 const SERIAL: &str = "SN-DIAG-4711";
 
 fn template() -> TemplateSet {
-    TemplateSet::from_toml_str(
-        r#"
-[passkey.entra]
-idp = { connection = "contoso-entra", kind = "entra", graph_api_version = "beta" }
-display_name = "{displayName} {serial}"
-truncate_display_name = true
-rp_id = "login.microsoft.com"
-challenge_timeout_minutes = 60
-
-[credential]
-name = "diag-standard"
-passkey_templates = ["entra"]
-user_assignment = { directory = "contoso-entra" }
-
-[credential.fido2]
-reset_before_issuance = true
-always_uv = true
-min_pin_length = 8
-min_pin_length_rp_ids = ["login.microsoft.com"]
-
-[credential.lifecycle]
-force_idp_deletion_on_revoke = true
-"#,
-    )
-    .expect("test template parses")
+    TemplateSet::from_toml_str(keysmith_testkit::STANDARD_TEMPLATE).expect("test template parses")
 }
 
 /// Every file in `dir`, concatenated.

@@ -1,46 +1,26 @@
 //! Shared set-up of the reconcile and bulk tests: the real Entra emulator on loopback,
-//! software authenticators and SQLite in a temporary directory.
+//! software authenticators and SQLite in a temporary directory (from `keysmith-testkit`).
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 
-use entra_graph::emulator::{Emulator, EmulatorConfig};
-use fido_transport::client::Authenticator;
-use fido_transport::softkey::{SoftAuthenticator, SoftConfig, SoftTransport};
+use entra_graph::emulator::Emulator;
+use keysmith_testkit::{EmulatorWorld, TempDir};
 use lifecycle::engine::{Engine, IssueRequest};
 use lifecycle::store::KeyRecord;
 use lifecycle::template::{KeyTransport, TemplateSet};
 
-pub const ADELE: &str = "adelev@contoso.onmicrosoft.com";
-pub const ALEX: &str = "alexw@contoso.onmicrosoft.com";
-pub const MEGAN: &str = "meganb@contoso.onmicrosoft.com";
-pub const HOLDER_PIN: &str = "holder-pin-2468";
+pub use keysmith_testkit::{softkey, ADELE, ALEX, HOLDER_PIN, MEGAN};
 
-pub const TEMPLATE: &str = r#"
-[passkey.entra]
-idp = { connection = "contoso-entra", kind = "entra", graph_api_version = "beta" }
-display_name = "{displayName} {serial}"
-truncate_display_name = true
-rp_id = "login.microsoft.com"
-challenge_timeout_minutes = 60
+/// The standard test template, `test-standard` (`tests/testkit/templates/standard.toml`).
+pub use keysmith_testkit::STANDARD_TEMPLATE as TEMPLATE;
 
-[credential]
-name = "test-standard"
-passkey_templates = ["entra"]
-user_assignment = { directory = "contoso-entra" }
-
-[credential.fido2]
-reset_before_issuance = true
-
-[credential.lifecycle]
-force_idp_deletion_on_revoke = false
-"#;
-
+/// [`TEMPLATE`], parsed.
 pub fn template() -> TemplateSet {
     TemplateSet::from_toml_str(TEMPLATE).expect("test template parses")
 }
 
-pub use crate::common::{now_ms, temp_dir, CONNECTION, KIM, KIM_ID};
+pub use crate::common::{now_ms, CONNECTION, KIM, KIM_ID};
 
 pub fn engine_for(emulator: &Emulator, db: &Path) -> Engine {
     let engine = crate::common::sqlite_engine(emulator, db, "station-a", 7);
@@ -50,22 +30,14 @@ pub fn engine_for(emulator: &Emulator, db: &Path) -> Engine {
 
 pub struct World {
     pub emulator: Emulator,
-    pub dir: PathBuf,
+    /// Removed on drop unless the test failed.
+    pub dir: TempDir,
     pub db: PathBuf,
     pub engine: Engine,
 }
 
-impl Drop for World {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-}
-
 pub fn world(name: &str) -> World {
-    let emulator = Emulator::start(EmulatorConfig::default()).expect("emulator");
-    let dir = temp_dir(name);
+    let EmulatorWorld { emulator, dir } = EmulatorWorld::start(name);
     let db = dir.join("keysmith.db");
     let engine = engine_for(&emulator, &db);
     World {
@@ -74,11 +46,6 @@ pub fn world(name: &str) -> World {
         db,
         engine,
     }
-}
-
-pub fn softkey() -> Authenticator<SoftTransport> {
-    let soft = SoftAuthenticator::new(SoftConfig::default()).expect("softkey");
-    Authenticator::new(SoftTransport::new(soft))
 }
 
 pub fn request(user: &str, serial: &str) -> IssueRequest {

@@ -120,15 +120,15 @@ int main(int argc, char **argv) {
     if ((st = ks_session_open(argv[1], &session)) != KS_OK) {
         return fail("ks_session_open", st);
     }
-    if ((st = ks_set_prompt_callback(session, on_prompt, &prompts)) != KS_OK) {
-        fail("ks_set_prompt_callback", st);
+    if ((st = ks_session_set_prompt_callback(session, on_prompt, &prompts)) != KS_OK) {
+        fail("ks_session_set_prompt_callback", st);
         goto done;
     }
-    if ((st = ks_templates(session, &out)) != KS_OK) {
-        fail("ks_templates", st);
+    if ((st = ks_template_list(session, &out)) != KS_OK) {
+        fail("ks_template_list", st);
         goto done;
     }
-    if (strcmp(out, "[\"c-standard\"]") != 0) {
+    if (strcmp(out, "[\"test-standard\"]") != 0) {
         fprintf(stderr, "unexpected templates: %s\n", out);
         goto done;
     }
@@ -149,10 +149,10 @@ int main(int argc, char **argv) {
     ks_string_free(out);
     out = NULL;
 
-    st = ks_issue(session, device,
-                  "{\"template\":\"c-standard\",\"user\":\"kim@contoso.onmicrosoft.com\"}", &out);
+    st = ks_key_issue(session, device,
+                      "{\"template\":\"test-standard\",\"user\":\"kim@contoso.onmicrosoft.com\"}", &out);
     if (st != KS_OK) {
-        fail("ks_issue", st);
+        fail("ks_key_issue", st);
         goto done;
     }
     if (!expect_state("issue", out, "issued") || !json_field(out, "key_id", key_id, sizeof key_id)) {
@@ -167,8 +167,8 @@ int main(int argc, char **argv) {
         goto done;
     }
 
-    if ((st = ks_activate(session, device, key_id, pin, &out)) != KS_OK) {
-        fail("ks_activate", st);
+    if ((st = ks_key_activate(session, device, key_id, pin, &out)) != KS_OK) {
+        fail("ks_key_activate", st);
         goto done;
     }
     if (!expect_state("activate", out, "active")) {
@@ -178,7 +178,7 @@ int main(int argc, char **argv) {
     out = NULL;
 
     /* A wrong PIN: KS_DEVICE, and the error as JSON says why and how many tries are left. */
-    st = ks_sign_in(session, device, key_id, "not-the-pin-1357", &out);
+    st = ks_key_sign_in(session, device, key_id, "not-the-pin-1357", &out);
     if (st != KS_DEVICE || out != NULL) {
         fprintf(stderr, "wrong PIN: expected KS_DEVICE and no result, got %d (%s)\n", (int)st,
                 ks_status_str(st));
@@ -196,8 +196,8 @@ int main(int argc, char **argv) {
     printf("wrong_pin_error=%s\n", error_json);
     ks_string_free(error_json);
 
-    if ((st = ks_sign_in(session, device, key_id, pin, &out)) != KS_OK) {
-        fail("ks_sign_in", st);
+    if ((st = ks_key_sign_in(session, device, key_id, pin, &out)) != KS_OK) {
+        fail("ks_key_sign_in", st);
         goto done;
     }
     if (strstr(out, "\"method_id\":\"") == NULL) {
@@ -222,8 +222,8 @@ int main(int argc, char **argv) {
     ks_string_free(out);
     out = NULL;
 
-    if ((st = ks_revoke(session, key_id, -1, &out)) != KS_OK) {
-        fail("ks_revoke", st);
+    if ((st = ks_key_revoke(session, key_id, -1, &out)) != KS_OK) {
+        fail("ks_key_revoke", st);
         goto done;
     }
     if (!expect_state("revoke", out, "revoked")) {
@@ -233,7 +233,7 @@ int main(int argc, char **argv) {
     out = NULL;
 
     /* Error path: an unknown key is a usage error with a message naming it. */
-    st = ks_revoke(session, "no-such-key", 1, &out);
+    st = ks_key_revoke(session, "no-such-key", 1, &out);
     if (st != KS_USAGE || out != NULL) {
         fprintf(stderr, "unknown key: expected KS_USAGE and no result, got %d\n", (int)st);
         goto done;
@@ -249,23 +249,23 @@ int main(int argc, char **argv) {
     ks_string_free(msg);
 
     /* A revoked key cannot be activated: a transition error. */
-    st = ks_activate(session, device, key_id, pin, &out);
+    st = ks_key_activate(session, device, key_id, pin, &out);
     if (st != KS_TRANSITION) {
         fprintf(stderr, "activate revoked key: expected KS_TRANSITION, got %d\n", (int)st);
         goto done;
     }
     /* NULL arguments and bad JSON are usage errors, never crashes. */
-    if (ks_issue(session, device, NULL, &out) != KS_USAGE ||
-        ks_issue(session, device, "{not json", &out) != KS_USAGE ||
-        ks_key_show(NULL, key_id, &out) != KS_USAGE ||
-        ks_key_show(session, key_id, NULL) != KS_USAGE ||
+    if (ks_key_issue(session, device, NULL, &out) != KS_USAGE ||
+        ks_key_issue(session, device, "{not json", &out) != KS_USAGE ||
+        ks_key_get(NULL, key_id, &out) != KS_USAGE ||
+        ks_key_get(session, key_id, NULL) != KS_USAGE ||
         ks_last_error(NULL) != KS_USAGE) {
         fprintf(stderr, "NULL/bad input not refused as KS_USAGE\n");
         goto done;
     }
     /* A success clears the last error. */
-    if ((st = ks_key_show(session, key_id, &out)) != KS_OK) {
-        fail("ks_key_show", st);
+    if ((st = ks_key_get(session, key_id, &out)) != KS_OK) {
+        fail("ks_key_get", st);
         goto done;
     }
     ks_string_free(out);
@@ -294,7 +294,7 @@ int main(int argc, char **argv) {
     }
     ks_string_free(out);
     out = NULL;
-    st = ks_bulk_run(session, issue_job, "{\"template\":\"c-standard\"}", bulk_device,
+    st = ks_bulk_run(session, issue_job, "{\"template\":\"test-standard\"}", bulk_device,
                      bulk_progress, &bulk, &out);
     if (st != KS_OK) {
         fail("ks_bulk_run issue", st);
@@ -310,8 +310,8 @@ int main(int argc, char **argv) {
     out = NULL;
 
     /* Both bulk-issued keys wait for activation: two registrations expire within 2 h. */
-    if ((st = ks_list_expiring_page(session, 7200000, NULL, 10, &out)) != KS_OK) {
-        fail("ks_list_expiring_page", st);
+    if ((st = ks_pending_list_expiring_page(session, 7200000, NULL, 10, &out)) != KS_OK) {
+        fail("ks_pending_list_expiring_page", st);
         goto done;
     }
     if (strstr(out, "\"next_after\":null") == NULL || json_int(out, "challenge_expires_ms") <= 0 ||
@@ -321,14 +321,14 @@ int main(int argc, char **argv) {
     }
     ks_string_free(out);
     out = NULL;
-    if (ks_list_expiring_page(session, 1000, "{\"bogus\":1}", 10, &out) != KS_USAGE) {
+    if (ks_pending_list_expiring_page(session, 1000, "{\"bogus\":1}", 10, &out) != KS_USAGE) {
         fprintf(stderr, "bad expiring cursor not refused\n");
         goto done;
     }
 
     /* Paged listing: three keys, two per page. */
-    if ((st = ks_list_keys_page(session, NULL, 2, &out)) != KS_OK) {
-        fail("ks_list_keys_page", st);
+    if ((st = ks_key_list_page(session, NULL, 2, &out)) != KS_OK) {
+        fail("ks_key_list_page", st);
         goto done;
     }
     char after[256];
@@ -338,8 +338,8 @@ int main(int argc, char **argv) {
     }
     ks_string_free(out);
     out = NULL;
-    if ((st = ks_list_keys_page(session, after, 2, &out)) != KS_OK) {
-        fail("ks_list_keys_page 2", st);
+    if ((st = ks_key_list_page(session, after, 2, &out)) != KS_OK) {
+        fail("ks_key_list_page 2", st);
         goto done;
     }
     if (strstr(out, "\"next_after\":null") == NULL || strstr(out, "\"key_id\"") == NULL) {
@@ -348,7 +348,7 @@ int main(int argc, char **argv) {
     }
     ks_string_free(out);
     out = NULL;
-    if (ks_list_keys_page(session, NULL, 0, &out) != KS_USAGE) {
+    if (ks_key_list_page(session, NULL, 0, &out) != KS_USAGE) {
         fprintf(stderr, "limit 0 not refused\n");
         goto done;
     }
@@ -397,8 +397,8 @@ int main(int argc, char **argv) {
     }
 
     /* Reconcile every key holder: the repository and the IdP agree. */
-    if ((st = ks_reconcile(session, "{\"users\":[],\"fix\":false}", &out)) != KS_OK) {
-        fail("ks_reconcile", st);
+    if ((st = ks_drift_reconcile(session, "{\"users\":[],\"fix\":false}", &out)) != KS_OK) {
+        fail("ks_drift_reconcile", st);
         goto done;
     }
     if (strstr(out, "\"clean\":true") == NULL || json_int(out, "users_checked") != 3) {
@@ -407,7 +407,7 @@ int main(int argc, char **argv) {
     }
     ks_string_free(out);
     out = NULL;
-    if (ks_reconcile(session, "{\"delete_unknown\":true}", &out) != KS_USAGE) {
+    if (ks_drift_reconcile(session, "{\"delete_unknown\":true}", &out) != KS_USAGE) {
         fprintf(stderr, "delete_unknown without fix not refused\n");
         goto done;
     }

@@ -1,12 +1,13 @@
 //! The `keysmith` binary as a user runs it.
 
+use keysmith_testkit::{run_with_stdin, TempDir};
+
 use super::keysmith;
 
 #[cfg(feature = "demo")]
 #[test]
 fn demo_walks_the_whole_lifecycle_and_exits_zero() {
-    let dir = std::env::temp_dir().join(format!("keysmith-cli-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new("cli-demo");
     let db = dir.join("demo.db");
     let out = keysmith()
         .args(["demo", "--db"])
@@ -42,8 +43,7 @@ fn demo_walks_the_whole_lifecycle_and_exits_zero() {
 
 #[test]
 fn template_check_lists_every_problem_with_its_field() {
-    let dir = std::env::temp_dir().join(format!("keysmith-cli-tpl-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new("cli-tpl");
     let bad = dir.join("bad.toml");
     std::fs::write(
         &bad,
@@ -103,6 +103,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 
+/// Not the standard test template (`keysmith_testkit::STANDARD_TEMPLATE`), on purpose:
+/// no `[credential.fido2]` table, which the operations tests append to the file.
 const TEMPLATE: &str = r#"
 [passkey.entra]
 idp = { connection = "contoso-entra", kind = "entra", graph_api_version = "beta" }
@@ -138,7 +140,8 @@ pub(crate) fn toml_config(emulator: &Emulator) -> String {
 }
 
 pub(crate) struct Env {
-    pub(crate) dir: PathBuf,
+    /// Removed on drop unless the test failed.
+    pub(crate) dir: TempDir,
     pub(crate) config: PathBuf,
     pub(crate) template: PathBuf,
     pub(crate) softkey: String,
@@ -146,9 +149,7 @@ pub(crate) struct Env {
 }
 
 pub(crate) fn env(name: &str, emulator: &Emulator) -> Env {
-    let dir = std::env::temp_dir().join(format!("keysmith-cli-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new(&format!("cli-{name}"));
     let template = dir.join("template.toml");
     std::fs::write(&template, TEMPLATE).unwrap();
     std::fs::write(dir.join("host.key"), "11".repeat(32)).unwrap();
@@ -165,27 +166,15 @@ pub(crate) fn env(name: &str, emulator: &Emulator) -> Env {
 
 impl Env {
     pub(crate) fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        let mut child = keysmith()
-            .arg("--config")
-            .arg(&self.config)
-            .args(["--device", &self.softkey])
-            .args(args)
-            .env("KEYSMITH_TEST_SECRET", &self.secret)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        if let Some(input) = stdin {
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(input.as_bytes())
-                .unwrap();
-        }
-        drop(child.stdin.take());
-        child.wait_with_output().unwrap()
+        run_with_stdin(
+            keysmith()
+                .arg("--config")
+                .arg(&self.config)
+                .args(["--device", &self.softkey])
+                .args(args)
+                .env("KEYSMITH_TEST_SECRET", &self.secret),
+            stdin,
+        )
     }
 
     pub(crate) fn json(&self, args: &[&str], stdin: Option<&str>) -> serde_json::Value {

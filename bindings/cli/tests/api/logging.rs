@@ -1,38 +1,16 @@
 //! The `keysmith` binary's diagnostics options: `--log-level`, `--log-file` and the
 //! config file's `[log]` section.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 
 use entra_graph::emulator::{Emulator, EmulatorConfig};
+use keysmith_testkit::{run_with_stdin, TempDir};
 
 use super::keysmith;
 
-fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("keysmith-cli-log-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 fn run(cmd: &mut Command, stdin: Option<&str>) -> Output {
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-    }
-    drop(child.stdin.take());
-    child.wait_with_output().unwrap()
+    run_with_stdin(cmd, stdin)
 }
 
 fn files_in(dir: &Path) -> Vec<PathBuf> {
@@ -47,7 +25,7 @@ fn files_in(dir: &Path) -> Vec<PathBuf> {
 #[cfg(feature = "demo")]
 #[test]
 fn log_flags_write_the_demo_to_a_file_without_secrets() {
-    let dir = temp_dir("demo");
+    let dir = TempDir::new("cli-log-demo");
     let log = dir.join("logs").join("keysmith.log");
     let out = run(
         keysmith()
@@ -81,7 +59,7 @@ fn log_flags_write_the_demo_to_a_file_without_secrets() {
 #[test]
 fn config_log_section_applies_and_flags_override_it() {
     let emulator = Emulator::start(EmulatorConfig::default()).unwrap();
-    let dir = temp_dir("config");
+    let dir = TempDir::new("cli-log-config");
     std::fs::write(dir.join("host.key"), "11".repeat(32)).unwrap();
     let logs = dir.join("logs");
     let config = dir.join("keysmith.toml");

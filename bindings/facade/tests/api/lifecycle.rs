@@ -5,22 +5,19 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use entra_graph::emulator::{Emulator, EmulatorConfig};
+use entra_graph::emulator::Emulator;
 use keysmith_facade::{Device, ErrorKind, IssueParams, KeyFilter, Prompt, Session};
-
-mod common;
-use common::temp_dir;
+use keysmith_testkit::{session_config, softkey_spec, EmulatorWorld, STANDARD_NAME};
 
 fn config(emulator: &Emulator, dir: &std::path::Path) -> String {
-    common::config(emulator, dir, "facade-test")
+    session_config(emulator, dir, "facade-test")
 }
 
 #[test]
 fn issue_activate_sign_in_revoke_through_the_facade() {
-    let emulator = Emulator::start(EmulatorConfig::default()).expect("emulator");
-    let dir = temp_dir("flow");
+    let EmulatorWorld { emulator, dir } = EmulatorWorld::start("facade-flow");
     let session = Session::open(&config(&emulator, &dir)).expect("session");
-    assert_eq!(session.templates(), ["facade-standard"]);
+    assert_eq!(session.templates(), [STANDARD_NAME]);
     let touches = Arc::new(AtomicUsize::new(0));
     let seen = touches.clone();
     session.set_prompt(Box::new(move |p: &Prompt| {
@@ -28,7 +25,7 @@ fn issue_activate_sign_in_revoke_through_the_facade() {
             seen.fetch_add(1, Ordering::SeqCst);
         }
     }));
-    let spec = format!("softkey:{}", dir.join("softkey.json").display());
+    let spec = softkey_spec(&dir, "softkey.json");
     let device = Device::open(&spec).expect("device");
     let info = device.info().expect("info");
     assert!(info.versions.iter().any(|v| v.starts_with("FIDO_2")));
@@ -37,7 +34,7 @@ fn issue_activate_sign_in_revoke_through_the_facade() {
         .issue(
             &device,
             &IssueParams {
-                template: "facade-standard".into(),
+                template: STANDARD_NAME.into(),
                 user: "kim@contoso.onmicrosoft.com".into(),
                 ..IssueParams::default()
             },
@@ -100,16 +97,14 @@ fn issue_activate_sign_in_revoke_through_the_facade() {
 /// JSON the C and Python bindings get; the right PIN still works afterwards.
 #[test]
 fn a_wrong_pin_is_a_typed_device_error_with_retries_left() {
-    let emulator = Emulator::start(EmulatorConfig::default()).expect("emulator");
-    let dir = temp_dir("wrong-pin");
+    let EmulatorWorld { emulator, dir } = EmulatorWorld::start("facade-wrong-pin");
     let session = Session::open(&config(&emulator, &dir)).expect("session");
-    let device =
-        Device::open(&format!("softkey:{}", dir.join("softkey.json").display())).expect("device");
+    let device = Device::open(&softkey_spec(&dir, "softkey.json")).expect("device");
     let key = session
         .issue(
             &device,
             &IssueParams {
-                template: "facade-standard".into(),
+                template: STANDARD_NAME.into(),
                 user: "kim@contoso.onmicrosoft.com".into(),
                 ..IssueParams::default()
             },
@@ -180,14 +175,13 @@ oidc = {{ issuer = "{issuer}", audience = "keysmith-self-service", jwks_url = "{
 fn every_operation_through_the_facade() {
     const KIM: &str = "kim@contoso.onmicrosoft.com";
     const PIN: &str = "holder-pin-1357";
-    let emulator = Emulator::start(EmulatorConfig::default()).expect("emulator");
-    let dir = temp_dir("all");
+    let EmulatorWorld { emulator, dir } = EmulatorWorld::start("facade-all");
     let session = Session::open(&config(&emulator, &dir)).expect("session");
     let summary = session
         .add_template(&self_service_template(&emulator))
         .expect("self-service template");
     assert_eq!(summary.name, "facade-self");
-    assert_eq!(session.templates(), ["facade-self", "facade-standard"]);
+    assert_eq!(session.templates(), ["facade-self", STANDARD_NAME]);
 
     // Directory and connection.
     session
@@ -203,10 +197,10 @@ fn every_operation_through_the_facade() {
         .any(|u| u.user_principal_name.as_deref() == Some(KIM)));
 
     // Central lifecycle, through reissue to unregister.
-    let a_spec = format!("softkey:{}", dir.join("a.json").display());
+    let a_spec = softkey_spec(&dir, "a.json");
     let a = Device::open(&a_spec).expect("device a");
     let params = IssueParams {
-        template: "facade-standard".into(),
+        template: STANDARD_NAME.into(),
         user: KIM.into(),
         ..IssueParams::default()
     };
@@ -278,7 +272,7 @@ fn every_operation_through_the_facade() {
     );
 
     // Self-service issuance: a forged token is refused without echoing it.
-    let b = Device::open(&format!("softkey:{}", dir.join("b.json").display())).expect("b");
+    let b = Device::open(&softkey_spec(&dir, "b.json")).expect("b");
     let forged = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJraW0ifQ.forged-signature";
     let e = session
         .self_issue(&b, forged, "facade-self", None, PIN)
@@ -305,7 +299,7 @@ fn every_operation_through_the_facade() {
     );
 
     // Self-service PIN set on a centrally issued key.
-    let c = Device::open(&format!("softkey:{}", dir.join("c.json").display())).expect("c");
+    let c = Device::open(&softkey_spec(&dir, "c.json")).expect("c");
     let key = session
         .issue(
             &c,
@@ -348,8 +342,7 @@ fn postgres_repository_shared_by_two_sessions() {
         eprintln!("SKIPPED: PostgreSQL facade test (no KEYSMITH_PG_URL)");
         return;
     };
-    let emulator = Emulator::start(EmulatorConfig::default()).expect("emulator");
-    let dir = temp_dir("pg");
+    let EmulatorWorld { emulator, dir } = EmulatorWorld::start("facade-pg");
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())
@@ -362,13 +355,12 @@ fn postgres_repository_shared_by_two_sessions() {
     cfg["station"] = "facade-test-b".into();
     let station_b = Session::open(&cfg.to_string()).expect("session b");
 
-    let device =
-        Device::open(&format!("softkey:{}", dir.join("pg.json").display())).expect("device");
+    let device = Device::open(&softkey_spec(&dir, "pg.json")).expect("device");
     let key = station_a
         .issue(
             &device,
             &IssueParams {
-                template: "facade-standard".into(),
+                template: STANDARD_NAME.into(),
                 user: "kim@contoso.onmicrosoft.com".into(),
                 ..IssueParams::default()
             },
@@ -401,8 +393,7 @@ fn postgres_repository_shared_by_two_sessions() {
 
 #[test]
 fn one_session_shared_by_threads_each_with_its_key() {
-    let emulator = Emulator::start(EmulatorConfig::default()).expect("emulator");
-    let dir = temp_dir("threads");
+    let EmulatorWorld { emulator, dir } = EmulatorWorld::start("facade-threads");
     let session = Session::open(&config(&emulator, &dir)).expect("session");
     let touches = Arc::new(AtomicUsize::new(0));
     let seen = touches.clone();
@@ -412,14 +403,14 @@ fn one_session_shared_by_threads_each_with_its_key() {
     let workers: Vec<_> = (0..3)
         .map(|i| {
             let session = session.clone();
-            let spec = format!("softkey:{}", dir.join(format!("t{i}.json")).display());
+            let spec = softkey_spec(&dir, &format!("t{i}.json"));
             std::thread::spawn(move || {
                 let device = keysmith_facade::open_device(&spec).expect("device");
                 let key = session
                     .issue(
                         &device,
                         &IssueParams {
-                            template: "facade-standard".into(),
+                            template: STANDARD_NAME.into(),
                             user: "kim@contoso.onmicrosoft.com".into(),
                             ..IssueParams::default()
                         },
@@ -455,8 +446,7 @@ fn one_session_shared_by_threads_each_with_its_key() {
 #[test]
 fn cancel_from_the_prompt_stops_the_touch_wait() {
     use fido_transport::softkey::{SoftAuthenticator, SoftConfig, SoftTransport, UserPresence};
-    let emulator = Emulator::start(EmulatorConfig::default()).expect("emulator");
-    let dir = temp_dir("cancel");
+    let EmulatorWorld { emulator, dir } = EmulatorWorld::start("facade-cancel");
     let session = Session::open(&config(&emulator, &dir)).expect("session");
     // The simulated holder would take two minutes to touch the key.
     let soft = SoftAuthenticator::new(SoftConfig {
@@ -477,7 +467,7 @@ fn cancel_from_the_prompt_stops_the_touch_wait() {
         .issue(
             &device,
             &IssueParams {
-                template: "facade-standard".into(),
+                template: STANDARD_NAME.into(),
                 user: "kim@contoso.onmicrosoft.com".into(),
                 serial: Some("CANCEL-1".into()),
                 ..IssueParams::default()

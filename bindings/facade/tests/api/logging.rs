@@ -1,11 +1,13 @@
-//! Diagnostics through the facade (its own test process: the subscriber is global): the
+//! Diagnostics through the facade (in a process of its own: the subscriber is global): the
 //! session's `log` configuration writes the engine's records to a file, then
 //! `configure_logging` switches them; neither the PIN, the PIN key nor the client secret
 //! ever appear.
 
 use entra_graph::emulator::{AppRegistration, Emulator, EmulatorConfig};
 use keysmith_facade::{configure_logging, Device, ErrorKind, IssueParams, Session};
+use keysmith_testkit::{idp_config, in_own_process, softkey_spec, TempDir};
 
+/// Not the standard test template: the smallest one, no FIDO2 options.
 const TEMPLATE: &str = r#"
 [passkey.entra]
 idp = { connection = "contoso-entra", kind = "entra", graph_api_version = "beta" }
@@ -32,6 +34,14 @@ fn read_logs(dir: &std::path::Path) -> String {
 
 #[test]
 fn session_logging_goes_to_the_configured_file_without_secrets() {
+    in_own_process("logging::session_logging_goes_to_the_configured_file_without_secrets_alone");
+}
+
+/// The test itself, run by the one above in a process of its own: the `tracing`
+/// subscriber is process-global.
+#[test]
+#[ignore = "run in its own process by session_logging_goes_to_the_configured_file_without_secrets"]
+fn session_logging_goes_to_the_configured_file_without_secrets_alone() {
     let mut config = EmulatorConfig::default();
     config.apps.insert(
         0,
@@ -44,27 +54,12 @@ fn session_logging_goes_to_the_configured_file_without_secrets() {
     );
     let emulator = Emulator::start(config).expect("emulator");
     assert_eq!(emulator.client_secret(), Some(SECRET));
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let dir = std::env::temp_dir().join(format!(
-        "keysmith-facade-log-{}-{nanos}",
-        std::process::id()
-    ));
+    let dir = TempDir::new("facade-log");
     let logs = dir.join("logs");
     let cfg = serde_json::json!({
         "repository": { "sqlite": dir.join("keysmith.db").to_str().expect("utf-8") },
         "pin_key": PIN_KEY,
-        "idp": [{
-            "name": "contoso-entra",
-            "tenant": emulator.tenant_id(),
-            "client_id": emulator.client_id(),
-            "client_secret": SECRET,
-            "graph_api_version": "beta",
-            "login_base": emulator.base_url(),
-            "graph_base": emulator.base_url(),
-        }],
+        "idp": [idp_config(&emulator)],
         "templates": [TEMPLATE],
         "log": {
             "level": "trace",
@@ -73,10 +68,8 @@ fn session_logging_goes_to_the_configured_file_without_secrets() {
                              "file-name-pattern": "first.log", "rotation": "never" },
         },
     });
-    std::fs::create_dir_all(&dir).expect("dir");
     let session = Session::open(&cfg.to_string()).expect("session");
-    let device =
-        Device::open(&format!("softkey:{}", dir.join("key.json").display())).expect("device");
+    let device = Device::open(&softkey_spec(&dir, "key.json")).expect("device");
     let key = session
         .issue(
             &device,

@@ -3,23 +3,17 @@
 
 use std::path::Path;
 
-use entra_graph::emulator::{Emulator, EmulatorConfig};
+use entra_graph::emulator::Emulator;
 use keysmith_facade::{BulkRunOptions, Device, ErrorKind, IssueParams, Session};
-
-const KIM: &str = "kim@contoso.onmicrosoft.com";
-const ADELE: &str = "adelev@contoso.onmicrosoft.com";
-const ALEX: &str = "alexw@contoso.onmicrosoft.com";
-const PIN: &str = "holder-pin-2468";
-
-mod common;
-use common::temp_dir;
+use keysmith_testkit::{session_config, softkey_spec, EmulatorWorld, STANDARD_NAME};
+use keysmith_testkit::{ADELE, ALEX, HOLDER_PIN as PIN, KIM};
 
 fn open(emulator: &Emulator, dir: &Path) -> Session {
-    Session::open(&common::config(emulator, dir, "facade-jobs")).expect("session")
+    Session::open(&session_config(emulator, dir, "facade-jobs")).expect("session")
 }
 
 fn softkey(dir: &Path, name: &str) -> Device {
-    Device::open(&format!("softkey:{}", dir.join(name).display())).expect("softkey")
+    Device::open(&softkey_spec(dir, name)).expect("softkey")
 }
 
 fn issue(session: &Session, device: &Device, user: &str) -> String {
@@ -27,7 +21,7 @@ fn issue(session: &Session, device: &Device, user: &str) -> String {
         .issue(
             device,
             &IssueParams {
-                template: "facade-standard".into(),
+                template: STANDARD_NAME.into(),
                 user: user.into(),
                 ..IssueParams::default()
             },
@@ -42,8 +36,7 @@ fn no_device(_: &keysmith_facade::BulkRow) -> Result<String, String> {
 
 #[test]
 fn reconcile_finds_and_fixes_drift_made_at_the_emulator() {
-    let emulator = Emulator::start(EmulatorConfig::default()).expect("emulator");
-    let dir = temp_dir("reconcile");
+    let EmulatorWorld { emulator, dir } = EmulatorWorld::start("facade-reconcile");
     let session = open(&emulator, &dir);
     let device = softkey(&dir, "kim.json");
     let key_id = issue(&session, &device, KIM);
@@ -97,8 +90,7 @@ fn reconcile_finds_and_fixes_drift_made_at_the_emulator() {
 
 #[test]
 fn bulk_revoke_over_three_keys_and_paged_listing() {
-    let emulator = Emulator::start(EmulatorConfig::default()).expect("emulator");
-    let dir = temp_dir("revoke");
+    let EmulatorWorld { emulator, dir } = EmulatorWorld::start("facade-revoke");
     let session = open(&emulator, &dir);
     let mut ids: Vec<String> = [KIM, ADELE, ALEX]
         .iter()
@@ -191,8 +183,7 @@ fn bulk_revoke_over_three_keys_and_paged_listing() {
 
 #[test]
 fn bulk_issue_with_a_softkey_per_row() {
-    let emulator = Emulator::start(EmulatorConfig::default()).expect("emulator");
-    let dir = temp_dir("issue");
+    let EmulatorWorld { emulator, dir } = EmulatorWorld::start("facade-issue");
     let session = open(&emulator, &dir);
     let csv = format!("user,serial\n{KIM},BULK-1\n{ADELE},BULK-2\n{ALEX},BULK-3\n");
     let job = session.bulk_create("issue", &csv).expect("job");
@@ -203,7 +194,7 @@ fn bulk_issue_with_a_softkey_per_row() {
         .bulk_run(
             job.job_id,
             &BulkRunOptions {
-                template: Some("facade-standard".into()),
+                template: Some(STANDARD_NAME.into()),
                 ..BulkRunOptions::default()
             },
             &mut |row| {
@@ -212,10 +203,7 @@ fn bulk_issue_with_a_softkey_per_row() {
                     // A spec the facade cannot open fails that row only.
                     return Ok("bluetooth:nope".into());
                 }
-                Ok(format!(
-                    "softkey:{}",
-                    dir.join(format!("row{}.json", row.line)).display()
-                ))
+                Ok(softkey_spec(&dir, &format!("row{}.json", row.line)))
             },
             &mut |p| lines.push((p.line, p.status.clone())),
         )

@@ -1,0 +1,340 @@
+//! Keys: the lifecycle of one key (issue to unregister, sign-in, self-service) and the
+//! queries on keys.
+
+use std::ffi::c_char;
+
+use keysmith_facade::{IssueParams, KeyFilter, ReissueParams};
+
+use crate::{
+    arg, handle, json_arg, ks_device, ks_session, ks_status, opt_arg, opt_json_arg, session_op,
+};
+
+/// Central issuance. `params_json`: `{"template":"NAME","user":"UPN or id",
+/// "serial":optional,"actor":optional}`; `*out_json` gets the key.
+///
+/// # Safety
+/// Pointers NULL or valid as documented in the crate conventions.
+#[no_mangle]
+pub unsafe extern "C" fn ks_key_issue(
+    session: *const ks_session,
+    device: *const ks_device,
+    params_json: *const c_char,
+    out_json: *mut *mut c_char,
+) -> ks_status {
+    // SAFETY: caller contract, forwarded.
+    unsafe {
+        session_op(session, out_json, "out_json", |s| {
+            let d = handle(device, "device")?;
+            let params: IssueParams = json_arg(params_json, "params_json")?;
+            s.issue(&d.inner, &params)
+        })
+    }
+}
+
+/// Issuance with the holder's PIN (templates that activate at issuance); as
+/// [`ks_key_issue`].
+///
+/// # Safety
+/// Pointers NULL or valid as documented in the crate conventions.
+#[no_mangle]
+pub unsafe extern "C" fn ks_key_issue_and_activate(
+    session: *const ks_session,
+    device: *const ks_device,
+    params_json: *const c_char,
+    holder_pin: *const c_char,
+    out_json: *mut *mut c_char,
+) -> ks_status {
+    // SAFETY: caller contract, forwarded.
+    unsafe {
+        session_op(session, out_json, "out_json", |s| {
+            let d = handle(device, "device")?;
+            let params: IssueParams = json_arg(params_json, "params_json")?;
+            s.issue_and_activate(&d.inner, &params, arg(holder_pin, "holder_pin")?)
+        })
+    }
+}
+
+/// Activation by the holder with their new PIN; `*out_json` gets the key.
+///
+/// # Safety
+/// Pointers NULL or valid as documented in the crate conventions.
+#[no_mangle]
+pub unsafe extern "C" fn ks_key_activate(
+    session: *const ks_session,
+    device: *const ks_device,
+    key_id: *const c_char,
+    holder_pin: *const c_char,
+    out_json: *mut *mut c_char,
+) -> ks_status {
+    // SAFETY: caller contract, forwarded.
+    unsafe {
+        session_op(session, out_json, "out_json", |s| {
+            let d = handle(device, "device")?;
+            s.activate(
+                &d.inner,
+                arg(key_id, "key_id")?,
+                arg(holder_pin, "holder_pin")?,
+            )
+        })
+    }
+}
+
+/// Inactivates a key; `*out_json` gets the key.
+///
+/// # Safety
+/// Pointers NULL or valid as documented in the crate conventions.
+#[no_mangle]
+pub unsafe extern "C" fn ks_key_inactivate(
+    session: *const ks_session,
+    key_id: *const c_char,
+    out_json: *mut *mut c_char,
+) -> ks_status {
+    // SAFETY: caller contract, forwarded.
+    unsafe {
+        session_op(session, out_json, "out_json", |s| {
+            s.inactivate(arg(key_id, "key_id")?)
+        })
+    }
+}
+
+/// Revokes a key. `force`: negative = the template's setting, 0 = not forced, positive =
+/// forced (a failed IdP deletion cancels the revocation). `*out_json` gets the key.
+///
+/// # Safety
+/// Pointers NULL or valid as documented in the crate conventions.
+#[no_mangle]
+pub unsafe extern "C" fn ks_key_revoke(
+    session: *const ks_session,
+    key_id: *const c_char,
+    force: i32,
+    out_json: *mut *mut c_char,
+) -> ks_status {
+    let force = match force {
+        f if f < 0 => None,
+        0 => Some(false),
+        _ => Some(true),
+    };
+    // SAFETY: caller contract, forwarded.
+    unsafe {
+        session_op(session, out_json, "out_json", |s| {
+            s.revoke(arg(key_id, "key_id")?, force)
+        })
+    }
+}
+
+/// Retires a key; `*out_json` gets the key.
+///
+/// # Safety
+/// Pointers NULL or valid as documented in the crate conventions.
+#[no_mangle]
+pub unsafe extern "C" fn ks_key_retire(
+    session: *const ks_session,
+    key_id: *const c_char,
+    out_json: *mut *mut c_char,
+) -> ks_status {
+    // SAFETY: caller contract, forwarded.
+    unsafe {
+        session_op(session, out_json, "out_json", |s| {
+            s.retire(arg(key_id, "key_id")?)
+        })
+    }
+}
+
+/// Unregisters a key (its records are forgotten, the audit log stays); `*out_json` gets
+/// the key.
+///
+/// # Safety
+/// Pointers NULL or valid as documented in the crate conventions.
+#[no_mangle]
+pub unsafe extern "C" fn ks_key_unregister(
+    session: *const ks_session,
+    key_id: *const c_char,
+    out_json: *mut *mut c_char,
+) -> ks_status {
+    // SAFETY: caller contract, forwarded.
+    unsafe {
+        session_op(session, out_json, "out_json", |s| {
+            s.unregister(arg(key_id, "key_id")?)
+        })
+    }
+}
+
+/// Reissues a key. `params_json`: `{"user":"...","serial":optional,"actor":optional}`.
+///
+/// # Safety
+/// Pointers NULL or valid as documented in the crate conventions.
+#[no_mangle]
+pub unsafe extern "C" fn ks_key_reissue(
+    session: *const ks_session,
+    device: *const ks_device,
+    key_id: *const c_char,
+    params_json: *const c_char,
+    out_json: *mut *mut c_char,
+) -> ks_status {
+    // SAFETY: caller contract, forwarded.
+    unsafe {
+        session_op(session, out_json, "out_json", |s| {
+            let d = handle(device, "device")?;
+            let params: ReissueParams = json_arg(params_json, "params_json")?;
+            s.reissue(&d.inner, arg(key_id, "key_id")?, &params)
+        })
+    }
+}
+
+/// Signs in with the key's passkeys (user verified with `pin`); `*out_json` gets an
+/// array of `{"passkey_template","method_id","credential_id","sign_count"}`.
+///
+/// # Safety
+/// Pointers NULL or valid as documented in the crate conventions.
+#[no_mangle]
+pub unsafe extern "C" fn ks_key_sign_in(
+    session: *const ks_session,
+    device: *const ks_device,
+    key_id: *const c_char,
+    pin: *const c_char,
+    out_json: *mut *mut c_char,
+) -> ks_status {
+    // SAFETY: caller contract, forwarded.
+    unsafe {
+        session_op(session, out_json, "out_json", |s| {
+            let d = handle(device, "device")?;
+            s.sign_in(&d.inner, arg(key_id, "key_id")?, arg(pin, "pin")?)
+        })
+    }
+}
+
+/// Self-issuance with the holder's OIDC ID token; `serial` may be NULL (the device's).
+/// `*out_json` gets the key.
+///
+/// # Safety
+/// Pointers NULL or valid as documented in the crate conventions.
+#[no_mangle]
+pub unsafe extern "C" fn ks_key_self_issue(
+    session: *const ks_session,
+    device: *const ks_device,
+    id_token: *const c_char,
+    template_name: *const c_char,
+    serial: *const c_char,
+    new_pin: *const c_char,
+    out_json: *mut *mut c_char,
+) -> ks_status {
+    // SAFETY: caller contract, forwarded.
+    unsafe {
+        session_op(session, out_json, "out_json", |s| {
+            let d = handle(device, "device")?;
+            s.self_issue(
+                &d.inner,
+                arg(id_token, "id_token")?,
+                arg(template_name, "template_name")?,
+                opt_arg(serial, "serial")?,
+                arg(new_pin, "new_pin")?,
+            )
+        })
+    }
+}
+
+/// Self-service PIN set with the holder's OIDC ID token; `*out_json` gets the key.
+///
+/// # Safety
+/// Pointers NULL or valid as documented in the crate conventions.
+#[no_mangle]
+pub unsafe extern "C" fn ks_key_self_set_pin(
+    session: *const ks_session,
+    device: *const ks_device,
+    key_id: *const c_char,
+    id_token: *const c_char,
+    new_pin: *const c_char,
+    out_json: *mut *mut c_char,
+) -> ks_status {
+    // SAFETY: caller contract, forwarded.
+    unsafe {
+        session_op(session, out_json, "out_json", |s| {
+            let d = handle(device, "device")?;
+            s.self_set_pin(
+                &d.inner,
+                arg(key_id, "key_id")?,
+                arg(id_token, "id_token")?,
+                arg(new_pin, "new_pin")?,
+            )
+        })
+    }
+}
+
+/// Everything recorded about a key: `{"key","passkeys","pending","audit"}` (the same
+/// object as the CLI's `show --json` and Python's `Session.key()`).
+///
+/// # Safety
+/// Pointers NULL or valid as documented in the crate conventions.
+#[no_mangle]
+pub unsafe extern "C" fn ks_key_get(
+    session: *const ks_session,
+    key_id: *const c_char,
+    out_json: *mut *mut c_char,
+) -> ks_status {
+    // SAFETY: caller contract, forwarded.
+    unsafe {
+        session_op(session, out_json, "out_json", |s| {
+            s.key(arg(key_id, "key_id")?)
+        })
+    }
+}
+
+/// Lists keys. `filter_json`: NULL (all keys) or `{"user":..,"state":..,"serial":..}`
+/// (each optional; all given must match). `*out_json` gets an array of keys.
+///
+/// # Safety
+/// Pointers NULL or valid as documented in the crate conventions.
+#[no_mangle]
+pub unsafe extern "C" fn ks_key_list(
+    session: *const ks_session,
+    filter_json: *const c_char,
+    out_json: *mut *mut c_char,
+) -> ks_status {
+    // SAFETY: caller contract, forwarded.
+    unsafe {
+        session_op(session, out_json, "out_json", |s| {
+            let filter: Option<KeyFilter> = opt_json_arg(filter_json, "filter_json")?;
+            s.list_keys(&filter.unwrap_or_default())
+        })
+    }
+}
+
+/// One page of every key, sorted by id: the keys after key id `after` (NULL: from the
+/// first), at most `limit` (1 to 1000). `*page_json` gets
+/// `{"keys":[...],"next_after":"<key id>"|null}`; pass `next_after` to get the next page
+/// until it is null.
+///
+/// # Safety
+/// Pointers NULL or valid as documented in the crate conventions.
+#[no_mangle]
+pub unsafe extern "C" fn ks_key_list_page(
+    session: *const ks_session,
+    after: *const c_char,
+    limit: u32,
+    page_json: *mut *mut c_char,
+) -> ks_status {
+    // SAFETY: caller contract, forwarded.
+    unsafe {
+        session_op(session, page_json, "page_json", |s| {
+            s.list_keys_page(opt_arg(after, "after")?, limit)
+        })
+    }
+}
+
+/// The audit log of a key, oldest first (JSON array).
+///
+/// # Safety
+/// Pointers NULL or valid as documented in the crate conventions.
+#[no_mangle]
+pub unsafe extern "C" fn ks_key_audit(
+    session: *const ks_session,
+    key_id: *const c_char,
+    out_json: *mut *mut c_char,
+) -> ks_status {
+    // SAFETY: caller contract, forwarded.
+    unsafe {
+        session_op(session, out_json, "out_json", |s| {
+            s.audit(arg(key_id, "key_id")?)
+        })
+    }
+}

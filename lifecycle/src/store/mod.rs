@@ -20,10 +20,14 @@ mod crypto;
 mod pg;
 mod sql;
 mod sqlite;
+mod work;
 
 pub use crypto::{PinKey, TransportPin};
 pub use pg::PgStore;
 pub use sqlite::SqliteStore;
+pub use work::{
+    Committed, FieldChange, JournalClose, PendingId, PendingPosition, Transition, UnitOfWork,
+};
 
 use crate::model::CredentialState;
 use serde::{Deserialize, Serialize};
@@ -414,148 +418,6 @@ pub struct BulkCounts {
     pub done: u64,
     /// Failed.
     pub failed: u64,
-}
-
-/// A compare-and-set change of a key's state.
-///
-/// Applied only if the key is in `expected_state` at `expected_version`; otherwise the
-/// whole unit of work fails with [`StoreError::Conflict`].
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Transition {
-    /// The key.
-    pub key_id: String,
-    /// The state the caller read.
-    #[serde(with = "state_serde")]
-    pub expected_state: CredentialState,
-    /// The version the caller read.
-    pub expected_version: u64,
-    /// The new state.
-    #[serde(with = "state_serde")]
-    pub new_state: CredentialState,
-    /// What happens to the key's user.
-    pub user_id: FieldChange<String>,
-    /// What happens to the key's template.
-    pub template_id: FieldChange<String>,
-    /// `Some(b)` sets the needs-reissue flag; `None` leaves it.
-    pub needs_reissue: Option<bool>,
-}
-
-impl Transition {
-    /// A transition that changes only the state.
-    pub fn new(key: &KeyRecord, new_state: CredentialState) -> Self {
-        Transition {
-            key_id: key.key_id.clone(),
-            expected_state: key.state,
-            expected_version: key.version,
-            new_state,
-            user_id: FieldChange::Keep,
-            template_id: FieldChange::Keep,
-            needs_reissue: None,
-        }
-    }
-}
-
-/// A change to an optional field of a record: leave it, set it, or clear it.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FieldChange<T> {
-    /// Leave the field as it is.
-    #[default]
-    Keep,
-    /// Set the field to this value.
-    Set(T),
-    /// Clear the field.
-    Clear,
-}
-
-impl<T: Clone> FieldChange<T> {
-    /// Set to `value`, or cleared when it is `None`.
-    pub fn to(value: Option<T>) -> Self {
-        match value {
-            Some(v) => FieldChange::Set(v),
-            None => FieldChange::Clear,
-        }
-    }
-
-    /// The field's value after the change, given its value `current` before.
-    pub fn apply(&self, current: Option<T>) -> Option<T> {
-        match self {
-            FieldChange::Keep => current,
-            FieldChange::Set(v) => Some(v.clone()),
-            FieldChange::Clear => None,
-        }
-    }
-}
-
-/// Changes committed together or not at all, applied in field order: users, new keys, the
-/// transition, passkeys, pending registrations, journal, audit.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UnitOfWork {
-    /// Users to insert or update.
-    pub users: Vec<UserRecord>,
-    /// Keys to record (bulk import); each starts Blank at version 1.
-    pub create_keys: Vec<NewKey>,
-    /// A compare-and-set state change.
-    pub transition: Option<Transition>,
-    /// Passkeys to add (duplicate -> [`StoreError::Duplicate`]).
-    pub add_passkeys: Vec<PasskeyRecord>,
-    /// Passkeys whose `idp_method_id` and `state` to update (matched by key, IdP, credential id).
-    pub update_passkeys: Vec<PasskeyRecord>,
-    /// Pending registrations to put (replacing one for the same key and passkey template).
-    pub put_pending: Vec<PendingRegistration>,
-    /// Pending registrations to remove; absent ones are ignored.
-    pub remove_pending: Vec<PendingId>,
-    /// Side effects to journal.
-    pub journal: Vec<NewJournalEntry>,
-    /// Journal entries to close. Closing is idempotent for the same status.
-    pub close_journal: Vec<JournalClose>,
-    /// Audit events to append.
-    pub audit: Vec<NewAuditRecord>,
-}
-
-/// A pending registration, named by its key and passkey template.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PendingId {
-    /// The key id.
-    pub key_id: String,
-    /// The passkey template.
-    pub passkey_template: String,
-}
-
-/// A journal entry to close.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct JournalClose {
-    /// The entry.
-    pub id: i64,
-    /// Its new status.
-    pub status: JournalStatus,
-    /// The IdP's answer (method id, request id) or the failure reason.
-    pub result: Option<String>,
-}
-
-/// Where a page of [`Store::pending_expiring_page`] starts: after the registration with
-/// this expiry, key id and passkey template (the last one of the previous page).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PendingPosition<'a> {
-    /// Its challenge expiry.
-    pub challenge_expires_ms: UnixMillis,
-    /// Its key id.
-    pub key_id: &'a str,
-    /// Its passkey template.
-    pub passkey_template: &'a str,
-}
-
-/// What a committed [`UnitOfWork`] produced.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Committed {
-    /// The keys created, in order.
-    pub created_keys: Vec<KeyRecord>,
-    /// The key after the transition, if there was one.
-    pub key: Option<KeyRecord>,
-    /// The journal entries created, in order.
-    pub journal: Vec<JournalEntry>,
-    /// The ids of the audit records appended, in order.
-    pub audit_ids: Vec<i64>,
 }
 
 /// Repository failures.

@@ -20,6 +20,8 @@ mod diagnostics;
 mod diagnostics_foreign;
 #[path = "api/engine.rs"]
 mod engine;
+#[path = "api/errors.rs"]
+mod errors;
 #[path = "api/reconcile.rs"]
 mod reconcile;
 #[path = "api/selfservice.rs"]

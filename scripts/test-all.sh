@@ -73,7 +73,7 @@ cargo test --workspace --all-features --locked
 cargo test -p keysmith-cli --locked --test api config::
 
 log "Python bindings: maturin develop + pytest + mypy (stubtest, --strict)"
-# The C ABI's test (bindings/c/tests/c_abi.rs) ran above with the cargo tests.
+# The C ABI's test (bindings/c/tests/api.rs) ran above with the cargo tests.
 venv="$PWD/target/pyvenv"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "maturin>=1.5,<2" pytest mypy

@@ -244,6 +244,7 @@ fn store_reason(e: &StoreError) -> &'static str {
         StoreError::Duplicate { .. } => "duplicate",
         StoreError::Corrupt { .. } => "corrupt_record",
         StoreError::Crypto { .. } => "crypto_failure",
+        StoreError::Integrity { .. } => "integrity_failure",
         StoreError::Backend(_) => "database_error",
         StoreError::Migration { .. } => "migration_failed",
         StoreError::Invalid { .. } => "invalid_value",

@@ -178,8 +178,11 @@ impl EngineBuilder {
         self
     }
 
-    /// The engine, with its templates validated.
+    /// The engine, with its templates validated. Installs the row-authentication key
+    /// derived from the PIN key in the store ([`Store::set_row_key`]): from here on the
+    /// rows sent to the IdP are checked when read, and audit records carry MACs.
     pub fn build(self) -> Result<Engine, Error> {
+        self.store.set_row_key(&self.pin_key);
         let engine = Engine {
             store: self.store,
             idps: self.idps,

@@ -16,7 +16,7 @@ use crate::config::SessionConfig;
 use crate::device::{open_transport, DeviceState};
 use crate::types::{IssueParams, KeyFilter, ReissueParams};
 use crate::{
-    config, now_ms, parse_template, AuditEntry, BulkJob, BulkProgress, BulkRow, BulkRunOptions,
+    config, now_ms, parse_template, AuditCheck, AuditEntry, BulkJob, BulkProgress, BulkRow, BulkRunOptions,
     BulkSummary, Device, ExpiringCursor, ExpiringPage, ExpiringPending, FacadeError, Key,
     KeyDetails, KeyPage, Prompt, ReconcileReport, ReplayedEntry, Result, SignInResult,
     TemplateSummary, User,
@@ -420,6 +420,13 @@ impl Session {
             .into_iter()
             .map(AuditEntry::from)
             .collect())
+    }
+
+    /// Checks the whole audit log: the hash chain and each record's MAC under the key
+    /// derived from the session's PIN key. A record changed, removed or inserted outside
+    /// keysmith is named in the result (`ok` false, `first_bad_id`).
+    pub fn audit_verify(&self) -> Result<AuditCheck> {
+        Ok(self.inner.engine.verify_audit()?.into())
     }
 
     /// Replays the IdP side-effect journal (entries left by failed or crashed flows).

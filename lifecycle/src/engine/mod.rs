@@ -46,7 +46,7 @@ use base64::Engine as _;
 use crate::idp::Idp;
 use crate::state::{KeyFacts, PendingFact, RegisteredFact};
 use crate::store::{
-    AuditQuery, AuditRecord, KeyQuery, KeyRecord, PasskeyRecord, PinKey, Store, UserRecord,
+    AuditQuery, AuditRecord, AuditVerification, KeyQuery, KeyRecord, PasskeyRecord, PinKey, Store, UserRecord,
 };
 use crate::template::TemplateSet;
 use crate::Error;
@@ -322,6 +322,12 @@ impl Engine {
             key_id: Some(key_id.to_owned()),
             ..AuditQuery::default()
         })?)
+    }
+
+    /// Checks the whole audit log: its hash chain and each record's MAC under the key
+    /// derived from this engine's PIN key; the report names the first record that fails.
+    pub fn verify_audit(&self) -> Result<AuditVerification, Error> {
+        Ok(self.store.verify_audit(&self.pin_key)?)
     }
 
     fn template_for(&self, key: &KeyRecord) -> Result<TemplateSet, Error> {

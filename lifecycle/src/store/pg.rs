@@ -205,8 +205,16 @@ impl PgStore {
             let mut tx = client.transaction().map_err(backend)?;
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
                 .map_err(backend)?;
-            tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
-                .map_err(backend)?;
+            // An application role without CREATE on the database opens a schema the owner
+            // role made: create it only when it is missing.
+            let exists = tx
+                .query_opt("SELECT 1 FROM pg_namespace WHERE nspname = $1", &[&schema])
+                .map_err(backend)?
+                .is_some();
+            if !exists {
+                tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+                    .map_err(backend)?;
+            }
             tx.commit().map_err(backend)?;
         }
         config.options(&format!("-c search_path={schema}"));

@@ -185,7 +185,7 @@ fn postgres_role_split_app_role_cannot_rewrite_audit() {
         app.append_audit(&event(1, "app")).expect("app appends audit");
         assert!(app.verify_audit(&host()).unwrap().is_ok());
         // And cannot rewrite the evidence.
-        let mut as_app = postgres::Client::connect(&app_url, postgres::NoTls).unwrap();
+        let mut as_app = ::postgres::Client::connect(&app_url, ::postgres::NoTls).unwrap();
         as_app
             .batch_execute(&format!("SET search_path = {schema}"))
             .unwrap();

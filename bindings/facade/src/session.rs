@@ -16,10 +16,10 @@ use crate::config::SessionConfig;
 use crate::device::{open_transport, DeviceState};
 use crate::types::{IssueParams, KeyFilter, ReissueParams};
 use crate::{
-    config, now_ms, parse_template, AuditCheck, AuditEntry, BulkJob, BulkProgress, BulkRow, BulkRunOptions,
-    BulkSummary, Device, ExpiringCursor, ExpiringPage, ExpiringPending, FacadeError, Key,
-    KeyDetails, KeyPage, Prompt, ReconcileReport, ReplayedEntry, Result, SignInResult,
-    TemplateSummary, User,
+    config, now_ms, parse_template, AuditCheck, AuditEntry, BulkJob, BulkProgress, BulkRow,
+    BulkRunOptions, BulkSummary, Device, ExpiringCursor, ExpiringPage, ExpiringPending,
+    FacadeError, Key, KeyDetails, KeyPage, Prompt, ReconcileReport, ReplayedEntry, Result,
+    SignInResult, TemplateSummary, User,
 };
 
 /// Largest CSV text a bulk job takes (bytes).

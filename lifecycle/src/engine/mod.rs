@@ -46,7 +46,8 @@ use base64::Engine as _;
 use crate::idp::Idp;
 use crate::state::{KeyFacts, PendingFact, RegisteredFact};
 use crate::store::{
-    AuditQuery, AuditRecord, AuditVerification, KeyQuery, KeyRecord, PasskeyRecord, PinKey, Store, UserRecord,
+    AuditQuery, AuditRecord, AuditVerification, KeyQuery, KeyRecord, PasskeyRecord, PinKey, Store,
+    UserRecord,
 };
 use crate::template::TemplateSet;
 use crate::Error;

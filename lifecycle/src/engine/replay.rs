@@ -82,23 +82,24 @@ impl Engine {
                 outcome: ReplayOutcome::Busy,
             };
             // The claim checks the row's MAC: replay works from the claimed row only.
-            let entry = match self
-                .store
-                .journal_claim(entry.id, &self.station, now, JOURNAL_LEASE_MS)
-            {
-                Ok(claimed) => claimed,
-                Err(StoreError::JournalBusy { .. }) => {
-                    report.outcome = ReplayOutcome::Busy;
-                    out.push(report);
-                    continue;
-                }
-                Err(e @ StoreError::Integrity { .. }) => {
-                    report.outcome = self.refuse_tampered_entry(&entry, e, now)?;
-                    out.push(report);
-                    continue;
-                }
-                Err(e) => return Err(e.into()),
-            };
+            let entry =
+                match self
+                    .store
+                    .journal_claim(entry.id, &self.station, now, JOURNAL_LEASE_MS)
+                {
+                    Ok(claimed) => claimed,
+                    Err(StoreError::JournalBusy { .. }) => {
+                        report.outcome = ReplayOutcome::Busy;
+                        out.push(report);
+                        continue;
+                    }
+                    Err(e @ StoreError::Integrity { .. }) => {
+                        report.outcome = self.refuse_tampered_entry(&entry, e, now)?;
+                        out.push(report);
+                        continue;
+                    }
+                    Err(e) => return Err(e.into()),
+                };
             let result = match entry.operation {
                 JournalOp::Register => self
                     .idp(&entry.idp)

@@ -54,7 +54,12 @@ fn altered_pending_refuses_activation(db: &Db, tamper: &str) {
     let now = now_ms();
     let mut key = softkey();
     let k = e
-        .issue(&request(KIM, "SN-1"), &template().credential.name, &mut key, now)
+        .issue(
+            &request(KIM, "SN-1"),
+            &template().credential.name,
+            &mut key,
+            now,
+        )
         .expect("issue");
     db.raw(tamper);
     let err = e
@@ -70,7 +75,10 @@ fn altered_pending_refuses_activation(db: &Db, tamper: &str) {
     assert!(world.emulator.methods(KIM_ID).is_empty());
     let audit = e.audit_for(&k.key_id).expect("audit");
     let last = &audit.last().expect("a refusal record").event;
-    assert_eq!((last.action.as_str(), last.outcome.as_str()), ("activate", "refused"));
+    assert_eq!(
+        (last.action.as_str(), last.outcome.as_str()),
+        ("activate", "refused")
+    );
     assert!(
         last.detail
             .as_deref()
@@ -78,7 +86,11 @@ fn altered_pending_refuses_activation(db: &Db, tamper: &str) {
         "{last:?}"
     );
     // The refusal itself is chained evidence.
-    assert!(e.store().verify_audit(&PinKey::from_bytes([7; 32])).unwrap().is_ok());
+    assert!(e
+        .store()
+        .verify_audit(&PinKey::from_bytes([7; 32]))
+        .unwrap()
+        .is_ok());
 }
 
 fn pending_user_edited(db: &Db) {
@@ -104,13 +116,21 @@ fn journal_payload_edited(db: &Db) {
     let now = now_ms();
     let mut key = softkey();
     let k = e
-        .issue(&request(KIM, "SN-2"), &template().credential.name, &mut key, now)
+        .issue(
+            &request(KIM, "SN-2"),
+            &template().credential.name,
+            &mut key,
+            now,
+        )
         .expect("issue");
     e.crash_at(Some(CrashPoint::AfterJournal));
     let err = e
         .activate("self:kim", &k.key_id, HOLDER_PIN, &mut key, now + 1)
         .unwrap_err();
-    assert!(matches!(err, Error::Engine(EngineError::SimulatedCrash { .. })));
+    assert!(matches!(
+        err,
+        Error::Engine(EngineError::SimulatedCrash { .. })
+    ));
     e.crash_at(None);
     db.raw(&db.replace_in_register_payload(KIM_ID, "attacker-chosen-user"));
     let before = registrations(&world);
@@ -140,7 +160,10 @@ fn journal_payload_edited(db: &Db) {
         .collect();
     assert_eq!(refusals.len(), 1, "one refusal audited");
     let detail = refusals[0].event.detail.as_deref().unwrap_or("");
-    assert!(detail.contains(&format!("journal entry {}", register.id)), "{detail}");
+    assert!(
+        detail.contains(&format!("journal entry {}", register.id)),
+        "{detail}"
+    );
     // A second replay does not retry it.
     let again = e.replay_journal(now + 3).expect("replay");
     assert!(again.iter().all(|r| r.id != register.id));
@@ -154,7 +177,12 @@ fn untouched_rows_activate(db: &Db) {
     let now = now_ms();
     let mut key = softkey();
     let k = e
-        .issue(&request(KIM, "SN-3"), &template().credential.name, &mut key, now)
+        .issue(
+            &request(KIM, "SN-3"),
+            &template().credential.name,
+            &mut key,
+            now,
+        )
         .expect("issue");
     let k = e
         .activate("self:kim", &k.key_id, HOLDER_PIN, &mut key, now + 1)
@@ -179,7 +207,12 @@ fn failed_audit_append_fails_the_operation(db: &Db) {
     let now = now_ms();
     let mut key = softkey();
     let k = e
-        .issue(&request(KIM, "SN-4"), &template().credential.name, &mut key, now)
+        .issue(
+            &request(KIM, "SN-4"),
+            &template().credential.name,
+            &mut key,
+            now,
+        )
         .expect("issue");
     db.refuse_failure_audits();
     // Activating with the wrong holder flow: activation of an Issued key whose pending

@@ -86,13 +86,24 @@ impl RowKey {
         let mut out = Vec::with_capacity(MAC_LEN);
         out.push(MAC_FORMAT_V1);
         let fields = [Field::Bytes(hash)];
-        out.extend_from_slice(&Self::tag(&self.audit, "audit", &fields).finalize().into_bytes());
+        out.extend_from_slice(
+            &Self::tag(&self.audit, "audit", &fields)
+                .finalize()
+                .into_bytes(),
+        );
         out
     }
 
     /// Checks an audit record's MAC over its chain hash.
     pub(crate) fn check_audit(&self, hash: &[u8; 32], stored: Option<&[u8]>) -> bool {
-        check(&self.audit, String::new, stored, "audit", &[Field::Bytes(hash)]).is_ok()
+        check(
+            &self.audit,
+            String::new,
+            stored,
+            "audit",
+            &[Field::Bytes(hash)],
+        )
+        .is_ok()
     }
 }
 
@@ -191,7 +202,10 @@ impl RowKeySlot {
 
     /// The installed key, if any.
     pub(crate) fn get(&self) -> Option<Arc<RowKey>> {
-        self.0.read().unwrap_or_else(PoisonError::into_inner).clone()
+        self.0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 
@@ -206,17 +220,32 @@ mod tests {
     #[test]
     fn row_mac_binds_every_field_and_the_key() {
         let k = key(7);
-        let f = [Field::Text("key-1"), Field::Text("alice"), Field::Digest(b"att")];
+        let f = [
+            Field::Text("key-1"),
+            Field::Text("alice"),
+            Field::Digest(b"att"),
+        ];
         let mac = k.seal_row("pending", &f);
         assert_eq!(mac.len(), MAC_LEN);
-        k.check_row(|| "r".into(), Some(&mac), "pending", &f).unwrap();
-        let bob = [Field::Text("key-1"), Field::Text("bob"), Field::Digest(b"att")];
-        let err = k.check_row(|| "r".into(), Some(&mac), "pending", &bob).unwrap_err();
+        k.check_row(|| "r".into(), Some(&mac), "pending", &f)
+            .unwrap();
+        let bob = [
+            Field::Text("key-1"),
+            Field::Text("bob"),
+            Field::Digest(b"att"),
+        ];
+        let err = k
+            .check_row(|| "r".into(), Some(&mac), "pending", &bob)
+            .unwrap_err();
         assert!(matches!(err, StoreError::Integrity { ref row, .. } if row == "r"));
-        assert!(key(8).check_row(String::new, Some(&mac), "pending", &f).is_err());
+        assert!(key(8)
+            .check_row(String::new, Some(&mac), "pending", &f)
+            .is_err());
         assert!(k.check_row(String::new, Some(&mac), "passkey", &f).is_err());
         assert!(k.check_row(String::new, None, "pending", &f).is_err());
-        assert!(k.check_row(String::new, Some(&[2; 33]), "pending", &f).is_err());
+        assert!(k
+            .check_row(String::new, Some(&[2; 33]), "pending", &f)
+            .is_err());
     }
 
     #[test]

@@ -155,7 +155,12 @@ pub(super) fn passkeys_checked(rows: Vec<Row>, k: Option<&RowKey>) -> Result<Vec
             if let Some(k) = k {
                 let mac = opt_bytes(r, 7, "passkeys.mac")?;
                 k.check_row(
-                    || format!("passkey of key {} (template {})", p.key_id, p.passkey_template),
+                    || {
+                        format!(
+                            "passkey of key {} (template {})",
+                            p.key_id, p.passkey_template
+                        )
+                    },
                     mac.as_deref(),
                     "passkey",
                     &passkey_fields(&p),

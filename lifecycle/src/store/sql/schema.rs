@@ -84,10 +84,9 @@ pub(super) const V_ROW_MACS: &[&str] = &[
 ];
 
 /// PostgreSQL row triggers do not fire on `TRUNCATE`: a statement trigger refuses it.
-pub(super) const V_ROW_MACS_PG: &[&str] = &[
-    "CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit \
-     FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only()",
-];
+pub(super) const V_ROW_MACS_PG: &[&str] =
+    &["CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit \
+     FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only()"];
 
 pub(super) const V2_SQLITE: &[&str] = &[
     "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit \

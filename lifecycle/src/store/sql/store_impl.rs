@@ -54,7 +54,9 @@ macro_rules! impl_store {
             ) -> $crate::store::Result<Vec<$crate::store::PendingRegistration>> {
                 {
                     let k = self.row_key.get();
-                    self.read(|s| $crate::store::sql::pending_expiring_page(s, k.as_deref(), t, after, limit))
+                    self.read(|s| {
+                        $crate::store::sql::pending_expiring_page(s, k.as_deref(), t, after, limit)
+                    })
                 }
             }
             fn passkeys_by_credential(
@@ -63,7 +65,9 @@ macro_rules! impl_store {
             ) -> $crate::store::Result<Vec<$crate::store::PasskeyRecord>> {
                 {
                     let k = self.row_key.get();
-                    self.read(|s| $crate::store::sql::passkeys_by_credential(s, k.as_deref(), credential_id))
+                    self.read(|s| {
+                        $crate::store::sql::passkeys_by_credential(s, k.as_deref(), credential_id)
+                    })
                 }
             }
             fn bulk_create(
@@ -135,7 +139,9 @@ macro_rules! impl_store {
             ) -> $crate::store::Result<Option<$crate::store::PendingRegistration>> {
                 {
                     let k = self.row_key.get();
-                    self.tx(|s| $crate::store::sql::take_pending(s, k.as_deref(), key_id, passkey_template))
+                    self.tx(|s| {
+                        $crate::store::sql::take_pending(s, k.as_deref(), key_id, passkey_template)
+                    })
                 }
             }
             fn pending_for_key(
@@ -181,7 +187,16 @@ macro_rules! impl_store {
             ) -> $crate::store::Result<$crate::store::JournalEntry> {
                 {
                     let k = self.row_key.get();
-                    self.tx(|s| $crate::store::sql::journal_claim(s, k.as_deref(), id, station, now, lease_ms))
+                    self.tx(|s| {
+                        $crate::store::sql::journal_claim(
+                            s,
+                            k.as_deref(),
+                            id,
+                            station,
+                            now,
+                            lease_ms,
+                        )
+                    })
                 }
             }
             fn journal_get(

@@ -182,7 +182,8 @@ fn postgres_role_split_app_role_cannot_rewrite_audit() {
             5,
         )
         .expect("app writes keys");
-        app.append_audit(&event(1, "app")).expect("app appends audit");
+        app.append_audit(&event(1, "app"))
+            .expect("app appends audit");
         assert!(app.verify_audit(&host()).unwrap().is_ok());
         // And cannot rewrite the evidence.
         let mut as_app = ::postgres::Client::connect(&app_url, ::postgres::NoTls).unwrap();
@@ -197,7 +198,10 @@ fn postgres_role_split_app_role_cannot_rewrite_audit() {
             "DROP TRIGGER audit_no_change ON audit",
         ] {
             let err = as_app.batch_execute(sql).unwrap_err();
-            let msg = err.as_db_error().map(|d| d.message().to_owned()).unwrap_or_default();
+            let msg = err
+                .as_db_error()
+                .map(|d| d.message().to_owned())
+                .unwrap_or_default();
             assert!(
                 msg.contains("permission denied") || msg.contains("must be owner"),
                 "{sql}: {msg}"

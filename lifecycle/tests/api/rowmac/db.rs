@@ -8,8 +8,15 @@ use lifecycle::store::{PgStore, SqliteStore, Store};
 
 /// SQLite in a temp directory, or a fresh PostgreSQL schema.
 pub enum Db {
-    Sqlite { name: String, path: PathBuf },
-    Postgres { name: String, url: String, schema: String },
+    Sqlite {
+        name: String,
+        path: PathBuf,
+    },
+    Postgres {
+        name: String,
+        url: String,
+        schema: String,
+    },
 }
 
 fn unique(name: &str) -> String {
@@ -52,10 +59,6 @@ impl Db {
         match self {
             Db::Sqlite { name, .. } | Db::Postgres { name, .. } => name,
         }
-    }
-
-    pub fn is_postgres(&self) -> bool {
-        matches!(self, Db::Postgres { .. })
     }
 
     /// A new store handle on the database (fully migrated).

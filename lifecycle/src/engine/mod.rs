@@ -46,7 +46,7 @@ use base64::Engine as _;
 use crate::idp::Idp;
 use crate::state::{KeyFacts, PendingFact, RegisteredFact};
 use crate::store::{
-    AuditQuery, AuditRecord, AuditVerification, KeyQuery, KeyRecord, PasskeyRecord, PinKey, Store,
+    AdoptedRows, AuditQuery, AuditRecord, AuditVerification, KeyQuery, KeyRecord, PasskeyRecord, PinKey, Store,
     UserRecord,
 };
 use crate::template::TemplateSet;
@@ -329,6 +329,19 @@ impl Engine {
     /// derived from this engine's PIN key; the report names the first record that fails.
     pub fn verify_audit(&self) -> Result<AuditVerification, Error> {
         Ok(self.store.verify_audit(&self.pin_key)?)
+    }
+
+    /// Authenticates the rows written before rows carried MACs (an upgraded database),
+    /// as they are, under this engine's PIN key; once per database, recorded in the
+    /// audit log (see [`Store::adopt_unauthenticated_rows`]).
+    pub fn adopt_unauthenticated_rows(
+        &self,
+        actor: &str,
+        now: UnixMillis,
+    ) -> Result<AdoptedRows, Error> {
+        Ok(self
+            .store
+            .adopt_unauthenticated_rows(&self.pin_key, actor, now)?)
     }
 
     fn template_for(&self, key: &KeyRecord) -> Result<TemplateSet, Error> {

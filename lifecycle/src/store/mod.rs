@@ -220,6 +220,19 @@ impl AuditVerification {
     }
 }
 
+/// What [`Store::adopt_unauthenticated_rows`] authenticated.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdoptedRows {
+    /// Pending registrations.
+    pub pending: u64,
+    /// Passkeys.
+    pub passkeys: u64,
+    /// Pending journal entries.
+    pub journal: u64,
+    /// The audit record of the adoption.
+    pub audit_id: i64,
+}
+
 /// The first audit record that does not verify.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditBreak {
@@ -705,6 +718,19 @@ pub trait Store: Send + Sync {
     /// Walks the whole audit log in order and checks its hash chain and each record's MAC
     /// under the key derived from `host_key`; reports the first record that fails.
     fn verify_audit(&self, host_key: &PinKey) -> Result<AuditVerification>;
+
+    /// Authenticates, as they are, the rows written before rows carried MACs (schema
+    /// < 6: pending registrations, passkeys, pending journal entries without a MAC), under
+    /// the key derived from `host_key`, and records that in the audit log. Run once, right
+    /// after the upgrade, before the database is exposed to anyone else: it trusts what
+    /// it finds. A second run gives [`StoreError::Duplicate`]. Until it runs, a store with
+    /// the row key installed refuses those rows ([`StoreError::Integrity`]).
+    fn adopt_unauthenticated_rows(
+        &self,
+        host_key: &PinKey,
+        actor: &str,
+        now: UnixMillis,
+    ) -> Result<AdoptedRows>;
 
     /// Installs the row-authentication key derived from `host_key` (the engine does so
     /// when it is built). From then on pending registrations, passkeys, journal entries

@@ -230,6 +230,56 @@ fn failed_audit_append_fails_the_operation(db: &Db) {
     assert_eq!(registrations(&world), 0);
 }
 
+/// Rows from before schema 6 (no MAC) are refused by an engine until the operator
+/// adopts them once (`adopt_unauthenticated_rows`, audited); a second adoption is
+/// refused, so a MAC stripped later cannot be laundered.
+fn legacy_rows_refused_until_adopted(db: &Db) {
+    let world = EmulatorWorld::start(&format!("rowmac-legacy-{}", db.name()));
+    let e = engine(&world, db);
+    let now = now_ms();
+    let mut key = softkey();
+    let k = e
+        .issue(
+            &request(KIM, "SN-5"),
+            &template().credential.name,
+            &mut key,
+            now,
+        )
+        .expect("issue");
+    e.activate("self:kim", &k.key_id, HOLDER_PIN, &mut key, now + 1)
+        .expect("activate");
+    // What an upgraded database looks like: the rows carry no MAC.
+    db.raw("UPDATE passkeys SET mac = NULL");
+    let err = e
+        .revoke("operator:alice", &k.key_id, None, now + 2)
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Store(StoreError::Integrity { ref reason, .. })
+            if reason.contains("no MAC")),
+        "{err:?}"
+    );
+    assert_eq!(world.emulator.methods(KIM_ID).len(), 1, "nothing deleted");
+    let adopted = e
+        .adopt_unauthenticated_rows("operator:admin", now + 3)
+        .expect("adopt");
+    assert_eq!((adopted.passkeys, adopted.pending), (1, 0));
+    let again = e.adopt_unauthenticated_rows("operator:admin", now + 4);
+    assert!(
+        matches!(again, Err(Error::Store(StoreError::Duplicate { .. }))),
+        "{again:?}"
+    );
+    e.revoke("operator:alice", &k.key_id, None, now + 5)
+        .expect("revoke after adoption");
+    assert!(world.emulator.methods(KIM_ID).is_empty());
+    // Stripped again after the adoption: refused for good.
+    db.raw("UPDATE passkeys SET mac = NULL");
+    assert!(matches!(
+        e.passkeys(&k.key_id),
+        Err(Error::Store(StoreError::Integrity { .. }))
+    ));
+    assert!(e.verify_audit().unwrap().is_ok());
+}
+
 macro_rules! both {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -251,4 +301,5 @@ both!(
     journal_payload_edited,
     untouched_rows_activate,
     failed_audit_append_fails_the_operation,
+    legacy_rows_refused_until_adopted,
 );

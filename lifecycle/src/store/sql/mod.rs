@@ -9,7 +9,7 @@ use super::crypto;
 pub(crate) use super::crypto::rowmac::RowKey;
 use super::crypto::rowmac::{audit_hash, Field, AUDIT_GENESIS};
 use super::{
-    AuditBreak, AuditQuery, AuditRecord, AuditVerification, BulkCounts, BulkItem, BulkItemStatus,
+    AdoptedRows, AuditBreak, AuditQuery, AuditRecord, AuditVerification, BulkCounts, BulkItem, BulkItemStatus,
     BulkJob, Committed, JournalEntry, JournalOp, JournalStatus, KeyQuery, KeyRecord,
     NewAuditRecord, NewBulkJob, NewJournalEntry, NewKey, PasskeyRecord, PendingPosition,
     PendingRegistration, PinKey, Result, StoreError, Transition, TransportPin, UnitOfWork,
@@ -17,6 +17,7 @@ use super::{
 };
 use crate::model::CredentialState;
 
+mod adopt;
 mod audit;
 mod bulk;
 mod journal;
@@ -25,6 +26,7 @@ mod records;
 mod schema;
 mod store_impl;
 
+pub(crate) use adopt::*;
 pub(crate) use audit::*;
 pub(crate) use bulk::*;
 pub(crate) use journal::*;

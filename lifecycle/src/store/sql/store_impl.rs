@@ -175,6 +175,15 @@ macro_rules! impl_store {
                 let k = $crate::store::sql::RowKey::derive(host_key);
                 self.read(|s| $crate::store::sql::verify_audit(s, &k))
             }
+            fn adopt_unauthenticated_rows(
+                &self,
+                host_key: &$crate::store::PinKey,
+                actor: &str,
+                now: $crate::store::UnixMillis,
+            ) -> $crate::store::Result<$crate::store::AdoptedRows> {
+                let k = $crate::store::sql::RowKey::derive(host_key);
+                self.tx(|s| $crate::store::sql::adopt_unauthenticated_rows(s, &k, actor, now))
+            }
             fn set_row_key(&self, host_key: &$crate::store::PinKey) {
                 self.row_key.set(host_key);
             }

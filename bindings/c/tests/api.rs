@@ -137,6 +137,10 @@ fn c_program_drives_the_whole_lifecycle() {
     let touches: u32 = value(&stdout, "touches").parse().expect("touch count");
     assert!(touches >= 2, "{stdout}");
     assert!(value(&stdout, "unknown_key_error").contains("no-such-key"));
+    let audit: serde_json::Value =
+        serde_json::from_str(value(&stdout, "audit_verify")).expect("audit check JSON");
+    assert_eq!(audit["ok"], true, "{audit}");
+    assert!(audit["records"].as_u64().unwrap_or(0) >= 3, "{audit}");
     assert!(!value(&stdout, "key_id").is_empty());
     assert_eq!(
         value(&stdout, "bulk_progress"),

@@ -251,7 +251,7 @@ fn header_compiles_as_c99_and_cpp() {
 #[test]
 fn header_functions_are_named_noun_then_verb() {
     const NOUNS: &[&str] = &[
-        "session", "device", "key", "template", "idp", "user", "journal", "drift", "bulk",
+        "session", "device", "key", "template", "idp", "user", "journal", "audit", "drift", "bulk",
         "pending", "log", "string", "status",
     ];
     const GETTERS: &[&str] = &["ks_version", "ks_last_error", "ks_last_error_json"];

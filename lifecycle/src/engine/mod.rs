@@ -46,8 +46,8 @@ use base64::Engine as _;
 use crate::idp::Idp;
 use crate::state::{KeyFacts, PendingFact, RegisteredFact};
 use crate::store::{
-    AdoptedRows, AuditQuery, AuditRecord, AuditVerification, KeyQuery, KeyRecord, PasskeyRecord, PinKey, Store,
-    UserRecord,
+    AdoptedRows, AuditQuery, AuditRecord, AuditVerification, KeyQuery, KeyRecord, PasskeyRecord,
+    PinKey, Store, UserRecord,
 };
 use crate::template::TemplateSet;
 use crate::Error;

@@ -9,9 +9,9 @@ use super::crypto;
 pub(crate) use super::crypto::rowmac::RowKey;
 use super::crypto::rowmac::{audit_hash, Field, AUDIT_GENESIS};
 use super::{
-    AdoptedRows, AuditBreak, AuditQuery, AuditRecord, AuditVerification, BulkCounts, BulkItem, BulkItemStatus,
-    BulkJob, Committed, JournalEntry, JournalOp, JournalStatus, KeyQuery, KeyRecord,
-    NewAuditRecord, NewBulkJob, NewJournalEntry, NewKey, PasskeyRecord, PendingPosition,
+    AdoptedRows, AuditBreak, AuditQuery, AuditRecord, AuditVerification, BulkCounts, BulkItem,
+    BulkItemStatus, BulkJob, Committed, JournalEntry, JournalOp, JournalStatus, KeyQuery,
+    KeyRecord, NewAuditRecord, NewBulkJob, NewJournalEntry, NewKey, PasskeyRecord, PendingPosition,
     PendingRegistration, PinKey, Result, StoreError, Transition, TransportPin, UnitOfWork,
     UnixMillis, UserRecord,
 };

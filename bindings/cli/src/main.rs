@@ -35,6 +35,10 @@ const USAGE: &str = "usage:
     audit KEY                      the key's audit log
     audit verify                   check the whole audit log's hash chain and MACs;
                                    exit 5 naming the first record that fails
+    store adopt-unauthenticated-rows
+                                   once, right after upgrading to schema 6: authenticate
+                                   the older rows as they are (audited; see
+                                   docs/database-trust.md)
     list                           every key, read page by page (--json: one object per line)
     list [--user U] [--state S] [--serial S] [--expiring-before T]
                                    T: unix seconds, +<N>h or +<N>d (pending challenge expiry)

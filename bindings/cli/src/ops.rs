@@ -179,6 +179,17 @@ pub fn run(args: &Args) -> Result<Output, FacadeError> {
         ["device", "set-pin"] => device_set_pin(args),
         ["show", _] => show(args),
         ["audit", "verify"] => audit_verify(args),
+        ["store", "adopt-unauthenticated-rows"] => {
+            let a = session(args)?.adopt_unauthenticated_rows()?;
+            Ok(Output {
+                json: to_json(&a),
+                text: format!(
+                    "authenticated {} pending registration(s), {} passkey(s), {} pending \
+                     journal entr(y/ies); audit record #{}",
+                    a.pending, a.passkeys, a.journal, a.audit_id
+                ),
+            })
+        }
         ["audit", key] => {
             let entries = session(args)?.audit(key)?;
             let text = entries

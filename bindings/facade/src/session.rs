@@ -16,8 +16,8 @@ use crate::config::SessionConfig;
 use crate::device::{open_transport, DeviceState};
 use crate::types::{IssueParams, KeyFilter, ReissueParams};
 use crate::{
-    config, now_ms, parse_template, AuditCheck, AuditEntry, BulkJob, BulkProgress, BulkRow,
-    BulkRunOptions, BulkSummary, Device, ExpiringCursor, ExpiringPage, ExpiringPending,
+    config, now_ms, parse_template, AdoptedRows, AuditCheck, AuditEntry, BulkJob, BulkProgress,
+    BulkRow, BulkRunOptions, BulkSummary, Device, ExpiringCursor, ExpiringPage, ExpiringPending,
     FacadeError, Key, KeyDetails, KeyPage, Prompt, ReconcileReport, ReplayedEntry, Result,
     SignInResult, TemplateSummary, User,
 };
@@ -427,6 +427,18 @@ impl Session {
     /// keysmith is named in the result (`ok` false, `first_bad_id`).
     pub fn audit_verify(&self) -> Result<AuditCheck> {
         Ok(self.inner.engine.verify_audit()?.into())
+    }
+
+    /// Authenticates, as they are, the rows an upgraded database holds from before rows
+    /// carried MACs (schema < 6); until then an engine refuses them. Once per database
+    /// (a second call is a repository error), recorded in the audit log under the
+    /// session's actor. Run right after the upgrade: it trusts what it finds.
+    pub fn adopt_unauthenticated_rows(&self) -> Result<AdoptedRows> {
+        Ok(self
+            .inner
+            .engine
+            .adopt_unauthenticated_rows(&self.inner.actor, now_ms())?
+            .into())
     }
 
     /// Replays the IdP side-effect journal (entries left by failed or crashed flows).

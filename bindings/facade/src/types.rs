@@ -183,6 +183,30 @@ impl From<lifecycle::store::AuditVerification> for AuditCheck {
     }
 }
 
+/// What [`crate::Session::adopt_unauthenticated_rows`] authenticated.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AdoptedRows {
+    /// Pending registrations.
+    pub pending: u64,
+    /// Passkeys.
+    pub passkeys: u64,
+    /// Pending journal entries.
+    pub journal: u64,
+    /// The audit record of the adoption.
+    pub audit_id: i64,
+}
+
+impl From<lifecycle::store::AdoptedRows> for AdoptedRows {
+    fn from(a: lifecycle::store::AdoptedRows) -> Self {
+        AdoptedRows {
+            pending: a.pending,
+            passkeys: a.passkeys,
+            journal: a.journal,
+            audit_id: a.audit_id,
+        }
+    }
+}
+
 /// Everything recorded about one key.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct KeyDetails {

@@ -65,6 +65,29 @@ fn audit_verify_passes_then_names_a_record_edited_with_sqlite3(db: &std::path::P
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("audit log verified"), "{stdout}");
+    // Adopting unauthenticated rows: nothing to adopt in a schema-6 database; once only.
+    let adopt = || {
+        keysmith()
+            .arg("--config")
+            .arg(&config)
+            .args(["store", "adopt-unauthenticated-rows"])
+            .output()
+            .expect("run keysmith store adopt-unauthenticated-rows")
+    };
+    let first = adopt();
+    let text = String::from_utf8_lossy(&first.stdout);
+    assert!(
+        first.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(text.contains("authenticated 0 pending"), "{text}");
+    assert_eq!(
+        adopt().status.code(),
+        Some(5),
+        "a second adoption is refused"
+    );
+    assert!(verify().status.success(), "the adoption record is chained");
     let edit = std::process::Command::new("sqlite3")
         .arg(db)
         .arg(

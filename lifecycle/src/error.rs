@@ -83,6 +83,8 @@ use crate::template::TemplateError;
 /// | repository | `duplicate` | a record with the same identity exists |
 /// | repository | `corrupt_record` | a stored value cannot be read back |
 /// | repository | `crypto_failure` | sealing or opening a secret failed |
+/// | repository | `integrity_failure` | a row sent to the IdP failed its MAC check (altered outside keysmith, or not yet adopted after an upgrade); nothing was sent |
+/// | repository | `audit_failed` | a failure or refusal could not be written to the audit log |
 /// | repository | `database_error` | the database failed |
 /// | repository | `migration_failed` | a schema migration failed |
 /// | repository | `invalid_value` | a value is outside what the repository accepts |

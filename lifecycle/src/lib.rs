@@ -97,6 +97,7 @@
 
 pub mod diagnostics;
 pub mod engine;
+pub mod files;
 mod error;
 pub mod idp;
 pub mod model;

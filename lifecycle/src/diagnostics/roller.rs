@@ -1,7 +1,7 @@
 //! The rolling log file: names from a pattern, a new file per UTC day or hour or when a
 //! size is reached, and pruning of the oldest matching files beyond a count.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -312,7 +312,8 @@ impl RollingFile {
         pid: u32,
     ) -> Result<RollingFile, DiagnosticsError> {
         let pattern = Pattern::parse(dest)?;
-        std::fs::create_dir_all(&dest.directory).map_err(|e| DiagnosticsError::File {
+        // Logs carry user names and ids: a new folder is 0700, each file 0600.
+        crate::files::create_private_dir_all(&dest.directory).map_err(|e| DiagnosticsError::File {
             path: dest.directory.clone(),
             reason: e.to_string(),
         })?;
@@ -382,11 +383,8 @@ impl RollingFile {
             .dest
             .directory
             .join(self.pattern.render(&period, self.pid, seq));
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| (path.clone(), e))?;
+        // 0600 and never through a symlink someone planted at the name.
+        let file = crate::files::open_private_append(&path).map_err(|e| (path.clone(), e))?;
         let size = file.metadata().map(|m| m.len()).unwrap_or(0);
         if let Some(mut old) = self.current.take() {
             let _ = old.file.flush();

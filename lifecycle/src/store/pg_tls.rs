@@ -106,10 +106,7 @@ struct Split {
 
 fn bad_url(why: impl core::fmt::Display) -> StoreError {
     // Never echo the string: it may carry a password.
-    StoreError::Invalid {
-        field: "connection string",
-        reason: why.to_string(),
-    }
+    StoreError::Backend(format!("postgres: bad connection string: {why}"))
 }
 
 /// Takes `sslmode` and `sslrootcert` out of a URL (`postgres[ql]://...?k=v&...`) or a

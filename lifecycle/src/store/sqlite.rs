@@ -1,7 +1,7 @@
 //! The embedded SQLite store (the default): one file, WAL, busy timeout, migrations.
 //!
-//! The file is created `0600` (its `-wal`/`-shm` take its mode) in a `0700` directory
-//! when keysmith creates them, and never opened through a symlink. It is checked at open
+//! The file is created `0600` (its `-wal`/`-shm` take its mode; its folder must exist)
+//! and never opened through a symlink. It is checked at open
 //! (`PRAGMA quick_check`: damage is reported, not worked around) and its identity (device
 //! and inode) before every transaction: a database deleted or replaced under the running
 //! process stops it with [`StoreError::RepositoryGone`] instead of writing into a file
@@ -169,9 +169,6 @@ impl SqliteStore {
         let io = |what: &str, e: std::io::Error| {
             StoreError::Backend(format!("sqlite: {what} {}: {e}", path.display()))
         };
-        if let Some(dir) = path.parent() {
-            crate::files::create_private_dir_all(dir).map_err(|e| io("creating the folder of", e))?;
-        }
         crate::files::create_private_file_if_missing(&path).map_err(|e| io("creating", e))?;
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE

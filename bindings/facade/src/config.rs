@@ -507,6 +507,29 @@ mod tests {
             cfg.repository.sqlite.as_deref(),
             Some(dir.join("k.db").to_str().unwrap())
         );
+        let pg = dir.join("pg.toml");
+        std::fs::write(
+            &pg,
+            "pin_key = \"\"\nrepository = { postgres = \"postgresql://db.example.com/ks\", \
+             sslrootcert = \"ca.pem\" }\n",
+        )
+        .unwrap();
+        let pg_cfg = SessionConfig::from_file(&pg).ok().unwrap();
+        assert_eq!(
+            pg_cfg.repository.sslrootcert.as_deref(),
+            Some(dir.join("ca.pem").as_path())
+        );
+        // Plaintext to that host is refused before connecting, naming the host only.
+        let plain = parse(
+            r#"{"repository": {"postgres": "postgresql://u:hunter2@db.example.com/ks?sslmode=disable"},
+                "pin_key": ""}"#,
+        )
+        .ok()
+        .unwrap();
+        let e = store(&plain.repository).err().unwrap();
+        assert_eq!(e.reason, "insecure_connection", "{}", e.message);
+        assert!(e.message.contains("db.example.com"), "{}", e.message);
+        assert!(!e.message.contains("hunter2"), "{}", e.message);
         match cfg.log().map(|l| &l.destination) {
             Some(LogDestination::File(f)) => assert_eq!(f.directory, dir.join("logs")),
             _ => panic!("no file destination"),

@@ -691,4 +691,30 @@ mod tests {
             .unwrap();
         assert!(matches!(e, DiagnosticsError::File { .. }), "{e}");
     }
+
+    #[cfg(unix)]
+    #[test]
+    fn log_files_are_private_and_a_planted_symlink_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o777;
+        let base = temp_dir("private");
+        let dir = base.join("logs");
+        let (_, clk) = clock(LATE);
+        let mut r =
+            RollingFile::open_with_clock(&dest(&dir, "ks.log", Rotation::Never, None), clk.clone(), 1)
+                .unwrap();
+        r.write_record(b"x\n").unwrap();
+        assert_eq!(mode(&dir), 0o700, "a folder keysmith makes is private");
+        assert_eq!(mode(&dir.join("ks.log")), 0o600, "log files carry user names");
+        // Someone plants a symlink at the next log file's name.
+        let victim = base.join("victim");
+        std::fs::write(&victim, b"keep").unwrap();
+        std::os::unix::fs::symlink(&victim, dir.join("other.log")).unwrap();
+        let e = RollingFile::open_with_clock(&dest(&dir, "other.log", Rotation::Never, None), clk, 1)
+            .err()
+            .unwrap();
+        assert!(matches!(e, DiagnosticsError::File { .. }), "{e}");
+        assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
+        std::fs::remove_dir_all(&base).unwrap();
+    }
 }

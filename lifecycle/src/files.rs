@@ -39,7 +39,8 @@ pub fn create_private_dir_all(dir: &Path) -> io::Result<()> {
 fn private_options() -> OpenOptions {
     let mut o = OpenOptions::new();
     #[cfg(unix)]
-    o.mode(FILE_MODE).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
+    o.mode(FILE_MODE)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
     o
 }
 
@@ -161,7 +162,9 @@ mod tests {
                 other => panic!("{bad:o}: {other:?}"),
             }
         }
-        let msg = read_secret_file(&f, "pin_key_file").unwrap_err().to_string();
+        let msg = read_secret_file(&f, "pin_key_file")
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("0602") && msg.contains("chmod 600"), "{msg}");
         for good in [0o600, 0o400] {
             std::fs::set_permissions(&f, std::fs::Permissions::from_mode(good)).unwrap();
@@ -177,7 +180,10 @@ mod tests {
         ));
         assert!(matches!(
             read_secret_file(&d.join("missing"), "pin_key_file"),
-            Err(StoreError::Invalid { field: "pin_key_file", .. })
+            Err(StoreError::Invalid {
+                field: "pin_key_file",
+                ..
+            })
         ));
         let _ = std::fs::remove_dir_all(&d);
     }

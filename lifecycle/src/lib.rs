@@ -97,8 +97,8 @@
 
 pub mod diagnostics;
 pub mod engine;
-pub mod files;
 mod error;
+pub mod files;
 pub mod idp;
 pub mod model;
 pub mod state;

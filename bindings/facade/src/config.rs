@@ -361,9 +361,8 @@ pub(crate) fn idp(mut c: IdpConnection) -> Result<EntraIdp> {
         })?)),
         (None, None, Some(f)) => {
             // Refused when group or others may read it, as the host key file.
-            let bytes = lifecycle::files::read_secret_file(&f, "client_secret_file").map_err(
-                |e| secret_file_error(&format!("idp {name:?}: client_secret_file"), e),
-            )?;
+            let bytes = lifecycle::files::read_secret_file(&f, "client_secret_file")
+                .map_err(|e| secret_file_error(&format!("idp {name:?}: client_secret_file"), e))?;
             let text = std::str::from_utf8(&bytes).map_err(|_| {
                 usage(
                     "client_secret_file",

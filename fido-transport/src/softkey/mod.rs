@@ -234,9 +234,8 @@ impl SoftAuthenticator {
     /// Loads the state saved at `path` (OS randomness, real clock).
     pub fn load(path: impl AsRef<Path>, config: SoftConfig) -> Result<Self, SoftError> {
         let path = path.as_ref();
-        let text = zeroize::Zeroizing::new(
-            std::fs::read_to_string(path).map_err(|e| io_error(path, &e))?,
-        );
+        let text =
+            zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|e| io_error(path, &e))?);
         let state: SoftState = serde_json::from_str(&text).map_err(|e| SoftError::Format {
             path: path.display().to_string(),
             message: e.to_string(),
@@ -265,12 +264,13 @@ impl SoftAuthenticator {
     /// in clear: only its owner may read it.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<(), SoftError> {
         let path = path.as_ref();
-        let json = zeroize::Zeroizing::new(serde_json::to_vec_pretty(&self.state).map_err(
-            |e| SoftError::Format {
-                path: path.display().to_string(),
-                message: e.to_string(),
-            },
-        )?);
+        let json =
+            zeroize::Zeroizing::new(serde_json::to_vec_pretty(&self.state).map_err(|e| {
+                SoftError::Format {
+                    path: path.display().to_string(),
+                    message: e.to_string(),
+                }
+            })?);
         write_private(path, &json)
     }
 

@@ -313,9 +313,11 @@ impl RollingFile {
     ) -> Result<RollingFile, DiagnosticsError> {
         let pattern = Pattern::parse(dest)?;
         // Logs carry user names and ids: a new folder is 0700, each file 0600.
-        crate::files::create_private_dir_all(&dest.directory).map_err(|e| DiagnosticsError::File {
-            path: dest.directory.clone(),
-            reason: e.to_string(),
+        crate::files::create_private_dir_all(&dest.directory).map_err(|e| {
+            DiagnosticsError::File {
+                path: dest.directory.clone(),
+                reason: e.to_string(),
+            }
         })?;
         let mut roller = RollingFile {
             dest: dest.clone(),
@@ -700,19 +702,27 @@ mod tests {
         let base = temp_dir("private");
         let dir = base.join("logs");
         let (_, clk) = clock(LATE);
-        let mut r =
-            RollingFile::open_with_clock(&dest(&dir, "ks.log", Rotation::Never, None), clk.clone(), 1)
-                .unwrap();
+        let mut r = RollingFile::open_with_clock(
+            &dest(&dir, "ks.log", Rotation::Never, None),
+            clk.clone(),
+            1,
+        )
+        .unwrap();
         r.write_record(b"x\n").unwrap();
         assert_eq!(mode(&dir), 0o700, "a folder keysmith makes is private");
-        assert_eq!(mode(&dir.join("ks.log")), 0o600, "log files carry user names");
+        assert_eq!(
+            mode(&dir.join("ks.log")),
+            0o600,
+            "log files carry user names"
+        );
         // Someone plants a symlink at the next log file's name.
         let victim = base.join("victim");
         std::fs::write(&victim, b"keep").unwrap();
         std::os::unix::fs::symlink(&victim, dir.join("other.log")).unwrap();
-        let e = RollingFile::open_with_clock(&dest(&dir, "other.log", Rotation::Never, None), clk, 1)
-            .err()
-            .unwrap();
+        let e =
+            RollingFile::open_with_clock(&dest(&dir, "other.log", Rotation::Never, None), clk, 1)
+                .err()
+                .unwrap();
         assert!(matches!(e, DiagnosticsError::File { .. }), "{e}");
         assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
         std::fs::remove_dir_all(&base).unwrap();

@@ -1,10 +1,10 @@
 //! The PostgreSQL store: one database shared by several CMS stations.
 
+use super::pg_tls::{self, Tls};
 use super::sql::{self, Cell, Dialect, Param, Row, Sql};
 use super::{Result, StoreError};
 use postgres::error::SqlState;
 use postgres::types::{ToSql, Type};
-use super::pg_tls::{self, Tls};
 use postgres::{Client, Config, NoTls, Statement};
 use std::collections::HashMap;
 use std::path::PathBuf;

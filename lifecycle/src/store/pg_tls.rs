@@ -18,7 +18,9 @@ use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -151,7 +153,6 @@ fn split_params(url: &str) -> Result<Split> {
             rest.push('?');
             rest.push_str(&kept.join("&"));
         }
-        drop(take);
         out.rest = rest;
         return Ok(out);
     }
@@ -218,7 +219,6 @@ fn split_params(url: &str) -> Result<Split> {
             rest.push_str(&url[start..i]);
         }
     }
-    drop(take);
     out.rest = rest;
     Ok(out)
 }
@@ -351,9 +351,7 @@ fn client_config(mode: SslMode, root_file: Option<&Path>) -> Result<ClientConfig
                 .with_custom_certificate_verifier(Arc::new(ChainOnly(inner)))
                 .with_no_client_auth()
         }
-        _ => builder
-            .with_root_certificates(roots)
-            .with_no_client_auth(),
+        _ => builder.with_root_certificates(roots).with_no_client_auth(),
     })
 }
 
@@ -446,7 +444,10 @@ mod tests {
         ] {
             match refused(url) {
                 StoreError::InsecureConnection { host, reason } => {
-                    assert!(host.contains("db.example.com") || host == "10.1.2.3", "{host}");
+                    assert!(
+                        host.contains("db.example.com") || host == "10.1.2.3",
+                        "{host}"
+                    );
                     assert!(reason.contains("plaintext"), "{reason}");
                     assert!(!reason.contains("pw"), "{reason}");
                 }
@@ -506,7 +507,10 @@ mod tests {
         assert!(split_params("host").is_err());
         assert!(matches!(
             plan("postgresql://u@h/db?sslmode=sometimes", None),
-            Err(StoreError::Invalid { field: "sslmode", .. })
+            Err(StoreError::Invalid {
+                field: "sslmode",
+                ..
+            })
         ));
     }
 
@@ -523,10 +527,19 @@ mod tests {
             matches!(&e, StoreError::Invalid { field: "sslrootcert", reason } if reason.contains("no certificate")),
             "{e:?}"
         );
-        let e = plan("postgresql://u@db.example.com/ks?sslrootcert=/nonexistent/ca.pem", None)
-            .err()
-            .unwrap();
-        assert!(matches!(e, StoreError::Invalid { field: "sslrootcert", .. }));
+        let e = plan(
+            "postgresql://u@db.example.com/ks?sslrootcert=/nonexistent/ca.pem",
+            None,
+        )
+        .err()
+        .unwrap();
+        assert!(matches!(
+            e,
+            StoreError::Invalid {
+                field: "sslrootcert",
+                ..
+            }
+        ));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

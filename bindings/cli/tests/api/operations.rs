@@ -169,7 +169,8 @@ fn repository_check_passes_then_reports_damage() {
     assert_eq!(ok["ok"], true, "{ok}");
     // The repository is private: 0600 in its folder.
     let db = e.dir.join("keysmith.db");
-    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&db).unwrap().permissions());
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&db).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o600);
 
     // Noise over a page of the closed database (its WAL was checkpointed on close).

@@ -30,8 +30,12 @@ fn secret_files_others_may_read_are_refused() {
     .unwrap();
     for mode in [0o644, 0o640, 0o604] {
         chmod(&dir.join("host.key"), mode);
-        let e = Session::open_file(&config).err().expect("refused");
-        assert_eq!((e.kind, e.reason), (ErrorKind::Usage, "insecure_file"), "{e}");
+        let e = Session::open_file(&config).err().unwrap();
+        assert_eq!(
+            (e.kind, e.reason),
+            (ErrorKind::Usage, "insecure_file"),
+            "{e}"
+        );
         assert!(e.message.contains("pin_key_file"), "{}", e.message);
         assert!(e.message.contains("chmod 600"), "{}", e.message);
         assert!(e.message.contains(&format!("{mode:04o}")), "{}", e.message);
@@ -47,7 +51,7 @@ fn secret_files_others_may_read_are_refused() {
     )
     .unwrap();
     chmod(&dir.join("client.secret"), 0o644);
-    let e = Session::open_file(&config).err().expect("refused");
+    let e = Session::open_file(&config).err().unwrap();
     assert_eq!(e.reason, "insecure_file", "{e}");
     assert!(e.message.contains("client_secret_file"), "{}", e.message);
     assert!(!e.message.contains("s3cret"), "{}", e.message);
@@ -70,9 +74,13 @@ fn check_repository_passes_then_reports_a_deleted_database() {
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
     }
-    let e = session.check_repository().err().expect("gone");
-    assert_eq!((e.kind, e.reason), (ErrorKind::Repository, "repository_gone"), "{e}");
-    let e = session.list_keys(&Default::default()).err().expect("gone");
+    let e = session.check_repository().err().unwrap();
+    assert_eq!(
+        (e.kind, e.reason),
+        (ErrorKind::Repository, "repository_gone"),
+        "{e}"
+    );
+    let e = session.list_keys(&Default::default()).err().unwrap();
     assert_eq!(e.reason, "repository_gone", "{e}");
 
     // In memory: nothing to check but the schema.
@@ -81,6 +89,9 @@ fn check_repository_passes_then_reports_a_deleted_database() {
         "pin_key": "11".repeat(32),
     })
     .to_string();
-    assert!(Session::open(&memory).expect("in memory").check_repository().is_ok());
+    assert!(Session::open(&memory)
+        .expect("in memory")
+        .check_repository()
+        .is_ok());
     let _ = std::fs::remove_dir_all(&dir);
 }

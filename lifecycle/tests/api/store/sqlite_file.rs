@@ -55,7 +55,9 @@ fn sqlite_file_deleted_under_an_open_store_stops_the_next_write() {
     drop(SqliteStore::open(&path2).unwrap());
     std::fs::rename(&path2, &path).unwrap();
     match store.create_key(&key(4), 4) {
-        Err(StoreError::RepositoryGone { what, .. }) => assert!(what.contains("replaced"), "{what}"),
+        Err(StoreError::RepositoryGone { what, .. }) => {
+            assert!(what.contains("replaced"), "{what}")
+        }
         other => panic!("write after the file was replaced: {other:?}"),
     }
     let _ = std::fs::remove_dir_all(&dir);

@@ -35,7 +35,8 @@ impl Ca {
         let key = KeyPair::generate().unwrap();
         let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
         let mut p = CertificateParams::new(names).unwrap();
-        p.distinguished_name.push(DnType::CommonName, "keysmith test db");
+        p.distinguished_name
+            .push(DnType::CommonName, "keysmith test db");
         p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         let cert = p.signed_by(&key, &self.issuer).unwrap();
         (cert.pem(), key.serialize_pem())
@@ -68,8 +69,14 @@ fn is_root() -> bool {
 /// The server's owner when we are root: `postgres` (uid, gid).
 fn postgres_user() -> (u32, u32) {
     let id = |flag: &str| -> u32 {
-        let out = Command::new("id").args([flag, "postgres"]).output().unwrap();
-        assert!(out.status.success(), "no 'postgres' user to run the server as");
+        let out = Command::new("id")
+            .args([flag, "postgres"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "no 'postgres' user to run the server as"
+        );
         String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
     };
     (id("-u"), id("-g"))
@@ -149,7 +156,12 @@ impl Server {
             .command("initdb")
             .arg("-D")
             .arg(&data)
-            .args(["-U", "keysmith", "--auth-local=trust", "--auth-host=scram-sha-256"])
+            .args([
+                "-U",
+                "keysmith",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+            ])
             .arg(format!("--pwfile={}", dir.join("pw").display()))
             .args(["-E", "UTF8", "--locale=C"])
             .output()
@@ -279,8 +291,11 @@ fn postgres_tls_verifies_the_server_and_refuses_plaintext() {
         "name mismatch",
     );
     assert!(reason.to_lowercase().contains("name"), "{reason}");
-    PgStore::connect_with(&format!("{other_name}&sslmode=verify-ca"), &with_ca(&ca_file))
-        .expect("verify-ca ignores the name");
+    PgStore::connect_with(
+        &format!("{other_name}&sslmode=verify-ca"),
+        &with_ca(&ca_file),
+    )
+    .expect("verify-ca ignores the name");
 
     // Plaintext to that host: refused before anything is sent.
     match PgStore::connect_with(&format!("{remote}&sslmode=disable"), &with_ca(&ca_file)) {

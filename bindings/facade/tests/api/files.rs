@@ -95,3 +95,45 @@ fn check_repository_passes_then_reports_a_deleted_database() {
         .is_ok());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_bulk_run_stops_when_its_database_is_deleted_under_it() {
+    use keysmith_facade::BulkRunOptions;
+    use keysmith_testkit::{session_config, softkey_spec, EmulatorWorld, STANDARD_NAME};
+    use keysmith_testkit::{ADELE, ALEX, KIM};
+    // The reliability campaign's case: the run reported "done" and exited 0 while every
+    // row went into an unlinked file.
+    let EmulatorWorld { emulator, dir } = EmulatorWorld::start("facade-db-deleted");
+    let session = Session::open(&session_config(&emulator, &dir, "db-deleted")).expect("session");
+    let csv = format!("user,serial\n{KIM},DEL-1\n{ADELE},DEL-2\n{ALEX},DEL-3\n");
+    let job = session.bulk_create("issue", &csv).expect("job");
+    let db = dir.join("keysmith.db");
+    let mut rows = 0;
+    let e = session
+        .bulk_run(
+            job.job_id,
+            &BulkRunOptions {
+                template: Some(STANDARD_NAME.into()),
+                ..BulkRunOptions::default()
+            },
+            &mut |row| Ok(softkey_spec(&dir, &format!("row{}.json", row.line))),
+            &mut |_| {
+                rows += 1;
+                if rows == 1 {
+                    for suffix in ["", "-wal", "-shm"] {
+                        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+                    }
+                }
+            },
+        )
+        .err()
+        .unwrap();
+    assert_eq!(
+        (e.kind, e.reason),
+        (ErrorKind::Repository, "repository_gone"),
+        "{e}"
+    );
+    assert!(e.message.contains("deleted"), "{e}");
+    assert_eq!(rows, 1, "no row after the deletion was reported done");
+    let _ = std::fs::remove_dir_all(&dir);
+}

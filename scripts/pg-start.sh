@@ -37,7 +37,9 @@ if ! bindir=$(find_bindir); then
 fi
 
 # postgres refuses to run as root: the cluster belongs to the 'postgres' user (the
-# package creates it), or to a dedicated one if it is missing.
+# package creates it), or to a dedicated one if it is missing. The PostgreSQL TLS test
+# (lifecycle/tests/api/store/tls.rs) starts its own ssl=on server with these binaries as
+# that same user (runuser), so this script is what makes it runnable as root in CI.
 owner=postgres
 id "$owner" >/dev/null 2>&1 || { useradd --system --no-create-home --shell /usr/sbin/nologin "$owner"; }
 as_owner() { runuser -u "$owner" -- "$@"; }

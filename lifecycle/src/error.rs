@@ -88,6 +88,11 @@ use crate::template::TemplateError;
 /// | repository | `database_error` | the database failed |
 /// | repository | `migration_failed` | a schema migration failed |
 /// | repository | `invalid_value` | a value is outside what the repository accepts |
+/// | repository | `insecure_connection` | plaintext to a database host that is not loopback was refused |
+/// | repository | `tls_failed` | the database's TLS certificate was not trusted or the handshake failed |
+/// | repository | `insecure_file` | a secret file may be read by group or others |
+/// | repository | `repository_gone` | the database file was deleted or replaced while open |
+/// | repository | `repository_damaged` | the database's integrity check failed |
 /// | repository | `journal_payload_invalid` | a journal entry's payload cannot be read |
 /// | template | `template_unreadable` | the template file cannot be read, is too large or has an unknown extension |
 /// | template | `template_malformed` | the document does not parse or names an unknown field |
@@ -250,6 +255,11 @@ fn store_reason(e: &StoreError) -> &'static str {
         StoreError::Backend(_) => "database_error",
         StoreError::Migration { .. } => "migration_failed",
         StoreError::Invalid { .. } => "invalid_value",
+        StoreError::InsecureConnection { .. } => "insecure_connection",
+        StoreError::Tls { .. } => "tls_failed",
+        StoreError::InsecureFile { .. } => "insecure_file",
+        StoreError::RepositoryGone { .. } => "repository_gone",
+        StoreError::Damaged { .. } => "repository_damaged",
     }
 }
 

@@ -98,6 +98,7 @@
 pub mod diagnostics;
 pub mod engine;
 mod error;
+pub mod files;
 pub mod idp;
 pub mod model;
 pub mod state;

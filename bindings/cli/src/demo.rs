@@ -104,7 +104,7 @@ fn run_demo(db: Option<PathBuf>) -> Result<(), String> {
                 std::process::id(),
                 now_ms()
             ));
-            std::fs::create_dir_all(&dir)
+            lifecycle::files::create_private_dir_all(&dir)
                 .map_err(|e| format!("creating {}: {e}", dir.display()))?;
             dir.join("keysmith.db")
         }

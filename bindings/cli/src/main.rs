@@ -58,6 +58,8 @@ const USAGE: &str = "usage:
     self issue --template NAME --id-token-file F [--serial S] [--pin-stdin]
                                    the holder issues the key to themself
     journal replay                 finish IdP side effects left by failed or crashed flows
+    repository check               the repository's integrity (SQLite: PRAGMA integrity_check);
+                                   a damaged or vanished database exits 5
     idp check                      token + one cheap read for every configured IdP connection
     users search PREFIX            directory users whose name or UPN starts with PREFIX
     reconcile [--user U ...] [--all] [--fix] [--delete-unknown]
@@ -70,8 +72,10 @@ const USAGE: &str = "usage:
   --device usb:PATH | nfc:READER | softkey:STATEFILE
       default: the first USB HID key, else the first NFC reader with a FIDO applet
   --config FILE: the session configuration the C ABI and Python take, as TOML (.toml) or
-      JSON (.json): repository = { sqlite = PATH } or { postgres = URL, schema = S },
-      pin_key (64 hex digits) or pin_key_file (32 raw bytes or 64 hex digits), station,
+      JSON (.json): repository = { sqlite = PATH } or { postgres = URL, schema = S,
+      sslrootcert = CA.pem } (TLS verify-full to any non-loopback host; URL sslmode=...),
+      pin_key (64 hex digits) or pin_key_file (32 raw bytes or 64 hex digits; mode 0600
+      or 0400: a file group or others may read is refused, as a client_secret_file), station,
       actor, templates (TOML/JSON text) and template_files (paths),
       [[idp]] name, tenant, client_id, client_secret | client_secret_env |
       client_secret_file | certificate_pem + private_key_pem, graph_api_version (\"v1.0\"

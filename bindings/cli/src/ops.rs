@@ -232,6 +232,13 @@ pub fn run(args: &Args) -> Result<Output, FacadeError> {
         ["idp", "check"] => idp_check(args),
         ["users", "search", prefix] => users_search(args, prefix),
         ["journal", "replay"] => journal_replay(args),
+        ["repository", "check"] => {
+            let version = session(args)?.check_repository()?;
+            Ok(Output {
+                json: json!({ "ok": true, "schema_version": version }),
+                text: format!("repository ok: integrity check passed (schema version {version})"),
+            })
+        }
         ["activate", key] => {
             let s = session(args)?;
             let pin = read_pin(args, "holder PIN")?;

@@ -7,7 +7,7 @@ use entra_graph::auth::{AssertionAlg, CertificateCredential, Credential, Secret}
 use entra_graph::{ApiVersion, GraphClient, GraphConfig};
 use lifecycle::diagnostics::{LogConfig, LogDestination};
 use lifecycle::idp::EntraIdp;
-use lifecycle::store::{PgStore, PinKey, SqliteStore, Store};
+use lifecycle::store::{PgOptions, PgStore, PinKey, SqliteStore, Store, StoreError};
 use serde::Deserialize;
 use zeroize::{Zeroize, Zeroizing};
 
@@ -133,6 +133,9 @@ impl SessionConfig {
         if let Some(LogDestination::File(f)) = self.log.as_mut().map(|l| &mut l.destination) {
             join(&mut f.directory);
         }
+        if let Some(f) = self.repository.sslrootcert.as_mut() {
+            join(f);
+        }
         if let Some(db) = self.repository.sqlite.as_mut() {
             if db != ":memory:" && Path::new(db.as_str()).is_relative() {
                 *db = base.join(&*db).to_string_lossy().into_owned();
@@ -171,29 +174,28 @@ impl SessionConfig {
         Ok(out)
     }
 
-    /// The host key, from `pin_key` or `pin_key_file`.
+    /// The host key, from `pin_key` or `pin_key_file` (refused when group or others may
+    /// read the file: reason `insecure_file`).
     pub(crate) fn take_pin_key(&mut self) -> Result<PinKey> {
         if let Some(hex) = self.pin_key.take() {
             return pin_key(hex);
         }
         let path = self.pin_key_file.clone().unwrap_or_default();
-        let bytes = Zeroizing::new(std::fs::read(&path).map_err(|e| {
-            FacadeError::usage(format!(
-                "session config: pin_key_file {}: {e}",
-                path.display()
-            ))
-        })?);
-        if bytes.len() == 32 {
-            return PinKey::from_slice(&bytes)
-                .map_err(|e| FacadeError::usage(format!("session config: pin_key_file: {e}")));
+        PinKey::from_file(&path).map_err(|e| secret_file_error("pin_key_file", e))
+    }
+}
+
+/// A secret file's refusal: a usage error naming the field; one that group or others
+/// may read has the reason `insecure_file`.
+fn secret_file_error(field: &str, e: StoreError) -> FacadeError {
+    match e {
+        StoreError::InsecureFile { .. } => {
+            FacadeError::usage(format!("session config: {field}: {e}")).with_reason("insecure_file")
         }
-        let text = std::str::from_utf8(&bytes).map_err(|_| {
-            FacadeError::usage(format!(
-                "session config: pin_key_file {}: expected 32 raw bytes or 64 hex digits",
-                path.display()
-            ))
-        })?;
-        pin_key(text.to_owned())
+        StoreError::Invalid { reason, .. } => {
+            FacadeError::usage(format!("session config: {field} {reason}"))
+        }
+        other => FacadeError::usage(format!("session config: {field}: {other}")),
     }
 }
 
@@ -203,7 +205,10 @@ fn default_station() -> String {
 
 /// Where the repository is: `{"sqlite": "PATH"}`, `{"postgres": "URL"}` or
 /// `{"postgres": "URL", "schema": "NAME"}` (all tables in that schema, created if
-/// missing: several repositories in one database).
+/// missing: several repositories in one database), optionally with
+/// `"sslrootcert": "PEM FILE"` (the roots the server certificate must chain to, when the
+/// URL names none). PostgreSQL is TLS with `verify-full` to any host that is not
+/// loopback; see [`PgStore`].
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Repository {
@@ -213,6 +218,8 @@ pub(crate) struct Repository {
     postgres: Option<String>,
     #[serde(default)]
     schema: Option<String>,
+    #[serde(default)]
+    sslrootcert: Option<PathBuf>,
 }
 
 /// One Entra connection.
@@ -284,28 +291,35 @@ pub(crate) fn pin_key(hex: String) -> Result<PinKey> {
 }
 
 pub(crate) fn store(repo: &Repository) -> Result<Arc<dyn Store>> {
-    let repo_err = |what: &str, e: lifecycle::store::StoreError| {
-        FacadeError::new(
-            crate::ErrorKind::Repository,
-            format!("repository {what}: {e}"),
-        )
+    let repo_err = |what: &str, e: StoreError| {
+        let mut f = FacadeError::from(lifecycle::Error::from(e));
+        f.message = format!("repository {what}: {}", f.message);
+        f
     };
     // A PostgreSQL URL may carry a password: it is never put in a message.
-    Ok(match (&repo.sqlite, &repo.postgres, &repo.schema) {
-        (Some(path), None, None) => {
-            Arc::new(SqliteStore::open(path).map_err(|e| repo_err(path, e))?)
+    Ok(match (&repo.sqlite, &repo.postgres) {
+        (Some(path), None) if repo.schema.is_none() && repo.sslrootcert.is_none() => {
+            if path == ":memory:" {
+                Arc::new(SqliteStore::open_in_memory().map_err(|e| repo_err(path, e))?)
+            } else {
+                Arc::new(SqliteStore::open(path).map_err(|e| repo_err(path, e))?)
+            }
         }
-        (None, Some(url), None) => {
-            Arc::new(PgStore::connect(url).map_err(|e| repo_err("(postgres)", e))?)
+        (None, Some(url)) => {
+            let options = PgOptions {
+                schema: repo.schema.clone(),
+                root_cert: repo.sslrootcert.clone(),
+            };
+            let what = match &repo.schema {
+                Some(schema) => format!("(postgres, schema {schema:?})"),
+                None => "(postgres)".to_owned(),
+            };
+            Arc::new(PgStore::connect_with(url, &options).map_err(|e| repo_err(&what, e))?)
         }
-        (None, Some(url), Some(schema)) => Arc::new(
-            PgStore::connect_in_schema(url, schema)
-                .map_err(|e| repo_err(&format!("(postgres, schema {schema:?})"), e))?,
-        ),
         _ => {
             return Err(FacadeError::usage(
                 "session config: repository: give {\"sqlite\": PATH} or {\"postgres\": URL} \
-                 (with an optional \"schema\")",
+                 (with an optional \"schema\" and \"sslrootcert\")",
             ))
         }
     })
@@ -346,10 +360,15 @@ pub(crate) fn idp(mut c: IdpConnection) -> Result<EntraIdp> {
             )
         })?)),
         (None, None, Some(f)) => {
-            let text = Zeroizing::new(
-                std::fs::read_to_string(&f)
-                    .map_err(|e| usage("client_secret_file", format!("{}: {e}", f.display())))?,
-            );
+            // Refused when group or others may read it, as the host key file.
+            let bytes = lifecycle::files::read_secret_file(&f, "client_secret_file")
+                .map_err(|e| secret_file_error(&format!("idp {name:?}: client_secret_file"), e))?;
+            let text = std::str::from_utf8(&bytes).map_err(|_| {
+                usage(
+                    "client_secret_file",
+                    format!("{}: not UTF-8 text", f.display()),
+                )
+            })?;
             Some(Zeroizing::new(text.trim().to_owned()))
         }
         _ => {
@@ -487,6 +506,29 @@ mod tests {
             cfg.repository.sqlite.as_deref(),
             Some(dir.join("k.db").to_str().unwrap())
         );
+        let pg = dir.join("pg.toml");
+        std::fs::write(
+            &pg,
+            "pin_key = \"\"\nrepository = { postgres = \"postgresql://db.example.com/ks\", \
+             sslrootcert = \"ca.pem\" }\n",
+        )
+        .unwrap();
+        let pg_cfg = SessionConfig::from_file(&pg).ok().unwrap();
+        assert_eq!(
+            pg_cfg.repository.sslrootcert.as_deref(),
+            Some(dir.join("ca.pem").as_path())
+        );
+        // Plaintext to that host is refused before connecting, naming the host only.
+        let plain = parse(
+            r#"{"repository": {"postgres": "postgresql://u:hunter2@db.example.com/ks?sslmode=disable"},
+                "pin_key": ""}"#,
+        )
+        .ok()
+        .unwrap();
+        let e = store(&plain.repository).err().unwrap();
+        assert_eq!(e.reason, "insecure_connection", "{}", e.message);
+        assert!(e.message.contains("db.example.com"), "{}", e.message);
+        assert!(!e.message.contains("hunter2"), "{}", e.message);
         match cfg.log().map(|l| &l.destination) {
             Some(LogDestination::File(f)) => assert_eq!(f.directory, dir.join("logs")),
             _ => panic!("no file destination"),

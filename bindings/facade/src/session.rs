@@ -452,6 +452,18 @@ impl Session {
             .collect())
     }
 
+    /// Checks the repository for damage and returns its schema version: on SQLite the
+    /// full `PRAGMA integrity_check` (opening a session already ran the quicker
+    /// `quick_check`) and that the file is still the one opened; on PostgreSQL (which
+    /// checks its own pages) the connection and the schema version. Damage is a
+    /// repository error with reason `repository_damaged`, a database file deleted or
+    /// replaced under the session `repository_gone`.
+    pub fn check_repository(&self) -> Result<u32> {
+        let store = self.inner.engine.store();
+        store.check_integrity().map_err(lifecycle::Error::from)?;
+        Ok(store.schema_version().map_err(lifecycle::Error::from)?)
+    }
+
     /// Connectivity check of an IdP connection; returns the time it took (ms).
     pub fn check_connection(&self, connection: &str) -> Result<u64> {
         Ok(self.inner.engine.check_connection(connection)?)

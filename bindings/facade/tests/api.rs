@@ -4,6 +4,8 @@
 //! a process of its own (the `tracing` subscriber is global) and starts one
 //! ([`keysmith_testkit::in_own_process`]).
 
+#[path = "api/files.rs"]
+mod files;
 #[path = "api/jobs.rs"]
 mod jobs;
 #[path = "api/lifecycle.rs"]

@@ -234,7 +234,8 @@ impl SoftAuthenticator {
     /// Loads the state saved at `path` (OS randomness, real clock).
     pub fn load(path: impl AsRef<Path>, config: SoftConfig) -> Result<Self, SoftError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| io_error(path, &e))?;
+        let text =
+            zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|e| io_error(path, &e))?);
         let state: SoftState = serde_json::from_str(&text).map_err(|e| SoftError::Format {
             path: path.display().to_string(),
             message: e.to_string(),
@@ -257,19 +258,20 @@ impl SoftAuthenticator {
         Ok(auth)
     }
 
-    /// Saves the state to `path` as JSON, atomically (temporary file, then rename).
-    /// The file holds private keys in clear.
+    /// Saves the state to `path` as JSON, atomically: a new temporary file (`0600`,
+    /// created exclusively with a random name beside `path`, so a symlink planted there
+    /// is never followed), synced, then renamed over `path`. The file holds private keys
+    /// in clear: only its owner may read it.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<(), SoftError> {
         let path = path.as_ref();
-        let json = serde_json::to_vec_pretty(&self.state).map_err(|e| SoftError::Format {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        })?;
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(".tmp");
-        let tmp = PathBuf::from(tmp);
-        std::fs::write(&tmp, &json).map_err(|e| io_error(&tmp, &e))?;
-        std::fs::rename(&tmp, path).map_err(|e| io_error(path, &e))
+        let json =
+            zeroize::Zeroizing::new(serde_json::to_vec_pretty(&self.state).map_err(|e| {
+                SoftError::Format {
+                    path: path.display().to_string(),
+                    message: e.to_string(),
+                }
+            })?);
+        write_private(path, &json)
     }
 
     /// Saves the state to `path` after every command that changed it.
@@ -468,6 +470,42 @@ impl SoftAuthenticator {
         self.state.next_serial = self.state.next_serial.wrapping_add(1);
         self.state.next_serial
     }
+}
+
+/// Writes `bytes` to `path` through a fresh private temporary file and a rename.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), SoftError> {
+    use std::io::Write;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut last = None;
+    for _ in 0..8 {
+        let tmp = path.with_file_name(format!(".{name}.{:016x}.tmp", OsRng.next_u64()));
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = match options.open(&tmp) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                last = Some(e);
+                continue;
+            }
+            Err(e) => return Err(io_error(&tmp, &e)),
+        };
+        let written = file
+            .write_all(bytes)
+            .and_then(|()| file.sync_all())
+            .and_then(|()| std::fs::rename(&tmp, path));
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(io_error(path, &e));
+        }
+        return Ok(());
+    }
+    let e = last.unwrap_or_else(|| std::io::Error::other("no temporary file name"));
+    Err(io_error(path, &e))
 }
 
 fn io_error(path: &Path, e: &std::io::Error) -> SoftError {

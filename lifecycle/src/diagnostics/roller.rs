@@ -1,7 +1,7 @@
 //! The rolling log file: names from a pattern, a new file per UTC day or hour or when a
 //! size is reached, and pruning of the oldest matching files beyond a count.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -312,9 +312,12 @@ impl RollingFile {
         pid: u32,
     ) -> Result<RollingFile, DiagnosticsError> {
         let pattern = Pattern::parse(dest)?;
-        std::fs::create_dir_all(&dest.directory).map_err(|e| DiagnosticsError::File {
-            path: dest.directory.clone(),
-            reason: e.to_string(),
+        // Logs carry user names and ids: a new folder is 0700, each file 0600.
+        crate::files::create_private_dir_all(&dest.directory).map_err(|e| {
+            DiagnosticsError::File {
+                path: dest.directory.clone(),
+                reason: e.to_string(),
+            }
         })?;
         let mut roller = RollingFile {
             dest: dest.clone(),
@@ -382,11 +385,8 @@ impl RollingFile {
             .dest
             .directory
             .join(self.pattern.render(&period, self.pid, seq));
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(|e| (path.clone(), e))?;
+        // 0600 and never through a symlink someone planted at the name.
+        let file = crate::files::open_private_append(&path).map_err(|e| (path.clone(), e))?;
         let size = file.metadata().map(|m| m.len()).unwrap_or(0);
         if let Some(mut old) = self.current.take() {
             let _ = old.file.flush();
@@ -692,5 +692,39 @@ mod tests {
             .err()
             .unwrap();
         assert!(matches!(e, DiagnosticsError::File { .. }), "{e}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn log_files_are_private_and_a_planted_symlink_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o777;
+        let base = temp_dir("private");
+        let dir = base.join("logs");
+        let (_, clk) = clock(LATE);
+        let mut r = RollingFile::open_with_clock(
+            &dest(&dir, "ks.log", Rotation::Never, None),
+            clk.clone(),
+            1,
+        )
+        .unwrap();
+        r.write_record(b"x\n").unwrap();
+        assert_eq!(mode(&dir), 0o700, "a folder keysmith makes is private");
+        assert_eq!(
+            mode(&dir.join("ks.log")),
+            0o600,
+            "log files carry user names"
+        );
+        // Someone plants a symlink at the next log file's name.
+        let victim = base.join("victim");
+        std::fs::write(&victim, b"keep").unwrap();
+        std::os::unix::fs::symlink(&victim, dir.join("other.log")).unwrap();
+        let e =
+            RollingFile::open_with_clock(&dest(&dir, "other.log", Rotation::Never, None), clk, 1)
+                .err()
+                .unwrap();
+        assert!(matches!(e, DiagnosticsError::File { .. }), "{e}");
+        assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
+        std::fs::remove_dir_all(&base).unwrap();
     }
 }

@@ -41,6 +41,31 @@ impl PinKey {
     pub(crate) fn expose_bytes(&self) -> &[u8; 32] {
         &self.0
     }
+
+    /// Reads a key file: 32 raw bytes, or 64 hex digits (surrounding whitespace
+    /// ignored). A file group or others may access is refused with
+    /// [`StoreError::InsecureFile`] (see [`crate::files::read_secret_file`]); any other
+    /// content is [`StoreError::Invalid`] naming the file.
+    pub fn from_file(path: &std::path::Path) -> Result<Self> {
+        let bytes = crate::files::read_secret_file(path, "pin_key_file")?;
+        if bytes.len() == 32 {
+            return Self::from_slice(&bytes);
+        }
+        let invalid = || StoreError::Invalid {
+            field: "pin_key_file",
+            reason: format!("{}: expected 32 raw bytes or 64 hex digits", path.display()),
+        };
+        let text = core::str::from_utf8(&bytes).map_err(|_| invalid())?.trim();
+        if text.len() != 64 || !text.is_ascii() {
+            return Err(invalid());
+        }
+        let mut key = Zeroizing::new([0u8; 32]);
+        for (i, out) in key.iter_mut().enumerate() {
+            let pair = text.get(2 * i..2 * i + 2).ok_or_else(invalid)?;
+            *out = u8::from_str_radix(pair, 16).map_err(|_| invalid())?;
+        }
+        Ok(PinKey(*key))
+    }
 }
 
 impl fmt::Debug for PinKey {

@@ -26,12 +26,14 @@
 
 mod crypto;
 mod pg;
+mod pg_tls;
 mod sql;
 mod sqlite;
 mod work;
 
 pub use crypto::{PinKey, TransportPin};
-pub use pg::PgStore;
+pub use pg::{PgOptions, PgStore};
+pub use pg_tls::SslMode;
 pub use sqlite::SqliteStore;
 pub use work::{
     Committed, FieldChange, JournalClose, PendingId, PendingPosition, Transition, UnitOfWork,
@@ -560,6 +562,48 @@ pub enum StoreError {
         /// Why.
         reason: String,
     },
+    /// A connection that would carry the repository in plaintext to a host that is not
+    /// loopback was refused before anything was sent.
+    #[error("insecure connection to {host} refused: {reason}")]
+    InsecureConnection {
+        /// The host (never the password or the whole connection string).
+        host: String,
+        /// Why, and what to do instead.
+        reason: String,
+    },
+    /// The TLS connection to the database failed: the server's certificate is not
+    /// trusted or not for that host, the server has no TLS, or the handshake failed.
+    #[error("TLS to the database failed: {reason}")]
+    Tls {
+        /// The TLS library's reason.
+        reason: String,
+    },
+    /// A secret file (host key, client secret) may be read or changed by other users:
+    /// it is refused until its permissions are fixed.
+    #[error("{path}: permissions {mode:04o} are too open for a secret file (group or others may access it); chmod 600 it")]
+    InsecureFile {
+        /// The file.
+        path: String,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// The database file was deleted, replaced or moved away under the running process:
+    /// going on would write into a file nobody will see again.
+    #[error("repository {path} was {what} while open; stopping (nothing after this was written)")]
+    RepositoryGone {
+        /// The database file.
+        path: String,
+        /// What happened (`deleted`, `replaced by another file`).
+        what: String,
+    },
+    /// The database's integrity check failed: the file is damaged.
+    #[error("repository {path} is damaged: {report}")]
+    Damaged {
+        /// The database (a file path, or `postgres`).
+        path: String,
+        /// The integrity check's first findings.
+        report: String,
+    },
 }
 
 /// Shorthand for store results.
@@ -570,6 +614,12 @@ pub type Result<T> = core::result::Result<T, StoreError>;
 pub trait Store: Send + Sync {
     /// The schema version of the opened database.
     fn schema_version(&self) -> Result<u32>;
+
+    /// Checks the repository for damage: SQLite's full `PRAGMA integrity_check` (the
+    /// quicker `quick_check` runs at every open) and the file's identity; on PostgreSQL
+    /// (which checks its own pages) the connection and the schema version. Damage is
+    /// [`StoreError::Damaged`], a deleted file [`StoreError::RepositoryGone`].
+    fn check_integrity(&self) -> Result<()>;
 
     /// Inserts or updates a user (matched by `user_id`).
     fn upsert_user(&self, user: &UserRecord) -> Result<()>;

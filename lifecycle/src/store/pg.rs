@@ -1,11 +1,13 @@
 //! The PostgreSQL store: one database shared by several CMS stations.
 
+use super::pg_tls::{self, Tls};
 use super::sql::{self, Cell, Dialect, Param, Row, Sql};
 use super::{Result, StoreError};
 use postgres::error::SqlState;
 use postgres::types::{ToSql, Type};
 use postgres::{Client, Config, NoTls, Statement};
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 /// Advisory lock key serialising migrations between stations ("KSMIGR" in ASCII).
@@ -14,8 +16,15 @@ const MIGRATION_LOCK: i64 = 0x4b53_4d49_4752;
 /// advisory lock needs no table privilege, so the application role can take it.
 const AUDIT_LOCK: i64 = 0x4b53_4155_4454;
 
-/// A [`super::Store`] in a PostgreSQL database (sync client, no TLS: use a loopback or
-/// otherwise protected network).
+/// A [`super::Store`] in a PostgreSQL database (sync client).
+///
+/// The connection is TLS (rustls) with the server certificate verified (`sslmode`
+/// `verify-full` by default) to any host that is not loopback; plaintext to such a host
+/// is refused ([`StoreError::InsecureConnection`]). A loopback host is plaintext unless
+/// the connection string's `sslmode` asks for TLS. `sslrootcert` (in the string or
+/// [`PgOptions::root_cert`]) names a PEM file of trusted roots; without one the public
+/// Web PKI roots are used. SCRAM channel binding (`tls-server-end-point`) is used when
+/// the server offers it (`channel_binding=require` insists on it).
 ///
 /// Each `PgStore` holds one connection; open one per thread or station. Compare-and-set
 /// is a conditional `UPDATE ... WHERE version = $n` under READ COMMITTED, so of two
@@ -25,6 +34,19 @@ pub struct PgStore {
     conn: Mutex<Conn>,
     config: Config,
     row_key: super::crypto::rowmac::RowKeySlot,
+    tls: Tls,
+    mode: pg_tls::SslMode,
+}
+
+/// How to reach a PostgreSQL repository, besides the connection string.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PgOptions {
+    /// All tables in this schema (created if missing): several independent repositories
+    /// in one database. `None`: the connection's default `search_path`.
+    pub schema: Option<String>,
+    /// A PEM file of the roots the server certificate must chain to, used when the
+    /// connection string has no `sslrootcert`.
+    pub root_cert: Option<PathBuf>,
 }
 
 /// The connection and its prepared statements (valid for this connection only).
@@ -56,11 +78,26 @@ impl core::fmt::Debug for PgStore {
         f.debug_struct("PgStore")
             .field("hosts", &self.config.get_hosts())
             .field("dbname", &self.config.get_dbname())
+            .field("sslmode", &self.mode.as_str())
             .finish_non_exhaustive()
     }
 }
 
+/// Connects with the planned socket wrapper.
+fn open(config: &Config, tls: &Tls) -> Result<Client> {
+    match tls {
+        Tls::Plain => config.connect(NoTls),
+        Tls::Rustls(make) => config.connect(make.clone()),
+    }
+    .map_err(backend)
+}
+
 fn backend(e: postgres::Error) -> StoreError {
+    if e.as_db_error().is_none() {
+        if let Some(reason) = pg_tls::tls_failure(&e) {
+            return StoreError::Tls { reason };
+        }
+    }
     if let Some(db) = e.as_db_error() {
         let text = format!("{} ({})", db.message(), db.code().code());
         if *db.code() == SqlState::UNIQUE_VIOLATION {
@@ -179,13 +216,11 @@ fn valid_schema(schema: &str) -> Result<()> {
 }
 
 impl PgStore {
-    /// Connects (`postgresql://user:pw@host:port/db` or key=value form) and migrates the
-    /// database to [`super::SCHEMA_VERSION`].
+    /// Connects (`postgresql://user:pw@host:port/db` or key=value form, with libpq's
+    /// `sslmode` and `sslrootcert`) and migrates the database to
+    /// [`super::SCHEMA_VERSION`].
     pub fn connect(url: &str) -> Result<Self> {
-        let config: Config = url
-            .parse()
-            .map_err(|e| StoreError::Backend(format!("postgres: bad connection string: {e}")))?;
-        Self::with_config(config, super::SCHEMA_VERSION)
+        Self::connect_with(url, &PgOptions::default())
     }
 
     /// Like [`PgStore::connect`], with all tables in `schema` (created if missing):
@@ -194,14 +229,26 @@ impl PgStore {
         Self::connect_in_schema_migrated_to(url, schema, super::SCHEMA_VERSION)
     }
 
+    /// Like [`PgStore::connect`], with the options.
+    pub fn connect_with(url: &str, options: &PgOptions) -> Result<Self> {
+        Self::connect_migrated_to(url, options, super::SCHEMA_VERSION)
+    }
+
     /// Like [`PgStore::connect_in_schema`], migrating only up to `version`.
     pub fn connect_in_schema_migrated_to(url: &str, schema: &str, version: u32) -> Result<Self> {
-        valid_schema(schema)?;
-        let mut config: Config = url
-            .parse()
-            .map_err(|e| StoreError::Backend(format!("postgres: bad connection string: {e}")))?;
-        {
-            let mut client = config.connect(NoTls).map_err(backend)?;
+        let options = PgOptions {
+            schema: Some(schema.to_owned()),
+            root_cert: None,
+        };
+        Self::connect_migrated_to(url, &options, version)
+    }
+
+    fn connect_migrated_to(url: &str, options: &PgOptions, version: u32) -> Result<Self> {
+        let plan = pg_tls::plan(url, options.root_cert.as_deref())?;
+        let (mut config, tls, mode) = (plan.config, plan.tls, plan.mode);
+        if let Some(schema) = options.schema.as_deref() {
+            valid_schema(schema)?;
+            let mut client = open(&config, &tls)?;
             let mut tx = client.transaction().map_err(backend)?;
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
                 .map_err(backend)?;
@@ -216,13 +263,13 @@ impl PgStore {
                     .map_err(backend)?;
             }
             tx.commit().map_err(backend)?;
+            config.options(&format!("-c search_path={schema}"));
         }
-        config.options(&format!("-c search_path={schema}"));
-        Self::with_config(config, version)
+        Self::with_config(config, tls, mode, version)
     }
 
-    fn with_config(config: Config, version: u32) -> Result<Self> {
-        let client = config.connect(NoTls).map_err(backend)?;
+    fn with_config(config: Config, tls: Tls, mode: pg_tls::SslMode, version: u32) -> Result<Self> {
+        let client = open(&config, &tls)?;
         let store = PgStore {
             conn: Mutex::new(Conn {
                 client,
@@ -230,6 +277,8 @@ impl PgStore {
             }),
             config,
             row_key: Default::default(),
+            tls,
+            mode,
         };
         store.tx(|s| {
             s.exec(
@@ -241,11 +290,28 @@ impl PgStore {
         Ok(store)
     }
 
+    /// What [`super::Store::check_integrity`] does on PostgreSQL: the server checks its
+    /// own pages, so this confirms the connection and that the schema is one this build
+    /// understands.
+    pub fn integrity_check(&self) -> Result<()> {
+        let version = self.read(sql::schema_version)?;
+        if version > super::SCHEMA_VERSION {
+            return Err(StoreError::Damaged {
+                path: "postgres".into(),
+                report: format!(
+                    "schema version {version} is newer than this build's {}",
+                    super::SCHEMA_VERSION
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// The connection, reconnected (with an empty statement cache) if it was lost.
     fn conn(&self) -> Result<MutexGuard<'_, Conn>> {
         let mut conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
         if conn.client.is_closed() {
-            conn.client = self.config.connect(NoTls).map_err(backend)?;
+            conn.client = open(&self.config, &self.tls)?;
             conn.statements.clear();
         }
         Ok(conn)

@@ -1,9 +1,16 @@
 //! The embedded SQLite store (the default): one file, WAL, busy timeout, migrations.
+//!
+//! The file is created `0600` (its `-wal`/`-shm` take its mode; its folder must exist)
+//! and never opened through a symlink. It is checked at open
+//! (`PRAGMA quick_check`: damage is reported, not worked around) and its identity (device
+//! and inode) before every transaction: a database deleted or replaced under the running
+//! process stops it with [`StoreError::RepositoryGone`] instead of writing into a file
+//! nobody will see again.
 
 use super::sql::{self, Cell, Dialect, Param, Row, Sql};
 use super::{Result, StoreError};
 use rusqlite::types::{Value, ValueRef};
-use rusqlite::{ffi, Connection, ErrorCode, TransactionBehavior};
+use rusqlite::{ffi, Connection, ErrorCode, OpenFlags, TransactionBehavior};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
@@ -20,6 +27,55 @@ pub struct SqliteStore {
     conn: Mutex<Connection>,
     path: Option<PathBuf>,
     row_key: super::crypto::rowmac::RowKeySlot,
+    /// The database file's (device, inode) when it was opened.
+    identity: Option<(u64, u64)>,
+}
+
+/// How many findings of an integrity check a [`StoreError::Damaged`] quotes.
+const MAX_FINDINGS: usize = 5;
+
+/// The (device, inode) of the file at `path`, not following a symlink.
+fn file_identity(path: &Path) -> std::io::Result<(u64, u64)> {
+    let meta = std::fs::symlink_metadata(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Ok((meta.dev(), meta.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        Ok((0, 0))
+    }
+}
+
+/// Runs `PRAGMA quick_check` or `integrity_check`: `Ok` when it says "ok", else
+/// [`StoreError::Damaged`] with its first findings (a file too damaged to be read at all
+/// is reported the same way).
+fn integrity(conn: &Connection, pragma: &str, path: &str) -> Result<()> {
+    let damaged = |report: String| StoreError::Damaged {
+        path: path.to_owned(),
+        report,
+    };
+    let rows: std::result::Result<Vec<String>, rusqlite::Error> = conn
+        .prepare(&format!("PRAGMA {pragma}({MAX_FINDINGS})"))
+        .and_then(|mut st| {
+            st.query_map([], |r| r.get::<_, String>(0))
+                .and_then(|rows| rows.collect())
+        });
+    match rows {
+        Ok(rows) if rows.len() == 1 && rows[0] == "ok" => Ok(()),
+        Ok(rows) => Err(damaged(format!("{pragma}: {}", rows.join("; ")))),
+        Err(rusqlite::Error::SqliteFailure(e, msg))
+            if matches!(e.code, ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) =>
+        {
+            Err(damaged(format!(
+                "{pragma}: {}",
+                msg.unwrap_or_else(|| e.to_string())
+            )))
+        }
+        Err(e) => Err(backend(e)),
+    }
 }
 
 fn backend(e: rusqlite::Error) -> StoreError {
@@ -111,14 +167,60 @@ impl SqliteStore {
     /// and migration tests). A database already past `version` is left as it is.
     pub fn open_migrated_to(path: impl AsRef<Path>, version: u32) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let conn = Connection::open(&path).map_err(backend)?;
+        let io = |what: &str, e: std::io::Error| {
+            StoreError::Backend(format!("sqlite: {what} {}: {e}", path.display()))
+        };
+        crate::files::create_private_file_if_missing(&path).map_err(|e| io("creating", e))?;
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_NOFOLLOW;
+        let conn = Connection::open_with_flags(&path, flags).map_err(backend)?;
+        let identity = file_identity(&path).map_err(|e| io("reading the identity of", e))?;
         let store = SqliteStore {
             conn: Mutex::new(conn),
             path: Some(path),
             row_key: Default::default(),
+            identity: Some(identity),
         };
         store.setup(true, version)?;
         Ok(store)
+    }
+
+    /// Runs SQLite's full `PRAGMA integrity_check` (slower than the `quick_check` done
+    /// at open): `Ok` when the database is sound, [`StoreError::Damaged`] with the first
+    /// findings when not.
+    pub fn integrity_check(&self) -> Result<()> {
+        let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        self.check_identity()?;
+        integrity(&conn, "integrity_check", &self.location())
+    }
+
+    /// What a report calls this database: its path, or `:memory:`.
+    fn location(&self) -> String {
+        self.path
+            .as_deref()
+            .map_or_else(|| ":memory:".to_owned(), |p| p.display().to_string())
+    }
+
+    /// Refuses to go on when the database file was deleted or replaced since it was opened.
+    fn check_identity(&self) -> Result<()> {
+        let (Some(path), Some(id)) = (self.path.as_deref(), self.identity) else {
+            return Ok(());
+        };
+        let gone = |what: &str| StoreError::RepositoryGone {
+            path: path.display().to_string(),
+            what: what.to_owned(),
+        };
+        match file_identity(path) {
+            Ok(now) if now == id => Ok(()),
+            Ok(_) => Err(gone("replaced by another file")),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(gone("deleted")),
+            Err(e) => Err(StoreError::Backend(format!(
+                "sqlite: checking {}: {e}",
+                path.display()
+            ))),
+        }
     }
 
     /// A private in-memory database (lost on drop), fully migrated.
@@ -128,6 +230,7 @@ impl SqliteStore {
             conn: Mutex::new(conn),
             path: None,
             row_key: Default::default(),
+            identity: None,
         };
         store.setup(false, super::SCHEMA_VERSION)?;
         Ok(store)
@@ -154,6 +257,7 @@ impl SqliteStore {
             }
             conn.execute_batch("PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;")
                 .map_err(backend)?;
+            integrity(&conn, "quick_check", &self.location())?;
         }
         self.tx(|s| sql::migrate(s, Dialect::Sqlite, version))?;
         Ok(())
@@ -162,10 +266,13 @@ impl SqliteStore {
     /// Runs `f` in one immediate transaction; commits if it returns `Ok`.
     fn tx<T>(&self, f: impl FnOnce(&mut dyn Sql) -> Result<T>) -> Result<T> {
         let mut conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        self.check_identity()?;
         let mut tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(backend)?;
         let out = f(&mut tx)?;
+        // Deleted while the transaction ran: roll back rather than commit into it.
+        self.check_identity()?;
         tx.commit().map_err(backend)?;
         Ok(out)
     }
@@ -174,6 +281,7 @@ impl SqliteStore {
     /// block other connections' writers (WAL).
     fn read<T>(&self, f: impl FnOnce(&mut dyn Sql) -> Result<T>) -> Result<T> {
         let mut conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        self.check_identity()?;
         let mut tx = conn
             .transaction_with_behavior(TransactionBehavior::Deferred)
             .map_err(backend)?;

@@ -9,8 +9,12 @@
 pub(crate) mod backends;
 #[path = "store/processes.rs"]
 mod processes;
+#[path = "store/sqlite_file.rs"]
+mod sqlite_file;
 #[path = "store/suite.rs"]
 mod suite;
+#[path = "store/tls.rs"]
+mod tls;
 
 use backends::Backend;
 

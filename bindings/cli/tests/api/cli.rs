@@ -221,6 +221,12 @@ pub(crate) fn env(name: &str, emulator: &Emulator) -> Env {
     let template = dir.join("template.toml");
     std::fs::write(&template, TEMPLATE).unwrap();
     std::fs::write(dir.join("host.key"), "11".repeat(32)).unwrap();
+    // A host key file must be private (0600): keysmith refuses one others may read.
+    std::fs::set_permissions(
+        dir.join("host.key"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     let config = dir.join("keysmith.toml");
     std::fs::write(&config, toml_config(emulator)).unwrap();
     Env {

@@ -61,6 +61,12 @@ fn config_log_section_applies_and_flags_override_it() {
     let emulator = Emulator::start(EmulatorConfig::default()).unwrap();
     let dir = TempDir::new("cli-log-config");
     std::fs::write(dir.join("host.key"), "11".repeat(32)).unwrap();
+    // A host key file must be private (0600): keysmith refuses one others may read.
+    std::fs::set_permissions(
+        dir.join("host.key"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .unwrap();
     let logs = dir.join("logs");
     let config = dir.join("keysmith.toml");
     let write_config = |log_section: &str| {

@@ -156,3 +156,39 @@ fn self_issue_through_the_binary() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--id-token-file"));
     let _ = std::fs::remove_dir_all(&e.dir);
 }
+
+#[test]
+fn repository_check_passes_then_reports_damage() {
+    let emulator = Emulator::start(EmulatorConfig::default()).unwrap();
+    let e = env("repo-check", &emulator);
+    let out = e.run(&["repository", "check"], None);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(stdout.contains("repository ok"), "{stdout}");
+    let ok = e.json(&["--json", "repository", "check"], None);
+    assert_eq!(ok["ok"], true, "{ok}");
+    // The repository is private: 0600 in its folder.
+    let db = e.dir.join("keysmith.db");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&db).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+
+    // Noise over a page of the closed database (its WAL was checkpointed on close).
+    let mut bytes = std::fs::read(&db).unwrap();
+    assert!(bytes.len() >= 4 * 4096, "{}", bytes.len());
+    for (i, b) in bytes[2 * 4096..3 * 4096].iter_mut().enumerate() {
+        *b = (i as u8).wrapping_mul(151).wrapping_add(7);
+    }
+    std::fs::write(&db, &bytes).unwrap();
+    let out = e.run(&["repository", "check"], None);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "{out:?}");
+    assert!(stderr.contains("damaged"), "{stderr}");
+    let out = e.run(&["--json", "list"], None);
+    assert_eq!(out.status.code(), Some(5), "any command refuses: {out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("repository_damaged")
+            || String::from_utf8_lossy(&out.stderr).contains("repository_damaged"),
+        "{out:?}"
+    );
+}

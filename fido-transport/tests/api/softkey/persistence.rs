@@ -87,3 +87,44 @@ fn serde_json_state(a: &SoftAuthenticator) -> String {
     let _ = std::fs::remove_dir_all(&dir);
     s
 }
+
+#[cfg(unix)]
+#[test]
+fn state_file_is_private_and_a_planted_symlink_is_not_followed() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("softkey-private-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let path = dir.join("state.json");
+    // The old fixed temporary name, planted as a symlink to a file of someone else's.
+    let victim = dir.join("victim");
+    std::fs::write(&victim, b"keep").expect("victim");
+    std::os::unix::fs::symlink(&victim, dir.join("state.json.tmp")).expect("symlink");
+    let a = SoftAuthenticator::open_persistent(&path, SoftConfig::default()).expect("open");
+    a.save(&path).expect("save");
+    let mode = std::fs::symlink_metadata(&path)
+        .expect("state")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600, "the state holds private keys");
+    assert_eq!(std::fs::read(&victim).expect("victim"), b"keep");
+    // A symlink at the state path itself is replaced, not written through.
+    std::fs::remove_file(&path).expect("rm");
+    std::os::unix::fs::symlink(&victim, &path).expect("symlink");
+    a.save(&path).expect("save over a symlink");
+    assert!(!std::fs::symlink_metadata(&path)
+        .expect("state")
+        .file_type()
+        .is_symlink());
+    assert_eq!(std::fs::read(&victim).expect("victim"), b"keep");
+    let leftovers = std::fs::read_dir(&dir)
+        .expect("dir")
+        .filter_map(Result::ok)
+        .filter(|e| {
+            e.file_name().to_string_lossy().ends_with(".tmp") && e.file_name() != "state.json.tmp"
+        })
+        .count();
+    assert_eq!(leftovers, 0, "no temporary left");
+    let _ = std::fs::remove_dir_all(&dir);
+}

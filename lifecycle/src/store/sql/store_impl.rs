@@ -10,6 +10,9 @@ macro_rules! impl_store {
             fn schema_version(&self) -> $crate::store::Result<u32> {
                 self.read(|s| $crate::store::sql::schema_version(s))
             }
+            fn check_integrity(&self) -> $crate::store::Result<()> {
+                self.integrity_check()
+            }
             fn upsert_user(&self, user: &$crate::store::UserRecord) -> $crate::store::Result<()> {
                 self.tx(|s| $crate::store::sql::upsert_user(s, user))
             }

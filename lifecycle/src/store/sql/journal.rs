@@ -224,6 +224,9 @@ pub(crate) fn delete_transport_pin(sql: &mut dyn Sql, key_id: &str) -> Result<bo
 /// Applies a unit of work inside the caller's transaction.
 pub(crate) fn commit(sql: &mut dyn Sql, w: &UnitOfWork, now: UnixMillis) -> Result<Committed> {
     let mut out = Committed::default();
+    if let Some(fence) = &w.bulk_fence {
+        bulk_check_fence(sql, fence)?;
+    }
     for u in &w.users {
         upsert_user(sql, u)?;
     }

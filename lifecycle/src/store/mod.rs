@@ -502,7 +502,9 @@ pub enum StoreError {
     },
     /// A bulk row is claimed by another runner now: the caller's claim expired and was
     /// taken over (or never held), so it must not write anything for the row.
-    #[error("bulk item {job_id}:{line}: the claim with token {token} is no longer held by {owner}")]
+    #[error(
+        "bulk item {job_id}:{line}: the claim with token {token} is no longer held by {owner}"
+    )]
     ClaimLost {
         /// The job.
         job_id: i64,

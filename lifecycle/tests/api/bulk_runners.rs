@@ -49,7 +49,13 @@ fn a_finished_bulk_revoke_submitted_again_revokes_the_new_keys() {
         .unwrap();
     let s = revoke_all(e, first.job_id);
     assert_eq!((s.done, s.failed), (2, 0), "{s:?}");
-    assert!(e.store().bulk_job(first.job_id).unwrap().unwrap().finished_ms.is_some());
+    assert!(e
+        .store()
+        .bulk_job(first.job_id)
+        .unwrap()
+        .unwrap()
+        .finished_ms
+        .is_some());
     for k in [&old_kim, &old_adele] {
         assert_eq!(e.key(&k.key_id).unwrap().state, CredentialState::Revoked);
     }
@@ -103,7 +109,10 @@ fn an_unfinished_bulk_job_is_resumed_by_its_csv_and_a_finished_one_by_its_id() {
     let s = revoke_all(e, job.job_id);
     assert_eq!((s.done, s.failed, s.settled), (2, 1, 1), "{s:?}");
     let finished = e.bulk_job(job.job_id).unwrap();
-    assert!(finished.finished_ms.is_some(), "a failed row does not keep it open");
+    assert!(
+        finished.finished_ms.is_some(),
+        "a failed row does not keep it open"
+    );
     // By id: the finished job's failed row is retried (and fails again), nothing else.
     let s = revoke_all(e, job.job_id);
     assert_eq!((s.done, s.failed, s.skipped, s.items.len()), (2, 1, 2, 1));
@@ -165,9 +174,11 @@ fn pg_url() -> Option<String> {
 
 /// The persistent software key of CSV line `line` (both children open the same files).
 fn line_key(dir: &Path, line: u64) -> Authenticator<Box<dyn Transport>> {
-    let soft =
-        SoftAuthenticator::open_persistent(dir.join(format!("line{line}.json")), SoftConfig::default())
-            .unwrap();
+    let soft = SoftAuthenticator::open_persistent(
+        dir.join(format!("line{line}.json")),
+        SoftConfig::default(),
+    )
+    .unwrap();
     let t: Box<dyn Transport> = Box::new(SoftTransport::new(soft));
     Authenticator::new(t)
 }
@@ -185,7 +196,10 @@ fn two_runners_share_one_job(name: &str, repo: impl FnOnce(&Path) -> Repo) {
     let template = dir.join("template.toml");
     std::fs::write(&template, TEMPLATE).unwrap();
     let engine = Engine::builder(repo.store(), PinKey::from_bytes([7; 32]), "parent")
-        .idp(Arc::new(EntraIdp::new(CONNECTION, crate::common::graph_client(&emulator))))
+        .idp(Arc::new(EntraIdp::new(
+            CONNECTION,
+            crate::common::graph_client(&emulator),
+        )))
         .template(crate::support::template())
         .build()
         .unwrap();
@@ -211,7 +225,10 @@ fn two_runners_share_one_job(name: &str, repo: impl FnOnce(&Path) -> Repo) {
                 .env("BULK_BASE_URL", emulator.base_url())
                 .env("BULK_TENANT", emulator.tenant_id())
                 .env("BULK_CLIENT_ID", emulator.client_id())
-                .env("BULK_CLIENT_SECRET", emulator.client_secret().unwrap_or_default())
+                .env(
+                    "BULK_CLIENT_SECRET",
+                    emulator.client_secret().unwrap_or_default(),
+                )
                 .env("BULK_KILL_ITEM", "0")
                 .env("BULK_KILL_POINT", "item-started")
                 .env("BULK_ITEM_DELAY_MS", "100")
@@ -235,7 +252,10 @@ fn two_runners_share_one_job(name: &str, repo: impl FnOnce(&Path) -> Repo) {
             .find_map(|l| l.strip_prefix("SUMMARY "))
             .unwrap_or_else(|| panic!("no summary: {stdout}"));
         eprintln!("[{name}] {summary}");
-        assert!(summary.starts_with(&format!("done={ROWS} failed=0 ")), "{summary}");
+        assert!(
+            summary.starts_with(&format!("done={ROWS} failed=0 ")),
+            "{summary}"
+        );
         let items = summary.split("items=").nth(1).unwrap_or("");
         for item in items.split(',').filter(|i| !i.is_empty()) {
             let (line, status) = item.split_once(':').unwrap();
@@ -250,7 +270,10 @@ fn two_runners_share_one_job(name: &str, repo: impl FnOnce(&Path) -> Repo) {
         "each row run by exactly one runner"
     );
     let counts = engine.store().bulk_counts(job.job_id).unwrap();
-    assert_eq!((counts.done, counts.failed, counts.pending, counts.running), (ROWS, 0, 0, 0));
+    assert_eq!(
+        (counts.done, counts.failed, counts.pending, counts.running),
+        (ROWS, 0, 0, 0)
+    );
     assert!(engine.bulk_job(job.job_id).unwrap().finished_ms.is_some());
     let items = engine.store().bulk_items(job.job_id, None, 100).unwrap();
     assert!(items.iter().all(|i| i.status == BulkItemStatus::Done));
@@ -272,7 +295,13 @@ fn two_runners_share_one_job(name: &str, repo: impl FnOnce(&Path) -> Repo) {
         assert_eq!(issued, 1, "TWO-{n} issued once");
         let mut device = line_key(&keys, line);
         let active = engine
-            .activate("self:holder", &key.key_id, HOLDER_PIN, &mut device, now_ms())
+            .activate(
+                "self:holder",
+                &key.key_id,
+                HOLDER_PIN,
+                &mut device,
+                now_ms(),
+            )
             .unwrap_or_else(|e| panic!("TWO-{n} does not activate: {e}"));
         assert_eq!(active.state, CredentialState::Active);
         let signed = engine
@@ -285,12 +314,18 @@ fn two_runners_share_one_job(name: &str, repo: impl FnOnce(&Path) -> Repo) {
 
 #[test]
 fn two_runner_processes_share_one_bulk_job_on_sqlite() {
-    two_runners_share_one_job("bulk-two-sqlite", |dir| Repo::Sqlite(dir.join("keysmith.db")));
+    two_runners_share_one_job("bulk-two-sqlite", |dir| {
+        Repo::Sqlite(dir.join("keysmith.db"))
+    });
 }
 
 #[test]
 fn two_runner_processes_share_one_bulk_job_on_postgres() {
     let Some(url) = pg_url() else { return };
-    let schema = format!("ks_bulk_two_{}_{}", std::process::id(), now_ms() % 1_000_000_000);
+    let schema = format!(
+        "ks_bulk_two_{}_{}",
+        std::process::id(),
+        now_ms() % 1_000_000_000
+    );
     two_runners_share_one_job("bulk-two-pg", |_| Repo::Postgres { url, schema });
 }

@@ -122,12 +122,14 @@ fn run() -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     let job = match std::env::var("BULK_JOB") {
         Ok(id) => {
-            let id = id.parse().map_err(|_| "BULK_JOB: not a number".to_owned())?;
+            let id = id
+                .parse()
+                .map_err(|_| "BULK_JOB: not a number".to_owned())?;
             engine.bulk_job(id).map_err(|e| format!("bulk_job: {e}"))?
         }
         Err(_) => {
-            let csv = std::fs::read_to_string(env("BULK_CSV")?)
-                .map_err(|e| format!("BULK_CSV: {e}"))?;
+            let csv =
+                std::fs::read_to_string(env("BULK_CSV")?).map_err(|e| format!("BULK_CSV: {e}"))?;
             engine
                 .bulk_create(kind, &csv, "operator:bulk", now_ms())
                 .map_err(|e| format!("bulk_create: {e}"))?

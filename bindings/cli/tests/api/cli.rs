@@ -552,7 +552,11 @@ fn bulk_reconcile_and_paged_list_through_the_binary() {
     let anew = json_lines(&e.run(&["--json", "bulk", "revoke", path_str(&rcsv)], None));
     let summary = &anew.last().unwrap()["summary"];
     assert_ne!(summary["job_id"].as_i64().unwrap().to_string(), rjob);
-    assert_eq!((&summary["done"], &summary["skipped"]), (&2.into(), &0.into()), "{anew:?}");
+    assert_eq!(
+        (&summary["done"], &summary["skipped"]),
+        (&2.into(), &0.into()),
+        "{anew:?}"
+    );
 
     // A row that fails: every line and the summary, then exit 5.
     let fcsv = e.dir.join("fail.csv");

@@ -168,7 +168,12 @@ impl Store for FencedStore {
     fn bulk_finish_job(&self, job_id: i64, now: UnixMillis) -> Result<bool> {
         self.inner.bulk_finish_job(job_id, now)
     }
-    fn bulk_items(&self, job_id: i64, after_line: Option<u64>, limit: u32) -> Result<Vec<BulkItem>> {
+    fn bulk_items(
+        &self,
+        job_id: i64,
+        after_line: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<BulkItem>> {
         self.inner.bulk_items(job_id, after_line, limit)
     }
     fn bulk_set_item(

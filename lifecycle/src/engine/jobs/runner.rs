@@ -213,7 +213,9 @@ impl Engine {
                     .find(|i| i.line == line);
                 match item {
                     Some(i) if held_elsewhere(&i, &owner, now) => {}
-                    Some(i) if !matches!(i.status, BulkItemStatus::Done | BulkItemStatus::Failed) => {
+                    Some(i)
+                        if !matches!(i.status, BulkItemStatus::Done | BulkItemStatus::Failed) =>
+                    {
                         todo.push(i)
                     }
                     // Finished by the runner that held it (or gone).

@@ -96,11 +96,7 @@ pub(crate) fn bulk_job(sql: &mut dyn Sql, job_id: i64) -> Result<Option<BulkJob>
     first(rows, bulk_job_from)
 }
 
-pub(crate) fn bulk_open_job(
-    sql: &mut dyn Sql,
-    kind: &str,
-    hash: &str,
-) -> Result<Option<BulkJob>> {
+pub(crate) fn bulk_open_job(sql: &mut dyn Sql, kind: &str, hash: &str) -> Result<Option<BulkJob>> {
     let rows = sql.query(
         &format!(
             "SELECT {BULK_JOB_COLS} FROM bulk_jobs WHERE kind = $1 AND source_hash = $2 \

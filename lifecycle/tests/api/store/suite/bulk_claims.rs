@@ -24,12 +24,18 @@ fn job(kind: &str, hash: &str, rows: u64) -> NewBulkJob {
 pub fn bulk_finished_job_source_makes_a_new_job<B: Backend>(b: &B) {
     let s = b.open("bulk_finish");
     let first = s.bulk_create(&job("revoke", "cafe", 2), 10).unwrap();
-    assert!(!s.bulk_finish_job(first.job_id, 11).unwrap(), "rows pending");
+    assert!(
+        !s.bulk_finish_job(first.job_id, 11).unwrap(),
+        "rows pending"
+    );
     s.bulk_set_item(first.job_id, 2, BulkItemStatus::Done, Some("ok"), 12)
         .unwrap();
     s.bulk_set_item(first.job_id, 3, BulkItemStatus::Running, None, 12)
         .unwrap();
-    assert!(!s.bulk_finish_job(first.job_id, 13).unwrap(), "a row running");
+    assert!(
+        !s.bulk_finish_job(first.job_id, 13).unwrap(),
+        "a row running"
+    );
     assert_eq!(
         s.bulk_open_job("revoke", "cafe").unwrap().map(|j| j.job_id),
         Some(first.job_id)
@@ -38,11 +44,17 @@ pub fn bulk_finished_job_source_makes_a_new_job<B: Backend>(b: &B) {
     s.bulk_set_item(first.job_id, 3, BulkItemStatus::Failed, Some("no"), 14)
         .unwrap();
     assert!(s.bulk_finish_job(first.job_id, 15).unwrap());
-    assert_eq!(s.bulk_job(first.job_id).unwrap().unwrap().finished_ms, Some(15));
+    assert_eq!(
+        s.bulk_job(first.job_id).unwrap().unwrap().finished_ms,
+        Some(15)
+    );
     assert_eq!(s.bulk_open_job("revoke", "cafe").unwrap(), None);
     // Finishing again keeps the first time.
     assert!(s.bulk_finish_job(first.job_id, 99).unwrap());
-    assert_eq!(s.bulk_job(first.job_id).unwrap().unwrap().finished_ms, Some(15));
+    assert_eq!(
+        s.bulk_job(first.job_id).unwrap().unwrap().finished_ms,
+        Some(15)
+    );
 
     let second = s.bulk_create(&job("revoke", "cafe", 2), 20).unwrap();
     assert_ne!(second.job_id, first.job_id);

@@ -201,6 +201,13 @@ impl Engine {
             view.run_items(run, todo, devices, &mut summary, progress, &mut waiting)?;
         }
         let poll = Duration::from_millis((lease_ms / 10).clamp(20, 1_000));
+        if !waiting.is_empty() {
+            tracing::info!(
+                job = job_id,
+                rows = waiting.len(),
+                "waiting for rows another runner holds (taken over when its claim expires)"
+            );
+        }
         while !waiting.is_empty() {
             std::thread::sleep(poll);
             let now = clock();

@@ -238,9 +238,28 @@ fn two_runners_share_one_job(name: &str, repo: impl FnOnce(&Path) -> Repo) {
             c.spawn().unwrap()
         })
         .collect();
-    let mut ran: Vec<u64> = Vec::new();
+    // Both are waited for at once, with a deadline (a hung runner fails the test).
+    let pids: Vec<u32> = children.iter().map(std::process::Child::id).collect();
+    let (tx, rx) = std::sync::mpsc::channel();
     for child in children {
-        let out = child.wait_with_output().unwrap();
+        let tx = tx.clone();
+        std::thread::spawn(move || tx.send(child.wait_with_output()));
+    }
+    drop(tx);
+    let mut outputs = Vec::new();
+    for _ in &pids {
+        match rx.recv_timeout(std::time::Duration::from_secs(300)) {
+            Ok(out) => outputs.push(out.unwrap()),
+            Err(_) => {
+                for pid in &pids {
+                    let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+                }
+                panic!("a bulk runner did not finish within 300 s");
+            }
+        }
+    }
+    let mut ran: Vec<u64> = Vec::new();
+    for out in outputs {
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(
             out.status.success(),

@@ -438,8 +438,9 @@ pub struct BulkFence {
 pub struct BulkClaim {
     /// The claim (carry it in every write for the row).
     pub fence: BulkFence,
-    /// The row's status before this claim (`running`: a runner that held it died or
-    /// stalled past its lease, so its effect may already be in the repository).
+    /// The row's status before this claim (the one the caller read; `running`: a runner
+    /// that held it died or stalled past its lease, so its effect may already be in the
+    /// repository).
     pub previous: BulkItemStatus,
 }
 
@@ -692,15 +693,17 @@ pub trait Store: Send + Sync {
         now: UnixMillis,
     ) -> Result<()>;
     /// Claims item `line` of `job_id` for `owner` until `now + lease_ms` and marks it
-    /// running, atomically, if nobody claimed it since the caller read it (its token is
-    /// still `seen_token`), it is not done, and no other claim on it is live (its lease
-    /// ended at or before `now`). The claim gets a new fencing token. `None`: another
-    /// runner has it (or has finished it).
+    /// running, atomically, if it is as the caller read it (token `seen_token`, status
+    /// `seen_status`: nobody claimed or finished it since), it is not done, and no other
+    /// claim on it is live (its lease ended at or before `now`). The claim gets a new
+    /// fencing token. `None`: another runner has it (or has finished it).
+    #[allow(clippy::too_many_arguments)] // the row, what the caller read, who, when, how long
     fn bulk_claim_item(
         &self,
         job_id: i64,
         line: u64,
         seen_token: u64,
+        seen_status: BulkItemStatus,
         owner: &str,
         now: UnixMillis,
         lease_ms: u64,

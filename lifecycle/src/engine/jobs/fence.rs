@@ -191,12 +191,13 @@ impl Store for FencedStore {
         job_id: i64,
         line: u64,
         seen_token: u64,
+        seen_status: BulkItemStatus,
         owner: &str,
         now: UnixMillis,
         lease_ms: u64,
     ) -> Result<Option<BulkClaim>> {
         self.inner
-            .bulk_claim_item(job_id, line, seen_token, owner, now, lease_ms)
+            .bulk_claim_item(job_id, line, seen_token, seen_status, owner, now, lease_ms)
     }
     fn bulk_renew_claim(&self, fence: &BulkFence, now: UnixMillis, lease_ms: u64) -> Result<()> {
         self.inner.bulk_renew_claim(fence, now, lease_ms)

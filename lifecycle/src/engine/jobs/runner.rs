@@ -388,6 +388,7 @@ impl Engine {
             job.job_id,
             item.line,
             item.claim_token,
+            item.status,
             owner,
             clock(),
             lease_ms,

@@ -202,11 +202,13 @@ fn claim_lost(fence: &BulkFence) -> StoreError {
     }
 }
 
+#[allow(clippy::too_many_arguments)] // the row, what the caller read, who and how long
 pub(crate) fn bulk_claim_item(
     sql: &mut dyn Sql,
     job_id: i64,
     line: u64,
     seen_token: u64,
+    seen_status: BulkItemStatus,
     owner: &str,
     now: UnixMillis,
     lease_ms: u64,
@@ -217,16 +219,17 @@ pub(crate) fn bulk_claim_item(
             reason: "a claim needs a runner name".into(),
         });
     }
-    // Read under the row lock the UPDATE below takes on PostgreSQL (SQLite's write
-    // transaction is exclusive anyway), so the previous status is the one replaced.
-    let before = sql.query(
-        &format!("SELECT {BULK_ITEM_COLS} FROM bulk_items WHERE job_id = $1 AND line = $2"),
-        &[Param::int(job_id), Param::int(ver(line, "line")?)],
-    )?;
+    if seen_status == BulkItemStatus::Done {
+        return Ok(None);
+    }
+    // Token and status as read: nobody claimed or finished the row since (a claim
+    // raises the token, a finish changes the status), so the status replaced is the one
+    // seen. The UPDATE locks the row on PostgreSQL; SQLite's write transaction is
+    // exclusive.
     let n = sql.exec(
         "UPDATE bulk_items SET status = $1, claimed_by = $2, claim_token = claim_token + 1, \
          claimed_until_ms = $3, updated_ms = $4 WHERE job_id = $5 AND line = $6 \
-         AND claim_token = $7 AND status <> $8 AND claimed_until_ms <= $4",
+         AND claim_token = $7 AND status = $8 AND claimed_until_ms <= $4",
         &[
             Param::text(BulkItemStatus::Running.as_str()),
             Param::text(owner),
@@ -235,18 +238,12 @@ pub(crate) fn bulk_claim_item(
             Param::int(job_id),
             Param::int(ver(line, "line")?),
             Param::int(ver(seen_token, "seen_token")?),
-            Param::text(BulkItemStatus::Done.as_str()),
+            Param::text(seen_status.as_str()),
         ],
     )?;
     if n == 0 {
         return Ok(None);
     }
-    let previous = match first(before, bulk_item_from)? {
-        // The row did not change between the read and the update (its token is the one
-        // seen, and only a claim moves a row out of a live claim).
-        Some(b) if b.claim_token == seen_token => b.status,
-        _ => BulkItemStatus::Running,
-    };
     Ok(Some(BulkClaim {
         fence: BulkFence {
             job_id,
@@ -254,7 +251,7 @@ pub(crate) fn bulk_claim_item(
             owner: owner.to_owned(),
             token: seen_token + 1,
         },
-        previous,
+        previous: seen_status,
     }))
 }
 

@@ -91,13 +91,21 @@ macro_rules! impl_store {
                 job_id: i64,
                 line: u64,
                 seen_token: u64,
+                seen_status: $crate::store::BulkItemStatus,
                 owner: &str,
                 now: $crate::store::UnixMillis,
                 lease_ms: u64,
             ) -> $crate::store::Result<Option<$crate::store::BulkClaim>> {
                 self.tx(|s| {
                     $crate::store::sql::bulk_claim_item(
-                        s, job_id, line, seen_token, owner, now, lease_ms,
+                        s,
+                        job_id,
+                        line,
+                        seen_token,
+                        seen_status,
+                        owner,
+                        now,
+                        lease_ms,
                     )
                 })
             }

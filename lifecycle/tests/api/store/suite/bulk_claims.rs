@@ -3,6 +3,7 @@
 //! migration keeps the jobs of an older database.
 
 use super::*;
+use lifecycle::store::BulkItemStatus::{Done, Pending, Running};
 use lifecycle::store::{BulkFence, BulkItemStatus, NewBulkJob};
 
 fn job(kind: &str, hash: &str, rows: u64) -> NewBulkJob {
@@ -81,33 +82,33 @@ pub fn bulk_item_claims_are_leased_and_fenced<B: Backend>(b: &B) {
     assert_eq!((item.claim_token, item.claimed_by.clone()), (0, None));
 
     let a = s
-        .bulk_claim_item(j.job_id, 2, 0, "runner-a", 100, 1_000)
+        .bulk_claim_item(j.job_id, 2, 0, Pending, "runner-a", 100, 1_000)
         .unwrap()
         .expect("a claims the pending row");
     assert_eq!(a.previous, BulkItemStatus::Pending);
     assert_eq!(a.fence.token, 1);
     // b read the row before a claimed it: its claim is refused.
     assert_eq!(
-        s.bulk_claim_item(j.job_id, 2, 0, "runner-b", 101, 1_000)
+        s.bulk_claim_item(j.job_id, 2, 0, Pending, "runner-b", 101, 1_000)
             .unwrap(),
         None
     );
     // b reads again: the claim is live, so still refused.
     assert_eq!(
-        s.bulk_claim_item(j.job_id, 2, 1, "runner-b", 500, 1_000)
+        s.bulk_claim_item(j.job_id, 2, 1, Running, "runner-b", 500, 1_000)
             .unwrap(),
         None
     );
     s.bulk_renew_claim(&a.fence, 900, 1_000).unwrap();
     assert_eq!(
-        s.bulk_claim_item(j.job_id, 2, 1, "runner-b", 1_500, 1_000)
+        s.bulk_claim_item(j.job_id, 2, 1, Running, "runner-b", 1_500, 1_000)
             .unwrap(),
         None,
         "renewed until 1900"
     );
     // a stalls past its lease; b takes the row over, as one left running.
     let b_claim = s
-        .bulk_claim_item(j.job_id, 2, 1, "runner-b", 1_900, 1_000)
+        .bulk_claim_item(j.job_id, 2, 1, Running, "runner-b", 1_900, 1_000)
         .unwrap()
         .expect("expired claim taken over");
     assert_eq!(b_claim.previous, BulkItemStatus::Running);
@@ -150,14 +151,19 @@ pub fn bulk_item_claims_are_leased_and_fenced<B: Backend>(b: &B) {
     assert_eq!(done.status, BulkItemStatus::Done);
     assert_eq!(done.outcome.as_deref(), Some("issued"));
     assert_eq!(done.claimed_by.as_deref(), Some("runner-b"));
-    // A done row is never claimed again.
+    // A done row is never claimed again, nor one finished since it was read.
     assert_eq!(
-        s.bulk_claim_item(j.job_id, 2, 2, "runner-c", 9_999, 1_000)
+        s.bulk_claim_item(j.job_id, 2, 2, Running, "runner-c", 9_999, 1_000)
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        s.bulk_claim_item(j.job_id, 2, 2, Done, "runner-c", 9_999, 1_000)
             .unwrap(),
         None
     );
     assert!(matches!(
-        s.bulk_claim_item(j.job_id, 3, 0, "", 1, 1),
+        s.bulk_claim_item(j.job_id, 3, 0, Pending, "", 1, 1),
         Err(StoreError::Invalid { .. })
     ));
 }

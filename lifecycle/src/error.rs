@@ -80,6 +80,7 @@ use crate::template::TemplateError;
 /// | repository | `conflict` | the key changed since it was read (another station won) |
 /// | repository | `journal_closed` | a journal entry was already closed |
 /// | repository | `journal_busy` | another station holds a journal entry's lease |
+/// | repository | `bulk_claim_lost` | another bulk runner took over the row this one held |
 /// | repository | `duplicate` | a record with the same identity exists |
 /// | repository | `corrupt_record` | a stored value cannot be read back |
 /// | repository | `crypto_failure` | sealing or opening a secret failed |
@@ -248,6 +249,7 @@ fn store_reason(e: &StoreError) -> &'static str {
         StoreError::Conflict { .. } => "conflict",
         StoreError::JournalClosed { .. } => "journal_closed",
         StoreError::JournalBusy { .. } => "journal_busy",
+        StoreError::ClaimLost { .. } => "bulk_claim_lost",
         StoreError::Duplicate { .. } => "duplicate",
         StoreError::Corrupt { .. } => "corrupt_record",
         StoreError::Crypto { .. } => "crypto_failure",

@@ -12,6 +12,8 @@ mod support;
 
 #[path = "api/bulk.rs"]
 mod bulk;
+#[path = "api/bulk_runners.rs"]
+mod bulk_runners;
 #[path = "api/crash.rs"]
 mod crash;
 #[path = "api/diagnostics.rs"]

@@ -38,8 +38,10 @@ pub unsafe extern "C" fn ks_drift_reconcile(
 /// Records a bulk job of `kind` (`issue`: CSV columns `user,serial[,template]`; `revoke`:
 /// `key_id` or `user`, optional `force`; `reconcile`: `user`) from the CSV text `csv`
 /// (header row first; validated whole, errors name line and column). The same text for
-/// the same kind gives the job already recorded. `*job_json` gets
-/// `{"job_id","kind","source_hash","actor","total","created_ms"}`.
+/// the same kind gives the job already recorded while it is unfinished (a row not run
+/// yet); once every row has run, the same text makes a new job (a finished job runs
+/// again only by its id, with [`ks_bulk_run`]). `*job_json` gets
+/// `{"job_id","kind","source_hash","actor","total","created_ms","finished_ms"}`.
 ///
 /// # Safety
 /// Pointers NULL or valid as documented in the crate conventions.
@@ -58,14 +60,15 @@ pub unsafe extern "C" fn ks_bulk_create(
     }
 }
 
-/// Runs (or resumes) bulk job `job_id`; returns when every row not done yet has run.
+/// Runs (or resumes) bulk job `job_id`; returns when every row not done yet has run
+/// (several runners of one job share its rows: each row is claimed by one of them).
 /// `options_json`: NULL (defaults) or `{"workers":1,"rate":null,"template":null,
 /// "retry_failed":true,"fix":false,"delete_unknown":false}` (each optional; `template`:
 /// the loaded credential template for issue rows without one). `device_cb` supplies the
 /// device spec for each issue row (see [`ks_bulk_device_fn`]; NULL fails issue rows);
 /// `progress_cb` (NULL: none) is told after each row; both get `ctx`. Failed rows do not
 /// fail the call: `*summary_json` gets `{"job_id","kind","total","done","failed",
-/// "skipped","settled","items":[{"line","status","outcome"}]}`.
+/// "skipped","settled","run_elsewhere","items":[{"line","status","outcome"}]}`.
 ///
 /// # Safety
 /// Pointers NULL or valid as documented in the crate conventions; the callbacks are NULL

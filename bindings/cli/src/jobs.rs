@@ -270,8 +270,10 @@ fn parse_rate(r: Option<&str>) -> Result<Option<f64>, FacadeError> {
 
 /// `bulk issue|revoke|reconcile FILE.csv [--resume JOB] [--workers N] [--rate PER_SEC]`
 /// (issue: `--template T` for rows without a template column; reconcile: `--fix`,
-/// `--delete-unknown`). Resuming by job id re-creates the job from the same file: the
-/// facade finds a job by its CSV text, so `--resume JOB` checks the id and kind.
+/// `--delete-unknown`). FILE.csv resumes the job made from the same text while that job
+/// is unfinished (a row not run yet) and otherwise makes a new job; `--resume JOB` runs
+/// a recorded job again by its id, finished or not (checking its kind), failed rows
+/// retried. Several runners of one job (on this station or others) share its rows.
 pub(crate) fn bulk(args: &Args, kind: &str, file: Option<&str>) -> Result<Output, FacadeError> {
     if !["issue", "revoke", "reconcile"].contains(&kind) {
         return Err(FacadeError::usage(format!(
@@ -304,13 +306,21 @@ pub(crate) fn bulk(args: &Args, kind: &str, file: Option<&str>) -> Result<Output
         }
         (None, Some(f)) => {
             let text = read_csv(Path::new(f))?;
-            s.bulk_create(kind, &text).map_err(|e| {
+            let started = crate::args::now_ms();
+            let job = s.bulk_create(kind, &text).map_err(|e| {
                 if e.kind == ErrorKind::Usage {
                     FacadeError::usage(format!("{f}: {}", e.message))
                 } else {
                     e
                 }
-            })?
+            })?;
+            if job.created_ms < started {
+                eprintln!(
+                    "bulk {kind}: resuming unfinished job {} (recorded by {} from the same file)",
+                    job.job_id, job.actor
+                );
+            }
+            job
         }
         (None, None) => return Err(FacadeError::usage("bulk needs FILE.csv (or --resume JOB)")),
     };

@@ -67,7 +67,10 @@ const USAGE: &str = "usage:
     bulk issue|revoke|reconcile FILE.csv [--resume JOB] [--workers N] [--rate PER_SEC]
                                    issue: columns user,serial[,template] (--template T);
                                    revoke: key_id or user[,force]; reconcile: user (--fix).
-                                   The same file again resumes its job; done rows are skipped.
+                                   The same file again resumes its job while it is unfinished
+                                   (done rows skipped); once every row has run, the same file
+                                   makes a new job. --resume JOB runs a recorded job by id.
+                                   Two runners of one job share its rows (each row claimed).
 
   --device usb:PATH | nfc:READER | softkey:STATEFILE
       default: the first USB HID key, else the first NFC reader with a FIDO applet

@@ -581,8 +581,10 @@ impl Session {
     /// Records a bulk job of `kind` (`issue`: columns `user,serial[,template]`;
     /// `revoke`: `key_id` or `user`, optional `force`; `reconcile`: `user`) from CSV text
     /// with a header row. The whole text is validated first (errors name the line and
-    /// column). The same text for the same kind returns the job already recorded, so a
-    /// job is resumed by creating it again and running it.
+    /// column). The same text for the same kind returns the job already recorded while
+    /// that job is unfinished (a row not run yet), so an interrupted job is resumed by
+    /// creating it again and running it; once every row has run, the same text makes a
+    /// new job. A finished job is run again only by its id ([`Session::bulk_job`]).
     pub fn bulk_create(&self, kind: &str, csv: &str) -> Result<BulkJob> {
         let kind = BulkKind::parse(kind).ok_or_else(|| {
             FacadeError::usage(format!(
@@ -602,7 +604,8 @@ impl Session {
             .into())
     }
 
-    /// The bulk job recorded as `job_id` (to resume it by id).
+    /// The bulk job recorded as `job_id`, finished or not (to resume it by id: give its
+    /// id to [`Session::bulk_run`]).
     pub fn bulk_job(&self, job_id: i64) -> Result<BulkJob> {
         self.inner
             .engine
@@ -652,6 +655,7 @@ impl Session {
             retry_failed: options.retry_failed,
             fix: options.fix,
             delete_unknown: options.delete_unknown,
+            ..BulkOptions::default()
         };
         let mut devices = |r: &BulkDeviceRequest| -> std::result::Result<BulkDevice, String> {
             let row = BulkRow {

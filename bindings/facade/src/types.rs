@@ -556,7 +556,8 @@ pub struct BulkJob {
     pub job_id: i64,
     /// `issue`, `revoke` or `reconcile`.
     pub kind: String,
-    /// Hex SHA-256 of the CSV text (the same text for the same kind is the same job).
+    /// Hex SHA-256 of the CSV text (the same text for the same kind is the same job
+    /// while that job is unfinished).
     pub source_hash: String,
     /// Who created the job.
     pub actor: String,
@@ -564,6 +565,8 @@ pub struct BulkJob {
     pub total: u64,
     /// When the job was recorded, Unix milliseconds.
     pub created_ms: u64,
+    /// When every row of it had run, Unix milliseconds (`None`: unfinished).
+    pub finished_ms: Option<u64>,
 }
 
 impl From<lifecycle::store::BulkJob> for BulkJob {
@@ -575,6 +578,7 @@ impl From<lifecycle::store::BulkJob> for BulkJob {
             actor: j.actor,
             total: j.total,
             created_ms: j.created_ms,
+            finished_ms: j.finished_ms,
         }
     }
 }
@@ -699,6 +703,8 @@ pub struct BulkSummary {
     pub skipped: u64,
     /// Rows a crash had left running that were found finished.
     pub settled: u64,
+    /// Rows another runner of the same job held and finished while this call waited.
+    pub run_elsewhere: u64,
     /// The rows run (or settled) by this call, by line.
     pub items: Vec<BulkItemResult>,
 }
@@ -713,6 +719,7 @@ impl From<lifecycle::engine::BulkSummary> for BulkSummary {
             failed: s.failed,
             skipped: s.skipped,
             settled: s.settled,
+            run_elsewhere: s.run_elsewhere,
             items: s
                 .items
                 .into_iter()

@@ -372,7 +372,8 @@ pub enum KeyQuery {
 pub enum BulkItemStatus {
     /// Not started.
     Pending,
-    /// Started; a crash may have interrupted it (settled on resume).
+    /// Claimed by a runner; once its claim has expired, the runner is taken to have
+    /// died and the row is settled before it is run again.
     Running,
     /// Finished successfully.
     Done,
@@ -407,7 +408,8 @@ impl BulkItemStatus {
 pub struct NewBulkJob {
     /// The job kind (`issue`, `revoke`, `reconcile`).
     pub kind: String,
-    /// Hex SHA-256 of the source file; (kind, source hash) is unique.
+    /// Hex SHA-256 of the source file; at most one *unfinished* job per kind and source
+    /// (a finished job's source may make new jobs).
     pub source_hash: String,
     /// Who created the job.
     pub actor: String,
@@ -439,6 +441,9 @@ pub struct BulkJob {
     pub total: u64,
     /// When the job was recorded.
     pub created_ms: UnixMillis,
+    /// When every row of it had been run (`None`: unfinished, so submitting the same
+    /// source again resumes it; see [`Store::bulk_finish_job`]).
+    pub finished_ms: Option<UnixMillis>,
 }
 
 /// One item (source row) of a bulk job.
@@ -456,6 +461,38 @@ pub struct BulkItem {
     pub outcome: Option<String>,
     /// When the item last changed.
     pub updated_ms: UnixMillis,
+    /// The runner holding (or that last held) the row's claim.
+    pub claimed_by: Option<String>,
+    /// The row's fencing token: raised by every claim; 0 for a row never claimed.
+    pub claim_token: u64,
+    /// When the current claim ends unless renewed (0: never claimed).
+    pub claimed_until_ms: UnixMillis,
+}
+
+/// A runner's claim on one row of a bulk job. Every write the runner makes for the row
+/// carries it (see [`UnitOfWork::bulk_fence`]) and is refused with
+/// [`StoreError::ClaimLost`] once another runner has claimed the row.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct BulkFence {
+    /// The job.
+    pub job_id: i64,
+    /// The row (source line).
+    pub line: u64,
+    /// The runner holding the claim.
+    pub owner: String,
+    /// The fencing token the claim got.
+    pub token: u64,
+}
+
+/// What [`Store::bulk_claim_item`] got: the claim and the row as it was before.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BulkClaim {
+    /// The claim (carry it in every write for the row).
+    pub fence: BulkFence,
+    /// The row's status before this claim (the one the caller read; `running`: a runner
+    /// that held it died or stalled past its lease, so its effect may already be in the
+    /// repository).
+    pub previous: BulkItemStatus,
 }
 
 /// How many items of a job are in each status.
@@ -514,6 +551,21 @@ pub enum StoreError {
         claimed_by: String,
         /// When its lease ends (unix millis).
         until_ms: UnixMillis,
+    },
+    /// A bulk row is claimed by another runner now: the caller's claim expired and was
+    /// taken over (or never held), so it must not write anything for the row.
+    #[error(
+        "bulk item {job_id}:{line}: the claim with token {token} is no longer held by {owner}"
+    )]
+    ClaimLost {
+        /// The job.
+        job_id: i64,
+        /// The row.
+        line: u64,
+        /// The runner whose claim was lost.
+        owner: String,
+        /// The token it held.
+        token: u64,
     },
     /// A record with the same identity exists.
     #[error("duplicate {what}")]
@@ -723,19 +775,24 @@ pub trait Store: Send + Sync {
         limit: u32,
     ) -> Result<Vec<PendingRegistration>>;
 
-    /// Records a bulk job and its items (all pending) atomically. A job of the same kind
-    /// from the same source (hash) gives [`StoreError::Duplicate`]; see
-    /// [`Store::bulk_job_by_source`].
+    /// Records a bulk job and its items (all pending) atomically. While an unfinished job
+    /// of the same kind from the same source (hash) exists this gives
+    /// [`StoreError::Duplicate`]; see [`Store::bulk_open_job`].
     fn bulk_create(&self, job: &NewBulkJob, now: UnixMillis) -> Result<BulkJob>;
     /// Reads a bulk job.
     fn bulk_job(&self, job_id: i64) -> Result<Option<BulkJob>>;
-    /// The job of this kind created from this source, if any.
-    fn bulk_job_by_source(&self, kind: &str, source_hash: &str) -> Result<Option<BulkJob>>;
+    /// The unfinished job of this kind created from this source, if any (a finished one
+    /// is never returned: its source makes a new job).
+    fn bulk_open_job(&self, kind: &str, source_hash: &str) -> Result<Option<BulkJob>>;
+    /// Marks a job finished if none of its items is pending or running (atomically);
+    /// returns whether it is finished now.
+    fn bulk_finish_job(&self, job_id: i64, now: UnixMillis) -> Result<bool>;
     /// One page of a job's items, by line: at most `limit` (1 to 10 000) items after line
     /// `after_line` (`None`: from the start).
     fn bulk_items(&self, job_id: i64, after_line: Option<u64>, limit: u32)
         -> Result<Vec<BulkItem>>;
-    /// Sets an item's status and outcome.
+    /// Sets an item's status and outcome and clears its claim, unfenced (for tools and
+    /// tests; a runner uses [`Store::bulk_finish_item`]).
     fn bulk_set_item(
         &self,
         job_id: i64,
@@ -744,6 +801,47 @@ pub trait Store: Send + Sync {
         outcome: Option<&str>,
         now: UnixMillis,
     ) -> Result<()>;
+    /// Claims item `line` of `job_id` for `owner` until `now + lease_ms` and marks it
+    /// running, atomically, if it is as the caller read it (token `seen_token`, status
+    /// `seen_status`: nobody claimed or finished it since), it is not done, and no other
+    /// claim on it is live (its lease ended at or before `now`). The claim gets a new
+    /// fencing token. `None`: another runner has it (or has finished it).
+    #[allow(clippy::too_many_arguments)] // the row, what the caller read, who, when, how long
+    fn bulk_claim_item(
+        &self,
+        job_id: i64,
+        line: u64,
+        seen_token: u64,
+        seen_status: BulkItemStatus,
+        owner: &str,
+        now: UnixMillis,
+        lease_ms: u64,
+    ) -> Result<Option<BulkClaim>>;
+    /// Extends a held claim to `now + lease_ms`; [`StoreError::ClaimLost`] if another
+    /// runner has claimed the row since.
+    fn bulk_renew_claim(&self, fence: &BulkFence, now: UnixMillis, lease_ms: u64) -> Result<()>;
+    /// Records a claimed item's status and outcome and ends the claim, if the claim is
+    /// still held ([`StoreError::ClaimLost`] otherwise: the row's new holder records it).
+    fn bulk_finish_item(
+        &self,
+        fence: &BulkFence,
+        status: BulkItemStatus,
+        outcome: Option<&str>,
+        now: UnixMillis,
+    ) -> Result<()>;
+    /// [`Store::put_transport_pin`] in one transaction with a check that `fence` is
+    /// still held ([`StoreError::ClaimLost`] otherwise, and nothing is written).
+    fn bulk_fenced_put_transport_pin(
+        &self,
+        fence: &BulkFence,
+        key_id: &str,
+        pin: &TransportPin,
+        host_key: &PinKey,
+        now: UnixMillis,
+    ) -> Result<()>;
+    /// [`Store::delete_transport_pin`] in one transaction with a check that `fence` is
+    /// still held ([`StoreError::ClaimLost`] otherwise, and nothing is deleted).
+    fn bulk_fenced_delete_transport_pin(&self, fence: &BulkFence, key_id: &str) -> Result<bool>;
     /// How many items of a job are in each status.
     fn bulk_counts(&self, job_id: i64) -> Result<BulkCounts>;
 

@@ -74,7 +74,7 @@ impl<T: Clone> FieldChange<T> {
 }
 
 /// Changes committed together or not at all, applied in field order: users, new keys, the
-/// transition, passkeys, pending registrations, journal, audit.
+/// transition, passkeys, pending registrations, journal, audit (after the bulk fence check).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UnitOfWork {
     /// Users to insert or update.
@@ -97,6 +97,10 @@ pub struct UnitOfWork {
     pub close_journal: Vec<JournalClose>,
     /// Audit events to append.
     pub audit: Vec<NewAuditRecord>,
+    /// When set, the unit commits only while this bulk row claim is still held (checked
+    /// first, in the same transaction, with the row locked): otherwise nothing is written
+    /// and the commit fails with [`StoreError::ClaimLost`].
+    pub bulk_fence: Option<BulkFence>,
 }
 
 /// A pending registration, named by its key and passkey template.

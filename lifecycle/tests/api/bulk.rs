@@ -236,7 +236,11 @@ fn bulk_revoke_resumes_after_a_crash_without_doing_anything_twice() {
     e.crash_at(Some(CrashPoint::AfterIdpCall));
     let r = e.bulk_run(
         job.job_id,
-        &BulkOptions::default(),
+        &BulkOptions {
+            // The crashed run's row claim expires quickly, so the resume takes it.
+            claim_lease_ms: 300,
+            ..BulkOptions::default()
+        },
         &now_ms,
         &mut no_device,
         &mut |_| {},
@@ -364,6 +368,8 @@ fn kill_child(w: &World, csv: &Path, kind: &str, item: usize, point: &str) -> i6
             w.emulator.client_secret().unwrap_or_default(),
         )
         .env("BULK_KILL_ITEM", item.to_string())
+        // The killed run's row claim expires a second later, and the resume takes it.
+        .env("BULK_LEASE_MS", "1000")
         .env("BULK_KILL_POINT", point);
     let seen = crate::common::run_until_crash_point(
         command,

@@ -73,6 +73,9 @@ both!(
     keys_paged,
     pending_expiring_paged,
     bulk_jobs_round_trip,
+    bulk_finished_job_source_makes_a_new_job,
+    bulk_item_claims_are_leased_and_fenced,
+    bulk_jobs_migrated_from_schema_5,
 );
 
 #[test]

@@ -15,6 +15,12 @@
 //! and the template named by `BULK_TEMPLATE_NAME`.
 //! Prints `JOB <id>` once the job is recorded. Exits 2 on a setup error and 3 when the
 //! job finished without reaching the point.
+//!
+//! Optional: `BULK_JOB` runs that recorded job (no CSV is read); `BULK_KILL_ITEM=0`
+//! never blocks: the child runs the job to the end, prints `SUMMARY <json>` and exits 0;
+//! `BULK_LEASE_MS` sets the row claim lease; `BULK_ITEM_DELAY_MS` sleeps that long as
+//! each item starts (so two runners overlap); `BULK_STATION` names the station;
+//! `BULK_PG_URL` with `BULK_PG_SCHEMA` uses PostgreSQL instead of `BULK_DB`.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -28,7 +34,7 @@ use fido_transport::softkey::{SoftAuthenticator, SoftConfig, SoftTransport};
 use fido_transport::Transport;
 use lifecycle::engine::{BulkDevice, BulkDeviceRequest, BulkKind, BulkOptions, CrashPoint, Engine};
 use lifecycle::idp::EntraIdp;
-use lifecycle::store::{PinKey, SqliteStore};
+use lifecycle::store::{PgStore, PinKey, SqliteStore, Store};
 use lifecycle::template::KeyTransport;
 use lifecycle::template::TemplateSet;
 
@@ -64,7 +70,10 @@ fn run() -> Result<(), String> {
         other => return Err(format!("BULK_KILL_POINT: unknown point {other:?}")),
     };
     let kind = BulkKind::parse(&env("BULK_KIND")?).ok_or("BULK_KIND: unknown kind")?;
-    let csv = std::fs::read_to_string(env("BULK_CSV")?).map_err(|e| format!("BULK_CSV: {e}"))?;
+    let delay = std::env::var("BULK_ITEM_DELAY_MS")
+        .ok()
+        .and_then(|d| d.parse().ok())
+        .map(Duration::from_millis);
 
     let mut config = GraphConfig::new(env("BULK_TENANT")?);
     config.login_base = env("BULK_BASE_URL")?;
@@ -78,15 +87,24 @@ fn run() -> Result<(), String> {
         },
     )
     .map_err(|e| e.to_string())?;
-    let store = SqliteStore::open(env("BULK_DB")?).map_err(|e| e.to_string())?;
+    let store: Arc<dyn Store> = match std::env::var("BULK_PG_URL") {
+        Ok(url) => Arc::new(
+            PgStore::connect_in_schema(&url, &env("BULK_PG_SCHEMA")?).map_err(|e| e.to_string())?,
+        ),
+        Err(_) => Arc::new(SqliteStore::open(env("BULK_DB")?).map_err(|e| e.to_string())?),
+    };
+    let station = std::env::var("BULK_STATION").unwrap_or_else(|_| "station-a".into());
 
     // Counts the items started; inside the chosen one, blocks at the chosen point.
     let started = Arc::new(AtomicUsize::new(0));
     let seen = started.clone();
-    let engine = Engine::builder(Arc::new(store), PinKey::from_bytes([7; 32]), "station-a")
+    let engine = Engine::builder(store, PinKey::from_bytes([7; 32]), station)
         .idp(Arc::new(EntraIdp::new("contoso-entra", client)))
         .probe(Arc::new(move |p| {
             if p == CrashPoint::BulkItemStarted {
+                if let Some(d) = delay {
+                    std::thread::sleep(d);
+                }
                 let n = seen.fetch_add(1, Ordering::SeqCst) + 1;
                 if n == kill_item && point == CrashPoint::BulkItemStarted {
                     block_here(&format!("item {n} started"));
@@ -102,14 +120,29 @@ fn run() -> Result<(), String> {
     engine
         .add_template(TemplateSet::from_toml_str(&template_text).map_err(|e| e.to_string())?)
         .map_err(|e| e.to_string())?;
-    let job = engine
-        .bulk_create(kind, &csv, "operator:bulk", now_ms())
-        .map_err(|e| format!("bulk_create: {e}"))?;
+    let job = match std::env::var("BULK_JOB") {
+        Ok(id) => {
+            let id = id
+                .parse()
+                .map_err(|_| "BULK_JOB: not a number".to_owned())?;
+            engine.bulk_job(id).map_err(|e| format!("bulk_job: {e}"))?
+        }
+        Err(_) => {
+            let csv =
+                std::fs::read_to_string(env("BULK_CSV")?).map_err(|e| format!("BULK_CSV: {e}"))?;
+            engine
+                .bulk_create(kind, &csv, "operator:bulk", now_ms())
+                .map_err(|e| format!("bulk_create: {e}"))?
+        }
+    };
     println!("JOB {}", job.job_id);
-    let options = BulkOptions {
+    let mut options = BulkOptions {
         default_template: std::env::var("BULK_TEMPLATE_NAME").ok(),
         ..BulkOptions::default()
     };
+    if let Ok(ms) = std::env::var("BULK_LEASE_MS") {
+        options.claim_lease_ms = ms.parse().map_err(|_| "BULK_LEASE_MS: not a number")?;
+    }
     let softkeys = std::env::var("BULK_SOFTKEY_DIR").ok();
     let result = engine.bulk_run(
         job.job_id,
@@ -121,6 +154,22 @@ fn run() -> Result<(), String> {
         },
         &mut |_| {},
     );
+    if kill_item == 0 {
+        let summary = result.map_err(|e| format!("bulk_run: {e}"))?;
+        let items: Vec<String> = summary
+            .items
+            .iter()
+            .map(|i| format!("{}:{}", i.line, i.status.as_str()))
+            .collect();
+        println!(
+            "SUMMARY done={} failed={} run_elsewhere={} items={}",
+            summary.done,
+            summary.failed,
+            summary.run_elsewhere,
+            items.join(",")
+        );
+        return Ok(());
+    }
     println!("NO-CRASH {result:?}");
     std::process::exit(3);
 }

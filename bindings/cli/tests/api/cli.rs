@@ -508,12 +508,14 @@ fn bulk_reconcile_and_paged_list_through_the_binary() {
     assert_eq!(lines[2]["summary"]["failed"], 0);
     let job = lines[2]["summary"]["job_id"].as_i64().unwrap();
 
-    // The same file again resumes the same job: nothing left to do.
+    // The finished job again by its id: nothing left to do.
+    let job_arg = job.to_string();
     let again = json_lines(&run_bulk(&[
         "--json",
         "bulk",
         "issue",
-        path_str(&csv),
+        "--resume",
+        &job_arg,
         "--template",
         &tpl,
     ]));
@@ -620,6 +622,15 @@ fn bulk_reconcile_and_paged_list_through_the_binary() {
     }
     let resumed = json_lines(&e.run(&["--json", "bulk", "revoke", "--resume", &rjob], None));
     assert_eq!(resumed[0]["summary"]["skipped"], 2);
+    // The same file again after the job finished is a new job that runs every row.
+    let anew = json_lines(&e.run(&["--json", "bulk", "revoke", path_str(&rcsv)], None));
+    let summary = &anew.last().unwrap()["summary"];
+    assert_ne!(summary["job_id"].as_i64().unwrap().to_string(), rjob);
+    assert_eq!(
+        (&summary["done"], &summary["skipped"]),
+        (&2.into(), &0.into()),
+        "{anew:?}"
+    );
 
     // A row that fails: every line and the summary, then exit 5.
     let fcsv = e.dir.join("fail.csv");

@@ -422,13 +422,16 @@ class BulkJob(_Result):
     kind: str
     """``issue``, ``revoke`` or ``reconcile``."""
     source_hash: str
-    """Hex SHA-256 of the CSV text (the same text for the same kind is the same job)."""
+    """Hex SHA-256 of the CSV text (the same text for the same kind is the same job
+    while that job is unfinished)."""
     actor: str
     """Who created the job."""
     total: int
     """Number of rows."""
     created_ms: int
     """When the job was recorded, Unix milliseconds."""
+    finished_ms: int | None
+    """When every row of it had run, Unix milliseconds (``None``: unfinished)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -495,6 +498,8 @@ class BulkSummary(_Result):
     """Rows skipped because an earlier run finished them."""
     settled: int
     """Rows a crash had left running that were found finished."""
+    run_elsewhere: int
+    """Rows another runner of the same job held and finished while this call waited."""
     items: tuple[BulkItemResult, ...]
     """The rows run (or settled) by this call, by line."""
 

@@ -245,7 +245,9 @@ class Session:
 
     def bulk_create(self, kind: str, csv_text: str) -> BulkJob:
         """Records a bulk job (``kind``: ``issue``, ``revoke`` or ``reconcile``) from CSV
-        text with a header row. The same text for the same kind is the same job."""
+        text with a header row. The same text for the same kind is the same job while
+        that job is unfinished (a row not run yet); once every row has run, the same text
+        makes a new job. A finished job runs again only by its id (``bulk_run``)."""
         return BulkJob._from_native(self._native.bulk_create(kind, csv_text))
 
     def bulk_run(
@@ -260,7 +262,8 @@ class Session:
         fix: bool = False,
         delete_unknown: bool = False,
     ) -> BulkSummary:
-        """Runs (or resumes) a bulk job. ``device(row)`` is called for each issue row
+        """Runs (or resumes) a bulk job; several runners of one job share its rows (each
+        row is claimed by one runner). ``device(row)`` is called for each issue row
         and returns the device spec to open; an exception, ``None`` or a non-str fails
         that row. ``progress(p)`` is called after each row; its exceptions are reported
         as unraisable. Both run on the calling thread."""

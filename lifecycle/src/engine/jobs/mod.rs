@@ -5,7 +5,11 @@
 //! item per row in the store. [`Engine::bulk_run`] (see `runner`) works through the items
 //! that are not done yet, so a job is resumed by running it again:
 //! - the engine journal is replayed first;
-//! - an item a crash left `running` is settled by looking at the repository (revoke: the
+//! - each item is claimed before it runs (a lease with the runner's name and a fencing
+//!   token, renewed while the row runs; every write for the row checks the claim), so
+//!   several runners of one job never run the same row: a row another runner holds is
+//!   waited for;
+//! - an item a crash left `running` (its claim expired) is settled by looking at the repository (revoke: the
 //!   key is already revoked; issue: the user already holds an issued key with that
 //!   serial) before it is run again; an issuance only makes pending registrations, so a
 //!   rerun never makes a second passkey at the IdP;
@@ -19,6 +23,7 @@
 //! [`Engine::bulk_run`]: super::Engine::bulk_run
 
 mod csv;
+mod fence;
 mod runner;
 mod throttle;
 
@@ -34,6 +39,11 @@ use crate::template::KeyTransport;
 pub const MAX_WORKERS: usize = 32;
 /// Items read from the store at a time.
 const PAGE: u32 = 500;
+/// How long a runner's claim on a row lasts unless renewed (it is renewed every third of
+/// it while the row runs), by default.
+pub const DEFAULT_CLAIM_LEASE_MS: u64 = 30_000;
+/// The shortest claim lease a run takes.
+pub const MIN_CLAIM_LEASE_MS: u64 = 300;
 
 /// The clock the bulk runner reads for each item's timestamps and flows (the engine
 /// never reads the system clock itself: a host passes the real time, a test its own).
@@ -99,6 +109,10 @@ pub struct BulkOptions {
     pub fix: bool,
     /// Reconcile rows: with `fix`, also delete passkeys nobody issued.
     pub delete_unknown: bool,
+    /// How long this runner's claim on a row lasts unless renewed (at least
+    /// [`MIN_CLAIM_LEASE_MS`]); the claim is renewed every third of it while the row
+    /// runs. After a runner dies, its rows are taken over once their claims expire.
+    pub claim_lease_ms: u64,
 }
 
 impl Default for BulkOptions {
@@ -110,6 +124,7 @@ impl Default for BulkOptions {
             retry_failed: true,
             fix: false,
             delete_unknown: false,
+            claim_lease_ms: DEFAULT_CLAIM_LEASE_MS,
         }
     }
 }
@@ -193,6 +208,8 @@ pub struct BulkSummary {
     pub skipped: u64,
     /// Items a crash had left running that were found finished and settled as done.
     pub settled: u64,
+    /// Items another runner of the same job held and finished while this call waited.
+    pub run_elsewhere: u64,
     /// The items run (or settled) by this call, by line.
     pub items: Vec<BulkItemResult>,
 }

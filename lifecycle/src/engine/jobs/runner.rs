@@ -1,17 +1,21 @@
 //! The bulk job runner: records a job from its CSV and works through its items,
 //! resumably (see the module above for the rules).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Duration;
 
+use rand_core::{OsRng, RngCore};
 use sha2::{Digest, Sha256};
+
+use super::fence::{heartbeat, FencedStore};
 
 use super::csv::{rows_for, Row};
 use super::throttle::{RateLimiter, Throttled};
 use super::{
     BulkClock, BulkDevice, BulkDeviceRequest, BulkItemResult, BulkKind, BulkOptions, BulkProgress,
-    BulkSummary, MAX_WORKERS, PAGE,
+    BulkSummary, MAX_WORKERS, MIN_CLAIM_LEASE_MS, PAGE,
 };
 use crate::engine::reconcile::{DriftKind, ReconcileOptions};
 use crate::engine::{
@@ -20,7 +24,8 @@ use crate::engine::{
 use crate::idp::Idp;
 use crate::model::CredentialState;
 use crate::store::{
-    BulkItem, BulkItemStatus, BulkJob, KeyQuery, KeyRecord, NewBulkItem, NewBulkJob,
+    BulkClaim, BulkItem, BulkItemStatus, BulkJob, KeyQuery, KeyRecord, NewBulkItem, NewBulkJob,
+    Store, StoreError,
 };
 use crate::Error;
 
@@ -31,6 +36,12 @@ struct JobRun<'a> {
     kind: BulkKind,
     options: &'a BulkOptions,
     clock: &'a BulkClock,
+    /// The view's repository, whose writes a held row fences.
+    fenced: &'a FencedStore,
+    /// This runner's name in row claims.
+    owner: &'a str,
+    /// How long a claim lasts unless renewed.
+    lease_ms: u64,
 }
 
 /// How one item ended in this run.
@@ -43,10 +54,30 @@ struct ItemOutcome {
     settled: bool,
 }
 
+/// A runner's name in row claims: the station, the process and a random part, so two
+/// runs never share claims (a rerun after a crash waits for the dead run's claims to
+/// expire).
+fn runner_name(station: &str) -> String {
+    let mut r = [0u8; 6];
+    OsRng.fill_bytes(&mut r);
+    let hex: String = r.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{station}#{}-{hex}", std::process::id())
+}
+
+/// Whether another runner holds `item` now.
+fn held_elsewhere(item: &BulkItem, owner: &str, now: UnixMillis) -> bool {
+    item.status == BulkItemStatus::Running
+        && item.claimed_until_ms > now
+        && item.claimed_by.as_deref() != Some(owner)
+}
+
 impl Engine {
     /// Records a bulk job from CSV text (validated whole first: errors name the line and
-    /// column). The same file (by SHA-256) for the same kind returns the job already
-    /// recorded instead of a second one, so a job is resumed by creating it again.
+    /// column). While a job of the same kind from the same file (by SHA-256) is
+    /// unfinished (a row not run yet, or left running) that job is returned instead, so
+    /// an interrupted job is resumed by creating it again; once every row of it has run,
+    /// the same file makes a new job (last month's revoke list submitted again revokes
+    /// again). A finished job is run again only by its id ([`Engine::bulk_run`]).
     pub fn bulk_create(
         &self,
         kind: BulkKind,
@@ -58,7 +89,7 @@ impl Engine {
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
-        if let Some(job) = self.store.bulk_job_by_source(kind.as_str(), &hash)? {
+        if let Some(job) = self.store.bulk_open_job(kind.as_str(), &hash)? {
             return Ok(job);
         }
         let rows = rows_for(kind, csv_text)?;
@@ -80,17 +111,29 @@ impl Engine {
             // Another station created it at the same moment.
             Err(crate::store::StoreError::Duplicate { .. }) => self
                 .store
-                .bulk_job_by_source(kind.as_str(), &hash)?
+                .bulk_open_job(kind.as_str(), &hash)?
                 .ok_or_else(|| LookupError::UnknownBulkJob { job_id: 0 }.into()),
             Err(e) => Err(e.into()),
         }
     }
 
+    /// The bulk job recorded as `job_id`, finished or not (to resume it by id).
+    pub fn bulk_job(&self, job_id: i64) -> Result<BulkJob, Error> {
+        Ok(self
+            .store
+            .bulk_job(job_id)?
+            .ok_or(LookupError::UnknownBulkJob { job_id })?)
+    }
+
     /// Runs (or resumes) a bulk job: every item not done yet is run, after the journal is
-    /// replayed and items left running by a crash are settled. `clock` gives the time for
-    /// each item (the runner never reads the system clock itself). `devices` supplies the key
-    /// for each issue row (an `Err` fails that row); `progress` is called on this thread
-    /// after each item.
+    /// replayed. Each row is claimed first (a lease renewed while it runs, with a fencing
+    /// token every write for the row checks), so several runners, on this station or
+    /// others, share one job: each row is run by one of them, a row another runner holds
+    /// is waited for, and a row whose runner died (its claim expired) is settled by
+    /// looking at the repository, then run. Returns when every row has run; the job is
+    /// then recorded as finished. `clock` gives the time for each item (the runner never
+    /// reads the system clock itself). `devices` supplies the key for each issue row (an
+    /// `Err` fails that row); `progress` is called on this thread after each item.
     pub fn bulk_run(
         &self,
         job_id: i64,
@@ -99,10 +142,7 @@ impl Engine {
         devices: &mut dyn FnMut(&BulkDeviceRequest) -> Result<BulkDevice, String>,
         progress: &mut dyn FnMut(&BulkProgress),
     ) -> Result<BulkSummary, Error> {
-        let job = self
-            .store
-            .bulk_job(job_id)?
-            .ok_or(LookupError::UnknownBulkJob { job_id })?;
+        let job = self.bulk_job(job_id)?;
         let kind = BulkKind::parse(&job.kind).ok_or_else(|| crate::store::StoreError::Corrupt {
             what: format!("bulk_jobs.kind: unknown {:?}", job.kind),
         })?;
@@ -110,7 +150,8 @@ impl Engine {
             .max_idp_calls_per_sec
             .and_then(RateLimiter::new)
             .map(Arc::new);
-        let view = self.view(limiter);
+        let fenced = Arc::new(FencedStore::new(self.store.clone()));
+        let view = self.view(limiter, fenced.clone());
         view.replay_journal(clock())?;
         let counts = self.store.bulk_counts(job_id)?;
         let mut summary = BulkSummary {
@@ -121,40 +162,112 @@ impl Engine {
             failed: 0,
             skipped: counts.done,
             settled: 0,
+            run_elsewhere: 0,
             items: Vec::new(),
         };
         if !options.retry_failed {
             summary.failed = counts.failed;
         }
+        let owner = runner_name(&self.station);
+        let lease_ms = options.claim_lease_ms.max(MIN_CLAIM_LEASE_MS);
         let run = JobRun {
             job: &job,
             kind,
             options,
             clock,
+            fenced: &fenced,
+            owner: &owner,
+            lease_ms,
         };
+        // Rows another runner holds (or claimed first): waited for below.
+        let mut waiting = BTreeSet::new();
         let mut after = None;
         loop {
             let page = self.store.bulk_items(job_id, after, PAGE)?;
             let Some(last) = page.last() else { break };
             after = Some(last.line);
-            let todo: Vec<BulkItem> = page
-                .into_iter()
-                .filter(|i| match i.status {
-                    BulkItemStatus::Done => false,
-                    BulkItemStatus::Failed => options.retry_failed,
-                    _ => true,
-                })
-                .collect();
-            if kind == BulkKind::Issue || options.workers <= 1 {
-                for item in todo {
-                    let r = view.bulk_item(run, &item, &mut *devices)?;
-                    self.record(&job, &item, r, &mut summary, progress);
+            let now = clock();
+            let mut todo = Vec::new();
+            for i in page {
+                match i.status {
+                    BulkItemStatus::Done => {}
+                    BulkItemStatus::Failed if !options.retry_failed => {}
+                    _ if held_elsewhere(&i, &owner, now) => {
+                        waiting.insert(i.line);
+                    }
+                    _ => todo.push(i),
                 }
-            } else {
-                view.run_parallel(run, todo, &mut summary, progress)?;
             }
+            view.run_items(run, todo, devices, &mut summary, progress, &mut waiting)?;
         }
+        let poll = Duration::from_millis((lease_ms / 10).clamp(20, 1_000));
+        if !waiting.is_empty() {
+            tracing::info!(
+                job = job_id,
+                rows = waiting.len(),
+                "waiting for rows another runner holds (taken over when its claim expires)"
+            );
+        }
+        while !waiting.is_empty() {
+            std::thread::sleep(poll);
+            let now = clock();
+            let mut todo = Vec::new();
+            for line in waiting.clone() {
+                let item = self
+                    .store
+                    .bulk_items(job_id, line.checked_sub(1), 1)?
+                    .into_iter()
+                    .find(|i| i.line == line);
+                match item {
+                    Some(i) if held_elsewhere(&i, &owner, now) => {}
+                    Some(i)
+                        if !matches!(i.status, BulkItemStatus::Done | BulkItemStatus::Failed) =>
+                    {
+                        todo.push(i)
+                    }
+                    // Finished by the runner that held it (or gone).
+                    _ => {
+                        waiting.remove(&line);
+                        summary.run_elsewhere += 1;
+                    }
+                }
+            }
+            for i in &todo {
+                waiting.remove(&i.line);
+            }
+            view.run_items(run, todo, devices, &mut summary, progress, &mut waiting)?;
+        }
+        self.store.bulk_finish_job(job_id, clock())?;
+        let counts = self.store.bulk_counts(job_id)?;
+        summary.done = counts.done;
+        summary.failed = counts.failed;
         Ok(summary)
+    }
+
+    /// Runs `todo` (on the option's workers for revoke and reconcile rows); a row another
+    /// runner claimed first goes to `waiting`.
+    fn run_items(
+        &self,
+        run: JobRun<'_>,
+        todo: Vec<BulkItem>,
+        devices: &mut dyn FnMut(&BulkDeviceRequest) -> Result<BulkDevice, String>,
+        summary: &mut BulkSummary,
+        progress: &mut dyn FnMut(&BulkProgress),
+        waiting: &mut BTreeSet<u64>,
+    ) -> Result<(), Error> {
+        if run.kind == BulkKind::Issue || run.options.workers <= 1 {
+            for item in todo {
+                match self.bulk_item(run, &item, &mut *devices)? {
+                    Some(r) => self.record(run.job, &item, r, summary, progress),
+                    None => {
+                        waiting.insert(item.line);
+                    }
+                }
+            }
+            Ok(())
+        } else {
+            self.run_parallel(run, todo, summary, progress, waiting)
+        }
     }
 
     fn record(
@@ -198,11 +311,13 @@ impl Engine {
         todo: Vec<BulkItem>,
         summary: &mut BulkSummary,
         progress: &mut dyn FnMut(&BulkProgress),
+        waiting: &mut BTreeSet<u64>,
     ) -> Result<(), Error> {
         let JobRun { job, options, .. } = run;
         let workers = options.workers.clamp(1, MAX_WORKERS).min(todo.len().max(1));
         let queue = Mutex::new(todo.into_iter().collect::<VecDeque<_>>());
-        let (tx, rx) = mpsc::channel::<(BulkItem, Result<ItemOutcome, Error>)>();
+        type Sent = (BulkItem, Result<Option<ItemOutcome>, Error>);
+        let (tx, rx) = mpsc::channel::<Sent>();
         let mut first_error = None;
         std::thread::scope(|scope| {
             for _ in 0..workers {
@@ -230,7 +345,10 @@ impl Engine {
             drop(tx);
             for (item, r) in rx {
                 match r {
-                    Ok(r) => self.record(job, &item, r, summary, progress),
+                    Ok(Some(r)) => self.record(job, &item, r, summary, progress),
+                    Ok(None) => {
+                        waiting.insert(item.line);
+                    }
                     Err(e) => {
                         if first_error.is_none() {
                             first_error = Some(e);
@@ -245,12 +363,65 @@ impl Engine {
         }
     }
 
-    /// Runs one item: marks it running, settles or runs it, records the outcome. An
-    /// `Err` is a failure of the repository (the item stays running for the next run).
+    /// Runs one item: claims it (`None`: another runner has it), settles or runs it with
+    /// its claim renewed meanwhile and every write fenced by it, records the outcome. An
+    /// `Err` is a failure of the repository (the item stays running, its claim expires).
     fn bulk_item(
         &self,
         run: JobRun<'_>,
         item: &BulkItem,
+        devices: &mut dyn FnMut(&BulkDeviceRequest) -> Result<BulkDevice, String>,
+    ) -> Result<Option<ItemOutcome>, Error> {
+        let JobRun {
+            job,
+            clock,
+            fenced,
+            owner,
+            lease_ms,
+            ..
+        } = run;
+        let row: Row =
+            serde_json::from_str(&item.input).map_err(|e| crate::store::StoreError::Corrupt {
+                what: format!("bulk item {}:{}: {e}", job.job_id, item.line),
+            })?;
+        let Some(claim) = fenced.bulk_claim_item(
+            job.job_id,
+            item.line,
+            item.claim_token,
+            item.status,
+            owner,
+            clock(),
+            lease_ms,
+        )?
+        else {
+            return Ok(None);
+        };
+        let fence = claim.fence.clone();
+        let (stop, stopped) = mpsc::channel::<()>();
+        let raw = fenced.inner();
+        let r = std::thread::scope(|scope| {
+            let beat = &fence;
+            scope.spawn(move || heartbeat(raw, beat, clock, lease_ms, &stopped));
+            let r = {
+                let _held = fenced.hold(fence.clone());
+                self.claimed_item(run, item, &row, &claim, devices)
+            };
+            drop(stop);
+            r
+        });
+        match r {
+            Err(Error::Store(StoreError::ClaimLost { .. })) => Ok(None),
+            other => other.map(Some),
+        }
+    }
+
+    /// Runs an item this runner has claimed (writes fenced by the claim).
+    fn claimed_item(
+        &self,
+        run: JobRun<'_>,
+        item: &BulkItem,
+        row: &Row,
+        claim: &BulkClaim,
         devices: &mut dyn FnMut(&BulkDeviceRequest) -> Result<BulkDevice, String>,
     ) -> Result<ItemOutcome, Error> {
         let JobRun {
@@ -258,22 +429,12 @@ impl Engine {
             kind,
             options,
             clock,
+            fenced,
+            ..
         } = run;
-        let was_running = item.status == BulkItemStatus::Running;
-        let row: Row =
-            serde_json::from_str(&item.input).map_err(|e| crate::store::StoreError::Corrupt {
-                what: format!("bulk item {}:{}: {e}", job.job_id, item.line),
-            })?;
-        self.store.bulk_set_item(
-            job.job_id,
-            item.line,
-            BulkItemStatus::Running,
-            None,
-            clock(),
-        )?;
         self.maybe_crash(CrashPoint::BulkItemStarted)?;
-        let settled = if was_running {
-            self.settle_item(kind, &row)?
+        let settled = if claim.previous == BulkItemStatus::Running {
+            self.settle_item(kind, row)?
         } else {
             None
         };
@@ -282,19 +443,20 @@ impl Engine {
             Some(o) => (BulkItemStatus::Done, o, true),
             None => {
                 let r = match kind {
-                    BulkKind::Issue => self.bulk_issue(job, item, &row, options, devices, now),
-                    BulkKind::Revoke => self.bulk_revoke(job, &row, now),
-                    BulkKind::Reconcile => self.bulk_reconcile(job, &row, options, now),
+                    BulkKind::Issue => self.bulk_issue(job, item, row, options, devices, now),
+                    BulkKind::Revoke => self.bulk_revoke(job, row, now),
+                    BulkKind::Reconcile => self.bulk_reconcile(job, row, options, now),
                 };
                 match r {
                     Ok(o) => (BulkItemStatus::Done, o, false),
                     Err(e @ Error::Engine(EngineError::SimulatedCrash { .. })) => return Err(e),
+                    // Another runner took the row over: it records the row, not this one.
+                    Err(e @ Error::Store(StoreError::ClaimLost { .. })) => return Err(e),
                     Err(e) => (BulkItemStatus::Failed, e.to_string(), false),
                 }
             }
         };
-        self.store
-            .bulk_set_item(job.job_id, item.line, status, Some(&outcome), clock())?;
+        fenced.bulk_finish_item(&claim.fence, status, Some(&outcome), clock())?;
         Ok(ItemOutcome {
             status,
             outcome,
@@ -481,9 +643,9 @@ impl Engine {
         ))
     }
 
-    /// A view of this engine whose IdP calls go through `limiter`; it takes over a
-    /// pending simulated crash.
-    fn view(&self, limiter: Option<Arc<RateLimiter>>) -> Engine {
+    /// A view of this engine over `store` whose IdP calls go through `limiter`; it takes
+    /// over a pending simulated crash.
+    fn view(&self, limiter: Option<Arc<RateLimiter>>, store: Arc<FencedStore>) -> Engine {
         let idps: BTreeMap<String, Arc<dyn Idp>> = self
             .idps
             .iter()
@@ -499,7 +661,7 @@ impl Engine {
             })
             .collect();
         Engine {
-            store: self.store.clone(),
+            store,
             idps,
             pin_key: self.pin_key.clone(),
             station: self.station.clone(),

@@ -199,6 +199,9 @@ pub(crate) fn commit(
     now: UnixMillis,
 ) -> Result<Committed> {
     let mut out = Committed::default();
+    if let Some(fence) = &w.bulk_fence {
+        bulk_check_fence(sql, fence)?;
+    }
     for u in &w.users {
         upsert_user(sql, u)?;
     }

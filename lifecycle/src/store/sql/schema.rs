@@ -3,7 +3,7 @@
 use super::*;
 
 /// Number of migrations; the schema version after all of them.
-pub(crate) const MIGRATION_COUNT: u32 = 6;
+pub(crate) const MIGRATION_COUNT: u32 = 7;
 
 pub(super) const V1: &[&str] = &[
     "CREATE TABLE users (user_id TEXT PRIMARY KEY, upn TEXT NOT NULL UNIQUE, \
@@ -88,6 +88,55 @@ pub(super) const V_ROW_MACS_PG: &[&str] =
     &["CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit \
      FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only()"];
 
+/// Bulk jobs are no longer unique by source: a finished job's CSV submitted again makes a
+/// new job, and only an unfinished one is resumed by its source (`finished_ms` NULL; at
+/// most one per kind and source, a partial unique index). Items carry a claim: which
+/// runner holds the row (`claimed_by`), until when (`claimed_until_ms`) and a fencing
+/// token (`claim_token`, raised by every claim) that every commit of the row checks.
+///
+/// PostgreSQL drops the UNIQUE constraint in place. SQLite cannot drop a constraint, so
+/// both tables are rebuilt (the items reference the jobs): the old tables are renamed
+/// away (SQLite 3.26+ rewrites the items' reference to follow the rename), new ones
+/// created and filled, and the old ones dropped, child first, so no foreign key is left
+/// dangling at any point and `foreign_keys = ON` needs no switching off.
+pub(super) const V_BULK_CLAIMS_SQLITE: &[&str] = &[
+    "ALTER TABLE bulk_items RENAME TO bulk_items_v5",
+    "ALTER TABLE bulk_jobs RENAME TO bulk_jobs_v5",
+    "CREATE TABLE bulk_jobs (job_id {ID}, kind TEXT NOT NULL, source_hash TEXT NOT NULL, \
+     actor TEXT NOT NULL, total BIGINT NOT NULL, created_ms BIGINT NOT NULL, finished_ms BIGINT)",
+    "INSERT INTO bulk_jobs (job_id, kind, source_hash, actor, total, created_ms) \
+     SELECT job_id, kind, source_hash, actor, total, created_ms FROM bulk_jobs_v5",
+    "CREATE TABLE bulk_items (job_id BIGINT NOT NULL REFERENCES bulk_jobs(job_id), \
+     line BIGINT NOT NULL, input TEXT NOT NULL, status TEXT NOT NULL, outcome TEXT, \
+     updated_ms BIGINT NOT NULL, claimed_by TEXT, claim_token BIGINT NOT NULL DEFAULT 0, \
+     claimed_until_ms BIGINT NOT NULL DEFAULT 0, PRIMARY KEY (job_id, line))",
+    "INSERT INTO bulk_items (job_id, line, input, status, outcome, updated_ms) \
+     SELECT job_id, line, input, status, outcome, updated_ms FROM bulk_items_v5",
+    "DROP TABLE bulk_items_v5",
+    "DROP TABLE bulk_jobs_v5",
+    "CREATE INDEX bulk_items_status ON bulk_items (job_id, status)",
+];
+
+/// The PostgreSQL side of [`V_BULK_CLAIMS_SQLITE`]: the constraint is dropped in place
+/// (by the name PostgreSQL gave it) and the columns added.
+pub(super) const V_BULK_CLAIMS_PG: &[&str] = &[
+    "ALTER TABLE bulk_jobs DROP CONSTRAINT bulk_jobs_kind_source_hash_key",
+    "ALTER TABLE bulk_jobs ADD COLUMN finished_ms BIGINT",
+    "ALTER TABLE bulk_items ADD COLUMN claimed_by TEXT",
+    "ALTER TABLE bulk_items ADD COLUMN claim_token BIGINT NOT NULL DEFAULT 0",
+    "ALTER TABLE bulk_items ADD COLUMN claimed_until_ms BIGINT NOT NULL DEFAULT 0",
+];
+
+/// After [`V_BULK_CLAIMS_SQLITE`] / [`V_BULK_CLAIMS_PG`], on both: a job whose every row
+/// was run (none pending or running) is finished; at most one unfinished job per source.
+pub(super) const V_BULK_CLAIMS: &[&str] = &[
+    "UPDATE bulk_jobs SET finished_ms = created_ms WHERE NOT EXISTS (SELECT 1 FROM bulk_items i \
+     WHERE i.job_id = bulk_jobs.job_id AND i.status IN ('pending', 'running'))",
+    "CREATE UNIQUE INDEX bulk_jobs_open_source ON bulk_jobs (kind, source_hash) \
+     WHERE finished_ms IS NULL",
+    "CREATE INDEX bulk_jobs_source ON bulk_jobs (kind, source_hash, job_id)",
+];
+
 pub(super) const V2_SQLITE: &[&str] = &[
     "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit \
      BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END",
@@ -114,6 +163,14 @@ pub(super) fn migration_sql(version: u32, dialect: Dialect) -> Vec<String> {
         4 => V4.to_vec(),
         5 => V5.to_vec(),
         6 => V_ROW_MACS.to_vec(),
+        7 => match dialect {
+            Dialect::Sqlite => V_BULK_CLAIMS_SQLITE,
+            Dialect::Postgres => V_BULK_CLAIMS_PG,
+        }
+        .iter()
+        .chain(V_BULK_CLAIMS)
+        .copied()
+        .collect(),
         _ => Vec::new(),
     };
     if version == 6 && dialect == Dialect::Postgres {

@@ -86,12 +86,82 @@ macro_rules! impl_store {
             ) -> $crate::store::Result<Option<$crate::store::BulkJob>> {
                 self.read(|s| $crate::store::sql::bulk_job(s, job_id))
             }
-            fn bulk_job_by_source(
+            fn bulk_open_job(
                 &self,
                 kind: &str,
                 source_hash: &str,
             ) -> $crate::store::Result<Option<$crate::store::BulkJob>> {
-                self.read(|s| $crate::store::sql::bulk_job_by_source(s, kind, source_hash))
+                self.read(|s| $crate::store::sql::bulk_open_job(s, kind, source_hash))
+            }
+            fn bulk_finish_job(
+                &self,
+                job_id: i64,
+                now: $crate::store::UnixMillis,
+            ) -> $crate::store::Result<bool> {
+                self.tx(|s| $crate::store::sql::bulk_finish_job(s, job_id, now))
+            }
+            fn bulk_claim_item(
+                &self,
+                job_id: i64,
+                line: u64,
+                seen_token: u64,
+                seen_status: $crate::store::BulkItemStatus,
+                owner: &str,
+                now: $crate::store::UnixMillis,
+                lease_ms: u64,
+            ) -> $crate::store::Result<Option<$crate::store::BulkClaim>> {
+                self.tx(|s| {
+                    $crate::store::sql::bulk_claim_item(
+                        s,
+                        job_id,
+                        line,
+                        seen_token,
+                        seen_status,
+                        owner,
+                        now,
+                        lease_ms,
+                    )
+                })
+            }
+            fn bulk_renew_claim(
+                &self,
+                fence: &$crate::store::BulkFence,
+                now: $crate::store::UnixMillis,
+                lease_ms: u64,
+            ) -> $crate::store::Result<()> {
+                self.tx(|s| $crate::store::sql::bulk_renew_claim(s, fence, now, lease_ms))
+            }
+            fn bulk_finish_item(
+                &self,
+                fence: &$crate::store::BulkFence,
+                status: $crate::store::BulkItemStatus,
+                outcome: Option<&str>,
+                now: $crate::store::UnixMillis,
+            ) -> $crate::store::Result<()> {
+                self.tx(|s| $crate::store::sql::bulk_finish_item(s, fence, status, outcome, now))
+            }
+            fn bulk_fenced_put_transport_pin(
+                &self,
+                fence: &$crate::store::BulkFence,
+                key_id: &str,
+                pin: &$crate::store::TransportPin,
+                host_key: &$crate::store::PinKey,
+                now: $crate::store::UnixMillis,
+            ) -> $crate::store::Result<()> {
+                self.tx(|s| {
+                    $crate::store::sql::bulk_check_fence(s, fence)?;
+                    $crate::store::sql::put_transport_pin(s, key_id, pin, host_key, now)
+                })
+            }
+            fn bulk_fenced_delete_transport_pin(
+                &self,
+                fence: &$crate::store::BulkFence,
+                key_id: &str,
+            ) -> $crate::store::Result<bool> {
+                self.tx(|s| {
+                    $crate::store::sql::bulk_check_fence(s, fence)?;
+                    $crate::store::sql::delete_transport_pin(s, key_id)
+                })
             }
             fn bulk_items(
                 &self,

@@ -377,12 +377,14 @@ pub fn bulk_jobs_round_trip<B: Backend>(b: &B) {
     assert_eq!(created.total, 5);
     assert_eq!(created.kind, "revoke");
     assert_eq!(s.bulk_job(created.job_id).unwrap(), Some(created.clone()));
+    assert_eq!(created.finished_ms, None);
     assert_eq!(
-        s.bulk_job_by_source("revoke", "ab12").unwrap(),
+        s.bulk_open_job("revoke", "ab12").unwrap(),
         Some(created.clone())
     );
-    assert_eq!(s.bulk_job_by_source("issue", "ab12").unwrap(), None);
-    // The same source for the same kind is refused; another kind is another job.
+    assert_eq!(s.bulk_open_job("issue", "ab12").unwrap(), None);
+    // While unfinished, the same source for the same kind is refused; another kind is
+    // another job.
     assert!(matches!(
         s.bulk_create(&job, 101),
         Err(StoreError::Duplicate { .. })

@@ -3,7 +3,7 @@
 use super::*;
 
 /// Number of migrations; the schema version after all of them.
-pub(crate) const MIGRATION_COUNT: u32 = 5;
+pub(crate) const MIGRATION_COUNT: u32 = 6;
 
 pub(super) const V1: &[&str] = &[
     "CREATE TABLE users (user_id TEXT PRIMARY KEY, upn TEXT NOT NULL UNIQUE, \
@@ -69,6 +69,17 @@ pub(super) const V5: &[&str] = &[
     "ALTER TABLE pending_registrations RENAME COLUMN idp TO passkey_template",
 ];
 
+/// Self-service sign-ins: the nonces handed out (their SHA-256, until they expire) and
+/// the ids (`uti`/`jti`) of holder ID tokens already used (until the token expires).
+pub(super) const V_SELF_SERVICE: &[&str] = &[
+    "CREATE TABLE self_service_nonces (nonce_hash TEXT PRIMARY KEY, \
+     created_ms BIGINT NOT NULL, expires_ms BIGINT NOT NULL)",
+    "CREATE TABLE used_tokens (issuer TEXT NOT NULL, token_id TEXT NOT NULL, \
+     expires_ms BIGINT NOT NULL, used_ms BIGINT NOT NULL, PRIMARY KEY (issuer, token_id))",
+    "CREATE INDEX used_tokens_expiry ON used_tokens (expires_ms)",
+    "CREATE INDEX self_service_nonces_expiry ON self_service_nonces (expires_ms)",
+];
+
 pub(super) const V2_SQLITE: &[&str] = &[
     "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit \
      BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END",
@@ -94,6 +105,7 @@ pub(super) fn migration_sql(version: u32, dialect: Dialect) -> Vec<String> {
         3 => V3.to_vec(),
         4 => V4.to_vec(),
         5 => V5.to_vec(),
+        6 => V_SELF_SERVICE.to_vec(),
         _ => Vec::new(),
     };
     if version == 2 {

@@ -26,6 +26,8 @@ mod errors;
 mod reconcile;
 #[path = "api/selfservice.rs"]
 mod selfservice;
+#[path = "api/selfservice_trust.rs"]
+mod selfservice_trust;
 #[path = "api/state.rs"]
 mod state;
 #[path = "api/store.rs"]

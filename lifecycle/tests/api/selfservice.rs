@@ -14,29 +14,29 @@ use lifecycle::template::{KeyTransport, TemplateSet};
 use lifecycle::{CredentialState, Error};
 
 use crate::common::{now_ms, sqlite_engine, temp_dir, KIM, KIM_ID};
-const ADELE: &str = "adelev@contoso.onmicrosoft.com";
-const ADELE_ID: &str = "87d349ed-44d7-43e1-9a83-5f2406dee5bd";
-const AUDIENCE: &str = "keysmith-self-service";
-const NEW_PIN: &str = "holder-pin-9753";
-const HOUR: Duration = Duration::from_secs(3600);
+pub(crate) const ADELE: &str = "adelev@contoso.onmicrosoft.com";
+pub(crate) const ADELE_ID: &str = "87d349ed-44d7-43e1-9a83-5f2406dee5bd";
+pub(crate) const AUDIENCE: &str = "keysmith-self-service";
+pub(crate) const NEW_PIN: &str = "holder-pin-9753";
+pub(crate) const HOUR: Duration = Duration::from_secs(3600);
 
 /// Switches of the template's `[credential.self_service]`.
 #[derive(Clone, Copy)]
-struct Allow {
-    pin_set: bool,
-    self_issue: bool,
-    unblock: bool,
-    auto_initiate: bool,
+pub(crate) struct Allow {
+    pub(crate) pin_set: bool,
+    pub(crate) self_issue: bool,
+    pub(crate) unblock: bool,
+    pub(crate) auto_initiate: bool,
 }
 
-const ALL: Allow = Allow {
+pub(crate) const ALL: Allow = Allow {
     pin_set: true,
     self_issue: true,
     unblock: true,
     auto_initiate: false,
 };
 
-fn template(emu: &Emulator, name: &str, allow: Allow) -> TemplateSet {
+pub(crate) fn template(emu: &Emulator, name: &str, allow: Allow) -> TemplateSet {
     let text = format!(
         r#"
 [passkey.entra]
@@ -70,12 +70,12 @@ oidc = {{ issuer = "{issuer}", audience = "{AUDIENCE}", jwks_url = "{jwks}" }}
     TemplateSet::from_toml_str(&text).expect("test template parses")
 }
 
-struct World {
-    emulator: Emulator,
+pub(crate) struct World {
+    pub(crate) emulator: Emulator,
     db: PathBuf,
-    engine: Engine,
-    key: Authenticator<SoftTransport>,
-    transport: SoftTransport,
+    pub(crate) engine: Engine,
+    pub(crate) key: Authenticator<SoftTransport>,
+    pub(crate) transport: SoftTransport,
 }
 
 impl Drop for World {
@@ -86,7 +86,7 @@ impl Drop for World {
     }
 }
 
-fn world(name: &str) -> World {
+pub(crate) fn world(name: &str) -> World {
     let emulator = Emulator::start(EmulatorConfig::default()).expect("emulator");
     let db = temp_dir(&format!("selfservice-{name}")).join("keysmith.db");
     let engine = sqlite_engine(&emulator, &db, "station-a", 9);
@@ -102,7 +102,7 @@ fn world(name: &str) -> World {
     }
 }
 
-fn operator_issue(w: &mut World, t: &TemplateSet, user: &str, now: u64) -> String {
+pub(crate) fn operator_issue(w: &mut World, t: &TemplateSet, user: &str, now: u64) -> String {
     let req = IssueRequest {
         actor: "operator:alice".into(),
         user: user.into(),
@@ -128,7 +128,7 @@ pub(crate) struct Tok {
 }
 
 /// A fresh sign-in of `user` (scope `openid profile`, MFA, just now).
-fn token(w: &World, user: &str) -> Tok {
+pub(crate) fn token(w: &World, user: &str) -> Tok {
     let nonce = w.engine.self_service_begin(now_ms()).expect("nonce").nonce;
     let id = w
         .emulator
@@ -141,7 +141,7 @@ fn token(w: &World, user: &str) -> Tok {
 }
 
 /// Audit records never carry the PIN or any token.
-fn assert_no_secrets(audit: &[AuditRecord], secrets: &[&str]) {
+pub(crate) fn assert_no_secrets(audit: &[AuditRecord], secrets: &[&str]) {
     for a in audit {
         let text = format!("{:?}", a.event);
         for s in secrets {

@@ -69,6 +69,7 @@ both!(
     keys_paged,
     pending_expiring_paged,
     bulk_jobs_round_trip,
+    self_service_nonces_and_used_tokens,
 );
 
 #[test]

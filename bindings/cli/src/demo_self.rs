@@ -101,7 +101,10 @@ pub(crate) fn run(engine: &Engine, emulator: &Emulator, now: u64) -> Result<Stri
     let unsolicited = emulator
         .holder_token_with(&signed_in(None))
         .map_err(|e| format!("ID token: {e}"))?;
-    for (what, token) in [("a forged ID token", &forged), ("an ID token without the sign-in's nonce", &unsolicited)] {
+    for (what, token) in [
+        ("a forged ID token", &forged),
+        ("an ID token without the sign-in's nonce", &unsolicited),
+    ] {
         match issue(token, &mut key) {
             Err(lifecycle::Error::Engine(e @ EngineError::SelfService(_))) => {
                 println!("    {what} is refused ({}): {e}", e.reason());
@@ -124,7 +127,10 @@ pub(crate) fn run(engine: &Engine, emulator: &Emulator, now: u64) -> Result<Stri
     let k = issue(&token, &mut key).map_err(|e| format!("self-issuance: {e}"))?;
     match issue(&token, &mut key) {
         Err(lifecycle::Error::Engine(e @ EngineError::SelfService(_))) => {
-            println!("    the same ID token again is refused ({}): {e}", e.reason());
+            println!(
+                "    the same ID token again is refused ({}): {e}",
+                e.reason()
+            );
         }
         Err(e) => return Err(format!("replayed token: unexpected error: {e}")),
         Ok(_) => return Err("a replayed ID token was accepted".into()),

@@ -24,8 +24,8 @@ pub use types::{
     AuditEntry, BulkItemResult, BulkJob, BulkProgress, BulkRow, BulkRunOptions, BulkSummary,
     DeviceEntry, DeviceInfo, DeviceList, DriftFinding, ExpiringCursor, ExpiringPage,
     ExpiringPending, IssueParams, Key, KeyDetails, KeyFilter, KeyPage, Passkey, Pending, Prompt,
-    ReconcileReport, ReconcileRequest, ReissueParams, ReplayedEntry, SelfServiceStart, SignInResult,
-    TemplateSummary, User,
+    ReconcileReport, ReconcileRequest, ReissueParams, ReplayedEntry, SelfServiceStart,
+    SignInResult, TemplateSummary, User,
 };
 
 use lifecycle::diagnostics::Diagnostics;

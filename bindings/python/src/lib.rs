@@ -548,7 +548,14 @@ impl Session {
     ) -> PyResult<PyObject> {
         let (s, d) = (self.inner.clone(), device.inner.clone());
         run(py, Some(&device.inner), move || {
-            s.self_issue(&d, &id_token, &nonce, &template, serial.as_deref(), &new_pin)
+            s.self_issue(
+                &d,
+                &id_token,
+                &nonce,
+                &template,
+                serial.as_deref(),
+                &new_pin,
+            )
         })
     }
 

@@ -58,8 +58,7 @@ fn id_tokens_carry_the_sign_in_facts() {
         scope: "openid".into(),
         ..HolderTokenOptions::new(KIM, AUDIENCE)
     };
-    let claims: Value =
-        serde_json::from_str(&emu.holder_claims_json_with(&opts).unwrap()).unwrap();
+    let claims: Value = serde_json::from_str(&emu.holder_claims_json_with(&opts).unwrap()).unwrap();
     for absent in ["oid", "name", "preferred_username", "nonce"] {
         assert!(claims.get(absent).is_none(), "{absent}: {claims}");
     }
@@ -67,6 +66,9 @@ fn id_tokens_carry_the_sign_in_facts() {
     assert_eq!(c, "oid");
     assert!(reason.contains("profile scope"), "{reason}");
 }
+
+/// A change to a token's claims.
+type Edit = dyn Fn(&mut Value);
 
 #[test]
 fn access_tokens_are_not_id_tokens() {
@@ -76,13 +78,13 @@ fn access_tokens_are_not_id_tokens() {
             .unwrap(),
     )
     .unwrap();
-    let sign = |edit: &dyn Fn(&mut Value)| {
+    let sign = |edit: &Edit| {
         let mut c = base.clone();
         edit(&mut c);
         emu.sign_claims(&c.to_string()).unwrap()
     };
     assert!(verify(&emu, &sign(&|_| {})).is_ok());
-    let cases: [(&str, &dyn Fn(&mut Value)); 7] = [
+    let cases: [(&str, &Edit); 7] = [
         ("scp", &|c| c["scp"] = json!("User.Read")),
         ("roles", &|c| c["roles"] = json!(["Task.Write"])),
         ("idtyp", &|c| c["idtyp"] = json!("app")),
@@ -150,11 +152,17 @@ fn password_grant_copies_the_nonce_and_sets_amr() {
         &emu,
         "GET",
         &format!("/v1.0/users/{KIM_ID}"),
-        &[("Authorization", &format!("Bearer {}", super::harness::raw_token(&emu)))],
+        &[(
+            "Authorization",
+            &format!("Bearer {}", super::harness::raw_token(&emu)),
+        )],
         b"",
     );
     assert_eq!(status, 200, "{body}");
-    assert_eq!(serde_json::from_str::<Value>(&body).unwrap()["accountEnabled"], false);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["accountEnabled"],
+        false
+    );
     let body = format!(
         "grant_type=password&client_id={}&username={}&password={DEMO_PASSWORD}&scope=openid",
         emu.client_id(),

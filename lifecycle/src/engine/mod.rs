@@ -423,7 +423,10 @@ impl Engine {
 }
 
 /// The display-name attributes and the user record of a directory user.
-fn attrs_of(u: crate::idp::IdpUser, serial: &str) -> (String, BTreeMap<String, String>, UserRecord) {
+fn attrs_of(
+    u: crate::idp::IdpUser,
+    serial: &str,
+) -> (String, BTreeMap<String, String>, UserRecord) {
     let mut attrs = BTreeMap::new();
     let mut put = |k: &str, v: &Option<String>| {
         if let Some(v) = v {

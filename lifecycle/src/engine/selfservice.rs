@@ -194,7 +194,11 @@ impl Engine {
 
     /// How the template's issuer is bound to the directory users come from: its Entra
     /// tenant's issuer, or an explicit mapping; anything else is refused.
-    fn binding(&self, templates: &TemplateSet, oidc: &OidcConfig) -> Result<Binding, SelfServiceError> {
+    fn binding(
+        &self,
+        templates: &TemplateSet,
+        oidc: &OidcConfig,
+    ) -> Result<Binding, SelfServiceError> {
         let directory = &templates.credential.user_assignment.directory;
         if oidc.directory.as_deref() == Some(directory.as_str()) {
             return Ok(Binding::Mapped);

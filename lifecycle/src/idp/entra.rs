@@ -8,8 +8,8 @@ use entra_graph::wire::{AttestationResponse, ClientExtensionResults, PublicKeyCr
 use entra_graph::{GraphClient, GraphError};
 
 use super::{
-    CreationChallenge, DirectoryTenant, Idp, IdpDeletion, IdpError, IdpOutcome, IdpPasskey, IdpUser,
-    RegistrationRequest,
+    CreationChallenge, DirectoryTenant, Idp, IdpDeletion, IdpError, IdpOutcome, IdpPasskey,
+    IdpUser, RegistrationRequest,
 };
 
 /// Whether a 400 answer to a registration says its challenge expired.

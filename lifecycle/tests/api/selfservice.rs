@@ -162,7 +162,14 @@ fn owner_sets_pin_and_activates() {
     let tok = token(&w, KIM);
     let key = w
         .engine
-        .self_set_pin(&key_id, &tok.id, &tok.nonce, NEW_PIN, &mut w.key, now + 1_000)
+        .self_set_pin(
+            &key_id,
+            &tok.id,
+            &tok.nonce,
+            NEW_PIN,
+            &mut w.key,
+            now + 1_000,
+        )
         .expect("self PIN set");
     assert_eq!(key.state, CredentialState::Active);
     assert_eq!(key.user_id.as_deref(), Some(KIM_ID));
@@ -192,7 +199,14 @@ fn owner_sets_pin_and_activates() {
     let tok = token(&w, KIM);
     let err = w
         .engine
-        .self_set_pin(&key_id, &tok.id, &tok.nonce, "another-pin-123", &mut w.key, now + 2_000)
+        .self_set_pin(
+            &key_id,
+            &tok.id,
+            &tok.nonce,
+            "another-pin-123",
+            &mut w.key,
+            now + 2_000,
+        )
         .unwrap_err();
     assert!(matches!(err, Error::Transition(_)), "{err:?}");
     w.engine
@@ -217,7 +231,14 @@ fn another_users_token_is_refused_and_nothing_changes() {
     let adele = token(&w, ADELE);
     let err = w
         .engine
-        .self_set_pin(&key_id, &adele.id, &adele.nonce, NEW_PIN, &mut w.key, now + 1_000)
+        .self_set_pin(
+            &key_id,
+            &adele.id,
+            &adele.nonce,
+            NEW_PIN,
+            &mut w.key,
+            now + 1_000,
+        )
         .unwrap_err();
     assert!(
         matches!(
@@ -252,7 +273,14 @@ fn another_users_token_is_refused_and_nothing_changes() {
     assert_no_secrets(&audit, &[NEW_PIN, &adele.id]);
     let fresh = token(&w, KIM);
     w.engine
-        .self_set_pin(&key_id, &fresh.id, &fresh.nonce, NEW_PIN, &mut w.key, now + 2_000)
+        .self_set_pin(
+            &key_id,
+            &fresh.id,
+            &fresh.nonce,
+            NEW_PIN,
+            &mut w.key,
+            now + 2_000,
+        )
         .expect("the owner still can");
 }
 
@@ -328,7 +356,14 @@ fn templates_without_permission_refuse() {
     let tok = token(&w, KIM);
     let err = w
         .engine
-        .self_set_pin(&key_id, &tok.id, &tok.nonce, NEW_PIN, &mut w.key, now + 1_000)
+        .self_set_pin(
+            &key_id,
+            &tok.id,
+            &tok.nonce,
+            NEW_PIN,
+            &mut w.key,
+            now + 1_000,
+        )
         .unwrap_err();
     assert!(
         matches!(
@@ -524,7 +559,14 @@ fn pin_unblock_is_refused_honestly() {
     let key_id = operator_issue(&mut w, &t, KIM, now);
     let tok = token(&w, KIM);
     w.engine
-        .self_set_pin(&key_id, &tok.id, &tok.nonce, NEW_PIN, &mut w.key, now + 1_000)
+        .self_set_pin(
+            &key_id,
+            &tok.id,
+            &tok.nonce,
+            NEW_PIN,
+            &mut w.key,
+            now + 1_000,
+        )
         .expect("activate");
     // Not blocked: nothing to unblock.
     let tok = token(&w, KIM);

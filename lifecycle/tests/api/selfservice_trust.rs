@@ -75,6 +75,9 @@ fn assert_refused(w: &World, key_id: &str, action: &str, err: &Error, reason: &s
     assert_eq!(last.detail.as_deref(), Some(err.to_string().as_str()));
 }
 
+/// A change to a token's claims.
+type Edit = fn(&mut Value);
+
 #[track_caller]
 fn assert_still_issued(w: &World, key_id: &str) {
     let key = w.engine.key(key_id).unwrap();
@@ -98,7 +101,7 @@ fn replayed_token_token_without_nonce_and_access_token_are_refused_each_with_its
     assert_still_issued(&w, &key_id);
 
     // An access token for the same audience: scp / roles / idtyp / ver 1.0 / azp.
-    let edits: [(&str, fn(&mut Value)); 5] = [
+    let edits: [(&str, Edit); 5] = [
         ("scp", |c| c["scp"] = json!("User.Read")),
         ("roles", |c| c["roles"] = json!(["Keys.Write"])),
         ("idtyp", |c| c["idtyp"] = json!("user")),
@@ -244,13 +247,21 @@ fn issuer_must_be_the_directory_tenant_unless_mapped() {
         .self_set_pin(&key2, &tok, &nonce, NEW_PIN, &mut w2.key, now_ms())
         .unwrap_err();
     assert_refused(&w2, &key2, "self_set_pin", &err, "issuer_not_trusted");
-    assert!(err.to_string().contains(&w2.emulator.oidc_issuer()), "{err}");
+    assert!(
+        err.to_string().contains(&w2.emulator.oidc_issuer()),
+        "{err}"
+    );
     assert_eq!(w2.engine.key(&key2).unwrap().state, CredentialState::Issued);
 
     // ...unless the template maps that issuer to the directory explicitly.
     let mut mapped = t2.clone();
-    mapped.credential.self_service.oidc.as_mut().unwrap().directory =
-        Some(t2.credential.user_assignment.directory.clone());
+    mapped
+        .credential
+        .self_service
+        .oidc
+        .as_mut()
+        .unwrap()
+        .directory = Some(t2.credential.user_assignment.directory.clone());
     w2.engine.add_template(mapped).unwrap();
     let nonce = w2.engine.self_service_begin(now_ms()).unwrap().nonce;
     let tok = other

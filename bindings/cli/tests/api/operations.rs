@@ -166,8 +166,8 @@ fn self_issue_through_the_binary() {
     // The same token again: refused as a replay, exit code 2, the reason as data.
     let out = issue("SELF2", &nonce);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned()
-        + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(text.contains("\"token_replayed\""), "{text}");
     assert_eq!(k["state"], "active", "{k}");
     // Without a nonce, or without a token: a usage error naming what is missing.
@@ -175,7 +175,13 @@ fn self_issue_through_the_binary() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--nonce"));
     let out = e.run(
-        &["self", "set-pin", k["key_id"].as_str().unwrap(), "--nonce", "n"],
+        &[
+            "self",
+            "set-pin",
+            k["key_id"].as_str().unwrap(),
+            "--nonce",
+            "n",
+        ],
         None,
     );
     assert_eq!(out.status.code(), Some(2));

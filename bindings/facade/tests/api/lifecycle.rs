@@ -275,7 +275,10 @@ fn every_operation_through_the_facade() {
     let b = Device::open(&softkey_spec(&dir, "b.json")).expect("b");
     let forged = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJraW0ifQ.forged-signature";
     let start = session.self_service_begin().expect("begin");
-    assert!(!format!("{start:?}").contains(&start.nonce), "nonce redacted");
+    assert!(
+        !format!("{start:?}").contains(&start.nonce),
+        "nonce redacted"
+    );
     let e = session
         .self_issue(&b, forged, &start.nonce, "facade-self", None, PIN)
         .unwrap_err();
@@ -298,7 +301,14 @@ fn every_operation_through_the_facade() {
     // Each refusal reaches the caller as data: its own reason.
     let start = session.self_service_begin().expect("begin");
     let e = session
-        .self_issue(&b, &sign_in(None, None), &start.nonce, "facade-self", None, PIN)
+        .self_issue(
+            &b,
+            &sign_in(None, None),
+            &start.nonce,
+            "facade-self",
+            None,
+            PIN,
+        )
         .unwrap_err();
     assert_eq!(e.reason, "nonce_missing", "{e}");
     let access = sign_in(

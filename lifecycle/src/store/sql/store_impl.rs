@@ -198,9 +198,7 @@ macro_rules! impl_store {
                 expires_ms: $crate::store::UnixMillis,
                 now: $crate::store::UnixMillis,
             ) -> $crate::store::Result<bool> {
-                self.tx(|s| {
-                    $crate::store::sql::use_token_id(s, issuer, token_id, expires_ms, now)
-                })
+                self.tx(|s| $crate::store::sql::use_token_id(s, issuer, token_id, expires_ms, now))
             }
             fn delete_transport_pin(&self, key_id: &str) -> $crate::store::Result<bool> {
                 self.tx(|s| $crate::store::sql::delete_transport_pin(s, key_id))

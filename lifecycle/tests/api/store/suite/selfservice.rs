@@ -18,7 +18,10 @@ pub fn self_service_nonces_and_used_tokens<B: Backend>(b: &B) {
     assert!(!s.take_nonce("never-issued", 1_500).unwrap());
 
     assert!(s.use_token_id("iss", "uti-1", 10_000, 1_000).unwrap());
-    assert!(!s.use_token_id("iss", "uti-1", 10_000, 2_000).unwrap(), "replay");
+    assert!(
+        !s.use_token_id("iss", "uti-1", 10_000, 2_000).unwrap(),
+        "replay"
+    );
     assert!(
         s.use_token_id("other-iss", "uti-1", 10_000, 2_000).unwrap(),
         "ids are per issuer"

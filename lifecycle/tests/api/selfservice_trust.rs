@@ -379,3 +379,82 @@ fn disabled_accounts_get_no_keys() {
         CredentialState::Active
     );
 }
+
+/// `KEYSMITH_PG_URL` from the environment; `None` (the test prints SKIPPED) without it,
+/// except in CI, where that fails.
+fn pg_url() -> Option<String> {
+    match std::env::var("KEYSMITH_PG_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
+    {
+        Some(u) => Some(u),
+        None => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI is set but KEYSMITH_PG_URL is not"
+            );
+            eprintln!("SKIPPED: PostgreSQL self-service test (no KEYSMITH_PG_URL)");
+            None
+        }
+    }
+}
+
+/// Two stations on one PostgreSQL repository: a token used at one is a replay at the
+/// other, and a nonce handed out by one is taken once by either.
+#[test]
+fn a_token_used_at_one_station_is_a_replay_at_another_on_postgres() {
+    use lifecycle::engine::Engine;
+    use lifecycle::idp::EntraIdp;
+    use lifecycle::store::{PgStore, PinKey};
+    use std::sync::Arc;
+
+    let Some(url) = pg_url() else { return };
+    let emulator = Emulator::start(EmulatorConfig::default()).unwrap();
+    let schema = format!("selfsvc_{}_{}", std::process::id(), now_ms() % 1_000_000);
+    let station = |name: &str| {
+        let store = PgStore::connect_in_schema(&url, &schema).expect("postgres store");
+        Engine::builder(Arc::new(store), PinKey::from_bytes([7; 32]), name)
+            .idp(Arc::new(EntraIdp::new(
+                crate::common::CONNECTION,
+                crate::common::graph_client(&emulator),
+            )))
+            .template(template(&emulator, "self-issue", ALL))
+            .build()
+            .expect("engine")
+    };
+    let (a, b) = (station("station-a"), station("station-b"));
+    let nonce = a.self_service_begin(now_ms()).unwrap().nonce;
+    let token = emulator
+        .holder_token_with(&HolderTokenOptions::new(KIM, AUDIENCE).nonce(nonce.clone()))
+        .unwrap();
+    let issue = |engine: &Engine, serial: &str, key: &mut Authenticator<SoftTransport>| {
+        engine.self_issue(
+            &token,
+            &nonce,
+            "self-issue",
+            serial,
+            KeyTransport::Usb,
+            NEW_PIN,
+            key,
+            now_ms(),
+        )
+    };
+    let k = issue(&b, "SN-PG-1", &mut blank_key()).expect("first use, at station b");
+    assert_eq!(k.state, CredentialState::Active);
+    let mut other = blank_key();
+    let err = issue(&a, "SN-PG-2", &mut other).unwrap_err();
+    assert_eq!(err.reason(), "token_replayed", "{err}");
+    let info = other.info().unwrap().clone();
+    let key_id = lifecycle::engine::key_id_for(&info.aaguid, "SN-PG-2");
+    let audit = a.audit_for(&key_id).unwrap();
+    let last = &audit.last().expect("audited").event;
+    assert_eq!(
+        (last.action.as_str(), last.outcome.as_str()),
+        ("self_issue", "refused")
+    );
+    assert!(last
+        .detail
+        .as_deref()
+        .unwrap_or("")
+        .contains("already used"));
+}

@@ -277,9 +277,11 @@ impl Engine {
             .token_id
             .as_deref()
             .ok_or_else(|| refuse(SelfServiceError::TokenIdMissing.into()))?;
+        // Kept until the verifier would refuse the token anyway: exp plus the leeway.
+        let keep_until = millis(t.expires_at + verifier.settings().leeway);
         let first_use = self
             .store
-            .use_token_id(&t.issuer, token_id, millis(t.expires_at), now)
+            .use_token_id(&t.issuer, token_id, keep_until, now)
             .map_err(|e| refuse(e.into()))?;
         if !first_use {
             return Err(refuse(

@@ -458,3 +458,25 @@ fn a_token_used_at_one_station_is_a_replay_at_another_on_postgres() {
         .unwrap_or("")
         .contains("already used"));
 }
+
+/// A token just past its `exp` still verifies within the verifier's leeway, so its id is
+/// kept until then too: the replay inside the leeway is refused.
+#[test]
+fn a_token_inside_the_expiry_leeway_is_still_used_once() {
+    let mut w = world("trust-leeway");
+    let t = template(&w.emulator, "self-pin", ALL);
+    let key_id = operator_issue(&mut w, &t, KIM, now_ms());
+    let secs = now_ms() / 1000;
+    let tok = edited(&w, KIM, |c| {
+        c["iat"] = json!(secs - 600);
+        c["nbf"] = json!(secs - 600);
+        c["exp"] = json!(secs - 120);
+        c["auth_time"] = json!(secs - 60);
+    });
+    assert_eq!(
+        set_pin(&mut w, &key_id, &tok).unwrap().state,
+        CredentialState::Active
+    );
+    let err = set_pin(&mut w, &key_id, &tok).unwrap_err();
+    assert_refused(&w, &key_id, "self_set_pin", &err, "token_replayed");
+}

@@ -7,7 +7,10 @@
 //!   allowed set and matching the key, never `none`, never HMAC; `typ` if present is
 //!   `JWT`; no `crit`), the signature against the key named by `kid`, then `iss`, `aud`,
 //!   `exp`, `nbf`, `iat` (with leeway), `tid` when configured and the types of every
-//!   claim it reads.
+//!   claim it reads. Access tokens are refused: a token carrying `scp`, `roles` or
+//!   `idtyp`, a `ver` other than `2.0`, or an `azp` other than the audience is not an ID
+//!   token. What the caller decides (nonce, freshness, MFA, single use) is handed back in
+//!   [`VerifiedToken`].
 //! - [`OidcVerifier`]: a blocking, `Send + Sync` verifier that fetches the issuer's keys
 //!   (from `jwks_url`, or from the discovery document under the issuer), caches them, and
 //!   refetches when a token names an unknown `kid` — at most once per
@@ -89,8 +92,13 @@ pub struct OidcSettings {
     pub allowed_algs: Vec<JwsAlg>,
     /// When set, `tid` must be present and equal to it.
     pub tenant_id: Option<String>,
-    /// When true (the default), the `oid` claim (the user's object id) is required.
+    /// When true (the default), the `oid` claim (the user's object id) is required
+    /// (Entra puts it in ID tokens only when the sign-in asked for the `profile` scope).
     pub require_object_id: bool,
+    /// When true (the default), `ver` is required; whenever present it must be `2.0`
+    /// (Microsoft identity platform v2.0 ID tokens). Set false only for a non-Entra issuer
+    /// that does not send `ver`.
+    pub require_version: bool,
     /// Least time between two fetches of the keys caused by unknown key ids.
     pub jwks_refetch_interval: Duration,
     /// Timeout of one HTTP request for the keys or the discovery document.
@@ -109,6 +117,7 @@ impl OidcSettings {
             allowed_algs: vec![JwsAlg::Rs256],
             tenant_id: None,
             require_object_id: true,
+            require_version: true,
             jwks_refetch_interval: Duration::from_secs(60),
             request_timeout: Duration::from_secs(10),
         }
@@ -157,6 +166,16 @@ pub struct VerifiedToken {
     pub expires_at: SystemTime,
     /// `iat`.
     pub issued_at: SystemTime,
+    /// `nonce`: the value the relying party put in the sign-in request.
+    pub nonce: Option<String>,
+    /// `auth_time`: when the user last authenticated interactively.
+    pub auth_time: Option<SystemTime>,
+    /// `amr`: how the user authenticated (`pwd`, `mfa`, `fido`, ...).
+    pub amr: Vec<String>,
+    /// `acrs`: the authentication context class references the sign-in satisfied.
+    pub acrs: Vec<String>,
+    /// The token's unique id: `uti` (Entra) or else `jti`.
+    pub token_id: Option<String>,
 }
 
 /// One usable signing key of a key set.
@@ -314,6 +333,62 @@ fn opt_string(
         Some(Value::String(s)) => Ok(Some(s.clone())),
         Some(_) => Err(refuse(name, "must be a string")),
     }
+}
+
+/// A claim that is an array of strings (or a single string, read as one element).
+fn opt_strings(claims: &Map<String, Value>, name: &'static str) -> Result<Vec<String>, GraphError> {
+    match claims.get(name) {
+        None => Ok(Vec::new()),
+        Some(Value::String(s)) => Ok(vec![s.clone()]),
+        Some(Value::Array(list)) => list
+            .iter()
+            .map(|v| match v {
+                Value::String(s) => Ok(s.clone()),
+                _ => Err(refuse(name, "array members must be strings")),
+            })
+            .collect(),
+        Some(_) => Err(refuse(name, "must be a string or an array of strings")),
+    }
+}
+
+/// Refuses access tokens (and anything else that is not an ID token for `audience`).
+fn check_id_token(claims: &Map<String, Value>, settings: &OidcSettings) -> Result<(), GraphError> {
+    for name in ["scp", "roles", "idtyp"] {
+        if claims.contains_key(name) {
+            return Err(refuse(
+                name,
+                "present: this is an access token, not an ID token",
+            ));
+        }
+    }
+    match opt_string(claims, "ver")? {
+        Some(v) if v == "2.0" => {}
+        Some(v) => {
+            return Err(refuse(
+                "ver",
+                format!("{v:?}: only v2.0 ID tokens are accepted"),
+            ))
+        }
+        None if settings.require_version => {
+            return Err(refuse(
+                "ver",
+                "required claim is missing (v2.0 ID tokens carry ver 2.0)",
+            ))
+        }
+        None => {}
+    }
+    if let Some(azp) = opt_string(claims, "azp")? {
+        if azp != settings.audience {
+            return Err(refuse(
+                "azp",
+                format!(
+                    "{azp:?} is not the audience {:?}: the token was issued to another client",
+                    settings.audience
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn req_string(claims: &Map<String, Value>, name: &'static str) -> Result<String, GraphError> {
@@ -516,13 +591,17 @@ pub fn verify_with_jwks(
     if iat > now_s.saturating_add(leeway) {
         return Err(refuse("iat", "the token was issued in the future"));
     }
+    check_id_token(&claims, settings)?;
     let subject = req_string(&claims, "sub")?;
     if subject.is_empty() {
         return Err(refuse("sub", "must not be empty"));
     }
     let object_id = opt_string(&claims, "oid")?;
     if settings.require_object_id && object_id.as_deref().map_or(true, str::is_empty) {
-        return Err(refuse("oid", "required claim is missing"));
+        return Err(refuse(
+            "oid",
+            "required claim is missing: Entra puts oid in an ID token only when the sign-in asks for the profile scope (scope=openid profile)",
+        ));
     }
     let tenant_id = opt_string(&claims, "tid")?;
     if let Some(want) = &settings.tenant_id {
@@ -539,6 +618,15 @@ pub fn verify_with_jwks(
     }
     let upn = opt_string(&claims, "preferred_username")?;
     let name = opt_string(&claims, "name")?;
+    let nonce = opt_string(&claims, "nonce")?;
+    let auth_time = opt_time(&claims, "auth_time")?.map(|t| UNIX_EPOCH + Duration::from_secs(t));
+    let amr = opt_strings(&claims, "amr")?;
+    let acrs = opt_strings(&claims, "acrs")?;
+    let token_id = match opt_string(&claims, "uti")? {
+        Some(u) => Some(u),
+        None => opt_string(&claims, "jti")?,
+    }
+    .filter(|t| !t.is_empty());
     Ok(VerifiedToken {
         subject,
         object_id,
@@ -549,6 +637,11 @@ pub fn verify_with_jwks(
         issuer: iss,
         expires_at: UNIX_EPOCH + Duration::from_secs(exp),
         issued_at: UNIX_EPOCH + Duration::from_secs(iat),
+        nonce,
+        auth_time,
+        amr,
+        acrs,
+        token_id,
     })
 }
 

@@ -11,6 +11,8 @@ mod api {
     #[cfg(feature = "emulator")]
     pub mod oidc;
     #[cfg(feature = "emulator")]
+    pub mod oidc_id_tokens;
+    #[cfg(feature = "emulator")]
     pub mod rejects;
     #[cfg(feature = "emulator")]
     pub mod soft_key;

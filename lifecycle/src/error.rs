@@ -61,6 +61,19 @@ use crate::template::TemplateError;
 /// | usage | `not_key_owner` | the authenticated holder does not own the key |
 /// | usage | `already_issued` | self-issuance of a key already issued |
 /// | usage | `pin_not_blocked` | PIN unblock of a key whose PIN is not blocked; `retries_left` |
+/// | usage | `not_an_id_token` | the holder's token is an access token (`scp`, `roles`, `idtyp`), not v2.0, or for another client (`azp`) |
+/// | usage | `nonce_missing` | the holder's ID token carries no nonce |
+/// | usage | `nonce_mismatch` | the ID token's nonce is not the one passed |
+/// | usage | `nonce_unknown` | the nonce was not handed out here, expired or was already used |
+/// | usage | `token_replayed` | the ID token (its `uti`/`jti`) was already used |
+/// | usage | `token_id_missing` | the ID token has no `uti`/`jti` |
+/// | usage | `sign_in_too_old` | the holder's `auth_time` is older than the template's `max_age_secs` (or missing) |
+/// | usage | `mfa_required` | the sign-in used no multi-factor authentication (`amr`/`acrs`) |
+/// | usage | `issuer_not_trusted` | the OIDC issuer is not the directory's tenant and has no issuer-to-directory mapping |
+/// | usage | `tenant_mismatch` | the token's `tid` is not the directory's tenant |
+/// | usage | `profile_scope_required` | the ID token has no `oid` (sign in with the `profile` scope) |
+/// | usage | `account_disabled` | the user's directory account is disabled (`accountEnabled: false`) |
+/// | usage | `self_issue_limit_reached` | the user holds as many self-issued keys as the template allows |
 /// | usage | `csv_invalid` | a bulk job's CSV is malformed |
 /// | usage | `job_not_found` | no bulk job with this id is recorded |
 /// | usage | `log_config_invalid` | a log setting is invalid |

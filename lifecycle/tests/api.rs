@@ -30,6 +30,8 @@ mod reconcile;
 mod rowmac;
 #[path = "api/selfservice.rs"]
 mod selfservice;
+#[path = "api/selfservice_trust.rs"]
+mod selfservice_trust;
 #[path = "api/state.rs"]
 mod state;
 #[path = "api/store.rs"]

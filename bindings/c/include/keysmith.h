@@ -418,8 +418,20 @@ ks_status ks_key_sign_in(const ks_session *session,
                          char **out_json);
 
 /**
- * Self-issuance with the holder's OIDC ID token; `serial` may be NULL (the device's).
- * `*out_json` gets the key.
+ * Starts a self-service sign-in: `*out_json` gets `{"nonce","expires_at_ms"}`. Send
+ * `nonce` in the OpenID Connect authorization request; the ID token comes back carrying
+ * it, and `ks_key_self_issue` / `ks_key_self_set_pin` take both. Good once.
+ *
+ * # Safety
+ * Pointers NULL or valid as documented in the crate conventions.
+ */
+ks_status ks_self_service_begin(const ks_session *session, char **out_json);
+
+/**
+ * Self-issuance with the holder's OIDC ID token and the `nonce` of the sign-in
+ * (`ks_self_service_begin`) it carries; `serial` may be NULL (the device's).
+ * `*out_json` gets the key. A refusal's `reason` (`ks_last_error_json`) says which
+ * check failed (`nonce_missing`, `token_replayed`, `not_an_id_token`, ...).
  *
  * # Safety
  * Pointers NULL or valid as documented in the crate conventions.
@@ -427,13 +439,15 @@ ks_status ks_key_sign_in(const ks_session *session,
 ks_status ks_key_self_issue(const ks_session *session,
                             const ks_device *device,
                             const char *id_token,
+                            const char *nonce,
                             const char *template_name,
                             const char *serial,
                             const char *new_pin,
                             char **out_json);
 
 /**
- * Self-service PIN set with the holder's OIDC ID token; `*out_json` gets the key.
+ * Self-service PIN set with the holder's OIDC ID token and the `nonce` of the sign-in
+ * (`ks_self_service_begin`) it carries; `*out_json` gets the key.
  *
  * # Safety
  * Pointers NULL or valid as documented in the crate conventions.
@@ -442,6 +456,7 @@ ks_status ks_key_self_set_pin(const ks_session *session,
                               const ks_device *device,
                               const char *key_id,
                               const char *id_token,
+                              const char *nonce,
                               const char *new_pin,
                               char **out_json);
 

@@ -203,8 +203,25 @@ pub unsafe extern "C" fn ks_key_sign_in(
     }
 }
 
-/// Self-issuance with the holder's OIDC ID token; `serial` may be NULL (the device's).
-/// `*out_json` gets the key.
+/// Starts a self-service sign-in: `*out_json` gets `{"nonce","expires_at_ms"}`. Send
+/// `nonce` in the OpenID Connect authorization request; the ID token comes back carrying
+/// it, and `ks_key_self_issue` / `ks_key_self_set_pin` take both. Good once.
+///
+/// # Safety
+/// Pointers NULL or valid as documented in the crate conventions.
+#[no_mangle]
+pub unsafe extern "C" fn ks_self_service_begin(
+    session: *const ks_session,
+    out_json: *mut *mut c_char,
+) -> ks_status {
+    // SAFETY: caller contract, forwarded.
+    unsafe { session_op(session, out_json, "out_json", |s| s.self_service_begin()) }
+}
+
+/// Self-issuance with the holder's OIDC ID token and the `nonce` of the sign-in
+/// (`ks_self_service_begin`) it carries; `serial` may be NULL (the device's).
+/// `*out_json` gets the key. A refusal's `reason` (`ks_last_error_json`) says which
+/// check failed (`nonce_missing`, `token_replayed`, `not_an_id_token`, ...).
 ///
 /// # Safety
 /// Pointers NULL or valid as documented in the crate conventions.
@@ -213,6 +230,7 @@ pub unsafe extern "C" fn ks_key_self_issue(
     session: *const ks_session,
     device: *const ks_device,
     id_token: *const c_char,
+    nonce: *const c_char,
     template_name: *const c_char,
     serial: *const c_char,
     new_pin: *const c_char,
@@ -225,6 +243,7 @@ pub unsafe extern "C" fn ks_key_self_issue(
             s.self_issue(
                 &d.inner,
                 arg(id_token, "id_token")?,
+                arg(nonce, "nonce")?,
                 arg(template_name, "template_name")?,
                 opt_arg(serial, "serial")?,
                 arg(new_pin, "new_pin")?,
@@ -233,7 +252,8 @@ pub unsafe extern "C" fn ks_key_self_issue(
     }
 }
 
-/// Self-service PIN set with the holder's OIDC ID token; `*out_json` gets the key.
+/// Self-service PIN set with the holder's OIDC ID token and the `nonce` of the sign-in
+/// (`ks_self_service_begin`) it carries; `*out_json` gets the key.
 ///
 /// # Safety
 /// Pointers NULL or valid as documented in the crate conventions.
@@ -243,6 +263,7 @@ pub unsafe extern "C" fn ks_key_self_set_pin(
     device: *const ks_device,
     key_id: *const c_char,
     id_token: *const c_char,
+    nonce: *const c_char,
     new_pin: *const c_char,
     out_json: *mut *mut c_char,
 ) -> ks_status {
@@ -254,6 +275,7 @@ pub unsafe extern "C" fn ks_key_self_set_pin(
                 &d.inner,
                 arg(key_id, "key_id")?,
                 arg(id_token, "id_token")?,
+                arg(nonce, "nonce")?,
                 arg(new_pin, "new_pin")?,
             )
         })

@@ -10,6 +10,8 @@
 //! - `ks_key_<verb>` for one key's lifecycle (`issue`, `issue_and_activate`, `activate`,
 //!   `inactivate`, `revoke`, `retire`, `unregister`, `reissue`, `sign_in`, `self_issue`,
 //!   `self_set_pin`) and queries (`get`, `list`, `list_page`, `audit`);
+//! - `ks_self_service_begin` (the nonce of a holder's sign-in for `self_issue` /
+//!   `self_set_pin`);
 //! - `ks_template_add` / `_list` / `_check`, `ks_idp_check`, `ks_user_search`,
 //!   `ks_journal_replay`, `ks_audit_verify` (the whole audit log's chain),
 //!   `ks_drift_reconcile`, `ks_bulk_create` / `_run`,

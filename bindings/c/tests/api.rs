@@ -251,8 +251,21 @@ fn header_compiles_as_c99_and_cpp() {
 #[test]
 fn header_functions_are_named_noun_then_verb() {
     const NOUNS: &[&str] = &[
-        "session", "device", "key", "template", "idp", "user", "journal", "audit", "drift", "bulk",
-        "pending", "log", "string", "status",
+        "session",
+        "device",
+        "key",
+        "template",
+        "idp",
+        "user",
+        "journal",
+        "audit",
+        "drift",
+        "bulk",
+        "pending",
+        "log",
+        "string",
+        "status",
+        "self_service",
     ];
     const GETTERS: &[&str] = &["ks_version", "ks_last_error", "ks_last_error_json"];
     let header = std::fs::read_to_string(crate_dir().join("include/keysmith.h")).expect("header");

@@ -49,6 +49,8 @@ pub struct Args {
     pub serial: Option<String>,
     /// `--id-token-file F`.
     pub id_token_file: Option<PathBuf>,
+    /// `--nonce N`: the nonce of the holder's sign-in (from `self begin`).
+    pub nonce: Option<String>,
     /// The command words and operands.
     pub words: Vec<String>,
 }
@@ -88,6 +90,7 @@ pub fn parse_args(raw: &[String]) -> Result<Args, FacadeError> {
             "--template" => a.template = Some(value("--template")?),
             "--serial" => a.serial = Some(value("--serial")?),
             "--id-token-file" => a.id_token_file = Some(PathBuf::from(value("--id-token-file")?)),
+            "--nonce" => a.nonce = Some(value("--nonce")?),
             s if s.starts_with('-') && s != "-" => {
                 return Err(FacadeError::usage(format!("unknown flag {s}")))
             }
@@ -179,6 +182,15 @@ pub fn read_pin(args: &Args, what: &str) -> Result<Zeroizing<String>, FacadeErro
         eprint!("{what}: ");
     }
     stdin_line(what)
+}
+
+/// The nonce of the holder's sign-in from `--nonce N` (what `self begin` printed).
+pub fn read_nonce(args: &Args) -> Result<&str, FacadeError> {
+    args.nonce.as_deref().ok_or_else(|| {
+        FacadeError::usage(
+            "this command needs --nonce N: start the holder's sign-in with `keysmith self begin` and send its nonce in the authorization request",
+        )
+    })
 }
 
 /// The holder's ID token from `--id-token-file F` (`-`: the next line of standard input).

@@ -1,14 +1,16 @@
 //! Step 8 of `keysmith demo`: self-service issuance. The holder authenticates at the
 //! (emulated) Entra identity platform with OpenID Connect; the engine checks the ID token
-//! against the issuer's published keys, issuer, audience and expiry, and issues a blank
-//! key to the token's subject, activated at once with the PIN the holder chooses.
+//! against the issuer's published keys, issuer (the directory's tenant), audience and
+//! expiry, the nonce of the sign-in it started, a recent MFA sign-in and single use, and
+//! issues a blank key to the token's subject, activated at once with the PIN the holder
+//! chooses.
 
 use std::time::Duration;
 
-use entra_graph::emulator::Emulator;
+use entra_graph::emulator::{Emulator, HolderTokenOptions};
 use fido_transport::client::Authenticator;
 use fido_transport::softkey::{SoftAuthenticator, SoftConfig, SoftTransport};
-use lifecycle::engine::{Engine, EngineError, SelfServiceError};
+use lifecycle::engine::{Engine, EngineError};
 use lifecycle::template::{KeyTransport, TemplateSet};
 
 /// The self-service user of the demo.
@@ -65,53 +67,74 @@ pub(crate) fn run(engine: &Engine, emulator: &Emulator, now: u64) -> Result<Stri
     let serial = "SELF0001";
     println!("    a blank key (serial {serial}) is handed to {SELF_USER}");
 
+    // The portal starts the sign-in: a one-time nonce for the authorization request.
+    let start = engine
+        .self_service_begin(now)
+        .map_err(|e| format!("self-service sign-in: {e}"))?;
+    let signed_in = |nonce: Option<&str>| {
+        let mut opts = HolderTokenOptions::new(SELF_USER, PORTAL_CLIENT_ID);
+        opts.lifetime = Duration::from_secs(600);
+        opts.nonce = nonce.map(str::to_owned);
+        opts
+    };
+    let issue = |token: &str, key: &mut Authenticator<SoftTransport>| {
+        engine.self_issue(
+            token,
+            &start.nonce,
+            "demo-self-service",
+            serial,
+            KeyTransport::Usb,
+            SELF_PIN,
+            key,
+            now,
+        )
+    };
+
     // A token signed by a key the issuer never published is refused before anything
-    // happens to the key.
+    // happens to the key; so is a genuine token from a sign-in this portal did not start.
     let claims = emulator
-        .holder_claims_json(SELF_USER, PORTAL_CLIENT_ID, Duration::from_secs(600))
+        .holder_claims_json_with(&signed_in(Some(&start.nonce)))
         .map_err(|e| format!("claims: {e}"))?;
     let forged = emulator
         .sign_unpublished(&claims)
         .map_err(|e| format!("forged token: {e}"))?;
-    match engine.self_issue(
-        &forged,
-        "demo-self-service",
-        serial,
-        KeyTransport::Usb,
-        SELF_PIN,
-        &mut key,
-        now,
-    ) {
-        Err(lifecycle::Error::Engine(
-            e @ EngineError::SelfService(SelfServiceError::HolderAuth { .. }),
-        )) => {
-            println!("    a forged ID token is refused: {e}");
+    let unsolicited = emulator
+        .holder_token_with(&signed_in(None))
+        .map_err(|e| format!("ID token: {e}"))?;
+    for (what, token) in [
+        ("a forged ID token", &forged),
+        ("an ID token without the sign-in's nonce", &unsolicited),
+    ] {
+        match issue(token, &mut key) {
+            Err(lifecycle::Error::Engine(e @ EngineError::SelfService(_))) => {
+                println!("    {what} is refused ({}): {e}", e.reason());
+            }
+            Err(e) => return Err(format!("{what}: unexpected error: {e}")),
+            Ok(_) => return Err(format!("{what} was accepted")),
         }
-        Err(e) => return Err(format!("forged token: unexpected error: {e}")),
-        Ok(_) => return Err("a forged ID token was accepted".into()),
     }
 
-    // The holder signs in at the identity platform (OIDC) and the portal gets their ID
-    // token; the emulator issues it as Entra would after the sign-in.
+    // The holder signs in at the identity platform (OIDC, with MFA) and the portal gets
+    // their ID token carrying its nonce; the emulator issues it as Entra would.
     let token = emulator
-        .holder_token(SELF_USER, PORTAL_CLIENT_ID, Duration::from_secs(600))
+        .holder_token_with(&signed_in(Some(&start.nonce)))
         .map_err(|e| format!("ID token: {e}"))?;
     println!(
         "    {SELF_USER} signs in with OIDC; ID token from {} checked against {}",
         emulator.oidc_issuer(),
         emulator.jwks_url()
     );
-    let k = engine
-        .self_issue(
-            &token,
-            "demo-self-service",
-            serial,
-            KeyTransport::Usb,
-            SELF_PIN,
-            &mut key,
-            now,
-        )
-        .map_err(|e| format!("self-issuance: {e}"))?;
+    let k = issue(&token, &mut key).map_err(|e| format!("self-issuance: {e}"))?;
+    match issue(&token, &mut key) {
+        Err(lifecycle::Error::Engine(e @ EngineError::SelfService(_))) => {
+            println!(
+                "    the same ID token again is refused ({}): {e}",
+                e.reason()
+            );
+        }
+        Err(e) => return Err(format!("replayed token: unexpected error: {e}")),
+        Ok(_) => return Err("a replayed ID token was accepted".into()),
+    }
     println!(
         "    key {} is {} for {}; the holder's own PIN is set",
         k.key_id,

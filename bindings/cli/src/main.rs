@@ -53,9 +53,11 @@ const USAGE: &str = "usage:
     revoke KEY [--force|--no-force]
     reissue KEY --user U [--serial S]
                                    revoke -> retire -> unregister -> issue, as planned
-    self set-pin KEY --id-token-file F [--pin-stdin]
+    self begin                     start a holder's sign-in: prints the nonce for the
+                                   OIDC authorization request (good once)
+    self set-pin KEY --nonce N --id-token-file F [--pin-stdin]
                                    the holder (OIDC ID token in F) sets their PIN
-    self issue --template NAME --id-token-file F [--serial S] [--pin-stdin]
+    self issue --template NAME --nonce N --id-token-file F [--serial S] [--pin-stdin]
                                    the holder issues the key to themself
     journal replay                 finish IdP side effects left by failed or crashed flows
     repository check               the repository's integrity (SQLite: PRAGMA integrity_check);
@@ -88,7 +90,9 @@ const USAGE: &str = "usage:
   --json: the facade's JSON result object on stdout (errors: {\"error\":{\"kind\",
       \"reason\",\"message\",\"exit_code\",...}}); list, bulk print one object per key / row,
       then a summary.
-  --id-token-file F: the holder's OIDC ID token (F = - reads the first stdin line).
+  --id-token-file F: the holder's OIDC ID token (F = - reads the first stdin line); it
+      must carry the --nonce of its sign-in (`self begin`), be recent (max_age), show MFA
+      and is good once.
   bulk: a progress bar on stderr when it is a terminal; with --device softkey:BASE each
       issue row gets a fresh software key (state file BASE.line<N>).
   \"touch your key\" prompts and PIN prompts go to stderr.

@@ -10,7 +10,7 @@ use keysmith_facade::{
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::args::{self, read_id_token, read_pin, Args};
+use crate::args::{self, read_id_token, read_nonce, read_pin, Args};
 
 /// Output of a command: a JSON value and its human rendering.
 pub struct Output {
@@ -265,14 +265,25 @@ pub fn run(args: &Args) -> Result<Output, FacadeError> {
                 text,
             })
         }
+        ["self", "begin"] => {
+            let start = session(args)?.self_service_begin()?;
+            Ok(Output {
+                json: to_json(&start),
+                text: format!(
+                    "nonce {} (send it in the sign-in request; good once, until {} ms)",
+                    start.nonce, start.expires_at_ms
+                ),
+            })
+        }
         ["self", "set-pin", key] => {
             let s = session(args)?;
+            let nonce = read_nonce(args)?;
             let token = read_id_token(args)?;
             let pin = read_pin(args, "new PIN")?;
             let device = open_device(args)?;
             Ok(key_result(
                 "self set-pin",
-                &s.self_set_pin(&device, key, &token, &pin)?,
+                &s.self_set_pin(&device, key, &token, nonce, &pin)?,
             ))
         }
         ["self", "issue"] => {
@@ -282,10 +293,18 @@ pub fn run(args: &Args) -> Result<Output, FacadeError> {
                 .as_deref()
                 .ok_or_else(|| FacadeError::usage("self issue needs --template NAME"))?;
             let template = template_name(&s, template)?;
+            let nonce = read_nonce(args)?;
             let token = read_id_token(args)?;
             let pin = read_pin(args, "new PIN")?;
             let device = open_device(args)?;
-            let k = s.self_issue(&device, &token, &template, args.serial.as_deref(), &pin)?;
+            let k = s.self_issue(
+                &device,
+                &token,
+                nonce,
+                &template,
+                args.serial.as_deref(),
+                &pin,
+            )?;
             Ok(key_result("self issue", &k))
         }
         ["inactivate", key] => Ok(key_result("inactivate", &session(args)?.inactivate(key)?)),

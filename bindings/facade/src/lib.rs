@@ -24,8 +24,8 @@ pub use types::{
     AdoptedRows, AuditCheck, AuditEntry, BulkItemResult, BulkJob, BulkProgress, BulkRow,
     BulkRunOptions, BulkSummary, DeviceEntry, DeviceInfo, DeviceList, DriftFinding, ExpiringCursor,
     ExpiringPage, ExpiringPending, IssueParams, Key, KeyDetails, KeyFilter, KeyPage, Passkey,
-    Pending, Prompt, ReconcileReport, ReconcileRequest, ReissueParams, ReplayedEntry, SignInResult,
-    TemplateSummary, User,
+    Pending, Prompt, ReconcileReport, ReconcileRequest, ReissueParams, ReplayedEntry,
+    SelfServiceStart, SignInResult, TemplateSummary, User,
 };
 
 use lifecycle::diagnostics::Diagnostics;

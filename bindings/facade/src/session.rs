@@ -19,7 +19,7 @@ use crate::{
     config, now_ms, parse_template, AdoptedRows, AuditCheck, AuditEntry, BulkJob, BulkProgress,
     BulkRow, BulkRunOptions, BulkSummary, Device, ExpiringCursor, ExpiringPage, ExpiringPending,
     FacadeError, Key, KeyDetails, KeyPage, Prompt, ReconcileReport, ReplayedEntry, Result,
-    SignInResult, TemplateSummary, User,
+    SelfServiceStart, SignInResult, TemplateSummary, User,
 };
 
 /// Largest CSV text a bulk job takes (bytes).
@@ -480,30 +480,40 @@ impl Session {
             .collect())
     }
 
-    /// Self-service PIN set: the holder, authenticated by their OIDC `id_token`, sets
-    /// `new_pin` on their issued key, which activates it.
+    /// Starts a self-service sign-in: a one-time nonce (recorded in the repository) for
+    /// the OpenID Connect authorization request; the ID token must come back carrying it.
+    pub fn self_service_begin(&self) -> Result<SelfServiceStart> {
+        Ok(self.inner.engine.self_service_begin(now_ms())?.into())
+    }
+
+    /// Self-service PIN set: the holder, authenticated by their OIDC `id_token` from the
+    /// sign-in started with `nonce` ([`Session::self_service_begin`]), sets `new_pin` on
+    /// their issued key, which activates it.
     pub fn self_set_pin(
         &self,
         device: &Device,
         key_id: &str,
         id_token: &str,
+        nonce: &str,
         new_pin: &str,
     ) -> Result<Key> {
         let mut d = device.lock();
         Ok(self
             .inner
             .engine
-            .self_set_pin(key_id, id_token, new_pin, &mut d.client, now_ms())?
+            .self_set_pin(key_id, id_token, nonce, new_pin, &mut d.client, now_ms())?
             .into())
     }
 
-    /// Self-issuance: the holder, authenticated by `id_token`, issues the key in
-    /// `device` to themself with credential template `template` and activates it with
-    /// `new_pin`. `serial` defaults to what the device reports.
+    /// Self-issuance: the holder, authenticated by `id_token` from the sign-in started
+    /// with `nonce`, issues the key in `device` to themself with credential template
+    /// `template` and activates it with `new_pin`. `serial` defaults to what the device
+    /// reports.
     pub fn self_issue(
         &self,
         device: &Device,
         id_token: &str,
+        nonce: &str,
         template: &str,
         serial: Option<&str>,
         new_pin: &str,
@@ -521,6 +531,7 @@ impl Session {
             .engine
             .self_issue(
                 id_token,
+                nonce,
                 template,
                 &serial,
                 transport,

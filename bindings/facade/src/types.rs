@@ -244,6 +244,35 @@ impl From<SignIn> for SignInResult {
     }
 }
 
+/// A started self-service sign-in ([`crate::Session::self_service_begin`]): the nonce to
+/// put in the OpenID Connect authorization request and to pass, with the ID token, to
+/// `self_issue` / `self_set_pin`. Good once, until `expires_at_ms`.
+#[derive(Clone, PartialEq, Eq, Serialize)]
+pub struct SelfServiceStart {
+    /// The nonce (base64url).
+    pub nonce: String,
+    /// When it stops being accepted (Unix milliseconds).
+    pub expires_at_ms: u64,
+}
+
+impl std::fmt::Debug for SelfServiceStart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SelfServiceStart")
+            .field("nonce", &"<redacted>")
+            .field("expires_at_ms", &self.expires_at_ms)
+            .finish()
+    }
+}
+
+impl From<lifecycle::engine::SelfServiceStart> for SelfServiceStart {
+    fn from(s: lifecycle::engine::SelfServiceStart) -> Self {
+        SelfServiceStart {
+            nonce: s.nonce,
+            expires_at_ms: s.expires_at_ms,
+        }
+    }
+}
+
 /// What a journal replay did with one entry.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ReplayedEntry {

@@ -514,35 +514,55 @@ impl Session {
         run(py, None, move || s.search_users(&connection, &prefix, top))
     }
 
-    /// Self-service PIN set with the holder's OIDC ID token; returns the key.
+    /// Starts a self-service sign-in: returns `{"nonce", "expires_at_ms"}`. The nonce
+    /// goes in the OpenID Connect authorization request and, with the ID token, to
+    /// `self_issue` / `self_set_pin`; it is good once.
+    fn self_service_begin(&self, py: Python<'_>) -> PyResult<PyObject> {
+        let s = self.inner.clone();
+        run(py, None, move || s.self_service_begin())
+    }
+
+    /// Self-service PIN set with the holder's OIDC ID token and the nonce of its sign-in;
+    /// returns the key.
     fn self_set_pin(
         &self,
         py: Python<'_>,
         device: PyRef<'_, Device>,
         key_id: String,
         id_token: String,
+        nonce: String,
         new_pin: String,
     ) -> PyResult<PyObject> {
         let (s, d) = (self.inner.clone(), device.inner.clone());
         run(py, Some(&device.inner), move || {
-            s.self_set_pin(&d, &key_id, &id_token, &new_pin)
+            s.self_set_pin(&d, &key_id, &id_token, &nonce, &new_pin)
         })
     }
 
-    /// Self-issuance with the holder's OIDC ID token; returns the key.
-    #[pyo3(signature = (device, id_token, template, new_pin, serial=None))]
+    /// Self-issuance with the holder's OIDC ID token and the nonce of its sign-in;
+    /// returns the key.
+    #[pyo3(signature = (device, id_token, nonce, template, new_pin, serial=None))]
+    #[allow(clippy::too_many_arguments)]
     fn self_issue(
         &self,
         py: Python<'_>,
         device: PyRef<'_, Device>,
         id_token: String,
+        nonce: String,
         template: String,
         new_pin: String,
         serial: Option<String>,
     ) -> PyResult<PyObject> {
         let (s, d) = (self.inner.clone(), device.inner.clone());
         run(py, Some(&device.inner), move || {
-            s.self_issue(&d, &id_token, &template, serial.as_deref(), &new_pin)
+            s.self_issue(
+                &d,
+                &id_token,
+                &nonce,
+                &template,
+                serial.as_deref(),
+                &new_pin,
+            )
         })
     }
 

@@ -191,15 +191,20 @@ oidc = {{ issuer = "{issuer}", audience = "{audience}", jwks_url = "{jwks}" }}
 """
 
 
-def holder_id_token(emu: dict[str, Any], upn: str) -> str:
-    """An ID token from the emulated identity platform (password grant, demo password)."""
-    form = urllib.parse.urlencode({
+def holder_id_token(emu: dict[str, Any], upn: str, nonce: str | None) -> str:
+    """An ID token from the emulated identity platform (password grant, demo password),
+    carrying ``nonce`` (the emulator copies the form's nonce as the authorize endpoint
+    would)."""
+    fields = {
         "grant_type": "password",
         "client_id": emu["client_id"],
         "username": upn,
         "password": "keysmith-demo-password",
-        "scope": "openid",
-    }).encode()
+        "scope": "openid profile",
+    }
+    if nonce is not None:
+        fields["nonce"] = nonce
+    form = urllib.parse.urlencode(fields).encode()
     with urllib.request.urlopen(emu["token_url"], data=form, timeout=30) as resp:
         token: str = json.load(resp)["id_token"]
         return token
@@ -212,15 +217,29 @@ def test_self_service_issuance_with_an_id_token(emulator: dict[str, Any], tmp_pa
         jwks=emulator["jwks_url"]))
     assert summary.name == "py-self"
     device = keysmith.Device("softkey:" + str(tmp_path / "self.json"))
-    token = holder_id_token(emulator, KIM)
+    start = session.self_service_begin()
+    assert start.nonce not in repr(start)
+    token = holder_id_token(emulator, KIM, start.nonce)
 
     with pytest.raises(keysmith.UsageError) as e:
-        session.self_issue(device, token[:-8] + "AAAAAAAA", "py-self", PIN)
+        session.self_issue(device, token[:-8] + "AAAAAAAA", start.nonce, "py-self", PIN)
     assert "holder authentication failed" in str(e.value)
+    assert e.value.reason == "holder_auth_failed"
     assert token not in str(e.value)
 
-    key = session.self_issue(device, token, "py-self", PIN)
+    # A token from a sign-in without the nonce is refused with its own reason.
+    with pytest.raises(keysmith.UsageError) as e:
+        session.self_issue(device, holder_id_token(emulator, KIM, None), start.nonce,
+                           "py-self", PIN)
+    assert e.value.reason == "nonce_missing"
+
+    key = session.self_issue(device, token, start.nonce, "py-self", PIN)
     assert key.state == "active"
+    # The same token again is a replay.
+    other = keysmith.Device("softkey:" + str(tmp_path / "other.json"))
+    with pytest.raises(keysmith.UsageError) as e:
+        session.self_issue(other, token, start.nonce, "py-self", PIN)
+    assert e.value.reason == "token_replayed"
     assert key.user_id
     assert len(session.sign_in(device, key.key_id, PIN)) == 1
     actors = {a.actor for a in session.audit(key.key_id)}

@@ -6,7 +6,9 @@
 //! JSON object with `base_url`, `token_url`, `tenant_id`, `client_id`, `client_secret`
 //! that work against it, plus `oidc_issuer` and `jwks_url` of its OpenID Connect side
 //! (holder ID tokens: `grant_type=password` at `token_url` with `client_id`, a user's
-//! UPN and the demo password `keysmith-demo-password`, `scope=openid`).
+//! UPN and the demo password `keysmith-demo-password`, `scope=openid profile` (`oid` only
+//! with `profile`, as at Entra), plus `nonce=` from the self-service sign-in and
+//! optionally `amr=pwd` for a sign-in without MFA (default `pwd mfa`)).
 
 use std::io::Write as _;
 use std::process::ExitCode;

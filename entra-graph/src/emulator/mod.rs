@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use rand_core::{OsRng, RngCore};
 
-pub use oidc::{DEMO_PASSWORD, ROTATION_KEYS};
+pub use oidc::{HolderTokenOptions, DEMO_PASSWORD, ROTATION_KEYS};
 pub use state::{fresh_policy, iso8601, GroupFixture, TenantFixture, ThrottleConfig};
 pub use token::AppRegistration;
 
@@ -336,14 +336,24 @@ impl Emulator {
         oidc::jwks_url(self.base_url(), self.tenant_id())
     }
     /// An RS256 ID token for a directory user (by id or UPN) to `audience` (a client
-    /// id), valid for `lifetime` from the emulator's clock, with Entra's v2.0 claims.
+    /// id), valid for `lifetime` from the emulator's clock, with Entra's v2.0 claims for
+    /// a sign-in with scope `openid profile` and MFA, without a nonce (see
+    /// [`Emulator::holder_token_with`]).
     pub fn holder_token(
         &self,
         user: &str,
         audience: &str,
         lifetime: Duration,
     ) -> Result<String, EmulatorError> {
-        let claims = self.holder_claims(user, audience, lifetime)?;
+        self.holder_token_with(&HolderTokenOptions {
+            lifetime,
+            ..HolderTokenOptions::new(user, audience)
+        })
+    }
+    /// An RS256 ID token for the sign-in `opts` describes (nonce, scopes, `amr`,
+    /// `auth_time`).
+    pub fn holder_token_with(&self, opts: &HolderTokenOptions) -> Result<String, EmulatorError> {
+        let claims = self.holder_claims(opts)?;
         let st = self.shared.oidc();
         let key = st.current().map_err(EmulatorError::Token)?;
         oidc::sign(key, &claims).map_err(EmulatorError::Token)
@@ -356,26 +366,40 @@ impl Emulator {
         audience: &str,
         lifetime: Duration,
     ) -> Result<String, EmulatorError> {
-        Ok(self.holder_claims(user, audience, lifetime)?.to_string())
+        self.holder_claims_json_with(&HolderTokenOptions {
+            lifetime,
+            ..HolderTokenOptions::new(user, audience)
+        })
     }
-    fn holder_claims(
+    /// The claims [`Emulator::holder_token_with`] would sign, as JSON text.
+    pub fn holder_claims_json_with(
         &self,
-        user: &str,
-        audience: &str,
-        lifetime: Duration,
-    ) -> Result<serde_json::Value, EmulatorError> {
+        opts: &HolderTokenOptions,
+    ) -> Result<String, EmulatorError> {
+        Ok(self.holder_claims(opts)?.to_string())
+    }
+    fn holder_claims(&self, opts: &HolderTokenOptions) -> Result<serde_json::Value, EmulatorError> {
         let st = self.shared.state();
         let u = st
-            .find_user(user)
-            .ok_or_else(|| EmulatorError::UnknownUser(user.to_owned()))?;
+            .find_user(&opts.user)
+            .ok_or_else(|| EmulatorError::UnknownUser(opts.user.clone()))?;
         Ok(oidc::holder_claims(
             self.base_url(),
             self.tenant_id(),
             u,
-            audience,
+            opts,
             st.now(),
-            lifetime,
         ))
+    }
+    /// Enables or disables a directory user's account (`accountEnabled` at Graph); a
+    /// disabled user gets no new tokens, but tokens already issued stay valid until they
+    /// expire, as at Entra. Returns false for an unknown user.
+    pub fn set_account_enabled(&self, user: &str, enabled: bool) -> bool {
+        let mut st = self.shared.state();
+        let Some(id) = st.find_user(user).map(|u| u.id.clone()) else {
+            return false;
+        };
+        st.set_account_enabled(&id, enabled)
     }
     /// Signs arbitrary claims (a JSON object) with the current published key (tests).
     pub fn sign_claims(&self, claims_json: &str) -> Result<String, EmulatorError> {

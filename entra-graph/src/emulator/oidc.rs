@@ -117,7 +117,7 @@ pub(crate) fn discovery(base_url: &str, tenant: &str) -> Value {
         "subject_types_supported": ["pairwise"],
         "id_token_signing_alg_values_supported": ["RS256"],
         "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
-        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "nbf", "name", "preferred_username", "oid", "tid", "ver", "nonce"],
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "nbf", "auth_time", "amr", "acrs", "name", "preferred_username", "oid", "tid", "ver", "nonce", "uti"],
         "tenant_region_scope": "EU",
         "request_uri_parameter_supported": false,
         "http_logout_supported": true,
@@ -162,15 +162,64 @@ fn secs(t: SystemTime) -> u64 {
         .as_secs()
 }
 
-/// The ID token claims Entra issues for `user` to `audience` (v2.0 token).
+/// What an emulated sign-in asked for and did: the ID token's nonce, scopes,
+/// authentication methods and time ([`super::Emulator::holder_token_with`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HolderTokenOptions {
+    /// The directory user (object id or UPN).
+    pub user: String,
+    /// The client id the token is for (`aud`).
+    pub audience: String,
+    /// How long the token is valid from the emulator's clock.
+    pub lifetime: Duration,
+    /// The `nonce` of the sign-in request, copied into the token (none: no `nonce`).
+    pub nonce: Option<String>,
+    /// The scopes asked for, space-separated. As at Entra, `oid`, `name` and
+    /// `preferred_username` are in the ID token only with the `profile` scope.
+    pub scope: String,
+    /// `amr`: how the user authenticated (`pwd`, `mfa`, ...); empty: no `amr` claim.
+    pub amr: Vec<String>,
+    /// `acrs`: authentication contexts the sign-in satisfied; empty: no `acrs` claim.
+    pub acrs: Vec<String>,
+    /// How long before the token's `iat` the user authenticated (`auth_time`).
+    pub auth_age: Duration,
+}
+
+impl HolderTokenOptions {
+    /// A token for `user` to `audience`, valid an hour: scope `openid profile`, `amr`
+    /// `pwd` + `mfa`, authenticated just now, no nonce.
+    pub fn new(user: impl Into<String>, audience: impl Into<String>) -> Self {
+        HolderTokenOptions {
+            user: user.into(),
+            audience: audience.into(),
+            lifetime: Duration::from_secs(3600),
+            nonce: None,
+            scope: "openid profile".into(),
+            amr: vec!["pwd".into(), "mfa".into()],
+            acrs: Vec::new(),
+            auth_age: Duration::ZERO,
+        }
+    }
+
+    /// The same with `nonce`.
+    #[must_use]
+    pub fn nonce(mut self, nonce: impl Into<String>) -> Self {
+        self.nonce = Some(nonce.into());
+        self
+    }
+}
+
+/// The ID token claims Entra issues for `user` after a sign-in described by `opts` (v2.0
+/// token): `nonce` when the request had one, `auth_time`, `amr`, `tid`, `uti`, and the
+/// profile claims (`oid`, `name`, `preferred_username`) only with the `profile` scope.
 pub(crate) fn holder_claims(
     base_url: &str,
     tenant: &str,
     user: &User,
-    audience: &str,
+    opts: &HolderTokenOptions,
     now: SystemTime,
-    lifetime: Duration,
 ) -> Value {
+    let audience = opts.audience.as_str();
     // `sub` is pairwise: the same user has a different, opaque subject per app.
     let sub = encode_b64url(&Sha256::digest(
         format!("{tenant}|{audience}|{}", user.id).as_bytes(),
@@ -178,20 +227,33 @@ pub(crate) fn holder_claims(
     let mut uti = [0u8; 16];
     OsRng.fill_bytes(&mut uti);
     let iat = secs(now);
-    json!({
+    let mut claims = json!({
         "aud": audience,
         "iss": issuer(base_url, tenant),
         "iat": iat,
         "nbf": iat,
-        "exp": iat.saturating_add(lifetime.as_secs()),
-        "name": user.display_name,
-        "oid": user.id,
-        "preferred_username": user.user_principal_name,
+        "exp": iat.saturating_add(opts.lifetime.as_secs()),
+        "auth_time": iat.saturating_sub(opts.auth_age.as_secs()),
         "sub": sub,
         "tid": tenant,
         "uti": encode_b64url(&uti),
         "ver": "2.0",
-    })
+    });
+    if opts.scope.split(' ').any(|s| s == "profile") {
+        claims["oid"] = json!(user.id);
+        claims["name"] = json!(user.display_name);
+        claims["preferred_username"] = json!(user.user_principal_name);
+    }
+    if let Some(n) = &opts.nonce {
+        claims["nonce"] = json!(n);
+    }
+    if !opts.amr.is_empty() {
+        claims["amr"] = json!(opts.amr);
+    }
+    if !opts.acrs.is_empty() {
+        claims["acrs"] = json!(opts.acrs);
+    }
+    claims
 }
 
 /// A form field of the password grant refused, as the token endpoint answers it.
@@ -213,7 +275,10 @@ fn grant_fail(status: u16, error: &'static str, code: u64, d: &str) -> GrantFail
 
 /// `grant_type=password` (ROPC): checks the client and the user's password
 /// ([`DEMO_PASSWORD`]) and answers like Entra, with an `id_token` when `openid` is in
-/// the scope. The access token it returns is opaque and not accepted by the emulated
+/// the scope (profile claims only with `profile`). Emulator extensions for scripts: a
+/// `nonce` field is copied into the ID token (as the authorize endpoint would), and an
+/// `amr` field (space-separated, default `pwd mfa`: the emulator models a sign-in that
+/// satisfied MFA) sets the methods. The access token it returns is opaque and not accepted by the emulated
 /// Graph (delegated permissions are not emulated).
 pub(crate) fn password_grant(
     form: &std::collections::HashMap<String, String>,
@@ -280,7 +345,20 @@ pub(crate) fn password_grant(
         "access_token": format!("emu-user.{}", encode_b64url(&raw)),
     });
     if scope.split(' ').any(|s| s == "openid") {
-        let claims = holder_claims(base_url, tenant, user, client_id, st.now(), lifetime);
+        let opts = HolderTokenOptions {
+            lifetime,
+            nonce: form.get("nonce").filter(|n| !n.is_empty()).cloned(),
+            scope: scope.to_owned(),
+            amr: form
+                .get("amr")
+                .map_or("pwd mfa", String::as_str)
+                .split(' ')
+                .filter(|m| !m.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            ..HolderTokenOptions::new(user.id.clone(), client_id.clone())
+        };
+        let claims = holder_claims(base_url, tenant, user, &opts, st.now());
         let key = oidc
             .current()
             .map_err(|e| grant_fail(500, "server_error", 50000, &e))?;

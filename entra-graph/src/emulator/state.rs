@@ -230,6 +230,17 @@ impl State {
         })
     }
 
+    /// Sets a user's `accountEnabled` (by object id); false when there is no such user.
+    pub fn set_account_enabled(&mut self, user_id: &str, enabled: bool) -> bool {
+        match self.tenant.users.iter_mut().find(|u| u.id == user_id) {
+            Some(u) => {
+                u.account_enabled = Some(enabled);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Ids of the groups `user_id` belongs to, directly or through nested groups (as
     /// Entra evaluates policy targets).
     pub fn groups_of(&self, user_id: &str) -> Vec<String> {

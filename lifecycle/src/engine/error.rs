@@ -212,6 +212,90 @@ pub enum SelfServiceError {
     /// `auto_initiate_after_issuance`), so the holder's PIN is needed; nothing was done.
     #[error("the template activates the key at issuance: the holder's PIN is needed (use issue_and_activate)")]
     HolderPinRequired,
+    /// The holder's token is not an ID token: it carries `scp`, `roles` or `idtyp` (an
+    /// access token), its `ver` is not 2.0, or its `azp` names another client.
+    #[error("not an ID token: {claim}: {reason}")]
+    NotAnIdToken {
+        /// The claim that gave it away.
+        claim: String,
+        /// Why.
+        reason: String,
+    },
+    /// The ID token carries no `nonce`: the sign-in was not started with
+    /// `Engine::self_service_begin`.
+    #[error("the ID token carries no nonce: start the sign-in with self_service_begin and send its nonce in the authorization request")]
+    NonceMissing,
+    /// The ID token's `nonce` is not the nonce the caller passed.
+    #[error("the ID token's nonce is not the nonce of this sign-in")]
+    NonceMismatch,
+    /// The nonce was not handed out by `Engine::self_service_begin`, expired, or was
+    /// already used.
+    #[error("the nonce is unknown, expired or already used: start a new sign-in")]
+    NonceUnknown,
+    /// The ID token (its `uti`/`jti`) was already used: each token is good once.
+    #[error("the ID token {token_id:?} was already used")]
+    TokenReplayed {
+        /// The token's `uti` (or `jti`).
+        token_id: String,
+    },
+    /// The ID token has no `uti` or `jti`, so its single use cannot be enforced.
+    #[error("the ID token has no uti or jti claim")]
+    TokenIdMissing,
+    /// The holder signed in too long ago (`auth_time` older than the template's
+    /// `max_age_secs`), or the token has no `auth_time`.
+    #[error("the sign-in is too old: {}, at most {max_age_secs} s allowed", match age_secs { Some(a) => format!("{a} s ago"), None => "the token has no auth_time".to_owned() })]
+    SignInTooOld {
+        /// Seconds since the sign-in; `None` when the token has no `auth_time`.
+        age_secs: Option<u64>,
+        /// The template's limit.
+        max_age_secs: u64,
+    },
+    /// The template requires multi-factor authentication and the token shows none
+    /// (`amr` without `mfa`, no accepted `acrs`).
+    #[error("multi-factor authentication is required; the sign-in used {amr:?}")]
+    MfaRequired {
+        /// The token's `amr`.
+        amr: Vec<String>,
+    },
+    /// The template's issuer is not the directory's Entra tenant issuer and no
+    /// issuer-to-directory mapping (`oidc.directory`) is configured.
+    #[error("issuer {issuer:?} is not trusted for directory {directory:?}{}", expected.as_ref().map(|e| format!(" (its tenant's issuer is {e:?})")).unwrap_or_default())]
+    IssuerNotTrusted {
+        /// The template's issuer.
+        issuer: String,
+        /// The directory connection.
+        directory: String,
+        /// The issuer the directory's tenant would have, when it is an Entra connection.
+        expected: Option<String>,
+    },
+    /// The token's `tid` is not the directory connection's tenant.
+    #[error("the token's tenant {tid:?} is not the directory's tenant {expected:?}")]
+    TenantMismatch {
+        /// The token's `tid` (`None`: absent).
+        tid: Option<String>,
+        /// The connection's tenant.
+        expected: String,
+    },
+    /// The token has no `oid`: Entra sends it only when the sign-in asks for the
+    /// `profile` scope.
+    #[error("the ID token has no oid: sign in with scope \"openid profile\" (Entra sends oid only with the profile scope)")]
+    ProfileScopeRequired,
+    /// The user's account is disabled in the directory (`accountEnabled: false`).
+    #[error("the account of user {user:?} is disabled in the directory")]
+    AccountDisabled {
+        /// The user.
+        user: String,
+    },
+    /// The user already holds as many self-issued keys as the template allows.
+    #[error("user {user:?} already holds {held} self-issued keys; the template allows {limit}")]
+    SelfIssueLimit {
+        /// The user.
+        user: String,
+        /// Self-issued keys the user holds.
+        held: u32,
+        /// The template's `self_issue_limit`.
+        limit: u32,
+    },
 }
 
 impl SelfServiceError {
@@ -225,7 +309,20 @@ impl SelfServiceError {
             | SelfServiceError::NotKeyOwner { .. }
             | SelfServiceError::AlreadyIssued { .. }
             | SelfServiceError::PinNotBlocked { .. }
-            | SelfServiceError::HolderPinRequired => ErrorKind::Usage,
+            | SelfServiceError::HolderPinRequired
+            | SelfServiceError::NotAnIdToken { .. }
+            | SelfServiceError::NonceMissing
+            | SelfServiceError::NonceMismatch
+            | SelfServiceError::NonceUnknown
+            | SelfServiceError::TokenReplayed { .. }
+            | SelfServiceError::TokenIdMissing
+            | SelfServiceError::SignInTooOld { .. }
+            | SelfServiceError::MfaRequired { .. }
+            | SelfServiceError::IssuerNotTrusted { .. }
+            | SelfServiceError::TenantMismatch { .. }
+            | SelfServiceError::ProfileScopeRequired
+            | SelfServiceError::AccountDisabled { .. }
+            | SelfServiceError::SelfIssueLimit { .. } => ErrorKind::Usage,
         }
     }
 
@@ -239,6 +336,19 @@ impl SelfServiceError {
             SelfServiceError::PinNotBlocked { .. } => "pin_not_blocked",
             SelfServiceError::PinBlockedNeedsReissue { .. } => "pin_blocked",
             SelfServiceError::HolderPinRequired => "holder_pin_required",
+            SelfServiceError::NotAnIdToken { .. } => "not_an_id_token",
+            SelfServiceError::NonceMissing => "nonce_missing",
+            SelfServiceError::NonceMismatch => "nonce_mismatch",
+            SelfServiceError::NonceUnknown => "nonce_unknown",
+            SelfServiceError::TokenReplayed { .. } => "token_replayed",
+            SelfServiceError::TokenIdMissing => "token_id_missing",
+            SelfServiceError::SignInTooOld { .. } => "sign_in_too_old",
+            SelfServiceError::MfaRequired { .. } => "mfa_required",
+            SelfServiceError::IssuerNotTrusted { .. } => "issuer_not_trusted",
+            SelfServiceError::TenantMismatch { .. } => "tenant_mismatch",
+            SelfServiceError::ProfileScopeRequired => "profile_scope_required",
+            SelfServiceError::AccountDisabled { .. } => "account_disabled",
+            SelfServiceError::SelfIssueLimit { .. } => "self_issue_limit_reached",
         }
     }
 
@@ -251,7 +361,20 @@ impl SelfServiceError {
             | SelfServiceError::SelfServiceNotAllowed { .. }
             | SelfServiceError::NotKeyOwner { .. }
             | SelfServiceError::AlreadyIssued { .. }
-            | SelfServiceError::HolderPinRequired => None,
+            | SelfServiceError::HolderPinRequired
+            | SelfServiceError::NotAnIdToken { .. }
+            | SelfServiceError::NonceMissing
+            | SelfServiceError::NonceMismatch
+            | SelfServiceError::NonceUnknown
+            | SelfServiceError::TokenReplayed { .. }
+            | SelfServiceError::TokenIdMissing
+            | SelfServiceError::SignInTooOld { .. }
+            | SelfServiceError::MfaRequired { .. }
+            | SelfServiceError::IssuerNotTrusted { .. }
+            | SelfServiceError::TenantMismatch { .. }
+            | SelfServiceError::ProfileScopeRequired
+            | SelfServiceError::AccountDisabled { .. }
+            | SelfServiceError::SelfIssueLimit { .. } => None,
         }
     }
 }

@@ -134,7 +134,7 @@ impl Engine {
                 .unwrap_or_default();
             let idp = self.idp(&first)?.clone();
             let (uid, attrs, rec) =
-                self.user_attrs(idp.as_ref(), &request.user, &request.serial)?;
+                self.issuable_user_attrs(idp.as_ref(), &request.user, &request.serial)?;
             flow.span.record("user", uid.as_str());
             flow.span
                 .record("template", flow.templates.credential.name.as_str());

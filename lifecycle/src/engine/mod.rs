@@ -34,6 +34,7 @@ mod payload;
 mod reconcile;
 mod replay;
 mod selfservice;
+pub use selfservice::{SelfServiceStart, NONCE_LIFETIME};
 mod sign_in;
 mod transitions;
 
@@ -394,29 +395,25 @@ impl Engine {
         user: &str,
         serial: &str,
     ) -> Result<(String, BTreeMap<String, String>, UserRecord), Error> {
+        Ok(attrs_of(idp.user(user)?, serial))
+    }
+
+    /// [`Engine::user_attrs`] for an issuance: a user whose directory account is disabled
+    /// (`accountEnabled: false`) is refused with [`SelfServiceError::AccountDisabled`].
+    pub(super) fn issuable_user_attrs(
+        &self,
+        idp: &dyn Idp,
+        user: &str,
+        serial: &str,
+    ) -> Result<(String, BTreeMap<String, String>, UserRecord), Error> {
         let u = idp.user(user)?;
-        let mut attrs = BTreeMap::new();
-        let mut put = |k: &str, v: &Option<String>| {
-            if let Some(v) = v {
-                attrs.insert(k.to_owned(), v.clone());
+        if u.account_enabled == Some(false) {
+            return Err(SelfServiceError::AccountDisabled {
+                user: u.user_principal_name.unwrap_or(u.id),
             }
-        };
-        put("displayName", &u.display_name);
-        put("userPrincipalName", &u.user_principal_name);
-        put("givenName", &u.given_name);
-        put("surname", &u.surname);
-        put("mail", &u.mail);
-        attrs.insert("serial".into(), serial.to_owned());
-        let rec = UserRecord {
-            user_id: u.id.clone(),
-            upn: u
-                .user_principal_name
-                .clone()
-                .unwrap_or_else(|| u.id.clone()),
-            display_name: u.display_name.clone().unwrap_or_default(),
-            idp_user_id: Some(u.id.clone()),
-        };
-        Ok((u.id, attrs, rec))
+            .into());
+        }
+        Ok(attrs_of(u, serial))
     }
 
     /// The user's id at IdP `connection`. The key records the user as known to its home
@@ -446,6 +443,35 @@ impl Engine {
         };
         Ok(self.idp(connection)?.user(&upn)?.id)
     }
+}
+
+/// The display-name attributes and the user record of a directory user.
+fn attrs_of(
+    u: crate::idp::IdpUser,
+    serial: &str,
+) -> (String, BTreeMap<String, String>, UserRecord) {
+    let mut attrs = BTreeMap::new();
+    let mut put = |k: &str, v: &Option<String>| {
+        if let Some(v) = v {
+            attrs.insert(k.to_owned(), v.clone());
+        }
+    };
+    put("displayName", &u.display_name);
+    put("userPrincipalName", &u.user_principal_name);
+    put("givenName", &u.given_name);
+    put("surname", &u.surname);
+    put("mail", &u.mail);
+    attrs.insert("serial".into(), serial.to_owned());
+    let rec = UserRecord {
+        user_id: u.id.clone(),
+        upn: u
+            .user_principal_name
+            .clone()
+            .unwrap_or_else(|| u.id.clone()),
+        display_name: u.display_name.clone().unwrap_or_default(),
+        idp_user_id: Some(u.id.clone()),
+    };
+    (u.id, attrs, rec)
 }
 
 // Compile-time check: the engine can be shared between threads.

@@ -3,6 +3,16 @@
 //! themself. Every refusal (bad token, not allowed, not the owner) is audited as
 //! `refused` with the reason; neither the token nor the PIN ever reaches the audit log.
 //!
+//! The holder's token is checked hard, each refusal a [`SelfServiceError`] of its own:
+//! - it is an ID token (no `scp`, `roles`, `idtyp`; `ver` 2.0; `azp` the audience);
+//! - its issuer is the directory's own Entra tenant (`{login}/{tenant}/v2.0`, `tid` that
+//!   tenant), unless the template maps the issuer to the directory explicitly;
+//! - it carries the `nonce` of a sign-in started here ([`Engine::self_service_begin`]),
+//!   which is used up, and is itself used once (its `uti`/`jti` kept until it expires);
+//! - the sign-in is recent (`auth_time` within `max_age_secs`) and, by default,
+//!   multi-factor (`amr` has `mfa`, or `acrs` an accepted context);
+//! - the holder's directory account is enabled.
+//!
 //! PIN unblock: CTAP has no way to unblock a PIN other than authenticatorReset, which
 //! destroys every passkey on the key. So "unblock" is not faked: an authenticated owner
 //! of a PIN-blocked key gets [`SelfServiceError::PinBlockedNeedsReissue`] and the key is marked
@@ -15,23 +25,63 @@ use entra_graph::oidc::{OidcSettings, OidcVerifier, VerifiedToken};
 use entra_graph::GraphError;
 use fido_transport::client::Authenticator;
 use fido_transport::Transport;
+use rand_core::{OsRng, RngCore};
+use sha2::{Digest, Sha256};
 
 use super::device::DeviceOps;
 use super::{key_id_for, Engine, EngineError, IssueRequest, SelfServiceError, UnixMillis};
 use crate::model::CredentialState;
-use crate::store::{KeyRecord, NewAuditRecord};
+use crate::store::{KeyQuery, KeyRecord, NewAuditRecord};
 use crate::template::{KeyTransport, OidcConfig, TemplateSet};
 use crate::Error;
 
 /// Actor recorded when the token did not verify (the holder is unknown).
 const UNVERIFIED_ACTOR: &str = "self:unverified";
 
-/// The key of the engine's verifier cache: (issuer, audience, jwks_url).
-pub(super) type VerifierKey = (String, String, String);
+/// How long a nonce from [`Engine::self_service_begin`] stays good.
+pub const NONCE_LIFETIME: Duration = Duration::from_secs(15 * 60);
+
+/// The key of the engine's verifier cache: (issuer, audience, jwks_url, `ver` required).
+pub(super) type VerifierKey = (String, String, String, bool);
+
+/// A started self-service sign-in ([`Engine::self_service_begin`]).
+#[derive(Clone, PartialEq, Eq)]
+pub struct SelfServiceStart {
+    /// The nonce to send in the OpenID Connect authorization request (`nonce=`); the ID
+    /// token comes back carrying it, and `self_issue` / `self_set_pin` take it again.
+    pub nonce: String,
+    /// When the nonce stops being accepted (Unix milliseconds).
+    pub expires_at_ms: UnixMillis,
+}
+
+impl std::fmt::Debug for SelfServiceStart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SelfServiceStart")
+            .field("nonce", &"<redacted>")
+            .field("expires_at_ms", &self.expires_at_ms)
+            .finish()
+    }
+}
+
+fn nonce_digest(nonce: &str) -> String {
+    Sha256::digest(nonce.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
 
 fn holder_auth(e: GraphError) -> SelfServiceError {
     let (claim, reason) = match e {
-        GraphError::Oidc { claim, reason } => (claim.to_owned(), reason),
+        GraphError::Oidc { claim, reason } => match claim {
+            "scp" | "roles" | "idtyp" | "ver" | "azp" => {
+                return SelfServiceError::NotAnIdToken {
+                    claim: claim.to_owned(),
+                    reason,
+                }
+            }
+            "oid" => return SelfServiceError::ProfileScopeRequired,
+            _ => (claim.to_owned(), reason),
+        },
         GraphError::OidcKeys { reason } => ("issuer keys".to_owned(), reason),
         GraphError::Config { setting, reason } => (setting.to_owned(), reason),
         other => ("token".to_owned(), other.to_string()),
@@ -57,6 +107,21 @@ impl Holder {
     }
 }
 
+/// A refused authentication: who (as far as known) and why.
+struct Refusal {
+    actor: String,
+    error: Error,
+}
+
+impl Refusal {
+    fn unverified(e: impl Into<Error>) -> Self {
+        Refusal {
+            actor: UNVERIFIED_ACTOR.to_owned(),
+            error: e.into(),
+        }
+    }
+}
+
 /// Where a refusal is recorded.
 struct Ctx<'a> {
     action: &'static str,
@@ -65,12 +130,52 @@ struct Ctx<'a> {
     template: Option<String>,
 }
 
+/// How the template's issuer is tied to its directory.
+enum Binding {
+    /// The directory's own Entra tenant: `tid` must be this tenant.
+    Tenant(String),
+    /// An explicit issuer-to-directory mapping in the template.
+    Mapped,
+}
+
+fn millis(t: std::time::SystemTime) -> UnixMillis {
+    u64::try_from(
+        t.duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO)
+            .as_millis(),
+    )
+    .unwrap_or(u64::MAX)
+}
+
 impl Engine {
-    fn verifier(&self, oidc: &OidcConfig) -> Result<Arc<OidcVerifier>, SelfServiceError> {
+    /// Starts a self-service sign-in: a fresh random nonce, recorded (as a digest) until
+    /// [`NONCE_LIFETIME`] from `now`. The caller sends it in the OpenID Connect
+    /// authorization request and passes it to [`Engine::self_issue`] or
+    /// [`Engine::self_set_pin`] with the ID token; it is good for one use.
+    pub fn self_service_begin(&self, now: UnixMillis) -> Result<SelfServiceStart, Error> {
+        let mut raw = [0u8; 32];
+        OsRng.fill_bytes(&mut raw);
+        let nonce = entra_graph::ids::encode_b64url(&raw);
+        let lifetime = u64::try_from(NONCE_LIFETIME.as_millis()).unwrap_or(u64::MAX);
+        let expires_at_ms = now.saturating_add(lifetime);
+        self.store
+            .put_nonce(&nonce_digest(&nonce), expires_at_ms, now)?;
+        Ok(SelfServiceStart {
+            nonce,
+            expires_at_ms,
+        })
+    }
+
+    fn verifier(
+        &self,
+        oidc: &OidcConfig,
+        require_version: bool,
+    ) -> Result<Arc<OidcVerifier>, SelfServiceError> {
         let key: VerifierKey = (
             oidc.issuer.clone(),
             oidc.audience.clone(),
             oidc.jwks_url.clone(),
+            require_version,
         );
         let mut cache = self
             .verifiers
@@ -81,43 +186,169 @@ impl Engine {
         }
         let mut settings = OidcSettings::new(oidc.issuer.clone(), oidc.audience.clone());
         settings.jwks_url = Some(oidc.jwks_url.clone()).filter(|u| !u.is_empty());
+        settings.require_version = require_version;
         let v = Arc::new(OidcVerifier::new(settings).map_err(holder_auth)?);
         cache.insert(key, v.clone());
         Ok(v)
     }
 
-    /// Verifies the holder's token against the template's OIDC configuration.
+    /// How the template's issuer is bound to the directory users come from: its Entra
+    /// tenant's issuer, or an explicit mapping; anything else is refused.
+    fn binding(
+        &self,
+        templates: &TemplateSet,
+        oidc: &OidcConfig,
+    ) -> Result<Binding, SelfServiceError> {
+        let directory = &templates.credential.user_assignment.directory;
+        if oidc.directory.as_deref() == Some(directory.as_str()) {
+            return Ok(Binding::Mapped);
+        }
+        let tenant = self.idps.get(directory).and_then(|i| i.directory_tenant());
+        match tenant {
+            Some(t) if t.issuer == oidc.issuer => Ok(Binding::Tenant(t.tenant_id)),
+            other => Err(SelfServiceError::IssuerNotTrusted {
+                issuer: oidc.issuer.clone(),
+                directory: directory.clone(),
+                expected: other.map(|t| t.issuer),
+            }),
+        }
+    }
+
+    /// Verifies the holder's token against the template's OIDC configuration and the
+    /// sign-in started with `nonce`; see the module documentation for every check.
     fn authenticate(
         &self,
         templates: &TemplateSet,
         id_token: &str,
+        nonce: &str,
         now: UnixMillis,
-    ) -> Result<Holder, SelfServiceError> {
+    ) -> Result<Holder, Refusal> {
         let oidc = templates
             .credential
             .self_service
             .oidc
             .as_ref()
-            .ok_or_else(|| SelfServiceError::SelfServiceNotAllowed {
-                template: templates.credential.name.clone(),
-                what: "self-service (no OIDC configuration)",
+            .ok_or_else(|| {
+                Refusal::unverified(SelfServiceError::SelfServiceNotAllowed {
+                    template: templates.credential.name.clone(),
+                    what: "self-service (no OIDC configuration)",
+                })
             })?;
-        let verifier = self.verifier(oidc)?;
+        let binding = self.binding(templates, oidc).map_err(Refusal::unverified)?;
+        let verifier = self
+            .verifier(oidc, matches!(binding, Binding::Tenant(_)))
+            .map_err(Refusal::unverified)?;
         let at = UNIX_EPOCH + Duration::from_millis(now);
-        let token = verifier.verify(id_token, at).map_err(holder_auth)?;
+        let token = verifier
+            .verify(id_token, at)
+            .map_err(|e| Refusal::unverified(holder_auth(e)))?;
+        if let Binding::Tenant(want) = &binding {
+            if !token
+                .tenant_id
+                .as_deref()
+                .is_some_and(|t| t.eq_ignore_ascii_case(want))
+            {
+                return Err(Refusal::unverified(SelfServiceError::TenantMismatch {
+                    tid: token.tenant_id.clone(),
+                    expected: want.clone(),
+                }));
+            }
+        }
         let mut holder = Holder {
             actor: String::new(),
             token,
         };
         let who = holder
             .user()
-            .ok_or_else(|| SelfServiceError::HolderAuth {
-                claim: "oid".into(),
-                reason: "the token names no object id or user name".into(),
-            })?
+            .ok_or_else(|| Refusal::unverified(SelfServiceError::ProfileScopeRequired))?
             .to_owned();
         holder.actor = format!("self:{who}");
+        let refuse = |e: Error| Refusal {
+            actor: holder.actor.clone(),
+            error: e,
+        };
+        let t = &holder.token;
+        match t.nonce.as_deref() {
+            None => return Err(refuse(SelfServiceError::NonceMissing.into())),
+            Some(n) if n != nonce => return Err(refuse(SelfServiceError::NonceMismatch.into())),
+            Some(_) => {}
+        }
+        let token_id = t
+            .token_id
+            .as_deref()
+            .ok_or_else(|| refuse(SelfServiceError::TokenIdMissing.into()))?;
+        // Kept until the verifier would refuse the token anyway: exp plus the leeway.
+        let keep_until = millis(t.expires_at + verifier.settings().leeway);
+        let first_use = self
+            .store
+            .use_token_id(&t.issuer, token_id, keep_until, now)
+            .map_err(|e| refuse(e.into()))?;
+        if !first_use {
+            return Err(refuse(
+                SelfServiceError::TokenReplayed {
+                    token_id: token_id.to_owned(),
+                }
+                .into(),
+            ));
+        }
+        if !self
+            .store
+            .take_nonce(&nonce_digest(nonce), now)
+            .map_err(|e| refuse(e.into()))?
+        {
+            return Err(refuse(SelfServiceError::NonceUnknown.into()));
+        }
+        let age_secs = t.auth_time.map(|a| now.saturating_sub(millis(a)) / 1000);
+        if age_secs.map_or(true, |a| a > oidc.max_age_secs) {
+            return Err(refuse(
+                SelfServiceError::SignInTooOld {
+                    age_secs,
+                    max_age_secs: oidc.max_age_secs,
+                }
+                .into(),
+            ));
+        }
+        if oidc.require_mfa
+            && !t.amr.iter().any(|m| m == "mfa")
+            && !t.acrs.iter().any(|a| oidc.acrs.contains(a))
+        {
+            return Err(refuse(
+                SelfServiceError::MfaRequired { amr: t.amr.clone() }.into(),
+            ));
+        }
+        let directory = &templates.credential.user_assignment.directory;
+        let idp = self.idp(directory).map_err(|e| refuse(e.into()))?;
+        let user = idp.user(&who).map_err(|e| refuse(e.into()))?;
+        if user.account_enabled == Some(false) {
+            return Err(refuse(
+                SelfServiceError::AccountDisabled { user: who }.into(),
+            ));
+        }
         Ok(holder)
+    }
+
+    /// Records the accepted sign-in (the token's `uti`/`jti` and methods, never the token).
+    fn audit_sign_in(&self, holder: &Holder, ctx: &Ctx<'_>, now: UnixMillis) -> Result<(), Error> {
+        let t = &holder.token;
+        let rec = NewAuditRecord {
+            actor: holder.actor.clone(),
+            time_ms: now,
+            action: format!("{}_sign_in", ctx.action),
+            key_id: ctx.key_id.map(str::to_owned),
+            user_id: ctx.user_id.clone(),
+            template_id: ctx.template.clone(),
+            outcome: "success".into(),
+            idp_request_id: None,
+            detail: Some(format!(
+                "token {} from {} (amr {:?}, auth_time {})",
+                t.token_id.as_deref().unwrap_or("-"),
+                t.issuer,
+                t.amr,
+                t.auth_time.map_or(0, |a| millis(a) / 1000),
+            )),
+        };
+        self.store.append_audit(&rec)?;
+        Ok(())
     }
 
     /// True when the verified holder is the user the key is issued to: the token's `oid`
@@ -137,6 +368,29 @@ impl Engine {
         Ok(!upn.is_empty()
             && (upn.eq_ignore_ascii_case(user_id)
                 || record.is_some_and(|r| r.upn.eq_ignore_ascii_case(upn))))
+    }
+
+    /// How many keys `user` holds (Issued, Active or Inactive) whose last issuance was a
+    /// self-issuance (audited `issue` by a `self:` actor).
+    fn self_issued_held(&self, user: &str) -> Result<u32, Error> {
+        let mut held = 0u32;
+        for key in self.store.find_keys(&KeyQuery::ByUser(user.to_owned()))? {
+            if !matches!(
+                key.state,
+                CredentialState::Issued | CredentialState::Active | CredentialState::Inactive
+            ) {
+                continue;
+            }
+            let audit = self.audit_for(&key.key_id)?;
+            let last_issue = audit.iter().rev().find(|a| {
+                a.event.outcome == "success"
+                    && matches!(a.event.action.as_str(), "issue" | "reissue")
+            });
+            if last_issue.is_some_and(|a| a.event.actor.starts_with("self:")) {
+                held = held.saturating_add(1);
+            }
+        }
+        Ok(held)
     }
 
     /// Records a refusal (outcome `refused`, the reason as detail) and returns the error.
@@ -160,19 +414,21 @@ impl Engine {
     /// key's template's OIDC configuration), sets their PIN on an Issued key; the normal
     /// activation follows (the PIN replaces the transport PIN, pending registrations are
     /// sent; an expired challenge refuses and marks the key as needing reissue). Needs
-    /// `pin_set_allowed` and that the token's subject owns the key. Audited as
-    /// `self:<oid or upn>`.
+    /// `pin_set_allowed` and that the token's subject owns the key. `nonce` is the one
+    /// [`Engine::self_service_begin`] gave for this sign-in; the token must carry it.
+    /// Audited as `self:<oid or upn>`.
     pub fn self_set_pin<T: Transport>(
         &self,
         key_id: &str,
         id_token: &str,
+        nonce: &str,
         new_pin: &str,
         device: &mut Authenticator<T>,
         now: UnixMillis,
     ) -> Result<KeyRecord, Error> {
         let (_, holder) = self.authorize_owner(
             key_id,
-            id_token,
+            (id_token, nonce),
             "self_set_pin",
             "PIN set",
             |s| s.pin_set_allowed,
@@ -187,7 +443,7 @@ impl Engine {
     fn authorize_owner(
         &self,
         key_id: &str,
-        id_token: &str,
+        (id_token, nonce): (&str, &str),
         action: &'static str,
         what: &'static str,
         allowed: fn(&crate::template::SelfService) -> bool,
@@ -201,9 +457,9 @@ impl Engine {
             user_id: key.user_id.clone(),
             template: Some(templates.credential.name.clone()),
         };
-        let holder = match self.authenticate(&templates, id_token, now) {
+        let holder = match self.authenticate(&templates, id_token, nonce, now) {
             Ok(h) => h,
-            Err(e) => return Err(self.refuse_self(UNVERIFIED_ACTOR, &ctx, e.into(), now)),
+            Err(r) => return Err(self.refuse_self(&r.actor, &ctx, r.error, now)),
         };
         let refuse = |e: SelfServiceError| self.refuse_self(&holder.actor, &ctx, e.into(), now);
         if !allowed(&templates.credential.self_service) {
@@ -217,6 +473,7 @@ impl Engine {
                 key_id: key_id.to_owned(),
             }));
         }
+        self.audit_sign_in(&holder, &ctx, now)?;
         Ok((key, holder))
     }
 
@@ -226,11 +483,14 @@ impl Engine {
     /// template). The user is always the token's subject. The key is activated at once
     /// with `new_pin`. A key issued to anyone (the holder included) is refused; keys are
     /// never reset here (`can_reset_in_place` is false), so templates that reset before
-    /// issuance are refused by the planner.
+    /// issuance are refused by the planner. `nonce` is the one
+    /// [`Engine::self_service_begin`] gave for this sign-in; the token must carry it. A
+    /// user holding the template's `self_issue_limit` self-issued keys is refused.
     #[allow(clippy::too_many_arguments)]
     pub fn self_issue<T: Transport>(
         &self,
         id_token: &str,
+        nonce: &str,
         template: &str,
         serial: &str,
         transport: KeyTransport,
@@ -250,9 +510,9 @@ impl Engine {
             Ok(t) => t,
             Err(e) => return Err(self.refuse_self(UNVERIFIED_ACTOR, &ctx, e, now)),
         };
-        let holder = match self.authenticate(&templates, id_token, now) {
+        let holder = match self.authenticate(&templates, id_token, nonce, now) {
             Ok(h) => h,
-            Err(e) => return Err(self.refuse_self(UNVERIFIED_ACTOR, &ctx, e.into(), now)),
+            Err(r) => return Err(self.refuse_self(&r.actor, &ctx, r.error, now)),
         };
         let user = holder.user().unwrap_or_default().to_owned();
         ctx.user_id = Some(user.clone());
@@ -276,6 +536,17 @@ impl Engine {
                 return Err(self.refuse_self(&holder.actor, &ctx, e.into(), now));
             }
         }
+        let limit = templates.credential.self_service.self_issue_limit;
+        let held = self.self_issued_held(&user)?;
+        if held >= limit {
+            let e = SelfServiceError::SelfIssueLimit {
+                user: user.clone(),
+                held,
+                limit,
+            };
+            return Err(self.refuse_self(&holder.actor, &ctx, e.into(), now));
+        }
+        self.audit_sign_in(&holder, &ctx, now)?;
         let request = IssueRequest {
             actor: holder.actor.clone(),
             user,
@@ -296,16 +567,18 @@ impl Engine {
     /// Active key (template with `pin_unblock_allowed`) whose PIN is blocked, the key is
     /// marked as needing reissue and [`SelfServiceError::PinBlockedNeedsReissue`] is returned;
     /// when the PIN is not blocked, [`SelfServiceError::PinNotBlocked`]. Never succeeds.
+    /// `nonce` is the one [`Engine::self_service_begin`] gave for this sign-in.
     pub fn self_unblock_pin<T: Transport>(
         &self,
         key_id: &str,
         id_token: &str,
+        nonce: &str,
         device: &mut Authenticator<T>,
         now: UnixMillis,
     ) -> Result<KeyRecord, Error> {
         let (key, holder) = self.authorize_owner(
             key_id,
-            id_token,
+            (id_token, nonce),
             "self_unblock_pin",
             "PIN unblock",
             |s| s.pin_unblock_allowed,

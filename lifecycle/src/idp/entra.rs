@@ -8,8 +8,8 @@ use entra_graph::wire::{AttestationResponse, ClientExtensionResults, PublicKeyCr
 use entra_graph::{GraphClient, GraphError};
 
 use super::{
-    CreationChallenge, Idp, IdpDeletion, IdpError, IdpOutcome, IdpPasskey, IdpUser,
-    RegistrationRequest,
+    CreationChallenge, DirectoryTenant, Idp, IdpDeletion, IdpError, IdpOutcome, IdpPasskey,
+    IdpUser, RegistrationRequest,
 };
 
 /// Whether a 400 answer to a registration says its challenge expired.
@@ -93,6 +93,7 @@ fn idp_user(u: entra_graph::wire::User) -> IdpUser {
         given_name: u.given_name,
         surname: u.surname,
         mail: u.mail,
+        account_enabled: u.account_enabled,
     }
 }
 
@@ -103,6 +104,14 @@ impl Idp for EntraIdp {
 
     fn default_rp_id(&self) -> String {
         self.rp_id.clone()
+    }
+
+    fn directory_tenant(&self) -> Option<DirectoryTenant> {
+        let c = self.client.config();
+        Some(DirectoryTenant {
+            tenant_id: c.tenant.clone(),
+            issuer: format!("{}/{}/v2.0", c.login_base.trim_end_matches('/'), c.tenant),
+        })
     }
 
     fn user(&self, user: &str) -> Result<IdpUser, IdpError> {

@@ -104,6 +104,18 @@ pub struct IdpUser {
     pub surname: Option<String>,
     /// Mail address.
     pub mail: Option<String>,
+    /// Whether the account may sign in (`accountEnabled` at Entra); `None`: not said.
+    pub account_enabled: Option<bool>,
+}
+
+/// The tenant of a directory connection and the issuer of its users' ID tokens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DirectoryTenant {
+    /// The tenant id (`tid` in its ID tokens).
+    pub tenant_id: String,
+    /// The v2.0 issuer of its ID tokens (Entra:
+    /// `https://login.microsoftonline.com/{tenant}/v2.0`).
+    pub issuer: String,
 }
 
 /// IdP failures.
@@ -175,6 +187,11 @@ pub trait Idp: Send + Sync {
     fn default_rp_id(&self) -> String;
     /// Looks a user up by id or UPN.
     fn user(&self, user: &str) -> Result<IdpUser, IdpError>;
+    /// The tenant this connection's directory is and the issuer of its users' ID tokens
+    /// (self-service binds the holder's token to it); `None` for an IdP without one.
+    fn directory_tenant(&self) -> Option<DirectoryTenant> {
+        None
+    }
     /// Checks the IdP's policy admits a key of this AAGUID (16 bytes) for this user (the
     /// policy's include/exclude targets apply).
     fn preflight(&self, user: &str, aaguid: &[u8; 16], attested: bool) -> Result<(), IdpError>;

@@ -958,6 +958,21 @@ pub trait Store: Send + Sync {
     ) -> Result<()>;
     /// Opens a key's transport PIN; a wrong host key gives [`StoreError::Crypto`].
     fn get_transport_pin(&self, key_id: &str, host_key: &PinKey) -> Result<Option<TransportPin>>;
+    /// Records a self-service sign-in nonce (its digest, never the nonce) valid until
+    /// `expires_ms`; drops expired nonces and used-token records.
+    fn put_nonce(&self, nonce_hash: &str, expires_ms: UnixMillis, now: UnixMillis) -> Result<()>;
+    /// Takes (deletes) an unexpired nonce: false when unknown, expired or already taken.
+    /// Atomic: of two stations taking the same nonce, one gets true.
+    fn take_nonce(&self, nonce_hash: &str, now: UnixMillis) -> Result<bool>;
+    /// Records that the ID token `token_id` of `issuer` was used; kept until
+    /// `expires_ms` (the token's expiry). False when it was already recorded (a replay).
+    fn use_token_id(
+        &self,
+        issuer: &str,
+        token_id: &str,
+        expires_ms: UnixMillis,
+        now: UnixMillis,
+    ) -> Result<bool>;
     /// Forgets a key's transport PIN; returns whether one was stored.
     fn delete_transport_pin(&self, key_id: &str) -> Result<bool>;
 }

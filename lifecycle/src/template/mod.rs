@@ -381,7 +381,24 @@ impl Default for LifecycleSwitches {
     }
 }
 
+/// Default [`OidcConfig::max_age_secs`]: 10 minutes.
+pub const DEFAULT_MAX_AGE_SECS: u64 = 600;
+/// Default [`SelfService::self_issue_limit`].
+pub const DEFAULT_SELF_ISSUE_LIMIT: u32 = 2;
+
+fn default_max_age() -> u64 {
+    DEFAULT_MAX_AGE_SECS
+}
+
+fn default_self_issue_limit() -> u32 {
+    DEFAULT_SELF_ISSUE_LIMIT
+}
+
 /// How the holder authenticates for self-service (OAuth 2.0 / OIDC).
+///
+/// For a directory that is an Entra connection, `issuer` must be that connection's
+/// tenant's v2.0 issuer (`https://login.microsoftonline.com/{tenant}/v2.0`) and the
+/// token's `tid` that tenant; any other issuer needs the explicit mapping `directory`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OidcConfig {
@@ -391,10 +408,43 @@ pub struct OidcConfig {
     pub audience: String,
     /// Where the issuer publishes its signing keys.
     pub jwks_url: String,
+    /// Longest time, in seconds, since the holder signed in (the token's `auth_time`);
+    /// older sign-ins are refused. Default 600 (10 minutes).
+    #[serde(default = "default_max_age")]
+    pub max_age_secs: u64,
+    /// The sign-in must have used multi-factor authentication: `amr` contains `mfa`, or
+    /// `acrs` holds one of [`OidcConfig::acrs`]. Default on.
+    #[serde(default = "yes")]
+    pub require_mfa: bool,
+    /// Authentication context class references (Entra `acrs`, e.g. `c1`) that satisfy
+    /// the MFA requirement as well.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub acrs: Vec<String>,
+    /// Explicit issuer-to-directory mapping: the directory connection (the credential's
+    /// `user_assignment.directory`) whose object ids this issuer's `oid` claims are. Needed
+    /// for any issuer other than the directory's own Entra tenant issuer; with it the
+    /// issuer is not bound to a tenant (`tid` is not checked) and `ver` may be absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub directory: Option<String>,
+}
+
+impl Default for OidcConfig {
+    /// Empty issuer, audience and keys URL; the documented defaults for the rest.
+    fn default() -> Self {
+        OidcConfig {
+            issuer: String::new(),
+            audience: String::new(),
+            jwks_url: String::new(),
+            max_age_secs: DEFAULT_MAX_AGE_SECS,
+            require_mfa: true,
+            acrs: Vec::new(),
+            directory: None,
+        }
+    }
 }
 
 /// Self-service permissions.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SelfService {
     /// The holder may set their PIN (and activate) themself.
@@ -410,9 +460,27 @@ pub struct SelfService {
     /// needs `self_issuance_allowed`.
     #[serde(default)]
     pub issue_by_user: bool,
+    /// Most keys one user may hold from self-issuance at once (keys not revoked or
+    /// unregistered, whose issuance was audited as `self_issue`). Default 2.
+    #[serde(default = "default_self_issue_limit")]
+    pub self_issue_limit: u32,
     /// How the holder is authenticated; required when any self-service is allowed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oidc: Option<OidcConfig>,
+}
+
+impl Default for SelfService {
+    /// Nothing allowed, the default limit, no OIDC configuration.
+    fn default() -> Self {
+        SelfService {
+            pin_set_allowed: false,
+            pin_unblock_allowed: false,
+            self_issuance_allowed: false,
+            issue_by_user: false,
+            self_issue_limit: DEFAULT_SELF_ISSUE_LIMIT,
+            oidc: None,
+        }
+    }
 }
 
 impl SelfService {

@@ -331,7 +331,20 @@ fn credential(set: &TemplateSet, p: &mut Vec<Problem>) {
             "self-service is allowed, so an OIDC configuration (issuer, audience, jwks_url) is required to authenticate the holder",
         )),
         None => {}
-        Some(oidc) => oidc_problems(oidc, p),
+        Some(oidc) => {
+            oidc_problems(oidc, p);
+            if let Some(d) = &oidc.directory {
+                if *d != c.user_assignment.directory {
+                    p.push(Problem::new(
+                        "credential.self_service.oidc.directory",
+                        format!(
+                            "the issuer is mapped to directory {d:?}, but users come from {:?}",
+                            c.user_assignment.directory
+                        ),
+                    ));
+                }
+            }
+        }
     }
 }
 
@@ -346,6 +359,21 @@ fn oidc_problems(o: &OidcConfig, p: &mut Vec<Problem>) {
         p.push(Problem::new(
             "credential.self_service.oidc.audience",
             "audience (client id) must not be empty",
+        ));
+    }
+    if !(60..=86_400).contains(&o.max_age_secs) {
+        p.push(Problem::new(
+            "credential.self_service.oidc.max_age_secs",
+            format!(
+                "must be between 60 and 86400 seconds, got {}",
+                o.max_age_secs
+            ),
+        ));
+    }
+    if o.acrs.iter().any(|a| a.trim().is_empty()) {
+        p.push(Problem::new(
+            "credential.self_service.oidc.acrs",
+            "authentication context references must not be empty",
         ));
     }
     if url_host(&o.jwks_url).is_none() {

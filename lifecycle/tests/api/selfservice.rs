@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use entra_graph::emulator::{Emulator, EmulatorConfig};
+use entra_graph::emulator::{Emulator, EmulatorConfig, HolderTokenOptions};
 use fido_transport::client::Authenticator;
 use fido_transport::softkey::{SoftAuthenticator, SoftConfig, SoftTransport};
 use lifecycle::engine::{Engine, EngineError, IssueRequest, LookupError, SelfServiceError};
@@ -14,29 +14,29 @@ use lifecycle::template::{KeyTransport, TemplateSet};
 use lifecycle::{CredentialState, Error};
 
 use crate::common::{now_ms, sqlite_engine, temp_dir, KIM, KIM_ID};
-const ADELE: &str = "adelev@contoso.onmicrosoft.com";
-const ADELE_ID: &str = "87d349ed-44d7-43e1-9a83-5f2406dee5bd";
-const AUDIENCE: &str = "keysmith-self-service";
-const NEW_PIN: &str = "holder-pin-9753";
-const HOUR: Duration = Duration::from_secs(3600);
+pub(crate) const ADELE: &str = "adelev@contoso.onmicrosoft.com";
+pub(crate) const ADELE_ID: &str = "87d349ed-44d7-43e1-9a83-5f2406dee5bd";
+pub(crate) const AUDIENCE: &str = "keysmith-self-service";
+pub(crate) const NEW_PIN: &str = "holder-pin-9753";
+pub(crate) const HOUR: Duration = Duration::from_secs(3600);
 
 /// Switches of the template's `[credential.self_service]`.
 #[derive(Clone, Copy)]
-struct Allow {
-    pin_set: bool,
-    self_issue: bool,
-    unblock: bool,
-    auto_initiate: bool,
+pub(crate) struct Allow {
+    pub(crate) pin_set: bool,
+    pub(crate) self_issue: bool,
+    pub(crate) unblock: bool,
+    pub(crate) auto_initiate: bool,
 }
 
-const ALL: Allow = Allow {
+pub(crate) const ALL: Allow = Allow {
     pin_set: true,
     self_issue: true,
     unblock: true,
     auto_initiate: false,
 };
 
-fn template(emu: &Emulator, name: &str, allow: Allow) -> TemplateSet {
+pub(crate) fn template(emu: &Emulator, name: &str, allow: Allow) -> TemplateSet {
     let text = format!(
         r#"
 [passkey.entra]
@@ -70,12 +70,12 @@ oidc = {{ issuer = "{issuer}", audience = "{AUDIENCE}", jwks_url = "{jwks}" }}
     TemplateSet::from_toml_str(&text).expect("test template parses")
 }
 
-struct World {
-    emulator: Emulator,
+pub(crate) struct World {
+    pub(crate) emulator: Emulator,
     db: PathBuf,
-    engine: Engine,
-    key: Authenticator<SoftTransport>,
-    transport: SoftTransport,
+    pub(crate) engine: Engine,
+    pub(crate) key: Authenticator<SoftTransport>,
+    pub(crate) transport: SoftTransport,
 }
 
 impl Drop for World {
@@ -86,7 +86,7 @@ impl Drop for World {
     }
 }
 
-fn world(name: &str) -> World {
+pub(crate) fn world(name: &str) -> World {
     let emulator = Emulator::start(EmulatorConfig::default()).expect("emulator");
     let db = temp_dir(&format!("selfservice-{name}")).join("keysmith.db");
     let engine = sqlite_engine(&emulator, &db, "station-a", 9);
@@ -102,7 +102,7 @@ fn world(name: &str) -> World {
     }
 }
 
-fn operator_issue(w: &mut World, t: &TemplateSet, user: &str, now: u64) -> String {
+pub(crate) fn operator_issue(w: &mut World, t: &TemplateSet, user: &str, now: u64) -> String {
     let req = IssueRequest {
         actor: "operator:alice".into(),
         user: user.into(),
@@ -121,14 +121,27 @@ fn operator_issue(w: &mut World, t: &TemplateSet, user: &str, now: u64) -> Strin
     key.key_id
 }
 
-fn token(w: &World, user: &str) -> String {
-    w.emulator
-        .holder_token(user, AUDIENCE, HOUR)
-        .expect("holder token")
+/// A holder's sign-in: the nonce the engine handed out and the ID token carrying it.
+pub(crate) struct Tok {
+    pub(crate) id: String,
+    pub(crate) nonce: String,
+}
+
+/// A fresh sign-in of `user` (scope `openid profile`, MFA, just now).
+pub(crate) fn token(w: &World, user: &str) -> Tok {
+    let nonce = w.engine.self_service_begin(now_ms()).expect("nonce").nonce;
+    let id = w
+        .emulator
+        .holder_token_with(&HolderTokenOptions {
+            lifetime: HOUR,
+            ..HolderTokenOptions::new(user, AUDIENCE).nonce(nonce.clone())
+        })
+        .expect("holder token");
+    Tok { id, nonce }
 }
 
 /// Audit records never carry the PIN or any token.
-fn assert_no_secrets(audit: &[AuditRecord], secrets: &[&str]) {
+pub(crate) fn assert_no_secrets(audit: &[AuditRecord], secrets: &[&str]) {
     for a in audit {
         let text = format!("{:?}", a.event);
         for s in secrets {
@@ -149,7 +162,14 @@ fn owner_sets_pin_and_activates() {
     let tok = token(&w, KIM);
     let key = w
         .engine
-        .self_set_pin(&key_id, &tok, NEW_PIN, &mut w.key, now + 1_000)
+        .self_set_pin(
+            &key_id,
+            &tok.id,
+            &tok.nonce,
+            NEW_PIN,
+            &mut w.key,
+            now + 1_000,
+        )
         .expect("self PIN set");
     assert_eq!(key.state, CredentialState::Active);
     assert_eq!(key.user_id.as_deref(), Some(KIM_ID));
@@ -173,12 +193,20 @@ fn owner_sets_pin_and_activates() {
             && a.event.actor == actor),
         "{audit:#?}"
     );
-    assert_no_secrets(&audit, &[NEW_PIN, &tok]);
+    assert_no_secrets(&audit, &[NEW_PIN, &tok.id]);
 
     // A second PIN set on the now Active key is refused by the state machine.
+    let tok = token(&w, KIM);
     let err = w
         .engine
-        .self_set_pin(&key_id, &tok, "another-pin-123", &mut w.key, now + 2_000)
+        .self_set_pin(
+            &key_id,
+            &tok.id,
+            &tok.nonce,
+            "another-pin-123",
+            &mut w.key,
+            now + 2_000,
+        )
         .unwrap_err();
     assert!(matches!(err, Error::Transition(_)), "{err:?}");
     w.engine
@@ -203,7 +231,14 @@ fn another_users_token_is_refused_and_nothing_changes() {
     let adele = token(&w, ADELE);
     let err = w
         .engine
-        .self_set_pin(&key_id, &adele, NEW_PIN, &mut w.key, now + 1_000)
+        .self_set_pin(
+            &key_id,
+            &adele.id,
+            &adele.nonce,
+            NEW_PIN,
+            &mut w.key,
+            now + 1_000,
+        )
         .unwrap_err();
     assert!(
         matches!(
@@ -235,9 +270,17 @@ fn another_users_token_is_refused_and_nothing_changes() {
         .as_deref()
         .unwrap_or("")
         .contains("does not own"));
-    assert_no_secrets(&audit, &[NEW_PIN, &adele]);
+    assert_no_secrets(&audit, &[NEW_PIN, &adele.id]);
+    let fresh = token(&w, KIM);
     w.engine
-        .self_set_pin(&key_id, &token(&w, KIM), NEW_PIN, &mut w.key, now + 2_000)
+        .self_set_pin(
+            &key_id,
+            &fresh.id,
+            &fresh.nonce,
+            NEW_PIN,
+            &mut w.key,
+            now + 2_000,
+        )
         .expect("the owner still can");
 }
 
@@ -260,7 +303,7 @@ fn expired_forged_and_wrong_audience_tokens_are_refused() {
         .emulator
         .holder_token(KIM, "some-other-app", HOUR)
         .unwrap();
-    let mut tampered: Vec<String> = token(&w, ADELE).split('.').map(str::to_owned).collect();
+    let mut tampered: Vec<String> = token(&w, ADELE).id.split('.').map(str::to_owned).collect();
     tampered[1] = base64_url(genuine.as_bytes());
     let tampered = tampered.join(".");
     for (tok, claim) in [
@@ -272,7 +315,7 @@ fn expired_forged_and_wrong_audience_tokens_are_refused() {
     ] {
         let err = w
             .engine
-            .self_set_pin(&key_id, tok, NEW_PIN, &mut w.key, now + 1_000)
+            .self_set_pin(&key_id, tok, "no-nonce", NEW_PIN, &mut w.key, now + 1_000)
             .unwrap_err();
         match &err {
             Error::Engine(EngineError::SelfService(SelfServiceError::HolderAuth {
@@ -313,7 +356,14 @@ fn templates_without_permission_refuse() {
     let tok = token(&w, KIM);
     let err = w
         .engine
-        .self_set_pin(&key_id, &tok, NEW_PIN, &mut w.key, now + 1_000)
+        .self_set_pin(
+            &key_id,
+            &tok.id,
+            &tok.nonce,
+            NEW_PIN,
+            &mut w.key,
+            now + 1_000,
+        )
         .unwrap_err();
     assert!(
         matches!(
@@ -337,7 +387,8 @@ fn templates_without_permission_refuse() {
     let err = w2
         .engine
         .self_issue(
-            &tok2,
+            &tok2.id,
+            &tok2.nonce,
             "no-self-service",
             "SN-SELF-9",
             KeyTransport::Usb,
@@ -363,7 +414,8 @@ fn templates_without_permission_refuse() {
     let err = w2
         .engine
         .self_issue(
-            &tok2,
+            &tok2.id,
+            &tok2.nonce,
             "unknown",
             "SN-SELF-9",
             KeyTransport::Usb,
@@ -396,7 +448,8 @@ fn self_issuance_makes_an_active_key_for_the_tokens_subject() {
         let key = w
             .engine
             .self_issue(
-                &tok,
+                &tok.id,
+                &tok.nonce,
                 "self-issue",
                 "SN-SELF-2",
                 KeyTransport::Usb,
@@ -424,13 +477,15 @@ fn self_issuance_makes_an_active_key_for_the_tokens_subject() {
             );
         }
         assert!(audit.iter().all(|a| a.event.actor == actor), "{audit:#?}");
-        assert_no_secrets(&audit, &[NEW_PIN, &tok]);
+        assert_no_secrets(&audit, &[NEW_PIN, &tok.id]);
 
         // Doing it again on the same (now Active) key is refused.
+        let tok = token(&w, KIM);
         let err = w
             .engine
             .self_issue(
-                &tok,
+                &tok.id,
+                &tok.nonce,
                 "self-issue",
                 "SN-SELF-2",
                 KeyTransport::Usb,
@@ -461,7 +516,8 @@ fn self_issuance_of_a_key_issued_to_someone_else_is_refused() {
     let err = w
         .engine
         .self_issue(
-            &tok,
+            &tok.id,
+            &tok.nonce,
             "self-issue",
             "SN-SELF-1",
             KeyTransport::Usb,
@@ -492,7 +548,7 @@ fn self_issuance_of_a_key_issued_to_someone_else_is_refused() {
         ),
         ("self_issue", "refused", format!("self:{KIM_ID}").as_str())
     );
-    assert_no_secrets(&audit, &[NEW_PIN, &tok]);
+    assert_no_secrets(&audit, &[NEW_PIN, &tok.id]);
 }
 
 #[test]
@@ -503,12 +559,20 @@ fn pin_unblock_is_refused_honestly() {
     let key_id = operator_issue(&mut w, &t, KIM, now);
     let tok = token(&w, KIM);
     w.engine
-        .self_set_pin(&key_id, &tok, NEW_PIN, &mut w.key, now + 1_000)
+        .self_set_pin(
+            &key_id,
+            &tok.id,
+            &tok.nonce,
+            NEW_PIN,
+            &mut w.key,
+            now + 1_000,
+        )
         .expect("activate");
     // Not blocked: nothing to unblock.
+    let tok = token(&w, KIM);
     let err = w
         .engine
-        .self_unblock_pin(&key_id, &tok, &mut w.key, now + 2_000)
+        .self_unblock_pin(&key_id, &tok.id, &tok.nonce, &mut w.key, now + 2_000)
         .unwrap_err();
     assert!(
         matches!(
@@ -520,9 +584,10 @@ fn pin_unblock_is_refused_honestly() {
         "{err:?}"
     );
     // Another user may not even ask.
+    let fresh = token(&w, ADELE);
     let err = w
         .engine
-        .self_unblock_pin(&key_id, &token(&w, ADELE), &mut w.key, now + 2_500)
+        .self_unblock_pin(&key_id, &fresh.id, &fresh.nonce, &mut w.key, now + 2_500)
         .unwrap_err();
     assert!(
         matches!(
@@ -546,9 +611,10 @@ fn pin_unblock_is_refused_honestly() {
             .is_err());
     }
     assert_eq!(w.key.pin_retries().unwrap().retries, 0);
+    let tok = token(&w, KIM);
     let err = w
         .engine
-        .self_unblock_pin(&key_id, &tok, &mut w.key, now + 3_000)
+        .self_unblock_pin(&key_id, &tok.id, &tok.nonce, &mut w.key, now + 3_000)
         .unwrap_err();
     assert!(
         matches!(
@@ -579,7 +645,7 @@ fn pin_unblock_is_refused_honestly() {
             format!("self:{KIM_ID}").as_str()
         )
     );
-    assert_no_secrets(&audit, &[NEW_PIN, &tok]);
+    assert_no_secrets(&audit, &[NEW_PIN, &tok.id]);
 
     // A template that does not allow unblock refuses before looking at the key.
     let mut w2 = world("unblock-no");
@@ -592,9 +658,10 @@ fn pin_unblock_is_refused_honestly() {
         },
     );
     let key2 = operator_issue(&mut w2, &t2, KIM, now);
+    let fresh = token(&w2, KIM);
     let err = w2
         .engine
-        .self_unblock_pin(&key2, &token(&w2, KIM), &mut w2.key, now + 1_000)
+        .self_unblock_pin(&key2, &fresh.id, &fresh.nonce, &mut w2.key, now + 1_000)
         .unwrap_err();
     assert!(
         matches!(
@@ -625,7 +692,7 @@ fn self_pin_set_after_the_challenge_expired_needs_reissue() {
     let tok = token(&w, KIM);
     let err = w
         .engine
-        .self_set_pin(&key_id, &tok, NEW_PIN, &mut w.key, later)
+        .self_set_pin(&key_id, &tok.id, &tok.nonce, NEW_PIN, &mut w.key, later)
         .unwrap_err();
     assert!(
         matches!(

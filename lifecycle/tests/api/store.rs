@@ -76,6 +76,7 @@ both!(
     bulk_finished_job_source_makes_a_new_job,
     bulk_item_claims_are_leased_and_fenced,
     bulk_jobs_migrated_from_schema_5,
+    self_service_nonces_and_used_tokens,
 );
 
 #[test]

@@ -559,6 +559,7 @@ fn oidc_fields_are_checked() {
         issuer: "login.example".into(),
         audience: " ".into(),
         jwks_url: "http://keys.example/jwks".into(),
+        ..OidcConfig::default()
     });
     assert_eq!(
         problems(&t),
@@ -582,6 +583,7 @@ fn oidc_fields_are_checked() {
         issuer: "http://127.0.0.1:8080/tenant/v2.0".into(),
         audience: "client".into(),
         jwks_url: "http://localhost:8080/keys".into(),
+        ..OidcConfig::default()
     });
     assert_eq!(problems(&t), vec![]);
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use entra_graph::emulator::{Emulator, EmulatorConfig};
+use entra_graph::emulator::{Emulator, EmulatorConfig, HolderTokenOptions};
 
 use super::cli::{env, path_str, USER};
 
@@ -129,29 +129,61 @@ fn self_issue_through_the_binary() {
     let e = env("self", &emulator);
     let tpl = e.dir.join("self.toml");
     std::fs::write(&tpl, self_service_template(&emulator)).unwrap();
+    // The holder's sign-in starts with a nonce the ID token must carry.
+    let start = e.json(&["--json", "self", "begin"], None);
+    let nonce = start["nonce"].as_str().expect("nonce").to_owned();
+    assert!(start["expires_at_ms"].as_u64().is_some(), "{start}");
     let token = emulator
-        .holder_token(USER, PORTAL, Duration::from_secs(600))
+        .holder_token_with(&HolderTokenOptions {
+            lifetime: Duration::from_secs(600),
+            ..HolderTokenOptions::new(USER, PORTAL).nonce(nonce.clone())
+        })
         .unwrap();
     let token_file = e.dir.join("id-token");
     std::fs::write(&token_file, &token).unwrap();
-    let k = e.json(
-        &[
-            "--json",
-            "self",
-            "issue",
-            "--template",
-            path_str(&tpl),
-            "--id-token-file",
-            path_str(&token_file),
-            "--serial",
-            "SELF1",
-            "--pin-stdin",
-        ],
-        Some("self-pin-24680\n"),
-    );
+    let issue = |serial: &str, nonce: &str| {
+        e.run(
+            &[
+                "--json",
+                "self",
+                "issue",
+                "--template",
+                path_str(&tpl),
+                "--nonce",
+                nonce,
+                "--id-token-file",
+                path_str(&token_file),
+                "--serial",
+                serial,
+                "--pin-stdin",
+            ],
+            Some("self-pin-24680\n"),
+        )
+    };
+    let out = issue("SELF1", &nonce);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let k: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    // The same token again: refused as a replay, exit code 2, the reason as data.
+    let out = issue("SELF2", &nonce);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("\"token_replayed\""), "{text}");
     assert_eq!(k["state"], "active", "{k}");
-    // Without a token: a usage error.
+    // Without a nonce, or without a token: a usage error naming what is missing.
     let out = e.run(&["self", "set-pin", k["key_id"].as_str().unwrap()], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--nonce"));
+    let out = e.run(
+        &[
+            "self",
+            "set-pin",
+            k["key_id"].as_str().unwrap(),
+            "--nonce",
+            "n",
+        ],
+        None,
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--id-token-file"));
     let _ = std::fs::remove_dir_all(&e.dir);

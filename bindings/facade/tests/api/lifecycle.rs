@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use entra_graph::emulator::Emulator;
+use entra_graph::emulator::{Emulator, HolderTokenOptions};
 use keysmith_facade::{Device, ErrorKind, IssueParams, KeyFilter, Prompt, Session};
 use keysmith_testkit::{session_config, softkey_spec, EmulatorWorld, STANDARD_NAME};
 
@@ -274,20 +274,54 @@ fn every_operation_through_the_facade() {
     // Self-service issuance: a forged token is refused without echoing it.
     let b = Device::open(&softkey_spec(&dir, "b.json")).expect("b");
     let forged = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJraW0ifQ.forged-signature";
+    let start = session.self_service_begin().expect("begin");
+    assert!(
+        !format!("{start:?}").contains(&start.nonce),
+        "nonce redacted"
+    );
     let e = session
-        .self_issue(&b, forged, "facade-self", None, PIN)
+        .self_issue(&b, forged, &start.nonce, "facade-self", None, PIN)
         .unwrap_err();
     assert_eq!(e.kind, ErrorKind::Usage, "{e}");
     assert!(!e.message.contains("forged-signature"), "{e}");
-    let token = emulator
-        .holder_token(
-            KIM,
-            "keysmith-self-service",
-            std::time::Duration::from_secs(3600),
+    let sign_in = |nonce: Option<&str>, edit: Option<fn(&mut serde_json::Value)>| {
+        let mut opts = HolderTokenOptions::new(KIM, "keysmith-self-service");
+        opts.nonce = nonce.map(str::to_owned);
+        match edit {
+            None => emulator.holder_token_with(&opts).expect("holder token"),
+            Some(edit) => {
+                let mut claims: serde_json::Value =
+                    serde_json::from_str(&emulator.holder_claims_json_with(&opts).unwrap())
+                        .unwrap();
+                edit(&mut claims);
+                emulator.sign_claims(&claims.to_string()).unwrap()
+            }
+        }
+    };
+    // Each refusal reaches the caller as data: its own reason.
+    let start = session.self_service_begin().expect("begin");
+    let e = session
+        .self_issue(
+            &b,
+            &sign_in(None, None),
+            &start.nonce,
+            "facade-self",
+            None,
+            PIN,
         )
-        .expect("holder token");
+        .unwrap_err();
+    assert_eq!(e.reason, "nonce_missing", "{e}");
+    let access = sign_in(
+        Some(&start.nonce),
+        Some(|c| c["scp"] = serde_json::json!("User.Read")),
+    );
+    let e = session
+        .self_issue(&b, &access, &start.nonce, "facade-self", None, PIN)
+        .unwrap_err();
+    assert_eq!(e.reason, "not_an_id_token", "{e}");
+    let token = sign_in(Some(&start.nonce), None);
     let key = session
-        .self_issue(&b, &token, "facade-self", None, PIN)
+        .self_issue(&b, &token, &start.nonce, "facade-self", None, PIN)
         .expect("self issue");
     assert_eq!(key.state, "active");
     assert_eq!(
@@ -297,8 +331,18 @@ fn every_operation_through_the_facade() {
             .len(),
         1
     );
+    let details = session.key(&key.key_id).expect("details");
+    let refusals: Vec<_> = details
+        .audit
+        .iter()
+        .filter(|a| a.outcome == "refused")
+        .map(|a| a.detail.clone().unwrap_or_default())
+        .collect();
+    assert_eq!(refusals.len(), 3, "{refusals:?}");
+    assert!(refusals[1].contains("no nonce"), "{refusals:?}");
+    assert!(refusals[2].contains("not an ID token"), "{refusals:?}");
 
-    // Self-service PIN set on a centrally issued key.
+    // Self-service PIN set on a centrally issued key; the used token is a replay.
     let c = Device::open(&softkey_spec(&dir, "c.json")).expect("c");
     let key = session
         .issue(
@@ -310,8 +354,14 @@ fn every_operation_through_the_facade() {
             },
         )
         .expect("issue c");
+    let e = session
+        .self_set_pin(&c, &key.key_id, &token, &start.nonce, PIN)
+        .unwrap_err();
+    assert_eq!(e.reason, "token_replayed", "{e}");
+    let start = session.self_service_begin().expect("begin");
+    let token = sign_in(Some(&start.nonce), None);
     let key = session
-        .self_set_pin(&c, &key.key_id, &token, PIN)
+        .self_set_pin(&c, &key.key_id, &token, &start.nonce, PIN)
         .expect("self set pin");
     assert_eq!(key.state, "active");
     let _ = std::fs::remove_dir_all(&dir);

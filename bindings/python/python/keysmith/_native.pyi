@@ -84,13 +84,15 @@ class Session:
     def search_users(
         self, connection: str, prefix: str, top: int = 10
     ) -> list[dict[str, Any]]: ...
+    def self_service_begin(self) -> dict[str, Any]: ...
     def self_set_pin(
-        self, device: Device, key_id: str, id_token: str, new_pin: str
+        self, device: Device, key_id: str, id_token: str, nonce: str, new_pin: str
     ) -> dict[str, Any]: ...
     def self_issue(
         self,
         device: Device,
         id_token: str,
+        nonce: str,
         template: str,
         new_pin: str,
         serial: str | None = None,

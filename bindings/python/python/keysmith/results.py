@@ -29,6 +29,7 @@ __all__ = [
     "PendingRegistration",
     "AuditRecord",
     "KeyDetails",
+    "SelfServiceStart",
     "SignInResult",
     "ReplayResult",
     "User",
@@ -256,6 +257,17 @@ class SignInResult(_Result):
     """The credential id."""
     sign_count: int
     """The signature counter the key reported."""
+
+
+@dataclasses.dataclass(frozen=True)
+class SelfServiceStart(_Result):
+    """A started self-service sign-in: the nonce for the OpenID Connect authorization
+    request, to pass again with the ID token to ``self_issue`` / ``self_set_pin``."""
+
+    nonce: str = dataclasses.field(repr=False)
+    """The nonce (good once; not shown in ``repr``)."""
+    expires_at_ms: int
+    """When it stops being accepted (Unix milliseconds)."""
 
 
 @dataclasses.dataclass(frozen=True)

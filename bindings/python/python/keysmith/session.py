@@ -29,6 +29,7 @@ from keysmith.results import (
     KeyPage,
     Prompt,
     ReplayResult,
+    SelfServiceStart,
     SignInResult,
     TemplateSummary,
     User,
@@ -216,23 +217,35 @@ class Session:
         """Directory users whose display name or UPN starts with ``prefix``."""
         return [User._from_native(u) for u in self._native.search_users(connection, prefix, top)]
 
-    def self_set_pin(self, device: Device, key_id: str, id_token: str, new_pin: str) -> Key:
-        """Self-service PIN set with the holder's OIDC ID token."""
+    def self_service_begin(self) -> SelfServiceStart:
+        """Starts a holder's sign-in: the nonce to send in the OpenID Connect
+        authorization request and to pass, with the ID token, to :meth:`self_issue` or
+        :meth:`self_set_pin`. Good once."""
+        return SelfServiceStart._from_native(self._native.self_service_begin())
+
+    def self_set_pin(
+        self, device: Device, key_id: str, id_token: str, nonce: str, new_pin: str
+    ) -> Key:
+        """Self-service PIN set with the holder's OIDC ID token from the sign-in started
+        with ``nonce``. A refusal is a :class:`UsageError` whose ``reason`` says which
+        check failed (``nonce_missing``, ``token_replayed``, ``not_an_id_token``, ...)."""
         return Key._from_native(
-            self._native.self_set_pin(device._native, key_id, id_token, new_pin)
+            self._native.self_set_pin(device._native, key_id, id_token, nonce, new_pin)
         )
 
     def self_issue(
         self,
         device: Device,
         id_token: str,
+        nonce: str,
         template: str,
         new_pin: str,
         serial: str | None = None,
     ) -> Key:
-        """Self-issuance with the holder's OIDC ID token."""
+        """Self-issuance with the holder's OIDC ID token from the sign-in started with
+        ``nonce``; refusals as for :meth:`self_set_pin`."""
         return Key._from_native(
-            self._native.self_issue(device._native, id_token, template, new_pin, serial)
+            self._native.self_issue(device._native, id_token, nonce, template, new_pin, serial)
         )
 
     def reconcile(

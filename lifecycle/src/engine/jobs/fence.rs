@@ -117,6 +117,21 @@ impl Store for FencedStore {
     fn set_row_key(&self, host_key: &PinKey) {
         self.inner.set_row_key(host_key)
     }
+    fn put_nonce(&self, nonce_hash: &str, expires_ms: UnixMillis, now: UnixMillis) -> Result<()> {
+        self.inner.put_nonce(nonce_hash, expires_ms, now)
+    }
+    fn take_nonce(&self, nonce_hash: &str, now: UnixMillis) -> Result<bool> {
+        self.inner.take_nonce(nonce_hash, now)
+    }
+    fn use_token_id(
+        &self,
+        issuer: &str,
+        token_id: &str,
+        expires_ms: UnixMillis,
+        now: UnixMillis,
+    ) -> Result<bool> {
+        self.inner.use_token_id(issuer, token_id, expires_ms, now)
+    }
     fn upsert_user(&self, user: &UserRecord) -> Result<()> {
         self.inner.upsert_user(user)
     }

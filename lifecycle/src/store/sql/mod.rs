@@ -24,6 +24,7 @@ mod journal;
 mod keys;
 mod records;
 mod schema;
+mod selfservice;
 mod store_impl;
 
 pub(crate) use adopt::*;
@@ -33,6 +34,7 @@ pub(crate) use journal::*;
 pub(crate) use keys::*;
 use records::*;
 pub(crate) use schema::*;
+pub(crate) use selfservice::*;
 pub(crate) use store_impl::impl_store;
 
 /// A bound parameter (typed even when NULL, for PostgreSQL).

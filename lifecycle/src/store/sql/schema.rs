@@ -3,7 +3,7 @@
 use super::*;
 
 /// Number of migrations; the schema version after all of them.
-pub(crate) const MIGRATION_COUNT: u32 = 7;
+pub(crate) const MIGRATION_COUNT: u32 = 8;
 
 pub(super) const V1: &[&str] = &[
     "CREATE TABLE users (user_id TEXT PRIMARY KEY, upn TEXT NOT NULL UNIQUE, \
@@ -137,6 +137,17 @@ pub(super) const V_BULK_CLAIMS: &[&str] = &[
     "CREATE INDEX bulk_jobs_source ON bulk_jobs (kind, source_hash, job_id)",
 ];
 
+/// Self-service sign-ins: the nonces handed out (their SHA-256, until they expire) and
+/// the ids (`uti`/`jti`) of holder ID tokens already used (until the token expires).
+pub(super) const V_SELF_SERVICE: &[&str] = &[
+    "CREATE TABLE self_service_nonces (nonce_hash TEXT PRIMARY KEY, \
+     created_ms BIGINT NOT NULL, expires_ms BIGINT NOT NULL)",
+    "CREATE TABLE used_tokens (issuer TEXT NOT NULL, token_id TEXT NOT NULL, \
+     expires_ms BIGINT NOT NULL, used_ms BIGINT NOT NULL, PRIMARY KEY (issuer, token_id))",
+    "CREATE INDEX used_tokens_expiry ON used_tokens (expires_ms)",
+    "CREATE INDEX self_service_nonces_expiry ON self_service_nonces (expires_ms)",
+];
+
 pub(super) const V2_SQLITE: &[&str] = &[
     "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit \
      BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END",
@@ -171,6 +182,7 @@ pub(super) fn migration_sql(version: u32, dialect: Dialect) -> Vec<String> {
         .chain(V_BULK_CLAIMS)
         .copied()
         .collect(),
+        8 => V_SELF_SERVICE.to_vec(),
         _ => Vec::new(),
     };
     if version == 6 && dialect == Dialect::Postgres {

@@ -308,6 +308,30 @@ macro_rules! impl_store {
             ) -> $crate::store::Result<Option<$crate::store::TransportPin>> {
                 self.read(|s| $crate::store::sql::get_transport_pin(s, key_id, host_key))
             }
+            fn put_nonce(
+                &self,
+                nonce_hash: &str,
+                expires_ms: $crate::store::UnixMillis,
+                now: $crate::store::UnixMillis,
+            ) -> $crate::store::Result<()> {
+                self.tx(|s| $crate::store::sql::put_nonce(s, nonce_hash, expires_ms, now))
+            }
+            fn take_nonce(
+                &self,
+                nonce_hash: &str,
+                now: $crate::store::UnixMillis,
+            ) -> $crate::store::Result<bool> {
+                self.tx(|s| $crate::store::sql::take_nonce(s, nonce_hash, now))
+            }
+            fn use_token_id(
+                &self,
+                issuer: &str,
+                token_id: &str,
+                expires_ms: $crate::store::UnixMillis,
+                now: $crate::store::UnixMillis,
+            ) -> $crate::store::Result<bool> {
+                self.tx(|s| $crate::store::sql::use_token_id(s, issuer, token_id, expires_ms, now))
+            }
             fn delete_transport_pin(&self, key_id: &str) -> $crate::store::Result<bool> {
                 self.tx(|s| $crate::store::sql::delete_transport_pin(s, key_id))
             }

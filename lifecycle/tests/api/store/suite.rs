@@ -570,3 +570,6 @@ pub use durability::*;
 #[path = "suite/bulk_claims.rs"]
 mod bulk_claims;
 pub use bulk_claims::*;
+#[path = "suite/selfservice.rs"]
+mod selfservice;
+pub use selfservice::*;

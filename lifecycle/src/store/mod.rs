@@ -26,7 +26,7 @@ pub use crypto::{PinKey, TransportPin};
 pub use pg::PgStore;
 pub use sqlite::SqliteStore;
 pub use work::{
-    Committed, FieldChange, JournalClose, PendingId, PendingPosition, Transition, UnitOfWork,
+    Committed, FieldChange, JournalClose, JournalFence, PendingId, PendingPosition, Transition, UnitOfWork,
 };
 
 use crate::model::CredentialState;
@@ -464,6 +464,17 @@ pub enum StoreError {
         /// When its lease ends (unix millis).
         until_ms: UnixMillis,
     },
+    /// A journal close, commit or lease renewal was fenced off: the station no longer
+    /// holds the entry's claim (its lease ran out and another claim took the entry over).
+    #[error("journal entry {id}: {station} lost its claim (now claimed by {claimed_by})")]
+    JournalClaimLost {
+        /// The entry.
+        id: i64,
+        /// The station whose claim was lost.
+        station: String,
+        /// The station holding the entry now (empty if none).
+        claimed_by: String,
+    },
     /// A record with the same identity exists.
     #[error("duplicate {what}")]
     Duplicate {
@@ -684,6 +695,17 @@ pub trait Store: Send + Sync {
         now: UnixMillis,
         lease_ms: i64,
     ) -> Result<JournalEntry>;
+    /// Extends the lease of a claim `fence` holds to `now + lease_ms` without counting an
+    /// attempt (a station keeps its claim during a long IdP call). Fails with
+    /// [`StoreError::JournalClaimLost`] once another claim took the entry over,
+    /// [`StoreError::JournalClosed`] once closed.
+    fn journal_renew(
+        &self,
+        id: i64,
+        fence: &JournalFence,
+        now: UnixMillis,
+        lease_ms: i64,
+    ) -> Result<JournalEntry>;
     /// Closes an entry as done (idempotent).
     fn journal_done(&self, id: i64, result: Option<&str>, now: UnixMillis) -> Result<()> {
         self.commit(
@@ -692,6 +714,7 @@ pub trait Store: Send + Sync {
                     id,
                     status: JournalStatus::Done,
                     result: result.map(str::to_owned),
+                    fence: None,
                 }],
                 ..UnitOfWork::default()
             },
@@ -707,6 +730,7 @@ pub trait Store: Send + Sync {
                     id,
                     status: JournalStatus::Failed,
                     result: Some(reason.to_owned()),
+                    fence: None,
                 }],
                 ..UnitOfWork::default()
             },

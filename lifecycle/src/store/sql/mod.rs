@@ -7,7 +7,8 @@
 
 use super::crypto;
 use super::{
-    AuditQuery, AuditRecord, BulkCounts, BulkItem, BulkItemStatus, BulkJob, Committed,
+    AuditQuery, AuditRecord, BulkCounts, BulkItem, BulkItemStatus, BulkJob, Committed, JournalClose,
+    JournalFence,
     JournalEntry, JournalOp, JournalStatus, KeyQuery, KeyRecord, NewAuditRecord, NewBulkJob,
     NewJournalEntry, NewKey, PasskeyRecord, PendingPosition, PendingRegistration, PinKey, Result,
     StoreError, Transition, TransportPin, UnitOfWork, UnixMillis, UserRecord,

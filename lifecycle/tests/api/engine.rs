@@ -505,3 +505,5 @@ fn revoke_crash_after_idp_call_is_finished_by_replay() {
 
 #[path = "engine/issuance_and_races.rs"]
 mod issuance_and_races;
+#[path = "engine/in_doubt.rs"]
+mod in_doubt;

@@ -567,3 +567,6 @@ pub fn audit_append_only_and_queries<B: Backend>(b: &B) {
 #[path = "suite/durability.rs"]
 mod durability;
 pub use durability::*;
+#[path = "suite/fencing.rs"]
+mod fencing;
+pub use fencing::*;

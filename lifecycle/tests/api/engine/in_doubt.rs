@@ -290,6 +290,57 @@ fn replay_refuses_a_registration_journalled_for_an_older_key_version() {
     }
 }
 
+#[test]
+fn reissue_settles_a_registration_committed_with_its_answer_lost() {
+    let faults = [
+        post(Fault::CommitThenDrop, 1),
+        FaultRule::new(
+            "GET",
+            "fido2Methods",
+            Fault::Status {
+                status: 503,
+                retry_after: None,
+            },
+            3,
+        ),
+    ];
+    for backend in Backend::all("reissue") {
+        let mut w = world_on("reissue", &backend);
+        let key_id = activation_in_doubt(&mut w, "test-standard", &faults);
+        assert_eq!(w.emulator.methods(&w.kim_id).len(), 1, "made at the IdP");
+        w.transport.with(|a| a.power_cycle());
+        let now = now_ms() + 10;
+        let key = w
+            .engine
+            .reissue(&request(true), &key_id, &mut w.key, now)
+            .expect("reissue");
+        assert_eq!(key.state, CredentialState::Issued);
+        assert!(w.emulator.methods(&w.kim_id).is_empty(), "the old one is gone");
+        // The old entry is closed: a replay neither registers it nor activates the key.
+        let r = w.engine.replay_journal(now + 16 * 60_000).unwrap();
+        assert!(r.iter().all(|r| r.operation != JournalOp::Register), "{r:?}");
+        assert_eq!(
+            w.engine.key(&key_id).unwrap().state,
+            CredentialState::Issued
+        );
+        assert!(w.emulator.methods(&w.kim_id).is_empty());
+        // The reissued key activates with its new passkey only.
+        let key = w
+            .engine
+            .activate("self:kim", &key_id, HOLDER_PIN, &mut w.key, now + 16 * 60_000 + 1)
+            .expect("activate");
+        assert_eq!(key.state, CredentialState::Active);
+        assert_eq!(w.emulator.methods(&w.kim_id).len(), 1);
+        let audit = audit_of(&w.engine, &key_id);
+        assert!(
+            audit.iter().any(|(a, o, d)| a == "idp-settle"
+                && o == "success"
+                && d.contains("was made at the IdP")),
+            "{audit:?}"
+        );
+    }
+}
+
 fn activated(w: &mut World, template: &str) -> String {
     let now = now_ms();
     let key = w

@@ -265,7 +265,9 @@ impl Engine {
                                 });
                             }
                         }
-                        Err(le) => in_doubt = Some(format!("{e}; listing the passkeys failed: {le}")),
+                        Err(le) => {
+                            in_doubt = Some(format!("{e}; listing the passkeys failed: {le}"))
+                        }
                     }
                 }
             }

@@ -100,12 +100,14 @@ impl Engine {
                 Err(e) => return Err(e),
             };
             let result = match entry.operation {
-                JournalOp::Register => self.idp(&entry.idp).map_err(Error::from).and_then(|idp| {
-                    self.replay_register(&entry, idp.as_ref(), &fence, now)
-                }),
-                JournalOp::Delete => self.idp(&entry.idp).map_err(Error::from).and_then(|idp| {
-                    self.replay_delete(&entry, idp.as_ref(), &fence, now)
-                }),
+                JournalOp::Register => self
+                    .idp(&entry.idp)
+                    .map_err(Error::from)
+                    .and_then(|idp| self.replay_register(&entry, idp.as_ref(), &fence, now)),
+                JournalOp::Delete => self
+                    .idp(&entry.idp)
+                    .map_err(Error::from)
+                    .and_then(|idp| self.replay_delete(&entry, idp.as_ref(), &fence, now)),
                 JournalOp::State => self.replay_state(&entry, &fence, now),
             };
             report.outcome = match result {
@@ -203,7 +205,8 @@ impl Engine {
             )?;
             return Ok(ReplayOutcome::Superseded(why));
         }
-        let found = self.leased(entry.id, fence, now, || idp.list(&p.user))?
+        let found = self
+            .leased(entry.id, fence, now, || idp.list(&p.user))?
             .into_iter()
             .find(|m| m.credential_id.as_deref() == Some(&request.credential_id[..]));
         let (method_id, request_id, outcome) = match found {

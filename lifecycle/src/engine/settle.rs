@@ -71,8 +71,7 @@ impl Engine {
         std::thread::scope(|s| {
             s.spawn(move || {
                 let start = Instant::now();
-                while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(RENEW_EVERY)
-                {
+                while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(RENEW_EVERY) {
                     let elapsed = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
                     let at = now.saturating_add(elapsed);
                     if let Err(e) = store.journal_renew(id, fence, at, JOURNAL_LEASE_MS) {
@@ -168,9 +167,11 @@ impl Engine {
             let credential = p.request(entry.id)?.credential_id;
             // Another station in the middle of this registration: refused, nothing changed.
             let fence = self.claim(entry.id, now)?;
-            let recorded = self.store.list_passkeys(&key_id)?.into_iter().any(|pk| {
-                pk.credential_id == credential && pk.idp_method_id.is_some()
-            });
+            let recorded = self
+                .store
+                .list_passkeys(&key_id)?
+                .into_iter()
+                .any(|pk| pk.credential_id == credential && pk.idp_method_id.is_some());
             if recorded {
                 let why = format!("superseded by {op}: the registration is recorded as made");
                 self.fail_fenced(entry.id, &why, &fence, now)?;

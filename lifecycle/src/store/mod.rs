@@ -26,7 +26,8 @@ pub use crypto::{PinKey, TransportPin};
 pub use pg::PgStore;
 pub use sqlite::SqliteStore;
 pub use work::{
-    Committed, FieldChange, JournalClose, JournalFence, PendingId, PendingPosition, Transition, UnitOfWork,
+    Committed, FieldChange, JournalClose, JournalFence, PendingId, PendingPosition, Transition,
+    UnitOfWork,
 };
 
 use crate::model::CredentialState;

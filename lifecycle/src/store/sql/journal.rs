@@ -96,11 +96,7 @@ pub(super) fn not_pending(sql: &mut dyn Sql, id: i64) -> StoreError {
     }
 }
 
-pub(super) fn journal_close(
-    sql: &mut dyn Sql,
-    c: &JournalClose,
-    now: UnixMillis,
-) -> Result<()> {
+pub(super) fn journal_close(sql: &mut dyn Sql, c: &JournalClose, now: UnixMillis) -> Result<()> {
     let JournalClose {
         id,
         status,

@@ -7,11 +7,11 @@
 
 use super::crypto;
 use super::{
-    AuditQuery, AuditRecord, BulkCounts, BulkItem, BulkItemStatus, BulkJob, Committed, JournalClose,
-    JournalFence,
-    JournalEntry, JournalOp, JournalStatus, KeyQuery, KeyRecord, NewAuditRecord, NewBulkJob,
-    NewJournalEntry, NewKey, PasskeyRecord, PendingPosition, PendingRegistration, PinKey, Result,
-    StoreError, Transition, TransportPin, UnitOfWork, UnixMillis, UserRecord,
+    AuditQuery, AuditRecord, BulkCounts, BulkItem, BulkItemStatus, BulkJob, Committed,
+    JournalClose, JournalEntry, JournalFence, JournalOp, JournalStatus, KeyQuery, KeyRecord,
+    NewAuditRecord, NewBulkJob, NewJournalEntry, NewKey, PasskeyRecord, PendingPosition,
+    PendingRegistration, PinKey, Result, StoreError, Transition, TransportPin, UnitOfWork,
+    UnixMillis, UserRecord,
 };
 use crate::model::CredentialState;
 

@@ -140,7 +140,11 @@ fn activation_in_doubt(w: &mut World, template: &str, faults: &[FaultRule]) -> S
         .activate("self:kim", &key.key_id, HOLDER_PIN, &mut w.key, now + 1)
         .unwrap_err();
     assert!(matches!(err, Error::Idp(_)), "{err:?}");
-    assert_eq!(w.emulator.pending_faults(), 0, "every injected fault was used");
+    assert_eq!(
+        w.emulator.pending_faults(),
+        0,
+        "every injected fault was used"
+    );
     assert_eq!(
         unfinished(&w.engine, JournalOp::Register).len(),
         1,
@@ -162,15 +166,19 @@ fn revoke_settles(w: &mut World, key_id: &str, was_made: bool) {
         .revoke("operator:alice", key_id, None, now)
         .expect("revoke");
     assert_eq!(key.state, CredentialState::Revoked);
-    assert!(w.emulator.methods(&w.kim_id).is_empty(), "no passkey at the IdP");
+    assert!(
+        w.emulator.methods(&w.kim_id).is_empty(),
+        "no passkey at the IdP"
+    );
     let replayed = w.engine.replay_journal(now + 16 * 60_000).unwrap();
     assert!(
-        replayed
-            .iter()
-            .all(|r| r.operation != JournalOp::Register),
+        replayed.iter().all(|r| r.operation != JournalOp::Register),
         "{replayed:?}"
     );
-    assert!(w.emulator.methods(&w.kim_id).is_empty(), "none after replay");
+    assert!(
+        w.emulator.methods(&w.kim_id).is_empty(),
+        "none after replay"
+    );
     assert!(w.engine.store().journal_unfinished().unwrap().is_empty());
     assert_eq!(
         w.engine.key(key_id).unwrap().state,
@@ -187,7 +195,9 @@ fn revoke_settles(w: &mut World, key_id: &str, was_made: bool) {
         "is not at the IdP"
     };
     assert!(settled.2.contains(expected), "{settled:?}");
-    assert!(audit.iter().any(|(a, o, _)| a == "revoke" && o == "success"));
+    assert!(audit
+        .iter()
+        .any(|(a, o, _)| a == "revoke" && o == "success"));
 }
 
 fn in_doubt_case(name: &str, template: &str, faults: &[FaultRule], was_made: bool) {
@@ -274,10 +284,7 @@ fn replay_refuses_a_registration_journalled_for_an_older_key_version() {
             .iter()
             .find(|r| r.operation == JournalOp::Register)
             .expect("the register entry was replayed");
-        assert!(
-            reg.outcome.to_string().starts_with("superseded"),
-            "{reg:?}"
-        );
+        assert!(reg.outcome.to_string().starts_with("superseded"), "{reg:?}");
         assert!(w.emulator.methods(&w.kim_id).is_empty());
         assert!(unfinished(&w.engine, JournalOp::Register).is_empty());
         let audit = audit_of(&w.engine, &key_id);
@@ -315,10 +322,16 @@ fn reissue_settles_a_registration_committed_with_its_answer_lost() {
             .reissue(&request(true), &key_id, &mut w.key, now)
             .expect("reissue");
         assert_eq!(key.state, CredentialState::Issued);
-        assert!(w.emulator.methods(&w.kim_id).is_empty(), "the old one is gone");
+        assert!(
+            w.emulator.methods(&w.kim_id).is_empty(),
+            "the old one is gone"
+        );
         // The old entry is closed: a replay neither registers it nor activates the key.
         let r = w.engine.replay_journal(now + 16 * 60_000).unwrap();
-        assert!(r.iter().all(|r| r.operation != JournalOp::Register), "{r:?}");
+        assert!(
+            r.iter().all(|r| r.operation != JournalOp::Register),
+            "{r:?}"
+        );
         assert_eq!(
             w.engine.key(&key_id).unwrap().state,
             CredentialState::Issued
@@ -327,7 +340,13 @@ fn reissue_settles_a_registration_committed_with_its_answer_lost() {
         // The reissued key activates with its new passkey only.
         let key = w
             .engine
-            .activate("self:kim", &key_id, HOLDER_PIN, &mut w.key, now + 16 * 60_000 + 1)
+            .activate(
+                "self:kim",
+                &key_id,
+                HOLDER_PIN,
+                &mut w.key,
+                now + 16 * 60_000 + 1,
+            )
             .expect("activate");
         assert_eq!(key.state, CredentialState::Active);
         assert_eq!(w.emulator.methods(&w.kim_id).len(), 1);
@@ -430,7 +449,13 @@ fn a_delete_404_counts_as_gone_only_when_the_user_resolves() {
         .delete("no-such-user@contoso.example", "bm90LWEtbWV0aG9k")
         .unwrap_err();
     assert!(
-        matches!(err, IdpError::Call { status: Some(404), .. }),
+        matches!(
+            err,
+            IdpError::Call {
+                status: Some(404),
+                ..
+            }
+        ),
         "{err:?}"
     );
     // A resolved user without that method: gone.
@@ -469,7 +494,9 @@ fn a_second_station_does_not_take_over_a_registration_still_running() {
         // The registration takes a while (slow IdP, retries) ...
         w.emulator
             .inject(post(Fault::Delay(Duration::from_millis(1_500)), 1));
-        let World { engine, key: dev, .. } = &mut w;
+        let World {
+            engine, key: dev, ..
+        } = &mut w;
         std::thread::scope(|s| {
             let a = s.spawn(|| engine.activate("self:kim", &key.key_id, HOLDER_PIN, dev, now + 1));
             wait_for_claim(engine, "station-a");
@@ -528,9 +555,6 @@ fn a_station_that_lost_its_claim_cannot_close_the_entry() {
             assert_eq!(err.reason(), "journal_claim_lost", "{err:?}");
         });
         assert_eq!(w.emulator.methods(&w.kim_id).len(), 1);
-        assert_eq!(
-            b.key(&key.key_id).unwrap().state,
-            CredentialState::Active
-        );
+        assert_eq!(b.key(&key.key_id).unwrap().state, CredentialState::Active);
     }
 }

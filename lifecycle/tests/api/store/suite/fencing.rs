@@ -52,8 +52,7 @@ pub fn journal_closes_are_fenced<B: Backend>(b: &B) {
     };
     assert_eq!(s.journal_renew(e.id, &a, 2_100, 1_000).unwrap_err(), lost);
     let mut work = close(e.id, JournalStatus::Done, &a);
-    work.audit
-        .push(audit("register", Some("k1"), None, 2_100));
+    work.audit.push(audit("register", Some("k1"), None, 2_100));
     assert_eq!(s.commit(work, 2_100).unwrap_err(), lost);
     assert!(s.query_audit(&AuditQuery::default()).unwrap().is_empty());
     assert_eq!(
@@ -71,7 +70,11 @@ pub fn journal_closes_are_fenced<B: Backend>(b: &B) {
         .unwrap();
     s.commit(close(e.id, JournalStatus::Done, &b_again), 2_500)
         .unwrap();
-    assert_eq!(s.commit(close(e.id, JournalStatus::Done, &a), 2_600).unwrap_err(), lost);
+    assert_eq!(
+        s.commit(close(e.id, JournalStatus::Done, &a), 2_600)
+            .unwrap_err(),
+        lost
+    );
     assert!(matches!(
         s.journal_renew(e.id, &b_again, 2_700, 1_000),
         Err(StoreError::JournalClosed { .. })

@@ -1,7 +1,7 @@
 //! Journal replay: finishes the IdP side effects and state changes a crash left open.
 
 use super::payload::{DeletePayload, RegisterPayload, StatePayload};
-use super::settle::delete_by_credential;
+use super::settle::{delete_by_credential, registration_open};
 use super::{Engine, JournalError, UnixMillis};
 use crate::idp::Idp;
 use crate::model::{Action, CredentialState};
@@ -43,7 +43,8 @@ pub enum ReplayOutcome {
     AlreadyGone,
     /// Another station holds the entry's lease.
     Busy,
-    /// A state change waits for the key's IdP side effects; the next replay tries again.
+    /// A state change waits for the key's IdP side effects (or a deletion by credential
+    /// for the registration it undoes); the next replay tries again.
     WaitingForSideEffects,
     /// A state change was finished or settled; what happened.
     StateSettled(String),
@@ -88,6 +89,20 @@ impl Engine {
                 operation: entry.operation,
                 outcome: ReplayOutcome::Busy,
             };
+            if entry.operation == JournalOp::Delete {
+                // A deletion by credential waits for the registration it undoes.
+                let by_credential = DeletePayload::from_bytes(entry.id, &entry.payload)
+                    .ok()
+                    .filter(|p| p.method_id.is_empty());
+                if let Some(p) = by_credential {
+                    let open = self.store.journal_unfinished()?;
+                    if registration_open(&open, &entry.key_id, &p.credential_id) {
+                        report.outcome = ReplayOutcome::WaitingForSideEffects;
+                        out.push(report);
+                        continue;
+                    }
+                }
+            }
             let fence = match self.claim(entry.id, now) {
                 Ok(f) => f,
                 Err(Error::Store(StoreError::JournalBusy { .. })) => {

@@ -10,7 +10,8 @@ use super::{Engine, IdpEffectError, UnixMillis, JOURNAL_LEASE_MS};
 use crate::idp::{Idp, IdpDeletion, IdpError};
 use crate::state::{Operation, Step};
 use crate::store::{
-    JournalClose, JournalFence, JournalOp, JournalStatus, NewJournalEntry, UnitOfWork,
+    JournalClose, JournalEntry, JournalFence, JournalOp, JournalStatus, NewJournalEntry,
+    StoreError, UnitOfWork,
 };
 use crate::Error;
 
@@ -44,6 +45,40 @@ pub(super) fn delete_by_credential(
             Ok(Some((m.method_id, d)))
         }
     }
+}
+
+/// A journalled deletion, by credential, of the passkey registration `entry` (payload
+/// `p`) may have made; it changes no key state (the operation `op` does that).
+fn deferred_delete(entry: &JournalEntry, p: &RegisterPayload, op: Operation) -> NewJournalEntry {
+    let delete = DeletePayload {
+        user: p.user.clone(),
+        passkey_template: p.passkey_template.clone(),
+        method_id: String::new(),
+        credential_id: p.credential_id.clone(),
+        target: Some(deleted_state(op).as_str().to_owned()),
+        keep_key_state: true,
+    };
+    NewJournalEntry {
+        key_id: entry.key_id.clone(),
+        idp: entry.idp.clone(),
+        operation: JournalOp::Delete,
+        payload: delete.to_bytes(),
+    }
+}
+
+/// Whether a registration of `credential_id` (base64url, as payloads carry it) for key
+/// `key_id` is still open in `unfinished`: a deletion by credential waits for it.
+pub(super) fn registration_open(
+    unfinished: &[JournalEntry],
+    key_id: &str,
+    credential_id: &str,
+) -> bool {
+    unfinished.iter().any(|e| {
+        e.key_id == key_id
+            && e.operation == JournalOp::Register
+            && RegisterPayload::from_bytes(e.id, &e.payload)
+                .is_ok_and(|r| r.credential_id == credential_id)
+    })
 }
 
 impl Engine {
@@ -130,8 +165,11 @@ impl Engine {
     /// deleted, and the entry is closed as superseded (audited), so no replay registers
     /// it later. When the IdP cannot be asked, a forced revocation is cancelled (the
     /// entry stays pending); otherwise the entry is closed and a deletion by credential
-    /// is journalled for replay. Registrations the key's passkey rows record as made are
-    /// left to the operation's own deletions. `rest` is the flow's plan.
+    /// is journalled for replay. A registration another station holds (its call running,
+    /// or its lease not yet over after a crash) cancels a forced revocation; otherwise
+    /// the operation goes on and a deletion by credential is journalled that replay runs
+    /// once that registration is closed. Registrations the key's passkey rows record as
+    /// made are left to the operation's own deletions. `rest` is the flow's plan.
     pub(super) fn settle_in_doubt(
         &self,
         flow: &mut FlowContext<'_>,
@@ -165,8 +203,44 @@ impl Engine {
         for entry in entries {
             let p = RegisterPayload::from_bytes(entry.id, &entry.payload)?;
             let credential = p.request(entry.id)?.credential_id;
-            // Another station in the middle of this registration: refused, nothing changed.
-            let fence = self.claim(entry.id, now)?;
+            let fence = match self.claim(entry.id, now) {
+                Ok(f) => f,
+                // Another station holds the registration (in its call, or crashed with
+                // its lease running): its entry cannot be closed here.
+                Err(Error::Store(StoreError::JournalBusy { claimed_by, .. })) => {
+                    let what = format!(
+                        "registration (journal {}) of passkey {} is held by station {claimed_by}",
+                        entry.id, p.passkey_template
+                    );
+                    if cancel {
+                        return Err(IdpEffectError::IdpDeletionCancelled {
+                            operation: op,
+                            passkey_template: p.passkey_template.clone(),
+                            message: format!("{what}; try again when its lease ends"),
+                            request_id: None,
+                        }
+                        .into());
+                    }
+                    // The operation goes on; a deletion by credential is journalled that
+                    // replay runs once that registration is closed (made, or refused as
+                    // superseded by this change of the key).
+                    let work = UnitOfWork {
+                        journal: vec![deferred_delete(&entry, &p, op)],
+                        audit: vec![flow.audit(
+                            "idp-settle",
+                            "deferred",
+                            Some(format!(
+                                "{what}; its deletion is journalled for replay after it"
+                            )),
+                            now,
+                        )],
+                        ..UnitOfWork::default()
+                    };
+                    self.store.commit(work, now)?;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             let recorded = self
                 .store
                 .list_passkeys(&key_id)?
@@ -229,20 +303,7 @@ impl Engine {
                         "registration in doubt (journal {}) of passkey {} could not be settled ({e}); its deletion is journalled for replay",
                         entry.id, p.passkey_template
                     );
-                    let delete = DeletePayload {
-                        user: p.user.clone(),
-                        passkey_template: p.passkey_template.clone(),
-                        method_id: String::new(),
-                        credential_id: p.credential_id.clone(),
-                        target: Some(deleted_state(op).as_str().to_owned()),
-                        keep_key_state: true,
-                    };
-                    work.journal.push(NewJournalEntry {
-                        key_id: key_id.clone(),
-                        idp: entry.idp.clone(),
-                        operation: JournalOp::Delete,
-                        payload: delete.to_bytes(),
-                    });
+                    work.journal.push(deferred_delete(&entry, &p, op));
                     work.close_journal.push(Self::fenced_close(
                         entry.id,
                         JournalStatus::Failed,

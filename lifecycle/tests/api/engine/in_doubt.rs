@@ -360,6 +360,66 @@ fn reissue_settles_a_registration_committed_with_its_answer_lost() {
     }
 }
 
+#[test]
+fn another_stations_registration_in_doubt_does_not_undo_a_revoke() {
+    let faults = [
+        post(Fault::CommitThenDrop, 1),
+        FaultRule::new(
+            "GET",
+            "fido2Methods",
+            Fault::Status {
+                status: 503,
+                retry_after: None,
+            },
+            3,
+        ),
+    ];
+    for backend in Backend::all("held") {
+        let mut w = world_on("held", &backend);
+        // Station A's registration is in doubt and A still holds its lease (A crashed,
+        // or is still retrying).
+        let key_id = activation_in_doubt(&mut w, "test-standard", &faults);
+        assert_eq!(w.emulator.methods(&w.kim_id).len(), 1);
+        let b = engine_on(&w.emulator, backend.open(), "station-b");
+        let now = now_ms() + 10;
+        // Forced: cancelled, nothing changed.
+        let err = b
+            .revoke("operator:bob", &key_id, Some(true), now)
+            .unwrap_err();
+        assert_eq!(err.reason(), "idp_deletion_failed", "{err:?}");
+        assert_eq!(b.key(&key_id).unwrap().state, CredentialState::Issued);
+        // Unforced: the revocation stands; the deletion waits for A's registration.
+        let key = b
+            .revoke("operator:bob", &key_id, Some(false), now + 1)
+            .expect("revoke");
+        assert_eq!(key.state, CredentialState::Revoked);
+        let r = b.replay_journal(now + 2).unwrap();
+        assert!(
+            r.iter().any(|r| r.operation == JournalOp::Delete
+                && r.outcome.to_string().starts_with("waiting")),
+            "{r:?}"
+        );
+        // Once A's lease is over, its registration is refused as superseded and the
+        // passkey it made is deleted.
+        let r = b.replay_journal(now + 16 * 60_000).unwrap();
+        assert!(
+            r.iter().any(|r| r.operation == JournalOp::Register
+                && r.outcome.to_string().starts_with("superseded")),
+            "{r:?}"
+        );
+        assert!(w.emulator.methods(&w.kim_id).is_empty(), "{r:?}");
+        assert!(b.store().journal_unfinished().unwrap().is_empty());
+        assert_eq!(b.key(&key_id).unwrap().state, CredentialState::Revoked);
+        let audit = audit_of(&b, &key_id);
+        assert!(
+            audit
+                .iter()
+                .any(|(a, o, d)| a == "idp-settle" && o == "deferred" && d.contains("station-a")),
+            "{audit:?}"
+        );
+    }
+}
+
 fn activated(w: &mut World, template: &str) -> String {
     let now = now_ms();
     let key = w

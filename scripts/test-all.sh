@@ -15,6 +15,8 @@ log "system packages"
 # through bindgen. gcc builds rusqlite's bundled SQLite and pyscard.
 need=()
 for p in libclang-dev gcc pkg-config; do dpkg -s "$p" >/dev/null 2>&1 || need+=("$p"); done
+# The sqlite3 tool: the CLI test edits an audit row of the demo database with it.
+command -v sqlite3 >/dev/null || need+=(sqlite3)
 # The Python bindings are tested in a venv (Debian's python3 needs python3-venv for it).
 command -v python3 >/dev/null || need+=(python3 python3-pip)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)

@@ -85,6 +85,8 @@ use crate::template::TemplateError;
 /// | repository | `duplicate` | a record with the same identity exists |
 /// | repository | `corrupt_record` | a stored value cannot be read back |
 /// | repository | `crypto_failure` | sealing or opening a secret failed |
+/// | repository | `integrity_failure` | a row sent to the IdP failed its MAC check (altered outside keysmith, or not yet adopted after an upgrade); nothing was sent |
+/// | repository | `audit_failed` | a failure or refusal could not be written to the audit log |
 /// | repository | `database_error` | the database failed |
 /// | repository | `migration_failed` | a schema migration failed |
 /// | repository | `invalid_value` | a value is outside what the repository accepts |
@@ -247,6 +249,7 @@ fn store_reason(e: &StoreError) -> &'static str {
         StoreError::Duplicate { .. } => "duplicate",
         StoreError::Corrupt { .. } => "corrupt_record",
         StoreError::Crypto { .. } => "crypto_failure",
+        StoreError::Integrity { .. } => "integrity_failure",
         StoreError::Backend(_) => "database_error",
         StoreError::Migration { .. } => "migration_failed",
         StoreError::Invalid { .. } => "invalid_value",

@@ -24,6 +24,8 @@ mod engine;
 mod errors;
 #[path = "api/reconcile.rs"]
 mod reconcile;
+#[path = "api/rowmac.rs"]
+mod rowmac;
 #[path = "api/selfservice.rs"]
 mod selfservice;
 #[path = "api/state.rs"]

@@ -262,6 +262,17 @@ ks_status ks_user_search(const ks_session *session,
 ks_status ks_journal_replay(const ks_session *session, char **out_json);
 
 /**
+ * Checks the whole audit log (hash chain and MACs under the session's PIN key);
+ * `*out_json` gets `{"ok","records","unchained","first_bad_id","reason"}`: `ok` false
+ * and `first_bad_id` name the first record changed, removed or inserted outside keysmith.
+ * The call itself succeeds (`KS_OK`) whether or not the log verifies.
+ *
+ * # Safety
+ * Pointers NULL or valid as documented in the crate conventions.
+ */
+ks_status ks_audit_verify(const ks_session *session, char **out_json);
+
+/**
  * Lists the FIDO keys on USB and the PC/SC readers: `*out_json` gets
  * `{"devices":[{"device":"usb:/dev/hidraw3",...}],"unavailable":[...]}`.
  *

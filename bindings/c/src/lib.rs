@@ -11,7 +11,8 @@
 //!   `inactivate`, `revoke`, `retire`, `unregister`, `reissue`, `sign_in`, `self_issue`,
 //!   `self_set_pin`) and queries (`get`, `list`, `list_page`, `audit`);
 //! - `ks_template_add` / `_list` / `_check`, `ks_idp_check`, `ks_user_search`,
-//!   `ks_journal_replay`, `ks_drift_reconcile`, `ks_bulk_create` / `_run`,
+//!   `ks_journal_replay`, `ks_audit_verify` (the whole audit log's chain),
+//!   `ks_drift_reconcile`, `ks_bulk_create` / `_run`,
 //!   `ks_pending_list_expiring_page` (pending registrations);
 //! - the library itself: `ks_log_configure`, `ks_string_free`, `ks_status_str`; three
 //!   getters are nouns alone: `ks_version`, `ks_last_error`, `ks_last_error_json`.

@@ -200,3 +200,19 @@ pub unsafe extern "C" fn ks_journal_replay(
     // SAFETY: caller contract, forwarded.
     unsafe { session_op(session, out_json, "out_json", Session::replay_journal) }
 }
+
+/// Checks the whole audit log (hash chain and MACs under the session's PIN key);
+/// `*out_json` gets `{"ok","records","unchained","first_bad_id","reason"}`: `ok` false
+/// and `first_bad_id` name the first record changed, removed or inserted outside keysmith.
+/// The call itself succeeds (`KS_OK`) whether or not the log verifies.
+///
+/// # Safety
+/// Pointers NULL or valid as documented in the crate conventions.
+#[no_mangle]
+pub unsafe extern "C" fn ks_audit_verify(
+    session: *const ks_session,
+    out_json: *mut *mut c_char,
+) -> ks_status {
+    // SAFETY: caller contract, forwarded.
+    unsafe { session_op(session, out_json, "out_json", Session::audit_verify) }
+}

@@ -137,6 +137,10 @@ fn c_program_drives_the_whole_lifecycle() {
     let touches: u32 = value(&stdout, "touches").parse().expect("touch count");
     assert!(touches >= 2, "{stdout}");
     assert!(value(&stdout, "unknown_key_error").contains("no-such-key"));
+    let audit: serde_json::Value =
+        serde_json::from_str(value(&stdout, "audit_verify")).expect("audit check JSON");
+    assert_eq!(audit["ok"], true, "{audit}");
+    assert!(audit["records"].as_u64().unwrap_or(0) >= 3, "{audit}");
     assert!(!value(&stdout, "key_id").is_empty());
     assert_eq!(
         value(&stdout, "bulk_progress"),
@@ -247,7 +251,7 @@ fn header_compiles_as_c99_and_cpp() {
 #[test]
 fn header_functions_are_named_noun_then_verb() {
     const NOUNS: &[&str] = &[
-        "session", "device", "key", "template", "idp", "user", "journal", "drift", "bulk",
+        "session", "device", "key", "template", "idp", "user", "journal", "audit", "drift", "bulk",
         "pending", "log", "string", "status",
     ];
     const GETTERS: &[&str] = &["ks_version", "ks_last_error", "ks_last_error_json"];

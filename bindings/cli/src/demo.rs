@@ -119,8 +119,7 @@ fn run_demo(db: Option<PathBuf>) -> Result<(), String> {
         },
     )
     .map_err(|e| format!("Graph client: {e}"))?;
-    let mut host_key = [0u8; 32];
-    OsRng.fill_bytes(&mut host_key);
+    let host_key = demo_host_key(&db)?;
     let engine = Engine::builder(
         Arc::new(store),
         PinKey::from_bytes(host_key),
@@ -342,6 +341,66 @@ fn run_demo(db: Option<PathBuf>) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// The demo's host key: kept next to the database (`FILE.pinkey`, 0600, hex) with a
+/// session config (`FILE.toml`), so `keysmith --config FILE.toml audit verify` can check
+/// the demo's audit log afterwards. A key file from an earlier run is reused.
+fn demo_host_key(db: &std::path::Path) -> Result<[u8; 32], String> {
+    use std::io::Write as _;
+    let with_ext = |ext: &str| {
+        let mut p = db.as_os_str().to_owned();
+        p.push(ext);
+        PathBuf::from(p)
+    };
+    let key_file = with_ext(".pinkey");
+    let config_file = with_ext(".toml");
+    let mut host_key = [0u8; 32];
+    match std::fs::read_to_string(&key_file) {
+        Ok(text) => {
+            let text = text.trim();
+            if text.len() != 64 {
+                return Err(format!("{}: expected 64 hex digits", key_file.display()));
+            }
+            for (i, b) in host_key.iter_mut().enumerate() {
+                *b = u8::from_str_radix(&text[2 * i..2 * i + 2], 16)
+                    .map_err(|_| format!("{}: not hex", key_file.display()))?;
+            }
+        }
+        Err(_) => {
+            OsRng.fill_bytes(&mut host_key);
+            let mut opts = std::fs::OpenOptions::new();
+            opts.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+            let mut f = opts
+                .open(&key_file)
+                .map_err(|e| format!("creating {}: {e}", key_file.display()))?;
+            f.write_all(hex(&host_key).as_bytes())
+                .map_err(|e| format!("writing {}: {e}", key_file.display()))?;
+        }
+    }
+    let name = |p: &std::path::Path| {
+        p.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let config = format!(
+        "# The demo's repository, for `keysmith --config {} audit verify` and the other\n\
+         # read commands (no IdP connection: the demo's emulator is gone).\n\
+         station = \"demo-station\"\npin_key_file = {:?}\n\n[repository]\nsqlite = {:?}\n",
+        config_file.display(),
+        name(&key_file),
+        name(db),
+    );
+    std::fs::write(&config_file, config)
+        .map_err(|e| format!("writing {}: {e}", config_file.display()))?;
+    println!(
+        "    host key in {}; check the audit log later with: keysmith --config {} audit verify",
+        key_file.display(),
+        config_file.display()
+    );
+    Ok(host_key)
 }
 
 /// The demo user's object id, through the engine's IdP connector.

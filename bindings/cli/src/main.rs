@@ -33,6 +33,12 @@ const USAGE: &str = "usage:
     device set-pin [--pin-stdin]   set (or change) the key's PIN (prompted with echo off)
     show KEY                       a key, its passkeys, pending registrations, audit log
     audit KEY                      the key's audit log
+    audit verify                   check the whole audit log's hash chain and MACs;
+                                   exit 5 naming the first record that fails
+    store adopt-unauthenticated-rows
+                                   once, right after upgrading to schema 6: authenticate
+                                   the older rows as they are (audited; see
+                                   docs/database-trust.md)
     list                           every key, read page by page (--json: one object per line)
     list [--user U] [--state S] [--serial S] [--expiring-before T]
                                    T: unix seconds, +<N>h or +<N>d (pending challenge expiry)

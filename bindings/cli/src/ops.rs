@@ -107,6 +107,33 @@ pub(crate) fn key_line(k: &Key) -> String {
     )
 }
 
+/// `audit verify`: the whole audit log's hash chain and MACs; a record that fails is a
+/// repository error (exit 5) naming its id.
+fn audit_verify(args: &Args) -> Result<Output, FacadeError> {
+    let check = session(args)?.audit_verify()?;
+    if let (Some(id), Some(reason)) = (check.first_bad_id, check.reason.as_deref()) {
+        return Err(FacadeError::new(
+            keysmith_facade::ErrorKind::Repository,
+            format!("audit log does not verify: record #{id}: {reason}"),
+        ));
+    }
+    Ok(Output {
+        json: to_json(&check),
+        text: format!(
+            "audit log verified: {} records chained and authenticated{}",
+            check.records - check.unchained,
+            if check.unchained > 0 {
+                format!(
+                    ", {} older unchained records (before schema 6)",
+                    check.unchained
+                )
+            } else {
+                String::new()
+            }
+        ),
+    })
+}
+
 fn one_key(args: &Args) -> Result<&str, FacadeError> {
     match args.words.as_slice() {
         [.., key] if args.words.len() >= 2 => Ok(key.as_str()),
@@ -151,6 +178,18 @@ pub fn run(args: &Args) -> Result<Output, FacadeError> {
         ["device", "reset"] => device_reset(args),
         ["device", "set-pin"] => device_set_pin(args),
         ["show", _] => show(args),
+        ["audit", "verify"] => audit_verify(args),
+        ["store", "adopt-unauthenticated-rows"] => {
+            let a = session(args)?.adopt_unauthenticated_rows()?;
+            Ok(Output {
+                json: to_json(&a),
+                text: format!(
+                    "authenticated {} pending registration(s), {} passkey(s), {} pending \
+                     journal entr(y/ies); audit record #{}",
+                    a.pending, a.passkeys, a.journal, a.audit_id
+                ),
+            })
+        }
         ["audit", key] => {
             let entries = session(args)?.audit(key)?;
             let text = entries

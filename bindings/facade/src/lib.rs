@@ -21,11 +21,11 @@ pub use device::{list_devices, Device};
 pub use error::{ErrorKind, FacadeError};
 pub use session::{PromptCallback, Session, MAX_BULK_CSV_BYTES, MAX_PAGE, MAX_WORKERS};
 pub use types::{
-    AuditEntry, BulkItemResult, BulkJob, BulkProgress, BulkRow, BulkRunOptions, BulkSummary,
-    DeviceEntry, DeviceInfo, DeviceList, DriftFinding, ExpiringCursor, ExpiringPage,
-    ExpiringPending, IssueParams, Key, KeyDetails, KeyFilter, KeyPage, Passkey, Pending, Prompt,
-    ReconcileReport, ReconcileRequest, ReissueParams, ReplayedEntry, SignInResult, TemplateSummary,
-    User,
+    AdoptedRows, AuditCheck, AuditEntry, BulkItemResult, BulkJob, BulkProgress, BulkRow,
+    BulkRunOptions, BulkSummary, DeviceEntry, DeviceInfo, DeviceList, DriftFinding, ExpiringCursor,
+    ExpiringPage, ExpiringPending, IssueParams, Key, KeyDetails, KeyFilter, KeyPage, Passkey,
+    Pending, Prompt, ReconcileReport, ReconcileRequest, ReissueParams, ReplayedEntry, SignInResult,
+    TemplateSummary, User,
 };
 
 use lifecycle::diagnostics::Diagnostics;

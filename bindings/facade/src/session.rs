@@ -16,10 +16,10 @@ use crate::config::SessionConfig;
 use crate::device::{open_transport, DeviceState};
 use crate::types::{IssueParams, KeyFilter, ReissueParams};
 use crate::{
-    config, now_ms, parse_template, AuditEntry, BulkJob, BulkProgress, BulkRow, BulkRunOptions,
-    BulkSummary, Device, ExpiringCursor, ExpiringPage, ExpiringPending, FacadeError, Key,
-    KeyDetails, KeyPage, Prompt, ReconcileReport, ReplayedEntry, Result, SignInResult,
-    TemplateSummary, User,
+    config, now_ms, parse_template, AdoptedRows, AuditCheck, AuditEntry, BulkJob, BulkProgress,
+    BulkRow, BulkRunOptions, BulkSummary, Device, ExpiringCursor, ExpiringPage, ExpiringPending,
+    FacadeError, Key, KeyDetails, KeyPage, Prompt, ReconcileReport, ReplayedEntry, Result,
+    SignInResult, TemplateSummary, User,
 };
 
 /// Largest CSV text a bulk job takes (bytes).
@@ -420,6 +420,25 @@ impl Session {
             .into_iter()
             .map(AuditEntry::from)
             .collect())
+    }
+
+    /// Checks the whole audit log: the hash chain and each record's MAC under the key
+    /// derived from the session's PIN key. A record changed, removed or inserted outside
+    /// keysmith is named in the result (`ok` false, `first_bad_id`).
+    pub fn audit_verify(&self) -> Result<AuditCheck> {
+        Ok(self.inner.engine.verify_audit()?.into())
+    }
+
+    /// Authenticates, as they are, the rows an upgraded database holds from before rows
+    /// carried MACs (schema < 6); until then an engine refuses them. Once per database
+    /// (a second call is a repository error), recorded in the audit log under the
+    /// session's actor. Run right after the upgrade: it trusts what it finds.
+    pub fn adopt_unauthenticated_rows(&self) -> Result<AdoptedRows> {
+        Ok(self
+            .inner
+            .engine
+            .adopt_unauthenticated_rows(&self.inner.actor, now_ms())?
+            .into())
     }
 
     /// Replays the IdP side-effect journal (entries left by failed or crashed flows).

@@ -156,6 +156,57 @@ impl From<AuditRecord> for AuditEntry {
     }
 }
 
+/// What the audit chain check found (see [`crate::Session::audit_verify`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AuditCheck {
+    /// Whether every chained record verified.
+    pub ok: bool,
+    /// Records checked.
+    pub records: u64,
+    /// Records from before the chain existed (schema < 6), counted, not verified.
+    pub unchained: u64,
+    /// The id of the first record that fails, if any.
+    pub first_bad_id: Option<i64>,
+    /// Why it fails.
+    pub reason: Option<String>,
+}
+
+impl From<lifecycle::store::AuditVerification> for AuditCheck {
+    fn from(v: lifecycle::store::AuditVerification) -> Self {
+        AuditCheck {
+            ok: v.is_ok(),
+            records: v.records,
+            unchained: v.unchained,
+            first_bad_id: v.first_bad.as_ref().map(|b| b.id),
+            reason: v.first_bad.map(|b| b.reason),
+        }
+    }
+}
+
+/// What [`crate::Session::adopt_unauthenticated_rows`] authenticated.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AdoptedRows {
+    /// Pending registrations.
+    pub pending: u64,
+    /// Passkeys.
+    pub passkeys: u64,
+    /// Pending journal entries.
+    pub journal: u64,
+    /// The audit record of the adoption.
+    pub audit_id: i64,
+}
+
+impl From<lifecycle::store::AdoptedRows> for AdoptedRows {
+    fn from(a: lifecycle::store::AdoptedRows) -> Self {
+        AdoptedRows {
+            pending: a.pending,
+            passkeys: a.passkeys,
+            journal: a.journal,
+            audit_id: a.audit_id,
+        }
+    }
+}
+
 /// Everything recorded about one key.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct KeyDetails {

@@ -482,6 +482,13 @@ impl Session {
         run(py, None, move || s.audit(&key_id))
     }
 
+    /// Checks the whole audit log (hash chain and MACs): a dict with `ok`, `records`,
+    /// `unchained`, `first_bad_id` and `reason`.
+    fn audit_verify(&self, py: Python<'_>) -> PyResult<PyObject> {
+        let s = self.inner.clone();
+        run(py, None, move || s.audit_verify())
+    }
+
     /// Replays the IdP side-effect journal.
     fn replay_journal(&self, py: Python<'_>) -> PyResult<PyObject> {
         let s = self.inner.clone();

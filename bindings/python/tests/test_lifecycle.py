@@ -125,6 +125,9 @@ def test_full_lifecycle(emulator: dict[str, Any], tmp_path: Path) -> None:
     assert all(isinstance(a, keysmith.AuditRecord) for a in audit)
     actions = [a.action for a in audit]
     assert "issue" in actions and "activate" in actions and "revoke" in actions
+    check = session.audit_verify()
+    assert check["ok"] is True and check["first_bad_id"] is None
+    assert check["records"] >= len(audit)
     # The IdP no longer holds the passkey: signing in finds nothing to verify.
     assert session.key(key.key_id).passkeys[0].state is keysmith.PasskeyState.REVOKED
 

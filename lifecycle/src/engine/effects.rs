@@ -109,7 +109,7 @@ impl Engine {
             "journal entry appended"
         );
         self.maybe_crash(CrashPoint::AfterJournal)?;
-        let fence = self.claim(entry.id, now)?;
+        let (_, fence) = self.claim(entry.id, now)?;
         let request = payload.request(entry.id)?;
         let registered = self.leased(entry.id, &fence, now, || {
             idp.register(&pending.user_id, &request)
@@ -241,7 +241,7 @@ impl Engine {
                 "journal entry appended"
             );
             self.maybe_crash(CrashPoint::AfterJournal)?;
-            let fence = self.claim(entry.id, now)?;
+            let (_, fence) = self.claim(entry.id, now)?;
             let mut deleted = self.leased(entry.id, &fence, now, || idp.delete(&user, &method_id));
             // An uncertain failure (5xx, no answer): the deletion may have been made.
             // Settled by listing the user's passkeys before anything is cancelled or

@@ -67,6 +67,15 @@ pub enum EngineError {
         /// Where.
         point: CrashPoint,
     },
+    /// A failure or refusal could not be written to the audit log: the operation fails
+    /// with this error rather than go unrecorded (audits are evidence, not best effort).
+    #[error("{operation_error} (and its audit record could not be written: {cause})")]
+    AuditFailed {
+        /// The failure or refusal that was being recorded.
+        operation_error: String,
+        /// Why the append failed.
+        cause: crate::store::StoreError,
+    },
 }
 
 /// Something the call names, or the plan needs, is not recorded or not configured.
@@ -425,6 +434,7 @@ impl EngineError {
             EngineError::Job(e) => e.kind(),
             EngineError::Journal(e) => e.kind(),
             EngineError::SimulatedCrash { .. } => ErrorKind::Internal,
+            EngineError::AuditFailed { .. } => ErrorKind::Repository,
         }
     }
 
@@ -440,6 +450,7 @@ impl EngineError {
             EngineError::Job(e) => e.reason(),
             EngineError::Journal(e) => e.reason(),
             EngineError::SimulatedCrash { .. } => "simulated_crash",
+            EngineError::AuditFailed { .. } => "audit_failed",
         }
     }
 
@@ -454,7 +465,8 @@ impl EngineError {
             | EngineError::IdpEffect(_)
             | EngineError::Job(_)
             | EngineError::Journal(_)
-            | EngineError::SimulatedCrash { .. } => None,
+            | EngineError::SimulatedCrash { .. }
+            | EngineError::AuditFailed { .. } => None,
         }
     }
 
@@ -469,7 +481,8 @@ impl EngineError {
             | EngineError::IdpEffect(_)
             | EngineError::Job(_)
             | EngineError::Journal(_)
-            | EngineError::SimulatedCrash { .. } => None,
+            | EngineError::SimulatedCrash { .. }
+            | EngineError::AuditFailed { .. } => None,
         }
     }
 }

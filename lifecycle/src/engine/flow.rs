@@ -152,16 +152,33 @@ impl Engine {
             return e;
         }
         let outcome = match e {
-            Error::Transition(_) | Error::Template(_) => "refused",
+            Error::Transition(_)
+            | Error::Template(_)
+            | Error::Store(StoreError::Integrity { .. }) => "refused",
             _ => "failure",
         };
         if let Some(id) = flow.intent {
             let _ = self.close_intent_failed(flow, id, &format!("flow failed: {e}"), now);
         }
         let rec = flow.audit(flow.operation.as_str(), outcome, Some(e.to_string()), now);
-        // The flow's error matters more than a failing audit append.
-        let _ = self.store.append_audit(&rec);
-        e
+        // Not best effort: a failure that cannot be recorded fails as such.
+        self.audit_or_fail(&rec, e)
+    }
+
+    /// Appends the audit record of a failure or refusal `e`; returns `e`, or, when the
+    /// append fails, [`EngineError::AuditFailed`] naming both.
+    pub(super) fn audit_or_fail(&self, rec: &NewAuditRecord, e: Error) -> Error {
+        match self.store.append_audit(rec) {
+            Ok(_) => e,
+            Err(cause) => {
+                tracing::error!(error = %e, audit_error = %cause, "audit append failed");
+                EngineError::AuditFailed {
+                    operation_error: e.to_string(),
+                    cause,
+                }
+                .into()
+            }
+        }
     }
 
     /// Closes the flow's state journal entry `id` as failed, fenced by the flow's claim

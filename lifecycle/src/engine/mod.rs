@@ -47,7 +47,8 @@ use base64::Engine as _;
 use crate::idp::Idp;
 use crate::state::{KeyFacts, PendingFact, RegisteredFact};
 use crate::store::{
-    AuditQuery, AuditRecord, KeyQuery, KeyRecord, PasskeyRecord, PinKey, Store, UserRecord,
+    AdoptedRows, AuditQuery, AuditRecord, AuditVerification, KeyQuery, KeyRecord, PasskeyRecord,
+    PinKey, Store, UserRecord,
 };
 use crate::template::TemplateSet;
 use crate::Error;
@@ -183,8 +184,11 @@ impl EngineBuilder {
         self
     }
 
-    /// The engine, with its templates validated.
+    /// The engine, with its templates validated. Installs the row-authentication key
+    /// derived from the PIN key in the store ([`Store::set_row_key`]): from here on the
+    /// rows sent to the IdP are checked when read, and audit records carry MACs.
     pub fn build(self) -> Result<Engine, Error> {
+        self.store.set_row_key(&self.pin_key);
         let engine = Engine {
             store: self.store,
             idps: self.idps,
@@ -324,6 +328,25 @@ impl Engine {
             key_id: Some(key_id.to_owned()),
             ..AuditQuery::default()
         })?)
+    }
+
+    /// Checks the whole audit log: its hash chain and each record's MAC under the key
+    /// derived from this engine's PIN key; the report names the first record that fails.
+    pub fn verify_audit(&self) -> Result<AuditVerification, Error> {
+        Ok(self.store.verify_audit(&self.pin_key)?)
+    }
+
+    /// Authenticates the rows written before rows carried MACs (an upgraded database),
+    /// as they are, under this engine's PIN key; once per database, recorded in the
+    /// audit log (see [`Store::adopt_unauthenticated_rows`]).
+    pub fn adopt_unauthenticated_rows(
+        &self,
+        actor: &str,
+        now: UnixMillis,
+    ) -> Result<AdoptedRows, Error> {
+        Ok(self
+            .store
+            .adopt_unauthenticated_rows(&self.pin_key, actor, now)?)
     }
 
     fn template_for(&self, key: &KeyRecord) -> Result<TemplateSet, Error> {

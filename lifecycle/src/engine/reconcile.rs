@@ -524,7 +524,8 @@ impl Engine {
             }
         };
         self.maybe_crash(super::CrashPoint::AfterJournal)?;
-        let fence = self.claim(entry.id, now)?;
+        // The claim checks the row's MAC: act on the claimed row only.
+        let (entry, fence) = self.claim(entry.id, now)?;
         if let Err(e) = self.replay_delete(&entry, idp, &fence, now) {
             if let Error::Idp(ie) = &e {
                 self.close_failed_if_final(entry.id, ie, &fence, now)?;

@@ -2,13 +2,13 @@
 
 use super::payload::{DeletePayload, RegisterPayload, StatePayload};
 use super::settle::{delete_by_credential, registration_open};
-use super::{Engine, JournalError, UnixMillis};
+use super::{Engine, JournalError, UnixMillis, JOURNAL_LEASE_MS};
 use crate::idp::Idp;
 use crate::model::{Action, CredentialState};
 use crate::state::{next_state, Operation};
 use crate::store::{
-    JournalFence, JournalOp, JournalStatus, KeyRecord, NewAuditRecord, PendingId, StoreError,
-    Transition, UnitOfWork,
+    JournalClose, JournalFence, JournalOp, JournalStatus, KeyRecord, NewAuditRecord, PendingId,
+    StoreError, Transition, UnitOfWork,
 };
 use crate::Error;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -103,17 +103,28 @@ impl Engine {
                     }
                 }
             }
-            let fence = match self.claim(entry.id, now) {
-                Ok(f) => f,
-                Err(Error::Store(StoreError::JournalBusy { .. })) => {
-                    report.outcome = ReplayOutcome::Busy;
-                    out.push(report);
-                    continue;
-                }
-                // Closed meanwhile (a flow settled it): nothing left to do.
-                Err(Error::Store(StoreError::JournalClosed { .. })) => continue,
-                Err(e) => return Err(e),
-            };
+            // The claim checks the row's MAC: replay works from the claimed row only.
+            let entry =
+                match self
+                    .store
+                    .journal_claim(entry.id, &self.station, now, JOURNAL_LEASE_MS)
+                {
+                    Ok(claimed) => claimed,
+                    Err(StoreError::JournalBusy { .. }) => {
+                        report.outcome = ReplayOutcome::Busy;
+                        out.push(report);
+                        continue;
+                    }
+                    // Closed meanwhile (a flow settled it): nothing left to do.
+                    Err(StoreError::JournalClosed { .. }) => continue,
+                    Err(e @ StoreError::Integrity { .. }) => {
+                        report.outcome = self.refuse_tampered_entry(&entry, e, now)?;
+                        out.push(report);
+                        continue;
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+            let fence = JournalFence::of(&entry);
             let result = match entry.operation {
                 JournalOp::Register => self
                     .idp(&entry.idp)
@@ -144,6 +155,43 @@ impl Engine {
             out.push(report);
         }
         Ok(out)
+    }
+
+    /// A journal entry whose MAC does not verify: never sent to the IdP, closed as
+    /// failed and audited as refused (naming the row). A failed audit append fails the
+    /// replay.
+    fn refuse_tampered_entry(
+        &self,
+        entry: &crate::store::JournalEntry,
+        e: StoreError,
+        now: UnixMillis,
+    ) -> Result<ReplayOutcome, Error> {
+        tracing::error!(journal_id = entry.id, error = %e, "journal entry refused");
+        let rec = NewAuditRecord {
+            actor: format!("replay:{}", self.station),
+            time_ms: now,
+            action: format!("replay-{}", entry.operation.as_str()),
+            key_id: Some(entry.key_id.clone()),
+            user_id: None,
+            template_id: None,
+            outcome: "refused".into(),
+            idp_request_id: None,
+            detail: Some(e.to_string()),
+        };
+        self.store.commit(
+            UnitOfWork {
+                close_journal: vec![JournalClose {
+                    id: entry.id,
+                    status: JournalStatus::Failed,
+                    result: Some(e.to_string()),
+                    fence: None,
+                }],
+                audit: vec![rec],
+                ..UnitOfWork::default()
+            },
+            now,
+        )?;
+        Ok(ReplayOutcome::Failed(format!("refused: {e}")))
     }
 
     pub(super) fn replay_audit(

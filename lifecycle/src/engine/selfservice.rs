@@ -152,9 +152,8 @@ impl Engine {
             idp_request_id: None,
             detail: Some(e.to_string()),
         };
-        // The refusal matters more than a failing audit append.
-        let _ = self.store.append_audit(&rec);
-        e
+        // Not best effort: a refusal that cannot be recorded fails as such.
+        self.audit_or_fail(&rec, e)
     }
 
     /// Self-service PIN set: the holder, authenticated by `id_token` (checked against the

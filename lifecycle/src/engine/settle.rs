@@ -82,12 +82,18 @@ pub(super) fn registration_open(
 }
 
 impl Engine {
-    /// Claims journal entry `id` for this station; returns the claim's fence.
-    pub(super) fn claim(&self, id: i64, now: UnixMillis) -> Result<JournalFence, Error> {
+    /// Claims journal entry `id` for this station; returns the claimed row (checked as
+    /// the store checks a claim) and the claim's fence.
+    pub(super) fn claim(
+        &self,
+        id: i64,
+        now: UnixMillis,
+    ) -> Result<(JournalEntry, JournalFence), Error> {
         let e = self
             .store
             .journal_claim(id, &self.station, now, JOURNAL_LEASE_MS)?;
-        Ok(JournalFence::of(&e))
+        let fence = JournalFence::of(&e);
+        Ok((e, fence))
     }
 
     /// Runs `call` (an IdP call that can take as long as its retries) while the claim
@@ -200,14 +206,31 @@ impl Engine {
                 .lifecycle
                 .force_idp_deletion_on_revoke;
         let op = flow.operation;
-        for entry in entries {
-            let p = RegisterPayload::from_bytes(entry.id, &entry.payload)?;
-            let credential = p.request(entry.id)?.credential_id;
-            let fence = match self.claim(entry.id, now) {
-                Ok(f) => f,
+        for listed in entries {
+            let (entry, fence) = match self.claim(listed.id, now) {
+                Ok(claimed) => claimed,
                 // Another station holds the registration (in its call, or crashed with
                 // its lease running): its entry cannot be closed here.
                 Err(Error::Store(StoreError::JournalBusy { claimed_by, .. })) => {
+                    let entry = listed;
+                    let p = RegisterPayload::from_bytes(entry.id, &entry.payload)?;
+                    let credential = p.request(entry.id)?.credential_id;
+                    // The row was not claimed (so not checked): its deletion is journalled
+                    // only for a credential the key's own passkey rows name.
+                    let ours = self
+                        .store
+                        .list_passkeys(&key_id)?
+                        .iter()
+                        .any(|pk| pk.credential_id == credential);
+                    if !ours {
+                        return Err(StoreError::Corrupt {
+                            what: format!(
+                                "journal entry {} names a credential key {key_id} does not hold",
+                                entry.id
+                            ),
+                        }
+                        .into());
+                    }
                     let what = format!(
                         "registration (journal {}) of passkey {} is held by station {claimed_by}",
                         entry.id, p.passkey_template
@@ -241,6 +264,8 @@ impl Engine {
                 }
                 Err(e) => return Err(e),
             };
+            let p = RegisterPayload::from_bytes(entry.id, &entry.payload)?;
+            let credential = p.request(entry.id)?.credential_id;
             let recorded = self
                 .store
                 .list_passkeys(&key_id)?

@@ -1,4 +1,7 @@
-//! Sealing transport PINs: AES-256-GCM under a host-provided key.
+//! Sealing transport PINs: AES-256-GCM under a host-provided key; authenticating rows
+//! and the audit chain: HMAC-SHA256 under keys derived from it ([`rowmac`]).
+
+pub(crate) mod rowmac;
 
 use super::{Result, StoreError};
 use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
@@ -32,6 +35,11 @@ impl PinKey {
             reason: format!("expected 32 bytes, got {}", bytes.len()),
         })?;
         Ok(PinKey(arr))
+    }
+
+    /// The key bytes, for deriving the row-authentication keys.
+    pub(crate) fn expose_bytes(&self) -> &[u8; 32] {
+        &self.0
     }
 }
 

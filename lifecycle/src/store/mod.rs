@@ -15,6 +15,14 @@
 //!   or not at all, so "journal before the IdP call" is one atomic step.
 //! - Transport PINs are sealed with AES-256-GCM under a host-provided [`PinKey`]; the
 //!   store never holds that key.
+//! - Rows that are replayed to the IdP (pending registrations, passkeys, journal entries)
+//!   carry an HMAC-SHA256 under a key derived from the [`PinKey`]
+//!   ([`Store::set_row_key`], done by the engine). With that key installed, a read of such
+//!   a row whose MAC does not match fails with [`StoreError::Integrity`], so no IdP call
+//!   is ever made from an altered row.
+//! - The audit log is a hash chain, each record's hash under a MAC of the same key:
+//!   [`Store::verify_audit`] names the first record that was changed, removed or
+//!   inserted outside keysmith. Appends are serialised so two writers never fork it.
 
 mod crypto;
 mod pg;
@@ -192,6 +200,47 @@ pub struct AuditQuery {
     pub until_ms: Option<UnixMillis>,
     /// At most this many records.
     pub limit: Option<u32>,
+}
+
+/// What [`Store::verify_audit`] found.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditVerification {
+    /// Records checked (all of them).
+    pub records: u64,
+    /// Records from before the chain existed (schema < 6): a prefix of the log that
+    /// carries no hash; they are counted, not verified.
+    pub unchained: u64,
+    /// The first record that breaks the chain or its MAC, if any.
+    pub first_bad: Option<AuditBreak>,
+}
+
+impl AuditVerification {
+    /// Whether the whole chain verified.
+    pub fn is_ok(&self) -> bool {
+        self.first_bad.is_none()
+    }
+}
+
+/// What [`Store::adopt_unauthenticated_rows`] authenticated.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdoptedRows {
+    /// Pending registrations.
+    pub pending: u64,
+    /// Passkeys.
+    pub passkeys: u64,
+    /// Pending journal entries.
+    pub journal: u64,
+    /// The audit record of the adoption.
+    pub audit_id: i64,
+}
+
+/// The first audit record that does not verify.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditBreak {
+    /// Its id.
+    pub id: i64,
+    /// Why (hash mismatch, MAC mismatch, missing hash after the chain started, ...).
+    pub reason: String,
 }
 
 /// The IdP side effect a journal entry stands for.
@@ -488,6 +537,16 @@ pub enum StoreError {
         /// Which field and why.
         what: String,
     },
+    /// A row that is sent to the IdP failed its integrity check (its MAC does not match:
+    /// changed outside keysmith, written under another host key, or written before rows
+    /// were authenticated). Nothing was sent to the IdP.
+    #[error("integrity check failed for {row}: {reason}")]
+    Integrity {
+        /// The row (table and key columns).
+        row: String,
+        /// Why.
+        reason: String,
+    },
     /// Sealing or opening a secret failed (wrong host key or tampered ciphertext).
     #[error("crypto failure: {what}")]
     Crypto {
@@ -668,6 +727,28 @@ pub trait Store: Send + Sync {
     }
     /// Audit events matching the query, in append order.
     fn query_audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>>;
+    /// Walks the whole audit log in order and checks its hash chain and each record's MAC
+    /// under the key derived from `host_key`; reports the first record that fails.
+    fn verify_audit(&self, host_key: &PinKey) -> Result<AuditVerification>;
+
+    /// Authenticates, as they are, the rows written before rows carried MACs (schema
+    /// < 6: pending registrations, passkeys, pending journal entries without a MAC), under
+    /// the key derived from `host_key`, and records that in the audit log. Run once, right
+    /// after the upgrade, before the database is exposed to anyone else: it trusts what
+    /// it finds. A second run gives [`StoreError::Duplicate`]. Until it runs, a store with
+    /// the row key installed refuses those rows ([`StoreError::Integrity`]).
+    fn adopt_unauthenticated_rows(
+        &self,
+        host_key: &PinKey,
+        actor: &str,
+        now: UnixMillis,
+    ) -> Result<AdoptedRows>;
+
+    /// Installs the row-authentication key derived from `host_key` (the engine does so
+    /// when it is built). From then on pending registrations, passkeys, journal entries
+    /// and audit records written through this store carry MACs, and reads of the rows sent
+    /// to the IdP check them ([`StoreError::Integrity`] on a mismatch or a missing MAC).
+    fn set_row_key(&self, host_key: &PinKey);
 
     /// Journals a side effect (status Pending) before it is made.
     fn journal_append(&self, entry: &NewJournalEntry, now: UnixMillis) -> Result<JournalEntry> {

@@ -10,6 +10,9 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 /// Advisory lock key serialising migrations between stations ("KSMIGR" in ASCII).
 const MIGRATION_LOCK: i64 = 0x4b53_4d49_4752;
+/// Advisory lock key serialising audit appends within their transaction ("KSAUDT"); an
+/// advisory lock needs no table privilege, so the application role can take it.
+const AUDIT_LOCK: i64 = 0x4b53_4155_4454;
 
 /// A [`super::Store`] in a PostgreSQL database (sync client, no TLS: use a loopback or
 /// otherwise protected network).
@@ -21,6 +24,7 @@ const MIGRATION_LOCK: i64 = 0x4b53_4d49_4752;
 pub struct PgStore {
     conn: Mutex<Conn>,
     config: Config,
+    row_key: super::crypto::rowmac::RowKeySlot,
 }
 
 /// The connection and its prepared statements (valid for this connection only).
@@ -130,6 +134,14 @@ fn cell(row: &postgres::Row, i: usize) -> Result<Cell> {
 }
 
 impl Sql for PgTx<'_> {
+    fn lock_audit(&mut self) -> Result<()> {
+        self.exec(
+            "SELECT pg_advisory_xact_lock($1)",
+            &[Param::Int(Some(AUDIT_LOCK))],
+        )
+        .map(|_| ())
+    }
+
     fn exec(&mut self, sql: &str, params: &[Param]) -> Result<u64> {
         let st = self.statement(sql)?;
         run(params, |p| self.tx.execute(&st, p)).map_err(backend)
@@ -193,8 +205,16 @@ impl PgStore {
             let mut tx = client.transaction().map_err(backend)?;
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
                 .map_err(backend)?;
-            tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
-                .map_err(backend)?;
+            // An application role without CREATE on the database opens a schema the owner
+            // role made: create it only when it is missing.
+            let exists = tx
+                .query_opt("SELECT 1 FROM pg_namespace WHERE nspname = $1", &[&schema])
+                .map_err(backend)?
+                .is_some();
+            if !exists {
+                tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
+                    .map_err(backend)?;
+            }
             tx.commit().map_err(backend)?;
         }
         config.options(&format!("-c search_path={schema}"));
@@ -209,6 +229,7 @@ impl PgStore {
                 statements: HashMap::new(),
             }),
             config,
+            row_key: Default::default(),
         };
         store.tx(|s| {
             s.exec(

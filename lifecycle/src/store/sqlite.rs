@@ -19,6 +19,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct SqliteStore {
     conn: Mutex<Connection>,
     path: Option<PathBuf>,
+    row_key: super::crypto::rowmac::RowKeySlot,
 }
 
 fn backend(e: rusqlite::Error) -> StoreError {
@@ -114,6 +115,7 @@ impl SqliteStore {
         let store = SqliteStore {
             conn: Mutex::new(conn),
             path: Some(path),
+            row_key: Default::default(),
         };
         store.setup(true, version)?;
         Ok(store)
@@ -125,6 +127,7 @@ impl SqliteStore {
         let store = SqliteStore {
             conn: Mutex::new(conn),
             path: None,
+            row_key: Default::default(),
         };
         store.setup(false, super::SCHEMA_VERSION)?;
         Ok(store)

@@ -6,7 +6,7 @@
 //! where they fail.
 
 #[path = "store/backends.rs"]
-mod backends;
+pub(crate) mod backends;
 #[path = "store/processes.rs"]
 mod processes;
 #[path = "store/suite.rs"]

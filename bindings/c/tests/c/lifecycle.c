@@ -232,6 +232,15 @@ int main(int argc, char **argv) {
     ks_string_free(out);
     out = NULL;
 
+    /* The audit log verifies: hash chain and MACs under the session's PIN key. */
+    if ((st = ks_audit_verify(session, &out)) != KS_OK) {
+        fail("ks_audit_verify", st);
+        goto done;
+    }
+    printf("audit_verify=%s\n", out);
+    ks_string_free(out);
+    out = NULL;
+
     /* Error path: an unknown key is a usage error with a message naming it. */
     st = ks_key_revoke(session, "no-such-key", 1, &out);
     if (st != KS_USAGE || out != NULL) {

@@ -38,7 +38,75 @@ fn demo_walks_the_whole_lifecycle_and_exits_zero() {
     // The repository file is real and holds the audit log.
     assert!(db.exists());
     assert!(stdout.contains("revoke       failure"));
+    audit_verify_passes_then_names_a_record_edited_with_sqlite3(&db);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Issue 10 item 7: `keysmith audit verify` on the demo database exits 0, and exits 5
+/// naming the record after one audit row is edited with the `sqlite3` tool (past the
+/// append-only trigger, as anyone with write access to the file can).
+#[cfg(feature = "demo")]
+fn audit_verify_passes_then_names_a_record_edited_with_sqlite3(db: &std::path::Path) {
+    let mut config = db.as_os_str().to_owned();
+    config.push(".toml");
+    let verify = || {
+        keysmith()
+            .arg("--config")
+            .arg(&config)
+            .args(["audit", "verify"])
+            .output()
+            .expect("run keysmith audit verify")
+    };
+    let out = verify();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "stdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("audit log verified"), "{stdout}");
+    // Adopting unauthenticated rows: nothing to adopt in a schema-6 database; once only.
+    let adopt = || {
+        keysmith()
+            .arg("--config")
+            .arg(&config)
+            .args(["store", "adopt-unauthenticated-rows"])
+            .output()
+            .expect("run keysmith store adopt-unauthenticated-rows")
+    };
+    let first = adopt();
+    let text = String::from_utf8_lossy(&first.stdout);
+    assert!(
+        first.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(text.contains("authenticated 0 pending"), "{text}");
+    assert_eq!(
+        adopt().status.code(),
+        Some(5),
+        "a second adoption is refused"
+    );
+    assert!(verify().status.success(), "the adoption record is chained");
+    let edit = std::process::Command::new("sqlite3")
+        .arg(db)
+        .arg(
+            "DROP TRIGGER audit_no_update; \
+             UPDATE audit SET detail = coalesce(detail, '') || ' (edited)' WHERE id = 3;",
+        )
+        .output();
+    match edit {
+        Ok(o) => assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr)),
+        Err(e) if std::env::var_os("CI").is_none() => {
+            eprintln!("SKIPPED: the sqlite3 tool is not installed ({e})");
+            return;
+        }
+        Err(e) => panic!("CI needs the sqlite3 tool: {e}"),
+    }
+    let out = verify();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "stderr:\n{stderr}");
+    assert!(stderr.contains("record #3"), "{stderr}");
 }
 
 #[test]

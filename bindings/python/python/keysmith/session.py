@@ -195,6 +195,15 @@ class Session:
         """The audit log of a key, oldest first."""
         return [AuditRecord._from_native(a) for a in self._native.audit(key_id)]
 
+    def audit_verify(self) -> dict[str, Any]:
+        """Checks the whole audit log (hash chain and MACs under the session's PIN key).
+
+        Returns ``{"ok", "records", "unchained", "first_bad_id", "reason"}``: ``ok`` is
+        false and ``first_bad_id`` names the first record changed, removed or inserted
+        outside keysmith.
+        """
+        return self._native.audit_verify()
+
     def replay_journal(self) -> list[ReplayResult]:
         """Replays the IdP side-effect journal."""
         return [ReplayResult._from_native(r) for r in self._native.replay_journal()]

@@ -1,52 +1,10 @@
-//! The audit log, the IdP side-effect journal, transport PINs and the unit of work.
+//! The IdP side-effect journal, transport PINs and the unit of work.
 
 use super::*;
 
-pub(super) fn append_audit(sql: &mut dyn Sql, a: &NewAuditRecord) -> Result<i64> {
-    let rows = sql.query(
-        "INSERT INTO audit (actor, time_ms, action, key_id, user_id, template_id, outcome, \
-         idp_request_id, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
-        &[
-            Param::text(&a.actor),
-            Param::millis(a.time_ms),
-            Param::text(&a.action),
-            Param::opt_text(&a.key_id),
-            Param::opt_text(&a.user_id),
-            Param::opt_text(&a.template_id),
-            Param::text(&a.outcome),
-            Param::opt_text(&a.idp_request_id),
-            Param::opt_text(&a.detail),
-        ],
-    )?;
-    first(rows, |r| r.int(0, "audit.id"))?.ok_or_else(|| StoreError::Corrupt {
-        what: "audit: insert returned no id".into(),
-    })
-}
-
-pub(crate) fn query_audit(sql: &mut dyn Sql, q: &AuditQuery) -> Result<Vec<AuditRecord>> {
-    let limit = q.limit.map_or(i64::MAX, i64::from);
-    let rows = sql.query(
-        &format!(
-            "SELECT {AUDIT_COLS} FROM audit \
-             WHERE (CAST($1 AS TEXT) IS NULL OR key_id = $1) \
-             AND (CAST($2 AS TEXT) IS NULL OR user_id = $2) \
-             AND (CAST($3 AS BIGINT) IS NULL OR time_ms >= $3) \
-             AND (CAST($4 AS BIGINT) IS NULL OR time_ms < $4) \
-             ORDER BY id LIMIT $5"
-        ),
-        &[
-            Param::opt_text(&q.key_id),
-            Param::opt_text(&q.user_id),
-            Param::Int(q.from_ms.map(|t| i64::try_from(t).unwrap_or(i64::MAX))),
-            Param::Int(q.until_ms.map(|t| i64::try_from(t).unwrap_or(i64::MAX))),
-            Param::int(limit),
-        ],
-    )?;
-    rows_to(rows, audit_from)
-}
-
 pub(super) fn journal_append(
     sql: &mut dyn Sql,
+    k: Option<&RowKey>,
     e: &NewJournalEntry,
     now: UnixMillis,
 ) -> Result<JournalEntry> {
@@ -65,9 +23,18 @@ pub(super) fn journal_append(
             Param::millis(now),
         ],
     )?;
-    first(rows, journal_from)?.ok_or_else(|| StoreError::Corrupt {
+    let entry = first(rows, journal_from)?.ok_or_else(|| StoreError::Corrupt {
         what: "journal: insert returned no row".into(),
-    })
+    })?;
+    if let Some(k) = k {
+        // The MAC binds the id, which the insert assigned.
+        let mac = journal_mac(k, &entry);
+        sql.exec(
+            "UPDATE journal SET mac = $1 WHERE id = $2",
+            &[Param::Blob(Some(mac)), Param::int(entry.id)],
+        )?;
+    }
+    Ok(entry)
 }
 
 pub(crate) fn journal_get(sql: &mut dyn Sql, id: i64) -> Result<Option<JournalEntry>> {
@@ -200,8 +167,11 @@ pub(crate) fn journal_renew(
     }
 }
 
+/// Claims an entry; with a row key installed, the claimed row's MAC is checked (a claim
+/// precedes every IdP call, first attempt and replay alike).
 pub(crate) fn journal_claim(
     sql: &mut dyn Sql,
+    k: Option<&RowKey>,
     id: i64,
     station: &str,
     now: UnixMillis,
@@ -235,7 +205,7 @@ pub(crate) fn journal_claim(
             Param::text(JournalStatus::Pending.as_str()),
         ],
     )?;
-    match first(rows, journal_from)? {
+    match rows.first().map(|r| journal_checked(r, k)).transpose()? {
         Some(e) => Ok(e),
         None => Err(not_pending(sql, id)),
     }
@@ -293,7 +263,12 @@ pub(crate) fn delete_transport_pin(sql: &mut dyn Sql, key_id: &str) -> Result<bo
 }
 
 /// Applies a unit of work inside the caller's transaction.
-pub(crate) fn commit(sql: &mut dyn Sql, w: &UnitOfWork, now: UnixMillis) -> Result<Committed> {
+pub(crate) fn commit(
+    sql: &mut dyn Sql,
+    k: Option<&RowKey>,
+    w: &UnitOfWork,
+    now: UnixMillis,
+) -> Result<Committed> {
     let mut out = Committed::default();
     for u in &w.users {
         upsert_user(sql, u)?;
@@ -305,25 +280,26 @@ pub(crate) fn commit(sql: &mut dyn Sql, w: &UnitOfWork, now: UnixMillis) -> Resu
         out.key = Some(apply_transition(sql, tr, now)?);
     }
     for p in &w.add_passkeys {
-        add_passkey(sql, p)?;
+        add_passkey(sql, k, p)?;
     }
     for p in &w.update_passkeys {
-        update_passkey(sql, p, now)?;
+        update_passkey(sql, k, p, now)?;
     }
     for p in &w.put_pending {
-        put_pending(sql, p)?;
+        put_pending(sql, k, p)?;
     }
     for p in &w.remove_pending {
-        take_pending(sql, &p.key_id, &p.passkey_template)?;
+        // Removal needs no check: dropping an altered row sends nothing anywhere.
+        take_pending(sql, None, &p.key_id, &p.passkey_template)?;
     }
     for e in &w.journal {
-        out.journal.push(journal_append(sql, e, now)?);
+        out.journal.push(journal_append(sql, k, e, now)?);
     }
     for c in &w.close_journal {
         journal_close(sql, c, now)?;
     }
     for a in &w.audit {
-        out.audit_ids.push(append_audit(sql, a)?);
+        out.audit_ids.push(append_audit(sql, k, a)?);
     }
     Ok(out)
 }

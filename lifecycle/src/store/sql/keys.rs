@@ -188,10 +188,10 @@ pub(super) fn apply_transition(
     Ok(next)
 }
 
-pub(super) fn add_passkey(sql: &mut dyn Sql, p: &PasskeyRecord) -> Result<()> {
+pub(super) fn add_passkey(sql: &mut dyn Sql, k: Option<&RowKey>, p: &PasskeyRecord) -> Result<()> {
     sql.exec(
         "INSERT INTO passkeys (key_id, passkey_template, credential_id, public_key, idp_method_id, state, \
-         created_ms, updated_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+         created_ms, updated_ms, mac) VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $8)",
         &[
             Param::text(&p.key_id),
             Param::text(&p.passkey_template),
@@ -200,19 +200,26 @@ pub(super) fn add_passkey(sql: &mut dyn Sql, p: &PasskeyRecord) -> Result<()> {
             Param::opt_text(&p.idp_method_id),
             Param::text(p.state.as_str()),
             Param::millis(p.created_ms),
+            Param::Blob(k.map(|k| passkey_mac(k, p))),
         ],
     )?;
     Ok(())
 }
 
-pub(super) fn update_passkey(sql: &mut dyn Sql, p: &PasskeyRecord, now: UnixMillis) -> Result<()> {
+pub(super) fn update_passkey(
+    sql: &mut dyn Sql,
+    k: Option<&RowKey>,
+    p: &PasskeyRecord,
+    now: UnixMillis,
+) -> Result<()> {
     let n = sql.exec(
-        "UPDATE passkeys SET idp_method_id = $1, state = $2, updated_ms = $3 \
-         WHERE key_id = $4 AND passkey_template = $5 AND credential_id = $6",
+        "UPDATE passkeys SET idp_method_id = $1, state = $2, updated_ms = $3, mac = $4 \
+         WHERE key_id = $5 AND passkey_template = $6 AND credential_id = $7",
         &[
             Param::opt_text(&p.idp_method_id),
             Param::text(p.state.as_str()),
             Param::millis(now),
+            Param::Blob(k.map(|k| passkey_mac(k, p))),
             Param::text(&p.key_id),
             Param::text(&p.passkey_template),
             Param::blob(&p.credential_id),
@@ -228,6 +235,7 @@ pub(super) fn update_passkey(sql: &mut dyn Sql, p: &PasskeyRecord, now: UnixMill
 
 pub(crate) fn passkeys_by_credential(
     sql: &mut dyn Sql,
+    k: Option<&RowKey>,
     credential_id: &[u8],
 ) -> Result<Vec<PasskeyRecord>> {
     let rows = sql.query(
@@ -237,10 +245,14 @@ pub(crate) fn passkeys_by_credential(
         ),
         &[Param::blob(credential_id)],
     )?;
-    rows_to(rows, passkey_from)
+    passkeys_checked(rows, k)
 }
 
-pub(crate) fn list_passkeys(sql: &mut dyn Sql, key_id: &str) -> Result<Vec<PasskeyRecord>> {
+pub(crate) fn list_passkeys(
+    sql: &mut dyn Sql,
+    k: Option<&RowKey>,
+    key_id: &str,
+) -> Result<Vec<PasskeyRecord>> {
     let rows = sql.query(
         &format!(
             "SELECT {PASSKEY_COLS} FROM passkeys WHERE key_id = $1 \
@@ -248,17 +260,26 @@ pub(crate) fn list_passkeys(sql: &mut dyn Sql, key_id: &str) -> Result<Vec<Passk
         ),
         &[Param::text(key_id)],
     )?;
-    rows_to(rows, passkey_from)
+    passkeys_checked(rows, k)
 }
 
-pub(super) fn put_pending(sql: &mut dyn Sql, p: &PendingRegistration) -> Result<()> {
+pub(super) fn put_pending(
+    sql: &mut dyn Sql,
+    k: Option<&RowKey>,
+    p: &PendingRegistration,
+) -> Result<()> {
+    // The key's version as this unit of work leaves it (after its transition): bound into
+    // the MAC, so a row cannot be carried over from another issuance unnoticed.
+    let key_version = get_key(sql, &p.key_id)?.map_or(0, |key| key.version);
     sql.exec(
         "INSERT INTO pending_registrations (key_id, passkey_template, user_id, attestation_object, \
-         client_data_json, challenge_expires_ms, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+         client_data_json, challenge_expires_ms, created_ms, mac, key_version) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
          ON CONFLICT (key_id, passkey_template) DO UPDATE SET user_id = excluded.user_id, \
          attestation_object = excluded.attestation_object, \
          client_data_json = excluded.client_data_json, \
-         challenge_expires_ms = excluded.challenge_expires_ms, created_ms = excluded.created_ms",
+         challenge_expires_ms = excluded.challenge_expires_ms, created_ms = excluded.created_ms, \
+         mac = excluded.mac, key_version = excluded.key_version",
         &[
             Param::text(&p.key_id),
             Param::text(&p.passkey_template),
@@ -267,6 +288,8 @@ pub(super) fn put_pending(sql: &mut dyn Sql, p: &PendingRegistration) -> Result<
             Param::blob(&p.client_data_json),
             Param::millis(p.challenge_expires_ms),
             Param::millis(p.created_ms),
+            Param::Blob(k.map(|k| pending_mac(k, p, key_version))),
+            Param::int(ver(key_version, "key_version")?),
         ],
     )?;
     Ok(())
@@ -274,6 +297,7 @@ pub(super) fn put_pending(sql: &mut dyn Sql, p: &PendingRegistration) -> Result<
 
 pub(crate) fn take_pending(
     sql: &mut dyn Sql,
+    k: Option<&RowKey>,
     key_id: &str,
     passkey_template: &str,
 ) -> Result<Option<PendingRegistration>> {
@@ -284,19 +308,24 @@ pub(crate) fn take_pending(
         ),
         &[Param::text(key_id), Param::text(passkey_template)],
     )?;
-    first(rows, pending_from)
+    Ok(pending_checked(rows, k)?.into_iter().next())
 }
 
-pub(crate) fn pending_for_key(sql: &mut dyn Sql, key_id: &str) -> Result<Vec<PendingRegistration>> {
+pub(crate) fn pending_for_key(
+    sql: &mut dyn Sql,
+    k: Option<&RowKey>,
+    key_id: &str,
+) -> Result<Vec<PendingRegistration>> {
     let rows = sql.query(
         &format!("SELECT {PENDING_COLS} FROM pending_registrations WHERE key_id = $1 ORDER BY passkey_template"),
         &[Param::text(key_id)],
     )?;
-    rows_to(rows, pending_from)
+    pending_checked(rows, k)
 }
 
 pub(crate) fn pending_expiring_before(
     sql: &mut dyn Sql,
+    k: Option<&RowKey>,
     before: UnixMillis,
 ) -> Result<Vec<PendingRegistration>> {
     let rows = sql.query(
@@ -306,11 +335,12 @@ pub(crate) fn pending_expiring_before(
         ),
         &[Param::millis(before)],
     )?;
-    rows_to(rows, pending_from)
+    pending_checked(rows, k)
 }
 
 pub(crate) fn pending_expiring_page(
     sql: &mut dyn Sql,
+    k: Option<&RowKey>,
     before: UnixMillis,
     after: Option<PendingPosition<'_>>,
     limit: u32,
@@ -340,5 +370,5 @@ pub(crate) fn pending_expiring_page(
             ],
         )?,
     };
-    rows_to(rows, pending_from)
+    pending_checked(rows, k)
 }

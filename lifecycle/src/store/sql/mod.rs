@@ -6,15 +6,19 @@
 //! share (TEXT, BIGINT, blobs); DDL differences are the `{ID}` and `{BLOB}` substitutions.
 
 use super::crypto;
+pub(crate) use super::crypto::rowmac::RowKey;
+use super::crypto::rowmac::{audit_hash, Field, AUDIT_GENESIS};
 use super::{
-    AuditQuery, AuditRecord, BulkCounts, BulkItem, BulkItemStatus, BulkJob, Committed,
-    JournalClose, JournalEntry, JournalFence, JournalOp, JournalStatus, KeyQuery, KeyRecord,
-    NewAuditRecord, NewBulkJob, NewJournalEntry, NewKey, PasskeyRecord, PendingPosition,
-    PendingRegistration, PinKey, Result, StoreError, Transition, TransportPin, UnitOfWork,
-    UnixMillis, UserRecord,
+    AdoptedRows, AuditBreak, AuditQuery, AuditRecord, AuditVerification, BulkCounts, BulkItem,
+    BulkItemStatus, BulkJob, Committed, JournalClose, JournalEntry, JournalFence, JournalOp,
+    JournalStatus, KeyQuery, KeyRecord, NewAuditRecord, NewBulkJob, NewJournalEntry, NewKey,
+    PasskeyRecord, PendingPosition, PendingRegistration, PinKey, Result, StoreError, Transition,
+    TransportPin, UnitOfWork, UnixMillis, UserRecord,
 };
 use crate::model::CredentialState;
 
+mod adopt;
+mod audit;
 mod bulk;
 mod journal;
 mod keys;
@@ -22,6 +26,8 @@ mod records;
 mod schema;
 mod store_impl;
 
+pub(crate) use adopt::*;
+pub(crate) use audit::*;
 pub(crate) use bulk::*;
 pub(crate) use journal::*;
 pub(crate) use keys::*;
@@ -78,6 +84,12 @@ pub(crate) trait Sql {
     fn exec(&mut self, sql: &str, params: &[Param]) -> Result<u64>;
     /// Runs a query; returns all rows.
     fn query(&mut self, sql: &str, params: &[Param]) -> Result<Vec<Row>>;
+    /// Takes the lock that serialises audit appends until the transaction ends, so two
+    /// writers never chain to the same previous record. SQLite needs nothing: its write
+    /// transactions are immediate, one writer at a time.
+    fn lock_audit(&mut self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Which SQL dialect the DDL is for.

@@ -1,6 +1,8 @@
-//! Row decoding: the column lists and the record each row becomes.
+//! Row decoding: the column lists and the record each row becomes; the fields each
+//! authenticated row's MAC covers, and its check on read.
 
 use super::*;
+use crate::store::crypto::rowmac::{Field, RowKey};
 
 pub(super) const KEY_COLS: &str =
     "key_id, aaguid, serial, state, user_id, template_id, needs_reissue, \
@@ -29,7 +31,7 @@ pub(super) fn key_from(row: &Row) -> Result<KeyRecord> {
 }
 
 pub(super) const PASSKEY_COLS: &str =
-    "key_id, passkey_template, credential_id, public_key, idp_method_id, state, created_ms";
+    "key_id, passkey_template, credential_id, public_key, idp_method_id, state, created_ms, mac";
 
 pub(super) fn passkey_from(row: &Row) -> Result<PasskeyRecord> {
     Ok(PasskeyRecord {
@@ -45,7 +47,7 @@ pub(super) fn passkey_from(row: &Row) -> Result<PasskeyRecord> {
 
 pub(super) const PENDING_COLS: &str =
     "key_id, passkey_template, user_id, attestation_object, client_data_json, \
-                            challenge_expires_ms, created_ms";
+                            challenge_expires_ms, created_ms, mac, key_version";
 
 pub(super) fn pending_from(row: &Row) -> Result<PendingRegistration> {
     Ok(PendingRegistration {
@@ -61,7 +63,7 @@ pub(super) fn pending_from(row: &Row) -> Result<PendingRegistration> {
 
 pub(super) const AUDIT_COLS: &str =
     "id, actor, time_ms, action, key_id, user_id, template_id, outcome, \
-                          idp_request_id, detail";
+                          idp_request_id, detail, hash, mac";
 
 pub(super) fn audit_from(row: &Row) -> Result<AuditRecord> {
     Ok(AuditRecord {
@@ -82,7 +84,7 @@ pub(super) fn audit_from(row: &Row) -> Result<AuditRecord> {
 
 pub(super) const JOURNAL_COLS: &str =
     "id, key_id, idp, operation, payload, status, attempts, result, \
-                            created_ms, updated_ms, claimed_by, claimed_until_ms";
+                            created_ms, updated_ms, claimed_by, claimed_until_ms, mac";
 
 pub(super) fn journal_from(row: &Row) -> Result<JournalEntry> {
     let op = row.text(3, "journal.operation")?;
@@ -116,4 +118,144 @@ pub(super) fn rows_to<T>(rows: Vec<Row>, f: fn(&Row) -> Result<T>) -> Result<Vec
 
 pub(super) fn first<T>(rows: Vec<Row>, f: fn(&Row) -> Result<T>) -> Result<Option<T>> {
     rows.first().map(f).transpose()
+}
+
+/// A blob column that may be NULL.
+pub(super) fn opt_bytes(row: &Row, i: usize, field: &str) -> Result<Option<Vec<u8>>> {
+    match row.cell(i, field)? {
+        Cell::Null => Ok(None),
+        Cell::Blob(b) => Ok(Some(b.clone())),
+        other => Err(wrong(field, "bytes or null", other)),
+    }
+}
+
+/// A passkey row's MAC fields: its identity, public key, IdP method id, state and time.
+fn passkey_fields(p: &PasskeyRecord) -> [Field<'_>; 7] {
+    [
+        Field::Text(&p.key_id),
+        Field::Text(&p.passkey_template),
+        Field::Bytes(&p.credential_id),
+        Field::Digest(&p.public_key),
+        Field::OptText(p.idp_method_id.as_deref()),
+        Field::Text(p.state.as_str()),
+        Field::Uint(p.created_ms),
+    ]
+}
+
+/// The MAC of a passkey row.
+pub(super) fn passkey_mac(k: &RowKey, p: &PasskeyRecord) -> Vec<u8> {
+    k.seal_row("passkey", &passkey_fields(p))
+}
+
+/// Passkey rows, each checked against its MAC when a row key is installed.
+pub(super) fn passkeys_checked(rows: Vec<Row>, k: Option<&RowKey>) -> Result<Vec<PasskeyRecord>> {
+    rows.iter()
+        .map(|r| {
+            let p = passkey_from(r)?;
+            if let Some(k) = k {
+                let mac = opt_bytes(r, 7, "passkeys.mac")?;
+                k.check_row(
+                    || {
+                        format!(
+                            "passkey of key {} (template {})",
+                            p.key_id, p.passkey_template
+                        )
+                    },
+                    mac.as_deref(),
+                    "passkey",
+                    &passkey_fields(&p),
+                )?;
+            }
+            Ok(p)
+        })
+        .collect()
+}
+
+/// The pending row's MAC fields: key, template, user, digests of the attestation object
+/// and clientDataJSON, challenge expiry, time and the key's version when it was written.
+fn pending_fields<'a>(p: &'a PendingRegistration, key_version: Option<u64>) -> [Field<'a>; 8] {
+    [
+        Field::Text(&p.key_id),
+        Field::Text(&p.passkey_template),
+        Field::Text(&p.user_id),
+        Field::Digest(&p.attestation_object),
+        Field::Digest(&p.client_data_json),
+        Field::Uint(p.challenge_expires_ms),
+        Field::Uint(p.created_ms),
+        Field::Uint(key_version.unwrap_or(0)),
+    ]
+}
+
+/// The MAC of a pending registration written at key version `key_version`.
+pub(super) fn pending_mac(k: &RowKey, p: &PendingRegistration, key_version: u64) -> Vec<u8> {
+    k.seal_row("pending", &pending_fields(p, Some(key_version)))
+}
+
+/// Pending rows, each checked against its MAC when a row key is installed.
+pub(super) fn pending_checked(
+    rows: Vec<Row>,
+    k: Option<&RowKey>,
+) -> Result<Vec<PendingRegistration>> {
+    rows.iter()
+        .map(|r| {
+            let p = pending_from(r)?;
+            if let Some(k) = k {
+                let mac = opt_bytes(r, 7, "pending.mac")?;
+                let version = match r.cell(8, "pending.key_version")? {
+                    Cell::Null => None,
+                    _ => Some(r.uint(8, "pending.key_version")?),
+                };
+                k.check_row(
+                    || {
+                        format!(
+                            "pending registration of key {} (template {})",
+                            p.key_id, p.passkey_template
+                        )
+                    },
+                    mac.as_deref(),
+                    "pending",
+                    &pending_fields(&p, version),
+                )?;
+            }
+            Ok(p)
+        })
+        .collect()
+}
+
+fn journal_fields(e: &JournalEntry) -> [Field<'_>; 6] {
+    [
+        Field::Int(e.id),
+        Field::Text(&e.key_id),
+        Field::Text(&e.idp),
+        Field::Text(e.operation.as_str()),
+        Field::Digest(&e.payload),
+        Field::Uint(e.created_ms),
+    ]
+}
+
+/// The MAC of a journal entry: its id, key, IdP, operation, payload digest and time.
+pub(super) fn journal_mac(k: &RowKey, e: &JournalEntry) -> Vec<u8> {
+    k.seal_row("journal", &journal_fields(e))
+}
+
+/// A journal row, checked against its MAC when a row key is installed.
+pub(super) fn journal_checked(r: &Row, k: Option<&RowKey>) -> Result<JournalEntry> {
+    let e = journal_from(r)?;
+    if let Some(k) = k {
+        let mac = opt_bytes(r, 12, "journal.mac")?;
+        k.check_row(
+            || {
+                format!(
+                    "journal entry {} ({} of key {})",
+                    e.id,
+                    e.operation.as_str(),
+                    e.key_id
+                )
+            },
+            mac.as_deref(),
+            "journal",
+            &journal_fields(&e),
+        )?;
+    }
+    Ok(e)
 }

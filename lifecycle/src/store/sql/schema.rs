@@ -3,7 +3,7 @@
 use super::*;
 
 /// Number of migrations; the schema version after all of them.
-pub(crate) const MIGRATION_COUNT: u32 = 5;
+pub(crate) const MIGRATION_COUNT: u32 = 6;
 
 pub(super) const V1: &[&str] = &[
     "CREATE TABLE users (user_id TEXT PRIMARY KEY, upn TEXT NOT NULL UNIQUE, \
@@ -69,6 +69,25 @@ pub(super) const V5: &[&str] = &[
     "ALTER TABLE pending_registrations RENAME COLUMN idp TO passkey_template",
 ];
 
+/// Authenticated rows and the audit chain: the rows replayed to the IdP carry a MAC
+/// (pending registrations also the key's version when written); audit records carry their
+/// chain hash and its MAC. Rows written before this version have none: they are refused
+/// by a store with the row key installed until the key is re-issued, and audit records
+/// from before it are a counted, unchained prefix of the log.
+pub(super) const V_ROW_MACS: &[&str] = &[
+    "ALTER TABLE pending_registrations ADD COLUMN mac {BLOB}",
+    "ALTER TABLE pending_registrations ADD COLUMN key_version BIGINT",
+    "ALTER TABLE passkeys ADD COLUMN mac {BLOB}",
+    "ALTER TABLE journal ADD COLUMN mac {BLOB}",
+    "ALTER TABLE audit ADD COLUMN hash {BLOB}",
+    "ALTER TABLE audit ADD COLUMN mac {BLOB}",
+];
+
+/// PostgreSQL row triggers do not fire on `TRUNCATE`: a statement trigger refuses it.
+pub(super) const V_ROW_MACS_PG: &[&str] =
+    &["CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit \
+     FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only()"];
+
 pub(super) const V2_SQLITE: &[&str] = &[
     "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit \
      BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END",
@@ -94,8 +113,12 @@ pub(super) fn migration_sql(version: u32, dialect: Dialect) -> Vec<String> {
         3 => V3.to_vec(),
         4 => V4.to_vec(),
         5 => V5.to_vec(),
+        6 => V_ROW_MACS.to_vec(),
         _ => Vec::new(),
     };
+    if version == 6 && dialect == Dialect::Postgres {
+        stmts.extend_from_slice(V_ROW_MACS_PG);
+    }
     if version == 2 {
         stmts.extend_from_slice(match dialect {
             Dialect::Sqlite => V2_SQLITE,
@@ -128,10 +151,25 @@ pub(crate) fn schema_version(sql: &mut dyn Sql) -> Result<u32> {
 /// Brings the schema to `target` inside the caller's transaction (which holds the
 /// backend's migration lock). Idempotent; refuses a database newer than this build.
 pub(crate) fn migrate(sql: &mut dyn Sql, dialect: Dialect, target: u32) -> Result<u32> {
-    sql.exec(
-        "CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)",
-        &[],
-    )?;
+    // An application role without CREATE (see docs: the owner role migrates) must still
+    // open a migrated database: create the version table only when it is missing.
+    let exists = match dialect {
+        Dialect::Sqlite => sql.query(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'",
+            &[],
+        )?,
+        Dialect::Postgres => sql.query(
+            "SELECT 1 FROM pg_catalog.pg_tables WHERE tablename = 'schema_version' \
+             AND schemaname = current_schema()",
+            &[],
+        )?,
+    };
+    if exists.is_empty() {
+        sql.exec(
+            "CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)",
+            &[],
+        )?;
+    }
     let current = schema_version(sql)?;
     if current > MIGRATION_COUNT {
         return Err(StoreError::Migration {

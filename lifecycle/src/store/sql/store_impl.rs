@@ -2,7 +2,8 @@
 
 /// Implements [`crate::store::Store`] for a backend type with a method
 /// `fn tx<T>(&self, f: impl FnOnce(&mut dyn Sql) -> Result<T>) -> Result<T>` (a write
-/// transaction) and a method `read` of the same shape (a read-only one).
+/// transaction), a method `read` of the same shape (a read-only one) and a field
+/// `row_key: RowKeySlot` (the row-authentication key the engine installs).
 macro_rules! impl_store {
     ($ty:ty) => {
         impl $crate::store::Store for $ty {
@@ -51,13 +52,23 @@ macro_rules! impl_store {
                 after: Option<$crate::store::PendingPosition<'_>>,
                 limit: u32,
             ) -> $crate::store::Result<Vec<$crate::store::PendingRegistration>> {
-                self.read(|s| $crate::store::sql::pending_expiring_page(s, t, after, limit))
+                {
+                    let k = self.row_key.get();
+                    self.read(|s| {
+                        $crate::store::sql::pending_expiring_page(s, k.as_deref(), t, after, limit)
+                    })
+                }
             }
             fn passkeys_by_credential(
                 &self,
                 credential_id: &[u8],
             ) -> $crate::store::Result<Vec<$crate::store::PasskeyRecord>> {
-                self.read(|s| $crate::store::sql::passkeys_by_credential(s, credential_id))
+                {
+                    let k = self.row_key.get();
+                    self.read(|s| {
+                        $crate::store::sql::passkeys_by_credential(s, k.as_deref(), credential_id)
+                    })
+                }
             }
             fn bulk_create(
                 &self,
@@ -107,38 +118,74 @@ macro_rules! impl_store {
                 work: $crate::store::UnitOfWork,
                 now: $crate::store::UnixMillis,
             ) -> $crate::store::Result<$crate::store::Committed> {
-                self.tx(|s| $crate::store::sql::commit(s, &work, now))
+                {
+                    let k = self.row_key.get();
+                    self.tx(|s| $crate::store::sql::commit(s, k.as_deref(), &work, now))
+                }
             }
             fn list_passkeys(
                 &self,
                 key_id: &str,
             ) -> $crate::store::Result<Vec<$crate::store::PasskeyRecord>> {
-                self.read(|s| $crate::store::sql::list_passkeys(s, key_id))
+                {
+                    let k = self.row_key.get();
+                    self.read(|s| $crate::store::sql::list_passkeys(s, k.as_deref(), key_id))
+                }
             }
             fn take_pending(
                 &self,
                 key_id: &str,
                 passkey_template: &str,
             ) -> $crate::store::Result<Option<$crate::store::PendingRegistration>> {
-                self.tx(|s| $crate::store::sql::take_pending(s, key_id, passkey_template))
+                {
+                    let k = self.row_key.get();
+                    self.tx(|s| {
+                        $crate::store::sql::take_pending(s, k.as_deref(), key_id, passkey_template)
+                    })
+                }
             }
             fn pending_for_key(
                 &self,
                 key_id: &str,
             ) -> $crate::store::Result<Vec<$crate::store::PendingRegistration>> {
-                self.read(|s| $crate::store::sql::pending_for_key(s, key_id))
+                {
+                    let k = self.row_key.get();
+                    self.read(|s| $crate::store::sql::pending_for_key(s, k.as_deref(), key_id))
+                }
             }
             fn pending_expiring_before(
                 &self,
                 t: $crate::store::UnixMillis,
             ) -> $crate::store::Result<Vec<$crate::store::PendingRegistration>> {
-                self.read(|s| $crate::store::sql::pending_expiring_before(s, t))
+                {
+                    let k = self.row_key.get();
+                    self.read(|s| $crate::store::sql::pending_expiring_before(s, k.as_deref(), t))
+                }
             }
             fn query_audit(
                 &self,
                 query: &$crate::store::AuditQuery,
             ) -> $crate::store::Result<Vec<$crate::store::AuditRecord>> {
                 self.read(|s| $crate::store::sql::query_audit(s, query))
+            }
+            fn verify_audit(
+                &self,
+                host_key: &$crate::store::PinKey,
+            ) -> $crate::store::Result<$crate::store::AuditVerification> {
+                let k = $crate::store::sql::RowKey::derive(host_key);
+                self.read(|s| $crate::store::sql::verify_audit(s, &k))
+            }
+            fn adopt_unauthenticated_rows(
+                &self,
+                host_key: &$crate::store::PinKey,
+                actor: &str,
+                now: $crate::store::UnixMillis,
+            ) -> $crate::store::Result<$crate::store::AdoptedRows> {
+                let k = $crate::store::sql::RowKey::derive(host_key);
+                self.tx(|s| $crate::store::sql::adopt_unauthenticated_rows(s, &k, actor, now))
+            }
+            fn set_row_key(&self, host_key: &$crate::store::PinKey) {
+                self.row_key.set(host_key);
             }
             fn journal_claim(
                 &self,
@@ -147,7 +194,19 @@ macro_rules! impl_store {
                 now: $crate::store::UnixMillis,
                 lease_ms: i64,
             ) -> $crate::store::Result<$crate::store::JournalEntry> {
-                self.tx(|s| $crate::store::sql::journal_claim(s, id, station, now, lease_ms))
+                {
+                    let k = self.row_key.get();
+                    self.tx(|s| {
+                        $crate::store::sql::journal_claim(
+                            s,
+                            k.as_deref(),
+                            id,
+                            station,
+                            now,
+                            lease_ms,
+                        )
+                    })
+                }
             }
             fn journal_renew(
                 &self,

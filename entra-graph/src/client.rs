@@ -25,6 +25,10 @@ pub const MAX_BATCH: usize = 20;
 /// Most pages followed for one listing (guards against a nextLink loop).
 pub const MAX_PAGES: usize = 1000;
 
+/// The Graph error code of a 404 for a user (or any directory object) that does not exist
+/// or that the app may not see, as opposed to a missing authentication method.
+pub const USER_NOT_FOUND: &str = "Request_ResourceNotFound";
+
 /// Percent-encodes one URL path segment (ids are opaque: `+`, `/`, `=` included).
 pub fn encode_segment(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -236,9 +240,42 @@ impl GraphClient {
         )
     }
 
-    /// Deletes a passkey. A retry that finds it gone after an unknown first outcome
-    /// counts as success.
+    /// Deletes a passkey. A 404 counts as "already gone" (`already_gone`, also after an
+    /// unknown first outcome) only when it is the method that is missing: a 404 naming
+    /// the user (`Request_ResourceNotFound`: an unknown or renamed user, or one the app
+    /// may not see) is returned as the error, and otherwise the user's passkeys are
+    /// listed, which must succeed (the user resolves) and must not hold the method.
     pub fn delete_method(&self, user: &str, method_id: &str) -> Result<Deletion, GraphError> {
+        match self.delete_attempts(user, method_id) {
+            Err(e) if e.status() == Some(404) => self.confirm_gone(user, method_id, e),
+            other => other,
+        }
+    }
+
+    /// After a 404 to a deletion: gone only if the user resolves and does not hold it.
+    fn confirm_gone(
+        &self,
+        user: &str,
+        method_id: &str,
+        not_found: GraphError,
+    ) -> Result<Deletion, GraphError> {
+        if matches!(&not_found, GraphError::Api { code, .. } if code == USER_NOT_FOUND) {
+            return Err(not_found);
+        }
+        let methods = self.list_methods(user)?;
+        if methods
+            .iter()
+            .any(|m| m.id == method_id || same_credential(&m.id, method_id))
+        {
+            return Err(not_found);
+        }
+        Ok(Deletion {
+            request_id: not_found.request_id().map(str::to_owned),
+            already_gone: true,
+        })
+    }
+
+    fn delete_attempts(&self, user: &str, method_id: &str) -> Result<Deletion, GraphError> {
         let url = format!("{}/{}", self.methods_url(user), encode_segment(method_id));
         let core = self.core.clone();
         self.block(async move {
@@ -254,10 +291,9 @@ impl GraphClient {
                     }
                     Err(Failure::Final(e)) => {
                         if uncertain && e.status() == Some(404) {
-                            return Ok(Deletion {
-                                request_id: e.request_id().map(str::to_owned),
-                                already_gone: true,
-                            });
+                            tracing::info!(
+                                "graph deletion answered 404 after an unknown outcome"
+                            );
                         }
                         return Err(e);
                     }

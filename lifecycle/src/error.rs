@@ -88,12 +88,14 @@ use crate::template::TemplateError;
 /// | idp | `idp_policy_refused` | the IdP's policy does not admit the key |
 /// | idp | `idp_bad_answer` | the IdP answered something unusable |
 /// | idp | `idp_deletion_failed` | a forced IdP deletion failed; the operation was cancelled |
+/// | idp | `idp_deletion_in_doubt` | a forced IdP deletion's outcome is unknown; journal replay settles it |
 /// | idp | `rp_id_mismatch` | the challenge's RP id differs from the template's |
 /// | repository | `record_not_found` | a record that must exist does not |
 /// | repository | `conflict` | the key changed since it was read (another station won) |
 /// | repository | `journal_closed` | a journal entry was already closed |
 /// | repository | `journal_busy` | another station holds a journal entry's lease |
 /// | repository | `bulk_claim_lost` | another bulk runner took over the row this one held |
+/// | repository | `journal_claim_lost` | a station's journal claim was taken over before it closed the entry |
 /// | repository | `duplicate` | a record with the same identity exists |
 /// | repository | `corrupt_record` | a stored value cannot be read back |
 /// | repository | `crypto_failure` | sealing or opening a secret failed |
@@ -263,6 +265,7 @@ fn store_reason(e: &StoreError) -> &'static str {
         StoreError::JournalClosed { .. } => "journal_closed",
         StoreError::JournalBusy { .. } => "journal_busy",
         StoreError::ClaimLost { .. } => "bulk_claim_lost",
+        StoreError::JournalClaimLost { .. } => "journal_claim_lost",
         StoreError::Duplicate { .. } => "duplicate",
         StoreError::Corrupt { .. } => "corrupt_record",
         StoreError::Crypto { .. } => "crypto_failure",

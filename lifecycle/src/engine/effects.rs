@@ -2,14 +2,13 @@
 //! after.
 
 use super::payload::{DeletePayload, RegisterPayload};
-use super::{
-    b64, CrashPoint, Engine, IdpEffectError, LookupError, PlanError, UnixMillis, JOURNAL_LEASE_MS,
-};
+use super::settle::definite;
+use super::{b64, CrashPoint, Engine, IdpEffectError, LookupError, PlanError, UnixMillis};
 use crate::idp::IdpError;
 use crate::model::CredentialState;
 use crate::state::{OnIdpFailure, Operation};
 use crate::store::{
-    JournalClose, JournalOp, JournalStatus, NewJournalEntry, PendingId, StoreError, UnitOfWork,
+    JournalFence, JournalOp, JournalStatus, NewJournalEntry, PendingId, StoreError, UnitOfWork,
 };
 use crate::template::render_display_name;
 use crate::Error;
@@ -81,6 +80,8 @@ impl Engine {
             credential_id: b64(&passkey.credential_id),
             client_data_json: b64(&pending.client_data_json),
             attestation_object: b64(&pending.attestation_object),
+            key_version: Some(flow.key.version),
+            expect_state: Some(flow.key.state.as_str().to_owned()),
         };
         let committed = self.store.commit(
             UnitOfWork {
@@ -108,14 +109,16 @@ impl Engine {
             "journal entry appended"
         );
         self.maybe_crash(CrashPoint::AfterJournal)?;
-        self.store
-            .journal_claim(entry.id, &self.station, now, JOURNAL_LEASE_MS)?;
+        let (_, fence) = self.claim(entry.id, now)?;
         let request = payload.request(entry.id)?;
-        let outcome = match idp.register(&pending.user_id, &request) {
+        let registered = self.leased(entry.id, &fence, now, || {
+            idp.register(&pending.user_id, &request)
+        });
+        let outcome = match registered {
             Ok(o) => o,
             Err(e @ IdpError::ChallengeExpired { .. }) => {
                 // The IdP's clock says expired although ours did not: same outcome.
-                self.store.journal_failed(entry.id, &e.to_string(), now)?;
+                self.fail_fenced(entry.id, &e.to_string(), &fence, now)?;
                 flow.request_id = e.request_id().map(str::to_owned);
                 let refusal = crate::state::TransitionError::ChallengeExpired {
                     passkey_template: passkey_template.to_owned(),
@@ -133,7 +136,7 @@ impl Engine {
                     error = %e,
                     "IdP registration failed"
                 );
-                self.close_failed_if_final(entry.id, &e, now)?;
+                self.close_failed_if_final(entry.id, &e, &fence, now)?;
                 flow.request_id = e.request_id().map(str::to_owned);
                 return Err(e.into());
             }
@@ -161,11 +164,12 @@ impl Engine {
                     key_id,
                     passkey_template: passkey_template.to_owned(),
                 }],
-                close_journal: vec![JournalClose {
-                    id: entry.id,
-                    status: JournalStatus::Done,
-                    result: Some(outcome.method_id),
-                }],
+                close_journal: vec![Self::fenced_close(
+                    entry.id,
+                    JournalStatus::Done,
+                    Some(outcome.method_id),
+                    &fence,
+                )],
                 audit: vec![rec],
                 ..UnitOfWork::default()
             },
@@ -176,16 +180,16 @@ impl Engine {
     }
 
     /// A definite refusal (4xx) is not retried; anything else stays pending for replay.
+    /// The close is fenced by the claim `fence`.
     pub(super) fn close_failed_if_final(
         &self,
         id: i64,
         e: &IdpError,
+        fence: &JournalFence,
         now: UnixMillis,
     ) -> Result<(), Error> {
-        let definite = matches!(e, IdpError::Call { status: Some(s), .. } if (400..500).contains(s) && *s != 408 && *s != 429)
-            || matches!(e, IdpError::Policy { .. });
-        if definite {
-            self.store.journal_failed(id, &e.to_string(), now)?;
+        if definite(e) {
+            self.fail_fenced(id, &e.to_string(), fence, now)?;
         }
         Ok(())
     }
@@ -237,9 +241,36 @@ impl Engine {
                 "journal entry appended"
             );
             self.maybe_crash(CrashPoint::AfterJournal)?;
-            self.store
-                .journal_claim(entry.id, &self.station, now, JOURNAL_LEASE_MS)?;
-            let deleted = idp.delete(&user, &method_id);
+            let (_, fence) = self.claim(entry.id, now)?;
+            let mut deleted = self.leased(entry.id, &fence, now, || idp.delete(&user, &method_id));
+            // An uncertain failure (5xx, no answer): the deletion may have been made.
+            // Settled by listing the user's passkeys before anything is cancelled or
+            // committed.
+            let mut settled_by_listing = false;
+            let mut in_doubt = None;
+            if let Err(e) = &deleted {
+                if !definite(e) {
+                    let listed = self.leased(entry.id, &fence, now, || idp.list(&user));
+                    match listed {
+                        Ok(methods) => {
+                            let present = methods.iter().any(|m| {
+                                m.method_id == method_id
+                                    || m.credential_id.as_deref() == Some(&pk.credential_id[..])
+                            });
+                            if !present {
+                                settled_by_listing = true;
+                                deleted = Ok(crate::idp::IdpDeletion {
+                                    request_id: e.request_id().map(str::to_owned),
+                                    already_gone: true,
+                                });
+                            }
+                        }
+                        Err(le) => {
+                            in_doubt = Some(format!("{e}; listing the passkeys failed: {le}"))
+                        }
+                    }
+                }
+            }
             match &deleted {
                 Ok(d) => tracing::info!(
                     journal_id = entry.id,
@@ -262,7 +293,9 @@ impl Engine {
                     pk.state = deleted_state(flow.operation);
                     let detail = format!(
                         "passkey {passkey_template} ({method_id}) deleted at the IdP{}",
-                        if d.already_gone {
+                        if settled_by_listing {
+                            " (the deletion's answer was lost; the user's passkeys no longer list it)"
+                        } else if d.already_gone {
                             " (already gone)"
                         } else {
                             ""
@@ -272,11 +305,12 @@ impl Engine {
                     self.store.commit(
                         UnitOfWork {
                             update_passkeys: vec![pk],
-                            close_journal: vec![JournalClose {
-                                id: entry.id,
-                                status: JournalStatus::Done,
-                                result: d.request_id,
-                            }],
+                            close_journal: vec![Self::fenced_close(
+                                entry.id,
+                                JournalStatus::Done,
+                                d.request_id,
+                                &fence,
+                            )],
                             audit: vec![rec],
                             ..UnitOfWork::default()
                         },
@@ -288,7 +322,18 @@ impl Engine {
                     flow.request_id = e.request_id().map(str::to_owned);
                     match on_failure {
                         OnIdpFailure::CancelOperation => {
-                            self.store.journal_failed(entry.id, &e.to_string(), now)?;
+                            if let Some(message) = in_doubt {
+                                // Neither cancelled nor committed: the entry stays
+                                // pending and replay finishes deletion and revocation.
+                                return Err(IdpEffectError::IdpDeletionInDoubt {
+                                    operation: flow.operation,
+                                    passkey_template: passkey_template.to_owned(),
+                                    message,
+                                    request_id: e.request_id().map(str::to_owned),
+                                }
+                                .into());
+                            }
+                            self.fail_fenced(entry.id, &e.to_string(), &fence, now)?;
                             return Err(IdpEffectError::IdpDeletionCancelled {
                                 operation: flow.operation,
                                 passkey_template: passkey_template.to_owned(),

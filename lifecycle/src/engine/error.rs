@@ -435,6 +435,21 @@ pub enum IdpEffectError {
         /// The IdP's request id, if any.
         request_id: Option<String>,
     },
+    /// A forced IdP deletion's outcome is unknown (the IdP failed or the answer was lost
+    /// after the request was sent) and listing the user's passkeys could not settle it:
+    /// the operation is neither cancelled nor committed. The deletion stays in the
+    /// journal; [`crate::engine::Engine::replay_journal`] finishes it and the state change.
+    #[error("{operation} in doubt: deleting the passkey of template {passkey_template:?} at the IdP may or may not have happened ({message}); journal replay settles it")]
+    IdpDeletionInDoubt {
+        /// The operation.
+        operation: Operation,
+        /// The passkey template.
+        passkey_template: String,
+        /// The IdP's errors (the deletion's, then the listing's).
+        message: String,
+        /// The IdP's request id, if any.
+        request_id: Option<String>,
+    },
     /// The challenge's RP id differs from the one the template pins.
     #[error("passkey template {passkey_template:?} pins RP id {pinned:?} but the IdP issued a challenge for {issued:?}")]
     RpIdMismatch {
@@ -451,9 +466,9 @@ impl IdpEffectError {
     /// The error's family: always [`ErrorKind::Idp`].
     pub fn kind(&self) -> ErrorKind {
         match self {
-            IdpEffectError::IdpDeletionCancelled { .. } | IdpEffectError::RpIdMismatch { .. } => {
-                ErrorKind::Idp
-            }
+            IdpEffectError::IdpDeletionCancelled { .. }
+            | IdpEffectError::IdpDeletionInDoubt { .. }
+            | IdpEffectError::RpIdMismatch { .. } => ErrorKind::Idp,
         }
     }
 
@@ -461,6 +476,7 @@ impl IdpEffectError {
     pub fn reason(&self) -> &'static str {
         match self {
             IdpEffectError::IdpDeletionCancelled { .. } => "idp_deletion_failed",
+            IdpEffectError::IdpDeletionInDoubt { .. } => "idp_deletion_in_doubt",
             IdpEffectError::RpIdMismatch { .. } => "rp_id_mismatch",
         }
     }

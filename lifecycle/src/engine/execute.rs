@@ -80,6 +80,7 @@ impl Engine {
                 id,
                 status: JournalStatus::Done,
                 result: Some(format!("state {}", to.as_str())),
+                fence: flow.intent_fence.take(),
             });
         }
         let done = self.store.commit(work, now)?;
@@ -116,6 +117,8 @@ impl Engine {
             step,
             reason: "the flow has no key attached".into(),
         };
+        // Registrations left in doubt are settled before the key leaves its state.
+        self.settle_in_doubt(flow, steps, now)?;
         for (index, step) in steps.iter().enumerate() {
             tracing::info!(?step, "step");
             if matches!(

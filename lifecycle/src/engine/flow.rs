@@ -46,6 +46,9 @@ pub(super) struct FlowContext<'a> {
     /// The open journal entry for the state change that follows this flow's IdP side
     /// effects (closed with it, failed with the flow).
     pub(super) intent: Option<i64>,
+    /// The claim this flow holds on `intent` (a replay finishing a state change): the
+    /// intent's close is fenced by it.
+    pub(super) intent_fence: Option<crate::store::JournalFence>,
     /// The span the flow's events are recorded in: action, key id and serial, user,
     /// template. Never a PIN or token.
     pub(super) span: tracing::Span,
@@ -81,6 +84,7 @@ impl<'a> FlowContext<'a> {
             work: UnitOfWork::default(),
             request_id: None,
             intent: None,
+            intent_fence: None,
             span,
         }
     }
@@ -143,7 +147,7 @@ impl Engine {
         );
         if flow.operation == Operation::Activate && challenge_expired {
             if let Some(id) = flow.intent {
-                let _ = self.store.journal_failed(id, "challenge expired", now);
+                let _ = self.close_intent_failed(flow, id, "challenge expired", now);
             }
             return e;
         }
@@ -154,9 +158,7 @@ impl Engine {
             _ => "failure",
         };
         if let Some(id) = flow.intent {
-            let _ = self
-                .store
-                .journal_failed(id, &format!("flow failed: {e}"), now);
+            let _ = self.close_intent_failed(flow, id, &format!("flow failed: {e}"), now);
         }
         let rec = flow.audit(flow.operation.as_str(), outcome, Some(e.to_string()), now);
         // Not best effort: a failure that cannot be recorded fails as such.
@@ -176,6 +178,21 @@ impl Engine {
                 }
                 .into()
             }
+        }
+    }
+
+    /// Closes the flow's state journal entry `id` as failed, fenced by the flow's claim
+    /// on it if it holds one.
+    fn close_intent_failed(
+        &self,
+        flow: &FlowContext<'_>,
+        id: i64,
+        reason: &str,
+        now: UnixMillis,
+    ) -> Result<(), Error> {
+        match &flow.intent_fence {
+            Some(fence) => self.fail_fenced(id, reason, fence, now),
+            None => Ok(self.store.journal_failed(id, reason, now)?),
         }
     }
 

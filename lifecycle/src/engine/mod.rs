@@ -35,6 +35,7 @@ mod reconcile;
 mod replay;
 mod selfservice;
 pub use selfservice::{SelfServiceStart, NONCE_LIFETIME};
+mod settle;
 mod sign_in;
 mod transitions;
 
@@ -71,8 +72,12 @@ pub use sign_in::SignIn;
 /// Milliseconds since the Unix epoch (UTC), as the planner counts.
 pub use crate::state::UnixMillis;
 
-/// How long a journal claim holds before another station may take the entry over.
-const JOURNAL_LEASE_MS: i64 = 60_000;
+/// How long a journal claim holds before another station may take the entry over. It
+/// covers the Graph client's whole retry budget for one call (6 attempts of up to 30 s
+/// each plus `Retry-After` waits of up to 120 s: 15 minutes), and the claim is renewed
+/// every minute while the call runs, so another station never takes over an entry
+/// whose call is still in flight. A station's own claims it can always take again.
+const JOURNAL_LEASE_MS: i64 = 15 * 60_000;
 
 /// What the engine asks of the person at the key while a command waits.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -16,9 +16,20 @@ pub(crate) struct RegisterPayload {
     pub credential_id: String,
     pub client_data_json: String,
     pub attestation_object: String,
+    /// The key's record version when the registration was journalled: replay refuses
+    /// (closes as superseded) an entry whose key changed since. `None` in entries
+    /// journalled before this field existed (then only the state is checked).
+    #[serde(default)]
+    pub key_version: Option<u64>,
+    /// The key state the registration belongs to (`issued`); replay refuses the entry
+    /// when the key is in any other state.
+    #[serde(default)]
+    pub expect_state: Option<String>,
 }
 
-/// A journalled deletion.
+/// A journalled deletion. An empty `method_id` names the passkey by `credential_id`
+/// alone (a registration whose outcome was in doubt): replay lists the user's passkeys
+/// and deletes the one with that credential, if any.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct DeletePayload {
     pub user: String,
@@ -117,6 +128,8 @@ mod tests {
             credential_id: "AQID".into(),
             client_data_json: "e30".into(),
             attestation_object: "oA".into(),
+            key_version: Some(3),
+            expect_state: Some("issued".into()),
         };
         let back = RegisterPayload::from_bytes(1, &p.to_bytes()).unwrap();
         assert_eq!(back, p);
@@ -125,6 +138,10 @@ mod tests {
             RegisterPayload::from_bytes(7, b"{"),
             Err(JournalError::BadJournalPayload { id: 7, .. })
         ));
+        // Entries journalled before the version existed still read.
+        let old = br#"{"user":"u","passkey_template":"entra","display_name":"Kim","credential_id":"AQID","client_data_json":"e30","attestation_object":"oA"}"#;
+        let old = RegisterPayload::from_bytes(2, old).unwrap();
+        assert_eq!((old.key_version, old.expect_state), (None, None));
         let mut broken = p;
         broken.credential_id = "!!".into();
         assert!(matches!(

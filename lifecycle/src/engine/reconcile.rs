@@ -525,12 +525,10 @@ impl Engine {
         };
         self.maybe_crash(super::CrashPoint::AfterJournal)?;
         // The claim checks the row's MAC: act on the claimed row only.
-        let entry =
-            self.store
-                .journal_claim(entry.id, &self.station, now, super::JOURNAL_LEASE_MS)?;
-        if let Err(e) = self.replay_delete(&entry, idp, now) {
+        let (entry, fence) = self.claim(entry.id, now)?;
+        if let Err(e) = self.replay_delete(&entry, idp, &fence, now) {
             if let Error::Idp(ie) = &e {
-                self.close_failed_if_final(entry.id, ie, now)?;
+                self.close_failed_if_final(entry.id, ie, &fence, now)?;
             }
             let detail = format!(
                 "reconcile: deleting {} passkey {} at {} failed: {e}",

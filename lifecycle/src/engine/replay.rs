@@ -1,15 +1,18 @@
 //! Journal replay: finishes the IdP side effects and state changes a crash left open.
 
 use super::payload::{DeletePayload, RegisterPayload, StatePayload};
+use super::settle::{delete_by_credential, registration_open};
 use super::{Engine, JournalError, UnixMillis, JOURNAL_LEASE_MS};
 use crate::idp::Idp;
 use crate::model::{Action, CredentialState};
 use crate::state::{next_state, Operation};
 use crate::store::{
-    JournalClose, JournalOp, JournalStatus, KeyRecord, NewAuditRecord, PendingId, StoreError,
-    Transition, UnitOfWork,
+    JournalClose, JournalFence, JournalOp, JournalStatus, KeyRecord, NewAuditRecord, PendingId,
+    StoreError, Transition, UnitOfWork,
 };
 use crate::Error;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 
 /// What a journal replay did with one entry.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,10 +43,14 @@ pub enum ReplayOutcome {
     AlreadyGone,
     /// Another station holds the entry's lease.
     Busy,
-    /// A state change waits for the key's IdP side effects; the next replay tries again.
+    /// A state change waits for the key's IdP side effects (or a deletion by credential
+    /// for the registration it undoes); the next replay tries again.
     WaitingForSideEffects,
     /// A state change was finished or settled; what happened.
     StateSettled(String),
+    /// A registration journalled for an earlier version or another state of its key
+    /// was refused and closed as superseded (audited); why.
+    Superseded(String),
     /// The entry could not be finished (`failed: ...`); the journal keeps it for the next
     /// replay unless the failure is final.
     Failed(String),
@@ -61,6 +68,7 @@ impl std::fmt::Display for ReplayOutcome {
                 f.write_str("waiting for the key's IdP side effects")
             }
             ReplayOutcome::StateSettled(what) => f.write_str(what),
+            ReplayOutcome::Superseded(why) => write!(f, "superseded: {why}"),
             ReplayOutcome::Failed(why) => write!(f, "failed: {why}"),
         }
     }
@@ -81,6 +89,20 @@ impl Engine {
                 operation: entry.operation,
                 outcome: ReplayOutcome::Busy,
             };
+            if entry.operation == JournalOp::Delete {
+                // A deletion by credential waits for the registration it undoes.
+                let by_credential = DeletePayload::from_bytes(entry.id, &entry.payload)
+                    .ok()
+                    .filter(|p| p.method_id.is_empty());
+                if let Some(p) = by_credential {
+                    let open = self.store.journal_unfinished()?;
+                    if registration_open(&open, &entry.key_id, &p.credential_id) {
+                        report.outcome = ReplayOutcome::WaitingForSideEffects;
+                        out.push(report);
+                        continue;
+                    }
+                }
+            }
             // The claim checks the row's MAC: replay works from the claimed row only.
             let entry =
                 match self
@@ -93,6 +115,8 @@ impl Engine {
                         out.push(report);
                         continue;
                     }
+                    // Closed meanwhile (a flow settled it): nothing left to do.
+                    Err(StoreError::JournalClosed { .. }) => continue,
                     Err(e @ StoreError::Integrity { .. }) => {
                         report.outcome = self.refuse_tampered_entry(&entry, e, now)?;
                         out.push(report);
@@ -100,22 +124,23 @@ impl Engine {
                     }
                     Err(e) => return Err(e.into()),
                 };
+            let fence = JournalFence::of(&entry);
             let result = match entry.operation {
                 JournalOp::Register => self
                     .idp(&entry.idp)
                     .map_err(Error::from)
-                    .and_then(|idp| self.replay_register(&entry, idp.as_ref(), now)),
+                    .and_then(|idp| self.replay_register(&entry, idp.as_ref(), &fence, now)),
                 JournalOp::Delete => self
                     .idp(&entry.idp)
                     .map_err(Error::from)
-                    .and_then(|idp| self.replay_delete(&entry, idp.as_ref(), now)),
-                JournalOp::State => self.replay_state(&entry, now),
+                    .and_then(|idp| self.replay_delete(&entry, idp.as_ref(), &fence, now)),
+                JournalOp::State => self.replay_state(&entry, &fence, now),
             };
             report.outcome = match result {
                 Ok(s) => s,
                 Err(e) => {
                     if let Error::Idp(ie) = &e {
-                        self.close_failed_if_final(entry.id, ie, now)?;
+                        self.close_failed_if_final(entry.id, ie, &fence, now)?;
                     }
                     ReplayOutcome::Failed(e.to_string())
                 }
@@ -159,6 +184,7 @@ impl Engine {
                     id: entry.id,
                     status: JournalStatus::Failed,
                     result: Some(e.to_string()),
+                    fence: None,
                 }],
                 audit: vec![rec],
                 ..UnitOfWork::default()
@@ -193,19 +219,63 @@ impl Engine {
         &self,
         entry: &crate::store::JournalEntry,
         idp: &dyn Idp,
+        fence: &JournalFence,
         now: UnixMillis,
     ) -> Result<ReplayOutcome, Error> {
         let p = RegisterPayload::from_bytes(entry.id, &entry.payload)?;
         let request = p.request(entry.id)?;
-        let key = self.key(&entry.key_id)?;
-        let found = idp
-            .list(&p.user)?
+        let Some(key) = self.store.get_key(&entry.key_id)? else {
+            let why = "the key is no longer recorded".to_owned();
+            self.fail_fenced(entry.id, &format!("superseded: {why}"), fence, now)?;
+            return Ok(ReplayOutcome::Superseded(why));
+        };
+        // Only for the key version and state it was journalled for: a key revoked,
+        // inactivated or reissued since never gets this passkey registered.
+        let expected = p.expect_state.as_deref().unwrap_or("issued");
+        let stale_version = p.key_version.is_some_and(|v| v != key.version);
+        if key.state.as_str() != expected || stale_version {
+            let why = format!(
+                "the registration was journalled for the key {expected}{}; the key is now {} (version {})",
+                p.key_version
+                    .map(|v| format!(" at version {v}"))
+                    .unwrap_or_default(),
+                key.state,
+                key.version
+            );
+            let mut rec = self.replay_audit(
+                &key,
+                "register",
+                None,
+                format!(
+                    "journal {}: passkey {} not registered: {why}",
+                    entry.id, p.passkey_template
+                ),
+                now,
+            );
+            rec.outcome = "refused".into();
+            self.store.commit(
+                UnitOfWork {
+                    close_journal: vec![Self::fenced_close(
+                        entry.id,
+                        JournalStatus::Failed,
+                        Some(format!("superseded: {why}")),
+                        fence,
+                    )],
+                    audit: vec![rec],
+                    ..UnitOfWork::default()
+                },
+                now,
+            )?;
+            return Ok(ReplayOutcome::Superseded(why));
+        }
+        let found = self
+            .leased(entry.id, fence, now, || idp.list(&p.user))?
             .into_iter()
             .find(|m| m.credential_id.as_deref() == Some(&request.credential_id[..]));
         let (method_id, request_id, outcome) = match found {
             Some(m) => (m.method_id, None, ReplayOutcome::FoundAtIdp),
             None => {
-                let o = idp.register(&p.user, &request)?;
+                let o = self.leased(entry.id, fence, now, || idp.register(&p.user, &request))?;
                 (o.method_id, o.request_id, ReplayOutcome::Registered)
             }
         };
@@ -224,11 +294,12 @@ impl Engine {
             key_id: entry.key_id.clone(),
             passkey_template: p.passkey_template.clone(),
         });
-        work.close_journal.push(JournalClose {
-            id: entry.id,
-            status: JournalStatus::Done,
-            result: Some(method_id.clone()),
-        });
+        work.close_journal.push(Self::fenced_close(
+            entry.id,
+            JournalStatus::Done,
+            Some(method_id.clone()),
+            fence,
+        ));
         work.audit.push(self.replay_audit(
             &key,
             "register",
@@ -265,11 +336,23 @@ impl Engine {
     pub(super) fn replay_state(
         &self,
         entry: &crate::store::JournalEntry,
+        fence: &JournalFence,
         now: UnixMillis,
     ) -> Result<ReplayOutcome, Error> {
         let p = StatePayload::from_bytes(entry.id, &entry.payload)?;
         let close = |result: &str| -> Result<ReplayOutcome, Error> {
-            self.store.journal_done(entry.id, Some(result), now)?;
+            self.store.commit(
+                UnitOfWork {
+                    close_journal: vec![Self::fenced_close(
+                        entry.id,
+                        JournalStatus::Done,
+                        Some(result.to_owned()),
+                        fence,
+                    )],
+                    ..UnitOfWork::default()
+                },
+                now,
+            )?;
             Ok(ReplayOutcome::StateSettled(result.to_owned()))
         };
         let Some(key) = self.store.get_key(&entry.key_id)? else {
@@ -299,7 +382,14 @@ impl Engine {
                 } else {
                     Operation::Revoke
                 };
-                match self.run_transition(&actor, op, &key.key_id, p.force, Some(entry.id), now) {
+                match self.run_transition(
+                    &actor,
+                    op,
+                    &key.key_id,
+                    p.force,
+                    Some((entry.id, fence.clone())),
+                    now,
+                ) {
                     Ok(k) => Ok(ReplayOutcome::StateSettled(format!(
                         "{op} finished by replay; the key is {}",
                         k.state
@@ -311,7 +401,7 @@ impl Engine {
             CredentialState::Active => {
                 if !self.store.pending_for_key(&key.key_id)?.is_empty() {
                     let why = "activation incomplete: registrations are still pending; run the activation again";
-                    self.store.journal_failed(entry.id, why, now)?;
+                    self.fail_fenced(entry.id, why, fence, now)?;
                     return Ok(ReplayOutcome::StateSettled(why.into()));
                 }
                 let mut t = Transition::new(&key, CredentialState::Active);
@@ -327,11 +417,12 @@ impl Engine {
                     UnitOfWork {
                         transition: Some(t),
                         audit: vec![rec],
-                        close_journal: vec![JournalClose {
-                            id: entry.id,
-                            status: JournalStatus::Done,
-                            result: Some("state active".into()),
-                        }],
+                        close_journal: vec![Self::fenced_close(
+                            entry.id,
+                            JournalStatus::Done,
+                            Some("state active".into()),
+                            fence,
+                        )],
                         ..UnitOfWork::default()
                     },
                     now,
@@ -348,11 +439,35 @@ impl Engine {
         &self,
         entry: &crate::store::JournalEntry,
         idp: &dyn Idp,
+        fence: &JournalFence,
         now: UnixMillis,
     ) -> Result<ReplayOutcome, Error> {
         let p = DeletePayload::from_bytes(entry.id, &entry.payload)?;
         let key = self.key(&entry.key_id)?;
-        let d = idp.delete(&p.user, &p.method_id)?;
+        // No method id: a registration in doubt, found (if made) by its credential.
+        let (method_id, d) = if p.method_id.is_empty() {
+            let credential = URL_SAFE_NO_PAD.decode(&p.credential_id).map_err(|e| {
+                JournalError::BadJournalPayload {
+                    id: entry.id,
+                    reason: format!("credential_id: {e}"),
+                }
+            })?;
+            match self.leased(entry.id, fence, now, || {
+                delete_by_credential(idp, &p.user, &credential)
+            })? {
+                Some((m, d)) => (m, d),
+                None => (
+                    "(not at the IdP)".to_owned(),
+                    crate::idp::IdpDeletion {
+                        request_id: None,
+                        already_gone: true,
+                    },
+                ),
+            }
+        } else {
+            let d = self.leased(entry.id, fence, now, || idp.delete(&p.user, &p.method_id))?;
+            (p.method_id.clone(), d)
+        };
         let target = p
             .target
             .as_deref()
@@ -362,25 +477,26 @@ impl Engine {
         let passkeys = self.store.list_passkeys(&entry.key_id)?;
         if let Some(mut pk) = passkeys
             .iter()
-            .find(|pk| pk.idp_method_id.as_deref() == Some(&p.method_id))
+            .find(|pk| pk.idp_method_id.as_deref() == Some(&method_id))
             .cloned()
         {
             pk.idp_method_id = None;
             pk.state = target;
             work.update_passkeys.push(pk);
         }
-        work.close_journal.push(JournalClose {
-            id: entry.id,
-            status: JournalStatus::Done,
-            result: d.request_id.clone(),
-        });
+        work.close_journal.push(Self::fenced_close(
+            entry.id,
+            JournalStatus::Done,
+            d.request_id.clone(),
+            fence,
+        ));
         work.audit.push(self.replay_audit(
             &key,
             "idp-delete",
             d.request_id.clone(),
             format!(
                 "journal {}: passkey {} ({}) deleted",
-                entry.id, p.passkey_template, p.method_id
+                entry.id, p.passkey_template, method_id
             ),
             now,
         ));
@@ -391,7 +507,7 @@ impl Engine {
             _ => Action::Revoke,
         };
         let others_registered = passkeys.iter().any(|pk| {
-            pk.idp_method_id.is_some() && pk.idp_method_id.as_deref() != Some(&p.method_id)
+            pk.idp_method_id.is_some() && pk.idp_method_id.as_deref() != Some(&method_id)
         });
         if let (Ok(to), false, false) = (
             next_state(key.state, action),

@@ -11,14 +11,14 @@ use super::flow::FlowContext;
 impl Engine {
     /// Runs `operation` (no key attached) on `key_id`; `force` overrides the template's
     /// forced IdP deletion; `intent` is a state journal entry the flow closes (replay
-    /// finishing an interrupted change).
+    /// finishing an interrupted change) and the replay's claim on it.
     pub(super) fn run_transition(
         &self,
         actor: &str,
         operation: Operation,
         key_id: &str,
         force: Option<bool>,
-        intent: Option<i64>,
+        intent: Option<(i64, crate::store::JournalFence)>,
         now: UnixMillis,
     ) -> Result<KeyRecord, Error> {
         let key = self.key(key_id)?;
@@ -32,7 +32,10 @@ impl Engine {
             templates.credential.lifecycle.force_idp_deletion_on_revoke = f;
         }
         let mut flow = FlowContext::new(actor, operation, templates, key);
-        flow.intent = intent;
+        if let Some((id, fence)) = intent {
+            flow.intent = Some(id);
+            flow.intent_fence = Some(fence);
+        }
         self.run_flow(flow, now, |flow| {
             let facts = self.facts(&flow.key, &flow.templates)?;
             let p = plan(operation, &flow.templates, &facts, None, now)?;

@@ -217,10 +217,6 @@ impl Idp for EntraIdp {
                 request_id: d.request_id,
                 already_gone: d.already_gone,
             }),
-            Err(e) if e.status() == Some(404) => Ok(IdpDeletion {
-                request_id: e.request_id().map(str::to_owned),
-                already_gone: true,
-            }),
             Err(e) => Err(self.call_error("delete", e)),
         }
     }

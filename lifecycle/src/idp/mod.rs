@@ -206,7 +206,8 @@ pub trait Idp: Send + Sync {
     /// Registers a passkey. An unknown outcome is reconciled by the connector (never two
     /// registrations for one credential).
     fn register(&self, user: &str, request: &RegistrationRequest) -> Result<IdpOutcome, IdpError>;
-    /// Deletes a passkey; a method already gone counts as deleted.
+    /// Deletes a passkey; a method already gone counts as deleted, but only when the
+    /// user resolved (an unknown user, or one the app may not see, is an error).
     fn delete(&self, user: &str, method_id: &str) -> Result<IdpDeletion, IdpError>;
     /// The user's passkeys.
     fn list(&self, user: &str) -> Result<Vec<IdpPasskey>, IdpError>;

@@ -36,7 +36,8 @@ pub use pg::{PgOptions, PgStore};
 pub use pg_tls::SslMode;
 pub use sqlite::SqliteStore;
 pub use work::{
-    Committed, FieldChange, JournalClose, PendingId, PendingPosition, Transition, UnitOfWork,
+    Committed, FieldChange, JournalClose, JournalFence, PendingId, PendingPosition, Transition,
+    UnitOfWork,
 };
 
 use crate::model::CredentialState;
@@ -567,6 +568,17 @@ pub enum StoreError {
         /// The token it held.
         token: u64,
     },
+    /// A journal close, commit or lease renewal was fenced off: the station no longer
+    /// holds the entry's claim (its lease ran out and another claim took the entry over).
+    #[error("journal entry {id}: {station} lost its claim (now claimed by {claimed_by})")]
+    JournalClaimLost {
+        /// The entry.
+        id: i64,
+        /// The station whose claim was lost.
+        station: String,
+        /// The station holding the entry now (empty if none).
+        claimed_by: String,
+    },
     /// A record with the same identity exists.
     #[error("duplicate {what}")]
     Duplicate {
@@ -913,6 +925,17 @@ pub trait Store: Send + Sync {
         now: UnixMillis,
         lease_ms: i64,
     ) -> Result<JournalEntry>;
+    /// Extends the lease of a claim `fence` holds to `now + lease_ms` without counting an
+    /// attempt (a station keeps its claim during a long IdP call). Fails with
+    /// [`StoreError::JournalClaimLost`] once another claim took the entry over,
+    /// [`StoreError::JournalClosed`] once closed.
+    fn journal_renew(
+        &self,
+        id: i64,
+        fence: &JournalFence,
+        now: UnixMillis,
+        lease_ms: i64,
+    ) -> Result<JournalEntry>;
     /// Closes an entry as done (idempotent).
     fn journal_done(&self, id: i64, result: Option<&str>, now: UnixMillis) -> Result<()> {
         self.commit(
@@ -921,6 +944,7 @@ pub trait Store: Send + Sync {
                     id,
                     status: JournalStatus::Done,
                     result: result.map(str::to_owned),
+                    fence: None,
                 }],
                 ..UnitOfWork::default()
             },
@@ -936,6 +960,7 @@ pub trait Store: Send + Sync {
                     id,
                     status: JournalStatus::Failed,
                     result: Some(reason.to_owned()),
+                    fence: None,
                 }],
                 ..UnitOfWork::default()
             },

@@ -121,6 +121,32 @@ pub struct JournalClose {
     pub status: JournalStatus,
     /// The IdP's answer (method id, request id) or the failure reason.
     pub result: Option<String>,
+    /// The claim the closer holds (from [`super::Store::journal_claim`]): with one, the
+    /// close (and the unit of work it is part of) is refused with
+    /// [`super::StoreError::JournalClaimLost`] unless the entry is still claimed by that
+    /// station with that token. `None`: an entry the closer never claimed.
+    #[serde(default)]
+    pub fence: Option<JournalFence>,
+}
+
+/// A journal claim's fencing token: the claiming station and the entry's attempt count
+/// its claim set. A later claim (another station's, or a new one) changes it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalFence {
+    /// The station that claimed the entry.
+    pub station: String,
+    /// The entry's `attempts` after the claim.
+    pub token: u32,
+}
+
+impl JournalFence {
+    /// The fence of a claim [`super::Store::journal_claim`] returned.
+    pub fn of(claimed: &JournalEntry) -> Self {
+        JournalFence {
+            station: claimed.claimed_by.clone().unwrap_or_default(),
+            token: claimed.attempts,
+        }
+    }
 }
 
 /// Where a page of [`Store::pending_expiring_page`] starts: after the registration with

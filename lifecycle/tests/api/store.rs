@@ -66,6 +66,7 @@ both!(
     pending_registrations,
     audit_append_only_and_queries,
     journal_lifecycle_and_replay,
+    journal_closes_are_fenced,
     transport_pin_sealed,
     migrations_idempotent_and_from_older_schema,
     passkey_template_column_renamed_from_schema_4,

@@ -34,6 +34,16 @@ fn register_list_get_delete_round_trip_v1() {
     let e = c.get_method(KIM, &m.id).unwrap_err();
     assert_eq!(e.status(), Some(404));
     assert!(e.request_id().is_some(), "{e:?}");
+    // Deleting it again: the user resolves and the method is missing, so it is gone.
+    assert!(c.delete_method(KIM, &m.id).unwrap().already_gone);
+    // A user Graph does not know (or may not show the app) is not "already gone".
+    let e = c
+        .delete_method("nobody@contoso.example", &m.id)
+        .unwrap_err();
+    assert!(
+        matches!(&e, GraphError::Api { status: 404, code, .. } if code == "Request_ResourceNotFound"),
+        "{e:?}"
+    );
 }
 
 #[test]

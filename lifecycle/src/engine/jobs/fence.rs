@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use crate::store::{
     AdoptedRows, AuditQuery, AuditRecord, AuditVerification, BulkClaim, BulkCounts, BulkFence,
-    BulkItem, BulkItemStatus, BulkJob, Committed, JournalEntry, KeyQuery, KeyRecord, NewBulkJob,
-    NewKey, PasskeyRecord, PendingPosition, PendingRegistration, PinKey, Result, Store,
+    BulkItem, BulkItemStatus, BulkJob, Committed, JournalEntry, JournalFence, KeyQuery, KeyRecord,
+    NewBulkJob, NewKey, PasskeyRecord, PendingPosition, PendingRegistration, PinKey, Result, Store,
     TransportPin, UnitOfWork, UnixMillis, UserRecord,
 };
 
@@ -271,6 +271,15 @@ impl Store for FencedStore {
         lease_ms: i64,
     ) -> Result<JournalEntry> {
         self.inner.journal_claim(id, station, now, lease_ms)
+    }
+    fn journal_renew(
+        &self,
+        id: i64,
+        fence: &JournalFence,
+        now: UnixMillis,
+        lease_ms: i64,
+    ) -> Result<JournalEntry> {
+        self.inner.journal_renew(id, fence, now, lease_ms)
     }
     fn journal_get(&self, id: i64) -> Result<Option<JournalEntry>> {
         self.inner.journal_get(id)

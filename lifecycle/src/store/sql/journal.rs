@@ -63,37 +63,108 @@ pub(super) fn not_pending(sql: &mut dyn Sql, id: i64) -> StoreError {
     }
 }
 
-pub(super) fn journal_close(
-    sql: &mut dyn Sql,
-    id: i64,
-    status: JournalStatus,
-    result: &Option<String>,
-    now: UnixMillis,
-) -> Result<()> {
+pub(super) fn journal_close(sql: &mut dyn Sql, c: &JournalClose, now: UnixMillis) -> Result<()> {
+    let JournalClose {
+        id,
+        status,
+        result,
+        fence,
+    } = c;
+    let (id, status) = (*id, *status);
     if status == JournalStatus::Pending {
         return Err(StoreError::Invalid {
             field: "close_journal.status",
             reason: "an entry is closed as done or failed".into(),
         });
     }
+    // Fenced: only while the closer's claim (station and attempt count) still holds.
     let n = sql.exec(
         "UPDATE journal SET status = $1, result = $2, updated_ms = $3 \
-         WHERE id = $4 AND status = $5",
+         WHERE id = $4 AND status = $5 \
+         AND (CAST($6 AS TEXT) IS NULL OR (claimed_by = $6 AND attempts = $7))",
         &[
             Param::text(status.as_str()),
             Param::opt_text(result),
             Param::millis(now),
             Param::int(id),
             Param::text(JournalStatus::Pending.as_str()),
+            Param::opt_text(&fence.as_ref().map(|f| f.station.clone())),
+            Param::int(fence.as_ref().map_or(0, |f| i64::from(f.token))),
         ],
     )?;
     if n == 0 {
-        return match not_pending(sql, id) {
-            StoreError::JournalClosed { status: found, .. } if found == status => Ok(()),
-            e => Err(e),
+        let Some(e) = journal_get(sql, id)? else {
+            return Err(StoreError::NotFound {
+                what: format!("journal entry {id}"),
+            });
+        };
+        if let Some(f) = fence {
+            let holds =
+                e.claimed_by.as_deref() == Some(f.station.as_str()) && e.attempts == f.token;
+            if !holds {
+                return Err(StoreError::JournalClaimLost {
+                    id,
+                    station: f.station.clone(),
+                    claimed_by: e.claimed_by.unwrap_or_default(),
+                });
+            }
+        }
+        return match e.status {
+            // Closing again with the same status is idempotent.
+            found if found == status => Ok(()),
+            JournalStatus::Pending => Err(not_pending(sql, id)),
+            found => Err(StoreError::JournalClosed { id, status: found }),
         };
     }
     Ok(())
+}
+
+pub(crate) fn journal_renew(
+    sql: &mut dyn Sql,
+    id: i64,
+    fence: &JournalFence,
+    now: UnixMillis,
+    lease_ms: i64,
+) -> Result<JournalEntry> {
+    let until = u64::try_from(lease_ms)
+        .ok()
+        .and_then(|lease| now.checked_add(lease))
+        .ok_or_else(|| StoreError::Invalid {
+            field: "lease_ms",
+            reason: format!("{lease_ms} is negative or overflows"),
+        })?;
+    let rows = sql.query(
+        &format!(
+            "UPDATE journal SET claimed_until_ms = $1, updated_ms = $2 \
+             WHERE id = $3 AND status = $4 AND claimed_by = $5 AND attempts = $6 \
+             RETURNING {JOURNAL_COLS}"
+        ),
+        &[
+            Param::millis(until),
+            Param::millis(now),
+            Param::int(id),
+            Param::text(JournalStatus::Pending.as_str()),
+            Param::text(&fence.station),
+            Param::int(i64::from(fence.token)),
+        ],
+    )?;
+    if let Some(e) = first(rows, journal_from)? {
+        return Ok(e);
+    }
+    match journal_get(sql, id)? {
+        None => Err(StoreError::NotFound {
+            what: format!("journal entry {id}"),
+        }),
+        Some(e) if e.status != JournalStatus::Pending => Err(StoreError::JournalClosed {
+            id,
+            status: e.status,
+        }),
+        Some(e) => Err(StoreError::JournalClaimLost {
+            id,
+            station: fence.station.clone(),
+            claimed_by: e.claimed_by.unwrap_or_default(),
+        }),
+    }
 }
 
 /// Claims an entry; with a row key installed, the claimed row's MAC is checked (a claim
@@ -228,7 +299,7 @@ pub(crate) fn commit(
         out.journal.push(journal_append(sql, k, e, now)?);
     }
     for c in &w.close_journal {
-        journal_close(sql, c.id, c.status, &c.result, now)?;
+        journal_close(sql, c, now)?;
     }
     for a in &w.audit {
         out.audit_ids.push(append_audit(sql, k, a)?);

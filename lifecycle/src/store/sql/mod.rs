@@ -10,10 +10,10 @@ pub(crate) use super::crypto::rowmac::RowKey;
 use super::crypto::rowmac::{audit_hash, Field, AUDIT_GENESIS};
 use super::{
     AdoptedRows, AuditBreak, AuditQuery, AuditRecord, AuditVerification, BulkCounts, BulkItem,
-    BulkItemStatus, BulkJob, Committed, JournalEntry, JournalOp, JournalStatus, KeyQuery,
-    KeyRecord, NewAuditRecord, NewBulkJob, NewJournalEntry, NewKey, PasskeyRecord, PendingPosition,
-    PendingRegistration, PinKey, Result, StoreError, Transition, TransportPin, UnitOfWork,
-    UnixMillis, UserRecord,
+    BulkItemStatus, BulkJob, Committed, JournalClose, JournalEntry, JournalFence, JournalOp,
+    JournalStatus, KeyQuery, KeyRecord, NewAuditRecord, NewBulkJob, NewJournalEntry, NewKey,
+    PasskeyRecord, PendingPosition, PendingRegistration, PinKey, Result, StoreError, Transition,
+    TransportPin, UnitOfWork, UnixMillis, UserRecord,
 };
 use crate::model::CredentialState;
 

@@ -281,6 +281,15 @@ macro_rules! impl_store {
                     })
                 }
             }
+            fn journal_renew(
+                &self,
+                id: i64,
+                fence: &$crate::store::JournalFence,
+                now: $crate::store::UnixMillis,
+                lease_ms: i64,
+            ) -> $crate::store::Result<$crate::store::JournalEntry> {
+                self.tx(|s| $crate::store::sql::journal_renew(s, id, fence, now, lease_ms))
+            }
             fn journal_get(
                 &self,
                 id: i64,

@@ -182,8 +182,9 @@ fn another_station_waits_for_the_lease_before_replaying() {
         "waiting for the key's IdP side effects"
     );
     assert_eq!(b.key(&key.key_id).unwrap().state, CredentialState::Issued);
-    // Once the lease ran out, B finishes it without a second registration.
-    let r = b.replay_journal(now + 120_000).unwrap();
+    // Once the lease ran out (15 minutes: the Graph client's retry budget), B finishes
+    // it without a second registration.
+    let r = b.replay_journal(now + 16 * 60_000).unwrap();
     assert_eq!(r[0].outcome.to_string(), "found at IdP");
     assert_eq!(w.emulator.methods(&w.kim_id).len(), 1);
     assert_eq!(b.key(&key.key_id).unwrap().state, CredentialState::Active);

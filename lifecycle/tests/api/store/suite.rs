@@ -573,3 +573,6 @@ pub use bulk_claims::*;
 #[path = "suite/selfservice.rs"]
 mod selfservice;
 pub use selfservice::*;
+#[path = "suite/fencing.rs"]
+mod fencing;
+pub use fencing::*;

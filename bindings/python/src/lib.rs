@@ -25,7 +25,7 @@ use keysmith_facade::{
     BulkProgress, BulkRow, BulkRunOptions, ExpiringCursor, FacadeError, IssueParams, KeyFilter,
     Prompt, ReissueParams,
 };
-use pyo3::exceptions::{PyException, PyRuntimeError};
+use pyo3::exceptions::{PyException, PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 
@@ -219,6 +219,23 @@ fn run<T: serde::Serialize + Send>(
     to_py(py, &v)
 }
 
+/// `value` if it is callable, else a `TypeError` naming the method and argument (a
+/// callback that is not callable would only fail later, as an unraisable error).
+fn require_callable(method: &str, name: &str, value: Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+    if value.is_callable() {
+        Ok(value.unbind())
+    } else {
+        let type_name = value
+            .get_type()
+            .name()
+            .map(|n| n.to_string())
+            .unwrap_or_else(|_| "?".into());
+        Err(PyTypeError::new_err(format!(
+            "{method}: {name} must be callable or None, not {type_name}"
+        )))
+    }
+}
+
 /// Calls a Python callback with `value` (as Python objects) on the calling thread;
 /// its exception is reported as unraisable.
 fn notify<T: serde::Serialize>(callback: &Arc<Py<PyAny>>, value: &T) {
@@ -299,17 +316,18 @@ impl Session {
     /// Sends prompts (dicts such as `{"kind": "touch_key", "step": "makeCredential"}`) to
     /// `callback`, on the thread that called the operation; `None` stops them.
     /// Exceptions raised by the callback are reported as unraisable and do not stop the
-    /// operation.
+    /// operation. A callback that is not callable raises `TypeError` here.
     #[pyo3(signature = (callback))]
-    fn set_prompt(&self, callback: Option<Py<PyAny>>) {
+    fn set_prompt(&self, callback: Option<Bound<'_, PyAny>>) -> PyResult<()> {
         match callback {
             None => self.inner.clear_prompt(),
             Some(cb) => {
-                let cb = Arc::new(cb);
+                let cb = Arc::new(require_callable("set_prompt", "callback", cb)?);
                 self.inner
                     .set_prompt(Box::new(move |p: &Prompt| notify(&cb, p)))
             }
         }
+        Ok(())
     }
 
     /// The actor recorded for operator calls.
@@ -596,8 +614,14 @@ impl Session {
             fix,
             delete_unknown,
         };
-        let device = device.map(Arc::new);
-        let progress = progress.map(Arc::new);
+        let device = device
+            .map(|d| require_callable("bulk_run", "device", d.into_bound(py)))
+            .transpose()?
+            .map(Arc::new);
+        let progress = progress
+            .map(|p| require_callable("bulk_run", "progress", p.into_bound(py)))
+            .transpose()?
+            .map(Arc::new);
         run(py, None, move || {
             let mut on_device = |row: &BulkRow| -> Result<String, String> {
                 let Some(cb) = device.clone() else {

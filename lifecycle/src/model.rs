@@ -131,9 +131,7 @@ pub fn check_serial(serial: &str) -> Result<(), String> {
     }
     let n = serial.chars().count();
     if n > MAX_SERIAL_CHARS {
-        return Err(format!(
-            "is {n} characters; at most {MAX_SERIAL_CHARS}"
-        ));
+        return Err(format!("is {n} characters; at most {MAX_SERIAL_CHARS}"));
     }
     Ok(())
 }
@@ -154,7 +152,15 @@ mod tests {
     fn serials_with_control_characters_are_refused() {
         assert_eq!(check_serial("SN-0001"), Ok(()));
         assert_eq!(check_serial("Seriennummer \u{e9}"), Ok(()));
-        for bad in ["", "NUL\0X", "two\nlines", "cr\r", "tab\there", " pad", "pad "] {
+        for bad in [
+            "",
+            "NUL\0X",
+            "two\nlines",
+            "cr\r",
+            "tab\there",
+            " pad",
+            "pad ",
+        ] {
             assert!(check_serial(bad).is_err(), "{bad:?} accepted");
         }
         assert!(check_serial(&"x".repeat(MAX_SERIAL_CHARS)).is_ok());

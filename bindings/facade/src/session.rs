@@ -36,8 +36,10 @@ pub const MIN_RATE: f64 = 0.1;
 fn checked_serial(serial: String) -> Result<String> {
     match lifecycle::model::check_serial(&serial) {
         Ok(()) => Ok(serial),
-        Err(why) => Err(FacadeError::usage(format!("serial {serial:?} {why}"))
-            .with_reason("serial_invalid")),
+        Err(why) => {
+            Err(FacadeError::usage(format!("serial {serial:?} {why}"))
+                .with_reason("serial_invalid"))
+        }
     }
 }
 

@@ -6,7 +6,9 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
 use keysmith_facade::{BulkRunOptions, Device, ErrorKind, IssueParams, KeyFilter, Prompt, Session};
-use keysmith_testkit::{session_config, softkey_spec, EmulatorWorld, HOLDER_PIN, KIM, STANDARD_NAME};
+use keysmith_testkit::{
+    session_config, softkey_spec, EmulatorWorld, HOLDER_PIN, KIM, STANDARD_NAME,
+};
 
 fn params(serial: &str) -> IssueParams {
     IssueParams {
@@ -61,7 +63,11 @@ fn a_second_operation_on_a_busy_device_is_refused_and_the_first_key_survives() {
         .or_else(|_| second_rx.recv())
         .expect("thread B answered");
     let e = second.expect_err("the second issuance on a busy device must be refused");
-    assert_eq!((e.kind, e.reason), (ErrorKind::Device, "device_busy"), "{e:?}");
+    assert_eq!(
+        (e.kind, e.reason),
+        (ErrorKind::Device, "device_busy"),
+        "{e:?}"
+    );
     assert!(e.message.contains("busy"), "{e:?}");
     let e = reset.expect("B was refused at once").unwrap_err();
     assert_eq!(e.reason, "device_busy", "{e:?}");
@@ -115,7 +121,11 @@ fn a_bulk_rate_below_the_minimum_is_refused() {
         let e = session
             .bulk_run(1, &options, &mut |_| Err("no device".into()), &mut |_| {})
             .unwrap_err();
-        assert_eq!((e.kind, e.reason), (ErrorKind::Usage, "rate_invalid"), "{rate}: {e:?}");
+        assert_eq!(
+            (e.kind, e.reason),
+            (ErrorKind::Usage, "rate_invalid"),
+            "{rate}: {e:?}"
+        );
         assert!(e.message.starts_with("rate: "), "{e:?}");
     }
     // The minimum itself is a rate (the job does not exist, so that is the error).

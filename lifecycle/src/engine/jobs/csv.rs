@@ -308,7 +308,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            e.starts_with("CSV line 2, column 2: serial \"NUL\\0X\" contains the control character"),
+            e.starts_with(
+                "CSV line 2, column 2: serial \"NUL\\0X\" contains the control character"
+            ),
             "{e}"
         );
         let e = rows_for(BulkKind::Issue, "user,serial\nkim,\"two\nlines\"\n")

@@ -178,8 +178,20 @@ impl EngineBuilder {
         self
     }
 
-    /// The engine, with its templates validated.
+    /// The engine, with its templates validated. An empty station (or one with control
+    /// characters) is refused here, naming `station`, instead of at the first journal
+    /// claim halfway through an activation.
     pub fn build(self) -> Result<Engine, Error> {
+        if self.station.trim().is_empty() || self.station.chars().any(char::is_control) {
+            return Err(crate::store::StoreError::Invalid {
+                field: "station",
+                reason: format!(
+                    "{:?}: must be a non-empty name without control characters",
+                    self.station
+                ),
+            }
+            .into());
+        }
         let engine = Engine {
             store: self.store,
             idps: self.idps,
@@ -435,6 +447,30 @@ const _: fn() = || {
 mod tests {
     use super::*;
     use crate::state::Operation;
+
+    #[test]
+    fn an_empty_station_is_refused_when_the_engine_is_built() {
+        for station in ["", "  ", "a\nb"] {
+            let store = Arc::new(crate::store::SqliteStore::open_in_memory().expect("store"));
+            let e = Engine::builder(store, PinKey::from_bytes([7; 32]), station)
+                .build()
+                .expect_err("empty station");
+            assert!(
+                matches!(
+                    &e,
+                    Error::Store(crate::store::StoreError::Invalid {
+                        field: "station",
+                        ..
+                    })
+                ),
+                "{e:?}"
+            );
+        }
+        let store = Arc::new(crate::store::SqliteStore::open_in_memory().expect("store"));
+        assert!(Engine::builder(store, PinKey::from_bytes([7; 32]), "cms-1")
+            .build()
+            .is_ok());
+    }
 
     #[test]
     fn key_id_is_hex_aaguid_and_serial() {

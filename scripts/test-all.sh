@@ -34,15 +34,20 @@ trap 'scripts/pcsc-rig-stop.sh || true; scripts/pg-stop.sh || true' EXIT
 log "PostgreSQL on loopback (shared repository tests)"
 scripts/pg-start.sh
 
-log "python-fido2 + pytest (interoperability tests)"
-# Debian's own python3 is "externally managed" (PEP 668): fall back to
-# --break-system-packages there (CI machines only; a pyenv or venv python needs neither).
-pip_install() {
-  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore "$@" \
-    || python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
-         --break-system-packages "$@"
-}
-pip_install fido2 pyscard pytest
+log "Python tools in a venv, pinned with hashes (.ci/requirements.txt)"
+# maturin, pytest, mypy, python-fido2 and pyscard for the bindings' and interop tests:
+# every package (dependencies too) at one version with its sha256, into target/pyvenv,
+# nothing into the system python. pyscard is built from its sdist (needs gcc and
+# libpcsclite-dev, installed above and by the PC/SC rig).
+venv="$PWD/target/pyvenv"
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check --require-hashes \
+  --only-binary :all: --no-binary pyscard -r .ci/requirements.txt
+
+log "supply chain: cargo audit against the offline advisory database"
+# Fails on any advisory not accepted (with its reason) in .cargo/audit.toml, and
+# self-tests that an unlisted one fails.
+scripts/supply-chain.sh
 
 log "cargo fmt --check"
 cargo fmt --all -- --check
@@ -76,9 +81,6 @@ cargo test -p keysmith-cli --locked --test api config::
 
 log "Python bindings: maturin develop + pytest + mypy (stubtest, --strict)"
 # The C ABI's test (bindings/c/tests/api.rs) ran above with the cargo tests.
-venv="$PWD/target/pyvenv"
-[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check "maturin>=1.5,<2" pytest mypy
 (cd bindings/python && VIRTUAL_ENV="$venv" PATH="$venv/bin:$PATH" maturin develop --locked)
 # The emulator binary the cargo tests built (else the tests build it with cargo run).
 KEYSMITH_EMULATOR_BIN="$PWD/target/debug/entra-emulator" "$venv/bin/python" -m pytest -q bindings/python/tests tests/parity
@@ -91,7 +93,7 @@ log "examples (Rust, C, Python)"
 scripts/run-examples.sh
 
 log "interop: python-fido2 against the software authenticator through pcscd + vpcd"
-python3 -m pytest -q tests/interop
+"$venv/bin/python" -m pytest -q tests/interop
 
 log "fuzz smoke"
 scripts/fuzz-smoke.sh

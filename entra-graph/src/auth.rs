@@ -12,7 +12,7 @@ use base64::Engine as _;
 use rand_core::{OsRng, RngCore};
 use rsa::pkcs1::DecodeRsaPrivateKey;
 use rsa::pkcs8::DecodePrivateKey;
-use rsa::signature::{RandomizedSigner, SignatureEncoding, Signer};
+use rsa::signature::{RandomizedSigner, SignatureEncoding};
 use rsa::RsaPrivateKey;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
@@ -48,12 +48,16 @@ impl From<&str> for Secret {
 }
 
 /// Signature algorithm of the certificate assertion.
+///
+/// Only PS256: Entra accepts PS256 client assertions (and recommends them), and the `rsa`
+/// crate signs PSS with blinding (`BlindedSigningKey`). Its RS256 (PKCS#1 v1.5) signer has no
+/// blinding, which RUSTSEC-2023-0071 (Marvin timing side channel) makes a risk to the app's
+/// certificate key, so keysmith never signs RS256 (see docs/SECURITY.md, supply chain).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum AssertionAlg {
-    /// RSASSA-PSS with SHA-256 (what Entra recommends).
+    /// RSASSA-PSS with SHA-256, signed with blinding (what Entra recommends).
     Ps256,
-    /// RSASSA-PKCS1-v1_5 with SHA-256 (also accepted).
-    Rs256,
 }
 
 impl AssertionAlg {
@@ -61,7 +65,6 @@ impl AssertionAlg {
     pub fn name(self) -> &'static str {
         match self {
             AssertionAlg::Ps256 => "PS256",
-            AssertionAlg::Rs256 => "RS256",
         }
     }
 }
@@ -158,10 +161,6 @@ impl CertificateCredential {
                 let k = rsa::pss::BlindedSigningKey::<Sha256>::new(self.key.clone());
                 k.sign_with_rng(&mut OsRng, signing_input.as_bytes())
                     .to_vec()
-            }
-            AssertionAlg::Rs256 => {
-                let k = rsa::pkcs1v15::SigningKey::<Sha256>::new(self.key.clone());
-                k.sign(signing_input.as_bytes()).to_vec()
             }
         };
         format!("{signing_input}.{}", encode_b64url(&sig))
@@ -329,14 +328,14 @@ mod tests {
     #[test]
     fn bad_pem_is_a_config_error() {
         assert!(matches!(
-            CertificateCredential::from_pem("nope", "nope", AssertionAlg::Rs256),
+            CertificateCredential::from_pem("nope", "nope", AssertionAlg::Ps256),
             Err(GraphError::Config { .. })
         ));
         assert!(matches!(
             CertificateCredential::from_pem(
                 &fixture("app-cert.pem"),
                 "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----",
-                AssertionAlg::Rs256
+                AssertionAlg::Ps256
             ),
             Err(GraphError::Config {
                 setting: "private key",

@@ -108,6 +108,34 @@ impl fmt::Display for Action {
     }
 }
 
+/// Longest serial number accepted, in characters (a key id is the AAGUID, `-` and the
+/// serial).
+pub const MAX_SERIAL_CHARS: usize = 128;
+
+/// Checks a key's serial number before it becomes part of a key id: 1 to
+/// [`MAX_SERIAL_CHARS`] characters, no control characters (NUL, line breaks, tabs, ...:
+/// a key id must survive a C string and one-line-per-key output) and no white space
+/// around it. Every boundary that takes a serial (bulk CSV, the facade's issue, reissue
+/// and self-issue) calls it; the error is why, for a message that names the field.
+pub fn check_serial(serial: &str) -> Result<(), String> {
+    if serial.is_empty() {
+        return Err("is empty".into());
+    }
+    if let Some(c) = serial.chars().find(|c| c.is_control()) {
+        return Err(format!(
+            "contains the control character {c:?} (NUL, line breaks and tabs cannot be part of a key id)"
+        ));
+    }
+    if serial.trim() != serial {
+        return Err("starts or ends with white space".into());
+    }
+    let n = serial.chars().count();
+    if n > MAX_SERIAL_CHARS {
+        return Err(format!("is {n} characters; at most {MAX_SERIAL_CHARS}"));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,5 +146,24 @@ mod tests {
             assert_eq!(s.as_str().parse::<CredentialState>(), Ok(s));
         }
         assert!("Active".parse::<CredentialState>().is_err());
+    }
+
+    #[test]
+    fn serials_with_control_characters_are_refused() {
+        assert_eq!(check_serial("SN-0001"), Ok(()));
+        assert_eq!(check_serial("Seriennummer \u{e9}"), Ok(()));
+        for bad in [
+            "",
+            "NUL\0X",
+            "two\nlines",
+            "cr\r",
+            "tab\there",
+            " pad",
+            "pad ",
+        ] {
+            assert!(check_serial(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(check_serial(&"x".repeat(MAX_SERIAL_CHARS)).is_ok());
+        assert!(check_serial(&"x".repeat(MAX_SERIAL_CHARS + 1)).is_err());
     }
 }

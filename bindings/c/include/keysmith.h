@@ -9,7 +9,9 @@
  * KEYSMITH_VERSION_MAJOR/MINOR/PATCH are the C ABI version; ks_version() the library's.
  * Input strings are NUL-terminated UTF-8 and stay the caller's.
  * Output strings (JSON) are allocated by the library: free them with ks_string_free.
- * Out pointers are set to NULL/0 first. Handles are thread-safe. */
+ * Out pointers are set to NULL/0 first. Handles are thread-safe. One operation that changes
+ * a key (issue, activate, sign-in, ...) runs on a ks_device at a time: a second one started
+ * while it runs returns KS_DEVICE with reason "device_busy" and does nothing. */
 
 #ifndef KEYSMITH_H
 #define KEYSMITH_H

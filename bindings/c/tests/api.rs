@@ -39,13 +39,20 @@ fn lib_dir() -> PathBuf {
 }
 
 fn compile(dir: &Path) -> PathBuf {
-    let exe = dir.join("lifecycle");
+    compile_program(dir, "lifecycle")
+}
+
+/// Compiles `tests/c/NAME.c` (with POSIX threads) into `dir/NAME`.
+fn compile_program(dir: &Path, name: &str) -> PathBuf {
+    let exe = dir.join(name);
     let lib = lib_dir();
     let out = Command::new("gcc")
         .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-pedantic", "-g"])
+        .arg("-D_POSIX_C_SOURCE=200809L")
+        .arg("-pthread")
         .arg("-I")
         .arg(crate_dir().join("include"))
-        .arg(crate_dir().join("tests/c/lifecycle.c"))
+        .arg(crate_dir().join(format!("tests/c/{name}.c")))
         .arg("-o")
         .arg(&exe)
         .arg(format!("-L{}", lib.display()))
@@ -147,6 +154,49 @@ fn c_program_drives_the_whole_lifecycle() {
         "2",
         "one progress call per row"
     );
+}
+
+/// One device used by two threads at once: the second issuance is refused with
+/// `device_busy` and the first key stays whole; a serial with a line break or NUL is
+/// refused with `serial_invalid` (`tests/c/misuse.c`).
+#[test]
+fn c_two_threads_on_one_device_and_bad_serials_are_refused() {
+    let dir = TempDir::new("c-misuse");
+    let exe = compile_program(&dir, "misuse");
+    let emulator = Emulator::start(EmulatorConfig::default()).expect("emulator");
+    let mut search =
+        std::env::split_paths(&std::env::var_os("LD_LIBRARY_PATH").unwrap_or_default())
+            .collect::<Vec<_>>();
+    search.insert(0, lib_dir());
+    let out = Command::new(&exe)
+        .env(
+            "LD_LIBRARY_PATH",
+            std::env::join_paths(search).expect("library path"),
+        )
+        .arg(config(&emulator, &dir))
+        .arg(softkey_spec(&dir, "misuse.json"))
+        .output()
+        .expect("C program runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "C program failed ({:?}):\nstdout:\n{stdout}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(value(&stdout, "second_status"), "device");
+    let busy: serde_json::Value =
+        serde_json::from_str(value(&stdout, "second_error")).expect("error JSON");
+    assert_eq!(busy["reason"], "device_busy", "{busy}");
+    assert!(value(&stdout, "first_key_id").ends_with("-TH0"), "{stdout}");
+    let serial: serde_json::Value =
+        serde_json::from_str(value(&stdout, "serial_error")).expect("error JSON");
+    assert_eq!(
+        (&serial["kind"], &serial["reason"]),
+        (&"usage".into(), &"serial_invalid".into()),
+        "{serial}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -256,13 +256,17 @@ fn parse_workers(w: Option<&str>) -> Result<usize, FacadeError> {
     }
 }
 
+/// `--rate`: a finite number of IdP calls per second, at least
+/// [`keysmith_facade::MIN_RATE`] (1e-300 would wait an hour before every call).
 fn parse_rate(r: Option<&str>) -> Result<Option<f64>, FacadeError> {
     match r {
         Some(r) => match r.parse::<f64>() {
-            Ok(v) if v.is_finite() && v > 0.0 => Ok(Some(v)),
+            Ok(v) if v.is_finite() && v >= keysmith_facade::MIN_RATE => Ok(Some(v)),
             _ => Err(FacadeError::usage(format!(
-                "--rate {r:?}: expected a positive number of IdP calls per second"
-            ))),
+                "--rate {r:?}: expected at least {} IdP calls per second",
+                keysmith_facade::MIN_RATE
+            ))
+            .with_reason("rate_invalid")),
         },
         None => Ok(None),
     }
@@ -434,5 +438,16 @@ mod tests {
         assert!(parse_workers(Some("33")).is_err());
         assert_eq!(parse_rate(Some("2.5")).unwrap(), Some(2.5));
         assert!(parse_rate(Some("-1")).is_err());
+    }
+
+    #[test]
+    fn rate_has_a_lower_bound() {
+        // 1e-300 used to be accepted and waited an hour before every IdP call.
+        assert_eq!(parse_rate(Some("0.1")).unwrap(), Some(0.1));
+        for bad in ["1e-300", "0.05", "0", "NaN", "inf", "x"] {
+            let e = parse_rate(Some(bad)).unwrap_err();
+            assert_eq!(e.reason, "rate_invalid", "{bad}");
+            assert!(e.message.starts_with("--rate "), "{}", e.message);
+        }
     }
 }

@@ -112,6 +112,21 @@ impl SessionConfig {
                 "session config: give exactly one of pin_key (64 hex digits) and pin_key_file",
             ));
         }
+        // The station names this CMS in journal claims: an empty one would be refused
+        // only at the first claim, halfway through an activation.
+        if self.station.trim().is_empty() {
+            return Err(FacadeError::usage(
+                "session config: station: must not be empty (it names this station in journal claims)",
+            )
+            .with_reason("station_invalid"));
+        }
+        if self.station.chars().any(char::is_control) {
+            return Err(FacadeError::usage(format!(
+                "session config: station {:?}: must not contain control characters",
+                self.station
+            ))
+            .with_reason("station_invalid"));
+        }
         Ok(self)
     }
 
@@ -446,6 +461,29 @@ mod tests {
         let e = idp(cfg.idp.remove(0)).err().unwrap();
         assert!(e.message.contains("graph_api_version"));
         assert!(!e.message.contains("hunter2"));
+    }
+
+    #[test]
+    fn an_empty_station_is_refused_at_open_naming_the_field() {
+        for station in ["", "   ", "a\nb", "nul\u{0}"] {
+            let json = serde_json::json!({
+                "repository": {"sqlite": "k.db"}, "pin_key_file": "host.key", "station": station,
+            })
+            .to_string();
+            let e = SessionConfig::from_json(&json).err().unwrap();
+            assert_eq!(e.kind, crate::ErrorKind::Usage, "{station:?}");
+            assert_eq!(e.reason, "station_invalid", "{station:?}");
+            assert!(e.message.contains("station"), "{}", e.message);
+            let toml = format!(
+                "station = {}\npin_key_file = \"host.key\"\nrepository = {{ sqlite = \"k.db\" }}\n",
+                serde_json::to_string(station).unwrap()
+            );
+            let e = SessionConfig::from_toml(&toml).err().unwrap();
+            assert_eq!(e.reason, "station_invalid", "{station:?}");
+        }
+        // The default and ordinary names are fine.
+        let ok = r#"{"repository": {"sqlite": "k.db"}, "pin_key_file": "host.key"}"#;
+        assert!(SessionConfig::from_json(ok).is_ok());
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! Security keys: listing and opening `usb:PATH`, `nfc:READER`, `softkey:STATEFILE`.
 
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -21,13 +23,48 @@ pub(crate) struct DeviceState {
     pub(crate) spec: String,
 }
 
-/// An opened security key. A clone-able handle: clones share the key, and operations on
-/// it are serialized.
+/// An opened security key. A clone-able handle: clones share the key.
+///
+/// One operation that changes the key (issue, activate, reissue, sign-in, self-service,
+/// reset, set PIN) runs at a time: a second one started on the same device (from
+/// another thread, a clone, or a prompt callback) while the first runs is refused at
+/// once with a device error, reason `device_busy`, and touches nothing. Two issuances
+/// on one key would otherwise both "succeed" and the second reset would silently
+/// destroy the first's credential. Reading the key ([`Device::info`], [`Device::serial`])
+/// waits for the operation in progress instead.
 #[derive(Clone)]
 pub struct Device {
     inner: Arc<Mutex<DeviceState>>,
+    /// Set while an operation that changes the key runs (see [`Device::operate`]).
+    busy: Arc<AtomicBool>,
     /// Cancels the key's transaction in progress (held outside the lock).
     cancel: CancelToken,
+}
+
+/// An operation's hold on a device: the handle is marked busy and its state locked
+/// until this is dropped.
+pub(crate) struct Operation<'a> {
+    state: MutexGuard<'a, DeviceState>,
+    busy: &'a AtomicBool,
+}
+
+impl Deref for Operation<'_> {
+    type Target = DeviceState;
+    fn deref(&self) -> &DeviceState {
+        &self.state
+    }
+}
+
+impl DerefMut for Operation<'_> {
+    fn deref_mut(&mut self) -> &mut DeviceState {
+        &mut self.state
+    }
+}
+
+impl Drop for Operation<'_> {
+    fn drop(&mut self) {
+        self.busy.store(false, Ordering::Release);
+    }
 }
 
 impl std::fmt::Debug for Device {
@@ -95,6 +132,7 @@ impl Device {
                 serial,
                 spec: spec.to_owned(),
             })),
+            busy: Arc::new(AtomicBool::new(false)),
             cancel,
         }
     }
@@ -109,6 +147,30 @@ impl Device {
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, DeviceState> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Starts an operation that changes the key: refused with reason `device_busy` while
+    /// another one runs on this device (any clone of the handle); otherwise the handle is
+    /// marked busy and locked until the returned hold is dropped.
+    pub(crate) fn operate(&self) -> Result<Operation<'_>> {
+        if self
+            .busy
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            return Err(FacadeError::device(
+                "the security key is busy: another operation is running on this device \
+                 (operations on one device run one at a time; wait for it to finish)",
+            )
+            .with_reason("device_busy"));
+        }
+        // Marked busy before locking: a short read (info) holding the lock is waited for.
+        let busy: &AtomicBool = &self.busy;
+        let hold = Operation {
+            state: self.lock(),
+            busy,
+        };
+        Ok(hold)
     }
 
     /// The spec it was opened with.
@@ -147,7 +209,7 @@ impl Device {
     /// key asks for a touch; most keys refuse a reset later than ~10 s after power-up
     /// (a device error with reason `reattach_required`: replug it and try again).
     pub fn reset(&self) -> Result<()> {
-        let mut d = self.lock();
+        let mut d = self.operate()?;
         match d.client.reset(&mut |_| {}) {
             Ok(()) => Ok(()),
             Err(fido_transport::Error::ReattachRequired) => Err(FacadeError::device(
@@ -172,7 +234,7 @@ impl Device {
 
     /// Sets the key's PIN (`current` is `None`: the key has none yet) or changes it.
     pub fn set_pin(&self, current: Option<&str>, new_pin: &str) -> Result<()> {
-        let mut d = self.lock();
+        let mut d = self.operate()?;
         match current {
             Some(c) => d.client.change_pin(c, new_pin)?,
             None => d.client.set_pin(new_pin)?,

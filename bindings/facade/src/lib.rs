@@ -19,7 +19,7 @@ mod types;
 pub use config::SessionConfig;
 pub use device::{list_devices, Device};
 pub use error::{ErrorKind, FacadeError};
-pub use session::{PromptCallback, Session, MAX_BULK_CSV_BYTES, MAX_PAGE, MAX_WORKERS};
+pub use session::{PromptCallback, Session, MAX_BULK_CSV_BYTES, MAX_PAGE, MAX_WORKERS, MIN_RATE};
 pub use types::{
     AdoptedRows, AuditCheck, AuditEntry, BulkItemResult, BulkJob, BulkProgress, BulkRow,
     BulkRunOptions, BulkSummary, DeviceEntry, DeviceInfo, DeviceList, DriftFinding, ExpiringCursor,

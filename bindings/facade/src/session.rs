@@ -28,6 +28,20 @@ pub const MAX_BULK_CSV_BYTES: usize = 16 * 1024 * 1024;
 pub const MAX_WORKERS: usize = 32;
 /// Most keys in one page of [`Session::list_keys_page`].
 pub const MAX_PAGE: u32 = 1000;
+/// Lowest `rate` (IdP calls per second) a bulk run takes: one call every 10 seconds. A
+/// lower ceiling is a mistake (1e-300 would wait an hour before every call).
+pub const MIN_RATE: f64 = 0.1;
+
+/// The serial, if it may become part of a key id (see [`lifecycle::model::check_serial`]).
+fn checked_serial(serial: String) -> Result<String> {
+    match lifecycle::model::check_serial(&serial) {
+        Ok(()) => Ok(serial),
+        Err(why) => {
+            Err(FacadeError::usage(format!("serial {serial:?} {why}"))
+                .with_reason("serial_invalid"))
+        }
+    }
+}
 
 /// Receives "touch your key" and fingerprint prompts (see [`Session::set_prompt`]).
 pub type PromptCallback = Box<dyn Fn(&Prompt) + Send + Sync>;
@@ -218,6 +232,7 @@ impl Session {
             .ok_or_else(|| {
                 FacadeError::usage("serial: the key reports no serial number: give one")
             })?;
+        let serial = checked_serial(serial)?;
         Ok(IssueRequest {
             actor: p.actor.clone().unwrap_or_else(|| self.actor()),
             user: p.user.clone(),
@@ -232,7 +247,7 @@ impl Session {
     pub fn issue(&self, device: &Device, params: &IssueParams) -> Result<Key> {
         // A template the session does not know is a usage error, named here.
         self.template(&params.template)?;
-        let mut d = device.lock();
+        let mut d = device.operate()?;
         let request = self.request(&d, params)?;
         Ok(self
             .inner
@@ -251,7 +266,7 @@ impl Session {
     ) -> Result<Key> {
         // A template the session does not know is a usage error, named here.
         self.template(&params.template)?;
-        let mut d = device.lock();
+        let mut d = device.operate()?;
         let request = self.request(&d, params)?;
         Ok(self
             .inner
@@ -269,7 +284,7 @@ impl Session {
     /// Activation by the holder: `holder_pin` replaces the transport PIN and the pending
     /// registrations are sent to the IdP.
     pub fn activate(&self, device: &Device, key_id: &str, holder_pin: &str) -> Result<Key> {
-        let mut d = device.lock();
+        let mut d = device.operate()?;
         Ok(self
             .inner
             .engine
@@ -322,11 +337,15 @@ impl Session {
     /// Reissue: revoke → retire → unregister → issue, as planned for the key's state.
     pub fn reissue(&self, device: &Device, key_id: &str, params: &ReissueParams) -> Result<Key> {
         let recorded = self.inner.engine.key(key_id)?;
-        let mut d = device.lock();
+        let mut d = device.operate()?;
         let request = IssueRequest {
             actor: params.actor.clone().unwrap_or_else(|| self.actor()),
             user: params.user.clone(),
-            serial: params.serial.clone().unwrap_or(recorded.serial),
+            // A new serial is checked; the recorded one is the key's id already.
+            serial: match params.serial.clone() {
+                Some(serial) => checked_serial(serial)?,
+                None => recorded.serial,
+            },
             transport: d.transport,
             can_reset_in_place: d.can_reset_in_place,
         };
@@ -340,7 +359,7 @@ impl Session {
     /// Signs in with each of the key's registered passkeys (user verified with `pin`)
     /// and verifies the assertions.
     pub fn sign_in(&self, device: &Device, key_id: &str, pin: &str) -> Result<Vec<SignInResult>> {
-        let mut d = device.lock();
+        let mut d = device.operate()?;
         Ok(self
             .inner
             .engine
@@ -497,7 +516,7 @@ impl Session {
         nonce: &str,
         new_pin: &str,
     ) -> Result<Key> {
-        let mut d = device.lock();
+        let mut d = device.operate()?;
         Ok(self
             .inner
             .engine
@@ -518,13 +537,14 @@ impl Session {
         serial: Option<&str>,
         new_pin: &str,
     ) -> Result<Key> {
-        let mut d = device.lock();
+        let mut d = device.operate()?;
         let serial = serial
             .map(str::to_owned)
             .or_else(|| d.serial.clone())
             .ok_or_else(|| {
                 FacadeError::usage("serial: the key reports no serial number: give one")
             })?;
+        let serial = checked_serial(serial)?;
         let transport = d.transport;
         Ok(self
             .inner
@@ -647,10 +667,11 @@ impl Session {
             )));
         }
         if let Some(r) = options.rate {
-            if !(r.is_finite() && r > 0.0) {
+            if !(r.is_finite() && r >= MIN_RATE) {
                 return Err(FacadeError::usage(format!(
-                    "rate: {r}: expected a positive number of IdP calls per second"
-                )));
+                    "rate: {r}: expected at least {MIN_RATE} IdP calls per second (a finite number)"
+                ))
+                .with_reason("rate_invalid"));
             }
         }
         if options.delete_unknown && !options.fix {

@@ -12,3 +12,5 @@ mod jobs;
 mod lifecycle;
 #[path = "api/logging.rs"]
 mod logging;
+#[path = "api/misuse.rs"]
+mod misuse;

@@ -25,7 +25,7 @@ use keysmith_facade::{
     BulkProgress, BulkRow, BulkRunOptions, ExpiringCursor, FacadeError, IssueParams, KeyFilter,
     Prompt, ReissueParams,
 };
-use pyo3::exceptions::{PyException, PyRuntimeError};
+use pyo3::exceptions::{PyException, PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 
@@ -61,12 +61,12 @@ fn usage(py: Python<'_>, message: String) -> PyErr {
 }
 
 /// Parses JSON text into Python objects (dicts, lists, str, int, float, bool, None).
-fn json_loads(py: Python<'_>, text: &str) -> PyResult<PyObject> {
+fn json_loads(py: Python<'_>, text: &str) -> PyResult<Py<PyAny>> {
     Ok(py.import("json")?.call_method1("loads", (text,))?.unbind())
 }
 
 /// Converts a serializable result to Python objects (through JSON).
-fn to_py<T: serde::Serialize>(py: Python<'_>, v: &T) -> PyResult<PyObject> {
+fn to_py<T: serde::Serialize>(py: Python<'_>, v: &T) -> PyResult<Py<PyAny>> {
     let text = serde_json::to_string(v).map_err(|e| {
         py_err(
             py,
@@ -78,7 +78,7 @@ fn to_py<T: serde::Serialize>(py: Python<'_>, v: &T) -> PyResult<PyObject> {
 
 /// The JSON text of a `dict` (or other JSON-able object), or a `str` as is.
 fn json_text(value: &Bound<'_, PyAny>) -> PyResult<String> {
-    if let Ok(s) = value.downcast::<PyString>() {
+    if let Ok(s) = value.cast::<PyString>() {
         return Ok(s.to_str()?.to_owned());
     }
     value
@@ -114,7 +114,7 @@ fn on_caller<R: Send + 'static>(
     f: impl FnOnce(Python<'_>) -> PyResult<R> + Send + 'static,
 ) -> Option<R> {
     let Some(caller) = CALLER.with(|c| c.borrow().clone()) else {
-        return Python::with_gil(|py| match f(py) {
+        return Python::attach(|py| match f(py) {
             Ok(r) => Some(r),
             Err(e) => {
                 // No caller to interrupt here: report it.
@@ -170,7 +170,7 @@ fn blocking<T: Send>(
         });
         let mut interrupted: Option<PyErr> = None;
         loop {
-            let (back, msg) = py.allow_threads(move || {
+            let (back, msg) = py.detach(move || {
                 let msg = rx.recv_timeout(POLL);
                 (rx, msg)
             });
@@ -189,7 +189,7 @@ fn blocking<T: Send>(
                 d.cancel();
             }
         }
-        let result = py.allow_threads(move || worker.join()).unwrap_or_else(|_| {
+        let result = py.detach(move || worker.join()).unwrap_or_else(|_| {
             Err(FacadeError::internal(
                 "the operation's thread panicked (a bug in keysmith)",
             ))
@@ -214,14 +214,31 @@ fn run<T: serde::Serialize + Send>(
     py: Python<'_>,
     device: Option<&keysmith_facade::Device>,
     f: impl FnOnce() -> keysmith_facade::Result<T> + Send,
-) -> PyResult<PyObject> {
+) -> PyResult<Py<PyAny>> {
     let v = blocking(py, device, f)?;
     to_py(py, &v)
 }
 
+/// `value` if it is callable, else a `TypeError` naming the method and argument (a
+/// callback that is not callable would only fail later, as an unraisable error).
+fn require_callable(method: &str, name: &str, value: Bound<'_, PyAny>) -> PyResult<Py<PyAny>> {
+    if value.is_callable() {
+        Ok(value.unbind())
+    } else {
+        let type_name = value
+            .get_type()
+            .name()
+            .map(|n| n.to_string())
+            .unwrap_or_else(|_| "?".into());
+        Err(PyTypeError::new_err(format!(
+            "{method}: {name} must be callable or None, not {type_name}"
+        )))
+    }
+}
+
 /// Calls a Python callback with `value` (as Python objects) on the calling thread;
 /// its exception is reported as unraisable.
-fn notify<T: serde::Serialize>(callback: &Arc<PyObject>, value: &T) {
+fn notify<T: serde::Serialize>(callback: &Arc<Py<PyAny>>, value: &T) {
     let text = match serde_json::to_string(value) {
         Ok(text) => text,
         Err(_) => return,
@@ -251,7 +268,7 @@ impl Device {
     }
 
     /// What the key says about itself (authenticatorGetInfo), as a dict.
-    fn info(&self, py: Python<'_>) -> PyResult<PyObject> {
+    fn info(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         let d = self.inner.clone();
         run(py, Some(&self.inner), move || d.info())
     }
@@ -299,17 +316,18 @@ impl Session {
     /// Sends prompts (dicts such as `{"kind": "touch_key", "step": "makeCredential"}`) to
     /// `callback`, on the thread that called the operation; `None` stops them.
     /// Exceptions raised by the callback are reported as unraisable and do not stop the
-    /// operation.
+    /// operation. A callback that is not callable raises `TypeError` here.
     #[pyo3(signature = (callback))]
-    fn set_prompt(&self, callback: Option<PyObject>) {
+    fn set_prompt(&self, callback: Option<Bound<'_, PyAny>>) -> PyResult<()> {
         match callback {
             None => self.inner.clear_prompt(),
             Some(cb) => {
-                let cb = Arc::new(cb);
+                let cb = Arc::new(require_callable("set_prompt", "callback", cb)?);
                 self.inner
                     .set_prompt(Box::new(move |p: &Prompt| notify(&cb, p)))
             }
         }
+        Ok(())
     }
 
     /// The actor recorded for operator calls.
@@ -325,7 +343,7 @@ impl Session {
 
     /// Loads (or replaces) a credential template set (TOML or JSON text); returns its
     /// summary.
-    fn add_template(&self, py: Python<'_>, text: String) -> PyResult<PyObject> {
+    fn add_template(&self, py: Python<'_>, text: String) -> PyResult<Py<PyAny>> {
         let s = self.inner.clone();
         run(py, None, move || s.add_template(&text))
     }
@@ -341,7 +359,7 @@ impl Session {
         user: String,
         serial: Option<String>,
         actor: Option<String>,
-    ) -> PyResult<PyObject> {
+    ) -> PyResult<Py<PyAny>> {
         let (s, d) = (self.inner.clone(), device.inner.clone());
         let params = IssueParams {
             template,
@@ -364,7 +382,7 @@ impl Session {
         holder_pin: String,
         serial: Option<String>,
         actor: Option<String>,
-    ) -> PyResult<PyObject> {
+    ) -> PyResult<Py<PyAny>> {
         let (s, d) = (self.inner.clone(), device.inner.clone());
         let params = IssueParams {
             template,
@@ -384,7 +402,7 @@ impl Session {
         device: PyRef<'_, Device>,
         key_id: String,
         holder_pin: String,
-    ) -> PyResult<PyObject> {
+    ) -> PyResult<Py<PyAny>> {
         let (s, d) = (self.inner.clone(), device.inner.clone());
         run(py, Some(&device.inner), move || {
             s.activate(&d, &key_id, &holder_pin)
@@ -392,26 +410,26 @@ impl Session {
     }
 
     /// Inactivate; returns the key.
-    fn inactivate(&self, py: Python<'_>, key_id: String) -> PyResult<PyObject> {
+    fn inactivate(&self, py: Python<'_>, key_id: String) -> PyResult<Py<PyAny>> {
         let s = self.inner.clone();
         run(py, None, move || s.inactivate(&key_id))
     }
 
     /// Revoke; `force` (None = the template's setting) forces the IdP deletion.
     #[pyo3(signature = (key_id, force=None))]
-    fn revoke(&self, py: Python<'_>, key_id: String, force: Option<bool>) -> PyResult<PyObject> {
+    fn revoke(&self, py: Python<'_>, key_id: String, force: Option<bool>) -> PyResult<Py<PyAny>> {
         let s = self.inner.clone();
         run(py, None, move || s.revoke(&key_id, force))
     }
 
     /// Retire; returns the key.
-    fn retire(&self, py: Python<'_>, key_id: String) -> PyResult<PyObject> {
+    fn retire(&self, py: Python<'_>, key_id: String) -> PyResult<Py<PyAny>> {
         let s = self.inner.clone();
         run(py, None, move || s.retire(&key_id))
     }
 
     /// Unregister (records forgotten, audit kept); returns the key.
-    fn unregister(&self, py: Python<'_>, key_id: String) -> PyResult<PyObject> {
+    fn unregister(&self, py: Python<'_>, key_id: String) -> PyResult<Py<PyAny>> {
         let s = self.inner.clone();
         run(py, None, move || s.unregister(&key_id))
     }
@@ -426,7 +444,7 @@ impl Session {
         user: String,
         serial: Option<String>,
         actor: Option<String>,
-    ) -> PyResult<PyObject> {
+    ) -> PyResult<Py<PyAny>> {
         let (s, d) = (self.inner.clone(), device.inner.clone());
         let params = ReissueParams {
             user,
@@ -445,7 +463,7 @@ impl Session {
         device: PyRef<'_, Device>,
         key_id: String,
         pin: String,
-    ) -> PyResult<PyObject> {
+    ) -> PyResult<Py<PyAny>> {
         let (s, d) = (self.inner.clone(), device.inner.clone());
         run(py, Some(&device.inner), move || {
             s.sign_in(&d, &key_id, &pin)
@@ -453,7 +471,7 @@ impl Session {
     }
 
     /// Everything recorded about a key: `{"key", "passkeys", "pending", "audit"}`.
-    fn key(&self, py: Python<'_>, key_id: String) -> PyResult<PyObject> {
+    fn key(&self, py: Python<'_>, key_id: String) -> PyResult<Py<PyAny>> {
         let s = self.inner.clone();
         run(py, None, move || s.key(&key_id))
     }
@@ -466,7 +484,7 @@ impl Session {
         user: Option<String>,
         state: Option<String>,
         serial: Option<String>,
-    ) -> PyResult<PyObject> {
+    ) -> PyResult<Py<PyAny>> {
         let s = self.inner.clone();
         let filter = KeyFilter {
             user,
@@ -477,7 +495,7 @@ impl Session {
     }
 
     /// The audit log of a key, oldest first.
-    fn audit(&self, py: Python<'_>, key_id: String) -> PyResult<PyObject> {
+    fn audit(&self, py: Python<'_>, key_id: String) -> PyResult<Py<PyAny>> {
         let s = self.inner.clone();
         run(py, None, move || s.audit(&key_id))
     }
@@ -490,7 +508,7 @@ impl Session {
     }
 
     /// Replays the IdP side-effect journal.
-    fn replay_journal(&self, py: Python<'_>) -> PyResult<PyObject> {
+    fn replay_journal(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         let s = self.inner.clone();
         run(py, None, move || s.replay_journal())
     }
@@ -509,7 +527,7 @@ impl Session {
         connection: String,
         prefix: String,
         top: u32,
-    ) -> PyResult<PyObject> {
+    ) -> PyResult<Py<PyAny>> {
         let s = self.inner.clone();
         run(py, None, move || s.search_users(&connection, &prefix, top))
     }
@@ -532,7 +550,7 @@ impl Session {
         id_token: String,
         nonce: String,
         new_pin: String,
-    ) -> PyResult<PyObject> {
+    ) -> PyResult<Py<PyAny>> {
         let (s, d) = (self.inner.clone(), device.inner.clone());
         run(py, Some(&device.inner), move || {
             s.self_set_pin(&d, &key_id, &id_token, &nonce, &new_pin)
@@ -552,7 +570,7 @@ impl Session {
         template: String,
         new_pin: String,
         serial: Option<String>,
-    ) -> PyResult<PyObject> {
+    ) -> PyResult<Py<PyAny>> {
         let (s, d) = (self.inner.clone(), device.inner.clone());
         run(py, Some(&device.inner), move || {
             s.self_issue(
@@ -577,7 +595,7 @@ impl Session {
         users: Vec<String>,
         fix: bool,
         delete_unknown: bool,
-    ) -> PyResult<PyObject> {
+    ) -> PyResult<Py<PyAny>> {
         let s = self.inner.clone();
         run(py, None, move || s.reconcile(&users, fix, delete_unknown))
     }
@@ -585,7 +603,7 @@ impl Session {
     /// Records a bulk job (`kind`: `issue`, `revoke` or `reconcile`) from CSV text with
     /// a header row; returns the job (`{"job_id", "kind", "total", ...}`). The same text
     /// for the same kind returns the job already recorded.
-    fn bulk_create(&self, py: Python<'_>, kind: String, csv_text: String) -> PyResult<PyObject> {
+    fn bulk_create(&self, py: Python<'_>, kind: String, csv_text: String) -> PyResult<Py<PyAny>> {
         let s = self.inner.clone();
         run(py, None, move || s.bulk_create(&kind, &csv_text))
     }
@@ -605,15 +623,15 @@ impl Session {
         &self,
         py: Python<'_>,
         job_id: i64,
-        device: Option<PyObject>,
-        progress: Option<PyObject>,
+        device: Option<Py<PyAny>>,
+        progress: Option<Py<PyAny>>,
         workers: usize,
         rate: Option<f64>,
         template: Option<String>,
         retry_failed: bool,
         fix: bool,
         delete_unknown: bool,
-    ) -> PyResult<PyObject> {
+    ) -> PyResult<Py<PyAny>> {
         let s = self.inner.clone();
         let options = BulkRunOptions {
             workers,
@@ -623,8 +641,14 @@ impl Session {
             fix,
             delete_unknown,
         };
-        let device = device.map(Arc::new);
-        let progress = progress.map(Arc::new);
+        let device = device
+            .map(|d| require_callable("bulk_run", "device", d.into_bound(py)))
+            .transpose()?
+            .map(Arc::new);
+        let progress = progress
+            .map(|p| require_callable("bulk_run", "progress", p.into_bound(py)))
+            .transpose()?
+            .map(Arc::new);
         run(py, None, move || {
             let mut on_device = |row: &BulkRow| -> Result<String, String> {
                 let Some(cb) = device.clone() else {
@@ -662,7 +686,7 @@ impl Session {
         py: Python<'_>,
         after: Option<String>,
         limit: u32,
-    ) -> PyResult<PyObject> {
+    ) -> PyResult<Py<PyAny>> {
         let s = self.inner.clone();
         run(py, None, move || s.list_keys_page(after.as_deref(), limit))
     }
@@ -677,7 +701,7 @@ impl Session {
         within_ms: u64,
         after: Option<&Bound<'_, PyAny>>,
         limit: u32,
-    ) -> PyResult<PyObject> {
+    ) -> PyResult<Py<PyAny>> {
         let after: Option<ExpiringCursor> = match after {
             Some(a) => Some(
                 serde_json::from_str(&json_text(a)?)
@@ -698,13 +722,13 @@ impl Session {
 
 /// The FIDO keys on USB and the PC/SC readers: `{"devices": [...], "unavailable": [...]}`.
 #[pyfunction]
-fn list_devices(py: Python<'_>) -> PyResult<PyObject> {
+fn list_devices(py: Python<'_>) -> PyResult<Py<PyAny>> {
     run(py, None, || Ok(keysmith_facade::list_devices()))
 }
 
 /// Validates a credential template set (TOML or JSON text); returns its summary.
 #[pyfunction]
-fn template_check(py: Python<'_>, text: String) -> PyResult<PyObject> {
+fn template_check(py: Python<'_>, text: String) -> PyResult<Py<PyAny>> {
     run(py, None, move || keysmith_facade::template_check(&text))
 }
 

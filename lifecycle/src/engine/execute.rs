@@ -20,8 +20,9 @@ use crate::Error;
 
 use super::flow::{FlowContext, MadeCredential};
 
-/// Length of the random transport PIN (digits).
-const TRANSPORT_PIN_DIGITS: usize = 16;
+/// Length of the random transport PIN (digits): the largest minimum PIN length a
+/// template may set, so the key always accepts it.
+const TRANSPORT_PIN_DIGITS: usize = crate::template::MAX_MIN_PIN_LENGTH as usize;
 
 pub(super) fn action_name(to: CredentialState) -> &'static str {
     match to {

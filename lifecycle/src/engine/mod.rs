@@ -185,10 +185,22 @@ impl EngineBuilder {
         self
     }
 
-    /// The engine, with its templates validated. Installs the row-authentication key
-    /// derived from the PIN key in the store ([`Store::set_row_key`]): from here on the
-    /// rows sent to the IdP are checked when read, and audit records carry MACs.
+    /// The engine, with its templates validated. An empty station (or one with control
+    /// characters) is refused here, naming `station`, instead of at the first journal
+    /// claim halfway through an activation. Installs the row-authentication key derived
+    /// from the PIN key in the store ([`Store::set_row_key`]): from here on the rows sent
+    /// to the IdP are checked when read, and audit records carry MACs.
     pub fn build(self) -> Result<Engine, Error> {
+        if self.station.trim().is_empty() || self.station.chars().any(char::is_control) {
+            return Err(crate::store::StoreError::Invalid {
+                field: "station",
+                reason: format!(
+                    "{:?}: must be a non-empty name without control characters",
+                    self.station
+                ),
+            }
+            .into());
+        }
         self.store.set_row_key(&self.pin_key);
         let engine = Engine {
             store: self.store,
@@ -489,6 +501,30 @@ const _: fn() = || {
 mod tests {
     use super::*;
     use crate::state::Operation;
+
+    #[test]
+    fn an_empty_station_is_refused_when_the_engine_is_built() {
+        for station in ["", "  ", "a\nb"] {
+            let store = Arc::new(crate::store::SqliteStore::open_in_memory().expect("store"));
+            let e = Engine::builder(store, PinKey::from_bytes([7; 32]), station)
+                .build()
+                .expect_err("empty station");
+            assert!(
+                matches!(
+                    &e,
+                    Error::Store(crate::store::StoreError::Invalid {
+                        field: "station",
+                        ..
+                    })
+                ),
+                "{e:?}"
+            );
+        }
+        let store = Arc::new(crate::store::SqliteStore::open_in_memory().expect("store"));
+        assert!(Engine::builder(store, PinKey::from_bytes([7; 32]), "cms-1")
+            .build()
+            .is_ok());
+    }
 
     #[test]
     fn key_id_is_hex_aaguid_and_serial() {

@@ -123,6 +123,14 @@ pub fn render_display_name(
     if out.is_empty() {
         return Err(Problem::new(field, "display name is empty after mapping"));
     }
+    if let Some(c) = out.chars().find(|c| c.is_control()) {
+        // A user attribute with a control character: refused here, before the key is
+        // touched, instead of by the IdP at registration.
+        return Err(Problem::new(
+            field,
+            format!("display name {out:?} contains the control character {c:?} after mapping; the IdP refuses control characters"),
+        ));
+    }
     let len = out.chars().count();
     if len > DISPLAY_NAME_MAX_CHARS {
         if template.truncate_display_name {

@@ -43,6 +43,12 @@ pub const CHALLENGE_TIMEOUT_MIN_MINUTES: i64 = 5;
 /// Longest challenge timeout, in minutes (30 days).
 pub const CHALLENGE_TIMEOUT_MAX_MINUTES: i64 = 43_200;
 
+/// The largest `credential.fido2.min_pin_length` a template may ask for. The key is
+/// issued with a random transport PIN of this many digits and keeps it until the holder
+/// activates it, so a larger minimum makes the key refuse the transport PIN (CTAP 0x37)
+/// and issuance impossible, although CTAP itself allows up to 63.
+pub const MAX_MIN_PIN_LENGTH: u32 = 16;
+
 /// The largest template document accepted, in bytes.
 pub const MAX_TEMPLATE_BYTES: usize = 1 << 20;
 
@@ -319,7 +325,8 @@ pub struct Fido2Options {
     /// FIDO2 PIN: always required. Shown so operators see it; `false` is refused.
     #[serde(default = "yes")]
     pub pin_required: bool,
-    /// Minimum PIN length in Unicode code points (4-63), set with CTAP 2.1 `setMinPINLength`.
+    /// Minimum PIN length in Unicode code points (4 to [`MAX_MIN_PIN_LENGTH`], 16: the
+    /// transport PIN's length), set with CTAP 2.1 `setMinPINLength`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_pin_length: Option<u32>,
     /// RP ids allowed to read the minimum PIN length (`minPinLength` extension).

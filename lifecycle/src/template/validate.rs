@@ -6,7 +6,7 @@ use super::display_name::{parse_pattern, unknown_placeholder, Piece};
 use super::{
     GraphApiVersion, OidcConfig, PasskeyTemplate, Problem, TemplateSet,
     CHALLENGE_TIMEOUT_MAX_MINUTES, CHALLENGE_TIMEOUT_MIN_MINUTES, DISPLAY_NAME_MAX_CHARS,
-    PLACEHOLDERS, SEARCH_ATTRIBUTES,
+    MAX_MIN_PIN_LENGTH, PLACEHOLDERS, SEARCH_ATTRIBUTES,
 };
 
 /// Every problem of the document, sorted by field then message.
@@ -167,6 +167,14 @@ fn display_name(f: &str, t: &PasskeyTemplate, p: &mut Vec<Problem>) {
         p.push(Problem::new(&field, "display name must not be empty"));
         return;
     }
+    if let Some(c) = t.display_name.chars().find(|c| c.is_control()) {
+        // Entra refuses them at registration, after the key was issued.
+        p.push(Problem::new(
+            &field,
+            format!("display name contains the control character {c:?}; the IdP refuses control characters"),
+        ));
+        return;
+    }
     let mut static_text = true;
     for piece in &pieces {
         if let Piece::Placeholder(name) = piece {
@@ -268,10 +276,10 @@ fn credential(set: &TemplateSet, p: &mut Vec<Problem>) {
         ));
     }
     if let Some(n) = o.min_pin_length {
-        if !(4..=63).contains(&n) {
+        if !(4..=MAX_MIN_PIN_LENGTH).contains(&n) {
             p.push(Problem::new(
                 "credential.fido2.min_pin_length",
-                format!("minimum PIN length must be between 4 and 63, got {n}"),
+                format!("minimum PIN length must be between 4 and {MAX_MIN_PIN_LENGTH} (the transport PIN has {MAX_MIN_PIN_LENGTH} digits), got {n}"),
             ));
         }
     }

@@ -453,7 +453,7 @@ fn min_pin_length_range() {
         problems(&t),
         one(
             "credential.fido2.min_pin_length",
-            "minimum PIN length must be between 4 and 63, got 3"
+            "minimum PIN length must be between 4 and 16 (the transport PIN has 16 digits), got 3"
         )
     );
     t.credential.fido2.min_pin_length = Some(64);
@@ -461,7 +461,7 @@ fn min_pin_length_range() {
         problems(&t),
         one(
             "credential.fido2.min_pin_length",
-            "minimum PIN length must be between 4 and 63, got 64"
+            "minimum PIN length must be between 4 and 16 (the transport PIN has 16 digits), got 64"
         )
     );
 }
@@ -638,3 +638,5 @@ fn every_problem_is_reported_at_once_on_load() {
 
 #[path = "template/against_the_key.rs"]
 mod against_the_key;
+#[path = "template/bounds.rs"]
+mod bounds;

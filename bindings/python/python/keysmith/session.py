@@ -78,6 +78,13 @@ class Device:
         return f"keysmith.Device({self._native.spec!r})"
 
 
+def _require_callable(method: str, name: str, value: Any) -> None:
+    if not callable(value):
+        raise TypeError(
+            f"{method}: {name} must be callable or None, not {type(value).__name__}"
+        )
+
+
 class Session:
     """A keysmith session: ``Session(config)`` with ``config`` a mapping or JSON text
     (``repository``, ``pin_key``, ``station``, ``actor``, ``idp``, ``templates``,
@@ -91,10 +98,12 @@ class Session:
     def set_prompt(self, callback: Callable[[Prompt], object] | None) -> None:
         """Sends prompts (:class:`keysmith.TouchKey`, ...) to ``callback`` on the thread
         running the operation; ``None`` stops them. Exceptions raised by the callback
-        are reported as unraisable and do not stop the operation."""
+        are reported as unraisable and do not stop the operation. A ``callback`` that is
+        neither callable nor ``None`` raises ``TypeError`` here (not at the first prompt)."""
         if callback is None:
             self._native.set_prompt(None)
         else:
+            _require_callable("set_prompt", "callback", callback)
             self._native.set_prompt(lambda p: callback(_prompt_from_native(p)))
 
     @property
@@ -279,7 +288,12 @@ class Session:
         row is claimed by one runner). ``device(row)`` is called for each issue row
         and returns the device spec to open; an exception, ``None`` or a non-str fails
         that row. ``progress(p)`` is called after each row; its exceptions are reported
-        as unraisable. Both run on the calling thread."""
+        as unraisable. Both run on the calling thread; either that is neither callable
+        nor ``None`` raises ``TypeError`` before the job runs."""
+        if device is not None:
+            _require_callable("bulk_run", "device", device)
+        if progress is not None:
+            _require_callable("bulk_run", "progress", progress)
 
         def on_device(row: dict[str, Any]) -> str | None:
             assert device is not None

@@ -38,8 +38,10 @@ fn csv_err(line: u64, column: u64, message: impl Into<String>) -> Error {
 
 /// Splits CSV text into records of fields (RFC 4180: `,` separators, CRLF or LF record
 /// ends, `"` quoting with `""` escapes, quoted fields may span lines). Returns each
-/// record with the line it starts on; blank lines are skipped.
+/// record with the line it starts on; blank lines are skipped. A UTF-8 byte order mark
+/// at the start (Excel's "CSV UTF-8" writes one) is not part of the first field.
 pub(super) fn parse_csv(text: &str) -> Result<Vec<(u64, Vec<String>)>, Error> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut records = Vec::new();
     let mut chars = text.chars().peekable();
     let mut line: u64 = 1;
@@ -199,9 +201,22 @@ pub(super) fn rows_for(kind: BulkKind, text: &str) -> Result<Vec<(u64, Row)>, Er
             }
             match name.as_str() {
                 "user" => row.user = Some(value),
-                "serial" => row.serial = Some(value),
+                "serial" => {
+                    crate::model::check_serial(&value)
+                        .map_err(|why| csv_err(line, col, format!("serial {value:?} {why}")))?;
+                    row.serial = Some(value)
+                }
                 "template" => row.template = Some(value),
-                "key_id" => row.key_id = Some(value),
+                "key_id" => {
+                    if value.chars().any(char::is_control) {
+                        return Err(csv_err(
+                            line,
+                            col,
+                            format!("key_id {value:?} contains control characters"),
+                        ));
+                    }
+                    row.key_id = Some(value)
+                }
                 "force" => {
                     row.force = Some(parse_bool(&value).ok_or_else(|| {
                         csv_err(line, col, format!("force {value:?} is not true or false"))
@@ -274,6 +289,41 @@ mod tests {
         assert_eq!(e, "CSV line 2, column 0: 2 fields, the header has 1");
         assert!(rows_for(BulkKind::Reconcile, "").is_err());
         assert!(rows_for(BulkKind::Reconcile, "user\n").is_err());
+    }
+
+    #[test]
+    fn a_utf8_bom_is_not_part_of_the_first_column() {
+        // Excel's "CSV UTF-8" starts the file with U+FEFF.
+        let rows = rows_for(BulkKind::Issue, "\u{feff}user,serial\r\nkim,SN1\r\n").unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].1.user.as_deref(), Some("kim"));
+        assert_eq!(rows[0].1.serial.as_deref(), Some("SN1"));
+        // Only at the very start: elsewhere it stays data (and an unknown column).
+        assert!(rows_for(BulkKind::Issue, "user,\u{feff}serial\nkim,SN1\n").is_err());
+    }
+
+    #[test]
+    fn control_characters_in_serials_and_key_ids_are_refused_naming_the_column() {
+        let e = rows_for(BulkKind::Issue, "user,serial\nkim,NUL\0X\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(
+                "CSV line 2, column 2: serial \"NUL\\0X\" contains the control character"
+            ),
+            "{e}"
+        );
+        let e = rows_for(BulkKind::Issue, "user,serial\nkim,\"two\nlines\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("CSV line 2, column 2: serial"), "{e}");
+        let e = rows_for(BulkKind::Revoke, "key_id\n\"k\u{7}1\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("CSV line 2, column 1: key_id") && e.contains("control characters"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -68,7 +68,7 @@ fn large_garbage_request_crosses_many_reports() {
         // 7000 bytes: one init report and 118 continuations into the firmware. The
         // CBOR is not valid, so the key must answer with a CTAP error status.
         let mut req = vec![0x01];
-        req.extend(std::iter::repeat(0xff).take(6999));
+        req.extend(std::iter::repeat_n(0xff, 6999));
         let resp = t.transact(&req, &mut |_| {}).unwrap();
         assert_ne!(resp[0], 0x00, "garbage must not succeed");
         // The link is still in step.

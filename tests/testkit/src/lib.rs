@@ -8,6 +8,8 @@
 //! The C test passes [`STANDARD_TEMPLATE`] to its C program; the Python tests read the
 //! same file, `tests/testkit/templates/standard.toml`.
 
+pub mod mds;
+
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};

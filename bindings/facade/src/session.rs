@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use fido_transport::client::Authenticator;
+use lifecycle::template::KeyTransport;
 use lifecycle::engine::{
     BulkDevice, BulkDeviceRequest, BulkKind, BulkOptions, DevicePrompt, Engine, IssueRequest,
     ReconcileOptions,
@@ -40,6 +41,8 @@ struct Inner {
     templates: RwLock<BTreeMap<String, TemplateSet>>,
     actor: String,
     connections: Vec<String>,
+    /// `allow_software_keys` from the config.
+    allow_software_keys: bool,
 }
 
 /// An open session: the lifecycle engine over its repository, IdP connections and
@@ -121,7 +124,7 @@ impl Session {
             connections.push(lifecycle::idp::Idp::name(&idp).to_owned());
             engine = engine.idp(Arc::new(idp));
         }
-        let engine = engine.build()?;
+        let engine = engine.trust_store(cfg.trust_store(now_ms() / 1000)?).build()?;
         let actor = cfg
             .actor
             .take()
@@ -133,6 +136,7 @@ impl Session {
                 templates: RwLock::new(BTreeMap::new()),
                 actor,
                 connections,
+                allow_software_keys: cfg.allow_software_keys,
             }),
         };
         for (what, t) in cfg.template_texts()? {
@@ -227,12 +231,23 @@ impl Session {
         })
     }
 
+    /// Locks `device` for an operation, refusing a software key unless the session
+    /// allows them (`allow_software_keys`).
+    fn lock_device<'a>(
+        &self,
+        device: &'a Device,
+    ) -> Result<std::sync::MutexGuard<'a, crate::device::DeviceState>> {
+        let d = device.lock();
+        refuse_software(d.transport, self.inner.allow_software_keys)?;
+        Ok(d)
+    }
+
     /// Central issuance of the key in `device` to `params.user` with template
     /// `params.template`. Returns the key afterwards (normally `issued`).
     pub fn issue(&self, device: &Device, params: &IssueParams) -> Result<Key> {
         // A template the session does not know is a usage error, named here.
         self.template(&params.template)?;
-        let mut d = device.lock();
+        let mut d = self.lock_device(device)?;
         let request = self.request(&d, params)?;
         Ok(self
             .inner
@@ -251,7 +266,7 @@ impl Session {
     ) -> Result<Key> {
         // A template the session does not know is a usage error, named here.
         self.template(&params.template)?;
-        let mut d = device.lock();
+        let mut d = self.lock_device(device)?;
         let request = self.request(&d, params)?;
         Ok(self
             .inner
@@ -269,7 +284,7 @@ impl Session {
     /// Activation by the holder: `holder_pin` replaces the transport PIN and the pending
     /// registrations are sent to the IdP.
     pub fn activate(&self, device: &Device, key_id: &str, holder_pin: &str) -> Result<Key> {
-        let mut d = device.lock();
+        let mut d = self.lock_device(device)?;
         Ok(self
             .inner
             .engine
@@ -322,7 +337,7 @@ impl Session {
     /// Reissue: revoke → retire → unregister → issue, as planned for the key's state.
     pub fn reissue(&self, device: &Device, key_id: &str, params: &ReissueParams) -> Result<Key> {
         let recorded = self.inner.engine.key(key_id)?;
-        let mut d = device.lock();
+        let mut d = self.lock_device(device)?;
         let request = IssueRequest {
             actor: params.actor.clone().unwrap_or_else(|| self.actor()),
             user: params.user.clone(),
@@ -340,7 +355,7 @@ impl Session {
     /// Signs in with each of the key's registered passkeys (user verified with `pin`)
     /// and verifies the assertions.
     pub fn sign_in(&self, device: &Device, key_id: &str, pin: &str) -> Result<Vec<SignInResult>> {
-        let mut d = device.lock();
+        let mut d = self.lock_device(device)?;
         Ok(self
             .inner
             .engine
@@ -458,7 +473,7 @@ impl Session {
         id_token: &str,
         new_pin: &str,
     ) -> Result<Key> {
-        let mut d = device.lock();
+        let mut d = self.lock_device(device)?;
         Ok(self
             .inner
             .engine
@@ -477,7 +492,7 @@ impl Session {
         serial: Option<&str>,
         new_pin: &str,
     ) -> Result<Key> {
-        let mut d = device.lock();
+        let mut d = self.lock_device(device)?;
         let serial = serial
             .map(str::to_owned)
             .or_else(|| d.serial.clone())
@@ -622,6 +637,7 @@ impl Session {
             fix: options.fix,
             delete_unknown: options.delete_unknown,
         };
+        let allow_software_keys = self.inner.allow_software_keys;
         let mut devices = |r: &BulkDeviceRequest| -> std::result::Result<BulkDevice, String> {
             let row = BulkRow {
                 job_id: r.job_id,
@@ -632,6 +648,8 @@ impl Session {
             let spec = device(&row)?;
             let opened =
                 open_transport(&spec).map_err(|e| format!("device {spec:?}: {}", e.message))?;
+            refuse_software(opened.attachment, allow_software_keys)
+                .map_err(|e| format!("device {spec:?}: {}", e.message))?;
             Ok(BulkDevice {
                 authenticator: Authenticator::new(opened.transport),
                 transport: opened.attachment,
@@ -732,4 +750,15 @@ impl Session {
             next_after,
         })
     }
+}
+
+/// Refuses a software key (`softkey:`) unless the session allows them.
+fn refuse_software(transport: KeyTransport, allowed: bool) -> Result<()> {
+    if transport == KeyTransport::Software && !allowed {
+        return Err(FacadeError::usage(
+            "device: software keys (softkey:) are for tests and demos and are refused unless the session config sets allow_software_keys: true",
+        )
+        .with_reason("software_key_refused"));
+    }
+    Ok(())
 }

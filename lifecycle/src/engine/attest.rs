@@ -25,6 +25,8 @@ pub(crate) struct AttestationVerdict {
     pub mds: bool,
     /// The chain validates to an MDS root or an extra root.
     pub trusted: bool,
+    /// For the audit log: format, AAGUID, verdict and why not trusted.
+    pub detail: String,
 }
 
 impl Engine {
@@ -73,11 +75,12 @@ impl Engine {
             return Err(refuse("a discoverable credential (rk) was not requested".into()).into());
         }
         let verdict = self.trust.verify(&att, client_data_hash, now / 1000);
-        let (v, why) = match &verdict {
+        let (mut v, why) = match &verdict {
             Ok(a) => (
                 AttestationVerdict {
                     mds: a.source == TrustSource::Mds,
                     trusted: true,
+                    detail: String::new(),
                 },
                 match a.source {
                     TrustSource::Mds => String::new(),
@@ -91,10 +94,23 @@ impl Engine {
                 AttestationVerdict {
                     mds: false,
                     trusted: false,
+                    detail: String::new(),
                 },
                 e.to_string(),
             ),
         };
+        v.detail = format!(
+            "fmt={} aaguid={} mds={} trusted={}{}",
+            att.fmt(),
+            format_aaguid(&acd.aaguid()),
+            v.mds,
+            v.trusted,
+            if why.is_empty() {
+                String::new()
+            } else {
+                format!(" ({why})")
+            }
+        );
         tracing::info!(
             aaguid = format_aaguid(&acd.aaguid()).as_str(),
             fmt = att.fmt(),

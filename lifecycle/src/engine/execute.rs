@@ -461,7 +461,7 @@ impl Engine {
         let token = d.token(pin, Permissions::MAKE_CREDENTIAL, Some(&challenge.rp_id))?;
         let made = d.make_credential(&args, &token, &|p| self.prompt(p))?;
         let info_aaguid = d.info()?.aaguid;
-        self.check_attestation(
+        let verdict = self.check_attestation(
             &t,
             idp.as_ref(),
             &idp_user,
@@ -471,6 +471,13 @@ impl Engine {
             args.resident_key,
             now,
         )?;
+        let rec = flow.audit(
+            "attestation",
+            if verdict.trusted { "verified" } else { "unattested" },
+            Some(format!("passkey_template={passkey_template} {}", verdict.detail)),
+            now,
+        );
+        flow.work.audit.push(rec);
         flow.made.insert(
             passkey_template.to_owned(),
             MadeCredential {

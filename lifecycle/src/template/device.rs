@@ -19,6 +19,17 @@ pub enum KeyTransport {
     Software,
 }
 
+impl KeyTransport {
+    /// The lower-case name (`usb`, `nfc`, `software`), as in JSON and the audit log.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            KeyTransport::Usb => "usb",
+            KeyTransport::Nfc => "nfc",
+            KeyTransport::Software => "software",
+        }
+    }
+}
+
 /// Which `getInfo` options the key supports (present in its options map, whatever their value).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct DeviceOptions {

@@ -10,3 +10,5 @@ mod jobs;
 mod lifecycle;
 #[path = "api/logging.rs"]
 mod logging;
+#[path = "api/trust.rs"]
+mod trust;

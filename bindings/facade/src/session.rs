@@ -74,7 +74,11 @@ impl Session {
     ///            "client_secret": "..." /* or "certificate_pem" + "private_key_pem" */,
     ///            "graph_api_version": "beta", "login_base": "...", "graph_base": "..."}],
     ///   "templates": ["<TOML or JSON credential template set>"],
-    ///   "log": {"level": "info"}             // optional, process-wide
+    ///   "log": {"level": "info"},            // optional, process-wide
+    ///   "mds_blob": "/etc/keysmith/mds.jwt",  // optional: FIDO MDS3 BLOB, with...
+    ///   "mds_root": "/etc/keysmith/mds-root.pem", // ...the root it must chain to
+    ///   "attestation_roots": ["/etc/keysmith/extra-roots.pem"], // optional
+    ///   "allow_software_keys": false         // softkey: devices (tests, demos)
     /// }
     /// ```
     ///

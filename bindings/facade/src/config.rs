@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use entra_graph::auth::{AssertionAlg, CertificateCredential, Credential, Secret};
 use entra_graph::{ApiVersion, GraphClient, GraphConfig};
+use fido_core::trust::{pem_certificates, MdsBlob, TrustStore};
 use lifecycle::diagnostics::{LogConfig, LogDestination};
 use lifecycle::idp::EntraIdp;
 use lifecycle::store::{PgStore, PinKey, SqliteStore, Store};
-use fido_core::trust::{pem_certificates, MdsBlob, TrustStore};
 use serde::Deserialize;
 use zeroize::{Zeroize, Zeroizing};
 
@@ -134,19 +134,15 @@ impl SessionConfig {
             (Some(blob), Some(root)) => {
                 let root_bytes = read("mds_root", root)?;
                 let roots = if root_bytes.starts_with(b"-----BEGIN") {
-                    pem_certificates(&root_bytes).map_err(|e| {
-                        FacadeError::usage(format!("session config: mds_root: {e}"))
-                    })?
+                    pem_certificates(&root_bytes)
+                        .map_err(|e| FacadeError::usage(format!("session config: mds_root: {e}")))?
                 } else {
                     vec![root_bytes]
                 };
                 let blob_bytes = read("mds_blob", blob)?;
                 Some(MdsBlob::verify(&blob_bytes, &roots, now).map_err(|e| {
-                    FacadeError::usage(format!(
-                        "session config: mds_blob {}: {e}",
-                        blob.display()
-                    ))
-                    .with_reason("mds_blob_invalid")
+                    FacadeError::usage(format!("session config: mds_blob {}: {e}", blob.display()))
+                        .with_reason("mds_blob_invalid")
                 })?)
             }
             (None, None) => None,
@@ -158,12 +154,14 @@ impl SessionConfig {
         };
         let mut extra = Vec::new();
         for p in &self.attestation_roots {
-            extra.extend(pem_certificates(&read("attestation_roots", p)?).map_err(|e| {
-                FacadeError::usage(format!(
-                    "session config: attestation_roots {}: {e}",
-                    p.display()
-                ))
-            })?);
+            extra.extend(
+                pem_certificates(&read("attestation_roots", p)?).map_err(|e| {
+                    FacadeError::usage(format!(
+                        "session config: attestation_roots {}: {e}",
+                        p.display()
+                    ))
+                })?,
+            );
         }
         TrustStore::new(mds, extra)
             .map_err(|e| FacadeError::usage(format!("session config: attestation roots: {e}")))

@@ -4,13 +4,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, PoisonError, RwLock};
 
 use fido_transport::client::Authenticator;
-use lifecycle::template::KeyTransport;
 use lifecycle::engine::{
     BulkDevice, BulkDeviceRequest, BulkKind, BulkOptions, DevicePrompt, Engine, IssueRequest,
     ReconcileOptions,
 };
 use lifecycle::model::CredentialState;
 use lifecycle::store::KeyQuery;
+use lifecycle::template::KeyTransport;
 use lifecycle::template::TemplateSet;
 
 use crate::config::SessionConfig;
@@ -128,7 +128,9 @@ impl Session {
             connections.push(lifecycle::idp::Idp::name(&idp).to_owned());
             engine = engine.idp(Arc::new(idp));
         }
-        let engine = engine.trust_store(cfg.trust_store(now_ms() / 1000)?).build()?;
+        let engine = engine
+            .trust_store(cfg.trust_store(now_ms() / 1000)?)
+            .build()?;
         let actor = cfg
             .actor
             .take()

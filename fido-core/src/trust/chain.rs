@@ -40,9 +40,7 @@ pub(crate) fn verify_path(
     };
     let mut store = X509StoreBuilder::new().map_err(ossl)?;
     for der in anchors {
-        store
-            .add_cert(parse(der, "trust anchor")?)
-            .map_err(ossl)?;
+        store.add_cert(parse(der, "trust anchor")?).map_err(ossl)?;
     }
     let mut param = X509VerifyParam::new().map_err(ossl)?;
     param.set_time(now.try_into().map_err(|_| TrustError::ChainInvalid {

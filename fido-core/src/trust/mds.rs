@@ -65,7 +65,9 @@ pub enum MdsError {
     #[error("MDS BLOB payload: {0}")]
     Payload(String),
     /// `nextUpdate` is in the past: the operator must download a current BLOB.
-    #[error("MDS BLOB no. {no} is stale: nextUpdate {next_update} has passed; download a current BLOB")]
+    #[error(
+        "MDS BLOB no. {no} is stale: nextUpdate {next_update} has passed; download a current BLOB"
+    )]
     Stale {
         /// The BLOB's serial number.
         no: u64,
@@ -145,7 +147,9 @@ struct RawStatus {
 /// Decodes standard base64 (as MDS and JWS `x5c` use) into DER of bounded size.
 fn cert_der(b64: &str, what: &str) -> Result<Vec<u8>, String> {
     if b64.len() > MAX_CERT_BYTES * 4 / 3 + 4 {
-        return Err(format!("{what}: certificate larger than {MAX_CERT_BYTES} bytes"));
+        return Err(format!(
+            "{what}: certificate larger than {MAX_CERT_BYTES} bytes"
+        ));
     }
     base64::engine::general_purpose::STANDARD
         .decode(b64.trim())
@@ -195,7 +199,9 @@ impl MdsBlob {
             .map_err(|_| MdsError::NotJws("not UTF-8".into()))?
             .trim();
         if token.split('.').count() != 3 {
-            return Err(MdsError::NotJws("expected three dot-separated parts".into()));
+            return Err(MdsError::NotJws(
+                "expected three dot-separated parts".into(),
+            ));
         }
         let header =
             jsonwebtoken::decode_header(token).map_err(|e| MdsError::NotJws(e.to_string()))?;
@@ -240,11 +246,13 @@ impl MdsBlob {
             )));
         }
         let next_ok = raw.next_update.len() == 10
-            && raw
-                .next_update
-                .bytes()
-                .enumerate()
-                .all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() });
+            && raw.next_update.bytes().enumerate().all(|(i, b)| {
+                if i == 4 || i == 7 {
+                    b == b'-'
+                } else {
+                    b.is_ascii_digit()
+                }
+            });
         if !next_ok {
             return Err(MdsError::Payload(format!(
                 "nextUpdate {:?} is not YYYY-MM-DD",
@@ -333,7 +341,10 @@ impl MdsBlob {
 }
 
 /// The JWS verification key from the signer certificate (`x5c[0]`).
-fn signer_key(der: &[u8], alg: jsonwebtoken::Algorithm) -> Result<jsonwebtoken::DecodingKey, MdsError> {
+fn signer_key(
+    der: &[u8],
+    alg: jsonwebtoken::Algorithm,
+) -> Result<jsonwebtoken::DecodingKey, MdsError> {
     let bad = |e: String| MdsError::Header(format!("x5c[0] key: {e}"));
     let cert = openssl::x509::X509::from_der(der).map_err(|e| bad(e.to_string()))?;
     let key = cert.public_key().map_err(|e| bad(e.to_string()))?;
@@ -373,8 +384,8 @@ mod tests {
         assert_eq!(
             parse_aaguid("cb69481e-8ff7-4039-93ec-0a2729a154a8"),
             Some([
-                0xcb, 0x69, 0x48, 0x1e, 0x8f, 0xf7, 0x40, 0x39, 0x93, 0xec, 0x0a, 0x27, 0x29,
-                0xa1, 0x54, 0xa8
+                0xcb, 0x69, 0x48, 0x1e, 0x8f, 0xf7, 0x40, 0x39, 0x93, 0xec, 0x0a, 0x27, 0x29, 0xa1,
+                0x54, 0xa8
             ])
         );
         assert_eq!(parse_aaguid("cb69481e8ff7403993ec0a2729a154a8"), None);

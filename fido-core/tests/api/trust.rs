@@ -77,7 +77,10 @@ fn mds_rs256_blob_with_intermediate_passes() {
     let leaf = inter.issue(&Spec::attestation(AAGUID));
     let store = store_for(&mds, &[Entry::new(AAGUID, vec![m.ca.der()])]);
     let att = packed(&leaf, &[leaf.der(), inter.der()], AAGUID);
-    assert_eq!(store.verify(&att, &CDH, NOW).unwrap().source, TrustSource::Mds);
+    assert_eq!(
+        store.verify(&att, &CDH, NOW).unwrap().source,
+        TrustSource::Mds
+    );
 }
 
 #[test]
@@ -227,7 +230,10 @@ fn windows_hello() -> (AttestationObject, [u8; 32]) {
     };
     let stmt = cbor::decode(&fixture_bytes("cred-attstmt_tpm_es256.hex")).unwrap();
     let cdh = sha2::Sha256::digest(fixture_bytes("cred-cdh.hex")).into();
-    (AttestationObject::from_parts("tpm", &ad, &stmt).unwrap(), cdh)
+    (
+        AttestationObject::from_parts("tpm", &ad, &stmt).unwrap(),
+        cdh,
+    )
 }
 
 fn microsoft_tpm_root() -> Vec<u8> {

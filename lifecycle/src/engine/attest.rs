@@ -69,7 +69,11 @@ impl Engine {
             .into());
         }
         if !ad.flags().user_present() || !ad.flags().user_verified() {
-            return Err(refuse("the credential was made without user presence and verification (UP and UV flags)".into()).into());
+            return Err(refuse(
+                "the credential was made without user presence and verification (UP and UV flags)"
+                    .into(),
+            )
+            .into());
         }
         if !resident_key_requested {
             return Err(refuse("a discoverable credential (rk) was not requested".into()).into());
@@ -88,7 +92,9 @@ impl Engine {
                 },
             ),
             Err(TrustError::Statement(e)) => {
-                return Err(refuse(format!("the attestation statement does not verify: {e}")).into())
+                return Err(
+                    refuse(format!("the attestation statement does not verify: {e}")).into(),
+                )
             }
             Err(e) => (
                 AttestationVerdict {

@@ -473,8 +473,15 @@ impl Engine {
         )?;
         let rec = flow.audit(
             "attestation",
-            if verdict.trusted { "verified" } else { "unattested" },
-            Some(format!("passkey_template={passkey_template} {}", verdict.detail)),
+            if verdict.trusted {
+                "verified"
+            } else {
+                "unattested"
+            },
+            Some(format!(
+                "passkey_template={passkey_template} {}",
+                verdict.detail
+            )),
             now,
         );
         flow.work.audit.push(rec);

@@ -131,8 +131,8 @@ fn build(spec: &Spec<'_>, key: &PKey<Private>, issuer: Option<&Cert>) -> X509 {
     let name = name.build();
     let mut b = X509Builder::new().expect("builder");
     b.set_version(2).expect("v3");
-    let serial = BigNum::from_u32(SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
-        .expect("bn");
+    let serial =
+        BigNum::from_u32(SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed)).expect("bn");
     b.set_serial_number(&Asn1Integer::from_bn(&serial).expect("serial"))
         .expect("serial");
     b.set_subject_name(&name).expect("subject");

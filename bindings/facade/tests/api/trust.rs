@@ -66,7 +66,11 @@ fn mds_blob_in_the_session_config_gates_issuance() {
     let aaguid = SoftConfig::default().aaguid;
     drop(soft);
     let mds = Mds::new();
-    std::fs::write(dir.join("mds.jwt"), mds.blob(&[Entry::new(aaguid, vec![cert])])).unwrap();
+    std::fs::write(
+        dir.join("mds.jwt"),
+        mds.blob(&[Entry::new(aaguid, vec![cert])]),
+    )
+    .unwrap();
     std::fs::write(dir.join("mds-root.pem"), mds.root.pem()).unwrap();
     let cfg = config_with(
         &emulator,
@@ -98,7 +102,9 @@ fn mds_blob_in_the_session_config_gates_issuance() {
     // A BLOB signed under another root is refused when the session opens.
     let impostor = Mds::new();
     std::fs::write(dir.join("mds-root.pem"), impostor.root.pem()).unwrap();
-    let err = Session::open(&cfg).err().expect("refused");
+    let Err(err) = Session::open(&cfg) else {
+        panic!("a BLOB under another root must be refused");
+    };
     assert_eq!(err.reason, "mds_blob_invalid", "{err:?}");
     // mds_blob without mds_root is a usage error.
     let half = config_with(

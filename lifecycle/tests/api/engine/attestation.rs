@@ -78,7 +78,12 @@ fn attestation_good_key_in_mds_passes_with_tenant_enforcement() {
     let mds = Mds::new();
     let (mut key, cert, aaguid) = soft();
     let entries = [Entry::new(aaguid, vec![cert])];
-    let s = setup("att-good", true, trust(&mds, &entries), AttestationRequirement::Tenant);
+    let s = setup(
+        "att-good",
+        true,
+        trust(&mds, &entries),
+        AttestationRequirement::Tenant,
+    );
     s.w.emulator
         .set_attestation_metadata(Some(trust(&mds, &entries)));
     let k = s
@@ -105,7 +110,12 @@ fn attestation_aaguid_not_in_mds_refused_when_tenant_enforces() {
     let mds = Mds::new();
     let (mut key, cert, _) = soft();
     let entries = [Entry::new(*b"some-other-model", vec![cert])];
-    let s = setup("att-unlisted", true, trust(&mds, &entries), AttestationRequirement::Tenant);
+    let s = setup(
+        "att-unlisted",
+        true,
+        trust(&mds, &entries),
+        AttestationRequirement::Tenant,
+    );
     let err = s
         .engine
         .issue(&software_request("A2"), &s.name, &mut key, now_ms())
@@ -114,7 +124,9 @@ fn attestation_aaguid_not_in_mds_refused_when_tenant_enforces() {
     assert!(s.w.emulator.methods(KIM_ID).is_empty());
     let issued = s
         .engine
-        .find_keys(&lifecycle::store::KeyQuery::ByState(CredentialState::Issued))
+        .find_keys(&lifecycle::store::KeyQuery::ByState(
+            CredentialState::Issued,
+        ))
         .unwrap();
     assert!(issued.is_empty());
 }
@@ -124,7 +136,12 @@ fn attestation_aaguid_not_in_mds_refused_when_tenant_enforces() {
 #[test]
 fn attestation_preflight_is_not_hard_coded_true() {
     let (mut key, _, _) = soft();
-    let s = setup("att-preflight", true, TrustStore::default(), AttestationRequirement::Tenant);
+    let s = setup(
+        "att-preflight",
+        true,
+        TrustStore::default(),
+        AttestationRequirement::Tenant,
+    );
     let err = s
         .engine
         .issue(&software_request("A3"), &s.name, &mut key, now_ms())
@@ -138,7 +155,12 @@ fn attestation_template_mds_requirement_refuses_unlisted_key() {
     let mds = Mds::new();
     let (mut key, cert, _) = soft();
     let entries = [Entry::new(*b"some-other-model", vec![cert])];
-    let s = setup("att-mds", false, trust(&mds, &entries), AttestationRequirement::Mds);
+    let s = setup(
+        "att-mds",
+        false,
+        trust(&mds, &entries),
+        AttestationRequirement::Mds,
+    );
     let err = s
         .engine
         .issue(&software_request("A4"), &s.name, &mut key, now_ms())
@@ -154,7 +176,12 @@ fn attestation_template_mds_requirement_refuses_unlisted_key() {
 #[test]
 fn attestation_template_any_issues_an_unlisted_key_when_the_tenant_allows() {
     let (mut key, _, _) = soft();
-    let s = setup("att-any", false, TrustStore::default(), AttestationRequirement::Any);
+    let s = setup(
+        "att-any",
+        false,
+        TrustStore::default(),
+        AttestationRequirement::Any,
+    );
     let k = s
         .engine
         .issue(&software_request("A5"), &s.name, &mut key, now_ms())

@@ -2,7 +2,7 @@
 //! chains to the FIDO MDS root, read offline from a file the operator downloads.
 //!
 //! The signature is checked by `jsonwebtoken` with the key of `x5c[0]`, and `x5c` is
-//! validated up to the configured MDS root(s) by OpenSSL ([`super::chain`]). Only then
+//! validated up to the configured MDS root(s) by OpenSSL (`X509_verify_cert`). Only then
 //! is the payload read: `no`, `nextUpdate` and, for each entry with an `aaguid`, its
 //! `attestationRootCertificates` and latest `statusReports` status. Every size is
 //! bounded before anything is decoded.

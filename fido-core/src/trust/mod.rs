@@ -10,7 +10,7 @@
 //! 3. the model is in the BLOB and its latest status is not a compromise, or an extra
 //!    root is configured;
 //! 4. the chain validates at `now` up to a root listed for that AAGUID, or an extra root
-//!    (OpenSSL's path validation, see [`chain`]).
+//!    (OpenSSL's `X509_verify_cert`, trust anchors may be intermediates).
 //!
 //! The caller still compares the AAGUID with getInfo's and checks the UV flag.
 

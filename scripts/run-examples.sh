@@ -36,6 +36,7 @@ print(json.dumps({
              "client_secret": e["client_secret"], "graph_api_version": "beta",
              "login_base": e["base_url"], "graph_base": e["base_url"]}],
     "templates": [open(os.environ["TEMPLATE_FILE"]).read()],
+    "allow_software_keys": True,
 }))'
 }
 "$work/issue_and_activate" "$(config c)" "softkey:$work/c-key.json"

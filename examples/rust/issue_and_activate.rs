@@ -19,6 +19,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "repository": { "sqlite": dir.join("keysmith.db") },
         "pin_key": "5a".repeat(32),
         "station": "example",
+        // The example runs on a software key: for tests and demos only.
+        "allow_software_keys": true,
         "idp": [{
             "name": "contoso-entra",
             "tenant": emulator.tenant_id(),

@@ -17,6 +17,8 @@
 //!   and attestation verification.
 //! - [`ctaphid`]: CTAPHID framing as a state machine.
 //! - [`apdu`]: ISO 7816 / NFCCTAP APDU framing.
+//! - `trust` (feature `trust`): the attestation trust store, from a verified FIDO MDS3
+//!   BLOB and extra roots, with certificate path validation by OpenSSL.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -31,6 +33,8 @@ pub mod ctaphid;
 mod error;
 pub mod pin;
 pub mod status;
+#[cfg(feature = "trust")]
+pub mod trust;
 
 pub use error::Error;
 pub use status::CtapStatus;

@@ -9,4 +9,6 @@ mod api {
     pub mod fixtures;
     pub mod pin;
     pub mod support;
+    #[cfg(feature = "trust")]
+    pub mod trust;
 }

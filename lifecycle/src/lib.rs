@@ -79,7 +79,7 @@
 //!     actor: "operator:alice".into(),
 //!     user: "kim@contoso.onmicrosoft.com".into(),
 //!     serial: "SN0001".into(),
-//!     transport: KeyTransport::Usb,
+//!     transport: KeyTransport::Software,
 //!     can_reset_in_place: true,
 //! };
 //! let issued = engine.issue(&request, "standard", &mut key, now)?;

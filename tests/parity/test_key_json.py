@@ -87,6 +87,7 @@ def test_one_key_is_the_same_json_in_every_binding(emulator, tmp_path):
         "repository": {"sqlite": str(tmp_path / "keysmith.db")},
         "pin_key": "3c" * 32,
         "station": "parity",
+        "allow_software_keys": True,
         "idp": [{
             "name": "contoso-entra",
             "tenant": emulator["tenant_id"],

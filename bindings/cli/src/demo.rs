@@ -144,7 +144,7 @@ fn run_demo(db: Option<PathBuf>) -> Result<(), String> {
         actor: "operator:demo".into(),
         user: DEMO_USER.into(),
         serial,
-        transport: KeyTransport::Usb,
+        transport: KeyTransport::Software,
         can_reset_in_place: true,
     };
     let user_id = emulator_user_id(&engine, DEMO_USER)?;

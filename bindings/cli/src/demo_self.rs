@@ -83,7 +83,7 @@ pub(crate) fn run(engine: &Engine, emulator: &Emulator, now: u64) -> Result<Stri
             &start.nonce,
             "demo-self-service",
             serial,
-            KeyTransport::Usb,
+            KeyTransport::Software,
             SELF_PIN,
             key,
             now,

@@ -84,7 +84,10 @@ const USAGE: &str = "usage:
       actor, templates (TOML/JSON text) and template_files (paths),
       [[idp]] name, tenant, client_id, client_secret | client_secret_env |
       client_secret_file | certificate_pem + private_key_pem, graph_api_version (\"v1.0\"
-      or \"beta\"), login_base, graph_base; [log]. Relative paths are relative to FILE.
+      or \"beta\"), login_base, graph_base; [log]; mds_blob + mds_root (the FIDO MDS3
+      BLOB and its root: attestation checked at issuance), attestation_roots (PEM files);
+      allow_software_keys (softkey: devices, tests and demos only; default false).
+      Relative paths are relative to FILE.
   --log-level off|error|warn|info|debug|trace, --log-file FILE: diagnostics (also the
       config's [log] section: level, directives, format, destination); default: none.
   --json: the facade's JSON result object on stdout (errors: {\"error\":{\"kind\",

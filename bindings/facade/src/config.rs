@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use entra_graph::auth::{AssertionAlg, CertificateCredential, Credential, Secret};
 use entra_graph::{ApiVersion, GraphClient, GraphConfig};
+use fido_core::trust::{pem_certificates, MdsBlob, TrustStore};
 use lifecycle::diagnostics::{LogConfig, LogDestination};
 use lifecycle::idp::EntraIdp;
 use lifecycle::store::{PgOptions, PgStore, PinKey, SqliteStore, Store, StoreError};
@@ -48,6 +49,21 @@ pub struct SessionConfig {
     /// Diagnostics, applied process-wide at open.
     #[serde(default)]
     pub(crate) log: Option<LogConfig>,
+    /// Accept `softkey:` devices (software authenticators, whose keys can be copied):
+    /// for tests and demos only; default `false`.
+    #[serde(default)]
+    pub(crate) allow_software_keys: bool,
+    /// The FIDO Metadata Service (MDS3) BLOB file, the JWS as downloaded by the
+    /// operator; checked offline against `mds_root` at open.
+    #[serde(default)]
+    pub(crate) mds_blob: Option<PathBuf>,
+    /// The root certificate(s) the MDS BLOB must chain to (PEM or DER file).
+    #[serde(default)]
+    pub(crate) mds_root: Option<PathBuf>,
+    /// Extra attestation root certificates (PEM files), for models not in MDS or a
+    /// private CA.
+    #[serde(default)]
+    pub(crate) attestation_roots: Vec<PathBuf>,
 }
 
 impl Drop for SessionConfig {
@@ -106,6 +122,51 @@ impl SessionConfig {
         Ok(cfg)
     }
 
+    /// The attestation trust store: the MDS BLOB verified at `now` (Unix seconds) and the
+    /// extra roots; empty when neither is configured.
+    pub(crate) fn trust_store(&self, now: u64) -> Result<TrustStore> {
+        let read = |what: &str, p: &Path| {
+            std::fs::read(p).map_err(|e| {
+                FacadeError::usage(format!("session config: {what} {}: {e}", p.display()))
+            })
+        };
+        let mds = match (&self.mds_blob, &self.mds_root) {
+            (Some(blob), Some(root)) => {
+                let root_bytes = read("mds_root", root)?;
+                let roots = if root_bytes.starts_with(b"-----BEGIN") {
+                    pem_certificates(&root_bytes)
+                        .map_err(|e| FacadeError::usage(format!("session config: mds_root: {e}")))?
+                } else {
+                    vec![root_bytes]
+                };
+                let blob_bytes = read("mds_blob", blob)?;
+                Some(MdsBlob::verify(&blob_bytes, &roots, now).map_err(|e| {
+                    FacadeError::usage(format!("session config: mds_blob {}: {e}", blob.display()))
+                        .with_reason("mds_blob_invalid")
+                })?)
+            }
+            (None, None) => None,
+            _ => {
+                return Err(FacadeError::usage(
+                    "session config: mds_blob and mds_root go together",
+                ))
+            }
+        };
+        let mut extra = Vec::new();
+        for p in &self.attestation_roots {
+            extra.extend(
+                pem_certificates(&read("attestation_roots", p)?).map_err(|e| {
+                    FacadeError::usage(format!(
+                        "session config: attestation_roots {}: {e}",
+                        p.display()
+                    ))
+                })?,
+            );
+        }
+        TrustStore::new(mds, extra)
+            .map_err(|e| FacadeError::usage(format!("session config: attestation roots: {e}")))
+    }
+
     fn check(self) -> Result<SessionConfig> {
         if self.pin_key.is_some() == self.pin_key_file.is_some() {
             return Err(FacadeError::usage(
@@ -140,6 +201,13 @@ impl SessionConfig {
             join(f);
         }
         self.template_files.iter_mut().for_each(join);
+        self.attestation_roots.iter_mut().for_each(join);
+        if let Some(f) = self.mds_blob.as_mut() {
+            join(f);
+        }
+        if let Some(f) = self.mds_root.as_mut() {
+            join(f);
+        }
         for c in &mut self.idp {
             if let Some(f) = c.client_secret_file.as_mut() {
                 join(f);

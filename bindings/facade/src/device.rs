@@ -333,7 +333,7 @@ pub(crate) fn open_transport(spec: &str) -> Result<Opened> {
         .to_uppercase();
         Opened {
             transport: Box::new(SoftTransport::new(soft)),
-            attachment: KeyTransport::Usb,
+            attachment: KeyTransport::Software,
             can_reset_in_place: true,
             serial: Some(serial),
         }

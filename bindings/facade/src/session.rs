@@ -10,6 +10,7 @@ use lifecycle::engine::{
 };
 use lifecycle::model::CredentialState;
 use lifecycle::store::KeyQuery;
+use lifecycle::template::KeyTransport;
 use lifecycle::template::TemplateSet;
 
 use crate::config::SessionConfig;
@@ -54,6 +55,8 @@ struct Inner {
     templates: RwLock<BTreeMap<String, TemplateSet>>,
     actor: String,
     connections: Vec<String>,
+    /// `allow_software_keys` from the config.
+    allow_software_keys: bool,
 }
 
 /// An open session: the lifecycle engine over its repository, IdP connections and
@@ -85,7 +88,11 @@ impl Session {
     ///            "client_secret": "..." /* or "certificate_pem" + "private_key_pem" */,
     ///            "graph_api_version": "beta", "login_base": "...", "graph_base": "..."}],
     ///   "templates": ["<TOML or JSON credential template set>"],
-    ///   "log": {"level": "info"}             // optional, process-wide
+    ///   "log": {"level": "info"},            // optional, process-wide
+    ///   "mds_blob": "/etc/keysmith/mds.jwt",  // optional: FIDO MDS3 BLOB, with...
+    ///   "mds_root": "/etc/keysmith/mds-root.pem", // ...the root it must chain to
+    ///   "attestation_roots": ["/etc/keysmith/extra-roots.pem"], // optional
+    ///   "allow_software_keys": false         // softkey: devices (tests, demos)
     /// }
     /// ```
     ///
@@ -135,7 +142,9 @@ impl Session {
             connections.push(lifecycle::idp::Idp::name(&idp).to_owned());
             engine = engine.idp(Arc::new(idp));
         }
-        let engine = engine.build()?;
+        let engine = engine
+            .trust_store(cfg.trust_store(now_ms() / 1000)?)
+            .build()?;
         let actor = cfg
             .actor
             .take()
@@ -147,6 +156,7 @@ impl Session {
                 templates: RwLock::new(BTreeMap::new()),
                 actor,
                 connections,
+                allow_software_keys: cfg.allow_software_keys,
             }),
         };
         for (what, t) in cfg.template_texts()? {
@@ -242,12 +252,20 @@ impl Session {
         })
     }
 
+    /// Locks `device` for an operation, refusing a software key unless the session
+    /// allows them (`allow_software_keys`).
+    fn lock_device<'a>(&self, device: &'a Device) -> Result<crate::device::Operation<'a>> {
+        let d = device.operate()?;
+        refuse_software(d.transport, self.inner.allow_software_keys)?;
+        Ok(d)
+    }
+
     /// Central issuance of the key in `device` to `params.user` with template
     /// `params.template`. Returns the key afterwards (normally `issued`).
     pub fn issue(&self, device: &Device, params: &IssueParams) -> Result<Key> {
         // A template the session does not know is a usage error, named here.
         self.template(&params.template)?;
-        let mut d = device.operate()?;
+        let mut d = self.lock_device(device)?;
         let request = self.request(&d, params)?;
         Ok(self
             .inner
@@ -266,7 +284,7 @@ impl Session {
     ) -> Result<Key> {
         // A template the session does not know is a usage error, named here.
         self.template(&params.template)?;
-        let mut d = device.operate()?;
+        let mut d = self.lock_device(device)?;
         let request = self.request(&d, params)?;
         Ok(self
             .inner
@@ -284,7 +302,7 @@ impl Session {
     /// Activation by the holder: `holder_pin` replaces the transport PIN and the pending
     /// registrations are sent to the IdP.
     pub fn activate(&self, device: &Device, key_id: &str, holder_pin: &str) -> Result<Key> {
-        let mut d = device.operate()?;
+        let mut d = self.lock_device(device)?;
         Ok(self
             .inner
             .engine
@@ -337,7 +355,7 @@ impl Session {
     /// Reissue: revoke → retire → unregister → issue, as planned for the key's state.
     pub fn reissue(&self, device: &Device, key_id: &str, params: &ReissueParams) -> Result<Key> {
         let recorded = self.inner.engine.key(key_id)?;
-        let mut d = device.operate()?;
+        let mut d = self.lock_device(device)?;
         let request = IssueRequest {
             actor: params.actor.clone().unwrap_or_else(|| self.actor()),
             user: params.user.clone(),
@@ -359,7 +377,7 @@ impl Session {
     /// Signs in with each of the key's registered passkeys (user verified with `pin`)
     /// and verifies the assertions.
     pub fn sign_in(&self, device: &Device, key_id: &str, pin: &str) -> Result<Vec<SignInResult>> {
-        let mut d = device.operate()?;
+        let mut d = self.lock_device(device)?;
         Ok(self
             .inner
             .engine
@@ -516,7 +534,7 @@ impl Session {
         nonce: &str,
         new_pin: &str,
     ) -> Result<Key> {
-        let mut d = device.operate()?;
+        let mut d = self.lock_device(device)?;
         Ok(self
             .inner
             .engine
@@ -537,7 +555,7 @@ impl Session {
         serial: Option<&str>,
         new_pin: &str,
     ) -> Result<Key> {
-        let mut d = device.operate()?;
+        let mut d = self.lock_device(device)?;
         let serial = serial
             .map(str::to_owned)
             .or_else(|| d.serial.clone())
@@ -689,6 +707,7 @@ impl Session {
             delete_unknown: options.delete_unknown,
             ..BulkOptions::default()
         };
+        let allow_software_keys = self.inner.allow_software_keys;
         let mut devices = |r: &BulkDeviceRequest| -> std::result::Result<BulkDevice, String> {
             let row = BulkRow {
                 job_id: r.job_id,
@@ -699,6 +718,8 @@ impl Session {
             let spec = device(&row)?;
             let opened =
                 open_transport(&spec).map_err(|e| format!("device {spec:?}: {}", e.message))?;
+            refuse_software(opened.attachment, allow_software_keys)
+                .map_err(|e| format!("device {spec:?}: {}", e.message))?;
             Ok(BulkDevice {
                 authenticator: Authenticator::new(opened.transport),
                 transport: opened.attachment,
@@ -799,4 +820,15 @@ impl Session {
             next_after,
         })
     }
+}
+
+/// Refuses a software key (`softkey:`) unless the session allows them.
+fn refuse_software(transport: KeyTransport, allowed: bool) -> Result<()> {
+    if transport == KeyTransport::Software && !allowed {
+        return Err(FacadeError::usage(
+            "device: software keys (softkey:) are for tests and demos and are refused unless the session config sets allow_software_keys: true",
+        )
+        .with_reason("software_key_refused"));
+    }
+    Ok(())
 }

@@ -14,3 +14,5 @@ mod lifecycle;
 mod logging;
 #[path = "api/misuse.rs"]
 mod misuse;
+#[path = "api/trust.rs"]
+mod trust;

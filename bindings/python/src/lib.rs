@@ -298,7 +298,8 @@ impl Device {
 }
 
 /// A keysmith session: `Session(config)` with `config` a dict or JSON text (see the
-/// facade's `Session::open`: repository, pin_key, station, idp, templates, log).
+/// facade's `Session::open`: repository, pin_key, station, idp, templates, log, mds_blob,
+/// mds_root, attestation_roots, allow_software_keys).
 #[pyclass(frozen, module = "keysmith._native")]
 struct Session {
     inner: keysmith_facade::Session,

@@ -52,6 +52,7 @@ def make_config(emu: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
         "repository": {"sqlite": str(tmp_path / "keysmith.db")},
         "pin_key": "3c" * 32,
         "station": "py-test",
+        "allow_software_keys": True,
         "idp": [{
             "name": "contoso-entra",
             "tenant": emu["tenant_id"],

@@ -344,6 +344,7 @@ fn register(shared: &Shared, ver: &str, key: &str, body: &[u8], rid: &str) -> Re
         policy: &st.policy,
         existing: &existing,
         v1: ver == "v1.0",
+        trust: st.trust.as_deref(),
     };
     match validate_registration(body, &ctx) {
         Ok(accepted) => {

@@ -483,6 +483,15 @@ impl Emulator {
     pub fn policy(&self) -> Fido2Policy {
         self.shared.state().policy.clone()
     }
+    /// Gives the tenant FIDO metadata (a verified MDS BLOB, see
+    /// [`fido_core::trust::TrustStore`]), as Entra has: while the policy enforces
+    /// attestation, only keys whose attestation chains to an MDS root listed for their
+    /// AAGUID pass registration. Without it (`None`), any verified certificate chain
+    /// counts as attested.
+    pub fn set_attestation_metadata(&self, trust: Option<fido_core::trust::TrustStore>) {
+        self.shared.state().trust = trust.map(std::sync::Arc::new);
+    }
+
     /// Replaces the FIDO2 policy.
     pub fn set_policy(&self, policy: Fido2Policy) {
         self.shared.state().policy = policy;
@@ -581,6 +590,7 @@ pub(crate) fn fuzz_registration(data: &[u8]) {
         existing: &[],
         v1: true,
         user_groups: &[],
+        trust: None,
     };
     let _ = validate::validate_registration(data, &ctx);
     let form = token::parse_form(data);

@@ -195,6 +195,8 @@ pub(crate) struct State {
     pub clock_offset: Duration,
     pub buckets: HashMap<String, Bucket>,
     pub log: Vec<super::RequestRecord>,
+    /// The FIDO metadata the tenant's attestation enforcement checks against, if given.
+    pub trust: Option<std::sync::Arc<fido_core::trust::TrustStore>>,
 }
 
 /// Most challenges kept at once (older expired ones are evicted first).
@@ -208,6 +210,7 @@ impl State {
             policy,
             methods: BTreeMap::new(),
             challenges: HashMap::new(),
+            trust: None,
             tokens: HashMap::new(),
             used_jtis: HashSet::new(),
             clock_offset: Duration::ZERO,

@@ -42,6 +42,9 @@ pub(crate) struct RegistrationContext<'a> {
     pub v1: bool,
     /// Ids of the groups the user is a member of (for include/exclude targets).
     pub user_groups: &'a [String],
+    /// The tenant's FIDO metadata: with it, "attested" means the chain validates to an
+    /// MDS root listed for the AAGUID (what enforcement needs).
+    pub trust: Option<&'a fido_core::trust::TrustStore>,
 }
 
 /// A validated registration: the method to store and the challenge it consumed.
@@ -169,8 +172,9 @@ pub(crate) fn validate_registration(
     let verified = att
         .verify(&client_data_hash)
         .map_err(|e| bad(format!("Attestation signature verification failed: {e}")))?;
-    // Only a certificate chain counts as attested; self attestation does not.
-    let (attested, certs) = match &verified.attestation_type {
+    // Only a certificate chain counts as attested; self attestation does not. With FIDO
+    // metadata, the chain must also validate to an MDS root listed for the AAGUID.
+    let (chained, certs) = match &verified.attestation_type {
         AttestationType::BasicOrAttCa { chain } => (
             true,
             chain
@@ -180,6 +184,20 @@ pub(crate) fn validate_registration(
         ),
         _ => (false, vec![]),
     };
+    let attested = chained
+        && match ctx.trust {
+            None => true,
+            Some(trust) => {
+                let now = ctx
+                    .now
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                matches!(
+                    trust.verify(&att, &client_data_hash, now),
+                    Ok(t) if t.source == fido_core::trust::TrustSource::Mds
+                )
+            }
+        };
 
     // The passkey profiles that apply to the user (by target), or the deprecated
     // top-level fields: the key must satisfy one of them.

@@ -59,6 +59,17 @@ pub enum EngineError {
     /// A journal entry cannot be read.
     #[error(transparent)]
     Journal(#[from] JournalError),
+    /// The new credential's attestation is refused: the statement does not verify, the
+    /// AAGUID differs from getInfo's, user verification is missing, or the key is not
+    /// trusted as the passkey template's `attestation` setting requires. Nothing was
+    /// stored or registered.
+    #[error("attestation refused for passkey template {passkey_template:?}: {reason}")]
+    Attestation {
+        /// The passkey template.
+        passkey_template: String,
+        /// Why.
+        reason: String,
+    },
     /// A simulated crash stopped the flow (see `Engine::crash_at`, `fault-injection`
     /// feature). The variant exists in every build so the error's shape does not change
     /// with features; only the feature's hooks ever return it.
@@ -549,7 +560,9 @@ impl EngineError {
     /// The error's family (see [`crate::Error::kind`]).
     pub fn kind(&self) -> ErrorKind {
         match self {
-            EngineError::Device { .. } | EngineError::SignIn { .. } => ErrorKind::Device,
+            EngineError::Device { .. }
+            | EngineError::SignIn { .. }
+            | EngineError::Attestation { .. } => ErrorKind::Device,
             EngineError::Lookup(e) => e.kind(),
             EngineError::SelfService(e) => e.kind(),
             EngineError::Plan(e) => e.kind(),
@@ -566,6 +579,7 @@ impl EngineError {
         match self {
             EngineError::Device { cause, .. } => cause.reason(),
             EngineError::SignIn { .. } => "sign_in_failed",
+            EngineError::Attestation { .. } => "attestation_refused",
             EngineError::Lookup(e) => e.reason(),
             EngineError::SelfService(e) => e.reason(),
             EngineError::Plan(e) => e.reason(),
@@ -582,6 +596,7 @@ impl EngineError {
         match self {
             EngineError::Device { cause, .. } => cause.ctap_status(),
             EngineError::SignIn { .. }
+            | EngineError::Attestation { .. }
             | EngineError::Lookup(_)
             | EngineError::SelfService(_)
             | EngineError::Plan(_)
@@ -599,6 +614,7 @@ impl EngineError {
             EngineError::Device { cause, .. } => cause.retries_left(),
             EngineError::SelfService(e) => e.retries_left(),
             EngineError::SignIn { .. }
+            | EngineError::Attestation { .. }
             | EngineError::Lookup(_)
             | EngineError::Plan(_)
             | EngineError::IdpEffect(_)

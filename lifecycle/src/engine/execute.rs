@@ -139,7 +139,11 @@ impl Engine {
                         flow.attrs.get("userPrincipalName").map(String::as_str),
                         idp_connection,
                     )?;
-                    self.idp(idp_connection)?.preflight(&user, &aaguid, true)?;
+                    // Whether the model can be attested (in the MDS BLOB); the real
+                    // verdict on this key's attestation follows makeCredential.
+                    let attested = self.expects_attested(&aaguid);
+                    self.idp(idp_connection)?
+                        .preflight(&user, &aaguid, attested)?;
                 }
                 Step::ResetAuthenticator => {
                     let d = device.as_deref_mut().ok_or_else(|| need("reset"))?;
@@ -223,6 +227,7 @@ impl Engine {
                         idp_connection,
                         rp_id.as_deref(),
                         origin.as_deref(),
+                        now,
                     )?;
                 }
                 Step::StorePendingRegistration {
@@ -408,6 +413,7 @@ impl Engine {
         idp_connection: &str,
         rp_id: Option<&str>,
         origin: Option<&str>,
+        now: UnixMillis,
     ) -> Result<(), Error> {
         let t = flow
             .templates
@@ -458,6 +464,31 @@ impl Engine {
         let args = device::make_args(hash, &challenge, &upn, &display);
         let token = d.token(pin, Permissions::MAKE_CREDENTIAL, Some(&challenge.rp_id))?;
         let made = d.make_credential(&args, &token, &|p| self.prompt(p))?;
+        let info_aaguid = d.info()?.aaguid;
+        let verdict = self.check_attestation(
+            &t,
+            idp.as_ref(),
+            &idp_user,
+            &made,
+            &hash,
+            &info_aaguid,
+            args.resident_key,
+            now,
+        )?;
+        let rec = flow.audit(
+            "attestation",
+            if verdict.trusted {
+                "verified"
+            } else {
+                "unattested"
+            },
+            Some(format!(
+                "passkey_template={passkey_template} {}",
+                verdict.detail
+            )),
+            now,
+        );
+        flow.work.audit.push(rec);
         flow.made.insert(
             passkey_template.to_owned(),
             MadeCredential {

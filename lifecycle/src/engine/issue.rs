@@ -141,6 +141,14 @@ impl Engine {
             flow.user = Some(uid);
             flow.attrs = attrs;
             flow.work.users.push(rec);
+            // The audit says how the key was attached (a software key is never `usb`).
+            let rec = flow.audit(
+                "device",
+                "success",
+                Some(format!("transport={}", request.transport.as_str())),
+                now,
+            );
+            flow.work.audit.push(rec);
             let info = device.info()?;
             let facts = device::facts(&info, request.transport, request.can_reset_in_place);
             let key_facts = self.facts(&flow.key, &flow.templates)?;

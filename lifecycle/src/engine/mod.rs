@@ -22,6 +22,7 @@
 //! `throttle`, `runner`); `fault` holds the crash-test hooks (`fault-injection` feature).
 
 mod activate;
+mod attest;
 mod device;
 mod effects;
 mod error;
@@ -40,6 +41,8 @@ mod sign_in;
 mod transitions;
 
 use std::collections::BTreeMap;
+
+use fido_core::trust::TrustStore;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -118,6 +121,8 @@ pub struct Engine {
     prompt: Option<PromptFn>,
     /// Self-service token verifiers, one per OIDC configuration.
     verifiers: Mutex<BTreeMap<selfservice::VerifierKey, Arc<entra_graph::oidc::OidcVerifier>>>,
+    /// Roots for checking new credentials' attestation (FIDO MDS BLOB, extra roots).
+    trust: Arc<TrustStore>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -139,6 +144,7 @@ pub struct EngineBuilder {
     templates: Vec<TemplateSet>,
     prompt: Option<PromptFn>,
     faults: Faults,
+    trust: TrustStore,
 }
 
 impl std::fmt::Debug for EngineBuilder {
@@ -163,6 +169,16 @@ impl EngineBuilder {
     #[must_use]
     pub fn template(mut self, templates: TemplateSet) -> Self {
         self.templates.push(templates);
+        self
+    }
+
+    /// The attestation trust store (a verified FIDO MDS3 BLOB and/or extra roots, see
+    /// [`fido_core::trust`]): every new credential's attestation is checked against it
+    /// right after makeCredential, as each passkey template's `attestation` setting
+    /// requires. Without one, no key counts as attested.
+    #[must_use]
+    pub fn trust_store(mut self, trust: TrustStore) -> Self {
+        self.trust = trust;
         self
     }
 
@@ -211,6 +227,7 @@ impl EngineBuilder {
             faults: self.faults,
             prompt: self.prompt,
             verifiers: Mutex::new(BTreeMap::new()),
+            trust: Arc::new(self.trust),
         };
         for t in self.templates {
             engine.add_template(t)?;
@@ -247,6 +264,7 @@ impl Engine {
             templates: Vec::new(),
             prompt: None,
             faults: Faults::default(),
+            trust: TrustStore::default(),
         }
     }
 

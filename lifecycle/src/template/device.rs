@@ -14,6 +14,20 @@ pub enum KeyTransport {
     Usb,
     /// NFC (or contact) through PC/SC.
     Nfc,
+    /// A software authenticator (`softkey:`), for tests and demos only: its keys can be
+    /// copied, so the facade refuses it unless the session allows software keys.
+    Software,
+}
+
+impl KeyTransport {
+    /// The lower-case name (`usb`, `nfc`, `software`), as in JSON and the audit log.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            KeyTransport::Usb => "usb",
+            KeyTransport::Nfc => "nfc",
+            KeyTransport::Software => "software",
+        }
+    }
 }
 
 /// Which `getInfo` options the key supports (present in its options map, whatever their value).
@@ -69,6 +83,7 @@ pub(crate) fn device_problems(o: &Fido2Options, d: &DeviceFacts) -> Vec<Problem>
     if o.reset_before_issuance && !d.can_reset_in_place {
         let message = match d.transport {
             KeyTransport::Usb => "this USB key cannot be reset in place: a CTAP reset must come within seconds of power-up; remove and reattach the key, then issue again right away (or turn reset_before_issuance off)",
+            KeyTransport::Software => "this software key cannot be reset in place; reopen it and issue again (or turn reset_before_issuance off)",
             KeyTransport::Nfc => "this key cannot be reset in place: the reader could not power-cycle the field; lift the key off the reader and put it back, then issue again (or turn reset_before_issuance off)",
         };
         p.push(Problem::new(format!("{F}.reset_before_issuance"), message));

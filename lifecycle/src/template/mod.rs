@@ -253,6 +253,37 @@ pub struct PasskeyTemplate {
     /// Minutes a pending registration stays valid (5-43 200, unset means 5).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub challenge_timeout_minutes: Option<i64>,
+    /// Which keys may be issued, by their attestation (checked right after
+    /// makeCredential against the engine's trust store; default `tenant`).
+    #[serde(default, skip_serializing_if = "AttestationRequirement::is_default")]
+    pub attestation: AttestationRequirement,
+}
+
+/// Which keys a passkey template issues, by what their attestation proves. Whatever the
+/// setting, a statement that does not verify, an authData AAGUID that differs from
+/// getInfo's and a credential without user verification are refused.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum AttestationRequirement {
+    /// As the tenant enforces: when the IdP's policy enforces attestation, only keys whose
+    /// attestation chains to a FIDO MDS root listed for their AAGUID; otherwise any key.
+    #[default]
+    Tenant,
+    /// Only keys whose attestation chains to an MDS root listed for their AAGUID.
+    Mds,
+    /// Keys whose attestation chains to an MDS root for their AAGUID or to one of the
+    /// operator's extra roots (models not in MDS).
+    Trusted,
+    /// Any key, attested or not (unattested and non-MDS keys may be issued).
+    Any,
+}
+
+impl AttestationRequirement {
+    /// `tenant`, the default.
+    pub fn is_default(&self) -> bool {
+        *self == AttestationRequirement::Tenant
+    }
 }
 
 impl PasskeyTemplate {
@@ -747,6 +778,7 @@ mod tests {
             rp_id: None,
             origin: None,
             challenge_timeout_minutes: None,
+            attestation: AttestationRequirement::Tenant,
         };
         assert_eq!(t.challenge_timeout(), 5);
         assert_eq!(t.challenge_timeout_ms(), 300_000);

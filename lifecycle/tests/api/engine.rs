@@ -503,6 +503,8 @@ fn revoke_crash_after_idp_call_is_finished_by_replay() {
     revoke_crash_then_replay(CrashPoint::AfterIdpCall);
 }
 
+#[path = "engine/attestation.rs"]
+mod attestation;
 #[path = "engine/in_doubt.rs"]
 mod in_doubt;
 #[path = "engine/issuance_and_races.rs"]

@@ -8,6 +8,8 @@
 //! The C test passes [`STANDARD_TEMPLATE`] to its C program; the Python tests read the
 //! same file, `tests/testkit/templates/standard.toml`.
 
+pub mod mds;
+
 use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -223,7 +225,8 @@ pub fn idp_config(emulator: &Emulator) -> serde_json::Value {
 }
 
 /// The facade session's JSON configuration: SQLite `keysmith.db` in `dir`, a PIN key of
-/// `0x07` bytes, `station`, the emulator as [`idp_config`], [`STANDARD_TEMPLATE`] loaded.
+/// `0x07` bytes, `station`, the emulator as [`idp_config`], [`STANDARD_TEMPLATE`] loaded,
+/// software keys allowed (`allow_software_keys`).
 pub fn session_config(emulator: &Emulator, dir: &Path, station: &str) -> String {
     serde_json::json!({
         "repository": { "sqlite": dir.join("keysmith.db").to_str().expect("utf-8 path") },
@@ -231,6 +234,7 @@ pub fn session_config(emulator: &Emulator, dir: &Path, station: &str) -> String 
         "station": station,
         "idp": [idp_config(emulator)],
         "templates": [STANDARD_TEMPLATE],
+        "allow_software_keys": true,
     })
     .to_string()
 }

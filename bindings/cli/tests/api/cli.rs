@@ -195,7 +195,7 @@ pub(crate) const USER: &str = "kim@contoso.onmicrosoft.com";
 /// The session configuration in TOML (relative paths: relative to the file).
 pub(crate) fn toml_config(emulator: &Emulator) -> String {
     format!(
-        "station = \"test-station\"\npin_key_file = \"host.key\"\n\
+        "station = \"test-station\"\nallow_software_keys = true\npin_key_file = \"host.key\"\n\
          template_files = [\"template.toml\"]\n\n[repository]\nsqlite = \"keysmith.db\"\n\n\
          [[idp]]\nname = \"contoso-entra\"\ntenant = \"{}\"\nclient_id = \"{}\"\n\
          client_secret_env = \"KEYSMITH_TEST_SECRET\"\nlogin_base = \"{}\"\n\

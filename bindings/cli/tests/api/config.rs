@@ -11,6 +11,7 @@ use super::keysmith;
 fn json_config(emulator: &Emulator) -> String {
     serde_json::json!({
         "station": "test-station",
+        "allow_software_keys": true,
         "pin_key_file": "host.key",
         "template_files": ["template.toml"],
         "repository": { "sqlite": "keysmith.db" },

@@ -73,7 +73,7 @@ fn config_log_section_applies_and_flags_override_it() {
         std::fs::write(
             &config,
             format!(
-                "pin_key_file = \"host.key\"\nrepository = {{ sqlite = \"keysmith.db\" }}\n\n\
+                "allow_software_keys = true\npin_key_file = \"host.key\"\nrepository = {{ sqlite = \"keysmith.db\" }}\n\n\
                  [[idp]]\nname = \"contoso-entra\"\ntenant = \"{}\"\nclient_id = \"{}\"\n\
                  client_secret_env = \"KEYSMITH_TEST_SECRET\"\nlogin_base = \"{}\"\ngraph_base = \"{}\"\n\n\
                  {log_section}",

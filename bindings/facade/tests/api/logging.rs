@@ -59,6 +59,7 @@ fn session_logging_goes_to_the_configured_file_without_secrets_alone() {
     let cfg = serde_json::json!({
         "repository": { "sqlite": dir.join("keysmith.db").to_str().expect("utf-8") },
         "pin_key": PIN_KEY,
+        "allow_software_keys": true,
         "idp": [idp_config(&emulator)],
         "templates": [TEMPLATE],
         "log": {

@@ -88,7 +88,9 @@ def _require_callable(method: str, name: str, value: Any) -> None:
 class Session:
     """A keysmith session: ``Session(config)`` with ``config`` a mapping or JSON text
     (``repository``, ``pin_key``, ``station``, ``actor``, ``idp``, ``templates``,
-    ``log``; see the facade's ``Session::open``)."""
+    ``log``, ``mds_blob``/``mds_root``/``attestation_roots`` for attestation checked at
+    issuance, ``allow_software_keys`` for ``softkey:`` devices in tests and demos; see the
+    facade's ``Session::open``)."""
 
     __slots__ = ("_native",)
 

@@ -679,6 +679,7 @@ impl Engine {
                     .unwrap_or_else(PoisonError::into_inner)
                     .clone(),
             ),
+            trust: self.trust.clone(),
         }
     }
 }

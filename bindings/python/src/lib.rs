@@ -503,7 +503,7 @@ impl Session {
 
     /// Checks the whole audit log (hash chain and MACs): a dict with `ok`, `records`,
     /// `unchained`, `first_bad_id` and `reason`.
-    fn audit_verify(&self, py: Python<'_>) -> PyResult<PyObject> {
+    fn audit_verify(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         let s = self.inner.clone();
         run(py, None, move || s.audit_verify())
     }
@@ -536,7 +536,7 @@ impl Session {
     /// Starts a self-service sign-in: returns `{"nonce", "expires_at_ms"}`. The nonce
     /// goes in the OpenID Connect authorization request and, with the ID token, to
     /// `self_issue` / `self_set_pin`; it is good once.
-    fn self_service_begin(&self, py: Python<'_>) -> PyResult<PyObject> {
+    fn self_service_begin(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         let s = self.inner.clone();
         run(py, None, move || s.self_service_begin())
     }

@@ -313,7 +313,11 @@ pub(crate) fn bulk(args: &Args, kind: &str, file: Option<&str>) -> Result<Output
             let started = crate::args::now_ms();
             let job = s.bulk_create(kind, &text).map_err(|e| {
                 if e.kind == ErrorKind::Usage {
-                    FacadeError::usage(format!("{f}: {}", e.message))
+                    // The file named, the reason (csv_invalid, ...) kept.
+                    FacadeError {
+                        message: format!("{f}: {}", e.message),
+                        ..e
+                    }
                 } else {
                     e
                 }

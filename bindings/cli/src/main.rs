@@ -117,8 +117,9 @@ fn main() -> ExitCode {
     let json = raw.iter().any(|a| a == "--json");
     let rest = match logging::start(raw) {
         Ok(rest) => rest,
-        // Diagnostics set-up errors go to stderr even with --json (as before).
-        Err(e) => return fail(false, &e),
+        // The config file is read here first (for its [log] section): its errors are
+        // reported as every other error, a JSON object on stdout with --json.
+        Err(e) => return fail(json, &e),
     };
     let words: Vec<&str> = rest
         .iter()

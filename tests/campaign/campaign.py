@@ -201,7 +201,7 @@ class CliRunner:
         env = dict(os.environ)
         env.update(case.get("env", {}))
         for step in case.get("setup", []):
-            stdin = step.get("stdin")
+            stdin = value(step.get("stdin"))
             p = subprocess.run(argv(step["args"]), input=as_bytes(stdin) if stdin else None,
                                stdin=None if stdin else subprocess.DEVNULL,
                                capture_output=True, env=env, timeout=CASE_TIMEOUT)
@@ -215,7 +215,7 @@ class CliRunner:
                 for field in ("key_id", "job_id"):
                     if field in out:
                         subst["@" + field] = str(out[field])
-        stdin = case.get("stdin")
+        stdin = value(case.get("stdin"))
         started = time.monotonic()
         try:
             p = subprocess.run(argv(case["args"]), input=as_bytes(stdin) if stdin else None,

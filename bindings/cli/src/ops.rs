@@ -158,11 +158,9 @@ pub(crate) fn template_name(session: &Session, t: &str) -> Result<String, Facade
     if path.is_file() {
         let text = std::fs::read_to_string(path)
             .map_err(|e| FacadeError::usage(format!("template {}: {e}", path.display())))?;
-        let summary = session.add_template(&text).map_err(|e| {
-            FacadeError::new(
-                e.kind,
-                format!("template {}: {}", path.display(), e.message),
-            )
+        let summary = session.add_template(&text).map_err(|e| FacadeError {
+            message: format!("template {}: {}", path.display(), e.message),
+            ..e
         })?;
         return Ok(summary.name);
     }

@@ -112,8 +112,11 @@ impl SessionConfig {
             Some(e) if e.eq_ignore_ascii_case("toml") => Self::from_toml(&text),
             _ => Self::parse(&text),
         };
-        let mut cfg = parsed
-            .map_err(|e| FacadeError::new(e.kind, format!("{}: {}", path.display(), e.message)))?;
+        // The file named; the kind and reason (station_invalid, ...) kept.
+        let mut cfg = parsed.map_err(|e| FacadeError {
+            message: format!("{}: {}", path.display(), e.message),
+            ..e
+        })?;
         let base = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),

@@ -726,9 +726,15 @@ fn parse_error(
             };
         }
     }
+    // A wrong type or value names its field (`credential.fido2.min_pin_length: invalid
+    // type ...`), not only the line and column.
+    let message = match path.as_deref() {
+        Some(p) if p != "." && !p.is_empty() && p != "?" => format!("{p}: {message}"),
+        _ => message.to_owned(),
+    };
     TemplateError::Parse {
         format,
-        message: message.to_owned(),
+        message,
         line,
         column,
     }
@@ -804,5 +810,25 @@ mod tests {
             }
         );
         assert_eq!(e.to_string(), "JSON template: unknown field `colour`");
+    }
+
+    #[test]
+    fn a_wrong_type_names_its_field() {
+        let e = TemplateSet::from_json_str(
+            r#"{"credential": {"name": "x", "passkey_templates": "entra"}}"#,
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("JSON template: credential.passkey_templates: invalid type"),
+            "{e}"
+        );
+        let e = TemplateSet::from_toml_str("[credential.fido2]\nmin_pin_length = -1\n")
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("TOML template: credential.fido2.min_pin_length: invalid value"),
+            "{e}"
+        );
     }
 }

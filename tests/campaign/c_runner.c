@@ -5,6 +5,7 @@
  * Runs the operation on fresh handles and answers one line: ID TAB STATUS TAB x<hex>, the
  * hex being ks_last_error_json on failure, else the result JSON (or "").
  * Built by scripts/fault-campaign.sh against bindings/c/include/keysmith.h. */
+#define _GNU_SOURCE
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -155,11 +156,6 @@ static ks_status run(const char *op, char **out) {
         } else if (op[0] == 's') {
             st = ks_key_sign_in(s, d, key, arg(2), out);
         } else {
-            ks_string_free(NULL);
-            st = ks_key_inactivate(s, key, out);
-            if (st != KS_OK) goto done;
-            ks_string_free(*out);
-            *out = NULL;
             st = ks_key_reissue(s, d, key, arg(2), out);
         }
     } else if (strcmp(op, "sign_in") == 0) { /* CONFIG SPEC KEYID PIN */
@@ -261,8 +257,9 @@ static void put_hex(const char *s) {
 }
 
 int main(void) {
-    static char line[64 * 1024 * 1024];
-    while (fgets(line, sizeof line, stdin)) {
+    char *line = NULL;
+    size_t cap = 0;
+    while (getline(&line, &cap, stdin) > 0) {
         line[strcspn(line, "\n")] = '\0';
         char *save = NULL;
         char *id = strtok_r(line, "\t", &save);
@@ -284,5 +281,6 @@ int main(void) {
         ks_string_free(out);
         for (int i = 0; i < nargs; i++) free(args[i]);
     }
+    free(line);
     return 0;
 }

@@ -253,6 +253,8 @@ class CliRunner:
             why.append(f"no JSON error on stdout: {stdout[-300:]!r} stderr {stderr[-300:]!r}")
         else:
             why += check_error(err, exp)
+            if why:
+                why.append(f"error {json.dumps(err)[:300]}")
             if err.get("exit_code") is not None and err["exit_code"] != p.returncode \
                     and exp["exit"] != 1:
                 why.append(f"error's exit_code {err['exit_code']} is not the exit {p.returncode}")
@@ -396,6 +398,8 @@ class CRunner:
             if codes.get(err["kind"]) != status:
                 why.append(f"kind {err['kind']} does not match status {status}")
         why += check_error(err, exp) if err else []
+        if why and err:
+            why.append(f"error {body[:300]}")
         return not why, "; ".join(why)
 
 

@@ -44,6 +44,21 @@ fn checked_serial(serial: String) -> Result<String> {
     }
 }
 
+/// The user of an issuance, if it can name a directory user: not blank, no control
+/// characters (an empty one used to reach the IdP as the users collection and come
+/// back as "idp_unreachable: missing field `id`").
+fn checked_user(user: &str) -> Result<String> {
+    let why = if user.trim().is_empty() {
+        "must not be empty"
+    } else if user.chars().any(char::is_control) {
+        "must not contain control characters"
+    } else {
+        return Ok(user.to_owned());
+    };
+    Err(FacadeError::usage(format!("user {user:?}: {why} (a UPN or object id)"))
+        .with_reason("user_invalid"))
+}
+
 /// Receives "touch your key" and fingerprint prompts (see [`Session::set_prompt`]).
 pub type PromptCallback = Box<dyn Fn(&Prompt) + Send + Sync>;
 
@@ -245,7 +260,7 @@ impl Session {
         let serial = checked_serial(serial)?;
         Ok(IssueRequest {
             actor: p.actor.clone().unwrap_or_else(|| self.actor()),
-            user: p.user.clone(),
+            user: checked_user(&p.user)?,
             serial,
             transport: d.transport,
             can_reset_in_place: d.can_reset_in_place,
@@ -358,7 +373,7 @@ impl Session {
         let mut d = self.lock_device(device)?;
         let request = IssueRequest {
             actor: params.actor.clone().unwrap_or_else(|| self.actor()),
-            user: params.user.clone(),
+            user: checked_user(&params.user)?,
             // A new serial is checked; the recorded one is the key's id already.
             serial: match params.serial.clone() {
                 Some(serial) => checked_serial(serial)?,

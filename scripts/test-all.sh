@@ -92,6 +92,10 @@ KEYSMITH_EMULATOR_BIN="$PWD/target/debug/entra-emulator" "$venv/bin/python" -m p
 log "examples (Rust, C, Python)"
 scripts/run-examples.sh
 
+log "fault campaign (short form): bad inputs at the CLI, C and Python boundaries"
+# The binaries, libkeysmith and the venv built above; prints "N passed, M failed".
+scripts/fault-campaign.sh --short
+
 log "interop: python-fido2 against the software authenticator through pcscd + vpcd"
 "$venv/bin/python" -m pytest -q tests/interop
 

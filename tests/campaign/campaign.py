@@ -68,7 +68,9 @@ def patched(base: dict, spec: dict) -> dict:
         node = out
         for p in parents:
             node = node[int(p)] if isinstance(node, list) else node.setdefault(p, {})
-        if isinstance(node, list):
+        if isinstance(node, list) and int(last) == len(node):
+            node.append(value(v))
+        elif isinstance(node, list):
             node[int(last)] = value(v)
         else:
             node[last] = value(v)

@@ -24,6 +24,7 @@ use crate::{FacadeError, Result};
 #[serde(deny_unknown_fields)]
 pub struct SessionConfig {
     /// `{"sqlite": "path"}` or `{"postgres": "url"}`.
+    #[serde(deserialize_with = "repository_table")]
     pub(crate) repository: Repository,
     /// The 32-byte host key sealing transport PINs, as 64 hex digits.
     #[serde(default)]
@@ -184,6 +185,16 @@ impl SessionConfig {
             )
             .with_reason("station_invalid"));
         }
+        // Connections are looked up by name: a second one of a name would shadow the
+        // first (or be shadowed) without a word.
+        let mut names = std::collections::BTreeSet::new();
+        if let Some(c) = self.idp.iter().find(|c| !names.insert(c.name.as_str())) {
+            return Err(FacadeError::usage(format!(
+                "session config: idp: the connection name {:?} is given twice",
+                c.name
+            ))
+            .with_reason("connection_duplicate"));
+        }
         if self.station.chars().any(char::is_control) {
             return Err(FacadeError::usage(format!(
                 "session config: station {:?}: must not contain control characters",
@@ -306,6 +317,27 @@ pub(crate) struct Repository {
     schema: Option<String>,
     #[serde(default)]
     sslrootcert: Option<PathBuf>,
+}
+
+/// `repository` as a table only: serde would also read the struct from an array, by
+/// position (`["x.db"]` silently opening SQLite `x.db`).
+fn repository_table<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Repository, D::Error> {
+    struct Table;
+    impl<'de> serde::de::Visitor<'de> for Table {
+        type Value = Repository;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a repository table ({sqlite = PATH} or {postgres = URL, ...})")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            map: A,
+        ) -> std::result::Result<Repository, A::Error> {
+            Repository::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+        }
+    }
+    d.deserialize_map(Table)
 }
 
 /// One Entra connection.

@@ -142,9 +142,17 @@ fn config_log_section_applies_and_flags_override_it() {
         .sum();
     assert_eq!(total, records.len());
 
-    // An invalid [log] section is a usage error naming the setting.
+    // An invalid [log] section is a usage error naming the setting; with --json it is
+    // the JSON error object on stdout, as every other error (it used to be text on
+    // stderr: the fault campaign's cfg-log-level-bad).
     write_config("[log]\nlevel = \"info\"\ndirectives = \"lifecycle=loud\"\n");
     let out = run(&mut cmd(&["--json", "device", "info"]), None);
+    assert_eq!(out.status.code(), Some(2));
+    let err: serde_json::Value = serde_json::from_slice(&out.stdout).expect("a JSON error");
+    assert_eq!(err["error"]["kind"], "usage", "{err}");
+    let message = err["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("log.directives"), "{err}");
+    let out = run(&mut cmd(&["device", "info"]), None);
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("log.directives"), "{stderr}");

@@ -185,6 +185,8 @@ class CliRunner:
             subst["@csv"] = str(path)
         for name, text in case.get("files", {}).items():
             (d / name).write_bytes(as_bytes(value(text)))
+            # Readable by others whatever the umask (the insecure pin_key_file case).
+            (d / name).chmod(0o644)
             subst["@" + name] = str(d / name)
 
         def argv(args):

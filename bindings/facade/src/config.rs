@@ -590,6 +590,26 @@ mod tests {
     }
 
     #[test]
+    fn a_connection_name_given_twice_and_a_repository_array_are_refused() {
+        let c = r#"{"name": "c", "tenant": "t", "client_id": "id", "client_secret": "s"}"#;
+        let json = format!(
+            r#"{{"repository": {{"sqlite": "k.db"}}, "pin_key_file": "k", "idp": [{c}, {c}]}}"#
+        );
+        let e = SessionConfig::from_json(&json).err().unwrap();
+        assert_eq!(e.reason, "connection_duplicate", "{}", e.message);
+        assert!(e.message.contains("\"c\""), "{}", e.message);
+        // serde reads a struct from an array by position: ["x.db"] was SQLite x.db.
+        let e = SessionConfig::from_json(r#"{"repository": ["x.db"], "pin_key_file": "k"}"#)
+            .err()
+            .unwrap();
+        assert!(e.message.contains("repository table"), "{}", e.message);
+        let e = SessionConfig::from_toml("repository = [\"x.db\"]\npin_key_file = \"k\"\n")
+            .err()
+            .unwrap();
+        assert!(e.message.contains("repository table"), "{}", e.message);
+    }
+
+    #[test]
     fn toml_and_json_have_the_same_fields() {
         let json = r#"{"repository": {"sqlite": "k.db"}, "pin_key_file": "host.key",
             "station": "s1", "template_files": ["t.toml"],

@@ -847,3 +847,16 @@ fn refuse_software(transport: KeyTransport, allowed: bool) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_blank_user_or_one_with_control_characters_is_refused() {
+        for bad in ["", "  ", "kim\n", "k\u{7}im"] {
+            let e = super::checked_user(bad).err().unwrap();
+            assert_eq!((e.kind, e.reason), (crate::ErrorKind::Usage, "user_invalid"));
+            assert!(e.message.starts_with("user "), "{}", e.message);
+        }
+        assert_eq!(super::checked_user("kim@contoso.com").unwrap(), "kim@contoso.com");
+    }
+}

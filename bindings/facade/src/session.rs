@@ -55,8 +55,10 @@ fn checked_user(user: &str) -> Result<String> {
     } else {
         return Ok(user.to_owned());
     };
-    Err(FacadeError::usage(format!("user {user:?}: {why} (a UPN or object id)"))
-        .with_reason("user_invalid"))
+    Err(
+        FacadeError::usage(format!("user {user:?}: {why} (a UPN or object id)"))
+            .with_reason("user_invalid"),
+    )
 }
 
 /// Receives "touch your key" and fingerprint prompts (see [`Session::set_prompt`]).
@@ -854,9 +856,15 @@ mod tests {
     fn a_blank_user_or_one_with_control_characters_is_refused() {
         for bad in ["", "  ", "kim\n", "k\u{7}im"] {
             let e = super::checked_user(bad).err().unwrap();
-            assert_eq!((e.kind, e.reason), (crate::ErrorKind::Usage, "user_invalid"));
+            assert_eq!(
+                (e.kind, e.reason),
+                (crate::ErrorKind::Usage, "user_invalid")
+            );
             assert!(e.message.starts_with("user "), "{}", e.message);
         }
-        assert_eq!(super::checked_user("kim@contoso.com").unwrap(), "kim@contoso.com");
+        assert_eq!(
+            super::checked_user("kim@contoso.com").unwrap(),
+            "kim@contoso.com"
+        );
     }
 }

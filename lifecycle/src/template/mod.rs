@@ -823,8 +823,8 @@ mod tests {
                 .starts_with("JSON template: credential.passkey_templates: invalid type"),
             "{e}"
         );
-        let e = TemplateSet::from_toml_str("[credential.fido2]\nmin_pin_length = -1\n")
-            .unwrap_err();
+        let e =
+            TemplateSet::from_toml_str("[credential.fido2]\nmin_pin_length = -1\n").unwrap_err();
         assert!(
             e.to_string()
                 .starts_with("TOML template: credential.fido2.min_pin_length: invalid value"),

@@ -527,7 +527,8 @@ mod tests {
     #[test]
     fn the_journal_lease_covers_the_graph_clients_retry_budget() {
         let worst = entra_graph::GraphConfig::new("t").worst_case_call();
-        let lease = std::time::Duration::from_millis(u64::try_from(JOURNAL_LEASE_MS).expect("positive"));
+        let lease =
+            std::time::Duration::from_millis(u64::try_from(JOURNAL_LEASE_MS).expect("positive"));
         assert!(lease >= worst, "lease {lease:?} < budget {worst:?}");
     }
 

@@ -35,7 +35,11 @@ fn an_unbuildable_request_fails_at_once_with_a_typed_error() {
     let s = c.stats();
     assert_eq!(s.requests, 1, "one attempt");
     assert_eq!(s.retries, 0, "never retried");
-    assert_eq!(graph_requests(&emu), seen_before, "nothing reached the server");
+    assert_eq!(
+        graph_requests(&emu),
+        seen_before,
+        "nothing reached the server"
+    );
 
     // The same through the other paths that loop on their own: search, delete, register.
     let e = c.search_users(&huge, 5).unwrap_err();
@@ -79,7 +83,11 @@ fn connection_refused_is_still_transient_and_retried() {
     let c = GraphClient::new(cfg, secret_credential(&emu)).unwrap();
     let e = c.user(KIM).unwrap_err();
     assert!(matches!(e, GraphError::Transport { .. }), "{e:?}");
-    assert_eq!(c.stats().requests, u64::from(attempts), "every attempt made");
+    assert_eq!(
+        c.stats().requests,
+        u64::from(attempts),
+        "every attempt made"
+    );
     assert_eq!(c.stats().retries, u64::from(attempts - 1));
 }
 
@@ -180,7 +188,11 @@ fn throttled_graph_calls_are_bounded_by_the_total_wait_budget() {
         "{e:?}"
     );
     assert_eq!(e.status(), Some(429));
-    assert_eq!(graph_requests(&emu) - before, 2, "two attempts, then given up");
+    assert_eq!(
+        graph_requests(&emu) - before,
+        2,
+        "two attempts, then given up"
+    );
 }
 
 #[test]
@@ -191,5 +203,8 @@ fn default_budgets_are_documented_values_and_bound_a_call() {
     assert!(p.max_retry_after <= p.max_total_wait);
     let cfg = GraphConfig::new("t");
     // 6 attempts of 30 s + 120 s of waits, plus a token: 6 × 30 s + 60 s.
-    assert_eq!(cfg.worst_case_call(), Duration::from_secs(180 + 120 + 180 + 60));
+    assert_eq!(
+        cfg.worst_case_call(),
+        Duration::from_secs(180 + 120 + 180 + 60)
+    );
 }

@@ -78,6 +78,9 @@ impl Failure {
     }
 }
 
+/// The longest URI the HTTP stack (the `http` crate) can represent.
+const MAX_URI_BYTES: usize = u16::MAX as usize - 1;
+
 /// The endpoint name in errors and logs for the login (token) endpoint.
 pub(crate) const TOKEN_ENDPOINT: &str = "token endpoint";
 
@@ -425,7 +428,19 @@ impl Core {
         let resp = match req.send().await {
             Ok(r) => r,
             Err(e) => {
-                let failure = send_failure(e, &path);
+                let failure = send_failure(e, &path).map(|e| match e {
+                    GraphError::Unsendable { endpoint, reason } if url.len() > MAX_URI_BYTES => {
+                        GraphError::Unsendable {
+                            endpoint,
+                            reason: format!(
+                                "{reason} (the URL is {} bytes, HTTP clients allow at most \
+                                 {MAX_URI_BYTES}: a user name, id or search term too long)",
+                                url.len()
+                            ),
+                        }
+                    }
+                    other => other,
+                });
                 tracing::debug!(
                     %method,
                     %path,

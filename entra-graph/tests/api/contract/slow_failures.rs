@@ -32,6 +32,7 @@ fn an_unbuildable_request_fails_at_once_with_a_typed_error() {
         "{e:?}"
     );
     assert!(!e.to_string().contains(&huge[..100]), "no user name in {e}");
+    assert!(e.to_string().contains("at most 65534"), "{e}");
     let s = c.stats();
     assert_eq!(s.requests, 1, "one attempt");
     assert_eq!(s.retries, 0, "never retried");

@@ -11,7 +11,7 @@ use reqwest::Method;
 
 use crate::auth::Credential;
 use crate::config::{ApiVersion, GraphConfig};
-use crate::http::{api_error, Core, Failure};
+use crate::http::{api_error, path_template, Core, Failure, WaitBudget};
 use crate::ids::same_credential;
 use crate::policy::{preflight, target_group_ids, PreflightError, UserScope};
 use crate::wire::{
@@ -281,8 +281,10 @@ impl GraphClient {
         self.block(async move {
             let mut uncertain = false;
             let max = core.config.retry.max_attempts;
+            let endpoint = path_template(&url, &core.config.graph_base);
+            let mut budget = WaitBudget::new(core.config.retry.max_total_wait);
             for attempt in 1..=max {
-                match core.exchange(Method::DELETE, &url, None).await {
+                let (delay, e) = match core.exchange(Method::DELETE, &url, None).await {
                     Ok(reply) => {
                         return Ok(Deletion {
                             request_id: reply.request_id,
@@ -307,29 +309,27 @@ impl GraphClient {
                         if attempt == max || d > core.config.retry.max_retry_after {
                             return Err(e);
                         }
-                        core.counters.retries.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(attempt, delay_ms = d.as_millis() as u64, error = %e, "retrying graph deletion");
-                        tokio::time::sleep(d).await;
+                        (d, e)
                     }
                     Err(Failure::Unknown(Some(d), e)) => {
                         if attempt == max || d > core.config.retry.max_retry_after {
                             return Err(e);
                         }
                         uncertain = true;
-                        core.counters.retries.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(attempt, delay_ms = d.as_millis() as u64, error = %e, "retrying graph deletion");
-                        tokio::time::sleep(d).await;
+                        (d, e)
                     }
                     Err(Failure::Unknown(None, e)) => {
                         if attempt == max {
                             return Err(e);
                         }
                         uncertain = true;
-                        core.counters.retries.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(attempt, error = %e, "graph deletion outcome unknown; retrying");
-                        tokio::time::sleep(core.backoff(attempt)).await;
+                        (core.backoff(attempt), e)
                     }
-                }
+                };
+                let e = budget.spend(&endpoint, attempt, delay, e)?;
+                core.counters.retries.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(attempt, delay_ms = delay.as_millis() as u64, uncertain, error = %e, "retrying graph deletion");
+                tokio::time::sleep(delay).await;
             }
             Err(GraphError::Transport {
                 reason: "no attempt made".into(),
@@ -353,6 +353,7 @@ impl GraphClient {
         })?;
         let url = self.methods_url(user);
         let max = self.core.config.retry.max_attempts;
+        let mut budget = WaitBudget::new(self.core.config.retry.max_total_wait);
         let mut last_unknown: Option<GraphError> = None;
         for attempt in 1..=max {
             let core = self.core.clone();
@@ -394,11 +395,22 @@ impl GraphClient {
                             reconciled: true,
                         });
                     }
-                    tracing::info!(credential_id = %credential_id, "registration had not committed; sending again");
-                    last_unknown = Some(e);
                     if attempt < max {
-                        let d = delay.unwrap_or_else(|| self.core.backoff(attempt));
-                        std::thread::sleep(d.min(self.core.config.retry.max_retry_after));
+                        let d = delay
+                            .unwrap_or_else(|| self.core.backoff(attempt))
+                            .min(self.core.config.retry.max_retry_after);
+                        let endpoint = path_template(&url, &self.core.config.graph_base);
+                        match budget.spend(&endpoint, attempt, d, e) {
+                            Ok(e) => last_unknown = Some(e),
+                            Err(exhausted) => {
+                                last_unknown = Some(exhausted);
+                                break;
+                            }
+                        }
+                        tracing::info!(credential_id = %credential_id, "registration had not committed; sending again");
+                        std::thread::sleep(d);
+                    } else {
+                        last_unknown = Some(e);
                     }
                 }
                 Err(other) => {
@@ -660,6 +672,10 @@ async fn run_batch(core: &Core, url: &str, items: Vec<(usize, Method, String)>) 
         .collect();
     let mut done: Indexed = Vec::new();
     let max = core.config.retry.max_attempts;
+    let endpoint = path_template(url, &core.config.graph_base);
+    let mut budget = WaitBudget::new(core.config.retry.max_total_wait);
+    // The last error of each item waiting for another round.
+    let mut last: BTreeMap<String, GraphError> = BTreeMap::new();
     for attempt in 1..=max {
         if pending.is_empty() {
             break;
@@ -735,6 +751,7 @@ async fn run_batch(core: &Core, url: &str, items: Vec<(usize, Method, String)>) 
                 429 | 500..=599 if attempt < max => {
                     wait = wait.max(retry_after.unwrap_or_else(|| core.backoff(attempt)));
                     let uncertain = uncertain || r.status >= 500;
+                    last.insert(r.id.clone(), api_error(r.status, None, &body));
                     pending.insert(r.id, (i, m, u, uncertain));
                 }
                 status => {
@@ -751,8 +768,22 @@ async fn run_batch(core: &Core, url: &str, items: Vec<(usize, Method, String)>) 
             }
         }
         if !pending.is_empty() && attempt < max {
+            let wait = wait.min(core.config.retry.max_retry_after);
+            if budget.waited.saturating_add(wait) > budget.limit {
+                for (id, (i, ..)) in std::mem::take(&mut pending) {
+                    let e = last.remove(&id).unwrap_or(GraphError::Transport {
+                        reason: "no answer in $batch".into(),
+                    });
+                    done.push((
+                        i,
+                        Err(budget.exhausted(&endpoint, attempt, wait, budget.limit, e)),
+                    ));
+                }
+                break;
+            }
+            budget.waited += wait;
             core.counters.retries.fetch_add(1, Ordering::Relaxed);
-            tokio::time::sleep(wait.min(core.config.retry.max_retry_after)).await;
+            tokio::time::sleep(wait).await;
         }
     }
     for (_, (i, ..)) in pending {

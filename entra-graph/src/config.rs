@@ -37,8 +37,20 @@ pub struct RetryPolicy {
     pub base_delay: Duration,
     /// Longest backoff delay.
     pub max_delay: Duration,
-    /// Longest `Retry-After` honoured; longer ones fail with the 429/503 error.
+    /// Longest `Retry-After` honoured; longer ones fail at once (a Graph request with the
+    /// 429/503 error, a token acquisition with [`GraphError::RetryBudgetExhausted`]).
     pub max_retry_after: Duration,
+    /// Most time one Graph request spends waiting between its attempts in total (backoff
+    /// and `Retry-After` together; default 120 s, so one `Retry-After` of
+    /// [`RetryPolicy::max_retry_after`] still fits). A wait that would go past it ends the
+    /// request at once with [`GraphError::RetryBudgetExhausted`]. The loops around requests
+    /// (a registration's reconciling retries, a deletion's retries, `$batch` rounds) each
+    /// have a budget of this size too.
+    pub max_total_wait: Duration,
+    /// The same bound for one token acquisition at the login endpoint (default 60 s):
+    /// a throttled token endpoint is given up after this much waiting, with
+    /// [`GraphError::RetryBudgetExhausted`] naming the token endpoint.
+    pub token_max_total_wait: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -48,6 +60,8 @@ impl Default for RetryPolicy {
             base_delay: Duration::from_millis(250),
             max_delay: Duration::from_secs(30),
             max_retry_after: Duration::from_secs(120),
+            max_total_wait: Duration::from_secs(120),
+            token_max_total_wait: Duration::from_secs(60),
         }
     }
 }
@@ -104,6 +118,21 @@ impl GraphConfig {
             self.graph_base.trim_end_matches('/'),
             self.version.segment()
         )
+    }
+
+    /// An upper bound on how long one Graph request can take under this policy: every
+    /// attempt up to [`GraphConfig::request_timeout`] plus at most
+    /// [`RetryPolicy::max_total_wait`] of waits, and one token acquisition bounded the same
+    /// way ([`RetryPolicy::token_max_total_wait`]). With the defaults: 6 × 30 s + 120 s +
+    /// 6 × 30 s + 60 s = 9 minutes. Not counted: a 401 answer, which adds one exchange and
+    /// one token acquisition, and the operations made of several requests (a registration
+    /// that reconciles by listing, a paged listing).
+    pub fn worst_case_call(&self) -> Duration {
+        let attempts = self.request_timeout.saturating_mul(self.retry.max_attempts);
+        attempts
+            .saturating_add(self.retry.max_total_wait)
+            .saturating_add(attempts)
+            .saturating_add(self.retry.token_max_total_wait)
     }
 
     /// Checks every setting, reporting the first problem with its name.

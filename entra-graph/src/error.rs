@@ -1,5 +1,7 @@
 //! The crate's error type.
 
+use std::time::Duration;
+
 use crate::ids::IdError;
 use crate::wire::WireError;
 
@@ -50,6 +52,46 @@ pub enum GraphError {
         /// What failed.
         reason: String,
     },
+    /// The request could not even be built (a URL longer than HTTP allows, e.g. from a
+    /// huge user name; a header value with forbidden characters; a body that cannot be
+    /// encoded): it was never sent, and sending it again cannot succeed, so it is not
+    /// retried.
+    #[error("request to {endpoint} not sent: it cannot be built: {reason}")]
+    Unsendable {
+        /// The endpoint: the path template without user names or ids
+        /// (`/v1.0/users/{id}`), or `token endpoint`.
+        endpoint: String,
+        /// Why it cannot be built (never the URL or a header value).
+        reason: String,
+    },
+    /// Retrying stopped because the next wait (backoff or `Retry-After`) would go past the
+    /// call's budget: [`crate::RetryPolicy::max_total_wait`] (a Graph request, a deletion, a
+    /// registration), [`crate::RetryPolicy::token_max_total_wait`] (the token endpoint), or
+    /// at the token endpoint a `Retry-After` longer than
+    /// [`crate::RetryPolicy::max_retry_after`]. [`GraphError::status`] and
+    /// [`GraphError::request_id`] are those of the last answer.
+    #[error(
+        "{endpoint}: gave up after {attempts} attempt(s) and {:.1} s of waiting: the next wait of {:.1} s would pass the {:.1} s budget; last error: {last}",
+        waited.as_secs_f64(),
+        next_wait.as_secs_f64(),
+        budget.as_secs_f64()
+    )]
+    RetryBudgetExhausted {
+        /// The endpoint: the path template without user names or ids
+        /// (`/v1.0/users/{id}/authentication/fido2Methods`), or `token endpoint`.
+        endpoint: String,
+        /// Attempts made.
+        attempts: u32,
+        /// Time spent waiting between them.
+        waited: Duration,
+        /// The limit the next wait would have passed (the total-wait budget, or the longest
+        /// `Retry-After` honoured).
+        budget: Duration,
+        /// The wait that was not made.
+        next_wait: Duration,
+        /// The last attempt's error.
+        last: Box<GraphError>,
+    },
     /// A response body had the wrong shape.
     #[error("response: {0}")]
     Wire(#[from] WireError),
@@ -97,6 +139,7 @@ impl GraphError {
     pub fn status(&self) -> Option<u16> {
         match self {
             GraphError::Api { status, .. } | GraphError::Token { status, .. } => Some(*status),
+            GraphError::RetryBudgetExhausted { last, .. } => last.status(),
             _ => None,
         }
     }
@@ -105,6 +148,7 @@ impl GraphError {
     pub fn request_id(&self) -> Option<&str> {
         match self {
             GraphError::Api { request_id, .. } => request_id.as_deref(),
+            GraphError::RetryBudgetExhausted { last, .. } => last.request_id(),
             _ => None,
         }
     }

@@ -47,13 +47,135 @@ pub(crate) struct Core {
 
 /// How a failed attempt should be treated.
 pub(crate) enum Failure {
-    /// Definitely not processed; retry after the delay (429, or transport before send
-    /// for idempotent requests).
+    /// Definitely not processed, and worth trying again after the delay: 429, or a
+    /// request that was not sent because the connection could not be made ("not sent,
+    /// transient").
     Retry(Duration, GraphError),
     /// The server may or may not have done it (timeout, drop, 5xx).
     Unknown(Option<Duration>, GraphError),
-    /// A final answer (4xx other than 429, or config problems).
+    /// A final answer: a 4xx other than 429; a request that could not even be built
+    /// ("never sent, will never succeed": [`GraphError::Unsendable`]); a token that could
+    /// not be acquired (the token endpoint has its own retries and budget); a retry budget
+    /// spent; a configuration problem.
     Final(GraphError),
+}
+
+impl Failure {
+    /// The error it carries.
+    pub fn error(&self) -> &GraphError {
+        match self {
+            Failure::Retry(_, e) | Failure::Unknown(_, e) | Failure::Final(e) => e,
+        }
+    }
+
+    /// The same failure carrying another error.
+    fn map(self, f: impl FnOnce(GraphError) -> GraphError) -> Failure {
+        match self {
+            Failure::Retry(d, e) => Failure::Retry(d, f(e)),
+            Failure::Unknown(d, e) => Failure::Unknown(d, f(e)),
+            Failure::Final(e) => Failure::Final(f(e)),
+        }
+    }
+}
+
+/// The longest URI the HTTP stack (the `http` crate) can represent.
+const MAX_URI_BYTES: usize = u16::MAX as usize - 1;
+
+/// The endpoint name in errors and logs for the login (token) endpoint.
+pub(crate) const TOKEN_ENDPOINT: &str = "token endpoint";
+
+/// Sorts a request that failed before an answer came: one that could not even be built
+/// was never sent and never will be (final: [`GraphError::Unsendable`], no retry, no
+/// wait); one whose connection could not be made was not sent but may be next time
+/// (retry); anything else may have reached the server (unknown outcome).
+pub(crate) fn send_failure(e: reqwest::Error, endpoint: &str) -> Failure {
+    if e.is_builder() {
+        // Never the URL (it holds the user name) or a header value (the token).
+        let e = e.without_url();
+        let reason = match std::error::Error::source(&e) {
+            Some(src) => format!("{e}: {src}"),
+            None => e.to_string(),
+        };
+        return Failure::Final(GraphError::Unsendable {
+            endpoint: endpoint.to_owned(),
+            reason,
+        });
+    }
+    let connect = e.is_connect();
+    let err = GraphError::Transport {
+        reason: if endpoint == TOKEN_ENDPOINT {
+            format!("{TOKEN_ENDPOINT}: {e}")
+        } else {
+            e.to_string()
+        },
+    };
+    if connect {
+        Failure::Retry(Duration::ZERO, err)
+    } else {
+        Failure::Unknown(None, err)
+    }
+}
+
+/// The waits of one call against its budget.
+#[derive(Debug)]
+pub(crate) struct WaitBudget {
+    /// The most this call may wait in total.
+    pub limit: Duration,
+    /// Waited so far.
+    pub waited: Duration,
+}
+
+impl WaitBudget {
+    /// A fresh budget of `limit`.
+    pub fn new(limit: Duration) -> Self {
+        WaitBudget {
+            limit,
+            waited: Duration::ZERO,
+        }
+    }
+
+    /// Counts a wait of `delay` if it fits; otherwise the typed error naming `endpoint`,
+    /// the `attempts` made and `last`, the last attempt's error.
+    pub fn spend(
+        &mut self,
+        endpoint: &str,
+        attempts: u32,
+        delay: Duration,
+        last: GraphError,
+    ) -> Result<GraphError, GraphError> {
+        if self.waited.saturating_add(delay) > self.limit {
+            return Err(self.exhausted(endpoint, attempts, delay, self.limit, last));
+        }
+        self.waited += delay;
+        Ok(last)
+    }
+
+    /// The typed error for a wait of `delay` that `limit` does not allow.
+    pub fn exhausted(
+        &self,
+        endpoint: &str,
+        attempts: u32,
+        delay: Duration,
+        limit: Duration,
+        last: GraphError,
+    ) -> GraphError {
+        tracing::warn!(
+            endpoint,
+            attempts,
+            waited_ms = self.waited.as_millis() as u64,
+            next_wait_ms = delay.as_millis() as u64,
+            budget_ms = limit.as_millis() as u64,
+            "retry budget spent; giving up"
+        );
+        GraphError::RetryBudgetExhausted {
+            endpoint: endpoint.to_owned(),
+            attempts,
+            waited: self.waited,
+            budget: limit,
+            next_wait: delay,
+            last: Box::new(last),
+        }
+    }
 }
 
 pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
@@ -72,6 +194,22 @@ pub(crate) fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Opti
     }
     let at = httpdate::parse_http_date(v).ok()?;
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// Turns an error answer of the token endpoint into a typed error.
+fn token_error(status: u16, body: &[u8]) -> GraphError {
+    match parse_json::<TokenErrorResponse>(body, "token error") {
+        Ok(e) => GraphError::Token {
+            status,
+            error: e.error,
+            description: e.error_description,
+        },
+        Err(_) => GraphError::Token {
+            status,
+            error: String::new(),
+            description: String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned(),
+        },
+    }
 }
 
 /// Turns an error response into a typed error.
@@ -172,72 +310,73 @@ impl Core {
             .token_form(&url, &self.config.scope)
             .unwrap_or_default();
         let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let mut last = None;
-        for attempt in 0..self.config.retry.max_attempts {
-            if attempt > 0 {
-                tokio::time::sleep(self.backoff(attempt)).await;
-            }
+        let retry = &self.config.retry;
+        let mut budget = WaitBudget::new(retry.token_max_total_wait);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
             // The form holds the client secret or assertion: only say who asks where.
             tracing::debug!(
                 credential = self.credential.kind_name(),
                 token_endpoint = %path_template(&url, ""),
-                attempt = attempt + 1,
+                attempt,
                 "requesting an access token"
             );
-            let res = self.http.post(&url).form(&pairs).send().await;
-            let resp = match res {
-                Ok(r) => r,
+            let (err, delay) = match self.http.post(&url).form(&pairs).send().await {
                 Err(e) => {
-                    tracing::debug!(error = %e, "token endpoint unreachable");
-                    last = Some(GraphError::Transport {
-                        reason: format!("token endpoint: {e}"),
-                    });
-                    continue;
+                    let failure = send_failure(e, TOKEN_ENDPOINT);
+                    tracing::debug!(error = %failure.error(), "token endpoint unreachable");
+                    match failure {
+                        Failure::Final(err) => return Err(err),
+                        other => (GraphError::from(other), self.backoff(attempt)),
+                    }
+                }
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    let ra = retry_after(resp.headers());
+                    // The body holds the access token: wipe it after use.
+                    let body = zeroize::Zeroizing::new(read_body(resp).await?);
+                    if (200..300).contains(&status) {
+                        let t: TokenResponse = parse_json(&body, "token response")?;
+                        return Ok((
+                            Secret::new(t.access_token.as_str()),
+                            Duration::from_secs(t.expires_in),
+                        ));
+                    }
+                    let err = token_error(status, &body);
+                    if let GraphError::Token { error, .. } = &err {
+                        tracing::warn!(
+                            status,
+                            error = %error,
+                            retry_after_ms = ra.map(|d| d.as_millis() as u64),
+                            "token endpoint refused"
+                        );
+                    }
+                    if !matches!(status, 429 | 500..=599) {
+                        return Err(err);
+                    }
+                    match ra {
+                        // Waiting that long helps nobody: fail now, not after the wait.
+                        Some(d) if d > retry.max_retry_after => {
+                            return Err(budget.exhausted(
+                                TOKEN_ENDPOINT,
+                                attempt,
+                                d,
+                                retry.max_retry_after,
+                                err,
+                            ))
+                        }
+                        Some(d) => (err, d),
+                        None => (err, self.backoff(attempt)),
+                    }
                 }
             };
-            let status = resp.status().as_u16();
-            let ra = retry_after(resp.headers());
-            // The body holds the access token: wipe it after use.
-            let body = zeroize::Zeroizing::new(read_body(resp).await?);
-            if (200..300).contains(&status) {
-                let t: TokenResponse = parse_json(&body, "token response")?;
-                return Ok((
-                    Secret::new(t.access_token.as_str()),
-                    Duration::from_secs(t.expires_in),
-                ));
+            if attempt >= retry.max_attempts {
+                return Err(err);
             }
-            let err = match parse_json::<TokenErrorResponse>(&body, "token error") {
-                Ok(e) => GraphError::Token {
-                    status,
-                    error: e.error,
-                    description: e.error_description,
-                },
-                Err(_) => GraphError::Token {
-                    status,
-                    error: String::new(),
-                    description: String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned(),
-                },
-            };
-            if let GraphError::Token { error, .. } = &err {
-                tracing::warn!(
-                    status,
-                    error = %error,
-                    retry_after_ms = ra.map(|d| d.as_millis() as u64),
-                    "token endpoint refused"
-                );
-            }
-            if matches!(status, 429 | 500..=599) {
-                if let Some(d) = ra {
-                    tokio::time::sleep(d.min(self.config.retry.max_retry_after)).await;
-                }
-                last = Some(err);
-                continue;
-            }
-            return Err(err);
+            budget.spend(TOKEN_ENDPOINT, attempt, delay, err)?;
+            tokio::time::sleep(delay).await;
         }
-        Err(last.unwrap_or(GraphError::Transport {
-            reason: "token endpoint: no attempt made".into(),
-        }))
     }
 
     /// One exchange, plus one immediate retry with a fresh token when Graph answers 401
@@ -265,10 +404,8 @@ impl Core {
         body: Option<&[u8]>,
     ) -> Result<Reply, Failure> {
         self.check_target(url).map_err(Failure::Final)?;
-        let token = self.token().await.map_err(|e| match &e {
-            GraphError::Transport { .. } => Failure::Retry(Duration::ZERO, e),
-            _ => Failure::Final(e),
-        })?;
+        // The token endpoint had its own retries within its own budget: not again here.
+        let token = self.token().await.map_err(Failure::Final)?;
         let _permit = self.permits.acquire().await.map_err(|_| {
             Failure::Final(GraphError::Transport {
                 reason: "client is shutting down".into(),
@@ -291,23 +428,28 @@ impl Core {
         let resp = match req.send().await {
             Ok(r) => r,
             Err(e) => {
+                let failure = send_failure(e, &path).map(|e| match e {
+                    GraphError::Unsendable { endpoint, reason } if url.len() > MAX_URI_BYTES => {
+                        GraphError::Unsendable {
+                            endpoint,
+                            reason: format!(
+                                "{reason} (the URL is {} bytes, HTTP clients allow at most \
+                                 {MAX_URI_BYTES}: a user name, id or search term too long)",
+                                url.len()
+                            ),
+                        }
+                    }
+                    other => other,
+                });
                 tracing::debug!(
                     %method,
                     %path,
                     %client_request_id,
                     duration_ms = started.elapsed().as_millis() as u64,
-                    error = %e,
-                    "graph request failed in transport"
+                    error = %failure.error(),
+                    "graph request failed before an answer"
                 );
-                let err = GraphError::Transport {
-                    reason: e.to_string(),
-                };
-                // Nothing was sent when the connection could not be made.
-                return Err(if e.is_connect() {
-                    Failure::Retry(Duration::ZERO, err)
-                } else {
-                    Failure::Unknown(None, err)
-                });
+                return Err(failure);
             }
         };
         let status = resp.status().as_u16();
@@ -356,6 +498,8 @@ impl Core {
         idempotent: bool,
     ) -> Result<Reply, Failure> {
         let max = self.config.retry.max_attempts;
+        let endpoint = path_template(url, &self.config.graph_base);
+        let mut budget = WaitBudget::new(self.config.retry.max_total_wait);
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -373,13 +517,22 @@ impl Core {
             if attempt >= max || delay > self.config.retry.max_retry_after {
                 return Err(failure);
             }
+            let mut over = None;
+            let failure = failure.map(|e| match budget.spend(&endpoint, attempt, delay, e) {
+                Ok(e) => e,
+                Err(exhausted) => {
+                    over = Some(());
+                    exhausted
+                }
+            });
+            if over.is_some() {
+                return Err(failure);
+            }
             self.counters.retries.fetch_add(1, Ordering::Relaxed);
-            let err: &GraphError = match &failure {
-                Failure::Retry(_, e) | Failure::Unknown(_, e) | Failure::Final(e) => e,
-            };
+            let err = failure.error();
             tracing::warn!(
                 %method,
-                path = %path_template(url, &self.config.graph_base),
+                path = %endpoint,
                 attempt,
                 delay_ms = delay.as_millis() as u64,
                 error = %err,
@@ -504,6 +657,7 @@ mod tests {
             base_delay: Duration::from_millis(100),
             max_delay: Duration::from_millis(1000),
             max_retry_after: Duration::from_secs(10),
+            ..RetryPolicy::default()
         };
         Core::new(
             cfg,

@@ -55,6 +55,9 @@ fn main() -> ExitCode {
         base_delay: Duration::from_millis(50),
         max_delay: Duration::from_secs(2),
         max_retry_after: Duration::from_secs(30),
+        // A benchmark of throttling: wait it out.
+        max_total_wait: Duration::from_secs(600),
+        token_max_total_wait: Duration::from_secs(60),
     };
     let client = match GraphClient::new(
         cfg,

@@ -25,6 +25,7 @@ mod binaries;
 mod faults;
 mod operations;
 mod preflight;
+mod slow_failures;
 
 fn fixture(name: &str) -> String {
     std::fs::read_to_string(format!(

@@ -27,6 +27,7 @@ pub fn fast_config(emu: &Emulator, version: ApiVersion) -> GraphConfig {
         base_delay: Duration::from_millis(10),
         max_delay: Duration::from_millis(200),
         max_retry_after: Duration::from_secs(5),
+        ..RetryPolicy::default()
     };
     cfg.request_timeout = Duration::from_secs(2);
     cfg

@@ -76,10 +76,14 @@ pub use sign_in::SignIn;
 pub use crate::state::UnixMillis;
 
 /// How long a journal claim holds before another station may take the entry over. It
-/// covers the Graph client's whole retry budget for one call (6 attempts of up to 30 s
-/// each plus `Retry-After` waits of up to 120 s: 15 minutes), and the claim is renewed
-/// every minute while the call runs, so another station never takes over an entry
-/// whose call is still in flight. A station's own claims it can always take again.
+/// covers the Graph client's whole retry budget for one request with the default policy
+/// (`entra_graph::GraphConfig::worst_case_call`: 6 attempts of up to 30 s each plus at
+/// most 120 s of waits in total (`RetryPolicy::max_total_wait`), and one token
+/// acquisition bounded the same way with its 60 s `token_max_total_wait`: 9 minutes),
+/// with room to spare; a test keeps it at least that. The claim is also renewed every
+/// minute while the call runs (a registration that reconciles by listing makes several
+/// requests), so another station never takes over an entry whose call is still in
+/// flight. A station's own claims it can always take again.
 const JOURNAL_LEASE_MS: i64 = 15 * 60_000;
 
 /// What the engine asks of the person at the key while a command waits.
@@ -519,6 +523,14 @@ const _: fn() = || {
 mod tests {
     use super::*;
     use crate::state::Operation;
+
+    #[test]
+    fn the_journal_lease_covers_the_graph_clients_retry_budget() {
+        let worst = entra_graph::GraphConfig::new("t").worst_case_call();
+        let lease =
+            std::time::Duration::from_millis(u64::try_from(JOURNAL_LEASE_MS).expect("positive"));
+        assert!(lease >= worst, "lease {lease:?} < budget {worst:?}");
+    }
 
     #[test]
     fn an_empty_station_is_refused_when_the_engine_is_built() {

@@ -62,6 +62,7 @@ fn fast_client(emulator: &Emulator) -> GraphClient {
         base_delay: Duration::from_millis(5),
         max_delay: Duration::from_millis(20),
         max_retry_after: Duration::from_secs(1),
+        ..RetryPolicy::default()
     };
     GraphClient::new(
         config,

@@ -152,24 +152,7 @@ impl Repo {
 }
 
 fn pg_url() -> Option<String> {
-    let url = std::env::var("KEYSMITH_PG_URL")
-        .ok()
-        .filter(|u| !u.is_empty())
-        .or_else(|| {
-            let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/pg/env");
-            std::fs::read_to_string(file).ok()?.lines().find_map(|l| {
-                l.strip_prefix("KEYSMITH_PG_URL=")
-                    .map(|s| s.trim().to_owned())
-            })
-        });
-    if url.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI is set but KEYSMITH_PG_URL is not"
-        );
-        eprintln!("SKIPPED: PostgreSQL bulk runner test (no KEYSMITH_PG_URL)");
-    }
-    url
+    keysmith_testkit::pg_url("PostgreSQL bulk runner test")
 }
 
 /// The persistent software key of CSV line `line` (both children open the same files).

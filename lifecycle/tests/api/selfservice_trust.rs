@@ -380,23 +380,8 @@ fn disabled_accounts_get_no_keys() {
     );
 }
 
-/// `KEYSMITH_PG_URL` from the environment; `None` (the test prints SKIPPED) without it,
-/// except in CI, where that fails.
 fn pg_url() -> Option<String> {
-    match std::env::var("KEYSMITH_PG_URL")
-        .ok()
-        .filter(|s| !s.is_empty())
-    {
-        Some(u) => Some(u),
-        None => {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI is set but KEYSMITH_PG_URL is not"
-            );
-            eprintln!("SKIPPED: PostgreSQL self-service test (no KEYSMITH_PG_URL)");
-            None
-        }
-    }
+    keysmith_testkit::pg_url("PostgreSQL self-service test")
 }
 
 /// Two stations on one PostgreSQL repository: a token used at one is a replay at the

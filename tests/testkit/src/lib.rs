@@ -147,6 +147,32 @@ impl Drop for TempDir {
     }
 }
 
+/// The test PostgreSQL server's URL: `KEYSMITH_PG_URL` from the environment, else from the
+/// workspace's `target/pg/env` (written by `scripts/pg-start.sh`, which `.ci/run` runs).
+/// `None` (the caller prints SKIPPED) when neither names one, except with `CI` set, where
+/// a PostgreSQL test must not be skipped silently: that panics.
+pub fn pg_url(what: &str) -> Option<String> {
+    let from_file = || {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/pg/env");
+        let text = std::fs::read_to_string(file).ok()?;
+        text.lines()
+            .find_map(|l| l.strip_prefix("KEYSMITH_PG_URL="))
+            .map(|s| s.trim().to_owned())
+    };
+    let url = std::env::var("KEYSMITH_PG_URL")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(from_file);
+    if url.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI is set but KEYSMITH_PG_URL is not (and target/pg/env names no server)"
+        );
+        eprintln!("SKIPPED: {what} (no KEYSMITH_PG_URL)");
+    }
+    url
+}
+
 /// A fresh directory that is never removed (for tests that hand the path on): a kept
 /// [`TempDir`].
 pub fn temp_dir(name: &str) -> PathBuf {

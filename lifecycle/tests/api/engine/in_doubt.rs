@@ -29,17 +29,14 @@ impl Backend {
     /// SQLite, and PostgreSQL when `KEYSMITH_PG_URL` names a server (else SKIPPED).
     fn all(name: &str) -> Vec<Backend> {
         let mut out = vec![Backend::Sqlite(temp_db(&format!("doubt-{name}")))];
-        match std::env::var("KEYSMITH_PG_URL") {
-            Ok(url) if !url.is_empty() => {
-                let schema = format!(
-                    "ks_doubt_{}_{}_{}",
-                    std::process::id(),
-                    now_ms() % 1_000_000,
-                    name.replace('-', "_")
-                );
-                out.push(Backend::Pg { url, schema });
-            }
-            _ => eprintln!("SKIPPED: the PostgreSQL run of {name} (no KEYSMITH_PG_URL)"),
+        if let Some(url) = keysmith_testkit::pg_url(&format!("the PostgreSQL run of {name}")) {
+            let schema = format!(
+                "ks_doubt_{}_{}_{}",
+                std::process::id(),
+                now_ms() % 1_000_000,
+                name.replace('-', "_")
+            );
+            out.push(Backend::Pg { url, schema });
         }
         out
     }

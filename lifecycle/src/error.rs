@@ -84,6 +84,7 @@ use crate::template::TemplateError;
 /// | idp | `idp_access_denied` | the IdP answered HTTP 401 or 403 |
 /// | idp | `idp_unreachable` | the IdP could not be reached (no HTTP answer) |
 /// | idp | `idp_call_failed` | any other failed IdP call |
+/// | idp | `request_unsendable` | the IdP request could not even be built (e.g. a user name too long for a URL); it was never sent |
 /// | idp | `challenge_expired` | the IdP refused a registration whose challenge expired |
 /// | idp | `idp_policy_refused` | the IdP's policy does not admit the key |
 /// | idp | `idp_bad_answer` | the IdP answered something unusable |
@@ -290,6 +291,7 @@ fn idp_reason(e: &IdpError) -> &'static str {
             None => "idp_unreachable",
         },
         IdpError::ChallengeExpired { .. } => "challenge_expired",
+        IdpError::Unsendable { .. } => "request_unsendable",
         IdpError::Policy { .. } => "idp_policy_refused",
         IdpError::BadAnswer { .. } => "idp_bad_answer",
     }
@@ -696,6 +698,16 @@ mod tests {
                 .into(),
                 ErrorKind::Idp,
                 "idp_throttled",
+            ),
+            (
+                IdpError::Unsendable {
+                    idp: "entra".into(),
+                    operation: "register",
+                    message: "the URL is too long".into(),
+                }
+                .into(),
+                ErrorKind::Idp,
+                "request_unsendable",
             ),
             (
                 StoreError::Backend("gone".into()).into(),

@@ -179,7 +179,8 @@ impl Engine {
         Ok(())
     }
 
-    /// A definite refusal (4xx) is not retried; anything else stays pending for replay.
+    /// A definite failure (a 4xx refusal, or a request that could not be built) is not
+    /// retried; anything else stays pending for replay.
     /// The close is fenced by the claim `fence`.
     pub(super) fn close_failed_if_final(
         &self,

@@ -20,11 +20,12 @@ use super::flow::FlowContext;
 /// How often (wall clock) a claim is renewed while its IdP call runs.
 const RENEW_EVERY: Duration = Duration::from_secs(60);
 
-/// Whether an IdP failure is a definite refusal (a 4xx other than 408/429, or a policy
-/// refusal): the call was not carried out. Anything else may have been.
+/// Whether an IdP failure is definite: a refusal (a 4xx other than 408/429, or a policy
+/// refusal) or a request that could not even be built (never sent, and never will be).
+/// The call was not carried out. Anything else may have been.
 pub(super) fn definite(e: &IdpError) -> bool {
     matches!(e, IdpError::Call { status: Some(s), .. } if (400..500).contains(s) && *s != 408 && *s != 429)
-        || matches!(e, IdpError::Policy { .. })
+        || matches!(e, IdpError::Policy { .. } | IdpError::Unsendable { .. })
 }
 
 /// Deletes `user`'s passkey whose credential id is `credential_id`, if the IdP has one:

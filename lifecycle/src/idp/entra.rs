@@ -66,6 +66,11 @@ impl EntraIdp {
                 request_id: request_id.clone(),
                 message: message.clone(),
             },
+            GraphError::Unsendable { .. } => IdpError::Unsendable {
+                idp: self.name.clone(),
+                operation,
+                message: e.to_string(),
+            },
             other => IdpError::Call {
                 idp: self.name.clone(),
                 operation,

@@ -147,6 +147,19 @@ pub enum IdpError {
         /// The IdP's message.
         message: String,
     },
+    /// The request could not even be built (a URL longer than HTTP allows, e.g. from a
+    /// huge user name; a header value with forbidden characters): it was never sent, and
+    /// sending it again cannot succeed. A journalled registration or deletion that fails
+    /// so is closed as failed, not replayed.
+    #[error("{idp}: {operation} not sent: {message}")]
+    Unsendable {
+        /// The IdP connection.
+        idp: String,
+        /// What was attempted (`creationOptions`, `register`, `delete`, ...).
+        operation: &'static str,
+        /// The client's message (never the URL or a header value).
+        message: String,
+    },
     /// The IdP's policy does not admit the key.
     #[error("{idp}: policy pre-flight refused the key: {message}")]
     Policy {

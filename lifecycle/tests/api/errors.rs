@@ -196,7 +196,7 @@ fn an_unsendable_registration_closes_its_journal_entry() {
         Credential::Callback(callback),
     )
     .expect("graph client");
-    let store = SqliteStore::open(&world.dir.path().join("keysmith.db")).expect("sqlite store");
+    let store = SqliteStore::open(world.dir.path().join("keysmith.db")).expect("sqlite store");
     let engine = Engine::builder(Arc::new(store), PinKey::from_bytes([7; 32]), "station-a")
         .idp(Arc::new(EntraIdp::new(CONNECTION, client)))
         .build()

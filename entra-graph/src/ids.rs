@@ -94,7 +94,7 @@ pub fn decode_lenient(s: &str, field: &'static str) -> Result<Vec<u8>, IdError> 
     if let Some(last) = s.chars().last() {
         if let Some(digit) = last.to_digit(10).filter(|d| *d <= 2) {
             let rest = &s[..s.len() - 1];
-            if !rest.is_empty() && (rest.len() + digit as usize) % 4 == 0 {
+            if !rest.is_empty() && (rest.len() + digit as usize).is_multiple_of(4) {
                 if let Ok(bytes) = decode_plain(rest) {
                     return Ok(bytes);
                 }

@@ -597,7 +597,7 @@ pub fn verify_with_jwks(
         return Err(refuse("sub", "must not be empty"));
     }
     let object_id = opt_string(&claims, "oid")?;
-    if settings.require_object_id && object_id.as_deref().map_or(true, str::is_empty) {
+    if settings.require_object_id && object_id.as_deref().is_none_or(str::is_empty) {
         return Err(refuse(
             "oid",
             "required claim is missing: Entra puts oid in an ID token only when the sign-in asks for the profile scope (scope=openid profile)",

@@ -386,7 +386,7 @@ pub(crate) fn parse(json: &str) -> Result<SessionConfig> {
 }
 
 fn unhex(s: &str) -> Option<Zeroizing<Vec<u8>>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     let mut out = Zeroizing::new(Vec::with_capacity(s.len() / 2));

@@ -457,8 +457,8 @@ impl Session {
             all
         };
         keys.retain(|k| {
-            state.map_or(true, |st| k.state == st)
-                && filter.serial.as_ref().map_or(true, |s| &k.serial == s)
+            state.is_none_or(|st| k.state == st)
+                && filter.serial.as_ref().is_none_or(|s| &k.serial == s)
         });
         keys.sort_by(|a, b| a.key_id.cmp(&b.key_id));
         keys.dedup_by(|a, b| a.key_id == b.key_id);

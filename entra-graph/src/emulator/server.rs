@@ -98,10 +98,8 @@ fn take_fault(shared: &Shared, method: &str, path: &str) -> (Option<Fault>, Dura
     let pos = k.faults.iter().position(|r| {
         r.method
             .as_deref()
-            .map_or(true, |m| m.eq_ignore_ascii_case(method))
-            && r.path_contains
-                .as_deref()
-                .map_or(true, |p| path.contains(p))
+            .is_none_or(|m| m.eq_ignore_ascii_case(method))
+            && r.path_contains.as_deref().is_none_or(|p| path.contains(p))
     });
     let fault = pos.and_then(|i| {
         let rule = k.faults.get_mut(i)?;

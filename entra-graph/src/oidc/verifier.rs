@@ -92,9 +92,7 @@ impl OidcVerifier {
             return verify_with_jwks(token, &Jwks::default(), &self.settings, now);
         }
         let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
-        let stale = cache
-            .fetched_at
-            .map_or(true, |t| t.elapsed() >= JWKS_MAX_AGE);
+        let stale = cache.fetched_at.is_none_or(|t| t.elapsed() >= JWKS_MAX_AGE);
         if cache.jwks.is_none() || stale {
             self.refresh(&mut cache)?;
         }
@@ -104,7 +102,7 @@ impl OidcVerifier {
                 if header_kid(token).is_some_and(|k| !jwks.has_kid(&k))
                     && cache
                         .fetched_at
-                        .map_or(true, |t| t.elapsed() >= self.settings.jwks_refetch_interval) =>
+                        .is_none_or(|t| t.elapsed() >= self.settings.jwks_refetch_interval) =>
             {
                 self.refresh(&mut cache)?;
                 let jwks = cache.jwks.clone().unwrap_or_default();

@@ -134,7 +134,7 @@ impl PinUvAuthProtocol {
         rng: &mut impl CryptoRngCore,
     ) -> Result<Vec<u8>, PinError> {
         self.check(shared)?;
-        if plaintext.len() % BLOCK != 0 {
+        if !plaintext.len().is_multiple_of(BLOCK) {
             return Err(PinError::UnalignedPlaintext {
                 len: plaintext.len(),
             });
@@ -182,7 +182,7 @@ impl PinUvAuthProtocol {
                 .split_first_chunk::<BLOCK>()
                 .ok_or_else(|| length_error.clone())?,
         };
-        if body.len() % BLOCK != 0 {
+        if !body.len().is_multiple_of(BLOCK) {
             return Err(length_error);
         }
         cbc::Decryptor::<Aes256>::new((&shared.aes_key).into(), iv.into())

@@ -275,7 +275,7 @@ proptest! {
         let mut dev = HidDevice::new(DeviceConfig::default());
         for (i, r) in reports.iter().enumerate() {
             let mut r = r.clone();
-            if i % 2 == 0 && r.len() >= 4 {
+            if i.is_multiple_of(2) && r.len() >= 4 {
                 r[..4].copy_from_slice(&YUBICO_CID.to_bytes());
             }
             let res = host.handle_report(&r, now);

@@ -87,7 +87,7 @@ pub(crate) fn hex_decode(text: &str) -> Result<Vec<u8>, String> {
         }
     };
     let bytes = text.as_bytes();
-    if bytes.len() % 2 != 0 {
+    if !bytes.len().is_multiple_of(2) {
         return Err("hex string has an odd length".into());
     }
     bytes

@@ -299,7 +299,7 @@ impl Engine {
             return Err(refuse(SelfServiceError::NonceUnknown.into()));
         }
         let age_secs = t.auth_time.map(|a| now.saturating_sub(millis(a)) / 1000);
-        if age_secs.map_or(true, |a| a > oidc.max_age_secs) {
+        if age_secs.is_none_or(|a| a > oidc.max_age_secs) {
             return Err(refuse(
                 SelfServiceError::SignInTooOld {
                     age_secs,

@@ -284,7 +284,7 @@ fn issue(
     }
     steps.push(Step::SetTransportPin);
     let raise = o.min_pin_length.filter(|want| {
-        o.reset_before_issuance || device.min_pin_length.map_or(true, |have| want > &have)
+        o.reset_before_issuance || device.min_pin_length.is_none_or(|have| want > &have)
     });
     if raise.is_some() || !o.min_pin_length_rp_ids.is_empty() {
         steps.push(Step::SetMinPinLength {

@@ -205,9 +205,9 @@ fn random_garbage_from_the_device_never_panics_or_hangs() {
                     };
                     let mut r: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
                     // Mostly on our channel, so the parser is really exercised.
-                    if len >= 5 && rng.next() % 4 != 0 {
+                    if len >= 5 && !rng.next().is_multiple_of(4) {
                         r[..4].copy_from_slice(&[1, 0, 0, 1]);
-                        if rng.next() % 2 == 0 {
+                        if rng.next().is_multiple_of(2) {
                             r[4] = [0x90, 0xbb, 0xbf, 0x00, 0x01][(rng.next() % 5) as usize];
                         }
                     }

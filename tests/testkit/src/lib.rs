@@ -149,9 +149,7 @@ impl Drop for TempDir {
 
 /// The test PostgreSQL server's URL: `KEYSMITH_PG_URL` from the environment, else from the
 /// workspace's `target/pg/env` (written by `scripts/pg-start.sh`, which `.ci/run` runs).
-/// `None` (the caller prints SKIPPED) when neither names one, except with `CI` set, where
-/// a PostgreSQL test must not be skipped silently: that panics.
-pub fn pg_url(what: &str) -> Option<String> {
+pub fn pg_url_from_env() -> Option<String> {
     let from_file = || {
         let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/pg/env");
         let text = std::fs::read_to_string(file).ok()?;
@@ -159,10 +157,17 @@ pub fn pg_url(what: &str) -> Option<String> {
             .find_map(|l| l.strip_prefix("KEYSMITH_PG_URL="))
             .map(|s| s.trim().to_owned())
     };
-    let url = std::env::var("KEYSMITH_PG_URL")
+    std::env::var("KEYSMITH_PG_URL")
         .ok()
         .filter(|s| !s.is_empty())
-        .or_else(from_file);
+        .or_else(from_file)
+}
+
+/// [`pg_url_from_env`] for a test that runs on PostgreSQL: `None` (the caller goes on
+/// without it, and this prints SKIPPED naming `what`) when no server is named, except with
+/// `CI` set, where a PostgreSQL test must not be skipped silently: that panics.
+pub fn pg_url(what: &str) -> Option<String> {
+    let url = pg_url_from_env();
     if url.is_none() {
         assert!(
             std::env::var_os("CI").is_none(),

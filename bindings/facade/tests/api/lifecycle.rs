@@ -1,7 +1,6 @@
 //! The facade end to end: the real Entra emulator on loopback, a persistent software key
 //! and SQLite in a temporary directory, driven only through the JSON configuration.
 
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -369,17 +368,7 @@ fn every_operation_through_the_facade() {
 
 /// `KEYSMITH_PG_URL` from the environment, else from the workspace's `target/pg/env`.
 fn pg_url() -> Option<String> {
-    let from_file = || {
-        let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/pg/env");
-        let text = std::fs::read_to_string(file).ok()?;
-        text.lines()
-            .find_map(|l| l.strip_prefix("KEYSMITH_PG_URL="))
-            .map(|s| s.trim().to_owned())
-    };
-    std::env::var("KEYSMITH_PG_URL")
-        .ok()
-        .filter(|s| !s.is_empty())
-        .or_else(from_file)
+    keysmith_testkit::pg_url_from_env()
 }
 
 #[test]

@@ -108,17 +108,7 @@ impl Postgres {
 
     /// `KEYSMITH_PG_URL` from the environment, else from `target/pg/env`.
     pub fn url_from_env() -> Option<String> {
-        let from_file = || {
-            let file = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/pg/env");
-            let text = std::fs::read_to_string(file).ok()?;
-            text.lines()
-                .find_map(|l| l.strip_prefix("KEYSMITH_PG_URL="))
-                .map(|s| s.trim().to_owned())
-        };
-        std::env::var("KEYSMITH_PG_URL")
-            .ok()
-            .filter(|s| !s.is_empty())
-            .or_else(from_file)
+        keysmith_testkit::pg_url_from_env()
     }
 
     fn schema(db: &str) -> String {

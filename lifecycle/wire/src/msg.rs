@@ -255,6 +255,24 @@ pub struct Outcome {
     pub retries: Option<u32>,
     /// Key 5.
     pub out: Option<StepOutput>,
+    /// Key 6: why the step failed, when it did (a claim of the device half).
+    pub error: Option<DeviceFailure>,
+}
+
+/// Why a step failed, as the device half reports it (key 6 of an outcome):
+/// {1 reason, 2 message, 3 power_cycle_required?, 4 timeout_ms?}.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceFailure {
+    /// Key 1: the stable reason (`pin_invalid`, `uv_invalid`, `ctap`, `reattach_required`,
+    /// `cancelled`, `timeout`, `not_found`, `wrong_key`, `pin_format`, `unsupported`,
+    /// `invalid_argument`, `io`, `protocol`, `other`).
+    pub reason: String,
+    /// Key 2: the device half's message (no secret).
+    pub message: String,
+    /// Key 3: three wrong PINs in a row: the key needs a power cycle.
+    pub power_cycle_required: Option<bool>,
+    /// Key 4: the timeout that ran out.
+    pub timeout_ms: Option<u64>,
 }
 
 /// What a step produced (key 5 of an outcome; its shape follows the step's type).

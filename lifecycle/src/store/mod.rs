@@ -28,6 +28,7 @@ mod crypto;
 mod error;
 mod pg;
 mod pg_tls;
+pub mod split;
 mod sql;
 mod sqlite;
 mod work;
@@ -36,6 +37,7 @@ pub use crypto::{PinKey, TransportPin};
 pub use error::{Result, StoreError};
 pub use pg::{PgOptions, PgStore};
 pub use pg_tls::SslMode;
+pub use split::SplitStore;
 pub use sqlite::SqliteStore;
 pub use work::{
     Committed, FieldChange, JournalClose, JournalFence, PendingId, PendingPosition, Transition,
@@ -513,7 +515,7 @@ pub struct BulkCounts {
 
 /// The repository the lifecycle engine needs. Implementations are safe to share between
 /// threads and, for [`PgStore`], between processes on several hosts.
-pub trait Store: Send + Sync {
+pub trait Store: split::SplitStore + Send + Sync {
     /// The schema version of the opened database.
     fn schema_version(&self) -> Result<u32>;
 

@@ -345,3 +345,4 @@ impl PgStore {
 }
 
 sql::impl_store!(PgStore);
+sql::impl_split_store!(PgStore);

@@ -292,6 +292,7 @@ impl SqliteStore {
 }
 
 sql::impl_store!(SqliteStore);
+sql::impl_split_store!(SqliteStore);
 
 #[cfg(test)]
 mod tests {

@@ -78,6 +78,9 @@ both!(
     bulk_item_claims_are_leased_and_fenced,
     bulk_jobs_migrated_from_schema_5,
     self_service_nonces_and_used_tokens,
+    split_sessions_compare_and_set,
+    split_rows_are_authenticated,
+    split_log_and_station_work,
 );
 
 #[test]

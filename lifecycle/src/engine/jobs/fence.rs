@@ -311,3 +311,58 @@ impl Store for FencedStore {
         }
     }
 }
+
+/// The split deployment's tables are not written by bulk rows: plain pass-through.
+impl crate::store::split::SplitStore for FencedStore {
+    fn split_session_create(
+        &self,
+        session: &crate::store::split::SplitSession,
+        now: UnixMillis,
+    ) -> Result<()> {
+        self.inner.split_session_create(session, now)
+    }
+    fn split_session_get(
+        &self,
+        session_id: &str,
+    ) -> Result<Option<crate::store::split::SplitSession>> {
+        self.inner.split_session_get(session_id)
+    }
+    fn split_session_update(
+        &self,
+        session: &crate::store::split::SplitSession,
+        expected_version: u64,
+        now: UnixMillis,
+    ) -> Result<bool> {
+        self.inner
+            .split_session_update(session, expected_version, now)
+    }
+    fn split_log(&self, message: &crate::store::split::SplitMessage) -> Result<()> {
+        self.inner.split_log(message)
+    }
+    fn split_messages(&self, session_id: &str) -> Result<Vec<crate::store::split::SplitMessage>> {
+        self.inner.split_messages(session_id)
+    }
+    fn station_work_put(&self, work: &crate::store::split::StationWork) -> Result<()> {
+        self.inner.station_work_put(work)
+    }
+    fn station_work_take(
+        &self,
+        agent_id: &str,
+        session_id: &str,
+        now: UnixMillis,
+    ) -> Result<Option<crate::store::split::StationWork>> {
+        self.inner.station_work_take(agent_id, session_id, now)
+    }
+    fn station_work_finish(
+        &self,
+        work_id: &str,
+        state: crate::store::split::StationWorkState,
+        outcome: &str,
+        now: UnixMillis,
+    ) -> Result<bool> {
+        self.inner.station_work_finish(work_id, state, outcome, now)
+    }
+    fn station_work_get(&self, work_id: &str) -> Result<Option<crate::store::split::StationWork>> {
+        self.inner.station_work_get(work_id)
+    }
+}

@@ -25,6 +25,7 @@ mod keys;
 mod records;
 mod schema;
 mod selfservice;
+mod split;
 mod store_impl;
 
 pub(crate) use adopt::*;
@@ -35,6 +36,7 @@ pub(crate) use keys::*;
 use records::*;
 pub(crate) use schema::*;
 pub(crate) use selfservice::*;
+pub(crate) use split::*;
 pub(crate) use store_impl::impl_store;
 
 /// A bound parameter (typed even when NULL, for PostgreSQL).

@@ -3,7 +3,7 @@
 use super::*;
 
 /// Number of migrations; the schema version after all of them.
-pub(crate) const MIGRATION_COUNT: u32 = 8;
+pub(crate) const MIGRATION_COUNT: u32 = 9;
 
 pub(super) const V1: &[&str] = &[
     "CREATE TABLE users (user_id TEXT PRIMARY KEY, upn TEXT NOT NULL UNIQUE, \
@@ -148,6 +148,23 @@ pub(super) const V_SELF_SERVICE: &[&str] = &[
     "CREATE INDEX self_service_nonces_expiry ON self_service_nonces (expires_ms)",
 ];
 
+/// The split deployment: device sessions, their messages, work queued for stations.
+pub(super) const V_SPLIT: &[&str] = &[
+    "CREATE TABLE split_sessions (session_id TEXT PRIMARY KEY, agent_id TEXT NOT NULL, \
+     created_ms BIGINT NOT NULL, expires_ms BIGINT NOT NULL, state TEXT NOT NULL, \
+     session_pub {BLOB} NOT NULL, server_nonce {BLOB} NOT NULL, recv_seq BIGINT NOT NULL, \
+     recv_digest {BLOB} NOT NULL, sent_seq BIGINT NOT NULL, reply {BLOB} NOT NULL, \
+     context TEXT NOT NULL, version BIGINT NOT NULL, mac {BLOB}, updated_ms BIGINT NOT NULL)",
+    "CREATE INDEX split_sessions_agent ON split_sessions (agent_id, created_ms)",
+    "CREATE TABLE split_messages (session_id TEXT NOT NULL, direction TEXT NOT NULL, \
+     seq BIGINT NOT NULL, bytes {BLOB} NOT NULL, at_ms BIGINT NOT NULL, \
+     PRIMARY KEY (session_id, direction, seq))",
+    "CREATE TABLE station_work (work_id TEXT PRIMARY KEY, agent_id TEXT NOT NULL, \
+     request TEXT NOT NULL, actor TEXT NOT NULL, created_ms BIGINT NOT NULL, \
+     state TEXT NOT NULL, session_id TEXT, outcome TEXT, mac {BLOB}, updated_ms BIGINT NOT NULL)",
+    "CREATE INDEX station_work_queue ON station_work (agent_id, state, created_ms)",
+];
+
 pub(super) const V2_SQLITE: &[&str] = &[
     "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit \
      BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END",
@@ -183,6 +200,7 @@ pub(super) fn migration_sql(version: u32, dialect: Dialect) -> Vec<String> {
         .copied()
         .collect(),
         8 => V_SELF_SERVICE.to_vec(),
+        9 => V_SPLIT.to_vec(),
         _ => Vec::new(),
     };
     if version == 6 && dialect == Dialect::Postgres {

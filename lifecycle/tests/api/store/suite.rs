@@ -573,6 +573,9 @@ pub use bulk_claims::*;
 #[path = "suite/selfservice.rs"]
 mod selfservice;
 pub use selfservice::*;
+#[path = "suite/split.rs"]
+mod split;
+pub use split::*;
 #[path = "suite/fencing.rs"]
 mod fencing;
 pub use fencing::*;

@@ -95,6 +95,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod coordinator;
 pub mod diagnostics;
 pub mod engine;
 mod error;

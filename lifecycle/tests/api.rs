@@ -14,6 +14,8 @@ mod support;
 mod bulk;
 #[path = "api/bulk_runners.rs"]
 mod bulk_runners;
+#[path = "api/coordinator.rs"]
+mod coordinator;
 #[path = "api/crash.rs"]
 mod crash;
 #[path = "api/diagnostics.rs"]

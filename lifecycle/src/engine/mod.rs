@@ -35,6 +35,7 @@ mod payload;
 mod reconcile;
 mod replay;
 mod selfservice;
+pub(crate) use selfservice::nonce_digest;
 pub use selfservice::{SelfServiceStart, NONCE_LIFETIME};
 mod settle;
 mod sign_in;
@@ -282,6 +283,35 @@ impl Engine {
             .unwrap_or_else(PoisonError::into_inner)
             .insert(templates.credential.name.clone(), templates);
         Ok(())
+    }
+
+    /// The OIDC settings holders of the loaded template `name` sign in with, when it
+    /// allows holder self-service.
+    pub(crate) fn holder_oidc_of(
+        &self,
+        name: &str,
+    ) -> Result<Option<crate::template::OidcConfig>, Error> {
+        Ok(self.loaded_template(name)?.credential.self_service.oidc)
+    }
+
+    /// The OIDC settings every loaded template with holder self-service shares (issuer and
+    /// audience), or `None` when there is none or they differ.
+    pub(crate) fn shared_holder_oidc(&self) -> Option<crate::template::OidcConfig> {
+        let templates = self
+            .templates
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut found: Option<crate::template::OidcConfig> = None;
+        for t in templates.values() {
+            if let Some(o) = &t.credential.self_service.oidc {
+                match &found {
+                    None => found = Some(o.clone()),
+                    Some(f) if f.issuer == o.issuer && f.audience == o.audience => {}
+                    Some(_) => return None,
+                }
+            }
+        }
+        found
     }
 
     /// The loaded credential template set named `name`.

@@ -63,7 +63,7 @@ impl std::fmt::Debug for SelfServiceStart {
     }
 }
 
-fn nonce_digest(nonce: &str) -> String {
+pub(crate) fn nonce_digest(nonce: &str) -> String {
     Sha256::digest(nonce.as_bytes())
         .iter()
         .map(|b| format!("{b:02x}"))

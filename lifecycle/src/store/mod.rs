@@ -37,7 +37,10 @@ pub use crypto::{PinKey, TransportPin};
 pub use error::{Result, StoreError};
 pub use pg::{PgOptions, PgStore};
 pub use pg_tls::SslMode;
-pub use split::SplitStore;
+pub use split::{
+    SplitDirection, SplitMessage, SplitSession, SplitSessionState, SplitStore, StationWork,
+    StationWorkState,
+};
 pub use sqlite::SqliteStore;
 pub use work::{
     Committed, FieldChange, JournalClose, JournalFence, PendingId, PendingPosition, Transition,

@@ -9,8 +9,9 @@ use super::{
 };
 use crate::error::WireError;
 use crate::msg::{
-    Abort, AgentHello, AgentMessage, Capabilities, DeviceReport, HolderAuth, HostClaim, JobResult,
-    KeyId, Outcome, OutcomeStatus, ProgressNote, Request, RequestOp, StepOutput,
+    Abort, AgentHello, AgentMessage, Capabilities, DeviceFailure, DeviceReport, HolderAuth,
+    HostClaim, JobResult, KeyId, Outcome, OutcomeStatus, ProgressNote, Request, RequestOp,
+    StepOutput,
 };
 
 pub(super) fn body(msg: &AgentMessage) -> (u64, Value) {
@@ -132,7 +133,30 @@ fn outcome(o: &Outcome) -> Value {
         .opt(3, o.ctap)
         .opt(4, o.retries)
         .opt(5, out)
+        .opt(6, o.error.as_ref().map(failure))
         .build()
+}
+
+fn failure(f: &DeviceFailure) -> Value {
+    MapB::new()
+        .put(1, f.reason.clone())
+        .put(2, f.message.clone())
+        .opt(3, f.power_cycle_required)
+        .opt(4, f.timeout_ms)
+        .build()
+}
+
+fn failure_from(v: &Value) -> Result<DeviceFailure, WireError> {
+    let m = Obj::strict(v, "Outcome.error", &[1, 2, 3, 4])?;
+    Ok(DeviceFailure {
+        reason: text(m.req(1, "error.reason")?, "error.reason")?,
+        message: text(m.req(2, "error.message")?, "error.message")?,
+        power_cycle_required: m
+            .get(3)
+            .map(|v| boolean(v, "error.power_cycle_required"))
+            .transpose()?,
+        timeout_ms: m.get(4).map(|v| uint(v, "error.timeout_ms")).transpose()?,
+    })
 }
 
 /// The wire name of a request operation.
@@ -322,7 +346,7 @@ fn hello_from(v: &Value) -> Result<AgentHello, WireError> {
 }
 
 fn outcome_from(v: &Value) -> Result<Outcome, WireError> {
-    let m = Obj::strict(v, "Outcome", &[1, 2, 3, 4, 5])?;
+    let m = Obj::strict(v, "Outcome", &[1, 2, 3, 4, 5, 6])?;
     let status = match uint(m.req(2, "Outcome.status")?, "Outcome.status")? {
         0 => OutcomeStatus::Ok,
         1 => OutcomeStatus::Ctap,
@@ -344,6 +368,7 @@ fn outcome_from(v: &Value) -> Result<Outcome, WireError> {
         ctap: m.get(3).map(|v| u8_of(v, "Outcome.ctap")).transpose()?,
         retries: m.get(4).map(|v| u32_of(v, "Outcome.retries")).transpose()?,
         out,
+        error: m.get(6).map(failure_from).transpose()?,
     })
 }
 

@@ -1,0 +1,188 @@
+//! The server half of a split deployment (`docs/split-protocol.md`): the [`Coordinator`]
+//! consumes the device half's signed messages and produces its own, keeping every session's
+//! state in the repository so any server node can take the next message.
+//!
+//! It holds what the device half must never hold: the IdP credential (through the
+//! [`Engine`]), the repository, the server signing key and the transport PINs. What crosses
+//! to the device half is data: signed jobs of device steps, and the transport PIN only
+//! sealed to the device session's ephemeral key.
+//!
+//! Messages it cannot accept into a session — a bad signature, an unknown or revoked
+//! agent, a session that is unknown, expired or broken, a sequence gap — are
+//! [`Rejected`]: nothing in the session changes, and the carrier reports the code to the
+//! sender (over HTTP a 4xx with the code). Refusals *inside* an accepted message (not the
+//! key's owner, a capability the station lacks, an expired challenge) are signed
+//! `Refused` replies, audited like every other refusal.
+
+mod context;
+mod flows;
+mod session;
+
+pub use session::SessionOpened;
+
+use std::sync::Arc;
+
+use keysmith_wire::{RefusalCode, SigningKey};
+
+use crate::engine::Engine;
+use crate::store::StoreError;
+
+/// Whether an enrolled agent is an operator station or a holder's own machine (review
+/// O7): stations are approved by an admin and run operator work; holder agents register
+/// themselves and run only holder-authenticated operations on keys the holder owns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AgentClass {
+    /// An operator station.
+    Station,
+    /// A holder's machine.
+    Holder,
+}
+
+impl AgentClass {
+    /// The stable name (`station`, `holder`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            AgentClass::Station => "station",
+            AgentClass::Holder => "holder",
+        }
+    }
+}
+
+/// Where an agent's enrolment stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum AgentStatus {
+    /// Enrolled, waiting for an admin.
+    Pending,
+    /// May open sessions.
+    Approved,
+    /// Refused from now on; its open sessions are refused at their next message.
+    Revoked,
+}
+
+/// An enrolled agent as the coordinator needs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AgentEntry {
+    /// Lower-case hex of its key id (SHA-256 of the public key).
+    pub agent_id: String,
+    /// Its P-256 public key, SEC1 uncompressed.
+    pub public_key: [u8; 65],
+    /// Station or holder.
+    pub class: AgentClass,
+    /// Its enrolment's state.
+    pub status: AgentStatus,
+    /// The station's name (stations only).
+    pub station: Option<String>,
+}
+
+/// Where the coordinator looks agents up (the server's enrolment records).
+pub trait AgentDirectory: Send + Sync {
+    /// The agent with this id (lower-case hex), if enrolled.
+    fn agent(&self, agent_id: &str) -> Result<Option<AgentEntry>, StoreError>;
+}
+
+/// Limits and timings of the coordinator.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CoordinatorConfig {
+    /// A session is refused this long after its `AgentHello` (the server's clock only).
+    pub session_ttl_ms: u64,
+    /// How long the device half may act on a server message (`ttl_ms`), except jobs,
+    /// whose deadline follows the IdP challenge.
+    pub message_ttl_ms: u64,
+    /// What `Wait` tells an idle station.
+    pub poll_ms: u64,
+    /// A message whose processing started this long ago without a reply is taken as lost
+    /// with its node: the session is closed and the device half starts over (and replans).
+    pub stalled_after_ms: u64,
+}
+
+impl Default for CoordinatorConfig {
+    fn default() -> Self {
+        CoordinatorConfig {
+            session_ttl_ms: 15 * 60 * 1000,
+            message_ttl_ms: 60 * 1000,
+            poll_ms: 2_000,
+            stalled_after_ms: 2 * 60 * 1000,
+        }
+    }
+}
+
+/// A message the coordinator did not accept into a session; nothing changed. The carrier
+/// tells the sender `code` (and may show `reason`, which never holds a secret).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {reason}", .code.as_str())]
+pub struct Rejected {
+    /// The stable code (`docs/split-protocol.md` §7).
+    pub code: RefusalCode,
+    /// Why, for people.
+    pub reason: String,
+}
+
+impl Rejected {
+    fn new(code: RefusalCode, reason: impl Into<String>) -> Self {
+        Rejected {
+            code,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Why a message could not be handled at all.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CoordinatorError {
+    /// Not accepted into a session (see [`Rejected`]).
+    #[error(transparent)]
+    Rejected(#[from] Rejected),
+    /// The repository failed; the sender may send the same bytes again.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The session's stored context is unreadable (a bug or an altered row that still
+    /// passed its MAC, which cannot happen with the row key installed).
+    #[error("split session {session_id}: stored context unreadable: {reason}")]
+    Context {
+        /// The session.
+        session_id: String,
+        /// What failed.
+        reason: String,
+    },
+}
+
+/// The server half: see the module documentation.
+pub struct Coordinator {
+    engine: Arc<Engine>,
+    key: SigningKey,
+    agents: Arc<dyn AgentDirectory>,
+    config: CoordinatorConfig,
+}
+
+impl std::fmt::Debug for Coordinator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Coordinator")
+            .field("server_key", &self.key.key_id())
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Coordinator {
+    /// A coordinator over `engine` (its repository keeps the sessions), signing with `key`
+    /// (the key agents pin), looking agents up in `agents`.
+    pub fn new(
+        engine: Arc<Engine>,
+        key: SigningKey,
+        agents: Arc<dyn AgentDirectory>,
+        config: CoordinatorConfig,
+    ) -> Self {
+        Coordinator {
+            engine,
+            key,
+            agents,
+            config,
+        }
+    }
+
+    /// The engine it drives.
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+}

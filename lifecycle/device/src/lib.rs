@@ -19,9 +19,9 @@
 mod fault;
 mod ops;
 mod runner;
-// mod session;
+mod session;
 
 pub use fault::{DeviceFault, OpError, KNOWN_OPS};
 pub use ops::{DeviceOps, Made, Prompt};
 pub use runner::{run_steps, HolderUi, HolderUiError, PinMemory, Secrets};
-// pub use session::{DeviceConfig, DeviceSession, Event, PendingJob, SessionError};
+pub use session::{DeviceConfig, DeviceSession, Event, PendingJob, SessionError};

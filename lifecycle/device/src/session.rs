@@ -10,9 +10,8 @@
 use keysmith_wire::{
     Abort, AgentHello, AgentMessage, Capabilities, DeviceReport, DeviceStep, Envelope, HostClaim,
     Job, JobAck, JobId, JobResult, NeedHolderAuth, PublicKey, Refused, Request, ServerMessage,
-    SessionId, SessionKey, SigningKey, WireError,
+    SessionId, SessionKey, SigningKey, WireError, Entropy,
 };
-use rand_core::{CryptoRng, RngCore};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
@@ -178,14 +177,15 @@ impl std::fmt::Debug for DeviceSession {
 }
 
 impl DeviceSession {
-    /// A new session: a fresh ephemeral session key and nonce. Returns the session and the
+    /// A new session: a fresh ephemeral session key and nonce from `entropy`
+    /// ([`keysmith_wire::OsEntropy`] outside tests). Returns the session and the
     /// `AgentHello` to send.
-    pub fn new(config: DeviceConfig, rng: &mut (impl RngCore + CryptoRng)) -> (Self, Vec<u8>) {
-        let session_key = SessionKey::generate(rng);
+    pub fn new(config: DeviceConfig, entropy: &mut dyn Entropy) -> (Self, Vec<u8>) {
+        let session_key = SessionKey::generate_with(entropy);
         let mut nonce = [0u8; 16];
-        rng.fill_bytes(&mut nonce);
+        entropy.fill(&mut nonce);
         let hello = AgentHello {
-            agent_id: config.agent_key.public().key_id(),
+            agent_id: config.agent_key.key_id(),
             agent_version: config.agent_version.clone(),
             versions: vec![VERSION],
             session_pub: session_key.public(),
@@ -503,7 +503,7 @@ impl DeviceSession {
             let ctx = keysmith_wire::SecretContext {
                 session,
                 job: held.id,
-                key_id: held.job.key_id.clone().unwrap_or_default(),
+                key_id: held.job.key_id.clone(),
                 secret_id: s.id,
             };
             let opened = match keysmith_wire::open_secret(&self.session_key, &ctx, s) {

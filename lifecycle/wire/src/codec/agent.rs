@@ -10,7 +10,7 @@ use super::{
 use crate::error::WireError;
 use crate::msg::{
     Abort, AgentHello, AgentMessage, Capabilities, DeviceReport, HolderAuth, HostClaim, JobResult,
-    KeyId, Outcome, OutcomeStatus, ProgressNote, Request, RequestOp, StepOutput,
+    DeviceFailure, KeyId, Outcome, OutcomeStatus, ProgressNote, Request, RequestOp, StepOutput,
 };
 
 pub(super) fn body(msg: &AgentMessage) -> (u64, Value) {
@@ -132,6 +132,17 @@ fn outcome(o: &Outcome) -> Value {
         .opt(3, o.ctap)
         .opt(4, o.retries)
         .opt(5, out)
+        .opt(
+            6,
+            o.error.as_ref().map(|e| {
+                MapB::new()
+                    .put(1, e.reason.as_str())
+                    .put(2, e.message.as_str())
+                    .opt(3, e.power_cycle_required)
+                    .opt(4, e.timeout_ms)
+                    .build()
+            }),
+        )
         .build()
 }
 
@@ -322,7 +333,7 @@ fn hello_from(v: &Value) -> Result<AgentHello, WireError> {
 }
 
 fn outcome_from(v: &Value) -> Result<Outcome, WireError> {
-    let m = Obj::strict(v, "Outcome", &[1, 2, 3, 4, 5])?;
+    let m = Obj::strict(v, "Outcome", &[1, 2, 3, 4, 5, 6])?;
     let status = match uint(m.req(2, "Outcome.status")?, "Outcome.status")? {
         0 => OutcomeStatus::Ok,
         1 => OutcomeStatus::Ctap,
@@ -344,6 +355,21 @@ fn outcome_from(v: &Value) -> Result<Outcome, WireError> {
         ctap: m.get(3).map(|v| u8_of(v, "Outcome.ctap")).transpose()?,
         retries: m.get(4).map(|v| u32_of(v, "Outcome.retries")).transpose()?,
         out,
+        error: m
+            .get(6)
+            .map(|v| -> Result<DeviceFailure, WireError> {
+                let e = Obj::strict(v, "Outcome.error", &[1, 2, 3, 4])?;
+                Ok(DeviceFailure {
+                    reason: text(e.req(1, "error.reason")?, "error.reason")?,
+                    message: text(e.req(2, "error.message")?, "error.message")?,
+                    power_cycle_required: e
+                        .get(3)
+                        .map(|v| boolean(v, "error.power_cycle_required"))
+                        .transpose()?,
+                    timeout_ms: e.get(4).map(|v| uint(v, "error.timeout_ms")).transpose()?,
+                })
+            })
+            .transpose()?,
     })
 }
 

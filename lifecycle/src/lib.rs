@@ -102,6 +102,7 @@ mod error;
 pub mod files;
 pub mod idp;
 pub mod model;
+pub mod remote;
 pub mod state;
 pub mod store;
 pub mod template;

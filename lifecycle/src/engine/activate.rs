@@ -4,8 +4,9 @@
 use fido_transport::client::Authenticator;
 use fido_transport::Transport;
 
-use super::device::DeviceOps;
-use super::{Engine, UnixMillis};
+use super::issue::transport_name;
+use super::{DevicePrompt, Engine, UnixMillis};
+use crate::remote::LocalLink;
 use crate::state::{plan, Operation, TransitionError};
 use crate::store::KeyRecord;
 use crate::Error;
@@ -39,8 +40,10 @@ impl Engine {
                 }
                 Err(e) => return Err(e),
             };
-            let device: &mut dyn DeviceOps = device;
-            self.execute(flow, &p.steps, Some(device), Some(holder_pin), now)
+            let prompt = |p: &DevicePrompt| self.prompt(p);
+            let kind = transport_name(device.transport().kind());
+            let mut link = LocalLink::open(device, Some(holder_pin), kind, &prompt)?;
+            self.execute(flow, &p.steps, Some(&mut link), now)
         })
     }
 }

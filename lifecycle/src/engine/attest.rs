@@ -12,7 +12,7 @@
 use fido_core::attestation::AttestationObject;
 use fido_core::trust::{format_aaguid, TrustError, TrustSource};
 
-use super::device::Made;
+use keysmith_device::Made;
 use super::{Engine, EngineError, UnixMillis};
 use crate::idp::Idp;
 use crate::template::{AttestationRequirement, PasskeyTemplate};

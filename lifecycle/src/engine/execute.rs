@@ -1,21 +1,19 @@
 //! The step interpreter: runs the planner's steps against the key, the store and the
 //! IdPs.
 
-use fido_core::pin::Permissions;
 use rand_core::{OsRng, RngCore};
-use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use super::device::{self, DeviceOps};
+use super::device;
 use super::payload::StatePayload;
-use super::{CrashPoint, DevicePrompt, Engine, IdpEffectError, LookupError, PlanError, UnixMillis};
+use super::{CrashPoint, Engine, LookupError, PlanError, UnixMillis};
 use crate::model::CredentialState;
 use crate::state::{Operation, Step};
 use crate::store::{
     FieldChange, JournalClose, JournalOp, JournalStatus, NewJournalEntry, PasskeyRecord, PendingId,
-    PendingRegistration, StoreError, Transition, TransportPin,
+    PendingRegistration, StoreError, Transition,
 };
-use crate::template::render_display_name;
+use crate::remote::LocalLink;
 use crate::Error;
 
 use super::flow::{FlowContext, MadeCredential};
@@ -106,12 +104,13 @@ impl Engine {
         Ok(Zeroizing::new(t.expose().to_owned()))
     }
 
+    /// Runs `steps`: the device steps as jobs through `link` (see [`super::device`]), the
+    /// rest here.
     pub(super) fn execute(
         &self,
         flow: &mut FlowContext<'_>,
         steps: &[Step],
-        mut device: Option<&mut dyn DeviceOps>,
-        holder_pin: Option<&str>,
+        mut link: Option<&mut LocalLink<'_>>,
         now: UnixMillis,
     ) -> Result<(), Error> {
         let need = |step: &'static str| PlanError::Unsupported {
@@ -120,7 +119,27 @@ impl Engine {
         };
         // Registrations left in doubt are settled before the key leaves its state.
         self.settle_in_doubt(flow, steps, now)?;
-        for (index, step) in steps.iter().enumerate() {
+        let mut index = 0;
+        while index < steps.len() {
+            let step = &steps[index];
+            if device::is_device_step(step) {
+                let end = device::batch_end(steps, index);
+                if matches!(step, Step::ChangePin)
+                    && link.as_deref().is_some_and(|l| !l.has_holder_pin())
+                {
+                    return Err(PlanError::Unsupported {
+                        step: "changePIN",
+                        reason: "no holder PIN given".into(),
+                    }
+                    .into());
+                }
+                let l = link
+                    .as_deref_mut()
+                    .ok_or_else(|| need(device::step_name(step)))?;
+                self.run_job(flow, &steps[index..end], l, now)?;
+                index = end;
+                continue;
+            }
             tracing::info!(?step, "step");
             if matches!(
                 step,
@@ -130,8 +149,13 @@ impl Engine {
             }
             match step {
                 Step::PolicyPreflight { idp_connection, .. } => {
-                    let d = device.as_deref_mut().ok_or_else(|| need("preflight"))?;
-                    let aaguid = d.info()?.aaguid;
+                    // The AAGUID the device half reported (a claim; the attestation
+                    // re-checks it after makeCredential).
+                    let aaguid = link
+                        .as_deref()
+                        .ok_or_else(|| need("preflight"))?
+                        .info()
+                        .aaguid;
                     let user = flow.user.clone().ok_or_else(|| need("preflight"))?;
                     let user = self.user_at(
                         &flow.templates,
@@ -144,91 +168,6 @@ impl Engine {
                     let attested = self.expects_attested(&aaguid);
                     self.idp(idp_connection)?
                         .preflight(&user, &aaguid, attested)?;
-                }
-                Step::ResetAuthenticator => {
-                    let d = device.as_deref_mut().ok_or_else(|| need("reset"))?;
-                    d.reset(&|p| self.prompt(p))?;
-                    self.store.delete_transport_pin(&flow.key.key_id)?;
-                    flow.pin = None;
-                }
-                Step::SetTransportPin => {
-                    let d = device.as_deref_mut().ok_or_else(|| need("setPIN"))?;
-                    let pin = random_pin();
-                    // Sealed and stored before the key gets it: a crash in between
-                    // never leaves a key with a PIN nobody knows.
-                    let sealed = TransportPin::new(pin.as_str())?;
-                    self.store
-                        .put_transport_pin(&flow.key.key_id, &sealed, &self.pin_key, now)?;
-                    d.set_pin(&pin)?;
-                    flow.pin = Some(pin);
-                }
-                Step::SetMinPinLength {
-                    min_pin_length,
-                    rp_ids,
-                    force_change_pin,
-                } => {
-                    let pin = self.current_pin(flow)?;
-                    let d = device
-                        .as_deref_mut()
-                        .ok_or_else(|| need("setMinPINLength"))?;
-                    let min = match min_pin_length {
-                        Some(m) => Some(u8::try_from(*m).map_err(|_| PlanError::Unsupported {
-                            step: "setMinPINLength",
-                            reason: format!("minimum PIN length {m} exceeds 255"),
-                        })?),
-                        None => None,
-                    };
-                    let token = d.token(&pin, Permissions::AUTHENTICATOR_CONFIG, None)?;
-                    d.set_min_pin_length(min, rp_ids, *force_change_pin, &token)?;
-                }
-                Step::EnableAlwaysUv => {
-                    let pin = self.current_pin(flow)?;
-                    let d = device
-                        .as_deref_mut()
-                        .ok_or_else(|| need("toggleAlwaysUv"))?;
-                    let token = d.token(&pin, Permissions::AUTHENTICATOR_CONFIG, None)?;
-                    d.enable_always_uv(&token)?;
-                }
-                Step::EnrollFingerprints {
-                    min_fingerprints,
-                    timeout_ms,
-                } => {
-                    let pin = self.current_pin(flow)?;
-                    let d = device.as_deref_mut().ok_or_else(|| need("bioEnrollment"))?;
-                    let token = d.token(&pin, Permissions::BIO_ENROLLMENT, None)?;
-                    let mut enrolled = d.bio_count(&token)?;
-                    while enrolled < *min_fingerprints {
-                        self.prompt(&DevicePrompt::EnrollFingerprint {
-                            number: enrolled + 1,
-                            of: *min_fingerprints,
-                        });
-                        // A fresh token per finger: enrolment can outlast a token's
-                        // usage window on real keys.
-                        let token = d.token(&pin, Permissions::BIO_ENROLLMENT, None)?;
-                        d.bio_enroll(&token, *timeout_ms, &|p| self.prompt(p))?;
-                        enrolled += 1;
-                    }
-                }
-                Step::MakeCredential {
-                    passkey_template,
-                    idp_connection,
-                    rp_id,
-                    origin,
-                } => {
-                    let pin = self.current_pin(flow)?;
-                    let d = device
-                        .as_deref_mut()
-                        .ok_or_else(|| need("makeCredential"))?;
-                    self.make(
-                        flow,
-                        d,
-                        &pin,
-                        passkey_template,
-                        idp_connection,
-                        rp_id.as_deref(),
-                        origin.as_deref(),
-                        now,
-                    )?;
                 }
                 Step::StorePendingRegistration {
                     passkey_template,
@@ -266,38 +205,6 @@ impl Engine {
                         challenge_expires_ms: expires,
                         created_ms: now,
                     });
-                }
-                Step::ChangePin => {
-                    let holder = holder_pin.ok_or(PlanError::Unsupported {
-                        step: "changePIN",
-                        reason: "no holder PIN given".into(),
-                    })?;
-                    let d = device.as_deref_mut().ok_or_else(|| need("changePIN"))?;
-                    let stored = match &flow.pin {
-                        Some(p) => Some(p.clone()),
-                        None => self
-                            .store
-                            .get_transport_pin(&flow.key.key_id, &self.pin_key)?
-                            .map(|t| Zeroizing::new(t.expose().to_owned())),
-                    };
-                    match stored {
-                        Some(transport) => {
-                            d.change_pin(&transport, holder)?;
-                            self.store.delete_transport_pin(&flow.key.key_id)?;
-                        }
-                        // An earlier attempt changed the PIN and then failed at the IdP:
-                        // the transport PIN is gone, so the holder's PIN is checked
-                        // instead (a wrong one fails here, before any IdP call).
-                        None => {
-                            d.token(
-                                holder,
-                                Permissions::MAKE_CREDENTIAL,
-                                Some("keysmith.invalid"),
-                            )
-                            .map(drop)?;
-                        }
-                    }
-                    flow.pin = Some(Zeroizing::new(holder.to_owned()));
                 }
                 Step::RegisterPending {
                     passkey_template,
@@ -347,7 +254,10 @@ impl Engine {
                     }
                 }
                 Step::SetState(to) => self.commit_state(flow, *to, now)?,
+                // Run above, as jobs.
+                _ => {}
             }
+            index += 1;
         }
         Ok(())
     }
@@ -401,104 +311,6 @@ impl Engine {
         )?;
         flow.intent = Some(entry.id);
         self.maybe_crash(CrashPoint::AfterStateJournal)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn make(
-        &self,
-        flow: &mut FlowContext<'_>,
-        d: &mut dyn DeviceOps,
-        pin: &str,
-        passkey_template: &str,
-        idp_connection: &str,
-        rp_id: Option<&str>,
-        origin: Option<&str>,
-        now: UnixMillis,
-    ) -> Result<(), Error> {
-        let t = flow
-            .templates
-            .passkey
-            .get(passkey_template)
-            .cloned()
-            .ok_or_else(|| LookupError::UnknownTemplate {
-                template: passkey_template.to_owned(),
-            })?;
-        let idp = self.idp(idp_connection)?.clone();
-        let user = flow.user.clone().ok_or(LookupError::NotIssued {
-            key_id: flow.key.key_id.clone(),
-            what: "user",
-        })?;
-        if flow.attrs.is_empty() {
-            let (_, attrs, _) = self.user_attrs(idp.as_ref(), &user, &flow.key.serial)?;
-            flow.attrs = attrs;
-        }
-        let display = render_display_name(&t, &flow.attrs).map_err(|p| PlanError::DisplayName {
-            field: p.field,
-            message: p.message,
-        })?;
-        let minutes = u32::try_from(t.challenge_timeout()).ok();
-        let idp_user = self.user_at(
-            &flow.templates,
-            &user,
-            flow.attrs.get("userPrincipalName").map(String::as_str),
-            idp_connection,
-        )?;
-        let challenge = idp.creation_challenge(&idp_user, minutes, origin)?;
-        if let Some(pinned) = rp_id {
-            if pinned != challenge.rp_id {
-                return Err(IdpEffectError::RpIdMismatch {
-                    passkey_template: passkey_template.to_owned(),
-                    pinned: pinned.to_owned(),
-                    issued: challenge.rp_id.clone(),
-                }
-                .into());
-            }
-        }
-        let client_data = challenge.client_data_json();
-        let hash: [u8; 32] = Sha256::digest(client_data.as_bytes()).into();
-        let upn = flow
-            .attrs
-            .get("userPrincipalName")
-            .cloned()
-            .unwrap_or_else(|| user.clone());
-        let args = device::make_args(hash, &challenge, &upn, &display);
-        let token = d.token(pin, Permissions::MAKE_CREDENTIAL, Some(&challenge.rp_id))?;
-        let made = d.make_credential(&args, &token, &|p| self.prompt(p))?;
-        let info_aaguid = d.info()?.aaguid;
-        let verdict = self.check_attestation(
-            &t,
-            idp.as_ref(),
-            &idp_user,
-            &made,
-            &hash,
-            &info_aaguid,
-            args.resident_key,
-            now,
-        )?;
-        let rec = flow.audit(
-            "attestation",
-            if verdict.trusted {
-                "verified"
-            } else {
-                "unattested"
-            },
-            Some(format!(
-                "passkey_template={passkey_template} {}",
-                verdict.detail
-            )),
-            now,
-        );
-        flow.work.audit.push(rec);
-        flow.made.insert(
-            passkey_template.to_owned(),
-            MadeCredential {
-                made,
-                client_data: client_data.into_bytes(),
-                idp_expiry: challenge.expires_at_ms,
-                idp_user,
-            },
-        );
-        Ok(())
     }
 }
 

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use zeroize::Zeroizing;
 
-use super::device::Made;
+use keysmith_device::Made;
 use super::{Engine, EngineError, UnixMillis};
 use crate::state::{Operation, TransitionError};
 use crate::store::{KeyRecord, NewAuditRecord, PasskeyRecord, StoreError, Transition, UnitOfWork};

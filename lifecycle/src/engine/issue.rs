@@ -3,8 +3,9 @@
 use fido_transport::client::Authenticator;
 use fido_transport::Transport;
 
-use super::device::{self, DeviceOps};
-use super::{key_id_for, Engine, SelfServiceError, UnixMillis};
+use super::device;
+use super::{key_id_for, DevicePrompt, Engine, SelfServiceError, UnixMillis};
+use crate::remote::LocalLink;
 use crate::state::{plan, Operation, Step};
 use crate::store::{KeyRecord, NewKey};
 use crate::template::{KeyTransport, TemplateSet};
@@ -66,7 +67,10 @@ impl Engine {
         now: UnixMillis,
     ) -> Result<KeyRecord, Error> {
         let templates = self.loaded_template(template)?;
-        let info = DeviceOps::info(device)?;
+        let device_kind = device.transport().kind();
+        let prompt = |p: &DevicePrompt| self.prompt(p);
+        let mut link = LocalLink::open(device, holder_pin, transport_name(device_kind), &prompt)?;
+        let info = link.info().clone();
         let key_id = key_id_for(&info.aaguid, &request.serial);
         let key = match self.store.get_key(&key_id)? {
             Some(k) => k,
@@ -84,8 +88,7 @@ impl Engine {
             request,
             templates,
             key,
-            device,
-            holder_pin,
+            &mut link,
             now,
         )
     }
@@ -100,13 +103,15 @@ impl Engine {
     ) -> Result<KeyRecord, Error> {
         let key = self.key(key_id)?;
         let templates = self.template_for(&key)?;
+        let prompt = |p: &DevicePrompt| self.prompt(p);
+        let kind = transport_name(device.transport().kind());
+        let mut link = LocalLink::open(device, None, kind, &prompt)?;
         self.issue_like(
             Operation::Reissue,
             request,
             templates,
             key,
-            device,
-            None,
+            &mut link,
             now,
         )
     }
@@ -118,8 +123,7 @@ impl Engine {
         request: &IssueRequest,
         templates: TemplateSet,
         key: KeyRecord,
-        device: &mut dyn DeviceOps,
-        holder_pin: Option<&str>,
+        link: &mut LocalLink<'_>,
         now: UnixMillis,
     ) -> Result<KeyRecord, Error> {
         let mut flow = FlowContext::new(&request.actor, operation, templates, key);
@@ -149,14 +153,23 @@ impl Engine {
                 now,
             );
             flow.work.audit.push(rec);
-            let info = device.info()?;
+            let info = link.info().clone();
             let facts = device::facts(&info, request.transport, request.can_reset_in_place);
             let key_facts = self.facts(&flow.key, &flow.templates)?;
             let p = plan(operation, &flow.templates, &key_facts, Some(&facts), now)?;
-            if holder_pin.is_none() && p.steps.contains(&Step::ChangePin) {
+            if !link.has_holder_pin() && p.steps.contains(&Step::ChangePin) {
                 return Err(SelfServiceError::HolderPinRequired.into());
             }
-            self.execute(flow, &p.steps, Some(device), holder_pin, now)
+            self.execute(flow, &p.steps, Some(link), now)
         })
+    }
+}
+
+/// The transport name a device report carries.
+pub(super) fn transport_name(kind: fido_transport::TransportKind) -> &'static str {
+    match kind {
+        fido_transport::TransportKind::Usb => "usb",
+        fido_transport::TransportKind::Nfc => "nfc",
+        _ => "software",
     }
 }

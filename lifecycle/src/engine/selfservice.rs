@@ -28,7 +28,7 @@ use fido_transport::Transport;
 use rand_core::{OsRng, RngCore};
 use sha2::{Digest, Sha256};
 
-use super::device::DeviceOps;
+use keysmith_device::DeviceOps;
 use super::{key_id_for, Engine, EngineError, IssueRequest, SelfServiceError, UnixMillis};
 use crate::model::CredentialState;
 use crate::store::{KeyQuery, KeyRecord, NewAuditRecord};

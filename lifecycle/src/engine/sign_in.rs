@@ -2,14 +2,16 @@
 
 use fido_core::attestation::verify_assertion;
 use fido_core::cose::CoseKey;
-use fido_core::pin::Permissions;
-use fido_transport::client::{Authenticator, GetAssertionArgs};
+use fido_transport::client::Authenticator;
 use fido_transport::Transport;
+use keysmith_device::OpError;
+use keysmith_wire::{DeviceStep, OutcomeStatus, PinSource, StepOutput};
 use rand_core::{OsRng, RngCore};
 use sha2::{Digest, Sha256};
 
-use super::device::DeviceOps;
-use super::{b64, Engine, EngineError, LookupError};
+use super::issue::transport_name;
+use super::{b64, DevicePrompt, Engine, EngineError, LookupError};
+use crate::remote::{JobSpec, LocalLink, JOB_TTL_MS};
 use crate::Error;
 
 /// A verified sign-in.
@@ -50,6 +52,9 @@ impl Engine {
         })?;
         let sign_err = |reason: String| Error::from(EngineError::SignIn { reason });
         let mut out = Vec::new();
+        let prompt = |p: &DevicePrompt| self.prompt(p);
+        let kind = transport_name(device.transport().kind());
+        let mut link = LocalLink::open(device, Some(pin), kind, &prompt)?;
         for pk in self.store.list_passkeys(key_id)? {
             let Some(method_id) = pk.idp_method_id.clone() else {
                 continue;
@@ -81,21 +86,48 @@ impl Engine {
                 serde_json::Value::from(origin.as_str())
             );
             let hash: [u8; 32] = Sha256::digest(client_data.as_bytes()).into();
-            let token = device.token(pin, Permissions::GET_ASSERTION, Some(&rp_id))?;
-            let mut args = GetAssertionArgs::new(rp_id.clone(), hash);
-            args.allow_list = vec![fido_core::commands::CredentialDescriptor::public_key(
-                pk.credential_id.clone(),
-            )];
-            let assertions = DeviceOps::get_assertion(device, &args, &token, &|p| self.prompt(p))?;
-            let a = assertions
+            let pin_source = if link.current_known {
+                PinSource::Current
+            } else {
+                PinSource::HolderPin
+            };
+            let outcomes = link.run(JobSpec {
+                operation: "verify".into(),
+                key_id: Some(key.key_id.clone()),
+                expect_aaguid: Some(key.aaguid),
+                deadline_ms: JOB_TTL_MS,
+                steps: vec![DeviceStep::GetAssertion {
+                    rp_id: rp_id.clone(),
+                    allow: vec![pk.credential_id.clone()],
+                    client_data_json: client_data.clone().into_bytes(),
+                    pin: Some(pin_source),
+                }],
+                secrets: Vec::new(),
+            })?;
+            let o = outcomes
                 .first()
                 .ok_or_else(|| sign_err("the key returned no assertion".into()))?;
-            if a.credential.id != pk.credential_id {
+            if o.status != OutcomeStatus::Ok {
+                if let Some(e) = OpError::from_outcome(o) {
+                    return Err(e.into());
+                }
+            }
+            link.current_known = true;
+            let Some(StepOutput::Asserted {
+                credential_id,
+                auth_data,
+                signature,
+                ..
+            }) = o.out.clone()
+            else {
+                return Err(sign_err("the key returned no assertion".into()));
+            };
+            if credential_id != pk.credential_id {
                 return Err(sign_err("the key signed with another credential".into()));
             }
             let cose = CoseKey::from_cbor_canonical(&pk.public_key)
                 .map_err(|e| sign_err(format!("stored public key: {e}")))?;
-            let parsed = verify_assertion(&cose, &a.auth_data_bytes, &hash, &a.signature)
+            let parsed = verify_assertion(&cose, &auth_data, &hash, &signature)
                 .map_err(|e| sign_err(format!("signature: {e}")))?;
             if !parsed.is_for_rp_id(&rp_id) {
                 return Err(sign_err("rpIdHash does not match".into()));

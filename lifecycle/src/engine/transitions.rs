@@ -39,7 +39,7 @@ impl Engine {
         self.run_flow(flow, now, |flow| {
             let facts = self.facts(&flow.key, &flow.templates)?;
             let p = plan(operation, &flow.templates, &facts, None, now)?;
-            self.execute(flow, &p.steps, None, None, now)
+            self.execute(flow, &p.steps, None, now)
         })
     }
 

@@ -9,9 +9,8 @@ use super::{
 };
 use crate::error::WireError;
 use crate::msg::{
-    Abort, AgentHello, AgentMessage, Capabilities, DeviceFailure, DeviceReport, HolderAuth,
-    HostClaim, JobResult, KeyId, Outcome, OutcomeStatus, ProgressNote, Request, RequestOp,
-    StepOutput,
+    Abort, AgentHello, AgentMessage, Capabilities, DeviceReport, HolderAuth, HostClaim, JobResult,
+    DeviceFailure, KeyId, Outcome, OutcomeStatus, ProgressNote, Request, RequestOp, StepOutput,
 };
 
 pub(super) fn body(msg: &AgentMessage) -> (u64, Value) {
@@ -133,30 +132,18 @@ fn outcome(o: &Outcome) -> Value {
         .opt(3, o.ctap)
         .opt(4, o.retries)
         .opt(5, out)
-        .opt(6, o.error.as_ref().map(failure))
+        .opt(
+            6,
+            o.error.as_ref().map(|e| {
+                MapB::new()
+                    .put(1, e.reason.as_str())
+                    .put(2, e.message.as_str())
+                    .opt(3, e.power_cycle_required)
+                    .opt(4, e.timeout_ms)
+                    .build()
+            }),
+        )
         .build()
-}
-
-fn failure(f: &DeviceFailure) -> Value {
-    MapB::new()
-        .put(1, f.reason.clone())
-        .put(2, f.message.clone())
-        .opt(3, f.power_cycle_required)
-        .opt(4, f.timeout_ms)
-        .build()
-}
-
-fn failure_from(v: &Value) -> Result<DeviceFailure, WireError> {
-    let m = Obj::strict(v, "Outcome.error", &[1, 2, 3, 4])?;
-    Ok(DeviceFailure {
-        reason: text(m.req(1, "error.reason")?, "error.reason")?,
-        message: text(m.req(2, "error.message")?, "error.message")?,
-        power_cycle_required: m
-            .get(3)
-            .map(|v| boolean(v, "error.power_cycle_required"))
-            .transpose()?,
-        timeout_ms: m.get(4).map(|v| uint(v, "error.timeout_ms")).transpose()?,
-    })
 }
 
 /// The wire name of a request operation.
@@ -368,7 +355,21 @@ fn outcome_from(v: &Value) -> Result<Outcome, WireError> {
         ctap: m.get(3).map(|v| u8_of(v, "Outcome.ctap")).transpose()?,
         retries: m.get(4).map(|v| u32_of(v, "Outcome.retries")).transpose()?,
         out,
-        error: m.get(6).map(failure_from).transpose()?,
+        error: m
+            .get(6)
+            .map(|v| -> Result<DeviceFailure, WireError> {
+                let e = Obj::strict(v, "Outcome.error", &[1, 2, 3, 4])?;
+                Ok(DeviceFailure {
+                    reason: text(e.req(1, "error.reason")?, "error.reason")?,
+                    message: text(e.req(2, "error.message")?, "error.message")?,
+                    power_cycle_required: e
+                        .get(3)
+                        .map(|v| boolean(v, "error.power_cycle_required"))
+                        .transpose()?,
+                    timeout_ms: e.get(4).map(|v| uint(v, "error.timeout_ms")).transpose()?,
+                })
+            })
+            .transpose()?,
     })
 }
 

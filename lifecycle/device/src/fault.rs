@@ -1,0 +1,398 @@
+//! The device half's typed error: which CTAP operation failed and why, kept losslessly
+//! across the wire (an outcome's `ctap`, `retries` and `error` map).
+
+use std::time::Duration;
+
+use fido_core::CtapStatus;
+use keysmith_wire::{DeviceFailure, Outcome, OutcomeStatus};
+
+/// Why a device operation failed. The same information as the transport's error, in a
+/// form that crosses the wire: [`DeviceFault::to_failure`] and [`OpError::from_outcome`]
+/// are inverse to each other.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DeviceFault {
+    /// A wrong PIN (CTAP 0x31), with the retry counter read afterwards.
+    #[error("wrong PIN: {retries_left} attempt(s) left")]
+    PinInvalid {
+        /// Attempts left before the PIN blocks.
+        retries_left: u32,
+        /// Three wrong PINs in a row: the key needs a power cycle before the next try.
+        power_cycle_required: bool,
+    },
+    /// Built-in user verification failed (CTAP 0x3E).
+    #[error("user verification failed")]
+    UvInvalid {
+        /// Attempts left before built-in UV blocks, if the key said.
+        retries_left: Option<u32>,
+    },
+    /// Another non-success CTAP status, kept as the key sent it.
+    #[error("authenticator error: {0:?}")]
+    Ctap(CtapStatus),
+    /// A reset refused outside the power-up window; the key must be reattached.
+    #[error("the key accepts a reset only within about 10 seconds of being powered up")]
+    ReattachRequired,
+    /// The wait for the user was cancelled (by the caller or the holder's UI).
+    #[error("cancelled")]
+    Cancelled,
+    /// The key did not answer in time.
+    #[error("the authenticator did not answer within {0:?}")]
+    Timeout(Duration),
+    /// No key was found, or it is gone.
+    #[error("{message}")]
+    NotFound {
+        /// What was looked for.
+        message: String,
+    },
+    /// The attached key is not the one the job expects (AAGUID).
+    #[error("the attached key is not the expected key's model")]
+    WrongKey,
+    /// The PIN breaks CTAP's rules before it is sent (too short, too long, NUL).
+    #[error("{message}")]
+    PinFormat {
+        /// Which rule.
+        message: String,
+    },
+    /// The key, its reader or this device half cannot do what is asked.
+    #[error("{message}")]
+    Unsupported {
+        /// What is not supported.
+        message: String,
+    },
+    /// An argument was refused (by the transport, or a PIN source the job cannot resolve).
+    #[error("{message}")]
+    InvalidArgument {
+        /// Which and why.
+        message: String,
+    },
+    /// The USB HID, PC/SC, socket or state file layer failed.
+    #[error("{message}")]
+    Io {
+        /// What failed.
+        message: String,
+    },
+    /// The key's answer is malformed.
+    #[error("{message}")]
+    Protocol {
+        /// What is malformed.
+        message: String,
+    },
+    /// A failure this version does not classify further.
+    #[error("{message}")]
+    Other {
+        /// The message.
+        message: String,
+    },
+}
+
+/// A failed device operation: the CTAP operation (`getPinUvAuthToken`, `makeCredential`,
+/// ...) and why.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{op} failed: {fault}")]
+pub struct OpError {
+    /// The CTAP operation, one of [`KNOWN_OPS`] (`device` when not known).
+    pub op: &'static str,
+    /// Why.
+    pub fault: DeviceFault,
+}
+
+/// The operation names an [`OpError`] carries; an outcome naming another is read back as
+/// `device`.
+pub const KNOWN_OPS: &[&str] = &[
+    "getInfo",
+    "reset",
+    "setPIN",
+    "changePIN",
+    "getPinUvAuthToken",
+    "setMinPINLength",
+    "toggleAlwaysUv",
+    "makeCredential",
+    "getAssertion",
+    "bioEnrollment.enumerateEnrollments",
+    "bioEnrollment.enroll",
+    "credentialManagement.deleteCredential",
+    "getPINRetries",
+    "holderUi",
+    "job",
+    "device",
+];
+
+impl OpError {
+    /// `fault` in `op`.
+    pub fn new(op: &'static str, fault: DeviceFault) -> Self {
+        OpError { op, fault }
+    }
+
+    /// Wraps a transport error of `op`.
+    pub fn transport(op: &'static str) -> impl Fn(fido_transport::Error) -> OpError {
+        move |e| OpError {
+            op,
+            fault: e.into(),
+        }
+    }
+
+    /// The failed outcome of step `step` that carries this error: status, CTAP byte,
+    /// retries and the `error` map (`message` = `"<op>: <detail>"`).
+    pub fn to_outcome(&self, step: u32) -> Outcome {
+        let f = &self.fault;
+        let status = match f {
+            DeviceFault::PinInvalid { .. }
+            | DeviceFault::UvInvalid { .. }
+            | DeviceFault::Ctap(_)
+            | DeviceFault::ReattachRequired => OutcomeStatus::Ctap,
+            DeviceFault::Cancelled => OutcomeStatus::Cancelled,
+            DeviceFault::Unsupported { .. } => OutcomeStatus::Unsupported,
+            _ => OutcomeStatus::DeviceError,
+        };
+        Outcome {
+            step,
+            status,
+            ctap: f.ctap_status(),
+            retries: f.retries_left(),
+            out: None,
+            error: Some(f.to_failure(self.op)),
+        }
+    }
+
+    /// Reads the error back from a failed outcome (the inverse of
+    /// [`OpError::to_outcome`]). `None` for an ok or skipped outcome.
+    pub fn from_outcome(o: &Outcome) -> Option<OpError> {
+        if matches!(o.status, OutcomeStatus::Ok | OutcomeStatus::Skipped) {
+            return None;
+        }
+        let Some(f) = &o.error else {
+            // A failure without its error map: what the status says.
+            let fault = match (o.status, o.ctap) {
+                (OutcomeStatus::Cancelled, _) => DeviceFault::Cancelled,
+                (_, Some(b)) => DeviceFault::Ctap(CtapStatus::from_u8(b)),
+                (OutcomeStatus::Unsupported, None) => DeviceFault::Unsupported {
+                    message: "the device half cannot run this step".into(),
+                },
+                _ => DeviceFault::Other {
+                    message: "the device half reported a failure without details".into(),
+                },
+            };
+            return Some(OpError::new("device", fault));
+        };
+        let (op, detail) = match f.message.split_once(": ") {
+            Some((op, rest)) => match KNOWN_OPS.iter().find(|k| **k == op) {
+                Some(k) => (*k, rest.to_owned()),
+                None => ("device", f.message.clone()),
+            },
+            None => ("device", f.message.clone()),
+        };
+        let message = detail;
+        let fault = match f.reason.as_str() {
+            "pin_invalid" => DeviceFault::PinInvalid {
+                retries_left: o.retries.unwrap_or(0),
+                power_cycle_required: f.power_cycle_required.unwrap_or(false),
+            },
+            "uv_invalid" => DeviceFault::UvInvalid {
+                retries_left: o.retries,
+            },
+            "ctap" => match o.ctap {
+                Some(b) => DeviceFault::Ctap(CtapStatus::from_u8(b)),
+                None => DeviceFault::Protocol {
+                    message: format!("a CTAP failure without its status byte: {message}"),
+                },
+            },
+            "reattach_required" => DeviceFault::ReattachRequired,
+            "cancelled" => DeviceFault::Cancelled,
+            "timeout" => DeviceFault::Timeout(Duration::from_millis(f.timeout_ms.unwrap_or(0))),
+            "not_found" => DeviceFault::NotFound { message },
+            "wrong_key" => DeviceFault::WrongKey,
+            "pin_format" => DeviceFault::PinFormat { message },
+            "unsupported" => DeviceFault::Unsupported { message },
+            "invalid_argument" => DeviceFault::InvalidArgument { message },
+            "io" => DeviceFault::Io { message },
+            "protocol" => DeviceFault::Protocol { message },
+            _ => DeviceFault::Other { message },
+        };
+        Some(OpError { op, fault })
+    }
+}
+
+impl DeviceFault {
+    /// The stable reason on the wire (key 1 of an outcome's `error`).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            DeviceFault::PinInvalid { .. } => "pin_invalid",
+            DeviceFault::UvInvalid { .. } => "uv_invalid",
+            DeviceFault::Ctap(_) => "ctap",
+            DeviceFault::ReattachRequired => "reattach_required",
+            DeviceFault::Cancelled => "cancelled",
+            DeviceFault::Timeout(_) => "timeout",
+            DeviceFault::NotFound { .. } => "not_found",
+            DeviceFault::WrongKey => "wrong_key",
+            DeviceFault::PinFormat { .. } => "pin_format",
+            DeviceFault::Unsupported { .. } => "unsupported",
+            DeviceFault::InvalidArgument { .. } => "invalid_argument",
+            DeviceFault::Io { .. } => "io",
+            DeviceFault::Protocol { .. } => "protocol",
+            DeviceFault::Other { .. } => "other",
+        }
+    }
+
+    /// The CTAP status byte the key answered, if it answered one.
+    pub fn ctap_status(&self) -> Option<u8> {
+        match self {
+            DeviceFault::PinInvalid { .. } => Some(CtapStatus::PinInvalid.to_u8()),
+            DeviceFault::UvInvalid { .. } => Some(CtapStatus::UvInvalid.to_u8()),
+            DeviceFault::Ctap(s) => Some(s.to_u8()),
+            DeviceFault::ReattachRequired => Some(CtapStatus::NotAllowed.to_u8()),
+            _ => None,
+        }
+    }
+
+    /// PIN (or built-in UV) attempts left, where the key said.
+    pub fn retries_left(&self) -> Option<u32> {
+        match self {
+            DeviceFault::PinInvalid { retries_left, .. } => Some(*retries_left),
+            DeviceFault::UvInvalid { retries_left } => *retries_left,
+            _ => None,
+        }
+    }
+
+    /// The `error` map of an outcome for this fault in operation `op`.
+    pub fn to_failure(&self, op: &str) -> DeviceFailure {
+        let detail = match self {
+            DeviceFault::NotFound { message }
+            | DeviceFault::PinFormat { message }
+            | DeviceFault::Unsupported { message }
+            | DeviceFault::InvalidArgument { message }
+            | DeviceFault::Io { message }
+            | DeviceFault::Protocol { message }
+            | DeviceFault::Other { message } => message.clone(),
+            other => other.to_string(),
+        };
+        DeviceFailure {
+            reason: self.reason().to_owned(),
+            message: format!("{op}: {detail}"),
+            power_cycle_required: match self {
+                DeviceFault::PinInvalid {
+                    power_cycle_required,
+                    ..
+                } => Some(*power_cycle_required),
+                _ => None,
+            },
+            timeout_ms: match self {
+                DeviceFault::Timeout(d) => Some(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+                _ => None,
+            },
+        }
+    }
+}
+
+impl From<fido_transport::Error> for DeviceFault {
+    fn from(e: fido_transport::Error) -> Self {
+        use fido_core::pin::PinError;
+        use fido_transport::Error as T;
+        match e {
+            T::PinInvalid {
+                retries_left,
+                power_cycle_required,
+            } => DeviceFault::PinInvalid {
+                retries_left,
+                power_cycle_required,
+            },
+            T::UvInvalid { retries_left } => DeviceFault::UvInvalid { retries_left },
+            T::Ctap(s) | T::Core(fido_core::Error::Ctap(s)) => DeviceFault::Ctap(s),
+            T::ReattachRequired => DeviceFault::ReattachRequired,
+            T::Cancelled => DeviceFault::Cancelled,
+            T::Timeout(d) => DeviceFault::Timeout(d),
+            e @ T::DeviceNotFound(_) => DeviceFault::NotFound {
+                message: e.to_string(),
+            },
+            e @ (T::Unsupported(_) | T::MessageNotCarried { .. }) => DeviceFault::Unsupported {
+                message: e.to_string(),
+            },
+            e @ T::InvalidArgument(_) => DeviceFault::InvalidArgument {
+                message: e.to_string(),
+            },
+            e @ (T::Hid { .. } | T::Pcsc { .. } | T::State { .. } | T::Io { .. }) => {
+                DeviceFault::Io {
+                    message: e.to_string(),
+                }
+            }
+            T::Core(
+                c @ fido_core::Error::Pin(
+                    PinError::TooShort { .. } | PinError::TooLong { .. } | PinError::ContainsNul,
+                ),
+            ) => DeviceFault::PinFormat {
+                message: c.to_string(),
+            },
+            T::Core(c) => DeviceFault::Protocol {
+                message: c.to_string(),
+            },
+            // The transport's error is non-exhaustive: a newer variant keeps its message.
+            e => DeviceFault::Other {
+                message: e.to_string(),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(e: OpError) {
+        let o = e.to_outcome(3);
+        assert_eq!(o.step, 3);
+        assert_eq!(OpError::from_outcome(&o), Some(e));
+    }
+
+    #[test]
+    fn every_fault_survives_the_outcome() {
+        let m = || "a message: with a colon".to_owned();
+        for fault in [
+            DeviceFault::PinInvalid {
+                retries_left: 5,
+                power_cycle_required: true,
+            },
+            DeviceFault::UvInvalid {
+                retries_left: Some(2),
+            },
+            DeviceFault::UvInvalid { retries_left: None },
+            DeviceFault::Ctap(CtapStatus::PinPolicyViolation),
+            DeviceFault::Ctap(CtapStatus::from_u8(0x7f)),
+            DeviceFault::ReattachRequired,
+            DeviceFault::Cancelled,
+            DeviceFault::Timeout(Duration::from_millis(1500)),
+            DeviceFault::NotFound { message: m() },
+            DeviceFault::WrongKey,
+            DeviceFault::PinFormat { message: m() },
+            DeviceFault::Unsupported { message: m() },
+            DeviceFault::InvalidArgument { message: m() },
+            DeviceFault::Io { message: m() },
+            DeviceFault::Protocol { message: m() },
+            DeviceFault::Other { message: m() },
+        ] {
+            round_trip(OpError::new("getPinUvAuthToken", fault));
+        }
+    }
+
+    #[test]
+    fn an_unknown_op_reads_back_as_device() {
+        let mut o = OpError::new("changePIN", DeviceFault::Cancelled).to_outcome(0);
+        if let Some(f) = o.error.as_mut() {
+            f.message = "frobnicate: cancelled".into();
+        }
+        let e = OpError::from_outcome(&o).expect("a failure");
+        assert_eq!(e.op, "device");
+        assert_eq!(e.fault, DeviceFault::Cancelled);
+    }
+
+    #[test]
+    fn a_wrong_pin_keeps_status_and_retries() {
+        let e: DeviceFault = fido_transport::Error::PinInvalid {
+            retries_left: 4,
+            power_cycle_required: false,
+        }
+        .into();
+        let o = OpError::new("getPinUvAuthToken", e).to_outcome(1);
+        assert_eq!(o.status, OutcomeStatus::Ctap);
+        assert_eq!(o.ctap, Some(0x31));
+        assert_eq!(o.retries, Some(4));
+    }
+}

@@ -1,0 +1,123 @@
+//! The split between the server half and the device half (`docs/split-protocol.md`),
+//! as the engine uses it today: every device step of a flow runs as a signed job through
+//! [`keysmith_device::DeviceSession`], carried as bytes in memory by a `LocalLink`.
+//!
+//! The engine's in-process API (`Engine::issue(.., device, ..)` and the others) keeps its
+//! signatures; inside, each call opens a link: a fresh session (AgentHello, ServerHello,
+//! DeviceReport), then one job per run of consecutive device steps. What stays on the
+//! server side: the transport PIN is generated, sealed under the PIN key and stored before
+//! the job carrying it (sealed to the session key) is signed; client data JSON is built
+//! here; attestation is verified here on the returned attestation object. The holder's PIN
+//! goes from the in-process caller to the device half's UI callback and never into a
+//! message.
+
+mod channel;
+mod link;
+
+use std::time::Duration;
+
+use keysmith_device::{DeviceFault, OpError, SessionError};
+use keysmith_wire::WireError;
+
+use crate::engine::EngineError;
+use crate::{DeviceError, Error};
+
+pub(crate) use channel::JobSpec;
+pub(crate) use link::LocalLink;
+#[cfg(feature = "fault-injection")]
+pub use link::{with_relay, Relay};
+
+/// How long a job may wait at the device half before it runs (its `ttl_ms` and
+/// `deadline_ms`).
+pub(crate) const JOB_TTL_MS: u64 = 10 * 60 * 1000;
+
+/// Why a message exchange over the link failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum LinkError {
+    /// The codec refused the bytes (signature, key, structure, session, order).
+    #[error("{0}")]
+    Wire(#[from] WireError),
+    /// The device half refused a message.
+    #[error("{0}")]
+    Session(#[from] SessionError),
+    /// A message that does not fit the exchange.
+    #[error("unexpected message: {0}")]
+    Unexpected(&'static str),
+    /// Nothing acceptable came back.
+    #[error("the device half did not answer the job")]
+    NoAnswer,
+    /// The device half aborted the job before running it.
+    #[error("the device half aborted the job ({reason}){}", .detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default())]
+    Aborted {
+        /// `cancelled`, `key_removed`, `wrong_key`, `ttl_expired`, `unsupported`.
+        reason: String,
+        /// The device half's detail.
+        detail: Option<String>,
+    },
+}
+
+/// The lifecycle device error for a fault the device half reported.
+pub(crate) fn device_error(fault: DeviceFault) -> DeviceError {
+    match fault {
+        DeviceFault::PinInvalid {
+            retries_left,
+            power_cycle_required,
+        } => DeviceError::PinInvalid {
+            retries_left,
+            power_cycle_required,
+        },
+        DeviceFault::UvInvalid { retries_left } => DeviceError::UvInvalid { retries_left },
+        DeviceFault::Ctap(s) => DeviceError::Ctap(s),
+        DeviceFault::ReattachRequired => DeviceError::ReattachRequired,
+        DeviceFault::Cancelled => DeviceError::Cancelled,
+        DeviceFault::Timeout(d) => DeviceError::Timeout(d),
+        DeviceFault::NotFound { message } => DeviceError::NotFound { message },
+        DeviceFault::WrongKey => DeviceError::WrongKey,
+        DeviceFault::PinFormat { message } => DeviceError::PinFormat { message },
+        DeviceFault::Unsupported { message } => DeviceError::Unsupported { message },
+        DeviceFault::InvalidArgument { message } => DeviceError::InvalidArgument { message },
+        DeviceFault::Io { message } => DeviceError::Io { message },
+        DeviceFault::Protocol { message } => DeviceError::Protocol { message },
+        DeviceFault::Other { message } => DeviceError::Other { message },
+        other => DeviceError::Other {
+            message: other.to_string(),
+        },
+    }
+}
+
+impl From<OpError> for Error {
+    fn from(e: OpError) -> Self {
+        EngineError::Device {
+            step: e.op,
+            cause: device_error(e.fault),
+        }
+        .into()
+    }
+}
+
+impl From<LinkError> for Error {
+    fn from(e: LinkError) -> Self {
+        let (step, cause) = match e {
+            LinkError::Session(SessionError::Device(op)) => return op.into(),
+            LinkError::Aborted { reason, detail } => {
+                let message = detail.unwrap_or_else(|| reason.clone());
+                let cause = match reason.as_str() {
+                    "wrong_key" => DeviceError::WrongKey,
+                    "cancelled" => DeviceError::Cancelled,
+                    "ttl_expired" => DeviceError::Timeout(Duration::from_millis(JOB_TTL_MS)),
+                    "key_removed" => DeviceError::NotFound { message },
+                    "unsupported" => DeviceError::Unsupported { message },
+                    _ => DeviceError::Other { message },
+                };
+                ("job", cause)
+            }
+            other => (
+                "link",
+                DeviceError::Io {
+                    message: format!("split link: {other}"),
+                },
+            ),
+        };
+        EngineError::Device { step, cause }.into()
+    }
+}

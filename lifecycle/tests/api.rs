@@ -34,6 +34,8 @@ mod rowmac;
 mod selfservice;
 #[path = "api/selfservice_trust.rs"]
 mod selfservice_trust;
+#[path = "api/split.rs"]
+mod split;
 #[path = "api/state.rs"]
 mod state;
 #[path = "api/store.rs"]

@@ -22,6 +22,22 @@ pub(super) struct SessionContext {
     pub processing_since: Option<u64>,
     /// What the session is doing.
     pub phase: Phase,
+    /// A flow running for this session (on the node that started it).
+    pub flow: Option<FlowJson>,
+    /// A device message for the flow (hex), put here by the node that received it.
+    pub inbox: Option<String>,
+}
+
+/// A flow in progress.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct FlowJson {
+    /// `issue`, `self_issue`, `activate`, `verify`.
+    pub operation: String,
+    /// The station work it carries out.
+    pub work_id: Option<String>,
+    /// When it started (the caller's time).
+    pub started_ms: u64,
 }
 
 /// Where the session's dialogue stands.
@@ -37,6 +53,8 @@ pub(super) enum Phase {
         operation: String,
         /// The credential template (self-issuance).
         template: Option<String>,
+        /// The key (activation, sign-in check).
+        key_id: Option<String>,
     },
     /// The session is over.
     Finished,
@@ -111,6 +129,17 @@ impl From<&DeviceReport> for ReportJson {
             reader: r.reader.clone(),
         }
     }
+}
+
+/// Bytes from lower-case or upper-case hex.
+pub(super) fn unhex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
 }
 
 /// Lower-case hex.

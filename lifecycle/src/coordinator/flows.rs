@@ -1,15 +1,63 @@
-//! The operations a session carries: station work, holder sign-in, job results.
+//! The operations a session carries: operator work at a station, and the holder's own
+//! operations after they signed in. Each runs as a flow of the engine in a thread of the
+//! node that started it, over a [`RemoteLink`] to the device half.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
 
 use keysmith_wire::{
-    holder_nonce, HolderAuth, JobResult, NeedHolderAuth, RefusalCode, Request, RequestOp,
-    ServerMessage,
+    holder_nonce, HolderAuth, JobAck, NeedHolderAuth, PublicKey, RefusalCode, Refused, Request,
+    RequestOp, ServerMessage,
 };
 
-use super::context::{Phase, SessionContext};
-use super::session::Reply;
-use super::{AgentEntry, Coordinator, CoordinatorError, Rejected};
-use crate::engine::nonce_digest;
-use crate::store::split::SplitSession;
+use super::context::{unhex, FlowJson, Phase, SessionContext};
+use super::remote_link::{finish, RemoteLink};
+use super::session::{Dispatched, Reply};
+use super::{AgentClass, AgentEntry, Coordinator, CoordinatorError, Rejected};
+use crate::engine::{nonce_digest, Engine, IssueRequest};
+use crate::remote::ServerChannel;
+use crate::store::{KeyRecord, SplitSession, StationWork, StationWorkState};
+use crate::template::KeyTransport;
+use crate::{Error, ErrorKind};
+
+/// Operator work for a station, as queued (the `request` of [`StationWork`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "operation", rename_all = "snake_case", deny_unknown_fields)]
+pub enum StationRequest {
+    /// Central issuance of the key attached at the station.
+    Issue {
+        /// The user (object id or UPN).
+        user: String,
+        /// The loaded credential template.
+        template: String,
+    },
+}
+
+/// A flow to start.
+pub(super) enum FlowStart {
+    /// Operator work at a station.
+    Station(StationWork, StationRequest),
+    /// A holder's operation after sign-in.
+    Holder {
+        operation: HolderOp,
+        id_token: Zeroizing<String>,
+        nonce: String,
+    },
+}
+
+/// What a signed-in holder does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum HolderOp {
+    /// Issue the attached blank key to themself with `template`.
+    SelfIssue { template: String },
+    /// Set their PIN on their issued key `key_id` (activation).
+    Activate { key_id: String },
+    /// A sign-in check with their key `key_id`.
+    Verify { key_id: String },
+}
 
 /// A short code the agent's UI and the sign-in page both show (review G2): the first
 /// 6 characters of the nonce, grouped 3 + 3.
@@ -26,21 +74,62 @@ fn session_code(nonce: &str) -> String {
     }
 }
 
+fn session_bytes(row: &SplitSession) -> Option<([u8; 65], [u8; 16])> {
+    Some((
+        <[u8; 65]>::try_from(row.session_pub.as_slice()).ok()?,
+        <[u8; 16]>::try_from(row.server_nonce.as_slice()).ok()?,
+    ))
+}
+
 impl Coordinator {
-    /// A station polls for operator work.
+    /// A station polls for operator work: the oldest queued for it starts, if any.
     pub(super) fn station_work(
         &self,
-        _agent: &AgentEntry,
-        _row: &SplitSession,
-        _ctx: &mut SessionContext,
-        _now: u64,
-    ) -> Result<Reply, CoordinatorError> {
-        Ok(Reply::new(
-            ServerMessage::Wait {
-                retry_ms: self.config.poll_ms,
-            },
-            self.config.message_ttl_ms,
-        ))
+        agent: &AgentEntry,
+        row: &SplitSession,
+        ctx: &mut SessionContext,
+        now: u64,
+    ) -> Result<Dispatched, CoordinatorError> {
+        let wait = || {
+            Ok(Dispatched::Reply(Reply::new(
+                ServerMessage::Wait {
+                    retry_ms: self.config.poll_ms,
+                },
+                self.config.message_ttl_ms,
+            )))
+        };
+        if ctx.report.is_none() {
+            // No key reported yet: nothing can start.
+            return wait();
+        }
+        let Some(work) =
+            self.engine
+                .store()
+                .station_work_take(&agent.agent_id, &row.session_id, now)?
+        else {
+            return wait();
+        };
+        let request: StationRequest = match serde_json::from_str(&work.request) {
+            Ok(r) => r,
+            Err(e) => {
+                let outcome = serde_json::json!({ "error": format!("unreadable request: {e}") });
+                self.engine.store().station_work_finish(
+                    &work.work_id,
+                    StationWorkState::Failed,
+                    &outcome.to_string(),
+                    now,
+                )?;
+                return Err(
+                    Rejected::new(RefusalCode::Internal, "queued work is unreadable").into(),
+                );
+            }
+        };
+        ctx.flow = Some(FlowJson {
+            operation: "issue".into(),
+            work_id: Some(work.work_id.clone()),
+            started_ms: now,
+        });
+        Ok(Dispatched::Start(FlowStart::Station(work, request)))
     }
 
     /// A holder's agent asks for a holder operation: the holder signs in first, with a
@@ -73,11 +162,23 @@ impl Coordinator {
             )
             .into());
         }
+        let needs_key = matches!(req.operation, RequestOp::Activate | RequestOp::Verify);
+        if needs_key && req.key_id.is_none() {
+            return Err(Rejected::new(
+                RefusalCode::NotAllowed,
+                "activation and sign-in checks name the key (key_id)",
+            )
+            .into());
+        }
+        if req.operation == RequestOp::SelfIssue && req.template.is_none() {
+            return Err(Rejected::new(
+                RefusalCode::NotAllowed,
+                "self-issuance names the credential template",
+            )
+            .into());
+        }
         let oidc = self.holder_oidc(req.template.as_deref())?;
-        let (Ok(session_pub), Ok(server_nonce)) = (
-            <[u8; 65]>::try_from(row.session_pub.as_slice()),
-            <[u8; 16]>::try_from(row.server_nonce.as_slice()),
-        ) else {
+        let Some((session_pub, server_nonce)) = session_bytes(row) else {
             return Err(CoordinatorError::Context {
                 session_id: row.session_id.clone(),
                 reason: "session key or nonce has the wrong length".into(),
@@ -90,6 +191,7 @@ impl Coordinator {
         ctx.phase = Phase::AwaitHolder {
             operation: operation.to_owned(),
             template: req.template,
+            key_id: req.key_id,
         };
         Ok(Reply::new(
             ServerMessage::NeedHolderAuth(NeedHolderAuth {
@@ -129,38 +231,303 @@ impl Coordinator {
         }
     }
 
-    /// The holder's ID token.
+    /// The holder's ID token: the operation asked for starts; the engine checks the token
+    /// (issuer, audience, expiry, the session-bound nonce, single use, freshness, MFA,
+    /// tenant) and the owner before any device step.
     pub(super) fn holder_auth(
         &self,
-        _agent: &AgentEntry,
-        _row: &SplitSession,
+        agent: &AgentEntry,
+        row: &SplitSession,
         ctx: &mut SessionContext,
-        _auth: HolderAuth,
-        _now: u64,
-    ) -> Result<Reply, CoordinatorError> {
-        if !matches!(ctx.phase, Phase::AwaitHolder { .. }) {
+        auth: HolderAuth,
+        now: u64,
+    ) -> Result<Dispatched, CoordinatorError> {
+        let Phase::AwaitHolder {
+            operation,
+            template,
+            key_id,
+        } = ctx.phase.clone()
+        else {
             return Err(Rejected::new(RefusalCode::NotAllowed, "no sign-in was asked for").into());
+        };
+        let op = match (operation.as_str(), template, key_id) {
+            ("self_issue", Some(template), _) => HolderOp::SelfIssue { template },
+            ("activate", _, Some(key_id)) => HolderOp::Activate { key_id },
+            ("verify", _, Some(key_id)) => HolderOp::Verify { key_id },
+            _ => {
+                return Err(CoordinatorError::Context {
+                    session_id: row.session_id.clone(),
+                    reason: format!("holder operation {operation:?} without its key or template"),
+                })
+            }
+        };
+        if agent.class == AgentClass::Holder && ctx.report.is_none() {
+            return Err(Rejected::new(RefusalCode::NotAllowed, "no key was reported").into());
         }
-        Err(Rejected::new(
-            RefusalCode::NotAllowed,
-            "holder operations over the split are not wired in this build yet",
-        )
-        .into())
+        let Some((session_pub, server_nonce)) = session_bytes(row) else {
+            return Err(CoordinatorError::Context {
+                session_id: row.session_id.clone(),
+                reason: "session key or nonce has the wrong length".into(),
+            });
+        };
+        ctx.phase = Phase::Open;
+        ctx.flow = Some(FlowJson {
+            operation,
+            work_id: None,
+            started_ms: now,
+        });
+        Ok(Dispatched::Start(FlowStart::Holder {
+            operation: op,
+            id_token: auth.id_token,
+            nonce: holder_nonce(&session_pub, &server_nonce),
+        }))
     }
 
-    /// A job's result.
-    pub(super) fn job_result(
+    /// Starts `start` in a thread of this node, over a link to the session's device half.
+    pub(super) fn spawn_flow(
         &self,
-        _agent: &AgentEntry,
-        _row: &SplitSession,
-        _ctx: &mut SessionContext,
-        _result: JobResult,
-        _now: u64,
-    ) -> Result<Reply, CoordinatorError> {
-        Err(Rejected::new(
-            RefusalCode::NotAllowed,
-            "no job is outstanding in this session",
-        )
-        .into())
+        session_id: &str,
+        agent: &AgentEntry,
+        start: FlowStart,
+        now: u64,
+    ) {
+        let env = FlowEnv {
+            engine: self.engine.clone(),
+            key: self.key.clone(),
+            config: self.config.clone(),
+            session_id: session_id.to_owned(),
+            agent_key: agent.public_key,
+        };
+        let spawned = std::thread::Builder::new()
+            .name(format!(
+                "keysmith-flow-{}",
+                session_id.get(..8).unwrap_or_default()
+            ))
+            .spawn(move || env.run(start, now));
+        if let Err(e) = spawned {
+            // The waiting handler sees the session stall and closes it.
+            tracing::error!(error = %e, "could not start a flow thread");
+        }
+    }
+}
+
+/// What a flow thread needs from its coordinator.
+struct FlowEnv {
+    engine: Arc<Engine>,
+    key: keysmith_wire::SigningKey,
+    config: super::CoordinatorConfig,
+    session_id: String,
+    agent_key: [u8; 65],
+}
+
+impl FlowEnv {
+    fn link(&self, now: u64) -> Result<(RemoteLink, SessionContext), Error> {
+        let unexpected = |what| -> Error { crate::remote::LinkError::Unexpected(what).into() };
+        let row = self
+            .engine
+            .store()
+            .split_session_get(&self.session_id)?
+            .ok_or_else(|| unexpected("the session is gone"))?;
+        let ctx = SessionContext::from_json(&row.context)
+            .map_err(|_| unexpected("the session's context is unreadable"))?;
+        let (session_pub, server_nonce) =
+            session_bytes(&row).ok_or_else(|| unexpected("the session's keys are malformed"))?;
+        let sid = super::session::session_id_from_hex(&self.session_id)
+            .ok_or_else(|| unexpected("the session id is malformed"))?;
+        let agent = PublicKey::from_sec1(&self.agent_key)
+            .map_err(|_| unexpected("the agent's key is malformed"))?;
+        let report = ctx
+            .report
+            .as_ref()
+            .ok_or_else(|| unexpected("no device report"))?;
+        let raw = report.get_info_hex.as_deref().and_then(unhex);
+        let info = crate::remote::parse_info(raw.as_deref())?;
+        let channel = ServerChannel::resume(
+            self.key.clone(),
+            agent.clone(),
+            sid,
+            session_pub,
+            server_nonce,
+            row.sent_seq.saturating_add(1),
+        );
+        Ok((
+            RemoteLink {
+                engine: self.engine.clone(),
+                session_id: self.session_id.clone(),
+                channel,
+                agent,
+                info,
+                holder_ui: ctx.caps.interactive_holder_ui,
+                current_known: false,
+                config: self.config.clone(),
+                started: (now, Instant::now()),
+                last_job: None,
+            },
+            ctx,
+        ))
+    }
+
+    fn run(self, start: FlowStart, now: u64) {
+        let (mut link, ctx) = match self.link(now) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(error = %e, session_id = %self.session_id, "flow could not start");
+                return;
+            }
+        };
+        let report = ctx.report.clone().unwrap_or_default();
+        let transport = match report.transport.as_str() {
+            "usb" => Some(KeyTransport::Usb),
+            "nfc" => Some(KeyTransport::Nfc),
+            "software" if self.config.allow_software_keys => Some(KeyTransport::Software),
+            _ => None,
+        };
+        let serial = report.serial_claim.clone().unwrap_or_default();
+        let mut work_id = None;
+        let result: Result<KeyRecord, Error> = match (start, transport) {
+            (_, None) => Err(crate::engine::PlanError::Unsupported {
+                step: "device",
+                reason: format!(
+                    "a key attached as {:?} is not accepted by this server",
+                    report.transport
+                ),
+            }
+            .into()),
+            (FlowStart::Station(work, StationRequest::Issue { user, template }), Some(t)) => {
+                work_id = Some(work.work_id.clone());
+                let request = IssueRequest {
+                    actor: work.actor.clone(),
+                    user,
+                    serial,
+                    transport: t,
+                    can_reset_in_place: ctx.caps.can_reset_in_place,
+                };
+                self.engine.issue_via(&request, &template, &mut link, now)
+            }
+            (
+                FlowStart::Holder {
+                    operation,
+                    id_token,
+                    nonce,
+                },
+                Some(t),
+            ) => match operation {
+                HolderOp::SelfIssue { template } => self
+                    .engine
+                    .self_issue_via(&id_token, &nonce, &template, &serial, t, &mut link, now),
+                HolderOp::Activate { key_id } => self
+                    .engine
+                    .self_set_pin_via(&key_id, &id_token, &nonce, &mut link, now),
+                HolderOp::Verify { key_id } => self
+                    .engine
+                    .self_verify_via(&key_id, &id_token, &nonce, &mut link, now),
+            },
+        };
+        let msg = match &result {
+            Ok(key) => {
+                let registered = self
+                    .engine
+                    .store()
+                    .list_passkeys(&key.key_id)
+                    .map(|p| p.iter().filter(|p| p.idp_method_id.is_some()).count())
+                    .unwrap_or(0);
+                ServerMessage::JobAck(JobAck {
+                    key_id: key.key_id.clone(),
+                    state: key.state.as_str().to_owned(),
+                    needs_reissue: key.needs_reissue,
+                    registered: u32::try_from(registered).unwrap_or(u32::MAX),
+                })
+            }
+            Err(e) => ServerMessage::Refused(refusal(e)),
+        };
+        if let Some(work_id) = work_id {
+            let (state, outcome) = match &result {
+                Ok(k) => (
+                    StationWorkState::Done,
+                    serde_json::json!({"key_id": k.key_id, "state": k.state.as_str()}),
+                ),
+                Err(e) => (
+                    StationWorkState::Failed,
+                    serde_json::json!({"error": e.to_string(), "kind": e.kind().as_str()}),
+                ),
+            };
+            if let Err(e) = self.engine.store().station_work_finish(
+                &work_id,
+                state,
+                &outcome.to_string(),
+                link.engine_now(),
+            ) {
+                tracing::error!(error = %e, work_id, "station work outcome not recorded");
+            }
+        }
+        if let Err(e) = finish(&mut link, msg) {
+            // Nobody waits for the reply (the device half went silent): the session ends.
+            tracing::warn!(error = %e, session_id = %self.session_id, "flow ended without a waiting message");
+            close_after_flow(&self.engine, &self.session_id, link.engine_now());
+        }
+    }
+}
+
+/// Closes a session whose flow ended with nobody waiting for its reply.
+fn close_after_flow(engine: &Engine, session_id: &str, now: u64) {
+    for _ in 0..5 {
+        let Ok(Some(mut row)) = engine.store().split_session_get(session_id) else {
+            return;
+        };
+        let mut ctx = SessionContext::from_json(&row.context).unwrap_or_default();
+        ctx.flow = None;
+        ctx.inbox = None;
+        ctx.phase = Phase::Finished;
+        let expected = row.version;
+        row.state = crate::store::SplitSessionState::Broken;
+        row.context = ctx.to_json();
+        row.version = expected.saturating_add(1);
+        if matches!(
+            engine.store().split_session_update(&row, expected, now),
+            Ok(true) | Err(_)
+        ) {
+            return;
+        }
+    }
+}
+
+/// The signed refusal a failed flow answers with: a stable code for the device half, the
+/// error's message (never a secret) for people.
+fn refusal(e: &Error) -> Refused {
+    use crate::engine::{EngineError, SelfServiceError};
+    use crate::state::TransitionError;
+    let mut needs_reissue = None;
+    let code = match e {
+        Error::Engine(EngineError::SelfService(s)) => match s {
+            SelfServiceError::NotKeyOwner { .. } => RefusalCode::NotKeyOwner,
+            SelfServiceError::SelfServiceNotAllowed { .. }
+            | SelfServiceError::AlreadyIssued { .. }
+            | SelfServiceError::HolderPinRequired => RefusalCode::NotAllowed,
+            _ => RefusalCode::HolderAuthFailed,
+        },
+        Error::Transition(TransitionError::ChallengeExpired { .. }) => {
+            needs_reissue = Some(true);
+            RefusalCode::ChallengeExpired
+        }
+        Error::Engine(EngineError::Attestation { .. })
+        | Error::Engine(EngineError::SignIn { .. }) => RefusalCode::VerificationFailed,
+        Error::Engine(EngineError::Device { cause, .. })
+            if matches!(cause, crate::DeviceError::WrongKey) =>
+        {
+            RefusalCode::WrongKey
+        }
+        e => match e.kind() {
+            ErrorKind::Usage | ErrorKind::Transition | ErrorKind::Template => {
+                RefusalCode::NotAllowed
+            }
+            ErrorKind::Device => RefusalCode::VerificationFailed,
+            ErrorKind::Idp | ErrorKind::Repository | ErrorKind::Internal => RefusalCode::Internal,
+        },
+    };
+    Refused {
+        code,
+        reason: e.to_string(),
+        needs_reissue,
+        step: None,
     }
 }

@@ -16,8 +16,10 @@
 
 mod context;
 mod flows;
+mod remote_link;
 mod session;
 
+pub use flows::StationRequest;
 pub use session::SessionOpened;
 
 use std::sync::Arc;
@@ -93,6 +95,9 @@ pub struct CoordinatorConfig {
     /// A message whose processing started this long ago without a reply is taken as lost
     /// with its node: the session is closed and the device half starts over (and replans).
     pub stalled_after_ms: u64,
+    /// Accept keys the device half reports as software authenticators (tests and demos
+    /// only: their keys can be copied).
+    pub allow_software_keys: bool,
 }
 
 impl Default for CoordinatorConfig {
@@ -102,6 +107,7 @@ impl Default for CoordinatorConfig {
             message_ttl_ms: 60 * 1000,
             poll_ms: 2_000,
             stalled_after_ms: 2 * 60 * 1000,
+            allow_software_keys: false,
         }
     }
 }

@@ -23,6 +23,16 @@ pub struct SessionOpened {
     pub reply: Vec<u8>,
 }
 
+/// What handling a message led to.
+pub(super) enum Dispatched {
+    /// Answer it now.
+    Reply(Reply),
+    /// The session's flow answers it (a job's result went to its inbox).
+    ToFlow,
+    /// Start a flow that answers it.
+    Start(super::flows::FlowStart),
+}
+
 /// What a handled message answers.
 pub(super) struct Reply {
     pub msg: ServerMessage,
@@ -61,7 +71,7 @@ fn digest32(v: &[u8]) -> [u8; 32] {
     d
 }
 
-fn session_id_from_hex(s: &str) -> Option<SessionId> {
+pub(super) fn session_id_from_hex(s: &str) -> Option<SessionId> {
     if s.len() != 32 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
@@ -290,8 +300,18 @@ impl Coordinator {
             &logged(&env.msg, bytes),
             now,
         );
-        let reply = match self.dispatch(&agent, &row, &mut ctx, env.msg, now) {
-            Ok(r) => r,
+        let seq_in = env.seq;
+        let reply = match self.dispatch(&agent, &row, &mut ctx, env.msg, bytes, now) {
+            Ok(Dispatched::Reply(r)) => r,
+            Ok(Dispatched::ToFlow) => {
+                self.hand_over(&mut row, &ctx, now)?;
+                return self.await_reply(session_id, seq_in, now);
+            }
+            Ok(Dispatched::Start(start)) => {
+                self.hand_over(&mut row, &ctx, now)?;
+                self.spawn_flow(session_id, &agent, start, now);
+                return self.await_reply(session_id, seq_in, now);
+            }
             Err(CoordinatorError::Rejected(r)) => Reply::new(
                 ServerMessage::Refused(Refused {
                     code: r.code,
@@ -348,6 +368,75 @@ impl Coordinator {
         Ok(out)
     }
 
+    /// Stores the context a flow reads (its start, or a message in its inbox) while the
+    /// message stays claimed.
+    fn hand_over(
+        &self,
+        row: &mut SplitSession,
+        ctx: &SessionContext,
+        now: u64,
+    ) -> Result<(), CoordinatorError> {
+        let expected = row.version;
+        row.context = ctx.to_json();
+        row.version = expected.saturating_add(1);
+        if !self
+            .engine
+            .store()
+            .split_session_update(row, expected, now)?
+        {
+            return Err(Rejected::new(
+                RefusalCode::Busy,
+                "the session moved; send the message again",
+            )
+            .into());
+        }
+        Ok(())
+    }
+
+    /// Waits until the session's flow answered the device message `seq` (on whichever
+    /// node it runs); a flow silent past the stall limit closes the session.
+    fn await_reply(
+        &self,
+        session_id: &str,
+        seq: u64,
+        now: u64,
+    ) -> Result<Vec<u8>, CoordinatorError> {
+        let started = std::time::Instant::now();
+        let limit = std::time::Duration::from_millis(self.config.stalled_after_ms);
+        loop {
+            let row = self
+                .engine
+                .store()
+                .split_session_get(session_id)?
+                .ok_or_else(|| Rejected::new(RefusalCode::SessionUnknown, "no such session"))?;
+            if row.recv_seq == seq && !row.reply.is_empty() {
+                return Ok(row.reply);
+            }
+            if row.recv_seq != seq || row.state != SplitSessionState::Open {
+                return Err(Rejected::new(
+                    RefusalCode::SessionBroken,
+                    "the session was closed before its flow answered",
+                )
+                .into());
+            }
+            if started.elapsed() >= limit {
+                let mut row = row;
+                let waited = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                self.close(
+                    &mut row,
+                    SplitSessionState::Broken,
+                    now.saturating_add(waited),
+                )?;
+                return Err(Rejected::new(
+                    RefusalCode::SessionBroken,
+                    "the session's flow stopped answering; start a new session",
+                )
+                .into());
+            }
+            std::thread::sleep(super::remote_link::POLL);
+        }
+    }
+
     /// The answer to a retransmission: the stored reply, or `Busy` while another node
     /// still processes the message (a processing stalled past the limit closes the
     /// session: its node died, and the device half starts over).
@@ -400,9 +489,25 @@ impl Coordinator {
         row: &SplitSession,
         ctx: &mut SessionContext,
         msg: AgentMessage,
+        bytes: &[u8],
         now: u64,
-    ) -> Result<Reply, CoordinatorError> {
+    ) -> Result<Dispatched, CoordinatorError> {
         let ttl = self.config.message_ttl_ms;
+        if ctx.flow.is_some() {
+            // A flow runs: its job's result (or abort) goes to it; progress notes are
+            // acknowledged; nothing else is taken until it ends.
+            return match msg {
+                AgentMessage::JobResult(_) | AgentMessage::Abort(_) => {
+                    ctx.inbox = Some(hex(bytes));
+                    Ok(Dispatched::ToFlow)
+                }
+                AgentMessage::Progress(_) => Ok(Dispatched::Reply(Reply::new(
+                    ServerMessage::Wait { retry_ms: 0 },
+                    ttl,
+                ))),
+                _ => Err(Rejected::new(RefusalCode::Busy, "an operation is in progress").into()),
+            };
+        }
         let not_allowed = |what: &str| -> CoordinatorError {
             Rejected::new(RefusalCode::NotAllowed, what.to_owned()).into()
         };
@@ -410,9 +515,15 @@ impl Coordinator {
             AgentMessage::Hello(_) => Err(not_allowed("AgentHello only opens a session")),
             AgentMessage::DeviceReport(r) => {
                 ctx.report = Some((&r).into());
-                Ok(Reply::new(ServerMessage::Wait { retry_ms: 0 }, ttl))
+                Ok(Dispatched::Reply(Reply::new(
+                    ServerMessage::Wait { retry_ms: 0 },
+                    ttl,
+                )))
             }
-            AgentMessage::Progress(_) => Ok(Reply::new(ServerMessage::Wait { retry_ms: 0 }, ttl)),
+            AgentMessage::Progress(_) => Ok(Dispatched::Reply(Reply::new(
+                ServerMessage::Wait { retry_ms: 0 },
+                ttl,
+            ))),
             AgentMessage::Abort(a) => {
                 self.audit(
                     agent,
@@ -429,7 +540,7 @@ impl Coordinator {
                     ttl,
                 );
                 r.finished = true;
-                Ok(r)
+                Ok(Dispatched::Reply(r))
             }
             AgentMessage::Ready
             | AgentMessage::Request(keysmith_wire::Request {
@@ -441,9 +552,11 @@ impl Coordinator {
                 }
                 self.station_work(agent, row, ctx, now)
             }
-            AgentMessage::Request(req) => self.holder_request(agent, row, ctx, req, now),
+            AgentMessage::Request(req) => self
+                .holder_request(agent, row, ctx, req, now)
+                .map(Dispatched::Reply),
             AgentMessage::HolderAuth(auth) => self.holder_auth(agent, row, ctx, auth, now),
-            AgentMessage::JobResult(result) => self.job_result(agent, row, ctx, result, now),
+            AgentMessage::JobResult(_) => Err(not_allowed("no job is outstanding in this session")),
             _ => Err(not_allowed(
                 "this message kind is not handled by this server",
             )),

@@ -6,7 +6,7 @@ use fido_transport::Transport;
 
 use super::issue::transport_name;
 use super::{DevicePrompt, Engine, UnixMillis};
-use crate::remote::LocalLink;
+use crate::remote::{DeviceLink, LocalLink};
 use crate::state::{plan, Operation, TransitionError};
 use crate::store::KeyRecord;
 use crate::Error;
@@ -26,6 +26,20 @@ impl Engine {
         device: &mut Authenticator<T>,
         now: UnixMillis,
     ) -> Result<KeyRecord, Error> {
+        let prompt = |p: &DevicePrompt| self.prompt(p);
+        let kind = transport_name(device.transport().kind());
+        let mut link = LocalLink::open(device, Some(holder_pin), kind, &prompt)?;
+        self.activate_via(actor, key_id, &mut link, now)
+    }
+
+    /// Activation over `link`: the device half's holder UI gives the new PIN.
+    pub(crate) fn activate_via(
+        &self,
+        actor: &str,
+        key_id: &str,
+        link: &mut dyn DeviceLink,
+        now: UnixMillis,
+    ) -> Result<KeyRecord, Error> {
         let key = self.key(key_id)?;
         let templates = self.template_for(&key)?;
         let flow = FlowContext::new(actor, Operation::Activate, templates, key);
@@ -40,10 +54,7 @@ impl Engine {
                 }
                 Err(e) => return Err(e),
             };
-            let prompt = |p: &DevicePrompt| self.prompt(p);
-            let kind = transport_name(device.transport().kind());
-            let mut link = LocalLink::open(device, Some(holder_pin), kind, &prompt)?;
-            self.execute(flow, &p.steps, Some(&mut link), now)
+            self.execute(flow, &p.steps, Some(link), now)
         })
     }
 }

@@ -18,10 +18,10 @@ use zeroize::Zeroizing;
 
 use super::execute::random_pin;
 use super::flow::{FlowContext, MadeCredential};
-use super::{EngineError, IdpEffectError, LookupError, PlanError, UnixMillis};
 use super::Engine;
+use super::{EngineError, IdpEffectError, LookupError, PlanError, UnixMillis};
 use crate::idp::{CreationChallenge, Idp};
-use crate::remote::{JobSpec, LocalLink, JOB_TTL_MS};
+use crate::remote::{DeviceLink, JobSpec, JOB_TTL_MS};
 use crate::state::Step;
 use crate::store::TransportPin;
 use crate::template::{render_display_name, DeviceFacts, DeviceOptions, PasskeyTemplate};
@@ -181,10 +181,10 @@ impl Engine {
         &self,
         flow: &mut FlowContext<'_>,
         steps: &[Step],
-        link: &mut LocalLink<'_>,
+        link: &mut dyn DeviceLink,
         now: UnixMillis,
     ) -> Result<(), Error> {
-        let current = link.current_known;
+        let current = link.current_known();
         let mut b = Batch::default();
         for (i, step) in steps.iter().enumerate() {
             tracing::info!(?step, "step");
@@ -388,7 +388,8 @@ impl Engine {
                 }
             }
         }
-        link.current_known = pin_in_batch || (link.current_known && !reset);
+        let known = pin_in_batch || (link.current_known() && !reset);
+        link.set_current_known(known);
         Ok(())
     }
 
@@ -517,16 +518,8 @@ impl Engine {
             client_data,
             hash,
         } = prep;
-        let verdict = self.check_attestation(
-            &t,
-            idp.as_ref(),
-            &idp_user,
-            &made,
-            &hash,
-            aaguid,
-            true,
-            now,
-        )?;
+        let verdict =
+            self.check_attestation(&t, idp.as_ref(), &idp_user, &made, &hash, aaguid, true, now)?;
         let rec = flow.audit(
             "attestation",
             if verdict.trusted {

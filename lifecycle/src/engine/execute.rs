@@ -8,12 +8,12 @@ use super::device;
 use super::payload::StatePayload;
 use super::{CrashPoint, Engine, LookupError, PlanError, UnixMillis};
 use crate::model::CredentialState;
+use crate::remote::DeviceLink;
 use crate::state::{Operation, Step};
 use crate::store::{
     FieldChange, JournalClose, JournalOp, JournalStatus, NewJournalEntry, PasskeyRecord, PendingId,
     PendingRegistration, StoreError, Transition,
 };
-use crate::remote::LocalLink;
 use crate::Error;
 
 use super::flow::{FlowContext, MadeCredential};
@@ -110,7 +110,7 @@ impl Engine {
         &self,
         flow: &mut FlowContext<'_>,
         steps: &[Step],
-        mut link: Option<&mut LocalLink<'_>>,
+        mut link: Option<&mut dyn DeviceLink>,
         now: UnixMillis,
     ) -> Result<(), Error> {
         let need = |step: &'static str| PlanError::Unsupported {

@@ -5,7 +5,7 @@ use fido_transport::Transport;
 
 use super::device;
 use super::{key_id_for, DevicePrompt, Engine, SelfServiceError, UnixMillis};
-use crate::remote::LocalLink;
+use crate::remote::{DeviceLink, LocalLink};
 use crate::state::{plan, Operation, Step};
 use crate::store::{KeyRecord, NewKey};
 use crate::template::{KeyTransport, TemplateSet};
@@ -66,10 +66,24 @@ impl Engine {
         device: &mut Authenticator<T>,
         now: UnixMillis,
     ) -> Result<KeyRecord, Error> {
-        let templates = self.loaded_template(template)?;
+        // An unknown template fails before the key is touched.
+        self.loaded_template(template)?;
         let device_kind = device.transport().kind();
         let prompt = |p: &DevicePrompt| self.prompt(p);
         let mut link = LocalLink::open(device, holder_pin, transport_name(device_kind), &prompt)?;
+        self.issue_via(request, template, &mut link, now)
+    }
+
+    /// Issuance over `link` (a session with a device half, in memory or remote): the key
+    /// is recorded (Blank) if new, then `Issue` is planned from the device report and run.
+    pub(crate) fn issue_via(
+        &self,
+        request: &IssueRequest,
+        template: &str,
+        link: &mut dyn DeviceLink,
+        now: UnixMillis,
+    ) -> Result<KeyRecord, Error> {
+        let templates = self.loaded_template(template)?;
         let info = link.info().clone();
         let key_id = key_id_for(&info.aaguid, &request.serial);
         let key = match self.store.get_key(&key_id)? {
@@ -83,14 +97,7 @@ impl Engine {
                 now,
             )?,
         };
-        self.issue_like(
-            Operation::Issue,
-            request,
-            templates,
-            key,
-            &mut link,
-            now,
-        )
+        self.issue_like(Operation::Issue, request, templates, key, link, now)
     }
 
     /// Reissue: revoke → retire → unregister → issue, as planned for the key's state.
@@ -106,14 +113,7 @@ impl Engine {
         let prompt = |p: &DevicePrompt| self.prompt(p);
         let kind = transport_name(device.transport().kind());
         let mut link = LocalLink::open(device, None, kind, &prompt)?;
-        self.issue_like(
-            Operation::Reissue,
-            request,
-            templates,
-            key,
-            &mut link,
-            now,
-        )
+        self.issue_like(Operation::Reissue, request, templates, key, &mut link, now)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -123,7 +123,7 @@ impl Engine {
         request: &IssueRequest,
         templates: TemplateSet,
         key: KeyRecord,
-        link: &mut LocalLink<'_>,
+        link: &mut dyn DeviceLink,
         now: UnixMillis,
     ) -> Result<KeyRecord, Error> {
         let mut flow = FlowContext::new(&request.actor, operation, templates, key);

@@ -28,12 +28,12 @@ use fido_transport::Transport;
 use rand_core::{OsRng, RngCore};
 use sha2::{Digest, Sha256};
 
-use keysmith_device::DeviceOps;
 use super::{key_id_for, Engine, EngineError, IssueRequest, SelfServiceError, UnixMillis};
 use crate::model::CredentialState;
 use crate::store::{KeyQuery, KeyRecord, NewAuditRecord};
 use crate::template::{KeyTransport, OidcConfig, TemplateSet};
 use crate::Error;
+use keysmith_device::DeviceOps;
 
 /// Actor recorded when the token did not verify (the holder is unknown).
 const UNVERIFIED_ACTOR: &str = "self:unverified";
@@ -426,6 +426,22 @@ impl Engine {
         device: &mut Authenticator<T>,
         now: UnixMillis,
     ) -> Result<KeyRecord, Error> {
+        let prompt = |p: &super::DevicePrompt| self.prompt(p);
+        let kind = super::issue::transport_name(device.transport().kind());
+        let mut link = crate::remote::LocalLink::open(device, Some(new_pin), kind, &prompt)?;
+        self.self_set_pin_via(key_id, id_token, nonce, &mut link, now)
+    }
+
+    /// Self-service PIN set over `link`: the new PIN comes from the device half's holder
+    /// UI, never through this call.
+    pub(crate) fn self_set_pin_via(
+        &self,
+        key_id: &str,
+        id_token: &str,
+        nonce: &str,
+        link: &mut dyn crate::remote::DeviceLink,
+        now: UnixMillis,
+    ) -> Result<KeyRecord, Error> {
         let (_, holder) = self.authorize_owner(
             key_id,
             (id_token, nonce),
@@ -434,7 +450,37 @@ impl Engine {
             |s| s.pin_set_allowed,
             now,
         )?;
-        self.activate(&holder.actor, key_id, new_pin, device, now)
+        self.activate_via(&holder.actor, key_id, link, now)
+    }
+
+    /// A holder's sign-in check over `link`: the holder, authenticated by `id_token`
+    /// (with the session's `nonce`), owns `key_id`; each registered passkey signs a fresh
+    /// challenge with the holder's PIN (from the device half's UI) and verifies against
+    /// its attested public key. Returns the key's record.
+    pub(crate) fn self_verify_via(
+        &self,
+        key_id: &str,
+        id_token: &str,
+        nonce: &str,
+        link: &mut dyn crate::remote::DeviceLink,
+        now: UnixMillis,
+    ) -> Result<KeyRecord, Error> {
+        let (key, _holder) = self.authorize_owner(
+            key_id,
+            (id_token, nonce),
+            "self_verify",
+            "sign-in check",
+            |_| true,
+            now,
+        )?;
+        let checked = self.sign_in_via(key_id, link)?;
+        if checked.is_empty() {
+            return Err(super::EngineError::SignIn {
+                reason: "the key has no registered passkey to check".into(),
+            }
+            .into());
+        }
+        Ok(key)
     }
 
     /// The preamble of the self-service actions on an issued key: the token verified
@@ -498,7 +544,26 @@ impl Engine {
         device: &mut Authenticator<T>,
         now: UnixMillis,
     ) -> Result<KeyRecord, Error> {
-        let info = DeviceOps::info(device)?;
+        let prompt = |p: &super::DevicePrompt| self.prompt(p);
+        let kind = super::issue::transport_name(device.transport().kind());
+        let mut link = crate::remote::LocalLink::open(device, Some(new_pin), kind, &prompt)?;
+        self.self_issue_via(id_token, nonce, template, serial, transport, &mut link, now)
+    }
+
+    /// Self-issuance over `link`: the holder's PIN comes from the device half's holder
+    /// UI, never through this call.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn self_issue_via(
+        &self,
+        id_token: &str,
+        nonce: &str,
+        template: &str,
+        serial: &str,
+        transport: KeyTransport,
+        link: &mut dyn crate::remote::DeviceLink,
+        now: UnixMillis,
+    ) -> Result<KeyRecord, Error> {
+        let info = link.info().clone();
         let key_id = key_id_for(&info.aaguid, serial);
         let mut ctx = Ctx {
             action: "self_issue",
@@ -554,10 +619,10 @@ impl Engine {
             transport,
             can_reset_in_place: false,
         };
-        let key = self.issue_and_activate(&request, template, new_pin, device, now)?;
+        let key = self.issue_via(&request, template, link, now)?;
         if key.state == CredentialState::Issued {
             // The template does not initiate at issuance: activate now with their PIN.
-            return self.activate(&holder.actor, &key.key_id, new_pin, device, now);
+            return self.activate_via(&holder.actor, &key.key_id, link, now);
         }
         Ok(key)
     }

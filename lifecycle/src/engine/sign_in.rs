@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use super::issue::transport_name;
 use super::{b64, DevicePrompt, Engine, EngineError, LookupError};
-use crate::remote::{JobSpec, LocalLink, JOB_TTL_MS};
+use crate::remote::{DeviceLink, JobSpec, LocalLink, JOB_TTL_MS};
 use crate::Error;
 
 /// A verified sign-in.
@@ -37,6 +37,18 @@ impl Engine {
         pin: &str,
         device: &mut Authenticator<T>,
     ) -> Result<Vec<SignIn>, Error> {
+        let prompt = |p: &DevicePrompt| self.prompt(p);
+        let kind = transport_name(device.transport().kind());
+        let mut link = LocalLink::open(device, Some(pin), kind, &prompt)?;
+        self.sign_in_via(key_id, &mut link)
+    }
+
+    /// The sign-in check over `link`: the PIN comes from the device half's holder UI.
+    pub(crate) fn sign_in_via(
+        &self,
+        key_id: &str,
+        link: &mut dyn DeviceLink,
+    ) -> Result<Vec<SignIn>, Error> {
         let key = self.key(key_id)?;
         let span = tracing::info_span!(
             "sign_in",
@@ -52,9 +64,6 @@ impl Engine {
         })?;
         let sign_err = |reason: String| Error::from(EngineError::SignIn { reason });
         let mut out = Vec::new();
-        let prompt = |p: &DevicePrompt| self.prompt(p);
-        let kind = transport_name(device.transport().kind());
-        let mut link = LocalLink::open(device, Some(pin), kind, &prompt)?;
         for pk in self.store.list_passkeys(key_id)? {
             let Some(method_id) = pk.idp_method_id.clone() else {
                 continue;
@@ -86,7 +95,7 @@ impl Engine {
                 serde_json::Value::from(origin.as_str())
             );
             let hash: [u8; 32] = Sha256::digest(client_data.as_bytes()).into();
-            let pin_source = if link.current_known {
+            let pin_source = if link.current_known() {
                 PinSource::Current
             } else {
                 PinSource::HolderPin
@@ -112,7 +121,7 @@ impl Engine {
                     return Err(e.into());
                 }
             }
-            link.current_known = true;
+            link.set_current_known(true);
             let Some(StepOutput::Asserted {
                 credential_id,
                 auth_data,

@@ -53,13 +53,17 @@ impl ServerChannel {
         let opened = keysmith_wire::open_agent(hello, &agent)?;
         let env = opened.envelope;
         let AgentMessage::Hello(h) = env.msg else {
-            return Err(LinkError::Unexpected("a first message that is not AgentHello"));
+            return Err(LinkError::Unexpected(
+                "a first message that is not AgentHello",
+            ));
         };
         if env.seq != 0 || env.session.is_some() || h.agent_id != agent.key_id() {
             return Err(LinkError::Unexpected("an AgentHello out of order"));
         }
         if !h.versions.contains(&1) {
-            return Err(LinkError::Unexpected("an agent that does not speak version 1"));
+            return Err(LinkError::Unexpected(
+                "an agent that does not speak version 1",
+            ));
         }
         let mut incoming = SeqWindow::new();
         incoming.accept(0, &opened.digest)?;
@@ -89,6 +93,44 @@ impl ServerChannel {
             }),
         );
         Ok((ch, h, reply))
+    }
+
+    /// The server's end of a session kept in the repository (the coordinator): the next
+    /// server seq is `next_out`; incoming messages were checked by the coordinator.
+    pub(crate) fn resume(
+        key: SigningKey,
+        agent: PublicKey,
+        session: SessionId,
+        session_pub: [u8; 65],
+        server_nonce: [u8; 16],
+        next_out: u64,
+    ) -> Self {
+        ServerChannel {
+            key,
+            agent,
+            session,
+            session_pub,
+            server_nonce,
+            next_out,
+            incoming: SeqWindow::new(),
+            job: None,
+        }
+    }
+
+    /// Sets the seq the next server message gets (the coordinator's session row decides).
+    pub(crate) fn set_next_out(&mut self, seq: u64) {
+        self.next_out = seq;
+    }
+
+    /// Signs a message that is not a job with `ttl_ms`, about `job` when it answers one
+    /// (`JobAck`).
+    pub(crate) fn message_with_ttl(
+        &mut self,
+        job: Option<JobId>,
+        msg: ServerMessage,
+        ttl_ms: u64,
+    ) -> Vec<u8> {
+        self.send(job, Some(ttl_ms), msg)
     }
 
     /// The server nonce of `ServerHello`.
@@ -193,13 +235,14 @@ impl ServerChannel {
             return Err(LinkError::Unexpected("a result over other job bytes"));
         }
         if r.outcomes.len() != steps
-            || r
-                .outcomes
+            || r.outcomes
                 .iter()
                 .enumerate()
                 .any(|(i, o)| o.step as usize != i)
         {
-            return Err(LinkError::Unexpected("a result without one outcome per step"));
+            return Err(LinkError::Unexpected(
+                "a result without one outcome per step",
+            ));
         }
         self.job = None;
         Ok(())

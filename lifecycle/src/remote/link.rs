@@ -6,9 +6,7 @@ use fido_core::commands::{AuthenticatorInfo, ResponseData};
 use keysmith_device::{
     DeviceConfig, DeviceOps, DeviceSession, Event, HolderUi, HolderUiError, Prompt,
 };
-use keysmith_wire::{
-    AgentMessage, Capabilities, HostClaim, OsEntropy, Outcome, SigningKey,
-};
+use keysmith_wire::{AgentMessage, Capabilities, HostClaim, OsEntropy, Outcome, SigningKey};
 use zeroize::Zeroizing;
 
 use super::channel::{Incoming, JobSpec, ServerChannel};
@@ -84,7 +82,11 @@ struct LinkUi<'d> {
 }
 
 impl HolderUi for LinkUi<'_> {
-    fn new_pin(&mut self, _min_len: u32, _confirm: bool) -> Result<Zeroizing<String>, HolderUiError> {
+    fn new_pin(
+        &mut self,
+        _min_len: u32,
+        _confirm: bool,
+    ) -> Result<Zeroizing<String>, HolderUiError> {
         self.holder_pin.clone().ok_or(HolderUiError::Unavailable)
     }
     fn holder_pin(&mut self) -> Result<Zeroizing<String>, HolderUiError> {
@@ -202,17 +204,27 @@ impl<'d> LocalLink<'d> {
             current_known: false,
         })
     }
+}
 
-    /// getInfo as the device report gave it.
-    pub(crate) fn info(&self) -> &AuthenticatorInfo {
+impl super::DeviceLink for LocalLink<'_> {
+    fn info(&self) -> &AuthenticatorInfo {
         &self.info
     }
-
-    /// True when the API caller gave a holder PIN (the device half's UI can answer).
-    pub(crate) fn has_holder_pin(&self) -> bool {
+    fn has_holder_pin(&self) -> bool {
         self.ui.holder_pin.is_some()
     }
+    fn current_known(&self) -> bool {
+        self.current_known
+    }
+    fn set_current_known(&mut self, known: bool) {
+        self.current_known = known;
+    }
+    fn run(&mut self, spec: JobSpec) -> Result<Vec<Outcome>, Error> {
+        LocalLink::run(self, spec)
+    }
+}
 
+impl LocalLink<'_> {
     /// Signs and sends `spec`, lets the device half run it, and returns its checked
     /// outcomes (one per step).
     pub(crate) fn run(&mut self, spec: JobSpec) -> Result<Vec<Outcome>, Error> {
@@ -288,7 +300,7 @@ impl Drop for LocalLink<'_> {
     }
 }
 
-fn parse_info(raw: Option<&[u8]>) -> Result<AuthenticatorInfo, LinkError> {
+pub(crate) fn parse_info(raw: Option<&[u8]>) -> Result<AuthenticatorInfo, LinkError> {
     let raw = raw.ok_or(LinkError::Unexpected("a device report without getInfo"))?;
     let v = fido_core::cbor::decode(raw)
         .map_err(|_| LinkError::Unexpected("a device report whose getInfo is not CBOR"))?;

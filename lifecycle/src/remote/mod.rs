@@ -13,6 +13,7 @@
 
 mod channel;
 mod link;
+pub(crate) use link::parse_info;
 
 use std::time::Duration;
 
@@ -22,8 +23,29 @@ use keysmith_wire::WireError;
 use crate::engine::EngineError;
 use crate::{DeviceError, Error};
 
-pub(crate) use channel::JobSpec;
+pub(crate) use channel::{JobSpec, ServerChannel};
 pub(crate) use link::LocalLink;
+
+use fido_core::commands::AuthenticatorInfo;
+use keysmith_wire::Outcome;
+
+/// The engine's end of a session with a device half: the key's getInfo from the device
+/// report, whether the holder's UI can answer PIN questions, and jobs run to checked
+/// outcomes. [`LocalLink`] connects the halves in memory; the coordinator's link carries
+/// the same jobs to a remote device half.
+pub(crate) trait DeviceLink {
+    /// getInfo as the device report gave it.
+    fn info(&self) -> &AuthenticatorInfo;
+    /// The device half's UI can answer "the holder's (new) PIN".
+    fn has_holder_pin(&self) -> bool;
+    /// The device session holds the key's current PIN (`PinSource::Current` works).
+    fn current_known(&self) -> bool;
+    /// Records whether the device session holds the key's current PIN.
+    fn set_current_known(&mut self, known: bool);
+    /// Signs and sends `spec`, lets the device half run it, and returns its checked
+    /// outcomes (one per step).
+    fn run(&mut self, spec: JobSpec) -> Result<Vec<Outcome>, Error>;
+}
 #[cfg(feature = "fault-injection")]
 pub use link::{with_relay, Relay};
 

@@ -230,7 +230,10 @@ fn retransmission_gets_the_stored_reply_and_tampering_changes_nothing() {
     for i in [0, m2.len() / 2, m2.len() - 1] {
         let mut bad = m2.clone();
         bad[i] ^= 0x01;
-        assert!(c.handle(&sid, &bad, 3_000).is_err(), "flipped byte {i} accepted");
+        assert!(
+            c.handle(&sid, &bad, 3_000).is_err(),
+            "flipped byte {i} accepted"
+        );
     }
     let r2 = c
         .handle(&sid, &m2, 3_000)

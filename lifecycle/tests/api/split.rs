@@ -1,0 +1,391 @@
+//! The split deployment end to end in one process: the coordinator (server half, over
+//! SQLite and the real Entra emulator) and `keysmith_device::DeviceSession`s (device
+//! halves on a software key) exchange only signed bytes. An operator's work is issued at a
+//! station; the holder, at their own agent, signs in (ID token bound to the session) and
+//! sets their PIN, which never reaches the server; the passkey is registered; a sign-in
+//! check verifies; revoke needs no device.
+
+use std::sync::{Arc, Mutex};
+
+use entra_graph::emulator::HolderTokenOptions;
+use fido_transport::client::Authenticator;
+use fido_transport::softkey::{SoftAuthenticator, SoftConfig, SoftTransport};
+use keysmith_device::{DeviceConfig, DeviceSession, Event, HolderUi, HolderUiError, Prompt};
+use keysmith_wire::{
+    Capabilities, HostClaim, OsEntropy, RefusalCode, Request, RequestOp, ServerMessage, SigningKey,
+};
+use lifecycle::coordinator::{
+    AgentClass, AgentDirectory, AgentEntry, AgentStatus, Coordinator, CoordinatorConfig,
+    StationRequest,
+};
+use lifecycle::store::{StationWork, StationWorkState, StoreError};
+use lifecycle::CredentialState;
+use zeroize::Zeroizing;
+
+use crate::common::{now_ms, sqlite_engine, temp_dir};
+use crate::selfservice::{template, ADELE, ALL, HOUR, NEW_PIN};
+use entra_graph::emulator::{Emulator, EmulatorConfig};
+use lifecycle::engine::Engine;
+
+/// The server's side: the emulator, an engine over SQLite with the self-service template.
+struct World {
+    emulator: Emulator,
+    dir: std::path::PathBuf,
+    engine: Arc<Engine>,
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn world(name: &str) -> World {
+    let emulator = Emulator::start(EmulatorConfig::default()).expect("emulator");
+    let dir = temp_dir(name);
+    let engine = sqlite_engine(&emulator, &dir.join("keysmith.db"), "server-1", 9);
+    engine
+        .add_template(template(&emulator, "split", ALL))
+        .unwrap();
+    World {
+        emulator,
+        dir,
+        engine: Arc::new(engine),
+    }
+}
+
+#[derive(Default)]
+struct Agents(Mutex<Vec<AgentEntry>>);
+
+impl AgentDirectory for Agents {
+    fn agent(&self, agent_id: &str) -> Result<Option<AgentEntry>, StoreError> {
+        Ok(self
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|a| a.agent_id == agent_id)
+            .cloned())
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The holder's UI at their agent: it answers with the PIN they type.
+struct Ui(Option<&'static str>);
+
+impl HolderUi for Ui {
+    fn new_pin(&mut self, _min: u32, _confirm: bool) -> Result<Zeroizing<String>, HolderUiError> {
+        self.0
+            .map(|p| Zeroizing::new(p.to_owned()))
+            .ok_or(HolderUiError::Unavailable)
+    }
+    fn holder_pin(&mut self) -> Result<Zeroizing<String>, HolderUiError> {
+        self.new_pin(0, false)
+    }
+    fn prompt(&self, _p: &Prompt) {}
+}
+
+/// One agent: a device session plus the carrier loop a real agent runs.
+struct Agent {
+    session: DeviceSession,
+    session_id: String,
+    clock: u64,
+}
+
+impl Agent {
+    fn open(
+        c: &Coordinator,
+        agents: &Agents,
+        server: &SigningKey,
+        class: AgentClass,
+        holder_ui: bool,
+    ) -> Agent {
+        let key = SigningKey::generate();
+        agents.0.lock().unwrap().push(AgentEntry {
+            agent_id: hex(&key.key_id().0),
+            public_key: key.public_key().to_sec1(),
+            class,
+            status: AgentStatus::Approved,
+            station: None,
+        });
+        let (mut session, hello) = DeviceSession::new(
+            DeviceConfig {
+                agent_key: key,
+                server_keys: vec![server.public_key()],
+                caps: Capabilities {
+                    ctap_raw: true,
+                    can_reset_in_place: false,
+                    interactive_holder_ui: holder_ui,
+                    max_job_steps: 64,
+                    ..Default::default()
+                },
+                host: HostClaim {
+                    name: "test".into(),
+                    os: "linux".into(),
+                    ..Default::default()
+                },
+                agent_version: "test".into(),
+            },
+            &mut OsEntropy,
+        );
+        let opened = c.open(&hello, now_ms()).expect("session opens");
+        assert_eq!(
+            session.receive(&opened.reply, 0).unwrap(),
+            Event::Established
+        );
+        Agent {
+            session,
+            session_id: opened.session_id,
+            clock: 0,
+        }
+    }
+
+    /// Sends `msg` and runs every job the server answers with, until a non-job answer.
+    fn exchange(
+        &mut self,
+        c: &Coordinator,
+        mut msg: Vec<u8>,
+        key: &mut Authenticator<SoftTransport>,
+        ui: &mut Ui,
+    ) -> Event {
+        loop {
+            let reply = c
+                .handle(&self.session_id, &msg, now_ms())
+                .expect("the coordinator answers");
+            self.clock += 1;
+            match self
+                .session
+                .receive(&reply, self.clock)
+                .expect("a good reply")
+            {
+                Event::Job(_) => {
+                    msg = self.session.run_job(self.clock, key, ui).expect("job runs");
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+#[test]
+fn operator_issues_at_a_station_the_holder_activates_at_home_and_signs_in() {
+    let w = world("split-e2e");
+    let engine = w.engine.clone();
+    let agents = Arc::new(Agents::default());
+    let server_key = SigningKey::generate();
+    let c = Coordinator::new(
+        engine.clone(),
+        SigningKey::from_pkcs8_pem(&server_key.to_pkcs8_pem().unwrap()).unwrap(),
+        agents.clone(),
+        CoordinatorConfig {
+            allow_software_keys: true,
+            ..CoordinatorConfig::default()
+        },
+    );
+    let mut key = Authenticator::new(SoftTransport::new(
+        SoftAuthenticator::new(SoftConfig::default()).unwrap(),
+    ));
+
+    // The operator queues the issuance for the station; the station takes it.
+    let mut station = Agent::open(&c, &agents, &server_key, AgentClass::Station, false);
+    let station_id = agents.0.lock().unwrap()[0].agent_id.clone();
+    engine
+        .store()
+        .station_work_put(&StationWork {
+            work_id: "w-1".into(),
+            agent_id: station_id,
+            request: serde_json::to_string(&StationRequest::Issue {
+                user: ADELE.into(),
+                template: "split".into(),
+            })
+            .unwrap(),
+            actor: "operator:alice".into(),
+            created_ms: now_ms(),
+            state: StationWorkState::Queued,
+            session_id: None,
+            outcome: None,
+        })
+        .unwrap();
+    let report = station
+        .session
+        .report(
+            &mut key,
+            "software",
+            Some("SN-SPLIT-1".into()),
+            Some("cms-label".into()),
+        )
+        .unwrap();
+    let mut no_ui = Ui(None);
+    assert!(matches!(
+        station.exchange(&c, report, &mut key, &mut no_ui),
+        Event::Wait { .. }
+    ));
+    let ready = station.session.ready().unwrap();
+    let Event::JobAck(ack) = station.exchange(&c, ready, &mut key, &mut no_ui) else {
+        panic!("the station's issuance did not finish with a JobAck")
+    };
+    assert_eq!(ack.state, "issued");
+    let key_id = ack.key_id.clone();
+    assert_eq!(
+        engine
+            .store()
+            .station_work_get("w-1")
+            .unwrap()
+            .unwrap()
+            .state,
+        StationWorkState::Done
+    );
+
+    // The holder, at their own agent: sign in, then set the PIN (their UI gives it).
+    let mut holder = Agent::open(&c, &agents, &server_key, AgentClass::Holder, true);
+    let mut ui = Ui(Some(NEW_PIN));
+    let report = holder
+        .session
+        .report(&mut key, "software", None, None)
+        .unwrap();
+    holder.exchange(&c, report, &mut key, &mut ui);
+    let ask = holder
+        .session
+        .request(Request {
+            operation: RequestOp::Activate,
+            template: None,
+            key_id: Some(key_id.clone()),
+        })
+        .unwrap();
+    let Event::NeedHolderAuth(need) = holder.exchange(&c, ask, &mut key, &mut ui) else {
+        panic!("no sign-in asked")
+    };
+    let id_token = w
+        .emulator
+        .holder_token_with(&HolderTokenOptions {
+            lifetime: HOUR,
+            ..HolderTokenOptions::new(ADELE, &need.client_id).nonce(need.nonce.clone())
+        })
+        .unwrap();
+    let auth = holder
+        .session
+        .holder_auth(Zeroizing::new(id_token))
+        .unwrap();
+    let Event::JobAck(ack) = holder.exchange(&c, auth, &mut key, &mut ui) else {
+        panic!("activation did not finish with a JobAck")
+    };
+    assert_eq!((ack.state.as_str(), ack.registered), ("active", 1));
+    assert_eq!(engine.key(&key_id).unwrap().state, CredentialState::Active);
+
+    // A sign-in check from a fresh holder session.
+    let mut check = Agent::open(&c, &agents, &server_key, AgentClass::Holder, true);
+    let report = check
+        .session
+        .report(&mut key, "software", None, None)
+        .unwrap();
+    check.exchange(&c, report, &mut key, &mut ui);
+    let ask = check
+        .session
+        .request(Request {
+            operation: RequestOp::Verify,
+            template: None,
+            key_id: Some(key_id.clone()),
+        })
+        .unwrap();
+    let Event::NeedHolderAuth(need) = check.exchange(&c, ask, &mut key, &mut ui) else {
+        panic!("no sign-in asked")
+    };
+    let id_token = w
+        .emulator
+        .holder_token_with(&HolderTokenOptions {
+            lifetime: HOUR,
+            ..HolderTokenOptions::new(ADELE, &need.client_id).nonce(need.nonce.clone())
+        })
+        .unwrap();
+    let auth = check
+        .session
+        .holder_auth(Zeroizing::new(id_token.clone()))
+        .unwrap();
+    assert!(matches!(
+        check.exchange(&c, auth, &mut key, &mut ui),
+        Event::JobAck(_)
+    ));
+
+    // The holder's PIN crossed no message, in either direction, in any session.
+    for sid in [&station.session_id, &holder.session_id, &check.session_id] {
+        for m in engine.store().split_messages(sid).unwrap() {
+            assert!(
+                !m.bytes
+                    .windows(NEW_PIN.len())
+                    .any(|w| w == NEW_PIN.as_bytes()),
+                "the holder's PIN is in a {:?} message",
+                m.direction
+            );
+            // ID tokens are not kept in the log either.
+            assert!(!m
+                .bytes
+                .windows(40)
+                .any(|w| id_token.as_bytes().starts_with(w)));
+        }
+    }
+
+    // Revoke needs no agent.
+    let revoked = engine
+        .revoke("operator:alice", &key_id, None, now_ms())
+        .expect("revoke");
+    assert_eq!(revoked.state, CredentialState::Revoked);
+}
+
+/// A holder's token for another user, or without the session's nonce, is refused before
+/// any device step.
+#[test]
+fn a_token_not_bound_to_the_session_is_refused() {
+    let w = world("split-nonce");
+    let engine = w.engine.clone();
+    let agents = Arc::new(Agents::default());
+    let server_key = SigningKey::generate();
+    let c = Coordinator::new(
+        engine,
+        SigningKey::from_pkcs8_pem(&server_key.to_pkcs8_pem().unwrap()).unwrap(),
+        agents.clone(),
+        CoordinatorConfig {
+            allow_software_keys: true,
+            ..CoordinatorConfig::default()
+        },
+    );
+    let mut key = Authenticator::new(SoftTransport::new(
+        SoftAuthenticator::new(SoftConfig::default()).unwrap(),
+    ));
+    let mut holder = Agent::open(&c, &agents, &server_key, AgentClass::Holder, true);
+    let mut ui = Ui(Some(NEW_PIN));
+    let report = holder
+        .session
+        .report(&mut key, "software", Some("SN-X".into()), None)
+        .unwrap();
+    holder.exchange(&c, report, &mut key, &mut ui);
+    let ask = holder
+        .session
+        .request(Request {
+            operation: RequestOp::SelfIssue,
+            template: Some("split".into()),
+            key_id: None,
+        })
+        .unwrap();
+    let Event::NeedHolderAuth(need) = holder.exchange(&c, ask, &mut key, &mut ui) else {
+        panic!("no sign-in asked")
+    };
+    let wrong_nonce = w
+        .emulator
+        .holder_token_with(&HolderTokenOptions {
+            lifetime: HOUR,
+            ..HolderTokenOptions::new(ADELE, &need.client_id).nonce("not-this-session".to_string())
+        })
+        .unwrap();
+    let auth = holder
+        .session
+        .holder_auth(Zeroizing::new(wrong_nonce))
+        .unwrap();
+    let Event::Refused(r) = holder.exchange(&c, auth, &mut key, &mut ui) else {
+        panic!("a token for another session was not refused")
+    };
+    assert_eq!(r.code, RefusalCode::HolderAuthFailed, "{r:?}");
+    let _ = ServerMessage::Wait { retry_ms: 0 };
+}

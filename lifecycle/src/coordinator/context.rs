@@ -133,7 +133,7 @@ impl From<&DeviceReport> for ReportJson {
 
 /// Bytes from lower-case or upper-case hex.
 pub(super) fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())

@@ -511,11 +511,10 @@ fn refusal(e: &Error) -> Refused {
         }
         Error::Engine(EngineError::Attestation { .. })
         | Error::Engine(EngineError::SignIn { .. }) => RefusalCode::VerificationFailed,
-        Error::Engine(EngineError::Device { cause, .. })
-            if matches!(cause, crate::DeviceError::WrongKey) =>
-        {
-            RefusalCode::WrongKey
-        }
+        Error::Engine(EngineError::Device {
+            cause: crate::DeviceError::WrongKey,
+            ..
+        }) => RefusalCode::WrongKey,
         e => match e.kind() {
             ErrorKind::Usage | ErrorKind::Transition | ErrorKind::Template => {
                 RefusalCode::NotAllowed

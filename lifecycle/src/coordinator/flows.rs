@@ -53,8 +53,9 @@ pub(super) enum FlowStart {
 pub(super) enum HolderOp {
     /// Issue the attached blank key to themself with `template`.
     SelfIssue { template: String },
-    /// Set their PIN on their issued key `key_id` (activation).
-    Activate { key_id: String },
+    /// Set their PIN on their issued key: `key_id`, or (when the holder does not know
+    /// it) whichever of their issued keys a possession proof finds attached.
+    Activate { key_id: Option<String> },
     /// A sign-in check with their key `key_id`.
     Verify { key_id: String },
 }
@@ -162,11 +163,10 @@ impl Coordinator {
             )
             .into());
         }
-        let needs_key = matches!(req.operation, RequestOp::Activate | RequestOp::Verify);
-        if needs_key && req.key_id.is_none() {
+        if req.operation == RequestOp::Verify && req.key_id.is_none() {
             return Err(Rejected::new(
                 RefusalCode::NotAllowed,
-                "activation and sign-in checks name the key (key_id)",
+                "a sign-in check names the key (key_id)",
             )
             .into());
         }
@@ -252,7 +252,7 @@ impl Coordinator {
         };
         let op = match (operation.as_str(), template, key_id) {
             ("self_issue", Some(template), _) => HolderOp::SelfIssue { template },
-            ("activate", _, Some(key_id)) => HolderOp::Activate { key_id },
+            ("activate", _, key_id) => HolderOp::Activate { key_id },
             ("verify", _, Some(key_id)) => HolderOp::Verify { key_id },
             _ => {
                 return Err(CoordinatorError::Context {
@@ -415,9 +415,14 @@ impl FlowEnv {
                 HolderOp::SelfIssue { template } => self
                     .engine
                     .self_issue_via(&id_token, &nonce, &template, &serial, t, &mut link, now),
-                HolderOp::Activate { key_id } => self
+                HolderOp::Activate {
+                    key_id: Some(key_id),
+                } => self
                     .engine
                     .self_set_pin_via(&key_id, &id_token, &nonce, &mut link, now),
+                HolderOp::Activate { key_id: None } => self
+                    .engine
+                    .self_set_pin_probed_via(&id_token, &nonce, &mut link, now),
                 HolderOp::Verify { key_id } => self
                     .engine
                     .self_verify_via(&key_id, &id_token, &nonce, &mut link, now),

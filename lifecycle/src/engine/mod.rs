@@ -32,6 +32,7 @@ mod flow;
 mod issue;
 mod jobs;
 mod payload;
+mod probe;
 mod reconcile;
 mod replay;
 mod selfservice;

@@ -90,15 +90,15 @@ fn holder_auth(e: GraphError) -> SelfServiceError {
 }
 
 /// Who the holder is, from a verified token.
-struct Holder {
+pub(super) struct Holder {
     /// `self:<oid or upn>`.
-    actor: String,
-    token: VerifiedToken,
+    pub(super) actor: String,
+    pub(super) token: VerifiedToken,
 }
 
 impl Holder {
     /// The directory user the token names: the object id, else the UPN.
-    fn user(&self) -> Option<&str> {
+    pub(super) fn user(&self) -> Option<&str> {
         self.token
             .object_id
             .as_deref()
@@ -108,9 +108,9 @@ impl Holder {
 }
 
 /// A refused authentication: who (as far as known) and why.
-struct Refusal {
-    actor: String,
-    error: Error,
+pub(super) struct Refusal {
+    pub(super) actor: String,
+    pub(super) error: Error,
 }
 
 impl Refusal {
@@ -123,11 +123,11 @@ impl Refusal {
 }
 
 /// Where a refusal is recorded.
-struct Ctx<'a> {
-    action: &'static str,
-    key_id: Option<&'a str>,
-    user_id: Option<String>,
-    template: Option<String>,
+pub(super) struct Ctx<'a> {
+    pub(super) action: &'static str,
+    pub(super) key_id: Option<&'a str>,
+    pub(super) user_id: Option<String>,
+    pub(super) template: Option<String>,
 }
 
 /// How the template's issuer is tied to its directory.
@@ -216,7 +216,7 @@ impl Engine {
 
     /// Verifies the holder's token against the template's OIDC configuration and the
     /// sign-in started with `nonce`; see the module documentation for every check.
-    fn authenticate(
+    pub(super) fn authenticate(
         &self,
         templates: &TemplateSet,
         id_token: &str,
@@ -328,7 +328,12 @@ impl Engine {
     }
 
     /// Records the accepted sign-in (the token's `uti`/`jti` and methods, never the token).
-    fn audit_sign_in(&self, holder: &Holder, ctx: &Ctx<'_>, now: UnixMillis) -> Result<(), Error> {
+    pub(super) fn audit_sign_in(
+        &self,
+        holder: &Holder,
+        ctx: &Ctx<'_>,
+        now: UnixMillis,
+    ) -> Result<(), Error> {
         let t = &holder.token;
         let rec = NewAuditRecord {
             actor: holder.actor.clone(),
@@ -354,7 +359,7 @@ impl Engine {
     /// True when the verified holder is the user the key is issued to: the token's `oid`
     /// equals the recorded user (or its IdP object id); only a token without `oid` falls
     /// back to the recorded UPN (`preferred_username` is mutable, so it is second best).
-    fn holder_owns(&self, holder: &Holder, key: &KeyRecord) -> Result<bool, Error> {
+    pub(super) fn holder_owns(&self, holder: &Holder, key: &KeyRecord) -> Result<bool, Error> {
         let Some(user_id) = key.user_id.as_deref() else {
             return Ok(false);
         };
@@ -394,7 +399,13 @@ impl Engine {
     }
 
     /// Records a refusal (outcome `refused`, the reason as detail) and returns the error.
-    fn refuse_self(&self, actor: &str, ctx: &Ctx<'_>, e: Error, now: UnixMillis) -> Error {
+    pub(super) fn refuse_self(
+        &self,
+        actor: &str,
+        ctx: &Ctx<'_>,
+        e: Error,
+        now: UnixMillis,
+    ) -> Error {
         let rec = NewAuditRecord {
             actor: actor.to_owned(),
             time_ms: now,

@@ -239,6 +239,43 @@ fn operator_issues_at_a_station_the_holder_activates_at_home_and_signs_in() {
         StationWorkState::Done
     );
 
+    // Someone else signing in at an agent with Adele's key attached finds none of their
+    // own keys there: refused before any PIN is set.
+    let mut other = Agent::open(&c, &agents, &server_key, AgentClass::Holder, true);
+    let mut mallory_ui = Ui(Some("mallory-pin-1234"));
+    let report = other
+        .session
+        .report(&mut key, "software", None, None)
+        .unwrap();
+    other.exchange(&c, report, &mut key, &mut mallory_ui);
+    let ask = other
+        .session
+        .request(Request {
+            operation: RequestOp::Activate,
+            template: None,
+            key_id: None,
+        })
+        .unwrap();
+    let Event::NeedHolderAuth(need) = other.exchange(&c, ask, &mut key, &mut mallory_ui) else {
+        panic!("no sign-in asked")
+    };
+    let kim_token = w
+        .emulator
+        .holder_token_with(&HolderTokenOptions {
+            lifetime: HOUR,
+            ..HolderTokenOptions::new(crate::common::KIM, &need.client_id).nonce(need.nonce.clone())
+        })
+        .unwrap();
+    let auth = other
+        .session
+        .holder_auth(Zeroizing::new(kim_token))
+        .unwrap();
+    let Event::Refused(r) = other.exchange(&c, auth, &mut key, &mut mallory_ui) else {
+        panic!("another user's activation was not refused")
+    };
+    assert_eq!(r.code, RefusalCode::NotKeyOwner, "{r:?}");
+    assert_eq!(engine.key(&key_id).unwrap().state, CredentialState::Issued);
+
     // The holder, at their own agent: sign in, then set the PIN (their UI gives it).
     let mut holder = Agent::open(&c, &agents, &server_key, AgentClass::Holder, true);
     let mut ui = Ui(Some(NEW_PIN));
@@ -252,7 +289,9 @@ fn operator_issues_at_a_station_the_holder_activates_at_home_and_signs_in() {
         .request(Request {
             operation: RequestOp::Activate,
             template: None,
-            key_id: Some(key_id.clone()),
+            // The holder does not know the key's id: a silent assertion over their issued
+            // keys' credentials finds it (and proves possession).
+            key_id: None,
         })
         .unwrap();
     let Event::NeedHolderAuth(need) = holder.exchange(&c, ask, &mut key, &mut ui) else {

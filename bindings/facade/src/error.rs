@@ -108,6 +108,11 @@ pub struct FacadeError {
     /// PIN (or UV) attempts left on the key, where the key reported them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retries_left: Option<u32>,
+    /// The split protocol's stable refusal code (`BadSignature`, `SessionBroken`,
+    /// `NotKeyOwner`, ... — `docs/split-protocol.md` §7) when a half of the split refused
+    /// a message (reason `split_refused`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refusal_code: Option<&'static str>,
 }
 
 impl FacadeError {
@@ -119,6 +124,7 @@ impl FacadeError {
             message: message.into(),
             ctap_status: None,
             retries_left: None,
+            refusal_code: None,
         }
     }
 
@@ -173,6 +179,7 @@ impl From<lifecycle::Error> for FacadeError {
             ctap_status: e.ctap_status(),
             retries_left: e.retries_left(),
             message: e.to_string(),
+            refusal_code: None,
         }
     }
 }
@@ -193,6 +200,7 @@ impl From<lifecycle::DeviceError> for FacadeError {
             ctap_status: e.ctap_status(),
             retries_left: e.retries_left(),
             message: format!("security key: {e}"),
+            refusal_code: None,
         }
     }
 }

@@ -14,6 +14,7 @@ mod config;
 mod device;
 mod error;
 mod session;
+pub mod split;
 mod types;
 
 pub use config::SessionConfig;

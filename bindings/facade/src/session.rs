@@ -67,7 +67,7 @@ pub type PromptCallback = Box<dyn Fn(&Prompt) + Send + Sync>;
 type SharedCallback = Arc<dyn Fn(&Prompt) + Send + Sync>;
 
 struct Inner {
-    engine: Engine,
+    engine: Arc<Engine>,
     prompt: Arc<RwLock<Option<SharedCallback>>>,
     templates: RwLock<BTreeMap<String, TemplateSet>>,
     actor: String,
@@ -168,7 +168,7 @@ impl Session {
             .unwrap_or_else(|| format!("operator:{}", cfg.station));
         let session = Session {
             inner: Arc::new(Inner {
-                engine,
+                engine: Arc::new(engine),
                 prompt: slot,
                 templates: RwLock::new(BTreeMap::new()),
                 actor,
@@ -193,6 +193,11 @@ impl Session {
             .prompt
             .write()
             .unwrap_or_else(PoisonError::into_inner) = Some(Arc::from(callback));
+    }
+
+    /// The engine, shared (the split's server half drives it).
+    pub(crate) fn engine(&self) -> Arc<Engine> {
+        self.inner.engine.clone()
     }
 
     /// Stops sending prompts.

@@ -87,6 +87,16 @@ typedef enum {
 typedef struct ks_device ks_device;
 
 /**
+ * The device half of one split session (opaque).
+ */
+typedef struct ks_device_half ks_device_half;
+
+/**
+ * The server half over a session's engine (opaque).
+ */
+typedef struct ks_server_half ks_server_half;
+
+/**
  * An open session (opaque).
  */
 typedef struct ks_session ks_session;
@@ -97,6 +107,20 @@ typedef struct ks_session ks_session;
  * only during the call. Called on the thread running the operation.
  */
 typedef void (*ks_prompt_fn)(void *ctx, const char *prompt_json);
+
+/**
+ * Asks the holder for a PIN during [`ks_device_half_run_job`]: `kind` is 0 for a new PIN
+ * (at least `min_len` characters; `confirm` non-zero: ask twice) and 1 for the holder's
+ * current PIN. Write the PIN as UTF-8 (no NUL needed) into `buf` (`buf_len` bytes) and
+ * return its length; return a negative value to cancel. The library zeroizes `buf` after
+ * use. `user` is what was given to `ks_device_half_run_job`.
+ */
+typedef int64_t (*ks_holder_pin_fn)(void *user,
+                                    int32_t kind,
+                                    uint32_t min_len,
+                                    int32_t confirm,
+                                    char *buf,
+                                    size_t buf_len);
 
 /**
  * Supplies the security key for one row of a bulk issue job: called with `ctx` (as
@@ -501,6 +525,247 @@ ks_status ks_key_list_page(const ks_session *session,
  * Pointers NULL or valid as documented in the crate conventions.
  */
 ks_status ks_key_audit(const ks_session *session, const char *key_id, char **out_json);
+
+/**
+ * Frees a byte buffer the library returned (`len` as returned with it). NULL is ignored.
+ *
+ * # Safety
+ * `p` is NULL or a buffer from this library, with its length, not freed before.
+ */
+void ks_bytes_free(uint8_t *p, size_t len);
+
+/**
+ * Starts a device half from its JSON configuration (`agent_key_pem` PKCS#8 or absent to
+ * generate one, `server_keys` SPKI PEM or SEC1 hex, `capabilities`, `host`,
+ * `agent_version`; see `keysmith_facade::split::DeviceHalf::new`); free it with
+ * [`ks_device_half_free`]. Send [`ks_device_half_hello`] first.
+ *
+ * # Safety
+ * `config_json` is NULL or NUL-terminated; `out` is NULL or writable.
+ */
+ks_status ks_device_half_open(const char *config_json, ks_device_half **out);
+
+/**
+ * Frees a device half (its session key and any remembered PIN are zeroized). NULL is
+ * ignored.
+ *
+ * # Safety
+ * `half` is NULL or a handle from [`ks_device_half_open`] not freed before and not in use.
+ */
+void ks_device_half_free(ks_device_half *half);
+
+/**
+ * The `AgentHello` to send first.
+ *
+ * # Safety
+ * Pointers NULL or valid as documented in the module conventions.
+ */
+ks_status ks_device_half_hello(const ks_device_half *half, uint8_t **out, size_t *out_len);
+
+/**
+ * `{"agent_id": hex, "agent_public_key": SEC1 hex}`: what the server enrols.
+ *
+ * # Safety
+ * Pointers NULL or valid as documented in the crate conventions.
+ */
+ks_status ks_device_half_agent(const ks_device_half *half, char **out_json);
+
+/**
+ * A `DeviceReport` of `device`; `serial_claim` NULL: the device's own serial if known.
+ *
+ * # Safety
+ * Pointers NULL or valid as documented in the module conventions.
+ */
+ks_status ks_device_half_report(const ks_device_half *half,
+                                const ks_device *device,
+                                const char *serial_claim,
+                                uint8_t **out,
+                                size_t *out_len);
+
+/**
+ * A `Request`: `{"operation":"work"|"activate"|"self_issue"|"verify"|"reset",
+ * "template":optional,"key_id":optional}`.
+ *
+ * # Safety
+ * Pointers NULL or valid as documented in the module conventions.
+ */
+ks_status ks_device_half_request(const ks_device_half *half,
+                                 const char *request_json,
+                                 uint8_t **out,
+                                 size_t *out_len);
+
+/**
+ * A `Ready` poll.
+ *
+ * # Safety
+ * Pointers NULL or valid as documented in the module conventions.
+ */
+ks_status ks_device_half_ready(const ks_device_half *half, uint8_t **out, size_t *out_len);
+
+/**
+ * A `HolderAuth` with the holder's ID token (the caller's string; wipe it after).
+ *
+ * # Safety
+ * Pointers NULL or valid as documented in the module conventions.
+ */
+ks_status ks_device_half_holder_auth(const ks_device_half *half,
+                                     const char *id_token,
+                                     uint8_t **out,
+                                     size_t *out_len);
+
+/**
+ * Takes a server message received at monotonic `now_ms`; `*out_event_json` gets the
+ * event: `{"event":"established"}`, `{"event":"need_holder_auth","issuer","client_id",
+ * "scopes","nonce","login_hint","max_age_s","session_code"}`, `{"event":"job",
+ * "operation","steps"}` (run it with [`ks_device_half_run_job`]), `{"event":
+ * "job_refused","reason","reply":hex}`, `{"event":"job_ack","key_id","state",
+ * "needs_reissue","registered"}`, `{"event":"refused","code","reason",...}`,
+ * `{"event":"wait","retry_ms"}`, `{"event":"done",...}`, `{"event":"retransmission",
+ * "reply":hex|null}`.
+ *
+ * # Safety
+ * Pointers NULL or valid as documented in the module conventions.
+ */
+ks_status ks_device_half_receive(const ks_device_half *half,
+                                 const uint8_t *message,
+                                 size_t message_len,
+                                 uint64_t now_ms,
+                                 char **out_event_json);
+
+/**
+ * Runs the job [`ks_device_half_receive`] accepted on `device`, at monotonic `now_ms`:
+ * `pin_cb` gives the holder's PINs (NULL: no holder here, a job needing one fails),
+ * `prompt_cb` receives prompts as JSON (NULL: none); both get `user` and are called on
+ * this thread. `*out` gets the `JobResult` (or `Abort`) to send.
+ *
+ * # Safety
+ * Pointers NULL or valid as documented in the module conventions; the callbacks NULL or
+ * valid functions.
+ */
+ks_status ks_device_half_run_job(const ks_device_half *half,
+                                 const ks_device *device,
+                                 uint64_t now_ms,
+                                 ks_holder_pin_fn pin_cb,
+                                 ks_prompt_fn prompt_cb,
+                                 void *user,
+                                 uint8_t **out,
+                                 size_t *out_len);
+
+/**
+ * Opens a server half over `session`'s engine from its JSON configuration
+ * (`server_key_pem` PKCS#8 or absent to generate one, `allow_software_keys`,
+ * `session_ttl_ms`, `message_ttl_ms`, `poll_ms`); free it with [`ks_server_half_free`].
+ *
+ * # Safety
+ * Pointers NULL or valid as documented in the crate conventions.
+ */
+ks_status ks_server_half_open(const ks_session *session,
+                              const char *config_json,
+                              ks_server_half **out);
+
+/**
+ * Frees a server half. NULL is ignored.
+ *
+ * # Safety
+ * `half` is NULL or a handle from [`ks_server_half_open`] not freed before and not in use.
+ */
+void ks_server_half_free(ks_server_half *half);
+
+/**
+ * The server's public key (SPKI PEM), what device halves pin; free with
+ * `ks_string_free`.
+ *
+ * # Safety
+ * Pointers NULL or valid as documented in the crate conventions.
+ */
+ks_status ks_server_half_public_key(const ks_server_half *half, char **out_pem);
+
+/**
+ * Enrols an agent from its public key (SPKI PEM or SEC1 hex), `agent_class` `station`
+ * or `holder`, approved when `approved` is non-zero; `*out_agent_id` gets its id.
+ *
+ * # Safety
+ * Pointers NULL or valid as documented in the crate conventions.
+ */
+ks_status ks_server_half_agent_add(const ks_server_half *half,
+                                   const char *public_key,
+                                   const char *agent_class,
+                                   int32_t approved,
+                                   char **out_agent_id);
+
+/**
+ * Approves (`approve` non-zero) or revokes (`approve` zero) an enrolled agent.
+ *
+ * # Safety
+ * Pointers NULL or valid as documented in the crate conventions.
+ */
+ks_status ks_server_half_agent_set(const ks_server_half *half,
+                                   const char *agent_id,
+                                   int32_t approve);
+
+/**
+ * Opens a session from an `AgentHello` received at `now_ms` (Unix ms; 0 = now):
+ * `*out_session_id` gets the session id (free with `ks_string_free`), `*out` the
+ * `ServerHello` to send back.
+ *
+ * # Safety
+ * Pointers NULL or valid as documented in the module conventions.
+ */
+ks_status ks_server_half_session_open(const ks_server_half *half,
+                                      const uint8_t *hello,
+                                      size_t hello_len,
+                                      uint64_t now_ms,
+                                      char **out_session_id,
+                                      uint8_t **out,
+                                      size_t *out_len);
+
+/**
+ * Handles a device message of session `session_id` received at `now_ms` (Unix ms; 0 =
+ * now); `*out` gets the reply to send.
+ *
+ * # Safety
+ * Pointers NULL or valid as documented in the module conventions.
+ */
+ks_status ks_server_half_session_handle(const ks_server_half *half,
+                                        const char *session_id,
+                                        const uint8_t *message,
+                                        size_t message_len,
+                                        uint64_t now_ms,
+                                        uint8_t **out,
+                                        size_t *out_len);
+
+/**
+ * Queues operator work for the station `agent_id` (`request_json`:
+ * `{"operation":"issue","user":"...","template":"..."}`) by `actor`; `*out_work_id`
+ * gets the work id.
+ *
+ * # Safety
+ * Pointers NULL or valid as documented in the crate conventions.
+ */
+ks_status ks_server_half_work_queue(const ks_server_half *half,
+                                    const char *agent_id,
+                                    const char *request_json,
+                                    const char *actor,
+                                    char **out_work_id);
+
+/**
+ * Where queued work stands: `{"work_id","agent_id","state","actor","session_id",
+ * "outcome"}`.
+ *
+ * # Safety
+ * Pointers NULL or valid as documented in the crate conventions.
+ */
+ks_status ks_server_half_work_get(const ks_server_half *half, const char *work_id, char **out_json);
+
+/**
+ * A JSON view of any split message for logs (direction, kind, session, seq, job, the
+ * signer's key id, the body's non-secret fields; ID tokens and sealed secrets left
+ * out). Nothing is verified.
+ *
+ * # Safety
+ * Pointers NULL or valid as documented in the module conventions.
+ */
+ks_status ks_wire_describe(const uint8_t *message, size_t message_len, char **out_json);
 
 /**
  * Reconciles the repository with every IdP connection. `request_json`: NULL (every

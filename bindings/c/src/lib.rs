@@ -16,6 +16,11 @@
 //!   `ks_journal_replay`, `ks_audit_verify` (the whole audit log's chain),
 //!   `ks_drift_reconcile`, `ks_bulk_create` / `_run`,
 //!   `ks_pending_list_expiring_page` (pending registrations);
+//! - the split deployment (`docs/split-embedding.md`): `ks_device_half_open` / `_free` /
+//!   `_hello` / `_agent` / `_report` / `_request` / `_ready` / `_holder_auth` / `_receive`
+//!   / `_run_job`; `ks_server_half_open` / `_free` / `_public_key` / `_agent_add` /
+//!   `_agent_set` / `_session_open` / `_session_handle` / `_work_queue` / `_work_get`;
+//!   `ks_wire_describe`; message buffers freed with `ks_bytes_free`;
 //! - the library itself: `ks_log_configure`, `ks_string_free`, `ks_status_str`; three
 //!   getters are nouns alone: `ks_version`, `ks_last_error`, `ks_last_error_json`.
 //!
@@ -428,6 +433,8 @@ mod session;
 mod device;
 
 mod key;
+/// The split deployment's halves.
+mod split;
 
 mod jobs;
 
@@ -435,6 +442,7 @@ pub use device::*;
 pub use jobs::*;
 pub use key::*;
 pub use session::*;
+pub use split::*;
 
 #[cfg(test)]
 mod tests {

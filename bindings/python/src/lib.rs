@@ -16,6 +16,8 @@
 //! `__context__`.
 #![warn(missing_docs)]
 
+mod split;
+
 use std::cell::RefCell;
 use std::panic::AssertUnwindSafe;
 use std::sync::{mpsc, Arc};
@@ -47,6 +49,7 @@ fn py_err(py: Python<'_>, e: FacadeError) -> PyErr {
                 e.kind.code(),
                 e.ctap_status,
                 e.retries_left,
+                e.refusal_code,
             ))?;
         Ok(PyErr::from_value(value))
     };
@@ -752,6 +755,9 @@ fn version() -> &'static str {
 fn native_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Session>()?;
     m.add_class::<Device>()?;
+    m.add_class::<split::DeviceHalf>()?;
+    m.add_class::<split::ServerHalf>()?;
+    m.add_function(wrap_pyfunction!(split::describe, m)?)?;
     m.add_function(wrap_pyfunction!(list_devices, m)?)?;
     m.add_function(wrap_pyfunction!(template_check, m)?)?;
     m.add_function(wrap_pyfunction!(configure_logging, m)?)?;

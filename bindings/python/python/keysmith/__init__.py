@@ -19,6 +19,7 @@ from keysmith.errors import (
     PinBlocked,
     PinInvalid,
     RepositoryError,
+    SplitRefused,
     TemplateError,
     TransitionError,
     UsageError,
@@ -57,6 +58,7 @@ from keysmith.results import (
     User,
 )
 from keysmith.session import Device, Session, configure_logging, list_devices, template_check
+from keysmith.split import DeviceHalf, ServerHalf, describe
 
 __all__ = [
     "__version__",
@@ -78,6 +80,10 @@ __all__ = [
     "IdpError",
     "RepositoryError",
     "InternalError",
+    "SplitRefused",
+    "DeviceHalf",
+    "ServerHalf",
+    "describe",
     "KeyState",
     "PasskeyState",
     "Key",

@@ -28,6 +28,7 @@ __all__ = [
     "IdpError",
     "RepositoryError",
     "InternalError",
+    "SplitRefused",
 ]
 
 # The facade's ErrorKind codes (the C ABI's ks_status values).
@@ -54,6 +55,9 @@ class KeysmithError(Exception):
         code: the kind's stable number (the C ABI's ``ks_status``).
         ctap_status: the CTAP status byte the security key answered, if the key failed.
         retries_left: PIN (or UV) attempts left on the key, where the key reported them.
+        refusal_code: the split protocol's stable refusal code (``BadSignature``,
+            ``SessionBroken``, ``NotKeyOwner``, ...) when a half of the split refused a
+            message (reason ``split_refused``); else ``None``.
     """
 
     default_kind: ClassVar[str] = "internal"
@@ -64,6 +68,7 @@ class KeysmithError(Exception):
     code: int
     ctap_status: int | None
     retries_left: int | None
+    refusal_code: str | None
 
     def __init__(
         self,
@@ -74,6 +79,7 @@ class KeysmithError(Exception):
         code: int | None = None,
         ctap_status: int | None = None,
         retries_left: int | None = None,
+        refusal_code: str | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -82,6 +88,7 @@ class KeysmithError(Exception):
         self.code = code if code is not None else _CODES.get(self.kind, _CODES["internal"])
         self.ctap_status = ctap_status
         self.retries_left = retries_left
+        self.refusal_code = refusal_code
 
     def __str__(self) -> str:
         return self.message
@@ -144,12 +151,18 @@ class InternalError(KeysmithError):
     understand)."""
 
 
+class SplitRefused(UsageError):
+    """A half of the split deployment refused a message (a bad signature, a broken
+    sequence, a revoked agent, ...); ``refusal_code`` is the protocol's stable code."""
+
+
 _BY_REASON: dict[str, type[KeysmithError]] = {
     "pin_invalid": PinInvalid,
     "pin_blocked": PinBlocked,
     "pin_auth_blocked": PinBlocked,
     "device_not_found": DeviceNotFound,
     "cancelled": Cancelled,
+    "split_refused": SplitRefused,
 }
 
 _BY_KIND: dict[str, type[KeysmithError]] = {
@@ -176,6 +189,7 @@ def _from_native(
     code: int,
     ctap_status: int | None,
     retries_left: int | None,
+    refusal_code: str | None = None,
 ) -> KeysmithError:
     """The exception for a facade error (called by the native module)."""
     return error_class(kind, reason)(
@@ -185,4 +199,5 @@ def _from_native(
         code=code,
         ctap_status=ctap_status,
         retries_left=retries_left,
+        refusal_code=refusal_code,
     )

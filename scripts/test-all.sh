@@ -101,3 +101,15 @@ log "interop: python-fido2 against the software authenticator through pcscd + vp
 
 log "fuzz smoke"
 scripts/fuzz-smoke.sh
+
+# ---- issue 11 item 7 (helper "bind"): the split flow from C, two processes -------------
+# The device half is a C program (examples/c/split_device.c over libkeysmith's
+# ks_device_half_*); the server half (ServerHalf over SQLite and the Entra emulator) is
+# examples/rust/split_server.rs, which starts it and carries the messages over its
+# stdin/stdout. The Python halves run in bindings/python/tests/test_split.py above.
+log "split from C: examples/c/split_device.c (device half) <-> examples/rust/split_server.rs (server half)"
+cargo build --locked --quiet -p keysmith-c
+gcc -Wall -Wextra -Werror -o target/debug/split_device examples/c/split_device.c \
+  -I bindings/c/include -L target/debug -lkeysmith -Wl,-rpath,"$PWD/target/debug"
+cargo run --locked --quiet -p keysmith-examples --example split_server -- target/debug/split_device
+# ---- end of the "bind" block ------------------------------------------------------------

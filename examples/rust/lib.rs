@@ -5,7 +5,7 @@
 //! | task | Rust | C | Python |
 //! |---|---|---|---|
 //! | issue a key and activate it | `rust/issue_and_activate.rs` | `c/issue_and_activate.c` | `python/issue_and_activate.py` |
-| the split: a station issues, the holder activates | `rust/split_server.rs` (server half) | `c/split_device.c` (device half) | `bindings/python/tests/test_split.py` |
+//! | the split: a station issues, the holder activates | `rust/split_server.rs` (server half) | `c/split_device.c` (device half) | `bindings/python/tests/test_split.py` |
 //!
 //! `scripts/run-examples.sh` builds and runs every one against the Entra emulator and a
 //! software key. The Rust example starts the emulator in-process; the C and Python ones

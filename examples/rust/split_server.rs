@@ -140,7 +140,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 eprintln!("server: <- {}", described["kind"]);
                 let answer = match server.handle(&session_id, &message, now_ms()) {
                     Ok(reply) => {
-                        eprintln!("server: -> {}", keysmith_facade::split::describe(&reply)?["kind"]);
+                        eprintln!(
+                            "server: -> {}",
+                            keysmith_facade::split::describe(&reply)?["kind"]
+                        );
                         wire.push(reply.clone());
                         format!("MSG {}", hex(&reply))
                     }
@@ -177,7 +180,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     assert_eq!(key.key.state.as_str(), "active", "{key:?}");
     // The holder's PIN went from the C program's callback to the key, into no message...
     assert!(
-        !wire.iter().any(|m| m.windows(HOLDER_PIN.len()).any(|w| w == HOLDER_PIN.as_bytes())),
+        !wire.iter().any(|m| m
+            .windows(HOLDER_PIN.len())
+            .any(|w| w == HOLDER_PIN.as_bytes())),
         "the holder's PIN crossed the wire"
     );
     // ... and it is the key's PIN now: a sign-in with it verifies.

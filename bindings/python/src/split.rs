@@ -65,7 +65,11 @@ impl HolderPrompts for PyPrompts {
     }
 }
 
-fn callable(method: &str, name: &str, v: Option<Bound<'_, PyAny>>) -> PyResult<Option<Arc<Py<PyAny>>>> {
+fn callable(
+    method: &str,
+    name: &str,
+    v: Option<Bound<'_, PyAny>>,
+) -> PyResult<Option<Arc<Py<PyAny>>>> {
     v.map(|v| require_callable(method, name, v).map(Arc::new))
         .transpose()
 }
@@ -82,9 +86,8 @@ impl DeviceHalf {
     #[new]
     fn new(py: Python<'_>, config: &Bound<'_, PyAny>) -> PyResult<Self> {
         let text = json_text(config)?;
-        blocking(py, None, move || facade::DeviceHalf::new(&text)).map(|h| DeviceHalf {
-            inner: Arc::new(h),
-        })
+        blocking(py, None, move || facade::DeviceHalf::new(&text))
+            .map(|h| DeviceHalf { inner: Arc::new(h) })
     }
 
     /// The `AgentHello` to send first.
@@ -194,7 +197,10 @@ impl DeviceHalf {
     }
 
     fn __repr__(&self) -> String {
-        format!("keysmith._native.DeviceHalf(agent_id={:?})", self.inner.agent_id())
+        format!(
+            "keysmith._native.DeviceHalf(agent_id={:?})",
+            self.inner.agent_id()
+        )
     }
 }
 
@@ -216,9 +222,8 @@ impl ServerHalf {
     ) -> PyResult<Self> {
         let text = json_text(config)?;
         let s = session.inner.clone();
-        blocking(py, None, move || facade::ServerHalf::new(&s, &text)).map(|h| ServerHalf {
-            inner: Arc::new(h),
-        })
+        blocking(py, None, move || facade::ServerHalf::new(&s, &text))
+            .map(|h| ServerHalf { inner: Arc::new(h) })
     }
 
     /// The server's public key (SPKI PEM): what device halves pin.
@@ -304,7 +309,9 @@ impl ServerHalf {
     ) -> PyResult<String> {
         let text = json_text(request)?;
         let h = self.inner.clone();
-        blocking(py, None, move || h.queue_station_work(&agent_id, &text, &actor))
+        blocking(py, None, move || {
+            h.queue_station_work(&agent_id, &text, &actor)
+        })
     }
 
     /// Where queued work stands (dict).

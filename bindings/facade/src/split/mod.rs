@@ -14,27 +14,21 @@
 //! A message either half did not accept is a [`FacadeError`] of kind `usage` with reason
 //! `split_refused` and the protocol's stable code in [`FacadeError::refusal_code`].
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use keysmith_device::{
     DeviceConfig, DeviceSession, Event, HolderUi, HolderUiError, Prompt as DevicePrompt,
     SessionError,
 };
 use keysmith_wire::{
-    AgentMessage, Capabilities, Entropy, HostClaim, OsEntropy, PublicKey, RefusalCode, Request,
-    RequestOp, ServerMessage, SigningKey,
+    Capabilities, HostClaim, OsEntropy, PublicKey, RefusalCode, Request, RequestOp, SigningKey,
 };
-use lifecycle::coordinator::{
-    AgentClass, AgentDirectory, AgentEntry, AgentStatus, Coordinator, CoordinatorConfig,
-    CoordinatorError, StationRequest,
-};
-use lifecycle::store::{StationWork, StationWorkState, StoreError};
+use lifecycle::coordinator::CoordinatorError;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::types::hex;
-use crate::{Device, FacadeError, Prompt, Result, Session};
+use crate::{Device, FacadeError, Prompt, Result};
 
 /// A refusal by either half, with its stable code.
 fn refused(code: RefusalCode, message: impl Into<String>) -> FacadeError {
@@ -66,9 +60,10 @@ impl From<SessionError> for FacadeError {
 impl From<CoordinatorError> for FacadeError {
     fn from(e: CoordinatorError) -> Self {
         match e {
-            CoordinatorError::Rejected(r) => {
-                refused(r.code, format!("server half: {}: {}", r.code.as_str(), r.reason))
-            }
+            CoordinatorError::Rejected(r) => refused(
+                r.code,
+                format!("server half: {}: {}", r.code.as_str(), r.reason),
+            ),
             CoordinatorError::Store(s) => lifecycle::Error::from(s).into(),
             other => FacadeError::new(crate::ErrorKind::Internal, other.to_string()),
         }
@@ -193,7 +188,11 @@ impl<'a> Ui<'a> {
 }
 
 impl HolderUi for Ui<'_> {
-    fn new_pin(&mut self, min_len: u32, confirm: bool) -> std::result::Result<Zeroizing<String>, HolderUiError> {
+    fn new_pin(
+        &mut self,
+        min_len: u32,
+        confirm: bool,
+    ) -> std::result::Result<Zeroizing<String>, HolderUiError> {
         self.get()
             .new_pin(min_len, confirm)
             .ok_or(HolderUiError::Cancelled)
@@ -419,7 +418,10 @@ impl DeviceHalf {
             .map(|k| public_key(k, "device half config: server_keys"))
             .collect::<Result<Vec<_>>>()?;
         let (agent_key, generated) = match &cfg.agent_key_pem {
-            Some(pem) => (signing_key(&pem.0, "device half config: agent_key_pem")?, None),
+            Some(pem) => (
+                signing_key(&pem.0, "device half config: agent_key_pem")?,
+                None,
+            ),
             None => {
                 let key = SigningKey::generate();
                 let pem = key
@@ -583,351 +585,8 @@ impl DeviceHalf {
     }
 }
 
-// ---------------------------------------------------------------------------------------
-// The server half
+mod describe;
+mod server;
 
-#[derive(Default)]
-struct Directory(RwLock<BTreeMap<String, AgentEntry>>);
-
-impl AgentDirectory for Directory {
-    fn agent(&self, agent_id: &str) -> std::result::Result<Option<AgentEntry>, StoreError> {
-        Ok(self
-            .0
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(agent_id)
-            .cloned())
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ServerHalfJson {
-    #[serde(default)]
-    server_key_pem: Option<SecretText>,
-    #[serde(default)]
-    allow_software_keys: bool,
-    #[serde(default)]
-    session_ttl_ms: Option<u64>,
-    #[serde(default)]
-    message_ttl_ms: Option<u64>,
-    #[serde(default)]
-    poll_ms: Option<u64>,
-}
-
-/// A session the server half opened.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct ServerOpened {
-    /// The session id (lower-case hex): what every later message is handled under.
-    pub session_id: String,
-    /// The `ServerHello` to send back (hex in JSON).
-    #[serde(serialize_with = "ser_hex")]
-    pub reply: Vec<u8>,
-}
-
-/// Where a station's queued work stands.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct StationWorkStatus {
-    /// Its id.
-    pub work_id: String,
-    /// The station's agent id.
-    pub agent_id: String,
-    /// `queued`, `taken`, `done` or `failed`.
-    pub state: String,
-    /// Who queued it.
-    pub actor: String,
-    /// The session that took it.
-    pub session_id: Option<String>,
-    /// The outcome (JSON text), once finished.
-    pub outcome: Option<String>,
-}
-
-/// The server half: see the module docs. `Send + Sync`.
-pub struct ServerHalf {
-    coordinator: Coordinator,
-    agents: Arc<Directory>,
-    public_key: PublicKey,
-    generated_pem: Mutex<Option<Zeroizing<String>>>,
-}
-
-impl std::fmt::Debug for ServerHalf {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServerHalf")
-            .field("coordinator", &self.coordinator)
-            .finish_non_exhaustive()
-    }
-}
-
-impl ServerHalf {
-    /// A server half over `session`'s engine, from its JSON configuration:
-    ///
-    /// ```json
-    /// {"server_key_pem": "-----BEGIN PRIVATE KEY-----...", // PKCS#8 P-256 (agents pin
-    ///                                                      // it); absent: generated
-    ///  "allow_software_keys": false,  // tests and demos only
-    ///  "session_ttl_ms": 900000, "message_ttl_ms": 60000, "poll_ms": 2000}
-    /// ```
-    pub fn new(session: &Session, config_json: &str) -> Result<ServerHalf> {
-        let cfg: ServerHalfJson = json(config_json, "server half config")?;
-        let (key, generated) = match &cfg.server_key_pem {
-            Some(pem) => (
-                signing_key(&pem.0, "server half config: server_key_pem")?,
-                None,
-            ),
-            None => {
-                let key = SigningKey::generate();
-                let pem = key
-                    .to_pkcs8_pem()
-                    .map_err(|e| FacadeError::new(crate::ErrorKind::Internal, e.to_string()))?;
-                (key, Some(pem))
-            }
-        };
-        let public_key = key.public_key();
-        let d = CoordinatorConfig::default();
-        let config = CoordinatorConfig {
-            session_ttl_ms: cfg.session_ttl_ms.unwrap_or(d.session_ttl_ms),
-            message_ttl_ms: cfg.message_ttl_ms.unwrap_or(d.message_ttl_ms),
-            poll_ms: cfg.poll_ms.unwrap_or(d.poll_ms),
-            allow_software_keys: cfg.allow_software_keys,
-            ..d
-        };
-        let agents = Arc::new(Directory::default());
-        Ok(ServerHalf {
-            coordinator: Coordinator::new(session.engine(), key, agents.clone(), config),
-            agents,
-            public_key,
-            generated_pem: Mutex::new(generated),
-        })
-    }
-
-    /// The server key generated by [`ServerHalf::new`] (PKCS#8 PEM), once; `None` when
-    /// the config gave one or it was taken already. Keep it: agents pin its public key.
-    pub fn take_generated_key_pem(&self) -> Option<Zeroizing<String>> {
-        self.generated_pem
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-    }
-
-    /// The server's public key as SPKI PEM (what device halves pin).
-    pub fn public_key_pem(&self) -> Result<String> {
-        self.public_key
-            .to_spki_pem()
-            .map_err(|e| FacadeError::new(crate::ErrorKind::Internal, e.to_string()))
-    }
-
-    /// Enrols an agent from its public key (SPKI PEM or SEC1 hex), `class` `station` or
-    /// `holder`, approved at once when `approved`; returns its agent id.
-    pub fn add_agent(
-        &self,
-        public_key_text: &str,
-        class: &str,
-        approved: bool,
-        station: Option<String>,
-    ) -> Result<String> {
-        let key = public_key(public_key_text, "agent public key")?;
-        let class = match class {
-            "station" => AgentClass::Station,
-            "holder" => AgentClass::Holder,
-            other => {
-                return Err(FacadeError::usage(format!(
-                    "agent class {other:?}: expected station or holder"
-                )))
-            }
-        };
-        let agent_id = hex(&key.key_id().0);
-        let entry = AgentEntry {
-            agent_id: agent_id.clone(),
-            public_key: key.to_sec1(),
-            class,
-            status: if approved {
-                AgentStatus::Approved
-            } else {
-                AgentStatus::Pending
-            },
-            station,
-        };
-        self.agents
-            .0
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(agent_id.clone(), entry);
-        Ok(agent_id)
-    }
-
-    fn set_status(&self, agent_id: &str, status: AgentStatus) -> Result<()> {
-        let mut map = self.agents.0.write().unwrap_or_else(PoisonError::into_inner);
-        let entry = map.get_mut(agent_id).ok_or_else(|| {
-            FacadeError::usage(format!("agent {agent_id:?} is not enrolled"))
-                .with_reason("agent_not_found")
-        })?;
-        entry.status = status;
-        Ok(())
-    }
-
-    /// Approves an enrolled agent.
-    pub fn approve_agent(&self, agent_id: &str) -> Result<()> {
-        self.set_status(agent_id, AgentStatus::Approved)
-    }
-
-    /// Revokes an agent: its sessions are refused from their next message.
-    pub fn revoke_agent(&self, agent_id: &str) -> Result<()> {
-        self.set_status(agent_id, AgentStatus::Revoked)
-    }
-
-    /// Opens a session from an `AgentHello` received at `now_ms` (Unix milliseconds; the
-    /// server's clock).
-    pub fn open(&self, hello: &[u8], now_ms: u64) -> Result<ServerOpened> {
-        let o = self.coordinator.open(hello, now_ms)?;
-        Ok(ServerOpened {
-            session_id: o.session_id,
-            reply: o.reply,
-        })
-    }
-
-    /// Handles a device message of session `session_id` received at `now_ms`; returns
-    /// the reply to send. It may block while the flow calls the IdP.
-    pub fn handle(&self, session_id: &str, bytes: &[u8], now_ms: u64) -> Result<Vec<u8>> {
-        Ok(self.coordinator.handle(session_id, bytes, now_ms)?)
-    }
-
-    /// Queues operator work for the station `agent_id` (`request_json`:
-    /// `{"operation": "issue", "user": "...", "template": "..."}`) by `actor`; returns
-    /// the work id. The station takes it at its next `Ready`.
-    pub fn queue_station_work(
-        &self,
-        agent_id: &str,
-        request_json: &str,
-        actor: &str,
-    ) -> Result<String> {
-        let request: StationRequest = json(request_json, "station request")?;
-        let request = serde_json::to_string(&request)
-            .map_err(|e| FacadeError::new(crate::ErrorKind::Internal, e.to_string()))?;
-        let mut id = [0u8; 16];
-        OsEntropy.fill(&mut id);
-        let work_id = hex(&id);
-        self.coordinator
-            .engine()
-            .store()
-            .station_work_put(&StationWork {
-                work_id: work_id.clone(),
-                agent_id: agent_id.to_owned(),
-                request,
-                actor: actor.to_owned(),
-                created_ms: crate::now_ms(),
-                state: StationWorkState::Queued,
-                session_id: None,
-                outcome: None,
-            })
-            .map_err(|e| FacadeError::from(lifecycle::Error::from(e)))?;
-        Ok(work_id)
-    }
-
-    /// Where queued work stands.
-    pub fn station_work(&self, work_id: &str) -> Result<StationWorkStatus> {
-        let w = self
-            .coordinator
-            .engine()
-            .store()
-            .station_work_get(work_id)
-            .map_err(|e| FacadeError::from(lifecycle::Error::from(e)))?
-            .ok_or_else(|| {
-                FacadeError::usage(format!("station work {work_id:?} not found"))
-                    .with_reason("record_not_found")
-            })?;
-        Ok(StationWorkStatus {
-            work_id: w.work_id,
-            agent_id: w.agent_id,
-            state: w.state.as_str().to_owned(),
-            actor: w.actor,
-            session_id: w.session_id,
-            outcome: w.outcome,
-        })
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// describe
-
-/// A JSON view of a split message for logs: direction, kind, session, seq, job, ttl, the
-/// signer's key id and the non-secret fields of its body. Nothing is verified (the
-/// signature is not checked: this is for looking, not for trusting); ID tokens, sealed
-/// secrets, attestation objects and signatures are left out. Bytes that are no split
-/// message are a usage error.
-pub fn describe(bytes: &[u8]) -> Result<serde_json::Value> {
-    use coset::{CborSerializable, TaggedCborSerializable};
-    use serde_json::json;
-    let bad = |why: &str| FacadeError::usage(format!("not a split message: {why}"));
-    let sign1 = coset::CoseSign1::from_tagged_slice(bytes)
-        .or_else(|_| coset::CoseSign1::from_slice(bytes))
-        .map_err(|_| bad("not a COSE_Sign1"))?;
-    let kid = hex(&sign1.protected.header.key_id);
-    let payload = sign1.payload.as_deref().ok_or_else(|| bad("no payload"))?;
-    let sid = |s: Option<keysmith_wire::SessionId>| s.map(|s| hex(&s.0));
-    let jid = |j: Option<keysmith_wire::JobId>| j.map(|j| hex(&j.0));
-    if let Ok(env) = keysmith_wire::decode_agent(payload) {
-        let (kind, body) = match &env.msg {
-            AgentMessage::Hello(h) => (
-                "AgentHello",
-                json!({"agent_id": hex(&h.agent_id.0), "agent_version": h.agent_version,
-                       "versions": h.versions, "host": {"name": h.host.name, "os": h.host.os,
-                       "elevated": h.host.elevated, "remote_session": h.host.remote_session}}),
-            ),
-            AgentMessage::DeviceReport(r) => (
-                "DeviceReport",
-                json!({"transport": r.transport, "serial_claim": r.serial_claim,
-                       "serial_source": r.serial_source}),
-            ),
-            AgentMessage::Request(r) => (
-                "Request",
-                json!({"operation": format!("{:?}", r.operation), "template": r.template,
-                       "key_id": r.key_id}),
-            ),
-            AgentMessage::HolderAuth(_) => ("HolderAuth", json!({"id_token": "<redacted>"})),
-            AgentMessage::Progress(p) => ("Progress", json!({"step": p.step, "prompt": p.prompt})),
-            AgentMessage::JobResult(r) => (
-                "JobResult",
-                json!({"outcomes": r.outcomes.len(), "job_digest": hex(&r.job_digest)}),
-            ),
-            AgentMessage::Abort(a) => ("Abort", json!({"reason": a.reason, "detail": a.detail})),
-            AgentMessage::Ready => ("Ready", json!({})),
-            _ => ("unknown", json!({})),
-        };
-        return Ok(json!({"direction": "device_to_server", "kind": kind, "kid": kid,
-            "session": sid(env.session), "seq": env.seq, "job": jid(env.job), "body": body}));
-    }
-    let env = keysmith_wire::decode_server(payload).map_err(|e| bad(&e.to_string()))?;
-    let (kind, body) = match &env.msg {
-        ServerMessage::Hello(h) => (
-            "ServerHello",
-            json!({"version": h.version, "server_time_ms": h.server_time_ms}),
-        ),
-        ServerMessage::NeedHolderAuth(n) => (
-            "NeedHolderAuth",
-            json!({"issuer": n.issuer, "client_id": n.client_id, "scopes": n.scopes,
-                   "max_age_s": n.max_age_s, "session_code": n.session_code}),
-        ),
-        ServerMessage::Job(j) => (
-            "Job",
-            json!({"operation": j.operation, "key_id": j.key_id, "steps": j.steps.len(),
-                   "deadline_ms": j.deadline_ms, "secrets": "<redacted>"}),
-        ),
-        ServerMessage::JobAck(a) => (
-            "JobAck",
-            json!({"key_id": a.key_id, "state": a.state, "needs_reissue": a.needs_reissue,
-                   "registered": a.registered}),
-        ),
-        ServerMessage::Refused(r) => (
-            "Refused",
-            json!({"code": r.code.as_str(), "reason": r.reason, "step": r.step}),
-        ),
-        ServerMessage::Wait { retry_ms } => ("Wait", json!({"retry_ms": retry_ms})),
-        ServerMessage::Done { key_id, state } => {
-            ("Done", json!({"key_id": key_id, "state": state}))
-        }
-        _ => ("unknown", json!({})),
-    };
-    Ok(json!({"direction": "server_to_device", "kind": kind, "kid": kid,
-        "session": sid(env.session), "seq": env.seq, "job": jid(env.job),
-        "ttl_ms": env.ttl_ms, "body": body}))
-}
+pub use describe::describe;
+pub use server::{ServerHalf, ServerOpened, StationWorkStatus};

@@ -14,5 +14,7 @@ mod lifecycle;
 mod logging;
 #[path = "api/misuse.rs"]
 mod misuse;
+#[path = "api/split.rs"]
+mod split;
 #[path = "api/trust.rs"]
 mod trust;

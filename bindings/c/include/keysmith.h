@@ -5,10 +5,13 @@
  * Conventions: every function except ks_version, ks_status_str and the *_free functions
  * returns a ks_status (KS_OK = 0, else the error kind's code; ks_status_str names it); on
  * failure ks_last_error gives the message and ks_last_error_json the whole error
- * {"kind","reason","message","ctap_status"?,"retries_left"?} (per thread). The header's
+ * {"kind","reason","message","ctap_status"?,"retries_left"?,"refusal_code"?} (per thread;
+ * "refusal_code" is the split protocol's stable code when reason is "split_refused"). The header's
  * KEYSMITH_VERSION_MAJOR/MINOR/PATCH are the C ABI version; ks_version() the library's.
  * Input strings are NUL-terminated UTF-8 and stay the caller's.
  * Output strings (JSON) are allocated by the library: free them with ks_string_free.
+ * Output byte buffers (the split's messages: uint8_t **out, size_t *out_len) likewise:
+ * free them with ks_bytes_free(p, len).
  * Out pointers are set to NULL/0 first. Handles are thread-safe. One operation that changes
  * a key (issue, activate, sign-in, ...) runs on a ks_device at a time: a second one started
  * while it runs returns KS_DEVICE with reason "device_busy" and does nothing. */

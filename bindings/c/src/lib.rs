@@ -33,7 +33,9 @@
 //!   `KS_INTERNAL` 9; [`ks_status_str`] names it); the `*_free` functions return nothing;
 //! - on failure the error is kept per thread: its message for [`ks_last_error`], the
 //!   whole error as JSON for [`ks_last_error_json`]
-//!   (`{"kind","reason","message","ctap_status"?,"retries_left"?}`, `reason` a stable
+//!   (`{"kind","reason","message","ctap_status"?,"retries_left"?,"refusal_code"?}`,
+//!   `refusal_code` the split protocol's stable code when `reason` is `split_refused`;
+//!   `reason` a stable
 //!   snake_case word such as `pin_invalid`); a success clears it;
 //! - input strings are NUL-terminated UTF-8 and stay the caller's; a NULL or non-UTF-8
 //!   input is `KS_USAGE`;

@@ -611,3 +611,98 @@ pub unsafe extern "C" fn ks_wire_describe(
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::CStr;
+
+    use super::*;
+    use crate::{ks_last_error_json, ks_string_free, KS_OK, KS_USAGE};
+
+    fn last_error() -> String {
+        let mut e: *mut c_char = std::ptr::null_mut();
+        // SAFETY: valid out pointer.
+        unsafe { ks_last_error_json(&mut e) };
+        let text = if e.is_null() {
+            String::new()
+        } else {
+            // SAFETY: a library string.
+            unsafe { CStr::from_ptr(e) }.to_string_lossy().into_owned()
+        };
+        // SAFETY: library string, freed once.
+        unsafe { ks_string_free(e) };
+        text
+    }
+
+    #[test]
+    fn split_entry_points_refuse_null_and_bad_input_and_describe_messages() {
+        let mut half: *mut ks_device_half = std::ptr::dangling_mut();
+        // SAFETY: NULL config, valid out pointer.
+        assert_eq!(
+            unsafe { ks_device_half_open(std::ptr::null(), &mut half) },
+            KS_USAGE
+        );
+        assert!(half.is_null());
+        // SAFETY: valid strings and out pointer.
+        assert_eq!(
+            unsafe { ks_device_half_open(c"{\"server_keys\":[]}".as_ptr(), &mut half) },
+            KS_USAGE
+        );
+        assert!(last_error().contains("server_keys"));
+
+        let mut out: *mut u8 = std::ptr::dangling_mut();
+        let mut len: usize = 7;
+        // SAFETY: NULL half, valid out pointers.
+        assert_eq!(
+            unsafe { ks_device_half_ready(std::ptr::null(), &mut out, &mut len) },
+            KS_USAGE
+        );
+        assert!(out.is_null() && len == 0, "out pointers are cleared first");
+
+        // A device half with a generated key: its hello is a message describe reads.
+        let config = c"{\"server_keys\":[\"046b17d1f2e12c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c2964fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce33576b315ececbb6406837bf51f5\"]}";
+        // SAFETY: valid string and out pointer.
+        assert_eq!(
+            unsafe { ks_device_half_open(config.as_ptr(), &mut half) },
+            KS_OK
+        );
+        // SAFETY: live handle, valid out pointers.
+        assert_eq!(
+            unsafe { ks_device_half_hello(half, &mut out, &mut len) },
+            KS_OK
+        );
+        let mut json: *mut c_char = std::ptr::null_mut();
+        // SAFETY: a library buffer of `len` bytes, valid out pointer.
+        assert_eq!(unsafe { ks_wire_describe(out, len, &mut json) }, KS_OK);
+        // SAFETY: library string.
+        let view = unsafe { CStr::from_ptr(json) }
+            .to_string_lossy()
+            .into_owned();
+        assert!(view.contains("\"AgentHello\""), "{view}");
+        // SAFETY: library string and buffer, each freed once.
+        unsafe {
+            ks_string_free(json);
+            ks_bytes_free(out, len);
+        }
+        // Sending before the session is established is refused, typed.
+        // SAFETY: live handle, valid out pointers.
+        assert_eq!(
+            unsafe { ks_device_half_ready(half, &mut out, &mut len) },
+            KS_USAGE
+        );
+        assert!(last_error().contains("session_not_established"));
+        // Garbage is no message.
+        // SAFETY: a valid buffer and out pointer.
+        assert_eq!(
+            unsafe { ks_wire_describe(b"xx".as_ptr(), 2, &mut json) },
+            KS_USAGE
+        );
+        // SAFETY: handle from ks_device_half_open, freed once; NULLs are ignored.
+        unsafe {
+            ks_device_half_free(half);
+            ks_device_half_free(std::ptr::null_mut());
+            ks_server_half_free(std::ptr::null_mut());
+            ks_bytes_free(std::ptr::null_mut(), 0);
+        }
+    }
+}

@@ -76,7 +76,7 @@ fn sec1_hex(key: &PublicKey) -> String {
 
 fn unhex(text: &str, what: &str) -> Result<Vec<u8>> {
     let text = text.trim();
-    if text.len() % 2 != 0 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !text.len().is_multiple_of(2) || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(FacadeError::usage(format!("{what}: expected hex digits")));
     }
     (0..text.len())

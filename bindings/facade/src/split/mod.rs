@@ -6,7 +6,7 @@
 //!   Bytes in, bytes out; the holder's PIN comes from the caller's [`HolderPrompts`] and
 //!   goes to the key, never into a message.
 //! * [`ServerHalf`] — beside the repository and the IdP: wraps
-//!   [`lifecycle::coordinator::Coordinator`] over a [`Session`]'s engine, with an agent
+//!   [`lifecycle::coordinator::Coordinator`] over a [`crate::Session`]'s engine, with an agent
 //!   directory the caller fills (add, approve, revoke).
 //! * [`describe`] — a JSON view of any message for logs, with ID tokens and sealed secrets
 //!   left out.

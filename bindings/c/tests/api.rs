@@ -316,6 +316,11 @@ fn header_functions_are_named_noun_then_verb() {
         "string",
         "status",
         "self_service",
+        // The split deployment (docs/split-embedding.md).
+        "device_half",
+        "server_half",
+        "wire",
+        "bytes",
     ];
     const GETTERS: &[&str] = &["ks_version", "ks_last_error", "ks_last_error_json"];
     let header = std::fs::read_to_string(crate_dir().join("include/keysmith.h")).expect("header");

@@ -156,7 +156,7 @@ extern "C" {
 const char *ks_version(void);
 
 /**
- * Frees a string the library returned. NULL is ignored.
+ * Frees a string the library returned (its bytes are zeroized first). NULL is ignored.
  *
  * # Safety
  * `s` is NULL or a string from this library not freed before.
@@ -574,6 +574,16 @@ ks_status ks_device_half_hello(const ks_device_half *half, uint8_t **out, size_t
 ks_status ks_device_half_agent(const ks_device_half *half, char **out_json);
 
 /**
+ * The agent key [`ks_device_half_open`] generated (no `agent_key_pem` in the config), as
+ * PKCS#8 PEM, once: `*out_pem` is NULL when there is none (given, or taken before). Keep
+ * it: the agent id is its key id. `ks_string_free` zeroizes it.
+ *
+ * # Safety
+ * Pointers NULL or valid as documented in the crate conventions.
+ */
+ks_status ks_device_half_key_take(const ks_device_half *half, char **out_pem);
+
+/**
  * A `DeviceReport` of `device`; `serial_claim` NULL: the device's own serial if known.
  *
  * # Safety
@@ -682,6 +692,16 @@ void ks_server_half_free(ks_server_half *half);
  * Pointers NULL or valid as documented in the crate conventions.
  */
 ks_status ks_server_half_public_key(const ks_server_half *half, char **out_pem);
+
+/**
+ * The server key [`ks_server_half_open`] generated (no `server_key_pem` in the config),
+ * as PKCS#8 PEM, once: `*out_pem` is NULL when there is none. Keep it: agents pin its
+ * public key. `ks_string_free` zeroizes it.
+ *
+ * # Safety
+ * Pointers NULL or valid as documented in the crate conventions.
+ */
+ks_status ks_server_half_key_take(const ks_server_half *half, char **out_pem);
 
 /**
  * Enrols an agent from its public key (SPKI PEM or SEC1 hex), `agent_class` `station`

@@ -17,10 +17,11 @@
 //!   `ks_drift_reconcile`, `ks_bulk_create` / `_run`,
 //!   `ks_pending_list_expiring_page` (pending registrations);
 //! - the split deployment (`docs/split-embedding.md`): `ks_device_half_open` / `_free` /
-//!   `_hello` / `_agent` / `_report` / `_request` / `_ready` / `_holder_auth` / `_receive`
-//!   / `_run_job`; `ks_server_half_open` / `_free` / `_public_key` / `_agent_add` /
-//!   `_agent_set` / `_session_open` / `_session_handle` / `_work_queue` / `_work_get`;
-//!   `ks_wire_describe`; message buffers freed with `ks_bytes_free`;
+//!   `_hello` / `_agent` / `_key_take` / `_report` / `_request` / `_ready` /
+//!   `_holder_auth` / `_receive` / `_run_job`; `ks_server_half_open` / `_free` /
+//!   `_key_take` / `_public_key` / `_agent_add` / `_agent_set` / `_session_open` /
+//!   `_session_handle` / `_work_queue` / `_work_get`; `ks_wire_describe`; message buffers
+//!   freed with `ks_bytes_free`;
 //! - the library itself: `ks_log_configure`, `ks_string_free`, `ks_status_str`; three
 //!   getters are nouns alone: `ks_version`, `ks_last_error`, `ks_last_error_json`.
 //!
@@ -350,7 +351,7 @@ pub extern "C" fn ks_version() -> *const c_char {
     VERSION.as_ptr().cast()
 }
 
-/// Frees a string the library returned. NULL is ignored.
+/// Frees a string the library returned (its bytes are zeroized first). NULL is ignored.
 ///
 /// # Safety
 /// `s` is NULL or a string from this library not freed before.
@@ -361,7 +362,9 @@ pub unsafe extern "C" fn ks_string_free(s: *mut c_char) {
     }
     let _ = catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: by contract `s` came from CString::into_raw here and is freed once.
-        drop(unsafe { CString::from_raw(s) });
+        let mut bytes = unsafe { CString::from_raw(s) }.into_bytes_with_nul();
+        // Some strings hold secrets (a generated agent or server key): wiped before free.
+        zeroize::Zeroize::zeroize(&mut bytes);
     }));
 }
 

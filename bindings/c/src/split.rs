@@ -186,6 +186,46 @@ pub unsafe extern "C" fn ks_device_half_agent(
     }
 }
 
+/// The agent key [`ks_device_half_open`] generated (no `agent_key_pem` in the config), as
+/// PKCS#8 PEM, once: `*out_pem` is NULL when there is none (given, or taken before). Keep
+/// it: the agent id is its key id. `ks_string_free` zeroizes it.
+///
+/// # Safety
+/// Pointers NULL or valid as documented in the crate conventions.
+#[no_mangle]
+pub unsafe extern "C" fn ks_device_half_key_take(
+    half: *const ks_device_half,
+    out_pem: *mut *mut c_char,
+) -> ks_status {
+    // SAFETY: caller contract, forwarded.
+    unsafe {
+        key_take(out_pem, || {
+            Ok(handle(half, "half")?.inner.take_generated_key_pem())
+        })
+    }
+}
+
+/// Writes a taken key (or NULL) to `*out`.
+///
+/// # Safety
+/// `out` is NULL or writable.
+unsafe fn key_take(
+    out: *mut *mut c_char,
+    f: impl FnOnce() -> Result<Option<Zeroizing<String>>, FacadeError>,
+) -> ks_status {
+    guard(|| {
+        // SAFETY: caller contract.
+        unsafe { clear_out(out, std::ptr::null_mut(), "out_pem") }?;
+        if let Some(pem) = f()? {
+            let c = std::ffi::CString::new(pem.as_bytes())
+                .map_err(|_| FacadeError::internal("key contains a NUL byte"))?;
+            // SAFETY: checked non-null above.
+            unsafe { out.write(c.into_raw()) };
+        }
+        Ok(())
+    })
+}
+
 /// A `DeviceReport` of `device`; `serial_claim` NULL: the device's own serial if known.
 ///
 /// # Safety
@@ -420,6 +460,25 @@ pub unsafe extern "C" fn ks_server_half_public_key(
 ) -> ks_status {
     // SAFETY: caller contract, forwarded.
     unsafe { string_op(out_pem, || handle(half, "half")?.inner.public_key_pem()) }
+}
+
+/// The server key [`ks_server_half_open`] generated (no `server_key_pem` in the config),
+/// as PKCS#8 PEM, once: `*out_pem` is NULL when there is none. Keep it: agents pin its
+/// public key. `ks_string_free` zeroizes it.
+///
+/// # Safety
+/// Pointers NULL or valid as documented in the crate conventions.
+#[no_mangle]
+pub unsafe extern "C" fn ks_server_half_key_take(
+    half: *const ks_server_half,
+    out_pem: *mut *mut c_char,
+) -> ks_status {
+    // SAFETY: caller contract, forwarded.
+    unsafe {
+        key_take(out_pem, || {
+            Ok(handle(half, "half")?.inner.take_generated_key_pem())
+        })
+    }
 }
 
 /// Enrols an agent from its public key (SPKI PEM or SEC1 hex), `agent_class` `station`

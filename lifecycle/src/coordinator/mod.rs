@@ -98,6 +98,9 @@ pub struct CoordinatorConfig {
     /// Accept keys the device half reports as software authenticators (tests and demos
     /// only: their keys can be copied).
     pub allow_software_keys: bool,
+    /// How many times a key's transport PIN may be released to holders' sessions for
+    /// activation before the key is marked as needing reissue instead.
+    pub max_transport_pin_releases: u32,
 }
 
 impl Default for CoordinatorConfig {
@@ -108,6 +111,7 @@ impl Default for CoordinatorConfig {
             poll_ms: 2_000,
             stalled_after_ms: 2 * 60 * 1000,
             allow_software_keys: false,
+            max_transport_pin_releases: 3,
         }
     }
 }

@@ -549,3 +549,92 @@ fn transport_pin_releases_are_audited_and_limited() {
     assert!(k.needs_reissue);
     assert_eq!(k.state, CredentialState::Issued);
 }
+
+/// A hostile relay during a holder's activation: the job's result is duplicated, replayed
+/// into another session, delivered with a flipped bit, and its reply dropped (the device
+/// half sends the result again). Each is refused or answered with the stored reply; the
+/// passkey is registered exactly once.
+#[test]
+fn a_hostile_relay_registers_nothing_twice() {
+    let w = world("split-relay");
+    let engine = w.engine.clone();
+    let agents = Arc::new(Agents::default());
+    let server_key = SigningKey::generate();
+    let c = Coordinator::new(
+        engine.clone(),
+        SigningKey::from_pkcs8_pem(&server_key.to_pkcs8_pem().unwrap()).unwrap(),
+        agents.clone(),
+        CoordinatorConfig {
+            allow_software_keys: true,
+            ..CoordinatorConfig::default()
+        },
+    );
+    let mut key = Authenticator::new(SoftTransport::new(
+        SoftAuthenticator::new(SoftConfig::default()).unwrap(),
+    ));
+    let (_station, key_id) = issue_at_station(&c, &agents, &server_key, &engine, &mut key);
+    let mut ui = Ui(Some(NEW_PIN));
+    // A bystander session of another holder agent, for cross-session replays.
+    let (bystander, _) = holder_asks(
+        &c,
+        &agents,
+        &server_key,
+        &mut key,
+        &mut ui,
+        RequestOp::Activate,
+        None,
+    );
+    let (mut holder, need) = holder_asks(
+        &c,
+        &agents,
+        &server_key,
+        &mut key,
+        &mut ui,
+        RequestOp::Activate,
+        None,
+    );
+    let token = w
+        .emulator
+        .holder_token_with(&HolderTokenOptions {
+            lifetime: HOUR,
+            ..HolderTokenOptions::new(ADELE, &need.client_id).nonce(need.nonce.clone())
+        })
+        .unwrap();
+    let mut msg = holder.session.holder_auth(Zeroizing::new(token)).unwrap();
+    let mut results = 0;
+    let ack = loop {
+        let reply = c.handle(&holder.session_id, &msg, now_ms()).unwrap();
+        if results > 0 {
+            // The result again (a relay duplicating, or the device half retrying after a
+            // lost reply): the very same reply, nothing done twice.
+            assert_eq!(c.handle(&holder.session_id, &msg, now_ms()).unwrap(), reply);
+        }
+        holder.clock += 1;
+        match holder.session.receive(&reply, holder.clock).unwrap() {
+            Event::Job(_) => {
+                msg = holder
+                    .session
+                    .run_job(holder.clock, &mut key, &mut ui)
+                    .unwrap();
+                results += 1;
+                // Replayed into another session, or with a flipped bit: refused, and the
+                // session goes on.
+                assert!(c.handle(&bystander.session_id, &msg, now_ms()).is_err());
+                let mut flipped = msg.clone();
+                let i = flipped.len() / 3;
+                flipped[i] ^= 0x10;
+                assert!(c.handle(&holder.session_id, &flipped, now_ms()).is_err());
+            }
+            Event::JobAck(a) => break a,
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!((ack.state.as_str(), ack.registered), ("active", 1));
+    assert!(results >= 2, "the probe and the PIN change ran as jobs");
+    let user = engine.key(&key_id).unwrap().user_id.unwrap();
+    assert_eq!(
+        w.emulator.methods(&user).len(),
+        1,
+        "registered exactly once"
+    );
+}

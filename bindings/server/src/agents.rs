@@ -16,6 +16,7 @@
 
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -31,7 +32,7 @@ use utoipa::ToSchema;
 use zeroize::Zeroizing;
 
 use crate::auth::{Caller, Role};
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{json_body, ApiError, ErrorBody};
 use crate::keyfile::grouped;
 use crate::state::{AppState, PeerAddr};
 use crate::{now_ms, rfc3339};
@@ -39,7 +40,7 @@ use crate::{now_ms, rfc3339};
 type HmacSha256 = Hmac<Sha256>;
 
 /// Shortest and longest code lifetime, seconds.
-const TTL_RANGE: std::ops::RangeInclusive<u64> = 60..=86_400;
+const TTL_RANGE: std::ops::RangeInclusive<u64> = 1..=86_400;
 
 /// `POST /v1/agents/enrolments` request.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -50,7 +51,7 @@ pub struct EnrolmentRequest {
     /// `station` (holder agents need no code).
     #[schema(value_type = String, example = "station")]
     pub class: AgentClass,
-    /// Lifetime in seconds, 60–86400 (default 600).
+    /// Lifetime in seconds, 1–86400 (default 600).
     #[serde(default)]
     pub ttl_s: Option<u64>,
 }
@@ -218,9 +219,7 @@ fn derive_code(key: &[u8; 32], code_id: &str) -> Zeroizing<String> {
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
 ) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(ApiError::internal)?
+    crate::off_runtime(f).await?
 }
 
 /// Issues a single-use enrolment code for a station (admin).
@@ -231,9 +230,10 @@ async fn blocking<T: Send + 'static>(
 pub async fn create_enrolment(
     State(st): State<Arc<AppState>>,
     caller: Caller,
-    Json(req): Json<EnrolmentRequest>,
+    body: Bytes,
 ) -> Result<(StatusCode, Json<EnrolmentCodeView>), ApiError> {
     caller.require(&[Role::Admin])?;
+    let req: EnrolmentRequest = json_body(&body)?;
     check_station(&req.station)?;
     if req.class != AgentClass::Station {
         return Err(ApiError::bad_request(
@@ -242,7 +242,7 @@ pub async fn create_enrolment(
     }
     let ttl = req.ttl_s.unwrap_or(600);
     if !TTL_RANGE.contains(&ttl) {
-        return Err(ApiError::bad_request("ttl_s: 60 to 86400"));
+        return Err(ApiError::bad_request("ttl_s: 1 to 86400"));
     }
     let mut id = [0u8; 16];
     rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut id);
@@ -295,12 +295,13 @@ fn decode_b64(field: &'static str, s: &str) -> Result<Vec<u8>, ApiError> {
 pub async fn enroll(
     State(st): State<Arc<AppState>>,
     PeerAddr(peer): PeerAddr,
-    Json(req): Json<EnrollRequest>,
+    body: Bytes,
 ) -> Result<(StatusCode, Json<EnrollResponse>), ApiError> {
     let source = peer.ip().to_string();
     if !st.enrolments_per_source.allow(&source) {
         return Err(ApiError::too_many("too many enrolment attempts from this address"));
     }
+    let req: EnrollRequest = json_body(&body)?;
     let public_key = decode_b64("public_key", &req.public_key)?;
     if public_key.len() != 65
         || public_key[0] != 0x04

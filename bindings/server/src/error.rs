@@ -144,3 +144,15 @@ impl From<StoreError> for ApiError {
         }
     }
 }
+
+/// Parses a JSON request body after the caller's role was checked (an axum `Json`
+/// extractor would run first and answer 422 to a caller without the role). An empty body
+/// is `{}`.
+pub fn json_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let body = if body.iter().all(u8::is_ascii_whitespace) {
+        &b"{}"[..]
+    } else {
+        body
+    };
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("request body: {e}")))
+}

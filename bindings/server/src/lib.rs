@@ -261,3 +261,26 @@ pub fn run(config_path: &std::path::Path) -> Result<(), ServerError> {
         },
     ))
 }
+
+/// Most blocking operations running at once (further ones wait).
+const MAX_BLOCKING: usize = 64;
+
+static BLOCKING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_BLOCKING);
+
+/// Runs `f` on a plain thread, outside the runtime, and awaits its result. The facade
+/// and the Graph client are blocking and refuse to run inside a runtime's context (which
+/// `spawn_blocking` threads carry), so every lifecycle call goes through here.
+pub async fn off_runtime<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    let _permit = BLOCKING.acquire().await.map_err(ApiError::internal)?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("keysmith-op".into())
+        .spawn(move || {
+            let _ = tx.send(f());
+        })
+        .map_err(ApiError::internal)?;
+    rx.await
+        .map_err(|_| ApiError::internal("the operation's thread panicked"))
+}

@@ -5,6 +5,7 @@
 
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -16,7 +17,7 @@ use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::{Caller, Role};
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{json_body, ApiError, ErrorBody};
 use crate::state::AppState;
 
 /// Who may read keys and their details.
@@ -28,9 +29,7 @@ async fn run<T: Send + 'static>(
     f: impl FnOnce(Session) -> keysmith_facade::Result<T> + Send + 'static,
 ) -> Result<T, ApiError> {
     let session = st.session.with_actor(&caller.actor);
-    Ok(tokio::task::spawn_blocking(move || f(session))
-        .await
-        .map_err(ApiError::internal)??)
+    Ok(crate::off_runtime(move || f(session)).await??)
 }
 
 /// Search criteria (all optional; combined with AND).
@@ -113,10 +112,10 @@ pub async fn revoke(
     State(st): State<Arc<AppState>>,
     caller: Caller,
     Path(key_id): Path<String>,
-    body: Option<Json<RevokeRequest>>,
+    body: Bytes,
 ) -> Result<Json<Key>, ApiError> {
     caller.require(&[Role::Operator, Role::Helpdesk])?;
-    let force = body.and_then(|Json(b)| b.force);
+    let force = json_body::<RevokeRequest>(&body)?.force;
     Ok(Json(run(&st, &caller, move |s| s.revoke(&key_id, force)).await?))
 }
 
@@ -189,9 +188,10 @@ pub struct ReconcileBody {
 pub async fn reconcile(
     State(st): State<Arc<AppState>>,
     caller: Caller,
-    Json(b): Json<ReconcileBody>,
+    body: Bytes,
 ) -> Result<Json<ReconcileReport>, ApiError> {
     caller.require(&[Role::Operator])?;
+    let b: ReconcileBody = json_body(&body)?;
     Ok(Json(
         run(&st, &caller, move |s| s.reconcile(&b.users, b.fix, b.delete_unknown)).await?,
     ))
@@ -238,7 +238,7 @@ fn start_bulk(st: &Arc<AppState>, caller: &Caller, job_id: i64, options: BulkRun
     }
     let session = st.session.with_actor(&caller.actor);
     let st = st.clone();
-    tokio::task::spawn_blocking(move || {
+    let spawned = std::thread::Builder::new().name("keysmith-bulk".into()).spawn(move || {
         let mut no_device = |_: &keysmith_facade::BulkRow| {
             Err("issue rows need a device: run them through an agent session".to_owned())
         };
@@ -251,6 +251,9 @@ fn start_bulk(st: &Arc<AppState>, caller: &Caller, job_id: i64, options: BulkRun
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .remove(&job_id);
     });
+    if let Err(e) = spawned {
+        tracing::warn!(job_id, error = %e, "could not start the bulk job's thread");
+    }
 }
 
 /// Records a server-only bulk job and starts it in the background (operator). The same
@@ -263,9 +266,10 @@ fn start_bulk(st: &Arc<AppState>, caller: &Caller, job_id: i64, options: BulkRun
 pub async fn bulk_submit(
     State(st): State<Arc<AppState>>,
     caller: Caller,
-    Json(b): Json<BulkRequest>,
+    body: Bytes,
 ) -> Result<(StatusCode, Json<BulkJob>), ApiError> {
     caller.require(&[Role::Operator])?;
+    let b: BulkRequest = json_body(&body)?;
     if b.kind == "issue" {
         return Err(ApiError::bad_request(
             "kind: issue jobs need a device; the server runs revoke and reconcile jobs",

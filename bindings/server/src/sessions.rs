@@ -90,7 +90,7 @@ pub trait Admission: Send + Sync {
 }
 
 /// The server half of the split protocol, as the HTTP server sees it. Called on a
-/// blocking thread; `now` is Unix milliseconds of the server's clock.
+/// plain thread outside the runtime; `now` is Unix milliseconds of the server's clock.
 pub trait SessionHandler: Send + Sync {
     /// The agent's first message: opens a session.
     fn open(&self, body: &[u8], now: u64, admission: &dyn Admission)
@@ -174,9 +174,7 @@ pub async fn open_session(
     }
     let handler = st.sessions.clone();
     let admission = AgentLimit(st.clone());
-    let opened = tokio::task::spawn_blocking(move || handler.open(&body, crate::now_ms(), &admission))
-        .await
-        .map_err(ApiError::internal)??;
+    let opened = crate::off_runtime(move || handler.open(&body, crate::now_ms(), &admission)).await??;
     if !valid_id(&opened.session_id) {
         return Err(ApiError::internal("the session handler returned an unusable id"));
     }
@@ -213,8 +211,6 @@ pub async fn session_message(
     }
     let handler = st.sessions.clone();
     let reply =
-        tokio::task::spawn_blocking(move || handler.handle(&session_id, &body, crate::now_ms()))
-            .await
-            .map_err(ApiError::internal)??;
+        crate::off_runtime(move || handler.handle(&session_id, &body, crate::now_ms())).await??;
     Ok(cose(StatusCode::OK, reply))
 }

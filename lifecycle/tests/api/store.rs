@@ -78,6 +78,7 @@ both!(
     bulk_item_claims_are_leased_and_fenced,
     bulk_jobs_migrated_from_schema_5,
     self_service_nonces_and_used_tokens,
+    agents_and_enrolment_codes,
 );
 
 #[test]

@@ -576,3 +576,6 @@ pub use selfservice::*;
 #[path = "suite/fencing.rs"]
 mod fencing;
 pub use fencing::*;
+#[path = "suite/agents.rs"]
+mod agents;
+pub use agents::*;

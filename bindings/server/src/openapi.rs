@@ -32,9 +32,22 @@ impl Modify for Bearer {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "keysmith server", description = "Operator API, agent enrolment and agent \
-        sessions of `keysmith serve`. Roles: admin (agents), operator (every lifecycle \
-        operation), helpdesk (search, details, inactivate, revoke), auditor (search, details, \
-        audit trail, audit verify)."),
+sessions of `keysmith serve`. Operator endpoints take an OIDC bearer access token whose \
+`roles` claim grants keysmith roles (401 without a valid token, 403 without a role named \
+here):\n\n\
+| endpoint | roles |\n|---|---|\n\
+| GET /v1/keys, GET /v1/keys/{key_id} | operator, helpdesk, auditor |\n\
+| GET /v1/keys/{key_id}/audit | operator, auditor |\n\
+| POST /v1/keys/{key_id}/revoke, /inactivate | operator, helpdesk |\n\
+| POST /v1/keys/{key_id}/retire, /unregister | operator |\n\
+| POST /v1/reconcile, POST /v1/bulk, POST /v1/bulk/{job_id}/resume | operator |\n\
+| GET /v1/bulk/{job_id} | operator, auditor |\n\
+| GET /v1/audit/verify | auditor, operator |\n\
+| POST /v1/agents/enrolments, GET /v1/agents, POST /v1/agents/{agent_id}/approve, /revoke | admin |\n\
+| POST /v1/agents/enroll, GET /v1/agents/{agent_id} | none |\n\
+| POST /v1/sessions, POST /v1/sessions/{session_id} | none (agent-signed messages) |\n\n\
+Operations that need a device (issue, activate, reissue, reset, sign-in) start through \
+agent sessions, not here. Request bodies are limited to 1 MiB."),
     paths(
         ops::search_keys, ops::key_details, ops::key_audit, ops::revoke, ops::inactivate,
         ops::retire, ops::unregister, ops::reconcile, ops::bulk_submit, ops::bulk_status,

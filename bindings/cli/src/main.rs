@@ -14,6 +14,7 @@ mod demo_self;
 mod jobs;
 mod logging;
 mod ops;
+mod serve;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -25,6 +26,8 @@ const USAGE: &str = "usage:
                                    (builds with --features demo only)
   keysmith template check FILE     validate a template (.toml or .json); exit 1 if invalid
   keysmith version                 the keysmith version
+  keysmith serve run|init-key|print-key ...
+                                   the HTTPS server of a split deployment (docs/server.md)
 
   keysmith [--config FILE] [--device SPEC] [--json] COMMAND
     device list                    USB HID keys and PC/SC readers
@@ -114,6 +117,9 @@ exit codes:
 
 fn main() -> ExitCode {
     let raw: Vec<String> = std::env::args().skip(1).collect();
+    if raw.first().map(String::as_str) == Some("serve") {
+        return serve::main(&raw[1..]);
+    }
     let json = raw.iter().any(|a| a == "--json");
     let rest = match logging::start(raw) {
         Ok(rest) => rest,

@@ -70,7 +70,6 @@ struct Inner {
     engine: Engine,
     prompt: Arc<RwLock<Option<SharedCallback>>>,
     templates: RwLock<BTreeMap<String, TemplateSet>>,
-    actor: String,
     connections: Vec<String>,
     /// `allow_software_keys` from the config.
     allow_software_keys: bool,
@@ -81,12 +80,14 @@ struct Inner {
 #[derive(Clone)]
 pub struct Session {
     inner: Arc<Inner>,
+    /// The actor recorded for this handle's operator calls ([`Session::with_actor`]).
+    actor: Arc<str>,
 }
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session")
-            .field("actor", &self.inner.actor)
+            .field("actor", &self.actor)
             .field("connections", &self.inner.connections)
             .finish_non_exhaustive()
     }
@@ -167,11 +168,11 @@ impl Session {
             .take()
             .unwrap_or_else(|| format!("operator:{}", cfg.station));
         let session = Session {
+            actor: Arc::from(actor.as_str()),
             inner: Arc::new(Inner {
                 engine,
                 prompt: slot,
                 templates: RwLock::new(BTreeMap::new()),
-                actor,
                 connections,
                 allow_software_keys: cfg.allow_software_keys,
             }),
@@ -206,7 +207,21 @@ impl Session {
 
     /// The actor recorded for operator calls.
     pub fn actor(&self) -> String {
-        self.inner.actor.clone()
+        self.actor.to_string()
+    }
+
+    /// A handle on the same session whose operator calls are recorded as done by `actor`
+    /// (a server records the authenticated operator of each request).
+    pub fn with_actor(&self, actor: &str) -> Session {
+        Session {
+            inner: self.inner.clone(),
+            actor: Arc::from(actor),
+        }
+    }
+
+    /// The session's repository (a server keeps its own records there, e.g. agents).
+    pub fn store(&self) -> Arc<dyn lifecycle::store::Store> {
+        self.inner.engine.store().clone()
     }
 
     /// The configured IdP connection names.
@@ -324,7 +339,7 @@ impl Session {
             .inner
             .engine
             .activate(
-                &self.inner.actor,
+                &self.actor,
                 key_id,
                 holder_pin,
                 &mut d.client,
@@ -338,7 +353,7 @@ impl Session {
         Ok(self
             .inner
             .engine
-            .inactivate(&self.inner.actor, key_id, now_ms())?
+            .inactivate(&self.actor, key_id, now_ms())?
             .into())
     }
 
@@ -347,7 +362,7 @@ impl Session {
         Ok(self
             .inner
             .engine
-            .revoke(&self.inner.actor, key_id, force, now_ms())?
+            .revoke(&self.actor, key_id, force, now_ms())?
             .into())
     }
 
@@ -356,7 +371,7 @@ impl Session {
         Ok(self
             .inner
             .engine
-            .retire(&self.inner.actor, key_id, now_ms())?
+            .retire(&self.actor, key_id, now_ms())?
             .into())
     }
 
@@ -365,7 +380,7 @@ impl Session {
         Ok(self
             .inner
             .engine
-            .unregister(&self.inner.actor, key_id, now_ms())?
+            .unregister(&self.actor, key_id, now_ms())?
             .into())
     }
 
@@ -491,7 +506,7 @@ impl Session {
         Ok(self
             .inner
             .engine
-            .adopt_unauthenticated_rows(&self.inner.actor, now_ms())?
+            .adopt_unauthenticated_rows(&self.actor, now_ms())?
             .into())
     }
 
@@ -622,7 +637,7 @@ impl Session {
         Ok(self
             .inner
             .engine
-            .reconcile(&self.inner.actor, &users, &options, now_ms())?
+            .reconcile(&self.actor, &users, &options, now_ms())?
             .into())
     }
 
@@ -666,7 +681,7 @@ impl Session {
         Ok(self
             .inner
             .engine
-            .bulk_create(kind, csv, &self.inner.actor, now_ms())?
+            .bulk_create(kind, csv, &self.actor, now_ms())?
             .into())
     }
 

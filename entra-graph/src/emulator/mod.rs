@@ -16,6 +16,7 @@
 //! token endpoint with [`DEMO_PASSWORD`]) and key rotation
 //! ([`Emulator::rotate_signing_key`]).
 
+mod authorize;
 mod graph;
 mod oidc;
 mod server;

@@ -262,5 +262,6 @@ fn terminal_ui<S: std::io::Read + std::io::Write>(
             }
         }
     }
-    Ok(ExitCode::SUCCESS)
+    eprintln!("keysmith-agent: the agent closed the channel");
+    Ok(ExitCode::from(1))
 }

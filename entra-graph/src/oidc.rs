@@ -700,7 +700,8 @@ pub fn check_holder(
         None => return Err(refuse("nonce", "required claim is missing")),
         Some(n) => {
             let (a, b) = (n.as_bytes(), req.expected_nonce.as_bytes());
-            let same = a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0;
+            let same =
+                a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0;
             if !same {
                 return Err(refuse("nonce", "is not the nonce of this session"));
             }
@@ -738,7 +739,12 @@ pub fn check_holder(
     if let Some(want) = &req.tenant_id {
         match &token.tenant_id {
             Some(t) if t.eq_ignore_ascii_case(want) => {}
-            Some(t) => return Err(refuse("tid", format!("{t:?} is not the expected tenant {want:?}"))),
+            Some(t) => {
+                return Err(refuse(
+                    "tid",
+                    format!("{t:?} is not the expected tenant {want:?}"),
+                ))
+            }
             None => return Err(refuse("tid", "required claim is missing")),
         }
     }

@@ -319,11 +319,17 @@ key_file = "/var/lib/keysmith-agent/agent-key.pem"
             "server_url"
         );
         assert_eq!(setting(&BASE.replace("00112233", "0011")), "server_key");
-        assert_eq!(setting(&BASE.replace("station = \"desk-1\"", "")), "station");
+        assert_eq!(
+            setting(&BASE.replace("station = \"desk-1\"", "")),
+            "station"
+        );
         assert_eq!(setting(&BASE.replace("desk-1", "desk 1/..")), "station");
         assert_eq!(setting(&format!("{BASE}\nsurprise = 1")), "file");
         assert_eq!(
-            setting(&BASE.replace("class = \"station\"\nstation = \"desk-1\"", "class = \"holder\"")),
+            setting(&BASE.replace(
+                "class = \"station\"\nstation = \"desk-1\"",
+                "class = \"holder\""
+            )),
             "oidc"
         );
         let holder = BASE.replace("class = \"station\"\nstation = \"desk-1\"", "class = \"holder\"")

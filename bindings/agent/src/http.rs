@@ -15,7 +15,10 @@ use crate::AgentError;
 pub const MAX_BODY_BYTES: u64 = 1024 * 1024;
 
 /// A blocking HTTPS client.
-pub fn client(extra_ca: Option<&Path>, timeout: Duration) -> Result<reqwest::blocking::Client, AgentError> {
+pub fn client(
+    extra_ca: Option<&Path>,
+    timeout: Duration,
+) -> Result<reqwest::blocking::Client, AgentError> {
     let mut b = reqwest::blocking::Client::builder()
         .use_rustls_tls()
         .redirect(reqwest::redirect::Policy::none())
@@ -70,14 +73,20 @@ pub(crate) fn send_json(
             reason: "answer larger than 1 MiB".into(),
         });
     }
-    Ok((status, serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null)))
+    Ok((
+        status,
+        serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+    ))
 }
 
 /// The error text of an OAuth or API error body (`error`, `error_description`,
 /// `message`), or the status alone.
 pub(crate) fn error_text(body: &serde_json::Value) -> String {
     let pick = |k: &str| body.get(k).and_then(|v| v.as_str()).map(str::to_owned);
-    match (pick("error"), pick("error_description").or_else(|| pick("message"))) {
+    match (
+        pick("error"),
+        pick("error_description").or_else(|| pick("message")),
+    ) {
         (Some(e), Some(d)) => format!("{e}: {d}"),
         (Some(e), None) => e,
         (None, Some(d)) => d,

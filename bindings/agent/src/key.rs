@@ -285,14 +285,23 @@ mod tests {
         let p = d.join("agent-key.pem");
         AgentKey::load_or_create(&p).unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
-        assert!(matches!(AgentKey::load(&p), Err(AgentError::InsecureFile { .. })));
+        assert!(matches!(
+            AgentKey::load(&p),
+            Err(AgentError::InsecureFile { .. })
+        ));
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
         let link = d.join("link.pem");
         std::os::unix::fs::symlink(&p, &link).unwrap();
-        assert!(matches!(AgentKey::load(&link), Err(AgentError::InsecureFile { .. })));
+        assert!(matches!(
+            AgentKey::load(&link),
+            Err(AgentError::InsecureFile { .. })
+        ));
         // A loose directory is refused too.
         std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
-        assert!(matches!(AgentKey::load(&p), Err(AgentError::InsecureFile { .. })));
+        assert!(matches!(
+            AgentKey::load(&p),
+            Err(AgentError::InsecureFile { .. })
+        ));
         std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700)).unwrap();
         // Garbage is a bad key, not a panic.
         std::fs::write(d.join("junk.pem"), b"not a key").unwrap();

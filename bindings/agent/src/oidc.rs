@@ -268,7 +268,11 @@ fn handle_redirect(
     }
     if let Some(err) = query_param(query, "error") {
         let desc = query_param(query, "error_description");
-        respond(stream, "200 OK", "The sign-in failed. You can close this window.");
+        respond(
+            stream,
+            "200 OK",
+            "The sign-in failed. You can close this window.",
+        );
         return Some(Err(AgentError::SignIn(format!(
             "the identity provider answered {}: {}",
             err.as_str(),
@@ -409,7 +413,9 @@ mod tests {
     #[test]
     fn query_params_decode_and_tokens_hide() {
         assert_eq!(
-            query_param("a=1&code=x%2By+z&state=s", "code").unwrap().as_str(),
+            query_param("a=1&code=x%2By+z&state=s", "code")
+                .unwrap()
+                .as_str(),
             "x+y z"
         );
         assert!(query_param("a=1", "code").is_none());

@@ -47,7 +47,10 @@ fn stub(answers: Vec<(u16, Value)>) -> (String, Seen) {
             }
             let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
             let mut first = head.lines().next().unwrap().split(' ');
-            let (m, p) = (first.next().unwrap().to_owned(), first.next().unwrap().to_owned());
+            let (m, p) = (
+                first.next().unwrap().to_owned(),
+                first.next().unwrap().to_owned(),
+            );
             let b = serde_json::from_slice(&buf[head_end..]).unwrap_or(Value::Null);
             s2.lock().unwrap().push((m, p, b));
             let text = body.to_string();
@@ -79,13 +82,27 @@ fn a_station_proves_its_code_and_prints_its_own_fingerprint() {
     let id = key.agent_id();
     let grouped = keysmith_agent::key::fingerprint(&id);
     let (url, seen) = stub(vec![
-        (202, json!({"agent_id": id, "status": "pending", "fingerprint": grouped})),
+        (
+            202,
+            json!({"agent_id": id, "status": "pending", "fingerprint": grouped}),
+        ),
         (200, json!({"status": "approved"})),
     ]);
     let code = Zeroizing::new("K7QF-2MXD-93PA".to_owned());
-    let e = enroll(&http(), &url, &key, AgentClass::Station, Some("desk-1"), Some(&code), &host())
-        .unwrap();
-    assert_eq!((e.agent_id.as_str(), e.status.as_str()), (id.as_str(), "pending"));
+    let e = enroll(
+        &http(),
+        &url,
+        &key,
+        AgentClass::Station,
+        Some("desk-1"),
+        Some(&code),
+        &host(),
+    )
+    .unwrap();
+    assert_eq!(
+        (e.agent_id.as_str(), e.status.as_str()),
+        (id.as_str(), "pending")
+    );
     assert_eq!(e.fingerprint, grouped);
     assert_eq!(status(&http(), &url, &id).unwrap(), "approved");
     let seen = seen.lock().unwrap();
@@ -93,15 +110,25 @@ fn a_station_proves_its_code_and_prints_its_own_fingerprint() {
     assert_eq!((m.as_str(), p.as_str()), ("POST", "/v1/agents/enroll"));
     assert_eq!(body["class"], "station");
     assert_eq!(body["station"], "desk-1");
-    assert_eq!(body["host"], json!({"name": "desk-1.example", "os": "linux"}));
-    let public = URL_SAFE_NO_PAD.decode(body["public_key"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        body["host"],
+        json!({"name": "desk-1.example", "os": "linux"})
+    );
+    let public = URL_SAFE_NO_PAD
+        .decode(body["public_key"].as_str().unwrap())
+        .unwrap();
     assert_eq!(public.len(), 65);
     assert_eq!(public[0], 4);
     assert_eq!(&public[..], &key.public_sec1()[..]);
     let mut mac = Hmac::<Sha256>::new_from_slice(b"K7QF-2MXD-93PA").unwrap();
     mac.update(&public);
     let want = mac.finalize().into_bytes();
-    assert_eq!(URL_SAFE_NO_PAD.decode(body["proof"].as_str().unwrap()).unwrap(), &want[..]);
+    assert_eq!(
+        URL_SAFE_NO_PAD
+            .decode(body["proof"].as_str().unwrap())
+            .unwrap(),
+        &want[..]
+    );
     // The code itself never crosses the wire.
     assert!(!body.to_string().contains("K7QF"));
     assert_eq!(seen[1].1, format!("/v1/agents/{id}"));
@@ -111,10 +138,22 @@ fn a_station_proves_its_code_and_prints_its_own_fingerprint() {
 fn a_holder_sends_no_proof_and_foreign_answers_are_refused() {
     let key = AgentKey::generate();
     let (url, seen) = stub(vec![
-        (202, json!({"agent_id": key.agent_id(), "status": "approved"})),
-        (202, json!({"agent_id": "00".repeat(32), "status": "pending"})),
-        (202, json!({"agent_id": key.agent_id(), "status": "pending", "fingerprint": "dead beef"})),
-        (403, json!({"error": "forbidden", "error_description": "code expired"})),
+        (
+            202,
+            json!({"agent_id": key.agent_id(), "status": "approved"}),
+        ),
+        (
+            202,
+            json!({"agent_id": "00".repeat(32), "status": "pending"}),
+        ),
+        (
+            202,
+            json!({"agent_id": key.agent_id(), "status": "pending", "fingerprint": "dead beef"}),
+        ),
+        (
+            403,
+            json!({"error": "forbidden", "error_description": "code expired"}),
+        ),
     ]);
     let e = enroll(&http(), &url, &key, AgentClass::Holder, None, None, &host()).unwrap();
     assert_eq!(e.status, "approved");
@@ -128,17 +167,45 @@ fn a_holder_sends_no_proof_and_foreign_answers_are_refused() {
         ));
     }
     let code = Zeroizing::new("c".to_owned());
-    match enroll(&http(), &url, &key, AgentClass::Station, Some("d"), Some(&code), &host()) {
-        Err(AgentError::Refused { status: 403, reason, .. }) => assert!(reason.contains("code expired")),
+    match enroll(
+        &http(),
+        &url,
+        &key,
+        AgentClass::Station,
+        Some("d"),
+        Some(&code),
+        &host(),
+    ) {
+        Err(AgentError::Refused {
+            status: 403,
+            reason,
+            ..
+        }) => assert!(reason.contains("code expired")),
         other => panic!("{other:?}"),
     }
     // A station without a code, a holder with one: refused before any request.
     assert!(matches!(
-        enroll(&http(), &url, &key, AgentClass::Station, Some("d"), None, &host()),
+        enroll(
+            &http(),
+            &url,
+            &key,
+            AgentClass::Station,
+            Some("d"),
+            None,
+            &host()
+        ),
         Err(AgentError::Config { .. })
     ));
     assert!(matches!(
-        enroll(&http(), &url, &key, AgentClass::Holder, None, Some(&code), &host()),
+        enroll(
+            &http(),
+            &url,
+            &key,
+            AgentClass::Holder,
+            None,
+            Some(&code),
+            &host()
+        ),
         Err(AgentError::Config { .. })
     ));
 }

@@ -36,12 +36,21 @@ fn browser(url: String, forge_first: bool) -> std::thread::JoinHandle<(u16, Stri
         let r = c.get(&url).send().unwrap();
         assert_eq!(r.status().as_u16(), 302, "{url}");
         let loc = r.headers()["location"].to_str().unwrap().to_owned();
-        assert!(loc.starts_with("http://127.0.0.1:") || loc.starts_with("http://[::1]:"), "{loc}");
+        assert!(
+            loc.starts_with("http://127.0.0.1:") || loc.starts_with("http://[::1]:"),
+            "{loc}"
+        );
         if forge_first {
             let base = loc.split('?').next().unwrap();
-            let forged = c.get(format!("{base}?code=evil&state=forged")).send().unwrap();
+            let forged = c
+                .get(format!("{base}?code=evil&state=forged"))
+                .send()
+                .unwrap();
             assert_eq!(forged.status().as_u16(), 400);
-            let other = c.get(loc.replace("/callback", "/favicon.ico")).send().unwrap();
+            let other = c
+                .get(loc.replace("/callback", "/favicon.ico"))
+                .send()
+                .unwrap();
             assert_eq!(other.status().as_u16(), 404);
         }
         let page = c.get(&loc).send().unwrap();
@@ -66,14 +75,25 @@ fn a_holder_signs_in_with_pkce_and_gets_a_token_bound_to_the_session_nonce() {
     .unwrap();
     let (status, page) = opened.unwrap().join().unwrap();
     assert_eq!(status, 200);
-    assert!(page.contains("K7QF-2MXD"), "the page repeats the session code: {page}");
+    assert!(
+        page.contains("K7QF-2MXD"),
+        "the page repeats the session code: {page}"
+    );
     assert!(!format!("{token:?}").contains(token.expose()));
     // What the server will do with it (review G1).
     let mut s = OidcSettings::new(emu.oidc_issuer(), emu.client_id());
     s.jwks_url = Some(emu.jwks_url());
     s.tenant_id = Some(emu.tenant_id().to_owned());
-    let t = OidcVerifier::new(s).unwrap().verify(token.expose(), SystemTime::now()).unwrap();
-    check_holder(&t, &HolderRequirements::new("b64-session-nonce"), SystemTime::now()).unwrap();
+    let t = OidcVerifier::new(s)
+        .unwrap()
+        .verify(token.expose(), SystemTime::now())
+        .unwrap();
+    check_holder(
+        &t,
+        &HolderRequirements::new("b64-session-nonce"),
+        SystemTime::now(),
+    )
+    .unwrap();
     assert!(t.amr.contains(&"mfa".to_owned()));
 }
 
@@ -81,11 +101,18 @@ fn a_holder_signs_in_with_pkce_and_gets_a_token_bound_to_the_session_nonce() {
 fn idp_errors_and_silence_end_the_sign_in() {
     let emu = Emulator::start(EmulatorConfig::default()).unwrap();
     let mut handle = None;
-    let r = sign_in(&http(), &request(&emu, "n", "nobody@contoso.onmicrosoft.com"), &mut |url| {
-        handle = Some(browser(url.to_owned(), false));
-        Ok(())
-    });
-    assert!(matches!(r, Err(AgentError::SignIn(ref m)) if m.contains("invalid_request")), "{r:?}");
+    let r = sign_in(
+        &http(),
+        &request(&emu, "n", "nobody@contoso.onmicrosoft.com"),
+        &mut |url| {
+            handle = Some(browser(url.to_owned(), false));
+            Ok(())
+        },
+    );
+    assert!(
+        matches!(r, Err(AgentError::SignIn(ref m)) if m.contains("invalid_request")),
+        "{r:?}"
+    );
     handle.unwrap().join().unwrap();
     let mut quiet = request(&emu, "n", KIM);
     quiet.timeout = Duration::from_secs(1);

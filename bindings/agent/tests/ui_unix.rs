@@ -24,11 +24,16 @@ fn dir(name: &str) -> PathBuf {
 }
 
 fn is_root() -> bool {
-    std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m)).unwrap_or(1) == 0
+    std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+        .unwrap_or(1)
+        == 0
 }
 
 fn my_uid() -> u32 {
-    std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m)).unwrap()
+    std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+        .unwrap()
 }
 
 /// Records every tracing event's fields as text.
@@ -62,7 +67,10 @@ fn a_pin_crosses_the_channel_and_is_never_logged() {
         while let Some(m) = c.recv().unwrap() {
             if let ToUi::NeedPin { min_len, .. } = &m {
                 assert_eq!(*min_len, 6);
-                c.send(&FromUi::Pin { pin: HolderPin::new(Zeroizing::new(PIN.into())) }).unwrap();
+                c.send(&FromUi::Pin {
+                    pin: HolderPin::new(Zeroizing::new(PIN.into())),
+                })
+                .unwrap();
             }
             let done = matches!(m, ToUi::Done { .. });
             seen.push(m);
@@ -77,19 +85,36 @@ fn a_pin_crosses_the_channel_and_is_never_logged() {
     let pin = tracing::subscriber::with_default(sub, || {
         let mut s = listener.accept().unwrap();
         assert_eq!(s.peer(), my_uid());
-        s.send(&ToUi::SessionCode { code: "K7QF-2MXD".into() }).unwrap();
-        s.send(&ToUi::Prompt { prompt: PromptKind::TouchKey, sample: None, of: None }).unwrap();
+        s.send(&ToUi::SessionCode {
+            code: "K7QF-2MXD".into(),
+        })
+        .unwrap();
+        s.send(&ToUi::Prompt {
+            prompt: PromptKind::TouchKey,
+            sample: None,
+            of: None,
+        })
+        .unwrap();
         let pin = s.ask_pin(6, true).unwrap();
         tracing::info!(?pin, "got the PIN");
-        s.send(&ToUi::Done { ok: true, message: "PIN set".into() }).unwrap();
+        s.send(&ToUi::Done {
+            ok: true,
+            message: "PIN set".into(),
+        })
+        .unwrap();
         pin
     });
     assert_eq!(pin.expose(), PIN);
     let seen = ui.join().unwrap();
     assert!(matches!(seen[0], ToUi::Hello { version: 1, .. }));
-    assert!(seen.contains(&ToUi::SessionCode { code: "K7QF-2MXD".into() }));
+    assert!(seen.contains(&ToUi::SessionCode {
+        code: "K7QF-2MXD".into()
+    }));
     let log = log.0.lock().unwrap().clone();
-    assert!(log.contains("from UI") && log.contains("<redacted>"), "{log}");
+    assert!(
+        log.contains("from UI") && log.contains("<redacted>"),
+        "{log}"
+    );
     assert!(!log.contains(PIN), "the PIN reached the log: {log}");
     drop(listener);
     assert!(!path.exists(), "the socket is removed on drop");
@@ -111,19 +136,31 @@ fn squatted_live_and_stale_paths() {
     drop(l);
     // Anything that is not a socket is left alone and refused.
     std::fs::write(&path, b"squatter").unwrap();
-    assert!(matches!(UiListener::bind(&path, &[my_uid()], "fp"), Err(AgentError::UiChannel { .. })));
+    assert!(matches!(
+        UiListener::bind(&path, &[my_uid()], "fp"),
+        Err(AgentError::UiChannel { .. })
+    ));
     assert_eq!(std::fs::read(&path).unwrap(), b"squatter");
     std::fs::remove_file(&path).unwrap();
     std::os::unix::fs::symlink("/etc/passwd", &path).unwrap();
-    assert!(matches!(UiListener::bind(&path, &[my_uid()], "fp"), Err(AgentError::UiChannel { .. })));
+    assert!(matches!(
+        UiListener::bind(&path, &[my_uid()], "fp"),
+        Err(AgentError::UiChannel { .. })
+    ));
     std::fs::remove_file(&path).unwrap();
     // A directory others can write is refused.
     std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o777)).unwrap();
-    assert!(matches!(UiListener::bind(&path, &[my_uid()], "fp"), Err(AgentError::UiChannel { .. })));
+    assert!(matches!(
+        UiListener::bind(&path, &[my_uid()], "fp"),
+        Err(AgentError::UiChannel { .. })
+    ));
     std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
     // The UI refuses an agent end running as an unexpected uid.
     let _l = UiListener::bind(&path, &[my_uid()], "fp").unwrap();
-    assert!(matches!(connect(&path, &[my_uid() + 4242]), Err(AgentError::PeerRefused(_))));
+    assert!(matches!(
+        connect(&path, &[my_uid() + 4242]),
+        Err(AgentError::PeerRefused(_))
+    ));
 }
 
 #[test]
@@ -149,10 +186,7 @@ fn a_second_uid_is_refused() {
     let l = UiListener::bind(&path, &[0, 4242], "fp").unwrap();
     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o666);
-    let child = std::thread::spawn({
-        let f = run_ui_as_nobody.clone();
-        f
-    });
+    let child = std::thread::spawn(run_ui_as_nobody.clone());
     match l.accept_one() {
         Err(AgentError::PeerRefused(m)) => assert!(m.contains("65534"), "{m}"),
         other => panic!("{other:?}"),
@@ -168,6 +202,9 @@ fn a_second_uid_is_refused() {
     assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), 4242);
     let out = run_ui_as_nobody();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("ermission denied"), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("ermission denied"),
+        "{out:?}"
+    );
     drop(l);
 }

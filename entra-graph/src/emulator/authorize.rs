@@ -94,8 +94,7 @@ fn enc(s: &str) -> String {
 
 fn b64url_of_len(s: &str, min: usize, max: usize) -> bool {
     (min..=max).contains(&s.len())
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
 }
 
@@ -114,7 +113,11 @@ pub(crate) fn authorize(
             .filter(|v| !v.is_empty())
     };
     let Some(client_id) = q("client_id") else {
-        return Outcome::Page(400, "AADSTS900144: The request body must contain the following parameter: 'client_id'.".into());
+        return Outcome::Page(
+            400,
+            "AADSTS900144: The request body must contain the following parameter: 'client_id'."
+                .into(),
+        );
     };
     if !known_client(client_id) {
         return Outcome::Page(
@@ -182,14 +185,15 @@ pub(crate) fn authorize(
         );
     };
     if user.account_enabled == Some(false) {
-        return fail("access_denied", "AADSTS50057: The user account is disabled.");
+        return fail(
+            "access_denied",
+            "AADSTS50057: The user account is disabled.",
+        );
     }
     let now = st.now();
     let codes = &mut oidc.codes;
     if codes.live.len() + codes.redeemed.len() >= MAX_CODES {
-        codes
-            .live
-            .retain(|_, c| c.issued + CODE_LIFETIME > now);
+        codes.live.retain(|_, c| c.issued + CODE_LIFETIME > now);
         codes.redeemed.clear();
     }
     let mut raw = [0u8; 32];
@@ -324,10 +328,20 @@ pub(crate) fn code_grant(
         ));
     }
     let user = st.find_user(&issued.user_id).ok_or_else(|| {
-        grant_fail(400, "invalid_grant", 50034, "The user account does not exist in this directory.")
+        grant_fail(
+            400,
+            "invalid_grant",
+            50034,
+            "The user account does not exist in this directory.",
+        )
     })?;
     if user.account_enabled == Some(false) {
-        return Err(grant_fail(400, "invalid_grant", 50057, "The user account is disabled."));
+        return Err(grant_fail(
+            400,
+            "invalid_grant",
+            50057,
+            "The user account is disabled.",
+        ));
     }
     let mut raw = [0u8; 32];
     OsRng.fill_bytes(&mut raw);

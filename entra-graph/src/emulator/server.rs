@@ -290,7 +290,9 @@ pub(crate) fn route(
     let s: Vec<&str> = segs.iter().map(String::as_str).collect();
     match s.as_slice() {
         [_tenant, "oauth2", "v2.0", "token"] if method == "POST" => token(shared, &s, body, rid),
-        [tenant, "oauth2", "v2.0", "authorize"] if method == "GET" => authorize(shared, tenant, &query, rid),
+        [tenant, "oauth2", "v2.0", "authorize"] if method == "GET" => {
+            authorize(shared, tenant, &query, rid)
+        }
         [tenant, "v2.0", ".well-known", "openid-configuration"] if method == "GET" => {
             match known_tenant(shared, tenant, rid) {
                 Ok(()) => json(200, &super::oidc::discovery(&shared.base_url, tenant)),
@@ -492,7 +494,14 @@ fn token(shared: &Shared, s: &[&str], body: &[u8], rid: &str) -> Resp {
         let known = |id: &str| shared.apps.iter().any(|(a, _)| a.client_id == id);
         let mut oidc = shared.oidc();
         let lifetime = shared.config.token_lifetime;
-        return match super::authorize::code_grant(&form, &shared.base_url, &st, known, &mut oidc, lifetime) {
+        return match super::authorize::code_grant(
+            &form,
+            &shared.base_url,
+            &st,
+            known,
+            &mut oidc,
+            lifetime,
+        ) {
             Ok(v) => json(200, &v),
             Err(f) => failure(f.status, f.error, f.code, &f.description),
         };

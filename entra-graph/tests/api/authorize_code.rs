@@ -21,7 +21,12 @@ const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 const REDIRECT: &str = "http://127.0.0.1:49152/callback";
 
 /// One HTTP/1.1 exchange; returns status, headers (lowercase names) and body.
-fn http(emu: &Emulator, method: &str, path: &str, body: &str) -> (u16, Vec<(String, String)>, String) {
+fn http(
+    emu: &Emulator,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> (u16, Vec<(String, String)>, String) {
     let mut s = TcpStream::connect(emu.addr()).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     write!(
@@ -35,7 +40,14 @@ fn http(emu: &Emulator, method: &str, path: &str, body: &str) -> (u16, Vec<(Stri
     s.read_to_string(&mut out).unwrap();
     let (head, body) = out.split_once("\r\n\r\n").unwrap();
     let mut lines = head.lines();
-    let status = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let status = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
     let headers = lines
         .filter_map(|l| l.split_once(": "))
         .map(|(k, v)| (k.to_ascii_lowercase(), v.to_owned()))
@@ -70,10 +82,16 @@ fn authorize(emu: &Emulator, extra: &[(&str, &str)], skip: &[&str]) -> (u16, Opt
     ];
     params.retain(|(k, _)| !skip.contains(k) && !extra.iter().any(|(e, _)| e == k));
     params.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
-    let q: Vec<String> = params.iter().map(|(k, v)| format!("{k}={}", enc(v))).collect();
+    let q: Vec<String> = params
+        .iter()
+        .map(|(k, v)| format!("{k}={}", enc(v)))
+        .collect();
     let path = format!("/{}/oauth2/v2.0/authorize?{}", emu.tenant_id(), q.join("&"));
     let (status, headers, _) = http(emu, "GET", &path, "");
-    let loc = headers.into_iter().find(|(k, _)| k == "location").map(|(_, v)| v);
+    let loc = headers
+        .into_iter()
+        .find(|(k, _)| k == "location")
+        .map(|(_, v)| v);
     (status, loc)
 }
 
@@ -102,7 +120,12 @@ fn redeem(emu: &Emulator, code: &str, verifier: &str, redirect: &str) -> (u16, V
         enc(redirect),
         enc(verifier)
     );
-    let (status, _, body) = http(emu, "POST", &format!("/{}/oauth2/v2.0/token", emu.tenant_id()), &body);
+    let (status, _, body) = http(
+        emu,
+        "POST",
+        &format!("/{}/oauth2/v2.0/token", emu.tenant_id()),
+        &body,
+    );
     (status, serde_json::from_str(&body).unwrap_or(Value::Null))
 }
 
@@ -131,9 +154,12 @@ fn a_code_with_pkce_yields_a_fresh_mfa_id_token_with_the_nonce() {
     let (status, answer) = redeem(&emu, &code, VERIFIER, REDIRECT);
     assert_eq!(status, 200, "{answer}");
     let token = answer["id_token"].as_str().unwrap();
-    let payload: Value =
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(token.split('.').nth(1).unwrap()).unwrap())
-            .unwrap();
+    let payload: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(token.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
     assert_eq!(payload["ver"], "2.0");
     assert_eq!(payload["amr"], serde_json::json!(["pwd", "mfa"]));
     assert_eq!(payload["oid"], KIM_ID);
@@ -143,7 +169,14 @@ fn a_code_with_pkce_yields_a_fresh_mfa_id_token_with_the_nonce() {
     let mut req = HolderRequirements::new("nonce-1");
     req.tenant_id = Some(emu.tenant_id().to_owned());
     check_holder(&t, &req, SystemTime::now()).unwrap();
-    assert_eq!(claim(check_holder(&t, &HolderRequirements::new("other"), SystemTime::now())), "nonce");
+    assert_eq!(
+        claim(check_holder(
+            &t,
+            &HolderRequirements::new("other"),
+            SystemTime::now()
+        )),
+        "nonce"
+    );
     // The code is single use.
     let (status, again) = redeem(&emu, &code, VERIFIER, REDIRECT);
     assert_eq!((status, aadsts(&again)), (400, 54005), "{again}");
@@ -168,7 +201,10 @@ fn wrong_verifier_redirect_or_age_spend_the_code() {
     emu.advance_clock(Duration::from_secs(61));
     let (_, a) = redeem(&emu, &c, VERIFIER, REDIRECT);
     assert_eq!(aadsts(&a), 70008, "{a}");
-    assert_eq!(aadsts(&redeem(&emu, "made-up", VERIFIER, REDIRECT).1), 9002313);
+    assert_eq!(
+        aadsts(&redeem(&emu, "made-up", VERIFIER, REDIRECT).1),
+        9002313
+    );
 }
 
 #[test]
@@ -182,17 +218,27 @@ fn authorize_refuses_plain_pkce_missing_challenges_and_foreign_redirects() {
         assert!(param(&loc, "code").is_none(), "{loc}");
         param(&loc, "error").unwrap()
     };
-    assert_eq!(error(&[("code_challenge_method", "plain")], &[]), "invalid_request");
+    assert_eq!(
+        error(&[("code_challenge_method", "plain")], &[]),
+        "invalid_request"
+    );
     assert_eq!(error(&[], &["code_challenge_method"]), "invalid_request");
     assert_eq!(error(&[], &["code_challenge"]), "invalid_request");
     assert_eq!(error(&[("code_challenge", "abc")], &[]), "invalid_request");
-    assert_eq!(error(&[("response_type", "token")], &[]), "unsupported_response_type");
+    assert_eq!(
+        error(&[("response_type", "token")], &[]),
+        "unsupported_response_type"
+    );
     assert_eq!(error(&[], &["login_hint"]), "login_required");
     emu.set_account_enabled(KIM, false);
     assert_eq!(error(&[], &[]), "access_denied");
     emu.set_account_enabled(KIM, true);
     // Foreign or non-loopback redirects get an error page, never a redirect.
-    for r in ["https://evil.example/cb", "http://evil.example/cb", "http://127.0.0.1.evil.example/cb"] {
+    for r in [
+        "https://evil.example/cb",
+        "http://evil.example/cb",
+        "http://127.0.0.1.evil.example/cb",
+    ] {
         let (status, loc) = authorize(&emu, &[("redirect_uri", r)], &[]);
         assert_eq!((status, loc), (400, None), "{r}");
     }
@@ -239,7 +285,10 @@ fn holder_checks_want_fresh_mfa_sign_ins_in_the_right_tenant() {
     assert_eq!(claim(check_holder(&no_nonce, &req, now)), "nonce");
     let mut other_tenant = req.clone();
     other_tenant.tenant_id = Some("00000000-0000-0000-0000-000000000000".into());
-    assert_eq!(claim(check_holder(&verify(base()), &other_tenant, now)), "tid");
+    assert_eq!(
+        claim(check_holder(&verify(base()), &other_tenant, now)),
+        "tid"
+    );
     let mut no_auth_time = verify(base());
     no_auth_time.auth_time = None;
     assert_eq!(claim(check_holder(&no_auth_time, &req, now)), "auth_time");

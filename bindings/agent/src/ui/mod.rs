@@ -172,9 +172,8 @@ pub(crate) fn read_line(r: &mut impl Read) -> Result<Option<Zeroizing<Vec<u8>>>,
 
 /// Writes `msg` as one line.
 pub(crate) fn write_msg<T: Serialize>(w: &mut impl Write, msg: &T) -> Result<(), AgentError> {
-    let mut line = Zeroizing::new(
-        serde_json::to_vec(msg).map_err(|e| AgentError::UiProtocol(e.to_string()))?,
-    );
+    let mut line =
+        Zeroizing::new(serde_json::to_vec(msg).map_err(|e| AgentError::UiProtocol(e.to_string()))?);
     if line.len() >= MAX_LINE {
         return Err(AgentError::UiProtocol("message too long".into()));
     }
@@ -333,6 +332,8 @@ mod tests {
         let c = session_code();
         assert_eq!(c.len(), 9);
         assert_eq!(&c[4..5], "-");
-        assert!(c.chars().all(|ch| ch == '-' || ch.is_ascii_uppercase() || ch.is_ascii_digit()));
+        assert!(c
+            .chars()
+            .all(|ch| ch == '-' || ch.is_ascii_uppercase() || ch.is_ascii_digit()));
     }
 }

@@ -66,7 +66,10 @@ fn check_dir(path: &Path) -> Result<(), AgentError> {
     let meta = std::fs::symlink_metadata(dir)
         .map_err(|e| AgentError::io(format!("{}", dir.display()), e))?;
     if meta.file_type().is_symlink() || !meta.is_dir() {
-        return Err(channel_err(path, "the socket's directory is not a plain directory"));
+        return Err(channel_err(
+            path,
+            "the socket's directory is not a plain directory",
+        ));
     }
     if meta.uid() != 0 && meta.uid() != euid() {
         return Err(channel_err(
@@ -116,11 +119,7 @@ fn clear_path(path: &Path) -> Result<(), AgentError> {
 impl UiListener {
     /// Binds `path` for clients running as one of `allowed` uids (empty: the console
     /// user; none known is an error).
-    pub fn bind(
-        path: &Path,
-        allowed: &[u32],
-        agent_fingerprint: &str,
-    ) -> Result<Self, AgentError> {
+    pub fn bind(path: &Path, allowed: &[u32], agent_fingerprint: &str) -> Result<Self, AgentError> {
         let allowed = if allowed.is_empty() {
             vec![console_uid().ok_or_else(|| {
                 channel_err(
@@ -179,7 +178,10 @@ impl UiListener {
             .map_err(|e| AgentError::io("accepting a UI connection", e))?;
         let uid = peer_uid(&stream).map_err(|e| AgentError::io("SO_PEERCRED", e))?;
         if !self.allowed.contains(&uid) {
-            tracing::warn!(uid, "UI connection from a user that is not allowed: refused");
+            tracing::warn!(
+                uid,
+                "UI connection from a user that is not allowed: refused"
+            );
             let _ = stream.shutdown(std::net::Shutdown::Both);
             return Err(AgentError::PeerRefused(format!(
                 "uid {uid} is not an allowed UI user"

@@ -40,9 +40,9 @@ use windows_sys::Win32::Storage::FileSystem::{
     SECURITY_IDENTIFICATION, SECURITY_SQOS_PRESENT,
 };
 use windows_sys::Win32::System::Pipes::{
-    ConnectNamedPipe, CreateNamedPipeW, GetNamedPipeClientSessionId,
-    GetNamedPipeServerProcessId, ImpersonateNamedPipeClient, PIPE_READMODE_BYTE,
-    PIPE_REJECT_REMOTE_CLIENTS, PIPE_TYPE_BYTE, PIPE_WAIT,
+    ConnectNamedPipe, CreateNamedPipeW, GetNamedPipeClientSessionId, GetNamedPipeServerProcessId,
+    ImpersonateNamedPipeClient, PIPE_READMODE_BYTE, PIPE_REJECT_REMOTE_CLIENTS, PIPE_TYPE_BYTE,
+    PIPE_WAIT,
 };
 use windows_sys::Win32::System::RemoteDesktop::{WTSGetActiveConsoleSessionId, WTSQueryUserToken};
 use windows_sys::Win32::System::Threading::{
@@ -116,7 +116,8 @@ impl TokenInfo {
         unsafe {
             let groups = self.0.as_ptr() as *const TOKEN_GROUPS;
             let n = (*groups).GroupCount as usize;
-            let first = std::ptr::addr_of!((*groups).Groups) as *const windows_sys::Win32::Security::SID_AND_ATTRIBUTES;
+            let first = std::ptr::addr_of!((*groups).Groups)
+                as *const windows_sys::Win32::Security::SID_AND_ATTRIBUTES;
             (0..n)
                 .map(|i| &*first.add(i))
                 .find(|g| g.Attributes & SE_GROUP_LOGON_ID == SE_GROUP_LOGON_ID)
@@ -182,14 +183,19 @@ impl PipeServer {
         let mut user_token = Owned(std::ptr::null_mut());
         // SAFETY: `user_token.0` is writable; the call needs SE_TCB (LocalSystem).
         if unsafe { WTSQueryUserToken(session, &mut user_token.0) } == 0 {
-            return Err(last_error("WTSQueryUserToken (the agent must run as LocalSystem)"));
+            return Err(last_error(
+                "WTSQueryUserToken (the agent must run as LocalSystem)",
+            ));
         }
         let user = TokenInfo::read(user_token.0, TokenUser)?;
         let groups = TokenInfo::read(user_token.0, TokenGroups)?;
         let logon = groups
             .logon_sid()
             .ok_or_else(|| self.channel_err("the session's token has no logon SID"))?;
-        let sddl = wide(&format!("D:P(A;;GA;;;SY)(A;;GRGW;;;{})", sid_string(logon)?));
+        let sddl = wide(&format!(
+            "D:P(A;;GA;;;SY)(A;;GRGW;;;{})",
+            sid_string(logon)?
+        ));
         let mut sd: PSECURITY_DESCRIPTOR = std::ptr::null_mut();
         // SAFETY: `sddl` is NUL-terminated; `sd` receives a LocalAlloc'd descriptor freed
         // after the pipe is created.

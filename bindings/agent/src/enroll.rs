@@ -19,7 +19,7 @@ use serde_json::json;
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
-use crate::config::AgentClass;
+use crate::config::{check_url, AgentClass};
 use crate::http::{error_text, send_json};
 use crate::key::{fingerprint, AgentKey};
 use crate::AgentError;
@@ -89,6 +89,7 @@ pub fn enroll(
     code: Option<&Zeroizing<String>>,
     host: &HostInfo,
 ) -> Result<Enrollment, AgentError> {
+    check_url(server_url).map_err(|r| AgentError::config("server_url", r))?;
     let public = key.public_sec1();
     let mut body = json!({
         "class": class.as_str(),
@@ -164,6 +165,10 @@ pub fn status(
     server_url: &str,
     agent_id: &str,
 ) -> Result<String, AgentError> {
+    check_url(server_url).map_err(|r| AgentError::config("server_url", r))?;
+    if agent_id.len() != 64 || !agent_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(AgentError::config("agent_id", "64 hex digits"));
+    }
     let url = format!("{}/v1/agents/{agent_id}", base(server_url));
     let (code, answer) = send_json(http.get(&url), &url)?;
     if code != 200 {

@@ -183,7 +183,23 @@ fn a_holder_sends_no_proof_and_foreign_answers_are_refused() {
         }) => assert!(reason.contains("code expired")),
         other => panic!("{other:?}"),
     }
-    // A station without a code, a holder with one: refused before any request.
+    // Plain http to a remote host, a station without a code, a holder with one: refused
+    // before any request.
+    assert!(matches!(
+        enroll(
+            &http(),
+            "http://ks.example.org",
+            &key,
+            AgentClass::Holder,
+            None,
+            None,
+            &host()
+        ),
+        Err(AgentError::Config {
+            setting: "server_url",
+            ..
+        })
+    ));
     assert!(matches!(
         enroll(
             &http(),

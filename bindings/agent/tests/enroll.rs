@@ -225,3 +225,61 @@ fn a_holder_sends_no_proof_and_foreign_answers_are_refused() {
         Err(AgentError::Config { .. })
     ));
 }
+
+#[test]
+fn the_binary_enrols_a_station_and_prints_the_local_fingerprint() {
+    let d = std::env::temp_dir().join(format!("ks-agent-bin-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    let key_file = d.join("state").join("agent-key.pem");
+    let config = |server: &str| {
+        format!(
+            "server_url = \"{server}\"\nserver_key = \"{}\"\nclass = \"station\"\nstation = \"desk-9\"\nkey_file = \"{}\"\n",
+            "ab".repeat(32),
+            key_file.display()
+        )
+    };
+    let cfg = d.join("agent.toml");
+    std::fs::write(&cfg, config("http://127.0.0.1:9")).unwrap();
+    let bin = env!("CARGO_BIN_EXE_keysmith-agent");
+    let out = std::process::Command::new(bin)
+        .arg("--config")
+        .arg(&cfg)
+        .arg("fingerprint")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let key = AgentKey::load(&key_file).unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains(&key.fingerprint()), "{text}");
+    let (url, seen) = stub(vec![(
+        202,
+        json!({"agent_id": key.agent_id(), "status": "pending"}),
+    )]);
+    std::fs::write(&cfg, config(&url)).unwrap();
+    let out = std::process::Command::new(bin)
+        .arg("--config")
+        .arg(&cfg)
+        .args(["enroll", "--code", "ONE-TIME-42"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains(&key.fingerprint()) && text.contains("pending"),
+        "{text}"
+    );
+    let body = seen.lock().unwrap()[0].2.clone();
+    assert_eq!(body["station"], "desk-9");
+    assert!(!body.to_string().contains("ONE-TIME-42"));
+    // A configuration error exits 2.
+    std::fs::write(&cfg, "server_url = 1").unwrap();
+    let out = std::process::Command::new(bin)
+        .arg("--config")
+        .arg(&cfg)
+        .arg("status")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    std::fs::remove_dir_all(&d).unwrap();
+}

@@ -132,3 +132,70 @@ fn idp_errors_and_silence_end_the_sign_in() {
         Err(AgentError::SignIn(_))
     ));
 }
+
+/// The holder's flow as the service runs it: the agent sends the session code and the
+/// authorize URL to the UI over the socket; the UI (the test) opens it; the agent's
+/// loopback gets the code; then the UI answers the PIN prompt.
+#[cfg(unix)]
+#[test]
+fn the_sign_in_url_goes_through_the_ui_channel() {
+    use keysmith_agent::ui::unix::{connect, UiListener};
+    use keysmith_agent::ui::{session_code, FromUi, HolderPin, ToUi};
+    use std::os::unix::fs::PermissionsExt;
+
+    let emu = Emulator::start(EmulatorConfig::default()).unwrap();
+    let d = std::env::temp_dir().join(format!("ks-ui-oidc-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = d.join("ui.sock");
+    let me = std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+        .unwrap();
+    let listener = UiListener::bind(&path, &[me], "fp").unwrap();
+    let p2 = path.clone();
+    let ui = std::thread::spawn(move || {
+        let mut c = connect(&p2, &[me]).unwrap();
+        let mut code_shown = None;
+        let mut page = None;
+        while let Some(m) = c.recv().unwrap() {
+            match m {
+                ToUi::SessionCode { code } => code_shown = Some(code),
+                ToUi::NeedSignIn { url } => page = Some(browser(url, false).join().unwrap()),
+                ToUi::NeedPin { .. } => c
+                    .send(&FromUi::Pin {
+                        pin: HolderPin::new("2468-1357".to_owned().into()),
+                    })
+                    .unwrap(),
+                ToUi::Done { .. } => break,
+                _ => {}
+            }
+        }
+        (code_shown.unwrap(), page.unwrap())
+    });
+    let mut s = listener.accept().unwrap();
+    let code = session_code();
+    s.send(&ToUi::SessionCode { code: code.clone() }).unwrap();
+    let mut req = request(&emu, "nonce-via-ui", KIM);
+    req.session_code = Some(code.clone());
+    let token = sign_in(&http(), &req, &mut |url| {
+        s.send(&ToUi::NeedSignIn {
+            url: url.to_owned(),
+        })
+    })
+    .unwrap();
+    assert!(!token.expose().is_empty());
+    let pin = s.ask_pin(8, true).unwrap();
+    assert_eq!(pin.expose(), "2468-1357");
+    s.send(&ToUi::Done {
+        ok: true,
+        message: "done".into(),
+    })
+    .unwrap();
+    let (shown, (status, page)) = ui.join().unwrap();
+    assert_eq!(shown, code);
+    assert_eq!(status, 200);
+    assert!(page.contains(&code), "{page}");
+    drop(listener);
+    std::fs::remove_dir_all(&d).unwrap();
+}

@@ -327,6 +327,22 @@ mod tests {
         assert!(read_line(&mut &b"abc"[..]).is_err());
     }
 
+    proptest::proptest! {
+        /// Whatever a peer sends, the agent side answers with a message or an error,
+        /// never a panic, and a refusal never quotes the bytes it got.
+        #[test]
+        fn arbitrary_bytes_never_panic(data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600)) {
+            let mut r = &data[..];
+            while let Ok(Some(line)) = read_line(&mut r) {
+                if let Err(e) = parse::<FromUi>(&line) {
+                    let text = e.to_string();
+                    proptest::prop_assert!(text.starts_with("UI protocol: not a protocol message ("));
+                }
+                let _ = parse::<ToUi>(&line);
+            }
+        }
+    }
+
     #[test]
     fn session_codes_look_right() {
         let c = session_code();

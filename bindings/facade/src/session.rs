@@ -67,7 +67,7 @@ pub type PromptCallback = Box<dyn Fn(&Prompt) + Send + Sync>;
 type SharedCallback = Arc<dyn Fn(&Prompt) + Send + Sync>;
 
 struct Inner {
-    engine: Engine,
+    engine: Arc<Engine>,
     prompt: Arc<RwLock<Option<SharedCallback>>>,
     templates: RwLock<BTreeMap<String, TemplateSet>>,
     connections: Vec<String>,
@@ -170,7 +170,7 @@ impl Session {
         let session = Session {
             actor: Arc::from(actor.as_str()),
             inner: Arc::new(Inner {
-                engine,
+                engine: Arc::new(engine),
                 prompt: slot,
                 templates: RwLock::new(BTreeMap::new()),
                 connections,
@@ -217,6 +217,24 @@ impl Session {
             inner: self.inner.clone(),
             actor: Arc::from(actor),
         }
+    }
+
+    /// The server half of the split deployment over this session's engine (its repository
+    /// keeps the sessions; its IdP connections make every registration), signing with
+    /// `key` and looking agents up in the repository's enrolment records.
+    pub fn coordinator(
+        &self,
+        key: keysmith_wire::SigningKey,
+        config: lifecycle::coordinator::CoordinatorConfig,
+    ) -> lifecycle::coordinator::Coordinator {
+        let engine = self.inner.engine.clone();
+        let agents = Arc::new(lifecycle::coordinator::StoreAgents(engine.store().clone()));
+        // Software keys are accepted only where the session allows them (tests, demos).
+        let config = lifecycle::coordinator::CoordinatorConfig {
+            allow_software_keys: self.inner.allow_software_keys,
+            ..config
+        };
+        lifecycle::coordinator::Coordinator::new(engine, key, agents, config)
     }
 
     /// The session's repository (a server keeps its own records there, e.g. agents).

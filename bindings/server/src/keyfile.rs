@@ -85,6 +85,13 @@ impl ServerKey {
         &self.key
     }
 
+    /// The same key as the split protocol's signing key (the coordinator signs with it).
+    pub fn wire_key(&self) -> Result<keysmith_wire::SigningKey, ServerError> {
+        let scalar = zeroize::Zeroizing::new(<[u8; 32]>::from(self.key.to_bytes()));
+        keysmith_wire::SigningKey::from_scalar(&scalar)
+            .map_err(|e| ServerError::Config(format!("server key: {e}")))
+    }
+
     /// The public key, SEC1 uncompressed (65 bytes).
     pub fn public_key(&self) -> Vec<u8> {
         self.key

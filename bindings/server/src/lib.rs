@@ -52,6 +52,7 @@ pub mod ratelimit;
 pub mod sessions;
 pub mod state;
 mod tls;
+pub mod work;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -122,6 +123,9 @@ pub fn router(state: Arc<AppState>, timeout: Duration) -> Router {
         .route("/v1/agents/{agent_id}", get(agents::agent_status))
         .route("/v1/agents/{agent_id}/approve", post(agents::approve_agent))
         .route("/v1/agents/{agent_id}/revoke", post(agents::revoke_agent))
+        .route("/v1/agents/{agent_id}/work", post(work::queue_work))
+        .route("/v1/work/{work_id}", get(work::work_status))
+        .route("/v1/server-key", get(work::server_key))
         .route("/v1/sessions", post(sessions::open_session))
         .route("/v1/sessions/{session_id}", post(sessions::session_message))
         .route("/v1/openapi.json", get(openapi::serve))
@@ -173,12 +177,17 @@ impl Server {
             .map_err(|e| ServerError::Config(e.to_string()))?;
         let l = &config.limits;
         let minute = Duration::from_secs(60);
+        let sessions: Arc<dyn SessionHandler> =
+            Arc::new(work::CoordinatorSessions(session.coordinator(
+                server_key.wire_key()?,
+                lifecycle::coordinator::CoordinatorConfig::default(),
+            )));
         let state = Arc::new(AppState {
             store: session.store(),
             session,
             auth: auth::Authenticator::new(verifier, o.roles.clone()),
             server_key,
-            sessions: Arc::new(NoSessions),
+            sessions,
             sessions_per_agent: ratelimit::RateLimiter::new(l.sessions_per_minute_per_agent, minute),
             messages_per_source: ratelimit::RateLimiter::new(
                 l.session_messages_per_minute_per_source,

@@ -6,7 +6,7 @@ use axum::response::IntoResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::{agents, ops, sessions};
+use crate::{agents, ops, sessions, work};
 
 struct Bearer;
 
@@ -44,16 +44,20 @@ here):\n\n\
 | GET /v1/bulk/{job_id} | operator, auditor |\n\
 | GET /v1/audit/verify | auditor, operator |\n\
 | POST /v1/agents/enrolments, GET /v1/agents, POST /v1/agents/{agent_id}/approve, /revoke | admin |\n\
-| POST /v1/agents/enroll, GET /v1/agents/{agent_id} | none |\n\
+| POST /v1/agents/{agent_id}/work | operator |\n\
+| GET /v1/work/{work_id} | operator, helpdesk, auditor |\n\
+| POST /v1/agents/enroll, GET /v1/agents/{agent_id}, GET /v1/server-key | none |\n\
 | POST /v1/sessions, POST /v1/sessions/{session_id} | none (agent-signed messages) |\n\n\
-Operations that need a device (issue, activate, reissue, reset, sign-in) start through \
-agent sessions, not here. Request bodies are limited to 1 MiB."),
+Operations that need a device run at an agent: an operator queues an issuance for a \
+station (`POST /v1/agents/{agent_id}/work`); holders start activation, self-issuance and \
+sign-in checks from their own agent. Request bodies are limited to 1 MiB."),
     paths(
         ops::search_keys, ops::key_details, ops::key_audit, ops::revoke, ops::inactivate,
         ops::retire, ops::unregister, ops::reconcile, ops::bulk_submit, ops::bulk_status,
         ops::bulk_resume, ops::audit_verify,
         agents::create_enrolment, agents::enroll, agents::agent_status, agents::list_agents,
-        agents::approve_agent, agents::revoke_agent,
+        agents::approve_agent, agents::revoke_agent, work::queue_work, work::work_status,
+        work::server_key,
         sessions::open_session, sessions::session_message,
     ),
     components(schemas(crate::error::ErrorBody)),

@@ -143,9 +143,25 @@ impl Coordinator {
     /// approved agent, seq 0, no session id, protocol version 1 offered) and answers with
     /// the signed `ServerHello`.
     pub fn open(&self, bytes: &[u8], now: UnixMillis) -> Result<SessionOpened, CoordinatorError> {
+        self.open_admitted(bytes, now, &|_| true)
+    }
+
+    /// [`Coordinator::open`], asking `admit` (with the agent id, once the agent's
+    /// signature verified) whether this agent may open another session now.
+    pub fn open_admitted(
+        &self,
+        bytes: &[u8],
+        now: UnixMillis,
+        admit: &dyn Fn(&str) -> bool,
+    ) -> Result<SessionOpened, CoordinatorError> {
         let kid = peek_kid(bytes).map_err(reject_wire)?;
         let (agent, key) = self.approved_agent(&hex(&kid.0))?;
         let opened = open_agent(bytes, &key).map_err(reject_wire)?;
+        if !admit(&agent.agent_id) {
+            return Err(CoordinatorError::RateLimited {
+                agent_id: agent.agent_id,
+            });
+        }
         let env = opened.envelope;
         let AgentMessage::Hello(hello) = env.msg else {
             return Err(Rejected::new(

@@ -48,7 +48,9 @@ fn golden_vectors_match() {
         let bytes = sample.seal();
         // Sealing is deterministic: the same input gives the same bytes.
         assert_eq!(bytes, sample.seal(), "{name}: sealing is not deterministic");
-        sample.open(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+        sample
+            .open(&bytes)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
         let hex_path = dir().join(format!("{name}.hex"));
         let diag_path = dir().join(format!("{name}.diag"));
         let text = format!(
@@ -65,7 +67,9 @@ fn golden_vectors_match() {
             .unwrap_or_else(|e| panic!("{name}: {e} (run with KEYSMITH_BLESS=1)"));
         let committed = hex::decode(committed.trim()).expect("hex");
         // The committed bytes open to the sample message (decoding is pinned too).
-        sample.open(&committed).unwrap_or_else(|e| panic!("{name}: committed bytes: {e}"));
+        sample
+            .open(&committed)
+            .unwrap_or_else(|e| panic!("{name}: committed bytes: {e}"));
         if committed != bytes {
             failures.push(name);
         }

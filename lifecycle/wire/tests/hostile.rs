@@ -17,7 +17,10 @@ fn every_bit_flip_is_refused() {
             // and every bit position.
             let mut b = bytes.clone();
             b[i] ^= 1 << (i % 8);
-            assert!(sample.open_any(&b).is_err(), "{name}: flip at byte {i} accepted");
+            assert!(
+                sample.open_any(&b).is_err(),
+                "{name}: flip at byte {i} accepted"
+            );
         }
     }
 }
@@ -27,11 +30,17 @@ fn every_truncation_and_extension_is_refused() {
     for (name, sample) in samples() {
         let bytes = sample.seal();
         for n in 0..bytes.len() {
-            assert!(sample.open_any(&bytes[..n]).is_err(), "{name}: prefix {n} accepted");
+            assert!(
+                sample.open_any(&bytes[..n]).is_err(),
+                "{name}: prefix {n} accepted"
+            );
         }
         let mut longer = bytes.clone();
         longer.push(0);
-        assert!(sample.open_any(&longer).is_err(), "{name}: trailing byte accepted");
+        assert!(
+            sample.open_any(&longer).is_err(),
+            "{name}: trailing byte accepted"
+        );
     }
 }
 
@@ -56,7 +65,11 @@ fn edited(sample: &Sample, edit: impl FnOnce(&mut Vec<(Value, Value)>)) -> Vec<u
 }
 
 fn body_of(m: &mut [(Value, Value)]) -> &mut Vec<(Value, Value)> {
-    match m.iter_mut().find(|(k, _)| *k == Value::Unsigned(6)).map(|(_, v)| v) {
+    match m
+        .iter_mut()
+        .find(|(k, _)| *k == Value::Unsigned(6))
+        .map(|(_, v)| v)
+    {
         Some(Value::Map(b)) => b,
         _ => unreachable!(),
     }
@@ -73,55 +86,130 @@ fn unknown_keys_are_refused_where_the_contract_says() {
     let p = edited(&job, |m| m.push((Value::Unsigned(7), Value::Bool(true))));
     assert_eq!(
         decode_server(&p),
-        Err(WireError::UnknownField { field: "envelope", key: 7 })
+        Err(WireError::UnknownField {
+            field: "envelope",
+            key: 7
+        })
     );
     // A text key in the envelope.
-    let p = edited(&job, |m| m.push((Value::Text("x".into()), Value::Bool(true))));
-    assert!(matches!(decode_server(&p), Err(WireError::UnknownField { field: "envelope", .. })));
+    let p = edited(&job, |m| {
+        m.push((Value::Text("x".into()), Value::Bool(true)))
+    });
+    assert!(matches!(
+        decode_server(&p),
+        Err(WireError::UnknownField {
+            field: "envelope",
+            ..
+        })
+    ));
     // In the Job body.
-    let p = edited(&job, |m| body_of(m).push((Value::Unsigned(9), Value::Unsigned(0))));
-    assert_eq!(decode_server(&p), Err(WireError::UnknownField { field: "Job", key: 9 }));
+    let p = edited(&job, |m| {
+        body_of(m).push((Value::Unsigned(9), Value::Unsigned(0)))
+    });
+    assert_eq!(
+        decode_server(&p),
+        Err(WireError::UnknownField {
+            field: "Job",
+            key: 9
+        })
+    );
     // In expect.
     let p = edited(&job, |m| {
         let b = body_of(m);
-        let (_, e) = b.iter_mut().find(|(k, _)| *k == Value::Unsigned(3)).unwrap();
+        let (_, e) = b
+            .iter_mut()
+            .find(|(k, _)| *k == Value::Unsigned(3))
+            .unwrap();
         let Value::Map(e) = e else { unreachable!() };
         e.push((Value::Unsigned(4), Value::Bool(true)));
     });
-    assert_eq!(decode_server(&p), Err(WireError::UnknownField { field: "Job.expect", key: 4 }));
+    assert_eq!(
+        decode_server(&p),
+        Err(WireError::UnknownField {
+            field: "Job.expect",
+            key: 4
+        })
+    );
     // In a step: Reset with an extra narrowing key an older device does not know.
-    let p = edited(&job, |m| steps_of(body_of(m))[2].push((Value::Unsigned(3), Value::Bool(true))));
-    assert_eq!(decode_server(&p), Err(WireError::UnknownField { field: "step", key: 3 }));
+    let p = edited(&job, |m| {
+        steps_of(body_of(m))[2].push((Value::Unsigned(3), Value::Bool(true)))
+    });
+    assert_eq!(
+        decode_server(&p),
+        Err(WireError::UnknownField {
+            field: "step",
+            key: 3
+        })
+    );
     // In a PinSource (SetPin is step 4).
     let p = edited(&job, |m| {
         let step = &mut steps_of(body_of(m))[4];
-        let (_, pin) = step.iter_mut().find(|(k, _)| *k == Value::Unsigned(1)).unwrap();
+        let (_, pin) = step
+            .iter_mut()
+            .find(|(k, _)| *k == Value::Unsigned(1))
+            .unwrap();
         *pin = Value::map([(5u64, Value::Bool(true))]);
     });
-    assert_eq!(decode_server(&p), Err(WireError::UnknownField { field: "SetPin.pin", key: 5 }));
+    assert_eq!(
+        decode_server(&p),
+        Err(WireError::UnknownField {
+            field: "SetPin.pin",
+            key: 5
+        })
+    );
     // Two PinSource keys at once.
     let p = edited(&job, |m| {
         let step = &mut steps_of(body_of(m))[4];
-        let (_, pin) = step.iter_mut().find(|(k, _)| *k == Value::Unsigned(1)).unwrap();
+        let (_, pin) = step
+            .iter_mut()
+            .find(|(k, _)| *k == Value::Unsigned(1))
+            .unwrap();
         *pin = Value::map([(1u64, Value::Unsigned(1)), (3u64, Value::Bool(true))]);
     });
-    assert!(matches!(decode_server(&p), Err(WireError::InvalidValue { field: "SetPin.pin", .. })));
+    assert!(matches!(
+        decode_server(&p),
+        Err(WireError::InvalidValue {
+            field: "SetPin.pin",
+            ..
+        })
+    ));
     // An unknown step type refuses the whole job.
     let p = edited(&job, |m| {
         let b = body_of(m);
-        let (_, steps) = b.iter_mut().find(|(k, _)| *k == Value::Unsigned(5)).unwrap();
-        let Value::Array(steps) = steps else { unreachable!() };
+        let (_, steps) = b
+            .iter_mut()
+            .find(|(k, _)| *k == Value::Unsigned(5))
+            .unwrap();
+        let Value::Array(steps) = steps else {
+            unreachable!()
+        };
         steps.push(Value::map([(0u64, Value::Unsigned(99))]));
     });
-    assert_eq!(decode_server(&p), Err(WireError::UnknownStep { step_type: 99 }));
+    assert_eq!(
+        decode_server(&p),
+        Err(WireError::UnknownStep { step_type: 99 })
+    );
     // In an agent body.
-    let p = edited(&sample("06-job-result"), |m| body_of(m).push((Value::Unsigned(4), Value::Null)));
-    assert_eq!(decode_agent(&p), Err(WireError::UnknownField { field: "JobResult", key: 4 }));
+    let p = edited(&sample("06-job-result"), |m| {
+        body_of(m).push((Value::Unsigned(4), Value::Null))
+    });
+    assert_eq!(
+        decode_agent(&p),
+        Err(WireError::UnknownField {
+            field: "JobResult",
+            key: 4
+        })
+    );
 }
 
 fn steps_of(body: &mut [(Value, Value)]) -> Vec<&mut Vec<(Value, Value)>> {
-    let (_, steps) = body.iter_mut().find(|(k, _)| *k == Value::Unsigned(5)).unwrap();
-    let Value::Array(steps) = steps else { unreachable!() };
+    let (_, steps) = body
+        .iter_mut()
+        .find(|(k, _)| *k == Value::Unsigned(5))
+        .unwrap();
+    let Value::Array(steps) = steps else {
+        unreachable!()
+    };
     steps
         .iter_mut()
         .map(|s| match s {
@@ -136,23 +224,38 @@ fn unknown_keys_are_ignored_in_informational_maps() {
     let hello = sample("01-agent-hello");
     let p = edited(&hello, |m| {
         let b = body_of(m);
-        let (_, host) = b.iter_mut().find(|(k, _)| *k == Value::Unsigned(7)).unwrap();
-        let Value::Map(host) = host else { unreachable!() };
+        let (_, host) = b
+            .iter_mut()
+            .find(|(k, _)| *k == Value::Unsigned(7))
+            .unwrap();
+        let Value::Map(host) = host else {
+            unreachable!()
+        };
         host.push((Value::Unsigned(9), Value::Text("arm64".into())));
     });
     assert!(decode_agent(&p).is_ok());
     for name in ["05-progress", "07-abort"] {
-        let p = edited(&sample(name), |m| body_of(m).push((Value::Unsigned(9), Value::Null)));
+        let p = edited(&sample(name), |m| {
+            body_of(m).push((Value::Unsigned(9), Value::Null))
+        });
         assert!(decode_agent(&p).is_ok(), "{name}");
     }
     // Not in caps.
     let p = edited(&hello, |m| {
         let b = body_of(m);
-        let (_, caps) = b.iter_mut().find(|(k, _)| *k == Value::Unsigned(6)).unwrap();
-        let Value::Map(caps) = caps else { unreachable!() };
+        let (_, caps) = b
+            .iter_mut()
+            .find(|(k, _)| *k == Value::Unsigned(6))
+            .unwrap();
+        let Value::Map(caps) = caps else {
+            unreachable!()
+        };
         caps.push((Value::Unsigned(9), Value::Bool(true)));
     });
-    assert!(matches!(decode_agent(&p), Err(WireError::UnknownField { .. })));
+    assert!(matches!(
+        decode_agent(&p),
+        Err(WireError::UnknownField { .. })
+    ));
 }
 
 #[test]
@@ -161,39 +264,90 @@ fn envelope_rules() {
     let job = sample("34-job");
     let set_kind = |k: u64| {
         edited(&job, move |m| {
-            m.iter_mut().find(|(key, _)| *key == Value::Unsigned(1)).unwrap().1 = Value::Unsigned(k)
+            m.iter_mut()
+                .find(|(key, _)| *key == Value::Unsigned(1))
+                .unwrap()
+                .1 = Value::Unsigned(k)
         })
     };
-    assert_eq!(decode_server(&set_kind(39)), Err(WireError::UnknownKind { kind: 39 }));
-    assert_eq!(decode_server(&set_kind(0)), Err(WireError::UnknownKind { kind: 0 }));
-    assert_eq!(decode_agent(&job.payload()), Err(WireError::WrongDirection { kind: 34 }));
+    assert_eq!(
+        decode_server(&set_kind(39)),
+        Err(WireError::UnknownKind { kind: 39 })
+    );
+    assert_eq!(
+        decode_server(&set_kind(0)),
+        Err(WireError::UnknownKind { kind: 0 })
+    );
+    assert_eq!(
+        decode_agent(&job.payload()),
+        Err(WireError::WrongDirection { kind: 34 })
+    );
     assert_eq!(
         decode_server(&sample("08-ready").payload()),
         Err(WireError::WrongDirection { kind: 8 })
     );
     // A job message without its job id; a non-hello without a session.
     let no_job = edited(&job, |m| m.retain(|(k, _)| *k != Value::Unsigned(4)));
-    assert_eq!(decode_server(&no_job), Err(WireError::MissingField { field: "envelope.job" }));
+    assert_eq!(
+        decode_server(&no_job),
+        Err(WireError::MissingField {
+            field: "envelope.job"
+        })
+    );
     let no_session = edited(&job, |m| m.retain(|(k, _)| *k != Value::Unsigned(2)));
     assert_eq!(
         decode_server(&no_session),
-        Err(WireError::MissingField { field: "envelope.session" })
+        Err(WireError::MissingField {
+            field: "envelope.session"
+        })
     );
     // A hello with a session; a device message with a ttl.
     let hello = sample("01-agent-hello");
-    let p = edited(&hello, |m| m.push((Value::Unsigned(2), Value::Bytes(vec![0; 16]))));
-    assert!(matches!(decode_agent(&p), Err(WireError::InvalidValue { field: "envelope.session", .. })));
+    let p = edited(&hello, |m| {
+        m.push((Value::Unsigned(2), Value::Bytes(vec![0; 16])))
+    });
+    assert!(matches!(
+        decode_agent(&p),
+        Err(WireError::InvalidValue {
+            field: "envelope.session",
+            ..
+        })
+    ));
     let p = edited(&hello, |m| m.push((Value::Unsigned(5), Value::Unsigned(1))));
-    assert!(matches!(decode_agent(&p), Err(WireError::InvalidValue { field: "envelope.ttl_ms", .. })));
+    assert!(matches!(
+        decode_agent(&p),
+        Err(WireError::InvalidValue {
+            field: "envelope.ttl_ms",
+            ..
+        })
+    ));
     // Wrong sizes and types.
     let p = edited(&job, |m| {
-        m.iter_mut().find(|(k, _)| *k == Value::Unsigned(2)).unwrap().1 = Value::Bytes(vec![0; 15])
+        m.iter_mut()
+            .find(|(k, _)| *k == Value::Unsigned(2))
+            .unwrap()
+            .1 = Value::Bytes(vec![0; 15])
     });
-    assert!(matches!(decode_server(&p), Err(WireError::WrongType { field: "envelope.session", .. })));
+    assert!(matches!(
+        decode_server(&p),
+        Err(WireError::WrongType {
+            field: "envelope.session",
+            ..
+        })
+    ));
     let p = edited(&job, |m| {
-        m.iter_mut().find(|(k, _)| *k == Value::Unsigned(3)).unwrap().1 = Value::Negative(0)
+        m.iter_mut()
+            .find(|(k, _)| *k == Value::Unsigned(3))
+            .unwrap()
+            .1 = Value::Negative(0)
     });
-    assert!(matches!(decode_server(&p), Err(WireError::WrongType { field: "envelope.seq", .. })));
+    assert!(matches!(
+        decode_server(&p),
+        Err(WireError::WrongType {
+            field: "envelope.seq",
+            ..
+        })
+    ));
     // Not a map at all.
     assert!(decode_server(&cbor::encode(&Value::Array(vec![]))).is_err());
 }
@@ -217,7 +371,10 @@ fn strict_cbor_is_required() {
     let bytewise = [0xa2, 0x18, 0x64, 0x00, 0x20, 0x00];
     assert!(matches!(decode_server(&bytewise), Err(WireError::Cbor(_))));
     assert_eq!(
-        cbor::encode(&Value::map([(100i64, Value::Unsigned(0)), (-1i64, Value::Unsigned(0))])),
+        cbor::encode(&Value::map([
+            (100i64, Value::Unsigned(0)),
+            (-1i64, Value::Unsigned(0))
+        ])),
         [0xa2, 0x20, 0x00, 0x18, 0x64, 0x00]
     );
     // Non-shortest integer: seq 5 as 0x18 0x05.
@@ -232,8 +389,14 @@ fn strict_cbor_is_required() {
     assert!(open_server(&bomb, &[server_key().public_key()]).is_err());
     // Oversize: a 1 MiB + 1 byte input, and a declared length past the end.
     let big = vec![0u8; (1 << 20) + 1];
-    assert!(matches!(decode_server(&big), Err(WireError::TooLarge { .. })));
-    assert!(matches!(open_server(&vec![0u8; 2 << 20], &[]), Err(WireError::TooLarge { .. })));
+    assert!(matches!(
+        decode_server(&big),
+        Err(WireError::TooLarge { .. })
+    ));
+    assert!(matches!(
+        open_server(&vec![0u8; 2 << 20], &[]),
+        Err(WireError::TooLarge { .. })
+    ));
     assert!(decode_server(&[0x5b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]).is_err());
 }
 
@@ -250,7 +413,10 @@ fn size_limits_of_the_contract() {
     };
     assert_eq!(
         decode_server(&encode_server(&env(job.clone()))),
-        Err(WireError::TooLarge { field: "Job.steps", limit: 64 })
+        Err(WireError::TooLarge {
+            field: "Job.steps",
+            limit: 64
+        })
     );
     job.steps.truncate(64);
     assert!(decode_server(&encode_server(&env(job.clone()))).is_ok());
@@ -258,13 +424,19 @@ fn size_limits_of_the_contract() {
     job.secrets = vec![s; 9];
     assert!(matches!(
         decode_server(&encode_server(&env(job.clone()))),
-        Err(WireError::TooLarge { field: "Job.secrets", .. })
+        Err(WireError::TooLarge {
+            field: "Job.secrets",
+            ..
+        })
     ));
     job.secrets.truncate(8);
     job.operation = "x".repeat(4097);
     assert!(matches!(
         decode_server(&encode_server(&env(job.clone()))),
-        Err(WireError::TooLarge { field: "Job.operation", .. })
+        Err(WireError::TooLarge {
+            field: "Job.operation",
+            ..
+        })
     ));
     job.operation = "issue".into();
     job.steps = vec![DeviceStep::Probe {
@@ -274,7 +446,10 @@ fn size_limits_of_the_contract() {
     }];
     assert!(matches!(
         decode_server(&encode_server(&env(job))),
-        Err(WireError::TooLarge { field: "Probe.allow", .. })
+        Err(WireError::TooLarge {
+            field: "Probe.allow",
+            ..
+        })
     ));
     // id_token up to 16 KiB.
     let auth = |n: usize| Envelope {
@@ -289,7 +464,10 @@ fn size_limits_of_the_contract() {
     assert!(decode_agent(&encode_agent(&auth(16 * 1024))).is_ok());
     assert!(matches!(
         decode_agent(&encode_agent(&auth(16 * 1024 + 1))),
-        Err(WireError::TooLarge { field: "HolderAuth.id_token", .. })
+        Err(WireError::TooLarge {
+            field: "HolderAuth.id_token",
+            ..
+        })
     ));
 }
 
@@ -305,7 +483,9 @@ fn errors_never_show_values() {
         id_token: secret_token.to_string().into(),
     };
     assert!(!format!("{a:?}").contains("SECRET"));
-    assert!(!format!("{:?}", server_key()).contains(&hex::encode(server_key().to_pkcs8_der().unwrap().as_slice())));
+    assert!(!format!("{:?}", server_key()).contains(&hex::encode(
+        server_key().to_pkcs8_der().unwrap().as_slice()
+    )));
     assert!(format!("{:?}", session_key()).contains("redacted"));
 }
 
@@ -331,7 +511,8 @@ fn forge(
         .build();
     let v = sign1.to_cbor_value().unwrap();
     let mut out = Vec::new();
-    coset::cbor::ser::into_writer(&coset::cbor::value::Value::Tag(tag, Box::new(v)), &mut out).unwrap();
+    coset::cbor::ser::into_writer(&coset::cbor::value::Value::Tag(tag, Box::new(v)), &mut out)
+        .unwrap();
     out
 }
 
@@ -350,7 +531,9 @@ impl SigningKeyBytes {
 }
 
 fn header(alg: coset::iana::Algorithm, kid: &KeyId, typ: Option<&str>) -> coset::HeaderBuilder {
-    let mut h = coset::HeaderBuilder::new().algorithm(alg).key_id(kid.0.to_vec());
+    let mut h = coset::HeaderBuilder::new()
+        .algorithm(alg)
+        .key_id(kid.0.to_vec());
     if let Some(t) = typ {
         h = h.value(16, coset::cbor::value::Value::Text(t.into()));
     }
@@ -370,50 +553,198 @@ fn cose_profile_is_enforced() {
 
     // The forge helper reproduces a valid message (so the refusals below are about the
     // one thing each changes).
-    let ok = forge(header(Algorithm::ES256, &kid, typ).build(), empty.clone(), payload.clone(), aad, &key, 18);
+    let ok = forge(
+        header(Algorithm::ES256, &kid, typ).build(),
+        empty.clone(),
+        payload.clone(),
+        aad,
+        &key,
+        18,
+    );
     assert!(open_server(&ok, &pinned).is_ok());
     assert_eq!(peek_kid(&ok).unwrap(), kid);
 
     let cases: Vec<(&str, Vec<u8>)> = vec![
-        ("tag 98", forge(header(Algorithm::ES256, &kid, typ).build(), empty.clone(), payload.clone(), aad, &key, 98)),
-        ("alg ES384", forge(header(Algorithm::ES384, &kid, typ).build(), empty.clone(), payload.clone(), aad, &key, 18)),
-        ("alg EdDSA", forge(header(Algorithm::EdDSA, &kid, typ).build(), empty.clone(), payload.clone(), aad, &key, 18)),
-        ("no typ", forge(header(Algorithm::ES256, &kid, None).build(), empty.clone(), payload.clone(), aad, &key, 18)),
-        ("agent typ", forge(header(Algorithm::ES256, &kid, Some("application/keysmith-agent+cose")).build(), empty.clone(), payload.clone(), aad, &key, 18)),
-        ("crit", forge(header(Algorithm::ES256, &kid, typ).add_critical(coset::iana::HeaderParameter::Alg).build(), empty.clone(), payload.clone(), aad, &key, 18)),
-        ("extra label", forge(header(Algorithm::ES256, &kid, typ).value(99, coset::cbor::value::Value::Bool(true)).build(), empty.clone(), payload.clone(), aad, &key, 18)),
-        ("content type", forge(header(Algorithm::ES256, &kid, typ).content_type("application/cbor".into()).build(), empty.clone(), payload.clone(), aad, &key, 18)),
-        ("unprotected kid", forge(header(Algorithm::ES256, &kid, typ).build(), coset::HeaderBuilder::new().key_id(vec![1]).build(), payload.clone(), aad, &key, 18)),
-        ("agent aad", forge(header(Algorithm::ES256, &kid, typ).build(), empty.clone(), payload.clone(), b"keysmith/v1 a2s", &key, 18)),
-        ("other key, its own kid", forge(header(Algorithm::ES256, &agent_key().key_id(), typ).build(), empty.clone(), payload.clone(), aad, &agent_key(), 18)),
-        ("other key, pinned kid", forge(header(Algorithm::ES256, &kid, typ).build(), empty.clone(), payload.clone(), aad, &agent_key(), 18)),
+        (
+            "tag 98",
+            forge(
+                header(Algorithm::ES256, &kid, typ).build(),
+                empty.clone(),
+                payload.clone(),
+                aad,
+                &key,
+                98,
+            ),
+        ),
+        (
+            "alg ES384",
+            forge(
+                header(Algorithm::ES384, &kid, typ).build(),
+                empty.clone(),
+                payload.clone(),
+                aad,
+                &key,
+                18,
+            ),
+        ),
+        (
+            "alg EdDSA",
+            forge(
+                header(Algorithm::EdDSA, &kid, typ).build(),
+                empty.clone(),
+                payload.clone(),
+                aad,
+                &key,
+                18,
+            ),
+        ),
+        (
+            "no typ",
+            forge(
+                header(Algorithm::ES256, &kid, None).build(),
+                empty.clone(),
+                payload.clone(),
+                aad,
+                &key,
+                18,
+            ),
+        ),
+        (
+            "agent typ",
+            forge(
+                header(
+                    Algorithm::ES256,
+                    &kid,
+                    Some("application/keysmith-agent+cose"),
+                )
+                .build(),
+                empty.clone(),
+                payload.clone(),
+                aad,
+                &key,
+                18,
+            ),
+        ),
+        (
+            "crit",
+            forge(
+                header(Algorithm::ES256, &kid, typ)
+                    .add_critical(coset::iana::HeaderParameter::Alg)
+                    .build(),
+                empty.clone(),
+                payload.clone(),
+                aad,
+                &key,
+                18,
+            ),
+        ),
+        (
+            "extra label",
+            forge(
+                header(Algorithm::ES256, &kid, typ)
+                    .value(99, coset::cbor::value::Value::Bool(true))
+                    .build(),
+                empty.clone(),
+                payload.clone(),
+                aad,
+                &key,
+                18,
+            ),
+        ),
+        (
+            "content type",
+            forge(
+                header(Algorithm::ES256, &kid, typ)
+                    .content_type("application/cbor".into())
+                    .build(),
+                empty.clone(),
+                payload.clone(),
+                aad,
+                &key,
+                18,
+            ),
+        ),
+        (
+            "unprotected kid",
+            forge(
+                header(Algorithm::ES256, &kid, typ).build(),
+                coset::HeaderBuilder::new().key_id(vec![1]).build(),
+                payload.clone(),
+                aad,
+                &key,
+                18,
+            ),
+        ),
+        (
+            "agent aad",
+            forge(
+                header(Algorithm::ES256, &kid, typ).build(),
+                empty.clone(),
+                payload.clone(),
+                b"keysmith/v1 a2s",
+                &key,
+                18,
+            ),
+        ),
+        (
+            "other key, its own kid",
+            forge(
+                header(Algorithm::ES256, &agent_key().key_id(), typ).build(),
+                empty.clone(),
+                payload.clone(),
+                aad,
+                &agent_key(),
+                18,
+            ),
+        ),
+        (
+            "other key, pinned kid",
+            forge(
+                header(Algorithm::ES256, &kid, typ).build(),
+                empty.clone(),
+                payload.clone(),
+                aad,
+                &agent_key(),
+                18,
+            ),
+        ),
     ];
     for (name, bytes) in cases {
         let e = open_server(&bytes, &pinned).unwrap_err();
         assert_eq!(e.refusal_code().as_str().is_empty(), false);
         match name {
             "other key, its own kid" => assert_eq!(e, WireError::UnknownKey, "{name}"),
-            "other key, pinned kid" | "agent aad" => assert_eq!(e, WireError::BadSignature, "{name}"),
+            "other key, pinned kid" | "agent aad" => {
+                assert_eq!(e, WireError::BadSignature, "{name}")
+            }
             "tag 98" => assert!(matches!(e, WireError::NotCoseSign1 { .. }), "{name}: {e:?}"),
             _ => assert!(matches!(e, WireError::BadHeader { .. }), "{name}: {e:?}"),
         }
     }
     // Direction: a server message is no agent message, whatever key is trusted.
     let server_msg = sample("37-wait").seal();
-    assert!(matches!(open_agent(&server_msg, &key.public_key()), Err(WireError::BadHeader { .. })));
+    assert!(matches!(
+        open_agent(&server_msg, &key.public_key()),
+        Err(WireError::BadHeader { .. })
+    ));
     let agent_msg = sample("08-ready").seal();
     assert!(matches!(
         open_server(&agent_msg, &[agent_key().public_key()]),
         Err(WireError::BadHeader { .. })
     ));
     // A hello whose agent_id is not the signer's.
-    let Sample::Agent(mut hello) = sample("01-agent-hello") else { unreachable!() };
+    let Sample::Agent(mut hello) = sample("01-agent-hello") else {
+        unreachable!()
+    };
     if let AgentMessage::Hello(h) = &mut hello.msg {
         h.agent_id = KeyId([0; 32]);
     }
     assert!(matches!(
         open_agent(&seal_agent(&hello, &agent_key()), &agent_key().public_key()),
-        Err(WireError::InvalidValue { field: "AgentHello.agent_id", .. })
+        Err(WireError::InvalidValue {
+            field: "AgentHello.agent_id",
+            ..
+        })
     ));
 }
 
@@ -427,7 +758,10 @@ fn keys_round_trip_through_pkcs8_and_spki() {
     let again = SigningKey::from_pkcs8_der(&k.to_pkcs8_der().unwrap()).unwrap();
     assert_eq!(again.key_id(), k.key_id());
     let p = k.public_key();
-    assert_eq!(PublicKey::from_spki_pem(&p.to_spki_pem().unwrap()).unwrap(), p);
+    assert_eq!(
+        PublicKey::from_spki_pem(&p.to_spki_pem().unwrap()).unwrap(),
+        p
+    );
     assert_eq!(PublicKey::from_sec1(&p.to_sec1()).unwrap(), p);
     assert_eq!(p.key_id().0, sha256(&p.to_sec1()));
     // Compressed points, wrong lengths and off-curve points are refused.
@@ -437,6 +771,9 @@ fn keys_round_trip_through_pkcs8_and_spki() {
     let mut off = p.to_sec1();
     off[64] ^= 1;
     assert!(PublicKey::from_sec1(&off).is_err());
-    assert!(SigningKey::from_pkcs8_pem("-----BEGIN PRIVATE KEY-----\n-----END PRIVATE KEY-----\n").is_err());
+    assert!(
+        SigningKey::from_pkcs8_pem("-----BEGIN PRIVATE KEY-----\n-----END PRIVATE KEY-----\n")
+            .is_err()
+    );
     assert!(SigningKey::from_scalar(&[0; 32]).is_err());
 }

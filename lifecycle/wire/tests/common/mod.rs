@@ -114,8 +114,10 @@ fn server(seq: u64, job: Option<JobId>, msg: ServerMessage) -> Sample {
 }
 
 pub fn client_data(kind: &str) -> Vec<u8> {
-    format!(r#"{{"type":"{kind}","challenge":"Y2hhbGxlbmdl","origin":"https://login.microsoft.com"}}"#)
-        .into_bytes()
+    format!(
+        r#"{{"type":"{kind}","challenge":"Y2hhbGxlbmdl","origin":"https://login.microsoft.com"}}"#
+    )
+    .into_bytes()
 }
 
 /// The job of the golden `job` vector: every step type, one sealed transport PIN.
@@ -399,7 +401,10 @@ pub fn samples() -> Vec<(&'static str, Sample)> {
                 }),
             ),
         ),
-        ("34-job", server(2, Some(JOB), ServerMessage::Job(sample_job()))),
+        (
+            "34-job",
+            server(2, Some(JOB), ServerMessage::Job(sample_job())),
+        ),
         (
             "35-job-ack",
             server(
@@ -426,7 +431,10 @@ pub fn samples() -> Vec<(&'static str, Sample)> {
                 }),
             ),
         ),
-        ("37-wait", server(5, None, ServerMessage::Wait { retry_ms: 2_000 })),
+        (
+            "37-wait",
+            server(5, None, ServerMessage::Wait { retry_ms: 2_000 }),
+        ),
         (
             "38-done",
             server(

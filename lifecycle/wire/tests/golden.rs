@@ -40,6 +40,33 @@ fn dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden")
 }
 
+/// With `KEYSMITH_BLESS=1`, the golden messages also become the seed corpora of the
+/// `wire_open`, `wire_decode` and `wire_secret` fuzz targets (`fuzz/seeds/`).
+fn write_fuzz_seeds(name: &str, sample: &common::Sample, bytes: &[u8]) {
+    let seeds = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds");
+    if !seeds.is_dir() {
+        return;
+    }
+    let put = |target: &str, data: &[u8]| {
+        let d = seeds.join(target);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join(name), data).unwrap();
+    };
+    // wire_open: first byte picks the direction (even: server), the rest is the message.
+    let dir_byte = match sample {
+        common::Sample::Agent(_) => 1u8,
+        common::Sample::Server(_) => 0u8,
+    };
+    put("wire_open", &[&[dir_byte][..], bytes].concat());
+    put("wire_decode", &sample.payload());
+    if let common::Sample::Server(e) = sample {
+        if let keysmith_wire::ServerMessage::Job(job) = &e.msg {
+            let s = &job.secrets[0];
+            put("wire_secret", &[&s.enc[..], &s.ct[..]].concat());
+        }
+    }
+}
+
 #[test]
 fn golden_vectors_match() {
     let bless = std::env::var("KEYSMITH_BLESS").is_ok_and(|v| v == "1");
@@ -58,6 +85,7 @@ fn golden_vectors_match() {
             diag(&cbor::decode(&bytes).unwrap())
         );
         if bless {
+            write_fuzz_seeds(name, &sample, &bytes);
             std::fs::create_dir_all(dir()).unwrap();
             std::fs::write(&hex_path, format!("{}\n", hex::encode(&bytes))).unwrap();
             std::fs::write(&diag_path, &text).unwrap();

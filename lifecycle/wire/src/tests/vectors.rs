@@ -183,7 +183,7 @@ fn cose_wg_sign1_fail_vectors_fail() {
             "{name} verified"
         );
         assert!(
-            crate::open_server(&bytes, &[public.clone()]).is_err(),
+            crate::open_server(&bytes, std::slice::from_ref(&public)).is_err(),
             "{name} opened"
         );
     }

@@ -2,7 +2,11 @@
 //! context: input = enc (65 bytes) ‖ ct. Never a panic.
 #![no_main]
 
-use keysmith_wire::{open_secret, sha256, Entropy, JobId, SealedSecret, SecretContext, SessionId, SessionKey};
+use std::sync::OnceLock;
+
+use keysmith_wire::{
+    open_secret, sha256, Entropy, JobId, SealedSecret, SecretContext, SessionId, SessionKey,
+};
 use libfuzzer_sys::fuzz_target;
 
 /// The golden tests' seeded entropy: SHA-256(seed ‖ counter) blocks.
@@ -27,11 +31,14 @@ fuzz_target!(|data: &[u8]| {
         return;
     }
     let (enc, ct) = data.split_at(65);
-    let key = SessionKey::generate_with(&mut Seeded(
-        b"keysmith-wire golden session key".to_vec(),
-        0,
-        Vec::new(),
-    ));
+    static KEY: OnceLock<SessionKey> = OnceLock::new();
+    let key = KEY.get_or_init(|| {
+        SessionKey::generate_with(&mut Seeded(
+            b"keysmith-wire golden session key".to_vec(),
+            0,
+            Vec::new(),
+        ))
+    });
     let ctx = SecretContext {
         session: SessionId([0x5e; 16]),
         job: JobId([0x10; 16]),
@@ -43,5 +50,5 @@ fuzz_target!(|data: &[u8]| {
         enc: enc.try_into().expect("65 bytes"),
         ct: ct.to_vec(),
     };
-    let _ = open_secret(&key, &ctx, &sealed);
+    let _ = open_secret(key, &ctx, &sealed);
 });

@@ -295,6 +295,7 @@ fn outcome() -> impl Strategy<Value = Outcome> {
             ctap,
             retries,
             out,
+            error: None,
         })
 }
 

@@ -2,6 +2,7 @@
 //! the golden, round-trip and hostile-input tests.
 #![allow(dead_code)]
 
+use keysmith_wire::DeviceFailure;
 use keysmith_wire::*;
 use zeroize::Zeroizing;
 
@@ -310,6 +311,7 @@ pub fn samples() -> Vec<(&'static str, Sample)> {
                             out: Some(StepOutput::Info {
                                 get_info: vec![0xa0],
                             }),
+                            error: None,
                         },
                         Outcome {
                             step: 1,
@@ -322,6 +324,7 @@ pub fn samples() -> Vec<(&'static str, Sample)> {
                                 signature: vec![0x30, 0x44],
                                 user_handle: Some(vec![0x75; 32]),
                             }),
+                            error: None,
                         },
                         Outcome {
                             step: 8,
@@ -329,6 +332,7 @@ pub fn samples() -> Vec<(&'static str, Sample)> {
                             ctap: None,
                             retries: None,
                             out: Some(StepOutput::Enrolled { enrolled: 2 }),
+                            error: None,
                         },
                         Outcome {
                             step: 9,
@@ -339,6 +343,7 @@ pub fn samples() -> Vec<(&'static str, Sample)> {
                                 credential_id: vec![0xc2; 16],
                                 attestation_object: vec![0xa3, 0x01, 0x02, 0x03],
                             }),
+                            error: None,
                         },
                         Outcome {
                             step: 10,
@@ -346,6 +351,12 @@ pub fn samples() -> Vec<(&'static str, Sample)> {
                             ctap: Some(0x31),
                             retries: Some(7),
                             out: None,
+                            error: Some(DeviceFailure {
+                                reason: "pin_invalid".into(),
+                                message: "wrong PIN: 7 attempt(s) left".into(),
+                                power_cycle_required: Some(false),
+                                timeout_ms: None,
+                            }),
                         },
                         Outcome {
                             step: 11,
@@ -353,6 +364,7 @@ pub fn samples() -> Vec<(&'static str, Sample)> {
                             ctap: None,
                             retries: None,
                             out: None,
+                            error: None,
                         },
                     ],
                     info_after: Some(vec![0xa0]),

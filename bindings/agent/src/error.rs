@@ -90,6 +90,12 @@ pub enum AgentError {
     /// The holder cancelled in the UI, or the UI went away.
     #[error("cancelled by the holder")]
     Cancelled,
+    /// The security key could not be opened or failed outside a job.
+    #[error("device: {0}")]
+    Device(String),
+    /// The split session failed (a refused message, a broken session, a server refusal).
+    #[error("session: {0}")]
+    Session(String),
 }
 
 impl AgentError {
@@ -101,7 +107,8 @@ impl AgentError {
         }
     }
 
-    pub(crate) fn config(setting: &'static str, reason: impl Into<String>) -> Self {
+    /// A configuration error naming `setting`.
+    pub fn config(setting: &'static str, reason: impl Into<String>) -> Self {
         AgentError::Config {
             setting,
             reason: reason.into(),

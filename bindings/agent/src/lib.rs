@@ -23,12 +23,14 @@
 #![deny(unsafe_code)]
 
 pub mod config;
+pub mod device;
 pub mod enroll;
 mod error;
 pub mod http;
 pub mod key;
 pub mod oidc;
 pub mod pkce;
+pub mod session;
 pub mod ui;
 
 pub use error::AgentError;

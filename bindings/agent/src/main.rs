@@ -28,6 +28,14 @@ const USAGE: &str = "usage:
   keysmith-agent [--config FILE] fingerprint            this agent's id (creates the key at first run)
   keysmith-agent [--config FILE] ui [--socket PATH] [--agent-uid UID]...
                                                         the holder's terminal UI
+  keysmith-agent [--config FILE] run --device SPEC [--once] [--max-wait SECS]
+                                                        a station: take operator work for the key
+  keysmith-agent [--config FILE] activate --device SPEC [--key-id ID] [--pin-stdin] [--no-browser]
+  keysmith-agent [--config FILE] self-issue --device SPEC --template NAME [--pin-stdin] [--no-browser]
+  keysmith-agent [--config FILE] verify --device SPEC --key-id ID [--pin-stdin] [--no-browser]
+                                                        the holder's operations (sign-in, then the PIN
+                                                        from the terminal or stdin, never sent anywhere)
+  SPEC: usb:PATH, nfc:READER or softkey:STATEFILE
   keysmith-agent version
 
   FILE defaults to $KEYSMITH_AGENT_CONFIG, else /etc/keysmith-agent/agent.toml";
@@ -99,6 +107,7 @@ fn run(mut args: Vec<String>) -> Result<ExitCode, AgentError> {
             Ok(ExitCode::SUCCESS)
         }
         "ui" => ui_cmd(&config_path, rest),
+        "run" | "activate" | "self-issue" | "verify" => split_cmd(&config_path, &cmd, rest),
         other => usage(&format!("unknown command {other:?}")),
     }
 }
@@ -265,3 +274,171 @@ fn terminal_ui<S: std::io::Read + std::io::Write>(
     eprintln!("keysmith-agent: the agent closed the channel");
     Ok(ExitCode::from(1))
 }
+
+/// The holder's PIN, from stdin (automation, tests) or the terminal; zeroized.
+struct TerminalUi {
+    from_stdin: bool,
+    cached: Option<Zeroizing<String>>,
+}
+
+impl TerminalUi {
+    fn read(&mut self, prompt: &str) -> Result<Zeroizing<String>, keysmith_device::HolderUiError> {
+        if let Some(p) = &self.cached {
+            return Ok(p.clone());
+        }
+        let pin = if self.from_stdin {
+            let mut line = Zeroizing::new(String::new());
+            std::io::stdin()
+                .read_line(&mut line)
+                .map_err(|_| keysmith_device::HolderUiError::Unavailable)?;
+            Zeroizing::new(line.trim_end_matches(['\r', '\n']).to_owned())
+        } else {
+            Zeroizing::new(
+                rpassword::prompt_password(prompt)
+                    .map_err(|_| keysmith_device::HolderUiError::Unavailable)?,
+            )
+        };
+        if pin.is_empty() {
+            return Err(keysmith_device::HolderUiError::Cancelled);
+        }
+        self.cached = Some(pin.clone());
+        Ok(pin)
+    }
+}
+
+impl keysmith_device::HolderUi for TerminalUi {
+    fn new_pin(
+        &mut self,
+        min_len: u32,
+        _confirm: bool,
+    ) -> Result<Zeroizing<String>, keysmith_device::HolderUiError> {
+        self.read(&format!("new PIN (at least {min_len} characters): "))
+    }
+    fn holder_pin(&mut self) -> Result<Zeroizing<String>, keysmith_device::HolderUiError> {
+        self.read("PIN: ")
+    }
+    fn prompt(&self, p: &keysmith_device::Prompt) {
+        eprintln!("{p:?}");
+    }
+}
+
+fn split_cmd(
+    config_path: &std::path::Path,
+    cmd: &str,
+    rest: &[String],
+) -> Result<ExitCode, AgentError> {
+    use keysmith_agent::session::{self, Mode};
+    let mut device = None;
+    let mut key_id = None;
+    let mut template = None;
+    let mut once = false;
+    let mut max_wait = Duration::from_secs(60);
+    let mut pin_stdin = false;
+    let mut browser = true;
+    let mut i = 0;
+    while i < rest.len() {
+        let value = rest.get(i + 1).cloned();
+        match (rest[i].as_str(), value) {
+            ("--device", Some(v)) => device = Some(v),
+            ("--key-id", Some(v)) => key_id = Some(v),
+            ("--template", Some(v)) => template = Some(v),
+            ("--max-wait", Some(v)) => {
+                let secs: u64 = v.parse().map_err(|_| {
+                    AgentError::config("--max-wait", "a number of seconds".to_owned())
+                })?;
+                max_wait = Duration::from_secs(secs);
+            }
+            ("--once", _) => {
+                once = true;
+                i += 1;
+                continue;
+            }
+            ("--pin-stdin", _) => {
+                pin_stdin = true;
+                i += 1;
+                continue;
+            }
+            ("--no-browser", _) => {
+                browser = false;
+                i += 1;
+                continue;
+            }
+            (other, _) => return usage(&format!("{cmd}: unexpected {other:?}")),
+        }
+        i += 2;
+    }
+    let Some(spec) = device else {
+        return usage(&format!("{cmd}: --device SPEC is required"));
+    };
+    let mode = match cmd {
+        "run" => Mode::Station { once, max_wait },
+        "activate" => Mode::Activate { key_id },
+        "self-issue" => match template {
+            Some(template) => Mode::SelfIssue { template },
+            None => return usage("self-issue: --template NAME is required"),
+        },
+        _ => match key_id {
+            Some(key_id) => Mode::Verify { key_id },
+            None => return usage("verify: --key-id ID is required"),
+        },
+    };
+    let config = AgentConfig::load(config_path)?;
+    let key = AgentKey::load(&config.key_file)?;
+    let http =
+        keysmith_agent::http::client(config.server_ca_file.as_deref(), Duration::from_secs(330))?;
+    let pin = config.server_key_fingerprint()?;
+    let server_key = session::server_key(&http, &config.server_url, &pin)?;
+    let mut opened = keysmith_agent::device::open(&spec)?;
+    let mut ui = TerminalUi {
+        from_stdin: pin_stdin,
+        cached: None,
+    };
+    let oidc = config.oidc.clone();
+    let sign_http = keysmith_agent::http::client(None, Duration::from_secs(30))?;
+    let mut sign_in = |need: &keysmith_wire::NeedHolderAuth| -> Result<Zeroizing<String>, AgentError> {
+        let o = oidc.as_ref().ok_or_else(|| {
+            AgentError::config("oidc", "holders sign in: configure [oidc]".to_owned())
+        })?;
+        // The agent signs in only where it was configured to: a server asking for another
+        // issuer or client is refused.
+        if o.issuer != need.issuer || o.client_id != need.client_id {
+            return Err(AgentError::SignIn(format!(
+                "the server asks for a sign-in at {} for {}, this agent is configured for {} / {}",
+                need.issuer, need.client_id, o.issuer, o.client_id
+            )));
+        }
+        eprintln!("session code {}", need.session_code);
+        let req = keysmith_agent::oidc::SignInRequest {
+            issuer: o.issuer.clone(),
+            client_id: o.client_id.clone(),
+            scopes: need.scopes.clone(),
+            nonce: need.nonce.clone(),
+            login_hint: need.login_hint.clone(),
+            max_age: Some(u64::from(need.max_age_s)),
+            session_code: Some(need.session_code.clone()),
+            timeout: Duration::from_secs(300),
+        };
+        let mut open = |url: &str| -> Result<(), AgentError> {
+            eprintln!("sign in at: {url}");
+            if browser {
+                keysmith_agent::oidc::open_system_browser(url);
+            }
+            Ok(())
+        };
+        let token = keysmith_agent::oidc::sign_in(&sign_http, &req, &mut open)?;
+        Ok(Zeroizing::new(token.expose().to_owned()))
+    };
+    let out = session::run(
+        &http,
+        &config.server_url,
+        server_key,
+        &key,
+        &mut opened,
+        &mode,
+        &mut ui,
+        &mut sign_in,
+    )?;
+    println!("{out}");
+    Ok(ExitCode::SUCCESS)
+}
+

@@ -28,6 +28,8 @@ const USAGE: &str = "usage:
   keysmith version                 the keysmith version
   keysmith serve run|init-key|print-key ...
                                    the HTTPS server of a split deployment (docs/server.md)
+  keysmith agent run|activate|self-issue|verify|enroll|ui ...
+                                   the device half, as the keysmith-agent binary (docs/agent.md)
 
   keysmith [--config FILE] [--device SPEC] [--json] COMMAND
     device list                    USB HID keys and PC/SC readers
@@ -119,6 +121,10 @@ fn main() -> ExitCode {
     let raw: Vec<String> = std::env::args().skip(1).collect();
     if raw.first().map(String::as_str) == Some("serve") {
         return serve::main(&raw[1..]);
+    }
+    if raw.first().map(String::as_str) == Some("agent") {
+        // The device half: the same command line as the `keysmith-agent` binary.
+        return keysmith_agent::cli::main_with(raw[1..].to_vec());
     }
     let json = raw.iter().any(|a| a == "--json");
     let rest = match logging::start(raw) {

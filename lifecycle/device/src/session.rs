@@ -461,6 +461,9 @@ impl DeviceSession {
         ops: &mut dyn DeviceOps,
         ui: &mut dyn HolderUi,
     ) -> Result<Vec<u8>, SessionError> {
+        if self.closed {
+            return Err(SessionError::Closed);
+        }
         let held = self.held.take().ok_or(SessionError::NoJob)?;
         let session = self.session.ok_or(SessionError::NotEstablished)?;
         let waited = now_ms.saturating_sub(held.received_ms);

@@ -32,6 +32,8 @@ mod rowmac;
 mod selfservice;
 #[path = "api/selfservice_trust.rs"]
 mod selfservice_trust;
+#[path = "api/split_link.rs"]
+mod split_link;
 #[path = "api/state.rs"]
 mod state;
 #[path = "api/store.rs"]

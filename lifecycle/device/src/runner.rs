@@ -180,7 +180,9 @@ impl Run<'_> {
                     GetAssertionArgs::new(rp_id.clone(), Sha256::digest(client_data_json).into());
                 args.allow_list = descriptors(allow);
                 args.user_presence = false;
-                let a = self.ops.get_assertion(&args, None, &|p| self.ui.prompt(p))?;
+                let a = self
+                    .ops
+                    .get_assertion(&args, None, &|p| self.ui.prompt(p))?;
                 asserted(a)
             }
             DeviceStep::Reset {
@@ -260,7 +262,8 @@ impl Run<'_> {
                     // A fresh token per finger: enrolment can outlast a token's usage
                     // window on real keys.
                     let token = self.ops.token(&pin, Permissions::BIO_ENROLLMENT, None)?;
-                    self.ops.bio_enroll(&token, *timeout_ms, &|p| self.ui.prompt(p))?;
+                    self.ops
+                        .bio_enroll(&token, *timeout_ms, &|p| self.ui.prompt(p))?;
                     enrolled += 1;
                 }
                 Ok(Some(StepOutput::Enrolled { enrolled }))
@@ -307,7 +310,9 @@ impl Run<'_> {
                     .ops
                     .token(&pin, Permissions::MAKE_CREDENTIAL, Some(&rp.id))?;
                 self.remember(pin);
-                let made = self.ops.make_credential(&args, &token, &|p| self.ui.prompt(p))?;
+                let made = self
+                    .ops
+                    .make_credential(&args, &token, &|p| self.ui.prompt(p))?;
                 Ok(Some(StepOutput::Made {
                     credential_id: made.credential_id,
                     attestation_object: made.attestation_object,
@@ -376,9 +381,7 @@ fn descriptors(ids: &[Vec<u8>]) -> Vec<CredentialDescriptor> {
         .collect()
 }
 
-fn asserted(
-    mut a: Vec<fido_transport::client::Assertion>,
-) -> Result<Option<StepOutput>, OpError> {
+fn asserted(mut a: Vec<fido_transport::client::Assertion>) -> Result<Option<StepOutput>, OpError> {
     if a.is_empty() {
         return Err(OpError::new(
             "getAssertion",

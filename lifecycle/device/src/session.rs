@@ -8,9 +8,9 @@
 //! attached key's AAGUID against `expect`; only then are its secrets opened.
 
 use keysmith_wire::{
-    Abort, AgentHello, AgentMessage, Capabilities, DeviceReport, DeviceStep, Envelope, HostClaim,
-    Job, JobAck, JobId, JobResult, NeedHolderAuth, PublicKey, Refused, Request, ServerMessage,
-    SessionId, SessionKey, SigningKey, WireError, Entropy,
+    Abort, AgentHello, AgentMessage, Capabilities, DeviceReport, DeviceStep, Entropy, Envelope,
+    HostClaim, Job, JobAck, JobId, JobResult, NeedHolderAuth, PublicKey, Refused, Request,
+    ServerMessage, SessionId, SessionKey, SigningKey, WireError,
 };
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;

@@ -9,14 +9,13 @@ use fido_core::cbor::{self, Value};
 use fido_transport::client::Authenticator;
 use fido_transport::softkey::{SoftAuthenticator, SoftConfig, SoftTransport};
 use keysmith_device::{
-    run_steps, DeviceConfig, DeviceOps, DeviceSession, Event, HolderUi, HolderUiError,
-    PinMemory, Prompt, Secrets, SessionError,
+    run_steps, DeviceConfig, DeviceOps, DeviceSession, Event, HolderUi, HolderUiError, PinMemory,
+    Prompt, Secrets, SessionError,
 };
 use keysmith_wire::{
-    open_agent, seal_secret, seal_server, sha256, AgentMessage, Capabilities, DeviceStep,
-    Envelope, Expect, HostClaim, Job, JobId, OsEntropy, OutcomeStatus, PinSource, RpInfo,
-    SecretContext, ServerHello, ServerMessage, SessionId, SigningKey, StepOutput, UserInfo,
-    WireError,
+    open_agent, seal_secret, seal_server, sha256, AgentMessage, Capabilities, DeviceStep, Envelope,
+    Expect, HostClaim, Job, JobId, OsEntropy, OutcomeStatus, PinSource, RpInfo, SecretContext,
+    ServerHello, ServerMessage, SessionId, SigningKey, StepOutput, UserInfo, WireError,
 };
 use zeroize::Zeroizing;
 
@@ -371,7 +370,9 @@ fn session(caps: Capabilities, sid: u8) -> (DeviceSession, Server, keysmith_wire
 }
 
 fn agent_msg(bytes: &[u8], agent: &keysmith_wire::PublicKey) -> Envelope<AgentMessage> {
-    open_agent(bytes, agent).expect("a signed agent message").envelope
+    open_agent(bytes, agent)
+        .expect("a signed agent message")
+        .envelope
 }
 
 #[test]
@@ -394,11 +395,7 @@ fn a_job_result_is_signed_and_bound_to_the_job_bytes() {
 fn a_duplicated_job_is_answered_the_same_and_run_once() {
     let (mut key, soft) = softkey();
     let (mut s, mut server, _) = session(caps(), 1);
-    let (_, job) = server.job(
-        1,
-        vec![make_step(PinSource::HolderPin)],
-        Expect::default(),
-    );
+    let (_, job) = server.job(1, vec![make_step(PinSource::HolderPin)], Expect::default());
     soft.with(|x| x.preset_pin(HOLDER_PIN)).expect("PIN");
     let mut ui = Ui {
         pin: Some(HOLDER_PIN),
@@ -456,7 +453,10 @@ fn a_job_of_another_session_or_with_a_flipped_bit_is_refused_harmlessly() {
     server_b.session = SessionId([1; 16]);
     let (_, cross) = server_b.job(1, set.clone(), Expect::default());
     assert_eq!(b.receive(&cross, 0), Err(SessionError::SessionMismatch));
-    assert!(!b.is_closed(), "a foreign message does not close the session");
+    assert!(
+        !b.is_closed(),
+        "a foreign message does not close the session"
+    );
     for i in [10usize, job_a.len() / 2, job_a.len() - 3] {
         let mut flipped = job_a.clone();
         flipped[i] ^= 0x01;

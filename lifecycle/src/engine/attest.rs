@@ -12,11 +12,11 @@
 use fido_core::attestation::AttestationObject;
 use fido_core::trust::{format_aaguid, TrustError, TrustSource};
 
-use keysmith_device::Made;
 use super::{Engine, EngineError, UnixMillis};
 use crate::idp::Idp;
 use crate::template::{AttestationRequirement, PasskeyTemplate};
 use crate::Error;
+use keysmith_device::Made;
 
 /// What the attestation check found.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -18,8 +18,8 @@ use zeroize::Zeroizing;
 
 use super::execute::random_pin;
 use super::flow::{FlowContext, MadeCredential};
-use super::{EngineError, IdpEffectError, LookupError, PlanError, UnixMillis};
 use super::Engine;
+use super::{EngineError, IdpEffectError, LookupError, PlanError, UnixMillis};
 use crate::idp::{CreationChallenge, Idp};
 use crate::remote::{JobSpec, LocalLink, JOB_TTL_MS};
 use crate::state::Step;
@@ -517,16 +517,8 @@ impl Engine {
             client_data,
             hash,
         } = prep;
-        let verdict = self.check_attestation(
-            &t,
-            idp.as_ref(),
-            &idp_user,
-            &made,
-            &hash,
-            aaguid,
-            true,
-            now,
-        )?;
+        let verdict =
+            self.check_attestation(&t, idp.as_ref(), &idp_user, &made, &hash, aaguid, true, now)?;
         let rec = flow.audit(
             "attestation",
             if verdict.trusted {

@@ -8,12 +8,12 @@ use super::device;
 use super::payload::StatePayload;
 use super::{CrashPoint, Engine, LookupError, PlanError, UnixMillis};
 use crate::model::CredentialState;
+use crate::remote::LocalLink;
 use crate::state::{Operation, Step};
 use crate::store::{
     FieldChange, JournalClose, JournalOp, JournalStatus, NewJournalEntry, PasskeyRecord, PendingId,
     PendingRegistration, StoreError, Transition,
 };
-use crate::remote::LocalLink;
 use crate::Error;
 
 use super::flow::{FlowContext, MadeCredential};

@@ -6,12 +6,12 @@ use std::collections::BTreeMap;
 
 use zeroize::Zeroizing;
 
-use keysmith_device::Made;
 use super::{Engine, EngineError, UnixMillis};
 use crate::state::{Operation, TransitionError};
 use crate::store::{KeyRecord, NewAuditRecord, PasskeyRecord, StoreError, Transition, UnitOfWork};
 use crate::template::TemplateSet;
 use crate::Error;
+use keysmith_device::Made;
 
 /// A credential made in this flow, waiting to be stored as a pending registration.
 pub(super) struct MadeCredential {

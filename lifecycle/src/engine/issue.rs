@@ -83,14 +83,7 @@ impl Engine {
                 now,
             )?,
         };
-        self.issue_like(
-            Operation::Issue,
-            request,
-            templates,
-            key,
-            &mut link,
-            now,
-        )
+        self.issue_like(Operation::Issue, request, templates, key, &mut link, now)
     }
 
     /// Reissue: revoke → retire → unregister → issue, as planned for the key's state.
@@ -106,14 +99,7 @@ impl Engine {
         let prompt = |p: &DevicePrompt| self.prompt(p);
         let kind = transport_name(device.transport().kind());
         let mut link = LocalLink::open(device, None, kind, &prompt)?;
-        self.issue_like(
-            Operation::Reissue,
-            request,
-            templates,
-            key,
-            &mut link,
-            now,
-        )
+        self.issue_like(Operation::Reissue, request, templates, key, &mut link, now)
     }
 
     #[allow(clippy::too_many_arguments)]

@@ -28,12 +28,12 @@ use fido_transport::Transport;
 use rand_core::{OsRng, RngCore};
 use sha2::{Digest, Sha256};
 
-use keysmith_device::DeviceOps;
 use super::{key_id_for, Engine, EngineError, IssueRequest, SelfServiceError, UnixMillis};
 use crate::model::CredentialState;
 use crate::store::{KeyQuery, KeyRecord, NewAuditRecord};
 use crate::template::{KeyTransport, OidcConfig, TemplateSet};
 use crate::Error;
+use keysmith_device::DeviceOps;
 
 /// Actor recorded when the token did not verify (the holder is unknown).
 const UNVERIFIED_ACTOR: &str = "self:unverified";

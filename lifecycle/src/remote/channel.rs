@@ -25,7 +25,7 @@ pub(crate) struct JobSpec {
 /// A message the device half sent, checked.
 pub(crate) enum Incoming {
     /// The next message.
-    Message(Envelope<AgentMessage>),
+    Message(Box<Envelope<AgentMessage>>),
     /// The last message again (same seq, same bytes): already handled.
     Retransmission,
 }
@@ -53,13 +53,17 @@ impl ServerChannel {
         let opened = keysmith_wire::open_agent(hello, &agent)?;
         let env = opened.envelope;
         let AgentMessage::Hello(h) = env.msg else {
-            return Err(LinkError::Unexpected("a first message that is not AgentHello"));
+            return Err(LinkError::Unexpected(
+                "a first message that is not AgentHello",
+            ));
         };
         if env.seq != 0 || env.session.is_some() || h.agent_id != agent.key_id() {
             return Err(LinkError::Unexpected("an AgentHello out of order"));
         }
         if !h.versions.contains(&1) {
-            return Err(LinkError::Unexpected("an agent that does not speak version 1"));
+            return Err(LinkError::Unexpected(
+                "an agent that does not speak version 1",
+            ));
         }
         let mut incoming = SeqWindow::new();
         incoming.accept(0, &opened.digest)?;
@@ -171,7 +175,7 @@ impl ServerChannel {
             SeqCheck::Retransmission => Ok(Incoming::Retransmission),
             SeqCheck::Next => {
                 self.incoming.accept(env.seq, &opened.digest)?;
-                Ok(Incoming::Message(env))
+                Ok(Incoming::Message(Box::new(env)))
             }
         }
     }
@@ -193,13 +197,14 @@ impl ServerChannel {
             return Err(LinkError::Unexpected("a result over other job bytes"));
         }
         if r.outcomes.len() != steps
-            || r
-                .outcomes
+            || r.outcomes
                 .iter()
                 .enumerate()
                 .any(|(i, o)| o.step as usize != i)
         {
-            return Err(LinkError::Unexpected("a result without one outcome per step"));
+            return Err(LinkError::Unexpected(
+                "a result without one outcome per step",
+            ));
         }
         self.job = None;
         Ok(())

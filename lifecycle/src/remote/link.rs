@@ -6,9 +6,7 @@ use fido_core::commands::{AuthenticatorInfo, ResponseData};
 use keysmith_device::{
     DeviceConfig, DeviceOps, DeviceSession, Event, HolderUi, HolderUiError, Prompt,
 };
-use keysmith_wire::{
-    AgentMessage, Capabilities, HostClaim, OsEntropy, Outcome, SigningKey,
-};
+use keysmith_wire::{AgentMessage, Capabilities, HostClaim, OsEntropy, Outcome, SigningKey};
 use zeroize::Zeroizing;
 
 use super::channel::{Incoming, JobSpec, ServerChannel};
@@ -84,7 +82,11 @@ struct LinkUi<'d> {
 }
 
 impl HolderUi for LinkUi<'_> {
-    fn new_pin(&mut self, _min_len: u32, _confirm: bool) -> Result<Zeroizing<String>, HolderUiError> {
+    fn new_pin(
+        &mut self,
+        _min_len: u32,
+        _confirm: bool,
+    ) -> Result<Zeroizing<String>, HolderUiError> {
         self.holder_pin.clone().ok_or(HolderUiError::Unavailable)
     }
     fn holder_pin(&mut self) -> Result<Zeroizing<String>, HolderUiError> {

@@ -183,7 +183,8 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 }
 
 fn issue(w: &mut World, now: u64) -> Result<lifecycle::store::KeyRecord, Error> {
-    w.engine.issue(&request(), "split-standard", &mut w.key, now)
+    w.engine
+        .issue(&request(), "split-standard", &mut w.key, now)
 }
 
 fn key_id(w: &mut World) -> String {
@@ -222,8 +223,14 @@ fn no_pin_crosses_the_link_in_clear() {
     let tap = tap.borrow();
     assert!(tap.to_device.len() >= 6 && tap.to_server.len() >= 6);
     for m in tap.all() {
-        assert!(!contains(m, HOLDER_PIN.as_bytes()), "the holder's PIN crossed");
-        assert!(!contains(m, transport.as_bytes()), "the transport PIN crossed in clear");
+        assert!(
+            !contains(m, HOLDER_PIN.as_bytes()),
+            "the holder's PIN crossed"
+        );
+        assert!(
+            !contains(m, transport.as_bytes()),
+            "the transport PIN crossed in clear"
+        );
     }
     // The transport PIN did cross, sealed: a job carried a secret.
     let sealed = tap
@@ -232,9 +239,9 @@ fn no_pin_crosses_the_link_in_clear() {
         .filter_map(|m| kind_and_body(m))
         .filter(|(k, _)| *k == JOB)
         .any(|(_, body)| match body {
-            Value::Map(b) => b
-                .iter()
-                .any(|(k, v)| *k == Value::Unsigned(6) && matches!(v, Value::Array(a) if !a.is_empty())),
+            Value::Map(b) => b.iter().any(|(k, v)| {
+                *k == Value::Unsigned(6) && matches!(v, Value::Array(a) if !a.is_empty())
+            }),
             _ => false,
         });
     assert!(sealed, "no job carried a sealed secret");
@@ -258,16 +265,27 @@ fn a_dropped_or_replayed_job_fails_typed_and_a_retry_works() {
         "{e:?}"
     );
     let id = key_id(&mut w);
-    assert_eq!(w.engine.key(&id).expect("key").state, CredentialState::Blank);
-    w.soft.with(|s| assert!(s.state().pin.is_none(), "nothing ran on the key"));
+    assert_eq!(
+        w.engine.key(&id).expect("key").state,
+        CredentialState::Blank
+    );
+    w.soft
+        .with(|s| assert!(s.state().pin.is_none(), "nothing ran on the key"));
 
     // The dropped job, replayed into the next session: refused (another session's key and
     // id), nothing runs.
     tap.borrow_mut().mode = Mode::ReplayOldJob;
     let e = with_relay(tap.clone(), || issue(&mut w, now + 1)).expect_err("replay refused");
-    assert!(matches!(e, Error::Engine(EngineError::Device { .. })), "{e:?}");
-    assert_eq!(w.engine.key(&id).expect("key").state, CredentialState::Blank);
-    w.soft.with(|s| assert!(s.state().pin.is_none(), "the replayed job never ran"));
+    assert!(
+        matches!(e, Error::Engine(EngineError::Device { .. })),
+        "{e:?}"
+    );
+    assert_eq!(
+        w.engine.key(&id).expect("key").state,
+        CredentialState::Blank
+    );
+    w.soft
+        .with(|s| assert!(s.state().pin.is_none(), "the replayed job never ran"));
 
     let key = issue(&mut w, now + 2).expect("retry");
     assert_eq!(key.state, CredentialState::Issued);
@@ -289,7 +307,11 @@ fn duplicated_messages_make_nothing_twice() {
     assert_eq!(w.engine.passkeys(&key.key_id).expect("passkeys").len(), 1);
     w.soft
         .with(|s| assert_eq!(s.state().credentials.len(), 1, "one credential on the key"));
-    assert_eq!(w.emulator.methods(KIM_ID).len(), 1, "one passkey at the IdP");
+    assert_eq!(
+        w.emulator.methods(KIM_ID).len(),
+        1,
+        "one passkey at the IdP"
+    );
 }
 
 #[test]
@@ -339,7 +361,10 @@ fn a_job_past_its_ttl_runs_no_step() {
         assert!(s.state().credentials.is_empty());
     });
     let id = key_id(&mut w);
-    assert_eq!(w.engine.key(&id).expect("key").state, CredentialState::Blank);
+    assert_eq!(
+        w.engine.key(&id).expect("key").state,
+        CredentialState::Blank
+    );
 }
 
 #[test]

@@ -9,8 +9,9 @@ use super::{
 };
 use crate::error::WireError;
 use crate::msg::{
-    Abort, AgentHello, AgentMessage, Capabilities, DeviceReport, HolderAuth, HostClaim, JobResult,
-    DeviceFailure, KeyId, Outcome, OutcomeStatus, ProgressNote, Request, RequestOp, StepOutput,
+    Abort, AgentHello, AgentMessage, Capabilities, DeviceFailure, DeviceReport, HolderAuth,
+    HostClaim, JobResult, KeyId, Outcome, OutcomeStatus, ProgressNote, Request, RequestOp,
+    StepOutput,
 };
 
 pub(super) fn body(msg: &AgentMessage) -> (u64, Value) {

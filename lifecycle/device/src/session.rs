@@ -254,7 +254,8 @@ impl DeviceSession {
     }
 
     /// A `DeviceReport` of the attached key: its getInfo (the AAGUID is remembered for
-    /// `expect` checks) and what the caller knows of its transport and serial.
+    /// `expect` checks), its PIN retries when it has clientPin, and what the caller knows of
+    /// its transport and serial.
     pub fn report(
         &mut self,
         ops: &mut dyn DeviceOps,
@@ -264,6 +265,10 @@ impl DeviceSession {
     ) -> Result<Vec<u8>, SessionError> {
         let info = ops.info()?;
         self.aaguid = Some(info.aaguid);
+        let pin_retries = match info.supports_option("clientPin") {
+            Some(_) => Some(ops.pin_retries()?),
+            None => None,
+        };
         self.send(
             None,
             AgentMessage::DeviceReport(DeviceReport {
@@ -271,7 +276,7 @@ impl DeviceSession {
                 get_info: Some(encode_info(&info)),
                 serial_claim,
                 serial_source,
-                pin_retries: None,
+                pin_retries,
                 uv_retries: None,
                 reader: None,
             }),

@@ -591,23 +591,24 @@ impl Engine {
             template: key.template_id.clone(),
         };
         let refuse = |e: EngineError| self.refuse_self(&holder.actor, &ctx, e.into(), now);
-        let info = DeviceOps::info(device)?;
-        if info.aaguid != key.aaguid {
+        // The key as the device half reports it: its model and PIN retries.
+        let prompt = |p: &super::DevicePrompt| self.prompt(p);
+        let kind = super::issue::transport_name(device.transport().kind());
+        let link = crate::remote::LocalLink::open(device, None, kind, &prompt)?;
+        if link.info().aaguid != key.aaguid {
             return Err(refuse(EngineError::Device {
                 step: "getInfo",
                 cause: crate::DeviceError::WrongKey,
             }));
         }
-        let retries = device
-            .pin_retries()
-            .map_err(super::device::dev("getPINRetries"))?;
-        if retries.retries > 0 {
-            return Err(refuse(
-                SelfServiceError::PinNotBlocked {
-                    retries: retries.retries,
-                }
-                .into(),
-            ));
+        let retries = link.pin_retries().ok_or_else(|| EngineError::Device {
+            step: "getPINRetries",
+            cause: crate::DeviceError::Unsupported {
+                message: "the key reports no PIN retry counter (it has no clientPin)".into(),
+            },
+        })?;
+        if retries > 0 {
+            return Err(refuse(SelfServiceError::PinNotBlocked { retries }.into()));
         }
         let e = SelfServiceError::PinBlockedNeedsReissue {
             key_id: key_id.to_owned(),

@@ -118,6 +118,8 @@ pub(crate) struct LocalLink<'d> {
     ops: &'d mut dyn DeviceOps,
     ui: LinkUi<'d>,
     info: AuthenticatorInfo,
+    /// PIN retries the device report gave (keys with clientPin).
+    pin_retries: Option<u32>,
     /// The device half's monotonic clock (ms).
     clock_ms: u64,
     /// The device session holds the key's current PIN (`PinSource::Current` works).
@@ -179,11 +181,13 @@ impl<'d> LocalLink<'d> {
             .report(ops, transport, None, None)
             .map_err(LinkError::from)?;
         let mut info = None;
+        let mut pin_retries = None;
         for bytes in to_server(report) {
             match server.accept(&bytes) {
                 Ok(Incoming::Message(env)) => {
                     if let AgentMessage::DeviceReport(r) = env.msg {
                         info = Some(parse_info(r.get_info.as_deref())?);
+                        pin_retries = r.pin_retries;
                     }
                 }
                 Ok(Incoming::Retransmission) => {}
@@ -200,6 +204,7 @@ impl<'d> LocalLink<'d> {
                 prompt,
             },
             info,
+            pin_retries,
             clock_ms: 0,
             current_known: false,
         })
@@ -208,6 +213,11 @@ impl<'d> LocalLink<'d> {
     /// getInfo as the device report gave it.
     pub(crate) fn info(&self) -> &AuthenticatorInfo {
         &self.info
+    }
+
+    /// PIN retries as the device report gave them (`None`: the key has no clientPin).
+    pub(crate) fn pin_retries(&self) -> Option<u32> {
+        self.pin_retries
     }
 
     /// True when the API caller gave a holder PIN (the device half's UI can answer).

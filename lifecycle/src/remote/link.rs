@@ -291,11 +291,17 @@ impl<'d> LocalLink<'d> {
 
 impl Drop for LocalLink<'_> {
     fn drop(&mut self) {
-        // The session ends with the call: the device half forgets the PIN it held.
-        let _ = self.server.message(keysmith_wire::ServerMessage::Done {
+        // The session ends with the call: the server says so, and the device half forgets
+        // the PIN it held (closed even when the relay lost the `Done`).
+        let done = self.server.message(keysmith_wire::ServerMessage::Done {
             key_id: None,
             state: None,
         });
+        for bytes in to_device(done) {
+            if let Err(e) = self.device.receive(&bytes, self.clock_ms) {
+                tracing::debug!(error = %e, "link: done refused");
+            }
+        }
         self.device.close();
     }
 }

@@ -660,6 +660,26 @@ fn capabilities_and_expectations_are_checked_before_any_step() {
     let (mut s, mut server, _) = session(caps(), 2);
     let (_, job) = server.job(1, vec![DeviceStep::ReadInfo; 9], Expect::default());
     assert!(matches!(s.receive(&job, 0), Ok(Event::JobRefused { .. })));
+    // A PIN from the holder at a station without a holder UI.
+    let headless = Capabilities {
+        interactive_holder_ui: false,
+        ..caps()
+    };
+    let (mut s, mut server, _) = session(headless, 4);
+    let (_, job) = server.job(1, vec![DeviceStep::ReadInfo, set()], Expect::default());
+    assert!(matches!(s.receive(&job, 0), Ok(Event::JobRefused { .. })));
+    // A reset at a station that cannot reset in place.
+    let no_reset = Capabilities {
+        can_reset_in_place: false,
+        ..caps()
+    };
+    let (mut s, mut server, _) = session(no_reset, 5);
+    let reset = DeviceStep::Reset {
+        require_replug: false,
+        only_if_aaguid: None,
+    };
+    let (_, job) = server.job(1, vec![reset], Expect::default());
+    assert!(matches!(s.receive(&job, 0), Ok(Event::JobRefused { .. })));
     // Another key model than expected.
     let (mut s, mut server, agent) = session(caps(), 3);
     let (_, job) = server.job(

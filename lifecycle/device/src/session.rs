@@ -444,7 +444,8 @@ impl DeviceSession {
                 s,
                 DeviceStep::MakeCredential { .. } | DeviceStep::GetAssertion { .. }
             );
-            if !caps.ctap_raw && !(caps.webauthn_platform && platform_ok) {
+            let runnable = caps.ctap_raw || (caps.webauthn_platform && platform_ok);
+            if !runnable {
                 return Some(format!(
                     "step {i} needs raw CTAP; this station has {}",
                     if caps.webauthn_platform {

@@ -5,6 +5,7 @@
 
 mod serve {
     pub mod harness;
+    mod split;
 }
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -70,7 +71,7 @@ fn new_code(s: &ServerProc, admin: &str, station: &str, ttl: u64) -> String {
     a.json["code"].as_str().unwrap().to_owned()
 }
 
-fn init_key(dir: &std::path::Path) -> std::path::PathBuf {
+pub(crate) fn init_key(dir: &std::path::Path) -> std::path::PathBuf {
     let key = dir.join("server-key.pem");
     let out = keysmith().args(["serve", "init-key", "--key"]).arg(&key).output().unwrap();
     assert!(out.status.success(), "{out:?}");
@@ -296,7 +297,7 @@ fn serve_enforces_roles_enrols_agents_and_revokes_through_the_idp() {
     assert_eq!(r.status().as_u16(), 413);
     let r = s.http.post(format!("{}/v1/sessions", s.base))
         .header("content-type", "application/cose").body(vec![0u8; 16]).send().unwrap();
-    assert_eq!(r.status().as_u16(), 503, "no coordinator is plugged in yet");
+    assert_eq!(r.status().as_u16(), 400, "the coordinator refuses bytes that are no message");
     let r = s.http.post(format!("{}/v1/sessions", s.base))
         .header("content-type", "application/json").body("{}").send().unwrap();
     assert_eq!(r.status().as_u16(), 415);

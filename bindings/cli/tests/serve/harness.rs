@@ -102,7 +102,7 @@ impl EmulatorProc {
         }
     }
 
-    fn s(&self, k: &str) -> String {
+    pub fn s(&self, k: &str) -> String {
         self.info[k].as_str().expect(k).to_owned()
     }
 

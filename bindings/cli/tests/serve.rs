@@ -2,6 +2,7 @@
 //! Entra emulator in another process minting operator access tokens with app roles.
 //! Role enforcement, revoke reaching the IdP, agent enrolment, audit records, the body
 //! limit, the committed OpenAPI document, and two server nodes on one PostgreSQL.
+#![cfg(feature = "serve")]
 
 mod serve {
     pub mod harness;

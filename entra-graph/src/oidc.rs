@@ -35,7 +35,9 @@ use crate::GraphError;
 mod verifier;
 pub use verifier::OidcVerifier;
 mod access;
-pub use access::{verify_access_with_jwks, AccessTokenSettings, AccessTokenVerifier, VerifiedAccessToken};
+pub use access::{
+    verify_access_with_jwks, AccessTokenSettings, AccessTokenVerifier, VerifiedAccessToken,
+};
 
 /// Longest token accepted, in bytes.
 pub const MAX_TOKEN_BYTES: usize = 16 * 1024;

@@ -14,6 +14,7 @@ mod demo_self;
 mod jobs;
 mod logging;
 mod ops;
+#[cfg(feature = "serve")]
 mod serve;
 
 use std::path::{Path, PathBuf};
@@ -120,7 +121,13 @@ exit codes:
 fn main() -> ExitCode {
     let raw: Vec<String> = std::env::args().skip(1).collect();
     if raw.first().map(String::as_str) == Some("serve") {
+        #[cfg(feature = "serve")]
         return serve::main(&raw[1..]);
+        #[cfg(not(feature = "serve"))]
+        {
+            eprintln!("keysmith: this build has no server; build with --features serve");
+            return ExitCode::from(2);
+        }
     }
     if raw.first().map(String::as_str) == Some("agent") {
         // The device half: the same command line as the `keysmith-agent` binary.

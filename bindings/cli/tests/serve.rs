@@ -2,6 +2,7 @@
 //! Entra emulator in another process minting operator access tokens with app roles.
 //! Role enforcement, revoke reaching the IdP, agent enrolment, audit records, the body
 //! limit, the committed OpenAPI document, and two server nodes on one PostgreSQL.
+#![cfg(feature = "serve")]
 
 mod serve {
     pub mod harness;
@@ -37,7 +38,11 @@ fn emulator_child() {
 /// A generated agent key: (public key bytes, base64url).
 fn agent_key() -> (Vec<u8>, String) {
     let k = p256::ecdsa::SigningKey::random(&mut rand_core::OsRng);
-    let pk = k.verifying_key().to_encoded_point(false).as_bytes().to_vec();
+    let pk = k
+        .verifying_key()
+        .to_encoded_point(false)
+        .as_bytes()
+        .to_vec();
     let b = URL_SAFE_NO_PAD.encode(&pk);
     (pk, b)
 }
@@ -48,13 +53,20 @@ fn proof(code: &str, pk: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(m.finalize().into_bytes())
 }
 
-fn station_enrol(s: &ServerProc, station: &str, code: &str, pk: &(Vec<u8>, String)) -> (u16, Value) {
+fn station_enrol(
+    s: &ServerProc,
+    station: &str,
+    code: &str,
+    pk: &(Vec<u8>, String),
+) -> (u16, Value) {
     let a = s.call(
         "POST",
         "/v1/agents/enroll",
         None,
-        Some(&json!({"class": "station", "station": station, "public_key": pk.1,
-            "proof": proof(code, &pk.0), "host": {"name": "desk", "os": "linux"}})),
+        Some(
+            &json!({"class": "station", "station": station, "public_key": pk.1,
+            "proof": proof(code, &pk.0), "host": {"name": "desk", "os": "linux"}}),
+        ),
     );
     (a.status, a.json)
 }
@@ -73,13 +85,25 @@ fn new_code(s: &ServerProc, admin: &str, station: &str, ttl: u64) -> String {
 
 pub(crate) fn init_key(dir: &std::path::Path) -> std::path::PathBuf {
     let key = dir.join("server-key.pem");
-    let out = keysmith().args(["serve", "init-key", "--key"]).arg(&key).output().unwrap();
+    let out = keysmith()
+        .args(["serve", "init-key", "--key"])
+        .arg(&key)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{out:?}");
-    let printed = keysmith().args(["serve", "print-key", "--key"]).arg(&key).output().unwrap();
+    let printed = keysmith()
+        .args(["serve", "print-key", "--key"])
+        .arg(&key)
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&printed.stdout);
     assert!(text.contains("fingerprint: sha256:"), "{text}");
     // A second init must not overwrite the key.
-    let again = keysmith().args(["serve", "init-key", "--key"]).arg(&key).output().unwrap();
+    let again = keysmith()
+        .args(["serve", "init-key", "--key"])
+        .arg(&key)
+        .output()
+        .unwrap();
     assert!(!again.status.success());
     #[cfg(unix)]
     {
@@ -106,11 +130,31 @@ fn roles_are_enforced(s: &ServerProc, emu: &EmulatorProc) {
     let body = json!({});
     // (method, path, body, roles allowed)
     let table: &[(&str, &str, Option<&Value>, &[&str])] = &[
-        ("GET", "/v1/keys", None, &["operator", "helpdesk", "auditor"]),
-        ("GET", "/v1/keys/nope", None, &["operator", "helpdesk", "auditor"]),
+        (
+            "GET",
+            "/v1/keys",
+            None,
+            &["operator", "helpdesk", "auditor"],
+        ),
+        (
+            "GET",
+            "/v1/keys/nope",
+            None,
+            &["operator", "helpdesk", "auditor"],
+        ),
         ("GET", "/v1/keys/nope/audit", None, &["operator", "auditor"]),
-        ("POST", "/v1/keys/nope/revoke", Some(&body), &["operator", "helpdesk"]),
-        ("POST", "/v1/keys/nope/inactivate", None, &["operator", "helpdesk"]),
+        (
+            "POST",
+            "/v1/keys/nope/revoke",
+            Some(&body),
+            &["operator", "helpdesk"],
+        ),
+        (
+            "POST",
+            "/v1/keys/nope/inactivate",
+            None,
+            &["operator", "helpdesk"],
+        ),
         ("POST", "/v1/keys/nope/retire", None, &["operator"]),
         ("POST", "/v1/keys/nope/unregister", None, &["operator"]),
         ("POST", "/v1/reconcile", Some(&body), &["operator"]),
@@ -119,13 +163,22 @@ fn roles_are_enforced(s: &ServerProc, emu: &EmulatorProc) {
         ("GET", "/v1/audit/verify", None, &["auditor", "operator"]),
         ("GET", "/v1/agents", None, &["admin"]),
         ("POST", "/v1/agents/enrolments", Some(&body), &["admin"]),
-        ("POST", &"/v1/agents/0000000000000000000000000000000000000000000000000000000000000000/approve", None, &["admin"]),
+        (
+            "POST",
+            "/v1/agents/0000000000000000000000000000000000000000000000000000000000000000/approve",
+            None,
+            &["admin"],
+        ),
     ];
     for (method, path, b, allowed) in table {
         let a = s.call(method, path, None, *b);
         assert_eq!(a.status, 401, "{method} {path} without a token: {}", a.json);
         let a = s.call(method, path, Some("not.a.token"), *b);
-        assert_eq!(a.status, 401, "{method} {path} with a bad token: {}", a.json);
+        assert_eq!(
+            a.status, 401,
+            "{method} {path} with a bad token: {}",
+            a.json
+        );
         for (role, token) in &tokens {
             let a = s.call(method, path, Some(token), *b);
             if allowed.contains(role) {
@@ -178,26 +231,58 @@ fn enrolment_works(s: &ServerProc, emu: &EmulatorProc) -> String {
     assert_eq!(st, 409);
     // Holder class: approved at once, no code.
     let h = agent_key();
-    let a = s.call("POST", "/v1/agents/enroll", None,
-        Some(&json!({"class": "holder", "public_key": h.1, "host": {"name": "pc"}})));
+    let a = s.call(
+        "POST",
+        "/v1/agents/enroll",
+        None,
+        Some(&json!({"class": "holder", "public_key": h.1, "host": {"name": "pc"}})),
+    );
     assert_eq!(a.status, 202, "{}", a.json);
     assert_eq!(a.json["status"], "approved");
     let holder_id = a.json["agent_id"].as_str().unwrap().to_owned();
     // Status without a token; approval and revocation by the admin.
     let a = s.call("GET", &format!("/v1/agents/{id}"), None, None);
-    assert_eq!((a.status, a.json["status"].as_str()), (200, Some("pending")));
-    let a = s.call("POST", &format!("/v1/agents/{id}/approve"), Some(&admin), None);
-    assert_eq!((a.status, a.json["status"].as_str()), (200, Some("approved")), "{}", a.json);
+    assert_eq!(
+        (a.status, a.json["status"].as_str()),
+        (200, Some("pending"))
+    );
+    let a = s.call(
+        "POST",
+        &format!("/v1/agents/{id}/approve"),
+        Some(&admin),
+        None,
+    );
+    assert_eq!(
+        (a.status, a.json["status"].as_str()),
+        (200, Some("approved")),
+        "{}",
+        a.json
+    );
     assert_eq!(a.json["class"], "station");
     assert_eq!(a.json["station"], "desk-1");
-    let a = s.call("POST", &format!("/v1/agents/{id}/approve"), Some(&admin), None);
+    let a = s.call(
+        "POST",
+        &format!("/v1/agents/{id}/approve"),
+        Some(&admin),
+        None,
+    );
     assert_eq!(a.status, 409);
-    let a = s.call("POST", &format!("/v1/agents/{holder_id}/revoke"), Some(&admin), None);
-    assert_eq!((a.status, a.json["status"].as_str()), (200, Some("revoked")));
+    let a = s.call(
+        "POST",
+        &format!("/v1/agents/{holder_id}/revoke"),
+        Some(&admin),
+        None,
+    );
+    assert_eq!(
+        (a.status, a.json["status"].as_str()),
+        (200, Some("revoked"))
+    );
     let a = s.call("GET", "/v1/agents", Some(&admin), None);
     let list = a.json.as_array().unwrap();
     assert_eq!(list.len(), 2);
-    assert!(list.iter().any(|x| x["class"] == "holder" && x["status"] == "revoked"));
+    assert!(list
+        .iter()
+        .any(|x| x["class"] == "holder" && x["status"] == "revoked"));
     id
 }
 
@@ -227,7 +312,12 @@ fn cli(cfg: &std::path::Path, device: &str, args: &[&str], stdin: &str) -> Value
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{args:?}: {out:?}");
     serde_json::from_slice(&out.stdout).unwrap()
@@ -239,8 +329,22 @@ fn issue_key(dir: &std::path::Path, session_json: &str) -> String {
     let cfg = dir.join("issue-session.json");
     std::fs::write(&cfg, session_json).unwrap();
     let device = format!("softkey:{}", dir.join("key1").display());
-    let k = cli(&cfg, &device, &["issue", "--template", STANDARD_NAME, "--user", KIM,
-        "--serial", "SRV1", "--activate", "--pin-stdin"], PIN);
+    let k = cli(
+        &cfg,
+        &device,
+        &[
+            "issue",
+            "--template",
+            STANDARD_NAME,
+            "--user",
+            KIM,
+            "--serial",
+            "SRV1",
+            "--activate",
+            "--pin-stdin",
+        ],
+        PIN,
+    );
     let key_id = k["key_id"].as_str().unwrap().to_owned();
     let k = cli(&cfg, &device, &["activate", &key_id, "--pin-stdin"], PIN);
     assert_eq!(k["state"], "active", "{k}");
@@ -261,18 +365,42 @@ fn serve_enforces_roles_enrols_agents_and_revokes_through_the_idp() {
     let key_id = issue_key(&dir, &session_json);
     assert_eq!(emu.passkeys_of(KIM), 1);
     let helpdesk = emu.token(HELPDESK);
-    let a = s.call("GET", &format!("/v1/keys?user={KIM}"), Some(&helpdesk), None);
+    let a = s.call(
+        "GET",
+        &format!("/v1/keys?user={KIM}"),
+        Some(&helpdesk),
+        None,
+    );
     assert_eq!(a.status, 200, "{}", a.json);
     assert_eq!(a.json.as_array().unwrap().len(), 1);
-    let a = s.call("POST", &format!("/v1/keys/{key_id}/revoke"), Some(&helpdesk), None);
-    assert_eq!((a.status, a.json["state"].as_str()), (200, Some("revoked")), "{}", a.json);
+    let a = s.call(
+        "POST",
+        &format!("/v1/keys/{key_id}/revoke"),
+        Some(&helpdesk),
+        None,
+    );
+    assert_eq!(
+        (a.status, a.json["state"].as_str()),
+        (200, Some("revoked")),
+        "{}",
+        a.json
+    );
     assert_eq!(emu.passkeys_of(KIM), 0, "the revocation reached the IdP");
-    let a = s.call("GET", &format!("/v1/keys/{key_id}"), Some(&emu.token(AUDITOR)), None);
+    let a = s.call(
+        "GET",
+        &format!("/v1/keys/{key_id}"),
+        Some(&emu.token(AUDITOR)),
+        None,
+    );
     assert_eq!(a.status, 200);
     let trail = a.json["audit"].as_array().unwrap();
     let last = trail.last().unwrap();
     assert_eq!(last["action"], "revoke");
-    assert_eq!(last["actor"], format!("oidc:{HELPDESK}"), "the operator is the actor");
+    assert_eq!(
+        last["actor"],
+        format!("oidc:{HELPDESK}"),
+        "the operator is the actor"
+    );
     let a = s.call("GET", "/v1/audit/verify", Some(&emu.token(AUDITOR)), None);
     assert_eq!(a.status, 200, "{}", a.json);
 
@@ -280,35 +408,70 @@ fn serve_enforces_roles_enrols_agents_and_revokes_through_the_idp() {
     let station_id = enrolment_works(&s, &emu);
     let audit = agent_audit(&session_json);
     let count = |action: &str, outcome: &str| {
-        audit.iter().filter(|(a, o, _)| a == action && o == outcome).count()
+        audit
+            .iter()
+            .filter(|(a, o, _)| a == action && o == outcome)
+            .count()
     };
     assert_eq!(count("agent_enrolment_code", "success"), 4, "{audit:?}");
     assert_eq!(count("agent_enrolled", "success"), 2, "{audit:?}");
     assert_eq!(count("agent_enrolled", "refused"), 4, "{audit:?}");
     assert_eq!(count("agent_approved", "success"), 1, "{audit:?}");
     assert_eq!(count("agent_revoked", "success"), 1, "{audit:?}");
-    assert!(audit.iter().any(|(a, _, actor)| a == "agent_enrolled" && *actor == format!("agent:{station_id}")));
-    assert!(audit.iter().any(|(a, _, actor)| a == "agent_approved" && *actor == format!("oidc:{ADMIN}")));
+    assert!(audit
+        .iter()
+        .any(|(a, _, actor)| a == "agent_enrolled" && *actor == format!("agent:{station_id}")));
+    assert!(audit
+        .iter()
+        .any(|(a, _, actor)| a == "agent_approved" && *actor == format!("oidc:{ADMIN}")));
 
     // Body limit: 1 MiB.
     let big = vec![0u8; 1024 * 1024 + 1];
-    let r = s.http.post(format!("{}/v1/sessions", s.base))
-        .header("content-type", "application/cose").body(big).send().unwrap();
+    let r = s
+        .http
+        .post(format!("{}/v1/sessions", s.base))
+        .header("content-type", "application/cose")
+        .body(big)
+        .send()
+        .unwrap();
     assert_eq!(r.status().as_u16(), 413);
-    let r = s.http.post(format!("{}/v1/sessions", s.base))
-        .header("content-type", "application/cose").body(vec![0u8; 16]).send().unwrap();
+    let r = s
+        .http
+        .post(format!("{}/v1/sessions", s.base))
+        .header("content-type", "application/cose")
+        .body(vec![0u8; 16])
+        .send()
+        .unwrap();
     assert_eq!(r.status().as_u16(), 400, "the coordinator refuses bytes that are no message");
-    let r = s.http.post(format!("{}/v1/sessions", s.base))
-        .header("content-type", "application/json").body("{}").send().unwrap();
+    let r = s
+        .http
+        .post(format!("{}/v1/sessions", s.base))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .unwrap();
     assert_eq!(r.status().as_u16(), 415);
 
     // The served OpenAPI document is the committed one.
-    let served: Value = s.http.get(format!("{}/v1/openapi.json", s.base)).send().unwrap().json().unwrap();
+    let served: Value = s
+        .http
+        .get(format!("{}/v1/openapi.json", s.base))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
     let committed: Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/openapi.json")).unwrap(),
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../docs/openapi.json"
+        ))
+        .unwrap(),
     )
     .unwrap();
-    assert_eq!(served, committed, "docs/openapi.json drifted from the server");
+    assert_eq!(
+        served, committed,
+        "docs/openapi.json drifted from the server"
+    );
 }
 
 /// Two server processes on one PostgreSQL: an agent enrolled at one node is approved at
@@ -320,7 +483,11 @@ fn two_nodes_share_agents_through_postgres() {
     };
     let dir = TempDir::new("serve-pg");
     let emu = EmulatorProc::start();
-    let schema = format!("serve_{}_{}", std::process::id(), keysmith_testkit::now_ms());
+    let schema = format!(
+        "serve_{}_{}",
+        std::process::id(),
+        keysmith_testkit::now_ms()
+    );
     let session_json = emu.session_config(json!({"postgres": url, "schema": schema}));
     let key_file = init_key(&dir);
     let a = start_server(&dir, "node-a", &emu, &session_json, &key_file);
@@ -332,7 +499,12 @@ fn two_nodes_share_agents_through_postgres() {
     let (st, j) = station_enrol(&b, "desk-9", &code, &k);
     assert_eq!(st, 202, "{j}");
     let id = j["agent_id"].as_str().unwrap().to_owned();
-    let r = a.call("POST", &format!("/v1/agents/{id}/approve"), Some(&admin), None);
+    let r = a.call(
+        "POST",
+        &format!("/v1/agents/{id}/approve"),
+        Some(&admin),
+        None,
+    );
     assert_eq!(r.status, 200, "{}", r.json);
     let r = b.call("GET", &format!("/v1/agents/{id}"), None, None);
     assert_eq!(r.json["status"], "approved");

@@ -356,13 +356,7 @@ impl Session {
         Ok(self
             .inner
             .engine
-            .activate(
-                &self.actor,
-                key_id,
-                holder_pin,
-                &mut d.client,
-                now_ms(),
-            )?
+            .activate(&self.actor, key_id, holder_pin, &mut d.client, now_ms())?
             .into())
     }
 

@@ -299,7 +299,9 @@ pub async fn enroll(
 ) -> Result<(StatusCode, Json<EnrollResponse>), ApiError> {
     let source = peer.ip().to_string();
     if !st.enrolments_per_source.allow(&source) {
-        return Err(ApiError::too_many("too many enrolment attempts from this address"));
+        return Err(ApiError::too_many(
+            "too many enrolment attempts from this address",
+        ));
     }
     let req: EnrollRequest = json_body(&body)?;
     let public_key = decode_b64("public_key", &req.public_key)?;
@@ -335,15 +337,22 @@ pub async fn enroll(
                     "holder agents enrol without station and proof",
                 ));
             }
-            let event = audit(&actor, "agent_enrolled", "success",
-                format!("class=holder source={source}"), now);
-            blocking(move || match st2.store.enrol_agent(&agent, None, &event, now) {
-                Ok(_) => Ok(AgentStatus::Approved),
-                Err(StoreError::Invalid { field: "agent", .. }) => {
-                    Err(ApiError::conflict("this public key is already enrolled"))
-                }
-                Err(e) => Err(e.into()),
-            })
+            let event = audit(
+                &actor,
+                "agent_enrolled",
+                "success",
+                format!("class=holder source={source}"),
+                now,
+            );
+            blocking(
+                move || match st2.store.enrol_agent(&agent, None, &event, now) {
+                    Ok(_) => Ok(AgentStatus::Approved),
+                    Err(StoreError::Invalid { field: "agent", .. }) => {
+                        Err(ApiError::conflict("this public key is already enrolled"))
+                    }
+                    Err(e) => Err(e.into()),
+                },
+            )
             .await?
         }
         AgentClass::Station => {
@@ -380,8 +389,13 @@ pub async fn enroll(
                     }
                 }
                 let refused = |why: &str| {
-                    let event = audit(&actor, "agent_enrolled", "refused",
-                        format!("class=station station={station} source={source} reason={why}"), now);
+                    let event = audit(
+                        &actor,
+                        "agent_enrolled",
+                        "refused",
+                        format!("class=station station={station} source={source} reason={why}"),
+                        now,
+                    );
                     if let Err(e) = store.append_audit(&event) {
                         tracing::warn!(error = %e, "auditing a refused enrolment failed");
                     }
@@ -392,8 +406,13 @@ pub async fn enroll(
                 let Some(code_id) = matched else {
                     return Err(refused("no_matching_code"));
                 };
-                let event = audit(&actor, "agent_enrolled", "success",
-                    format!("class=station station={station} source={source} status=pending"), now);
+                let event = audit(
+                    &actor,
+                    "agent_enrolled",
+                    "success",
+                    format!("class=station station={station} source={source} status=pending"),
+                    now,
+                );
                 match store.enrol_agent(&agent, Some(&code_id), &event, now) {
                     Ok(true) => Ok(AgentStatus::Pending),
                     Ok(false) => Err(refused("code_used_meanwhile")),
@@ -470,11 +489,20 @@ async fn move_agent(
     let store = st.store.clone();
     blocking(move || {
         let now = now_ms();
-        let event = audit(&caller.actor, action, "success", format!("agent={agent_id}"), now);
+        let event = audit(
+            &caller.actor,
+            action,
+            "success",
+            format!("agent={agent_id}"),
+            now,
+        );
         if !store.set_agent_status(&agent_id, from, to, &event, now)? {
             return Err(ApiError::conflict(format!(
                 "the agent is not {}",
-                from.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" or ")
+                from.iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" or ")
             )));
         }
         let a = store
@@ -496,7 +524,15 @@ pub async fn approve_agent(
     caller: Caller,
     Path(agent_id): Path<String>,
 ) -> Result<Json<AgentView>, ApiError> {
-    move_agent(st, caller, agent_id, &[AgentStatus::Pending], AgentStatus::Approved, "agent_approved").await
+    move_agent(
+        st,
+        caller,
+        agent_id,
+        &[AgentStatus::Pending],
+        AgentStatus::Approved,
+        "agent_approved",
+    )
+    .await
 }
 
 /// Revokes an agent (admin); it can open no more sessions.

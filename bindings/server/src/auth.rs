@@ -14,7 +14,9 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// A keysmith role, granted by a role value in the operator's access token.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Agents and enrolment codes.

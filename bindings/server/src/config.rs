@@ -150,7 +150,10 @@ fn default_messages() -> u32 {
     600
 }
 fn default_role_map() -> BTreeMap<String, Role> {
-    Role::ALL.iter().map(|r| (r.as_str().to_owned(), *r)).collect()
+    Role::ALL
+        .iter()
+        .map(|r| (r.as_str().to_owned(), *r))
+        .collect()
 }
 
 impl ServerConfig {
@@ -208,7 +211,9 @@ impl ServerConfig {
             || self.limits.sessions_per_minute_per_agent == 0
             || self.limits.session_messages_per_minute_per_source == 0
         {
-            return Err(ServerError::Config("limits: every limit must be above 0".into()));
+            return Err(ServerError::Config(
+                "limits: every limit must be above 0".into(),
+            ));
         }
         if self.oidc.roles.is_empty() {
             return Err(ServerError::Config("oidc.roles: maps no role".into()));

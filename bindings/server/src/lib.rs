@@ -130,7 +130,9 @@ pub fn router(state: Arc<AppState>, timeout: Duration) -> Router {
         .route("/v1/sessions/{session_id}", post(sessions::session_message))
         .route("/v1/openapi.json", get(openapi::serve))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(MAX_BODY_BYTES))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(
+            MAX_BODY_BYTES,
+        ))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             timeout,
@@ -166,13 +168,13 @@ impl Server {
             leeway: Duration::from_secs(o.leeway_s),
             ..AccessTokenSettings::new(o.issuer.clone(), o.audience.clone())
         };
-        let ca = match &o.ca_file {
-            Some(p) => Some(
-                std::fs::read(p)
-                    .map_err(|e| ServerError::Config(format!("oidc.ca_file {}: {e}", p.display())))?,
-            ),
-            None => None,
-        };
+        let ca =
+            match &o.ca_file {
+                Some(p) => Some(std::fs::read(p).map_err(|e| {
+                    ServerError::Config(format!("oidc.ca_file {}: {e}", p.display()))
+                })?),
+                None => None,
+            };
         let verifier = AccessTokenVerifier::new(settings, ca.as_deref())
             .map_err(|e| ServerError::Config(e.to_string()))?;
         let l = &config.limits;
@@ -187,8 +189,11 @@ impl Server {
             session,
             auth: auth::Authenticator::new(verifier, o.roles.clone()),
             server_key,
-            sessions,
-            sessions_per_agent: ratelimit::RateLimiter::new(l.sessions_per_minute_per_agent, minute),
+            sessions: std::sync::RwLock::new(sessions),
+            sessions_per_agent: ratelimit::RateLimiter::new(
+                l.sessions_per_minute_per_agent,
+                minute,
+            ),
             messages_per_source: ratelimit::RateLimiter::new(
                 l.session_messages_per_minute_per_source,
                 minute,
@@ -202,11 +207,10 @@ impl Server {
         Ok(Server { config, state })
     }
 
-    /// The same server with `handler` carrying agent sessions (the coordinator).
-    pub fn with_sessions(mut self, handler: Arc<dyn SessionHandler>) -> Server {
-        if let Some(st) = Arc::get_mut(&mut self.state) {
-            st.sessions = handler;
-        }
+    /// The same server with `handler` carrying agent sessions (the coordinator); see
+    /// also [`AppState::set_sessions`].
+    pub fn with_sessions(self, handler: Arc<dyn SessionHandler>) -> Server {
+        self.state.set_sessions(handler);
         self
     }
 
@@ -238,7 +242,11 @@ impl Server {
 /// `listening on https://ADDR` (or `http://` in loopback test mode) once bound.
 pub fn run(config_path: &std::path::Path) -> Result<(), ServerError> {
     let config = ServerConfig::from_file(config_path)?;
-    let scheme = if config.tls.is_some() { "https" } else { "http" };
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     let server = Server::new(config)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -254,7 +262,8 @@ pub fn run(config_path: &std::path::Path) -> Result<(), ServerError> {
             #[cfg(unix)]
             {
                 let mut term =
-                    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    {
                         Ok(s) => s,
                         Err(_) => return,
                     };

@@ -10,8 +10,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use keysmith_facade::{
-    AuditCheck, AuditEntry, BulkJob, BulkRunOptions, Key, KeyDetails, KeyFilter,
-    ReconcileReport, Session,
+    AuditCheck, AuditEntry, BulkJob, BulkRunOptions, Key, KeyDetails, KeyFilter, ReconcileReport,
+    Session,
 };
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
@@ -60,7 +60,9 @@ pub async fn search_keys(
         serial: q.serial,
         state: q.state,
     };
-    Ok(Json(run(&st, &caller, move |s| s.list_keys(&filter)).await?))
+    Ok(Json(
+        run(&st, &caller, move |s| s.list_keys(&filter)).await?,
+    ))
 }
 
 /// A key with its passkeys, pending registrations and audit trail (operator, helpdesk,
@@ -116,7 +118,9 @@ pub async fn revoke(
 ) -> Result<Json<Key>, ApiError> {
     caller.require(&[Role::Operator, Role::Helpdesk])?;
     let force = json_body::<RevokeRequest>(&body)?.force;
-    Ok(Json(run(&st, &caller, move |s| s.revoke(&key_id, force)).await?))
+    Ok(Json(
+        run(&st, &caller, move |s| s.revoke(&key_id, force)).await?,
+    ))
 }
 
 /// Inactivates a key: its passkeys are removed at the IdP (operator, helpdesk).
@@ -131,7 +135,9 @@ pub async fn inactivate(
     Path(key_id): Path<String>,
 ) -> Result<Json<Key>, ApiError> {
     caller.require(&[Role::Operator, Role::Helpdesk])?;
-    Ok(Json(run(&st, &caller, move |s| s.inactivate(&key_id)).await?))
+    Ok(Json(
+        run(&st, &caller, move |s| s.inactivate(&key_id)).await?,
+    ))
 }
 
 /// Retires a key (operator).
@@ -161,7 +167,9 @@ pub async fn unregister(
     Path(key_id): Path<String>,
 ) -> Result<Json<Key>, ApiError> {
     caller.require(&[Role::Operator])?;
-    Ok(Json(run(&st, &caller, move |s| s.unregister(&key_id)).await?))
+    Ok(Json(
+        run(&st, &caller, move |s| s.unregister(&key_id)).await?,
+    ))
 }
 
 /// `POST /v1/reconcile` body.
@@ -193,7 +201,10 @@ pub async fn reconcile(
     caller.require(&[Role::Operator])?;
     let b: ReconcileBody = json_body(&body)?;
     Ok(Json(
-        run(&st, &caller, move |s| s.reconcile(&b.users, b.fix, b.delete_unknown)).await?,
+        run(&st, &caller, move |s| {
+            s.reconcile(&b.users, b.fix, b.delete_unknown)
+        })
+        .await?,
     ))
 }
 
@@ -238,19 +249,21 @@ fn start_bulk(st: &Arc<AppState>, caller: &Caller, job_id: i64, options: BulkRun
     }
     let session = st.session.with_actor(&caller.actor);
     let st = st.clone();
-    let spawned = std::thread::Builder::new().name("keysmith-bulk".into()).spawn(move || {
-        let mut no_device = |_: &keysmith_facade::BulkRow| {
-            Err("issue rows need a device: run them through an agent session".to_owned())
-        };
-        let r = session.bulk_run(job_id, &options, &mut no_device, &mut |_| {});
-        if let Err(e) = r {
-            tracing::warn!(job_id, error = %e, "bulk job stopped");
-        }
-        st.bulk_running
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(&job_id);
-    });
+    let spawned = std::thread::Builder::new()
+        .name("keysmith-bulk".into())
+        .spawn(move || {
+            let mut no_device = |_: &keysmith_facade::BulkRow| {
+                Err("issue rows need a device: run them through an agent session".to_owned())
+            };
+            let r = session.bulk_run(job_id, &options, &mut no_device, &mut |_| {});
+            if let Err(e) = r {
+                tracing::warn!(job_id, error = %e, "bulk job stopped");
+            }
+            st.bulk_running
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(&job_id);
+        });
     if let Err(e) = spawned {
         tracing::warn!(job_id, error = %e, "could not start the bulk job's thread");
     }

@@ -93,8 +93,12 @@ pub trait Admission: Send + Sync {
 /// plain thread outside the runtime; `now` is Unix milliseconds of the server's clock.
 pub trait SessionHandler: Send + Sync {
     /// The agent's first message: opens a session.
-    fn open(&self, body: &[u8], now: u64, admission: &dyn Admission)
-        -> Result<Opened, SessionError>;
+    fn open(
+        &self,
+        body: &[u8],
+        now: u64,
+        admission: &dyn Admission,
+    ) -> Result<Opened, SessionError>;
     /// A later message of session `session_id`: its reply.
     fn handle(&self, session_id: &str, body: &[u8], now: u64) -> Result<Vec<u8>, SessionError>;
 }
@@ -149,7 +153,12 @@ fn valid_id(id: &str) -> bool {
 }
 
 fn cose(status: StatusCode, body: Vec<u8>) -> Response {
-    (status, [(header::CONTENT_TYPE, HeaderValue::from_static(COSE))], body).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, HeaderValue::from_static(COSE))],
+        body,
+    )
+        .into_response()
 }
 
 /// Opens an agent session.
@@ -170,13 +179,18 @@ pub async fn open_session(
 ) -> Result<Response, ApiError> {
     check_media(&headers)?;
     if !st.messages_per_source.allow(&peer.ip().to_string()) {
-        return Err(ApiError::too_many("too many session messages from this address"));
+        return Err(ApiError::too_many(
+            "too many session messages from this address",
+        ));
     }
-    let handler = st.sessions.clone();
+    let handler = st.sessions();
     let admission = AgentLimit(st.clone());
-    let opened = crate::off_runtime(move || handler.open(&body, crate::now_ms(), &admission)).await??;
+    let opened =
+        crate::off_runtime(move || handler.open(&body, crate::now_ms(), &admission)).await??;
     if !valid_id(&opened.session_id) {
-        return Err(ApiError::internal("the session handler returned an unusable id"));
+        return Err(ApiError::internal(
+            "the session handler returned an unusable id",
+        ));
     }
     let mut r = cose(StatusCode::CREATED, opened.reply);
     let loc = HeaderValue::from_str(&format!("/v1/sessions/{}", opened.session_id))
@@ -207,9 +221,11 @@ pub async fn session_message(
         return Err(SessionError::UnknownSession.into());
     }
     if !st.messages_per_source.allow(&peer.ip().to_string()) {
-        return Err(ApiError::too_many("too many session messages from this address"));
+        return Err(ApiError::too_many(
+            "too many session messages from this address",
+        ));
     }
-    let handler = st.sessions.clone();
+    let handler = st.sessions();
     let reply =
         crate::off_runtime(move || handler.handle(&session_id, &body, crate::now_ms())).await??;
     Ok(cose(StatusCode::OK, reply))

@@ -2,7 +2,7 @@
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -24,8 +24,9 @@ pub struct AppState {
     pub auth: Authenticator,
     /// The server signing key.
     pub server_key: Arc<ServerKey>,
-    /// The session handler (the coordinator, or [`crate::sessions::NoSessions`]).
-    pub sessions: Arc<dyn SessionHandler>,
+    /// The session handler (the coordinator, or [`crate::sessions::NoSessions`]); see
+    /// [`AppState::set_sessions`].
+    pub sessions: RwLock<Arc<dyn SessionHandler>>,
     /// Sessions opened per agent.
     pub sessions_per_agent: RateLimiter,
     /// Session messages per source address.
@@ -34,6 +35,25 @@ pub struct AppState {
     pub enrolments_per_source: RateLimiter,
     /// Bulk jobs running in this process.
     pub bulk_running: Mutex<HashSet<i64>>,
+}
+
+impl AppState {
+    /// The session handler now.
+    pub fn sessions(&self) -> Arc<dyn SessionHandler> {
+        self.sessions
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Plugs in `handler` (the coordinator, typically built over [`AppState::session`],
+    /// [`AppState::store`] and [`AppState::server_key`]); later messages go to it.
+    pub fn set_sessions(&self, handler: Arc<dyn SessionHandler>) {
+        *self
+            .sessions
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = handler;
+    }
 }
 
 impl std::fmt::Debug for AppState {

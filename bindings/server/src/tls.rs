@@ -17,9 +17,8 @@ use crate::ServerError;
 
 /// A TLS acceptor for the configured certificate chain and key (TLS 1.2 and 1.3).
 pub(crate) fn acceptor(cfg: &TlsConfig) -> Result<TlsAcceptor, ServerError> {
-    let fail = |what: &std::path::Path, e: String| {
-        ServerError::Tls(format!("{}: {e}", what.display()))
-    };
+    let fail =
+        |what: &std::path::Path, e: String| ServerError::Tls(format!("{}: {e}", what.display()));
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cfg.cert_chain)
         .map_err(|e| fail(&cfg.cert_chain, e.to_string()))?
         .collect::<Result<_, _>>()
@@ -71,7 +70,9 @@ pub(crate) async fn serve(
                 },
             );
             let mut builder = hyper::server::conn::http1::Builder::new();
-            builder.timer(TokioTimer::new()).header_read_timeout(timeout);
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(timeout);
             let r = match acceptor {
                 Some(a) => match tokio::time::timeout(timeout, a.accept(tcp)).await {
                     Ok(Ok(stream)) => builder.serve_connection(TokioIo::new(stream), svc).await,

@@ -15,7 +15,12 @@ fn committed_openapi_document_matches_the_handlers() {
     );
     let doc: serde_json::Value = serde_json::from_str(&generated).unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
-    for path in ["/v1/keys", "/v1/agents/enroll", "/v1/sessions/{session_id}", "/v1/bulk"] {
+    for path in [
+        "/v1/keys",
+        "/v1/agents/enroll",
+        "/v1/sessions/{session_id}",
+        "/v1/bulk",
+    ] {
         assert!(doc["paths"].get(path).is_some(), "{path} missing");
     }
 }

@@ -82,10 +82,20 @@ pub(crate) fn api_token(
         ));
     }
     let user = st.find_user(username).ok_or_else(|| {
-        fail(400, "invalid_grant", 50034, "The user account does not exist in this directory.")
+        fail(
+            400,
+            "invalid_grant",
+            50034,
+            "The user account does not exist in this directory.",
+        )
     })?;
     if user.account_enabled == Some(false) {
-        return Err(fail(400, "invalid_grant", 50057, "The user account is disabled."));
+        return Err(fail(
+            400,
+            "invalid_grant",
+            50057,
+            "The user account is disabled.",
+        ));
     }
     if password.as_bytes() != DEMO_PASSWORD.as_bytes() {
         return Err(fail(

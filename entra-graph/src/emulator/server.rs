@@ -475,8 +475,19 @@ fn token(shared: &Shared, s: &[&str], body: &[u8], rid: &str) -> Resp {
     let form = parse_form(body);
     if let Some(aud) = super::apitoken::api_audience(&form) {
         let known = |id: &str| shared.apps.iter().any(|(a, _)| a.client_id == id);
-        let r = super::apitoken::api_token(&form, &aud, &shared.base_url, &shared.state(), known, &shared.oidc(), shared.config.token_lifetime);
-        return r.map_or_else(|f| failure(f.status, f.error, f.code, &f.description), |v| json(200, &v));
+        let r = super::apitoken::api_token(
+            &form,
+            &aud,
+            &shared.base_url,
+            &shared.state(),
+            known,
+            &shared.oidc(),
+            shared.config.token_lifetime,
+        );
+        return r.map_or_else(
+            |f| failure(f.status, f.error, f.code, &f.description),
+            |v| json(200, &v),
+        );
     }
     if form.get("grant_type").map(String::as_str) == Some("password") {
         let st = shared.state();

@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 
 use super::{
     check_url, epoch_secs, header_kid, json_object, opt_string, opt_strings, opt_time, refuse,
-    req_string, req_time, segment, verify_signature, JwsAlg, Jwks, JWKS_MAX_AGE,
+    req_string, req_time, segment, verify_signature, Jwks, JwsAlg, JWKS_MAX_AGE,
     MAX_KEYS_DOCUMENT_BYTES, MAX_TOKEN_BYTES,
 };
 use crate::GraphError;
@@ -131,7 +131,10 @@ fn verify_jws(
         Some(_) => return Err(refuse("typ", "must be JWT or at+jwt when present")),
     }
     if header.contains_key("crit") {
-        return Err(refuse("crit", "critical header extensions are not supported"));
+        return Err(refuse(
+            "crit",
+            "critical header extensions are not supported",
+        ));
     }
     let claims_bytes = zeroize::Zeroizing::new(segment(c, "payload")?);
     let sig = segment(s, "signature")?;
@@ -170,7 +173,7 @@ pub fn verify_access_with_jwks(
         return Err(refuse("iss", "not the expected issuer"));
     }
     let aud = opt_strings(&claims, "aud")?;
-    if !aud.iter().any(|a| *a == settings.audience) {
+    if !aud.contains(&settings.audience) {
         return Err(refuse("aud", "does not contain the API's audience"));
     }
     let now_s = epoch_secs(now);
@@ -190,11 +193,17 @@ pub fn verify_access_with_jwks(
         }
     }
     if claims.contains_key("nonce") {
-        return Err(refuse("nonce", "present: this is an ID token, not an access token"));
+        return Err(refuse(
+            "nonce",
+            "present: this is an ID token, not an access token",
+        ));
     }
     let tenant_id = opt_string(&claims, "tid")?;
     if let Some(want) = &settings.tenant_id {
-        if !tenant_id.as_deref().is_some_and(|t| t.eq_ignore_ascii_case(want)) {
+        if !tenant_id
+            .as_deref()
+            .is_some_and(|t| t.eq_ignore_ascii_case(want))
+        {
             return Err(refuse("tid", "not the expected tenant"));
         }
     }
@@ -268,12 +277,12 @@ impl AccessTokenVerifier {
             .redirect(reqwest::redirect::Policy::none())
             .timeout(settings.request_timeout);
         if let Some(pem) = ca_pem {
-            for cert in reqwest::Certificate::from_pem_bundle(pem).map_err(|e| {
-                GraphError::Config {
+            for cert in
+                reqwest::Certificate::from_pem_bundle(pem).map_err(|e| GraphError::Config {
                     setting: "access.ca",
                     reason: e.to_string(),
-                }
-            })? {
+                })?
+            {
                 b = b.add_root_certificate(cert);
             }
         }
@@ -356,12 +365,12 @@ impl AccessTokenVerifier {
                 reason: "discovery document names a different issuer".into(),
             });
         }
-        let uri = doc
-            .get("jwks_uri")
-            .and_then(Value::as_str)
-            .ok_or_else(|| GraphError::OidcKeys {
-                reason: "discovery document has no jwks_uri".into(),
-            })?;
+        let uri =
+            doc.get("jwks_uri")
+                .and_then(Value::as_str)
+                .ok_or_else(|| GraphError::OidcKeys {
+                    reason: "discovery document has no jwks_uri".into(),
+                })?;
         check_url(uri).map_err(|reason| GraphError::OidcKeys { reason })?;
         Ok(uri.to_owned())
     }

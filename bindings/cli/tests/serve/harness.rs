@@ -79,8 +79,17 @@ impl EmulatorProc {
     pub fn start() -> EmulatorProc {
         let exe = std::env::current_exe().expect("test binary");
         let mut child = Command::new(exe)
-            .args(["--ignored", "--exact", "emulator_child", "--nocapture", "--test-threads=1"])
-            .env("KEYSMITH_TEST_FIXTURE", serde_json::to_string(&fixture()).unwrap())
+            .args([
+                "--ignored",
+                "--exact",
+                "emulator_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(
+                "KEYSMITH_TEST_FIXTURE",
+                serde_json::to_string(&fixture()).unwrap(),
+            )
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -190,7 +199,11 @@ pub fn tls_files(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
             .unwrap();
     let issuer = rcgen::Issuer::new(ca_params, ca_key);
     let leaf = params.signed_by(&key, &issuer).unwrap();
-    let (ca_pem, chain, key_pem) = (dir.join("ca.pem"), dir.join("chain.pem"), dir.join("key.pem"));
+    let (ca_pem, chain, key_pem) = (
+        dir.join("ca.pem"),
+        dir.join("chain.pem"),
+        dir.join("key.pem"),
+    );
     std::fs::write(&ca_pem, ca.pem()).unwrap();
     std::fs::write(&chain, format!("{}{}", leaf.pem(), ca.pem())).unwrap();
     std::fs::write(&key_pem, key.serialize_pem()).unwrap();
@@ -273,7 +286,13 @@ pub struct Answer {
 
 impl ServerProc {
     /// `method path` with an optional bearer token and JSON body.
-    pub fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<&Value>) -> Answer {
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> Answer {
         let url = format!("{}{path}", self.base);
         let mut rb = match method {
             "GET" => self.http.get(&url),
@@ -301,5 +320,9 @@ pub fn serve_child_until_stdin_closes(line: &str) {
     writeln!(out, "{line}").unwrap();
     out.flush().unwrap();
     let mut sink = String::new();
-    while std::io::stdin().read_line(&mut sink).map(|n| n > 0).unwrap_or(false) {}
+    while std::io::stdin()
+        .read_line(&mut sink)
+        .map(|n| n > 0)
+        .unwrap_or(false)
+    {}
 }

@@ -18,8 +18,8 @@ use std::time::Duration;
 use crate::store::{
     AdoptedRows, AuditQuery, AuditRecord, AuditVerification, BulkClaim, BulkCounts, BulkFence,
     BulkItem, BulkItemStatus, BulkJob, Committed, JournalEntry, JournalFence, KeyQuery, KeyRecord,
-    NewAuditRecord, NewBulkJob, NewKey, PasskeyRecord, PendingPosition, PendingRegistration, PinKey, Result, Store,
-    TransportPin, UnitOfWork, UnixMillis, UserRecord,
+    NewAuditRecord, NewBulkJob, NewKey, PasskeyRecord, PendingPosition, PendingRegistration,
+    PinKey, Result, Store, TransportPin, UnitOfWork, UnixMillis, UserRecord,
 };
 
 use super::BulkClock;

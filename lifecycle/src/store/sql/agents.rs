@@ -128,7 +128,11 @@ pub(crate) fn enrol_agent(
         let n = sql.exec(
             "UPDATE enrolment_codes SET used_ms = $1, used_by = $2 WHERE code_id = $3 \
              AND used_ms IS NULL AND expires_ms >= $1",
-            &[Param::millis(now), Param::text(&agent.agent_id), Param::text(id)],
+            &[
+                Param::millis(now),
+                Param::text(&agent.agent_id),
+                Param::text(id),
+            ],
         )?;
         if n != 1 {
             return Ok(false);
@@ -141,9 +145,7 @@ pub(crate) fn enrol_agent(
         });
     }
     sql.exec(
-        &format!(
-            "INSERT INTO agents ({AGENT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-        ),
+        &format!("INSERT INTO agents ({AGENT_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"),
         &[
             Param::text(&agent.agent_id),
             Param::text(agent.class.as_str()),

@@ -387,7 +387,15 @@ macro_rules! impl_store {
             ) -> $crate::store::Result<bool> {
                 let k = self.row_key.get();
                 self.tx(|s| {
-                    $crate::store::sql::set_agent_status(s, k.as_deref(), agent_id, from, to, audit, now)
+                    $crate::store::sql::set_agent_status(
+                        s,
+                        k.as_deref(),
+                        agent_id,
+                        from,
+                        to,
+                        audit,
+                        now,
+                    )
                 })
             }
             fn delete_transport_pin(&self, key_id: &str) -> $crate::store::Result<bool> {

@@ -68,13 +68,21 @@ pub fn agents_and_enrolment_codes<B: Backend>(b: &B) {
     assert_eq!(s.open_enrolment_codes("desk-1", 3_000).unwrap().len(), 1);
 
     let a = agent("a1", AgentClass::Station, AgentStatus::Pending);
-    assert!(s.enrol_agent(&a, Some("c1"), &event("enrol", 1_500), 1_500).unwrap());
+    assert!(s
+        .enrol_agent(&a, Some("c1"), &event("enrol", 1_500), 1_500)
+        .unwrap());
     assert_eq!(s.get_agent("a1").unwrap(), Some(a.clone()));
     // Used, expired and unknown codes record nothing.
     let b2 = agent("a2", AgentClass::Station, AgentStatus::Pending);
-    assert!(!s.enrol_agent(&b2, Some("c1"), &event("enrol", 1_600), 1_600).unwrap());
-    assert!(!s.enrol_agent(&b2, Some("c2"), &event("enrol", 2_500), 2_500).unwrap());
-    assert!(!s.enrol_agent(&b2, Some("nope"), &event("enrol", 1_600), 1_600).unwrap());
+    assert!(!s
+        .enrol_agent(&b2, Some("c1"), &event("enrol", 1_600), 1_600)
+        .unwrap());
+    assert!(!s
+        .enrol_agent(&b2, Some("c2"), &event("enrol", 2_500), 2_500)
+        .unwrap());
+    assert!(!s
+        .enrol_agent(&b2, Some("nope"), &event("enrol", 1_600), 1_600)
+        .unwrap());
     assert_eq!(s.get_agent("a2").unwrap(), None);
     // A known agent id is refused (and the code stays unused).
     assert!(matches!(
@@ -84,7 +92,9 @@ pub fn agents_and_enrolment_codes<B: Backend>(b: &B) {
     assert_eq!(s.open_enrolment_codes("desk-2", 1_700).unwrap().len(), 1);
     // A holder agent needs no code.
     let h = agent("h1", AgentClass::Holder, AgentStatus::Approved);
-    assert!(s.enrol_agent(&h, None, &event("enrol", 1_800), 1_800).unwrap());
+    assert!(s
+        .enrol_agent(&h, None, &event("enrol", 1_800), 1_800)
+        .unwrap());
 
     use AgentStatus::*;
     assert!(s
@@ -94,7 +104,13 @@ pub fn agents_and_enrolment_codes<B: Backend>(b: &B) {
         .set_agent_status("a1", &[Pending], Approved, &event("approve", 2_001), 2_001)
         .unwrap());
     assert!(s
-        .set_agent_status("a1", &[Pending, Approved], Revoked, &event("revoke", 2_100), 2_100)
+        .set_agent_status(
+            "a1",
+            &[Pending, Approved],
+            Revoked,
+            &event("revoke", 2_100),
+            2_100
+        )
         .unwrap());
     let a1 = s.get_agent("a1").unwrap().unwrap();
     assert_eq!((a1.status, a1.updated_ms), (Revoked, 2_100));
@@ -102,7 +118,12 @@ pub fn agents_and_enrolment_codes<B: Backend>(b: &B) {
         s.set_agent_status("zz", &[Pending], Approved, &event("approve", 1), 1),
         Err(StoreError::NotFound { .. })
     ));
-    let all: Vec<String> = s.list_agents().unwrap().into_iter().map(|a| a.agent_id).collect();
+    let all: Vec<String> = s
+        .list_agents()
+        .unwrap()
+        .into_iter()
+        .map(|a| a.agent_id)
+        .collect();
     assert_eq!(all, ["a1", "h1"]);
     let actions: Vec<String> = s
         .query_audit(&AuditQuery::default())
@@ -110,11 +131,17 @@ pub fn agents_and_enrolment_codes<B: Backend>(b: &B) {
         .into_iter()
         .map(|r| r.event.action)
         .collect();
-    assert_eq!(actions, ["code", "code", "code", "enrol", "enrol", "approve", "revoke"]);
+    assert_eq!(
+        actions,
+        ["code", "code", "code", "enrol", "enrol", "approve", "revoke"]
+    );
     // At most 16 open codes per station.
     for i in 0..15 {
-        s.put_enrolment_code(&code(&format!("m{i}"), "desk-9", 9_000), &event("code", 1_000))
-            .unwrap();
+        s.put_enrolment_code(
+            &code(&format!("m{i}"), "desk-9", 9_000),
+            &event("code", 1_000),
+        )
+        .unwrap();
     }
     s.put_enrolment_code(&code("m15", "desk-9", 9_000), &event("code", 1_000))
         .unwrap();

@@ -34,6 +34,10 @@ use crate::GraphError;
 
 mod verifier;
 pub use verifier::OidcVerifier;
+mod access;
+pub use access::{
+    verify_access_with_jwks, AccessTokenSettings, AccessTokenVerifier, VerifiedAccessToken,
+};
 
 /// Longest token accepted, in bytes.
 pub const MAX_TOKEN_BYTES: usize = 16 * 1024;
@@ -643,6 +647,112 @@ pub fn verify_with_jwks(
         acrs,
         token_id,
     })
+}
+
+/// What a holder's sign-in must show beyond a valid ID token (review G1 of the split
+/// design): the nonce of this session, a recent sign-in, multi-factor authentication and
+/// the expected tenant. [`check_holder`] applies it to a [`VerifiedToken`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HolderRequirements {
+    /// The nonce the sign-in request carried (in the split protocol
+    /// `b64url(SHA-256(session_pub ‖ server_nonce))`); the token's `nonce` must equal it.
+    pub expected_nonce: String,
+    /// Longest time since the holder authenticated (`auth_time`); 600 s as Entra's own
+    /// rule for `/me` passkey registration. A token without `auth_time` is refused.
+    pub max_age: Duration,
+    /// The sign-in must be multi-factor: `amr` contains `mfa`, or `acrs` holds one of
+    /// [`HolderRequirements::accepted_acrs`].
+    pub require_mfa: bool,
+    /// Authentication contexts (Entra `acrs`, e.g. `c1`) that count as MFA.
+    pub accepted_acrs: Vec<String>,
+    /// When set, `tid` must be present and equal (the template connection's tenant).
+    pub tenant_id: Option<String>,
+    /// Clock skew tolerated for an `auth_time` in the future.
+    pub leeway: Duration,
+}
+
+impl HolderRequirements {
+    /// Requirements for `expected_nonce`: 600 s freshness, MFA required, no tenant pin,
+    /// 5 minutes leeway.
+    pub fn new(expected_nonce: impl Into<String>) -> Self {
+        HolderRequirements {
+            expected_nonce: expected_nonce.into(),
+            max_age: Duration::from_secs(600),
+            require_mfa: true,
+            accepted_acrs: Vec::new(),
+            tenant_id: None,
+            leeway: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Checks a verified holder token against `req` at `now`: nonce (compared in constant
+/// time), `auth_time` freshness, MFA (`amr ∋ mfa` or an accepted `acrs`), tenant. The
+/// refusal names the claim (`nonce`, `auth_time`, `amr`, `tid`).
+pub fn check_holder(
+    token: &VerifiedToken,
+    req: &HolderRequirements,
+    now: SystemTime,
+) -> Result<(), GraphError> {
+    if req.expected_nonce.is_empty() {
+        return Err(GraphError::Config {
+            setting: "oidc.expected_nonce",
+            reason: "must not be empty".into(),
+        });
+    }
+    match &token.nonce {
+        None => return Err(refuse("nonce", "required claim is missing")),
+        Some(n) => {
+            let (a, b) = (n.as_bytes(), req.expected_nonce.as_bytes());
+            let same =
+                a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0;
+            if !same {
+                return Err(refuse("nonce", "is not the nonce of this session"));
+            }
+        }
+    }
+    let Some(auth_time) = token.auth_time else {
+        return Err(refuse("auth_time", "required claim is missing"));
+    };
+    let (now_s, at) = (epoch_secs(now), epoch_secs(auth_time));
+    if at > now_s.saturating_add(req.leeway.as_secs()) {
+        return Err(refuse("auth_time", "the sign-in is in the future"));
+    }
+    if now_s.saturating_sub(at) > req.max_age.as_secs() {
+        return Err(refuse(
+            "auth_time",
+            format!(
+                "the sign-in is {} s old, at most {} s allowed",
+                now_s.saturating_sub(at),
+                req.max_age.as_secs()
+            ),
+        ));
+    }
+    if req.require_mfa
+        && !token.amr.iter().any(|m| m == "mfa")
+        && !token.acrs.iter().any(|a| req.accepted_acrs.contains(a))
+    {
+        return Err(refuse(
+            "amr",
+            format!(
+                "multi-factor authentication is required; the sign-in used {:?}",
+                token.amr
+            ),
+        ));
+    }
+    if let Some(want) = &req.tenant_id {
+        match &token.tenant_id {
+            Some(t) if t.eq_ignore_ascii_case(want) => {}
+            Some(t) => {
+                return Err(refuse(
+                    "tid",
+                    format!("{t:?} is not the expected tenant {want:?}"),
+                ))
+            }
+            None => return Err(refuse("tid", "required claim is missing")),
+        }
+    }
+    Ok(())
 }
 
 /// `https://...`, or `http://` to a loopback host only.

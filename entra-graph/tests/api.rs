@@ -5,6 +5,9 @@ mod api {
     pub mod fixtures;
 
     #[cfg(feature = "emulator")]
+    pub mod authorize_code;
+
+    #[cfg(feature = "emulator")]
     pub mod contract;
     #[cfg(feature = "emulator")]
     pub mod harness;

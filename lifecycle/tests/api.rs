@@ -36,6 +36,8 @@ mod selfservice;
 mod selfservice_trust;
 #[path = "api/split.rs"]
 mod split;
+#[path = "api/split_link.rs"]
+mod split_link;
 #[path = "api/state.rs"]
 mod state;
 #[path = "api/store.rs"]

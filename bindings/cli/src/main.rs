@@ -14,6 +14,8 @@ mod demo_self;
 mod jobs;
 mod logging;
 mod ops;
+#[cfg(feature = "serve")]
+mod serve;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -25,6 +27,10 @@ const USAGE: &str = "usage:
                                    (builds with --features demo only)
   keysmith template check FILE     validate a template (.toml or .json); exit 1 if invalid
   keysmith version                 the keysmith version
+  keysmith serve run|init-key|print-key ...
+                                   the HTTPS server of a split deployment (docs/server.md)
+  keysmith agent run|activate|self-issue|verify|enroll|ui ...
+                                   the device half, as the keysmith-agent binary (docs/agent.md)
 
   keysmith [--config FILE] [--device SPEC] [--json] COMMAND
     device list                    USB HID keys and PC/SC readers
@@ -114,6 +120,19 @@ exit codes:
 
 fn main() -> ExitCode {
     let raw: Vec<String> = std::env::args().skip(1).collect();
+    if raw.first().map(String::as_str) == Some("serve") {
+        #[cfg(feature = "serve")]
+        return serve::main(&raw[1..]);
+        #[cfg(not(feature = "serve"))]
+        {
+            eprintln!("keysmith: this build has no server; build with --features serve");
+            return ExitCode::from(2);
+        }
+    }
+    if raw.first().map(String::as_str) == Some("agent") {
+        // The device half: the same command line as the `keysmith-agent` binary.
+        return keysmith_agent::cli::main_with(raw[1..].to_vec());
+    }
     let json = raw.iter().any(|a| a == "--json");
     let rest = match logging::start(raw) {
         Ok(rest) => rest,

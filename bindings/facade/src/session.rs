@@ -70,7 +70,6 @@ struct Inner {
     engine: Arc<Engine>,
     prompt: Arc<RwLock<Option<SharedCallback>>>,
     templates: RwLock<BTreeMap<String, TemplateSet>>,
-    actor: String,
     connections: Vec<String>,
     /// `allow_software_keys` from the config.
     allow_software_keys: bool,
@@ -81,12 +80,14 @@ struct Inner {
 #[derive(Clone)]
 pub struct Session {
     inner: Arc<Inner>,
+    /// The actor recorded for this handle's operator calls ([`Session::with_actor`]).
+    actor: Arc<str>,
 }
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session")
-            .field("actor", &self.inner.actor)
+            .field("actor", &self.actor)
             .field("connections", &self.inner.connections)
             .finish_non_exhaustive()
     }
@@ -167,11 +168,11 @@ impl Session {
             .take()
             .unwrap_or_else(|| format!("operator:{}", cfg.station));
         let session = Session {
+            actor: Arc::from(actor.as_str()),
             inner: Arc::new(Inner {
                 engine: Arc::new(engine),
                 prompt: slot,
                 templates: RwLock::new(BTreeMap::new()),
-                actor,
                 connections,
                 allow_software_keys: cfg.allow_software_keys,
             }),
@@ -211,7 +212,39 @@ impl Session {
 
     /// The actor recorded for operator calls.
     pub fn actor(&self) -> String {
-        self.inner.actor.clone()
+        self.actor.to_string()
+    }
+
+    /// A handle on the same session whose operator calls are recorded as done by `actor`
+    /// (a server records the authenticated operator of each request).
+    pub fn with_actor(&self, actor: &str) -> Session {
+        Session {
+            inner: self.inner.clone(),
+            actor: Arc::from(actor),
+        }
+    }
+
+    /// The server half of the split deployment over this session's engine (its repository
+    /// keeps the sessions; its IdP connections make every registration), signing with
+    /// `key` and looking agents up in the repository's enrolment records.
+    pub fn coordinator(
+        &self,
+        key: keysmith_wire::SigningKey,
+        config: lifecycle::coordinator::CoordinatorConfig,
+    ) -> lifecycle::coordinator::Coordinator {
+        let engine = self.inner.engine.clone();
+        let agents = Arc::new(lifecycle::coordinator::StoreAgents(engine.store().clone()));
+        // Software keys are accepted only where the session allows them (tests, demos).
+        let config = lifecycle::coordinator::CoordinatorConfig {
+            allow_software_keys: self.inner.allow_software_keys,
+            ..config
+        };
+        lifecycle::coordinator::Coordinator::new(engine, key, agents, config)
+    }
+
+    /// The session's repository (a server keeps its own records there, e.g. agents).
+    pub fn store(&self) -> Arc<dyn lifecycle::store::Store> {
+        self.inner.engine.store().clone()
     }
 
     /// The configured IdP connection names.
@@ -328,13 +361,7 @@ impl Session {
         Ok(self
             .inner
             .engine
-            .activate(
-                &self.inner.actor,
-                key_id,
-                holder_pin,
-                &mut d.client,
-                now_ms(),
-            )?
+            .activate(&self.actor, key_id, holder_pin, &mut d.client, now_ms())?
             .into())
     }
 
@@ -343,7 +370,7 @@ impl Session {
         Ok(self
             .inner
             .engine
-            .inactivate(&self.inner.actor, key_id, now_ms())?
+            .inactivate(&self.actor, key_id, now_ms())?
             .into())
     }
 
@@ -352,7 +379,7 @@ impl Session {
         Ok(self
             .inner
             .engine
-            .revoke(&self.inner.actor, key_id, force, now_ms())?
+            .revoke(&self.actor, key_id, force, now_ms())?
             .into())
     }
 
@@ -361,7 +388,7 @@ impl Session {
         Ok(self
             .inner
             .engine
-            .retire(&self.inner.actor, key_id, now_ms())?
+            .retire(&self.actor, key_id, now_ms())?
             .into())
     }
 
@@ -370,7 +397,7 @@ impl Session {
         Ok(self
             .inner
             .engine
-            .unregister(&self.inner.actor, key_id, now_ms())?
+            .unregister(&self.actor, key_id, now_ms())?
             .into())
     }
 
@@ -496,7 +523,7 @@ impl Session {
         Ok(self
             .inner
             .engine
-            .adopt_unauthenticated_rows(&self.inner.actor, now_ms())?
+            .adopt_unauthenticated_rows(&self.actor, now_ms())?
             .into())
     }
 
@@ -627,7 +654,7 @@ impl Session {
         Ok(self
             .inner
             .engine
-            .reconcile(&self.inner.actor, &users, &options, now_ms())?
+            .reconcile(&self.actor, &users, &options, now_ms())?
             .into())
     }
 
@@ -671,7 +698,7 @@ impl Session {
         Ok(self
             .inner
             .engine
-            .bulk_create(kind, csv, &self.inner.actor, now_ms())?
+            .bulk_create(kind, csv, &self.actor, now_ms())?
             .into())
     }
 

@@ -15,7 +15,14 @@
 //! tokens for directory users ([`Emulator::holder_token`], or `grant_type=password` at the
 //! token endpoint with [`DEMO_PASSWORD`]) and key rotation
 //! ([`Emulator::rotate_signing_key`]).
+//!
+//! For native clients (`authorize.rs`): `GET /{tenant}/oauth2/v2.0/authorize` signs in the
+//! `login_hint` user without a page and redirects to a loopback `redirect_uri` with a
+//! single-use code bound to the PKCE S256 challenge and the nonce; the token endpoint's
+//! `authorization_code` grant checks the verifier and answers with the ID token.
 
+mod apitoken;
+mod authorize;
 mod graph;
 mod oidc;
 mod server;

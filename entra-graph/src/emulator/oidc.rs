@@ -75,6 +75,8 @@ pub(crate) fn unpublished_key() -> Result<&'static SigningKey, String> {
 pub(crate) struct OidcState {
     /// How many rotations so far.
     pub generation: usize,
+    /// Authorization codes issued by `/authorize` (`authorize.rs`).
+    pub codes: super::authorize::Codes,
 }
 
 impl OidcState {

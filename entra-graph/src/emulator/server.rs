@@ -57,6 +57,7 @@ pub(crate) struct Resp {
     body: Vec<u8>,
     retry_after: Option<u64>,
     json: bool,
+    location: Option<String>,
 }
 
 pub(super) fn json<T: Serialize>(status: u16, v: &T) -> Resp {
@@ -65,6 +66,7 @@ pub(super) fn json<T: Serialize>(status: u16, v: &T) -> Resp {
         body: serde_json::to_vec(v).unwrap_or_default(),
         retry_after: None,
         json: true,
+        location: None,
     }
 }
 
@@ -89,6 +91,7 @@ pub(super) fn no_content() -> Resp {
         body: vec![],
         retry_after: None,
         json: false,
+        location: None,
     }
 }
 
@@ -243,6 +246,9 @@ fn to_response(
     if let Some(s) = r.retry_after {
         b = b.header("retry-after", retry_after_value(shared, s));
     }
+    if let Some(l) = &r.location {
+        b = b.header("location", l.as_str());
+    }
     b.body(Full::new(Bytes::from(r.body)))
         .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
 }
@@ -284,6 +290,9 @@ pub(crate) fn route(
     let s: Vec<&str> = segs.iter().map(String::as_str).collect();
     match s.as_slice() {
         [_tenant, "oauth2", "v2.0", "token"] if method == "POST" => token(shared, &s, body, rid),
+        [tenant, "oauth2", "v2.0", "authorize"] if method == "GET" => {
+            authorize(shared, tenant, &query, rid)
+        }
         [tenant, "v2.0", ".well-known", "openid-configuration"] if method == "GET" => {
             match known_tenant(shared, tenant, rid) {
                 Ok(()) => json(200, &super::oidc::discovery(&shared.base_url, tenant)),
@@ -464,6 +473,22 @@ fn token(shared: &Shared, s: &[&str], body: &[u8], rid: &str) -> Resp {
         );
     }
     let form = parse_form(body);
+    if let Some(aud) = super::apitoken::api_audience(&form) {
+        let known = |id: &str| shared.apps.iter().any(|(a, _)| a.client_id == id);
+        let r = super::apitoken::api_token(
+            &form,
+            &aud,
+            &shared.base_url,
+            &shared.state(),
+            known,
+            &shared.oidc(),
+            shared.config.token_lifetime,
+        );
+        return r.map_or_else(
+            |f| failure(f.status, f.error, f.code, &f.description),
+            |v| json(200, &v),
+        );
+    }
     if form.get("grant_type").map(String::as_str) == Some("password") {
         let st = shared.state();
         let known = |id: &str| shared.apps.iter().any(|(a, _)| a.client_id == id);
@@ -475,6 +500,23 @@ fn token(shared: &Shared, s: &[&str], body: &[u8], rid: &str) -> Resp {
             known,
             &oidc,
             shared.config.token_lifetime,
+        ) {
+            Ok(v) => json(200, &v),
+            Err(f) => failure(f.status, f.error, f.code, &f.description),
+        };
+    }
+    if form.get("grant_type").map(String::as_str) == Some("authorization_code") {
+        let st = shared.state();
+        let known = |id: &str| shared.apps.iter().any(|(a, _)| a.client_id == id);
+        let mut oidc = shared.oidc();
+        let lifetime = shared.config.token_lifetime;
+        return match super::authorize::code_grant(
+            &form,
+            &shared.base_url,
+            &st,
+            known,
+            &mut oidc,
+            lifetime,
         ) {
             Ok(v) => json(200, &v),
             Err(f) => failure(f.status, f.error, f.code, &f.description),
@@ -504,6 +546,33 @@ fn token(shared: &Shared, s: &[&str], body: &[u8], rid: &str) -> Resp {
             "access_token": access,
         }),
     )
+}
+
+/// `GET /{tenant}/oauth2/v2.0/authorize` (`authorize.rs`): a 302 to the loopback
+/// redirect, or an error page.
+fn authorize(shared: &Shared, tenant: &str, query: &[(String, String)], rid: &str) -> Resp {
+    if let Err(r) = known_tenant(shared, tenant, rid) {
+        return r;
+    }
+    let st = shared.state();
+    let known = |id: &str| shared.apps.iter().any(|(a, _)| a.client_id == id);
+    let mut oidc = shared.oidc();
+    match super::authorize::authorize(query, &st, known, &mut oidc) {
+        super::authorize::Outcome::Redirect(url) => Resp {
+            status: 302,
+            body: vec![],
+            retry_after: None,
+            json: false,
+            location: Some(url),
+        },
+        super::authorize::Outcome::Page(status, text) => Resp {
+            status,
+            body: text.into_bytes(),
+            retry_after: None,
+            json: false,
+            location: None,
+        },
+    }
 }
 
 fn batch(shared: &Shared, ver: &str, auth: Option<&str>, body: &[u8], rid: &str) -> Resp {

@@ -104,6 +104,8 @@ pub trait DeviceOps {
         token: &PinUvAuthToken,
         credential_id: &[u8],
     ) -> Result<(), OpError>;
+    /// getPINRetries: PIN attempts left (0: blocked).
+    fn pin_retries(&mut self) -> Result<u32, OpError>;
 }
 
 /// Maps the transport's progress to a prompt for `op`.
@@ -224,5 +226,10 @@ impl<T: Transport> DeviceOps for Authenticator<T> {
             &CredentialDescriptor::public_key(credential_id.to_vec()),
         )
         .map_err(OpError::transport("credentialManagement.deleteCredential"))
+    }
+    fn pin_retries(&mut self) -> Result<u32, OpError> {
+        Authenticator::pin_retries(self)
+            .map(|r| r.retries)
+            .map_err(OpError::transport("getPINRetries"))
     }
 }

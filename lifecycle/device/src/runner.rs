@@ -185,6 +185,9 @@ impl Run<'_> {
                     .get_assertion(&args, None, &|p| self.ui.prompt(p))?;
                 asserted(a)
             }
+            // `require_replug`: a key outside its power-up window refuses the reset and the
+            // transport reports it (`ReattachRequired`); this runner has no replug dance of
+            // its own yet.
             DeviceStep::Reset {
                 require_replug: _,
                 only_if_aaguid,

@@ -9,8 +9,8 @@
 
 use keysmith_wire::{
     Abort, AgentHello, AgentMessage, Capabilities, DeviceReport, DeviceStep, Entropy, Envelope,
-    HostClaim, Job, JobAck, JobId, JobResult, NeedHolderAuth, PublicKey, Refused, Request,
-    ServerMessage, SessionId, SessionKey, SigningKey, WireError,
+    HostClaim, Job, JobAck, JobId, JobResult, NeedHolderAuth, PinSource, PublicKey, Refused,
+    Request, ServerMessage, SessionId, SessionKey, SigningKey, WireError,
 };
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
@@ -254,7 +254,8 @@ impl DeviceSession {
     }
 
     /// A `DeviceReport` of the attached key: its getInfo (the AAGUID is remembered for
-    /// `expect` checks) and what the caller knows of its transport and serial.
+    /// `expect` checks), its PIN retries when it has clientPin, and what the caller knows of
+    /// its transport and serial.
     pub fn report(
         &mut self,
         ops: &mut dyn DeviceOps,
@@ -264,6 +265,10 @@ impl DeviceSession {
     ) -> Result<Vec<u8>, SessionError> {
         let info = ops.info()?;
         self.aaguid = Some(info.aaguid);
+        let pin_retries = match info.supports_option("clientPin") {
+            Some(_) => Some(ops.pin_retries()?),
+            None => None,
+        };
         self.send(
             None,
             AgentMessage::DeviceReport(DeviceReport {
@@ -271,7 +276,7 @@ impl DeviceSession {
                 get_info: Some(encode_info(&info)),
                 serial_claim,
                 serial_source,
-                pin_retries: None,
+                pin_retries,
                 uv_retries: None,
                 reader: None,
             }),
@@ -422,8 +427,9 @@ impl DeviceSession {
     }
 
     /// Why this station cannot run `job`, if it cannot: more steps than its
-    /// `max_job_steps`, or (a `webauthn_platform`-only station) a step other than
-    /// `MakeCredential`/`GetAssertion`.
+    /// `max_job_steps`; (a `webauthn_platform`-only station) a step other than
+    /// `MakeCredential`/`GetAssertion`; a reset without `can_reset_in_place`; fingerprint
+    /// enrolment without `bio_ui`; a PIN from the holder without `interactive_holder_ui`.
     fn beyond_caps(&self, job: &Job) -> Option<String> {
         let caps = &self.config.caps;
         if caps.max_job_steps > 0 && job.steps.len() > caps.max_job_steps as usize {
@@ -433,18 +439,37 @@ impl DeviceSession {
                 caps.max_job_steps
             ));
         }
-        if !caps.ctap_raw {
-            if !caps.webauthn_platform {
-                return Some("this station has no access to a key".into());
-            }
-            if let Some(i) = job.steps.iter().position(|s| {
-                !matches!(
-                    s,
-                    DeviceStep::MakeCredential { .. } | DeviceStep::GetAssertion { .. }
-                )
-            }) {
+        for (i, s) in job.steps.iter().enumerate() {
+            let platform_ok = matches!(
+                s,
+                DeviceStep::MakeCredential { .. } | DeviceStep::GetAssertion { .. }
+            );
+            let runnable = caps.ctap_raw || (caps.webauthn_platform && platform_ok);
+            if !runnable {
                 return Some(format!(
-                    "step {i} needs raw CTAP; this station has only the platform WebAuthn API"
+                    "step {i} needs raw CTAP; this station has {}",
+                    if caps.webauthn_platform {
+                        "only the platform WebAuthn API"
+                    } else {
+                        "no access to a key"
+                    }
+                ));
+            }
+            if matches!(s, DeviceStep::Reset { .. }) && !caps.can_reset_in_place {
+                return Some(format!("step {i} resets the key; this station cannot"));
+            }
+            if matches!(s, DeviceStep::EnrollFingerprints { .. }) && !caps.bio_ui {
+                return Some(format!(
+                    "step {i} enrols fingerprints; this station cannot guide it"
+                ));
+            }
+            if pin_sources(s)
+                .iter()
+                .any(|p| matches!(p, PinSource::NewHolderPin { .. } | PinSource::HolderPin))
+                && !caps.interactive_holder_ui
+            {
+                return Some(format!(
+                    "step {i} needs the holder's PIN; this station has no holder UI"
                 ));
             }
         }
@@ -461,6 +486,9 @@ impl DeviceSession {
         ops: &mut dyn DeviceOps,
         ui: &mut dyn HolderUi,
     ) -> Result<Vec<u8>, SessionError> {
+        if self.closed {
+            return Err(SessionError::Closed);
+        }
         let held = self.held.take().ok_or(SessionError::NoJob)?;
         let session = self.session.ok_or(SessionError::NotEstablished)?;
         let waited = now_ms.saturating_sub(held.received_ms);
@@ -569,5 +597,21 @@ impl DeviceSession {
     /// True once the session is closed.
     pub fn is_closed(&self) -> bool {
         self.closed
+    }
+}
+
+/// The PIN sources a step uses.
+fn pin_sources(step: &DeviceStep) -> Vec<&PinSource> {
+    match step {
+        DeviceStep::SetPin { pin }
+        | DeviceStep::VerifyPin { pin }
+        | DeviceStep::EnrollFingerprints { pin, .. }
+        | DeviceStep::MakeCredential { pin, .. }
+        | DeviceStep::CredMgmtDelete { pin, .. } => vec![pin],
+        DeviceStep::ChangePin { current, new } => vec![current, new],
+        DeviceStep::SetMinPinLength { pin, .. }
+        | DeviceStep::EnableAlwaysUv { pin }
+        | DeviceStep::GetAssertion { pin, .. } => pin.iter().collect(),
+        _ => Vec::new(),
     }
 }

@@ -415,14 +415,14 @@ impl FlowEnv {
                 HolderOp::SelfIssue { template } => self
                     .engine
                     .self_issue_via(&id_token, &nonce, &template, &serial, t, &mut link, now),
-                HolderOp::Activate {
-                    key_id: Some(key_id),
-                } => self
-                    .engine
-                    .self_set_pin_via(&key_id, &id_token, &nonce, &mut link, now),
-                HolderOp::Activate { key_id: None } => self
-                    .engine
-                    .self_set_pin_probed_via(&id_token, &nonce, &mut link, now),
+                // Always by possession proof first, named key or not.
+                HolderOp::Activate { key_id } => self.engine.self_set_pin_probed_via(
+                    &id_token,
+                    &nonce,
+                    key_id.as_deref(),
+                    &mut link,
+                    now,
+                ),
                 HolderOp::Verify { key_id } => self
                     .engine
                     .self_verify_via(&key_id, &id_token, &nonce, &mut link, now),

@@ -29,37 +29,7 @@ use keysmith_wire::{RefusalCode, SigningKey};
 use crate::engine::Engine;
 use crate::store::StoreError;
 
-/// Whether an enrolled agent is an operator station or a holder's own machine (review
-/// O7): stations are approved by an admin and run operator work; holder agents register
-/// themselves and run only holder-authenticated operations on keys the holder owns.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum AgentClass {
-    /// An operator station.
-    Station,
-    /// A holder's machine.
-    Holder,
-}
-
-impl AgentClass {
-    /// The stable name (`station`, `holder`).
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            AgentClass::Station => "station",
-            AgentClass::Holder => "holder",
-        }
-    }
-}
-
-/// Where an agent's enrolment stands.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum AgentStatus {
-    /// Enrolled, waiting for an admin.
-    Pending,
-    /// May open sessions.
-    Approved,
-    /// Refused from now on; its open sessions are refused at their next message.
-    Revoked,
-}
+pub use crate::store::{AgentClass, AgentStatus};
 
 /// An enrolled agent as the coordinator needs it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -82,6 +52,36 @@ pub trait AgentDirectory: Send + Sync {
     fn agent(&self, agent_id: &str) -> Result<Option<AgentEntry>, StoreError>;
 }
 
+/// The agents enrolled in the repository (`keysmith serve`'s enrolment), shared by every
+/// server node.
+pub struct StoreAgents(pub Arc<dyn crate::store::Store>);
+
+impl std::fmt::Debug for StoreAgents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StoreAgents")
+    }
+}
+
+impl AgentDirectory for StoreAgents {
+    fn agent(&self, agent_id: &str) -> Result<Option<AgentEntry>, StoreError> {
+        let Some(a) = self.0.get_agent(agent_id)? else {
+            return Ok(None);
+        };
+        let public_key = <[u8; 65]>::try_from(a.public_key.as_slice()).map_err(|_| {
+            StoreError::Corrupt {
+                what: format!("agent {agent_id}: public key is not 65 bytes"),
+            }
+        })?;
+        Ok(Some(AgentEntry {
+            agent_id: a.agent_id,
+            public_key,
+            class: a.class,
+            status: a.status,
+            station: a.station,
+        }))
+    }
+}
+
 /// Limits and timings of the coordinator.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CoordinatorConfig {
@@ -98,6 +98,9 @@ pub struct CoordinatorConfig {
     /// Accept keys the device half reports as software authenticators (tests and demos
     /// only: their keys can be copied).
     pub allow_software_keys: bool,
+    /// How many times a key's transport PIN may be released to holders' sessions for
+    /// activation before the key is marked as needing reissue instead.
+    pub max_transport_pin_releases: u32,
 }
 
 impl Default for CoordinatorConfig {
@@ -108,6 +111,7 @@ impl Default for CoordinatorConfig {
             poll_ms: 2_000,
             stalled_after_ms: 2 * 60 * 1000,
             allow_software_keys: false,
+            max_transport_pin_releases: 3,
         }
     }
 }
@@ -142,6 +146,12 @@ pub enum CoordinatorError {
     /// The repository failed; the sender may send the same bytes again.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The (verified) agent may not open another session now.
+    #[error("agent {agent_id} opened too many sessions; try again later")]
+    RateLimited {
+        /// The agent.
+        agent_id: String,
+    },
     /// The session's stored context is unreadable (a bug or an altered row that still
     /// passed its MAC, which cannot happen with the row key installed).
     #[error("split session {session_id}: stored context unreadable: {reason}")]

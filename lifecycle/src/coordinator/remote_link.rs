@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use fido_core::commands::AuthenticatorInfo;
 use keysmith_wire::{open_agent, AgentMessage, Outcome, PublicKey, ServerMessage};
 
-use super::context::{unhex, SessionContext};
+use super::context::{hex, unhex, SessionContext};
 use super::CoordinatorConfig;
 use crate::engine::Engine;
 use crate::remote::{DeviceLink, JobSpec, LinkError, ServerChannel, JOB_TTL_MS};
@@ -150,6 +150,24 @@ impl DeviceLink for RemoteLink {
     }
     fn run(&mut self, spec: JobSpec) -> Result<Vec<Outcome>, Error> {
         let ttl = JOB_TTL_MS;
+        if !spec.secrets.is_empty() {
+            // The transport PIN leaves the server, sealed to this session: audited, and
+            // refused (the key marked for reissue) past the limit.
+            let key_id = spec.key_id.clone().unwrap_or_default();
+            let to = format!(
+                "{} job to session {} of agent {}",
+                spec.operation,
+                self.session_id,
+                hex(&self.agent.key_id().0).get(..16).unwrap_or_default()
+            );
+            let limit = if spec.operation == "activate" {
+                self.config.max_transport_pin_releases
+            } else {
+                u32::MAX
+            };
+            self.engine
+                .release_transport_pin(&key_id, &to, limit, self.engine_now())?;
+        }
         self.post(false, |ch| ch.job(spec, ttl))?;
         let deadline = Instant::now() + Duration::from_millis(ttl.saturating_add(5_000));
         let bytes = self.await_inbox(deadline)?;

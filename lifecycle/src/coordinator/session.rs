@@ -143,9 +143,25 @@ impl Coordinator {
     /// approved agent, seq 0, no session id, protocol version 1 offered) and answers with
     /// the signed `ServerHello`.
     pub fn open(&self, bytes: &[u8], now: UnixMillis) -> Result<SessionOpened, CoordinatorError> {
+        self.open_admitted(bytes, now, &|_| true)
+    }
+
+    /// [`Coordinator::open`], asking `admit` (with the agent id, once the agent's
+    /// signature verified) whether this agent may open another session now.
+    pub fn open_admitted(
+        &self,
+        bytes: &[u8],
+        now: UnixMillis,
+        admit: &dyn Fn(&str) -> bool,
+    ) -> Result<SessionOpened, CoordinatorError> {
         let kid = peek_kid(bytes).map_err(reject_wire)?;
         let (agent, key) = self.approved_agent(&hex(&kid.0))?;
         let opened = open_agent(bytes, &key).map_err(reject_wire)?;
+        if !admit(&agent.agent_id) {
+            return Err(CoordinatorError::RateLimited {
+                agent_id: agent.agent_id,
+            });
+        }
         let env = opened.envelope;
         let AgentMessage::Hello(hello) = env.msg else {
             return Err(Rejected::new(
@@ -245,9 +261,6 @@ impl Coordinator {
         let unknown = || Rejected::new(RefusalCode::SessionUnknown, "no such session");
         let sid = session_id_from_hex(session_id).ok_or_else(unknown)?;
         let mut row = store.split_session_get(session_id)?.ok_or_else(unknown)?;
-        if row.state != SplitSessionState::Open {
-            return Err(Rejected::new(RefusalCode::SessionBroken, "the session is closed").into());
-        }
         let (agent, key) = self.approved_agent(&row.agent_id)?;
         let opened = open_agent(bytes, &key).map_err(reject_wire)?;
         let env = opened.envelope;
@@ -264,11 +277,21 @@ impl Coordinator {
                 reason,
             }
         })?;
+        let window = SeqWindow::resume(row.recv_seq, digest32(&row.recv_digest));
+        if row.state != SplitSessionState::Open {
+            // A finished session still answers the retransmission of its last message
+            // (the device half may have missed the final reply); nothing else.
+            if let (Ok(SeqCheck::Retransmission), false) =
+                (window.check(env.seq, &opened.digest), row.reply.is_empty())
+            {
+                return Ok(row.reply);
+            }
+            return Err(Rejected::new(RefusalCode::SessionBroken, "the session is closed").into());
+        }
         if now >= row.expires_ms {
             self.close(&mut row, SplitSessionState::Broken, now)?;
             return Err(Rejected::new(RefusalCode::SessionExpired, "the session expired").into());
         }
-        let window = SeqWindow::resume(row.recv_seq, digest32(&row.recv_digest));
         match window.check(env.seq, &opened.digest) {
             Ok(SeqCheck::Retransmission) => return self.repeat(row, &ctx, now),
             Ok(SeqCheck::Next) => {}

@@ -27,14 +27,6 @@ use crate::store::TransportPin;
 use crate::template::{render_display_name, DeviceFacts, DeviceOptions, PasskeyTemplate};
 use crate::Error;
 
-/// Wraps the transport's error of `step`, kept typed.
-pub(super) fn dev(step: &'static str) -> impl Fn(fido_transport::Error) -> EngineError {
-    move |e| EngineError::Device {
-        step,
-        cause: e.into(),
-    }
-}
-
 /// The facts the planner needs, from getInfo.
 pub(crate) fn facts(
     info: &AuthenticatorInfo,

@@ -34,6 +34,7 @@ mod jobs;
 mod payload;
 mod probe;
 mod reconcile;
+mod release;
 mod replay;
 mod selfservice;
 pub(crate) use selfservice::nonce_digest;

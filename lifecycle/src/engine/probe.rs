@@ -20,13 +20,16 @@ use crate::Error;
 
 impl Engine {
     /// Self-service PIN set over `link` for whichever of the holder's issued keys is
-    /// attached (found by a possession proof, see the module documentation). The holder is
+    /// attached (found by a possession proof, see the module documentation; `only_key`
+    /// narrows the candidates to one key). The proof comes before any transport PIN is
+    /// released. The holder is
     /// authenticated with the OIDC settings the loaded self-service templates share;
     /// the key's own template must allow `pin_set_allowed`.
     pub(crate) fn self_set_pin_probed_via(
         &self,
         id_token: &str,
         nonce: &str,
+        only_key: Option<&str>,
         link: &mut dyn DeviceLink,
         now: UnixMillis,
     ) -> Result<KeyRecord, Error> {
@@ -58,6 +61,7 @@ impl Engine {
         {
             for key in self.store.find_keys(&KeyQuery::ByUser(who.to_owned()))? {
                 if key.state != CredentialState::Issued
+                    || only_key.is_some_and(|k| k != key.key_id)
                     || candidates.iter().any(|(k, _)| k.key_id == key.key_id)
                     || !self.holder_owns(&holder, &key)?
                 {

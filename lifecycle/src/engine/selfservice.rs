@@ -33,7 +33,6 @@ use crate::model::CredentialState;
 use crate::store::{KeyQuery, KeyRecord, NewAuditRecord};
 use crate::template::{KeyTransport, OidcConfig, TemplateSet};
 use crate::Error;
-use keysmith_device::DeviceOps;
 
 /// Actor recorded when the token did not verify (the holder is unknown).
 const UNVERIFIED_ACTOR: &str = "self:unverified";
@@ -667,23 +666,24 @@ impl Engine {
             template: key.template_id.clone(),
         };
         let refuse = |e: EngineError| self.refuse_self(&holder.actor, &ctx, e.into(), now);
-        let info = DeviceOps::info(device)?;
-        if info.aaguid != key.aaguid {
+        // The key as the device half reports it: its model and PIN retries.
+        let prompt = |p: &super::DevicePrompt| self.prompt(p);
+        let kind = super::issue::transport_name(device.transport().kind());
+        let link = crate::remote::LocalLink::open(device, None, kind, &prompt)?;
+        if crate::remote::DeviceLink::info(&link).aaguid != key.aaguid {
             return Err(refuse(EngineError::Device {
                 step: "getInfo",
                 cause: crate::DeviceError::WrongKey,
             }));
         }
-        let retries = device
-            .pin_retries()
-            .map_err(super::device::dev("getPINRetries"))?;
-        if retries.retries > 0 {
-            return Err(refuse(
-                SelfServiceError::PinNotBlocked {
-                    retries: retries.retries,
-                }
-                .into(),
-            ));
+        let retries = link.pin_retries().ok_or_else(|| EngineError::Device {
+            step: "getPINRetries",
+            cause: crate::DeviceError::Unsupported {
+                message: "the key reports no PIN retry counter (it has no clientPin)".into(),
+            },
+        })?;
+        if retries > 0 {
+            return Err(refuse(SelfServiceError::PinNotBlocked { retries }.into()));
         }
         let e = SelfServiceError::PinBlockedNeedsReissue {
             key_id: key_id.to_owned(),

@@ -25,7 +25,7 @@ pub(crate) struct JobSpec {
 /// A message the device half sent, checked.
 pub(crate) enum Incoming {
     /// The next message.
-    Message(Envelope<AgentMessage>),
+    Message(Box<Envelope<AgentMessage>>),
     /// The last message again (same seq, same bytes): already handled.
     Retransmission,
 }
@@ -213,7 +213,7 @@ impl ServerChannel {
             SeqCheck::Retransmission => Ok(Incoming::Retransmission),
             SeqCheck::Next => {
                 self.incoming.accept(env.seq, &opened.digest)?;
-                Ok(Incoming::Message(env))
+                Ok(Incoming::Message(Box::new(env)))
             }
         }
     }
@@ -256,5 +256,154 @@ impl ServerChannel {
     /// Closes the job in flight (aborted by the device half).
     pub(crate) fn close_job(&mut self) {
         self.job = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use keysmith_wire::{
+        AgentHello, Capabilities, DeviceStep, HostClaim, Outcome, OutcomeStatus, SessionKey,
+    };
+
+    use super::*;
+
+    /// A server channel after a hello from `agent`; returns it and the agent's session key.
+    fn channel(agent: &SigningKey) -> (ServerChannel, SessionKey) {
+        let sk = SessionKey::generate();
+        let hello = keysmith_wire::seal_agent(
+            &Envelope {
+                session: None,
+                seq: 0,
+                job: None,
+                ttl_ms: None,
+                msg: AgentMessage::Hello(AgentHello {
+                    agent_id: agent.key_id(),
+                    agent_version: "t".into(),
+                    versions: vec![1],
+                    session_pub: sk.public(),
+                    nonce: [0; 16],
+                    caps: Capabilities::default(),
+                    host: HostClaim::default(),
+                }),
+            },
+            agent,
+        );
+        let (ch, _, _) =
+            ServerChannel::accept_hello(SigningKey::generate(), agent.public_key(), &hello)
+                .expect("hello accepted");
+        (ch, sk)
+    }
+
+    fn result(
+        ch: &ServerChannel,
+        agent: &SigningKey,
+        seq: u64,
+        job: Option<JobId>,
+        digest: [u8; 32],
+        n: usize,
+    ) -> Vec<u8> {
+        keysmith_wire::seal_agent(
+            &Envelope {
+                session: Some(ch.session),
+                seq,
+                job,
+                ttl_ms: None,
+                msg: AgentMessage::JobResult(JobResult {
+                    job_digest: digest,
+                    outcomes: (0..n)
+                        .map(|i| Outcome {
+                            step: i as u32,
+                            status: OutcomeStatus::Ok,
+                            ctap: None,
+                            retries: None,
+                            out: None,
+                            error: None,
+                        })
+                        .collect(),
+                    info_after: None,
+                }),
+            },
+            agent,
+        )
+    }
+
+    fn spec() -> JobSpec {
+        JobSpec {
+            operation: "issue".into(),
+            key_id: Some("k".into()),
+            expect_aaguid: None,
+            deadline_ms: 1,
+            steps: vec![DeviceStep::ReadInfo],
+            secrets: vec![(1, Zeroizing::new("12345678".into()))],
+        }
+    }
+
+    fn check(ch: &mut ServerChannel, bytes: &[u8]) -> Result<(), LinkError> {
+        match ch.accept(bytes)? {
+            Incoming::Message(env) => match env.msg {
+                AgentMessage::JobResult(r) => ch.check_result(env.job, &r),
+                _ => Err(LinkError::Unexpected("not a result")),
+            },
+            Incoming::Retransmission => Err(LinkError::Unexpected("retransmission")),
+        }
+    }
+
+    #[test]
+    fn a_result_must_answer_the_job_in_flight_over_its_bytes() {
+        let agent = SigningKey::generate();
+        let (mut ch, _) = channel(&agent);
+        let job = ch.job(spec(), 1_000).expect("signed");
+        let id = ch.job_in_flight().expect("in flight");
+        let digest = keysmith_wire::sha256(&job);
+        // Another job's id, other bytes' digest, a missing outcome: each refused.
+        let other = result(&ch, &agent, 1, Some(JobId([0; 16])), digest, 1);
+        assert!(check(&mut ch, &other).is_err());
+        let wrong = result(&ch, &agent, 2, Some(id), [0; 32], 1);
+        assert!(check(&mut ch, &wrong).is_err());
+        let short = result(&ch, &agent, 3, Some(id), digest, 0);
+        assert!(check(&mut ch, &short).is_err());
+        // Signed by another agent: refused at the signature.
+        let stranger = SigningKey::generate();
+        let forged = result(&ch, &stranger, 4, Some(id), digest, 1);
+        assert!(matches!(check(&mut ch, &forged), Err(LinkError::Wire(_))));
+        let good = result(&ch, &agent, 4, Some(id), digest, 1);
+        assert!(check(&mut ch, &good).is_ok());
+        // The same bytes again: a retransmission, not a second result.
+        assert!(matches!(ch.accept(&good), Ok(Incoming::Retransmission)));
+        // A second result for the same job: no job in flight any more.
+        let again = result(&ch, &agent, 5, Some(id), digest, 1);
+        assert!(check(&mut ch, &again).is_err());
+        // A gap in the sequence breaks the session.
+        let gap = result(&ch, &agent, 9, Some(id), digest, 1);
+        assert!(matches!(
+            ch.accept(&gap),
+            Err(LinkError::Wire(
+                keysmith_wire::WireError::SessionBroken { .. }
+            ))
+        ));
+    }
+
+    #[test]
+    fn the_transport_pin_is_sealed_into_the_job() {
+        let agent = SigningKey::generate();
+        let (mut ch, sk) = channel(&agent);
+        let job = ch.job(spec(), 1_000).expect("signed");
+        assert!(!job.windows(8).any(|w| w == b"12345678"));
+        let opened = keysmith_wire::open_server(&job, &[ch.key.public_key()]).expect("opens");
+        let ServerMessage::Job(j) = opened.envelope.msg else {
+            panic!("not a job");
+        };
+        let pin = keysmith_wire::open_secret(
+            &sk,
+            &SecretContext {
+                session: ch.session,
+                job: opened.envelope.job.expect("job id"),
+                key_id: Some("k".into()),
+                secret_id: 1,
+            },
+            &j.secrets[0],
+        )
+        .expect("the session key opens it");
+        assert_eq!(&pin[..], b"12345678");
     }
 }

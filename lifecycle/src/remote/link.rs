@@ -118,6 +118,8 @@ pub(crate) struct LocalLink<'d> {
     ops: &'d mut dyn DeviceOps,
     ui: LinkUi<'d>,
     info: AuthenticatorInfo,
+    /// PIN retries the device report gave (keys with clientPin).
+    pin_retries: Option<u32>,
     /// The device half's monotonic clock (ms).
     clock_ms: u64,
     /// The device session holds the key's current PIN (`PinSource::Current` works).
@@ -179,11 +181,13 @@ impl<'d> LocalLink<'d> {
             .report(ops, transport, None, None)
             .map_err(LinkError::from)?;
         let mut info = None;
+        let mut pin_retries = None;
         for bytes in to_server(report) {
             match server.accept(&bytes) {
                 Ok(Incoming::Message(env)) => {
                     if let AgentMessage::DeviceReport(r) = env.msg {
                         info = Some(parse_info(r.get_info.as_deref())?);
+                        pin_retries = r.pin_retries;
                     }
                 }
                 Ok(Incoming::Retransmission) => {}
@@ -200,6 +204,7 @@ impl<'d> LocalLink<'d> {
                 prompt,
             },
             info,
+            pin_retries,
             clock_ms: 0,
             current_known: false,
         })
@@ -225,6 +230,11 @@ impl super::DeviceLink for LocalLink<'_> {
 }
 
 impl LocalLink<'_> {
+    /// PIN retries as the device report gave them (`None`: the key has no clientPin).
+    pub(crate) fn pin_retries(&self) -> Option<u32> {
+        self.pin_retries
+    }
+
     /// Signs and sends `spec`, lets the device half run it, and returns its checked
     /// outcomes (one per step).
     pub(crate) fn run(&mut self, spec: JobSpec) -> Result<Vec<Outcome>, Error> {
@@ -291,11 +301,17 @@ impl LocalLink<'_> {
 
 impl Drop for LocalLink<'_> {
     fn drop(&mut self) {
-        // The session ends with the call: the device half forgets the PIN it held.
-        let _ = self.server.message(keysmith_wire::ServerMessage::Done {
+        // The session ends with the call: the server says so, and the device half forgets
+        // the PIN it held (closed even when the relay lost the `Done`).
+        let done = self.server.message(keysmith_wire::ServerMessage::Done {
             key_id: None,
             state: None,
         });
+        for bytes in to_device(done) {
+            if let Err(e) = self.device.receive(&bytes, self.clock_ms) {
+                tracing::debug!(error = %e, "link: done refused");
+            }
+        }
         self.device.close();
     }
 }

@@ -24,6 +24,7 @@
 //!   [`Store::verify_audit`] names the first record that was changed, removed or
 //!   inserted outside keysmith. Appends are serialised so two writers never fork it.
 
+mod agents;
 mod crypto;
 mod error;
 mod pg;
@@ -33,6 +34,7 @@ mod sql;
 mod sqlite;
 mod work;
 
+pub use agents::{AgentClass, AgentRecord, AgentStatus, EnrolmentCode};
 pub use crypto::{PinKey, TransportPin};
 pub use error::{Result, StoreError};
 pub use pg::{PgOptions, PgStore};
@@ -826,6 +828,34 @@ pub trait Store: split::SplitStore + Send + Sync {
     ) -> Result<()>;
     /// Opens a key's transport PIN; a wrong host key gives [`StoreError::Crypto`].
     fn get_transport_pin(&self, key_id: &str, host_key: &PinKey) -> Result<Option<TransportPin>>;
+    /// Records an enrolment code (its hash, never the code) with its audit record; at most
+    /// 16 unused, unexpired codes per station.
+    fn put_enrolment_code(&self, code: &EnrolmentCode, audit: &NewAuditRecord) -> Result<()>;
+    /// The unused, unexpired enrolment codes of `station`.
+    fn open_enrolment_codes(&self, station: &str, now: UnixMillis) -> Result<Vec<EnrolmentCode>>;
+    /// Records `agent` and `audit`; with `code_id`, uses that code in the same transaction
+    /// (false, nothing recorded, when it is used or expired). A known agent id is refused.
+    fn enrol_agent(
+        &self,
+        agent: &AgentRecord,
+        code_id: Option<&str>,
+        audit: &NewAuditRecord,
+        now: UnixMillis,
+    ) -> Result<bool>;
+    /// The agent `agent_id`, if enrolled.
+    fn get_agent(&self, agent_id: &str) -> Result<Option<AgentRecord>>;
+    /// Every enrolled agent, oldest first.
+    fn list_agents(&self) -> Result<Vec<AgentRecord>>;
+    /// Moves an agent whose status is one of `from` to `to`, with `audit`; false when its
+    /// status is another ([`StoreError::NotFound`] for an unknown agent).
+    fn set_agent_status(
+        &self,
+        agent_id: &str,
+        from: &[AgentStatus],
+        to: AgentStatus,
+        audit: &NewAuditRecord,
+        now: UnixMillis,
+    ) -> Result<bool>;
     /// Records a self-service sign-in nonce (its digest, never the nonce) valid until
     /// `expires_ms`; drops expired nonces and used-token records.
     fn put_nonce(&self, nonce_hash: &str, expires_ms: UnixMillis, now: UnixMillis) -> Result<()>;

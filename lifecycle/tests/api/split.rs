@@ -190,54 +190,7 @@ fn operator_issues_at_a_station_the_holder_activates_at_home_and_signs_in() {
     ));
 
     // The operator queues the issuance for the station; the station takes it.
-    let mut station = Agent::open(&c, &agents, &server_key, AgentClass::Station, false);
-    let station_id = agents.0.lock().unwrap()[0].agent_id.clone();
-    engine
-        .store()
-        .station_work_put(&StationWork {
-            work_id: "w-1".into(),
-            agent_id: station_id,
-            request: serde_json::to_string(&StationRequest::Issue {
-                user: ADELE.into(),
-                template: "split".into(),
-            })
-            .unwrap(),
-            actor: "operator:alice".into(),
-            created_ms: now_ms(),
-            state: StationWorkState::Queued,
-            session_id: None,
-            outcome: None,
-        })
-        .unwrap();
-    let report = station
-        .session
-        .report(
-            &mut key,
-            "software",
-            Some("SN-SPLIT-1".into()),
-            Some("cms-label".into()),
-        )
-        .unwrap();
-    let mut no_ui = Ui(None);
-    assert!(matches!(
-        station.exchange(&c, report, &mut key, &mut no_ui),
-        Event::Wait { .. }
-    ));
-    let ready = station.session.ready().unwrap();
-    let Event::JobAck(ack) = station.exchange(&c, ready, &mut key, &mut no_ui) else {
-        panic!("the station's issuance did not finish with a JobAck")
-    };
-    assert_eq!(ack.state, "issued");
-    let key_id = ack.key_id.clone();
-    assert_eq!(
-        engine
-            .store()
-            .station_work_get("w-1")
-            .unwrap()
-            .unwrap()
-            .state,
-        StationWorkState::Done
-    );
+    let (station, key_id) = issue_at_station(&c, &agents, &server_key, &engine, &mut key);
 
     // Someone else signing in at an agent with Adele's key attached finds none of their
     // own keys there: refused before any PIN is set.
@@ -312,6 +265,11 @@ fn operator_issues_at_a_station_the_holder_activates_at_home_and_signs_in() {
         panic!("activation did not finish with a JobAck")
     };
     assert_eq!((ack.state.as_str(), ack.registered), ("active", 1));
+    assert!(engine
+        .audit_for(&key_id)
+        .unwrap()
+        .iter()
+        .any(|r| r.event.action == "transport_pin_release" && r.event.outcome == "released"));
     assert_eq!(engine.key(&key_id).unwrap().state, CredentialState::Active);
 
     // A sign-in check from a fresh holder session.
@@ -427,4 +385,256 @@ fn a_token_not_bound_to_the_session_is_refused() {
     };
     assert_eq!(r.code, RefusalCode::HolderAuthFailed, "{r:?}");
     let _ = ServerMessage::Wait { retry_ms: 0 };
+}
+
+/// The operator queues an issuance to Adele for a new station; the station reports the
+/// key, polls, runs the jobs; returns the station's agent and the key's id.
+fn issue_at_station(
+    c: &Coordinator,
+    agents: &Agents,
+    server_key: &SigningKey,
+    engine: &Engine,
+    key: &mut Authenticator<SoftTransport>,
+) -> (Agent, String) {
+    let mut station = Agent::open(c, agents, server_key, AgentClass::Station, false);
+    let station_id = agents.0.lock().unwrap().last().unwrap().agent_id.clone();
+    let work_id = if agents.0.lock().unwrap().len() == 1 {
+        "w-1".to_owned()
+    } else {
+        format!("w-{}", &station_id[..8])
+    };
+    engine
+        .store()
+        .station_work_put(&StationWork {
+            work_id: work_id.clone(),
+            agent_id: station_id,
+            request: serde_json::to_string(&StationRequest::Issue {
+                user: ADELE.into(),
+                template: "split".into(),
+            })
+            .unwrap(),
+            actor: "operator:alice".into(),
+            created_ms: now_ms(),
+            state: StationWorkState::Queued,
+            session_id: None,
+            outcome: None,
+        })
+        .unwrap();
+    let report = station
+        .session
+        .report(
+            key,
+            "software",
+            Some("SN-SPLIT-1".into()),
+            Some("cms-label".into()),
+        )
+        .unwrap();
+    let mut no_ui = Ui(None);
+    assert!(matches!(
+        station.exchange(c, report, key, &mut no_ui),
+        Event::Wait { .. }
+    ));
+    let ready = station.session.ready().unwrap();
+    let Event::JobAck(ack) = station.exchange(c, ready, key, &mut no_ui) else {
+        panic!("the station's issuance did not finish with a JobAck")
+    };
+    assert_eq!(ack.state, "issued");
+    assert_eq!(
+        engine
+            .store()
+            .station_work_get(&work_id)
+            .unwrap()
+            .unwrap()
+            .state,
+        StationWorkState::Done
+    );
+    (station, ack.key_id)
+}
+
+/// A holder session on `key` asking for `operation`, up to the sign-in question.
+fn holder_asks(
+    c: &Coordinator,
+    agents: &Agents,
+    server_key: &SigningKey,
+    key: &mut Authenticator<SoftTransport>,
+    ui: &mut Ui,
+    operation: RequestOp,
+    key_id: Option<String>,
+) -> (Agent, keysmith_wire::NeedHolderAuth) {
+    let mut holder = Agent::open(c, agents, server_key, AgentClass::Holder, true);
+    let report = holder.session.report(key, "software", None, None).unwrap();
+    holder.exchange(c, report, key, ui);
+    let ask = holder
+        .session
+        .request(Request {
+            operation,
+            template: None,
+            key_id,
+        })
+        .unwrap();
+    let Event::NeedHolderAuth(need) = holder.exchange(c, ask, key, ui) else {
+        panic!("no sign-in asked")
+    };
+    (holder, need)
+}
+
+/// Each release of the transport PIN to a holder's session is audited; past the limit the
+/// key is marked as needing reissue instead of released again.
+#[test]
+fn transport_pin_releases_are_audited_and_limited() {
+    let w = world("split-release");
+    let engine = w.engine.clone();
+    let agents = Arc::new(Agents::default());
+    let server_key = SigningKey::generate();
+    let c = Coordinator::new(
+        engine.clone(),
+        SigningKey::from_pkcs8_pem(&server_key.to_pkcs8_pem().unwrap()).unwrap(),
+        agents.clone(),
+        CoordinatorConfig {
+            allow_software_keys: true,
+            max_transport_pin_releases: 1,
+            ..CoordinatorConfig::default()
+        },
+    );
+    let mut key = Authenticator::new(SoftTransport::new(
+        SoftAuthenticator::new(SoftConfig::default()).unwrap(),
+    ));
+    let (_station, key_id) = issue_at_station(&c, &agents, &server_key, &engine, &mut key);
+    let releases = |outcome: &str| {
+        engine
+            .audit_for(&key_id)
+            .unwrap()
+            .iter()
+            .filter(|r| {
+                r.event.action == "transport_pin_release"
+                    && r.event.outcome == outcome
+                    && r.event
+                        .detail
+                        .as_deref()
+                        .is_some_and(|d| d.contains("activate job"))
+            })
+            .count()
+    };
+    let attempt = |key: &mut Authenticator<SoftTransport>| {
+        // The holder's UI gives no PIN: the job fails at the device half after the release.
+        let mut ui = Ui(None);
+        let (mut holder, need) = holder_asks(
+            &c,
+            &agents,
+            &server_key,
+            key,
+            &mut ui,
+            RequestOp::Activate,
+            None,
+        );
+        let token = w
+            .emulator
+            .holder_token_with(&HolderTokenOptions {
+                lifetime: HOUR,
+                ..HolderTokenOptions::new(ADELE, &need.client_id).nonce(need.nonce.clone())
+            })
+            .unwrap();
+        let auth = holder.session.holder_auth(Zeroizing::new(token)).unwrap();
+        holder.exchange(&c, auth, key, &mut ui)
+    };
+    assert!(matches!(attempt(&mut key), Event::Refused(_)));
+    assert_eq!(releases("released"), 1);
+    assert!(!engine.key(&key_id).unwrap().needs_reissue);
+    let Event::Refused(r) = attempt(&mut key) else {
+        panic!("a release past the limit was not refused")
+    };
+    assert_eq!(releases("released"), 1, "{r:?}");
+    assert_eq!(releases("refused"), 1);
+    let k = engine.key(&key_id).unwrap();
+    assert!(k.needs_reissue);
+    assert_eq!(k.state, CredentialState::Issued);
+}
+
+/// A hostile relay during a holder's activation: the job's result is duplicated, replayed
+/// into another session, delivered with a flipped bit, and its reply dropped (the device
+/// half sends the result again). Each is refused or answered with the stored reply; the
+/// passkey is registered exactly once.
+#[test]
+fn a_hostile_relay_registers_nothing_twice() {
+    let w = world("split-relay");
+    let engine = w.engine.clone();
+    let agents = Arc::new(Agents::default());
+    let server_key = SigningKey::generate();
+    let c = Coordinator::new(
+        engine.clone(),
+        SigningKey::from_pkcs8_pem(&server_key.to_pkcs8_pem().unwrap()).unwrap(),
+        agents.clone(),
+        CoordinatorConfig {
+            allow_software_keys: true,
+            ..CoordinatorConfig::default()
+        },
+    );
+    let mut key = Authenticator::new(SoftTransport::new(
+        SoftAuthenticator::new(SoftConfig::default()).unwrap(),
+    ));
+    let (_station, key_id) = issue_at_station(&c, &agents, &server_key, &engine, &mut key);
+    let mut ui = Ui(Some(NEW_PIN));
+    // A bystander session of another holder agent, for cross-session replays.
+    let (bystander, _) = holder_asks(
+        &c,
+        &agents,
+        &server_key,
+        &mut key,
+        &mut ui,
+        RequestOp::Activate,
+        None,
+    );
+    let (mut holder, need) = holder_asks(
+        &c,
+        &agents,
+        &server_key,
+        &mut key,
+        &mut ui,
+        RequestOp::Activate,
+        None,
+    );
+    let token = w
+        .emulator
+        .holder_token_with(&HolderTokenOptions {
+            lifetime: HOUR,
+            ..HolderTokenOptions::new(ADELE, &need.client_id).nonce(need.nonce.clone())
+        })
+        .unwrap();
+    let mut msg = holder.session.holder_auth(Zeroizing::new(token)).unwrap();
+    let mut results = 0;
+    let ack = loop {
+        let reply = c.handle(&holder.session_id, &msg, now_ms()).unwrap();
+        if results > 0 {
+            // The result again (a relay duplicating, or the device half retrying after a
+            // lost reply): the very same reply, nothing done twice.
+            assert_eq!(c.handle(&holder.session_id, &msg, now_ms()).unwrap(), reply);
+        }
+        holder.clock += 1;
+        match holder.session.receive(&reply, holder.clock).unwrap() {
+            Event::Job(_) => {
+                msg = holder
+                    .session
+                    .run_job(holder.clock, &mut key, &mut ui)
+                    .unwrap();
+                results += 1;
+                // Replayed into another session, or with a flipped bit: refused, and the
+                // session goes on.
+                assert!(c.handle(&bystander.session_id, &msg, now_ms()).is_err());
+                let mut flipped = msg.clone();
+                let i = flipped.len() / 3;
+                flipped[i] ^= 0x10;
+                assert!(c.handle(&holder.session_id, &flipped, now_ms()).is_err());
+            }
+            Event::JobAck(a) => break a,
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!((ack.state.as_str(), ack.registered), ("active", 1));
+    assert!(results >= 2, "the probe and the PIN change ran as jobs");
+    let user = engine.key(&key_id).unwrap().user_id.unwrap();
+    assert_eq!(
+        w.emulator.methods(&user).len(),
+        1,
+        "registered exactly once"
+    );
 }

@@ -81,6 +81,7 @@ both!(
     split_sessions_compare_and_set,
     split_rows_are_authenticated,
     split_log_and_station_work,
+    agents_and_enrolment_codes,
 );
 
 #[test]

@@ -18,8 +18,8 @@ use std::time::Duration;
 use crate::store::{
     AdoptedRows, AuditQuery, AuditRecord, AuditVerification, BulkClaim, BulkCounts, BulkFence,
     BulkItem, BulkItemStatus, BulkJob, Committed, JournalEntry, JournalFence, KeyQuery, KeyRecord,
-    NewBulkJob, NewKey, PasskeyRecord, PendingPosition, PendingRegistration, PinKey, Result, Store,
-    TransportPin, UnitOfWork, UnixMillis, UserRecord,
+    NewAuditRecord, NewBulkJob, NewKey, PasskeyRecord, PendingPosition, PendingRegistration,
+    PinKey, Result, Store, TransportPin, UnitOfWork, UnixMillis, UserRecord,
 };
 
 use super::BulkClock;
@@ -116,6 +116,45 @@ impl Store for FencedStore {
     }
     fn set_row_key(&self, host_key: &PinKey) {
         self.inner.set_row_key(host_key)
+    }
+    fn put_enrolment_code(
+        &self,
+        code: &crate::store::EnrolmentCode,
+        audit: &NewAuditRecord,
+    ) -> Result<()> {
+        self.inner.put_enrolment_code(code, audit)
+    }
+    fn open_enrolment_codes(
+        &self,
+        station: &str,
+        now: UnixMillis,
+    ) -> Result<Vec<crate::store::EnrolmentCode>> {
+        self.inner.open_enrolment_codes(station, now)
+    }
+    fn enrol_agent(
+        &self,
+        agent: &crate::store::AgentRecord,
+        code_id: Option<&str>,
+        audit: &NewAuditRecord,
+        now: UnixMillis,
+    ) -> Result<bool> {
+        self.inner.enrol_agent(agent, code_id, audit, now)
+    }
+    fn get_agent(&self, agent_id: &str) -> Result<Option<crate::store::AgentRecord>> {
+        self.inner.get_agent(agent_id)
+    }
+    fn list_agents(&self) -> Result<Vec<crate::store::AgentRecord>> {
+        self.inner.list_agents()
+    }
+    fn set_agent_status(
+        &self,
+        agent_id: &str,
+        from: &[crate::store::AgentStatus],
+        to: crate::store::AgentStatus,
+        audit: &NewAuditRecord,
+        now: UnixMillis,
+    ) -> Result<bool> {
+        self.inner.set_agent_status(agent_id, from, to, audit, now)
     }
     fn put_nonce(&self, nonce_hash: &str, expires_ms: UnixMillis, now: UnixMillis) -> Result<()> {
         self.inner.put_nonce(nonce_hash, expires_ms, now)

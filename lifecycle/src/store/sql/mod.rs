@@ -18,6 +18,7 @@ use super::{
 use crate::model::CredentialState;
 
 mod adopt;
+mod agents;
 mod audit;
 mod bulk;
 mod journal;
@@ -29,6 +30,7 @@ mod split;
 mod store_impl;
 
 pub(crate) use adopt::*;
+pub(crate) use agents::*;
 pub(crate) use audit::*;
 pub(crate) use bulk::*;
 pub(crate) use journal::*;

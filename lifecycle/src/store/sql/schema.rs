@@ -3,7 +3,7 @@
 use super::*;
 
 /// Number of migrations; the schema version after all of them.
-pub(crate) const MIGRATION_COUNT: u32 = 9;
+pub(crate) const MIGRATION_COUNT: u32 = 10;
 
 pub(super) const V1: &[&str] = &[
     "CREATE TABLE users (user_id TEXT PRIMARY KEY, upn TEXT NOT NULL UNIQUE, \
@@ -165,6 +165,19 @@ pub(super) const V_SPLIT: &[&str] = &[
     "CREATE INDEX station_work_queue ON station_work (agent_id, state, created_ms)",
 ];
 
+/// Agents of a split deployment (`keysmith serve`) and the single-use enrolment codes an
+/// admin issues for a station: only the code's SHA-256 is stored (the server derives the
+/// code from the row's id under its own key, never stored here).
+pub(super) const V_AGENTS: &[&str] = &[
+    "CREATE TABLE agents (agent_id TEXT PRIMARY KEY, class TEXT NOT NULL, station TEXT, \
+     public_key {BLOB} NOT NULL, status TEXT NOT NULL, host_name TEXT, host_os TEXT, \
+     created_ms BIGINT NOT NULL, updated_ms BIGINT NOT NULL)",
+    "CREATE TABLE enrolment_codes (code_id TEXT PRIMARY KEY, code_hash TEXT NOT NULL, \
+     station TEXT NOT NULL, class TEXT NOT NULL, created_by TEXT NOT NULL, \
+     created_ms BIGINT NOT NULL, expires_ms BIGINT NOT NULL, used_ms BIGINT, used_by TEXT)",
+    "CREATE INDEX enrolment_codes_station ON enrolment_codes (station, used_ms, expires_ms)",
+];
+
 pub(super) const V2_SQLITE: &[&str] = &[
     "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit \
      BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END",
@@ -201,6 +214,7 @@ pub(super) fn migration_sql(version: u32, dialect: Dialect) -> Vec<String> {
         .collect(),
         8 => V_SELF_SERVICE.to_vec(),
         9 => V_SPLIT.to_vec(),
+        10 => V_AGENTS.to_vec(),
         _ => Vec::new(),
     };
     if version == 6 && dialect == Dialect::Postgres {

@@ -341,6 +341,63 @@ macro_rules! impl_store {
             ) -> $crate::store::Result<bool> {
                 self.tx(|s| $crate::store::sql::use_token_id(s, issuer, token_id, expires_ms, now))
             }
+            fn put_enrolment_code(
+                &self,
+                code: &$crate::store::EnrolmentCode,
+                audit: &$crate::store::NewAuditRecord,
+            ) -> $crate::store::Result<()> {
+                let k = self.row_key.get();
+                self.tx(|s| $crate::store::sql::put_enrolment_code(s, k.as_deref(), code, audit))
+            }
+            fn open_enrolment_codes(
+                &self,
+                station: &str,
+                now: $crate::store::UnixMillis,
+            ) -> $crate::store::Result<Vec<$crate::store::EnrolmentCode>> {
+                self.read(|s| $crate::store::sql::open_codes(s, station, now))
+            }
+            fn enrol_agent(
+                &self,
+                agent: &$crate::store::AgentRecord,
+                code_id: Option<&str>,
+                audit: &$crate::store::NewAuditRecord,
+                now: $crate::store::UnixMillis,
+            ) -> $crate::store::Result<bool> {
+                let k = self.row_key.get();
+                self.tx(|s| {
+                    $crate::store::sql::enrol_agent(s, k.as_deref(), agent, code_id, audit, now)
+                })
+            }
+            fn get_agent(
+                &self,
+                agent_id: &str,
+            ) -> $crate::store::Result<Option<$crate::store::AgentRecord>> {
+                self.read(|s| $crate::store::sql::get_agent(s, agent_id))
+            }
+            fn list_agents(&self) -> $crate::store::Result<Vec<$crate::store::AgentRecord>> {
+                self.read(|s| $crate::store::sql::list_agents(s))
+            }
+            fn set_agent_status(
+                &self,
+                agent_id: &str,
+                from: &[$crate::store::AgentStatus],
+                to: $crate::store::AgentStatus,
+                audit: &$crate::store::NewAuditRecord,
+                now: $crate::store::UnixMillis,
+            ) -> $crate::store::Result<bool> {
+                let k = self.row_key.get();
+                self.tx(|s| {
+                    $crate::store::sql::set_agent_status(
+                        s,
+                        k.as_deref(),
+                        agent_id,
+                        from,
+                        to,
+                        audit,
+                        now,
+                    )
+                })
+            }
             fn delete_transport_pin(&self, key_id: &str) -> $crate::store::Result<bool> {
                 self.tx(|s| $crate::store::sql::delete_transport_pin(s, key_id))
             }

@@ -579,3 +579,6 @@ pub use split::*;
 #[path = "suite/fencing.rs"]
 mod fencing;
 pub use fencing::*;
+#[path = "suite/agents.rs"]
+mod agents;
+pub use agents::*;

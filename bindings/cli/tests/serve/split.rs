@@ -1,0 +1,249 @@
+//! The split deployment as real processes on loopback: the Entra emulator, `keysmith
+//! serve` (the server half: Graph credential and repository) and two `keysmith agent`
+//! processes (device halves). An operator issues a key at a station agent; the holder, at
+//! a second agent, signs in with OIDC at the emulator (authorization code + PKCE, the nonce
+//! bound to the session) and sets their PIN; the passkey is registered; a sign-in check
+//! verifies; revoke needs no agent. The agents hold no Graph secret and no database URL,
+//! and the holder's PIN reaches nothing the server stores.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use keysmith_testkit::{TempDir, HOLDER_PIN, KIM, STANDARD_NAME, STANDARD_TEMPLATE};
+use serde_json::{json, Value};
+
+use super::harness::{keysmith, start_server, EmulatorProc, ServerProc, ADMIN, OPERATOR};
+
+/// The standard template with holder self-service against the emulator's OIDC.
+fn template(emu: &EmulatorProc) -> String {
+    format!(
+        "{STANDARD_TEMPLATE}\n[credential.self_service]\npin_set_allowed = true\n\
+         oidc = {{ issuer = {iss:?}, audience = {aud:?}, jwks_url = {jwks:?} }}\n",
+        iss = emu.s("oidc_issuer"),
+        aud = emu.s("client_id"),
+        jwks = emu.s("jwks_url"),
+    )
+}
+
+fn agent_config(dir: &Path, name: &str, s: &ServerProc, fp: &str, emu: &EmulatorProc) -> PathBuf {
+    let home = dir.join(name);
+    std::fs::create_dir_all(&home).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    let (class, station) = if name == "station" {
+        ("station", "station = \"desk-1\"\n")
+    } else {
+        ("holder", "")
+    };
+    let text = format!(
+        "server_url = {url:?}\nserver_key = {fp:?}\nserver_ca_file = {ca:?}\nclass = {class:?}\n\
+         {station}key_file = {key:?}\n[oidc]\nissuer = {iss:?}\nclient_id = {cid:?}\n",
+        url = s.base,
+        ca = dir.join("ca.pem"),
+        key = home.join("agent.pem"),
+        iss = emu.s("oidc_issuer"),
+        cid = emu.s("client_id"),
+    );
+    let path = home.join("agent.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// `keysmith agent --config CONFIG ARGS` with an environment that holds nothing but the
+/// path (no Graph secret, no database URL can come from it).
+fn agent(config: &Path) -> Command {
+    let mut c = keysmith();
+    c.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .arg("agent")
+        .arg("--config")
+        .arg(config);
+    c
+}
+
+fn run_ok(mut c: Command) -> String {
+    let out = c.output().expect("run agent");
+    assert!(
+        out.status.success(),
+        "agent failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn last_json(stdout: &str) -> Value {
+    let line = stdout.lines().rev().find(|l| l.starts_with('{')).expect("a JSON line");
+    serde_json::from_str(line).expect("json")
+}
+
+/// A holder's command (`activate`, `verify`): the test is the holder's browser — it opens
+/// the sign-in URL the agent shows (signing in as `user`), follows the redirect to the
+/// agent's loopback listener — and types the PIN on the agent's stdin. Returns the final
+/// JSON and what the agent's environment held while it ran.
+fn holder_run(config: &Path, args: &[&str], user: &str, forbidden: &[&str]) -> Value {
+    let mut child = agent(config)
+        .args(args)
+        .args(["--pin-stdin", "--no-browser"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the holder's agent");
+    #[cfg(target_os = "linux")]
+    {
+        let env = std::fs::read(format!("/proc/{}/environ", child.id())).unwrap_or_default();
+        let env = String::from_utf8_lossy(&env);
+        for f in forbidden {
+            assert!(!env.contains(f), "the agent's environment holds {f:?}");
+        }
+    }
+    let mut stdin = child.stdin.take().unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut shown = Vec::new();
+    let url = loop {
+        let mut line = String::new();
+        if err.read_line(&mut line).unwrap() == 0 {
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "the agent ended before showing a sign-in URL: {shown:?} {}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
+        if let Some(u) = line.trim().strip_prefix("sign in at: ") {
+            break u.to_owned();
+        }
+        shown.push(line);
+    };
+    let browser = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = browser
+        .get(format!("{url}&login_hint={user}"))
+        .send()
+        .expect("authorize");
+    assert_eq!(r.status().as_u16(), 302, "{}", r.text().unwrap_or_default());
+    let back = r.headers()["location"].to_str().unwrap().to_owned();
+    let r = browser.get(&back).send().expect("redirect to the agent");
+    assert!(r.status().is_success(), "{}", r.status());
+    writeln!(stdin, "{HOLDER_PIN}").unwrap();
+    drop(stdin);
+    let rest: Vec<String> = err.lines().map_while(Result::ok).collect();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "holder agent failed: {stdout}\n{rest:?}");
+    last_json(&stdout)
+}
+
+#[test]
+fn operator_issues_at_a_station_agent_the_holder_activates_at_another_and_revoke_needs_none() {
+    let dir = TempDir::new("split3");
+    let emu = EmulatorProc::start();
+    let db = dir.join("keysmith.db");
+    let mut session: Value = serde_json::from_str(&emu.session_config(json!({ "sqlite": db }))).unwrap();
+    session["templates"] = json!([template(&emu)]);
+    let session_json = session.to_string();
+    let key_file = crate::init_key(&dir);
+    let s = start_server(&dir, "node", &emu, &session_json, &key_file);
+    let printed = keysmith()
+        .args(["serve", "print-key", "--key"])
+        .arg(&key_file)
+        .output()
+        .unwrap();
+    let fp = String::from_utf8_lossy(&printed.stdout)
+        .lines()
+        .find_map(|l| l.split("fingerprint: sha256:").nth(1).map(str::trim).map(str::to_owned))
+        .expect("fingerprint");
+    let station_cfg = agent_config(&dir, "station", &s, &fp, &emu);
+    let holder_cfg = agent_config(&dir, "holder", &s, &fp, &emu);
+
+    // What an agent must never hold.
+    let secret = emu.s("client_secret");
+    let forbidden = [secret.as_str(), "sqlite", "postgres", "pin_key", db.to_str().unwrap()];
+    for cfg in [&station_cfg, &holder_cfg] {
+        let text = std::fs::read_to_string(cfg).unwrap();
+        for f in forbidden {
+            assert!(!text.contains(f), "{} holds {f:?}", cfg.display());
+        }
+    }
+
+    // Enrolment: the admin issues a code for the station and approves its fingerprint;
+    // the holder's agent registers itself.
+    let admin = emu.token(ADMIN);
+    let a = s.call(
+        "POST",
+        "/v1/agents/enrolments",
+        Some(&admin),
+        Some(&json!({"station": "desk-1", "class": "station"})),
+    );
+    assert_eq!(a.status, 201, "{}", a.json);
+    let code = a.json["code"].as_str().unwrap().to_owned();
+    let mut enrol = agent(&station_cfg);
+    enrol.args(["enroll", "--code", &code]);
+    run_ok(enrol);
+    let mut fpc = agent(&station_cfg);
+    fpc.arg("fingerprint");
+    let station_id = run_ok(fpc)
+        .lines()
+        .find_map(|l| l.strip_prefix("agent id").map(|r| r.trim().to_owned()))
+        .expect("agent id");
+    let a = s.call("POST", &format!("/v1/agents/{station_id}/approve"), Some(&admin), None);
+    assert_eq!(a.status, 200, "{}", a.json);
+    let mut enrol = agent(&holder_cfg);
+    enrol.arg("enroll");
+    run_ok(enrol);
+
+    // The operator queues the issuance; the station agent takes it with the key attached.
+    let device = format!("softkey:{}", dir.join("key.json").display());
+    let operator = emu.token(OPERATOR);
+    let a = s.call(
+        "POST",
+        &format!("/v1/agents/{station_id}/work"),
+        Some(&operator),
+        Some(&json!({"operation": "issue", "user": KIM, "template": STANDARD_NAME})),
+    );
+    assert_eq!(a.status, 201, "{}", a.json);
+    let work_id = a.json["work_id"].as_str().unwrap().to_owned();
+    let mut station = agent(&station_cfg);
+    station.args(["run", "--device", &device, "--once", "--max-wait", "60"]);
+    let issued = last_json(&run_ok(station));
+    assert_eq!(issued["state"], "issued", "{issued}");
+    let key_id = issued["key_id"].as_str().unwrap().to_owned();
+    let a = s.call("GET", &format!("/v1/work/{work_id}"), Some(&operator), None);
+    assert_eq!(a.json["state"], "done", "{}", a.json);
+    assert_eq!(emu.passkeys_of(KIM), 0, "nothing registered before activation");
+
+    // The holder, at their own agent: sign-in, PIN, registration.
+    let active = holder_run(&holder_cfg, &["activate", "--device", &device], KIM, &forbidden);
+    assert_eq!((active["state"].as_str(), active["registered"].as_u64()), (Some("active"), Some(1)), "{active}");
+    assert_eq!(emu.passkeys_of(KIM), 1);
+
+    // A sign-in check verifies.
+    let checked = holder_run(
+        &holder_cfg,
+        &["verify", "--key-id", &key_id, "--device", &device],
+        KIM,
+        &forbidden,
+    );
+    assert_eq!(checked["outcome"], "job_ack", "{checked}");
+
+    // Revoke needs no agent.
+    let a = s.call("POST", &format!("/v1/keys/{key_id}/revoke"), Some(&operator), None);
+    assert_eq!((a.status, a.json["state"].as_str()), (200, Some("revoked")), "{}", a.json);
+    assert_eq!(emu.passkeys_of(KIM), 0);
+
+    // The holder's PIN is nowhere in what the server stored (every session message is
+    // kept there as evidence).
+    for f in ["keysmith.db", "keysmith.db-wal"] {
+        let bytes = std::fs::read(dir.join(f)).unwrap_or_default();
+        assert!(
+            !bytes.windows(HOLDER_PIN.len()).any(|w| w == HOLDER_PIN.as_bytes()),
+            "the holder's PIN is in {f}"
+        );
+    }
+}

@@ -442,7 +442,11 @@ fn serve_enforces_roles_enrols_agents_and_revokes_through_the_idp() {
         .body(vec![0u8; 16])
         .send()
         .unwrap();
-    assert_eq!(r.status().as_u16(), 400, "the coordinator refuses bytes that are no message");
+    assert_eq!(
+        r.status().as_u16(),
+        400,
+        "the coordinator refuses bytes that are no message"
+    );
     let r = s
         .http
         .post(format!("{}/v1/sessions", s.base))

@@ -77,7 +77,11 @@ fn run_ok(mut c: Command) -> String {
 }
 
 fn last_json(stdout: &str) -> Value {
-    let line = stdout.lines().rev().find(|l| l.starts_with('{')).expect("a JSON line");
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .expect("a JSON line");
     serde_json::from_str(line).expect("json")
 }
 
@@ -136,7 +140,10 @@ fn holder_run(config: &Path, args: &[&str], user: &str, forbidden: &[&str]) -> V
     let rest: Vec<String> = err.lines().map_while(Result::ok).collect();
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "holder agent failed: {stdout}\n{rest:?}");
+    assert!(
+        out.status.success(),
+        "holder agent failed: {stdout}\n{rest:?}"
+    );
     last_json(&stdout)
 }
 
@@ -145,7 +152,8 @@ fn operator_issues_at_a_station_agent_the_holder_activates_at_another_and_revoke
     let dir = TempDir::new("split3");
     let emu = EmulatorProc::start();
     let db = dir.join("keysmith.db");
-    let mut session: Value = serde_json::from_str(&emu.session_config(json!({ "sqlite": db }))).unwrap();
+    let mut session: Value =
+        serde_json::from_str(&emu.session_config(json!({ "sqlite": db }))).unwrap();
     session["templates"] = json!([template(&emu)]);
     let session_json = session.to_string();
     let key_file = crate::init_key(&dir);
@@ -157,14 +165,25 @@ fn operator_issues_at_a_station_agent_the_holder_activates_at_another_and_revoke
         .unwrap();
     let fp = String::from_utf8_lossy(&printed.stdout)
         .lines()
-        .find_map(|l| l.split("fingerprint: sha256:").nth(1).map(str::trim).map(str::to_owned))
+        .find_map(|l| {
+            l.split("fingerprint: sha256:")
+                .nth(1)
+                .map(str::trim)
+                .map(str::to_owned)
+        })
         .expect("fingerprint");
     let station_cfg = agent_config(&dir, "station", &s, &fp, &emu);
     let holder_cfg = agent_config(&dir, "holder", &s, &fp, &emu);
 
     // What an agent must never hold.
     let secret = emu.s("client_secret");
-    let forbidden = [secret.as_str(), "sqlite", "postgres", "pin_key", db.to_str().unwrap()];
+    let forbidden = [
+        secret.as_str(),
+        "sqlite",
+        "postgres",
+        "pin_key",
+        db.to_str().unwrap(),
+    ];
     for cfg in [&station_cfg, &holder_cfg] {
         let text = std::fs::read_to_string(cfg).unwrap();
         for f in forbidden {
@@ -192,7 +211,12 @@ fn operator_issues_at_a_station_agent_the_holder_activates_at_another_and_revoke
         .lines()
         .find_map(|l| l.strip_prefix("agent id").map(|r| r.trim().to_owned()))
         .expect("agent id");
-    let a = s.call("POST", &format!("/v1/agents/{station_id}/approve"), Some(&admin), None);
+    let a = s.call(
+        "POST",
+        &format!("/v1/agents/{station_id}/approve"),
+        Some(&admin),
+        None,
+    );
     assert_eq!(a.status, 200, "{}", a.json);
     let mut enrol = agent(&holder_cfg);
     enrol.arg("enroll");
@@ -216,11 +240,24 @@ fn operator_issues_at_a_station_agent_the_holder_activates_at_another_and_revoke
     let key_id = issued["key_id"].as_str().unwrap().to_owned();
     let a = s.call("GET", &format!("/v1/work/{work_id}"), Some(&operator), None);
     assert_eq!(a.json["state"], "done", "{}", a.json);
-    assert_eq!(emu.passkeys_of(KIM), 0, "nothing registered before activation");
+    assert_eq!(
+        emu.passkeys_of(KIM),
+        0,
+        "nothing registered before activation"
+    );
 
     // The holder, at their own agent: sign-in, PIN, registration.
-    let active = holder_run(&holder_cfg, &["activate", "--device", &device], KIM, &forbidden);
-    assert_eq!((active["state"].as_str(), active["registered"].as_u64()), (Some("active"), Some(1)), "{active}");
+    let active = holder_run(
+        &holder_cfg,
+        &["activate", "--device", &device],
+        KIM,
+        &forbidden,
+    );
+    assert_eq!(
+        (active["state"].as_str(), active["registered"].as_u64()),
+        (Some("active"), Some(1)),
+        "{active}"
+    );
     assert_eq!(emu.passkeys_of(KIM), 1);
 
     // A sign-in check verifies.
@@ -233,8 +270,18 @@ fn operator_issues_at_a_station_agent_the_holder_activates_at_another_and_revoke
     assert_eq!(checked["outcome"], "job_ack", "{checked}");
 
     // Revoke needs no agent.
-    let a = s.call("POST", &format!("/v1/keys/{key_id}/revoke"), Some(&operator), None);
-    assert_eq!((a.status, a.json["state"].as_str()), (200, Some("revoked")), "{}", a.json);
+    let a = s.call(
+        "POST",
+        &format!("/v1/keys/{key_id}/revoke"),
+        Some(&operator),
+        None,
+    );
+    assert_eq!(
+        (a.status, a.json["state"].as_str()),
+        (200, Some("revoked")),
+        "{}",
+        a.json
+    );
     assert_eq!(emu.passkeys_of(KIM), 0);
 
     // The holder's PIN is nowhere in what the server stored (every session message is
@@ -242,7 +289,9 @@ fn operator_issues_at_a_station_agent_the_holder_activates_at_another_and_revoke
     for f in ["keysmith.db", "keysmith.db-wal"] {
         let bytes = std::fs::read(dir.join(f)).unwrap_or_default();
         assert!(
-            !bytes.windows(HOLDER_PIN.len()).any(|w| w == HOLDER_PIN.as_bytes()),
+            !bytes
+                .windows(HOLDER_PIN.len())
+                .any(|w| w == HOLDER_PIN.as_bytes()),
             "the holder's PIN is in {f}"
         );
     }

@@ -53,7 +53,7 @@ fn proof(code: &str, pk: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(m.finalize().into_bytes())
 }
 
-fn station_enrol(
+pub(crate) fn station_enrol(
     s: &ServerProc,
     station: &str,
     code: &str,
@@ -71,7 +71,7 @@ fn station_enrol(
     (a.status, a.json)
 }
 
-fn new_code(s: &ServerProc, admin: &str, station: &str, ttl: u64) -> String {
+pub(crate) fn new_code(s: &ServerProc, admin: &str, station: &str, ttl: u64) -> String {
     let a = s.call(
         "POST",
         "/v1/agents/enrolments",

@@ -296,3 +296,160 @@ fn operator_issues_at_a_station_agent_the_holder_activates_at_another_and_revoke
         );
     }
 }
+
+/// Two `keysmith serve` nodes on one PostgreSQL serve one session alternately: every
+/// message of a station's issuance goes to the other node than the one before. The flow
+/// runs on the node that started it; the node receiving a job's result relays it through
+/// the session row.
+#[test]
+fn two_nodes_on_postgres_serve_one_session_alternately() {
+    use fido_transport::client::Authenticator;
+    use fido_transport::softkey::{SoftAuthenticator, SoftConfig, SoftTransport};
+    use keysmith_device::{DeviceConfig, DeviceSession, Event, HolderUi, HolderUiError, Prompt};
+    use keysmith_wire::{Capabilities, HostClaim, OsEntropy, SigningKey};
+
+    struct NoUi;
+    impl HolderUi for NoUi {
+        fn new_pin(
+            &mut self,
+            _: u32,
+            _: bool,
+        ) -> Result<zeroize::Zeroizing<String>, HolderUiError> {
+            Err(HolderUiError::Unavailable)
+        }
+        fn holder_pin(&mut self) -> Result<zeroize::Zeroizing<String>, HolderUiError> {
+            Err(HolderUiError::Unavailable)
+        }
+        fn prompt(&self, _: &Prompt) {}
+    }
+
+    let Some(url) = keysmith_testkit::pg_url("two keysmith serve nodes, one session") else {
+        return;
+    };
+    let dir = TempDir::new("split-pg");
+    let emu = EmulatorProc::start();
+    let schema = format!(
+        "split_{}_{}",
+        std::process::id(),
+        keysmith_testkit::now_ms()
+    );
+    let session_json = emu.session_config(json!({"postgres": url, "schema": schema}));
+    let key_file = crate::init_key(&dir);
+    let nodes = [
+        start_server(&dir, "node-a", &emu, &session_json, &key_file),
+        start_server(&dir, "node-b", &emu, &session_json, &key_file),
+    ];
+    let server_key = {
+        let pem = std::fs::read_to_string(&key_file).unwrap();
+        SigningKey::from_pkcs8_pem(&pem).unwrap().public_key()
+    };
+
+    // A station enrolled at node A, approved at node B.
+    let admin = emu.token(ADMIN);
+    let agent_key = SigningKey::generate();
+    let code = crate::new_code(&nodes[0], &admin, "desk-7", 600);
+    let pk = agent_key.public_key().to_sec1().to_vec();
+    let b64 = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, &pk);
+    let (st, j) = crate::station_enrol(&nodes[0], "desk-7", &code, &(pk, b64));
+    assert_eq!(st, 202, "{j}");
+    let agent_id = j["agent_id"].as_str().unwrap().to_owned();
+    let a = nodes[1].call(
+        "POST",
+        &format!("/v1/agents/{agent_id}/approve"),
+        Some(&admin),
+        None,
+    );
+    assert_eq!(a.status, 200, "{}", a.json);
+    let operator = emu.token(OPERATOR);
+    let a = nodes[1].call(
+        "POST",
+        &format!("/v1/agents/{agent_id}/work"),
+        Some(&operator),
+        Some(&json!({"operation": "issue", "user": KIM, "template": STANDARD_NAME})),
+    );
+    assert_eq!(a.status, 201, "{}", a.json);
+
+    // The device half, by hand: each message to the other node.
+    let mut key = Authenticator::new(SoftTransport::new(
+        SoftAuthenticator::new(SoftConfig::default()).unwrap(),
+    ));
+    let (mut session, hello) = DeviceSession::new(
+        DeviceConfig {
+            agent_key,
+            server_keys: vec![server_key],
+            caps: Capabilities {
+                ctap_raw: true,
+                can_reset_in_place: true,
+                max_job_steps: 64,
+                ..Default::default()
+            },
+            host: HostClaim {
+                name: "desk-7".into(),
+                os: "linux".into(),
+                ..Default::default()
+            },
+            agent_version: "test".into(),
+        },
+        &mut OsEntropy,
+    );
+    let post = |node: &ServerProc, path: &str, body: Vec<u8>| {
+        let r = node
+            .http
+            .post(format!("{}{path}", node.base))
+            .header("content-type", "application/cose")
+            .body(body)
+            .send()
+            .expect("session message");
+        let status = r.status().as_u16();
+        let loc = r
+            .headers()
+            .get("location")
+            .map(|l| l.to_str().unwrap().to_owned());
+        let bytes = r.bytes().unwrap().to_vec();
+        assert!(
+            status == 200 || status == 201,
+            "{status}: {}",
+            String::from_utf8_lossy(&bytes)
+        );
+        (loc, bytes)
+    };
+    let (loc, reply) = post(&nodes[0], "/v1/sessions", hello);
+    let path = loc.expect("Location");
+    assert_eq!(session.receive(&reply, 0).unwrap(), Event::Established);
+    let mut msg = session
+        .report(&mut key, "software", Some("SN-PG-1".into()), None)
+        .unwrap();
+    let mut turn = 1usize;
+    let mut clock = 0u64;
+    let mut asked = false;
+    let mut jobs = 0;
+    let ack = loop {
+        let (_, reply) = post(&nodes[turn % 2], &path, msg.clone());
+        turn += 1;
+        clock += 1;
+        match session.receive(&reply, clock).unwrap() {
+            Event::Wait { .. } if !asked => {
+                asked = true;
+                msg = session.ready().unwrap();
+            }
+            Event::Job(_) => {
+                jobs += 1;
+                msg = session.run_job(clock, &mut key, &mut NoUi).unwrap();
+            }
+            Event::JobAck(ack) => break ack,
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!(ack.state, "issued", "{ack:?}");
+    assert!(
+        jobs >= 2,
+        "configure and make jobs, answered across both nodes"
+    );
+    let a = nodes[0].call(
+        "GET",
+        &format!("/v1/keys/{}", ack.key_id),
+        Some(&operator),
+        None,
+    );
+    assert_eq!(a.json["key"]["state"], "issued", "{}", a.json);
+}

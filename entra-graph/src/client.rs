@@ -12,7 +12,7 @@ use reqwest::Method;
 use crate::auth::Credential;
 use crate::config::{ApiVersion, GraphConfig};
 use crate::http::{api_error, path_template, Core, Failure, WaitBudget};
-use crate::ids::same_credential;
+use crate::ids::{decode_base64, matches_credential};
 use crate::policy::{preflight, target_group_ids, PreflightError, UserScope};
 use crate::wire::{
     parse_json, BatchRequest, BatchRequestItem, BatchResponse, CreationOptions, DirectoryObject,
@@ -263,10 +263,7 @@ impl GraphClient {
             return Err(not_found);
         }
         let methods = self.list_methods(user)?;
-        if methods
-            .iter()
-            .any(|m| m.id == method_id || same_credential(&m.id, method_id))
-        {
+        if methods.iter().any(|m| m.id == method_id) {
             return Err(not_found);
         }
         Ok(Deletion {
@@ -347,6 +344,10 @@ impl GraphClient {
     ) -> Result<Registration, GraphError> {
         crate::webauthn::validate_display_name(&body.display_name)?;
         let credential_id = body.public_key_credential.id.clone();
+        // Our own id: read as the plain base64url we sent, never in the padding-digit
+        // form (which misreads some ids); methods are matched by encoding.
+        let credential_bytes =
+            decode_base64(&credential_id, "publicKeyCredential.id").unwrap_or_default();
         let bytes = serde_json::to_vec(body).map_err(|e| GraphError::InvalidInput {
             field: "registration body",
             reason: e.to_string(),
@@ -386,7 +387,7 @@ impl GraphClient {
                     })?;
                     if let Some(m) = methods
                         .into_iter()
-                        .find(|m| same_credential(&m.id, &credential_id))
+                        .find(|m| matches_credential(&m.id, &credential_bytes))
                     {
                         tracing::info!(credential_id = %credential_id, "registration had committed");
                         return Ok(Registration {
@@ -421,7 +422,7 @@ impl GraphClient {
                         if let Ok(methods) = self.list_methods(user) {
                             if let Some(m) = methods
                                 .into_iter()
-                                .find(|m| same_credential(&m.id, &credential_id))
+                                .find(|m| matches_credential(&m.id, &credential_bytes))
                             {
                                 return Ok(Registration {
                                     method: m,

@@ -10,7 +10,7 @@ use super::server::{error, json, no_content, q, Resp};
 use super::state::{iso8601, IssuedChallenge};
 use super::validate::{validate_registration, RegistrationContext};
 use super::Shared;
-use crate::ids::{decode_b64url_strict, encode_b64url, encode_with_padding_digit, same_credential};
+use crate::ids::{decode_b64url_strict, encode_b64url, encode_with_padding_digit};
 use crate::wire::{DirectoryObject, Page, User};
 
 fn not_found_user(key: &str, rid: &str) -> Resp {
@@ -86,7 +86,7 @@ pub(super) fn graph(
                 return not_found_user(key, rid);
             };
             let list = st.methods.entry(uid).or_default();
-            let Some(pos) = list.iter().position(|m| m.method.id == *mid || same_credential(&m.method.id, mid)) else {
+            let Some(pos) = list.iter().position(|m| m.method.id == *mid) else {
                 return error(404, "itemNotFound", "The specified fido2AuthenticationMethod was not found.", rid);
             };
             if method == "DELETE" {
@@ -287,12 +287,22 @@ fn creation_options(
             expires,
         },
     );
+    // v1.0 documents exclude ids as base64url without padding; beta writes them like
+    // method ids, with a padding digit.
+    let v1 = ver == "v1.0";
     let exclude: Vec<serde_json::Value> = st
         .methods
         .get(&user.id)
         .map(|v| {
             v.iter()
-                .map(|m| serde_json::json!({"id": encode_with_padding_digit(&m.credential_id), "type": "public-key", "transports": []}))
+                .map(|m| {
+                    let id = if v1 {
+                        encode_b64url(&m.credential_id)
+                    } else {
+                        encode_with_padding_digit(&m.credential_id)
+                    };
+                    serde_json::json!({"id": id, "type": "public-key", "transports": []})
+                })
                 .collect()
         })
         .unwrap_or_default();

@@ -254,10 +254,9 @@ impl Engine {
                     let listed = self.leased(entry.id, &fence, now, || idp.list(&user));
                     match listed {
                         Ok(methods) => {
-                            let present = methods.iter().any(|m| {
-                                m.method_id == method_id
-                                    || m.credential_id.as_deref() == Some(&pk.credential_id[..])
-                            });
+                            let present = methods
+                                .iter()
+                                .any(|m| m.method_id == method_id || m.holds(&pk.credential_id));
                             if !present {
                                 settled_by_listing = true;
                                 deleted = Ok(crate::idp::IdpDeletion {

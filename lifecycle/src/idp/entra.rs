@@ -2,7 +2,7 @@
 
 use std::time::UNIX_EPOCH;
 
-use entra_graph::ids::{decode_base64, decode_lenient, encode_b64url};
+use entra_graph::ids::{decode_base64, decode_candidates, decode_lenient, encode_b64url};
 use entra_graph::wire::RegistrationBody;
 use entra_graph::wire::{AttestationResponse, ClientExtensionResults, PublicKeyCredential};
 use entra_graph::{GraphClient, GraphError};
@@ -169,8 +169,10 @@ impl Idp for EntraIdp {
             .map_err(|e| self.bad("publicKey.user.id", e.to_string()))?;
         let mut exclude_ids = Vec::with_capacity(pk.exclude_credentials.len());
         for c in &pk.exclude_credentials {
-            exclude_ids.push(
-                decode_lenient(&c.id, "publicKey.excludeCredentials.id")
+            // Plain on v1.0, a padding digit on beta, and the two forms overlap: exclude
+            // every reading (an extra id the key does not hold excludes nothing).
+            exclude_ids.extend(
+                decode_candidates(&c.id, "publicKey.excludeCredentials.id")
                     .map_err(|e| self.bad("publicKey.excludeCredentials.id", e.to_string()))?,
             );
         }
@@ -233,11 +235,21 @@ impl Idp for EntraIdp {
             .map_err(|e| self.call_error("list", e))?;
         Ok(methods
             .into_iter()
-            .map(|m| IdpPasskey {
-                credential_id: decode_lenient(&m.id, "id").ok(),
-                method_id: m.id,
-                display_name: m.display_name,
-                aaguid: m.aa_guid,
+            .map(|m| {
+                // Method ids are written with a padding digit (Entra's form first).
+                let primary = decode_lenient(&m.id, "id").ok();
+                let other_credential_ids = decode_candidates(&m.id, "id")
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|c| Some(c) != primary.as_ref())
+                    .collect();
+                IdpPasskey {
+                    credential_id: primary,
+                    other_credential_ids,
+                    method_id: m.id,
+                    display_name: m.display_name,
+                    aaguid: m.aa_guid,
+                }
             })
             .collect())
     }

@@ -81,12 +81,24 @@ pub struct IdpDeletion {
 pub struct IdpPasskey {
     /// The IdP's method id.
     pub method_id: String,
-    /// The credential id, when the IdP's method id encodes it.
+    /// The credential id, when the IdP's method id encodes it (its most likely reading).
     pub credential_id: Option<Vec<u8>>,
+    /// Other valid readings of the method id as a credential id (Entra's padding-digit
+    /// form and plain base64url overlap for some lengths; see `entra_graph::ids`).
+    pub other_credential_ids: Vec<Vec<u8>>,
     /// The display name.
     pub display_name: Option<String>,
     /// The authenticator's AAGUID as the IdP reports it.
     pub aaguid: Option<String>,
+}
+
+impl IdpPasskey {
+    /// True when this passkey is the credential `credential_id` (any reading of the
+    /// IdP's method id).
+    pub fn holds(&self, credential_id: &[u8]) -> bool {
+        self.credential_id.as_deref() == Some(credential_id)
+            || self.other_credential_ids.iter().any(|c| c == credential_id)
+    }
 }
 
 /// A directory user as the IdP knows them.

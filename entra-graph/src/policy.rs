@@ -278,7 +278,8 @@ pub fn check_aaguid(
         return Ok(());
     };
     let listed = k.aa_guids.iter().any(|a| a.eq_ignore_ascii_case(aaguid));
-    match (k.enforcement_type, listed) {
+    // A null enforcementType reads as `block`, the value a fresh tenant shows.
+    match (k.enforcement_type.unwrap_or(EnforcementType::Block), listed) {
         (EnforcementType::Block, true) => Err(PreflightError::AaguidBlocked {
             aaguid: aaguid.to_ascii_lowercase(),
         }),
@@ -372,7 +373,7 @@ mod tests {
             }),
             key_restrictions: allow.map(|a| KeyRestrictions {
                 is_enforced: true,
-                enforcement_type: EnforcementType::Allow,
+                enforcement_type: Some(EnforcementType::Allow),
                 aa_guids: vec![a.into()],
             }),
         }
@@ -405,7 +406,7 @@ mod tests {
         let mut p = policy();
         p.key_restrictions = Some(KeyRestrictions {
             is_enforced: true,
-            enforcement_type: EnforcementType::Block,
+            enforcement_type: Some(EnforcementType::Block),
             aa_guids: vec![YK.to_uppercase()],
         });
         assert!(matches!(
@@ -432,7 +433,7 @@ mod tests {
             attestation_enforcement: Some(AttestationEnforcement::Disabled),
             key_restrictions: Some(KeyRestrictions {
                 is_enforced: true,
-                enforcement_type: EnforcementType::Allow,
+                enforcement_type: Some(EnforcementType::Allow),
                 aa_guids: vec![YK.into()],
             }),
         });

@@ -52,7 +52,7 @@ pub fn fresh_policy() -> Fido2Policy {
         is_attestation_enforced: Some(false),
         key_restrictions: Some(KeyRestrictions {
             is_enforced: false,
-            enforcement_type: EnforcementType::Block,
+            enforcement_type: Some(EnforcementType::Block),
             aa_guids: vec![],
         }),
         include_targets: vec![PolicyTarget {

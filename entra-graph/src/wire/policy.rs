@@ -37,8 +37,11 @@ pub struct KeyRestrictions {
     /// Whether the list is enforced.
     #[serde(default)]
     pub is_enforced: bool,
-    /// Allow or block list.
-    pub enforcement_type: EnforcementType,
+    /// Allow or block list. Nullable in the v1.0 CSDL (no `Nullable="false"`): a `null`
+    /// or absent value parses as `None`, which the pre-flight reads as `block` (what a
+    /// fresh tenant shows).
+    #[serde(default)]
+    pub enforcement_type: Option<EnforcementType>,
     /// The AAGUIDs.
     #[serde(default, deserialize_with = "null_as_default")]
     pub aa_guids: Vec<String>,

@@ -124,7 +124,7 @@ fn blocked_aaguid_and_allow_list() {
     let mut p = emu.policy();
     p.key_restrictions = Some(KeyRestrictions {
         is_enforced: true,
-        enforcement_type: EnforcementType::Block,
+        enforcement_type: Some(EnforcementType::Block),
         aa_guids: vec![YK5_STR.into()],
     });
     emu.set_policy(p.clone());
@@ -132,7 +132,7 @@ fn blocked_aaguid_and_allow_list() {
     rejected(c.register(KIM, &body).unwrap_err(), "blocked");
     p.key_restrictions = Some(KeyRestrictions {
         is_enforced: true,
-        enforcement_type: EnforcementType::Allow,
+        enforcement_type: Some(EnforcementType::Allow),
         aa_guids: vec!["00000000-0000-0000-0000-000000000001".into()],
     });
     emu.set_policy(p);

@@ -10,7 +10,7 @@ fn preflight_against_changed_policy() {
     let mut p = emu.policy();
     p.key_restrictions = Some(KeyRestrictions {
         is_enforced: true,
-        enforcement_type: EnforcementType::Block,
+        enforcement_type: Some(EnforcementType::Block),
         aa_guids: vec![YK5_STR.into()],
     });
     emu.set_policy(p.clone());
@@ -156,7 +156,7 @@ fn passkey_profiles_selected_by_target_in_preflight_and_emulator() {
         attestation_enforcement: Some(attest),
         key_restrictions: Some(KeyRestrictions {
             is_enforced: true,
-            enforcement_type: EnforcementType::Allow,
+            enforcement_type: Some(EnforcementType::Allow),
             aa_guids: vec![aaguid.into()],
         }),
     };
@@ -208,4 +208,34 @@ fn passkey_profiles_selected_by_target_in_preflight_and_emulator() {
     assert_eq!(c.preflight(LEE, YK5_STR, true), Ok(()));
     assert_eq!(register_status(&c, LEE, "k", &MakeArgs::default()), None);
     assert_eq!(emu.method_count(), 2);
+}
+
+/// Issue 13 item 7: the emulator serves `enforcementType: null`; the pre-flight parses
+/// the policy and reads the list as a block list.
+#[test]
+fn preflight_with_null_enforcement_type() {
+    let emu = emulator();
+    let c = client(&emu, ApiVersion::V1);
+    let mut p = emu.policy();
+    p.key_restrictions = Some(KeyRestrictions {
+        is_enforced: true,
+        enforcement_type: None,
+        aa_guids: vec![YK5_STR.into()],
+    });
+    emu.set_policy(p);
+    assert!(c
+        .fido2_policy()
+        .unwrap()
+        .key_restrictions
+        .unwrap()
+        .enforcement_type
+        .is_none());
+    assert!(matches!(
+        c.preflight(KIM, YK5_STR, true),
+        Err(GraphError::Preflight(PreflightError::AaguidBlocked { .. }))
+    ));
+    assert_eq!(
+        c.preflight(KIM, "ee882879-721c-4913-9775-3dfcce97072a", true),
+        Ok(())
+    );
 }

@@ -66,8 +66,9 @@ pub mod webauthn;
 pub mod wire;
 
 pub use client::{
-    encode_segment, ClientStats, ConnectionReport, Deletion, GraphClient, Registration, MAX_BATCH,
-    MAX_GROUP_NESTING,
+    encode_segment, ClientStats, ConnectionReport, Deletion, GraphClient, Registration,
+    CHECK_MEMBER_GROUPS_MAX, CONNECTION_CHECK_USER, MAX_BATCH, MAX_GROUP_NESTING,
+    PERMISSION_GROUP_MEMBER_READ, PERMISSION_POLICY_READ, PERMISSION_USER_READ,
 };
 pub use config::{
     ApiVersion, GraphConfig, RetryPolicy, MAX_CHALLENGE_MINUTES, MIN_CHALLENGE_MINUTES,

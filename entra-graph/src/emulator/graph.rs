@@ -99,6 +99,27 @@ pub(super) fn graph(
             }
             json(200, &v)
         }
+        ("POST", ["users", key, "checkMemberGroups"]) => check_member_groups(shared, ver, key, body, rid),
+        ("GET", ["users", key, "transitiveMemberOf"]) => {
+            let st = shared.state();
+            let Some(uid) = st.find_user(key).map(|u| u.id.clone()) else {
+                return not_found_user(key, rid);
+            };
+            let groups: Vec<DirectoryObject> = st
+                .groups_of(&uid)
+                .iter()
+                .filter_map(|gid| st.tenant.groups.iter().find(|g| g.id.eq_ignore_ascii_case(gid)))
+                .map(|g| DirectoryObject {
+                    odata_type: Some("#microsoft.graph.group".into()),
+                    id: g.id.clone(),
+                    display_name: Some(g.display_name.clone()),
+                    user_principal_name: None,
+                    mail: None,
+                })
+                .collect();
+            drop(st);
+            page(shared, ver, &format!("users/{key}/transitiveMemberOf"), query, groups, ctx("directoryObjects"), rid)
+        }
         ("GET", ["groups", gid, "members"]) => {
             let st = shared.state();
             let Some(g) = st.tenant.groups.iter().find(|g| g.id.eq_ignore_ascii_case(gid)) else {
@@ -133,7 +154,16 @@ pub(super) fn graph(
         {
             let mut p = shared.state().policy.clone();
             p.context = Some(ctx("policies/authenticationMethodsPolicy/authenticationMethodConfigurations/$entity"));
-            json(200, &p)
+            // v1.0: passkeyProfiles is a non-contained navigation property (CSDL), not
+            // inline unless expanded; beta returns it inline.
+            let expanded = q(query, "$expand").is_some_and(|e| e.split(',').any(|x| x.trim() == "passkeyProfiles"));
+            let mut v = serde_json::to_value(&p).unwrap_or_default();
+            if ver == "v1.0" && !expanded {
+                if let Some(o) = v.as_object_mut() {
+                    o.remove("passkeyProfiles");
+                }
+            }
+            json(200, &v)
         }
         (_, [first, ..]) => error(400, "BadRequest", &format!("Resource not found for the segment '{first}'."), rid),
         _ => error(400, "BadRequest", "Invalid request.", rid),
@@ -375,4 +405,47 @@ fn register(shared: &Shared, ver: &str, key: &str, body: &[u8], rid: &str) -> Re
         }
         Err(rej) => error(rej.status, rej.code, &rej.message, rid),
     }
+}
+
+/// `POST /users/{id}/checkMemberGroups` `{"groupIds": [...]}` (at most 20): the ids, of
+/// those asked, of the groups the user is in, directly or transitively.
+fn check_member_groups(shared: &Shared, ver: &str, key: &str, body: &[u8], rid: &str) -> Resp {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    struct Body {
+        group_ids: Vec<String>,
+    }
+    let Ok(req) = serde_json::from_slice::<Body>(body) else {
+        return error(
+            400,
+            "Request_BadRequest",
+            "Invalid request body: expected {\"groupIds\": [...]}.",
+            rid,
+        );
+    };
+    if req.group_ids.len() > crate::CHECK_MEMBER_GROUPS_MAX {
+        return error(
+            400,
+            "Request_BadRequest",
+            "The number of group ids exceeds the limit of 20.",
+            rid,
+        );
+    }
+    let st = shared.state();
+    let Some(uid) = st.find_user(key).map(|u| u.id.clone()) else {
+        return not_found_user(key, rid);
+    };
+    let mine = st.groups_of(&uid);
+    let value: Vec<&String> = req
+        .group_ids
+        .iter()
+        .filter(|g| mine.iter().any(|m| m.eq_ignore_ascii_case(g)))
+        .collect();
+    json(
+        200,
+        &serde_json::json!({
+            "@odata.context": format!("{}/{ver}/$metadata#Collection(Edm.String)", shared.base_url),
+            "value": value,
+        }),
+    )
 }

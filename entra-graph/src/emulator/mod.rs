@@ -30,7 +30,10 @@ use std::time::Duration;
 use rand_core::{OsRng, RngCore};
 
 pub use oidc::{HolderTokenOptions, DEMO_PASSWORD, ROTATION_KEYS};
-pub use state::{fresh_policy, iso8601, GroupFixture, TenantFixture, ThrottleConfig};
+pub use state::{
+    fresh_policy, iso8601, legacy_policy, GroupFixture, TenantFixture, ThrottleConfig,
+    DEFAULT_PASSKEY_PROFILE_ID,
+};
 pub use token::AppRegistration;
 
 use crate::ids::encode_b64url;

@@ -312,7 +312,7 @@ pub(crate) fn route(
                     .apps
                     .iter()
                     .find(|(a, _)| a.client_id == client)
-                    .is_some_and(|(a, _)| a.has_any_role(needed));
+                    .is_some_and(|(a, _)| needed.iter().all(|any_of| a.has_any_role(any_of)));
                 if !granted {
                     return error(
                         403,
@@ -348,8 +348,8 @@ fn known_tenant(shared: &Shared, tenant: &str, rid: &str) -> Result<(), Resp> {
     }
 }
 
-/// The application permissions (any one of them) an endpoint needs.
-fn required_roles(method: &str, rest: &[&str]) -> Option<&'static [&'static str]> {
+/// The application permissions an endpoint needs: one of each listed set.
+fn required_roles(method: &str, rest: &[&str]) -> Option<&'static [&'static [&'static str]]> {
     const PASSKEY_WRITE: &[&str] = &[
         "UserAuthMethod-Passkey.ReadWrite.All",
         "UserAuthenticationMethod.ReadWrite.All",
@@ -366,22 +366,31 @@ fn required_roles(method: &str, rest: &[&str]) -> Option<&'static [&'static str]
         "Policy.Read.All",
     ];
     const USER_READ: &[&str] = &["User.Read.All", "User.ReadWrite.All", "Directory.Read.All"];
+    // group-list-members: GroupMember.Read.All or any higher grant (PERM).
     const MEMBERS_READ: &[&str] = &[
         "GroupMember.Read.All",
+        "GroupMember.ReadWrite.All",
         "Group.Read.All",
+        "Group.ReadWrite.All",
         "Directory.Read.All",
+        "Directory.ReadWrite.All",
     ];
     match (method, rest) {
         ("GET", ["users", _, "authentication", "fido2Methods", op])
             if op.starts_with("creationOptions") =>
         {
-            Some(PASSKEY_WRITE)
+            Some(&[PASSKEY_WRITE])
         }
-        ("GET", ["users", _, "authentication", ..]) => Some(PASSKEY_READ),
-        (_, ["users", _, "authentication", ..]) => Some(PASSKEY_WRITE),
-        (_, ["users", ..]) => Some(USER_READ),
-        (_, ["groups", ..]) => Some(MEMBERS_READ),
-        (_, ["policies", ..]) => Some(POLICY_READ),
+        ("GET", ["users", _, "authentication", ..]) => Some(&[PASSKEY_READ]),
+        (_, ["users", _, "authentication", ..]) => Some(&[PASSKEY_WRITE]),
+        // user-checkmembergroups / user-list-transitivememberof: User.Read.All and
+        // GroupMember.Read.All (or Directory.Read.All).
+        (_, ["users", _, "checkMemberGroups" | "transitiveMemberOf"]) => {
+            Some(&[USER_READ, MEMBERS_READ])
+        }
+        (_, ["users", ..]) => Some(&[USER_READ]),
+        (_, ["groups", ..]) => Some(&[MEMBERS_READ]),
+        (_, ["policies", ..]) => Some(&[POLICY_READ]),
         _ => None,
     }
 }

@@ -7,7 +7,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::wire::{
-    EnforcementType, Fido2Method, Fido2Policy, KeyRestrictions, MethodState, PolicyTarget, User,
+    AttestationEnforcement, EnforcementType, Fido2Method, Fido2Policy, KeyRestrictions,
+    MethodState, PasskeyProfile, PolicyTarget, User,
 };
 
 /// A group in the fixture file.
@@ -40,9 +41,35 @@ pub struct TenantFixture {
     pub policy: Option<Fido2Policy>,
 }
 
-/// A fresh tenant's FIDO2 policy: enabled for all users, self-service registration
-/// allowed, attestation not enforced, no key restrictions.
+/// Id of the default passkey profile in [`fresh_policy`].
+pub const DEFAULT_PASSKEY_PROFILE_ID: &str = "00000000-0000-0000-0000-000000000001";
+
+/// A fresh tenant's FIDO2 policy as every tenant has it since the 2026 migration to
+/// passkey profiles (MC1221452): enabled for all users, self-service registration
+/// allowed, a default passkey profile (device-bound and synced passkeys, attestation
+/// not enforced, no key restrictions) named by `defaultPasskeyProfile`, and the
+/// deprecated top-level fields still present. See [`legacy_policy`] for the shape
+/// before the migration.
 pub fn fresh_policy() -> Fido2Policy {
+    let mut p = legacy_policy();
+    p.passkey_profiles = vec![PasskeyProfile {
+        id: DEFAULT_PASSKEY_PROFILE_ID.into(),
+        name: Some("Default passkey profile".into()),
+        passkey_types: Some("deviceBound,synced".into()),
+        attestation_enforcement: Some(AttestationEnforcement::Disabled),
+        key_restrictions: Some(KeyRestrictions {
+            is_enforced: false,
+            enforcement_type: Some(EnforcementType::Block),
+            aa_guids: vec![],
+        }),
+    }];
+    p.default_passkey_profile = Some(DEFAULT_PASSKEY_PROFILE_ID.into());
+    p
+}
+
+/// A tenant's FIDO2 policy before passkey profiles: enabled for all users, self-service
+/// registration allowed, attestation not enforced, no key restrictions.
+pub fn legacy_policy() -> Fido2Policy {
     Fido2Policy {
         context: None,
         odata_type: Some("#microsoft.graph.fido2AuthenticationMethodConfiguration".into()),

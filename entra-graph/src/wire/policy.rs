@@ -146,3 +146,28 @@ pub struct Fido2Policy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_passkey_profile: Option<String>,
 }
+
+impl Fido2Policy {
+    /// Sets attestation enforcement where the tenant reads it: the deprecated top-level
+    /// `isAttestationEnforced` and every passkey profile's `attestationEnforcement`
+    /// (`registrationOnly` or `disabled`).
+    pub fn set_attestation_enforced(&mut self, enforced: bool) {
+        self.is_attestation_enforced = Some(enforced);
+        for p in &mut self.passkey_profiles {
+            p.attestation_enforcement = Some(if enforced {
+                AttestationEnforcement::RegistrationOnly
+            } else {
+                AttestationEnforcement::Disabled
+            });
+        }
+    }
+
+    /// Sets the same key restrictions on the deprecated top-level field and on every
+    /// passkey profile.
+    pub fn set_key_restrictions(&mut self, restrictions: Option<KeyRestrictions>) {
+        for p in &mut self.passkey_profiles {
+            p.key_restrictions = restrictions.clone();
+        }
+        self.key_restrictions = restrictions;
+    }
+}

@@ -22,6 +22,7 @@ use super::soft_key::{Attest, MakeArgs, YK5_STR};
 
 mod auth;
 mod binaries;
+mod directory;
 mod faults;
 mod operations;
 mod preflight;

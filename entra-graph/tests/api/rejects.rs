@@ -122,19 +122,19 @@ fn tampered_attestation() {
 fn blocked_aaguid_and_allow_list() {
     let (emu, c) = setup();
     let mut p = emu.policy();
-    p.key_restrictions = Some(KeyRestrictions {
+    p.set_key_restrictions(Some(KeyRestrictions {
         is_enforced: true,
         enforcement_type: Some(EnforcementType::Block),
         aa_guids: vec![YK5_STR.into()],
-    });
+    }));
     emu.set_policy(p.clone());
     let (body, _) = registration(&c, KIM, "k", None, &MakeArgs::default());
     rejected(c.register(KIM, &body).unwrap_err(), "blocked");
-    p.key_restrictions = Some(KeyRestrictions {
+    p.set_key_restrictions(Some(KeyRestrictions {
         is_enforced: true,
         enforcement_type: Some(EnforcementType::Allow),
         aa_guids: vec!["00000000-0000-0000-0000-000000000001".into()],
-    });
+    }));
     emu.set_policy(p);
     let (body, _) = registration(&c, KIM, "k", None, &MakeArgs::default());
     rejected(c.register(KIM, &body).unwrap_err(), "allow list");
@@ -145,7 +145,7 @@ fn blocked_aaguid_and_allow_list() {
 fn attestation_enforced_refuses_none_and_self() {
     let (emu, c) = setup();
     let mut p = emu.policy();
-    p.is_attestation_enforced = Some(true);
+    p.set_attestation_enforced(true);
     emu.set_policy(p);
     for attest in [Attest::None, Attest::SelfPacked] {
         let (body, _) = registration(
@@ -304,13 +304,14 @@ fn user_outside_the_policy_targets() {
 fn passkey_profile_without_device_bound() {
     let (emu, c) = setup();
     let mut p = emu.policy();
-    p.passkey_profiles.push(entra_graph::wire::PasskeyProfile {
+    p.default_passkey_profile = Some("p1".into());
+    p.passkey_profiles = vec![entra_graph::wire::PasskeyProfile {
         id: "p1".into(),
         name: Some("Synced only".into()),
         passkey_types: Some("synced".into()),
         attestation_enforcement: None,
         key_restrictions: None,
-    });
+    }];
     emu.set_policy(p);
     let (body, _) = registration(&c, KIM, "k", None, &MakeArgs::default());
     rejected(c.register(KIM, &body).unwrap_err(), "Device-bound");

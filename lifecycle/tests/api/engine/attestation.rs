@@ -37,7 +37,7 @@ fn setup(name: &str, enforce: bool, store: TrustStore, req: AttestationRequireme
     let w = EmulatorWorld::start(name);
     if enforce {
         let mut p = w.emulator.policy();
-        p.is_attestation_enforced = Some(true);
+        p.set_attestation_enforced(true);
         w.emulator.set_policy(p);
     }
     let engine = sqlite_engine_builder(&w.emulator, &w.dir.join("keysmith.db"), "station-a", 7)

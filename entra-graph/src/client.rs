@@ -19,7 +19,10 @@ use crate::wire::{
 };
 use crate::GraphError;
 
+mod cms;
 mod directory;
+
+pub use cms::{PERMISSION_METHODS_READ, PERMISSION_REVOKE_SESSIONS};
 
 pub use directory::{
     CHECK_MEMBER_GROUPS_MAX, PERMISSION_GROUP_MEMBER_READ, PERMISSION_POLICY_READ,

@@ -39,6 +39,9 @@ impl GraphClient {
             core.request(Method::POST, url, Some(&bytes), idempotent)
                 .await
         })??;
+        if reply.body.is_empty() {
+            return Ok(parse_json(b"null", shape)?);
+        }
         Ok(parse_json(&reply.body, shape)?)
     }
 

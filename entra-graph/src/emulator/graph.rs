@@ -99,6 +99,33 @@ pub(super) fn graph(
             }
             json(200, &v)
         }
+        ("GET", ["users", key, "authentication", "methods"]) => {
+            let st = shared.state();
+            let Some(uid) = st.find_user(key).map(|u| u.id.clone()) else {
+                return not_found_user(key, rid);
+            };
+            // Every user has a password; then passkeys; then the other methods seeded.
+            let mut all = vec![serde_json::json!({
+                "@odata.type": "#microsoft.graph.passwordAuthenticationMethod",
+                "id": "28c10230-6103-485e-b985-444c60001490",
+                "password": null,
+            })];
+            for m in st.methods.get(&uid).into_iter().flatten() {
+                all.push(serde_json::to_value(&m.method).unwrap_or_default());
+            }
+            all.extend(st.other_methods.get(&uid).into_iter().flatten().cloned());
+            drop(st);
+            page(shared, ver, &format!("users/{key}/authentication/methods"), query, all, ctx(&format!("users('{key}')/authentication/methods")), rid)
+        }
+        ("POST", ["users", key, "revokeSignInSessions"]) => {
+            let mut st = shared.state();
+            let Some(uid) = st.find_user(key).map(|u| u.id.clone()) else {
+                return not_found_user(key, rid);
+            };
+            let now = st.now();
+            st.sessions_revoked.entry(uid).or_default().push(now);
+            json(200, &serde_json::json!({"@odata.context": ctx("Edm.Boolean"), "value": true}))
+        }
         ("POST", ["users", key, "checkMemberGroups"]) => check_member_groups(shared, ver, key, body, rid),
         ("GET", ["users", key, "transitiveMemberOf"]) => {
             let st = shared.state();

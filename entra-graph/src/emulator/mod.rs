@@ -482,6 +482,33 @@ impl Emulator {
         }
         ids
     }
+    /// Gives a user an authentication method other than a passkey (`@odata.type`, e.g.
+    /// `#microsoft.graph.windowsHelloForBusinessAuthenticationMethod`), listed by
+    /// `GET /users/{id}/authentication/methods`; returns its id (`None`: no such user).
+    pub fn add_authentication_method(&self, user: &str, odata_type: &str) -> Option<String> {
+        let mut st = self.shared.state();
+        let uid = st.find_user(user)?.id.clone();
+        let id = random_guid();
+        let now = iso8601(st.now());
+        st.other_methods
+            .entry(uid)
+            .or_default()
+            .push(serde_json::json!({
+                "@odata.type": odata_type,
+                "id": id,
+                "displayName": "seeded",
+                "createdDateTime": now,
+            }));
+        Some(id)
+    }
+    /// How many times the user's sign-in sessions were revoked
+    /// (`POST /users/{id}/revokeSignInSessions`).
+    pub fn sign_in_revocations(&self, user: &str) -> usize {
+        let st = self.shared.state();
+        st.find_user(user)
+            .and_then(|u| st.sessions_revoked.get(&u.id))
+            .map_or(0, Vec::len)
+    }
     /// The FIDO2 policy in force.
     pub fn policy(&self) -> Fido2Policy {
         self.shared.state().policy.clone()
@@ -489,8 +516,9 @@ impl Emulator {
     /// Gives the tenant FIDO metadata (a verified MDS BLOB, see
     /// [`fido_core::trust::TrustStore`]), as Entra has: while the policy enforces
     /// attestation, only keys whose attestation chains to an MDS root listed for their
-    /// AAGUID pass registration. Without it (`None`), any verified certificate chain
-    /// counts as attested.
+    /// AAGUID pass registration, and only they get `attestationLevel: attested`. Without
+    /// it (`None`, the default) no key is in MDS: every registration is `notAttested`
+    /// and a tenant that enforces attestation refuses every key.
     pub fn set_attestation_metadata(&self, trust: Option<fido_core::trust::TrustStore>) {
         self.shared.state().trust = trust.map(std::sync::Arc::new);
     }

@@ -366,6 +366,16 @@ fn required_roles(method: &str, rest: &[&str]) -> Option<&'static [&'static [&'s
         "Policy.Read.All",
     ];
     const USER_READ: &[&str] = &["User.Read.All", "User.ReadWrite.All", "Directory.Read.All"];
+    const METHODS_READ: &[&str] = &[
+        "UserAuthenticationMethod.Read.All",
+        "UserAuthenticationMethod.ReadWrite.All",
+    ];
+    // user-revokesigninsessions (application).
+    const REVOKE_SESSIONS: &[&str] = &[
+        "User.RevokeSessions.All",
+        "User.ReadWrite.All",
+        "Directory.ReadWrite.All",
+    ];
     // group-list-members: GroupMember.Read.All or any higher grant (PERM).
     const MEMBERS_READ: &[&str] = &[
         "GroupMember.Read.All",
@@ -381,6 +391,8 @@ fn required_roles(method: &str, rest: &[&str]) -> Option<&'static [&'static [&'s
         {
             Some(&[PASSKEY_WRITE])
         }
+        // authentication-list-methods: not covered by the passkey-only permissions.
+        ("GET", ["users", _, "authentication", "methods"]) => Some(&[METHODS_READ]),
         ("GET", ["users", _, "authentication", ..]) => Some(&[PASSKEY_READ]),
         (_, ["users", _, "authentication", ..]) => Some(&[PASSKEY_WRITE]),
         // user-checkmembergroups / user-list-transitivememberof: User.Read.All and
@@ -388,6 +400,7 @@ fn required_roles(method: &str, rest: &[&str]) -> Option<&'static [&'static [&'s
         (_, ["users", _, "checkMemberGroups" | "transitiveMemberOf"]) => {
             Some(&[USER_READ, MEMBERS_READ])
         }
+        ("POST", ["users", _, "revokeSignInSessions"]) => Some(&[REVOKE_SESSIONS]),
         (_, ["users", ..]) => Some(&[USER_READ]),
         (_, ["groups", ..]) => Some(&[MEMBERS_READ]),
         (_, ["policies", ..]) => Some(&[POLICY_READ]),

@@ -222,6 +222,10 @@ pub(crate) struct State {
     pub clock_offset: Duration,
     pub buckets: HashMap<String, Bucket>,
     pub log: Vec<super::RequestRecord>,
+    /// Authentication methods other than passkeys, by user id (JSON as Graph lists them).
+    pub other_methods: BTreeMap<String, Vec<serde_json::Value>>,
+    /// When each user's sign-in sessions were revoked, by user id.
+    pub sessions_revoked: BTreeMap<String, Vec<SystemTime>>,
     /// The FIDO metadata the tenant's attestation enforcement checks against, if given.
     pub trust: Option<std::sync::Arc<fido_core::trust::TrustStore>>,
 }
@@ -237,6 +241,8 @@ impl State {
             policy,
             methods: BTreeMap::new(),
             challenges: HashMap::new(),
+            other_methods: BTreeMap::new(),
+            sessions_revoked: BTreeMap::new(),
             trust: None,
             tokens: HashMap::new(),
             used_jtis: HashSet::new(),

@@ -172,8 +172,10 @@ pub(crate) fn validate_registration(
     let verified = att
         .verify(&client_data_hash)
         .map_err(|e| bad(format!("Attestation signature verification failed: {e}")))?;
-    // Only a certificate chain counts as attested; self attestation does not. With FIDO
-    // metadata, the chain must also validate to an MDS root listed for the AAGUID.
+    // "Attested" as Entra means it (MAESTER, PROF): the AAGUID is in the FIDO Metadata
+    // Service and the chain validates to a root MDS lists for it. Self attestation
+    // never is; without metadata (`set_attestation_metadata(None)`) no key is in MDS,
+    // so none is attested, whatever chain it carries.
     let (chained, certs) = match &verified.attestation_type {
         AttestationType::BasicOrAttCa { chain } => (
             true,
@@ -186,7 +188,7 @@ pub(crate) fn validate_registration(
     };
     let attested = chained
         && match ctx.trust {
-            None => true,
+            None => false,
             Some(trust) => {
                 let now = ctx
                     .now

@@ -141,8 +141,11 @@ fn blocked_aaguid_and_allow_list() {
     assert_eq!(emu.method_count(), 0);
 }
 
+/// Issue 13 item 1: enforcement means "in the FIDO MDS and passing the checks", so a
+/// verifying certificate chain that MDS does not list (the soft key's home-made one;
+/// the emulator has no metadata here) is refused too. The old emulator accepted it.
 #[test]
-fn attestation_enforced_refuses_none_and_self() {
+fn attestation_enforced_refuses_none_self_and_chains_not_in_mds() {
     let (emu, c) = setup();
     let mut p = emu.policy();
     p.set_attestation_enforced(true);
@@ -164,7 +167,36 @@ fn attestation_enforced_refuses_none_and_self() {
         );
     }
     let (body, _) = registration(&c, KIM, "k", None, &MakeArgs::default());
-    c.register(KIM, &body).unwrap();
+    rejected(
+        c.register(KIM, &body).unwrap_err(),
+        "Attestation is enforced",
+    );
+    assert_eq!(emu.method_count(), 0);
+    // Enforcement off: it registers, and Entra says what it is: not attested.
+    let mut p = emu.policy();
+    p.set_attestation_enforced(false);
+    emu.set_policy(p);
+    let m = c.register(KIM, &body).unwrap().method;
+    assert_eq!(
+        m.attestation_level,
+        Some(entra_graph::wire::AttestationLevel::NotAttested)
+    );
+    assert_eq!(
+        m.attestation_certificates.len(),
+        1,
+        "the chain is still listed"
+    );
+    // With FIDO metadata listing the model, enforcement passes and it is attested.
+    emu.set_attestation_metadata(Some(mds_listing_the_soft_key()));
+    let mut p = emu.policy();
+    p.set_attestation_enforced(true);
+    emu.set_policy(p);
+    let (body, _) = registration(&c, KIM, "k", None, &MakeArgs::default());
+    let m = c.register(KIM, &body).unwrap().method;
+    assert_eq!(
+        m.attestation_level,
+        Some(entra_graph::wire::AttestationLevel::Attested)
+    );
 }
 
 #[test]

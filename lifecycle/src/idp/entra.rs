@@ -228,6 +228,32 @@ impl Idp for EntraIdp {
         }
     }
 
+    fn phishing_resistant_left(
+        &self,
+        user: &str,
+        method_id: &str,
+    ) -> Result<Option<usize>, IdpError> {
+        match self.client.phishing_resistant_left(user, method_id) {
+            Ok(n) => Ok(Some(n)),
+            // Without UserAuthenticationMethod.Read.All the answer is unknown, not an error.
+            Err(e) if e.status() == Some(403) => {
+                tracing::warn!(
+                    permission = entra_graph::PERMISSION_METHODS_READ,
+                    "cannot tell whether this is the user's last phishing-resistant method"
+                );
+                Ok(None)
+            }
+            Err(e) => Err(self.call_error("authentication methods", e)),
+        }
+    }
+
+    fn revoke_sign_in_sessions(&self, user: &str) -> Result<bool, IdpError> {
+        self.client
+            .revoke_sign_in_sessions(user)
+            .map_err(|e| self.call_error("revokeSignInSessions", e))?;
+        Ok(true)
+    }
+
     fn list(&self, user: &str) -> Result<Vec<IdpPasskey>, IdpError> {
         let methods = self
             .client

@@ -217,6 +217,21 @@ pub trait Idp: Send + Sync {
     fn directory_tenant(&self) -> Option<DirectoryTenant> {
         None
     }
+    /// How many phishing-resistant sign-in methods the user keeps once the passkey
+    /// `method_id` is deleted (0: deleting it leaves none); `None` when the IdP cannot
+    /// tell (no such call, or no permission for it).
+    fn phishing_resistant_left(
+        &self,
+        _user: &str,
+        _method_id: &str,
+    ) -> Result<Option<usize>, IdpError> {
+        Ok(None)
+    }
+    /// Signs the user out everywhere (refresh tokens and session cookies); `false` when
+    /// the IdP has no such call.
+    fn revoke_sign_in_sessions(&self, _user: &str) -> Result<bool, IdpError> {
+        Ok(false)
+    }
     /// Checks the IdP's policy admits a key of this AAGUID (16 bytes) for this user (the
     /// policy's include/exclude targets apply).
     fn preflight(&self, user: &str, aaguid: &[u8; 16], attested: bool) -> Result<(), IdpError>;

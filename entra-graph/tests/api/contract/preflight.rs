@@ -175,6 +175,8 @@ fn passkey_profiles_selected_by_target_in_preflight_and_emulator() {
         target(GROUP, &["yubikeys"]),
     ];
     emu.set_policy(p.clone());
+    // The tenant's FIDO metadata lists the soft key's model (issue 13 item 1).
+    emu.set_attestation_metadata(Some(mds_listing_the_soft_key()));
     // Kim (in the group) may register an attested YubiKey; Lee may not.
     assert_eq!(c.preflight(KIM, YK5_STR, true), Ok(()));
     assert!(matches!(

@@ -90,4 +90,16 @@ impl Idp for Throttled {
         self.limiter.acquire();
         self.inner.search_users(prefix, top)
     }
+    fn phishing_resistant_left(
+        &self,
+        user: &str,
+        method_id: &str,
+    ) -> Result<Option<usize>, IdpError> {
+        self.limiter.acquire();
+        self.inner.phishing_resistant_left(user, method_id)
+    }
+    fn revoke_sign_in_sessions(&self, user: &str) -> Result<bool, IdpError> {
+        self.limiter.acquire();
+        self.inner.revoke_sign_in_sessions(user)
+    }
 }

@@ -96,6 +96,11 @@ fn attestation_good_key_in_mds_passes_with_tenant_enforcement() {
         .expect("and registered at the tenant that enforces attestation");
     assert_eq!(k.state, CredentialState::Active);
     assert_eq!(s.w.emulator.methods(KIM_ID).len(), 1);
+    // Issue 13 item 1: in MDS and passing the checks, so Entra says attested.
+    assert_eq!(
+        s.w.emulator.methods(KIM_ID)[0].attestation_level,
+        Some(entra_graph::wire::AttestationLevel::Attested)
+    );
     let att = audit_detail(&s.engine, &k.key_id, "attestation");
     assert_eq!(att.len(), 1, "{att:?}");
     assert_eq!(att[0].0, "verified");

@@ -22,6 +22,7 @@ use super::soft_key::{Attest, MakeArgs, YK5_STR};
 
 mod auth;
 mod binaries;
+mod cms;
 mod directory;
 mod faults;
 mod operations;

@@ -1,0 +1,78 @@
+//! Issue 13 items 9–14: calls a card-management system needs beyond
+//! register/list/delete, against the emulator.
+
+use super::*;
+
+const WHFB: &str = "#microsoft.graph.windowsHelloForBusinessAuthenticationMethod";
+const AUTHENTICATOR: &str = "#microsoft.graph.microsoftAuthenticatorAuthenticationMethod";
+
+fn app_with(roles: &[&str]) -> EmulatorConfig {
+    EmulatorConfig {
+        apps: vec![AppRegistration {
+            client_id: "cms-app".into(),
+            client_secret: Some("cms-secret".into()),
+            certificates_pem: vec![],
+            roles: Some(roles.iter().map(|r| (*r).to_owned()).collect()),
+        }],
+        ..EmulatorConfig::default()
+    }
+}
+
+#[test]
+fn authentication_methods_tell_the_last_phishing_resistant_method() {
+    let emu = emulator();
+    let c = client(&emu, ApiVersion::V1);
+    let (body, _) = registration(&c, KIM, "key", None, &MakeArgs::default());
+    let m = c.register(KIM, &body).unwrap().method;
+    let all = c.authentication_methods(KIM).unwrap();
+    assert_eq!(all.len(), 2, "password and the passkey: {all:?}");
+    assert!(all
+        .iter()
+        .any(|a| a.id == m.id && a.is_phishing_resistant()));
+    assert_eq!(c.phishing_resistant_left(KIM, &m.id).unwrap(), 0);
+    emu.add_authentication_method(KIM, AUTHENTICATOR).unwrap();
+    assert_eq!(c.phishing_resistant_left(KIM, &m.id).unwrap(), 0);
+    emu.add_authentication_method(KIM, WHFB).unwrap();
+    assert_eq!(c.phishing_resistant_left(KIM, &m.id).unwrap(), 1);
+    assert_eq!(c.authentication_methods(KIM).unwrap().len(), 4);
+}
+
+#[test]
+fn authentication_methods_need_more_than_the_passkey_permission() {
+    let emu = Emulator::start(app_with(&["UserAuthMethod-Passkey.ReadWrite.All"])).unwrap();
+    let c = client(&emu, ApiVersion::V1);
+    assert_eq!(
+        c.authentication_methods(KIM).unwrap_err().status(),
+        Some(403)
+    );
+    let emu = Emulator::start(app_with(&["UserAuthenticationMethod.Read.All"])).unwrap();
+    let c = client(&emu, ApiVersion::V1);
+    assert_eq!(c.authentication_methods(KIM).unwrap().len(), 1);
+}
+
+#[test]
+fn revoke_sign_in_sessions_is_recorded_and_needs_its_permission() {
+    let emu = emulator();
+    let c = client(&emu, ApiVersion::V1);
+    c.revoke_sign_in_sessions(KIM).unwrap();
+    c.revoke_sign_in_sessions(KIM_ID).unwrap();
+    assert_eq!(emu.sign_in_revocations(KIM), 2);
+    let e = c
+        .revoke_sign_in_sessions("nobody@contoso.onmicrosoft.com")
+        .unwrap_err();
+    assert_eq!(e.status(), Some(404));
+    let emu = Emulator::start(app_with(&[
+        "UserAuthMethod-Passkey.ReadWrite.All",
+        "User.Read.All",
+    ]))
+    .unwrap();
+    let c = client(&emu, ApiVersion::V1);
+    assert_eq!(
+        c.revoke_sign_in_sessions(KIM).unwrap_err().status(),
+        Some(403)
+    );
+    let emu = Emulator::start(app_with(&["User.RevokeSessions.All"])).unwrap();
+    let c = client(&emu, ApiVersion::V1);
+    c.revoke_sign_in_sessions(KIM).unwrap();
+    assert_eq!(emu.sign_in_revocations(KIM), 1);
+}

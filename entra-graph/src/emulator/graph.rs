@@ -332,6 +332,19 @@ fn creation_options(
     let Some(user) = st.find_user(key).cloned() else {
         return not_found_user(key, rid);
     };
+    // A disabled FIDO2 method, or a user outside its targets, fails here with 400, as
+    // Entra answers (entraYK's error hints: "400 on creationOptions").
+    let scope = crate::policy::UserScope::new(user.id.clone(), st.groups_of(&user.id));
+    if st.policy.state != crate::wire::MethodState::Enabled
+        || crate::policy::check_targets(&st.policy, &scope).is_err()
+    {
+        return error(
+            400,
+            "badRequest",
+            "The FIDO2 authentication method is not enabled for this user.",
+            rid,
+        );
+    }
     st.evict_challenges();
     let mut raw = vec![0u8; shared.config.challenge_bytes.clamp(16, 16 * 1024)];
     OsRng.fill_bytes(&mut raw);
@@ -415,7 +428,8 @@ fn register(shared: &Shared, ver: &str, key: &str, body: &[u8], rid: &str) -> Re
     };
     match validate_registration(body, &ctx) {
         Ok(accepted) => {
-            st.challenges.remove(&accepted.challenge);
+            // A challenge stays valid until it expires, as at Entra (a live-tenant test
+            // registers two passkeys from one creationOptions answer, DSI-TEST).
             let mut v = serde_json::to_value(&accepted.stored.method).unwrap_or_default();
             st.methods.entry(uid).or_default().push(accepted.stored);
             if let Some(o) = v.as_object_mut() {

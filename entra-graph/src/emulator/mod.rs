@@ -531,7 +531,8 @@ impl Emulator {
     pub fn advance_clock(&self, by: Duration) {
         self.shared.state().clock_offset += by;
     }
-    /// Challenges issued and not yet used.
+    /// Challenges issued and kept (a challenge stays valid, and can be used again, until
+    /// it expires).
     pub fn outstanding_challenges(&self) -> usize {
         self.shared.state().challenges.len()
     }

@@ -47,10 +47,10 @@ pub(crate) struct RegistrationContext<'a> {
     pub trust: Option<&'a fido_core::trust::TrustStore>,
 }
 
-/// A validated registration: the method to store and the challenge it consumed.
+/// A validated registration: the method to store (the challenge stays valid until it
+/// expires).
 pub(crate) struct Accepted {
     pub stored: StoredMethod,
-    pub challenge: String,
 }
 
 const MISSING_ENTITY: &str = "The request is missing a fido2AuthenticationMethod entity";
@@ -77,6 +77,27 @@ pub(crate) fn validate_registration(
         .get("publicKeyCredential")
         .filter(|v| v.is_object())
         .ok_or_else(|| bad(MISSING_ENTITY))?;
+    // Entra accepts only these members (DSInternals strips `type`, `rawId` and
+    // `authenticatorAttachment` for that reason, DSI-PKC).
+    only_members(
+        obj,
+        &["displayName", "publicKeyCredential", "@odata.type"],
+        "fido2AuthenticationMethod",
+    )?;
+    if let Some(p) = pkc.as_object() {
+        only_members(
+            p,
+            &["id", "response", "clientExtensionResults"],
+            "publicKeyCredential",
+        )?;
+        if let Some(r) = p.get("response").and_then(|r| r.as_object()) {
+            only_members(
+                r,
+                &["clientDataJSON", "attestationObject"],
+                "publicKeyCredential.response",
+            )?;
+        }
+    }
     let display_name = obj
         .get("displayName")
         .and_then(|v| v.as_str())
@@ -234,7 +255,6 @@ pub(crate) fn validate_registration(
             method,
             credential_id: cred_id,
         },
-        challenge: challenge.to_owned(),
     })
 }
 
@@ -248,4 +268,18 @@ fn model_for(aaguid: &str) -> Option<String> {
 
 fn hex_lower(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Refuses a member not in `allowed`, with the message shape OData uses.
+fn only_members(
+    obj: &serde_json::Map<String, serde_json::Value>,
+    allowed: &[&str],
+    type_name: &str,
+) -> Result<(), Rejection> {
+    match obj.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(k) => Err(bad(format!(
+            "The property '{k}' does not exist on type '{type_name}'. Make sure to only use property names that are defined by the type."
+        ))),
+        None => Ok(()),
+    }
 }

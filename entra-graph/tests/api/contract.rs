@@ -28,6 +28,7 @@ mod faults;
 mod operations;
 mod preflight;
 mod slow_failures;
+mod strict;
 
 fn fixture(name: &str) -> String {
     std::fs::read_to_string(format!(

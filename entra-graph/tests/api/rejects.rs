@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use entra_graph::ids::{decode_b64url_strict, encode_b64url};
 use entra_graph::webauthn::{build_registration, ClientData, FLAG_AT, FLAG_UP};
-use entra_graph::wire::{EnforcementType, KeyRestrictions, RegistrationBody};
+use entra_graph::wire::{EnforcementType, KeyRestrictions, MethodState, RegistrationBody};
 use entra_graph::{ApiVersion, GraphError};
 
 use super::harness::*;
@@ -319,16 +319,30 @@ fn user_outside_the_policy_targets() {
     emu.set_policy(p.clone());
     // Lee is not in the group; Kim is.
     let lee = "leeg@contoso.onmicrosoft.com";
-    let (body, _) = registration(&c, lee, "k", None, &MakeArgs::default());
-    let e = c.register(lee, &body).unwrap_err();
-    assert_eq!(e.status(), Some(403), "{e:?}");
+    // Issue 13 item 8: Entra refuses an out-of-scope user at creationOptions with 400
+    // (the old emulator issued options and refused only the POST, with 403).
+    let e = c.creation_options(lee, None).unwrap_err();
+    assert_eq!(e.status(), Some(400), "{e:?}");
     let (body, _) = registration(&c, KIM, "k", None, &MakeArgs::default());
     c.register(KIM, &body).unwrap();
-    // Excluding Kim's group wins over including it.
-    p.exclude_targets = p.include_targets.clone();
-    emu.set_policy(p);
+    // Options issued while in scope; then excluding Kim's group wins over including
+    // it, and the POST is refused.
     let (body, _) = registration(&c, KIM, "k2", None, &MakeArgs::default());
+    p.exclude_targets = p.include_targets.clone();
+    emu.set_policy(p.clone());
     assert_eq!(c.register(KIM, &body).unwrap_err().status(), Some(403));
+    assert_eq!(
+        c.creation_options(KIM, None).unwrap_err().status(),
+        Some(400)
+    );
+    // A disabled method fails at creationOptions too.
+    p.exclude_targets.clear();
+    p.state = MethodState::Disabled;
+    emu.set_policy(p);
+    assert_eq!(
+        c.creation_options(KIM, None).unwrap_err().status(),
+        Some(400)
+    );
     assert_eq!(emu.method_count(), 1);
 }
 

@@ -44,7 +44,13 @@ fn target(id: &str, profiles: &[&str]) -> PolicyTarget {
     }
 }
 
+/// The status of the step that refused the registration (creationOptions or the POST),
+/// `None` when it registered.
 fn register_status(c: &GraphClient, user: &str, name: &str, args: &MakeArgs<'_>) -> Option<u16> {
+    // Out of the policy's scope, Entra already refuses creationOptions (400).
+    if let Err(e) = c.creation_options(user, None) {
+        return Some(e.status().unwrap_or(0));
+    }
     let (body, _) = registration(c, user, name, None, args);
     c.register(user, &body)
         .err()
@@ -76,7 +82,7 @@ fn preflight_checks_include_and_exclude_targets_like_the_emulator() {
     assert_eq!(register_status(&c, KIM, "k", &MakeArgs::default()), None);
     assert_eq!(
         register_status(&c, LEE, "k", &MakeArgs::default()),
-        Some(403)
+        Some(400)
     );
     // Exclusion wins over all_users.
     p.include_targets = vec![target("all_users", &[])];
@@ -92,7 +98,7 @@ fn preflight_checks_include_and_exclude_targets_like_the_emulator() {
     assert_eq!(c.preflight(LEE, YK5_STR, true), Ok(()));
     assert_eq!(
         register_status(&c, KIM, "k2", &MakeArgs::default()),
-        Some(403)
+        Some(400)
     );
     assert_eq!(register_status(&c, LEE, "k", &MakeArgs::default()), None);
     // A target group that no longer exists includes nobody.
@@ -139,7 +145,7 @@ fn preflight_follows_nested_groups_like_the_emulator() {
     assert_eq!(register_status(&c, KIM, "k", &MakeArgs::default()), None);
     assert_eq!(
         register_status(&c, LEE, "k", &MakeArgs::default()),
-        Some(403)
+        Some(400)
     );
 }
 

@@ -477,7 +477,7 @@ fn token(shared: &Shared, s: &[&str], body: &[u8], rid: &str) -> Resp {
             }),
         )
     };
-    if tenant != shared.config.tenant.tenant_id {
+    if tenant != shared.config.tenant.tenant_id && !verified_domain(shared, tenant) {
         return failure(
             400,
             "invalid_request",
@@ -526,6 +526,17 @@ fn token(shared: &Shared, s: &[&str], body: &[u8], rid: &str) -> Resp {
             "access_token": access,
         }),
     )
+}
+
+/// True when `name` is one of the tenant's verified domains (the domain part of its
+/// users' UPNs), which the token endpoint takes in place of the tenant id (YUB).
+fn verified_domain(shared: &Shared, name: &str) -> bool {
+    shared.state().tenant.users.iter().any(|u| {
+        u.user_principal_name
+            .as_deref()
+            .and_then(|p| p.rsplit_once('@'))
+            .is_some_and(|(_, d)| d.eq_ignore_ascii_case(name))
+    })
 }
 
 fn batch(shared: &Shared, ver: &str, auth: Option<&str>, body: &[u8], rid: &str) -> Resp {

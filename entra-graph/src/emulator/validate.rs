@@ -202,7 +202,7 @@ pub(crate) fn validate_registration(
             true,
             chain
                 .iter()
-                .map(|c| hex_lower(&Sha256::digest(c)[..20]))
+                .map(|c| hex_lower(&openssl::sha::sha1(c)))
                 .collect(),
         ),
         _ => (false, vec![]),

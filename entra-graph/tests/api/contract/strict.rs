@@ -91,3 +91,99 @@ fn method_ids_are_exact() {
     }
     assert_eq!(c.get_method(KIM, &m.id).unwrap(), m);
 }
+
+/// Lenient like Entra: the token endpoint takes a verified domain in place of the
+/// tenant id (YUB uses the tenant name). The old emulator answered AADSTS90002.
+#[test]
+fn token_endpoint_takes_a_verified_domain() {
+    let emu = emulator();
+    let mut cfg = fast_config(&emu, ApiVersion::V1);
+    cfg.tenant = "contoso.onmicrosoft.com".into();
+    let c = GraphClient::new(cfg, secret_credential(&emu)).unwrap();
+    c.check_connection().unwrap();
+    let mut cfg = fast_config(&emu, ApiVersion::V1);
+    cfg.tenant = "fabrikam.onmicrosoft.com".into();
+    let c = GraphClient::new(cfg, secret_credential(&emu)).unwrap();
+    assert!(c
+        .check_connection()
+        .unwrap_err()
+        .to_string()
+        .contains("AADSTS90002"));
+}
+
+/// Lenient like Entra: a certificate assertion identified by `x5t` (SHA-1, the older
+/// guidance, CERT) is accepted as well as `x5t#S256`. The old emulator required
+/// `x5t#S256`.
+#[test]
+fn certificate_assertion_with_sha1_x5t() {
+    use rsa::pkcs8::DecodePrivateKey;
+    use rsa::signature::{RandomizedSigner, SignatureEncoding};
+    let cfg = EmulatorConfig {
+        apps: vec![AppRegistration {
+            client_id: "11112222-3333-4444-5555-666677778888".into(),
+            client_secret: None,
+            certificates_pem: vec![fixture("app-cert.pem")],
+            roles: None,
+        }],
+        ..EmulatorConfig::default()
+    };
+    let emu = Emulator::start(cfg).unwrap();
+    let der = entra_graph::auth::pem_block(&fixture("app-cert.pem"), "CERTIFICATE").unwrap();
+    let key = rsa::RsaPrivateKey::from_pkcs8_pem(&fixture("app-key.pem")).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let assertion = |x5t_header: &str, x5t: String| {
+        let header = serde_json::json!({"alg": "PS256", "typ": "JWT", x5t_header: x5t});
+        let claims = serde_json::json!({
+            "aud": emu.token_url(), "iss": emu.client_id(), "sub": emu.client_id(),
+            "jti": encode_b64url(x5t_header.as_bytes()), "nbf": now, "iat": now, "exp": now + 600,
+        });
+        let input = format!(
+            "{}.{}",
+            encode_b64url(header.to_string().as_bytes()),
+            encode_b64url(claims.to_string().as_bytes())
+        );
+        let k = rsa::pss::BlindedSigningKey::<sha2::Sha256>::new(key.clone());
+        let sig = k
+            .sign_with_rng(&mut rand_core::OsRng, input.as_bytes())
+            .to_vec();
+        format!("{input}.{}", encode_b64url(&sig))
+    };
+    let post = |jwt: String| {
+        let form = format!(
+            "grant_type=client_credentials&client_id={}&scope=https%3A%2F%2Fgraph.microsoft.com%2F.default&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={jwt}",
+            emu.client_id()
+        );
+        raw(
+            &emu,
+            "POST",
+            &format!("/{}/oauth2/v2.0/token", emu.tenant_id()),
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            form.as_bytes(),
+        )
+    };
+    let (status, text) = post(assertion("x5t", encode_b64url(&openssl::sha::sha1(&der))));
+    assert_eq!(status, 200, "{text}");
+    // A SHA-1 thumbprint of another certificate is not registered.
+    let (status, text) = post(assertion("x5t", encode_b64url(&[0u8; 20])));
+    assert_eq!(status, 401, "{text}");
+    assert!(text.contains("AADSTS700027"), "{text}");
+}
+
+/// `attestationCertificates` are 40-hex SHA-1 thumbprints (V1-LIST, B-POST); the old
+/// emulator wrote the first 20 bytes of a SHA-256.
+#[test]
+fn attestation_certificates_are_sha1_thumbprints() {
+    let emu = emulator();
+    let c = client(&emu, ApiVersion::V1);
+    let (body, _) = registration(&c, KIM, "k", None, &MakeArgs::default());
+    let m = c.register(KIM, &body).unwrap().method;
+    let der =
+        entra_graph::auth::pem_block(&fixture("attestation-cert.pem"), "CERTIFICATE").unwrap();
+    assert_eq!(
+        m.attestation_certificates,
+        vec![hex::encode(openssl::sha::sha1(&der))]
+    );
+}

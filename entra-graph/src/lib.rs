@@ -66,7 +66,7 @@ pub mod webauthn;
 pub mod wire;
 
 pub use client::{
-    encode_segment, ClientStats, ConnectionReport, Deletion, GraphClient, Registration,
+    encode_segment, ClientStats, ConnectionReport, Deletion, GraphClient, Registration, UserKey,
     CHECK_MEMBER_GROUPS_MAX, CONNECTION_CHECK_USER, MAX_BATCH, MAX_GROUP_NESTING,
     PERMISSION_GROUP_MEMBER_READ, PERMISSION_METHODS_READ, PERMISSION_POLICY_READ,
     PERMISSION_REVOKE_SESSIONS, PERMISSION_USER_READ,

@@ -59,3 +59,88 @@ impl GraphClient {
         Ok(())
     }
 }
+
+/// A user property HR-driven issuance looks users up by (`$filter=… eq '…'`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UserKey {
+    /// `userPrincipalName`.
+    UserPrincipalName,
+    /// `employeeId` (the HR employee number).
+    EmployeeId,
+    /// `onPremisesImmutableId` (the synced on-premises `objectGUID`).
+    OnPremisesImmutableId,
+}
+
+impl UserKey {
+    /// The Graph property name.
+    pub fn property(self) -> &'static str {
+        match self {
+            UserKey::UserPrincipalName => "userPrincipalName",
+            UserKey::EmployeeId => "employeeId",
+            UserKey::OnPremisesImmutableId => "onPremisesImmutableId",
+        }
+    }
+}
+
+/// The properties user lookups select.
+const USER_SELECT: &str =
+    "id,displayName,userPrincipalName,mail,givenName,surname,accountEnabled,employeeId,onPremisesImmutableId";
+
+fn lookup_path(key: UserKey, value: &str) -> String {
+    let filter = format!("{} eq '{}'", key.property(), value.replace('\'', "''"));
+    format!(
+        "/users?$filter={}&$select={USER_SELECT}",
+        encode_segment(&filter)
+    )
+}
+
+impl GraphClient {
+    /// The user whose `key` property equals `value` (`GET /users?$filter=… eq '…'`);
+    /// `None` when there is none. More than one match is an error
+    /// ([`GraphError::InvalidInput`]): an HR id must name one person.
+    pub fn find_user(
+        &self,
+        key: UserKey,
+        value: &str,
+    ) -> Result<Option<crate::wire::User>, GraphError> {
+        let url = format!("{}{}", self.root(), lookup_path(key, value));
+        let page: crate::wire::Page<crate::wire::User> = self.get_json(&url, "users page")?;
+        one_user(key, page.value)
+    }
+
+    /// [`GraphClient::find_user`] for many values (a CSV of employee ids), through
+    /// `$batch`, 20 lookups per request; one result per value, in order.
+    pub fn find_users(
+        &self,
+        key: UserKey,
+        values: &[String],
+    ) -> Vec<Result<Option<crate::wire::User>, GraphError>> {
+        let reqs = values
+            .iter()
+            .map(|v| (reqwest::Method::GET, lookup_path(key, v)))
+            .collect();
+        self.batch(reqs)
+            .into_iter()
+            .map(|r| {
+                let o = r?;
+                let page: crate::wire::Page<crate::wire::User> =
+                    crate::wire::parse_json(&o.body, "users page")?;
+                one_user(key, page.value)
+            })
+            .collect()
+    }
+}
+
+fn one_user(
+    key: UserKey,
+    mut users: Vec<crate::wire::User>,
+) -> Result<Option<crate::wire::User>, GraphError> {
+    match users.len() {
+        0 => Ok(None),
+        1 => Ok(users.pop()),
+        n => Err(GraphError::InvalidInput {
+            field: key.property(),
+            reason: format!("{n} users have this value; it must name one"),
+        }),
+    }
+}

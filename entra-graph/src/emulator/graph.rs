@@ -38,15 +38,24 @@ pub(super) fn graph(
             let st = shared.state();
             let users: Vec<User> = match q(query, "$filter") {
                 None => st.tenant.users.clone(),
-                Some(f) => match parse_startswith(f) {
-                    Some(conds) => st
+                Some(f) => match (parse_startswith(f), parse_eq(f)) {
+                    (Some(conds), _) => st
                         .tenant
                         .users
                         .iter()
                         .filter(|u| conds.iter().any(|(field, prefix)| user_field(u, field).is_some_and(|v| v.to_lowercase().starts_with(&prefix.to_lowercase()))))
                         .cloned()
                         .collect(),
-                    None => return error(400, "Request_UnsupportedQuery", "Unsupported Query.", rid),
+                    // `eq` on the properties that support it (userPrincipalName, mail,
+                    // employeeId, onPremisesImmutableId): case-insensitive like Graph.
+                    (None, Some((field, value))) => st
+                        .tenant
+                        .users
+                        .iter()
+                        .filter(|u| user_field(u, &field).is_some_and(|v| v.eq_ignore_ascii_case(&value)))
+                        .cloned()
+                        .collect(),
+                    (None, None) => return error(400, "Request_UnsupportedQuery", "Unsupported Query.", rid),
                 },
             };
             drop(st);
@@ -204,6 +213,9 @@ fn user_field<'a>(u: &'a User, field: &str) -> Option<&'a str> {
         "mail" => u.mail.as_deref(),
         "givenName" => u.given_name.as_deref(),
         "surname" => u.surname.as_deref(),
+        "employeeId" => u.employee_id.as_deref(),
+        "onPremisesImmutableId" => u.on_premises_immutable_id.as_deref(),
+        "id" => Some(u.id.as_str()),
         _ => None,
     }
 }
@@ -222,6 +234,28 @@ fn parse_startswith(filter: &str) -> Option<Vec<(String, String)>> {
         out.push((field.trim().to_owned(), value));
     }
     Some(out)
+}
+
+/// Parses `field eq 'v'` (quotes doubled inside) for the fields Graph filters by `eq`.
+fn parse_eq(filter: &str) -> Option<(String, String)> {
+    let (field, value) = filter.split_once(" eq ")?;
+    let field = field.trim();
+    if !matches!(
+        field,
+        "userPrincipalName"
+            | "mail"
+            | "employeeId"
+            | "onPremisesImmutableId"
+            | "id"
+            | "displayName"
+    ) {
+        return None;
+    }
+    let value = value.trim().strip_prefix('\'')?.strip_suffix('\'')?;
+    if value.replace("''", "").contains('\'') {
+        return None;
+    }
+    Some((field.to_owned(), value.replace("''", "'")))
 }
 
 fn page<T: Serialize>(

@@ -103,6 +103,8 @@ fn user(id: &str, given: &str, surname: &str, upn: &str) -> User {
         given_name: Some(given.into()),
         surname: Some(surname.into()),
         account_enabled: Some(true),
+        employee_id: Some(format!("E{}", &id[..6])),
+        on_premises_immutable_id: None,
     }
 }
 

@@ -76,3 +76,54 @@ fn revoke_sign_in_sessions_is_recorded_and_needs_its_permission() {
     c.revoke_sign_in_sessions(KIM).unwrap();
     assert_eq!(emu.sign_in_revocations(KIM), 1);
 }
+
+/// Items 8 and 14: `userPrincipalName eq`, `employeeId eq` and `onPremisesImmutableId
+/// eq` filters (the old emulator answered 400 Request_UnsupportedQuery to every filter
+/// but startswith), one at a time and through `$batch` for a CSV of employee ids.
+#[test]
+fn users_found_by_upn_employee_id_and_immutable_id() {
+    use entra_graph::UserKey;
+    let mut cfg = EmulatorConfig::default();
+    cfg.tenant.users[1].on_premises_immutable_id = Some("r3Fvq2dCUE6QwPvS2r5tDQ==".into());
+    let emu = Emulator::start(cfg).unwrap();
+    let c = client(&emu, ApiVersion::V1);
+    let kim = c
+        .find_user(UserKey::UserPrincipalName, "KIM@contoso.onmicrosoft.com")
+        .unwrap()
+        .unwrap();
+    assert_eq!(kim.id, KIM_ID);
+    let employee = kim.employee_id.clone().unwrap();
+    assert_eq!(
+        c.find_user(UserKey::EmployeeId, &employee)
+            .unwrap()
+            .unwrap()
+            .id,
+        KIM_ID
+    );
+    let adele = c
+        .find_user(UserKey::OnPremisesImmutableId, "r3Fvq2dCUE6QwPvS2r5tDQ==")
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        adele.user_principal_name.as_deref(),
+        Some("adelev@contoso.onmicrosoft.com")
+    );
+    assert_eq!(c.find_user(UserKey::EmployeeId, "E-none").unwrap(), None);
+    assert_eq!(c.find_user(UserKey::EmployeeId, "O'Brien").unwrap(), None);
+    // A CSV of employee ids: one $batch, one answer per line, in order.
+    let before = emu.request_log().len();
+    let found = c.find_users(
+        UserKey::EmployeeId,
+        &[
+            employee.clone(),
+            "nobody".into(),
+            adele.employee_id.clone().unwrap(),
+        ],
+    );
+    assert_eq!(found[0].as_ref().unwrap().as_ref().unwrap().id, KIM_ID);
+    assert!(found[1].as_ref().unwrap().is_none());
+    assert_eq!(found[2].as_ref().unwrap().as_ref().unwrap().id, adele.id);
+    assert!(emu.request_log()[before..]
+        .iter()
+        .any(|r| r.path.ends_with("/$batch")));
+}

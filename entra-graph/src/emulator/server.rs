@@ -226,10 +226,13 @@ fn retry_after_value(shared: &Shared, secs: u64) -> String {
 
 fn to_response(
     shared: &Shared,
-    r: Resp,
+    mut r: Resp,
     request_id: &str,
     client_request_id: &str,
 ) -> Response<Full<Bytes>> {
+    if r.status >= 400 && r.json {
+        r.body = echo_in_error_body(&r.body, client_request_id);
+    }
     let mut b = Response::builder()
         .status(r.status)
         .header("request-id", request_id)
@@ -245,6 +248,27 @@ fn to_response(
     }
     b.body(Full::new(Bytes::from(r.body)))
         .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+}
+
+/// A Graph error body as Entra writes it (DSI-13): `innerError` carries the message
+/// too, and `client-request-id` echoes the caller's header (ours when it sent none).
+fn echo_in_error_body(body: &[u8], client_request_id: &str) -> Vec<u8> {
+    let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return body.to_vec();
+    };
+    let message = v["error"]["message"].clone();
+    let inner = v
+        .get_mut("error")
+        .and_then(|e| e.get_mut("innerError"))
+        .and_then(|i| i.as_object_mut());
+    match inner {
+        Some(inner) => {
+            inner.insert("client-request-id".into(), client_request_id.into());
+            inner.insert("message".into(), message);
+        }
+        None => return body.to_vec(),
+    }
+    serde_json::to_vec(&v).unwrap_or_else(|_| body.to_vec())
 }
 
 fn split(path: &str) -> (Vec<String>, Vec<(String, String)>) {

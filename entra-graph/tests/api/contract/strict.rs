@@ -187,3 +187,33 @@ fn attestation_certificates_are_sha1_thumbprints() {
         vec![hex::encode(openssl::sha::sha1(&der))]
     );
 }
+
+/// Error bodies as Entra writes them (DSI-13): `innerError.message`, and the caller's
+/// `client-request-id` echoed in the body (the old emulator put its own request id
+/// there).
+#[test]
+fn error_bodies_echo_the_client_request_id() {
+    let emu = emulator();
+    let token = raw_token(&emu);
+    let auth = format!("Bearer {token}");
+    let (status, text) = raw(
+        &emu,
+        "GET",
+        "/v1.0/users/nobody@contoso.onmicrosoft.com",
+        &[
+            ("Authorization", &auth),
+            ("client-request-id", "caller-crid-42"),
+        ],
+        b"",
+    );
+    assert_eq!(status, 404);
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let inner = &v["error"]["innerError"];
+    assert_eq!(inner["client-request-id"], "caller-crid-42", "{text}");
+    assert_eq!(inner["message"], v["error"]["message"]);
+    assert_ne!(inner["request-id"], "caller-crid-42");
+    // The client reads the request id from such a body.
+    let c = client(&emu, ApiVersion::V1);
+    let e = c.user("nobody@contoso.onmicrosoft.com").unwrap_err();
+    assert!(e.request_id().is_some());
+}

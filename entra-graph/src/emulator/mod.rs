@@ -158,6 +158,8 @@ pub struct RequestRecord {
 pub(crate) struct Knobs {
     pub latency: Duration,
     pub throttle: Option<ThrottleConfig>,
+    /// The separate write bucket (`None`: writes are not metered on their own).
+    pub write_throttle: Option<ThrottleConfig>,
     pub faults: Vec<FaultRule>,
     /// Send `Retry-After` as an HTTP-date instead of delay-seconds.
     pub retry_after_http_date: bool,
@@ -557,6 +559,14 @@ impl Emulator {
         st.buckets.clear();
         drop(st);
         self.shared.knobs().throttle = throttle;
+    }
+    /// Turns the separate write bucket on or off: every request other than a GET also
+    /// costs a token from it (Graph meters writes on their own, e.g.
+    /// [`ThrottleConfig::documented_writes`]); empty, 429 with
+    /// `x-ms-throttle-scope: Tenant_Application/Write`.
+    pub fn set_write_throttle(&self, throttle: Option<ThrottleConfig>) {
+        self.shared.state().write_buckets.clear();
+        self.shared.knobs().write_throttle = throttle;
     }
     /// Sends every `Retry-After` (429/5xx, top level and inside `$batch`) as an HTTP-date
     /// (IMF-fixdate, RFC 9110) instead of delay-seconds; both forms are legal.

@@ -223,6 +223,8 @@ pub(crate) struct State {
     pub used_jtis: HashSet<String>,
     pub clock_offset: Duration,
     pub buckets: HashMap<String, Bucket>,
+    /// Write buckets (per client), separate from the read buckets.
+    pub write_buckets: HashMap<String, Bucket>,
     pub log: Vec<super::RequestRecord>,
     /// Authentication methods other than passkeys, by user id (JSON as Graph lists them).
     pub other_methods: BTreeMap<String, Vec<serde_json::Value>>,
@@ -250,6 +252,7 @@ impl State {
             used_jtis: HashSet::new(),
             clock_offset: Duration::ZERO,
             buckets: HashMap::new(),
+            write_buckets: HashMap::new(),
             log: Vec::new(),
         }
     }

@@ -217,3 +217,66 @@ fn error_bodies_echo_the_client_request_id() {
     let e = c.user("nobody@contoso.onmicrosoft.com").unwrap_err();
     assert!(e.request_id().is_some());
 }
+
+/// The whole response head and body of a raw request (for `x-ms-*` headers).
+fn raw_full(emu: &Emulator, method: &str, path: &str, auth: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(emu.addr()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: 0\r\nAuthorization: {auth}\r\n\r\n",
+        emu.addr()
+    );
+    s.write_all(req.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).to_ascii_lowercase()
+}
+
+/// Writes are metered in their own bucket (3 000 per 150 s at Graph, FACTS) with
+/// `x-ms-*` headers; the old emulator had one bucket for everything, so a burst of
+/// deletions never ran out while reads were plentiful.
+#[test]
+fn writes_have_their_own_throttle_bucket() {
+    let emu = emulator();
+    let ids = emu.seed_methods(KIM, 3);
+    emu.set_throttle(Some(ThrottleConfig::documented_small_tenant()));
+    emu.set_write_throttle(Some(ThrottleConfig {
+        capacity: 2.0,
+        refill_per_sec: 0.01,
+    }));
+    let auth = format!("Bearer {}", raw_token(&emu));
+    for (i, id) in ids.iter().enumerate() {
+        let path = format!(
+            "/v1.0/users/{KIM_ID}/authentication/fido2Methods/{}",
+            entra_graph::encode_segment(id)
+        );
+        let text = raw_full(&emu, "DELETE", &path, &auth);
+        if i < 2 {
+            assert!(text.starts_with("http/1.1 204"), "{text}");
+            assert!(text.contains("x-ms-resource-unit: 1"), "{text}");
+        } else {
+            assert!(text.starts_with("http/1.1 429"), "{text}");
+            assert!(text.contains("retry-after:"), "{text}");
+            assert!(
+                text.contains("x-ms-throttle-scope: tenant_application/write"),
+                "{text}"
+            );
+        }
+    }
+    // Reads still pass: their bucket is not empty.
+    let text = raw_full(
+        &emu,
+        "GET",
+        &format!("/v1.0/users/{KIM_ID}/authentication/fido2Methods"),
+        &auth,
+    );
+    assert!(text.starts_with("http/1.1 200"), "{text}");
+    // The client gives up on a write whose Retry-After exceeds its limit.
+    let c = client(&emu, ApiVersion::V1);
+    assert_eq!(
+        c.delete_method(KIM, &ids[2]).unwrap_err().status(),
+        Some(429)
+    );
+    assert_eq!(c.list_methods(KIM).unwrap().len(), 1);
+}

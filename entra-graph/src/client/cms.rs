@@ -144,3 +144,69 @@ fn one_user(
         }),
     }
 }
+
+/// Shortest Temporary Access Pass lifetime Entra accepts, in minutes.
+pub const TAP_MIN_MINUTES: u32 = 10;
+/// Longest Temporary Access Pass lifetime Entra accepts (30 days), in minutes.
+pub const TAP_MAX_MINUTES: u32 = 43_200;
+
+impl GraphClient {
+    fn taps_url(&self, user: &str) -> String {
+        format!(
+            "{}/users/{}/authentication/temporaryAccessPassMethods",
+            self.root(),
+            encode_segment(user)
+        )
+    }
+
+    /// Creates a Temporary Access Pass for bootstrap or lost-key recovery
+    /// (`POST /users/{id}/authentication/temporaryAccessPassMethods`), usable for
+    /// `lifetime_minutes` ([`TAP_MIN_MINUTES`]–[`TAP_MAX_MINUTES`]) and, when
+    /// `usable_once`, for one sign-in. The pass is in the answer (a [`crate::auth::Secret`]);
+    /// Graph never shows it again. A user holds at most one: delete the old one first.
+    /// Not retried after an unknown outcome (a second pass would be refused). Needs
+    /// `UserAuthenticationMethod.ReadWrite.All`.
+    pub fn create_temporary_access_pass(
+        &self,
+        user: &str,
+        lifetime_minutes: u32,
+        usable_once: bool,
+    ) -> Result<crate::wire::TemporaryAccessPass, GraphError> {
+        if !(TAP_MIN_MINUTES..=TAP_MAX_MINUTES).contains(&lifetime_minutes) {
+            return Err(GraphError::InvalidInput {
+                field: "lifetimeInMinutes",
+                reason: format!(
+                    "{lifetime_minutes} is outside {TAP_MIN_MINUTES}–{TAP_MAX_MINUTES} minutes"
+                ),
+            });
+        }
+        self.post_json(
+            &self.taps_url(user),
+            &serde_json::json!({
+                "lifetimeInMinutes": lifetime_minutes,
+                "isUsableOnce": usable_once,
+            }),
+            false,
+            "temporaryAccessPassAuthenticationMethod",
+        )
+    }
+
+    /// The user's Temporary Access Passes (without the pass values).
+    pub fn list_temporary_access_passes(
+        &self,
+        user: &str,
+    ) -> Result<Vec<crate::wire::TemporaryAccessPass>, GraphError> {
+        self.get_all(self.taps_url(user), "temporaryAccessPassMethods page")
+    }
+
+    /// Deletes a Temporary Access Pass (204; 404 when it is gone).
+    pub fn delete_temporary_access_pass(&self, user: &str, id: &str) -> Result<(), GraphError> {
+        let url = format!("{}/{}", self.taps_url(user), encode_segment(id));
+        let core = self.core.clone();
+        self.block(async move {
+            core.request(reqwest::Method::DELETE, &url, None, true)
+                .await
+        })??;
+        Ok(())
+    }
+}

@@ -126,6 +126,9 @@ pub(super) fn graph(
             drop(st);
             page(shared, ver, &format!("users/{key}/authentication/methods"), query, all, ctx(&format!("users('{key}')/authentication/methods")), rid)
         }
+        (_, ["users", key, "authentication", "temporaryAccessPassMethods", rest @ ..]) => {
+            temporary_access_pass(shared, ver, method, key, rest, body, rid)
+        }
         ("POST", ["users", key, "revokeSignInSessions"]) => {
             let mut st = shared.state();
             let Some(uid) = st.find_user(key).map(|u| u.id.clone()) else {
@@ -523,4 +526,114 @@ fn check_member_groups(shared: &Shared, ver: &str, key: &str, body: &[u8], rid: 
             "value": value,
         }),
     )
+}
+
+/// Temporary Access Pass: create (one per user, lifetime 10–43 200 minutes, only
+/// `startDateTime`, `lifetimeInMinutes` and `isUsableOnce` accepted), list (no pass
+/// value), delete.
+fn temporary_access_pass(
+    shared: &Shared,
+    ver: &str,
+    method: &str,
+    key: &str,
+    rest: &[&str],
+    body: &[u8],
+    rid: &str,
+) -> Resp {
+    let mut st = shared.state();
+    let Some(uid) = st.find_user(key).map(|u| u.id.clone()) else {
+        return not_found_user(key, rid);
+    };
+    let ctx = format!(
+        "{}/{ver}/$metadata#users('{key}')/authentication/temporaryAccessPassMethods",
+        shared.base_url
+    );
+    match (method, rest) {
+        ("GET", []) => {
+            let value: Vec<serde_json::Value> = st.taps.get(&uid).cloned().into_iter().collect();
+            json(
+                200,
+                &serde_json::json!({"@odata.context": ctx, "value": value}),
+            )
+        }
+        ("DELETE", [id]) => match st.taps.get(&uid) {
+            Some(t) if t["id"] == *id => {
+                st.taps.remove(&uid);
+                no_content()
+            }
+            _ => error(
+                404,
+                "itemNotFound",
+                "The specified temporaryAccessPassAuthenticationMethod was not found.",
+                rid,
+            ),
+        },
+        ("POST", []) => {
+            let Ok(serde_json::Value::Object(req)) =
+                serde_json::from_slice::<serde_json::Value>(body)
+            else {
+                return error(
+                    400,
+                    "badRequest",
+                    "The request is missing a temporaryAccessPassAuthenticationMethod entity.",
+                    rid,
+                );
+            };
+            if let Some(k) = req.keys().find(|k| {
+                !matches!(
+                    k.as_str(),
+                    "startDateTime" | "lifetimeInMinutes" | "isUsableOnce" | "@odata.type"
+                )
+            }) {
+                return error(400, "badRequest", &format!("The property '{k}' does not exist on type 'temporaryAccessPassAuthenticationMethod'."), rid);
+            }
+            let lifetime = req
+                .get("lifetimeInMinutes")
+                .and_then(|v| v.as_u64())
+                .unwrap_or(60);
+            if !(10..=43_200).contains(&lifetime) {
+                return error(
+                    400,
+                    "badRequest",
+                    "lifetimeInMinutes must be between 10 and 43200.",
+                    rid,
+                );
+            }
+            if st.taps.contains_key(&uid) {
+                return error(
+                    400,
+                    "badRequest",
+                    "A user can only have one Temporary Access Pass.",
+                    rid,
+                );
+            }
+            let mut raw = [0u8; 9];
+            OsRng.fill_bytes(&mut raw);
+            let pass = encode_b64url(&raw);
+            let now = iso8601(st.now());
+            let method = serde_json::json!({
+                "@odata.type": "#microsoft.graph.temporaryAccessPassAuthenticationMethod",
+                "id": crate::http::request_id(),
+                "createdDateTime": now,
+                "startDateTime": req.get("startDateTime").cloned().unwrap_or_else(|| now.clone().into()),
+                "lifetimeInMinutes": lifetime,
+                "isUsableOnce": req.get("isUsableOnce").and_then(|v| v.as_bool()).unwrap_or(false),
+                "isUsable": true,
+                "methodUsabilityReason": "EnabledByPolicy",
+            });
+            st.taps.insert(uid, method.clone());
+            let mut answer = method;
+            if let Some(o) = answer.as_object_mut() {
+                o.insert("temporaryAccessPass".into(), pass.into());
+                o.insert("@odata.context".into(), format!("{ctx}/$entity").into());
+            }
+            json(201, &answer)
+        }
+        _ => error(
+            405,
+            "methodNotAllowed",
+            "The method is not allowed on this resource.",
+            rid,
+        ),
+    }
 }

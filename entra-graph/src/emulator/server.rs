@@ -422,6 +422,13 @@ fn required_roles(method: &str, rest: &[&str]) -> Option<&'static [&'static [&'s
         {
             Some(&[PASSKEY_WRITE])
         }
+        // Temporary Access Pass: the general authentication-method permissions only.
+        ("GET", ["users", _, "authentication", "temporaryAccessPassMethods", ..]) => {
+            Some(&[METHODS_READ])
+        }
+        (_, ["users", _, "authentication", "temporaryAccessPassMethods", ..]) => {
+            Some(&[&["UserAuthenticationMethod.ReadWrite.All"]])
+        }
         // authentication-list-methods: not covered by the passkey-only permissions.
         ("GET", ["users", _, "authentication", "methods"]) => Some(&[METHODS_READ]),
         ("GET", ["users", _, "authentication", ..]) => Some(&[PASSKEY_READ]),

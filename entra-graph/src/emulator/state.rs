@@ -228,6 +228,9 @@ pub(crate) struct State {
     pub log: Vec<super::RequestRecord>,
     /// Authentication methods other than passkeys, by user id (JSON as Graph lists them).
     pub other_methods: BTreeMap<String, Vec<serde_json::Value>>,
+    /// Temporary Access Passes by user id (at most one each): the method JSON without
+    /// the pass.
+    pub taps: BTreeMap<String, serde_json::Value>,
     /// When each user's sign-in sessions were revoked, by user id.
     pub sessions_revoked: BTreeMap<String, Vec<SystemTime>>,
     /// The FIDO metadata the tenant's attestation enforcement checks against, if given.
@@ -246,6 +249,7 @@ impl State {
             methods: BTreeMap::new(),
             challenges: HashMap::new(),
             other_methods: BTreeMap::new(),
+            taps: BTreeMap::new(),
             sessions_revoked: BTreeMap::new(),
             trust: None,
             tokens: HashMap::new(),

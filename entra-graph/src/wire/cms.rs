@@ -43,3 +43,41 @@ impl AuthenticationMethod {
             .is_some_and(|t| PHISHING_RESISTANT_TYPES.contains(&t))
     }
 }
+
+/// A Temporary Access Pass (`temporaryAccessPassAuthenticationMethod`). The pass itself
+/// is only in the answer to its creation; it is a secret (zeroized, never printed).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TemporaryAccessPass {
+    /// Method id.
+    pub id: String,
+    /// The pass (creation answer only).
+    #[serde(default, deserialize_with = "secret_opt")]
+    pub temporary_access_pass: Option<crate::auth::Secret>,
+    /// When it was created.
+    #[serde(default)]
+    pub created_date_time: Option<String>,
+    /// When it becomes usable.
+    #[serde(default)]
+    pub start_date_time: Option<String>,
+    /// How long it is usable, in minutes.
+    #[serde(default)]
+    pub lifetime_in_minutes: Option<u32>,
+    /// Whether one sign-in uses it up.
+    #[serde(default)]
+    pub is_usable_once: Option<bool>,
+    /// Whether it can be used now.
+    #[serde(default)]
+    pub is_usable: Option<bool>,
+    /// Why it can or cannot be used (`EnabledByPolicy`, `Expired`, ...).
+    #[serde(default)]
+    pub method_usability_reason: Option<String>,
+}
+
+fn secret_opt<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<crate::auth::Secret>, D::Error> {
+    // Moved, not copied, into the zeroizing wrapper.
+    let s: Option<String> = Option::deserialize(d)?;
+    Ok(s.map(crate::auth::Secret::new))
+}

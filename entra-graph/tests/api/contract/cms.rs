@@ -127,3 +127,50 @@ fn users_found_by_upn_employee_id_and_immutable_id() {
         .iter()
         .any(|r| r.path.ends_with("/$batch")));
 }
+
+/// Item 11: a Temporary Access Pass for bootstrap and lost-key recovery: created (the
+/// pass only in that answer, redacted in Debug), listed, one per user, deleted; it
+/// needs the general authentication-method permission.
+#[test]
+fn temporary_access_pass_create_list_delete() {
+    let emu = emulator();
+    let c = client(&emu, ApiVersion::V1);
+    let tap = c.create_temporary_access_pass(KIM, 8 * 60, true).unwrap();
+    let pass = tap.temporary_access_pass.clone().unwrap();
+    assert!(pass.expose().len() >= 8);
+    assert!(!format!("{tap:?}").contains(pass.expose()), "redacted");
+    assert_eq!(tap.lifetime_in_minutes, Some(480));
+    assert_eq!(tap.is_usable_once, Some(true));
+    let listed = c.list_temporary_access_passes(KIM).unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].id, tap.id);
+    assert!(
+        listed[0].temporary_access_pass.is_none(),
+        "never shown again"
+    );
+    // One per user.
+    let e = c.create_temporary_access_pass(KIM, 60, false).unwrap_err();
+    assert_eq!(e.status(), Some(400));
+    // Out-of-range lifetimes never leave the client.
+    assert!(matches!(
+        c.create_temporary_access_pass(KIM, 5, false),
+        Err(GraphError::InvalidInput { .. })
+    ));
+    c.delete_temporary_access_pass(KIM, &tap.id).unwrap();
+    assert!(c.list_temporary_access_passes(KIM).unwrap().is_empty());
+    assert_eq!(
+        c.delete_temporary_access_pass(KIM, &tap.id)
+            .unwrap_err()
+            .status(),
+        Some(404)
+    );
+    // The passkey-only permission does not cover it.
+    let emu = Emulator::start(app_with(&["UserAuthMethod-Passkey.ReadWrite.All"])).unwrap();
+    let c = client(&emu, ApiVersion::V1);
+    assert_eq!(
+        c.create_temporary_access_pass(KIM, 60, true)
+            .unwrap_err()
+            .status(),
+        Some(403)
+    );
+}

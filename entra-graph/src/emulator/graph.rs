@@ -79,7 +79,13 @@ pub(super) fn graph(
             let Some(uid) = st.find_user(key).map(|u| u.id.clone()) else {
                 return not_found_user(key, rid);
             };
-            let methods: Vec<_> = st.methods.get(&uid).map(|v| v.iter().map(|m| m.method.clone()).collect()).unwrap_or_default();
+            // lastUsedDateTime is a beta property (FACTS 2026).
+            let v1 = ver == "v1.0";
+            let methods: Vec<_> = st
+                .methods
+                .get(&uid)
+                .map(|v| v.iter().map(|m| crate::wire::Fido2Method { last_used_date_time: m.method.last_used_date_time.clone().filter(|_| !v1), ..m.method.clone() }).collect())
+                .unwrap_or_default();
             drop(st);
             let path = format!("users/{key}/authentication/fido2Methods");
             let c = ctx(&format!("users('{key}')/authentication/fido2Methods"));

@@ -478,6 +478,7 @@ impl Emulator {
                     attestation_certificates: vec![],
                     attestation_level: Some(crate::wire::AttestationLevel::Attested),
                     passkey_type: None,
+                    last_used_date_time: None,
                 },
                 credential_id: cred,
             });
@@ -510,6 +511,25 @@ impl Emulator {
         st.find_user(user)
             .and_then(|u| st.sessions_revoked.get(&u.id))
             .map_or(0, Vec::len)
+    }
+    /// Records a sign-in with passkey `method_id` of `user` at `at`: its
+    /// `lastUsedDateTime` (listed on beta only). False when there is no such passkey.
+    pub fn record_use(&self, user: &str, method_id: &str, at: std::time::SystemTime) -> bool {
+        let mut st = self.shared.state();
+        let Some(uid) = st.find_user(user).map(|u| u.id.clone()) else {
+            return false;
+        };
+        match st
+            .methods
+            .get_mut(&uid)
+            .and_then(|v| v.iter_mut().find(|m| m.method.id == method_id))
+        {
+            Some(m) => {
+                m.method.last_used_date_time = Some(iso8601(at));
+                true
+            }
+            None => false,
+        }
     }
     /// The FIDO2 policy in force.
     pub fn policy(&self) -> Fido2Policy {

@@ -249,6 +249,7 @@ pub(crate) fn validate_registration(
             AttestationLevel::NotAttested
         }),
         passkey_type: ctx.v1.then_some(PasskeyType::DeviceBound),
+        last_used_date_time: None,
     };
     Ok(Accepted {
         stored: StoredMethod {

@@ -275,6 +275,7 @@ impl Idp for EntraIdp {
                     method_id: m.id,
                     display_name: m.display_name,
                     aaguid: m.aa_guid,
+                    last_used: m.last_used_date_time,
                 }
             })
             .collect())

@@ -90,6 +90,9 @@ pub struct IdpPasskey {
     pub display_name: Option<String>,
     /// The authenticator's AAGUID as the IdP reports it.
     pub aaguid: Option<String>,
+    /// When the passkey last signed in, as the IdP reports it (ISO 8601; Entra: beta
+    /// `lastUsedDateTime` only).
+    pub last_used: Option<String>,
 }
 
 impl IdpPasskey {

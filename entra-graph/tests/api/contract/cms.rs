@@ -174,3 +174,22 @@ fn temporary_access_pass_create_list_delete() {
         Some(403)
     );
 }
+
+/// Item 12 (Graph side): `lastUsedDateTime` is listed on beta, not on v1.0.
+#[test]
+fn last_used_date_time_is_a_beta_property() {
+    let emu = emulator();
+    let beta = client(&emu, ApiVersion::Beta);
+    let (body, _) = registration(&beta, KIM, "k", None, &MakeArgs::default());
+    let m = beta.register(KIM, &body).unwrap().method;
+    assert_eq!(m.last_used_date_time, None, "never used");
+    let at = std::time::UNIX_EPOCH + Duration::from_secs(1_780_000_000);
+    assert!(emu.record_use(KIM, &m.id, at));
+    let listed = beta.list_methods(KIM).unwrap();
+    assert_eq!(
+        listed[0].last_used_date_time.as_deref(),
+        Some(entra_graph::emulator::iso8601(at).as_str())
+    );
+    let v1 = client(&emu, ApiVersion::V1);
+    assert_eq!(v1.list_methods(KIM).unwrap()[0].last_used_date_time, None);
+}

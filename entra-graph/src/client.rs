@@ -23,7 +23,8 @@ mod cms;
 mod directory;
 
 pub use cms::{
-    UserKey, PERMISSION_METHODS_READ, PERMISSION_REVOKE_SESSIONS, TAP_MAX_MINUTES, TAP_MIN_MINUTES,
+    UserKey, UsersDelta, PERMISSION_METHODS_READ, PERMISSION_REVOKE_SESSIONS, TAP_MAX_MINUTES,
+    TAP_MIN_MINUTES,
 };
 
 pub use directory::{

@@ -210,3 +210,79 @@ impl GraphClient {
         Ok(())
     }
 }
+
+/// What one round of `users/delta` reported.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UsersDelta {
+    /// Users created or changed since the last round (with `accountEnabled`).
+    pub changed: Vec<crate::wire::User>,
+    /// Object ids of users deleted since the last round (`@removed`).
+    pub removed: Vec<String>,
+    /// Where the next round starts (store it; it resumes the feed).
+    pub delta_link: String,
+}
+
+impl UsersDelta {
+    /// Object ids of the users who left: deleted, or whose account is disabled.
+    pub fn leavers(&self) -> Vec<String> {
+        let mut out = self.removed.clone();
+        out.extend(
+            self.changed
+                .iter()
+                .filter(|u| u.account_enabled == Some(false))
+                .map(|u| u.id.clone()),
+        );
+        out
+    }
+}
+
+impl GraphClient {
+    /// One round of the users change feed (`GET /users/delta`, pages followed): from the
+    /// start when `delta_link` is `None` (every user), else the changes since the round
+    /// that returned it. Needs `User.Read.All`.
+    pub fn users_delta(&self, delta_link: Option<&str>) -> Result<UsersDelta, GraphError> {
+        let mut url = match delta_link {
+            Some(l) => l.to_owned(),
+            None => format!(
+                "{}/users/delta?$select=id,userPrincipalName,displayName,accountEnabled",
+                self.root()
+            ),
+        };
+        let mut out = UsersDelta::default();
+        for _ in 0..super::MAX_PAGES {
+            let page: crate::wire::UsersDeltaPage = self.get_json(&url, "users delta page")?;
+            for v in page.value {
+                if v.get("@removed").is_some() {
+                    if let Some(id) = v.get("id").and_then(|i| i.as_str()) {
+                        out.removed.push(id.to_owned());
+                    }
+                } else {
+                    out.changed.push(serde_json::from_value(v).map_err(|e| {
+                        crate::wire::WireError::Shape {
+                            shape: "users delta entry",
+                            reason: e.to_string(),
+                        }
+                    })?);
+                }
+            }
+            match (page.next_link, page.delta_link) {
+                (Some(next), _) => url = next,
+                (None, Some(delta)) => {
+                    out.delta_link = delta;
+                    return Ok(out);
+                }
+                (None, None) => {
+                    return Err(crate::wire::WireError::Shape {
+                        shape: "users delta page",
+                        reason: "neither @odata.nextLink nor @odata.deltaLink".into(),
+                    }
+                    .into())
+                }
+            }
+        }
+        Err(GraphError::InvalidInput {
+            field: "@odata.nextLink",
+            reason: format!("more than {} pages", super::MAX_PAGES),
+        })
+    }
+}

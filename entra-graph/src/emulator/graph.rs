@@ -61,6 +61,7 @@ pub(super) fn graph(
             drop(st);
             page(shared, ver, "users", query, users, ctx("users"), rid)
         }
+        ("GET", ["users", "delta"]) => users_delta(shared, ver, query, rid),
         ("GET", ["users", key]) => {
             let st = shared.state();
             match st.find_user(key) {
@@ -642,4 +643,52 @@ fn temporary_access_pass(
             rid,
         ),
     }
+}
+
+/// `GET /users/delta`: without a `$deltatoken`, every user; with one, the users changed
+/// and removed since the round that issued it. One page, ending in `@odata.deltaLink`.
+fn users_delta(shared: &Shared, ver: &str, query: &[(String, String)], rid: &str) -> Resp {
+    let st = shared.state();
+    let since = match q(query, "$deltatoken") {
+        None => None,
+        Some(t) => match decode_b64url_strict(t, "$deltatoken")
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|s| s.strip_prefix("v=").and_then(|n| n.parse::<u64>().ok()))
+        {
+            Some(n) => Some(n),
+            None => return error(400, "badRequest", "Invalid delta token.", rid),
+        },
+    };
+    let mut value: Vec<serde_json::Value> = st
+        .tenant
+        .users
+        .iter()
+        .filter(|u| since.is_none_or(|n| st.user_versions.get(&u.id).is_some_and(|v| *v > n)))
+        .map(|u| {
+            serde_json::json!({
+                "id": u.id,
+                "userPrincipalName": u.user_principal_name,
+                "displayName": u.display_name,
+                "accountEnabled": u.account_enabled,
+            })
+        })
+        .collect();
+    if let Some(n) = since {
+        value.extend(
+            st.removed_users
+                .iter()
+                .filter(|(_, v)| *v > n)
+                .map(|(id, _)| serde_json::json!({"id": id, "@removed": {"reason": "changed"}})),
+        );
+    }
+    let token = encode_b64url(format!("v={}", st.directory_version).as_bytes());
+    json(
+        200,
+        &serde_json::json!({
+            "@odata.context": format!("{}/{ver}/$metadata#users", shared.base_url),
+            "@odata.deltaLink": format!("{}/{ver}/users/delta?$deltatoken={token}", shared.base_url),
+            "value": value,
+        }),
+    )
 }

@@ -406,6 +406,15 @@ impl Emulator {
         };
         st.set_account_enabled(&id, enabled)
     }
+    /// Deletes a directory user (by id or UPN): Graph no longer finds it and
+    /// `users/delta` reports it `@removed`. False for an unknown user.
+    pub fn delete_user(&self, user: &str) -> bool {
+        let mut st = self.shared.state();
+        let Some(id) = st.find_user(user).map(|u| u.id.clone()) else {
+            return false;
+        };
+        st.delete_user(&id)
+    }
     /// Signs arbitrary claims (a JSON object) with the current published key (tests).
     pub fn sign_claims(&self, claims_json: &str) -> Result<String, EmulatorError> {
         let claims = parse_claims(claims_json)?;

@@ -228,6 +228,12 @@ pub(crate) struct State {
     pub log: Vec<super::RequestRecord>,
     /// Authentication methods other than passkeys, by user id (JSON as Graph lists them).
     pub other_methods: BTreeMap<String, Vec<serde_json::Value>>,
+    /// The directory's change counter (`users/delta`): bumped by every user change.
+    pub directory_version: u64,
+    /// The version at which each user last changed, by user id.
+    pub user_versions: HashMap<String, u64>,
+    /// Deleted users: object id and the version of the deletion.
+    pub removed_users: Vec<(String, u64)>,
     /// Temporary Access Passes by user id (at most one each): the method JSON without
     /// the pass.
     pub taps: BTreeMap<String, serde_json::Value>,
@@ -250,6 +256,9 @@ impl State {
             challenges: HashMap::new(),
             other_methods: BTreeMap::new(),
             taps: BTreeMap::new(),
+            directory_version: 0,
+            user_versions: HashMap::new(),
+            removed_users: Vec::new(),
             sessions_revoked: BTreeMap::new(),
             trust: None,
             tokens: HashMap::new(),
@@ -280,10 +289,27 @@ impl State {
         match self.tenant.users.iter_mut().find(|u| u.id == user_id) {
             Some(u) => {
                 u.account_enabled = Some(enabled);
+                self.directory_version += 1;
+                self.user_versions
+                    .insert(user_id.to_owned(), self.directory_version);
                 true
             }
             None => false,
         }
+    }
+
+    /// Deletes a user (by object id): gone from the directory and reported as
+    /// `@removed` by `users/delta`; false when there is no such user.
+    pub fn delete_user(&mut self, user_id: &str) -> bool {
+        let before = self.tenant.users.len();
+        self.tenant.users.retain(|u| u.id != user_id);
+        if self.tenant.users.len() == before {
+            return false;
+        }
+        self.directory_version += 1;
+        self.removed_users
+            .push((user_id.to_owned(), self.directory_version));
+        true
     }
 
     /// Ids of the groups `user_id` belongs to, directly or through nested groups (as

@@ -81,3 +81,19 @@ fn secret_opt<'de, D: serde::Deserializer<'de>>(
     let s: Option<String> = Option::deserialize(d)?;
     Ok(s.map(crate::auth::Secret::new))
 }
+
+/// One page of `GET /users/delta`: changed users (or `@removed` entries), and either
+/// `@odata.nextLink` (more pages) or `@odata.deltaLink` (the round is complete; keep it
+/// for the next one).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct UsersDeltaPage {
+    /// `@odata.nextLink`: the next page of this round.
+    #[serde(rename = "@odata.nextLink", default)]
+    pub next_link: Option<String>,
+    /// `@odata.deltaLink`: where the next round starts.
+    #[serde(rename = "@odata.deltaLink", default)]
+    pub delta_link: Option<String>,
+    /// The entries (users, or `{"id", "@removed": {"reason"}}`).
+    #[serde(default)]
+    pub value: Vec<serde_json::Value>,
+}

@@ -18,7 +18,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 
 pub use batch::{BatchRequest, BatchRequestItem, BatchResponse, BatchResponseItem, JsonText};
-pub use cms::{AuthenticationMethod, TemporaryAccessPass, PHISHING_RESISTANT_TYPES};
+pub use cms::{
+    AuthenticationMethod, TemporaryAccessPass, UsersDeltaPage, PHISHING_RESISTANT_TYPES,
+};
 pub use directory::{DirectoryObject, User};
 pub use error::{InnerError, ODataError, ODataErrorBody};
 pub use passkey::{

@@ -193,3 +193,41 @@ fn last_used_date_time_is_a_beta_property() {
     let v1 = client(&emu, ApiVersion::V1);
     assert_eq!(v1.list_methods(KIM).unwrap()[0].last_used_date_time, None);
 }
+
+/// Item 13 (Graph side): `users/delta` reports every user first, then only the users
+/// disabled or deleted since, resumable from the stored delta link.
+#[test]
+fn users_delta_reports_leavers() {
+    let emu = emulator();
+    let c = client(&emu, ApiVersion::V1);
+    let first = c.users_delta(None).unwrap();
+    assert_eq!(first.changed.len(), 5);
+    assert!(first.leavers().is_empty());
+    assert!(!first.delta_link.is_empty());
+    let quiet = c.users_delta(Some(&first.delta_link)).unwrap();
+    assert!(quiet.changed.is_empty() && quiet.removed.is_empty());
+    assert!(emu.set_account_enabled(KIM, false));
+    assert!(emu.delete_user("adelev@contoso.onmicrosoft.com"));
+    let next = c.users_delta(Some(&quiet.delta_link)).unwrap();
+    let mut leavers = next.leavers();
+    leavers.sort();
+    let mut want = vec![
+        KIM_ID.to_owned(),
+        "87d349ed-44d7-43e1-9a83-5f2406dee5bd".to_owned(),
+    ];
+    want.sort();
+    assert_eq!(leavers, want);
+    // Resuming from the older link reports the same changes again (nothing lost).
+    assert_eq!(
+        c.users_delta(Some(&quiet.delta_link))
+            .unwrap()
+            .leavers()
+            .len(),
+        2
+    );
+    assert!(c
+        .users_delta(Some(&next.delta_link))
+        .unwrap()
+        .leavers()
+        .is_empty());
+}

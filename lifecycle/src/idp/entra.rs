@@ -247,6 +247,17 @@ impl Idp for EntraIdp {
         }
     }
 
+    fn leavers(&self, resume: Option<&str>) -> Result<Option<super::Leavers>, IdpError> {
+        let d = self
+            .client
+            .users_delta(resume)
+            .map_err(|e| self.call_error("users/delta", e))?;
+        Ok(Some(super::Leavers {
+            user_ids: d.leavers(),
+            resume: d.delta_link,
+        }))
+    }
+
     fn revoke_sign_in_sessions(&self, user: &str) -> Result<bool, IdpError> {
         self.client
             .revoke_sign_in_sessions(user)

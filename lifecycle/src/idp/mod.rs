@@ -104,6 +104,15 @@ impl IdpPasskey {
     }
 }
 
+/// One round of the directory's change feed: who left, and where the next round starts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Leavers {
+    /// Object ids of users deleted or disabled since the last round.
+    pub user_ids: Vec<String>,
+    /// Where the next round starts (Entra: the `users/delta` delta link); keep it.
+    pub resume: String,
+}
+
 /// A directory user as the IdP knows them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct IdpUser {
@@ -228,6 +237,12 @@ pub trait Idp: Send + Sync {
         _user: &str,
         _method_id: &str,
     ) -> Result<Option<usize>, IdpError> {
+        Ok(None)
+    }
+    /// The users who left (deleted or disabled) since the round `resume` came from, or
+    /// every disabled user when `resume` is `None`; `None` when the IdP has no change
+    /// feed.
+    fn leavers(&self, _resume: Option<&str>) -> Result<Option<Leavers>, IdpError> {
         Ok(None)
     }
     /// Signs the user out everywhere (refresh tokens and session cookies); `false` when

@@ -98,6 +98,10 @@ impl Idp for Throttled {
         self.limiter.acquire();
         self.inner.phishing_resistant_left(user, method_id)
     }
+    fn leavers(&self, resume: Option<&str>) -> Result<Option<crate::idp::Leavers>, IdpError> {
+        self.limiter.acquire();
+        self.inner.leavers(resume)
+    }
     fn revoke_sign_in_sessions(&self, user: &str) -> Result<bool, IdpError> {
         self.limiter.acquire();
         self.inner.revoke_sign_in_sessions(user)

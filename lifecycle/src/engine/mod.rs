@@ -32,7 +32,7 @@ mod flow;
 mod issue;
 mod jobs;
 mod leavers;
-pub use leavers::LeaversRound;
+pub use leavers::{LeaversRound, REPLACEMENT_PASS_MINUTES};
 mod payload;
 mod reconcile;
 mod replay;

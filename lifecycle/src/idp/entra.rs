@@ -247,6 +247,28 @@ impl Idp for EntraIdp {
         }
     }
 
+    fn temporary_pass(
+        &self,
+        user: &str,
+        lifetime_minutes: u32,
+        usable_once: bool,
+    ) -> Result<Option<super::TemporaryPass>, IdpError> {
+        let tap = self
+            .client
+            .create_temporary_access_pass(user, lifetime_minutes, usable_once)
+            .map_err(|e| self.call_error("temporaryAccessPassMethods", e))?;
+        let pass = tap
+            .temporary_access_pass
+            .as_ref()
+            .map(|s| zeroize::Zeroizing::new(s.expose().to_owned()))
+            .ok_or_else(|| self.bad("temporaryAccessPass", "the answer holds no pass"))?;
+        Ok(Some(super::TemporaryPass {
+            method_id: tap.id,
+            pass,
+            lifetime_minutes: tap.lifetime_in_minutes.unwrap_or(lifetime_minutes),
+        }))
+    }
+
     fn leavers(&self, resume: Option<&str>) -> Result<Option<super::Leavers>, IdpError> {
         let d = self
             .client

@@ -113,6 +113,27 @@ pub struct Leavers {
     pub resume: String,
 }
 
+/// A temporary sign-in pass the IdP issued (Entra: a Temporary Access Pass).
+#[derive(Clone, PartialEq, Eq)]
+pub struct TemporaryPass {
+    /// The IdP's method id (to delete it early).
+    pub method_id: String,
+    /// The pass itself: a secret, zeroized on drop and never printed.
+    pub pass: zeroize::Zeroizing<String>,
+    /// How long it is valid, in minutes.
+    pub lifetime_minutes: u32,
+}
+
+impl std::fmt::Debug for TemporaryPass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TemporaryPass")
+            .field("method_id", &self.method_id)
+            .field("pass", &"<redacted>")
+            .field("lifetime_minutes", &self.lifetime_minutes)
+            .finish()
+    }
+}
+
 /// A directory user as the IdP knows them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct IdpUser {
@@ -237,6 +258,16 @@ pub trait Idp: Send + Sync {
         _user: &str,
         _method_id: &str,
     ) -> Result<Option<usize>, IdpError> {
+        Ok(None)
+    }
+    /// Issues a temporary sign-in pass for `user`, valid `lifetime_minutes`, usable
+    /// once or not; `None` when the IdP has no such thing.
+    fn temporary_pass(
+        &self,
+        _user: &str,
+        _lifetime_minutes: u32,
+        _usable_once: bool,
+    ) -> Result<Option<TemporaryPass>, IdpError> {
         Ok(None)
     }
     /// The users who left (deleted or disabled) since the round `resume` came from, or

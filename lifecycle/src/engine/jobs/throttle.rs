@@ -98,6 +98,16 @@ impl Idp for Throttled {
         self.limiter.acquire();
         self.inner.phishing_resistant_left(user, method_id)
     }
+    fn temporary_pass(
+        &self,
+        user: &str,
+        lifetime_minutes: u32,
+        usable_once: bool,
+    ) -> Result<Option<crate::idp::TemporaryPass>, IdpError> {
+        self.limiter.acquire();
+        self.inner
+            .temporary_pass(user, lifetime_minutes, usable_once)
+    }
     fn leavers(&self, resume: Option<&str>) -> Result<Option<crate::idp::Leavers>, IdpError> {
         self.limiter.acquire();
         self.inner.leavers(resume)

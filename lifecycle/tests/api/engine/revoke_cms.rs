@@ -87,3 +87,50 @@ fn inactivation_does_not_sign_the_user_out() {
     assert!(w.emulator.methods(&w.kim_id).is_empty());
     assert_eq!(w.emulator.sign_in_revocations(&w.kim_id), 0);
 }
+
+/// Issue 13 item 11: a lost key is revoked and its holder gets a Temporary Access Pass
+/// for the day until the replacement key is issued; audited without the pass.
+#[test]
+fn a_replacement_pass_for_the_day_is_issued_and_audited() {
+    let mut w = world("replacement-pass");
+    let key_id = active_key(&mut w, &template(60, true));
+    let now = now_ms() + 10_000;
+    w.engine
+        .revoke("operator:alice", &key_id, None, now)
+        .expect("revoke");
+    let pass = w
+        .engine
+        .replacement_pass(
+            "operator:alice",
+            &key_id,
+            lifecycle::engine::REPLACEMENT_PASS_MINUTES,
+            now + 1,
+        )
+        .expect("a pass");
+    assert!(pass.pass.len() >= 8);
+    assert_eq!(pass.lifetime_minutes, 480);
+    assert!(!format!("{pass:?}").contains(pass.pass.as_str()));
+    let audit = w.engine.audit_for(&key_id).unwrap();
+    let rec = audit
+        .iter()
+        .find(|r| r.event.action == "idp-temporary-pass")
+        .expect("audited");
+    assert_eq!(rec.event.outcome, "success");
+    assert!(!rec
+        .event
+        .detail
+        .as_deref()
+        .unwrap_or("")
+        .contains(pass.pass.as_str()));
+    // Entra holds one pass per user: a second is refused, and that is audited too.
+    assert!(w
+        .engine
+        .replacement_pass("operator:alice", &key_id, 60, now + 2)
+        .is_err());
+    assert!(w
+        .engine
+        .audit_for(&key_id)
+        .unwrap()
+        .iter()
+        .any(|r| r.event.action == "idp-temporary-pass" && r.event.outcome == "failure"));
+}

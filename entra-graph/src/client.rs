@@ -34,6 +34,9 @@ pub use directory::{
 
 /// Most requests in one JSON `$batch`.
 pub const MAX_BATCH: usize = 20;
+/// How many times a registration refused after an unknown outcome lists the user's
+/// passkeys (with backoff between) looking for a commit that is not listed yet.
+pub const RECONCILE_LISTINGS: u32 = 5;
 /// Most pages followed for one listing (guards against a nextLink loop).
 pub const MAX_PAGES: usize = 1000;
 
@@ -442,18 +445,25 @@ impl GraphClient {
                 Err(other) => {
                     let e: GraphError = other.into();
                     // After an unknown outcome, a refusal (e.g. "already registered")
-                    // may mean the earlier attempt committed late: look once more.
+                    // may mean the earlier attempt committed late, or committed and is
+                    // not listed yet (directory reads are eventually consistent): look
+                    // again, a few times with backoff.
                     if last_unknown.is_some() {
-                        if let Ok(methods) = self.list_methods(user) {
-                            if let Some(m) = methods
-                                .into_iter()
-                                .find(|m| matches_credential(&m.id, &credential_bytes))
-                            {
-                                return Ok(Registration {
-                                    method: m,
-                                    request_id: None,
-                                    reconciled: true,
-                                });
+                        for round in 1..=RECONCILE_LISTINGS {
+                            if let Ok(methods) = self.list_methods(user) {
+                                if let Some(m) = methods
+                                    .into_iter()
+                                    .find(|m| matches_credential(&m.id, &credential_bytes))
+                                {
+                                    return Ok(Registration {
+                                        method: m,
+                                        request_id: None,
+                                        reconciled: true,
+                                    });
+                                }
+                            }
+                            if round < RECONCILE_LISTINGS {
+                                std::thread::sleep(self.core.backoff(round + 2));
                             }
                         }
                     }

@@ -82,10 +82,11 @@ pub(super) fn graph(
             };
             // lastUsedDateTime is a beta property (FACTS 2026).
             let v1 = ver == "v1.0";
+            let lag = shared.knobs().replication_lag;
             let methods: Vec<_> = st
                 .methods
                 .get(&uid)
-                .map(|v| v.iter().map(|m| crate::wire::Fido2Method { last_used_date_time: m.method.last_used_date_time.clone().filter(|_| !v1), ..m.method.clone() }).collect())
+                .map(|v| v.iter().filter(|m| m.stored_at.elapsed() >= lag).map(|m| crate::wire::Fido2Method { last_used_date_time: m.method.last_used_date_time.clone().filter(|_| !v1), ..m.method.clone() }).collect())
                 .unwrap_or_default();
             drop(st);
             let path = format!("users/{key}/authentication/fido2Methods");

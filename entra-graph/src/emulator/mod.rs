@@ -158,6 +158,8 @@ pub struct RequestRecord {
 pub(crate) struct Knobs {
     pub latency: Duration,
     pub throttle: Option<ThrottleConfig>,
+    /// How long a new passkey stays out of listings.
+    pub replication_lag: Duration,
     /// The separate write bucket (`None`: writes are not metered on their own).
     pub write_throttle: Option<ThrottleConfig>,
     pub faults: Vec<FaultRule>,
@@ -490,6 +492,7 @@ impl Emulator {
                     last_used_date_time: None,
                 },
                 credential_id: cred,
+                stored_at: std::time::Instant::now() - std::time::Duration::from_secs(3600),
             });
         }
         ids
@@ -576,6 +579,12 @@ impl Emulator {
         self.shared
             .max_in_flight
             .load(std::sync::atomic::Ordering::SeqCst)
+    }
+    /// Replication lag: for `lag` after a passkey is registered, listings (the
+    /// passkeys and all authentication methods) do not show it yet, as directory reads
+    /// are eventually consistent (review row 12). Zero (the default) turns it off.
+    pub fn set_replication_lag(&self, lag: Duration) {
+        self.shared.knobs().replication_lag = lag;
     }
     /// Adds latency to every answer.
     pub fn set_latency(&self, latency: Duration) {

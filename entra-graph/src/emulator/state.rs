@@ -162,6 +162,8 @@ impl TenantFixture {
 pub(crate) struct StoredMethod {
     pub method: Fido2Method,
     pub credential_id: Vec<u8>,
+    /// When it was stored (real time: replication lag is measured against it).
+    pub stored_at: std::time::Instant,
 }
 
 /// An issued challenge.

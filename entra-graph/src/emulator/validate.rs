@@ -255,6 +255,7 @@ pub(crate) fn validate_registration(
         stored: StoredMethod {
             method,
             credential_id: cred_id,
+            stored_at: std::time::Instant::now(),
         },
     })
 }

@@ -280,3 +280,31 @@ fn writes_have_their_own_throttle_bucket() {
     );
     assert_eq!(c.list_methods(KIM).unwrap().len(), 1);
 }
+
+/// Item 8: replication lag. A registration committed but whose answer was lost is not
+/// listed at once; the re-POST is refused as "already registered", and the client keeps
+/// looking (with backoff) until the listing shows it, instead of failing. The old
+/// emulator was strongly consistent, so this path was never exercised.
+#[test]
+fn reconciliation_survives_replication_lag() {
+    let emu = emulator();
+    let c = client(&emu, ApiVersion::V1);
+    emu.set_replication_lag(Duration::from_millis(250));
+    let (body, cred) = registration(&c, KIM, "key", None, &MakeArgs::default());
+    emu.inject(FaultRule::new(
+        "POST",
+        "fido2Methods",
+        Fault::CommitThenDrop,
+        1,
+    ));
+    let reg = c.register(KIM, &body).unwrap();
+    assert!(reg.reconciled);
+    assert!(entra_graph::ids::matches_credential(&reg.method.id, &cred));
+    assert_eq!(emu.method_count(), 1, "never two passkeys for one credential");
+    // A fresh registration is not listed during the lag, and is after it.
+    let (body, _) = registration(&c, KIM, "second", None, &MakeArgs::default());
+    c.register(KIM, &body).unwrap();
+    assert_eq!(c.list_methods(KIM).unwrap().len(), 1);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(c.list_methods(KIM).unwrap().len(), 2);
+}

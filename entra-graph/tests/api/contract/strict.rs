@@ -300,7 +300,11 @@ fn reconciliation_survives_replication_lag() {
     let reg = c.register(KIM, &body).unwrap();
     assert!(reg.reconciled);
     assert!(entra_graph::ids::matches_credential(&reg.method.id, &cred));
-    assert_eq!(emu.method_count(), 1, "never two passkeys for one credential");
+    assert_eq!(
+        emu.method_count(),
+        1,
+        "never two passkeys for one credential"
+    );
     // A fresh registration is not listed during the lag, and is after it.
     let (body, _) = registration(&c, KIM, "second", None, &MakeArgs::default());
     c.register(KIM, &body).unwrap();

@@ -643,6 +643,9 @@ async fn run_batch(core: &Core, url: &str, items: Vec<(usize, Method, String)>) 
                     id: id.clone(),
                     method: m.as_str().to_owned(),
                     url: u.clone(),
+                    body: None,
+                    headers: BTreeMap::new(),
+                    depends_on: Vec::new(),
                 })
                 .collect(),
         };

@@ -607,6 +607,78 @@ fn verified_domain(shared: &Shared, name: &str) -> bool {
     })
 }
 
+/// The batch's requests in an order that runs each after those it `dependsOn`; an
+/// error for duplicate ids, unknown dependencies or a cycle (as Graph refuses them).
+fn batch_order(
+    mut pending: Vec<crate::wire::BatchRequestItem>,
+) -> Result<Vec<crate::wire::BatchRequestItem>, String> {
+    let mut ids = std::collections::HashSet::new();
+    for r in &pending {
+        if !ids.insert(r.id.clone()) {
+            return Err(format!(
+                "Batch request ids must be unique: '{}' is repeated.",
+                r.id
+            ));
+        }
+    }
+    if let Some((r, d)) = pending.iter().find_map(|r| {
+        r.depends_on
+            .iter()
+            .find(|d| !ids.contains(*d))
+            .map(|d| (r, d))
+    }) {
+        return Err(format!(
+            "Request '{}' depends on '{d}', which is not in the batch.",
+            r.id
+        ));
+    }
+    let mut out: Vec<crate::wire::BatchRequestItem> = Vec::with_capacity(pending.len());
+    while !pending.is_empty() {
+        let ready = pending
+            .iter()
+            .position(|r| r.depends_on.iter().all(|d| out.iter().any(|o| &o.id == d)));
+        match ready {
+            Some(i) => out.push(pending.remove(i)),
+            None => return Err("The dependsOn chain of the batch has a cycle.".into()),
+        }
+    }
+    Ok(out)
+}
+
+/// Why an inner request is not run: a dependency that failed (424), or a body without
+/// a `Content-Type` header (400).
+fn batch_precondition(
+    item: &crate::wire::BatchRequestItem,
+    statuses: &std::collections::HashMap<String, u16>,
+    rid: &str,
+) -> Option<Resp> {
+    if item
+        .depends_on
+        .iter()
+        .any(|d| !statuses.get(d).is_some_and(|s| (200..300).contains(s)))
+    {
+        return Some(error(
+            424,
+            "FailedDependency",
+            "A request this one depends on failed.",
+            rid,
+        ));
+    }
+    let typed = item
+        .headers
+        .keys()
+        .any(|k| k.eq_ignore_ascii_case("content-type"));
+    if item.body.is_some() && !typed {
+        return Some(error(
+            400,
+            "BadRequest",
+            "A request with a body needs a Content-Type header.",
+            rid,
+        ));
+    }
+    None
+}
+
 fn batch(shared: &Shared, ver: &str, auth: Option<&str>, body: &[u8], rid: &str) -> Resp {
     let Ok(req) = serde_json::from_slice::<BatchRequest>(body) else {
         return error(400, "BadRequest", "Invalid batch payload format.", rid);
@@ -619,8 +691,13 @@ fn batch(shared: &Shared, ver: &str, auth: Option<&str>, body: &[u8], rid: &str)
             rid,
         );
     }
-    let mut responses = Vec::with_capacity(req.requests.len());
-    for item in req.requests {
+    let items = match batch_order(req.requests) {
+        Ok(items) => items,
+        Err(message) => return error(400, "BadRequest", &message, rid),
+    };
+    let mut statuses: std::collections::HashMap<String, u16> = Default::default();
+    let mut responses = Vec::with_capacity(items.len());
+    for item in items {
         let inner_rid = crate::http::request_id();
         let path = format!("/{ver}/{}", item.url.trim_start_matches('/'));
         let r = match take_fault(shared, &item.method, &path) {
@@ -635,8 +712,19 @@ fn batch(shared: &Shared, ver: &str, auth: Option<&str>, body: &[u8], rid: &str)
                 r.retry_after = retry_after;
                 r
             }
-            _ => route(shared, &item.method, &path, auth, &[], &inner_rid),
+            _ => match batch_precondition(&item, &statuses, &inner_rid) {
+                Some(r) => r,
+                None => {
+                    let body = item
+                        .body
+                        .as_ref()
+                        .map(|b| b.as_str().as_bytes().to_vec())
+                        .unwrap_or_default();
+                    route(shared, &item.method, &path, auth, &body, &inner_rid)
+                }
+            },
         };
+        statuses.insert(item.id.clone(), r.status);
         log(shared, &item.method, &path, r.status);
         let mut headers = std::collections::BTreeMap::new();
         headers.insert("request-id".to_owned(), inner_rid.clone());

@@ -312,3 +312,64 @@ fn reconciliation_survives_replication_lag() {
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(c.list_methods(KIM).unwrap().len(), 2);
 }
+
+/// `$batch` carries inner bodies and honours `dependsOn` (the old emulator dropped
+/// bodies and ignored dependencies and duplicate ids).
+#[test]
+fn batch_carries_bodies_and_depends_on() {
+    let emu = emulator();
+    let auth = format!("Bearer {}", raw_token(&emu));
+    let post = |body: serde_json::Value| {
+        let (status, text) = raw(
+            &emu,
+            "POST",
+            "/v1.0/$batch",
+            &[
+                ("Authorization", &auth),
+                ("Content-Type", "application/json"),
+            ],
+            &serde_json::to_vec(&body).unwrap(),
+        );
+        (
+            status,
+            serde_json::from_str::<serde_json::Value>(&text).unwrap_or_default(),
+        )
+    };
+    let (status, v) = post(serde_json::json!({"requests": [
+        {"id": "1", "method": "GET", "url": "/users/nobody@contoso.onmicrosoft.com"},
+        {"id": "2", "method": "POST", "url": format!("/users/{KIM_ID}/checkMemberGroups"),
+         "headers": {"Content-Type": "application/json"}, "body": {"groupIds": [GROUP]}},
+        {"id": "3", "method": "GET", "url": format!("/users/{KIM_ID}"), "dependsOn": ["1"]},
+        {"id": "4", "method": "POST", "url": format!("/users/{KIM_ID}/checkMemberGroups"),
+         "body": {"groupIds": [GROUP]}},
+    ]}));
+    assert_eq!(status, 200);
+    let by_id = |id: &str| {
+        v["responses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == id)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(by_id("1")["status"], 404);
+    assert_eq!(by_id("2")["status"], 200, "{v}");
+    assert_eq!(by_id("2")["body"]["value"][0], GROUP);
+    assert_eq!(by_id("3")["status"], 424, "its dependency failed");
+    assert_eq!(
+        by_id("4")["status"],
+        400,
+        "a body needs a Content-Type header"
+    );
+    let (status, _) = post(serde_json::json!({"requests": [
+        {"id": "1", "method": "GET", "url": "/users"},
+        {"id": "1", "method": "GET", "url": "/users"},
+    ]}));
+    assert_eq!(status, 400, "duplicate ids");
+    let (status, _) = post(serde_json::json!({"requests": [
+        {"id": "1", "method": "GET", "url": "/users", "dependsOn": ["2"]},
+        {"id": "2", "method": "GET", "url": "/users", "dependsOn": ["1"]},
+    ]}));
+    assert_eq!(status, 400, "a dependency cycle");
+}

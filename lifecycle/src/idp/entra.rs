@@ -247,6 +247,20 @@ impl Idp for EntraIdp {
         }
     }
 
+    fn find_user_by(&self, property: &str, value: &str) -> Result<Option<IdpUser>, IdpError> {
+        let key = match property {
+            "employeeId" => entra_graph::UserKey::EmployeeId,
+            "userPrincipalName" => entra_graph::UserKey::UserPrincipalName,
+            "onPremisesImmutableId" => entra_graph::UserKey::OnPremisesImmutableId,
+            _ => return Ok(None),
+        };
+        Ok(self
+            .client
+            .find_user(key, value)
+            .map_err(|e| self.call_error("user lookup", e))?
+            .map(idp_user))
+    }
+
     fn temporary_pass(
         &self,
         user: &str,

@@ -260,6 +260,12 @@ pub trait Idp: Send + Sync {
     ) -> Result<Option<usize>, IdpError> {
         Ok(None)
     }
+    /// The one directory user whose `property` (`employeeId`, `userPrincipalName`,
+    /// `onPremisesImmutableId`) equals `value`; `None` when there is none or the IdP
+    /// cannot look users up that way.
+    fn find_user_by(&self, _property: &str, _value: &str) -> Result<Option<IdpUser>, IdpError> {
+        Ok(None)
+    }
     /// Issues a temporary sign-in pass for `user`, valid `lifetime_minutes`, usable
     /// once or not; `None` when the IdP has no such thing.
     fn temporary_pass(

@@ -98,6 +98,10 @@ impl Idp for Throttled {
         self.limiter.acquire();
         self.inner.phishing_resistant_left(user, method_id)
     }
+    fn find_user_by(&self, property: &str, value: &str) -> Result<Option<IdpUser>, IdpError> {
+        self.limiter.acquire();
+        self.inner.find_user_by(property, value)
+    }
     fn temporary_pass(
         &self,
         user: &str,

@@ -186,6 +186,11 @@ impl Permissions {
     pub const LARGE_BLOB_WRITE: Permissions = Permissions(0x10);
     /// authenticatorConfig (`acfg`).
     pub const AUTHENTICATOR_CONFIG: Permissions = Permissions(0x20);
+    /// persistentCredentialManagementReadOnly (`pcmr`, CTAP 2.2): a persistent token
+    /// that survives power cycles, for read-only credential management and for
+    /// decrypting getInfo `encIdentifier` / `encCredStoreState`. Gated by the getInfo
+    /// option `perCredMgmtRO`.
+    pub const PERSISTENT_CREDENTIAL_MANAGEMENT_READ_ONLY: Permissions = Permissions(0x40);
 
     /// No permissions.
     pub const fn empty() -> Self {

@@ -171,6 +171,23 @@ impl<T: Transport> Authenticator<T> {
         }
     }
 
+    /// The key's device identifier (CTAP 2.2 `encIdentifier`, getInfo 0x19) decrypted
+    /// with a persistent token: one from [`pin_token`](Self::pin_token) with
+    /// [`Permissions::PERSISTENT_CREDENTIAL_MANAGEMENT_READ_ONLY`] (offered when getInfo
+    /// lists `perCredMgmtRO`). Reads fresh getInfo. `None` when the key sends no
+    /// identifier. The identifier is stable for the key until it is reset.
+    pub fn device_identifier(&mut self, ppuat: &PinUvAuthToken) -> Result<Option<Vec<u8>>, Error> {
+        super::check_token(
+            ppuat,
+            Permissions::PERSISTENT_CREDENTIAL_MANAGEMENT_READ_ONLY,
+            None,
+            "decrypting encIdentifier",
+        )?;
+        let info = self.refresh_info()?;
+        info.decrypt_identifier(ppuat.expose_secret())
+            .map_err(core_error)
+    }
+
     /// A PIN/UV auth token from the PIN with exactly `permissions`, bound to `rp_id`
     /// (required for makeCredential / getAssertion permissions). Uses
     /// getPinUvAuthTokenUsingPinWithPermissions on CTAP 2.1 keys and getPinToken on
@@ -324,7 +341,12 @@ fn check_permissions(
             "makeCredential / getAssertion permissions need an RP id".into(),
         ));
     }
-    let gates: [(Permissions, &[&str], &str); 4] = [
+    let gates: [(Permissions, &[&str], &str); 5] = [
+        (
+            Permissions::PERSISTENT_CREDENTIAL_MANAGEMENT_READ_ONLY,
+            &["perCredMgmtRO"],
+            "a persistent read-only credential management token",
+        ),
         (
             Permissions::CREDENTIAL_MANAGEMENT,
             &["credMgmt", "credentialMgmtPreview"],

@@ -38,6 +38,9 @@ impl SoftAuthenticator {
             if c.bio {
                 options.push(("bioEnroll".into(), has_templates));
             }
+            if c.device_identifier.is_some() {
+                options.push(("perCredMgmtRO".into(), true));
+            }
             if c.enterprise_attestation {
                 options.push(("ep".into(), s.enterprise_attestation));
             }
@@ -78,6 +81,16 @@ impl SoftAuthenticator {
                     .saturating_sub(s.credentials.len()) as u64,
             ),
             vendor_prototype_config_commands: None,
+            attestation_formats: c.attestation_formats.clone(),
+            uv_count_since_last_pin_entry: None,
+            long_touch_for_reset: c.long_touch_for_reset.then_some(true),
+            enc_identifier: c.device_identifier.and_then(|id| self.enc_identifier(&id)),
+            transports_for_reset: c.transports_for_reset.clone(),
+            pin_complexity_policy: None,
+            pin_complexity_policy_url: None,
+            max_pin_length: c.max_pin_length,
+            enc_cred_store_state: None,
+            authenticator_config_commands: c.authenticator_config_commands.clone(),
         }
     }
 

@@ -26,7 +26,7 @@ use sha2::Sha256;
 
 use super::state::{ResidentCredential, Secret};
 use super::{
-    AttestationMode, Pending, Presence, SoftAuthenticator, CONTINUATION_TIMEOUT, RESET_WINDOW,
+    AttestationMode, Pending, Presence, SoftAuthenticator, CONTINUATION_TIMEOUT,
 };
 
 type R = Result<Vec<u8>, CtapStatus>;
@@ -637,8 +637,13 @@ impl SoftAuthenticator {
     }
 
     pub(super) fn reset(&mut self, ctx: &mut dyn Presence) -> R {
-        if self.clock.now().saturating_duration_since(self.power_up) > RESET_WINDOW {
-            return Err(CtapStatus::NotAllowed);
+        if let Some(allowed) = &self.config.transports_for_reset {
+            if !allowed.iter().any(|t| t == self.via) {
+                return Err(CtapStatus::OperationDenied);
+            }
+        }
+        if self.clock.now().saturating_duration_since(self.power_up) > self.config.reset_window {
+            return Err(self.config.reset_too_late_status);
         }
         self.user_presence(ctx)?;
         let attestation_key = self.state.attestation_key.clone();
@@ -651,6 +656,7 @@ impl SoftAuthenticator {
         self.large_blob_write = None;
         self.enrollment = None;
         self.regenerate_key_agreement();
+        self.regenerate_persistent_token();
         self.dirty = true;
         Ok(vec![0x00])
     }

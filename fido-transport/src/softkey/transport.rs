@@ -87,7 +87,7 @@ impl Transport for SoftTransport {
 /// PIN_AUTH_BLOCKED cleared).
 impl crate::nfc::CardApplet for SoftAuthenticator {
     fn ctap(&mut self, request: &[u8]) -> Vec<u8> {
-        self.handle(request, &mut super::NoPresence)
+        self.handle_over("nfc", request, &mut super::NoPresence)
     }
 
     fn power_cycle(&mut self) {
@@ -99,7 +99,7 @@ impl crate::nfc::CardApplet for SoftAuthenticator {
 /// `Arc` to inspect it while the card runs).
 impl crate::nfc::CardApplet for SoftTransport {
     fn ctap(&mut self, request: &[u8]) -> Vec<u8> {
-        self.with(|a| a.handle(request, &mut super::NoPresence))
+        self.with(|a| a.handle_over("nfc", request, &mut super::NoPresence))
     }
 
     fn power_cycle(&mut self) {

@@ -43,6 +43,7 @@ mod bio;
 mod config;
 mod cred_mgmt;
 mod large_blobs;
+mod lists;
 mod pin;
 mod reset;
 mod webauthn;

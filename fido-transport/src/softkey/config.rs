@@ -78,6 +78,10 @@ pub struct SoftConfig {
     /// getInfo 0x1A `transportsForReset`; a reset over another transport draws
     /// OPERATION_DENIED (0x27). `None`: not advertised, reset allowed everywhere.
     pub transports_for_reset: Option<Vec<String>>,
+    /// getInfo 0x08 `maxCredentialIdLength`, enforced: a list holding a longer id is
+    /// refused with INVALID_LENGTH. `None`: advertise the key's own id length and
+    /// ignore longer ids.
+    pub max_credential_id_length: Option<usize>,
     /// getInfo 0x1D `maxPINLength` (code points); `None`: not advertised (63 bytes).
     pub max_pin_length: Option<u64>,
     /// getInfo 0x16 `attestationFormats`; `None`: not advertised.
@@ -121,6 +125,7 @@ impl Default for SoftConfig {
             reset_too_late_status: fido_core::CtapStatus::NotAllowed,
             long_touch_for_reset: false,
             transports_for_reset: None,
+            max_credential_id_length: None,
             max_pin_length: None,
             attestation_formats: None,
             authenticator_config_commands: None,
@@ -153,7 +158,7 @@ impl SoftConfig {
     }
 
     /// A YubiKey-like CTAP 2.2 key as libfido2's recording describes it: 8 credentials
-    /// in a list, `transportsForReset = [usb, smart-card]`, `longTouchForReset`, a 5 s
+    /// in a list, ids of at most 128 bytes, `transportsForReset = [usb, smart-card]`, `longTouchForReset`, a 5 s
     /// reset window answered with PIN_AUTH_BLOCKED, `maxPINLength = 63`, an
     /// `encIdentifier`.
     pub fn yubikey_like() -> Self {
@@ -164,6 +169,7 @@ impl SoftConfig {
             reset_too_late_status: fido_core::CtapStatus::PinAuthBlocked,
             long_touch_for_reset: true,
             transports_for_reset: Some(vec!["usb".into(), "smart-card".into()]),
+            max_credential_id_length: Some(128),
             max_pin_length: Some(63),
             attestation_formats: Some(vec!["packed".into()]),
             authenticator_config_commands: Some(vec![1, 2, 3]),

@@ -62,7 +62,9 @@ impl SoftAuthenticator {
             max_msg_size: u(c.max_msg_size),
             pin_uv_auth_protocols: Some(c.pin_protocols.clone()),
             max_credential_count_in_list: u(c.max_credential_count_in_list),
-            max_credential_id_length: u(super::ops::CREDENTIAL_ID_LEN),
+            max_credential_id_length: u(c
+                .max_credential_id_length
+                .unwrap_or(super::ops::CREDENTIAL_ID_LEN)),
             transports: Some(c.transports.clone()),
             algorithms: Some(vec![PublicKeyCredentialParameters::public_key(ALG_ES256)]),
             max_serialized_large_blob_array: (ctap21 && c.large_blobs)

@@ -198,6 +198,7 @@ impl SoftAuthenticator {
         {
             return Err(CtapStatus::LimitExceeded);
         }
+        self.check_id_lengths(req.exclude_list.as_deref())?;
         let rp_hash = rp_id_hash(&req.rp.id);
         // Exclude list: a known credential (visible at this UV level) ends the request
         // after a touch.
@@ -408,6 +409,7 @@ impl SoftAuthenticator {
                 if list.len() > self.config.max_credential_count_in_list {
                     return Err(CtapStatus::LimitExceeded);
                 }
+                self.check_id_lengths(Some(list))?;
                 list.iter()
                     .filter(|d| d.cred_type == "public-key")
                     .filter_map(|d| self.find_credential(&d.id, &rp_hash))
@@ -634,6 +636,20 @@ impl SoftAuthenticator {
         shared
             .encrypt(&out, &mut self.rng)
             .map_err(|_| CtapStatus::Other7F)
+    }
+
+    /// INVALID_LENGTH for a list holding an id longer than the configured
+    /// `max_credential_id_length` (a real-key quirk the client must avoid).
+    fn check_id_lengths(
+        &self,
+        list: Option<&[fido_core::commands::CredentialDescriptor]>,
+    ) -> Result<(), CtapStatus> {
+        match (self.config.max_credential_id_length, list) {
+            (Some(max), Some(list)) if list.iter().any(|d| d.id.len() > max) => {
+                Err(CtapStatus::InvalidLength)
+            }
+            _ => Ok(()),
+        }
     }
 
     pub(super) fn reset(&mut self, ctx: &mut dyn Presence) -> R {

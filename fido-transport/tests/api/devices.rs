@@ -5,8 +5,25 @@ use fido_transport::client::Authenticator;
 use fido_transport::softkey::{ManualClock, SeededRng, SoftAuthenticator, SoftConfig, SoftTransport};
 
 mod info;
+mod lists;
 
 const PIN: &str = "4821";
+const RP: &str = "login.microsoft.com";
+
+fn rp() -> fido_core::commands::RpEntity {
+    fido_core::commands::RpEntity {
+        id: RP.into(),
+        name: Some("Microsoft".into()),
+    }
+}
+
+fn user(id: u8) -> fido_core::commands::UserEntity {
+    fido_core::commands::UserEntity {
+        id: vec![id; 16],
+        name: Some(format!("user{id}@contoso.com")),
+        display_name: None,
+    }
+}
 
 /// A client over the in-process transport to a fresh software key, plus the clock that
 /// drives the key's reset window.

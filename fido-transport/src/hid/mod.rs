@@ -39,9 +39,11 @@
 pub mod fuzzing;
 mod hidapi_backend;
 mod inprocess;
+mod slot;
 mod transport;
 
 pub use hidapi_backend::{list_devices, open, open_with, HidDeviceInfo, HidapiPipe};
+pub use slot::HidSlot;
 pub use inprocess::{CtapHandler, InProcessHid, ReportFilter, RequestContext};
 pub use transport::{CtapHidTransport, HidConfig};
 

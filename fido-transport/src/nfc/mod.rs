@@ -24,8 +24,10 @@
 //! ```
 mod reader;
 mod session;
+mod slot;
 mod vpcd;
 
+pub use slot::NfcSlot;
 pub use reader::{list_readers, NfcMode, NfcTransport, ReaderInfo, DEFAULT_POLL_INTERVAL};
 pub use vpcd::{
     encode_frame, CardApplet, VpcdCard, VpcdCardHandle, VpcdCardOptions, DEFAULT_ATR,

@@ -56,6 +56,7 @@ mod ops;
 mod pin;
 mod presence;
 mod rng;
+mod slot;
 mod state;
 mod transport;
 
@@ -63,6 +64,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{AttestationMode, SoftConfig};
 pub use presence::{NoPresence, Presence, PresenceControl, UserPresence};
 pub use rng::SeededRng;
+pub use slot::{SoftKeyHands, SoftKeySlot};
 pub use state::{ResidentCredential, Secret, SoftState, StoredPin, Template};
 pub use transport::SoftTransport;
 

@@ -6,6 +6,7 @@ use fido_transport::softkey::{ManualClock, SeededRng, SoftAuthenticator, SoftCon
 
 mod info;
 mod lists;
+mod reset;
 
 const PIN: &str = "4821";
 const RP: &str = "login.microsoft.com";

@@ -318,10 +318,13 @@ fn get_assertion_fills_the_credential_from_a_single_allow_list_entry() {
     args.allow_list
         .push(CredentialDescriptor::public_key(vec![5]));
     assert!(a.get_assertion(&args, None, &mut |_| {}).is_err());
+    // A list longer than maxCredentialCountInList (8) is no longer refused: it is
+    // pre-flighted in chunks (tests/api/devices/lists.rs); this fake answers the 8-entry
+    // pre-flight without naming a credential, which is a bad answer.
     args.allow_list = vec![CredentialDescriptor::public_key(vec![1]); 9];
     assert!(matches!(
         a.get_assertion(&args, None, &mut |_| {}),
-        Err(Error::InvalidArgument(m)) if m.contains("at most 8")
+        Err(Error::Core(_))
     ));
 }
 

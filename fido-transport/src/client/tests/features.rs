@@ -401,6 +401,47 @@ fn credential_management_enumerates_without_reauthenticating_get_next() {
     a.update_user(&t, &cred, &UserEntity::default()).unwrap();
 }
 
+/// Odd but real answers (python-fido2 `credman.py`, libfido2 `credman.c` tolerate
+/// them): totalRPs = 0 instead of NO_CREDENTIALS, and a Begin answer without
+/// totalCredentials.
+#[test]
+fn credential_management_tolerates_zero_and_missing_totals() {
+    let (mut a, _s) = key(info21(), |st, r| {
+        let Request::CredentialManagement(c) = r else {
+            return None;
+        };
+        let _ = st;
+        Some(encode_response(&match &c.sub_command {
+            CredMgmtSubCommand::EnumerateRpsBegin => CredentialManagementResponse {
+                total_rps: Some(0),
+                ..Default::default()
+            },
+            CredMgmtSubCommand::EnumerateCredentialsBegin { .. } => CredentialManagementResponse {
+                user: Some(UserEntity {
+                    id: vec![1],
+                    ..Default::default()
+                }),
+                credential_id: Some(CredentialDescriptor::public_key(vec![9])),
+                public_key: Some(fido_core::cose::CoseKey::Ec2 {
+                    alg: fido_core::cose::ALG_ES256,
+                    x: [1; 32],
+                    y: [2; 32],
+                }),
+                total_credentials: None,
+                ..Default::default()
+            },
+            _ => CredentialManagementResponse::default(),
+        }))
+    });
+    let t = a
+        .pin_token(PIN, Permissions::CREDENTIAL_MANAGEMENT, None)
+        .unwrap();
+    assert!(a.enumerate_rps(&t).unwrap().is_empty());
+    let creds = a.enumerate_credentials(&t, [0; 32]).unwrap();
+    assert_eq!(creds.len(), 1);
+    assert_eq!(creds[0].credential_id.id, vec![9]);
+}
+
 #[test]
 fn credential_management_uses_the_prototype_on_pre_keys() {
     let mut info = info21();

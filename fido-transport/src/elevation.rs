@@ -71,8 +71,12 @@ mod tests {
     #[test]
     fn recognises_windows_access_denied_answers() {
         assert!(hid_access_denied("Access is denied."));
-        assert!(hid_access_denied("hid_open_path: (0x80070005) Access is denied."));
-        assert!(!hid_access_denied("The system cannot find the file specified."));
+        assert!(hid_access_denied(
+            "hid_open_path: (0x80070005) Access is denied."
+        ));
+        assert!(!hid_access_denied(
+            "The system cannot find the file specified."
+        ));
         assert!(pcsc_access_denied(0x8010_0027));
         assert!(pcsc_access_denied(0x8010_006A));
         assert!(!pcsc_access_denied(0x8010_000C)); // SCARD_E_NO_SMARTCARD
@@ -88,8 +92,13 @@ mod tests {
         assert!(text.contains("administrator"), "{text}");
         assert!(map_hid_open_on(false, "/dev/hidraw0", "Access is denied.").is_none());
         assert!(map_hid_open_on(true, "x", "device not found").is_none());
-        let e = map_pcsc_on(true, "ACS ACR1252 1S CL Reader PICC 0", 0x8010_006A, "security violation")
-            .expect("mapped");
+        let e = map_pcsc_on(
+            true,
+            "ACS ACR1252 1S CL Reader PICC 0",
+            0x8010_006A,
+            "security violation",
+        )
+        .expect("mapped");
         assert!(e.to_string().contains("0x8010006A"), "{e}");
         assert!(map_pcsc_on(true, "r", 0x8010_000C, "no card").is_none());
     }
@@ -98,7 +107,13 @@ mod tests {
     #[test]
     fn mapping_follows_the_platform() {
         assert_eq!(ENFORCED, cfg!(windows));
-        assert_eq!(map_hid_open("d", "Access is denied.").is_some(), cfg!(windows));
-        assert_eq!(map_pcsc("r", SCARD_E_NO_ACCESS, "no access").is_some(), cfg!(windows));
+        assert_eq!(
+            map_hid_open("d", "Access is denied.").is_some(),
+            cfg!(windows)
+        );
+        assert_eq!(
+            map_pcsc("r", SCARD_E_NO_ACCESS, "no access").is_some(),
+            cfg!(windows)
+        );
     }
 }

@@ -189,7 +189,8 @@ impl AuthenticatorInfo {
 fn info_field_key(ppuat: &[u8], info: &'static str) -> zeroize::Zeroizing<[u8; 16]> {
     let mut key = zeroize::Zeroizing::new([0u8; 16]);
     // 16 bytes is always a valid HKDF-SHA-256 output length.
-    let _ = hkdf::Hkdf::<sha2::Sha256>::new(Some(&[0u8; 32]), ppuat).expand(info.as_bytes(), key.as_mut());
+    let _ = hkdf::Hkdf::<sha2::Sha256>::new(Some(&[0u8; 32]), ppuat)
+        .expand(info.as_bytes(), key.as_mut());
     key
 }
 

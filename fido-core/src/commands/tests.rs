@@ -511,7 +511,10 @@ fn enc_identifier_round_trips_and_rejects_bad_lengths() {
         info.decrypt_cred_store_state(&ppuat).unwrap().as_deref(),
         Some(&b"0123456789abcdef"[..])
     );
-    assert_eq!(AuthenticatorInfo::default().decrypt_identifier(&ppuat), Ok(None));
+    assert_eq!(
+        AuthenticatorInfo::default().decrypt_identifier(&ppuat),
+        Ok(None)
+    );
     let short = AuthenticatorInfo {
         enc_identifier: Some(vec![0; 20]),
         ..Default::default()

@@ -63,15 +63,14 @@ impl<T: Transport> Authenticator<T> {
                 "credential ids longer than maxCredentialIdLength dropped from the list"
             );
         }
-        let max_count = info
-            .max_credential_count_in_list
-            .map_or(usize::MAX, |m| usize::try_from(m.max(1)).unwrap_or(usize::MAX));
+        let max_count = info.max_credential_count_in_list.map_or(usize::MAX, |m| {
+            usize::try_from(m.max(1)).unwrap_or(usize::MAX)
+        });
         let token = token.filter(|t| {
             t.permissions().contains(Permissions::GET_ASSERTION)
                 && t.rp_id().is_none_or(|r| r == rp_id)
         });
-        if kept.len() <= max_count && self.preflight_fits(rp_id, &kept, token, info.max_msg_size)
-        {
+        if kept.len() <= max_count && self.preflight_fits(rp_id, &kept, token, info.max_msg_size) {
             return Ok(Filtered::AsIs(kept));
         }
         let mut chunk = max_count.min(kept.len()).max(1);
@@ -144,7 +143,10 @@ impl<T: Transport> Authenticator<T> {
         part: &[CredentialDescriptor],
         token: Option<&PinUvAuthToken>,
     ) -> Result<CredentialDescriptor, Error> {
-        let answer = self.call(&Self::preflight_request(rp_id, part, token), &mut no_progress)?;
+        let answer = self.call(
+            &Self::preflight_request(rp_id, part, token),
+            &mut no_progress,
+        )?;
         Ok(match (answer.credential, part) {
             // A one-entry chunk: keep the caller's descriptor (ids may come back truncated).
             (_, [only]) => only.clone(),

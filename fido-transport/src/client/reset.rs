@@ -60,8 +60,9 @@ impl<T: Transport> Authenticator<T> {
             })
         };
         tracing::debug!(long_touch, "authenticatorReset");
-        let too_late =
-            |e: &Error| is_status(e, CtapStatus::NotAllowed) || is_status(e, CtapStatus::PinAuthBlocked);
+        let too_late = |e: &Error| {
+            is_status(e, CtapStatus::NotAllowed) || is_status(e, CtapStatus::PinAuthBlocked)
+        };
         let first = self.call(&Reset, &mut progress);
         self.invalidate_info();
         let refused = |e: Error| match e {

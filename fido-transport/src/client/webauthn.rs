@@ -12,8 +12,8 @@ use fido_core::pin::{Permissions, PinUvAuthToken};
 
 use super::lists::Filtered;
 use super::{bad_response, check_token, core_error, Authenticator};
-use fido_core::CtapStatus;
 use crate::{Error, Progress, Transport};
+use fido_core::CtapStatus;
 
 /// Most assertions followed with getNextAssertion (a key claiming more is refused).
 const MAX_ASSERTIONS: u32 = 1024;

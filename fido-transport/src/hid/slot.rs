@@ -54,6 +54,10 @@ impl KeySlot for HidSlot {
     }
 
     fn serial(&mut self) -> Option<String> {
-        self.find().ok().flatten().and_then(|d| d.serial).filter(|s| !s.is_empty())
+        self.find()
+            .ok()
+            .flatten()
+            .and_then(|d| d.serial)
+            .filter(|s| !s.is_empty())
     }
 }

@@ -27,8 +27,8 @@ mod session;
 mod slot;
 mod vpcd;
 
-pub use slot::NfcSlot;
 pub use reader::{list_readers, NfcMode, NfcTransport, ReaderInfo, DEFAULT_POLL_INTERVAL};
+pub use slot::NfcSlot;
 pub use vpcd::{
     encode_frame, CardApplet, VpcdCard, VpcdCardHandle, VpcdCardOptions, DEFAULT_ATR,
     DEFAULT_RECONNECT_DELAY, DEFAULT_VPCD_ADDR, MAX_FRAME_PAYLOAD,

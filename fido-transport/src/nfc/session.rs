@@ -182,11 +182,12 @@ impl<L: ApduLink> Session<'_, L> {
     fn error(&self, e: ExchangeError, size: usize, mode: ApduMode, after_fallback: bool) -> Error {
         let reader = self.reader.to_owned();
         if let ExchangeError::Link {
-            error: LinkError {
-                code: Some(code),
-                message,
-                ..
-            },
+            error:
+                LinkError {
+                    code: Some(code),
+                    message,
+                    ..
+                },
             ..
         } = &e
         {

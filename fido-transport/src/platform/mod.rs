@@ -223,7 +223,9 @@ mod tests {
             webauthn_api_version: 4,
         };
         assert_eq!(raw.access(), DeviceAccess::RawCtap);
-        assert!(raw.check_steps(["reset", "set_pin", "make_credential"]).is_ok());
+        assert!(raw
+            .check_steps(["reset", "set_pin", "make_credential"])
+            .is_ok());
         let platform = Capabilities {
             ctap_raw: false,
             webauthn_api_version: 4,
@@ -235,7 +237,10 @@ mod tests {
         let e = platform
             .check_steps(["make_credential", "set_min_pin_length"])
             .unwrap_err();
-        assert!(e.contains("set_min_pin_length") && e.contains("agent service"), "{e}");
+        assert!(
+            e.contains("set_min_pin_length") && e.contains("agent service"),
+            "{e}"
+        );
         let none = Capabilities {
             ctap_raw: false,
             webauthn_api_version: 0,
@@ -251,7 +256,10 @@ mod tests {
             map_hresult(0x8009_000F, String::new(), t),
             Error::Ctap(fido_core::CtapStatus::CredentialExcluded)
         ));
-        assert!(matches!(map_hresult(0x8009_0036, String::new(), t), Error::Cancelled));
+        assert!(matches!(
+            map_hresult(0x8009_0036, String::new(), t),
+            Error::Cancelled
+        ));
         assert!(matches!(map_hresult(0x8007_05B4, String::new(), t), Error::Timeout(d) if d == t));
         let e = map_hresult(0x8009_0027, "InvalidParameter".into(), t);
         assert_eq!(

@@ -332,8 +332,13 @@ impl WebAuthnApi {
     pub fn load() -> Result<Self, Error> {
         let name = wide("webauthn.dll");
         // SAFETY: a NUL-terminated name; loading from System32 only.
-        let module: HMODULE =
-            unsafe { LoadLibraryExW(name.as_ptr(), std::ptr::null_mut(), LOAD_LIBRARY_SEARCH_SYSTEM32) };
+        let module: HMODULE = unsafe {
+            LoadLibraryExW(
+                name.as_ptr(),
+                std::ptr::null_mut(),
+                LOAD_LIBRARY_SEARCH_SYSTEM32,
+            )
+        };
         if module.is_null() {
             return Err(Error::Unsupported(
                 "the Windows WebAuthn API (webauthn.dll) is not available on this system".into(),
@@ -352,23 +357,30 @@ impl WebAuthnApi {
         // (webauthn.h, as declared by windows-sys).
         let api = unsafe {
             WebAuthnApi {
-                make_credential: std::mem::transmute::<unsafe extern "system" fn() -> isize, MakeCredentialFn>(
-                    proc(b"WebAuthNAuthenticatorMakeCredential\0")?,
-                ),
-                get_assertion: std::mem::transmute::<unsafe extern "system" fn() -> isize, GetAssertionFn>(
-                    proc(b"WebAuthNAuthenticatorGetAssertion\0")?,
-                ),
-                free_attestation: std::mem::transmute::<unsafe extern "system" fn() -> isize, FreeAttestationFn>(
-                    proc(b"WebAuthNFreeCredentialAttestation\0")?,
-                ),
-                free_assertion: std::mem::transmute::<unsafe extern "system" fn() -> isize, FreeAssertionFn>(
-                    proc(b"WebAuthNFreeAssertion\0")?,
-                ),
+                make_credential: std::mem::transmute::<
+                    unsafe extern "system" fn() -> isize,
+                    MakeCredentialFn,
+                >(proc(b"WebAuthNAuthenticatorMakeCredential\0")?),
+                get_assertion: std::mem::transmute::<
+                    unsafe extern "system" fn() -> isize,
+                    GetAssertionFn,
+                >(proc(b"WebAuthNAuthenticatorGetAssertion\0")?),
+                free_attestation: std::mem::transmute::<
+                    unsafe extern "system" fn() -> isize,
+                    FreeAttestationFn,
+                >(proc(b"WebAuthNFreeCredentialAttestation\0")?),
+                free_assertion: std::mem::transmute::<
+                    unsafe extern "system" fn() -> isize,
+                    FreeAssertionFn,
+                >(proc(b"WebAuthNFreeAssertion\0")?),
                 error_name: proc(b"WebAuthNGetErrorName\0").ok().map(|f| {
                     std::mem::transmute::<unsafe extern "system" fn() -> isize, ErrorNameFn>(f)
                 }),
                 version: match proc(b"WebAuthNGetApiVersionNumber\0") {
-                    Ok(f) => std::mem::transmute::<unsafe extern "system" fn() -> isize, ApiVersionFn>(f)(),
+                    Ok(f) => {
+                        std::mem::transmute::<unsafe extern "system" fn() -> isize, ApiVersionFn>(f)(
+                        )
+                    }
                     // Exported from API version 1 on; absent means the first release.
                     Err(_) => 1,
                 },
@@ -393,7 +405,10 @@ impl WebAuthnApi {
 
     /// makeCredential through Windows: Windows asks for the PIN (or has the user set
     /// one) and the touch in its own dialog, on the foreground window.
-    pub fn make_credential(&self, req: &PlatformMakeCredential) -> Result<PlatformCredential, Error> {
+    pub fn make_credential(
+        &self,
+        req: &PlatformMakeCredential,
+    ) -> Result<PlatformCredential, Error> {
         let call = MakeCredentialCall::new(req, self.version)?;
         let mut out: *mut WEBAUTHN_CREDENTIAL_ATTESTATION = std::ptr::null_mut();
         // SAFETY: every pointer points into `call`, alive across the call; `out` receives
@@ -531,7 +546,10 @@ mod tests {
             assert_eq!(bytes(first.pbId, first.cbId), vec![2; 64]);
             assert_eq!(from_wide(first.pwszCredentialType), "public-key");
             assert_eq!(
-                bytes(call.client_data.pbClientDataJSON, call.client_data.cbClientDataJSON),
+                bytes(
+                    call.client_data.pbClientDataJSON,
+                    call.client_data.cbClientDataJSON
+                ),
                 req.client_data_json
             );
             assert_eq!(from_wide(call.client_data.pwszHashAlgId), "SHA-256");
@@ -567,7 +585,10 @@ mod tests {
         assert_eq!(call.options.CredentialList.cCredentials, 0);
         assert!(call.options.CredentialList.pCredentials.is_null());
         // SAFETY: points into `call`.
-        assert_eq!(unsafe { from_wide(call.rp_id.as_ptr()) }, "login.microsoft.com");
+        assert_eq!(
+            unsafe { from_wide(call.rp_id.as_ptr()) },
+            "login.microsoft.com"
+        );
     }
 
     /// Under wine there is no webauthn.dll: the load fails with a typed error, and the

@@ -25,9 +25,7 @@ use p256::ecdsa::{Signature, SigningKey};
 use sha2::Sha256;
 
 use super::state::{ResidentCredential, Secret};
-use super::{
-    AttestationMode, Pending, Presence, SoftAuthenticator, CONTINUATION_TIMEOUT,
-};
+use super::{AttestationMode, Pending, Presence, SoftAuthenticator, CONTINUATION_TIMEOUT};
 
 type R = Result<Vec<u8>, CtapStatus>;
 

@@ -64,7 +64,9 @@ impl KeySlot for SoftKeySlot {
 
     fn open(&mut self) -> Result<SoftTransport, Error> {
         if !self.attached.load(Ordering::SeqCst) {
-            return Err(Error::DeviceNotFound("the software key is unplugged".into()));
+            return Err(Error::DeviceNotFound(
+                "the software key is unplugged".into(),
+            ));
         }
         Ok(self.transport.clone().as_usb())
     }

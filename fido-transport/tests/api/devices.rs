@@ -2,7 +2,9 @@
 //! fields and the persistent token, long exclude lists, reset at the station.
 
 use fido_transport::client::Authenticator;
-use fido_transport::softkey::{ManualClock, SeededRng, SoftAuthenticator, SoftConfig, SoftTransport};
+use fido_transport::softkey::{
+    ManualClock, SeededRng, SoftAuthenticator, SoftConfig, SoftTransport,
+};
 
 mod info;
 mod lists;

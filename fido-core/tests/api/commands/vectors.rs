@@ -92,7 +92,13 @@ fn fixture_get_info() {
         info.transports,
         Some(vec!["nfc".into(), "usb".into(), "smart-card".into()])
     );
-    let algs: Vec<i64> = info.algorithms.clone().unwrap().iter().map(|a| a.alg).collect();
+    let algs: Vec<i64> = info
+        .algorithms
+        .clone()
+        .unwrap()
+        .iter()
+        .map(|a| a.alg)
+        .collect();
     assert_eq!(algs, [-7, -8, -35]);
     assert_eq!(info.max_serialized_large_blob_array, Some(4096));
     assert_eq!(info.force_pin_change, Some(false));
@@ -116,7 +122,10 @@ fn fixture_get_info() {
     assert_eq!(info.reset_allowed_over("usb"), Some(true));
     assert_eq!(info.reset_allowed_over("nfc"), Some(false));
     assert_eq!(info.pin_complexity_policy, Some(true));
-    assert!(info.pin_complexity_policy_url.as_ref().is_some_and(|u| !u.is_empty()));
+    assert!(info
+        .pin_complexity_policy_url
+        .as_ref()
+        .is_some_and(|u| !u.is_empty()));
     assert_eq!(info.max_pin_length, Some(63));
     assert!(info.enc_cred_store_state.is_some());
     assert_eq!(info.authenticator_config_commands, Some(vec![1, 2, 3]));
@@ -126,7 +135,10 @@ fn fixture_get_info() {
     let id = info.decrypt_identifier(&[0x55; 32]).unwrap().unwrap();
     assert_eq!(id.len(), enc_id.len() - 16);
     // Re-encoding keeps every field.
-    assert_eq!(decode_response::<GetInfo>(&encode_response(&info)).unwrap(), info);
+    assert_eq!(
+        decode_response::<GetInfo>(&encode_response(&info)).unwrap(),
+        info
+    );
 }
 
 #[test]

@@ -32,20 +32,35 @@ fn persistent_token_decrypts_the_device_identifier() {
     let (mut key, _t, _c) = soft_key(SoftConfig::yubikey_like());
     key.set_pin(PIN).unwrap();
     let ppuat = key
-        .pin_token(PIN, Permissions::PERSISTENT_CREDENTIAL_MANAGEMENT_READ_ONLY, None)
+        .pin_token(
+            PIN,
+            Permissions::PERSISTENT_CREDENTIAL_MANAGEMENT_READ_ONLY,
+            None,
+        )
         .unwrap();
     let id = key.device_identifier(&ppuat).unwrap();
     assert_eq!(id.as_deref(), Some(&b"yubikey-like-id!"[..]));
     // Stable across tokens and power cycles (the persistent token survives both).
     let again = key
-        .pin_token(PIN, Permissions::PERSISTENT_CREDENTIAL_MANAGEMENT_READ_ONLY, None)
+        .pin_token(
+            PIN,
+            Permissions::PERSISTENT_CREDENTIAL_MANAGEMENT_READ_ONLY,
+            None,
+        )
         .unwrap();
     assert_eq!(key.device_identifier(&again).unwrap(), id);
     // A regular token is refused before anything is sent.
     let mc = key
-        .pin_token(PIN, Permissions::MAKE_CREDENTIAL, Some("login.microsoft.com"))
+        .pin_token(
+            PIN,
+            Permissions::MAKE_CREDENTIAL,
+            Some("login.microsoft.com"),
+        )
         .unwrap();
-    assert!(matches!(key.device_identifier(&mc), Err(Error::InvalidArgument(_))));
+    assert!(matches!(
+        key.device_identifier(&mc),
+        Err(Error::InvalidArgument(_))
+    ));
 }
 
 #[test]
@@ -53,7 +68,14 @@ fn pcmr_needs_the_per_cred_mgmt_ro_option() {
     let (mut key, _t, _c) = soft_key(SoftConfig::default());
     key.set_pin(PIN).unwrap();
     let e = key
-        .pin_token(PIN, Permissions::PERSISTENT_CREDENTIAL_MANAGEMENT_READ_ONLY, None)
+        .pin_token(
+            PIN,
+            Permissions::PERSISTENT_CREDENTIAL_MANAGEMENT_READ_ONLY,
+            None,
+        )
         .unwrap_err();
-    assert!(matches!(e, Error::Unsupported(ref m) if m.contains("perCredMgmtRO")), "{e}");
+    assert!(
+        matches!(e, Error::Unsupported(ref m) if m.contains("perCredMgmtRO")),
+        "{e}"
+    );
 }

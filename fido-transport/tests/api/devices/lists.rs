@@ -18,11 +18,17 @@ fn foreign_ids(n: u8) -> Vec<CredentialDescriptor> {
         .collect()
 }
 
-fn register(key: &mut Authenticator<SoftTransport>, id: u8, exclude: Vec<CredentialDescriptor>) -> Result<Vec<u8>, Error> {
+fn register(
+    key: &mut Authenticator<SoftTransport>,
+    id: u8,
+    exclude: Vec<CredentialDescriptor>,
+) -> Result<Vec<u8>, Error> {
     let token = key.pin_token(PIN, Permissions::MAKE_CREDENTIAL, Some(RP))?;
     let mut args = MakeCredentialArgs::new([id; 32], rp(), user(id));
     args.exclude_list = exclude;
-    Ok(key.make_credential(&args, Some(&token), &mut |_| {})?.credential_id)
+    Ok(key
+        .make_credential(&args, Some(&token), &mut |_| {})?
+        .credential_id)
 }
 
 #[test]
@@ -45,7 +51,10 @@ fn an_excluded_credential_in_the_second_chunk_is_still_found() {
     let mut list = foreign_ids(11);
     list.insert(10, CredentialDescriptor::public_key(existing));
     let e = register(&mut key, 2, list).unwrap_err();
-    assert!(matches!(e, Error::Ctap(CtapStatus::CredentialExcluded)), "{e}");
+    assert!(
+        matches!(e, Error::Ctap(CtapStatus::CredentialExcluded)),
+        "{e}"
+    );
 }
 
 #[test]
@@ -103,8 +112,11 @@ fn long_allow_lists_are_pre_flighted_too() {
         key.get_assertion(&args, None, &mut |_| {}).unwrap_err(),
         Error::Ctap(CtapStatus::NoCredentials)
     ));
-    args.allow_list.insert(11, CredentialDescriptor::public_key(existing.clone()));
-    let token = key.pin_token(PIN, Permissions::GET_ASSERTION, Some(RP)).unwrap();
+    args.allow_list
+        .insert(11, CredentialDescriptor::public_key(existing.clone()));
+    let token = key
+        .pin_token(PIN, Permissions::GET_ASSERTION, Some(RP))
+        .unwrap();
     let got = key.get_assertion(&args, Some(&token), &mut |_| {}).unwrap();
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].credential.id, existing);

@@ -30,7 +30,8 @@ fn used_key() -> (Authenticator<SoftTransport>, SoftTransport, ManualClock) {
     let (_in_process, t, clock) = soft_key(SoftConfig::yubikey_like());
     let mut key = Authenticator::new(t.clone().as_usb());
     key.set_pin(PIN).unwrap();
-    key.pin_token(PIN, Permissions::MAKE_CREDENTIAL, Some(RP)).unwrap();
+    key.pin_token(PIN, Permissions::MAKE_CREDENTIAL, Some(RP))
+        .unwrap();
     clock.advance(Duration::from_secs(60));
     (key, t, clock)
 }
@@ -41,12 +42,18 @@ fn a_late_reset_says_too_late_replug_and_try_again() {
     let (mut key, _t, _c) = used_key();
     let e = key.reset(&mut |_| {}).unwrap_err();
     assert!(matches!(e, Error::ReattachRequired), "{e}");
-    assert!(e.to_string().starts_with("too late, replug and try again"), "{e}");
+    assert!(
+        e.to_string().starts_with("too late, replug and try again"),
+        "{e}"
+    );
     // The default key answers 0x30: the same error.
     let (_plain, t, clock) = soft_key(SoftConfig::default());
     let mut plain = Authenticator::new(t.as_usb());
     clock.advance(Duration::from_secs(11));
-    assert!(matches!(plain.reset(&mut |_| {}), Err(Error::ReattachRequired)));
+    assert!(matches!(
+        plain.reset(&mut |_| {}),
+        Err(Error::ReattachRequired)
+    ));
 }
 
 #[test]
@@ -80,8 +87,14 @@ fn usb_reset_before_issuance_with_a_simulated_replug() {
     assert_eq!(prompts, [ResetPrompt::RemoveKey, ResetPrompt::InsertKey]);
     // longTouchForReset: the client asks for a press and hold, not a tap.
     assert!(touches.contains(&Progress::LongTouchNeeded), "{touches:?}");
-    assert!(!touches.contains(&Progress::UserPresenceNeeded), "{touches:?}");
-    assert_eq!(fresh.info().unwrap().supports_option("clientPin"), Some(false));
+    assert!(
+        !touches.contains(&Progress::UserPresenceNeeded),
+        "{touches:?}"
+    );
+    assert_eq!(
+        fresh.info().unwrap().supports_option("clientPin"),
+        Some(false)
+    );
     assert!(t.with(|a| a.state().credentials.is_empty()));
     // Issuance goes on with the same client: a new PIN can be set at once.
     fresh.set_pin("13572468").unwrap();
@@ -90,10 +103,7 @@ fn usb_reset_before_issuance_with_a_simulated_replug() {
 #[test]
 fn replugged_too_late_gets_too_late_replug_and_try_again() {
     let (_key, t, clock) = used_key();
-    let expected = KeyIdentity::of(
-        &t.with(|a: &mut SoftAuthenticator| a.info()),
-        None,
-    );
+    let expected = KeyIdentity::of(&t.with(|a: &mut SoftAuthenticator| a.info()), None);
     let mut slot = SoftKeySlot::new(t.clone());
     let hands = slot.hands();
     let e = reset_after_replug(
@@ -112,7 +122,10 @@ fn replugged_too_late_gets_too_late_replug_and_try_again() {
     )
     .unwrap_err();
     assert!(matches!(e, Error::ReattachRequired), "{e}");
-    assert!(e.to_string().starts_with("too late, replug and try again"), "{e}");
+    assert!(
+        e.to_string().starts_with("too late, replug and try again"),
+        "{e}"
+    );
     assert!(t.with(|a| a.state().pin.is_some()), "nothing erased");
 }
 
@@ -123,8 +136,12 @@ fn another_key_in_the_port_is_not_reset() {
     let expected = KeyIdentity::of(&t.with(|a| a.info()), None);
     // The operator plugs in another key of another model.
     let other = SoftTransport::new(
-        SoftAuthenticator::with_rng_and_clock(SoftConfig::default(), SeededRng::new(3), ManualClock::new())
-            .unwrap(),
+        SoftAuthenticator::with_rng_and_clock(
+            SoftConfig::default(),
+            SeededRng::new(3),
+            ManualClock::new(),
+        )
+        .unwrap(),
     );
     let mut slot = SoftKeySlot::new(other.clone());
     let hands = slot.hands();
@@ -194,15 +211,24 @@ fn reset_over_nfc_is_refused_when_the_key_allows_usb_only() {
     key.info().unwrap();
     let rounds = key.stats().round_trips;
     let e = key.reset(&mut |_| {}).unwrap_err();
-    assert!(matches!(&e, Error::ResetRefused { transport, .. } if transport == "nfc"), "{e}");
+    assert!(
+        matches!(&e, Error::ResetRefused { transport, .. } if transport == "nfc"),
+        "{e}"
+    );
     assert_eq!(key.stats().round_trips, rounds, "refused before sending");
     // A key that does not list transportsForReset but answers OPERATION_DENIED (0x27)
     // over NFC (Yubico's 6F27 when NFC reset is disabled): the same typed error.
     let (_k, t, _c) = soft_key(SoftConfig::default());
-    t.with(|a| a.control().set_presence(fido_transport::softkey::UserPresence::Deny));
+    t.with(|a| {
+        a.control()
+            .set_presence(fido_transport::softkey::UserPresence::Deny)
+    });
     let mut key = Authenticator::new(OnReader(t));
     let e = key.reset(&mut |_| {}).unwrap_err();
-    assert!(matches!(&e, Error::ResetRefused { allowed: None, .. }), "{e}");
+    assert!(
+        matches!(&e, Error::ResetRefused { allowed: None, .. }),
+        "{e}"
+    );
 }
 
 #[test]

@@ -13,7 +13,9 @@ fn issuance_to_a_user_with_twelve_passkeys_on_a_key_with_a_limit_of_eight() {
     );
     assert_eq!(w.emulator.seed_methods(KIM, 12).len(), 12);
     let t = template(60, true);
-    w.engine.add_template(t.clone()).expect("the template loads");
+    w.engine
+        .add_template(t.clone())
+        .expect("the template loads");
     let now = now_ms();
     let key = w
         .engine

@@ -46,4 +46,14 @@ echo "--- Windows-only unit tests of fido-transport under wine"
 export CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER=wine
 export WINEDEBUG=-all
 export WINEPREFIX="$PWD/target/wineprefix"
+# The test binary builds the dev-dependencies too: bindgen (littlefs2-sys, for the
+# trussed interop tests) needs MinGW's C headers.
+gccinc=$(ls -d /usr/lib/gcc/x86_64-w64-mingw32/*-win32/include | head -1)
+export BINDGEN_EXTRA_CLANG_ARGS_x86_64_pc_windows_gnu="-I$gccinc -I/usr/x86_64-w64-mingw32/include"
+# Rust's std takes its randomness from bcryptprimitives.dll (ProcessPrng), which
+# Debian's wine 8 lacks: a stand-in backed by BCryptGenRandom, next to the test binary.
+deps="target/$T/debug/deps"
+mkdir -p "$deps"
+x86_64-w64-mingw32-gcc -shared -O2 -o "$deps/bcryptprimitives.dll" \
+  scripts/windows/bcryptprimitives.c -lbcrypt
 cargo test -p fido-transport --locked --lib --target "$T" -- platform:: elevation::

@@ -20,7 +20,9 @@ pub struct PinRetries {
 }
 
 impl<T: Transport> Authenticator<T> {
-    /// The PIN/UV auth protocol to use: 2 when the key lists it, else 1.
+    /// The PIN/UV auth protocol to use: 2 when the key lists it, else 1. A key that
+    /// omits the list gets 1 on CTAP 2.0 and 2 on CTAP 2.1, which requires protocol 2
+    /// (as authenticator-rs settled, mozilla/authenticator-rs#274).
     pub fn pin_protocol(&mut self) -> Result<PinUvAuthProtocol, Error> {
         let info = self.info()?;
         if info.supports_option("clientPin").is_none() && info.pin_uv_auth_protocols.is_none() {
@@ -37,7 +39,8 @@ impl<T: Transport> Authenticator<T> {
                 )))
             }
             // CTAP 2.0 keys may omit the list; protocol 1 is the only one they know.
-            None => PinUvAuthProtocol::One,
+            None if !info.is_ctap21() => PinUvAuthProtocol::One,
+            None => PinUvAuthProtocol::Two,
         })
     }
 

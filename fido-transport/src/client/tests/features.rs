@@ -664,3 +664,15 @@ fn bio_is_refused_on_keys_without_a_sensor() {
     assert!(matches!(a.bio_sensor_info(), Err(Error::Unsupported(_))));
     assert_eq!(sent_count(&s), 1);
 }
+
+/// B13: a CTAP 2.1 key that omits pinUvAuthProtocols gets protocol 2; a 2.0 key 1.
+#[test]
+fn pin_protocol_when_the_key_omits_the_list() {
+    let mut info = info21();
+    info.pin_uv_auth_protocols = None;
+    let (mut a, _) = key(info.clone(), |_, _| None);
+    assert_eq!(a.pin_protocol().unwrap(), PinUvAuthProtocol::Two);
+    info.versions = vec!["FIDO_2_0".into()];
+    let (mut a, _) = key(info, |_, _| None);
+    assert_eq!(a.pin_protocol().unwrap(), PinUvAuthProtocol::One);
+}

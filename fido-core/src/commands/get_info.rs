@@ -205,7 +205,7 @@ pub fn encrypt_info_field(
     plaintext: &[u8],
 ) -> Result<Vec<u8>, Error> {
     use aes::cipher::{block_padding::NoPadding, BlockEncryptMut, KeyIvInit};
-    if plaintext.is_empty() || plaintext.len() % 16 != 0 {
+    if plaintext.is_empty() || !plaintext.len().is_multiple_of(16) {
         return Err(Error::Pin(crate::pin::PinError::UnalignedPlaintext {
             len: plaintext.len(),
         }));
@@ -231,7 +231,7 @@ fn decrypt_info_field(enc: &[u8], ppuat: &[u8], info: &'static str) -> Result<Ve
             protocol: 2,
         })
     };
-    if enc.len() < 32 || enc.len() % 16 != 0 {
+    if enc.len() < 32 || !enc.len().is_multiple_of(16) {
         return Err(bad());
     }
     let key = info_field_key(ppuat, info);

@@ -29,8 +29,8 @@ fn transport_name(kind: TransportKind) -> Option<&'static str> {
 
 impl<T: Transport> Authenticator<T> {
     /// Erases every credential and the PIN (authenticatorReset); the user must touch the
-    /// key, which `progress` reports ([`Progress::LongTouchNeeded`] on keys whose getInfo
-    /// says `longTouchForReset`: "press and hold").
+    /// key, which `progress` reports (followed by [`Progress::LongTouchNeeded`] on keys
+    /// whose getInfo says `longTouchForReset`: "press and hold").
     ///
     /// Refused before sending when getInfo `transportsForReset` leaves out this
     /// transport ([`Error::ResetRefused`]). Keys accept a reset only shortly after
@@ -53,11 +53,13 @@ impl<T: Transport> Authenticator<T> {
             }
         }
         let long_touch = info.needs_long_touch_for_reset();
+        // A long-touch key still reports "touch" first (callers that do not know
+        // LongTouchNeeded keep prompting), then "press and hold".
         let mut progress = |p: Progress| {
-            progress(match p {
-                Progress::UserPresenceNeeded if long_touch => Progress::LongTouchNeeded,
-                other => other,
-            })
+            progress(p);
+            if p == Progress::UserPresenceNeeded && long_touch {
+                progress(Progress::LongTouchNeeded);
+            }
         };
         tracing::debug!(long_touch, "authenticatorReset");
         let too_late = |e: &Error| {

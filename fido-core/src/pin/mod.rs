@@ -35,10 +35,12 @@
 //! # }
 //! ```
 
+mod policy;
 mod protocol;
 mod rules;
 mod token;
 
+pub use policy::PinPolicy;
 pub use protocol::{AuthenticatorKeyAgreement, PinUvAuthProtocol, SharedSecret};
 pub use rules::{Pin, MAX_PIN_BYTES, MIN_PIN_CODE_POINTS, PADDED_PIN_LEN};
 pub use token::{

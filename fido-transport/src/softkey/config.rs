@@ -84,6 +84,10 @@ pub struct SoftConfig {
     pub max_credential_id_length: Option<usize>,
     /// getInfo 0x1D `maxPINLength` (code points); `None`: not advertised (63 bytes).
     pub max_pin_length: Option<u64>,
+    /// getInfo 0x1B `pinComplexityPolicy`, enforced: setPIN / changePIN with a PIN
+    /// that breaks [`fido_core::pin::PinPolicy::is_complex_enough`] draws
+    /// PIN_POLICY_VIOLATION (0x37), as Token2 PIN+ keys do.
+    pub pin_complexity_policy: bool,
     /// getInfo 0x16 `attestationFormats`; `None`: not advertised.
     pub attestation_formats: Option<Vec<String>>,
     /// getInfo 0x1F `authenticatorConfigCommands`; `None`: not advertised.
@@ -127,6 +131,7 @@ impl Default for SoftConfig {
             transports_for_reset: None,
             max_credential_id_length: None,
             max_pin_length: None,
+            pin_complexity_policy: false,
             attestation_formats: None,
             authenticator_config_commands: None,
             device_identifier: None,

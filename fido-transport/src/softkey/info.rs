@@ -88,7 +88,7 @@ impl SoftAuthenticator {
             long_touch_for_reset: c.long_touch_for_reset.then_some(true),
             enc_identifier: c.device_identifier.and_then(|id| self.enc_identifier(&id)),
             transports_for_reset: c.transports_for_reset.clone(),
-            pin_complexity_policy: None,
+            pin_complexity_policy: c.pin_complexity_policy.then_some(true),
             pin_complexity_policy_url: None,
             max_pin_length: c.max_pin_length,
             enc_cred_store_state: None,

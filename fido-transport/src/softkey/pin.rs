@@ -231,8 +231,18 @@ impl SoftAuthenticator {
         }
         // Protocol 1 may carry more than 64 bytes; only the first 64 are the padded PIN.
         let first = padded.get(..64).ok_or(CtapStatus::InvalidParameter)?;
-        Pin::from_padded(first, usize::from(self.state.min_pin_length))
-            .map_err(|e| new_pin_status(&e))
+        let pin = Pin::from_padded(first, usize::from(self.state.min_pin_length))
+            .map_err(|e| new_pin_status(&e))?;
+        let too_long = self
+            .config
+            .max_pin_length
+            .is_some_and(|max| pin.code_points() as u64 > max);
+        let too_simple = self.config.pin_complexity_policy
+            && !fido_core::pin::PinPolicy::is_complex_enough(pin.as_str());
+        if too_long || too_simple {
+            return Err(CtapStatus::PinPolicyViolation);
+        }
+        Ok(pin)
     }
 
     fn store_pin(&mut self, pin: &Pin) {

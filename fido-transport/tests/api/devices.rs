@@ -8,6 +8,7 @@ use fido_transport::softkey::{
 
 mod info;
 mod lists;
+mod pin_policy;
 mod reset;
 
 const PIN: &str = "4821";

@@ -38,3 +38,30 @@ fn soft_key(config: SoftConfig) -> (Authenticator<SoftTransport>, SoftTransport,
     let transport = SoftTransport::new(soft);
     (Authenticator::new(transport.clone()), transport, clock)
 }
+
+/// B14: a U2F-only key (no CBOR capability in its CTAPHID_INIT answer) is named as such
+/// before any CTAP2 message is sent.
+#[test]
+fn a_u2f_only_key_is_named_as_such() {
+    use fido_core::ctaphid::{Capabilities, DeviceConfig};
+    use fido_transport::hid::{CtapHidTransport, InProcessHid};
+    let soft = SoftAuthenticator::with_rng_and_clock(
+        SoftConfig::default(),
+        SeededRng::new(1),
+        ManualClock::new(),
+    )
+    .unwrap();
+    let pipe = InProcessHid::with_config(
+        soft,
+        DeviceConfig {
+            capabilities: Capabilities::WINK,
+            ..DeviceConfig::default()
+        },
+    );
+    let mut key = Authenticator::new(CtapHidTransport::new(pipe).unwrap());
+    let e = key.info().unwrap_err();
+    assert!(
+        matches!(&e, fido_transport::Error::Unsupported(m) if m.contains("U2F-only")),
+        "{e}"
+    );
+}

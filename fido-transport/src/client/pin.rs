@@ -217,6 +217,17 @@ impl<T: Transport> Authenticator<T> {
         let with_permissions = info.supports_option("pinUvAuthToken") == Some(true);
         if with_permissions {
             check_permissions(&info, permissions, rp_id)?;
+            if info.supports_option("noMcGaPermissionsWithClientPin") == Some(true)
+                && permissions.needs_rp_id()
+            {
+                // The key would answer UNAUTHORIZED_PERMISSION (0x3F); say why first.
+                return Err(Error::Unsupported(
+                    "this key grants makeCredential / getAssertion permissions only after \
+                     built-in user verification (getInfo noMcGaPermissionsWithClientPin): \
+                     use uv_token, not a PIN token"
+                        .into(),
+                ));
+            }
         }
         let protocol = self.pin_protocol()?;
         let peer = self.key_agreement(protocol)?;

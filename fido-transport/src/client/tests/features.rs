@@ -676,3 +676,21 @@ fn pin_protocol_when_the_key_omits_the_list() {
     let (mut a, _) = key(info, |_, _| None);
     assert_eq!(a.pin_protocol().unwrap(), PinUvAuthProtocol::One);
 }
+
+/// B11: noMcGaPermissionsWithClientPin refuses mc/ga PIN tokens before the PIN is sent.
+#[test]
+fn no_mc_ga_permissions_with_client_pin_is_refused_up_front() {
+    let mut info = info21();
+    set_option(&mut info, "noMcGaPermissionsWithClientPin", true);
+    let (mut a, s) = key(info, |_, _| None);
+    a.info().unwrap();
+    let before = sent_count(&s);
+    let e = a
+        .pin_token(PIN, Permissions::MAKE_CREDENTIAL, Some("example.com"))
+        .unwrap_err();
+    assert!(matches!(&e, Error::Unsupported(m) if m.contains("uv_token")), "{e}");
+    assert_eq!(sent_count(&s), before, "the PIN is not sent");
+    // Other permissions still come from the PIN.
+    a.pin_token(PIN, Permissions::CREDENTIAL_MANAGEMENT, None)
+        .unwrap();
+}

@@ -688,7 +688,10 @@ fn no_mc_ga_permissions_with_client_pin_is_refused_up_front() {
     let e = a
         .pin_token(PIN, Permissions::MAKE_CREDENTIAL, Some("example.com"))
         .unwrap_err();
-    assert!(matches!(&e, Error::Unsupported(m) if m.contains("uv_token")), "{e}");
+    assert!(
+        matches!(&e, Error::Unsupported(m) if m.contains("uv_token")),
+        "{e}"
+    );
     assert_eq!(sent_count(&s), before, "the PIN is not sent");
     // Other permissions still come from the PIN.
     a.pin_token(PIN, Permissions::CREDENTIAL_MANAGEMENT, None)

@@ -511,3 +511,5 @@ mod in_doubt;
 mod issuance_and_races;
 #[path = "engine/revoke_cms.rs"]
 mod revoke_cms;
+#[path = "engine/long_exclude.rs"]
+mod long_exclude;

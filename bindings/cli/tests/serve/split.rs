@@ -89,6 +89,58 @@ fn last_json(stdout: &str) -> Value {
 /// the sign-in URL the agent shows (signing in as `user`), follows the redirect to the
 /// agent's loopback listener — and types the PIN on the agent's stdin. Returns the final
 /// JSON and what the agent's environment held while it ran.
+/// Reads the agent's stderr up to the sign-in URL and plays the holder's browser: signs
+/// in as `user` at the emulator and follows the redirect to the agent's loopback listener.
+fn browse_sign_in(err: &mut BufReader<std::process::ChildStderr>, user: &str) {
+    let mut shown = Vec::new();
+    let url = loop {
+        let mut line = String::new();
+        if err.read_line(&mut line).unwrap() == 0 {
+            panic!("the agent ended before showing a sign-in URL: {shown:?}");
+        }
+        if let Some(u) = line.trim().strip_prefix("sign in at: ") {
+            break u.to_owned();
+        }
+        shown.push(line);
+    };
+    let browser = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = browser
+        .get(format!("{url}&login_hint={user}"))
+        .send()
+        .expect("authorize");
+    assert_eq!(r.status().as_u16(), 302, "{}", r.text().unwrap_or_default());
+    let back = r.headers()["location"].to_str().unwrap().to_owned();
+    let r = browser.get(&back).send().expect("redirect to the agent");
+    assert!(r.status().is_success(), "{}", r.status());
+}
+
+/// An activation whose agent is killed with SIGKILL while its job waits for the PIN.
+fn killed_mid_job(config: &Path, device: &str, user: &str) {
+    let mut child = agent(config)
+        .args([
+            "activate",
+            "--device",
+            device,
+            "--pin-stdin",
+            "--no-browser",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the holder's agent");
+    let _stdin = child.stdin.take().unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    browse_sign_in(&mut err, user);
+    // The probe ran; the PIN change job now waits for the PIN on stdin: kill it there.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    child.kill().unwrap();
+    let _ = child.wait();
+}
+
 fn holder_run(config: &Path, args: &[&str], user: &str, forbidden: &[&str]) -> Value {
     let mut child = agent(config)
         .args(args)
@@ -108,33 +160,7 @@ fn holder_run(config: &Path, args: &[&str], user: &str, forbidden: &[&str]) -> V
     }
     let mut stdin = child.stdin.take().unwrap();
     let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut shown = Vec::new();
-    let url = loop {
-        let mut line = String::new();
-        if err.read_line(&mut line).unwrap() == 0 {
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "the agent ended before showing a sign-in URL: {shown:?} {}",
-                String::from_utf8_lossy(&out.stdout)
-            );
-        }
-        if let Some(u) = line.trim().strip_prefix("sign in at: ") {
-            break u.to_owned();
-        }
-        shown.push(line);
-    };
-    let browser = reqwest::blocking::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let r = browser
-        .get(format!("{url}&login_hint={user}"))
-        .send()
-        .expect("authorize");
-    assert_eq!(r.status().as_u16(), 302, "{}", r.text().unwrap_or_default());
-    let back = r.headers()["location"].to_str().unwrap().to_owned();
-    let r = browser.get(&back).send().expect("redirect to the agent");
-    assert!(r.status().is_success(), "{}", r.status());
+    browse_sign_in(&mut err, user);
     writeln!(stdin, "{HOLDER_PIN}").unwrap();
     drop(stdin);
     let rest: Vec<String> = err.lines().map_while(Result::ok).collect();
@@ -246,6 +272,13 @@ fn operator_issues_at_a_station_agent_the_holder_activates_at_another_and_revoke
         "nothing registered before activation"
     );
 
+    // The holder's first attempt dies (kill -9) in the middle of its job, waiting for the
+    // PIN: nothing is registered, the key stays issued, and the holder can start over.
+    killed_mid_job(&holder_cfg, &device, KIM);
+    assert_eq!(emu.passkeys_of(KIM), 0);
+    let a = s.call("GET", &format!("/v1/keys/{key_id}"), Some(&operator), None);
+    assert_eq!(a.json["key"]["state"], "issued", "{}", a.json);
+
     // The holder, at their own agent: sign-in, PIN, registration.
     let active = holder_run(
         &holder_cfg,
@@ -259,6 +292,19 @@ fn operator_issues_at_a_station_agent_the_holder_activates_at_another_and_revoke
         "{active}"
     );
     assert_eq!(emu.passkeys_of(KIM), 1);
+    // The killed attempt had its PIN-change job in flight (the transport PIN was released
+    // to its session), the second one finished: two releases, one passkey.
+    let a = s.call("GET", &format!("/v1/keys/{key_id}"), Some(&operator), None);
+    let releases = a.json["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| {
+            r["action"] == "transport_pin_release"
+                && r["detail"].as_str().unwrap_or("").starts_with("activate job")
+        })
+        .count();
+    assert_eq!(releases, 2, "{}", a.json);
 
     // A sign-in check verifies.
     let checked = holder_run(

@@ -127,7 +127,7 @@ pub async fn queue_work(
         user: req.user.clone(),
         template: req.template.clone(),
     })
-    .map_err(|e| ApiError::internal(&e.to_string()))?;
+    .map_err(|e| ApiError::internal(e.to_string()))?;
     let store = st.store.clone();
     crate::off_runtime(move || {
         let agent = store

@@ -301,7 +301,10 @@ fn operator_issues_at_a_station_agent_the_holder_activates_at_another_and_revoke
         .iter()
         .filter(|r| {
             r["action"] == "transport_pin_release"
-                && r["detail"].as_str().unwrap_or("").starts_with("activate job")
+                && r["detail"]
+                    .as_str()
+                    .unwrap_or("")
+                    .starts_with("activate job")
         })
         .count();
     assert_eq!(releases, 2, "{}", a.json);

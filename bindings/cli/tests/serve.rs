@@ -432,9 +432,13 @@ fn serve_enforces_roles_enrols_agents_and_revokes_through_the_idp() {
         .post(format!("{}/v1/sessions", s.base))
         .header("content-type", "application/cose")
         .body(big)
-        .send()
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 413);
+        .send();
+    // The server answers 413 from the Content-Length and closes the connection: a client
+    // still writing the body may see the connection closed instead of the answer.
+    match r {
+        Ok(r) => assert_eq!(r.status().as_u16(), 413),
+        Err(e) => assert!(e.is_request() || e.is_body(), "{e:?}"),
+    }
     let r = s
         .http
         .post(format!("{}/v1/sessions", s.base))

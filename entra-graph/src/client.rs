@@ -12,18 +12,37 @@ use reqwest::Method;
 use crate::auth::Credential;
 use crate::config::{ApiVersion, GraphConfig};
 use crate::http::{api_error, path_template, Core, Failure, WaitBudget};
-use crate::ids::same_credential;
-use crate::policy::{preflight, target_group_ids, PreflightError, UserScope};
+use crate::ids::{decode_base64, matches_credential};
 use crate::wire::{
-    parse_json, BatchRequest, BatchRequestItem, BatchResponse, CreationOptions, DirectoryObject,
-    Fido2Method, Fido2Policy, MethodState, Page, RegistrationBody, User,
+    parse_json, BatchRequest, BatchRequestItem, BatchResponse, CreationOptions, Fido2Method,
+    Fido2Policy, Page, RegistrationBody,
 };
 use crate::GraphError;
 
+mod cms;
+mod directory;
+
+pub use cms::{
+    UserKey, UsersDelta, PERMISSION_METHODS_READ, PERMISSION_REVOKE_SESSIONS, TAP_MAX_MINUTES,
+    TAP_MIN_MINUTES,
+};
+
+pub use directory::{
+    CHECK_MEMBER_GROUPS_MAX, PERMISSION_GROUP_MEMBER_READ, PERMISSION_POLICY_READ,
+    PERMISSION_USER_READ,
+};
+
 /// Most requests in one JSON `$batch`.
 pub const MAX_BATCH: usize = 20;
+/// How many times a registration refused after an unknown outcome lists the user's
+/// passkeys (with backoff between) looking for a commit that is not listed yet.
+pub const RECONCILE_LISTINGS: u32 = 5;
 /// Most pages followed for one listing (guards against a nextLink loop).
 pub const MAX_PAGES: usize = 1000;
+
+/// The user id the connection check reads the passkeys of: the nil GUID, which names
+/// no user.
+pub const CONNECTION_CHECK_USER: &str = "00000000-0000-0000-0000-000000000000";
 
 /// The Graph error code of a 404 for a user (or any directory object) that does not exist
 /// or that the app may not see, as opposed to a missing authentication method.
@@ -189,15 +208,24 @@ impl GraphClient {
         Ok(out)
     }
 
-    /// Acquires a token and makes one cheap read.
+    /// Acquires a token and makes one cheap read that a passkey-only app
+    /// (`UserAuthMethod-Passkey.ReadWrite.All`, nothing else) may make: the passkeys of
+    /// a user that does not exist (the nil GUID). Graph checks the permission first, so
+    /// a 403 means the app may not manage passkeys; the expected 404 for the user (or a
+    /// 200) means the token and the permission work.
     pub fn check_connection(&self) -> Result<ConnectionReport, GraphError> {
         let start = std::time::Instant::now();
         let core = self.core.clone();
         self.block(async move { core.token().await })??;
-        let _: Page<User> = self.get_json(
-            &format!("{}/users?$top=1&$select=id", self.root()),
-            "users page",
-        )?;
+        match self.list_methods(CONNECTION_CHECK_USER) {
+            Ok(_) => {}
+            Err(GraphError::Api {
+                status: 404,
+                ref code,
+                ..
+            }) if !code.is_empty() => {}
+            Err(e) => return Err(e),
+        }
         Ok(ConnectionReport {
             token_ok: true,
             elapsed: start.elapsed(),
@@ -263,10 +291,7 @@ impl GraphClient {
             return Err(not_found);
         }
         let methods = self.list_methods(user)?;
-        if methods
-            .iter()
-            .any(|m| m.id == method_id || same_credential(&m.id, method_id))
-        {
+        if methods.iter().any(|m| m.id == method_id) {
             return Err(not_found);
         }
         Ok(Deletion {
@@ -347,6 +372,10 @@ impl GraphClient {
     ) -> Result<Registration, GraphError> {
         crate::webauthn::validate_display_name(&body.display_name)?;
         let credential_id = body.public_key_credential.id.clone();
+        // Our own id: read as the plain base64url we sent, never in the padding-digit
+        // form (which misreads some ids); methods are matched by encoding.
+        let credential_bytes =
+            decode_base64(&credential_id, "publicKeyCredential.id").unwrap_or_default();
         let bytes = serde_json::to_vec(body).map_err(|e| GraphError::InvalidInput {
             field: "registration body",
             reason: e.to_string(),
@@ -386,7 +415,7 @@ impl GraphClient {
                     })?;
                     if let Some(m) = methods
                         .into_iter()
-                        .find(|m| same_credential(&m.id, &credential_id))
+                        .find(|m| matches_credential(&m.id, &credential_bytes))
                     {
                         tracing::info!(credential_id = %credential_id, "registration had committed");
                         return Ok(Registration {
@@ -416,18 +445,25 @@ impl GraphClient {
                 Err(other) => {
                     let e: GraphError = other.into();
                     // After an unknown outcome, a refusal (e.g. "already registered")
-                    // may mean the earlier attempt committed late: look once more.
+                    // may mean the earlier attempt committed late, or committed and is
+                    // not listed yet (directory reads are eventually consistent): look
+                    // again, a few times with backoff.
                     if last_unknown.is_some() {
-                        if let Ok(methods) = self.list_methods(user) {
-                            if let Some(m) = methods
-                                .into_iter()
-                                .find(|m| same_credential(&m.id, &credential_id))
-                            {
-                                return Ok(Registration {
-                                    method: m,
-                                    request_id: None,
-                                    reconciled: true,
-                                });
+                        for round in 1..=RECONCILE_LISTINGS {
+                            if let Ok(methods) = self.list_methods(user) {
+                                if let Some(m) = methods
+                                    .into_iter()
+                                    .find(|m| matches_credential(&m.id, &credential_bytes))
+                                {
+                                    return Ok(Registration {
+                                        method: m,
+                                        request_id: None,
+                                        reconciled: true,
+                                    });
+                                }
+                            }
+                            if round < RECONCILE_LISTINGS {
+                                std::thread::sleep(self.core.backoff(round + 2));
                             }
                         }
                     }
@@ -442,115 +478,33 @@ impl GraphClient {
     }
 
     /// The tenant's FIDO2 authentication method policy.
+    ///
+    /// On v1.0 `passkeyProfiles` is a non-contained navigation property and may be left
+    /// out of the default answer: when `defaultPasskeyProfile` is set and no profiles
+    /// came back, the policy is fetched again with `$expand=passkeyProfiles`; a policy
+    /// that still names a default profile it does not contain is refused
+    /// ([`crate::wire::WireError::Shape`]) instead of being judged by the deprecated
+    /// top-level fields.
     pub fn fido2_policy(&self) -> Result<Fido2Policy, GraphError> {
-        self.get_json(
-            &format!(
-                "{}/policies/authenticationMethodsPolicy/authenticationMethodConfigurations/fido2",
-                self.root()
-            ),
-            "fido2AuthenticationMethodConfiguration",
-        )
-    }
-
-    /// Fetches the policy and runs the pre-flight for registering a key with `aaguid`
-    /// (and packed attestation with a certificate when `attested`) for `user` (object id
-    /// or UPN): method enabled, the user in the policy's include targets and not in its
-    /// exclude targets (group membership read through [`GraphClient::group_members`],
-    /// nested groups followed), self-service registration allowed, and the key
-    /// acceptable to a passkey profile that applies to the user
-    /// ([`crate::policy::applicable_profiles`]).
-    pub fn preflight(&self, user: &str, aaguid: &str, attested: bool) -> Result<(), GraphError> {
-        let policy = self.fido2_policy()?;
-        if policy.state != MethodState::Enabled {
-            return Err(PreflightError::MethodDisabled.into());
-        }
-        let scope = self.user_scope(user, &policy)?;
-        preflight(&policy, &scope, aaguid, attested).map_err(|e: PreflightError| e.into())
-    }
-
-    /// The user's object id and those of the policy's target groups it is a member of
-    /// (directly or through nested groups up to [`MAX_GROUP_NESTING`] levels). A target
-    /// group that no longer exists (404) counts as one the user is not in.
-    pub fn user_scope(&self, user: &str, policy: &Fido2Policy) -> Result<UserScope, GraphError> {
-        let u = self.user(user)?;
-        let mut groups = Vec::new();
-        for gid in target_group_ids(policy) {
-            let mut visited = Vec::new();
-            if self.is_member(&gid, &u.id, 0, &mut visited)? {
-                groups.push(gid);
-            }
-        }
-        Ok(UserScope::new(u.id, groups))
-    }
-
-    fn is_member(
-        &self,
-        group: &str,
-        user_id: &str,
-        depth: usize,
-        visited: &mut Vec<String>,
-    ) -> Result<bool, GraphError> {
-        if depth > MAX_GROUP_NESTING || visited.iter().any(|g| g.eq_ignore_ascii_case(group)) {
-            return Ok(false);
-        }
-        visited.push(group.to_owned());
-        let members = match self.group_members(group) {
-            Ok(m) => m,
-            Err(e) if e.status() == Some(404) => return Ok(false),
-            Err(e) => return Err(e),
-        };
-        if members.iter().any(|m| m.id.eq_ignore_ascii_case(user_id)) {
-            return Ok(true);
-        }
-        for m in members
-            .iter()
-            .filter(|m| m.odata_type.as_deref() == Some("#microsoft.graph.group"))
-        {
-            if self.is_member(&m.id, user_id, depth + 1, visited)? {
-                return Ok(true);
-            }
-        }
-        Ok(false)
-    }
-
-    /// A user by object id or UPN.
-    pub fn user(&self, id_or_upn: &str) -> Result<User, GraphError> {
-        self.get_json(
-            &format!(
-                "{}/users/{}?$select=id,displayName,userPrincipalName,mail,givenName,surname,accountEnabled",
-                self.root(),
-                encode_segment(id_or_upn)
-            ),
-            "user",
-        )
-    }
-
-    /// Users whose display name or UPN starts with `prefix` (for an operator picking a
-    /// user), at most `top` of them.
-    pub fn search_users(&self, prefix: &str, top: u32) -> Result<Vec<User>, GraphError> {
-        let q = prefix.replace('\'', "''");
-        let filter =
-            format!("startswith(displayName,'{q}') or startswith(userPrincipalName,'{q}')");
+        const SHAPE: &str = "fido2AuthenticationMethodConfiguration";
         let url = format!(
-            "{}/users?$filter={}&$top={}&$select=id,displayName,userPrincipalName,mail",
-            self.root(),
-            encode_segment(&filter),
-            top.clamp(1, 999)
+            "{}/policies/authenticationMethodsPolicy/authenticationMethodConfigurations/fido2",
+            self.root()
         );
-        let page: Page<User> = self.get_json(&url, "users page")?;
-        Ok(page.value)
-    }
-
-    /// All members of a group (paged).
-    pub fn group_members(&self, group_id: &str) -> Result<Vec<DirectoryObject>, GraphError> {
-        self.get_all(
-            format!(
-                "{}/groups/{}/members",
-                self.root(),
-                encode_segment(group_id)
-            ),
-            "directoryObjects page",
-        )
+        let policy: Fido2Policy = self.get_json(&url, SHAPE)?;
+        if policy.default_passkey_profile.is_none() || !policy.passkey_profiles.is_empty() {
+            return Ok(policy);
+        }
+        let policy: Fido2Policy =
+            self.get_json(&format!("{url}?$expand=passkeyProfiles"), SHAPE)?;
+        if policy.default_passkey_profile.is_some() && policy.passkey_profiles.is_empty() {
+            return Err(crate::wire::WireError::Shape {
+                shape: SHAPE,
+                reason: "defaultPasskeyProfile is set but passkeyProfiles is empty even with $expand=passkeyProfiles".into(),
+            }
+            .into());
+        }
+        Ok(policy)
     }
 
     /// Runs GET/DELETE requests (relative URLs) through JSON `$batch`, 20 at a time,
@@ -653,7 +607,9 @@ impl GraphClient {
     }
 }
 
-/// How deep [`GraphClient::user_scope`] follows groups nested in target groups.
+/// How deep the pre-flight used to follow groups nested in target groups by paging
+/// members. It now asks Graph (`checkMemberGroups`, transitive at any depth); the
+/// constant stays for callers that name it.
 pub const MAX_GROUP_NESTING: usize = 4;
 
 /// One inner answer of a `$batch`.
@@ -687,6 +643,9 @@ async fn run_batch(core: &Core, url: &str, items: Vec<(usize, Method, String)>) 
                     id: id.clone(),
                     method: m.as_str().to_owned(),
                     url: u.clone(),
+                    body: None,
+                    headers: BTreeMap::new(),
+                    depends_on: Vec::new(),
                 })
                 .collect(),
         };

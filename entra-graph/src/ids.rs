@@ -3,8 +3,13 @@
 //! Entra writes credential ids (`excludeCredentials[].id`) and fido2 method ids as
 //! base64url followed by a **padding digit** (`0`, `1` or `2`: how many `=` were
 //! dropped), e.g. `_jpuR-TGZtk6aQCLF3BQjA2`; real data also holds standard base64 with
-//! `+ / =`. We decode all of these leniently and encode everything we send strictly as
-//! base64url without padding.
+//! `+ / =`; the v1.0 page documents `excludeCredentials` ids as plain base64url. The two
+//! forms overlap: a 3k-byte id whose base64url ends in `1` reads as one byte shorter in
+//! the padding-digit form. So our own ids are decoded strictly
+//! ([`decode_b64url_strict`]), a method is matched against a credential by comparing
+//! encodings ([`matches_credential`]), ids documented as plain are read plain first
+//! ([`decode_foreign`]), and an exclusion list takes every reading
+//! ([`decode_candidates`]). Everything we send is base64url without padding.
 
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 use base64::Engine as _;
@@ -84,24 +89,80 @@ pub fn decode_base64(s: &str, field: &'static str) -> Result<Vec<u8>, IdError> {
     decode_plain(s).map_err(|()| IdError::NotBase64 { field })
 }
 
-/// Decodes an identifier leniently: base64url with a padding digit, base64url with or
-/// without padding, or standard base64 with or without padding.
+/// Decodes a **method id** leniently, in the form Entra documents for method ids first:
+/// base64url with a padding digit, then base64url with or without padding, or standard
+/// base64 with or without padding.
 ///
-/// The padding-digit form is tried first when the last character is a digit that makes
-/// the rest a whole number of base64 quanta, because that is how Entra writes ids.
+/// Only for identifiers Graph wrote in the padding-digit form (fido2 method ids, beta
+/// `excludeCredentials`): for an ordinary base64url string the padding-digit reading can
+/// be wrong (a 3k-byte id whose encoding ends in `1` loses its last byte). Never use it
+/// on our own ids ([`decode_b64url_strict`]) or to compare a method with a credential
+/// ([`matches_credential`]); for ids documented as plain base64url use
+/// [`decode_foreign`].
 pub fn decode_lenient(s: &str, field: &'static str) -> Result<Vec<u8>, IdError> {
     check_len(s, field)?;
-    if let Some(last) = s.chars().last() {
-        if let Some(digit) = last.to_digit(10).filter(|d| *d <= 2) {
-            let rest = &s[..s.len() - 1];
-            if !rest.is_empty() && (rest.len() + digit as usize).is_multiple_of(4) {
-                if let Ok(bytes) = decode_plain(rest) {
-                    return Ok(bytes);
-                }
-            }
-        }
+    if let Some(bytes) = padding_digit_reading(s) {
+        return Ok(bytes);
     }
     decode_plain(s).map_err(|()| IdError::NotBase64 { field })
+}
+
+/// Decodes a foreign identifier that is documented as base64url without padding (v1.0
+/// `excludeCredentials[].id`): the plain reading (base64url or standard base64, with or
+/// without `=`) first, and the padding-digit form only when the plain reading fails, as
+/// DSInternals does since its fix (webauthn-interop PR #32).
+pub fn decode_foreign(s: &str, field: &'static str) -> Result<Vec<u8>, IdError> {
+    check_len(s, field)?;
+    if let Ok(bytes) = decode_plain(s) {
+        return Ok(bytes);
+    }
+    padding_digit_reading(s).ok_or(IdError::NotBase64 { field })
+}
+
+/// Every reading of an identifier: the plain one and the padding-digit one, each when it
+/// is valid, plain first, without duplicates. Both readings are valid only for a string
+/// whose length is a multiple of 4, that ends in `1` and whose character before that
+/// ends in two zero bits; for an exclusion list, excluding both is harmless.
+pub fn decode_candidates(s: &str, field: &'static str) -> Result<Vec<Vec<u8>>, IdError> {
+    check_len(s, field)?;
+    let mut out = Vec::with_capacity(2);
+    if let Ok(bytes) = decode_plain(s) {
+        out.push(bytes);
+    }
+    if let Some(bytes) = padding_digit_reading(s) {
+        if !out.contains(&bytes) {
+            out.push(bytes);
+        }
+    }
+    if out.is_empty() {
+        return Err(IdError::NotBase64 { field });
+    }
+    Ok(out)
+}
+
+/// True when the identifier Graph wrote (`foreign`: a method id or an exclude id) is an
+/// encoding of the credential id `ours` (the bytes we made or were given): base64url with
+/// or without `=`, with a padding digit, or standard base64 with or without `=`. Exact:
+/// the foreign string is compared with our bytes' encodings, nothing is guessed.
+pub fn matches_credential(foreign: &str, ours: &[u8]) -> bool {
+    if ours.is_empty() || foreign.is_empty() {
+        return false;
+    }
+    foreign == URL_SAFE_NO_PAD.encode(ours)
+        || foreign == encode_with_padding_digit(ours)
+        || foreign == URL_SAFE.encode(ours)
+        || foreign == STANDARD.encode(ours)
+        || foreign == STANDARD_NO_PAD.encode(ours)
+}
+
+/// The padding-digit reading of `s`, when `s` has that form.
+fn padding_digit_reading(s: &str) -> Option<Vec<u8>> {
+    let digit = s.chars().last()?.to_digit(10).filter(|d| *d <= 2)?;
+    let rest = &s[..s.len() - 1];
+    if rest.is_empty() || !(rest.len() + digit as usize).is_multiple_of(4) {
+        return None;
+    }
+    decode_plain(rest).ok()
 }
 
 fn decode_plain(s: &str) -> Result<Vec<u8>, ()> {
@@ -133,10 +194,12 @@ fn check_len(s: &str, field: &'static str) -> Result<(), IdError> {
     Ok(())
 }
 
-/// True when two identifiers name the same credential, whatever their encodings.
+/// True when two identifiers can name the same credential: some reading of one
+/// ([`decode_candidates`]) equals some reading of the other. To match a method against a
+/// credential id we hold as bytes, use [`matches_credential`] (exact).
 pub fn same_credential(a: &str, b: &str) -> bool {
-    match (decode_lenient(a, "a"), decode_lenient(b, "b")) {
-        (Ok(x), Ok(y)) => x == y,
+    match (decode_candidates(a, "a"), decode_candidates(b, "b")) {
+        (Ok(x), Ok(y)) => x.iter().any(|r| y.contains(r)),
         _ => a == b,
     }
 }
@@ -230,5 +293,85 @@ mod tests {
             decode_base64("a-+b", "f"),
             Err(IdError::NotBase64 { .. })
         ));
+    }
+
+    /// A deterministic byte stream for the property tests (xorshift64*).
+    fn bytes(seed: &mut u64, len: usize) -> Vec<u8> {
+        (0..len)
+            .map(|_| {
+                *seed ^= *seed >> 12;
+                *seed ^= *seed << 25;
+                *seed ^= *seed >> 27;
+                (seed.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 56) as u8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn property_every_id_length_16_to_1023_reads_back_exactly() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        for len in 16..=1023usize {
+            for _ in 0..24 {
+                let mut id = bytes(&mut seed, len);
+                // Force the ambiguous shape now and then: plain base64url ending in "AAA1".
+                if len % 3 == 0 && id[0] & 1 == 0 {
+                    let n = id.len();
+                    id[n - 3..].copy_from_slice(&[0, 0, 53]);
+                }
+                let plain = encode_b64url(&id);
+                let digit = encode_with_padding_digit(&id);
+                // Our own ids: strict, exact.
+                assert_eq!(decode_b64url_strict(&plain, "id").unwrap(), id, "len {len}");
+                // Foreign ids documented as plain: plain first.
+                assert_eq!(decode_foreign(&plain, "id").unwrap(), id, "len {len}");
+                assert_eq!(decode_foreign(&STANDARD.encode(&id), "id").unwrap(), id);
+                // Method ids in Entra's form.
+                assert_eq!(decode_lenient(&digit, "id").unwrap(), id, "len {len}");
+                // Every reading is offered; the true one is among them.
+                assert!(decode_candidates(&plain, "id").unwrap().contains(&id));
+                assert!(decode_candidates(&digit, "id").unwrap().contains(&id));
+                // Matching is exact in every encoding and never matches a neighbour.
+                for enc in [
+                    &plain,
+                    &digit,
+                    &STANDARD.encode(&id),
+                    &URL_SAFE.encode(&id),
+                    &STANDARD_NO_PAD.encode(&id),
+                ] {
+                    assert!(matches_credential(enc, &id), "len {len} {enc}");
+                    // Only a string both forms can read (plain 3k bytes ending in "1")
+                    // is also the padding-digit form of its own prefix.
+                    let ambiguous = decode_candidates(enc, "id").unwrap().len() == 2;
+                    assert!(
+                        !matches_credential(enc, &id[..len - 1]) || ambiguous,
+                        "len {len}"
+                    );
+                    let mut longer = id.clone();
+                    longer.push(0);
+                    assert!(!matches_credential(enc, &longer), "len {len}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_48_byte_id_ending_in_1_is_misread_by_the_padding_digit_form_only() {
+        // 64 characters of base64url ending in "AAA1": 48 bytes, the last three 0, 0, 53.
+        let plain = format!("{}AAA1", "QUJD".repeat(15));
+        let id = decode_b64url_strict(&plain, "id").unwrap();
+        assert_eq!(id.len(), 48);
+        // The method-id reading takes "1" for one '=' and drops a byte: this is why it
+        // must never be used on our own ids (issue 13 item 3).
+        assert_eq!(decode_lenient(&plain, "id").unwrap().len(), 47);
+        assert_eq!(decode_foreign(&plain, "id").unwrap(), id);
+        assert_eq!(decode_candidates(&plain, "id").unwrap().len(), 2);
+        // Graph writes the method id of this credential as "...AAA10"; it matches.
+        let method_id = encode_with_padding_digit(&id);
+        assert!(method_id.ends_with("AAA10"));
+        assert!(matches_credential(&method_id, &id));
+        assert!(!matches_credential(&method_id, &id[..47]));
+        // Our own id is never compared in the padding-digit reading: the plain string is
+        // only "like" the 47-byte prefix because both forms can read it.
+        assert!(matches_credential(&plain, &id));
     }
 }

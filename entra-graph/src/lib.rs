@@ -66,8 +66,11 @@ pub mod webauthn;
 pub mod wire;
 
 pub use client::{
-    encode_segment, ClientStats, ConnectionReport, Deletion, GraphClient, Registration, MAX_BATCH,
-    MAX_GROUP_NESTING,
+    encode_segment, ClientStats, ConnectionReport, Deletion, GraphClient, Registration, UserKey,
+    UsersDelta, CHECK_MEMBER_GROUPS_MAX, CONNECTION_CHECK_USER, MAX_BATCH, MAX_GROUP_NESTING,
+    PERMISSION_GROUP_MEMBER_READ, PERMISSION_METHODS_READ, PERMISSION_POLICY_READ,
+    PERMISSION_REVOKE_SESSIONS, PERMISSION_USER_READ, RECONCILE_LISTINGS, TAP_MAX_MINUTES,
+    TAP_MIN_MINUTES,
 };
 pub use config::{
     ApiVersion, GraphConfig, RetryPolicy, MAX_CHALLENGE_MINUTES, MIN_CHALLENGE_MINUTES,

@@ -269,6 +269,45 @@ pub fn check_key_for_user(
     first_err.map_or(Ok(()), Err)
 }
 
+/// Checks a security key when the user's targets could not be read (the app lacks the
+/// directory permissions): acceptable when **any** passkey profile accepts it, or the
+/// deprecated top-level fields for a policy without profiles.
+pub fn check_key_any_profile(
+    policy: &Fido2Policy,
+    aaguid: &str,
+    attested: bool,
+) -> Result<(), PreflightError> {
+    if policy.passkey_profiles.is_empty() {
+        return EffectiveRestrictions::legacy(policy).check_key(aaguid, attested);
+    }
+    let mut first_err = None;
+    for p in &policy.passkey_profiles {
+        match EffectiveRestrictions::of_profile(p).check_key(aaguid, attested) {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    first_err.map_or(Ok(()), Err)
+}
+
+/// A pre-flight step that was skipped because the app lacks the permission it needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SkippedCheck {
+    /// What was not checked (`FIDO2 method policy`, `policy targets (user lookup)`, ...).
+    pub step: &'static str,
+    /// The application permission that step needs.
+    pub permission: &'static str,
+}
+
+/// What a pre-flight that passed could not check.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PreflightReport {
+    /// Steps skipped for want of a permission (empty: everything was checked).
+    pub skipped: Vec<SkippedCheck>,
+}
+
 /// Checks whether `aaguid` (hyphenated, any case) is allowed by the restrictions.
 pub fn check_aaguid(
     restrictions: &EffectiveRestrictions,
@@ -278,7 +317,8 @@ pub fn check_aaguid(
         return Ok(());
     };
     let listed = k.aa_guids.iter().any(|a| a.eq_ignore_ascii_case(aaguid));
-    match (k.enforcement_type, listed) {
+    // A null enforcementType reads as `block`, the value a fresh tenant shows.
+    match (k.enforcement_type.unwrap_or(EnforcementType::Block), listed) {
         (EnforcementType::Block, true) => Err(PreflightError::AaguidBlocked {
             aaguid: aaguid.to_ascii_lowercase(),
         }),
@@ -372,7 +412,7 @@ mod tests {
             }),
             key_restrictions: allow.map(|a| KeyRestrictions {
                 is_enforced: true,
-                enforcement_type: EnforcementType::Allow,
+                enforcement_type: Some(EnforcementType::Allow),
                 aa_guids: vec![a.into()],
             }),
         }
@@ -405,7 +445,7 @@ mod tests {
         let mut p = policy();
         p.key_restrictions = Some(KeyRestrictions {
             is_enforced: true,
-            enforcement_type: EnforcementType::Block,
+            enforcement_type: Some(EnforcementType::Block),
             aa_guids: vec![YK.to_uppercase()],
         });
         assert!(matches!(
@@ -432,7 +472,7 @@ mod tests {
             attestation_enforcement: Some(AttestationEnforcement::Disabled),
             key_restrictions: Some(KeyRestrictions {
                 is_enforced: true,
-                enforcement_type: EnforcementType::Allow,
+                enforcement_type: Some(EnforcementType::Allow),
                 aa_guids: vec![YK.into()],
             }),
         });

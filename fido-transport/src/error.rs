@@ -34,10 +34,52 @@ pub enum Error {
         /// Attempts left before built-in UV blocks, if known.
         retries_left: Option<u32>,
     },
-    /// The key refused a reset (CTAP 0x30 NOT_ALLOWED) because it was not powered up
-    /// within the last ~10 seconds, and this transport cannot power-cycle it.
-    #[error("the key accepts a reset only within about 10 seconds of being powered up: remove and reattach the key and retry within 10 seconds")]
+    /// The key refused a reset (CTAP 0x30 NOT_ALLOWED, or 0x34 PIN_AUTH_BLOCKED on some
+    /// YubiKey firmware) because it was not powered up within its reset window (5 s on
+    /// YubiKeys before firmware 5.5.2, 10 s on most keys), and this transport could not
+    /// power-cycle it (or the power cycle did not reopen the window).
+    #[error("too late, replug and try again: the key accepts a reset only within 5 to 10 seconds of being plugged in (or placed on the reader); remove and reattach the key and reset right away")]
     ReattachRequired,
+    /// The key does not allow reset over this transport: its getInfo
+    /// `transportsForReset` leaves it out, or it answered OPERATION_DENIED (0x27) over
+    /// NFC. Nothing was erased.
+    #[error("this key does not allow a reset over {transport}{}: reset it over {}", match .allowed {
+        Some(a) => format!(" (it allows: {})", a.join(", ")),
+        None => String::new(),
+    }, match .allowed {
+        Some(a) if !a.is_empty() => a.join(" or "),
+        _ => "USB".to_owned(),
+    })]
+    ResetRefused {
+        /// The transport the reset was tried over (`usb`, `nfc`).
+        transport: String,
+        /// The transports the key lists for reset, when it lists them.
+        allowed: Option<Vec<String>>,
+    },
+    /// After a replug, the key attached is not the one that was removed (another AAGUID,
+    /// serial or getInfo): nothing was erased.
+    #[error("the key attached now is not the one that was removed ({0}); attach the same key and try again")]
+    DifferentKey(String),
+    /// Windows (10 1903 and later) lets only elevated processes open FIDO keys over USB
+    /// HID or select the FIDO applet over PC/SC, and this process is not elevated: the
+    /// OS answered "Access is denied" (HID) or SCARD_E_NO_ACCESS /
+    /// SCARD_W_SECURITY_VIOLATION (PC/SC). Nothing was sent to the key.
+    #[error("{device}: Windows lets only elevated processes use FIDO security keys directly ({detail}). Run the keysmith agent service (it runs as LocalSystem and serves this desktop) or start this program as administrator; without either, only self-service issuance and sign-in through Windows (webauthn.dll) are possible")]
+    NeedsElevation {
+        /// The device path or reader name.
+        device: String,
+        /// What the OS said.
+        detail: String,
+    },
+    /// The Windows WebAuthn platform API (webauthn.dll) failed, with its HRESULT and
+    /// error name.
+    #[error("Windows WebAuthn (webauthn.dll) failed: {name} (HRESULT 0x{hresult:08x})")]
+    Platform {
+        /// The HRESULT the API returned.
+        hresult: u32,
+        /// Its name (WebAuthNGetErrorName) or a description.
+        name: String,
+    },
     /// No authenticator was found (or the named one is gone).
     #[error("no authenticator found: {0}")]
     DeviceNotFound(String),
@@ -105,6 +147,7 @@ impl Error {
             Error::PinInvalid { .. } => Some(CtapStatus::PinInvalid),
             Error::UvInvalid { .. } => Some(CtapStatus::UvInvalid),
             Error::ReattachRequired => Some(CtapStatus::NotAllowed),
+            Error::ResetRefused { .. } => Some(CtapStatus::OperationDenied),
             _ => None,
         }
     }

@@ -7,9 +7,11 @@
 //! Every transport carries whole CTAP2 messages (command byte + CBOR parameters in,
 //! status byte + CBOR out). Progress ("touch your key") is reported through a callback
 //! and any transaction can be cancelled from another thread with a [`CancelToken`].
-#![forbid(unsafe_code)]
+// Unsafe code is denied everywhere but in `platform::windows` (the webauthn.dll FFI).
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+mod elevation;
 mod error;
 mod transport;
 
@@ -19,4 +21,5 @@ pub use transport::{CancelToken, Progress, Transport, TransportKind};
 pub mod client;
 pub mod hid;
 pub mod nfc;
+pub mod platform;
 pub mod softkey;

@@ -13,6 +13,9 @@ pub enum Progress {
     Processing,
     /// The authenticator waits for the user: "touch your key".
     UserPresenceNeeded,
+    /// The authenticator waits for a long touch: "press and hold the key's button for
+    /// about 5 seconds" (reset on keys with getInfo `longTouchForReset`).
+    LongTouchNeeded,
 }
 
 /// How a transport reaches the authenticator.
@@ -77,7 +80,7 @@ pub trait Transport: Send {
     /// unplugged and reattached.
     fn power_cycle(&mut self) -> Result<(), Error> {
         Err(Error::Unsupported(format!(
-            "{} cannot power-cycle the key: remove and reattach it, then retry within 10 seconds",
+            "{} cannot power-cycle the key: remove and reattach it, then retry within 5 seconds",
             self.describe()
         )))
     }

@@ -3,6 +3,7 @@
 
 mod api {
     pub mod client;
+    pub mod devices;
     pub mod hid;
     pub mod nfc;
     pub mod nfc_client;

@@ -337,9 +337,9 @@ pub enum DeviceError {
     /// The key answered another non-success CTAP status (kept losslessly).
     #[error("authenticator error: {0}")]
     Ctap(CtapStatus),
-    /// The key refused a reset (CTAP 0x30) because it was not powered up within the
-    /// last ~10 seconds, and the transport cannot power-cycle it.
-    #[error("the key accepts a reset only within about 10 seconds of being powered up: remove and reattach the key and retry within 10 seconds")]
+    /// The key refused a reset (CTAP 0x30 / 0x34) because it was not powered up within its
+    /// reset window (5 to 10 seconds), and the transport cannot power-cycle it.
+    #[error("too late, replug and try again: the key accepts a reset only within 5 to 10 seconds of being plugged in (or placed on the reader); remove and reattach the key and reset right away")]
     ReattachRequired,
     /// The wait for the user was cancelled by the caller.
     #[error("cancelled")]
@@ -495,51 +495,10 @@ fn ctap_reason(s: CtapStatus) -> &'static str {
 }
 
 impl From<fido_transport::Error> for DeviceError {
+    /// Classified once, by the device half (`keysmith_device::DeviceFault`), then mapped
+    /// variant for variant.
     fn from(e: fido_transport::Error) -> Self {
-        use fido_core::pin::PinError;
-        use fido_transport::Error as T;
-        match e {
-            T::PinInvalid {
-                retries_left,
-                power_cycle_required,
-            } => DeviceError::PinInvalid {
-                retries_left,
-                power_cycle_required,
-            },
-            T::UvInvalid { retries_left } => DeviceError::UvInvalid { retries_left },
-            T::Ctap(s) | T::Core(fido_core::Error::Ctap(s)) => DeviceError::Ctap(s),
-            T::ReattachRequired => DeviceError::ReattachRequired,
-            T::Cancelled => DeviceError::Cancelled,
-            T::Timeout(d) => DeviceError::Timeout(d),
-            e @ T::DeviceNotFound(_) => DeviceError::NotFound {
-                message: e.to_string(),
-            },
-            e @ (T::Unsupported(_) | T::MessageNotCarried { .. }) => DeviceError::Unsupported {
-                message: e.to_string(),
-            },
-            e @ T::InvalidArgument(_) => DeviceError::InvalidArgument {
-                message: e.to_string(),
-            },
-            e @ (T::Hid { .. } | T::Pcsc { .. } | T::State { .. } | T::Io { .. }) => {
-                DeviceError::Io {
-                    message: e.to_string(),
-                }
-            }
-            T::Core(
-                c @ fido_core::Error::Pin(
-                    PinError::TooShort { .. } | PinError::TooLong { .. } | PinError::ContainsNul,
-                ),
-            ) => DeviceError::PinFormat {
-                message: c.to_string(),
-            },
-            T::Core(c) => DeviceError::Protocol {
-                message: c.to_string(),
-            },
-            // The transport's error is non-exhaustive: a newer variant keeps its message.
-            e => DeviceError::Other {
-                message: e.to_string(),
-            },
-        }
+        crate::remote::device_error(keysmith_device::DeviceFault::from(e))
     }
 }
 

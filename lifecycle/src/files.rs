@@ -37,6 +37,8 @@ pub fn create_private_dir_all(dir: &Path) -> io::Result<()> {
 }
 
 fn private_options() -> OpenOptions {
+    // Only Unix sets a mode and flags; elsewhere `o` is returned as made.
+    #[cfg_attr(not(unix), allow(unused_mut))]
     let mut o = OpenOptions::new();
     #[cfg(unix)]
     o.mode(FILE_MODE)

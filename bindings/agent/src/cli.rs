@@ -99,10 +99,8 @@ fn run(mut args: Vec<String>) -> Result<ExitCode, AgentError> {
         "status" => {
             let config = AgentConfig::load(&config_path)?;
             let key = AgentKey::load(&config.key_file)?;
-            let http = crate::http::client(
-                config.server_ca_file.as_deref(),
-                Duration::from_secs(30),
-            )?;
+            let http =
+                crate::http::client(config.server_ca_file.as_deref(), Duration::from_secs(30))?;
             let status = enroll::status(&http, &config.server_url, &key.agent_id())?;
             println!("{status}");
             Ok(ExitCode::SUCCESS)
@@ -137,8 +135,7 @@ fn enroll_cmd(config_path: &std::path::Path, rest: &[String]) -> Result<ExitCode
     if created {
         eprintln!("created the agent key {}", config.key_file.display());
     }
-    let http =
-        crate::http::client(config.server_ca_file.as_deref(), Duration::from_secs(30))?;
+    let http = crate::http::client(config.server_ca_file.as_deref(), Duration::from_secs(30))?;
     let e = enroll::enroll(
         &http,
         &config.server_url,
@@ -385,8 +382,7 @@ fn split_cmd(
     };
     let config = AgentConfig::load(config_path)?;
     let key = AgentKey::load(&config.key_file)?;
-    let http =
-        crate::http::client(config.server_ca_file.as_deref(), Duration::from_secs(330))?;
+    let http = crate::http::client(config.server_ca_file.as_deref(), Duration::from_secs(330))?;
     let pin = config.server_key_fingerprint()?;
     let server_key = session::server_key(&http, &config.server_url, &pin)?;
     let mut opened = crate::device::open(&spec)?;
@@ -396,39 +392,40 @@ fn split_cmd(
     };
     let oidc = config.oidc.clone();
     let sign_http = crate::http::client(None, Duration::from_secs(30))?;
-    let mut sign_in = |need: &keysmith_wire::NeedHolderAuth| -> Result<Zeroizing<String>, AgentError> {
-        let o = oidc.as_ref().ok_or_else(|| {
-            AgentError::config("oidc", "holders sign in: configure [oidc]".to_owned())
-        })?;
-        // The agent signs in only where it was configured to: a server asking for another
-        // issuer or client is refused.
-        if o.issuer != need.issuer || o.client_id != need.client_id {
-            return Err(AgentError::SignIn(format!(
+    let mut sign_in =
+        |need: &keysmith_wire::NeedHolderAuth| -> Result<Zeroizing<String>, AgentError> {
+            let o = oidc.as_ref().ok_or_else(|| {
+                AgentError::config("oidc", "holders sign in: configure [oidc]".to_owned())
+            })?;
+            // The agent signs in only where it was configured to: a server asking for another
+            // issuer or client is refused.
+            if o.issuer != need.issuer || o.client_id != need.client_id {
+                return Err(AgentError::SignIn(format!(
                 "the server asks for a sign-in at {} for {}, this agent is configured for {} / {}",
                 need.issuer, need.client_id, o.issuer, o.client_id
             )));
-        }
-        eprintln!("session code {}", need.session_code);
-        let req = crate::oidc::SignInRequest {
-            issuer: o.issuer.clone(),
-            client_id: o.client_id.clone(),
-            scopes: need.scopes.clone(),
-            nonce: need.nonce.clone(),
-            login_hint: need.login_hint.clone(),
-            max_age: Some(u64::from(need.max_age_s)),
-            session_code: Some(need.session_code.clone()),
-            timeout: Duration::from_secs(300),
-        };
-        let mut open = |url: &str| -> Result<(), AgentError> {
-            eprintln!("sign in at: {url}");
-            if browser {
-                crate::oidc::open_system_browser(url);
             }
-            Ok(())
+            eprintln!("session code {}", need.session_code);
+            let req = crate::oidc::SignInRequest {
+                issuer: o.issuer.clone(),
+                client_id: o.client_id.clone(),
+                scopes: need.scopes.clone(),
+                nonce: need.nonce.clone(),
+                login_hint: need.login_hint.clone(),
+                max_age: Some(u64::from(need.max_age_s)),
+                session_code: Some(need.session_code.clone()),
+                timeout: Duration::from_secs(300),
+            };
+            let mut open = |url: &str| -> Result<(), AgentError> {
+                eprintln!("sign in at: {url}");
+                if browser {
+                    crate::oidc::open_system_browser(url);
+                }
+                Ok(())
+            };
+            let token = crate::oidc::sign_in(&sign_http, &req, &mut open)?;
+            Ok(Zeroizing::new(token.expose().to_owned()))
         };
-        let token = crate::oidc::sign_in(&sign_http, &req, &mut open)?;
-        Ok(Zeroizing::new(token.expose().to_owned()))
-    };
     let out = session::run(
         &http,
         &config.server_url,
@@ -442,4 +439,3 @@ fn split_cmd(
     println!("{out}");
     Ok(ExitCode::SUCCESS)
 }
-

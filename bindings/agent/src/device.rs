@@ -63,13 +63,20 @@ pub fn open(spec: &str) -> Result<OpenedDevice, AgentError> {
             )
         } else if let Some(path) = spec.strip_prefix("softkey:") {
             if path.is_empty() {
-                return Err(AgentError::Device("softkey: needs a state file path".into()));
+                return Err(AgentError::Device(
+                    "softkey: needs a state file path".into(),
+                ));
             }
             let soft = SoftAuthenticator::open_persistent(path, SoftConfig::default())
                 .map_err(|e| AgentError::Device(format!("software key {path}: {e}")))?;
             let digest = Sha256::digest(soft.attestation_certificate());
             let serial = hex::encode_upper(digest.get(..4).unwrap_or(&[]));
-            (Box::new(SoftTransport::new(soft)), "software", Some(serial), true)
+            (
+                Box::new(SoftTransport::new(soft)),
+                "software",
+                Some(serial),
+                true,
+            )
         } else {
             return Err(AgentError::Device(format!(
                 "{spec:?}: expected usb:PATH, nfc:READER or softkey:STATEFILE"

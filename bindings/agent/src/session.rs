@@ -65,7 +65,11 @@ pub fn server_key(
     })?;
     let raw = v["public_key"]
         .as_str()
-        .and_then(|s| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).ok())
+        .and_then(|s| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(s)
+                .ok()
+        })
         .ok_or_else(|| AgentError::Session("the server sent no key".into()))?;
     let digest: [u8; 32] = Sha256::digest(&raw).into();
     if &digest != pinned {
@@ -261,7 +265,11 @@ pub fn run(
                     };
                     continue;
                 }
-                if let Mode::Station { once: true, max_wait } = mode {
+                if let Mode::Station {
+                    once: true,
+                    max_wait,
+                } = mode
+                {
                     if started.elapsed() >= *max_wait {
                         return Ok(serde_json::json!({"outcome": "no_work"}));
                     }

@@ -14,9 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::{Caller, Role};
 use crate::error::{json_body, ApiError, ErrorBody};
+use crate::now_ms;
 use crate::sessions::{Admission, Opened, SessionError, SessionHandler};
 use crate::state::AppState;
-use crate::now_ms;
 
 /// Agent sessions carried by the coordinator.
 pub struct CoordinatorSessions(pub Coordinator);
@@ -119,13 +119,15 @@ pub async fn queue_work(
     caller.require(&[Role::Operator])?;
     let req: WorkRequest = json_body(&body)?;
     if req.operation != "issue" {
-        return Err(ApiError::bad_request("operation: only \"issue\" is queued for a station"));
+        return Err(ApiError::bad_request(
+            "operation: only \"issue\" is queued for a station",
+        ));
     }
     let request = serde_json::to_string(&StationRequest::Issue {
         user: req.user.clone(),
         template: req.template.clone(),
     })
-    .map_err(|e| ApiError::internal(&e.to_string()))?;
+    .map_err(|e| ApiError::internal(e.to_string()))?;
     let store = st.store.clone();
     crate::off_runtime(move || {
         let agent = store

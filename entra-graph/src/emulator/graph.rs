@@ -10,7 +10,7 @@ use super::server::{error, json, no_content, q, Resp};
 use super::state::{iso8601, IssuedChallenge};
 use super::validate::{validate_registration, RegistrationContext};
 use super::Shared;
-use crate::ids::{decode_b64url_strict, encode_b64url, encode_with_padding_digit, same_credential};
+use crate::ids::{decode_b64url_strict, encode_b64url, encode_with_padding_digit};
 use crate::wire::{DirectoryObject, Page, User};
 
 fn not_found_user(key: &str, rid: &str) -> Resp {
@@ -38,20 +38,30 @@ pub(super) fn graph(
             let st = shared.state();
             let users: Vec<User> = match q(query, "$filter") {
                 None => st.tenant.users.clone(),
-                Some(f) => match parse_startswith(f) {
-                    Some(conds) => st
+                Some(f) => match (parse_startswith(f), parse_eq(f)) {
+                    (Some(conds), _) => st
                         .tenant
                         .users
                         .iter()
                         .filter(|u| conds.iter().any(|(field, prefix)| user_field(u, field).is_some_and(|v| v.to_lowercase().starts_with(&prefix.to_lowercase()))))
                         .cloned()
                         .collect(),
-                    None => return error(400, "Request_UnsupportedQuery", "Unsupported Query.", rid),
+                    // `eq` on the properties that support it (userPrincipalName, mail,
+                    // employeeId, onPremisesImmutableId): case-insensitive like Graph.
+                    (None, Some((field, value))) => st
+                        .tenant
+                        .users
+                        .iter()
+                        .filter(|u| user_field(u, &field).is_some_and(|v| v.eq_ignore_ascii_case(&value)))
+                        .cloned()
+                        .collect(),
+                    (None, None) => return error(400, "Request_UnsupportedQuery", "Unsupported Query.", rid),
                 },
             };
             drop(st);
             page(shared, ver, "users", query, users, ctx("users"), rid)
         }
+        ("GET", ["users", "delta"]) => users_delta(shared, ver, query, rid),
         ("GET", ["users", key]) => {
             let st = shared.state();
             match st.find_user(key) {
@@ -70,7 +80,14 @@ pub(super) fn graph(
             let Some(uid) = st.find_user(key).map(|u| u.id.clone()) else {
                 return not_found_user(key, rid);
             };
-            let methods: Vec<_> = st.methods.get(&uid).map(|v| v.iter().map(|m| m.method.clone()).collect()).unwrap_or_default();
+            // lastUsedDateTime is a beta property (FACTS 2026).
+            let v1 = ver == "v1.0";
+            let lag = shared.knobs().replication_lag;
+            let methods: Vec<_> = st
+                .methods
+                .get(&uid)
+                .map(|v| v.iter().filter(|m| m.stored_at.elapsed() >= lag).map(|m| crate::wire::Fido2Method { last_used_date_time: m.method.last_used_date_time.clone().filter(|_| !v1), ..m.method.clone() }).collect())
+                .unwrap_or_default();
             drop(st);
             let path = format!("users/{key}/authentication/fido2Methods");
             let c = ctx(&format!("users('{key}')/authentication/fido2Methods"));
@@ -86,7 +103,7 @@ pub(super) fn graph(
                 return not_found_user(key, rid);
             };
             let list = st.methods.entry(uid).or_default();
-            let Some(pos) = list.iter().position(|m| m.method.id == *mid || same_credential(&m.method.id, mid)) else {
+            let Some(pos) = list.iter().position(|m| m.method.id == *mid) else {
                 return error(404, "itemNotFound", "The specified fido2AuthenticationMethod was not found.", rid);
             };
             if method == "DELETE" {
@@ -98,6 +115,57 @@ pub(super) fn graph(
                 o.insert("@odata.context".into(), ctx("users/authentication/fido2Methods/$entity").into());
             }
             json(200, &v)
+        }
+        ("GET", ["users", key, "authentication", "methods"]) => {
+            let st = shared.state();
+            let Some(uid) = st.find_user(key).map(|u| u.id.clone()) else {
+                return not_found_user(key, rid);
+            };
+            // Every user has a password; then passkeys; then the other methods seeded.
+            let mut all = vec![serde_json::json!({
+                "@odata.type": "#microsoft.graph.passwordAuthenticationMethod",
+                "id": "28c10230-6103-485e-b985-444c60001490",
+                "password": null,
+            })];
+            for m in st.methods.get(&uid).into_iter().flatten() {
+                all.push(serde_json::to_value(&m.method).unwrap_or_default());
+            }
+            all.extend(st.other_methods.get(&uid).into_iter().flatten().cloned());
+            drop(st);
+            page(shared, ver, &format!("users/{key}/authentication/methods"), query, all, ctx(&format!("users('{key}')/authentication/methods")), rid)
+        }
+        (_, ["users", key, "authentication", "temporaryAccessPassMethods", rest @ ..]) => {
+            temporary_access_pass(shared, ver, method, key, rest, body, rid)
+        }
+        ("POST", ["users", key, "revokeSignInSessions"]) => {
+            let mut st = shared.state();
+            let Some(uid) = st.find_user(key).map(|u| u.id.clone()) else {
+                return not_found_user(key, rid);
+            };
+            let now = st.now();
+            st.sessions_revoked.entry(uid).or_default().push(now);
+            json(200, &serde_json::json!({"@odata.context": ctx("Edm.Boolean"), "value": true}))
+        }
+        ("POST", ["users", key, "checkMemberGroups"]) => check_member_groups(shared, ver, key, body, rid),
+        ("GET", ["users", key, "transitiveMemberOf"]) => {
+            let st = shared.state();
+            let Some(uid) = st.find_user(key).map(|u| u.id.clone()) else {
+                return not_found_user(key, rid);
+            };
+            let groups: Vec<DirectoryObject> = st
+                .groups_of(&uid)
+                .iter()
+                .filter_map(|gid| st.tenant.groups.iter().find(|g| g.id.eq_ignore_ascii_case(gid)))
+                .map(|g| DirectoryObject {
+                    odata_type: Some("#microsoft.graph.group".into()),
+                    id: g.id.clone(),
+                    display_name: Some(g.display_name.clone()),
+                    user_principal_name: None,
+                    mail: None,
+                })
+                .collect();
+            drop(st);
+            page(shared, ver, &format!("users/{key}/transitiveMemberOf"), query, groups, ctx("directoryObjects"), rid)
         }
         ("GET", ["groups", gid, "members"]) => {
             let st = shared.state();
@@ -133,7 +201,16 @@ pub(super) fn graph(
         {
             let mut p = shared.state().policy.clone();
             p.context = Some(ctx("policies/authenticationMethodsPolicy/authenticationMethodConfigurations/$entity"));
-            json(200, &p)
+            // v1.0: passkeyProfiles is a non-contained navigation property (CSDL), not
+            // inline unless expanded; beta returns it inline.
+            let expanded = q(query, "$expand").is_some_and(|e| e.split(',').any(|x| x.trim() == "passkeyProfiles"));
+            let mut v = serde_json::to_value(&p).unwrap_or_default();
+            if ver == "v1.0" && !expanded {
+                if let Some(o) = v.as_object_mut() {
+                    o.remove("passkeyProfiles");
+                }
+            }
+            json(200, &v)
         }
         (_, [first, ..]) => error(400, "BadRequest", &format!("Resource not found for the segment '{first}'."), rid),
         _ => error(400, "BadRequest", "Invalid request.", rid),
@@ -147,6 +224,9 @@ fn user_field<'a>(u: &'a User, field: &str) -> Option<&'a str> {
         "mail" => u.mail.as_deref(),
         "givenName" => u.given_name.as_deref(),
         "surname" => u.surname.as_deref(),
+        "employeeId" => u.employee_id.as_deref(),
+        "onPremisesImmutableId" => u.on_premises_immutable_id.as_deref(),
+        "id" => Some(u.id.as_str()),
         _ => None,
     }
 }
@@ -165,6 +245,28 @@ fn parse_startswith(filter: &str) -> Option<Vec<(String, String)>> {
         out.push((field.trim().to_owned(), value));
     }
     Some(out)
+}
+
+/// Parses `field eq 'v'` (quotes doubled inside) for the fields Graph filters by `eq`.
+fn parse_eq(filter: &str) -> Option<(String, String)> {
+    let (field, value) = filter.split_once(" eq ")?;
+    let field = field.trim();
+    if !matches!(
+        field,
+        "userPrincipalName"
+            | "mail"
+            | "employeeId"
+            | "onPremisesImmutableId"
+            | "id"
+            | "displayName"
+    ) {
+        return None;
+    }
+    let value = value.trim().strip_prefix('\'')?.strip_suffix('\'')?;
+    if value.replace("''", "").contains('\'') {
+        return None;
+    }
+    Some((field.to_owned(), value.replace("''", "'")))
 }
 
 fn page<T: Serialize>(
@@ -275,6 +377,19 @@ fn creation_options(
     let Some(user) = st.find_user(key).cloned() else {
         return not_found_user(key, rid);
     };
+    // A disabled FIDO2 method, or a user outside its targets, fails here with 400, as
+    // Entra answers (entraYK's error hints: "400 on creationOptions").
+    let scope = crate::policy::UserScope::new(user.id.clone(), st.groups_of(&user.id));
+    if st.policy.state != crate::wire::MethodState::Enabled
+        || crate::policy::check_targets(&st.policy, &scope).is_err()
+    {
+        return error(
+            400,
+            "badRequest",
+            "The FIDO2 authentication method is not enabled for this user.",
+            rid,
+        );
+    }
     st.evict_challenges();
     let mut raw = vec![0u8; shared.config.challenge_bytes.clamp(16, 16 * 1024)];
     OsRng.fill_bytes(&mut raw);
@@ -287,12 +402,22 @@ fn creation_options(
             expires,
         },
     );
+    // v1.0 documents exclude ids as base64url without padding; beta writes them like
+    // method ids, with a padding digit.
+    let v1 = ver == "v1.0";
     let exclude: Vec<serde_json::Value> = st
         .methods
         .get(&user.id)
         .map(|v| {
             v.iter()
-                .map(|m| serde_json::json!({"id": encode_with_padding_digit(&m.credential_id), "type": "public-key", "transports": []}))
+                .map(|m| {
+                    let id = if v1 {
+                        encode_b64url(&m.credential_id)
+                    } else {
+                        encode_with_padding_digit(&m.credential_id)
+                    };
+                    serde_json::json!({"id": id, "type": "public-key", "transports": []})
+                })
                 .collect()
         })
         .unwrap_or_default();
@@ -348,7 +473,8 @@ fn register(shared: &Shared, ver: &str, key: &str, body: &[u8], rid: &str) -> Re
     };
     match validate_registration(body, &ctx) {
         Ok(accepted) => {
-            st.challenges.remove(&accepted.challenge);
+            // A challenge stays valid until it expires, as at Entra (a live-tenant test
+            // registers two passkeys from one creationOptions answer, DSI-TEST).
             let mut v = serde_json::to_value(&accepted.stored.method).unwrap_or_default();
             st.methods.entry(uid).or_default().push(accepted.stored);
             if let Some(o) = v.as_object_mut() {
@@ -365,4 +491,205 @@ fn register(shared: &Shared, ver: &str, key: &str, body: &[u8], rid: &str) -> Re
         }
         Err(rej) => error(rej.status, rej.code, &rej.message, rid),
     }
+}
+
+/// `POST /users/{id}/checkMemberGroups` `{"groupIds": [...]}` (at most 20): the ids, of
+/// those asked, of the groups the user is in, directly or transitively.
+fn check_member_groups(shared: &Shared, ver: &str, key: &str, body: &[u8], rid: &str) -> Resp {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    struct Body {
+        group_ids: Vec<String>,
+    }
+    let Ok(req) = serde_json::from_slice::<Body>(body) else {
+        return error(
+            400,
+            "Request_BadRequest",
+            "Invalid request body: expected {\"groupIds\": [...]}.",
+            rid,
+        );
+    };
+    if req.group_ids.len() > crate::CHECK_MEMBER_GROUPS_MAX {
+        return error(
+            400,
+            "Request_BadRequest",
+            "The number of group ids exceeds the limit of 20.",
+            rid,
+        );
+    }
+    let st = shared.state();
+    let Some(uid) = st.find_user(key).map(|u| u.id.clone()) else {
+        return not_found_user(key, rid);
+    };
+    let mine = st.groups_of(&uid);
+    let value: Vec<&String> = req
+        .group_ids
+        .iter()
+        .filter(|g| mine.iter().any(|m| m.eq_ignore_ascii_case(g)))
+        .collect();
+    json(
+        200,
+        &serde_json::json!({
+            "@odata.context": format!("{}/{ver}/$metadata#Collection(Edm.String)", shared.base_url),
+            "value": value,
+        }),
+    )
+}
+
+/// Temporary Access Pass: create (one per user, lifetime 10–43 200 minutes, only
+/// `startDateTime`, `lifetimeInMinutes` and `isUsableOnce` accepted), list (no pass
+/// value), delete.
+fn temporary_access_pass(
+    shared: &Shared,
+    ver: &str,
+    method: &str,
+    key: &str,
+    rest: &[&str],
+    body: &[u8],
+    rid: &str,
+) -> Resp {
+    let mut st = shared.state();
+    let Some(uid) = st.find_user(key).map(|u| u.id.clone()) else {
+        return not_found_user(key, rid);
+    };
+    let ctx = format!(
+        "{}/{ver}/$metadata#users('{key}')/authentication/temporaryAccessPassMethods",
+        shared.base_url
+    );
+    match (method, rest) {
+        ("GET", []) => {
+            let value: Vec<serde_json::Value> = st.taps.get(&uid).cloned().into_iter().collect();
+            json(
+                200,
+                &serde_json::json!({"@odata.context": ctx, "value": value}),
+            )
+        }
+        ("DELETE", [id]) => match st.taps.get(&uid) {
+            Some(t) if t["id"] == *id => {
+                st.taps.remove(&uid);
+                no_content()
+            }
+            _ => error(
+                404,
+                "itemNotFound",
+                "The specified temporaryAccessPassAuthenticationMethod was not found.",
+                rid,
+            ),
+        },
+        ("POST", []) => {
+            let Ok(serde_json::Value::Object(req)) =
+                serde_json::from_slice::<serde_json::Value>(body)
+            else {
+                return error(
+                    400,
+                    "badRequest",
+                    "The request is missing a temporaryAccessPassAuthenticationMethod entity.",
+                    rid,
+                );
+            };
+            if let Some(k) = req.keys().find(|k| {
+                !matches!(
+                    k.as_str(),
+                    "startDateTime" | "lifetimeInMinutes" | "isUsableOnce" | "@odata.type"
+                )
+            }) {
+                return error(400, "badRequest", &format!("The property '{k}' does not exist on type 'temporaryAccessPassAuthenticationMethod'."), rid);
+            }
+            let lifetime = req
+                .get("lifetimeInMinutes")
+                .and_then(|v| v.as_u64())
+                .unwrap_or(60);
+            if !(10..=43_200).contains(&lifetime) {
+                return error(
+                    400,
+                    "badRequest",
+                    "lifetimeInMinutes must be between 10 and 43200.",
+                    rid,
+                );
+            }
+            if st.taps.contains_key(&uid) {
+                return error(
+                    400,
+                    "badRequest",
+                    "A user can only have one Temporary Access Pass.",
+                    rid,
+                );
+            }
+            let mut raw = [0u8; 9];
+            OsRng.fill_bytes(&mut raw);
+            let pass = encode_b64url(&raw);
+            let now = iso8601(st.now());
+            let method = serde_json::json!({
+                "@odata.type": "#microsoft.graph.temporaryAccessPassAuthenticationMethod",
+                "id": crate::http::request_id(),
+                "createdDateTime": now,
+                "startDateTime": req.get("startDateTime").cloned().unwrap_or_else(|| now.clone().into()),
+                "lifetimeInMinutes": lifetime,
+                "isUsableOnce": req.get("isUsableOnce").and_then(|v| v.as_bool()).unwrap_or(false),
+                "isUsable": true,
+                "methodUsabilityReason": "EnabledByPolicy",
+            });
+            st.taps.insert(uid, method.clone());
+            let mut answer = method;
+            if let Some(o) = answer.as_object_mut() {
+                o.insert("temporaryAccessPass".into(), pass.into());
+                o.insert("@odata.context".into(), format!("{ctx}/$entity").into());
+            }
+            json(201, &answer)
+        }
+        _ => error(
+            405,
+            "methodNotAllowed",
+            "The method is not allowed on this resource.",
+            rid,
+        ),
+    }
+}
+
+/// `GET /users/delta`: without a `$deltatoken`, every user; with one, the users changed
+/// and removed since the round that issued it. One page, ending in `@odata.deltaLink`.
+fn users_delta(shared: &Shared, ver: &str, query: &[(String, String)], rid: &str) -> Resp {
+    let st = shared.state();
+    let since = match q(query, "$deltatoken") {
+        None => None,
+        Some(t) => match decode_b64url_strict(t, "$deltatoken")
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|s| s.strip_prefix("v=").and_then(|n| n.parse::<u64>().ok()))
+        {
+            Some(n) => Some(n),
+            None => return error(400, "badRequest", "Invalid delta token.", rid),
+        },
+    };
+    let mut value: Vec<serde_json::Value> = st
+        .tenant
+        .users
+        .iter()
+        .filter(|u| since.is_none_or(|n| st.user_versions.get(&u.id).is_some_and(|v| *v > n)))
+        .map(|u| {
+            serde_json::json!({
+                "id": u.id,
+                "userPrincipalName": u.user_principal_name,
+                "displayName": u.display_name,
+                "accountEnabled": u.account_enabled,
+            })
+        })
+        .collect();
+    if let Some(n) = since {
+        value.extend(
+            st.removed_users
+                .iter()
+                .filter(|(_, v)| *v > n)
+                .map(|(id, _)| serde_json::json!({"id": id, "@removed": {"reason": "changed"}})),
+        );
+    }
+    let token = encode_b64url(format!("v={}", st.directory_version).as_bytes());
+    json(
+        200,
+        &serde_json::json!({
+            "@odata.context": format!("{}/{ver}/$metadata#users", shared.base_url),
+            "@odata.deltaLink": format!("{}/{ver}/users/delta?$deltatoken={token}", shared.base_url),
+            "value": value,
+        }),
+    )
 }

@@ -37,7 +37,10 @@ use std::time::Duration;
 use rand_core::{OsRng, RngCore};
 
 pub use oidc::{HolderTokenOptions, DEMO_PASSWORD, ROTATION_KEYS};
-pub use state::{fresh_policy, iso8601, GroupFixture, TenantFixture, ThrottleConfig};
+pub use state::{
+    fresh_policy, iso8601, legacy_policy, GroupFixture, TenantFixture, ThrottleConfig,
+    DEFAULT_PASSKEY_PROFILE_ID,
+};
 pub use token::AppRegistration;
 
 use crate::ids::encode_b64url;
@@ -162,6 +165,10 @@ pub struct RequestRecord {
 pub(crate) struct Knobs {
     pub latency: Duration,
     pub throttle: Option<ThrottleConfig>,
+    /// How long a new passkey stays out of listings.
+    pub replication_lag: Duration,
+    /// The separate write bucket (`None`: writes are not metered on their own).
+    pub write_throttle: Option<ThrottleConfig>,
     pub faults: Vec<FaultRule>,
     /// Send `Retry-After` as an HTTP-date instead of delay-seconds.
     pub retry_after_http_date: bool,
@@ -408,6 +415,15 @@ impl Emulator {
         };
         st.set_account_enabled(&id, enabled)
     }
+    /// Deletes a directory user (by id or UPN): Graph no longer finds it and
+    /// `users/delta` reports it `@removed`. False for an unknown user.
+    pub fn delete_user(&self, user: &str) -> bool {
+        let mut st = self.shared.state();
+        let Some(id) = st.find_user(user).map(|u| u.id.clone()) else {
+            return false;
+        };
+        st.delete_user(&id)
+    }
     /// Signs arbitrary claims (a JSON object) with the current published key (tests).
     pub fn sign_claims(&self, claims_json: &str) -> Result<String, EmulatorError> {
         let claims = parse_claims(claims_json)?;
@@ -480,11 +496,59 @@ impl Emulator {
                     attestation_certificates: vec![],
                     attestation_level: Some(crate::wire::AttestationLevel::Attested),
                     passkey_type: None,
+                    last_used_date_time: None,
                 },
                 credential_id: cred,
+                stored_at: std::time::Instant::now() - std::time::Duration::from_secs(3600),
             });
         }
         ids
+    }
+    /// Gives a user an authentication method other than a passkey (`@odata.type`, e.g.
+    /// `#microsoft.graph.windowsHelloForBusinessAuthenticationMethod`), listed by
+    /// `GET /users/{id}/authentication/methods`; returns its id (`None`: no such user).
+    pub fn add_authentication_method(&self, user: &str, odata_type: &str) -> Option<String> {
+        let mut st = self.shared.state();
+        let uid = st.find_user(user)?.id.clone();
+        let id = random_guid();
+        let now = iso8601(st.now());
+        st.other_methods
+            .entry(uid)
+            .or_default()
+            .push(serde_json::json!({
+                "@odata.type": odata_type,
+                "id": id,
+                "displayName": "seeded",
+                "createdDateTime": now,
+            }));
+        Some(id)
+    }
+    /// How many times the user's sign-in sessions were revoked
+    /// (`POST /users/{id}/revokeSignInSessions`).
+    pub fn sign_in_revocations(&self, user: &str) -> usize {
+        let st = self.shared.state();
+        st.find_user(user)
+            .and_then(|u| st.sessions_revoked.get(&u.id))
+            .map_or(0, Vec::len)
+    }
+    /// Records a sign-in with passkey `method_id` of `user` at `at`: its
+    /// `lastUsedDateTime` (listed on beta only). False when there is no such passkey.
+    pub fn record_use(&self, user: &str, method_id: &str, at: std::time::SystemTime) -> bool {
+        let mut st = self.shared.state();
+        let Some(uid) = st.find_user(user).map(|u| u.id.clone()) else {
+            return false;
+        };
+        match st
+            .methods
+            .get_mut(&uid)
+            .and_then(|v| v.iter_mut().find(|m| m.method.id == method_id))
+        {
+            Some(m) => {
+                m.method.last_used_date_time = Some(iso8601(at));
+                true
+            }
+            None => false,
+        }
     }
     /// The FIDO2 policy in force.
     pub fn policy(&self) -> Fido2Policy {
@@ -493,8 +557,9 @@ impl Emulator {
     /// Gives the tenant FIDO metadata (a verified MDS BLOB, see
     /// [`fido_core::trust::TrustStore`]), as Entra has: while the policy enforces
     /// attestation, only keys whose attestation chains to an MDS root listed for their
-    /// AAGUID pass registration. Without it (`None`), any verified certificate chain
-    /// counts as attested.
+    /// AAGUID pass registration, and only they get `attestationLevel: attested`. Without
+    /// it (`None`, the default) no key is in MDS: every registration is `notAttested`
+    /// and a tenant that enforces attestation refuses every key.
     pub fn set_attestation_metadata(&self, trust: Option<fido_core::trust::TrustStore>) {
         self.shared.state().trust = trust.map(std::sync::Arc::new);
     }
@@ -507,7 +572,8 @@ impl Emulator {
     pub fn advance_clock(&self, by: Duration) {
         self.shared.state().clock_offset += by;
     }
-    /// Challenges issued and not yet used.
+    /// Challenges issued and kept (a challenge stays valid, and can be used again, until
+    /// it expires).
     pub fn outstanding_challenges(&self) -> usize {
         self.shared.state().challenges.len()
     }
@@ -521,6 +587,12 @@ impl Emulator {
             .max_in_flight
             .load(std::sync::atomic::Ordering::SeqCst)
     }
+    /// Replication lag: for `lag` after a passkey is registered, listings (the
+    /// passkeys and all authentication methods) do not show it yet, as directory reads
+    /// are eventually consistent (review row 12). Zero (the default) turns it off.
+    pub fn set_replication_lag(&self, lag: Duration) {
+        self.shared.knobs().replication_lag = lag;
+    }
     /// Adds latency to every answer.
     pub fn set_latency(&self, latency: Duration) {
         self.shared.knobs().latency = latency;
@@ -532,6 +604,14 @@ impl Emulator {
         st.buckets.clear();
         drop(st);
         self.shared.knobs().throttle = throttle;
+    }
+    /// Turns the separate write bucket on or off: every request other than a GET also
+    /// costs a token from it (Graph meters writes on their own, e.g.
+    /// [`ThrottleConfig::documented_writes`]); empty, 429 with
+    /// `x-ms-throttle-scope: Tenant_Application/Write`.
+    pub fn set_write_throttle(&self, throttle: Option<ThrottleConfig>) {
+        self.shared.state().write_buckets.clear();
+        self.shared.knobs().write_throttle = throttle;
     }
     /// Sends every `Retry-After` (429/5xx, top level and inside `$batch`) as an HTTP-date
     /// (IMF-fixdate, RFC 9110) instead of delay-seconds; both forms are legal.

@@ -58,6 +58,8 @@ pub(crate) struct Resp {
     retry_after: Option<u64>,
     json: bool,
     location: Option<String>,
+    /// Extra headers (`x-ms-*`).
+    pub(super) headers: Vec<(&'static str, String)>,
 }
 
 pub(super) fn json<T: Serialize>(status: u16, v: &T) -> Resp {
@@ -67,6 +69,7 @@ pub(super) fn json<T: Serialize>(status: u16, v: &T) -> Resp {
         retry_after: None,
         json: true,
         location: None,
+        headers: Vec::new(),
     }
 }
 
@@ -92,6 +95,7 @@ pub(super) fn no_content() -> Resp {
         retry_after: None,
         json: false,
         location: None,
+        headers: Vec::new(),
     }
 }
 
@@ -229,10 +233,13 @@ fn retry_after_value(shared: &Shared, secs: u64) -> String {
 
 fn to_response(
     shared: &Shared,
-    r: Resp,
+    mut r: Resp,
     request_id: &str,
     client_request_id: &str,
 ) -> Response<Full<Bytes>> {
+    if r.status >= 400 && r.json {
+        r.body = echo_in_error_body(&r.body, client_request_id);
+    }
     let mut b = Response::builder()
         .status(r.status)
         .header("request-id", request_id)
@@ -249,8 +256,32 @@ fn to_response(
     if let Some(l) = &r.location {
         b = b.header("location", l.as_str());
     }
+    for (k, v) in &r.headers {
+        b = b.header(*k, v.as_str());
+    }
     b.body(Full::new(Bytes::from(r.body)))
         .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+}
+
+/// A Graph error body as Entra writes it (DSI-13): `innerError` carries the message
+/// too, and `client-request-id` echoes the caller's header (ours when it sent none).
+fn echo_in_error_body(body: &[u8], client_request_id: &str) -> Vec<u8> {
+    let Ok(mut v) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return body.to_vec();
+    };
+    let message = v["error"]["message"].clone();
+    let inner = v
+        .get_mut("error")
+        .and_then(|e| e.get_mut("innerError"))
+        .and_then(|i| i.as_object_mut());
+    match inner {
+        Some(inner) => {
+            inner.insert("client-request-id".into(), client_request_id.into());
+            inner.insert("message".into(), message);
+        }
+        None => return body.to_vec(),
+    }
+    serde_json::to_vec(&v).unwrap_or_else(|_| body.to_vec())
 }
 
 fn split(path: &str) -> (Vec<String>, Vec<(String, String)>) {
@@ -321,7 +352,7 @@ pub(crate) fn route(
                     .apps
                     .iter()
                     .find(|(a, _)| a.client_id == client)
-                    .is_some_and(|(a, _)| a.has_any_role(needed));
+                    .is_some_and(|(a, _)| needed.iter().all(|any_of| a.has_any_role(any_of)));
                 if !granted {
                     return error(
                         403,
@@ -331,12 +362,12 @@ pub(crate) fn route(
                     );
                 }
             }
-            if let Some(wait) = throttle(shared, &client) {
-                let mut r = error(429, "TooManyRequests", "Too many requests.", rid);
-                r.retry_after = Some(wait);
+            if let Some(r) = throttled(shared, &client, method, rid) {
                 return r;
             }
-            graph(shared, ver, method, rest, &query, body, rid)
+            let mut r = graph(shared, ver, method, rest, &query, body, rid);
+            r.headers.push(("x-ms-resource-unit", "1".into()));
+            r
         }
         _ => error(404, "NotFound", "Resource not found.", rid),
     }
@@ -357,8 +388,8 @@ fn known_tenant(shared: &Shared, tenant: &str, rid: &str) -> Result<(), Resp> {
     }
 }
 
-/// The application permissions (any one of them) an endpoint needs.
-fn required_roles(method: &str, rest: &[&str]) -> Option<&'static [&'static str]> {
+/// The application permissions an endpoint needs: one of each listed set.
+fn required_roles(method: &str, rest: &[&str]) -> Option<&'static [&'static [&'static str]]> {
     const PASSKEY_WRITE: &[&str] = &[
         "UserAuthMethod-Passkey.ReadWrite.All",
         "UserAuthenticationMethod.ReadWrite.All",
@@ -375,22 +406,51 @@ fn required_roles(method: &str, rest: &[&str]) -> Option<&'static [&'static str]
         "Policy.Read.All",
     ];
     const USER_READ: &[&str] = &["User.Read.All", "User.ReadWrite.All", "Directory.Read.All"];
+    const METHODS_READ: &[&str] = &[
+        "UserAuthenticationMethod.Read.All",
+        "UserAuthenticationMethod.ReadWrite.All",
+    ];
+    // user-revokesigninsessions (application).
+    const REVOKE_SESSIONS: &[&str] = &[
+        "User.RevokeSessions.All",
+        "User.ReadWrite.All",
+        "Directory.ReadWrite.All",
+    ];
+    // group-list-members: GroupMember.Read.All or any higher grant (PERM).
     const MEMBERS_READ: &[&str] = &[
         "GroupMember.Read.All",
+        "GroupMember.ReadWrite.All",
         "Group.Read.All",
+        "Group.ReadWrite.All",
         "Directory.Read.All",
+        "Directory.ReadWrite.All",
     ];
     match (method, rest) {
         ("GET", ["users", _, "authentication", "fido2Methods", op])
             if op.starts_with("creationOptions") =>
         {
-            Some(PASSKEY_WRITE)
+            Some(&[PASSKEY_WRITE])
         }
-        ("GET", ["users", _, "authentication", ..]) => Some(PASSKEY_READ),
-        (_, ["users", _, "authentication", ..]) => Some(PASSKEY_WRITE),
-        (_, ["users", ..]) => Some(USER_READ),
-        (_, ["groups", ..]) => Some(MEMBERS_READ),
-        (_, ["policies", ..]) => Some(POLICY_READ),
+        // Temporary Access Pass: the general authentication-method permissions only.
+        ("GET", ["users", _, "authentication", "temporaryAccessPassMethods", ..]) => {
+            Some(&[METHODS_READ])
+        }
+        (_, ["users", _, "authentication", "temporaryAccessPassMethods", ..]) => {
+            Some(&[&["UserAuthenticationMethod.ReadWrite.All"]])
+        }
+        // authentication-list-methods: not covered by the passkey-only permissions.
+        ("GET", ["users", _, "authentication", "methods"]) => Some(&[METHODS_READ]),
+        ("GET", ["users", _, "authentication", ..]) => Some(&[PASSKEY_READ]),
+        (_, ["users", _, "authentication", ..]) => Some(&[PASSKEY_WRITE]),
+        // user-checkmembergroups / user-list-transitivememberof: User.Read.All and
+        // GroupMember.Read.All (or Directory.Read.All).
+        (_, ["users", _, "checkMemberGroups" | "transitiveMemberOf"]) => {
+            Some(&[USER_READ, MEMBERS_READ])
+        }
+        ("POST", ["users", _, "revokeSignInSessions"]) => Some(&[REVOKE_SESSIONS]),
+        (_, ["users", ..]) => Some(&[USER_READ]),
+        (_, ["groups", ..]) => Some(&[MEMBERS_READ]),
+        (_, ["policies", ..]) => Some(&[POLICY_READ]),
         _ => None,
     }
 }
@@ -424,13 +484,43 @@ fn authenticate(
     Ok(client.clone())
 }
 
-/// Token bucket per client: `Some(seconds to wait)` when empty.
-fn throttle(shared: &Shared, client: &str) -> Option<u64> {
-    let cfg = shared.knobs().throttle?;
+/// Graph's identity throttling: every request costs one resource unit from the read
+/// bucket, and a write (anything but GET) one more from the separate write bucket
+/// (3 000 writes per 150 s, FACTS). An empty bucket answers 429 with `Retry-After` and
+/// `x-ms-throttle-scope` / `x-ms-throttle-information` naming which limit it was.
+fn throttled(shared: &Shared, client: &str, method: &str, rid: &str) -> Option<Resp> {
+    let (read, write) = {
+        let k = shared.knobs();
+        (k.throttle, k.write_throttle)
+    };
     let mut st = shared.state();
+    let (wait, scope, info) =
+        if let Some(wait) = read.and_then(|cfg| throttle(&mut st.buckets, cfg, client)) {
+            (wait, "Tenant_Application/Read", "ResourceUnitLimitExceeded")
+        } else if let Some(wait) = write
+            .filter(|_| method != "GET")
+            .and_then(|cfg| throttle(&mut st.write_buckets, cfg, client))
+        {
+            (wait, "Tenant_Application/Write", "WriteLimitExceeded")
+        } else {
+            return None;
+        };
+    drop(st);
+    let mut r = error(429, "TooManyRequests", "Too many requests.", rid);
+    r.retry_after = Some(wait);
+    r.headers.push(("x-ms-throttle-scope", scope.into()));
+    r.headers.push(("x-ms-throttle-information", info.into()));
+    Some(r)
+}
+
+/// Token bucket per client: `Some(seconds to wait)` when empty.
+fn throttle(
+    buckets: &mut std::collections::HashMap<String, super::state::Bucket>,
+    cfg: super::state::ThrottleConfig,
+    client: &str,
+) -> Option<u64> {
     let now = Instant::now();
-    let b = st
-        .buckets
+    let b = buckets
         .entry(client.to_owned())
         .or_insert(super::state::Bucket {
             tokens: cfg.capacity,
@@ -464,7 +554,7 @@ fn token(shared: &Shared, s: &[&str], body: &[u8], rid: &str) -> Resp {
             }),
         )
     };
-    if tenant != shared.config.tenant.tenant_id {
+    if tenant != shared.config.tenant.tenant_id && !verified_domain(shared, tenant) {
         return failure(
             400,
             "invalid_request",
@@ -564,6 +654,7 @@ fn authorize(shared: &Shared, tenant: &str, query: &[(String, String)], rid: &st
             retry_after: None,
             json: false,
             location: Some(url),
+            headers: Vec::new(),
         },
         super::authorize::Outcome::Page(status, text) => Resp {
             status,
@@ -571,8 +662,92 @@ fn authorize(shared: &Shared, tenant: &str, query: &[(String, String)], rid: &st
             retry_after: None,
             json: false,
             location: None,
+            headers: Vec::new(),
         },
     }
+}
+
+/// True when `name` is one of the tenant's verified domains (the domain part of its
+/// users' UPNs), which the token endpoint takes in place of the tenant id (YUB).
+fn verified_domain(shared: &Shared, name: &str) -> bool {
+    shared.state().tenant.users.iter().any(|u| {
+        u.user_principal_name
+            .as_deref()
+            .and_then(|p| p.rsplit_once('@'))
+            .is_some_and(|(_, d)| d.eq_ignore_ascii_case(name))
+    })
+}
+
+/// The batch's requests in an order that runs each after those it `dependsOn`; an
+/// error for duplicate ids, unknown dependencies or a cycle (as Graph refuses them).
+fn batch_order(
+    mut pending: Vec<crate::wire::BatchRequestItem>,
+) -> Result<Vec<crate::wire::BatchRequestItem>, String> {
+    let mut ids = std::collections::HashSet::new();
+    for r in &pending {
+        if !ids.insert(r.id.clone()) {
+            return Err(format!(
+                "Batch request ids must be unique: '{}' is repeated.",
+                r.id
+            ));
+        }
+    }
+    if let Some((r, d)) = pending.iter().find_map(|r| {
+        r.depends_on
+            .iter()
+            .find(|d| !ids.contains(*d))
+            .map(|d| (r, d))
+    }) {
+        return Err(format!(
+            "Request '{}' depends on '{d}', which is not in the batch.",
+            r.id
+        ));
+    }
+    let mut out: Vec<crate::wire::BatchRequestItem> = Vec::with_capacity(pending.len());
+    while !pending.is_empty() {
+        let ready = pending
+            .iter()
+            .position(|r| r.depends_on.iter().all(|d| out.iter().any(|o| &o.id == d)));
+        match ready {
+            Some(i) => out.push(pending.remove(i)),
+            None => return Err("The dependsOn chain of the batch has a cycle.".into()),
+        }
+    }
+    Ok(out)
+}
+
+/// Why an inner request is not run: a dependency that failed (424), or a body without
+/// a `Content-Type` header (400).
+fn batch_precondition(
+    item: &crate::wire::BatchRequestItem,
+    statuses: &std::collections::HashMap<String, u16>,
+    rid: &str,
+) -> Option<Resp> {
+    if item
+        .depends_on
+        .iter()
+        .any(|d| !statuses.get(d).is_some_and(|s| (200..300).contains(s)))
+    {
+        return Some(error(
+            424,
+            "FailedDependency",
+            "A request this one depends on failed.",
+            rid,
+        ));
+    }
+    let typed = item
+        .headers
+        .keys()
+        .any(|k| k.eq_ignore_ascii_case("content-type"));
+    if item.body.is_some() && !typed {
+        return Some(error(
+            400,
+            "BadRequest",
+            "A request with a body needs a Content-Type header.",
+            rid,
+        ));
+    }
+    None
 }
 
 fn batch(shared: &Shared, ver: &str, auth: Option<&str>, body: &[u8], rid: &str) -> Resp {
@@ -587,8 +762,13 @@ fn batch(shared: &Shared, ver: &str, auth: Option<&str>, body: &[u8], rid: &str)
             rid,
         );
     }
-    let mut responses = Vec::with_capacity(req.requests.len());
-    for item in req.requests {
+    let items = match batch_order(req.requests) {
+        Ok(items) => items,
+        Err(message) => return error(400, "BadRequest", &message, rid),
+    };
+    let mut statuses: std::collections::HashMap<String, u16> = Default::default();
+    let mut responses = Vec::with_capacity(items.len());
+    for item in items {
         let inner_rid = crate::http::request_id();
         let path = format!("/{ver}/{}", item.url.trim_start_matches('/'));
         let r = match take_fault(shared, &item.method, &path) {
@@ -603,8 +783,19 @@ fn batch(shared: &Shared, ver: &str, auth: Option<&str>, body: &[u8], rid: &str)
                 r.retry_after = retry_after;
                 r
             }
-            _ => route(shared, &item.method, &path, auth, &[], &inner_rid),
+            _ => match batch_precondition(&item, &statuses, &inner_rid) {
+                Some(r) => r,
+                None => {
+                    let body = item
+                        .body
+                        .as_ref()
+                        .map(|b| b.as_str().as_bytes().to_vec())
+                        .unwrap_or_default();
+                    route(shared, &item.method, &path, auth, &body, &inner_rid)
+                }
+            },
         };
+        statuses.insert(item.id.clone(), r.status);
         log(shared, &item.method, &path, r.status);
         let mut headers = std::collections::BTreeMap::new();
         headers.insert("request-id".to_owned(), inner_rid.clone());
@@ -613,6 +804,9 @@ fn batch(shared: &Shared, ver: &str, auth: Option<&str>, body: &[u8], rid: &str)
         }
         if let Some(s) = r.retry_after {
             headers.insert("Retry-After".to_owned(), retry_after_value(shared, s));
+        }
+        for (k, v) in &r.headers {
+            headers.insert((*k).to_owned(), v.clone());
         }
         responses.push(BatchResponseItem {
             id: item.id,

@@ -7,7 +7,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 
 use crate::wire::{
-    EnforcementType, Fido2Method, Fido2Policy, KeyRestrictions, MethodState, PolicyTarget, User,
+    AttestationEnforcement, EnforcementType, Fido2Method, Fido2Policy, KeyRestrictions,
+    MethodState, PasskeyProfile, PolicyTarget, User,
 };
 
 /// A group in the fixture file.
@@ -40,9 +41,35 @@ pub struct TenantFixture {
     pub policy: Option<Fido2Policy>,
 }
 
-/// A fresh tenant's FIDO2 policy: enabled for all users, self-service registration
-/// allowed, attestation not enforced, no key restrictions.
+/// Id of the default passkey profile in [`fresh_policy`].
+pub const DEFAULT_PASSKEY_PROFILE_ID: &str = "00000000-0000-0000-0000-000000000001";
+
+/// A fresh tenant's FIDO2 policy as every tenant has it since the 2026 migration to
+/// passkey profiles (MC1221452): enabled for all users, self-service registration
+/// allowed, a default passkey profile (device-bound and synced passkeys, attestation
+/// not enforced, no key restrictions) named by `defaultPasskeyProfile`, and the
+/// deprecated top-level fields still present. See [`legacy_policy`] for the shape
+/// before the migration.
 pub fn fresh_policy() -> Fido2Policy {
+    let mut p = legacy_policy();
+    p.passkey_profiles = vec![PasskeyProfile {
+        id: DEFAULT_PASSKEY_PROFILE_ID.into(),
+        name: Some("Default passkey profile".into()),
+        passkey_types: Some("deviceBound,synced".into()),
+        attestation_enforcement: Some(AttestationEnforcement::Disabled),
+        key_restrictions: Some(KeyRestrictions {
+            is_enforced: false,
+            enforcement_type: Some(EnforcementType::Block),
+            aa_guids: vec![],
+        }),
+    }];
+    p.default_passkey_profile = Some(DEFAULT_PASSKEY_PROFILE_ID.into());
+    p
+}
+
+/// A tenant's FIDO2 policy before passkey profiles: enabled for all users, self-service
+/// registration allowed, attestation not enforced, no key restrictions.
+pub fn legacy_policy() -> Fido2Policy {
     Fido2Policy {
         context: None,
         odata_type: Some("#microsoft.graph.fido2AuthenticationMethodConfiguration".into()),
@@ -52,7 +79,7 @@ pub fn fresh_policy() -> Fido2Policy {
         is_attestation_enforced: Some(false),
         key_restrictions: Some(KeyRestrictions {
             is_enforced: false,
-            enforcement_type: EnforcementType::Block,
+            enforcement_type: Some(EnforcementType::Block),
             aa_guids: vec![],
         }),
         include_targets: vec![PolicyTarget {
@@ -76,6 +103,8 @@ fn user(id: &str, given: &str, surname: &str, upn: &str) -> User {
         given_name: Some(given.into()),
         surname: Some(surname.into()),
         account_enabled: Some(true),
+        employee_id: Some(format!("E{}", &id[..6])),
+        on_premises_immutable_id: None,
     }
 }
 
@@ -133,6 +162,8 @@ impl TenantFixture {
 pub(crate) struct StoredMethod {
     pub method: Fido2Method,
     pub credential_id: Vec<u8>,
+    /// When it was stored (real time: replication lag is measured against it).
+    pub stored_at: std::time::Instant,
 }
 
 /// An issued challenge.
@@ -194,7 +225,22 @@ pub(crate) struct State {
     pub used_jtis: HashSet<String>,
     pub clock_offset: Duration,
     pub buckets: HashMap<String, Bucket>,
+    /// Write buckets (per client), separate from the read buckets.
+    pub write_buckets: HashMap<String, Bucket>,
     pub log: Vec<super::RequestRecord>,
+    /// Authentication methods other than passkeys, by user id (JSON as Graph lists them).
+    pub other_methods: BTreeMap<String, Vec<serde_json::Value>>,
+    /// The directory's change counter (`users/delta`): bumped by every user change.
+    pub directory_version: u64,
+    /// The version at which each user last changed, by user id.
+    pub user_versions: HashMap<String, u64>,
+    /// Deleted users: object id and the version of the deletion.
+    pub removed_users: Vec<(String, u64)>,
+    /// Temporary Access Passes by user id (at most one each): the method JSON without
+    /// the pass.
+    pub taps: BTreeMap<String, serde_json::Value>,
+    /// When each user's sign-in sessions were revoked, by user id.
+    pub sessions_revoked: BTreeMap<String, Vec<SystemTime>>,
     /// The FIDO metadata the tenant's attestation enforcement checks against, if given.
     pub trust: Option<std::sync::Arc<fido_core::trust::TrustStore>>,
 }
@@ -210,11 +256,18 @@ impl State {
             policy,
             methods: BTreeMap::new(),
             challenges: HashMap::new(),
+            other_methods: BTreeMap::new(),
+            taps: BTreeMap::new(),
+            directory_version: 0,
+            user_versions: HashMap::new(),
+            removed_users: Vec::new(),
+            sessions_revoked: BTreeMap::new(),
             trust: None,
             tokens: HashMap::new(),
             used_jtis: HashSet::new(),
             clock_offset: Duration::ZERO,
             buckets: HashMap::new(),
+            write_buckets: HashMap::new(),
             log: Vec::new(),
         }
     }
@@ -238,10 +291,27 @@ impl State {
         match self.tenant.users.iter_mut().find(|u| u.id == user_id) {
             Some(u) => {
                 u.account_enabled = Some(enabled);
+                self.directory_version += 1;
+                self.user_versions
+                    .insert(user_id.to_owned(), self.directory_version);
                 true
             }
             None => false,
         }
+    }
+
+    /// Deletes a user (by object id): gone from the directory and reported as
+    /// `@removed` by `users/delta`; false when there is no such user.
+    pub fn delete_user(&mut self, user_id: &str) -> bool {
+        let before = self.tenant.users.len();
+        self.tenant.users.retain(|u| u.id != user_id);
+        if self.tenant.users.len() == before {
+            return false;
+        }
+        self.directory_version += 1;
+        self.removed_users
+            .push((user_id.to_owned(), self.directory_version));
+        true
     }
 
     /// Ids of the groups `user_id` belongs to, directly or through nested groups (as

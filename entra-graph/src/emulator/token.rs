@@ -53,6 +53,8 @@ impl std::fmt::Debug for AppRegistration {
 #[derive(Clone, Debug)]
 pub(crate) struct RegisteredCert {
     pub thumbprint_s256: String,
+    /// base64url SHA-1 of the DER (`x5t`, the older header Entra still accepts).
+    pub thumbprint_sha1: String,
     pub key: RsaPublicKey,
 }
 
@@ -69,6 +71,7 @@ pub(crate) fn load_cert(pem: &str) -> Result<RegisteredCert, String> {
         .map_err(|e| format!("certificate key is not RSA: {e}"))?;
     Ok(RegisteredCert {
         thumbprint_s256: encode_b64url(&Sha256::digest(&der)),
+        thumbprint_sha1: encode_b64url(&openssl::sha::sha1(&der)),
         key,
     })
 }
@@ -247,12 +250,15 @@ fn check_assertion(
         .and_then(|b| serde_json::from_slice(&b).ok())
         .ok_or_else(|| invalid("claims"))?;
     let sig = decode_b64url_strict(s, "signature").map_err(|_| invalid("signature encoding"))?;
-    let thumb = header["x5t#S256"]
-        .as_str()
-        .ok_or_else(|| invalid("x5t#S256 missing"))?;
+    // `x5t#S256` (current guidance) or `x5t`, SHA-1 (older, still accepted: CERT).
+    let (thumb, sha1) = match (header["x5t#S256"].as_str(), header["x5t"].as_str()) {
+        (Some(t), _) => (t, false),
+        (None, Some(t)) => (t, true),
+        (None, None) => return Err(invalid("x5t#S256 (or x5t) missing")),
+    };
     let cert = certs
         .iter()
-        .find(|c| c.thumbprint_s256 == thumb)
+        .find(|c| if sha1 { c.thumbprint_sha1 == thumb } else { c.thumbprint_s256 == thumb })
         .ok_or_else(|| fail(401, "invalid_client", 700027, "The certificate with identifier used to sign the client assertion is not registered on application."))?;
     let signing_input = format!("{h}.{c}");
     let ok = match header["alg"].as_str() {

@@ -47,10 +47,10 @@ pub(crate) struct RegistrationContext<'a> {
     pub trust: Option<&'a fido_core::trust::TrustStore>,
 }
 
-/// A validated registration: the method to store and the challenge it consumed.
+/// A validated registration: the method to store (the challenge stays valid until it
+/// expires).
 pub(crate) struct Accepted {
     pub stored: StoredMethod,
-    pub challenge: String,
 }
 
 const MISSING_ENTITY: &str = "The request is missing a fido2AuthenticationMethod entity";
@@ -77,6 +77,27 @@ pub(crate) fn validate_registration(
         .get("publicKeyCredential")
         .filter(|v| v.is_object())
         .ok_or_else(|| bad(MISSING_ENTITY))?;
+    // Entra accepts only these members (DSInternals strips `type`, `rawId` and
+    // `authenticatorAttachment` for that reason, DSI-PKC).
+    only_members(
+        obj,
+        &["displayName", "publicKeyCredential", "@odata.type"],
+        "fido2AuthenticationMethod",
+    )?;
+    if let Some(p) = pkc.as_object() {
+        only_members(
+            p,
+            &["id", "response", "clientExtensionResults"],
+            "publicKeyCredential",
+        )?;
+        if let Some(r) = p.get("response").and_then(|r| r.as_object()) {
+            only_members(
+                r,
+                &["clientDataJSON", "attestationObject"],
+                "publicKeyCredential.response",
+            )?;
+        }
+    }
     let display_name = obj
         .get("displayName")
         .and_then(|v| v.as_str())
@@ -172,21 +193,23 @@ pub(crate) fn validate_registration(
     let verified = att
         .verify(&client_data_hash)
         .map_err(|e| bad(format!("Attestation signature verification failed: {e}")))?;
-    // Only a certificate chain counts as attested; self attestation does not. With FIDO
-    // metadata, the chain must also validate to an MDS root listed for the AAGUID.
+    // "Attested" as Entra means it (MAESTER, PROF): the AAGUID is in the FIDO Metadata
+    // Service and the chain validates to a root MDS lists for it. Self attestation
+    // never is; without metadata (`set_attestation_metadata(None)`) no key is in MDS,
+    // so none is attested, whatever chain it carries.
     let (chained, certs) = match &verified.attestation_type {
         AttestationType::BasicOrAttCa { chain } => (
             true,
             chain
                 .iter()
-                .map(|c| hex_lower(&Sha256::digest(c)[..20]))
+                .map(|c| hex_lower(&openssl::sha::sha1(c)))
                 .collect(),
         ),
         _ => (false, vec![]),
     };
     let attested = chained
         && match ctx.trust {
-            None => true,
+            None => false,
             Some(trust) => {
                 let now = ctx
                     .now
@@ -226,13 +249,14 @@ pub(crate) fn validate_registration(
             AttestationLevel::NotAttested
         }),
         passkey_type: ctx.v1.then_some(PasskeyType::DeviceBound),
+        last_used_date_time: None,
     };
     Ok(Accepted {
         stored: StoredMethod {
             method,
             credential_id: cred_id,
+            stored_at: std::time::Instant::now(),
         },
-        challenge: challenge.to_owned(),
     })
 }
 
@@ -246,4 +270,18 @@ fn model_for(aaguid: &str) -> Option<String> {
 
 fn hex_lower(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Refuses a member not in `allowed`, with the message shape OData uses.
+fn only_members(
+    obj: &serde_json::Map<String, serde_json::Value>,
+    allowed: &[&str],
+    type_name: &str,
+) -> Result<(), Rejection> {
+    match obj.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(k) => Err(bad(format!(
+            "The property '{k}' does not exist on type '{type_name}'. Make sure to only use property names that are defined by the type."
+        ))),
+        None => Ok(()),
+    }
 }

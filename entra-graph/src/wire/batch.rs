@@ -14,6 +14,15 @@ pub struct BatchRequestItem {
     pub method: String,
     /// URL relative to the version root, e.g. `/users/{id}/authentication/fido2Methods`.
     pub url: String,
+    /// Its JSON body (POST, PATCH), if any; Graph then wants a `Content-Type` header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<JsonText>,
+    /// Its headers (`Content-Type`, `ConsistencyLevel`, ...).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub headers: std::collections::BTreeMap<String, String>,
+    /// Ids of requests in the same batch that must succeed first.
+    #[serde(rename = "dependsOn", default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<String>,
 }
 
 /// A JSON `$batch` request body (at most 20 requests).

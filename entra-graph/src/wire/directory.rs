@@ -26,6 +26,13 @@ pub struct User {
     /// Whether sign-in is enabled (only when selected).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account_enabled: Option<bool>,
+    /// The HR employee id (only when selected).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub employee_id: Option<String>,
+    /// The on-premises immutable id (the synced `objectGUID`, base64; only when
+    /// selected).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_premises_immutable_id: Option<String>,
 }
 
 /// A `directoryObject` from a group's `members` (users, groups, devices, ...).

@@ -7,6 +7,7 @@
 //! and turns serde's message into an error naming the shape.
 
 mod batch;
+mod cms;
 mod directory;
 mod error;
 mod passkey;
@@ -17,6 +18,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 
 pub use batch::{BatchRequest, BatchRequestItem, BatchResponse, BatchResponseItem, JsonText};
+pub use cms::{
+    AuthenticationMethod, TemporaryAccessPass, UsersDeltaPage, PHISHING_RESISTANT_TYPES,
+};
 pub use directory::{DirectoryObject, User};
 pub use error::{InnerError, ODataError, ODataErrorBody};
 pub use passkey::{

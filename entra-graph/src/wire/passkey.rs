@@ -64,6 +64,10 @@ pub struct Fido2Method {
     /// Device-bound or synced (v1.0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub passkey_type: Option<PasskeyType>,
+    /// When the passkey last signed in (beta only; `None` on v1.0 and for a passkey
+    /// never used), ISO 8601.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used_date_time: Option<String>,
 }
 
 /// `webauthnCredentialCreationOptions`: what `creationOptions` returns.

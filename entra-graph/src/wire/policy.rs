@@ -37,8 +37,11 @@ pub struct KeyRestrictions {
     /// Whether the list is enforced.
     #[serde(default)]
     pub is_enforced: bool,
-    /// Allow or block list.
-    pub enforcement_type: EnforcementType,
+    /// Allow or block list. Nullable in the v1.0 CSDL (no `Nullable="false"`): a `null`
+    /// or absent value parses as `None`, which the pre-flight reads as `block` (what a
+    /// fresh tenant shows).
+    #[serde(default)]
+    pub enforcement_type: Option<EnforcementType>,
     /// The AAGUIDs.
     #[serde(default, deserialize_with = "null_as_default")]
     pub aa_guids: Vec<String>,
@@ -142,4 +145,29 @@ pub struct Fido2Policy {
     /// Id of the non-deletable baseline profile among `passkeyProfiles`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_passkey_profile: Option<String>,
+}
+
+impl Fido2Policy {
+    /// Sets attestation enforcement where the tenant reads it: the deprecated top-level
+    /// `isAttestationEnforced` and every passkey profile's `attestationEnforcement`
+    /// (`registrationOnly` or `disabled`).
+    pub fn set_attestation_enforced(&mut self, enforced: bool) {
+        self.is_attestation_enforced = Some(enforced);
+        for p in &mut self.passkey_profiles {
+            p.attestation_enforcement = Some(if enforced {
+                AttestationEnforcement::RegistrationOnly
+            } else {
+                AttestationEnforcement::Disabled
+            });
+        }
+    }
+
+    /// Sets the same key restrictions on the deprecated top-level field and on every
+    /// passkey profile.
+    pub fn set_key_restrictions(&mut self, restrictions: Option<KeyRestrictions>) {
+        for p in &mut self.passkey_profiles {
+            p.key_restrictions = restrictions.clone();
+        }
+        self.key_restrictions = restrictions;
+    }
 }

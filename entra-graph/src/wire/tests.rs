@@ -122,3 +122,28 @@ fn token_response_debug_redacts() {
     };
     assert!(!format!("{t:?}").contains("eyJsecret"));
 }
+
+/// Issue 13 item 7: `fido2KeyRestrictions.enforcementType` is nullable in the CSDL; a
+/// null (or absent) value must not fail the parse of the whole policy.
+#[test]
+fn null_or_absent_enforcement_type_parses() {
+    for kr in [
+        r#"{"isEnforced":true,"enforcementType":null,"aaGuids":["a"]}"#,
+        r#"{"isEnforced":false,"aaGuids":null}"#,
+    ] {
+        let body = format!(
+            r#"{{"id":"Fido2","state":"enabled","keyRestrictions":{kr},
+               "passkeyProfiles":[{{"id":"p","keyRestrictions":{kr}}}]}}"#
+        );
+        let p: Fido2Policy = parse_json(body.as_bytes(), "policy").unwrap();
+        assert_eq!(p.key_restrictions.unwrap().enforcement_type, None);
+        assert_eq!(
+            p.passkey_profiles[0]
+                .key_restrictions
+                .as_ref()
+                .unwrap()
+                .enforcement_type,
+            None
+        );
+    }
+}

@@ -9,7 +9,7 @@ use entra_graph::auth::{AccessToken, AssertionAlg, CertificateCredential, Creden
 use entra_graph::emulator::{
     AppRegistration, Emulator, EmulatorConfig, Fault, FaultRule, ThrottleConfig,
 };
-use entra_graph::ids::{decode_lenient, encode_b64url};
+use entra_graph::ids::{decode_foreign, decode_lenient, encode_b64url};
 use entra_graph::policy::PreflightError;
 use entra_graph::wire::{
     AttestationEnforcement, AttestationLevel, EnforcementType, KeyRestrictions, MethodState,
@@ -22,10 +22,13 @@ use super::soft_key::{Attest, MakeArgs, YK5_STR};
 
 mod auth;
 mod binaries;
+mod cms;
+mod directory;
 mod faults;
 mod operations;
 mod preflight;
 mod slow_failures;
+mod strict;
 
 fn fixture(name: &str) -> String {
     std::fs::read_to_string(format!(

@@ -137,7 +137,7 @@ fn fido2_policy_with_passkey_profiles() {
     assert!(!eff.attestation_enforced, "profile says disabled, it wins");
     assert_eq!(
         eff.key_restrictions.as_ref().unwrap().enforcement_type,
-        EnforcementType::Allow
+        Some(EnforcementType::Allow)
     );
     assert_eq!(
         preflight(&p, &scope, "cb69481e-8ff7-4039-93ec-0a2729a154a8", false),

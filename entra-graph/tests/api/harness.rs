@@ -107,3 +107,29 @@ pub fn raw_token(emu: &Emulator) -> String {
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();
     v["access_token"].as_str().unwrap().to_owned()
 }
+
+/// FIDO metadata (a verified MDS BLOB made by the test kit) that lists the soft key's
+/// attestation certificate (`tests/fixtures/attestation-cert.pem`) as the root for its
+/// AAGUID: with it, the emulator counts that key as attested, as Entra counts a key in
+/// the FIDO MDS (issue 13 item 1).
+pub fn mds_listing_the_soft_key() -> fido_core::trust::TrustStore {
+    use keysmith_testkit::mds::{Entry, Mds};
+    let pem = std::fs::read(format!(
+        "{}/tests/fixtures/attestation-cert.pem",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap();
+    let cert = fido_core::trust::pem_certificates(&pem).unwrap().remove(0);
+    let mds = Mds::new();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let blob = fido_core::trust::MdsBlob::verify(
+        &mds.blob(&[Entry::new(super::soft_key::YK5, vec![cert])]),
+        &[mds.root.der()],
+        now,
+    )
+    .unwrap();
+    fido_core::trust::TrustStore::new(Some(blob), vec![]).unwrap()
+}

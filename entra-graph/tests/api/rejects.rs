@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use entra_graph::ids::{decode_b64url_strict, encode_b64url};
 use entra_graph::webauthn::{build_registration, ClientData, FLAG_AT, FLAG_UP};
-use entra_graph::wire::{EnforcementType, KeyRestrictions, RegistrationBody};
+use entra_graph::wire::{EnforcementType, KeyRestrictions, MethodState, RegistrationBody};
 use entra_graph::{ApiVersion, GraphError};
 
 use super::harness::*;
@@ -122,30 +122,33 @@ fn tampered_attestation() {
 fn blocked_aaguid_and_allow_list() {
     let (emu, c) = setup();
     let mut p = emu.policy();
-    p.key_restrictions = Some(KeyRestrictions {
+    p.set_key_restrictions(Some(KeyRestrictions {
         is_enforced: true,
-        enforcement_type: EnforcementType::Block,
+        enforcement_type: Some(EnforcementType::Block),
         aa_guids: vec![YK5_STR.into()],
-    });
+    }));
     emu.set_policy(p.clone());
     let (body, _) = registration(&c, KIM, "k", None, &MakeArgs::default());
     rejected(c.register(KIM, &body).unwrap_err(), "blocked");
-    p.key_restrictions = Some(KeyRestrictions {
+    p.set_key_restrictions(Some(KeyRestrictions {
         is_enforced: true,
-        enforcement_type: EnforcementType::Allow,
+        enforcement_type: Some(EnforcementType::Allow),
         aa_guids: vec!["00000000-0000-0000-0000-000000000001".into()],
-    });
+    }));
     emu.set_policy(p);
     let (body, _) = registration(&c, KIM, "k", None, &MakeArgs::default());
     rejected(c.register(KIM, &body).unwrap_err(), "allow list");
     assert_eq!(emu.method_count(), 0);
 }
 
+/// Issue 13 item 1: enforcement means "in the FIDO MDS and passing the checks", so a
+/// verifying certificate chain that MDS does not list (the soft key's home-made one;
+/// the emulator has no metadata here) is refused too. The old emulator accepted it.
 #[test]
-fn attestation_enforced_refuses_none_and_self() {
+fn attestation_enforced_refuses_none_self_and_chains_not_in_mds() {
     let (emu, c) = setup();
     let mut p = emu.policy();
-    p.is_attestation_enforced = Some(true);
+    p.set_attestation_enforced(true);
     emu.set_policy(p);
     for attest in [Attest::None, Attest::SelfPacked] {
         let (body, _) = registration(
@@ -164,7 +167,36 @@ fn attestation_enforced_refuses_none_and_self() {
         );
     }
     let (body, _) = registration(&c, KIM, "k", None, &MakeArgs::default());
-    c.register(KIM, &body).unwrap();
+    rejected(
+        c.register(KIM, &body).unwrap_err(),
+        "Attestation is enforced",
+    );
+    assert_eq!(emu.method_count(), 0);
+    // Enforcement off: it registers, and Entra says what it is: not attested.
+    let mut p = emu.policy();
+    p.set_attestation_enforced(false);
+    emu.set_policy(p);
+    let m = c.register(KIM, &body).unwrap().method;
+    assert_eq!(
+        m.attestation_level,
+        Some(entra_graph::wire::AttestationLevel::NotAttested)
+    );
+    assert_eq!(
+        m.attestation_certificates.len(),
+        1,
+        "the chain is still listed"
+    );
+    // With FIDO metadata listing the model, enforcement passes and it is attested.
+    emu.set_attestation_metadata(Some(mds_listing_the_soft_key()));
+    let mut p = emu.policy();
+    p.set_attestation_enforced(true);
+    emu.set_policy(p);
+    let (body, _) = registration(&c, KIM, "k", None, &MakeArgs::default());
+    let m = c.register(KIM, &body).unwrap().method;
+    assert_eq!(
+        m.attestation_level,
+        Some(entra_graph::wire::AttestationLevel::Attested)
+    );
 }
 
 #[test]
@@ -287,16 +319,30 @@ fn user_outside_the_policy_targets() {
     emu.set_policy(p.clone());
     // Lee is not in the group; Kim is.
     let lee = "leeg@contoso.onmicrosoft.com";
-    let (body, _) = registration(&c, lee, "k", None, &MakeArgs::default());
-    let e = c.register(lee, &body).unwrap_err();
-    assert_eq!(e.status(), Some(403), "{e:?}");
+    // Issue 13 item 8: Entra refuses an out-of-scope user at creationOptions with 400
+    // (the old emulator issued options and refused only the POST, with 403).
+    let e = c.creation_options(lee, None).unwrap_err();
+    assert_eq!(e.status(), Some(400), "{e:?}");
     let (body, _) = registration(&c, KIM, "k", None, &MakeArgs::default());
     c.register(KIM, &body).unwrap();
-    // Excluding Kim's group wins over including it.
-    p.exclude_targets = p.include_targets.clone();
-    emu.set_policy(p);
+    // Options issued while in scope; then excluding Kim's group wins over including
+    // it, and the POST is refused.
     let (body, _) = registration(&c, KIM, "k2", None, &MakeArgs::default());
+    p.exclude_targets = p.include_targets.clone();
+    emu.set_policy(p.clone());
     assert_eq!(c.register(KIM, &body).unwrap_err().status(), Some(403));
+    assert_eq!(
+        c.creation_options(KIM, None).unwrap_err().status(),
+        Some(400)
+    );
+    // A disabled method fails at creationOptions too.
+    p.exclude_targets.clear();
+    p.state = MethodState::Disabled;
+    emu.set_policy(p);
+    assert_eq!(
+        c.creation_options(KIM, None).unwrap_err().status(),
+        Some(400)
+    );
     assert_eq!(emu.method_count(), 1);
 }
 
@@ -304,13 +350,14 @@ fn user_outside_the_policy_targets() {
 fn passkey_profile_without_device_bound() {
     let (emu, c) = setup();
     let mut p = emu.policy();
-    p.passkey_profiles.push(entra_graph::wire::PasskeyProfile {
+    p.default_passkey_profile = Some("p1".into());
+    p.passkey_profiles = vec![entra_graph::wire::PasskeyProfile {
         id: "p1".into(),
         name: Some("Synced only".into()),
         passkey_types: Some("synced".into()),
         attestation_enforcement: None,
         key_restrictions: None,
-    });
+    }];
     emu.set_policy(p);
     let (body, _) = registration(&c, KIM, "k", None, &MakeArgs::default());
     rejected(c.register(KIM, &body).unwrap_err(), "Device-bound");

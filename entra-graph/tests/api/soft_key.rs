@@ -28,6 +28,8 @@ pub struct MakeArgs<'a> {
     pub flags: u8,
     pub attest: Attest,
     pub aaguid: [u8; 16],
+    /// The credential id to use (random 32 bytes when `None`).
+    pub cred_id: Option<Vec<u8>>,
 }
 
 impl Default for MakeArgs<'_> {
@@ -37,6 +39,7 @@ impl Default for MakeArgs<'_> {
             flags: FLAG_UP | FLAG_UV | FLAG_AT,
             attest: Attest::X5c,
             aaguid: YK5,
+            cred_id: None,
         }
     }
 }
@@ -56,8 +59,11 @@ pub fn make_credential(
 ) -> (MakeCredentialResult, Vec<u8>) {
     let key = SigningKey::random(&mut OsRng);
     let point = key.verifying_key().to_encoded_point(false);
-    let mut cred_id = vec![0u8; 32];
-    rand_core::RngCore::fill_bytes(&mut OsRng, &mut cred_id);
+    let cred_id = args.cred_id.clone().unwrap_or_else(|| {
+        let mut id = vec![0u8; 32];
+        rand_core::RngCore::fill_bytes(&mut OsRng, &mut id);
+        id
+    });
     let cose = Value::map([
         (Value::from(1i64), Value::from(2i64)),
         (Value::from(3i64), Value::from(-7i64)),

@@ -23,7 +23,8 @@ impl Command for GetInfo {
     }
 }
 
-/// What an authenticator says about itself: every CTAP 2.1 getInfo field.
+/// What an authenticator says about itself: every getInfo field of CTAP 2.1, 2.2 and 2.3
+/// (keys 0x01 to 0x1F). Unknown keys are ignored.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AuthenticatorInfo {
     /// 0x01 versions (`U2F_V2`, `FIDO_2_0`, `FIDO_2_1_PRE`, `FIDO_2_1`, ...).
@@ -68,6 +69,28 @@ pub struct AuthenticatorInfo {
     pub remaining_discoverable_credentials: Option<u64>,
     /// 0x15 vendor prototype authenticatorConfig command ids.
     pub vendor_prototype_config_commands: Option<Vec<u64>>,
+    /// 0x16 (CTAP 2.2) attestation statement formats the key can produce, most preferred
+    /// first (`packed`, `none`, ...).
+    pub attestation_formats: Option<Vec<String>>,
+    /// 0x17 (CTAP 2.2) built-in UV uses since the PIN was last entered.
+    pub uv_count_since_last_pin_entry: Option<u64>,
+    /// 0x18 (CTAP 2.2) reset needs a long touch (press and hold), not a tap.
+    pub long_touch_for_reset: Option<bool>,
+    /// 0x19 (CTAP 2.2) the device identifier, encrypted under a key derived from the
+    /// persistent PinUvAuthToken (see [`AuthenticatorInfo::decrypt_identifier`]).
+    pub enc_identifier: Option<Vec<u8>>,
+    /// 0x1A (CTAP 2.2) transports over which authenticatorReset is accepted.
+    pub transports_for_reset: Option<Vec<String>>,
+    /// 0x1B (CTAP 2.3) a PIN complexity policy is in force.
+    pub pin_complexity_policy: Option<bool>,
+    /// 0x1C (CTAP 2.3) where the PIN complexity policy is described (a URL, as bytes).
+    pub pin_complexity_policy_url: Option<Vec<u8>>,
+    /// 0x1D (CTAP 2.3) longest PIN the key accepts, in code points.
+    pub max_pin_length: Option<u64>,
+    /// 0x1E (CTAP 2.3) the credential store state, encrypted like `enc_identifier`.
+    pub enc_cred_store_state: Option<Vec<u8>>,
+    /// 0x1F (CTAP 2.3) authenticatorConfig subcommands the key supports.
+    pub authenticator_config_commands: Option<Vec<u64>>,
 }
 
 impl AuthenticatorInfo {
@@ -112,12 +135,113 @@ impl AuthenticatorInfo {
                 .is_some()
     }
 
+    /// Whether authenticatorReset is accepted over `transport` (`usb`, `nfc`,
+    /// `smart-card`, ...): `None` when the key does not say (0x1A absent, so assume yes).
+    pub fn reset_allowed_over(&self, transport: &str) -> Option<bool> {
+        self.transports_for_reset
+            .as_ref()
+            .map(|t| t.iter().any(|x| x == transport))
+    }
+
+    /// True if the key needs a long touch (press and hold) for reset (0x18).
+    pub fn needs_long_touch_for_reset(&self) -> bool {
+        self.long_touch_for_reset == Some(true)
+    }
+
+    /// Whether authenticatorConfig subcommand `n` is supported: `None` when the key
+    /// does not list its subcommands (0x1F absent; gate on the options instead).
+    pub fn supports_config_command(&self, n: u64) -> Option<bool> {
+        self.authenticator_config_commands
+            .as_ref()
+            .map(|c| c.contains(&n))
+    }
+
+    /// Decrypts `encIdentifier` (0x19) with a persistent PinUvAuthToken: AES-128-CBC
+    /// (IV = the first 16 bytes) under HKDF-SHA-256(salt = 32 zero bytes, IKM = the
+    /// token, info = "encIdentifier", 16 bytes). `None` when the key sends no identifier;
+    /// an error when the ciphertext is not whole blocks.
+    pub fn decrypt_identifier(&self, ppuat: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+        self.enc_identifier
+            .as_deref()
+            .map(|enc| decrypt_info_field(enc, ppuat, "encIdentifier"))
+            .transpose()
+    }
+
+    /// Decrypts `encCredStoreState` (0x1E) like [`AuthenticatorInfo::decrypt_identifier`]
+    /// with info = "encCredStoreState".
+    pub fn decrypt_cred_store_state(&self, ppuat: &[u8]) -> Result<Option<Vec<u8>>, Error> {
+        self.enc_cred_store_state
+            .as_deref()
+            .map(|enc| decrypt_info_field(enc, ppuat, "encCredStoreState"))
+            .transpose()
+    }
+
     /// True if PIN/UV auth protocol `n` is listed.
     pub fn supports_pin_protocol(&self, n: u8) -> bool {
         self.pin_uv_auth_protocols
             .as_ref()
             .is_some_and(|p| p.contains(&n))
     }
+}
+
+/// The AES-128 key of an encrypted getInfo field: HKDF-SHA-256(salt = 32 zero bytes,
+/// IKM = the persistent token, info, 16 bytes).
+fn info_field_key(ppuat: &[u8], info: &'static str) -> zeroize::Zeroizing<[u8; 16]> {
+    let mut key = zeroize::Zeroizing::new([0u8; 16]);
+    // 16 bytes is always a valid HKDF-SHA-256 output length.
+    let _ = hkdf::Hkdf::<sha2::Sha256>::new(Some(&[0u8; 32]), ppuat)
+        .expand(info.as_bytes(), key.as_mut());
+    key
+}
+
+/// Authenticator side of [`AuthenticatorInfo::decrypt_identifier`]: `iv` ‖
+/// AES-128-CBC(`plaintext`) under the key derived from `ppuat` and `info`
+/// (`"encIdentifier"` or `"encCredStoreState"`). `plaintext` must be whole 16-byte
+/// blocks.
+pub fn encrypt_info_field(
+    ppuat: &[u8],
+    info: &'static str,
+    iv: [u8; 16],
+    plaintext: &[u8],
+) -> Result<Vec<u8>, Error> {
+    use aes::cipher::{block_padding::NoPadding, BlockEncryptMut, KeyIvInit};
+    if plaintext.is_empty() || !plaintext.len().is_multiple_of(16) {
+        return Err(Error::Pin(crate::pin::PinError::UnalignedPlaintext {
+            len: plaintext.len(),
+        }));
+    }
+    let key = info_field_key(ppuat, info);
+    let mut buf = plaintext.to_vec();
+    let n = buf.len();
+    cbc::Encryptor::<aes::Aes128>::new((&*key).into(), (&iv).into())
+        .encrypt_padded_mut::<NoPadding>(&mut buf, n)
+        .map_err(|_| Error::Pin(crate::pin::PinError::UnalignedPlaintext { len: n }))?;
+    let mut out = iv.to_vec();
+    out.extend_from_slice(&buf);
+    Ok(out)
+}
+
+/// IV(16) ‖ AES-128-CBC ciphertext under HKDF-SHA-256(zero salt, ppuat, info, 16).
+fn decrypt_info_field(enc: &[u8], ppuat: &[u8], info: &'static str) -> Result<Vec<u8>, Error> {
+    use aes::cipher::{block_padding::NoPadding, BlockDecryptMut, KeyIvInit};
+    let bad = || {
+        Error::Pin(crate::pin::PinError::CiphertextLength {
+            field: info,
+            len: enc.len(),
+            protocol: 2,
+        })
+    };
+    if enc.len() < 32 || !enc.len().is_multiple_of(16) {
+        return Err(bad());
+    }
+    let key = info_field_key(ppuat, info);
+    let (iv, ct) = enc.split_at(16);
+    let mut buf = ct.to_vec();
+    cbc::Decryptor::<aes::Aes128>::new_from_slices(key.as_ref(), iv)
+        .map_err(|_| bad())?
+        .decrypt_padded_mut::<NoPadding>(&mut buf)
+        .map_err(|_| bad())?;
+    Ok(buf)
 }
 
 impl ResponseData for AuthenticatorInfo {
@@ -173,6 +297,27 @@ impl ResponseData for AuthenticatorInfo {
             vendor_prototype_config_commands: opt(&m, 21, |v| {
                 array_of(v, "getInfo.vendorPrototypeConfigCommands", |c| {
                     c.as_u64("getInfo.vendorPrototypeConfigCommands")
+                })
+            })?,
+            attestation_formats: opt(&m, 22, |v| v.as_text_array("getInfo.attestationFormats"))?,
+            uv_count_since_last_pin_entry: u(23, "getInfo.uvCountSinceLastPinEntry")?,
+            long_touch_for_reset: opt(&m, 24, |v| v.as_bool("getInfo.longTouchForReset"))?,
+            enc_identifier: opt(&m, 25, |v| {
+                v.as_bytes("getInfo.encIdentifier").map(<[u8]>::to_vec)
+            })?,
+            transports_for_reset: opt(&m, 26, |v| v.as_text_array("getInfo.transportsForReset"))?,
+            pin_complexity_policy: opt(&m, 27, |v| v.as_bool("getInfo.pinComplexityPolicy"))?,
+            pin_complexity_policy_url: opt(&m, 28, |v| {
+                v.as_bytes("getInfo.pinComplexityPolicyURL")
+                    .map(<[u8]>::to_vec)
+            })?,
+            max_pin_length: u(29, "getInfo.maxPINLength")?,
+            enc_cred_store_state: opt(&m, 30, |v| {
+                v.as_bytes("getInfo.encCredStoreState").map(<[u8]>::to_vec)
+            })?,
+            authenticator_config_commands: opt(&m, 31, |v| {
+                array_of(v, "getInfo.authenticatorConfigCommands", |c| {
+                    c.as_u64("getInfo.authenticatorConfigCommands")
                 })
             })?,
         })
@@ -238,6 +383,21 @@ impl ResponseData for AuthenticatorInfo {
                 .put_opt(
                     21,
                     self.vendor_prototype_config_commands
+                        .as_ref()
+                        .map(|c| Value::Array(c.iter().map(|&n| Value::from(n)).collect())),
+                )
+                .put_opt(22, self.attestation_formats.as_ref().map(texts))
+                .put_opt(23, self.uv_count_since_last_pin_entry)
+                .put_opt(24, self.long_touch_for_reset)
+                .put_opt(25, self.enc_identifier.clone())
+                .put_opt(26, self.transports_for_reset.as_ref().map(texts))
+                .put_opt(27, self.pin_complexity_policy)
+                .put_opt(28, self.pin_complexity_policy_url.clone())
+                .put_opt(29, self.max_pin_length)
+                .put_opt(30, self.enc_cred_store_state.clone())
+                .put_opt(
+                    31,
+                    self.authenticator_config_commands
                         .as_ref()
                         .map(|c| Value::Array(c.iter().map(|&n| Value::from(n)).collect())),
                 )

@@ -68,7 +68,7 @@ pub use get_assertion::{
     GetAssertion, GetAssertionExtensions, GetAssertionOptions, GetAssertionResponse,
     GetNextAssertion, HmacSecretInput,
 };
-pub use get_info::{AuthenticatorInfo, GetInfo};
+pub use get_info::{encrypt_info_field, AuthenticatorInfo, GetInfo};
 pub use large_blobs::{LargeBlobs, LargeBlobsResponse};
 pub use make_credential::{
     MakeCredential, MakeCredentialExtensions, MakeCredentialOptions, MakeCredentialResponse,

@@ -490,3 +490,35 @@ fn nesting_bombs_and_length_bombs_are_typed_errors() {
         Err(Error::Cbor(CborError::TrailingBytes { .. }))
     ));
 }
+
+#[test]
+fn enc_identifier_round_trips_and_rejects_bad_lengths() {
+    let ppuat = [0x42u8; 32];
+    let enc = encrypt_info_field(&ppuat, "encIdentifier", [9; 16], b"0123456789abcdef").unwrap();
+    assert_eq!(enc.len(), 32);
+    assert_eq!(&enc[..16], &[9; 16]);
+    let info = AuthenticatorInfo {
+        enc_identifier: Some(enc.clone()),
+        enc_cred_store_state: Some(enc),
+        ..Default::default()
+    };
+    assert_eq!(
+        info.decrypt_identifier(&ppuat).unwrap().as_deref(),
+        Some(&b"0123456789abcdef"[..])
+    );
+    // The info string is part of the key: the same bytes read as encCredStoreState differ.
+    assert_ne!(
+        info.decrypt_cred_store_state(&ppuat).unwrap().as_deref(),
+        Some(&b"0123456789abcdef"[..])
+    );
+    assert_eq!(
+        AuthenticatorInfo::default().decrypt_identifier(&ppuat),
+        Ok(None)
+    );
+    let short = AuthenticatorInfo {
+        enc_identifier: Some(vec![0; 20]),
+        ..Default::default()
+    };
+    assert!(short.decrypt_identifier(&ppuat).is_err());
+    assert!(encrypt_info_field(&ppuat, "encIdentifier", [0; 16], b"odd").is_err());
+}

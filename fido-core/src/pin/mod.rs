@@ -35,10 +35,12 @@
 //! # }
 //! ```
 
+mod policy;
 mod protocol;
 mod rules;
 mod token;
 
+pub use policy::PinPolicy;
 pub use protocol::{AuthenticatorKeyAgreement, PinUvAuthProtocol, SharedSecret};
 pub use rules::{Pin, MAX_PIN_BYTES, MIN_PIN_CODE_POINTS, PADDED_PIN_LEN};
 pub use token::{
@@ -186,6 +188,11 @@ impl Permissions {
     pub const LARGE_BLOB_WRITE: Permissions = Permissions(0x10);
     /// authenticatorConfig (`acfg`).
     pub const AUTHENTICATOR_CONFIG: Permissions = Permissions(0x20);
+    /// persistentCredentialManagementReadOnly (`pcmr`, CTAP 2.2): a persistent token
+    /// that survives power cycles, for read-only credential management and for
+    /// decrypting getInfo `encIdentifier` / `encCredStoreState`. Gated by the getInfo
+    /// option `perCredMgmtRO`.
+    pub const PERSISTENT_CREDENTIAL_MANAGEMENT_READ_ONLY: Permissions = Permissions(0x40);
 
     /// No permissions.
     pub const fn empty() -> Self {

@@ -118,6 +118,9 @@ impl<T: Transport> Authenticator<T> {
             Err(e) => return Err(e),
         };
         let total = enumeration_total(first.total_rps, "credentialManagement.totalRPs")?;
+        if total == 0 {
+            return Ok(Vec::new());
+        }
         let mut out = Vec::with_capacity(total as usize);
         out.push(rp_info(first)?);
         for _ in 1..total {
@@ -146,6 +149,9 @@ impl<T: Transport> Authenticator<T> {
             first.total_credentials,
             "credentialManagement.totalCredentials",
         )?;
+        if total == 0 {
+            return Ok(Vec::new());
+        }
         let mut out = Vec::with_capacity(total as usize);
         out.push(credential_info(first)?);
         for _ in 1..total {
@@ -198,12 +204,16 @@ impl<T: Transport> Authenticator<T> {
     }
 }
 
+/// The count of an enumeration from its first answer, tolerant as python-fido2 and
+/// libfido2 are: a missing total counts as 1 (the first answer itself), and 0 means
+/// nothing to enumerate (some keys answer the Begin call with totalRPs = 0 instead of
+/// NO_CREDENTIALS). Only an absurd count is refused.
 fn enumeration_total(total: Option<u32>, field: &'static str) -> Result<u32, Error> {
-    let total = total.ok_or_else(|| bad_response(field, "missing in the first answer"))?;
-    if total == 0 || total > MAX_ENUMERATION {
+    let total = total.unwrap_or(1);
+    if total > MAX_ENUMERATION {
         return Err(bad_response(
             field,
-            format!("{total} is outside 1..={MAX_ENUMERATION}"),
+            format!("{total} is more than {MAX_ENUMERATION}"),
         ));
     }
     Ok(total)

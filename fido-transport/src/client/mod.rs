@@ -43,7 +43,9 @@ mod bio;
 mod config;
 mod cred_mgmt;
 mod large_blobs;
+mod lists;
 mod pin;
+mod replug;
 mod reset;
 mod webauthn;
 
@@ -51,6 +53,8 @@ pub use bio::{BioSensorInfo, EnrollProgress};
 pub use cred_mgmt::{CredentialInfo, CredentialsMetadata, RpInfo};
 pub use large_blobs::{serialize_large_blob_array, LARGE_BLOB_HASH_LEN};
 pub use pin::PinRetries;
+pub use replug::{reset_after_replug, KeyIdentity, KeySlot, ReplugTimeouts, ResetPrompt};
+pub use reset::reset_window;
 pub use webauthn::{Assertion, GetAssertionArgs, MakeCredentialArgs, MakeCredentialResult};
 
 /// Host-side cost counters of a session: what was sent and received, how often.

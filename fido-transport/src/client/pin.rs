@@ -20,7 +20,9 @@ pub struct PinRetries {
 }
 
 impl<T: Transport> Authenticator<T> {
-    /// The PIN/UV auth protocol to use: 2 when the key lists it, else 1.
+    /// The PIN/UV auth protocol to use: 2 when the key lists it, else 1. A key that
+    /// omits the list gets 1 on CTAP 2.0 and 2 on CTAP 2.1, which requires protocol 2
+    /// (as authenticator-rs settled, mozilla/authenticator-rs#274).
     pub fn pin_protocol(&mut self) -> Result<PinUvAuthProtocol, Error> {
         let info = self.info()?;
         if info.supports_option("clientPin").is_none() && info.pin_uv_auth_protocols.is_none() {
@@ -37,7 +39,8 @@ impl<T: Transport> Authenticator<T> {
                 )))
             }
             // CTAP 2.0 keys may omit the list; protocol 1 is the only one they know.
-            None => PinUvAuthProtocol::One,
+            None if !info.is_ctap21() => PinUvAuthProtocol::One,
+            None => PinUvAuthProtocol::Two,
         })
     }
 
@@ -171,6 +174,23 @@ impl<T: Transport> Authenticator<T> {
         }
     }
 
+    /// The key's device identifier (CTAP 2.2 `encIdentifier`, getInfo 0x19) decrypted
+    /// with a persistent token: one from [`pin_token`](Self::pin_token) with
+    /// [`Permissions::PERSISTENT_CREDENTIAL_MANAGEMENT_READ_ONLY`] (offered when getInfo
+    /// lists `perCredMgmtRO`). Reads fresh getInfo. `None` when the key sends no
+    /// identifier. The identifier is stable for the key until it is reset.
+    pub fn device_identifier(&mut self, ppuat: &PinUvAuthToken) -> Result<Option<Vec<u8>>, Error> {
+        super::check_token(
+            ppuat,
+            Permissions::PERSISTENT_CREDENTIAL_MANAGEMENT_READ_ONLY,
+            None,
+            "decrypting encIdentifier",
+        )?;
+        let info = self.refresh_info()?;
+        info.decrypt_identifier(ppuat.expose_secret())
+            .map_err(core_error)
+    }
+
     /// A PIN/UV auth token from the PIN with exactly `permissions`, bound to `rp_id`
     /// (required for makeCredential / getAssertion permissions). Uses
     /// getPinUvAuthTokenUsingPinWithPermissions on CTAP 2.1 keys and getPinToken on
@@ -197,6 +217,17 @@ impl<T: Transport> Authenticator<T> {
         let with_permissions = info.supports_option("pinUvAuthToken") == Some(true);
         if with_permissions {
             check_permissions(&info, permissions, rp_id)?;
+            if info.supports_option("noMcGaPermissionsWithClientPin") == Some(true)
+                && permissions.needs_rp_id()
+            {
+                // The key would answer UNAUTHORIZED_PERMISSION (0x3F); say why first.
+                return Err(Error::Unsupported(
+                    "this key grants makeCredential / getAssertion permissions only after \
+                     built-in user verification (getInfo noMcGaPermissionsWithClientPin): \
+                     use uv_token, not a PIN token"
+                        .into(),
+                ));
+            }
         }
         let protocol = self.pin_protocol()?;
         let peer = self.key_agreement(protocol)?;
@@ -324,7 +355,12 @@ fn check_permissions(
             "makeCredential / getAssertion permissions need an RP id".into(),
         ));
     }
-    let gates: [(Permissions, &[&str], &str); 4] = [
+    let gates: [(Permissions, &[&str], &str); 5] = [
+        (
+            Permissions::PERSISTENT_CREDENTIAL_MANAGEMENT_READ_ONLY,
+            &["perCredMgmtRO"],
+            "a persistent read-only credential management token",
+        ),
         (
             Permissions::CREDENTIAL_MANAGEMENT,
             &["credMgmt", "credentialMgmtPreview"],

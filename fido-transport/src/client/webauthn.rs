@@ -10,8 +10,10 @@ use fido_core::commands::{
 use fido_core::cose::{CoseKey, ALG_ES256};
 use fido_core::pin::{Permissions, PinUvAuthToken};
 
+use super::lists::Filtered;
 use super::{bad_response, check_token, core_error, Authenticator};
 use crate::{Error, Progress, Transport};
+use fido_core::CtapStatus;
 
 /// Most assertions followed with getNextAssertion (a key claiming more is refused).
 const MAX_ASSERTIONS: u32 = 1024;
@@ -27,7 +29,9 @@ pub struct MakeCredentialArgs {
     pub user: UserEntity,
     /// Acceptable COSE algorithms, most preferred first.
     pub algorithms: Vec<i64>,
-    /// Credentials that must not already be on the key.
+    /// Credentials that must not already be on the key. Any length: a list longer than
+    /// the key's `maxCredentialCountInList` is pre-flighted in chunks, and ids longer
+    /// than its `maxCredentialIdLength` are dropped.
     pub exclude_list: Vec<CredentialDescriptor>,
     /// Make a discoverable (resident) credential.
     pub resident_key: bool,
@@ -76,7 +80,8 @@ pub struct GetAssertionArgs {
     pub rp_id: String,
     /// SHA-256 of the clientDataJSON.
     pub client_data_hash: [u8; 32],
-    /// Acceptable credentials (empty: the RP's discoverable credentials).
+    /// Acceptable credentials (empty: the RP's discoverable credentials). Any length,
+    /// filtered like [`MakeCredentialArgs::exclude_list`].
     pub allow_list: Vec<CredentialDescriptor>,
     /// Require user presence (a touch). False only for silent pre-flight checks.
     pub user_presence: bool,
@@ -143,11 +148,6 @@ impl<T: Transport> Authenticator<T> {
                 "the key cannot store discoverable credentials (getInfo option rk not true)".into(),
             ));
         }
-        check_list_len(
-            &args.exclude_list,
-            info.max_credential_count_in_list,
-            "exclude",
-        )?;
         if args.enterprise_attestation.is_some() && info.supports_option("ep") != Some(true) {
             return Err(Error::Unsupported(
                 "enterprise attestation is not enabled on the key (getInfo option ep not true)"
@@ -163,7 +163,14 @@ impl<T: Transport> Authenticator<T> {
                 .map(|&a| PublicKeyCredentialParameters::public_key(a))
                 .collect(),
         );
-        request.exclude_list = (!args.exclude_list.is_empty()).then(|| args.exclude_list.clone());
+        // Long exclude lists are pre-flighted in chunks; the credential found (if any)
+        // goes alone, so the key still asks for the touch and then refuses with
+        // CREDENTIAL_EXCLUDED.
+        let exclude = match self.filter_list(&args.rp.id, &args.exclude_list, token)? {
+            Filtered::AsIs(list) => list,
+            Filtered::Preflighted(found) => found.into_iter().collect(),
+        };
+        request.exclude_list = (!exclude.is_empty()).then_some(exclude);
         request.extensions = args.extensions.clone().filter(|e| !e.is_empty());
         request.options.rk = args.resident_key.then_some(true);
         request.enterprise_attestation = args.enterprise_attestation;
@@ -210,16 +217,33 @@ impl<T: Transport> Authenticator<T> {
         token: Option<&PinUvAuthToken>,
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Vec<Assertion>, Error> {
-        let info = self.info_owned()?;
         tracing::debug!(
             rp_id = %args.rp_id,
             allow_list = args.allow_list.len(),
             uv = token.is_some(),
             "getAssertion"
         );
-        check_list_len(&args.allow_list, info.max_credential_count_in_list, "allow")?;
+        let allow = match self.filter_list(&args.rp_id, &args.allow_list, token)? {
+            Filtered::AsIs(list) => list,
+            Filtered::Preflighted(Some(found)) => vec![found],
+            // Nothing of a non-empty allow list is on the key: what the key would say.
+            Filtered::Preflighted(None) => return Err(Error::Ctap(CtapStatus::NoCredentials)),
+        };
+        if !args.allow_list.is_empty() && allow.is_empty() {
+            return Err(Error::Ctap(CtapStatus::NoCredentials));
+        }
         let mut request = GetAssertion::new(args.rp_id.clone(), args.client_data_hash);
-        request.allow_list = (!args.allow_list.is_empty()).then(|| args.allow_list.clone());
+        let allow_args;
+        let args = if allow.len() == args.allow_list.len() {
+            args
+        } else {
+            allow_args = GetAssertionArgs {
+                allow_list: allow.clone(),
+                ..args.clone()
+            };
+            &allow_args
+        };
+        request.allow_list = (!allow.is_empty()).then_some(allow);
         request.extensions = args.extensions.clone();
         if !args.user_presence {
             request.options.up = Some(false);
@@ -250,22 +274,6 @@ impl<T: Transport> Authenticator<T> {
         }
         Ok(out)
     }
-}
-
-fn check_list_len(
-    list: &[CredentialDescriptor],
-    max: Option<u64>,
-    which: &str,
-) -> Result<(), Error> {
-    if let Some(max) = max {
-        if list.len() as u64 > max {
-            return Err(Error::InvalidArgument(format!(
-                "the {which} list has {} credentials; the key accepts at most {max} (maxCredentialCountInList)",
-                list.len()
-            )));
-        }
-    }
-    Ok(())
 }
 
 fn assertion(r: GetAssertionResponse, args: &GetAssertionArgs) -> Result<Assertion, Error> {

@@ -103,7 +103,8 @@ impl HidapiPipe {
                     Error::DeviceNotFound(path.to_string())
                 }
                 _ if missing => Error::DeviceNotFound(path.to_string()),
-                e => api_error(path, e),
+                e => crate::elevation::map_hid_open(path, &e.to_string())
+                    .unwrap_or_else(|| api_error(path, e)),
             }
         })?;
         Ok(HidapiPipe {

@@ -39,10 +39,12 @@
 pub mod fuzzing;
 mod hidapi_backend;
 mod inprocess;
+mod slot;
 mod transport;
 
 pub use hidapi_backend::{list_devices, open, open_with, HidDeviceInfo, HidapiPipe};
 pub use inprocess::{CtapHandler, InProcessHid, ReportFilter, RequestContext};
+pub use slot::HidSlot;
 pub use transport::{CtapHidTransport, HidConfig};
 
 pub use fido_core::ctaphid::REPORT_LEN;

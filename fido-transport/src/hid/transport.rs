@@ -399,6 +399,14 @@ impl<P: ReportPipe> Transport for CtapHidTransport<P> {
         request: &[u8],
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Vec<u8>, Error> {
+        // A key whose CTAPHID_INIT answer lacks the CBOR capability speaks U2F (CTAP1)
+        // only (YubiKey NEO, older keys): say so instead of a generic ERR_INVALID_CMD.
+        if !self.info.capabilities.contains(Capabilities::CBOR) {
+            return Err(Error::Unsupported(format!(
+                "{} is a U2F-only (CTAP1) security key: it has no CTAP2 and cannot hold passkeys",
+                self.describe()
+            )));
+        }
         let response = self.request(Command::Cbor, request, progress)?;
         if response.is_empty() {
             return Err(hid(HidError::LengthMismatch {

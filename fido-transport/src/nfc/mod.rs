@@ -24,9 +24,11 @@
 //! ```
 mod reader;
 mod session;
+mod slot;
 mod vpcd;
 
 pub use reader::{list_readers, NfcMode, NfcTransport, ReaderInfo, DEFAULT_POLL_INTERVAL};
+pub use slot::NfcSlot;
 pub use vpcd::{
     encode_frame, CardApplet, VpcdCard, VpcdCardHandle, VpcdCardOptions, DEFAULT_ATR,
     DEFAULT_RECONNECT_DELAY, DEFAULT_VPCD_ADDR, MAX_FRAME_PAYLOAD,

@@ -98,7 +98,13 @@ pub fn list_readers() -> Result<Vec<ReaderInfo>, Error> {
             }
         };
         let mut link = PcscLink::new(&card);
-        let fido_applet = select_applet(&mut link, &name).ok();
+        let fido_applet = match select_applet(&mut link, &name) {
+            Ok(version) => Some(version),
+            // On Windows an unelevated process is refused the FIDO applet: say so instead
+            // of reporting a card without one.
+            Err(e @ Error::NeedsElevation { .. }) => return Err(e),
+            Err(_) => None,
+        };
         drop(link);
         // A failed disconnect still releases the handle when the card is dropped.
         let _ = card.disconnect(pcsc::Disposition::LeaveCard);
@@ -343,7 +349,14 @@ fn establish() -> Result<pcsc::Context, Error> {
         reader: String::new(),
         message: match e {
             pcsc::Error::NoService | pcsc::Error::ServiceStopped => {
-                format!("the PC/SC service (pcscd) is not running or not reachable ({e})")
+                if cfg!(windows) {
+                    format!(
+                        "the Smart Card service (SCardSvr) is not running; Windows starts it \
+                         when a reader is attached ({e})"
+                    )
+                } else {
+                    format!("the PC/SC service (pcscd) is not running or not reachable ({e})")
+                }
             }
             other => format!("cannot open a PC/SC context: {other}"),
         },
@@ -363,6 +376,9 @@ fn connect_error(reader: &str, e: pcsc::Error) -> Error {
 }
 
 fn pcsc_error(reader: &str, during: &str, e: pcsc::Error) -> Error {
+    if let Some(denied) = crate::elevation::map_pcsc(reader, e as u32, &format!("{during}: {e}")) {
+        return denied;
+    }
     Error::Pcsc {
         reader: reader.to_owned(),
         message: format!("{during}: {e}"),
@@ -389,6 +405,7 @@ impl ApduLink for PcscLink<'_> {
             Ok(rsp) => Ok(rsp.to_vec()),
             Err(e) => Err(LinkError {
                 message: e.to_string(),
+                code: Some(e as u32),
                 card_gone: matches!(
                     e,
                     pcsc::Error::RemovedCard

@@ -20,6 +20,9 @@ pub(crate) struct LinkError {
     /// The card or the service is gone (removed, reset, unpowered): no point retrying
     /// in another APDU mode.
     pub(super) card_gone: bool,
+    /// The PC/SC error code, when the link is PC/SC (access-denied codes become
+    /// [`Error::NeedsElevation`] on Windows).
+    pub(super) code: Option<u32>,
 }
 
 /// Moves one command APDU to the card and its response back.
@@ -178,6 +181,20 @@ impl<L: ApduLink> Session<'_, L> {
     /// Turns an exchange failure into the crate error, in plain words.
     fn error(&self, e: ExchangeError, size: usize, mode: ApduMode, after_fallback: bool) -> Error {
         let reader = self.reader.to_owned();
+        if let ExchangeError::Link {
+            error:
+                LinkError {
+                    code: Some(code),
+                    message,
+                    ..
+                },
+            ..
+        } = &e
+        {
+            if let Some(denied) = crate::elevation::map_pcsc(&reader, *code, message) {
+                return denied;
+            }
+        }
         match e {
             ExchangeError::Cancelled => Error::Cancelled,
             ExchangeError::Apdu(ApduError::MessageTooLarge { .. }) => Error::MessageNotCarried {
@@ -309,6 +326,7 @@ mod tests {
                 return Err(LinkError {
                     message: "Transaction failed".to_owned(),
                     card_gone: false,
+                    code: None,
                 });
             }
             Ok(match self.card.handle_apdu(apdu) {
@@ -577,6 +595,7 @@ mod tests {
                 Err(LinkError {
                     message: "card removed".to_owned(),
                     card_gone: true,
+                    code: None,
                 })
             }
         }

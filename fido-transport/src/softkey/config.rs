@@ -67,6 +67,34 @@ pub struct SoftConfig {
     pub presence: UserPresence,
     /// How long a pinUvAuthToken stays usable after it was issued.
     pub token_lifetime: Duration,
+    /// How long after power-up reset is accepted (YubiKeys: 5 s before firmware 5.5.2,
+    /// 10 s later).
+    pub reset_window: Duration,
+    /// The status a reset outside the window draws: NOT_ALLOWED (0x30) on most keys,
+    /// PIN_AUTH_BLOCKED (0x34) on some YubiKey firmware.
+    pub reset_too_late_status: fido_core::CtapStatus,
+    /// getInfo 0x18 `longTouchForReset`.
+    pub long_touch_for_reset: bool,
+    /// getInfo 0x1A `transportsForReset`; a reset over another transport draws
+    /// OPERATION_DENIED (0x27). `None`: not advertised, reset allowed everywhere.
+    pub transports_for_reset: Option<Vec<String>>,
+    /// getInfo 0x08 `maxCredentialIdLength`, enforced: a list holding a longer id is
+    /// refused with INVALID_LENGTH. `None`: advertise the key's own id length and
+    /// ignore longer ids.
+    pub max_credential_id_length: Option<usize>,
+    /// getInfo 0x1D `maxPINLength` (code points); `None`: not advertised (63 bytes).
+    pub max_pin_length: Option<u64>,
+    /// getInfo 0x1B `pinComplexityPolicy`, enforced: setPIN / changePIN with a PIN
+    /// that breaks [`fido_core::pin::PinPolicy::is_complex_enough`] draws
+    /// PIN_POLICY_VIOLATION (0x37), as Token2 PIN+ keys do.
+    pub pin_complexity_policy: bool,
+    /// getInfo 0x16 `attestationFormats`; `None`: not advertised.
+    pub attestation_formats: Option<Vec<String>>,
+    /// getInfo 0x1F `authenticatorConfigCommands`; `None`: not advertised.
+    pub authenticator_config_commands: Option<Vec<u64>>,
+    /// getInfo 0x19 `encIdentifier`: the device identifier (16 bytes) the key encrypts
+    /// under its persistent token; `None`: not advertised.
+    pub device_identifier: Option<[u8; 16]>,
 }
 
 impl Default for SoftConfig {
@@ -97,6 +125,16 @@ impl Default for SoftConfig {
             attestation: AttestationMode::Packed,
             presence: UserPresence::Approve,
             token_lifetime: Duration::from_secs(600),
+            reset_window: Duration::from_secs(10),
+            reset_too_late_status: fido_core::CtapStatus::NotAllowed,
+            long_touch_for_reset: false,
+            transports_for_reset: None,
+            max_credential_id_length: None,
+            max_pin_length: None,
+            pin_complexity_policy: false,
+            attestation_formats: None,
+            authenticator_config_commands: None,
+            device_identifier: None,
         }
     }
 }
@@ -120,6 +158,27 @@ impl SoftConfig {
     pub fn with_bio() -> Self {
         SoftConfig {
             bio: true,
+            ..SoftConfig::default()
+        }
+    }
+
+    /// A YubiKey-like CTAP 2.2 key as libfido2's recording describes it: 8 credentials
+    /// in a list, ids of at most 128 bytes, `transportsForReset = [usb, smart-card]`, `longTouchForReset`, a 5 s
+    /// reset window answered with PIN_AUTH_BLOCKED, `maxPINLength = 63`, an
+    /// `encIdentifier`.
+    pub fn yubikey_like() -> Self {
+        SoftConfig {
+            versions: vec!["FIDO_2_0".into(), "FIDO_2_1".into(), "FIDO_2_3".into()],
+            transports: vec!["usb".into(), "nfc".into(), "smart-card".into()],
+            reset_window: Duration::from_secs(5),
+            reset_too_late_status: fido_core::CtapStatus::PinAuthBlocked,
+            long_touch_for_reset: true,
+            transports_for_reset: Some(vec!["usb".into(), "smart-card".into()]),
+            max_credential_id_length: Some(128),
+            max_pin_length: Some(63),
+            attestation_formats: Some(vec!["packed".into()]),
+            authenticator_config_commands: Some(vec![1, 2, 3]),
+            device_identifier: Some(*b"yubikey-like-id!"),
             ..SoftConfig::default()
         }
     }

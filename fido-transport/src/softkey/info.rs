@@ -38,6 +38,9 @@ impl SoftAuthenticator {
             if c.bio {
                 options.push(("bioEnroll".into(), has_templates));
             }
+            if c.device_identifier.is_some() {
+                options.push(("perCredMgmtRO".into(), true));
+            }
             if c.enterprise_attestation {
                 options.push(("ep".into(), s.enterprise_attestation));
             }
@@ -59,7 +62,9 @@ impl SoftAuthenticator {
             max_msg_size: u(c.max_msg_size),
             pin_uv_auth_protocols: Some(c.pin_protocols.clone()),
             max_credential_count_in_list: u(c.max_credential_count_in_list),
-            max_credential_id_length: u(super::ops::CREDENTIAL_ID_LEN),
+            max_credential_id_length: u(c
+                .max_credential_id_length
+                .unwrap_or(super::ops::CREDENTIAL_ID_LEN)),
             transports: Some(c.transports.clone()),
             algorithms: Some(vec![PublicKeyCredentialParameters::public_key(ALG_ES256)]),
             max_serialized_large_blob_array: (ctap21 && c.large_blobs)
@@ -78,6 +83,16 @@ impl SoftAuthenticator {
                     .saturating_sub(s.credentials.len()) as u64,
             ),
             vendor_prototype_config_commands: None,
+            attestation_formats: c.attestation_formats.clone(),
+            uv_count_since_last_pin_entry: None,
+            long_touch_for_reset: c.long_touch_for_reset.then_some(true),
+            enc_identifier: c.device_identifier.and_then(|id| self.enc_identifier(&id)),
+            transports_for_reset: c.transports_for_reset.clone(),
+            pin_complexity_policy: c.pin_complexity_policy.then_some(true),
+            pin_complexity_policy_url: None,
+            max_pin_length: c.max_pin_length,
+            enc_cred_store_state: None,
+            authenticator_config_commands: c.authenticator_config_commands.clone(),
         }
     }
 

@@ -56,6 +56,7 @@ mod ops;
 mod pin;
 mod presence;
 mod rng;
+mod slot;
 mod state;
 mod transport;
 
@@ -63,13 +64,15 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{AttestationMode, SoftConfig};
 pub use presence::{NoPresence, Presence, PresenceControl, UserPresence};
 pub use rng::SeededRng;
+pub use slot::{SoftKeyHands, SoftKeySlot};
 pub use state::{ResidentCredential, Secret, SoftState, StoredPin, Template};
 pub use transport::SoftTransport;
 
 use rng::SoftRng;
 use state::{empty_large_blob_array, STATE_FORMAT};
 
-/// Reset is allowed only this long after power-up.
+/// Reset is allowed only this long after power-up by default
+/// ([`SoftConfig::reset_window`] changes it).
 pub const RESET_WINDOW: Duration = Duration::from_secs(10);
 /// PIN retries after a successful PIN entry or setPIN.
 pub const MAX_PIN_RETRIES: u8 = 8;
@@ -168,6 +171,11 @@ pub struct SoftAuthenticator {
     token: Option<TokenState>,
     consecutive_pin_failures: u8,
     power_up: Instant,
+    /// The transport the current request came over (`usb`, `nfc`), for
+    /// `transportsForReset`.
+    via: &'static str,
+    /// The persistent PinUvAuthToken (`pcmr`), also the key of `encIdentifier`.
+    persistent_token: zeroize::Zeroizing<[u8; 32]>,
     pending: Pending,
     large_blob_write: Option<LargeBlobWrite>,
     enrollment: Option<Enrollment>,
@@ -321,7 +329,7 @@ impl SoftAuthenticator {
 
     /// Simulates removing and reattaching the key: clears PIN_AUTH_BLOCKED, forgets
     /// tokens and pending operations, makes a new key-agreement key and opens the
-    /// reset window ([`RESET_WINDOW`]).
+    /// reset window ([`SoftConfig::reset_window`]).
     pub fn power_cycle(&mut self) {
         self.power_up = self.clock.now();
         self.consecutive_pin_failures = 0;
@@ -335,6 +343,19 @@ impl SoftAuthenticator {
     /// Answers one CTAP2 request (command byte + CBOR) with status byte + CBOR. Never
     /// panics on malformed input: it answers with the matching CTAP status.
     pub fn handle(&mut self, request: &[u8], ctx: &mut dyn Presence) -> Vec<u8> {
+        self.handle_over("usb", request, ctx)
+    }
+
+    /// [`handle`](Self::handle) for a request that came over `transport` (`usb`, `nfc`):
+    /// reset is refused with OPERATION_DENIED (0x27) over transports missing from
+    /// [`SoftConfig::transports_for_reset`].
+    pub fn handle_over(
+        &mut self,
+        transport: &'static str,
+        request: &[u8],
+        ctx: &mut dyn Presence,
+    ) -> Vec<u8> {
+        self.via = transport;
         let out = self.dispatch(request, ctx);
         if self.dirty {
             self.dirty = false;
@@ -383,6 +404,33 @@ impl SoftAuthenticator {
         }
     }
 
+    /// The persistent token (`pcmr`) and the encrypted identifier of getInfo 0x19:
+    /// IV ‖ AES-128-CBC(HKDF-SHA-256(zero salt, token, "encIdentifier"), id). The IV is
+    /// derived from the token and the identifier (a test key; real keys draw it at
+    /// random).
+    fn enc_identifier(&self, id: &[u8; 16]) -> Option<Vec<u8>> {
+        use sha2::Digest;
+        let digest = sha2::Sha256::new()
+            .chain_update(b"keysmith softkey encIdentifier IV")
+            .chain_update(self.persistent_token.as_ref())
+            .chain_update(id)
+            .finalize();
+        let mut iv = [0u8; 16];
+        iv.copy_from_slice(&digest[..16]);
+        fido_core::commands::encrypt_info_field(
+            self.persistent_token.as_ref(),
+            "encIdentifier",
+            iv,
+            id,
+        )
+        .ok()
+    }
+
+    /// A fresh persistent token (at start-up, reset and PIN change).
+    fn regenerate_persistent_token(&mut self) {
+        let _ = self.rng.try_fill_bytes(self.persistent_token.as_mut());
+    }
+
     fn assemble(
         config: SoftConfig,
         state: SoftState,
@@ -408,7 +456,12 @@ impl SoftAuthenticator {
         let key_agreement = AuthenticatorKeyAgreement::new(&mut rng)
             .map_err(|e| SoftError::Crypto(e.to_string()))?;
         let now = clock.now();
+        let mut persistent_token = zeroize::Zeroizing::new([0u8; 32]);
+        rng.try_fill_bytes(persistent_token.as_mut())
+            .map_err(|e| SoftError::Crypto(e.to_string()))?;
         Ok(SoftAuthenticator {
+            persistent_token,
+            via: "usb",
             control: PresenceControl::new(config.presence),
             config,
             state,

@@ -25,9 +25,7 @@ use p256::ecdsa::{Signature, SigningKey};
 use sha2::Sha256;
 
 use super::state::{ResidentCredential, Secret};
-use super::{
-    AttestationMode, Pending, Presence, SoftAuthenticator, CONTINUATION_TIMEOUT, RESET_WINDOW,
-};
+use super::{AttestationMode, Pending, Presence, SoftAuthenticator, CONTINUATION_TIMEOUT};
 
 type R = Result<Vec<u8>, CtapStatus>;
 
@@ -198,6 +196,7 @@ impl SoftAuthenticator {
         {
             return Err(CtapStatus::LimitExceeded);
         }
+        self.check_id_lengths(req.exclude_list.as_deref())?;
         let rp_hash = rp_id_hash(&req.rp.id);
         // Exclude list: a known credential (visible at this UV level) ends the request
         // after a touch.
@@ -408,6 +407,7 @@ impl SoftAuthenticator {
                 if list.len() > self.config.max_credential_count_in_list {
                     return Err(CtapStatus::LimitExceeded);
                 }
+                self.check_id_lengths(Some(list))?;
                 list.iter()
                     .filter(|d| d.cred_type == "public-key")
                     .filter_map(|d| self.find_credential(&d.id, &rp_hash))
@@ -636,9 +636,28 @@ impl SoftAuthenticator {
             .map_err(|_| CtapStatus::Other7F)
     }
 
+    /// INVALID_LENGTH for a list holding an id longer than the configured
+    /// `max_credential_id_length` (a real-key quirk the client must avoid).
+    fn check_id_lengths(
+        &self,
+        list: Option<&[fido_core::commands::CredentialDescriptor]>,
+    ) -> Result<(), CtapStatus> {
+        match (self.config.max_credential_id_length, list) {
+            (Some(max), Some(list)) if list.iter().any(|d| d.id.len() > max) => {
+                Err(CtapStatus::InvalidLength)
+            }
+            _ => Ok(()),
+        }
+    }
+
     pub(super) fn reset(&mut self, ctx: &mut dyn Presence) -> R {
-        if self.clock.now().saturating_duration_since(self.power_up) > RESET_WINDOW {
-            return Err(CtapStatus::NotAllowed);
+        if let Some(allowed) = &self.config.transports_for_reset {
+            if !allowed.iter().any(|t| t == self.via) {
+                return Err(CtapStatus::OperationDenied);
+            }
+        }
+        if self.clock.now().saturating_duration_since(self.power_up) > self.config.reset_window {
+            return Err(self.config.reset_too_late_status);
         }
         self.user_presence(ctx)?;
         let attestation_key = self.state.attestation_key.clone();
@@ -651,6 +670,7 @@ impl SoftAuthenticator {
         self.large_blob_write = None;
         self.enrollment = None;
         self.regenerate_key_agreement();
+        self.regenerate_persistent_token();
         self.dirty = true;
         Ok(vec![0x00])
     }

@@ -231,8 +231,18 @@ impl SoftAuthenticator {
         }
         // Protocol 1 may carry more than 64 bytes; only the first 64 are the padded PIN.
         let first = padded.get(..64).ok_or(CtapStatus::InvalidParameter)?;
-        Pin::from_padded(first, usize::from(self.state.min_pin_length))
-            .map_err(|e| new_pin_status(&e))
+        let pin = Pin::from_padded(first, usize::from(self.state.min_pin_length))
+            .map_err(|e| new_pin_status(&e))?;
+        let too_long = self
+            .config
+            .max_pin_length
+            .is_some_and(|max| pin.code_points() as u64 > max);
+        let too_simple = self.config.pin_complexity_policy
+            && !fido_core::pin::PinPolicy::is_complex_enough(pin.as_str());
+        if too_long || too_simple {
+            return Err(CtapStatus::PinPolicyViolation);
+        }
+        Ok(pin)
     }
 
     fn store_pin(&mut self, pin: &Pin) {
@@ -316,6 +326,7 @@ impl SoftAuthenticator {
         self.state.force_pin_change = false;
         self.token = None;
         self.regenerate_key_agreement();
+        self.regenerate_persistent_token();
         Ok(vec![0x00])
     }
 
@@ -337,6 +348,20 @@ impl SoftAuthenticator {
         self.check_pin_hash(&shared, pin_hash_enc)?;
         if self.state.force_pin_change {
             return Err(CtapStatus::PinPolicyViolation);
+        }
+        if permissions.contains(Permissions::PERSISTENT_CREDENTIAL_MANAGEMENT_READ_ONLY) {
+            // pcmr stands alone and returns the persistent token; the regular token is
+            // left as it is.
+            if permissions != Permissions::PERSISTENT_CREDENTIAL_MANAGEMENT_READ_ONLY {
+                return Err(CtapStatus::InvalidParameter);
+            }
+            let encrypted = proto
+                .encrypt(&shared, self.persistent_token.as_ref(), &mut self.rng)
+                .map_err(|_| CtapStatus::Other7F)?;
+            return Ok(encode_response(&ClientPinResponse {
+                pin_uv_auth_token: Some(SecretBytes::new(encrypted)),
+                ..Default::default()
+            }));
         }
         self.issue_token(proto, &shared, permissions, rp_id)
     }
@@ -360,6 +385,9 @@ impl SoftAuthenticator {
         }
         if c.authenticator_config {
             offered |= Permissions::AUTHENTICATOR_CONFIG;
+        }
+        if c.device_identifier.is_some() {
+            offered |= Permissions::PERSISTENT_CREDENTIAL_MANAGEMENT_READ_ONLY;
         }
         if !offered.contains(p) {
             return Err(CtapStatus::UnauthorizedPermission);

@@ -12,6 +12,7 @@ use crate::{CancelToken, Error, Progress, Transport, TransportKind};
 pub struct SoftTransport {
     inner: Arc<Mutex<SoftAuthenticator>>,
     cancel: CancelToken,
+    usb: bool,
 }
 
 struct Ctx<'a> {
@@ -34,7 +35,16 @@ impl SoftTransport {
         SoftTransport {
             inner: Arc::new(Mutex::new(authenticator)),
             cancel: CancelToken::new(),
+            usb: false,
         }
+    }
+
+    /// The same key as if in a USB port: reports [`TransportKind::Usb`] and cannot
+    /// power-cycle the key (the operator must replug it, see
+    /// [`crate::client::reset_after_replug`]).
+    pub fn as_usb(mut self) -> Self {
+        self.usb = true;
+        self
     }
 
     /// The shared authenticator.
@@ -69,14 +79,27 @@ impl Transport for SoftTransport {
     }
 
     fn kind(&self) -> TransportKind {
-        TransportKind::InProcess
+        if self.usb {
+            TransportKind::Usb
+        } else {
+            TransportKind::InProcess
+        }
     }
 
     fn describe(&self) -> String {
-        "keysmith software authenticator (in-process)".to_owned()
+        if self.usb {
+            "keysmith software authenticator (simulated USB port)".to_owned()
+        } else {
+            "keysmith software authenticator (in-process)".to_owned()
+        }
     }
 
     fn power_cycle(&mut self) -> Result<(), Error> {
+        if self.usb {
+            return Err(Error::Unsupported(
+                "a USB key cannot be power-cycled by software: remove and reattach it".into(),
+            ));
+        }
         self.with(SoftAuthenticator::power_cycle);
         Ok(())
     }
@@ -87,7 +110,7 @@ impl Transport for SoftTransport {
 /// PIN_AUTH_BLOCKED cleared).
 impl crate::nfc::CardApplet for SoftAuthenticator {
     fn ctap(&mut self, request: &[u8]) -> Vec<u8> {
-        self.handle(request, &mut super::NoPresence)
+        self.handle_over("nfc", request, &mut super::NoPresence)
     }
 
     fn power_cycle(&mut self) {
@@ -99,7 +122,7 @@ impl crate::nfc::CardApplet for SoftAuthenticator {
 /// `Arc` to inspect it while the card runs).
 impl crate::nfc::CardApplet for SoftTransport {
     fn ctap(&mut self, request: &[u8]) -> Vec<u8> {
-        self.with(|a| a.handle(request, &mut super::NoPresence))
+        self.with(|a| a.handle_over("nfc", request, &mut super::NoPresence))
     }
 
     fn power_cycle(&mut self) {

@@ -30,7 +30,7 @@ pub enum DeviceFault {
     #[error("authenticator error: {0:?}")]
     Ctap(CtapStatus),
     /// A reset refused outside the power-up window; the key must be reattached.
-    #[error("the key accepts a reset only within about 10 seconds of being powered up")]
+    #[error("too late, replug and try again: the key accepts a reset only within 5 to 10 seconds of being plugged in (or placed on the reader)")]
     ReattachRequired,
     /// The wait for the user was cancelled (by the caller or the holder's UI).
     #[error("cancelled")]

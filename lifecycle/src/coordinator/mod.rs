@@ -67,11 +67,10 @@ impl AgentDirectory for StoreAgents {
         let Some(a) = self.0.get_agent(agent_id)? else {
             return Ok(None);
         };
-        let public_key = <[u8; 65]>::try_from(a.public_key.as_slice()).map_err(|_| {
-            StoreError::Corrupt {
+        let public_key =
+            <[u8; 65]>::try_from(a.public_key.as_slice()).map_err(|_| StoreError::Corrupt {
                 what: format!("agent {agent_id}: public key is not 65 bytes"),
-            }
-        })?;
+            })?;
         Ok(Some(AgentEntry {
             agent_id: a.agent_id,
             public_key,

@@ -210,12 +210,17 @@ impl Engine {
             what: "user",
         })?;
         let user = self.user_at(&flow.templates, &user, None, idp_connection)?;
+        let revoking = flow.operation == Operation::Revoke;
+        let mut deleted_any = false;
         for mut pk in self.store.list_passkeys(&key_id)? {
             let Some(method_id) = pk.idp_method_id.clone() else {
                 continue;
             };
             if pk.passkey_template != passkey_template {
                 continue;
+            }
+            if revoking {
+                self.warn_if_last_phishing_resistant(flow, &*idp, &user, &method_id, now)?;
             }
             let payload = DeletePayload {
                 user: user.clone(),
@@ -254,10 +259,9 @@ impl Engine {
                     let listed = self.leased(entry.id, &fence, now, || idp.list(&user));
                     match listed {
                         Ok(methods) => {
-                            let present = methods.iter().any(|m| {
-                                m.method_id == method_id
-                                    || m.credential_id.as_deref() == Some(&pk.credential_id[..])
-                            });
+                            let present = methods
+                                .iter()
+                                .any(|m| m.method_id == method_id || m.holds(&pk.credential_id));
                             if !present {
                                 settled_by_listing = true;
                                 deleted = Ok(crate::idp::IdpDeletion {
@@ -318,6 +322,7 @@ impl Engine {
                         now,
                     )?;
                     tracing::info!(journal_id = entry.id, "journal entry closed");
+                    deleted_any = true;
                 }
                 Err(e) => {
                     flow.request_id = e.request_id().map(str::to_owned);
@@ -354,6 +359,73 @@ impl Engine {
                 }
             }
         }
+        if revoking
+            && deleted_any
+            && flow
+                .templates
+                .credential
+                .lifecycle
+                .revoke_sign_in_sessions_on_revoke
+        {
+            self.sign_out(flow, &*idp, &user, now)?;
+        }
+        Ok(())
+    }
+
+    /// Before a revocation deletes passkey `method_id`: an audited warning when it is
+    /// the user's last phishing-resistant method (issue 13 item 9). A warning, not a
+    /// refusal: a lost or stolen key must go whatever is left.
+    fn warn_if_last_phishing_resistant(
+        &self,
+        flow: &mut FlowContext<'_>,
+        idp: &dyn crate::idp::Idp,
+        user: &str,
+        method_id: &str,
+        now: UnixMillis,
+    ) -> Result<(), Error> {
+        let (outcome, detail) = match idp.phishing_resistant_left(user, method_id) {
+            Ok(Some(0)) => (
+                "warning",
+                format!("passkey {method_id} is the user's last phishing-resistant sign-in method"),
+            ),
+            Ok(_) => return Ok(()),
+            Err(e) => (
+                "unknown",
+                format!("cannot tell whether passkey {method_id} is the user's last phishing-resistant method: {e}"),
+            ),
+        };
+        tracing::warn!(method_id, "{detail}");
+        let rec = flow.audit("idp-last-method", outcome, Some(detail), now);
+        self.store.append_audit(&rec)?;
+        Ok(())
+    }
+
+    /// After a revocation deleted the key's passkeys: sign the user out everywhere
+    /// (issue 13 item 10), audited. A failure is audited and logged; the revocation
+    /// stands (the passkeys are gone already).
+    fn sign_out(
+        &self,
+        flow: &mut FlowContext<'_>,
+        idp: &dyn crate::idp::Idp,
+        user: &str,
+        now: UnixMillis,
+    ) -> Result<(), Error> {
+        let (outcome, detail) = match idp.revoke_sign_in_sessions(user) {
+            Ok(true) => (
+                "success",
+                "the user's sign-in sessions were revoked".to_owned(),
+            ),
+            Ok(false) => return Ok(()),
+            Err(e) => {
+                tracing::warn!(error = %e, "revoking the user's sign-in sessions failed");
+                (
+                    "failure",
+                    format!("revoking the user's sign-in sessions failed: {e}"),
+                )
+            }
+        };
+        let rec = flow.audit("idp-sign-out", outcome, Some(detail), now);
+        self.store.append_audit(&rec)?;
         Ok(())
     }
 }

@@ -31,6 +31,8 @@ mod fault;
 mod flow;
 mod issue;
 mod jobs;
+mod leavers;
+pub use leavers::{LeaversRound, REPLACEMENT_PASS_MINUTES};
 mod payload;
 mod probe;
 mod reconcile;

@@ -115,7 +115,7 @@ fn retired_state(s: CredentialState) -> bool {
 
 fn matches(m: &IdpPasskey, pk: &PasskeyRecord) -> bool {
     match &m.credential_id {
-        Some(c) => *c == pk.credential_id,
+        Some(_) => m.holds(&pk.credential_id),
         None => pk.idp_method_id.as_deref() == Some(m.method_id.as_str()),
     }
 }

@@ -271,7 +271,7 @@ impl Engine {
         let found = self
             .leased(entry.id, fence, now, || idp.list(&p.user))?
             .into_iter()
-            .find(|m| m.credential_id.as_deref() == Some(&request.credential_id[..]));
+            .find(|m| m.holds(&request.credential_id));
         let (method_id, request_id, outcome) = match found {
             Some(m) => (m.method_id, None, ReplayOutcome::FoundAtIdp),
             None => {

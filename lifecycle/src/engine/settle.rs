@@ -35,10 +35,7 @@ pub(super) fn delete_by_credential(
     user: &str,
     credential_id: &[u8],
 ) -> Result<Option<(String, IdpDeletion)>, IdpError> {
-    let found = idp
-        .list(user)?
-        .into_iter()
-        .find(|m| m.credential_id.as_deref() == Some(credential_id));
+    let found = idp.list(user)?.into_iter().find(|m| m.holds(credential_id));
     match found {
         None => Ok(None),
         Some(m) => {

@@ -76,10 +76,7 @@ impl Engine {
             let idp = self.idp(&t.idp.connection)?;
             let idp_user = self.user_at(&templates, &user, None, &t.idp.connection)?;
             let held = idp.list(&idp_user)?;
-            if !held
-                .iter()
-                .any(|m| m.credential_id.as_deref() == Some(&pk.credential_id[..]))
-            {
+            if !held.iter().any(|m| m.holds(&pk.credential_id)) {
                 return Err(sign_err(format!("the IdP holds no passkey {method_id}")));
             }
             let rp_id = t.rp_id.clone().unwrap_or_else(|| idp.default_rp_id());

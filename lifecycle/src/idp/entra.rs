@@ -2,7 +2,7 @@
 
 use std::time::UNIX_EPOCH;
 
-use entra_graph::ids::{decode_base64, decode_lenient, encode_b64url};
+use entra_graph::ids::{decode_base64, decode_candidates, decode_lenient, encode_b64url};
 use entra_graph::wire::RegistrationBody;
 use entra_graph::wire::{AttestationResponse, ClientExtensionResults, PublicKeyCredential};
 use entra_graph::{GraphClient, GraphError};
@@ -169,8 +169,10 @@ impl Idp for EntraIdp {
             .map_err(|e| self.bad("publicKey.user.id", e.to_string()))?;
         let mut exclude_ids = Vec::with_capacity(pk.exclude_credentials.len());
         for c in &pk.exclude_credentials {
-            exclude_ids.push(
-                decode_lenient(&c.id, "publicKey.excludeCredentials.id")
+            // Plain on v1.0, a padding digit on beta, and the two forms overlap: exclude
+            // every reading (an extra id the key does not hold excludes nothing).
+            exclude_ids.extend(
+                decode_candidates(&c.id, "publicKey.excludeCredentials.id")
                     .map_err(|e| self.bad("publicKey.excludeCredentials.id", e.to_string()))?,
             );
         }
@@ -226,6 +228,79 @@ impl Idp for EntraIdp {
         }
     }
 
+    fn phishing_resistant_left(
+        &self,
+        user: &str,
+        method_id: &str,
+    ) -> Result<Option<usize>, IdpError> {
+        match self.client.phishing_resistant_left(user, method_id) {
+            Ok(n) => Ok(Some(n)),
+            // Without UserAuthenticationMethod.Read.All the answer is unknown, not an error.
+            Err(e) if e.status() == Some(403) => {
+                tracing::warn!(
+                    permission = entra_graph::PERMISSION_METHODS_READ,
+                    "cannot tell whether this is the user's last phishing-resistant method"
+                );
+                Ok(None)
+            }
+            Err(e) => Err(self.call_error("authentication methods", e)),
+        }
+    }
+
+    fn find_user_by(&self, property: &str, value: &str) -> Result<Option<IdpUser>, IdpError> {
+        let key = match property {
+            "employeeId" => entra_graph::UserKey::EmployeeId,
+            "userPrincipalName" => entra_graph::UserKey::UserPrincipalName,
+            "onPremisesImmutableId" => entra_graph::UserKey::OnPremisesImmutableId,
+            _ => return Ok(None),
+        };
+        Ok(self
+            .client
+            .find_user(key, value)
+            .map_err(|e| self.call_error("user lookup", e))?
+            .map(idp_user))
+    }
+
+    fn temporary_pass(
+        &self,
+        user: &str,
+        lifetime_minutes: u32,
+        usable_once: bool,
+    ) -> Result<Option<super::TemporaryPass>, IdpError> {
+        let tap = self
+            .client
+            .create_temporary_access_pass(user, lifetime_minutes, usable_once)
+            .map_err(|e| self.call_error("temporaryAccessPassMethods", e))?;
+        let pass = tap
+            .temporary_access_pass
+            .as_ref()
+            .map(|s| zeroize::Zeroizing::new(s.expose().to_owned()))
+            .ok_or_else(|| self.bad("temporaryAccessPass", "the answer holds no pass"))?;
+        Ok(Some(super::TemporaryPass {
+            method_id: tap.id,
+            pass,
+            lifetime_minutes: tap.lifetime_in_minutes.unwrap_or(lifetime_minutes),
+        }))
+    }
+
+    fn leavers(&self, resume: Option<&str>) -> Result<Option<super::Leavers>, IdpError> {
+        let d = self
+            .client
+            .users_delta(resume)
+            .map_err(|e| self.call_error("users/delta", e))?;
+        Ok(Some(super::Leavers {
+            user_ids: d.leavers(),
+            resume: d.delta_link,
+        }))
+    }
+
+    fn revoke_sign_in_sessions(&self, user: &str) -> Result<bool, IdpError> {
+        self.client
+            .revoke_sign_in_sessions(user)
+            .map_err(|e| self.call_error("revokeSignInSessions", e))?;
+        Ok(true)
+    }
+
     fn list(&self, user: &str) -> Result<Vec<IdpPasskey>, IdpError> {
         let methods = self
             .client
@@ -233,11 +308,22 @@ impl Idp for EntraIdp {
             .map_err(|e| self.call_error("list", e))?;
         Ok(methods
             .into_iter()
-            .map(|m| IdpPasskey {
-                credential_id: decode_lenient(&m.id, "id").ok(),
-                method_id: m.id,
-                display_name: m.display_name,
-                aaguid: m.aa_guid,
+            .map(|m| {
+                // Method ids are written with a padding digit (Entra's form first).
+                let primary = decode_lenient(&m.id, "id").ok();
+                let other_credential_ids = decode_candidates(&m.id, "id")
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|c| Some(c) != primary.as_ref())
+                    .collect();
+                IdpPasskey {
+                    credential_id: primary,
+                    other_credential_ids,
+                    method_id: m.id,
+                    display_name: m.display_name,
+                    aaguid: m.aa_guid,
+                    last_used: m.last_used_date_time,
+                }
             })
             .collect())
     }

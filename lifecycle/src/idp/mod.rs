@@ -81,12 +81,57 @@ pub struct IdpDeletion {
 pub struct IdpPasskey {
     /// The IdP's method id.
     pub method_id: String,
-    /// The credential id, when the IdP's method id encodes it.
+    /// The credential id, when the IdP's method id encodes it (its most likely reading).
     pub credential_id: Option<Vec<u8>>,
+    /// Other valid readings of the method id as a credential id (Entra's padding-digit
+    /// form and plain base64url overlap for some lengths; see `entra_graph::ids`).
+    pub other_credential_ids: Vec<Vec<u8>>,
     /// The display name.
     pub display_name: Option<String>,
     /// The authenticator's AAGUID as the IdP reports it.
     pub aaguid: Option<String>,
+    /// When the passkey last signed in, as the IdP reports it (ISO 8601; Entra: beta
+    /// `lastUsedDateTime` only).
+    pub last_used: Option<String>,
+}
+
+impl IdpPasskey {
+    /// True when this passkey is the credential `credential_id` (any reading of the
+    /// IdP's method id).
+    pub fn holds(&self, credential_id: &[u8]) -> bool {
+        self.credential_id.as_deref() == Some(credential_id)
+            || self.other_credential_ids.iter().any(|c| c == credential_id)
+    }
+}
+
+/// One round of the directory's change feed: who left, and where the next round starts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Leavers {
+    /// Object ids of users deleted or disabled since the last round.
+    pub user_ids: Vec<String>,
+    /// Where the next round starts (Entra: the `users/delta` delta link); keep it.
+    pub resume: String,
+}
+
+/// A temporary sign-in pass the IdP issued (Entra: a Temporary Access Pass).
+#[derive(Clone, PartialEq, Eq)]
+pub struct TemporaryPass {
+    /// The IdP's method id (to delete it early).
+    pub method_id: String,
+    /// The pass itself: a secret, zeroized on drop and never printed.
+    pub pass: zeroize::Zeroizing<String>,
+    /// How long it is valid, in minutes.
+    pub lifetime_minutes: u32,
+}
+
+impl std::fmt::Debug for TemporaryPass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TemporaryPass")
+            .field("method_id", &self.method_id)
+            .field("pass", &"<redacted>")
+            .field("lifetime_minutes", &self.lifetime_minutes)
+            .finish()
+    }
 }
 
 /// A directory user as the IdP knows them.
@@ -204,6 +249,43 @@ pub trait Idp: Send + Sync {
     /// (self-service binds the holder's token to it); `None` for an IdP without one.
     fn directory_tenant(&self) -> Option<DirectoryTenant> {
         None
+    }
+    /// How many phishing-resistant sign-in methods the user keeps once the passkey
+    /// `method_id` is deleted (0: deleting it leaves none); `None` when the IdP cannot
+    /// tell (no such call, or no permission for it).
+    fn phishing_resistant_left(
+        &self,
+        _user: &str,
+        _method_id: &str,
+    ) -> Result<Option<usize>, IdpError> {
+        Ok(None)
+    }
+    /// The one directory user whose `property` (`employeeId`, `userPrincipalName`,
+    /// `onPremisesImmutableId`) equals `value`; `None` when there is none or the IdP
+    /// cannot look users up that way.
+    fn find_user_by(&self, _property: &str, _value: &str) -> Result<Option<IdpUser>, IdpError> {
+        Ok(None)
+    }
+    /// Issues a temporary sign-in pass for `user`, valid `lifetime_minutes`, usable
+    /// once or not; `None` when the IdP has no such thing.
+    fn temporary_pass(
+        &self,
+        _user: &str,
+        _lifetime_minutes: u32,
+        _usable_once: bool,
+    ) -> Result<Option<TemporaryPass>, IdpError> {
+        Ok(None)
+    }
+    /// The users who left (deleted or disabled) since the round `resume` came from, or
+    /// every disabled user when `resume` is `None`; `None` when the IdP has no change
+    /// feed.
+    fn leavers(&self, _resume: Option<&str>) -> Result<Option<Leavers>, IdpError> {
+        Ok(None)
+    }
+    /// Signs the user out everywhere (refresh tokens and session cookies); `false` when
+    /// the IdP has no such call.
+    fn revoke_sign_in_sessions(&self, _user: &str) -> Result<bool, IdpError> {
+        Ok(false)
     }
     /// Checks the IdP's policy admits a key of this AAGUID (16 bytes) for this user (the
     /// policy's include/exclude targets apply).

@@ -157,6 +157,49 @@ pub enum Step {
     SetState(CredentialState),
 }
 
+impl Step {
+    /// True if the step needs raw CTAP access to the key (clientPIN, authenticatorConfig,
+    /// reset, bio enrolment): a device half with platform-only access (an unelevated
+    /// Windows process using `webauthn.dll`) can run makeCredential and getAssertion
+    /// only. Server-side steps (IdP calls, records) need none.
+    pub fn needs_raw_ctap(&self) -> bool {
+        matches!(
+            self,
+            Step::ResetAuthenticator
+                | Step::SetTransportPin
+                | Step::SetMinPinLength { .. }
+                | Step::EnableAlwaysUv
+                | Step::EnrollFingerprints { .. }
+                | Step::ChangePin
+        )
+    }
+}
+
+impl Plan {
+    /// Refuses, before any step runs, a plan a platform-only station cannot carry out
+    /// (see [`Step::needs_raw_ctap`]), naming every such step and what to do.
+    pub fn check_platform_only(&self) -> Result<(), Error> {
+        let problems: Vec<crate::template::Problem> = self
+            .steps
+            .iter()
+            .filter(|s| s.needs_raw_ctap())
+            .map(|s| {
+                crate::template::Problem::new(
+                    "station",
+                    format!(
+                        "this station reaches keys through Windows (webauthn.dll) only and cannot run {s:?}: install the keysmith agent service (or run as administrator) for PIN, policy, reset and fingerprint steps"
+                    ),
+                )
+            })
+            .collect();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(crate::template::TemplateError::Invalid(problems).into())
+        }
+    }
+}
+
 /// The ordered steps for one operation.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Plan {
@@ -271,6 +314,13 @@ fn issue(
     let c = &templates.credential;
     let o = &c.fido2;
     let passkeys = templates.passkey_templates();
+    // Reset first: a key accepts it only within 5 s (older YubiKeys) or 10 s of
+    // power-up, and the IdP pre-flight (a Graph round trip) would eat that window. On a
+    // USB station the executor runs the replug helper here
+    // (`fido_transport::client::reset_after_replug`), which opens the window itself.
+    if o.reset_before_issuance {
+        steps.push(Step::ResetAuthenticator);
+    }
     if c.lifecycle.update_idp_on_issue {
         for t in &passkeys {
             steps.push(Step::PolicyPreflight {
@@ -278,9 +328,6 @@ fn issue(
                 idp_connection: t.idp.connection.clone(),
             });
         }
-    }
-    if o.reset_before_issuance {
-        steps.push(Step::ResetAuthenticator);
     }
     steps.push(Step::SetTransportPin);
     let raise = o.min_pin_length.filter(|want| {

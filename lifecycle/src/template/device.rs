@@ -62,8 +62,11 @@ pub struct DeviceFacts {
     pub max_rpids_for_set_min_pin_length: Option<u32>,
     /// How the key is attached.
     pub transport: KeyTransport,
-    /// A CTAP reset can be made without the holder removing and reattaching the key
-    /// (NFC field power cycle, or a USB key that was just plugged in).
+    /// A CTAP reset can be made within the key's power-up window: NFC field power
+    /// cycle, a USB key that was just plugged in, or a device half that runs the replug
+    /// helper (`fido_transport::client::reset_after_replug`: "remove the key", "insert
+    /// it again", same-key check, reset at once), which makes USB reset-before-issuance
+    /// possible.
     pub can_reset_in_place: bool,
     /// The key's current minimum PIN length (`minPINLength`, 4 when absent).
     pub min_pin_length: Option<u32>,
@@ -82,7 +85,7 @@ pub(crate) fn device_problems(o: &Fido2Options, d: &DeviceFacts) -> Vec<Problem>
     let mut p = Vec::new();
     if o.reset_before_issuance && !d.can_reset_in_place {
         let message = match d.transport {
-            KeyTransport::Usb => "this USB key cannot be reset in place: a CTAP reset must come within seconds of power-up; remove and reattach the key, then issue again right away (or turn reset_before_issuance off)",
+            KeyTransport::Usb => "this USB key cannot be reset here: a CTAP reset must come within 5 to 10 seconds of power-up; use a station that runs the replug reset (it asks the operator to remove and reinsert the key, then resets it at once), or turn reset_before_issuance off",
             KeyTransport::Software => "this software key cannot be reset in place; reopen it and issue again (or turn reset_before_issuance off)",
             KeyTransport::Nfc => "this key cannot be reset in place: the reader could not power-cycle the field; lift the key off the reader and put it back, then issue again (or turn reset_before_issuance off)",
         };

@@ -404,6 +404,11 @@ pub struct LifecycleSwitches {
     /// Initiate right after issuance (the holder's PIN is set in the same session).
     #[serde(default)]
     pub auto_initiate_after_issuance: bool,
+    /// At revocation (a lost or stolen key), once its passkeys are deleted at the IdP,
+    /// sign the user out everywhere (Entra: `revokeSignInSessions`), so sessions the
+    /// key opened end too. On by default.
+    #[serde(default = "yes")]
+    pub revoke_sign_in_sessions_on_revoke: bool,
 }
 
 impl Default for LifecycleSwitches {
@@ -415,6 +420,7 @@ impl Default for LifecycleSwitches {
             update_idp_on_revoke: true,
             force_idp_deletion_on_revoke: false,
             auto_initiate_after_issuance: false,
+            revoke_sign_in_sessions_on_revoke: true,
         }
     }
 }

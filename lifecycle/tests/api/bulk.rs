@@ -185,10 +185,13 @@ fn bulk_revoke_on_workers_keeps_going_through_idp_throttling() {
     let job = e
         .bulk_create(BulkKind::Revoke, &csv, "operator:bulk", now)
         .unwrap();
-    // A tiny bucket: the deletions get 429 with Retry-After and are retried.
+    // A tiny bucket: the deletions get 429 with Retry-After and are retried. A revoke
+    // makes three Graph calls since issue 13 (the user's methods, the deletion, the
+    // sign-out), so the bucket holds and refills three times as much to keep the same
+    // pressure per revocation.
     w.emulator.set_throttle(Some(ThrottleConfig {
-        capacity: 1.0,
-        refill_per_sec: 1.0,
+        capacity: 3.0,
+        refill_per_sec: 3.0,
     }));
     let options = BulkOptions {
         workers: 3,
@@ -629,4 +632,32 @@ fn bulk_issue_killed_before_an_items_state_change_resumes_without_duplicates() {
         );
     }
     assert_eq!(w.emulator.method_count(), 0);
+}
+
+/// Issue 13 item 14: HR-driven issuance from a CSV of employee ids, looked up in the
+/// directory (`employeeId eq`); an id nobody has fails its row.
+#[test]
+fn bulk_issue_by_employee_id() {
+    let w = world("bulk-employee-id");
+    let e = &w.engine;
+    let employee = format!("E{}", &KIM_ID[..6]);
+    let csv = format!("employee_id,serial\n{employee},HR1\nE-nobody,HR2\n");
+    let job = e
+        .bulk_create(BulkKind::Issue, &csv, "operator:hr", now_ms())
+        .unwrap();
+    let options = BulkOptions {
+        default_template: Some("test-standard".into()),
+        ..BulkOptions::default()
+    };
+    let s = e
+        .bulk_run(job.job_id, &options, &now_ms, &mut soft_device, &mut |_| {})
+        .unwrap();
+    assert_eq!((s.done, s.failed), (1, 1), "{:#?}", s.items);
+    let keys = e.find_keys(&KeyQuery::ByUser(KIM_ID.into())).unwrap();
+    assert_eq!(keys.len(), 1);
+    assert!(s.items[1].outcome.contains("employee id"), "{:#?}", s.items);
+    // A CSV without user and employee_id columns is refused up front.
+    assert!(e
+        .bulk_create(BulkKind::Issue, "serial\nS1\n", "operator:hr", now_ms())
+        .is_err());
 }

@@ -331,3 +331,40 @@ fn two_runner_processes_share_one_bulk_job_on_postgres() {
     );
     two_runners_share_one_job("bulk-two-pg", |_| Repo::Postgres { url, schema });
 }
+
+/// Issue 13 item 13: the directory's change feed drives a bulk revoke of the keys of
+/// users who left (here: disabled); the round resumes from the stored link and a quiet
+/// round records nothing.
+#[test]
+fn leavers_from_users_delta_are_revoked_in_bulk() {
+    let w = world("leavers");
+    let e = &w.engine;
+    let now = now_ms();
+    let kim = active(e, KIM, "LEAVER-K", now);
+    let adele = active(e, ADELE, "STAYER-A", now);
+    let first = e
+        .leavers_round(CONNECTION, None, "operator:hr", now)
+        .unwrap();
+    assert!(first.leavers.is_empty() && first.job.is_none());
+    assert!(!first.resume.is_empty());
+    assert!(w.emulator.set_account_enabled(KIM, false));
+    let round = e
+        .leavers_round(CONNECTION, Some(&first.resume), "operator:hr", now + 1)
+        .unwrap();
+    assert_eq!(round.leavers, vec![KIM_ID.to_owned()]);
+    let job = round.job.expect("a revoke job for kim");
+    // Submitting the same round again before it runs gives the same job (resumable).
+    let again = e
+        .leavers_round(CONNECTION, Some(&first.resume), "operator:hr", now + 2)
+        .unwrap();
+    assert_eq!(again.job.unwrap().job_id, job.job_id);
+    let s = revoke_all(e, job.job_id);
+    assert_eq!((s.done, s.failed), (1, 0), "{s:?}");
+    assert_eq!(e.key(&kim.key_id).unwrap().state, CredentialState::Revoked);
+    assert_eq!(e.key(&adele.key_id).unwrap().state, CredentialState::Active);
+    assert!(w.emulator.methods(KIM_ID).is_empty());
+    let quiet = e
+        .leavers_round(CONNECTION, Some(&round.resume), "operator:hr", now + 3)
+        .unwrap();
+    assert!(quiet.leavers.is_empty() && quiet.job.is_none());
+}

@@ -509,3 +509,7 @@ mod attestation;
 mod in_doubt;
 #[path = "engine/issuance_and_races.rs"]
 mod issuance_and_races;
+#[path = "engine/long_exclude.rs"]
+mod long_exclude;
+#[path = "engine/revoke_cms.rs"]
+mod revoke_cms;

@@ -170,24 +170,42 @@ impl Agent {
     }
 }
 
-#[test]
-fn operator_issues_at_a_station_the_holder_activates_at_home_and_signs_in() {
-    let w = world("split-e2e");
-    let engine = w.engine.clone();
+/// A coordinator over `engine` with `config`, its agent directory, the server key the
+/// agents pin, and a fresh software key.
+fn setup(
+    engine: &Arc<Engine>,
+    config: CoordinatorConfig,
+) -> (
+    Coordinator,
+    Arc<Agents>,
+    SigningKey,
+    Authenticator<SoftTransport>,
+) {
     let agents = Arc::new(Agents::default());
     let server_key = SigningKey::generate();
     let c = Coordinator::new(
         engine.clone(),
         SigningKey::from_pkcs8_pem(&server_key.to_pkcs8_pem().unwrap()).unwrap(),
         agents.clone(),
+        config,
+    );
+    let key = Authenticator::new(SoftTransport::new(
+        SoftAuthenticator::new(SoftConfig::default()).unwrap(),
+    ));
+    (c, agents, server_key, key)
+}
+
+#[test]
+fn operator_issues_at_a_station_the_holder_activates_at_home_and_signs_in() {
+    let w = world("split-e2e");
+    let engine = w.engine.clone();
+    let (c, agents, server_key, mut key) = setup(
+        &engine,
         CoordinatorConfig {
             allow_software_keys: true,
             ..CoordinatorConfig::default()
         },
     );
-    let mut key = Authenticator::new(SoftTransport::new(
-        SoftAuthenticator::new(SoftConfig::default()).unwrap(),
-    ));
 
     // The operator queues the issuance for the station; the station takes it.
     let (station, key_id) = issue_at_station(&c, &agents, &server_key, &engine, &mut key);
@@ -337,20 +355,13 @@ fn operator_issues_at_a_station_the_holder_activates_at_home_and_signs_in() {
 fn a_token_not_bound_to_the_session_is_refused() {
     let w = world("split-nonce");
     let engine = w.engine.clone();
-    let agents = Arc::new(Agents::default());
-    let server_key = SigningKey::generate();
-    let c = Coordinator::new(
-        engine,
-        SigningKey::from_pkcs8_pem(&server_key.to_pkcs8_pem().unwrap()).unwrap(),
-        agents.clone(),
+    let (c, agents, server_key, mut key) = setup(
+        &engine,
         CoordinatorConfig {
             allow_software_keys: true,
             ..CoordinatorConfig::default()
         },
     );
-    let mut key = Authenticator::new(SoftTransport::new(
-        SoftAuthenticator::new(SoftConfig::default()).unwrap(),
-    ));
     let mut holder = Agent::open(&c, &agents, &server_key, AgentClass::Holder, true);
     let mut ui = Ui(Some(NEW_PIN));
     let report = holder
@@ -484,21 +495,14 @@ fn holder_asks(
 fn transport_pin_releases_are_audited_and_limited() {
     let w = world("split-release");
     let engine = w.engine.clone();
-    let agents = Arc::new(Agents::default());
-    let server_key = SigningKey::generate();
-    let c = Coordinator::new(
-        engine.clone(),
-        SigningKey::from_pkcs8_pem(&server_key.to_pkcs8_pem().unwrap()).unwrap(),
-        agents.clone(),
+    let (c, agents, server_key, mut key) = setup(
+        &engine,
         CoordinatorConfig {
             allow_software_keys: true,
             max_transport_pin_releases: 1,
             ..CoordinatorConfig::default()
         },
     );
-    let mut key = Authenticator::new(SoftTransport::new(
-        SoftAuthenticator::new(SoftConfig::default()).unwrap(),
-    ));
     let (_station, key_id) = issue_at_station(&c, &agents, &server_key, &engine, &mut key);
     let releases = |outcome: &str| {
         engine
@@ -558,20 +562,13 @@ fn transport_pin_releases_are_audited_and_limited() {
 fn a_hostile_relay_registers_nothing_twice() {
     let w = world("split-relay");
     let engine = w.engine.clone();
-    let agents = Arc::new(Agents::default());
-    let server_key = SigningKey::generate();
-    let c = Coordinator::new(
-        engine.clone(),
-        SigningKey::from_pkcs8_pem(&server_key.to_pkcs8_pem().unwrap()).unwrap(),
-        agents.clone(),
+    let (c, agents, server_key, mut key) = setup(
+        &engine,
         CoordinatorConfig {
             allow_software_keys: true,
             ..CoordinatorConfig::default()
         },
     );
-    let mut key = Authenticator::new(SoftTransport::new(
-        SoftAuthenticator::new(SoftConfig::default()).unwrap(),
-    ));
     let (_station, key_id) = issue_at_station(&c, &agents, &server_key, &engine, &mut key);
     let mut ui = Ui(Some(NEW_PIN));
     // A bystander session of another holder agent, for cross-session replays.

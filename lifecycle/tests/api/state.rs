@@ -228,7 +228,9 @@ fn issue_with_reset_and_no_pin_length_raise() {
         NOW,
     )
     .unwrap();
-    assert_eq!(p.steps[1], Step::ResetAuthenticator);
+    // Reset first, before the IdP pre-flight eats the key's 5 s / 10 s window.
+    assert_eq!(p.steps[0], Step::ResetAuthenticator);
+    assert!(matches!(p.steps[1], Step::PolicyPreflight { .. }));
     assert_eq!(p.steps[2], Step::SetTransportPin);
     // After a reset the template's minimum is sent even if the old key had a higher one.
     assert_eq!(
@@ -759,4 +761,39 @@ fn always_uv_already_on_is_not_toggled_off() {
     )
     .unwrap();
     assert!(p.steps.contains(&Step::EnableAlwaysUv));
+}
+
+#[test]
+fn platform_only_stations_refuse_raw_ctap_steps_up_front() {
+    let p = plan(
+        Operation::Issue,
+        &templates(),
+        &KeyFacts::new(S::Blank),
+        Some(&key()),
+        NOW,
+    )
+    .unwrap();
+    let e = p.check_platform_only().unwrap_err();
+    let lifecycle::Error::Template(t) = &e else {
+        panic!("expected a template error, got {e:?}");
+    };
+    // SetTransportPin, SetMinPinLength, EnableAlwaysUv, EnrollFingerprints.
+    assert_eq!(t.problems().len(), 4, "{e}");
+    assert!(e.to_string().contains("agent service"), "{e}");
+    // Activation with only IdP steps and the holder's changePIN still needs raw CTAP
+    // for changePIN; a plan of IdP steps alone passes.
+    let ok = Plan {
+        operation: Operation::Inactivate,
+        from: S::Active,
+        to: S::Inactive,
+        steps: vec![Step::SetState(S::Inactive)],
+    };
+    assert!(ok.check_platform_only().is_ok());
+    assert!(!Step::MakeCredential {
+        passkey_template: "entra".into(),
+        idp_connection: "contoso-entra".into(),
+        rp_id: None,
+        origin: None,
+    }
+    .needs_raw_ctap());
 }

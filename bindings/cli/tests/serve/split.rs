@@ -77,7 +77,11 @@ fn run_ok(mut c: Command) -> String {
 }
 
 fn last_json(stdout: &str) -> Value {
-    let line = stdout.lines().rev().find(|l| l.starts_with('{')).expect("a JSON line");
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .expect("a JSON line");
     serde_json::from_str(line).expect("json")
 }
 
@@ -85,6 +89,58 @@ fn last_json(stdout: &str) -> Value {
 /// the sign-in URL the agent shows (signing in as `user`), follows the redirect to the
 /// agent's loopback listener — and types the PIN on the agent's stdin. Returns the final
 /// JSON and what the agent's environment held while it ran.
+/// Reads the agent's stderr up to the sign-in URL and plays the holder's browser: signs
+/// in as `user` at the emulator and follows the redirect to the agent's loopback listener.
+fn browse_sign_in(err: &mut BufReader<std::process::ChildStderr>, user: &str) {
+    let mut shown = Vec::new();
+    let url = loop {
+        let mut line = String::new();
+        if err.read_line(&mut line).unwrap() == 0 {
+            panic!("the agent ended before showing a sign-in URL: {shown:?}");
+        }
+        if let Some(u) = line.trim().strip_prefix("sign in at: ") {
+            break u.to_owned();
+        }
+        shown.push(line);
+    };
+    let browser = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = browser
+        .get(format!("{url}&login_hint={user}"))
+        .send()
+        .expect("authorize");
+    assert_eq!(r.status().as_u16(), 302, "{}", r.text().unwrap_or_default());
+    let back = r.headers()["location"].to_str().unwrap().to_owned();
+    let r = browser.get(&back).send().expect("redirect to the agent");
+    assert!(r.status().is_success(), "{}", r.status());
+}
+
+/// An activation whose agent is killed with SIGKILL while its job waits for the PIN.
+fn killed_mid_job(config: &Path, device: &str, user: &str) {
+    let mut child = agent(config)
+        .args([
+            "activate",
+            "--device",
+            device,
+            "--pin-stdin",
+            "--no-browser",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the holder's agent");
+    let _stdin = child.stdin.take().unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    browse_sign_in(&mut err, user);
+    // The probe ran; the PIN change job now waits for the PIN on stdin: kill it there.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    child.kill().unwrap();
+    let _ = child.wait();
+}
+
 fn holder_run(config: &Path, args: &[&str], user: &str, forbidden: &[&str]) -> Value {
     let mut child = agent(config)
         .args(args)
@@ -104,39 +160,16 @@ fn holder_run(config: &Path, args: &[&str], user: &str, forbidden: &[&str]) -> V
     }
     let mut stdin = child.stdin.take().unwrap();
     let mut err = BufReader::new(child.stderr.take().unwrap());
-    let mut shown = Vec::new();
-    let url = loop {
-        let mut line = String::new();
-        if err.read_line(&mut line).unwrap() == 0 {
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "the agent ended before showing a sign-in URL: {shown:?} {}",
-                String::from_utf8_lossy(&out.stdout)
-            );
-        }
-        if let Some(u) = line.trim().strip_prefix("sign in at: ") {
-            break u.to_owned();
-        }
-        shown.push(line);
-    };
-    let browser = reqwest::blocking::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let r = browser
-        .get(format!("{url}&login_hint={user}"))
-        .send()
-        .expect("authorize");
-    assert_eq!(r.status().as_u16(), 302, "{}", r.text().unwrap_or_default());
-    let back = r.headers()["location"].to_str().unwrap().to_owned();
-    let r = browser.get(&back).send().expect("redirect to the agent");
-    assert!(r.status().is_success(), "{}", r.status());
+    browse_sign_in(&mut err, user);
     writeln!(stdin, "{HOLDER_PIN}").unwrap();
     drop(stdin);
     let rest: Vec<String> = err.lines().map_while(Result::ok).collect();
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "holder agent failed: {stdout}\n{rest:?}");
+    assert!(
+        out.status.success(),
+        "holder agent failed: {stdout}\n{rest:?}"
+    );
     last_json(&stdout)
 }
 
@@ -145,7 +178,8 @@ fn operator_issues_at_a_station_agent_the_holder_activates_at_another_and_revoke
     let dir = TempDir::new("split3");
     let emu = EmulatorProc::start();
     let db = dir.join("keysmith.db");
-    let mut session: Value = serde_json::from_str(&emu.session_config(json!({ "sqlite": db }))).unwrap();
+    let mut session: Value =
+        serde_json::from_str(&emu.session_config(json!({ "sqlite": db }))).unwrap();
     session["templates"] = json!([template(&emu)]);
     let session_json = session.to_string();
     let key_file = crate::init_key(&dir);
@@ -157,14 +191,25 @@ fn operator_issues_at_a_station_agent_the_holder_activates_at_another_and_revoke
         .unwrap();
     let fp = String::from_utf8_lossy(&printed.stdout)
         .lines()
-        .find_map(|l| l.split("fingerprint: sha256:").nth(1).map(str::trim).map(str::to_owned))
+        .find_map(|l| {
+            l.split("fingerprint: sha256:")
+                .nth(1)
+                .map(str::trim)
+                .map(str::to_owned)
+        })
         .expect("fingerprint");
     let station_cfg = agent_config(&dir, "station", &s, &fp, &emu);
     let holder_cfg = agent_config(&dir, "holder", &s, &fp, &emu);
 
     // What an agent must never hold.
     let secret = emu.s("client_secret");
-    let forbidden = [secret.as_str(), "sqlite", "postgres", "pin_key", db.to_str().unwrap()];
+    let forbidden = [
+        secret.as_str(),
+        "sqlite",
+        "postgres",
+        "pin_key",
+        db.to_str().unwrap(),
+    ];
     for cfg in [&station_cfg, &holder_cfg] {
         let text = std::fs::read_to_string(cfg).unwrap();
         for f in forbidden {
@@ -192,7 +237,12 @@ fn operator_issues_at_a_station_agent_the_holder_activates_at_another_and_revoke
         .lines()
         .find_map(|l| l.strip_prefix("agent id").map(|r| r.trim().to_owned()))
         .expect("agent id");
-    let a = s.call("POST", &format!("/v1/agents/{station_id}/approve"), Some(&admin), None);
+    let a = s.call(
+        "POST",
+        &format!("/v1/agents/{station_id}/approve"),
+        Some(&admin),
+        None,
+    );
     assert_eq!(a.status, 200, "{}", a.json);
     let mut enrol = agent(&holder_cfg);
     enrol.arg("enroll");
@@ -216,12 +266,48 @@ fn operator_issues_at_a_station_agent_the_holder_activates_at_another_and_revoke
     let key_id = issued["key_id"].as_str().unwrap().to_owned();
     let a = s.call("GET", &format!("/v1/work/{work_id}"), Some(&operator), None);
     assert_eq!(a.json["state"], "done", "{}", a.json);
-    assert_eq!(emu.passkeys_of(KIM), 0, "nothing registered before activation");
+    assert_eq!(
+        emu.passkeys_of(KIM),
+        0,
+        "nothing registered before activation"
+    );
+
+    // The holder's first attempt dies (kill -9) in the middle of its job, waiting for the
+    // PIN: nothing is registered, the key stays issued, and the holder can start over.
+    killed_mid_job(&holder_cfg, &device, KIM);
+    assert_eq!(emu.passkeys_of(KIM), 0);
+    let a = s.call("GET", &format!("/v1/keys/{key_id}"), Some(&operator), None);
+    assert_eq!(a.json["key"]["state"], "issued", "{}", a.json);
 
     // The holder, at their own agent: sign-in, PIN, registration.
-    let active = holder_run(&holder_cfg, &["activate", "--device", &device], KIM, &forbidden);
-    assert_eq!((active["state"].as_str(), active["registered"].as_u64()), (Some("active"), Some(1)), "{active}");
+    let active = holder_run(
+        &holder_cfg,
+        &["activate", "--device", &device],
+        KIM,
+        &forbidden,
+    );
+    assert_eq!(
+        (active["state"].as_str(), active["registered"].as_u64()),
+        (Some("active"), Some(1)),
+        "{active}"
+    );
     assert_eq!(emu.passkeys_of(KIM), 1);
+    // The killed attempt had its PIN-change job in flight (the transport PIN was released
+    // to its session), the second one finished: two releases, one passkey.
+    let a = s.call("GET", &format!("/v1/keys/{key_id}"), Some(&operator), None);
+    let releases = a.json["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| {
+            r["action"] == "transport_pin_release"
+                && r["detail"]
+                    .as_str()
+                    .unwrap_or("")
+                    .starts_with("activate job")
+        })
+        .count();
+    assert_eq!(releases, 2, "{}", a.json);
 
     // A sign-in check verifies.
     let checked = holder_run(
@@ -233,8 +319,18 @@ fn operator_issues_at_a_station_agent_the_holder_activates_at_another_and_revoke
     assert_eq!(checked["outcome"], "job_ack", "{checked}");
 
     // Revoke needs no agent.
-    let a = s.call("POST", &format!("/v1/keys/{key_id}/revoke"), Some(&operator), None);
-    assert_eq!((a.status, a.json["state"].as_str()), (200, Some("revoked")), "{}", a.json);
+    let a = s.call(
+        "POST",
+        &format!("/v1/keys/{key_id}/revoke"),
+        Some(&operator),
+        None,
+    );
+    assert_eq!(
+        (a.status, a.json["state"].as_str()),
+        (200, Some("revoked")),
+        "{}",
+        a.json
+    );
     assert_eq!(emu.passkeys_of(KIM), 0);
 
     // The holder's PIN is nowhere in what the server stored (every session message is
@@ -242,8 +338,167 @@ fn operator_issues_at_a_station_agent_the_holder_activates_at_another_and_revoke
     for f in ["keysmith.db", "keysmith.db-wal"] {
         let bytes = std::fs::read(dir.join(f)).unwrap_or_default();
         assert!(
-            !bytes.windows(HOLDER_PIN.len()).any(|w| w == HOLDER_PIN.as_bytes()),
+            !bytes
+                .windows(HOLDER_PIN.len())
+                .any(|w| w == HOLDER_PIN.as_bytes()),
             "the holder's PIN is in {f}"
         );
     }
+}
+
+/// Two `keysmith serve` nodes on one PostgreSQL serve one session alternately: every
+/// message of a station's issuance goes to the other node than the one before. The flow
+/// runs on the node that started it; the node receiving a job's result relays it through
+/// the session row.
+#[test]
+fn two_nodes_on_postgres_serve_one_session_alternately() {
+    use fido_transport::client::Authenticator;
+    use fido_transport::softkey::{SoftAuthenticator, SoftConfig, SoftTransport};
+    use keysmith_device::{DeviceConfig, DeviceSession, Event, HolderUi, HolderUiError, Prompt};
+    use keysmith_wire::{Capabilities, HostClaim, OsEntropy, SigningKey};
+
+    struct NoUi;
+    impl HolderUi for NoUi {
+        fn new_pin(
+            &mut self,
+            _: u32,
+            _: bool,
+        ) -> Result<zeroize::Zeroizing<String>, HolderUiError> {
+            Err(HolderUiError::Unavailable)
+        }
+        fn holder_pin(&mut self) -> Result<zeroize::Zeroizing<String>, HolderUiError> {
+            Err(HolderUiError::Unavailable)
+        }
+        fn prompt(&self, _: &Prompt) {}
+    }
+
+    let Some(url) = keysmith_testkit::pg_url("two keysmith serve nodes, one session") else {
+        return;
+    };
+    let dir = TempDir::new("split-pg");
+    let emu = EmulatorProc::start();
+    let schema = format!(
+        "split_{}_{}",
+        std::process::id(),
+        keysmith_testkit::now_ms()
+    );
+    let session_json = emu.session_config(json!({"postgres": url, "schema": schema}));
+    let key_file = crate::init_key(&dir);
+    let nodes = [
+        start_server(&dir, "node-a", &emu, &session_json, &key_file),
+        start_server(&dir, "node-b", &emu, &session_json, &key_file),
+    ];
+    let server_key = {
+        let pem = std::fs::read_to_string(&key_file).unwrap();
+        SigningKey::from_pkcs8_pem(&pem).unwrap().public_key()
+    };
+
+    // A station enrolled at node A, approved at node B.
+    let admin = emu.token(ADMIN);
+    let agent_key = SigningKey::generate();
+    let code = crate::new_code(&nodes[0], &admin, "desk-7", 600);
+    let pk = agent_key.public_key().to_sec1().to_vec();
+    let b64 = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, &pk);
+    let (st, j) = crate::station_enrol(&nodes[0], "desk-7", &code, &(pk, b64));
+    assert_eq!(st, 202, "{j}");
+    let agent_id = j["agent_id"].as_str().unwrap().to_owned();
+    let a = nodes[1].call(
+        "POST",
+        &format!("/v1/agents/{agent_id}/approve"),
+        Some(&admin),
+        None,
+    );
+    assert_eq!(a.status, 200, "{}", a.json);
+    let operator = emu.token(OPERATOR);
+    let a = nodes[1].call(
+        "POST",
+        &format!("/v1/agents/{agent_id}/work"),
+        Some(&operator),
+        Some(&json!({"operation": "issue", "user": KIM, "template": STANDARD_NAME})),
+    );
+    assert_eq!(a.status, 201, "{}", a.json);
+
+    // The device half, by hand: each message to the other node.
+    let mut key = Authenticator::new(SoftTransport::new(
+        SoftAuthenticator::new(SoftConfig::default()).unwrap(),
+    ));
+    let (mut session, hello) = DeviceSession::new(
+        DeviceConfig {
+            agent_key,
+            server_keys: vec![server_key],
+            caps: Capabilities {
+                ctap_raw: true,
+                can_reset_in_place: true,
+                max_job_steps: 64,
+                ..Default::default()
+            },
+            host: HostClaim {
+                name: "desk-7".into(),
+                os: "linux".into(),
+                ..Default::default()
+            },
+            agent_version: "test".into(),
+        },
+        &mut OsEntropy,
+    );
+    let post = |node: &ServerProc, path: &str, body: Vec<u8>| {
+        let r = node
+            .http
+            .post(format!("{}{path}", node.base))
+            .header("content-type", "application/cose")
+            .body(body)
+            .send()
+            .expect("session message");
+        let status = r.status().as_u16();
+        let loc = r
+            .headers()
+            .get("location")
+            .map(|l| l.to_str().unwrap().to_owned());
+        let bytes = r.bytes().unwrap().to_vec();
+        assert!(
+            status == 200 || status == 201,
+            "{status}: {}",
+            String::from_utf8_lossy(&bytes)
+        );
+        (loc, bytes)
+    };
+    let (loc, reply) = post(&nodes[0], "/v1/sessions", hello);
+    let path = loc.expect("Location");
+    assert_eq!(session.receive(&reply, 0).unwrap(), Event::Established);
+    let mut msg = session
+        .report(&mut key, "software", Some("SN-PG-1".into()), None)
+        .unwrap();
+    let mut turn = 1usize;
+    let mut clock = 0u64;
+    let mut asked = false;
+    let mut jobs = 0;
+    let ack = loop {
+        let (_, reply) = post(&nodes[turn % 2], &path, msg.clone());
+        turn += 1;
+        clock += 1;
+        match session.receive(&reply, clock).unwrap() {
+            Event::Wait { .. } if !asked => {
+                asked = true;
+                msg = session.ready().unwrap();
+            }
+            Event::Job(_) => {
+                jobs += 1;
+                msg = session.run_job(clock, &mut key, &mut NoUi).unwrap();
+            }
+            Event::JobAck(ack) => break ack,
+            other => panic!("unexpected {other:?}"),
+        }
+    };
+    assert_eq!(ack.state, "issued", "{ack:?}");
+    assert!(
+        jobs >= 2,
+        "configure and make jobs, answered across both nodes"
+    );
+    let a = nodes[0].call(
+        "GET",
+        &format!("/v1/keys/{}", ack.key_id),
+        Some(&operator),
+        None,
+    );
+    assert_eq!(a.json["key"]["state"], "issued", "{}", a.json);
 }

@@ -58,7 +58,7 @@ fn software_keys_are_refused_unless_the_session_allows_them() {
 fn mds_blob_in_the_session_config_gates_issuance() {
     let EmulatorWorld { emulator, dir } = EmulatorWorld::start("facade-mds");
     let mut p = emulator.policy();
-    p.is_attestation_enforced = Some(true);
+    p.set_attestation_enforced(true);
     emulator.set_policy(p);
     let state = dir.join("listed.json");
     let soft = SoftAuthenticator::open_persistent(&state, SoftConfig::default()).unwrap();

@@ -76,7 +76,7 @@ fn emulator_binary_with_fixture_file_and_fixed_credentials() {
     let policy = policy.unwrap();
     assert_eq!(
         policy.key_restrictions.unwrap().enforcement_type,
-        EnforcementType::Allow
+        Some(EnforcementType::Allow)
     );
 }
 

@@ -114,6 +114,34 @@ fn fault_dropped_connection_before_commit() {
     assert_eq!(c.stats().reconciliations, 1);
 }
 
+/// Issue 13 item 3: a 48-byte credential id whose base64url ends in "AAA1" was read
+/// as 47 bytes by the padding-digit-first decoder, so reconciliation missed the
+/// committed registration and posted it again (400 "already registered").
+#[test]
+fn fault_committed_registration_of_a_48_byte_id_ending_in_1_is_found() {
+    let emu = emulator();
+    let c = client(&emu, ApiVersion::V1);
+    let cred = entra_graph::ids::decode_b64url_strict(&format!("{}AAA1", "QUJD".repeat(15)), "id")
+        .unwrap();
+    let args = MakeArgs {
+        cred_id: Some(cred.clone()),
+        ..MakeArgs::default()
+    };
+    let (body, made) = registration(&c, KIM, "key", None, &args);
+    assert_eq!(made, cred);
+    assert!(body.public_key_credential.id.ends_with("AAA1"));
+    emu.inject(FaultRule::new(
+        "POST",
+        "fido2Methods",
+        Fault::CommitThenDrop,
+        1,
+    ));
+    let reg = c.register(KIM, &body).unwrap();
+    assert!(reg.reconciled, "found by listing");
+    assert!(entra_graph::ids::matches_credential(&reg.method.id, &cred));
+    assert_eq!(emu.methods(KIM).len(), 1);
+}
+
 #[test]
 fn fault_committed_but_response_lost() {
     let emu = emulator();

@@ -8,18 +8,18 @@ fn preflight_against_changed_policy() {
     let emu = emulator();
     let c = client(&emu, ApiVersion::V1);
     let mut p = emu.policy();
-    p.key_restrictions = Some(KeyRestrictions {
+    p.set_key_restrictions(Some(KeyRestrictions {
         is_enforced: true,
-        enforcement_type: EnforcementType::Block,
+        enforcement_type: Some(EnforcementType::Block),
         aa_guids: vec![YK5_STR.into()],
-    });
+    }));
     emu.set_policy(p.clone());
     assert!(matches!(
         c.preflight(KIM, YK5_STR, true),
         Err(GraphError::Preflight(PreflightError::AaguidBlocked { .. }))
     ));
-    p.key_restrictions = None;
-    p.is_attestation_enforced = Some(true);
+    p.set_key_restrictions(None);
+    p.set_attestation_enforced(true);
     emu.set_policy(p.clone());
     assert_eq!(
         c.preflight(KIM, YK5_STR, false),
@@ -44,7 +44,13 @@ fn target(id: &str, profiles: &[&str]) -> PolicyTarget {
     }
 }
 
+/// The status of the step that refused the registration (creationOptions or the POST),
+/// `None` when it registered.
 fn register_status(c: &GraphClient, user: &str, name: &str, args: &MakeArgs<'_>) -> Option<u16> {
+    // Out of the policy's scope, Entra already refuses creationOptions (400).
+    if let Err(e) = c.creation_options(user, None) {
+        return Some(e.status().unwrap_or(0));
+    }
     let (body, _) = registration(c, user, name, None, args);
     c.register(user, &body)
         .err()
@@ -69,14 +75,14 @@ fn preflight_checks_include_and_exclude_targets_like_the_emulator() {
     assert!(
         emu.request_log()
             .iter()
-            .any(|r| r.path.ends_with(&format!("/groups/{GROUP}/members"))),
-        "membership read from Graph"
+            .any(|r| r.path.ends_with("/checkMemberGroups")),
+        "membership read from Graph (checkMemberGroups, issue 13 item 5)"
     );
     // The emulator agrees with both verdicts.
     assert_eq!(register_status(&c, KIM, "k", &MakeArgs::default()), None);
     assert_eq!(
         register_status(&c, LEE, "k", &MakeArgs::default()),
-        Some(403)
+        Some(400)
     );
     // Exclusion wins over all_users.
     p.include_targets = vec![target("all_users", &[])];
@@ -92,7 +98,7 @@ fn preflight_checks_include_and_exclude_targets_like_the_emulator() {
     assert_eq!(c.preflight(LEE, YK5_STR, true), Ok(()));
     assert_eq!(
         register_status(&c, KIM, "k2", &MakeArgs::default()),
-        Some(403)
+        Some(400)
     );
     assert_eq!(register_status(&c, LEE, "k", &MakeArgs::default()), None);
     // A target group that no longer exists includes nobody.
@@ -139,7 +145,7 @@ fn preflight_follows_nested_groups_like_the_emulator() {
     assert_eq!(register_status(&c, KIM, "k", &MakeArgs::default()), None);
     assert_eq!(
         register_status(&c, LEE, "k", &MakeArgs::default()),
-        Some(403)
+        Some(400)
     );
 }
 
@@ -156,7 +162,7 @@ fn passkey_profiles_selected_by_target_in_preflight_and_emulator() {
         attestation_enforcement: Some(attest),
         key_restrictions: Some(KeyRestrictions {
             is_enforced: true,
-            enforcement_type: EnforcementType::Allow,
+            enforcement_type: Some(EnforcementType::Allow),
             aa_guids: vec![aaguid.into()],
         }),
     };
@@ -175,6 +181,8 @@ fn passkey_profiles_selected_by_target_in_preflight_and_emulator() {
         target(GROUP, &["yubikeys"]),
     ];
     emu.set_policy(p.clone());
+    // The tenant's FIDO metadata lists the soft key's model (issue 13 item 1).
+    emu.set_attestation_metadata(Some(mds_listing_the_soft_key()));
     // Kim (in the group) may register an attested YubiKey; Lee may not.
     assert_eq!(c.preflight(KIM, YK5_STR, true), Ok(()));
     assert!(matches!(
@@ -208,4 +216,88 @@ fn passkey_profiles_selected_by_target_in_preflight_and_emulator() {
     assert_eq!(c.preflight(LEE, YK5_STR, true), Ok(()));
     assert_eq!(register_status(&c, LEE, "k", &MakeArgs::default()), None);
     assert_eq!(emu.method_count(), 2);
+}
+
+/// Issue 13 item 7: the emulator serves `enforcementType: null`; the pre-flight parses
+/// the policy and reads the list as a block list.
+#[test]
+fn preflight_with_null_enforcement_type() {
+    let emu = emulator();
+    let c = client(&emu, ApiVersion::V1);
+    let mut p = emu.policy();
+    p.set_key_restrictions(Some(KeyRestrictions {
+        is_enforced: true,
+        enforcement_type: None,
+        aa_guids: vec![YK5_STR.into()],
+    }));
+    emu.set_policy(p);
+    assert!(c
+        .fido2_policy()
+        .unwrap()
+        .key_restrictions
+        .unwrap()
+        .enforcement_type
+        .is_none());
+    assert!(matches!(
+        c.preflight(KIM, YK5_STR, true),
+        Err(GraphError::Preflight(PreflightError::AaguidBlocked { .. }))
+    ));
+    assert_eq!(
+        c.preflight(KIM, "ee882879-721c-4913-9775-3dfcce97072a", true),
+        Ok(())
+    );
+}
+
+/// Issue 13 item 2: on v1.0 `passkeyProfiles` is not inline (non-contained navigation
+/// property). The default tenant has profiles, as every tenant does since the 2026
+/// migration; the client expands them, so the profile's rule decides, not the
+/// deprecated top-level fields.
+#[test]
+fn passkey_profiles_are_expanded_on_v1() {
+    let emu = emulator();
+    let mut p = emu.policy();
+    assert_eq!(
+        p.passkey_profiles.len(),
+        1,
+        "the default tenant has profiles"
+    );
+    assert!(p.default_passkey_profile.is_some());
+    // The profile enforces attestation; the deprecated field says it does not.
+    p.passkey_profiles[0].attestation_enforcement = Some(AttestationEnforcement::RegistrationOnly);
+    p.is_attestation_enforced = Some(false);
+    emu.set_policy(p);
+    let c = client(&emu, ApiVersion::V1);
+    assert_eq!(c.fido2_policy().unwrap().passkey_profiles.len(), 1);
+    assert_eq!(
+        c.preflight(KIM, YK5_STR, false),
+        Err(GraphError::Preflight(PreflightError::AttestationRequired))
+    );
+    let log = emu.request_log();
+    let policy_gets: Vec<_> = log.iter().filter(|r| r.path.contains("/fido2")).collect();
+    assert!(!policy_gets[0].path.contains("$expand"));
+    assert!(policy_gets[1].path.contains("$expand=passkeyProfiles"));
+    // The emulator leaves them out on v1.0 unless expanded, and inlines them on beta.
+    let beta = client(&emu, ApiVersion::Beta);
+    let gets = |emu: &Emulator| {
+        emu.request_log()
+            .iter()
+            .filter(|r| r.path.contains("/fido2"))
+            .count()
+    };
+    let before = gets(&emu);
+    assert_eq!(beta.fido2_policy().unwrap().passkey_profiles.len(), 1);
+    assert_eq!(gets(&emu), before + 1, "inline on beta: one GET");
+}
+
+/// A policy that names a default profile it does not contain, even expanded, is refused
+/// instead of being judged by the deprecated fields.
+#[test]
+fn default_profile_without_profiles_is_refused() {
+    let emu = emulator();
+    let mut p = emu.policy();
+    p.passkey_profiles.clear();
+    emu.set_policy(p);
+    let c = client(&emu, ApiVersion::V1);
+    let e = c.preflight(KIM, YK5_STR, true).unwrap_err();
+    assert!(matches!(e, GraphError::Wire(_)), "{e:?}");
 }

@@ -394,8 +394,20 @@ pub(super) fn info() -> impl Strategy<Value = AuthenticatorInfo> {
             u(),
             proptest::option::of(proptest::collection::vec(any::<u64>(), 0..3)),
         ),
+        (
+            texts(),
+            u(),
+            proptest::option::of(any::<bool>()),
+            proptest::option::of(proptest::collection::vec(any::<u8>(), 0..48)),
+            texts(),
+            proptest::option::of(any::<bool>()),
+            proptest::option::of(proptest::collection::vec(any::<u8>(), 0..40)),
+            u(),
+            proptest::option::of(proptest::collection::vec(any::<u8>(), 0..48)),
+            proptest::option::of(proptest::collection::vec(any::<u64>(), 0..5)),
+        ),
     )
-        .prop_map(|(a, b)| AuthenticatorInfo {
+        .prop_map(|(a, b, c)| AuthenticatorInfo {
             versions: a.0,
             extensions: a.1,
             aaguid: a.2,
@@ -417,5 +429,15 @@ pub(super) fn info() -> impl Strategy<Value = AuthenticatorInfo> {
             certifications: b.8,
             remaining_discoverable_credentials: b.9,
             vendor_prototype_config_commands: b.10,
+            attestation_formats: c.0,
+            uv_count_since_last_pin_entry: c.1,
+            long_touch_for_reset: c.2,
+            enc_identifier: c.3,
+            transports_for_reset: c.4,
+            pin_complexity_policy: c.5,
+            pin_complexity_policy_url: c.6,
+            max_pin_length: c.7,
+            enc_cred_store_state: c.8,
+            authenticator_config_commands: c.9,
         })
 }

@@ -92,7 +92,13 @@ fn fixture_get_info() {
         info.transports,
         Some(vec!["nfc".into(), "usb".into(), "smart-card".into()])
     );
-    let algs: Vec<i64> = info.algorithms.unwrap().iter().map(|a| a.alg).collect();
+    let algs: Vec<i64> = info
+        .algorithms
+        .clone()
+        .unwrap()
+        .iter()
+        .map(|a| a.alg)
+        .collect();
     assert_eq!(algs, [-7, -8, -35]);
     assert_eq!(info.max_serialized_large_blob_array, Some(4096));
     assert_eq!(info.force_pin_change, Some(false));
@@ -102,6 +108,37 @@ fn fixture_get_info() {
     assert_eq!(info.max_rpids_for_set_min_pin_length, Some(1));
     assert_eq!(info.remaining_discoverable_credentials, Some(100));
     assert_eq!(info.certifications, None);
+    // CTAP 2.2 / 2.3 keys 0x16-0x1F of the same recording.
+    assert_eq!(info.attestation_formats, Some(vec!["packed".into()]));
+    assert_eq!(info.uv_count_since_last_pin_entry, None);
+    assert_eq!(info.long_touch_for_reset, Some(true));
+    assert!(info.needs_long_touch_for_reset());
+    let enc_id = info.enc_identifier.clone().expect("encIdentifier");
+    assert_eq!(enc_id.len() % 16, 0, "IV plus AES blocks");
+    assert_eq!(
+        info.transports_for_reset,
+        Some(vec!["usb".into(), "smart-card".into()])
+    );
+    assert_eq!(info.reset_allowed_over("usb"), Some(true));
+    assert_eq!(info.reset_allowed_over("nfc"), Some(false));
+    assert_eq!(info.pin_complexity_policy, Some(true));
+    assert!(info
+        .pin_complexity_policy_url
+        .as_ref()
+        .is_some_and(|u| !u.is_empty()));
+    assert_eq!(info.max_pin_length, Some(63));
+    assert!(info.enc_cred_store_state.is_some());
+    assert_eq!(info.authenticator_config_commands, Some(vec![1, 2, 3]));
+    assert_eq!(info.supports_config_command(3), Some(true));
+    assert_eq!(info.supports_config_command(4), Some(false));
+    // Decrypting needs the key's persistent token; any 32-byte token gives 16 bytes here.
+    let id = info.decrypt_identifier(&[0x55; 32]).unwrap().unwrap();
+    assert_eq!(id.len(), enc_id.len() - 16);
+    // Re-encoding keeps every field.
+    assert_eq!(
+        decode_response::<GetInfo>(&encode_response(&info)).unwrap(),
+        info
+    );
 }
 
 #[test]

@@ -25,6 +25,9 @@ pub(super) struct Row {
     pub(super) key_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) force: Option<bool>,
+    /// The HR employee id (issue rows without `user`), looked up in the directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) employee_id: Option<String>,
 }
 
 fn csv_err(line: u64, column: u64, message: impl Into<String>) -> Error {
@@ -173,6 +176,13 @@ pub(super) fn rows_for(kind: BulkKind, text: &str) -> Result<Vec<(u64, Row)>, Er
             return Err(csv_err(hline, 0, format!("missing column {r:?}")));
         }
     }
+    if kind == BulkKind::Issue && !cols.iter().any(|c| c == "user" || c == "employee_id") {
+        return Err(csv_err(
+            hline,
+            0,
+            "an issue job needs a user or an employee_id column",
+        ));
+    }
     if kind == BulkKind::Revoke && !cols.iter().any(|c| c == "key_id" || c == "user") {
         return Err(csv_err(
             hline,
@@ -207,6 +217,7 @@ pub(super) fn rows_for(kind: BulkKind, text: &str) -> Result<Vec<(u64, Row)>, Er
                     row.serial = Some(value)
                 }
                 "template" => row.template = Some(value),
+                "employee_id" => row.employee_id = Some(value),
                 "key_id" => {
                     if value.chars().any(char::is_control) {
                         return Err(csv_err(
@@ -224,6 +235,9 @@ pub(super) fn rows_for(kind: BulkKind, text: &str) -> Result<Vec<(u64, Row)>, Er
                 }
                 _ => {}
             }
+        }
+        if kind == BulkKind::Issue && row.user.is_none() && row.employee_id.is_none() {
+            return Err(csv_err(line, 0, "neither user nor employee_id is given"));
         }
         if kind == BulkKind::Revoke && row.key_id.is_none() && row.user.is_none() {
             return Err(csv_err(line, 0, "neither key_id nor user is given"));

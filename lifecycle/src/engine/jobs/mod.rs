@@ -84,7 +84,8 @@ impl BulkKind {
     fn columns(self) -> (&'static [&'static str], &'static [&'static str]) {
         // (required, optional); revoke needs one of key_id / user (checked per row).
         match self {
-            BulkKind::Issue => (&["user", "serial"], &["template"]),
+            // Issue needs one of user / employee_id (checked per row).
+            BulkKind::Issue => (&["serial"], &["user", "employee_id", "template"]),
             BulkKind::Revoke => (&[], &["key_id", "user", "force"]),
             BulkKind::Reconcile => (&["user"], &[]),
         }

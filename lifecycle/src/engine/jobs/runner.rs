@@ -538,7 +538,6 @@ impl Engine {
             column: 0,
             message: format!("{what} is missing"),
         };
-        let user = row.user.clone().ok_or_else(|| missing("user"))?;
         let serial = row.serial.clone().ok_or_else(|| missing("serial"))?;
         let name = row
             .template
@@ -546,7 +545,27 @@ impl Engine {
             .or_else(|| options.default_template.clone())
             .ok_or_else(|| missing("template (no template column and no default template)"))?;
         // Unknown templates fail the row before a key is asked for.
-        self.loaded_template(&name)?;
+        let templates = self.loaded_template(&name)?;
+        let user = match (&row.user, &row.employee_id) {
+            (Some(u), _) => u.clone(),
+            // HR-driven issuance: the directory says who has this employee id.
+            (None, Some(e)) => {
+                let connection = templates
+                    .passkey_templates()
+                    .first()
+                    .map(|t| t.idp.connection.clone())
+                    .unwrap_or_default();
+                self.idp(&connection)?
+                    .find_user_by("employeeId", e)?
+                    .map(|u| u.id)
+                    .ok_or_else(|| JobError::Csv {
+                        line: item.line,
+                        column: 0,
+                        message: format!("no directory user has employee id {e:?}"),
+                    })?
+            }
+            (None, None) => return Err(missing("user (or employee_id)").into()),
+        };
         let mut device = devices(&BulkDeviceRequest {
             job_id: job.job_id,
             line: item.line,

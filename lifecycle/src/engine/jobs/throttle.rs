@@ -90,4 +90,34 @@ impl Idp for Throttled {
         self.limiter.acquire();
         self.inner.search_users(prefix, top)
     }
+    fn phishing_resistant_left(
+        &self,
+        user: &str,
+        method_id: &str,
+    ) -> Result<Option<usize>, IdpError> {
+        self.limiter.acquire();
+        self.inner.phishing_resistant_left(user, method_id)
+    }
+    fn find_user_by(&self, property: &str, value: &str) -> Result<Option<IdpUser>, IdpError> {
+        self.limiter.acquire();
+        self.inner.find_user_by(property, value)
+    }
+    fn temporary_pass(
+        &self,
+        user: &str,
+        lifetime_minutes: u32,
+        usable_once: bool,
+    ) -> Result<Option<crate::idp::TemporaryPass>, IdpError> {
+        self.limiter.acquire();
+        self.inner
+            .temporary_pass(user, lifetime_minutes, usable_once)
+    }
+    fn leavers(&self, resume: Option<&str>) -> Result<Option<crate::idp::Leavers>, IdpError> {
+        self.limiter.acquire();
+        self.inner.leavers(resume)
+    }
+    fn revoke_sign_in_sessions(&self, user: &str) -> Result<bool, IdpError> {
+        self.limiter.acquire();
+        self.inner.revoke_sign_in_sessions(user)
+    }
 }

@@ -37,7 +37,7 @@ fn setup(name: &str, enforce: bool, store: TrustStore, req: AttestationRequireme
     let w = EmulatorWorld::start(name);
     if enforce {
         let mut p = w.emulator.policy();
-        p.is_attestation_enforced = Some(true);
+        p.set_attestation_enforced(true);
         w.emulator.set_policy(p);
     }
     let engine = sqlite_engine_builder(&w.emulator, &w.dir.join("keysmith.db"), "station-a", 7)
@@ -96,6 +96,11 @@ fn attestation_good_key_in_mds_passes_with_tenant_enforcement() {
         .expect("and registered at the tenant that enforces attestation");
     assert_eq!(k.state, CredentialState::Active);
     assert_eq!(s.w.emulator.methods(KIM_ID).len(), 1);
+    // Issue 13 item 1: in MDS and passing the checks, so Entra says attested.
+    assert_eq!(
+        s.w.emulator.methods(KIM_ID)[0].attestation_level,
+        Some(entra_graph::wire::AttestationLevel::Attested)
+    );
     let att = audit_detail(&s.engine, &k.key_id, "attestation");
     assert_eq!(att.len(), 1, "{att:?}");
     assert_eq!(att[0].0, "verified");

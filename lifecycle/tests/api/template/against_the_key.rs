@@ -146,7 +146,7 @@ fn reset_on_usb_key_that_cannot_reset_in_place_says_replug() {
         device_problems(&t, &d),
         one(
             "credential.fido2.reset_before_issuance",
-            "this USB key cannot be reset in place: a CTAP reset must come within seconds of power-up; remove and reattach the key, then issue again right away (or turn reset_before_issuance off)"
+            "this USB key cannot be reset here: a CTAP reset must come within 5 to 10 seconds of power-up; use a station that runs the replug reset (it asks the operator to remove and reinsert the key, then resets it at once), or turn reset_before_issuance off"
         )
     );
     d.transport = KeyTransport::Nfc;

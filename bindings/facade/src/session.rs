@@ -201,6 +201,11 @@ impl Session {
         self.inner.engine.clone()
     }
 
+    /// `allow_software_keys` from the config.
+    pub(crate) fn allows_software_keys(&self) -> bool {
+        self.inner.allow_software_keys
+    }
+
     /// Stops sending prompts.
     pub fn clear_prompt(&self) {
         *self
@@ -222,24 +227,6 @@ impl Session {
             inner: self.inner.clone(),
             actor: Arc::from(actor),
         }
-    }
-
-    /// The server half of the split deployment over this session's engine (its repository
-    /// keeps the sessions; its IdP connections make every registration), signing with
-    /// `key` and looking agents up in the repository's enrolment records.
-    pub fn coordinator(
-        &self,
-        key: keysmith_wire::SigningKey,
-        config: lifecycle::coordinator::CoordinatorConfig,
-    ) -> lifecycle::coordinator::Coordinator {
-        let engine = self.inner.engine.clone();
-        let agents = Arc::new(lifecycle::coordinator::StoreAgents(engine.store().clone()));
-        // Software keys are accepted only where the session allows them (tests, demos).
-        let config = lifecycle::coordinator::CoordinatorConfig {
-            allow_software_keys: self.inner.allow_software_keys,
-            ..config
-        };
-        lifecycle::coordinator::Coordinator::new(engine, key, agents, config)
     }
 
     /// The session's repository (a server keeps its own records there, e.g. agents).

@@ -282,3 +282,25 @@ impl ServerHalf {
         })
     }
 }
+
+impl crate::Session {
+    /// The server half of the split deployment over this session's engine (its repository
+    /// keeps the sessions; its IdP connections make every registration), signing with
+    /// `key` and looking agents up in the repository's enrolment records.
+    pub fn coordinator(
+        &self,
+        key: keysmith_wire::SigningKey,
+        config: lifecycle::coordinator::CoordinatorConfig,
+    ) -> lifecycle::coordinator::Coordinator {
+        use lifecycle::coordinator::{Coordinator, CoordinatorConfig, StoreAgents};
+        let engine = self.engine();
+        let agents = Arc::new(StoreAgents(engine.store().clone()));
+        // Software keys only where the session allows them (tests, demos).
+        let allow_software_keys = self.allows_software_keys();
+        let config = CoordinatorConfig {
+            allow_software_keys,
+            ..config
+        };
+        Coordinator::new(engine, key, agents, config)
+    }
+}

@@ -217,6 +217,8 @@ pub struct ServerProc {
     pub base: String,
     /// The client.
     pub http: reqwest::blocking::Client,
+    /// A client that keeps no idle connection, for requests after which the server closes.
+    pub unpooled: reqwest::blocking::Client,
 }
 
 /// Writes a server config in `dir` (`name`.toml) and starts `keysmith serve run`.
@@ -262,17 +264,20 @@ pub fn start_server(
         .to_owned();
     let port = addr.rsplit(':').next().unwrap().to_owned();
     let ca_cert = reqwest::Certificate::from_pem(&std::fs::read(&ca).unwrap()).unwrap();
-    let http = reqwest::blocking::Client::builder()
-        .use_rustls_tls()
-        .tls_built_in_root_certs(false)
-        .add_root_certificate(ca_cert)
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap();
+    let builder = || {
+        reqwest::blocking::Client::builder()
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(ca_cert.clone())
+            .timeout(Duration::from_secs(30))
+    };
+    let http = builder().build().unwrap();
+    let unpooled = builder().pool_max_idle_per_host(0).build().unwrap();
     ServerProc {
         _proc: Proc { child, stdin },
         base: format!("https://127.0.0.1:{port}"),
         http,
+        unpooled,
     }
 }
 

@@ -5,6 +5,7 @@
 #![cfg(feature = "serve")]
 
 mod serve {
+    mod crash;
     pub mod harness;
     mod split;
 }

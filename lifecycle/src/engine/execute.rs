@@ -300,6 +300,8 @@ impl Engine {
                     .force_idp_deletion_on_revoke,
             ),
         };
+        // Held until the flow ends: a replay in this process leaves the intent alone.
+        flow.live = Some(self.live.hold(&flow.key.key_id));
         let entry = self.store.journal_append(
             &NewJournalEntry {
                 key_id: flow.key.key_id.clone(),

@@ -117,6 +117,11 @@ impl Engine {
             step,
             reason: "the flow has no key attached".into(),
         };
+        // A device half with platform WebAuthn only cannot run PIN, policy, reset or
+        // fingerprint steps: refused before anything is done.
+        if link.as_deref().is_some_and(|l| !l.raw_ctap()) {
+            crate::state::Plan::check_steps_platform_only(steps)?;
+        }
         // Registrations left in doubt are settled before the key leaves its state.
         self.settle_in_doubt(flow, steps, now)?;
         let mut index = 0;

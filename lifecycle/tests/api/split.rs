@@ -496,7 +496,7 @@ fn station_runs_work(
 
 /// A station that reaches keys through the platform WebAuthn API only (an unelevated
 /// Windows process) reports so; an issuance whose plan sets a PIN is refused before any
-/// job is sent, with what to do, and the key is left untouched.
+/// IdP call and any job, with what to do, and the key is left untouched.
 #[test]
 fn a_platform_only_station_is_refused_up_front() {
     let w = world("split-platform-only");
@@ -533,6 +533,16 @@ fn a_platform_only_station_is_refused_up_front() {
         "no PIN was set on the key"
     );
     assert_eq!(w.emulator.method_count(), 0, "nothing registered");
+    let graph: Vec<_> = w
+        .emulator
+        .request_log()
+        .into_iter()
+        .filter(|r| r.path.contains("/users"))
+        .collect();
+    assert!(
+        graph.is_empty(),
+        "an IdP call before the refusal: {graph:?}"
+    );
 }
 
 /// A holder session on `key` asking for `operation`, up to the sign-in question.

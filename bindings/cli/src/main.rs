@@ -11,6 +11,8 @@ mod args;
 mod demo;
 #[cfg(feature = "demo")]
 mod demo_self;
+#[cfg(feature = "demo")]
+mod demo_split;
 mod jobs;
 mod logging;
 mod ops;
@@ -25,6 +27,8 @@ use keysmith_facade::{ErrorKind, FacadeError};
 const USAGE: &str = "usage:
   keysmith demo [--db FILE]        run the whole lifecycle against the built-in Entra emulator
                                    (builds with --features demo only)
+  keysmith demo --split            the same flows through `keysmith serve` and two
+                                   `keysmith agent` processes (the split deployment)
   keysmith template check FILE     validate a template (.toml or .json); exit 1 if invalid
   keysmith version                 the keysmith version
   keysmith serve run|init-key|print-key ...
@@ -147,6 +151,7 @@ fn main() -> ExitCode {
         .collect();
     match words.as_slice() {
         ["demo"] => demo(None),
+        ["demo", "--split"] => demo_split(),
         ["demo", "--db", file] => demo(Some(PathBuf::from(file))),
         ["template", "check", file] => template_check(Path::new(file), json),
         ["help"] | ["--help"] | ["-h"] => {
@@ -164,6 +169,16 @@ fn main() -> ExitCode {
 #[cfg(feature = "demo")]
 fn demo(db: Option<PathBuf>) -> ExitCode {
     demo::demo(db)
+}
+
+#[cfg(feature = "demo")]
+fn demo_split() -> ExitCode {
+    demo_split::demo_split()
+}
+
+#[cfg(not(feature = "demo"))]
+fn demo_split() -> ExitCode {
+    demo(None)
 }
 
 #[cfg(not(feature = "demo"))]

@@ -363,6 +363,7 @@ impl FlowEnv {
                 config: self.config.clone(),
                 started: (now, Instant::now()),
                 last_job: None,
+                info_claimed: false,
             },
             ctx,
         ))

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use fido_core::commands::AuthenticatorInfo;
 use keysmith_wire::{open_agent, AgentMessage, Outcome, PublicKey, ServerMessage};
 
+use super::claims;
 use super::context::{hex, unhex, SessionContext};
 use super::CoordinatorConfig;
 use crate::engine::Engine;
@@ -39,6 +40,8 @@ pub(super) struct RemoteLink {
     pub(super) started: (u64, Instant),
     /// The last job whose result was accepted (a final `JobAck` names it).
     pub(super) last_job: Option<keysmith_wire::JobId>,
+    /// The device report's getInfo was recorded as claimed.
+    pub(super) info_claimed: bool,
 }
 
 fn link_err(what: &'static str) -> Error {
@@ -173,6 +176,8 @@ impl DeviceLink for RemoteLink {
             self.engine
                 .release_transport_pin(&key_id, &to, limit, self.engine_now())?;
         }
+        let claims: Vec<Option<String>> = spec.steps.iter().map(claims::step_claim).collect();
+        let key_id = spec.key_id.clone();
         self.post(false, |ch| ch.job(spec, ttl))?;
         let deadline = Instant::now() + Duration::from_millis(ttl.saturating_add(5_000));
         let bytes = self.await_inbox(deadline)?;
@@ -182,6 +187,20 @@ impl DeviceLink for RemoteLink {
             AgentMessage::JobResult(r) => {
                 self.channel.check_result(env.job, &r)?;
                 self.last_job = env.job;
+                let mut made = Vec::new();
+                if !self.info_claimed {
+                    made.push(claims::info_claim(&self.info));
+                    self.info_claimed = true;
+                }
+                made.extend(claims::outcome_claims(&claims, &r.outcomes));
+                let agent = hex(&self.agent.key_id().0);
+                claims::record(
+                    &self.engine,
+                    &agent,
+                    key_id.as_deref(),
+                    made,
+                    self.engine_now(),
+                )?;
                 Ok(r.outcomes)
             }
             AgentMessage::Abort(a) => {

@@ -194,6 +194,8 @@ pub(super) struct Issued {
     pub device: String,
     /// The issued key.
     pub key_id: String,
+    /// The station agent's id.
+    pub station_id: String,
     /// Text no agent's configuration or environment may hold.
     pub forbidden: Vec<String>,
     /// The session configuration the server runs on.
@@ -305,6 +307,7 @@ pub(super) fn issued_at_station(dir: &Path, emu: &EmulatorProc, env: &[(&str, &P
         holder_cfg,
         device,
         key_id,
+        station_id,
         forbidden,
         session_json,
         key_file,
@@ -320,11 +323,38 @@ fn operator_issues_at_a_station_agent_the_holder_activates_at_another_and_revoke
         holder_cfg,
         device,
         key_id,
+        station_id,
         forbidden,
         ..
     } = issued_at_station(&dir, &emu, &[]);
     let forbidden: Vec<&str> = forbidden.iter().map(String::as_str).collect();
     let operator = emu.token(OPERATOR);
+
+    // What the station can only claim (getInfo, the reset, the PIN policy, alwaysUv) is in
+    // the key's audit as claimed by that agent, not as verified.
+    let a = s.call("GET", &format!("/v1/keys/{key_id}"), Some(&operator), None);
+    let claims: Vec<String> = a.json["audit"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["action"] == "device_claim")
+        .map(|r| {
+            assert_eq!(r["outcome"], "claimed", "{r}");
+            assert_eq!(r["actor"], format!("agent:{station_id}"), "{r}");
+            r["detail"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    for claim in [
+        "getInfo: aaguid",
+        "the key was reset",
+        "minimum PIN length set to 8",
+        "alwaysUv turned on",
+    ] {
+        assert!(
+            claims.iter().any(|c| c.starts_with(claim)),
+            "no {claim:?} claim in {claims:?}"
+        );
+    }
 
     // The holder's first attempt dies (kill -9) in the middle of its job, waiting for the
     // PIN: nothing is registered, the key stays issued, and the holder can start over.

@@ -125,6 +125,10 @@ pub struct Limits {
     /// Session messages per source address per minute (default 600).
     #[serde(default = "default_messages")]
     pub session_messages_per_minute_per_source: u32,
+    /// Device operations (flows) this node runs at once (default 256): at the limit a
+    /// station's poll waits and a holder's sign-in is refused as busy.
+    #[serde(default = "default_flows")]
+    pub max_flows: usize,
 }
 
 impl Default for Limits {
@@ -134,6 +138,7 @@ impl Default for Limits {
             enrolments_per_minute_per_source: default_enrolments(),
             sessions_per_minute_per_agent: default_sessions(),
             session_messages_per_minute_per_source: default_messages(),
+            max_flows: default_flows(),
         }
     }
 }
@@ -155,6 +160,9 @@ fn default_enrolments() -> u32 {
 }
 fn default_sessions() -> u32 {
     30
+}
+fn default_flows() -> usize {
+    256
 }
 fn default_messages() -> u32 {
     600

@@ -182,7 +182,10 @@ impl Server {
         let sessions: Arc<dyn SessionHandler> =
             Arc::new(work::CoordinatorSessions(session.coordinator(
                 server_key.wire_key()?,
-                lifecycle::coordinator::CoordinatorConfig::default(),
+                lifecycle::coordinator::CoordinatorConfig {
+                    max_flows: config.limits.max_flows,
+                    ..lifecycle::coordinator::CoordinatorConfig::default()
+                },
             )));
         let state = Arc::new(AppState {
             store: session.store(),

@@ -2,6 +2,7 @@
 //! operations after they signed in. Each runs as a flow of the engine in a thread of the
 //! node that started it, over a [`RemoteLink`] to the device half.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -99,8 +100,9 @@ impl Coordinator {
                 self.config.message_ttl_ms,
             )))
         };
-        if ctx.report.is_none() {
-            // No key reported yet: nothing can start.
+        if ctx.report.is_none() || self.at_flow_limit() {
+            // No key reported yet, or this node runs all the flows it may: nothing starts
+            // (queued work stays queued for the next poll).
             return wait();
         }
         let Some(work) =
@@ -270,6 +272,13 @@ impl Coordinator {
                 reason: "session key or nonce has the wrong length".into(),
             });
         };
+        if self.at_flow_limit() {
+            return Err(Rejected::new(
+                RefusalCode::Busy,
+                "the server runs as many operations as it may; sign in again shortly",
+            )
+            .into());
+        }
         ctx.phase = Phase::Open;
         ctx.flow = Some(FlowJson {
             operation,
@@ -298,16 +307,36 @@ impl Coordinator {
             session_id: session_id.to_owned(),
             agent_key: agent.public_key,
         };
+        let running = FlowCount::start(&self.flows);
         let spawned = std::thread::Builder::new()
             .name(format!(
                 "keysmith-flow-{}",
                 session_id.get(..8).unwrap_or_default()
             ))
-            .spawn(move || env.run(start, now));
+            .spawn(move || {
+                let _running = running;
+                env.run(start, now);
+            });
         if let Err(e) = spawned {
             // The waiting handler sees the session stall and closes it.
             tracing::error!(error = %e, "could not start a flow thread");
         }
+    }
+}
+
+/// One running flow, counted until dropped (when its thread ends, or its start failed).
+struct FlowCount(Arc<AtomicUsize>);
+
+impl FlowCount {
+    fn start(flows: &Arc<AtomicUsize>) -> FlowCount {
+        flows.fetch_add(1, Ordering::SeqCst);
+        FlowCount(flows.clone())
+    }
+}
+
+impl Drop for FlowCount {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

@@ -101,6 +101,11 @@ pub struct CoordinatorConfig {
     /// How many times a key's transport PIN may be released to holders' sessions for
     /// activation before the key is marked as needing reissue instead.
     pub max_transport_pin_releases: u32,
+    /// Flows this node runs at once (each in a thread of its own). At the limit a
+    /// station's poll is told to wait (its work stays queued) and a holder's sign-in is
+    /// refused as busy. A soft limit: handlers checking at the same moment may pass it by
+    /// a few.
+    pub max_flows: usize,
 }
 
 impl Default for CoordinatorConfig {
@@ -112,6 +117,7 @@ impl Default for CoordinatorConfig {
             stalled_after_ms: 2 * 60 * 1000,
             allow_software_keys: false,
             max_transport_pin_releases: 3,
+            max_flows: 256,
         }
     }
 }
@@ -169,6 +175,8 @@ pub struct Coordinator {
     key: SigningKey,
     agents: Arc<dyn AgentDirectory>,
     config: CoordinatorConfig,
+    /// Flows running in this node's threads.
+    flows: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl std::fmt::Debug for Coordinator {
@@ -194,7 +202,13 @@ impl Coordinator {
             key,
             agents,
             config,
+            flows: Arc::default(),
         }
+    }
+
+    /// Whether this node runs as many flows as it may.
+    fn at_flow_limit(&self) -> bool {
+        self.flows.load(std::sync::atomic::Ordering::SeqCst) >= self.config.max_flows
     }
 
     /// The engine it drives.

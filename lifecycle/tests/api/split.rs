@@ -718,3 +718,104 @@ fn a_hostile_relay_registers_nothing_twice() {
         "registered exactly once"
     );
 }
+
+/// A node runs at most `max_flows` flows: with one running (a station's issuance waiting
+/// for its job's result), a second station's poll is told to wait and its work stays
+/// queued; once the first flow ends, the second station's work starts.
+#[test]
+fn a_node_runs_at_most_max_flows_at_once() {
+    let w = world("split-max-flows");
+    let engine = w.engine.clone();
+    let (c, agents, server_key, mut key) = setup(
+        &engine,
+        CoordinatorConfig {
+            allow_software_keys: true,
+            max_flows: 1,
+            ..CoordinatorConfig::default()
+        },
+    );
+    let queue = |agent_id: &str, work_id: &str| {
+        engine
+            .store()
+            .station_work_put(&StationWork {
+                work_id: work_id.into(),
+                agent_id: agent_id.into(),
+                request: serde_json::to_string(&StationRequest::Issue {
+                    user: ADELE.into(),
+                    template: "split".into(),
+                })
+                .unwrap(),
+                actor: "operator:alice".into(),
+                created_ms: now_ms(),
+                state: StationWorkState::Queued,
+                session_id: None,
+                outcome: None,
+            })
+            .unwrap();
+    };
+    let state = |work_id: &str| {
+        engine
+            .store()
+            .station_work_get(work_id)
+            .unwrap()
+            .unwrap()
+            .state
+    };
+    let mut no_ui = Ui(None);
+    let mut other_key = Authenticator::new(SoftTransport::new(
+        SoftAuthenticator::new(SoftConfig::default()).unwrap(),
+    ));
+
+    // Station A takes its work; the flow sends its first job and waits for the result.
+    let mut a = Agent::open(&c, &agents, &server_key, AgentClass::Station, false);
+    let a_id = agents.0.lock().unwrap().last().unwrap().agent_id.clone();
+    queue(&a_id, "w-a");
+    let report = a
+        .session
+        .report(&mut key, "software", Some("SN-A".into()), None)
+        .unwrap();
+    a.exchange(&c, report, &mut key, &mut no_ui);
+    let ready = a.session.ready().unwrap();
+    let reply = c.handle(&a.session_id, &ready, now_ms()).unwrap();
+    a.clock += 1;
+    let Event::Job(_) = a.session.receive(&reply, a.clock).unwrap() else {
+        panic!("station A got no job")
+    };
+    assert_eq!(state("w-a"), StationWorkState::Taken);
+
+    // Station B polls: told to wait, its work stays queued.
+    let mut b = Agent::open(&c, &agents, &server_key, AgentClass::Station, false);
+    let b_id = agents.0.lock().unwrap().last().unwrap().agent_id.clone();
+    queue(&b_id, "w-b");
+    let report = b
+        .session
+        .report(&mut other_key, "software", Some("SN-B".into()), None)
+        .unwrap();
+    b.exchange(&c, report, &mut other_key, &mut no_ui);
+    let ready = b.session.ready().unwrap();
+    assert!(matches!(
+        b.exchange(&c, ready, &mut other_key, &mut no_ui),
+        Event::Wait { .. }
+    ));
+    assert_eq!(state("w-b"), StationWorkState::Queued);
+
+    // A finishes; B's next poll starts its work.
+    let result = a.session.run_job(a.clock, &mut key, &mut no_ui).unwrap();
+    let Event::JobAck(ack) = a.exchange(&c, result, &mut key, &mut no_ui) else {
+        panic!("station A's issuance did not finish")
+    };
+    assert_eq!(ack.state, "issued");
+    let start = std::time::Instant::now();
+    let ended = loop {
+        let ready = b.session.ready().unwrap();
+        match b.exchange(&c, ready, &mut other_key, &mut no_ui) {
+            Event::Wait { .. } if start.elapsed() < std::time::Duration::from_secs(10) => {
+                // A's flow thread ends just after its last reply.
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            other => break other,
+        }
+    };
+    assert!(matches!(ended, Event::JobAck(_)), "{ended:?}");
+    assert_eq!(state("w-b"), StationWorkState::Done);
+}

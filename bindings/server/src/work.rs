@@ -91,16 +91,23 @@ impl From<StationWork> for WorkView {
     }
 }
 
-/// What an operator asks a station to do: `{"operation":"issue","user":..,"template":..}`.
+/// What an operator asks a station to do: `{"operation":"issue","user":..,"template":..}`
+/// or `{"operation":"reissue","key_id":..}` (the key attached at the station must be that
+/// key: its AAGUID and the serial read from it).
 #[derive(Clone, Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WorkRequest {
-    /// `issue`.
+    /// `issue` or `reissue`.
     pub operation: String,
-    /// The user (object id or UPN).
-    pub user: String,
-    /// The loaded credential template.
-    pub template: String,
+    /// The user (object id or UPN): `issue`.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// The loaded credential template: `issue`.
+    #[serde(default)]
+    pub template: Option<String>,
+    /// The key: `reissue`.
+    #[serde(default)]
+    pub key_id: Option<String>,
 }
 
 /// Queues work for an approved station (operator); the station's agent takes it at its
@@ -118,16 +125,28 @@ pub async fn queue_work(
 ) -> Result<(StatusCode, Json<WorkView>), ApiError> {
     caller.require(&[Role::Operator])?;
     let req: WorkRequest = json_body(&body)?;
-    if req.operation != "issue" {
-        return Err(ApiError::bad_request(
-            "operation: only \"issue\" is queued for a station",
-        ));
-    }
-    let request = serde_json::to_string(&StationRequest::Issue {
-        user: req.user.clone(),
-        template: req.template.clone(),
-    })
-    .map_err(|e| ApiError::internal(e.to_string()))?;
+    let station_request = match (
+        req.operation.as_str(),
+        &req.user,
+        &req.template,
+        &req.key_id,
+    ) {
+        ("issue", Some(user), Some(template), None) => StationRequest::Issue {
+            user: user.clone(),
+            template: template.clone(),
+        },
+        ("reissue", None, None, Some(key_id)) => StationRequest::Reissue {
+            key_id: key_id.clone(),
+        },
+        _ => {
+            return Err(ApiError::bad_request(
+                "a station takes {\"operation\":\"issue\",\"user\",\"template\"} or \
+                 {\"operation\":\"reissue\",\"key_id\"}",
+            ))
+        }
+    };
+    let request =
+        serde_json::to_string(&station_request).map_err(|e| ApiError::internal(e.to_string()))?;
     let store = st.store.clone();
     crate::off_runtime(move || {
         let agent = store
@@ -154,9 +173,9 @@ pub async fn queue_work(
             actor: caller.actor.clone(),
             time_ms: now,
             action: "station_work_queued".into(),
-            key_id: None,
-            user_id: Some(req.user),
-            template_id: Some(req.template),
+            key_id: req.key_id,
+            user_id: req.user,
+            template_id: req.template,
             outcome: "success".into(),
             idp_request_id: None,
             detail: Some(format!("work={} agent={agent_id}", work.work_id)),

@@ -35,6 +35,13 @@ pub enum StationRequest {
         /// The loaded credential template.
         template: String,
     },
+    /// Reissue of a recorded key to its holder (revoke, retire, unregister and issue
+    /// again, as planned for its state), with that key attached at the station: a key
+    /// whose AAGUID and serial name another key is refused before anything is done.
+    Reissue {
+        /// The key.
+        key_id: String,
+    },
 }
 
 /// A flow to start.
@@ -437,6 +444,32 @@ impl FlowEnv {
                     can_reset_in_place: ctx.caps.can_reset_in_place,
                 };
                 self.engine.issue_via(&request, &template, &mut link, now)
+            }
+            (FlowStart::Station(work, StationRequest::Reissue { key_id }), Some(t)) => {
+                let attached = crate::engine::key_id_for(
+                    &crate::remote::DeviceLink::info(&link).aaguid,
+                    &serial,
+                );
+                match self.engine.key(&key_id) {
+                    Err(e) => Err(e),
+                    Ok(_) if attached != key_id => Err(crate::engine::PlanError::Unsupported {
+                        step: "device",
+                        reason: format!(
+                            "the key attached ({attached}) is not the key to reissue ({key_id})"
+                        ),
+                    }
+                    .into()),
+                    Ok(key) => {
+                        let request = IssueRequest {
+                            actor: work.actor.clone(),
+                            user: key.user_id.clone().unwrap_or_default(),
+                            serial,
+                            transport: t,
+                            can_reset_in_place: ctx.caps.can_reset_in_place,
+                        };
+                        self.engine.reissue_via(&request, key, &mut link, now)
+                    }
+                }
             }
             (
                 FlowStart::Holder {

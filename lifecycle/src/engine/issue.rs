@@ -100,6 +100,18 @@ impl Engine {
         self.issue_like(Operation::Issue, request, templates, key, link, now)
     }
 
+    /// Reissue of `key` over `link` (a session with a device half, in memory or remote).
+    pub(crate) fn reissue_via(
+        &self,
+        request: &IssueRequest,
+        key: KeyRecord,
+        link: &mut dyn DeviceLink,
+        now: UnixMillis,
+    ) -> Result<KeyRecord, Error> {
+        let templates = self.template_for(&key)?;
+        self.issue_like(Operation::Reissue, request, templates, key, link, now)
+    }
+
     /// Reissue: revoke → retire → unregister → issue, as planned for the key's state.
     pub fn reissue<T: Transport>(
         &self,

@@ -420,7 +420,11 @@ fn issue_at_station(
     key: &mut Authenticator<SoftTransport>,
 ) -> (Agent, String) {
     let station = Agent::open(c, agents, server_key, AgentClass::Station, false);
-    let (station, ended) = station_runs_work(station, c, agents, engine, key);
+    let issue = StationRequest::Issue {
+        user: ADELE.into(),
+        template: "split".into(),
+    };
+    let (station, ended) = station_runs_work(station, c, agents, engine, key, &issue, "SN-SPLIT-1");
     let Event::JobAck(ack) = ended else {
         panic!("the station's issuance did not finish with a JobAck: {ended:?}")
     };
@@ -436,23 +440,19 @@ fn station_runs_work(
     agents: &Agents,
     engine: &Engine,
     key: &mut Authenticator<SoftTransport>,
+    request: &StationRequest,
+    serial: &str,
 ) -> (Agent, Event) {
     let station_id = agents.0.lock().unwrap().last().unwrap().agent_id.clone();
-    let work_id = if agents.0.lock().unwrap().len() == 1 {
-        "w-1".to_owned()
-    } else {
-        format!("w-{}", &station_id[..8])
-    };
+    static WORK: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+    let n = WORK.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let work_id = format!("w-{n}-{}", &station_id[..8]);
     engine
         .store()
         .station_work_put(&StationWork {
             work_id: work_id.clone(),
             agent_id: station_id,
-            request: serde_json::to_string(&StationRequest::Issue {
-                user: ADELE.into(),
-                template: "split".into(),
-            })
-            .unwrap(),
+            request: serde_json::to_string(request).unwrap(),
             actor: "operator:alice".into(),
             created_ms: now_ms(),
             state: StationWorkState::Queued,
@@ -465,7 +465,7 @@ fn station_runs_work(
         .report(
             key,
             "software",
-            Some("SN-SPLIT-1".into()),
+            Some(serial.into()),
             Some("cms-label".into()),
         )
         .unwrap();
@@ -520,7 +520,19 @@ fn a_platform_only_station_is_refused_up_front() {
             ..Default::default()
         },
     );
-    let (_station, ended) = station_runs_work(station, &c, &agents, &engine, &mut key);
+    let issue = StationRequest::Issue {
+        user: ADELE.into(),
+        template: "split".into(),
+    };
+    let (_station, ended) = station_runs_work(
+        station,
+        &c,
+        &agents,
+        &engine,
+        &mut key,
+        &issue,
+        "SN-SPLIT-1",
+    );
     let Event::Refused(r) = ended else {
         panic!("not refused up front: {ended:?}")
     };
@@ -818,4 +830,91 @@ fn a_node_runs_at_most_max_flows_at_once() {
     };
     assert!(matches!(ended, Event::JobAck(_)), "{ended:?}");
     assert_eq!(state("w-b"), StationWorkState::Done);
+}
+
+/// Reissue at a station: the key attached must be the key named (its AAGUID and the
+/// serial the station reads from it), else the work fails before anything is done; with the right key the key is revoked,
+/// wiped and issued again to its holder.
+#[test]
+fn a_station_reissues_the_key_named_and_no_other() {
+    let w = world("split-reissue");
+    let engine = w.engine.clone();
+    let (c, agents, server_key, mut key) = setup(
+        &engine,
+        CoordinatorConfig {
+            allow_software_keys: true,
+            ..CoordinatorConfig::default()
+        },
+    );
+    // A template that resets the key before issuing it (reissue wipes the key).
+    let mut t = template(&w.emulator, "split-reset", ALL);
+    t.credential.fido2.reset_before_issuance = true;
+    engine.add_template(t).unwrap();
+    let open_station = || {
+        let caps = Capabilities {
+            ctap_raw: true,
+            can_reset_in_place: true,
+            max_job_steps: 64,
+            ..Default::default()
+        };
+        Agent::open_with(&c, &agents, &server_key, AgentClass::Station, caps)
+    };
+    let station = open_station();
+    let issue = StationRequest::Issue {
+        user: ADELE.into(),
+        template: "split-reset".into(),
+    };
+    let (_, ended) = station_runs_work(
+        station,
+        &c,
+        &agents,
+        &engine,
+        &mut key,
+        &issue,
+        "SN-SPLIT-1",
+    );
+    let Event::JobAck(ack) = ended else {
+        panic!("issuance at the station did not finish: {ended:?}")
+    };
+    let key_id = ack.key_id;
+    let reissue = StationRequest::Reissue {
+        key_id: key_id.clone(),
+    };
+
+    // Another key at the desk: refused, the issued key untouched.
+    let mut other = Authenticator::new(SoftTransport::new(
+        SoftAuthenticator::new(SoftConfig::default()).unwrap(),
+    ));
+    let station = open_station();
+    let (_, ended) = station_runs_work(
+        station, &c, &agents, &engine, &mut other, &reissue, "SN-OTHER",
+    );
+    let Event::Refused(r) = ended else {
+        panic!("reissue with another key attached was not refused: {ended:?}")
+    };
+    assert!(r.reason.contains("is not the key to reissue"), "{r:?}");
+    let before = engine.key(&key_id).unwrap();
+    assert_eq!(before.state, CredentialState::Issued);
+
+    // The right key: reissued to the same holder.
+    let station = open_station();
+    let (_, ended) = station_runs_work(
+        station,
+        &c,
+        &agents,
+        &engine,
+        &mut key,
+        &reissue,
+        "SN-SPLIT-1",
+    );
+    let Event::JobAck(ack) = ended else {
+        panic!("reissue at the station did not finish: {ended:?}")
+    };
+    assert_eq!(
+        (ack.key_id.as_str(), ack.state.as_str()),
+        (key_id.as_str(), "issued")
+    );
+    let after = engine.key(&key_id).unwrap();
+    assert_eq!(after.user_id, before.user_id);
+    assert!(after.version > before.version);
 }

@@ -483,7 +483,11 @@ pub fn verify_assertion_using(
 ) -> Result<AuthenticatorData, AttestationError> {
     let parsed = AuthenticatorData::parse(auth_data)?;
     public_key
-        .verify_using(verifier, &signed_data(auth_data, client_data_hash), signature)
+        .verify_using(
+            verifier,
+            &signed_data(auth_data, client_data_hash),
+            signature,
+        )
         .map_err(AttestationError::Signature)?;
     Ok(parsed)
 }

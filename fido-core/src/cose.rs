@@ -212,9 +212,10 @@ impl CoseKey {
         let fits = match (self, SignatureAlgorithm::from_cose(self.alg())) {
             (CoseKey::Ec2 { .. }, Some(a @ SignatureAlgorithm::Es256))
             | (CoseKey::Okp { .. }, Some(a @ SignatureAlgorithm::EdDsa))
-            | (CoseKey::Rsa { .. }, Some(a @ (SignatureAlgorithm::Rs256 | SignatureAlgorithm::Ps256))) => {
-                Some(a)
-            }
+            | (
+                CoseKey::Rsa { .. },
+                Some(a @ (SignatureAlgorithm::Rs256 | SignatureAlgorithm::Ps256)),
+            ) => Some(a),
             _ => None,
         };
         fits.ok_or(CoseError::UnsupportedAlgorithm(self.alg()))

@@ -35,9 +35,9 @@ pub mod ctaphid;
 mod error;
 pub mod pin;
 pub mod status;
-pub mod verify;
 #[cfg(feature = "trust")]
 pub mod trust;
+pub mod verify;
 
 pub use error::Error;
 pub use status::CtapStatus;

@@ -77,7 +77,12 @@ impl Peer {
                     cred_cdh.as_ptr(),
                     RP_ID.as_ptr(),
                 ),
-                h_assert_new(as_cdh.as_ptr(), RP_ID.as_ptr(), as_sig.as_ptr(), as_sig.len()),
+                h_assert_new(
+                    as_cdh.as_ptr(),
+                    RP_ID.as_ptr(),
+                    as_sig.as_ptr(),
+                    as_sig.len(),
+                ),
                 h_es256_pk_new(pk_xy.as_ptr(), pk_xy.len()),
             )
         };
@@ -91,7 +96,11 @@ impl Peer {
     /// Every libfido2 operation succeeds on the recorded bytes (else the timing is moot).
     pub fn check(&self, cred_ad: &[u8], x509: &[u8], sig: &[u8], cdh: &[u8; 32], as_ad: &[u8]) {
         // SAFETY: `cred` is a live fido_cred_t from h_cred_new.
-        assert_eq!(unsafe { h_cred_verify(self.cred) }, FIDO_OK, "fido_cred_verify");
+        assert_eq!(
+            unsafe { h_cred_verify(self.cred) },
+            FIDO_OK,
+            "fido_cred_verify"
+        );
         assert_eq!(cred_parse_verify_rc(cred_ad, x509, sig, cdh), FIDO_OK);
         assert_eq!(self.assert_verify_rc(as_ad), FIDO_OK, "fido_assert_verify");
     }

@@ -303,13 +303,15 @@ fn verify_rs1(
         });
     };
     let key = PublicKeyRef::Rsa { n: &n, e: &e };
-    verify_signature(verifier, SignatureAlgorithm::Rs1, key, message, sig).map_err(|err| match err {
-        VerifyError::InvalidKey(why) => AttestationError::Certificate {
-            index: 0,
-            reason: format!("RSA key: {why}"),
+    verify_signature(verifier, SignatureAlgorithm::Rs1, key, message, sig).map_err(
+        |err| match err {
+            VerifyError::InvalidKey(why) => AttestationError::Certificate {
+                index: 0,
+                reason: format!("RSA key: {why}"),
+            },
+            other => AttestationError::Signature(other.into()),
         },
-        other => AttestationError::Signature(other.into()),
-    })
+    )
 }
 
 /// WebAuthn §8.3.1 AIK certificate requirements.

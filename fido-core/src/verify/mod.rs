@@ -334,7 +334,13 @@ mod tests {
             rsa_key(&[0xff; 513], &[3]),
             Err(VerifyError::InvalidKey(_))
         ));
-        for e in [&[1u8][..], &[2], &[1, 0, 0], &[2, 0, 0, 0, 1], &[1, 0, 0, 0, 0, 1]] {
+        for e in [
+            &[1u8][..],
+            &[2],
+            &[1, 0, 0],
+            &[2, 0, 0, 0, 1],
+            &[1, 0, 0, 0, 0, 1],
+        ] {
             assert!(
                 matches!(rsa_key(&n, e), Err(VerifyError::InvalidKey(_))),
                 "{e:?}"
@@ -342,10 +348,7 @@ mod tests {
         }
         assert!(rsa_key(&n, &[1, 0xff, 0xff, 0xff, 0xff]).is_ok());
         n[255] = 0xfe;
-        assert!(matches!(
-            rsa_key(&n, &[3]),
-            Err(VerifyError::InvalidKey(_))
-        ));
+        assert!(matches!(rsa_key(&n, &[3]), Err(VerifyError::InvalidKey(_))));
     }
 
     #[test]

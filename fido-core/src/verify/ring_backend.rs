@@ -36,12 +36,20 @@ impl SignatureVerifier for RingVerifier {
             (SignatureAlgorithm::EdDsa, PublicKeyRef::Ed25519(x)) => {
                 verify_ed25519(x, message, signature)
             }
-            (SignatureAlgorithm::Rs256, PublicKeyRef::Rsa { n, e }) => {
-                rsa(&signature::RSA_PKCS1_2048_8192_SHA256, n, e, message, signature)
-            }
-            (SignatureAlgorithm::Ps256, PublicKeyRef::Rsa { n, e }) => {
-                rsa(&signature::RSA_PSS_2048_8192_SHA256, n, e, message, signature)
-            }
+            (SignatureAlgorithm::Rs256, PublicKeyRef::Rsa { n, e }) => rsa(
+                &signature::RSA_PKCS1_2048_8192_SHA256,
+                n,
+                e,
+                message,
+                signature,
+            ),
+            (SignatureAlgorithm::Ps256, PublicKeyRef::Rsa { n, e }) => rsa(
+                &signature::RSA_PSS_2048_8192_SHA256,
+                n,
+                e,
+                message,
+                signature,
+            ),
             (SignatureAlgorithm::Rs1, PublicKeyRef::Rsa { n, e }) => rsa(
                 &signature::RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY,
                 n,
@@ -64,10 +72,7 @@ fn rsa(
     // The shared bounds (ring alone would take up to 8192 bits); ring wants no leading
     // zero bytes.
     let key = rsa_key(n, e)?;
-    RsaPublicKeyComponents {
-        n: key.n,
-        e: key.e,
-    }
-    .verify(params, message, signature)
-    .map_err(|_| VerifyError::BadSignature)
+    RsaPublicKeyComponents { n: key.n, e: key.e }
+        .verify(params, message, signature)
+        .map_err(|_| VerifyError::BadSignature)
 }

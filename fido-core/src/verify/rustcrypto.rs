@@ -1,8 +1,8 @@
 //! The pure-Rust backend: `p256`, `rsa` and `ed25519-dalek` (no C toolchain).
 
 use super::{
-    p256_point, rsa_key, verify_ed25519, PublicKeyRef, SignatureAlgorithm, SignatureVerifier,
-    VerifyError,
+    rsa_key, sec1_uncompressed, verify_ed25519, PublicKeyRef, SignatureAlgorithm,
+    SignatureVerifier, VerifyError,
 };
 
 /// DigestInfo prefix for SHA-1 (RFC 8017 §9.2 note 1).
@@ -44,8 +44,8 @@ impl SignatureVerifier for RustCryptoVerifier {
 
 fn es256(x: &[u8; 32], y: &[u8; 32], message: &[u8], sig: &[u8]) -> Result<(), VerifyError> {
     use p256::ecdsa::signature::Verifier;
-    let sec1 = p256_point(x, y)?;
-    let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1)
+    // from_sec1_bytes checks the point is on the curve.
+    let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1_uncompressed(x, y))
         .map_err(|_| VerifyError::InvalidKey("EC2 point is not on P-256"))?;
     let sig = p256::ecdsa::Signature::from_der(sig)
         .map_err(|_| VerifyError::MalformedSignature("ES256 signature is not DER ECDSA"))?;

@@ -8,8 +8,7 @@
 use std::path::PathBuf;
 
 use fido_core::attestation::{
-    packed_att_stmt, verify_assertion_using, AttestationError, AttestationObject,
-    CertificatePolicy,
+    packed_att_stmt, verify_assertion_using, AttestationError, AttestationObject, CertificatePolicy,
 };
 use fido_core::cbor::{self, Value};
 use fido_core::cose::{CoseError, CoseKey, ALG_ES256};
@@ -68,7 +67,8 @@ fn run_file(
                 .collect();
             for (v, r) in verifiers.iter().zip(&results) {
                 assert_eq!(
-                    r, &results[0],
+                    r,
+                    &results[0],
                     "{name} tcId {id}: {} and {} disagree",
                     v.name(),
                     verifiers[0].name()
@@ -80,7 +80,11 @@ fn run_file(
                     tally.valid += 1;
                 }
                 "invalid" => {
-                    assert!(results[0].is_err(), "{name} tcId {id} ({})", test["comment"]);
+                    assert!(
+                        results[0].is_err(),
+                        "{name} tcId {id} ({})",
+                        test["comment"]
+                    );
                     tally.invalid += 1;
                 }
                 "acceptable" if results[0].is_ok() => tally.acceptable_accepted += 1,
@@ -136,7 +140,11 @@ fn wycheproof_rsa_pkcs1_2048_sha256() {
     assert_eq!((t.valid, t.invalid), (9, 249), "{t:?}");
     // tcId 8 ("Missing NULL in the ASN encoding") is acceptable to Wycheproof; every
     // backend here rejects it (asserted equal above).
-    assert_eq!((t.acceptable_accepted, t.acceptable_rejected), (0, 1), "{t:?}");
+    assert_eq!(
+        (t.acceptable_accepted, t.acceptable_rejected),
+        (0, 1),
+        "{t:?}"
+    );
 }
 
 #[test]
@@ -276,7 +284,9 @@ fn libfido2_recordings_with_every_backend() {
         );
         assert!(matches!(
             verify_assertion_using(v, &key, &auth_data, &acdh, &sig[..sig.len() - 1]),
-            Err(AttestationError::Signature(CoseError::MalformedSignature(_)))
+            Err(AttestationError::Signature(CoseError::MalformedSignature(
+                _
+            )))
         ));
     }
 }

@@ -4,11 +4,12 @@
 //! getAssertion signatures) goes through [`verify_signature`] with a
 //! [`SignatureVerifier`]. Two backends are built in:
 //!
-//! - [`RingVerifier`] (feature `verify-ring`): *ring*'s P-256 and RSA code (assembly on
+//! - `RingVerifier` (feature `verify-ring`): *ring*'s P-256 and RSA code (assembly on
 //!   the common targets). It needs a C toolchain to build. It is the default whenever the
 //!   feature is on; the CLI, the server and the C/Python bindings turn it on.
-//! - [`RustCryptoVerifier`] (feature `verify-rustcrypto`, on by default): the pure-Rust
-//!   `p256`, `rsa` and `ed25519-dalek` crates; no C toolchain, builds for wasm.
+//! - `RustCryptoVerifier` (feature `verify-rustcrypto`, on by default): the pure-Rust
+//!   `p256`, `rsa` and `ed25519-dalek` crates; no C toolchain needed (for targets *ring*
+//!   does not build for, or builds without a C compiler). A wasm build was not tried.
 //!
 //! [`default_verifier`] is *ring* when it is compiled in, otherwise RustCrypto. At least
 //! one of the two features must be on.
@@ -163,8 +164,8 @@ pub trait SignatureVerifier: fmt::Debug + Send + Sync {
     ) -> Result<(), VerifyError>;
 }
 
-/// The backend fido-core uses when the caller names none: [`RingVerifier`] with feature
-/// `verify-ring`, otherwise [`RustCryptoVerifier`].
+/// The backend fido-core uses when the caller names none: `RingVerifier` with feature
+/// `verify-ring`, otherwise `RustCryptoVerifier`.
 pub fn default_verifier() -> &'static dyn SignatureVerifier {
     #[cfg(feature = "verify-ring")]
     {
@@ -178,12 +179,15 @@ pub fn default_verifier() -> &'static dyn SignatureVerifier {
 
 /// Every backend compiled into this build (for tests and benchmarks that compare them).
 pub fn compiled_verifiers() -> Vec<&'static dyn SignatureVerifier> {
-    let mut all: Vec<&'static dyn SignatureVerifier> = Vec::new();
-    #[cfg(feature = "verify-ring")]
-    all.push(&RingVerifier);
-    #[cfg(feature = "verify-rustcrypto")]
-    all.push(&RustCryptoVerifier);
-    all
+    [
+        #[cfg(feature = "verify-ring")]
+        Some(&RingVerifier as &'static dyn SignatureVerifier),
+        #[cfg(feature = "verify-rustcrypto")]
+        Some(&RustCryptoVerifier as &'static dyn SignatureVerifier),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 /// Checks the form of `key` and `signature` for `alg` ([`check_inputs`]), then asks

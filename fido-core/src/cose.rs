@@ -1,6 +1,6 @@
 //! COSE keys (RFC 9052/9053) as CTAP uses them: ES256 (P-256), EdDSA (Ed25519), RS256,
 //! PS256, and the ECDH-ES+HKDF-256 key-agreement key of the PIN/UV auth protocols.
-//! Signatures are checked by a [`SignatureVerifier`](crate::verify::SignatureVerifier).
+//! Signatures are checked by a [`SignatureVerifier`].
 
 use crate::cbor::{self, CborError, Limits, Value};
 use crate::verify::{self, PublicKeyRef, SignatureAlgorithm, SignatureVerifier, VerifyError};

@@ -11,7 +11,7 @@ use fido_core::attestation::{
     packed_att_stmt, verify_assertion_using, AttestationError, AttestationObject, CertificatePolicy,
 };
 use fido_core::cbor::{self, Value};
-use fido_core::cose::{CoseError, CoseKey, ALG_ES256};
+use fido_core::cose::{CoseError, CoseKey, ALG_ES256, ALG_PS256, ALG_RS256};
 use fido_core::verify::{
     compiled_verifiers, default_verifier, verify_signature, PublicKeyRef, SignatureAlgorithm,
     SignatureVerifier, VerifyError,
@@ -289,4 +289,38 @@ fn libfido2_recordings_with_every_backend() {
             )))
         ));
     }
+}
+
+/// A COSE PS256 key (new in this crate) verifies a PSS signature; the same key labelled
+/// RS256 refuses it.
+#[test]
+fn cose_ps256_key_verifies_pss() {
+    let file = wycheproof("rsa_pss_2048_sha256_mgf1_32_test.json");
+    let group = &file["testGroups"][0];
+    let test = &group["tests"][0];
+    assert_eq!(field(test, "result"), "valid");
+    let (n, e) = rsa_key(group);
+    let (msg, sig) = (hex(field(test, "msg")), hex(field(test, "sig")));
+    let ps256 = CoseKey::Rsa {
+        alg: ALG_PS256,
+        n: n.clone(),
+        e: e.clone(),
+    };
+    let rs256 = CoseKey::Rsa {
+        alg: ALG_RS256,
+        n,
+        e,
+    };
+    for v in compiled_verifiers() {
+        ps256
+            .verify_using(v, &msg, &sig)
+            .unwrap_or_else(|e| panic!("{}: {e}", v.name()));
+        assert_eq!(
+            rs256.verify_using(v, &msg, &sig),
+            Err(CoseError::BadSignature),
+            "{}",
+            v.name()
+        );
+    }
+    ps256.verify(&msg, &sig).unwrap();
 }

@@ -91,7 +91,7 @@ fn main() {
 
     println!("fido-core decode/verify benchmark (recorded YubiKey responses)");
     println!("{:<44} {:>12}", "operation", "time");
-    bench("CTAPHID reassembly: getInfo (4 reports)", || {
+    bench("CTAPHID reassembly: getInfo (11 reports)", || {
         black_box(reassemble(black_box(&info_reports)));
     });
     bench("decode getInfo response", || {

@@ -33,11 +33,14 @@
 
 use crate::authdata::{AuthDataError, AuthenticatorData};
 use crate::cbor::{self, CborError, Limits, Value};
-use crate::cose::{CoseError, CoseKey, ALG_EDDSA, ALG_ES256, ALG_RS256};
+use crate::cose::{CoseError, CoseKey, ALG_EDDSA, ALG_ES256, ALG_PS256, ALG_RS256};
+use crate::verify::{default_verifier, SignatureVerifier};
 use der::asn1::{ObjectIdentifier, OctetString};
 use der::{Decode, Tag, Tagged};
 
 mod tpm;
+#[cfg(feature = "verify-rustcrypto")]
+pub(crate) use tpm::sha1;
 pub use tpm::ALG_RS1;
 
 /// Attestation statement format `packed`.
@@ -306,6 +309,16 @@ impl AttestationObject {
         client_data_hash: &[u8; 32],
         policy: CertificatePolicy,
     ) -> Result<VerifiedAttestation, AttestationError> {
+        self.verify_using(client_data_hash, policy, default_verifier())
+    }
+
+    /// [`verify_with`](Self::verify_with), checking signatures with the given backend.
+    pub fn verify_using(
+        &self,
+        client_data_hash: &[u8; 32],
+        policy: CertificatePolicy,
+        verifier: &dyn SignatureVerifier,
+    ) -> Result<VerifiedAttestation, AttestationError> {
         let acd = self
             .auth_data
             .attested_credential()
@@ -338,7 +351,7 @@ impl AttestationObject {
                                 credential: key.alg(),
                             });
                         }
-                        key.verify(&signed, sig)
+                        key.verify_using(verifier, &signed, sig)
                             .map_err(AttestationError::Signature)?;
                         AttestationType::Self_
                     }
@@ -354,7 +367,7 @@ impl AttestationObject {
                             parse_cert(der, index)?;
                         }
                         let key = cert_key(&leaf, alg, 0)?;
-                        key.verify(&signed, sig)
+                        key.verify_using(verifier, &signed, sig)
                             .map_err(AttestationError::Signature)?;
                         check_packed_leaf(&leaf, acd.aaguid(), policy)?;
                         AttestationType::BasicOrAttCa { chain }
@@ -384,11 +397,18 @@ impl AttestationObject {
                     acd.credential_id(),
                     acd.public_key(),
                 )?;
-                key.verify(&data, sig)
+                key.verify_using(verifier, &data, sig)
                     .map_err(AttestationError::Signature)?;
                 AttestationType::BasicOrAttCa { chain }
             }
-            FMT_TPM => tpm::verify(stmt, &self.auth_data_bytes, client_data_hash, acd, policy)?,
+            FMT_TPM => tpm::verify(
+                stmt,
+                &self.auth_data_bytes,
+                client_data_hash,
+                acd,
+                policy,
+                verifier,
+            )?,
             other => return Err(AttestationError::UnsupportedFormat(other.to_owned())),
         };
         Ok(VerifiedAttestation {
@@ -444,9 +464,30 @@ pub fn verify_assertion(
     client_data_hash: &[u8; 32],
     signature: &[u8],
 ) -> Result<AuthenticatorData, AttestationError> {
+    verify_assertion_using(
+        default_verifier(),
+        public_key,
+        auth_data,
+        client_data_hash,
+        signature,
+    )
+}
+
+/// [`verify_assertion`] with the given signature backend.
+pub fn verify_assertion_using(
+    verifier: &dyn SignatureVerifier,
+    public_key: &CoseKey,
+    auth_data: &[u8],
+    client_data_hash: &[u8; 32],
+    signature: &[u8],
+) -> Result<AuthenticatorData, AttestationError> {
     let parsed = AuthenticatorData::parse(auth_data)?;
     public_key
-        .verify(&signed_data(auth_data, client_data_hash), signature)
+        .verify_using(
+            verifier,
+            &signed_data(auth_data, client_data_hash),
+            signature,
+        )
         .map_err(AttestationError::Signature)?;
     Ok(parsed)
 }
@@ -552,6 +593,7 @@ fn cert_key(
     let expected = match &key {
         CoseKey::Ec2 { .. } => ALG_ES256,
         CoseKey::Okp { .. } => ALG_EDDSA,
+        CoseKey::Rsa { .. } if alg == ALG_PS256 => ALG_PS256,
         CoseKey::Rsa { .. } => ALG_RS256,
     };
     if alg != expected {

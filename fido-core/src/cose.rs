@@ -1,7 +1,9 @@
 //! COSE keys (RFC 9052/9053) as CTAP uses them: ES256 (P-256), EdDSA (Ed25519), RS256,
-//! and the ECDH-ES+HKDF-256 key-agreement key of the PIN/UV auth protocols.
+//! PS256, and the ECDH-ES+HKDF-256 key-agreement key of the PIN/UV auth protocols.
+//! Signatures are checked by a [`SignatureVerifier`].
 
 use crate::cbor::{self, CborError, Limits, Value};
+use crate::verify::{self, PublicKeyRef, SignatureAlgorithm, SignatureVerifier, VerifyError};
 
 /// COSE algorithm identifier for ES256 (ECDSA P-256 with SHA-256).
 pub const ALG_ES256: i64 = -7;
@@ -9,6 +11,8 @@ pub const ALG_ES256: i64 = -7;
 pub const ALG_EDDSA: i64 = -8;
 /// COSE algorithm identifier for RS256 (RSASSA-PKCS1-v1_5 with SHA-256).
 pub const ALG_RS256: i64 = -257;
+/// COSE algorithm identifier for PS256 (RSASSA-PSS with SHA-256, MGF1-SHA-256, 32-byte salt).
+pub const ALG_PS256: i64 = -37;
 /// COSE algorithm identifier ECDH-ES+HKDF-256, used by CTAP key agreement.
 pub const ALG_ECDH_ES_HKDF_256: i64 = -25;
 
@@ -178,33 +182,51 @@ impl CoseKey {
         cbor::encode(&self.to_value())
     }
 
-    /// Verifies `signature` over `message` as WebAuthn signatures are made:
-    /// ES256 takes a DER-encoded ECDSA signature (the point is validated to be on P-256),
-    /// EdDSA a 64-byte Ed25519 signature (strict verification), RS256 a PKCS#1 v1.5
-    /// SHA-256 signature with a modulus of at least 2048 bits.
+    /// Verifies `signature` over `message` as WebAuthn signatures are made, with the
+    /// [default backend](crate::verify::default_verifier):
+    /// ES256 takes a DER-encoded ECDSA signature (the point is validated to be on P-256;
+    /// high-S signatures are accepted), EdDSA a 64-byte Ed25519 signature (strict
+    /// verification), RS256 a PKCS#1 v1.5 SHA-256 and PS256 a PSS SHA-256 signature with
+    /// a modulus of 2048 to 4096 bits.
     ///
     /// The key's `alg` selects the algorithm; an EC2 key must say ES256 (a key-agreement
     /// key is not a signing key).
     pub fn verify(&self, message: &[u8], signature: &[u8]) -> Result<(), CoseError> {
+        self.verify_using(verify::default_verifier(), message, signature)
+    }
+
+    /// [`verify`](Self::verify) with the given backend.
+    pub fn verify_using(
+        &self,
+        verifier: &dyn SignatureVerifier,
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<(), CoseError> {
+        let alg = self.signature_algorithm()?;
+        verify::verify_signature(verifier, alg, self.verify_key(), message, signature)
+            .map_err(CoseError::from)
+    }
+
+    /// The signature algorithm the key's `alg` names, if it fits the key type.
+    pub fn signature_algorithm(&self) -> Result<SignatureAlgorithm, CoseError> {
+        let fits = match (self, SignatureAlgorithm::from_cose(self.alg())) {
+            (CoseKey::Ec2 { .. }, Some(a @ SignatureAlgorithm::Es256))
+            | (CoseKey::Okp { .. }, Some(a @ SignatureAlgorithm::EdDsa))
+            | (
+                CoseKey::Rsa { .. },
+                Some(a @ (SignatureAlgorithm::Rs256 | SignatureAlgorithm::Ps256)),
+            ) => Some(a),
+            _ => None,
+        };
+        fits.ok_or(CoseError::UnsupportedAlgorithm(self.alg()))
+    }
+
+    /// The key as a [`SignatureVerifier`] takes it.
+    pub fn verify_key(&self) -> PublicKeyRef<'_> {
         match self {
-            CoseKey::Ec2 { alg, x, y } => {
-                if *alg != ALG_ES256 {
-                    return Err(CoseError::UnsupportedAlgorithm(*alg));
-                }
-                verify_es256(x, y, message, signature)
-            }
-            CoseKey::Okp { alg, x } => {
-                if *alg != ALG_EDDSA {
-                    return Err(CoseError::UnsupportedAlgorithm(*alg));
-                }
-                verify_eddsa(x, message, signature)
-            }
-            CoseKey::Rsa { alg, n, e } => {
-                if *alg != ALG_RS256 {
-                    return Err(CoseError::UnsupportedAlgorithm(*alg));
-                }
-                verify_rs256(n, e, message, signature)
-            }
+            CoseKey::Ec2 { x, y, .. } => PublicKeyRef::P256 { x, y },
+            CoseKey::Okp { x, .. } => PublicKeyRef::Ed25519(x),
+            CoseKey::Rsa { n, e, .. } => PublicKeyRef::Rsa { n, e },
         }
     }
 
@@ -234,47 +256,16 @@ impl CoseKey {
     }
 }
 
-fn verify_es256(x: &[u8; 32], y: &[u8; 32], message: &[u8], sig: &[u8]) -> Result<(), CoseError> {
-    use p256::ecdsa::signature::Verifier;
-    let mut sec1 = [0u8; 65];
-    sec1[0] = 0x04;
-    sec1[1..33].copy_from_slice(x);
-    sec1[33..].copy_from_slice(y);
-    let key = p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1)
-        .map_err(|_| CoseError::InvalidKey("EC2 point is not on P-256".into()))?;
-    let sig = p256::ecdsa::Signature::from_der(sig)
-        .map_err(|_| CoseError::MalformedSignature("ES256 signature is not DER ECDSA".into()))?;
-    // Authenticators may produce high-S signatures; both forms are valid ECDSA.
-    let sig = sig.normalize_s().unwrap_or(sig);
-    key.verify(message, &sig)
-        .map_err(|_| CoseError::BadSignature)
-}
-
-fn verify_eddsa(x: &[u8; 32], message: &[u8], sig: &[u8]) -> Result<(), CoseError> {
-    let key = ed25519_dalek::VerifyingKey::from_bytes(x)
-        .map_err(|_| CoseError::InvalidKey("OKP x is not an Ed25519 point".into()))?;
-    let sig = ed25519_dalek::Signature::from_slice(sig).map_err(|_| {
-        CoseError::MalformedSignature(format!("Ed25519 signature of {} bytes", sig.len()))
-    })?;
-    key.verify_strict(message, &sig)
-        .map_err(|_| CoseError::BadSignature)
-}
-
-fn verify_rs256(n: &[u8], e: &[u8], message: &[u8], sig: &[u8]) -> Result<(), CoseError> {
-    use rsa::signature::Verifier;
-    let n = rsa::BigUint::from_bytes_be(n);
-    let bits = n.bits();
-    if bits < 2048 {
-        return Err(CoseError::RsaKeyTooShort { bits });
+impl From<VerifyError> for CoseError {
+    fn from(err: VerifyError) -> Self {
+        match err {
+            VerifyError::KeyMismatch { alg } => CoseError::UnsupportedAlgorithm(alg),
+            VerifyError::InvalidKey(why) => CoseError::InvalidKey(why.into()),
+            VerifyError::RsaKeyTooShort { bits } => CoseError::RsaKeyTooShort { bits },
+            VerifyError::MalformedSignature(why) => CoseError::MalformedSignature(why.into()),
+            VerifyError::BadSignature => CoseError::BadSignature,
+        }
     }
-    let e = rsa::BigUint::from_bytes_be(e);
-    let key = rsa::RsaPublicKey::new(n, e)
-        .map_err(|err| CoseError::InvalidKey(format!("RSA key: {err}")))?;
-    let key = rsa::pkcs1v15::VerifyingKey::<sha2::Sha256>::new(key);
-    let sig = rsa::pkcs1v15::Signature::try_from(sig)
-        .map_err(|_| CoseError::MalformedSignature("RS256 signature".into()))?;
-    key.verify(message, &sig)
-        .map_err(|_| CoseError::BadSignature)
 }
 
 #[cfg(test)]

@@ -17,6 +17,8 @@
 //!   and attestation verification.
 //! - [`ctaphid`]: CTAPHID framing as a state machine.
 //! - [`apdu`]: ISO 7816 / NFCCTAP APDU framing.
+//! - [`verify`]: the signature-verification trait and its backends (*ring*, feature
+//!   `verify-ring`; pure-Rust RustCrypto, feature `verify-rustcrypto`).
 //! - `trust` (feature `trust`): the attestation trust store, from a verified FIDO MDS3
 //!   BLOB and extra roots, with certificate path validation by OpenSSL.
 #![forbid(unsafe_code)]
@@ -35,6 +37,7 @@ pub mod pin;
 pub mod status;
 #[cfg(feature = "trust")]
 pub mod trust;
+pub mod verify;
 
 pub use error::Error;
 pub use status::CtapStatus;

@@ -11,4 +11,5 @@ mod api {
     pub mod support;
     #[cfg(feature = "trust")]
     pub mod trust;
+    pub mod verify;
 }

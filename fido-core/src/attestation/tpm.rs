@@ -10,7 +10,10 @@ use super::{
 };
 use crate::authdata::AttestedCredentialData;
 use crate::cbor::MapRef;
-use crate::cose::{CoseKey, ALG_ES256, ALG_RS256};
+use crate::cose::{CoseKey, ALG_ES256, ALG_PS256, ALG_RS256};
+use crate::verify::{
+    verify_signature, PublicKeyRef, SignatureAlgorithm, SignatureVerifier, VerifyError,
+};
 use der::asn1::{ObjectIdentifier, OctetString};
 use der::Decode;
 use sha2::{Digest, Sha256, Sha384, Sha512};
@@ -31,11 +34,6 @@ const TPM_ECC_NIST_P256: u16 = 0x0003;
 const OID_SUBJECT_ALT_NAME: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.17");
 const OID_EXT_KEY_USAGE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.37");
 const OID_TCG_KP_AIK_CERTIFICATE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.23.133.8.3");
-
-/// DigestInfo prefix for SHA-1 (RFC 8017 §9.2 note 1).
-const SHA1_DIGEST_INFO: [u8; 15] = [
-    0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04, 0x14,
-];
 
 /// Reads big-endian TPM structures, naming the field on truncation.
 struct Cursor<'a> {
@@ -215,6 +213,7 @@ pub(super) fn verify(
     client_data_hash: &[u8; 32],
     acd: &AttestedCredentialData,
     policy: CertificatePolicy,
+    verifier: &dyn SignatureVerifier,
 ) -> Result<AttestationType, AttestationError> {
     if stmt.get_text("ecdaaKeyId").is_some() {
         return Err(AttestationError::EcdaaNotSupported);
@@ -264,10 +263,10 @@ pub(super) fn verify(
         .ok_or(AttestationError::BadCertificateCount { count: 0 })?;
     let leaf = parse_cert(leaf_der, 0)?;
     if alg == ALG_RS1 {
-        verify_rs1(&leaf, cert_info_bytes, sig)?;
+        verify_rs1(verifier, &leaf, cert_info_bytes, sig)?;
     } else {
         let key = cert_key(&leaf, alg, 0)?;
-        key.verify(cert_info_bytes, sig)
+        key.verify_using(verifier, cert_info_bytes, sig)
             .map_err(AttestationError::Signature)?;
     }
     check_aik_leaf(&leaf, acd.aaguid(), policy)?;
@@ -275,7 +274,7 @@ pub(super) fn verify(
     let signed = super::signed_data(auth_data, client_data_hash);
     let expected_extra = match alg {
         ALG_RS1 => sha1(&signed).to_vec(),
-        ALG_ES256 | ALG_RS256 => Sha256::digest(&signed).to_vec(),
+        ALG_ES256 | ALG_RS256 | ALG_PS256 => Sha256::digest(&signed).to_vec(),
         other => {
             return Err(AttestationError::Signature(
                 crate::cose::CoseError::UnsupportedAlgorithm(other),
@@ -291,6 +290,7 @@ pub(super) fn verify(
 }
 
 fn verify_rs1(
+    verifier: &dyn SignatureVerifier,
     cert: &x509_cert::Certificate,
     message: &[u8],
     sig: &[u8],
@@ -302,24 +302,16 @@ fn verify_rs1(
             reason: "RS1 needs an RSA key".into(),
         });
     };
-    let n = rsa::BigUint::from_bytes_be(&n);
-    if n.bits() < 2048 {
-        return Err(AttestationError::Signature(
-            crate::cose::CoseError::RsaKeyTooShort { bits: n.bits() },
-        ));
-    }
-    let key = rsa::RsaPublicKey::new(n, rsa::BigUint::from_bytes_be(&e)).map_err(|err| {
-        AttestationError::Certificate {
-            index: 0,
-            reason: format!("RSA key: {err}"),
-        }
-    })?;
-    let scheme = rsa::Pkcs1v15Sign {
-        hash_len: Some(20),
-        prefix: SHA1_DIGEST_INFO.to_vec().into_boxed_slice(),
-    };
-    key.verify(scheme, &sha1(message), sig)
-        .map_err(|_| AttestationError::Signature(crate::cose::CoseError::BadSignature))
+    let key = PublicKeyRef::Rsa { n: &n, e: &e };
+    verify_signature(verifier, SignatureAlgorithm::Rs1, key, message, sig).map_err(
+        |err| match err {
+            VerifyError::InvalidKey(why) => AttestationError::Certificate {
+                index: 0,
+                reason: format!("RSA key: {why}"),
+            },
+            other => AttestationError::Signature(other.into()),
+        },
+    )
 }
 
 /// WebAuthn §8.3.1 AIK certificate requirements.

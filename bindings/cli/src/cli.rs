@@ -47,6 +47,9 @@ Exit codes:
 
 See docs/cli.md, docs/server.md and docs/agent.md.";
 
+/// The help heading of the options every command takes.
+const GLOBAL: &str = "Global options";
+
 /// keysmith: FIDO2 security keys and their passkeys, issued, activated, revoked and
 /// reconciled against the identity provider.
 #[derive(Debug, Parser)]
@@ -60,21 +63,21 @@ See docs/cli.md, docs/server.md and docs/agent.md.";
     after_long_help = AFTER_HELP
 )]
 pub struct Cli {
-    /// The session configuration (TOML or JSON) [default: $KEYSMITH_CONFIG, else
-    /// $XDG_CONFIG_HOME/keysmith/config.toml if it exists]
-    #[arg(long, global = true, value_name = "FILE")]
+    /// The session configuration, TOML or JSON (else $KEYSMITH_CONFIG, else
+    /// ~/.config/keysmith/config.toml)
+    #[arg(long, global = true, value_name = "FILE", help_heading = GLOBAL)]
     pub config: Option<PathBuf>,
     /// The security key: usb:PATH, nfc:READER or softkey:STATEFILE
-    #[arg(long, global = true, value_name = "SPEC")]
+    #[arg(long, global = true, value_name = "SPEC", help_heading = GLOBAL)]
     pub device: Option<String>,
     /// JSON on stdout: the result object, or one object per line then a summary
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = GLOBAL)]
     pub json: bool,
     /// Diagnostics level: off, error, warn, info, debug or trace
-    #[arg(long, global = true, value_name = "LEVEL")]
+    #[arg(long, global = true, value_name = "LEVEL", help_heading = GLOBAL)]
     pub log_level: Option<String>,
     /// Write diagnostics to FILE
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE", help_heading = GLOBAL)]
     pub log_file: Option<PathBuf>,
     /// The command.
     #[command(subcommand)]
@@ -124,7 +127,7 @@ pub enum Cmd {
     /// The HTTPS server of a split deployment (docs/server.md)
     #[command(subcommand)]
     Serve(ServeCmd),
-    /// The device half, as the keysmith-agent binary (docs/agent.md; `keysmith agent help`)
+    /// The device half, as the keysmith-agent binary (`keysmith agent help`)
     #[command(disable_help_flag = true)]
     Agent {
         /// The keysmith-agent command line
@@ -136,8 +139,10 @@ pub enum Cmd {
     Device(DeviceCmd),
     /// A key, its passkeys, pending registrations and audit log
     Show(KeyArg),
-    /// The key's audit log; `audit verify` checks the whole log's hash chain and MACs
-    /// (exit 5 naming the first record that fails)
+    /// The key's audit log, or `audit verify`: the whole log's chain and MACs
+    ///
+    /// `audit KEY` prints the key's audit records; `audit verify` checks the whole audit
+    /// log's hash chain and MACs and exits 5 naming the first record that fails.
     Audit {
         /// The key id, or `verify`
         #[arg(value_name = "KEY|verify")]
@@ -146,7 +151,7 @@ pub enum Cmd {
     /// Repository maintenance
     #[command(subcommand)]
     Store(StoreCmd),
-    /// Every key (paged), or the keys a filter selects, or pending registrations expiring soon
+    /// Keys (all, or those a filter selects), or pending registrations expiring soon
     List(ListArgs),
     /// The credential templates the config loads
     Templates,
@@ -677,14 +682,36 @@ fn report(e: &clap::Error, json: bool) -> u8 {
     if let Some(u) = &short.usage {
         let _ = writeln!(err, "usage: {u}");
     }
-    let _ = writeln!(err, "For more information, try '--help'.");
+    let _ = writeln!(
+        err,
+        "For more information, try '{} --help'.",
+        help_path(short.usage.as_deref())
+    );
     2
+}
+
+/// The command a usage line is for ("keysmith revoke" of "keysmith revoke --force <KEY>").
+fn help_path(usage: Option<&str>) -> String {
+    let words: Vec<&str> = usage
+        .unwrap_or("keysmith")
+        .split_whitespace()
+        .take_while(|w| !w.starts_with(['-', '<', '[']))
+        .collect();
+    if words.is_empty() {
+        "keysmith".to_owned()
+    } else {
+        words.join(" ")
+    }
 }
 
 /// `keysmith completions SHELL`: the completion script on stdout.
 pub fn completions(shell: clap_complete::Shell) {
     let mut cmd = Cli::command();
-    clap_complete::generate(shell, &mut cmd, "keysmith", &mut std::io::stdout());
+    // Into a buffer first: clap_complete panics on a write error (`| head` closing the
+    // pipe), and a closed stdout is no error worth reporting.
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "keysmith", &mut script);
+    let _ = std::io::stdout().write_all(&script);
 }
 
 /// `keysmith man [--dir DIR]`: the man page (roff) on stdout, or keysmith.1 and one
@@ -771,6 +798,8 @@ mod tests {
         let e = short_error(&parse_err("revoke K --forse"));
         assert!(e.tips.iter().any(|t| t.contains("--force")), "{e:?}");
         assert!(e.usage.as_deref().unwrap_or("").starts_with("keysmith revoke"));
+        assert_eq!(help_path(e.usage.as_deref()), "keysmith revoke");
+        assert_eq!(help_path(None), "keysmith");
         let e = short_error(&parse_err("list --user"));
         assert_eq!(e.message, "--user needs a value");
         let e = short_error(&parse_err("frobnicate"));

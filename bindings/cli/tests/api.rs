@@ -4,6 +4,8 @@ use std::process::Command;
 
 #[path = "api/cli.rs"]
 mod cli;
+#[path = "api/conventions.rs"]
+mod conventions;
 #[path = "api/config.rs"]
 mod config;
 #[path = "api/logging.rs"]

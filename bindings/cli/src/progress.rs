@@ -10,13 +10,14 @@ use keysmith_facade::BulkProgress;
 /// The bar being drawn, if any (the session's prompt callback prints through it).
 static ACTIVE: Mutex<Option<ProgressBar>> = Mutex::new(None);
 
-/// The bar's layout: rows finished of the total, rate, ETA and the latest row.
-pub const TEMPLATE: &str =
-    "[{bar:30}] {pos}/{len} rows  {per_sec}  ETA {eta}  {msg}";
+/// The bar's layout: rows finished of the total, rows per second, ETA, and the failed
+/// rows so far (cut to the terminal's width).
+pub const TEMPLATE: &str = "[{bar:24}] {pos}/{len} rows  {rate}  ETA {eta}  {wide_msg}";
 
 /// A bulk run's bar; hidden (and every call a no-op) when `tty` is false.
 pub struct Bar {
     bar: ProgressBar,
+    tty: bool,
 }
 
 impl Bar {
@@ -29,22 +30,26 @@ impl Bar {
         };
         let bar = ProgressBar::with_draw_target(Some(total), target);
         if let Ok(style) = ProgressStyle::with_template(TEMPLATE) {
-            bar.set_style(style.progress_chars("#>."));
+            bar.set_style(style.progress_chars("#>.").with_key(
+                "rate",
+                |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = write!(w, "{:.1}/s", s.per_sec());
+                },
+            ));
         }
         if tty {
             *lock() = Some(bar.clone());
         }
-        Self { bar }
+        Self { bar, tty }
     }
 
     /// Shows a row's progress.
     pub fn update(&self, p: &BulkProgress) {
         self.bar.set_length(p.total);
         self.bar.set_position(p.done + p.failed);
-        self.bar.set_message(format!(
-            "{} done, {} failed (line {})",
-            p.done, p.failed, p.line
-        ));
+        if p.failed > 0 {
+            self.bar.set_message(format!("{} failed", p.failed));
+        }
     }
 
     /// Runs `f` with the bar cleared (it is drawn again afterwards).
@@ -61,9 +66,13 @@ impl Bar {
 
 impl Drop for Bar {
     fn drop(&mut self) {
-        // Leaves the last frame on screen and stops routing stderr lines through it.
+        // Leaves the last frame on screen (the next line below it) and stops routing
+        // stderr lines through it.
         self.bar.abandon();
-        *lock() = None;
+        if self.tty {
+            *lock() = None;
+            eprintln!();
+        }
     }
 }
 

@@ -309,6 +309,20 @@ fn bulk_draws_a_progress_bar_on_a_terminal_only() {
     assert!(screen.contains("/s"), "{screen}");
     assert!(screen.contains("line 2: done"), "{screen}");
     assert!(screen.contains("line 3: done"), "{screen}");
+    // The bar's frames never share a line with the rows or the summary: each starts a
+    // line, or a line the bar cleared first (CR, erase line).
+    let starts: Vec<&str> = screen
+        .split(['\r', '\n'])
+        .map(|l| l.trim_start_matches("\x1b[2K"))
+        .collect();
+    assert!(
+        starts
+            .iter()
+            .any(|l| l.starts_with("bulk issue job ") && l.contains(": 2 done")),
+        "{screen}"
+    );
+    assert!(starts.iter().any(|l| l.starts_with("line 2: done")), "{screen}");
+    assert!(starts.iter().any(|l| l.starts_with("line 3: done")), "{screen}");
 
     // Not a terminal: the row lines only, no bar.
     let csv = e.dir.join("plain.csv");

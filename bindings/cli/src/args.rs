@@ -197,9 +197,15 @@ mod tests {
         // other than Z/+00:00 must not be dropped or refused).
         assert_eq!(parse_time("2026-12-07T10:30:00+01:00", 0).unwrap(), utc);
         assert_eq!(parse_time("2026-12-07T04:00:00-05:30", 0).unwrap(), utc);
-        assert_eq!(parse_time("2026-12-07T09:30:00.250Z", 0).unwrap(), utc + 250);
+        assert_eq!(
+            parse_time("2026-12-07T09:30:00.250Z", 0).unwrap(),
+            utc + 250
+        );
         assert!(parse_time("2026-12-07T09:30:00", 0).is_err(), "no offset");
-        assert!(parse_time("1969-12-31T23:59:59Z", 0).is_err(), "before 1970");
+        assert!(
+            parse_time("1969-12-31T23:59:59Z", 0).is_err(),
+            "before 1970"
+        );
         assert!(parse_time("2026-13-07T09:30:00Z", 0).is_err());
     }
 

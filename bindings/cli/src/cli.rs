@@ -775,7 +775,11 @@ mod tests {
         let a = operator_args(&cli, None);
         assert_eq!(a.words, ["issue"]);
         assert_eq!(
-            (a.template.as_deref(), a.user.as_deref(), a.serial.as_deref()),
+            (
+                a.template.as_deref(),
+                a.user.as_deref(),
+                a.serial.as_deref()
+            ),
             (Some("t"), Some("u"), Some("S1"))
         );
         assert!(a.activate && a.pin_stdin);
@@ -797,7 +801,11 @@ mod tests {
         assert_eq!(e.message, "unknown flag --forse");
         let e = short_error(&parse_err("revoke K --forse"));
         assert!(e.tips.iter().any(|t| t.contains("--force")), "{e:?}");
-        assert!(e.usage.as_deref().unwrap_or("").starts_with("keysmith revoke"));
+        assert!(e
+            .usage
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("keysmith revoke"));
         assert_eq!(help_path(e.usage.as_deref()), "keysmith revoke");
         assert_eq!(help_path(None), "keysmith");
         let e = short_error(&parse_err("list --user"));

@@ -6,8 +6,8 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 
 use keysmith_facade::{
-    BulkRow, BulkRunOptions, DriftFinding, ErrorKind, ExpiringCursor, FacadeError,
-    Key, MAX_BULK_CSV_BYTES, MAX_PAGE,
+    BulkRow, BulkRunOptions, DriftFinding, ErrorKind, ExpiringCursor, FacadeError, Key,
+    MAX_BULK_CSV_BYTES, MAX_PAGE,
 };
 use serde_json::{json, Value};
 

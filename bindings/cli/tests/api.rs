@@ -4,10 +4,10 @@ use std::process::Command;
 
 #[path = "api/cli.rs"]
 mod cli;
-#[path = "api/conventions.rs"]
-mod conventions;
 #[path = "api/config.rs"]
 mod config;
+#[path = "api/conventions.rs"]
+mod conventions;
 #[path = "api/logging.rs"]
 mod logging;
 #[path = "api/operations.rs"]

@@ -35,7 +35,12 @@ fn version_and_per_command_help() {
         help.contains("Usage: keysmith issue [OPTIONS] --template <T> --user <U>"),
         "{help}"
     );
-    for option in ["--serial <S>", "--activate", "--pin-stdin", "--config <FILE>"] {
+    for option in [
+        "--serial <S>",
+        "--activate",
+        "--pin-stdin",
+        "--config <FILE>",
+    ] {
         assert!(help.contains(option), "{option} missing from:\n{help}");
     }
     // Every command has its own help, also as `help COMMAND` and one level down.
@@ -52,14 +57,22 @@ fn version_and_per_command_help() {
     }
     // The long help keeps the reference the old usage text had.
     let out = keysmith().arg("--help").output().unwrap();
-    for part in ["Exit codes:", "KEYSMITH_CONFIG", "RFC 3339", "softkey:STATEFILE"] {
+    for part in [
+        "Exit codes:",
+        "KEYSMITH_CONFIG",
+        "RFC 3339",
+        "softkey:STATEFILE",
+    ] {
         assert!(stdout(&out).contains(part), "{part}");
     }
 }
 
 #[test]
 fn a_bad_option_is_a_short_error_with_a_hint() {
-    let out = keysmith().args(["revoke", "K1", "--forse"]).output().unwrap();
+    let out = keysmith()
+        .args(["revoke", "K1", "--forse"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let err = stderr(&out);
     assert!(err.starts_with("keysmith: unknown flag --forse\n"), "{err}");
@@ -72,7 +85,10 @@ fn a_bad_option_is_a_short_error_with_a_hint() {
         err.contains("For more information, try 'keysmith revoke --help'."),
         "{err}"
     );
-    assert!(err.lines().count() <= 5, "short, not the whole usage:\n{err}");
+    assert!(
+        err.lines().count() <= 5,
+        "short, not the whole usage:\n{err}"
+    );
     assert!(stdout(&out).is_empty());
 
     // A misspelt command: the hint names the right one.
@@ -141,7 +157,14 @@ fn the_man_page_has_every_command() {
         assert!(page.contains(section), "{section}");
     }
     for command in [
-        "issue", "activate", "revoke", "reissue", "bulk", "reconcile", "serve", "agent",
+        "issue",
+        "activate",
+        "revoke",
+        "reissue",
+        "bulk",
+        "reconcile",
+        "serve",
+        "agent",
     ] {
         assert!(
             page.contains(&format!("keysmith\\-{command}(1)")),
@@ -156,7 +179,12 @@ fn the_man_page_has_every_command() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0), "{out:?}");
-    for page in ["keysmith.1", "keysmith-issue.1", "keysmith-bulk.1", "keysmith-self-issue.1"] {
+    for page in [
+        "keysmith.1",
+        "keysmith-issue.1",
+        "keysmith-bulk.1",
+        "keysmith-self-issue.1",
+    ] {
         let text = std::fs::read_to_string(dir.join(page)).unwrap();
         assert!(text.contains(".TH "), "{page}");
     }
@@ -236,7 +264,14 @@ fn double_dash_and_rfc3339_times() {
     // A pending registration's challenge (expires in one hour: the test template)
     // against RFC 3339 instants with offsets.
     let issued = e.json(
-        &["--json", "issue", "--template", "cli-standard", "--user", USER],
+        &[
+            "--json",
+            "issue",
+            "--template",
+            "cli-standard",
+            "--user",
+            USER,
+        ],
         None,
     );
     assert_eq!(issued["state"], "issued");
@@ -321,8 +356,14 @@ fn bulk_draws_a_progress_bar_on_a_terminal_only() {
             .any(|l| l.starts_with("bulk issue job ") && l.contains(": 2 done")),
         "{screen}"
     );
-    assert!(starts.iter().any(|l| l.starts_with("line 2: done")), "{screen}");
-    assert!(starts.iter().any(|l| l.starts_with("line 3: done")), "{screen}");
+    assert!(
+        starts.iter().any(|l| l.starts_with("line 2: done")),
+        "{screen}"
+    );
+    assert!(
+        starts.iter().any(|l| l.starts_with("line 3: done")),
+        "{screen}"
+    );
 
     // Not a terminal: the row lines only, no bar.
     let csv = e.dir.join("plain.csv");

@@ -290,8 +290,8 @@ pub struct ListArgs {
     #[arg(long, value_name = "S")]
     pub serial: Option<String>,
     /// Only keys with a pending challenge expiring before T (RFC 3339, unix seconds,
-    /// +<N>h or +<N>d)
-    #[arg(long, value_name = "T", allow_hyphen_values = true)]
+    /// +Nh or +Nd from now)
+    #[arg(long, value_name = "T")]
     pub expiring_before: Option<String>,
     /// Pending registrations expiring within DURATION (90m, 2h, 7d)
     #[arg(long, value_name = "DURATION")]
@@ -690,7 +690,7 @@ fn report(e: &clap::Error, json: bool) -> u8 {
     2
 }
 
-/// The command a usage line is for ("keysmith revoke" of "keysmith revoke --force <KEY>").
+/// The command a usage line is for (`keysmith revoke` of `keysmith revoke --force <KEY>`).
 fn help_path(usage: Option<&str>) -> String {
     let words: Vec<&str> = usage
         .unwrap_or("keysmith")

@@ -1,6 +1,6 @@
 //! The keysmith command-line tool, a binding of `keysmith-facade` like the C ABI and the
 //! Python module: the same configuration (JSON or TOML), device specs, error kinds (the
-//! exit code is [`ErrorKind::cli_exit_code`]) and JSON result objects.
+//! exit code is [`keysmith_facade::ErrorKind::cli_exit_code`]) and JSON result objects.
 //!
 //! The command line is defined in [`cli`] (clap): `keysmith --help`, `keysmith COMMAND
 //! --help`, `keysmith completions SHELL`, `keysmith man`. `keysmith demo` (cargo feature
@@ -42,6 +42,9 @@ fn main() -> ExitCode {
     let json = cli.json;
     match &cli.command {
         Cmd::Serve(s) => return serve(s),
+        // Reached only after global options (`keysmith --json agent ...`); the agent's
+        // own parser takes the rest.
+        Cmd::Agent { args } => return keysmith_agent::cli::main_with(args.clone()),
         Cmd::Completions { shell } => {
             cli::completions(*shell);
             return ExitCode::SUCCESS;

@@ -50,8 +50,8 @@ See docs/cli.md, docs/server.md and docs/agent.md.";
 /// The help heading of the options every command takes.
 const GLOBAL: &str = "Global options";
 
-/// keysmith: FIDO2 security keys and their passkeys, issued, activated, revoked and
-/// reconciled against the identity provider.
+/// Manage FIDO2 security keys and their passkeys: issue, activate, revoke and reconcile
+/// them with the identity provider.
 #[derive(Debug, Parser)]
 #[command(
     name = "keysmith",

@@ -253,6 +253,8 @@ pub enum ServeCmd {
     },
     /// Any other serve command, passed on as it is
     #[command(external_subcommand)]
+    // Read by `keysmith serve` only in a build with the server (feature `serve`).
+    #[cfg_attr(not(feature = "serve"), allow(dead_code))]
     Other(Vec<String>),
 }
 

@@ -176,13 +176,16 @@ pub fn run(
     let now = || u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let holder = !matches!(mode, Mode::Station { .. });
     let host = crate::enroll::HostInfo::current();
+    // What this process can reach: raw CTAP, or (an unelevated Windows process) only the
+    // platform WebAuthn API; the server refuses plans it cannot carry out up front.
+    let detected = fido_transport::platform::Capabilities::detect();
     let (mut session, hello) = DeviceSession::new(
         DeviceConfig {
             agent_key,
             server_keys: vec![server_key],
             caps: Capabilities {
-                ctap_raw: true,
-                webauthn_platform: false,
+                ctap_raw: detected.ctap_raw,
+                webauthn_platform: detected.webauthn_platform(),
                 can_reset_in_place: device.can_reset_in_place,
                 interactive_holder_ui: holder,
                 bio_ui: false,
@@ -191,7 +194,7 @@ pub fn run(
             host: HostClaim {
                 name: host.name,
                 os: host.os,
-                elevated: false,
+                elevated: detected.ctap_raw && cfg!(windows),
                 remote_session: false,
             },
             agent_version: env!("CARGO_PKG_VERSION").into(),

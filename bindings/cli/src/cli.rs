@@ -107,6 +107,10 @@ pub enum Cmd {
         /// The SQLite repository file (default: a temporary one)
         #[arg(long, value_name = "FILE")]
         db: Option<PathBuf>,
+        /// The same flows through `keysmith serve` and two `keysmith agent` processes
+        /// (the split deployment)
+        #[arg(long, conflicts_with = "db")]
+        split: bool,
     },
     /// Credential templates
     #[command(subcommand)]

@@ -15,6 +15,8 @@ mod config;
 mod demo;
 #[cfg(feature = "demo")]
 mod demo_self;
+#[cfg(feature = "demo")]
+mod demo_split;
 mod jobs;
 mod logging;
 mod ops;
@@ -72,7 +74,8 @@ fn main() -> ExitCode {
         return fail(json, &e);
     }
     match &cli.command {
-        Cmd::Demo { db } => demo(db.clone()),
+        Cmd::Demo { split: true, .. } => demo_split(),
+        Cmd::Demo { db, .. } => demo(db.clone()),
         Cmd::Template(TemplateCmd::Check { file }) => template_check(file, json),
         _ => operator(&cli::operator_args(&cli, config), json),
     }
@@ -101,6 +104,16 @@ fn serve(_cmd: &cli::ServeCmd) -> ExitCode {
 #[cfg(feature = "demo")]
 fn demo(db: Option<PathBuf>) -> ExitCode {
     demo::demo(db)
+}
+
+#[cfg(feature = "demo")]
+fn demo_split() -> ExitCode {
+    demo_split::demo_split()
+}
+
+#[cfg(not(feature = "demo"))]
+fn demo_split() -> ExitCode {
+    demo(None)
 }
 
 #[cfg(not(feature = "demo"))]

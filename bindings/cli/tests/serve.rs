@@ -5,6 +5,7 @@
 #![cfg(feature = "serve")]
 
 mod serve {
+    mod crash;
     pub mod harness;
     mod split;
 }
@@ -524,4 +525,29 @@ fn two_nodes_share_agents_through_postgres() {
     let r = b.call("GET", "/v1/audit/verify", Some(&emu.token(AUDITOR)), None);
     assert_eq!(r.status, 200, "{}", r.json);
     assert_eq!(r.json["ok"], true, "{}", r.json);
+}
+
+/// `keysmith demo --split`: the demo's flows through `keysmith serve` and two agent
+/// processes, exit 0, each step reported.
+#[cfg(feature = "demo")]
+#[test]
+fn demo_split_runs_the_flows_through_server_and_agent_processes() {
+    let out = keysmith().args(["demo", "--split"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for line in [
+        "station desk-1 enrolled with a one-time code and approved",
+        "issued (reset, PIN policy, credential; nothing at Entra yet)",
+        "active, 1 passkey registered at Entra",
+        "the assertion verified against the attested credential",
+        "revoked; its passkey deleted at Entra",
+        "the holder's PIN is nowhere in the server's repository",
+        "split demo finished",
+    ] {
+        assert!(stdout.contains(line), "missing {line:?} in:\n{stdout}");
+    }
 }

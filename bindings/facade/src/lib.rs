@@ -13,6 +13,8 @@
 mod config;
 mod device;
 mod error;
+#[cfg(feature = "fault-injection")]
+mod fault;
 mod session;
 pub mod split;
 mod types;

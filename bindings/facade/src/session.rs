@@ -160,6 +160,8 @@ impl Session {
             connections.push(lifecycle::idp::Idp::name(&idp).to_owned());
             engine = engine.idp(Arc::new(idp));
         }
+        #[cfg(feature = "fault-injection")]
+        let engine = crate::fault::arm(engine)?;
         let engine = engine
             .trust_store(cfg.trust_store(now_ms() / 1000)?)
             .build()?;

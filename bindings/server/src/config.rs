@@ -61,6 +61,13 @@ pub struct ServerConfig {
     /// Abuse limits.
     #[serde(default)]
     pub limits: Limits,
+    /// Seconds between journal replays (default 60; 0: only at start). A replay finishes
+    /// the IdP side effects a crashed node left journalled: the registration whose job
+    /// result arrived before the crash is made (or found at the IdP) exactly once. Every
+    /// node replays; a dead node's entries are taken over when their lease ends (15
+    /// minutes), or at once by a node restarted with the same `station`.
+    #[serde(default = "default_replay_interval")]
+    pub journal_replay_interval_s: u64,
 }
 
 /// TLS files.
@@ -131,6 +138,9 @@ impl Default for Limits {
     }
 }
 
+fn default_replay_interval() -> u64 {
+    60
+}
 fn default_roles_claim() -> String {
     "roles".into()
 }

@@ -233,8 +233,42 @@ impl Server {
             None => None,
         };
         let listener = tokio::net::TcpListener::bind(self.config.listen).await?;
+        let replays = tokio::spawn(replay_journal(
+            self.state.clone(),
+            self.config.journal_replay_interval_s,
+        ));
         on_bound(listener.local_addr()?);
-        tls::serve(listener, acceptor, app, timeout, shutdown).await
+        let served = tls::serve(listener, acceptor, app, timeout, shutdown).await;
+        replays.abort();
+        served
+    }
+}
+
+/// Replays the journal now and then every `every_s` seconds (0: once): what a crashed
+/// node journalled but did not finish (a registration after its job result arrived, a
+/// deletion, a state change) is finished here, exactly once.
+async fn replay_journal(state: Arc<AppState>, every_s: u64) {
+    loop {
+        let s = state.clone();
+        match off_runtime(move || s.session.replay_journal()).await {
+            Ok(Ok(done)) => {
+                for e in done {
+                    tracing::info!(
+                        journal_id = e.id,
+                        key_id = %e.key_id,
+                        operation = %e.operation,
+                        outcome = %e.outcome,
+                        "journal entry replayed"
+                    );
+                }
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e.message, "journal replay failed"),
+            Err(e) => tracing::warn!(error = ?e, "journal replay not run"),
+        }
+        if every_s == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_secs(every_s)).await;
     }
 }
 

@@ -358,6 +358,7 @@ impl FlowEnv {
                 agent,
                 info,
                 holder_ui: ctx.caps.interactive_holder_ui,
+                raw_ctap: ctx.caps.ctap_raw,
                 current_known: false,
                 config: self.config.clone(),
                 started: (now, Instant::now()),
@@ -383,7 +384,11 @@ impl FlowEnv {
             _ => None,
         };
         let serial = report.serial_claim.clone().unwrap_or_default();
-        let mut work_id = None;
+        // Queued work ends done or failed, whatever ends the flow (a refused transport too).
+        let work_id = match &start {
+            FlowStart::Station(work, _) => Some(work.work_id.clone()),
+            FlowStart::Holder { .. } => None,
+        };
         let result: Result<KeyRecord, Error> = match (start, transport) {
             (_, None) => Err(crate::engine::PlanError::Unsupported {
                 step: "device",
@@ -394,7 +399,6 @@ impl FlowEnv {
             }
             .into()),
             (FlowStart::Station(work, StationRequest::Issue { user, template }), Some(t)) => {
-                work_id = Some(work.work_id.clone());
                 let request = IssueRequest {
                     actor: work.actor.clone(),
                     user,

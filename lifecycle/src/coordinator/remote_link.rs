@@ -30,6 +30,8 @@ pub(super) struct RemoteLink {
     pub(super) agent: PublicKey,
     pub(super) info: AuthenticatorInfo,
     pub(super) holder_ui: bool,
+    /// The device half reported raw CTAP access.
+    pub(super) raw_ctap: bool,
     pub(super) current_known: bool,
     pub(super) config: CoordinatorConfig,
     /// The caller's time when the flow started, and the instant it was read: the flow's
@@ -141,6 +143,9 @@ impl DeviceLink for RemoteLink {
     }
     fn has_holder_pin(&self) -> bool {
         self.holder_ui
+    }
+    fn raw_ctap(&self) -> bool {
+        self.raw_ctap
     }
     fn current_known(&self) -> bool {
         self.current_known

@@ -32,6 +32,7 @@ impl Engine {
         now: UnixMillis,
     ) -> Result<(), Error> {
         let key_id = flow.key.key_id.clone();
+        let _live = self.live.hold(&key_id);
         let pending = self
             .store
             .pending_for_key(&key_id)?
@@ -204,6 +205,7 @@ impl Engine {
         now: UnixMillis,
     ) -> Result<(), Error> {
         let key_id = flow.key.key_id.clone();
+        let _live = self.live.hold(&key_id);
         let idp = self.idp(idp_connection)?.clone();
         let user = flow.key.user_id.clone().ok_or(LookupError::NotIssued {
             key_id: key_id.clone(),

@@ -117,6 +117,11 @@ impl Engine {
             step,
             reason: "the flow has no key attached".into(),
         };
+        // A device half with platform WebAuthn only cannot run PIN, policy, reset or
+        // fingerprint steps: refused before anything is done.
+        if link.as_deref().is_some_and(|l| !l.raw_ctap()) {
+            crate::state::Plan::check_steps_platform_only(steps)?;
+        }
         // Registrations left in doubt are settled before the key leaves its state.
         self.settle_in_doubt(flow, steps, now)?;
         let mut index = 0;
@@ -300,6 +305,8 @@ impl Engine {
                     .force_idp_deletion_on_revoke,
             ),
         };
+        // Held until the flow ends: a replay in this process leaves the intent alone.
+        flow.live = Some(self.live.hold(&flow.key.key_id));
         let entry = self.store.journal_append(
             &NewJournalEntry {
                 key_id: flow.key.key_id.clone(),

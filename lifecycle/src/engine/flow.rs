@@ -52,6 +52,8 @@ pub(super) struct FlowContext<'a> {
     /// The span the flow's events are recorded in: action, key id and serial, user,
     /// template. Never a PIN or token.
     pub(super) span: tracing::Span,
+    /// Holds the key live while the flow's state intent is open (see `live.rs`).
+    pub(super) live: Option<super::live::LiveGuard>,
 }
 
 impl<'a> FlowContext<'a> {
@@ -86,6 +88,7 @@ impl<'a> FlowContext<'a> {
             intent: None,
             intent_fence: None,
             span,
+            live: None,
         }
     }
 

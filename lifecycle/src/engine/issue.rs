@@ -130,6 +130,18 @@ impl Engine {
         // The user comes from the request, not from the key's record.
         flow.user = None;
         self.run_flow(flow, now, |flow| {
+            // Planned first: what the device half cannot carry out is refused before
+            // any IdP call.
+            let info = link.info().clone();
+            let facts = device::facts(&info, request.transport, request.can_reset_in_place);
+            let key_facts = self.facts(&flow.key, &flow.templates)?;
+            let p = plan(operation, &flow.templates, &key_facts, Some(&facts), now)?;
+            if !link.has_holder_pin() && p.steps.contains(&Step::ChangePin) {
+                return Err(SelfServiceError::HolderPinRequired.into());
+            }
+            if !link.raw_ctap() {
+                crate::state::Plan::check_steps_platform_only(&p.steps)?;
+            }
             let first = flow
                 .templates
                 .passkey_templates()
@@ -153,13 +165,6 @@ impl Engine {
                 now,
             );
             flow.work.audit.push(rec);
-            let info = link.info().clone();
-            let facts = device::facts(&info, request.transport, request.can_reset_in_place);
-            let key_facts = self.facts(&flow.key, &flow.templates)?;
-            let p = plan(operation, &flow.templates, &key_facts, Some(&facts), now)?;
-            if !link.has_holder_pin() && p.steps.contains(&Step::ChangePin) {
-                return Err(SelfServiceError::HolderPinRequired.into());
-            }
             self.execute(flow, &p.steps, Some(link), now)
         })
     }

@@ -32,6 +32,7 @@ mod flow;
 mod issue;
 mod jobs;
 mod leavers;
+mod live;
 pub use leavers::{LeaversRound, REPLACEMENT_PASS_MINUTES};
 mod payload;
 mod probe;
@@ -132,6 +133,8 @@ pub struct Engine {
     verifiers: Mutex<BTreeMap<selfservice::VerifierKey, Arc<entra_graph::oidc::OidcVerifier>>>,
     /// Roots for checking new credentials' attestation (FIDO MDS BLOB, extra roots).
     trust: Arc<TrustStore>,
+    /// Keys whose IdP side effects a flow is making now (shared with views).
+    live: live::LiveKeys,
 }
 
 impl std::fmt::Debug for Engine {
@@ -237,6 +240,7 @@ impl EngineBuilder {
             prompt: self.prompt,
             verifiers: Mutex::new(BTreeMap::new()),
             trust: Arc::new(self.trust),
+            live: live::LiveKeys::default(),
         };
         for t in self.templates {
             engine.add_template(t)?;

@@ -489,6 +489,7 @@ impl Engine {
         now: UnixMillis,
     ) -> Result<(), Error> {
         let idp: &dyn Idp = self.idp(&h.connection)?.as_ref();
+        let _live = self.live.hold(&key.key_id);
         let mut existing = None;
         for e in self.store.journal_unfinished()? {
             if e.operation != JournalOp::Delete || e.idp != h.connection {

@@ -89,6 +89,12 @@ impl Engine {
                 operation: entry.operation,
                 outcome: ReplayOutcome::Busy,
             };
+            if self.live.holds(&entry.key_id) {
+                // A flow of this engine is working on the key: its entry is not ours to
+                // take over (the station's claim would let us, see `live.rs`).
+                out.push(report);
+                continue;
+            }
             if entry.operation == JournalOp::Delete {
                 // A deletion by credential waits for the registration it undoes.
                 let by_credential = DeletePayload::from_bytes(entry.id, &entry.payload)

@@ -218,6 +218,9 @@ impl super::DeviceLink for LocalLink<'_> {
     fn has_holder_pin(&self) -> bool {
         self.ui.holder_pin.is_some()
     }
+    fn raw_ctap(&self) -> bool {
+        true
+    }
     fn current_known(&self) -> bool {
         self.current_known
     }

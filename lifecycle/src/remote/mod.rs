@@ -38,6 +38,9 @@ pub(crate) trait DeviceLink {
     fn info(&self) -> &AuthenticatorInfo;
     /// The device half's UI can answer "the holder's (new) PIN".
     fn has_holder_pin(&self) -> bool;
+    /// The device half reported raw CTAP access (not only a platform WebAuthn API): PIN,
+    /// policy, reset and fingerprint steps can run there.
+    fn raw_ctap(&self) -> bool;
     /// The device session holds the key's current PIN (`PinSource::Current` works).
     fn current_known(&self) -> bool;
     /// Records whether the device session holds the key's current PIN.

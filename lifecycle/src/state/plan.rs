@@ -179,8 +179,12 @@ impl Plan {
     /// Refuses, before any step runs, a plan a platform-only station cannot carry out
     /// (see [`Step::needs_raw_ctap`]), naming every such step and what to do.
     pub fn check_platform_only(&self) -> Result<(), Error> {
-        let problems: Vec<crate::template::Problem> = self
-            .steps
+        Plan::check_steps_platform_only(&self.steps)
+    }
+
+    /// [`Plan::check_platform_only`] for the steps of a plan.
+    pub fn check_steps_platform_only(steps: &[Step]) -> Result<(), Error> {
+        let problems: Vec<crate::template::Problem> = steps
             .iter()
             .filter(|s| s.needs_raw_ctap())
             .map(|s| {

@@ -513,3 +513,61 @@ mod issuance_and_races;
 mod long_exclude;
 #[path = "engine/revoke_cms.rs"]
 mod revoke_cms;
+
+/// A journal replay in the same process (a server's periodic replay, a bulk run's
+/// start) while a flow sits between its registration's journal entry and its IdP call:
+/// the station's own claim would let the replay take the entry over, and both would
+/// register. The replay leaves the live flow's entries alone.
+#[test]
+fn a_replay_beside_a_running_flow_leaves_its_entries_alone() {
+    use lifecycle::engine::ReplayOutcome;
+    use std::sync::{Mutex, OnceLock};
+
+    let mut w = world("replay-beside-flow");
+    let engine_cell: Arc<OnceLock<Arc<Engine>>> = Arc::new(OnceLock::new());
+    let seen: Arc<Mutex<Vec<(JournalOp, ReplayOutcome)>>> = Arc::default();
+    let (cell, out) = (engine_cell.clone(), seen.clone());
+    let engine = Arc::new(
+        sqlite_engine_builder(&w.emulator, &w.db, "station-a", 7)
+            .probe(Arc::new(move |here| {
+                if here != CrashPoint::AfterJournal || !out.lock().unwrap().is_empty() {
+                    return;
+                }
+                let Some(e) = cell.get().cloned() else { return };
+                let replayed = std::thread::spawn(move || e.replay_journal(now_ms()))
+                    .join()
+                    .unwrap()
+                    .expect("replay");
+                let mut out = out.lock().unwrap();
+                out.extend(replayed.into_iter().map(|r| (r.operation, r.outcome)));
+                if out.is_empty() {
+                    out.push((JournalOp::State, ReplayOutcome::Busy));
+                }
+            }))
+            .build()
+            .expect("engine"),
+    );
+    engine_cell.set(engine.clone()).ok().unwrap();
+    let t = template(60, true);
+    engine.add_template(t.clone()).unwrap();
+    let now = now_ms();
+    let key = engine
+        .issue(&request(true), &t.credential.name, &mut w.key, now)
+        .expect("issue");
+    let key = engine
+        .activate("self:kim", &key.key_id, HOLDER_PIN, &mut w.key, now + 1)
+        .expect("the flow finishes its own registration");
+    assert_eq!(key.state, CredentialState::Active);
+    let seen = seen.lock().unwrap().clone();
+    assert!(
+        seen.iter()
+            .all(|(_, outcome)| *outcome == ReplayOutcome::Busy),
+        "the replay took over a live flow's entry: {seen:?}"
+    );
+    assert!(
+        seen.iter().any(|(op, _)| *op == JournalOp::Register),
+        "the replay saw the registration's entry: {seen:?}"
+    );
+    assert_eq!(w.emulator.methods(&w.kim_id).len(), 1, "one passkey");
+    assert!(engine.store().journal_unfinished().unwrap().is_empty());
+}

@@ -103,6 +103,24 @@ impl Agent {
         class: AgentClass,
         holder_ui: bool,
     ) -> Agent {
+        let caps = Capabilities {
+            ctap_raw: true,
+            can_reset_in_place: false,
+            interactive_holder_ui: holder_ui,
+            max_job_steps: 64,
+            ..Default::default()
+        };
+        Agent::open_with(c, agents, server, class, caps)
+    }
+
+    /// [`Agent::open`] with the capabilities it reports.
+    fn open_with(
+        c: &Coordinator,
+        agents: &Agents,
+        server: &SigningKey,
+        class: AgentClass,
+        caps: Capabilities,
+    ) -> Agent {
         let key = SigningKey::generate();
         agents.0.lock().unwrap().push(AgentEntry {
             agent_id: hex(&key.key_id().0),
@@ -115,13 +133,7 @@ impl Agent {
             DeviceConfig {
                 agent_key: key,
                 server_keys: vec![server.public_key()],
-                caps: Capabilities {
-                    ctap_raw: true,
-                    can_reset_in_place: false,
-                    interactive_holder_ui: holder_ui,
-                    max_job_steps: 64,
-                    ..Default::default()
-                },
+                caps,
                 host: HostClaim {
                     name: "test".into(),
                     os: "linux".into(),
@@ -407,7 +419,24 @@ fn issue_at_station(
     engine: &Engine,
     key: &mut Authenticator<SoftTransport>,
 ) -> (Agent, String) {
-    let mut station = Agent::open(c, agents, server_key, AgentClass::Station, false);
+    let station = Agent::open(c, agents, server_key, AgentClass::Station, false);
+    let (station, ended) = station_runs_work(station, c, agents, engine, key);
+    let Event::JobAck(ack) = ended else {
+        panic!("the station's issuance did not finish with a JobAck: {ended:?}")
+    };
+    assert_eq!(ack.state, "issued");
+    (station, ack.key_id)
+}
+
+/// The operator queues an issuance to Adele for `station` (the last agent enrolled): it
+/// reports the key, polls and runs the jobs; returns how its session ended.
+fn station_runs_work(
+    mut station: Agent,
+    c: &Coordinator,
+    agents: &Agents,
+    engine: &Engine,
+    key: &mut Authenticator<SoftTransport>,
+) -> (Agent, Event) {
     let station_id = agents.0.lock().unwrap().last().unwrap().agent_id.clone();
     let work_id = if agents.0.lock().unwrap().len() == 1 {
         "w-1".to_owned()
@@ -446,10 +475,12 @@ fn issue_at_station(
         Event::Wait { .. }
     ));
     let ready = station.session.ready().unwrap();
-    let Event::JobAck(ack) = station.exchange(c, ready, key, &mut no_ui) else {
-        panic!("the station's issuance did not finish with a JobAck")
+    let ended = station.exchange(c, ready, key, &mut no_ui);
+    let expected = if matches!(ended, Event::JobAck(_)) {
+        StationWorkState::Done
+    } else {
+        StationWorkState::Failed
     };
-    assert_eq!(ack.state, "issued");
     assert_eq!(
         engine
             .store()
@@ -457,9 +488,61 @@ fn issue_at_station(
             .unwrap()
             .unwrap()
             .state,
-        StationWorkState::Done
+        expected,
+        "{ended:?}"
     );
-    (station, ack.key_id)
+    (station, ended)
+}
+
+/// A station that reaches keys through the platform WebAuthn API only (an unelevated
+/// Windows process) reports so; an issuance whose plan sets a PIN is refused before any
+/// IdP call and any job, with what to do, and the key is left untouched.
+#[test]
+fn a_platform_only_station_is_refused_up_front() {
+    let w = world("split-platform-only");
+    let engine = w.engine.clone();
+    let (c, agents, server_key, mut key) = setup(
+        &engine,
+        CoordinatorConfig {
+            allow_software_keys: true,
+            ..CoordinatorConfig::default()
+        },
+    );
+    let station = Agent::open_with(
+        &c,
+        &agents,
+        &server_key,
+        AgentClass::Station,
+        Capabilities {
+            ctap_raw: false,
+            webauthn_platform: true,
+            max_job_steps: 64,
+            ..Default::default()
+        },
+    );
+    let (_station, ended) = station_runs_work(station, &c, &agents, &engine, &mut key);
+    let Event::Refused(r) = ended else {
+        panic!("not refused up front: {ended:?}")
+    };
+    assert!(r.reason.contains("webauthn.dll"), "{r:?}");
+    assert!(r.reason.contains("agent service"), "{r:?}");
+    let info = key.refresh_info().unwrap().clone();
+    assert_ne!(
+        info.supports_option("clientPin"),
+        Some(true),
+        "no PIN was set on the key"
+    );
+    assert_eq!(w.emulator.method_count(), 0, "nothing registered");
+    let graph: Vec<_> = w
+        .emulator
+        .request_log()
+        .into_iter()
+        .filter(|r| r.path.contains("/users"))
+        .collect();
+    assert!(
+        graph.is_empty(),
+        "an IdP call before the refusal: {graph:?}"
+    );
 }
 
 /// A holder session on `key` asking for `operation`, up to the sign-in question.

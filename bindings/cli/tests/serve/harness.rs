@@ -229,9 +229,24 @@ pub fn start_server(
     session_json: &str,
     key: &Path,
 ) -> ServerProc {
+    start_server_with(dir, name, emu, session_json, key, &[])
+}
+
+/// [`start_server`] with `env` added to the server's environment. Each node is its own
+/// station (`serve-NAME`): a node restarted under the same name takes over its journal.
+pub fn start_server_with(
+    dir: &Path,
+    name: &str,
+    emu: &EmulatorProc,
+    session_json: &str,
+    key: &Path,
+    env: &[(&str, &Path)],
+) -> ServerProc {
     let (ca, chain, tls_key) = tls_files(dir);
     let session = dir.join(format!("{name}-session.json"));
-    std::fs::write(&session, session_json).unwrap();
+    let mut session_value: Value = serde_json::from_str(session_json).unwrap();
+    session_value["station"] = json!(format!("serve-{name}"));
+    std::fs::write(&session, session_value.to_string()).unwrap();
     let config = dir.join(format!("{name}.toml"));
     std::fs::write(
         &config,
@@ -248,6 +263,7 @@ pub fn start_server(
     let mut child = keysmith()
         .args(["serve", "run", "--config"])
         .arg(&config)
+        .envs(env.iter().map(|(k, v)| (*k, *v)))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -290,6 +306,12 @@ pub struct Answer {
 }
 
 impl ServerProc {
+    /// Kills the server with SIGKILL (as a crash would) and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self._proc.child.kill();
+        let _ = self._proc.child.wait();
+    }
+
     /// `method path` with an optional bearer token and JSON body.
     pub fn call(
         &self,

@@ -13,7 +13,9 @@ use std::process::{Command, Stdio};
 use keysmith_testkit::{TempDir, HOLDER_PIN, KIM, STANDARD_NAME, STANDARD_TEMPLATE};
 use serde_json::{json, Value};
 
-use super::harness::{keysmith, start_server, EmulatorProc, ServerProc, ADMIN, OPERATOR};
+use super::harness::{
+    keysmith, start_server, start_server_with, EmulatorProc, ServerProc, ADMIN, OPERATOR,
+};
 
 /// The standard template with holder self-service against the emulator's OIDC.
 fn template(emu: &EmulatorProc) -> String {
@@ -26,7 +28,13 @@ fn template(emu: &EmulatorProc) -> String {
     )
 }
 
-fn agent_config(dir: &Path, name: &str, s: &ServerProc, fp: &str, emu: &EmulatorProc) -> PathBuf {
+pub(super) fn agent_config(
+    dir: &Path,
+    name: &str,
+    s: &ServerProc,
+    fp: &str,
+    emu: &EmulatorProc,
+) -> PathBuf {
     let home = dir.join(name);
     std::fs::create_dir_all(&home).unwrap();
     #[cfg(unix)]
@@ -55,7 +63,7 @@ fn agent_config(dir: &Path, name: &str, s: &ServerProc, fp: &str, emu: &Emulator
 
 /// `keysmith agent --config CONFIG ARGS` with an environment that holds nothing but the
 /// path (no Graph secret, no database URL can come from it).
-fn agent(config: &Path) -> Command {
+pub(super) fn agent(config: &Path) -> Command {
     let mut c = keysmith();
     c.env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -65,7 +73,7 @@ fn agent(config: &Path) -> Command {
     c
 }
 
-fn run_ok(mut c: Command) -> String {
+pub(super) fn run_ok(mut c: Command) -> String {
     let out = c.output().expect("run agent");
     assert!(
         out.status.success(),
@@ -76,7 +84,7 @@ fn run_ok(mut c: Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn last_json(stdout: &str) -> Value {
+pub(super) fn last_json(stdout: &str) -> Value {
     let line = stdout
         .lines()
         .rev()
@@ -91,7 +99,7 @@ fn last_json(stdout: &str) -> Value {
 /// JSON and what the agent's environment held while it ran.
 /// Reads the agent's stderr up to the sign-in URL and plays the holder's browser: signs
 /// in as `user` at the emulator and follows the redirect to the agent's loopback listener.
-fn browse_sign_in(err: &mut BufReader<std::process::ChildStderr>, user: &str) {
+pub(super) fn browse_sign_in(err: &mut BufReader<std::process::ChildStderr>, user: &str) {
     let mut shown = Vec::new();
     let url = loop {
         let mut line = String::new();
@@ -141,7 +149,7 @@ fn killed_mid_job(config: &Path, device: &str, user: &str) {
     let _ = child.wait();
 }
 
-fn holder_run(config: &Path, args: &[&str], user: &str, forbidden: &[&str]) -> Value {
+pub(super) fn holder_run(config: &Path, args: &[&str], user: &str, forbidden: &[&str]) -> Value {
     let mut child = agent(config)
         .args(args)
         .args(["--pin-stdin", "--no-browser"])
@@ -173,17 +181,37 @@ fn holder_run(config: &Path, args: &[&str], user: &str, forbidden: &[&str]) -> V
     last_json(&stdout)
 }
 
-#[test]
-fn operator_issues_at_a_station_agent_the_holder_activates_at_another_and_revoke_needs_none() {
-    let dir = TempDir::new("split3");
-    let emu = EmulatorProc::start();
+/// A split deployment with one key issued at a station agent: the server, the agents'
+/// configurations (station approved, holder registered) and what they must never hold.
+pub(super) struct Issued {
+    /// The server (one node, SQLite).
+    pub s: ServerProc,
+    /// The server key's fingerprint (pinned by the agents).
+    pub fp: String,
+    /// The holder agent's configuration.
+    pub holder_cfg: PathBuf,
+    /// The software key (`softkey:PATH`).
+    pub device: String,
+    /// The issued key.
+    pub key_id: String,
+    /// Text no agent's configuration or environment may hold.
+    pub forbidden: Vec<String>,
+    /// The session configuration the server runs on.
+    pub session_json: String,
+    /// The server's key file.
+    pub key_file: PathBuf,
+}
+
+/// Starts the server (with `env`), enrols a station and a holder agent, and issues a key
+/// for Kim at the station: nothing is registered yet.
+pub(super) fn issued_at_station(dir: &Path, emu: &EmulatorProc, env: &[(&str, &Path)]) -> Issued {
     let db = dir.join("keysmith.db");
     let mut session: Value =
         serde_json::from_str(&emu.session_config(json!({ "sqlite": db }))).unwrap();
-    session["templates"] = json!([template(&emu)]);
+    session["templates"] = json!([template(emu)]);
     let session_json = session.to_string();
-    let key_file = crate::init_key(&dir);
-    let s = start_server(&dir, "node", &emu, &session_json, &key_file);
+    let key_file = crate::init_key(dir);
+    let s = start_server_with(dir, "node", emu, &session_json, &key_file, env);
     let printed = keysmith()
         .args(["serve", "print-key", "--key"])
         .arg(&key_file)
@@ -198,22 +226,21 @@ fn operator_issues_at_a_station_agent_the_holder_activates_at_another_and_revoke
                 .map(str::to_owned)
         })
         .expect("fingerprint");
-    let station_cfg = agent_config(&dir, "station", &s, &fp, &emu);
-    let holder_cfg = agent_config(&dir, "holder", &s, &fp, &emu);
+    let station_cfg = agent_config(dir, "station", &s, &fp, emu);
+    let holder_cfg = agent_config(dir, "holder", &s, &fp, emu);
 
     // What an agent must never hold.
-    let secret = emu.s("client_secret");
-    let forbidden = [
-        secret.as_str(),
-        "sqlite",
-        "postgres",
-        "pin_key",
-        db.to_str().unwrap(),
+    let forbidden: Vec<String> = vec![
+        emu.s("client_secret"),
+        "sqlite".into(),
+        "postgres".into(),
+        "pin_key".into(),
+        db.to_str().unwrap().to_owned(),
     ];
     for cfg in [&station_cfg, &holder_cfg] {
         let text = std::fs::read_to_string(cfg).unwrap();
-        for f in forbidden {
-            assert!(!text.contains(f), "{} holds {f:?}", cfg.display());
+        for f in &forbidden {
+            assert!(!text.contains(f.as_str()), "{} holds {f:?}", cfg.display());
         }
     }
 
@@ -271,6 +298,33 @@ fn operator_issues_at_a_station_agent_the_holder_activates_at_another_and_revoke
         0,
         "nothing registered before activation"
     );
+
+    Issued {
+        s,
+        fp,
+        holder_cfg,
+        device,
+        key_id,
+        forbidden,
+        session_json,
+        key_file,
+    }
+}
+
+#[test]
+fn operator_issues_at_a_station_agent_the_holder_activates_at_another_and_revoke_needs_none() {
+    let dir = TempDir::new("split3");
+    let emu = EmulatorProc::start();
+    let Issued {
+        s,
+        holder_cfg,
+        device,
+        key_id,
+        forbidden,
+        ..
+    } = issued_at_station(&dir, &emu, &[]);
+    let forbidden: Vec<&str> = forbidden.iter().map(String::as_str).collect();
+    let operator = emu.token(OPERATOR);
 
     // The holder's first attempt dies (kill -9) in the middle of its job, waiting for the
     // PIN: nothing is registered, the key stays issued, and the holder can start over.

@@ -699,6 +699,7 @@ impl Engine {
                     .clone(),
             ),
             trust: self.trust.clone(),
+            live: self.live.clone(),
         }
     }
 }

@@ -125,3 +125,17 @@ gcc -Wall -Wextra -Werror -o target/debug/split_device examples/c/split_device.c
   -I bindings/c/include -L target/debug -lkeysmith -Wl,-rpath,"$PWD/target/debug"
 cargo run --locked --quiet -p keysmith-examples --example split_server -- target/debug/split_device
 # ---- end of the "bind" block ------------------------------------------------------------
+
+# ---- BEGIN keysmith CLI install check (issue 17 item 5, helper "cli") -------------------
+# `cargo install --path bindings/cli` builds the package with its own default features,
+# which workspace-wide feature unification can hide a missing dependency feature from. A
+# real `cargo install --debug` rebuilds about five minutes of crates here (measured 4m47s
+# on 2 cores: other features, another num-bigint-dig profile), so CI type-checks exactly
+# what it builds (the package alone, its `keysmith` bin, default features; ~50 s) and runs
+# the binary the tests built: --version, completions, man page.
+log "keysmith CLI: what cargo install --path bindings/cli builds; --version, completions, man"
+cargo check --locked --quiet -p keysmith-cli --bin keysmith
+target/debug/keysmith --version
+target/debug/keysmith completions bash | grep -q '^_keysmith()'
+target/debug/keysmith man | grep -q '^\.TH keysmith 1'
+# ---- END keysmith CLI install check ------------------------------------------------------

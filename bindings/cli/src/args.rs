@@ -1,4 +1,5 @@
-//! The command line: flags, times and durations, PINs and ID tokens.
+//! The operator commands' arguments (from [`crate::cli`]), times and durations, PINs and
+//! ID tokens.
 
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -6,10 +7,11 @@ use std::path::PathBuf;
 use keysmith_facade::FacadeError;
 use zeroize::Zeroizing;
 
-/// Parsed command line (after the diagnostics flags were taken out).
+/// The command words and every option of an operator command (see
+/// [`crate::cli::operator_args`]).
 #[derive(Debug, Default)]
 pub struct Args {
-    /// `--config FILE`.
+    /// The configuration file (`--config FILE`, `KEYSMITH_CONFIG` or the default path).
     pub config: Option<PathBuf>,
     /// `--device SPEC`.
     pub device: Option<String>,
@@ -55,56 +57,14 @@ pub struct Args {
     pub words: Vec<String>,
 }
 
-/// Parses the arguments; unknown flags and missing flag values are usage errors.
-pub fn parse_args(raw: &[String]) -> Result<Args, FacadeError> {
-    let mut a = Args::default();
-    let mut it = raw.iter();
-    while let Some(arg) = it.next() {
-        let mut value = |name: &str| {
-            it.next()
-                .cloned()
-                .ok_or_else(|| FacadeError::usage(format!("{name} needs a value")))
-        };
-        match arg.as_str() {
-            "--config" => a.config = Some(PathBuf::from(value("--config")?)),
-            "--device" => a.device = Some(value("--device")?),
-            "--json" => a.json = true,
-            "--pin-stdin" => a.pin_stdin = true,
-            "--force" => a.force = Some(true),
-            "--no-force" => a.force = Some(false),
-            "--user" => {
-                let u = value("--user")?;
-                a.users.push(u.clone());
-                a.user = Some(u);
-            }
-            "--all" => a.all = true,
-            "--fix" => a.fix = true,
-            "--delete-unknown" => a.delete_unknown = true,
-            "--activate" => a.activate = true,
-            "--resume" => a.resume = Some(value("--resume")?),
-            "--workers" => a.workers = Some(value("--workers")?),
-            "--rate" => a.rate = Some(value("--rate")?),
-            "--expiring" => a.expiring = Some(value("--expiring")?),
-            "--state" => a.state = Some(value("--state")?),
-            "--expiring-before" => a.expiring_before = Some(value("--expiring-before")?),
-            "--template" => a.template = Some(value("--template")?),
-            "--serial" => a.serial = Some(value("--serial")?),
-            "--id-token-file" => a.id_token_file = Some(PathBuf::from(value("--id-token-file")?)),
-            "--nonce" => a.nonce = Some(value("--nonce")?),
-            s if s.starts_with('-') && s != "-" => {
-                return Err(FacadeError::usage(format!("unknown flag {s}")))
-            }
-            s => a.words.push(s.to_owned()),
-        }
-    }
-    Ok(a)
-}
-
-/// `--expiring-before`: unix seconds, or `+<N>h` / `+<N>d` from now; returns unix ms.
+/// A point in time given on the command line (`--expiring-before`): RFC 3339
+/// (`2026-12-07T09:30:00Z`, any offset), unix seconds, or `+<N>h` / `+<N>d` from `now`
+/// (unix ms); returns unix ms. The one place the CLI parses a time.
 pub fn parse_time(s: &str, now: u64) -> Result<u64, FacadeError> {
     let bad = || {
         FacadeError::usage(format!(
-            "--expiring-before {s:?}: expected unix seconds, +<N>h or +<N>d"
+            "--expiring-before {s:?}: expected an RFC 3339 time (2026-12-07T09:30:00Z), \
+             unix seconds, +<N>h or +<N>d"
         ))
     };
     if let Some(rel) = s.strip_prefix('+') {
@@ -118,10 +78,16 @@ pub fn parse_time(s: &str, now: u64) -> Result<u64, FacadeError> {
         .ok_or_else(bad)?;
         return now.checked_add(ms).ok_or_else(bad);
     }
-    s.parse::<u64>()
-        .ok()
-        .and_then(|secs| secs.checked_mul(1000))
-        .ok_or_else(bad)
+    if s.bytes().all(|b| b.is_ascii_digit()) {
+        return s
+            .parse::<u64>()
+            .ok()
+            .and_then(|secs| secs.checked_mul(1000))
+            .ok_or_else(bad);
+    }
+    // RFC 3339 with its offset applied (jiff: `Z`, `+01:00`, `-05:30`, ...).
+    let t: jiff::Timestamp = s.parse().map_err(|_| bad())?;
+    u64::try_from(t.as_millisecond()).map_err(|_| bad())
 }
 
 /// A duration: `<N>s`, `<N>m`, `<N>h`, `<N>d` or plain seconds; returns milliseconds.
@@ -212,24 +178,6 @@ pub fn read_id_token(args: &Args) -> Result<Zeroizing<String>, FacadeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::Path;
-
-    fn words(s: &str) -> Vec<String> {
-        s.split_whitespace().map(str::to_owned).collect()
-    }
-
-    #[test]
-    fn flags_are_parsed_anywhere_and_unknown_flags_refused() {
-        let a = parse_args(&words("--json revoke K1 --no-force --config c.toml")).unwrap();
-        assert!(a.json);
-        assert_eq!(a.force, Some(false));
-        assert_eq!(a.words, ["revoke", "K1"]);
-        assert_eq!(a.config.as_deref(), Some(Path::new("c.toml")));
-        let e = parse_args(&words("list --bogus")).unwrap_err();
-        assert_eq!(e.kind.cli_exit_code(), 2);
-        let e = parse_args(&words("list --user")).unwrap_err();
-        assert!(e.message.contains("--user needs a value"));
-    }
 
     #[test]
     fn times_are_absolute_seconds_or_relative() {
@@ -238,6 +186,27 @@ mod tests {
         assert_eq!(parse_time("+1d", 0).unwrap(), 86_400_000);
         assert!(parse_time("+3w", 0).is_err());
         assert!(parse_time("soon", 0).is_err());
+        assert!(parse_time("", 0).is_err());
+    }
+
+    #[test]
+    fn times_in_rfc3339_apply_their_offset() {
+        let utc = parse_time("2026-12-07T09:30:00Z", 0).unwrap();
+        assert_eq!(utc, 1_796_635_800_000);
+        // The same instant with other offsets (the bug of issue 17 item 6: an offset
+        // other than Z/+00:00 must not be dropped or refused).
+        assert_eq!(parse_time("2026-12-07T10:30:00+01:00", 0).unwrap(), utc);
+        assert_eq!(parse_time("2026-12-07T04:00:00-05:30", 0).unwrap(), utc);
+        assert_eq!(
+            parse_time("2026-12-07T09:30:00.250Z", 0).unwrap(),
+            utc + 250
+        );
+        assert!(parse_time("2026-12-07T09:30:00", 0).is_err(), "no offset");
+        assert!(
+            parse_time("1969-12-31T23:59:59Z", 0).is_err(),
+            "before 1970"
+        );
+        assert!(parse_time("2026-13-07T09:30:00Z", 0).is_err());
     }
 
     #[test]

@@ -6,13 +6,14 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 
 use keysmith_facade::{
-    BulkProgress, BulkRow, BulkRunOptions, DriftFinding, ErrorKind, ExpiringCursor, FacadeError,
-    Key, MAX_BULK_CSV_BYTES, MAX_PAGE,
+    BulkRow, BulkRunOptions, DriftFinding, ErrorKind, ExpiringCursor, FacadeError, Key,
+    MAX_BULK_CSV_BYTES, MAX_PAGE,
 };
 use serde_json::{json, Value};
 
 use crate::args::{parse_duration, Args};
 use crate::ops::{self, to_json, Output};
+use crate::progress;
 
 /// Keys read from the repository at a time.
 const PAGE: u32 = 500;
@@ -187,59 +188,25 @@ pub(crate) fn reconcile(args: &Args) -> Result<Output, FacadeError> {
     Ok(out)
 }
 
-/// A hand-rolled progress bar on stderr, drawn only when stderr is a terminal.
-struct Bar {
-    tty: bool,
-}
-
-impl Bar {
-    /// One frame of the bar (starts with `\r`, no newline).
-    fn render(p: &BulkProgress) -> String {
-        let finished = p.done + p.failed;
-        let width = 30u64;
-        let filled = (finished.min(p.total) * width)
-            .checked_div(p.total)
-            .unwrap_or(width);
-        let bar: String = (0..width)
-            .map(|i| if i < filled { '#' } else { '.' })
-            .collect();
-        format!(
-            "\r[{bar}] {finished}/{} done {} failed {} (line {})   ",
-            p.total, p.done, p.failed, p.line
-        )
-    }
-
-    fn draw(&self, p: &BulkProgress) {
-        if !self.tty {
-            return;
-        }
-        eprint!("{}", Self::render(p));
-        let _ = std::io::stderr().flush();
-    }
-
-    fn finish(&self) {
-        if self.tty {
-            eprintln!();
-        }
-    }
-}
-
 /// The device spec for one issue row: with `--device softkey:BASE` a fresh software key
 /// per row (state file `BASE.line<N>`), otherwise the operator is asked to insert the key.
 fn row_device(spec: Option<&str>, r: &BulkRow) -> Result<String, String> {
     if let Some(base) = spec.and_then(|s| s.strip_prefix("softkey:")) {
         return Ok(format!("softkey:{base}.line{}", r.line));
     }
-    eprintln!(
-        "\ninsert the key for {} (serial {}), press Enter, then touch it",
-        r.user, r.serial
-    );
-    let mut line = String::new();
-    match std::io::stdin().lock().read_line(&mut line) {
-        Ok(0) => return Err("no key inserted (standard input closed)".into()),
-        Ok(_) => {}
-        Err(e) => return Err(format!("reading standard input: {e}")),
-    }
+    // With the bar cleared while the operator reads the prompt and answers it.
+    progress::suspended(|| {
+        eprintln!(
+            "\ninsert the key for {} (serial {}), press Enter, then touch it",
+            r.user, r.serial
+        );
+        let mut line = String::new();
+        match std::io::stdin().lock().read_line(&mut line) {
+            Ok(0) => Err("no key inserted (standard input closed)".into()),
+            Ok(_) => Ok(()),
+            Err(e) => Err(format!("reading standard input: {e}")),
+        }
+    })?;
     ops::device_spec(spec).map_err(|e| e.message)
 }
 
@@ -341,9 +308,9 @@ pub(crate) fn bulk(args: &Args, kind: &str, file: Option<&str>) -> Result<Output
         fix: args.fix,
         delete_unknown: args.delete_unknown,
     };
-    let bar = Bar {
-        tty: std::io::stderr().is_terminal(),
-    };
+    // On a terminal: rows, rate and ETA on stderr; the row lines (stdout) are printed
+    // with the bar cleared. Otherwise only the row lines, as they run.
+    let bar = progress::Bar::new(job.total, std::io::stderr().is_terminal());
     let spec = args.device.clone();
     let json = args.json;
     let summary = s.bulk_run(
@@ -351,15 +318,17 @@ pub(crate) fn bulk(args: &Args, kind: &str, file: Option<&str>) -> Result<Output
         &options,
         &mut |r| row_device(spec.as_deref(), r),
         &mut |p| {
-            bar.draw(p);
-            emit(
-                json,
-                &to_json(p),
-                &format!("line {}: {} {}", p.line, p.status, p.outcome),
-            );
+            bar.suspend(|| {
+                emit(
+                    json,
+                    &to_json(p),
+                    &format!("line {}: {} {}", p.line, p.status, p.outcome),
+                );
+            });
+            bar.update(p);
         },
     );
-    bar.finish();
+    drop(bar);
     let summary = summary?;
     let mut summary_json = to_json(&summary);
     if let Value::Object(m) = &mut summary_json {
@@ -410,30 +379,6 @@ fn read_csv(path: &Path) -> Result<String, FacadeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn progress_bar_frames() {
-        let p = BulkProgress {
-            job_id: 1,
-            done: 2,
-            failed: 1,
-            total: 6,
-            line: 4,
-            status: "failed".into(),
-            outcome: String::new(),
-        };
-        let frame = Bar::render(&p);
-        assert!(frame.starts_with("\r["));
-        assert_eq!(frame.matches('#').count(), 15, "half of 30");
-        assert!(frame.contains("3/6 done 2 failed 1 (line 4)"), "{frame}");
-        let empty = BulkProgress {
-            total: 0,
-            done: 0,
-            failed: 0,
-            ..p
-        };
-        assert_eq!(Bar::render(&empty).matches('#').count(), 30);
-    }
 
     #[test]
     fn workers_and_rates() {

@@ -25,12 +25,15 @@ pub(crate) fn to_json<T: Serialize>(v: &T) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
 }
 
-/// Opens the session from `--config FILE` (JSON or TOML), with prompts on stderr.
+/// Opens the session from the configuration file (`--config FILE`, `KEYSMITH_CONFIG` or
+/// the default path; JSON or TOML), with prompts on stderr.
 pub(crate) fn session(args: &Args) -> Result<Session, FacadeError> {
-    let path = args
-        .config
-        .as_deref()
-        .ok_or_else(|| FacadeError::usage("this command needs --config FILE"))?;
+    let path = args.config.as_deref().ok_or_else(|| {
+        FacadeError::usage(
+            "this command needs --config FILE (or KEYSMITH_CONFIG, or \
+             ~/.config/keysmith/config.toml)",
+        )
+    })?;
     let mut cfg = SessionConfig::from_file(path)?;
     // Diagnostics were installed at start-up (with the flags applied).
     cfg.set_log(None);
@@ -40,11 +43,15 @@ pub(crate) fn session(args: &Args) -> Result<Session, FacadeError> {
 }
 
 /// "Touch your key" and fingerprint prompts on stderr.
+/// (through the bulk progress bar when one is drawn).
 fn prompt(p: &Prompt) {
+    use crate::progress::eprintln;
     match p {
-        Prompt::TouchKey { .. } => eprintln!("touch your key"),
+        Prompt::TouchKey { .. } => eprintln("touch your key"),
         Prompt::EnrollFingerprint { number, of } => {
-            eprintln!("fingerprint {number} of {of}: place a finger on the key's sensor");
+            eprintln(&format!(
+                "fingerprint {number} of {of}: place a finger on the key's sensor"
+            ));
         }
         Prompt::FingerprintSample {
             last_status,
@@ -55,7 +62,7 @@ fn prompt(p: &Prompt) {
             } else {
                 format!("status {last_status:#04x}, try again")
             };
-            eprintln!("  sample {quality}; {remaining} more to go");
+            eprintln(&format!("  sample {quality}; {remaining} more to go"));
         }
         _ => {}
     }

@@ -6,12 +6,18 @@ use std::process::Command;
 mod cli;
 #[path = "api/config.rs"]
 mod config;
+#[path = "api/conventions.rs"]
+mod conventions;
 #[path = "api/logging.rs"]
 mod logging;
 #[path = "api/operations.rs"]
 mod operations;
 
-/// The binary under test.
+/// The binary under test, blind to the developer's own configuration (`KEYSMITH_CONFIG`,
+/// `~/.config/keysmith/config.toml`).
 pub(crate) fn keysmith() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_keysmith"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_keysmith"));
+    cmd.env_remove("KEYSMITH_CONFIG")
+        .env("XDG_CONFIG_HOME", "/nonexistent/keysmith-tests");
+    cmd
 }

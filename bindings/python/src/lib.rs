@@ -16,12 +16,13 @@
 //! `__context__`.
 #![warn(missing_docs)]
 
+mod closable;
 mod logging;
 mod split;
 
 use std::cell::RefCell;
 use std::panic::AssertUnwindSafe;
-use std::sync::{mpsc, Arc, PoisonError, RwLock};
+use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use keysmith_facade::{
@@ -31,6 +32,8 @@ use keysmith_facade::{
 use pyo3::exceptions::{PyException, PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::PyString;
+
+use closable::Closable;
 
 /// How often a waiting call looks for Ctrl-C and callbacks.
 const POLL: Duration = Duration::from_millis(100);
@@ -274,45 +277,6 @@ fn notify<T: serde::Serialize>(callback: &Arc<Py<PyAny>>, value: &T) {
         }
         Ok(())
     });
-}
-
-/// A handle `close()` lets go of: afterwards every use raises `keysmith.UsageError`
-/// (reason `closed`).
-pub(crate) struct Closable<T> {
-    what: &'static str,
-    slot: RwLock<Option<T>>,
-}
-
-impl<T: Clone> Closable<T> {
-    fn new(what: &'static str, value: T) -> Self {
-        Closable {
-            what,
-            slot: RwLock::new(Some(value)),
-        }
-    }
-
-    /// The handle, or `UsageError` (reason `closed`) once closed.
-    pub(crate) fn get(&self, py: Python<'_>) -> PyResult<T> {
-        self.peek().ok_or_else(|| {
-            let message = format!("the {} is closed", self.what);
-            py_err(py, FacadeError::usage(message).with_reason("closed"))
-        })
-    }
-
-    fn peek(&self) -> Option<T> {
-        self.slot
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    /// Lets go of the handle (the resource closes once no operation holds a clone).
-    fn close(&self) -> Option<T> {
-        self.slot
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take()
-    }
 }
 
 /// An opened security key: `Device("usb:/dev/hidraw3")`, `Device("nfc:READER")` or

@@ -200,7 +200,9 @@ fn blocking_with<T: Send>(
                 (rx, msg)
             });
             rx = back;
-            logging::deliver(py);
+            if let Err(interrupt) = logging::deliver(py) {
+                interrupted.get_or_insert(interrupt);
+            }
             match msg {
                 // After an interrupt the callbacks are skipped (dropping the job).
                 Ok(Msg::Call(job)) if interrupted.is_none() => interrupted = job(py),
@@ -222,7 +224,10 @@ fn blocking_with<T: Send>(
         });
         (result, interrupted)
     });
-    logging::deliver(py);
+    let (result, interrupted) = match (logging::deliver(py), interrupted) {
+        (Err(late), None) => (result, Some(late)),
+        (_, interrupted) => (result, interrupted),
+    };
     match (result, interrupted) {
         (Ok(v), None) => Ok(v),
         (Err(e), None) => Err(py_err(py, e)),

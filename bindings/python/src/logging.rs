@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use keysmith_facade::{LogDestination, LogLevel, LogRecord};
 use pyo3::prelude::*;
 
-use crate::{blocking, usage};
+use crate::{blocking, callback_failure, usage};
 
 /// Most records waiting for delivery; beyond it records are counted and dropped.
 const MAX_QUEUED: usize = 10_000;
@@ -59,8 +59,10 @@ fn logger_name(target: &str) -> String {
 }
 
 /// Delivers the queued records to `logging`, on this thread. A failing handler is
-/// reported as unraisable (as `logging` itself does) and does not fail the call.
-pub(crate) fn deliver(py: Python<'_>) {
+/// reported as unraisable (as `logging` itself does) and does not fail the call; an
+/// interrupt raised meanwhile (Ctrl-C: `KeyboardInterrupt`) is returned, the records not
+/// delivered yet stay dropped.
+pub(crate) fn deliver(py: Python<'_>) -> PyResult<()> {
     let records: Vec<Queued> = QUEUE
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
@@ -68,7 +70,7 @@ pub(crate) fn deliver(py: Python<'_>) {
         .collect();
     let dropped = DROPPED.swap(0, Ordering::Relaxed);
     if records.is_empty() && dropped == 0 {
-        return;
+        return Ok(());
     }
     let run = || -> PyResult<()> {
         let get_logger = py.import("logging")?.getattr("getLogger")?;
@@ -89,8 +91,12 @@ pub(crate) fn deliver(py: Python<'_>) {
         }
         Ok(())
     };
-    if let Err(e) = run() {
-        e.write_unraisable(py, None);
+    match run() {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            callback_failure(py, e)?.write_unraisable(py, None);
+            Ok(())
+        }
     }
 }
 
@@ -113,8 +119,7 @@ pub(crate) fn enable_logging(py: Python<'_>, level: &str) -> PyResult<()> {
         keysmith_facade::apply_logging(config)?;
         keysmith_facade::set_log_hook(Some(Arc::new(push)))
     })?;
-    deliver(py);
-    Ok(())
+    deliver(py)
 }
 
 /// Stops sending records to `logging` (after delivering those queued); the level and
@@ -124,13 +129,12 @@ pub(crate) fn disable_logging(py: Python<'_>) -> PyResult<()> {
     if keysmith_facade::logging_config().is_some() {
         blocking(py, None, || keysmith_facade::set_log_hook(None))?;
     }
-    deliver(py);
-    Ok(())
+    deliver(py)
 }
 
 /// Delivers the records logged so far to `logging` now (every call does so while it
 /// waits and before it returns; records of background threads wait for the next call).
 #[pyfunction]
-pub(crate) fn flush_logging(py: Python<'_>) {
-    deliver(py);
+pub(crate) fn flush_logging(py: Python<'_>) -> PyResult<()> {
+    deliver(py)
 }

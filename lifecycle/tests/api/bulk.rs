@@ -698,7 +698,10 @@ fn a_stopped_bulk_run_leaves_the_rest_to_do_and_resumes() {
         ),
         "{err:?}"
     );
-    assert_eq!((err.kind().as_str(), err.reason()), ("usage", "bulk_stopped"));
+    assert_eq!(
+        (err.kind().as_str(), err.reason()),
+        ("usage", "bulk_stopped")
+    );
     let counts = e.store().bulk_counts(job.job_id).unwrap();
     assert_eq!((counts.done, counts.pending, counts.failed), (2, 4, 0));
     // Unfinished: the same CSV is the same job, and a run does the four rows left.

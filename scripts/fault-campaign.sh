@@ -9,7 +9,7 @@
 #   target/debug/keysmith, target/debug/entra-emulator, target/debug/libkeysmith.so
 #   (else: cargo build -p keysmith-cli -p keysmith-c -p entra-graph --features
 #   entra-graph/emulator, as scripts/run-examples.sh does) and the venv target/pyvenv with
-#   keysmith installed by `maturin develop` (scripts/test-all.sh makes it; without it the
+#   keysmith installed from the wheel (scripts/test-all.sh makes it; without it the
 #   Python boundary is skipped with a message, and with CI=true it is a failure).
 # The cases: tests/campaign/{cli,c,python}.toml; see docs/fault-campaign.md.
 set -euo pipefail
@@ -33,7 +33,7 @@ boundaries="cli,c,python"
 python="${KEYSMITH_CAMPAIGN_PYTHON:-$root/target/pyvenv/bin/python}"
 if ! { [ -x "$python" ] && "$python" -c 'import keysmith' 2>/dev/null; }; then
   if [ "${CI:-}" = "true" ]; then
-    echo "fault campaign: no target/pyvenv with keysmith (maturin develop) under CI"; exit 1
+    echo "fault campaign: no target/pyvenv with keysmith (the wheel) under CI"; exit 1
   fi
   echo "fault campaign: Python boundary SKIPPED: no target/pyvenv with keysmith (scripts/test-all.sh makes it)"
   boundaries="cli,c"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds and runs every example in examples/ (Rust, C, Python) against the Entra
 # emulator and a software key. The Python one needs the venv scripts/test-all.sh makes
-# (target/pyvenv, with `maturin develop` done); without it the Python example is skipped
+# (target/pyvenv, with the keysmith wheel installed); without it the Python example is skipped
 # with a message.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -46,6 +46,6 @@ venv="$root/target/pyvenv"
 if [ -x "$venv/bin/python" ] && "$venv/bin/python" -c 'import keysmith' 2>/dev/null; then
   "$venv/bin/python" examples/python/issue_and_activate.py "$(config py)" "softkey:$work/py-key.json"
 else
-  echo "SKIPPED: no target/pyvenv with keysmith (scripts/test-all.sh makes it: maturin develop)"
+  echo "SKIPPED: no target/pyvenv with keysmith (scripts/test-all.sh makes it and installs the wheel)"
 fi
 echo "== every example ran"

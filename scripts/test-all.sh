@@ -88,15 +88,56 @@ cargo test --workspace --all-features --locked
 # keysmith-cli without its demo feature: `keysmith demo` refuses with exit 2.
 cargo test -p keysmith-cli --locked --test api config::
 
-log "Python bindings: maturin develop + pytest + mypy (stubtest, --strict)"
-# The C ABI's test (bindings/c/tests/api.rs) ran above with the cargo tests.
-(cd bindings/python && VIRTUAL_ENV="$venv" PATH="$venv/bin:$PATH" maturin develop --locked)
-# The emulator binary the cargo tests built (else the tests build it with cargo run).
-KEYSMITH_EMULATOR_BIN="$PWD/target/debug/entra-emulator" "$venv/bin/python" -m pytest -q bindings/python/tests tests/parity
-# The stubs (keysmith/_native.pyi and the package's annotations) against the built module,
-# then the package and its tests type-checked strictly.
+# ---- issue 17 item 3 (helper "pkgpy"): the Python package as users install it ----------
+log "Python bindings: abi3 wheel + sdist (maturin), pip install into a fresh venv, pytest there"
+# One build of the extension: a wheel from the dev profile (CI does no release build), and
+# the sdist. The wheel is installed into a brand-new venv (target/wheel-venv, made anew each
+# run, with only pytest and its pinned dependencies besides) where the tests import the
+# installed package, never the source tree; the same wheel goes into the tools venv for
+# stubtest, mypy, the examples, the fault campaign and the interop tests below.
+dist="$PWD/target/python-dist"
+rm -rf "$dist"
+# `--compatibility linux`: a wheel for this machine. The extension links system libraries
+# (libpcsclite, OpenSSL) that a manylinux tag would have to vendor (auditwheel + patchelf);
+# a manylinux wheel for PyPI is a release job's, built without them.
+(cd bindings/python && VIRTUAL_ENV="$venv" PATH="$venv/bin:$PATH" \
+  maturin build --locked --profile dev --compatibility linux --interpreter "$venv/bin/python" \
+    --out "$dist" \
+  && VIRTUAL_ENV="$venv" PATH="$venv/bin:$PATH" maturin sdist --out "$dist")
+scripts/check-python-dist.sh "$dist"
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps \
+  --force-reinstall "$dist"/keysmith-*.whl
+wvenv="$PWD/target/wheel-venv"
+rm -rf "$wvenv"
+python3 -m venv "$wvenv"
+"$wvenv/bin/python" -m pip install --quiet --disable-pip-version-check --require-hashes \
+  --only-binary :all: -r .ci/requirements-wheel-test.txt
+"$wvenv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps "$dist"/keysmith-*.whl
+"$wvenv/bin/python" -m pip show keysmith
+# Installed, typed, and imported from the venv (not from bindings/python/python).
+(cd "$wvenv" && bin/python - <<'PY'
+import importlib.metadata as md, pathlib, sys, keysmith
+site = pathlib.Path(sys.prefix).resolve()
+where = pathlib.Path(keysmith.__file__).resolve()
+assert site in where.parents, f"keysmith imported from {where}, not the venv {site}"
+files = {str(f) for f in md.files("keysmith") or []}
+assert "keysmith/py.typed" in files and (where.parent / "py.typed").is_file(), "py.typed missing"
+assert "keysmith/_native.pyi" in files, "stubs missing"
+assert any(f.endswith("LICENSE-APACHE") for f in files) and any(f.endswith("LICENSE-MIT") for f in files), files
+meta = md.metadata("keysmith")
+assert meta["Version"] == keysmith.__version__, (meta["Version"], keysmith.__version__)
+assert meta["License-Expression"] == "Apache-2.0 OR MIT" and meta["Requires-Python"] == ">=3.11"
+print("keysmith", keysmith.__version__, "installed at", where.parent)
+PY
+)
+# bindings/python/tests/conftest.py fails the run if keysmith is not the venv's.
+KEYSMITH_EMULATOR_BIN="$PWD/target/debug/entra-emulator" KEYSMITH_EXPECT_INSTALLED="$wvenv" \
+  "$wvenv/bin/python" -m pytest -q -p no:cacheprovider bindings/python/tests tests/parity
+# The stubs (keysmith/_native.pyi and the package's annotations) against the installed
+# module, then the package and its tests type-checked strictly.
 (cd bindings/python && "$venv/bin/python" -m mypy.stubtest keysmith \
   && "$venv/bin/python" -m mypy --strict python/keysmith tests)
+# ---- end of the "pkgpy" block -----------------------------------------------------------
 
 log "examples (Rust, C, Python)"
 scripts/run-examples.sh

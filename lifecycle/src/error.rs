@@ -75,6 +75,7 @@ use crate::template::TemplateError;
 /// | usage | `account_disabled` | the user's directory account is disabled (`accountEnabled: false`) |
 /// | usage | `self_issue_limit_reached` | the user holds as many self-issued keys as the template allows |
 /// | usage | `csv_invalid` | a bulk job's CSV is malformed |
+/// | usage | `bulk_stopped` | the caller stopped a bulk run between rows; the job resumes when run again |
 /// | usage | `job_not_found` | no bulk job with this id is recorded |
 /// | usage | `log_config_invalid` | a log setting is invalid |
 /// | usage | `log_subscriber_conflict` | another `tracing` subscriber is installed |

@@ -3,18 +3,18 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, PoisonError, RwLock};
 
-use fido_transport::client::Authenticator;
-use lifecycle::engine::{
-    BulkDevice, BulkDeviceRequest, BulkKind, BulkOptions, DevicePrompt, Engine, IssueRequest,
-    ReconcileOptions,
-};
+use lifecycle::engine::{BulkKind, DevicePrompt, Engine, IssueRequest, ReconcileOptions};
 use lifecycle::model::CredentialState;
 use lifecycle::store::KeyQuery;
 use lifecycle::template::KeyTransport;
 use lifecycle::template::TemplateSet;
 
+mod bulk;
+
+pub use bulk::BulkStop;
+
 use crate::config::SessionConfig;
-use crate::device::{open_transport, DeviceState};
+use crate::device::DeviceState;
 use crate::types::{IssueParams, KeyFilter, ReissueParams};
 use crate::{
     config, now_ms, parse_template, AdoptedRows, AuditCheck, AuditEntry, BulkJob, BulkProgress,
@@ -708,7 +708,7 @@ impl Session {
     /// device spec of the key to issue (`softkey:STATEFILE`, `usb:PATH`, `nfc:READER`;
     /// the facade opens it); an `Err` fails that row with its message. `progress` is
     /// called on this thread after each row. Failed rows are reported in the summary,
-    /// not as an error.
+    /// not as an error. [`Session::bulk_run_stoppable`] can be stopped between rows.
     pub fn bulk_run(
         &self,
         job_id: i64,
@@ -716,67 +716,7 @@ impl Session {
         device: &mut dyn FnMut(&BulkRow) -> std::result::Result<String, String>,
         progress: &mut dyn FnMut(&BulkProgress),
     ) -> Result<BulkSummary> {
-        if !(1..=MAX_WORKERS).contains(&options.workers) {
-            return Err(FacadeError::usage(format!(
-                "workers: {}: expected 1 to {}",
-                options.workers, MAX_WORKERS
-            )));
-        }
-        if let Some(r) = options.rate {
-            if !(r.is_finite() && r >= MIN_RATE) {
-                return Err(FacadeError::usage(format!(
-                    "rate: {r}: expected at least {MIN_RATE} IdP calls per second (a finite number)"
-                ))
-                .with_reason("rate_invalid"));
-            }
-        }
-        if options.delete_unknown && !options.fix {
-            return Err(FacadeError::usage("delete_unknown: needs fix"));
-        }
-        if let Some(t) = &options.template {
-            self.template(t)?;
-        }
-        let engine_options = BulkOptions {
-            workers: options.workers,
-            max_idp_calls_per_sec: options.rate,
-            default_template: options.template.clone(),
-            retry_failed: options.retry_failed,
-            fix: options.fix,
-            delete_unknown: options.delete_unknown,
-            ..BulkOptions::default()
-        };
-        let allow_software_keys = self.inner.allow_software_keys;
-        let mut devices = |r: &BulkDeviceRequest| -> std::result::Result<BulkDevice, String> {
-            let row = BulkRow {
-                job_id: r.job_id,
-                line: r.line,
-                user: r.user.clone(),
-                serial: r.serial.clone(),
-            };
-            let spec = device(&row)?;
-            let opened =
-                open_transport(&spec).map_err(|e| format!("device {spec:?}: {}", e.message))?;
-            refuse_software(opened.attachment, allow_software_keys)
-                .map_err(|e| format!("device {spec:?}: {}", e.message))?;
-            Ok(BulkDevice {
-                authenticator: Authenticator::new(opened.transport),
-                transport: opened.attachment,
-                can_reset_in_place: opened.can_reset_in_place,
-            })
-        };
-        let mut on_progress =
-            |p: &lifecycle::engine::BulkProgress| progress(&BulkProgress::from(p));
-        Ok(self
-            .inner
-            .engine
-            .bulk_run(
-                job_id,
-                &engine_options,
-                &now_ms,
-                &mut devices,
-                &mut on_progress,
-            )?
-            .into())
+        self.bulk_run_stoppable(job_id, options, device, progress, &BulkStop::new())
     }
 
     /// One page of every key, sorted by id: keys after `after` (none: from the first),

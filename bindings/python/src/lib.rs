@@ -16,6 +16,8 @@
 //! `__context__`.
 #![warn(missing_docs)]
 
+mod closable;
+mod logging;
 mod split;
 
 use std::cell::RefCell;
@@ -30,6 +32,8 @@ use keysmith_facade::{
 use pyo3::exceptions::{PyException, PyRuntimeError, PyTypeError};
 use pyo3::prelude::*;
 use pyo3::types::PyString;
+
+use closable::Closable;
 
 /// How often a waiting call looks for Ctrl-C and callbacks.
 const POLL: Duration = Duration::from_millis(100);
@@ -158,6 +162,24 @@ fn blocking<T: Send>(
     device: Option<&keysmith_facade::Device>,
     f: impl FnOnce() -> keysmith_facade::Result<T> + Send,
 ) -> PyResult<T> {
+    blocking_with(
+        py,
+        &|| {
+            if let Some(d) = device {
+                d.cancel();
+            }
+        },
+        f,
+    )
+}
+
+/// [`blocking`] with `on_interrupt` in place of cancelling a device: called after an
+/// interrupt at every poll until the call ends.
+fn blocking_with<T: Send>(
+    py: Python<'_>,
+    on_interrupt: &dyn Fn(),
+    f: impl FnOnce() -> keysmith_facade::Result<T> + Send,
+) -> PyResult<T> {
     let (tx, mut rx) = mpsc::channel::<Msg>();
     let (result, interrupted) = std::thread::scope(|s| {
         let worker = s.spawn(move || {
@@ -178,6 +200,9 @@ fn blocking<T: Send>(
                 (rx, msg)
             });
             rx = back;
+            if let Err(interrupt) = logging::deliver(py) {
+                interrupted.get_or_insert(interrupt);
+            }
             match msg {
                 // After an interrupt the callbacks are skipped (dropping the job).
                 Ok(Msg::Call(job)) if interrupted.is_none() => interrupted = job(py),
@@ -187,9 +212,9 @@ fn blocking<T: Send>(
             if interrupted.is_none() {
                 interrupted = py.check_signals().err();
             }
-            if let (Some(_), Some(d)) = (&interrupted, device) {
+            if interrupted.is_some() {
                 // Repeated: a transaction clears a cancel made before it started.
-                d.cancel();
+                on_interrupt();
             }
         }
         let result = py.detach(move || worker.join()).unwrap_or_else(|_| {
@@ -199,6 +224,10 @@ fn blocking<T: Send>(
         });
         (result, interrupted)
     });
+    let (result, interrupted) = match (logging::deliver(py), interrupted) {
+        (Err(late), None) => (result, Some(late)),
+        (_, interrupted) => (result, interrupted),
+    };
     match (result, interrupted) {
         (Ok(v), None) => Ok(v),
         (Err(e), None) => Err(py_err(py, e)),
@@ -256,65 +285,128 @@ fn notify<T: serde::Serialize>(callback: &Arc<Py<PyAny>>, value: &T) {
 }
 
 /// An opened security key: `Device("usb:/dev/hidraw3")`, `Device("nfc:READER")` or
-/// `Device("softkey:/path/state.json")` (options: `?presence=never`, ...).
+/// `Device("softkey:/path/state.json")` (options: `?presence=never`, ...). A context
+/// manager: `with Device(spec) as key:` closes it at the end of the block.
 #[pyclass(frozen, module = "keysmith._native")]
 struct Device {
-    inner: keysmith_facade::Device,
+    inner: Closable<keysmith_facade::Device>,
 }
 
 #[pymethods]
 impl Device {
+    /// Opens the key named by `spec`.
     #[new]
     fn new(py: Python<'_>, spec: String) -> PyResult<Self> {
-        blocking(py, None, move || keysmith_facade::Device::open(&spec))
-            .map(|inner| Device { inner })
+        blocking(py, None, move || keysmith_facade::Device::open(&spec)).map(|inner| Device {
+            inner: Closable::new("device", inner),
+        })
+    }
+
+    /// Closes the key (an operation running on it finishes first); later calls raise
+    /// `keysmith.UsageError` (reason `closed`). Closing again does nothing.
+    fn close(&self) {
+        drop(self.inner.close());
+    }
+
+    /// Returns the device itself (`with Device(spec) as key:`).
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    /// Closes the device at the end of a `with` block; exceptions propagate.
+    fn __exit__(
+        &self,
+        exc_type: &Bound<'_, PyAny>,
+        exc: &Bound<'_, PyAny>,
+        tb: &Bound<'_, PyAny>,
+    ) -> bool {
+        let _ = (exc_type, exc, tb);
+        self.close();
+        false
     }
 
     /// What the key says about itself (authenticatorGetInfo), as a dict.
     fn info(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        let d = self.inner.clone();
-        run(py, Some(&self.inner), move || d.info())
+        let d = self.inner.get(py)?;
+        run(py, Some(&d.clone()), move || d.info())
     }
 
     /// Cancels the operation waiting on this key for the user ("touch your key"); call
     /// it from another thread or from the prompt callback. The waiting call raises
     /// `keysmith.Cancelled` (a `DeviceError`).
     fn cancel(&self) {
-        self.inner.cancel();
+        // A closed device has nothing to cancel.
+        if let Some(d) = self.inner.peek() {
+            d.cancel();
+        }
     }
 
     /// The spec it was opened with.
     #[getter]
-    fn spec(&self) -> String {
-        self.inner.spec()
+    fn spec(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(self.inner.get(py)?.spec())
     }
 
     /// Its serial number, if known.
     #[getter]
-    fn serial(&self) -> Option<String> {
-        self.inner.serial()
+    fn serial(&self, py: Python<'_>) -> PyResult<Option<String>> {
+        Ok(self.inner.get(py)?.serial())
     }
 
+    /// `keysmith._native.Device("SPEC")` (or `Device(closed)`).
     fn __repr__(&self) -> String {
-        format!("keysmith._native.Device({:?})", self.inner.spec())
+        match self.inner.peek() {
+            Some(d) => format!("keysmith._native.Device({:?})", d.spec()),
+            None => "keysmith._native.Device(closed)".into(),
+        }
     }
 }
 
 /// A keysmith session: `Session(config)` with `config` a dict or JSON text (see the
 /// facade's `Session::open`: repository, pin_key, station, idp, templates, log, mds_blob,
-/// mds_root, attestation_roots, allow_software_keys).
+/// mds_root, attestation_roots, allow_software_keys). A context manager: `with
+/// Session(config) as session:` closes it at the end of the block.
 #[pyclass(frozen, module = "keysmith._native")]
 struct Session {
-    inner: keysmith_facade::Session,
+    inner: Closable<keysmith_facade::Session>,
 }
 
 #[pymethods]
 impl Session {
+    /// Opens the repository, IdP connections and templates `config` names.
     #[new]
     fn new(py: Python<'_>, config: &Bound<'_, PyAny>) -> PyResult<Self> {
         let text = json_text(config)?;
-        blocking(py, None, move || keysmith_facade::Session::open(&text))
-            .map(|inner| Session { inner })
+        blocking(py, None, move || keysmith_facade::Session::open(&text)).map(|inner| Session {
+            inner: Closable::new("session", inner),
+        })
+    }
+
+    /// Closes the session (its repository connection closes once the operations
+    /// running on it finish); later calls raise `keysmith.UsageError` (reason
+    /// `closed`). Closing again does nothing.
+    fn close(&self, py: Python<'_>) {
+        let session = self.inner.close();
+        // Dropping the last handle closes the database: without the GIL.
+        py.detach(move || drop(session));
+    }
+
+    /// Returns the session itself (`with Session(config) as session:`).
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    /// Closes the session at the end of a `with` block; exceptions propagate.
+    fn __exit__(
+        &self,
+        py: Python<'_>,
+        exc_type: &Bound<'_, PyAny>,
+        exc: &Bound<'_, PyAny>,
+        tb: &Bound<'_, PyAny>,
+    ) -> bool {
+        let _ = (exc_type, exc, tb);
+        self.close(py);
+        false
     }
 
     /// Sends prompts (dicts such as `{"kind": "touch_key", "step": "makeCredential"}`) to
@@ -322,13 +414,13 @@ impl Session {
     /// Exceptions raised by the callback are reported as unraisable and do not stop the
     /// operation. A callback that is not callable raises `TypeError` here.
     #[pyo3(signature = (callback))]
-    fn set_prompt(&self, callback: Option<Bound<'_, PyAny>>) -> PyResult<()> {
+    fn set_prompt(&self, py: Python<'_>, callback: Option<Bound<'_, PyAny>>) -> PyResult<()> {
+        let inner = self.inner.get(py)?;
         match callback {
-            None => self.inner.clear_prompt(),
+            None => inner.clear_prompt(),
             Some(cb) => {
                 let cb = Arc::new(require_callable("set_prompt", "callback", cb)?);
-                self.inner
-                    .set_prompt(Box::new(move |p: &Prompt| notify(&cb, p)))
+                inner.set_prompt(Box::new(move |p: &Prompt| notify(&cb, p)))
             }
         }
         Ok(())
@@ -336,19 +428,19 @@ impl Session {
 
     /// The actor recorded for operator calls.
     #[getter]
-    fn actor(&self) -> String {
-        self.inner.actor()
+    fn actor(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(self.inner.get(py)?.actor())
     }
 
     /// The names of the loaded credential templates.
-    fn templates(&self) -> Vec<String> {
-        self.inner.templates()
+    fn templates(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        Ok(self.inner.get(py)?.templates())
     }
 
     /// Loads (or replaces) a credential template set (TOML or JSON text); returns its
     /// summary.
     fn add_template(&self, py: Python<'_>, text: String) -> PyResult<Py<PyAny>> {
-        let s = self.inner.clone();
+        let s = self.inner.get(py)?;
         run(py, None, move || s.add_template(&text))
     }
 
@@ -364,14 +456,14 @@ impl Session {
         serial: Option<String>,
         actor: Option<String>,
     ) -> PyResult<Py<PyAny>> {
-        let (s, d) = (self.inner.clone(), device.inner.clone());
+        let (s, d) = (self.inner.get(py)?, device.inner.get(py)?);
         let params = IssueParams {
             template,
             user,
             serial,
             actor,
         };
-        run(py, Some(&device.inner), move || s.issue(&d, &params))
+        run(py, Some(&d.clone()), move || s.issue(&d, &params))
     }
 
     /// Issuance with the holder's PIN (templates that activate at issuance).
@@ -387,14 +479,14 @@ impl Session {
         serial: Option<String>,
         actor: Option<String>,
     ) -> PyResult<Py<PyAny>> {
-        let (s, d) = (self.inner.clone(), device.inner.clone());
+        let (s, d) = (self.inner.get(py)?, device.inner.get(py)?);
         let params = IssueParams {
             template,
             user,
             serial,
             actor,
         };
-        run(py, Some(&device.inner), move || {
+        run(py, Some(&d.clone()), move || {
             s.issue_and_activate(&d, &params, &holder_pin)
         })
     }
@@ -407,34 +499,34 @@ impl Session {
         key_id: String,
         holder_pin: String,
     ) -> PyResult<Py<PyAny>> {
-        let (s, d) = (self.inner.clone(), device.inner.clone());
-        run(py, Some(&device.inner), move || {
+        let (s, d) = (self.inner.get(py)?, device.inner.get(py)?);
+        run(py, Some(&d.clone()), move || {
             s.activate(&d, &key_id, &holder_pin)
         })
     }
 
     /// Inactivate; returns the key.
     fn inactivate(&self, py: Python<'_>, key_id: String) -> PyResult<Py<PyAny>> {
-        let s = self.inner.clone();
+        let s = self.inner.get(py)?;
         run(py, None, move || s.inactivate(&key_id))
     }
 
     /// Revoke; `force` (None = the template's setting) forces the IdP deletion.
     #[pyo3(signature = (key_id, force=None))]
     fn revoke(&self, py: Python<'_>, key_id: String, force: Option<bool>) -> PyResult<Py<PyAny>> {
-        let s = self.inner.clone();
+        let s = self.inner.get(py)?;
         run(py, None, move || s.revoke(&key_id, force))
     }
 
     /// Retire; returns the key.
     fn retire(&self, py: Python<'_>, key_id: String) -> PyResult<Py<PyAny>> {
-        let s = self.inner.clone();
+        let s = self.inner.get(py)?;
         run(py, None, move || s.retire(&key_id))
     }
 
     /// Unregister (records forgotten, audit kept); returns the key.
     fn unregister(&self, py: Python<'_>, key_id: String) -> PyResult<Py<PyAny>> {
-        let s = self.inner.clone();
+        let s = self.inner.get(py)?;
         run(py, None, move || s.unregister(&key_id))
     }
 
@@ -449,13 +541,13 @@ impl Session {
         serial: Option<String>,
         actor: Option<String>,
     ) -> PyResult<Py<PyAny>> {
-        let (s, d) = (self.inner.clone(), device.inner.clone());
+        let (s, d) = (self.inner.get(py)?, device.inner.get(py)?);
         let params = ReissueParams {
             user,
             serial,
             actor,
         };
-        run(py, Some(&device.inner), move || {
+        run(py, Some(&d.clone()), move || {
             s.reissue(&d, &key_id, &params)
         })
     }
@@ -468,15 +560,13 @@ impl Session {
         key_id: String,
         pin: String,
     ) -> PyResult<Py<PyAny>> {
-        let (s, d) = (self.inner.clone(), device.inner.clone());
-        run(py, Some(&device.inner), move || {
-            s.sign_in(&d, &key_id, &pin)
-        })
+        let (s, d) = (self.inner.get(py)?, device.inner.get(py)?);
+        run(py, Some(&d.clone()), move || s.sign_in(&d, &key_id, &pin))
     }
 
     /// Everything recorded about a key: `{"key", "passkeys", "pending", "audit"}`.
     fn key(&self, py: Python<'_>, key_id: String) -> PyResult<Py<PyAny>> {
-        let s = self.inner.clone();
+        let s = self.inner.get(py)?;
         run(py, None, move || s.key(&key_id))
     }
 
@@ -489,7 +579,7 @@ impl Session {
         state: Option<String>,
         serial: Option<String>,
     ) -> PyResult<Py<PyAny>> {
-        let s = self.inner.clone();
+        let s = self.inner.get(py)?;
         let filter = KeyFilter {
             user,
             state,
@@ -500,26 +590,26 @@ impl Session {
 
     /// The audit log of a key, oldest first.
     fn audit(&self, py: Python<'_>, key_id: String) -> PyResult<Py<PyAny>> {
-        let s = self.inner.clone();
+        let s = self.inner.get(py)?;
         run(py, None, move || s.audit(&key_id))
     }
 
     /// Checks the whole audit log (hash chain and MACs): a dict with `ok`, `records`,
     /// `unchained`, `first_bad_id` and `reason`.
     fn audit_verify(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        let s = self.inner.clone();
+        let s = self.inner.get(py)?;
         run(py, None, move || s.audit_verify())
     }
 
     /// Replays the IdP side-effect journal.
     fn replay_journal(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        let s = self.inner.clone();
+        let s = self.inner.get(py)?;
         run(py, None, move || s.replay_journal())
     }
 
     /// Checks an IdP connection; returns how long it took (ms).
     fn check_connection(&self, py: Python<'_>, connection: String) -> PyResult<u64> {
-        let s = self.inner.clone();
+        let s = self.inner.get(py)?;
         blocking(py, None, move || s.check_connection(&connection))
     }
 
@@ -532,7 +622,7 @@ impl Session {
         prefix: String,
         top: u32,
     ) -> PyResult<Py<PyAny>> {
-        let s = self.inner.clone();
+        let s = self.inner.get(py)?;
         run(py, None, move || s.search_users(&connection, &prefix, top))
     }
 
@@ -540,7 +630,7 @@ impl Session {
     /// goes in the OpenID Connect authorization request and, with the ID token, to
     /// `self_issue` / `self_set_pin`; it is good once.
     fn self_service_begin(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
-        let s = self.inner.clone();
+        let s = self.inner.get(py)?;
         run(py, None, move || s.self_service_begin())
     }
 
@@ -555,8 +645,8 @@ impl Session {
         nonce: String,
         new_pin: String,
     ) -> PyResult<Py<PyAny>> {
-        let (s, d) = (self.inner.clone(), device.inner.clone());
-        run(py, Some(&device.inner), move || {
+        let (s, d) = (self.inner.get(py)?, device.inner.get(py)?);
+        run(py, Some(&d.clone()), move || {
             s.self_set_pin(&d, &key_id, &id_token, &nonce, &new_pin)
         })
     }
@@ -575,8 +665,8 @@ impl Session {
         new_pin: String,
         serial: Option<String>,
     ) -> PyResult<Py<PyAny>> {
-        let (s, d) = (self.inner.clone(), device.inner.clone());
-        run(py, Some(&device.inner), move || {
+        let (s, d) = (self.inner.get(py)?, device.inner.get(py)?);
+        run(py, Some(&d.clone()), move || {
             s.self_issue(
                 &d,
                 &id_token,
@@ -600,7 +690,7 @@ impl Session {
         fix: bool,
         delete_unknown: bool,
     ) -> PyResult<Py<PyAny>> {
-        let s = self.inner.clone();
+        let s = self.inner.get(py)?;
         run(py, None, move || s.reconcile(&users, fix, delete_unknown))
     }
 
@@ -608,7 +698,7 @@ impl Session {
     /// a header row; returns the job (`{"job_id", "kind", "total", ...}`). The same text
     /// for the same kind returns the job already recorded.
     fn bulk_create(&self, py: Python<'_>, kind: String, csv_text: String) -> PyResult<Py<PyAny>> {
-        let s = self.inner.clone();
+        let s = self.inner.get(py)?;
         run(py, None, move || s.bulk_create(&kind, &csv_text))
     }
 
@@ -617,9 +707,10 @@ impl Session {
     /// `line`, `user`, `serial`) and returns the device spec to open (`"softkey:PATH"`,
     /// `"usb:PATH"`, `"nfc:READER"`); an exception, `None` or a non-str fails that row.
     /// `progress(dict)` is called after each row; its exceptions are reported as
-    /// unraisable and do not stop the job. Both run on the calling thread. After Ctrl-C
-    /// the remaining issue rows fail without calling `device` and the interrupt is
-    /// raised when the run ends.
+    /// unraisable and do not stop the job. Both run on the calling thread. Ctrl-C stops
+    /// the run between rows (a wait for a touch on the row's key is cancelled): the rows
+    /// not run stay to do, and `KeyboardInterrupt` is raised once the row in progress
+    /// has ended (its `__context__`: a `UsageError`, reason `bulk_stopped`).
     #[pyo3(signature = (job_id, device=None, progress=None, workers=1, rate=None,
                         template=None, retry_failed=true, fix=false, delete_unknown=false))]
     #[allow(clippy::too_many_arguments)]
@@ -636,7 +727,7 @@ impl Session {
         fix: bool,
         delete_unknown: bool,
     ) -> PyResult<Py<PyAny>> {
-        let s = self.inner.clone();
+        let s = self.inner.get(py)?;
         let options = BulkRunOptions {
             workers,
             rate,
@@ -653,7 +744,9 @@ impl Session {
             .map(|p| require_callable("bulk_run", "progress", p.into_bound(py)))
             .transpose()?
             .map(Arc::new);
-        run(py, None, move || {
+        let stop = keysmith_facade::BulkStop::new();
+        let stopper = stop.clone();
+        let v = blocking_with(py, &|| stopper.stop(), move || {
             let mut on_device = |row: &BulkRow| -> Result<String, String> {
                 let Some(cb) = device.clone() else {
                     return Err("no device callback was given".into());
@@ -678,8 +771,9 @@ impl Session {
                     notify(cb, p);
                 }
             };
-            s.bulk_run(job_id, &options, &mut on_device, &mut on_progress)
-        })
+            s.bulk_run_stoppable(job_id, &options, &mut on_device, &mut on_progress, &stop)
+        })?;
+        to_py(py, &v)
     }
 
     /// One page of every key, sorted by id: `{"keys": [...], "next_after": str | None}`;
@@ -691,7 +785,7 @@ impl Session {
         after: Option<String>,
         limit: u32,
     ) -> PyResult<Py<PyAny>> {
-        let s = self.inner.clone();
+        let s = self.inner.get(py)?;
         run(py, None, move || s.list_keys_page(after.as_deref(), limit))
     }
 
@@ -713,14 +807,18 @@ impl Session {
             ),
             None => None,
         };
-        let s = self.inner.clone();
+        let s = self.inner.get(py)?;
         run(py, None, move || {
             s.list_expiring_page(within_ms, after.as_ref(), limit)
         })
     }
 
+    /// `keysmith._native.Session(actor="...")` (or `Session(closed)`).
     fn __repr__(&self) -> String {
-        format!("keysmith._native.Session(actor={:?})", self.inner.actor())
+        match self.inner.peek() {
+            Some(s) => format!("keysmith._native.Session(actor={:?})", s.actor()),
+            None => "keysmith._native.Session(closed)".into(),
+        }
     }
 }
 
@@ -761,6 +859,9 @@ fn native_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(list_devices, m)?)?;
     m.add_function(wrap_pyfunction!(template_check, m)?)?;
     m.add_function(wrap_pyfunction!(configure_logging, m)?)?;
+    m.add_function(wrap_pyfunction!(logging::enable_logging, m)?)?;
+    m.add_function(wrap_pyfunction!(logging::disable_logging, m)?)?;
+    m.add_function(wrap_pyfunction!(logging::flush_logging, m)?)?;
     m.add_function(wrap_pyfunction!(version, m)?)?;
     m.add("__version__", keysmith_facade::version())?;
     Ok(())

@@ -83,6 +83,7 @@ pub(crate) struct DeviceHalf {
 
 #[pymethods]
 impl DeviceHalf {
+    /// A device half from `config` (dict or JSON text).
     #[new]
     fn new(py: Python<'_>, config: &Bound<'_, PyAny>) -> PyResult<Self> {
         let text = json_text(config)?;
@@ -123,8 +124,8 @@ impl DeviceHalf {
         device: PyRef<'_, crate::Device>,
         serial_claim: Option<String>,
     ) -> PyResult<Py<PyBytes>> {
-        let (h, d) = (self.inner.clone(), device.inner.clone());
-        let b = blocking(py, Some(&device.inner), move || h.report(&d, serial_claim))?;
+        let (h, d) = (self.inner.clone(), device.inner.get(py)?);
+        let b = blocking(py, Some(&d.clone()), move || h.report(&d, serial_claim))?;
         Ok(bytes(py, &b))
     }
 
@@ -184,10 +185,8 @@ impl DeviceHalf {
             holder_pin: callable("run_job", "holder_pin", holder_pin)?,
             prompt: callable("run_job", "prompt", prompt)?,
         };
-        let (h, d) = (self.inner.clone(), device.inner.clone());
-        let b = blocking(py, Some(&device.inner), move || {
-            h.run_job(&d, now_ms, &mut ui)
-        })?;
+        let (h, d) = (self.inner.clone(), device.inner.get(py)?);
+        let b = blocking(py, Some(&d.clone()), move || h.run_job(&d, now_ms, &mut ui))?;
         Ok(bytes(py, &b))
     }
 
@@ -196,6 +195,7 @@ impl DeviceHalf {
         self.inner.close();
     }
 
+    /// A short description (no secrets).
     fn __repr__(&self) -> String {
         format!(
             "keysmith._native.DeviceHalf(agent_id={:?})",
@@ -214,6 +214,7 @@ pub(crate) struct ServerHalf {
 
 #[pymethods]
 impl ServerHalf {
+    /// A server half over `session` with `config` (dict or JSON text).
     #[new]
     fn new(
         py: Python<'_>,
@@ -221,7 +222,7 @@ impl ServerHalf {
         config: &Bound<'_, PyAny>,
     ) -> PyResult<Self> {
         let text = json_text(config)?;
-        let s = session.inner.clone();
+        let s = session.inner.get(py)?;
         blocking(py, None, move || facade::ServerHalf::new(&s, &text))
             .map(|h| ServerHalf { inner: Arc::new(h) })
     }
@@ -321,6 +322,7 @@ impl ServerHalf {
         to_py(py, &w)
     }
 
+    /// A short description (no secrets).
     fn __repr__(&self) -> String {
         "keysmith._native.ServerHalf(...)".to_owned()
     }

@@ -9,7 +9,7 @@
 //! | [`EngineError::SelfService`] | [`SelfServiceError`] | a holder's or issuance request is refused |
 //! | [`EngineError::Plan`] | [`PlanError`] | the template's plan cannot be carried out |
 //! | [`EngineError::IdpEffect`] | [`IdpEffectError`] | an IdP side effect was refused or stopped the flow |
-//! | [`EngineError::Job`] | [`JobError`] | a bulk job's input is malformed |
+//! | [`EngineError::Job`] | [`JobError`] | a bulk job's input is malformed, or its run was stopped |
 //! | [`EngineError::Journal`] | [`JournalError`] | a journal entry cannot be read |
 //! | [`EngineError::SimulatedCrash`] | — | a crash-recovery test stopped the flow |
 //!
@@ -493,7 +493,7 @@ impl IdpEffectError {
     }
 }
 
-/// A bulk job's input is malformed.
+/// A bulk job's input is malformed, or its run was stopped.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum JobError {
@@ -508,13 +508,23 @@ pub enum JobError {
         /// What is wrong.
         message: String,
     },
+    /// The caller stopped the run between rows (`Engine::bulk_run_stoppable`, Ctrl-C in
+    /// a binding): the rows not run yet stay to do and the job stays unfinished, so
+    /// running it again (by id, or creating it from the same CSV) resumes it.
+    #[error("bulk job {job_id}: stopped before every row ran ({left} left to do); run it again to resume")]
+    Stopped {
+        /// The job.
+        job_id: i64,
+        /// Rows of the job not done (pending, failed, or held by another runner).
+        left: u64,
+    },
 }
 
 impl JobError {
     /// The error's family: always [`ErrorKind::Usage`].
     pub fn kind(&self) -> ErrorKind {
         match self {
-            JobError::Csv { .. } => ErrorKind::Usage,
+            JobError::Csv { .. } | JobError::Stopped { .. } => ErrorKind::Usage,
         }
     }
 
@@ -522,6 +532,7 @@ impl JobError {
     pub fn reason(&self) -> &'static str {
         match self {
             JobError::Csv { .. } => "csv_invalid",
+            JobError::Stopped { .. } => "bulk_stopped",
         }
     }
 }

@@ -661,3 +661,83 @@ fn bulk_issue_by_employee_id() {
         .bulk_create(BulkKind::Issue, "serial\nS1\n", "operator:hr", now_ms())
         .is_err());
 }
+
+#[test]
+fn a_stopped_bulk_run_leaves_the_rest_to_do_and_resumes() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let w = world("bulk-stop");
+    let e = &w.engine;
+    let csv: String = std::iter::once("user,serial\n".to_owned())
+        .chain((0..6).map(|i| format!("{KIM},STOP{i}\n")))
+        .collect();
+    let job = e
+        .bulk_create(BulkKind::Issue, &csv, "operator:bulk", now_ms())
+        .unwrap();
+    let options = BulkOptions {
+        default_template: Some("test-standard".into()),
+        ..BulkOptions::default()
+    };
+    // Stop asked once two rows have run.
+    let ran = AtomicUsize::new(0);
+    let mut devices = soft_device;
+    let r = e.bulk_run_stoppable(
+        job.job_id,
+        &options,
+        &now_ms,
+        &mut devices,
+        &mut |_| {
+            ran.fetch_add(1, Ordering::SeqCst);
+        },
+        &|| ran.load(Ordering::SeqCst) >= 2,
+    );
+    let err = r.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::Engine(EngineError::Job(JobError::Stopped { job_id, left: 4 })) if job_id == job.job_id
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        (err.kind().as_str(), err.reason()),
+        ("usage", "bulk_stopped")
+    );
+    let counts = e.store().bulk_counts(job.job_id).unwrap();
+    assert_eq!((counts.done, counts.pending, counts.failed), (2, 4, 0));
+    // Unfinished: the same CSV is the same job, and a run does the four rows left.
+    let again = e
+        .bulk_create(BulkKind::Issue, &csv, "operator:bulk", now_ms())
+        .unwrap();
+    assert_eq!(again.job_id, job.job_id);
+    let s = e
+        .bulk_run(job.job_id, &options, &now_ms, &mut devices, &mut |_| {})
+        .unwrap();
+    assert_eq!((s.done, s.failed, s.skipped, s.items.len()), (6, 0, 2, 4));
+
+    // Parallel revoke workers stop taking rows too.
+    let keys: Vec<String> = e
+        .find_keys(&KeyQuery::All)
+        .unwrap()
+        .into_iter()
+        .map(|k| k.key_id)
+        .collect();
+    let csv = format!("key_id\n{}\n", keys.join("\n"));
+    let job = e
+        .bulk_create(BulkKind::Revoke, &csv, "operator:bulk", now_ms())
+        .unwrap();
+    let options = BulkOptions {
+        workers: 2,
+        ..BulkOptions::default()
+    };
+    let r = e.bulk_run_stoppable(
+        job.job_id,
+        &options,
+        &now_ms,
+        &mut no_device,
+        &mut |_| {},
+        &|| true,
+    );
+    assert_eq!(r.unwrap_err().reason(), "bulk_stopped");
+    let counts = e.store().bulk_counts(job.job_id).unwrap();
+    assert_eq!((counts.done, counts.pending), (0, 6));
+}

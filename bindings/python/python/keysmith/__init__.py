@@ -5,7 +5,9 @@ opens a security key. Operations return frozen dataclasses (:class:`Key`,
 :class:`KeyDetails`, :class:`DriftReport`, ...) and raise :class:`KeysmithError`
 subclasses that also inherit the matching built-in (a wrong PIN is a
 :class:`PinInvalid`, an :class:`OSError` with ``retries_left``). Ctrl-C during "touch
-your key" cancels the device operation and raises ``KeyboardInterrupt``.
+your key" cancels the device operation and raises ``KeyboardInterrupt``; during
+``Session.bulk_run`` it stops the job between rows. ``enable_logging()`` sends the
+library's log records to :mod:`logging` (the ``keysmith`` logger).
 """
 
 from keysmith._native import __version__, version
@@ -57,7 +59,16 @@ from keysmith.results import (
     TouchKey,
     User,
 )
-from keysmith.session import Device, Session, configure_logging, list_devices, template_check
+from keysmith.session import (
+    Device,
+    Session,
+    configure_logging,
+    disable_logging,
+    enable_logging,
+    flush_logging,
+    list_devices,
+    template_check,
+)
 from keysmith.split import DeviceHalf, ServerHalf, describe
 
 __all__ = [
@@ -68,6 +79,9 @@ __all__ = [
     "list_devices",
     "template_check",
     "configure_logging",
+    "enable_logging",
+    "disable_logging",
+    "flush_logging",
     "KeysmithError",
     "UsageError",
     "TemplateError",

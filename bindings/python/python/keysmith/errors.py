@@ -81,6 +81,8 @@ class KeysmithError(Exception):
         retries_left: int | None = None,
         refusal_code: str | None = None,
     ) -> None:
+        """An error with ``message``; the keyword arguments set the attributes of the
+        same names (``kind`` defaults to the class's, ``reason`` to ``kind``)."""
         super().__init__(message)
         self.message = message
         self.kind = kind or self.default_kind

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 from keysmith import _native
 from keysmith.results import (
@@ -36,7 +37,16 @@ from keysmith.results import (
     _prompt_from_native,
 )
 
-__all__ = ["Device", "Session", "list_devices", "template_check", "configure_logging"]
+__all__ = [
+    "Device",
+    "Session",
+    "list_devices",
+    "template_check",
+    "configure_logging",
+    "enable_logging",
+    "disable_logging",
+    "flush_logging",
+]
 
 
 def _config(config: Mapping[str, Any] | str) -> dict[str, Any] | str:
@@ -47,12 +57,36 @@ class Device:
     """An opened security key: ``Device("usb:/dev/hidraw3")``, ``Device("nfc:READER")``
     or ``Device("softkey:/path/state.json")``, a software key for tests and demos
     (``softkey:PATH?presence=never`` makes its holder never touch it; also ``approve``,
-    ``deny``, ``timeout`` and ``<N>ms``)."""
+    ``deny``, ``timeout`` and ``<N>ms``).
+
+    A context manager: ``with keysmith.Device(spec) as key:`` closes the key at the end
+    of the block (see :meth:`close`)."""
 
     __slots__ = ("_native",)
 
     def __init__(self, spec: str) -> None:
+        """Opens the key named by ``spec``; raises :class:`keysmith.DeviceNotFound` (or
+        another :class:`keysmith.DeviceError`) when it cannot."""
         self._native = _native.Device(spec)
+
+    def close(self) -> None:
+        """Closes the key (an operation running on it finishes first). Later calls raise
+        :class:`keysmith.UsageError` with ``reason`` ``closed``; closing again does
+        nothing."""
+        self._native.close()
+
+    def __enter__(self) -> Self:
+        """Returns the device itself."""
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Closes the device; an exception raised in the block propagates."""
+        self.close()
 
     def info(self) -> DeviceInfo:
         """What the key says about itself (authenticatorGetInfo)."""
@@ -75,7 +109,8 @@ class Device:
         return self._native.serial
 
     def __repr__(self) -> str:
-        return f"keysmith.Device({self._native.spec!r})"
+        """``keysmith.Device('SPEC')``."""
+        return "keysmith." + repr(self._native).removeprefix("keysmith._native.")
 
 
 def _require_callable(method: str, name: str, value: Any) -> None:
@@ -90,12 +125,36 @@ class Session:
     (``repository``, ``pin_key``, ``station``, ``actor``, ``idp``, ``templates``,
     ``log``, ``mds_blob``/``mds_root``/``attestation_roots`` for attestation checked at
     issuance, ``allow_software_keys`` for ``softkey:`` devices in tests and demos; see the
-    facade's ``Session::open``)."""
+    facade's ``Session::open``).
+
+    A context manager: ``with keysmith.Session(config) as session:`` closes the session
+    at the end of the block (see :meth:`close`)."""
 
     __slots__ = ("_native",)
 
     def __init__(self, config: Mapping[str, Any] | str) -> None:
+        """Opens the repository, the IdP connections and the templates ``config``
+        names; raises :class:`keysmith.UsageError` for a bad configuration."""
         self._native = _native.Session(_config(config))
+
+    def close(self) -> None:
+        """Closes the session: its repository connection closes once the operations
+        running on it end. Later calls raise :class:`keysmith.UsageError` with
+        ``reason`` ``closed``; closing again does nothing."""
+        self._native.close()
+
+    def __enter__(self) -> Self:
+        """Returns the session itself."""
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Closes the session; an exception raised in the block propagates."""
+        self.close()
 
     def set_prompt(self, callback: Callable[[Prompt], object] | None) -> None:
         """Sends prompts (:class:`keysmith.TouchKey`, ...) to ``callback`` on the thread
@@ -291,7 +350,13 @@ class Session:
         and returns the device spec to open; an exception, ``None`` or a non-str fails
         that row. ``progress(p)`` is called after each row; its exceptions are reported
         as unraisable. Both run on the calling thread; either that is neither callable
-        nor ``None`` raises ``TypeError`` before the job runs."""
+        nor ``None`` raises ``TypeError`` before the job runs.
+
+        Ctrl-C stops the job between rows (a wait for a touch on the row's key is
+        cancelled): the row in progress ends and is recorded, the rows not run stay to
+        do (the job stays unfinished), and ``KeyboardInterrupt`` is raised, its
+        ``__context__`` a :class:`keysmith.UsageError` with ``reason``
+        ``bulk_stopped``. ``bulk_run(job_id)`` later resumes the job."""
         if device is not None:
             _require_callable("bulk_run", "device", device)
         if progress is not None:
@@ -334,7 +399,8 @@ class Session:
         return ExpiringPage._from_native(self._native.list_expiring_page(within_ms, cursor, limit))
 
     def __repr__(self) -> str:
-        return f"keysmith.Session(actor={self._native.actor!r})"
+        """``keysmith.Session(actor='...')``."""
+        return "keysmith." + repr(self._native).removeprefix("keysmith._native.")
 
 
 def list_devices() -> DeviceList:
@@ -351,3 +417,38 @@ def configure_logging(config: Mapping[str, Any] | str) -> None:
     """Configures process-wide logging from a mapping or JSON text (the CLI's ``[log]``
     keys: ``level``, ``destination``, ``format``)."""
     _native.configure_logging(_config(config))
+
+
+def enable_logging(level: str | int = "info") -> None:
+    """Sends keysmith's log records to Python's :mod:`logging`, at ``level`` and above
+    (``"error"``, ``"warn"``, ``"info"``, ``"debug"``, ``"trace"``, or a
+    :mod:`logging` level number such as ``logging.DEBUG``).
+
+    Records go to loggers named ``keysmith.<crate>.<module>`` (children of the
+    ``keysmith`` logger), with secrets already redacted; the message is the record's
+    spans, text and fields. They are delivered on the thread of the keysmith call that
+    logged them, while it waits and before it returns (:func:`flush_logging` delivers
+    the records of background threads at once). Records stop going to stderr; a log
+    file set by :func:`configure_logging` is kept.
+    """
+    if isinstance(level, int):
+        level = _level_name(level)
+    _native.enable_logging(level)
+
+
+def disable_logging() -> None:
+    """Stops sending records to :mod:`logging` (see :func:`enable_logging`); level and
+    destination stay as they are."""
+    _native.disable_logging()
+
+
+def flush_logging() -> None:
+    """Delivers the records logged so far to :mod:`logging` now."""
+    _native.flush_logging()
+
+
+def _level_name(level: int) -> str:
+    for floor, name in ((40, "error"), (30, "warn"), (20, "info"), (10, "debug")):
+        if level >= floor:
+            return name
+    return "trace"

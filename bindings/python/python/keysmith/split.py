@@ -189,6 +189,7 @@ class DeviceHalf:
     __slots__ = ("_native",)
 
     def __init__(self, config: Mapping[str, Any] | str) -> None:
+        """A device half from ``config`` (a mapping or JSON text)."""
         self._native = _native.DeviceHalf(_config(config))
 
     @property
@@ -275,6 +276,8 @@ class ServerHalf:
     __slots__ = ("_native",)
 
     def __init__(self, session: Session, config: Mapping[str, Any] | str) -> None:
+        """A server half over ``session``'s engine with ``config`` (a mapping or JSON
+        text)."""
         self._native = _native.ServerHalf(session._native, _config(config))
 
     def public_key_pem(self) -> str:

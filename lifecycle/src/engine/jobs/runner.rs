@@ -42,6 +42,24 @@ struct JobRun<'a> {
     owner: &'a str,
     /// How long a claim lasts unless renewed.
     lease_ms: u64,
+    /// True once the caller asked the run to stop (checked between rows).
+    stop: &'a (dyn Fn() -> bool + Sync),
+}
+
+/// The error a stopped run ends with (`left`: rows not done).
+fn stopped(job_id: i64, left: u64) -> Error {
+    Error::Engine(EngineError::Job(JobError::Stopped { job_id, left }))
+}
+
+impl JobRun<'_> {
+    /// `Err(Stopped)` once the caller asked the run to stop.
+    fn check_stop(&self) -> Result<(), Error> {
+        if (self.stop)() {
+            Err(stopped(self.job.job_id, 0))
+        } else {
+            Ok(())
+        }
+    }
 }
 
 /// How one item ended in this run.
@@ -142,6 +160,43 @@ impl Engine {
         devices: &mut dyn FnMut(&BulkDeviceRequest) -> Result<BulkDevice, String>,
         progress: &mut dyn FnMut(&BulkProgress),
     ) -> Result<BulkSummary, Error> {
+        self.bulk_run_stoppable(job_id, options, clock, devices, progress, &|| false)
+    }
+
+    /// [`Engine::bulk_run`] that `stop` can end early: it is asked before each row (and
+    /// by each worker before it takes a row) and, once it returns true, no further row
+    /// starts; the rows in progress finish and are recorded, and the run fails with
+    /// [`JobError::Stopped`]. The rows not run stay to do and the job unfinished, so a
+    /// later run resumes it. `stop` is called from the runner's threads.
+    pub fn bulk_run_stoppable(
+        &self,
+        job_id: i64,
+        options: &BulkOptions,
+        clock: &BulkClock,
+        devices: &mut dyn FnMut(&BulkDeviceRequest) -> Result<BulkDevice, String>,
+        progress: &mut dyn FnMut(&BulkProgress),
+        stop: &(dyn Fn() -> bool + Sync),
+    ) -> Result<BulkSummary, Error> {
+        match self.bulk_run_inner(job_id, options, clock, devices, progress, stop) {
+            Err(Error::Engine(EngineError::Job(JobError::Stopped { job_id, .. }))) => {
+                let c = self.store.bulk_counts(job_id)?;
+                let left = c.pending + c.running + c.failed;
+                tracing::info!(job = job_id, left, "bulk run stopped by the caller");
+                Err(stopped(job_id, left))
+            }
+            other => other,
+        }
+    }
+
+    fn bulk_run_inner(
+        &self,
+        job_id: i64,
+        options: &BulkOptions,
+        clock: &BulkClock,
+        devices: &mut dyn FnMut(&BulkDeviceRequest) -> Result<BulkDevice, String>,
+        progress: &mut dyn FnMut(&BulkProgress),
+        stop: &(dyn Fn() -> bool + Sync),
+    ) -> Result<BulkSummary, Error> {
         let job = self.bulk_job(job_id)?;
         let kind = BulkKind::parse(&job.kind).ok_or_else(|| crate::store::StoreError::Corrupt {
             what: format!("bulk_jobs.kind: unknown {:?}", job.kind),
@@ -178,6 +233,7 @@ impl Engine {
             fenced: &fenced,
             owner: &owner,
             lease_ms,
+            stop,
         };
         // Rows another runner holds (or claimed first): waited for below.
         let mut waiting = BTreeSet::new();
@@ -209,6 +265,7 @@ impl Engine {
             );
         }
         while !waiting.is_empty() {
+            run.check_stop()?;
             std::thread::sleep(poll);
             let now = clock();
             let mut todo = Vec::new();
@@ -257,6 +314,7 @@ impl Engine {
     ) -> Result<(), Error> {
         if run.kind == BulkKind::Issue || run.options.workers <= 1 {
             for item in todo {
+                run.check_stop()?;
                 match self.bulk_item(run, &item, &mut *devices)? {
                     Some(r) => self.record(run.job, &item, r, summary, progress),
                     None => {
@@ -324,6 +382,9 @@ impl Engine {
                 let tx = tx.clone();
                 let queue = &queue;
                 scope.spawn(move || loop {
+                    if (run.stop)() {
+                        break;
+                    }
                     let next = queue
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner)
@@ -359,6 +420,14 @@ impl Engine {
         });
         match first_error {
             Some(e) => Err(e),
+            // Rows left in the queue when the workers stopped.
+            None if !queue
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .is_empty() =>
+            {
+                Err(stopped(job.job_id, 0))
+            }
             None => Ok(()),
         }
     }

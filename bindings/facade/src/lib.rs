@@ -30,7 +30,9 @@ pub use types::{
 };
 
 use lifecycle::diagnostics::Diagnostics;
-pub use lifecycle::diagnostics::{FileDestination, LogConfig, LogDestination, LogLevel};
+pub use lifecycle::diagnostics::{
+    FileDestination, LogConfig, LogDestination, LogHook, LogLevel, LogRecord,
+};
 use lifecycle::template::TemplateSet;
 
 /// The facade's result type.
@@ -83,6 +85,27 @@ pub fn apply_logging(config: LogConfig) -> Result<()> {
             message: format!("log configuration: {e}"),
             ..e.into()
         })
+}
+
+/// The logging configuration in force: `None` until [`configure_logging`],
+/// [`apply_logging`] or [`set_log_hook`] first runs.
+pub fn logging_config() -> Option<LogConfig> {
+    Diagnostics::current().map(|d| d.config())
+}
+
+/// Hands every log record to `hook` too (a host's own logger; see [`LogHook`] for the
+/// thread it is called on); `None` stops. Installs the diagnostics with the default
+/// configuration (level `info`, stderr) when no configuration was applied yet.
+pub fn set_log_hook(hook: Option<LogHook>) -> Result<()> {
+    let diagnostics = match Diagnostics::current() {
+        Some(d) => d,
+        None => Diagnostics::install(LogConfig::default()).map_err(|e| FacadeError {
+            message: format!("log configuration: {e}"),
+            ..e.into()
+        })?,
+    };
+    diagnostics.set_hook(hook);
+    Ok(())
 }
 
 pub(crate) fn now_ms() -> u64 {

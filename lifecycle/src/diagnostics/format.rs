@@ -12,7 +12,7 @@ use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
 use super::roller::{civil_from_days, unix};
-use super::{LogFormat, Output};
+use super::{LogFormat, LogLevel, LogRecord, Output};
 
 /// Longest value written for one field, in bytes; longer values are cut.
 const MAX_VALUE_LEN: usize = 4096;
@@ -281,34 +281,43 @@ where
                 spans.push((span.name(), f));
             }
         }
-        let format = self.output.lock().format;
+        let (format, hook) = {
+            let out = self.output.lock();
+            (out.format, out.hook.clone())
+        };
         let now = timestamp(SystemTime::now());
-        let line = match format {
-            LogFormat::Text => {
-                let mut out = String::with_capacity(128);
-                let _ = write!(out, "{now} {:>5} {}: ", meta.level(), meta.target());
-                for (name, f) in &spans {
-                    out.push_str(name);
-                    out.push('{');
-                    for (i, (k, v)) in f.list.iter().enumerate() {
-                        if i > 0 {
-                            out.push(' ');
-                        }
-                        out.push_str(k);
-                        out.push('=');
-                        v.text(&mut out);
+        // The text form without time, level and target: a host logger adds its own.
+        let body = || {
+            let mut out = String::with_capacity(128);
+            for (name, f) in &spans {
+                out.push_str(name);
+                out.push('{');
+                for (i, (k, v)) in f.list.iter().enumerate() {
+                    if i > 0 {
+                        out.push(' ');
                     }
-                    out.push_str("}: ");
-                }
-                if let Some(m) = &fields.message {
-                    out.push_str(m);
-                }
-                for (k, v) in &fields.list {
-                    out.push(' ');
                     out.push_str(k);
                     out.push('=');
                     v.text(&mut out);
                 }
+                out.push_str("}: ");
+            }
+            if let Some(m) = &fields.message {
+                out.push_str(m);
+            }
+            for (k, v) in &fields.list {
+                out.push(' ');
+                out.push_str(k);
+                out.push('=');
+                v.text(&mut out);
+            }
+            out
+        };
+        let line = match format {
+            LogFormat::Text => {
+                let mut out = String::with_capacity(128);
+                let _ = write!(out, "{now} {:>5} {}: ", meta.level(), meta.target());
+                out.push_str(&body());
                 out.push('\n');
                 out
             }
@@ -342,6 +351,14 @@ where
             }
         };
         self.output.lock().write_record(line.as_bytes());
+        if let Some(hook) = hook {
+            // Outside the lock: the hook may log or reconfigure.
+            hook(&LogRecord {
+                level: LogLevel::from(*meta.level()),
+                target: meta.target(),
+                message: &body(),
+            });
+        }
     }
 }
 
@@ -370,6 +387,7 @@ mod tests {
             state: std::sync::Mutex::new(crate::diagnostics::OutputState {
                 sink: crate::diagnostics::Sink::File(Box::new(file)),
                 format,
+                hook: None,
             }),
         });
         let subscriber = tracing_subscriber::registry().with(OutputLayer::new(output.clone()));
@@ -492,5 +510,44 @@ mod tests {
         assert_eq!(out, "\"a b\" SN0001 \"\"");
         let long = cut("x".repeat(MAX_VALUE_LEN + 10));
         assert!(long.len() <= MAX_VALUE_LEN + 3);
+    }
+
+    #[test]
+    fn the_hook_gets_each_record_redacted_without_time_or_level() {
+        use tracing_subscriber::layer::SubscriberExt;
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        let output = Arc::new(Output {
+            state: std::sync::Mutex::new(crate::diagnostics::OutputState {
+                sink: crate::diagnostics::Sink::Discard,
+                format: LogFormat::Json,
+                hook: Some(Arc::new(move |r: &LogRecord<'_>| {
+                    sink.lock()
+                        .unwrap()
+                        .push((r.level, r.target.to_owned(), r.message.to_owned()))
+                })),
+            }),
+        });
+        let subscriber = tracing_subscriber::registry().with(OutputLayer::new(output));
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("issue", serial = "AB12");
+            let _g = span.enter();
+            tracing::warn!(target: "lifecycle::engine", pin = "1234", retries = 3, "pin refused");
+        });
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 1);
+        let (level, target, message) = &seen[0];
+        assert_eq!(
+            (*level, target.as_str()),
+            (LogLevel::Warn, "lifecycle::engine")
+        );
+        assert!(
+            message.starts_with("issue{serial=AB12}: pin refused"),
+            "{message}"
+        );
+        assert!(
+            message.contains("retries=3") && !message.contains("1234"),
+            "{message}"
+        );
     }
 }

@@ -75,6 +75,36 @@ impl LogLevel {
     }
 }
 
+impl From<tracing::Level> for LogLevel {
+    fn from(level: tracing::Level) -> Self {
+        match level {
+            tracing::Level::ERROR => LogLevel::Error,
+            tracing::Level::WARN => LogLevel::Warn,
+            tracing::Level::INFO => LogLevel::Info,
+            tracing::Level::DEBUG => LogLevel::Debug,
+            _ => LogLevel::Trace,
+        }
+    }
+}
+
+/// One record as a [`LogHook`] receives it: already filtered by the configured level and
+/// directives, with secrets already redacted.
+#[derive(Clone, Copy, Debug)]
+pub struct LogRecord<'a> {
+    /// Its level (never [`LogLevel::Off`]).
+    pub level: LogLevel,
+    /// Where it comes from: the Rust module path (`lifecycle::engine::jobs::runner`).
+    pub target: &'a str,
+    /// The text form without time, level and target: the enclosing spans
+    /// (`name{field=value}: `), the message and the event's fields (`key=value`).
+    pub message: &'a str,
+}
+
+/// Receives every record besides the configured destination (a host's own logger: the
+/// Python module's bridge to `logging`, a C callback). Called on the thread that logs,
+/// with no lock of this module held.
+pub type LogHook = Arc<dyn Fn(&LogRecord<'_>) + Send + Sync>;
+
 impl std::fmt::Display for LogLevel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
@@ -318,6 +348,8 @@ pub(crate) struct Output {
 pub(crate) struct OutputState {
     pub(crate) sink: Sink,
     pub(crate) format: LogFormat,
+    /// Also receives every record ([`Diagnostics::set_hook`]).
+    pub(crate) hook: Option<LogHook>,
 }
 
 impl Output {
@@ -388,6 +420,7 @@ impl Diagnostics {
             state: Mutex::new(OutputState {
                 sink,
                 format: config.format,
+                hook: None,
             }),
         });
         let (filter_layer, handle) = reload::Layer::new(filter);
@@ -450,6 +483,13 @@ impl Diagnostics {
             Sink::File(f) => f.current_path().map(Path::to_path_buf),
             _ => None,
         }
+    }
+
+    /// Hands every record to `hook` too, besides the destination (`None`: stop). The
+    /// level and directives still decide which records there are; a destination of
+    /// [`LogDestination::None`] sends records to the hook only.
+    pub fn set_hook(&self, hook: Option<LogHook>) {
+        self.inner.output.lock().hook = hook;
     }
 
     /// Flushes buffered records to the destination.

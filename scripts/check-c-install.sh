@@ -10,7 +10,7 @@
 #      runs with libpcsclite.so.1 made unloadable (a mount namespace, where unshare works);
 #   4. every JSON document the C ABI printed while issuing (bindings/c/tests/c/
 #      schema_payloads.c) validates against its schema in docs/schemas/;
-#   5. the Python extension in target/pyvenv (if the venv has keysmith) needs no
+#   5. the Python extension (target/pyvenv's, and any wheel in target/wheels) needs no
 #      libpcsclite.so.1 either.
 # Reuses what earlier steps built (target/debug: libkeysmith, entra-emulator); the dev
 # profile only. Needs patchelf, pkg-config, gcc, python3.
@@ -119,6 +119,9 @@ python3 -m venv "$work/venv"
 "$work/venv/bin/python" scripts/validate-schemas.py docs/schemas "$work/payloads.tsv"
 
 echo "== the Python extension needs no libpcsclite.so.1"
+# What the Python steps above built: the module in target/pyvenv (maturin develop) and
+# any wheel in target/wheels (maturin build); each extension found is checked.
+exts=()
 venv="$root/target/pyvenv"
 if [ -x "$venv/bin/python" ] && ext=$("$venv/bin/python" -c '
 import importlib.util
@@ -128,10 +131,21 @@ for name in ("keysmith._native", "keysmith"):
         print(spec.origin); break
 else:
     raise SystemExit(1)' 2>/dev/null); then
-  if ldd "$ext" | grep -q pcsclite; then fail "$ext needs libpcsclite (ldd)"; fi
-  echo "  $ext: ldd shows no pcsclite"
-else
-  [ "${CI:-}" != true ] || fail "CI=true but no target/pyvenv with the keysmith extension"
-  echo "  SKIPPED: no target/pyvenv with the keysmith extension (scripts/test-all.sh makes it)"
+  exts+=("$ext")
 fi
+for wheel in target/wheels/keysmith-*.whl; do
+  [ -f "$wheel" ] || continue
+  mkdir -p "$work/wheel" && python3 -m zipfile -e "$wheel" "$work/wheel/$(basename "$wheel")"
+  while IFS= read -r so; do exts+=("$so"); done < <(find "$work/wheel/$(basename "$wheel")" -name '*.so')
+done
+if [ ${#exts[@]} -eq 0 ]; then
+  [ "${CI:-}" != true ] || fail "CI=true but no Python extension found (target/pyvenv, target/wheels)"
+  echo "  SKIPPED: no Python extension built (target/pyvenv or target/wheels; scripts/test-all.sh makes them)"
+fi
+for ext in "${exts[@]}"; do
+  if readelf -d "$ext" | grep -q 'NEEDED.*pcsclite' || ldd "$ext" | grep -q pcsclite; then
+    fail "$ext needs libpcsclite (readelf -d / ldd)"
+  fi
+  echo "  $ext: readelf -d and ldd show no pcsclite"
+done
 echo "== C install check passed"

@@ -19,7 +19,7 @@
  * Each function below says who owns what ("Ownership:"), which pointers may be NULL
  * ("NULL:"), whether it blocks ("Blocks:") and which thread may call it ("Threads:").
  * Every JSON document that crosses this interface has a JSON Schema in docs/schemas/.
- * Log records can go to the host's own logger: ks_set_log_callback. Install with
+ * Log records can go to the host's own logger: ks_log_set_callback. Install with
  * scripts/install-c.sh PREFIX, then build with `cc $(pkg-config --cflags --libs keysmith)`. */
 
 #ifndef KEYSMITH_H
@@ -218,9 +218,9 @@ typedef struct {
 
 /**
  * Receives the library's log records: `user_data` is what was given to
- * ks_set_log_callback(), `params` valid only during the call. It is called on the thread
+ * ks_log_set_callback(), `params` valid only during the call. It is called on the thread
  * that logs, which may be any thread the library runs an operation on, and from several
- * threads at once: it must be thread-safe. It must not call ks_set_log_callback().
+ * threads at once: it must be thread-safe. It must not call ks_log_set_callback().
  */
 typedef void (*ks_log_fn)(void *user_data, const ks_log_params *params);
 
@@ -1286,7 +1286,7 @@ ks_status ks_pending_list_expiring_page(const ks_session *session,
  * when ks_log_configure() was not called).
  * Threads: any thread; the setting is process-wide. Not from inside the callback.
  */
-ks_status ks_set_log_callback(ks_log_fn cb, void *user_data);
+ks_status ks_log_set_callback(ks_log_fn cb, void *user_data);
 
 #ifdef __cplusplus
 }  // extern "C"

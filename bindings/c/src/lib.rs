@@ -473,7 +473,7 @@ mod key;
 mod split;
 
 mod jobs;
-/// ks_set_log_callback: log records to a C function.
+/// ks_log_set_callback: log records to a C function.
 mod log;
 
 pub use device::*;

@@ -1,5 +1,6 @@
-//! `ks_set_log_callback`: the library's log records handed to a C function (as rustls-ffi's
-//! `rustls_log_callback`), fed by the same records the configured destination gets.
+//! `ks_log_set_callback`: the library's log records handed to a C function (as rustls-ffi's
+//! `rustls_log_callback`; named `ks_<noun>_<verb>` like the rest of the ABI), fed by the
+//! same records the configured destination gets.
 
 use std::ffi::{c_char, c_void, CString};
 use std::sync::Arc;
@@ -41,9 +42,9 @@ pub struct ks_log_params {
 }
 
 /// Receives the library's log records: `user_data` is what was given to
-/// ks_set_log_callback(), `params` valid only during the call. It is called on the thread
+/// ks_log_set_callback(), `params` valid only during the call. It is called on the thread
 /// that logs, which may be any thread the library runs an operation on, and from several
-/// threads at once: it must be thread-safe. It must not call ks_set_log_callback().
+/// threads at once: it must be thread-safe. It must not call ks_log_set_callback().
 pub type ks_log_fn =
     Option<unsafe extern "C" fn(user_data: *mut c_void, params: *const ks_log_params)>;
 
@@ -53,7 +54,7 @@ struct Callback {
     user_data: *mut c_void,
 }
 
-// SAFETY: ks_set_log_callback's contract: the callback and its user_data may be used from
+// SAFETY: ks_log_set_callback's contract: the callback and its user_data may be used from
 // any thread, at the same time.
 unsafe impl Send for Callback {}
 // SAFETY: as above.
@@ -62,7 +63,7 @@ unsafe impl Sync for Callback {}
 impl Callback {
     /// Calls the host's function (a method, so closures capture the whole `Callback`).
     fn call(&self, params: &ks_log_params) {
-        // SAFETY: the host's callback and user_data, valid per ks_set_log_callback's
+        // SAFETY: the host's callback and user_data, valid per ks_log_set_callback's
         // contract; params and its strings live until it returns.
         unsafe { (self.f)(self.user_data, params) };
     }
@@ -99,7 +100,7 @@ fn c_string(s: &str) -> CString {
 /// when ks_log_configure() was not called).
 /// Threads: any thread; the setting is process-wide. Not from inside the callback.
 #[no_mangle]
-pub unsafe extern "C" fn ks_set_log_callback(cb: ks_log_fn, user_data: *mut c_void) -> ks_status {
+pub unsafe extern "C" fn ks_log_set_callback(cb: ks_log_fn, user_data: *mut c_void) -> ks_status {
     guard(|| {
         let hook = cb.map(|f| {
             let callback = Callback { f, user_data };

@@ -90,7 +90,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     int logged = 0;
-    check("ks_set_log_callback", ks_set_log_callback(on_log, &logged));
+    check("ks_log_set_callback", ks_log_set_callback(on_log, &logged));
     check("ks_log_configure", ks_log_configure("{\"level\":\"debug\",\"destination\":{\"kind\":\"none\"}}"));
     emit("session-config", argv[1]);
 
@@ -136,7 +136,7 @@ int main(int argc, char **argv) {
     emit("error", out);
     ks_string_free(out);
 
-    ks_set_log_callback(NULL, NULL);
+    ks_log_set_callback(NULL, NULL);
     ks_device_free(device);
     ks_session_free(session);
     if (logged == 0) {

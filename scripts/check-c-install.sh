@@ -120,7 +120,8 @@ python3 -m venv "$work/venv"
 
 echo "== the Python extension needs no libpcsclite.so.1"
 # What the Python steps above built: the module in target/pyvenv (maturin develop) and
-# any wheel in target/wheels (maturin build); each extension found is checked.
+# any wheel in target/python-dist or target/wheels (maturin build); each extension found
+# is checked.
 exts=()
 venv="$root/target/pyvenv"
 if [ -x "$venv/bin/python" ] && ext=$("$venv/bin/python" -c '
@@ -133,13 +134,13 @@ else:
     raise SystemExit(1)' 2>/dev/null); then
   exts+=("$ext")
 fi
-for wheel in target/wheels/keysmith-*.whl; do
+for wheel in target/python-dist/keysmith-*.whl target/wheels/keysmith-*.whl; do
   [ -f "$wheel" ] || continue
   mkdir -p "$work/wheel" && python3 -m zipfile -e "$wheel" "$work/wheel/$(basename "$wheel")"
   while IFS= read -r so; do exts+=("$so"); done < <(find "$work/wheel/$(basename "$wheel")" -name '*.so')
 done
 if [ ${#exts[@]} -eq 0 ]; then
-  [ "${CI:-}" != true ] || fail "CI=true but no Python extension found (target/pyvenv, target/wheels)"
+  [ "${CI:-}" != true ] || fail "CI=true but no Python extension found (target/pyvenv, target/python-dist, target/wheels)"
   echo "  SKIPPED: no Python extension built (target/pyvenv or target/wheels; scripts/test-all.sh makes them)"
 fi
 for ext in "${exts[@]}"; do

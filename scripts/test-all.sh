@@ -180,3 +180,19 @@ target/debug/keysmith --version
 target/debug/keysmith completions bash | grep -q '^_keysmith()'
 target/debug/keysmith man | grep -q '^\.TH keysmith 1'
 # ---- END keysmith CLI install check ------------------------------------------------------
+# ---- issue 17 items 2 and 4 (helper "pkgc"): features, pcsclite-free artifacts, C install ----
+# Feature combinations that must keep compiling (type-check only, cheap): a transport
+# crate with the software key alone, the engine with SQLite alone, the facade bare.
+log "cargo features: fido-transport softkey-only, lifecycle sqlite-only, facade with none"
+cargo check --locked --quiet -p fido-transport --no-default-features --features softkey
+cargo check --locked --quiet -p lifecycle --no-default-features --features sqlite
+cargo check --locked --quiet -p keysmith-facade --no-default-features
+# The C library as its users install it: scripts/install-c.sh under a temporary PREFIX
+# (SONAME by readelf -d, symlinks, .a, header with KS_VERSION_*, keysmith.pc);
+# examples/c built with `cc $(pkg-config --cflags --libs keysmith)` (and statically)
+# issues on the emulator; the library and the Python extension need no libpcsclite.so.1
+# (NFC is a feature they leave out by default); every JSON document the C ABI printed
+# on the way validates against docs/schemas/. Dev profile, what the steps above built.
+log "C library: install under a PREFIX, pkg-config example, no libpcsclite, JSON schemas"
+scripts/check-c-install.sh
+# ---- end of the "pkgc" block ------------------------------------------------------------

@@ -4,8 +4,11 @@
  *   issue_and_activate CONFIG_JSON DEVICE_SPEC
  *
  * CONFIG_JSON is the session configuration (the same JSON Python and the Rust facade
- * take), DEVICE_SPEC e.g. softkey:/tmp/key.json, usb:/dev/hidraw3 or nfc:READER.
- * scripts/run-examples.sh builds it with gcc and runs it against the Entra emulator. */
+ * take), DEVICE_SPEC e.g. softkey:/tmp/key.json, usb:/dev/hidraw3 or nfc:READER (nfc: needs
+ * a library built with NFC: scripts/install-c.sh PREFIX --features nfc).
+ * scripts/run-examples.sh builds it with gcc and runs it against the Entra emulator;
+ * scripts/check-c-install.sh builds it as users do, against a copy installed under a
+ * PREFIX: cc issue_and_activate.c $(pkg-config --cflags --libs keysmith). */
 #include <stdio.h>
 #include <string.h>
 

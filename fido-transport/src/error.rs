@@ -99,6 +99,18 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+    /// The transport is not in this build: the library was compiled without the cargo
+    /// feature that links it (`nfc` for PC/SC readers, which needs libpcsclite.so.1 and a
+    /// running pcscd; `hid` for USB HID).
+    #[error("{transport} unavailable: this build of keysmith was made without the `{feature}` feature; {hint}")]
+    TransportNotBuilt {
+        /// The transport asked for (`NFC`, `USB HID`).
+        transport: &'static str,
+        /// The cargo feature that adds it.
+        feature: &'static str,
+        /// What to do about it.
+        hint: &'static str,
+    },
     /// A message cannot be carried by this reader/card in the configured mode.
     #[error("a {size}-byte message cannot be sent through reader {reader:?}: {reason}")]
     MessageNotCarried {

@@ -11,6 +11,8 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+// Its HID and PC/SC halves are used only with the `hid` and `nfc` features.
+#[cfg_attr(not(all(feature = "hid", feature = "nfc")), allow(dead_code))]
 mod elevation;
 mod error;
 mod transport;
@@ -22,4 +24,5 @@ pub mod client;
 pub mod hid;
 pub mod nfc;
 pub mod platform;
+#[cfg(feature = "softkey")]
 pub mod softkey;

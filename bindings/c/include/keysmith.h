@@ -7,14 +7,20 @@
  * failure ks_last_error gives the message and ks_last_error_json the whole error
  * {"kind","reason","message","ctap_status"?,"retries_left"?,"refusal_code"?} (per thread;
  * "refusal_code" is the split protocol's stable code when reason is "split_refused"). The header's
- * KEYSMITH_VERSION_MAJOR/MINOR/PATCH are the C ABI version; ks_version() the library's.
+ * KS_VERSION_MAJOR/MINOR/PATCH are the C ABI version; ks_version() the library's.
  * Input strings are NUL-terminated UTF-8 and stay the caller's.
  * Output strings (JSON) are allocated by the library: free them with ks_string_free.
  * Output byte buffers (the split's messages: uint8_t **out, size_t *out_len) likewise:
  * free them with ks_bytes_free(p, len).
  * Out pointers are set to NULL/0 first. Handles are thread-safe. One operation that changes
  * a key (issue, activate, sign-in, ...) runs on a ks_device at a time: a second one started
- * while it runs returns KS_DEVICE with reason "device_busy" and does nothing. */
+ * while it runs returns KS_DEVICE with reason "device_busy" and does nothing.
+ *
+ * Each function below says who owns what ("Ownership:"), which pointers may be NULL
+ * ("NULL:"), whether it blocks ("Blocks:") and which thread may call it ("Threads:").
+ * Every JSON document that crosses this interface has a JSON Schema in docs/schemas/.
+ * Log records can go to the host's own logger: ks_log_set_callback. Install with
+ * scripts/install-c.sh PREFIX, then build with `cc $(pkg-config --cflags --libs keysmith)`. */
 
 #ifndef KEYSMITH_H
 #define KEYSMITH_H
@@ -29,25 +35,42 @@
 #include <stdlib.h>
 
 /**
- * The C ABI's major version (`KEYSMITH_VERSION_MAJOR` in the header; the library's own
- * at run time is [`ks_version`]).
+ * The C ABI's major version, for compile-time checks (`#if KS_VERSION_MAJOR != 0`).
+ * The library that is loaded reports its own with ks_version(). The installed shared
+ * library's SONAME is libkeysmith.so.MAJOR from 1.0 on and libkeysmith.so.0.MINOR
+ * before, so a program built against one ABI never loads an incompatible one.
  */
-#define KEYSMITH_VERSION_MAJOR 0
+#define KS_VERSION_MAJOR 0
 
 /**
- * The C ABI's minor version, raised when entry points or values are added and (before
- * 1.0) when they are renamed or removed.
+ * The C ABI's minor version: raised when functions or values are added and, before
+ * 1.0, when they are renamed or removed.
  */
-#define KEYSMITH_VERSION_MINOR 3
+#define KS_VERSION_MINOR 3
 
 /**
- * The C ABI's patch version.
+ * The C ABI's patch version: raised for fixes that change no declaration.
  */
-#define KEYSMITH_VERSION_PATCH 0
+#define KS_VERSION_PATCH 0
 
 /**
- * Status of a call: `KS_OK` or the code of the error's kind (the facade's
- * `ErrorKind::code`); [`ks_status_str`] names it.
+ * The same as KS_VERSION_MAJOR (the name used before 0.3; kept for existing code).
+ */
+#define KEYSMITH_VERSION_MAJOR KS_VERSION_MAJOR
+
+/**
+ * The same as KS_VERSION_MINOR (the name used before 0.3; kept for existing code).
+ */
+#define KEYSMITH_VERSION_MINOR KS_VERSION_MINOR
+
+/**
+ * The same as KS_VERSION_PATCH (the name used before 0.3; kept for existing code).
+ */
+#define KEYSMITH_VERSION_PATCH KS_VERSION_PATCH
+
+/**
+ * Status of a call: `KS_OK` or the code of the error's kind (whose name is the error
+ * JSON's "kind"); ks_status_str() names it.
  */
 typedef enum {
   /**
@@ -85,6 +108,32 @@ typedef enum {
 } ks_status;
 
 /**
+ * The level of a log record (the numbers of the `log` crate and rustls-ffi).
+ */
+typedef enum {
+  /**
+   * A failure the host should see.
+   */
+  KS_LOG_ERROR = 1,
+  /**
+   * Something unexpected that keysmith handled (a retry, a refused request).
+   */
+  KS_LOG_WARN = 2,
+  /**
+   * The steps of an operation (issued, activated, revoked, ...).
+   */
+  KS_LOG_INFO = 3,
+  /**
+   * Detail for diagnosing a problem (requests, device messages, without secrets).
+   */
+  KS_LOG_DEBUG = 4,
+  /**
+   * Everything, including protocol traces (still without secrets).
+   */
+  KS_LOG_TRACE = 5,
+} ks_log_level;
+
+/**
  * An opened security key (opaque).
  */
 typedef struct ks_device ks_device;
@@ -106,17 +155,17 @@ typedef struct ks_session ks_session;
 
 /**
  * Receives prompts as JSON (`{"kind":"touch_key","step":"makeCredential"}`, ...):
- * `ctx` is what was given to [`ks_session_set_prompt_callback`]; `prompt_json` is valid
+ * `ctx` is what was given to ks_session_set_prompt_callback(); `prompt_json` is valid
  * only during the call. Called on the thread running the operation.
  */
 typedef void (*ks_prompt_fn)(void *ctx, const char *prompt_json);
 
 /**
- * Asks the holder for a PIN during [`ks_device_half_run_job`]: `kind` is 0 for a new PIN
+ * Asks the holder for a PIN during ks_device_half_run_job(): `kind` is 0 for a new PIN
  * (at least `min_len` characters; `confirm` non-zero: ask twice) and 1 for the holder's
  * current PIN. Write the PIN as UTF-8 (no NUL needed) into `buf` (`buf_len` bytes) and
  * return its length; return a negative value to cancel. The library zeroizes `buf` after
- * use. `user` is what was given to `ks_device_half_run_job`.
+ * use. `user` is what was given to ks_device_half_run_job().
  */
 typedef int64_t (*ks_holder_pin_fn)(void *user,
                                     int32_t kind,
@@ -127,24 +176,53 @@ typedef int64_t (*ks_holder_pin_fn)(void *user,
 
 /**
  * Supplies the security key for one row of a bulk issue job: called with `ctx` (as
- * given to [`ks_bulk_run`]) and the row as JSON
+ * given to ks_bulk_run()) and the row as JSON
  * (`{"job_id":1,"line":2,"user":"kim@contoso.com","serial":"S1"}`, valid only during the
  * call), it returns the device spec to open for that row (`softkey:STATEFILE`,
  * `usb:PATH` or `nfc:READER`), a NUL-terminated UTF-8 string that stays the callback's:
- * the library copies it before the callback is called again or `ks_bulk_run` returns, so
+ * the library copies it before the callback is called again or ks_bulk_run() returns, so
  * a buffer the callback reuses (or a static string) is fine; the library never frees it.
  * Returning NULL fails that row ("no device"); the job goes on with the next row. Called
- * on the thread running `ks_bulk_run`, one row at a time.
+ * on the thread running ks_bulk_run(), one row at a time.
  */
 typedef const char *(*ks_bulk_device_fn)(void *ctx, const char *row_json);
 
 /**
  * Receives progress after each bulk row as JSON
  * (`{"job_id","done","failed","total","line","status":"done"|"failed","outcome"}`,
- * valid only during the call); `ctx` as given to [`ks_bulk_run`]. Called on the thread
- * running `ks_bulk_run`.
+ * valid only during the call); `ctx` as given to ks_bulk_run(). Called on the thread
+ * running ks_bulk_run().
  */
 typedef void (*ks_bulk_progress_fn)(void *ctx, const char *progress_json);
+
+/**
+ * One log record, as the log callback receives it. The strings are NUL-terminated UTF-8,
+ * owned by the library and valid only during the callback: copy what you keep.
+ */
+typedef struct {
+  /**
+   * The record's level.
+   */
+  ks_log_level level;
+  /**
+   * Where it comes from: the library module that logged it ("lifecycle::engine").
+   */
+  const char *target;
+  /**
+   * The text without time, level and target: the enclosing operations
+   * ("issue{serial=AB12}: "), the message and its fields ("key=value"). Secrets (PINs,
+   * tokens, keys) are already left out.
+   */
+  const char *message;
+} ks_log_params;
+
+/**
+ * Receives the library's log records: `user_data` is what was given to
+ * ks_log_set_callback(), `params` valid only during the call. It is called on the thread
+ * that logs, which may be any thread the library runs an operation on, and from several
+ * threads at once: it must be thread-safe. It must not call ks_log_set_callback().
+ */
+typedef void (*ks_log_fn)(void *user_data, const ks_log_params *params);
 
 #ifdef __cplusplus
 extern "C" {
@@ -152,24 +230,34 @@ extern "C" {
 
 /**
  * The library version, a static NUL-terminated string (do not free).
+ *
+ * NULL: never returns NULL.
+ * Blocks: no.
+ * Threads: any thread; handles may be shared between threads.
  */
 const char *ks_version(void);
 
 /**
  * Frees a string the library returned (its bytes are zeroized first). NULL is ignored.
  *
- * # Safety
- * `s` is NULL or a string from this library not freed before.
+ * NULL: s may be NULL (nothing is done).
+ * Pointers: `s` is NULL or a string from this library not freed before.
+ * Blocks: no.
+ * Threads: any thread (not only the one that got the buffer), once per buffer.
  */
 void ks_string_free(char *s);
 
 /**
  * The last failure on this thread: writes a copy of its message to `*message` (NULL if
- * the last call succeeded; free it with [`ks_string_free`]) and returns its status
+ * the last call succeeded; free it with ks_string_free()) and returns its status
  * (`KS_OK` if none). A NULL `message` returns `KS_USAGE` and keeps the stored error.
  *
- * # Safety
- * `message` is NULL or valid for writes.
+ * Ownership: the library allocates *message (free with ks_string_free()); the caller owns
+ * it.
+ * NULL: message may be NULL only to be refused: the call returns KS_USAGE and does
+ * nothing.
+ * Blocks: no.
+ * Threads: the thread whose call failed: the error is kept per thread.
  */
 ks_status ks_last_error(char **message);
 
@@ -178,14 +266,18 @@ ks_status ks_last_error(char **message);
  * `{"kind":"device","reason":"pin_invalid","message":"...","ctap_status":49,
  * "retries_left":7}` to `*error_json` (`ctap_status` and `retries_left` only where the
  * security key told them; NULL if the last call succeeded; free it with
- * [`ks_string_free`]) and returns its status (`KS_OK` if none). `reason` is a stable
+ * ks_string_free()) and returns its status (`KS_OK` if none). `reason` is a stable
  * snake_case word to branch on (`pin_invalid`, `pin_blocked`, `cancelled`,
- * `device_not_found`, `key_not_found`, `challenge_expired`, ...; the table is in the
- * lifecycle crate's `Error` documentation). A NULL `error_json` returns `KS_USAGE` and
+ * `device_not_found`, `key_not_found`, `challenge_expired`, ...; the document is
+ * described by docs/schemas/error.schema.json). A NULL `error_json` returns `KS_USAGE` and
  * keeps the stored error.
  *
- * # Safety
- * `error_json` is NULL or valid for writes.
+ * Ownership: the library allocates *error_json (free with ks_string_free()); the caller
+ * owns it.
+ * NULL: error_json may be NULL only to be refused: the call returns KS_USAGE and does
+ * nothing.
+ * Blocks: no.
+ * Threads: the thread whose call failed: the error is kept per thread.
  */
 ks_status ks_last_error_json(char **error_json);
 
@@ -193,6 +285,10 @@ ks_status ks_last_error_json(char **error_json);
  * The name of a status (`"ok"`, `"usage"`, `"device"`, `"idp"`, `"repository"`,
  * `"template"`, `"transition"`, `"internal"`): a static NUL-terminated string (do not
  * free). `status` must be one of the enum's values.
+ *
+ * NULL: never returns NULL.
+ * Blocks: no.
+ * Threads: any thread; handles may be shared between threads.
  */
 const char *ks_status_str(ks_status status);
 
@@ -200,26 +296,36 @@ const char *ks_status_str(ks_status status);
  * Configures process-wide logging from JSON (`{"level":"debug","format":"json",
  * "destination":...}`, the CLI's `[log]` keys).
  *
- * # Safety
- * `json` is NULL or a NUL-terminated string.
+ * Ownership: json stays the caller's and is only read during the call.
+ * NULL: json may be NULL only to be refused: the call returns KS_USAGE and does nothing.
+ * Blocks: briefly: it opens the log file when one is configured.
+ * Threads: any thread; the settings are process-wide.
  */
 ks_status ks_log_configure(const char *json);
 
 /**
- * Opens a session from its JSON configuration (see `keysmith_facade::Session::open`);
- * `*out` receives the handle, freed with [`ks_session_free`].
+ * Opens a session from its JSON configuration (the fields are in docs/schemas/session-config.schema.json);
+ * `*out` receives the handle, freed with ks_session_free().
  *
- * # Safety
- * `config_json` is NULL or NUL-terminated; `out` is NULL or writable.
+ * Ownership: config_json stays the caller's and is only read during the call; the library
+ * allocates *out (free with ks_session_free()); the caller owns it.
+ * NULL: config_json, out may each be NULL only to be refused: the call returns KS_USAGE
+ * and does nothing.
+ * Blocks: yes: it opens the repository (for PostgreSQL: connect, TLS and schema migration,
+ * seconds at worst).
+ * Threads: any thread; handles may be shared between threads.
  */
-ks_status ks_session_open(const char *config_json, ks_session **out);
+ks_status ks_session_open(const char *config_json,
+                          ks_session **out);
 
 /**
  * Frees a session. NULL is ignored. Devices stay valid.
  *
- * # Safety
- * `session` is NULL or a handle from [`ks_session_open`] not freed before, and no other
- * thread is using it.
+ * NULL: session may be NULL (nothing is done).
+ * Pointers: `session` is NULL or a handle from ks_session_open() not freed before, and no
+ * other thread is using it.
+ * Blocks: no.
+ * Threads: any thread, once per handle, when no other call is using the handle.
  */
 void ks_session_free(ks_session *session);
 
@@ -229,25 +335,39 @@ void ks_session_free(ks_session *session);
  * if the session is shared), so `ctx` must be usable from there and outlive the
  * session or the next call of this function.
  *
- * # Safety
- * `session` is NULL or live; `cb` is NULL or a valid function; `ctx` as above.
+ * Ownership: session is borrowed for the call.
+ * NULL: session may be NULL only to be refused: the call returns KS_USAGE and does
+ * nothing; ctx is passed back to the callbacks as given (NULL too).
+ * Pointers: `cb` is NULL or a valid function; `ctx` as above.
+ * Blocks: no.
+ * Threads: any thread; handles may be shared between threads; the callbacks are called on
+ * the calling thread, only during this call.
  */
 ks_status ks_session_set_prompt_callback(const ks_session *session, ks_prompt_fn cb, void *ctx);
 
 /**
  * Loads (or replaces) a credential template set (TOML or JSON text) into the session;
- * `*out_json` gets its summary, as [`ks_template_check`].
+ * `*out_json` gets its summary, as ks_template_check().
  *
- * # Safety
- * Pointers NULL or valid as documented in the crate conventions.
+ * Ownership: text stays the caller's and is only read during the call; session is borrowed
+ * for the call; the library allocates *out_json (free with ks_string_free()); the caller
+ * owns it.
+ * NULL: session, text, out_json may each be NULL only to be refused: the call returns
+ * KS_USAGE and does nothing.
+ * Blocks: briefly: the templates are parsed and validated, nothing is fetched.
+ * Threads: any thread; handles may be shared between threads.
  */
 ks_status ks_template_add(const ks_session *session, const char *text, char **out_json);
 
 /**
  * The names of the session's loaded credential templates, as a JSON array.
  *
- * # Safety
- * Pointers NULL or valid as documented in the crate conventions.
+ * Ownership: session is borrowed for the call; the library allocates *out_json (free with
+ * ks_string_free()); the caller owns it.
+ * NULL: session, out_json may each be NULL only to be refused: the call returns KS_USAGE
+ * and does nothing.
+ * Blocks: no.
+ * Threads: any thread; handles may be shared between threads.
  */
 ks_status ks_template_list(const ks_session *session, char **out_json);
 
@@ -255,16 +375,25 @@ ks_status ks_template_list(const ks_session *session, char **out_json);
  * Validates a credential template set (TOML or JSON text) without a session; `*out_json`
  * gets its summary `{"name":...,"passkey_templates":[...],"connections":[...]}`.
  *
- * # Safety
- * `text` is NULL or NUL-terminated; `out_json` is NULL or writable.
+ * Ownership: text stays the caller's and is only read during the call; the library
+ * allocates *out_json (free with ks_string_free()); the caller owns it.
+ * NULL: text, out_json may each be NULL only to be refused: the call returns KS_USAGE and
+ * does nothing.
+ * Blocks: no.
+ * Threads: any thread; handles may be shared between threads.
  */
 ks_status ks_template_check(const char *text, char **out_json);
 
 /**
  * Checks the IdP connection named `connection`; `*out_ms` gets how long it took (ms).
  *
- * # Safety
- * Pointers NULL or valid as documented in the crate conventions.
+ * Ownership: connection stays the caller's and is only read during the call; session is
+ * borrowed for the call.
+ * NULL: session, connection, out_ms may each be NULL only to be refused: the call returns
+ * KS_USAGE and does nothing.
+ * Blocks: yes: on the identity provider (HTTPS to Microsoft Graph, with its retries and
+ * timeouts).
+ * Threads: any thread; handles may be shared between threads.
  */
 ks_status ks_idp_check(const ks_session *session, const char *connection, uint64_t *out_ms);
 
@@ -272,8 +401,14 @@ ks_status ks_idp_check(const ks_session *session, const char *connection, uint64
  * Directory users of `connection` whose display name or UPN starts with `prefix` (at
  * most `top`), as a JSON array.
  *
- * # Safety
- * Pointers NULL or valid as documented in the crate conventions.
+ * Ownership: connection, prefix stay the caller's and are only read during the call;
+ * session is borrowed for the call; the library allocates *out_json (free with
+ * ks_string_free()); the caller owns it.
+ * NULL: session, connection, prefix, out_json may each be NULL only to be refused: the
+ * call returns KS_USAGE and does nothing.
+ * Blocks: yes: on the identity provider (HTTPS to Microsoft Graph, with its retries and
+ * timeouts).
+ * Threads: any thread; handles may be shared between threads.
  */
 ks_status ks_user_search(const ks_session *session,
                          const char *connection,
@@ -285,8 +420,13 @@ ks_status ks_user_search(const ks_session *session,
  * Replays the IdP side-effect journal; `*out_json` gets an array of
  * `{"id","key_id","operation","outcome"}`.
  *
- * # Safety
- * Pointers NULL or valid as documented in the crate conventions.
+ * Ownership: session is borrowed for the call; the library allocates *out_json (free with
+ * ks_string_free()); the caller owns it.
+ * NULL: session, out_json may each be NULL only to be refused: the call returns KS_USAGE
+ * and does nothing.
+ * Blocks: yes: on the identity provider (HTTPS to Microsoft Graph, with its retries and
+ * timeouts) and the repository.
+ * Threads: any thread; handles may be shared between threads.
  */
 ks_status ks_journal_replay(const ks_session *session, char **out_json);
 
@@ -296,8 +436,13 @@ ks_status ks_journal_replay(const ks_session *session, char **out_json);
  * and `first_bad_id` name the first record changed, removed or inserted outside keysmith.
  * The call itself succeeds (`KS_OK`) whether or not the log verifies.
  *
- * # Safety
- * Pointers NULL or valid as documented in the crate conventions.
+ * Ownership: session is borrowed for the call; the library allocates *out_json (free with
+ * ks_string_free()); the caller owns it.
+ * NULL: session, out_json may each be NULL only to be refused: the call returns KS_USAGE
+ * and does nothing.
+ * Blocks: yes: on the repository (the SQLite file or the PostgreSQL server), reading the
+ * whole audit log.
+ * Threads: any thread; handles may be shared between threads.
  */
 ks_status ks_audit_verify(const ks_session *session, char **out_json);
 
@@ -305,34 +450,48 @@ ks_status ks_audit_verify(const ks_session *session, char **out_json);
  * Lists the FIDO keys on USB and the PC/SC readers: `*out_json` gets
  * `{"devices":[{"device":"usb:/dev/hidraw3",...}],"unavailable":[...]}`.
  *
- * # Safety
- * `out_json` is NULL or writable.
+ * Ownership: the library allocates *out_json (free with ks_string_free()); the caller owns
+ * it.
+ * NULL: out_json may be NULL only to be refused: the call returns KS_USAGE and does
+ * nothing.
+ * Blocks: briefly: it enumerates USB HID devices and asks pcscd for its readers.
+ * Threads: any thread; handles may be shared between threads.
  */
 ks_status ks_device_list(char **out_json);
 
 /**
  * Opens a key: `usb:PATH`, `nfc:READER` or `softkey:STATEFILE`; `*out` receives the
- * handle, freed with [`ks_device_free`].
+ * handle, freed with ks_device_free().
  *
- * # Safety
- * `spec` is NULL or NUL-terminated; `out` is NULL or writable.
+ * Ownership: spec stays the caller's and is only read during the call; the library
+ * allocates *out (free with ks_device_free()); the caller owns it.
+ * NULL: spec, out may each be NULL only to be refused: the call returns KS_USAGE and does
+ * nothing.
+ * Blocks: briefly: it opens the transport (a software key reads its state file).
+ * Threads: any thread; handles may be shared between threads.
  */
 ks_status ks_device_open(const char *spec, ks_device **out);
 
 /**
  * Frees a device handle. NULL is ignored.
  *
- * # Safety
- * `device` is NULL or a handle from [`ks_device_open`] not freed before, and no other
- * thread is using it.
+ * NULL: device may be NULL (nothing is done).
+ * Pointers: `device` is NULL or a handle from ks_device_open() not freed before, and no
+ * other thread is using it.
+ * Blocks: no.
+ * Threads: any thread, once per handle, when no other call is using the handle.
  */
 void ks_device_free(ks_device *device);
 
 /**
  * What the key says about itself (authenticatorGetInfo), as JSON.
  *
- * # Safety
- * `device` is NULL or live; `out_json` is NULL or writable.
+ * Ownership: device is borrowed for the call; the library allocates *out_json (free with
+ * ks_string_free()); the caller owns it.
+ * NULL: device, out_json may each be NULL only to be refused: the call returns KS_USAGE
+ * and does nothing.
+ * Blocks: yes: on the security key (no touch), up to the transport's timeout.
+ * Threads: any thread; handles may be shared between threads.
  */
 ks_status ks_device_info(const ks_device *device, char **out_json);
 
@@ -342,8 +501,11 @@ ks_status ks_device_info(const ks_device *device, char **out_json);
  * `KS_DEVICE` with reason `cancelled`; nothing is recorded half-done. Without an
  * operation in progress it cancels the next wait.
  *
- * # Safety
- * `device` is NULL or live (it may be in use by another thread's operation).
+ * Ownership: device is borrowed for the call.
+ * NULL: device may be NULL only to be refused: the call returns KS_USAGE and does nothing.
+ * Pointers: `device` is NULL or live (it may be in use by another thread's operation).
+ * Blocks: no.
+ * Threads: any thread, typically another than the one waiting, or the prompt callback.
  */
 ks_status ks_device_cancel(const ks_device *device);
 
@@ -351,8 +513,18 @@ ks_status ks_device_cancel(const ks_device *device);
  * Central issuance. `params_json`: `{"template":"NAME","user":"UPN or id",
  * "serial":optional,"actor":optional}`; `*out_json` gets the key.
  *
- * # Safety
- * Pointers NULL or valid as documented in the crate conventions.
+ * Ownership: params_json stays the caller's and is only read during the call; session,
+ * device are borrowed for the call; the library allocates *out_json (free with
+ * ks_string_free()); the caller owns it.
+ * NULL: session, device, params_json, out_json may each be NULL only to be refused: the
+ * call returns KS_USAGE and does nothing.
+ * Blocks: yes: on the security key, including the wait for the holder's touch or PIN
+ * (announced through the prompt callback; ks_device_cancel() from another thread ends it),
+ * then on the identity provider (HTTPS to Microsoft Graph, with its retries and timeouts)
+ * and the repository.
+ * Threads: any thread; handles may be shared between threads; one operation that changes a
+ * key runs on a ks_device at a time (another started meanwhile gets KS_DEVICE, reason
+ * "device_busy").
  */
 ks_status ks_key_issue(const ks_session *session,
                        const ks_device *device,
@@ -361,10 +533,20 @@ ks_status ks_key_issue(const ks_session *session,
 
 /**
  * Issuance with the holder's PIN (templates that activate at issuance); as
- * [`ks_key_issue`].
+ * ks_key_issue().
  *
- * # Safety
- * Pointers NULL or valid as documented in the crate conventions.
+ * Ownership: params_json, holder_pin stay the caller's and are only read during the call;
+ * session, device are borrowed for the call; the library allocates *out_json (free with
+ * ks_string_free()); the caller owns it.
+ * NULL: session, device, params_json, holder_pin, out_json may each be NULL only to be
+ * refused: the call returns KS_USAGE and does nothing.
+ * Blocks: yes: on the security key, including the wait for the holder's touch or PIN
+ * (announced through the prompt callback; ks_device_cancel() from another thread ends it),
+ * then on the identity provider (HTTPS to Microsoft Graph, with its retries and timeouts)
+ * and the repository.
+ * Threads: any thread; handles may be shared between threads; one operation that changes a
+ * key runs on a ks_device at a time (another started meanwhile gets KS_DEVICE, reason
+ * "device_busy").
  */
 ks_status ks_key_issue_and_activate(const ks_session *session,
                                     const ks_device *device,
@@ -375,8 +557,18 @@ ks_status ks_key_issue_and_activate(const ks_session *session,
 /**
  * Activation by the holder with their new PIN; `*out_json` gets the key.
  *
- * # Safety
- * Pointers NULL or valid as documented in the crate conventions.
+ * Ownership: key_id, holder_pin stay the caller's and are only read during the call;
+ * session, device are borrowed for the call; the library allocates *out_json (free with
+ * ks_string_free()); the caller owns it.
+ * NULL: session, device, key_id, holder_pin, out_json may each be NULL only to be refused:
+ * the call returns KS_USAGE and does nothing.
+ * Blocks: yes: on the security key, including the wait for the holder's touch or PIN
+ * (announced through the prompt callback; ks_device_cancel() from another thread ends it),
+ * then on the identity provider (HTTPS to Microsoft Graph, with its retries and timeouts)
+ * and the repository.
+ * Threads: any thread; handles may be shared between threads; one operation that changes a
+ * key runs on a ks_device at a time (another started meanwhile gets KS_DEVICE, reason
+ * "device_busy").
  */
 ks_status ks_key_activate(const ks_session *session,
                           const ks_device *device,
@@ -387,8 +579,14 @@ ks_status ks_key_activate(const ks_session *session,
 /**
  * Inactivates a key; `*out_json` gets the key.
  *
- * # Safety
- * Pointers NULL or valid as documented in the crate conventions.
+ * Ownership: key_id stays the caller's and is only read during the call; session is
+ * borrowed for the call; the library allocates *out_json (free with ks_string_free()); the
+ * caller owns it.
+ * NULL: session, key_id, out_json may each be NULL only to be refused: the call returns
+ * KS_USAGE and does nothing.
+ * Blocks: yes: on the identity provider (HTTPS to Microsoft Graph, with its retries and
+ * timeouts) and the repository.
+ * Threads: any thread; handles may be shared between threads.
  */
 ks_status ks_key_inactivate(const ks_session *session, const char *key_id, char **out_json);
 
@@ -396,8 +594,14 @@ ks_status ks_key_inactivate(const ks_session *session, const char *key_id, char 
  * Revokes a key. `force`: negative = the template's setting, 0 = not forced, positive =
  * forced (a failed IdP deletion cancels the revocation). `*out_json` gets the key.
  *
- * # Safety
- * Pointers NULL or valid as documented in the crate conventions.
+ * Ownership: key_id stays the caller's and is only read during the call; session is
+ * borrowed for the call; the library allocates *out_json (free with ks_string_free()); the
+ * caller owns it.
+ * NULL: session, key_id, out_json may each be NULL only to be refused: the call returns
+ * KS_USAGE and does nothing.
+ * Blocks: yes: on the identity provider (HTTPS to Microsoft Graph, with its retries and
+ * timeouts) and the repository.
+ * Threads: any thread; handles may be shared between threads.
  */
 ks_status ks_key_revoke(const ks_session *session,
                         const char *key_id,
@@ -407,8 +611,14 @@ ks_status ks_key_revoke(const ks_session *session,
 /**
  * Retires a key; `*out_json` gets the key.
  *
- * # Safety
- * Pointers NULL or valid as documented in the crate conventions.
+ * Ownership: key_id stays the caller's and is only read during the call; session is
+ * borrowed for the call; the library allocates *out_json (free with ks_string_free()); the
+ * caller owns it.
+ * NULL: session, key_id, out_json may each be NULL only to be refused: the call returns
+ * KS_USAGE and does nothing.
+ * Blocks: yes: on the identity provider (HTTPS to Microsoft Graph, with its retries and
+ * timeouts) and the repository.
+ * Threads: any thread; handles may be shared between threads.
  */
 ks_status ks_key_retire(const ks_session *session, const char *key_id, char **out_json);
 
@@ -416,16 +626,32 @@ ks_status ks_key_retire(const ks_session *session, const char *key_id, char **ou
  * Unregisters a key (its records are forgotten, the audit log stays); `*out_json` gets
  * the key.
  *
- * # Safety
- * Pointers NULL or valid as documented in the crate conventions.
+ * Ownership: key_id stays the caller's and is only read during the call; session is
+ * borrowed for the call; the library allocates *out_json (free with ks_string_free()); the
+ * caller owns it.
+ * NULL: session, key_id, out_json may each be NULL only to be refused: the call returns
+ * KS_USAGE and does nothing.
+ * Blocks: yes: on the identity provider (HTTPS to Microsoft Graph, with its retries and
+ * timeouts) and the repository.
+ * Threads: any thread; handles may be shared between threads.
  */
 ks_status ks_key_unregister(const ks_session *session, const char *key_id, char **out_json);
 
 /**
  * Reissues a key. `params_json`: `{"user":"...","serial":optional,"actor":optional}`.
  *
- * # Safety
- * Pointers NULL or valid as documented in the crate conventions.
+ * Ownership: key_id, params_json stay the caller's and are only read during the call;
+ * session, device are borrowed for the call; the library allocates *out_json (free with
+ * ks_string_free()); the caller owns it.
+ * NULL: session, device, key_id, params_json, out_json may each be NULL only to be
+ * refused: the call returns KS_USAGE and does nothing.
+ * Blocks: yes: on the security key, including the wait for the holder's touch or PIN
+ * (announced through the prompt callback; ks_device_cancel() from another thread ends it),
+ * then on the identity provider (HTTPS to Microsoft Graph, with its retries and timeouts)
+ * and the repository.
+ * Threads: any thread; handles may be shared between threads; one operation that changes a
+ * key runs on a ks_device at a time (another started meanwhile gets KS_DEVICE, reason
+ * "device_busy").
  */
 ks_status ks_key_reissue(const ks_session *session,
                          const ks_device *device,
@@ -437,8 +663,18 @@ ks_status ks_key_reissue(const ks_session *session,
  * Signs in with the key's passkeys (user verified with `pin`); `*out_json` gets an
  * array of `{"passkey_template","method_id","credential_id","sign_count"}`.
  *
- * # Safety
- * Pointers NULL or valid as documented in the crate conventions.
+ * Ownership: key_id, pin stay the caller's and are only read during the call; session,
+ * device are borrowed for the call; the library allocates *out_json (free with
+ * ks_string_free()); the caller owns it.
+ * NULL: session, device, key_id, pin, out_json may each be NULL only to be refused: the
+ * call returns KS_USAGE and does nothing.
+ * Blocks: yes: on the security key, including the wait for the holder's touch or PIN
+ * (announced through the prompt callback; ks_device_cancel() from another thread ends it),
+ * then on the identity provider (HTTPS to Microsoft Graph, with its retries and timeouts)
+ * and the repository.
+ * Threads: any thread; handles may be shared between threads; one operation that changes a
+ * key runs on a ks_device at a time (another started meanwhile gets KS_DEVICE, reason
+ * "device_busy").
  */
 ks_status ks_key_sign_in(const ks_session *session,
                          const ks_device *device,
@@ -449,21 +685,36 @@ ks_status ks_key_sign_in(const ks_session *session,
 /**
  * Starts a self-service sign-in: `*out_json` gets `{"nonce","expires_at_ms"}`. Send
  * `nonce` in the OpenID Connect authorization request; the ID token comes back carrying
- * it, and `ks_key_self_issue` / `ks_key_self_set_pin` take both. Good once.
+ * it, and ks_key_self_issue() / ks_key_self_set_pin() take both. Good once.
  *
- * # Safety
- * Pointers NULL or valid as documented in the crate conventions.
+ * Ownership: session is borrowed for the call; the library allocates *out_json (free with
+ * ks_string_free()); the caller owns it.
+ * NULL: session, out_json may each be NULL only to be refused: the call returns KS_USAGE
+ * and does nothing.
+ * Blocks: yes: on the repository (the SQLite file or the PostgreSQL server).
+ * Threads: any thread; handles may be shared between threads.
  */
 ks_status ks_self_service_begin(const ks_session *session, char **out_json);
 
 /**
  * Self-issuance with the holder's OIDC ID token and the `nonce` of the sign-in
- * (`ks_self_service_begin`) it carries; `serial` may be NULL (the device's).
- * `*out_json` gets the key. A refusal's `reason` (`ks_last_error_json`) says which
+ * (ks_self_service_begin()) it carries; `serial` may be NULL (the device's).
+ * `*out_json` gets the key. A refusal's `reason` (ks_last_error_json()) says which
  * check failed (`nonce_missing`, `token_replayed`, `not_an_id_token`, ...).
  *
- * # Safety
- * Pointers NULL or valid as documented in the crate conventions.
+ * Ownership: id_token, nonce, template_name, serial, new_pin stay the caller's and are
+ * only read during the call; session, device are borrowed for the call; the library
+ * allocates *out_json (free with ks_string_free()); the caller owns it.
+ * NULL: session, device, id_token, nonce, template_name, new_pin, out_json may each be
+ * NULL only to be refused: the call returns KS_USAGE and does nothing; serial may be NULL,
+ * with the meaning given above.
+ * Blocks: yes: on the security key, including the wait for the holder's touch or PIN
+ * (announced through the prompt callback; ks_device_cancel() from another thread ends it),
+ * then on the identity provider (HTTPS to Microsoft Graph, with its retries and timeouts)
+ * and the repository.
+ * Threads: any thread; handles may be shared between threads; one operation that changes a
+ * key runs on a ks_device at a time (another started meanwhile gets KS_DEVICE, reason
+ * "device_busy").
  */
 ks_status ks_key_self_issue(const ks_session *session,
                             const ks_device *device,
@@ -476,10 +727,20 @@ ks_status ks_key_self_issue(const ks_session *session,
 
 /**
  * Self-service PIN set with the holder's OIDC ID token and the `nonce` of the sign-in
- * (`ks_self_service_begin`) it carries; `*out_json` gets the key.
+ * (ks_self_service_begin()) it carries; `*out_json` gets the key.
  *
- * # Safety
- * Pointers NULL or valid as documented in the crate conventions.
+ * Ownership: key_id, id_token, nonce, new_pin stay the caller's and are only read during
+ * the call; session, device are borrowed for the call; the library allocates *out_json
+ * (free with ks_string_free()); the caller owns it.
+ * NULL: session, device, key_id, id_token, nonce, new_pin, out_json may each be NULL only
+ * to be refused: the call returns KS_USAGE and does nothing.
+ * Blocks: yes: on the security key, including the wait for the holder's touch or PIN
+ * (announced through the prompt callback; ks_device_cancel() from another thread ends it),
+ * then on the identity provider (HTTPS to Microsoft Graph, with its retries and timeouts)
+ * and the repository.
+ * Threads: any thread; handles may be shared between threads; one operation that changes a
+ * key runs on a ks_device at a time (another started meanwhile gets KS_DEVICE, reason
+ * "device_busy").
  */
 ks_status ks_key_self_set_pin(const ks_session *session,
                               const ks_device *device,
@@ -493,8 +754,13 @@ ks_status ks_key_self_set_pin(const ks_session *session,
  * Everything recorded about a key: `{"key","passkeys","pending","audit"}` (the same
  * object as the CLI's `show --json` and Python's `Session.key()`).
  *
- * # Safety
- * Pointers NULL or valid as documented in the crate conventions.
+ * Ownership: key_id stays the caller's and is only read during the call; session is
+ * borrowed for the call; the library allocates *out_json (free with ks_string_free()); the
+ * caller owns it.
+ * NULL: session, key_id, out_json may each be NULL only to be refused: the call returns
+ * KS_USAGE and does nothing.
+ * Blocks: yes: on the repository (the SQLite file or the PostgreSQL server).
+ * Threads: any thread; handles may be shared between threads.
  */
 ks_status ks_key_get(const ks_session *session, const char *key_id, char **out_json);
 
@@ -502,8 +768,13 @@ ks_status ks_key_get(const ks_session *session, const char *key_id, char **out_j
  * Lists keys. `filter_json`: NULL (all keys) or `{"user":..,"state":..,"serial":..}`
  * (each optional; all given must match). `*out_json` gets an array of keys.
  *
- * # Safety
- * Pointers NULL or valid as documented in the crate conventions.
+ * Ownership: filter_json stays the caller's and is only read during the call; session is
+ * borrowed for the call; the library allocates *out_json (free with ks_string_free()); the
+ * caller owns it.
+ * NULL: session, out_json may each be NULL only to be refused: the call returns KS_USAGE
+ * and does nothing; filter_json may be NULL, with the meaning given above.
+ * Blocks: yes: on the repository (the SQLite file or the PostgreSQL server).
+ * Threads: any thread; handles may be shared between threads.
  */
 ks_status ks_key_list(const ks_session *session, const char *filter_json, char **out_json);
 
@@ -513,8 +784,13 @@ ks_status ks_key_list(const ks_session *session, const char *filter_json, char *
  * `{"keys":[...],"next_after":"<key id>"|null}`; pass `next_after` to get the next page
  * until it is null.
  *
- * # Safety
- * Pointers NULL or valid as documented in the crate conventions.
+ * Ownership: after stays the caller's and is only read during the call; session is
+ * borrowed for the call; the library allocates *page_json (free with ks_string_free());
+ * the caller owns it.
+ * NULL: session, page_json may each be NULL only to be refused: the call returns KS_USAGE
+ * and does nothing; after may be NULL, with the meaning given above.
+ * Blocks: yes: on the repository (the SQLite file or the PostgreSQL server).
+ * Threads: any thread; handles may be shared between threads.
  */
 ks_status ks_key_list_page(const ks_session *session,
                            const char *after,
@@ -524,27 +800,38 @@ ks_status ks_key_list_page(const ks_session *session,
 /**
  * The audit log of a key, oldest first (JSON array).
  *
- * # Safety
- * Pointers NULL or valid as documented in the crate conventions.
+ * Ownership: key_id stays the caller's and is only read during the call; session is
+ * borrowed for the call; the library allocates *out_json (free with ks_string_free()); the
+ * caller owns it.
+ * NULL: session, key_id, out_json may each be NULL only to be refused: the call returns
+ * KS_USAGE and does nothing.
+ * Blocks: yes: on the repository (the SQLite file or the PostgreSQL server).
+ * Threads: any thread; handles may be shared between threads.
  */
 ks_status ks_key_audit(const ks_session *session, const char *key_id, char **out_json);
 
 /**
  * Frees a byte buffer the library returned (`len` as returned with it). NULL is ignored.
  *
- * # Safety
- * `p` is NULL or a buffer from this library, with its length, not freed before.
+ * NULL: p may be NULL (nothing is done).
+ * Pointers: `p` is NULL or a buffer from this library, with its length, not freed before.
+ * Blocks: no.
+ * Threads: any thread (not only the one that got the buffer), once per buffer.
  */
 void ks_bytes_free(uint8_t *p, size_t len);
 
 /**
  * Starts a device half from its JSON configuration (`agent_key_pem` PKCS#8 or absent to
  * generate one, `server_keys` SPKI PEM or SEC1 hex, `capabilities`, `host`,
- * `agent_version`; see `keysmith_facade::split::DeviceHalf::new`); free it with
- * [`ks_device_half_free`]. Send [`ks_device_half_hello`] first.
+ * `agent_version`; docs/split-embedding.md); free it with
+ * ks_device_half_free(). Send ks_device_half_hello() first.
  *
- * # Safety
- * `config_json` is NULL or NUL-terminated; `out` is NULL or writable.
+ * Ownership: config_json stays the caller's and is only read during the call; the library
+ * allocates *out (free with ks_device_half_free()); the caller owns it.
+ * NULL: config_json, out may each be NULL only to be refused: the call returns KS_USAGE
+ * and does nothing.
+ * Blocks: no.
+ * Threads: any thread; handles may be shared between threads.
  */
 ks_status ks_device_half_open(const char *config_json, ks_device_half **out);
 
@@ -552,42 +839,62 @@ ks_status ks_device_half_open(const char *config_json, ks_device_half **out);
  * Frees a device half (its session key and any remembered PIN are zeroized). NULL is
  * ignored.
  *
- * # Safety
- * `half` is NULL or a handle from [`ks_device_half_open`] not freed before and not in use.
+ * NULL: half may be NULL (nothing is done).
+ * Pointers: `half` is NULL or a handle from ks_device_half_open() not freed before and not
+ * in use.
+ * Blocks: no.
+ * Threads: any thread, once per handle, when no other call is using the handle.
  */
 void ks_device_half_free(ks_device_half *half);
 
 /**
  * The `AgentHello` to send first.
  *
- * # Safety
- * Pointers NULL or valid as documented in the module conventions.
+ * Ownership: half is borrowed for the call; the library allocates *out (free with
+ * ks_bytes_free() and its length); the caller owns it.
+ * NULL: half, out, out_len may each be NULL only to be refused: the call returns KS_USAGE
+ * and does nothing.
+ * Blocks: no.
+ * Threads: any thread; handles may be shared between threads.
  */
 ks_status ks_device_half_hello(const ks_device_half *half, uint8_t **out, size_t *out_len);
 
 /**
  * `{"agent_id": hex, "agent_public_key": SEC1 hex}`: what the server enrols.
  *
- * # Safety
- * Pointers NULL or valid as documented in the crate conventions.
+ * Ownership: half is borrowed for the call; the library allocates *out_json (free with
+ * ks_string_free()); the caller owns it.
+ * NULL: half, out_json may each be NULL only to be refused: the call returns KS_USAGE and
+ * does nothing.
+ * Blocks: no.
+ * Threads: any thread; handles may be shared between threads.
  */
 ks_status ks_device_half_agent(const ks_device_half *half, char **out_json);
 
 /**
- * The agent key [`ks_device_half_open`] generated (no `agent_key_pem` in the config), as
+ * The agent key ks_device_half_open() generated (no `agent_key_pem` in the config), as
  * PKCS#8 PEM, once: `*out_pem` is NULL when there is none (given, or taken before). Keep
- * it: the agent id is its key id. `ks_string_free` zeroizes it.
+ * it: the agent id is its key id. ks_string_free() zeroizes it.
  *
- * # Safety
- * Pointers NULL or valid as documented in the crate conventions.
+ * Ownership: half is borrowed for the call; the library allocates *out_pem (free with
+ * ks_string_free()); the caller owns it.
+ * NULL: half, out_pem may each be NULL only to be refused: the call returns KS_USAGE and
+ * does nothing.
+ * Blocks: no.
+ * Threads: any thread; handles may be shared between threads.
  */
 ks_status ks_device_half_key_take(const ks_device_half *half, char **out_pem);
 
 /**
  * A `DeviceReport` of `device`; `serial_claim` NULL: the device's own serial if known.
  *
- * # Safety
- * Pointers NULL or valid as documented in the module conventions.
+ * Ownership: serial_claim stays the caller's and is only read during the call; half,
+ * device are borrowed for the call; the library allocates *out (free with ks_bytes_free()
+ * and its length); the caller owns it.
+ * NULL: half, device, out, out_len may each be NULL only to be refused: the call returns
+ * KS_USAGE and does nothing; serial_claim may be NULL, with the meaning given above.
+ * Blocks: yes: on the security key (getInfo, no touch).
+ * Threads: any thread; handles may be shared between threads.
  */
 ks_status ks_device_half_report(const ks_device_half *half,
                                 const ks_device *device,
@@ -599,8 +906,13 @@ ks_status ks_device_half_report(const ks_device_half *half,
  * A `Request`: `{"operation":"work"|"activate"|"self_issue"|"verify"|"reset",
  * "template":optional,"key_id":optional}`.
  *
- * # Safety
- * Pointers NULL or valid as documented in the module conventions.
+ * Ownership: request_json stays the caller's and is only read during the call; half is
+ * borrowed for the call; the library allocates *out (free with ks_bytes_free() and its
+ * length); the caller owns it.
+ * NULL: half, request_json, out, out_len may each be NULL only to be refused: the call
+ * returns KS_USAGE and does nothing.
+ * Blocks: no.
+ * Threads: any thread; handles may be shared between threads.
  */
 ks_status ks_device_half_request(const ks_device_half *half,
                                  const char *request_json,
@@ -610,16 +922,25 @@ ks_status ks_device_half_request(const ks_device_half *half,
 /**
  * A `Ready` poll.
  *
- * # Safety
- * Pointers NULL or valid as documented in the module conventions.
+ * Ownership: half is borrowed for the call; the library allocates *out (free with
+ * ks_bytes_free() and its length); the caller owns it.
+ * NULL: half, out, out_len may each be NULL only to be refused: the call returns KS_USAGE
+ * and does nothing.
+ * Blocks: no.
+ * Threads: any thread; handles may be shared between threads.
  */
 ks_status ks_device_half_ready(const ks_device_half *half, uint8_t **out, size_t *out_len);
 
 /**
  * A `HolderAuth` with the holder's ID token (the caller's string; wipe it after).
  *
- * # Safety
- * Pointers NULL or valid as documented in the module conventions.
+ * Ownership: id_token stays the caller's and is only read during the call; half is
+ * borrowed for the call; the library allocates *out (free with ks_bytes_free() and its
+ * length); the caller owns it.
+ * NULL: half, id_token, out, out_len may each be NULL only to be refused: the call returns
+ * KS_USAGE and does nothing.
+ * Blocks: no.
+ * Threads: any thread; handles may be shared between threads.
  */
 ks_status ks_device_half_holder_auth(const ks_device_half *half,
                                      const char *id_token,
@@ -630,14 +951,19 @@ ks_status ks_device_half_holder_auth(const ks_device_half *half,
  * Takes a server message received at monotonic `now_ms`; `*out_event_json` gets the
  * event: `{"event":"established"}`, `{"event":"need_holder_auth","issuer","client_id",
  * "scopes","nonce","login_hint","max_age_s","session_code"}`, `{"event":"job",
- * "operation","steps"}` (run it with [`ks_device_half_run_job`]), `{"event":
+ * "operation","steps"}` (run it with ks_device_half_run_job()), `{"event":
  * "job_refused","reason","reply":hex}`, `{"event":"job_ack","key_id","state",
  * "needs_reissue","registered"}`, `{"event":"refused","code","reason",...}`,
  * `{"event":"wait","retry_ms"}`, `{"event":"done",...}`, `{"event":"retransmission",
  * "reply":hex|null}`.
  *
- * # Safety
- * Pointers NULL or valid as documented in the module conventions.
+ * Ownership: message stays the caller's and is only read during the call; half is borrowed
+ * for the call; the library allocates *out_event_json (free with ks_string_free()); the
+ * caller owns it.
+ * NULL: half, message, out_event_json may each be NULL only to be refused: the call
+ * returns KS_USAGE and does nothing.
+ * Blocks: no.
+ * Threads: any thread; handles may be shared between threads.
  */
 ks_status ks_device_half_receive(const ks_device_half *half,
                                  const uint8_t *message,
@@ -646,14 +972,20 @@ ks_status ks_device_half_receive(const ks_device_half *half,
                                  char **out_event_json);
 
 /**
- * Runs the job [`ks_device_half_receive`] accepted on `device`, at monotonic `now_ms`:
+ * Runs the job ks_device_half_receive() accepted on `device`, at monotonic `now_ms`:
  * `pin_cb` gives the holder's PINs (NULL: no holder here, a job needing one fails),
  * `prompt_cb` receives prompts as JSON (NULL: none); both get `user` and are called on
  * this thread. `*out` gets the `JobResult` (or `Abort`) to send.
  *
- * # Safety
- * Pointers NULL or valid as documented in the module conventions; the callbacks NULL or
- * valid functions.
+ * Ownership: half, device are borrowed for the call; the library allocates *out (free with
+ * ks_bytes_free() and its length); the caller owns it.
+ * NULL: half, device, out, out_len may each be NULL only to be refused: the call returns
+ * KS_USAGE and does nothing; user is passed back to the callbacks as given (NULL too).
+ * Pointers: the callbacks NULL or valid functions.
+ * Blocks: yes: on the security key, including the wait for the holder's touch
+ * (ks_device_cancel() from another thread ends it); no network.
+ * Threads: any thread; handles may be shared between threads; the callbacks are called on
+ * the calling thread, only during this call.
  */
 ks_status ks_device_half_run_job(const ks_device_half *half,
                                  const ks_device *device,
@@ -667,10 +999,15 @@ ks_status ks_device_half_run_job(const ks_device_half *half,
 /**
  * Opens a server half over `session`'s engine from its JSON configuration
  * (`server_key_pem` PKCS#8 or absent to generate one, `allow_software_keys`,
- * `session_ttl_ms`, `message_ttl_ms`, `poll_ms`); free it with [`ks_server_half_free`].
+ * `session_ttl_ms`, `message_ttl_ms`, `poll_ms`); free it with ks_server_half_free().
  *
- * # Safety
- * Pointers NULL or valid as documented in the crate conventions.
+ * Ownership: config_json stays the caller's and is only read during the call; session is
+ * borrowed for the call; the library allocates *out (free with ks_server_half_free()); the
+ * caller owns it.
+ * NULL: session, config_json, out may each be NULL only to be refused: the call returns
+ * KS_USAGE and does nothing.
+ * Blocks: yes: on the repository (the SQLite file or the PostgreSQL server).
+ * Threads: any thread; handles may be shared between threads.
  */
 ks_status ks_server_half_open(const ks_session *session,
                               const char *config_json,
@@ -679,27 +1016,38 @@ ks_status ks_server_half_open(const ks_session *session,
 /**
  * Frees a server half. NULL is ignored.
  *
- * # Safety
- * `half` is NULL or a handle from [`ks_server_half_open`] not freed before and not in use.
+ * NULL: half may be NULL (nothing is done).
+ * Pointers: `half` is NULL or a handle from ks_server_half_open() not freed before and not
+ * in use.
+ * Blocks: no.
+ * Threads: any thread, once per handle, when no other call is using the handle.
  */
 void ks_server_half_free(ks_server_half *half);
 
 /**
  * The server's public key (SPKI PEM), what device halves pin; free with
- * `ks_string_free`.
+ * ks_string_free().
  *
- * # Safety
- * Pointers NULL or valid as documented in the crate conventions.
+ * Ownership: half is borrowed for the call; the library allocates *out_pem (free with
+ * ks_string_free()); the caller owns it.
+ * NULL: half, out_pem may each be NULL only to be refused: the call returns KS_USAGE and
+ * does nothing.
+ * Blocks: no.
+ * Threads: any thread; handles may be shared between threads.
  */
 ks_status ks_server_half_public_key(const ks_server_half *half, char **out_pem);
 
 /**
- * The server key [`ks_server_half_open`] generated (no `server_key_pem` in the config),
+ * The server key ks_server_half_open() generated (no `server_key_pem` in the config),
  * as PKCS#8 PEM, once: `*out_pem` is NULL when there is none. Keep it: agents pin its
- * public key. `ks_string_free` zeroizes it.
+ * public key. ks_string_free() zeroizes it.
  *
- * # Safety
- * Pointers NULL or valid as documented in the crate conventions.
+ * Ownership: half is borrowed for the call; the library allocates *out_pem (free with
+ * ks_string_free()); the caller owns it.
+ * NULL: half, out_pem may each be NULL only to be refused: the call returns KS_USAGE and
+ * does nothing.
+ * Blocks: no.
+ * Threads: any thread; handles may be shared between threads.
  */
 ks_status ks_server_half_key_take(const ks_server_half *half, char **out_pem);
 
@@ -707,8 +1055,13 @@ ks_status ks_server_half_key_take(const ks_server_half *half, char **out_pem);
  * Enrols an agent from its public key (SPKI PEM or SEC1 hex), `agent_class` `station`
  * or `holder`, approved when `approved` is non-zero; `*out_agent_id` gets its id.
  *
- * # Safety
- * Pointers NULL or valid as documented in the crate conventions.
+ * Ownership: public_key, agent_class stay the caller's and are only read during the call;
+ * half is borrowed for the call; the library allocates *out_agent_id (free with
+ * ks_string_free()); the caller owns it.
+ * NULL: half, public_key, agent_class, out_agent_id may each be NULL only to be refused:
+ * the call returns KS_USAGE and does nothing.
+ * Blocks: yes: on the repository (the SQLite file or the PostgreSQL server).
+ * Threads: any thread; handles may be shared between threads.
  */
 ks_status ks_server_half_agent_add(const ks_server_half *half,
                                    const char *public_key,
@@ -719,8 +1072,12 @@ ks_status ks_server_half_agent_add(const ks_server_half *half,
 /**
  * Approves (`approve` non-zero) or revokes (`approve` zero) an enrolled agent.
  *
- * # Safety
- * Pointers NULL or valid as documented in the crate conventions.
+ * Ownership: agent_id stays the caller's and is only read during the call; half is
+ * borrowed for the call.
+ * NULL: half, agent_id may each be NULL only to be refused: the call returns KS_USAGE and
+ * does nothing.
+ * Blocks: yes: on the repository (the SQLite file or the PostgreSQL server).
+ * Threads: any thread; handles may be shared between threads.
  */
 ks_status ks_server_half_agent_set(const ks_server_half *half,
                                    const char *agent_id,
@@ -728,11 +1085,16 @@ ks_status ks_server_half_agent_set(const ks_server_half *half,
 
 /**
  * Opens a session from an `AgentHello` received at `now_ms` (Unix ms; 0 = now):
- * `*out_session_id` gets the session id (free with `ks_string_free`), `*out` the
+ * `*out_session_id` gets the session id (free with ks_string_free()), `*out` the
  * `ServerHello` to send back.
  *
- * # Safety
- * Pointers NULL or valid as documented in the module conventions.
+ * Ownership: hello stays the caller's and is only read during the call; half is borrowed
+ * for the call; the library allocates *out_session_id (free with ks_string_free()), *out
+ * (free with ks_bytes_free() and its length); the caller owns it.
+ * NULL: half, hello, out_session_id, out, out_len may each be NULL only to be refused: the
+ * call returns KS_USAGE and does nothing.
+ * Blocks: yes: on the repository (the SQLite file or the PostgreSQL server).
+ * Threads: any thread; handles may be shared between threads.
  */
 ks_status ks_server_half_session_open(const ks_server_half *half,
                                       const uint8_t *hello,
@@ -746,8 +1108,14 @@ ks_status ks_server_half_session_open(const ks_server_half *half,
  * Handles a device message of session `session_id` received at `now_ms` (Unix ms; 0 =
  * now); `*out` gets the reply to send.
  *
- * # Safety
- * Pointers NULL or valid as documented in the module conventions.
+ * Ownership: session_id, message stay the caller's and are only read during the call; half
+ * is borrowed for the call; the library allocates *out (free with ks_bytes_free() and its
+ * length); the caller owns it.
+ * NULL: half, session_id, message, out, out_len may each be NULL only to be refused: the
+ * call returns KS_USAGE and does nothing.
+ * Blocks: yes: on the identity provider (HTTPS to Microsoft Graph, with its retries and
+ * timeouts) and the repository.
+ * Threads: any thread; handles may be shared between threads.
  */
 ks_status ks_server_half_session_handle(const ks_server_half *half,
                                         const char *session_id,
@@ -762,8 +1130,13 @@ ks_status ks_server_half_session_handle(const ks_server_half *half,
  * `{"operation":"issue","user":"...","template":"..."}`) by `actor`; `*out_work_id`
  * gets the work id.
  *
- * # Safety
- * Pointers NULL or valid as documented in the crate conventions.
+ * Ownership: agent_id, request_json, actor stay the caller's and are only read during the
+ * call; half is borrowed for the call; the library allocates *out_work_id (free with
+ * ks_string_free()); the caller owns it.
+ * NULL: half, agent_id, request_json, actor, out_work_id may each be NULL only to be
+ * refused: the call returns KS_USAGE and does nothing.
+ * Blocks: yes: on the repository (the SQLite file or the PostgreSQL server).
+ * Threads: any thread; handles may be shared between threads.
  */
 ks_status ks_server_half_work_queue(const ks_server_half *half,
                                     const char *agent_id,
@@ -775,8 +1148,13 @@ ks_status ks_server_half_work_queue(const ks_server_half *half,
  * Where queued work stands: `{"work_id","agent_id","state","actor","session_id",
  * "outcome"}`.
  *
- * # Safety
- * Pointers NULL or valid as documented in the crate conventions.
+ * Ownership: work_id stays the caller's and is only read during the call; half is borrowed
+ * for the call; the library allocates *out_json (free with ks_string_free()); the caller
+ * owns it.
+ * NULL: half, work_id, out_json may each be NULL only to be refused: the call returns
+ * KS_USAGE and does nothing.
+ * Blocks: yes: on the repository (the SQLite file or the PostgreSQL server).
+ * Threads: any thread; handles may be shared between threads.
  */
 ks_status ks_server_half_work_get(const ks_server_half *half, const char *work_id, char **out_json);
 
@@ -785,8 +1163,12 @@ ks_status ks_server_half_work_get(const ks_server_half *half, const char *work_i
  * signer's key id, the body's non-secret fields; ID tokens and sealed secrets left
  * out). Nothing is verified.
  *
- * # Safety
- * Pointers NULL or valid as documented in the module conventions.
+ * Ownership: message stays the caller's and is only read during the call; the library
+ * allocates *out_json (free with ks_string_free()); the caller owns it.
+ * NULL: message, out_json may each be NULL only to be refused: the call returns KS_USAGE
+ * and does nothing.
+ * Blocks: no.
+ * Threads: any thread; handles may be shared between threads.
  */
 ks_status ks_wire_describe(const uint8_t *message, size_t message_len, char **out_json);
 
@@ -799,8 +1181,14 @@ ks_status ks_wire_describe(const uint8_t *message, size_t message_len, char **ou
  * "method_id","credential_id","kind","fixed","error"}]}`; IdP failures for a user are
  * findings (`kind` `check_failed`), not a failed call.
  *
- * # Safety
- * Pointers NULL or valid as documented in the crate conventions.
+ * Ownership: request_json stays the caller's and is only read during the call; session is
+ * borrowed for the call; the library allocates *report_json (free with ks_string_free());
+ * the caller owns it.
+ * NULL: session, report_json may each be NULL only to be refused: the call returns
+ * KS_USAGE and does nothing; request_json may be NULL, with the meaning given above.
+ * Blocks: yes: on the identity provider (HTTPS to Microsoft Graph, with its retries and
+ * timeouts) and the repository.
+ * Threads: any thread; handles may be shared between threads.
  */
 ks_status ks_drift_reconcile(const ks_session *session,
                              const char *request_json,
@@ -812,11 +1200,16 @@ ks_status ks_drift_reconcile(const ks_session *session,
  * (header row first; validated whole, errors name line and column). The same text for
  * the same kind gives the job already recorded while it is unfinished (a row not run
  * yet); once every row has run, the same text makes a new job (a finished job runs
- * again only by its id, with [`ks_bulk_run`]). `*job_json` gets
+ * again only by its id, with ks_bulk_run()). `*job_json` gets
  * `{"job_id","kind","source_hash","actor","total","created_ms","finished_ms"}`.
  *
- * # Safety
- * Pointers NULL or valid as documented in the crate conventions.
+ * Ownership: kind, csv stay the caller's and are only read during the call; session is
+ * borrowed for the call; the library allocates *job_json (free with ks_string_free()); the
+ * caller owns it.
+ * NULL: session, kind, csv, job_json may each be NULL only to be refused: the call returns
+ * KS_USAGE and does nothing.
+ * Blocks: yes: on the repository (the SQLite file or the PostgreSQL server).
+ * Threads: any thread; handles may be shared between threads.
  */
 ks_status ks_bulk_create(const ks_session *session,
                          const char *kind,
@@ -829,14 +1222,23 @@ ks_status ks_bulk_create(const ks_session *session,
  * `options_json`: NULL (defaults) or `{"workers":1,"rate":null,"template":null,
  * "retry_failed":true,"fix":false,"delete_unknown":false}` (each optional; `template`:
  * the loaded credential template for issue rows without one). `device_cb` supplies the
- * device spec for each issue row (see [`ks_bulk_device_fn`]; NULL fails issue rows);
+ * device spec for each issue row (see ks_bulk_device_fn; NULL fails issue rows);
  * `progress_cb` (NULL: none) is told after each row; both get `ctx`. Failed rows do not
  * fail the call: `*summary_json` gets `{"job_id","kind","total","done","failed",
  * "skipped","settled","run_elsewhere","items":[{"line","status","outcome"}]}`.
  *
- * # Safety
- * Pointers NULL or valid as documented in the crate conventions; the callbacks are NULL
- * or valid functions that may be called with `ctx` during this call.
+ * Ownership: options_json stays the caller's and is only read during the call; session is
+ * borrowed for the call; the library allocates *summary_json (free with ks_string_free());
+ * the caller owns it.
+ * NULL: session, summary_json may each be NULL only to be refused: the call returns
+ * KS_USAGE and does nothing; options_json may be NULL, with the meaning given above; ctx
+ * is passed back to the callbacks as given (NULL too).
+ * Pointers: the callbacks are NULL or valid functions that may be called with `ctx` during
+ * this call.
+ * Blocks: yes: until every row not done yet has run (each row as the single-key call of
+ * its kind: on the security key, the identity provider and the repository).
+ * Threads: any thread; device_cb and progress_cb are called on the calling thread, one
+ * call at a time, only during this call.
  */
 ks_status ks_bulk_run(const ks_session *session,
                       int64_t job_id,
@@ -853,14 +1255,38 @@ ks_status ks_bulk_run(const ks_session *session,
  * (1 to 1000). `*page_json` gets `{"pending":[{"key_id","passkey_template","user_id",
  * "challenge_expires_ms"}],"next_after":{...}|null}`.
  *
- * # Safety
- * Pointers NULL or valid as documented in the crate conventions.
+ * Ownership: after_json stays the caller's and is only read during the call; session is
+ * borrowed for the call; the library allocates *page_json (free with ks_string_free());
+ * the caller owns it.
+ * NULL: session, page_json may each be NULL only to be refused: the call returns KS_USAGE
+ * and does nothing; after_json may be NULL, with the meaning given above.
+ * Blocks: yes: on the repository (the SQLite file or the PostgreSQL server).
+ * Threads: any thread; handles may be shared between threads.
  */
 ks_status ks_pending_list_expiring_page(const ks_session *session,
                                         uint64_t within_ms,
                                         const char *after_json,
                                         uint32_t limit,
                                         char **page_json);
+
+/**
+ * Sends every log record to `cb` too, besides the configured destination (stderr unless
+ * ks_log_configure() says otherwise; `{"destination":{"kind":"none"}}` sends records to
+ * the callback only). Which records there are is still decided by the configured level
+ * and directives (default: info). `cb` NULL stops the callback. Calling it again
+ * replaces the callback; the previous one may still receive records that other threads
+ * were logging while it was replaced.
+ *
+ * Ownership: user_data stays the caller's; the library keeps the pointer until the
+ * callback is replaced or the process ends, and only passes it back.
+ * NULL: cb may be NULL (no callback); user_data is passed back as given (NULL too).
+ * Pointers: cb, if not NULL, and user_data stay valid until the callback is replaced,
+ * and may be used from any thread at once.
+ * Blocks: no (the first call sets up the library's logging with the default settings
+ * when ks_log_configure() was not called).
+ * Threads: any thread; the setting is process-wide. Not from inside the callback.
+ */
+ks_status ks_log_set_callback(ks_log_fn cb, void *user_data);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -17,8 +17,14 @@ use crate::{
 /// "method_id","credential_id","kind","fixed","error"}]}`; IdP failures for a user are
 /// findings (`kind` `check_failed`), not a failed call.
 ///
-/// # Safety
-/// Pointers NULL or valid as documented in the crate conventions.
+/// Ownership: request_json stays the caller's and is only read during the call; session is
+/// borrowed for the call; the library allocates *report_json (free with ks_string_free());
+/// the caller owns it.
+/// NULL: session, report_json may each be NULL only to be refused: the call returns
+/// KS_USAGE and does nothing; request_json may be NULL, with the meaning given above.
+/// Blocks: yes: on the identity provider (HTTPS to Microsoft Graph, with its retries and
+/// timeouts) and the repository.
+/// Threads: any thread; handles may be shared between threads.
 #[no_mangle]
 pub unsafe extern "C" fn ks_drift_reconcile(
     session: *const ks_session,
@@ -40,11 +46,16 @@ pub unsafe extern "C" fn ks_drift_reconcile(
 /// (header row first; validated whole, errors name line and column). The same text for
 /// the same kind gives the job already recorded while it is unfinished (a row not run
 /// yet); once every row has run, the same text makes a new job (a finished job runs
-/// again only by its id, with [`ks_bulk_run`]). `*job_json` gets
+/// again only by its id, with ks_bulk_run()). `*job_json` gets
 /// `{"job_id","kind","source_hash","actor","total","created_ms","finished_ms"}`.
 ///
-/// # Safety
-/// Pointers NULL or valid as documented in the crate conventions.
+/// Ownership: kind, csv stay the caller's and are only read during the call; session is
+/// borrowed for the call; the library allocates *job_json (free with ks_string_free()); the
+/// caller owns it.
+/// NULL: session, kind, csv, job_json may each be NULL only to be refused: the call returns
+/// KS_USAGE and does nothing.
+/// Blocks: yes: on the repository (the SQLite file or the PostgreSQL server).
+/// Threads: any thread; handles may be shared between threads.
 #[no_mangle]
 pub unsafe extern "C" fn ks_bulk_create(
     session: *const ks_session,
@@ -65,14 +76,23 @@ pub unsafe extern "C" fn ks_bulk_create(
 /// `options_json`: NULL (defaults) or `{"workers":1,"rate":null,"template":null,
 /// "retry_failed":true,"fix":false,"delete_unknown":false}` (each optional; `template`:
 /// the loaded credential template for issue rows without one). `device_cb` supplies the
-/// device spec for each issue row (see [`ks_bulk_device_fn`]; NULL fails issue rows);
+/// device spec for each issue row (see ks_bulk_device_fn; NULL fails issue rows);
 /// `progress_cb` (NULL: none) is told after each row; both get `ctx`. Failed rows do not
 /// fail the call: `*summary_json` gets `{"job_id","kind","total","done","failed",
 /// "skipped","settled","run_elsewhere","items":[{"line","status","outcome"}]}`.
 ///
-/// # Safety
-/// Pointers NULL or valid as documented in the crate conventions; the callbacks are NULL
-/// or valid functions that may be called with `ctx` during this call.
+/// Ownership: options_json stays the caller's and is only read during the call; session is
+/// borrowed for the call; the library allocates *summary_json (free with ks_string_free());
+/// the caller owns it.
+/// NULL: session, summary_json may each be NULL only to be refused: the call returns
+/// KS_USAGE and does nothing; options_json may be NULL, with the meaning given above; ctx
+/// is passed back to the callbacks as given (NULL too).
+/// Pointers: the callbacks are NULL or valid functions that may be called with `ctx` during
+/// this call.
+/// Blocks: yes: until every row not done yet has run (each row as the single-key call of
+/// its kind: on the security key, the identity provider and the repository).
+/// Threads: any thread; device_cb and progress_cb are called on the calling thread, one
+/// call at a time, only during this call.
 #[no_mangle]
 pub unsafe extern "C" fn ks_bulk_run(
     session: *const ks_session,
@@ -98,7 +118,7 @@ pub unsafe extern "C" fn ks_bulk_run(
     }
 }
 
-/// Asks `cb` for the device spec of a bulk row (see [`ks_bulk_device_fn`]).
+/// Asks `cb` for the device spec of a bulk row (see ks_bulk_device_fn).
 ///
 /// # Safety
 /// `cb` is NULL or a valid function that may be called with `ctx`.
@@ -122,7 +142,7 @@ unsafe fn bulk_device(
     Ok(spec.to_owned())
 }
 
-/// Tells `cb` (if any) a bulk job's progress (see [`ks_bulk_progress_fn`]).
+/// Tells `cb` (if any) a bulk job's progress (see ks_bulk_progress_fn).
 ///
 /// # Safety
 /// `cb` is NULL or a valid function that may be called with `ctx`.
@@ -140,8 +160,13 @@ unsafe fn bulk_progress(cb: ks_bulk_progress_fn, ctx: *mut c_void, p: &BulkProgr
 /// (1 to 1000). `*page_json` gets `{"pending":[{"key_id","passkey_template","user_id",
 /// "challenge_expires_ms"}],"next_after":{...}|null}`.
 ///
-/// # Safety
-/// Pointers NULL or valid as documented in the crate conventions.
+/// Ownership: after_json stays the caller's and is only read during the call; session is
+/// borrowed for the call; the library allocates *page_json (free with ks_string_free());
+/// the caller owns it.
+/// NULL: session, page_json may each be NULL only to be refused: the call returns KS_USAGE
+/// and does nothing; after_json may be NULL, with the meaning given above.
+/// Blocks: yes: on the repository (the SQLite file or the PostgreSQL server).
+/// Threads: any thread; handles may be shared between threads.
 #[no_mangle]
 pub unsafe extern "C" fn ks_pending_list_expiring_page(
     session: *const ks_session,

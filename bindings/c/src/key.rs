@@ -12,8 +12,18 @@ use crate::{
 /// Central issuance. `params_json`: `{"template":"NAME","user":"UPN or id",
 /// "serial":optional,"actor":optional}`; `*out_json` gets the key.
 ///
-/// # Safety
-/// Pointers NULL or valid as documented in the crate conventions.
+/// Ownership: params_json stays the caller's and is only read during the call; session,
+/// device are borrowed for the call; the library allocates *out_json (free with
+/// ks_string_free()); the caller owns it.
+/// NULL: session, device, params_json, out_json may each be NULL only to be refused: the
+/// call returns KS_USAGE and does nothing.
+/// Blocks: yes: on the security key, including the wait for the holder's touch or PIN
+/// (announced through the prompt callback; ks_device_cancel() from another thread ends it),
+/// then on the identity provider (HTTPS to Microsoft Graph, with its retries and timeouts)
+/// and the repository.
+/// Threads: any thread; handles may be shared between threads; one operation that changes a
+/// key runs on a ks_device at a time (another started meanwhile gets KS_DEVICE, reason
+/// "device_busy").
 #[no_mangle]
 pub unsafe extern "C" fn ks_key_issue(
     session: *const ks_session,
@@ -32,10 +42,20 @@ pub unsafe extern "C" fn ks_key_issue(
 }
 
 /// Issuance with the holder's PIN (templates that activate at issuance); as
-/// [`ks_key_issue`].
+/// ks_key_issue().
 ///
-/// # Safety
-/// Pointers NULL or valid as documented in the crate conventions.
+/// Ownership: params_json, holder_pin stay the caller's and are only read during the call;
+/// session, device are borrowed for the call; the library allocates *out_json (free with
+/// ks_string_free()); the caller owns it.
+/// NULL: session, device, params_json, holder_pin, out_json may each be NULL only to be
+/// refused: the call returns KS_USAGE and does nothing.
+/// Blocks: yes: on the security key, including the wait for the holder's touch or PIN
+/// (announced through the prompt callback; ks_device_cancel() from another thread ends it),
+/// then on the identity provider (HTTPS to Microsoft Graph, with its retries and timeouts)
+/// and the repository.
+/// Threads: any thread; handles may be shared between threads; one operation that changes a
+/// key runs on a ks_device at a time (another started meanwhile gets KS_DEVICE, reason
+/// "device_busy").
 #[no_mangle]
 pub unsafe extern "C" fn ks_key_issue_and_activate(
     session: *const ks_session,
@@ -56,8 +76,18 @@ pub unsafe extern "C" fn ks_key_issue_and_activate(
 
 /// Activation by the holder with their new PIN; `*out_json` gets the key.
 ///
-/// # Safety
-/// Pointers NULL or valid as documented in the crate conventions.
+/// Ownership: key_id, holder_pin stay the caller's and are only read during the call;
+/// session, device are borrowed for the call; the library allocates *out_json (free with
+/// ks_string_free()); the caller owns it.
+/// NULL: session, device, key_id, holder_pin, out_json may each be NULL only to be refused:
+/// the call returns KS_USAGE and does nothing.
+/// Blocks: yes: on the security key, including the wait for the holder's touch or PIN
+/// (announced through the prompt callback; ks_device_cancel() from another thread ends it),
+/// then on the identity provider (HTTPS to Microsoft Graph, with its retries and timeouts)
+/// and the repository.
+/// Threads: any thread; handles may be shared between threads; one operation that changes a
+/// key runs on a ks_device at a time (another started meanwhile gets KS_DEVICE, reason
+/// "device_busy").
 #[no_mangle]
 pub unsafe extern "C" fn ks_key_activate(
     session: *const ks_session,
@@ -81,8 +111,14 @@ pub unsafe extern "C" fn ks_key_activate(
 
 /// Inactivates a key; `*out_json` gets the key.
 ///
-/// # Safety
-/// Pointers NULL or valid as documented in the crate conventions.
+/// Ownership: key_id stays the caller's and is only read during the call; session is
+/// borrowed for the call; the library allocates *out_json (free with ks_string_free()); the
+/// caller owns it.
+/// NULL: session, key_id, out_json may each be NULL only to be refused: the call returns
+/// KS_USAGE and does nothing.
+/// Blocks: yes: on the identity provider (HTTPS to Microsoft Graph, with its retries and
+/// timeouts) and the repository.
+/// Threads: any thread; handles may be shared between threads.
 #[no_mangle]
 pub unsafe extern "C" fn ks_key_inactivate(
     session: *const ks_session,
@@ -100,8 +136,14 @@ pub unsafe extern "C" fn ks_key_inactivate(
 /// Revokes a key. `force`: negative = the template's setting, 0 = not forced, positive =
 /// forced (a failed IdP deletion cancels the revocation). `*out_json` gets the key.
 ///
-/// # Safety
-/// Pointers NULL or valid as documented in the crate conventions.
+/// Ownership: key_id stays the caller's and is only read during the call; session is
+/// borrowed for the call; the library allocates *out_json (free with ks_string_free()); the
+/// caller owns it.
+/// NULL: session, key_id, out_json may each be NULL only to be refused: the call returns
+/// KS_USAGE and does nothing.
+/// Blocks: yes: on the identity provider (HTTPS to Microsoft Graph, with its retries and
+/// timeouts) and the repository.
+/// Threads: any thread; handles may be shared between threads.
 #[no_mangle]
 pub unsafe extern "C" fn ks_key_revoke(
     session: *const ks_session,
@@ -124,8 +166,14 @@ pub unsafe extern "C" fn ks_key_revoke(
 
 /// Retires a key; `*out_json` gets the key.
 ///
-/// # Safety
-/// Pointers NULL or valid as documented in the crate conventions.
+/// Ownership: key_id stays the caller's and is only read during the call; session is
+/// borrowed for the call; the library allocates *out_json (free with ks_string_free()); the
+/// caller owns it.
+/// NULL: session, key_id, out_json may each be NULL only to be refused: the call returns
+/// KS_USAGE and does nothing.
+/// Blocks: yes: on the identity provider (HTTPS to Microsoft Graph, with its retries and
+/// timeouts) and the repository.
+/// Threads: any thread; handles may be shared between threads.
 #[no_mangle]
 pub unsafe extern "C" fn ks_key_retire(
     session: *const ks_session,
@@ -143,8 +191,14 @@ pub unsafe extern "C" fn ks_key_retire(
 /// Unregisters a key (its records are forgotten, the audit log stays); `*out_json` gets
 /// the key.
 ///
-/// # Safety
-/// Pointers NULL or valid as documented in the crate conventions.
+/// Ownership: key_id stays the caller's and is only read during the call; session is
+/// borrowed for the call; the library allocates *out_json (free with ks_string_free()); the
+/// caller owns it.
+/// NULL: session, key_id, out_json may each be NULL only to be refused: the call returns
+/// KS_USAGE and does nothing.
+/// Blocks: yes: on the identity provider (HTTPS to Microsoft Graph, with its retries and
+/// timeouts) and the repository.
+/// Threads: any thread; handles may be shared between threads.
 #[no_mangle]
 pub unsafe extern "C" fn ks_key_unregister(
     session: *const ks_session,
@@ -161,8 +215,18 @@ pub unsafe extern "C" fn ks_key_unregister(
 
 /// Reissues a key. `params_json`: `{"user":"...","serial":optional,"actor":optional}`.
 ///
-/// # Safety
-/// Pointers NULL or valid as documented in the crate conventions.
+/// Ownership: key_id, params_json stay the caller's and are only read during the call;
+/// session, device are borrowed for the call; the library allocates *out_json (free with
+/// ks_string_free()); the caller owns it.
+/// NULL: session, device, key_id, params_json, out_json may each be NULL only to be
+/// refused: the call returns KS_USAGE and does nothing.
+/// Blocks: yes: on the security key, including the wait for the holder's touch or PIN
+/// (announced through the prompt callback; ks_device_cancel() from another thread ends it),
+/// then on the identity provider (HTTPS to Microsoft Graph, with its retries and timeouts)
+/// and the repository.
+/// Threads: any thread; handles may be shared between threads; one operation that changes a
+/// key runs on a ks_device at a time (another started meanwhile gets KS_DEVICE, reason
+/// "device_busy").
 #[no_mangle]
 pub unsafe extern "C" fn ks_key_reissue(
     session: *const ks_session,
@@ -184,8 +248,18 @@ pub unsafe extern "C" fn ks_key_reissue(
 /// Signs in with the key's passkeys (user verified with `pin`); `*out_json` gets an
 /// array of `{"passkey_template","method_id","credential_id","sign_count"}`.
 ///
-/// # Safety
-/// Pointers NULL or valid as documented in the crate conventions.
+/// Ownership: key_id, pin stay the caller's and are only read during the call; session,
+/// device are borrowed for the call; the library allocates *out_json (free with
+/// ks_string_free()); the caller owns it.
+/// NULL: session, device, key_id, pin, out_json may each be NULL only to be refused: the
+/// call returns KS_USAGE and does nothing.
+/// Blocks: yes: on the security key, including the wait for the holder's touch or PIN
+/// (announced through the prompt callback; ks_device_cancel() from another thread ends it),
+/// then on the identity provider (HTTPS to Microsoft Graph, with its retries and timeouts)
+/// and the repository.
+/// Threads: any thread; handles may be shared between threads; one operation that changes a
+/// key runs on a ks_device at a time (another started meanwhile gets KS_DEVICE, reason
+/// "device_busy").
 #[no_mangle]
 pub unsafe extern "C" fn ks_key_sign_in(
     session: *const ks_session,
@@ -205,10 +279,14 @@ pub unsafe extern "C" fn ks_key_sign_in(
 
 /// Starts a self-service sign-in: `*out_json` gets `{"nonce","expires_at_ms"}`. Send
 /// `nonce` in the OpenID Connect authorization request; the ID token comes back carrying
-/// it, and `ks_key_self_issue` / `ks_key_self_set_pin` take both. Good once.
+/// it, and ks_key_self_issue() / ks_key_self_set_pin() take both. Good once.
 ///
-/// # Safety
-/// Pointers NULL or valid as documented in the crate conventions.
+/// Ownership: session is borrowed for the call; the library allocates *out_json (free with
+/// ks_string_free()); the caller owns it.
+/// NULL: session, out_json may each be NULL only to be refused: the call returns KS_USAGE
+/// and does nothing.
+/// Blocks: yes: on the repository (the SQLite file or the PostgreSQL server).
+/// Threads: any thread; handles may be shared between threads.
 #[no_mangle]
 pub unsafe extern "C" fn ks_self_service_begin(
     session: *const ks_session,
@@ -219,12 +297,23 @@ pub unsafe extern "C" fn ks_self_service_begin(
 }
 
 /// Self-issuance with the holder's OIDC ID token and the `nonce` of the sign-in
-/// (`ks_self_service_begin`) it carries; `serial` may be NULL (the device's).
-/// `*out_json` gets the key. A refusal's `reason` (`ks_last_error_json`) says which
+/// (ks_self_service_begin()) it carries; `serial` may be NULL (the device's).
+/// `*out_json` gets the key. A refusal's `reason` (ks_last_error_json()) says which
 /// check failed (`nonce_missing`, `token_replayed`, `not_an_id_token`, ...).
 ///
-/// # Safety
-/// Pointers NULL or valid as documented in the crate conventions.
+/// Ownership: id_token, nonce, template_name, serial, new_pin stay the caller's and are
+/// only read during the call; session, device are borrowed for the call; the library
+/// allocates *out_json (free with ks_string_free()); the caller owns it.
+/// NULL: session, device, id_token, nonce, template_name, new_pin, out_json may each be
+/// NULL only to be refused: the call returns KS_USAGE and does nothing; serial may be NULL,
+/// with the meaning given above.
+/// Blocks: yes: on the security key, including the wait for the holder's touch or PIN
+/// (announced through the prompt callback; ks_device_cancel() from another thread ends it),
+/// then on the identity provider (HTTPS to Microsoft Graph, with its retries and timeouts)
+/// and the repository.
+/// Threads: any thread; handles may be shared between threads; one operation that changes a
+/// key runs on a ks_device at a time (another started meanwhile gets KS_DEVICE, reason
+/// "device_busy").
 #[no_mangle]
 pub unsafe extern "C" fn ks_key_self_issue(
     session: *const ks_session,
@@ -253,10 +342,20 @@ pub unsafe extern "C" fn ks_key_self_issue(
 }
 
 /// Self-service PIN set with the holder's OIDC ID token and the `nonce` of the sign-in
-/// (`ks_self_service_begin`) it carries; `*out_json` gets the key.
+/// (ks_self_service_begin()) it carries; `*out_json` gets the key.
 ///
-/// # Safety
-/// Pointers NULL or valid as documented in the crate conventions.
+/// Ownership: key_id, id_token, nonce, new_pin stay the caller's and are only read during
+/// the call; session, device are borrowed for the call; the library allocates *out_json
+/// (free with ks_string_free()); the caller owns it.
+/// NULL: session, device, key_id, id_token, nonce, new_pin, out_json may each be NULL only
+/// to be refused: the call returns KS_USAGE and does nothing.
+/// Blocks: yes: on the security key, including the wait for the holder's touch or PIN
+/// (announced through the prompt callback; ks_device_cancel() from another thread ends it),
+/// then on the identity provider (HTTPS to Microsoft Graph, with its retries and timeouts)
+/// and the repository.
+/// Threads: any thread; handles may be shared between threads; one operation that changes a
+/// key runs on a ks_device at a time (another started meanwhile gets KS_DEVICE, reason
+/// "device_busy").
 #[no_mangle]
 pub unsafe extern "C" fn ks_key_self_set_pin(
     session: *const ks_session,
@@ -285,8 +384,13 @@ pub unsafe extern "C" fn ks_key_self_set_pin(
 /// Everything recorded about a key: `{"key","passkeys","pending","audit"}` (the same
 /// object as the CLI's `show --json` and Python's `Session.key()`).
 ///
-/// # Safety
-/// Pointers NULL or valid as documented in the crate conventions.
+/// Ownership: key_id stays the caller's and is only read during the call; session is
+/// borrowed for the call; the library allocates *out_json (free with ks_string_free()); the
+/// caller owns it.
+/// NULL: session, key_id, out_json may each be NULL only to be refused: the call returns
+/// KS_USAGE and does nothing.
+/// Blocks: yes: on the repository (the SQLite file or the PostgreSQL server).
+/// Threads: any thread; handles may be shared between threads.
 #[no_mangle]
 pub unsafe extern "C" fn ks_key_get(
     session: *const ks_session,
@@ -304,8 +408,13 @@ pub unsafe extern "C" fn ks_key_get(
 /// Lists keys. `filter_json`: NULL (all keys) or `{"user":..,"state":..,"serial":..}`
 /// (each optional; all given must match). `*out_json` gets an array of keys.
 ///
-/// # Safety
-/// Pointers NULL or valid as documented in the crate conventions.
+/// Ownership: filter_json stays the caller's and is only read during the call; session is
+/// borrowed for the call; the library allocates *out_json (free with ks_string_free()); the
+/// caller owns it.
+/// NULL: session, out_json may each be NULL only to be refused: the call returns KS_USAGE
+/// and does nothing; filter_json may be NULL, with the meaning given above.
+/// Blocks: yes: on the repository (the SQLite file or the PostgreSQL server).
+/// Threads: any thread; handles may be shared between threads.
 #[no_mangle]
 pub unsafe extern "C" fn ks_key_list(
     session: *const ks_session,
@@ -326,8 +435,13 @@ pub unsafe extern "C" fn ks_key_list(
 /// `{"keys":[...],"next_after":"<key id>"|null}`; pass `next_after` to get the next page
 /// until it is null.
 ///
-/// # Safety
-/// Pointers NULL or valid as documented in the crate conventions.
+/// Ownership: after stays the caller's and is only read during the call; session is
+/// borrowed for the call; the library allocates *page_json (free with ks_string_free());
+/// the caller owns it.
+/// NULL: session, page_json may each be NULL only to be refused: the call returns KS_USAGE
+/// and does nothing; after may be NULL, with the meaning given above.
+/// Blocks: yes: on the repository (the SQLite file or the PostgreSQL server).
+/// Threads: any thread; handles may be shared between threads.
 #[no_mangle]
 pub unsafe extern "C" fn ks_key_list_page(
     session: *const ks_session,
@@ -345,8 +459,13 @@ pub unsafe extern "C" fn ks_key_list_page(
 
 /// The audit log of a key, oldest first (JSON array).
 ///
-/// # Safety
-/// Pointers NULL or valid as documented in the crate conventions.
+/// Ownership: key_id stays the caller's and is only read during the call; session is
+/// borrowed for the call; the library allocates *out_json (free with ks_string_free()); the
+/// caller owns it.
+/// NULL: session, key_id, out_json may each be NULL only to be refused: the call returns
+/// KS_USAGE and does nothing.
+/// Blocks: yes: on the repository (the SQLite file or the PostgreSQL server).
+/// Threads: any thread; handles may be shared between threads.
 #[no_mangle]
 pub unsafe extern "C" fn ks_key_audit(
     session: *const ks_session,

@@ -48,6 +48,9 @@
 //! - handles are thread-safe: a session or device may be used from several threads (calls
 //!   on one device are serialized).
 #![warn(missing_docs)]
+// The exported functions' docs become the C header: they state their pointer rules in C
+// terms ("Ownership:", "NULL:", "Pointers:" lines) instead of a Rust `# Safety` heading.
+#![allow(clippy::missing_safety_doc)]
 #![allow(non_camel_case_types)]
 
 use std::cell::RefCell;
@@ -58,17 +61,25 @@ use keysmith_facade::{Device, ErrorKind, FacadeError, Session};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-/// The C ABI's major version (`KEYSMITH_VERSION_MAJOR` in the header; the library's own
-/// at run time is [`ks_version`]).
-pub const KEYSMITH_VERSION_MAJOR: u32 = 0;
-/// The C ABI's minor version, raised when entry points or values are added and (before
-/// 1.0) when they are renamed or removed.
-pub const KEYSMITH_VERSION_MINOR: u32 = 3;
-/// The C ABI's patch version.
-pub const KEYSMITH_VERSION_PATCH: u32 = 0;
+/// The C ABI's major version, for compile-time checks (`#if KS_VERSION_MAJOR != 0`).
+/// The library that is loaded reports its own with ks_version(). The installed shared
+/// library's SONAME is libkeysmith.so.MAJOR from 1.0 on and libkeysmith.so.0.MINOR
+/// before, so a program built against one ABI never loads an incompatible one.
+pub const KS_VERSION_MAJOR: u32 = 0;
+/// The C ABI's minor version: raised when functions or values are added and, before
+/// 1.0, when they are renamed or removed.
+pub const KS_VERSION_MINOR: u32 = 3;
+/// The C ABI's patch version: raised for fixes that change no declaration.
+pub const KS_VERSION_PATCH: u32 = 0;
+/// The same as KS_VERSION_MAJOR (the name used before 0.3; kept for existing code).
+pub const KEYSMITH_VERSION_MAJOR: u32 = KS_VERSION_MAJOR;
+/// The same as KS_VERSION_MINOR (the name used before 0.3; kept for existing code).
+pub const KEYSMITH_VERSION_MINOR: u32 = KS_VERSION_MINOR;
+/// The same as KS_VERSION_PATCH (the name used before 0.3; kept for existing code).
+pub const KEYSMITH_VERSION_PATCH: u32 = KS_VERSION_PATCH;
 
-/// Status of a call: `KS_OK` or the code of the error's kind (the facade's
-/// `ErrorKind::code`); [`ks_status_str`] names it.
+/// Status of a call: `KS_OK` or the code of the error's kind (whose name is the error
+/// JSON's "kind"); ks_status_str() names it.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ks_status {
@@ -107,26 +118,26 @@ impl From<ErrorKind> for ks_status {
 }
 
 /// Receives prompts as JSON (`{"kind":"touch_key","step":"makeCredential"}`, ...):
-/// `ctx` is what was given to [`ks_session_set_prompt_callback`]; `prompt_json` is valid
+/// `ctx` is what was given to ks_session_set_prompt_callback(); `prompt_json` is valid
 /// only during the call. Called on the thread running the operation.
 pub type ks_prompt_fn = Option<unsafe extern "C" fn(ctx: *mut c_void, prompt_json: *const c_char)>;
 
 /// Supplies the security key for one row of a bulk issue job: called with `ctx` (as
-/// given to [`ks_bulk_run`]) and the row as JSON
+/// given to ks_bulk_run()) and the row as JSON
 /// (`{"job_id":1,"line":2,"user":"kim@contoso.com","serial":"S1"}`, valid only during the
 /// call), it returns the device spec to open for that row (`softkey:STATEFILE`,
 /// `usb:PATH` or `nfc:READER`), a NUL-terminated UTF-8 string that stays the callback's:
-/// the library copies it before the callback is called again or `ks_bulk_run` returns, so
+/// the library copies it before the callback is called again or ks_bulk_run() returns, so
 /// a buffer the callback reuses (or a static string) is fine; the library never frees it.
 /// Returning NULL fails that row ("no device"); the job goes on with the next row. Called
-/// on the thread running `ks_bulk_run`, one row at a time.
+/// on the thread running ks_bulk_run(), one row at a time.
 pub type ks_bulk_device_fn =
     Option<unsafe extern "C" fn(ctx: *mut c_void, row_json: *const c_char) -> *const c_char>;
 
 /// Receives progress after each bulk row as JSON
 /// (`{"job_id","done","failed","total","line","status":"done"|"failed","outcome"}`,
-/// valid only during the call); `ctx` as given to [`ks_bulk_run`]. Called on the thread
-/// running `ks_bulk_run`.
+/// valid only during the call); `ctx` as given to ks_bulk_run(). Called on the thread
+/// running ks_bulk_run().
 pub type ks_bulk_progress_fn =
     Option<unsafe extern "C" fn(ctx: *mut c_void, progress_json: *const c_char)>;
 
@@ -180,10 +191,10 @@ unsafe fn arg<'a>(p: *const c_char, name: &str) -> Result<&'a str, FacadeError> 
         .map_err(|_| FacadeError::usage(format!("{name}: not valid UTF-8")))
 }
 
-/// Like [`arg`], NULL meaning "not given".
+/// Like arg, NULL meaning "not given".
 ///
 /// # Safety
-/// As [`arg`].
+/// As arg.
 unsafe fn opt_arg<'a>(p: *const c_char, name: &str) -> Result<Option<&'a str>, FacadeError> {
     if p.is_null() {
         Ok(None)
@@ -196,17 +207,17 @@ unsafe fn opt_arg<'a>(p: *const c_char, name: &str) -> Result<Option<&'a str>, F
 /// Parses a JSON string argument.
 ///
 /// # Safety
-/// As [`arg`].
+/// As arg.
 unsafe fn json_arg<T: DeserializeOwned>(p: *const c_char, name: &str) -> Result<T, FacadeError> {
     // SAFETY: forwarded contract.
     let text = unsafe { arg(p, name) }?;
     serde_json::from_str(text).map_err(|e| FacadeError::usage(format!("{name}: {e}")))
 }
 
-/// Like [`json_arg`], NULL meaning "not given".
+/// Like json_arg, NULL meaning "not given".
 ///
 /// # Safety
-/// As [`arg`].
+/// As arg.
 unsafe fn opt_json_arg<T: DeserializeOwned>(
     p: *const c_char,
     name: &str,
@@ -250,7 +261,7 @@ fn json_cstring<T: Serialize>(v: &T) -> Result<CString, FacadeError> {
     CString::new(text).map_err(|_| FacadeError::internal("result contains a NUL byte"))
 }
 
-/// Runs `f` inside [`guard`] and writes its result as JSON to `*out_json` (checked and
+/// Runs `f` inside guard and writes its result as JSON to `*out_json` (checked and
 /// cleared before `f` runs; `out_name` names it in the error).
 ///
 /// # Safety
@@ -270,7 +281,7 @@ unsafe fn json_op<T: Serialize>(
     })
 }
 
-/// [`json_op`] on a session's operation: borrows the session (after the out pointer is
+/// json_op on a session's operation: borrows the session (after the out pointer is
 /// cleared) and hands it to `f`.
 ///
 /// # Safety
@@ -286,7 +297,7 @@ unsafe fn session_op<T: Serialize>(
 }
 
 /// Opens a handle: `*out` (checked and cleared first) receives `open()`'s value boxed,
-/// freed with [`free_handle`].
+/// freed with free_handle.
 ///
 /// # Safety
 /// `out` is NULL or writable.
@@ -304,11 +315,11 @@ unsafe fn open_handle<T>(
     })
 }
 
-/// Frees a handle from [`open_handle`]. NULL is ignored; a panic while dropping is
+/// Frees a handle from open_handle. NULL is ignored; a panic while dropping is
 /// swallowed (nothing can be reported from a `*_free`).
 ///
 /// # Safety
-/// `p` is NULL or a handle from [`open_handle`] not freed before and not in use.
+/// `p` is NULL or a handle from open_handle not freed before and not in use.
 unsafe fn free_handle<T>(p: *mut T) {
     if p.is_null() {
         return;
@@ -345,6 +356,10 @@ unsafe fn last_error_into(
 }
 
 /// The library version, a static NUL-terminated string (do not free).
+///
+/// NULL: never returns NULL.
+/// Blocks: no.
+/// Threads: any thread; handles may be shared between threads.
 #[no_mangle]
 pub extern "C" fn ks_version() -> *const c_char {
     static VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
@@ -353,8 +368,10 @@ pub extern "C" fn ks_version() -> *const c_char {
 
 /// Frees a string the library returned (its bytes are zeroized first). NULL is ignored.
 ///
-/// # Safety
-/// `s` is NULL or a string from this library not freed before.
+/// NULL: s may be NULL (nothing is done).
+/// Pointers: `s` is NULL or a string from this library not freed before.
+/// Blocks: no.
+/// Threads: any thread (not only the one that got the buffer), once per buffer.
 #[no_mangle]
 pub unsafe extern "C" fn ks_string_free(s: *mut c_char) {
     if s.is_null() {
@@ -369,11 +386,15 @@ pub unsafe extern "C" fn ks_string_free(s: *mut c_char) {
 }
 
 /// The last failure on this thread: writes a copy of its message to `*message` (NULL if
-/// the last call succeeded; free it with [`ks_string_free`]) and returns its status
+/// the last call succeeded; free it with ks_string_free()) and returns its status
 /// (`KS_OK` if none). A NULL `message` returns `KS_USAGE` and keeps the stored error.
 ///
-/// # Safety
-/// `message` is NULL or valid for writes.
+/// Ownership: the library allocates *message (free with ks_string_free()); the caller owns
+/// it.
+/// NULL: message may be NULL only to be refused: the call returns KS_USAGE and does
+/// nothing.
+/// Blocks: no.
+/// Threads: the thread whose call failed: the error is kept per thread.
 #[no_mangle]
 pub unsafe extern "C" fn ks_last_error(message: *mut *mut c_char) -> ks_status {
     // SAFETY: caller contract, forwarded.
@@ -384,14 +405,18 @@ pub unsafe extern "C" fn ks_last_error(message: *mut *mut c_char) -> ks_status {
 /// `{"kind":"device","reason":"pin_invalid","message":"...","ctap_status":49,
 /// "retries_left":7}` to `*error_json` (`ctap_status` and `retries_left` only where the
 /// security key told them; NULL if the last call succeeded; free it with
-/// [`ks_string_free`]) and returns its status (`KS_OK` if none). `reason` is a stable
+/// ks_string_free()) and returns its status (`KS_OK` if none). `reason` is a stable
 /// snake_case word to branch on (`pin_invalid`, `pin_blocked`, `cancelled`,
-/// `device_not_found`, `key_not_found`, `challenge_expired`, ...; the table is in the
-/// lifecycle crate's `Error` documentation). A NULL `error_json` returns `KS_USAGE` and
+/// `device_not_found`, `key_not_found`, `challenge_expired`, ...; the document is
+/// described by docs/schemas/error.schema.json). A NULL `error_json` returns `KS_USAGE` and
 /// keeps the stored error.
 ///
-/// # Safety
-/// `error_json` is NULL or valid for writes.
+/// Ownership: the library allocates *error_json (free with ks_string_free()); the caller
+/// owns it.
+/// NULL: error_json may be NULL only to be refused: the call returns KS_USAGE and does
+/// nothing.
+/// Blocks: no.
+/// Threads: the thread whose call failed: the error is kept per thread.
 #[no_mangle]
 pub unsafe extern "C" fn ks_last_error_json(error_json: *mut *mut c_char) -> ks_status {
     // SAFETY: caller contract, forwarded.
@@ -401,6 +426,10 @@ pub unsafe extern "C" fn ks_last_error_json(error_json: *mut *mut c_char) -> ks_
 /// The name of a status (`"ok"`, `"usage"`, `"device"`, `"idp"`, `"repository"`,
 /// `"template"`, `"transition"`, `"internal"`): a static NUL-terminated string (do not
 /// free). `status` must be one of the enum's values.
+///
+/// NULL: never returns NULL.
+/// Blocks: no.
+/// Threads: any thread; handles may be shared between threads.
 #[no_mangle]
 pub extern "C" fn ks_status_str(status: ks_status) -> *const c_char {
     let name = match status {
@@ -419,8 +448,10 @@ pub extern "C" fn ks_status_str(status: ks_status) -> *const c_char {
 /// Configures process-wide logging from JSON (`{"level":"debug","format":"json",
 /// "destination":...}`, the CLI's `[log]` keys).
 ///
-/// # Safety
-/// `json` is NULL or a NUL-terminated string.
+/// Ownership: json stays the caller's and is only read during the call.
+/// NULL: json may be NULL only to be refused: the call returns KS_USAGE and does nothing.
+/// Blocks: briefly: it opens the log file when one is configured.
+/// Threads: any thread; the settings are process-wide.
 #[no_mangle]
 pub unsafe extern "C" fn ks_log_configure(json: *const c_char) -> ks_status {
     guard(|| {
@@ -442,10 +473,13 @@ mod key;
 mod split;
 
 mod jobs;
+/// ks_log_set_callback: log records to a C function.
+mod log;
 
 pub use device::*;
 pub use jobs::*;
 pub use key::*;
+pub use log::*;
 pub use session::*;
 pub use split::*;
 
@@ -553,8 +587,7 @@ mod tests {
         // SAFETY: static NUL-terminated string.
         let v = unsafe { CStr::from_ptr(ks_version()) };
         assert_eq!(v.to_str().unwrap(), env!("CARGO_PKG_VERSION"));
-        let header =
-            format!("{KEYSMITH_VERSION_MAJOR}.{KEYSMITH_VERSION_MINOR}.{KEYSMITH_VERSION_PATCH}");
+        let header = format!("{KS_VERSION_MAJOR}.{KS_VERSION_MINOR}.{KS_VERSION_PATCH}");
         assert_eq!(
             header,
             env!("CARGO_PKG_VERSION"),

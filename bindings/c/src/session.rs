@@ -10,11 +10,16 @@ use crate::{
     ks_status, open_handle, session_op,
 };
 
-/// Opens a session from its JSON configuration (see `keysmith_facade::Session::open`);
-/// `*out` receives the handle, freed with [`ks_session_free`].
+/// Opens a session from its JSON configuration (the fields are in docs/schemas/session-config.schema.json);
+/// `*out` receives the handle, freed with ks_session_free().
 ///
-/// # Safety
-/// `config_json` is NULL or NUL-terminated; `out` is NULL or writable.
+/// Ownership: config_json stays the caller's and is only read during the call; the library
+/// allocates *out (free with ks_session_free()); the caller owns it.
+/// NULL: config_json, out may each be NULL only to be refused: the call returns KS_USAGE
+/// and does nothing.
+/// Blocks: yes: it opens the repository (for PostgreSQL: connect, TLS and schema migration,
+/// seconds at worst).
+/// Threads: any thread; handles may be shared between threads.
 #[no_mangle]
 pub unsafe extern "C" fn ks_session_open(
     config_json: *const c_char,
@@ -33,9 +38,11 @@ pub unsafe extern "C" fn ks_session_open(
 
 /// Frees a session. NULL is ignored. Devices stay valid.
 ///
-/// # Safety
-/// `session` is NULL or a handle from [`ks_session_open`] not freed before, and no other
-/// thread is using it.
+/// NULL: session may be NULL (nothing is done).
+/// Pointers: `session` is NULL or a handle from ks_session_open() not freed before, and no
+/// other thread is using it.
+/// Blocks: no.
+/// Threads: any thread, once per handle, when no other call is using the handle.
 #[no_mangle]
 pub unsafe extern "C" fn ks_session_free(session: *mut ks_session) {
     // SAFETY: caller contract, forwarded.
@@ -69,8 +76,13 @@ impl PromptTarget {
 /// if the session is shared), so `ctx` must be usable from there and outlive the
 /// session or the next call of this function.
 ///
-/// # Safety
-/// `session` is NULL or live; `cb` is NULL or a valid function; `ctx` as above.
+/// Ownership: session is borrowed for the call.
+/// NULL: session may be NULL only to be refused: the call returns KS_USAGE and does
+/// nothing; ctx is passed back to the callbacks as given (NULL too).
+/// Pointers: `cb` is NULL or a valid function; `ctx` as above.
+/// Blocks: no.
+/// Threads: any thread; handles may be shared between threads; the callbacks are called on
+/// the calling thread, only during this call.
 #[no_mangle]
 pub unsafe extern "C" fn ks_session_set_prompt_callback(
     session: *const ks_session,
@@ -92,10 +104,15 @@ pub unsafe extern "C" fn ks_session_set_prompt_callback(
 }
 
 /// Loads (or replaces) a credential template set (TOML or JSON text) into the session;
-/// `*out_json` gets its summary, as [`ks_template_check`].
+/// `*out_json` gets its summary, as ks_template_check().
 ///
-/// # Safety
-/// Pointers NULL or valid as documented in the crate conventions.
+/// Ownership: text stays the caller's and is only read during the call; session is borrowed
+/// for the call; the library allocates *out_json (free with ks_string_free()); the caller
+/// owns it.
+/// NULL: session, text, out_json may each be NULL only to be refused: the call returns
+/// KS_USAGE and does nothing.
+/// Blocks: briefly: the templates are parsed and validated, nothing is fetched.
+/// Threads: any thread; handles may be shared between threads.
 #[no_mangle]
 pub unsafe extern "C" fn ks_template_add(
     session: *const ks_session,
@@ -112,8 +129,12 @@ pub unsafe extern "C" fn ks_template_add(
 
 /// The names of the session's loaded credential templates, as a JSON array.
 ///
-/// # Safety
-/// Pointers NULL or valid as documented in the crate conventions.
+/// Ownership: session is borrowed for the call; the library allocates *out_json (free with
+/// ks_string_free()); the caller owns it.
+/// NULL: session, out_json may each be NULL only to be refused: the call returns KS_USAGE
+/// and does nothing.
+/// Blocks: no.
+/// Threads: any thread; handles may be shared between threads.
 #[no_mangle]
 pub unsafe extern "C" fn ks_template_list(
     session: *const ks_session,
@@ -126,8 +147,12 @@ pub unsafe extern "C" fn ks_template_list(
 /// Validates a credential template set (TOML or JSON text) without a session; `*out_json`
 /// gets its summary `{"name":...,"passkey_templates":[...],"connections":[...]}`.
 ///
-/// # Safety
-/// `text` is NULL or NUL-terminated; `out_json` is NULL or writable.
+/// Ownership: text stays the caller's and is only read during the call; the library
+/// allocates *out_json (free with ks_string_free()); the caller owns it.
+/// NULL: text, out_json may each be NULL only to be refused: the call returns KS_USAGE and
+/// does nothing.
+/// Blocks: no.
+/// Threads: any thread; handles may be shared between threads.
 #[no_mangle]
 pub unsafe extern "C" fn ks_template_check(
     text: *const c_char,
@@ -143,8 +168,13 @@ pub unsafe extern "C" fn ks_template_check(
 
 /// Checks the IdP connection named `connection`; `*out_ms` gets how long it took (ms).
 ///
-/// # Safety
-/// Pointers NULL or valid as documented in the crate conventions.
+/// Ownership: connection stays the caller's and is only read during the call; session is
+/// borrowed for the call.
+/// NULL: session, connection, out_ms may each be NULL only to be refused: the call returns
+/// KS_USAGE and does nothing.
+/// Blocks: yes: on the identity provider (HTTPS to Microsoft Graph, with its retries and
+/// timeouts).
+/// Threads: any thread; handles may be shared between threads.
 #[no_mangle]
 pub unsafe extern "C" fn ks_idp_check(
     session: *const ks_session,
@@ -169,8 +199,14 @@ pub unsafe extern "C" fn ks_idp_check(
 /// Directory users of `connection` whose display name or UPN starts with `prefix` (at
 /// most `top`), as a JSON array.
 ///
-/// # Safety
-/// Pointers NULL or valid as documented in the crate conventions.
+/// Ownership: connection, prefix stay the caller's and are only read during the call;
+/// session is borrowed for the call; the library allocates *out_json (free with
+/// ks_string_free()); the caller owns it.
+/// NULL: session, connection, prefix, out_json may each be NULL only to be refused: the
+/// call returns KS_USAGE and does nothing.
+/// Blocks: yes: on the identity provider (HTTPS to Microsoft Graph, with its retries and
+/// timeouts).
+/// Threads: any thread; handles may be shared between threads.
 #[no_mangle]
 pub unsafe extern "C" fn ks_user_search(
     session: *const ks_session,
@@ -190,8 +226,13 @@ pub unsafe extern "C" fn ks_user_search(
 /// Replays the IdP side-effect journal; `*out_json` gets an array of
 /// `{"id","key_id","operation","outcome"}`.
 ///
-/// # Safety
-/// Pointers NULL or valid as documented in the crate conventions.
+/// Ownership: session is borrowed for the call; the library allocates *out_json (free with
+/// ks_string_free()); the caller owns it.
+/// NULL: session, out_json may each be NULL only to be refused: the call returns KS_USAGE
+/// and does nothing.
+/// Blocks: yes: on the identity provider (HTTPS to Microsoft Graph, with its retries and
+/// timeouts) and the repository.
+/// Threads: any thread; handles may be shared between threads.
 #[no_mangle]
 pub unsafe extern "C" fn ks_journal_replay(
     session: *const ks_session,
@@ -206,8 +247,13 @@ pub unsafe extern "C" fn ks_journal_replay(
 /// and `first_bad_id` name the first record changed, removed or inserted outside keysmith.
 /// The call itself succeeds (`KS_OK`) whether or not the log verifies.
 ///
-/// # Safety
-/// Pointers NULL or valid as documented in the crate conventions.
+/// Ownership: session is borrowed for the call; the library allocates *out_json (free with
+/// ks_string_free()); the caller owns it.
+/// NULL: session, out_json may each be NULL only to be refused: the call returns KS_USAGE
+/// and does nothing.
+/// Blocks: yes: on the repository (the SQLite file or the PostgreSQL server), reading the
+/// whole audit log.
+/// Threads: any thread; handles may be shared between threads.
 #[no_mangle]
 pub unsafe extern "C" fn ks_audit_verify(
     session: *const ks_session,

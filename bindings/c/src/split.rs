@@ -28,11 +28,11 @@ pub struct ks_server_half {
     inner: ServerHalf,
 }
 
-/// Asks the holder for a PIN during [`ks_device_half_run_job`]: `kind` is 0 for a new PIN
+/// Asks the holder for a PIN during ks_device_half_run_job(): `kind` is 0 for a new PIN
 /// (at least `min_len` characters; `confirm` non-zero: ask twice) and 1 for the holder's
 /// current PIN. Write the PIN as UTF-8 (no NUL needed) into `buf` (`buf_len` bytes) and
 /// return its length; return a negative value to cancel. The library zeroizes `buf` after
-/// use. `user` is what was given to `ks_device_half_run_job`.
+/// use. `user` is what was given to ks_device_half_run_job().
 pub type ks_holder_pin_fn = Option<
     unsafe extern "C" fn(
         user: *mut c_void,
@@ -44,7 +44,7 @@ pub type ks_holder_pin_fn = Option<
     ) -> i64,
 >;
 
-/// The largest PIN a [`ks_holder_pin_fn`] may write (CTAP PINs are at most 63 bytes).
+/// The largest PIN a ks_holder_pin_fn may write (CTAP PINs are at most 63 bytes).
 const PIN_BUF: usize = 256;
 
 /// Writes `bytes` to `*out` / `*out_len` (checked and cleared first).
@@ -107,8 +107,10 @@ unsafe fn string_op(
 
 /// Frees a byte buffer the library returned (`len` as returned with it). NULL is ignored.
 ///
-/// # Safety
-/// `p` is NULL or a buffer from this library, with its length, not freed before.
+/// NULL: p may be NULL (nothing is done).
+/// Pointers: `p` is NULL or a buffer from this library, with its length, not freed before.
+/// Blocks: no.
+/// Threads: any thread (not only the one that got the buffer), once per buffer.
 #[no_mangle]
 pub unsafe extern "C" fn ks_bytes_free(p: *mut u8, len: usize) {
     if p.is_null() {
@@ -120,11 +122,15 @@ pub unsafe extern "C" fn ks_bytes_free(p: *mut u8, len: usize) {
 
 /// Starts a device half from its JSON configuration (`agent_key_pem` PKCS#8 or absent to
 /// generate one, `server_keys` SPKI PEM or SEC1 hex, `capabilities`, `host`,
-/// `agent_version`; see `keysmith_facade::split::DeviceHalf::new`); free it with
-/// [`ks_device_half_free`]. Send [`ks_device_half_hello`] first.
+/// `agent_version`; docs/split-embedding.md); free it with
+/// ks_device_half_free(). Send ks_device_half_hello() first.
 ///
-/// # Safety
-/// `config_json` is NULL or NUL-terminated; `out` is NULL or writable.
+/// Ownership: config_json stays the caller's and is only read during the call; the library
+/// allocates *out (free with ks_device_half_free()); the caller owns it.
+/// NULL: config_json, out may each be NULL only to be refused: the call returns KS_USAGE
+/// and does nothing.
+/// Blocks: no.
+/// Threads: any thread; handles may be shared between threads.
 #[no_mangle]
 pub unsafe extern "C" fn ks_device_half_open(
     config_json: *const c_char,
@@ -143,8 +149,11 @@ pub unsafe extern "C" fn ks_device_half_open(
 /// Frees a device half (its session key and any remembered PIN are zeroized). NULL is
 /// ignored.
 ///
-/// # Safety
-/// `half` is NULL or a handle from [`ks_device_half_open`] not freed before and not in use.
+/// NULL: half may be NULL (nothing is done).
+/// Pointers: `half` is NULL or a handle from ks_device_half_open() not freed before and not
+/// in use.
+/// Blocks: no.
+/// Threads: any thread, once per handle, when no other call is using the handle.
 #[no_mangle]
 pub unsafe extern "C" fn ks_device_half_free(half: *mut ks_device_half) {
     // SAFETY: caller contract, forwarded.
@@ -153,8 +162,12 @@ pub unsafe extern "C" fn ks_device_half_free(half: *mut ks_device_half) {
 
 /// The `AgentHello` to send first.
 ///
-/// # Safety
-/// Pointers NULL or valid as documented in the module conventions.
+/// Ownership: half is borrowed for the call; the library allocates *out (free with
+/// ks_bytes_free() and its length); the caller owns it.
+/// NULL: half, out, out_len may each be NULL only to be refused: the call returns KS_USAGE
+/// and does nothing.
+/// Blocks: no.
+/// Threads: any thread; handles may be shared between threads.
 #[no_mangle]
 pub unsafe extern "C" fn ks_device_half_hello(
     half: *const ks_device_half,
@@ -167,8 +180,12 @@ pub unsafe extern "C" fn ks_device_half_hello(
 
 /// `{"agent_id": hex, "agent_public_key": SEC1 hex}`: what the server enrols.
 ///
-/// # Safety
-/// Pointers NULL or valid as documented in the crate conventions.
+/// Ownership: half is borrowed for the call; the library allocates *out_json (free with
+/// ks_string_free()); the caller owns it.
+/// NULL: half, out_json may each be NULL only to be refused: the call returns KS_USAGE and
+/// does nothing.
+/// Blocks: no.
+/// Threads: any thread; handles may be shared between threads.
 #[no_mangle]
 pub unsafe extern "C" fn ks_device_half_agent(
     half: *const ks_device_half,
@@ -186,12 +203,16 @@ pub unsafe extern "C" fn ks_device_half_agent(
     }
 }
 
-/// The agent key [`ks_device_half_open`] generated (no `agent_key_pem` in the config), as
+/// The agent key ks_device_half_open() generated (no `agent_key_pem` in the config), as
 /// PKCS#8 PEM, once: `*out_pem` is NULL when there is none (given, or taken before). Keep
-/// it: the agent id is its key id. `ks_string_free` zeroizes it.
+/// it: the agent id is its key id. ks_string_free() zeroizes it.
 ///
-/// # Safety
-/// Pointers NULL or valid as documented in the crate conventions.
+/// Ownership: half is borrowed for the call; the library allocates *out_pem (free with
+/// ks_string_free()); the caller owns it.
+/// NULL: half, out_pem may each be NULL only to be refused: the call returns KS_USAGE and
+/// does nothing.
+/// Blocks: no.
+/// Threads: any thread; handles may be shared between threads.
 #[no_mangle]
 pub unsafe extern "C" fn ks_device_half_key_take(
     half: *const ks_device_half,
@@ -228,8 +249,13 @@ unsafe fn key_take(
 
 /// A `DeviceReport` of `device`; `serial_claim` NULL: the device's own serial if known.
 ///
-/// # Safety
-/// Pointers NULL or valid as documented in the module conventions.
+/// Ownership: serial_claim stays the caller's and is only read during the call; half,
+/// device are borrowed for the call; the library allocates *out (free with ks_bytes_free()
+/// and its length); the caller owns it.
+/// NULL: half, device, out, out_len may each be NULL only to be refused: the call returns
+/// KS_USAGE and does nothing; serial_claim may be NULL, with the meaning given above.
+/// Blocks: yes: on the security key (getInfo, no touch).
+/// Threads: any thread; handles may be shared between threads.
 #[no_mangle]
 pub unsafe extern "C" fn ks_device_half_report(
     half: *const ks_device_half,
@@ -252,8 +278,13 @@ pub unsafe extern "C" fn ks_device_half_report(
 /// A `Request`: `{"operation":"work"|"activate"|"self_issue"|"verify"|"reset",
 /// "template":optional,"key_id":optional}`.
 ///
-/// # Safety
-/// Pointers NULL or valid as documented in the module conventions.
+/// Ownership: request_json stays the caller's and is only read during the call; half is
+/// borrowed for the call; the library allocates *out (free with ks_bytes_free() and its
+/// length); the caller owns it.
+/// NULL: half, request_json, out, out_len may each be NULL only to be refused: the call
+/// returns KS_USAGE and does nothing.
+/// Blocks: no.
+/// Threads: any thread; handles may be shared between threads.
 #[no_mangle]
 pub unsafe extern "C" fn ks_device_half_request(
     half: *const ks_device_half,
@@ -273,8 +304,12 @@ pub unsafe extern "C" fn ks_device_half_request(
 
 /// A `Ready` poll.
 ///
-/// # Safety
-/// Pointers NULL or valid as documented in the module conventions.
+/// Ownership: half is borrowed for the call; the library allocates *out (free with
+/// ks_bytes_free() and its length); the caller owns it.
+/// NULL: half, out, out_len may each be NULL only to be refused: the call returns KS_USAGE
+/// and does nothing.
+/// Blocks: no.
+/// Threads: any thread; handles may be shared between threads.
 #[no_mangle]
 pub unsafe extern "C" fn ks_device_half_ready(
     half: *const ks_device_half,
@@ -287,8 +322,13 @@ pub unsafe extern "C" fn ks_device_half_ready(
 
 /// A `HolderAuth` with the holder's ID token (the caller's string; wipe it after).
 ///
-/// # Safety
-/// Pointers NULL or valid as documented in the module conventions.
+/// Ownership: id_token stays the caller's and is only read during the call; half is
+/// borrowed for the call; the library allocates *out (free with ks_bytes_free() and its
+/// length); the caller owns it.
+/// NULL: half, id_token, out, out_len may each be NULL only to be refused: the call returns
+/// KS_USAGE and does nothing.
+/// Blocks: no.
+/// Threads: any thread; handles may be shared between threads.
 #[no_mangle]
 pub unsafe extern "C" fn ks_device_half_holder_auth(
     half: *const ks_device_half,
@@ -309,14 +349,19 @@ pub unsafe extern "C" fn ks_device_half_holder_auth(
 /// Takes a server message received at monotonic `now_ms`; `*out_event_json` gets the
 /// event: `{"event":"established"}`, `{"event":"need_holder_auth","issuer","client_id",
 /// "scopes","nonce","login_hint","max_age_s","session_code"}`, `{"event":"job",
-/// "operation","steps"}` (run it with [`ks_device_half_run_job`]), `{"event":
+/// "operation","steps"}` (run it with ks_device_half_run_job()), `{"event":
 /// "job_refused","reason","reply":hex}`, `{"event":"job_ack","key_id","state",
 /// "needs_reissue","registered"}`, `{"event":"refused","code","reason",...}`,
 /// `{"event":"wait","retry_ms"}`, `{"event":"done",...}`, `{"event":"retransmission",
 /// "reply":hex|null}`.
 ///
-/// # Safety
-/// Pointers NULL or valid as documented in the module conventions.
+/// Ownership: message stays the caller's and is only read during the call; half is borrowed
+/// for the call; the library allocates *out_event_json (free with ks_string_free()); the
+/// caller owns it.
+/// NULL: half, message, out_event_json may each be NULL only to be refused: the call
+/// returns KS_USAGE and does nothing.
+/// Blocks: no.
+/// Threads: any thread; handles may be shared between threads.
 #[no_mangle]
 pub unsafe extern "C" fn ks_device_half_receive(
     half: *const ks_device_half,
@@ -380,14 +425,20 @@ impl HolderPrompts for CPrompts {
     }
 }
 
-/// Runs the job [`ks_device_half_receive`] accepted on `device`, at monotonic `now_ms`:
+/// Runs the job ks_device_half_receive() accepted on `device`, at monotonic `now_ms`:
 /// `pin_cb` gives the holder's PINs (NULL: no holder here, a job needing one fails),
 /// `prompt_cb` receives prompts as JSON (NULL: none); both get `user` and are called on
 /// this thread. `*out` gets the `JobResult` (or `Abort`) to send.
 ///
-/// # Safety
-/// Pointers NULL or valid as documented in the module conventions; the callbacks NULL or
-/// valid functions.
+/// Ownership: half, device are borrowed for the call; the library allocates *out (free with
+/// ks_bytes_free() and its length); the caller owns it.
+/// NULL: half, device, out, out_len may each be NULL only to be refused: the call returns
+/// KS_USAGE and does nothing; user is passed back to the callbacks as given (NULL too).
+/// Pointers: the callbacks NULL or valid functions.
+/// Blocks: yes: on the security key, including the wait for the holder's touch
+/// (ks_device_cancel() from another thread ends it); no network.
+/// Threads: any thread; handles may be shared between threads; the callbacks are called on
+/// the calling thread, only during this call.
 #[no_mangle]
 #[allow(clippy::too_many_arguments)]
 pub unsafe extern "C" fn ks_device_half_run_job(
@@ -417,10 +468,15 @@ pub unsafe extern "C" fn ks_device_half_run_job(
 
 /// Opens a server half over `session`'s engine from its JSON configuration
 /// (`server_key_pem` PKCS#8 or absent to generate one, `allow_software_keys`,
-/// `session_ttl_ms`, `message_ttl_ms`, `poll_ms`); free it with [`ks_server_half_free`].
+/// `session_ttl_ms`, `message_ttl_ms`, `poll_ms`); free it with ks_server_half_free().
 ///
-/// # Safety
-/// Pointers NULL or valid as documented in the crate conventions.
+/// Ownership: config_json stays the caller's and is only read during the call; session is
+/// borrowed for the call; the library allocates *out (free with ks_server_half_free()); the
+/// caller owns it.
+/// NULL: session, config_json, out may each be NULL only to be refused: the call returns
+/// KS_USAGE and does nothing.
+/// Blocks: yes: on the repository (the SQLite file or the PostgreSQL server).
+/// Threads: any thread; handles may be shared between threads.
 #[no_mangle]
 pub unsafe extern "C" fn ks_server_half_open(
     session: *const ks_session,
@@ -440,8 +496,11 @@ pub unsafe extern "C" fn ks_server_half_open(
 
 /// Frees a server half. NULL is ignored.
 ///
-/// # Safety
-/// `half` is NULL or a handle from [`ks_server_half_open`] not freed before and not in use.
+/// NULL: half may be NULL (nothing is done).
+/// Pointers: `half` is NULL or a handle from ks_server_half_open() not freed before and not
+/// in use.
+/// Blocks: no.
+/// Threads: any thread, once per handle, when no other call is using the handle.
 #[no_mangle]
 pub unsafe extern "C" fn ks_server_half_free(half: *mut ks_server_half) {
     // SAFETY: caller contract, forwarded.
@@ -449,10 +508,14 @@ pub unsafe extern "C" fn ks_server_half_free(half: *mut ks_server_half) {
 }
 
 /// The server's public key (SPKI PEM), what device halves pin; free with
-/// `ks_string_free`.
+/// ks_string_free().
 ///
-/// # Safety
-/// Pointers NULL or valid as documented in the crate conventions.
+/// Ownership: half is borrowed for the call; the library allocates *out_pem (free with
+/// ks_string_free()); the caller owns it.
+/// NULL: half, out_pem may each be NULL only to be refused: the call returns KS_USAGE and
+/// does nothing.
+/// Blocks: no.
+/// Threads: any thread; handles may be shared between threads.
 #[no_mangle]
 pub unsafe extern "C" fn ks_server_half_public_key(
     half: *const ks_server_half,
@@ -462,12 +525,16 @@ pub unsafe extern "C" fn ks_server_half_public_key(
     unsafe { string_op(out_pem, || handle(half, "half")?.inner.public_key_pem()) }
 }
 
-/// The server key [`ks_server_half_open`] generated (no `server_key_pem` in the config),
+/// The server key ks_server_half_open() generated (no `server_key_pem` in the config),
 /// as PKCS#8 PEM, once: `*out_pem` is NULL when there is none. Keep it: agents pin its
-/// public key. `ks_string_free` zeroizes it.
+/// public key. ks_string_free() zeroizes it.
 ///
-/// # Safety
-/// Pointers NULL or valid as documented in the crate conventions.
+/// Ownership: half is borrowed for the call; the library allocates *out_pem (free with
+/// ks_string_free()); the caller owns it.
+/// NULL: half, out_pem may each be NULL only to be refused: the call returns KS_USAGE and
+/// does nothing.
+/// Blocks: no.
+/// Threads: any thread; handles may be shared between threads.
 #[no_mangle]
 pub unsafe extern "C" fn ks_server_half_key_take(
     half: *const ks_server_half,
@@ -484,8 +551,13 @@ pub unsafe extern "C" fn ks_server_half_key_take(
 /// Enrols an agent from its public key (SPKI PEM or SEC1 hex), `agent_class` `station`
 /// or `holder`, approved when `approved` is non-zero; `*out_agent_id` gets its id.
 ///
-/// # Safety
-/// Pointers NULL or valid as documented in the crate conventions.
+/// Ownership: public_key, agent_class stay the caller's and are only read during the call;
+/// half is borrowed for the call; the library allocates *out_agent_id (free with
+/// ks_string_free()); the caller owns it.
+/// NULL: half, public_key, agent_class, out_agent_id may each be NULL only to be refused:
+/// the call returns KS_USAGE and does nothing.
+/// Blocks: yes: on the repository (the SQLite file or the PostgreSQL server).
+/// Threads: any thread; handles may be shared between threads.
 #[no_mangle]
 pub unsafe extern "C" fn ks_server_half_agent_add(
     half: *const ks_server_half,
@@ -509,8 +581,12 @@ pub unsafe extern "C" fn ks_server_half_agent_add(
 
 /// Approves (`approve` non-zero) or revokes (`approve` zero) an enrolled agent.
 ///
-/// # Safety
-/// Pointers NULL or valid as documented in the crate conventions.
+/// Ownership: agent_id stays the caller's and is only read during the call; half is
+/// borrowed for the call.
+/// NULL: half, agent_id may each be NULL only to be refused: the call returns KS_USAGE and
+/// does nothing.
+/// Blocks: yes: on the repository (the SQLite file or the PostgreSQL server).
+/// Threads: any thread; handles may be shared between threads.
 #[no_mangle]
 pub unsafe extern "C" fn ks_server_half_agent_set(
     half: *const ks_server_half,
@@ -540,11 +616,16 @@ fn server_now(now_ms: u64) -> u64 {
 }
 
 /// Opens a session from an `AgentHello` received at `now_ms` (Unix ms; 0 = now):
-/// `*out_session_id` gets the session id (free with `ks_string_free`), `*out` the
+/// `*out_session_id` gets the session id (free with ks_string_free()), `*out` the
 /// `ServerHello` to send back.
 ///
-/// # Safety
-/// Pointers NULL or valid as documented in the module conventions.
+/// Ownership: hello stays the caller's and is only read during the call; half is borrowed
+/// for the call; the library allocates *out_session_id (free with ks_string_free()), *out
+/// (free with ks_bytes_free() and its length); the caller owns it.
+/// NULL: half, hello, out_session_id, out, out_len may each be NULL only to be refused: the
+/// call returns KS_USAGE and does nothing.
+/// Blocks: yes: on the repository (the SQLite file or the PostgreSQL server).
+/// Threads: any thread; handles may be shared between threads.
 #[no_mangle]
 pub unsafe extern "C" fn ks_server_half_session_open(
     half: *const ks_server_half,
@@ -580,8 +661,14 @@ pub unsafe extern "C" fn ks_server_half_session_open(
 /// Handles a device message of session `session_id` received at `now_ms` (Unix ms; 0 =
 /// now); `*out` gets the reply to send.
 ///
-/// # Safety
-/// Pointers NULL or valid as documented in the module conventions.
+/// Ownership: session_id, message stay the caller's and are only read during the call; half
+/// is borrowed for the call; the library allocates *out (free with ks_bytes_free() and its
+/// length); the caller owns it.
+/// NULL: half, session_id, message, out, out_len may each be NULL only to be refused: the
+/// call returns KS_USAGE and does nothing.
+/// Blocks: yes: on the identity provider (HTTPS to Microsoft Graph, with its retries and
+/// timeouts) and the repository.
+/// Threads: any thread; handles may be shared between threads.
 #[no_mangle]
 pub unsafe extern "C" fn ks_server_half_session_handle(
     half: *const ks_server_half,
@@ -608,8 +695,13 @@ pub unsafe extern "C" fn ks_server_half_session_handle(
 /// `{"operation":"issue","user":"...","template":"..."}`) by `actor`; `*out_work_id`
 /// gets the work id.
 ///
-/// # Safety
-/// Pointers NULL or valid as documented in the crate conventions.
+/// Ownership: agent_id, request_json, actor stay the caller's and are only read during the
+/// call; half is borrowed for the call; the library allocates *out_work_id (free with
+/// ks_string_free()); the caller owns it.
+/// NULL: half, agent_id, request_json, actor, out_work_id may each be NULL only to be
+/// refused: the call returns KS_USAGE and does nothing.
+/// Blocks: yes: on the repository (the SQLite file or the PostgreSQL server).
+/// Threads: any thread; handles may be shared between threads.
 #[no_mangle]
 pub unsafe extern "C" fn ks_server_half_work_queue(
     half: *const ks_server_half,
@@ -633,8 +725,13 @@ pub unsafe extern "C" fn ks_server_half_work_queue(
 /// Where queued work stands: `{"work_id","agent_id","state","actor","session_id",
 /// "outcome"}`.
 ///
-/// # Safety
-/// Pointers NULL or valid as documented in the crate conventions.
+/// Ownership: work_id stays the caller's and is only read during the call; half is borrowed
+/// for the call; the library allocates *out_json (free with ks_string_free()); the caller
+/// owns it.
+/// NULL: half, work_id, out_json may each be NULL only to be refused: the call returns
+/// KS_USAGE and does nothing.
+/// Blocks: yes: on the repository (the SQLite file or the PostgreSQL server).
+/// Threads: any thread; handles may be shared between threads.
 #[no_mangle]
 pub unsafe extern "C" fn ks_server_half_work_get(
     half: *const ks_server_half,
@@ -655,8 +752,12 @@ pub unsafe extern "C" fn ks_server_half_work_get(
 /// signer's key id, the body's non-secret fields; ID tokens and sealed secrets left
 /// out). Nothing is verified.
 ///
-/// # Safety
-/// Pointers NULL or valid as documented in the module conventions.
+/// Ownership: message stays the caller's and is only read during the call; the library
+/// allocates *out_json (free with ks_string_free()); the caller owns it.
+/// NULL: message, out_json may each be NULL only to be refused: the call returns KS_USAGE
+/// and does nothing.
+/// Blocks: no.
+/// Threads: any thread; handles may be shared between threads.
 #[no_mangle]
 pub unsafe extern "C" fn ks_wire_describe(
     message: *const u8,

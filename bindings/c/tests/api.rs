@@ -199,9 +199,19 @@ fn c_two_threads_on_one_device_and_bad_serials_are_refused() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Under CI (`CI=true`, where `.ci/run` installs the tool) a missing tool fails the test
+/// instead of skipping it.
+fn required_in_ci(tool: &str) {
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{tool} is not installed, but CI=true: .ci/run installs it (apt-get / cargo install)"
+    );
+}
+
 #[test]
 fn c_program_is_clean_under_valgrind() {
     if !installed("valgrind") {
+        required_in_ci("valgrind");
         eprintln!("valgrind not installed: skipped");
         return;
     }
@@ -224,6 +234,7 @@ fn c_program_is_clean_under_valgrind() {
 #[test]
 fn committed_header_matches_the_sources() {
     if !installed("cbindgen") {
+        required_in_ci("cbindgen");
         eprintln!("cbindgen not installed: header check skipped");
         return;
     }

@@ -8,7 +8,11 @@ use entra_graph::{ApiVersion, GraphClient, GraphConfig};
 use fido_core::trust::{pem_certificates, MdsBlob, TrustStore};
 use lifecycle::diagnostics::{LogConfig, LogDestination};
 use lifecycle::idp::EntraIdp;
-use lifecycle::store::{PgOptions, PgStore, PinKey, SqliteStore, Store, StoreError};
+#[cfg(feature = "sqlite")]
+use lifecycle::store::SqliteStore;
+#[cfg(feature = "postgres")]
+use lifecycle::store::{PgOptions, PgStore};
+use lifecycle::store::{PinKey, Store, StoreError};
 use serde::Deserialize;
 use zeroize::{Zeroize, Zeroizing};
 
@@ -409,38 +413,67 @@ pub(crate) fn pin_key(hex: String) -> Result<PinKey> {
 }
 
 pub(crate) fn store(repo: &Repository) -> Result<Arc<dyn Store>> {
-    let repo_err = |what: &str, e: StoreError| {
-        let mut f = FacadeError::from(lifecycle::Error::from(e));
-        f.message = format!("repository {what}: {}", f.message);
-        f
-    };
     // A PostgreSQL URL may carry a password: it is never put in a message.
-    Ok(match (&repo.sqlite, &repo.postgres) {
+    match (&repo.sqlite, &repo.postgres) {
         (Some(path), None) if repo.schema.is_none() && repo.sslrootcert.is_none() => {
-            if path == ":memory:" {
-                Arc::new(SqliteStore::open_in_memory().map_err(|e| repo_err(path, e))?)
-            } else {
-                Arc::new(SqliteStore::open(path).map_err(|e| repo_err(path, e))?)
-            }
+            sqlite_store(path)
         }
-        (None, Some(url)) => {
-            let options = PgOptions {
-                schema: repo.schema.clone(),
-                root_cert: repo.sslrootcert.clone(),
-            };
-            let what = match &repo.schema {
-                Some(schema) => format!("(postgres, schema {schema:?})"),
-                None => "(postgres)".to_owned(),
-            };
-            Arc::new(PgStore::connect_with(url, &options).map_err(|e| repo_err(&what, e))?)
-        }
-        _ => {
-            return Err(FacadeError::usage(
-                "session config: repository: give {\"sqlite\": PATH} or {\"postgres\": URL} \
-                 (with an optional \"schema\" and \"sslrootcert\")",
-            ))
-        }
+        (None, Some(url)) => postgres_store(repo, url),
+        _ => Err(FacadeError::usage(
+            "session config: repository: give {\"sqlite\": PATH} or {\"postgres\": URL} \
+             (with an optional \"schema\" and \"sslrootcert\")",
+        )),
+    }
+}
+
+/// A store error as a facade error naming the repository (`what`).
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+fn repo_err(what: &str, e: StoreError) -> FacadeError {
+    let mut f = FacadeError::from(lifecycle::Error::from(e));
+    f.message = format!("repository {what}: {}", f.message);
+    f
+}
+
+/// Opens a SQLite repository (`:memory:` for one in memory).
+#[cfg(feature = "sqlite")]
+fn sqlite_store(path: &str) -> Result<Arc<dyn Store>> {
+    Ok(if path == ":memory:" {
+        Arc::new(SqliteStore::open_in_memory().map_err(|e| repo_err(path, e))?)
+    } else {
+        Arc::new(SqliteStore::open(path).map_err(|e| repo_err(path, e))?)
     })
+}
+
+/// Without the `sqlite` feature: a usage error naming the feature.
+#[cfg(not(feature = "sqlite"))]
+fn sqlite_store(_path: &str) -> Result<Arc<dyn Store>> {
+    Err(FacadeError::usage(
+        "session config: repository: SQLite is not in this build (cargo feature `sqlite`)",
+    ))
+}
+
+/// Connects to a PostgreSQL repository.
+#[cfg(feature = "postgres")]
+fn postgres_store(repo: &Repository, url: &str) -> Result<Arc<dyn Store>> {
+    let options = PgOptions {
+        schema: repo.schema.clone(),
+        root_cert: repo.sslrootcert.clone(),
+    };
+    let what = match &repo.schema {
+        Some(schema) => format!("(postgres, schema {schema:?})"),
+        None => "(postgres)".to_owned(),
+    };
+    Ok(Arc::new(
+        PgStore::connect_with(url, &options).map_err(|e| repo_err(&what, e))?,
+    ))
+}
+
+/// Without the `postgres` feature: a usage error naming the feature.
+#[cfg(not(feature = "postgres"))]
+fn postgres_store(_repo: &Repository, _url: &str) -> Result<Arc<dyn Store>> {
+    Err(FacadeError::usage(
+        "session config: repository: PostgreSQL is not in this build (cargo feature `postgres`)",
+    ))
 }
 
 pub(crate) fn idp(mut c: IdpConnection) -> Result<EntraIdp> {

@@ -3,16 +3,21 @@
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+#[cfg(feature = "softkey")]
 use std::time::Duration;
 
 use fido_transport::client::Authenticator;
+#[cfg(feature = "softkey")]
 use fido_transport::softkey::{SoftAuthenticator, SoftConfig, SoftTransport, UserPresence};
 use fido_transport::{CancelToken, Transport};
 use lifecycle::template::KeyTransport;
+#[cfg(feature = "softkey")]
 use sha2::{Digest, Sha256};
 
 use crate::types::hex;
-use crate::{DeviceEntry, DeviceInfo, DeviceList, FacadeError, Result};
+#[cfg(any(feature = "hid", feature = "nfc"))]
+use crate::DeviceEntry;
+use crate::{DeviceInfo, DeviceList, FacadeError, Result};
 
 /// What an opened device holds (locked for the duration of each operation).
 pub(crate) struct DeviceState {
@@ -247,6 +252,14 @@ impl Device {
 /// (no hidraw access, no PC/SC daemon) is named in [`DeviceList::unavailable`].
 pub fn list_devices() -> DeviceList {
     let mut out = DeviceList::default();
+    list_usb(&mut out);
+    list_nfc(&mut out);
+    out
+}
+
+/// Adds the FIDO keys on USB HID (or why they cannot be listed) to `out`.
+#[cfg(feature = "hid")]
+fn list_usb(out: &mut DeviceList) {
     match fido_transport::hid::list_devices() {
         Ok(list) => out.devices.extend(list.into_iter().map(|d| DeviceEntry {
             device: format!("usb:{}", d.path),
@@ -261,6 +274,18 @@ pub fn list_devices() -> DeviceList {
         })),
         Err(e) => out.unavailable.push(format!("USB HID: {e}")),
     }
+}
+
+/// Without the `hid` feature: USB HID is named as unavailable.
+#[cfg(not(feature = "hid"))]
+fn list_usb(out: &mut DeviceList) {
+    out.unavailable
+        .push(format!("USB HID: {}", fido_transport::hid::unavailable()));
+}
+
+/// Adds the PC/SC readers (or why they cannot be listed) to `out`.
+#[cfg(feature = "nfc")]
+fn list_nfc(out: &mut DeviceList) {
     match fido_transport::nfc::list_readers() {
         Ok(list) => out.devices.extend(list.into_iter().map(|r| DeviceEntry {
             fido_applet: Some(r.has_fido_applet()),
@@ -275,7 +300,13 @@ pub fn list_devices() -> DeviceList {
         })),
         Err(e) => out.unavailable.push(format!("PC/SC: {e}")),
     }
-    out
+}
+
+/// Without the `nfc` feature: PC/SC is named as unavailable.
+#[cfg(not(feature = "nfc"))]
+fn list_nfc(out: &mut DeviceList) {
+    out.unavailable
+        .push(format!("PC/SC: {}", fido_transport::nfc::unavailable()));
 }
 
 /// What opening a device spec gives.
@@ -293,50 +324,11 @@ pub(crate) struct Opened {
 /// Opens the transport of a device spec (see [`Device::open`]).
 pub(crate) fn open_transport(spec: &str) -> Result<Opened> {
     let opened = if let Some(path) = spec.strip_prefix("usb:") {
-        let serial = fido_transport::hid::list_devices()
-            .ok()
-            .and_then(|l| l.into_iter().find(|d| d.path == path))
-            .and_then(|d| d.serial);
-        Opened {
-            transport: Box::new(fido_transport::hid::open(path)?),
-            attachment: KeyTransport::Usb,
-            can_reset_in_place: false,
-            serial,
-        }
+        open_usb(path)?
     } else if let Some(reader) = spec.strip_prefix("nfc:") {
-        Opened {
-            transport: Box::new(fido_transport::nfc::NfcTransport::open(
-                reader,
-                fido_transport::nfc::NfcMode::default(),
-            )?),
-            attachment: KeyTransport::Nfc,
-            can_reset_in_place: true,
-            serial: None,
-        }
+        open_nfc(reader)?
     } else if let Some(rest) = spec.strip_prefix("softkey:") {
-        let (path, presence) = softkey_options(rest)?;
-        if path.is_empty() {
-            return Err(FacadeError::usage(
-                "device: softkey: needs a state file path",
-            ));
-        }
-        let config = SoftConfig {
-            presence,
-            ..SoftConfig::default()
-        };
-        let soft = SoftAuthenticator::open_persistent(path, config).map_err(|e| {
-            FacadeError::device(format!("software key {path}: {e}")).with_reason("device_io")
-        })?;
-        let serial = hex(Sha256::digest(soft.attestation_certificate())
-            .get(..4)
-            .unwrap_or(&[]))
-        .to_uppercase();
-        Opened {
-            transport: Box::new(SoftTransport::new(soft)),
-            attachment: KeyTransport::Software,
-            can_reset_in_place: true,
-            serial: Some(serial),
-        }
+        open_softkey(rest)?
     } else {
         return Err(FacadeError::usage(format!(
             "device {spec:?}: expected usb:PATH, nfc:READER or softkey:STATEFILE"
@@ -345,11 +337,92 @@ pub(crate) fn open_transport(spec: &str) -> Result<Opened> {
     Ok(opened)
 }
 
+/// Opens `usb:PATH`.
+#[cfg(feature = "hid")]
+fn open_usb(path: &str) -> Result<Opened> {
+    let serial = fido_transport::hid::list_devices()
+        .ok()
+        .and_then(|l| l.into_iter().find(|d| d.path == path))
+        .and_then(|d| d.serial);
+    Ok(Opened {
+        transport: Box::new(fido_transport::hid::open(path)?),
+        attachment: KeyTransport::Usb,
+        can_reset_in_place: false,
+        serial,
+    })
+}
+
+/// Without the `hid` feature: `usb:` is a typed "USB HID unavailable" device error.
+#[cfg(not(feature = "hid"))]
+fn open_usb(_path: &str) -> Result<Opened> {
+    Err(fido_transport::hid::unavailable().into())
+}
+
+/// Opens `nfc:READER`.
+#[cfg(feature = "nfc")]
+fn open_nfc(reader: &str) -> Result<Opened> {
+    Ok(Opened {
+        transport: Box::new(fido_transport::nfc::NfcTransport::open(
+            reader,
+            fido_transport::nfc::NfcMode::default(),
+        )?),
+        attachment: KeyTransport::Nfc,
+        can_reset_in_place: true,
+        serial: None,
+    })
+}
+
+/// Without the `nfc` feature: `nfc:` is a typed "NFC unavailable: install
+/// pcscd/pcsc-lite ..." device error.
+#[cfg(not(feature = "nfc"))]
+fn open_nfc(_reader: &str) -> Result<Opened> {
+    Err(fido_transport::nfc::unavailable().into())
+}
+
+/// Opens `softkey:STATEFILE[?OPTIONS]`.
+#[cfg(feature = "softkey")]
+fn open_softkey(rest: &str) -> Result<Opened> {
+    let (path, presence) = softkey_options(rest)?;
+    if path.is_empty() {
+        return Err(FacadeError::usage(
+            "device: softkey: needs a state file path",
+        ));
+    }
+    let config = SoftConfig {
+        presence,
+        ..SoftConfig::default()
+    };
+    let soft = SoftAuthenticator::open_persistent(path, config).map_err(|e| {
+        FacadeError::device(format!("software key {path}: {e}")).with_reason("device_io")
+    })?;
+    let serial = hex(Sha256::digest(soft.attestation_certificate())
+        .get(..4)
+        .unwrap_or(&[]))
+    .to_uppercase();
+    Ok(Opened {
+        transport: Box::new(SoftTransport::new(soft)),
+        attachment: KeyTransport::Software,
+        can_reset_in_place: true,
+        serial: Some(serial),
+    })
+}
+
+/// Without the `softkey` feature: `softkey:` is a usage error.
+#[cfg(not(feature = "softkey"))]
+fn open_softkey(_rest: &str) -> Result<Opened> {
+    Err(FacadeError::usage(
+        "device: software keys (softkey:) are not in this build (cargo feature `softkey`)",
+    ))
+}
+
 /// How long the holder of a `presence=never` software key takes to touch it: long
 /// enough to be never in practice, short enough to add to any `Instant`.
+#[cfg(feature = "softkey")]
 const NEVER: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 
+#[cfg(feature = "softkey")]
 /// Splits a software key's `STATEFILE[?presence=POLICY]` (see [`Device::open`]).
+#[cfg(feature = "softkey")]
 fn softkey_options(rest: &str) -> Result<(&str, UserPresence)> {
     let Some((path, query)) = rest.rsplit_once('?') else {
         return Ok((rest, UserPresence::Approve));
@@ -383,7 +456,7 @@ fn softkey_options(rest: &str) -> Result<(&str, UserPresence)> {
     Ok((path, presence))
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "softkey"))]
 mod tests {
     use super::*;
     use crate::ErrorKind;

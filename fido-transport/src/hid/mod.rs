@@ -37,13 +37,17 @@
 
 #[doc(hidden)]
 pub mod fuzzing;
+#[cfg(feature = "hid")]
 mod hidapi_backend;
 mod inprocess;
+#[cfg(feature = "hid")]
 mod slot;
 mod transport;
 
+#[cfg(feature = "hid")]
 pub use hidapi_backend::{list_devices, open, open_with, HidDeviceInfo, HidapiPipe};
 pub use inprocess::{CtapHandler, InProcessHid, ReportFilter, RequestContext};
+#[cfg(feature = "hid")]
 pub use slot::HidSlot;
 pub use transport::{CtapHidTransport, HidConfig};
 
@@ -95,5 +99,14 @@ impl<P: ReportPipe + ?Sized> ReportPipe for Box<P> {
     }
     fn kind(&self) -> TransportKind {
         (**self).kind()
+    }
+}
+
+/// The error for a USB HID request in a build without the `hid` feature.
+pub fn unavailable() -> Error {
+    Error::TransportNotBuilt {
+        transport: "USB HID",
+        feature: "hid",
+        hint: "use a keysmith built with the `hid` feature (the default)",
     }
 }

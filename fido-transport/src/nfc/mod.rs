@@ -22,14 +22,29 @@
 //! assert_eq!(info.first(), Some(&0x00));
 //! # Ok::<(), fido_transport::Error>(())
 //! ```
+#[cfg(feature = "nfc")]
 mod reader;
+#[cfg(feature = "nfc")]
 mod session;
+#[cfg(feature = "nfc")]
 mod slot;
 mod vpcd;
 
+#[cfg(feature = "nfc")]
 pub use reader::{list_readers, NfcMode, NfcTransport, ReaderInfo, DEFAULT_POLL_INTERVAL};
+#[cfg(feature = "nfc")]
 pub use slot::NfcSlot;
 pub use vpcd::{
     encode_frame, CardApplet, VpcdCard, VpcdCardHandle, VpcdCardOptions, DEFAULT_ATR,
     DEFAULT_RECONNECT_DELAY, DEFAULT_VPCD_ADDR, MAX_FRAME_PAYLOAD,
 };
+
+/// The error for an NFC/PC-SC request in a build without the `nfc` feature.
+pub fn unavailable() -> crate::Error {
+    crate::Error::TransportNotBuilt {
+        transport: "NFC",
+        feature: "nfc",
+        hint: "install pcscd/pcsc-lite and use a keysmith built with NFC \
+               (the CLI, or the C library / Python module built with `--features nfc`)",
+    }
+}

@@ -24,25 +24,38 @@
 //!   [`Store::verify_audit`] names the first record that was changed, removed or
 //!   inserted outside keysmith. Appends are serialised so two writers never fork it.
 
+// Without a backend feature the shared SQL layer has no user (a host may still bring its
+// own `Store`).
+#![cfg_attr(
+    not(any(feature = "sqlite", feature = "postgres")),
+    allow(dead_code, unused_imports, unused_macros)
+)]
+
 mod agents;
 mod crypto;
 mod error;
+#[cfg(feature = "postgres")]
 mod pg;
+#[cfg(feature = "postgres")]
 mod pg_tls;
 pub mod split;
 mod sql;
+#[cfg(feature = "sqlite")]
 mod sqlite;
 mod work;
 
 pub use agents::{AgentClass, AgentRecord, AgentStatus, EnrolmentCode};
 pub use crypto::{PinKey, TransportPin};
 pub use error::{Result, StoreError};
+#[cfg(feature = "postgres")]
 pub use pg::{PgOptions, PgStore};
+#[cfg(feature = "postgres")]
 pub use pg_tls::SslMode;
 pub use split::{
     SplitDirection, SplitMessage, SplitSession, SplitSessionState, SplitStore, StationWork,
     StationWorkState,
 };
+#[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 pub use work::{
     Committed, FieldChange, JournalClose, JournalFence, PendingId, PendingPosition, Transition,

@@ -25,7 +25,7 @@ pub const DIRECT: &str = "direct";
 
 /// Trust and proxy settings of one connection. The default trusts the operating
 /// system's store and follows the environment's proxy variables.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct NetworkOptions {
     /// A PEM file of extra trusted root certificates (it may hold several), added to the
     /// operating system's store: the private root of a TLS-inspecting proxy, or a private

@@ -25,7 +25,8 @@ pub const DIRECT: &str = "direct";
 
 /// Trust and proxy settings of one connection. The default trusts the operating
 /// system's store and follows the environment's proxy variables.
-#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// `Debug` shows the proxy without its password.
+#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct NetworkOptions {
     /// A PEM file of extra trusted root certificates (it may hold several), added to the
     /// operating system's store: the private root of a TLS-inspecting proxy, or a private
@@ -39,6 +40,16 @@ pub struct NetworkOptions {
     /// host names, domain suffixes, IP addresses or CIDR blocks). Only with `proxy`; without
     /// it the environment's `NO_PROXY` applies to the environment's proxy.
     pub no_proxy: Option<String>,
+}
+
+impl std::fmt::Debug for NetworkOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetworkOptions")
+            .field("ca_file", &self.ca_file)
+            .field("proxy", &self.proxy.as_deref().map(redact_proxy))
+            .field("no_proxy", &self.no_proxy)
+            .finish()
+    }
 }
 
 impl NetworkOptions {
@@ -143,6 +154,7 @@ fn redact_proxy(url: &str) -> String {
             u.to_string()
         }
         Ok(u) => u.to_string(),
+        Err(_) if url == DIRECT => DIRECT.into(),
         Err(_) => "(proxy URL)".into(),
     }
 }
@@ -268,6 +280,8 @@ mod tests {
         n.proxy = Some(DIRECT.into());
         assert_eq!(n.validate(), Ok(()));
         assert!(!redact_proxy("http://u:hunter2@p:1").contains("hunter2"));
+        n.proxy = Some("http://u:hunter2@p:1".into());
+        assert!(!format!("{n:?}").contains("hunter2"));
         assert!(pem_roots(b"not pem").is_err());
     }
 }

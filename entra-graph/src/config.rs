@@ -85,6 +85,9 @@ pub struct GraphConfig {
     pub request_timeout: Duration,
     /// Most requests in flight at once.
     pub max_concurrency: usize,
+    /// Trust (the OS store plus an optional extra CA file) and proxy for the login and
+    /// Graph endpoints.
+    pub network: crate::net::NetworkOptions,
 }
 
 impl GraphConfig {
@@ -99,6 +102,7 @@ impl GraphConfig {
             retry: RetryPolicy::default(),
             request_timeout: Duration::from_secs(30),
             max_concurrency: 8,
+            network: crate::net::NetworkOptions::default(),
         }
     }
 
@@ -162,7 +166,7 @@ impl GraphConfig {
                 reason: "must be at least 1".into(),
             });
         }
-        Ok(())
+        self.network.validate()
     }
 
     /// Checks a challenge timeout against the API version: 5–43 200 on beta; on v1.0

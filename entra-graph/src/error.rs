@@ -52,6 +52,17 @@ pub enum GraphError {
         /// What failed.
         reason: String,
     },
+    /// The TLS handshake failed because the server's certificate is not trusted (an
+    /// unknown issuer, such as the private root of a TLS-inspecting proxy; an expired
+    /// certificate; a name mismatch). Not retried. Add the issuing CA with the
+    /// connection's `ca_file` (or to the operating system's store).
+    #[error("TLS: the certificate of {host} is not trusted: {reason} (add its CA to the system trust store or the connection's ca_file)")]
+    UntrustedCertificate {
+        /// `host:port` of the server (or the proxy) that presented it.
+        host: String,
+        /// rustls's reason (`UnknownIssuer`, `Expired`, `NotValidForName`, ...).
+        reason: String,
+    },
     /// The request could not even be built (a URL longer than HTTP allows, e.g. from a
     /// huge user name; a header value with forbidden characters; a body that cannot be
     /// encoded): it was never sent, and sending it again cannot succeed, so it is not

@@ -101,6 +101,10 @@ pub(crate) fn send_failure(e: reqwest::Error, endpoint: &str) -> Failure {
             reason,
         });
     }
+    // Sending it again cannot make an untrusted certificate trusted.
+    if let Some(err) = crate::net::untrusted(&e) {
+        return Failure::Final(err);
+    }
     let connect = e.is_connect();
     let err = GraphError::Transport {
         reason: if endpoint == TOKEN_ENDPOINT {
@@ -237,9 +241,9 @@ pub(crate) fn api_error(status: u16, headers: Option<&HeaderMap>, body: &[u8]) -
 impl Core {
     pub fn new(config: GraphConfig, credential: Credential) -> Result<Self, GraphError> {
         config.validate()?;
-        let http = reqwest::Client::builder()
-            .use_rustls_tls()
-            .redirect(reqwest::redirect::Policy::none())
+        let http = config
+            .network
+            .client_builder(None)?
             .timeout(config.request_timeout)
             .build()
             .map_err(|e| GraphError::Config {

@@ -60,6 +60,7 @@ mod error;
 pub mod fuzzing;
 mod http;
 pub mod ids;
+pub mod net;
 pub mod oidc;
 pub mod policy;
 pub mod webauthn;

@@ -107,6 +107,9 @@ pub struct OidcSettings {
     pub jwks_refetch_interval: Duration,
     /// Timeout of one HTTP request for the keys or the discovery document.
     pub request_timeout: Duration,
+    /// Trust (the OS store plus an optional extra CA file) and proxy for the discovery
+    /// and keys endpoints.
+    pub network: crate::net::NetworkOptions,
 }
 
 impl OidcSettings {
@@ -124,10 +127,12 @@ impl OidcSettings {
             require_version: true,
             jwks_refetch_interval: Duration::from_secs(60),
             request_timeout: Duration::from_secs(10),
+            network: crate::net::NetworkOptions::default(),
         }
     }
 
     fn validate(&self) -> Result<(), GraphError> {
+        self.network.validate()?;
         let config = |setting: &'static str, reason: &str| GraphError::Config {
             setting,
             reason: reason.to_owned(),

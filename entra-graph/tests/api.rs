@@ -19,4 +19,6 @@ mod api {
     pub mod rejects;
     #[cfg(feature = "emulator")]
     pub mod soft_key;
+    #[cfg(feature = "emulator")]
+    pub mod tls;
 }

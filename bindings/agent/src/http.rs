@@ -1,5 +1,7 @@
-//! The agent's HTTPS client (reqwest, blocking, rustls): WebPKI roots plus an optional
-//! extra CA, no redirects followed, bounded answers, timeouts.
+//! The agent's HTTPS client (reqwest, blocking, rustls): the operating system's trust
+//! store (rustls-platform-verifier; the bundled Mozilla roots when the system has none)
+//! plus an optional extra CA, no redirects followed, bounded answers, timeouts. Proxies
+//! from `HTTPS_PROXY`/`NO_PROXY`.
 //!
 //! The server's TLS certificate is not pinned (renewals would break agents; review G5):
 //! the pin is the server's COSE signing key, checked on every message by the session
@@ -19,33 +21,76 @@ pub fn client(
     extra_ca: Option<&Path>,
     timeout: Duration,
 ) -> Result<reqwest::blocking::Client, AgentError> {
-    let mut b = reqwest::blocking::Client::builder()
-        .use_rustls_tls()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(timeout)
-        .connect_timeout(timeout)
-        .user_agent(concat!("keysmith-agent/", env!("CARGO_PKG_VERSION")));
+    let mut roots = Vec::new();
     if let Some(path) = extra_ca {
+        use rustls::pki_types::pem::PemObject;
         let pem = std::fs::read(path).map_err(|e| {
             AgentError::config("server_ca_file", format!("{}: {e}", path.display()))
         })?;
-        let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
-            AgentError::config("server_ca_file", format!("{}: {e}", path.display()))
-        })?;
-        if certs.is_empty() {
+        roots = rustls::pki_types::CertificateDer::pem_slice_iter(&pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| {
+                AgentError::config("server_ca_file", format!("{}: {e}", path.display()))
+            })?;
+        if roots.is_empty() {
             return Err(AgentError::config(
                 "server_ca_file",
                 format!("{}: no certificate in it", path.display()),
             ));
         }
-        for c in certs {
-            b = b.add_root_certificate(c);
-        }
     }
+    let tls = tls_config(roots).map_err(|reason| AgentError::Http {
+        url: String::new(),
+        reason: format!("TLS setup: {reason}"),
+    })?;
+    let b = reqwest::blocking::Client::builder()
+        .use_preconfigured_tls(tls)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .user_agent(concat!("keysmith-agent/", env!("CARGO_PKG_VERSION")));
     b.build().map_err(|e| AgentError::Http {
         url: String::new(),
         reason: format!("building the HTTP client: {e}"),
     })
+}
+
+/// The OS trust store plus `extra_roots` (ring); the Mozilla roots stand in for an
+/// absent system store. The same policy as entra-graph's `net::client_tls_config`, kept
+/// here because the agent must not link entra-graph (tests/deps.rs).
+fn tls_config(
+    extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
+) -> Result<rustls::ClientConfig, String> {
+    use std::sync::Arc;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier: Arc<dyn rustls::client::danger::ServerCertVerifier> =
+        match rustls_platform_verifier::Verifier::new_with_extra_roots(
+            extra_roots.clone(),
+            provider.clone(),
+        ) {
+            Ok(v) => Arc::new(v),
+            Err(e) => {
+                tracing::warn!(error = %e, "no usable OS trust store; using the bundled Mozilla roots");
+                let mut store = rustls::RootCertStore {
+                    roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+                };
+                for c in extra_roots {
+                    store.add(c).map_err(|e| e.to_string())?;
+                }
+                rustls::client::WebPkiServerVerifier::builder_with_provider(
+                    Arc::new(store),
+                    provider.clone(),
+                )
+                .build()
+                .map_err(|e| e.to_string())?
+            }
+        };
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth())
 }
 
 /// Sends `req` and returns the status and the body (at most [`MAX_BODY_BYTES`]) as JSON

@@ -230,6 +230,9 @@ impl SessionConfig {
             if let Some(f) = c.client_secret_file.as_mut() {
                 join(f);
             }
+            if let Some(f) = c.ca_file.as_mut() {
+                join(f);
+            }
         }
         if let Some(LogDestination::File(f)) = self.log.as_mut().map(|l| &mut l.destination) {
             join(&mut f.directory);
@@ -370,6 +373,16 @@ pub(crate) struct IdpConnection {
     login_base: Option<String>,
     #[serde(default)]
     graph_base: Option<String>,
+    /// A PEM file of extra trusted root certificates for the login and Graph endpoints
+    /// (a TLS-inspecting proxy's private root), beside the operating system's store.
+    #[serde(default)]
+    ca_file: Option<PathBuf>,
+    /// A proxy URL for this connection in place of `HTTPS_PROXY`; `"direct"` for none.
+    #[serde(default)]
+    proxy: Option<String>,
+    /// Hosts that bypass `proxy` (`NO_PROXY` syntax); only with `proxy`.
+    #[serde(default)]
+    no_proxy: Option<String>,
 }
 
 impl Drop for IdpConnection {
@@ -488,6 +501,11 @@ pub(crate) fn idp(mut c: IdpConnection) -> Result<EntraIdp> {
     if let Some(b) = c.graph_base.take() {
         g.graph_base = b;
     }
+    g.network = entra_graph::net::NetworkOptions {
+        ca_file: c.ca_file.take(),
+        proxy: c.proxy.take(),
+        no_proxy: c.no_proxy.take(),
+    };
     g.version = match c.graph_api_version.as_deref() {
         None | Some("v1.0") => ApiVersion::V1,
         Some("beta") => ApiVersion::Beta,
@@ -597,6 +615,30 @@ mod tests {
         let e = idp(cfg.idp.remove(0)).err().unwrap();
         assert!(e.message.contains("graph_api_version"));
         assert!(!e.message.contains("hunter2"));
+    }
+
+    #[test]
+    fn idp_network_fields_reach_the_graph_client() {
+        let with = |extra: &str| {
+            let mut cfg = parse(&format!(
+                r#"{{"repository": {{"sqlite": "x"}}, "pin_key": "",
+                    "idp": [{{"name": "c", "tenant": "t", "client_id": "id",
+                             "client_secret": "s", {extra}}}]}}"#
+            ))
+            .ok()
+            .unwrap();
+            idp(cfg.idp.remove(0)).map(|_| ())
+        };
+        with(r#""proxy": "http://proxy.corp:3128", "no_proxy": "localhost""#).unwrap();
+        with(r#""proxy": "direct""#).unwrap();
+        let e = with(r#""proxy": "socks9://proxy.corp:1""#).err().unwrap();
+        assert!(e.message.contains("proxy"), "{}", e.message);
+        let e = with(r#""no_proxy": "localhost""#).err().unwrap();
+        assert!(e.message.contains("no_proxy"), "{}", e.message);
+        let e = with(r#""ca_file": "/nonexistent/corporate-root.pem""#)
+            .err()
+            .unwrap();
+        assert!(e.message.contains("ca_file"), "{}", e.message);
     }
 
     #[test]

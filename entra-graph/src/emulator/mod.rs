@@ -89,6 +89,47 @@ pub struct EmulatorConfig {
     pub token_lifetime: Duration,
     /// Challenge size in bytes (opaque, several KB like Entra's encrypted token).
     pub challenge_bytes: usize,
+    /// Serve HTTPS with this certificate instead of plain HTTP (the TLS tests: a
+    /// certificate from a private CA); the base URL is then `https://127.0.0.1:PORT`.
+    pub tls: Option<EmulatorTls>,
+}
+
+/// The emulator's HTTPS identity.
+#[derive(Clone)]
+pub struct EmulatorTls {
+    /// The certificate chain, leaf first (PEM). Its names must cover `127.0.0.1`.
+    pub chain_pem: String,
+    /// The leaf's private key (PKCS#8, PKCS#1 or SEC1 PEM).
+    pub key_pem: String,
+}
+
+impl std::fmt::Debug for EmulatorTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmulatorTls").finish_non_exhaustive()
+    }
+}
+
+impl EmulatorTls {
+    fn acceptor(&self) -> Result<tokio_rustls::TlsAcceptor, EmulatorError> {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let bad = |what: &str, e: &dyn std::fmt::Display| {
+            EmulatorError::Fixture(format!("TLS {what}: {e}"))
+        };
+        let chain = CertificateDer::pem_slice_iter(self.chain_pem.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| bad("certificate", &e))?;
+        let key =
+            PrivateKeyDer::from_pem_slice(self.key_pem.as_bytes()).map_err(|e| bad("key", &e))?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| bad("config", &e))?
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .map_err(|e| bad("certificate", &e))?;
+        Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+    }
 }
 
 impl Default for EmulatorConfig {
@@ -101,6 +142,7 @@ impl Default for EmulatorConfig {
             page_size: 100,
             token_lifetime: Duration::from_secs(3599),
             challenge_bytes: 2048,
+            tls: None,
         }
     }
 }
@@ -251,8 +293,10 @@ impl Emulator {
         let addr = listener
             .local_addr()
             .map_err(|e| EmulatorError::Runtime(e.to_string()))?;
+        let acceptor = config.tls.as_ref().map(EmulatorTls::acceptor).transpose()?;
+        let scheme = if acceptor.is_some() { "https" } else { "http" };
         let shared = Arc::new(Shared {
-            base_url: format!("http://{addr}"),
+            base_url: format!("{scheme}://{addr}"),
             apps,
             state: Mutex::new(state::State::new(config.tenant.clone())),
             knobs: Mutex::new(Knobs::default()),
@@ -269,7 +313,7 @@ impl Emulator {
         let s = shared.clone();
         let thread = std::thread::Builder::new()
             .name("entra-emulator".into())
-            .spawn(move || rt.block_on(server::serve(s, listener, rx)))
+            .spawn(move || rt.block_on(server::serve(s, listener, acceptor, rx)))
             .map_err(|e| EmulatorError::Runtime(e.to_string()))?;
         Ok(Emulator {
             shared,
@@ -279,7 +323,8 @@ impl Emulator {
         })
     }
 
-    /// `http://127.0.0.1:PORT`: both the login base and the Graph base.
+    /// `http://127.0.0.1:PORT` (`https://` with [`EmulatorConfig::tls`]): both the login
+    /// base and the Graph base.
     pub fn base_url(&self) -> &str {
         &self.shared.base_url
     }

@@ -42,6 +42,9 @@ pub struct AccessTokenSettings {
     pub jwks_refetch_interval: Duration,
     /// Timeout of one HTTP request for the keys or the discovery document.
     pub request_timeout: Duration,
+    /// Trust (the OS store plus an optional extra CA file) and proxy for the discovery
+    /// and keys endpoints.
+    pub network: crate::net::NetworkOptions,
 }
 
 impl AccessTokenSettings {
@@ -58,10 +61,12 @@ impl AccessTokenSettings {
             roles_claim: "roles".into(),
             jwks_refetch_interval: Duration::from_secs(60),
             request_timeout: Duration::from_secs(10),
+            network: crate::net::NetworkOptions::default(),
         }
     }
 
     fn validate(&self) -> Result<(), GraphError> {
+        self.network.validate()?;
         let config = |setting: &'static str, reason: String| GraphError::Config { setting, reason };
         check_url(&self.issuer).map_err(|r| config("access.issuer", r))?;
         if let Some(u) = &self.jwks_url {
@@ -269,27 +274,29 @@ impl std::fmt::Debug for AccessTokenVerifier {
 
 impl AccessTokenVerifier {
     /// A verifier for `settings` (checked here); `ca_pem` adds trusted roots for the
-    /// issuer's HTTPS endpoints (a private CA). Keys are fetched on first use.
+    /// issuer's HTTPS endpoints (a private CA), beside the operating system's store and
+    /// `settings.network.ca_file`. Keys are fetched on first use.
     pub fn new(settings: AccessTokenSettings, ca_pem: Option<&[u8]>) -> Result<Self, GraphError> {
         settings.validate()?;
-        let mut b = reqwest::Client::builder()
-            .use_rustls_tls()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(settings.request_timeout);
-        if let Some(pem) = ca_pem {
-            for cert in
-                reqwest::Certificate::from_pem_bundle(pem).map_err(|e| GraphError::Config {
+        let http = settings
+            .network
+            .client_builder(ca_pem)
+            .map_err(|e| match e {
+                GraphError::Config {
+                    setting: "ca",
+                    reason,
+                } => GraphError::Config {
                     setting: "access.ca",
-                    reason: e.to_string(),
-                })?
-            {
-                b = b.add_root_certificate(cert);
-            }
-        }
-        let http = b.build().map_err(|e| GraphError::Config {
-            setting: "http client",
-            reason: e.to_string(),
-        })?;
+                    reason,
+                },
+                e => e,
+            })?
+            .timeout(settings.request_timeout)
+            .build()
+            .map_err(|e| GraphError::Config {
+                setting: "http client",
+                reason: e.to_string(),
+            })?;
         Ok(AccessTokenVerifier {
             cache: tokio::sync::Mutex::new(Cache {
                 jwks: None,
@@ -385,7 +392,7 @@ impl AccessTokenVerifier {
             .header("accept", "application/json")
             .send()
             .await
-            .map_err(|e| fail(e.to_string()))?;
+            .map_err(|e| crate::net::untrusted(&e).unwrap_or_else(|| fail(e.to_string())))?;
         let status = resp.status().as_u16();
         if !(200..300).contains(&status) {
             return Err(fail(format!("HTTP {status}")));

@@ -42,9 +42,9 @@ impl OidcVerifier {
     /// A verifier for `settings` (checked here). Keys are fetched on first use.
     pub fn new(settings: OidcSettings) -> Result<Self, GraphError> {
         settings.validate()?;
-        let http = reqwest::Client::builder()
-            .use_rustls_tls()
-            .redirect(reqwest::redirect::Policy::none())
+        let http = settings
+            .network
+            .client_builder(None)?
             .timeout(settings.request_timeout)
             .build()
             .map_err(|e| GraphError::Config {
@@ -172,7 +172,7 @@ impl OidcVerifier {
             .header("accept", "application/json")
             .send()
             .await
-            .map_err(|e| fail(e.to_string()))?;
+            .map_err(|e| crate::net::untrusted(&e).unwrap_or_else(|| fail(e.to_string())))?;
         let status = resp.status().as_u16();
         if !(200..300).contains(&status) {
             return Err(fail(format!("HTTP {status}")));

@@ -75,43 +75,21 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8], shape: &'static str) -> Res
     })
 }
 
-/// Parses `YYYY-MM-DDTHH:MM:SS[.fraction][Z|+00:00]` (UTC) as Graph writes it.
+/// Parses an RFC 3339 time (`YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`, any offset) as
+/// Graph writes it, or the same without an offset, which Graph means as UTC. Fractions of
+/// a second are dropped. `None` when it is not such a time.
 pub fn parse_utc(s: &str) -> Option<std::time::SystemTime> {
+    use time::format_description::well_known::Rfc3339;
     let s = s.trim();
-    let s = s
-        .strip_suffix('Z')
-        .or_else(|| s.strip_suffix("+00:00"))
-        .unwrap_or(s);
-    let (date, time) = s.split_once('T')?;
-    let mut d = date.split('-');
-    let (y, m, day) = (
-        d.next()?.parse::<i64>().ok()?,
-        d.next()?.parse::<i64>().ok()?,
-        d.next()?.parse::<i64>().ok()?,
-    );
-    if d.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&day) {
-        return None;
-    }
-    let time = time.split('.').next()?;
-    let mut t = time.split(':');
-    let (hh, mm, ss) = (
-        t.next()?.parse::<u64>().ok()?,
-        t.next()?.parse::<u64>().ok()?,
-        t.next()?.parse::<u64>().ok()?,
-    );
-    if t.next().is_some() || hh > 23 || mm > 59 || ss > 60 {
-        return None;
-    }
-    // Days from civil (Howard Hinnant's algorithm).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = u64::try_from(days).ok()?.checked_mul(86_400)? + hh * 3600 + mm * 60 + ss;
-    std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_secs(secs))
+    let parse = |s: &str| time::OffsetDateTime::parse(s, &Rfc3339).ok();
+    // No offset at all (the time ends in a digit): UTC by Graph's convention.
+    let no_offset = || {
+        s.split_once('T')
+            .is_some_and(|(_, t)| !t.contains(['Z', 'z', '+', '-']))
+    };
+    let t = parse(s).or_else(|| no_offset().then(|| parse(&format!("{s}Z"))).flatten());
+    let t = t?.replace_nanosecond(0).ok()?;
+    Some(t.into())
 }
 
 fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>

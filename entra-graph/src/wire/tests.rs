@@ -63,15 +63,14 @@ fn utc_times_parse() {
         parse_utc("2000-02-29T00:00:00"),
         Some(UNIX_EPOCH + Duration::from_secs(951_782_400))
     );
-    for bad in [
-        "",
-        "2024-13-01T00:00:00Z",
-        "2024-08-14",
-        "x-y-zTa:b:c",
-        "1960-01-01T00:00:00Z",
-    ] {
+    for bad in ["", "2024-13-01T00:00:00Z", "2024-08-14", "x-y-zTa:b:c"] {
         assert_eq!(parse_utc(bad), None, "{bad}");
     }
+    // Before 1970 is a time too (an expiry then is long past); it read as unknown.
+    assert_eq!(
+        parse_utc("1960-01-01T00:00:00Z"),
+        UNIX_EPOCH.checked_sub(Duration::from_secs(315_619_200))
+    );
     let mut o = CreationOptions::from_json(
         br#"{"challengeTimeoutDateTime":"2024-08-14T16:29:58Z","publicKey":{"challenge":"YQ","rp":{"id":"r"},"user":{"id":"dQ"}}}"#,
     )
@@ -145,5 +144,37 @@ fn null_or_absent_enforcement_type_parses() {
                 .enforcement_type,
             None
         );
+    }
+}
+
+#[test]
+fn times_with_any_offset_parse_and_expire() {
+    use std::time::{Duration, UNIX_EPOCH};
+    // 2026-01-01T00:00:00+02:00 is 2025-12-31T22:00:00Z.
+    let at = UNIX_EPOCH + Duration::from_secs(1_767_218_400);
+    assert_eq!(parse_utc("2026-01-01T00:00:00+02:00"), Some(at));
+    assert_eq!(parse_utc("2025-12-31T17:00:00-05:00"), Some(at));
+    // Fractions of a second are dropped (as before: whole seconds).
+    assert_eq!(parse_utc("2025-12-31T22:00:00.5z"), Some(at));
+    assert_eq!(parse_utc("2025-12-31T22:00:00.000-00:00"), Some(at));
+    // A challenge that expired at +02:00 midnight is expired two hours before UTC midnight
+    // and afterwards; it was read as "unknown expiry, not expired".
+    let o = CreationOptions::from_json(
+        br#"{"challengeTimeoutDateTime":"2026-01-01T00:00:00+02:00","publicKey":{"challenge":"YQ","rp":{"id":"r"},"user":{"id":"dQ"}}}"#,
+    )
+    .unwrap();
+    assert_eq!(o.challenge_expiry(), Some(at));
+    assert!(!o.is_expired(at - Duration::from_secs(1)));
+    assert!(o.is_expired(at));
+    assert!(o.is_expired(UNIX_EPOCH + Duration::from_secs(1_767_225_600)));
+    // Out-of-range fields and offsets are refused, not guessed.
+    for bad in [
+        "2026-01-01T00:00:00+24:00",
+        "2026-01-01T00:00:00+2:00",
+        "2026-02-30T00:00:00Z",
+        "2026-01-01T24:00:00Z",
+        "2026-01-01 00:00:00Z junk",
+    ] {
+        assert_eq!(parse_utc(bad), None, "{bad}");
     }
 }

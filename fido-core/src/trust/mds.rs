@@ -169,19 +169,15 @@ pub fn parse_aaguid(text: &str) -> Option<[u8; 16]> {
     Some(out)
 }
 
-/// `YYYY-MM-DD` of a Unix time (UTC), for comparing with `nextUpdate`.
+/// `YYYY-MM-DD` of a Unix time (UTC), for comparing with `nextUpdate` (past year 9999:
+/// its last day).
 fn date_of(unix: u64) -> String {
-    // Days to civil date (H. Hinnant's algorithm), in i64 to stay clear of overflow.
-    let z = i64::try_from(unix / 86_400).unwrap_or(i64::MAX / 2) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
+    let d = i64::try_from(unix)
+        .ok()
+        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
+        .map(|t| t.date())
+        .unwrap_or(time::Date::MAX);
+    format!("{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
 }
 
 impl MdsBlob {

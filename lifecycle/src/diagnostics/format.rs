@@ -11,7 +11,7 @@ use tracing::{Event, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
-use super::roller::{civil_from_days, unix};
+use super::roller::utc;
 use super::{LogFormat, LogLevel, LogRecord, Output};
 
 /// Longest value written for one field, in bytes; longer values are cut.
@@ -231,14 +231,16 @@ impl OutputLayer {
 }
 
 fn timestamp(t: SystemTime) -> String {
-    let (secs, micros) = unix(t);
-    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
-    let s = secs.rem_euclid(86_400);
+    let t = utc(t);
     format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}Z",
-        s / 3600,
-        s % 3600 / 60,
-        s % 60
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.microsecond()
     )
 }
 

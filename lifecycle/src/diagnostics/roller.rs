@@ -251,35 +251,21 @@ fn match_tokens(tokens: &[Token], name: &str, key: &mut NameKey) -> bool {
     }
 }
 
-/// Days since 1970-01-01 to a civil (proleptic Gregorian) date.
-pub(crate) fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-/// Seconds and microseconds since the epoch (clocks before 1970 read as the epoch).
-pub(crate) fn unix(t: SystemTime) -> (i64, u32) {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    (
-        i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2),
-        d.subsec_micros(),
-    )
+/// A time as a UTC date-time (clocks before 1970 read as the epoch, past year 9999 as
+/// its end).
+pub(crate) fn utc(t: SystemTime) -> time::OffsetDateTime {
+    let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    time::Duration::try_from(since)
+        .ok()
+        .and_then(|d| time::OffsetDateTime::UNIX_EPOCH.checked_add(d))
+        .unwrap_or_else(|| time::PrimitiveDateTime::MAX.assume_utc())
 }
 
 fn period_of(t: SystemTime) -> Period {
-    let (secs, _) = unix(t);
-    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    let t = utc(t);
     Period {
-        date: format!("{y:04}-{m:02}-{d:02}"),
-        hour: format!("{:02}", secs.rem_euclid(86_400) / 3600),
+        date: format!("{:04}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day()),
+        hour: format!("{:02}", t.hour()),
     }
 }
 
@@ -525,9 +511,14 @@ mod tests {
 
     #[test]
     fn civil_dates_are_right() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
-        assert_eq!(civil_from_days(19_417), (2023, 3, 1));
+        let day = |d: u64| period_of(UNIX_EPOCH + Duration::from_secs(d * 86_400)).date;
+        assert_eq!(day(0), "1970-01-01");
+        assert_eq!(day(11_016), "2000-02-29");
+        assert_eq!(day(19_417), "2023-03-01");
+        assert_eq!(
+            period_of(UNIX_EPOCH - Duration::from_secs(1)).date,
+            "1970-01-01"
+        );
         let p = period_of(UNIX_EPOCH + Duration::from_secs(LATE));
         assert_eq!(p.date, "2026-11-25");
         assert_eq!(p.hour, "23");

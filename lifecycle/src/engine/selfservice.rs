@@ -21,6 +21,7 @@
 use std::sync::{Arc, PoisonError};
 use std::time::{Duration, UNIX_EPOCH};
 
+use entra_graph::net::NetworkOptions;
 use entra_graph::oidc::{OidcSettings, OidcVerifier, VerifiedToken};
 use entra_graph::GraphError;
 use fido_transport::client::Authenticator;
@@ -40,8 +41,9 @@ const UNVERIFIED_ACTOR: &str = "self:unverified";
 /// How long a nonce from [`Engine::self_service_begin`] stays good.
 pub const NONCE_LIFETIME: Duration = Duration::from_secs(15 * 60);
 
-/// The key of the engine's verifier cache: (issuer, audience, jwks_url, `ver` required).
-pub(super) type VerifierKey = (String, String, String, bool);
+/// The key of the engine's verifier cache: (issuer, audience, jwks_url, `ver` required,
+/// the directory connection's trust and proxy settings).
+pub(super) type VerifierKey = (String, String, String, bool, NetworkOptions);
 
 /// A started self-service sign-in ([`Engine::self_service_begin`]).
 #[derive(Clone, PartialEq, Eq)]
@@ -169,12 +171,14 @@ impl Engine {
         &self,
         oidc: &OidcConfig,
         require_version: bool,
+        network: NetworkOptions,
     ) -> Result<Arc<OidcVerifier>, SelfServiceError> {
         let key: VerifierKey = (
             oidc.issuer.clone(),
             oidc.audience.clone(),
             oidc.jwks_url.clone(),
             require_version,
+            network.clone(),
         );
         let mut cache = self
             .verifiers
@@ -186,6 +190,7 @@ impl Engine {
         let mut settings = OidcSettings::new(oidc.issuer.clone(), oidc.audience.clone());
         settings.jwks_url = Some(oidc.jwks_url.clone()).filter(|u| !u.is_empty());
         settings.require_version = require_version;
+        settings.network = network;
         let v = Arc::new(OidcVerifier::new(settings).map_err(holder_auth)?);
         cache.insert(key, v.clone());
         Ok(v)
@@ -234,8 +239,15 @@ impl Engine {
                 })
             })?;
         let binding = self.binding(templates, oidc).map_err(Refusal::unverified)?;
+        // The issuer is reached the way the template's directory connection reaches its
+        // login endpoint (its CA file and proxy).
+        let network = self
+            .idps
+            .get(&templates.credential.user_assignment.directory)
+            .and_then(|i| i.network())
+            .unwrap_or_default();
         let verifier = self
-            .verifier(oidc, matches!(binding, Binding::Tenant(_)))
+            .verifier(oidc, matches!(binding, Binding::Tenant(_)), network)
             .map_err(Refusal::unverified)?;
         let at = UNIX_EPOCH + Duration::from_millis(now);
         let token = verifier

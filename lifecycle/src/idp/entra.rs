@@ -111,6 +111,10 @@ impl Idp for EntraIdp {
         self.rp_id.clone()
     }
 
+    fn network(&self) -> Option<entra_graph::net::NetworkOptions> {
+        Some(self.client.config().network.clone())
+    }
+
     fn directory_tenant(&self) -> Option<DirectoryTenant> {
         let c = self.client.config();
         Some(DirectoryTenant {

@@ -250,6 +250,11 @@ pub trait Idp: Send + Sync {
     fn directory_tenant(&self) -> Option<DirectoryTenant> {
         None
     }
+    /// How this connection reaches its endpoints (trust and proxy), which self-service
+    /// also uses for the directory's OpenID Connect issuer; `None`: the defaults.
+    fn network(&self) -> Option<entra_graph::net::NetworkOptions> {
+        None
+    }
     /// How many phishing-resistant sign-in methods the user keeps once the passkey
     /// `method_id` is deleted (0: deleting it leaves none); `None` when the IdP cannot
     /// tell (no such call, or no permission for it).

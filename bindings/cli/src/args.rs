@@ -85,9 +85,11 @@ pub fn parse_time(s: &str, now: u64) -> Result<u64, FacadeError> {
             .and_then(|secs| secs.checked_mul(1000))
             .ok_or_else(bad);
     }
-    // RFC 3339 with its offset applied (jiff: `Z`, `+01:00`, `-05:30`, ...).
-    let t: jiff::Timestamp = s.parse().map_err(|_| bad())?;
-    u64::try_from(t.as_millisecond()).map_err(|_| bad())
+    // RFC 3339 with its offset applied (`Z`, `+01:00`, `-05:30`, ...), by the workspace's
+    // one date/time crate.
+    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| bad())?;
+    u64::try_from(t.unix_timestamp_nanos() / 1_000_000).map_err(|_| bad())
 }
 
 /// A duration: `<N>s`, `<N>m`, `<N>h`, `<N>d` or plain seconds; returns milliseconds.

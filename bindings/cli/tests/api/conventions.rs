@@ -285,11 +285,13 @@ fn double_dash_and_rfc3339_times() {
         let lines = json_lines(&e.run(&["--json", "list", "--expiring-before", t], None));
         lines.last().unwrap()["count"].as_u64().unwrap()
     };
-    let now = jiff::Timestamp::now();
+    let now = time::OffsetDateTime::now_utc();
     let at = |minutes: i64, hours: i8| {
-        let t = now + jiff::SignedDuration::from_mins(minutes);
-        t.display_with_offset(jiff::tz::Offset::constant(hours))
-            .to_string()
+        let offset = time::UtcOffset::from_hms(hours, 0, 0).unwrap();
+        (now + time::Duration::minutes(minutes))
+            .to_offset(offset)
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
     };
     assert_eq!(count(&at(90, 0)), 1, "{}", at(90, 0));
     assert_eq!(count(&at(90, -5)), 1, "{}", at(90, -5));

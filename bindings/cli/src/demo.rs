@@ -23,7 +23,7 @@ use crate::demo_self;
 
 /// The demo's credential template: Graph beta, a one-hour challenge, reset before issuance,
 /// always-UV, a minimum PIN length readable by Entra, forced IdP deletion on revoke.
-const DEMO_TEMPLATE: &str = r#"
+pub(crate) const DEMO_TEMPLATE: &str = r#"
 [passkey.entra]
 idp = { connection = "contoso-entra", kind = "entra", graph_api_version = "beta" }
 display_name = "{displayName} key {serial}"

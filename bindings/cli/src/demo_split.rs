@@ -6,6 +6,7 @@
 //! OIDC at their agent and sets their PIN, the passkey is registered, a sign-in check
 //! verifies and revoke needs no agent. The demo plays the operator (HTTPS calls with an
 //! access token) and the holder's browser (it follows the sign-in URL the agent prints).
+//! The credential template is the demo's, with holder self-service added.
 
 use std::io::{BufRead, BufReader, Write as _};
 use std::path::{Path, PathBuf};
@@ -15,29 +16,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use entra_graph::emulator::{Emulator, EmulatorConfig, GroupFixture, TenantFixture, DEMO_PASSWORD};
 use rand_core::{OsRng, RngCore};
 use serde_json::{json, Value};
-
-/// The template: the demo's, with holder self-service through the emulator's OIDC.
-const TEMPLATE: &str = r#"
-[passkey.entra]
-idp = { connection = "contoso-entra", kind = "entra", graph_api_version = "beta" }
-display_name = "{displayName} key {serial}"
-truncate_display_name = true
-rp_id = "login.microsoft.com"
-challenge_timeout_minutes = 60
-
-[credential]
-name = "demo-split"
-passkey_templates = ["entra"]
-user_assignment = { directory = "contoso-entra" }
-
-[credential.fido2]
-reset_before_issuance = true
-always_uv = true
-min_pin_length = 8
-
-[credential.lifecycle]
-force_idp_deletion_on_revoke = true
-"#;
 
 const HOLDER: &str = "kim@contoso.onmicrosoft.com";
 const ADMIN: &str = "adelev@contoso.onmicrosoft.com";
@@ -359,8 +337,9 @@ fn run() -> Result<(), String> {
             "graph_base": emulator.base_url(),
         }],
         "templates": [format!(
-            "{TEMPLATE}\n[credential.self_service]\npin_set_allowed = true\n\
+            "{}\n[credential.self_service]\npin_set_allowed = true\n\
              oidc = {{ issuer = {iss:?}, audience = {aud:?}, jwks_url = {jwks:?} }}\n",
+            crate::demo::DEMO_TEMPLATE,
             iss = emulator.oidc_issuer(),
             aud = emulator.client_id(),
             jwks = emulator.jwks_url(),
@@ -470,7 +449,7 @@ fn run() -> Result<(), String> {
     let work = api.call(
         &operator,
         &format!("/v1/agents/{station_id}/work"),
-        Some(json!({"operation": "issue", "user": HOLDER, "template": "demo-split"})),
+        Some(json!({"operation": "issue", "user": HOLDER, "template": "demo-standard"})),
     )?;
     let mut station = agent(&station_cfg)?;
     station.args(["run", "--device", &device, "--once", "--max-wait", "60"]);

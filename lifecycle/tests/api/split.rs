@@ -447,19 +447,7 @@ fn station_runs_work(
     static WORK: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
     let n = WORK.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let work_id = format!("w-{n}-{}", &station_id[..8]);
-    engine
-        .store()
-        .station_work_put(&StationWork {
-            work_id: work_id.clone(),
-            agent_id: station_id,
-            request: serde_json::to_string(request).unwrap(),
-            actor: "operator:alice".into(),
-            created_ms: now_ms(),
-            state: StationWorkState::Queued,
-            session_id: None,
-            outcome: None,
-        })
-        .unwrap();
+    queue_work(engine, &station_id, &work_id, request);
     let report = station
         .session
         .report(
@@ -492,6 +480,23 @@ fn station_runs_work(
         "{ended:?}"
     );
     (station, ended)
+}
+
+/// Queues `request` for the station `agent_id` as an operator would.
+fn queue_work(engine: &Engine, agent_id: &str, work_id: &str, request: &StationRequest) {
+    engine
+        .store()
+        .station_work_put(&StationWork {
+            work_id: work_id.into(),
+            agent_id: agent_id.into(),
+            request: serde_json::to_string(request).unwrap(),
+            actor: "operator:alice".into(),
+            created_ms: now_ms(),
+            state: StationWorkState::Queued,
+            session_id: None,
+            outcome: None,
+        })
+        .unwrap();
 }
 
 /// A station that reaches keys through the platform WebAuthn API only (an unelevated
@@ -746,25 +751,11 @@ fn a_node_runs_at_most_max_flows_at_once() {
             ..CoordinatorConfig::default()
         },
     );
-    let queue = |agent_id: &str, work_id: &str| {
-        engine
-            .store()
-            .station_work_put(&StationWork {
-                work_id: work_id.into(),
-                agent_id: agent_id.into(),
-                request: serde_json::to_string(&StationRequest::Issue {
-                    user: ADELE.into(),
-                    template: "split".into(),
-                })
-                .unwrap(),
-                actor: "operator:alice".into(),
-                created_ms: now_ms(),
-                state: StationWorkState::Queued,
-                session_id: None,
-                outcome: None,
-            })
-            .unwrap();
+    let issue = StationRequest::Issue {
+        user: ADELE.into(),
+        template: "split".into(),
     };
+    let queue = |agent_id: &str, work_id: &str| queue_work(&engine, agent_id, work_id, &issue);
     let state = |work_id: &str| {
         engine
             .store()

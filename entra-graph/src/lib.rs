@@ -59,6 +59,7 @@ mod error;
 #[cfg(any(test, feature = "fuzzing"))]
 pub mod fuzzing;
 mod http;
+pub mod pace;
 pub mod ids;
 pub mod oidc;
 pub mod policy;
@@ -70,7 +71,7 @@ pub use client::{
     UsersDelta, CHECK_MEMBER_GROUPS_MAX, CONNECTION_CHECK_USER, MAX_BATCH, MAX_GROUP_NESTING,
     PERMISSION_GROUP_MEMBER_READ, PERMISSION_METHODS_READ, PERMISSION_POLICY_READ,
     PERMISSION_REVOKE_SESSIONS, PERMISSION_USER_READ, RECONCILE_LISTINGS, TAP_MAX_MINUTES,
-    TAP_MIN_MINUTES,
+    TAP_MIN_MINUTES, POLICY_TTL, USER_TTL,
 };
 pub use config::{
     ApiVersion, GraphConfig, RetryPolicy, MAX_CHALLENGE_MINUTES, MIN_CHALLENGE_MINUTES,

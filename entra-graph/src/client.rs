@@ -703,7 +703,10 @@ async fn run_batch(core: &Core, url: &str, items: Vec<(usize, Method, String)>) 
         };
         let bytes = serde_json::to_vec(&body).unwrap_or_default();
         // Every inner request is metered on its own: pace them all.
-        let writes = pending.values().filter(|(_, m, ..)| *m != Method::GET).count();
+        let writes = pending
+            .values()
+            .filter(|(_, m, ..)| *m != Method::GET)
+            .count();
         let paced = core
             .pace(
                 u32::try_from(pending.len()).unwrap_or(u32::MAX),

@@ -10,8 +10,8 @@ use reqwest::Method;
 use tokio::sync::{Mutex, Semaphore};
 
 use crate::auth::{Credential, Secret};
-use crate::pace::{Bucket, Limiter, Ticket};
 use crate::config::GraphConfig;
+use crate::pace::{Bucket, Limiter, Ticket};
 use crate::wire::{parse_json, ODataErrorBody, TokenErrorResponse, TokenResponse, MAX_BODY_BYTES};
 use crate::GraphError;
 
@@ -285,11 +285,7 @@ impl Core {
         Ok(Core {
             http,
             read_limiter: crate::pace::limiter(&config.graph_base, &config.tenant, Bucket::Read),
-            write_limiter: crate::pace::limiter(
-                &config.graph_base,
-                &config.tenant,
-                Bucket::Write,
-            ),
+            write_limiter: crate::pace::limiter(&config.graph_base, &config.tenant, Bucket::Write),
             permits: Arc::new(Semaphore::new(config.max_concurrency)),
             config,
             credential,
@@ -333,7 +329,9 @@ impl Core {
             }
         }
         let refused = u64::from(refused_reads + refused_writes);
-        self.counters.throttled.fetch_add(refused, Ordering::Relaxed);
+        self.counters
+            .throttled
+            .fetch_add(refused, Ordering::Relaxed);
     }
 
     pub fn backoff(&self, attempt: u32) -> Duration {

@@ -40,7 +40,9 @@ impl Cache {
     pub fn end_job(&self) {
         let before = self
             .jobs
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| Some(n.saturating_sub(1)))
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                Some(n.saturating_sub(1))
+            })
             .unwrap_or(0);
         if before <= 1 {
             self.drop_policy();
@@ -66,6 +68,9 @@ impl Cache {
     }
 
     pub fn put_policy(&self, p: &Fido2Policy) {
+        if !self.active() {
+            return;
+        }
         *self.policy.lock().unwrap_or_else(PoisonError::into_inner) =
             Some((Instant::now(), p.clone()));
     }

@@ -87,10 +87,7 @@ impl GraphClient {
     ) -> Result<PreflightReport, GraphError> {
         let mut report = PreflightReport::default();
         let policy = match self.cache.policy().map_or_else(
-            || {
-                self.fido2_policy()
-                    .inspect(|p| self.cache.put_policy(p))
-            },
+            || self.fido2_policy().inspect(|p| self.cache.put_policy(p)),
             Ok,
         ) {
             Ok(p) => p,

@@ -19,8 +19,11 @@ use crate::wire::{
 };
 use crate::GraphError;
 
+mod cache;
 mod cms;
 mod directory;
+
+pub use cache::{POLICY_TTL, USER_TTL};
 
 pub use cms::{
     UserKey, UsersDelta, PERMISSION_METHODS_READ, PERMISSION_REVOKE_SESSIONS, TAP_MAX_MINUTES,
@@ -72,6 +75,8 @@ pub struct ClientStats {
     pub tokens: u64,
     /// Registrations whose unknown outcome was reconciled by listing.
     pub reconciliations: u64,
+    /// Requests answered 429 (inner `$batch` requests counted one by one).
+    pub throttled: u64,
 }
 
 /// A registered passkey, with what an audit record needs.
@@ -107,6 +112,7 @@ pub struct ConnectionReport {
 pub struct GraphClient {
     rt: tokio::runtime::Runtime,
     core: Arc<Core>,
+    cache: cache::Cache,
 }
 
 impl std::fmt::Debug for GraphClient {
@@ -129,7 +135,11 @@ impl GraphClient {
                 reason: e.to_string(),
             })?;
         let core = Arc::new(Core::new(config, credential)?);
-        Ok(GraphClient { rt, core })
+        Ok(GraphClient {
+            rt,
+            core,
+            cache: cache::Cache::default(),
+        })
     }
 
     /// The configuration in use.
@@ -145,7 +155,31 @@ impl GraphClient {
             retries: c.retries.load(Ordering::Relaxed),
             tokens: c.tokens.load(Ordering::Relaxed),
             reconciliations: c.reconciliations.load(Ordering::Relaxed),
+            throttled: c.throttled.load(Ordering::Relaxed),
         }
+    }
+
+    /// A bulk job starts using this client: until the matching
+    /// [`GraphClient::end_job`], the pre-flight reads the FIDO2 policy once per
+    /// [`POLICY_TTL`] (again after a policy-shaped refusal) and reuses a user read
+    /// within [`USER_TTL`]. Jobs may overlap (counted).
+    pub fn begin_job(&self) {
+        self.cache.begin_job();
+    }
+
+    /// A bulk job stopped using this client (see [`GraphClient::begin_job`]); the caches
+    /// are emptied when the last one ends.
+    pub fn end_job(&self) {
+        self.cache.end_job();
+    }
+
+    /// What the process-wide limiters of this client's tenant have seen: (resource
+    /// units, writes). Shared with every other client of the same tenant and Graph base.
+    pub fn pace_stats(&self) -> (crate::pace::PaceStats, crate::pace::PaceStats) {
+        (
+            self.core.read_limiter.stats(),
+            self.core.write_limiter.stats(),
+        )
     }
 
     /// Runs a future to completion on the private runtime. Refuses (instead of
@@ -250,8 +284,10 @@ impl GraphClient {
             _ => format!("{base}/creationOptions"),
         };
         let core = self.core.clone();
-        let reply =
-            self.block(async move { core.request(Method::GET, &url, None, true).await })??;
+        let reply = self
+            .block(async move { core.request(Method::GET, &url, None, true).await })?
+            .map_err(GraphError::from)
+            .inspect_err(|e| self.cache.refused(e, false))?;
         Ok(CreationOptions::from_json(&reply.body)?)
     }
 
@@ -365,7 +401,23 @@ impl GraphClient {
     /// Registers a passkey. A POST whose outcome is unknown (timeout, dropped
     /// connection, 5xx) is reconciled by listing the user's methods for the credential
     /// id before any retry: never two passkeys for one credential, never a silent loss.
+    ///
+    /// A refusal that may come from the tenant's policy (403, or a 400 other than an
+    /// expired challenge) drops the cached FIDO2 policy, so the next pre-flight reads it
+    /// again.
     pub fn register(
+        &self,
+        user: &str,
+        body: &RegistrationBody,
+    ) -> Result<Registration, GraphError> {
+        self.register_once(user, body).inspect_err(|e| {
+            if matches!(e, GraphError::Api { .. }) {
+                self.cache.refused(e, cache::is_expired_challenge(e));
+            }
+        })
+    }
+
+    fn register_once(
         &self,
         user: &str,
         body: &RegistrationBody,
@@ -650,6 +702,18 @@ async fn run_batch(core: &Core, url: &str, items: Vec<(usize, Method, String)>) 
                 .collect(),
         };
         let bytes = serde_json::to_vec(&body).unwrap_or_default();
+        // Every inner request is metered on its own: pace them all.
+        let writes = pending
+            .values()
+            .filter(|(_, m, ..)| *m != Method::GET)
+            .count();
+        let paced = core
+            .pace(
+                u32::try_from(pending.len()).unwrap_or(u32::MAX),
+                u32::try_from(writes).unwrap_or(u32::MAX),
+            )
+            .await;
+        let (mut refused_reads, mut refused_writes) = (0u32, 0u32);
         // A batch of GET/DELETE is idempotent as a whole.
         let reply = match core.request(Method::POST, url, Some(&bytes), true).await {
             Ok(r) => r,
@@ -675,6 +739,16 @@ async fn run_batch(core: &Core, url: &str, items: Vec<(usize, Method, String)>) 
             let Some((i, m, u, uncertain)) = pending.remove(&r.id) else {
                 continue;
             };
+            if r.status == 429 {
+                let scope = r
+                    .headers
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case("x-ms-throttle-scope"))
+                    .and_then(|(_, v)| crate::pace::Bucket::from_scope(v));
+                let (rr, rw) = crate::http::refused_by(scope, m != Method::GET);
+                refused_reads += rr;
+                refused_writes += rw;
+            }
             let body = r
                 .body
                 .map(|b| b.into_string().into_bytes())
@@ -726,6 +800,7 @@ async fn run_batch(core: &Core, url: &str, items: Vec<(usize, Method, String)>) 
                 }
             }
         }
+        core.paced(&paced, refused_reads, refused_writes);
         if !pending.is_empty() && attempt < max {
             let wait = wait.min(core.config.retry.max_retry_after);
             if budget.waited.saturating_add(wait) > budget.limit {

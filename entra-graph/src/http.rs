@@ -11,6 +11,7 @@ use tokio::sync::{Mutex, Semaphore};
 
 use crate::auth::{Credential, Secret};
 use crate::config::GraphConfig;
+use crate::pace::{Bucket, Limiter, Ticket};
 use crate::wire::{parse_json, ODataErrorBody, TokenErrorResponse, TokenResponse, MAX_BODY_BYTES};
 use crate::GraphError;
 
@@ -34,6 +35,8 @@ pub(crate) struct Counters {
     pub retries: AtomicU64,
     pub tokens: AtomicU64,
     pub reconciliations: AtomicU64,
+    /// 429 answers (inner `$batch` answers counted one by one).
+    pub throttled: AtomicU64,
 }
 
 pub(crate) struct Core {
@@ -43,6 +46,15 @@ pub(crate) struct Core {
     token: Mutex<Option<CachedToken>>,
     pub permits: Arc<Semaphore>,
     pub counters: Counters,
+    /// The process-wide limiters of this tenant's resource-unit and write buckets.
+    pub read_limiter: Arc<Limiter>,
+    pub write_limiter: Arc<Limiter>,
+}
+
+/// The reservations of one request (or one `$batch`'s inner requests) with the limiters.
+pub(crate) struct Paced {
+    read: Option<(Ticket, u32)>,
+    write: Option<(Ticket, u32)>,
 }
 
 /// How a failed attempt should be treated.
@@ -182,6 +194,30 @@ impl WaitBudget {
     }
 }
 
+/// Which bucket refused a request: (resource units, writes) refused, from the status and
+/// the `x-ms-throttle-scope` header (a write without the header: the write quota).
+pub(crate) fn refused_units(status: u16, headers: &HeaderMap, write: bool) -> (u32, u32) {
+    if status != 429 {
+        return (0, 0);
+    }
+    let scope = headers
+        .get("x-ms-throttle-scope")
+        .and_then(|v| v.to_str().ok())
+        .and_then(Bucket::from_scope);
+    refused_by(scope, write)
+}
+
+/// (resource units, writes) refused by a 429 from `scope` to a request (`write`: not a
+/// GET).
+pub(crate) fn refused_by(scope: Option<Bucket>, write: bool) -> (u32, u32) {
+    match scope {
+        Some(Bucket::Read) => (1, 0),
+        Some(Bucket::Write) => (0, 1),
+        None if write => (0, 1),
+        None => (1, 0),
+    }
+}
+
 pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let v = headers.get(RETRY_AFTER)?.to_str().ok()?;
     parse_retry_after(v, std::time::SystemTime::now())
@@ -252,12 +288,54 @@ impl Core {
             })?;
         Ok(Core {
             http,
+            read_limiter: crate::pace::limiter(&config.graph_base, &config.tenant, Bucket::Read),
+            write_limiter: crate::pace::limiter(&config.graph_base, &config.tenant, Bucket::Write),
             permits: Arc::new(Semaphore::new(config.max_concurrency)),
             config,
             credential,
             token: Mutex::new(None),
             counters: Counters::default(),
         })
+    }
+
+    /// Reserves `reads` resource units and `writes` writes with the limiters and waits
+    /// for the later of the two slots.
+    pub async fn pace(&self, reads: u32, writes: u32) -> Paced {
+        let read = (reads > 0).then(|| (self.read_limiter.reserve(reads), reads));
+        let write = (writes > 0).then(|| (self.write_limiter.reserve(writes), writes));
+        let wait = read
+            .iter()
+            .chain(write.iter())
+            .map(|(t, _)| t.wait)
+            .max()
+            .unwrap_or_default();
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+        Paced { read, write }
+    }
+
+    /// Tells the limiters how `paced` went: `refused_reads`/`refused_writes` units were
+    /// answered 429 by that bucket, the rest accepted by it.
+    pub fn paced(&self, paced: &Paced, refused_reads: u32, refused_writes: u32) {
+        for (slot, limiter, refused) in [
+            (&paced.read, &self.read_limiter, refused_reads),
+            (&paced.write, &self.write_limiter, refused_writes),
+        ] {
+            if let Some((ticket, cost)) = slot {
+                let refused = refused.min(*cost);
+                if refused > 0 {
+                    limiter.throttled(ticket, refused);
+                }
+                if *cost > refused {
+                    limiter.accepted(ticket, *cost - refused);
+                }
+            }
+        }
+        let refused = u64::from(refused_reads + refused_writes);
+        self.counters
+            .throttled
+            .fetch_add(refused, Ordering::Relaxed);
     }
 
     pub fn backoff(&self, attempt: u32) -> Duration {
@@ -410,6 +488,14 @@ impl Core {
         self.check_target(url).map_err(Failure::Final)?;
         // The token endpoint had its own retries within its own budget: not again here.
         let token = self.token().await.map_err(Failure::Final)?;
+        // A `$batch` is not metered itself: its inner requests are, and `run_batch`
+        // paces them.
+        let write = u32::from(method != Method::GET);
+        let paced = if url.ends_with("/$batch") {
+            None
+        } else {
+            Some(self.pace(1, write).await)
+        };
         let _permit = self.permits.acquire().await.map_err(|_| {
             Failure::Final(GraphError::Transport {
                 reason: "client is shutting down".into(),
@@ -458,6 +544,10 @@ impl Core {
         };
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
+        if let Some(p) = &paced {
+            let (r, w) = refused_units(status, &headers, write == 1);
+            self.paced(p, r, w);
+        }
         let request_id = headers
             .get("request-id")
             .and_then(|v| v.to_str().ok())

@@ -62,6 +62,7 @@ mod http;
 pub mod ids;
 pub mod net;
 pub mod oidc;
+pub mod pace;
 pub mod policy;
 pub mod webauthn;
 pub mod wire;
@@ -70,8 +71,8 @@ pub use client::{
     encode_segment, ClientStats, ConnectionReport, Deletion, GraphClient, Registration, UserKey,
     UsersDelta, CHECK_MEMBER_GROUPS_MAX, CONNECTION_CHECK_USER, MAX_BATCH, MAX_GROUP_NESTING,
     PERMISSION_GROUP_MEMBER_READ, PERMISSION_METHODS_READ, PERMISSION_POLICY_READ,
-    PERMISSION_REVOKE_SESSIONS, PERMISSION_USER_READ, RECONCILE_LISTINGS, TAP_MAX_MINUTES,
-    TAP_MIN_MINUTES,
+    PERMISSION_REVOKE_SESSIONS, PERMISSION_USER_READ, POLICY_TTL, RECONCILE_LISTINGS,
+    TAP_MAX_MINUTES, TAP_MIN_MINUTES, USER_TTL,
 };
 pub use config::{
     ApiVersion, GraphConfig, RetryPolicy, MAX_CHALLENGE_MINUTES, MIN_CHALLENGE_MINUTES,

@@ -52,6 +52,10 @@ impl GraphClient {
     /// allowed, and the key acceptable to a passkey profile that applies to the user
     /// ([`crate::policy::applicable_profiles`]).
     ///
+    /// The policy is read once per [`crate::POLICY_TTL`] (and again after a refusal that
+    /// may come from it, see [`GraphClient::register`]); the user is read unless it was
+    /// read within [`crate::USER_TTL`].
+    ///
     /// A step the app lacks the permission for is skipped, not failed: see
     /// [`GraphClient::preflight_report`]; each skipped step is logged as a warning that
     /// names the permission it needs.
@@ -82,7 +86,10 @@ impl GraphClient {
         attested: bool,
     ) -> Result<PreflightReport, GraphError> {
         let mut report = PreflightReport::default();
-        let policy = match self.fido2_policy() {
+        let policy = match self.cache.policy().map_or_else(
+            || self.fido2_policy().inspect(|p| self.cache.put_policy(p)),
+            Ok,
+        ) {
             Ok(p) => p,
             Err(e) if e.status() == Some(403) => {
                 report.skipped.push(SkippedCheck {
@@ -123,7 +130,7 @@ impl GraphClient {
             .iter()
             .chain(&policy.exclude_targets)
             .all(|t| t.id == ALL_USERS);
-        let u = match self.user(user) {
+        let u = match self.cache.user(user).map_or_else(|| self.user(user), Ok) {
             Ok(u) => u,
             // The user read only resolves the id targets name; `all_users` needs none.
             Err(e) if e.status() == Some(403) && only_all_users => {
@@ -201,16 +208,20 @@ impl GraphClient {
         )
     }
 
-    /// A user by object id or UPN.
+    /// A user by object id or UPN, always read from Graph. The answer is kept for
+    /// [`crate::USER_TTL`] for the pre-flight's own look-up of the same user (by id or
+    /// UPN), so issuing a key reads the user once.
     pub fn user(&self, id_or_upn: &str) -> Result<User, GraphError> {
-        self.get_json(
+        let u: User = self.get_json(
             &format!(
                 "{}/users/{}?$select=id,displayName,userPrincipalName,mail,givenName,surname,accountEnabled",
                 self.root(),
                 encode_segment(id_or_upn)
             ),
             "user",
-        )
+        )?;
+        self.cache.put_user(id_or_upn, &u);
+        Ok(u)
     }
 
     /// Users whose display name or UPN starts with `prefix` (for an operator picking a

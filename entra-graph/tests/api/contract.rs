@@ -26,6 +26,7 @@ mod cms;
 mod directory;
 mod faults;
 mod operations;
+mod pacing;
 mod preflight;
 mod slow_failures;
 mod strict;

@@ -123,6 +123,14 @@ impl Idp for EntraIdp {
         })
     }
 
+    fn bulk_started(&self) {
+        self.client.begin_job();
+    }
+
+    fn bulk_ended(&self) {
+        self.client.end_job();
+    }
+
     fn user(&self, user: &str) -> Result<IdpUser, IdpError> {
         let u = self
             .client

@@ -287,6 +287,12 @@ pub trait Idp: Send + Sync {
     fn leavers(&self, _resume: Option<&str>) -> Result<Option<Leavers>, IdpError> {
         Ok(None)
     }
+    /// A bulk job starts using this connection: until [`Idp::bulk_ended`] the connector
+    /// may reuse the directory reads the job repeats per row (Entra: the FIDO2 policy, a
+    /// user read moments ago) for a short time. Every check is still made.
+    fn bulk_started(&self) {}
+    /// The bulk job of [`Idp::bulk_started`] ended.
+    fn bulk_ended(&self) {}
     /// Signs the user out everywhere (refresh tokens and session cookies); `false` when
     /// the IdP has no such call.
     fn revoke_sign_in_sessions(&self, _user: &str) -> Result<bool, IdpError> {

@@ -75,6 +75,26 @@ struct ItemOutcome {
 /// A runner's name in row claims: the station, the process and a random part, so two
 /// runs never share claims (a rerun after a crash waits for the dead run's claims to
 /// expire).
+/// The IdPs' per-job read caches, on for as long as this lives.
+struct BulkReads<'a>(&'a BTreeMap<String, Arc<dyn Idp>>);
+
+impl<'a> BulkReads<'a> {
+    fn start(idps: &'a BTreeMap<String, Arc<dyn Idp>>) -> Self {
+        for i in idps.values() {
+            i.bulk_started();
+        }
+        BulkReads(idps)
+    }
+}
+
+impl Drop for BulkReads<'_> {
+    fn drop(&mut self) {
+        for i in self.0.values() {
+            i.bulk_ended();
+        }
+    }
+}
+
 fn runner_name(station: &str) -> String {
     let mut r = [0u8; 6];
     OsRng.fill_bytes(&mut r);
@@ -207,6 +227,8 @@ impl Engine {
             .map(Arc::new);
         let fenced = Arc::new(FencedStore::new(self.store.clone()));
         let view = self.view(limiter, fenced.clone());
+        // Directory reads the rows repeat (the IdP's policy) are kept for the job.
+        let _reads = BulkReads::start(&self.idps);
         view.replay_journal(clock())?;
         let counts = self.store.bulk_counts(job_id)?;
         let mut summary = BulkSummary {

@@ -53,6 +53,12 @@ impl Idp for Throttled {
     fn default_rp_id(&self) -> String {
         self.inner.default_rp_id()
     }
+    fn bulk_started(&self) {
+        self.inner.bulk_started();
+    }
+    fn bulk_ended(&self) {
+        self.inner.bulk_ended();
+    }
     fn user(&self, user: &str) -> Result<IdpUser, IdpError> {
         self.limiter.acquire();
         self.inner.user(user)

@@ -2,7 +2,13 @@
 //!
 //! Deletes N passkeys through the emulator (JSON `$batch`, bounded concurrency) with
 //! injected latency and a token-bucket throttle, then prints the wall time beside the
-//! ideal bound of the throttle: (N - burst) / rate seconds.
+//! ideal bound of the throttle: (N - burst) / rate seconds, and the 429s.
+//!
+//! `graph-bench all [--latency-ms 5]` prints the table of the bulk jobs (issue, revoke,
+//! reconcile) against the throttle in three bucket shapes, and the `$batch` delete above
+//! in the same shapes (see `all.rs`).
+
+mod all;
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -19,7 +25,11 @@ fn main() -> ExitCode {
     let mut rate = 400.0f64;
     let mut burst = 200.0f64;
     let mut concurrency = 8usize;
-    let mut args = std::env::args().skip(1);
+    let mut args = std::env::args().skip(1).peekable();
+    let everything = args.peek().is_some_and(|a| a == "all");
+    if everything {
+        args.next();
+    }
     while let Some(a) = args.next() {
         let v = args.next().unwrap_or_default();
         let ok = match a.as_str() {
@@ -31,10 +41,29 @@ fn main() -> ExitCode {
             _ => false,
         };
         if !ok || rate <= 0.0 || burst < 1.0 || concurrency == 0 {
-            eprintln!("usage: graph-bench [--n N] [--latency-ms MS] [--rate PER_SEC] [--burst B] [--concurrency C]");
+            eprintln!("usage: graph-bench [all] [--n N] [--latency-ms MS] [--rate PER_SEC] [--burst B] [--concurrency C]");
             return ExitCode::from(2);
         }
     }
+    if everything {
+        let ok = all::all(Duration::from_millis(latency_ms));
+        println!();
+        println!("$batch delete (the original graph-bench), sized for ≈8 s at the bound:");
+        let mut ok_batch = true;
+        for (burst, rate) in [(3500.0, 350.0), (200.0, 400.0), (5.0, 20.0)] {
+            let n = (burst + rate * 8.0) as usize;
+            ok_batch &= batch_delete(n, latency_ms, rate, burst, concurrency) == ExitCode::SUCCESS;
+        }
+        return if ok && ok_batch {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
+    }
+    batch_delete(n, latency_ms, rate, burst, concurrency)
+}
+
+fn batch_delete(n: usize, latency_ms: u64, rate: f64, burst: f64, concurrency: usize) -> ExitCode {
     let emu = match Emulator::start(EmulatorConfig::default()) {
         Ok(e) => e,
         Err(e) => {
@@ -79,10 +108,11 @@ fn main() -> ExitCode {
     let throttled = emu.request_log().iter().filter(|r| r.status == 429).count();
     let ideal = ((n as f64 - burst).max(0.0)) / rate;
     println!(
-        "deleted {} of {n} passkeys in {:.2} s; ideal bound of the throttle ({burst} burst, {rate}/s): {ideal:.2} s; ratio {:.2}; inner 429s: {throttled}; left in emulator: {}; client stats: {:?}",
+        "deleted {} of {n} passkeys in {:.2} s; ideal bound of the throttle ({burst} burst, {rate}/s): {ideal:.2} s; ratio {:.3}; inner 429s: {throttled} ({:.2} % of {n}); left in emulator: {}; client stats: {:?}",
         n - failed,
         wall.as_secs_f64(),
         if ideal > 0.0 { wall.as_secs_f64() / ideal } else { f64::NAN },
+        100.0 * throttled as f64 / n as f64,
         emu.method_count(),
         client.stats(),
     );

@@ -1,0 +1,133 @@
+//! Short-lived caches of directory reads a bulk job would otherwise repeat per row: the
+//! FIDO2 method policy (one for the tenant) and recently read users (the engine reads a
+//! user for the key's record and the pre-flight reads the same user again).
+//!
+//! The caches are used only while a bulk job runs ([`crate::GraphClient::begin_job`]):
+//! outside one, every pre-flight reads afresh, as before.
+//!
+//! Every check is still made; only where its data comes from changes. The policy is
+//! dropped (and so re-read by the next pre-flight) when Graph answers a policy-shaped
+//! refusal: a 403, or a 400 to creationOptions or a registration other than an expired
+//! challenge.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use crate::wire::{Fido2Policy, User};
+use crate::GraphError;
+
+/// How long a read FIDO2 policy is used without reading it again.
+pub const POLICY_TTL: Duration = Duration::from_secs(60);
+/// How long a read user is reused (by object id or by the UPN it was read by).
+pub const USER_TTL: Duration = Duration::from_secs(30);
+/// Most users kept.
+const MAX_USERS: usize = 4096;
+
+#[derive(Debug, Default)]
+pub(crate) struct Cache {
+    jobs: AtomicUsize,
+    policy: Mutex<Option<(Instant, Fido2Policy)>>,
+    users: Mutex<HashMap<String, (Instant, User)>>,
+}
+
+impl Cache {
+    pub fn begin_job(&self) {
+        self.jobs.fetch_add(1, Ordering::SeqCst);
+    }
+
+    pub fn end_job(&self) {
+        let before = self
+            .jobs
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                Some(n.saturating_sub(1))
+            })
+            .unwrap_or(0);
+        if before <= 1 {
+            self.drop_policy();
+            self.users
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clear();
+        }
+    }
+
+    fn active(&self) -> bool {
+        self.jobs.load(Ordering::SeqCst) > 0
+    }
+
+    pub fn policy(&self) -> Option<Fido2Policy> {
+        if !self.active() {
+            return None;
+        }
+        let g = self.policy.lock().unwrap_or_else(PoisonError::into_inner);
+        g.as_ref()
+            .filter(|(at, _)| at.elapsed() < POLICY_TTL)
+            .map(|(_, p)| p.clone())
+    }
+
+    pub fn put_policy(&self, p: &Fido2Policy) {
+        if !self.active() {
+            return;
+        }
+        *self.policy.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some((Instant::now(), p.clone()));
+    }
+
+    pub fn drop_policy(&self) {
+        *self.policy.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    }
+
+    pub fn user(&self, key: &str) -> Option<User> {
+        if !self.active() {
+            return None;
+        }
+        let g = self.users.lock().unwrap_or_else(PoisonError::into_inner);
+        g.get(&key.to_ascii_lowercase())
+            .filter(|(at, _)| at.elapsed() < USER_TTL)
+            .map(|(_, u)| u.clone())
+    }
+
+    pub fn put_user(&self, key: &str, u: &User) {
+        if !self.active() {
+            return;
+        }
+        let mut g = self.users.lock().unwrap_or_else(PoisonError::into_inner);
+        if g.len() >= MAX_USERS {
+            g.retain(|_, (at, _)| at.elapsed() < USER_TTL);
+            if g.len() >= MAX_USERS {
+                g.clear();
+            }
+        }
+        let now = Instant::now();
+        g.insert(key.to_ascii_lowercase(), (now, u.clone()));
+        g.insert(u.id.to_ascii_lowercase(), (now, u.clone()));
+        if let Some(upn) = &u.user_principal_name {
+            g.insert(upn.to_ascii_lowercase(), (now, u.clone()));
+        }
+    }
+
+    /// Drops what a refusal `e` may have shown to be stale.
+    pub fn refused(&self, e: &GraphError, expired_challenge: bool) {
+        if matches!(e.status(), Some(403)) || (e.status() == Some(400) && !expired_challenge) {
+            tracing::debug!(
+                status = e.status(),
+                "policy-shaped refusal: the cached FIDO2 policy will be read again"
+            );
+            self.drop_policy();
+        }
+    }
+}
+
+/// Whether a 400's message says the registration's challenge expired (not a policy
+/// refusal).
+pub(crate) fn is_expired_challenge(e: &GraphError) -> bool {
+    match e {
+        GraphError::Api { message, .. } => {
+            let m = message.to_ascii_lowercase();
+            m.contains("challenge") && m.contains("expired")
+        }
+        _ => false,
+    }
+}

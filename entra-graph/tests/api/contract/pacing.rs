@@ -1,0 +1,115 @@
+//! The process-wide limiter against the emulator's throttle, and the per-job read cache
+//! of the pre-flight (issue 18 items 1 and 2).
+
+use super::*;
+use entra_graph::RetryPolicy;
+
+/// A client that waits out throttling (as a bulk job's does).
+fn patient(emu: &Emulator) -> GraphClient {
+    let mut cfg = fast_config(emu, ApiVersion::V1);
+    cfg.retry = RetryPolicy {
+        max_attempts: 50,
+        max_retry_after: Duration::from_secs(5),
+        max_total_wait: Duration::from_secs(120),
+        ..RetryPolicy::default()
+    };
+    GraphClient::new(cfg, secret_credential(emu)).unwrap()
+}
+
+#[test]
+fn threads_of_one_process_share_a_limiter_and_429s_stay_rare() {
+    let emu = emulator();
+    emu.set_latency(Duration::from_millis(2));
+    // Half a second of refill (graph-bench's default shape, scaled down): without the
+    // limiter the in-flight requests meet the empty bucket together, again and again.
+    emu.set_throttle(Some(ThrottleConfig {
+        capacity: 20.0,
+        refill_per_sec: 40.0,
+    }));
+    const N: usize = 240;
+    let next = Arc::new(AtomicU32::new(0));
+    let clients: Vec<GraphClient> = (0..4).map(|_| patient(&emu)).collect();
+    std::thread::scope(|s| {
+        for c in &clients {
+            let next = next.clone();
+            s.spawn(move || {
+                while (next.fetch_add(1, Ordering::Relaxed) as usize) < N {
+                    c.creation_options(KIM, None).unwrap();
+                }
+            });
+        }
+    });
+    let log = emu.request_log();
+    let ok = log.iter().filter(|r| r.status == 200).count();
+    let refused = log.iter().filter(|r| r.status == 429).count();
+    // Token requests are not metered; every creationOptions succeeded once.
+    assert!(ok >= N, "{ok}");
+    assert!(
+        refused * 20 < N,
+        "{refused} of {N} requests refused with 429 (limit: under 5 %)"
+    );
+    // The four clients learned one rate: the limiter is the tenant's, not the client's.
+    let (read, _) = clients[0].pace_stats();
+    assert_eq!(read, clients[3].pace_stats().0);
+    let rate = read.rate.expect("the limiter learned a rate");
+    assert!(rate > 10.0 && rate < 80.0, "{rate}");
+    let seen: u64 = clients.iter().map(|c| c.stats().throttled).sum();
+    assert_eq!(seen, refused as u64);
+}
+
+fn policy_reads(emu: &Emulator) -> usize {
+    emu.request_log()
+        .iter()
+        .filter(|r| {
+            r.method == "GET" && r.path.contains("authenticationMethodConfigurations/fido2")
+        })
+        .count()
+}
+
+fn user_reads(emu: &Emulator) -> usize {
+    emu.request_log()
+        .iter()
+        .filter(|r| {
+            r.method == "GET" && r.path.contains("/users/") && !r.path.contains("/authentication/")
+        })
+        .count()
+}
+
+#[test]
+fn a_job_reads_the_policy_once_and_again_after_a_policy_shaped_refusal() {
+    let emu = emulator();
+    let c = client(&emu, ApiVersion::V1);
+    // Outside a job every pre-flight reads afresh (as before).
+    c.preflight(KIM, YK5_STR, true).unwrap();
+    // One policy read (two GETs on v1.0 when the profiles need `$expand`).
+    let one = policy_reads(&emu);
+    assert!(one >= 1);
+    c.preflight(KIM, YK5_STR, true).unwrap();
+    assert_eq!(policy_reads(&emu), 2 * one);
+    c.begin_job();
+    let users = user_reads(&emu);
+    for _ in 0..5 {
+        // The engine reads the user for the key's record, then pre-flights.
+        c.user(KIM).unwrap();
+        c.preflight(KIM, YK5_STR, true).unwrap();
+        c.creation_options(KIM, None).unwrap();
+    }
+    assert_eq!(policy_reads(&emu), 3 * one, "one policy read for the job");
+    assert_eq!(user_reads(&emu) - users, 5, "one user read per key");
+    // The tenant turns FIDO2 off mid-job: the cached policy still admits the key, Graph
+    // refuses its creationOptions with 400, and the next pre-flight reads the policy.
+    let mut p = emu.policy();
+    p.state = MethodState::Disabled;
+    emu.set_policy(p);
+    c.preflight(KIM, YK5_STR, true).unwrap();
+    let e = c.creation_options(KIM, None).unwrap_err();
+    assert_eq!(e.status(), Some(400), "{e:?}");
+    assert_eq!(
+        c.preflight(KIM, YK5_STR, true),
+        Err(GraphError::Preflight(PreflightError::MethodDisabled))
+    );
+    assert_eq!(policy_reads(&emu), 4 * one);
+    c.end_job();
+    c.preflight(KIM, YK5_STR, true).unwrap_err();
+    assert_eq!(policy_reads(&emu), 5 * one, "after the job: fresh again");
+}

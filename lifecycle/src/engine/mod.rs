@@ -114,6 +114,16 @@ pub enum DevicePrompt {
         /// How many the template asks for.
         of: u32,
     },
+    /// "Press and hold your key": the key wants a long touch (getInfo
+    /// `longTouchForReset`); follows [`DevicePrompt::TouchKey`] for the same step.
+    HoldKey {
+        /// The CTAP operation waiting (`reset`).
+        step: &'static str,
+    },
+    /// The replug of a reset at the station: "remove the key" / "insert it again"
+    /// (USB), "lift the key off the reader" / "put it back" (NFC); the text is
+    /// [`fido_transport::client::ResetPrompt::message`].
+    Replug(fido_transport::client::ResetPrompt),
 }
 
 /// Receives [`DevicePrompt`]s (see [`EngineBuilder::prompt`]).

@@ -89,11 +89,13 @@ impl Device {
     /// milliseconds). So a state file path cannot contain `?`.
     pub fn open(spec: &str) -> Result<Device> {
         let o = open_transport(spec)?;
-        Ok(Device::assemble(
-            o.transport,
-            o.attachment,
-            o.can_reset_in_place,
-            o.serial,
+        let (attachment, can_reset_in_place, serial) =
+            (o.attachment, o.can_reset_in_place, o.serial.clone());
+        Ok(Device::assemble_client(
+            o.into_client(),
+            attachment,
+            can_reset_in_place,
+            serial,
             spec,
         ))
     }
@@ -123,10 +125,26 @@ impl Device {
         serial: Option<String>,
         spec: &str,
     ) -> Device {
-        let cancel = transport.cancel_token();
+        Device::assemble_client(
+            Authenticator::new(transport),
+            kind,
+            can_reset_in_place,
+            serial,
+            spec,
+        )
+    }
+
+    fn assemble_client(
+        client: Authenticator<Box<dyn Transport>>,
+        kind: KeyTransport,
+        can_reset_in_place: bool,
+        serial: Option<String>,
+        spec: &str,
+    ) -> Device {
+        let cancel = client.cancel_token();
         Device {
             inner: Arc::new(Mutex::new(DeviceState {
-                client: Authenticator::new(transport),
+                client,
                 transport: kind,
                 can_reset_in_place,
                 serial,
@@ -212,7 +230,7 @@ impl Device {
         let mut d = self.operate()?;
         match d.client.reset(&mut |_| {}) {
             Ok(()) => Ok(()),
-            Err(fido_transport::Error::ReattachRequired) => Err(FacadeError::device(
+            Err(e) if e.needs_replug() => Err(FacadeError::device(
                 "the key refuses reset this long after power-up: unplug it, plug it back in \
                  and reset it again within 10 seconds",
             )
@@ -288,30 +306,65 @@ pub(crate) struct Opened {
     pub(crate) can_reset_in_place: bool,
     /// The key's serial, if the transport knows it.
     pub(crate) serial: Option<String>,
+    /// Where the key sits at the station (USB port, reader), for the replug reset.
+    pub(crate) slot: Option<StationSlot>,
+}
+
+/// The slot of an opened key (see [`fido_transport::client::KeySlot`]).
+pub(crate) enum StationSlot {
+    /// A USB port: "remove the key", "insert it again".
+    Usb(fido_transport::hid::HidSlot),
+    /// A PC/SC reader: "lift the key", "put it back".
+    Nfc(fido_transport::nfc::NfcSlot),
+}
+
+impl Opened {
+    /// The client of the opened key, knowing its slot so a reset before issuance can
+    /// have the operator replug it (`Authenticator::reset_at_station`).
+    pub(crate) fn into_client(self) -> Authenticator<Box<dyn Transport>> {
+        use fido_transport::client::{BoxedSlot, ReplugTimeouts};
+        let mut client = Authenticator::new(self.transport);
+        match self.slot {
+            Some(StationSlot::Usb(s)) => {
+                client.attach_slot(BoxedSlot(s), ReplugTimeouts::default())
+            }
+            Some(StationSlot::Nfc(s)) => {
+                client.attach_slot(BoxedSlot(s), ReplugTimeouts::default())
+            }
+            None => {}
+        }
+        client
+    }
 }
 
 /// Opens the transport of a device spec (see [`Device::open`]).
 pub(crate) fn open_transport(spec: &str) -> Result<Opened> {
     let opened = if let Some(path) = spec.strip_prefix("usb:") {
-        let serial = fido_transport::hid::list_devices()
+        let listed = fido_transport::hid::list_devices()
             .ok()
-            .and_then(|l| l.into_iter().find(|d| d.path == path))
-            .and_then(|d| d.serial);
+            .and_then(|l| l.into_iter().find(|d| d.path == path));
+        // Software cannot power-cycle a USB key; with its port known the operator is
+        // asked to replug it for a reset, so a USB key can be reset before issuance.
+        let slot = listed
+            .as_ref()
+            .map(|d| StationSlot::Usb(fido_transport::hid::HidSlot::for_device(d)));
         Opened {
             transport: Box::new(fido_transport::hid::open(path)?),
             attachment: KeyTransport::Usb,
-            can_reset_in_place: false,
-            serial,
+            can_reset_in_place: slot.is_some(),
+            serial: listed.and_then(|d| d.serial),
+            slot,
         }
     } else if let Some(reader) = spec.strip_prefix("nfc:") {
+        let mode = fido_transport::nfc::NfcMode::default();
         Opened {
-            transport: Box::new(fido_transport::nfc::NfcTransport::open(
-                reader,
-                fido_transport::nfc::NfcMode::default(),
-            )?),
+            transport: Box::new(fido_transport::nfc::NfcTransport::open(reader, mode)?),
             attachment: KeyTransport::Nfc,
             can_reset_in_place: true,
             serial: None,
+            slot: Some(StationSlot::Nfc(fido_transport::nfc::NfcSlot::new(
+                reader, mode,
+            ))),
         }
     } else if let Some(rest) = spec.strip_prefix("softkey:") {
         let (path, presence) = softkey_options(rest)?;
@@ -336,6 +389,7 @@ pub(crate) fn open_transport(spec: &str) -> Result<Opened> {
             attachment: KeyTransport::Software,
             can_reset_in_place: true,
             serial: Some(serial),
+            slot: None,
         }
     } else {
         return Err(FacadeError::usage(format!(

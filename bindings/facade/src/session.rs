@@ -3,7 +3,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, PoisonError, RwLock};
 
-use fido_transport::client::Authenticator;
 use lifecycle::engine::{
     BulkDevice, BulkDeviceRequest, BulkKind, BulkOptions, DevicePrompt, Engine, IssueRequest,
     ReconcileOptions,
@@ -756,10 +755,11 @@ impl Session {
                 open_transport(&spec).map_err(|e| format!("device {spec:?}: {}", e.message))?;
             refuse_software(opened.attachment, allow_software_keys)
                 .map_err(|e| format!("device {spec:?}: {}", e.message))?;
+            let (transport, can_reset_in_place) = (opened.attachment, opened.can_reset_in_place);
             Ok(BulkDevice {
-                authenticator: Authenticator::new(opened.transport),
-                transport: opened.attachment,
-                can_reset_in_place: opened.can_reset_in_place,
+                authenticator: opened.into_client(),
+                transport,
+                can_reset_in_place,
             })
         };
         let mut on_progress =

@@ -813,9 +813,7 @@ impl HolderUi for Operator {
 
 /// A used YubiKey-like key (PIN set) plugged in for a minute, in a simulated USB port
 /// its client knows.
-fn key_at_a_usb_station(
-    slow_s: u64,
-) -> (Authenticator<SoftTransport>, SoftTransport, Operator) {
+fn key_at_a_usb_station(slow_s: u64) -> (Authenticator<SoftTransport>, SoftTransport, Operator) {
     use fido_transport::client::ReplugTimeouts;
     use fido_transport::softkey::{ManualClock, SeededRng, SoftKeySlot};
     let clock = ManualClock::new();
@@ -869,17 +867,17 @@ fn a_reset_step_at_a_usb_station_replugs_the_key_and_asks_for_a_long_touch() {
         &mut key,
         &mut op,
     );
-    assert!(
-        out.iter().all(|o| o.status == OutcomeStatus::Ok),
-        "{out:?}"
-    );
+    assert!(out.iter().all(|o| o.status == OutcomeStatus::Ok), "{out:?}");
     let prompts = op.prompts.borrow();
     let at = |p: &Prompt| prompts.iter().position(|q| q == p);
     let remove = at(&Prompt::Replug(ResetPrompt::RemoveKey)).expect("remove the key");
     let insert = at(&Prompt::Replug(ResetPrompt::InsertKey)).expect("insert it again");
     let touch = at(&Prompt::TouchKey { op: "reset" }).expect("touch");
     let hold = at(&Prompt::HoldKey { op: "reset" }).expect("press and hold");
-    assert!(remove < insert && insert < touch && touch < hold, "{prompts:?}");
+    assert!(
+        remove < insert && insert < touch && touch < hold,
+        "{prompts:?}"
+    );
     assert!(t.with(|a| a.state().credentials.is_empty()));
 }
 

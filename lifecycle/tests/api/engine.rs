@@ -511,7 +511,7 @@ mod in_doubt;
 mod issuance_and_races;
 #[path = "engine/long_exclude.rs"]
 mod long_exclude;
-#[path = "engine/station_reset.rs"]
-mod station_reset;
 #[path = "engine/revoke_cms.rs"]
 mod revoke_cms;
+#[path = "engine/station_reset.rs"]
+mod station_reset;

@@ -49,7 +49,10 @@ fn a_late_reset_says_too_late_replug_and_try_again() {
             .starts_with("too late, replug and try again"),
         "{blocked}"
     );
-    assert!(blocked.to_string().contains("PIN_AUTH_BLOCKED"), "{blocked}");
+    assert!(
+        blocked.to_string().contains("PIN_AUTH_BLOCKED"),
+        "{blocked}"
+    );
     // The default key answers 0x30: "too late" in its own words.
     let (_plain, t, clock) = soft_key(SoftConfig::default());
     let mut plain = Authenticator::new(t.as_usb());
@@ -57,7 +60,9 @@ fn a_late_reset_says_too_late_replug_and_try_again() {
     let late = plain.reset(&mut |_| {}).unwrap_err();
     assert!(matches!(late, Error::ReattachRequired), "{late}");
     assert!(late.needs_replug());
-    assert!(late.to_string().starts_with("too late, replug and try again"));
+    assert!(late
+        .to_string()
+        .starts_with("too late, replug and try again"));
     assert_ne!(late.to_string(), blocked.to_string());
     assert_eq!(late.ctap_status(), Some(CtapStatus::NotAllowed));
     assert_eq!(blocked.ctap_status(), Some(CtapStatus::PinAuthBlocked));

@@ -70,7 +70,9 @@ fn usb_reset_before_issuance_with_a_simulated_replug_through_the_engine() {
     let (engine, mut key, t, prompts) = usb_station(&w, 1);
     assert!(key.can_replug(), "the station knows the key's port");
     let tpl = template(60, true);
-    engine.add_template(tpl.clone()).expect("the template loads");
+    engine
+        .add_template(tpl.clone())
+        .expect("the template loads");
     // A USB station that can replug reports `can_reset_in_place`: the template's
     // `reset_before_issuance` is carried out instead of refused.
     let issued = engine
@@ -94,7 +96,9 @@ fn a_usb_key_replugged_too_late_stops_issuance_with_too_late_replug_and_try_agai
     let w = world("usb-replug-late");
     let (engine, mut key, t, _prompts) = usb_station(&w, 6);
     let tpl = template(60, true);
-    engine.add_template(tpl.clone()).expect("the template loads");
+    engine
+        .add_template(tpl.clone())
+        .expect("the template loads");
     let e = engine
         .issue(&request(true), &tpl.credential.name, &mut key, now_ms())
         .expect_err("the 5-second window passed");
@@ -103,5 +107,8 @@ fn a_usb_key_replugged_too_late_stops_issuance_with_too_late_replug_and_try_agai
         "{e}"
     );
     assert!(t.with(|a| a.state().pin.is_some()), "nothing erased");
-    assert!(w.emulator.methods(&w.kim_id).is_empty(), "nothing at the IdP");
+    assert!(
+        w.emulator.methods(&w.kim_id).is_empty(),
+        "nothing at the IdP"
+    );
 }

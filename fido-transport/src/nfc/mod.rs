@@ -27,7 +27,9 @@ mod session;
 mod slot;
 mod vpcd;
 
-pub use reader::{list_readers, NfcMode, NfcTransport, ReaderInfo, DEFAULT_POLL_INTERVAL};
+pub use reader::{
+    list_readers, NfcMode, NfcTransport, ReaderInfo, DEFAULT_POLL_INTERVAL, DEFAULT_SHORT_BLOCK,
+};
 pub use slot::NfcSlot;
 pub use vpcd::{
     encode_frame, CardApplet, VpcdCard, VpcdCardHandle, VpcdCardOptions, DEFAULT_ATR,

@@ -308,6 +308,8 @@ pub(crate) struct Opened {
     pub(crate) serial: Option<String>,
     /// Where the key sits at the station (USB port, reader), for the replug reset.
     pub(crate) slot: Option<StationSlot>,
+    /// Which key this is, as far as the station can tell (bulk rows check it).
+    pub(crate) evidence: lifecycle::engine::KeyEvidence,
 }
 
 /// The slot of an opened key (see [`fido_transport::client::KeySlot`]).
@@ -340,9 +342,21 @@ impl Opened {
 /// Opens the transport of a device spec (see [`Device::open`]).
 pub(crate) fn open_transport(spec: &str) -> Result<Opened> {
     let opened = if let Some(path) = spec.strip_prefix("usb:") {
-        let listed = fido_transport::hid::list_devices()
-            .ok()
-            .and_then(|l| l.into_iter().find(|d| d.path == path));
+        let all = fido_transport::hid::list_devices().ok();
+        let listed = all
+            .as_ref()
+            .and_then(|l| l.iter().find(|d| d.path == path).cloned());
+        let evidence = lifecycle::engine::KeyEvidence {
+            keys_attached: all.as_ref().map(Vec::len),
+            serial: listed
+                .as_ref()
+                .and_then(|d| d.serial.clone())
+                .filter(|s| !s.is_empty())
+                .map(|value| lifecycle::engine::KeySerial {
+                    value,
+                    source: lifecycle::engine::SerialSource::UsbSerialString,
+                }),
+        };
         // Software cannot power-cycle a USB key; with its port known the operator is
         // asked to replug it for a reset, so a USB key can be reset before issuance.
         let slot = listed
@@ -354,6 +368,7 @@ pub(crate) fn open_transport(spec: &str) -> Result<Opened> {
             can_reset_in_place: slot.is_some(),
             serial: listed.and_then(|d| d.serial),
             slot,
+            evidence,
         }
     } else if let Some(reader) = spec.strip_prefix("nfc:") {
         let mode = fido_transport::nfc::NfcMode::default();
@@ -365,6 +380,12 @@ pub(crate) fn open_transport(spec: &str) -> Result<Opened> {
             slot: Some(StationSlot::Nfc(fido_transport::nfc::NfcSlot::new(
                 reader, mode,
             ))),
+            evidence: lifecycle::engine::KeyEvidence {
+                keys_attached: fido_transport::nfc::list_readers()
+                    .ok()
+                    .map(|r| r.iter().filter(|r| r.has_fido_applet()).count()),
+                serial: None,
+            },
         }
     } else if let Some(rest) = spec.strip_prefix("softkey:") {
         let (path, presence) = softkey_options(rest)?;
@@ -390,6 +411,7 @@ pub(crate) fn open_transport(spec: &str) -> Result<Opened> {
             can_reset_in_place: true,
             serial: Some(serial),
             slot: None,
+            evidence: lifecycle::engine::KeyEvidence::default(),
         }
     } else {
         return Err(FacadeError::usage(format!(

@@ -756,10 +756,12 @@ impl Session {
             refuse_software(opened.attachment, allow_software_keys)
                 .map_err(|e| format!("device {spec:?}: {}", e.message))?;
             let (transport, can_reset_in_place) = (opened.attachment, opened.can_reset_in_place);
+            let evidence = opened.evidence.clone();
             Ok(BulkDevice {
                 authenticator: opened.into_client(),
                 transport,
                 can_reset_in_place,
+                evidence,
             })
         };
         let mut on_progress =

@@ -715,19 +715,43 @@ mod tests {
         let cancel = CancelToken::new();
         let mut active = None;
         let small = message(1);
-        let rsp = run(&mut link, NfcMode::Auto, &mut active, &small, &cancel, &mut |_| {});
+        let rsp = run(
+            &mut link,
+            NfcMode::Auto,
+            &mut active,
+            &small,
+            &cancel,
+            &mut |_| {},
+        );
         assert_eq!(rsp.ok(), Some(echo_of(&small)));
         assert_eq!(active, Some(ApduMode::Extended), "the probe passed");
         link.apdus.clear();
         let big = message(600);
-        let rsp = run(&mut link, NfcMode::Auto, &mut active, &big, &cancel, &mut |_| {});
+        let rsp = run(
+            &mut link,
+            NfcMode::Auto,
+            &mut active,
+            &big,
+            &cancel,
+            &mut |_| {},
+        );
         assert_eq!(rsp.ok(), Some(echo_of(&big)), "retried in short APDUs");
         assert_eq!(active, Some(ApduMode::Short), "and sticks");
         let blocks = msg_blocks(&link);
         assert_eq!(blocks.first().map(|b| b.1), Some(LengthForm::Extended));
-        assert!(blocks[1..].iter().all(|b| b.1 == LengthForm::Short), "{blocks:?}");
+        assert!(
+            blocks[1..].iter().all(|b| b.1 == LengthForm::Short),
+            "{blocks:?}"
+        );
         link.apdus.clear();
-        let rsp = run(&mut link, NfcMode::Auto, &mut active, &big, &cancel, &mut |_| {});
+        let rsp = run(
+            &mut link,
+            NfcMode::Auto,
+            &mut active,
+            &big,
+            &cancel,
+            &mut |_| {},
+        );
         assert_eq!(rsp.ok(), Some(echo_of(&big)));
         assert!(msg_blocks(&link).iter().all(|b| b.1 == LengthForm::Short));
     }

@@ -446,11 +446,17 @@ fn short_chaining_in_240_byte_blocks_is_the_default_and_settable() {
     let Some(rig) = rig() else { return };
     assert_eq!(NfcMode::default(), NfcMode::Short);
     let mut t = rig.open(&CardConfig::extended(), NfcMode::default());
-    assert_eq!(t.short_block_size(), fido_transport::nfc::DEFAULT_SHORT_BLOCK);
+    assert_eq!(
+        t.short_block_size(),
+        fido_transport::nfc::DEFAULT_SHORT_BLOCK
+    );
     assert_eq!(t.active_mode(), Some(ApduMode::Short));
     let (request, expected) = echo_pair(500);
     let before = rig.card.apdus();
-    assert_eq!(t.transact(&request, &mut |_| {}).ok(), Some(expected.clone()));
+    assert_eq!(
+        t.transact(&request, &mut |_| {}).ok(),
+        Some(expected.clone())
+    );
     let with_240 = rig.card.apdus() - before;
     t.set_short_block_size(250);
     let before = rig.card.apdus();
@@ -467,9 +473,16 @@ fn a_size_limited_reader_falls_back_to_short_chaining_and_sticks() {
     let Some(rig) = rig() else { return };
     let mut t = rig.open(&CardConfig::extended_at_first(1), NfcMode::Auto);
     assert_get_info(&mut t);
-    assert_eq!(t.active_mode(), Some(ApduMode::Extended), "the probe passed");
+    assert_eq!(
+        t.active_mode(),
+        Some(ApduMode::Extended),
+        "the probe passed"
+    );
     let (request, expected) = echo_pair(600);
-    assert_eq!(t.transact(&request, &mut |_| {}).ok(), Some(expected.clone()));
+    assert_eq!(
+        t.transact(&request, &mut |_| {}).ok(),
+        Some(expected.clone())
+    );
     assert_eq!(t.active_mode(), Some(ApduMode::Short), "fell back");
     assert_eq!(t.transact(&request, &mut |_| {}).ok(), Some(expected));
     assert_eq!(t.active_mode(), Some(ApduMode::Short), "and stuck");

@@ -71,7 +71,7 @@ use fault::Faults;
 pub use issue::IssueRequest;
 pub use jobs::{
     BulkClock, BulkDevice, BulkDeviceRequest, BulkItemResult, BulkKind, BulkOptions, BulkProgress,
-    BulkSummary, DEFAULT_CLAIM_LEASE_MS, MIN_CLAIM_LEASE_MS,
+    BulkSummary, KeyEvidence, KeySerial, SerialSource, DEFAULT_CLAIM_LEASE_MS, MIN_CLAIM_LEASE_MS,
 };
 pub use reconcile::{DriftFinding, DriftKind, ReconcileOptions, ReconcileReport};
 pub use replay::{ReplayOutcome, Replayed};

@@ -34,12 +34,23 @@ pub enum Error {
         /// Attempts left before built-in UV blocks, if known.
         retries_left: Option<u32>,
     },
-    /// The key refused a reset (CTAP 0x30 NOT_ALLOWED, or 0x34 PIN_AUTH_BLOCKED on some
-    /// YubiKey firmware) because it was not powered up within its reset window (5 s on
-    /// YubiKeys before firmware 5.5.2, 10 s on most keys), and this transport could not
-    /// power-cycle it (or the power cycle did not reopen the window).
+    /// The key refused a reset with CTAP 0x30 NOT_ALLOWED because it was not powered up
+    /// within its reset window (5 s on YubiKeys before firmware 5.5.2, 10 s on most
+    /// keys), and this transport could not power-cycle it (or the power cycle did not
+    /// reopen the window).
     #[error("too late, replug and try again: the key accepts a reset only within 5 to 10 seconds of being plugged in (or placed on the reader); remove and reattach the key and reset right away")]
     ReattachRequired,
+    /// The key refused a reset with CTAP 0x34 PIN_AUTH_BLOCKED (YubiKey firmware answers
+    /// this outside the reset window, or after wrong PINs since power-up): it takes a
+    /// reset again only after it is removed and reattached. Like
+    /// [`Error::ReattachRequired`], a replug helps.
+    #[error("too late, replug and try again: the key blocks reset until it is removed and reattached (PIN_AUTH_BLOCKED: its reset window has passed, or a wrong PIN was entered since it was plugged in); remove and reattach the key and reset right away")]
+    ResetBlocked,
+    /// The key refused a reset over USB with CTAP 0x27 OPERATION_DENIED: the holder
+    /// declined it on the key, or did not press and hold long enough where the key
+    /// wants a long touch. Nothing was erased.
+    #[error("the reset was declined at the key (OPERATION_DENIED): nothing was erased; reset again and touch the key when it blinks (press and hold it if it asks for a long touch)")]
+    ResetDenied,
     /// The key does not allow reset over this transport: its getInfo
     /// `transportsForReset` leaves it out, or it answered OPERATION_DENIED (0x27) over
     /// NFC. Nothing was erased.
@@ -152,6 +163,12 @@ pub enum Error {
 }
 
 impl Error {
+    /// True for a reset refused as too late ([`Error::ReattachRequired`],
+    /// [`Error::ResetBlocked`]): removing and reattaching the key helps.
+    pub fn needs_replug(&self) -> bool {
+        matches!(self, Error::ReattachRequired | Error::ResetBlocked)
+    }
+
     /// The CTAP status byte behind this error, when the authenticator sent one.
     pub fn ctap_status(&self) -> Option<CtapStatus> {
         match self {
@@ -159,7 +176,8 @@ impl Error {
             Error::PinInvalid { .. } => Some(CtapStatus::PinInvalid),
             Error::UvInvalid { .. } => Some(CtapStatus::UvInvalid),
             Error::ReattachRequired => Some(CtapStatus::NotAllowed),
-            Error::ResetRefused { .. } => Some(CtapStatus::OperationDenied),
+            Error::ResetBlocked => Some(CtapStatus::PinAuthBlocked),
+            Error::ResetRefused { .. } | Error::ResetDenied => Some(CtapStatus::OperationDenied),
             _ => None,
         }
     }

@@ -49,6 +49,7 @@ use crate::template::TemplateError;
 /// | device | `protocol_error` | malformed answer (CBOR, COSE, attestation, framing) |
 /// | device | `device_error` | a transport failure this version does not classify further |
 /// | device | `sign_in_failed` | a sign-in did not verify |
+/// | device | `wrong_key_for_row` | a bulk issue row's key cannot be shown to be the row's: several keys attached, or the key reports another serial |
 /// | usage | `connection_not_found` | a template names an IdP connection that is not configured |
 /// | usage | `key_not_found` | no key with this id is recorded |
 /// | usage | `template_not_found` | the credential template is not loaded |

@@ -94,11 +94,13 @@ impl Device {
     /// milliseconds). So a state file path cannot contain `?`.
     pub fn open(spec: &str) -> Result<Device> {
         let o = open_transport(spec)?;
-        Ok(Device::assemble(
-            o.transport,
-            o.attachment,
-            o.can_reset_in_place,
-            o.serial,
+        let (attachment, can_reset_in_place, serial) =
+            (o.attachment, o.can_reset_in_place, o.serial.clone());
+        Ok(Device::assemble_client(
+            o.into_client(),
+            attachment,
+            can_reset_in_place,
+            serial,
             spec,
         ))
     }
@@ -128,10 +130,26 @@ impl Device {
         serial: Option<String>,
         spec: &str,
     ) -> Device {
-        let cancel = transport.cancel_token();
+        Device::assemble_client(
+            Authenticator::new(transport),
+            kind,
+            can_reset_in_place,
+            serial,
+            spec,
+        )
+    }
+
+    fn assemble_client(
+        client: Authenticator<Box<dyn Transport>>,
+        kind: KeyTransport,
+        can_reset_in_place: bool,
+        serial: Option<String>,
+        spec: &str,
+    ) -> Device {
+        let cancel = client.cancel_token();
         Device {
             inner: Arc::new(Mutex::new(DeviceState {
-                client: Authenticator::new(transport),
+                client,
                 transport: kind,
                 can_reset_in_place,
                 serial,
@@ -217,7 +235,7 @@ impl Device {
         let mut d = self.operate()?;
         match d.client.reset(&mut |_| {}) {
             Ok(()) => Ok(()),
-            Err(fido_transport::Error::ReattachRequired) => Err(FacadeError::device(
+            Err(e) if e.needs_replug() => Err(FacadeError::device(
                 "the key refuses reset this long after power-up: unplug it, plug it back in \
                  and reset it again within 10 seconds",
             )
@@ -319,6 +337,47 @@ pub(crate) struct Opened {
     pub(crate) can_reset_in_place: bool,
     /// The key's serial, if the transport knows it.
     pub(crate) serial: Option<String>,
+    /// Where the key sits at the station (USB port, reader), for the replug reset.
+    pub(crate) slot: Option<StationSlot>,
+    /// Which key this is, as far as the station can tell (bulk rows check it).
+    pub(crate) evidence: lifecycle::engine::KeyEvidence,
+}
+
+/// The slot of an opened key (see [`fido_transport::client::KeySlot`]).
+pub(crate) enum StationSlot {
+    /// A USB port: "remove the key", "insert it again".
+    #[cfg(feature = "hid")]
+    Usb(fido_transport::hid::HidSlot),
+    /// A PC/SC reader: "lift the key", "put it back".
+    #[cfg(feature = "nfc")]
+    Nfc(fido_transport::nfc::NfcSlot),
+}
+
+impl Opened {
+    /// The client of the opened key, knowing its slot so a reset before issuance can
+    /// have the operator replug it (`Authenticator::reset_at_station`).
+    pub(crate) fn into_client(self) -> Authenticator<Box<dyn Transport>> {
+        #[allow(unused_mut)] // no slot kind is compiled in without `hid` and `nfc`
+        let mut client = Authenticator::new(self.transport);
+        #[cfg(any(feature = "hid", feature = "nfc"))]
+        {
+            use fido_transport::client::{BoxedSlot, ReplugTimeouts};
+            match self.slot {
+                #[cfg(feature = "hid")]
+                Some(StationSlot::Usb(s)) => {
+                    client.attach_slot(BoxedSlot(s), ReplugTimeouts::default())
+                }
+                #[cfg(feature = "nfc")]
+                Some(StationSlot::Nfc(s)) => {
+                    client.attach_slot(BoxedSlot(s), ReplugTimeouts::default())
+                }
+                None => {}
+            }
+        }
+        #[cfg(not(any(feature = "hid", feature = "nfc")))]
+        let _ = self.slot;
+        client
+    }
 }
 
 /// Opens the transport of a device spec (see [`Device::open`]).
@@ -340,15 +399,33 @@ pub(crate) fn open_transport(spec: &str) -> Result<Opened> {
 /// Opens `usb:PATH`.
 #[cfg(feature = "hid")]
 fn open_usb(path: &str) -> Result<Opened> {
-    let serial = fido_transport::hid::list_devices()
-        .ok()
-        .and_then(|l| l.into_iter().find(|d| d.path == path))
-        .and_then(|d| d.serial);
+    let all = fido_transport::hid::list_devices().ok();
+    let listed = all
+        .as_ref()
+        .and_then(|l| l.iter().find(|d| d.path == path).cloned());
+    let evidence = lifecycle::engine::KeyEvidence {
+        keys_attached: all.as_ref().map(Vec::len),
+        serial: listed
+            .as_ref()
+            .and_then(|d| d.serial.clone())
+            .filter(|s| !s.is_empty())
+            .map(|value| lifecycle::engine::KeySerial {
+                value,
+                source: lifecycle::engine::SerialSource::UsbSerialString,
+            }),
+    };
+    // Software cannot power-cycle a USB key; with its port known the operator is
+    // asked to replug it for a reset, so a USB key can be reset before issuance.
+    let slot = listed
+        .as_ref()
+        .map(|d| StationSlot::Usb(fido_transport::hid::HidSlot::for_device(d)));
     Ok(Opened {
         transport: Box::new(fido_transport::hid::open(path)?),
         attachment: KeyTransport::Usb,
-        can_reset_in_place: false,
-        serial,
+        can_reset_in_place: slot.is_some(),
+        serial: listed.and_then(|d| d.serial),
+        slot,
+        evidence,
     })
 }
 
@@ -361,14 +438,21 @@ fn open_usb(_path: &str) -> Result<Opened> {
 /// Opens `nfc:READER`.
 #[cfg(feature = "nfc")]
 fn open_nfc(reader: &str) -> Result<Opened> {
+    let mode = fido_transport::nfc::NfcMode::default();
     Ok(Opened {
-        transport: Box::new(fido_transport::nfc::NfcTransport::open(
-            reader,
-            fido_transport::nfc::NfcMode::default(),
-        )?),
+        transport: Box::new(fido_transport::nfc::NfcTransport::open(reader, mode)?),
         attachment: KeyTransport::Nfc,
         can_reset_in_place: true,
         serial: None,
+        slot: Some(StationSlot::Nfc(fido_transport::nfc::NfcSlot::new(
+            reader, mode,
+        ))),
+        evidence: lifecycle::engine::KeyEvidence {
+            keys_attached: fido_transport::nfc::list_readers()
+                .ok()
+                .map(|r| r.iter().filter(|r| r.has_fido_applet()).count()),
+            serial: None,
+        },
     })
 }
 
@@ -404,6 +488,8 @@ fn open_softkey(rest: &str) -> Result<Opened> {
         attachment: KeyTransport::Software,
         can_reset_in_place: true,
         serial: Some(serial),
+        slot: None,
+        evidence: lifecycle::engine::KeyEvidence::default(),
     })
 }
 

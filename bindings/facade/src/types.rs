@@ -454,6 +454,14 @@ impl From<&DevicePrompt> for Prompt {
                 number: *number,
                 of: *of,
             },
+            // The replug of a reset at the station and the long touch: the operator
+            // reads what to do.
+            DevicePrompt::Replug(r) => Prompt::Other {
+                description: r.message().to_owned(),
+            },
+            DevicePrompt::HoldKey { .. } => Prompt::Other {
+                description: "Press and hold the security key until it stops blinking.".to_owned(),
+            },
             other => Prompt::Other {
                 description: format!("{other:?}"),
             },

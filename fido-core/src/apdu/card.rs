@@ -37,6 +37,10 @@ pub struct CardConfig {
     pub version: AppletVersion,
     /// Largest reassembled CTAP message accepted (larger chains are answered `6700`).
     pub max_message_len: usize,
+    /// A reader that carries extended APDUs only at first (cheap readers whose limit is
+    /// about size, which a 1-byte getInfo passes): after this many extended APDUs every
+    /// further one is answered `6700`. `None`: no such limit.
+    pub extended_apdus_accepted: Option<usize>,
 }
 
 impl CardConfig {
@@ -50,6 +54,7 @@ impl CardConfig {
             max_response_chunk: None,
             version: AppletVersion::Fido2_0,
             max_message_len: MAX_MESSAGE_LEN,
+            extended_apdus_accepted: None,
         }
     }
 
@@ -57,6 +62,16 @@ impl CardConfig {
     pub fn short_only() -> Self {
         Self {
             extended_length: false,
+            ..Self::extended()
+        }
+    }
+
+    /// A cheap reader: extended APDUs pass for the first `n`, then are answered `6700`
+    /// (the first message of a connection, getInfo, goes through; a makeCredential
+    /// later does not).
+    pub fn extended_at_first(n: usize) -> Self {
+        Self {
+            extended_apdus_accepted: Some(n),
             ..Self::extended()
         }
     }
@@ -181,8 +196,16 @@ impl VirtualCard {
             Ok(parsed) => parsed,
             Err(_) => return status(StatusWord::WrongLength),
         };
-        if form == LengthForm::Extended && !self.config.extended_length {
-            return status(StatusWord::WrongLength);
+        if form == LengthForm::Extended {
+            if !self.config.extended_length {
+                return status(StatusWord::WrongLength);
+            }
+            if let Some(left) = self.config.extended_apdus_accepted.as_mut() {
+                if *left == 0 {
+                    return status(StatusWord::WrongLength);
+                }
+                *left -= 1;
+            }
         }
         if let Pending::Authenticator { .. } = self.pending {
             return self.while_working(&cmd);

@@ -53,7 +53,9 @@ pub use bio::{BioSensorInfo, EnrollProgress};
 pub use cred_mgmt::{CredentialInfo, CredentialsMetadata, RpInfo};
 pub use large_blobs::{serialize_large_blob_array, LARGE_BLOB_HASH_LEN};
 pub use pin::PinRetries;
-pub use replug::{reset_after_replug, KeyIdentity, KeySlot, ReplugTimeouts, ResetPrompt};
+pub use replug::{
+    reset_after_replug, BoxedSlot, KeyIdentity, KeySlot, ReplugTimeouts, ResetPrompt,
+};
 pub use reset::reset_window;
 pub use webauthn::{Assertion, GetAssertionArgs, MakeCredentialArgs, MakeCredentialResult};
 
@@ -74,6 +76,8 @@ pub struct Authenticator<T: Transport> {
     transport: T,
     info: Option<AuthenticatorInfo>,
     stats: TransferStats,
+    /// Where the key sits at the station, for [`Authenticator::reset_at_station`].
+    station: Option<replug::Station<T>>,
 }
 
 impl<T: Transport> std::fmt::Debug for Authenticator<T> {
@@ -82,6 +86,7 @@ impl<T: Transport> std::fmt::Debug for Authenticator<T> {
             .field("transport", &self.transport.describe())
             .field("info_cached", &self.info.is_some())
             .field("stats", &self.stats)
+            .field("can_replug", &self.station.is_some())
             .finish()
     }
 }
@@ -97,6 +102,7 @@ impl<T: Transport> Authenticator<T> {
             transport,
             info: None,
             stats: TransferStats::default(),
+            station: None,
         }
     }
 

@@ -126,8 +126,8 @@ impl Default for ReplugTimeouts {
     }
 }
 
-fn wait_until(
-    slot: &mut impl KeySlot,
+fn wait_until<T: Transport>(
+    slot: &mut dyn KeySlot<Transport = T>,
     attached: bool,
     timeout: Duration,
     poll: Duration,
@@ -144,24 +144,13 @@ fn wait_until(
     }
 }
 
-/// Resets the key in `slot` after a replug: prompts "remove" (NFC: "lift"), waits for
-/// the key to go, prompts "insert" ("put it back"), waits for it, opens it, checks it
-/// is `expected` ([`Error::DifferentKey`] otherwise; nothing is erased) and sends
-/// authenticatorReset at once. Returns the client of the freshly reset key.
-///
-/// Errors: [`Error::Timeout`] when the key is not removed or not attached in time,
-/// [`Error::ReattachRequired`] ("too late, replug and try again") when the key was
-/// attached too long before the reset reached it (the operator was slow, or the
-/// station busy), [`Error::ResetRefused`] when the key does not allow reset over this
-/// transport. `progress` reports the touch ([`Progress::LongTouchNeeded`] when the key
-/// wants a press and hold).
-pub fn reset_after_replug<S: KeySlot>(
-    slot: &mut S,
+/// The replug itself: prompts, waits, opens the key and checks it is `expected`.
+fn reattach<T: Transport>(
+    slot: &mut dyn KeySlot<Transport = T>,
     expected: &KeyIdentity,
     timeouts: ReplugTimeouts,
     prompt: &mut dyn FnMut(ResetPrompt),
-    progress: &mut dyn FnMut(Progress),
-) -> Result<Authenticator<S::Transport>, Error> {
+) -> Result<Authenticator<T>, Error> {
     let nfc = slot.kind() == TransportKind::Nfc;
     prompt(if nfc {
         ResetPrompt::LiftKey
@@ -182,8 +171,130 @@ pub fn reset_after_replug<S: KeySlot>(
     if let Some(why) = expected.mismatch(&found) {
         return Err(Error::DifferentKey(why));
     }
+    Ok(key)
+}
+
+/// Resets the key in `slot` after a replug: prompts "remove" (NFC: "lift"), waits for
+/// the key to go, prompts "insert" ("put it back"), waits for it, opens it, checks it
+/// is `expected` ([`Error::DifferentKey`] otherwise; nothing is erased) and sends
+/// authenticatorReset at once. Returns the client of the freshly reset key.
+///
+/// Errors: [`Error::Timeout`] when the key is not removed or not attached in time,
+/// [`Error::ReattachRequired`] / [`Error::ResetBlocked`] ("too late, replug and try
+/// again") when the key was attached too long before the reset reached it (the
+/// operator was slow, or the station busy), [`Error::ResetRefused`] when the key does
+/// not allow reset over this transport. `progress` reports the touch
+/// ([`Progress::LongTouchNeeded`] when the key wants a press and hold).
+pub fn reset_after_replug<S: KeySlot>(
+    slot: &mut S,
+    expected: &KeyIdentity,
+    timeouts: ReplugTimeouts,
+    prompt: &mut dyn FnMut(ResetPrompt),
+    progress: &mut dyn FnMut(Progress),
+) -> Result<Authenticator<S::Transport>, Error> {
+    let mut key = reattach(slot, expected, timeouts, prompt)?;
     key.reset(progress)?;
     Ok(key)
+}
+
+/// A key's place at the station, kept by its client (see
+/// [`Authenticator::attach_slot`]).
+pub(crate) struct Station<T> {
+    slot: Box<dyn KeySlot<Transport = T> + Send>,
+    timeouts: ReplugTimeouts,
+}
+
+/// A slot whose keys open as `Box<dyn Transport>`, for an
+/// `Authenticator<Box<dyn Transport>>` that picks its transport at run time.
+#[derive(Clone, Debug)]
+pub struct BoxedSlot<S>(pub S);
+
+impl<S: KeySlot> KeySlot for BoxedSlot<S>
+where
+    S::Transport: 'static,
+{
+    type Transport = Box<dyn Transport>;
+    fn is_attached(&mut self) -> Result<bool, Error> {
+        self.0.is_attached()
+    }
+    fn open(&mut self) -> Result<Box<dyn Transport>, Error> {
+        Ok(Box::new(self.0.open()?))
+    }
+    fn kind(&self) -> TransportKind {
+        self.0.kind()
+    }
+    fn serial(&mut self) -> Option<String> {
+        self.0.serial()
+    }
+}
+
+impl<T: Transport> Authenticator<T> {
+    /// Tells the client where its key sits at the station (the USB port or reader it
+    /// was opened from), so [`Authenticator::reset_at_station`] can have the operator
+    /// replug it. `timeouts` bound the operator's removal and reattachment.
+    pub fn attach_slot<S>(&mut self, slot: S, timeouts: ReplugTimeouts)
+    where
+        S: KeySlot<Transport = T> + Send + 'static,
+    {
+        self.station = Some(Station {
+            slot: Box::new(slot),
+            timeouts,
+        });
+    }
+
+    /// True when a slot is attached ([`Authenticator::attach_slot`]): a reset can be
+    /// made at any time, through a replug.
+    pub fn can_replug(&self) -> bool {
+        self.station.is_some()
+    }
+
+    /// Resets the key at the station. With a slot attached: when `require_replug`
+    /// (USB: software cannot power-cycle a USB key) the operator is asked at once to
+    /// remove and reinsert the key ("lift it and put it back" over NFC), the key is
+    /// checked to be the same ([`KeyIdentity`]: AAGUID, serial, getInfo) and reset
+    /// right away; otherwise a plain [`Authenticator::reset`] is tried first and the
+    /// replug follows only when the key answers "too late" (an NFC reader whose
+    /// unpowered reconnect did not restart the window). The client then talks to the
+    /// reattached key. Without a slot this is [`Authenticator::reset`].
+    ///
+    /// Errors: those of [`reset_after_replug`]; [`Error::DifferentKey`] leaves the
+    /// client on the key attached now (nothing erased).
+    pub fn reset_at_station(
+        &mut self,
+        require_replug: bool,
+        prompt: &mut dyn FnMut(ResetPrompt),
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<(), Error> {
+        let Some(mut station) = self.station.take() else {
+            return self.reset(progress);
+        };
+        let result = self.replug_reset(&mut station, require_replug, prompt, progress);
+        self.station = Some(station);
+        result
+    }
+
+    fn replug_reset(
+        &mut self,
+        station: &mut Station<T>,
+        require_replug: bool,
+        prompt: &mut dyn FnMut(ResetPrompt),
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<(), Error> {
+        let serial = station.slot.serial();
+        let expected = KeyIdentity::of(self.info()?, serial);
+        if !require_replug {
+            match self.reset(progress) {
+                Err(e) if e.needs_replug() => {
+                    tracing::info!(error = %e, "reset: too late in place, asking for a replug");
+                }
+                other => return other,
+            }
+        }
+        let fresh = reattach(&mut *station.slot, &expected, station.timeouts, prompt)?;
+        self.transport = fresh.transport;
+        self.info = fresh.info;
+        self.reset(progress)
+    }
 }
 
 #[cfg(test)]

@@ -36,11 +36,12 @@ impl<T: Transport> Authenticator<T> {
     /// transport ([`Error::ResetRefused`]). Keys accept a reset only shortly after
     /// power-up: when the key refuses (NOT_ALLOWED 0x30, or PIN_AUTH_BLOCKED 0x34 as
     /// some YubiKeys answer) and the transport can power-cycle it (NFC), the power cycle
-    /// is done and the reset retried once; otherwise [`Error::ReattachRequired`] ("too
-    /// late, replug and try again"; [`reset_after_replug`](super::reset_after_replug) guides the
-    /// operator through it). OPERATION_DENIED (0x27) over NFC is
-    /// [`Error::ResetRefused`] (Yubico: reset over NFC may be disabled); over USB it is
-    /// the user's refusal. The cached getInfo is refreshed afterwards either way.
+    /// is done and the reset retried once; otherwise [`Error::ReattachRequired`] (0x30)
+    /// or [`Error::ResetBlocked`] (0x34), both "too late, replug and try again"
+    /// ([`Authenticator::reset_at_station`] and
+    /// [`reset_after_replug`](super::reset_after_replug) guide the operator through it).
+    /// OPERATION_DENIED (0x27) over NFC is [`Error::ResetRefused`] (Yubico: reset over
+    /// NFC may be disabled); over USB it is [`Error::ResetDenied`] (declined at the key). The cached getInfo is refreshed afterwards either way.
     pub fn reset(&mut self, progress: &mut dyn FnMut(Progress)) -> Result<(), Error> {
         let info = self.info_owned()?;
         let kind = self.transport().kind();
@@ -67,28 +68,29 @@ impl<T: Transport> Authenticator<T> {
         };
         let first = self.call(&Reset, &mut progress);
         self.invalidate_info();
-        let refused = |e: Error| match e {
+        // Each refusal its own error: 0x30 too late, 0x34 blocked until replugged, 0x27
+        // not over NFC (Yubico 6F27) or declined at the key (USB).
+        let typed = |e: Error| match e {
+            Error::Ctap(CtapStatus::NotAllowed) => Error::ReattachRequired,
+            Error::Ctap(CtapStatus::PinAuthBlocked) => Error::ResetBlocked,
             Error::Ctap(CtapStatus::OperationDenied) if kind == TransportKind::Nfc => {
                 Error::ResetRefused {
                     transport: "nfc".to_owned(),
                     allowed: info.transports_for_reset.clone(),
                 }
             }
+            Error::Ctap(CtapStatus::OperationDenied) => Error::ResetDenied,
             e => e,
         };
         match first {
             Ok(()) => Ok(()),
             Err(e) if too_late(&e) => {
                 if self.transport_mut().power_cycle().is_err() {
-                    return Err(Error::ReattachRequired);
+                    return Err(typed(e));
                 }
-                match self.call(&Reset, &mut progress) {
-                    Ok(()) => Ok(()),
-                    Err(e) if too_late(&e) => Err(Error::ReattachRequired),
-                    Err(e) => Err(refused(e)),
-                }
+                self.call(&Reset, &mut progress).map_err(typed)
             }
-            Err(e) => Err(refused(e)),
+            Err(e) => Err(typed(e)),
         }
     }
 }

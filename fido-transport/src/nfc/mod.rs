@@ -31,7 +31,9 @@ mod slot;
 mod vpcd;
 
 #[cfg(feature = "nfc")]
-pub use reader::{list_readers, NfcMode, NfcTransport, ReaderInfo, DEFAULT_POLL_INTERVAL};
+pub use reader::{
+    list_readers, NfcMode, NfcTransport, ReaderInfo, DEFAULT_POLL_INTERVAL, DEFAULT_SHORT_BLOCK,
+};
 #[cfg(feature = "nfc")]
 pub use slot::NfcSlot;
 pub use vpcd::{

@@ -19,14 +19,18 @@ use crate::{CancelToken, Error, Progress, Transport, TransportKind};
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum NfcMode {
-    /// Try one extended APDU first; when the card answers `6700` or the reader cannot
-    /// transmit it, use chained short APDUs instead, and keep that choice for the rest
-    /// of the connection.
-    #[default]
+    /// Probe extended APDUs: the first message tries one; when the card answers `6700`
+    /// or the reader cannot transmit it, chained short APDUs are used instead. A reader
+    /// that carried extended APDUs so far and then refuses one with `6700` (a size
+    /// limit: cheap readers pass the 1-byte getInfo but not a makeCredential) gets the
+    /// message again in short APDUs. Either way the connection stays short after that.
     Auto,
-    /// Extended APDUs only (fails plainly on short-only readers and cards).
+    /// Extended APDUs only (fails plainly on short-only readers and cards): when asked.
     Extended,
-    /// Chained short APDUs and GET RESPONSE only (works everywhere, more round trips).
+    /// Chained short APDUs ([`DEFAULT_SHORT_BLOCK`]-byte blocks, see
+    /// [`NfcTransport::set_short_block_size`]) and GET RESPONSE only: the default, as
+    /// libfido2 and python-fido2 do, because it works on every reader.
+    #[default]
     Short,
 }
 
@@ -60,6 +64,10 @@ impl ReaderInfo {
 
 /// Default pause between `9100` polls.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Default data bytes per chained short APDU: 240, as libfido2 sends (python-fido2 sends
+/// 250). Below the 255 the standard allows, which some cheap readers mishandle.
+pub const DEFAULT_SHORT_BLOCK: usize = 240;
 
 /// Lists the PC/SC readers, and for each whether it holds a card with the FIDO applet
 /// (found by connecting, SELECTing the applet and disconnecting again).
@@ -139,6 +147,7 @@ pub struct NfcTransport {
     applet: AppletVersion,
     cancel: CancelToken,
     poll_interval: Duration,
+    short_block: usize,
 }
 
 impl NfcTransport {
@@ -164,6 +173,7 @@ impl NfcTransport {
             applet: AppletVersion::Fido2_0,
             cancel: CancelToken::new(),
             poll_interval: DEFAULT_POLL_INTERVAL,
+            short_block: DEFAULT_SHORT_BLOCK,
         };
         transport.applet = transport.select()?;
         Ok(transport)
@@ -207,6 +217,18 @@ impl NfcTransport {
     /// What the FIDO applet answered to the last SELECT.
     pub fn applet_version(&self) -> &AppletVersion {
         &self.applet
+    }
+
+    /// Sets the data bytes per chained short APDU (default [`DEFAULT_SHORT_BLOCK`];
+    /// clamped to 1..=255): 250 matches python-fido2, smaller values suit readers with
+    /// small buffers.
+    pub fn set_short_block_size(&mut self, bytes: usize) {
+        self.short_block = bytes.clamp(1, 255);
+    }
+
+    /// The data bytes per chained short APDU.
+    pub fn short_block_size(&self) -> usize {
+        self.short_block
     }
 
     /// Sets the pause between `9100` polls (default [`DEFAULT_POLL_INTERVAL`]).
@@ -302,6 +324,7 @@ impl Transport for NfcTransport {
             applet,
             cancel,
             poll_interval,
+            short_block,
             ..
         } = self;
         let result = with_card(card, reader, applet, |link| {
@@ -310,6 +333,7 @@ impl Transport for NfcTransport {
                 reader,
                 cancel,
                 poll_interval: *poll_interval,
+                short_block: *short_block,
             };
             session.ctap(*mode, active, request, progress)
         });

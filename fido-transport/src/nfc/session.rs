@@ -9,7 +9,7 @@ use fido_core::apdu::{
 };
 use zeroize::Zeroize;
 
-use super::reader::{NfcMode, DEFAULT_POLL_INTERVAL};
+use super::reader::{NfcMode, DEFAULT_POLL_INTERVAL, DEFAULT_SHORT_BLOCK};
 use crate::{CancelToken, Error, Progress};
 
 /// A transmit failure in the layer below the APDUs.
@@ -61,6 +61,8 @@ pub(crate) struct Session<'a, L: ApduLink> {
     pub(crate) reader: &'a str,
     pub(crate) cancel: &'a CancelToken,
     pub(crate) poll_interval: Duration,
+    /// Data bytes per chained short APDU.
+    pub(crate) short_block: usize,
 }
 
 impl<L: ApduLink> Session<'_, L> {
@@ -84,7 +86,16 @@ impl<L: ApduLink> Session<'_, L> {
             (NfcMode::Auto, Some(chosen)) => chosen,
             (NfcMode::Auto, None) => ApduMode::Extended,
         };
+        // The first message probes extended APDUs: any failure that suggests short
+        // APDUs switches. Later, a reader that carried extended APDUs so far but now
+        // refuses one (a size limit: 6700, so the card did not run it) switches too, and
+        // the connection stays in short mode.
         let probing = mode == NfcMode::Auto && active.is_none();
+        let size_limited = |e: &ExchangeError| {
+            mode == NfcMode::Auto
+                && first == ApduMode::Extended
+                && matches!(e, ExchangeError::Apdu(a) if a.suggests_short_mode())
+        };
         match self.ctap_in(first, request, progress) {
             Ok(answer) => {
                 if mode == NfcMode::Auto {
@@ -92,7 +103,12 @@ impl<L: ApduLink> Session<'_, L> {
                 }
                 Ok(answer)
             }
-            Err(e) if probing && e.suggests_short() => {
+            Err(e) if (probing && e.suggests_short()) || size_limited(&e) => {
+                tracing::info!(
+                    reader = self.reader,
+                    size = request.len(),
+                    "extended APDU refused; short chaining from now on"
+                );
                 *active = Some(ApduMode::Short);
                 self.ctap_in(ApduMode::Short, request, progress)
                     .map_err(|short| self.error(short, request.len(), ApduMode::Short, true))
@@ -107,8 +123,11 @@ impl<L: ApduLink> Session<'_, L> {
         request: &[u8],
         progress: &mut dyn FnMut(Progress),
     ) -> Result<Vec<u8>, ExchangeError> {
-        let exchange =
-            NfcCtapExchange::ctap(request, &HostConfig::new(mode)).map_err(ExchangeError::Apdu)?;
+        let config = HostConfig {
+            short_block_size: self.short_block,
+            ..HostConfig::new(mode)
+        };
+        let exchange = NfcCtapExchange::ctap(request, &config).map_err(ExchangeError::Apdu)?;
         match self.drive(exchange, progress)? {
             HostEvent::Response(answer) => Ok(answer),
             _ => Err(ExchangeError::NoResult),
@@ -267,6 +286,7 @@ pub(crate) fn select_applet<L: ApduLink>(
         reader,
         cancel: &cancel,
         poll_interval: DEFAULT_POLL_INTERVAL,
+        short_block: DEFAULT_SHORT_BLOCK,
     };
     let exchange = NfcCtapExchange::select(&HostConfig::new(ApduMode::Short));
     match session.drive(exchange, &mut |_| {}) {
@@ -369,6 +389,7 @@ mod tests {
             reader: "test reader",
             cancel,
             poll_interval: Duration::from_millis(1),
+            short_block: DEFAULT_SHORT_BLOCK,
         };
         s.ctap(mode, active, request, progress)
     }
@@ -605,6 +626,7 @@ mod tests {
             reader: "r1",
             cancel: &cancel,
             poll_interval: Duration::from_millis(1),
+            short_block: DEFAULT_SHORT_BLOCK,
         };
         let e = s.ctap(NfcMode::Auto, &mut None, &message(3), &mut |_| {});
         assert!(
@@ -629,8 +651,108 @@ mod tests {
             reader: "r",
             cancel: &cancel,
             poll_interval: Duration::from_millis(1),
+            short_block: DEFAULT_SHORT_BLOCK,
         };
         let e = s.ctap(NfcMode::Short, &mut None, &message(3), &mut |_| {});
         assert!(matches!(e, Err(Error::Core(_))), "{e:?}");
+    }
+
+    /// The data bytes of each NFCCTAP_MSG command APDU sent.
+    fn msg_blocks(link: &CardLink) -> Vec<(usize, LengthForm)> {
+        link.apdus
+            .iter()
+            .filter_map(|a| CommandApdu::parse_with_form(a).ok())
+            .filter(|(c, _)| c.ins == 0x10)
+            .map(|(c, f)| (c.data.len(), f))
+            .collect()
+    }
+
+    #[test]
+    fn short_chaining_in_240_byte_blocks_is_the_default() {
+        assert_eq!(NfcMode::default(), NfcMode::Short);
+        let mut link = CardLink::new(CardConfig::extended());
+        assert!(select_applet(&mut link, "r").is_ok());
+        link.apdus.clear();
+        let req = message(600);
+        let rsp = run(
+            &mut link,
+            NfcMode::default(),
+            &mut None,
+            &req,
+            &CancelToken::new(),
+            &mut |_| {},
+        );
+        assert_eq!(rsp.ok(), Some(echo_of(&req)));
+        assert_eq!(
+            msg_blocks(&link),
+            [
+                (240, LengthForm::Short),
+                (240, LengthForm::Short),
+                (120, LengthForm::Short)
+            ]
+        );
+        // Settable: 250-byte blocks as python-fido2 sends.
+        link.apdus.clear();
+        let cancel = CancelToken::new();
+        let mut s = Session {
+            link: &mut link,
+            reader: "r",
+            cancel: &cancel,
+            poll_interval: Duration::from_millis(1),
+            short_block: 250,
+        };
+        let rsp = s.ctap(NfcMode::Short, &mut None, &req, &mut |_| {});
+        assert_eq!(rsp.ok(), Some(echo_of(&req)));
+        let sizes: Vec<usize> = msg_blocks(&link).iter().map(|b| b.0).collect();
+        assert_eq!(sizes, [250, 250, 100]);
+    }
+
+    #[test]
+    fn auto_falls_back_when_a_size_limited_reader_refuses_a_later_extended_apdu() {
+        // The reader carries the first extended APDU (getInfo) and refuses the next.
+        let mut link = CardLink::new(CardConfig::extended_at_first(1));
+        assert!(select_applet(&mut link, "r").is_ok());
+        let cancel = CancelToken::new();
+        let mut active = None;
+        let small = message(1);
+        let rsp = run(
+            &mut link,
+            NfcMode::Auto,
+            &mut active,
+            &small,
+            &cancel,
+            &mut |_| {},
+        );
+        assert_eq!(rsp.ok(), Some(echo_of(&small)));
+        assert_eq!(active, Some(ApduMode::Extended), "the probe passed");
+        link.apdus.clear();
+        let big = message(600);
+        let rsp = run(
+            &mut link,
+            NfcMode::Auto,
+            &mut active,
+            &big,
+            &cancel,
+            &mut |_| {},
+        );
+        assert_eq!(rsp.ok(), Some(echo_of(&big)), "retried in short APDUs");
+        assert_eq!(active, Some(ApduMode::Short), "and sticks");
+        let blocks = msg_blocks(&link);
+        assert_eq!(blocks.first().map(|b| b.1), Some(LengthForm::Extended));
+        assert!(
+            blocks[1..].iter().all(|b| b.1 == LengthForm::Short),
+            "{blocks:?}"
+        );
+        link.apdus.clear();
+        let rsp = run(
+            &mut link,
+            NfcMode::Auto,
+            &mut active,
+            &big,
+            &cancel,
+            &mut |_| {},
+        );
+        assert_eq!(rsp.ok(), Some(echo_of(&big)));
+        assert!(msg_blocks(&link).iter().all(|b| b.1 == LengthForm::Short));
     }
 }

@@ -439,3 +439,51 @@ fn handles_are_send() {
     assert_send::<VpcdCardHandle>();
     assert_send::<Box<dyn Transport>>();
 }
+
+/// Issue 12 item 4: short chaining in 240-byte blocks by default, settable.
+#[test]
+fn short_chaining_in_240_byte_blocks_is_the_default_and_settable() {
+    let Some(rig) = rig() else { return };
+    assert_eq!(NfcMode::default(), NfcMode::Short);
+    let mut t = rig.open(&CardConfig::extended(), NfcMode::default());
+    assert_eq!(
+        t.short_block_size(),
+        fido_transport::nfc::DEFAULT_SHORT_BLOCK
+    );
+    assert_eq!(t.active_mode(), Some(ApduMode::Short));
+    let (request, expected) = echo_pair(500);
+    let before = rig.card.apdus();
+    assert_eq!(
+        t.transact(&request, &mut |_| {}).ok(),
+        Some(expected.clone())
+    );
+    let with_240 = rig.card.apdus() - before;
+    t.set_short_block_size(250);
+    let before = rig.card.apdus();
+    assert_eq!(t.transact(&request, &mut |_| {}).ok(), Some(expected));
+    let with_250 = rig.card.apdus() - before;
+    // 500 bytes: three 240-byte blocks, two 250-byte blocks (responses alike).
+    assert_eq!(with_240, with_250 + 1, "{with_240} vs {with_250}");
+}
+
+/// Issue 12 item 4: a cheap reader that carries the first extended APDU (getInfo) but
+/// refuses a later, larger one: Auto retries in short APDUs and stays short.
+#[test]
+fn a_size_limited_reader_falls_back_to_short_chaining_and_sticks() {
+    let Some(rig) = rig() else { return };
+    let mut t = rig.open(&CardConfig::extended_at_first(1), NfcMode::Auto);
+    assert_get_info(&mut t);
+    assert_eq!(
+        t.active_mode(),
+        Some(ApduMode::Extended),
+        "the probe passed"
+    );
+    let (request, expected) = echo_pair(600);
+    assert_eq!(
+        t.transact(&request, &mut |_| {}).ok(),
+        Some(expected.clone())
+    );
+    assert_eq!(t.active_mode(), Some(ApduMode::Short), "fell back");
+    assert_eq!(t.transact(&request, &mut |_| {}).ok(), Some(expected));
+    assert_eq!(t.active_mode(), Some(ApduMode::Short), "and stuck");
+}

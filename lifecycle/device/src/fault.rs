@@ -30,8 +30,41 @@ pub enum DeviceFault {
     #[error("authenticator error: {0:?}")]
     Ctap(CtapStatus),
     /// A reset refused outside the power-up window; the key must be reattached.
-    #[error("too late, replug and try again: the key accepts a reset only within 5 to 10 seconds of being plugged in (or placed on the reader)")]
+    #[error("too late, replug and try again: the key accepts a reset only within 5 to 10 seconds of being plugged in (or placed on the reader); remove and reattach the key and reset right away")]
     ReattachRequired,
+    /// A reset refused with PIN_AUTH_BLOCKED (CTAP 0x34): the key takes a reset again only
+    /// after it is removed and reattached.
+    #[error("too late, replug and try again: the key blocks reset until it is removed and reattached (PIN_AUTH_BLOCKED: its reset window has passed, or a wrong PIN was entered since it was plugged in); remove and reattach the key and reset right away")]
+    ResetBlocked,
+    /// A reset declined at the key over USB (CTAP 0x27 OPERATION_DENIED); nothing erased.
+    #[error("the reset was declined at the key (OPERATION_DENIED): nothing was erased; reset again and touch the key when it blinks (press and hold it if it asks for a long touch)")]
+    ResetDenied,
+    /// The key does not allow a reset over this transport (getInfo `transportsForReset`,
+    /// or OPERATION_DENIED over NFC); nothing erased. The message names the transports.
+    #[error("{message}")]
+    ResetRefused {
+        /// The transport's message (which transport, which ones the key allows).
+        message: String,
+    },
+    /// After a replug, another key was attached than the one removed; nothing erased.
+    #[error("{message}")]
+    DifferentKey {
+        /// What differs (AAGUID, serial, getInfo), in the transport's words.
+        message: String,
+    },
+    /// Windows lets only elevated processes open FIDO keys directly: run the keysmith
+    /// agent service or elevate.
+    #[error("{message}")]
+    NeedsElevation {
+        /// The transport's message (device, what the OS said, what to do).
+        message: String,
+    },
+    /// The Windows WebAuthn platform API (webauthn.dll) failed.
+    #[error("{message}")]
+    Platform {
+        /// The API's error name and HRESULT.
+        message: String,
+    },
     /// The wait for the user was cancelled (by the caller or the holder's UI).
     #[error("cancelled")]
     Cancelled,
@@ -139,7 +172,10 @@ impl OpError {
             DeviceFault::PinInvalid { .. }
             | DeviceFault::UvInvalid { .. }
             | DeviceFault::Ctap(_)
-            | DeviceFault::ReattachRequired => OutcomeStatus::Ctap,
+            | DeviceFault::ReattachRequired
+            | DeviceFault::ResetBlocked
+            | DeviceFault::ResetDenied
+            | DeviceFault::ResetRefused { .. } => OutcomeStatus::Ctap,
             DeviceFault::Cancelled => OutcomeStatus::Cancelled,
             DeviceFault::Unsupported { .. } => OutcomeStatus::Unsupported,
             _ => OutcomeStatus::DeviceError,
@@ -197,6 +233,12 @@ impl OpError {
                 },
             },
             "reattach_required" => DeviceFault::ReattachRequired,
+            "reset_blocked" => DeviceFault::ResetBlocked,
+            "reset_denied" => DeviceFault::ResetDenied,
+            "reset_refused" => DeviceFault::ResetRefused { message },
+            "different_key" => DeviceFault::DifferentKey { message },
+            "needs_elevation" => DeviceFault::NeedsElevation { message },
+            "platform" => DeviceFault::Platform { message },
             "cancelled" => DeviceFault::Cancelled,
             "timeout" => DeviceFault::Timeout(Duration::from_millis(f.timeout_ms.unwrap_or(0))),
             "not_found" => DeviceFault::NotFound { message },
@@ -220,6 +262,12 @@ impl DeviceFault {
             DeviceFault::UvInvalid { .. } => "uv_invalid",
             DeviceFault::Ctap(_) => "ctap",
             DeviceFault::ReattachRequired => "reattach_required",
+            DeviceFault::ResetBlocked => "reset_blocked",
+            DeviceFault::ResetDenied => "reset_denied",
+            DeviceFault::ResetRefused { .. } => "reset_refused",
+            DeviceFault::DifferentKey { .. } => "different_key",
+            DeviceFault::NeedsElevation { .. } => "needs_elevation",
+            DeviceFault::Platform { .. } => "platform",
             DeviceFault::Cancelled => "cancelled",
             DeviceFault::Timeout(_) => "timeout",
             DeviceFault::NotFound { .. } => "not_found",
@@ -240,6 +288,10 @@ impl DeviceFault {
             DeviceFault::UvInvalid { .. } => Some(CtapStatus::UvInvalid.to_u8()),
             DeviceFault::Ctap(s) => Some(s.to_u8()),
             DeviceFault::ReattachRequired => Some(CtapStatus::NotAllowed.to_u8()),
+            DeviceFault::ResetBlocked => Some(CtapStatus::PinAuthBlocked.to_u8()),
+            DeviceFault::ResetDenied | DeviceFault::ResetRefused { .. } => {
+                Some(CtapStatus::OperationDenied.to_u8())
+            }
             _ => None,
         }
     }
@@ -262,6 +314,10 @@ impl DeviceFault {
             | DeviceFault::InvalidArgument { message }
             | DeviceFault::Io { message }
             | DeviceFault::Protocol { message }
+            | DeviceFault::ResetRefused { message }
+            | DeviceFault::DifferentKey { message }
+            | DeviceFault::NeedsElevation { message }
+            | DeviceFault::Platform { message }
             | DeviceFault::Other { message } => message.clone(),
             other => other.to_string(),
         };
@@ -298,6 +354,20 @@ impl From<fido_transport::Error> for DeviceFault {
             T::UvInvalid { retries_left } => DeviceFault::UvInvalid { retries_left },
             T::Ctap(s) | T::Core(fido_core::Error::Ctap(s)) => DeviceFault::Ctap(s),
             T::ReattachRequired => DeviceFault::ReattachRequired,
+            T::ResetBlocked => DeviceFault::ResetBlocked,
+            T::ResetDenied => DeviceFault::ResetDenied,
+            e @ T::ResetRefused { .. } => DeviceFault::ResetRefused {
+                message: e.to_string(),
+            },
+            e @ T::DifferentKey(_) => DeviceFault::DifferentKey {
+                message: e.to_string(),
+            },
+            e @ T::NeedsElevation { .. } => DeviceFault::NeedsElevation {
+                message: e.to_string(),
+            },
+            e @ T::Platform { .. } => DeviceFault::Platform {
+                message: e.to_string(),
+            },
             T::Cancelled => DeviceFault::Cancelled,
             T::Timeout(d) => DeviceFault::Timeout(d),
             e @ T::DeviceNotFound(_) => DeviceFault::NotFound {
@@ -357,6 +427,12 @@ mod tests {
             DeviceFault::Ctap(CtapStatus::PinPolicyViolation),
             DeviceFault::Ctap(CtapStatus::from_u8(0x7f)),
             DeviceFault::ReattachRequired,
+            DeviceFault::ResetBlocked,
+            DeviceFault::ResetDenied,
+            DeviceFault::ResetRefused { message: m() },
+            DeviceFault::DifferentKey { message: m() },
+            DeviceFault::NeedsElevation { message: m() },
+            DeviceFault::Platform { message: m() },
             DeviceFault::Cancelled,
             DeviceFault::Timeout(Duration::from_millis(1500)),
             DeviceFault::NotFound { message: m() },
@@ -394,5 +470,93 @@ mod tests {
         assert_eq!(o.status, OutcomeStatus::Ctap);
         assert_eq!(o.ctap, Some(0x31));
         assert_eq!(o.retries, Some(4));
+    }
+}
+
+#[cfg(test)]
+mod wire_tests {
+    use super::*;
+    use keysmith_wire::{
+        decode_agent, encode_agent, AgentMessage, Envelope, JobId, JobResult, SessionId,
+    };
+
+    /// A transport error through the device half's fault, a `JobResult` encoded and
+    /// decoded by keysmith-wire, and back.
+    fn across_the_wire(e: fido_transport::Error, op: &'static str) -> (OpError, OpError) {
+        let sent = OpError::new(op, e.into());
+        let env = Envelope {
+            session: Some(SessionId([7; 16])),
+            seq: 3,
+            job: Some(JobId([9; 16])),
+            ttl_ms: None,
+            msg: AgentMessage::JobResult(JobResult {
+                job_digest: [1; 32],
+                outcomes: vec![sent.to_outcome(0)],
+                info_after: None,
+            }),
+        };
+        let decoded = decode_agent(&encode_agent(&env)).expect("canonical payload");
+        let AgentMessage::JobResult(r) = decoded.msg else {
+            panic!("not a job result");
+        };
+        let got = OpError::from_outcome(&r.outcomes[0]).expect("a failure");
+        (sent, got)
+    }
+
+    #[test]
+    fn the_new_transport_errors_cross_the_split_as_data() {
+        use fido_transport::Error as T;
+        let cases: Vec<(T, &str, Option<u8>)> = vec![
+            (
+                T::NeedsElevation {
+                    device: "\\\\?\\hid#vid_1050".into(),
+                    detail: "Access is denied".into(),
+                },
+                "needs_elevation",
+                None,
+            ),
+            (
+                T::ResetRefused {
+                    transport: "nfc".into(),
+                    allowed: Some(vec!["usb".into()]),
+                },
+                "reset_refused",
+                Some(0x27),
+            ),
+            (
+                T::DifferentKey("serial 456 instead of 123".into()),
+                "different_key",
+                None,
+            ),
+            (
+                T::Platform {
+                    hresult: 0x8009_0027,
+                    name: "NTE_INVALID_PARAMETER".into(),
+                },
+                "platform",
+                None,
+            ),
+            (T::ReattachRequired, "reattach_required", Some(0x30)),
+            (T::ResetBlocked, "reset_blocked", Some(0x34)),
+            (T::ResetDenied, "reset_denied", Some(0x27)),
+        ];
+        let mut messages = Vec::new();
+        let n = cases.len();
+        for (e, reason, ctap) in cases {
+            let text = e.to_string();
+            let (sent, got) = across_the_wire(e, "reset");
+            assert_eq!(got, sent, "{reason}");
+            assert_eq!(got.op, "reset");
+            assert_eq!(got.fault.reason(), reason);
+            assert_eq!(got.fault.ctap_status(), ctap, "{reason}");
+            // The operator reads the transport's own words on the other side.
+            assert_eq!(got.fault.to_string(), text, "{reason}");
+            assert!(!matches!(got.fault, DeviceFault::Other { .. }), "{reason}");
+            messages.push(text);
+        }
+        // 0x30, 0x34 and 0x27 each in words of their own.
+        messages.sort();
+        messages.dedup();
+        assert_eq!(messages.len(), n);
     }
 }

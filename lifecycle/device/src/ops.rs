@@ -4,7 +4,7 @@
 use fido_core::commands::{AuthenticatorInfo, CredentialDescriptor};
 use fido_core::pin::{Permissions, PinUvAuthToken};
 use fido_transport::client::{
-    Assertion, Authenticator, EnrollProgress, GetAssertionArgs, MakeCredentialArgs,
+    Assertion, Authenticator, EnrollProgress, GetAssertionArgs, MakeCredentialArgs, ResetPrompt,
 };
 use fido_transport::{Progress, Transport};
 
@@ -33,6 +33,16 @@ pub enum Prompt {
         /// How many the job asks for.
         of: u32,
     },
+    /// "Press and hold your key": the key wants a long touch (getInfo
+    /// `longTouchForReset`); follows [`Prompt::TouchKey`] for the same operation.
+    HoldKey {
+        /// The CTAP operation waiting (`reset`).
+        op: &'static str,
+    },
+    /// The replug of a reset at the station: "remove the key" / "insert it again" (USB),
+    /// "lift the key off the reader" / "put it back" (NFC). [`ResetPrompt::message`]
+    /// gives the text.
+    Replug(ResetPrompt),
 }
 
 /// A credential made on the key (owned bytes).
@@ -54,6 +64,18 @@ pub trait DeviceOps {
     fn info(&mut self) -> Result<AuthenticatorInfo, OpError>;
     /// authenticatorReset (within the power-up window, with a touch).
     fn reset(&mut self, prompt: &dyn Fn(&Prompt)) -> Result<(), OpError>;
+    /// authenticatorReset at the station: where the key's slot is known, a key past its
+    /// power-up window (or any key, when `require_replug`) is replugged first, with
+    /// [`Prompt::Replug`] prompts, checked to be the same key and reset at once. The
+    /// default is [`DeviceOps::reset`] (no replug possible).
+    fn reset_at_station(
+        &mut self,
+        require_replug: bool,
+        prompt: &dyn Fn(&Prompt),
+    ) -> Result<(), OpError> {
+        let _ = require_replug;
+        self.reset(prompt)
+    }
     /// setPIN on a key without a PIN.
     fn set_pin(&mut self, pin: &str) -> Result<(), OpError>;
     /// changePIN.
@@ -113,6 +135,8 @@ fn relay<'a>(op: &'static str, prompt: &'a dyn Fn(&Prompt)) -> impl FnMut(Progre
     move |p| {
         if p == Progress::UserPresenceNeeded {
             prompt(&Prompt::TouchKey { op });
+        } else if p == Progress::LongTouchNeeded {
+            prompt(&Prompt::HoldKey { op });
         }
     }
 }
@@ -125,6 +149,19 @@ impl<T: Transport> DeviceOps for Authenticator<T> {
     }
     fn reset(&mut self, prompt: &dyn Fn(&Prompt)) -> Result<(), OpError> {
         Authenticator::reset(self, &mut relay("reset", prompt)).map_err(OpError::transport("reset"))
+    }
+    fn reset_at_station(
+        &mut self,
+        require_replug: bool,
+        prompt: &dyn Fn(&Prompt),
+    ) -> Result<(), OpError> {
+        Authenticator::reset_at_station(
+            self,
+            require_replug,
+            &mut |p| prompt(&Prompt::Replug(p)),
+            &mut relay("reset", prompt),
+        )
+        .map_err(OpError::transport("reset"))
     }
     fn set_pin(&mut self, pin: &str) -> Result<(), OpError> {
         Authenticator::set_pin(self, pin).map_err(OpError::transport("setPIN"))

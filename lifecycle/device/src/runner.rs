@@ -185,11 +185,11 @@ impl Run<'_> {
                     .get_assertion(&args, None, &|p| self.ui.prompt(p))?;
                 asserted(a)
             }
-            // `require_replug`: a key outside its power-up window refuses the reset and the
-            // transport reports it (`ReattachRequired`); this runner has no replug dance of
-            // its own yet.
+            // At a station that knows the key's slot, a key past its power-up window (or
+            // any key, with `require_replug`) is replugged and reset at once
+            // (`DeviceOps::reset_at_station`); elsewhere the transport reports "too late".
             DeviceStep::Reset {
-                require_replug: _,
+                require_replug,
                 only_if_aaguid,
             } => {
                 if let Some(want) = only_if_aaguid {
@@ -197,7 +197,8 @@ impl Run<'_> {
                         return Err(OpError::new("reset", DeviceFault::WrongKey));
                     }
                 }
-                self.ops.reset(&|p| self.ui.prompt(p))?;
+                self.ops
+                    .reset_at_station(*require_replug, &|p| self.ui.prompt(p))?;
                 self.memory.clear();
                 Ok(None)
             }

@@ -779,3 +779,6 @@ fn a_sealed_transport_pin_opens_only_in_its_session_and_job() {
         .is_ok());
     assert!(!format!("{s:?}").contains(TRANSPORT_PIN));
 }
+
+#[path = "device/station.rs"]
+mod station;

@@ -518,13 +518,23 @@ pub enum JobError {
         /// Rows of the job not done (pending, failed, or held by another runner).
         left: u64,
     },
+    /// The key the station opened for an issue row cannot be shown to be the row's:
+    /// several keys are attached, or the key's own serial is another. Nothing was done
+    /// to the key.
+    #[error("{message}")]
+    WrongKeyForRow {
+        /// Why, with the serials and where they come from.
+        message: String,
+    },
 }
 
 impl JobError {
-    /// The error's family: always [`ErrorKind::Usage`].
+    /// The error's family: [`ErrorKind::Usage`] for a malformed CSV,
+    /// [`ErrorKind::Device`] for the wrong key.
     pub fn kind(&self) -> ErrorKind {
         match self {
             JobError::Csv { .. } | JobError::Stopped { .. } => ErrorKind::Usage,
+            JobError::WrongKeyForRow { .. } => ErrorKind::Device,
         }
     }
 
@@ -533,6 +543,7 @@ impl JobError {
         match self {
             JobError::Csv { .. } => "csv_invalid",
             JobError::Stopped { .. } => "bulk_stopped",
+            JobError::WrongKeyForRow { .. } => "wrong_key_for_row",
         }
     }
 }

@@ -72,7 +72,7 @@ use fault::Faults;
 pub use issue::IssueRequest;
 pub use jobs::{
     BulkClock, BulkDevice, BulkDeviceRequest, BulkItemResult, BulkKind, BulkOptions, BulkProgress,
-    BulkSummary, DEFAULT_CLAIM_LEASE_MS, MIN_CLAIM_LEASE_MS,
+    BulkSummary, KeyEvidence, KeySerial, SerialSource, DEFAULT_CLAIM_LEASE_MS, MIN_CLAIM_LEASE_MS,
 };
 pub use reconcile::{DriftFinding, DriftKind, ReconcileOptions, ReconcileReport};
 pub use replay::{ReplayOutcome, Replayed};
@@ -115,6 +115,16 @@ pub enum DevicePrompt {
         /// How many the template asks for.
         of: u32,
     },
+    /// "Press and hold your key": the key wants a long touch (getInfo
+    /// `longTouchForReset`); follows [`DevicePrompt::TouchKey`] for the same step.
+    HoldKey {
+        /// The CTAP operation waiting (`reset`).
+        step: &'static str,
+    },
+    /// The replug of a reset at the station: "remove the key" / "insert it again"
+    /// (USB), "lift the key off the reader" / "put it back" (NFC); the text is
+    /// [`fido_transport::client::ResetPrompt::message`].
+    Replug(fido_transport::client::ResetPrompt),
 }
 
 /// Receives [`DevicePrompt`]s (see [`EngineBuilder::prompt`]).

@@ -105,6 +105,8 @@ impl HolderUi for LinkUi<'_> {
             Prompt::EnrollFingerprint { number, of } => {
                 DevicePrompt::EnrollFingerprint { number, of }
             }
+            Prompt::HoldKey { op } => DevicePrompt::HoldKey { step: op },
+            Prompt::Replug(r) => DevicePrompt::Replug(r),
             _ => return,
         };
         (self.prompt)(&p);

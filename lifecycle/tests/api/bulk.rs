@@ -20,6 +20,7 @@ fn soft_device(_: &BulkDeviceRequest) -> Result<BulkDevice, String> {
         authenticator: Authenticator::new(t),
         transport: KeyTransport::Usb,
         can_reset_in_place: true,
+        evidence: Default::default(),
     })
 }
 
@@ -546,6 +547,7 @@ fn row_softkey(w: &World, line: u64) -> Result<BulkDevice, String> {
         authenticator: Authenticator::new(t),
         transport: KeyTransport::Usb,
         can_reset_in_place: true,
+        evidence: Default::default(),
     })
 }
 
@@ -740,4 +742,79 @@ fn a_stopped_bulk_run_leaves_the_rest_to_do_and_resumes() {
     assert_eq!(r.unwrap_err().reason(), "bulk_stopped");
     let counts = e.store().bulk_counts(job.job_id).unwrap();
     assert_eq!((counts.done, counts.pending), (0, 6));
+}
+
+/// Issue 12 item 5: the right key for the right row. A key whose own serial is not the
+/// row's, or a station with several keys attached, fails the row before the key is
+/// touched; a matching serial and an unverifiable one are recorded with their source.
+#[test]
+fn bulk_issue_refuses_the_wrong_key_and_records_where_the_serial_comes_from() {
+    use lifecycle::engine::{KeyEvidence, KeySerial, SerialSource};
+    let w = world("bulk-right-key");
+    let e = &w.engine;
+    let csv = format!(
+        "user,serial,template\n{KIM},S1,test-standard\n\"{ADELE}\",S2,test-standard\n{ALEX},S3,test-standard\n{KIM},S4,test-standard\n"
+    );
+    let job = e
+        .bulk_create(BulkKind::Issue, &csv, "operator:bulk", now_ms())
+        .unwrap();
+    let reports = |value: &str| KeyEvidence {
+        keys_attached: Some(1),
+        serial: Some(KeySerial {
+            value: value.into(),
+            source: SerialSource::UsbSerialString,
+        }),
+    };
+    let mut devices = |r: &BulkDeviceRequest| {
+        let mut d = soft_device(r)?;
+        d.evidence = match r.serial.as_str() {
+            "S1" => reports("S1"),
+            "S2" => reports("S9"),
+            "S3" => KeyEvidence {
+                keys_attached: Some(2),
+                serial: None,
+            },
+            _ => KeyEvidence::default(),
+        };
+        Ok(d)
+    };
+    let s = e
+        .bulk_run(
+            job.job_id,
+            &BulkOptions::default(),
+            &now_ms,
+            &mut devices,
+            &mut |_| {},
+        )
+        .unwrap();
+    assert_eq!((s.done, s.failed), (2, 2), "{:#?}", s.items);
+    let outcome = |line: u64| {
+        s.items
+            .iter()
+            .find(|i| i.line == line)
+            .map(|i| (i.status, i.outcome.clone()))
+            .unwrap()
+    };
+    let (st, o) = outcome(2);
+    assert_eq!(st, BulkItemStatus::Done);
+    assert!(o.contains("serial from the key's USB serial string"), "{o}");
+    let (st, o) = outcome(3);
+    assert_eq!(st, BulkItemStatus::Failed);
+    assert!(
+        o.contains("reports serial S9") && o.contains("names S2"),
+        "{o}"
+    );
+    let (st, o) = outcome(4);
+    assert_eq!(st, BulkItemStatus::Failed);
+    assert!(o.contains("2 security keys are attached"), "{o}");
+    let (st, o) = outcome(5);
+    assert_eq!(st, BulkItemStatus::Done);
+    assert!(o.contains("serial from the CSV row"), "{o}");
+    // The refused rows touched no key and recorded none.
+    for serial in ["S2", "S3"] {
+        assert!(e
+            .find_keys(&KeyQuery::BySerial(serial.into()))
+            .unwrap()
+            .is_empty());
+    }
 }

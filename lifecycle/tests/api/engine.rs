@@ -513,6 +513,8 @@ mod issuance_and_races;
 mod long_exclude;
 #[path = "engine/revoke_cms.rs"]
 mod revoke_cms;
+#[path = "engine/station_reset.rs"]
+mod station_reset;
 
 /// A journal replay in the same process (a server's periodic replay, a bulk run's
 /// start) while a flow sits between its registration's journal entry and its IdP call:

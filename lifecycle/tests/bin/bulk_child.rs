@@ -184,6 +184,7 @@ pub fn softkey_device(dir: &str, line: u64) -> Result<BulkDevice, String> {
         authenticator: Authenticator::new(t),
         transport: KeyTransport::Usb,
         can_reset_in_place: true,
+        evidence: Default::default(),
     })
 }
 

@@ -3,7 +3,6 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use fido_transport::client::Authenticator;
 use fido_transport::CancelToken;
 use lifecycle::engine::{BulkDevice, BulkDeviceRequest, BulkOptions};
 
@@ -113,10 +112,13 @@ impl Session {
             refuse_software(opened.attachment, allow_software_keys)
                 .map_err(|e| format!("device {spec:?}: {}", e.message))?;
             stop.watch(opened.transport.cancel_token());
+            let (transport, can_reset_in_place) = (opened.attachment, opened.can_reset_in_place);
+            let evidence = opened.evidence.clone();
             Ok(BulkDevice {
-                authenticator: Authenticator::new(opened.transport),
-                transport: opened.attachment,
-                can_reset_in_place: opened.can_reset_in_place,
+                authenticator: opened.into_client(),
+                transport,
+                can_reset_in_place,
+                evidence,
             })
         };
         let mut on_progress =

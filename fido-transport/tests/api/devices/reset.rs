@@ -40,20 +40,49 @@ fn used_key() -> (Authenticator<SoftTransport>, SoftTransport, ManualClock) {
 fn a_late_reset_says_too_late_replug_and_try_again() {
     // YubiKey before 5.5.2: 0x34 PIN_AUTH_BLOCKED outside the window, like 0x30.
     let (mut key, _t, _c) = used_key();
-    let e = key.reset(&mut |_| {}).unwrap_err();
-    assert!(matches!(e, Error::ReattachRequired), "{e}");
+    let blocked = key.reset(&mut |_| {}).unwrap_err();
+    assert!(matches!(blocked, Error::ResetBlocked), "{blocked}");
+    assert!(blocked.needs_replug());
     assert!(
-        e.to_string().starts_with("too late, replug and try again"),
-        "{e}"
+        blocked
+            .to_string()
+            .starts_with("too late, replug and try again"),
+        "{blocked}"
     );
-    // The default key answers 0x30: the same error.
+    assert!(
+        blocked.to_string().contains("PIN_AUTH_BLOCKED"),
+        "{blocked}"
+    );
+    // The default key answers 0x30: "too late" in its own words.
     let (_plain, t, clock) = soft_key(SoftConfig::default());
     let mut plain = Authenticator::new(t.as_usb());
     clock.advance(Duration::from_secs(11));
-    assert!(matches!(
-        plain.reset(&mut |_| {}),
-        Err(Error::ReattachRequired)
-    ));
+    let late = plain.reset(&mut |_| {}).unwrap_err();
+    assert!(matches!(late, Error::ReattachRequired), "{late}");
+    assert!(late.needs_replug());
+    assert!(late
+        .to_string()
+        .starts_with("too late, replug and try again"));
+    assert_ne!(late.to_string(), blocked.to_string());
+    assert_eq!(late.ctap_status(), Some(CtapStatus::NotAllowed));
+    assert_eq!(blocked.ctap_status(), Some(CtapStatus::PinAuthBlocked));
+}
+
+#[test]
+fn a_reset_declined_over_usb_has_its_own_message() {
+    // OPERATION_DENIED (0x27) over USB: the holder declined at the key; not "too late",
+    // not "not over this transport".
+    let (_k, t, _c) = soft_key(SoftConfig::default());
+    t.with(|a| {
+        a.control()
+            .set_presence(fido_transport::softkey::UserPresence::Deny)
+    });
+    let mut key = Authenticator::new(t.clone().as_usb());
+    let e = key.reset(&mut |_| {}).unwrap_err();
+    assert!(matches!(e, Error::ResetDenied), "{e}");
+    assert!(!e.needs_replug());
+    assert!(e.to_string().contains("declined at the key"), "{e}");
+    assert_eq!(e.ctap_status(), Some(CtapStatus::OperationDenied));
 }
 
 #[test]
@@ -122,7 +151,8 @@ fn replugged_too_late_gets_too_late_replug_and_try_again() {
         &mut |_| {},
     )
     .unwrap_err();
-    assert!(matches!(e, Error::ReattachRequired), "{e}");
+    // The YubiKey-like key answers 0x34 once its window has passed.
+    assert!(matches!(e, Error::ResetBlocked), "{e}");
     assert!(
         e.to_string().starts_with("too late, replug and try again"),
         "{e}"
@@ -255,4 +285,128 @@ fn transports_for_reset_refuses_nfc_before_sending() {
     }
     .to_string();
     assert!(msg.contains("usb or smart-card"), "{msg}");
+}
+
+#[test]
+fn reset_at_station_replugs_a_usb_key_and_keeps_the_client() {
+    let (mut key, t, clock) = used_key();
+    assert!(!key.can_replug());
+    let slot = SoftKeySlot::new(t.clone());
+    let hands = slot.hands();
+    key.attach_slot(slot, fast());
+    assert!(key.can_replug());
+    let mut prompts = Vec::new();
+    let mut touches = Vec::new();
+    key.reset_at_station(
+        true,
+        &mut |p| {
+            prompts.push(p);
+            match p {
+                ResetPrompt::RemoveKey => hands.unplug(),
+                ResetPrompt::InsertKey => {
+                    hands.plug();
+                    clock.advance(Duration::from_secs(1));
+                }
+                _ => {}
+            }
+        },
+        &mut |p| touches.push(p),
+    )
+    .expect("reset after the replug");
+    assert_eq!(prompts, [ResetPrompt::RemoveKey, ResetPrompt::InsertKey]);
+    assert!(touches.contains(&Progress::LongTouchNeeded), "{touches:?}");
+    assert!(t.with(|a| a.state().pin.is_none()), "the key was reset");
+    // The same client goes on with the reattached key, and can replug again.
+    key.set_pin("13572468").unwrap();
+    assert!(key.can_replug());
+}
+
+#[test]
+fn reset_at_station_without_a_slot_is_a_plain_reset() {
+    let (mut key, _t, _clock) = used_key();
+    let e = key
+        .reset_at_station(true, &mut |_| panic!("no slot, no prompt"), &mut |_| {})
+        .unwrap_err();
+    assert!(e.needs_replug(), "{e}");
+}
+
+/// A reader whose "unpowered reconnect" keeps the field on: the power cycle succeeds
+/// but the key's reset window does not restart.
+struct DeafReader(SoftTransport);
+
+impl fido_transport::Transport for DeafReader {
+    fn transact(
+        &mut self,
+        request: &[u8],
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Vec<u8>, Error> {
+        OnReader(self.0.clone()).transact(request, progress)
+    }
+    fn cancel_token(&self) -> fido_transport::CancelToken {
+        fido_transport::Transport::cancel_token(&self.0)
+    }
+    fn kind(&self) -> fido_transport::TransportKind {
+        fido_transport::TransportKind::Nfc
+    }
+    fn describe(&self) -> String {
+        "software key on a reader that keeps the field on".into()
+    }
+    fn power_cycle(&mut self) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
+/// The reader as a slot: the card is on it while `on` is set.
+struct ReaderSlot {
+    t: SoftTransport,
+    on: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl fido_transport::client::KeySlot for ReaderSlot {
+    type Transport = DeafReader;
+    fn is_attached(&mut self) -> Result<bool, Error> {
+        Ok(self.on.load(std::sync::atomic::Ordering::SeqCst))
+    }
+    fn open(&mut self) -> Result<DeafReader, Error> {
+        Ok(DeafReader(self.t.clone()))
+    }
+    fn kind(&self) -> fido_transport::TransportKind {
+        fido_transport::TransportKind::Nfc
+    }
+}
+
+#[test]
+fn over_nfc_a_reader_that_keeps_the_field_on_gets_lift_the_key_and_put_it_back() {
+    let (_k, t, clock) = soft_key(SoftConfig::default());
+    let mut key = Authenticator::new(DeafReader(t.clone()));
+    key.set_pin(PIN).unwrap();
+    clock.advance(Duration::from_secs(60));
+    let on = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    key.attach_slot(
+        ReaderSlot {
+            t: t.clone(),
+            on: on.clone(),
+        },
+        fast(),
+    );
+    let mut prompts = Vec::new();
+    key.reset_at_station(
+        false,
+        &mut |p| {
+            prompts.push(p);
+            match p {
+                ResetPrompt::LiftKey => on.store(false, std::sync::atomic::Ordering::SeqCst),
+                ResetPrompt::PlaceKey => {
+                    t.with(SoftAuthenticator::power_cycle);
+                    on.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+                _ => {}
+            }
+        },
+        &mut |_| {},
+    )
+    .expect("reset after lifting the key");
+    assert_eq!(prompts, [ResetPrompt::LiftKey, ResetPrompt::PlaceKey]);
+    assert!(ResetPrompt::LiftKey.message().contains("Lift"));
+    assert!(t.with(|a| a.state().pin.is_none()));
 }

@@ -151,6 +151,55 @@ pub struct BulkDevice {
     pub transport: KeyTransport,
     /// The key can be reset right now (just plugged in).
     pub can_reset_in_place: bool,
+    /// What the station knows of which key this is: the row is refused when several
+    /// keys are attached or the key's own serial is not the row's.
+    pub evidence: KeyEvidence,
+}
+
+/// What a station knows of the key it opened for a bulk row.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KeyEvidence {
+    /// Security keys attached at the station when this one was opened (USB: FIDO HID
+    /// devices listed; NFC: readers holding a card); `None` when not known.
+    pub keys_attached: Option<usize>,
+    /// The serial the key itself reports, and how; `None` when it reports none (the
+    /// HID serial string is empty on YubiKeys by default, NFC has none): the row's
+    /// serial is then taken as given and recorded as such.
+    pub serial: Option<KeySerial>,
+}
+
+/// A serial the key reported.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeySerial {
+    /// The serial.
+    pub value: String,
+    /// Where it comes from.
+    pub source: SerialSource,
+}
+
+/// Where a key's serial comes from (recorded with the bulk row's result).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SerialSource {
+    /// The USB HID serial string (iSerialNumber): what the platform lists.
+    UsbSerialString,
+    /// The key's CTAP 2.2 device identifier (`encIdentifier`, decrypted with a
+    /// persistent token).
+    EncIdentifier,
+    /// The serial in the key's attestation certificate (models that put one there, or
+    /// enterprise attestation).
+    AttestationCertificate,
+}
+
+impl SerialSource {
+    /// How the source is named in results.
+    pub fn describe(self) -> &'static str {
+        match self {
+            SerialSource::UsbSerialString => "the key's USB serial string",
+            SerialSource::EncIdentifier => "the key's CTAP 2.2 device identifier",
+            SerialSource::AttestationCertificate => "the key's attestation certificate",
+        }
+    }
 }
 
 impl std::fmt::Debug for BulkDevice {
@@ -158,6 +207,7 @@ impl std::fmt::Debug for BulkDevice {
         f.debug_struct("BulkDevice")
             .field("transport", &self.transport)
             .field("can_reset_in_place", &self.can_reset_in_place)
+            .field("evidence", &self.evidence)
             .finish_non_exhaustive()
     }
 }

@@ -667,6 +667,7 @@ impl Engine {
             step: "open",
             cause: crate::DeviceError::NotFound { message },
         })?;
+        let source = right_key_for_the_row(&device.evidence, &serial)?;
         let request = IssueRequest {
             actor: job.actor.clone(),
             user,
@@ -675,7 +676,10 @@ impl Engine {
             can_reset_in_place: device.can_reset_in_place,
         };
         let k = self.issue(&request, &name, &mut device.authenticator, now)?;
-        Ok(format!("key {} issued ({})", k.key_id, k.state))
+        Ok(format!(
+            "key {} issued ({}); serial from {source}",
+            k.key_id, k.state
+        ))
     }
 
     fn bulk_revoke(&self, job: &BulkJob, row: &Row, now: UnixMillis) -> Result<String, Error> {
@@ -792,5 +796,29 @@ impl Engine {
             trust: self.trust.clone(),
             live: self.live.clone(),
         }
+    }
+}
+
+/// The right key for the right row: refuses the row when several keys are attached (the
+/// station cannot tell which is the row's) or the key's own serial is not the row's.
+/// Returns where the serial recorded for the key comes from.
+fn right_key_for_the_row(
+    evidence: &super::KeyEvidence,
+    row_serial: &str,
+) -> Result<&'static str, Error> {
+    let refuse = |message: String| -> Error { JobError::WrongKeyForRow { message }.into() };
+    if let Some(n) = evidence.keys_attached.filter(|n| *n > 1) {
+        return Err(refuse(format!(
+            "{n} security keys are attached: leave only the key for serial {row_serial} attached (the station cannot tell which one is the row's)"
+        )));
+    }
+    match &evidence.serial {
+        Some(s) if s.value != row_serial => Err(refuse(format!(
+            "the attached key reports serial {} ({}) but the row names {row_serial}: attach the row's key",
+            s.value,
+            s.source.describe()
+        ))),
+        Some(s) => Ok(s.source.describe()),
+        None => Ok("the CSV row (the key reports none; not verified)"),
     }
 }

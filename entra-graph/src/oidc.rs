@@ -35,6 +35,7 @@ use crate::GraphError;
 mod verifier;
 pub use verifier::OidcVerifier;
 mod access;
+mod keys;
 pub use access::{
     verify_access_with_jwks, AccessTokenSettings, AccessTokenVerifier, VerifiedAccessToken,
 };

@@ -9,15 +9,14 @@
 //! cached as by [`super::OidcVerifier`], but asynchronously, for use inside a server's
 //! runtime: [`AccessTokenVerifier`].
 
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value};
 
+use super::keys::{KeyCache, KeySource};
 use super::{
-    check_url, epoch_secs, header_kid, json_object, opt_string, opt_strings, opt_time, refuse,
-    req_string, req_time, segment, verify_signature, Jwks, JwsAlg, JWKS_MAX_AGE,
-    MAX_KEYS_DOCUMENT_BYTES, MAX_TOKEN_BYTES,
+    check_url, epoch_secs, json_object, opt_string, opt_strings, opt_time, refuse, req_string,
+    req_time, segment, verify_signature, Jwks, JwsAlg, MAX_TOKEN_BYTES,
 };
 use crate::GraphError;
 
@@ -249,19 +248,13 @@ pub fn verify_access_with_jwks(
     })
 }
 
-struct Cache {
-    jwks: Option<Arc<Jwks>>,
-    fetched_at: Option<Instant>,
-    jwks_url: Option<String>,
-}
-
 /// An asynchronous access-token verifier with a cache of the issuer's keys (refetched
 /// when older than [`JWKS_MAX_AGE`], or on an unknown `kid` at most once per
 /// [`AccessTokenSettings::jwks_refetch_interval`]). `Send + Sync`; share it.
 pub struct AccessTokenVerifier {
     settings: AccessTokenSettings,
     http: reqwest::Client,
-    cache: tokio::sync::Mutex<Cache>,
+    cache: tokio::sync::Mutex<KeyCache>,
 }
 
 impl std::fmt::Debug for AccessTokenVerifier {
@@ -298,11 +291,7 @@ impl AccessTokenVerifier {
                 reason: e.to_string(),
             })?;
         Ok(AccessTokenVerifier {
-            cache: tokio::sync::Mutex::new(Cache {
-                jwks: None,
-                fetched_at: None,
-                jwks_url: settings.jwks_url.clone(),
-            }),
+            cache: tokio::sync::Mutex::new(KeyCache::new(settings.jwks_url.clone())),
             settings,
             http,
         })
@@ -323,87 +312,25 @@ impl AccessTokenVerifier {
             return verify_access_with_jwks(token, &Jwks::default(), &self.settings, now);
         }
         let mut cache = self.cache.lock().await;
-        let stale = cache.fetched_at.is_none_or(|t| t.elapsed() >= JWKS_MAX_AGE);
-        if cache.jwks.is_none() || stale {
+        if cache.needs_fetch() {
             self.refresh(&mut cache).await?;
         }
-        let jwks = cache.jwks.clone().unwrap_or_default();
-        match verify_access_with_jwks(token, &jwks, &self.settings, now) {
+        match verify_access_with_jwks(token, &cache.jwks(), &self.settings, now) {
             Err(GraphError::Oidc { claim: "kid", .. })
-                if header_kid(token).is_some_and(|k| !jwks.has_kid(&k))
-                    && cache
-                        .fetched_at
-                        .is_none_or(|t| t.elapsed() >= self.settings.jwks_refetch_interval) =>
+                if cache.refetch_for(token, self.settings.jwks_refetch_interval) =>
             {
                 self.refresh(&mut cache).await?;
-                let jwks = cache.jwks.clone().unwrap_or_default();
-                verify_access_with_jwks(token, &jwks, &self.settings, now)
+                verify_access_with_jwks(token, &cache.jwks(), &self.settings, now)
             }
             other => other,
         }
     }
 
-    async fn refresh(&self, cache: &mut Cache) -> Result<(), GraphError> {
-        cache.fetched_at = Some(Instant::now());
-        let url = match &cache.jwks_url {
-            Some(u) => u.clone(),
-            None => {
-                let u = self.discover().await?;
-                cache.jwks_url = Some(u.clone());
-                u
-            }
+    async fn refresh(&self, cache: &mut KeyCache) -> Result<(), GraphError> {
+        let source = KeySource {
+            http: &self.http,
+            issuer: &self.settings.issuer,
         };
-        let jwks = Jwks::from_json(&self.get(&url).await?)?;
-        cache.jwks = Some(Arc::new(jwks));
-        Ok(())
-    }
-
-    async fn discover(&self) -> Result<String, GraphError> {
-        let url = format!(
-            "{}/.well-known/openid-configuration",
-            self.settings.issuer.trim_end_matches('/')
-        );
-        let doc: Value =
-            serde_json::from_slice(&self.get(&url).await?).map_err(|e| GraphError::OidcKeys {
-                reason: format!("discovery document is not JSON: {e}"),
-            })?;
-        if doc.get("issuer").and_then(Value::as_str) != Some(self.settings.issuer.as_str()) {
-            return Err(GraphError::OidcKeys {
-                reason: "discovery document names a different issuer".into(),
-            });
-        }
-        let uri =
-            doc.get("jwks_uri")
-                .and_then(Value::as_str)
-                .ok_or_else(|| GraphError::OidcKeys {
-                    reason: "discovery document has no jwks_uri".into(),
-                })?;
-        check_url(uri).map_err(|reason| GraphError::OidcKeys { reason })?;
-        Ok(uri.to_owned())
-    }
-
-    async fn get(&self, url: &str) -> Result<Vec<u8>, GraphError> {
-        let fail = |reason: String| GraphError::OidcKeys {
-            reason: format!("{url}: {reason}"),
-        };
-        let mut resp = self
-            .http
-            .get(url)
-            .header("accept", "application/json")
-            .send()
-            .await
-            .map_err(|e| crate::net::untrusted(&e).unwrap_or_else(|| fail(e.to_string())))?;
-        let status = resp.status().as_u16();
-        if !(200..300).contains(&status) {
-            return Err(fail(format!("HTTP {status}")));
-        }
-        let mut out = Vec::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| fail(e.to_string()))? {
-            if out.len() + chunk.len() > MAX_KEYS_DOCUMENT_BYTES {
-                return Err(fail("response too large".into()));
-            }
-            out.extend_from_slice(&chunk);
-        }
-        Ok(out)
+        source.refresh(cache).await
     }
 }

@@ -21,7 +21,9 @@ use std::time::Duration;
 use rand_core::{OsRng, RngCore};
 use serde_json::{json, Value};
 
-use super::oidc::{issuer, sign, GrantFailure, OidcState, DEMO_PASSWORD};
+use super::oidc::{
+    check_client, grant_fail, grant_field, issuer, password_user, sign, GrantFailure, OidcState,
+};
 use super::state::State;
 use crate::ids::encode_b64url;
 
@@ -41,15 +43,6 @@ pub(crate) fn api_audience(form: &HashMap<String, String>) -> Option<String> {
     })
 }
 
-fn fail(status: u16, error: &'static str, code: u64, d: &str) -> GrantFailure {
-    GrantFailure {
-        status,
-        error,
-        code,
-        description: format!("AADSTS{code}: {d}"),
-    }
-}
-
 /// Answers the password grant for an API access token (see the module docs).
 pub(crate) fn api_token(
     form: &HashMap<String, String>,
@@ -60,51 +53,11 @@ pub(crate) fn api_token(
     oidc: &OidcState,
     lifetime: Duration,
 ) -> Result<Value, GrantFailure> {
-    let field = |name: &str| {
-        form.get(name).ok_or_else(|| {
-            fail(
-                400,
-                "invalid_request",
-                900144,
-                &format!("The request body must contain the following parameter: '{name}'."),
-            )
-        })
-    };
-    let client_id = field("client_id")?;
-    let username = field("username")?;
-    let password = field("password")?;
-    if !known_client(client_id) {
-        return Err(fail(
-            400,
-            "unauthorized_client",
-            700016,
-            &format!("Application with identifier '{client_id}' was not found in the directory."),
-        ));
-    }
-    let user = st.find_user(username).ok_or_else(|| {
-        fail(
-            400,
-            "invalid_grant",
-            50034,
-            "The user account does not exist in this directory.",
-        )
-    })?;
-    if user.account_enabled == Some(false) {
-        return Err(fail(
-            400,
-            "invalid_grant",
-            50057,
-            "The user account is disabled.",
-        ));
-    }
-    if password.as_bytes() != DEMO_PASSWORD.as_bytes() {
-        return Err(fail(
-            400,
-            "invalid_grant",
-            50126,
-            "Error validating credentials due to invalid username or password.",
-        ));
-    }
+    let client_id = grant_field(form, "client_id")?;
+    let username = grant_field(form, "username")?;
+    let password = grant_field(form, "password")?;
+    check_client(known_client, client_id)?;
+    let user = password_user(st, username, password)?;
     let member_of = st.groups_of(&user.id);
     let mut roles: Vec<String> = st
         .tenant
@@ -152,8 +105,8 @@ pub(crate) fn api_token(
     }
     let key = oidc
         .current()
-        .map_err(|e| fail(500, "server_error", 50000, &e))?;
-    let token = sign(key, &claims).map_err(|e| fail(500, "server_error", 50000, &e))?;
+        .map_err(|e| grant_fail(500, "server_error", 50000, &e))?;
+    let token = sign(key, &claims).map_err(|e| grant_fail(500, "server_error", 50000, &e))?;
     Ok(json!({
         "token_type": "Bearer",
         "scope": format!("{audience}/.default"),

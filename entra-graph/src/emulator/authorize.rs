@@ -28,7 +28,10 @@ use rand_core::{OsRng, RngCore};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use super::oidc::{holder_claims, sign, GrantFailure, HolderTokenOptions, OidcState};
+use super::oidc::{
+    check_client, grant_fail, grant_field, holder_claims, sign, GrantFailure, HolderTokenOptions,
+    OidcState,
+};
 use super::state::State;
 use crate::ids::encode_b64url;
 
@@ -221,15 +224,6 @@ pub(crate) fn authorize(
     Outcome::Redirect(url)
 }
 
-fn grant_fail(status: u16, error: &'static str, code: u64, d: &str) -> GrantFailure {
-    GrantFailure {
-        status,
-        error,
-        code,
-        description: format!("AADSTS{code}: {d}"),
-    }
-}
-
 fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
@@ -243,27 +237,10 @@ pub(crate) fn code_grant(
     oidc: &mut OidcState,
     lifetime: Duration,
 ) -> Result<Value, GrantFailure> {
-    let field = |name: &str| {
-        form.get(name).filter(|v| !v.is_empty()).ok_or_else(|| {
-            grant_fail(
-                400,
-                "invalid_request",
-                900144,
-                &format!("The request body must contain the following parameter: '{name}'."),
-            )
-        })
-    };
-    let client_id = field("client_id")?;
-    let code = field("code")?;
-    let redirect_uri = field("redirect_uri")?;
-    if !known_client(client_id) {
-        return Err(grant_fail(
-            400,
-            "unauthorized_client",
-            700016,
-            &format!("Application with identifier '{client_id}' was not found in the directory."),
-        ));
-    }
+    let client_id = grant_field(form, "client_id")?;
+    let code = grant_field(form, "code")?;
+    let redirect_uri = grant_field(form, "redirect_uri")?;
+    check_client(known_client, client_id)?;
     let codes = &mut oidc.codes;
     // Taken out now: a code is spent by any redemption attempt, good or bad.
     let Some(issued) = codes.live.remove(code.as_str()) else {

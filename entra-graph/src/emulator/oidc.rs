@@ -266,7 +266,8 @@ pub(crate) struct GrantFailure {
     pub description: String,
 }
 
-fn grant_fail(status: u16, error: &'static str, code: u64, d: &str) -> GrantFailure {
+/// A refusal with Entra's `AADSTS{code}` prefix on the description.
+pub(crate) fn grant_fail(status: u16, error: &'static str, code: u64, d: &str) -> GrantFailure {
     GrantFailure {
         status,
         error,
@@ -275,43 +276,43 @@ fn grant_fail(status: u16, error: &'static str, code: u64, d: &str) -> GrantFail
     }
 }
 
-/// `grant_type=password` (ROPC): checks the client and the user's password
-/// ([`DEMO_PASSWORD`]) and answers like Entra, with an `id_token` when `openid` is in
-/// the scope (profile claims only with `profile`). Emulator extensions for scripts: a
-/// `nonce` field is copied into the ID token (as the authorize endpoint would), and an
-/// `amr` field (space-separated, default `pwd mfa`: the emulator models a sign-in that
-/// satisfied MFA) sets the methods. The access token it returns is opaque and not accepted by the emulated
-/// Graph (delegated permissions are not emulated).
-pub(crate) fn password_grant(
-    form: &std::collections::HashMap<String, String>,
-    base_url: &str,
-    st: &State,
-    known_client: impl Fn(&str) -> bool,
-    oidc: &OidcState,
-    lifetime: Duration,
-) -> Result<Value, GrantFailure> {
-    let field = |name: &str| {
-        form.get(name).ok_or_else(|| {
-            grant_fail(
-                400,
-                "invalid_request",
-                900144,
-                &format!("The request body must contain the following parameter: '{name}'."),
-            )
-        })
-    };
-    let client_id = field("client_id")?;
-    let username = field("username")?;
-    let password = field("password")?;
-    if !known_client(client_id) {
-        return Err(grant_fail(
+/// A form field every grant needs; missing or empty is refused as Entra refuses it.
+pub(crate) fn grant_field<'f>(
+    form: &'f std::collections::HashMap<String, String>,
+    name: &str,
+) -> Result<&'f String, GrantFailure> {
+    form.get(name).filter(|v| !v.is_empty()).ok_or_else(|| {
+        grant_fail(
             400,
-            "unauthorized_client",
-            700016,
-            &format!("Application with identifier '{client_id}' was not found in the directory."),
-        ));
+            "invalid_request",
+            900144,
+            &format!("The request body must contain the following parameter: '{name}'."),
+        )
+    })
+}
+
+/// Refuses a `client_id` the tenant has no application for.
+pub(crate) fn check_client(
+    known_client: impl Fn(&str) -> bool,
+    client_id: &str,
+) -> Result<(), GrantFailure> {
+    if known_client(client_id) {
+        return Ok(());
     }
-    let scope = form.get("scope").map(String::as_str).unwrap_or("");
+    Err(grant_fail(
+        400,
+        "unauthorized_client",
+        700016,
+        &format!("Application with identifier '{client_id}' was not found in the directory."),
+    ))
+}
+
+/// The user a password grant signs in: present, enabled, and the password right.
+pub(crate) fn password_user<'s>(
+    st: &'s State,
+    username: &str,
+    password: &str,
+) -> Result<&'s User, GrantFailure> {
     let user = st.find_user(username).ok_or_else(|| {
         grant_fail(
             400,
@@ -336,6 +337,30 @@ pub(crate) fn password_grant(
             "Error validating credentials due to invalid username or password.",
         ));
     }
+    Ok(user)
+}
+
+/// `grant_type=password` (ROPC): checks the client and the user's password
+/// ([`DEMO_PASSWORD`]) and answers like Entra, with an `id_token` when `openid` is in
+/// the scope (profile claims only with `profile`). Emulator extensions for scripts: a
+/// `nonce` field is copied into the ID token (as the authorize endpoint would), and an
+/// `amr` field (space-separated, default `pwd mfa`: the emulator models a sign-in that
+/// satisfied MFA) sets the methods. The access token it returns is opaque and not accepted by the emulated
+/// Graph (delegated permissions are not emulated).
+pub(crate) fn password_grant(
+    form: &std::collections::HashMap<String, String>,
+    base_url: &str,
+    st: &State,
+    known_client: impl Fn(&str) -> bool,
+    oidc: &OidcState,
+    lifetime: Duration,
+) -> Result<Value, GrantFailure> {
+    let client_id = grant_field(form, "client_id")?;
+    let username = grant_field(form, "username")?;
+    let password = grant_field(form, "password")?;
+    check_client(known_client, client_id)?;
+    let scope = form.get("scope").map(String::as_str).unwrap_or("");
+    let user = password_user(st, username, password)?;
     let tenant = &st.tenant.tenant_id;
     let mut raw = [0u8; 32];
     OsRng.fill_bytes(&mut raw);

@@ -182,116 +182,160 @@ impl Agent {
     }
 }
 
-/// A coordinator over `engine` with `config`, its agent directory, the server key the
-/// agents pin, and a fresh software key.
-fn setup(
-    engine: &Arc<Engine>,
-    config: CoordinatorConfig,
-) -> (
-    Coordinator,
-    Arc<Agents>,
-    SigningKey,
-    Authenticator<SoftTransport>,
-) {
+/// One test's server half: the world, a coordinator over its engine, the agent directory
+/// and the server key the agents pin.
+struct Rig {
+    w: World,
+    engine: Arc<Engine>,
+    c: Coordinator,
+    agents: Arc<Agents>,
+    server_key: SigningKey,
+}
+
+/// A fresh software key.
+fn soft_key() -> Authenticator<SoftTransport> {
+    Authenticator::new(SoftTransport::new(
+        SoftAuthenticator::new(SoftConfig::default()).unwrap(),
+    ))
+}
+
+/// A [`Rig`] named `name` whose coordinator takes software keys and `config`'s other
+/// settings, and a fresh software key.
+fn rig(name: &str, config: CoordinatorConfig) -> (Rig, Authenticator<SoftTransport>) {
+    let w = world(name);
+    let engine = w.engine.clone();
     let agents = Arc::new(Agents::default());
     let server_key = SigningKey::generate();
     let c = Coordinator::new(
         engine.clone(),
         SigningKey::from_pkcs8_pem(&server_key.to_pkcs8_pem().unwrap()).unwrap(),
         agents.clone(),
-        config,
+        CoordinatorConfig {
+            allow_software_keys: true,
+            ..config
+        },
     );
-    let key = Authenticator::new(SoftTransport::new(
-        SoftAuthenticator::new(SoftConfig::default()).unwrap(),
-    ));
-    (c, agents, server_key, key)
+    let rig = Rig {
+        w,
+        engine,
+        c,
+        agents,
+        server_key,
+    };
+    (rig, soft_key())
+}
+
+impl Rig {
+    /// A new approved agent of `class`, with a holder UI or not.
+    fn agent(&self, class: AgentClass, holder_ui: bool) -> Agent {
+        Agent::open(&self.c, &self.agents, &self.server_key, class, holder_ui)
+    }
+
+    /// A new approved agent of `class` reporting `caps`.
+    fn agent_with(&self, class: AgentClass, caps: Capabilities) -> Agent {
+        Agent::open_with(&self.c, &self.agents, &self.server_key, class, caps)
+    }
+
+    /// The id of the agent enrolled last.
+    fn last_agent_id(&self) -> String {
+        self.agents
+            .0
+            .lock()
+            .unwrap()
+            .last()
+            .unwrap()
+            .agent_id
+            .clone()
+    }
+
+    /// A holder session on `key` (reported with `serial`) asking for `operation`, up to
+    /// the sign-in question.
+    fn holder_asks(
+        &self,
+        key: &mut Authenticator<SoftTransport>,
+        ui: &mut Ui,
+        request: Request,
+        serial: Option<&str>,
+    ) -> (Agent, keysmith_wire::NeedHolderAuth) {
+        let mut holder = self.agent(AgentClass::Holder, true);
+        let report = holder
+            .session
+            .report(key, "software", serial.map(str::to_owned), None)
+            .unwrap();
+        holder.exchange(&self.c, report, key, ui);
+        let ask = holder.session.request(request).unwrap();
+        let Event::NeedHolderAuth(need) = holder.exchange(&self.c, ask, key, ui) else {
+            panic!("no sign-in asked")
+        };
+        (holder, need)
+    }
+
+    /// An ID token for `user` from the emulator, bound to `nonce`.
+    fn token(&self, user: &str, client_id: &str, nonce: &str) -> String {
+        self.w
+            .emulator
+            .holder_token_with(&HolderTokenOptions {
+                lifetime: HOUR,
+                ..HolderTokenOptions::new(user, client_id).nonce(nonce.to_string())
+            })
+            .unwrap()
+    }
+
+    /// `holder` answers `need` by signing in as `user`; returns how the session ended.
+    fn sign_in(
+        &self,
+        holder: &mut Agent,
+        need: &keysmith_wire::NeedHolderAuth,
+        user: &str,
+        key: &mut Authenticator<SoftTransport>,
+        ui: &mut Ui,
+    ) -> Event {
+        let token = self.token(user, &need.client_id, &need.nonce);
+        let auth = holder.session.holder_auth(Zeroizing::new(token)).unwrap();
+        holder.exchange(&self.c, auth, key, ui)
+    }
+}
+
+/// An activation request for the key found by a silent assertion (the holder does not
+/// know the key's id).
+fn activate() -> Request {
+    Request {
+        operation: RequestOp::Activate,
+        template: None,
+        key_id: None,
+    }
 }
 
 #[test]
 fn operator_issues_at_a_station_the_holder_activates_at_home_and_signs_in() {
-    let w = world("split-e2e");
-    let engine = w.engine.clone();
-    let (c, agents, server_key, mut key) = setup(
-        &engine,
-        CoordinatorConfig {
-            allow_software_keys: true,
-            ..CoordinatorConfig::default()
-        },
-    );
+    let (r, mut key) = rig("split-e2e", CoordinatorConfig::default());
+    let engine = r.engine.clone();
 
     // The operator queues the issuance for the station; the station takes it.
-    let (station, key_id) = issue_at_station(&c, &agents, &server_key, &engine, &mut key);
+    let (station, key_id) = issue_at_station(&r, &mut key);
 
     // Someone else signing in at an agent with Adele's key attached finds none of their
     // own keys there: refused before any PIN is set.
-    let mut other = Agent::open(&c, &agents, &server_key, AgentClass::Holder, true);
     let mut mallory_ui = Ui(Some("mallory-pin-1234"));
-    let report = other
-        .session
-        .report(&mut key, "software", None, None)
-        .unwrap();
-    other.exchange(&c, report, &mut key, &mut mallory_ui);
-    let ask = other
-        .session
-        .request(Request {
-            operation: RequestOp::Activate,
-            template: None,
-            key_id: None,
-        })
-        .unwrap();
-    let Event::NeedHolderAuth(need) = other.exchange(&c, ask, &mut key, &mut mallory_ui) else {
-        panic!("no sign-in asked")
-    };
-    let kim_token = w
-        .emulator
-        .holder_token_with(&HolderTokenOptions {
-            lifetime: HOUR,
-            ..HolderTokenOptions::new(crate::common::KIM, &need.client_id).nonce(need.nonce.clone())
-        })
-        .unwrap();
-    let auth = other
-        .session
-        .holder_auth(Zeroizing::new(kim_token))
-        .unwrap();
-    let Event::Refused(r) = other.exchange(&c, auth, &mut key, &mut mallory_ui) else {
+    let (mut other, need) = r.holder_asks(&mut key, &mut mallory_ui, activate(), None);
+    let Event::Refused(refusal) = r.sign_in(
+        &mut other,
+        &need,
+        crate::common::KIM,
+        &mut key,
+        &mut mallory_ui,
+    ) else {
         panic!("another user's activation was not refused")
     };
-    assert_eq!(r.code, RefusalCode::NotKeyOwner, "{r:?}");
+    assert_eq!(refusal.code, RefusalCode::NotKeyOwner, "{refusal:?}");
     assert_eq!(engine.key(&key_id).unwrap().state, CredentialState::Issued);
 
-    // The holder, at their own agent: sign in, then set the PIN (their UI gives it).
-    let mut holder = Agent::open(&c, &agents, &server_key, AgentClass::Holder, true);
+    // The holder, at their own agent: sign in, then set the PIN (their UI gives it). The
+    // holder does not know the key's id: a silent assertion over their issued keys'
+    // credentials finds it (and proves possession).
     let mut ui = Ui(Some(NEW_PIN));
-    let report = holder
-        .session
-        .report(&mut key, "software", None, None)
-        .unwrap();
-    holder.exchange(&c, report, &mut key, &mut ui);
-    let ask = holder
-        .session
-        .request(Request {
-            operation: RequestOp::Activate,
-            template: None,
-            // The holder does not know the key's id: a silent assertion over their issued
-            // keys' credentials finds it (and proves possession).
-            key_id: None,
-        })
-        .unwrap();
-    let Event::NeedHolderAuth(need) = holder.exchange(&c, ask, &mut key, &mut ui) else {
-        panic!("no sign-in asked")
-    };
-    let id_token = w
-        .emulator
-        .holder_token_with(&HolderTokenOptions {
-            lifetime: HOUR,
-            ..HolderTokenOptions::new(ADELE, &need.client_id).nonce(need.nonce.clone())
-        })
-        .unwrap();
-    let auth = holder
-        .session
-        .holder_auth(Zeroizing::new(id_token))
-        .unwrap();
-    let Event::JobAck(ack) = holder.exchange(&c, auth, &mut key, &mut ui) else {
+    let (mut holder, need) = r.holder_asks(&mut key, &mut ui, activate(), None);
+    let Event::JobAck(ack) = r.sign_in(&mut holder, &need, ADELE, &mut key, &mut ui) else {
         panic!("activation did not finish with a JobAck")
     };
     assert_eq!((ack.state.as_str(), ack.registered), ("active", 1));
@@ -303,36 +347,19 @@ fn operator_issues_at_a_station_the_holder_activates_at_home_and_signs_in() {
     assert_eq!(engine.key(&key_id).unwrap().state, CredentialState::Active);
 
     // A sign-in check from a fresh holder session.
-    let mut check = Agent::open(&c, &agents, &server_key, AgentClass::Holder, true);
-    let report = check
-        .session
-        .report(&mut key, "software", None, None)
-        .unwrap();
-    check.exchange(&c, report, &mut key, &mut ui);
-    let ask = check
-        .session
-        .request(Request {
-            operation: RequestOp::Verify,
-            template: None,
-            key_id: Some(key_id.clone()),
-        })
-        .unwrap();
-    let Event::NeedHolderAuth(need) = check.exchange(&c, ask, &mut key, &mut ui) else {
-        panic!("no sign-in asked")
+    let verify = Request {
+        operation: RequestOp::Verify,
+        template: None,
+        key_id: Some(key_id.clone()),
     };
-    let id_token = w
-        .emulator
-        .holder_token_with(&HolderTokenOptions {
-            lifetime: HOUR,
-            ..HolderTokenOptions::new(ADELE, &need.client_id).nonce(need.nonce.clone())
-        })
-        .unwrap();
+    let (mut check, need) = r.holder_asks(&mut key, &mut ui, verify, None);
+    let id_token = r.token(ADELE, &need.client_id, &need.nonce);
     let auth = check
         .session
         .holder_auth(Zeroizing::new(id_token.clone()))
         .unwrap();
     assert!(matches!(
-        check.exchange(&c, auth, &mut key, &mut ui),
+        check.exchange(&r.c, auth, &mut key, &mut ui),
         Event::JobAck(_)
     ));
 
@@ -365,66 +392,35 @@ fn operator_issues_at_a_station_the_holder_activates_at_home_and_signs_in() {
 /// any device step.
 #[test]
 fn a_token_not_bound_to_the_session_is_refused() {
-    let w = world("split-nonce");
-    let engine = w.engine.clone();
-    let (c, agents, server_key, mut key) = setup(
-        &engine,
-        CoordinatorConfig {
-            allow_software_keys: true,
-            ..CoordinatorConfig::default()
-        },
-    );
-    let mut holder = Agent::open(&c, &agents, &server_key, AgentClass::Holder, true);
+    let (r, mut key) = rig("split-nonce", CoordinatorConfig::default());
     let mut ui = Ui(Some(NEW_PIN));
-    let report = holder
-        .session
-        .report(&mut key, "software", Some("SN-X".into()), None)
-        .unwrap();
-    holder.exchange(&c, report, &mut key, &mut ui);
-    let ask = holder
-        .session
-        .request(Request {
-            operation: RequestOp::SelfIssue,
-            template: Some("split".into()),
-            key_id: None,
-        })
-        .unwrap();
-    let Event::NeedHolderAuth(need) = holder.exchange(&c, ask, &mut key, &mut ui) else {
-        panic!("no sign-in asked")
+    let self_issue = Request {
+        operation: RequestOp::SelfIssue,
+        template: Some("split".into()),
+        key_id: None,
     };
-    let wrong_nonce = w
-        .emulator
-        .holder_token_with(&HolderTokenOptions {
-            lifetime: HOUR,
-            ..HolderTokenOptions::new(ADELE, &need.client_id).nonce("not-this-session".to_string())
-        })
-        .unwrap();
+    let (mut holder, need) = r.holder_asks(&mut key, &mut ui, self_issue, Some("SN-X"));
+    let wrong_nonce = r.token(ADELE, &need.client_id, "not-this-session");
     let auth = holder
         .session
         .holder_auth(Zeroizing::new(wrong_nonce))
         .unwrap();
-    let Event::Refused(r) = holder.exchange(&c, auth, &mut key, &mut ui) else {
+    let Event::Refused(refusal) = holder.exchange(&r.c, auth, &mut key, &mut ui) else {
         panic!("a token for another session was not refused")
     };
-    assert_eq!(r.code, RefusalCode::HolderAuthFailed, "{r:?}");
+    assert_eq!(refusal.code, RefusalCode::HolderAuthFailed, "{refusal:?}");
     let _ = ServerMessage::Wait { retry_ms: 0 };
 }
 
 /// The operator queues an issuance to Adele for a new station; the station reports the
 /// key, polls, runs the jobs; returns the station's agent and the key's id.
-fn issue_at_station(
-    c: &Coordinator,
-    agents: &Agents,
-    server_key: &SigningKey,
-    engine: &Engine,
-    key: &mut Authenticator<SoftTransport>,
-) -> (Agent, String) {
-    let station = Agent::open(c, agents, server_key, AgentClass::Station, false);
+fn issue_at_station(r: &Rig, key: &mut Authenticator<SoftTransport>) -> (Agent, String) {
+    let station = r.agent(AgentClass::Station, false);
     let issue = StationRequest::Issue {
         user: ADELE.into(),
         template: "split".into(),
     };
-    let (station, ended) = station_runs_work(station, c, agents, engine, key, &issue, "SN-SPLIT-1");
+    let (station, ended) = station_runs_work(r, station, key, &issue, "SN-SPLIT-1");
     let Event::JobAck(ack) = ended else {
         panic!("the station's issuance did not finish with a JobAck: {ended:?}")
     };
@@ -432,22 +428,20 @@ fn issue_at_station(
     (station, ack.key_id)
 }
 
-/// The operator queues an issuance to Adele for `station` (the last agent enrolled): it
-/// reports the key, polls and runs the jobs; returns how its session ended.
+/// The operator queues `request` for `station` (the last agent enrolled): it reports the
+/// key with `serial`, polls and runs the jobs; returns how its session ended.
 fn station_runs_work(
+    r: &Rig,
     mut station: Agent,
-    c: &Coordinator,
-    agents: &Agents,
-    engine: &Engine,
     key: &mut Authenticator<SoftTransport>,
     request: &StationRequest,
     serial: &str,
 ) -> (Agent, Event) {
-    let station_id = agents.0.lock().unwrap().last().unwrap().agent_id.clone();
+    let station_id = r.last_agent_id();
     static WORK: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
     let n = WORK.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let work_id = format!("w-{n}-{}", &station_id[..8]);
-    queue_work(engine, &station_id, &work_id, request);
+    queue_work(&r.engine, &station_id, &work_id, request);
     let report = station
         .session
         .report(
@@ -459,18 +453,18 @@ fn station_runs_work(
         .unwrap();
     let mut no_ui = Ui(None);
     assert!(matches!(
-        station.exchange(c, report, key, &mut no_ui),
+        station.exchange(&r.c, report, key, &mut no_ui),
         Event::Wait { .. }
     ));
     let ready = station.session.ready().unwrap();
-    let ended = station.exchange(c, ready, key, &mut no_ui);
+    let ended = station.exchange(&r.c, ready, key, &mut no_ui);
     let expected = if matches!(ended, Event::JobAck(_)) {
         StationWorkState::Done
     } else {
         StationWorkState::Failed
     };
     assert_eq!(
-        engine
+        r.engine
             .store()
             .station_work_get(&work_id)
             .unwrap()
@@ -504,19 +498,8 @@ fn queue_work(engine: &Engine, agent_id: &str, work_id: &str, request: &StationR
 /// IdP call and any job, with what to do, and the key is left untouched.
 #[test]
 fn a_platform_only_station_is_refused_up_front() {
-    let w = world("split-platform-only");
-    let engine = w.engine.clone();
-    let (c, agents, server_key, mut key) = setup(
-        &engine,
-        CoordinatorConfig {
-            allow_software_keys: true,
-            ..CoordinatorConfig::default()
-        },
-    );
-    let station = Agent::open_with(
-        &c,
-        &agents,
-        &server_key,
+    let (r, mut key) = rig("split-platform-only", CoordinatorConfig::default());
+    let station = r.agent_with(
         AgentClass::Station,
         Capabilities {
             ctap_raw: false,
@@ -529,81 +512,44 @@ fn a_platform_only_station_is_refused_up_front() {
         user: ADELE.into(),
         template: "split".into(),
     };
-    let (_station, ended) = station_runs_work(
-        station,
-        &c,
-        &agents,
-        &engine,
-        &mut key,
-        &issue,
-        "SN-SPLIT-1",
-    );
-    let Event::Refused(r) = ended else {
+    let (_station, ended) = station_runs_work(&r, station, &mut key, &issue, "SN-SPLIT-1");
+    let Event::Refused(refusal) = ended else {
         panic!("not refused up front: {ended:?}")
     };
-    assert!(r.reason.contains("webauthn.dll"), "{r:?}");
-    assert!(r.reason.contains("agent service"), "{r:?}");
+    assert!(refusal.reason.contains("webauthn.dll"), "{refusal:?}");
+    assert!(refusal.reason.contains("agent service"), "{refusal:?}");
     let info = key.refresh_info().unwrap().clone();
     assert_ne!(
         info.supports_option("clientPin"),
         Some(true),
         "no PIN was set on the key"
     );
-    assert_eq!(w.emulator.method_count(), 0, "nothing registered");
-    let graph: Vec<_> = w
-        .emulator
-        .request_log()
-        .into_iter()
-        .filter(|r| r.path.contains("/users"))
-        .collect();
+    assert_eq!(r.w.emulator.method_count(), 0, "nothing registered");
+    let graph: Vec<_> =
+        r.w.emulator
+            .request_log()
+            .into_iter()
+            .filter(|r| r.path.contains("/users"))
+            .collect();
     assert!(
         graph.is_empty(),
         "an IdP call before the refusal: {graph:?}"
     );
 }
 
-/// A holder session on `key` asking for `operation`, up to the sign-in question.
-fn holder_asks(
-    c: &Coordinator,
-    agents: &Agents,
-    server_key: &SigningKey,
-    key: &mut Authenticator<SoftTransport>,
-    ui: &mut Ui,
-    operation: RequestOp,
-    key_id: Option<String>,
-) -> (Agent, keysmith_wire::NeedHolderAuth) {
-    let mut holder = Agent::open(c, agents, server_key, AgentClass::Holder, true);
-    let report = holder.session.report(key, "software", None, None).unwrap();
-    holder.exchange(c, report, key, ui);
-    let ask = holder
-        .session
-        .request(Request {
-            operation,
-            template: None,
-            key_id,
-        })
-        .unwrap();
-    let Event::NeedHolderAuth(need) = holder.exchange(c, ask, key, ui) else {
-        panic!("no sign-in asked")
-    };
-    (holder, need)
-}
-
 /// Each release of the transport PIN to a holder's session is audited; past the limit the
 /// key is marked as needing reissue instead of released again.
 #[test]
 fn transport_pin_releases_are_audited_and_limited() {
-    let w = world("split-release");
-    let engine = w.engine.clone();
-    let (c, agents, server_key, mut key) = setup(
-        &engine,
+    let (r, mut key) = rig(
+        "split-release",
         CoordinatorConfig {
-            allow_software_keys: true,
             max_transport_pin_releases: 1,
             ..CoordinatorConfig::default()
         },
     );
-    let (_station, key_id) = issue_at_station(&c, &agents, &server_key, &engine, &mut key);
+    let engine = r.engine.clone();
+    let (_station, key_id) = issue_at_station(&r, &mut key);
     let releases = |outcome: &str| {
         engine
             .audit_for(&key_id)
@@ -622,32 +568,16 @@ fn transport_pin_releases_are_audited_and_limited() {
     let attempt = |key: &mut Authenticator<SoftTransport>| {
         // The holder's UI gives no PIN: the job fails at the device half after the release.
         let mut ui = Ui(None);
-        let (mut holder, need) = holder_asks(
-            &c,
-            &agents,
-            &server_key,
-            key,
-            &mut ui,
-            RequestOp::Activate,
-            None,
-        );
-        let token = w
-            .emulator
-            .holder_token_with(&HolderTokenOptions {
-                lifetime: HOUR,
-                ..HolderTokenOptions::new(ADELE, &need.client_id).nonce(need.nonce.clone())
-            })
-            .unwrap();
-        let auth = holder.session.holder_auth(Zeroizing::new(token)).unwrap();
-        holder.exchange(&c, auth, key, &mut ui)
+        let (mut holder, need) = r.holder_asks(key, &mut ui, activate(), None);
+        r.sign_in(&mut holder, &need, ADELE, key, &mut ui)
     };
     assert!(matches!(attempt(&mut key), Event::Refused(_)));
     assert_eq!(releases("released"), 1);
     assert!(!engine.key(&key_id).unwrap().needs_reissue);
-    let Event::Refused(r) = attempt(&mut key) else {
+    let Event::Refused(refusal) = attempt(&mut key) else {
         panic!("a release past the limit was not refused")
     };
-    assert_eq!(releases("released"), 1, "{r:?}");
+    assert_eq!(releases("released"), 1, "{refusal:?}");
     assert_eq!(releases("refused"), 1);
     let k = engine.key(&key_id).unwrap();
     assert!(k.needs_reissue);
@@ -660,43 +590,14 @@ fn transport_pin_releases_are_audited_and_limited() {
 /// passkey is registered exactly once.
 #[test]
 fn a_hostile_relay_registers_nothing_twice() {
-    let w = world("split-relay");
-    let engine = w.engine.clone();
-    let (c, agents, server_key, mut key) = setup(
-        &engine,
-        CoordinatorConfig {
-            allow_software_keys: true,
-            ..CoordinatorConfig::default()
-        },
-    );
-    let (_station, key_id) = issue_at_station(&c, &agents, &server_key, &engine, &mut key);
+    let (r, mut key) = rig("split-relay", CoordinatorConfig::default());
+    let (c, engine) = (&r.c, r.engine.clone());
+    let (_station, key_id) = issue_at_station(&r, &mut key);
     let mut ui = Ui(Some(NEW_PIN));
     // A bystander session of another holder agent, for cross-session replays.
-    let (bystander, _) = holder_asks(
-        &c,
-        &agents,
-        &server_key,
-        &mut key,
-        &mut ui,
-        RequestOp::Activate,
-        None,
-    );
-    let (mut holder, need) = holder_asks(
-        &c,
-        &agents,
-        &server_key,
-        &mut key,
-        &mut ui,
-        RequestOp::Activate,
-        None,
-    );
-    let token = w
-        .emulator
-        .holder_token_with(&HolderTokenOptions {
-            lifetime: HOUR,
-            ..HolderTokenOptions::new(ADELE, &need.client_id).nonce(need.nonce.clone())
-        })
-        .unwrap();
+    let (bystander, _) = r.holder_asks(&mut key, &mut ui, activate(), None);
+    let (mut holder, need) = r.holder_asks(&mut key, &mut ui, activate(), None);
+    let token = r.token(ADELE, &need.client_id, &need.nonce);
     let mut msg = holder.session.holder_auth(Zeroizing::new(token)).unwrap();
     let mut results = 0;
     let ack = loop {
@@ -730,7 +631,7 @@ fn a_hostile_relay_registers_nothing_twice() {
     assert!(results >= 2, "the probe and the PIN change ran as jobs");
     let user = engine.key(&key_id).unwrap().user_id.unwrap();
     assert_eq!(
-        w.emulator.methods(&user).len(),
+        r.w.emulator.methods(&user).len(),
         1,
         "registered exactly once"
     );

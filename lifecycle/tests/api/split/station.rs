@@ -8,16 +8,14 @@ use super::*;
 /// queued; once the first flow ends, the second station's work starts.
 #[test]
 fn a_node_runs_at_most_max_flows_at_once() {
-    let w = world("split-max-flows");
-    let engine = w.engine.clone();
-    let (c, agents, server_key, mut key) = setup(
-        &engine,
+    let (r, mut key) = rig(
+        "split-max-flows",
         CoordinatorConfig {
-            allow_software_keys: true,
             max_flows: 1,
             ..CoordinatorConfig::default()
         },
     );
+    let (c, engine) = (&r.c, r.engine.clone());
     let issue = StationRequest::Issue {
         user: ADELE.into(),
         template: "split".into(),
@@ -32,19 +30,17 @@ fn a_node_runs_at_most_max_flows_at_once() {
             .state
     };
     let mut no_ui = Ui(None);
-    let mut other_key = Authenticator::new(SoftTransport::new(
-        SoftAuthenticator::new(SoftConfig::default()).unwrap(),
-    ));
+    let mut other_key = soft_key();
 
     // Station A takes its work; the flow sends its first job and waits for the result.
-    let mut a = Agent::open(&c, &agents, &server_key, AgentClass::Station, false);
-    let a_id = agents.0.lock().unwrap().last().unwrap().agent_id.clone();
+    let mut a = r.agent(AgentClass::Station, false);
+    let a_id = r.last_agent_id();
     queue(&a_id, "w-a");
     let report = a
         .session
         .report(&mut key, "software", Some("SN-A".into()), None)
         .unwrap();
-    a.exchange(&c, report, &mut key, &mut no_ui);
+    a.exchange(c, report, &mut key, &mut no_ui);
     let ready = a.session.ready().unwrap();
     let reply = c.handle(&a.session_id, &ready, now_ms()).unwrap();
     a.clock += 1;
@@ -54,31 +50,31 @@ fn a_node_runs_at_most_max_flows_at_once() {
     assert_eq!(state("w-a"), StationWorkState::Taken);
 
     // Station B polls: told to wait, its work stays queued.
-    let mut b = Agent::open(&c, &agents, &server_key, AgentClass::Station, false);
-    let b_id = agents.0.lock().unwrap().last().unwrap().agent_id.clone();
+    let mut b = r.agent(AgentClass::Station, false);
+    let b_id = r.last_agent_id();
     queue(&b_id, "w-b");
     let report = b
         .session
         .report(&mut other_key, "software", Some("SN-B".into()), None)
         .unwrap();
-    b.exchange(&c, report, &mut other_key, &mut no_ui);
+    b.exchange(c, report, &mut other_key, &mut no_ui);
     let ready = b.session.ready().unwrap();
     assert!(matches!(
-        b.exchange(&c, ready, &mut other_key, &mut no_ui),
+        b.exchange(c, ready, &mut other_key, &mut no_ui),
         Event::Wait { .. }
     ));
     assert_eq!(state("w-b"), StationWorkState::Queued);
 
     // A finishes; B's next poll starts its work.
     let result = a.session.run_job(a.clock, &mut key, &mut no_ui).unwrap();
-    let Event::JobAck(ack) = a.exchange(&c, result, &mut key, &mut no_ui) else {
+    let Event::JobAck(ack) = a.exchange(c, result, &mut key, &mut no_ui) else {
         panic!("station A's issuance did not finish")
     };
     assert_eq!(ack.state, "issued");
     let start = std::time::Instant::now();
     let ended = loop {
         let ready = b.session.ready().unwrap();
-        match b.exchange(&c, ready, &mut other_key, &mut no_ui) {
+        match b.exchange(c, ready, &mut other_key, &mut no_ui) {
             Event::Wait { .. } if start.elapsed() < std::time::Duration::from_secs(10) => {
                 // A's flow thread ends just after its last reply.
                 std::thread::sleep(std::time::Duration::from_millis(20));
@@ -95,17 +91,10 @@ fn a_node_runs_at_most_max_flows_at_once() {
 /// the right key the key is revoked, wiped and issued again to its holder.
 #[test]
 fn a_station_reissues_the_key_named_and_no_other() {
-    let w = world("split-reissue");
-    let engine = w.engine.clone();
-    let (c, agents, server_key, mut key) = setup(
-        &engine,
-        CoordinatorConfig {
-            allow_software_keys: true,
-            ..CoordinatorConfig::default()
-        },
-    );
+    let (r, mut key) = rig("split-reissue", CoordinatorConfig::default());
+    let engine = r.engine.clone();
     // A template that resets the key before issuing it (reissue wipes the key).
-    let mut t = template(&w.emulator, "split-reset", ALL);
+    let mut t = template(&r.w.emulator, "split-reset", ALL);
     t.credential.fido2.reset_before_issuance = true;
     engine.add_template(t).unwrap();
     let open_station = || {
@@ -115,22 +104,14 @@ fn a_station_reissues_the_key_named_and_no_other() {
             max_job_steps: 64,
             ..Default::default()
         };
-        Agent::open_with(&c, &agents, &server_key, AgentClass::Station, caps)
+        r.agent_with(AgentClass::Station, caps)
     };
     let station = open_station();
     let issue = StationRequest::Issue {
         user: ADELE.into(),
         template: "split-reset".into(),
     };
-    let (_, ended) = station_runs_work(
-        station,
-        &c,
-        &agents,
-        &engine,
-        &mut key,
-        &issue,
-        "SN-SPLIT-1",
-    );
+    let (_, ended) = station_runs_work(&r, station, &mut key, &issue, "SN-SPLIT-1");
     let Event::JobAck(ack) = ended else {
         panic!("issuance at the station did not finish: {ended:?}")
     };
@@ -140,31 +121,22 @@ fn a_station_reissues_the_key_named_and_no_other() {
     };
 
     // Another key at the desk: refused, the issued key untouched.
-    let mut other = Authenticator::new(SoftTransport::new(
-        SoftAuthenticator::new(SoftConfig::default()).unwrap(),
-    ));
+    let mut other = soft_key();
     let station = open_station();
-    let (_, ended) = station_runs_work(
-        station, &c, &agents, &engine, &mut other, &reissue, "SN-OTHER",
-    );
-    let Event::Refused(r) = ended else {
+    let (_, ended) = station_runs_work(&r, station, &mut other, &reissue, "SN-OTHER");
+    let Event::Refused(refusal) = ended else {
         panic!("reissue with another key attached was not refused: {ended:?}")
     };
-    assert!(r.reason.contains("is not the key to reissue"), "{r:?}");
+    assert!(
+        refusal.reason.contains("is not the key to reissue"),
+        "{refusal:?}"
+    );
     let before = engine.key(&key_id).unwrap();
     assert_eq!(before.state, CredentialState::Issued);
 
     // The right key: reissued to the same holder.
     let station = open_station();
-    let (_, ended) = station_runs_work(
-        station,
-        &c,
-        &agents,
-        &engine,
-        &mut key,
-        &reissue,
-        "SN-SPLIT-1",
-    );
+    let (_, ended) = station_runs_work(&r, station, &mut key, &reissue, "SN-SPLIT-1");
     let Event::JobAck(ack) = ended else {
         panic!("reissue at the station did not finish: {ended:?}")
     };

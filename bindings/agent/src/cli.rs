@@ -5,8 +5,9 @@
 //! keysmith-agent [--config FILE] enroll [--code CODE]   enrol at the server; prints the fingerprint
 //! keysmith-agent [--config FILE] status                 the enrolment's status at the server
 //! keysmith-agent [--config FILE] fingerprint            this agent's id (creates the key at first run)
-//! keysmith-agent [--config FILE] ui [--socket PATH] [--agent-uid UID]...
+//! keysmith-agent [--config FILE] ui [--socket PATH] [--agent-uid UID]... [OPERATION]
 //!                                                       the holder's terminal UI
+//! keysmith-agent [--config FILE] holder --device SPEC   the holder service (PIN via `ui`)
 //! keysmith-agent version
 //! ```
 //!
@@ -27,10 +28,18 @@ const USAGE: &str = "usage:
                                                         admin issued; '-' or none: prompted)
   keysmith-agent [--config FILE] status                 the enrolment's status at the server
   keysmith-agent [--config FILE] fingerprint            this agent's id (creates the key at first run)
-  keysmith-agent [--config FILE] ui [--socket PATH] [--agent-uid UID]...
-                                                        the holder's terminal UI
-  keysmith-agent [--config FILE] run --device SPEC [--once] [--max-wait SECS]
+  keysmith-agent [--config FILE] ui [--socket PATH] [--agent-uid UID]... [--pin-stdin] [--no-browser]
+          [activate [--key-id ID] | self-issue --template NAME | verify --key-id ID]
+                                                        the holder's terminal UI (asks the holder
+                                                        service for the operation, or answers a
+                                                        station's PIN request at the desk)
+  keysmith-agent [--config FILE] run --device SPEC [--once] [--max-wait SECS] [--holder-ui]
                                                         a station: take operator work for the key
+                                                        (--holder-ui: the holder at the desk types
+                                                        the PIN in `ui`)
+  keysmith-agent [--config FILE] holder --device SPEC [--once]
+                                                        the holder service: runs what the holder's
+                                                        `ui` asks for, PIN and sign-in through it
   keysmith-agent [--config FILE] activate --device SPEC [--key-id ID] [--pin-stdin] [--no-browser]
   keysmith-agent [--config FILE] self-issue --device SPEC --template NAME [--pin-stdin] [--no-browser]
   keysmith-agent [--config FILE] verify --device SPEC --key-id ID [--pin-stdin] [--no-browser]
@@ -106,7 +115,9 @@ fn run(mut args: Vec<String>) -> Result<ExitCode, AgentError> {
             Ok(ExitCode::SUCCESS)
         }
         "ui" => ui_cmd(&config_path, rest),
-        "run" | "activate" | "self-issue" | "verify" => split_cmd(&config_path, &cmd, rest),
+        "run" | "holder" | "activate" | "self-issue" | "verify" => {
+            split_cmd(&config_path, &cmd, rest)
+        }
         other => usage(&format!("unknown command {other:?}")),
     }
 }
@@ -155,20 +166,54 @@ fn enroll_cmd(config_path: &std::path::Path, rest: &[String]) -> Result<ExitCode
 }
 
 fn ui_cmd(config_path: &std::path::Path, rest: &[String]) -> Result<ExitCode, AgentError> {
+    use crate::ui::{FromUi, HolderOperation};
     let mut socket: Option<PathBuf> = None;
     let mut agent_uids: Vec<u32> = Vec::new();
+    let mut opts = crate::holder::TerminalOptions::default();
+    let mut operation = None;
+    let mut key_id = None;
+    let mut template = None;
     let mut i = 0;
     while i < rest.len() {
+        let mut step = 2;
         match (rest[i].as_str(), rest.get(i + 1)) {
             ("--socket", Some(p)) => socket = Some(PathBuf::from(p)),
             ("--agent-uid", Some(u)) => match u.parse() {
                 Ok(u) => agent_uids.push(u),
                 Err(_) => return usage("--agent-uid needs a number"),
             },
+            ("--key-id", Some(k)) => key_id = Some(k.clone()),
+            ("--template", Some(t)) => template = Some(t.clone()),
+            ("--pin-stdin", _) => (opts.pin_stdin, step) = (true, 1),
+            ("--no-browser", _) => (opts.no_browser, step) = (true, 1),
+            ("activate", _) if operation.is_none() => {
+                (operation, step) = (Some(HolderOperation::Activate), 1)
+            }
+            ("self-issue", _) if operation.is_none() => {
+                (operation, step) = (Some(HolderOperation::SelfIssue), 1)
+            }
+            ("verify", _) if operation.is_none() => {
+                (operation, step) = (Some(HolderOperation::Verify), 1)
+            }
             (other, _) => return usage(&format!("ui: unexpected {other:?}")),
         }
-        i += 2;
+        i += step;
     }
+    let request = match operation {
+        Some(op) => {
+            // Refused here, before anything is sent, as the service would refuse it.
+            crate::holder::mode_for(op, key_id.clone(), template.clone())?;
+            Some(FromUi::Request {
+                operation: op,
+                key_id,
+                template,
+            })
+        }
+        None if key_id.is_some() || template.is_some() => {
+            return usage("ui: --key-id and --template go with activate, self-issue or verify")
+        }
+        None => None,
+    };
     let config = if socket.is_none() || agent_uids.is_empty() {
         AgentConfig::load(config_path).ok()
     } else {
@@ -185,7 +230,7 @@ fn ui_cmd(config_path: &std::path::Path, rest: &[String]) -> Result<ExitCode, Ag
             .or_else(|| config.as_ref().map(AgentConfig::ui_socket))
             .unwrap_or_else(|| PathBuf::from("/run/keysmith-agent/ui.sock"));
         let client = crate::ui::unix::connect(&path, &agent_uids)?;
-        terminal_ui(client)
+        crate::holder::terminal_ui(client, request, &opts)
     }
     #[cfg(windows)]
     {
@@ -195,82 +240,8 @@ fn ui_cmd(config_path: &std::path::Path, rest: &[String]) -> Result<ExitCode, Ag
             .and_then(|c| c.ui.pipe.clone())
             .unwrap_or_else(|| crate::ui::windows::DEFAULT_PIPE.to_owned());
         let client = crate::ui::windows::connect(&pipe)?;
-        terminal_ui(client)
+        crate::holder::terminal_ui(client, request, &opts)
     }
-}
-
-fn terminal_ui<S: std::io::Read + std::io::Write>(
-    mut client: crate::ui::UiClient<S>,
-) -> Result<ExitCode, AgentError> {
-    use crate::ui::{FromUi, HolderPin, PromptKind, ToUi};
-    while let Some(msg) = client.recv()? {
-        match msg {
-            ToUi::Hello { version, agent } => {
-                eprintln!("keysmith agent {agent} (protocol {version})");
-            }
-            ToUi::Prompt { prompt, sample, of } => match prompt {
-                PromptKind::TouchKey => eprintln!("Touch your security key."),
-                PromptKind::InsertKey => eprintln!("Insert your security key."),
-                PromptKind::FingerprintSample => eprintln!(
-                    "Place your finger on the key (sample {} of {}).",
-                    sample.unwrap_or(0),
-                    of.unwrap_or(0)
-                ),
-            },
-            ToUi::NeedPin { min_len, confirm } => {
-                let pin = loop {
-                    let pin = Zeroizing::new(
-                        rpassword::prompt_password(format!(
-                            "New PIN (at least {min_len} characters, empty to cancel): "
-                        ))
-                        .map_err(|e| AgentError::io("reading the PIN", e))?,
-                    );
-                    if pin.is_empty() {
-                        client.send(&FromUi::Cancel)?;
-                        return Err(AgentError::Cancelled);
-                    }
-                    if pin.chars().count() < min_len as usize {
-                        eprintln!("Too short.");
-                        continue;
-                    }
-                    if confirm {
-                        let again = Zeroizing::new(
-                            rpassword::prompt_password("The same PIN again: ")
-                                .map_err(|e| AgentError::io("reading the PIN", e))?,
-                        );
-                        if again != pin {
-                            eprintln!("The two PINs differ.");
-                            continue;
-                        }
-                    }
-                    break pin;
-                };
-                client.send(&FromUi::Pin {
-                    pin: HolderPin::new(pin),
-                })?;
-            }
-            ToUi::NeedSignIn { url } => {
-                if crate::oidc::open_system_browser(&url) {
-                    eprintln!("Sign in in the browser window that opened.");
-                } else {
-                    eprintln!("Open this address in a browser and sign in:\n{url}");
-                }
-            }
-            ToUi::SessionCode { code } => {
-                eprintln!("Session code: {code} (the sign-in page shows the same code)");
-            }
-            ToUi::Done { ok, message } => {
-                eprintln!("{message}");
-                return Ok(if ok {
-                    ExitCode::SUCCESS
-                } else {
-                    ExitCode::from(1)
-                });
-            }
-        }
-    }
-    eprintln!("keysmith-agent: the agent closed the channel");
-    Ok(ExitCode::from(1))
 }
 
 /// The holder's PIN, from stdin (automation, tests) or the terminal; zeroized.
@@ -320,6 +291,75 @@ impl keysmith_device::HolderUi for TerminalUi {
     }
 }
 
+/// What the split commands share once parsed.
+struct Connected {
+    config: AgentConfig,
+    key: AgentKey,
+    http: reqwest::blocking::Client,
+    server_key: keysmith_wire::PublicKey,
+}
+
+fn connect(config_path: &std::path::Path) -> Result<Connected, AgentError> {
+    let config = AgentConfig::load(config_path)?;
+    let key = AgentKey::load(&config.key_file)?;
+    let http = crate::http::client(config.server_ca_file.as_deref(), Duration::from_secs(330))?;
+    let pin = config.server_key_fingerprint()?;
+    let server_key = crate::session::server_key(&http, &config.server_url, &pin)?;
+    Ok(Connected {
+        config,
+        key,
+        http,
+        server_key,
+    })
+}
+
+/// The holder's sign-in for the server's `NeedHolderAuth`, at the configured issuer
+/// only; `show` gets the session code and the address to open (the terminal, or the
+/// holder's UI over the channel).
+fn sign_in_with<'a>(
+    oidc: Option<crate::config::OidcConfig>,
+    show: impl Fn(crate::ui::ToUi) + 'a,
+) -> Result<
+    impl FnMut(&keysmith_wire::NeedHolderAuth) -> Result<Zeroizing<String>, AgentError> + 'a,
+    AgentError,
+> {
+    let sign_http = crate::http::client(None, Duration::from_secs(30))?;
+    Ok(move |need: &keysmith_wire::NeedHolderAuth| {
+        let o = oidc.as_ref().ok_or_else(|| {
+            AgentError::config("oidc", "holders sign in: configure [oidc]".to_owned())
+        })?;
+        // The agent signs in only where it was configured to: a server asking for another
+        // issuer or client is refused.
+        if o.issuer != need.issuer || o.client_id != need.client_id {
+            return Err(AgentError::SignIn(format!(
+                "the server asks for a sign-in at {} for {}, this agent is configured for {} / {}",
+                need.issuer, need.client_id, o.issuer, o.client_id
+            )));
+        }
+        show(crate::ui::ToUi::SessionCode {
+            code: need.session_code.clone(),
+        });
+        let req = crate::oidc::SignInRequest {
+            issuer: o.issuer.clone(),
+            client_id: o.client_id.clone(),
+            scopes: need.scopes.clone(),
+            nonce: need.nonce.clone(),
+            login_hint: need.login_hint.clone(),
+            max_age: Some(u64::from(need.max_age_s)),
+            session_code: Some(need.session_code.clone()),
+            timeout: Duration::from_secs(300),
+        };
+        let mut open = |url: &str| -> Result<(), AgentError> {
+            show(crate::ui::ToUi::NeedSignIn {
+                url: url.to_owned(),
+            });
+            Ok(())
+        };
+        let token = crate::oidc::sign_in(&sign_http, &req, &mut open)?;
+        Ok(Zeroizing::new(token.expose().to_owned()))
+    })
+}
+
 fn split_cmd(
     config_path: &std::path::Path,
     cmd: &str,
@@ -333,9 +373,11 @@ fn split_cmd(
     let mut max_wait = Duration::from_secs(60);
     let mut pin_stdin = false;
     let mut browser = true;
+    let mut holder_ui = false;
     let mut i = 0;
     while i < rest.len() {
         let value = rest.get(i + 1).cloned();
+        let mut step = 2;
         match (rest[i].as_str(), value) {
             ("--device", Some(v)) => device = Some(v),
             ("--key-id", Some(v)) => key_id = Some(v),
@@ -346,30 +388,23 @@ fn split_cmd(
                 })?;
                 max_wait = Duration::from_secs(secs);
             }
-            ("--once", _) => {
-                once = true;
-                i += 1;
-                continue;
-            }
-            ("--pin-stdin", _) => {
-                pin_stdin = true;
-                i += 1;
-                continue;
-            }
-            ("--no-browser", _) => {
-                browser = false;
-                i += 1;
-                continue;
-            }
+            ("--once", _) => (once, step) = (true, 1),
+            ("--pin-stdin", _) => (pin_stdin, step) = (true, 1),
+            ("--no-browser", _) => (browser, step) = (false, 1),
+            ("--holder-ui", _) if cmd == "run" => (holder_ui, step) = (true, 1),
             (other, _) => return usage(&format!("{cmd}: unexpected {other:?}")),
         }
-        i += 2;
+        i += step;
     }
     let Some(spec) = device else {
         return usage(&format!("{cmd}: --device SPEC is required"));
     };
     let mode = match cmd {
-        "run" => Mode::Station { once, max_wait },
+        "run" | "holder" => Mode::Station {
+            once,
+            max_wait,
+            holder_at_desk: holder_ui,
+        },
         "activate" => Mode::Activate { key_id },
         "self-issue" => match template {
             Some(template) => Mode::SelfIssue { template },
@@ -380,57 +415,33 @@ fn split_cmd(
             None => return usage("verify: --key-id ID is required"),
         },
     };
-    let config = AgentConfig::load(config_path)?;
-    let key = AgentKey::load(&config.key_file)?;
-    let http = crate::http::client(config.server_ca_file.as_deref(), Duration::from_secs(330))?;
-    let pin = config.server_key_fingerprint()?;
-    let server_key = session::server_key(&http, &config.server_url, &pin)?;
+    let c = connect(config_path)?;
+    if cmd == "holder" {
+        return holder_service(&c, &spec, once);
+    }
+    if cmd == "run" && holder_ui {
+        return station_with_holder_ui(&c, &spec, &mode);
+    }
     let mut opened = crate::device::open(&spec)?;
     let mut ui = TerminalUi {
         from_stdin: pin_stdin,
         cached: None,
     };
-    let oidc = config.oidc.clone();
-    let sign_http = crate::http::client(None, Duration::from_secs(30))?;
-    let mut sign_in =
-        |need: &keysmith_wire::NeedHolderAuth| -> Result<Zeroizing<String>, AgentError> {
-            let o = oidc.as_ref().ok_or_else(|| {
-                AgentError::config("oidc", "holders sign in: configure [oidc]".to_owned())
-            })?;
-            // The agent signs in only where it was configured to: a server asking for another
-            // issuer or client is refused.
-            if o.issuer != need.issuer || o.client_id != need.client_id {
-                return Err(AgentError::SignIn(format!(
-                "the server asks for a sign-in at {} for {}, this agent is configured for {} / {}",
-                need.issuer, need.client_id, o.issuer, o.client_id
-            )));
+    let mut sign_in = sign_in_with(c.config.oidc.clone(), |m| match m {
+        crate::ui::ToUi::SessionCode { code } => eprintln!("session code {code}"),
+        crate::ui::ToUi::NeedSignIn { url } => {
+            eprintln!("sign in at: {url}");
+            if browser {
+                crate::oidc::open_system_browser(&url);
             }
-            eprintln!("session code {}", need.session_code);
-            let req = crate::oidc::SignInRequest {
-                issuer: o.issuer.clone(),
-                client_id: o.client_id.clone(),
-                scopes: need.scopes.clone(),
-                nonce: need.nonce.clone(),
-                login_hint: need.login_hint.clone(),
-                max_age: Some(u64::from(need.max_age_s)),
-                session_code: Some(need.session_code.clone()),
-                timeout: Duration::from_secs(300),
-            };
-            let mut open = |url: &str| -> Result<(), AgentError> {
-                eprintln!("sign in at: {url}");
-                if browser {
-                    crate::oidc::open_system_browser(url);
-                }
-                Ok(())
-            };
-            let token = crate::oidc::sign_in(&sign_http, &req, &mut open)?;
-            Ok(Zeroizing::new(token.expose().to_owned()))
-        };
+        }
+        _ => {}
+    })?;
     let out = session::run(
-        &http,
-        &config.server_url,
-        server_key,
-        &key,
+        &c.http,
+        &c.config.server_url,
+        c.server_key,
+        &c.key,
         &mut opened,
         &mode,
         &mut ui,
@@ -439,3 +450,109 @@ fn split_cmd(
     println!("{out}");
     Ok(ExitCode::SUCCESS)
 }
+
+/// The UI channel's listener, as configured (`[ui]`).
+#[cfg(unix)]
+fn ui_listener(
+    c: &Connected,
+) -> Result<
+    impl FnMut() -> Result<crate::ui::UiSession<std::os::unix::net::UnixStream>, AgentError>,
+    AgentError,
+> {
+    let listener = crate::ui::unix::UiListener::bind(
+        &c.config.ui_socket(),
+        &c.config.ui.allowed_uids,
+        &c.key.fingerprint(),
+    )?;
+    eprintln!(
+        "the holder's UI connects at {}",
+        c.config.ui_socket().display()
+    );
+    Ok(move || listener.accept())
+}
+
+/// The UI channel's listener, as configured (`[ui]`).
+#[cfg(windows)]
+fn ui_listener(
+    c: &Connected,
+) -> Result<impl FnMut() -> Result<crate::ui::UiSession<std::fs::File>, AgentError>, AgentError> {
+    let pipe = c
+        .config
+        .ui
+        .pipe
+        .clone()
+        .unwrap_or_else(|| crate::ui::windows::DEFAULT_PIPE.to_owned());
+    let server = crate::ui::windows::PipeServer::new(&pipe, None, &c.key.fingerprint());
+    Ok(move || server.accept())
+}
+
+/// `holder`: serves the holder's UI (see [`crate::holder`]).
+fn holder_service(c: &Connected, spec: &str, once: bool) -> Result<ExitCode, AgentError> {
+    let accept = ui_listener(c)?;
+    crate::holder::serve(accept, once, |mode, ui| {
+        // The key is opened per request: the holder may change keys between two.
+        let mut opened = crate::device::open(spec)?;
+        let mut sign_in = sign_in_with(c.config.oidc.clone(), |m| {
+            if let Err(e) = ui.notify(&m) {
+                tracing::warn!(error = %e, "the holder's UI went away");
+            }
+        })?;
+        let mut holder_ui = ui;
+        crate::session::run(
+            &c.http,
+            &c.config.server_url,
+            c.server_key.clone(),
+            &c.key,
+            &mut opened,
+            mode,
+            &mut holder_ui,
+            &mut sign_in,
+        )
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `run --holder-ui`: a station where the holder is at the desk and types their PIN in
+/// the UI (issuance with activation at the desk); the UI is awaited at the first PIN
+/// request of each work.
+fn station_with_holder_ui(
+    c: &Connected,
+    spec: &str,
+    mode: &crate::session::Mode,
+) -> Result<ExitCode, AgentError> {
+    let ui = ChannelUiFor::on_demand(ui_listener(c)?);
+    let once = matches!(mode, crate::session::Mode::Station { once: true, .. });
+    loop {
+        let mut opened = crate::device::open(spec)?;
+        let mut no_sign_in = |_: &keysmith_wire::NeedHolderAuth| {
+            Err(AgentError::Session(
+                "a station does not sign holders in".into(),
+            ))
+        };
+        let mut holder_ui = &ui;
+        let out = crate::session::run(
+            &c.http,
+            &c.config.server_url,
+            c.server_key.clone(),
+            &c.key,
+            &mut opened,
+            mode,
+            &mut holder_ui,
+            &mut no_sign_in,
+        );
+        match &out {
+            Ok(v) => ui.done(true, &v.to_string()),
+            Err(e) => ui.done(false, &e.to_string()),
+        }
+        let out = out?;
+        println!("{out}");
+        if once || out.get("outcome").and_then(|o| o.as_str()) == Some("no_work") {
+            return Ok(ExitCode::SUCCESS);
+        }
+    }
+}
+
+#[cfg(unix)]
+type ChannelUiFor = crate::ui::ChannelUi<std::os::unix::net::UnixStream>;
+#[cfg(windows)]
+type ChannelUiFor = crate::ui::ChannelUi<std::fs::File>;

@@ -27,6 +27,7 @@ pub mod config;
 pub mod device;
 pub mod enroll;
 mod error;
+pub mod holder;
 pub mod http;
 pub mod key;
 pub mod oidc;

@@ -29,6 +29,9 @@ pub enum Mode {
         once: bool,
         /// How long to wait for work before giving up (with `once`).
         max_wait: Duration,
+        /// The holder is at the desk with a UI (issuance with activation there): the
+        /// station reports a holder UI, so templates that activate at issuance run.
+        holder_at_desk: bool,
     },
     /// The holder activates their issued key (the server finds which by a possession
     /// proof when `key_id` is `None`).
@@ -175,6 +178,14 @@ pub fn run(
     let started = Instant::now();
     let now = || u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let holder = !matches!(mode, Mode::Station { .. });
+    let holder_ui = holder
+        || matches!(
+            mode,
+            Mode::Station {
+                holder_at_desk: true,
+                ..
+            }
+        );
     let host = crate::enroll::HostInfo::current();
     // What this process can reach: raw CTAP, or (an unelevated Windows process) only the
     // platform WebAuthn API; the server refuses plans it cannot carry out up front.
@@ -187,7 +198,7 @@ pub fn run(
                 ctap_raw: detected.ctap_raw,
                 webauthn_platform: detected.webauthn_platform(),
                 can_reset_in_place: device.can_reset_in_place,
-                interactive_holder_ui: holder,
+                interactive_holder_ui: holder_ui,
                 bio_ui: false,
                 max_job_steps: 64,
             },
@@ -271,6 +282,7 @@ pub fn run(
                 if let Mode::Station {
                     once: true,
                     max_wait,
+                    ..
                 } = mode
                 {
                     if started.elapsed() >= *max_wait {
@@ -288,10 +300,6 @@ pub fn run(
                     "needs_reissue": ack.needs_reissue,
                     "registered": ack.registered,
                 });
-                if holder || matches!(mode, Mode::Station { once: true, .. }) {
-                    return Ok(out);
-                }
-                println!("{out}");
                 return Ok(out);
             }
             Event::Done { key_id, state } => {

@@ -93,6 +93,7 @@ fn a_pin_crosses_the_channel_and_is_never_logged() {
             prompt: PromptKind::TouchKey,
             sample: None,
             of: None,
+            message: None,
         })
         .unwrap();
         let pin = s.ask_pin(6, true).unwrap();

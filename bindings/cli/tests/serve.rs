@@ -7,6 +7,8 @@
 mod serve {
     mod crash;
     pub mod harness;
+    #[cfg(unix)]
+    mod holder_ui;
     mod split;
 }
 

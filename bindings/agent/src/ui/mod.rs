@@ -33,6 +33,9 @@ pub mod windows;
 #[cfg(unix)]
 pub(crate) mod sys;
 
+mod holder;
+pub use holder::ChannelUi;
+
 /// Longest line either side sends.
 pub const MAX_LINE: usize = 4096;
 /// The protocol version in `hello`.
@@ -82,6 +85,11 @@ pub enum PromptKind {
     InsertKey,
     /// Give a fingerprint sample (`sample` of `of`).
     FingerprintSample,
+    /// Press and hold the key (a long touch, e.g. for a reset).
+    HoldKey,
+    /// Remove the key, or lift it off the reader, or put it back (a reset's replug):
+    /// `message` says which.
+    Replug,
 }
 
 /// Agent → UI.
@@ -105,13 +113,19 @@ pub enum ToUi {
         /// For fingerprint samples: how many are needed.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         of: Option<u32>,
+        /// The text to show, where the kind alone does not say it (`replug`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
     },
-    /// Ask for the new PIN.
+    /// Ask for a PIN: the new one, or (`current`) the one the key has now.
     NeedPin {
         /// Least length, in Unicode code points.
         min_len: u32,
         /// Ask twice.
         confirm: bool,
+        /// The key's current PIN is asked for (a check), not a new one.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        current: bool,
     },
     /// The holder must sign in: open this URL in the browser.
     NeedSignIn {
@@ -132,10 +146,34 @@ pub enum ToUi {
     },
 }
 
+/// What the holder asks the agent service to do (the first message of a UI connection
+/// to `keysmith agent holder`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HolderOperation {
+    /// Activate an issued key (set the PIN).
+    Activate,
+    /// Issue the attached blank key to oneself.
+    SelfIssue,
+    /// A sign-in check.
+    Verify,
+}
+
 /// UI → agent.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum FromUi {
+    /// The holder asks for an operation (to a holder service only).
+    Request {
+        /// What to do.
+        operation: HolderOperation,
+        /// The key (activate: optional; verify: required).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        key_id: Option<String>,
+        /// The credential template (self-issue).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        template: Option<String>,
+    },
     /// The PIN the holder typed (answers `need_pin`).
     Pin {
         /// The PIN.
@@ -236,13 +274,32 @@ impl<S: Read + Write> UiSession<S> {
     /// Asks for a PIN of at least `min_len` characters; a cancel (or the UI going away)
     /// is [`AgentError::Cancelled`], a shorter PIN [`AgentError::UiProtocol`].
     pub fn ask_pin(&mut self, min_len: u32, confirm: bool) -> Result<HolderPin, AgentError> {
-        self.send(&ToUi::NeedPin { min_len, confirm })?;
+        self.ask(min_len, confirm, false)
+    }
+
+    /// Asks for the key's current PIN (a check before a step that needs it).
+    pub fn ask_current_pin(&mut self) -> Result<HolderPin, AgentError> {
+        self.ask(0, false, true)
+    }
+
+    fn ask(&mut self, min_len: u32, confirm: bool, current: bool) -> Result<HolderPin, AgentError> {
+        self.send(&ToUi::NeedPin {
+            min_len,
+            confirm,
+            current,
+        })?;
         match self.recv()? {
+            FromUi::Pin { pin } if pin.expose().is_empty() => {
+                Err(AgentError::UiProtocol("an empty PIN".into()))
+            }
             FromUi::Pin { pin } if pin.expose().chars().count() >= min_len as usize => Ok(pin),
             FromUi::Pin { .. } => Err(AgentError::UiProtocol(format!(
                 "the PIN is shorter than {min_len} characters"
             ))),
             FromUi::Cancel => Err(AgentError::Cancelled),
+            FromUi::Request { .. } => Err(AgentError::UiProtocol(
+                "a request while a PIN was asked for".into(),
+            )),
         }
     }
 }
@@ -301,6 +358,7 @@ mod tests {
             prompt: PromptKind::FingerprintSample,
             sample: Some(2),
             of: Some(5),
+            message: None,
         };
         let text = serde_json::to_string(&m).unwrap();
         assert_eq!(

@@ -28,6 +28,23 @@ fn template(emu: &EmulatorProc) -> String {
     )
 }
 
+/// The name of [`desk_template`].
+pub(super) const DESK_NAME: &str = "test-desk";
+
+/// The standard template activated at issuance: the holder, at the desk, sets the PIN in
+/// the same session and the passkey is registered at once.
+fn desk_template() -> String {
+    STANDARD_TEMPLATE
+        .replace(
+            &format!("name = {STANDARD_NAME:?}"),
+            &format!("name = {DESK_NAME:?}"),
+        )
+        .replace(
+            "force_idp_deletion_on_revoke = true",
+            "force_idp_deletion_on_revoke = true\nauto_initiate_after_issuance = true",
+        )
+}
+
 pub(super) fn agent_config(
     dir: &Path,
     name: &str,
@@ -190,6 +207,8 @@ pub(super) struct Issued {
     pub fp: String,
     /// The holder agent's configuration.
     pub holder_cfg: PathBuf,
+    /// The station agent's configuration.
+    pub station_cfg: PathBuf,
     /// The software key (`softkey:PATH`).
     pub device: String,
     /// The issued key.
@@ -210,7 +229,7 @@ pub(super) fn issued_at_station(dir: &Path, emu: &EmulatorProc, env: &[(&str, &P
     let db = dir.join("keysmith.db");
     let mut session: Value =
         serde_json::from_str(&emu.session_config(json!({ "sqlite": db }))).unwrap();
-    session["templates"] = json!([template(emu)]);
+    session["templates"] = json!([template(emu), desk_template()]);
     let session_json = session.to_string();
     let key_file = crate::init_key(dir);
     let s = start_server_with(dir, "node", emu, &session_json, &key_file, env);
@@ -305,6 +324,7 @@ pub(super) fn issued_at_station(dir: &Path, emu: &EmulatorProc, env: &[(&str, &P
         s,
         fp,
         holder_cfg,
+        station_cfg,
         device,
         key_id,
         station_id,

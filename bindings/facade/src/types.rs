@@ -192,6 +192,10 @@ pub struct AdoptedRows {
     pub passkeys: u64,
     /// Pending journal entries.
     pub journal: u64,
+    /// Agents (split deployment).
+    pub agents: u64,
+    /// Enrolment codes (split deployment).
+    pub enrolment_codes: u64,
     /// The audit record of the adoption.
     pub audit_id: i64,
 }
@@ -202,6 +206,8 @@ impl From<lifecycle::store::AdoptedRows> for AdoptedRows {
             pending: a.pending,
             passkeys: a.passkeys,
             journal: a.journal,
+            agents: a.agents,
+            enrolment_codes: a.enrolment_codes,
             audit_id: a.audit_id,
         }
     }

@@ -254,6 +254,10 @@ pub struct AdoptedRows {
     pub passkeys: u64,
     /// Pending journal entries.
     pub journal: u64,
+    /// Agents (split deployment).
+    pub agents: u64,
+    /// Enrolment codes (split deployment).
+    pub enrolment_codes: u64,
     /// The audit record of the adoption.
     pub audit_id: i64,
 }

@@ -5,6 +5,8 @@
 //! even against TRUNCATE, with the owner/application role split).
 //! Each test runs on SQLite and, when `KEYSMITH_PG_URL` names a server, PostgreSQL.
 
+#[path = "rowmac/agents.rs"]
+mod agents;
 #[path = "rowmac/audit_chain.rs"]
 mod audit_chain;
 #[path = "rowmac/db.rs"]
@@ -20,6 +22,7 @@ use lifecycle::Error;
 
 use crate::common::{graph_client, now_ms, CONNECTION};
 use crate::support::{request, softkey, template, HOLDER_PIN, KIM, KIM_ID};
+use agents::agent_rows_edited;
 use db::Db;
 
 /// An engine over `db`'s store, PIN key of 7s (the row key derives from it).
@@ -302,4 +305,5 @@ both!(
     untouched_rows_activate,
     failed_audit_append_fails_the_operation,
     legacy_rows_refused_until_adopted,
+    agent_rows_edited,
 );

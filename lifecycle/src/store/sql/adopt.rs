@@ -80,6 +80,8 @@ pub(crate) fn adopt_unauthenticated_rows(
         )?;
         out.journal += 1;
     }
+    out.agents = adopt_agents(sql, k)?;
+    out.enrolment_codes = adopt_codes(sql, k)?;
     out.audit_id = append_audit(
         sql,
         Some(k),
@@ -94,8 +96,8 @@ pub(crate) fn adopt_unauthenticated_rows(
             idp_request_id: None,
             detail: Some(format!(
                 "authenticated as they were: {} pending registration(s), {} passkey(s), \
-                 {} pending journal entr(y/ies)",
-                out.pending, out.passkeys, out.journal
+                 {} pending journal entr(y/ies), {} agent(s), {} enrolment code(s)",
+                out.pending, out.passkeys, out.journal, out.agents, out.enrolment_codes
             )),
         },
     )?;

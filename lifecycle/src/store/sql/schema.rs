@@ -3,7 +3,7 @@
 use super::*;
 
 /// Number of migrations; the schema version after all of them.
-pub(crate) const MIGRATION_COUNT: u32 = 10;
+pub(crate) const MIGRATION_COUNT: u32 = 11;
 
 pub(super) const V1: &[&str] = &[
     "CREATE TABLE users (user_id TEXT PRIMARY KEY, upn TEXT NOT NULL UNIQUE, \
@@ -178,6 +178,13 @@ pub(super) const V_AGENTS: &[&str] = &[
     "CREATE INDEX enrolment_codes_station ON enrolment_codes (station, used_ms, expires_ms)",
 ];
 
+/// Agent and enrolment-code rows carry a MAC under the host key, as the other rows a
+/// flow trusts (rows written before are refused until adopted, `adopt_unauthenticated_rows`).
+pub(super) const V_AGENT_MACS: &[&str] = &[
+    "ALTER TABLE agents ADD COLUMN mac {BLOB}",
+    "ALTER TABLE enrolment_codes ADD COLUMN mac {BLOB}",
+];
+
 pub(super) const V2_SQLITE: &[&str] = &[
     "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit \
      BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END",
@@ -215,6 +222,7 @@ pub(super) fn migration_sql(version: u32, dialect: Dialect) -> Vec<String> {
         8 => V_SELF_SERVICE.to_vec(),
         9 => V_SPLIT.to_vec(),
         10 => V_AGENTS.to_vec(),
+        11 => V_AGENT_MACS.to_vec(),
         _ => Vec::new(),
     };
     if version == 6 && dialect == Dialect::Postgres {

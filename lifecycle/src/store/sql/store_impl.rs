@@ -354,7 +354,8 @@ macro_rules! impl_store {
                 station: &str,
                 now: $crate::store::UnixMillis,
             ) -> $crate::store::Result<Vec<$crate::store::EnrolmentCode>> {
-                self.read(|s| $crate::store::sql::open_codes(s, station, now))
+                let k = self.row_key.get();
+                self.read(|s| $crate::store::sql::open_codes(s, k.as_deref(), station, now))
             }
             fn enrol_agent(
                 &self,
@@ -372,10 +373,12 @@ macro_rules! impl_store {
                 &self,
                 agent_id: &str,
             ) -> $crate::store::Result<Option<$crate::store::AgentRecord>> {
-                self.read(|s| $crate::store::sql::get_agent(s, agent_id))
+                let k = self.row_key.get();
+                self.read(|s| $crate::store::sql::get_agent(s, k.as_deref(), agent_id))
             }
             fn list_agents(&self) -> $crate::store::Result<Vec<$crate::store::AgentRecord>> {
-                self.read(|s| $crate::store::sql::list_agents(s))
+                let k = self.row_key.get();
+                self.read(|s| $crate::store::sql::list_agents(s, k.as_deref()))
             }
             fn set_agent_status(
                 &self,

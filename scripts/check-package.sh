@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The crates as crates.io would take them (issue 17 item 8), cheaply (no build):
+#   1. rust-version: the workspace's `rust-version` is at least the highest `rust-version`
+#      that a dependency of a publishable crate declares in Cargo.lock (normal and build
+#      dependencies, through the whole graph); the script prints which crate sets the floor.
+#      (Nothing here builds on that exact toolchain: only the current stable and nightly are
+#      installed. `cargo clippy`'s incompatible_msrv lint, denied in CI, flags standard-library
+#      calls newer than it in the workspace's own code.)
+#   2. every publishable crate (publish not false) has a description and a licence, no
+#      placeholder repository URL, and [package.metadata.docs.rs];
+#   3. `cargo package --no-verify` of every publishable crate passes: path dependencies carry
+#      versions, the file lists build, nothing dirty is needed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+meta=$(mktemp)
+trap 'rm -f "$meta"' EXIT
+cargo metadata --format-version 1 --locked >"$meta"
+publishable=$(python3 - "$meta" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1]))
+ws = set(m["workspace_members"])
+pkgs = {p["id"]: p for p in m["packages"]}
+nodes = {n["id"]: n for n in m["resolve"]["nodes"]}
+def ver(v):
+    return tuple(int(x) for x in v.split("."))
+pub = [pkgs[i] for i in sorted(ws) if pkgs[i]["publish"] != []]
+problems = []
+declared = {ver(p["rust_version"]) for p in pkgs.values() if p["id"] in ws and p.get("rust_version")}
+if len(declared) != 1:
+    problems.append(f"workspace crates declare different rust-versions: {sorted(declared)}")
+declared = max(declared)
+# Normal and build dependencies of the publishable crates, through the resolve graph.
+seen, todo = set(), [p["id"] for p in pub]
+while todo:
+    i = todo.pop()
+    if i in seen:
+        continue
+    seen.add(i)
+    for d in nodes[i]["deps"]:
+        if any(k["kind"] in (None, "build") for k in d["dep_kinds"]):
+            todo.append(d["pkg"])
+need = max(((ver(pkgs[i]["rust_version"]), pkgs[i]["name"], pkgs[i]["version"])
+            for i in seen if i not in ws and pkgs[i].get("rust_version")), default=None)
+if need:
+    print(f"rust-version {'.'.join(map(str, declared))}; the lock's highest: "
+          f"{pkgs and need[1]} {need[2]} needs {'.'.join(map(str, need[0]))}", file=sys.stderr)
+    if need[0][:2] > declared[:2]:
+        problems.append(f"rust-version {'.'.join(map(str, declared))} is below what {need[1]} {need[2]} needs")
+for p in pub:
+    if not p.get("description"):
+        problems.append(f"{p['name']}: no description")
+    if not p.get("license"):
+        problems.append(f"{p['name']}: no license")
+    if "example.invalid" in (p.get("repository") or ""):
+        problems.append(f"{p['name']}: placeholder repository {p['repository']}")
+    if "docs.rs" not in (p.get("metadata") or {}):
+        problems.append(f"{p['name']}: no [package.metadata.docs.rs]")
+if problems:
+    sys.exit("check-package:\n  " + "\n  ".join(problems))
+print(" ".join(p["name"] for p in pub))
+PY
+)
+echo "publishable: $publishable"
+args=()
+for c in $publishable; do args+=(-p "$c"); done
+cargo package --locked --no-verify "${args[@]}" 2>&1 \
+  | grep -vE 'no documentation, homepage or repository|^ *\|$|= note: see https://doc.rust-lang.org/cargo/reference/manifest.html#package-metadata'
+echo "cargo package: ${#args[@]} / 2 crates packaged"

@@ -43,7 +43,7 @@ need = max(((ver(pkgs[i]["rust_version"]), pkgs[i]["name"], pkgs[i]["version"])
             for i in seen if i not in ws and pkgs[i].get("rust_version")), default=None)
 if need:
     print(f"rust-version {'.'.join(map(str, declared))}; the lock's highest: "
-          f"{pkgs and need[1]} {need[2]} needs {'.'.join(map(str, need[0]))}", file=sys.stderr)
+          f"{need[1]} {need[2]} needs {'.'.join(map(str, need[0]))}", file=sys.stderr)
     if need[0][:2] > declared[:2]:
         problems.append(f"rust-version {'.'.join(map(str, declared))} is below what {need[1]} {need[2]} needs")
 for p in pub:
@@ -53,7 +53,7 @@ for p in pub:
         problems.append(f"{p['name']}: no license")
     if "example.invalid" in (p.get("repository") or ""):
         problems.append(f"{p['name']}: placeholder repository {p['repository']}")
-    if "docs.rs" not in (p.get("metadata") or {}):
+    if "rs" not in ((p.get("metadata") or {}).get("docs") or {}):
         problems.append(f"{p['name']}: no [package.metadata.docs.rs]")
 if problems:
     sys.exit("check-package:\n  " + "\n  ".join(problems))
@@ -63,6 +63,8 @@ PY
 echo "publishable: $publishable"
 args=()
 for c in $publishable; do args+=(-p "$c"); done
-cargo package --locked --no-verify "${args[@]}" 2>&1 \
-  | grep -vE 'no documentation, homepage or repository|^ *\|$|= note: see https://doc.rust-lang.org/cargo/reference/manifest.html#package-metadata'
-echo "cargo package: ${#args[@]} / 2 crates packaged"
+# (cargo warns that no crate names a documentation, homepage or repository URL: the project
+# has no public home yet, and a placeholder would be worse.)
+out=$(cargo package --locked --no-verify "${args[@]}" 2>&1) || { echo "$out" >&2; exit 1; }
+grep -E '^ *(Packaging|Packaged) ' <<<"$out"
+echo "cargo package: $(( ${#args[@]} / 2 )) publishable crates packaged"

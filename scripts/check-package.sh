@@ -65,6 +65,8 @@ args=()
 for c in $publishable; do args+=(-p "$c"); done
 # (cargo warns that no crate names a documentation, homepage or repository URL: the project
 # has no public home yet, and a placeholder would be worse.)
-out=$(cargo package --locked --no-verify "${args[@]}" 2>&1) || { echo "$out" >&2; exit 1; }
+# --allow-dirty: in CI the earlier steps may leave untracked files in a crate's directory;
+# what is packaged is the committed tree plus those, and nothing here publishes.
+out=$(cargo package --locked --no-verify --allow-dirty "${args[@]}" 2>&1) || { echo "$out" >&2; exit 1; }
 grep -E '^ *(Packaging|Packaged) ' <<<"$out"
 echo "cargo package: $(( ${#args[@]} / 2 )) publishable crates packaged"

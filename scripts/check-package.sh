@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The crates as crates.io would take them (issue 17 item 8), cheaply (no build):
-#   1. rust-version: the workspace's `rust-version` is at least the highest `rust-version`
-#      that a dependency of a publishable crate declares in Cargo.lock (normal and build
+#   1. rust-version: each publishable crate's `rust-version` is at least the highest
+#      `rust-version` that its dependencies declare in Cargo.lock (normal and build
 #      dependencies, through the whole graph); the script prints which crate sets the floor.
 #      (Nothing here builds on that exact toolchain: only the current stable and nightly are
 #      installed. `cargo clippy`'s incompatible_msrv lint, denied in CI, flags standard-library
@@ -25,27 +25,34 @@ def ver(v):
     return tuple(int(x) for x in v.split("."))
 pub = [pkgs[i] for i in sorted(ws) if pkgs[i]["publish"] != []]
 problems = []
-declared = {ver(p["rust_version"]) for p in pkgs.values() if p["id"] in ws and p.get("rust_version")}
-if len(declared) != 1:
-    problems.append(f"workspace crates declare different rust-versions: {sorted(declared)}")
-declared = max(declared)
-# Normal and build dependencies of the publishable crates, through the resolve graph.
-seen, todo = set(), [p["id"] for p in pub]
-while todo:
-    i = todo.pop()
-    if i in seen:
+# Per publishable crate: the highest rust-version its normal and build dependencies declare
+# (the workspace's own crates included), through the resolve graph, against its own.
+def closure(root):
+    seen, todo = set(), [root]
+    while todo:
+        i = todo.pop()
+        if i in seen:
+            continue
+        seen.add(i)
+        for d in nodes[i]["deps"]:
+            if any(k["kind"] in (None, "build") for k in d["dep_kinds"]):
+                todo.append(d["pkg"])
+    return seen
+fmt = lambda v: ".".join(map(str, v))
+for p in pub:
+    if not p.get("rust_version"):
+        problems.append(f"{p['name']}: no rust-version")
         continue
-    seen.add(i)
-    for d in nodes[i]["deps"]:
-        if any(k["kind"] in (None, "build") for k in d["dep_kinds"]):
-            todo.append(d["pkg"])
-need = max(((ver(pkgs[i]["rust_version"]), pkgs[i]["name"], pkgs[i]["version"])
-            for i in seen if i not in ws and pkgs[i].get("rust_version")), default=None)
-if need:
-    print(f"rust-version {'.'.join(map(str, declared))}; the lock's highest: "
-          f"{need[1]} {need[2]} needs {'.'.join(map(str, need[0]))}", file=sys.stderr)
+    declared = ver(p["rust_version"])
+    need = max(((ver(pkgs[i]["rust_version"]), pkgs[i]["name"], pkgs[i]["version"])
+                for i in closure(p["id"]) if i != p["id"] and pkgs[i].get("rust_version")),
+               default=None)
+    if need is None:
+        continue
+    print(f"{p['name']}: rust-version {fmt(declared)}; its dependencies' highest: "
+          f"{need[1]} {need[2]} needs {fmt(need[0])}", file=sys.stderr)
     if need[0][:2] > declared[:2]:
-        problems.append(f"rust-version {'.'.join(map(str, declared))} is below what {need[1]} {need[2]} needs")
+        problems.append(f"{p['name']}: rust-version {fmt(declared)} is below what {need[1]} {need[2]} needs")
 for p in pub:
     if not p.get("description"):
         problems.append(f"{p['name']}: no description")

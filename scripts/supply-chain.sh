@@ -6,14 +6,16 @@
 # one made-up advisory for a crate in the lock must fail, so a silently passing audit
 # (no database, nothing read) cannot go unnoticed.
 #
-# The database: $KEYSMITH_ADVISORY_DB, else ../shared/advisory-db beside the checkout (CI
-# has no network access to the online database; see that directory's SNAPSHOT.md).
+# The database: $KEYSMITH_ADVISORY_DB (a copy of the RustSec advisory-db repository), else
+# cargo-audit's own default, ${CARGO_HOME:-~/.cargo}/advisory-db. It is read as it is, never
+# fetched: CI has no network access to the online database, so .ci/run points
+# KEYSMITH_ADVISORY_DB at the snapshot its machine provides (dated in its SNAPSHOT.md).
 # cargo-audit is installed at the pinned version when missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 AUDIT_VERSION=0.22.2
 
-db="${KEYSMITH_ADVISORY_DB:-../shared/advisory-db}"
+db="${KEYSMITH_ADVISORY_DB:-${CARGO_HOME:-$HOME/.cargo}/advisory-db}"
 if [ ! -d "$db/crates" ]; then
   echo "no advisory database at $db (set KEYSMITH_ADVISORY_DB to a RustSec advisory-db copy)" >&2
   exit 1

@@ -196,3 +196,16 @@ cargo check --locked --quiet -p keysmith-facade --no-default-features
 log "C library: install under a PREFIX, pkg-config example, no libpcsclite, JSON schemas"
 scripts/check-c-install.sh
 # ---- end of the "pkgc" block ------------------------------------------------------------
+# ---- BEGIN docs and packaging (issue 17 items 8 and 9, helper "docs") ---------------------
+# The crates as crates.io takes them (no build): rust-version against what Cargo.lock needs,
+# descriptions/licences/docs.rs metadata, `cargo package --no-verify` of every publishable
+# crate (a few seconds).
+log "publishable crates: rust-version vs Cargo.lock, metadata, cargo package --no-verify"
+scripts/check-package.sh
+# Every code block of the user guides runs, on what the steps above built: the binaries of
+# `cargo test --workspace`, the C library (installed by docs/c.md's own block under a
+# temporary prefix, from target/debug), the wheel in target/wheel-venv. The Rust guide's
+# blocks are doctests of keysmith-examples and ran in `cargo test` above.
+log "user guides: the code blocks of docs/{lifecycle,cli,c,python,rust}.md"
+scripts/run-doc-blocks.sh
+# ---- END docs and packaging ----------------------------------------------------------------

@@ -17,3 +17,10 @@
 
 /// The credential template the examples issue with (`examples/templates/standard.toml`).
 pub const TEMPLATE: &str = include_str!("../templates/standard.toml");
+
+/// The Rust guide, `docs/rust.md`: included here so that `cargo test --doc -p
+/// keysmith-examples` compiles and runs each of its Rust blocks (the first issuance against
+/// the emulator, errors, threads, logging). Its other blocks are run by
+/// `scripts/run-doc-blocks.sh`.
+#[doc = include_str!("../../docs/rust.md")]
+pub mod rust_guide {}

@@ -3,7 +3,7 @@
 use core::fmt;
 use core::str::FromStr;
 
-/// The lifecycle state of a managed key and of each passkey on it (SPEC section 2).
+/// The lifecycle state of a managed key and of each passkey on it (docs/lifecycle.md §1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[non_exhaustive]
 pub enum CredentialState {

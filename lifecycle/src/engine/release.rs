@@ -1,4 +1,4 @@
-//! Transport-PIN releases to a remote device half (`SPLIT.md` §4.8): every job that
+//! Transport-PIN releases to a remote device half (`docs/split-protocol.md`): every job that
 //! carries the transport PIN sealed to a remote session is audited as a release, and a
 //! key whose PIN was released too often without the activation completing is marked as
 //! needing reissue instead of released again.

@@ -1,4 +1,4 @@
-//! The credential state machine (SPEC section 2) and the planner built on it.
+//! The credential state machine (docs/lifecycle.md §1) and the planner built on it.
 //!
 //! [`next_state`] is the transition table. Decisions the table leaves open are settled so:
 //!

@@ -1,7 +1,7 @@
 //! Passkey and credential templates, loaded from TOML or JSON and validated as a whole.
 //!
 //! A template document holds the passkey templates (one per IdP, keyed by name) and one
-//! credential template that names the passkey templates to issue to (SPEC section 3):
+//! credential template that names the passkey templates to issue to (docs/lifecycle.md §2):
 //!
 //! ```
 //! use lifecycle::template::TemplateSet;
@@ -382,7 +382,7 @@ impl Default for Fido2Options {
     }
 }
 
-/// Per-action switches (SPEC section 2: "update credentials at the FIDO2 IdP").
+/// Per-action switches (docs/lifecycle.md §1: "update credentials at the FIDO2 IdP").
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LifecycleSwitches {

@@ -125,14 +125,26 @@ fn demo(_db: Option<PathBuf>) -> ExitCode {
 fn operator(args: &args::Args, json: bool) -> ExitCode {
     match ops::run(args) {
         Ok(out) => {
-            if json {
-                println!("{}", out.json);
-            } else if !out.text.is_empty() {
-                println!("{}", out.text);
+            let text = if json { out.json.to_string() } else { out.text };
+            if !text.is_empty() {
+                print_out(&text);
             }
             ExitCode::SUCCESS
         }
         Err(e) => fail(json, &e),
+    }
+}
+
+/// Writes `text` and a newline to stdout. A reader that went away (`keysmith list | head
+/// -1`) is not an error of ours: the rest is dropped quietly instead of panicking as
+/// `println!` does.
+fn print_out(text: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "{text}").and_then(|()| out.flush()) {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("keysmith: writing the output: {e}");
+        }
     }
 }
 
@@ -146,7 +158,7 @@ pub(crate) fn exit_code(e: &FacadeError) -> u8 {
 fn fail(json: bool, e: &FacadeError) -> ExitCode {
     let code = exit_code(e);
     if json {
-        println!("{}", error_json(e));
+        print_out(&error_json(e).to_string());
     } else {
         eprintln!("keysmith: {}", e.message);
     }

@@ -545,7 +545,17 @@ fn issue(args: &Args) -> Result<Output, FacadeError> {
     };
     let device = open_device(args)?;
     let k = match holder_pin {
-        Some(pin) => s.issue_and_activate(&device, &params, &pin)?,
+        Some(pin) => {
+            // A template that activates at issuance sets the holder's PIN in the same
+            // flow; any other is issued and then activated with the holder present, so
+            // `--activate` always ends with an active key.
+            let k = s.issue_and_activate(&device, &params, &pin)?;
+            if k.state == "issued" {
+                s.activate(&device, &k.key_id, &pin)?
+            } else {
+                k
+            }
+        }
         None => s.issue(&device, &params)?,
     };
     Ok(key_result("issue", &k))

@@ -21,8 +21,10 @@ fn sign_in_reissue_and_journal_replay_through_the_binary() {
     )
     .unwrap();
     let tpl = path_str(&e.template).to_owned();
-    // Issue with the holder at the desk (`--activate`): their PIN is set at issuance;
-    // this template registers the passkeys at activation.
+    // Issue with the holder at the desk (`--activate`): their PIN is set at once. This
+    // template registers the passkeys at activation, so the key is issued and then
+    // activated in the same command: it ends active (it once stayed `issued`, which the
+    // help's "set the holder's PIN at once" did not say).
     let k = e.json(
         &[
             "--json",
@@ -38,10 +40,28 @@ fn sign_in_reissue_and_journal_replay_through_the_binary() {
         ],
         Some(PIN),
     );
-    assert_eq!(k["state"], "issued", "{k}");
-    let key = k["key_id"].as_str().unwrap().to_owned();
-    let k = e.json(&["--json", "activate", &key, "--pin-stdin"], Some(PIN));
     assert_eq!(k["state"], "active", "{k}");
+    let key = k["key_id"].as_str().unwrap().to_owned();
+    let listed = e.run(&["--json", "list"], None);
+    assert!(String::from_utf8_lossy(&listed.stdout).contains(&key));
+    // `list` into a reader that stops after the first line: no panic, a quiet exit.
+    let listed = e.run(&["--json", "list"], None);
+    assert!(String::from_utf8_lossy(&listed.stdout).contains(&key));
+    let mut list = super::keysmith()
+        .arg("--config")
+        .arg(&e.config)
+        .args(["--json", "list"])
+        .env("KEYSMITH_TEST_SECRET", &e.secret)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(list.stdout.take());
+    let out = list.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(out.status.success(), "{err}");
 
     let signed = e.json(&["--json", "sign-in", &key, "--pin-stdin"], Some(PIN));
     let signed = signed.as_array().unwrap();

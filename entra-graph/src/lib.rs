@@ -64,6 +64,7 @@ pub mod net;
 pub mod oidc;
 pub mod pace;
 pub mod policy;
+pub mod signin;
 pub mod webauthn;
 pub mod wire;
 

@@ -197,6 +197,46 @@ fn parse_aaguid(text: &str) -> Option<[u8; 16]> {
 mod tests {
     use super::*;
 
+    fn v1() -> ChallengeLimit {
+        ChallengeLimit {
+            api_version: "v1.0".into(),
+            max_minutes: 5,
+            longer_needs: Some("beta".into()),
+        }
+    }
+
+    fn passkey_template(minutes: u32) -> PasskeyTemplate {
+        let text = format!(
+            "[passkey.entra]\nidp = {{ connection = \"contoso\", graph_api_version = \"beta\" }}\n\
+             display_name = \"{{displayName}}\"\nchallenge_timeout_minutes = {minutes}\n\n\
+             [credential]\nname = \"t\"\npasskey_templates = [\"entra\"]\n\
+             user_assignment = {{ directory = \"contoso\" }}\n"
+        );
+        let set = TemplateSet::from_toml_str(&text).expect("template");
+        set.passkey["entra"].clone()
+    }
+
+    /// What the pre-flight (and the load-time check) says: the version in use, the
+    /// challenge it allows, and the version the template needs.
+    #[test]
+    fn the_preflight_says_which_version_is_needed() {
+        let t = passkey_template(1440);
+        let m = challenge_problem(&t, t.challenge_timeout(), &v1()).expect("refused");
+        assert!(m.contains("1440 minutes"), "{m}");
+        assert!(m.contains("connection \"contoso\""), "{m}");
+        assert!(m.contains("uses Graph v1.0"), "{m}");
+        assert!(m.contains("needs a Graph beta connection"), "{m}");
+        let t = passkey_template(5);
+        assert_eq!(challenge_problem(&t, t.challenge_timeout(), &v1()), None);
+        let beta = ChallengeLimit {
+            api_version: "beta".into(),
+            max_minutes: 43_200,
+            longer_needs: None,
+        };
+        let t = passkey_template(43_200);
+        assert_eq!(challenge_problem(&t, t.challenge_timeout(), &beta), None);
+    }
+
     #[test]
     fn aaguids_parse() {
         let a = parse_aaguid("CB69481E-8FF7-4039-93EC-0A2729A154A8").unwrap();

@@ -288,7 +288,10 @@ mod tests {
             profile("default", "deviceBound", Some(YK)),
             profile("sales", "deviceBound", None),
         ]);
-        p.include_targets = vec![target(ALL_USERS, &["default"]), target("g-sales", &["sales"])];
+        p.include_targets = vec![
+            target(ALL_USERS, &["default"]),
+            target("g-sales", &["sales"]),
+        ];
         assert_eq!(
             sign_in_check(&p, &kim(), YK, PasskeyType::DeviceBound),
             Ok(())
@@ -346,7 +349,9 @@ mod tests {
         p.passkey_profiles[0].key_restrictions = Some(KeyRestrictions {
             is_enforced: true,
             enforcement_type: Some(EnforcementType::Block),
-            aa_guids: (0..600).map(|i| format!("{i:08x}-0000-0000-0000-000000000000")).collect(),
+            aa_guids: (0..600)
+                .map(|i| format!("{i:08x}-0000-0000-0000-000000000000"))
+                .collect(),
         });
         assert!(matches!(
             check_policy_limits(&p),

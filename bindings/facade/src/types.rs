@@ -540,8 +540,7 @@ pub struct DriftFinding {
     /// Why the repair (or the check) failed, if it did.
     pub error: Option<String>,
     /// For `would_fail_at_sign_in`: the passkey profile(s) that block the passkey and
-    /// why (`"<profiles>: <reason>"`); absent otherwise.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// why (`"<profiles>: <reason>"`); `None` otherwise.
     pub blocked_by: Option<String>,
 }
 

@@ -18,11 +18,7 @@ use crate::Error;
 
 /// What is wrong with asking `minutes` of a connection with `limit`, in words an
 /// operator can act on; `None` when the connection can do it.
-fn challenge_problem(
-    t: &PasskeyTemplate,
-    minutes: i64,
-    limit: &ChallengeLimit,
-) -> Option<String> {
+fn challenge_problem(t: &PasskeyTemplate, minutes: i64, limit: &ChallengeLimit) -> Option<String> {
     if minutes <= i64::from(limit.max_minutes) {
         return None;
     }
@@ -136,7 +132,12 @@ impl Engine {
             // The AAGUID the IdP reports (what it judges), else the key's model.
             let aaguids: Vec<[u8; 16]> = live
                 .iter()
-                .map(|(k, _, m)| m.aaguid.as_deref().and_then(parse_aaguid).unwrap_or(k.aaguid))
+                .map(|(k, _, m)| {
+                    m.aaguid
+                        .as_deref()
+                        .and_then(parse_aaguid)
+                        .unwrap_or(k.aaguid)
+                })
                 .collect();
             let base = |k: &KeyRecord, pk: &PasskeyRecord, m: &IdpPasskey| DriftFinding {
                 user: user.to_owned(),

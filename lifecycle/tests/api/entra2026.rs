@@ -178,7 +178,12 @@ fn reconcile_reports_keys_a_policy_change_blocks_at_sign_in() {
 
     // The default profile now allows only another model.
     let mut p = original.clone();
-    p.passkey_profiles = vec![profile("p-default", "Default passkey profile", "deviceBound", Some(OTHER))];
+    p.passkey_profiles = vec![profile(
+        "p-default",
+        "Default passkey profile",
+        "deviceBound",
+        Some(OTHER),
+    )];
     p.default_passkey_profile = Some("p-default".into());
     w.emulator.update_policy(p.clone()).unwrap();
     let r = report(true);
@@ -191,7 +196,11 @@ fn reconcile_reports_keys_a_policy_change_blocks_at_sign_in() {
     assert_eq!(f.error, None);
     let b = f.blocked_by.as_ref().expect("blocked_by");
     assert_eq!(b.profiles, vec!["Default passkey profile".to_owned()]);
-    assert!(b.reason.contains(&aaguid) && b.reason.contains("allow list"), "{}", b.reason);
+    assert!(
+        b.reason.contains(&aaguid) && b.reason.contains("allow list"),
+        "{}",
+        b.reason
+    );
     let json = serde_json::to_value(f).unwrap();
     assert_eq!(json["kind"], "would_fail_at_sign_in");
     assert_eq!(json["blocked_by"]["profiles"][0], "Default passkey profile");
@@ -202,8 +211,16 @@ fn reconcile_reports_keys_a_policy_change_blocks_at_sign_in() {
     );
 
     // A second profile assigned to Kim's group admits the key: cleared.
-    p.passkey_profiles.push(profile("p-keys", "Security keys", "deviceBound", Some(&aaguid)));
-    p.include_targets = vec![target("all_users", &["p-default"]), target(GROUP, &["p-keys"])];
+    p.passkey_profiles.push(profile(
+        "p-keys",
+        "Security keys",
+        "deviceBound",
+        Some(&aaguid),
+    ));
+    p.include_targets = vec![
+        target("all_users", &["p-default"]),
+        target(GROUP, &["p-keys"]),
+    ];
     w.emulator.update_policy(p.clone()).unwrap();
     assert!(sign_in_findings(&report(false)).is_empty());
 
@@ -216,7 +233,10 @@ fn reconcile_reports_keys_a_policy_change_blocks_at_sign_in() {
     let b = found[0].blocked_by.as_ref().unwrap();
     assert_eq!(
         b.profiles,
-        vec!["Default passkey profile".to_owned(), "Security keys".to_owned()]
+        vec![
+            "Default passkey profile".to_owned(),
+            "Security keys".to_owned()
+        ]
     );
 
     // Exclusion beats inclusion: the policy itself blocks, no profile named.

@@ -108,7 +108,14 @@ fn preflight_matrix_over_passkey_profiles_agrees_with_the_emulator() {
     // The soft key's model is in the tenant's FIDO metadata: its x5c attestation counts.
     emu.set_attestation_metadata(Some(mds_listing_the_soft_key()));
     let c = client(&emu, ApiVersion::V1);
-    let all_yk = || profile("default", "deviceBound", true, Some((EnforcementType::Allow, YK5_STR)));
+    let all_yk = || {
+        profile(
+            "default",
+            "deviceBound",
+            true,
+            Some((EnforcementType::Allow, YK5_STR)),
+        )
+    };
     struct Case {
         name: &'static str,
         policy: Fido2Policy,
@@ -145,7 +152,12 @@ fn preflight_matrix_over_passkey_profiles_agrees_with_the_emulator() {
         Case {
             name: "blocked by AAGUID (not on the allow list)",
             policy: with_profiles(
-                vec![profile("default", "deviceBound", false, Some((EnforcementType::Allow, NOT_YK)))],
+                vec![profile(
+                    "default",
+                    "deviceBound",
+                    false,
+                    Some((EnforcementType::Allow, NOT_YK)),
+                )],
                 vec![],
             ),
             kim: "aaguid_not_allowed",
@@ -155,7 +167,12 @@ fn preflight_matrix_over_passkey_profiles_agrees_with_the_emulator() {
         Case {
             name: "blocked by AAGUID (on the block list)",
             policy: with_profiles(
-                vec![profile("default", "deviceBound,synced", false, Some((EnforcementType::Block, YK5_STR)))],
+                vec![profile(
+                    "default",
+                    "deviceBound,synced",
+                    false,
+                    Some((EnforcementType::Block, YK5_STR)),
+                )],
                 vec![],
             ),
             kim: "aaguid_blocked",
@@ -181,7 +198,12 @@ fn preflight_matrix_over_passkey_profiles_agrees_with_the_emulator() {
             policy: with_profiles(
                 vec![
                     profile("default", "synced", false, None),
-                    profile("group", "deviceBound", false, Some((EnforcementType::Allow, YK5_STR))),
+                    profile(
+                        "group",
+                        "deviceBound",
+                        false,
+                        Some((EnforcementType::Allow, YK5_STR)),
+                    ),
                 ],
                 vec![target("all_users", &["default"]), target(GROUP, &["group"])],
             ),
@@ -267,7 +289,8 @@ fn the_emulator_keeps_the_policy_inside_entras_limits() {
         ("Authorization", auth.as_str()),
         ("Content-Type", "application/json"),
     ];
-    let path = "/beta/policies/authenticationMethodsPolicy/authenticationMethodConfigurations/fido2";
+    let path =
+        "/beta/policies/authenticationMethodsPolicy/authenticationMethodConfigurations/fido2";
     let three: Vec<PasskeyProfile> = ["a", "b", "c"]
         .iter()
         .map(|id| profile(id, "deviceBound", false, None))
@@ -336,7 +359,10 @@ fn passkeys_a_policy_change_blocks_at_sign_in_name_the_profile() {
     let blocks = c.sign_in_blocks(KIM, &yk).unwrap();
     let b = blocks[0].as_ref().expect("blocked");
     assert!(matches!(b.reason, PreflightError::AaguidNotAllowed { .. }));
-    assert_eq!(b.blocking_profiles().as_deref(), Some("Default passkey profile"));
+    assert_eq!(
+        b.blocking_profiles().as_deref(),
+        Some("Default passkey profile")
+    );
     assert!(b.to_string().contains("would fail at sign-in"), "{b}");
     // A synced passkey of another model is still fine; disallowing synced blocks it.
     let synced = vec![(NOT_YK.to_owned(), PasskeyType::Synced)];
@@ -344,7 +370,10 @@ fn passkeys_a_policy_change_blocks_at_sign_in_name_the_profile() {
     p.passkey_profiles[0].passkey_types = Some("deviceBound".into());
     emu.update_policy(p).unwrap();
     assert!(matches!(
-        c.sign_in_blocks(KIM, &synced).unwrap()[0].as_ref().unwrap().reason,
+        c.sign_in_blocks(KIM, &synced).unwrap()[0]
+            .as_ref()
+            .unwrap()
+            .reason,
         PreflightError::SyncedNotAllowed { .. }
     ));
 }
@@ -365,10 +394,14 @@ fn v1_refuses_the_parameter_and_beta_takes_the_function_call_form() {
     let auth = format!("Bearer {token}");
     let get = |path: &str| raw(&emu, "GET", path, &[("Authorization", auth.as_str())], b"");
     let base = format!("users/{KIM}/authentication/fido2Methods");
-    let (status, text) = get(&format!("/v1.0/{base}/creationOptions(challengeTimeoutInMinutes=10)"));
+    let (status, text) = get(&format!(
+        "/v1.0/{base}/creationOptions(challengeTimeoutInMinutes=10)"
+    ));
     assert_eq!(status, 400, "{text}");
     assert!(text.contains("takes no parameter"), "{text}");
-    let (status, text) = get(&format!("/beta/{base}/creationOptions(challengeTimeoutInMinutes=10)"));
+    let (status, text) = get(&format!(
+        "/beta/{base}/creationOptions(challengeTimeoutInMinutes=10)"
+    ));
     assert_eq!(status, 200, "{text}");
     let (status, _) = get(&format!("/v1.0/{base}/creationOptions"));
     assert_eq!(status, 200);

@@ -12,7 +12,7 @@ use entra_graph::wire::{EnforcementType, KeyRestrictions, PasskeyProfile, Policy
 use entra_graph::{ApiVersion, GraphClient};
 use lifecycle::engine::{DriftKind, Engine, ReconcileOptions, ReconcileReport};
 use lifecycle::idp::EntraIdp;
-use lifecycle::store::{PinKey, SqliteStore};
+use lifecycle::store::{PgStore, PinKey, SqliteStore};
 use lifecycle::template::{GraphApiVersion, TemplateError, TemplateSet};
 use lifecycle::{CredentialState, Error};
 
@@ -152,11 +152,30 @@ fn target(id: &str, profiles: &[&str]) -> PolicyTarget {
 /// now blocks at sign-in ("would fail at sign-in"), with the profile that blocks them;
 /// any profile assigned to the user that admits the key clears it; exclusion beats
 /// inclusion; nothing is "fixed" (a policy can be changed back).
+/// On SQLite and, when `KEYSMITH_PG_URL` names a server, PostgreSQL.
 #[test]
 fn reconcile_reports_keys_a_policy_change_blocks_at_sign_in() {
-    const OTHER: &str = "00000000-0000-0000-0000-0000000000aa";
     let w = world("entra2026-signin");
-    let e = &w.engine;
+    sign_in_drift(&w.engine, &w.emulator);
+    let Some(url) = keysmith_testkit::pg_url("PostgreSQL would_fail_at_sign_in test") else {
+        return;
+    };
+    let emulator = keysmith_testkit::start_emulator(Default::default());
+    let schema = format!("signin2026_{}_{}", std::process::id(), now_ms() % 1_000_000);
+    let store = PgStore::connect_in_schema(&url, &schema).expect("postgres store");
+    let engine = Engine::builder(Arc::new(store), PinKey::from_bytes([7; 32]), "station-pg")
+        .idp(Arc::new(EntraIdp::new(
+            CONNECTION,
+            keysmith_testkit::graph_client(&emulator),
+        )))
+        .template(template())
+        .build()
+        .expect("engine");
+    sign_in_drift(&engine, &emulator);
+}
+
+fn sign_in_drift(e: &Engine, emulator: &Emulator) {
+    const OTHER: &str = "00000000-0000-0000-0000-0000000000aa";
     let now = now_ms();
     let users = vec![KIM.to_owned()];
     let key = active(e, KIM, "SN-SIGNIN", now);
@@ -174,7 +193,7 @@ fn reconcile_reports_keys_a_policy_change_blocks_at_sign_in() {
         .expect("reconcile")
     };
     assert!(report(false).is_clean(), "{:?}", report(false));
-    let original = w.emulator.policy();
+    let original = emulator.policy();
 
     // The default profile now allows only another model.
     let mut p = original.clone();
@@ -185,7 +204,7 @@ fn reconcile_reports_keys_a_policy_change_blocks_at_sign_in() {
         Some(OTHER),
     )];
     p.default_passkey_profile = Some("p-default".into());
-    w.emulator.update_policy(p.clone()).unwrap();
+    emulator.update_policy(p.clone()).unwrap();
     let r = report(true);
     let found = sign_in_findings(&r);
     assert_eq!(found.len(), 1, "{r:?}");
@@ -221,12 +240,12 @@ fn reconcile_reports_keys_a_policy_change_blocks_at_sign_in() {
         target("all_users", &["p-default"]),
         target(GROUP, &["p-keys"]),
     ];
-    w.emulator.update_policy(p.clone()).unwrap();
+    emulator.update_policy(p.clone()).unwrap();
     assert!(sign_in_findings(&report(false)).is_empty());
 
     // Passkey type: that profile now allows synced passkeys only; both profiles block.
     p.passkey_profiles[1].passkey_types = Some("synced".into());
-    w.emulator.update_policy(p.clone()).unwrap();
+    emulator.update_policy(p.clone()).unwrap();
     let r = report(false);
     let found = sign_in_findings(&r);
     assert_eq!(found.len(), 1, "{r:?}");
@@ -242,7 +261,7 @@ fn reconcile_reports_keys_a_policy_change_blocks_at_sign_in() {
     // Exclusion beats inclusion: the policy itself blocks, no profile named.
     let mut p = original.clone();
     p.exclude_targets = vec![target(GROUP, &[])];
-    w.emulator.update_policy(p).unwrap();
+    emulator.update_policy(p).unwrap();
     let r = report(false);
     let found = sign_in_findings(&r);
     assert_eq!(found.len(), 1, "{r:?}");
@@ -258,11 +277,11 @@ fn reconcile_reports_keys_a_policy_change_blocks_at_sign_in() {
         enforcement_type: Some(EnforcementType::Block),
         aa_guids: vec![aaguid.clone()],
     });
-    w.emulator.update_policy(p).unwrap();
+    emulator.update_policy(p).unwrap();
     let r = report(false);
     assert_eq!(sign_in_findings(&r).len(), 1, "{r:?}");
 
     // Back to the original policy: clean again.
-    w.emulator.update_policy(original).unwrap();
+    emulator.update_policy(original).unwrap();
     assert!(report(false).is_clean());
 }

@@ -314,10 +314,10 @@ impl Idp for EntraIdp {
 
     fn sign_in_blocks(
         &self,
-        user: &str,
+        user_id: &str,
         aaguids: &[[u8; 16]],
     ) -> Result<Option<Vec<Option<super::SignInBlocked>>>, IdpError> {
-        super::graph2026::entra_sign_in_blocks(self, user, aaguids)
+        super::graph2026::entra_sign_in_blocks(self, user_id, aaguids)
     }
 
     fn revoke_sign_in_sessions(&self, user: &str) -> Result<bool, IdpError> {

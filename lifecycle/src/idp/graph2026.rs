@@ -62,7 +62,7 @@ pub(super) fn entra_challenge_limit(version: entra_graph::ApiVersion) -> Challen
 /// permission it needs.
 pub(super) fn entra_sign_in_blocks(
     idp: &super::EntraIdp,
-    user: &str,
+    user_id: &str,
     aaguids: &[[u8; 16]],
 ) -> Result<Option<Vec<Option<SignInBlocked>>>, super::IdpError> {
     let passkeys: Vec<(String, entra_graph::wire::PasskeyType)> = aaguids
@@ -74,7 +74,7 @@ pub(super) fn entra_sign_in_blocks(
             )
         })
         .collect();
-    match idp.client().sign_in_blocks(user, &passkeys) {
+    match idp.client().sign_in_blocks(user_id, &passkeys) {
         Ok(v) => Ok(Some(
             v.into_iter()
                 .map(|b| {
@@ -88,7 +88,7 @@ pub(super) fn entra_sign_in_blocks(
         Err(e) if e.status() == Some(403) => {
             tracing::warn!(
                 permissions = %format!(
-                    "{}, {}, {}",
+                    "{} (and for group targets {}, {})",
                     entra_graph::PERMISSION_POLICY_READ,
                     entra_graph::PERMISSION_USER_READ,
                     entra_graph::PERMISSION_GROUP_MEMBER_READ

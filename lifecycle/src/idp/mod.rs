@@ -305,12 +305,13 @@ pub trait Idp: Send + Sync {
     fn challenge_limit(&self) -> Option<ChallengeLimit> {
         None
     }
-    /// For each AAGUID (16 bytes) of a device-bound passkey `user` holds, whether the
-    /// IdP's policy would now refuse it at sign-in (`Some`: blocked, and by what); `None`
-    /// when the IdP has no such check or lacks the permission to make it.
+    /// For each AAGUID (16 bytes) of a device-bound passkey the user `user_id` (the
+    /// IdP's object id) holds, whether the IdP's policy would now refuse it at sign-in
+    /// (`Some`: blocked, and by what); `None` when the IdP has no such check or lacks the
+    /// permission to make it.
     fn sign_in_blocks(
         &self,
-        _user: &str,
+        _user_id: &str,
         _aaguids: &[[u8; 16]],
     ) -> Result<Option<Vec<Option<SignInBlocked>>>, IdpError> {
         Ok(None)

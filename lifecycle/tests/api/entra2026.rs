@@ -285,3 +285,55 @@ fn sign_in_drift(e: &Engine, emulator: &Emulator) {
     emulator.update_policy(original).unwrap();
     assert!(report(false).is_clean());
 }
+
+/// An app that may not read the FIDO2 policy cannot tell whether a passkey would fail at
+/// sign-in: reconcile reports nothing for it (a warning names the permission) and the
+/// user's check does not fail.
+#[test]
+fn without_the_policy_permission_the_sign_in_check_is_skipped() {
+    use entra_graph::emulator::{AppRegistration, EmulatorConfig};
+    let emulator = keysmith_testkit::start_emulator(EmulatorConfig {
+        apps: vec![AppRegistration {
+            client_id: "passkey-app".into(),
+            client_secret: Some("passkey-secret".into()),
+            certificates_pem: vec![],
+            roles: Some(vec![
+                "UserAuthMethod-Passkey.ReadWrite.All".into(),
+                "User.Read.All".into(),
+            ]),
+        }],
+        ..EmulatorConfig::default()
+    });
+    let dir = keysmith_testkit::TempDir::new("entra2026-noperm");
+    let store = SqliteStore::open(dir.join("k.db")).expect("sqlite store");
+    let engine = Engine::builder(Arc::new(store), PinKey::from_bytes([7; 32]), "station-n")
+        .idp(Arc::new(EntraIdp::new(
+            CONNECTION,
+            client(&emulator, ApiVersion::Beta),
+        )))
+        .template(template())
+        .build()
+        .expect("engine");
+    let now = now_ms();
+    let key = active(&engine, KIM, "SN-NOPERM", now);
+    let mut p = emulator.policy();
+    p.set_key_restrictions(Some(KeyRestrictions {
+        is_enforced: true,
+        enforcement_type: Some(EnforcementType::Block),
+        aa_guids: vec![entra_graph::policy::format_aaguid(&key.aaguid)],
+    }));
+    emulator.update_policy(p).unwrap();
+    let r = engine
+        .reconcile(
+            "operator:alice",
+            &[KIM.to_owned()],
+            &ReconcileOptions::default(),
+            now + 100,
+        )
+        .expect("reconcile");
+    assert!(r.is_clean(), "{r:?}");
+    assert!(emulator
+        .request_log()
+        .iter()
+        .any(|x| x.path.contains("/fido2") && x.status == 403));
+}

@@ -345,7 +345,7 @@ fn passkeys_a_policy_change_blocks_at_sign_in_name_the_profile() {
     let c = client(&emu, ApiVersion::V1);
     assert_eq!(register_status(&c, KIM, Attest::X5c), None);
     let yk = vec![(YK5_STR.to_owned(), PasskeyType::DeviceBound)];
-    assert_eq!(c.sign_in_blocks(KIM, &yk).unwrap(), vec![None]);
+    assert_eq!(c.sign_in_blocks(KIM_ID, &yk).unwrap(), vec![None]);
     // The default profile now allows only another model.
     let mut p = emu.policy();
     p.passkey_profiles[0].key_restrictions = Some(KeyRestrictions {
@@ -356,7 +356,7 @@ fn passkeys_a_policy_change_blocks_at_sign_in_name_the_profile() {
     // Attestation enforcement does not touch registered passkeys.
     p.passkey_profiles[0].attestation_enforcement = Some(AttestationEnforcement::RegistrationOnly);
     emu.update_policy(p.clone()).unwrap();
-    let blocks = c.sign_in_blocks(KIM, &yk).unwrap();
+    let blocks = c.sign_in_blocks(KIM_ID, &yk).unwrap();
     let b = blocks[0].as_ref().expect("blocked");
     assert!(matches!(b.reason, PreflightError::AaguidNotAllowed { .. }));
     assert_eq!(
@@ -366,11 +366,11 @@ fn passkeys_a_policy_change_blocks_at_sign_in_name_the_profile() {
     assert!(b.to_string().contains("would fail at sign-in"), "{b}");
     // A synced passkey of another model is still fine; disallowing synced blocks it.
     let synced = vec![(NOT_YK.to_owned(), PasskeyType::Synced)];
-    assert_eq!(c.sign_in_blocks(KIM, &synced).unwrap(), vec![None]);
+    assert_eq!(c.sign_in_blocks(KIM_ID, &synced).unwrap(), vec![None]);
     p.passkey_profiles[0].passkey_types = Some("deviceBound".into());
     emu.update_policy(p).unwrap();
     assert!(matches!(
-        c.sign_in_blocks(KIM, &synced).unwrap()[0]
+        c.sign_in_blocks(KIM_ID, &synced).unwrap()[0]
             .as_ref()
             .unwrap()
             .reason,

@@ -127,11 +127,11 @@ impl Idp for Throttled {
     }
     fn sign_in_blocks(
         &self,
-        user: &str,
+        user_id: &str,
         aaguids: &[[u8; 16]],
     ) -> Result<Option<Vec<Option<crate::idp::SignInBlocked>>>, IdpError> {
         self.limiter.acquire();
-        self.inner.sign_in_blocks(user, aaguids)
+        self.inner.sign_in_blocks(user_id, aaguids)
     }
     fn revoke_sign_in_sessions(&self, user: &str) -> Result<bool, IdpError> {
         self.limiter.acquire();

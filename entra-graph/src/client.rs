@@ -22,6 +22,7 @@ use crate::GraphError;
 mod cache;
 mod cms;
 mod directory;
+mod signin;
 
 pub use cache::{POLICY_TTL, USER_TTL};
 

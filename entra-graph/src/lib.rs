@@ -14,6 +14,8 @@
 //! - [`wire`]: the JSON shapes Graph sends and accepts.
 //! - [`ids`]: lenient decoding and strict encoding of credential and method ids.
 //! - [`policy`]: the FIDO2 policy pre-flight.
+//! - [`signin`]: which registered passkeys the policy now blocks at sign-in, and the
+//!   policy's limits (three passkey profiles, 20 KB).
 //! - `emulator` (feature `emulator`): the Entra emulator.
 //! - [`oidc`]: verifying a holder's OpenID Connect ID token against the issuer's keys.
 //! - [`webauthn`]: clientDataJSON and the registration body from a makeCredential result.
@@ -64,6 +66,7 @@ pub mod net;
 pub mod oidc;
 pub mod pace;
 pub mod policy;
+pub mod signin;
 pub mod webauthn;
 pub mod wire;
 

@@ -48,6 +48,12 @@ pub enum PreflightError {
         /// The profile's `passkeyTypes`.
         allowed: String,
     },
+    /// The passkey profile does not allow synced passkeys.
+    #[error("the tenant's passkey profile allows only {allowed} passkeys, not synced ones")]
+    SyncedNotAllowed {
+        /// The profile's `passkeyTypes`.
+        allowed: String,
+    },
     /// Attestation is enforced but the key would register without (verifiable) attestation.
     #[error("the tenant enforces attestation but this key gives none")]
     AttestationRequired,

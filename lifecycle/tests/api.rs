@@ -24,6 +24,8 @@ mod diagnostics;
 mod diagnostics_foreign;
 #[path = "api/engine.rs"]
 mod engine;
+#[path = "api/entra2026.rs"]
+mod entra2026;
 #[path = "api/errors.rs"]
 mod errors;
 #[path = "api/reconcile.rs"]

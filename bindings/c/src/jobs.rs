@@ -14,8 +14,9 @@ use crate::{
 /// "delete_unknown":false}` (each optional; empty `users`: every user holding a key;
 /// `delete_unknown` needs `fix`). `*report_json` gets `{"users_checked","clean","fixed",
 /// "errors","findings":[{"user","user_id","key_id","passkey_template","idp_connection",
-/// "method_id","credential_id","kind","fixed","error"}]}`; IdP failures for a user are
-/// findings (`kind` `check_failed`), not a failed call.
+/// "method_id","credential_id","kind","fixed","error","blocked_by"}]}`; IdP failures for a
+/// user are findings (`kind` `check_failed`), not a failed call; `blocked_by` is set for
+/// `kind` `would_fail_at_sign_in` (a passkey the IdP's policy now blocks at sign-in).
 ///
 /// Ownership: request_json stays the caller's and is only read during the call; session is
 /// borrowed for the call; the library allocates *report_json (free with ks_string_free());

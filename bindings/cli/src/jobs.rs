@@ -115,7 +115,7 @@ fn list_expiring(args: &Args) -> Result<Output, FacadeError> {
 
 fn finding_text(f: &DriftFinding) -> String {
     format!(
-        "{:<16} user={}  key={}  passkey={}  idp={}  method={}  {}{}",
+        "{:<16} user={}  key={}  passkey={}  idp={}  method={}  {}{}{}",
         f.kind,
         f.user,
         f.key_id.as_deref().unwrap_or("-"),
@@ -126,6 +126,10 @@ fn finding_text(f: &DriftFinding) -> String {
         f.error
             .as_deref()
             .map(|e| format!("  error: {e}"))
+            .unwrap_or_default(),
+        f.blocked_by
+            .as_deref()
+            .map(|b| format!("  would fail at sign-in, blocked by {b}"))
             .unwrap_or_default()
     )
 }

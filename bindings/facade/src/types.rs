@@ -538,13 +538,16 @@ pub struct DriftFinding {
     pub method_id: Option<String>,
     /// The credential id (base64url), if known.
     pub credential_id: Option<String>,
-    /// What is wrong: `missing_at_idp`, `still_at_idp`, `unknown`, `expired_pending` or
-    /// `check_failed`.
+    /// What is wrong: `missing_at_idp`, `still_at_idp`, `unknown`, `expired_pending`,
+    /// `check_failed` or `would_fail_at_sign_in`.
     pub kind: String,
     /// The drift was repaired.
     pub fixed: bool,
     /// Why the repair (or the check) failed, if it did.
     pub error: Option<String>,
+    /// For `would_fail_at_sign_in`: the passkey profile(s) that block the passkey and
+    /// why (`"<profiles>: <reason>"`); `None` otherwise.
+    pub blocked_by: Option<String>,
 }
 
 impl From<lifecycle::engine::DriftFinding> for DriftFinding {
@@ -560,6 +563,9 @@ impl From<lifecycle::engine::DriftFinding> for DriftFinding {
             kind: f.kind.as_str().to_owned(),
             fixed: f.fixed,
             error: f.error,
+            blocked_by: f
+                .blocked_by
+                .map(|b| format!("{}: {}", b.blocked_by(), b.reason)),
         }
     }
 }

@@ -212,6 +212,7 @@ pub(super) fn graph(
             }
             json(200, &v)
         }
+        ("PATCH", ["policies", "authenticationMethodsPolicy", "authenticationMethodConfigurations", id]) if id.eq_ignore_ascii_case("fido2") => super::policy2026::patch_policy(shared, body, rid),
         (_, [first, ..]) => error(400, "BadRequest", &format!("Resource not found for the segment '{first}'."), rid),
         _ => error(400, "BadRequest", "Invalid request.", rid),
     }

@@ -25,6 +25,7 @@ mod apitoken;
 mod authorize;
 mod graph;
 mod oidc;
+mod policy2026;
 mod server;
 mod state;
 mod token;
@@ -612,6 +613,16 @@ impl Emulator {
     /// Replaces the FIDO2 policy.
     pub fn set_policy(&self, policy: Fido2Policy) {
         self.shared.state().policy = policy;
+    }
+
+    /// Replaces the FIDO2 policy as an administrator's change at Entra would: refused
+    /// (and nothing changed) when it holds more than three passkey profiles or its
+    /// document is larger than 20 KB, as Entra refuses it.
+    pub fn update_policy(
+        &self,
+        policy: Fido2Policy,
+    ) -> Result<(), crate::signin::PolicyLimitError> {
+        policy2026::apply(&mut self.shared.state().policy, policy)
     }
     /// Moves the emulator's clock forward (expires challenges and tokens).
     pub fn advance_clock(&self, by: Duration) {

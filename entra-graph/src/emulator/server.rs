@@ -464,6 +464,8 @@ fn required_roles(method: &str, rest: &[&str]) -> Option<&'static [&'static [&'s
         ("POST", ["users", _, "revokeSignInSessions"]) => Some(&[REVOKE_SESSIONS]),
         (_, ["users", ..]) => Some(&[USER_READ]),
         (_, ["groups", ..]) => Some(&[MEMBERS_READ]),
+        // authenticationmethodconfiguration-update: the write permission only.
+        ("PATCH", ["policies", ..]) => Some(&[&["Policy.ReadWrite.AuthenticationMethod"]]),
         (_, ["policies", ..]) => Some(&[POLICY_READ]),
         _ => None,
     }

@@ -24,6 +24,7 @@ mod auth;
 mod binaries;
 mod cms;
 mod directory;
+mod entra2026;
 mod faults;
 mod operations;
 mod pacing;

@@ -153,7 +153,13 @@ impl Engine {
                 self.open_intent(flow, &steps[index..], now)?;
             }
             match step {
-                Step::PolicyPreflight { idp_connection, .. } => {
+                Step::PolicyPreflight {
+                    idp_connection,
+                    passkey_template,
+                } => {
+                    // The template's challenge lifetime against the connection's API
+                    // version first (deferred activation needs Graph beta).
+                    self.preflight_challenge(&flow.templates, passkey_template, idp_connection)?;
                     // The AAGUID the device half reported (a claim; the attestation
                     // re-checks it after makeCredential).
                     let aaguid = link

@@ -29,6 +29,7 @@ mod error;
 mod execute;
 mod fault;
 mod flow;
+mod graph2026;
 mod issue;
 mod jobs;
 mod leavers;
@@ -293,9 +294,11 @@ impl Engine {
 
     /// Loads (or replaces) a credential template set under its credential template name
     /// (flows name the template they use; none is loaded behind the caller's back). It is
-    /// validated first.
+    /// validated first, and against the configured connections: a challenge timeout its
+    /// connection's Graph API version cannot ask for (v1.0: 5 minutes) is refused.
     pub fn add_template(&self, templates: TemplateSet) -> Result<(), Error> {
         templates.validate()?;
+        self.check_connection_versions(&templates)?;
         self.templates
             .write()
             .unwrap_or_else(PoisonError::into_inner)

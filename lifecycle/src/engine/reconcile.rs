@@ -46,6 +46,10 @@ pub enum DriftKind {
     ExpiredPending,
     /// The user could not be checked at this IdP connection (the error says why).
     CheckFailed,
+    /// A registered passkey of an active key that the IdP's policy now blocks at sign-in
+    /// (its AAGUID or passkey type; `blocked_by` names the passkey profile). Reported
+    /// only: a policy can be changed back.
+    WouldFailAtSignIn,
 }
 
 impl DriftKind {
@@ -57,6 +61,7 @@ impl DriftKind {
             DriftKind::Unknown => "unknown",
             DriftKind::ExpiredPending => "expired_pending",
             DriftKind::CheckFailed => "check_failed",
+            DriftKind::WouldFailAtSignIn => "would_fail_at_sign_in",
         }
     }
 }
@@ -84,6 +89,10 @@ pub struct DriftFinding {
     pub fixed: bool,
     /// Why the repair (or the check) failed, if it did.
     pub error: Option<String>,
+    /// For [`DriftKind::WouldFailAtSignIn`]: why, and the passkey profile(s) that block
+    /// the passkey.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocked_by: Option<crate::idp::SignInBlocked>,
 }
 
 /// What a reconciliation found (owned, serializable).
@@ -113,7 +122,7 @@ fn retired_state(s: CredentialState) -> bool {
     )
 }
 
-fn matches(m: &IdpPasskey, pk: &PasskeyRecord) -> bool {
+pub(super) fn matches(m: &IdpPasskey, pk: &PasskeyRecord) -> bool {
     match &m.credential_id {
         Some(_) => m.holds(&pk.credential_id),
         None => pk.idp_method_id.as_deref() == Some(m.method_id.as_str()),
@@ -121,10 +130,10 @@ fn matches(m: &IdpPasskey, pk: &PasskeyRecord) -> bool {
 }
 
 /// One IdP connection's view of one user.
-struct Held {
-    connection: String,
-    user_id: String,
-    methods: Vec<IdpPasskey>,
+pub(super) struct Held {
+    pub(super) connection: String,
+    pub(super) user_id: String,
+    pub(super) methods: Vec<IdpPasskey>,
 }
 
 impl Engine {
@@ -165,6 +174,7 @@ impl Engine {
             kind,
             fixed: false,
             error: None,
+            blocked_by: None,
         };
         // What every connection holds for the user.
         let mut held: Vec<Held> = Vec::new();
@@ -248,6 +258,9 @@ impl Engine {
             }
             out.push(f);
         }
+
+        // 1b. Registered passkeys the IdP's policy now blocks at sign-in.
+        self.sign_in_findings(user, &held, &passkeys, out);
 
         // 2 and 3. Passkeys at the IdP that should not be there, or that nobody issued.
         for h in &held {

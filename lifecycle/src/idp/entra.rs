@@ -50,7 +50,7 @@ impl EntraIdp {
         &self.client
     }
 
-    fn call_error(&self, operation: &'static str, e: GraphError) -> IdpError {
+    pub(super) fn call_error(&self, operation: &'static str, e: GraphError) -> IdpError {
         match e {
             GraphError::Preflight(p) => IdpError::Policy {
                 idp: self.name.clone(),
@@ -304,6 +304,20 @@ impl Idp for EntraIdp {
             user_ids: d.leavers(),
             resume: d.delta_link,
         }))
+    }
+
+    fn challenge_limit(&self) -> Option<super::ChallengeLimit> {
+        Some(super::graph2026::entra_challenge_limit(
+            self.client.config().version,
+        ))
+    }
+
+    fn sign_in_blocks(
+        &self,
+        user_id: &str,
+        aaguids: &[[u8; 16]],
+    ) -> Result<Option<Vec<Option<super::SignInBlocked>>>, IdpError> {
+        super::graph2026::entra_sign_in_blocks(self, user_id, aaguids)
     }
 
     fn revoke_sign_in_sessions(&self, user: &str) -> Result<bool, IdpError> {

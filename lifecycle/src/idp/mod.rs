@@ -5,8 +5,10 @@
 //! the engine knowing their wire formats.
 
 mod entra;
+mod graph2026;
 
 pub use entra::EntraIdp;
+pub use graph2026::{ChallengeLimit, SignInBlocked};
 
 /// A creation challenge the IdP issued for one user (owned).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -297,6 +299,22 @@ pub trait Idp: Send + Sync {
     /// the IdP has no such call.
     fn revoke_sign_in_sessions(&self, _user: &str) -> Result<bool, IdpError> {
         Ok(false)
+    }
+    /// The longest registration challenge this connection can ask for (Entra: v1.0
+    /// fixes it at 5 minutes, beta allows 43 200); `None` when the IdP sets no limit.
+    fn challenge_limit(&self) -> Option<ChallengeLimit> {
+        None
+    }
+    /// For each AAGUID (16 bytes) of a device-bound passkey the user `user_id` (the
+    /// IdP's object id) holds, whether the IdP's policy would now refuse it at sign-in
+    /// (`Some`: blocked, and by what); `None` when the IdP has no such check or lacks the
+    /// permission to make it.
+    fn sign_in_blocks(
+        &self,
+        _user_id: &str,
+        _aaguids: &[[u8; 16]],
+    ) -> Result<Option<Vec<Option<SignInBlocked>>>, IdpError> {
+        Ok(None)
     }
     /// Checks the IdP's policy admits a key of this AAGUID (16 bytes) for this user (the
     /// policy's include/exclude targets apply).

@@ -400,11 +400,14 @@ class DriftFinding(_Result):
     """The credential id, if known."""
     kind: str
     """What is wrong: ``missing_at_idp``, ``still_at_idp``, ``unknown``,
-    ``expired_pending`` or ``check_failed``."""
+    ``expired_pending``, ``check_failed`` or ``would_fail_at_sign_in``."""
     fixed: bool
     """The drift was repaired."""
     error: str | None
     """Why the repair (or the check) failed, if it did."""
+    blocked_by: str | None
+    """For ``would_fail_at_sign_in``: the passkey profile(s) that block the passkey at
+    sign-in, and why (``"<profiles>: <reason>"``)."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -122,6 +122,17 @@ impl Idp for Throttled {
         self.limiter.acquire();
         self.inner.leavers(resume)
     }
+    fn challenge_limit(&self) -> Option<crate::idp::ChallengeLimit> {
+        self.inner.challenge_limit()
+    }
+    fn sign_in_blocks(
+        &self,
+        user_id: &str,
+        aaguids: &[[u8; 16]],
+    ) -> Result<Option<Vec<Option<crate::idp::SignInBlocked>>>, IdpError> {
+        self.limiter.acquire();
+        self.inner.sign_in_blocks(user_id, aaguids)
+    }
     fn revoke_sign_in_sessions(&self, user: &str) -> Result<bool, IdpError> {
         self.limiter.acquire();
         self.inner.revoke_sign_in_sessions(user)

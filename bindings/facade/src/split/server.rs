@@ -1,14 +1,12 @@
 //! The server half: [`ServerHalf`] over a session's engine.
 
-use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use keysmith_wire::{Entropy, OsEntropy, PublicKey, SigningKey};
 use lifecycle::coordinator::{
-    AgentClass, AgentDirectory, AgentEntry, AgentStatus, Coordinator, CoordinatorConfig,
-    StationRequest,
+    AgentClass, AgentStatus, Coordinator, CoordinatorConfig, StationRequest, StoreAgents,
 };
-use lifecycle::store::{StationWork, StationWorkState, StoreError};
+use lifecycle::store::{AgentRecord, NewAuditRecord, StationWork, StationWorkState, Store};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -18,20 +16,6 @@ use crate::{FacadeError, Result, Session};
 
 // ---------------------------------------------------------------------------------------
 // The server half
-
-#[derive(Default)]
-struct Directory(RwLock<BTreeMap<String, AgentEntry>>);
-
-impl AgentDirectory for Directory {
-    fn agent(&self, agent_id: &str) -> std::result::Result<Option<AgentEntry>, StoreError> {
-        Ok(self
-            .0
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(agent_id)
-            .cloned())
-    }
-}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -78,7 +62,8 @@ pub struct StationWorkStatus {
 /// The server half: see the module docs. `Send + Sync`.
 pub struct ServerHalf {
     coordinator: Coordinator,
-    agents: Arc<Directory>,
+    store: Arc<dyn Store>,
+    actor: String,
     public_key: PublicKey,
     generated_pem: Mutex<Option<Zeroizing<String>>>,
 }
@@ -124,10 +109,15 @@ impl ServerHalf {
             allow_software_keys: cfg.allow_software_keys,
             ..d
         };
-        let agents = Arc::new(Directory::default());
+        // Agents are enrolment records in the session's repository (as `keysmith serve`
+        // keeps them), so every server half over it knows them and a restart keeps them.
+        let engine = session.engine();
+        let store = engine.store().clone();
+        let agents = Arc::new(StoreAgents(store.clone()));
         Ok(ServerHalf {
-            coordinator: Coordinator::new(session.engine(), key, agents.clone(), config),
-            agents,
+            coordinator: Coordinator::new(engine, key, agents, config),
+            store,
+            actor: session.actor(),
             public_key,
             generated_pem: Mutex::new(generated),
         })
@@ -169,37 +159,90 @@ impl ServerHalf {
             }
         };
         let agent_id = hex(&key.key_id().0);
-        let entry = AgentEntry {
-            agent_id: agent_id.clone(),
-            public_key: key.to_sec1(),
-            class,
-            status: if approved {
-                AgentStatus::Approved
-            } else {
-                AgentStatus::Pending
-            },
-            station,
+        let status = if approved {
+            AgentStatus::Approved
+        } else {
+            AgentStatus::Pending
         };
-        self.agents
-            .0
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(agent_id.clone(), entry);
+        let now = crate::now_ms();
+        let store_err = |e| FacadeError::from(lifecycle::Error::from(e));
+        if let Some(known) = self.store.get_agent(&agent_id).map_err(store_err)? {
+            // The same key again: its record stands (approve it with approve_agent).
+            if known.class != class {
+                return Err(FacadeError::usage(format!(
+                    "agent {agent_id} is enrolled as a {}",
+                    known.class.as_str()
+                )));
+            }
+            if approved && known.status == AgentStatus::Pending {
+                self.set_status(&agent_id, AgentStatus::Approved)?;
+            }
+            return Ok(agent_id);
+        }
+        let record = AgentRecord {
+            agent_id: agent_id.clone(),
+            class,
+            station,
+            public_key: key.to_sec1().to_vec(),
+            status,
+            host_name: None,
+            host_os: None,
+            created_ms: now,
+            updated_ms: now,
+        };
+        let audit = self.audit("agent_enrol", &agent_id, status.as_str(), now);
+        self.store
+            .enrol_agent(&record, None, &audit, now)
+            .map_err(store_err)?;
         Ok(agent_id)
     }
 
+    fn audit(&self, action: &str, agent_id: &str, outcome: &str, now: u64) -> NewAuditRecord {
+        NewAuditRecord {
+            actor: self.actor.clone(),
+            time_ms: now,
+            action: action.into(),
+            key_id: None,
+            user_id: None,
+            template_id: None,
+            outcome: outcome.into(),
+            idp_request_id: None,
+            detail: Some(format!("agent {agent_id}")),
+        }
+    }
+
     fn set_status(&self, agent_id: &str, status: AgentStatus) -> Result<()> {
-        let mut map = self
-            .agents
-            .0
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        let entry = map.get_mut(agent_id).ok_or_else(|| {
-            FacadeError::usage(format!("agent {agent_id:?} is not enrolled"))
-                .with_reason("agent_not_found")
-        })?;
-        entry.status = status;
-        Ok(())
+        let now = crate::now_ms();
+        // A revoked agent stays revoked: a new key must enrol again.
+        let from: &[AgentStatus] = match status {
+            AgentStatus::Approved => &[AgentStatus::Pending, AgentStatus::Approved],
+            _ => &[
+                AgentStatus::Pending,
+                AgentStatus::Approved,
+                AgentStatus::Revoked,
+            ],
+        };
+        let action = match status {
+            AgentStatus::Approved => "agent_approve",
+            AgentStatus::Revoked => "agent_revoke",
+            _ => "agent_status",
+        };
+        let audit = self.audit(action, agent_id, status.as_str(), now);
+        match self
+            .store
+            .set_agent_status(agent_id, from, status, &audit, now)
+        {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(FacadeError::usage(format!(
+                "agent {agent_id} is revoked: a new key must enrol again"
+            ))
+            .with_reason("agent_revoked")),
+            Err(lifecycle::store::StoreError::NotFound { .. }) => Err(FacadeError::usage(format!(
+                "agent {agent_id:?} is not enrolled"
+            ))
+            .with_reason("agent_not_found")),
+            Err(e) => Err(FacadeError::from(lifecycle::Error::from(e))),
+        }
     }
 
     /// Approves an enrolled agent.

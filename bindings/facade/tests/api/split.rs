@@ -120,3 +120,53 @@ fn the_halves_refuse_with_stable_codes_and_describe_leaves_secrets_out() {
         "agent_not_found"
     );
 }
+
+/// The server half keeps its agents in the session's repository: a server half started
+/// again over it (a restart, or another node) knows them, and a revoked agent stays
+/// revoked.
+#[test]
+fn the_server_half_keeps_its_agents_in_the_repository() {
+    let world = EmulatorWorld::start("facade-split-agents");
+    let session = Session::open(&world.session_config("facade-split-agents")).expect("session");
+    let first = ServerHalf::new(&session, r#"{"allow_software_keys": true}"#).expect("server");
+    let pem = first.take_generated_key_pem().expect("generated key");
+    let pinned = first.public_key_pem().expect("public key");
+    let half = DeviceHalf::new(&serde_json::json!({"server_keys": [pinned]}).to_string())
+        .expect("device half");
+    let agent = first
+        .add_agent(&half.agent_public_key(), "holder", false, None)
+        .expect("enrol");
+    // Pending: refused until approved.
+    assert!(first.open(&half.hello(), now_ms()).is_err());
+    first.approve_agent(&agent).expect("approve");
+    drop(first);
+
+    // Started again over the same repository, with the same key.
+    let config = serde_json::json!({"server_key_pem": pem.as_str(), "allow_software_keys": true});
+    let again = ServerHalf::new(&session, &config.to_string()).expect("server again");
+    let opened = again
+        .open(&half.hello(), now_ms())
+        .expect("known after a restart");
+    assert_eq!(
+        half.receive(&opened.reply, 1).expect("hello"),
+        DeviceEvent::Established
+    );
+    // Enrolling the same key again keeps its record.
+    assert_eq!(
+        again
+            .add_agent(&half.agent_public_key(), "holder", false, None)
+            .expect("again"),
+        agent
+    );
+    assert!(again
+        .add_agent(&half.agent_public_key(), "station", true, None)
+        .is_err());
+    again.revoke_agent(&agent).expect("revoke");
+    assert_eq!(
+        again.approve_agent(&agent).expect_err("revoked").reason,
+        "agent_revoked"
+    );
+    // Enrolment, approval and revocation were each audited: the chain verifies.
+    let check = session.audit_verify().expect("verify");
+    assert!(check.ok && check.records >= 3, "{check:?}");
+}

@@ -40,6 +40,8 @@ const USAGE: &str = "usage:
   keysmith-agent [--config FILE] holder --device SPEC [--once]
                                                         the holder service: runs what the holder's
                                                         `ui` asks for, PIN and sign-in through it
+  keysmith-agent [--config FILE] service run|holder ... the same under the Windows service control
+                                                        manager (see docs/agent.md)
   keysmith-agent [--config FILE] activate --device SPEC [--key-id ID] [--pin-stdin] [--no-browser]
   keysmith-agent [--config FILE] self-issue --device SPEC --template NAME [--pin-stdin] [--no-browser]
   keysmith-agent [--config FILE] verify --device SPEC --key-id ID [--pin-stdin] [--no-browser]
@@ -54,14 +56,28 @@ const USAGE: &str = "usage:
 pub fn main_with(args: Vec<String>) -> ExitCode {
     match run(args) {
         Ok(code) => code,
-        Err(e) => {
-            eprintln!("keysmith-agent: {e}");
-            match e {
-                AgentError::Config { .. } => ExitCode::from(2),
-                AgentError::Cancelled => ExitCode::from(3),
-                _ => ExitCode::from(1),
-            }
-        }
+        Err(e) => ExitCode::from(error_code(&e)),
+    }
+}
+
+/// Prints `e` and gives its exit code: 2 usage or configuration, 3 cancelled, else 1.
+fn error_code(e: &AgentError) -> u8 {
+    eprintln!("keysmith-agent: {e}");
+    match e {
+        AgentError::Config { .. } => 2,
+        AgentError::Cancelled => 3,
+        _ => 1,
+    }
+}
+
+/// [`main_with`] as a number for the Windows service's exit status (0 success; a
+/// command's own non-zero code is reported as 1).
+#[cfg_attr(not(windows), allow(dead_code))]
+pub(crate) fn run_code(args: Vec<String>) -> u8 {
+    match run(args) {
+        Ok(code) if code == ExitCode::SUCCESS => 0,
+        Ok(_) => 1,
+        Err(e) => error_code(&e),
     }
 }
 
@@ -115,10 +131,33 @@ fn run(mut args: Vec<String>) -> Result<ExitCode, AgentError> {
             Ok(ExitCode::SUCCESS)
         }
         "ui" => ui_cmd(&config_path, rest),
+        "service" => service_cmd(&config_path, rest),
         "run" | "holder" | "activate" | "self-issue" | "verify" => {
             split_cmd(&config_path, &cmd, rest)
         }
         other => usage(&format!("unknown command {other:?}")),
+    }
+}
+
+/// `service run|holder ...`: the same command under the Windows service control manager.
+fn service_cmd(config_path: &std::path::Path, rest: &[String]) -> Result<ExitCode, AgentError> {
+    if !matches!(rest.first().map(String::as_str), Some("run" | "holder")) {
+        return usage("service: run or holder follows (the command the service runs)");
+    }
+    #[cfg(windows)]
+    {
+        let mut command = vec![
+            "--config".to_owned(),
+            config_path.to_string_lossy().into_owned(),
+        ];
+        command.extend(rest.iter().cloned());
+        crate::winsvc::start(command)?;
+        Ok(ExitCode::SUCCESS)
+    }
+    #[cfg(not(windows))]
+    {
+        let _ = config_path;
+        usage("service: the Windows service entry point; on Linux run the command under systemd (docs/agent.md)")
     }
 }
 
@@ -556,3 +595,22 @@ fn station_with_holder_ui(
 type ChannelUiFor = crate::ui::ChannelUi<std::os::unix::net::UnixStream>;
 #[cfg(windows)]
 type ChannelUiFor = crate::ui::ChannelUi<std::fs::File>;
+
+#[cfg(test)]
+mod tests {
+    use std::process::ExitCode;
+
+    fn code(args: &[&str]) -> ExitCode {
+        super::main_with(args.iter().map(|a| a.to_string()).collect())
+    }
+
+    #[test]
+    fn the_service_entry_point_needs_a_command_and_is_windows_only() {
+        let usage = ExitCode::from(2);
+        assert_eq!(code(&["service"]), usage);
+        assert_eq!(code(&["service", "enroll"]), usage);
+        #[cfg(not(windows))]
+        assert_eq!(code(&["service", "run", "--device", "softkey:/x"]), usage);
+        assert_eq!(code(&["version"]), ExitCode::SUCCESS);
+    }
+}

@@ -34,5 +34,7 @@ pub mod oidc;
 pub mod pkce;
 pub mod session;
 pub mod ui;
+#[cfg(windows)]
+pub mod winsvc;
 
 pub use error::AgentError;

@@ -348,10 +348,9 @@ fn issue_key(dir: &std::path::Path, session_json: &str) -> String {
         ],
         PIN,
     );
-    let key_id = k["key_id"].as_str().unwrap().to_owned();
-    let k = cli(&cfg, &device, &["activate", &key_id, "--pin-stdin"], PIN);
+    // `--activate`: issued and activated in the one command.
     assert_eq!(k["state"], "active", "{k}");
-    key_id
+    k["key_id"].as_str().unwrap().to_owned()
 }
 
 #[test]

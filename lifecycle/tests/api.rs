@@ -24,6 +24,8 @@ mod diagnostics;
 mod diagnostics_foreign;
 #[path = "api/engine.rs"]
 mod engine;
+#[path = "api/graph_reads.rs"]
+mod graph_reads;
 #[path = "api/errors.rs"]
 mod errors;
 #[path = "api/reconcile.rs"]

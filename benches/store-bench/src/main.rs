@@ -205,6 +205,31 @@ fn table(rows: &[(Kind, Figures)]) {
     }
 }
 
+/// The bench thread's CPU time per operation at p99: what the wall-clock p99 would be
+/// without waiting (for the CPU on a shared machine, the disk, or the server).
+fn cpu_table(rows: &[(Kind, Figures)]) {
+    println!();
+    println!(
+        "| store | keys | thread CPU p99: get_key | by serial | by UPN | by user | page (all) \
+         | page (one state) | transition |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for (k, f) in rows {
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            k.name(),
+            size(f.n),
+            fmt_d(f.get.cpu_p99),
+            fmt_d(f.serial.cpu_p99),
+            fmt_d(f.upn.cpu_p99),
+            fmt_d(f.user.cpu_p99),
+            fmt_d(f.page_all.cpu_p99),
+            fmt_d(f.page_state.cpu_p99),
+            fmt_d(f.transition.cpu_p99),
+        );
+    }
+}
+
 /// Growth from the smallest to the largest size, per store, and the target check.
 fn growth(rows: &[(Kind, Figures)]) -> bool {
     let mut met = true;
@@ -327,6 +352,7 @@ fn run(a: &Args) -> Result<bool, BoxError> {
         }
     }
     table(&rows);
+    cpu_table(&rows);
     let met = growth(&rows);
     println!("load average at the end: {}", loadavg());
     Ok(met)

@@ -33,20 +33,43 @@ pub struct Lat {
     pub p50: Duration,
     /// 99th percentile.
     pub p99: Duration,
+    /// 99th percentile of the bench thread's CPU time: the work done in this process
+    /// (all of it for SQLite, the client's side for PostgreSQL), without time spent
+    /// waiting for the CPU, the disk or the server.
+    pub cpu_p99: Duration,
+}
+
+fn percentile(v: &mut [Duration], p: f64) -> Duration {
+    v.sort_unstable();
+    let i = ((v.len().saturating_sub(1)) as f64 * p).round() as usize;
+    v.get(i).copied().unwrap_or_default()
 }
 
 impl Lat {
-    fn of(mut v: Vec<Duration>) -> Lat {
-        v.sort_unstable();
-        let at = |p: f64| {
-            let i = ((v.len().saturating_sub(1)) as f64 * p).round() as usize;
-            v.get(i).copied().unwrap_or_default()
-        };
+    fn of(mut wall: Vec<Duration>, mut cpu: Vec<Duration>) -> Lat {
         Lat {
-            p50: at(0.50),
-            p99: at(0.99),
+            p50: percentile(&mut wall, 0.50),
+            p99: percentile(&mut wall, 0.99),
+            cpu_p99: percentile(&mut cpu, 0.99),
         }
     }
+}
+
+/// The CPU time this thread has used.
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; CLOCK_THREAD_CPUTIME_ID exists on Linux
+    // (on failure `ts` stays zero and the CPU figures read zero).
+    unsafe {
+        libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts);
+    }
+    Duration::new(
+        u64::try_from(ts.tv_sec).unwrap_or(0),
+        u32::try_from(ts.tv_nsec).unwrap_or(0),
+    )
 }
 
 /// Everything measured on one repository of one size.
@@ -159,13 +182,16 @@ where
         op(rng.below(n))?;
     }
     let mut v = Vec::with_capacity(count);
+    let mut cpu = Vec::with_capacity(count);
     for _ in 0..count {
         let i = rng.below(n);
+        let c = thread_cpu();
         let t = Instant::now();
         op(i)?;
         v.push(t.elapsed());
+        cpu.push(thread_cpu().saturating_sub(c));
     }
-    Ok(Lat::of(v))
+    Ok(Lat::of(v, cpu))
 }
 
 fn expect(what: &str, ok: bool) -> Result<(), BoxError> {
@@ -223,6 +249,7 @@ fn transitions(b: &Bench, n: usize, count: usize, f: &mut Figures) -> Result<(),
     let mut used = HashSet::new();
     let count = count.min(n * 9 / 10);
     let mut v = Vec::with_capacity(count);
+    let mut cpu = Vec::with_capacity(count);
     let t0 = Instant::now();
     while v.len() < count {
         let i = rng.below(n);
@@ -230,6 +257,7 @@ fn transitions(b: &Bench, n: usize, count: usize, f: &mut Figures) -> Result<(),
             continue;
         }
         let id = key_id(i);
+        let c = thread_cpu();
         let t = Instant::now();
         let key = st
             .get_key(&id)?
@@ -251,9 +279,10 @@ fn transitions(b: &Bench, n: usize, count: usize, f: &mut Figures) -> Result<(),
             3,
         )?;
         v.push(t.elapsed());
+        cpu.push(thread_cpu().saturating_sub(c));
     }
     f.transitions_per_s = count as f64 / t0.elapsed().as_secs_f64();
-    f.transition = Lat::of(v);
+    f.transition = Lat::of(v, cpu);
     Ok(())
 }
 

@@ -24,10 +24,10 @@ mod diagnostics;
 mod diagnostics_foreign;
 #[path = "api/engine.rs"]
 mod engine;
-#[path = "api/graph_reads.rs"]
-mod graph_reads;
 #[path = "api/errors.rs"]
 mod errors;
+#[path = "api/graph_reads.rs"]
+mod graph_reads;
 #[path = "api/reconcile.rs"]
 mod reconcile;
 #[path = "api/rowmac.rs"]

@@ -96,7 +96,10 @@ fn parse_args() -> Result<Args, String> {
             "--allow-non-durable" => a.allow_non_durable = true,
             "--schema" => {
                 let v = value()?;
-                a.schema = Some(v.parse().map_err(|_| format!("--schema: not a version: {v:?}"))?)
+                a.schema = Some(
+                    v.parse()
+                        .map_err(|_| format!("--schema: not a version: {v:?}"))?,
+                )
             }
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
@@ -302,8 +305,9 @@ fn run(a: &Args) -> Result<bool, BoxError> {
     );
     let mut url = None;
     if a.stores.contains(&Kind::Pg) {
-        let u = backend::pg_url()
-            .ok_or("no PostgreSQL: run scripts/pg-start.sh --bench (or set KEYSMITH_BENCH_PG_URL)")?;
+        let u = backend::pg_url().ok_or(
+            "no PostgreSQL: run scripts/pg-start.sh --bench (or set KEYSMITH_BENCH_PG_URL)",
+        )?;
         let settings = backend::pg_settings(&u)?;
         let get = |k: &str| {
             settings

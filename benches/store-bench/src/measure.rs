@@ -222,7 +222,10 @@ pub fn measure(b: &Bench, n: usize, s: Samples) -> Result<Figures, BoxError> {
         expect("by UPN", st.find_keys(&KeyQuery::ByUpn(upn(i)))?.len() == 1)
     })?;
     f.user = time(s.searches, n, 4, |i| {
-        expect("by user", st.find_keys(&KeyQuery::ByUser(oid(i)))?.len() == 1)
+        expect(
+            "by user",
+            st.find_keys(&KeyQuery::ByUser(oid(i)))?.len() == 1,
+        )
     })?;
     f.page_all = time(s.searches, n, 5, |i| {
         let page = st.find_keys_page(&KeyQuery::All, Some(&key_id(i)), PAGE)?;
@@ -273,11 +276,7 @@ fn transitions(b: &Bench, n: usize, count: usize, f: &mut Figures) -> Result<(),
             idp_request_id: None,
             detail: None,
         };
-        st.transition(
-            &Transition::new(&key, CredentialState::Inactive),
-            &audit,
-            3,
-        )?;
+        st.transition(&Transition::new(&key, CredentialState::Inactive), &audit, 3)?;
         v.push(t.elapsed());
         cpu.push(thread_cpu().saturating_sub(c));
     }

@@ -38,8 +38,8 @@ pub enum Bench {
     },
     /// A new schema in the bench cluster.
     Pg {
-        /// The store.
-        store: PgStore,
+        /// The store (boxed: it is much larger than the SQLite one).
+        store: Box<PgStore>,
         /// The server.
         url: String,
         /// The schema (dropped at the end).
@@ -111,7 +111,9 @@ impl Bench {
                 let schema = format!("ks_store_bench_{tag}");
                 pg_client(&url)?
                     .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))?;
-                let store = PgStore::connect_in_schema_migrated_to(&url, &schema, version)?;
+                let store = Box::new(PgStore::connect_in_schema_migrated_to(
+                    &url, &schema, version,
+                )?);
                 Ok(Bench::Pg { store, url, schema })
             }
         }
@@ -121,7 +123,7 @@ impl Bench {
     pub fn store(&self) -> &dyn Store {
         match self {
             Bench::Sqlite { store, .. } => store,
-            Bench::Pg { store, .. } => store,
+            Bench::Pg { store, .. } => &**store,
         }
     }
 
@@ -177,6 +179,31 @@ impl Bench {
             }
         }
         Ok(out)
+    }
+
+    /// PostgreSQL only: the server's own execution time of each of `sqls` (the
+    /// `Execution Time` of `EXPLAIN (ANALYZE, TIMING OFF)`: no planning, no round trip, no
+    /// client), in order. `None` for SQLite (the bench thread's CPU time is the whole work).
+    pub fn server_times(&self, sqls: &[String]) -> Result<Option<Vec<f64>>, BoxError> {
+        let Bench::Pg { url, schema, .. } = self else {
+            return Ok(None);
+        };
+        let mut c = pg_client(url)?;
+        c.batch_execute(&format!("SET search_path TO {schema}"))?;
+        let mut out = Vec::with_capacity(sqls.len());
+        for sql in sqls {
+            let rows = c.query(&format!("EXPLAIN (ANALYZE, TIMING OFF) {sql}"), &[])?;
+            let ms = rows
+                .iter()
+                .find_map(|r| {
+                    let line: String = r.get(0);
+                    line.strip_prefix("Execution Time: ")
+                        .and_then(|v| v.trim_end_matches(" ms").parse::<f64>().ok())
+                })
+                .ok_or("EXPLAIN ANALYZE gave no execution time")?;
+            out.push(ms);
+        }
+        Ok(Some(out))
     }
 
     /// Bytes on disk (SQLite file + WAL; PostgreSQL schema's tables and indexes).

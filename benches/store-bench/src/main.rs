@@ -168,6 +168,19 @@ fn run_one(kind: Kind, url: Option<&str>, n: usize, a: &Args) -> Result<Figures,
         let mut f = measure::measure(&b, n, a.samples)?;
         f.fill_per_s = fill;
         f.bytes = b.size_bytes()?;
+        if kind == Kind::Pg {
+            let t = measure::server_times(&b, n, a.samples.searches.min(2_000))?;
+            let shown: Vec<String> = t
+                .iter()
+                .map(|(name, p50, p99)| format!("{name} {p50:.3} / {p99:.3} ms"))
+                .collect();
+            println!(
+                "PostgreSQL {} keys, the server's execution time p50 / p99 (EXPLAIN ANALYZE, {} each): {}",
+                size(n),
+                a.samples.searches.min(2_000),
+                shown.join(", ")
+            );
+        }
         if a.explain {
             println!("\n-- {} at {} keys: query plans", kind.name(), size(n));
             for (name, sql) in measure::queries(n) {

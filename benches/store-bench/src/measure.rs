@@ -287,7 +287,45 @@ fn transitions(b: &Bench, n: usize, count: usize, f: &mut Figures) -> Result<(),
 
 /// The queries the store runs for each measured operation, with literal values (for plans).
 pub fn queries(n: usize) -> Vec<(&'static str, String)> {
-    let mid = n / 2;
+    queries_at(n / 2)
+}
+
+/// PostgreSQL's own execution time of each query at `count` random keys: (name, p50, p99)
+/// in ms; empty for SQLite.
+pub fn server_times(
+    b: &Bench,
+    n: usize,
+    count: usize,
+) -> Result<Vec<(&'static str, f64, f64)>, BoxError> {
+    let mut rng = Rng(11);
+    let mut per: Vec<(&'static str, Vec<f64>)> = Vec::new();
+    for _ in 0..count {
+        let qs = queries_at(rng.below(n));
+        let sqls: Vec<String> = qs.iter().map(|(_, q)| q.clone()).collect();
+        let Some(times) = b.server_times(&sqls)? else {
+            return Ok(Vec::new());
+        };
+        for ((name, _), t) in qs.iter().zip(times) {
+            match per.iter_mut().find(|(k, _)| k == name) {
+                Some((_, v)) => v.push(t),
+                None => per.push((name, vec![t])),
+            }
+        }
+    }
+    Ok(per
+        .into_iter()
+        .map(|(name, mut v)| {
+            v.sort_by(f64::total_cmp);
+            let at = |p: f64| {
+                let i = (v.len().saturating_sub(1) as f64 * p).round() as usize;
+                v.get(i).copied().unwrap_or(0.0)
+            };
+            (name, at(0.5), at(0.99))
+        })
+        .collect())
+}
+
+fn queries_at(mid: usize) -> Vec<(&'static str, String)> {
     let cols = "SELECT * FROM keys WHERE";
     vec![
         ("get_key", format!("{cols} key_id = '{}'", key_id(mid))),

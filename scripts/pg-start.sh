@@ -2,9 +2,19 @@
 # pg-start.sh - a private PostgreSQL cluster on loopback for keysmith's store tests.
 # Run as root, no stdin needed; safe to run again (idempotent: a running cluster is reused).
 #
+# Two modes:
+#   scripts/pg-start.sh           TEST mode: fsync=off. Fast and NOT
+#                                 durable (a crash of the machine can lose or corrupt the
+#                                 cluster): for the store tests only, never for figures.
+#   scripts/pg-start.sh --bench   BENCH mode: fsync=on, synchronous_commit=on,
+#                                 full_page_writes=on (PostgreSQL's durable defaults), its own
+#                                 state folder <repo>/target/pg-bench; what store-bench needs
+#                                 (it refuses a non-durable server unless told otherwise).
+#
 # Settings (environment):
-#   KEYSMITH_PG_DIR   state folder (default: <repo>/target/pg): data/, run/, log, env
-#   KEYSMITH_PG_PORT  first port to try (default 55432; the next free one is taken)
+#   KEYSMITH_PG_DIR   state folder (default: <repo>/target/pg, bench mode <repo>/target/pg-bench):
+#                     data/, run/, log, env
+#   KEYSMITH_PG_PORT  first port to try (default 55432, bench mode 55532; the next free one is taken)
 #
 # Writes $KEYSMITH_PG_DIR/env (shell syntax):
 #   KEYSMITH_PG_URL=postgresql://keysmith:<pw>@127.0.0.1:<port>/keysmith
@@ -13,8 +23,23 @@
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
-dir=${KEYSMITH_PG_DIR:-$repo/target/pg}
-port=${KEYSMITH_PG_PORT:-55432}
+mode=test
+case "${1:-}" in
+  --bench) mode=bench ;;
+  "") ;;
+  *) printf 'pg-start: error: unknown argument %s (only --bench)\n' "$1" >&2; exit 2 ;;
+esac
+if [ "$mode" = bench ]; then
+  dir=${KEYSMITH_PG_DIR:-$repo/target/pg-bench}
+  port=${KEYSMITH_PG_PORT:-55532}
+  # Durable: every commit waits for its WAL to reach the disk.
+  durability="-c fsync=on -c synchronous_commit=on -c full_page_writes=on"
+else
+  dir=${KEYSMITH_PG_DIR:-$repo/target/pg}
+  port=${KEYSMITH_PG_PORT:-55432}
+  # A throw-away test cluster: fsync=off trades crash safety of the cluster for speed.
+  durability="-c fsync=off"
+fi
 say() { printf 'pg-start: %s\n' "$*" >&2; }
 fail() { say "error: $*"; exit 1; }
 
@@ -74,12 +99,15 @@ pw=$(cat "$dir/password")
 if as_owner "$bindir/pg_ctl" -D "$data" status >/dev/null 2>&1; then
   port=$(sed -n 4p "$data/postmaster.pid" | tr -d ' ')
   say "already running on 127.0.0.1:$port"
+  # A reused cluster keeps the settings it was started with: refuse the wrong mode.
+  fsync=$(as_owner "$bindir/psql" -h "$run" -p "$port" -U keysmith -d postgres -tAc "SHOW fsync" || true)
+  want=off; [ "$mode" = bench ] && want=on
+  [ "$fsync" = "$want" ] || fail "the cluster in $dir runs with fsync=$fsync, $mode mode needs fsync=$want: stop it (scripts/pg-stop.sh) or use another KEYSMITH_PG_DIR"
 else
   while listening "$port"; do port=$((port + 1)); done
-  say "starting on 127.0.0.1:$port"
-  # A throw-away test cluster: fsync=off trades crash safety of the cluster for speed.
+  say "starting on 127.0.0.1:$port ($mode mode: $durability)"
   as_owner "$bindir/pg_ctl" -D "$data" -l "$dir/postgres.log" -w -t 60 \
-    -o "-p $port -k $run -c listen_addresses=127.0.0.1 -c max_connections=100 -c fsync=off" start >/dev/null \
+    -o "-p $port -k $run -c listen_addresses=127.0.0.1 -c max_connections=100 $durability" start >/dev/null \
     || { tail -20 "$dir/postgres.log" >&2; fail "postgres did not start"; }
 fi
 

@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # pg-stop.sh - stop the private PostgreSQL cluster started by scripts/pg-start.sh.
 # Keeps the data (remove <repo>/target/pg to start afresh). Safe when nothing runs.
+# `scripts/pg-stop.sh --bench` stops the bench-mode cluster (<repo>/target/pg-bench).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
-dir=${KEYSMITH_PG_DIR:-$repo/target/pg}
+if [ "${1:-}" = --bench ]; then
+  dir=${KEYSMITH_PG_DIR:-$repo/target/pg-bench}
+else
+  dir=${KEYSMITH_PG_DIR:-$repo/target/pg}
+fi
 data=$dir/data
 [ -s "$data/PG_VERSION" ] || { echo "pg-stop: no cluster in $data" >&2; exit 0; }
 bindir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r | head -1)

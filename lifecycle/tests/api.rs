@@ -28,6 +28,8 @@ mod engine;
 mod entra2026;
 #[path = "api/errors.rs"]
 mod errors;
+#[path = "api/graph_reads.rs"]
+mod graph_reads;
 #[path = "api/reconcile.rs"]
 mod reconcile;
 #[path = "api/rowmac.rs"]

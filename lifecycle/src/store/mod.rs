@@ -386,6 +386,10 @@ pub enum KeyQuery {
     ByState(#[serde(with = "state_serde")] CredentialState),
     /// Keys with this serial number (any model).
     BySerial(String),
+    /// Keys issued to the user with this user principal name, as the repository last
+    /// recorded it (the `users` table; no IdP call). Keys record the IdP's object id, so a
+    /// UPN the IdP renamed since is found under its old name only.
+    ByUpn(String),
     /// The key of this model with this serial number.
     ByAaguidSerial([u8; 16], String),
     /// Every key. With [`Store::find_keys`] this loads the whole repository: use

@@ -71,6 +71,10 @@ pub(super) fn key_cond(q: &KeyQuery) -> (&'static str, Vec<Param>) {
         KeyQuery::ByUser(u) => ("user_id = $1", vec![Param::text(u)]),
         KeyQuery::ByState(s) => ("state = $1", vec![Param::text(s.as_str())]),
         KeyQuery::BySerial(s) => ("serial = $1", vec![Param::text(s)]),
+        KeyQuery::ByUpn(u) => (
+            "user_id IN (SELECT user_id FROM users WHERE upn = $1)",
+            vec![Param::text(u)],
+        ),
         KeyQuery::ByAaguidSerial(a, s) => (
             "aaguid = $1 AND serial = $2",
             vec![Param::blob(a), Param::text(s)],

@@ -3,7 +3,7 @@
 use super::*;
 
 /// Number of migrations; the schema version after all of them.
-pub(crate) const MIGRATION_COUNT: u32 = 11;
+pub(crate) const MIGRATION_COUNT: u32 = 12;
 
 pub(super) const V1: &[&str] = &[
     "CREATE TABLE users (user_id TEXT PRIMARY KEY, upn TEXT NOT NULL UNIQUE, \
@@ -185,6 +185,17 @@ pub(super) const V_AGENT_MACS: &[&str] = &[
     "ALTER TABLE enrolment_codes ADD COLUMN mac {BLOB}",
 ];
 
+/// Listing keys of one state a page at a time (`find_keys_page(ByState)`: `state = $1 AND
+/// key_id > $2 ORDER BY key_id LIMIT $3`) read every key of the state through `keys_state`
+/// and sorted them for every page (SQLite: `USE TEMP B-TREE FOR ORDER BY`): a page of 100
+/// inactive keys took 32 ms at 100k keys and 235 ms at 1M (store-bench, issue 18). With the
+/// key id in the index each page is one range read in order (0.2 ms at 1M). The new index
+/// serves every query `keys_state` served, so that one goes.
+pub(super) const V_KEY_STATE_PAGES: &[&str] = &[
+    "CREATE INDEX keys_state_key ON keys (state, key_id)",
+    "DROP INDEX keys_state",
+];
+
 pub(super) const V2_SQLITE: &[&str] = &[
     "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit \
      BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END",
@@ -223,6 +234,7 @@ pub(super) fn migration_sql(version: u32, dialect: Dialect) -> Vec<String> {
         9 => V_SPLIT.to_vec(),
         10 => V_AGENTS.to_vec(),
         11 => V_AGENT_MACS.to_vec(),
+        12 => V_KEY_STATE_PAGES.to_vec(),
         _ => Vec::new(),
     };
     if version == 6 && dialect == Dialect::Postgres {

@@ -124,6 +124,8 @@ pub fn keys_round_trip_and_find<B: Backend>(b: &B) {
             .collect()
     };
     assert_eq!(ids(KeyQuery::ByUser("alice".into())), ["k2"]);
+    assert_eq!(ids(KeyQuery::ByUpn("alice@contoso.example".into())), ["k2"]);
+    assert!(ids(KeyQuery::ByUpn("nobody@contoso.example".into())).is_empty());
     assert_eq!(ids(KeyQuery::ByState(St::Issued)), ["k2"]);
     assert_eq!(ids(KeyQuery::ByState(St::Blank)), ["e1", "e2", "k1", "k3"]);
     assert_eq!(ids(KeyQuery::BySerial("SN2".into())), ["k2", "k3"]);

@@ -5,8 +5,10 @@
 //! the engine knowing their wire formats.
 
 mod entra;
+mod extensions;
 
 pub use entra::EntraIdp;
+pub use extensions::{CreationExtensions, CredProtectPolicy, ExtensionError, KeyExtensions};
 
 /// A creation challenge the IdP issued for one user (owned).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,6 +32,8 @@ pub struct CreationChallenge {
     pub exclude_ids: Vec<Vec<u8>>,
     /// COSE algorithms the IdP accepts, most preferred first (empty: ES256).
     pub algorithms: Vec<i64>,
+    /// The extensions the IdP asks for (credProtect policy, hmac-secret).
+    pub extensions: CreationExtensions,
 }
 
 impl CreationChallenge {
@@ -341,6 +345,7 @@ mod tests {
             user_name: None,
             exclude_ids: vec![],
             algorithms: vec![],
+            extensions: CreationExtensions::default(),
         };
         let json = c.client_data_json();
         assert_eq!(

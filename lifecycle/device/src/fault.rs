@@ -381,7 +381,11 @@ impl From<fido_transport::Error> for DeviceFault {
             e @ T::InvalidArgument(_) => DeviceFault::InvalidArgument {
                 message: e.to_string(),
             },
-            e @ (T::Hid { .. } | T::Pcsc { .. } | T::State { .. } | T::Io { .. }) => {
+            e @ (T::Hid { .. }
+            | T::Pcsc { .. }
+            | T::PcscServiceRestarted { .. }
+            | T::State { .. }
+            | T::Io { .. }) => {
                 DeviceFault::Io {
                     message: e.to_string(),
                 }

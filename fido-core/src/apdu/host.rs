@@ -479,7 +479,9 @@ impl NfcCtapExchange {
             // cards expecting 0x80) refuses the class or the instruction: once, the
             // same GET RESPONSE with the other CLA.
             StatusWord::ClaNotSupported | StatusWord::InsNotSupported
-                if sent == Sent::GetResponse && self.kind == Kind::Ctap && !self.gr_cla_switched =>
+                if sent == Sent::GetResponse
+                    && self.kind == Kind::Ctap
+                    && !self.gr_cla_switched =>
             {
                 self.gr_cla_switched = true;
                 self.gr_cla = if self.gr_cla == CLA_NFCCTAP {

@@ -331,10 +331,16 @@ impl NfcTransport {
 
     fn select(&mut self) -> Result<AppletVersion, Error> {
         let mut selected = None;
-        with_card(&mut self.card, self.share, &self.reader, &mut self.applet, |link| {
-            selected = Some(select_applet(link, &self.reader)?);
-            Ok(())
-        })?;
+        with_card(
+            &mut self.card,
+            self.share,
+            &self.reader,
+            &mut self.applet,
+            |link| {
+                selected = Some(select_applet(link, &self.reader)?);
+                Ok(())
+            },
+        )?;
         selected.ok_or_else(|| Error::Pcsc {
             reader: self.reader.clone(),
             message: "SELECT of the FIDO applet ended without an answer".to_owned(),
@@ -479,6 +485,12 @@ fn connect_error(reader: &str, e: pcsc::Error) -> Error {
         pcsc::Error::NoSmartcard | pcsc::Error::RemovedCard | pcsc::Error::UnpoweredCard => {
             Error::DeviceNotFound(format!("no card in PC/SC reader {reader:?}"))
         }
+        pcsc::Error::SharingViolation => Error::Pcsc {
+            reader: reader.to_owned(),
+            message: format!(
+                "connecting to the card: another PC/SC client holds it exclusively ({e});                  close the other program (or its exclusive connection) and try again"
+            ),
+        },
         other => pcsc_error(reader, "connecting to the card", other),
     }
 }

@@ -193,10 +193,12 @@ mod tests {
 
     #[test]
     fn an_nfcctap_msg_refused_as_by_another_applet_is_the_applet_lost() {
-        let status = |sw, during| {
-            Error::Core(fido_core::Error::Apdu(ApduError::Status { sw, during }))
-        };
-        assert!(applet_lost(&status(StatusWord::InsNotSupported, "NFCCTAP_MSG")));
+        let status =
+            |sw, during| Error::Core(fido_core::Error::Apdu(ApduError::Status { sw, during }));
+        assert!(applet_lost(&status(
+            StatusWord::InsNotSupported,
+            "NFCCTAP_MSG"
+        )));
         assert!(applet_lost(&status(
             StatusWord::ClaNotSupported,
             "a chained NFCCTAP_MSG block"
@@ -210,6 +212,169 @@ mod tests {
             StatusWord::InsNotSupported,
             "GET RESPONSE"
         )));
-        assert!(!applet_lost(&status(StatusWord::WrongLength, "NFCCTAP_MSG")));
+        assert!(!applet_lost(&status(
+            StatusWord::WrongLength,
+            "NFCCTAP_MSG"
+        )));
+    }
+
+    // --- Through a session over an in-process card.
+
+    use super::super::reader::{NfcMode, DEFAULT_SHORT_BLOCK};
+    use super::super::session::{select_applet, ApduLink, LinkError, Session};
+    use crate::CancelToken;
+    use fido_core::apdu::{ApduMode, CardConfig, CardOutput, VirtualCard};
+    use std::time::Duration;
+
+    /// A card behind the link whose authenticator echoes; `intruder` SELECTs another
+    /// applet (as another PC/SC client would) before the next APDU when set.
+    struct Card {
+        card: VirtualCard,
+        answers: Vec<[u8; 2]>,
+        intruder: bool,
+    }
+
+    impl ApduLink for Card {
+        fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, LinkError> {
+            if std::mem::take(&mut self.intruder) {
+                // 00 A4 04 00 07 A0000005272101 (the OATH applet) from another client.
+                let other = [
+                    0x00, 0xA4, 0x04, 0x00, 0x07, 0xA0, 0x00, 0x00, 0x05, 0x27, 0x21, 0x01,
+                ];
+                let _ = self.card.handle_apdu(&other);
+            }
+            let r = match self.card.handle_apdu(apdu) {
+                CardOutput::Response(r) => r,
+                CardOutput::CtapRequest(req) => {
+                    let mut answer = vec![0x00];
+                    answer.extend_from_slice(req.get(1..).unwrap_or_default());
+                    self.card.ctap_response(&answer).unwrap_or_default()
+                }
+                CardOutput::CancelRequested => self.card.ctap_response(&[0x2D]).unwrap_or_default(),
+            };
+            if let [.., a, b] = r[..] {
+                self.answers.push([a, b]);
+            }
+            Ok(r)
+        }
+    }
+
+    fn card(config: CardConfig) -> Card {
+        let mut c = Card {
+            card: VirtualCard::new(config),
+            answers: Vec::new(),
+            intruder: false,
+        };
+        select_applet(&mut c, "r").unwrap();
+        c
+    }
+
+    fn message(len: usize) -> Vec<u8> {
+        let mut m = vec![0x41];
+        m.extend((1..len).map(|i| (i % 251) as u8));
+        m
+    }
+
+    fn send(link: &mut Card, cla: &mut u8, request: &[u8]) -> Result<Vec<u8>, Error> {
+        let cancel = CancelToken::new();
+        let mut s = Session {
+            link,
+            reader: "r",
+            cancel: &cancel,
+            poll_interval: Duration::from_millis(1),
+            short_block: DEFAULT_SHORT_BLOCK,
+            get_response_cla: *cla,
+        };
+        let r = s.ctap(NfcMode::Short, &mut None::<ApduMode>, request, &mut |_| {});
+        *cla = s.get_response_cla;
+        r
+    }
+
+    #[test]
+    fn the_get_response_cla_a_card_takes_is_learned_once_and_kept() {
+        let mut link = card(CardConfig::get_response_only_with_cla(0x80));
+        let mut cla = 0x00;
+        let m = message(600);
+        let echo = |m: &[u8]| {
+            let mut e = vec![0x00];
+            e.extend_from_slice(&m[1..]);
+            e
+        };
+        assert_eq!(send(&mut link, &mut cla, &m).unwrap(), echo(&m));
+        assert_eq!(cla, 0x80);
+        assert_eq!(send(&mut link, &mut cla, &m).unwrap(), echo(&m));
+        let refused = link.answers.iter().filter(|a| **a == [0x6E, 0x00]).count();
+        assert_eq!(
+            refused, 1,
+            "one 6E00 for the connection, not one per message"
+        );
+    }
+
+    #[test]
+    fn a_message_after_another_client_selected_another_applet_is_resent_after_a_select() {
+        let mut link = card(CardConfig::short_only());
+        let mut cla = 0x00;
+        let m = message(300);
+        assert!(send(&mut link, &mut cla, &m).is_ok());
+        link.intruder = true;
+        let answer = send(&mut link, &mut cla, &m).expect("resent after a new SELECT");
+        assert_eq!(answer.len(), m.len());
+        // The refused block (6985: no applet selected), then SELECT, then the message.
+        assert!(link.answers.contains(&[0x69, 0x85]), "{:?}", link.answers);
+        // Twice in a row: the second refusal is returned, not retried for ever.
+        struct Stubborn;
+        impl ApduLink for Stubborn {
+            fn transmit(&mut self, apdu: &[u8]) -> Result<Vec<u8>, LinkError> {
+                Ok(if apdu.get(1) == Some(&0xA4) {
+                    vec![b'F', b'I', b'D', b'O', b'_', b'2', b'_', b'0', 0x90, 0x00]
+                } else {
+                    vec![0x6D, 0x00]
+                })
+            }
+        }
+        let cancel = CancelToken::new();
+        let mut stubborn = Stubborn;
+        let mut s = Session {
+            link: &mut stubborn,
+            reader: "r",
+            cancel: &cancel,
+            poll_interval: Duration::from_millis(1),
+            short_block: DEFAULT_SHORT_BLOCK,
+            get_response_cla: 0x00,
+        };
+        let e = s
+            .ctap(NfcMode::Short, &mut None, &message(10), &mut |_| {})
+            .unwrap_err();
+        assert!(applet_lost(&e), "{e}");
+    }
+
+    #[test]
+    fn a_service_gone_during_transmit_is_the_typed_error_marked_sent() {
+        struct Stopped;
+        impl ApduLink for Stopped {
+            fn transmit(&mut self, _: &[u8]) -> Result<Vec<u8>, LinkError> {
+                Err(LinkError {
+                    message: "Service was stopped".to_owned(),
+                    card_gone: true,
+                    code: Some(SCARD_E_SERVICE_STOPPED),
+                })
+            }
+        }
+        let cancel = CancelToken::new();
+        let mut s = Session {
+            link: &mut Stopped,
+            reader: "r",
+            cancel: &cancel,
+            poll_interval: Duration::from_millis(1),
+            short_block: DEFAULT_SHORT_BLOCK,
+            get_response_cla: 0x00,
+        };
+        let e = s
+            .ctap(NfcMode::Short, &mut None, &message(10), &mut |_| {})
+            .unwrap_err();
+        assert!(
+            matches!(e, Error::PcscServiceRestarted { sent: true, ref reader, .. } if reader == "r"),
+            "{e}"
+        );
     }
 }

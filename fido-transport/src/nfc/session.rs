@@ -739,6 +739,7 @@ mod tests {
             cancel: &cancel,
             poll_interval: Duration::from_millis(1),
             short_block: 250,
+            get_response_cla: 0x00,
         };
         let rsp = s.ctap(NfcMode::Short, &mut None, &req, &mut |_| {});
         assert_eq!(rsp.ok(), Some(echo_of(&req)));

@@ -385,11 +385,9 @@ impl From<fido_transport::Error> for DeviceFault {
             | T::Pcsc { .. }
             | T::PcscServiceRestarted { .. }
             | T::State { .. }
-            | T::Io { .. }) => {
-                DeviceFault::Io {
-                    message: e.to_string(),
-                }
-            }
+            | T::Io { .. }) => DeviceFault::Io {
+                message: e.to_string(),
+            },
             T::Core(
                 c @ fido_core::Error::Pin(
                     PinError::TooShort { .. } | PinError::TooLong { .. } | PinError::ContainsNul,

@@ -150,7 +150,7 @@ pub struct NfcTransport {
     short_block: usize,
     /// The CLA of GET RESPONSE the card took last (`0x00` until a card refuses it).
     get_response_cla: u8,
-    /// Shared (the default) or exclusive ([`NfcTransport::set_exclusive`]).
+    /// Shared (the default) or exclusive ([`NfcTransport::open_exclusive`]).
     share: pcsc::ShareMode,
 }
 
@@ -161,12 +161,16 @@ impl NfcTransport {
     /// [`Error::DeviceNotFound`] when there is no such reader, no card in it, or no FIDO
     /// applet on the card; [`Error::Pcsc`] when pcscd is not reachable or fails.
     pub fn open(reader: &str, mode: NfcMode) -> Result<Self, Error> {
+        Self::open_with(reader, mode, pcsc::ShareMode::Shared)
+    }
+
+    fn open_with(reader: &str, mode: NfcMode, share: pcsc::ShareMode) -> Result<Self, Error> {
         let cname = CString::new(reader).map_err(|_| {
             Error::InvalidArgument(format!("reader name {reader:?} contains a NUL byte"))
         })?;
         let context = establish()?;
         let card = context
-            .connect(&cname, pcsc::ShareMode::Shared, pcsc::Protocols::ANY)
+            .connect(&cname, share, pcsc::Protocols::ANY)
             .map_err(|e| connect_error(reader, e))?;
         let mut transport = Self {
             card,
@@ -179,38 +183,28 @@ impl NfcTransport {
             poll_interval: DEFAULT_POLL_INTERVAL,
             short_block: DEFAULT_SHORT_BLOCK,
             get_response_cla: 0x00,
-            share: pcsc::ShareMode::Shared,
+            share,
         };
         transport.applet = transport.select()?;
         Ok(transport)
     }
 
-    /// Holds the card exclusively (`true`) or shares it with other PC/SC clients (`false`,
-    /// the default): reconnects in that share mode and SELECTs the applet again. In
-    /// exclusive mode no other client (Windows smart-card Plug and Play, a minidriver,
-    /// another FIDO tool) can send APDUs between the messages of a multi-message
-    /// operation (credential enumeration, PIN token, large blobs), as python-fido2's
-    /// device tests hold it. Shared, a message refused because another client selected
-    /// another applet is resent once after a new SELECT.
+    /// [`NfcTransport::open`], holding the card exclusively: no other PC/SC client
+    /// (Windows smart-card Plug and Play, a minidriver, another FIDO tool) can send APDUs
+    /// between the messages of a multi-message operation (credential enumeration, PIN
+    /// token, large blobs), as python-fido2's device tests hold it; other clients get a
+    /// sharing violation until this transport is dropped. (Shared, the default, a
+    /// message refused because another client selected another applet is resent once
+    /// after a new SELECT.) Reconnects (power cycle, after a card reset) keep the mode.
     ///
     /// # Errors
-    /// As [`NfcTransport::open`]; `Error::Pcsc` naming a sharing violation when another
-    /// client holds the card.
-    pub fn set_exclusive(&mut self, exclusive: bool) -> Result<(), Error> {
-        let share = if exclusive {
-            pcsc::ShareMode::Exclusive
-        } else {
-            pcsc::ShareMode::Shared
-        };
-        self.card
-            .reconnect(share, pcsc::Protocols::ANY, pcsc::Disposition::LeaveCard)
-            .map_err(|e| card_error(&self.reader, "reconnecting in another share mode", e))?;
-        self.share = share;
-        self.applet = self.select()?;
-        Ok(())
+    /// As [`NfcTransport::open`]; `Error::Pcsc` saying another client holds the card
+    /// when one has it open (exclusive needs it alone).
+    pub fn open_exclusive(reader: &str, mode: NfcMode) -> Result<Self, Error> {
+        Self::open_with(reader, mode, pcsc::ShareMode::Exclusive)
     }
 
-    /// Whether the card is held exclusively ([`NfcTransport::set_exclusive`]).
+    /// Whether the card is held exclusively ([`NfcTransport::open_exclusive`]).
     pub fn is_exclusive(&self) -> bool {
         self.share == pcsc::ShareMode::Exclusive
     }

@@ -6,7 +6,7 @@
 //!   getKeyAgreement and getPinToken); our next NFCCTAP_MSG then reaches that applet and
 //!   is refused (`6D00`, `6E00`, or `6985` for "no applet selected"). The message did not
 //!   run, so the FIDO applet is SELECTed again and the message resent once.
-//!   [`crate::nfc::NfcTransport::set_exclusive`] keeps other clients out altogether.
+//!   [`crate::nfc::NfcTransport::open_exclusive`] keeps other clients out altogether.
 //! - **The PC/SC service restarted.** pcscd or the Windows Smart Card service stopped and
 //!   came back (Windows stops it when the last reader goes): the context and the card
 //!   handle are stale. The transport re-creates both; a message that had not reached the

@@ -511,8 +511,9 @@ fn a_card_wanting_cla_80_on_get_response_is_served_and_the_cla_kept() {
 #[test]
 fn exclusive_mode_keeps_other_clients_out_between_messages() {
     let Some(rig) = rig() else { return };
-    let mut a = rig.open(&CardConfig::extended(), NfcMode::Short);
-    a.set_exclusive(true).expect("exclusive");
+    rig.card.set_config(CardConfig::extended());
+    let _ = rig.connect(NfcMode::Short); // the card is up and seen by pcscd
+    let mut a = NfcTransport::open_exclusive(&rig.reader, NfcMode::Short).expect("exclusive");
     assert!(a.is_exclusive());
     assert_get_info(&mut a);
     // Another client cannot even connect while we hold the card.
@@ -527,12 +528,14 @@ fn exclusive_mode_keeps_other_clients_out_between_messages() {
         a.transact(&request, &mut |_| {}).ok(),
         Some(expected.clone())
     );
-    // Shared again: the other client gets in.
-    a.set_exclusive(false).expect("shared");
+    // A power cycle keeps the card ours.
+    a.power_cycle().expect("power cycle");
+    assert!(NfcTransport::open(&rig.reader, NfcMode::Short).is_err());
+    assert_eq!(a.transact(&request, &mut |_| {}).ok(), Some(expected));
+    // Dropped: the other client gets in.
+    drop(a);
     let mut b = rig.connect(NfcMode::Short);
     assert_get_info(&mut b);
-    drop(b);
-    assert_eq!(a.transact(&request, &mut |_| {}).ok(), Some(expected));
 }
 
 #[test]

@@ -110,6 +110,25 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+    /// The PC/SC service (pcscd, or the Windows Smart Card service SCardSvr) stopped or
+    /// restarted under an open connection, so its context and card handle went stale.
+    /// [`crate::nfc::NfcTransport`] then re-creates them (a new context, a reconnect, the
+    /// applet SELECTed again) and sends a message that had not reached the key once more;
+    /// this error is what is left when that failed too, or when the message may have
+    /// reached the key (`sent`: it is not resent, so run the operation again).
+    #[error("the PC/SC service stopped or restarted under reader {reader:?} ({message}){}", if *.sent {
+        "; the message may have reached the key and was not resent: the connection was reopened, run the operation again"
+    } else {
+        "; reopening the connection failed too: check that the service runs and the key is on the reader"
+    })]
+    PcscServiceRestarted {
+        /// The reader name.
+        reader: String,
+        /// What PC/SC said.
+        message: String,
+        /// The message may have reached the key (the service went away during transmit).
+        sent: bool,
+    },
     /// The transport is not in this build: the library was compiled without the cargo
     /// feature that links it (`nfc` for PC/SC readers, which needs libpcsclite.so.1 and a
     /// running pcscd; `hid` for USB HID).

@@ -39,6 +39,12 @@ use crate::template::TemplateError;
 /// | device | `credential_excluded` | a credential of the exclude list is already on the key (CTAP 0x19) |
 /// | device | `key_store_full` | the key's credential storage is full (CTAP 0x28) |
 /// | device | `reattach_required` | a reset is accepted only within seconds of power-up (CTAP 0x30) |
+/// | device | `reset_blocked` | a reset refused with PIN_AUTH_BLOCKED (CTAP 0x34): too late, replug the key and reset right away |
+/// | device | `reset_denied` | a reset declined at the key over USB (CTAP 0x27); nothing erased |
+/// | device | `reset_refused` | the key does not allow a reset over this transport (`transportsForReset`, or 0x27 over NFC); nothing erased |
+/// | device | `different_key` | after a replug another key was attached than the one removed; nothing erased |
+/// | device | `needs_elevation` | the OS lets only elevated processes open the key (Windows): run the keysmith agent service or elevate |
+/// | device | `platform_error` | the platform WebAuthn API (Windows webauthn.dll) failed |
 /// | device | `not_allowed` | the key does not allow the command now (CTAP 0x30) |
 /// | device | `ctap_error` | any other CTAP status; `ctap_status` has the byte |
 /// | device | `device_not_found` | no key found, the key or card was removed (unplugged), or no device could be opened |
@@ -343,6 +349,39 @@ pub enum DeviceError {
     /// reset window (5 to 10 seconds), and the transport cannot power-cycle it.
     #[error("too late, replug and try again: the key accepts a reset only within 5 to 10 seconds of being plugged in (or placed on the reader); remove and reattach the key and reset right away")]
     ReattachRequired,
+    /// A reset refused with PIN_AUTH_BLOCKED (CTAP 0x34, some YubiKeys): the key takes a
+    /// reset again only after it is removed and reattached.
+    #[error("too late, replug and try again: the key blocks reset until it is removed and reattached (PIN_AUTH_BLOCKED: its reset window has passed, or a wrong PIN was entered since it was plugged in); remove and reattach the key and reset right away")]
+    ResetBlocked,
+    /// A reset declined at the key over USB (CTAP 0x27 OPERATION_DENIED); nothing erased.
+    #[error("the reset was declined at the key (OPERATION_DENIED): nothing was erased; reset again and touch the key when it blinks (press and hold it if it asks for a long touch)")]
+    ResetDenied,
+    /// The key does not allow a reset over this transport (getInfo `transportsForReset`,
+    /// or OPERATION_DENIED over NFC); nothing erased.
+    #[error("{message}")]
+    ResetRefused {
+        /// Which transport, and which ones the key allows.
+        message: String,
+    },
+    /// After a replug another key was attached than the one removed; nothing erased.
+    #[error("{message}")]
+    DifferentKey {
+        /// What differs (AAGUID, serial, getInfo).
+        message: String,
+    },
+    /// The OS lets only elevated processes open the key directly (Windows): run the
+    /// keysmith agent service or elevate.
+    #[error("{message}")]
+    NeedsElevation {
+        /// The device, what the OS said, and what to do.
+        message: String,
+    },
+    /// The platform WebAuthn API (Windows webauthn.dll) failed.
+    #[error("{message}")]
+    Platform {
+        /// The API's error name and HRESULT.
+        message: String,
+    },
     /// The wait for the user was cancelled by the caller.
     #[error("cancelled")]
     Cancelled,
@@ -405,6 +444,12 @@ impl DeviceError {
             DeviceError::UvInvalid { .. } => "uv_invalid",
             DeviceError::Ctap(s) => ctap_reason(*s),
             DeviceError::ReattachRequired => "reattach_required",
+            DeviceError::ResetBlocked => "reset_blocked",
+            DeviceError::ResetDenied => "reset_denied",
+            DeviceError::ResetRefused { .. } => "reset_refused",
+            DeviceError::DifferentKey { .. } => "different_key",
+            DeviceError::NeedsElevation { .. } => "needs_elevation",
+            DeviceError::Platform { .. } => "platform_error",
             DeviceError::Cancelled => "cancelled",
             DeviceError::Timeout(_) => "timeout",
             DeviceError::NotFound { .. } => "device_not_found",
@@ -425,7 +470,14 @@ impl DeviceError {
             DeviceError::UvInvalid { .. } => Some(CtapStatus::UvInvalid.to_u8()),
             DeviceError::Ctap(s) => Some(s.to_u8()),
             DeviceError::ReattachRequired => Some(CtapStatus::NotAllowed.to_u8()),
-            DeviceError::Cancelled
+            DeviceError::ResetBlocked => Some(CtapStatus::PinAuthBlocked.to_u8()),
+            DeviceError::ResetDenied | DeviceError::ResetRefused { .. } => {
+                Some(CtapStatus::OperationDenied.to_u8())
+            }
+            DeviceError::DifferentKey { .. }
+            | DeviceError::NeedsElevation { .. }
+            | DeviceError::Platform { .. }
+            | DeviceError::Cancelled
             | DeviceError::Timeout(_)
             | DeviceError::NotFound { .. }
             | DeviceError::WrongKey
@@ -446,6 +498,12 @@ impl DeviceError {
             DeviceError::Ctap(CtapStatus::PinBlocked) => Some(0),
             DeviceError::Ctap(_)
             | DeviceError::ReattachRequired
+            | DeviceError::ResetBlocked
+            | DeviceError::ResetDenied
+            | DeviceError::ResetRefused { .. }
+            | DeviceError::DifferentKey { .. }
+            | DeviceError::NeedsElevation { .. }
+            | DeviceError::Platform { .. }
             | DeviceError::Cancelled
             | DeviceError::Timeout(_)
             | DeviceError::NotFound { .. }
@@ -468,6 +526,7 @@ impl DeviceError {
                 ..
             } | DeviceError::Ctap(CtapStatus::PinAuthBlocked)
                 | DeviceError::ReattachRequired
+                | DeviceError::ResetBlocked
         )
     }
 }

@@ -18,6 +18,8 @@ mod bulk_runners;
 mod coordinator;
 #[path = "api/crash.rs"]
 mod crash;
+#[path = "api/device_faults.rs"]
+mod device_faults;
 #[path = "api/diagnostics.rs"]
 mod diagnostics;
 #[path = "api/diagnostics_foreign.rs"]

@@ -374,6 +374,17 @@ fn creation_options(
             }
         }
     };
+    let extensions = shared
+        .knobs()
+        .creation_extensions
+        .clone()
+        .unwrap_or_else(|| {
+            serde_json::json!({
+                "hmacCreateSecret": true,
+                "enforceCredentialProtectionPolicy": true,
+                "credentialProtectionPolicy": "userVerificationOptional",
+            })
+        });
     let mut st = shared.state();
     let Some(user) = st.find_user(key).cloned() else {
         return not_found_user(key, rid);
@@ -444,11 +455,7 @@ fn creation_options(
                     "requireResidentKey": true,
                     "userVerification": "required",
                 },
-                "extensions": {
-                    "hmacCreateSecret": true,
-                    "enforceCredentialProtectionPolicy": true,
-                    "credentialProtectionPolicy": "userVerificationOptional",
-                },
+                "extensions": extensions,
             }
         }),
     )

@@ -215,6 +215,9 @@ pub(crate) struct Knobs {
     pub faults: Vec<FaultRule>,
     /// Send `Retry-After` as an HTTP-date instead of delay-seconds.
     pub retry_after_http_date: bool,
+    /// The creation options' `extensions` instead of Entra's (see
+    /// [`Emulator::set_creation_extensions`]).
+    pub creation_extensions: Option<serde_json::Value>,
 }
 
 pub(crate) struct Shared {
@@ -648,6 +651,13 @@ impl Emulator {
     /// are eventually consistent (review row 12). Zero (the default) turns it off.
     pub fn set_replication_lag(&self, lag: Duration) {
         self.shared.knobs().replication_lag = lag;
+    }
+    /// Answers creationOptions with `extensions` as its `publicKey.extensions` (`None`:
+    /// Entra's own, `hmacCreateSecret`, `enforceCredentialProtectionPolicy` and
+    /// `credentialProtectionPolicy: userVerificationOptional`), for tests of how a
+    /// client carries other policies to the key.
+    pub fn set_creation_extensions(&self, extensions: Option<serde_json::Value>) {
+        self.shared.knobs().creation_extensions = extensions;
     }
     /// Adds latency to every answer.
     pub fn set_latency(&self, latency: Duration) {

@@ -41,6 +41,10 @@ pub struct CardConfig {
     /// about size, which a 1-byte getInfo passes): after this many extended APDUs every
     /// further one is answered `6700`. `None`: no such limit.
     pub extended_apdus_accepted: Option<usize>,
+    /// A card that takes ISO GET RESPONSE only with this CLA (libfido2 #816: CTAP2 cards
+    /// expecting `0x80`, the CTAP spec's examples) and answers `6E00` to the other,
+    /// keeping the data for a retry. `None`: `0x00` and `0x80` both work.
+    pub get_response_cla: Option<u8>,
 }
 
 impl CardConfig {
@@ -55,6 +59,17 @@ impl CardConfig {
             version: AppletVersion::Fido2_0,
             max_message_len: MAX_MESSAGE_LEN,
             extended_apdus_accepted: None,
+            get_response_cla: None,
+        }
+    }
+
+    /// A short-APDU card that answers in 61xx chunks of at most 200 bytes and takes GET
+    /// RESPONSE only with CLA `cla` (`6E00` to the other).
+    pub fn get_response_only_with_cla(cla: u8) -> Self {
+        Self {
+            get_response_cla: Some(cla),
+            max_response_chunk: Some(200),
+            ..Self::short_only()
         }
     }
 
@@ -357,6 +372,10 @@ impl VirtualCard {
 
     fn get_response(&mut self, cla: u8, cmd: &CommandApdu) -> CardOutput {
         if cla != 0x00 && cla != CLA_NFCCTAP {
+            return status(StatusWord::ClaNotSupported);
+        }
+        if self.config.get_response_cla.is_some_and(|want| want != cla) {
+            // The pending answer stays: a GET RESPONSE with the right CLA gets it.
             return status(StatusWord::ClaNotSupported);
         }
         if cmd.p1 != 0 || cmd.p2 != 0 {

@@ -104,6 +104,12 @@ pub struct HostConfig {
     /// Set P1 = 0x80 on NFCCTAP_MSG to tell the key we support NFCCTAP_GETRESPONSE.
     /// (A key that answers `9100` anyway is still polled.)
     pub announce_get_response: bool,
+    /// The CLA of ISO GET RESPONSE (`xx C0 00 00 Le`) after `61xx` in a CTAP exchange:
+    /// `0x00` (ISO, python-fido2; the default) or `0x80` (the CTAP2 spec's examples,
+    /// libfido2). A card that answers `6E00` / `6D00` to one gets the other once, and
+    /// [`NfcCtapExchange::get_response_cla`] reports the one that worked so a transport
+    /// can keep it. SELECT always uses `0x00`.
+    pub get_response_cla: u8,
 }
 
 impl HostConfig {
@@ -118,6 +124,7 @@ impl HostConfig {
             max_get_response_rounds: 1024,
             max_status_updates: 1200,
             announce_get_response: true,
+            get_response_cla: 0x00,
         }
     }
 
@@ -275,6 +282,12 @@ pub struct NfcCtapExchange {
     cancel_requested: bool,
     events: VecDeque<HostEvent>,
     phase: Phase,
+    /// The CLA of the next GET RESPONSE, and the Le of the last one sent (for a resend
+    /// with the other CLA).
+    gr_cla: u8,
+    gr_le: u32,
+    /// The other CLA was tried already (at most once per exchange).
+    gr_cla_switched: bool,
 }
 
 impl NfcCtapExchange {
@@ -333,7 +346,26 @@ impl NfcCtapExchange {
             cancel_requested: false,
             events: VecDeque::new(),
             phase: Phase::Running,
+            gr_cla: match kind {
+                Kind::Select => 0x00,
+                Kind::Ctap => config.get_response_cla,
+            },
+            gr_le: MAX_SHORT_LE,
+            gr_cla_switched: false,
         }
+    }
+
+    /// The CLA of GET RESPONSE this exchange uses now: the configured one, or the other
+    /// after the card refused it with `6E00` / `6D00` (see
+    /// [`HostConfig::get_response_cla`]).
+    pub fn get_response_cla(&self) -> u8 {
+        self.gr_cla
+    }
+
+    fn push_get_response(&mut self, le: u32) {
+        self.gr_le = le;
+        let cmd = CommandApdu::new(self.gr_cla, INS_GET_RESPONSE, 0x00, 0x00).with_le(le);
+        self.push_command(&cmd, LengthForm::Short, Sent::GetResponse);
     }
 
     fn push_command(&mut self, cmd: &CommandApdu, form: LengthForm, sent: Sent) {
@@ -440,8 +472,25 @@ impl NfcCtapExchange {
                 self.append(&rsp.data)?;
                 self.count_get_response_round()?;
                 let le = if xx == 0 { MAX_SHORT_LE } else { u32::from(xx) };
-                let cmd = CommandApdu::new(0x00, INS_GET_RESPONSE, 0x00, 0x00).with_le(le);
-                self.push_command(&cmd, LengthForm::Short, Sent::GetResponse);
+                self.push_get_response(le);
+                Ok(())
+            }
+            // A card that wants the other CLA on GET RESPONSE (libfido2 #816: CTAP2
+            // cards expecting 0x80) refuses the class or the instruction: once, the
+            // same GET RESPONSE with the other CLA.
+            StatusWord::ClaNotSupported | StatusWord::InsNotSupported
+                if sent == Sent::GetResponse
+                    && self.kind == Kind::Ctap
+                    && !self.gr_cla_switched =>
+            {
+                self.gr_cla_switched = true;
+                self.gr_cla = if self.gr_cla == CLA_NFCCTAP {
+                    0x00
+                } else {
+                    CLA_NFCCTAP
+                };
+                self.count_get_response_round()?;
+                self.push_get_response(self.gr_le);
                 Ok(())
             }
             StatusWord::WrongLe(xx) if sent == Sent::Final => {
@@ -455,8 +504,7 @@ impl NfcCtapExchange {
             StatusWord::WrongLe(xx) if sent == Sent::GetResponse => {
                 self.count_get_response_round()?;
                 let le = if xx == 0 { MAX_SHORT_LE } else { u32::from(xx) };
-                let cmd = CommandApdu::new(0x00, INS_GET_RESPONSE, 0x00, 0x00).with_le(le);
-                self.push_command(&cmd, LengthForm::Short, Sent::GetResponse);
+                self.push_get_response(le);
                 Ok(())
             }
             StatusWord::StatusUpdate if self.kind == Kind::Ctap && sent != Sent::GetResponse => {

@@ -637,3 +637,81 @@ fn no_status_update_without_get_response_support() {
     assert_eq!(card.status_update(ProcessingStatus::Processing), None);
     assert_eq!(card.ctap_response(&[0x00]), Some(hex("00 9000")));
 }
+
+// ---------------------------------------------------------------------------------------
+// Issue 12 item 4: the CLA of GET RESPONSE (libfido2 #816: CTAP2 cards expecting 0x80)
+
+/// The GET RESPONSE commands of a trace, by CLA.
+fn get_responses_by_cla(trace: &Trace) -> (usize, usize) {
+    let with = |cla: u8| {
+        trace
+            .sent
+            .iter()
+            .filter(|c| c.get(..4) == Some(&[cla, 0xC0, 0x00, 0x00][..]))
+            .count()
+    };
+    (with(0x00), with(0x80))
+}
+
+#[test]
+fn a_card_wanting_cla_80_on_get_response_gets_it_after_one_6e00() {
+    let mut card = VirtualCard::new(CardConfig::get_response_only_with_cla(0x80));
+    select(&mut card, ApduMode::Short);
+    let message = payload(700);
+    let mut host = NfcCtapExchange::ctap(&message, &HostConfig::new(ApduMode::Short)).unwrap();
+    let trace = drive(&mut host, &mut card, |r| r.to_vec()).unwrap();
+    assert_eq!(trace.done, Some(HostEvent::Response(message.clone())));
+    // 700 bytes in 200-byte parts: the first with the message's answer, 3 GET RESPONSEs
+    // with 0x80, after one 0x00 refused.
+    assert_eq!(get_responses_by_cla(&trace), (1, 3));
+    assert_eq!(host.get_response_cla(), 0x80);
+
+    // The next message starts with the CLA learned: no refusal at all.
+    let config = HostConfig {
+        get_response_cla: host.get_response_cla(),
+        ..HostConfig::new(ApduMode::Short)
+    };
+    let mut host = NfcCtapExchange::ctap(&message, &config).unwrap();
+    let trace = drive(&mut host, &mut card, |r| r.to_vec()).unwrap();
+    assert_eq!(trace.done, Some(HostEvent::Response(message)));
+    assert_eq!(get_responses_by_cla(&trace), (0, 3));
+}
+
+#[test]
+fn a_card_wanting_cla_00_is_switched_back_from_80() {
+    let mut card = VirtualCard::new(CardConfig::get_response_only_with_cla(0x00));
+    select(&mut card, ApduMode::Short);
+    let message = payload(450);
+    let config = HostConfig {
+        get_response_cla: 0x80,
+        ..HostConfig::new(ApduMode::Short)
+    };
+    let mut host = NfcCtapExchange::ctap(&message, &config).unwrap();
+    let trace = drive(&mut host, &mut card, |r| r.to_vec()).unwrap();
+    assert_eq!(trace.done, Some(HostEvent::Response(message)));
+    assert_eq!(get_responses_by_cla(&trace), (2, 1));
+    assert_eq!(host.get_response_cla(), 0x00);
+}
+
+#[test]
+fn a_card_refusing_both_classes_fails_typed_after_one_switch() {
+    let mut host = NfcCtapExchange::ctap(&payload(10), &HostConfig::new(ApduMode::Short)).unwrap();
+    let mut n = 0;
+    let err = drive_script(&mut host, |_| {
+        n += 1;
+        if n == 1 {
+            vec![0xAA, 0x61, 0x10]
+        } else {
+            vec![0x6E, 0x00]
+        }
+    })
+    .unwrap_err();
+    assert_eq!(
+        err,
+        ApduError::Status {
+            sw: StatusWord::ClaNotSupported,
+            during: "GET RESPONSE"
+        }
+    );
+    assert_eq!(n, 3, "MSG, GET RESPONSE 00, GET RESPONSE 80, then stop");
+}

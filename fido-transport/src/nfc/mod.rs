@@ -25,6 +25,8 @@
 #[cfg(feature = "nfc")]
 mod reader;
 #[cfg(feature = "nfc")]
+mod recover;
+#[cfg(feature = "nfc")]
 mod session;
 #[cfg(feature = "nfc")]
 mod slot;

@@ -148,6 +148,10 @@ pub struct NfcTransport {
     cancel: CancelToken,
     poll_interval: Duration,
     short_block: usize,
+    /// The CLA of GET RESPONSE the card took last (`0x00` until a card refuses it).
+    get_response_cla: u8,
+    /// Shared (the default) or exclusive ([`NfcTransport::open_exclusive`]).
+    share: pcsc::ShareMode,
 }
 
 impl NfcTransport {
@@ -157,12 +161,16 @@ impl NfcTransport {
     /// [`Error::DeviceNotFound`] when there is no such reader, no card in it, or no FIDO
     /// applet on the card; [`Error::Pcsc`] when pcscd is not reachable or fails.
     pub fn open(reader: &str, mode: NfcMode) -> Result<Self, Error> {
+        Self::open_with(reader, mode, pcsc::ShareMode::Shared)
+    }
+
+    fn open_with(reader: &str, mode: NfcMode, share: pcsc::ShareMode) -> Result<Self, Error> {
         let cname = CString::new(reader).map_err(|_| {
             Error::InvalidArgument(format!("reader name {reader:?} contains a NUL byte"))
         })?;
         let context = establish()?;
         let card = context
-            .connect(&cname, pcsc::ShareMode::Shared, pcsc::Protocols::ANY)
+            .connect(&cname, share, pcsc::Protocols::ANY)
             .map_err(|e| connect_error(reader, e))?;
         let mut transport = Self {
             card,
@@ -174,9 +182,88 @@ impl NfcTransport {
             cancel: CancelToken::new(),
             poll_interval: DEFAULT_POLL_INTERVAL,
             short_block: DEFAULT_SHORT_BLOCK,
+            get_response_cla: 0x00,
+            share,
         };
         transport.applet = transport.select()?;
         Ok(transport)
+    }
+
+    /// [`NfcTransport::open`], holding the card exclusively: no other PC/SC client
+    /// (Windows smart-card Plug and Play, a minidriver, another FIDO tool) can send APDUs
+    /// between the messages of a multi-message operation (credential enumeration, PIN
+    /// token, large blobs), as python-fido2's device tests hold it; other clients get a
+    /// sharing violation until this transport is dropped. (Shared, the default, a
+    /// message refused because another client selected another applet is resent once
+    /// after a new SELECT.) Reconnects (power cycle, after a card reset) keep the mode.
+    ///
+    /// # Errors
+    /// As [`NfcTransport::open`]; `Error::Pcsc` saying another client holds the card
+    /// when one has it open (exclusive needs it alone).
+    pub fn open_exclusive(reader: &str, mode: NfcMode) -> Result<Self, Error> {
+        Self::open_with(reader, mode, pcsc::ShareMode::Exclusive)
+    }
+
+    /// Whether the card is held exclusively ([`NfcTransport::open_exclusive`]).
+    pub fn is_exclusive(&self) -> bool {
+        self.share == pcsc::ShareMode::Exclusive
+    }
+
+    /// The CLA the card takes on GET RESPONSE (`0x00`, or `0x80` after a card refused
+    /// `0x00` with `6E00` / `6D00`; kept for the connection).
+    pub fn get_response_cla(&self) -> u8 {
+        self.get_response_cla
+    }
+
+    /// After the PC/SC service restarted: a new context, a new connection in the same
+    /// share mode, and the applet SELECTed again.
+    fn reopen(&mut self) -> Result<(), Error> {
+        let cname = CString::new(self.reader.as_str()).map_err(|_| {
+            Error::InvalidArgument(format!("reader name {:?} contains a NUL byte", self.reader))
+        })?;
+        let context = establish()?;
+        let card = context
+            .connect(&cname, self.share, pcsc::Protocols::ANY)
+            .map_err(|e| connect_error(&self.reader, e))?;
+        // The stale handle goes before its stale context.
+        drop(std::mem::replace(&mut self.card, card));
+        self._context = context;
+        self.applet = self.select()?;
+        Ok(())
+    }
+
+    /// One message, without the service-restart recovery of [`Transport::transact`].
+    fn transact_once(
+        &mut self,
+        request: &[u8],
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Vec<u8>, Error> {
+        let Self {
+            card,
+            reader,
+            mode,
+            active,
+            applet,
+            cancel,
+            poll_interval,
+            short_block,
+            get_response_cla,
+            share,
+            ..
+        } = self;
+        with_card(card, *share, reader, applet, |link| {
+            let mut session = Session {
+                link,
+                reader,
+                cancel,
+                poll_interval: *poll_interval,
+                short_block: *short_block,
+                get_response_cla: *get_response_cla,
+            };
+            let result = session.ctap(*mode, active, request, progress);
+            *get_response_cla = session.get_response_cla;
+            result
+        })
     }
 
     /// Opens the first reader that holds a card with the FIDO applet.
@@ -238,10 +325,16 @@ impl NfcTransport {
 
     fn select(&mut self) -> Result<AppletVersion, Error> {
         let mut selected = None;
-        with_card(&mut self.card, &self.reader, &mut self.applet, |link| {
-            selected = Some(select_applet(link, &self.reader)?);
-            Ok(())
-        })?;
+        with_card(
+            &mut self.card,
+            self.share,
+            &self.reader,
+            &mut self.applet,
+            |link| {
+                selected = Some(select_applet(link, &self.reader)?);
+                Ok(())
+            },
+        )?;
         selected.ok_or_else(|| Error::Pcsc {
             reader: self.reader.clone(),
             message: "SELECT of the FIDO applet ended without an answer".to_owned(),
@@ -251,9 +344,12 @@ impl NfcTransport {
 
 /// Runs `f` inside an exclusive PC/SC transaction, so no other client's APDUs come
 /// between ours (a chained message, GET RESPONSE, polls). When another client reset the
-/// card since our last use, reconnects first and SELECTs the applet again (once).
+/// card since our last use, reconnects first and SELECTs the applet again (once). When
+/// the PC/SC service went away under the context, says so typed
+/// ([`Error::PcscServiceRestarted`], nothing sent) for the caller to reopen.
 fn with_card<T>(
     card: &mut pcsc::Card,
+    share: pcsc::ShareMode,
     reader: &str,
     applet: &mut AppletVersion,
     f: impl FnOnce(&mut PcscLink<'_>) -> Result<T, Error>,
@@ -264,13 +360,16 @@ fn with_card<T>(
             Ok(tx) => break tx,
             Err((again, pcsc::Error::ResetCard)) if !reselect => {
                 again
-                    .reconnect(
-                        pcsc::ShareMode::Shared,
-                        pcsc::Protocols::ANY,
-                        pcsc::Disposition::LeaveCard,
-                    )
+                    .reconnect(share, pcsc::Protocols::ANY, pcsc::Disposition::LeaveCard)
                     .map_err(|e| card_error(reader, "reconnecting after a card reset", e))?;
                 reselect = true;
+            }
+            Err((_, e)) if super::recover::service_lost(e as u32) => {
+                return Err(Error::PcscServiceRestarted {
+                    reader: reader.to_owned(),
+                    message: format!("starting a PC/SC transaction: {e}"),
+                    sent: false,
+                })
             }
             Err((_, e)) => return Err(card_error(reader, "starting a PC/SC transaction", e)),
         }
@@ -316,27 +415,12 @@ impl Transport for NfcTransport {
             self.cancel.reset();
             return Err(Error::Cancelled);
         }
-        let Self {
-            card,
-            reader,
-            mode,
-            active,
-            applet,
-            cancel,
-            poll_interval,
-            short_block,
-            ..
-        } = self;
-        let result = with_card(card, reader, applet, |link| {
-            let mut session = Session {
-                link,
-                reader,
-                cancel,
-                poll_interval: *poll_interval,
-                short_block: *short_block,
-            };
-            session.ctap(*mode, active, request, progress)
-        });
+        // A restarted PC/SC service: reopen, and resend a message that had not gone out.
+        let this = std::cell::RefCell::new(&mut *self);
+        let result = super::recover::after_service_restart(
+            || this.borrow_mut().transact_once(request, progress),
+            || this.borrow_mut().reopen(),
+        );
         self.cancel.reset();
         result
     }
@@ -358,7 +442,7 @@ impl Transport for NfcTransport {
     fn power_cycle(&mut self) -> Result<(), Error> {
         self.card
             .reconnect(
-                pcsc::ShareMode::Shared,
+                self.share,
                 pcsc::Protocols::ANY,
                 pcsc::Disposition::UnpowerCard,
             )
@@ -395,6 +479,12 @@ fn connect_error(reader: &str, e: pcsc::Error) -> Error {
         pcsc::Error::NoSmartcard | pcsc::Error::RemovedCard | pcsc::Error::UnpoweredCard => {
             Error::DeviceNotFound(format!("no card in PC/SC reader {reader:?}"))
         }
+        pcsc::Error::SharingViolation => Error::Pcsc {
+            reader: reader.to_owned(),
+            message: format!(
+                "connecting to the card: another PC/SC client holds it exclusively ({e});                  close the other program (or its exclusive connection) and try again"
+            ),
+        },
         other => pcsc_error(reader, "connecting to the card", other),
     }
 }

@@ -63,12 +63,38 @@ pub(crate) struct Session<'a, L: ApduLink> {
     pub(crate) poll_interval: Duration,
     /// Data bytes per chained short APDU.
     pub(crate) short_block: usize,
+    /// The CLA of GET RESPONSE after `61xx` (see [`HostConfig::get_response_cla`]); after
+    /// the session, the one the card took (the transport keeps it).
+    pub(crate) get_response_cla: u8,
 }
 
 impl<L: ApduLink> Session<'_, L> {
     /// Sends one CTAP message in `mode`, choosing (and remembering in `active`) the APDU
-    /// mode for [`NfcMode::Auto`].
+    /// mode for [`NfcMode::Auto`]. A message refused as if another applet were selected
+    /// (another client SELECTed one since our last message) is resent once after the
+    /// FIDO applet is SELECTed again (see `recover`).
     pub(crate) fn ctap(
+        &mut self,
+        mode: NfcMode,
+        active: &mut Option<ApduMode>,
+        request: &[u8],
+        progress: &mut dyn FnMut(Progress),
+    ) -> Result<Vec<u8>, Error> {
+        match self.ctap_once(mode, active, request, progress) {
+            Err(e) if super::recover::applet_lost(&e) => {
+                tracing::info!(
+                    reader = self.reader,
+                    error = %e,
+                    "the FIDO applet is no longer selected (another client?): SELECT and resend once"
+                );
+                select_applet(&mut *self.link, self.reader)?;
+                self.ctap_once(mode, active, request, progress)
+            }
+            other => other,
+        }
+    }
+
+    fn ctap_once(
         &mut self,
         mode: NfcMode,
         active: &mut Option<ApduMode>,
@@ -125,6 +151,7 @@ impl<L: ApduLink> Session<'_, L> {
     ) -> Result<Vec<u8>, ExchangeError> {
         let config = HostConfig {
             short_block_size: self.short_block,
+            get_response_cla: self.get_response_cla,
             ..HostConfig::new(mode)
         };
         let exchange = NfcCtapExchange::ctap(request, &config).map_err(ExchangeError::Apdu)?;
@@ -159,6 +186,7 @@ impl<L: ApduLink> Session<'_, L> {
             let mut response = result.map_err(|error| ExchangeError::Link { error, extended })?;
             let handled = exchange.handle_response(&response);
             response.zeroize();
+            self.get_response_cla = exchange.get_response_cla();
             handled.map_err(ExchangeError::Apdu)?;
             let mut wait = false;
             while let Some(event) = exchange.poll_event() {
@@ -212,6 +240,13 @@ impl<L: ApduLink> Session<'_, L> {
         {
             if let Some(denied) = crate::elevation::map_pcsc(&reader, *code, message) {
                 return denied;
+            }
+            if super::recover::service_lost(*code) {
+                return Error::PcscServiceRestarted {
+                    reader,
+                    message: format!("transmitting an APDU: {message}"),
+                    sent: true,
+                };
             }
         }
         match e {
@@ -287,6 +322,7 @@ pub(crate) fn select_applet<L: ApduLink>(
         cancel: &cancel,
         poll_interval: DEFAULT_POLL_INTERVAL,
         short_block: DEFAULT_SHORT_BLOCK,
+        get_response_cla: 0x00,
     };
     let exchange = NfcCtapExchange::select(&HostConfig::new(ApduMode::Short));
     match session.drive(exchange, &mut |_| {}) {
@@ -390,6 +426,7 @@ mod tests {
             cancel,
             poll_interval: Duration::from_millis(1),
             short_block: DEFAULT_SHORT_BLOCK,
+            get_response_cla: 0x00,
         };
         s.ctap(mode, active, request, progress)
     }
@@ -627,6 +664,7 @@ mod tests {
             cancel: &cancel,
             poll_interval: Duration::from_millis(1),
             short_block: DEFAULT_SHORT_BLOCK,
+            get_response_cla: 0x00,
         };
         let e = s.ctap(NfcMode::Auto, &mut None, &message(3), &mut |_| {});
         assert!(
@@ -652,6 +690,7 @@ mod tests {
             cancel: &cancel,
             poll_interval: Duration::from_millis(1),
             short_block: DEFAULT_SHORT_BLOCK,
+            get_response_cla: 0x00,
         };
         let e = s.ctap(NfcMode::Short, &mut None, &message(3), &mut |_| {});
         assert!(matches!(e, Err(Error::Core(_))), "{e:?}");
@@ -700,6 +739,7 @@ mod tests {
             cancel: &cancel,
             poll_interval: Duration::from_millis(1),
             short_block: 250,
+            get_response_cla: 0x00,
         };
         let rsp = s.ctap(NfcMode::Short, &mut None, &req, &mut |_| {});
         assert_eq!(rsp.ok(), Some(echo_of(&req)));

@@ -95,6 +95,16 @@ pub struct SoftConfig {
     /// getInfo 0x19 `encIdentifier`: the device identifier (16 bytes) the key encrypts
     /// under its persistent token; `None`: not advertised.
     pub device_identifier: Option<[u8; 16]>,
+    /// Extensions the key neither lists in getInfo nor honours (`credProtect`,
+    /// `hmac-secret`, ...): a key of an older or smaller firmware. Empty: all of them.
+    pub without_extensions: Vec<String>,
+}
+
+impl SoftConfig {
+    /// True unless `name` is one of [`SoftConfig::without_extensions`].
+    pub fn has_extension(&self, name: &str) -> bool {
+        !self.without_extensions.iter().any(|e| e == name)
+    }
 }
 
 impl Default for SoftConfig {
@@ -135,6 +145,7 @@ impl Default for SoftConfig {
             attestation_formats: None,
             authenticator_config_commands: None,
             device_identifier: None,
+            without_extensions: Vec::new(),
         }
     }
 }

@@ -53,6 +53,7 @@ impl SoftAuthenticator {
                 extensions.push("largeBlobKey".into());
             }
         }
+        extensions.retain(|e| c.has_extension(e));
         let u = |n: usize| Some(n as u64);
         AuthenticatorInfo {
             versions: c.versions.clone(),

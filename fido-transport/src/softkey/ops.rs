@@ -212,7 +212,14 @@ impl SoftAuthenticator {
                 return Err(CtapStatus::CredentialExcluded);
             }
         }
-        let ext = req.extensions.clone().unwrap_or_default();
+        let mut ext = req.extensions.clone().unwrap_or_default();
+        // Extensions this key does not have are ignored, as CTAP says.
+        if !self.config.has_extension("credProtect") {
+            ext.cred_protect = None;
+        }
+        if !self.config.has_extension("hmac-secret") {
+            ext.hmac_secret = None;
+        }
         let cred_protect = match ext.cred_protect {
             None => 1,
             Some(l @ 1..=3) => l,

@@ -487,3 +487,81 @@ fn a_size_limited_reader_falls_back_to_short_chaining_and_sticks() {
     assert_eq!(t.transact(&request, &mut |_| {}).ok(), Some(expected));
     assert_eq!(t.active_mode(), Some(ApduMode::Short), "and stuck");
 }
+
+// --- Issue 12 item 4's rest: GET RESPONSE CLA, exclusive mode, another client's SELECT.
+
+#[test]
+fn a_card_wanting_cla_80_on_get_response_is_served_and_the_cla_kept() {
+    let Some(rig) = rig() else { return };
+    let mut t = rig.open(
+        &CardConfig::get_response_only_with_cla(0x80),
+        NfcMode::Short,
+    );
+    assert_eq!(t.get_response_cla(), 0x00, "ISO first, as python-fido2");
+    let (request, expected) = echo_pair(1024);
+    assert_eq!(
+        t.transact(&request, &mut |_| {}).ok(),
+        Some(expected.clone())
+    );
+    assert_eq!(t.get_response_cla(), 0x80, "learned from the card's 6E00");
+    assert_eq!(t.transact(&request, &mut |_| {}).ok(), Some(expected));
+    assert_eq!(t.get_response_cla(), 0x80, "kept for the connection");
+}
+
+#[test]
+fn exclusive_mode_keeps_other_clients_out_between_messages() {
+    let Some(rig) = rig() else { return };
+    rig.card.set_config(CardConfig::extended());
+    let _ = rig.connect(NfcMode::Short); // the card is up and seen by pcscd
+    let mut a = NfcTransport::open_exclusive(&rig.reader, NfcMode::Short).expect("exclusive");
+    assert!(a.is_exclusive());
+    assert_get_info(&mut a);
+    // Another client cannot even connect while we hold the card.
+    let other = NfcTransport::open(&rig.reader, NfcMode::Short);
+    assert!(
+        matches!(&other, Err(Error::Pcsc { message, .. }) if message.contains("holds it exclusively")),
+        "{other:?}"
+    );
+    drop(other);
+    let (request, expected) = echo_pair(600);
+    assert_eq!(
+        a.transact(&request, &mut |_| {}).ok(),
+        Some(expected.clone())
+    );
+    // A power cycle keeps the card ours.
+    a.power_cycle().expect("power cycle");
+    assert!(NfcTransport::open(&rig.reader, NfcMode::Short).is_err());
+    assert_eq!(a.transact(&request, &mut |_| {}).ok(), Some(expected));
+    // Dropped: the other client gets in.
+    drop(a);
+    let mut b = rig.connect(NfcMode::Short);
+    assert_get_info(&mut b);
+}
+
+#[test]
+fn another_clients_select_between_our_messages_is_recovered_with_a_new_select() {
+    let Some(rig) = rig() else { return };
+    let mut a = rig.open(&CardConfig::short_only(), NfcMode::Short);
+    assert_get_info(&mut a);
+    // Another client (smart-card Plug and Play, an OATH tool) SELECTs another applet on
+    // a shared connection between our messages.
+    let ctx = pcsc::Context::establish(pcsc::Scope::User).expect("context");
+    let name = std::ffi::CString::new(rig.reader.as_str()).unwrap();
+    let other = ctx
+        .connect(&name, pcsc::ShareMode::Shared, pcsc::Protocols::ANY)
+        .expect("the other client connects");
+    let mut buf = [0u8; 258];
+    let oath = [
+        0x00, 0xA4, 0x04, 0x00, 0x07, 0xA0, 0x00, 0x00, 0x05, 0x27, 0x21, 0x01,
+    ];
+    let answer = other.transmit(&oath, &mut buf).expect("SELECT sent");
+    assert_eq!(answer, [0x6A, 0x82], "the virtual card has no OATH applet");
+    let before = rig.requests.load(Ordering::SeqCst);
+    let (request, expected) = echo_pair(600);
+    assert_eq!(a.transact(&request, &mut |_| {}).ok(), Some(expected));
+    assert_eq!(
+        rig.requests.load(Ordering::SeqCst),
+        before + 1,
+        "the message ran once"
+    );
+}

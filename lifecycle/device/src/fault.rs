@@ -9,8 +9,10 @@ use keysmith_wire::{DeviceFailure, Outcome, OutcomeStatus};
 /// Why a device operation failed. The same information as the transport's error, in a
 /// form that crosses the wire: [`DeviceFault::to_failure`] and [`OpError::from_outcome`]
 /// are inverse to each other.
+///
+/// Exhaustive on purpose: the server half maps every fault to its own typed error
+/// (lifecycle's `DeviceError`), so a new fault must be mapped there before it builds.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum DeviceFault {
     /// A wrong PIN (CTAP 0x31), with the retry counter read afterwards.
     #[error("wrong PIN: {retries_left} attempt(s) left")]
@@ -379,11 +381,13 @@ impl From<fido_transport::Error> for DeviceFault {
             e @ T::InvalidArgument(_) => DeviceFault::InvalidArgument {
                 message: e.to_string(),
             },
-            e @ (T::Hid { .. } | T::Pcsc { .. } | T::State { .. } | T::Io { .. }) => {
-                DeviceFault::Io {
-                    message: e.to_string(),
-                }
-            }
+            e @ (T::Hid { .. }
+            | T::Pcsc { .. }
+            | T::PcscServiceRestarted { .. }
+            | T::State { .. }
+            | T::Io { .. }) => DeviceFault::Io {
+                message: e.to_string(),
+            },
             T::Core(
                 c @ fido_core::Error::Pin(
                     PinError::TooShort { .. } | PinError::TooLong { .. } | PinError::ContainsNul,

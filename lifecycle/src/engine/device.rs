@@ -251,6 +251,7 @@ impl Engine {
                     origin,
                 } => {
                     let pin = self.pin_source(flow, current, &mut b)?;
+                    let key_extensions = link.info().extensions.clone().unwrap_or_default();
                     let (step, prep) = self.prepare_make(
                         flow,
                         passkey_template,
@@ -258,6 +259,7 @@ impl Engine {
                         rp_id.as_deref(),
                         origin.as_deref(),
                         pin,
+                        &key_extensions,
                     )?;
                     b.steps.push(step);
                     b.posts.push(Post::Made(Box::new(prep)));
@@ -386,7 +388,10 @@ impl Engine {
     }
 
     /// The server's part of a makeCredential before the job: the creation options from
-    /// the IdP, the client data, and the device step.
+    /// the IdP, the client data, and the device step. The IdP's creation extensions
+    /// (credProtect policy, hmac-secret) are carried to the key as a browser does, given
+    /// the extensions the key lists (`key_extensions`, getInfo).
+    #[allow(clippy::too_many_arguments)]
     fn prepare_make(
         &self,
         flow: &mut FlowContext<'_>,
@@ -395,6 +400,7 @@ impl Engine {
         rp_id: Option<&str>,
         origin: Option<&str>,
         pin: PinSource,
+        key_extensions: &[String],
     ) -> Result<(DeviceStep, MakePrep), Error> {
         let t = flow
             .templates
@@ -435,6 +441,16 @@ impl Engine {
                 .into());
             }
         }
+        let ext =
+            challenge
+                .extensions
+                .for_key(key_extensions)
+                .map_err(|e| EngineError::Device {
+                    step: "makeCredential",
+                    cause: crate::DeviceError::Unsupported {
+                        message: e.to_string(),
+                    },
+                })?;
         let client_data = challenge.client_data_json();
         let hash: [u8; 32] = Sha256::digest(client_data.as_bytes()).into();
         let upn = flow
@@ -456,9 +472,9 @@ impl Engine {
             client_data_json: client_data.clone().into_bytes(),
             algs: challenge.algorithms.clone(),
             exclude: challenge.exclude_ids.clone(),
-            cred_protect: None,
+            cred_protect: ext.cred_protect,
             min_pin_length: false,
-            hmac_secret: false,
+            hmac_secret: ext.hmac_secret,
             pin,
         };
         Ok((

@@ -205,6 +205,7 @@ impl Idp for EntraIdp {
             user_name: pk.user.name.clone(),
             exclude_ids,
             algorithms: pk.pub_key_cred_params.iter().map(|p| p.alg).collect(),
+            extensions: creation_extensions(pk.extensions.as_ref()),
         })
     }
 
@@ -352,5 +353,25 @@ impl Idp for EntraIdp {
                 }
             })
             .collect())
+    }
+}
+
+/// Entra's creation `extensions` as the engine carries them to the key (an unknown
+/// credProtect policy name is ignored, as WebAuthn clients do).
+fn creation_extensions(
+    e: Option<&entra_graph::wire::CreationExtensions>,
+) -> super::CreationExtensions {
+    let Some(e) = e else {
+        return super::CreationExtensions::default();
+    };
+    let policy = e.credential_protection_policy.as_deref();
+    let cred_protect = policy.and_then(super::CredProtectPolicy::from_webauthn);
+    if let (Some(name), None) = (policy, cred_protect) {
+        tracing::warn!(policy = name, "unknown credentialProtectionPolicy ignored");
+    }
+    super::CreationExtensions {
+        hmac_create_secret: e.hmac_create_secret == Some(true),
+        cred_protect,
+        enforce_cred_protect: e.enforce_credential_protection_policy == Some(true),
     }
 }

@@ -5,9 +5,11 @@
 //! the engine knowing their wire formats.
 
 mod entra;
+mod extensions;
 mod graph2026;
 
 pub use entra::EntraIdp;
+pub use extensions::{CreationExtensions, CredProtectPolicy, ExtensionError, KeyExtensions};
 pub use graph2026::{ChallengeLimit, SignInBlocked};
 
 /// A creation challenge the IdP issued for one user (owned).
@@ -32,6 +34,8 @@ pub struct CreationChallenge {
     pub exclude_ids: Vec<Vec<u8>>,
     /// COSE algorithms the IdP accepts, most preferred first (empty: ES256).
     pub algorithms: Vec<i64>,
+    /// The extensions the IdP asks for (credProtect policy, hmac-secret).
+    pub extensions: CreationExtensions,
 }
 
 impl CreationChallenge {
@@ -359,6 +363,7 @@ mod tests {
             user_name: None,
             exclude_ids: vec![],
             algorithms: vec![],
+            extensions: CreationExtensions::default(),
         };
         let json = c.client_data_json();
         assert_eq!(

@@ -82,6 +82,9 @@ pub(crate) enum LinkError {
 }
 
 /// The lifecycle device error for a fault the device half reported.
+///
+/// No wildcard: `DeviceFault` is exhaustive, so every fault keeps its type (and its
+/// reason) on this side; a fault added to the device half must be mapped here.
 pub(crate) fn device_error(fault: DeviceFault) -> DeviceError {
     match fault {
         DeviceFault::PinInvalid {
@@ -104,9 +107,12 @@ pub(crate) fn device_error(fault: DeviceFault) -> DeviceError {
         DeviceFault::Io { message } => DeviceError::Io { message },
         DeviceFault::Protocol { message } => DeviceError::Protocol { message },
         DeviceFault::Other { message } => DeviceError::Other { message },
-        other => DeviceError::Other {
-            message: other.to_string(),
-        },
+        DeviceFault::ResetBlocked => DeviceError::ResetBlocked,
+        DeviceFault::ResetDenied => DeviceError::ResetDenied,
+        DeviceFault::ResetRefused { message } => DeviceError::ResetRefused { message },
+        DeviceFault::DifferentKey { message } => DeviceError::DifferentKey { message },
+        DeviceFault::NeedsElevation { message } => DeviceError::NeedsElevation { message },
+        DeviceFault::Platform { message } => DeviceError::Platform { message },
     }
 }
 

@@ -505,6 +505,8 @@ fn revoke_crash_after_idp_call_is_finished_by_replay() {
 
 #[path = "engine/attestation.rs"]
 mod attestation;
+#[path = "engine/creation_extensions.rs"]
+mod creation_extensions;
 #[path = "engine/in_doubt.rs"]
 mod in_doubt;
 #[path = "engine/issuance_and_races.rs"]

@@ -639,3 +639,5 @@ fn a_hostile_relay_registers_nothing_twice() {
 
 #[path = "split/station.rs"]
 mod station;
+#[path = "split/station_reset.rs"]
+mod station_reset;

@@ -5,5 +5,6 @@
 use super::*;
 
 mod client;
+mod extensions;
 mod firmware;
 mod interop;

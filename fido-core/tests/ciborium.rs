@@ -28,7 +28,11 @@ fn same_as_candidate(data: &[u8]) {
     for limits in [Limits::RESPONSE, Limits::CANONICAL] {
         let ours = decode_with(data, limits);
         let candidate = ll_reader::decode_with(data, limits);
-        assert_eq!(ours, candidate, "canonical={} input {data:02x?}", limits.canonical);
+        assert_eq!(
+            ours, candidate,
+            "canonical={} input {data:02x?}",
+            limits.canonical
+        );
     }
 }
 
@@ -54,14 +58,20 @@ fn leaf() -> impl Strategy<Value = Value> {
         any::<u16>().prop_map(|b| Value::Float(Float::Half(b))),
         any::<u32>().prop_map(|b| Value::Float(Float::Single(b))),
         any::<u64>().prop_map(|b| Value::Float(Float::Double(b))),
-        (2u64..=3, vec(any::<u8>(), 0..20)).prop_map(|(t, b)| Value::Tag(t, Box::new(Value::Bytes(b)))),
+        (2u64..=3, vec(any::<u8>(), 0..20))
+            .prop_map(|(t, b)| Value::Tag(t, Box::new(Value::Bytes(b)))),
     ]
 }
 
 /// A map's entries with keys made unique (fido-core refuses duplicates in every mode).
 fn unique(entries: Vec<(Value, Value)>) -> Value {
     let mut seen = std::collections::HashSet::new();
-    Value::Map(entries.into_iter().filter(|(k, _)| seen.insert(encode(k))).collect())
+    Value::Map(
+        entries
+            .into_iter()
+            .filter(|(k, _)| seen.insert(encode(k)))
+            .collect(),
+    )
 }
 
 fn value() -> impl Strategy<Value = Value> {
@@ -265,7 +275,10 @@ fn recorded_payloads_agree() {
             }
         }
     }
-    assert!(total >= 10 && agreed >= total / 2, "{agreed} agreed of {total} seeds");
+    assert!(
+        total >= 10 && agreed >= total / 2,
+        "{agreed} agreed of {total} seeds"
+    );
 }
 
 /// The three places where ciborium's data model differs, each pinned.
@@ -277,9 +290,15 @@ fn documented_model_differences() {
     assert_eq!(check(&hex("c2420102")), Outcome::Agreed);
     assert_eq!(check(&hex("c249010000000000000000")), Outcome::Agreed);
     // Over 16 bytes ciborium keeps the tag as it is.
-    assert_eq!(check(&hex("c35101000000000000000000000000000000ff")), Outcome::Agreed);
+    assert_eq!(
+        check(&hex("c35101000000000000000000000000000000ff")),
+        Outcome::Agreed
+    );
     // A negative bignum beyond i128 is refused by ciborium only.
-    assert_eq!(check(&hex("c350ffffffffffffffffffffffffffffffff")), Outcome::OutsideCiboriumModel);
+    assert_eq!(
+        check(&hex("c350ffffffffffffffffffffffffffffffff")),
+        Outcome::OutsideCiboriumModel
+    );
     // Simple values other than false/true/null/undefined are outside ciborium's Value.
     assert_eq!(check(&hex("e0")), Outcome::OutsideCiboriumModel);
     assert_eq!(check(&hex("f8ff")), Outcome::OutsideCiboriumModel);
@@ -292,7 +311,13 @@ fn fido_core_is_stricter_only_where_documented() {
         ("9f01ff", CborError::IndefiniteLength { offset: 0 }),
         ("5f4101ff", CborError::IndefiniteLength { offset: 0 }),
         ("a201010102", CborError::DuplicateMapKey { offset: 3 }),
-        ("f814", CborError::Malformed { offset: 0, byte: 0x14 }),
+        (
+            "f814",
+            CborError::Malformed {
+                offset: 0,
+                byte: 0x14,
+            },
+        ),
     ] {
         let bytes = hex(h);
         assert_eq!(both(&bytes), Outcome::StricterThanCiborium, "{h}");
@@ -309,18 +334,50 @@ fn candidate_keeps_every_strictness_rule() {
         ("1817", CborError::NonShortestEncoding { offset: 0 }),
         ("a2020101 01", CborError::UnsortedMapKeys { offset: 3 }),
         ("f93c00", CborError::FloatNotAllowed { offset: 0 }),
-        ("5b8000000000000000", CborError::LengthTooLarge { offset: 0, declared: 1 << 63, available: 0 }),
+        (
+            "5b8000000000000000",
+            CborError::LengthTooLarge {
+                offset: 0,
+                declared: 1 << 63,
+                available: 0,
+            },
+        ),
         ("19", CborError::UnexpectedEnd { offset: 1 }),
-        ("0101", CborError::TrailingBytes { offset: 1, count: 1 }),
+        (
+            "0101",
+            CborError::TrailingBytes {
+                offset: 1,
+                count: 1,
+            },
+        ),
         ("1f", CborError::IndefiniteLength { offset: 0 }),
-        ("1c", CborError::Malformed { offset: 0, byte: 0x1c }),
-        ("ff", CborError::Malformed { offset: 0, byte: 0xff }),
+        (
+            "1c",
+            CborError::Malformed {
+                offset: 0,
+                byte: 0x1c,
+            },
+        ),
+        (
+            "ff",
+            CborError::Malformed {
+                offset: 0,
+                byte: 0xff,
+            },
+        ),
         ("62c328", CborError::InvalidUtf8 { offset: 0 }),
     ] {
         let bytes = hex(&h.replace(' ', ""));
-        assert_eq!(ll_reader::decode_with(&bytes, Limits::CANONICAL), Err(err.clone()), "{h}");
+        assert_eq!(
+            ll_reader::decode_with(&bytes, Limits::CANONICAL),
+            Err(err.clone()),
+            "{h}"
+        );
         assert_eq!(decode_with(&bytes, Limits::CANONICAL), Err(err), "{h}");
     }
     let bomb = vec![0x81u8; 100_000];
-    assert_eq!(ll_reader::decode_with(&bomb, Limits::RESPONSE), Err(CborError::TooDeep { limit: 16 }));
+    assert_eq!(
+        ll_reader::decode_with(&bomb, Limits::RESPONSE),
+        Err(CborError::TooDeep { limit: 16 })
+    );
 }

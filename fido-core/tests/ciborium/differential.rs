@@ -121,7 +121,10 @@ pub fn check(data: &[u8]) -> Outcome {
                     same(&got, &expected),
                     "readers disagree: fido-core {ours} (as ciborium: {expected:?}), ciborium {got:?}"
                 );
-                assert_eq!(our_len, their_len, "readers consumed different lengths: {ours}");
+                assert_eq!(
+                    our_len, their_len,
+                    "readers consumed different lengths: {ours}"
+                );
                 Outcome::Agreed
             }
             None => {

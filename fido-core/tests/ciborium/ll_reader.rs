@@ -175,7 +175,11 @@ impl LlReader<'_> {
                         let key_bytes = &self.input[key_start..key_end];
                         if let Some((s, e)) = prev_key {
                             let prev = &self.input[s..e];
-                            match prev.len().cmp(&key_bytes.len()).then_with(|| prev.cmp(key_bytes)) {
+                            match prev
+                                .len()
+                                .cmp(&key_bytes.len())
+                                .then_with(|| prev.cmp(key_bytes))
+                            {
                                 Ordering::Less => {}
                                 Ordering::Equal => {
                                     return Err(CborError::DuplicateMapKey { offset: key_start })

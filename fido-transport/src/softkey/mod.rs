@@ -591,6 +591,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn write_private_replaces_the_file_and_leaves_no_temporary() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("state.json");
+        write_private(&path, b"one").expect("first write");
+        write_private(&path, b"two").expect("replace");
+        assert_eq!(std::fs::read(&path).expect("read"), b"two");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("list")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("state.json")]);
+        // A missing directory is a typed IO error naming it.
+        let missing = dir.path().join("no/such/dir/state.json");
+        assert!(matches!(
+            write_private(&missing, b"x"),
+            Err(SoftError::Io { path, .. }) if path.contains("no/such/dir")
+        ));
+    }
+
+    #[test]
     fn config_validation_names_the_problem() {
         let bad = |c: SoftConfig| match SoftAuthenticator::new(c) {
             Err(SoftError::Config(msg)) => msg,

@@ -111,7 +111,7 @@ pub fn check(url: &str) -> Result<CheckedUrl, UrlError> {
     }
     let loopback = match parsed.host() {
         None => return Err(UrlError::NoHost { url: owned() }),
-        Some(Host::Domain(d)) if d.is_empty() => return Err(UrlError::NoHost { url: owned() }),
+        Some(Host::Domain("")) => return Err(UrlError::NoHost { url: owned() }),
         Some(Host::Domain(d)) => d == "localhost",
         Some(Host::Ipv4(a)) => IpAddr::V4(a).is_loopback(),
         Some(Host::Ipv6(a)) => IpAddr::V6(a).is_loopback(),

@@ -59,7 +59,7 @@ def put(target, name, data):
     open(os.path.join(d, name), "wb").write(data)
 
 
-OURS = ["apdu_ops", "attestation_object", "authdata", "cbor_decode", "client_data", "cose_key",
+OURS = ["apdu_ops", "attestation_object", "authdata", "cbor_decode", "cbor_differential", "client_data", "cose_key",
         "ctap_request", "ctap_response", "ctaphid_ops", "pin_protocol"]
 for d in OURS:  # the graph_* / emulator_* seeds are hand-written, not generated here
     shutil.rmtree(os.path.join(OUT, d), ignore_errors=True)
@@ -74,6 +74,7 @@ for path in sorted(glob.glob(os.path.join(FX, "*wiredata-*.hex"))):
     put("ctaphid_ops", name, hexfile(name + ".hex")[:2048])
     for i, payload in enumerate(reassemble(name + ".hex")):
         put("cbor_decode", f"{name}-{i}", payload[1:]) if len(payload) > 1 else None
+        put("cbor_differential", f"{name}-{i}", payload[1:]) if len(payload) > 1 else None
         key = next((v for k, v in command_index.items() if k in name.split("ctap_cbor_")[-1] or k in name.split("-")[-1]), 5)
         put("ctap_response", f"{name}-{i}", bytes([key]) + payload)
 

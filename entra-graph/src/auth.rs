@@ -7,8 +7,6 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
 use rand_core::{OsRng, RngCore};
 use rsa::pkcs1::DecodeRsaPrivateKey;
 use rsa::pkcs8::DecodePrivateKey;
@@ -89,25 +87,40 @@ impl fmt::Debug for CertificateCredential {
 }
 
 /// Decodes the first PEM block with the given label (e.g. `CERTIFICATE`).
+///
+/// The block is found by its boundary lines (a file may carry other blocks or text around
+/// it); decoding and validation are pem-rfc7468's (RFC 7468 strict grammar, constant-time
+/// base64), with the line width the block itself uses (64 from OpenSSL; other tools wrap
+/// at 76).
 pub fn pem_block(pem: &str, label: &'static str) -> Result<Vec<u8>, GraphError> {
+    let bad = |reason: String| GraphError::Config {
+        setting: "certificate",
+        reason,
+    };
     let begin = format!("-----BEGIN {label}-----");
     let end = format!("-----END {label}-----");
-    let start = pem.find(&begin).ok_or_else(|| GraphError::Config {
-        setting: "certificate",
-        reason: format!("no {begin} block"),
-    })? + begin.len();
-    let stop = pem[start..].find(&end).ok_or_else(|| GraphError::Config {
-        setting: "certificate",
-        reason: format!("no {end} line"),
-    })? + start;
-    let b64: String = pem[start..stop]
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .collect();
-    STANDARD.decode(b64).map_err(|e| GraphError::Config {
-        setting: "certificate",
-        reason: format!("{label} block is not base64: {e}"),
-    })
+    let start = pem
+        .find(&begin)
+        .ok_or_else(|| bad(format!("no {begin} block")))?;
+    let stop = pem[start..]
+        .find(&end)
+        .ok_or_else(|| bad(format!("no {end} line")))?
+        + start
+        + end.len();
+    let block = &pem[start..stop];
+    let width = block
+        .lines()
+        .nth(1)
+        .map(|l| l.trim_end().len())
+        .filter(|w| *w >= 4)
+        .unwrap_or(pem_rfc7468::BASE64_WRAP_WIDTH);
+    let mut decoder = pem_rfc7468::Decoder::new_wrapped(block.as_bytes(), width)
+        .map_err(|e| bad(format!("{label} block is not PEM: {e}")))?;
+    let mut der = Vec::new();
+    decoder
+        .decode_to_end(&mut der)
+        .map_err(|e| bad(format!("{label} block is not base64: {e}")))?;
+    Ok(der)
 }
 
 impl CertificateCredential {
@@ -342,5 +355,47 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn pem_block_finds_the_labelled_block_and_checks_it() {
+        let pem = fixture("app-cert.pem");
+        let der = pem_block(&pem, "CERTIFICATE").unwrap();
+        assert_eq!(der.first(), Some(&0x30), "a DER SEQUENCE");
+        // Text around it and other blocks before it are skipped.
+        let noisy = format!(
+            "Bag Attributes\n-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n{pem}trailing\n"
+        );
+        assert_eq!(pem_block(&noisy, "CERTIFICATE").unwrap(), der);
+        // Re-wrapped at 76 columns (certutil, Java): still read.
+        let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        let wrapped: Vec<&str> = body
+            .as_bytes()
+            .chunks(76)
+            .map(|c| std::str::from_utf8(c).unwrap())
+            .collect();
+        let rewrapped = format!(
+            "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+            wrapped.join("\n")
+        );
+        assert_eq!(pem_block(&rewrapped, "CERTIFICATE").unwrap(), der);
+        // Missing blocks and bad base64 are config errors naming the certificate.
+        for bad in [
+            "nope".to_owned(),
+            "-----BEGIN CERTIFICATE-----\nAAAA\n".to_owned(),
+            "-----BEGIN CERTIFICATE-----\nA*AA\n-----END CERTIFICATE-----\n".to_owned(),
+            pem.replace("-----BEGIN CERTIFICATE-----", "-----BEGIN X509 CRL-----"),
+        ] {
+            assert!(
+                matches!(
+                    pem_block(&bad, "CERTIFICATE"),
+                    Err(GraphError::Config {
+                        setting: "certificate",
+                        ..
+                    })
+                ),
+                "{bad}"
+            );
+        }
     }
 }

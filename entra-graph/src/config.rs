@@ -191,30 +191,14 @@ impl GraphConfig {
     }
 }
 
-/// TLS only, except plain HTTP to loopback (the emulator).
+/// TLS only, except plain HTTP to loopback (the emulator): keysmith's one URL policy.
 fn check_url(setting: &'static str, url: &str) -> Result<(), GraphError> {
-    let bad = |reason: String| GraphError::Config { setting, reason };
-    let parsed = reqwest::Url::parse(url).map_err(|e| bad(format!("{url:?}: {e}")))?;
-    match parsed.scheme() {
-        "https" => Ok(()),
-        "http" => {
-            let host = parsed.host_str().unwrap_or("");
-            let host = host.trim_start_matches('[').trim_end_matches(']');
-            let loopback = host == "localhost"
-                || host
-                    .parse::<std::net::IpAddr>()
-                    .map(|a| a.is_loopback())
-                    .unwrap_or(false);
-            if loopback {
-                Ok(())
-            } else {
-                Err(bad(format!(
-                    "{url}: plain http is only allowed to loopback"
-                )))
-            }
-        }
-        other => Err(bad(format!("{url}: scheme {other} is not https"))),
-    }
+    keysmith_url::check(url)
+        .map(drop)
+        .map_err(|e| GraphError::Config {
+            setting,
+            reason: e.to_string(),
+        })
 }
 
 #[cfg(test)]

@@ -761,36 +761,11 @@ pub fn check_holder(
     Ok(())
 }
 
-/// `https://...`, or `http://` to a loopback host only.
+/// `https://...`, or `http://` to a loopback host only: keysmith's one URL policy.
 fn check_url(url: &str) -> Result<(), String> {
-    let (rest, loopback_only) = if let Some(r) = url.strip_prefix("https://") {
-        (r, false)
-    } else if let Some(r) = url.strip_prefix("http://") {
-        (r, true)
-    } else {
-        return Err(format!("{url:?} is not an https URL"));
-    };
-    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(format!("{url:?} contains whitespace"));
-    }
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    if authority.contains('@') {
-        return Err(format!("{url:?} carries credentials"));
-    }
-    let host = if authority.starts_with('[') {
-        authority.split_inclusive(']').next().unwrap_or("")
-    } else {
-        authority.split(':').next().unwrap_or("")
-    };
-    if host.is_empty() {
-        return Err(format!("{url:?} has no host"));
-    }
-    if loopback_only && !matches!(host, "localhost" | "127.0.0.1" | "[::1]") {
-        return Err(format!(
-            "{url:?}: plain http is only allowed to loopback; use https"
-        ));
-    }
-    Ok(())
+    keysmith_url::check(url)
+        .map(drop)
+        .map_err(|e| e.to_string())
 }
 
 /// The header's `kid`, when the header decodes.

@@ -2,13 +2,22 @@
 //! getInfo, makeCredential and getAssertion responses, CTAPHID reassembly, and a packed
 //! attestation verification. Prints nanoseconds per operation.
 //!
-//! Run: `cargo bench -p fido-core --bench decode`
+//! The last block times fido-core's CBOR reader against the reader candidate built on
+//! ciborium-ll (issue 17 item 7b; `tests/ciborium/ll_reader.rs`) and against ciborium's own
+//! `Value` decoding, on the same payloads, alternating in rounds and keeping each one's best
+//! round (the machine is shared). Figures: docs/benchmarks.md; decision: ARCHITECTURE.md.
+//!
+//! Run: `cargo bench -p fido-core --bench decode` (release profile; CI only compiles it)
+
+#[path = "../tests/ciborium/ll_reader.rs"]
+mod ll_reader;
 
 use std::hint::black_box;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use fido_core::attestation::{verify_assertion, AttestationObject, CertificatePolicy};
+use fido_core::cbor::{decode_with, Limits};
 use fido_core::commands::{decode_response, GetAssertion, GetInfo, MakeCredential};
 use fido_core::cose::{CoseKey, ALG_ES256};
 use fido_core::ctaphid::{Cid, Command, Event, HidClient};
@@ -72,6 +81,43 @@ fn bench(name: &str, mut f: impl FnMut()) {
     println!("{name:<44} {per:>12.0} ns/op  ({n} runs)");
 }
 
+/// Nanoseconds per call of `f`, over about `ms` milliseconds.
+fn per_op(ms: u64, f: &mut dyn FnMut()) -> f64 {
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < Duration::from_millis(ms) {
+        for _ in 0..16 {
+            f();
+        }
+        n += 16;
+    }
+    start.elapsed().as_nanos() as f64 / n as f64
+}
+
+/// Times the readers on one payload in alternating rounds; prints each one's best round and
+/// its ratio to the first (fido-core's reader).
+fn compare(name: &str, readers: &mut [(&str, &mut dyn FnMut())]) {
+    let mut best = vec![f64::INFINITY; readers.len()];
+    for (_, f) in readers.iter_mut() {
+        for _ in 0..10 {
+            f();
+        }
+    }
+    for _round in 0..7 {
+        for (i, (_, f)) in readers.iter_mut().enumerate() {
+            best[i] = best[i].min(per_op(150, *f));
+        }
+    }
+    for (i, (reader, _)) in readers.iter().enumerate() {
+        let label = format!("{name}: {reader}");
+        println!(
+            "{label:<58} {:>9.0} ns/op  {:>5.2}x",
+            best[i],
+            best[i] / best[0]
+        );
+    }
+}
+
 fn main() {
     let info_reports = reports("wiredata-ctap_cbor_info.hex");
     let info = reassemble(&info_reports);
@@ -127,4 +173,37 @@ fn main() {
     bench("verify ES256 assertion signature", || {
         black_box(verify_assertion(&key, &auth_data, &acdh, &sig).expect("verifies"));
     });
+
+    println!();
+    println!("CBOR readers on the same payloads (best of 7 alternating rounds)");
+    for (name, payload) in [
+        ("getInfo", &info),
+        ("makeCredential", &cred),
+        ("getAssertion", &assertion),
+    ] {
+        let cbor = &payload[1..];
+        assert_eq!(
+            ll_reader::decode_with(cbor, Limits::RESPONSE),
+            decode_with(cbor, Limits::RESPONSE),
+            "the candidate reads {name} as fido-core does"
+        );
+        compare(
+            name,
+            &mut [
+                ("fido-core reader", &mut || {
+                    black_box(decode_with(black_box(cbor), Limits::RESPONSE).expect("decodes"));
+                }),
+                ("candidate on ciborium-ll", &mut || {
+                    black_box(
+                        ll_reader::decode_with(black_box(cbor), Limits::RESPONSE).expect("decodes"),
+                    );
+                }),
+                ("ciborium::Value (lenient, reference)", &mut || {
+                    let v: ciborium::Value =
+                        ciborium::de::from_reader(black_box(cbor)).expect("decodes");
+                    black_box(v);
+                }),
+            ],
+        );
+    }
 }

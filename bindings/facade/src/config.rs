@@ -402,14 +402,14 @@ pub(crate) fn parse(json: &str) -> Result<SessionConfig> {
     SessionConfig::from_json(json)
 }
 
+/// Hex of either case into a zeroized buffer, through base16ct: constant-time, because the
+/// host key (`pin_key`) is a secret.
 fn unhex(s: &str) -> Option<Zeroizing<Vec<u8>>> {
     if !s.len().is_multiple_of(2) {
         return None;
     }
-    let mut out = Zeroizing::new(Vec::with_capacity(s.len() / 2));
-    for i in (0..s.len()).step_by(2) {
-        out.push(u8::from_str_radix(s.get(i..i + 2)?, 16).ok()?);
-    }
+    let mut out = Zeroizing::new(vec![0u8; s.len() / 2]);
+    base16ct::mixed::decode(s, &mut out[..]).ok()?;
     Some(out)
 }
 
@@ -585,6 +585,10 @@ mod tests {
         assert!(e.message.contains("got 31"), "{}", e.message);
         let e = pin_key("zz".repeat(32)).err().unwrap();
         assert!(e.message.contains("pin_key"));
+        // base16ct: either case, and no sign characters (from_str_radix took "+7").
+        assert!(pin_key("aB".repeat(32)).is_ok());
+        assert!(pin_key("+7".repeat(32)).is_err());
+        assert!(pin_key(format!("{}7", "07".repeat(31))).is_err());
     }
 
     #[test]

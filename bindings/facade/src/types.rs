@@ -10,7 +10,7 @@ use lifecycle::template::TemplateSet;
 use serde::{Deserialize, Serialize};
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    base16ct::lower::encode_string(bytes)
 }
 
 /// Credential ids, everywhere in the facade: base64url without padding (as WebAuthn and

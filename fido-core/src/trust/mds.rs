@@ -158,6 +158,7 @@ fn cert_der(b64: &str, what: &str) -> Result<Vec<u8>, String> {
 
 /// Parses an AAGUID written as 36-character hex with dashes.
 pub fn parse_aaguid(text: &str) -> Option<[u8; 16]> {
+    // Kept by hand: public data in UUID form (see `format_aaguid`).
     let hex: String = text.chars().filter(|c| *c != '-').collect();
     if hex.len() != 32 || text.len() != 36 {
         return None;

@@ -525,40 +525,32 @@ impl SoftAuthenticator {
     }
 }
 
-/// Writes `bytes` to `path` through a fresh private temporary file and a rename.
+/// Writes `bytes` to `path` through a fresh private temporary file and a rename:
+/// tempfile's `NamedTempFile` beside `path` (mode 0600, an unpredictable name, removed on
+/// failure), synced, then persisted over `path`; the directory is synced after the rename.
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), SoftError> {
     use std::io::Write;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let mut last = None;
-    for _ in 0..8 {
-        let tmp = path.with_file_name(format!(".{name}.{:016x}.tmp", OsRng.next_u64()));
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = match options.open(&tmp) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                last = Some(e);
-                continue;
-            }
-            Err(e) => return Err(io_error(&tmp, &e)),
-        };
-        let written = file
-            .write_all(bytes)
-            .and_then(|()| file.sync_all())
-            .and_then(|()| std::fs::rename(&tmp, path));
-        if let Err(e) = written {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(io_error(path, &e));
-        }
-        return Ok(());
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .tempfile_in(dir)
+        .map_err(|e| io_error(dir, &e))?;
+    tmp.write_all(bytes)
+        .and_then(|()| tmp.as_file().sync_all())
+        .map_err(|e| io_error(tmp.path(), &e))?;
+    tmp.persist(path).map_err(|e| io_error(path, &e.error))?;
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
     }
-    let e = last.unwrap_or_else(|| std::io::Error::other("no temporary file name"));
-    Err(io_error(path, &e))
+    Ok(())
 }
 
 fn io_error(path: &Path, e: &std::io::Error) -> SoftError {
@@ -597,6 +589,26 @@ fn fresh_state(config: &SoftConfig, rng: &mut SoftRng) -> Result<SoftState, Soft
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn write_private_replaces_the_file_and_leaves_no_temporary() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("state.json");
+        write_private(&path, b"one").expect("first write");
+        write_private(&path, b"two").expect("replace");
+        assert_eq!(std::fs::read(&path).expect("read"), b"two");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("list")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("state.json")]);
+        // A missing directory is a typed IO error naming it.
+        let missing = dir.path().join("no/such/dir/state.json");
+        assert!(matches!(
+            write_private(&missing, b"x"),
+            Err(SoftError::Io { path, .. }) if path.contains("no/such/dir")
+        ));
+    }
 
     #[test]
     fn config_validation_names_the_problem() {

@@ -67,36 +67,15 @@ pub(crate) mod hex_bytes {
     }
 }
 
+/// Lower-case hex through base16ct (constant-time: the state holds the master and
+/// attestation keys).
 pub(crate) fn hex_encode(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
-    s
+    base16ct::lower::encode_string(bytes)
 }
 
+/// Hex of either case through base16ct (constant-time).
 pub(crate) fn hex_decode(text: &str) -> Result<Vec<u8>, String> {
-    let digit = |c: u8| -> Result<u8, String> {
-        match c {
-            b'0'..=b'9' => Ok(c - b'0'),
-            b'a'..=b'f' => Ok(c - b'a' + 10),
-            b'A'..=b'F' => Ok(c - b'A' + 10),
-            _ => Err(format!("invalid hex digit {:?}", char::from(c))),
-        }
-    };
-    let bytes = text.as_bytes();
-    if !bytes.len().is_multiple_of(2) {
-        return Err("hex string has an odd length".into());
-    }
-    bytes
-        .chunks_exact(2)
-        .map(|pair| match pair {
-            [hi, lo] => Ok(digit(*hi)? << 4 | digit(*lo)?),
-            _ => Err("hex string has an odd length".into()),
-        })
-        .collect()
+    base16ct::mixed::decode_vec(text).map_err(|e| format!("not hex: {e}"))
 }
 
 /// The stored PIN: its hash and length (to tell whether a raised minimum forces a

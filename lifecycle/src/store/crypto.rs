@@ -59,11 +59,9 @@ impl PinKey {
         if text.len() != 64 || !text.is_ascii() {
             return Err(invalid());
         }
+        // base16ct: constant-time, because this is the host key.
         let mut key = Zeroizing::new([0u8; 32]);
-        for (i, out) in key.iter_mut().enumerate() {
-            let pair = text.get(2 * i..2 * i + 2).ok_or_else(invalid)?;
-            *out = u8::from_str_radix(pair, 16).map_err(|_| invalid())?;
-        }
+        base16ct::mixed::decode(text, &mut key[..]).map_err(|_| invalid())?;
         Ok(PinKey(*key))
     }
 }
@@ -231,5 +229,45 @@ mod tests {
         assert!(TransportPin::new("x".repeat(64)).is_err());
         assert!(PinKey::from_slice(&[0; 31]).is_err());
         assert!(PinKey::from_slice(&[0; 32]).is_ok());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn pin_key_files_in_hex_of_either_case() {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let d = std::env::temp_dir().join(format!("ks-pinkey-hex-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        let write = |name: &str, text: &str| {
+            let p = d.join(name);
+            let _ = std::fs::remove_file(&p);
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&p)
+                .unwrap();
+            std::io::Write::write_all(&mut f, text.as_bytes()).unwrap();
+            p
+        };
+        let key = PinKey::from_file(&write("lower", &format!("{}\n", "0a".repeat(32)))).unwrap();
+        assert_eq!(key.expose_bytes(), &[0x0a; 32]);
+        let upper = PinKey::from_file(&write("upper", &"AbCd".repeat(16))).unwrap();
+        assert_eq!(&upper.expose_bytes()[..2], &[0xab, 0xcd]);
+        for (name, bad) in [
+            ("odd", "0".repeat(64)[..63].to_owned() + "g"),
+            ("sign", "+a".repeat(32)),
+        ] {
+            assert!(
+                matches!(
+                    PinKey::from_file(&write(name, &bad)),
+                    Err(StoreError::Invalid {
+                        field: "pin_key_file",
+                        ..
+                    })
+                ),
+                "{name}"
+            );
+        }
+        let _ = std::fs::remove_dir_all(&d);
     }
 }

@@ -51,34 +51,10 @@ fn is_rp_id(s: &str) -> bool {
         })
 }
 
-/// The host of an `https://` URL (or `http://` on loopback, for emulators), without port.
-fn url_host(url: &str) -> Option<&str> {
-    let (rest, loopback_only) = if let Some(r) = url.strip_prefix("https://") {
-        (r, false)
-    } else if let Some(r) = url.strip_prefix("http://") {
-        (r, true)
-    } else {
-        return None;
-    };
-    if url.chars().any(char::is_whitespace) {
-        return None;
-    }
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    if authority.contains('@') {
-        return None;
-    }
-    let host = if authority.starts_with('[') {
-        authority.split_inclusive(']').next().unwrap_or("")
-    } else {
-        authority.split(':').next().unwrap_or("")
-    };
-    if host.is_empty() {
-        return None;
-    }
-    if loopback_only && !matches!(host, "localhost" | "127.0.0.1" | "[::1]") {
-        return None;
-    }
-    Some(host)
+/// The host of an `https://` URL (or `http://` on loopback, for emulators), without port,
+/// lower-case: keysmith's one URL policy.
+fn url_host(url: &str) -> Option<String> {
+    keysmith_url::check(url).ok().map(|u| u.host().to_owned())
 }
 
 fn passkey(name: &str, t: &PasskeyTemplate, p: &mut Vec<Problem>) {
@@ -125,7 +101,7 @@ fn passkey(name: &str, t: &PasskeyTemplate, p: &mut Vec<Problem>) {
             Some(host) => {
                 if let Some(rp) = &t.rp_id {
                     let suffix = format!(".{rp}");
-                    if host != rp && !host.ends_with(&suffix) {
+                    if host != *rp && !host.ends_with(&suffix) {
                         p.push(Problem::new(
                             format!("{f}.origin"),
                             format!(
@@ -409,14 +385,17 @@ mod tests {
     #[test]
     fn url_hosts() {
         assert_eq!(
-            url_host("https://login.microsoft.com"),
+            url_host("https://login.microsoft.com").as_deref(),
             Some("login.microsoft.com")
         );
-        assert_eq!(url_host("https://a.b:8443/x"), Some("a.b"));
-        assert_eq!(url_host("http://127.0.0.1:8080/v2.0"), Some("127.0.0.1"));
-        assert_eq!(url_host("http://evil.example"), None);
-        assert_eq!(url_host("https://"), None);
-        assert_eq!(url_host("https://u@h"), None);
-        assert_eq!(url_host("ftp://h"), None);
+        assert_eq!(url_host("https://a.b:8443/x").as_deref(), Some("a.b"));
+        assert_eq!(
+            url_host("http://127.0.0.1:8080/v2.0").as_deref(),
+            Some("127.0.0.1")
+        );
+        assert_eq!(url_host("http://evil.example").as_deref(), None);
+        assert_eq!(url_host("https://").as_deref(), None);
+        assert_eq!(url_host("https://u@h").as_deref(), None);
+        assert_eq!(url_host("ftp://h").as_deref(), None);
     }
 }

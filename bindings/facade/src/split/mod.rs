@@ -75,17 +75,8 @@ fn sec1_hex(key: &PublicKey) -> String {
 }
 
 fn unhex(text: &str, what: &str) -> Result<Vec<u8>> {
-    let text = text.trim();
-    if !text.len().is_multiple_of(2) || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(FacadeError::usage(format!("{what}: expected hex digits")));
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| {
-            u8::from_str_radix(text.get(i..i + 2).unwrap_or(""), 16)
-                .map_err(|_| FacadeError::usage(format!("{what}: expected hex digits")))
-        })
-        .collect()
+    base16ct::mixed::decode_vec(text.trim())
+        .map_err(|_| FacadeError::usage(format!("{what}: expected hex digits")))
 }
 
 /// A P-256 public key from SPKI PEM or SEC1 hex.

@@ -146,7 +146,8 @@ pub struct AgentId<'a> {
 }
 
 /// Runs one session to its `JobAck`; the holder (for activation and sign-in checks)
-/// signs in as `upn` at `emu`.
+/// signs in as `upn` at `emu`; the key claims serial `serial`.
+#[allow(clippy::too_many_arguments)]
 pub fn run_session(
     net: &Net<'_>,
     samples: &mut Vec<Sample>,
@@ -155,6 +156,7 @@ pub fn run_session(
     mode: &Mode,
     emu: &Emulator,
     upn: &str,
+    serial: &str,
 ) -> Result<Ack, String> {
     let started = Instant::now();
     let now = || u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -225,7 +227,7 @@ pub fn run_session(
         other => return Err(format!("no ServerHello: {other:?}")),
     }
     let mut msg = session
-        .report(key, "software", None, None)
+        .report(key, "software", Some(serial.to_owned()), Some("transport".into()))
         .map_err(err)?;
     let mut asked = false;
     let mut ui = Pin;

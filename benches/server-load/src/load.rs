@@ -190,6 +190,7 @@ struct Done {
 /// One holder's journey.
 fn journey(w: &Worker<'_>, net: &Net<'_>, i: usize, done: &mut Done) -> Result<(), String> {
     let upn = world::holder_upn(i);
+    let serial = format!("LOAD{i:06}");
     // The operator queues the issuance at the worker's station.
     let body = json!({"operation": "issue", "user": upn, "template": STANDARD_NAME});
     let (s, _, b) = net.timed(Kind::Operator, &mut done.samples, |base| {
@@ -209,7 +210,7 @@ fn journey(w: &Worker<'_>, net: &Net<'_>, i: usize, done: &mut Done) -> Result<(
         server_key: w.server_key,
         holder: false,
     };
-    let ack = run_session(net, &mut done.samples, &station, &mut key, &Mode::Station, w.emu, &upn)?;
+    let ack = run_session(net, &mut done.samples, &station, &mut key, &Mode::Station, w.emu, &upn, &serial)?;
     expect(&ack, "issued")?;
     done.issued.push((i, ack.key_id.clone(), work_id));
     let holder = AgentId {
@@ -218,7 +219,7 @@ fn journey(w: &Worker<'_>, net: &Net<'_>, i: usize, done: &mut Done) -> Result<(
         holder: true,
     };
     let mode = Mode::Activate(ack.key_id.clone());
-    let a = run_session(net, &mut done.samples, &holder, &mut key, &mode, w.emu, &upn)?;
+    let a = run_session(net, &mut done.samples, &holder, &mut key, &mode, w.emu, &upn, &serial)?;
     expect(&a, "active")?;
     if a.registered != 1 {
         return Err(format!("activation registered {} passkeys", a.registered));
@@ -226,7 +227,7 @@ fn journey(w: &Worker<'_>, net: &Net<'_>, i: usize, done: &mut Done) -> Result<(
     done.activated.push(i);
     for _ in 0..2 {
         let mode = Mode::Verify(ack.key_id.clone());
-        run_session(net, &mut done.samples, &holder, &mut key, &mode, w.emu, &upn)?;
+        run_session(net, &mut done.samples, &holder, &mut key, &mode, w.emu, &upn, &serial)?;
         done.verified += 1;
     }
     if i % 4 == 0 {
@@ -530,7 +531,7 @@ pub fn rows(r: &LoadReport, cores: usize) -> Vec<(String, String)> {
                 .join(", "),
         ),
         (
-            "issued / activated / sign-in checks / revoked".into(),
+            "issued / activated / sign-in checks / revoked (both phases)".into(),
             format!("{} / {} / {} / {}", r.counts[0], r.counts[1], r.counts[2], r.counts[3]),
         ),
         ("Graph 429s".into(), r.graph_429.to_string()),

@@ -45,6 +45,7 @@ fn wait_peak(child: &mut Child) -> (bool, u64) {
 /// Samples `pid`'s VmRSS whenever `progress` crosses one of `marks`, until `done`.
 fn sampler(
     pid: u32,
+    unit: &'static str,
     progress: Arc<AtomicUsize>,
     marks: Vec<usize>,
     done: Arc<AtomicUsize>,
@@ -55,7 +56,7 @@ fn sampler(
         while done.load(Ordering::Relaxed) == 0 {
             let p = progress.load(Ordering::Relaxed);
             while next < marks.len() && p >= marks[next] {
-                out.push((format!("{} rows", marks[next]), world::rss_kb(pid).0));
+                out.push((format!("{} {unit}", marks[next]), world::rss_kb(pid).0));
                 next += 1;
             }
             std::thread::sleep(Duration::from_millis(5));
@@ -113,13 +114,14 @@ pub fn cli_bulk(rows: usize) -> RssFigure {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn keysmith bulk issue");
-    let progress = Arc::new(AtomicUsize::new(0));
-    let finished = Arc::new(AtomicUsize::new(0));
+    // RSS is read as the marked rows' lines arrive (the process is still running: it
+    // prints the summary after the last row).
     let marks: Vec<usize> = [rows / 10, rows / 2, rows]
         .into_iter()
         .filter(|m| *m > 0)
         .collect();
-    let s = sampler(child.id(), progress.clone(), marks, finished.clone());
+    let pid = child.id();
+    let mut points = Vec::new();
     let out = child.stdout.take().expect("stdout");
     let (mut done_rows, mut failed, mut last) = (0usize, 0usize, String::new());
     for line in BufReader::new(out).lines().map_while(Result::ok) {
@@ -131,14 +133,11 @@ pub fn cli_bulk(rows: usize) -> RssFigure {
                 }
             }
             done_rows += 1;
-            progress.store(done_rows, Ordering::Relaxed);
+            if marks.contains(&done_rows) {
+                points.push((format!("{done_rows} rows"), world::rss_kb(pid).0));
+            }
         }
     }
-    // Hold the sampler until the last mark is read (the process is still alive until
-    // stdout closes; the final mark may land right at exit).
-    std::thread::sleep(Duration::from_millis(20));
-    finished.store(1, Ordering::Relaxed);
-    let points = s.join().expect("sampler");
     let (ok, peak) = wait_peak(&mut child);
     let passkeys_note = format!("{done_rows} rows reported, {failed} not done");
     let note = if ok && failed == 0 && done_rows == rows {
@@ -332,7 +331,7 @@ pub fn server_sessions(sessions: usize, threads: usize) -> RssFigure {
         .into_iter()
         .filter(|m| *m > 0)
         .collect();
-    let s = sampler(pid, opened.clone(), marks, finished.clone());
+    let s = sampler(pid, "sessions", opened.clone(), marks, finished.clone());
     let errors = Mutex::new(Vec::<String>::new());
     let bases = vec![node.base.clone()];
     let next = AtomicUsize::new(0);
@@ -402,7 +401,7 @@ pub fn row(f: &RssFigure) -> String {
         .collect::<Vec<_>>()
         .join("; ");
     format!(
-        "peak {:.1} MB | {pts} | {}",
+        "peak {:.1} MB; {pts}; {}",
         f.peak_kb as f64 / 1000.0,
         f.note
     )

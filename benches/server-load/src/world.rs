@@ -372,6 +372,7 @@ pub fn run_dir(name: &str) -> PathBuf {
     let d = base.join(format!("{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).expect("create the run directory");
+    let d = d.canonicalize().expect("run directory");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;

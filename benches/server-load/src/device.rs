@@ -11,7 +11,9 @@ use fido_transport::client::Authenticator;
 use fido_transport::softkey::{SoftAuthenticator, SoftConfig, SoftTransport};
 use keysmith_device::{DeviceConfig, DeviceSession, Event, HolderUi, HolderUiError, Prompt};
 use keysmith_testkit::HOLDER_PIN;
-use keysmith_wire::{Capabilities, HostClaim, OsEntropy, PublicKey, Request, RequestOp, SigningKey};
+use keysmith_wire::{
+    Capabilities, HostClaim, OsEntropy, PublicKey, Request, RequestOp, SigningKey,
+};
 use zeroize::Zeroizing;
 
 /// A software key.
@@ -213,7 +215,10 @@ pub fn run_session(
                 _ => {
                     return Err(format!(
                         "{status}: {}",
-                        String::from_utf8_lossy(&body).chars().take(300).collect::<String>()
+                        String::from_utf8_lossy(&body)
+                            .chars()
+                            .take(300)
+                            .collect::<String>()
                     ))
                 }
             }
@@ -227,7 +232,12 @@ pub fn run_session(
         other => return Err(format!("no ServerHello: {other:?}")),
     }
     let mut msg = session
-        .report(key, "software", Some(serial.to_owned()), Some("transport".into()))
+        .report(
+            key,
+            "software",
+            Some(serial.to_owned()),
+            Some("transport".into()),
+        )
         .map_err(err)?;
     let mut asked = false;
     let mut ui = Pin;
@@ -273,7 +283,9 @@ pub fn run_session(
             Event::Done { key_id, state } => {
                 return Err(format!("session done without a job: {key_id:?} {state:?}"))
             }
-            Event::Refused(r) => return Err(format!("refused ({}): {}", r.code.as_str(), r.reason)),
+            Event::Refused(r) => {
+                return Err(format!("refused ({}): {}", r.code.as_str(), r.reason))
+            }
             Event::Retransmission { reply: Some(r) } => msg = r,
             other => return Err(format!("unexpected: {other:?}")),
         }
@@ -314,7 +326,10 @@ pub fn open_only(
             .body(hello.clone())
     })?;
     if status != 201 && status != 200 {
-        return Err(format!("open: {status}: {}", String::from_utf8_lossy(&body)));
+        return Err(format!(
+            "open: {status}: {}",
+            String::from_utf8_lossy(&body)
+        ));
     }
     let id = loc
         .and_then(|l| l.rsplit('/').next().map(str::to_owned))
@@ -330,7 +345,10 @@ pub fn open_only(
             .body(report.clone())
     })?;
     if status != 200 {
-        return Err(format!("report: {status}: {}", String::from_utf8_lossy(&body)));
+        return Err(format!(
+            "report: {status}: {}",
+            String::from_utf8_lossy(&body)
+        ));
     }
     Ok(session)
 }

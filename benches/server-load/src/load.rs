@@ -18,7 +18,7 @@ use keysmith_wire::{PublicKey, SigningKey};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-use crate::device::{run_session, softkey, AgentId, Ack, Kind, Mode, Net, Sample};
+use crate::device::{run_session, softkey, Ack, AgentId, Kind, Mode, Net, Sample};
 use crate::world::{self, Node};
 
 /// A load run's settings.
@@ -160,8 +160,10 @@ pub fn enrol_holder(http: &reqwest::blocking::Client, base: &str, key: &SigningK
         http,
         &format!("{base}/v1/agents/enroll"),
         None,
-        Some(&json!({"class": "holder", "public_key": URL_SAFE_NO_PAD.encode(pk),
-            "host": {"name": "holder", "os": "linux"}})),
+        Some(
+            &json!({"class": "holder", "public_key": URL_SAFE_NO_PAD.encode(pk),
+            "host": {"name": "holder", "os": "linux"}}),
+        ),
     );
     assert!(s == 202 || s == 200 || s == 201, "holder enrol: {s} {j}");
 }
@@ -210,7 +212,16 @@ fn journey(w: &Worker<'_>, net: &Net<'_>, i: usize, done: &mut Done) -> Result<(
         server_key: w.server_key,
         holder: false,
     };
-    let ack = run_session(net, &mut done.samples, &station, &mut key, &Mode::Station, w.emu, &upn, &serial)?;
+    let ack = run_session(
+        net,
+        &mut done.samples,
+        &station,
+        &mut key,
+        &Mode::Station,
+        w.emu,
+        &upn,
+        &serial,
+    )?;
     expect(&ack, "issued")?;
     done.issued.push((i, ack.key_id.clone(), work_id));
     let holder = AgentId {
@@ -219,7 +230,16 @@ fn journey(w: &Worker<'_>, net: &Net<'_>, i: usize, done: &mut Done) -> Result<(
         holder: true,
     };
     let mode = Mode::Activate(ack.key_id.clone());
-    let a = run_session(net, &mut done.samples, &holder, &mut key, &mode, w.emu, &upn, &serial)?;
+    let a = run_session(
+        net,
+        &mut done.samples,
+        &holder,
+        &mut key,
+        &mode,
+        w.emu,
+        &upn,
+        &serial,
+    )?;
     expect(&a, "active")?;
     if a.registered != 1 {
         return Err(format!("activation registered {} passkeys", a.registered));
@@ -227,10 +247,19 @@ fn journey(w: &Worker<'_>, net: &Net<'_>, i: usize, done: &mut Done) -> Result<(
     done.activated.push(i);
     for _ in 0..2 {
         let mode = Mode::Verify(ack.key_id.clone());
-        run_session(net, &mut done.samples, &holder, &mut key, &mode, w.emu, &upn, &serial)?;
+        run_session(
+            net,
+            &mut done.samples,
+            &holder,
+            &mut key,
+            &mode,
+            w.emu,
+            &upn,
+            &serial,
+        )?;
         done.verified += 1;
     }
-    if i % 4 == 0 {
+    if i.is_multiple_of(4) {
         let (s, _, b) = net.timed(Kind::Operator, &mut done.samples, |base| {
             net.http
                 .post(format!("{base}/v1/keys/{}/revoke", ack.key_id))
@@ -411,7 +440,11 @@ pub fn run(spec: &LoadSpec) -> LoadReport {
                 .collect();
             own.sort();
             report.calibrated = own.len();
-            report.own_cpu = [pct(&own, 0.5), pct(&own, 0.99), own.last().copied().unwrap_or_default()];
+            report.own_cpu = [
+                pct(&own, 0.5),
+                pct(&own, 0.99),
+                own.last().copied().unwrap_or_default(),
+            ];
         }
     }
     report.counts[0] = issued.len();
@@ -423,7 +456,11 @@ pub fn run(spec: &LoadSpec) -> LoadReport {
         .collect();
     let mut lat: Vec<Duration> = all.iter().map(|s| s.latency).collect();
     lat.sort();
-    report.latency = [pct(&lat, 0.5), pct(&lat, 0.99), lat.last().copied().unwrap_or_default()];
+    report.latency = [
+        pct(&lat, 0.5),
+        pct(&lat, 0.99),
+        lat.last().copied().unwrap_or_default(),
+    ];
     let mut sl: Vec<Duration> = all
         .iter()
         .filter(|s| s.kind != Kind::Operator)
@@ -431,7 +468,9 @@ pub fn run(spec: &LoadSpec) -> LoadReport {
         .collect();
     sl.sort();
     report.session_latency = [pct(&sl, 0.5), pct(&sl, 0.99)];
-    report.check_failures = check(&emu, &http, &bases[0], &operator, &issued, &activated, &revoked);
+    report.check_failures = check(
+        &emu, &http, &bases[0], &operator, &issued, &activated, &revoked,
+    );
     let _ = std::fs::write(dir.join("errors.txt"), report.errors.join("\n"));
     drop(nodes);
     if report.errors.is_empty() && report.check_failures.is_empty() {
@@ -465,7 +504,12 @@ fn check(
         if !holders.insert(*i) {
             fails.push(format!("holder {i} issued twice"));
         }
-        let (s, j) = call(http, &format!("{base}/v1/work/{work}"), Some(operator), None);
+        let (s, j) = call(
+            http,
+            &format!("{base}/v1/work/{work}"),
+            Some(operator),
+            None,
+        );
         if s != 200 || j["state"] != "done" {
             fails.push(format!("work {work}: {s} {j}"));
         }
@@ -474,7 +518,9 @@ fn check(
         let n = emu.methods(&world::holder_upn(*i)).len();
         let want = usize::from(activated.contains(i) && !revoked.contains(i));
         if n != want {
-            fails.push(format!("holder {i}: {n} passkeys at Graph, expected {want}"));
+            fails.push(format!(
+                "holder {i}: {n} passkeys at Graph, expected {want}"
+            ));
         }
     }
     fails
@@ -490,7 +536,10 @@ pub fn rows(r: &LoadReport, cores: usize) -> Vec<(String, String)> {
         ("repository".into(), r.repository.clone()),
         (
             "holders / workers".into(),
-            format!("{} / {} (issue, activate, 2 sign-in checks, 1 in 4 revoked)", r.holders, r.workers),
+            format!(
+                "{} / {} (issue, activate, 2 sign-in checks, 1 in 4 revoked)",
+                r.holders, r.workers
+            ),
         ),
         (
             "requests (sessions + messages + operator)".into(),
@@ -498,11 +547,18 @@ pub fn rows(r: &LoadReport, cores: usize) -> Vec<(String, String)> {
         ),
         (
             "messages per second (wall) / per core".into(),
-            format!("{rate:.1} / {:.1} (÷ {cores} cores, shared with the load generator and emulator)", rate / cores as f64),
+            format!(
+                "{rate:.1} / {:.1} (÷ {cores} cores, shared with the load generator and emulator)",
+                rate / cores as f64
+            ),
         ),
         (
             "server CPU per message, mean (load phase)".into(),
-            format!("{} → {:.0} messages per server-core-second", ms(Duration::from_secs_f64(cpu_per_msg)), 1.0 / cpu_per_msg.max(1e-9)),
+            format!(
+                "{} → {:.0} messages per server-core-second",
+                ms(Duration::from_secs_f64(cpu_per_msg)),
+                1.0 / cpu_per_msg.max(1e-9)
+            ),
         ),
         (
             "server CPU per message p50 / p99 / max (sequential)".into(),
@@ -516,11 +572,20 @@ pub fn rows(r: &LoadReport, cores: usize) -> Vec<(String, String)> {
         ),
         (
             "latency p50 / p99 / max, all requests".into(),
-            format!("{} / {} / {}", ms(r.latency[0]), ms(r.latency[1]), ms(r.latency[2])),
+            format!(
+                "{} / {} / {}",
+                ms(r.latency[0]),
+                ms(r.latency[1]),
+                ms(r.latency[2])
+            ),
         ),
         (
             "latency p50 / p99, session messages".into(),
-            format!("{} / {}", ms(r.session_latency[0]), ms(r.session_latency[1])),
+            format!(
+                "{} / {}",
+                ms(r.session_latency[0]),
+                ms(r.session_latency[1])
+            ),
         ),
         (
             "peak RSS per node (VmHWM)".into(),
@@ -532,7 +597,10 @@ pub fn rows(r: &LoadReport, cores: usize) -> Vec<(String, String)> {
         ),
         (
             "issued / activated / sign-in checks / revoked (both phases)".into(),
-            format!("{} / {} / {} / {}", r.counts[0], r.counts[1], r.counts[2], r.counts[3]),
+            format!(
+                "{} / {} / {} / {}",
+                r.counts[0], r.counts[1], r.counts[2], r.counts[3]
+            ),
         ),
         ("Graph 429s".into(), r.graph_429.to_string()),
         (
@@ -540,7 +608,16 @@ pub fn rows(r: &LoadReport, cores: usize) -> Vec<(String, String)> {
             if r.errors.is_empty() {
                 "0".into()
             } else {
-                format!("{}: {}", r.errors.len(), r.errors.iter().take(3).cloned().collect::<Vec<_>>().join("; "))
+                format!(
+                    "{}: {}",
+                    r.errors.len(),
+                    r.errors
+                        .iter()
+                        .take(3)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                )
             },
         ),
         (
@@ -548,7 +625,15 @@ pub fn rows(r: &LoadReport, cores: usize) -> Vec<(String, String)> {
             if r.check_failures.is_empty() {
                 "ok".into()
             } else {
-                format!("FAILED: {}", r.check_failures.iter().take(3).cloned().collect::<Vec<_>>().join("; "))
+                format!(
+                    "FAILED: {}",
+                    r.check_failures
+                        .iter()
+                        .take(3)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                )
             },
         ),
     ];

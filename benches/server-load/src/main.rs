@@ -51,7 +51,9 @@ fn parse() -> (String, Opts) {
         graph_latency_ms: 20,
         rows: 10_000,
         sessions: 10_000,
-        pg_url: std::env::var("KEYSMITH_PG_URL").ok().filter(|s| !s.is_empty()),
+        pg_url: std::env::var("KEYSMITH_PG_URL")
+            .ok()
+            .filter(|s| !s.is_empty()),
     };
     while let Some(flag) = args.next() {
         let value = args.next().unwrap_or_else(|| usage());
@@ -98,9 +100,9 @@ fn load_runs(o: &Opts, single: bool, pg: bool) {
             specs.push(spec("one node, PostgreSQL", 1, Some(url.clone())));
             specs.push(spec("two nodes, one PostgreSQL", 2, Some(url.clone())));
         }
-        (None, true) => println!(
-            "\n(PostgreSQL runs skipped: set KEYSMITH_PG_URL or pass --pg-url)"
-        ),
+        (None, true) => {
+            println!("\n(PostgreSQL runs skipped: set KEYSMITH_PG_URL or pass --pg-url)")
+        }
         _ => {}
     }
     for s in specs {

@@ -75,10 +75,8 @@ pub fn cli_bulk(rows: usize) -> RssFigure {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
-        let _ = std::fs::set_permissions(
-            dir.join("host.key"),
-            std::fs::Permissions::from_mode(0o600),
-        );
+        let _ =
+            std::fs::set_permissions(dir.join("host.key"), std::fs::Permissions::from_mode(0o600));
     }
     let config = dir.join("keysmith.toml");
     std::fs::write(
@@ -108,7 +106,10 @@ pub fn cli_bulk(rows: usize) -> RssFigure {
         .arg(&config)
         .args(["--device", &device, "--json", "bulk", "issue", "rows.csv"])
         .args(["--template", "template.toml"])
-        .env("KEYSMITH_LOAD_SECRET", emu.client_secret().unwrap_or_default())
+        .env(
+            "KEYSMITH_LOAD_SECRET",
+            emu.client_secret().unwrap_or_default(),
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -210,11 +211,16 @@ pub fn agent() -> RssFigure {
             .json(&json!({"station": "desk-rss", "class": "station"}))
             .send()
             .expect("enrolment code");
-        (r.status().as_u16(), r.json::<serde_json::Value>().unwrap_or_default())
+        (
+            r.status().as_u16(),
+            r.json::<serde_json::Value>().unwrap_or_default(),
+        )
     };
     assert_eq!(s, 201, "{j}");
     let code = j["code"].as_str().expect("code").to_owned();
-    let out = agent(&["enroll", "--code", &code]).output().expect("enroll");
+    let out = agent(&["enroll", "--code", &code])
+        .output()
+        .expect("enroll");
     assert!(out.status.success(), "agent enroll: {out:?}");
     let out = agent(&["fingerprint"]).output().expect("fingerprint");
     let id = String::from_utf8_lossy(&out.stdout)
@@ -250,7 +256,9 @@ pub fn agent() -> RssFigure {
     let r = http
         .post(format!("{}/v1/agents/{id}/work", node.base))
         .bearer_auth(&operator)
-        .json(&json!({"operation": "issue", "user": world::holder_upn(0), "template": STANDARD_NAME}))
+        .json(
+            &json!({"operation": "issue", "user": world::holder_upn(0), "template": STANDARD_NAME}),
+        )
         .send()
         .expect("queue work");
     assert_eq!(r.status().as_u16(), 201);
@@ -264,7 +272,9 @@ pub fn agent() -> RssFigure {
         during = during.max(rss);
         std::thread::sleep(Duration::from_millis(5));
     }
-    figure.points.push(("during the job (max sampled)".into(), during));
+    figure
+        .points
+        .push(("during the job (max sampled)".into(), during));
     let mut stdout = String::new();
     if let Some(mut o) = child.stdout.take() {
         let _ = std::io::Read::read_to_string(&mut o, &mut stdout);

@@ -115,10 +115,7 @@ pub fn token(emu: &Emulator, user: &str) -> String {
         .expect("token request")
         .json()
         .expect("token json");
-    r["access_token"]
-        .as_str()
-        .expect("access_token")
-        .to_owned()
+    r["access_token"].as_str().expect("access_token").to_owned()
 }
 
 /// The `keysmith` binary: `KEYSMITH_BIN`, else beside this program (`target/release`).
@@ -194,8 +191,7 @@ fn hex_digest(bytes: &[u8]) -> String {
 
 /// An HTTPS client trusting the run's CA.
 pub fn client(ca: &Path) -> reqwest::blocking::Client {
-    let ca_cert =
-        reqwest::Certificate::from_pem(&std::fs::read(ca).expect("read ca")).expect("ca");
+    let ca_cert = reqwest::Certificate::from_pem(&std::fs::read(ca).expect("read ca")).expect("ca");
     reqwest::blocking::Client::builder()
         .use_rustls_tls()
         .tls_built_in_root_certs(false)
@@ -339,8 +335,10 @@ pub fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("model name").map(|r| r.trim_start_matches([' ', '\t', ':']).to_owned()))
+            s.lines().find_map(|l| {
+                l.strip_prefix("model name")
+                    .map(|r| r.trim_start_matches([' ', '\t', ':']).to_owned())
+            })
         })
         .unwrap_or_else(|| "unknown CPU".into());
     let mem = std::fs::read_to_string("/proc/meminfo")
@@ -360,7 +358,10 @@ pub fn machine() -> String {
         "{} x {cpu}, {:.0} GiB, load average at start {}",
         cores(),
         mem as f64 / 1024.0 / 1024.0,
-        load.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
     )
 }
 

@@ -48,6 +48,8 @@ pub struct Sample {
     pub node: usize,
     /// Server CPU (ns, live threads of every node) spent while it ran, when measured.
     pub cpu_ns: Option<u64>,
+    /// What was sent (`station: JobResult`, `operator: revoke`, ...), for the breakdown.
+    pub what: &'static str,
 }
 
 /// Where requests go and what is recorded.
@@ -97,6 +99,7 @@ impl Net<'_> {
             latency,
             node,
             cpu_ns,
+            what: "",
         });
         Ok((status, loc, body))
     }
@@ -183,50 +186,70 @@ pub fn run_session(
         &mut OsEntropy,
     );
     let mut path: Option<String> = None;
-    let mut post = |bytes: &[u8], samples: &mut Vec<Sample>| -> Result<Vec<u8>, String> {
-        let mut last = String::new();
-        for attempt in 0..8u32 {
-            if attempt > 0 {
-                std::thread::sleep(Duration::from_millis(100 * u64::from(attempt)));
-            }
-            let kind = if path.is_none() {
-                Kind::Open
-            } else {
-                Kind::Message
-            };
-            let p = path.clone().unwrap_or_else(|| "/v1/sessions".into());
-            let (status, loc, body) = net.timed(kind, samples, |base| {
-                net.http
-                    .post(format!("{base}{p}"))
-                    .header("content-type", "application/cose")
-                    .body(bytes.to_vec())
-            })?;
-            match status {
-                200 | 201 => {
-                    if path.is_none() {
-                        let id = loc
-                            .and_then(|l| l.rsplit('/').next().map(str::to_owned))
-                            .ok_or("no Location for the session")?;
-                        path = Some(format!("/v1/sessions/{id}"));
-                    }
-                    return Ok(body);
-                }
-                409 | 503 => last = format!("{status}: {}", String::from_utf8_lossy(&body)),
-                _ => {
-                    return Err(format!(
-                        "{status}: {}",
-                        String::from_utf8_lossy(&body)
-                            .chars()
-                            .take(300)
-                            .collect::<String>()
-                    ))
-                }
-            }
+    let label = |sent: &str| -> &'static str {
+        match (mode, sent) {
+            (_, "hello") => "AgentHello",
+            (_, "report") => "DeviceReport",
+            (Mode::Station, "request") => "station: Ready",
+            (Mode::Station, "job") => "station: JobResult",
+            (Mode::Activate(_), "request") => "activate: Request",
+            (Mode::Activate(_), "auth") => "activate: HolderAuth",
+            (Mode::Activate(_), "job") => "activate: JobResult",
+            (Mode::Verify(_), "request") => "verify: Request",
+            (Mode::Verify(_), "auth") => "verify: HolderAuth",
+            (Mode::Verify(_), "job") => "verify: JobResult",
+            _ => "other",
         }
-        Err(format!("busy after 8 attempts: {last}"))
     };
+    let mut sent = "hello";
+    let mut post =
+        |bytes: &[u8], samples: &mut Vec<Sample>, sent: &str| -> Result<Vec<u8>, String> {
+            let mut last = String::new();
+            for attempt in 0..8u32 {
+                if attempt > 0 {
+                    std::thread::sleep(Duration::from_millis(100 * u64::from(attempt)));
+                }
+                let kind = if path.is_none() {
+                    Kind::Open
+                } else {
+                    Kind::Message
+                };
+                let p = path.clone().unwrap_or_else(|| "/v1/sessions".into());
+                let (status, loc, body) = net.timed(kind, samples, |base| {
+                    net.http
+                        .post(format!("{base}{p}"))
+                        .header("content-type", "application/cose")
+                        .body(bytes.to_vec())
+                })?;
+                if let Some(last) = samples.last_mut() {
+                    last.what = label(sent);
+                }
+                match status {
+                    200 | 201 => {
+                        if path.is_none() {
+                            let id = loc
+                                .and_then(|l| l.rsplit('/').next().map(str::to_owned))
+                                .ok_or("no Location for the session")?;
+                            path = Some(format!("/v1/sessions/{id}"));
+                        }
+                        return Ok(body);
+                    }
+                    409 | 503 => last = format!("{status}: {}", String::from_utf8_lossy(&body)),
+                    _ => {
+                        return Err(format!(
+                            "{status}: {}",
+                            String::from_utf8_lossy(&body)
+                                .chars()
+                                .take(300)
+                                .collect::<String>()
+                        ))
+                    }
+                }
+            }
+            Err(format!("busy after 8 attempts: {last}"))
+        };
     let err = |e: keysmith_device::SessionError| e.to_string();
-    let reply = post(&hello, samples)?;
+    let reply = post(&hello, samples, sent)?;
     match session.receive(&reply, now()).map_err(err)? {
         Event::Established => {}
         other => return Err(format!("no ServerHello: {other:?}")),
@@ -239,12 +262,16 @@ pub fn run_session(
             Some("transport".into()),
         )
         .map_err(err)?;
+    sent = "report";
     let mut asked = false;
     let mut ui = Pin;
     loop {
-        let reply = post(&msg, samples)?;
+        let reply = post(&msg, samples, sent)?;
         match session.receive(&reply, now()).map_err(err)? {
-            Event::Job(_) => msg = session.run_job(now(), key, &mut ui).map_err(err)?,
+            Event::Job(_) => {
+                msg = session.run_job(now(), key, &mut ui).map_err(err)?;
+                sent = "job";
+            }
             Event::JobRefused { reason, .. } => return Err(format!("job refused: {reason}")),
             Event::NeedHolderAuth(need) => {
                 let token = emu
@@ -253,14 +280,17 @@ pub fn run_session(
                     )
                     .map_err(|e| e.to_string())?;
                 msg = session.holder_auth(Zeroizing::new(token)).map_err(err)?;
+                sent = "auth";
             }
             Event::Wait { retry_ms } => {
                 if asked {
                     std::thread::sleep(Duration::from_millis(retry_ms.clamp(20, 2_000)));
                     msg = session.ready().map_err(err)?;
+                    sent = "request";
                     continue;
                 }
                 asked = true;
+                sent = "request";
                 let request = |operation, key_id: &str| Request {
                     operation,
                     template: None,
@@ -289,6 +319,13 @@ pub fn run_session(
             Event::Retransmission { reply: Some(r) } => msg = r,
             other => return Err(format!("unexpected: {other:?}")),
         }
+    }
+}
+
+/// Labels the last sample (operator calls).
+pub fn label_last(samples: &mut [Sample], what: &'static str) {
+    if let Some(last) = samples.last_mut() {
+        last.what = what;
     }
 }
 

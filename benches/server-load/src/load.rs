@@ -18,7 +18,7 @@ use keysmith_wire::{PublicKey, SigningKey};
 use serde_json::{json, Value};
 use sha2::Sha256;
 
-use crate::device::{run_session, softkey, Ack, AgentId, Kind, Mode, Net, Sample};
+use crate::device::{label_last, run_session, softkey, Ack, AgentId, Kind, Mode, Net, Sample};
 use crate::world::{self, Node};
 
 /// A load run's settings.
@@ -71,6 +71,8 @@ pub struct LoadReport {
     pub own_cpu: [Duration; 3],
     /// Requests measured in the sequential phase.
     pub calibrated: usize,
+    /// Sequential phase by message: (what, count, mean, max server CPU).
+    pub breakdown: Vec<(&'static str, usize, Duration, Duration)>,
     /// Peak RSS (VmHWM, kB) per node at the end.
     pub peak_rss_kb: Vec<u64>,
     /// Errors (failed sessions or calls), with the first few.
@@ -201,6 +203,7 @@ fn journey(w: &Worker<'_>, net: &Net<'_>, i: usize, done: &mut Done) -> Result<(
             .bearer_auth(w.operator)
             .json(&body)
     })?;
+    label_last(&mut done.samples, "operator: queue issue");
     if s != 201 {
         return Err(format!("queue work: {s} {}", String::from_utf8_lossy(&b)));
     }
@@ -265,6 +268,7 @@ fn journey(w: &Worker<'_>, net: &Net<'_>, i: usize, done: &mut Done) -> Result<(
                 .post(format!("{base}/v1/keys/{}/revoke", ack.key_id))
                 .bearer_auth(w.operator)
         })?;
+        label_last(&mut done.samples, "operator: revoke");
         if s != 200 {
             return Err(format!("revoke: {s} {}", String::from_utf8_lossy(&b)));
         }
@@ -440,6 +444,24 @@ pub fn run(spec: &LoadSpec) -> LoadReport {
                 .collect();
             own.sort();
             report.calibrated = own.len();
+            let mut by: BTreeMap<&'static str, Vec<Duration>> = BTreeMap::new();
+            for smp in &d.samples {
+                if let Some(c) = smp.cpu_ns {
+                    by.entry(smp.what)
+                        .or_default()
+                        .push(Duration::from_nanos(c));
+                }
+            }
+            let mut bd: Vec<_> = by
+                .into_iter()
+                .map(|(w, v)| {
+                    let n = v.len();
+                    let mean = v.iter().sum::<Duration>() / u32::try_from(n.max(1)).unwrap_or(1);
+                    (w, n, mean, v.into_iter().max().unwrap_or_default())
+                })
+                .collect();
+            bd.sort_by_key(|b| std::cmp::Reverse(b.2));
+            report.breakdown = bd;
             report.own_cpu = [
                 pct(&own, 0.5),
                 pct(&own, 0.99),
@@ -569,6 +591,14 @@ pub fn rows(r: &LoadReport, cores: usize) -> Vec<(String, String)> {
                 ms(r.own_cpu[2]),
                 r.calibrated
             ),
+        ),
+        (
+            "sequential, by message: mean / max server CPU (count)".into(),
+            r.breakdown
+                .iter()
+                .map(|(w, n, mean, max)| format!("{w} {} / {} ({n})", ms(*mean), ms(*max)))
+                .collect::<Vec<_>>()
+                .join("; "),
         ),
         (
             "latency p50 / p99 / max, all requests".into(),

@@ -1,7 +1,6 @@
 //! Item 6: peak RSS. The CLI during a bulk issue (RSS sampled as rows finish), a station
 //! agent idle and during a job, and a server node with many sessions open (RSS sampled as
-//! they open). Peaks come from `wait4`'s `ru_maxrss` for processes that end here and from
-//! `VmHWM` for the server.
+//! they open). Peaks are `VmHWM`, watched every 5 ms until the process ends.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -30,16 +29,27 @@ pub struct RssFigure {
     pub note: String,
 }
 
-/// Waits for `child` and returns its exit success and peak RSS (`ru_maxrss`, kB).
-fn wait_peak(child: &mut Child) -> (bool, u64) {
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: rusage is plain data; wait4 writes it and the status.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: pid is our own child, the pointers are valid for the call.
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
-    let ok = r == pid && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
-    (ok, u64::try_from(ru.ru_maxrss).unwrap_or(0))
+/// Watches `pid`'s `VmHWM` every 5 ms until it ends; returns the last (highest) value.
+/// (`wait4`'s `ru_maxrss` is not used: Linux folds the spawning parent's high-water mark
+/// into the child's at `exec` after a `vfork`, so it reports this process's peak.)
+fn hwm_watch(pid: u32) -> std::thread::JoinHandle<u64> {
+    std::thread::spawn(move || {
+        let mut peak = 0;
+        loop {
+            let (_, hwm) = world::rss_kb(pid);
+            if hwm == 0 {
+                return peak;
+            }
+            peak = peak.max(hwm);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    })
+}
+
+/// Waits for `child` and returns its exit success and the peak `watch` saw (kB).
+fn wait_peak(child: &mut Child, watch: std::thread::JoinHandle<u64>) -> (bool, u64) {
+    let ok = child.wait().map(|s| s.success()).unwrap_or(false);
+    (ok, watch.join().unwrap_or(0))
 }
 
 /// Samples `pid`'s VmRSS whenever `progress` crosses one of `marks`, until `done`.
@@ -122,6 +132,7 @@ pub fn cli_bulk(rows: usize) -> RssFigure {
         .filter(|m| *m > 0)
         .collect();
     let pid = child.id();
+    let watch = hwm_watch(pid);
     let mut points = Vec::new();
     let out = child.stdout.take().expect("stdout");
     let (mut done_rows, mut failed, mut last) = (0usize, 0usize, String::new());
@@ -139,7 +150,7 @@ pub fn cli_bulk(rows: usize) -> RssFigure {
             }
         }
     }
-    let (ok, peak) = wait_peak(&mut child);
+    let (ok, peak) = wait_peak(&mut child, watch);
     let passkeys_note = format!("{done_rows} rows reported, {failed} not done");
     let note = if ok && failed == 0 && done_rows == rows {
         passkeys_note
@@ -242,6 +253,7 @@ pub fn agent() -> RssFigure {
         .spawn()
         .expect("spawn the agent");
     let pid = child.id();
+    let watch = hwm_watch(pid);
     for secs in [1u64, 5, 10] {
         let t = Instant::now();
         while t.elapsed() < Duration::from_secs(if secs == 1 { 1 } else { secs / 2 }) {
@@ -279,7 +291,7 @@ pub fn agent() -> RssFigure {
     if let Some(mut o) = child.stdout.take() {
         let _ = std::io::Read::read_to_string(&mut o, &mut stdout);
     }
-    let (ok, peak) = wait_peak(&mut child);
+    let (ok, peak) = wait_peak(&mut child, watch);
     figure.peak_kb = peak;
     figure.note = format!(
         "idle VmHWM {:.1} MB; job {}",

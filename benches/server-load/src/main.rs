@@ -5,7 +5,7 @@
 //! ```text
 //! cargo build --release -p keysmith-cli --bin keysmith
 //! cargo run --release -p server-load -- all            # every figure, as tables
-//! cargo run --release -p server-load -- load           # one node on SQLite (+ PostgreSQL)
+//! cargo run --release -p server-load -- load           # one node on SQLite
 //! cargo run --release -p server-load -- two-nodes      # one and two nodes on PostgreSQL
 //! cargo run --release -p server-load -- rss            # item 6
 //! ```

@@ -22,12 +22,17 @@ use crate::GraphError;
 mod cache;
 mod cms;
 mod directory;
+mod readiness;
 
 pub use cache::{POLICY_TTL, USER_TTL};
 
 pub use cms::{
     UserKey, UsersDelta, PERMISSION_METHODS_READ, PERMISSION_REVOKE_SESSIONS, TAP_MAX_MINUTES,
     TAP_MIN_MINUTES,
+};
+
+pub use readiness::{
+    Readiness, ReadinessUser, GUEST_REFUSAL, READINESS_METHOD_TYPES,
 };
 
 pub use directory::{

@@ -68,8 +68,8 @@ pub mod webauthn;
 pub mod wire;
 
 pub use client::{
-    encode_segment, ClientStats, ConnectionReport, Deletion, GraphClient, Registration, UserKey,
-    UsersDelta, CHECK_MEMBER_GROUPS_MAX, CONNECTION_CHECK_USER, MAX_BATCH, MAX_GROUP_NESTING,
+    encode_segment, ClientStats, ConnectionReport, Deletion, GraphClient, Readiness,
+    ReadinessUser, Registration, UserKey, UsersDelta, GUEST_REFUSAL, READINESS_METHOD_TYPES, CHECK_MEMBER_GROUPS_MAX, CONNECTION_CHECK_USER, MAX_BATCH, MAX_GROUP_NESTING,
     PERMISSION_GROUP_MEMBER_READ, PERMISSION_METHODS_READ, PERMISSION_POLICY_READ,
     PERMISSION_REVOKE_SESSIONS, PERMISSION_USER_READ, POLICY_TTL, RECONCILE_LISTINGS,
     TAP_MAX_MINUTES, TAP_MIN_MINUTES, USER_TTL,

@@ -25,6 +25,7 @@ mod apitoken;
 mod authorize;
 mod graph;
 mod oidc;
+mod seed;
 mod server;
 mod state;
 mod token;

@@ -5,8 +5,10 @@
 //! the engine knowing their wire formats.
 
 mod entra;
+mod readiness;
 
 pub use entra::EntraIdp;
+pub use readiness::{ReadinessReport, ReadinessUser};
 
 /// A creation challenge the IdP issued for one user (owned).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -93,6 +95,12 @@ pub struct IdpPasskey {
     /// When the passkey last signed in, as the IdP reports it (ISO 8601; Entra: beta
     /// `lastUsedDateTime` only).
     pub last_used: Option<String>,
+    /// `deviceBound` or `synced`, as the IdP reports it (Entra: v1.0 `passkeyType`).
+    pub passkey_type: Option<String>,
+    /// When it was registered, as the IdP reports it (ISO 8601).
+    pub created: Option<String>,
+    /// The authenticator model, as the IdP reports it.
+    pub model: Option<String>,
 }
 
 impl IdpPasskey {
@@ -285,6 +293,12 @@ pub trait Idp: Send + Sync {
     /// every disabled user when `resume` is `None`; `None` when the IdP has no change
     /// feed.
     fn leavers(&self, _resume: Option<&str>) -> Result<Option<Leavers>, IdpError> {
+        Ok(None)
+    }
+    /// The SMS/voice retirement readiness of the users of `group` (object id; `None`:
+    /// the whole directory): who has no phishing-resistant method, guests set apart.
+    /// `None` when the IdP cannot tell.
+    fn sms_readiness(&self, _group: Option<&str>) -> Result<Option<ReadinessReport>, IdpError> {
         Ok(None)
     }
     /// A bulk job starts using this connection: until [`Idp::bulk_ended`] the connector

@@ -126,4 +126,11 @@ impl Idp for Throttled {
         self.limiter.acquire();
         self.inner.revoke_sign_in_sessions(user)
     }
+    fn sms_readiness(
+        &self,
+        group: Option<&str>,
+    ) -> Result<Option<crate::idp::ReadinessReport>, IdpError> {
+        self.limiter.acquire();
+        self.inner.sms_readiness(group)
+    }
 }

@@ -26,6 +26,8 @@ mod diagnostics_foreign;
 mod engine;
 #[path = "api/errors.rs"]
 mod errors;
+#[path = "api/passkeys.rs"]
+mod passkeys;
 #[path = "api/reconcile.rs"]
 mod reconcile;
 #[path = "api/rowmac.rs"]

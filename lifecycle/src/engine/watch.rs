@@ -67,6 +67,28 @@ impl Engine {
         })
     }
 
+    /// The user's passkey holding `credential_id`, listed again after each of
+    /// [`RELIST_DELAYS_MS`] (a registration an earlier attempt may have made, not listed
+    /// yet); `None` when no listing shows it.
+    pub(super) fn relisted(
+        &self,
+        idp: &dyn crate::idp::Idp,
+        user: &str,
+        credential_id: &[u8],
+    ) -> Result<Option<crate::idp::IdpPasskey>, crate::idp::IdpError> {
+        for delay in RELIST_DELAYS_MS {
+            std::thread::sleep(std::time::Duration::from_millis(delay));
+            if let Some(m) = idp
+                .list(user)?
+                .into_iter()
+                .find(|m| m.holds(credential_id))
+            {
+                return Ok(Some(m));
+            }
+        }
+        Ok(None)
+    }
+
     /// Records what the listings say about the user's registered passkeys (last use, the
     /// user name baseline) and reports (with `fix`: marks) keys whose holder was renamed.
     #[allow(clippy::too_many_arguments)] // reconcile's context, as its other steps take it

@@ -47,19 +47,14 @@ fn field(s: &str) -> String {
 
 impl ReadinessReport {
     /// The users who are not ready as the input of a bulk issue job: columns
-    /// `user,serial,upn,display_name` (user = object id). `serial` is left empty for the
-    /// operator to fill in with the key each user gets; the issue job refuses a row whose
-    /// serial is still empty, naming its line. `upn` and `display_name` are ignored by the
-    /// job (for the operator's eyes).
+    /// `user,serial`, the user by UPN (their object id when the IdP gave none). `serial`
+    /// is left empty for the operator to fill in with the key each user gets; the issue
+    /// job refuses a row whose serial is still empty, naming its line.
     pub fn issue_csv(&self) -> String {
-        let mut out = String::from("user,serial,upn,display_name\n");
+        let mut out = String::from("user,serial\n");
         for u in &self.not_ready {
-            out.push_str(&format!(
-                "{},,{},{}\n",
-                field(&u.id),
-                field(u.upn.as_deref().unwrap_or("")),
-                field(u.display_name.as_deref().unwrap_or(""))
-            ));
+            out.push_str(&field(u.upn.as_deref().unwrap_or(&u.id)));
+            out.push_str(",\n");
         }
         out
     }
@@ -71,18 +66,15 @@ mod tests {
 
     #[test]
     fn csv_quotes_what_needs_it() {
+        let user = |id: &str, upn: Option<&str>| ReadinessUser {
+            id: id.into(),
+            upn: upn.map(Into::into),
+            ..ReadinessUser::default()
+        };
         let r = ReadinessReport {
-            not_ready: vec![ReadinessUser {
-                id: "u1".into(),
-                upn: Some("kim@contoso.com".into()),
-                display_name: Some("Akers, \"Kim\"".into()),
-                methods: vec![],
-            }],
+            not_ready: vec![user("u1", Some("kim@contoso.com")), user("u,2", None)],
             ..ReadinessReport::default()
         };
-        assert_eq!(
-            r.issue_csv(),
-            "user,serial,upn,display_name\nu1,,kim@contoso.com,\"Akers, \"\"Kim\"\"\"\n"
-        );
+        assert_eq!(r.issue_csv(), "user,serial\nkim@contoso.com,\n\"u,2\",\n");
     }
 }

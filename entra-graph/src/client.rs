@@ -31,9 +31,7 @@ pub use cms::{
     TAP_MIN_MINUTES,
 };
 
-pub use readiness::{
-    Readiness, ReadinessUser, GUEST_REFUSAL, READINESS_METHOD_TYPES,
-};
+pub use readiness::{Readiness, ReadinessUser, GUEST_REFUSAL, READINESS_METHOD_TYPES};
 
 pub use directory::{
     CHECK_MEMBER_GROUPS_MAX, PERMISSION_GROUP_MEMBER_READ, PERMISSION_POLICY_READ,

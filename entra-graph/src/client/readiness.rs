@@ -147,10 +147,9 @@ impl GraphClient {
                     parse_json(&o.body, "authenticationMethods page")?;
                 let mut all = page.value;
                 if let Some(next) = page.next_link {
-                    all.extend(self.get_all::<AuthenticationMethod>(
-                        next,
-                        "authenticationMethods page",
-                    )?);
+                    all.extend(
+                        self.get_all::<AuthenticationMethod>(next, "authenticationMethods page")?,
+                    );
                 }
                 Ok(all)
             });

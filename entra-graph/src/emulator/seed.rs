@@ -76,10 +76,7 @@ impl Emulator {
     pub fn add_guest(&self, email: &str) -> String {
         let mut st = self.shared.state();
         let id = super::random_guid();
-        let upn = format!(
-            "{}#EXT#@contoso.onmicrosoft.com",
-            email.replace('@', "_")
-        );
+        let upn = format!("{}#EXT#@contoso.onmicrosoft.com", email.replace('@', "_"));
         st.tenant.users.push(User {
             id: id.clone(),
             display_name: Some(email.to_owned()),
@@ -99,7 +96,12 @@ impl Emulator {
     /// unknown group.
     pub fn add_group_member(&self, group: &str, member: &str) -> bool {
         let mut st = self.shared.state();
-        match st.tenant.groups.iter_mut().find(|g| g.id.eq_ignore_ascii_case(group)) {
+        match st
+            .tenant
+            .groups
+            .iter_mut()
+            .find(|g| g.id.eq_ignore_ascii_case(group))
+        {
             Some(g) => {
                 g.members.push(member.to_owned());
                 true

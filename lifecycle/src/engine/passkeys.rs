@@ -161,10 +161,7 @@ impl Engine {
         let mut held = Vec::new();
         let mut failed = Vec::new();
         for (name, idp) in &self.idps {
-            match idp
-                .user(user)
-                .and_then(|u| idp.list(&u.id).map(|m| (u, m)))
-            {
+            match idp.user(user).and_then(|u| idp.list(&u.id).map(|m| (u, m))) {
                 Ok((u, methods)) => held.push(Held {
                     connection: name.clone(),
                     user_id: u.id,
@@ -339,7 +336,11 @@ mod tests {
     fn kinds_from_aaguid_and_type() {
         let k = PasskeyKind::of;
         assert_eq!(
-            k(Some("90A3CCDF-635C-4729-A248-9B709135078F"), Some("deviceBound"), false),
+            k(
+                Some("90A3CCDF-635C-4729-A248-9B709135078F"),
+                Some("deviceBound"),
+                false
+            ),
             PasskeyKind::MicrosoftAuthenticator
         );
         assert_eq!(
@@ -351,18 +352,29 @@ mod tests {
             PasskeyKind::SyncedProvider
         );
         assert_eq!(
-            k(Some("00000000-0000-0000-0000-000000000000"), Some("synced"), false),
+            k(
+                Some("00000000-0000-0000-0000-000000000000"),
+                Some("synced"),
+                false
+            ),
             PasskeyKind::SyncedProvider
         );
         assert_eq!(
-            k(Some("cb69481e-8ff7-4039-93ec-0a2729a154a8"), Some("deviceBound"), false),
+            k(
+                Some("cb69481e-8ff7-4039-93ec-0a2729a154a8"),
+                Some("deviceBound"),
+                false
+            ),
             PasskeyKind::SecurityKey
         );
         assert_eq!(
             k(Some("cb69481e-8ff7-4039-93ec-0a2729a154a8"), None, true),
             PasskeyKind::SecurityKey
         );
-        assert_eq!(k(Some("cb69481e-8ff7-4039-93ec-0a2729a154a8"), None, false), PasskeyKind::Unknown);
+        assert_eq!(
+            k(Some("cb69481e-8ff7-4039-93ec-0a2729a154a8"), None, false),
+            PasskeyKind::Unknown
+        );
         assert_eq!(k(None, None, false), PasskeyKind::Unknown);
         assert_eq!(PasskeyKind::SyncedProvider.as_str(), "synced_provider");
     }

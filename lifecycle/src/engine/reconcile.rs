@@ -13,8 +13,8 @@ use super::{b64, Engine, UnixMillis};
 use crate::idp::{Idp, IdpPasskey};
 use crate::model::CredentialState;
 use crate::store::{
-    JournalOp, ReissueReason, KeyQuery, KeyRecord, NewAuditRecord, NewJournalEntry, NewKey, PasskeyRecord,
-    StoreError, Transition, UnitOfWork,
+    JournalOp, KeyQuery, KeyRecord, NewAuditRecord, NewJournalEntry, NewKey, PasskeyRecord,
+    ReissueReason, StoreError, Transition, UnitOfWork,
 };
 use crate::Error;
 
@@ -393,7 +393,10 @@ impl Engine {
     }
 
     /// The key and passkey holding this credential anywhere in the repository.
-    pub(super) fn owner_of(&self, credential_id: &[u8]) -> Result<Option<(KeyRecord, PasskeyRecord)>, Error> {
+    pub(super) fn owner_of(
+        &self,
+        credential_id: &[u8],
+    ) -> Result<Option<(KeyRecord, PasskeyRecord)>, Error> {
         for pk in self.store.passkeys_by_credential(credential_id)? {
             if let Some(k) = self.store.get_key(&pk.key_id)? {
                 return Ok(Some((k, pk)));

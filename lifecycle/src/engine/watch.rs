@@ -78,11 +78,7 @@ impl Engine {
     ) -> Result<Option<crate::idp::IdpPasskey>, crate::idp::IdpError> {
         for delay in RELIST_DELAYS_MS {
             std::thread::sleep(std::time::Duration::from_millis(delay));
-            if let Some(m) = idp
-                .list(user)?
-                .into_iter()
-                .find(|m| m.holds(credential_id))
-            {
+            if let Some(m) = idp.list(user)?.into_iter().find(|m| m.holds(credential_id)) {
                 return Ok(Some(m));
             }
         }
@@ -124,8 +120,12 @@ impl Engine {
                 .and_then(|m| m.last_used.as_deref())
                 .and_then(iso_ms)
             {
-                self.store
-                    .record_last_used(&k.key_id, &pk.passkey_template, &pk.credential_id, t)?;
+                self.store.record_last_used(
+                    &k.key_id,
+                    &pk.passkey_template,
+                    &pk.credential_id,
+                    t,
+                )?;
             }
             let Some(upn) = h.upn.as_deref() else {
                 continue;

@@ -6,8 +6,8 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use crate::support::*;
 use lifecycle::engine::{
-    BulkDevice, BulkDeviceRequest, BulkKind, BulkOptions, DriftKind, PasskeyKind,
-    ReconcileOptions, REPLICATION_GRACE_MS,
+    BulkDevice, BulkDeviceRequest, BulkKind, BulkOptions, DriftKind, PasskeyKind, ReconcileOptions,
+    REPLICATION_GRACE_MS,
 };
 use lifecycle::store::ReissueReason;
 use lifecycle::CredentialState;
@@ -35,7 +35,8 @@ fn every_passkey_a_user_holds_with_its_kind_beside_the_issued_keys() {
     em.seed_passkey(KIM, AUTHENTICATOR, Some("deviceBound"), "Authenticator")
         .unwrap();
     em.seed_passkey(KIM, WINDOWS_HELLO, None, "Hello").unwrap();
-    em.seed_passkey(KIM, GOOGLE_PM, Some("synced"), "Pixel").unwrap();
+    em.seed_passkey(KIM, GOOGLE_PM, Some("synced"), "Pixel")
+        .unwrap();
     em.seed_passkey(KIM, OTHER_KEY, Some("deviceBound"), "Other key")
         .unwrap();
     em.seed_passkey(KIM, "00000000-0000-0000-0000-000000000000", None, "?")
@@ -60,12 +61,18 @@ fn every_passkey_a_user_holds_with_its_kind_beside_the_issued_keys() {
     assert_eq!(issued.1, PasskeyKind::SecurityKey);
     assert_eq!(issued.2.as_deref(), Some(a.key_id.as_str()));
     let kind_of = |name: &str| kinds.iter().find(|k| k.0 == name).unwrap().1;
-    assert_eq!(kind_of("Authenticator"), PasskeyKind::MicrosoftAuthenticator);
+    assert_eq!(
+        kind_of("Authenticator"),
+        PasskeyKind::MicrosoftAuthenticator
+    );
     assert_eq!(kind_of("Hello"), PasskeyKind::WindowsHello);
     assert_eq!(kind_of("Pixel"), PasskeyKind::SyncedProvider);
     assert_eq!(kind_of("Other key"), PasskeyKind::SecurityKey);
     assert_eq!(kind_of("?"), PasskeyKind::Unknown);
-    let synced = up.passkeys.iter().find(|p| p.kind == PasskeyKind::SyncedProvider);
+    let synced = up
+        .passkeys
+        .iter()
+        .find(|p| p.kind == PasskeyKind::SyncedProvider);
     assert_eq!(synced.unwrap().passkey_type.as_deref(), Some("synced"));
     assert_eq!(up.keys.len(), 1);
     assert_eq!(up.keys[0].key_id, a.key_id);
@@ -85,10 +92,17 @@ fn a_renamed_holder_is_found_and_the_key_marked_user_renamed() {
         .unwrap()
         .is_clean());
 
-    assert!(w.emulator.rename_user(KIM, "kim.akers@contoso.onmicrosoft.com"));
+    assert!(w
+        .emulator
+        .rename_user(KIM, "kim.akers@contoso.onmicrosoft.com"));
     // Reported, not fixed, without --fix.
     let r = e
-        .reconcile("operator:rec", &users, &ReconcileOptions::default(), now + 20)
+        .reconcile(
+            "operator:rec",
+            &users,
+            &ReconcileOptions::default(),
+            now + 20,
+        )
         .unwrap();
     assert_eq!(r.findings.len(), 1, "{r:#?}");
     assert_eq!(r.findings[0].kind, DriftKind::UserRenamed);
@@ -143,7 +157,12 @@ fn last_use_is_read_into_the_repository_and_unused_keys_are_listed() {
     let users = vec![KIM.to_owned(), ADELE.to_owned()];
     // Recorded by a report-only reconciliation too (an observation, not a repair).
     let r = e
-        .reconcile("operator:rec", &users, &ReconcileOptions::default(), now + 10)
+        .reconcile(
+            "operator:rec",
+            &users,
+            &ReconcileOptions::default(),
+            now + 10,
+        )
         .unwrap();
     assert!(r.is_clean(), "{r:#?}");
     assert_eq!(
@@ -207,7 +226,11 @@ fn foreign_passkeys_are_deleted_only_with_the_switch_each_audited() {
         .filter(|a| a.event.outcome == "success" && a.event.action == "reconcile")
         .filter_map(|a| a.event.detail)
         .collect();
-    assert_eq!(audited.len(), 2, "one audit record per method: {audited:#?}");
+    assert_eq!(
+        audited.len(),
+        2,
+        "one audit record per method: {audited:#?}"
+    );
     assert!(audited.iter().all(|d| d.contains("deleted")));
 
     // The leavers feed with the switch makes a row for every leaver, keys or not.
@@ -269,7 +292,9 @@ fn reconcile_under_replication_lag_neither_marks_lost_nor_posts_again() {
     // repaired; the same passkey long after its registration is missing.
     w.emulator.set_replication_lag(Duration::from_secs(30));
     let b = active(e, KIM, "SN-B", now + 100);
-    let r = e.reconcile("operator:rec", &users, &FIX, now + 200).unwrap();
+    let r = e
+        .reconcile("operator:rec", &users, &FIX, now + 200)
+        .unwrap();
     let mine: Vec<_> = r
         .findings
         .iter()
@@ -306,7 +331,12 @@ fn replay_under_replication_lag_finds_the_registration_instead_of_posting_again(
     let mut key = softkey();
     let k = w
         .engine
-        .issue(&request(KIM, "SN-L"), &template().credential.name, &mut key, now)
+        .issue(
+            &request(KIM, "SN-L"),
+            &template().credential.name,
+            &mut key,
+            now,
+        )
         .unwrap();
     w.emulator.set_replication_lag(Duration::from_millis(600));
     w.engine.crash_at(Some(CrashPoint::AfterIdpCall));
@@ -317,7 +347,11 @@ fn replay_under_replication_lag_finds_the_registration_instead_of_posting_again(
     // "Restart": a new engine over the same database.
     let e = engine_for(&w.emulator, &w.db);
     let replayed = e.replay_journal(now + 2).unwrap();
-    assert_eq!(replayed[0].outcome.to_string(), "found at IdP", "{replayed:?}");
+    assert_eq!(
+        replayed[0].outcome.to_string(),
+        "found at IdP",
+        "{replayed:?}"
+    );
     let posts = w
         .emulator
         .request_log()

@@ -24,8 +24,16 @@ fn user_passkeys_needs_reissue_and_stale_in_json() {
     let tpl = path_str(&e.template).to_owned();
     let k = e.json(
         &[
-            "--json", "issue", "--template", &tpl, "--user", USER, "--serial", "PK1",
-            "--activate", "--pin-stdin",
+            "--json",
+            "issue",
+            "--template",
+            &tpl,
+            "--user",
+            USER,
+            "--serial",
+            "PK1",
+            "--activate",
+            "--pin-stdin",
         ],
         Some(PIN),
     );
@@ -41,7 +49,10 @@ fn user_passkeys_needs_reissue_and_stale_in_json() {
     assert_eq!(up["user_id"], KIM_ID, "{up}");
     let passkeys = up["passkeys"].as_array().unwrap();
     assert_eq!(passkeys.len(), 2, "{up}");
-    let ours = passkeys.iter().find(|p| p["key_id"] == key.as_str()).unwrap();
+    let ours = passkeys
+        .iter()
+        .find(|p| p["key_id"] == key.as_str())
+        .unwrap();
     assert_eq!(ours["kind"], "security_key");
     let phone = passkeys.iter().find(|p| p["key_id"].is_null()).unwrap();
     assert_eq!(phone["kind"], "microsoft_authenticator");
@@ -134,7 +145,10 @@ fn readiness_report_in_json_feeds_a_bulk_issue_job() {
         .map(|u| u["id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, [ALEX_ID, MEGAN_ID], "{r}");
-    assert_eq!(r["not_ready"][0]["methods"], serde_json::json!(["password", "phone"]));
+    assert_eq!(
+        r["not_ready"][0]["methods"],
+        serde_json::json!(["password", "phone"])
+    );
     assert_eq!(r["guests"][0]["id"], guest.as_str());
     assert!(r["guest_reason"].as_str().unwrap().contains("guest"), "{r}");
     // The whole directory: Lee (in no group) too; the guest is refused there as well.
@@ -158,7 +172,10 @@ fn readiness_report_in_json_feeds_a_bulk_issue_job() {
             format!("{user},RD{i}\n")
         }))
         .collect();
-    assert!(filled.contains("alexw@contoso.onmicrosoft.com,RD0"), "{filled}");
+    assert!(
+        filled.contains("alexw@contoso.onmicrosoft.com,RD0"),
+        "{filled}"
+    );
     std::fs::write(&csv, filled).unwrap();
     let tpl = path_str(&e.template).to_owned();
     let device = format!("softkey:{}", e.dir.join("row-key").display());

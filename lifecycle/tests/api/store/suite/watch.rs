@@ -3,8 +3,8 @@
 
 use super::super::backends::Backend;
 use lifecycle::store::{
-    FieldChange, NewKey, PasskeyRecord, ReissueReason, Store, Transition, UnitOfWork,
-    UserRecord, WatchStore, SCHEMA_VERSION,
+    FieldChange, NewKey, PasskeyRecord, ReissueReason, Store, Transition, UnitOfWork, UserRecord,
+    WatchStore, SCHEMA_VERSION,
 };
 use lifecycle::CredentialState as St;
 
@@ -97,16 +97,17 @@ pub fn passkey_watch_names_last_use_and_reasons<B: Backend>(b: &B) {
         reissue_reason: Some(ReissueReason::UserRenamed),
         ..Transition::new(&k1, St::Active)
     };
-    let k1 = s.commit(
-        UnitOfWork {
-            transition: Some(mark),
-            ..UnitOfWork::default()
-        },
-        7,
-    )
-    .unwrap()
-    .key
-    .unwrap();
+    let k1 = s
+        .commit(
+            UnitOfWork {
+                transition: Some(mark),
+                ..UnitOfWork::default()
+            },
+            7,
+        )
+        .unwrap()
+        .key
+        .unwrap();
     assert!(k1.needs_reissue);
     assert_eq!(
         s.reissue_reason("k1").unwrap(),
@@ -125,7 +126,10 @@ pub fn passkey_watch_names_last_use_and_reasons<B: Backend>(b: &B) {
     )
     .unwrap();
     assert_eq!(s.reissue_reason("k1").unwrap(), None);
-    assert_eq!(ReissueReason::parse("user_renamed"), Some(ReissueReason::UserRenamed));
+    assert_eq!(
+        ReissueReason::parse("user_renamed"),
+        Some(ReissueReason::UserRenamed)
+    );
     assert_eq!(ReissueReason::parse("bogus"), None);
 }
 

@@ -9,9 +9,10 @@
 //!   recorded name (the holder's UPN when it was made) differs from the holder's UPN now
 //!   is a [`DriftKind::UserRenamed`] finding; the fix marks the key as needing reissue with
 //!   reason `user_renamed`. A passkey with no recorded name gets the UPN now as baseline.
-//! - **Replication lag.** A registered passkey the listing does not show is listed again
-//!   after [`RELIST_DELAYS_MS`]; one still not shown but registered within
-//!   [`REPLICATION_GRACE_MS`] is [`DriftKind::NotListedYet`] and never repaired.
+//! - **Replication lag.** A registered passkey the listing does not show is read by its
+//!   method id; found, the listing lags and nothing is wrong. When the IdP cannot say,
+//!   it is listed again after [`RELIST_DELAYS_MS`]; one still not shown but registered
+//!   within [`REPLICATION_GRACE_MS`] is [`DriftKind::NotListedYet`], never repaired.
 
 use super::reconcile::{matches, DriftFinding, DriftKind, Held, ReconcileOptions};
 use super::{b64, Engine, UnixMillis};
@@ -35,10 +36,12 @@ fn iso_ms(s: &str) -> Option<UnixMillis> {
 
 impl Engine {
     /// Whether the registered passkey `pk` of key `k` is really gone at the connections
-    /// `asked` (each already listed once without it): they are listed again with backoff;
-    /// `Some(kind)` when still not shown: [`DriftKind::MissingAtIdp`], or
-    /// [`DriftKind::NotListedYet`] when it was registered within
-    /// [`REPLICATION_GRACE_MS`] of `now`. `None`: a listing shows it now.
+    /// `asked` (each already listed once without it). First each connection reads that
+    /// one method ([`crate::idp::Idp::has_passkey`]): there means the listing lags
+    /// (`None`); not there at every connection means [`DriftKind::MissingAtIdp`]. When a
+    /// connection cannot tell, they are listed again after [`RELIST_DELAYS_MS`]; still
+    /// not shown, it is [`DriftKind::NotListedYet`] when registered within
+    /// [`REPLICATION_GRACE_MS`] of `now`, else [`DriftKind::MissingAtIdp`].
     pub(super) fn confirm_missing(
         &self,
         asked: &[&Held],
@@ -46,6 +49,22 @@ impl Engine {
         pk: &PasskeyRecord,
         now: UnixMillis,
     ) -> Option<DriftKind> {
+        let method = pk.idp_method_id.as_deref().unwrap_or_default();
+        let mut all_say_gone = !asked.is_empty();
+        for h in asked {
+            let said = self
+                .idps
+                .get(&h.connection)
+                .map(|idp| idp.has_passkey(&h.user_id, method));
+            match said {
+                Some(Ok(Some(true))) => return None,
+                Some(Ok(Some(false))) => {}
+                _ => all_say_gone = false,
+            }
+        }
+        if all_say_gone {
+            return Some(DriftKind::MissingAtIdp);
+        }
         for delay in RELIST_DELAYS_MS {
             std::thread::sleep(std::time::Duration::from_millis(delay));
             let shown = asked.iter().any(|h| {

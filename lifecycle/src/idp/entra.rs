@@ -306,6 +306,20 @@ impl Idp for EntraIdp {
         }))
     }
 
+    fn has_passkey(&self, user: &str, method_id: &str) -> Result<Option<bool>, IdpError> {
+        match self.client.get_method(user, method_id) {
+            Ok(_) => Ok(Some(true)),
+            // The method is not there (a 404 naming the user is an error: it proves
+            // nothing about the passkey).
+            Err(GraphError::Api {
+                status: 404,
+                ref code,
+                ..
+            }) if code != "Request_ResourceNotFound" => Ok(Some(false)),
+            Err(e) => Err(self.call_error("get", e)),
+        }
+    }
+
     fn sms_readiness(
         &self,
         group: Option<&str>,

@@ -295,6 +295,13 @@ pub trait Idp: Send + Sync {
     fn leavers(&self, _resume: Option<&str>) -> Result<Option<Leavers>, IdpError> {
         Ok(None)
     }
+    /// Whether the user holds the passkey `method_id`, by a read of that one method
+    /// (Entra: `GET …/fido2Methods/{id}`): `Some(false)` when the IdP says it is not
+    /// there, `None` when the IdP has no such read. Reconciliation asks it before calling
+    /// a passkey a listing did not show missing (listings may lag behind a registration).
+    fn has_passkey(&self, _user: &str, _method_id: &str) -> Result<Option<bool>, IdpError> {
+        Ok(None)
+    }
     /// The SMS/voice retirement readiness of the users of `group` (object id; `None`:
     /// the whole directory): who has no phishing-resistant method, guests set apart.
     /// `None` when the IdP cannot tell.

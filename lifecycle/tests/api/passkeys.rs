@@ -5,6 +5,7 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use crate::support::*;
+use entra_graph::emulator::{Fault, FaultRule};
 use lifecycle::engine::{
     BulkDevice, BulkDeviceRequest, BulkKind, BulkOptions, DriftKind, PasskeyKind, ReconcileOptions,
     REPLICATION_GRACE_MS,
@@ -288,37 +289,58 @@ fn reconcile_under_replication_lag_neither_marks_lost_nor_posts_again() {
     assert!(r.is_clean(), "{r:#?}");
     assert!(!e.key(&a.key_id).unwrap().needs_reissue);
 
-    // Lag longer than the re-listings: a fresh registration is "not listed yet", never
-    // repaired; the same passkey long after its registration is missing.
+    // Lag longer than the re-listings: the passkey's own read (GET by method id) shows
+    // it is there, so nothing is wrong.
     w.emulator.set_replication_lag(Duration::from_secs(30));
     let b = active(e, KIM, "SN-B", now + 100);
     let r = e
         .reconcile("operator:rec", &users, &FIX, now + 200)
         .unwrap();
-    let mine: Vec<_> = r
-        .findings
-        .iter()
-        .filter(|f| f.key_id.as_deref() == Some(b.key_id.as_str()))
-        .collect();
-    assert_eq!(mine.len(), 1, "{r:#?}");
-    assert_eq!(mine[0].kind, DriftKind::NotListedYet);
-    assert!(!mine[0].fixed);
+    assert!(r.is_clean(), "{r:#?}");
     assert!(!e.key(&b.key_id).unwrap().needs_reissue);
     assert_eq!(posts(&w), 2, "reconciliation never registers again");
     // Journal replay has nothing to do: the registration was closed, not re-sent.
     assert!(e.replay_journal(now + 300).unwrap().is_empty());
     assert_eq!(posts(&w), 2);
+
+    // When that read fails, the listing decides: a fresh registration is "not listed
+    // yet", never repaired; past the grace window it would count as missing.
+    let b_method = e.passkeys(&b.key_id).unwrap()[0]
+        .idp_method_id
+        .clone()
+        .unwrap();
+    let refuse_read = || {
+        w.emulator.inject(FaultRule::new(
+            "GET",
+            &format!("fido2Methods/{b_method}"),
+            Fault::Status {
+                status: 403,
+                retry_after: None,
+            },
+            1,
+        ))
+    };
+    let of_b = |r: &lifecycle::engine::ReconcileReport| -> Vec<(DriftKind, bool)> {
+        r.findings
+            .iter()
+            .filter(|f| f.key_id.as_deref() == Some(b.key_id.as_str()))
+            .map(|f| (f.kind, f.fixed))
+            .collect()
+    };
+    refuse_read();
+    let r = e
+        .reconcile("operator:rec", &users, &FIX, now + 400)
+        .unwrap();
+    assert_eq!(of_b(&r), [(DriftKind::NotListedYet, false)], "{r:#?}");
+    assert!(!e.key(&b.key_id).unwrap().needs_reissue);
+    refuse_read();
     let later = now + 100 + REPLICATION_GRACE_MS + 1;
     let r = e
         .reconcile("operator:rec", &users, &ReconcileOptions::default(), later)
         .unwrap();
-    let mine: Vec<_> = r
-        .findings
-        .iter()
-        .filter(|f| f.key_id.as_deref() == Some(b.key_id.as_str()))
-        .collect();
-    assert_eq!(mine[0].kind, DriftKind::MissingAtIdp);
+    assert_eq!(of_b(&r), [(DriftKind::MissingAtIdp, false)], "{r:#?}");
     assert_eq!(w.emulator.methods(KIM).len(), 2, "both are at the IdP");
+    assert_eq!(posts(&w), 2);
 }
 
 /// A crash after the registration reached Entra, replayed while the directory does not

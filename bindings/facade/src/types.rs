@@ -532,8 +532,8 @@ pub struct DriftFinding {
     pub method_id: Option<String>,
     /// The credential id (base64url), if known.
     pub credential_id: Option<String>,
-    /// What is wrong: `missing_at_idp`, `still_at_idp`, `unknown`, `expired_pending` or
-    /// `check_failed`.
+    /// What is wrong: `missing_at_idp`, `still_at_idp`, `unknown`, `expired_pending`,
+    /// `check_failed`, `user_renamed` or `not_listed_yet`.
     pub kind: String,
     /// The drift was repaired.
     pub fixed: bool,

@@ -400,7 +400,7 @@ class DriftFinding(_Result):
     """The credential id, if known."""
     kind: str
     """What is wrong: ``missing_at_idp``, ``still_at_idp``, ``unknown``,
-    ``expired_pending`` or ``check_failed``."""
+    ``expired_pending``, ``check_failed``, ``user_renamed`` or ``not_listed_yet``."""
     fixed: bool
     """The drift was repaired."""
     error: str | None

@@ -252,7 +252,25 @@ impl Engine {
         user: &str,
         now: UnixMillis,
     ) -> Result<Vec<ForeignDeletion>, Error> {
-        let (held, failed) = self.held_by(user);
+        let (held, _) = self.held_by(user);
+        // A connection that does not resolve the user: gone from the directory (a deleted
+        // leaver, whose methods went with them) is nothing to delete; anything else is an
+        // error.
+        let mut failed = Vec::new();
+        for (name, idp) in &self.idps {
+            if held.iter().any(|h| &h.connection == name) {
+                continue;
+            }
+            match idp.user(user).and_then(|u| idp.list(&u.id)) {
+                Err(crate::idp::IdpError::Call {
+                    status: Some(404),
+                    operation: "user",
+                    ..
+                }) => {}
+                Err(e) => failed.push((name.clone(), e.to_string())),
+                Ok(_) => failed.push((name.clone(), "changed while listed".to_owned())),
+            }
+        }
         if let Some((connection, why)) = failed.into_iter().next() {
             return Err(crate::idp::IdpError::Call {
                 idp: connection,

@@ -22,6 +22,7 @@ use crate::GraphError;
 mod cache;
 mod cms;
 mod directory;
+mod readiness;
 mod signin;
 
 pub use cache::{POLICY_TTL, USER_TTL};
@@ -30,6 +31,8 @@ pub use cms::{
     UserKey, UsersDelta, PERMISSION_METHODS_READ, PERMISSION_REVOKE_SESSIONS, TAP_MAX_MINUTES,
     TAP_MIN_MINUTES,
 };
+
+pub use readiness::{Readiness, ReadinessUser, GUEST_REFUSAL, READINESS_METHOD_TYPES};
 
 pub use directory::{
     CHECK_MEMBER_GROUPS_MAX, PERMISSION_GROUP_MEMBER_READ, PERMISSION_POLICY_READ,

@@ -13,7 +13,8 @@
 //! - `ks_self_service_begin` (the nonce of a holder's sign-in for `self_issue` /
 //!   `self_set_pin`);
 //! - `ks_template_add` / `_list` / `_check`, `ks_idp_check`, `ks_user_search`,
-//!   `ks_journal_replay`, `ks_audit_verify` (the whole audit log's chain),
+//!   `ks_user_passkeys`, `ks_user_readiness`, `ks_key_list_needs_reissue`,
+//!   `ks_key_list_stale`, `ks_journal_replay`, `ks_audit_verify` (the whole audit log's chain),
 //!   `ks_drift_reconcile`, `ks_bulk_create` / `_run`,
 //!   `ks_pending_list_expiring_page` (pending registrations);
 //! - the split deployment (`docs/split-embedding.md`): `ks_device_half_open` / `_free` /
@@ -466,6 +467,8 @@ pub unsafe extern "C" fn ks_log_configure(json: *const c_char) -> ks_status {
 // lifecycle of keys, and jobs over many keys (cbindgen follows the modules as declared).
 mod session;
 
+mod passkeys;
+
 mod device;
 
 mod key;
@@ -480,6 +483,7 @@ pub use device::*;
 pub use jobs::*;
 pub use key::*;
 pub use log::*;
+pub use passkeys::*;
 pub use session::*;
 pub use split::*;
 

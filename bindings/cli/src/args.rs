@@ -53,6 +53,14 @@ pub struct Args {
     pub id_token_file: Option<PathBuf>,
     /// `--nonce N`: the nonce of the holder's sign-in (from `self begin`).
     pub nonce: Option<String>,
+    /// `--needs-reissue` (list).
+    pub needs_reissue: bool,
+    /// `--stale DAYS` (list).
+    pub stale: Option<String>,
+    /// `--group G` (users readiness).
+    pub group: Option<String>,
+    /// `--csv FILE` (users readiness).
+    pub csv: Option<PathBuf>,
     /// The command words and operands.
     pub words: Vec<String>,
 }

@@ -218,6 +218,9 @@ pub enum Cmd {
     /// Directory users
     #[command(subcommand)]
     Users(UsersCmd),
+    /// One directory user: every passkey they hold
+    #[command(subcommand)]
+    User(UserCmd),
     /// Repository vs IdP drift, one finding per line
     Reconcile(ReconcileArgs),
     /// Run a CSV file of rows as a resumable job
@@ -302,6 +305,12 @@ pub struct ListArgs {
     /// Pending registrations expiring within DURATION (90m, 2h, 7d)
     #[arg(long, value_name = "DURATION")]
     pub expiring: Option<String>,
+    /// Only keys marked as needing reissue, with why (e.g. user_renamed)
+    #[arg(long, conflicts_with_all = ["user", "state", "serial", "expiring_before", "expiring"])]
+    pub needs_reissue: bool,
+    /// Only active keys not used for DAYS days (last use as reconcile last read it)
+    #[arg(long, value_name = "DAYS", conflicts_with_all = ["user", "state", "serial", "expiring_before", "expiring"])]
+    pub stale: Option<String>,
 }
 
 /// `keysmith issue` options.
@@ -390,6 +399,28 @@ pub enum UsersCmd {
     Search {
         /// The prefix
         prefix: String,
+    },
+    /// SMS/voice retirement readiness: users with no phishing-resistant method
+    Readiness {
+        /// Only the members of this group (object id; nested groups followed); default:
+        /// the whole directory
+        #[arg(long, value_name = "G")]
+        group: Option<String>,
+        /// Write the users who are not ready as bulk issue CSV (user,serial,...; fill in
+        /// the serials)
+        #[arg(long, value_name = "FILE")]
+        csv: Option<PathBuf>,
+    },
+}
+
+/// `keysmith user ...`.
+#[derive(Debug, Subcommand)]
+pub enum UserCmd {
+    /// Every passkey the user holds (security keys, Authenticator, Windows Hello, synced),
+    /// beside the keys keysmith issued them
+    Passkeys {
+        /// The user (object id or UPN)
+        user: String,
     },
 }
 
@@ -480,6 +511,8 @@ pub fn operator_args(cli: &Cli, config: Option<PathBuf>) -> Args {
             a.serial = l.serial.clone();
             a.expiring_before = l.expiring_before.clone();
             a.expiring = l.expiring.clone();
+            a.needs_reissue = l.needs_reissue;
+            a.stale = l.stale.clone();
             w(&["list"])
         }
         Cmd::Templates => w(&["templates"]),
@@ -540,6 +573,12 @@ pub fn operator_args(cli: &Cli, config: Option<PathBuf>) -> Args {
         Cmd::Repository(RepositoryCmd::Check) => w(&["repository", "check"]),
         Cmd::Idp(IdpCmd::Check) => w(&["idp", "check"]),
         Cmd::Users(UsersCmd::Search { prefix }) => w(&["users", "search", prefix]),
+        Cmd::Users(UsersCmd::Readiness { group, csv }) => {
+            a.group = group.clone();
+            a.csv = csv.clone();
+            w(&["users", "readiness"])
+        }
+        Cmd::User(UserCmd::Passkeys { user }) => w(&["user", "passkeys", user]),
         Cmd::Reconcile(r) => {
             a.users = r.user.clone();
             a.user = r.user.last().cloned();

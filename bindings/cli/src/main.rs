@@ -20,6 +20,7 @@ mod demo_split;
 mod jobs;
 mod logging;
 mod ops;
+mod passkeys;
 mod progress;
 #[cfg(feature = "serve")]
 mod serve;

@@ -214,7 +214,10 @@ pub fn run(args: &Args) -> Result<Output, FacadeError> {
                 text: names.join("\n"),
             })
         }
+        ["list"] if args.needs_reissue || args.stale.is_some() => crate::passkeys::list(args),
         ["list"] => crate::jobs::list(args),
+        ["user", "passkeys", user] => crate::passkeys::user_passkeys(args, user),
+        ["users", "readiness"] => crate::passkeys::readiness(args),
         ["reconcile"] => crate::jobs::reconcile(args),
         ["bulk", kind, rest @ ..] if rest.len() <= 1 => {
             crate::jobs::bulk(args, kind, rest.first().copied())

@@ -12,6 +12,8 @@ mod conventions;
 mod logging;
 #[path = "api/operations.rs"]
 mod operations;
+#[path = "api/passkeys.rs"]
+mod passkeys;
 
 /// The binary under test, blind to the developer's own configuration (`KEYSMITH_CONFIG`,
 /// `~/.config/keysmith/config.toml`).

@@ -23,7 +23,9 @@ pub use config::SessionConfig;
 pub use device::{list_devices, Device};
 pub use error::{ErrorKind, FacadeError};
 pub use session::{
-    BulkStop, PromptCallback, Session, MAX_BULK_CSV_BYTES, MAX_PAGE, MAX_WORKERS, MIN_RATE,
+    BulkStop, ConnectionFailure, PromptCallback, ReadinessReport, ReadinessUser, ReissueEntry,
+    Session, StaleEntry, UserFailure, UserPasskey, UserPasskeys, MAX_BULK_CSV_BYTES, MAX_PAGE,
+    MAX_WORKERS, MIN_RATE,
 };
 pub use types::{
     AdoptedRows, AuditCheck, AuditEntry, BulkItemResult, BulkJob, BulkProgress, BulkRow,

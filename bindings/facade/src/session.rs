@@ -10,8 +10,13 @@ use lifecycle::template::KeyTransport;
 use lifecycle::template::TemplateSet;
 
 mod bulk;
+mod passkeys;
 
 pub use bulk::BulkStop;
+pub use passkeys::{
+    ConnectionFailure, ReadinessReport, ReadinessUser, ReissueEntry, StaleEntry, UserFailure,
+    UserPasskey, UserPasskeys,
+};
 
 use crate::config::SessionConfig;
 use crate::device::DeviceState;

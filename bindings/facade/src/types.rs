@@ -539,7 +539,7 @@ pub struct DriftFinding {
     /// The credential id (base64url), if known.
     pub credential_id: Option<String>,
     /// What is wrong: `missing_at_idp`, `still_at_idp`, `unknown`, `expired_pending`,
-    /// `check_failed` or `would_fail_at_sign_in`.
+    /// `check_failed`, `would_fail_at_sign_in`, `user_renamed` or `not_listed_yet`.
     pub kind: String,
     /// The drift was repaired.
     pub fixed: bool,

@@ -18,6 +18,7 @@
 
 mod closable;
 mod logging;
+mod passkeys;
 mod split;
 
 use std::cell::RefCell;
@@ -856,6 +857,10 @@ fn native_module(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<split::DeviceHalf>()?;
     m.add_class::<split::ServerHalf>()?;
     m.add_function(wrap_pyfunction!(split::describe, m)?)?;
+    m.add_function(wrap_pyfunction!(passkeys::user_passkeys, m)?)?;
+    m.add_function(wrap_pyfunction!(passkeys::keys_needing_reissue, m)?)?;
+    m.add_function(wrap_pyfunction!(passkeys::stale_keys, m)?)?;
+    m.add_function(wrap_pyfunction!(passkeys::sms_readiness, m)?)?;
     m.add_function(wrap_pyfunction!(list_devices, m)?)?;
     m.add_function(wrap_pyfunction!(template_check, m)?)?;
     m.add_function(wrap_pyfunction!(configure_logging, m)?)?;

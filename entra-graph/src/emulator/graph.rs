@@ -127,7 +127,8 @@ pub(super) fn graph(
                 "id": "28c10230-6103-485e-b985-444c60001490",
                 "password": null,
             })];
-            for m in st.methods.get(&uid).into_iter().flatten() {
+            let lag = shared.knobs().replication_lag;
+            for m in st.methods.get(&uid).into_iter().flatten().filter(|m| m.stored_at.elapsed() >= lag) {
                 all.push(serde_json::to_value(&m.method).unwrap_or_default());
             }
             all.extend(st.other_methods.get(&uid).into_iter().flatten().cloned());

@@ -105,6 +105,7 @@ fn user(id: &str, given: &str, surname: &str, upn: &str) -> User {
         account_enabled: Some(true),
         employee_id: Some(format!("E{}", &id[..6])),
         on_premises_immutable_id: None,
+        user_type: Some("Member".into()),
     }
 }
 

@@ -33,6 +33,23 @@ pub struct User {
     /// selected).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_premises_immutable_id: Option<String>,
+    /// `Member` or `Guest` (B2B collaboration; only when selected).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_type: Option<String>,
+}
+
+impl User {
+    /// A guest or B2B collaboration user: `userType` `Guest`, or a UPN with `#EXT#`
+    /// (how Entra writes an invited user's UPN).
+    pub fn is_guest(&self) -> bool {
+        self.user_type
+            .as_deref()
+            .is_some_and(|t| t.eq_ignore_ascii_case("guest"))
+            || self
+                .user_principal_name
+                .as_deref()
+                .is_some_and(|u| u.to_ascii_uppercase().contains("#EXT#"))
+    }
 }
 
 /// A `directoryObject` from a group's `members` (users, groups, devices, ...).

@@ -208,8 +208,22 @@ impl Engine {
         passkeys: Vec<PasskeyRecord>,
         now: UnixMillis,
     ) -> Result<KeyRecord, Error> {
+        self.mark_needs_reissue_for(key, None, audit, passkeys, now)
+    }
+
+    /// [`Engine::mark_needs_reissue`] recording why (`keysmith list --needs-reissue`
+    /// shows it).
+    pub(super) fn mark_needs_reissue_for(
+        &self,
+        key: &KeyRecord,
+        reason: Option<crate::store::ReissueReason>,
+        audit: NewAuditRecord,
+        passkeys: Vec<PasskeyRecord>,
+        now: UnixMillis,
+    ) -> Result<KeyRecord, Error> {
         let mut change = Transition::new(key, key.state);
         change.needs_reissue = Some(true);
+        change.reissue_reason = reason;
         let done = self.store.commit(
             UnitOfWork {
                 transition: Some(change),

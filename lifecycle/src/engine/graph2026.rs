@@ -106,6 +106,7 @@ impl Engine {
             connection,
             user_id,
             methods,
+            ..
         } in held
         {
             let Ok(idp) = self.idp(connection) else {

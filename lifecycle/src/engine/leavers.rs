@@ -41,6 +41,21 @@ impl Engine {
         actor: &str,
         now: UnixMillis,
     ) -> Result<LeaversRound, Error> {
+        self.leavers_round_with(connection, resume, false, actor, now)
+    }
+
+    /// [`Engine::leavers_round`]; with `include_foreign` every leaver gets a revoke row
+    /// (column `include_foreign` true), keys or not, and the row also deletes the
+    /// passkeys keysmith did not issue, each journalled and audited
+    /// ([`Engine::delete_foreign_passkeys`]).
+    pub fn leavers_round_with(
+        &self,
+        connection: &str,
+        resume: Option<&str>,
+        include_foreign: bool,
+        actor: &str,
+        now: UnixMillis,
+    ) -> Result<LeaversRound, Error> {
         let Some(feed) = self.idp(connection)?.leavers(resume)? else {
             return Ok(LeaversRound {
                 leavers: Vec::new(),
@@ -62,17 +77,21 @@ impl Engine {
                             | CredentialState::Unregistered
                     )
                 });
-            if live && !holders.contains(id) {
+            if (live || include_foreign) && !holders.contains(id) {
                 holders.push(id.clone());
             }
         }
         let job = if holders.is_empty() {
             None
         } else {
-            let mut csv = String::from("user\n");
+            let mut csv = String::from(if include_foreign {
+                "user,include_foreign\n"
+            } else {
+                "user\n"
+            });
             for h in &holders {
                 csv.push_str(h);
-                csv.push('\n');
+                csv.push_str(if include_foreign { ",true\n" } else { "\n" });
             }
             Some(self.bulk_create(BulkKind::Revoke, &csv, actor, now)?)
         };

@@ -35,6 +35,11 @@ mod jobs;
 mod leavers;
 mod live;
 pub use leavers::{LeaversRound, REPLACEMENT_PASS_MINUTES};
+mod passkeys;
+pub use passkeys::{
+    ForeignDeletion, HeldPasskey, IssuedBy, PasskeyKind, UserPasskeys, AUTHENTICATOR_AAGUIDS,
+    SYNCED_PROVIDER_AAGUIDS, WINDOWS_HELLO_AAGUIDS,
+};
 mod payload;
 mod probe;
 mod reconcile;
@@ -46,6 +51,8 @@ pub use selfservice::{SelfServiceStart, NONCE_LIFETIME};
 mod settle;
 mod sign_in;
 mod transitions;
+mod watch;
+pub use watch::{RELIST_DELAYS_MS, REPLICATION_GRACE_MS};
 
 use std::collections::BTreeMap;
 

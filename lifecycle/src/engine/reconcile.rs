@@ -1,8 +1,8 @@
 //! Reconciliation: what the repository says against what each IdP holds.
 //!
 //! For each user the engine lists the passkeys every configured IdP connection holds and
-//! compares them with the passkeys recorded on the user's keys. Four kinds of drift are
-//! found (see [`DriftKind`]); with [`ReconcileOptions::fix`] each is repaired, and every
+//! compares them with the passkeys recorded on the user's keys. The kinds of drift found
+//! are [`DriftKind`]'s (renames and replication lag: `watch.rs`); with [`ReconcileOptions::fix`] each is repaired, and every
 //! repair is audited. Deletions at the IdP go through the journal like every other IdP
 //! side effect, so a crash in the middle is finished by [`Engine::replay_journal`].
 
@@ -14,7 +14,7 @@ use crate::idp::{Idp, IdpPasskey};
 use crate::model::CredentialState;
 use crate::store::{
     JournalOp, KeyQuery, KeyRecord, NewAuditRecord, NewJournalEntry, NewKey, PasskeyRecord,
-    StoreError, Transition, UnitOfWork,
+    ReissueReason, StoreError, Transition, UnitOfWork,
 };
 use crate::Error;
 
@@ -50,6 +50,14 @@ pub enum DriftKind {
     /// (its AAGUID or passkey type; `blocked_by` names the passkey profile). Reported
     /// only: a policy can be changed back.
     WouldFailAtSignIn,
+    /// The holder's UPN changed since the passkey was made (Entra cannot change the name
+    /// stored in a passkey). Fix: the key is marked as needing reissue (reason
+    /// `user_renamed`).
+    UserRenamed,
+    /// A registered passkey the IdP does not list, registered so recently that the
+    /// directory may not show it yet (replication lag). Never repaired: the next
+    /// reconciliation decides.
+    NotListedYet,
 }
 
 impl DriftKind {
@@ -62,6 +70,8 @@ impl DriftKind {
             DriftKind::ExpiredPending => "expired_pending",
             DriftKind::CheckFailed => "check_failed",
             DriftKind::WouldFailAtSignIn => "would_fail_at_sign_in",
+            DriftKind::UserRenamed => "user_renamed",
+            DriftKind::NotListedYet => "not_listed_yet",
         }
     }
 }
@@ -131,8 +141,13 @@ pub(super) fn matches(m: &IdpPasskey, pk: &PasskeyRecord) -> bool {
 
 /// One IdP connection's view of one user.
 pub(super) struct Held {
+    /// The IdP connection.
     pub(super) connection: String,
+    /// The user's object id there.
     pub(super) user_id: String,
+    /// The user's UPN there, if it said.
+    pub(super) upn: Option<String>,
+    /// The passkeys it lists for the user.
     pub(super) methods: Vec<IdpPasskey>,
 }
 
@@ -177,27 +192,17 @@ impl Engine {
             blocked_by: None,
         };
         // What every connection holds for the user.
-        let mut held: Vec<Held> = Vec::new();
+        let (held, failed) = self.held_by(user);
+        for (name, e) in failed {
+            out.push(DriftFinding {
+                error: Some(e),
+                ..finding(DriftKind::CheckFailed, &name)
+            });
+        }
         let mut ids: Vec<String> = vec![user.to_owned()];
-        for (name, idp) in &self.idps {
-            let listed = idp
-                .user(user)
-                .and_then(|u| idp.list(&u.id).map(|m| (u.id, m)));
-            match listed {
-                Ok((id, methods)) => {
-                    if !ids.contains(&id) {
-                        ids.push(id.clone());
-                    }
-                    held.push(Held {
-                        connection: name.clone(),
-                        user_id: id,
-                        methods,
-                    });
-                }
-                Err(e) => out.push(DriftFinding {
-                    error: Some(e.to_string()),
-                    ..finding(DriftKind::CheckFailed, name)
-                }),
+        for h in &held {
+            if !ids.contains(&h.user_id) {
+                ids.push(h.user_id.clone());
             }
         }
         let checked_all = held.len() == self.idps.len();
@@ -245,15 +250,19 @@ impl Engine {
             {
                 continue;
             }
+            // Listed again first: a listing may not show a fresh registration yet.
+            let Some(kind) = self.confirm_missing(&asked, k, pk, now) else {
+                continue;
+            };
             let mut f = DriftFinding {
                 user_id: user_id.clone(),
                 key_id: Some(k.key_id.clone()),
                 passkey_template: Some(pk.passkey_template.clone()),
                 method_id: pk.idp_method_id.clone(),
                 credential_id: Some(b64(&pk.credential_id)),
-                ..finding(DriftKind::MissingAtIdp, &connection)
+                ..finding(kind, &connection)
             };
-            if options.fix {
+            if options.fix && kind == DriftKind::MissingAtIdp {
                 self.settle(&mut f, self.fix_missing(actor, k, pk, now));
             }
             out.push(f);
@@ -357,7 +366,14 @@ impl Engine {
                     );
                     self.settle(
                         &mut f,
-                        self.mark_reissue(actor, &k.key_id, None, detail, now),
+                        self.mark_reissue(
+                            actor,
+                            &k.key_id,
+                            None,
+                            ReissueReason::ChallengeExpired,
+                            detail,
+                            now,
+                        ),
                     );
                 }
                 out.push(f);
@@ -365,7 +381,9 @@ impl Engine {
                 break;
             }
         }
-        Ok(())
+
+        // 5. What the listings say about the passkeys that are there: last use, renames.
+        self.observe_passkeys(actor, user, &held, &passkeys, options, now, out)
     }
 
     fn settle(&self, f: &mut DriftFinding, r: Result<(), Error>) {
@@ -376,7 +394,7 @@ impl Engine {
     }
 
     /// The IdP connection of a key's passkey template ("" when the template is unknown).
-    fn connection_of(&self, key: &KeyRecord, passkey_template: &str) -> String {
+    pub(super) fn connection_of(&self, key: &KeyRecord, passkey_template: &str) -> String {
         self.template_for(key)
             .ok()
             .and_then(|t| {
@@ -388,7 +406,10 @@ impl Engine {
     }
 
     /// The key and passkey holding this credential anywhere in the repository.
-    fn owner_of(&self, credential_id: &[u8]) -> Result<Option<(KeyRecord, PasskeyRecord)>, Error> {
+    pub(super) fn owner_of(
+        &self,
+        credential_id: &[u8],
+    ) -> Result<Option<(KeyRecord, PasskeyRecord)>, Error> {
         for pk in self.store.passkeys_by_credential(credential_id)? {
             if let Some(k) = self.store.get_key(&pk.key_id)? {
                 return Ok(Some((k, pk)));
@@ -425,12 +446,13 @@ impl Engine {
         actor: &str,
         key_id: &str,
         passkey: Option<PasskeyRecord>,
+        reason: ReissueReason,
         detail: String,
         now: UnixMillis,
     ) -> Result<(), Error> {
         let key = self.key(key_id)?;
         let rec = self.reconcile_audit(actor, &key, "success", detail, now);
-        self.mark_needs_reissue(&key, rec, passkey.into_iter().collect(), now)?;
+        self.mark_needs_reissue_for(&key, Some(reason), rec, passkey.into_iter().collect(), now)?;
         Ok(())
     }
 
@@ -449,12 +471,19 @@ impl Engine {
             pk.passkey_template,
             pk.idp_method_id.as_deref().unwrap_or("-")
         );
-        self.mark_reissue(actor, &key.key_id, Some(gone), detail, now)
+        self.mark_reissue(
+            actor,
+            &key.key_id,
+            Some(gone),
+            ReissueReason::MissingAtIdp,
+            detail,
+            now,
+        )
     }
 
     /// The placeholder key that journal entries for passkeys nobody issued are recorded
     /// against (`foreign:<connection>:<user id>`, unregistered, no user).
-    fn foreign_key(&self, h: &Held, now: UnixMillis) -> Result<KeyRecord, Error> {
+    pub(super) fn foreign_key(&self, h: &Held, now: UnixMillis) -> Result<KeyRecord, Error> {
         let key_id = format!("foreign:{}:{}", h.connection, h.user_id);
         if let Some(k) = self.store.get_key(&key_id)? {
             return Ok(k);
@@ -490,7 +519,7 @@ impl Engine {
     /// Deletes a passkey at the IdP through the journal (an unfinished entry for the same
     /// method is reused), then audits the repair.
     #[allow(clippy::too_many_arguments)]
-    fn journalled_delete(
+    pub(super) fn journalled_delete(
         &self,
         actor: &str,
         key: &KeyRecord,

@@ -274,10 +274,17 @@ impl Engine {
             )?;
             return Ok(ReplayOutcome::Superseded(why));
         }
-        let found = self
+        let mut found = self
             .leased(entry.id, fence, now, || idp.list(&p.user))?
             .into_iter()
             .find(|m| m.holds(&request.credential_id));
+        // An earlier claim may have reached the IdP, and a fresh registration may not be
+        // listed yet (replication lag): look again before registering.
+        if found.is_none() && entry.attempts > 1 {
+            found = self.leased(entry.id, fence, now, || {
+                self.relisted(idp, &p.user, &request.credential_id)
+            })?;
+        }
         let (method_id, request_id, outcome) = match found {
             Some(m) => (m.method_id, None, ReplayOutcome::FoundAtIdp),
             None => {

@@ -321,6 +321,45 @@ impl Idp for EntraIdp {
         super::graph2026::entra_sign_in_blocks(self, user_id, aaguids)
     }
 
+    fn has_passkey(&self, user: &str, method_id: &str) -> Result<Option<bool>, IdpError> {
+        match self.client.get_method(user, method_id) {
+            Ok(_) => Ok(Some(true)),
+            // The method is not there (a 404 naming the user is an error: it proves
+            // nothing about the passkey).
+            Err(GraphError::Api {
+                status: 404,
+                ref code,
+                ..
+            }) if code != "Request_ResourceNotFound" => Ok(Some(false)),
+            Err(e) => Err(self.call_error("get", e)),
+        }
+    }
+
+    fn sms_readiness(
+        &self,
+        group: Option<&str>,
+    ) -> Result<Option<super::ReadinessReport>, IdpError> {
+        let r = self
+            .client
+            .sms_readiness(group)
+            .map_err(|e| self.call_error("readiness report", e))?;
+        let user = |u: entra_graph::ReadinessUser| super::ReadinessUser {
+            id: u.id,
+            upn: u.user_principal_name,
+            display_name: u.display_name,
+            methods: u.methods,
+        };
+        Ok(Some(super::ReadinessReport {
+            connection: self.name.clone(),
+            group: group.map(str::to_owned),
+            checked: r.checked,
+            not_ready: r.not_ready.into_iter().map(user).collect(),
+            guests: r.guests.into_iter().map(user).collect(),
+            guest_reason: entra_graph::GUEST_REFUSAL.to_owned(),
+            failed: r.failed,
+        }))
+    }
+
     fn revoke_sign_in_sessions(&self, user: &str) -> Result<bool, IdpError> {
         self.client
             .revoke_sign_in_sessions(user)
@@ -350,6 +389,18 @@ impl Idp for EntraIdp {
                     display_name: m.display_name,
                     aaguid: m.aa_guid,
                     last_used: m.last_used_date_time,
+                    passkey_type: m.passkey_type.map(|t| {
+                        match t {
+                            entra_graph::wire::PasskeyType::DeviceBound => "deviceBound",
+                            entra_graph::wire::PasskeyType::Synced => "synced",
+                            entra_graph::wire::PasskeyType::UnknownFutureValue => {
+                                "unknownFutureValue"
+                            }
+                        }
+                        .to_owned()
+                    }),
+                    created: m.created_date_time,
+                    model: m.model,
                 }
             })
             .collect())

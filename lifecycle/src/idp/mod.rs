@@ -7,10 +7,12 @@
 mod entra;
 mod extensions;
 mod graph2026;
+mod readiness;
 
 pub use entra::EntraIdp;
 pub use extensions::{CreationExtensions, CredProtectPolicy, ExtensionError, KeyExtensions};
 pub use graph2026::{ChallengeLimit, SignInBlocked};
+pub use readiness::{ReadinessReport, ReadinessUser};
 
 /// A creation challenge the IdP issued for one user (owned).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -99,6 +101,12 @@ pub struct IdpPasskey {
     /// When the passkey last signed in, as the IdP reports it (ISO 8601; Entra: beta
     /// `lastUsedDateTime` only).
     pub last_used: Option<String>,
+    /// `deviceBound` or `synced`, as the IdP reports it (Entra: v1.0 `passkeyType`).
+    pub passkey_type: Option<String>,
+    /// When it was registered, as the IdP reports it (ISO 8601).
+    pub created: Option<String>,
+    /// The authenticator model, as the IdP reports it.
+    pub model: Option<String>,
 }
 
 impl IdpPasskey {
@@ -291,6 +299,19 @@ pub trait Idp: Send + Sync {
     /// every disabled user when `resume` is `None`; `None` when the IdP has no change
     /// feed.
     fn leavers(&self, _resume: Option<&str>) -> Result<Option<Leavers>, IdpError> {
+        Ok(None)
+    }
+    /// Whether the user holds the passkey `method_id`, by a read of that one method
+    /// (Entra: `GET …/fido2Methods/{id}`): `Some(false)` when the IdP says it is not
+    /// there, `None` when the IdP has no such read. Reconciliation asks it before calling
+    /// a passkey a listing did not show missing (listings may lag behind a registration).
+    fn has_passkey(&self, _user: &str, _method_id: &str) -> Result<Option<bool>, IdpError> {
+        Ok(None)
+    }
+    /// The SMS/voice retirement readiness of the users of `group` (object id; `None`:
+    /// the whole directory): who has no phishing-resistant method, guests set apart.
+    /// `None` when the IdP cannot tell.
+    fn sms_readiness(&self, _group: Option<&str>) -> Result<Option<ReadinessReport>, IdpError> {
         Ok(None)
     }
     /// A bulk job starts using this connection: until [`Idp::bulk_ended`] the connector

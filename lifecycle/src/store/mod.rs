@@ -42,6 +42,7 @@ pub mod split;
 mod sql;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+pub mod watch;
 mod work;
 
 pub use agents::{AgentClass, AgentRecord, AgentStatus, EnrolmentCode};
@@ -57,6 +58,7 @@ pub use split::{
 };
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
+pub use watch::{KeyUse, PasskeyWatch, ReissueReason, WatchStore};
 pub use work::{
     Committed, FieldChange, JournalClose, JournalFence, PendingId, PendingPosition, Transition,
     UnitOfWork,
@@ -541,7 +543,7 @@ pub struct BulkCounts {
 
 /// The repository the lifecycle engine needs. Implementations are safe to share between
 /// threads and, for [`PgStore`], between processes on several hosts.
-pub trait Store: split::SplitStore + Send + Sync {
+pub trait Store: split::SplitStore + watch::WatchStore + Send + Sync {
     /// The schema version of the opened database.
     fn schema_version(&self) -> Result<u32>;
 

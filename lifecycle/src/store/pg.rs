@@ -346,3 +346,4 @@ impl PgStore {
 
 sql::impl_store!(PgStore);
 sql::impl_split_store!(PgStore);
+sql::impl_watch_store!(PgStore);

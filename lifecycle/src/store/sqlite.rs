@@ -293,6 +293,7 @@ impl SqliteStore {
 
 sql::impl_store!(SqliteStore);
 sql::impl_split_store!(SqliteStore);
+sql::impl_watch_store!(SqliteStore);
 
 #[cfg(test)]
 mod tests {

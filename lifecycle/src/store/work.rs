@@ -24,6 +24,9 @@ pub struct Transition {
     pub template_id: FieldChange<String>,
     /// `Some(b)` sets the needs-reissue flag; `None` leaves it.
     pub needs_reissue: Option<bool>,
+    /// Why, with `needs_reissue: Some(true)` (stored with the flag; cleared with it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reissue_reason: Option<super::watch::ReissueReason>,
 }
 
 impl Transition {
@@ -37,6 +40,7 @@ impl Transition {
             user_id: FieldChange::Keep,
             template_id: FieldChange::Keep,
             needs_reissue: None,
+            reissue_reason: None,
         }
     }
 }

@@ -82,6 +82,8 @@ both!(
     split_rows_are_authenticated,
     split_log_and_station_work,
     agents_and_enrolment_codes,
+    passkey_watch_names_last_use_and_reasons,
+    passkey_watch_migrated_from_schema_10,
 );
 
 #[test]

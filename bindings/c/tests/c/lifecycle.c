@@ -222,6 +222,41 @@ int main(int argc, char **argv) {
     ks_string_free(out);
     out = NULL;
 
+    /* Every passkey the holder has: the one on this key, a security key keysmith issued. */
+    if ((st = ks_user_passkeys(session, "kim@contoso.onmicrosoft.com", &out)) != KS_OK) {
+        fail("ks_user_passkeys", st);
+        goto done;
+    }
+    if (strstr(out, "\"kind\":\"security_key\"") == NULL || strstr(out, key_id) == NULL) {
+        fprintf(stderr, "user passkeys without the issued key: %s\n", out);
+        goto done;
+    }
+    ks_string_free(out);
+    out = NULL;
+    if ((st = ks_key_list_needs_reissue(session, &out)) != KS_OK || strcmp(out, "[]") != 0) {
+        fprintf(stderr, "keys needing reissue: %d %s\n", st, out ? out : "");
+        goto done;
+    }
+    ks_string_free(out);
+    out = NULL;
+    if ((st = ks_key_list_stale(session, 30, &out)) != KS_OK || strcmp(out, "[]") != 0) {
+        fprintf(stderr, "stale keys: %d %s\n", st, out ? out : "");
+        goto done;
+    }
+    ks_string_free(out);
+    out = NULL;
+    if (ks_key_list_stale(session, 0, &out) != KS_USAGE) {
+        fprintf(stderr, "0 stale days not refused\n");
+        goto done;
+    }
+    if ((st = ks_user_readiness(session, NULL, NULL, &out)) != KS_OK ||
+        strstr(out, "\"issue_csv\":\"user,serial\\n") == NULL) {
+        fprintf(stderr, "readiness: %d %s\n", st, out ? out : "");
+        goto done;
+    }
+    ks_string_free(out);
+    out = NULL;
+
     if ((st = ks_key_revoke(session, key_id, -1, &out)) != KS_OK) {
         fail("ks_key_revoke", st);
         goto done;

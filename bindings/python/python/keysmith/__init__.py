@@ -26,6 +26,16 @@ from keysmith.errors import (
     TransitionError,
     UsageError,
 )
+from keysmith.passkeys import (
+    ConnectionFailure,
+    ReadinessReport,
+    ReadinessUser,
+    ReissueEntry,
+    StaleEntry,
+    UserFailure,
+    UserPasskey,
+    UserPasskeys,
+)
 from keysmith.results import (
     AuditRecord,
     BulkItemResult,
@@ -129,4 +139,12 @@ __all__ = [
     "EnrollFingerprint",
     "OtherPrompt",
     "Prompt",
+    "UserPasskey",
+    "ConnectionFailure",
+    "UserPasskeys",
+    "ReissueEntry",
+    "StaleEntry",
+    "ReadinessUser",
+    "UserFailure",
+    "ReadinessReport",
 ]

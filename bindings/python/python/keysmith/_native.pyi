@@ -22,6 +22,10 @@ __all__ = [
     "DeviceHalf",
     "ServerHalf",
     "describe",
+    "user_passkeys",
+    "keys_needing_reissue",
+    "stale_keys",
+    "sms_readiness",
 ]
 
 __version__: str
@@ -50,6 +54,20 @@ def flush_logging() -> None:
 
 def describe(message: bytes) -> dict[str, Any]:
     """A JSON view (dict) of a split message for logs; secrets left out, nothing verified."""
+
+def user_passkeys(session: Session, user: str) -> dict[str, Any]:
+    """Every passkey ``user`` holds at every IdP connection, beside the keys issued them."""
+
+def keys_needing_reissue(session: Session) -> list[dict[str, Any]]:
+    """Keys marked as needing reissue, each with ``reason``."""
+
+def stale_keys(session: Session, days: int) -> list[dict[str, Any]]:
+    """Active keys not used during the last ``days`` days."""
+
+def sms_readiness(
+    session: Session, connection: str | None = None, group: str | None = None
+) -> dict[str, Any]:
+    """The SMS/voice retirement readiness of ``group``'s users (or the directory's)."""
 
 @final
 class Device:

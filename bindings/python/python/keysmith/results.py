@@ -400,7 +400,8 @@ class DriftFinding(_Result):
     """The credential id, if known."""
     kind: str
     """What is wrong: ``missing_at_idp``, ``still_at_idp``, ``unknown``,
-    ``expired_pending``, ``check_failed`` or ``would_fail_at_sign_in``."""
+    ``expired_pending``, ``check_failed``, ``would_fail_at_sign_in``, ``user_renamed`` or
+    ``not_listed_yet``."""
     fixed: bool
     """The drift was repaired."""
     error: str | None

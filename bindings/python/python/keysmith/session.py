@@ -14,6 +14,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from keysmith import _native
+from keysmith.passkeys import ReadinessReport, ReissueEntry, StaleEntry, UserPasskeys
 from keysmith.results import (
     AuditRecord,
     BulkJob,
@@ -316,6 +317,34 @@ class Session:
         ``nonce``; refusals as for :meth:`self_set_pin`."""
         return Key._from_native(
             self._native.self_issue(device._native, id_token, nonce, template, new_pin, serial)
+        )
+
+    def user_passkeys(self, user: str) -> UserPasskeys:
+        """Every passkey ``user`` (object id or UPN) holds at every IdP connection
+        (security keys, Microsoft Authenticator, Windows Hello, synced providers), each
+        with its ``kind`` and, when keysmith issued it, its ``key_id``; beside the keys
+        keysmith issued them."""
+        return UserPasskeys._from_native(_native.user_passkeys(self._native, user))
+
+    def keys_needing_reissue(self) -> list[ReissueEntry]:
+        """Keys marked as needing reissue, each with why (``user_renamed`` when
+        reconciliation found the holder renamed since issuance)."""
+        return [ReissueEntry._from_native(e) for e in _native.keys_needing_reissue(self._native)]
+
+    def stale_keys(self, days: int) -> list[StaleEntry]:
+        """Active keys none of whose passkeys signed in during the last ``days`` days, as
+        reconciliation last read it (Entra: beta ``lastUsedDateTime``)."""
+        return [StaleEntry._from_native(e) for e in _native.stale_keys(self._native, days)]
+
+    def sms_readiness(
+        self, connection: str | None = None, group: str | None = None
+    ) -> ReadinessReport:
+        """The SMS/voice retirement readiness of ``group``'s users (object id; ``None``:
+        the whole directory) at ``connection`` (``None``: the first configured): who has
+        no phishing-resistant method, with ``issue_csv`` for a bulk issue job; guests
+        and B2B users set apart."""
+        return ReadinessReport._from_native(
+            _native.sms_readiness(self._native, connection, group)
         )
 
     def reconcile(

@@ -28,6 +28,10 @@ pub(super) struct Row {
     /// The HR employee id (issue rows without `user`), looked up in the directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) employee_id: Option<String>,
+    /// Revoke rows naming a user: also delete the passkeys keysmith did not issue
+    /// (off unless `true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) include_foreign: Option<bool>,
 }
 
 fn csv_err(line: u64, column: u64, message: impl Into<String>) -> Error {
@@ -227,6 +231,15 @@ pub(super) fn rows_for(kind: BulkKind, text: &str) -> Result<Vec<(u64, Row)>, Er
                         ));
                     }
                     row.key_id = Some(value)
+                }
+                "include_foreign" => {
+                    row.include_foreign = Some(parse_bool(&value).ok_or_else(|| {
+                        csv_err(
+                            line,
+                            col,
+                            format!("include_foreign {value:?} is not true or false"),
+                        )
+                    })?)
                 }
                 "force" => {
                     row.force = Some(parse_bool(&value).ok_or_else(|| {

@@ -351,6 +351,40 @@ impl Store for FencedStore {
     }
 }
 
+/// What is learnt about passkeys after issuance is not written by bulk rows' own
+/// commits: plain pass-through.
+impl crate::store::watch::WatchStore for FencedStore {
+    fn reissue_reason(&self, key_id: &str) -> Result<Option<crate::store::ReissueReason>> {
+        self.inner.reissue_reason(key_id)
+    }
+    fn passkey_watch(&self, key_id: &str) -> Result<Vec<crate::store::PasskeyWatch>> {
+        self.inner.passkey_watch(key_id)
+    }
+    fn note_user_name(
+        &self,
+        key_id: &str,
+        passkey_template: &str,
+        credential_id: &[u8],
+        user_name: &str,
+    ) -> Result<()> {
+        self.inner
+            .note_user_name(key_id, passkey_template, credential_id, user_name)
+    }
+    fn record_last_used(
+        &self,
+        key_id: &str,
+        passkey_template: &str,
+        credential_id: &[u8],
+        last_used_ms: UnixMillis,
+    ) -> Result<()> {
+        self.inner
+            .record_last_used(key_id, passkey_template, credential_id, last_used_ms)
+    }
+    fn unused_keys(&self, before_ms: UnixMillis) -> Result<Vec<crate::store::KeyUse>> {
+        self.inner.unused_keys(before_ms)
+    }
+}
+
 /// The split deployment's tables are not written by bulk rows: plain pass-through.
 impl crate::store::split::SplitStore for FencedStore {
     fn split_session_create(

@@ -86,7 +86,7 @@ impl BulkKind {
         match self {
             // Issue needs one of user / employee_id (checked per row).
             BulkKind::Issue => (&["serial"], &["user", "employee_id", "template"]),
-            BulkKind::Revoke => (&[], &["key_id", "user", "force"]),
+            BulkKind::Revoke => (&[], &["key_id", "user", "force", "include_foreign"]),
             BulkKind::Reconcile => (&["user"], &[]),
         }
     }

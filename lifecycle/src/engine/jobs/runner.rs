@@ -591,8 +591,11 @@ impl Engine {
                     (None, Some(u)) => self.keys_of(u)?,
                     (None, None) => Vec::new(),
                 };
-                let all_revoked =
-                    !keys.is_empty() && keys.iter().all(|k| k.state == CredentialState::Revoked);
+                // A row that also deletes foreign passkeys is run again (it is idempotent:
+                // what is gone is no longer listed).
+                let all_revoked = row.include_foreign != Some(true)
+                    && !keys.is_empty()
+                    && keys.iter().all(|k| k.state == CredentialState::Revoked);
                 Ok(all_revoked.then(|| "already revoked (settled after a restart)".to_owned()))
             }
             BulkKind::Issue => {
@@ -688,7 +691,8 @@ impl Engine {
             (None, Some(u)) => self.keys_of(u)?,
             (None, None) => Vec::new(),
         };
-        if keys.is_empty() {
+        let foreign = row.include_foreign == Some(true) && row.key_id.is_none();
+        if keys.is_empty() && !foreign {
             return Err(LookupError::NotIssued {
                 key_id: row.user.clone().unwrap_or_default(),
                 what: "key (the user holds none)",
@@ -710,11 +714,15 @@ impl Engine {
                 }
             }
         }
-        Ok(if revoked.is_empty() {
+        let mut outcome = if revoked.is_empty() {
             "already revoked".to_owned()
         } else {
             format!("revoked {}", revoked.join(", "))
-        })
+        };
+        if let (true, Some(user)) = (foreign, &row.user) {
+            outcome.push_str(&self.revoke_foreign_row(&job.actor, user, now)?);
+        }
+        Ok(outcome)
     }
 
     fn bulk_reconcile(

@@ -137,4 +137,15 @@ impl Idp for Throttled {
         self.limiter.acquire();
         self.inner.revoke_sign_in_sessions(user)
     }
+    fn has_passkey(&self, user: &str, method_id: &str) -> Result<Option<bool>, IdpError> {
+        self.limiter.acquire();
+        self.inner.has_passkey(user, method_id)
+    }
+    fn sms_readiness(
+        &self,
+        group: Option<&str>,
+    ) -> Result<Option<crate::idp::ReadinessReport>, IdpError> {
+        self.limiter.acquire();
+        self.inner.sms_readiness(group)
+    }
 }

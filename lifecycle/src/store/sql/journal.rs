@@ -284,6 +284,7 @@ pub(crate) fn commit(
     }
     for p in &w.add_passkeys {
         add_passkey(sql, k, p)?;
+        note_passkey_added(sql, p)?;
     }
     for p in &w.update_passkeys {
         update_passkey(sql, k, p, now)?;

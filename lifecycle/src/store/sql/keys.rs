@@ -189,6 +189,7 @@ pub(super) fn apply_transition(
         })?;
         return Err(conflict(&found));
     }
+    apply_reissue_reason(sql, tr)?;
     Ok(next)
 }
 

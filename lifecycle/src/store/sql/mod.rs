@@ -28,6 +28,7 @@ mod schema;
 mod selfservice;
 mod split;
 mod store_impl;
+mod watch;
 
 pub(crate) use adopt::*;
 pub(crate) use agents::*;
@@ -40,6 +41,7 @@ pub(crate) use schema::*;
 pub(crate) use selfservice::*;
 pub(crate) use split::*;
 pub(crate) use store_impl::impl_store;
+pub(crate) use watch::*;
 
 /// A bound parameter (typed even when NULL, for PostgreSQL).
 #[derive(Clone, Debug)]

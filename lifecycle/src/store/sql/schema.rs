@@ -3,7 +3,7 @@
 use super::*;
 
 /// Number of migrations; the schema version after all of them.
-pub(crate) const MIGRATION_COUNT: u32 = 12;
+pub(crate) const MIGRATION_COUNT: u32 = 13;
 
 pub(super) const V1: &[&str] = &[
     "CREATE TABLE users (user_id TEXT PRIMARY KEY, upn TEXT NOT NULL UNIQUE, \
@@ -196,6 +196,21 @@ pub(super) const V_KEY_STATE_PAGES: &[&str] = &[
     "DROP INDEX keys_state",
 ];
 
+/// What keysmith learns about its passkeys after issuance (issue 19 item 5, issue 13
+/// item 12; `store::watch`): why a key needs reissue, and per passkey the user name it
+/// carries (the holder's UPN when it was made) and the IdP's last use of it. Passkeys
+/// already recorded get the UPN their key's user has in the users table (the UPN at that
+/// user's latest issuance).
+pub(super) const V_PASSKEY_WATCH: &[&str] = &[
+    "ALTER TABLE keys ADD COLUMN reissue_reason TEXT",
+    "CREATE TABLE passkey_watch (key_id TEXT NOT NULL REFERENCES keys(key_id), \
+     passkey_template TEXT NOT NULL, credential_id {BLOB} NOT NULL, user_name TEXT, \
+     last_used_ms BIGINT, PRIMARY KEY (key_id, passkey_template, credential_id))",
+    "INSERT INTO passkey_watch (key_id, passkey_template, credential_id, user_name) \
+     SELECT p.key_id, p.passkey_template, p.credential_id, u.upn FROM passkeys p \
+     JOIN keys k ON k.key_id = p.key_id LEFT JOIN users u ON u.user_id = k.user_id",
+];
+
 pub(super) const V2_SQLITE: &[&str] = &[
     "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit \
      BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END",
@@ -235,6 +250,7 @@ pub(super) fn migration_sql(version: u32, dialect: Dialect) -> Vec<String> {
         10 => V_AGENTS.to_vec(),
         11 => V_AGENT_MACS.to_vec(),
         12 => V_KEY_STATE_PAGES.to_vec(),
+        13 => V_PASSKEY_WATCH.to_vec(),
         _ => Vec::new(),
     };
     if version == 6 && dialect == Dialect::Postgres {

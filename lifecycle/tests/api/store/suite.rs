@@ -584,3 +584,7 @@ pub use fencing::*;
 #[path = "suite/agents.rs"]
 mod agents;
 pub use agents::*;
+
+#[path = "suite/watch.rs"]
+mod watch;
+pub use watch::*;

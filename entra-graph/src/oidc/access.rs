@@ -249,7 +249,7 @@ pub fn verify_access_with_jwks(
 }
 
 /// An asynchronous access-token verifier with a cache of the issuer's keys (refetched
-/// when older than [`JWKS_MAX_AGE`], or on an unknown `kid` at most once per
+/// when older than [`JWKS_MAX_AGE`](super::JWKS_MAX_AGE), or on an unknown `kid` at most once per
 /// [`AccessTokenSettings::jwks_refetch_interval`]). `Send + Sync`; share it.
 pub struct AccessTokenVerifier {
     settings: AccessTokenSettings,

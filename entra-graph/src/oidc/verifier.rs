@@ -68,7 +68,7 @@ impl OidcVerifier {
     }
 
     /// Verifies `token` at `now`: keys from the cache (fetched when missing or older than
-    /// [`JWKS_MAX_AGE`]; refetched once on an unknown `kid`, rate-limited).
+    /// [`JWKS_MAX_AGE`](super::JWKS_MAX_AGE); refetched once on an unknown `kid`, rate-limited).
     pub fn verify(&self, token: &str, now: SystemTime) -> Result<VerifiedToken, GraphError> {
         // Cheap shape checks first: a malformed token never causes a fetch.
         if token.len() > MAX_TOKEN_BYTES || token.split('.').count() != 3 {

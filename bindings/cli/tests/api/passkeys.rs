@@ -37,9 +37,9 @@ fn user_passkeys_needs_reissue_and_stale_in_json() {
         ],
         Some(PIN),
     );
-    let key = k["key_id"].as_str().unwrap().to_owned();
-    let k = e.json(&["--json", "activate", &key, "--pin-stdin"], Some(PIN));
+    // `--activate`: issued and activated in the one command.
     assert_eq!(k["state"], "active", "{k}");
+    let key = k["key_id"].as_str().unwrap().to_owned();
     emulator
         .seed_passkey(USER, AUTHENTICATOR, Some("deviceBound"), "Phone")
         .unwrap();

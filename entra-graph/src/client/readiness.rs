@@ -1,7 +1,7 @@
 //! The SMS/voice retirement readiness report (issue 19 item 6): which users of a group
 //! (or of the whole directory) have no phishing-resistant method, so will meet a blocking
 //! passkey registration prompt when Microsoft-provided SMS/voice sign-in retires
-//! (2027-02-01, ENTRA_GRAPH.md "2026").
+//! (2027-02-01; docs/ENTRA.md, "2026").
 //!
 //! Users come from `GET /users` or the group's members (nested groups followed), paged;
 //! their methods from `GET /users/{id}/authentication/methods` through `$batch` (20 users

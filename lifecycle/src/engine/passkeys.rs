@@ -12,13 +12,13 @@ use crate::model::CredentialState;
 use crate::store::{KeyQuery, KeyRecord};
 use crate::Error;
 
-/// Microsoft Authenticator's AAGUIDs (iOS, Android; ENTRA_GRAPH.md "2026").
+/// Microsoft Authenticator's AAGUIDs (iOS, Android; docs/ENTRA.md, "2026").
 pub const AUTHENTICATOR_AAGUIDS: &[&str] = &[
     "90a3ccdf-635c-4729-a248-9b709135078f",
     "de1e552d-db1d-4423-a619-566b625cdc84",
 ];
 
-/// Windows Hello's AAGUIDs (ENTRA_GRAPH.md "2026").
+/// Windows Hello's AAGUIDs (docs/ENTRA.md, "2026").
 pub const WINDOWS_HELLO_AAGUIDS: &[&str] = &[
     "08987058-cadc-4b81-b6e1-30de50dcbe96",
     "9ddd1817-af5a-4672-a2b9-3e3dd95000a9",

@@ -25,6 +25,10 @@ pub(crate) struct RegisterPayload {
     /// when the key is in any other state.
     #[serde(default)]
     pub expect_state: Option<String>,
+    /// The holder's own token registered it, through the device half (delegated
+    /// registration): a replay cannot call again, it only looks for the passkey.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub delegated: bool,
 }
 
 /// A journalled deletion. An empty `method_id` names the passkey by `credential_id`

@@ -22,6 +22,7 @@ use lifecycle::CredentialState;
 use zeroize::Zeroizing;
 
 use super::{rig_on, world_with, Agent, Rig, Ui};
+use crate::common::KIM;
 use crate::selfservice::{template, ADELE, ALL, AUDIENCE, NEW_PIN};
 
 /// What the server half's application may do: read users, groups, the policy and
@@ -220,4 +221,70 @@ fn a_holder_without_a_graph_token_registers_nothing() {
     };
     assert!(refusal.reason.contains("no Graph token"), "{refusal:?}");
     assert!(r.w.emulator.methods(ADELE).is_empty());
+}
+
+/// A device half that relays another user's creation options (its holder signed in as
+/// Adele, the options come from Kim's token) is caught before the key makes anything.
+#[test]
+fn creation_options_for_another_user_are_refused() {
+    let (r, mut key) = delegated_rig("split-delegated-other");
+    let mut ui = Ui(Some(NEW_PIN));
+    // Kim's delegated token, from a sign-in of her own.
+    let (mut kims, kim_need) = r.holder_asks(&mut key, &mut ui, self_issue(), Some("SN-D4"));
+    let (_, kim_graph) = holder_signs_in(&r, &kim_need, KIM);
+    drop(kims.session.abort(None, "cancelled", None));
+    let (mut holder, need) = r.holder_asks(&mut key, &mut ui, self_issue(), Some("SN-D4"));
+    let (id_token, _adeles) = holder_signs_in(&r, &need, ADELE);
+    let ended = run_holder(&r, &mut holder, id_token, kim_graph.as_ref(), &mut key, &mut ui);
+    let Event::Refused(refusal) = ended else {
+        panic!("another user's creation options were not refused: {ended:?}")
+    };
+    assert!(refusal.reason.contains("not the signed-in holder"), "{refusal:?}");
+    assert!(r.w.emulator.methods(ADELE).is_empty());
+    assert!(r.w.emulator.methods(KIM).is_empty());
+}
+
+/// A device half that reports a registration Graph never made (the answer forged, no
+/// call sent) is caught by the server's confirming read: nothing is recorded active.
+#[test]
+fn a_forged_registration_answer_is_not_recorded() {
+    let (r, mut key) = delegated_rig("split-delegated-forged");
+    let mut ui = Ui(Some(NEW_PIN));
+    let (mut holder, need) = r.holder_asks(&mut key, &mut ui, self_issue(), Some("SN-D5"));
+    let (id_token, graph) = holder_signs_in(&r, &need, ADELE);
+    let mut msg = holder.session.holder_auth(id_token).unwrap();
+    let ended = loop {
+        match holder.exchange(&r.c, msg, &mut key, &mut ui) {
+            Event::HolderGraph(c) if c.op == keysmith_wire::HolderGraphOp::Register => {
+                let forged = keysmith_wire::HolderGraphResult {
+                    op: c.op,
+                    status: 201,
+                    body: r#"{"id":"Zm9yZ2VkLW1ldGhvZA2","displayName":"forged"}"#.into(),
+                    error: None,
+                    request_id: None,
+                };
+                msg = holder.session.holder_graph_result(forged).unwrap();
+            }
+            Event::HolderGraph(c) => {
+                msg = holder
+                    .session
+                    .holder_graph_result(call(graph.as_ref(), &c))
+                    .unwrap();
+            }
+            other => break other,
+        }
+    };
+    let Event::Refused(refusal) = ended else {
+        panic!("a forged registration was accepted: {ended:?}")
+    };
+    assert!(
+        refusal.reason.contains("does not list this credential"),
+        "{refusal:?}"
+    );
+    assert!(r.w.emulator.methods(ADELE).is_empty());
+    let aaguid = key.info().unwrap().aaguid;
+    let key_id = lifecycle::engine::key_id_for(&aaguid, "SN-D5");
+    let keys = r.engine.store().list_passkeys(&key_id).unwrap();
+    assert!(!keys.is_empty(), "the credential was made and recorded as issued");
+    assert!(keys.iter().all(|p| p.idp_method_id.is_none()), "{keys:?}");
 }

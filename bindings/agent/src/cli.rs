@@ -399,12 +399,10 @@ fn sign_in_with<'a>(
         };
         let mut token = crate::oidc::sign_in(&sign_http, &req, &mut open)?;
         let graph = if wants_graph {
-            token
-                .take_access_token()
-                .map(|t| crate::me::GraphAccess {
-                    base_url: o.graph_url().to_owned(),
-                    token: t,
-                })
+            token.take_access_token().map(|t| crate::me::GraphAccess {
+                base_url: o.graph_url().to_owned(),
+                token: t,
+            })
         } else {
             None
         };

@@ -81,7 +81,11 @@ pub fn call(access: Option<&GraphAccess>, call: &HolderGraphCall) -> HolderGraph
         Ok(h) => h,
         Err(e) => return failed(e.to_string()),
     };
-    let url = format!("{}{}", access.base_url.trim_end_matches('/'), call.op.path());
+    let url = format!(
+        "{}{}",
+        access.base_url.trim_end_matches('/'),
+        call.op.path()
+    );
     let req = match call.op {
         HolderGraphOp::CreationOptions => http.get(&url),
         HolderGraphOp::Register => http
@@ -147,7 +151,11 @@ mod tests {
         let g = "https://graph.microsoft.com";
         let ok = |s: &[&str]| check_scopes(&s.iter().map(|s| s.to_string()).collect::<Vec<_>>(), g);
         assert!(!ok(&["openid", "profile"]).unwrap());
-        assert!(ok(&["openid", "https://graph.microsoft.com/UserAuthMethod-Passkey.ReadWrite"]).unwrap());
+        assert!(ok(&[
+            "openid",
+            "https://graph.microsoft.com/UserAuthMethod-Passkey.ReadWrite"
+        ])
+        .unwrap());
         assert!(ok(&["https://evil.example/UserAuthMethod-Passkey.ReadWrite"]).is_err());
         assert!(ok(&["https://graph.microsoft.com.evil.example/X"]).is_err());
         assert!(ok(&["https://graph.microsoft.com/a/b"]).is_err());

@@ -6,8 +6,8 @@
 
 mod serve {
     mod crash;
-    pub mod harness;
     mod delegated;
+    pub mod harness;
     #[cfg(unix)]
     mod holder_ui;
     mod split;

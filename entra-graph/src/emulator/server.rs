@@ -355,7 +355,8 @@ pub(crate) fn route(
         }
         [ver @ ("v1.0" | "beta"), rest @ ..] => {
             if rest.first() == Some(&"me") {
-                if let Some(r) = super::me::route(shared, ver, method, rest, &query, auth, body, rid)
+                if let Some(r) =
+                    super::me::route(shared, ver, method, rest, &query, auth, body, rid)
                 {
                     return r;
                 }

@@ -493,10 +493,10 @@ impl FlowEnv {
                 Some(t),
             ) => match operation {
                 HolderOp::SelfIssue { template } => {
-                    link.delegated = matches!(self.engine.delegated_scope_of(&template), Ok(Some(_)));
-                    self.engine.self_issue_via(
-                        &id_token, &nonce, &template, &serial, t, &mut link, now,
-                    )
+                    link.delegated =
+                        matches!(self.engine.delegated_scope_of(&template), Ok(Some(_)));
+                    self.engine
+                        .self_issue_via(&id_token, &nonce, &template, &serial, t, &mut link, now)
                 }
                 // Always by possession proof first, named key or not.
                 HolderOp::Activate { key_id } => self.engine.self_set_pin_probed_via(

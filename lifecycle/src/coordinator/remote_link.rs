@@ -170,7 +170,9 @@ impl DeviceLink for RemoteLink {
         body: Option<String>,
     ) -> Result<RelayedAnswer, Error> {
         if !self.delegated {
-            return Err(link_err("this session registers with the server's permission"));
+            return Err(link_err(
+                "this session registers with the server's permission",
+            ));
         }
         let ttl = self.config.message_ttl_ms;
         let msg = ServerMessage::HolderGraph(HolderGraphCall { op, body });
@@ -194,7 +196,9 @@ impl DeviceLink for RemoteLink {
                 detail: a.detail,
             }
             .into()),
-            _ => Err(link_err("a device message that is not the holder call's answer")),
+            _ => Err(link_err(
+                "a device message that is not the holder call's answer",
+            )),
         }
     }
     fn run(&mut self, spec: JobSpec) -> Result<Vec<Outcome>, Error> {

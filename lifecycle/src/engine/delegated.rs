@@ -15,8 +15,7 @@ fn unsupported(idp: &dyn Idp) -> IdpError {
     IdpError::Unsendable {
         idp: idp.name().to_owned(),
         operation: "delegated registration",
-        message: "this IdP connection does not support registration with the holder's token"
-            .into(),
+        message: "this IdP connection does not support registration with the holder's token".into(),
     }
 }
 

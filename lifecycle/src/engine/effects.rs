@@ -35,7 +35,7 @@ impl Engine {
         let key_id = flow.key.key_id.clone();
         let _live = self.live.hold(&key_id);
         // Delegated registration: the holder's token makes the call, through the link.
-        let mut holder = link.filter(|l| l.delegated());
+        let holder = link.filter(|l| l.delegated());
         let pending = self
             .store
             .pending_for_key(&key_id)?
@@ -116,7 +116,7 @@ impl Engine {
         self.maybe_crash(CrashPoint::AfterJournal)?;
         let (_, fence) = self.claim(entry.id, now)?;
         let request = payload.request(entry.id)?;
-        let registered = self.leased(entry.id, &fence, now, || match holder.as_deref_mut() {
+        let registered = self.leased(entry.id, &fence, now, || match holder {
             Some(l) => self.register_delegated(idp.as_ref(), l, &pending.user_id, &request),
             None => idp.register(&pending.user_id, &request),
         });

@@ -646,9 +646,9 @@ fn a_hostile_relay_registers_nothing_twice() {
     );
 }
 
+#[path = "split/delegated.rs"]
+mod delegated;
 #[path = "split/station.rs"]
 mod station;
 #[path = "split/station_reset.rs"]
 mod station_reset;
-#[path = "split/delegated.rs"]
-mod delegated;

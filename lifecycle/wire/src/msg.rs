@@ -588,7 +588,9 @@ impl HolderGraphOp {
     /// The path under the Graph base URL.
     pub fn path(self) -> &'static str {
         match self {
-            HolderGraphOp::CreationOptions => "/v1.0/me/authentication/fido2Methods/creationOptions",
+            HolderGraphOp::CreationOptions => {
+                "/v1.0/me/authentication/fido2Methods/creationOptions"
+            }
             HolderGraphOp::Register => "/v1.0/me/authentication/fido2Methods",
         }
     }

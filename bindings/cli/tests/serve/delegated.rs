@@ -44,7 +44,11 @@ fn a_holder_self_issues_through_me_while_the_server_may_only_read() {
         .unwrap();
     let fp = String::from_utf8_lossy(&printed.stdout)
         .lines()
-        .find_map(|l| l.split("fingerprint: sha256:").nth(1).map(|f| f.trim().to_owned()))
+        .find_map(|l| {
+            l.split("fingerprint: sha256:")
+                .nth(1)
+                .map(|f| f.trim().to_owned())
+        })
         .expect("fingerprint");
     let cfg = agent_config(&dir, "holder", &s, &fp, &emu);
     // The holder's agent sends the delegated token to the emulated Graph only.
@@ -59,7 +63,13 @@ fn a_holder_self_issues_through_me_while_the_server_may_only_read() {
     let forbidden = [emu.s("client_secret"), "sqlite".to_owned()];
     let out = holder_run(
         &cfg,
-        &["self-issue", "--device", &device, "--template", STANDARD_NAME],
+        &[
+            "self-issue",
+            "--device",
+            &device,
+            "--template",
+            STANDARD_NAME,
+        ],
         KIM,
         &forbidden.iter().map(String::as_str).collect::<Vec<_>>(),
     );

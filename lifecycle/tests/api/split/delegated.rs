@@ -141,7 +141,10 @@ fn a_holder_registers_their_own_passkey_with_a_read_only_server() {
     let (r, mut key) = delegated_rig("split-delegated");
     let mut ui = Ui(Some(NEW_PIN));
     let (mut holder, need) = r.holder_asks(&mut key, &mut ui, self_issue(), Some("SN-D1"));
-    let scope = format!("{}/UserAuthMethod-Passkey.ReadWrite", r.w.emulator.base_url());
+    let scope = format!(
+        "{}/UserAuthMethod-Passkey.ReadWrite",
+        r.w.emulator.base_url()
+    );
     assert!(need.scopes.contains(&scope), "{:?}", need.scopes);
 
     let (id_token, graph) = holder_signs_in(&r, &need, ADELE);
@@ -178,7 +181,9 @@ fn a_holder_registers_their_own_passkey_with_a_read_only_server() {
     // The delegated token stayed with the agent: in no message of the session.
     for m in r.engine.store().split_messages(&holder.session_id).unwrap() {
         assert!(
-            !m.bytes.windows(32).any(|w| access.as_bytes().starts_with(w)),
+            !m.bytes
+                .windows(32)
+                .any(|w| access.as_bytes().starts_with(w)),
             "the holder's Graph token is in a {:?} message",
             m.direction
         );
@@ -200,12 +205,21 @@ fn an_mfa_older_than_ten_minutes_registers_nothing() {
     };
     assert_eq!(refusal.code, RefusalCode::HolderAuthFailed, "{refusal:?}");
     assert!(
-        refusal.reason.contains("multifactor authentication within the last 10 minutes"),
+        refusal
+            .reason
+            .contains("multifactor authentication within the last 10 minutes"),
         "{refusal:?}"
     );
     assert!(r.w.emulator.methods(ADELE).is_empty());
     // Refused at the creation options: the key made nothing.
-    assert_eq!(r.w.emulator.request_log().iter().filter(|q| q.path.contains("/me/")).count(), 1);
+    assert_eq!(
+        r.w.emulator
+            .request_log()
+            .iter()
+            .filter(|q| q.path.contains("/me/"))
+            .count(),
+        1
+    );
 }
 
 #[test]
@@ -235,11 +249,21 @@ fn creation_options_for_another_user_are_refused() {
     drop(kims.session.abort(None, "cancelled", None));
     let (mut holder, need) = r.holder_asks(&mut key, &mut ui, self_issue(), Some("SN-D4"));
     let (id_token, _adeles) = holder_signs_in(&r, &need, ADELE);
-    let ended = run_holder(&r, &mut holder, id_token, kim_graph.as_ref(), &mut key, &mut ui);
+    let ended = run_holder(
+        &r,
+        &mut holder,
+        id_token,
+        kim_graph.as_ref(),
+        &mut key,
+        &mut ui,
+    );
     let Event::Refused(refusal) = ended else {
         panic!("another user's creation options were not refused: {ended:?}")
     };
-    assert!(refusal.reason.contains("not the signed-in holder"), "{refusal:?}");
+    assert!(
+        refusal.reason.contains("not the signed-in holder"),
+        "{refusal:?}"
+    );
     assert!(r.w.emulator.methods(ADELE).is_empty());
     assert!(r.w.emulator.methods(KIM).is_empty());
 }
@@ -285,6 +309,9 @@ fn a_forged_registration_answer_is_not_recorded() {
     let aaguid = key.info().unwrap().aaguid;
     let key_id = lifecycle::engine::key_id_for(&aaguid, "SN-D5");
     let keys = r.engine.store().list_passkeys(&key_id).unwrap();
-    assert!(!keys.is_empty(), "the credential was made and recorded as issued");
+    assert!(
+        !keys.is_empty(),
+        "the credential was made and recorded as issued"
+    );
     assert!(keys.iter().all(|p| p.idp_method_id.is_none()), "{keys:?}");
 }

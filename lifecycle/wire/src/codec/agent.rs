@@ -10,8 +10,8 @@ use super::{
 use crate::error::WireError;
 use crate::msg::{
     Abort, AgentHello, AgentMessage, Capabilities, DeviceFailure, DeviceReport, HolderAuth,
-    HolderGraphOp, HolderGraphResult, HostClaim, JobResult, KeyId, Outcome, OutcomeStatus, ProgressNote, Request, RequestOp,
-    StepOutput,
+    HolderGraphOp, HolderGraphResult, HostClaim, JobResult, KeyId, Outcome, OutcomeStatus,
+    ProgressNote, Request, RequestOp, StepOutput,
 };
 
 pub(super) fn body(msg: &AgentMessage) -> (u64, Value) {
@@ -283,19 +283,21 @@ pub(super) fn from_body(kind: u64, v: Value) -> Result<AgentMessage, WireError> 
         9 => {
             let m = Obj::strict(v, "HolderGraphResult", &[1, 2, 3, 4, 5])?;
             let op = text(m.req(1, "HolderGraphResult.op")?, "HolderGraphResult.op")?;
-            let status = uint(m.req(2, "HolderGraphResult.status")?, "HolderGraphResult.status")?;
+            let status = uint(
+                m.req(2, "HolderGraphResult.status")?,
+                "HolderGraphResult.status",
+            )?;
             AgentMessage::HolderGraphResult(HolderGraphResult {
                 op: HolderGraphOp::parse(&op).ok_or(WireError::InvalidValue {
                     field: "HolderGraphResult.op",
                     reason: "unknown holder Graph call",
                 })?,
-                status: u16::try_from(status)
-                    .ok()
-                    .filter(|s| *s < 600)
-                    .ok_or(WireError::InvalidValue {
+                status: u16::try_from(status).ok().filter(|s| *s < 600).ok_or(
+                    WireError::InvalidValue {
                         field: "HolderGraphResult.status",
                         reason: "not an HTTP status",
-                    })?,
+                    },
+                )?,
                 body: text_max(
                     m.req(3, "HolderGraphResult.body")?,
                     "HolderGraphResult.body",

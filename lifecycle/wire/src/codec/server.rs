@@ -9,8 +9,8 @@ use super::{
 };
 use crate::error::WireError;
 use crate::msg::{
-    Expect, HolderGraphCall, HolderGraphOp, Job, JobAck, NeedHolderAuth, RefusalCode, Refused, SealedSecret, ServerHello,
-    ServerMessage,
+    Expect, HolderGraphCall, HolderGraphOp, Job, JobAck, NeedHolderAuth, RefusalCode, Refused,
+    SealedSecret, ServerHello, ServerMessage,
 };
 
 pub(super) fn body(msg: &ServerMessage) -> (u64, Value) {

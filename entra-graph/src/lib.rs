@@ -55,6 +55,7 @@
 pub mod auth;
 mod client;
 mod config;
+pub mod delegated;
 #[cfg(feature = "emulator")]
 pub mod emulator;
 mod error;

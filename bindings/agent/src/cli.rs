@@ -359,7 +359,7 @@ fn sign_in_with<'a>(
     oidc: Option<crate::config::OidcConfig>,
     show: impl Fn(crate::ui::ToUi) + 'a,
 ) -> Result<
-    impl FnMut(&keysmith_wire::NeedHolderAuth) -> Result<Zeroizing<String>, AgentError> + 'a,
+    impl FnMut(&keysmith_wire::NeedHolderAuth) -> Result<crate::me::HolderTokens, AgentError> + 'a,
     AgentError,
 > {
     let sign_http = crate::http::client(None, Duration::from_secs(30))?;
@@ -375,6 +375,9 @@ fn sign_in_with<'a>(
                 need.issuer, need.client_id, o.issuer, o.client_id
             )));
         }
+        // Scopes on other resources are refused: the holder grants only the sign-in
+        // and, for delegated registration, the configured Graph.
+        let wants_graph = crate::me::check_scopes(&need.scopes, o.graph_url())?;
         show(crate::ui::ToUi::SessionCode {
             code: need.session_code.clone(),
         });
@@ -394,8 +397,19 @@ fn sign_in_with<'a>(
             });
             Ok(())
         };
-        let token = crate::oidc::sign_in(&sign_http, &req, &mut open)?;
-        Ok(Zeroizing::new(token.expose().to_owned()))
+        let mut token = crate::oidc::sign_in(&sign_http, &req, &mut open)?;
+        let graph = if wants_graph {
+            token.take_access_token().map(|t| crate::me::GraphAccess {
+                base_url: o.graph_url().to_owned(),
+                token: t,
+            })
+        } else {
+            None
+        };
+        Ok(crate::me::HolderTokens {
+            id_token: Zeroizing::new(token.expose().to_owned()),
+            graph,
+        })
     })
 }
 

@@ -75,6 +75,20 @@ pub struct OidcConfig {
     /// sign-in is older (review G1: 600 s).
     #[serde(default = "default_max_age")]
     pub max_age_secs: u64,
+    /// Graph's base URL: the only place the holder's delegated Graph token (delegated
+    /// registration) is sent, and the only resource whose scopes a server may ask the
+    /// holder to grant. Default `https://graph.microsoft.com`.
+    #[serde(default)]
+    pub graph_url: Option<String>,
+}
+
+impl OidcConfig {
+    /// [`OidcConfig::graph_url`] or Graph's public base URL.
+    pub fn graph_url(&self) -> &str {
+        self.graph_url
+            .as_deref()
+            .unwrap_or(crate::me::DEFAULT_GRAPH_URL)
+    }
 }
 
 fn default_max_age() -> u64 {
@@ -185,6 +199,9 @@ impl AgentConfig {
             check_url(&o.issuer).map_err(|r| AgentError::config("oidc.issuer", r))?;
             if o.client_id.trim().is_empty() {
                 return Err(AgentError::config("oidc.client_id", "must not be empty"));
+            }
+            if let Some(g) = &o.graph_url {
+                check_url(g).map_err(|r| AgentError::config("oidc.graph_url", r))?;
             }
         } else if self.class == AgentClass::Holder {
             return Err(AgentError::config(

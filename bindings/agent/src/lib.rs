@@ -15,10 +15,11 @@
 //!   nonce bound to the device session by the caller;
 //! - [`ui`]: the local UI channel between the agent service and the holder's UI
 //!   process (review E11): a Unix socket checked with `SO_PEERCRED`, or on Windows a
-//!   named pipe with a DACL for SYSTEM and the UI session's logon SID.
-//!
-//! The session loop (the wire messages to the server and `DeviceSession`) is wired in
-//! later; this crate is the part of the agent that does not depend on the wire format.
+//!   named pipe with a DACL for SYSTEM and the UI session's logon SID;
+//! - [`session`]: the session loop (the signed wire messages to `keysmith serve` and a
+//!   `DeviceSession` on the attached key);
+//! - [`me`]: the holder's own Graph calls for delegated registration, with the delegated
+//!   token of their sign-in (sent to the configured Graph only, never to the server).
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
 
@@ -30,6 +31,7 @@ mod error;
 pub mod holder;
 pub mod http;
 pub mod key;
+pub mod me;
 pub mod oidc;
 pub mod pkce;
 pub mod session;

@@ -99,13 +99,20 @@ pub fn discover(http: &reqwest::blocking::Client, issuer: &str) -> Result<Discov
     Ok(d)
 }
 
-/// An ID token. Zeroized on drop; `Debug` shows only its length.
-pub struct IdToken(Zeroizing<String>);
+/// An ID token, and the access token that came with it. Zeroized on drop; `Debug` shows
+/// only the ID token's length.
+pub struct IdToken(Zeroizing<String>, Option<Zeroizing<String>>);
 
 impl IdToken {
     /// The compact JWS, to hand to the session (never to a log).
     pub fn expose(&self) -> &str {
         &self.0
+    }
+
+    /// The access token the token endpoint issued with it (for the resource of the
+    /// sign-in's non-OIDC scopes: a delegated Graph token when one was asked for).
+    pub fn take_access_token(&mut self) -> Option<Zeroizing<String>> {
+        self.1.take()
     }
 }
 
@@ -353,13 +360,19 @@ pub fn sign_in(
             error_text(&answer)
         )));
     }
-    let token = IdToken(Zeroizing::new(
+    let token = IdToken(
+        Zeroizing::new(
+            answer
+                .get("id_token")
+                .and_then(|v| v.as_str())
+                .ok_or_else(|| AgentError::SignIn("the token answer has no id_token".into()))?
+                .to_owned(),
+        ),
         answer
-            .get("id_token")
+            .get("access_token")
             .and_then(|v| v.as_str())
-            .ok_or_else(|| AgentError::SignIn("the token answer has no id_token".into()))?
-            .to_owned(),
-    ));
+            .map(|t| Zeroizing::new(t.to_owned())),
+    );
     drop(answer);
     if token_nonce(token.expose()).as_deref() != Some(req.nonce.as_str()) {
         return Err(AgentError::SignIn(
@@ -419,7 +432,7 @@ mod tests {
             "x+y z"
         );
         assert!(query_param("a=1", "code").is_none());
-        let t = IdToken(Zeroizing::new("eyJhbGciOi.secret.sig".into()));
+        let t = IdToken(Zeroizing::new("eyJhbGciOi.secret.sig".into()), None);
         assert!(!format!("{t:?}").contains("secret"));
         let jwt = format!("x.{}.y", URL_SAFE_NO_PAD.encode(br#"{"nonce":"n1"}"#));
         assert_eq!(token_nonce(&jwt).as_deref(), Some("n1"));

@@ -154,8 +154,10 @@ impl Carrier<'_> {
     }
 }
 
-/// Signs the holder in for `need` and returns their ID token.
-pub type SignIn<'a> = dyn FnMut(&NeedHolderAuth) -> Result<Zeroizing<String>, AgentError> + 'a;
+/// Signs the holder in for `need` and returns their ID token (for the server) and, when
+/// the server asked for delegated registration, their Graph token (kept here).
+pub type SignIn<'a> =
+    dyn FnMut(&NeedHolderAuth) -> Result<crate::me::HolderTokens, AgentError> + 'a;
 
 /// Runs one session on `device` in `mode`; returns the final answer as JSON (`job_ack`
 /// with the key's id and state, or `done`).
@@ -233,6 +235,9 @@ pub fn run(
         .map_err(session_err)?;
     let mut msg = report;
     let mut asked = false;
+    // The holder's delegated Graph token, after a sign-in that asked for one (zeroized
+    // when the session ends).
+    let mut graph: Option<crate::me::GraphAccess> = None;
     loop {
         let reply = carrier.post(&msg)?;
         match session.receive(&reply, now()).map_err(session_err)? {
@@ -247,8 +252,15 @@ pub fn run(
                 msg = reply;
             }
             Event::NeedHolderAuth(need) => {
-                let token = sign_in(&need)?;
-                msg = session.holder_auth(token).map_err(session_err)?;
+                let tokens = sign_in(&need)?;
+                graph = tokens.graph;
+                msg = session.holder_auth(tokens.id_token).map_err(session_err)?;
+            }
+            Event::HolderGraph(call) => {
+                // The holder's own Graph call; the token stays here, the answer goes to
+                // the server as it came.
+                let result = crate::me::call(graph.as_ref(), &call);
+                msg = session.holder_graph_result(result).map_err(session_err)?;
             }
             Event::Wait { retry_ms } => {
                 if !asked {

@@ -1016,6 +1016,25 @@ ks_status ks_device_half_holder_auth(const ks_device_half *half,
                                      size_t *out_len);
 
 /**
+ * The answer to a `holder_graph` event (delegated registration: the caller made the Graph
+ * call with the holder's delegated token), as JSON `{"op","status","body","error"?,
+ * "request_id"?}` (`status` 0 with `error` when no answer came); `*out` gets the signed
+ * `HolderGraphResult` to send. The holder's token never goes into it.
+ *
+ * Ownership: result_json stays the caller's and is only read during the call; half is
+ * borrowed for the call; the library allocates *out (free with ks_bytes_free() and its
+ * length); the caller owns it.
+ * NULL: half, result_json, out, out_len may each be NULL only to be refused: the call
+ * returns KS_USAGE and does nothing.
+ * Blocks: no.
+ * Threads: any thread; handles may be shared between threads.
+ */
+ks_status ks_device_half_holder_graph_result(const ks_device_half *half,
+                                             const char *result_json,
+                                             uint8_t **out,
+                                             size_t *out_len);
+
+/**
  * Takes a server message received at monotonic `now_ms`; `*out_event_json` gets the
  * event: `{"event":"established"}`, `{"event":"need_holder_auth","issuer","client_id",
  * "scopes","nonce","login_hint","max_age_s","session_code"}`, `{"event":"job",
@@ -1023,7 +1042,8 @@ ks_status ks_device_half_holder_auth(const ks_device_half *half,
  * "job_refused","reason","reply":hex}`, `{"event":"job_ack","key_id","state",
  * "needs_reissue","registered"}`, `{"event":"refused","code","reason",...}`,
  * `{"event":"wait","retry_ms"}`, `{"event":"done",...}`, `{"event":"retransmission",
- * "reply":hex|null}`.
+ * "reply":hex|null}`, `{"event":"holder_graph","op","method","path","body"}` (answer with
+ * ks_device_half_holder_graph_result()).
  *
  * Ownership: message stays the caller's and is only read during the call; half is borrowed
  * for the call; the library allocates *out_event_json (free with ks_string_free()); the

@@ -346,6 +346,35 @@ pub unsafe extern "C" fn ks_device_half_holder_auth(
     }
 }
 
+/// The answer to a `holder_graph` event (delegated registration: the caller made the Graph
+/// call with the holder's delegated token), as JSON `{"op","status","body","error"?,
+/// "request_id"?}` (`status` 0 with `error` when no answer came); `*out` gets the signed
+/// `HolderGraphResult` to send. The holder's token never goes into it.
+///
+/// Ownership: result_json stays the caller's and is only read during the call; half is
+/// borrowed for the call; the library allocates *out (free with ks_bytes_free() and its
+/// length); the caller owns it.
+/// NULL: half, result_json, out, out_len may each be NULL only to be refused: the call
+/// returns KS_USAGE and does nothing.
+/// Blocks: no.
+/// Threads: any thread; handles may be shared between threads.
+#[no_mangle]
+pub unsafe extern "C" fn ks_device_half_holder_graph_result(
+    half: *const ks_device_half,
+    result_json: *const c_char,
+    out: *mut *mut u8,
+    out_len: *mut usize,
+) -> ks_status {
+    // SAFETY: caller contract, forwarded.
+    unsafe {
+        bytes_op(out, out_len, || {
+            handle(half, "half")?
+                .inner
+                .holder_graph_result(arg(result_json, "result_json")?)
+        })
+    }
+}
+
 /// Takes a server message received at monotonic `now_ms`; `*out_event_json` gets the
 /// event: `{"event":"established"}`, `{"event":"need_holder_auth","issuer","client_id",
 /// "scopes","nonce","login_hint","max_age_s","session_code"}`, `{"event":"job",
@@ -353,7 +382,8 @@ pub unsafe extern "C" fn ks_device_half_holder_auth(
 /// "job_refused","reason","reply":hex}`, `{"event":"job_ack","key_id","state",
 /// "needs_reissue","registered"}`, `{"event":"refused","code","reason",...}`,
 /// `{"event":"wait","retry_ms"}`, `{"event":"done",...}`, `{"event":"retransmission",
-/// "reply":hex|null}`.
+/// "reply":hex|null}`, `{"event":"holder_graph","op","method","path","body"}` (answer with
+/// ks_device_half_holder_graph_result()).
 ///
 /// Ownership: message stays the caller's and is only read during the call; half is borrowed
 /// for the call; the library allocates *out_event_json (free with ks_string_free()); the

@@ -6,6 +6,7 @@
 
 mod serve {
     mod crash;
+    mod delegated;
     pub mod harness;
     #[cfg(unix)]
     mod holder_ui;
@@ -27,8 +28,20 @@ use serve::harness::{
 #[ignore = "the emulator child process of the serve tests"]
 fn emulator_child() {
     let fixture = std::env::var("KEYSMITH_TEST_FIXTURE").expect("fixture");
+    // A server application with only these permissions (comma-separated), when given.
+    let apps = std::env::var("KEYSMITH_TEST_APP_ROLES")
+        .map(|roles| {
+            vec![entra_graph::emulator::AppRegistration {
+                client_id: "3b0f7c2e-5d1a-4c8e-9f2b-6a4d8e1c0d42".into(),
+                client_secret: Some("emulated-limited-app-secret".into()),
+                certificates_pem: Vec::new(),
+                roles: Some(roles.split(',').map(str::to_owned).collect()),
+            }]
+        })
+        .unwrap_or_default();
     let config = entra_graph::emulator::EmulatorConfig {
         tenant: serde_json::from_str(&fixture).expect("fixture json"),
+        apps,
         ..Default::default()
     };
     let emulator = entra_graph::emulator::Emulator::start(config).expect("emulator");

@@ -152,6 +152,19 @@ impl DeviceHalf {
         Ok(bytes(py, &b))
     }
 
+    /// The answer to a ``holder_graph`` event (a dict or JSON: op, status, body,
+    /// error, request_id): the signed ``HolderGraphResult`` to send.
+    fn holder_graph_result(
+        &self,
+        py: Python<'_>,
+        result: &Bound<'_, PyAny>,
+    ) -> PyResult<Py<PyBytes>> {
+        let text = json_text(result)?;
+        let h = self.inner.clone();
+        let b = blocking(py, None, move || h.holder_graph_result(&text))?;
+        Ok(bytes(py, &b))
+    }
+
     /// An `Abort` (`cancelled`, `key_removed`, ...).
     fn abort(&self, py: Python<'_>, reason: String) -> PyResult<Py<PyBytes>> {
         let h = self.inner.clone();

@@ -322,18 +322,38 @@ pub(crate) fn code_grant(
     }
     let mut raw = [0u8; 32];
     OsRng.fill_bytes(&mut raw);
+    let access = format!("emu-user.{}", encode_b64url(&raw));
+    // A Graph scope beside `openid`: the access token is a delegated Graph token for
+    // this user (`me.rs`), its MFA as old as the sign-in says.
+    let graph_scopes = super::me::graph_scopes(&issued.scope, base_url);
+    if !graph_scopes.is_empty() {
+        oidc.delegated.insert(
+            access.clone(),
+            super::me::DelegatedGrant {
+                user_id: user.id.clone(),
+                client_id: client_id.clone(),
+                scopes: graph_scopes,
+                mfa_at: now
+                    .checked_sub(oidc.sign_in_age)
+                    .unwrap_or(std::time::UNIX_EPOCH),
+                expires: now + lifetime,
+            },
+            now,
+        );
+    }
     let mut out = json!({
         "token_type": "Bearer",
         "scope": issued.scope,
         "expires_in": lifetime.as_secs(),
         "ext_expires_in": lifetime.as_secs(),
-        "access_token": format!("emu-user.{}", encode_b64url(&raw)),
+        "access_token": access,
     });
     if issued.scope.split(' ').any(|s| s == "openid") {
         let opts = HolderTokenOptions {
             lifetime,
             nonce: issued.nonce.clone(),
             scope: issued.scope.clone(),
+            auth_age: oidc.sign_in_age,
             ..HolderTokenOptions::new(user.id.clone(), client_id.clone())
         };
         let claims = holder_claims(base_url, &st.tenant.tenant_id, user, &opts, now);

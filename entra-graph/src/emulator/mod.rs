@@ -24,6 +24,7 @@
 mod apitoken;
 mod authorize;
 mod graph;
+mod me;
 mod oidc;
 mod policy2026;
 mod seed;
@@ -617,6 +618,13 @@ impl Emulator {
     /// Replaces the FIDO2 policy.
     pub fn set_policy(&self, policy: Fido2Policy) {
         self.shared.state().policy = policy;
+    }
+
+    /// Sign-ins at `/authorize` from now on say the user authenticated (password and
+    /// MFA) `age` ago, as a remembered browser session does: the ID token's `auth_time`,
+    /// and the MFA time Graph's `/me` checks (it wants MFA within the last 10 minutes).
+    pub fn set_sign_in_age(&self, age: Duration) {
+        self.shared.oidc().sign_in_age = age;
     }
 
     /// Replaces the FIDO2 policy as an administrator's change at Entra would: refused

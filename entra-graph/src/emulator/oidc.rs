@@ -77,6 +77,11 @@ pub(crate) struct OidcState {
     pub generation: usize,
     /// Authorization codes issued by `/authorize` (`authorize.rs`).
     pub codes: super::authorize::Codes,
+    /// Delegated Graph tokens the code grant issued (`me.rs`).
+    pub delegated: super::me::DelegatedTokens,
+    /// How long ago `/authorize` sign-ins say the user authenticated (password and MFA):
+    /// zero, or a remembered session's age ([`super::Emulator::set_sign_in_age`]).
+    pub sign_in_age: std::time::Duration,
 }
 
 impl OidcState {

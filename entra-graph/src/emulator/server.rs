@@ -354,6 +354,13 @@ pub(crate) fn route(
             }
         }
         [ver @ ("v1.0" | "beta"), rest @ ..] => {
+            if rest.first() == Some(&"me") {
+                if let Some(r) =
+                    super::me::route(shared, ver, method, rest, &query, auth, body, rid)
+                {
+                    return r;
+                }
+            }
             let client = match authenticate(shared, auth) {
                 Ok(c) => c,
                 Err(r) => return finish(r, rid),
@@ -504,7 +511,7 @@ fn authenticate(
 /// bucket, and a write (anything but GET) one more from the separate write bucket
 /// (3 000 writes per 150 s, FACTS). An empty bucket answers 429 with `Retry-After` and
 /// `x-ms-throttle-scope` / `x-ms-throttle-information` naming which limit it was.
-fn throttled(shared: &Shared, client: &str, method: &str, rid: &str) -> Option<Resp> {
+pub(super) fn throttled(shared: &Shared, client: &str, method: &str, rid: &str) -> Option<Resp> {
     let (read, write) = {
         let k = shared.knobs();
         (k.throttle, k.write_throttle)

@@ -75,6 +75,12 @@ pub enum SessionError {
     /// No job is waiting to run.
     #[error("no job is waiting")]
     NoJob,
+    /// An answer the server did not ask for (`what`).
+    #[error("the server did not ask for {what}")]
+    NotAsked {
+        /// What was answered.
+        what: &'static str,
+    },
     /// The session has not been answered by a `ServerHello` yet.
     #[error("the session is not established")]
     NotEstablished,
@@ -111,6 +117,10 @@ pub enum Event {
         /// Why (no secret).
         reason: String,
     },
+    /// The server asks for one of the holder's own Graph calls (delegated registration):
+    /// make it with the holder's delegated token (from the sign-in, held by the caller,
+    /// never sent to the server) and answer with [`DeviceSession::holder_graph_result`].
+    HolderGraph(keysmith_wire::HolderGraphCall),
     /// The server accepted a job's result.
     JobAck(JobAck),
     /// The server refused something.
@@ -160,6 +170,8 @@ pub struct DeviceSession {
     aaguid: Option<[u8; 16]>,
     memory: PinMemory,
     held: Option<Held>,
+    /// The holder Graph call the server asked for last, until answered.
+    graph_call: Option<keysmith_wire::HolderGraphOp>,
     closed: bool,
 }
 
@@ -215,6 +227,7 @@ impl DeviceSession {
             aaguid: None,
             memory: PinMemory::default(),
             held: None,
+            graph_call: None,
             closed: false,
         };
         (s, bytes)
@@ -299,6 +312,20 @@ impl DeviceSession {
             None,
             AgentMessage::HolderAuth(keysmith_wire::HolderAuth { id_token }),
         )
+    }
+
+    /// The answer to the server's last [`Event::HolderGraph`] call: what Graph said
+    /// (`status`, `body`, `request_id`), or `status` 0 with `error` when no answer came.
+    pub fn holder_graph_result(
+        &mut self,
+        result: keysmith_wire::HolderGraphResult,
+    ) -> Result<Vec<u8>, SessionError> {
+        if self.graph_call.take() != Some(result.op) {
+            return Err(SessionError::NotAsked {
+                what: "a holder Graph result",
+            });
+        }
+        self.send(None, AgentMessage::HolderGraphResult(result))
     }
 
     /// An `Abort` (`cancelled`, `key_removed`, `wrong_key`, `ttl_expired`, `unsupported`).
@@ -402,6 +429,10 @@ impl DeviceSession {
                     ttl_ms: env.ttl_ms,
                 });
                 Ok(Event::Job(pending))
+            }
+            ServerMessage::HolderGraph(call) => {
+                self.graph_call = Some(call.op);
+                Ok(Event::HolderGraph(call))
             }
             ServerMessage::JobAck(a) => Ok(Event::JobAck(a)),
             ServerMessage::Refused(r) => Ok(Event::Refused(r)),

@@ -187,6 +187,15 @@ impl Coordinator {
             .into());
         }
         let oidc = self.holder_oidc(req.template.as_deref())?;
+        // Delegated registration: the holder's sign-in also asks for the IdP scope their
+        // device half registers with (the token stays there).
+        let delegated_scope = match (&req.operation, req.template.as_deref()) {
+            (RequestOp::SelfIssue, Some(t)) => self
+                .engine
+                .delegated_scope_of(t)
+                .map_err(|e| Rejected::new(RefusalCode::NotAllowed, e.to_string()))?,
+            _ => None,
+        };
         let Some((session_pub, server_nonce)) = session_bytes(row) else {
             return Err(CoordinatorError::Context {
                 session_id: row.session_id.clone(),
@@ -206,7 +215,10 @@ impl Coordinator {
             ServerMessage::NeedHolderAuth(NeedHolderAuth {
                 issuer: oidc.issuer.clone(),
                 client_id: oidc.audience.clone(),
-                scopes: vec!["openid".into(), "profile".into()],
+                scopes: ["openid".to_owned(), "profile".to_owned()]
+                    .into_iter()
+                    .chain(delegated_scope)
+                    .collect(),
                 session_code: session_code(&nonce),
                 nonce,
                 login_hint: None,
@@ -400,6 +412,7 @@ impl FlowEnv {
                 started: (now, Instant::now()),
                 last_job: None,
                 info_claimed: false,
+                delegated: false,
             },
             ctx,
         ))
@@ -479,9 +492,12 @@ impl FlowEnv {
                 },
                 Some(t),
             ) => match operation {
-                HolderOp::SelfIssue { template } => self
-                    .engine
-                    .self_issue_via(&id_token, &nonce, &template, &serial, t, &mut link, now),
+                HolderOp::SelfIssue { template } => {
+                    link.delegated =
+                        matches!(self.engine.delegated_scope_of(&template), Ok(Some(_)));
+                    self.engine
+                        .self_issue_via(&id_token, &nonce, &template, &serial, t, &mut link, now)
+                }
                 // Always by possession proof first, named key or not.
                 HolderOp::Activate { key_id } => self.engine.self_set_pin_probed_via(
                     &id_token,
@@ -581,6 +597,13 @@ fn refusal(e: &Error) -> Refused {
             needs_reissue = Some(true);
             RefusalCode::ChallengeExpired
         }
+        // The holder's own IdP call refused their token (a stale MFA, a missing grant):
+        // the holder signs in again.
+        Error::Idp(crate::idp::IdpError::Call {
+            operation,
+            status: Some(401 | 403),
+            ..
+        }) if operation.ends_with("(holder)") => RefusalCode::HolderAuthFailed,
         Error::Engine(EngineError::Attestation { .. })
         | Error::Engine(EngineError::SignIn { .. }) => RefusalCode::VerificationFailed,
         Error::Engine(EngineError::Device {

@@ -10,12 +10,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fido_core::commands::AuthenticatorInfo;
-use keysmith_wire::{open_agent, AgentMessage, Outcome, PublicKey, ServerMessage};
+use keysmith_wire::{
+    open_agent, AgentMessage, HolderGraphCall, HolderGraphOp, Outcome, PublicKey, ServerMessage,
+};
 
 use super::claims;
 use super::context::{hex, unhex, SessionContext};
 use super::CoordinatorConfig;
 use crate::engine::Engine;
+use crate::idp::RelayedAnswer;
 use crate::remote::{DeviceLink, JobSpec, LinkError, ServerChannel, JOB_TTL_MS};
 use crate::store::{SplitSession, SplitSessionState};
 use crate::Error;
@@ -42,6 +45,8 @@ pub(super) struct RemoteLink {
     pub(super) last_job: Option<keysmith_wire::JobId>,
     /// The device report's getInfo was recorded as claimed.
     pub(super) info_claimed: bool,
+    /// The flow registers with the holder's delegated token (the device half's calls).
+    pub(super) delegated: bool,
 }
 
 fn link_err(what: &'static str) -> Error {
@@ -155,6 +160,46 @@ impl DeviceLink for RemoteLink {
     }
     fn set_current_known(&mut self, known: bool) {
         self.current_known = known;
+    }
+    fn delegated(&self) -> bool {
+        self.delegated
+    }
+    fn holder_call(
+        &mut self,
+        op: HolderGraphOp,
+        body: Option<String>,
+    ) -> Result<RelayedAnswer, Error> {
+        if !self.delegated {
+            return Err(link_err(
+                "this session registers with the server's permission",
+            ));
+        }
+        let ttl = self.config.message_ttl_ms;
+        let msg = ServerMessage::HolderGraph(HolderGraphCall { op, body });
+        self.post(false, |ch| Ok(ch.message_with_ttl(None, msg, ttl)))?;
+        // The holder's calls are two HTTPS requests at most: a minute is plenty.
+        let deadline = Instant::now() + Duration::from_millis(ttl.saturating_add(60_000));
+        let bytes = self.await_inbox(deadline)?;
+        let opened = open_agent(&bytes, &self.agent).map_err(LinkError::from)?;
+        match opened.envelope.msg {
+            AgentMessage::HolderGraphResult(r) if r.op == op => Ok(RelayedAnswer {
+                status: r.status,
+                body: r.body,
+                error: r.error,
+                request_id: r.request_id,
+            }),
+            AgentMessage::HolderGraphResult(_) => {
+                Err(link_err("the device half answered another holder call"))
+            }
+            AgentMessage::Abort(a) => Err(LinkError::Aborted {
+                reason: a.reason,
+                detail: a.detail,
+            }
+            .into()),
+            _ => Err(link_err(
+                "a device message that is not the holder call's answer",
+            )),
+        }
     }
     fn run(&mut self, spec: JobSpec) -> Result<Vec<Outcome>, Error> {
         let ttl = JOB_TTL_MS;

@@ -520,7 +520,9 @@ impl Coordinator {
             // A flow runs: its job's result (or abort) goes to it; progress notes are
             // acknowledged; nothing else is taken until it ends.
             return match msg {
-                AgentMessage::JobResult(_) | AgentMessage::Abort(_) => {
+                AgentMessage::JobResult(_)
+                | AgentMessage::Abort(_)
+                | AgentMessage::HolderGraphResult(_) => {
                     ctx.inbox = Some(hex(bytes));
                     Ok(Dispatched::ToFlow)
                 }

@@ -260,6 +260,7 @@ impl Engine {
                         origin.as_deref(),
                         pin,
                         &key_extensions,
+                        link,
                     )?;
                     b.steps.push(step);
                     b.posts.push(Post::Made(Box::new(prep)));
@@ -401,6 +402,7 @@ impl Engine {
         origin: Option<&str>,
         pin: PinSource,
         key_extensions: &[String],
+        link: &mut dyn DeviceLink,
     ) -> Result<(DeviceStep, MakePrep), Error> {
         let t = flow
             .templates
@@ -430,7 +432,18 @@ impl Engine {
             flow.attrs.get("userPrincipalName").map(String::as_str),
             idp_connection,
         )?;
-        let challenge = idp.creation_challenge(&idp_user, minutes, origin)?;
+        let challenge = if link.delegated() {
+            // The holder's own token fetches the options (Graph v1.0 `/me`: no timeout
+            // parameter, 5 minutes).
+            let upn = flow
+                .attrs
+                .get("userPrincipalName")
+                .cloned()
+                .unwrap_or_else(|| user.clone());
+            self.holder_challenge(idp.as_ref(), link, origin, &upn)?
+        } else {
+            idp.creation_challenge(&idp_user, minutes, origin)?
+        };
         if let Some(pinned) = rp_id {
             if pinned != challenge.rp_id {
                 return Err(IdpEffectError::RpIdMismatch {

@@ -29,10 +29,13 @@ impl Engine {
         flow: &mut FlowContext<'_>,
         passkey_template: &str,
         idp_connection: &str,
+        link: Option<&mut (dyn crate::remote::DeviceLink + '_)>,
         now: UnixMillis,
     ) -> Result<(), Error> {
         let key_id = flow.key.key_id.clone();
         let _live = self.live.hold(&key_id);
+        // Delegated registration: the holder's token makes the call, through the link.
+        let holder = link.filter(|l| l.delegated());
         let pending = self
             .store
             .pending_for_key(&key_id)?
@@ -83,6 +86,7 @@ impl Engine {
             attestation_object: b64(&pending.attestation_object),
             key_version: Some(flow.key.version),
             expect_state: Some(flow.key.state.as_str().to_owned()),
+            delegated: holder.is_some(),
         };
         let committed = self.store.commit(
             UnitOfWork {
@@ -112,8 +116,9 @@ impl Engine {
         self.maybe_crash(CrashPoint::AfterJournal)?;
         let (_, fence) = self.claim(entry.id, now)?;
         let request = payload.request(entry.id)?;
-        let registered = self.leased(entry.id, &fence, now, || {
-            idp.register(&pending.user_id, &request)
+        let registered = self.leased(entry.id, &fence, now, || match holder {
+            Some(l) => self.register_delegated(idp.as_ref(), l, &pending.user_id, &request),
+            None => idp.register(&pending.user_id, &request),
         });
         let outcome = match registered {
             Ok(o) => o,

@@ -226,7 +226,13 @@ impl Engine {
                         let work = std::mem::take(&mut flow.work);
                         self.store.commit(work, now)?;
                     }
-                    self.register_pending(flow, passkey_template, idp_connection, now)?;
+                    self.register_pending(
+                        flow,
+                        passkey_template,
+                        idp_connection,
+                        link.as_deref_mut(),
+                        now,
+                    )?;
                 }
                 Step::DropPendingRegistration {
                     passkey_template, ..

@@ -23,6 +23,7 @@
 
 mod activate;
 mod attest;
+mod delegated;
 mod device;
 mod effects;
 mod error;

@@ -25,6 +25,10 @@ pub(crate) struct RegisterPayload {
     /// when the key is in any other state.
     #[serde(default)]
     pub expect_state: Option<String>,
+    /// The holder's own token registered it, through the device half (delegated
+    /// registration): a replay cannot call again, it only looks for the passkey.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub delegated: bool,
 }
 
 /// A journalled deletion. An empty `method_id` names the passkey by `credential_id`
@@ -130,9 +134,18 @@ mod tests {
             attestation_object: "oA".into(),
             key_version: Some(3),
             expect_state: Some("issued".into()),
+            delegated: false,
         };
         let back = RegisterPayload::from_bytes(1, &p.to_bytes()).unwrap();
         assert_eq!(back, p);
+        // A delegated registration says so (replay must not call the IdP itself); an
+        // application one leaves the field out, as entries written before it did.
+        assert!(!String::from_utf8(p.to_bytes()).unwrap().contains("delegated"));
+        let d = RegisterPayload {
+            delegated: true,
+            ..p.clone()
+        };
+        assert!(RegisterPayload::from_bytes(1, &d.to_bytes()).unwrap().delegated);
         assert_eq!(back.request(1).unwrap().credential_id, vec![1, 2, 3]);
         assert!(matches!(
             RegisterPayload::from_bytes(7, b"{"),

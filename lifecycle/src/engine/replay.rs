@@ -287,6 +287,13 @@ impl Engine {
         }
         let (method_id, request_id, outcome) = match found {
             Some(m) => (m.method_id, None, ReplayOutcome::FoundAtIdp),
+            None if p.delegated => {
+                // Only the holder's token could register it, and the holder is gone
+                // with their session: the passkey was not registered; they start again.
+                let why = "the holder's own registration did not reach the IdP".to_owned();
+                self.fail_fenced(entry.id, &format!("superseded: {why}"), fence, now)?;
+                return Ok(ReplayOutcome::Superseded(why));
+            }
             None => {
                 let o = self.leased(entry.id, fence, now, || idp.register(&p.user, &request))?;
                 (o.method_id, o.request_id, ReplayOutcome::Registered)

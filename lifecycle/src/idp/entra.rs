@@ -81,11 +81,76 @@ impl EntraIdp {
         }
     }
 
+    /// The connection's name.
+    pub(super) fn connection(&self) -> &str {
+        &self.name
+    }
+
+    /// The Graph base URL of the connection.
+    pub(super) fn graph_base(&self) -> String {
+        self.client.config().graph_base.clone()
+    }
+
     fn bad(&self, field: &'static str, message: impl Into<String>) -> IdpError {
         IdpError::BadAnswer {
             idp: self.name.clone(),
             field,
             message: message.into(),
+        }
+    }
+
+    /// The owned challenge of Graph's creation options.
+    pub(super) fn challenge_of(
+        &self,
+        options: &entra_graph::wire::CreationOptions,
+        origin: Option<&str>,
+    ) -> Result<CreationChallenge, IdpError> {
+        let pk = &options.public_key;
+        // The user handle is plain base64url (the padding-digit form is only for ids).
+        let user_handle = decode_base64(&pk.user.id, "publicKey.user.id")
+            .map_err(|e| self.bad("publicKey.user.id", e.to_string()))?;
+        let mut exclude_ids = Vec::with_capacity(pk.exclude_credentials.len());
+        for c in &pk.exclude_credentials {
+            // Plain on v1.0, a padding digit on beta, and the two forms overlap: exclude
+            // every reading (an extra id the key does not hold excludes nothing).
+            exclude_ids.extend(
+                decode_candidates(&c.id, "publicKey.excludeCredentials.id")
+                    .map_err(|e| self.bad("publicKey.excludeCredentials.id", e.to_string()))?,
+            );
+        }
+        let expires_at_ms = options.challenge_expiry().and_then(|t| {
+            t.duration_since(UNIX_EPOCH)
+                .ok()
+                .and_then(|d| u64::try_from(d.as_millis()).ok())
+        });
+        Ok(CreationChallenge {
+            challenge: pk.challenge.clone(),
+            rp_id: pk.rp.id.clone(),
+            rp_name: pk.rp.name.clone(),
+            origin: origin
+                .map(str::to_owned)
+                .unwrap_or_else(|| format!("https://{}", pk.rp.id)),
+            expires_at_ms,
+            user_handle,
+            user_name: pk.user.name.clone(),
+            exclude_ids,
+            algorithms: pk.pub_key_cred_params.iter().map(|p| p.alg).collect(),
+            extensions: creation_extensions(pk.extensions.as_ref()),
+        })
+    }
+
+    /// The Graph body registering `request`.
+    pub(super) fn registration_body(request: &RegistrationRequest) -> RegistrationBody {
+        RegistrationBody {
+            display_name: request.display_name.clone(),
+            public_key_credential: PublicKeyCredential {
+                id: encode_b64url(&request.credential_id),
+                response: AttestationResponse {
+                    client_data_json: encode_b64url(&request.client_data_json),
+                    attestation_object: encode_b64url(&request.attestation_object),
+                },
+                client_extension_results: ClientExtensionResults::default(),
+            },
         }
     }
 }
@@ -105,6 +170,10 @@ fn idp_user(u: entra_graph::wire::User) -> IdpUser {
 impl Idp for EntraIdp {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn delegated(&self) -> Option<&dyn super::DelegatedRegistrar> {
+        Some(self)
     }
 
     fn default_rp_id(&self) -> String {
@@ -175,52 +244,11 @@ impl Idp for EntraIdp {
             .client
             .creation_options(user, timeout)
             .map_err(|e| self.call_error("creationOptions", e))?;
-        let pk = &options.public_key;
-        // The user handle is plain base64url (the padding-digit form is only for ids).
-        let user_handle = decode_base64(&pk.user.id, "publicKey.user.id")
-            .map_err(|e| self.bad("publicKey.user.id", e.to_string()))?;
-        let mut exclude_ids = Vec::with_capacity(pk.exclude_credentials.len());
-        for c in &pk.exclude_credentials {
-            // Plain on v1.0, a padding digit on beta, and the two forms overlap: exclude
-            // every reading (an extra id the key does not hold excludes nothing).
-            exclude_ids.extend(
-                decode_candidates(&c.id, "publicKey.excludeCredentials.id")
-                    .map_err(|e| self.bad("publicKey.excludeCredentials.id", e.to_string()))?,
-            );
-        }
-        let expires_at_ms = options.challenge_expiry().and_then(|t| {
-            t.duration_since(UNIX_EPOCH)
-                .ok()
-                .and_then(|d| u64::try_from(d.as_millis()).ok())
-        });
-        Ok(CreationChallenge {
-            challenge: pk.challenge.clone(),
-            rp_id: pk.rp.id.clone(),
-            rp_name: pk.rp.name.clone(),
-            origin: origin
-                .map(str::to_owned)
-                .unwrap_or_else(|| format!("https://{}", pk.rp.id)),
-            expires_at_ms,
-            user_handle,
-            user_name: pk.user.name.clone(),
-            exclude_ids,
-            algorithms: pk.pub_key_cred_params.iter().map(|p| p.alg).collect(),
-            extensions: creation_extensions(pk.extensions.as_ref()),
-        })
+        self.challenge_of(&options, origin)
     }
 
     fn register(&self, user: &str, request: &RegistrationRequest) -> Result<IdpOutcome, IdpError> {
-        let body = RegistrationBody {
-            display_name: request.display_name.clone(),
-            public_key_credential: PublicKeyCredential {
-                id: encode_b64url(&request.credential_id),
-                response: AttestationResponse {
-                    client_data_json: encode_b64url(&request.client_data_json),
-                    attestation_object: encode_b64url(&request.attestation_object),
-                },
-                client_extension_results: ClientExtensionResults::default(),
-            },
-        };
+        let body = Self::registration_body(request);
         let r = self
             .client
             .register(user, &body)

@@ -4,11 +4,13 @@
 //! Every type crossing this API is owned plain data so other IdPs can plug in without
 //! the engine knowing their wire formats.
 
+mod delegated;
 mod entra;
 mod extensions;
 mod graph2026;
 mod readiness;
 
+pub use delegated::{DelegatedRegistrar, RelayedAnswer};
 pub use entra::EntraIdp;
 pub use extensions::{CreationExtensions, CredProtectPolicy, ExtensionError, KeyExtensions};
 pub use graph2026::{ChallengeLimit, SignInBlocked};
@@ -366,6 +368,12 @@ pub trait Idp: Send + Sync {
     /// Directory search for operators picking a user: users whose display name or UPN
     /// starts with `prefix`, at most `top`.
     fn search_users(&self, prefix: &str, top: u32) -> Result<Vec<IdpUser>, IdpError>;
+
+    /// Delegated registration with the holder's own token ([`DelegatedRegistrar`]), if
+    /// this IdP supports it. Default: not supported.
+    fn delegated(&self) -> Option<&dyn DelegatedRegistrar> {
+        None
+    }
 }
 
 #[cfg(test)]

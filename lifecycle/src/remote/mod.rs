@@ -48,6 +48,22 @@ pub(crate) trait DeviceLink {
     /// Signs and sends `spec`, lets the device half run it, and returns its checked
     /// outcomes (one per step).
     fn run(&mut self, spec: JobSpec) -> Result<Vec<Outcome>, Error>;
+    /// The flow registers with the holder's own delegated token, which the device half
+    /// holds (delegated registration): creation options and the registration go through
+    /// [`DeviceLink::holder_call`]. Default: no.
+    fn delegated(&self) -> bool {
+        false
+    }
+    /// One of the holder's own IdP calls, made by the device half with the holder's
+    /// token: what the IdP answered, as the device half relays it (a claim).
+    fn holder_call(
+        &mut self,
+        op: keysmith_wire::HolderGraphOp,
+        body: Option<String>,
+    ) -> Result<crate::idp::RelayedAnswer, Error> {
+        let _ = (op, body);
+        Err(LinkError::Unexpected("this link carries no holder IdP calls").into())
+    }
 }
 #[cfg(feature = "fault-injection")]
 pub use link::{with_relay, Relay};

@@ -511,6 +511,32 @@ pub struct SelfService {
     /// How the holder is authenticated; required when any self-service is allowed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oidc: Option<OidcConfig>,
+    /// Who registers a self-issued passkey at the IdP: the server's application
+    /// permission (`application`, the default), or the holder's own delegated token
+    /// (`delegated`: Graph v1.0 `/me`, fresh MFA; the server half needs only read
+    /// permission for it). Needs `self_issuance_allowed`.
+    #[serde(default, skip_serializing_if = "RegistrationMode::is_application")]
+    pub registration: RegistrationMode,
+}
+
+/// Who registers a self-issued passkey at the IdP ([`SelfService::registration`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RegistrationMode {
+    /// The server half, with its application permission.
+    #[default]
+    Application,
+    /// The holder, with the delegated token of their sign-in, where their key is
+    /// attached (the device half calls Graph's `/me`); the server half builds and checks
+    /// the request, verifies the attestation, and confirms the result with a read.
+    Delegated,
+}
+
+impl RegistrationMode {
+    /// True for [`RegistrationMode::Application`].
+    pub fn is_application(&self) -> bool {
+        *self == RegistrationMode::Application
+    }
 }
 
 impl Default for SelfService {
@@ -523,6 +549,7 @@ impl Default for SelfService {
             issue_by_user: false,
             self_issue_limit: DEFAULT_SELF_ISSUE_LIMIT,
             oidc: None,
+            registration: RegistrationMode::Application,
         }
     }
 }

@@ -309,6 +309,12 @@ fn credential(set: &TemplateSet, p: &mut Vec<Problem>) {
             "issue by user needs self_issuance_allowed on",
         ));
     }
+    if s.registration == super::RegistrationMode::Delegated && !s.self_issuance_allowed {
+        p.push(Problem::new(
+            "credential.self_service.registration",
+            "delegated registration is for self-issuance: it needs self_issuance_allowed on",
+        ));
+    }
     match &s.oidc {
         None if s.any_allowed() => p.push(Problem::new(
             "credential.self_service.oidc",

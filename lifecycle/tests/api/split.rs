@@ -41,7 +41,12 @@ impl Drop for World {
 }
 
 fn world(name: &str) -> World {
-    let emulator = Emulator::start(EmulatorConfig::default()).expect("emulator");
+    world_with(name, EmulatorConfig::default())
+}
+
+/// [`world`] on an emulator started with `config`.
+fn world_with(name: &str, config: EmulatorConfig) -> World {
+    let emulator = Emulator::start(config).expect("emulator");
     let dir = temp_dir(name);
     let engine = sqlite_engine(&emulator, &dir.join("keysmith.db"), "server-1", 9);
     engine
@@ -202,7 +207,11 @@ fn soft_key() -> Authenticator<SoftTransport> {
 /// A [`Rig`] named `name` whose coordinator takes software keys and `config`'s other
 /// settings, and a fresh software key.
 fn rig(name: &str, config: CoordinatorConfig) -> (Rig, Authenticator<SoftTransport>) {
-    let w = world(name);
+    rig_on(world(name), config)
+}
+
+/// [`rig`] over the server half `w`.
+fn rig_on(w: World, config: CoordinatorConfig) -> (Rig, Authenticator<SoftTransport>) {
     let engine = w.engine.clone();
     let agents = Arc::new(Agents::default());
     let server_key = SigningKey::generate();
@@ -637,6 +646,8 @@ fn a_hostile_relay_registers_nothing_twice() {
     );
 }
 
+#[path = "split/delegated.rs"]
+mod delegated;
 #[path = "split/station.rs"]
 mod station;
 #[path = "split/station_reset.rs"]

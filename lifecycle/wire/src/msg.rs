@@ -40,7 +40,7 @@ pub struct Envelope<M> {
     pub msg: M,
 }
 
-/// A message from the device half (kinds 1–8).
+/// A message from the device half (kinds 1–9).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum AgentMessage {
@@ -60,9 +60,12 @@ pub enum AgentMessage {
     Abort(Abort),
     /// Kind 8: "anything for me?".
     Ready,
+    /// Kind 9: the answer to a [`ServerMessage::HolderGraph`] call the device half made
+    /// with the holder's own Graph token.
+    HolderGraphResult(HolderGraphResult),
 }
 
-/// A message from the server half (kinds 32–38).
+/// A message from the server half (kinds 32–39).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ServerMessage {
@@ -81,6 +84,10 @@ pub enum ServerMessage {
         /// Key 1: poll again after this many milliseconds.
         retry_ms: u64,
     },
+    /// Kind 39: make one of the holder's own Graph calls (delegated registration) with
+    /// the token the holder's sign-in gave the device half, and answer with
+    /// [`AgentMessage::HolderGraphResult`].
+    HolderGraph(HolderGraphCall),
     /// Kind 38: the session is finished.
     Done {
         /// Key 1.
@@ -537,6 +544,82 @@ pub enum DeviceStep {
         /// Key 3.
         pin: PinSource,
     },
+}
+
+/// The Graph calls a device half makes for the holder with the holder's own delegated
+/// token (`/me`, Graph v1.0). The device half knows the paths itself: the server names
+/// only which call, so a server cannot point the holder's token at anything else.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum HolderGraphOp {
+    /// `GET /v1.0/me/authentication/fido2Methods/creationOptions` (wire name
+    /// `creation_options`).
+    CreationOptions,
+    /// `POST /v1.0/me/authentication/fido2Methods` with the call's body (wire name
+    /// `register`).
+    Register,
+}
+
+impl HolderGraphOp {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HolderGraphOp::CreationOptions => "creation_options",
+            HolderGraphOp::Register => "register",
+        }
+    }
+
+    /// The wire name read back.
+    pub fn parse(s: &str) -> Option<HolderGraphOp> {
+        match s {
+            "creation_options" => Some(HolderGraphOp::CreationOptions),
+            "register" => Some(HolderGraphOp::Register),
+            _ => None,
+        }
+    }
+
+    /// The HTTP method of the call.
+    pub fn method(self) -> &'static str {
+        match self {
+            HolderGraphOp::CreationOptions => "GET",
+            HolderGraphOp::Register => "POST",
+        }
+    }
+
+    /// The path under the Graph base URL.
+    pub fn path(self) -> &'static str {
+        match self {
+            HolderGraphOp::CreationOptions => {
+                "/v1.0/me/authentication/fido2Methods/creationOptions"
+            }
+            HolderGraphOp::Register => "/v1.0/me/authentication/fido2Methods",
+        }
+    }
+}
+
+/// Kind 39: one of the holder's own Graph calls.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HolderGraphCall {
+    /// Key 1: which call (`creation_options`, `register`).
+    pub op: HolderGraphOp,
+    /// Key 2: the JSON request body (`register` only), built and checked by the server.
+    pub body: Option<String>,
+}
+
+/// Kind 9: what Graph answered the device half's call (a claim: the server parses and
+/// checks it, and confirms a registration with a read of its own).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HolderGraphResult {
+    /// Key 1: which call this answers.
+    pub op: HolderGraphOp,
+    /// Key 2: the HTTP status; 0 when no answer came (see key 4).
+    pub status: u16,
+    /// Key 3: the response body as Graph sent it (JSON text, at most 64 KiB).
+    pub body: String,
+    /// Key 4: why no call was made or no answer came (status 0): no Graph token from the
+    /// sign-in, a network error.
+    pub error: Option<String>,
+    /// Key 5: Graph's `request-id` header.
+    pub request_id: Option<String>,
 }
 
 /// Kind 35.

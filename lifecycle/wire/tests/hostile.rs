@@ -271,8 +271,8 @@ fn envelope_rules() {
         })
     };
     assert_eq!(
-        decode_server(&set_kind(39)),
-        Err(WireError::UnknownKind { kind: 39 })
+        decode_server(&set_kind(40)),
+        Err(WireError::UnknownKind { kind: 40 })
     );
     assert_eq!(
         decode_server(&set_kind(0)),

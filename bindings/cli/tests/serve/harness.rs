@@ -77,8 +77,15 @@ pub struct EmulatorProc {
 impl EmulatorProc {
     /// Starts the emulator in a child process.
     pub fn start() -> EmulatorProc {
+        EmulatorProc::start_with_env(&[])
+    }
+
+    /// [`EmulatorProc::start`] with `env` in the child's environment
+    /// (`KEYSMITH_TEST_APP_ROLES`: the server application's only permissions).
+    pub fn start_with_env(env: &[(&str, &str)]) -> EmulatorProc {
         let exe = std::env::current_exe().expect("test binary");
         let mut child = Command::new(exe)
+            .envs(env.iter().copied())
             .args([
                 "--ignored",
                 "--exact",

@@ -50,6 +50,13 @@ pub fn describe(bytes: &[u8]) -> Result<serde_json::Value> {
             ),
             AgentMessage::Abort(a) => ("Abort", json!({"reason": a.reason, "detail": a.detail})),
             AgentMessage::Ready => ("Ready", json!({})),
+            // Graph's answer is the holder's own data (their passkey's options): its
+            // size only.
+            AgentMessage::HolderGraphResult(r) => (
+                "HolderGraphResult",
+                json!({"op": r.op.as_str(), "status": r.status, "body_bytes": r.body.len(),
+                       "error": r.error, "request_id": r.request_id}),
+            ),
             _ => ("unknown", json!({})),
         };
         return Ok(
@@ -83,6 +90,10 @@ pub fn describe(bytes: &[u8]) -> Result<serde_json::Value> {
             json!({"code": r.code.as_str(), "reason": r.reason, "step": r.step}),
         ),
         ServerMessage::Wait { retry_ms } => ("Wait", json!({"retry_ms": retry_ms})),
+        ServerMessage::HolderGraph(c) => (
+            "HolderGraph",
+            json!({"op": c.op.as_str(), "body_bytes": c.body.as_ref().map(String::len)}),
+        ),
         ServerMessage::Done { key_id, state } => {
             ("Done", json!({"key_id": key_id, "state": state}))
         }

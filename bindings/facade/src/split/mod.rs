@@ -48,6 +48,7 @@ impl From<SessionError> for FacadeError {
             SessionError::SessionBroken { .. } => refused(RefusalCode::SessionBroken, message),
             SessionError::Closed => FacadeError::usage(message).with_reason("session_closed"),
             SessionError::NoJob => FacadeError::usage(message).with_reason("no_job"),
+            SessionError::NotAsked { .. } => FacadeError::usage(message).with_reason("not_asked"),
             SessionError::NotEstablished => {
                 FacadeError::usage(message).with_reason("session_not_established")
             }
@@ -289,6 +290,19 @@ pub enum DeviceEvent {
         /// Its state.
         state: Option<String>,
     },
+    /// Delegated registration: make this Graph call with the holder's delegated token
+    /// (from their sign-in; never send it to the server) and answer with
+    /// [`DeviceHalf::holder_graph_result`].
+    HolderGraph {
+        /// `creation_options` or `register`.
+        op: String,
+        /// The HTTP method (`GET`, `POST`).
+        method: String,
+        /// The path under the Graph base URL (`/v1.0/me/authentication/...`).
+        path: String,
+        /// The JSON request body (`register` only).
+        body: Option<String>,
+    },
     /// A repeat of the last server message: send `reply` again if there is one.
     Retransmission {
         /// The reply already sent (hex in JSON).
@@ -345,6 +359,12 @@ impl DeviceEvent {
             Event::Wait { retry_ms } => DeviceEvent::Wait { retry_ms },
             Event::Done { key_id, state } => DeviceEvent::Done { key_id, state },
             Event::Retransmission { reply } => DeviceEvent::Retransmission { reply },
+            Event::HolderGraph(c) => DeviceEvent::HolderGraph {
+                op: c.op.as_str().to_owned(),
+                method: c.op.method().to_owned(),
+                path: c.op.path().to_owned(),
+                body: c.body,
+            },
             other => DeviceEvent::Refused {
                 code: RefusalCode::Internal.as_str().to_owned(),
                 reason: format!("an event this version does not know: {other:?}"),
@@ -544,6 +564,40 @@ impl DeviceHalf {
         Ok(self
             .session()
             .holder_auth(Zeroizing::new(id_token.to_owned()))?)
+    }
+
+    /// The answer to a [`DeviceEvent::HolderGraph`] call, as JSON: `{"op", "status",
+    /// "body", "error"?, "request_id"?}` (`status` 0 with `error` when no answer came);
+    /// returns the signed `HolderGraphResult` to send.
+    pub fn holder_graph_result(&self, result_json: &str) -> Result<Vec<u8>> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct R {
+            op: String,
+            status: u16,
+            #[serde(default)]
+            body: String,
+            #[serde(default)]
+            error: Option<String>,
+            #[serde(default)]
+            request_id: Option<String>,
+        }
+        let r: R = json(result_json, "holder Graph result")?;
+        let op = keysmith_wire::HolderGraphOp::parse(&r.op).ok_or_else(|| {
+            FacadeError::usage(format!(
+                "holder Graph result: unknown op {:?} (creation_options, register)",
+                r.op
+            ))
+        })?;
+        Ok(self
+            .session()
+            .holder_graph_result(keysmith_wire::HolderGraphResult {
+                op,
+                status: r.status,
+                body: r.body,
+                error: r.error,
+                request_id: r.request_id,
+            })?)
     }
 
     /// An `Abort` of the session's current work (`cancelled`, `key_removed`, ...).

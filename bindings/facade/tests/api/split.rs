@@ -89,6 +89,16 @@ fn the_halves_refuse_with_stable_codes_and_describe_leaves_secrets_out() {
         DeviceEvent::Wait { .. }
     ));
 
+    // A holder Graph answer the server did not ask for, or for an unknown call.
+    let e = half
+        .holder_graph_result(r#"{"op": "creation_options", "status": 200, "body": "{}"}"#)
+        .expect_err("not asked");
+    assert_eq!((e.kind, e.reason), (ErrorKind::Usage, "not_asked"), "{e:?}");
+    let e = half
+        .holder_graph_result(r#"{"op": "delete_everything", "status": 200}"#)
+        .expect_err("unknown op");
+    assert_eq!(e.kind, ErrorKind::Usage, "{e:?}");
+
     // describe: a view for logs, the ID token left out.
     let view = describe(&half.hello()).expect("describe");
     assert_eq!(

@@ -252,6 +252,8 @@ class DeviceHalf:
         """A ``Ready`` poll."""
     def holder_auth(self, id_token: str) -> bytes:
         """A ``HolderAuth`` with the holder's ID token."""
+    def holder_graph_result(self, result: dict[str, Any] | str) -> bytes:
+        """The answer to a ``holder_graph`` event: the signed ``HolderGraphResult``."""
     def abort(self, reason: str) -> bytes:
         """An ``Abort`` (``cancelled``, ``key_removed``, ...)."""
     def receive(self, message: bytes, now_ms: int) -> dict[str, Any]:

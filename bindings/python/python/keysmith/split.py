@@ -37,6 +37,7 @@ __all__ = [
     "Wait",
     "Done",
     "Retransmission",
+    "HolderGraph",
     "describe",
 ]
 
@@ -112,6 +113,18 @@ class Done:
 
 
 @dataclasses.dataclass(frozen=True)
+class HolderGraph:
+    """Delegated registration: make this Graph call with the holder's delegated token
+    (never send the token to the server) and answer with
+    :meth:`DeviceHalf.holder_graph_result`."""
+
+    op: str
+    method: str
+    path: str
+    body: str | None = dataclasses.field(repr=False)
+
+
+@dataclasses.dataclass(frozen=True)
 class Retransmission:
     """A repeat of the last server message; send ``reply`` again when there is one."""
 
@@ -120,7 +133,7 @@ class Retransmission:
 
 DeviceEvent = (
     Established | NeedHolderAuth | JobReady | JobRefused | JobAck | Refused | Wait | Done
-    | Retransmission
+    | Retransmission | HolderGraph
 )
 
 
@@ -145,6 +158,8 @@ def _event(data: dict[str, Any]) -> DeviceEvent:
             return Wait(**fields)
         if kind == "done":
             return Done(**fields)
+        if kind == "holder_graph":
+            return HolderGraph(**fields)
         if kind == "retransmission":
             reply = fields["reply"]
             return Retransmission(reply=None if reply is None else bytes.fromhex(reply))
@@ -230,6 +245,26 @@ class DeviceHalf:
     def holder_auth(self, id_token: str) -> bytes:
         """A HolderAuth with the holder's ID token."""
         return self._native.holder_auth(id_token)
+
+    def holder_graph_result(
+        self,
+        op: str,
+        status: int,
+        body: str,
+        error: str | None = None,
+        request_id: str | None = None,
+    ) -> bytes:
+        """The answer to a :class:`HolderGraph` call as Graph gave it (``status`` 0 with
+        ``error`` when no answer came): the signed HolderGraphResult to send."""
+        return self._native.holder_graph_result(
+            {
+                "op": op,
+                "status": status,
+                "body": body,
+                "error": error,
+                "request_id": request_id,
+            }
+        )
 
     def abort(self, reason: str) -> bytes:
         """An Abort (``cancelled``, ``key_removed``, ...)."""

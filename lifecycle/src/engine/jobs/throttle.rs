@@ -47,6 +47,10 @@ pub(super) struct Throttled {
 }
 
 impl Idp for Throttled {
+    fn delegated(&self) -> Option<&dyn crate::idp::DelegatedRegistrar> {
+        self.inner.delegated()
+    }
+
     fn name(&self) -> &str {
         self.inner.name()
     }

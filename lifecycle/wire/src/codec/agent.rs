@@ -1,4 +1,4 @@
-//! Device → server bodies (kinds 1–8).
+//! Device → server bodies (kinds 1–9).
 
 use fido_core::cbor::Value;
 use zeroize::Zeroizing;
@@ -10,8 +10,8 @@ use super::{
 use crate::error::WireError;
 use crate::msg::{
     Abort, AgentHello, AgentMessage, Capabilities, DeviceFailure, DeviceReport, HolderAuth,
-    HostClaim, JobResult, KeyId, Outcome, OutcomeStatus, ProgressNote, Request, RequestOp,
-    StepOutput,
+    HolderGraphOp, HolderGraphResult, HostClaim, JobResult, KeyId, Outcome, OutcomeStatus,
+    ProgressNote, Request, RequestOp, StepOutput,
 };
 
 pub(super) fn body(msg: &AgentMessage) -> (u64, Value) {
@@ -63,6 +63,16 @@ pub(super) fn body(msg: &AgentMessage) -> (u64, Value) {
                 .build(),
         ),
         AgentMessage::Ready => (8, MapB::new().build()),
+        AgentMessage::HolderGraphResult(r) => (
+            9,
+            MapB::new()
+                .put(1, r.op.as_str())
+                .put(2, u64::from(r.status))
+                .put(3, r.body.as_str())
+                .opt(4, r.error.clone())
+                .opt(5, r.request_id.clone())
+                .build(),
+        ),
     }
 }
 
@@ -269,6 +279,39 @@ pub(super) fn from_body(kind: u64, v: Value) -> Result<AgentMessage, WireError> 
         8 => {
             Obj::strict(v, "Ready", &[])?;
             AgentMessage::Ready
+        }
+        9 => {
+            let m = Obj::strict(v, "HolderGraphResult", &[1, 2, 3, 4, 5])?;
+            let op = text(m.req(1, "HolderGraphResult.op")?, "HolderGraphResult.op")?;
+            let status = uint(
+                m.req(2, "HolderGraphResult.status")?,
+                "HolderGraphResult.status",
+            )?;
+            AgentMessage::HolderGraphResult(HolderGraphResult {
+                op: HolderGraphOp::parse(&op).ok_or(WireError::InvalidValue {
+                    field: "HolderGraphResult.op",
+                    reason: "unknown holder Graph call",
+                })?,
+                status: u16::try_from(status).ok().filter(|s| *s < 600).ok_or(
+                    WireError::InvalidValue {
+                        field: "HolderGraphResult.status",
+                        reason: "not an HTTP status",
+                    },
+                )?,
+                body: text_max(
+                    m.req(3, "HolderGraphResult.body")?,
+                    "HolderGraphResult.body",
+                    MAX_LARGE_BYTES,
+                )?,
+                error: m
+                    .get(4)
+                    .map(|v| text(v, "HolderGraphResult.error"))
+                    .transpose()?,
+                request_id: m
+                    .get(5)
+                    .map(|v| text(v, "HolderGraphResult.request_id"))
+                    .transpose()?,
+            })
         }
         _ => return Err(WireError::UnknownKind { kind }),
     })

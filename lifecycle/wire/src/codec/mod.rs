@@ -129,8 +129,8 @@ fn decode_envelope(payload: &[u8], server: bool) -> Result<(Head, Value), WireEr
     }
     let env = Obj::strict_entries(&rest, "envelope", &[1, 2, 3, 4, 5])?;
     let kind = uint(env.req(1, "envelope.kind")?, "envelope.kind")?;
-    let known_agent = (1..=8).contains(&kind);
-    let known_server = (32..=38).contains(&kind);
+    let known_agent = (1..=9).contains(&kind);
+    let known_server = (32..=39).contains(&kind);
     match (server, known_agent, known_server) {
         (true, _, true) | (false, true, _) => {}
         (true, true, _) | (false, _, true) => return Err(WireError::WrongDirection { kind }),

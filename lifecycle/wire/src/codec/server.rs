@@ -1,16 +1,16 @@
-//! Server → device bodies (kinds 32–38).
+//! Server → device bodies (kinds 32–39).
 
 use fido_core::cbor::Value;
 
 use super::step::{step_from, step_value};
 use super::{
     boolean, bytes, bytes_list, bytes_list_of, bytes_n, list, text, text_list, text_list_of,
-    u32_of, uint, MapB, Obj, MAX_IDS, MAX_SECRETS, MAX_STEPS,
+    text_max, u32_of, uint, MapB, Obj, MAX_IDS, MAX_LARGE_BYTES, MAX_SECRETS, MAX_STEPS,
 };
 use crate::error::WireError;
 use crate::msg::{
-    Expect, Job, JobAck, NeedHolderAuth, RefusalCode, Refused, SealedSecret, ServerHello,
-    ServerMessage,
+    Expect, HolderGraphCall, HolderGraphOp, Job, JobAck, NeedHolderAuth, RefusalCode, Refused,
+    SealedSecret, ServerHello, ServerMessage,
 };
 
 pub(super) fn body(msg: &ServerMessage) -> (u64, Value) {
@@ -57,6 +57,13 @@ pub(super) fn body(msg: &ServerMessage) -> (u64, Value) {
                 .build(),
         ),
         ServerMessage::Wait { retry_ms } => (37, MapB::new().put(1, *retry_ms).build()),
+        ServerMessage::HolderGraph(c) => (
+            39,
+            MapB::new()
+                .put(1, c.op.as_str())
+                .opt(2, c.body.clone())
+                .build(),
+        ),
         ServerMessage::Done { key_id, state } => (
             38,
             MapB::new()
@@ -203,6 +210,20 @@ pub(super) fn from_body(kind: u64, v: Value) -> Result<ServerMessage, WireError>
             ServerMessage::Wait {
                 retry_ms: uint(m.req(1, "Wait.retry_ms")?, "Wait.retry_ms")?,
             }
+        }
+        39 => {
+            let m = Obj::strict(v, "HolderGraph", &[1, 2])?;
+            let op = text(m.req(1, "HolderGraph.op")?, "HolderGraph.op")?;
+            ServerMessage::HolderGraph(HolderGraphCall {
+                op: HolderGraphOp::parse(&op).ok_or(WireError::InvalidValue {
+                    field: "HolderGraph.op",
+                    reason: "unknown holder Graph call",
+                })?,
+                body: m
+                    .get(2)
+                    .map(|v| text_max(v, "HolderGraph.body", MAX_LARGE_BYTES))
+                    .transpose()?,
+            })
         }
         38 => {
             let m = Obj::strict(v, "Done", &[1, 2])?;

@@ -384,6 +384,20 @@ pub fn samples() -> Vec<(&'static str, Sample)> {
         ),
         ("08-ready", agent(7, None, AgentMessage::Ready)),
         (
+            "09-holder-graph-result",
+            agent(
+                8,
+                None,
+                AgentMessage::HolderGraphResult(HolderGraphResult {
+                    op: HolderGraphOp::Register,
+                    status: 201,
+                    body: r#"{"id":"method-0001","displayName":"Ada 12345"}"#.into(),
+                    error: None,
+                    request_id: Some("0b5c1d2e-0000-4000-8000-000000000009".into()),
+                }),
+            ),
+        ),
+        (
             "32-server-hello",
             server(
                 0,
@@ -456,6 +470,17 @@ pub fn samples() -> Vec<(&'static str, Sample)> {
                     key_id: Some("key-0001".into()),
                     state: Some("Active".into()),
                 },
+            ),
+        ),
+        (
+            "39-holder-graph",
+            server(
+                7,
+                None,
+                ServerMessage::HolderGraph(HolderGraphCall {
+                    op: HolderGraphOp::Register,
+                    body: Some(r#"{"displayName":"Ada 12345"}"#.into()),
+                }),
             ),
         ),
     ]

@@ -26,6 +26,7 @@ mod authorize;
 mod graph;
 mod oidc;
 mod policy2026;
+mod provenance;
 mod seed;
 mod server;
 mod state;

@@ -167,10 +167,11 @@ impl Engine {
     }
 
     /// Records the provenance of the registered passkeys of `key_id` whose template asks
-    /// for it, again: for a registration whose provenance call failed, or one a journal
-    /// replay completed. Each request is rebuilt from the registration's audit record
-    /// (its actor and time), so the event is the one the first attempt sent and Entra
-    /// keeps one. Audited per passkey, by `actor`.
+    /// for it, again (for a registration whose provenance call failed). Each request is
+    /// rebuilt from the registration's audit record (its actor and time), so the event is
+    /// the one the first attempt sent and Entra keeps one. A passkey without such a
+    /// record (a registration a journal replay completed) is skipped. Audited per
+    /// passkey, by `actor`.
     pub fn record_provenance(
         &self,
         actor: &str,

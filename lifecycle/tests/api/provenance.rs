@@ -158,10 +158,11 @@ fn a_v1_connection_is_refused_at_template_check() {
         .idp(Arc::new(EntraIdp::new(CONNECTION, client)))
         .build()
         .expect("engine");
+    // The template says beta (it passes its own check); its connection uses v1.0.
     let mut t = with_provenance(true);
     let p = t.passkey.get_mut("entra").unwrap();
     p.challenge_timeout_minutes = Some(5);
-    p.idp.graph_api_version = GraphApiVersion::V1_0;
+    t.validate().expect("the template alone is valid");
     let e = v1.add_template(t.clone()).unwrap_err();
     let Error::Template(TemplateError::Invalid(problems)) = &e else {
         panic!("not a template problem: {e:?}");
@@ -171,6 +172,19 @@ fn a_v1_connection_is_refused_at_template_check() {
     let m = &problems[0].message;
     assert!(m.contains("needs a Graph beta connection"), "{m}");
     assert!(m.contains("uses Graph v1.0"), "{m}");
+    // A template that says v1.0 with the switch on is refused by its own check
+    // (`keysmith template check`).
+    t.passkey.get_mut("entra").unwrap().idp.graph_api_version = GraphApiVersion::V1_0;
+    let Err(TemplateError::Invalid(problems)) = t.validate() else {
+        panic!("a v1.0 template with record_provenance passes its own check");
+    };
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.field == "passkey.entra.record_provenance"
+                && p.message.contains("Graph beta endpoint")),
+        "{problems:?}"
+    );
     // The same template without the switch loads.
     t.passkey.get_mut("entra").unwrap().record_provenance = false;
     v1.add_template(t).expect("v1.0 without provenance");

@@ -22,6 +22,7 @@ use crate::GraphError;
 mod cache;
 mod cms;
 mod directory;
+pub mod provenance;
 mod readiness;
 mod signin;
 

@@ -71,6 +71,8 @@ pub mod signin;
 pub mod webauthn;
 pub mod wire;
 
+/// Provenance (beta): how a passkey's holder was verified.
+pub use client::provenance;
 pub use client::{
     encode_segment, ClientStats, ConnectionReport, Deletion, GraphClient, Readiness, ReadinessUser,
     Registration, UserKey, UsersDelta, CHECK_MEMBER_GROUPS_MAX, CONNECTION_CHECK_USER,

@@ -57,6 +57,76 @@ pub enum PreflightError {
     /// Attestation is enforced but the key would register without (verifiable) attestation.
     #[error("the tenant enforces attestation but this key gives none")]
     AttestationRequired,
+    /// Every passkey profile that applies to the user refuses the key: `profiles` names
+    /// each (name and id) with its own reason; `reason` is the first profile's (one of
+    /// the variants above: AAGUID, passkey type or attestation). Given only when the
+    /// policy has passkey profiles; a policy without them refuses with the plain reason.
+    #[error("{}", profiles_refusal_text(reason, profiles))]
+    BlockedByProfiles {
+        /// The first profile's reason.
+        reason: Box<PreflightError>,
+        /// Every applicable profile, each with its refusal (never empty).
+        profiles: Vec<crate::signin::ProfileRefusal>,
+    },
+}
+
+impl PreflightError {
+    /// The underlying reason: for [`PreflightError::BlockedByProfiles`] the first
+    /// profile's reason, otherwise the error itself.
+    pub fn cause(&self) -> &PreflightError {
+        match self {
+            PreflightError::BlockedByProfiles { reason, .. } => reason.cause(),
+            other => other,
+        }
+    }
+
+    /// The passkey profiles that refused the key (empty when no profile is involved).
+    pub fn blocking_profiles(&self) -> &[crate::signin::ProfileRefusal] {
+        match self {
+            PreflightError::BlockedByProfiles { profiles, .. } => profiles,
+            _ => &[],
+        }
+    }
+}
+
+fn profiles_refusal_text(
+    reason: &PreflightError,
+    profiles: &[crate::signin::ProfileRefusal],
+) -> String {
+    let named = |p: &crate::signin::ProfileRefusal| match &p.profile_name {
+        Some(n) => format!("passkey profile {n:?} (id {})", p.profile_id),
+        None => format!("passkey profile {}", p.profile_id),
+    };
+    match profiles {
+        [one] => format!("{reason}: refused by {}", named(one)),
+        many => format!(
+            "{reason}: no passkey profile assigned to the user accepts the key: {}",
+            many.iter()
+                .map(|p| format!("{} refuses it: {}", named(p), p.reason))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+    }
+}
+
+/// Wraps per-profile refusals as [`PreflightError::BlockedByProfiles`].
+fn refused_by(profiles: Vec<crate::signin::ProfileRefusal>) -> PreflightError {
+    match profiles.first() {
+        Some(first) => PreflightError::BlockedByProfiles {
+            reason: Box::new(first.reason.clone()),
+            profiles,
+        },
+        // Not reached: callers pass at least one profile.
+        None => PreflightError::AttestationRequired,
+    }
+}
+
+fn refusal_of(p: &PasskeyProfile, reason: PreflightError) -> crate::signin::ProfileRefusal {
+    crate::signin::ProfileRefusal {
+        profile_id: p.id.clone(),
+        profile_name: p.name.clone(),
+        reason,
+    }
 }
 
 /// Who a registration is for, as the policy's targets see it.
@@ -251,7 +321,8 @@ pub fn effective_restrictions(policy: &Fido2Policy) -> EffectiveRestrictions {
 /// Checks a security key against the restrictions that apply to the user: with passkey
 /// profiles, the key is acceptable when **any** of the user's profiles
 /// ([`applicable_profiles`]) accepts it (a user in scope of several profiles may
-/// register what either allows); the error returned is that of the first profile.
+/// register what either allows); the error is [`PreflightError::BlockedByProfiles`],
+/// naming every applicable profile with its reason.
 /// Without profiles, the deprecated top-level fields decide.
 pub fn check_key_for_user(
     policy: &Fido2Policy,
@@ -263,16 +334,14 @@ pub fn check_key_for_user(
     if profiles.is_empty() {
         return EffectiveRestrictions::legacy(policy).check_key(aaguid, attested);
     }
-    let mut first_err = None;
+    let mut refusals = Vec::new();
     for p in profiles {
         match EffectiveRestrictions::of_profile(p).check_key(aaguid, attested) {
             Ok(()) => return Ok(()),
-            Err(e) => {
-                first_err.get_or_insert(e);
-            }
+            Err(e) => refusals.push(refusal_of(p, e)),
         }
     }
-    first_err.map_or(Ok(()), Err)
+    Err(refused_by(refusals))
 }
 
 /// Checks a security key when the user's targets could not be read (the app lacks the
@@ -286,16 +355,14 @@ pub fn check_key_any_profile(
     if policy.passkey_profiles.is_empty() {
         return EffectiveRestrictions::legacy(policy).check_key(aaguid, attested);
     }
-    let mut first_err = None;
+    let mut refusals = Vec::new();
     for p in &policy.passkey_profiles {
         match EffectiveRestrictions::of_profile(p).check_key(aaguid, attested) {
             Ok(()) => return Ok(()),
-            Err(e) => {
-                first_err.get_or_insert(e);
-            }
+            Err(e) => refusals.push(refusal_of(p, e)),
         }
     }
-    first_err.map_or(Ok(()), Err)
+    Err(refused_by(refusals))
 }
 
 /// A pre-flight step that was skipped because the app lacks the permission it needs.
@@ -482,14 +549,14 @@ mod tests {
                 aa_guids: vec![YK.into()],
             }),
         });
-        assert_eq!(preflight(&p, &kim(), YK, false), Ok(()));
+        assert_eq!(plain(&p, &kim(), YK, false), Ok(()));
         assert!(matches!(
-            preflight(&p, &kim(), "00000000-0000-0000-0000-000000000000", false),
+            plain(&p, &kim(), "00000000-0000-0000-0000-000000000000", false),
             Err(PreflightError::AaguidNotAllowed { .. })
         ));
         p.passkey_profiles[0].passkey_types = Some("synced".into());
         assert_eq!(
-            preflight(&p, &kim(), YK, false),
+            plain(&p, &kim(), YK, false),
             Err(PreflightError::DeviceBoundNotAllowed {
                 allowed: "synced".into()
             })
@@ -534,6 +601,16 @@ mod tests {
         assert_eq!(target_group_ids(&p), vec!["g-a".to_string()]);
     }
 
+    /// The pre-flight's plain reason (without the profiles that gave it).
+    fn plain(
+        p: &Fido2Policy,
+        s: &UserScope,
+        aaguid: &str,
+        att: bool,
+    ) -> Result<(), PreflightError> {
+        preflight(p, s, aaguid, att).map_err(|e| e.cause().clone())
+    }
+
     #[test]
     fn profiles_are_selected_by_target() {
         const OTHER: &str = "00000000-0000-0000-0000-0000000000aa";
@@ -559,24 +636,44 @@ mod tests {
             ["default"]
         );
         assert!(matches!(
-            preflight(&p, &lee, OTHER, true),
+            plain(&p, &lee, OTHER, true),
             Err(PreflightError::AaguidNotAllowed { .. })
         ));
         // Kim is in both: either profile's key passes, each with its own attestation rule.
         assert_eq!(applicable_profiles(&p, &kim()).len(), 2);
-        assert_eq!(preflight(&p, &kim(), OTHER, true), Ok(()));
-        assert_eq!(preflight(&p, &kim(), YK, false), Ok(()));
+        assert_eq!(plain(&p, &kim(), OTHER, true), Ok(()));
+        assert_eq!(plain(&p, &kim(), YK, false), Ok(()));
         assert_eq!(
-            preflight(&p, &kim(), OTHER, false),
+            plain(&p, &kim(), OTHER, false),
             Err(PreflightError::AaguidNotAllowed {
                 aaguid: OTHER.into()
             }),
             "neither profile: the first profile's reason"
         );
+        // The refusal names both profiles, each with its own reason.
+        let named = preflight(&p, &kim(), OTHER, false).unwrap_err();
+        let names: Vec<_> = named
+            .blocking_profiles()
+            .iter()
+            .map(|r| (r.profile_id.as_str(), r.reason.clone()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                (
+                    "default",
+                    PreflightError::AaguidNotAllowed {
+                        aaguid: OTHER.into()
+                    }
+                ),
+                ("sales", PreflightError::AttestationRequired),
+            ]
+        );
+        assert!(named.to_string().contains("passkey profile"), "{named}");
         // Only the sales target: Kim no longer gets the default profile.
         p.include_targets = vec![target("g-sales", &["sales"])];
         assert!(matches!(
-            preflight(&p, &kim(), YK, false),
+            plain(&p, &kim(), YK, false),
             Err(PreflightError::AaguidNotAllowed { .. })
         ));
         // A target without allowedPasskeyProfiles gets the default profile, which is
@@ -584,17 +681,17 @@ mod tests {
         p.include_targets = vec![target("g-sales", &[])];
         p.default_passkey_profile = Some("sales".into());
         assert_eq!(applicable_profiles(&p, &kim())[0].id, "sales");
-        assert_eq!(preflight(&p, &kim(), OTHER, true), Ok(()));
+        assert_eq!(plain(&p, &kim(), OTHER, true), Ok(()));
         // Unknown profile ids fall back to the default.
         p.include_targets = vec![target("g-sales", &["gone"])];
         assert_eq!(applicable_profiles(&p, &kim())[0].id, "sales");
         // The device-bound rule comes from the selected profile, not the first one.
         p.passkey_profiles[0].passkey_types = Some("synced".into());
         p.include_targets = vec![target(ALL_USERS, &["default", "sales"])];
-        assert_eq!(preflight(&p, &kim(), OTHER, true), Ok(()));
+        assert_eq!(plain(&p, &kim(), OTHER, true), Ok(()));
         p.include_targets = vec![target(ALL_USERS, &["default"])];
         assert!(matches!(
-            preflight(&p, &kim(), YK, true),
+            plain(&p, &kim(), YK, true),
             Err(PreflightError::DeviceBoundNotAllowed { .. })
         ));
     }

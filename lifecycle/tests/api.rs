@@ -34,6 +34,10 @@ mod errors;
 mod graph_reads;
 #[path = "api/passkeys.rs"]
 mod passkeys;
+#[path = "api/preflight_profiles.rs"]
+mod preflight_profiles;
+#[path = "api/provenance.rs"]
+mod provenance;
 #[path = "api/reconcile.rs"]
 mod reconcile;
 #[path = "api/rowmac.rs"]

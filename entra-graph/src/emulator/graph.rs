@@ -214,6 +214,8 @@ pub(super) fn graph(
             json(200, &v)
         }
         ("PATCH", ["policies", "authenticationMethodsPolicy", "authenticationMethodConfigurations", id]) if id.eq_ignore_ascii_case("fido2") => super::policy2026::patch_policy(shared, body, rid),
+        ("POST", ["users", key, "identityVerificationStatus", "verificationEvents"]) => super::provenance::post_event(shared, ver, key, body, rid),
+        ("POST", ["users", key, "authentication", "methods", mid, "attestProvenance"]) => super::provenance::attest(shared, ver, key, mid, body, rid),
         (_, [first, ..]) => error(400, "BadRequest", &format!("Resource not found for the segment '{first}'."), rid),
         _ => error(400, "BadRequest", "Invalid request.", rid),
     }

@@ -27,6 +27,7 @@ mod graph;
 mod me;
 mod oidc;
 mod policy2026;
+mod provenance;
 mod seed;
 mod server;
 mod state;

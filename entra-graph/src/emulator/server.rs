@@ -459,6 +459,14 @@ fn required_roles(method: &str, rest: &[&str]) -> Option<&'static [&'static [&'s
         (_, ["users", _, "authentication", "temporaryAccessPassMethods", ..]) => {
             Some(&[&["UserAuthenticationMethod.ReadWrite.All"]])
         }
+        // Provenance (beta): identityverificationstatus-post-verificationevents and
+        // authenticationmethod-attestprovenance, each its own permission only.
+        (_, ["users", _, "identityVerificationStatus", ..]) => {
+            Some(&[&["IdentityVerification.ReadWrite.All"]])
+        }
+        (_, ["users", _, "authentication", "methods", _, "attestProvenance"]) => {
+            Some(&[&["CredentialProvenance.ReadWrite.All"]])
+        }
         // authentication-list-methods: not covered by the passkey-only permissions.
         ("GET", ["users", _, "authentication", "methods"]) => Some(&[METHODS_READ]),
         ("GET", ["users", _, "authentication", ..]) => Some(&[PASSKEY_READ]),

@@ -244,6 +244,8 @@ pub(crate) struct State {
     pub sessions_revoked: BTreeMap<String, Vec<SystemTime>>,
     /// The FIDO metadata the tenant's attestation enforcement checks against, if given.
     pub trust: Option<std::sync::Arc<fido_core::trust::TrustStore>>,
+    /// Identity verification events and credential provenance (beta).
+    pub provenance: super::provenance::Store,
 }
 
 /// Most challenges kept at once (older expired ones are evicted first).
@@ -264,6 +266,7 @@ impl State {
             removed_users: Vec::new(),
             sessions_revoked: BTreeMap::new(),
             trust: None,
+            provenance: Default::default(),
             tokens: HashMap::new(),
             used_jtis: HashSet::new(),
             clock_offset: Duration::ZERO,

@@ -225,7 +225,7 @@ pub(crate) fn validate_registration(
     // The passkey profiles that apply to the user (by target), or the deprecated
     // top-level fields: the key must satisfy one of them.
     let aaguid = format_aaguid(&verified.aaguid);
-    check_key_for_user(ctx.policy, &scope, &aaguid, attested).map_err(|e| match e {
+    check_key_for_user(ctx.policy, &scope, &aaguid, attested).map_err(|e| match e.cause() {
         PreflightError::DeviceBoundNotAllowed { .. } => {
             bad("Device-bound passkeys are not allowed by the passkey profile")
         }

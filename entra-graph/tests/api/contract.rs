@@ -29,6 +29,7 @@ mod faults;
 mod operations;
 mod pacing;
 mod preflight;
+mod provenance;
 mod slow_failures;
 mod strict;
 

@@ -144,7 +144,8 @@ fn fido2_policy_with_passkey_profiles() {
         Ok(())
     );
     assert!(matches!(
-        preflight(&p, &scope, "90a3ccdf-635c-4729-a248-9b709135078f", true),
+        preflight(&p, &scope, "90a3ccdf-635c-4729-a248-9b709135078f", true)
+            .map_err(|e| e.cause().clone()),
         Err(PreflightError::AaguidNotAllowed { .. })
     ));
 }

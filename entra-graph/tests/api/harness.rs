@@ -8,7 +8,7 @@ use entra_graph::auth::Credential;
 use entra_graph::emulator::{Emulator, EmulatorConfig};
 use entra_graph::webauthn::{build_registration, ClientData};
 use entra_graph::wire::RegistrationBody;
-use entra_graph::{ApiVersion, GraphClient, GraphConfig, RetryPolicy};
+use entra_graph::{ApiVersion, GraphClient, GraphConfig, GraphError, RetryPolicy};
 
 use super::soft_key::{make_credential, MakeArgs};
 
@@ -132,4 +132,13 @@ pub fn mds_listing_the_soft_key() -> fido_core::trust::TrustStore {
     )
     .unwrap();
     fido_core::trust::TrustStore::new(Some(blob), vec![]).unwrap()
+}
+
+/// A pre-flight result with a refusal by passkey profiles reduced to its plain reason
+/// (the first profile's), for tests that check the reason only.
+pub fn plain<T>(r: Result<T, GraphError>) -> Result<T, GraphError> {
+    r.map_err(|e| match e {
+        GraphError::Preflight(p) => GraphError::Preflight(p.cause().clone()),
+        e => e,
+    })
 }

@@ -362,7 +362,7 @@ fn passkey_profile_without_device_bound() {
     let (body, _) = registration(&c, KIM, "k", None, &MakeArgs::default());
     rejected(c.register(KIM, &body).unwrap_err(), "Device-bound");
     assert!(matches!(
-        c.preflight(KIM, YK5_STR, true),
+        plain(c.preflight(KIM, YK5_STR, true)),
         Err(GraphError::Preflight(
             entra_graph::policy::PreflightError::DeviceBoundNotAllowed { .. }
         ))

@@ -155,6 +155,7 @@ impl Engine {
         );
         self.maybe_crash(CrashPoint::AfterIdpCall)?;
         flow.request_id = outcome.request_id.clone();
+        let credential_id = passkey.credential_id.clone();
         let mut pk = passkey;
         pk.idp_method_id = Some(outcome.method_id.clone());
         pk.state = CredentialState::Active;
@@ -173,7 +174,7 @@ impl Engine {
                 close_journal: vec![Self::fenced_close(
                     entry.id,
                     JournalStatus::Done,
-                    Some(outcome.method_id),
+                    Some(outcome.method_id.clone()),
                     &fence,
                 )],
                 audit: vec![rec],
@@ -182,6 +183,16 @@ impl Engine {
             now,
         )?;
         tracing::info!(journal_id = entry.id, "journal entry closed");
+        // Registered and stored: provenance now (a failure is audited, never undone).
+        self.provenance_after_registration(
+            flow,
+            passkey_template,
+            idp_connection,
+            &pending.user_id,
+            &outcome.method_id,
+            &credential_id,
+            now,
+        )?;
         Ok(())
     }
 

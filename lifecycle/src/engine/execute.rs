@@ -160,6 +160,7 @@ impl Engine {
                     // The template's challenge lifetime against the connection's API
                     // version first (deferred activation needs Graph beta).
                     self.preflight_challenge(&flow.templates, passkey_template, idp_connection)?;
+                    self.preflight_provenance(&flow.templates, passkey_template, idp_connection)?;
                     // The AAGUID the device half reported (a claim; the attestation
                     // re-checks it after makeCredential).
                     let aaguid = link

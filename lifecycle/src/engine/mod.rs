@@ -35,7 +35,9 @@ mod issue;
 mod jobs;
 mod leavers;
 mod live;
+mod provenance;
 pub use leavers::{LeaversRound, REPLACEMENT_PASS_MINUTES};
+pub use provenance::{provenance_request, ProvenanceOutcome};
 mod passkeys;
 pub use passkeys::{
     ForeignDeletion, HeldPasskey, IssuedBy, PasskeyKind, UserPasskeys, AUTHENTICATOR_AAGUIDS,
@@ -307,6 +309,7 @@ impl Engine {
     pub fn add_template(&self, templates: TemplateSet) -> Result<(), Error> {
         templates.validate()?;
         self.check_connection_versions(&templates)?;
+        self.check_provenance_support(&templates)?;
         self.templates
             .write()
             .unwrap_or_else(PoisonError::into_inner)

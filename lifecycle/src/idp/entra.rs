@@ -335,6 +335,19 @@ impl Idp for EntraIdp {
         }))
     }
 
+    fn provenance_support(&self) -> Result<(), String> {
+        super::provenance::entra_support(&self.name, self.client.config().version)
+    }
+
+    fn record_provenance(
+        &self,
+        user: &str,
+        method_id: &str,
+        request: &super::ProvenanceRequest,
+    ) -> Result<super::ProvenanceRecorded, IdpError> {
+        self.entra_record_provenance(user, method_id, request)
+    }
+
     fn challenge_limit(&self) -> Option<super::ChallengeLimit> {
         Some(super::graph2026::entra_challenge_limit(
             self.client.config().version,

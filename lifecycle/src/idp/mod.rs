@@ -8,12 +8,14 @@ mod delegated;
 mod entra;
 mod extensions;
 mod graph2026;
+mod provenance;
 mod readiness;
 
 pub use delegated::{DelegatedRegistrar, RelayedAnswer};
 pub use entra::EntraIdp;
 pub use extensions::{CreationExtensions, CredProtectPolicy, ExtensionError, KeyExtensions};
 pub use graph2026::{ChallengeLimit, SignInBlocked};
+pub use provenance::{ProvenanceKind, ProvenanceRecorded, ProvenanceRequest};
 pub use readiness::{ReadinessReport, ReadinessUser};
 
 /// A creation challenge the IdP issued for one user (owned).
@@ -331,6 +333,30 @@ pub trait Idp: Send + Sync {
     /// fixes it at 5 minutes, beta allows 43 200); `None` when the IdP sets no limit.
     fn challenge_limit(&self) -> Option<ChallengeLimit> {
         None
+    }
+    /// Whether this connection can record provenance after a registration
+    /// ([`Idp::record_provenance`]); `Err` says why not, in words an operator can act on.
+    fn provenance_support(&self) -> Result<(), String> {
+        Err(format!(
+            "connection {:?} cannot record provenance",
+            self.name()
+        ))
+    }
+    /// Records how the holder of the registered passkey `method_id` of `user` was
+    /// verified (idempotent by `request.event_id`).
+    fn record_provenance(
+        &self,
+        _user: &str,
+        _method_id: &str,
+        _request: &ProvenanceRequest,
+    ) -> Result<ProvenanceRecorded, IdpError> {
+        Err(IdpError::Call {
+            idp: self.name().to_owned(),
+            operation: "provenance",
+            status: None,
+            request_id: None,
+            message: "this connection cannot record provenance".into(),
+        })
     }
     /// For each AAGUID (16 bytes) of a device-bound passkey the user `user_id` (the
     /// IdP's object id) holds, whether the IdP's policy would now refuse it at sign-in

@@ -257,6 +257,12 @@ pub struct PasskeyTemplate {
     /// makeCredential against the engine's trust store; default `tenant`).
     #[serde(default, skip_serializing_if = "AttestationRequirement::is_default")]
     pub attestation: AttestationRequirement,
+    /// After a registration, record at the IdP how the holder was verified (the
+    /// operator's in-person check, or the holder's OIDC sign-in): Entra's beta identity
+    /// verification event and `attestProvenance`. Off by default; needs a beta
+    /// connection (docs/ENTRA.md, "Provenance").
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub record_provenance: bool,
 }
 
 /// Which keys a passkey template issues, by what their attestation proves. Whatever the
@@ -818,6 +824,7 @@ mod tests {
             origin: None,
             challenge_timeout_minutes: None,
             attestation: AttestationRequirement::Tenant,
+            record_provenance: false,
         };
         assert_eq!(t.challenge_timeout(), 5);
         assert_eq!(t.challenge_timeout_ms(), 300_000);

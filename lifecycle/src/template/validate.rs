@@ -128,6 +128,13 @@ fn passkey(name: &str, t: &PasskeyTemplate, p: &mut Vec<Problem>) {
             format!("a challenge timeout above {CHALLENGE_TIMEOUT_MIN_MINUTES} minutes needs the Graph beta endpoint; idp.graph_api_version is v1.0 (got {timeout} minutes)"),
         ));
     }
+    // Provenance (identity verification events, attestProvenance) is Graph beta only.
+    if t.record_provenance && t.idp.graph_api_version == GraphApiVersion::V1_0 {
+        p.push(Problem::new(
+            format!("{f}.record_provenance"),
+            "record_provenance needs the Graph beta endpoint (the identity verification and attestProvenance calls exist on beta only); idp.graph_api_version is v1.0",
+        ));
+    }
 }
 
 fn display_name(f: &str, t: &PasskeyTemplate, p: &mut Vec<Problem>) {

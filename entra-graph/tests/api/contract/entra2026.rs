@@ -82,19 +82,39 @@ fn register_status(c: &GraphClient, user: &str, attest: Attest) -> Option<u16> {
     c.register(user, &body).err().map(policy_refusal)
 }
 
-/// The pre-flight's verdict for the soft key (YubiKey 5 AAGUID), as the variant's name.
-fn verdict(c: &GraphClient, user: &str, attested: bool) -> &'static str {
+/// The pre-flight's verdict for the soft key (YubiKey 5 AAGUID), as the variant's name,
+/// with the ids of the passkey profiles the refusal names (issue 19 item 2: a refused
+/// pre-flight names the blocking profile). Each named profile must appear in the
+/// message, with its name and id.
+fn verdict(c: &GraphClient, user: &str, attested: bool) -> (&'static str, Vec<String>) {
     match c.preflight(user, YK5_STR, attested) {
-        Ok(()) => "allowed",
-        Err(GraphError::Preflight(e)) => match e {
-            PreflightError::AaguidBlocked { .. } => "aaguid_blocked",
-            PreflightError::AaguidNotAllowed { .. } => "aaguid_not_allowed",
-            PreflightError::DeviceBoundNotAllowed { .. } => "type_not_allowed",
-            PreflightError::AttestationRequired => "attestation_required",
-            PreflightError::UserExcluded { .. } => "excluded",
-            PreflightError::UserNotTargeted { .. } => "not_targeted",
-            other => panic!("unexpected pre-flight error {other:?}"),
-        },
+        Ok(_) => ("allowed", Vec::new()),
+        Err(GraphError::Preflight(e)) => {
+            let named: Vec<String> = e
+                .blocking_profiles()
+                .iter()
+                .map(|r| r.profile_id.clone())
+                .collect();
+            let message = GraphError::Preflight(e.clone()).to_string();
+            for r in e.blocking_profiles() {
+                let name = r.profile_name.as_deref().unwrap_or_default();
+                assert!(
+                    message.contains(name) && message.contains(&format!("id {}", r.profile_id)),
+                    "the refusal names profile {name:?} ({}): {message}",
+                    r.profile_id
+                );
+            }
+            let kind = match e.cause() {
+                PreflightError::AaguidBlocked { .. } => "aaguid_blocked",
+                PreflightError::AaguidNotAllowed { .. } => "aaguid_not_allowed",
+                PreflightError::DeviceBoundNotAllowed { .. } => "type_not_allowed",
+                PreflightError::AttestationRequired => "attestation_required",
+                PreflightError::UserExcluded { .. } => "excluded",
+                PreflightError::UserNotTargeted { .. } => "not_targeted",
+                other => panic!("unexpected pre-flight error {other:?}"),
+            };
+            (kind, named)
+        }
         Err(other) => panic!("pre-flight failed: {other}"),
     }
 }
@@ -124,6 +144,9 @@ fn preflight_matrix_over_passkey_profiles_agrees_with_the_emulator() {
         lee: &'static str,
         /// Kim's verdict for the same key without attestation.
         kim_unattested: &'static str,
+        /// The passkey profiles each refusal names (Kim, Lee, Kim unattested): every
+        /// profile assigned to the user, when the policy has profiles.
+        by: [&'static [&'static str]; 3],
     }
     let mut legacy_blocking = legacy_policy();
     legacy_blocking.key_restrictions = Some(KeyRestrictions {
@@ -148,6 +171,7 @@ fn preflight_matrix_over_passkey_profiles_agrees_with_the_emulator() {
             kim: "allowed",
             lee: "allowed",
             kim_unattested: "attestation_required",
+            by: [&[], &[], &["default"]],
         },
         Case {
             name: "blocked by AAGUID (not on the allow list)",
@@ -163,6 +187,7 @@ fn preflight_matrix_over_passkey_profiles_agrees_with_the_emulator() {
             kim: "aaguid_not_allowed",
             lee: "aaguid_not_allowed",
             kim_unattested: "aaguid_not_allowed",
+            by: [&["default"], &["default"], &["default"]],
         },
         Case {
             name: "blocked by AAGUID (on the block list)",
@@ -178,6 +203,7 @@ fn preflight_matrix_over_passkey_profiles_agrees_with_the_emulator() {
             kim: "aaguid_blocked",
             lee: "aaguid_blocked",
             kim_unattested: "aaguid_blocked",
+            by: [&["default"], &["default"], &["default"]],
         },
         Case {
             name: "blocked by passkey type (synced only)",
@@ -185,6 +211,7 @@ fn preflight_matrix_over_passkey_profiles_agrees_with_the_emulator() {
             kim: "type_not_allowed",
             lee: "type_not_allowed",
             kim_unattested: "type_not_allowed",
+            by: [&["default"], &["default"], &["default"]],
         },
         Case {
             name: "blocked by attestation (enforced, key unattested)",
@@ -192,6 +219,7 @@ fn preflight_matrix_over_passkey_profiles_agrees_with_the_emulator() {
             kim: "allowed",
             lee: "allowed",
             kim_unattested: "attestation_required",
+            by: [&[], &[], &["default"]],
         },
         Case {
             name: "any assigned profile fully satisfied admits (Kim: group profile)",
@@ -210,6 +238,7 @@ fn preflight_matrix_over_passkey_profiles_agrees_with_the_emulator() {
             kim: "allowed",
             lee: "type_not_allowed",
             kim_unattested: "allowed",
+            by: [&[], &["default"], &[]],
         },
         Case {
             name: "excluded group beats included group",
@@ -217,6 +246,7 @@ fn preflight_matrix_over_passkey_profiles_agrees_with_the_emulator() {
             kim: "excluded",
             lee: "allowed",
             kim_unattested: "excluded",
+            by: [&[], &[], &[]],
         },
         Case {
             name: "no profiles: the top-level block list decides (fallback)",
@@ -224,6 +254,7 @@ fn preflight_matrix_over_passkey_profiles_agrees_with_the_emulator() {
             kim: "aaguid_blocked",
             lee: "aaguid_blocked",
             kim_unattested: "aaguid_blocked",
+            by: [&[], &[], &[]],
         },
         Case {
             name: "no profiles: the top-level attestation switch decides (fallback)",
@@ -231,6 +262,7 @@ fn preflight_matrix_over_passkey_profiles_agrees_with_the_emulator() {
             kim: "allowed",
             lee: "allowed",
             kim_unattested: "attestation_required",
+            by: [&[], &[], &[]],
         },
         Case {
             name: "profiles present: the top-level fields are ignored",
@@ -238,20 +270,28 @@ fn preflight_matrix_over_passkey_profiles_agrees_with_the_emulator() {
             kim: "allowed",
             lee: "allowed",
             kim_unattested: "attestation_required",
+            by: [&[], &[], &["default"]],
         },
     ];
     for case in cases {
         emu.update_policy(case.policy.clone())
             .unwrap_or_else(|e| panic!("{}: {e}", case.name));
-        let got = (
+        let (kim, lee, kim_unattested) = (
             verdict(&c, KIM, true),
             verdict(&c, LEE, true),
             verdict(&c, KIM, false),
         );
         assert_eq!(
-            got,
+            (kim.0, lee.0, kim_unattested.0),
             (case.kim, case.lee, case.kim_unattested),
             "{}",
+            case.name
+        );
+        assert_eq!(
+            [kim.1, lee.1, kim_unattested.1],
+            case.by
+                .map(|b| b.iter().map(|s| s.to_string()).collect::<Vec<_>>()),
+            "{}: the profiles each refusal names",
             case.name
         );
         // The emulator decides the same at registration (400 when refused).

@@ -15,20 +15,20 @@ fn preflight_against_changed_policy() {
     }));
     emu.set_policy(p.clone());
     assert!(matches!(
-        c.preflight(KIM, YK5_STR, true),
+        plain(c.preflight(KIM, YK5_STR, true)),
         Err(GraphError::Preflight(PreflightError::AaguidBlocked { .. }))
     ));
     p.set_key_restrictions(None);
     p.set_attestation_enforced(true);
     emu.set_policy(p.clone());
     assert_eq!(
-        c.preflight(KIM, YK5_STR, false),
+        plain(c.preflight(KIM, YK5_STR, false)),
         Err(GraphError::Preflight(PreflightError::AttestationRequired))
     );
     p.state = MethodState::Disabled;
     emu.set_policy(p);
     assert_eq!(
-        c.preflight(KIM, YK5_STR, true),
+        plain(c.preflight(KIM, YK5_STR, true)),
         Err(GraphError::Preflight(PreflightError::MethodDisabled))
     );
 }
@@ -67,7 +67,7 @@ fn preflight_checks_include_and_exclude_targets_like_the_emulator() {
     emu.set_policy(p.clone());
     assert_eq!(c.preflight(KIM, YK5_STR, true), Ok(()));
     assert_eq!(
-        c.preflight(LEE, YK5_STR, true),
+        plain(c.preflight(LEE, YK5_STR, true)),
         Err(GraphError::Preflight(PreflightError::UserNotTargeted {
             user_id: "c8a9a3b2-4f5e-4d6c-8b7a-9e0f1a2b3c4d".into()
         }))
@@ -89,7 +89,7 @@ fn preflight_checks_include_and_exclude_targets_like_the_emulator() {
     p.exclude_targets = vec![target(GROUP, &[])];
     emu.set_policy(p.clone());
     assert_eq!(
-        c.preflight(KIM, YK5_STR, true),
+        plain(c.preflight(KIM, YK5_STR, true)),
         Err(GraphError::Preflight(PreflightError::UserExcluded {
             user_id: KIM_ID.into(),
             target: GROUP.into()
@@ -106,7 +106,7 @@ fn preflight_checks_include_and_exclude_targets_like_the_emulator() {
     p.exclude_targets = vec![];
     emu.set_policy(p);
     assert!(matches!(
-        c.preflight(KIM, YK5_STR, true),
+        plain(c.preflight(KIM, YK5_STR, true)),
         Err(GraphError::Preflight(
             PreflightError::UserNotTargeted { .. }
         ))
@@ -137,7 +137,7 @@ fn preflight_follows_nested_groups_like_the_emulator() {
     emu.set_policy(p);
     assert_eq!(c.preflight(KIM, YK5_STR, true), Ok(()));
     assert!(matches!(
-        c.preflight(LEE, YK5_STR, true),
+        plain(c.preflight(LEE, YK5_STR, true)),
         Err(GraphError::Preflight(
             PreflightError::UserNotTargeted { .. }
         ))
@@ -186,14 +186,14 @@ fn passkey_profiles_selected_by_target_in_preflight_and_emulator() {
     // Kim (in the group) may register an attested YubiKey; Lee may not.
     assert_eq!(c.preflight(KIM, YK5_STR, true), Ok(()));
     assert!(matches!(
-        c.preflight(LEE, YK5_STR, true),
+        plain(c.preflight(LEE, YK5_STR, true)),
         Err(GraphError::Preflight(
             PreflightError::AaguidNotAllowed { .. }
         ))
     ));
     // The group's profile enforces attestation; the default one does not list the key.
     assert!(matches!(
-        c.preflight(KIM, YK5_STR, false),
+        plain(c.preflight(KIM, YK5_STR, false)),
         Err(GraphError::Preflight(
             PreflightError::AaguidNotAllowed { .. }
         ))
@@ -239,7 +239,7 @@ fn preflight_with_null_enforcement_type() {
         .enforcement_type
         .is_none());
     assert!(matches!(
-        c.preflight(KIM, YK5_STR, true),
+        plain(c.preflight(KIM, YK5_STR, true)),
         Err(GraphError::Preflight(PreflightError::AaguidBlocked { .. }))
     ));
     assert_eq!(
@@ -269,7 +269,7 @@ fn passkey_profiles_are_expanded_on_v1() {
     let c = client(&emu, ApiVersion::V1);
     assert_eq!(c.fido2_policy().unwrap().passkey_profiles.len(), 1);
     assert_eq!(
-        c.preflight(KIM, YK5_STR, false),
+        plain(c.preflight(KIM, YK5_STR, false)),
         Err(GraphError::Preflight(PreflightError::AttestationRequired))
     );
     let log = emu.request_log();

@@ -129,6 +129,18 @@ impl Idp for Throttled {
     fn challenge_limit(&self) -> Option<crate::idp::ChallengeLimit> {
         self.inner.challenge_limit()
     }
+    fn provenance_support(&self) -> Result<(), String> {
+        self.inner.provenance_support()
+    }
+    fn record_provenance(
+        &self,
+        user: &str,
+        method_id: &str,
+        request: &crate::idp::ProvenanceRequest,
+    ) -> Result<crate::idp::ProvenanceRecorded, IdpError> {
+        self.limiter.acquire();
+        self.inner.record_provenance(user, method_id, request)
+    }
     fn sign_in_blocks(
         &self,
         user_id: &str,

@@ -116,7 +116,7 @@ LD_LIBRARY_PATH="$prefix/lib" "$work/schema_payloads" "$(config schemas)" "softk
 python3 -m venv "$work/venv"
 "$work/venv/bin/python" -m pip install --quiet --disable-pip-version-check --require-hashes \
   --only-binary :all: -r .ci/requirements-schemas.txt
-"$work/venv/bin/python" scripts/validate-schemas.py docs/schemas "$work/payloads.tsv"
+"$work/venv/bin/python" scripts/validate-schemas.py --renamed-fields-fail docs/schemas "$work/payloads.tsv"
 
 echo "== the Python extension needs no libpcsclite.so.1"
 # What the Python steps above built: the module in target/pyvenv (maturin develop) and

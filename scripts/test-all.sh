@@ -97,13 +97,17 @@ log "Python bindings: abi3 wheel + sdist (maturin), pip install into a fresh ven
 # stubtest, mypy, the examples, the fault campaign and the interop tests below.
 dist="$PWD/target/python-dist"
 rm -rf "$dist"
-# `--compatibility linux`: a wheel for this machine. The extension links system libraries
-# (libpcsclite, OpenSSL) that a manylinux tag would have to vendor (auditwheel + patchelf);
-# a manylinux wheel for PyPI is a release job's, built without them.
+# ---- BEGIN manylinux tag (issue 17, helper eco) ----
+# A manylinux_2_34 wheel (the PyPI tag): maturin checks the glibc symbol versions itself
+# (Debian 12 builds need nothing newer than GLIBC_2.34) and `--auditwheel repair` copies
+# the one non-manylinux library the extension links, OpenSSL (fido-core's MDS3 chain
+# check), into keysmith.libs/ with patchelf (installed by .ci/run), as auditwheel does.
+# scripts/check-python-dist.sh checks the tag and every NEEDED library offline.
 (cd bindings/python && VIRTUAL_ENV="$venv" PATH="$venv/bin:$PATH" \
-  maturin build --locked --profile dev --compatibility linux --interpreter "$venv/bin/python" \
-    --out "$dist" \
+  maturin build --locked --profile dev --compatibility manylinux_2_34 --auditwheel repair \
+    --interpreter "$venv/bin/python" --out "$dist" \
   && VIRTUAL_ENV="$venv" PATH="$venv/bin:$PATH" maturin sdist --out "$dist")
+# ---- END manylinux tag ----
 scripts/check-python-dist.sh "$dist"
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps \
   --force-reinstall "$dist"/keysmith-*.whl

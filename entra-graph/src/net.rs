@@ -56,20 +56,12 @@ impl NetworkOptions {
     /// Checks the settings without reading the CA file.
     pub fn validate(&self) -> Result<(), GraphError> {
         if let Some(p) = self.proxy.as_deref().filter(|p| *p != DIRECT) {
-            let url = reqwest::Url::parse(p).map_err(|e| GraphError::Config {
+            // keysmith's URL policy for proxies: http or https to any host, proxy
+            // credentials allowed, no whitespace; its messages hide the password.
+            keysmith_url::check_proxy(p).map_err(|e| GraphError::Config {
                 setting: "proxy",
-                reason: format!("{}: {e}", redact_proxy(p)),
+                reason: e.to_string(),
             })?;
-            if !matches!(url.scheme(), "http" | "https") {
-                return Err(GraphError::Config {
-                    setting: "proxy",
-                    reason: format!(
-                        "{}: scheme {} is not http or https",
-                        redact_proxy(p),
-                        url.scheme()
-                    ),
-                });
-            }
         }
         if self.no_proxy.is_some() && self.proxy.is_none() {
             return Err(GraphError::Config {
@@ -148,15 +140,10 @@ fn display_path(p: &Option<PathBuf>) -> String {
 
 /// A proxy URL without its password, for messages.
 fn redact_proxy(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        Ok(u) => u.to_string(),
-        Err(_) if url == DIRECT => DIRECT.into(),
-        Err(_) => "(proxy URL)".into(),
+    if url == DIRECT {
+        return DIRECT.into();
     }
+    keysmith_url::redact_password(url)
 }
 
 /// The certificates of a PEM text (several allowed); an error when it holds none or one
@@ -282,6 +269,16 @@ mod tests {
         assert!(!redact_proxy("http://u:hunter2@p:1").contains("hunter2"));
         n.proxy = Some("http://u:hunter2@p:1".into());
         assert!(!format!("{n:?}").contains("hunter2"));
+        // keysmith_url's proxy policy: no whitespace, no query, the password never shown.
+        for bad in [
+            "socks5://u:hunter2@p:1",
+            "http://u:hunter2@p:1/?x",
+            "http://u:hunter2@p :1",
+        ] {
+            n.proxy = Some(bad.into());
+            let e = n.validate().unwrap_err().to_string();
+            assert!(e.contains("proxy") && !e.contains("hunter2"), "{bad}: {e}");
+        }
         assert!(pem_roots(b"not pem").is_err());
     }
 }

@@ -13,7 +13,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use p256::ecdsa::SigningKey;
 use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
@@ -122,8 +122,11 @@ impl AgentKey {
         Ok(Self::from_signing_key(key))
     }
 
-    /// Stores the key at `path` (which must not exist): written to a new `0600` file
-    /// beside it, synced, then renamed into place.
+    /// Stores the key at `path` (which must not exist): written to a new `0600` temporary
+    /// file with an unpredictable name beside it (tempfile: created exclusively, so never
+    /// through a planted symlink; removed on failure), synced, then moved into place
+    /// without replacing anything that appeared at `path` meanwhile, and the directory
+    /// synced.
     pub fn store(&self, path: &Path) -> Result<(), AgentError> {
         let pem = self
             .key
@@ -132,28 +135,26 @@ impl AgentKey {
                 path: path.to_owned(),
                 reason: format!("encoding: {e}"),
             })?;
-        let tmp = tmp_path(path);
-        let _ = std::fs::remove_file(&tmp);
-        let io = |e| AgentError::io(format!("writing {}", tmp.display()), e);
-        let mut o = OpenOptions::new();
-        o.write(true).create_new(true);
+        let dir = parent(path);
+        let io = |e| AgentError::io(format!("writing a new key in {}", dir.display()), e);
+        let mut b = tempfile::Builder::new();
+        b.prefix(".agent-key.").suffix(".new");
         #[cfg(unix)]
-        o.mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
-        let mut f = o.open(&tmp).map_err(io)?;
+        b.permissions(std::fs::Permissions::from_mode(0o600));
+        let mut f = b.tempfile_in(dir).map_err(io)?;
         f.write_all(pem.as_bytes()).map_err(io)?;
-        f.sync_all().map_err(io)?;
-        drop(f);
-        if std::fs::symlink_metadata(path).is_ok() {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(AgentError::InsecureFile {
-                path: path.to_owned(),
-                reason: "appeared while the new key was written: refused".into(),
-            });
-        }
-        std::fs::rename(&tmp, path)
-            .map_err(|e| AgentError::io(format!("renaming to {}", path.display()), e))?;
-        if let Ok(d) = File::open(parent(path)) {
+        f.as_file().sync_all().map_err(io)?;
+        f.persist_noclobber(path).map_err(|e| {
+            if e.error.kind() == std::io::ErrorKind::AlreadyExists {
+                AgentError::InsecureFile {
+                    path: path.to_owned(),
+                    reason: "appeared while the new key was written: refused".into(),
+                }
+            } else {
+                AgentError::io(format!("renaming to {}", path.display()), e.error)
+            }
+        })?;
+        if let Ok(d) = File::open(dir) {
             let _ = d.sync_all();
         }
         Ok(())
@@ -202,12 +203,6 @@ fn parent(path: &Path) -> &Path {
     }
 }
 
-fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(".new");
-    path.with_file_name(name)
-}
-
 fn create_private_dir_all(dir: &Path) -> Result<(), AgentError> {
     if dir.is_dir() {
         return Ok(());
@@ -253,6 +248,8 @@ fn nofollow_read(path: &Path) -> Result<File, AgentError> {
 
 #[cfg(all(test, unix))]
 mod tests {
+    use std::path::PathBuf;
+
     use super::*;
 
     fn tmpdir(name: &str) -> PathBuf {
@@ -276,6 +273,18 @@ mod tests {
         assert_eq!(k.agent_id().len(), 64);
         assert_eq!(k.fingerprint().len(), 64 + 15);
         assert!(!format!("{k:?}").contains("PRIVATE"));
+        // Storing over an existing file is refused and leaves it and no temporary behind.
+        let before = std::fs::read(&p).unwrap();
+        assert!(matches!(
+            AgentKey::generate().store(&p),
+            Err(AgentError::InsecureFile { .. })
+        ));
+        assert_eq!(std::fs::read(&p).unwrap(), before);
+        let names: Vec<_> = std::fs::read_dir(p.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, [std::ffi::OsString::from("agent-key.pem")]);
         std::fs::remove_dir_all(&d).unwrap();
     }
 

@@ -59,7 +59,7 @@ fn now_ms() -> u64 {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    base16ct::lower::encode_string(bytes)
 }
 
 /// Runs the demo; exit 0 when every step behaved as expected.
@@ -99,13 +99,9 @@ fn run_demo(db: Option<PathBuf>) -> Result<(), String> {
     let db = match db {
         Some(p) => p,
         None => {
-            let dir = std::env::temp_dir().join(format!(
-                "keysmith-demo-{}-{}",
-                std::process::id(),
-                now_ms()
-            ));
-            lifecycle::files::create_private_dir_all(&dir)
-                .map_err(|e| format!("creating {}: {e}", dir.display()))?;
+            // A new private (0700) directory with an unpredictable name, kept after the
+            // run so its repository can be looked at.
+            let dir = private_temp_dir("keysmith-demo-")?;
             dir.join("keysmith.db")
         }
     };
@@ -358,26 +354,28 @@ fn demo_host_key(db: &std::path::Path) -> Result<[u8; 32], String> {
     let mut host_key = [0u8; 32];
     match std::fs::read_to_string(&key_file) {
         Ok(text) => {
-            let text = text.trim();
-            if text.len() != 64 {
+            // Constant-time hex (base16ct): this is the repository's PIN key.
+            let n = base16ct::mixed::decode(text.trim(), &mut host_key)
+                .map_err(|_| format!("{}: expected 64 hex digits", key_file.display()))?
+                .len();
+            if n != host_key.len() {
                 return Err(format!("{}: expected 64 hex digits", key_file.display()));
-            }
-            for (i, b) in host_key.iter_mut().enumerate() {
-                *b = u8::from_str_radix(&text[2 * i..2 * i + 2], 16)
-                    .map_err(|_| format!("{}: not hex", key_file.display()))?;
             }
         }
         Err(_) => {
             OsRng.fill_bytes(&mut host_key);
-            let mut opts = std::fs::OpenOptions::new();
-            opts.write(true).create_new(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-            let mut f = opts
-                .open(&key_file)
-                .map_err(|e| format!("creating {}: {e}", key_file.display()))?;
-            f.write_all(hex(&host_key).as_bytes())
-                .map_err(|e| format!("writing {}: {e}", key_file.display()))?;
+            // A 0600 temporary beside it, synced, moved into place without replacing
+            // a file that appeared meanwhile.
+            let dir = match key_file.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d,
+                _ => std::path::Path::new("."),
+            };
+            let io = |e: std::io::Error| format!("writing {}: {e}", key_file.display());
+            let mut f = private_temp_file(dir).map_err(io)?;
+            f.write_all(base16ct::lower::encode_string(&host_key).as_bytes())
+                .map_err(io)?;
+            f.as_file().sync_all().map_err(io)?;
+            f.persist_noclobber(&key_file).map_err(|e| io(e.error))?;
         }
     }
     let name = |p: &std::path::Path| {
@@ -411,4 +409,53 @@ fn emulator_user_id(engine: &Engine, upn: &str) -> Result<String, String> {
     idp.user(upn)
         .map(|u| u.id)
         .map_err(|e| format!("looking up {upn}: {e}"))
+}
+
+/// A new directory under the system's temporary directory, `0700`, with an unpredictable
+/// name starting with `prefix`; kept (not removed) after the run.
+pub(crate) fn private_temp_dir(prefix: &str) -> Result<PathBuf, String> {
+    let mut b = tempfile::Builder::new();
+    b.prefix(prefix);
+    #[cfg(unix)]
+    b.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700));
+    b.tempdir()
+        .map(tempfile::TempDir::keep)
+        .map_err(|e| format!("creating a temporary directory: {e}"))
+}
+
+/// A new `0600` temporary file in `dir` (removed unless persisted).
+fn private_temp_file(dir: &std::path::Path) -> std::io::Result<tempfile::NamedTempFile> {
+    let mut b = tempfile::Builder::new();
+    b.prefix(".keysmith-demo.").suffix(".new");
+    #[cfg(unix)]
+    b.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600));
+    b.tempfile_in(dir)
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    #[test]
+    fn private_temp_dirs_are_new_0700_and_kept() {
+        let a = super::private_temp_dir("keysmith-demo-test-").unwrap();
+        let b = super::private_temp_dir("keysmith-demo-test-").unwrap();
+        assert_ne!(a, b);
+        for d in [&a, &b] {
+            let mode = std::fs::metadata(d).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o700, "{}", d.display());
+            std::fs::remove_dir(d).unwrap();
+        }
+    }
+
+    #[test]
+    fn private_temp_files_are_0600_and_removed_unless_kept() {
+        let dir = super::private_temp_dir("keysmith-demo-test-").unwrap();
+        let f = super::private_temp_file(&dir).unwrap();
+        let mode = f.as_file().metadata().unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        drop(f);
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+        std::fs::remove_dir(&dir).unwrap();
+    }
 }

@@ -11,7 +11,7 @@
 use std::io::{BufRead, BufReader, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use entra_graph::emulator::{Emulator, EmulatorConfig, GroupFixture, TenantFixture, DEMO_PASSWORD};
 use rand_core::{OsRng, RngCore};
@@ -283,13 +283,6 @@ fn as_holder(config: &Path, args: &[&str]) -> Result<Value, String> {
     last_json(&stdout, "the holder's agent")
 }
 
-fn now_ms() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0)
-}
-
 fn run() -> Result<(), String> {
     step(
         0,
@@ -301,13 +294,7 @@ fn run() -> Result<(), String> {
     })
     .map_err(|e| format!("starting the Entra emulator: {e}"))?;
     println!("    Entra emulator on {}", emulator.base_url());
-    let dir = std::env::temp_dir().join(format!(
-        "keysmith-split-demo-{}-{}",
-        std::process::id(),
-        now_ms()
-    ));
-    lifecycle::files::create_private_dir_all(&dir)
-        .map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let dir = crate::demo::private_temp_dir("keysmith-split-demo-")?;
     let (ca, chain, tls_key) = tls_files(&dir)?;
     let server_key = dir.join("server-key.pem");
     let mut init = keysmith()?;
@@ -325,7 +312,7 @@ fn run() -> Result<(), String> {
     let db = dir.join("keysmith.db");
     let session = json!({
         "repository": { "sqlite": db },
-        "pin_key": pin_key.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+        "pin_key": base16ct::lower::encode_string(&pin_key),
         "station": "demo-server",
         "idp": [{
             "name": "contoso-entra",

@@ -15,6 +15,9 @@
 //! # jwks_url = "..."                      # default: from the issuer's discovery document
 //! # tenant_id = "<tenant>"
 //! # roles_claim = "roles"
+//! # ca_file = "issuer-ca.pem"             # extra roots beside the OS trust store
+//! # proxy = "http://proxy.contoso.com:3128"   # default: HTTPS_PROXY/NO_PROXY; "direct": none
+//! # no_proxy = "login.contoso.com"       # only with proxy
 //! [oidc.roles]                             # role value in the token -> keysmith role
 //! "Keysmith.Admin" = "admin"
 //! "Keysmith.Operator" = "operator"
@@ -91,9 +94,20 @@ pub struct OidcConfig {
     /// The issuer's JWKS URL; default: read from its discovery document.
     #[serde(default)]
     pub jwks_url: Option<String>,
-    /// Extra CA certificates (PEM) trusted for the issuer's HTTPS endpoints.
+    /// Extra CA certificates (PEM, several allowed) trusted for the issuer's HTTPS
+    /// endpoints, beside the operating system's store: a private CA in front of the
+    /// issuer, or the root of a TLS-inspecting proxy.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// A proxy for the discovery and JWKS requests (`http://host:port`, or `https://…`;
+    /// user and password in the URL allowed), in place of the environment's
+    /// `HTTPS_PROXY`/`NO_PROXY`; `"direct"` for no proxy at all. The same setting as the
+    /// session configuration's `[[idp]] proxy` (docs/ENTRA.md).
+    #[serde(default)]
+    pub proxy: Option<String>,
+    /// Hosts that bypass `proxy`, in `NO_PROXY` syntax; only with `proxy`.
+    #[serde(default)]
+    pub no_proxy: Option<String>,
     /// When set, `tid` must equal it.
     #[serde(default)]
     pub tenant_id: Option<String>,
@@ -107,6 +121,18 @@ pub struct OidcConfig {
     /// `auditor` map to themselves.
     #[serde(default = "default_role_map")]
     pub roles: BTreeMap<String, Role>,
+}
+
+impl OidcConfig {
+    /// The trust and proxy settings of the issuer's discovery and JWKS requests, the
+    /// same type (and code path) as an IdP connection's.
+    pub fn network(&self) -> entra_graph::net::NetworkOptions {
+        entra_graph::net::NetworkOptions {
+            ca_file: self.ca_file.clone(),
+            proxy: self.proxy.clone(),
+            no_proxy: self.no_proxy.clone(),
+        }
+    }
 }
 
 /// Abuse limits (review G12). Counted per server node.
@@ -233,6 +259,10 @@ impl ServerConfig {
                 "limits: every limit must be above 0".into(),
             ));
         }
+        self.oidc
+            .network()
+            .validate()
+            .map_err(|e| ServerError::Config(format!("oidc: {e}")))?;
         if self.oidc.roles.is_empty() {
             return Err(ServerError::Config("oidc.roles: maps no role".into()));
         }

@@ -159,17 +159,13 @@ impl Server {
             tenant_id: o.tenant_id.clone(),
             roles_claim: o.roles_claim.clone(),
             leeway: Duration::from_secs(o.leeway_s),
+            // `ca_file`, `proxy`, `no_proxy`: entra-graph's own network options, as for an
+            // IdP connection (OS trust store plus the CA file; the proxy or HTTPS_PROXY).
+            network: o.network(),
             ..AccessTokenSettings::new(o.issuer.clone(), o.audience.clone())
         };
-        let ca =
-            match &o.ca_file {
-                Some(p) => Some(std::fs::read(p).map_err(|e| {
-                    ServerError::Config(format!("oidc.ca_file {}: {e}", p.display()))
-                })?),
-                None => None,
-            };
-        let verifier = AccessTokenVerifier::new(settings, ca.as_deref())
-            .map_err(|e| ServerError::Config(e.to_string()))?;
+        let verifier = AccessTokenVerifier::new(settings, None)
+            .map_err(|e| ServerError::Config(format!("oidc: {e}")))?;
         let l = &config.limits;
         let minute = Duration::from_secs(60);
         let sessions: Arc<dyn SessionHandler> =

@@ -5,16 +5,14 @@
 //! proxy, and the environment's `HTTPS_PROXY`/`NO_PROXY` work too (in a child process,
 //! since environment variables are process-wide).
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use entra_graph::emulator::{Emulator, EmulatorConfig, EmulatorTls};
 use entra_graph::net::NetworkOptions;
 use entra_graph::oidc::{OidcSettings, OidcVerifier};
 use entra_graph::{ApiVersion, GraphClient, GraphError};
+use keysmith_testkit::connect_proxy::ConnectProxy;
 use keysmith_testkit::TempDir;
 
 use super::harness::{fast_config, secret_credential, KIM};
@@ -143,80 +141,9 @@ fn private_root_is_refused_without_the_ca_file_and_accepted_with_it() {
     ));
 }
 
-/// A CONNECT proxy on loopback: answers `200` and copies bytes both ways; records each
-/// CONNECT target.
-struct Proxy {
-    url: String,
-    seen: Arc<Mutex<Vec<String>>>,
-}
-
-fn proxy() -> Proxy {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let log = seen.clone();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(conn) = conn else { continue };
-            let log = log.clone();
-            std::thread::spawn(move || tunnel(conn, &log));
-        }
-    });
-    Proxy { url, seen }
-}
-
-fn tunnel(client: TcpStream, log: &Mutex<Vec<String>>) {
-    let mut reader = BufReader::new(client.try_clone().unwrap());
-    let mut line = String::new();
-    if reader.read_line(&mut line).is_err() {
-        return;
-    }
-    // Headers up to the blank line.
-    loop {
-        let mut h = String::new();
-        match reader.read_line(&mut h) {
-            Ok(0) | Err(_) => return,
-            Ok(_) if h == "\r\n" || h == "\n" => break,
-            Ok(_) => {}
-        }
-    }
-    let mut parts = line.split_whitespace();
-    let (Some("CONNECT"), Some(target)) = (parts.next(), parts.next()) else {
-        let _ = (&client).write_all(b"HTTP/1.1 405 Method Not Allowed\r\n\r\n");
-        return;
-    };
-    log.lock().unwrap().push(target.to_owned());
-    let Ok(upstream) = TcpStream::connect(target) else {
-        let _ = (&client).write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n");
-        return;
-    };
-    if (&client)
-        .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
-        .is_err()
-    {
-        return;
-    }
-    // Whatever the reader buffered past the headers (nothing: the client waits for 200).
-    assert!(reader.buffer().is_empty());
-    let (c2, u2) = (client.try_clone().unwrap(), upstream.try_clone().unwrap());
-    let up = std::thread::spawn(move || copy(c2, u2));
-    copy(upstream, client);
-    let _ = up.join();
-}
-
-fn copy(mut from: TcpStream, mut to: TcpStream) {
-    let mut buf = [0u8; 16 * 1024];
-    loop {
-        match from.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                if to.write_all(&buf[..n]).is_err() {
-                    break;
-                }
-            }
-        }
-    }
-    let _ = to.shutdown(Shutdown::Write);
+/// The shared test CONNECT proxy (keysmith_testkit::connect_proxy).
+fn proxy() -> ConnectProxy {
+    ConnectProxy::start()
 }
 
 #[test]
@@ -254,7 +181,7 @@ fn through_a_connect_proxy_and_around_it() {
     oidc(&w, bypass).unwrap();
     assert_eq!(p.seen.lock().unwrap().len(), n);
     // A proxy that is not listening: the request fails (it does go to the proxy).
-    let dead = TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dead_url = format!("http://{}", dead.local_addr().unwrap());
     drop(dead);
     let r = graph(

@@ -185,14 +185,8 @@ impl Engine {
 /// A hyphenated AAGUID (any case) as 16 bytes.
 fn parse_aaguid(text: &str) -> Option<[u8; 16]> {
     let hex: String = text.chars().filter(|c| *c != '-').collect();
-    if hex.len() != 32 {
-        return None;
-    }
     let mut out = [0u8; 16];
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
+    (base16ct::mixed::decode(&hex, &mut out).ok()?.len() == out.len()).then_some(out)
 }
 
 #[cfg(test)]

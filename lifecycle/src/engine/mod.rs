@@ -276,7 +276,7 @@ fn b64(bytes: &[u8]) -> String {
 
 /// The key id for a model and serial: lower-case hex AAGUID, `-`, serial.
 pub fn key_id_for(aaguid: &[u8; 16], serial: &str) -> String {
-    let mut s: String = aaguid.iter().map(|b| format!("{b:02x}")).collect();
+    let mut s = base16ct::lower::encode_string(aaguid);
     s.push('-');
     s.push_str(serial);
     s

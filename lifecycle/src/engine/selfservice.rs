@@ -65,10 +65,7 @@ impl std::fmt::Debug for SelfServiceStart {
 }
 
 pub(crate) fn nonce_digest(nonce: &str) -> String {
-    Sha256::digest(nonce.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    base16ct::lower::encode_string(&Sha256::digest(nonce.as_bytes()))
 }
 
 fn holder_auth(e: GraphError) -> SelfServiceError {

@@ -1,6 +1,7 @@
 //! keysmith's one URL policy (issue 17 item 6): every URL that a configuration file, the
 //! CLI, the server or the agent accepts (Graph and login bases, OIDC issuers and JWKS URLs,
-//! the agent's server URL, template origins) goes through [`check`].
+//! the agent's server URL, template origins) goes through [`check`]; proxy URLs, which may
+//! be plain http to any host and may carry proxy credentials, through [`check_proxy`].
 //!
 //! The rule: `https://`, or plain `http://` to a loopback host only (`localhost`,
 //! 127.0.0.0/8, `[::1]`: the emulator and test servers); a host is required; no user name
@@ -18,6 +19,9 @@
 use std::net::IpAddr;
 
 use url::{Host, Url};
+
+mod proxy;
+pub use proxy::{check_proxy, redact_password};
 
 /// Why a URL was refused. Each message quotes the URL as given.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -51,6 +55,12 @@ pub enum UrlError {
     #[error("{url:?}: plain http is only allowed to loopback; use https")]
     PlainHttp {
         /// The URL as given.
+        url: String,
+    },
+    /// A proxy URL ([`check_proxy`]) whose scheme is not `http` or `https`.
+    #[error("{url:?} is not an http or https proxy URL")]
+    NotProxy {
+        /// The URL as given, its password replaced by `***`.
         url: String,
     },
     /// Not a valid URL (a bad port, IP address or host name).
@@ -109,13 +119,11 @@ pub fn check(url: &str) -> Result<CheckedUrl, UrlError> {
     if !parsed.username().is_empty() || parsed.password().is_some() {
         return Err(UrlError::Credentials { url: owned() });
     }
-    let loopback = match parsed.host() {
-        None => return Err(UrlError::NoHost { url: owned() }),
-        Some(Host::Domain("")) => return Err(UrlError::NoHost { url: owned() }),
-        Some(Host::Domain(d)) => d == "localhost",
-        Some(Host::Ipv4(a)) => IpAddr::V4(a).is_loopback(),
-        Some(Host::Ipv6(a)) => IpAddr::V6(a).is_loopback(),
-    };
+    match parsed.host() {
+        None | Some(Host::Domain("")) => return Err(UrlError::NoHost { url: owned() }),
+        Some(_) => {}
+    }
+    let loopback = is_loopback(&parsed);
     if plain && !loopback {
         return Err(UrlError::PlainHttp { url: owned() });
     }
@@ -123,6 +131,16 @@ pub fn check(url: &str) -> Result<CheckedUrl, UrlError> {
         host: parsed.host_str().unwrap_or_default().to_owned(),
         loopback,
     })
+}
+
+/// Whether `url`'s host is `localhost` or a loopback address.
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(Host::Domain(d)) => d == "localhost",
+        Some(Host::Ipv4(a)) => IpAddr::V4(a).is_loopback(),
+        Some(Host::Ipv6(a)) => IpAddr::V6(a).is_loopback(),
+        None => false,
+    }
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 //! The C test passes [`STANDARD_TEMPLATE`] to its C program; the Python tests read the
 //! same file, `tests/testkit/templates/standard.toml`.
 
+pub mod connect_proxy;
 pub mod mds;
 
 use std::ops::Deref;

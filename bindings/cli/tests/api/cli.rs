@@ -37,6 +37,21 @@ fn demo_walks_the_whole_lifecycle_and_exits_zero() {
     }
     // The repository file is real and holds the audit log.
     assert!(db.exists());
+    // The host key file: written through a temporary, 0600, nothing left beside it.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let key = dir.join("demo.db.pinkey");
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}", key.display());
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".new"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
     assert!(stdout.contains("revoke       failure"));
     audit_verify_passes_then_names_a_record_edited_with_sqlite3(&db);
     let _ = std::fs::remove_dir_all(&dir);

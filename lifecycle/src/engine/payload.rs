@@ -140,12 +140,18 @@ mod tests {
         assert_eq!(back, p);
         // A delegated registration says so (replay must not call the IdP itself); an
         // application one leaves the field out, as entries written before it did.
-        assert!(!String::from_utf8(p.to_bytes()).unwrap().contains("delegated"));
+        assert!(!String::from_utf8(p.to_bytes())
+            .unwrap()
+            .contains("delegated"));
         let d = RegisterPayload {
             delegated: true,
             ..p.clone()
         };
-        assert!(RegisterPayload::from_bytes(1, &d.to_bytes()).unwrap().delegated);
+        assert!(
+            RegisterPayload::from_bytes(1, &d.to_bytes())
+                .unwrap()
+                .delegated
+        );
         assert_eq!(back.request(1).unwrap().credential_id, vec![1, 2, 3]);
         assert!(matches!(
             RegisterPayload::from_bytes(7, b"{"),

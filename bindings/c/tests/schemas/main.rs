@@ -83,6 +83,11 @@ const DOCS: &[(&str, &str, &str)] = &[
         "out_event_json",
         "device-half-event",
     ),
+    (
+        "ks_device_half_holder_graph_result",
+        "result_json",
+        "device-half-holder-graph-result",
+    ),
     ("ks_server_half_open", "config_json", "server-half-config"),
     (
         "ks_server_half_work_queue",

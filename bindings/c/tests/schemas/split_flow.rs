@@ -286,6 +286,16 @@ pub fn station_and_holder(docs: &mut Docs, session: &Session, emulator: &Emulato
     });
     let event = holder.exchange(&key, asked);
     assert_eq!(event["event"], "need_holder_auth", "{event}");
+    // A holder Graph answer nobody asked for (this template registers with the server's
+    // permission): refused, the session unchanged.
+    let result = r#"{"op":"creation_options","status":200,"body":"{}","request_id":null}"#;
+    holder.docs.add("device-half-holder-graph-result", result);
+    let rj = c(result);
+    let (mut p, mut n) = (null_mut(), 0);
+    // SAFETY: live handle, valid string and out pointers.
+    let status = unsafe { ks_device_half_holder_graph_result(device, rj.as_ptr(), &mut p, &mut n) };
+    assert_eq!(status, ks_status::KS_USAGE, "a result nobody asked for");
+    assert!(p.is_null(), "nothing returned with a refusal");
     let token = crate::holder_token(
         emulator,
         ALEX,

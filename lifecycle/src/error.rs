@@ -1,9 +1,8 @@
 //! The crate's one error type, its classification ([`ErrorKind`], [`Error::reason`]) and
 //! the typed cause of a security key failure ([`DeviceError`]).
 
-use std::time::Duration;
-
 use fido_core::CtapStatus;
+use keysmith_device::DeviceFault;
 
 use crate::diagnostics::DiagnosticsError;
 use crate::idp::IdpError;
@@ -314,219 +313,78 @@ fn diagnostics_reason(e: &DiagnosticsError) -> &'static str {
     }
 }
 
-/// Why a security key command failed: the transport's error, kept typed (CTAP status,
-/// PIN retries, cancellation, a key gone). The message of each variant is the
-/// transport's.
+/// Why a security key command failed: the device half's [`DeviceFault`], kept typed (CTAP
+/// status, PIN retries, cancellation, a key gone) with lifecycle's reason for it. The
+/// message is the fault's, which is the transport's.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum DeviceError {
-    /// A wrong PIN (CTAP 0x31), with the retry counter read afterwards.
-    #[error("wrong PIN: {retries_left} attempt(s) left{}", if *.power_cycle_required {
-        "; too many wrong PINs in a row: remove and reattach the key before trying again"
-    } else {
-        " before the PIN blocks"
-    })]
-    PinInvalid {
-        /// Attempts left before the PIN blocks.
-        retries_left: u32,
-        /// Three wrong PINs in a row: the key needs a power cycle before the next try.
-        power_cycle_required: bool,
-    },
-    /// Built-in user verification failed (CTAP 0x3E), with the retries left when the key
-    /// told them.
-    #[error("user verification failed{}", match .retries_left {
-        Some(n) => format!(": {n} attempt(s) left before built-in UV blocks"),
-        None => String::new(),
-    })]
-    UvInvalid {
-        /// Attempts left before built-in UV blocks, if known.
-        retries_left: Option<u32>,
-    },
-    /// The key answered another non-success CTAP status (kept losslessly).
-    #[error("authenticator error: {0}")]
-    Ctap(CtapStatus),
-    /// The key refused a reset (CTAP 0x30 / 0x34) because it was not powered up within its
-    /// reset window (5 to 10 seconds), and the transport cannot power-cycle it.
-    #[error("too late, replug and try again: the key accepts a reset only within 5 to 10 seconds of being plugged in (or placed on the reader); remove and reattach the key and reset right away")]
-    ReattachRequired,
-    /// A reset refused with PIN_AUTH_BLOCKED (CTAP 0x34, some YubiKeys): the key takes a
-    /// reset again only after it is removed and reattached.
-    #[error("too late, replug and try again: the key blocks reset until it is removed and reattached (PIN_AUTH_BLOCKED: its reset window has passed, or a wrong PIN was entered since it was plugged in); remove and reattach the key and reset right away")]
-    ResetBlocked,
-    /// A reset declined at the key over USB (CTAP 0x27 OPERATION_DENIED); nothing erased.
-    #[error("the reset was declined at the key (OPERATION_DENIED): nothing was erased; reset again and touch the key when it blinks (press and hold it if it asks for a long touch)")]
-    ResetDenied,
-    /// The key does not allow a reset over this transport (getInfo `transportsForReset`,
-    /// or OPERATION_DENIED over NFC); nothing erased.
-    #[error("{message}")]
-    ResetRefused {
-        /// Which transport, and which ones the key allows.
-        message: String,
-    },
-    /// After a replug another key was attached than the one removed; nothing erased.
-    #[error("{message}")]
-    DifferentKey {
-        /// What differs (AAGUID, serial, getInfo).
-        message: String,
-    },
-    /// The OS lets only elevated processes open the key directly (Windows): run the
-    /// keysmith agent service or elevate.
-    #[error("{message}")]
-    NeedsElevation {
-        /// The device, what the OS said, and what to do.
-        message: String,
-    },
-    /// The platform WebAuthn API (Windows webauthn.dll) failed.
-    #[error("{message}")]
-    Platform {
-        /// The API's error name and HRESULT.
-        message: String,
-    },
-    /// The wait for the user was cancelled by the caller.
-    #[error("cancelled")]
-    Cancelled,
-    /// The key did not answer in time.
-    #[error("the authenticator did not answer within {0:?}")]
-    Timeout(Duration),
-    /// No key was found, it is gone (unplugged, card removed), or no device could be
-    /// opened for the operation.
-    #[error("{message}")]
-    NotFound {
-        /// What was looked for, or why it could not be opened.
-        message: String,
-    },
-    /// The attached key is not the recorded key's model.
-    #[error("the attached key is not the recorded key's model")]
-    WrongKey,
-    /// The PIN breaks CTAP's rules before it is sent (too short, too long, NUL).
-    #[error("{message}")]
-    PinFormat {
-        /// Which rule.
-        message: String,
-    },
-    /// The key or its reader cannot do what is asked.
-    #[error("{message}")]
-    Unsupported {
-        /// What is not supported.
-        message: String,
-    },
-    /// The transport refused an argument.
-    #[error("{message}")]
-    InvalidArgument {
-        /// Which and why.
-        message: String,
-    },
-    /// The USB HID, PC/SC, socket or state file layer failed.
-    #[error("{message}")]
-    Io {
-        /// What failed, with the device or reader.
-        message: String,
-    },
-    /// The key's answer is malformed (CBOR, COSE, attestation, framing, PIN protocol).
-    #[error("{message}")]
-    Protocol {
-        /// What is malformed.
-        message: String,
-    },
-    /// A transport failure this version does not classify further.
-    #[error("{message}")]
-    Other {
-        /// The transport's message.
-        message: String,
-    },
+    /// The fault as the device half classified it (in process, or reported across the
+    /// split); every kind of fault is one of its variants.
+    #[error(transparent)]
+    Fault(DeviceFault),
 }
 
 impl DeviceError {
-    /// The stable reason (see the table in [`Error`]).
-    pub fn reason(&self) -> &'static str {
+    /// The fault.
+    pub fn fault(&self) -> &DeviceFault {
         match self {
-            DeviceError::PinInvalid { .. } => "pin_invalid",
-            DeviceError::UvInvalid { .. } => "uv_invalid",
-            DeviceError::Ctap(s) => ctap_reason(*s),
-            DeviceError::ReattachRequired => "reattach_required",
-            DeviceError::ResetBlocked => "reset_blocked",
-            DeviceError::ResetDenied => "reset_denied",
-            DeviceError::ResetRefused { .. } => "reset_refused",
-            DeviceError::DifferentKey { .. } => "different_key",
-            DeviceError::NeedsElevation { .. } => "needs_elevation",
-            DeviceError::Platform { .. } => "platform_error",
-            DeviceError::Cancelled => "cancelled",
-            DeviceError::Timeout(_) => "timeout",
-            DeviceError::NotFound { .. } => "device_not_found",
-            DeviceError::WrongKey => "wrong_key",
-            DeviceError::PinFormat { .. } => "pin_format_invalid",
-            DeviceError::Unsupported { .. } => "device_unsupported",
-            DeviceError::InvalidArgument { .. } => "invalid_argument",
-            DeviceError::Io { .. } => "device_io",
-            DeviceError::Protocol { .. } => "protocol_error",
-            DeviceError::Other { .. } => "device_error",
+            DeviceError::Fault(f) => f,
+        }
+    }
+
+    /// The stable reason (see the table in [`Error`]).
+    ///
+    /// No wildcard: [`DeviceFault`] is exhaustive, so a fault added to the device half
+    /// must be given its reason here.
+    pub fn reason(&self) -> &'static str {
+        match self.fault() {
+            DeviceFault::PinInvalid { .. } => "pin_invalid",
+            DeviceFault::UvInvalid { .. } => "uv_invalid",
+            DeviceFault::Ctap(s) => ctap_reason(*s),
+            DeviceFault::ReattachRequired => "reattach_required",
+            DeviceFault::ResetBlocked => "reset_blocked",
+            DeviceFault::ResetDenied => "reset_denied",
+            DeviceFault::ResetRefused { .. } => "reset_refused",
+            DeviceFault::DifferentKey { .. } => "different_key",
+            DeviceFault::NeedsElevation { .. } => "needs_elevation",
+            DeviceFault::Platform { .. } => "platform_error",
+            DeviceFault::Cancelled => "cancelled",
+            DeviceFault::Timeout(_) => "timeout",
+            DeviceFault::NotFound { .. } => "device_not_found",
+            DeviceFault::WrongKey => "wrong_key",
+            DeviceFault::PinFormat { .. } => "pin_format_invalid",
+            DeviceFault::Unsupported { .. } => "device_unsupported",
+            DeviceFault::InvalidArgument { .. } => "invalid_argument",
+            DeviceFault::Io { .. } => "device_io",
+            DeviceFault::Protocol { .. } => "protocol_error",
+            DeviceFault::Other { .. } => "device_error",
         }
     }
 
     /// The CTAP status byte the key answered, if it answered one.
     pub fn ctap_status(&self) -> Option<u8> {
-        match self {
-            DeviceError::PinInvalid { .. } => Some(CtapStatus::PinInvalid.to_u8()),
-            DeviceError::UvInvalid { .. } => Some(CtapStatus::UvInvalid.to_u8()),
-            DeviceError::Ctap(s) => Some(s.to_u8()),
-            DeviceError::ReattachRequired => Some(CtapStatus::NotAllowed.to_u8()),
-            DeviceError::ResetBlocked => Some(CtapStatus::PinAuthBlocked.to_u8()),
-            DeviceError::ResetDenied | DeviceError::ResetRefused { .. } => {
-                Some(CtapStatus::OperationDenied.to_u8())
-            }
-            DeviceError::DifferentKey { .. }
-            | DeviceError::NeedsElevation { .. }
-            | DeviceError::Platform { .. }
-            | DeviceError::Cancelled
-            | DeviceError::Timeout(_)
-            | DeviceError::NotFound { .. }
-            | DeviceError::WrongKey
-            | DeviceError::PinFormat { .. }
-            | DeviceError::Unsupported { .. }
-            | DeviceError::InvalidArgument { .. }
-            | DeviceError::Io { .. }
-            | DeviceError::Protocol { .. }
-            | DeviceError::Other { .. } => None,
-        }
+        self.fault().ctap_status()
     }
 
     /// PIN (or built-in UV) attempts left, where the key told them (0 for a blocked PIN).
     pub fn retries_left(&self) -> Option<u32> {
-        match self {
-            DeviceError::PinInvalid { retries_left, .. } => Some(*retries_left),
-            DeviceError::UvInvalid { retries_left } => *retries_left,
-            DeviceError::Ctap(CtapStatus::PinBlocked) => Some(0),
-            DeviceError::Ctap(_)
-            | DeviceError::ReattachRequired
-            | DeviceError::ResetBlocked
-            | DeviceError::ResetDenied
-            | DeviceError::ResetRefused { .. }
-            | DeviceError::DifferentKey { .. }
-            | DeviceError::NeedsElevation { .. }
-            | DeviceError::Platform { .. }
-            | DeviceError::Cancelled
-            | DeviceError::Timeout(_)
-            | DeviceError::NotFound { .. }
-            | DeviceError::WrongKey
-            | DeviceError::PinFormat { .. }
-            | DeviceError::Unsupported { .. }
-            | DeviceError::InvalidArgument { .. }
-            | DeviceError::Io { .. }
-            | DeviceError::Protocol { .. }
-            | DeviceError::Other { .. } => None,
+        match self.fault() {
+            DeviceFault::Ctap(CtapStatus::PinBlocked) => Some(0),
+            f => f.retries_left(),
         }
     }
 
     /// The key needs to be removed and reattached before the next PIN try.
     pub fn power_cycle_required(&self) -> bool {
         matches!(
-            self,
-            DeviceError::PinInvalid {
+            self.fault(),
+            DeviceFault::PinInvalid {
                 power_cycle_required: true,
                 ..
-            } | DeviceError::Ctap(CtapStatus::PinAuthBlocked)
-                | DeviceError::ReattachRequired
-                | DeviceError::ResetBlocked
+            } | DeviceFault::Ctap(CtapStatus::PinAuthBlocked)
+                | DeviceFault::ReattachRequired
+                | DeviceFault::ResetBlocked
         )
     }
 }
@@ -555,16 +413,23 @@ fn ctap_reason(s: CtapStatus) -> &'static str {
     }
 }
 
+impl From<DeviceFault> for DeviceError {
+    fn from(fault: DeviceFault) -> Self {
+        DeviceError::Fault(fault)
+    }
+}
+
 impl From<fido_transport::Error> for DeviceError {
-    /// Classified once, by the device half (`keysmith_device::DeviceFault`), then mapped
-    /// variant for variant.
+    /// Classified once, by the device half ([`DeviceFault`]).
     fn from(e: fido_transport::Error) -> Self {
-        crate::remote::device_error(keysmith_device::DeviceFault::from(e))
+        DeviceFault::from(e).into()
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use crate::engine::{EngineError, LookupError, SelfServiceError};
 

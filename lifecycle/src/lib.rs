@@ -108,4 +108,5 @@ pub mod store;
 pub mod template;
 
 pub use error::{DeviceError, Error, ErrorKind};
+pub use keysmith_device::DeviceFault;
 pub use model::CredentialState;

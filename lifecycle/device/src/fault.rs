@@ -10,115 +10,146 @@ use keysmith_wire::{DeviceFailure, Outcome, OutcomeStatus};
 /// form that crosses the wire: [`DeviceFault::to_failure`] and [`OpError::from_outcome`]
 /// are inverse to each other.
 ///
-/// Exhaustive on purpose: the server half maps every fault to its own typed error
-/// (lifecycle's `DeviceError`), so a new fault must be mapped there before it builds.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+/// Its message ([`std::fmt::Display`]) is the transport's: a variant without a message
+/// of its own is shown by the [`fido_transport::Error`] it came from, so each text is
+/// written once. The server half shows the same words: lifecycle's `DeviceError` carries
+/// the fault.
+///
+/// Exhaustive on purpose: the server half gives every fault its own reason (lifecycle's
+/// `DeviceError::reason`), so a new fault must be given one there before it builds.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum DeviceFault {
     /// A wrong PIN (CTAP 0x31), with the retry counter read afterwards.
-    #[error("wrong PIN: {retries_left} attempt(s) left")]
     PinInvalid {
         /// Attempts left before the PIN blocks.
         retries_left: u32,
         /// Three wrong PINs in a row: the key needs a power cycle before the next try.
         power_cycle_required: bool,
     },
-    /// Built-in user verification failed (CTAP 0x3E).
-    #[error("user verification failed")]
+    /// Built-in user verification failed (CTAP 0x3E), with the retries left when the key
+    /// told them.
     UvInvalid {
         /// Attempts left before built-in UV blocks, if the key said.
         retries_left: Option<u32>,
     },
     /// Another non-success CTAP status, kept as the key sent it.
-    #[error("authenticator error: {0:?}")]
     Ctap(CtapStatus),
-    /// A reset refused outside the power-up window; the key must be reattached.
-    #[error("too late, replug and try again: the key accepts a reset only within 5 to 10 seconds of being plugged in (or placed on the reader); remove and reattach the key and reset right away")]
+    /// The key refused a reset (CTAP 0x30) because it was not powered up within its reset
+    /// window (5 to 10 seconds), and the transport cannot power-cycle it: the key must be
+    /// reattached.
     ReattachRequired,
-    /// A reset refused with PIN_AUTH_BLOCKED (CTAP 0x34): the key takes a reset again only
-    /// after it is removed and reattached.
-    #[error("too late, replug and try again: the key blocks reset until it is removed and reattached (PIN_AUTH_BLOCKED: its reset window has passed, or a wrong PIN was entered since it was plugged in); remove and reattach the key and reset right away")]
+    /// A reset refused with PIN_AUTH_BLOCKED (CTAP 0x34, some YubiKeys): the key takes a
+    /// reset again only after it is removed and reattached.
     ResetBlocked,
     /// A reset declined at the key over USB (CTAP 0x27 OPERATION_DENIED); nothing erased.
-    #[error("the reset was declined at the key (OPERATION_DENIED): nothing was erased; reset again and touch the key when it blinks (press and hold it if it asks for a long touch)")]
     ResetDenied,
     /// The key does not allow a reset over this transport (getInfo `transportsForReset`,
     /// or OPERATION_DENIED over NFC); nothing erased. The message names the transports.
-    #[error("{message}")]
     ResetRefused {
         /// The transport's message (which transport, which ones the key allows).
         message: String,
     },
     /// After a replug, another key was attached than the one removed; nothing erased.
-    #[error("{message}")]
     DifferentKey {
         /// What differs (AAGUID, serial, getInfo), in the transport's words.
         message: String,
     },
-    /// Windows lets only elevated processes open FIDO keys directly: run the keysmith
-    /// agent service or elevate.
-    #[error("{message}")]
+    /// The OS lets only elevated processes open the key directly (Windows): run the
+    /// keysmith agent service or elevate.
     NeedsElevation {
         /// The transport's message (device, what the OS said, what to do).
         message: String,
     },
-    /// The Windows WebAuthn platform API (webauthn.dll) failed.
-    #[error("{message}")]
+    /// The platform WebAuthn API (Windows webauthn.dll) failed.
     Platform {
         /// The API's error name and HRESULT.
         message: String,
     },
     /// The wait for the user was cancelled (by the caller or the holder's UI).
-    #[error("cancelled")]
     Cancelled,
     /// The key did not answer in time.
-    #[error("the authenticator did not answer within {0:?}")]
     Timeout(Duration),
-    /// No key was found, or it is gone.
-    #[error("{message}")]
+    /// No key was found, it is gone (unplugged, card removed), or no device could be
+    /// opened for the operation.
     NotFound {
-        /// What was looked for.
+        /// What was looked for, or why it could not be opened.
         message: String,
     },
-    /// The attached key is not the one the job expects (AAGUID).
-    #[error("the attached key is not the expected key's model")]
+    /// The attached key is not the recorded key's model (the AAGUID the job expects).
     WrongKey,
     /// The PIN breaks CTAP's rules before it is sent (too short, too long, NUL).
-    #[error("{message}")]
     PinFormat {
         /// Which rule.
         message: String,
     },
     /// The key, its reader or this device half cannot do what is asked.
-    #[error("{message}")]
     Unsupported {
         /// What is not supported.
         message: String,
     },
     /// An argument was refused (by the transport, or a PIN source the job cannot resolve).
-    #[error("{message}")]
     InvalidArgument {
         /// Which and why.
         message: String,
     },
     /// The USB HID, PC/SC, socket or state file layer failed.
-    #[error("{message}")]
     Io {
-        /// What failed.
+        /// What failed, with the device or reader.
         message: String,
     },
-    /// The key's answer is malformed.
-    #[error("{message}")]
+    /// The key's answer is malformed (CBOR, COSE, attestation, framing, PIN protocol).
     Protocol {
         /// What is malformed.
         message: String,
     },
     /// A failure this version does not classify further.
-    #[error("{message}")]
     Other {
         /// The message.
         message: String,
     },
 }
+
+impl std::fmt::Display for DeviceFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use fido_transport::Error as T;
+        match self {
+            DeviceFault::PinInvalid {
+                retries_left,
+                power_cycle_required,
+            } => T::PinInvalid {
+                retries_left: *retries_left,
+                power_cycle_required: *power_cycle_required,
+            }
+            .fmt(f),
+            DeviceFault::UvInvalid { retries_left } => T::UvInvalid {
+                retries_left: *retries_left,
+            }
+            .fmt(f),
+            DeviceFault::Ctap(s) => T::Ctap(*s).fmt(f),
+            DeviceFault::ReattachRequired => T::ReattachRequired.fmt(f),
+            DeviceFault::ResetBlocked => T::ResetBlocked.fmt(f),
+            DeviceFault::ResetDenied => T::ResetDenied.fmt(f),
+            DeviceFault::Cancelled => T::Cancelled.fmt(f),
+            DeviceFault::Timeout(d) => T::Timeout(*d).fmt(f),
+            DeviceFault::WrongKey => {
+                f.write_str("the attached key is not the recorded key's model")
+            }
+            DeviceFault::ResetRefused { message }
+            | DeviceFault::DifferentKey { message }
+            | DeviceFault::NeedsElevation { message }
+            | DeviceFault::Platform { message }
+            | DeviceFault::NotFound { message }
+            | DeviceFault::PinFormat { message }
+            | DeviceFault::Unsupported { message }
+            | DeviceFault::InvalidArgument { message }
+            | DeviceFault::Io { message }
+            | DeviceFault::Protocol { message }
+            | DeviceFault::Other { message } => f.write_str(message),
+        }
+    }
+}
+
+impl std::error::Error for DeviceFault {}
 
 /// A failed device operation: the CTAP operation (`getPinUvAuthToken`, `makeCredential`,
 /// ...) and why.
@@ -309,23 +340,10 @@ impl DeviceFault {
 
     /// The `error` map of an outcome for this fault in operation `op`.
     pub fn to_failure(&self, op: &str) -> DeviceFailure {
-        let detail = match self {
-            DeviceFault::NotFound { message }
-            | DeviceFault::PinFormat { message }
-            | DeviceFault::Unsupported { message }
-            | DeviceFault::InvalidArgument { message }
-            | DeviceFault::Io { message }
-            | DeviceFault::Protocol { message }
-            | DeviceFault::ResetRefused { message }
-            | DeviceFault::DifferentKey { message }
-            | DeviceFault::NeedsElevation { message }
-            | DeviceFault::Platform { message }
-            | DeviceFault::Other { message } => message.clone(),
-            other => other.to_string(),
-        };
         DeviceFailure {
             reason: self.reason().to_owned(),
-            message: format!("{op}: {detail}"),
+            // A variant with a message of its own shows just that message.
+            message: format!("{op}: {self}"),
             power_cycle_required: match self {
                 DeviceFault::PinInvalid {
                     power_cycle_required,

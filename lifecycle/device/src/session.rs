@@ -15,7 +15,7 @@ use keysmith_wire::{
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use crate::fault::OpError;
+use crate::fault::{DeviceFault, OpError};
 use crate::ops::DeviceOps;
 use crate::runner::{encode_info, run_steps, HolderUi, PinMemory, Secrets};
 
@@ -551,7 +551,7 @@ impl DeviceSession {
                 let reply = self.abort(
                     Some(held.id),
                     "wrong_key",
-                    Some("the attached key is not the expected key's model".into()),
+                    Some(DeviceFault::WrongKey.to_string()),
                 )?;
                 self.last_reply = Some(reply.clone());
                 return Ok(reply);

@@ -607,7 +607,7 @@ fn refusal(e: &Error) -> Refused {
         Error::Engine(EngineError::Attestation { .. })
         | Error::Engine(EngineError::SignIn { .. }) => RefusalCode::VerificationFailed,
         Error::Engine(EngineError::Device {
-            cause: crate::DeviceError::WrongKey,
+            cause: crate::DeviceError::Fault(crate::DeviceFault::WrongKey),
             ..
         }) => RefusalCode::WrongKey,
         e => match e.kind() {

@@ -460,9 +460,10 @@ impl Engine {
                 .for_key(key_extensions)
                 .map_err(|e| EngineError::Device {
                     step: "makeCredential",
-                    cause: crate::DeviceError::Unsupported {
+                    cause: crate::DeviceFault::Unsupported {
                         message: e.to_string(),
-                    },
+                    }
+                    .into(),
                 })?;
         let client_data = challenge.client_data_json();
         let hash: [u8; 32] = Sha256::digest(client_data.as_bytes()).into();

@@ -638,10 +638,11 @@ mod tests {
         );
         let d = EngineError::Device {
             step: "changePIN",
-            cause: crate::DeviceError::PinInvalid {
+            cause: crate::DeviceFault::PinInvalid {
                 retries_left: 2,
                 power_cycle_required: false,
-            },
+            }
+            .into(),
         };
         assert_eq!(
             d.to_string(),

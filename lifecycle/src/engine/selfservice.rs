@@ -682,14 +682,15 @@ impl Engine {
         if crate::remote::DeviceLink::info(&link).aaguid != key.aaguid {
             return Err(refuse(EngineError::Device {
                 step: "getInfo",
-                cause: crate::DeviceError::WrongKey,
+                cause: crate::DeviceFault::WrongKey.into(),
             }));
         }
         let retries = link.pin_retries().ok_or_else(|| EngineError::Device {
             step: "getPINRetries",
-            cause: crate::DeviceError::Unsupported {
+            cause: crate::DeviceFault::Unsupported {
                 message: "the key reports no PIN retry counter (it has no clientPin)".into(),
-            },
+            }
+            .into(),
         })?;
         if retries > 0 {
             return Err(refuse(SelfServiceError::PinNotBlocked { retries }.into()));

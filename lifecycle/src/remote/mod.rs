@@ -21,7 +21,7 @@ use keysmith_device::{DeviceFault, OpError, SessionError};
 use keysmith_wire::WireError;
 
 use crate::engine::EngineError;
-use crate::{DeviceError, Error};
+use crate::Error;
 
 pub(crate) use channel::{JobSpec, ServerChannel};
 pub(crate) use link::LocalLink;
@@ -97,46 +97,11 @@ pub(crate) enum LinkError {
     },
 }
 
-/// The lifecycle device error for a fault the device half reported.
-///
-/// No wildcard: `DeviceFault` is exhaustive, so every fault keeps its type (and its
-/// reason) on this side; a fault added to the device half must be mapped here.
-pub(crate) fn device_error(fault: DeviceFault) -> DeviceError {
-    match fault {
-        DeviceFault::PinInvalid {
-            retries_left,
-            power_cycle_required,
-        } => DeviceError::PinInvalid {
-            retries_left,
-            power_cycle_required,
-        },
-        DeviceFault::UvInvalid { retries_left } => DeviceError::UvInvalid { retries_left },
-        DeviceFault::Ctap(s) => DeviceError::Ctap(s),
-        DeviceFault::ReattachRequired => DeviceError::ReattachRequired,
-        DeviceFault::Cancelled => DeviceError::Cancelled,
-        DeviceFault::Timeout(d) => DeviceError::Timeout(d),
-        DeviceFault::NotFound { message } => DeviceError::NotFound { message },
-        DeviceFault::WrongKey => DeviceError::WrongKey,
-        DeviceFault::PinFormat { message } => DeviceError::PinFormat { message },
-        DeviceFault::Unsupported { message } => DeviceError::Unsupported { message },
-        DeviceFault::InvalidArgument { message } => DeviceError::InvalidArgument { message },
-        DeviceFault::Io { message } => DeviceError::Io { message },
-        DeviceFault::Protocol { message } => DeviceError::Protocol { message },
-        DeviceFault::Other { message } => DeviceError::Other { message },
-        DeviceFault::ResetBlocked => DeviceError::ResetBlocked,
-        DeviceFault::ResetDenied => DeviceError::ResetDenied,
-        DeviceFault::ResetRefused { message } => DeviceError::ResetRefused { message },
-        DeviceFault::DifferentKey { message } => DeviceError::DifferentKey { message },
-        DeviceFault::NeedsElevation { message } => DeviceError::NeedsElevation { message },
-        DeviceFault::Platform { message } => DeviceError::Platform { message },
-    }
-}
-
 impl From<OpError> for Error {
     fn from(e: OpError) -> Self {
         EngineError::Device {
             step: e.op,
-            cause: device_error(e.fault),
+            cause: e.fault.into(),
         }
         .into()
     }
@@ -148,23 +113,27 @@ impl From<LinkError> for Error {
             LinkError::Session(SessionError::Device(op)) => return op.into(),
             LinkError::Aborted { reason, detail } => {
                 let message = detail.unwrap_or_else(|| reason.clone());
-                let cause = match reason.as_str() {
-                    "wrong_key" => DeviceError::WrongKey,
-                    "cancelled" => DeviceError::Cancelled,
-                    "ttl_expired" => DeviceError::Timeout(Duration::from_millis(JOB_TTL_MS)),
-                    "key_removed" => DeviceError::NotFound { message },
-                    "unsupported" => DeviceError::Unsupported { message },
-                    _ => DeviceError::Other { message },
+                let fault = match reason.as_str() {
+                    "wrong_key" => DeviceFault::WrongKey,
+                    "cancelled" => DeviceFault::Cancelled,
+                    "ttl_expired" => DeviceFault::Timeout(Duration::from_millis(JOB_TTL_MS)),
+                    "key_removed" => DeviceFault::NotFound { message },
+                    "unsupported" => DeviceFault::Unsupported { message },
+                    _ => DeviceFault::Other { message },
                 };
-                ("job", cause)
+                ("job", fault)
             }
             other => (
                 "link",
-                DeviceError::Io {
+                DeviceFault::Io {
                     message: format!("split link: {other}"),
                 },
             ),
         };
-        EngineError::Device { step, cause }.into()
+        EngineError::Device {
+            step,
+            cause: cause.into(),
+        }
+        .into()
     }
 }

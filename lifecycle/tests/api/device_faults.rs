@@ -1,6 +1,6 @@
 //! Every device fault the device half reports crosses the split as data (a `JobResult`
 //! encoded and decoded by keysmith-wire) and comes out on the server as a typed
-//! `DeviceError` with its own reason code, CTAP status and message — none of them falls
+//! `DeviceError` (carrying the fault) with its own reason code, CTAP status and message — none of them falls
 //! back to `device_error` except the fault that is "other" on the device half too.
 
 use std::time::Duration;
@@ -160,21 +160,27 @@ fn the_reset_faults_are_their_own_device_errors() {
         lifecycle::Error::Engine(lifecycle::engine::EngineError::Device { cause, .. }) => cause,
         other => panic!("not a device error: {other:?}"),
     };
-    assert_eq!(typed(DeviceFault::ResetBlocked), DeviceError::ResetBlocked);
+    assert_eq!(
+        typed(DeviceFault::ResetBlocked),
+        DeviceError::Fault(DeviceFault::ResetBlocked)
+    );
     assert!(typed(DeviceFault::ResetBlocked).power_cycle_required());
-    assert_eq!(typed(DeviceFault::ResetDenied), DeviceError::ResetDenied);
+    assert_eq!(
+        typed(DeviceFault::ResetDenied),
+        DeviceError::Fault(DeviceFault::ResetDenied)
+    );
     let message = "after the replug another key was attached".to_owned();
     assert_eq!(
         typed(DeviceFault::DifferentKey {
             message: message.clone()
         }),
-        DeviceError::DifferentKey { message }
+        DeviceError::Fault(DeviceFault::DifferentKey { message })
     );
     let message = "run the keysmith agent service, or elevate".to_owned();
     assert_eq!(
         typed(DeviceFault::NeedsElevation {
             message: message.clone()
         }),
-        DeviceError::NeedsElevation { message }
+        DeviceError::Fault(DeviceFault::NeedsElevation { message })
     );
 }

@@ -15,7 +15,7 @@ use lifecycle::engine::{
 };
 use lifecycle::idp::EntraIdp;
 use lifecycle::state::TransitionError;
-use lifecycle::store::{JournalOp, PinKey, SqliteStore};
+use lifecycle::store::{JournalOp, KeyRecord, PinKey, SqliteStore};
 use lifecycle::template::{KeyTransport, TemplateSet};
 use lifecycle::{CredentialState, Error};
 
@@ -85,6 +85,17 @@ fn world(name: &str) -> World {
     }
 }
 
+/// Loads `t` and issues a key of it to [`KIM`] at `now`, at a station that can reset
+/// the key in place: where most of these tests start.
+fn load_and_issue(w: &mut World, t: &TemplateSet, now: u64) -> KeyRecord {
+    w.engine
+        .add_template(t.clone())
+        .expect("the template loads");
+    w.engine
+        .issue(&request(true), &t.credential.name, &mut w.key, now)
+        .expect("issue")
+}
+
 fn request(can_reset: bool) -> IssueRequest {
     IssueRequest {
         actor: "operator:alice".into(),
@@ -102,13 +113,7 @@ fn full_lifecycle_against_the_emulator() {
     let now = now_ms();
 
     // Central issuance: passkey made, registration pending, nothing at the IdP yet.
-    w.engine
-        .add_template(t.clone())
-        .expect("the template loads");
-    let key = w
-        .engine
-        .issue(&request(true), &t.credential.name, &mut w.key, now)
-        .expect("issue");
+    let key = load_and_issue(&mut w, &t, now);
     assert_eq!(key.state, CredentialState::Issued);
     assert_eq!(key.user_id.as_deref(), Some(w.kim_id.as_str()));
     let store = w.engine.store().clone();
@@ -270,13 +275,7 @@ fn expired_challenge_refuses_activation_and_marks_needs_reissue() {
     let mut w = world("expired");
     let t = template(5, true);
     let now = now_ms();
-    w.engine
-        .add_template(t.clone())
-        .expect("the template loads");
-    let key = w
-        .engine
-        .issue(&request(true), &t.credential.name, &mut w.key, now)
-        .expect("issue");
+    let key = load_and_issue(&mut w, &t, now);
     w.emulator
         .advance_clock(std::time::Duration::from_secs(6 * 60));
     let later = now + 6 * 60 * 1000;
@@ -323,13 +322,7 @@ fn crash_then_replay(point: CrashPoint) {
     let mut w = world(&format!("crash-{point:?}"));
     let t = template(60, true);
     let now = now_ms();
-    w.engine
-        .add_template(t.clone())
-        .expect("the template loads");
-    let key = w
-        .engine
-        .issue(&request(true), &t.credential.name, &mut w.key, now)
-        .expect("issue");
+    let key = load_and_issue(&mut w, &t, now);
     w.engine.crash_at(Some(point));
     let err = w
         .engine
@@ -402,13 +395,7 @@ fn unforced_revoke_stands_and_deletion_is_retried_by_replay() {
     let mut w = world("unforced");
     let t = template(60, false);
     let now = now_ms();
-    w.engine
-        .add_template(t.clone())
-        .expect("the template loads");
-    let key = w
-        .engine
-        .issue(&request(true), &t.credential.name, &mut w.key, now)
-        .expect("issue");
+    let key = load_and_issue(&mut w, &t, now);
     let key = w
         .engine
         .activate("self:kim", &key.key_id, HOLDER_PIN, &mut w.key, now + 1)
@@ -440,13 +427,7 @@ fn revoke_crash_then_replay(point: CrashPoint) {
     let mut w = world(&format!("revoke-crash-{point:?}"));
     let t = template(60, true);
     let now = now_ms();
-    w.engine
-        .add_template(t.clone())
-        .expect("the template loads");
-    let key = w
-        .engine
-        .issue(&request(true), &t.credential.name, &mut w.key, now)
-        .expect("issue");
+    let key = load_and_issue(&mut w, &t, now);
     let key = w
         .engine
         .activate("self:kim", &key.key_id, HOLDER_PIN, &mut w.key, now + 1)

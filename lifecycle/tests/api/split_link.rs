@@ -15,7 +15,7 @@ use lifecycle::engine::{key_id_for, Engine, EngineError, IssueRequest};
 use lifecycle::remote::{with_relay, Relay};
 use lifecycle::store::PinKey;
 use lifecycle::template::{KeyTransport, TemplateSet};
-use lifecycle::{CredentialState, DeviceError, Error};
+use lifecycle::{CredentialState, DeviceError, DeviceFault, Error};
 
 use crate::common::{now_ms, sqlite_engine, temp_dir, KIM};
 
@@ -259,7 +259,7 @@ fn a_dropped_or_replayed_job_fails_typed_and_a_retry_works() {
             e,
             Error::Engine(EngineError::Device {
                 step: "link",
-                cause: DeviceError::Io { .. }
+                cause: DeviceError::Fault(DeviceFault::Io { .. })
             })
         ),
         "{e:?}"
@@ -325,7 +325,7 @@ fn an_altered_result_is_refused_and_the_key_state_kept() {
             e,
             Error::Engine(EngineError::Device {
                 step: "link",
-                cause: DeviceError::Io { .. }
+                cause: DeviceError::Fault(DeviceFault::Io { .. })
             })
         ),
         "{e:?}"
@@ -351,7 +351,7 @@ fn a_job_past_its_ttl_runs_no_step() {
             e,
             Error::Engine(EngineError::Device {
                 step: "job",
-                cause: DeviceError::Timeout(_)
+                cause: DeviceError::Fault(DeviceFault::Timeout(_))
             })
         ),
         "{e:?}"
@@ -385,10 +385,10 @@ fn device_errors_keep_kind_reason_status_and_retries_through_the_link() {
             assert_eq!(*step, "getPinUvAuthToken");
             assert!(matches!(
                 cause,
-                DeviceError::PinInvalid {
+                DeviceError::Fault(DeviceFault::PinInvalid {
                     retries_left: 7,
                     power_cycle_required: false
-                }
+                })
             ));
         }
         other => panic!("{other:?}"),

@@ -2,14 +2,16 @@
 //! never published): the committed standard test template, temporary directories that
 //! clean up after themselves, the wall clock and a test clock, the in-process Entra
 //! emulator with the Graph and session configuration for it, software keys,
-//! [`in_own_process`] for tests that need a process of their own, and
-//! [`run_until_crash_point`] for tests that kill a child at a step.
+//! [`in_own_process`] for tests that need a process of their own,
+//! [`run_until_crash_point`] for tests that kill a child at a step, and a used USB key
+//! with the operator who replugs it ([`replug`]).
 //!
 //! The C test passes [`STANDARD_TEMPLATE`] to its C program; the Python tests read the
 //! same file, `tests/testkit/templates/standard.toml`.
 
 pub mod connect_proxy;
 pub mod mds;
+pub mod replug;
 
 use std::ops::Deref;
 use std::path::{Path, PathBuf};

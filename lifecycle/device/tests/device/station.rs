@@ -1,73 +1,15 @@
 //! Issue 12 item 2 in the device half: a `Reset` step at a USB station replugs the key
 //! (prompts, long touch), and a key replugged too late fails typed.
 
+use keysmith_testkit::replug::Operator;
+
 use super::*;
 
-/// The operator at a USB station: unplugs and plugs the software key when asked.
-struct Operator {
-    hands: fido_transport::softkey::SoftKeyHands,
-    clock: fido_transport::softkey::ManualClock,
-    /// Seconds between "insert it again" and the reset reaching the key.
-    slow_s: u64,
-    prompts: RefCell<Vec<Prompt>>,
-}
-
-impl HolderUi for Operator {
-    fn new_pin(&mut self, _: u32, _: bool) -> Result<Zeroizing<String>, HolderUiError> {
-        Err(HolderUiError::Unavailable)
-    }
-    fn holder_pin(&mut self) -> Result<Zeroizing<String>, HolderUiError> {
-        Err(HolderUiError::Unavailable)
-    }
-    fn prompt(&self, p: &Prompt) {
-        use fido_transport::client::ResetPrompt;
-        match p {
-            Prompt::Replug(ResetPrompt::RemoveKey) => self.hands.unplug(),
-            Prompt::Replug(ResetPrompt::InsertKey) => {
-                self.hands.plug();
-                self.clock
-                    .advance(std::time::Duration::from_secs(self.slow_s));
-            }
-            _ => {}
-        }
-        self.prompts.borrow_mut().push(p.clone());
-    }
-}
-
 /// A used YubiKey-like key (PIN set) plugged in for a minute, in a simulated USB port
-/// its client knows.
+/// its client knows, and the operator at the station who replugs it, taking `slow_s`
+/// seconds between "insert it again" and the reset reaching the key.
 fn key_at_a_usb_station(slow_s: u64) -> (Authenticator<SoftTransport>, SoftTransport, Operator) {
-    use fido_transport::client::ReplugTimeouts;
-    use fido_transport::softkey::{ManualClock, SeededRng, SoftKeySlot};
-    let clock = ManualClock::new();
-    let t = SoftTransport::new(
-        SoftAuthenticator::with_rng_and_clock(
-            SoftConfig::yubikey_like(),
-            SeededRng::new(21),
-            clock.clone(),
-        )
-        .expect("softkey"),
-    );
-    let mut key = Authenticator::new(t.clone().as_usb());
-    key.set_pin(TRANSPORT_PIN).expect("set PIN");
-    clock.advance(std::time::Duration::from_secs(60));
-    let slot = SoftKeySlot::new(t.clone());
-    let hands = slot.hands();
-    key.attach_slot(
-        slot,
-        ReplugTimeouts {
-            remove: std::time::Duration::from_secs(2),
-            insert: std::time::Duration::from_secs(2),
-            poll: std::time::Duration::from_millis(1),
-        },
-    );
-    let op = Operator {
-        hands,
-        clock,
-        slow_s,
-        prompts: RefCell::new(Vec::new()),
-    };
-    (key, t, op)
+    keysmith_testkit::replug::used_usb_key(21, TRANSPORT_PIN, slow_s)
 }
 
 #[test]

@@ -668,7 +668,7 @@ impl Engine {
         })
         .map_err(|message| EngineError::Device {
             step: "open",
-            cause: crate::DeviceError::NotFound { message },
+            cause: crate::DeviceFault::NotFound { message }.into(),
         })?;
         let source = right_key_for_the_row(&device.evidence, &serial)?;
         let request = IssueRequest {

@@ -155,6 +155,24 @@ fn post(fault: Fault, times: u32) -> FaultRule {
     FaultRule::new("POST", "fido2Methods", fault, times)
 }
 
+/// The POST commits and its answer is lost; the client's own reconciling listing fails
+/// too (503, three times), so the activation reports the outcome unknown with a passkey
+/// live.
+fn committed_answer_lost() -> [FaultRule; 2] {
+    [
+        post(Fault::CommitThenDrop, 1),
+        FaultRule::new(
+            "GET",
+            "fido2Methods",
+            Fault::Status {
+                status: 503,
+                retry_after: None,
+            },
+            3,
+        ),
+    ]
+}
+
 /// The revocation settles the registration in doubt; a replay long after registers
 /// nothing; the audit says what happened.
 fn revoke_settles(w: &mut World, key_id: &str, was_made: bool) {
@@ -231,20 +249,7 @@ fn revoke_settles_a_registration_whose_connection_dropped() {
 
 #[test]
 fn revoke_deletes_a_registration_committed_with_its_answer_lost() {
-    // The POST commits and its answer is lost; the client's own reconciling listing
-    // fails too, so the activation reports the outcome unknown with a passkey live.
-    let faults = [
-        post(Fault::CommitThenDrop, 1),
-        FaultRule::new(
-            "GET",
-            "fido2Methods",
-            Fault::Status {
-                status: 503,
-                retry_after: None,
-            },
-            3,
-        ),
-    ];
+    let faults = committed_answer_lost();
     for backend in Backend::all("committed") {
         let mut w = world_on("committed", &backend);
         let key_id = activation_in_doubt(&mut w, "test-standard", &faults);
@@ -297,18 +302,7 @@ fn replay_refuses_a_registration_journalled_for_an_older_key_version() {
 
 #[test]
 fn reissue_settles_a_registration_committed_with_its_answer_lost() {
-    let faults = [
-        post(Fault::CommitThenDrop, 1),
-        FaultRule::new(
-            "GET",
-            "fido2Methods",
-            Fault::Status {
-                status: 503,
-                retry_after: None,
-            },
-            3,
-        ),
-    ];
+    let faults = committed_answer_lost();
     for backend in Backend::all("reissue") {
         let mut w = world_on("reissue", &backend);
         let key_id = activation_in_doubt(&mut w, "test-standard", &faults);
@@ -360,18 +354,7 @@ fn reissue_settles_a_registration_committed_with_its_answer_lost() {
 
 #[test]
 fn another_stations_registration_in_doubt_does_not_undo_a_revoke() {
-    let faults = [
-        post(Fault::CommitThenDrop, 1),
-        FaultRule::new(
-            "GET",
-            "fido2Methods",
-            Fault::Status {
-                status: 503,
-                retry_after: None,
-            },
-            3,
-        ),
-    ];
+    let faults = committed_answer_lost();
     for backend in Backend::all("held") {
         let mut w = world_on("held", &backend);
         // Station A's registration is in doubt and A still holds its lease (A crashed,

@@ -107,13 +107,7 @@ fn activation_refused_by_the_idp_can_be_retried() {
     let mut w = world("retry-activate");
     let t = template(60, true);
     let now = now_ms();
-    w.engine
-        .add_template(t.clone())
-        .expect("the template loads");
-    let key = w
-        .engine
-        .issue(&request(true), &t.credential.name, &mut w.key, now)
-        .expect("issue");
+    let key = load_and_issue(&mut w, &t, now);
     w.emulator.inject(FaultRule::new(
         "POST",
         "fido2Methods",
@@ -160,13 +154,7 @@ fn another_station_waits_for_the_lease_before_replaying() {
     let mut w = world("lease");
     let t = template(60, true);
     let now = now_ms();
-    w.engine
-        .add_template(t.clone())
-        .expect("the template loads");
-    let key = w
-        .engine
-        .issue(&request(true), &t.credential.name, &mut w.key, now)
-        .expect("issue");
+    let key = load_and_issue(&mut w, &t, now);
     w.engine.crash_at(Some(CrashPoint::AfterIdpCall));
     assert!(w
         .engine
@@ -195,13 +183,7 @@ fn two_operators_revoking_at_once_revoke_once() {
     let mut w = world("race");
     let t = template(60, true);
     let now = now_ms();
-    w.engine
-        .add_template(t.clone())
-        .expect("the template loads");
-    let key = w
-        .engine
-        .issue(&request(true), &t.credential.name, &mut w.key, now)
-        .expect("issue");
+    let key = load_and_issue(&mut w, &t, now);
     let key = w
         .engine
         .activate("self:kim", &key.key_id, HOLDER_PIN, &mut w.key, now + 1)
@@ -253,13 +235,7 @@ fn challenge_expired_at_the_idp_only_also_needs_reissue() {
     let mut w = world("idp-expired");
     let t = template(60, true);
     let now = now_ms();
-    w.engine
-        .add_template(t.clone())
-        .expect("the template loads");
-    let key = w
-        .engine
-        .issue(&request(true), &t.credential.name, &mut w.key, now)
-        .expect("issue");
+    let key = load_and_issue(&mut w, &t, now);
     // The IdP's clock runs ahead of ours: our plan still sees a valid challenge.
     w.emulator
         .advance_clock(std::time::Duration::from_secs(2 * 3600));

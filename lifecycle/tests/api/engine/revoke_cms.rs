@@ -5,13 +5,7 @@ use super::*;
 
 fn active_key(w: &mut World, t: &TemplateSet) -> String {
     let now = now_ms();
-    w.engine
-        .add_template(t.clone())
-        .expect("the template loads");
-    let key = w
-        .engine
-        .issue(&request(true), &t.credential.name, &mut w.key, now)
-        .expect("issue");
+    let key = load_and_issue(w, t, now);
     w.engine
         .activate("self:kim", &key.key_id, HOLDER_PIN, &mut w.key, now + 1_000)
         .expect("activate");

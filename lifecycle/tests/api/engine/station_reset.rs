@@ -4,10 +4,9 @@
 //! issuance stops with "too late, replug and try again" and nothing is erased.
 
 use std::sync::Mutex;
-use std::time::Duration;
 
-use fido_transport::client::{ReplugTimeouts, ResetPrompt};
-use fido_transport::softkey::{ManualClock, SeededRng, SoftKeySlot};
+use fido_transport::client::ResetPrompt;
+use keysmith_testkit::replug::used_usb_key;
 
 use super::*;
 
@@ -23,39 +22,14 @@ fn usb_station(
     SoftTransport,
     Arc<Mutex<Vec<DevicePrompt>>>,
 ) {
-    let clock = ManualClock::new();
-    let t = SoftTransport::new(
-        SoftAuthenticator::with_rng_and_clock(
-            SoftConfig::yubikey_like(),
-            SeededRng::new(42),
-            clock.clone(),
-        )
-        .expect("softkey"),
-    );
-    let mut key = Authenticator::new(t.clone().as_usb());
-    key.set_pin("old-pin-1357").expect("a used key has a PIN");
-    clock.advance(Duration::from_secs(60));
-    let slot = SoftKeySlot::new(t.clone());
-    let hands = slot.hands();
-    key.attach_slot(
-        slot,
-        ReplugTimeouts {
-            remove: Duration::from_secs(2),
-            insert: Duration::from_secs(2),
-            poll: Duration::from_millis(1),
-        },
-    );
+    let (key, t, operator) = used_usb_key(42, "old-pin-1357", slow_s);
+    let hands = operator.hands();
     let prompts = Arc::new(Mutex::new(Vec::new()));
     let seen = prompts.clone();
     let engine = sqlite_engine_builder(&w.emulator, &w.db, "station-usb", 7)
         .prompt(Arc::new(move |p: &DevicePrompt| {
-            match p {
-                DevicePrompt::Replug(ResetPrompt::RemoveKey) => hands.unplug(),
-                DevicePrompt::Replug(ResetPrompt::InsertKey) => {
-                    hands.plug();
-                    clock.advance(Duration::from_secs(slow_s));
-                }
-                _ => {}
+            if let DevicePrompt::Replug(r) = p {
+                hands.replug(r);
             }
             seen.lock().unwrap().push(p.clone());
         }))

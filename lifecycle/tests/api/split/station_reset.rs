@@ -7,11 +7,8 @@
 //! across the wire is `device_faults.rs`) and nothing is
 //! erased or registered. A station that cannot reset in place is refused up front.
 
-use std::cell::RefCell;
-use std::time::Duration;
-
-use fido_transport::client::{ReplugTimeouts, ResetPrompt};
-use fido_transport::softkey::{ManualClock, SeededRng, SoftKeyHands, SoftKeySlot};
+use fido_transport::client::ResetPrompt;
+use keysmith_testkit::replug::{used_usb_key, Operator};
 use lifecycle::template::TemplateSet;
 
 use super::*;
@@ -45,67 +42,11 @@ oidc = {{ issuer = "{issuer}", audience = "{aud}", jwks_url = "{jwks}" }}
     TemplateSet::from_toml_str(&text).expect("test template parses")
 }
 
-/// The operator at the station: replugs the key when the device half asks, taking
-/// `slow_s` seconds between "insert it again" and the reset.
-struct Operator {
-    hands: SoftKeyHands,
-    clock: ManualClock,
-    slow_s: u64,
-    prompts: RefCell<Vec<Prompt>>,
-}
-
-impl HolderUi for Operator {
-    fn new_pin(&mut self, _: u32, _: bool) -> Result<Zeroizing<String>, HolderUiError> {
-        Err(HolderUiError::Unavailable)
-    }
-    fn holder_pin(&mut self) -> Result<Zeroizing<String>, HolderUiError> {
-        Err(HolderUiError::Unavailable)
-    }
-    fn prompt(&self, p: &Prompt) {
-        match p {
-            Prompt::Replug(ResetPrompt::RemoveKey) => self.hands.unplug(),
-            Prompt::Replug(ResetPrompt::InsertKey) => {
-                self.hands.plug();
-                self.clock.advance(Duration::from_secs(self.slow_s));
-            }
-            _ => {}
-        }
-        self.prompts.borrow_mut().push(p.clone());
-    }
-}
-
-/// A used YubiKey-like key (PIN set, plugged in a minute ago) whose client knows its
-/// simulated USB port, as `keysmith-agent` opens a listed `usb:` key.
+/// A used YubiKey-like key whose client knows its simulated USB port, as `keysmith-agent`
+/// opens a listed `usb:` key, and the operator at the station who replugs it when the
+/// device half asks, taking `slow_s` seconds between "insert it again" and the reset.
 fn usb_key(slow_s: u64) -> (Authenticator<SoftTransport>, SoftTransport, Operator) {
-    let clock = ManualClock::new();
-    let t = SoftTransport::new(
-        SoftAuthenticator::with_rng_and_clock(
-            SoftConfig::yubikey_like(),
-            SeededRng::new(77),
-            clock.clone(),
-        )
-        .expect("softkey"),
-    );
-    let mut key = Authenticator::new(t.clone().as_usb());
-    key.set_pin("old-pin-2468").expect("a used key has a PIN");
-    clock.advance(Duration::from_secs(60));
-    let slot = SoftKeySlot::new(t.clone());
-    let hands = slot.hands();
-    key.attach_slot(
-        slot,
-        ReplugTimeouts {
-            remove: Duration::from_secs(2),
-            insert: Duration::from_secs(2),
-            poll: Duration::from_millis(1),
-        },
-    );
-    let op = Operator {
-        hands,
-        clock,
-        slow_s,
-        prompts: RefCell::new(Vec::new()),
-    };
-    (key, t, op)
+    used_usb_key(77, "old-pin-2468", slow_s)
 }
 
 /// The station's agent: reports the USB key (`can_reset_in_place` as the agent derives

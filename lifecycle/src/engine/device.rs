@@ -528,6 +528,9 @@ impl Engine {
         } = prep;
         let verdict =
             self.check_attestation(&t, idp.as_ref(), &idp_user, &made, &hash, aaguid, true, now)?;
+        // The statement verified (else refused above): its certificate's serial is the
+        // key's identity under enterprise attestation, else evidence for the audit.
+        let serial = self.identity_from_attestation(flow, &made.attestation_object)?;
         let rec = flow.audit(
             "attestation",
             if verdict.trusted {
@@ -536,8 +539,9 @@ impl Engine {
                 "unattested"
             },
             Some(format!(
-                "passkey_template={passkey_template} {}",
-                verdict.detail
+                "passkey_template={passkey_template} {}{}",
+                verdict.detail,
+                serial.map(|s| format!(" {s}")).unwrap_or_default()
             )),
             now,
         );

@@ -60,6 +60,7 @@ pub use split::{
 pub use sqlite::SqliteStore;
 pub use watch::{KeyUse, PasskeyWatch, ReissueReason, WatchStore};
 pub use work::{
+    KeyIdentity,
     Committed, FieldChange, JournalClose, JournalFence, PendingId, PendingPosition, Transition,
     UnitOfWork,
 };
@@ -115,6 +116,17 @@ pub struct KeyRecord {
     pub created_ms: UnixMillis,
     /// When the key record last changed.
     pub updated_ms: UnixMillis,
+    /// What the key proved about itself at its latest issuance, as hex: its CTAP 2.2
+    /// device identifier (`encIdentifier`) or the serial of its enterprise attestation
+    /// certificate (see `serial_source`). `None`: the key proved nothing (or was issued
+    /// before schema 14).
+    #[serde(default)]
+    pub identity: Option<String>,
+    /// Where the recorded serial or identity comes from: `enc_identifier`,
+    /// `attestation_certificate`, `usb_serial_string` or `claimed` (the CSV row or the
+    /// caller said so; not verified). `None`: not recorded.
+    #[serde(default)]
+    pub serial_source: Option<String>,
 }
 
 /// What is needed to record a new key; it starts [`CredentialState::Blank`] at version 1.

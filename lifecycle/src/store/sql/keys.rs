@@ -164,6 +164,14 @@ pub(super) fn apply_transition(
         needs_reissue: tr.needs_reissue.unwrap_or(current.needs_reissue),
         version: next_version,
         updated_ms: now,
+        identity: match &tr.identity {
+            Some(i) => i.identity.clone(),
+            None => current.identity.clone(),
+        },
+        serial_source: match &tr.identity {
+            Some(i) => i.serial_source.clone(),
+            None => current.serial_source.clone(),
+        },
         ..current
     };
     // The WHERE clause is the compare-and-set: a concurrent writer that committed first
@@ -190,6 +198,16 @@ pub(super) fn apply_transition(
         return Err(conflict(&found));
     }
     apply_reissue_reason(sql, tr)?;
+    if tr.identity.is_some() {
+        sql.exec(
+            "UPDATE keys SET identity = $1, serial_source = $2 WHERE key_id = $3",
+            &[
+                Param::opt_text(&next.identity),
+                Param::opt_text(&next.serial_source),
+                Param::text(&tr.key_id),
+            ],
+        )?;
+    }
     Ok(next)
 }
 

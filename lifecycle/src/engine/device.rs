@@ -252,6 +252,7 @@ impl Engine {
                 } => {
                     let pin = self.pin_source(flow, current, &mut b)?;
                     let key_extensions = link.info().extensions.clone().unwrap_or_default();
+                    let key_ep = link.info().supports_option("ep") == Some(true);
                     let (step, prep) = self.prepare_make(
                         flow,
                         passkey_template,
@@ -260,6 +261,7 @@ impl Engine {
                         origin.as_deref(),
                         pin,
                         &key_extensions,
+                        key_ep,
                     )?;
                     b.steps.push(step);
                     b.posts.push(Post::Made(Box::new(prep)));
@@ -401,6 +403,7 @@ impl Engine {
         origin: Option<&str>,
         pin: PinSource,
         key_extensions: &[String],
+        key_ep: bool,
     ) -> Result<(DeviceStep, MakePrep), Error> {
         let t = flow
             .templates
@@ -476,6 +479,13 @@ impl Engine {
             min_pin_length: false,
             hmac_secret: ext.hmac_secret,
             pin,
+            // Only keys with enterprise attestation enabled are asked (others refuse it).
+            enterprise_attestation: flow
+                .templates
+                .credential
+                .fido2
+                .enterprise_attestation
+                .filter(|_| key_ep),
         };
         Ok((
             step,
@@ -512,7 +522,7 @@ impl Engine {
                     .map(|c| c.public_key().to_cbor())
             })
             .unwrap_or_default();
-        let made = Made {
+        let mut made = Made {
             credential_id,
             public_key,
             attestation_object,
@@ -531,6 +541,13 @@ impl Engine {
         // The statement verified (else refused above): its certificate's serial is the
         // key's identity under enterprise attestation, else evidence for the audit.
         let serial = self.identity_from_attestation(flow, &made.attestation_object)?;
+        // The IdP gets the WebAuthn attestation object without the CTAP `epAtt` mark.
+        if let Some(att) = AttestationObject::from_cbor(&made.attestation_object)
+            .ok()
+            .filter(AttestationObject::enterprise_attestation)
+        {
+            made.attestation_object = att.with_enterprise_attestation(false).to_cbor();
+        }
         let rec = flow.audit(
             "attestation",
             if verdict.trusted {

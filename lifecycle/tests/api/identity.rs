@@ -252,3 +252,120 @@ fn bulk_rows_record_the_proven_source_and_refuse_a_key_proving_another_identity(
     );
     assert!(e.passkeys(&k1.key_id).unwrap().iter().all(|p| p.state != CredentialState::Issued));
 }
+
+/// A key with a PIN the engine knows (an issued key still holding its transport PIN) is
+/// read before anything is done: another key is refused before any IdP call or key step.
+#[test]
+fn an_issued_key_is_identified_up_front_before_anything_is_done() {
+    let w = world("identity-up-front");
+    let (mut a, _ta) = key_with(Some(b"key-A-identity!!"));
+    let k = w
+        .engine
+        .issue(&request(KIM, "SN-D"), "test-standard", &mut a, now_ms())
+        .expect("issue");
+    let pin = w
+        .engine
+        .store()
+        .get_transport_pin(&k.key_id, &lifecycle::store::PinKey::from_bytes([7; 32]))
+        .unwrap()
+        .expect("transport PIN stored");
+    // Another key that happens to accept the same PIN.
+    let (mut b, _tb) = key_with(Some(b"key-B-identity!!"));
+    b.set_pin(pin.expose()).unwrap();
+    let err = w
+        .engine
+        .reissue(&request(KIM, "SN-D"), &k.key_id, &mut b, now_ms() + 1_000)
+        .unwrap_err();
+    assert_eq!(err.reason(), "not_the_recorded_key", "{err}");
+    // Nothing happened to the record: still issued, same version, pending kept.
+    let after = w.engine.key(&k.key_id).unwrap();
+    assert_eq!(after.state, CredentialState::Issued);
+    assert_eq!(after.version, k.version);
+    assert_eq!(w.engine.store().pending_for_key(&k.key_id).unwrap().len(), 1);
+    // The recorded key passes the same check.
+    let again = w
+        .engine
+        .reissue(&request(KIM, "SN-D"), &k.key_id, &mut a, now_ms() + 2_000)
+        .expect("the recorded key reissues");
+    assert_eq!(again.state, CredentialState::Issued);
+    assert_eq!(again.identity, k.identity);
+}
+
+/// A template asking for enterprise attestation, without a reset (a reset turns the
+/// key's enterprise attestation off).
+const EP_TEMPLATE: &str = r#"
+[passkey.entra]
+idp = { connection = "contoso-entra", kind = "entra", graph_api_version = "beta" }
+display_name = "{displayName} {serial}"
+rp_id = "login.microsoft.com"
+challenge_timeout_minutes = 60
+
+[credential]
+name = "test-ep"
+passkey_templates = ["entra"]
+user_assignment = { directory = "contoso-entra" }
+
+[credential.fido2]
+enterprise_attestation = 2
+"#;
+
+/// A key offering enterprise attestation (`ep`), turned on as an enterprise would
+/// (authenticatorConfig enableEnterpriseAttestation) when `enable`.
+fn ep_key(enable: bool) -> Authenticator<SoftTransport> {
+    let config = SoftConfig {
+        enterprise_attestation: true,
+        ..SoftConfig::default()
+    };
+    let t = SoftTransport::new(SoftAuthenticator::new(config).expect("softkey"));
+    let mut key = Authenticator::new(t);
+    if enable {
+        key.enable_enterprise_attestation(None).expect("enable ep");
+    }
+    key
+}
+
+fn pending_attestation(w: &World, key_id: &str) -> fido_core::attestation::AttestationObject {
+    let p = w.engine.store().pending_for_key(key_id).unwrap().remove(0);
+    fido_core::attestation::AttestationObject::from_cbor(&p.attestation_object).unwrap()
+}
+
+#[test]
+fn an_enterprise_attestation_certificate_serial_is_the_keys_identity() {
+    let w = world("identity-ep");
+    w.engine
+        .add_template(lifecycle::template::TemplateSet::from_toml_str(EP_TEMPLATE).unwrap())
+        .unwrap();
+    let mut key = ep_key(true);
+    let k = w
+        .engine
+        .issue(&request(KIM, "SN-E"), "test-ep", &mut key, now_ms())
+        .expect("issue");
+    let att = pending_attestation(&w, &k.key_id);
+    let serial = hex(&att.leaf_certificate_serial().expect("x5c"));
+    assert_eq!(k.serial_source.as_deref(), Some("attestation_certificate"));
+    assert_eq!(k.identity.as_deref(), Some(serial.as_str()));
+    let details = audit_details(&w, &k.key_id, "attestation");
+    assert!(
+        details
+            .iter()
+            .any(|d| d.contains(&format!("certificate_serial={serial} (enterprise attestation)"))),
+        "{details:?}"
+    );
+    // The IdP gets the WebAuthn attestation object without CTAP's `epAtt` mark.
+    assert!(!att.enterprise_attestation());
+
+    // The same template on a key whose enterprise attestation is off: not asked, batch
+    // attestation, its certificate serial evidence only.
+    let mut batch = ep_key(false);
+    let b = w
+        .engine
+        .issue(&request(ALEX, "SN-F"), "test-ep", &mut batch, now_ms())
+        .expect("issue without ep");
+    assert_eq!(b.identity, None);
+    assert_eq!(b.serial_source, None);
+    let details = audit_details(&w, &b.key_id, "attestation");
+    assert!(
+        details.iter().any(|d| d.contains("(batch attestation")),
+        "{details:?}"
+    );
+}

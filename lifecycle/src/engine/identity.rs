@@ -16,8 +16,8 @@ use fido_core::attestation::AttestationObject;
 
 use super::flow::FlowContext;
 use super::{Engine, EngineError, SerialSource, UnixMillis};
-use crate::remote::DeviceLink;
 use crate::model::CredentialState;
+use crate::remote::DeviceLink;
 use crate::store::{KeyIdentity, KeyRecord};
 use crate::Error;
 

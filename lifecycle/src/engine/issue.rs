@@ -135,7 +135,15 @@ impl Engine {
                 now,
             )?,
         };
-        self.issue_like_claimed(Operation::Issue, request, templates, key, claimed, link, now)
+        self.issue_like_claimed(
+            Operation::Issue,
+            request,
+            templates,
+            key,
+            claimed,
+            link,
+            now,
+        )
     }
 
     /// Reissue of `key` over `link` (a session with a device half, in memory or remote).

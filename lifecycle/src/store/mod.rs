@@ -60,9 +60,8 @@ pub use split::{
 pub use sqlite::SqliteStore;
 pub use watch::{KeyUse, PasskeyWatch, ReissueReason, WatchStore};
 pub use work::{
-    KeyIdentity,
-    Committed, FieldChange, JournalClose, JournalFence, PendingId, PendingPosition, Transition,
-    UnitOfWork,
+    Committed, FieldChange, JournalClose, JournalFence, KeyIdentity, PendingId, PendingPosition,
+    Transition, UnitOfWork,
 };
 
 use crate::model::CredentialState;

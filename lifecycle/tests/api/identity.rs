@@ -50,7 +50,10 @@ fn issuance_records_the_device_identifier_read_after_the_transport_pin() {
         .issue(&request(KIM, "SN-A"), "test-standard", &mut key, now_ms())
         .expect("issue");
     assert_eq!(k.state, CredentialState::Issued);
-    assert_eq!(k.identity.as_deref(), Some(hex(b"key-A-identity!!").as_str()));
+    assert_eq!(
+        k.identity.as_deref(),
+        Some(hex(b"key-A-identity!!").as_str())
+    );
     assert_eq!(k.serial_source.as_deref(), Some("enc_identifier"));
     // Stored: read back, not only returned.
     let back = w.engine.key(&k.key_id).unwrap();
@@ -107,7 +110,11 @@ fn reissue_with_another_key_presenting_another_identifier_is_refused() {
         "{err:?}"
     );
     assert_eq!(err.reason(), "not_the_recorded_key");
-    assert!(err.to_string().contains("the key's CTAP 2.2 device identifier"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("the key's CTAP 2.2 device identifier"),
+        "{err}"
+    );
     // The recorded identity stands; the refusal is audited. (A blank key proves itself
     // only once its PIN is set: by then the reissue had revoked the old passkeys and
     // unregistered the record, as a reissue does; the new issuance is what is refused.)
@@ -125,7 +132,12 @@ fn reissue_with_another_key_presenting_another_identifier_is_refused() {
     // The recorded key itself is issued again under the key id.
     let again = w
         .engine
-        .issue(&request(KIM, "SN-C"), "test-standard", &mut a, now_ms() + 2_000)
+        .issue(
+            &request(KIM, "SN-C"),
+            "test-standard",
+            &mut a,
+            now_ms() + 2_000,
+        )
         .expect("the recorded key is issued again");
     assert_eq!(again.state, CredentialState::Issued);
     assert_eq!(again.identity, k.identity);
@@ -250,7 +262,11 @@ fn bulk_rows_record_the_proven_source_and_refuse_a_key_proving_another_identity(
         "{}",
         s.items[0].outcome
     );
-    assert!(e.passkeys(&k1.key_id).unwrap().iter().all(|p| p.state != CredentialState::Issued));
+    assert!(e
+        .passkeys(&k1.key_id)
+        .unwrap()
+        .iter()
+        .all(|p| p.state != CredentialState::Issued));
 }
 
 /// A key with a PIN the engine knows (an issued key still holding its transport PIN) is
@@ -281,7 +297,10 @@ fn an_issued_key_is_identified_up_front_before_anything_is_done() {
     let after = w.engine.key(&k.key_id).unwrap();
     assert_eq!(after.state, CredentialState::Issued);
     assert_eq!(after.version, k.version);
-    assert_eq!(w.engine.store().pending_for_key(&k.key_id).unwrap().len(), 1);
+    assert_eq!(
+        w.engine.store().pending_for_key(&k.key_id).unwrap().len(),
+        1
+    );
     // The recorded key passes the same check.
     let again = w
         .engine
@@ -346,9 +365,9 @@ fn an_enterprise_attestation_certificate_serial_is_the_keys_identity() {
     assert_eq!(k.identity.as_deref(), Some(serial.as_str()));
     let details = audit_details(&w, &k.key_id, "attestation");
     assert!(
-        details
-            .iter()
-            .any(|d| d.contains(&format!("certificate_serial={serial} (enterprise attestation)"))),
+        details.iter().any(|d| d.contains(&format!(
+            "certificate_serial={serial} (enterprise attestation)"
+        ))),
         "{details:?}"
     );
     // The IdP gets the WebAuthn attestation object without CTAP's `epAtt` mark.

@@ -105,20 +105,20 @@ fn enterprise_attestation_and_the_leaf_serial_round_trip() {
         .to_vec();
     let make = |key: &mut fido_transport::client::Authenticator<_>, ep: Option<u8>, id: u8| {
         let token = key
-            .pin_token(
-                PIN,
-                Permissions::MAKE_CREDENTIAL,
-                Some(super::RP),
-            )
+            .pin_token(PIN, Permissions::MAKE_CREDENTIAL, Some(super::RP))
             .unwrap();
         let mut args = MakeCredentialArgs::new([id; 32], super::rp(), super::user(id));
         args.enterprise_attestation = ep;
-        key.make_credential(&args, Some(&token), &mut |_| {}).unwrap()
+        key.make_credential(&args, Some(&token), &mut |_| {})
+            .unwrap()
     };
     let ep = make(&mut key, Some(2), 1);
     assert_eq!(ep.enterprise_attestation, Some(true));
     assert!(ep.attestation.enterprise_attestation());
-    assert_eq!(ep.attestation.leaf_certificate_serial(), Some(expected.clone()));
+    assert_eq!(
+        ep.attestation.leaf_certificate_serial(),
+        Some(expected.clone())
+    );
     // Through the WebAuthn object and the CTAP response map, and off again.
     let back = AttestationObject::from_cbor(&ep.attestation.to_cbor()).unwrap();
     assert!(back.enterprise_attestation());

@@ -205,9 +205,7 @@ impl SerialSource {
         match self {
             SerialSource::UsbSerialString => "the key's USB serial string",
             SerialSource::EncIdentifier => "the key's CTAP 2.2 device identifier",
-            SerialSource::AttestationCertificate => {
-                "the key's enterprise attestation certificate"
-            }
+            SerialSource::AttestationCertificate => "the key's enterprise attestation certificate",
             SerialSource::Claimed => "the CSV row (the key reports none; not verified)",
         }
     }

@@ -85,7 +85,10 @@ fn the_trussed_firmware_proves_no_identity() {
                 None,
             )
             .unwrap_err();
-        assert!(matches!(e, Error::Unsupported(ref m) if m.contains("perCredMgmtRO")), "{e}");
+        assert!(
+            matches!(e, Error::Unsupported(ref m) if m.contains("perCredMgmtRO")),
+            "{e}"
+        );
         let token = key
             .pin_token("24681357", Permissions::MAKE_CREDENTIAL, Some(RP))
             .unwrap();
@@ -101,7 +104,9 @@ fn the_trussed_firmware_proves_no_identity() {
                 display_name: None,
             },
         );
-        let made = key.make_credential(&args, Some(&token), &mut |_| {}).unwrap();
+        let made = key
+            .make_credential(&args, Some(&token), &mut |_| {})
+            .unwrap();
         assert!(!made.attestation.enterprise_attestation());
         assert_eq!(made.attestation.leaf_certificate_serial(), None);
     });

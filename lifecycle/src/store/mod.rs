@@ -115,15 +115,10 @@ pub struct KeyRecord {
     pub created_ms: UnixMillis,
     /// When the key record last changed.
     pub updated_ms: UnixMillis,
-    /// What the key proved about itself at its latest issuance, as hex: its CTAP 2.2
-    /// device identifier (`encIdentifier`) or the serial of its enterprise attestation
-    /// certificate (see `serial_source`). `None`: the key proved nothing (or was issued
-    /// before schema 14).
+    /// What the key proved about itself at its latest issuance (hex; see [`KeyIdentity`]).
     #[serde(default)]
     pub identity: Option<String>,
-    /// Where the recorded serial or identity comes from: `enc_identifier`,
-    /// `attestation_certificate`, `usb_serial_string` or `claimed` (the CSV row or the
-    /// caller said so; not verified). `None`: not recorded.
+    /// Where the serial or identity comes from (see [`KeyIdentity`]).
     #[serde(default)]
     pub serial_source: Option<String>,
 }

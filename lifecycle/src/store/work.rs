@@ -33,14 +33,17 @@ pub struct Transition {
     pub identity: Option<KeyIdentity>,
 }
 
-/// What a key proved about itself, and how (see [`KeyRecord::identity`] and
-/// [`KeyRecord::serial_source`]).
+/// What a key proved about itself, and how (recorded as [`KeyRecord::identity`] and
+/// [`KeyRecord::serial_source`] with an issuance).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyIdentity {
-    /// The identity as hex (`None`: the key proved nothing; only the source is recorded).
+    /// The identity as hex: the key's CTAP 2.2 device identifier (`encIdentifier`) or
+    /// its enterprise attestation certificate's serial. `None`: the key proved nothing
+    /// (or was issued before schema 14); only the source is recorded.
     pub identity: Option<String>,
-    /// Where the serial or identity comes from (`enc_identifier`,
-    /// `attestation_certificate`, `usb_serial_string`, `claimed`; `None`: not known).
+    /// Where the serial or identity comes from: `enc_identifier`,
+    /// `attestation_certificate`, `usb_serial_string` or `claimed` (the CSV row or the
+    /// caller said so; not verified). `None`: not recorded.
     pub serial_source: Option<String>,
 }
 

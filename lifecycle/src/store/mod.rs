@@ -68,21 +68,7 @@ use crate::model::CredentialState;
 use serde::{Deserialize, Serialize};
 
 /// Serde for [`CredentialState`] by its stable name (until the model derives serde).
-mod state_serde {
-    use crate::model::CredentialState;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub(super) fn serialize<S: Serializer>(s: &CredentialState, ser: S) -> Result<S::Ok, S::Error> {
-        ser.serialize_str(s.as_str())
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
-        de: D,
-    ) -> Result<CredentialState, D::Error> {
-        let name = String::deserialize(de)?;
-        name.parse().map_err(serde::de::Error::custom)
-    }
-}
+mod state_serde;
 
 /// Unix time in milliseconds (the planner's, so the whole crate has one time type; the SQL
 /// backends store it as BIGINT).

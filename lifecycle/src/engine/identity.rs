@@ -71,10 +71,7 @@ impl Engine {
         else {
             return Ok(());
         };
-        let Some(id) = link.device_identifier(pin.expose())? else {
-            return Ok(());
-        };
-        compare(&flow.key, &hex(&id), SerialSource::EncIdentifier)
+        check_with_pin(&flow.key, link, pin.expose())
     }
 
     /// Right after the transport PIN is set: reads the device identifier with it,
@@ -139,6 +136,26 @@ impl Engine {
         Ok(Some(format!(
             "certificate_serial={serial} (enterprise attestation)"
         )))
+    }
+}
+
+/// With the key's current `pin` (a sign-in check: the holder's): reads the device
+/// identifier and refuses another key than the one recorded under `key`. Keys without a
+/// recorded identifier or without `encIdentifier` are not checked.
+pub(super) fn check_with_pin(
+    key: &KeyRecord,
+    link: &mut dyn DeviceLink,
+    pin: &str,
+) -> Result<(), Error> {
+    if key.identity.is_none()
+        || key.serial_source.as_deref() != Some(SerialSource::EncIdentifier.as_str())
+        || link.info().enc_identifier.is_none()
+    {
+        return Ok(());
+    }
+    match link.device_identifier(pin)? {
+        Some(id) => compare(key, &hex(&id), SerialSource::EncIdentifier),
+        None => Ok(()),
     }
 }
 

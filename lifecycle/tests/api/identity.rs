@@ -388,3 +388,29 @@ fn an_enterprise_attestation_certificate_serial_is_the_keys_identity() {
         "{details:?}"
     );
 }
+
+/// A sign-in check (`verify`) reads the identifier with the holder's PIN first: another
+/// key with the same PIN is refused as not the recorded key, not as a failed sign-in.
+#[test]
+fn a_sign_in_check_with_another_key_is_refused_as_not_the_recorded_key() {
+    let w = world("identity-verify");
+    let (mut a, _ta) = key_with(Some(b"key-A-identity!!"));
+    let k = w
+        .engine
+        .issue(&request(KIM, "SN-G"), "test-standard", &mut a, now_ms())
+        .expect("issue");
+    w.engine
+        .activate("self:kim", &k.key_id, HOLDER_PIN, &mut a, now_ms() + 1_000)
+        .expect("activate");
+    assert_eq!(
+        w.engine
+            .sign_in(&k.key_id, HOLDER_PIN, &mut a)
+            .unwrap()
+            .len(),
+        1
+    );
+    let (mut b, _tb) = key_with(Some(b"key-B-identity!!"));
+    b.set_pin(HOLDER_PIN).unwrap();
+    let err = w.engine.sign_in(&k.key_id, HOLDER_PIN, &mut b).unwrap_err();
+    assert_eq!(err.reason(), "not_the_recorded_key", "{err}");
+}

@@ -18,11 +18,48 @@ use super::flow::FlowContext;
 use super::{Engine, EngineError, SerialSource, UnixMillis};
 use crate::model::CredentialState;
 use crate::remote::DeviceLink;
-use crate::store::{KeyIdentity, KeyRecord};
+use crate::store::{KeyIdentity, KeyQuery, KeyRecord};
 use crate::Error;
 
 fn hex(bytes: &[u8]) -> String {
     base16ct::lower::encode_string(bytes)
+}
+
+/// Refuses `proven` when another live key record (not blank, not unregistered) holds it:
+/// the attached key is already that key, under another serial.
+fn recorded_elsewhere(
+    engine: &Engine,
+    key: &KeyRecord,
+    proven: &str,
+    source: SerialSource,
+) -> Result<(), Error> {
+    let other = engine
+        .store
+        .find_keys(&KeyQuery::ByIdentity(proven.to_owned()))?
+        .into_iter()
+        .find(|k| {
+            k.key_id != key.key_id
+                && !matches!(
+                    k.state,
+                    CredentialState::Blank | CredentialState::Unregistered
+                )
+        });
+    match other {
+        Some(o) => Err(EngineError::NotTheRecordedKey {
+            key_id: key.key_id.clone(),
+            message: format!(
+                "the attached key ({} {proven}) is already recorded as {} (serial {}, {}), not as {} (serial {}): attach the row's key",
+                source.describe(),
+                o.key_id,
+                o.serial,
+                o.state.as_str(),
+                key.key_id,
+                key.serial
+            ),
+        }
+        .into()),
+        None => Ok(()),
+    }
 }
 
 /// Refuses `proven` (from `source`) when the key id records another identity.
@@ -91,6 +128,7 @@ impl Engine {
         };
         let proven = hex(&id);
         compare(&flow.key, &proven, SerialSource::EncIdentifier)?;
+        recorded_elsewhere(self, &flow.key, &proven, SerialSource::EncIdentifier)?;
         flow.identity = Some(KeyIdentity {
             identity: Some(proven),
             serial_source: Some(SerialSource::EncIdentifier.as_str().to_owned()),
@@ -126,6 +164,12 @@ impl Engine {
             )));
         }
         compare(&flow.key, &serial, SerialSource::AttestationCertificate)?;
+        recorded_elsewhere(
+            self,
+            &flow.key,
+            &serial,
+            SerialSource::AttestationCertificate,
+        )?;
         let proven_better = flow.identity.as_ref().is_some_and(|i| i.identity.is_some());
         if !proven_better {
             flow.identity = Some(KeyIdentity {

@@ -386,6 +386,8 @@ pub enum KeyQuery {
     ByUpn(String),
     /// The key of this model with this serial number.
     ByAaguidSerial([u8; 16], String),
+    /// Keys that proved this identity (hex, [`KeyRecord::identity`]) at issuance.
+    ByIdentity(String),
     /// Every key. With [`Store::find_keys`] this loads the whole repository: use
     /// [`Store::find_keys_page`] instead.
     All,

@@ -414,3 +414,38 @@ fn a_sign_in_check_with_another_key_is_refused_as_not_the_recorded_key() {
     let err = w.engine.sign_in(&k.key_id, HOLDER_PIN, &mut b).unwrap_err();
     assert_eq!(err.reason(), "not_the_recorded_key", "{err}");
 }
+
+/// A key already recorded (and live) under one serial, offered for another serial, is
+/// refused once it proves its identifier: it is that other key, not the row's.
+#[test]
+fn a_key_recorded_under_another_serial_is_refused() {
+    let w = world("identity-elsewhere");
+    let (mut a, _ta) = key_with(Some(b"key-A-identity!!"));
+    let k = w
+        .engine
+        .issue(&request(KIM, "SN-H"), "test-standard", &mut a, now_ms())
+        .expect("issue");
+    let err = w
+        .engine
+        .issue(
+            &request(ALEX, "SN-I"),
+            "test-standard",
+            &mut a,
+            now_ms() + 1_000,
+        )
+        .unwrap_err();
+    assert_eq!(err.reason(), "not_the_recorded_key", "{err}");
+    assert!(
+        err.to_string()
+            .contains(&format!("already recorded as {}", k.key_id)),
+        "{err}"
+    );
+    // Nothing was made for SN-I.
+    let i = w
+        .engine
+        .find_keys(&lifecycle::store::KeyQuery::BySerial("SN-I".into()))
+        .unwrap()
+        .remove(0);
+    assert!(w.engine.passkeys(&i.key_id).unwrap().is_empty());
+    assert_eq!(i.state, CredentialState::Blank);
+}

@@ -75,6 +75,7 @@ pub(super) fn key_cond(q: &KeyQuery) -> (&'static str, Vec<Param>) {
             "user_id IN (SELECT user_id FROM users WHERE upn = $1)",
             vec![Param::text(u)],
         ),
+        KeyQuery::ByIdentity(i) => ("identity = $1", vec![Param::text(i)]),
         KeyQuery::ByAaguidSerial(a, s) => (
             "aaguid = $1 AND serial = $2",
             vec![Param::blob(a), Param::text(s)],

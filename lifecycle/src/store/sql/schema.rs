@@ -219,6 +219,7 @@ pub(super) const V_PASSKEY_WATCH: &[&str] = &[
 pub(super) const V_KEY_IDENTITY: &[&str] = &[
     "ALTER TABLE keys ADD COLUMN identity TEXT",
     "ALTER TABLE keys ADD COLUMN serial_source TEXT",
+    "CREATE INDEX keys_identity ON keys (identity) WHERE identity IS NOT NULL",
 ];
 
 pub(super) const V2_SQLITE: &[&str] = &[

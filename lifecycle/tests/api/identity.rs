@@ -449,3 +449,13 @@ fn a_key_recorded_under_another_serial_is_refused() {
     assert!(w.engine.passkeys(&i.key_id).unwrap().is_empty());
     assert_eq!(i.state, CredentialState::Blank);
 }
+
+#[test]
+fn enterprise_attestation_in_a_template_is_1_or_2() {
+    let bad = EP_TEMPLATE.replace("enterprise_attestation = 2", "enterprise_attestation = 3");
+    let err = lifecycle::template::TemplateSet::from_toml_str(&bad).unwrap_err();
+    assert!(
+        err.to_string().contains("credential.fido2.enterprise_attestation"),
+        "{err}"
+    );
+}

@@ -455,7 +455,8 @@ fn enterprise_attestation_in_a_template_is_1_or_2() {
     let bad = EP_TEMPLATE.replace("enterprise_attestation = 2", "enterprise_attestation = 3");
     let err = lifecycle::template::TemplateSet::from_toml_str(&bad).unwrap_err();
     assert!(
-        err.to_string().contains("credential.fido2.enterprise_attestation"),
+        err.to_string()
+            .contains("credential.fido2.enterprise_attestation"),
         "{err}"
     );
 }

@@ -201,6 +201,8 @@ pub struct AttestationObject {
     auth_data: AuthenticatorData,
     auth_data_bytes: Vec<u8>,
     att_stmt: Value,
+    /// The key returned an enterprise attestation (CTAP makeCredential `epAtt`).
+    ep_att: bool,
 }
 
 impl AttestationObject {
@@ -217,7 +219,33 @@ impl AttestationObject {
             auth_data: parsed,
             auth_data_bytes: auth_data.to_vec(),
             att_stmt: att_stmt.clone(),
+            ep_att: false,
         })
+    }
+
+    /// The same attestation object, marked as an enterprise attestation (the key's
+    /// makeCredential response said `epAtt: true`) or not.
+    #[must_use]
+    pub fn with_enterprise_attestation(mut self, ep_att: bool) -> Self {
+        self.ep_att = ep_att;
+        self
+    }
+
+    /// The key returned an enterprise attestation (`epAtt`): the attestation certificate
+    /// is the key's own, not its model batch's, so its serial identifies the key.
+    pub fn enterprise_attestation(&self) -> bool {
+        self.ep_att
+    }
+
+    /// The serial number of the leaf attestation certificate (`x5c[0]`, big-endian as
+    /// DER carries it); `None` without `x5c` (self or `none` attestation) or when the
+    /// certificate does not parse. Only an enterprise attestation's certificate is the
+    /// key's own: a batch certificate is shared by every key of the batch.
+    pub fn leaf_certificate_serial(&self) -> Option<Vec<u8>> {
+        let x5c = self.att_stmt.as_map("attStmt").ok()?.get_text("x5c")?;
+        let leaf = read_x5c(x5c).ok()?.into_iter().next()?;
+        let cert = parse_cert(&leaf, 0).ok()?;
+        Some(cert.tbs_certificate.serial_number.as_bytes().to_vec())
     }
 
     /// Reads a CTAP authenticatorMakeCredential response map (keys 1 fmt, 2 authData,
@@ -231,7 +259,11 @@ impl AttestationObject {
             .require_int(2, "makeCredential.authData")?
             .as_bytes("makeCredential.authData")?;
         let att_stmt = m.require_int(3, "makeCredential.attStmt")?;
-        Self::from_parts(fmt, auth_data, att_stmt)
+        let ep_att = match m.get_int(4) {
+            Some(v) => v.as_bool("makeCredential.epAtt")?,
+            None => false,
+        };
+        Ok(Self::from_parts(fmt, auth_data, att_stmt)?.with_enterprise_attestation(ep_att))
     }
 
     /// Reads a WebAuthn attestationObject (CBOR map with `fmt`, `attStmt`, `authData`).
@@ -245,26 +277,40 @@ impl AttestationObject {
             .require_text("authData", "attestationObject.authData")?
             .as_bytes("attestationObject.authData")?;
         let att_stmt = m.require_text("attStmt", "attestationObject.attStmt")?;
-        Self::from_parts(fmt, auth_data, att_stmt)
+        let ep_att = match m.get_text("epAtt") {
+            Some(v) => v.as_bool("attestationObject.epAtt")?,
+            None => false,
+        };
+        Ok(Self::from_parts(fmt, auth_data, att_stmt)?.with_enterprise_attestation(ep_att))
     }
 
     /// The CTAP authenticatorMakeCredential response map (1 fmt, 2 authData,
-    /// 3 attStmt), as a software authenticator answers.
+    /// 3 attStmt, and 4 epAtt when it is an enterprise attestation), as a software
+    /// authenticator answers.
     pub fn to_ctap_response(&self) -> Value {
-        Value::map([
+        let mut m = vec![
             (Value::from(1u8), Value::from(self.fmt.as_str())),
             (Value::from(2u8), Value::from(self.auth_data_bytes.clone())),
             (Value::from(3u8), self.att_stmt.clone()),
-        ])
+        ];
+        if self.ep_att {
+            m.push((Value::from(4u8), Value::from(true)));
+        }
+        Value::map(m)
     }
 
-    /// The WebAuthn attestationObject CBOR (canonical).
+    /// The WebAuthn attestationObject CBOR (canonical); an enterprise attestation
+    /// also carries `epAtt: true` (WebAuthn Level 3).
     pub fn to_cbor(&self) -> Vec<u8> {
-        cbor::encode(&Value::map([
+        let mut m = vec![
             ("fmt", Value::from(self.fmt.as_str())),
             ("attStmt", self.att_stmt.clone()),
             ("authData", Value::from(self.auth_data_bytes.clone())),
-        ]))
+        ];
+        if self.ep_att {
+            m.push(("epAtt", Value::from(true)));
+        }
+        cbor::encode(&Value::map(m))
     }
 
     /// The statement format.

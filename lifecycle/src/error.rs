@@ -54,7 +54,8 @@ use crate::template::TemplateError;
 /// | device | `protocol_error` | malformed answer (CBOR, COSE, attestation, framing) |
 /// | device | `device_error` | a transport failure this version does not classify further |
 /// | device | `sign_in_failed` | a sign-in did not verify |
-/// | device | `wrong_key_for_row` | a bulk issue row's key cannot be shown to be the row's: several keys attached, or the key reports another serial |
+/// | device | `wrong_key_for_row` | a bulk issue row's key cannot be shown to be the row's: several keys attached, or the key reports (or proves) another serial or identity |
+/// | device | `not_the_recorded_key` | the attached key proved (CTAP 2.2 device identifier, enterprise attestation certificate) to be another key than the one recorded under this key id; refused before it made a credential |
 /// | usage | `connection_not_found` | a template names an IdP connection that is not configured |
 /// | usage | `key_not_found` | no key with this id is recorded |
 /// | usage | `template_not_found` | the credential template is not loaded |

@@ -32,6 +32,8 @@ mod entra2026;
 mod errors;
 #[path = "api/graph_reads.rs"]
 mod graph_reads;
+#[path = "api/identity.rs"]
+mod identity;
 #[path = "api/passkeys.rs"]
 mod passkeys;
 #[path = "api/preflight_profiles.rs"]

@@ -43,6 +43,14 @@ pub struct Key {
     pub created_ms: u64,
     /// Last changed, Unix milliseconds.
     pub updated_ms: u64,
+    /// What the key proved about itself at its latest issuance (hex): its CTAP 2.2
+    /// device identifier or its enterprise attestation certificate's serial (see
+    /// `serial_source`); `None` when it proved nothing.
+    pub identity: Option<String>,
+    /// Where the serial or identity comes from: `enc_identifier`,
+    /// `attestation_certificate`, `usb_serial_string` or `claimed` (not verified);
+    /// `None` when not recorded.
+    pub serial_source: Option<String>,
 }
 
 impl From<KeyRecord> for Key {
@@ -58,6 +66,8 @@ impl From<KeyRecord> for Key {
             version: k.version,
             created_ms: k.created_ms,
             updated_ms: k.updated_ms,
+            identity: k.identity,
+            serial_source: k.serial_source,
         }
     }
 }

@@ -71,7 +71,7 @@ def test_the_class_comes_from_the_reason_then_the_kind() -> None:
 def test_results_are_built_strictly() -> None:
     native = {"key_id": "k", "aaguid": "00", "serial": "S", "state": "issued",
               "user_id": None, "template": None, "needs_reissue": False, "version": 1,
-              "created_ms": 1, "updated_ms": 2}
+              "created_ms": 1, "updated_ms": 2, "identity": None, "serial_source": None}
     key = keysmith.Key._from_native(native)
     assert key.state is keysmith.KeyState.ISSUED
     with pytest.raises(AttributeError):

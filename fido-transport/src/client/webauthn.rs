@@ -186,6 +186,7 @@ impl<T: Transport> Authenticator<T> {
         }
         let r = self.call(&request, progress)?;
         let attestation = AttestationObject::from_parts(&r.fmt, &r.auth_data, &r.att_stmt)
+            .map(|a| a.with_enterprise_attestation(r.ep_att == Some(true)))
             .map_err(|e| core_error(e.into()))?;
         if !attestation.auth_data().is_for_rp_id(&args.rp.id) {
             return Err(bad_response(

@@ -128,6 +128,14 @@ pub trait DeviceOps {
     ) -> Result<(), OpError>;
     /// getPINRetries: PIN attempts left (0: blocked).
     fn pin_retries(&mut self) -> Result<u32, OpError>;
+    /// The key's CTAP 2.2 device identifier (getInfo `encIdentifier`, decrypted with a
+    /// persistent token (`pcmr`) from `pin`): what the key can prove about which key it
+    /// is. `None` when the key offers none (no `encIdentifier`, or no `perCredMgmtRO`
+    /// option) or the backend cannot ask (the default).
+    fn device_identifier(&mut self, pin: &str) -> Result<Option<Vec<u8>>, OpError> {
+        let _ = pin;
+        Ok(None)
+    }
 }
 
 /// Maps the transport's progress to a prompt for `op`.
@@ -142,6 +150,20 @@ fn relay<'a>(op: &'static str, prompt: &'a dyn Fn(&Prompt)) -> impl FnMut(Progre
 }
 
 impl<T: Transport> DeviceOps for Authenticator<T> {
+    fn device_identifier(&mut self, pin: &str) -> Result<Option<Vec<u8>>, OpError> {
+        let info = DeviceOps::info(self)?;
+        if info.enc_identifier.is_none() || info.supports_option("perCredMgmtRO") != Some(true) {
+            return Ok(None);
+        }
+        let ppuat = self
+            .pin_token(
+                pin,
+                Permissions::PERSISTENT_CREDENTIAL_MANAGEMENT_READ_ONLY,
+                None,
+            )
+            .map_err(OpError::transport("getPinUvAuthToken"))?;
+        Authenticator::device_identifier(self, &ppuat).map_err(OpError::transport("getInfo"))
+    }
     fn info(&mut self) -> Result<AuthenticatorInfo, OpError> {
         self.refresh_info()
             .cloned()

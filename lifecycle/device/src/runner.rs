@@ -283,6 +283,7 @@ impl Run<'_> {
                 min_pin_length,
                 hmac_secret,
                 pin,
+                enterprise_attestation,
             } => {
                 let pin = self.pin(pin)?;
                 let mut args = MakeCredentialArgs::new(
@@ -301,6 +302,7 @@ impl Run<'_> {
                     args.algorithms = algs.clone();
                 }
                 args.exclude_list = descriptors(exclude);
+                args.enterprise_attestation = *enterprise_attestation;
                 let ext = MakeCredentialExtensions {
                     cred_protect: *cred_protect,
                     hmac_secret: hmac_secret.then_some(true),

@@ -79,6 +79,7 @@ fn make_step(pin: PinSource) -> DeviceStep {
         min_pin_length: false,
         hmac_secret: false,
         pin,
+        enterprise_attestation: None,
     }
 }
 

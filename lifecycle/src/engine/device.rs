@@ -252,6 +252,7 @@ impl Engine {
                 } => {
                     let pin = self.pin_source(flow, current, &mut b)?;
                     let key_extensions = link.info().extensions.clone().unwrap_or_default();
+                    let key_ep = link.info().supports_option("ep") == Some(true);
                     let (step, prep) = self.prepare_make(
                         flow,
                         passkey_template,
@@ -260,6 +261,7 @@ impl Engine {
                         origin.as_deref(),
                         pin,
                         &key_extensions,
+                        key_ep,
                         link,
                     )?;
                     b.steps.push(step);
@@ -402,6 +404,7 @@ impl Engine {
         origin: Option<&str>,
         pin: PinSource,
         key_extensions: &[String],
+        key_ep: bool,
         link: &mut dyn DeviceLink,
     ) -> Result<(DeviceStep, MakePrep), Error> {
         let t = flow
@@ -490,6 +493,13 @@ impl Engine {
             min_pin_length: false,
             hmac_secret: ext.hmac_secret,
             pin,
+            // Only keys with enterprise attestation enabled are asked (others refuse it).
+            enterprise_attestation: flow
+                .templates
+                .credential
+                .fido2
+                .enterprise_attestation
+                .filter(|_| key_ep),
         };
         Ok((
             step,
@@ -526,7 +536,7 @@ impl Engine {
                     .map(|c| c.public_key().to_cbor())
             })
             .unwrap_or_default();
-        let made = Made {
+        let mut made = Made {
             credential_id,
             public_key,
             attestation_object,
@@ -542,6 +552,16 @@ impl Engine {
         } = prep;
         let verdict =
             self.check_attestation(&t, idp.as_ref(), &idp_user, &made, &hash, aaguid, true, now)?;
+        // The statement verified (else refused above): its certificate's serial is the
+        // key's identity under enterprise attestation, else evidence for the audit.
+        let serial = self.identity_from_attestation(flow, &made.attestation_object)?;
+        // The IdP gets the WebAuthn attestation object without the CTAP `epAtt` mark.
+        if let Some(att) = AttestationObject::from_cbor(&made.attestation_object)
+            .ok()
+            .filter(AttestationObject::enterprise_attestation)
+        {
+            made.attestation_object = att.with_enterprise_attestation(false).to_cbor();
+        }
         let rec = flow.audit(
             "attestation",
             if verdict.trusted {
@@ -550,8 +570,9 @@ impl Engine {
                 "unattested"
             },
             Some(format!(
-                "passkey_template={passkey_template} {}",
-                verdict.detail
+                "passkey_template={passkey_template} {}{}",
+                verdict.detail,
+                serial.map(|s| format!(" {s}")).unwrap_or_default()
             )),
             now,
         );

@@ -70,6 +70,17 @@ pub enum EngineError {
         /// Why.
         reason: String,
     },
+    /// The attached key proved to be another key than the one recorded under this key
+    /// id: its CTAP 2.2 device identifier (or enterprise attestation certificate serial)
+    /// differs from the one recorded at the key's earlier issuance. Refused before the
+    /// key made a credential.
+    #[error("{message}")]
+    NotTheRecordedKey {
+        /// The key id.
+        key_id: String,
+        /// What differs, and where each value comes from.
+        message: String,
+    },
     /// A simulated crash stopped the flow (see `Engine::crash_at`, `fault-injection`
     /// feature). The variant exists in every build so the error's shape does not change
     /// with features; only the feature's hooks ever return it.
@@ -584,7 +595,8 @@ impl EngineError {
         match self {
             EngineError::Device { .. }
             | EngineError::SignIn { .. }
-            | EngineError::Attestation { .. } => ErrorKind::Device,
+            | EngineError::Attestation { .. }
+            | EngineError::NotTheRecordedKey { .. } => ErrorKind::Device,
             EngineError::Lookup(e) => e.kind(),
             EngineError::SelfService(e) => e.kind(),
             EngineError::Plan(e) => e.kind(),
@@ -602,6 +614,7 @@ impl EngineError {
             EngineError::Device { cause, .. } => cause.reason(),
             EngineError::SignIn { .. } => "sign_in_failed",
             EngineError::Attestation { .. } => "attestation_refused",
+            EngineError::NotTheRecordedKey { .. } => "not_the_recorded_key",
             EngineError::Lookup(e) => e.reason(),
             EngineError::SelfService(e) => e.reason(),
             EngineError::Plan(e) => e.reason(),
@@ -619,6 +632,7 @@ impl EngineError {
             EngineError::Device { cause, .. } => cause.ctap_status(),
             EngineError::SignIn { .. }
             | EngineError::Attestation { .. }
+            | EngineError::NotTheRecordedKey { .. }
             | EngineError::Lookup(_)
             | EngineError::SelfService(_)
             | EngineError::Plan(_)
@@ -637,6 +651,7 @@ impl EngineError {
             EngineError::SelfService(e) => e.retries_left(),
             EngineError::SignIn { .. }
             | EngineError::Attestation { .. }
+            | EngineError::NotTheRecordedKey { .. }
             | EngineError::Lookup(_)
             | EngineError::Plan(_)
             | EngineError::IdpEffect(_)

@@ -60,6 +60,7 @@ impl Engine {
                 t.user_id = FieldChange::to(flow.user.clone());
                 t.template_id = FieldChange::Set(flow.templates.credential.name.clone());
                 t.needs_reissue = Some(false);
+                t.identity = Some(super::identity::recorded_identity(flow));
             }
             CredentialState::Unregistered => {
                 t.user_id = FieldChange::Clear;
@@ -142,6 +143,14 @@ impl Engine {
                     .as_deref_mut()
                     .ok_or_else(|| need(device::step_name(step)))?;
                 self.run_job(flow, &steps[index..end], l, now)?;
+                // The key has a PIN only now: what it proves about itself is read
+                // before it makes a credential.
+                if steps[index..end]
+                    .iter()
+                    .any(|s| matches!(s, Step::SetTransportPin))
+                {
+                    self.prove_identity_after_pin(flow, l, now)?;
+                }
                 index = end;
                 continue;
             }

@@ -54,6 +54,11 @@ pub(super) struct FlowContext<'a> {
     pub(super) span: tracing::Span,
     /// Holds the key live while the flow's state intent is open (see `live.rs`).
     pub(super) live: Option<super::live::LiveGuard>,
+    /// What the key proved about itself in this flow (see `identity.rs`), recorded with
+    /// the issuance.
+    pub(super) identity: Option<crate::store::KeyIdentity>,
+    /// Where the station got the serial from when the key proves nothing.
+    pub(super) claimed: Option<super::SerialSource>,
 }
 
 impl<'a> FlowContext<'a> {
@@ -89,6 +94,8 @@ impl<'a> FlowContext<'a> {
             intent_fence: None,
             span,
             live: None,
+            identity: None,
+            claimed: None,
         }
     }
 

@@ -4,7 +4,7 @@ use fido_transport::client::Authenticator;
 use fido_transport::Transport;
 
 use super::device;
-use super::{key_id_for, DevicePrompt, Engine, SelfServiceError, UnixMillis};
+use super::{key_id_for, DevicePrompt, Engine, SelfServiceError, SerialSource, UnixMillis};
 use crate::remote::{DeviceLink, LocalLink};
 use crate::state::{plan, Operation, Step};
 use crate::store::{KeyRecord, NewKey};
@@ -66,12 +66,39 @@ impl Engine {
         device: &mut Authenticator<T>,
         now: UnixMillis,
     ) -> Result<KeyRecord, Error> {
+        self.issue_inner_claimed(request, template, holder_pin, None, device, now)
+    }
+
+    /// Central issuance (as [`Engine::issue`]) where the station says where the
+    /// request's serial comes from (`claimed`: the key's USB serial string, or the CSV
+    /// row): recorded with the key unless the key proves more (its device identifier or
+    /// enterprise attestation certificate).
+    pub(crate) fn issue_claimed<T: Transport>(
+        &self,
+        request: &IssueRequest,
+        template: &str,
+        claimed: SerialSource,
+        device: &mut Authenticator<T>,
+        now: UnixMillis,
+    ) -> Result<KeyRecord, Error> {
+        self.issue_inner_claimed(request, template, None, Some(claimed), device, now)
+    }
+
+    fn issue_inner_claimed<T: Transport>(
+        &self,
+        request: &IssueRequest,
+        template: &str,
+        holder_pin: Option<&str>,
+        claimed: Option<SerialSource>,
+        device: &mut Authenticator<T>,
+        now: UnixMillis,
+    ) -> Result<KeyRecord, Error> {
         // An unknown template fails before the key is touched.
         self.loaded_template(template)?;
         let device_kind = device.transport().kind();
         let prompt = |p: &DevicePrompt| self.prompt(p);
         let mut link = LocalLink::open(device, holder_pin, transport_name(device_kind), &prompt)?;
-        self.issue_via(request, template, &mut link, now)
+        self.issue_via_claimed(request, template, claimed, &mut link, now)
     }
 
     /// Issuance over `link` (a session with a device half, in memory or remote): the key
@@ -80,6 +107,17 @@ impl Engine {
         &self,
         request: &IssueRequest,
         template: &str,
+        link: &mut dyn DeviceLink,
+        now: UnixMillis,
+    ) -> Result<KeyRecord, Error> {
+        self.issue_via_claimed(request, template, None, link, now)
+    }
+
+    fn issue_via_claimed(
+        &self,
+        request: &IssueRequest,
+        template: &str,
+        claimed: Option<SerialSource>,
         link: &mut dyn DeviceLink,
         now: UnixMillis,
     ) -> Result<KeyRecord, Error> {
@@ -97,7 +135,15 @@ impl Engine {
                 now,
             )?,
         };
-        self.issue_like(Operation::Issue, request, templates, key, link, now)
+        self.issue_like_claimed(
+            Operation::Issue,
+            request,
+            templates,
+            key,
+            claimed,
+            link,
+            now,
+        )
     }
 
     /// Reissue of `key` over `link` (a session with a device half, in memory or remote).
@@ -128,7 +174,6 @@ impl Engine {
         self.issue_like(Operation::Reissue, request, templates, key, &mut link, now)
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn issue_like(
         &self,
         operation: Operation,
@@ -138,7 +183,22 @@ impl Engine {
         link: &mut dyn DeviceLink,
         now: UnixMillis,
     ) -> Result<KeyRecord, Error> {
+        self.issue_like_claimed(operation, request, templates, key, None, link, now)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn issue_like_claimed(
+        &self,
+        operation: Operation,
+        request: &IssueRequest,
+        templates: TemplateSet,
+        key: KeyRecord,
+        claimed: Option<SerialSource>,
+        link: &mut dyn DeviceLink,
+        now: UnixMillis,
+    ) -> Result<KeyRecord, Error> {
         let mut flow = FlowContext::new(&request.actor, operation, templates, key);
+        flow.claimed = claimed;
         // The user comes from the request, not from the key's record.
         flow.user = None;
         self.run_flow(flow, now, |flow| {
@@ -154,6 +214,9 @@ impl Engine {
             if !link.raw_ctap() {
                 crate::state::Plan::check_steps_platform_only(&p.steps)?;
             }
+            // A key with a PIN the engine knows proves which key it is before anything
+            // is done to it (or at the IdP).
+            self.check_identity_up_front(flow, link)?;
             let first = flow
                 .templates
                 .passkey_templates()

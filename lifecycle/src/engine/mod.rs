@@ -31,6 +31,7 @@ mod execute;
 mod fault;
 mod flow;
 mod graph2026;
+mod identity;
 mod issue;
 mod jobs;
 mod leavers;

@@ -499,6 +499,8 @@ impl Engine {
             version: 1,
             created_ms: now,
             updated_ms: now,
+            identity: None,
+            serial_source: None,
         };
         let work = UnitOfWork {
             create_keys: vec![NewKey {

@@ -40,6 +40,8 @@ impl Engine {
         let prompt = |p: &DevicePrompt| self.prompt(p);
         let kind = transport_name(device.transport().kind());
         let mut link = LocalLink::open(device, Some(pin), kind, &prompt)?;
+        // The key proves which key it is with the holder's PIN before anything else.
+        super::identity::check_with_pin(&self.key(key_id)?, &mut link, pin)?;
         self.sign_in_via(key_id, &mut link)
     }
 

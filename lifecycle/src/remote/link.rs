@@ -232,6 +232,11 @@ impl super::DeviceLink for LocalLink<'_> {
     fn run(&mut self, spec: JobSpec) -> Result<Vec<Outcome>, Error> {
         LocalLink::run(self, spec)
     }
+    fn device_identifier(&mut self, pin: &str) -> Result<Option<Vec<u8>>, Error> {
+        // In process: the engine holds the PIN already, so it is asked of the key
+        // directly (a remote device half would need a job step for it).
+        Ok(self.ops.device_identifier(pin)?)
+    }
 }
 
 impl LocalLink<'_> {

@@ -64,6 +64,14 @@ pub(crate) trait DeviceLink {
         let _ = (op, body);
         Err(LinkError::Unexpected("this link carries no holder IdP calls").into())
     }
+    /// The key's CTAP 2.2 device identifier read with `pin` (see
+    /// `keysmith_device::DeviceOps::device_identifier`); `None` when the key offers none
+    /// or the device half cannot be asked (the default: a remote device half has no job
+    /// step for it yet).
+    fn device_identifier(&mut self, pin: &str) -> Result<Option<Vec<u8>>, Error> {
+        let _ = pin;
+        Ok(None)
+    }
 }
 #[cfg(feature = "fault-injection")]
 pub use link::{with_relay, Relay};

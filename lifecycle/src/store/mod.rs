@@ -60,29 +60,15 @@ pub use split::{
 pub use sqlite::SqliteStore;
 pub use watch::{KeyUse, PasskeyWatch, ReissueReason, WatchStore};
 pub use work::{
-    Committed, FieldChange, JournalClose, JournalFence, PendingId, PendingPosition, Transition,
-    UnitOfWork,
+    Committed, FieldChange, JournalClose, JournalFence, KeyIdentity, PendingId, PendingPosition,
+    Transition, UnitOfWork,
 };
 
 use crate::model::CredentialState;
 use serde::{Deserialize, Serialize};
 
 /// Serde for [`CredentialState`] by its stable name (until the model derives serde).
-mod state_serde {
-    use crate::model::CredentialState;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub(super) fn serialize<S: Serializer>(s: &CredentialState, ser: S) -> Result<S::Ok, S::Error> {
-        ser.serialize_str(s.as_str())
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
-        de: D,
-    ) -> Result<CredentialState, D::Error> {
-        let name = String::deserialize(de)?;
-        name.parse().map_err(serde::de::Error::custom)
-    }
-}
+mod state_serde;
 
 /// Unix time in milliseconds (the planner's, so the whole crate has one time type; the SQL
 /// backends store it as BIGINT).
@@ -115,6 +101,12 @@ pub struct KeyRecord {
     pub created_ms: UnixMillis,
     /// When the key record last changed.
     pub updated_ms: UnixMillis,
+    /// What the key proved about itself at its latest issuance (hex; see [`KeyIdentity`]).
+    #[serde(default)]
+    pub identity: Option<String>,
+    /// Where the serial or identity comes from (see [`KeyIdentity`]).
+    #[serde(default)]
+    pub serial_source: Option<String>,
 }
 
 /// What is needed to record a new key; it starts [`CredentialState::Blank`] at version 1.
@@ -394,6 +386,8 @@ pub enum KeyQuery {
     ByUpn(String),
     /// The key of this model with this serial number.
     ByAaguidSerial([u8; 16], String),
+    /// Keys that proved this identity (hex, [`KeyRecord::identity`]) at issuance.
+    ByIdentity(String),
     /// Every key. With [`Store::find_keys`] this loads the whole repository: use
     /// [`Store::find_keys_page`] instead.
     All,

@@ -27,6 +27,24 @@ pub struct Transition {
     /// Why, with `needs_reissue: Some(true)` (stored with the flag; cleared with it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reissue_reason: Option<super::watch::ReissueReason>,
+    /// What the key proved about itself (recorded with the transition; `None` leaves
+    /// the recorded identity as it is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<KeyIdentity>,
+}
+
+/// What a key proved about itself, and how (recorded as [`KeyRecord::identity`] and
+/// [`KeyRecord::serial_source`] with an issuance).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyIdentity {
+    /// The identity as hex: the key's CTAP 2.2 device identifier (`encIdentifier`) or
+    /// its enterprise attestation certificate's serial. `None`: the key proved nothing
+    /// (or was issued before schema 14); only the source is recorded.
+    pub identity: Option<String>,
+    /// Where the serial or identity comes from: `enc_identifier`,
+    /// `attestation_certificate`, `usb_serial_string` or `claimed` (the CSV row or the
+    /// caller said so; not verified). `None`: not recorded.
+    pub serial_source: Option<String>,
 }
 
 impl Transition {
@@ -41,6 +59,7 @@ impl Transition {
             template_id: FieldChange::Keep,
             needs_reissue: None,
             reissue_reason: None,
+            identity: None,
         }
     }
 }

@@ -372,6 +372,13 @@ pub struct Fido2Options {
     /// Make the key demand a new PIN on first use (CTAP 2.1 `forceChangePin`).
     #[serde(default)]
     pub force_change_pin: bool,
+    /// Ask keys whose getInfo says `ep: true` (enterprise attestation enabled) for an
+    /// enterprise attestation at makeCredential: `1` vendor-facilitated (the RP id must
+    /// be on the key's list), `2` platform-managed. Its certificate is the key's own, so
+    /// its serial is recorded as the key's identity (`attestation_certificate`). Keys
+    /// without `ep` are not asked (their batch attestation is kept, as evidence only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enterprise_attestation: Option<u8>,
 }
 
 impl Default for Fido2Options {
@@ -384,6 +391,7 @@ impl Default for Fido2Options {
             min_pin_length: None,
             min_pin_length_rp_ids: Vec::new(),
             force_change_pin: false,
+            enterprise_attestation: None,
         }
     }
 }

@@ -266,6 +266,12 @@ fn credential(set: &TemplateSet, p: &mut Vec<Problem>) {
             ));
         }
     }
+    if let Some(ep) = o.enterprise_attestation.filter(|ep| !(1..=2).contains(ep)) {
+        p.push(Problem::new(
+            "credential.fido2.enterprise_attestation",
+            format!("enterprise attestation is 1 (vendor-facilitated) or 2 (platform-managed), got {ep}"),
+        ));
+    }
     let mut rp_seen = BTreeSet::new();
     for rp in &o.min_pin_length_rp_ids {
         if !is_rp_id(rp) {

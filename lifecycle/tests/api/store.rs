@@ -99,6 +99,8 @@ fn records_serialize_with_state_names() {
         version: 2,
         created_ms: 1,
         updated_ms: 2,
+        identity: Some("00ff".into()),
+        serial_source: Some("enc_identifier".into()),
     };
     let json = serde_json::to_value(&key).unwrap();
     assert_eq!(json["state"], "issued");

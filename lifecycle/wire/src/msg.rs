@@ -523,6 +523,9 @@ pub enum DeviceStep {
         hmac_secret: bool,
         /// Key 10.
         pin: PinSource,
+        /// Key 11 (optional): ask for an enterprise attestation (CTAP
+        /// `enterpriseAttestation`: 1 vendor-facilitated, 2 platform-managed).
+        enterprise_attestation: Option<u8>,
     },
     /// Type 11.
     GetAssertion {

@@ -78,7 +78,8 @@ fn step() -> impl Strategy<Value = DeviceStep> {
                 of(any::<u8>()),
                 any::<bool>(),
                 any::<bool>(),
-                pin()
+                pin(),
+                of(any::<u8>())
             ),
         )
             .prop_map(
@@ -92,6 +93,7 @@ fn step() -> impl Strategy<Value = DeviceStep> {
                         min_pin_length,
                         hmac_secret,
                         pin,
+                        enterprise_attestation,
                     ),
                 )| {
                     DeviceStep::MakeCredential {
@@ -112,6 +114,7 @@ fn step() -> impl Strategy<Value = DeviceStep> {
                         min_pin_length,
                         hmac_secret,
                         pin,
+                        enterprise_attestation,
                     }
                 }
             ),

@@ -223,6 +223,15 @@ fn bulk_issue_with_a_softkey_per_row() {
     serials.sort_unstable();
     assert_eq!(serials, ["BULK-1", "BULK-2"]);
     assert!(keys.iter().all(|k| k.state == "issued"), "{keys:?}");
+    // Issue 12 item 5: the software key proves nothing and reports no serial, so the
+    // rows' serials are recorded as claimed by the CSV (the key record's `serial_source`).
+    assert!(
+        keys.iter()
+            .all(|k| k.serial_source.as_deref() == Some("claimed") && k.identity.is_none()),
+        "{keys:?}"
+    );
+    let json = serde_json::to_value(&keys[0]).unwrap();
+    assert_eq!(json["serial_source"], "claimed");
     assert!(dir.join("row2.json").exists() && dir.join("row3.json").exists());
 
     // The two issued keys wait for activation: their registrations expire within 2 h

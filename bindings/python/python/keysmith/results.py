@@ -162,6 +162,12 @@ class Key(_Result):
     """Created, Unix milliseconds."""
     updated_ms: int
     """Last changed, Unix milliseconds."""
+    identity: str | None
+    """What the key proved about itself at its latest issuance (hex): its CTAP 2.2
+    device identifier or its enterprise attestation certificate's serial."""
+    serial_source: str | None
+    """Where the serial or identity comes from: ``enc_identifier``,
+    ``attestation_certificate``, ``usb_serial_string`` or ``claimed``."""
 
     _convert = {"state": _state(KeyState)}
 

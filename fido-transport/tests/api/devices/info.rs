@@ -79,3 +79,58 @@ fn pcmr_needs_the_per_cred_mgmt_ro_option() {
         "{e}"
     );
 }
+
+/// Issue 12 item 5: an enterprise attestation is marked as such through the client and
+/// the WebAuthn attestation object, and the leaf certificate's serial is readable (the
+/// key's identity only under enterprise attestation; a batch certificate is shared).
+#[test]
+fn enterprise_attestation_and_the_leaf_serial_round_trip() {
+    use fido_core::attestation::AttestationObject;
+    use fido_transport::client::MakeCredentialArgs;
+    use x509_cert::der::Decode;
+
+    let config = SoftConfig {
+        enterprise_attestation: true,
+        ..SoftConfig::default()
+    };
+    let (mut key, t, _c) = soft_key(config);
+    key.enable_enterprise_attestation(None).unwrap();
+    key.set_pin(PIN).unwrap();
+    let cert = t.with(|a| a.attestation_certificate().to_vec());
+    let expected = x509_cert::Certificate::from_der(&cert)
+        .unwrap()
+        .tbs_certificate
+        .serial_number
+        .as_bytes()
+        .to_vec();
+    let make = |key: &mut fido_transport::client::Authenticator<_>, ep: Option<u8>, id: u8| {
+        let token = key
+            .pin_token(PIN, Permissions::MAKE_CREDENTIAL, Some(super::RP))
+            .unwrap();
+        let mut args = MakeCredentialArgs::new([id; 32], super::rp(), super::user(id));
+        args.enterprise_attestation = ep;
+        key.make_credential(&args, Some(&token), &mut |_| {})
+            .unwrap()
+    };
+    let ep = make(&mut key, Some(2), 1);
+    assert_eq!(ep.enterprise_attestation, Some(true));
+    assert!(ep.attestation.enterprise_attestation());
+    assert_eq!(
+        ep.attestation.leaf_certificate_serial(),
+        Some(expected.clone())
+    );
+    // Through the WebAuthn object and the CTAP response map, and off again.
+    let back = AttestationObject::from_cbor(&ep.attestation.to_cbor()).unwrap();
+    assert!(back.enterprise_attestation());
+    assert_eq!(back, ep.attestation);
+    let ctap = AttestationObject::from_ctap_response(&ep.attestation.to_ctap_response()).unwrap();
+    assert!(ctap.enterprise_attestation());
+    let plain = back.clone().with_enterprise_attestation(false);
+    assert!(!AttestationObject::from_cbor(&plain.to_cbor())
+        .unwrap()
+        .enterprise_attestation());
+    // Not asked: the same (batch) certificate, not marked.
+    let batch = make(&mut key, None, 2);
+    assert!(!batch.attestation.enterprise_attestation());
+    assert_eq!(batch.attestation.leaf_certificate_serial(), Some(expected));
+}

@@ -177,18 +177,26 @@ pub struct KeySerial {
     pub source: SerialSource,
 }
 
-/// Where a key's serial comes from (recorded with the bulk row's result).
+/// Where a key's serial (or identity) comes from: recorded with the key
+/// (`KeyRecord::serial_source`), in the issuance's audit and in the bulk row's result.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SerialSource {
-    /// The USB HID serial string (iSerialNumber): what the platform lists.
+    /// The USB HID serial string (iSerialNumber): what the platform lists. The key
+    /// reports it; it proves nothing (empty on YubiKeys by default).
     UsbSerialString,
     /// The key's CTAP 2.2 device identifier (`encIdentifier`, decrypted with a
-    /// persistent token).
+    /// persistent token from the key's PIN): unique to the key, so it identifies it.
+    /// A blank key has no PIN, so it is read right after the transport PIN is set.
     EncIdentifier,
-    /// The serial in the key's attestation certificate (models that put one there, or
-    /// enterprise attestation).
+    /// The serial of the key's attestation certificate, recorded as the key's identity
+    /// only from an enterprise attestation (`epAtt`), whose certificate is the key's
+    /// own. A batch attestation certificate is shared by many keys of the model (FIDO
+    /// batches of at least 100,000): its serial names the batch, not the key, and is
+    /// kept as evidence in the audit only.
     AttestationCertificate,
+    /// The CSV row or the caller named the serial; the key reported none (not verified).
+    Claimed,
 }
 
 impl SerialSource {
@@ -197,8 +205,31 @@ impl SerialSource {
         match self {
             SerialSource::UsbSerialString => "the key's USB serial string",
             SerialSource::EncIdentifier => "the key's CTAP 2.2 device identifier",
-            SerialSource::AttestationCertificate => "the key's attestation certificate",
+            SerialSource::AttestationCertificate => "the key's enterprise attestation certificate",
+            SerialSource::Claimed => "the CSV row (the key reports none; not verified)",
         }
+    }
+
+    /// The stable name recorded with the key (`KeyRecord::serial_source`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SerialSource::UsbSerialString => "usb_serial_string",
+            SerialSource::EncIdentifier => "enc_identifier",
+            SerialSource::AttestationCertificate => "attestation_certificate",
+            SerialSource::Claimed => "claimed",
+        }
+    }
+
+    /// Parses a stable name.
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            SerialSource::UsbSerialString,
+            SerialSource::EncIdentifier,
+            SerialSource::AttestationCertificate,
+            SerialSource::Claimed,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
     }
 }
 

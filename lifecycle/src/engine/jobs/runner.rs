@@ -15,7 +15,7 @@ use super::csv::{rows_for, Row};
 use super::throttle::{RateLimiter, Throttled};
 use super::{
     BulkClock, BulkDevice, BulkDeviceRequest, BulkItemResult, BulkKind, BulkOptions, BulkProgress,
-    BulkSummary, MAX_WORKERS, MIN_CLAIM_LEASE_MS, PAGE,
+    BulkSummary, SerialSource, MAX_WORKERS, MIN_CLAIM_LEASE_MS, PAGE,
 };
 use crate::engine::reconcile::{DriftKind, ReconcileOptions};
 use crate::engine::{
@@ -670,7 +670,7 @@ impl Engine {
             step: "open",
             cause: crate::DeviceFault::NotFound { message }.into(),
         })?;
-        let source = right_key_for_the_row(&device.evidence, &serial)?;
+        let claimed = right_key_for_the_row(&device.evidence, &serial)?;
         let request = IssueRequest {
             actor: job.actor.clone(),
             user,
@@ -678,10 +678,20 @@ impl Engine {
             transport: device.transport,
             can_reset_in_place: device.can_reset_in_place,
         };
-        let k = self.issue(&request, &name, &mut device.authenticator, now)?;
+        let k = self
+            .issue_claimed(&request, &name, claimed, &mut device.authenticator, now)
+            .map_err(wrong_key_for_the_row)?;
+        // What the key proved after its PIN was set wins over what it reported.
+        let source = k
+            .serial_source
+            .as_deref()
+            .and_then(SerialSource::parse)
+            .unwrap_or(claimed);
         Ok(format!(
-            "key {} issued ({}); serial from {source}",
-            k.key_id, k.state
+            "key {} issued ({}); serial from {}",
+            k.key_id,
+            k.state,
+            source.describe()
         ))
     }
 
@@ -813,7 +823,7 @@ impl Engine {
 fn right_key_for_the_row(
     evidence: &super::KeyEvidence,
     row_serial: &str,
-) -> Result<&'static str, Error> {
+) -> Result<SerialSource, Error> {
     let refuse = |message: String| -> Error { JobError::WrongKeyForRow { message }.into() };
     if let Some(n) = evidence.keys_attached.filter(|n| *n > 1) {
         return Err(refuse(format!(
@@ -826,7 +836,18 @@ fn right_key_for_the_row(
             s.value,
             s.source.describe()
         ))),
-        Some(s) => Ok(s.source.describe()),
-        None => Ok("the CSV row (the key reports none; not verified)"),
+        Some(s) => Ok(s.source),
+        None => Ok(SerialSource::Claimed),
+    }
+}
+
+/// A key that proved to be another than the one recorded for the row's serial is the
+/// wrong key for the row.
+fn wrong_key_for_the_row(e: Error) -> Error {
+    match e {
+        Error::Engine(EngineError::NotTheRecordedKey { message, .. }) => {
+            JobError::WrongKeyForRow { message }.into()
+        }
+        other => other,
     }
 }

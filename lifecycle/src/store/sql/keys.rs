@@ -75,6 +75,7 @@ pub(super) fn key_cond(q: &KeyQuery) -> (&'static str, Vec<Param>) {
             "user_id IN (SELECT user_id FROM users WHERE upn = $1)",
             vec![Param::text(u)],
         ),
+        KeyQuery::ByIdentity(i) => ("identity = $1", vec![Param::text(i)]),
         KeyQuery::ByAaguidSerial(a, s) => (
             "aaguid = $1 AND serial = $2",
             vec![Param::blob(a), Param::text(s)],
@@ -164,6 +165,14 @@ pub(super) fn apply_transition(
         needs_reissue: tr.needs_reissue.unwrap_or(current.needs_reissue),
         version: next_version,
         updated_ms: now,
+        identity: match &tr.identity {
+            Some(i) => i.identity.clone(),
+            None => current.identity.clone(),
+        },
+        serial_source: match &tr.identity {
+            Some(i) => i.serial_source.clone(),
+            None => current.serial_source.clone(),
+        },
         ..current
     };
     // The WHERE clause is the compare-and-set: a concurrent writer that committed first
@@ -190,6 +199,16 @@ pub(super) fn apply_transition(
         return Err(conflict(&found));
     }
     apply_reissue_reason(sql, tr)?;
+    if tr.identity.is_some() {
+        sql.exec(
+            "UPDATE keys SET identity = $1, serial_source = $2 WHERE key_id = $3",
+            &[
+                Param::opt_text(&next.identity),
+                Param::opt_text(&next.serial_source),
+                Param::text(&tr.key_id),
+            ],
+        )?;
+    }
     Ok(next)
 }
 

@@ -6,7 +6,7 @@ use crate::store::crypto::rowmac::{Field, RowKey};
 
 pub(super) const KEY_COLS: &str =
     "key_id, aaguid, serial, state, user_id, template_id, needs_reissue, \
-                        version, created_ms, updated_ms";
+                        version, created_ms, updated_ms, identity, serial_source";
 
 pub(super) fn key_from(row: &Row) -> Result<KeyRecord> {
     let aaguid = row.bytes(1, "keys.aaguid")?;
@@ -27,6 +27,8 @@ pub(super) fn key_from(row: &Row) -> Result<KeyRecord> {
         version: row.uint(7, "keys.version")?,
         created_ms: row.uint(8, "keys.created_ms")?,
         updated_ms: row.uint(9, "keys.updated_ms")?,
+        identity: row.opt_text(10, "keys.identity")?,
+        serial_source: row.opt_text(11, "keys.serial_source")?,
     })
 }
 

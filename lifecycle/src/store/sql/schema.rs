@@ -3,7 +3,7 @@
 use super::*;
 
 /// Number of migrations; the schema version after all of them.
-pub(crate) const MIGRATION_COUNT: u32 = 13;
+pub(crate) const MIGRATION_COUNT: u32 = 14;
 
 pub(super) const V1: &[&str] = &[
     "CREATE TABLE users (user_id TEXT PRIMARY KEY, upn TEXT NOT NULL UNIQUE, \
@@ -211,6 +211,17 @@ pub(super) const V_PASSKEY_WATCH: &[&str] = &[
      JOIN keys k ON k.key_id = p.key_id LEFT JOIN users u ON u.user_id = k.user_id",
 ];
 
+/// The right key for the right row (issue 12 item 5): what the key proved about itself at
+/// issuance (`identity`: its CTAP 2.2 device identifier, or the serial of an enterprise
+/// attestation certificate, as hex) and where the recorded serial or identity comes from
+/// (`serial_source`: `enc_identifier`, `attestation_certificate`, `usb_serial_string`,
+/// `claimed`). Keys recorded before this version have neither (NULL: not recorded).
+pub(super) const V_KEY_IDENTITY: &[&str] = &[
+    "ALTER TABLE keys ADD COLUMN identity TEXT",
+    "ALTER TABLE keys ADD COLUMN serial_source TEXT",
+    "CREATE INDEX keys_identity ON keys (identity) WHERE identity IS NOT NULL",
+];
+
 pub(super) const V2_SQLITE: &[&str] = &[
     "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit \
      BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END",
@@ -251,6 +262,7 @@ pub(super) fn migration_sql(version: u32, dialect: Dialect) -> Vec<String> {
         11 => V_AGENT_MACS.to_vec(),
         12 => V_KEY_STATE_PAGES.to_vec(),
         13 => V_PASSKEY_WATCH.to_vec(),
+        14 => V_KEY_IDENTITY.to_vec(),
         _ => Vec::new(),
     };
     if version == 6 && dialect == Dialect::Postgres {

@@ -108,6 +108,7 @@ pub(super) fn step_value(s: &DeviceStep) -> Value {
             min_pin_length,
             hmac_secret,
             pin: p,
+            enterprise_attestation,
         } => (
             10,
             MapB::new()
@@ -136,7 +137,8 @@ pub(super) fn step_value(s: &DeviceStep) -> Value {
                 .opt(7, *cred_protect)
                 .put(8, *min_pin_length)
                 .put(9, *hmac_secret)
-                .put(10, pin(p)),
+                .put(10, pin(p))
+                .opt(11, *enterprise_attestation),
         ),
         DeviceStep::GetAssertion {
             rp_id,
@@ -177,7 +179,7 @@ pub(super) fn step_from(v: &Value) -> Result<DeviceStep, WireError> {
         4 | 6 | 8 => &[0, 1],
         7 => &[0, 1, 2, 3, 4],
         9 | 12 => &[0, 1, 2, 3],
-        10 => &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+        10 => &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
         _ => return Err(WireError::UnknownStep { step_type: t }),
     };
     // Probe has no key 4.
@@ -299,6 +301,10 @@ pub(super) fn step_from(v: &Value) -> Result<DeviceStep, WireError> {
                     "MakeCredential.hmac_secret",
                 )?,
                 pin: pin_from(m.req(10, "MakeCredential.pin")?, "MakeCredential.pin")?,
+                enterprise_attestation: m
+                    .get(11)
+                    .map(|v| u8_of(v, "MakeCredential.enterprise_attestation"))
+                    .transpose()?,
             }
         }
         11 => DeviceStep::GetAssertion {

@@ -202,6 +202,7 @@ pub fn sample_job() -> Job {
                 min_pin_length: true,
                 hmac_secret: true,
                 pin: PinSource::Current,
+                enterprise_attestation: None,
             },
             DeviceStep::GetAssertion {
                 rp_id: "login.microsoft.com".into(),

@@ -63,3 +63,51 @@ fn entras_cred_protect_and_hmac_secret_reach_the_trussed_firmware() {
         }
     });
 }
+
+/// Issue 12 item 5 against trussed's firmware: it offers neither CTAP 2.2
+/// `encIdentifier` (no getInfo 0x19, no `perCredMgmtRO`) nor enterprise attestation (no
+/// `ep`). The persistent token is refused before the PIN is sent, so the engine keeps the
+/// station's serial source for such a key. (This harness has no attestation certificate:
+/// self attestation, so no certificate serial either.)
+#[test]
+fn the_trussed_firmware_proves_no_identity() {
+    with_fresh_firmware(false, |pipe, _uptime| {
+        let mut key = client(pipe);
+        let info = key.info().unwrap().clone();
+        assert_eq!(info.enc_identifier, None);
+        assert_eq!(info.supports_option("perCredMgmtRO"), None);
+        assert_eq!(info.supports_option("ep"), None);
+        key.set_pin("24681357").unwrap();
+        let e = key
+            .pin_token(
+                "24681357",
+                Permissions::PERSISTENT_CREDENTIAL_MANAGEMENT_READ_ONLY,
+                None,
+            )
+            .unwrap_err();
+        assert!(
+            matches!(e, Error::Unsupported(ref m) if m.contains("perCredMgmtRO")),
+            "{e}"
+        );
+        let token = key
+            .pin_token("24681357", Permissions::MAKE_CREDENTIAL, Some(RP))
+            .unwrap();
+        let args = MakeCredentialArgs::new(
+            [7; 32],
+            RpEntity {
+                id: RP.into(),
+                name: None,
+            },
+            UserEntity {
+                id: vec![7; 16],
+                name: Some("user7@contoso.com".into()),
+                display_name: None,
+            },
+        );
+        let made = key
+            .make_credential(&args, Some(&token), &mut |_| {})
+            .unwrap();
+        assert!(!made.attestation.enterprise_attestation());
+        assert_eq!(made.attestation.leaf_certificate_serial(), None);
+    });
+}

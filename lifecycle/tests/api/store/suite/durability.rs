@@ -200,7 +200,6 @@ pub fn migrations_idempotent_and_from_older_schema<B: Backend>(b: &B) {
 pub fn passkey_template_column_renamed_from_schema_4<B: Backend>(b: &B) {
     let old = b.try_open_at("migr_v4", 4).unwrap();
     assert_eq!(old.schema_version().unwrap(), 4);
-    old.create_key(&new_key("k4", "S4"), 1).unwrap();
     drop(old);
     // SQLite's blob literal first, then PostgreSQL's.
     let seed = |sql: &dyn Fn(&str) -> String| {
@@ -208,6 +207,17 @@ pub fn passkey_template_column_renamed_from_schema_4<B: Backend>(b: &B) {
             .or_else(|_| b.raw_exec("migr_v4", &sql("'\\x0102'")))
             .unwrap();
     };
+    // The key as a schema-4 build wrote it (today's key columns are newer).
+    let key_v4 = |aaguid: &str| {
+        format!(
+            "INSERT INTO keys (key_id, aaguid, serial, state, user_id, template_id, \
+             needs_reissue, version, created_ms, updated_ms) \
+             VALUES ('k4', {aaguid}, 'S4', 'blank', NULL, NULL, 0, 1, 1, 1)"
+        )
+    };
+    b.raw_exec("migr_v4", &key_v4("X'00000000000000000000000000000000'"))
+        .or_else(|_| b.raw_exec("migr_v4", &key_v4("'\\x00000000000000000000000000000000'")))
+        .unwrap();
     seed(&|blob| {
         format!(
             "INSERT INTO passkeys (key_id, idp, credential_id, public_key, idp_method_id, state, \

@@ -352,6 +352,12 @@ impl Run<'_> {
                 self.ops.delete_credential(&token, credential_id)?;
                 Ok(None)
             }
+            DeviceStep::ReadIdentifier { pin } => {
+                let pin = self.pin(pin)?;
+                let id = self.ops.device_identifier(&pin)?;
+                self.remember(pin);
+                Ok(id.map(|identifier| StepOutput::Identifier { identifier }))
+            }
             // The wire's step list is non-exhaustive: a step this runner does not know is
             // refused, never approximated.
             #[allow(unreachable_patterns)]

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use fido_core::commands::AuthenticatorInfo;
 use keysmith_wire::{
-    open_agent, AgentMessage, HolderGraphCall, HolderGraphOp, Outcome, PublicKey, ServerMessage,
+    open_agent, AgentMessage, DeviceStep, HolderGraphCall, HolderGraphOp, Outcome, OutcomeStatus,
+    PinSource, PublicKey, ServerMessage, StepOutput,
 };
 
 use super::claims;
@@ -199,6 +200,39 @@ impl DeviceLink for RemoteLink {
             _ => Err(link_err(
                 "a device message that is not the holder call's answer",
             )),
+        }
+    }
+    /// A one-step job reading the key's device identifier with the PIN the device
+    /// session holds (set or verified earlier in this session). Without that PIN, or on
+    /// a key without `encIdentifier`, nothing is asked: the PIN is not sent again for it.
+    fn device_identifier(&mut self, _pin: &str) -> Result<Option<Vec<u8>>, Error> {
+        if !self.raw_ctap || !self.current_known || self.info.enc_identifier.is_none() {
+            return Ok(None);
+        }
+        let outcomes = self.run(JobSpec {
+            operation: "identify".into(),
+            key_id: None,
+            expect_aaguid: Some(self.info.aaguid),
+            deadline_ms: JOB_TTL_MS,
+            steps: vec![DeviceStep::ReadIdentifier {
+                pin: PinSource::Current,
+            }],
+            secrets: Vec::new(),
+        })?;
+        let Some(o) = outcomes.into_iter().next() else {
+            return Err(link_err("an identify job without its outcome"));
+        };
+        match (o.status, o.out.clone()) {
+            (OutcomeStatus::Ok, Some(StepOutput::Identifier { identifier })) => {
+                Ok(Some(identifier))
+            }
+            (OutcomeStatus::Ok, None) | (OutcomeStatus::Unsupported, _) => Ok(None),
+            (OutcomeStatus::Ok, Some(_)) => Err(link_err(
+                "an identify step answered with another step's output",
+            )),
+            (_, _) => Err(keysmith_device::OpError::from_outcome(&o)
+                .map(Error::from)
+                .unwrap_or_else(|| link_err("the identify step failed without a reason"))),
         }
     }
     fn run(&mut self, spec: JobSpec) -> Result<Vec<Outcome>, Error> {

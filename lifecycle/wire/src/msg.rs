@@ -314,6 +314,11 @@ pub enum StepOutput {
         /// Key 1: fingerprints enrolled afterwards.
         enrolled: u32,
     },
+    /// `ReadIdentifier`: {5 identifier}.
+    Identifier {
+        /// Key 5: the decrypted device identifier.
+        identifier: Vec<u8>,
+    },
 }
 
 /// Kind 7.
@@ -545,6 +550,13 @@ pub enum DeviceStep {
         /// Key 2.
         credential_id: Vec<u8>,
         /// Key 3.
+        pin: PinSource,
+    },
+    /// Type 13: the key's CTAP 2.2 device identifier (`encIdentifier`, decrypted with a
+    /// persistent read-only credential-management token made from `pin`): the key's
+    /// proof of which key it is. A key without one answers ok with no output.
+    ReadIdentifier {
+        /// Key 1.
         pin: PinSource,
     },
 }

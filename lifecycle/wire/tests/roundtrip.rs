@@ -133,6 +133,7 @@ fn step() -> impl Strategy<Value = DeviceStep> {
                 pin,
             }
         }),
+        pin().prop_map(|pin| DeviceStep::ReadIdentifier { pin }),
     ]
 }
 
@@ -284,6 +285,7 @@ fn outcome() -> impl Strategy<Value = Outcome> {
         ),
         bytes().prop_map(|get_info| StepOutput::Info { get_info }),
         any::<u32>().prop_map(|enrolled| StepOutput::Enrolled { enrolled }),
+        vec(any::<u8>(), 0..=64).prop_map(|identifier| StepOutput::Identifier { identifier }),
     ];
     (
         any::<u32>(),

@@ -148,3 +148,51 @@ fn a_station_reissues_the_key_named_and_no_other() {
     assert_eq!(after.user_id, before.user_id);
     assert!(after.version > before.version);
 }
+
+/// A key that can prove which key it is (CTAP 2.2 `encIdentifier`) is identified across
+/// the split too: right after the transport PIN is set, a one-step job reads the
+/// identifier with the PIN the device session holds, and the issued key records it with
+/// the source `enc_identifier`. The PIN is not sent again for it.
+#[test]
+fn a_station_issuance_records_the_identifier_the_key_proves() {
+    let (r, _) = rig("split-identify", CoordinatorConfig::default());
+    let id = [0x5au8; 16];
+    let mut key = Authenticator::new(SoftTransport::new(
+        SoftAuthenticator::new(SoftConfig {
+            device_identifier: Some(id),
+            ..SoftConfig::default()
+        })
+        .unwrap(),
+    ));
+    let station = r.agent(AgentClass::Station, false);
+    let issue = StationRequest::Issue {
+        user: ADELE.into(),
+        template: "split".into(),
+    };
+    let (station, ended) = station_runs_work(&r, station, &mut key, &issue, "SN-ID-1");
+    let Event::JobAck(ack) = ended else {
+        panic!("the issuance did not finish: {ended:?}")
+    };
+    let rec = r.engine.key(&ack.key_id).unwrap();
+    let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(
+        (rec.serial_source.as_deref(), rec.identity.as_deref()),
+        (Some("enc_identifier"), Some(hex.as_str())),
+        "{rec:?}"
+    );
+    // One identify job went out, and it carried no sealed PIN.
+    let jobs: Vec<_> = r
+        .engine
+        .store()
+        .split_messages(&station.session_id)
+        .unwrap()
+        .into_iter()
+        .filter_map(|m| keysmith_wire::open_server(&m.bytes, &[r.server_key.public_key()]).ok())
+        .filter_map(|o| match o.envelope.msg {
+            keysmith_wire::ServerMessage::Job(j) if j.operation == "identify" => Some(j),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(jobs.len(), 1, "one identify job");
+    assert!(jobs[0].secrets.is_empty(), "the PIN was not sent again");
+}

@@ -136,6 +136,7 @@ fn outcome(o: &Outcome) -> Value {
             .build(),
         StepOutput::Info { get_info } => MapB::new().put(1, get_info.clone()).build(),
         StepOutput::Enrolled { enrolled } => MapB::new().put(1, *enrolled).build(),
+        StepOutput::Identifier { identifier } => MapB::new().put(5, identifier.clone()).build(),
     });
     MapB::new()
         .put(1, o.step)
@@ -418,9 +419,21 @@ fn outcome_from(v: &Value) -> Result<Outcome, WireError> {
 }
 
 /// The shape of `out` is told by its keys: 3 present = an assertion, 2 = a credential,
-/// otherwise key 1 is getInfo (bytes) or an enrolment count (uint).
+/// otherwise key 1 is getInfo (bytes) or an enrolment count (uint); key 5 alone is a
+/// device identifier.
 fn step_output_from(v: &Value) -> Result<StepOutput, WireError> {
-    let m = Obj::strict(v, "Outcome.out", &[1, 2, 3, 4])?;
+    let m = Obj::strict(v, "Outcome.out", &[1, 2, 3, 4, 5])?;
+    if let Some(id) = m.get(5) {
+        if [1, 2, 3, 4].iter().any(|k| m.get(*k).is_some()) {
+            return Err(WireError::InvalidValue {
+                field: "Outcome.out",
+                reason: "a device identifier comes alone",
+            });
+        }
+        return Ok(StepOutput::Identifier {
+            identifier: bytes_max(id, "out.identifier", 64)?,
+        });
+    }
     if m.get(3).is_some() {
         return Ok(StepOutput::Asserted {
             credential_id: bytes(m.req(1, "out.credential_id")?, "out.credential_id")?,

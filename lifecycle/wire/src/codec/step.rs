@@ -164,6 +164,7 @@ pub(super) fn step_value(s: &DeviceStep) -> Value {
                 .put(2, credential_id.clone())
                 .put(3, pin(p)),
         ),
+        DeviceStep::ReadIdentifier { pin: p } => (13, MapB::new().put(1, pin(p))),
     };
     m.put(0, t).build()
 }
@@ -180,6 +181,7 @@ pub(super) fn step_from(v: &Value) -> Result<DeviceStep, WireError> {
         7 => &[0, 1, 2, 3, 4],
         9 | 12 => &[0, 1, 2, 3],
         10 => &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
+        13 => &[0, 1],
         _ => return Err(WireError::UnknownStep { step_type: t }),
     };
     // Probe has no key 4.
@@ -330,6 +332,9 @@ pub(super) fn step_from(v: &Value) -> Result<DeviceStep, WireError> {
                 "CredMgmtDelete.credential_id",
             )?,
             pin: pin_from(m.req(3, "CredMgmtDelete.pin")?, "CredMgmtDelete.pin")?,
+        },
+        13 => DeviceStep::ReadIdentifier {
+            pin: pin_from(m.req(1, "ReadIdentifier.pin")?, "ReadIdentifier.pin")?,
         },
         _ => return Err(WireError::UnknownStep { step_type: t }),
     })

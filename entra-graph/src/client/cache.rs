@@ -10,7 +10,7 @@
 //! refusal: a 403, or a 400 to creationOptions or a registration other than an expired
 //! challenge.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -30,6 +30,8 @@ pub(crate) struct Cache {
     jobs: AtomicUsize,
     policy: Mutex<Option<(Instant, Fido2Policy)>>,
     users: Mutex<HashMap<String, (Instant, User)>>,
+    /// The users the job's rows will read next, in order (lowercase), not read yet.
+    upcoming: Mutex<VecDeque<String>>,
 }
 
 impl Cache {
@@ -50,7 +52,48 @@ impl Cache {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .clear();
+            self.upcoming
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clear();
         }
+    }
+
+    /// Adds `users` (ids or UPNs, in the order the rows will read them) to the users
+    /// read ahead in batches; nothing outside a job.
+    pub fn expect_users(&self, users: &[String]) {
+        if !self.active() {
+            return;
+        }
+        let mut q = self.upcoming.lock().unwrap_or_else(PoisonError::into_inner);
+        q.extend(users.iter().map(|u| u.to_ascii_lowercase()));
+        // A job's rows are read as they run; a runaway queue is only forgotten, not wrong.
+        let excess = q.len().saturating_sub(MAX_USERS);
+        q.drain(..excess);
+    }
+
+    /// When `user` is one the job announced: it and up to `most - 1` more announced
+    /// users of the same kind (`same`: object id or UPN), taken off the queue so that
+    /// another worker does not read them again. Empty when `user` was not announced.
+    pub fn take_batch(&self, user: &str, most: usize, same: impl Fn(&str) -> bool) -> Vec<String> {
+        let key = user.to_ascii_lowercase();
+        let mut q = self.upcoming.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(at) = q.iter().position(|u| *u == key) else {
+            return Vec::new();
+        };
+        q.remove(at);
+        let mut batch = vec![key];
+        let mut i = at;
+        while batch.len() < most && i < q.len() {
+            if same(&q[i]) && !batch.contains(&q[i]) && self.user(&q[i]).is_none() {
+                batch.extend(q.remove(i));
+            } else if batch.contains(&q[i]) {
+                q.remove(i);
+            } else {
+                i += 1;
+            }
+        }
+        batch
     }
 
     fn active(&self) -> bool {

@@ -300,19 +300,33 @@ impl Core {
 
     /// Reserves `reads` resource units and `writes` writes with the limiters and waits
     /// for the later of the two slots.
+    /// A slot handed out before the pace went down is reserved again (a few times at
+    /// most).
     pub async fn pace(&self, reads: u32, writes: u32) -> Paced {
-        let read = (reads > 0).then(|| (self.read_limiter.reserve(reads), reads));
-        let write = (writes > 0).then(|| (self.write_limiter.reserve(writes), writes));
-        let wait = read
-            .iter()
-            .chain(write.iter())
-            .map(|(t, _)| t.wait)
-            .max()
-            .unwrap_or_default();
-        if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let read = (reads > 0).then(|| (self.read_limiter.reserve(reads), reads));
+            let write = (writes > 0).then(|| (self.write_limiter.reserve(writes), writes));
+            let wait = read
+                .iter()
+                .chain(write.iter())
+                .map(|(t, _)| t.wait)
+                .max()
+                .unwrap_or_default();
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
+            let current = read
+                .iter()
+                .all(|(t, _)| self.read_limiter.still_paced(t))
+                && write
+                    .iter()
+                    .all(|(t, _)| self.write_limiter.still_paced(t));
+            if current || tries >= 4 {
+                return Paced { read, write };
+            }
         }
-        Paced { read, write }
     }
 
     /// Tells the limiters how `paced` went: `refused_reads`/`refused_writes` units were

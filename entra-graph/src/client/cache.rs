@@ -10,9 +10,9 @@
 //! refusal: a 403, or a 400 to creationOptions or a registration other than an expired
 //! challenge.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::wire::{Fido2Policy, User};
@@ -32,7 +32,13 @@ pub(crate) struct Cache {
     users: Mutex<HashMap<String, (Instant, User)>>,
     /// The users the job's rows will read next, in order (lowercase), not read yet.
     upcoming: Mutex<VecDeque<String>>,
+    /// Users a batch read is under way for (lowercase), and its landing.
+    inflight: Mutex<HashSet<String>>,
+    landed: Condvar,
 }
+
+/// Longest a row waits for another worker's batch read of its user.
+const INFLIGHT_WAIT: Duration = Duration::from_secs(30);
 
 impl Cache {
     pub fn begin_job(&self) {
@@ -83,6 +89,7 @@ impl Cache {
         };
         q.remove(at);
         let mut batch = vec![key];
+        let mut inflight = self.inflight.lock().unwrap_or_else(PoisonError::into_inner);
         let mut i = at;
         while batch.len() < most && i < q.len() {
             if same(&q[i]) && !batch.contains(&q[i]) && self.user(&q[i]).is_none() {
@@ -93,7 +100,30 @@ impl Cache {
                 i += 1;
             }
         }
+        inflight.extend(batch.iter().cloned());
         batch
+    }
+
+    /// The batch read of `batch` (from [`Cache::take_batch`]) ended, found or not.
+    pub fn batch_landed(&self, batch: &[String]) {
+        let mut inflight = self.inflight.lock().unwrap_or_else(PoisonError::into_inner);
+        for u in batch {
+            inflight.remove(u);
+        }
+        self.landed.notify_all();
+    }
+
+    /// Waits while another worker's batch read includes `user` (at most
+    /// [`INFLIGHT_WAIT`]); then the cached user, if the batch found it.
+    pub fn wait_for_batch(&self, user: &str) -> Option<User> {
+        let key = user.to_ascii_lowercase();
+        let g = self.inflight.lock().unwrap_or_else(PoisonError::into_inner);
+        let (g, _) = self
+            .landed
+            .wait_timeout_while(g, INFLIGHT_WAIT, |f| f.contains(&key))
+            .unwrap_or_else(PoisonError::into_inner);
+        drop(g);
+        self.user(user)
     }
 
     fn active(&self) -> bool {

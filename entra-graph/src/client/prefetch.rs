@@ -72,19 +72,25 @@ impl GraphClient {
         let mut batch = self
             .cache
             .take_batch(id_or_upn, USERS_PER_BATCH, |u| is_object_id(u) == kind);
+        if batch.is_empty() {
+            // Not announced, or in another worker's batch read: wait for that one.
+            return self.cache.wait_for_batch(id_or_upn);
+        }
+        let all = batch.clone();
         while batch.len() > 1 && filter_for(&batch).len() > MAX_FILTER_CHARS {
             batch.pop();
         }
-        if batch.is_empty() {
-            return None;
-        }
-        match self.users_in(&batch) {
-            Ok(found) => {
-                for u in &found {
-                    self.cache.put_user(&u.id, u);
-                }
-                self.cache.user(id_or_upn)
+        let found = self.users_in(&batch);
+        if let Ok(found) = &found {
+            for u in found {
+                self.cache.put_user(&u.id, u);
             }
+        }
+        // Cut off for length: back on the queue for a later batch.
+        self.cache.expect_users(&all[batch.len()..]);
+        self.cache.batch_landed(&all);
+        match found {
+            Ok(_) => self.cache.user(id_or_upn),
             Err(e) => {
                 tracing::debug!(error = %e, users = batch.len(), "batched user read failed; reading users one by one");
                 None

@@ -156,4 +156,33 @@ fn a_bulk_issue_reads_its_users_fifteen_at_a_time_and_the_policy_once_per_job() 
         0,
         "registration (1 write a key) waits for activation: {counts:?}"
     );
+
+    // Revoking by user reads the users the same way (parallel workers share the batches).
+    let mut csv = String::from("user\n");
+    for u in &users {
+        csv.push_str(&format!("{u}\n"));
+    }
+    let job = e
+        .bulk_create(BulkKind::Revoke, &csv, "operator:bulk", now_ms())
+        .unwrap();
+    let before = world.emulator.request_log().len();
+    let options = BulkOptions {
+        workers: 4,
+        ..BulkOptions::default()
+    };
+    let s = e
+        .bulk_run(job.job_id, &options, &now_ms, &mut soft_device, &mut |_| {})
+        .unwrap();
+    assert_eq!(s.done, n as u64, "{:?}", s.items);
+    let log = world.emulator.request_log();
+    let mut counts = std::collections::BTreeMap::<&str, usize>::new();
+    for r in &log[before..] {
+        *counts.entry(kind(&r.method, &r.path)).or_default() += 1;
+    }
+    eprintln!("Graph requests revoking the {n} users' keys by kind: {counts:?}");
+    let get = |k: &str| counts.get(k).copied().unwrap_or(0);
+    assert_eq!(get("user (read)"), 0, "{counts:?}");
+    // Two workers may both miss before the first batch lands: at most one batch more.
+    let batches = get("users in batch (read)");
+    assert!((2..=3).contains(&batches), "{counts:?}");
 }

@@ -52,9 +52,25 @@ pub(crate) struct Core {
 }
 
 /// The reservations of one request (or one `$batch`'s inner requests) with the limiters.
+/// Dropped without [`Core::paced`] (no answer), it gives its units back.
 pub(crate) struct Paced {
     read: Option<(Ticket, u32)>,
     write: Option<(Ticket, u32)>,
+    limiters: (Arc<Limiter>, Arc<Limiter>),
+    reported: std::sync::atomic::AtomicBool,
+}
+
+impl Drop for Paced {
+    fn drop(&mut self) {
+        if self.reported.load(Ordering::Relaxed) {
+            return;
+        }
+        for (slot, limiter) in [(&self.read, &self.limiters.0), (&self.write, &self.limiters.1)] {
+            if let Some((ticket, cost)) = slot {
+                limiter.released(ticket, *cost);
+            }
+        }
+    }
 }
 
 /// How a failed attempt should be treated.
@@ -299,32 +315,54 @@ impl Core {
     }
 
     /// Reserves `reads` resource units and `writes` writes with the limiters and waits
-    /// for the later of the two slots.
-    /// A slot handed out before the pace went down is reserved again (a few times at
-    /// most).
+    /// for the later of the two slots. A slot handed out before the pace went down is
+    /// reserved again (a few times at most); a request the start window holds back asks
+    /// again (for a second at most, then goes).
     pub async fn pace(&self, reads: u32, writes: u32) -> Paced {
+        let limiters = (self.read_limiter.clone(), self.write_limiter.clone());
         let mut tries = 0;
+        let mut held = 0;
         loop {
-            tries += 1;
-            let read = (reads > 0).then(|| (self.read_limiter.reserve(reads), reads));
-            let write = (writes > 0).then(|| (self.write_limiter.reserve(writes), writes));
-            let wait = read
-                .iter()
-                .chain(write.iter())
-                .map(|(t, _)| t.wait)
-                .max()
-                .unwrap_or_default();
+            let force = held >= 500;
+            let reserve = |limiter: &Limiter, n: u32| {
+                (n > 0).then(|| {
+                    let t = if force {
+                        limiter.reserve_now(n)
+                    } else {
+                        limiter.reserve(n)
+                    };
+                    (t, n)
+                })
+            };
+            let paced = Paced {
+                read: reserve(&self.read_limiter, reads),
+                write: reserve(&self.write_limiter, writes),
+                limiters: limiters.clone(),
+                reported: Default::default(),
+            };
+            let slots = || paced.read.iter().chain(paced.write.iter());
+            if slots().any(|(t, _)| t.held) {
+                // Dropping `paced` gives back what was reserved.
+                drop(paced);
+                held += 1;
+                tokio::time::sleep(crate::pace::WINDOW_POLL).await;
+                continue;
+            }
+            let wait = slots().map(|(t, _)| t.wait).max().unwrap_or_default();
             if !wait.is_zero() {
                 tokio::time::sleep(wait).await;
             }
-            let current = read
+            tries += 1;
+            let current = paced
+                .read
                 .iter()
                 .all(|(t, _)| self.read_limiter.still_paced(t))
-                && write
+                && paced
+                    .write
                     .iter()
                     .all(|(t, _)| self.write_limiter.still_paced(t));
             if current || tries >= 4 {
-                return Paced { read, write };
+                return paced;
             }
         }
     }
@@ -332,6 +370,7 @@ impl Core {
     /// Tells the limiters how `paced` went: `refused_reads`/`refused_writes` units were
     /// answered 429 by that bucket, the rest accepted by it.
     pub fn paced(&self, paced: &Paced, refused_reads: u32, refused_writes: u32) {
+        paced.reported.store(true, Ordering::Relaxed);
         for (slot, limiter, refused) in [
             (&paced.read, &self.read_limiter, refused_reads),
             (&paced.write, &self.write_limiter, refused_writes),

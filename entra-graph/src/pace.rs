@@ -79,17 +79,26 @@ pub const MIN_SAMPLES: f64 = 4.0;
 /// second, so a server that allows more is found again.
 pub const INCREASE: f64 = 0.02;
 /// After the search, the pace starts this much above the rate measured (which is off
-/// by up to one token over the search's short interval) and rises by [`SETTLE_RISE`]
-/// per acceptance (5 % a second), so the next 429 comes within a second or two and the
-/// rate is measured again over the whole time since the search began.
+/// by up to one token over the search's short interval, and low when the client was the
+/// slower one for a while) and doubles every [`SETTLE_DOUBLING`] (about 26 % a second),
+/// so the next 429 comes within a second or so and the rate is measured again.
 pub const SETTLE_ABOVE: f64 = 1.05;
 /// See [`SETTLE_ABOVE`].
-pub const SETTLE_RISE: f64 = 0.05;
+pub const SETTLE_DOUBLING: Duration = Duration::from_secs(3);
 /// A 429 while pacing at the measured rate: the pace falls to this fraction of the
 /// pace it came at.
 pub const DIP: f64 = 0.94;
 /// The slowest pace the limiter falls to (requests per second).
 pub const MIN_RATE: f64 = 0.05;
+/// Before the first 429, requests in flight at once start at this many and grow by one
+/// with every [`WINDOW_GROWTH`] acceptances: a bucket only a few tokens deep then meets a
+/// few requests too many, not every worker's, and the workers not refused keep the
+/// search going while the refused ones wait out their Retry-After.
+pub const START_WINDOW: u32 = 2;
+/// See [`START_WINDOW`].
+pub const WINDOW_GROWTH: u64 = 4;
+/// How long a request the start window holds back waits before it asks again.
+pub const WINDOW_POLL: Duration = Duration::from_millis(2);
 
 /// What the limiter has seen (for benchmarks and diagnostics).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -111,9 +120,9 @@ enum Mode {
     /// Looking for the refill rate: the pace doubles every [`RAMP_DOUBLING`] from
     /// `from` (requests per second) at `since` until a 429.
     Ramp { since: f64, from: f64 },
-    /// Measuring more closely: pacing at `rate`, rising by [`SETTLE_RISE`] per
-    /// acceptance, until the next 429.
-    Settle { rate: f64 },
+    /// Measuring more closely: pacing from `from` at `since`, doubling every
+    /// [`SETTLE_DOUBLING`], until the next 429.
+    Settle { since: f64, from: f64 },
     /// Pacing at `rate`, rising by [`INCREASE`] per paced acceptance.
     Steady { rate: f64 },
 }
@@ -144,6 +153,11 @@ pub struct Pacer {
     accepted_search: f64,
     /// Bumped by every decrease: a slot reserved before it is reserved again.
     epoch: u64,
+    /// Units reserved and not answered yet.
+    in_flight: u32,
+    /// The search paused (nothing sent) long enough for the server's bucket to fill:
+    /// its interval does not measure the refill rate.
+    idled: bool,
     stats: PaceStats,
 }
 
@@ -161,7 +175,11 @@ impl Pacer {
                 let doublings = ((t - since).max(0.0) / RAMP_DOUBLING.as_secs_f64()).min(60.0);
                 Some(from * doublings.exp2())
             }
-            Mode::Settle { rate } | Mode::Steady { rate } => Some(rate),
+            Mode::Settle { since, from } => {
+                let doublings = ((t - since).max(0.0) / SETTLE_DOUBLING.as_secs_f64()).min(60.0);
+                Some(from * doublings.exp2())
+            }
+            Mode::Steady { rate } => Some(rate),
         }
     }
 
@@ -180,21 +198,42 @@ impl Pacer {
                 let tau = RAMP_DOUBLING.as_secs_f64();
                 slot + tau * (1.0 + cost * std::f64::consts::LN_2 / (r * tau)).log2()
             }
-            Mode::Settle { rate } | Mode::Steady { rate } => slot + cost / rate.max(MIN_RATE),
+            Mode::Settle { .. } => {
+                let r = self.rate_at(slot).unwrap_or(RAMP_START).max(MIN_RATE);
+                slot + cost / r
+            }
+            Mode::Steady { rate } => slot + cost / rate.max(MIN_RATE),
         }
+    }
+
+    /// Before the first 429: whether `cost` more units would exceed the start window
+    /// (the caller waits [`WINDOW_POLL`] and asks again; nothing is reserved).
+    pub fn window_full(&self, cost: u32) -> bool {
+        let grown = u32::try_from(self.stats.accepted / WINDOW_GROWTH).unwrap_or(u32::MAX);
+        let window = START_WINDOW.saturating_add(grown);
+        self.mode == Mode::Free && self.in_flight > 0 && self.in_flight.saturating_add(cost) > window
+    }
+
+    /// A reserved request went unanswered (it could not be sent, or its answer was
+    /// lost): it is no longer in flight.
+    pub fn released(&mut self, cost: u32) {
+        self.in_flight = self.in_flight.saturating_sub(cost);
     }
 
     /// Reserves a slot for a request costing `cost` units at `now`; returns how long to
     /// wait before sending it. The reservation is made either way.
     pub fn reserve(&mut self, now: Duration, cost: u32) -> Duration {
         let t = now.as_secs_f64();
+        self.in_flight = self.in_flight.saturating_add(cost);
         if self.mode == Mode::Free {
             return Duration::ZERO;
         }
-        if let Mode::Ramp { since, .. } = &mut self.mode {
+        if let Mode::Ramp { since, .. } | Mode::Settle { since, .. } = &mut self.mode {
             // The search pauses while nothing is sent (every request waiting out a
             // Retry-After): its pace is what the server has been shown.
-            *since += (t - self.next).max(0.0);
+            let idle = (t - self.next).max(0.0);
+            *since += idle;
+            self.idled |= idle > 2.0 * RAMP_DOUBLING.as_secs_f64();
         }
         let slot = self.next.max(t);
         self.next = self.after(slot, f64::from(cost.max(1)));
@@ -204,8 +243,8 @@ impl Pacer {
     /// `cost` units sent at `sent` were accepted (answered, not with 429) at `now`;
     /// `paced`: the request had to wait for its slot.
     pub fn accepted(&mut self, now: Duration, sent: Duration, cost: u32, paced: bool) {
-        let _ = now;
         let c = f64::from(cost);
+        self.released(cost);
         self.stats.accepted += u64::from(cost);
         // Only what was sent after the last 429 measures the refill since.
         if sent.as_secs_f64() >= self.anchor {
@@ -214,10 +253,9 @@ impl Pacer {
         if sent.as_secs_f64() >= self.search {
             self.accepted_search += c;
         }
-        match (&mut self.mode, paced) {
-            (Mode::Settle { rate }, _) => *rate += SETTLE_RISE * c,
-            (Mode::Steady { rate }, true) => *rate += INCREASE * c,
-            _ => {}
+        let _ = now;
+        if let (Mode::Steady { rate }, true) = (&mut self.mode, paced) {
+            *rate += INCREASE * c;
         }
     }
 
@@ -225,6 +263,7 @@ impl Pacer {
     pub fn throttled(&mut self, now: Duration, sent: Duration, cost: u32) {
         let t = now.as_secs_f64();
         let sent = sent.as_secs_f64();
+        self.released(cost);
         self.stats.throttled += u64::from(cost);
         if self.last_decrease.is_some_and(|d| sent < d) {
             // Already in flight when the pace last went down.
@@ -242,9 +281,18 @@ impl Pacer {
                 },
                 true,
             ),
+            // Idle meanwhile: this 429 is where a clean search begins.
+            Mode::Ramp { .. } if self.idled => (
+                Mode::Ramp {
+                    since: t,
+                    from: RAMP_START,
+                },
+                true,
+            ),
             Mode::Ramp { .. } if enough => (
                 Mode::Settle {
-                    rate: (SETTLE_ABOVE * measured).max(MIN_RATE),
+                    since: t,
+                    from: (SETTLE_ABOVE * measured).max(MIN_RATE),
                 },
                 false,
             ),
@@ -256,9 +304,15 @@ impl Pacer {
                 },
                 true,
             ),
-            Mode::Settle { rate } => {
+            Mode::Settle { .. } => {
+                let rate = self.rate_at(t).unwrap_or(MIN_RATE);
+                // Over the whole search, or over the settling alone when that is long
+                // enough: each undercounts if the client was slower than the server
+                // long enough for its bucket to fill, so the larger.
                 let whole = self.accepted_search / (t - self.search).max(1e-3);
-                let rate = if whole > 0.0 { whole } else { rate };
+                let settling = if span >= 0.5 && enough { measured } else { 0.0 };
+                let best = whole.max(settling);
+                let rate = if best > 0.0 { best } else { rate };
                 (
                     Mode::Steady {
                         rate: (BACKOFF * rate).max(MIN_RATE),
@@ -273,7 +327,16 @@ impl Pacer {
                 false,
             ),
         };
+        tracing::debug!(
+            at = t,
+            from = ?self.mode,
+            to = ?mode,
+            accepted = self.accepted_since,
+            over = span,
+            "Graph pace after a 429"
+        );
         self.mode = mode;
+        self.idled = false;
         self.epoch += 1;
         if search {
             self.search = t;
@@ -290,8 +353,8 @@ impl Pacer {
         PaceStats {
             rate: match self.mode {
                 Mode::Free => None,
-                Mode::Ramp { from, .. } => Some(from),
-                Mode::Settle { rate } | Mode::Steady { rate } => Some(rate),
+                Mode::Ramp { from, .. } | Mode::Settle { from, .. } => Some(from),
+                Mode::Steady { rate } => Some(rate),
             },
             ..self.stats
         }
@@ -324,6 +387,8 @@ pub struct Ticket {
     /// The pacer's decrease count when the slot was reserved (see
     /// [`Limiter::still_paced`]).
     pub decreases: u64,
+    /// The start window held the request back: nothing was reserved.
+    pub held: bool,
 }
 
 impl Limiter {
@@ -339,18 +404,48 @@ impl Limiter {
     pub fn reserve(&self, cost: u32) -> Ticket {
         let now = self.now();
         let mut p = self.pacer();
+        if p.window_full(cost) {
+            return Ticket {
+                wait: WINDOW_POLL,
+                sent: now + WINDOW_POLL,
+                decreases: p.epoch(),
+                held: true,
+            };
+        }
         let wait = p.reserve(now, cost);
         Ticket {
             wait,
             sent: now + wait,
             decreases: p.epoch(),
+            held: false,
         }
     }
 
-    /// Whether a slot waited for is still good: false when the pace went down while it
-    /// waited (the slot was handed out at the old, too fast pace; reserve again).
+    /// Reserves a slot for `cost` units whatever the start window says.
+    pub fn reserve_now(&self, cost: u32) -> Ticket {
+        let now = self.now();
+        let mut p = self.pacer();
+        let wait = p.reserve(now, cost);
+        Ticket {
+            wait,
+            sent: now + wait,
+            decreases: p.epoch(),
+            held: false,
+        }
+    }
+
+    /// Whether a slot waited for is still good: false when the start window held the
+    /// request back (nothing was reserved), or the pace went down while it waited (the
+    /// slot was handed out at the old, too fast pace). Either way: reserve again.
     pub fn still_paced(&self, ticket: &Ticket) -> bool {
-        ticket.wait.is_zero() || self.pacer().epoch() == ticket.decreases
+        !ticket.held && (ticket.wait.is_zero() || self.pacer().epoch() == ticket.decreases)
+    }
+
+    /// The request of `ticket` goes unanswered (see [`Pacer::released`]).
+    pub fn released(&self, ticket: &Ticket, cost: u32) {
+        if !ticket.held {
+            self.pacer().released(cost);
+        }
     }
 
     /// The request of `ticket` was answered with something other than 429.

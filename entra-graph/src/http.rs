@@ -66,8 +66,8 @@ impl Drop for Paced {
             return;
         }
         for (slot, limiter) in [(&self.read, &self.limiters.0), (&self.write, &self.limiters.1)] {
-            if let Some((ticket, cost)) = slot {
-                limiter.released(ticket, *cost);
+            if let Some((_, cost)) = slot {
+                limiter.released(*cost);
             }
         }
     }
@@ -323,32 +323,27 @@ impl Core {
         let mut tries = 0;
         let mut held = 0;
         loop {
-            let force = held >= 500;
-            let reserve = |limiter: &Limiter, n: u32| {
-                (n > 0).then(|| {
-                    let t = if force {
-                        limiter.reserve_now(n)
-                    } else {
-                        limiter.reserve(n)
-                    };
-                    (t, n)
-                })
-            };
+            let full = |limiter: &Limiter, n: u32| n > 0 && limiter.window_full(n);
+            if held < 500 && (full(&self.read_limiter, reads) || full(&self.write_limiter, writes))
+            {
+                held += 1;
+                tokio::time::sleep(crate::pace::WINDOW_POLL).await;
+                continue;
+            }
+            let reserve = |limiter: &Limiter, n: u32| (n > 0).then(|| (limiter.reserve(n), n));
             let paced = Paced {
                 read: reserve(&self.read_limiter, reads),
                 write: reserve(&self.write_limiter, writes),
                 limiters: limiters.clone(),
                 reported: Default::default(),
             };
-            let slots = || paced.read.iter().chain(paced.write.iter());
-            if slots().any(|(t, _)| t.held) {
-                // Dropping `paced` gives back what was reserved.
-                drop(paced);
-                held += 1;
-                tokio::time::sleep(crate::pace::WINDOW_POLL).await;
-                continue;
-            }
-            let wait = slots().map(|(t, _)| t.wait).max().unwrap_or_default();
+            let wait = paced
+                .read
+                .iter()
+                .chain(paced.write.iter())
+                .map(|(t, _)| t.wait)
+                .max()
+                .unwrap_or_default();
             if !wait.is_zero() {
                 tokio::time::sleep(wait).await;
             }
@@ -364,6 +359,7 @@ impl Core {
             if current || tries >= 4 {
                 return paced;
             }
+            // Dropping `paced` gives its units back; reserve again at the new pace.
         }
     }
 

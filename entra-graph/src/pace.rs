@@ -6,32 +6,33 @@
 //! Entra meters identity requests in token buckets per app and tenant: every request
 //! costs resource units ([`Bucket::Read`]), and a POST, PATCH or DELETE also costs one
 //! write ([`Bucket::Write`], a separate, slower quota). The limiter does not know either
-//! bucket's size or refill rate; it learns them:
+//! bucket's size or refill rate; it learns the rate (docs/ENTRA.md, "Pacing a bucket
+//! shallower than a second of refill"):
 //!
-//! - Until the first 429 it does not pace at all (a deep bucket, as Graph's are, is never
-//!   slowed down).
-//! - A 429 answers a request sent when the server's bucket was empty. Between two 429s
-//!   the server accepts at most its refill rate (exactly it while the client sends
-//!   faster), so the requests accepted between two 429s at least [`MIN_SPAN`] apart
-//!   (and [`MIN_SAMPLES`] of them), over the time between, estimate the refill rate. A
-//!   429 sets the pace to [`BACKOFF`] times the best estimate; one that comes at that
-//!   pace already dips it to [`DIP`] of it (the bucket is empty and the pace only just
-//!   below its refill: let it fill).
-//!   Before any estimate, a 429 halves the pace (the first one: the rate accepted in the
-//!   last second), but not below what the server accepted since the first 429.
+//! - Until the first 429 it does not pace (a deep bucket, as Graph's are, is never slowed
+//!   down), but requests in flight at once start at [`START_WINDOW`] and grow by one with
+//!   every [`WINDOW_GROWTH`] acceptances, so a bucket a few tokens deep meets a few
+//!   requests too many, not every worker's.
+//! - A 429 answers a request sent when the server's bucket was empty. Between two such
+//!   moments the server accepted its refill over the time between, give or take one
+//!   token, unless its bucket filled up meanwhile (the client being the slower one).
+//! - So at the first 429 it searches: the pace starts at [`RAMP_START`] and doubles every
+//!   [`RAMP_DOUBLING`] (a bucket a quarter of a second deep does not fill up meanwhile;
+//!   the search pauses while nothing is sent, and one that idled starts again at its
+//!   429) until the next 429. It then settles: from [`SETTLE_ABOVE`] times the rate
+//!   accepted between the two, doubling every [`SETTLE_DOUBLING`], until the next 429,
+//!   which measures the rate over the whole search (or the settling alone, the larger).
+//!   From then on it paces at [`BACKOFF`] times that, rising by [`INCREASE`] per paced
+//!   acceptance (about 2 % a second) and dipping to [`DIP`] of the pace at each new 429.
 //! - Only one decrease per round: a 429 to a request sent before the last decrease says
-//!   nothing new (it was already in flight).
-//! - Each request accepted while the pace held it back raises the pace a little
-//!   ([`INCREASE`] requests per second per request: about 2 % a second), so a server
-//!   that allows more is found again; below the best estimate (or before there is one)
-//!   it rises faster ([`RECOVER`]: about 10 % a second).
-//! - Requests are spaced `cost / rate` apart (a `$batch` of 20 costs 20), so in-flight
-//!   requests are spread instead of meeting the empty bucket together.
+//!   nothing new (it was already in flight). A slot handed out before a decrease is
+//!   reserved again ([`Limiter::still_paced`]), so requests queued at the old pace do
+//!   not all meet the empty bucket.
+//! - Requests are spaced `cost / rate` apart (a `$batch` of 20 costs 20).
 //!
 //! The refused request itself waits its `Retry-After` (the retry loops do that); the
-//! others keep the new, slower pace. Retry-After is whole seconds (at least 1 at the
-//! emulator), so holding every request for it would idle a bucket shallower than one
-//! second of refill.
+//! others keep the pace. Retry-After is whole seconds (at least 1 at the emulator), so
+//! holding every request for it would idle a bucket shallower than one second of refill.
 //!
 //! [`Pacer`] is the sans-IO core (time is passed in); [`Limiter`] wraps it for threads
 //! and async tasks; [`limiter`] is the process-wide registry.
@@ -387,8 +388,6 @@ pub struct Ticket {
     /// The pacer's decrease count when the slot was reserved (see
     /// [`Limiter::still_paced`]).
     pub decreases: u64,
-    /// The start window held the request back: nothing was reserved.
-    pub held: bool,
 }
 
 impl Limiter {
@@ -401,51 +400,33 @@ impl Limiter {
     }
 
     /// Reserves a slot for `cost` units; the caller waits `ticket.wait` before sending.
+    /// (Before the first 429, the caller first asks [`Limiter::window_full`].)
     pub fn reserve(&self, cost: u32) -> Ticket {
         let now = self.now();
         let mut p = self.pacer();
-        if p.window_full(cost) {
-            return Ticket {
-                wait: WINDOW_POLL,
-                sent: now + WINDOW_POLL,
-                decreases: p.epoch(),
-                held: true,
-            };
-        }
         let wait = p.reserve(now, cost);
         Ticket {
             wait,
             sent: now + wait,
             decreases: p.epoch(),
-            held: false,
         }
     }
 
-    /// Reserves a slot for `cost` units whatever the start window says.
-    pub fn reserve_now(&self, cost: u32) -> Ticket {
-        let now = self.now();
-        let mut p = self.pacer();
-        let wait = p.reserve(now, cost);
-        Ticket {
-            wait,
-            sent: now + wait,
-            decreases: p.epoch(),
-            held: false,
-        }
+    /// Whether the start window holds `cost` more units back (see
+    /// [`Pacer::window_full`]): wait [`WINDOW_POLL`] and ask again.
+    pub fn window_full(&self, cost: u32) -> bool {
+        self.pacer().window_full(cost)
     }
 
-    /// Whether a slot waited for is still good: false when the start window held the
-    /// request back (nothing was reserved), or the pace went down while it waited (the
-    /// slot was handed out at the old, too fast pace). Either way: reserve again.
+    /// Whether a slot waited for is still good: false when the pace went down while it
+    /// waited (the slot was handed out at the old, too fast pace: reserve again).
     pub fn still_paced(&self, ticket: &Ticket) -> bool {
-        !ticket.held && (ticket.wait.is_zero() || self.pacer().epoch() == ticket.decreases)
+        ticket.wait.is_zero() || self.pacer().epoch() == ticket.decreases
     }
 
-    /// The request of `ticket` goes unanswered (see [`Pacer::released`]).
-    pub fn released(&self, ticket: &Ticket, cost: u32) {
-        if !ticket.held {
-            self.pacer().released(cost);
-        }
+    /// The request of a ticket goes unanswered (see [`Pacer::released`]).
+    pub fn released(&self, cost: u32) {
+        self.pacer().released(cost);
     }
 
     /// The request of `ticket` was answered with something other than 429.
@@ -640,14 +621,14 @@ mod tests {
         p.throttled(ms(1000), ms(995), 1);
         let r = p.stats().rate.expect("paced");
         assert!((r - SETTLE_ABOVE * 20.0).abs() < 0.01, "{r}");
-        // 21 more over the next second (the search's interval is now two seconds):
-        // paced at BACKOFF × 41 / 2 s.
+        // 21 more over the next second: the settling alone (21 a second) measures more
+        // than the whole search (41 in 2 s): paced at BACKOFF × 21.
         for i in 1..=21u64 {
             p.accepted(ms(1000 + i * 47), ms(1000 + i * 47 - 5), 1, true);
         }
         p.throttled(ms(2000), ms(1995), 1);
         let r = p.stats().rate.expect("paced");
-        assert!((r - BACKOFF * 20.5).abs() < 0.01, "{r}");
+        assert!((r - BACKOFF * 21.0).abs() < 0.01, "{r}");
         assert_eq!(p.stats().accepted, 41);
         assert_eq!(p.stats().throttled, 3);
     }

@@ -22,13 +22,19 @@ use crate::GraphError;
 pub const POLICY_TTL: Duration = Duration::from_secs(60);
 /// How long a read user is reused (by object id or by the UPN it was read by).
 pub const USER_TTL: Duration = Duration::from_secs(30);
-/// Most users kept.
-const MAX_USERS: usize = 4096;
+/// Most user entries kept (each user is kept under its id, its UPN and the name it was
+/// read by), and most users announced and not read yet.
+const MAX_USERS: usize = 65_536;
+/// When the users are at [`MAX_USERS`], those read longer ago than this are dropped
+/// first (a job's batches read ahead by 15 rows at most).
+const KEEP_RECENT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Default)]
 pub(crate) struct Cache {
     jobs: AtomicUsize,
     policy: Mutex<Option<(Instant, Fido2Policy)>>,
+    /// Held while a job's policy read is under way, so parallel rows read it once.
+    policy_read: Mutex<()>,
     users: Mutex<HashMap<String, (Instant, User)>>,
     /// The users the job's rows will read next, in order (lowercase), not read yet.
     upcoming: Mutex<VecDeque<String>>,
@@ -73,9 +79,8 @@ impl Cache {
         }
         let mut q = self.upcoming.lock().unwrap_or_else(PoisonError::into_inner);
         q.extend(users.iter().map(|u| u.to_ascii_lowercase()));
-        // A job's rows are read as they run; a runaway queue is only forgotten, not wrong.
-        let excess = q.len().saturating_sub(MAX_USERS);
-        q.drain(..excess);
+        // The rows run in order: past the cap, the last announced are read on their own.
+        q.truncate(MAX_USERS);
     }
 
     /// When `user` is one the job announced: it and up to `most - 1` more announced
@@ -140,6 +145,13 @@ impl Cache {
             .map(|(_, p)| p.clone())
     }
 
+    /// During a job: a guard to hold while reading the policy (check
+    /// [`Cache::policy`] again once it is held); `None` outside a job.
+    pub fn policy_read(&self) -> Option<std::sync::MutexGuard<'_, ()>> {
+        self.active()
+            .then(|| self.policy_read.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
     pub fn put_policy(&self, p: &Fido2Policy) {
         if !self.active() {
             return;
@@ -168,7 +180,7 @@ impl Cache {
         }
         let mut g = self.users.lock().unwrap_or_else(PoisonError::into_inner);
         if g.len() >= MAX_USERS {
-            g.retain(|_, (at, _)| at.elapsed() < USER_TTL);
+            g.retain(|_, (at, _)| at.elapsed() < KEEP_RECENT);
             if g.len() >= MAX_USERS {
                 g.clear();
             }

@@ -86,10 +86,14 @@ impl GraphClient {
         attested: bool,
     ) -> Result<PreflightReport, GraphError> {
         let mut report = PreflightReport::default();
-        let policy = match self.cache.policy().map_or_else(
-            || self.fido2_policy().inspect(|p| self.cache.put_policy(p)),
-            Ok,
-        ) {
+        let read = || {
+            let _one = self.cache.policy_read();
+            self.cache.policy().map_or_else(
+                || self.fido2_policy().inspect(|p| self.cache.put_policy(p)),
+                Ok,
+            )
+        };
+        let policy = match self.cache.policy().map_or_else(read, Ok) {
             Ok(p) => p,
             Err(e) if e.status() == Some(403) => {
                 report.skipped.push(SkippedCheck {

@@ -52,22 +52,22 @@ pub(crate) struct Core {
 }
 
 /// The reservations of one request (or one `$batch`'s inner requests) with the limiters.
-/// Dropped without [`Core::paced`] (no answer), it gives its units back.
+/// Dropped (answered or not), its request is no longer in flight.
 pub(crate) struct Paced {
     read: Option<(Ticket, u32)>,
     write: Option<(Ticket, u32)>,
     limiters: (Arc<Limiter>, Arc<Limiter>),
-    reported: std::sync::atomic::AtomicBool,
 }
 
 impl Drop for Paced {
     fn drop(&mut self) {
-        if self.reported.load(Ordering::Relaxed) {
-            return;
-        }
-        for (slot, limiter) in [(&self.read, &self.limiters.0), (&self.write, &self.limiters.1)] {
-            if let Some((_, cost)) = slot {
-                limiter.released(*cost);
+        // Answered or not, the request is no longer in flight.
+        for (slot, limiter) in [
+            (&self.read, &self.limiters.0),
+            (&self.write, &self.limiters.1),
+        ] {
+            if slot.is_some() {
+                limiter.released();
             }
         }
     }
@@ -323,7 +323,7 @@ impl Core {
         let mut tries = 0;
         let mut held = 0;
         loop {
-            let full = |limiter: &Limiter, n: u32| n > 0 && limiter.window_full(n);
+            let full = |limiter: &Limiter, n: u32| n > 0 && limiter.window_full();
             if held < 500 && (full(&self.read_limiter, reads) || full(&self.write_limiter, writes))
             {
                 held += 1;
@@ -335,7 +335,6 @@ impl Core {
                 read: reserve(&self.read_limiter, reads),
                 write: reserve(&self.write_limiter, writes),
                 limiters: limiters.clone(),
-                reported: Default::default(),
             };
             let wait = paced
                 .read
@@ -366,7 +365,6 @@ impl Core {
     /// Tells the limiters how `paced` went: `refused_reads`/`refused_writes` units were
     /// answered 429 by that bucket, the rest accepted by it.
     pub fn paced(&self, paced: &Paced, refused_reads: u32, refused_writes: u32) {
-        paced.reported.store(true, Ordering::Relaxed);
         for (slot, limiter, refused) in [
             (&paced.read, &self.read_limiter, refused_reads),
             (&paced.write, &self.write_limiter, refused_writes),

@@ -154,7 +154,7 @@ pub struct Pacer {
     accepted_search: f64,
     /// Bumped by every decrease: a slot reserved before it is reserved again.
     epoch: u64,
-    /// Units reserved and not answered yet.
+    /// Requests reserved and not answered yet.
     in_flight: u32,
     /// The search paused (nothing sent) long enough for the server's bucket to fill:
     /// its interval does not measure the refill rate.
@@ -207,25 +207,26 @@ impl Pacer {
         }
     }
 
-    /// Before the first 429: whether `cost` more units would exceed the start window
-    /// (the caller waits [`WINDOW_POLL`] and asks again; nothing is reserved).
-    pub fn window_full(&self, cost: u32) -> bool {
+    /// Before the first 429: whether one more request would exceed the start window
+    /// (the caller waits [`WINDOW_POLL`] and asks again; nothing is reserved). The
+    /// window counts requests (a `$batch` is one), growing with the units accepted.
+    pub fn window_full(&self) -> bool {
         let grown = u32::try_from(self.stats.accepted / WINDOW_GROWTH).unwrap_or(u32::MAX);
         let window = START_WINDOW.saturating_add(grown);
-        self.mode == Mode::Free && self.in_flight > 0 && self.in_flight.saturating_add(cost) > window
+        self.mode == Mode::Free && self.in_flight >= window
     }
 
-    /// A reserved request went unanswered (it could not be sent, or its answer was
-    /// lost): it is no longer in flight.
-    pub fn released(&mut self, cost: u32) {
-        self.in_flight = self.in_flight.saturating_sub(cost);
+    /// A reserved request was answered, or will not be (it could not be sent, or its
+    /// answer was lost): it is no longer in flight.
+    pub fn released(&mut self) {
+        self.in_flight = self.in_flight.saturating_sub(1);
     }
 
     /// Reserves a slot for a request costing `cost` units at `now`; returns how long to
     /// wait before sending it. The reservation is made either way.
     pub fn reserve(&mut self, now: Duration, cost: u32) -> Duration {
         let t = now.as_secs_f64();
-        self.in_flight = self.in_flight.saturating_add(cost);
+        self.in_flight = self.in_flight.saturating_add(1);
         if self.mode == Mode::Free {
             return Duration::ZERO;
         }
@@ -245,7 +246,6 @@ impl Pacer {
     /// `paced`: the request had to wait for its slot.
     pub fn accepted(&mut self, now: Duration, sent: Duration, cost: u32, paced: bool) {
         let c = f64::from(cost);
-        self.released(cost);
         self.stats.accepted += u64::from(cost);
         // Only what was sent after the last 429 measures the refill since.
         if sent.as_secs_f64() >= self.anchor {
@@ -264,7 +264,6 @@ impl Pacer {
     pub fn throttled(&mut self, now: Duration, sent: Duration, cost: u32) {
         let t = now.as_secs_f64();
         let sent = sent.as_secs_f64();
-        self.released(cost);
         self.stats.throttled += u64::from(cost);
         if self.last_decrease.is_some_and(|d| sent < d) {
             // Already in flight when the pace last went down.
@@ -412,10 +411,10 @@ impl Limiter {
         }
     }
 
-    /// Whether the start window holds `cost` more units back (see
+    /// Whether the start window holds one more request back (see
     /// [`Pacer::window_full`]): wait [`WINDOW_POLL`] and ask again.
-    pub fn window_full(&self, cost: u32) -> bool {
-        self.pacer().window_full(cost)
+    pub fn window_full(&self) -> bool {
+        self.pacer().window_full()
     }
 
     /// Whether a slot waited for is still good: false when the pace went down while it
@@ -424,9 +423,10 @@ impl Limiter {
         ticket.wait.is_zero() || self.pacer().epoch() == ticket.decreases
     }
 
-    /// The request of a ticket goes unanswered (see [`Pacer::released`]).
-    pub fn released(&self, cost: u32) {
-        self.pacer().released(cost);
+    /// The request of a ticket was answered, or will not be (see
+    /// [`Pacer::released`]).
+    pub fn released(&self) {
+        self.pacer().released();
     }
 
     /// The request of `ticket` was answered with something other than 429.
@@ -496,8 +496,15 @@ mod tests {
     #[derive(Clone, Copy)]
     enum Ev {
         Ready,
-        Send { paced: bool, epoch: u64 },
-        Answer { sent: f64, retry: Option<f64>, paced: bool },
+        Send {
+            paced: bool,
+            epoch: u64,
+        },
+        Answer {
+            sent: f64,
+            retry: Option<f64>,
+            paced: bool,
+        },
     }
 
     /// Drives `n` requests from `workers` workers (each one request at a time, as the
@@ -549,16 +556,32 @@ mod tests {
                     let r = rtt * jitter();
                     requests += 1;
                     let retry = server.take(t + r / 2.0);
-                    events.push((t + r, w, Ev::Answer { sent: t, retry, paced }));
+                    events.push((
+                        t + r,
+                        w,
+                        Ev::Answer {
+                            sent: t,
+                            retry,
+                            paced,
+                        },
+                    ));
                 }
-                Ev::Answer { sent, retry: None, paced } => {
+                Ev::Answer {
+                    sent,
+                    retry: None,
+                    paced,
+                } => {
                     p.accepted(at, Duration::from_secs_f64(sent), 1, paced);
                     done += 1;
                     holding[w] = false;
                     end = end.max(t);
                     events.push((t, w, Ev::Ready));
                 }
-                Ev::Answer { sent, retry: Some(ra), .. } => {
+                Ev::Answer {
+                    sent,
+                    retry: Some(ra),
+                    ..
+                } => {
                     p.throttled(at, Duration::from_secs_f64(sent), 1);
                     events.push((t + ra, w, Ev::Ready));
                 }
@@ -598,11 +621,19 @@ mod tests {
         assert_eq!(p.stats().rate, Some(DIP * 100.0));
         let epoch = p.epoch();
         // Sent before the decrease: stale.
-        p.throttled(t + Duration::from_millis(3), t - Duration::from_millis(2), 1);
+        p.throttled(
+            t + Duration::from_millis(3),
+            t - Duration::from_millis(2),
+            1,
+        );
         assert_eq!(p.stats().rate, Some(DIP * 100.0));
         assert_eq!(p.epoch(), epoch);
         // Sent after it: a new round.
-        p.throttled(t + Duration::from_millis(20), t + Duration::from_millis(10), 1);
+        p.throttled(
+            t + Duration::from_millis(20),
+            t + Duration::from_millis(10),
+            1,
+        );
         assert_eq!(p.stats().rate, Some(DIP * DIP * 100.0));
         assert_eq!(p.epoch(), epoch + 1);
     }

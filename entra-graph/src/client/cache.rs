@@ -148,8 +148,11 @@ impl Cache {
     /// During a job: a guard to hold while reading the policy (check
     /// [`Cache::policy`] again once it is held); `None` outside a job.
     pub fn policy_read(&self) -> Option<std::sync::MutexGuard<'_, ()>> {
-        self.active()
-            .then(|| self.policy_read.lock().unwrap_or_else(PoisonError::into_inner))
+        self.active().then(|| {
+            self.policy_read
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+        })
     }
 
     pub fn put_policy(&self, p: &Fido2Policy) {

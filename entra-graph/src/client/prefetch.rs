@@ -117,7 +117,10 @@ mod tests {
 
     #[test]
     fn filters_quote_values_and_pick_the_property() {
-        let upns = vec!["kim@contoso.com".to_owned(), "o'neil@contoso.com".to_owned()];
+        let upns = vec![
+            "kim@contoso.com".to_owned(),
+            "o'neil@contoso.com".to_owned(),
+        ];
         assert_eq!(
             filter_for(&upns),
             "userPrincipalName in ('kim@contoso.com','o''neil@contoso.com')"

@@ -143,7 +143,11 @@ fn a_bulk_issue_reads_its_users_fifteen_at_a_time_and_the_policy_once_per_job() 
     );
     let get = |k: &str| counts.get(k).copied().unwrap_or(0);
     // 21 announced users: a batch of 15 (14 found), then one of 6.
-    assert_eq!(get("users in batch (read)"), 21usize.div_ceil(15), "{counts:?}");
+    assert_eq!(
+        get("users in batch (read)"),
+        21usize.div_ceil(15),
+        "{counts:?}"
+    );
     // Only the user the batch did not return is read on its own (404, typed).
     assert_eq!(get("user (read)"), 1, "{counts:?}");
     assert_eq!(get("creationOptions (read)"), n, "{counts:?}");

@@ -341,7 +341,10 @@ pub fn all(latency: Duration) -> bool {
     for (shape, n, kinds) in per_key {
         let (mut reads, mut writes) = (0, 0);
         for (k, c) in &kinds {
-            println!("| {shape} | {n} | {k} | {c} | {:.4} |", *c as f64 / n as f64);
+            println!(
+                "| {shape} | {n} | {k} | {c} | {:.4} |",
+                *c as f64 / n as f64
+            );
             if *k == "write" {
                 writes += c;
             } else {

@@ -61,15 +61,9 @@ pub(crate) struct Paced {
 
 impl Drop for Paced {
     fn drop(&mut self) {
-        // Answered or not, the request is no longer in flight.
-        for (slot, limiter) in [
-            (&self.read, &self.limiters.0),
-            (&self.write, &self.limiters.1),
-        ] {
-            if slot.is_some() {
-                limiter.released();
-            }
-        }
+        let (read, write) = &self.limiters;
+        self.read.is_some().then(|| read.released());
+        self.write.is_some().then(|| write.released());
     }
 }
 
@@ -336,25 +330,22 @@ impl Core {
                 write: reserve(&self.write_limiter, writes),
                 limiters: limiters.clone(),
             };
-            let wait = paced
-                .read
+            let slots = [
+                (&paced.read, &self.read_limiter),
+                (&paced.write, &self.write_limiter),
+            ];
+            let wait = slots
                 .iter()
-                .chain(paced.write.iter())
-                .map(|(t, _)| t.wait)
-                .max()
-                .unwrap_or_default();
+                .filter_map(|(s, _)| s.as_ref())
+                .map(|(t, _)| t.wait);
+            let wait = wait.max().unwrap_or_default();
             if !wait.is_zero() {
                 tokio::time::sleep(wait).await;
             }
             tries += 1;
-            let current = paced
-                .read
+            let current = slots
                 .iter()
-                .all(|(t, _)| self.read_limiter.still_paced(t))
-                && paced
-                    .write
-                    .iter()
-                    .all(|(t, _)| self.write_limiter.still_paced(t));
+                .all(|(s, l)| s.as_ref().is_none_or(|(t, _)| l.still_paced(t)));
             if current || tries >= 4 {
                 return paced;
             }

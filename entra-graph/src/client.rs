@@ -22,11 +22,13 @@ use crate::GraphError;
 mod cache;
 mod cms;
 mod directory;
+mod prefetch;
 pub mod provenance;
 mod readiness;
 mod signin;
 
 pub use cache::{POLICY_TTL, USER_TTL};
+pub use prefetch::USERS_PER_BATCH;
 
 pub use cms::{
     UserKey, UsersDelta, PERMISSION_METHODS_READ, PERMISSION_REVOKE_SESSIONS, TAP_MAX_MINUTES,

@@ -52,9 +52,19 @@ pub(crate) struct Core {
 }
 
 /// The reservations of one request (or one `$batch`'s inner requests) with the limiters.
+/// Dropped (answered or not), its request is no longer in flight.
 pub(crate) struct Paced {
     read: Option<(Ticket, u32)>,
     write: Option<(Ticket, u32)>,
+    limiters: (Arc<Limiter>, Arc<Limiter>),
+}
+
+impl Drop for Paced {
+    fn drop(&mut self) {
+        let (read, write) = &self.limiters;
+        self.read.is_some().then(|| read.released());
+        self.write.is_some().then(|| write.released());
+    }
 }
 
 /// How a failed attempt should be treated.
@@ -299,20 +309,48 @@ impl Core {
     }
 
     /// Reserves `reads` resource units and `writes` writes with the limiters and waits
-    /// for the later of the two slots.
+    /// for the later of the two slots. A slot handed out before the pace went down is
+    /// reserved again (a few times at most); a request the start window holds back asks
+    /// again (for a second at most, then goes).
     pub async fn pace(&self, reads: u32, writes: u32) -> Paced {
-        let read = (reads > 0).then(|| (self.read_limiter.reserve(reads), reads));
-        let write = (writes > 0).then(|| (self.write_limiter.reserve(writes), writes));
-        let wait = read
-            .iter()
-            .chain(write.iter())
-            .map(|(t, _)| t.wait)
-            .max()
-            .unwrap_or_default();
-        if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
+        let limiters = (self.read_limiter.clone(), self.write_limiter.clone());
+        let mut tries = 0;
+        let mut held = 0;
+        loop {
+            let full = |limiter: &Limiter, n: u32| n > 0 && limiter.window_full();
+            if held < 500 && (full(&self.read_limiter, reads) || full(&self.write_limiter, writes))
+            {
+                held += 1;
+                tokio::time::sleep(crate::pace::WINDOW_POLL).await;
+                continue;
+            }
+            let reserve = |limiter: &Limiter, n: u32| (n > 0).then(|| (limiter.reserve(n), n));
+            let paced = Paced {
+                read: reserve(&self.read_limiter, reads),
+                write: reserve(&self.write_limiter, writes),
+                limiters: limiters.clone(),
+            };
+            let slots = [
+                (&paced.read, &self.read_limiter),
+                (&paced.write, &self.write_limiter),
+            ];
+            let wait = slots
+                .iter()
+                .filter_map(|(s, _)| s.as_ref())
+                .map(|(t, _)| t.wait);
+            let wait = wait.max().unwrap_or_default();
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
+            tries += 1;
+            let current = slots
+                .iter()
+                .all(|(s, l)| s.as_ref().is_none_or(|(t, _)| l.still_paced(t)));
+            if current || tries >= 4 {
+                return paced;
+            }
+            // Dropping `paced` gives its units back; reserve again at the new pace.
         }
-        Paced { read, write }
     }
 
     /// Tells the limiters how `paced` went: `refused_reads`/`refused_writes` units were

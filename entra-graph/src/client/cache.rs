@@ -10,9 +10,9 @@
 //! refusal: a 403, or a 400 to creationOptions or a registration other than an expired
 //! challenge.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Condvar, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::wire::{Fido2Policy, User};
@@ -22,15 +22,29 @@ use crate::GraphError;
 pub const POLICY_TTL: Duration = Duration::from_secs(60);
 /// How long a read user is reused (by object id or by the UPN it was read by).
 pub const USER_TTL: Duration = Duration::from_secs(30);
-/// Most users kept.
-const MAX_USERS: usize = 4096;
+/// Most user entries kept (each user is kept under its id, its UPN and the name it was
+/// read by), and most users announced and not read yet.
+const MAX_USERS: usize = 65_536;
+/// When the users are at [`MAX_USERS`], those read longer ago than this are dropped
+/// first (a job's batches read ahead by 15 rows at most).
+const KEEP_RECENT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Default)]
 pub(crate) struct Cache {
     jobs: AtomicUsize,
     policy: Mutex<Option<(Instant, Fido2Policy)>>,
+    /// Held while a job's policy read is under way, so parallel rows read it once.
+    policy_read: Mutex<()>,
     users: Mutex<HashMap<String, (Instant, User)>>,
+    /// The users the job's rows will read next, in order (lowercase), not read yet.
+    upcoming: Mutex<VecDeque<String>>,
+    /// Users a batch read is under way for (lowercase), and its landing.
+    inflight: Mutex<HashSet<String>>,
+    landed: Condvar,
 }
+
+/// Longest a row waits for another worker's batch read of its user.
+const INFLIGHT_WAIT: Duration = Duration::from_secs(30);
 
 impl Cache {
     pub fn begin_job(&self) {
@@ -50,7 +64,71 @@ impl Cache {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .clear();
+            self.upcoming
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clear();
         }
+    }
+
+    /// Adds `users` (ids or UPNs, in the order the rows will read them) to the users
+    /// read ahead in batches; nothing outside a job.
+    pub fn expect_users(&self, users: &[String]) {
+        if !self.active() {
+            return;
+        }
+        let mut q = self.upcoming.lock().unwrap_or_else(PoisonError::into_inner);
+        q.extend(users.iter().map(|u| u.to_ascii_lowercase()));
+        // The rows run in order: past the cap, the last announced are read on their own.
+        q.truncate(MAX_USERS);
+    }
+
+    /// When `user` is one the job announced: it and up to `most - 1` more announced
+    /// users of the same kind (`same`: object id or UPN), taken off the queue so that
+    /// another worker does not read them again. Empty when `user` was not announced.
+    pub fn take_batch(&self, user: &str, most: usize, same: impl Fn(&str) -> bool) -> Vec<String> {
+        let key = user.to_ascii_lowercase();
+        let mut q = self.upcoming.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(at) = q.iter().position(|u| *u == key) else {
+            return Vec::new();
+        };
+        q.remove(at);
+        let mut batch = vec![key];
+        let mut inflight = self.inflight.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut i = at;
+        while batch.len() < most && i < q.len() {
+            if same(&q[i]) && !batch.contains(&q[i]) && self.user(&q[i]).is_none() {
+                batch.extend(q.remove(i));
+            } else if batch.contains(&q[i]) {
+                q.remove(i);
+            } else {
+                i += 1;
+            }
+        }
+        inflight.extend(batch.iter().cloned());
+        batch
+    }
+
+    /// The batch read of `batch` (from [`Cache::take_batch`]) ended, found or not.
+    pub fn batch_landed(&self, batch: &[String]) {
+        let mut inflight = self.inflight.lock().unwrap_or_else(PoisonError::into_inner);
+        for u in batch {
+            inflight.remove(u);
+        }
+        self.landed.notify_all();
+    }
+
+    /// Waits while another worker's batch read includes `user` (at most
+    /// [`INFLIGHT_WAIT`]); then the cached user, if the batch found it.
+    pub fn wait_for_batch(&self, user: &str) -> Option<User> {
+        let key = user.to_ascii_lowercase();
+        let g = self.inflight.lock().unwrap_or_else(PoisonError::into_inner);
+        let (g, _) = self
+            .landed
+            .wait_timeout_while(g, INFLIGHT_WAIT, |f| f.contains(&key))
+            .unwrap_or_else(PoisonError::into_inner);
+        drop(g);
+        self.user(user)
     }
 
     fn active(&self) -> bool {
@@ -65,6 +143,16 @@ impl Cache {
         g.as_ref()
             .filter(|(at, _)| at.elapsed() < POLICY_TTL)
             .map(|(_, p)| p.clone())
+    }
+
+    /// During a job: a guard to hold while reading the policy (check
+    /// [`Cache::policy`] again once it is held); `None` outside a job.
+    pub fn policy_read(&self) -> Option<std::sync::MutexGuard<'_, ()>> {
+        self.active().then(|| {
+            self.policy_read
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+        })
     }
 
     pub fn put_policy(&self, p: &Fido2Policy) {
@@ -95,7 +183,7 @@ impl Cache {
         }
         let mut g = self.users.lock().unwrap_or_else(PoisonError::into_inner);
         if g.len() >= MAX_USERS {
-            g.retain(|_, (at, _)| at.elapsed() < USER_TTL);
+            g.retain(|_, (at, _)| at.elapsed() < KEEP_RECENT);
             if g.len() >= MAX_USERS {
                 g.clear();
             }

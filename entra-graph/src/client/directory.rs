@@ -86,10 +86,14 @@ impl GraphClient {
         attested: bool,
     ) -> Result<PreflightReport, GraphError> {
         let mut report = PreflightReport::default();
-        let policy = match self.cache.policy().map_or_else(
-            || self.fido2_policy().inspect(|p| self.cache.put_policy(p)),
-            Ok,
-        ) {
+        let read = || {
+            let _one = self.cache.policy_read();
+            self.cache.policy().map_or_else(
+                || self.fido2_policy().inspect(|p| self.cache.put_policy(p)),
+                Ok,
+            )
+        };
+        let policy = match self.cache.policy().map_or_else(read, Ok) {
             Ok(p) => p,
             Err(e) if e.status() == Some(403) => {
                 report.skipped.push(SkippedCheck {
@@ -208,15 +212,22 @@ impl GraphClient {
         )
     }
 
-    /// A user by object id or UPN, always read from Graph. The answer is kept for
-    /// [`crate::USER_TTL`] for the pre-flight's own look-up of the same user (by id or
-    /// UPN), so issuing a key reads the user once.
+    /// A user by object id or UPN. Outside a bulk job it is always read from Graph;
+    /// during one ([`GraphClient::begin_job`]) a user read within [`crate::USER_TTL`] is
+    /// reused, and a user the job announced ([`GraphClient::expect_users`]) is read with
+    /// the next announced ones in one request (see `client/prefetch.rs`). The answer is
+    /// kept for the pre-flight's own look-up of the same user (by id or UPN), so issuing
+    /// a key reads the user once.
     pub fn user(&self, id_or_upn: &str) -> Result<User, GraphError> {
+        if let Some(u) = self.user_ahead(id_or_upn) {
+            return Ok(u);
+        }
         let u: User = self.get_json(
             &format!(
-                "{}/users/{}?$select=id,displayName,userPrincipalName,mail,givenName,surname,accountEnabled",
+                "{}/users/{}?$select={}",
                 self.root(),
-                encode_segment(id_or_upn)
+                encode_segment(id_or_upn),
+                super::prefetch::USER_SELECT
             ),
             "user",
         )?;

@@ -38,6 +38,18 @@ pub(super) fn graph(
             let st = shared.state();
             let users: Vec<User> = match q(query, "$filter") {
                 None => st.tenant.users.clone(),
+                // `in` on the properties `eq` takes, at most 15 values (Graph's limit).
+                Some(f) if f.contains(" in (") => match parse_in(f) {
+                    Some((field, values)) if values.len() <= MAX_IN_VALUES => st
+                        .tenant
+                        .users
+                        .iter()
+                        .filter(|u| user_field(u, &field).is_some_and(|v| values.iter().any(|x| v.eq_ignore_ascii_case(x))))
+                        .cloned()
+                        .collect(),
+                    Some(_) => return error(400, "Request_UnsupportedQuery", "Too many values in the 'in' operator: at most 15 are allowed.", rid),
+                    None => return error(400, "Request_UnsupportedQuery", "Unsupported Query.", rid),
+                },
                 Some(f) => match (parse_startswith(f), parse_eq(f)) {
                     (Some(conds), _) => st
                         .tenant
@@ -271,6 +283,39 @@ fn parse_eq(filter: &str) -> Option<(String, String)> {
         return None;
     }
     Some((field.to_owned(), value.replace("''", "'")))
+}
+
+/// Most values Graph takes in one `in` (its documented query-parameter limit).
+const MAX_IN_VALUES: usize = 15;
+
+/// Parses `field in ('a','b',…)` (quotes doubled inside) for the fields `eq` takes.
+fn parse_in(filter: &str) -> Option<(String, Vec<String>)> {
+    let (field, list) = filter.split_once(" in ")?;
+    let (field, _) = parse_eq(&format!("{} eq ''", field.trim()))?;
+    let list = list.trim().strip_prefix('(')?.strip_suffix(')')?;
+    let mut values = Vec::new();
+    let mut chars = list.chars().peekable();
+    loop {
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        if chars.next()? != '\'' {
+            return None;
+        }
+        let mut v = String::new();
+        loop {
+            match chars.next()? {
+                '\'' if chars.next_if_eq(&'\'').is_some() => v.push('\''),
+                '\'' => break,
+                c => v.push(c),
+            }
+        }
+        values.push(v);
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        match chars.next() {
+            None => return Some((field, values)),
+            Some(',') => {}
+            Some(_) => return None,
+        }
+    }
 }
 
 fn page<T: Serialize>(

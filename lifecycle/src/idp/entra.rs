@@ -200,6 +200,10 @@ impl Idp for EntraIdp {
         self.client.end_job();
     }
 
+    fn bulk_users(&self, users: &[String]) {
+        self.client.expect_users(users);
+    }
+
     fn user(&self, user: &str) -> Result<IdpUser, IdpError> {
         let u = self
             .client

@@ -324,6 +324,11 @@ pub trait Idp: Send + Sync {
     fn bulk_started(&self) {}
     /// The bulk job of [`Idp::bulk_started`] ended.
     fn bulk_ended(&self) {}
+    /// The users (ids or UPNs) the running bulk job's rows will look up next, in row
+    /// order: the connector may read them ahead in batches (Entra: 15 a request) and
+    /// answer [`Idp::user`] from those reads. A user not found that way is read on its
+    /// own (its not-found stays the typed refusal).
+    fn bulk_users(&self, _users: &[String]) {}
     /// Signs the user out everywhere (refresh tokens and session cookies); `false` when
     /// the IdP has no such call.
     fn revoke_sign_in_sessions(&self, _user: &str) -> Result<bool, IdpError> {

@@ -5,9 +5,11 @@
 //! job's workers and other jobs of one process would): they share the process-wide
 //! limiters of the tenant ([`entra_graph::pace`]). The Graph calls per row are the ones
 //! the engine makes for that job:
-//! - issue: `GET …/fido2Methods/creationOptions` (the policy is read once per job; the
-//!   engine also reads the user once per issued key, which this bench leaves out: 2 reads
-//!   a key, counted through the engine by lifecycle's `graph_reads` test);
+//! - issue: the user (read through the job's batches: `GET /users?$filter=
+//!   userPrincipalName in (…)` for 15 rows' users at a time), the pre-flight (the FIDO2
+//!   policy once per job, the user from the batch) and `GET …/fido2Methods/creationOptions`,
+//!   each row for its own user, on one client shared by the threads (the engine's one
+//!   connection); the table after the first prints the requests per issued key by kind;
 //! - revoke: `DELETE …/fido2Methods/{id}` (one resource unit and one write);
 //! - reconcile: `GET …/fido2Methods` per user, then `DELETE` of the one stale passkey
 //!   found for every fourth user.
@@ -25,6 +27,8 @@ use entra_graph::{ApiVersion, GraphClient, RetryPolicy};
 
 const USER: &str = "kim@contoso.onmicrosoft.com";
 const LISTED: &str = "adelev@contoso.onmicrosoft.com";
+/// The key model the issue rows' pre-flight checks (a YubiKey 5's AAGUID).
+const AAGUID: &str = "cb69481e-8ff7-4039-93ec-0a2729a154a8";
 const THREADS: usize = 8;
 /// Seconds of throttle-bound work each run is sized for.
 const TARGET_SECS: f64 = 8.0;
@@ -54,7 +58,8 @@ impl Job {
     /// (reads, writes) metered per row.
     fn units(self) -> (f64, f64) {
         match self {
-            Job::Issue => (1.0, 0.0),
+            // creationOptions, and a batch user read for every 15 rows.
+            Job::Issue => (1.0 + 1.0 / entra_graph::USERS_PER_BATCH as f64, 0.0),
             Job::Revoke => (1.0, 1.0),
             Job::Reconcile => (1.25, 0.25),
         }
@@ -121,6 +126,45 @@ struct Row {
     failed: usize,
     /// The read limiter's pace at the end.
     pace: Option<f64>,
+    /// Graph requests by kind (issue rows only).
+    kinds: Vec<(&'static str, usize)>,
+}
+
+/// The emulator's tenant with `n` more users (`bench{i}@…`), for rows of their own.
+fn with_users(n: usize) -> EmulatorConfig {
+    let mut c = EmulatorConfig::default();
+    for i in 0..n {
+        let u: Result<entra_graph::wire::User, _> = serde_json::from_value(serde_json::json!({
+            "id": format!("00000000-0000-4000-8000-{i:012}"),
+            "displayName": format!("Bench User {i}"),
+            "userPrincipalName": bench_user(i),
+            "accountEnabled": true,
+        }));
+        c.tenant.users.extend(u.ok());
+    }
+    c
+}
+
+fn bench_user(i: usize) -> String {
+    format!("bench{i}@contoso.onmicrosoft.com")
+}
+
+/// What a Graph request is, for the requests-per-key table.
+fn kind(method: &str, path: &str) -> &'static str {
+    let p = path.split('?').next().unwrap_or(path);
+    if p.contains("/fido2Methods/creationOptions") {
+        "creationOptions"
+    } else if p.contains("authenticationMethodsPolicy") {
+        "FIDO2 policy"
+    } else if p.ends_with("/users") {
+        "users, batch of 15"
+    } else if p.contains("/users/") && !p.contains("/authentication") && method == "GET" {
+        "user, single"
+    } else if method == "GET" {
+        "other read"
+    } else {
+        "write"
+    }
 }
 
 fn client(emu: &Emulator) -> Result<GraphClient, String> {
@@ -144,8 +188,13 @@ fn client(emu: &Emulator) -> Result<GraphClient, String> {
 }
 
 fn run(shape: &Shape, job: Job, latency: Duration) -> Result<Row, String> {
-    let emu = Emulator::start(EmulatorConfig::default()).map_err(|e| e.to_string())?;
     let (n, bound) = size(shape, job);
+    let config = if job == Job::Issue {
+        with_users(n)
+    } else {
+        EmulatorConfig::default()
+    };
+    let emu = Emulator::start(config).map_err(|e| e.to_string())?;
     let ids = Arc::new(match job {
         Job::Issue => Vec::new(),
         Job::Revoke => emu.seed_methods(USER, n),
@@ -163,6 +212,12 @@ fn run(shape: &Shape, job: Job, latency: Duration) -> Result<Row, String> {
             Ok(c)
         })
         .collect::<Result<Vec<_>, String>>()?;
+    // Issue: one connection for the job, its users announced in row order.
+    let shared = &clients[0];
+    if job == Job::Issue {
+        shared.begin_job();
+        shared.expect_users(&(0..n).map(bench_user).collect::<Vec<_>>());
+    }
     emu.set_latency(latency);
     emu.set_throttle(Some(shape.read));
     emu.set_write_throttle(shape.write);
@@ -179,7 +234,12 @@ fn run(shape: &Shape, job: Job, latency: Duration) -> Result<Row, String> {
                     break;
                 }
                 let ok = match job {
-                    Job::Issue => c.creation_options(USER, None).is_ok(),
+                    Job::Issue => {
+                        let user = bench_user(i);
+                        shared.user(&user).is_ok()
+                            && shared.preflight(&user, AAGUID, false).is_ok()
+                            && shared.creation_options(&user, None).is_ok()
+                    }
                     Job::Revoke => c.delete_method(USER, &ids[i]).is_ok(),
                     Job::Reconcile => {
                         c.list_methods(LISTED).is_ok()
@@ -193,8 +253,21 @@ fn run(shape: &Shape, job: Job, latency: Duration) -> Result<Row, String> {
         }
     });
     let wall = start.elapsed().as_secs_f64();
+    if job == Job::Issue {
+        shared.end_job();
+    }
     let log = emu.request_log();
     let log = &log[before.min(log.len())..];
+    let mut kinds: Vec<(&'static str, usize)> = Vec::new();
+    if job == Job::Issue {
+        for r in log.iter().filter(|r| r.status != 429) {
+            let k = kind(&r.method, &r.path);
+            match kinds.iter_mut().find(|(x, _)| *x == k) {
+                Some((_, c)) => *c += 1,
+                None => kinds.push((k, 1)),
+            }
+        }
+    }
     Ok(Row {
         shape: shape.name,
         job: job.name(),
@@ -205,6 +278,7 @@ fn run(shape: &Shape, job: Job, latency: Duration) -> Result<Row, String> {
         throttled: log.iter().filter(|r| r.status == 429).count(),
         failed: failed.load(Ordering::Relaxed),
         pace: clients[0].pace_stats().0.rate,
+        kinds,
     })
 }
 
@@ -218,6 +292,7 @@ pub fn all(latency: Duration) -> bool {
     println!("| shape | job | rows | wall s | bound s | ratio | requests | 429s | 429 % | failed | learned pace s⁻¹ |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     let mut ok = true;
+    let mut per_key = Vec::new();
     // `GRAPH_BENCH_SHAPE=5` runs only the shapes whose name contains "5" (for tuning).
     let only = std::env::var("GRAPH_BENCH_SHAPE").unwrap_or_default();
     for shape in shapes()
@@ -230,6 +305,9 @@ pub fn all(latency: Duration) -> bool {
                     let ratio = r.wall / r.bound;
                     let pct = 100.0 * r.throttled as f64 / r.requests.max(1) as f64;
                     ok &= ratio <= 1.2 && pct < 5.0 && r.failed == 0;
+                    if !r.kinds.is_empty() {
+                        per_key.push((r.shape, r.n, r.kinds.clone()));
+                    }
                     println!(
                         "| {} | {} | {} | {:.2} | {:.2} | {:.3} | {} | {} | {:.2} | {} | {} |",
                         r.shape,
@@ -256,5 +334,28 @@ pub fn all(latency: Duration) -> bool {
         "targets: ratio ≤ 1.2, 429s < 5 % of requests: {}",
         if ok { "met" } else { "NOT met" }
     );
+    println!();
+    println!("Graph requests per issued key by kind (bulk issue rows; answered requests, 429s left out):");
+    println!("| shape | keys | kind | requests | per key |");
+    println!("|---|---|---|---|---|");
+    for (shape, n, kinds) in per_key {
+        let (mut reads, mut writes) = (0, 0);
+        for (k, c) in &kinds {
+            println!(
+                "| {shape} | {n} | {k} | {c} | {:.4} |",
+                *c as f64 / n as f64
+            );
+            if *k == "write" {
+                writes += c;
+            } else {
+                reads += c;
+            }
+        }
+        println!(
+            "| {shape} | {n} | **all reads / writes** | {reads} / {writes} | **{:.4} / {:.4}** |",
+            reads as f64 / n as f64,
+            writes as f64 / n as f64
+        );
+    }
     ok
 }

@@ -63,6 +63,9 @@ impl Idp for Throttled {
     fn bulk_ended(&self) {
         self.inner.bulk_ended();
     }
+    fn bulk_users(&self, users: &[String]) {
+        self.inner.bulk_users(users);
+    }
     fn user(&self, user: &str) -> Result<IdpUser, IdpError> {
         self.limiter.acquire();
         self.inner.user(user)

@@ -57,6 +57,7 @@ const MAX_X5C: usize = 8;
 
 const OID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
 const OID_P256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+const OID_P384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
 const OID_RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
 const OID_ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
 const OID_OU: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.11");
@@ -603,8 +604,24 @@ fn cert_key(
             .parameters
             .as_ref()
             .and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
+        if curve == Some(OID_P384) {
+            let point = p384::PublicKey::from_sec1_bytes(key_bytes)
+                .map_err(|_| bad("EC point is not a valid P-384 point".into()))?;
+            let encoded =
+                p384::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(&point, false);
+            let x = encoded
+                .x()
+                .and_then(|c| <[u8; 48]>::try_from(c.as_slice()).ok());
+            let y = encoded
+                .y()
+                .and_then(|c| <[u8; 48]>::try_from(c.as_slice()).ok());
+            return match (x, y) {
+                (Some(x), Some(y)) => expect_alg(CoseKey::Ec2P384 { alg, x, y }, alg),
+                _ => Err(bad("EC point has no coordinates".into())),
+            };
+        }
         if curve != Some(OID_P256) {
-            return Err(bad("EC key is not on P-256".into()));
+            return Err(bad("EC key is not on P-256 or P-384".into()));
         }
         let point = p256::PublicKey::from_sec1_bytes(key_bytes)
             .map_err(|_| bad("EC point is not a valid P-256 point".into()))?;
@@ -636,8 +653,14 @@ fn cert_key(
     } else {
         return Err(bad(format!("public key algorithm {oid} is not supported")));
     };
+    expect_alg(key, alg)
+}
+
+/// `key` when the statement's `alg` is the one its type signs with.
+fn expect_alg(key: CoseKey, alg: i64) -> Result<CoseKey, AttestationError> {
     let expected = match &key {
         CoseKey::Ec2 { .. } => ALG_ES256,
+        CoseKey::Ec2P384 { .. } => crate::cose::ALG_ES384,
         CoseKey::Okp { .. } => ALG_EDDSA,
         CoseKey::Rsa { .. } if alg == ALG_PS256 => ALG_PS256,
         CoseKey::Rsa { .. } => ALG_RS256,

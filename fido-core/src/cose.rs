@@ -1,5 +1,5 @@
-//! COSE keys (RFC 9052/9053) as CTAP uses them: ES256 (P-256), EdDSA (Ed25519), RS256,
-//! PS256, and the ECDH-ES+HKDF-256 key-agreement key of the PIN/UV auth protocols.
+//! COSE keys (RFC 9052/9053) as CTAP uses them: ES256 (P-256), ES384 (P-384), EdDSA
+//! (Ed25519), RS256, PS256, and the ECDH-ES+HKDF-256 key-agreement key of the PIN/UV auth protocols.
 //! Signatures are checked by a [`SignatureVerifier`].
 
 use crate::cbor::{self, CborError, Limits, Value};
@@ -7,6 +7,8 @@ use crate::verify::{self, PublicKeyRef, SignatureAlgorithm, SignatureVerifier, V
 
 /// COSE algorithm identifier for ES256 (ECDSA P-256 with SHA-256).
 pub const ALG_ES256: i64 = -7;
+/// COSE algorithm identifier for ES384 (ECDSA P-384 with SHA-384).
+pub const ALG_ES384: i64 = -35;
 /// COSE algorithm identifier for EdDSA.
 pub const ALG_EDDSA: i64 = -8;
 /// COSE algorithm identifier for RS256 (RSASSA-PKCS1-v1_5 with SHA-256).
@@ -20,6 +22,7 @@ const KTY_OKP: i64 = 1;
 const KTY_EC2: i64 = 2;
 const KTY_RSA: i64 = 3;
 const CRV_P256: i64 = 1;
+const CRV_P384: i64 = 2;
 const CRV_ED25519: i64 = 6;
 
 /// What is wrong with a COSE key or a signature made with it.
@@ -74,6 +77,15 @@ pub enum CoseKey {
         /// y coordinate, big-endian.
         y: [u8; 32],
     },
+    /// An elliptic-curve key on P-384 (kty 2, crv 2): ES384.
+    Ec2P384 {
+        /// The `alg` parameter (ES384).
+        alg: i64,
+        /// x coordinate, big-endian.
+        x: [u8; 48],
+        /// y coordinate, big-endian.
+        y: [u8; 48],
+    },
     /// An octet key pair (kty 1), Ed25519 only.
     Okp {
         /// The `alg` parameter (EdDSA).
@@ -96,7 +108,10 @@ impl CoseKey {
     /// The key's `alg`.
     pub fn alg(&self) -> i64 {
         match self {
-            CoseKey::Ec2 { alg, .. } | CoseKey::Okp { alg, .. } | CoseKey::Rsa { alg, .. } => *alg,
+            CoseKey::Ec2 { alg, .. }
+            | CoseKey::Ec2P384 { alg, .. }
+            | CoseKey::Okp { alg, .. }
+            | CoseKey::Rsa { alg, .. } => *alg,
         }
     }
 
@@ -117,16 +132,21 @@ impl CoseKey {
         match kty {
             KTY_EC2 => {
                 let crv = m.require_int(-1, "COSE_Key.crv")?.as_i64("COSE_Key.crv")?;
-                if crv != CRV_P256 {
-                    return Err(CoseError::UnsupportedCurve(crv));
+                let x = m.require_int(-2, "COSE_Key.x")?;
+                let y = m.require_int(-3, "COSE_Key.y")?;
+                match crv {
+                    CRV_P256 => Ok(CoseKey::Ec2 {
+                        alg,
+                        x: x.as_byte_array("COSE_Key.x")?,
+                        y: y.as_byte_array("COSE_Key.y")?,
+                    }),
+                    CRV_P384 => Ok(CoseKey::Ec2P384 {
+                        alg,
+                        x: x.as_byte_array("COSE_Key.x")?,
+                        y: y.as_byte_array("COSE_Key.y")?,
+                    }),
+                    crv => Err(CoseError::UnsupportedCurve(crv)),
                 }
-                let x = m
-                    .require_int(-2, "COSE_Key.x")?
-                    .as_byte_array("COSE_Key.x")?;
-                let y = m
-                    .require_int(-3, "COSE_Key.y")?
-                    .as_byte_array("COSE_Key.y")?;
-                Ok(CoseKey::Ec2 { alg, x, y })
             }
             KTY_OKP => {
                 let crv = m.require_int(-1, "COSE_Key.crv")?.as_i64("COSE_Key.crv")?;
@@ -211,6 +231,7 @@ impl CoseKey {
     pub fn signature_algorithm(&self) -> Result<SignatureAlgorithm, CoseError> {
         let fits = match (self, SignatureAlgorithm::from_cose(self.alg())) {
             (CoseKey::Ec2 { .. }, Some(a @ SignatureAlgorithm::Es256))
+            | (CoseKey::Ec2P384 { .. }, Some(a @ SignatureAlgorithm::Es384))
             | (CoseKey::Okp { .. }, Some(a @ SignatureAlgorithm::EdDsa))
             | (
                 CoseKey::Rsa { .. },
@@ -225,6 +246,7 @@ impl CoseKey {
     pub fn verify_key(&self) -> PublicKeyRef<'_> {
         match self {
             CoseKey::Ec2 { x, y, .. } => PublicKeyRef::P256 { x, y },
+            CoseKey::Ec2P384 { x, y, .. } => PublicKeyRef::P384 { x, y },
             CoseKey::Okp { x, .. } => PublicKeyRef::Ed25519(x),
             CoseKey::Rsa { n, e, .. } => PublicKeyRef::Rsa { n, e },
         }
@@ -237,6 +259,13 @@ impl CoseKey {
                 (Value::from(1i64), Value::from(KTY_EC2)),
                 (Value::from(3i64), Value::from(*alg)),
                 (Value::from(-1i64), Value::from(CRV_P256)),
+                (Value::from(-2i64), Value::from(x.to_vec())),
+                (Value::from(-3i64), Value::from(y.to_vec())),
+            ]),
+            CoseKey::Ec2P384 { alg, x, y } => Value::map([
+                (Value::from(1i64), Value::from(KTY_EC2)),
+                (Value::from(3i64), Value::from(*alg)),
+                (Value::from(-1i64), Value::from(CRV_P384)),
                 (Value::from(-2i64), Value::from(x.to_vec())),
                 (Value::from(-3i64), Value::from(y.to_vec())),
             ]),

@@ -38,7 +38,7 @@
 
 use std::fmt;
 
-use crate::cose::{ALG_EDDSA, ALG_ES256, ALG_PS256, ALG_RS256};
+use crate::cose::{ALG_EDDSA, ALG_ES256, ALG_ES384, ALG_PS256, ALG_RS256};
 
 #[cfg(feature = "verify-ring")]
 mod ring_backend;
@@ -59,6 +59,8 @@ compile_error!("fido-core needs a signature backend: enable `verify-ring` or `ve
 pub enum SignatureAlgorithm {
     /// ECDSA on P-256 with SHA-256; DER signature (COSE -7).
     Es256,
+    /// ECDSA on P-384 with SHA-384; DER signature (COSE -35).
+    Es384,
     /// Ed25519 (COSE -8); 64-byte signature.
     EdDsa,
     /// RSASSA-PKCS1-v1_5 with SHA-256 (COSE -257).
@@ -74,6 +76,7 @@ impl SignatureAlgorithm {
     pub fn from_cose(alg: i64) -> Option<Self> {
         match alg {
             ALG_ES256 => Some(Self::Es256),
+            ALG_ES384 => Some(Self::Es384),
             ALG_EDDSA => Some(Self::EdDsa),
             ALG_RS256 => Some(Self::Rs256),
             ALG_PS256 => Some(Self::Ps256),
@@ -86,6 +89,7 @@ impl SignatureAlgorithm {
     pub fn cose(self) -> i64 {
         match self {
             Self::Es256 => ALG_ES256,
+            Self::Es384 => ALG_ES384,
             Self::EdDsa => ALG_EDDSA,
             Self::Rs256 => ALG_RS256,
             Self::Ps256 => ALG_PS256,
@@ -104,6 +108,13 @@ pub enum PublicKeyRef<'a> {
         x: &'a [u8; 32],
         /// y coordinate.
         y: &'a [u8; 32],
+    },
+    /// A P-384 point by its big-endian affine coordinates.
+    P384 {
+        /// x coordinate.
+        x: &'a [u8; 48],
+        /// y coordinate.
+        y: &'a [u8; 48],
     },
     /// An Ed25519 public key (its 32-byte encoding).
     Ed25519(&'a [u8; 32]),
@@ -218,6 +229,12 @@ pub fn check_inputs(
                 .map_err(|_| VerifyError::MalformedSignature("ES256 signature is not DER ECDSA"))?;
             Ok(())
         }
+        (SignatureAlgorithm::Es384, PublicKeyRef::P384 { x, y }) => {
+            p384_point(x, y)?;
+            p384::ecdsa::Signature::from_der(signature)
+                .map_err(|_| VerifyError::MalformedSignature("ES384 signature is not DER ECDSA"))?;
+            Ok(())
+        }
         (SignatureAlgorithm::EdDsa, PublicKeyRef::Ed25519(x)) => {
             ed25519_dalek::VerifyingKey::from_bytes(x)
                 .map_err(|_| VerifyError::InvalidKey("OKP x is not an Ed25519 point"))?;
@@ -242,6 +259,22 @@ fn p256_point(x: &[u8; 32], y: &[u8; 32]) -> Result<[u8; 65], VerifyError> {
     p256::PublicKey::from_sec1_bytes(&sec1)
         .map_err(|_| VerifyError::InvalidKey("EC2 point is not on P-256"))?;
     Ok(sec1)
+}
+
+/// `04 || x || y`, checked to be a point on P-384.
+fn p384_point(x: &[u8; 48], y: &[u8; 48]) -> Result<[u8; 97], VerifyError> {
+    let sec1 = sec1_uncompressed_p384(x, y);
+    p384::PublicKey::from_sec1_bytes(&sec1)
+        .map_err(|_| VerifyError::InvalidKey("EC2 point is not on P-384"))?;
+    Ok(sec1)
+}
+
+fn sec1_uncompressed_p384(x: &[u8; 48], y: &[u8; 48]) -> [u8; 97] {
+    let mut sec1 = [0u8; 97];
+    sec1[0] = 0x04;
+    sec1[1..49].copy_from_slice(x);
+    sec1[49..].copy_from_slice(y);
+    sec1
 }
 
 fn sec1_uncompressed(x: &[u8; 32], y: &[u8; 32]) -> [u8; 65] {

@@ -1,10 +1,10 @@
-//! The *ring* backend: P-256 and RSA in *ring* (assembly on x86-64 and AArch64).
+//! The *ring* backend: P-256, P-384 and RSA in *ring* (assembly on x86-64 and AArch64).
 
 use ring::signature::{self, RsaParameters, RsaPublicKeyComponents, UnparsedPublicKey};
 
 use super::{
-    rsa_key, sec1_uncompressed, verify_ed25519, PublicKeyRef, SignatureAlgorithm,
-    SignatureVerifier, VerifyError,
+    rsa_key, sec1_uncompressed, sec1_uncompressed_p384, verify_ed25519, PublicKeyRef,
+    SignatureAlgorithm, SignatureVerifier, VerifyError,
 };
 
 /// Verifies with *ring* (feature `verify-ring`); Ed25519 goes to `ed25519-dalek`'s strict
@@ -30,6 +30,12 @@ impl SignatureVerifier for RingVerifier {
                 // DER signature strictly (0 < r, s < n).
                 let sec1 = sec1_uncompressed(x, y);
                 UnparsedPublicKey::new(&signature::ECDSA_P256_SHA256_ASN1, &sec1[..])
+                    .verify(message, signature)
+                    .map_err(|_| VerifyError::BadSignature)
+            }
+            (SignatureAlgorithm::Es384, PublicKeyRef::P384 { x, y }) => {
+                let sec1 = sec1_uncompressed_p384(x, y);
+                UnparsedPublicKey::new(&signature::ECDSA_P384_SHA384_ASN1, &sec1[..])
                     .verify(message, signature)
                     .map_err(|_| VerifyError::BadSignature)
             }

@@ -1,8 +1,8 @@
-//! The pure-Rust backend: `p256`, `rsa` and `ed25519-dalek` (no C toolchain).
+//! The pure-Rust backend: `p256`, `p384`, `rsa` and `ed25519-dalek` (no C toolchain).
 
 use super::{
-    rsa_key, sec1_uncompressed, verify_ed25519, PublicKeyRef, SignatureAlgorithm,
-    SignatureVerifier, VerifyError,
+    rsa_key, sec1_uncompressed, sec1_uncompressed_p384, verify_ed25519, PublicKeyRef,
+    SignatureAlgorithm, SignatureVerifier, VerifyError,
 };
 
 /// DigestInfo prefix for SHA-1 (RFC 8017 §9.2 note 1).
@@ -30,6 +30,9 @@ impl SignatureVerifier for RustCryptoVerifier {
             (SignatureAlgorithm::Es256, PublicKeyRef::P256 { x, y }) => {
                 es256(x, y, message, signature)
             }
+            (SignatureAlgorithm::Es384, PublicKeyRef::P384 { x, y }) => {
+                es384(x, y, message, signature)
+            }
             (SignatureAlgorithm::EdDsa, PublicKeyRef::Ed25519(x)) => {
                 verify_ed25519(x, message, signature)
             }
@@ -50,6 +53,17 @@ fn es256(x: &[u8; 32], y: &[u8; 32], message: &[u8], sig: &[u8]) -> Result<(), V
     let sig = p256::ecdsa::Signature::from_der(sig)
         .map_err(|_| VerifyError::MalformedSignature("ES256 signature is not DER ECDSA"))?;
     // High-S signatures are valid ECDSA (ring accepts them too); verify the low-S twin.
+    let sig = sig.normalize_s().unwrap_or(sig);
+    key.verify(message, &sig)
+        .map_err(|_| VerifyError::BadSignature)
+}
+
+fn es384(x: &[u8; 48], y: &[u8; 48], message: &[u8], sig: &[u8]) -> Result<(), VerifyError> {
+    use p384::ecdsa::signature::Verifier;
+    let key = p384::ecdsa::VerifyingKey::from_sec1_bytes(&sec1_uncompressed_p384(x, y))
+        .map_err(|_| VerifyError::InvalidKey("EC2 point is not on P-384"))?;
+    let sig = p384::ecdsa::Signature::from_der(sig)
+        .map_err(|_| VerifyError::MalformedSignature("ES384 signature is not DER ECDSA"))?;
     let sig = sig.normalize_s().unwrap_or(sig);
     key.verify(message, &sig)
         .map_err(|_| VerifyError::BadSignature)

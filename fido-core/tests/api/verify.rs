@@ -109,6 +109,19 @@ fn as_p256<'a>(x: &'a [u8], y: &'a [u8]) -> PublicKeyRef<'a> {
     }
 }
 
+fn p384_key(group: &Json) -> (Vec<u8>, Vec<u8>) {
+    let sec1 = hex(field(&group["publicKey"], "uncompressed"));
+    assert_eq!((sec1.len(), sec1[0]), (97, 4));
+    (sec1[1..49].to_vec(), sec1[49..].to_vec())
+}
+
+fn as_p384<'a>(x: &'a [u8], y: &'a [u8]) -> PublicKeyRef<'a> {
+    PublicKeyRef::P384 {
+        x: x.try_into().expect("48 bytes"),
+        y: y.try_into().expect("48 bytes"),
+    }
+}
+
 fn rsa_key(group: &Json) -> (Vec<u8>, Vec<u8>) {
     let pk = &group["publicKey"];
     (hex(field(pk, "modulus")), hex(field(pk, "publicExponent")))
@@ -127,6 +140,54 @@ fn wycheproof_ecdsa_p256_sha256() {
         as_p256,
     );
     assert_eq!((t.valid, t.invalid), (174, 310), "{t:?}");
+}
+
+#[test]
+fn wycheproof_ecdsa_p384_sha384() {
+    let t = run_file(
+        "ecdsa_secp384r1_sha384_test.json",
+        SignatureAlgorithm::Es384,
+        p384_key,
+        as_p384,
+    );
+    assert_eq!((t.valid, t.invalid), (194, 310), "{t:?}");
+}
+
+/// ES384 through a COSE key (kty 2, crv 2, alg -35): verifies, survives canonical CBOR,
+/// refuses a tampered message and an ES256 `alg` on a P-384 key.
+#[test]
+fn cose_es384_key_verifies_and_round_trips() {
+    use p384::ecdsa::{signature::Signer, Signature, SigningKey};
+    let sk = SigningKey::from_slice(&[9u8; 48]).unwrap();
+    let point = sk.verifying_key().to_encoded_point(false);
+    let key = CoseKey::Ec2P384 {
+        alg: fido_core::cose::ALG_ES384,
+        x: point.x().unwrap().as_slice().try_into().unwrap(),
+        y: point.y().unwrap().as_slice().try_into().unwrap(),
+    };
+    let back = CoseKey::from_cbor_canonical(&key.to_cbor()).unwrap();
+    assert_eq!(back, key);
+    let sig: Signature = sk.sign(b"authData || clientDataHash");
+    let der = sig.to_der();
+    for v in compiled_verifiers() {
+        key.verify_using(v, b"authData || clientDataHash", der.as_bytes())
+            .unwrap_or_else(|e| panic!("{}: {e}", v.name()));
+        assert_eq!(
+            key.verify_using(v, b"authData || clientDataHasH", der.as_bytes()),
+            Err(CoseError::BadSignature),
+            "{}",
+            v.name()
+        );
+    }
+    let wrong = CoseKey::Ec2P384 {
+        alg: ALG_ES256,
+        x: point.x().unwrap().as_slice().try_into().unwrap(),
+        y: point.y().unwrap().as_slice().try_into().unwrap(),
+    };
+    assert_eq!(
+        wrong.verify(b"authData || clientDataHash", der.as_bytes()),
+        Err(CoseError::UnsupportedAlgorithm(ALG_ES256))
+    );
 }
 
 #[test]

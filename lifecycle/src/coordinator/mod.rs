@@ -14,6 +14,7 @@
 //! key's owner, a capability the station lacks, an expired challenge) are signed
 //! `Refused` replies, audited like every other refusal.
 
+mod bell;
 mod claims;
 mod context;
 mod flows;

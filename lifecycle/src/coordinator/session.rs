@@ -413,6 +413,7 @@ impl Coordinator {
             )
             .into());
         }
+        super::bell::ring(&row.session_id);
         Ok(())
     }
 
@@ -426,7 +427,9 @@ impl Coordinator {
     ) -> Result<Vec<u8>, CoordinatorError> {
         let started = std::time::Instant::now();
         let limit = std::time::Duration::from_millis(self.config.stalled_after_ms);
+        let mut pause = super::remote_link::POLL;
         loop {
+            let seen = super::bell::seen(session_id);
             let row = self
                 .engine
                 .store()
@@ -456,7 +459,8 @@ impl Coordinator {
                 )
                 .into());
             }
-            std::thread::sleep(super::remote_link::POLL);
+            super::bell::wait(session_id, seen, pause);
+            pause = super::bell::back_off(pause);
         }
     }
 

@@ -14,7 +14,6 @@
 //! key's owner, a capability the station lacks, an expired challenge) are signed
 //! `Refused` replies, audited like every other refusal.
 
-mod bell;
 mod claims;
 mod context;
 mod flows;

@@ -20,8 +20,7 @@ use crate::remote::{DeviceLink, JobSpec, LinkError, ServerChannel, JOB_TTL_MS};
 use crate::store::{SplitSession, SplitSessionState};
 use crate::Error;
 
-/// How soon a waiting side first looks at the session row again when nothing in this
-/// process rang (see `bell`); the pause then doubles up to `bell::MAX_WAIT`.
+/// How often a waiting side looks at the session row again.
 pub(super) const POLL: Duration = Duration::from_millis(15);
 
 /// The server's end of a session whose device half is elsewhere.
@@ -97,7 +96,6 @@ impl RemoteLink {
         {
             return Err(link_err("the session moved while the flow replied"));
         }
-        super::bell::ring(&self.session_id);
         let m = crate::store::SplitMessage {
             session_id: self.session_id.clone(),
             direction: crate::store::SplitDirection::Out,
@@ -113,9 +111,7 @@ impl RemoteLink {
 
     /// Waits for the device message a handler puts in the session's inbox.
     fn await_inbox(&self, deadline: Instant) -> Result<Vec<u8>, Error> {
-        let mut pause = POLL;
         loop {
-            let seen = super::bell::seen(&self.session_id);
             let (mut row, mut ctx) = self.load()?;
             if let Some(h) = ctx.inbox.take() {
                 let bytes = unhex(&h).ok_or_else(|| link_err("the inbox is not hex"))?;
@@ -134,8 +130,7 @@ impl RemoteLink {
             if Instant::now() >= deadline {
                 return Err(LinkError::NoAnswer.into());
             }
-            super::bell::wait(&self.session_id, seen, pause);
-            pause = super::bell::back_off(pause);
+            std::thread::sleep(POLL);
         }
     }
 

@@ -79,7 +79,9 @@ fn sampler(
 /// first fifth is start-up and caches filling to their bounds).
 fn growth(points: &[(String, u64)], rows: usize) -> Option<String> {
     let from_rows = rows / 5;
-    let start = points.iter().position(|(p, _)| *p == format!("{from_rows} rows"))?;
+    let start = points
+        .iter()
+        .position(|(p, _)| *p == format!("{from_rows} rows"))?;
     let (first, last) = (points.get(start)?.1, points.last()?.1);
     let span = rows.checked_sub(from_rows).filter(|s| *s > 0)?;
     let delta = last as f64 - first as f64;

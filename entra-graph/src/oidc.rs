@@ -26,9 +26,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use rsa::signature::Verifier as _;
+use fido_core::verify::{self, PublicKeyRef, SignatureAlgorithm};
 use serde_json::{Map, Value};
-use sha2::Sha256;
 
 use crate::GraphError;
 
@@ -197,10 +196,15 @@ struct Jwk {
     material: KeyMaterial,
 }
 
+/// A key's public numbers, checked when the key set is parsed; signatures are verified
+/// through fido-core's signature backend (*ring* in the CLI, server and binding builds).
 #[derive(Clone)]
 enum KeyMaterial {
-    Rsa(rsa::RsaPublicKey),
-    P256(p256::ecdsa::VerifyingKey),
+    /// Modulus and exponent, big-endian, within fido-core's RSA bounds (2048–4096 bits,
+    /// odd `n`, odd `e` from 3 to 2^33 − 1).
+    Rsa { n: Vec<u8>, e: Vec<u8> },
+    /// A point on P-256 by its affine coordinates.
+    P256 { x: [u8; 32], y: [u8; 32] },
 }
 
 /// An issuer's signing keys (a parsed JWKS). Keys that are not for signatures, of
@@ -281,29 +285,32 @@ fn parse_jwk(o: &Map<String, Value>) -> Option<Jwk> {
     };
     let material = match o.get("kty")?.as_str()? {
         "RSA" => {
-            let n = rsa::BigUint::from_bytes_be(&b64_field(o, "n")?);
-            let e = rsa::BigUint::from_bytes_be(&b64_field(o, "e")?);
-            let key = rsa::RsaPublicKey::new(n, e).ok()?;
-            // Below 2048 bits is not a key anyone should accept signatures from.
-            if rsa::traits::PublicKeyParts::size(&key) < 256 {
-                return None;
-            }
-            KeyMaterial::Rsa(key)
+            let n = b64_field(o, "n")?;
+            let e = b64_field(o, "e")?;
+            // fido-core's RSA bounds: below 2048 bits is not a key anyone should accept
+            // signatures from; above 4096, an even modulus or an odd exponent out of
+            // 3..2^33 is not a key an issuer uses. (The signature is not looked at here.)
+            verify::check_inputs(
+                SignatureAlgorithm::Rs256,
+                PublicKeyRef::Rsa { n: &n, e: &e },
+                &[],
+            )
+            .ok()?;
+            KeyMaterial::Rsa { n, e }
         }
         "EC" => {
             if o.get("crv")?.as_str()? != "P-256" {
                 return None;
             }
-            let x = b64_field(o, "x")?;
-            let y = b64_field(o, "y")?;
-            if x.len() != 32 || y.len() != 32 {
-                return None;
-            }
-            let mut sec1 = Vec::with_capacity(65);
-            sec1.push(0x04);
-            sec1.extend_from_slice(&x);
-            sec1.extend_from_slice(&y);
-            KeyMaterial::P256(p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1).ok()?)
+            let x: [u8; 32] = b64_field(o, "x")?.try_into().ok()?;
+            let y: [u8; 32] = b64_field(o, "y")?.try_into().ok()?;
+            let mut sec1 = [0u8; 65];
+            sec1[0] = 0x04;
+            sec1[1..33].copy_from_slice(&x);
+            sec1[33..].copy_from_slice(&y);
+            // On the curve and not the identity.
+            p256::ecdsa::VerifyingKey::from_sec1_bytes(&sec1).ok()?;
+            KeyMaterial::P256 { x, y }
         }
         _ => return None,
     };
@@ -426,6 +433,10 @@ fn req_time(claims: &Map<String, Value>, name: &'static str) -> Result<u64, Grap
     opt_time(claims, name)?.ok_or_else(|| refuse(name, "required claim is missing"))
 }
 
+/// Verifies the JWS signature with fido-core's default signature backend (*ring* when
+/// fido-core's `verify-ring` feature is on, as in the CLI, server and binding builds;
+/// otherwise the pure-Rust `rsa`/`p256` crates). Every failure, malformed signature
+/// included, is the one "does not verify" refusal.
 fn verify_signature(
     alg: JwsAlg,
     key: &KeyMaterial,
@@ -433,23 +444,26 @@ fn verify_signature(
     sig: &[u8],
 ) -> Result<(), GraphError> {
     let bad = || refuse("signature", "does not verify with the issuer's key");
+    let check = |alg: SignatureAlgorithm, key: PublicKeyRef<'_>, sig: &[u8]| {
+        verify::verify_signature(verify::default_verifier(), alg, key, signing_input, sig)
+            .map_err(|_| bad())
+    };
     match (alg, key) {
-        (JwsAlg::Rs256, KeyMaterial::Rsa(k)) => {
-            let s = rsa::pkcs1v15::Signature::try_from(sig).map_err(|_| bad())?;
-            rsa::pkcs1v15::VerifyingKey::<Sha256>::new(k.clone())
-                .verify(signing_input, &s)
-                .map_err(|_| bad())
+        (JwsAlg::Rs256, KeyMaterial::Rsa { n, e }) => {
+            check(SignatureAlgorithm::Rs256, PublicKeyRef::Rsa { n, e }, sig)
         }
-        (JwsAlg::Ps256, KeyMaterial::Rsa(k)) => {
-            let s = rsa::pss::Signature::try_from(sig).map_err(|_| bad())?;
-            rsa::pss::VerifyingKey::<Sha256>::new(k.clone())
-                .verify(signing_input, &s)
-                .map_err(|_| bad())
+        // RFC 7518 3.5: MGF1 with SHA-256 and a salt as long as the hash, as fido-core's PS256.
+        (JwsAlg::Ps256, KeyMaterial::Rsa { n, e }) => {
+            check(SignatureAlgorithm::Ps256, PublicKeyRef::Rsa { n, e }, sig)
         }
-        (JwsAlg::Es256, KeyMaterial::P256(k)) => {
-            use p256::ecdsa::signature::Verifier as _;
+        (JwsAlg::Es256, KeyMaterial::P256 { x, y }) => {
+            // JWS carries R || S (RFC 7518 3.4); fido-core takes the DER form.
             let s = p256::ecdsa::Signature::from_slice(sig).map_err(|_| bad())?;
-            k.verify(signing_input, &s).map_err(|_| bad())
+            check(
+                SignatureAlgorithm::Es256,
+                PublicKeyRef::P256 { x, y },
+                s.to_der().as_bytes(),
+            )
         }
         _ => Err(refuse(
             "alg",
@@ -813,6 +827,21 @@ mod tests {
         assert!(j.is_empty(), "{j:?}");
         assert!(Jwks::from_json(b"[]").is_err());
         assert!(Jwks::from_json(&vec![b' '; MAX_KEYS_DOCUMENT_BYTES + 1]).is_err());
+    }
+
+    #[test]
+    fn jwks_keeps_rsa_keys_within_the_verifier_bounds() {
+        let rsa = |n: &[u8], e: &[u8]| {
+            let (n, e) = (URL_SAFE_NO_PAD.encode(n), URL_SAFE_NO_PAD.encode(e));
+            let doc = format!(r#"{{"keys":[{{"kty":"RSA","n":"{n}","e":"{e}"}}]}}"#);
+            Jwks::from_json(doc.as_bytes()).unwrap().len()
+        };
+        let (n2048, n4104) = ([0xc5u8; 256], [0xc5u8; 513]);
+        assert_eq!(rsa(&n2048, &[1, 0, 1]), 1);
+        assert_eq!(rsa(&n2048[1..], &[1, 0, 1]), 0, "2040 bits");
+        assert_eq!(rsa(&n4104, &[1, 0, 1]), 0, "over 4096 bits");
+        assert_eq!(rsa(&n2048, &[1, 0, 0]), 0, "even exponent");
+        assert_eq!(rsa(&[0xc4u8; 256], &[1, 0, 1]), 0, "even modulus");
     }
 
     #[test]

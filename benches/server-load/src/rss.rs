@@ -75,6 +75,23 @@ fn sampler(
     })
 }
 
+/// How VmRSS moved from the 20 % mark to the last one: total and per 1,000 rows (the
+/// first fifth is start-up and caches filling to their bounds).
+fn growth(points: &[(String, u64)], rows: usize) -> Option<String> {
+    let from_rows = rows / 5;
+    let start = points
+        .iter()
+        .position(|(p, _)| *p == format!("{from_rows} rows"))?;
+    let (first, last) = (points.get(start)?.1, points.last()?.1);
+    let span = rows.checked_sub(from_rows).filter(|s| *s > 0)?;
+    let delta = last as f64 - first as f64;
+    Some(format!(
+        "VmRSS from {from_rows} to {rows} rows: {:+.2} MB ({:+.3} MB per 1,000 rows)",
+        delta / 1000.0,
+        delta / span as f64
+    ))
+}
+
 /// `keysmith bulk issue` of `rows` rows, a fresh software key per row, against the
 /// emulator (no throttle: memory, not pacing, is measured).
 pub fn cli_bulk(rows: usize) -> RssFigure {
@@ -126,11 +143,10 @@ pub fn cli_bulk(rows: usize) -> RssFigure {
         .spawn()
         .expect("spawn keysmith bulk issue");
     // RSS is read as the marked rows' lines arrive (the process is still running: it
-    // prints the summary after the last row).
-    let marks: Vec<usize> = [rows / 10, rows / 2, rows]
-        .into_iter()
-        .filter(|m| *m > 0)
-        .collect();
+    // prints the summary after the last row): every tenth of the rows, so growth with
+    // the rows processed shows as a slope over the last eight tenths.
+    let mut marks: Vec<usize> = (1..=10).map(|t| rows * t / 10).filter(|m| *m > 0).collect();
+    marks.dedup();
     let pid = child.id();
     let watch = hwm_watch(pid);
     let mut points = Vec::new();
@@ -151,7 +167,10 @@ pub fn cli_bulk(rows: usize) -> RssFigure {
         }
     }
     let (ok, peak) = wait_peak(&mut child, watch);
-    let passkeys_note = format!("{done_rows} rows reported, {failed} not done");
+    let mut passkeys_note = format!("{done_rows} rows reported, {failed} not done");
+    if let Some(g) = growth(&points, rows) {
+        passkeys_note.push_str(&format!("; {g}"));
+    }
     let note = if ok && failed == 0 && done_rows == rows {
         passkeys_note
     } else {

@@ -60,7 +60,9 @@ pub enum LargeBlobError {
     },
     /// The entry opened under the key (so its writer held the key), but its plaintext is
     /// not a raw DEFLATE stream of exactly origSize bytes.
-    #[error("the large-blob entry opened under this key but does not inflate to its origSize: {0}")]
+    #[error(
+        "the large-blob entry opened under this key but does not inflate to its origSize: {0}"
+    )]
     Corrupt(&'static str),
     /// The operating system's random number generator failed (no nonce).
     #[error("the OS random number generator failed: {0}")]
@@ -127,10 +129,7 @@ fn encrypt_with_nonce(
 
 /// The compressed plaintext and origSize of `entry` if it opens under `key`; `None` if
 /// it is not a well-formed entry or belongs to another key (GCM does not verify).
-fn open_entry(
-    cipher: &Aes256Gcm,
-    entry: &Value,
-) -> Option<(Zeroizing<Vec<u8>>, u64)> {
+fn open_entry(cipher: &Aes256Gcm, entry: &Value) -> Option<(Zeroizing<Vec<u8>>, u64)> {
     let map = entry.as_map("largeBlob entry").ok()?;
     let ciphertext = map.get_int(1)?.as_bytes("ciphertext").ok()?;
     let nonce = map.get_int(2)?.as_bytes("nonce").ok()?;
@@ -441,7 +440,8 @@ mod tests {
     fn an_independently_made_entry_decrypts() {
         let key: Vec<u8> = (0..32).collect();
         let nonce: Vec<u8> = (0xa0..0xac).collect();
-        let hex = "2d56d1018b062e7632adceff4d359596ba6516425a7b6925b1c409d657e0382f1b59f5ade76e191b\
+        let hex =
+            "2d56d1018b062e7632adceff4d359596ba6516425a7b6925b1c409d657e0382f1b59f5ade76e191b\
                    449d040ea9bd8e83e5ab47eb55a870d30f2e31";
         let ct: Vec<u8> = (0..hex.len())
             .step_by(2)

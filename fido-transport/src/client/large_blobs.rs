@@ -3,8 +3,8 @@
 //!
 //! The serialized array is the canonical CBOR array followed by the first 16 bytes of
 //! its SHA-256 (CTAP 2.1 §6.10.3). Entries are kept as CBOR values (`{1: ciphertext,
-//! 2: nonce, 3: origSize}` maps); their per-credential AES-GCM encryption is left to
-//! the caller.
+//! 2: nonce, 3: origSize}` maps); their per-credential AES-GCM encryption is in
+//! `large_blob_data` ([`Authenticator::read_large_blob`], [`Authenticator::write_large_blob`]).
 
 use fido_core::cbor::{self, Limits, Value};
 use fido_core::commands::LargeBlobs;

@@ -42,6 +42,7 @@ use crate::{CancelToken, Error, Progress, Transport};
 mod bio;
 mod config;
 mod cred_mgmt;
+mod large_blob_data;
 mod large_blobs;
 mod lists;
 mod pin;
@@ -51,6 +52,10 @@ mod webauthn;
 
 pub use bio::{BioSensorInfo, EnrollProgress};
 pub use cred_mgmt::{CredentialInfo, CredentialsMetadata, RpInfo};
+pub use large_blob_data::{
+    decrypt_large_blob, decrypt_large_blob_with_limit, encrypt_large_blob, LargeBlobError,
+    LARGE_BLOB_KEY_LEN, LARGE_BLOB_NONCE_LEN, MAX_LARGE_BLOB_SIZE,
+};
 pub use large_blobs::{serialize_large_blob_array, LARGE_BLOB_HASH_LEN};
 pub use pin::PinRetries;
 pub use replug::{

@@ -10,7 +10,9 @@ use std::time::Duration;
 use fido_core::attestation::verify_assertion;
 use fido_core::authdata::rp_id_hash;
 use fido_core::cbor::Value;
-use fido_core::commands::{CredentialDescriptor, RpEntity, UserEntity};
+use fido_core::commands::{
+    CredentialDescriptor, GetAssertionExtensions, MakeCredentialExtensions, RpEntity, UserEntity,
+};
 use fido_core::pin::{Permissions, PinUvAuthProtocol};
 use fido_core::CtapStatus;
 use fido_transport::client::{
@@ -519,6 +521,105 @@ fn large_blob_array_round_trips_in_fragments() {
     assert_eq!(a.read_large_blob_array().unwrap(), vec![entry]);
     assert!(matches!(
         a.write_large_blob_array(&t, &[Value::Bytes(vec![0; 3000])]),
+        Err(Error::InvalidArgument(_))
+    ));
+}
+
+/// Registers a discoverable credential with the largeBlobKey extension; its key.
+fn register_with_large_blob_key<T: Transport>(
+    a: &mut Authenticator<T>,
+    id: u8,
+    name: &str,
+) -> Vec<u8> {
+    let t = a
+        .pin_token(PIN, Permissions::MAKE_CREDENTIAL, Some(RP))
+        .unwrap();
+    let mut args = MakeCredentialArgs::new([id; 32], rp(), user(id, name));
+    args.extensions = Some(MakeCredentialExtensions {
+        large_blob_key: Some(true),
+        ..MakeCredentialExtensions::default()
+    });
+    let made = a.make_credential(&args, Some(&t), &mut |_| {}).unwrap();
+    made.large_blob_key.expect("largeBlobKey").expose().to_vec()
+}
+
+#[test]
+fn per_credential_large_blobs_are_kept_apart_and_replaced() {
+    let config = SoftConfig {
+        max_msg_size: 256,
+        max_large_blob_array: 2048,
+        ..SoftConfig::default()
+    };
+    let (mut a, _) = key_with_pin(config);
+    let alice = register_with_large_blob_key(&mut a, 1, "alice");
+    let bob = register_with_large_blob_key(&mut a, 2, "bob");
+    assert_ne!(alice, bob);
+    assert_eq!(a.read_large_blob(&alice).unwrap(), None);
+    let t = a
+        .pin_token(PIN, Permissions::LARGE_BLOB_WRITE, None)
+        .unwrap();
+    let alice_blob = b"alice's certificate \x00\x01".repeat(40);
+    a.write_large_blob(&t, &alice, &alice_blob).unwrap();
+    a.write_large_blob(&t, &bob, b"bob's blob").unwrap();
+    assert_eq!(a.read_large_blob_array().unwrap().len(), 2);
+    assert_eq!(a.read_large_blob(&alice).unwrap(), Some(alice_blob));
+    assert_eq!(
+        a.read_large_blob(&bob).unwrap(),
+        Some(b"bob's blob".to_vec())
+    );
+
+    // Replacing alice's blob keeps bob's entry and leaves one entry for alice.
+    a.write_large_blob(&t, &alice, b"new").unwrap();
+    assert_eq!(a.read_large_blob_array().unwrap().len(), 2);
+    assert_eq!(a.read_large_blob(&alice).unwrap(), Some(b"new".to_vec()));
+    assert_eq!(
+        a.read_large_blob(&bob).unwrap(),
+        Some(b"bob's blob".to_vec())
+    );
+
+    // The key handed back by getAssertion reads the same blob.
+    let t_ga = a
+        .pin_token(PIN, Permissions::GET_ASSERTION, Some(RP))
+        .unwrap();
+    let mut ga = GetAssertionArgs::new(RP, [5; 32]);
+    ga.extensions = Some(GetAssertionExtensions {
+        large_blob_key: Some(true),
+        ..GetAssertionExtensions::default()
+    });
+    let out = a.get_assertion(&ga, Some(&t_ga), &mut |_| {}).unwrap();
+    let from_assertion: Vec<Option<Vec<u8>>> = out
+        .iter()
+        .map(|x| {
+            let key = x.large_blob_key.as_ref().expect("largeBlobKey");
+            a.read_large_blob(key.expose()).unwrap()
+        })
+        .collect();
+    assert_eq!(from_assertion.len(), 2);
+    assert!(from_assertion.contains(&Some(b"new".to_vec())));
+    assert!(from_assertion.contains(&Some(b"bob's blob".to_vec())));
+
+    // Removing bob's blob keeps alice's; a second removal writes nothing. (a fresh token: getting the assertion token rotated the last one).
+    let t = a
+        .pin_token(PIN, Permissions::LARGE_BLOB_WRITE, None)
+        .unwrap();
+    assert!(a.remove_large_blob(&t, &bob).unwrap());
+    assert!(!a.remove_large_blob(&t, &bob).unwrap());
+    assert_eq!(a.read_large_blob(&bob).unwrap(), None);
+    assert_eq!(a.read_large_blob(&alice).unwrap(), Some(b"new".to_vec()));
+    // A blob whose entry does not fit the key's array is refused before sending.
+    // (Hash output does not compress: 4000 bytes against a 2048-byte array.)
+    let noise: Vec<u8> = (0..125u32)
+        .flat_map(|i| {
+            use sha2::Digest;
+            sha2::Sha256::digest(i.to_le_bytes())
+        })
+        .collect();
+    assert!(matches!(
+        a.write_large_blob(&t, &bob, &noise),
+        Err(Error::InvalidArgument(_))
+    ));
+    assert!(matches!(
+        a.read_large_blob(&[0; 16]),
         Err(Error::InvalidArgument(_))
     ));
 }

@@ -194,6 +194,10 @@ impl Coordinator {
                 .engine
                 .delegated_scope_of(t)
                 .map_err(|e| Rejected::new(RefusalCode::NotAllowed, e.to_string()))?,
+            // The key (and so its template) is found by a possession proof after the
+            // sign-in: ask for the scope when a template activating by self-service
+            // registers with the holder's token.
+            (RequestOp::Activate, _) => self.engine.activation_delegated_scope(),
             _ => None,
         };
         let Some((session_pub, server_nonce)) = session_bytes(row) else {
@@ -499,13 +503,18 @@ impl FlowEnv {
                         .self_issue_via(&id_token, &nonce, &template, &serial, t, &mut link, now)
                 }
                 // Always by possession proof first, named key or not.
-                HolderOp::Activate { key_id } => self.engine.self_set_pin_probed_via(
-                    &id_token,
-                    &nonce,
-                    key_id.as_deref(),
-                    &mut link,
-                    now,
-                ),
+                HolderOp::Activate { key_id } => {
+                    // The holder's calls are there when the sign-in asked for them; the
+                    // key's template decides whether its registration uses them.
+                    link.delegated = self.engine.activation_delegated_scope().is_some();
+                    self.engine.self_set_pin_probed_via(
+                        &id_token,
+                        &nonce,
+                        key_id.as_deref(),
+                        &mut link,
+                        now,
+                    )
+                }
                 HolderOp::Verify { key_id } => self
                     .engine
                     .self_verify_via(&key_id, &id_token, &nonce, &mut link, now),

@@ -26,6 +26,29 @@ impl Engine {
     /// error.
     pub(crate) fn delegated_scope_of(&self, name: &str) -> Result<Option<String>, Error> {
         let set = self.loaded_template(name)?;
+        self.delegated_scope_in(&set)
+    }
+
+    /// The delegated scope a self-service activation asks for, before the key is known:
+    /// that of the loaded templates that let holders set their PIN and register with
+    /// their own token (the first such template's; `None` when there is none).
+    pub(crate) fn activation_delegated_scope(&self) -> Option<String> {
+        let sets: Vec<crate::template::TemplateSet> = self
+            .templates
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .values()
+            .filter(|t| t.credential.self_service.pin_set_allowed)
+            .cloned()
+            .collect();
+        sets.iter()
+            .find_map(|set| self.delegated_scope_in(set).ok().flatten())
+    }
+
+    fn delegated_scope_in(
+        &self,
+        set: &crate::template::TemplateSet,
+    ) -> Result<Option<String>, Error> {
         if set.credential.self_service.registration != crate::template::RegistrationMode::Delegated
         {
             return Ok(None);

@@ -435,7 +435,10 @@ impl Engine {
             flow.attrs.get("userPrincipalName").map(String::as_str),
             idp_connection,
         )?;
-        let challenge = if link.delegated() {
+        let challenge = if link.delegated()
+            && flow.templates.credential.self_service.registration
+                == crate::template::RegistrationMode::Delegated
+        {
             // The holder's own token fetches the options (Graph v1.0 `/me`: no timeout
             // parameter, 5 minutes).
             let upn = flow

@@ -35,7 +35,11 @@ impl Engine {
         let key_id = flow.key.key_id.clone();
         let _live = self.live.hold(&key_id);
         // Delegated registration: the holder's token makes the call, through the link.
-        let holder = link.filter(|l| l.delegated());
+        let holder = link.filter(|l| {
+            l.delegated()
+                && flow.templates.credential.self_service.registration
+                    == crate::template::RegistrationMode::Delegated
+        });
         let pending = self
             .store
             .pending_for_key(&key_id)?

@@ -528,7 +528,8 @@ pub struct SelfService {
     /// Who registers a self-issued passkey at the IdP: the server's application
     /// permission (`application`, the default), or the holder's own delegated token
     /// (`delegated`: Graph v1.0 `/me`, fresh MFA; the server half needs only read
-    /// permission for it). Needs `self_issuance_allowed`.
+    /// permission for it). Applies to self-issuance and to self-service activation; needs
+    /// `self_issuance_allowed` or `pin_set_allowed`.
     #[serde(default, skip_serializing_if = "RegistrationMode::is_application")]
     pub registration: RegistrationMode,
 }

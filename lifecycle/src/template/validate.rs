@@ -322,10 +322,13 @@ fn credential(set: &TemplateSet, p: &mut Vec<Problem>) {
             "issue by user needs self_issuance_allowed on",
         ));
     }
-    if s.registration == super::RegistrationMode::Delegated && !s.self_issuance_allowed {
+    if s.registration == super::RegistrationMode::Delegated
+        && !s.self_issuance_allowed
+        && !s.pin_set_allowed
+    {
         p.push(Problem::new(
             "credential.self_service.registration",
-            "delegated registration is for self-issuance: it needs self_issuance_allowed on",
+            "delegated registration is for the holder's own operations: it needs self_issuance_allowed or pin_set_allowed on",
         ));
     }
     match &s.oidc {

@@ -21,9 +21,10 @@ use lifecycle::template::RegistrationMode;
 use lifecycle::CredentialState;
 use zeroize::Zeroizing;
 
-use super::{rig_on, world_with, Agent, Rig, Ui};
+use super::{rig_on, station_runs_work, world_with, Agent, Rig, Ui};
 use crate::common::KIM;
 use crate::selfservice::{template, ADELE, ALL, AUDIENCE, NEW_PIN};
+use lifecycle::coordinator::{AgentClass, StationRequest};
 
 /// What the server half's application may do: read users, groups, the policy and
 /// passkeys. No passkey write permission.
@@ -39,11 +40,17 @@ const READ_ONLY: &[&str] = &[
 /// `delegated` (self-issuance, `registration = "delegated"`, sign-ins up to an hour old
 /// accepted by the server: Graph's 10 minutes is Graph's own rule).
 fn delegated_rig(name: &str) -> (Rig, Authenticator<SoftTransport>) {
+    delegated_rig_with(name, Some(READ_ONLY))
+}
+
+/// [`delegated_rig`] whose server application holds `roles` (`None`: every permission a
+/// provisioning app needs).
+fn delegated_rig_with(name: &str, roles: Option<&[&str]>) -> (Rig, Authenticator<SoftTransport>) {
     let server_app = AppRegistration {
         client_id: "5e2d1f1c-0000-4000-8000-00000000d001".into(),
         client_secret: Some("read-only-app-secret".into()),
         certificates_pem: Vec::new(),
-        roles: Some(READ_ONLY.iter().map(|r| r.to_string()).collect()),
+        roles: roles.map(|r| r.iter().map(|r| r.to_string()).collect()),
     };
     // The holder's public client (the OIDC audience of the self-service template).
     let holder_app = AppRegistration {
@@ -314,4 +321,48 @@ fn a_forged_registration_answer_is_not_recorded() {
         "the credential was made and recorded as issued"
     );
     assert!(keys.iter().all(|p| p.idp_method_id.is_none()), "{keys:?}");
+}
+
+/// Self-service activation of a centrally issued key with a delegated template: the station
+/// issues (the server's application fetched the creation options), the holder sets their
+/// PIN at their own agent, and the registration goes to Graph through `/me` with the
+/// holder's token, not through the server's application.
+#[test]
+fn a_holder_activates_a_centrally_issued_key_through_me() {
+    let (r, mut key) = delegated_rig_with("split-delegated-activate", None);
+    let station = r.agent(AgentClass::Station, false);
+    let issue = StationRequest::Issue {
+        user: ADELE.into(),
+        template: "delegated".into(),
+    };
+    let (_station, ended) = station_runs_work(&r, station, &mut key, &issue, "SN-D6");
+    let Event::JobAck(issued) = ended else {
+        panic!("the station's issuance did not finish: {ended:?}")
+    };
+    assert_eq!(issued.state, "issued");
+
+    let mut ui = Ui(Some(NEW_PIN));
+    let (mut holder, need) = r.holder_asks(&mut key, &mut ui, super::activate(), None);
+    let scope = format!(
+        "{}/UserAuthMethod-Passkey.ReadWrite",
+        r.w.emulator.base_url()
+    );
+    assert!(need.scopes.contains(&scope), "{:?}", need.scopes);
+    let (id_token, graph) = holder_signs_in(&r, &need, ADELE);
+    let ended = run_holder(&r, &mut holder, id_token, graph.as_ref(), &mut key, &mut ui);
+    let Event::JobAck(ack) = ended else {
+        panic!("the delegated activation did not finish: {ended:?}")
+    };
+    assert_eq!((ack.state.as_str(), ack.registered), ("active", 1));
+    let log = r.w.emulator.request_log();
+    assert!(log.iter().any(|q| q.method == "POST"
+        && q.path == "/v1.0/me/authentication/fido2Methods"
+        && q.status == 201));
+    assert!(
+        !log.iter().any(|q| q.method == "POST"
+            && q.path.contains("/users/")
+            && q.path.ends_with("/fido2Methods")),
+        "the server's application registered it: {log:?}"
+    );
+    assert_eq!(r.w.emulator.methods(ADELE).len(), 1);
 }

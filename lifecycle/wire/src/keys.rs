@@ -1,6 +1,6 @@
 //! Signing keys, public keys and entropy, as this crate's own types (no p256 type leaks).
 
-use p256::ecdsa::signature::{Signer, Verifier};
+use p256::ecdsa::signature::Signer;
 use p256::pkcs8::{
     DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding,
 };
@@ -145,7 +145,9 @@ impl SigningKey {
         self.public_key().key_id()
     }
 
-    /// ES256 over `data`: RFC 6979 deterministic ECDSA, raw `r‖s`.
+    /// ES256 over `data`: RFC 6979 deterministic ECDSA, raw `r‖s`. Signing stays on `p256`
+    /// even with `verify-ring`: *ring* signs with random nonces only, and the golden vectors
+    /// (`tests/golden/`) pin deterministic signatures.
     pub(crate) fn sign_raw(&self, data: &[u8]) -> [u8; 64] {
         let sig: p256::ecdsa::Signature = self.inner.sign(data);
         sig.to_bytes().into()
@@ -226,11 +228,35 @@ impl PublicKey {
         KeyId(sha256(&self.sec1))
     }
 
-    /// Checks a raw `r‖s` ES256 signature over `data`.
+    /// Checks a raw `r‖s` ES256 signature over `data`: with *ring* when the `verify-ring`
+    /// feature is on, otherwise with `p256`. Both accept exactly the 64-byte signatures with
+    /// `0 < r, s < n` that verify, high S included (`tests::ring_and_p256_agree`).
     pub(crate) fn verify_raw(&self, data: &[u8], sig: &[u8]) -> Result<(), WireError> {
+        #[cfg(feature = "verify-ring")]
+        return self.verify_raw_ring(data, sig);
+        #[cfg(not(feature = "verify-ring"))]
+        return self.verify_raw_p256(data, sig);
+    }
+
+    /// The pure-Rust check (no C toolchain needed).
+    #[cfg(any(test, not(feature = "verify-ring")))]
+    pub(crate) fn verify_raw_p256(&self, data: &[u8], sig: &[u8]) -> Result<(), WireError> {
+        use p256::ecdsa::signature::Verifier;
         let sig = p256::ecdsa::Signature::from_slice(sig).map_err(|_| WireError::BadSignature)?;
         self.inner
             .verify(data, &sig)
             .map_err(|_| WireError::BadSignature)
+    }
+
+    /// *ring*'s check: the server verifies every agent message, and this is several times
+    /// faster than `p256` (issue 18; `docs/benchmarks.md`).
+    #[cfg(feature = "verify-ring")]
+    pub(crate) fn verify_raw_ring(&self, data: &[u8], sig: &[u8]) -> Result<(), WireError> {
+        ring::signature::UnparsedPublicKey::new(
+            &ring::signature::ECDSA_P256_SHA256_FIXED,
+            &self.sec1[..],
+        )
+        .verify(data, sig)
+        .map_err(|_| WireError::BadSignature)
     }
 }

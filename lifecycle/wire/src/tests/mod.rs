@@ -1,1 +1,3 @@
+#[cfg(feature = "verify-ring")]
+mod ring_agrees;
 mod vectors;

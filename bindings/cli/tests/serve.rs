@@ -99,6 +99,21 @@ pub(crate) fn new_code(s: &ServerProc, admin: &str, station: &str, ttl: u64) -> 
     a.json["code"].as_str().unwrap().to_owned()
 }
 
+/// The fingerprint `keysmith serve print-key` prints for the server key in `key_file` (what
+/// the agents pin).
+pub(crate) fn server_fingerprint(key_file: &std::path::Path) -> String {
+    let printed = keysmith()
+        .args(["serve", "print-key", "--key"])
+        .arg(key_file)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&printed.stdout);
+    text.lines()
+        .find_map(|l| l.split("fingerprint: sha256:").nth(1))
+        .map(|f| f.trim().to_owned())
+        .unwrap_or_else(|| panic!("no fingerprint in {text}"))
+}
+
 pub(crate) fn init_key(dir: &std::path::Path) -> std::path::PathBuf {
     let key = dir.join("server-key.pem");
     let out = keysmith()
@@ -107,13 +122,7 @@ pub(crate) fn init_key(dir: &std::path::Path) -> std::path::PathBuf {
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
-    let printed = keysmith()
-        .args(["serve", "print-key", "--key"])
-        .arg(&key)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&printed.stdout);
-    assert!(text.contains("fingerprint: sha256:"), "{text}");
+    server_fingerprint(&key);
     // A second init must not overwrite the key.
     let again = keysmith()
         .args(["serve", "init-key", "--key"])

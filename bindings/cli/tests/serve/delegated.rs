@@ -7,7 +7,7 @@
 use keysmith_testkit::{TempDir, KIM, STANDARD_NAME, STANDARD_TEMPLATE};
 use serde_json::{json, Value};
 
-use super::harness::{keysmith, start_server, EmulatorProc};
+use super::harness::{start_server, EmulatorProc};
 use super::split::{agent, agent_config, holder_run, run_ok};
 
 /// The server application's only permissions: reads.
@@ -37,19 +37,7 @@ fn a_holder_self_issues_through_me_while_the_server_may_only_read() {
     session["templates"] = json!([template]);
     let key_file = crate::init_key(&dir);
     let s = start_server(&dir, "node", &emu, &session.to_string(), &key_file);
-    let printed = keysmith()
-        .args(["serve", "print-key", "--key"])
-        .arg(&key_file)
-        .output()
-        .unwrap();
-    let fp = String::from_utf8_lossy(&printed.stdout)
-        .lines()
-        .find_map(|l| {
-            l.split("fingerprint: sha256:")
-                .nth(1)
-                .map(|f| f.trim().to_owned())
-        })
-        .expect("fingerprint");
+    let fp = crate::server_fingerprint(&key_file);
     let cfg = agent_config(&dir, "holder", &s, &fp, &emu);
     // The holder's agent sends the delegated token to the emulated Graph only.
     let mut text = std::fs::read_to_string(&cfg).unwrap();

@@ -233,20 +233,7 @@ pub(super) fn issued_at_station(dir: &Path, emu: &EmulatorProc, env: &[(&str, &P
     let session_json = session.to_string();
     let key_file = crate::init_key(dir);
     let s = start_server_with(dir, "node", emu, &session_json, &key_file, env);
-    let printed = keysmith()
-        .args(["serve", "print-key", "--key"])
-        .arg(&key_file)
-        .output()
-        .unwrap();
-    let fp = String::from_utf8_lossy(&printed.stdout)
-        .lines()
-        .find_map(|l| {
-            l.split("fingerprint: sha256:")
-                .nth(1)
-                .map(str::trim)
-                .map(str::to_owned)
-        })
-        .expect("fingerprint");
+    let fp = crate::server_fingerprint(&key_file);
     let station_cfg = agent_config(dir, "station", &s, &fp, emu);
     let holder_cfg = agent_config(dir, "holder", &s, &fp, emu);
 

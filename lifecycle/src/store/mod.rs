@@ -787,6 +787,22 @@ pub trait Store: split::SplitStore + watch::WatchStore + Send + Sync {
         now: UnixMillis,
         lease_ms: i64,
     ) -> Result<JournalEntry>;
+    /// Journals a side effect (status Pending) already claimed by `station` for
+    /// `lease_ms`: what a flow about to make the side effect writes, so that no other
+    /// station's replay can take the entry over between its append and the flow's claim
+    /// (a node's own replay is kept off by its live flows; another node's is not).
+    /// Returns the claimed entry (one attempt counted). The SQL stores do both in one
+    /// transaction; this default appends, then claims.
+    fn journal_append_claimed(
+        &self,
+        entry: &NewJournalEntry,
+        station: &str,
+        now: UnixMillis,
+        lease_ms: i64,
+    ) -> Result<JournalEntry> {
+        let e = self.journal_append(entry, now)?;
+        self.journal_claim(e.id, station, now, lease_ms)
+    }
     /// Extends the lease of a claim `fence` holds to `now + lease_ms` without counting an
     /// attempt (a station keeps its claim during a long IdP call). Fails with
     /// [`StoreError::JournalClaimLost`] once another claim took the entry over,

@@ -281,6 +281,19 @@ macro_rules! impl_store {
                     })
                 }
             }
+            fn journal_append_claimed(
+                &self,
+                entry: &$crate::store::NewJournalEntry,
+                station: &str,
+                now: $crate::store::UnixMillis,
+                lease_ms: i64,
+            ) -> $crate::store::Result<$crate::store::JournalEntry> {
+                let k = self.row_key.get();
+                self.tx(|s| {
+                    let e = $crate::store::sql::journal_append(s, k.as_deref(), entry, now)?;
+                    $crate::store::sql::journal_claim(s, k.as_deref(), e.id, station, now, lease_ms)
+                })
+            }
             fn journal_renew(
                 &self,
                 id: i64,

@@ -904,6 +904,23 @@ pub trait Store: split::SplitStore + watch::WatchStore + Send + Sync {
         expires_ms: UnixMillis,
         now: UnixMillis,
     ) -> Result<bool>;
+    /// A sign-in's two single-use checks in one transaction: records the ID token
+    /// (as [`Store::use_token_id`]) and, when it was its first use, takes the nonce (as
+    /// [`Store::take_nonce`]). Returns (first use of the token, nonce taken); a replayed
+    /// token leaves the nonce alone. This default runs the two one after the other.
+    fn use_sign_in(
+        &self,
+        issuer: &str,
+        token_id: &str,
+        expires_ms: UnixMillis,
+        nonce_hash: &str,
+        now: UnixMillis,
+    ) -> Result<(bool, bool)> {
+        if !self.use_token_id(issuer, token_id, expires_ms, now)? {
+            return Ok((false, false));
+        }
+        Ok((true, self.take_nonce(nonce_hash, now)?))
+    }
     /// Forgets a key's transport PIN; returns whether one was stored.
     fn delete_transport_pin(&self, key_id: &str) -> Result<bool>;
 }

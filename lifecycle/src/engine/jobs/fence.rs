@@ -171,6 +171,17 @@ impl Store for FencedStore {
     ) -> Result<bool> {
         self.inner.use_token_id(issuer, token_id, expires_ms, now)
     }
+    fn use_sign_in(
+        &self,
+        issuer: &str,
+        token_id: &str,
+        expires_ms: UnixMillis,
+        nonce_hash: &str,
+        now: UnixMillis,
+    ) -> Result<(bool, bool)> {
+        self.inner
+            .use_sign_in(issuer, token_id, expires_ms, nonce_hash, now)
+    }
     fn upsert_user(&self, user: &UserRecord) -> Result<()> {
         self.inner.upsert_user(user)
     }
@@ -394,6 +405,14 @@ impl crate::store::split::SplitStore for FencedStore {
     ) -> Result<()> {
         self.inner.split_session_create(session, now)
     }
+    fn split_session_create_logged(
+        &self,
+        session: &crate::store::split::SplitSession,
+        now: UnixMillis,
+        log: &[crate::store::split::SplitMessage],
+    ) -> Result<()> {
+        self.inner.split_session_create_logged(session, now, log)
+    }
     fn split_session_get(
         &self,
         session_id: &str,
@@ -411,6 +430,16 @@ impl crate::store::split::SplitStore for FencedStore {
     }
     fn split_log(&self, message: &crate::store::split::SplitMessage) -> Result<()> {
         self.inner.split_log(message)
+    }
+    fn split_session_update_logged(
+        &self,
+        session: &crate::store::split::SplitSession,
+        expected_version: u64,
+        now: UnixMillis,
+        log: &[crate::store::split::SplitMessage],
+    ) -> Result<bool> {
+        self.inner
+            .split_session_update_logged(session, expected_version, now, log)
     }
     fn split_messages(&self, session_id: &str) -> Result<Vec<crate::store::split::SplitMessage>> {
         self.inner.split_messages(session_id)

@@ -354,6 +354,21 @@ macro_rules! impl_store {
             ) -> $crate::store::Result<bool> {
                 self.tx(|s| $crate::store::sql::use_token_id(s, issuer, token_id, expires_ms, now))
             }
+            fn use_sign_in(
+                &self,
+                issuer: &str,
+                token_id: &str,
+                expires_ms: $crate::store::UnixMillis,
+                nonce_hash: &str,
+                now: $crate::store::UnixMillis,
+            ) -> $crate::store::Result<(bool, bool)> {
+                self.tx(|s| {
+                    if !$crate::store::sql::use_token_id(s, issuer, token_id, expires_ms, now)? {
+                        return Ok((false, false));
+                    }
+                    Ok((true, $crate::store::sql::take_nonce(s, nonce_hash, now)?))
+                })
+            }
             fn put_enrolment_code(
                 &self,
                 code: &$crate::store::EnrolmentCode,

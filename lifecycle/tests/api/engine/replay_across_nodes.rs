@@ -54,7 +54,11 @@ fn replay_on_another_node_at(point: CrashPoint, name: &str) {
         .activate("self:kim", &key.key_id, HOLDER_PIN, &mut w.key, now + 1)
         .expect("the flow finishes its own activation");
     assert_eq!(key.state, CredentialState::Active);
-    let seen = seen.lock().unwrap().clone().expect("node b replayed mid-flow");
+    let seen = seen
+        .lock()
+        .unwrap()
+        .clone()
+        .expect("node b replayed mid-flow");
     assert!(!seen.is_empty(), "node b saw the flow's entries: {seen:?}");
     assert!(
         seen.iter()

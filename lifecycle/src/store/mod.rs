@@ -32,6 +32,7 @@
 )]
 
 mod agents;
+pub mod atomic;
 mod crypto;
 mod error;
 #[cfg(feature = "postgres")]
@@ -46,6 +47,7 @@ pub mod watch;
 mod work;
 
 pub use agents::{AgentClass, AgentRecord, AgentStatus, EnrolmentCode};
+pub use atomic::AtomicWrites;
 pub use crypto::{PinKey, TransportPin};
 pub use error::{Result, StoreError};
 #[cfg(feature = "postgres")]
@@ -537,7 +539,9 @@ pub struct BulkCounts {
 
 /// The repository the lifecycle engine needs. Implementations are safe to share between
 /// threads and, for [`PgStore`], between processes on several hosts.
-pub trait Store: split::SplitStore + watch::WatchStore + Send + Sync {
+pub trait Store:
+    split::SplitStore + watch::WatchStore + atomic::AtomicWrites + Send + Sync
+{
     /// The schema version of the opened database.
     fn schema_version(&self) -> Result<u32>;
 
@@ -787,22 +791,6 @@ pub trait Store: split::SplitStore + watch::WatchStore + Send + Sync {
         now: UnixMillis,
         lease_ms: i64,
     ) -> Result<JournalEntry>;
-    /// Journals a side effect (status Pending) already claimed by `station` for
-    /// `lease_ms`: what a flow about to make the side effect writes, so that no other
-    /// station's replay can take the entry over between its append and the flow's claim
-    /// (a node's own replay is kept off by its live flows; another node's is not).
-    /// Returns the claimed entry (one attempt counted). The SQL stores do both in one
-    /// transaction; this default appends, then claims.
-    fn journal_append_claimed(
-        &self,
-        entry: &NewJournalEntry,
-        station: &str,
-        now: UnixMillis,
-        lease_ms: i64,
-    ) -> Result<JournalEntry> {
-        let e = self.journal_append(entry, now)?;
-        self.journal_claim(e.id, station, now, lease_ms)
-    }
     /// Extends the lease of a claim `fence` holds to `now + lease_ms` without counting an
     /// attempt (a station keeps its claim during a long IdP call). Fails with
     /// [`StoreError::JournalClaimLost`] once another claim took the entry over,
@@ -904,23 +892,6 @@ pub trait Store: split::SplitStore + watch::WatchStore + Send + Sync {
         expires_ms: UnixMillis,
         now: UnixMillis,
     ) -> Result<bool>;
-    /// A sign-in's two single-use checks in one transaction: records the ID token
-    /// (as [`Store::use_token_id`]) and, when it was its first use, takes the nonce (as
-    /// [`Store::take_nonce`]). Returns (first use of the token, nonce taken); a replayed
-    /// token leaves the nonce alone. This default runs the two one after the other.
-    fn use_sign_in(
-        &self,
-        issuer: &str,
-        token_id: &str,
-        expires_ms: UnixMillis,
-        nonce_hash: &str,
-        now: UnixMillis,
-    ) -> Result<(bool, bool)> {
-        if !self.use_token_id(issuer, token_id, expires_ms, now)? {
-            return Ok((false, false));
-        }
-        Ok((true, self.take_nonce(nonce_hash, now)?))
-    }
     /// Forgets a key's transport PIN; returns whether one was stored.
     fn delete_transport_pin(&self, key_id: &str) -> Result<bool>;
 }

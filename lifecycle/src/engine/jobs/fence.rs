@@ -171,17 +171,6 @@ impl Store for FencedStore {
     ) -> Result<bool> {
         self.inner.use_token_id(issuer, token_id, expires_ms, now)
     }
-    fn use_sign_in(
-        &self,
-        issuer: &str,
-        token_id: &str,
-        expires_ms: UnixMillis,
-        nonce_hash: &str,
-        now: UnixMillis,
-    ) -> Result<(bool, bool)> {
-        self.inner
-            .use_sign_in(issuer, token_id, expires_ms, nonce_hash, now)
-    }
     fn upsert_user(&self, user: &UserRecord) -> Result<()> {
         self.inner.upsert_user(user)
     }
@@ -393,6 +382,32 @@ impl crate::store::watch::WatchStore for FencedStore {
     }
     fn unused_keys(&self, before_ms: UnixMillis) -> Result<Vec<crate::store::KeyUse>> {
         self.inner.unused_keys(before_ms)
+    }
+}
+
+/// A journal entry appended claimed goes through this store's own append (so the bulk
+/// fence is checked), then its claim; a sign-in's checks pass through.
+impl crate::store::AtomicWrites for FencedStore {
+    fn journal_append_claimed(
+        &self,
+        entry: &crate::store::NewJournalEntry,
+        station: &str,
+        now: UnixMillis,
+        lease_ms: i64,
+    ) -> Result<JournalEntry> {
+        let e = self.journal_append(entry, now)?;
+        self.journal_claim(e.id, station, now, lease_ms)
+    }
+    fn use_sign_in(
+        &self,
+        issuer: &str,
+        token_id: &str,
+        expires_ms: UnixMillis,
+        nonce_hash: &str,
+        now: UnixMillis,
+    ) -> Result<(bool, bool)> {
+        self.inner
+            .use_sign_in(issuer, token_id, expires_ms, nonce_hash, now)
     }
 }
 

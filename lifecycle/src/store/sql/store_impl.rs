@@ -281,19 +281,6 @@ macro_rules! impl_store {
                     })
                 }
             }
-            fn journal_append_claimed(
-                &self,
-                entry: &$crate::store::NewJournalEntry,
-                station: &str,
-                now: $crate::store::UnixMillis,
-                lease_ms: i64,
-            ) -> $crate::store::Result<$crate::store::JournalEntry> {
-                let k = self.row_key.get();
-                self.tx(|s| {
-                    let e = $crate::store::sql::journal_append(s, k.as_deref(), entry, now)?;
-                    $crate::store::sql::journal_claim(s, k.as_deref(), e.id, station, now, lease_ms)
-                })
-            }
             fn journal_renew(
                 &self,
                 id: i64,
@@ -353,21 +340,6 @@ macro_rules! impl_store {
                 now: $crate::store::UnixMillis,
             ) -> $crate::store::Result<bool> {
                 self.tx(|s| $crate::store::sql::use_token_id(s, issuer, token_id, expires_ms, now))
-            }
-            fn use_sign_in(
-                &self,
-                issuer: &str,
-                token_id: &str,
-                expires_ms: $crate::store::UnixMillis,
-                nonce_hash: &str,
-                now: $crate::store::UnixMillis,
-            ) -> $crate::store::Result<(bool, bool)> {
-                self.tx(|s| {
-                    if !$crate::store::sql::use_token_id(s, issuer, token_id, expires_ms, now)? {
-                        return Ok((false, false));
-                    }
-                    Ok((true, $crate::store::sql::take_nonce(s, nonce_hash, now)?))
-                })
             }
             fn put_enrolment_code(
                 &self,

@@ -13,10 +13,13 @@ use lifecycle::engine::ReplayOutcome;
 
 use super::*;
 
+/// What node b's replay reported, once it ran.
+type Seen = Arc<Mutex<Option<Vec<(JournalOp, ReplayOutcome)>>>>;
+
 fn replay_on_another_node_at(point: CrashPoint, name: &str) {
     let mut w = world(name);
     let other: Arc<OnceLock<Arc<Engine>>> = Arc::new(OnceLock::new());
-    let seen: Arc<Mutex<Option<Vec<(JournalOp, ReplayOutcome)>>>> = Arc::default();
+    let seen: Seen = Arc::default();
     let (cell, out) = (other.clone(), seen.clone());
     let engine = sqlite_engine_builder(&w.emulator, &w.db, "node-a", 7)
         .probe(Arc::new(move |here| {

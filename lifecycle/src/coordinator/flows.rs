@@ -579,10 +579,9 @@ fn close_after_flow(engine: &Engine, session_id: &str, now: u64) {
         row.state = crate::store::SplitSessionState::Broken;
         row.context = ctx.to_json();
         row.version = expected.saturating_add(1);
-        if matches!(
-            engine.store().split_session_update(&row, expected, now),
-            Ok(true) | Err(_)
-        ) {
+        let moved = engine.store().split_session_update(&row, expected, now);
+        super::wake::ring(session_id);
+        if matches!(moved, Ok(true) | Err(_)) {
             return;
         }
     }

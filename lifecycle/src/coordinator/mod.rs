@@ -19,6 +19,7 @@ mod context;
 mod flows;
 mod remote_link;
 mod session;
+mod wake;
 
 pub use flows::StationRequest;
 pub use session::SessionOpened;

@@ -24,9 +24,6 @@ use crate::remote::{DeviceLink, JobSpec, LinkError, ServerChannel, JOB_TTL_MS};
 use crate::store::{SplitSession, SplitSessionState};
 use crate::Error;
 
-/// How often a waiting side looks at the session row again.
-pub(super) const POLL: Duration = Duration::from_millis(15);
-
 /// The server's end of a session whose device half is elsewhere.
 pub(super) struct RemoteLink {
     pub(super) engine: Arc<Engine>,
@@ -95,29 +92,30 @@ impl RemoteLink {
         row.context = ctx.to_json();
         row.version = expected.saturating_add(1);
         let now = self.engine_now();
+        // The reply and its log entry: one commit.
+        let m = super::session::split_message(
+            &self.session_id,
+            crate::store::SplitDirection::Out,
+            seq,
+            bytes,
+            now,
+        );
         if !self
             .engine
             .store()
-            .split_session_update(&row, expected, now)?
+            .split_session_update_logged(&row, expected, now, &[m])?
         {
             return Err(link_err("the session moved while the flow replied"));
         }
-        let m = crate::store::SplitMessage {
-            session_id: self.session_id.clone(),
-            direction: crate::store::SplitDirection::Out,
-            seq,
-            bytes,
-            at_ms: now,
-        };
-        if let Err(e) = self.engine.store().split_log(&m) {
-            tracing::warn!(error = %e, "split message log write failed");
-        }
+        super::wake::ring(&self.session_id);
         Ok(())
     }
 
     /// Waits for the device message a handler puts in the session's inbox.
     fn await_inbox(&self, deadline: Instant) -> Result<Vec<u8>, Error> {
+        let mut pause = super::wake::FIRST_WAIT;
         loop {
+            let seen = super::wake::seen(&self.session_id);
             let (mut row, mut ctx) = self.load()?;
             if let Some(h) = ctx.inbox.take() {
                 let bytes = unhex(&h).ok_or_else(|| link_err("the inbox is not hex"))?;
@@ -136,7 +134,8 @@ impl RemoteLink {
             if Instant::now() >= deadline {
                 return Err(LinkError::NoAnswer.into());
             }
-            std::thread::sleep(POLL);
+            super::wake::wait(&self.session_id, seen, pause);
+            pause = super::wake::back_off(pause);
         }
     }
 

@@ -108,20 +108,6 @@ impl Coordinator {
         Ok((agent, key))
     }
 
-    fn log(&self, session_id: &str, direction: SplitDirection, seq: u64, bytes: &[u8], now: u64) {
-        // Evidence, not state: a failed log write must not fail the exchange.
-        let m = SplitMessage {
-            session_id: session_id.to_owned(),
-            direction,
-            seq,
-            bytes: bytes.to_vec(),
-            at_ms: now,
-        };
-        if let Err(e) = self.engine.store().split_log(&m) {
-            tracing::warn!(error = %e, session_id, "split message log write failed");
-        }
-    }
-
     fn audit(&self, agent: &AgentEntry, action: &str, outcome: &str, detail: String, now: u64) {
         let rec = NewAuditRecord {
             actor: format!("agent:{}", agent.agent_id.get(..16).unwrap_or_default()),
@@ -231,9 +217,14 @@ impl Coordinator {
             context: ctx.to_json(),
             version: 1,
         };
-        self.engine.store().split_session_create(&row, now)?;
-        self.log(&session_id, SplitDirection::In, 0, bytes, now);
-        self.log(&session_id, SplitDirection::Out, 0, &reply, now);
+        // The session and both hellos in the log: one commit.
+        let log = [
+            split_message(&session_id, SplitDirection::In, 0, bytes.to_vec(), now),
+            split_message(&session_id, SplitDirection::Out, 0, reply.clone(), now),
+        ];
+        self.engine
+            .store()
+            .split_session_create_logged(&row, now, &log)?;
         self.audit(
             &agent,
             "split_session_open",
@@ -306,9 +297,29 @@ impl Coordinator {
         row.recv_digest = opened.digest.to_vec();
         row.reply = Vec::new();
         ctx.processing_since = Some(now);
+        // A running flow's answer goes to its inbox with the claim itself (what
+        // `dispatch` would do, one commit sooner).
+        let to_flow = ctx.flow.is_some()
+            && matches!(
+                env.msg,
+                AgentMessage::JobResult(_)
+                    | AgentMessage::Abort(_)
+                    | AgentMessage::HolderGraphResult(_)
+            );
+        if to_flow {
+            ctx.inbox = Some(hex(bytes));
+        }
         row.context = ctx.to_json();
         row.version = expected.saturating_add(1);
-        if !store.split_session_update(&row, expected, now)? {
+        // The claim and the message's log entry: one commit.
+        let logged_in = split_message(
+            session_id,
+            SplitDirection::In,
+            env.seq,
+            logged(&env.msg, bytes),
+            now,
+        );
+        if !store.split_session_update_logged(&row, expected, now, &[logged_in])? {
             let current = store.split_session_get(session_id)?.ok_or_else(unknown)?;
             let current_ctx = SessionContext::from_json(&current.context).unwrap_or_default();
             if current.recv_seq == env.seq && current.recv_digest == opened.digest {
@@ -316,14 +327,11 @@ impl Coordinator {
             }
             return Err(Rejected::new(RefusalCode::Busy, "another node moved the session").into());
         }
-        self.log(
-            session_id,
-            SplitDirection::In,
-            env.seq,
-            &logged(&env.msg, bytes),
-            now,
-        );
         let seq_in = env.seq;
+        if to_flow {
+            super::wake::ring(session_id);
+            return self.await_reply(session_id, seq_in, now);
+        }
         let reply = match self.dispatch(&agent, &row, &mut ctx, env.msg, bytes, now) {
             Ok(Dispatched::Reply(r)) => r,
             Ok(Dispatched::ToFlow) => {
@@ -380,14 +388,14 @@ impl Coordinator {
         }
         row.context = ctx.to_json();
         row.version = expected.saturating_add(1);
-        if !store.split_session_update(&row, expected, now)? {
+        let logged_out = split_message(session_id, SplitDirection::Out, seq, out.clone(), now);
+        if !store.split_session_update_logged(&row, expected, now, &[logged_out])? {
             return Err(Rejected::new(
                 RefusalCode::SessionBroken,
                 "the session was closed while the message was processed",
             )
             .into());
         }
-        self.log(session_id, SplitDirection::Out, seq, &out, now);
         Ok(out)
     }
 
@@ -413,6 +421,7 @@ impl Coordinator {
             )
             .into());
         }
+        super::wake::ring(&row.session_id);
         Ok(())
     }
 
@@ -426,7 +435,9 @@ impl Coordinator {
     ) -> Result<Vec<u8>, CoordinatorError> {
         let started = std::time::Instant::now();
         let limit = std::time::Duration::from_millis(self.config.stalled_after_ms);
+        let mut pause = super::wake::FIRST_WAIT;
         loop {
+            let seen = super::wake::seen(session_id);
             let row = self
                 .engine
                 .store()
@@ -456,7 +467,8 @@ impl Coordinator {
                 )
                 .into());
             }
-            std::thread::sleep(super::remote_link::POLL);
+            super::wake::wait(session_id, seen, pause);
+            pause = super::wake::back_off(pause);
         }
     }
 
@@ -502,6 +514,7 @@ impl Coordinator {
         self.engine
             .store()
             .split_session_update(row, expected, now)?;
+        super::wake::ring(&row.session_id);
         Ok(())
     }
 
@@ -586,6 +599,23 @@ impl Coordinator {
                 "this message kind is not handled by this server",
             )),
         }
+    }
+}
+
+/// The log entry of a message of session `session_id`.
+pub(super) fn split_message(
+    session_id: &str,
+    direction: SplitDirection,
+    seq: u64,
+    bytes: Vec<u8>,
+    now: u64,
+) -> SplitMessage {
+    SplitMessage {
+        session_id: session_id.to_owned(),
+        direction,
+        seq,
+        bytes,
+        at_ms: now,
     }
 }
 

@@ -8,7 +8,7 @@ use crate::idp::IdpError;
 use crate::model::CredentialState;
 use crate::state::{OnIdpFailure, Operation};
 use crate::store::{
-    JournalFence, JournalOp, JournalStatus, NewJournalEntry, PendingId, StoreError, UnitOfWork,
+    JournalFence, JournalOp, JournalStatus, NewJournalEntry, PendingId, UnitOfWork,
 };
 use crate::template::render_display_name;
 use crate::Error;
@@ -92,25 +92,17 @@ impl Engine {
             expect_state: Some(flow.key.state.as_str().to_owned()),
             delegated: holder.is_some(),
         };
-        let committed = self.store.commit(
-            UnitOfWork {
-                journal: vec![NewJournalEntry {
-                    key_id: key_id.clone(),
-                    idp: idp_connection.to_owned(),
-                    operation: JournalOp::Register,
-                    payload: payload.to_bytes(),
-                }],
-                ..UnitOfWork::default()
+        // Appended claimed (one transaction): another node's replay cannot take the
+        // entry over before this flow's IdP call.
+        let (entry, fence) = self.append_claimed(
+            &NewJournalEntry {
+                key_id: key_id.clone(),
+                idp: idp_connection.to_owned(),
+                operation: JournalOp::Register,
+                payload: payload.to_bytes(),
             },
             now,
         )?;
-        let entry = committed
-            .journal
-            .into_iter()
-            .next()
-            .ok_or_else(|| StoreError::Corrupt {
-                what: "journal append returned no entry".into(),
-            })?;
         tracing::info!(
             journal_id = entry.id,
             op = "register",
@@ -118,7 +110,6 @@ impl Engine {
             "journal entry appended"
         );
         self.maybe_crash(CrashPoint::AfterJournal)?;
-        let (_, fence) = self.claim(entry.id, now)?;
         let request = payload.request(entry.id)?;
         let registered = self.leased(entry.id, &fence, now, || match holder {
             Some(l) => self.register_delegated(idp.as_ref(), l, &pending.user_id, &request),
@@ -252,7 +243,7 @@ impl Engine {
                 target: Some(deleted_state(flow.operation).as_str().to_owned()),
                 keep_key_state: false,
             };
-            let entry = self.store.journal_append(
+            let (entry, fence) = self.append_claimed(
                 &NewJournalEntry {
                     key_id: key_id.clone(),
                     idp: idp_connection.to_owned(),
@@ -269,7 +260,6 @@ impl Engine {
                 "journal entry appended"
             );
             self.maybe_crash(CrashPoint::AfterJournal)?;
-            let (_, fence) = self.claim(entry.id, now)?;
             let mut deleted = self.leased(entry.id, &fence, now, || idp.delete(&user, &method_id));
             // An uncertain failure (5xx, no answer): the deletion may have been made.
             // Settled by listing the user's passkeys before anything is cancelled or

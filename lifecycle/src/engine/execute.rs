@@ -329,7 +329,10 @@ impl Engine {
         };
         // Held until the flow ends: a replay in this process leaves the intent alone.
         flow.live = Some(self.live.hold(&flow.key.key_id));
-        let entry = self.store.journal_append(
+        // Claimed as it is written: another node's replay must not finish or fail the
+        // intent of a flow still running here (it waits for the lease, or the station's
+        // own restart takes it over at once).
+        let (entry, fence) = self.append_claimed(
             &NewJournalEntry {
                 key_id: flow.key.key_id.clone(),
                 idp: connection,
@@ -339,6 +342,7 @@ impl Engine {
             now,
         )?;
         flow.intent = Some(entry.id);
+        flow.intent_fence = Some(fence);
         self.maybe_crash(CrashPoint::AfterStateJournal)
     }
 }

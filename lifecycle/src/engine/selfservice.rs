@@ -287,9 +287,10 @@ impl Engine {
             .ok_or_else(|| refuse(SelfServiceError::TokenIdMissing.into()))?;
         // Kept until the verifier would refuse the token anyway: exp plus the leeway.
         let keep_until = millis(t.expires_at + verifier.settings().leeway);
-        let first_use = self
+        // The token id recorded and the nonce taken in one transaction.
+        let (first_use, nonce_taken) = self
             .store
-            .use_token_id(&t.issuer, token_id, keep_until, now)
+            .use_sign_in(&t.issuer, token_id, keep_until, &nonce_digest(nonce), now)
             .map_err(|e| refuse(e.into()))?;
         if !first_use {
             return Err(refuse(
@@ -299,11 +300,7 @@ impl Engine {
                 .into(),
             ));
         }
-        if !self
-            .store
-            .take_nonce(&nonce_digest(nonce), now)
-            .map_err(|e| refuse(e.into()))?
-        {
+        if !nonce_taken {
             return Err(refuse(SelfServiceError::NonceUnknown.into()));
         }
         let age_secs = t.auth_time.map(|a| now.saturating_sub(millis(a)) / 1000);

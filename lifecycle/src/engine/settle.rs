@@ -94,6 +94,21 @@ impl Engine {
         Ok((e, fence))
     }
 
+    /// Journals `entry` already claimed for this station (one transaction), so no other
+    /// station's replay can take it over before the flow makes its side effect; returns
+    /// the entry and the claim's fence.
+    pub(super) fn append_claimed(
+        &self,
+        entry: &NewJournalEntry,
+        now: UnixMillis,
+    ) -> Result<(JournalEntry, JournalFence), Error> {
+        let e = self
+            .store
+            .journal_append_claimed(entry, &self.station, now, JOURNAL_LEASE_MS)?;
+        let fence = JournalFence::of(&e);
+        Ok((e, fence))
+    }
+
     /// Runs `call` (an IdP call that can take as long as its retries) while the claim
     /// `fence` on entry `id` is renewed every [`RENEW_EVERY`], its lease counted from
     /// `now` plus the time elapsed. A claim lost meanwhile is not renewed again; the

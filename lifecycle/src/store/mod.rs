@@ -32,6 +32,7 @@
 )]
 
 mod agents;
+pub mod atomic;
 mod crypto;
 mod error;
 #[cfg(feature = "postgres")]
@@ -46,6 +47,7 @@ pub mod watch;
 mod work;
 
 pub use agents::{AgentClass, AgentRecord, AgentStatus, EnrolmentCode};
+pub use atomic::AtomicWrites;
 pub use crypto::{PinKey, TransportPin};
 pub use error::{Result, StoreError};
 #[cfg(feature = "postgres")]
@@ -537,7 +539,9 @@ pub struct BulkCounts {
 
 /// The repository the lifecycle engine needs. Implementations are safe to share between
 /// threads and, for [`PgStore`], between processes on several hosts.
-pub trait Store: split::SplitStore + watch::WatchStore + Send + Sync {
+pub trait Store:
+    split::SplitStore + watch::WatchStore + atomic::AtomicWrites + Send + Sync
+{
     /// The schema version of the opened database.
     fn schema_version(&self) -> Result<u32>;
 

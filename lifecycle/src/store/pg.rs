@@ -347,3 +347,4 @@ impl PgStore {
 sql::impl_store!(PgStore);
 sql::impl_split_store!(PgStore);
 sql::impl_watch_store!(PgStore);
+super::atomic::impl_atomic_writes!(PgStore);

@@ -186,6 +186,23 @@ pub struct StationWork {
 pub trait SplitStore {
     /// Records a new session. A session id that exists is [`super::StoreError::Duplicate`].
     fn split_session_create(&self, session: &SplitSession, now: UnixMillis) -> Result<()>;
+    /// [`SplitStore::split_session_create`] and the [`SplitStore::split_log`] of `log` in
+    /// one transaction (a session's opening: one commit where it used to cost three).
+    /// This default runs them one after the other (a log failure then only warns).
+    fn split_session_create_logged(
+        &self,
+        session: &SplitSession,
+        now: UnixMillis,
+        log: &[SplitMessage],
+    ) -> Result<()> {
+        self.split_session_create(session, now)?;
+        for m in log {
+            if let Err(e) = self.split_log(m) {
+                tracing::warn!(error = %e, session_id = %m.session_id, "split message log write failed");
+            }
+        }
+        Ok(())
+    }
     /// The session, checked against its MAC when the row key is installed.
     fn split_session_get(&self, session_id: &str) -> Result<Option<SplitSession>>;
     /// Replaces the session if its stored version is still `expected_version` (the new
@@ -198,6 +215,28 @@ pub trait SplitStore {
     ) -> Result<bool>;
     /// Logs a message (a repeat of the same direction and seq is ignored).
     fn split_log(&self, message: &SplitMessage) -> Result<()>;
+    /// [`SplitStore::split_session_update`] and, when it moved the session, the
+    /// [`SplitStore::split_log`] of `log` in the same transaction: one commit where a
+    /// message used to cost two, and the log holds a message exactly when the session
+    /// moved past it. `false` (nothing logged) when another node moved the session first.
+    /// This default runs the two one after the other (a log failure then only warns).
+    fn split_session_update_logged(
+        &self,
+        session: &SplitSession,
+        expected_version: u64,
+        now: UnixMillis,
+        log: &[SplitMessage],
+    ) -> Result<bool> {
+        if !self.split_session_update(session, expected_version, now)? {
+            return Ok(false);
+        }
+        for m in log {
+            if let Err(e) = self.split_log(m) {
+                tracing::warn!(error = %e, session_id = %m.session_id, "split message log write failed");
+            }
+        }
+        Ok(true)
+    }
     /// The messages of a session, in order.
     fn split_messages(&self, session_id: &str) -> Result<Vec<SplitMessage>>;
     /// Queues work for a station.

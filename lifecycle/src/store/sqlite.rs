@@ -294,6 +294,7 @@ impl SqliteStore {
 sql::impl_store!(SqliteStore);
 sql::impl_split_store!(SqliteStore);
 sql::impl_watch_store!(SqliteStore);
+super::atomic::impl_atomic_writes!(SqliteStore);
 
 #[cfg(test)]
 mod tests {

@@ -494,6 +494,8 @@ mod in_doubt;
 mod issuance_and_races;
 #[path = "engine/long_exclude.rs"]
 mod long_exclude;
+#[path = "engine/replay_across_nodes.rs"]
+mod replay_across_nodes;
 #[path = "engine/revoke_cms.rs"]
 mod revoke_cms;
 #[path = "engine/station_reset.rs"]

@@ -385,6 +385,32 @@ impl crate::store::watch::WatchStore for FencedStore {
     }
 }
 
+/// A journal entry appended claimed goes through this store's own append (so the bulk
+/// fence is checked), then its claim; a sign-in's checks pass through.
+impl crate::store::AtomicWrites for FencedStore {
+    fn journal_append_claimed(
+        &self,
+        entry: &crate::store::NewJournalEntry,
+        station: &str,
+        now: UnixMillis,
+        lease_ms: i64,
+    ) -> Result<JournalEntry> {
+        let e = self.journal_append(entry, now)?;
+        self.journal_claim(e.id, station, now, lease_ms)
+    }
+    fn use_sign_in(
+        &self,
+        issuer: &str,
+        token_id: &str,
+        expires_ms: UnixMillis,
+        nonce_hash: &str,
+        now: UnixMillis,
+    ) -> Result<(bool, bool)> {
+        self.inner
+            .use_sign_in(issuer, token_id, expires_ms, nonce_hash, now)
+    }
+}
+
 /// The split deployment's tables are not written by bulk rows: plain pass-through.
 impl crate::store::split::SplitStore for FencedStore {
     fn split_session_create(
@@ -393,6 +419,14 @@ impl crate::store::split::SplitStore for FencedStore {
         now: UnixMillis,
     ) -> Result<()> {
         self.inner.split_session_create(session, now)
+    }
+    fn split_session_create_logged(
+        &self,
+        session: &crate::store::split::SplitSession,
+        now: UnixMillis,
+        log: &[crate::store::split::SplitMessage],
+    ) -> Result<()> {
+        self.inner.split_session_create_logged(session, now, log)
     }
     fn split_session_get(
         &self,
@@ -411,6 +445,16 @@ impl crate::store::split::SplitStore for FencedStore {
     }
     fn split_log(&self, message: &crate::store::split::SplitMessage) -> Result<()> {
         self.inner.split_log(message)
+    }
+    fn split_session_update_logged(
+        &self,
+        session: &crate::store::split::SplitSession,
+        expected_version: u64,
+        now: UnixMillis,
+        log: &[crate::store::split::SplitMessage],
+    ) -> Result<bool> {
+        self.inner
+            .split_session_update_logged(session, expected_version, now, log)
     }
     fn split_messages(&self, session_id: &str) -> Result<Vec<crate::store::split::SplitMessage>> {
         self.inner.split_messages(session_id)

@@ -2,7 +2,7 @@
 
 use super::*;
 
-pub(super) fn journal_append(
+pub(crate) fn journal_append(
     sql: &mut dyn Sql,
     k: Option<&RowKey>,
     e: &NewJournalEntry,

@@ -329,6 +329,21 @@ macro_rules! impl_split_store {
                 let k = self.row_key.get();
                 self.tx(|s| $crate::store::sql::split_session_create(s, k.as_deref(), session, now))
             }
+            fn split_session_create_logged(
+                &self,
+                session: &$crate::store::split::SplitSession,
+                now: $crate::store::UnixMillis,
+                log: &[$crate::store::split::SplitMessage],
+            ) -> $crate::store::Result<()> {
+                let k = self.row_key.get();
+                self.tx(|s| {
+                    $crate::store::sql::split_session_create(s, k.as_deref(), session, now)?;
+                    for m in log {
+                        $crate::store::sql::split_log(s, m)?;
+                    }
+                    Ok(())
+                })
+            }
             fn split_session_get(
                 &self,
                 session_id: &str,
@@ -351,6 +366,30 @@ macro_rules! impl_split_store {
                         expected_version,
                         now,
                     )
+                })
+            }
+            fn split_session_update_logged(
+                &self,
+                session: &$crate::store::split::SplitSession,
+                expected_version: u64,
+                now: $crate::store::UnixMillis,
+                log: &[$crate::store::split::SplitMessage],
+            ) -> $crate::store::Result<bool> {
+                let k = self.row_key.get();
+                self.tx(|s| {
+                    let moved = $crate::store::sql::split_session_update(
+                        s,
+                        k.as_deref(),
+                        session,
+                        expected_version,
+                        now,
+                    )?;
+                    if moved {
+                        for m in log {
+                            $crate::store::sql::split_log(s, m)?;
+                        }
+                    }
+                    Ok(moved)
                 })
             }
             fn split_log(

@@ -1309,8 +1309,10 @@ ks_status ks_bulk_create(const ks_session *session,
  * Runs (or resumes) bulk job `job_id`; returns when every row not done yet has run
  * (several runners of one job share its rows: each row is claimed by one of them).
  * `options_json`: NULL (defaults) or `{"workers":1,"rate":null,"template":null,
- * "retry_failed":true,"fix":false,"delete_unknown":false}` (each optional; `template`:
- * the loaded credential template for issue rows without one). `device_cb` supplies the
+ * "retry_failed":true,"fix":false,"delete_unknown":false,"keep_items":true}` (each
+ * optional; `template`: the loaded credential template for issue rows without one;
+ * `keep_items` false leaves the summary's `items` empty, so that a caller taking the
+ * rows from `progress_cb` holds no memory per row). `device_cb` supplies the
  * device spec for each issue row (see ks_bulk_device_fn; NULL fails issue rows);
  * `progress_cb` (NULL: none) is told after each row; both get `ctx`. Failed rows do not
  * fail the call: `*summary_json` gets `{"job_id","kind","total","done","failed",

@@ -311,6 +311,9 @@ pub(crate) fn bulk(args: &Args, kind: &str, file: Option<&str>) -> Result<Output
         retry_failed: true,
         fix: args.fix,
         delete_unknown: args.delete_unknown,
+        // The rows are printed as they run: the summary need not keep them (memory
+        // flat in the rows run).
+        keep_items: false,
     };
     // On a terminal: rows, rate and ETA on stderr; the row lines (stdout) are printed
     // with the bar cleared. Otherwise only the row lines, as they run.
@@ -336,7 +339,7 @@ pub(crate) fn bulk(args: &Args, kind: &str, file: Option<&str>) -> Result<Output
     let summary = summary?;
     let mut summary_json = to_json(&summary);
     if let Value::Object(m) = &mut summary_json {
-        // The rows were printed as they ran.
+        // The rows were printed as they ran (and not kept: `keep_items` is false).
         m.remove("items");
     }
     let out = Output {

@@ -673,6 +673,11 @@ pub struct BulkRunOptions {
     /// Reconcile rows: with `fix`, also delete passkeys nobody issued.
     #[serde(default)]
     pub delete_unknown: bool,
+    /// Keep each row's result in the summary's `items` (default true). A caller that
+    /// takes the rows from the progress callback sets it false, so that the run's memory
+    /// does not grow with the rows it has run; `items` is then empty.
+    #[serde(default = "default_true")]
+    pub keep_items: bool,
 }
 
 impl Default for BulkRunOptions {
@@ -684,6 +689,7 @@ impl Default for BulkRunOptions {
             retry_failed: true,
             fix: false,
             delete_unknown: false,
+            keep_items: true,
         }
     }
 }
@@ -764,7 +770,8 @@ pub struct BulkSummary {
     pub settled: u64,
     /// Rows another runner of the same job held and finished while this call waited.
     pub run_elsewhere: u64,
-    /// The rows run (or settled) by this call, by line.
+    /// The rows run (or settled) by this call, by line (empty when
+    /// [`BulkRunOptions::keep_items`] is false).
     pub items: Vec<BulkItemResult>,
 }
 

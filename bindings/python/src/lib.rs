@@ -736,6 +736,7 @@ impl Session {
             retry_failed,
             fix,
             delete_unknown,
+            keep_items: true,
         };
         let device = device
             .map(|d| require_callable("bulk_run", "device", d.into_bound(py)))

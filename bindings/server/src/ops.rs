@@ -291,6 +291,8 @@ pub async fn bulk_submit(
     let options = BulkRunOptions {
         workers: b.workers.unwrap_or(1),
         fix: b.fix,
+        // The background run's summary is dropped: keep no per-row results.
+        keep_items: false,
         ..BulkRunOptions::default()
     };
     if !(1..=keysmith_facade::MAX_WORKERS).contains(&options.workers) {

@@ -28,6 +28,49 @@ const MAX_USERS: usize = 65_536;
 /// When the users are at [`MAX_USERS`], those read longer ago than this are dropped
 /// first (a job's batches read ahead by 15 rows at most).
 const KEEP_RECENT: Duration = Duration::from_secs(5);
+/// Entries kept before the first sweep of expired users ([`USER_TTL`] passed): after each
+/// sweep the next comes when the entries have doubled, so the map holds about twice the
+/// users read within [`USER_TTL`], not every user a long job has read.
+const FIRST_SWEEP: usize = 256;
+
+/// The users read recently, by lowercase id, UPN and the name each was read by.
+#[derive(Debug, Default)]
+struct Users {
+    map: HashMap<String, (Instant, User)>,
+    /// Sweep expired entries when the map reaches this many.
+    sweep_at: usize,
+}
+
+impl Users {
+    fn get(&self, key: &str) -> Option<User> {
+        self.map
+            .get(&key.to_ascii_lowercase())
+            .filter(|(at, _)| at.elapsed() < USER_TTL)
+            .map(|(_, u)| u.clone())
+    }
+
+    /// Keeps `u` (read at `at`) under `key`, its id and its UPN; drops expired users
+    /// first once the map has grown to the sweep mark.
+    fn put(&mut self, key: &str, u: &User, at: Instant) {
+        if self.map.len() >= self.sweep_at.max(FIRST_SWEEP) {
+            self.map.retain(|_, (t, _)| t.elapsed() < USER_TTL);
+            if self.map.len() >= MAX_USERS {
+                self.map.retain(|_, (t, _)| t.elapsed() < KEEP_RECENT);
+                if self.map.len() >= MAX_USERS {
+                    self.map.clear();
+                }
+            }
+            // Hand back what a burst grew the table to.
+            self.map.shrink_to(self.map.len() * 2);
+            self.sweep_at = (self.map.len() * 2).clamp(FIRST_SWEEP, MAX_USERS);
+        }
+        self.map.insert(key.to_ascii_lowercase(), (at, u.clone()));
+        self.map.insert(u.id.to_ascii_lowercase(), (at, u.clone()));
+        if let Some(upn) = &u.user_principal_name {
+            self.map.insert(upn.to_ascii_lowercase(), (at, u.clone()));
+        }
+    }
+}
 
 #[derive(Debug, Default)]
 pub(crate) struct Cache {
@@ -35,7 +78,7 @@ pub(crate) struct Cache {
     policy: Mutex<Option<(Instant, Fido2Policy)>>,
     /// Held while a job's policy read is under way, so parallel rows read it once.
     policy_read: Mutex<()>,
-    users: Mutex<HashMap<String, (Instant, User)>>,
+    users: Mutex<Users>,
     /// The users the job's rows will read next, in order (lowercase), not read yet.
     upcoming: Mutex<VecDeque<String>>,
     /// Users a batch read is under way for (lowercase), and its landing.
@@ -60,10 +103,7 @@ impl Cache {
             .unwrap_or(0);
         if before <= 1 {
             self.drop_policy();
-            self.users
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clear();
+            *self.users.lock().unwrap_or_else(PoisonError::into_inner) = Users::default();
             self.upcoming
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
@@ -171,29 +211,20 @@ impl Cache {
         if !self.active() {
             return None;
         }
-        let g = self.users.lock().unwrap_or_else(PoisonError::into_inner);
-        g.get(&key.to_ascii_lowercase())
-            .filter(|(at, _)| at.elapsed() < USER_TTL)
-            .map(|(_, u)| u.clone())
+        self.users
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(key)
     }
 
     pub fn put_user(&self, key: &str, u: &User) {
         if !self.active() {
             return;
         }
-        let mut g = self.users.lock().unwrap_or_else(PoisonError::into_inner);
-        if g.len() >= MAX_USERS {
-            g.retain(|_, (at, _)| at.elapsed() < KEEP_RECENT);
-            if g.len() >= MAX_USERS {
-                g.clear();
-            }
-        }
-        let now = Instant::now();
-        g.insert(key.to_ascii_lowercase(), (now, u.clone()));
-        g.insert(u.id.to_ascii_lowercase(), (now, u.clone()));
-        if let Some(upn) = &u.user_principal_name {
-            g.insert(upn.to_ascii_lowercase(), (now, u.clone()));
-        }
+        self.users
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .put(key, u, Instant::now());
     }
 
     /// Drops what a refusal `e` may have shown to be stale.
@@ -217,5 +248,53 @@ pub(crate) fn is_expired_challenge(e: &GraphError) -> bool {
             m.contains("challenge") && m.contains("expired")
         }
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(i: usize) -> User {
+        serde_json::from_value(serde_json::json!({
+            "id": format!("00000000-0000-4000-8000-{i:012}"),
+            "userPrincipalName": format!("user{i}@contoso.com"),
+        }))
+        .expect("user")
+    }
+
+    /// A long job reads every user once: the users read longer ago than the TTL are
+    /// dropped as it goes, so the map stays near twice the recent users instead of
+    /// growing with the rows run (session 9 found it holding every user of the job).
+    #[test]
+    fn expired_users_do_not_accumulate() {
+        let mut users = Users::default();
+        let Some(old) = Instant::now().checked_sub(USER_TTL * 2) else {
+            return; // the clock is too young to hold an expired read
+        };
+        for i in 0..20_000 {
+            users.put(&format!("User{i}@contoso.com"), &user(i), old);
+            assert!(
+                users.map.len() <= 2 * FIRST_SWEEP + 2,
+                "{i}: {}",
+                users.map.len()
+            );
+        }
+        // A fresh read is kept and found by either name.
+        users.put("fresh@contoso.com", &user(1), Instant::now());
+        assert!(users.get("FRESH@contoso.com").is_some());
+        assert!(users.get("00000000-0000-4000-8000-000000000001").is_some());
+        assert!(users.map.capacity() <= 4 * FIRST_SWEEP * 2);
+    }
+
+    /// Users read within the TTL are all kept (a sweep drops only expired ones).
+    #[test]
+    fn recent_users_survive_a_sweep() {
+        let mut users = Users::default();
+        let now = Instant::now();
+        for i in 0..1_000 {
+            users.put(&format!("user{i}@contoso.com"), &user(i), now);
+        }
+        assert!((0..1_000).all(|i| users.get(&format!("user{i}@contoso.com")).is_some()));
     }
 }

@@ -125,6 +125,35 @@ fn bulk_issue_runs_each_row_once_and_a_rerun_skips_done_rows() {
     assert_eq!(s.items[0].line, 5);
 }
 
+/// A run that keeps no per-row results (the CLI's: it prints each row as it runs, so
+/// its memory does not grow with the rows run) still reports every row through progress
+/// and records them; only the summary's `items` stays empty.
+#[test]
+fn a_run_can_keep_no_items() {
+    let w = world("bulk-no-items");
+    let e = &w.engine;
+    let csv = format!("user,serial\n{KIM},S1\n{ALEX},S2\nnobody@contoso.onmicrosoft.com,S3\n");
+    let job = e
+        .bulk_create(BulkKind::Issue, &csv, "operator:bulk", now_ms())
+        .unwrap();
+    let options = BulkOptions {
+        default_template: Some("test-standard".into()),
+        keep_items: false,
+        ..BulkOptions::default()
+    };
+    let mut seen = Vec::new();
+    let s = e
+        .bulk_run(job.job_id, &options, &now_ms, &mut soft_device, &mut |p| {
+            seen.push((p.line, p.status))
+        })
+        .unwrap();
+    assert_eq!((s.done, s.failed, s.total), (2, 1, 3));
+    assert!(s.items.is_empty(), "{:?}", s.items);
+    assert_eq!(seen.len(), 3);
+    assert_eq!(seen[2], (4, BulkItemStatus::Failed));
+    assert_eq!(e.store().bulk_counts(job.job_id).unwrap().done, 2);
+}
+
 #[test]
 fn bad_csv_is_refused_naming_line_and_column() {
     let w = world("bulk-csv");

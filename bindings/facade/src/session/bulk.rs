@@ -96,6 +96,7 @@ impl Session {
             retry_failed: options.retry_failed,
             fix: options.fix,
             delete_unknown: options.delete_unknown,
+            keep_items: options.keep_items,
             ..BulkOptions::default()
         };
         let allow_software_keys = self.inner.allow_software_keys;

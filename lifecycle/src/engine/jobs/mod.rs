@@ -114,6 +114,16 @@ pub struct BulkOptions {
     /// [`MIN_CLAIM_LEASE_MS`]); the claim is renewed every third of it while the row
     /// runs. After a runner dies, its rows are taken over once their claims expire.
     pub claim_lease_ms: u64,
+    /// Keep each row's result in the summary's [`BulkSummary::items`] (default true).
+    /// A caller that takes the rows from the progress callback as they run (the CLI, a
+    /// server's background job) sets it false, so that the run's memory does not grow
+    /// with the rows it has run; `items` is then empty.
+    #[serde(default = "keep_items_default")]
+    pub keep_items: bool,
+}
+
+fn keep_items_default() -> bool {
+    true
 }
 
 impl Default for BulkOptions {
@@ -126,6 +136,7 @@ impl Default for BulkOptions {
             fix: false,
             delete_unknown: false,
             claim_lease_ms: DEFAULT_CLAIM_LEASE_MS,
+            keep_items: true,
         }
     }
 }
@@ -292,6 +303,7 @@ pub struct BulkSummary {
     pub settled: u64,
     /// Items another runner of the same job held and finished while this call waited.
     pub run_elsewhere: u64,
-    /// The items run (or settled) by this call, by line.
+    /// The items run (or settled) by this call, by line (empty when
+    /// [`BulkOptions::keep_items`] is false).
     pub items: Vec<BulkItemResult>,
 }

@@ -339,7 +339,9 @@ impl Engine {
             for item in todo {
                 run.check_stop()?;
                 match self.bulk_item(run, &item, &mut *devices)? {
-                    Some(r) => self.record(run.job, &item, r, summary, progress),
+                    Some(r) => {
+                        self.record(run.job, run.options.keep_items, &item, r, summary, progress)
+                    }
                     None => {
                         waiting.insert(item.line);
                     }
@@ -354,6 +356,7 @@ impl Engine {
     fn record(
         &self,
         job: &BulkJob,
+        keep_items: bool,
         item: &BulkItem,
         ItemOutcome {
             status,
@@ -370,20 +373,23 @@ impl Engine {
         if settled {
             summary.settled += 1;
         }
-        progress(&BulkProgress {
+        let mut p = BulkProgress {
             job_id: job.job_id,
             done: summary.done,
             failed: summary.failed,
             total: summary.total,
             line: item.line,
             status,
-            outcome: outcome.clone(),
-        });
-        summary.items.push(BulkItemResult {
-            line: item.line,
-            status,
             outcome,
-        });
+        };
+        progress(&p);
+        if keep_items {
+            summary.items.push(BulkItemResult {
+                line: item.line,
+                status,
+                outcome: std::mem::take(&mut p.outcome),
+            });
+        }
     }
 
     fn run_parallel(
@@ -429,7 +435,9 @@ impl Engine {
             drop(tx);
             for (item, r) in rx {
                 match r {
-                    Ok(Some(r)) => self.record(job, &item, r, summary, progress),
+                    Ok(Some(r)) => {
+                        self.record(job, options.keep_items, &item, r, summary, progress)
+                    }
                     Ok(None) => {
                         waiting.insert(item.line);
                     }

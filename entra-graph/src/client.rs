@@ -119,7 +119,7 @@ pub struct ConnectionReport {
 pub struct GraphClient {
     rt: tokio::runtime::Runtime,
     core: Arc<Core>,
-    cache: cache::Cache,
+    cache: Arc<cache::Cache>,
 }
 
 impl std::fmt::Debug for GraphClient {
@@ -145,7 +145,7 @@ impl GraphClient {
         Ok(GraphClient {
             rt,
             core,
-            cache: cache::Cache::default(),
+            cache: Arc::default(),
         })
     }
 

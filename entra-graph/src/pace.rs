@@ -28,7 +28,14 @@
 //!   nothing new (it was already in flight). A slot handed out before a decrease is
 //!   reserved again ([`Limiter::still_paced`]), so requests queued at the old pace do
 //!   not all meet the empty bucket.
-//! - Requests are spaced `cost / rate` apart (a `$batch` of 20 costs 20).
+//! - Requests are spaced `cost / rate` apart (a `$batch` of 20 costs 20), and the start
+//!   window counts units (a `$batch` of 20 is 20 in flight).
+//! - A `$batch` is sized to what the bucket allows ([`Pacer::batch_size`]): before the
+//!   first 429, to the room left in the start window; after it, to half the most units
+//!   one request has had accepted (the bucket's depth as seen, halved so that a batch
+//!   paced slightly early still finds its tokens), or the caller's most when a full
+//!   batch of that many was accepted at once; and no more than [`BATCH_SPAN`] of the
+//!   pace's refill.
 //!
 //! The refused request itself waits its `Retry-After` (the retry loops do that); the
 //! others keep the pace. Retry-After is whole seconds (at least 1 at the emulator), so
@@ -98,6 +105,10 @@ pub const MIN_RATE: f64 = 0.05;
 pub const START_WINDOW: u32 = 2;
 /// See [`START_WINDOW`].
 pub const WINDOW_GROWTH: u64 = 4;
+/// While paced, a `$batch` carries at most the pace's refill over this span (and at
+/// least one request): right after a 429 the server's bucket is empty, and a batch
+/// much larger than a few milliseconds of refill would meet it empty again.
+pub const BATCH_SPAN: Duration = Duration::from_millis(25);
 /// How long a request the start window holds back waits before it asks again.
 pub const WINDOW_POLL: Duration = Duration::from_millis(2);
 
@@ -154,8 +165,11 @@ pub struct Pacer {
     accepted_search: f64,
     /// Bumped by every decrease: a slot reserved before it is reserved again.
     epoch: u64,
-    /// Requests reserved and not answered yet.
+    /// Units reserved and not answered yet.
     in_flight: u32,
+    /// The most units one request has had accepted (the server's bucket held at least
+    /// that many at once).
+    deepest: u32,
     /// The search paused (nothing sent) long enough for the server's bucket to fill:
     /// its interval does not measure the refill rate.
     idled: bool,
@@ -207,26 +221,53 @@ impl Pacer {
         }
     }
 
-    /// Before the first 429: whether one more request would exceed the start window
-    /// (the caller waits [`WINDOW_POLL`] and asks again; nothing is reserved). The
-    /// window counts requests (a `$batch` is one), growing with the units accepted.
-    pub fn window_full(&self) -> bool {
+    /// The start window: units in flight at once before the first 429.
+    fn window(&self) -> u32 {
         let grown = u32::try_from(self.stats.accepted / WINDOW_GROWTH).unwrap_or(u32::MAX);
-        let window = START_WINDOW.saturating_add(grown);
-        self.mode == Mode::Free && self.in_flight >= window
+        START_WINDOW.saturating_add(grown)
     }
 
-    /// A reserved request was answered, or will not be (it could not be sent, or its
-    /// answer was lost): it is no longer in flight.
-    pub fn released(&mut self) {
-        self.in_flight = self.in_flight.saturating_sub(1);
+    /// Before the first 429: whether `units` more in flight would exceed the start
+    /// window (the caller waits [`WINDOW_POLL`] and asks again; nothing is reserved).
+    /// The window counts units (a `$batch` of 20 is 20), growing with the units
+    /// accepted; with nothing in flight any request goes.
+    pub fn window_full(&self, units: u32) -> bool {
+        self.mode == Mode::Free
+            && self.in_flight > 0
+            && self.in_flight.saturating_add(units) > self.window()
+    }
+
+    /// How many inner requests the next `$batch` should carry, at most `most` (Graph's
+    /// 20): before the first 429, the room left in the start window; after it, half the
+    /// most units one request has had accepted (rounded up), or `most` when `most` were
+    /// accepted at once, and no more than the pace refills in [`BATCH_SPAN`]. At least 1.
+    pub fn batch_size(&self, most: u32) -> u32 {
+        let size = if self.mode == Mode::Free {
+            self.window().saturating_sub(self.in_flight)
+        } else {
+            let depth = if self.deepest >= most {
+                most
+            } else {
+                self.deepest.div_ceil(2)
+            };
+            let rate = self.stats().rate.unwrap_or(MIN_RATE);
+            // Saturating float-to-int conversion.
+            depth.min((rate * BATCH_SPAN.as_secs_f64()) as u32)
+        };
+        size.clamp(1, most.max(1))
+    }
+
+    /// A reserved request of `cost` units was answered, or will not be (it could not be
+    /// sent, or its answer was lost): it is no longer in flight.
+    pub fn released(&mut self, cost: u32) {
+        self.in_flight = self.in_flight.saturating_sub(cost.max(1));
     }
 
     /// Reserves a slot for a request costing `cost` units at `now`; returns how long to
     /// wait before sending it. The reservation is made either way.
     pub fn reserve(&mut self, now: Duration, cost: u32) -> Duration {
         let t = now.as_secs_f64();
-        self.in_flight = self.in_flight.saturating_add(1);
+        self.in_flight = self.in_flight.saturating_add(cost.max(1));
         if self.mode == Mode::Free {
             return Duration::ZERO;
         }
@@ -247,6 +288,7 @@ impl Pacer {
     pub fn accepted(&mut self, now: Duration, sent: Duration, cost: u32, paced: bool) {
         let c = f64::from(cost);
         self.stats.accepted += u64::from(cost);
+        self.deepest = self.deepest.max(cost);
         // Only what was sent after the last 429 measures the refill since.
         if sent.as_secs_f64() >= self.anchor {
             self.accepted_since += c;
@@ -411,10 +453,16 @@ impl Limiter {
         }
     }
 
-    /// Whether the start window holds one more request back (see
+    /// Whether the start window holds a request of `units` back (see
     /// [`Pacer::window_full`]): wait [`WINDOW_POLL`] and ask again.
-    pub fn window_full(&self) -> bool {
-        self.pacer().window_full()
+    pub fn window_full(&self, units: u32) -> bool {
+        self.pacer().window_full(units)
+    }
+
+    /// How many inner requests the next `$batch` should carry (see
+    /// [`Pacer::batch_size`]).
+    pub fn batch_size(&self, most: u32) -> u32 {
+        self.pacer().batch_size(most)
     }
 
     /// Whether a slot waited for is still good: false when the pace went down while it
@@ -423,10 +471,10 @@ impl Limiter {
         ticket.wait.is_zero() || self.pacer().epoch() == ticket.decreases
     }
 
-    /// The request of a ticket was answered, or will not be (see
+    /// The request of a ticket, `cost` units, was answered, or will not be (see
     /// [`Pacer::released`]).
-    pub fn released(&self) {
-        self.pacer().released();
+    pub fn released(&self, cost: u32) {
+        self.pacer().released(cost);
     }
 
     /// The request of `ticket` was answered with something other than 429.
@@ -589,6 +637,181 @@ mod tests {
         }
         assert_eq!(done, n);
         (end, p.stats().throttled, requests)
+    }
+
+    /// As [`simulate`], with `$batch`es: each worker takes as many due requests as
+    /// [`Pacer::batch_size`] says (at most 20), reserves them as one request of that
+    /// cost, and the server meters each inner request; refused ones come back after
+    /// their Retry-After, the worker goes on. Returns (seconds taken, inner 429s, inner
+    /// requests).
+    fn simulate_batches(
+        capacity: f64,
+        rate: f64,
+        n: usize,
+        workers: usize,
+        rtt: f64,
+    ) -> (f64, u64, u64) {
+        #[derive(Clone)]
+        enum Bev {
+            Ready,
+            Send {
+                items: usize,
+                paced: bool,
+                epoch: u64,
+            },
+            Answer {
+                sent: f64,
+                items: usize,
+                refused: Vec<f64>,
+                paced: bool,
+            },
+        }
+        let mut server = Server {
+            tokens: capacity,
+            capacity,
+            rate,
+            at: 0.0,
+        };
+        let mut p = Pacer::new();
+        let mut seed = 7u64;
+        let mut jitter = move || {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            0.8 + 0.4 * ((seed >> 11) as f64 / (1u64 << 53) as f64)
+        };
+        // Due times of the requests waiting to be sent.
+        let mut waiting: Vec<f64> = vec![0.0; n];
+        let mut events: Vec<(f64, usize, Bev)> =
+            (0..workers).map(|w| (0.0, w, Bev::Ready)).collect();
+        let (mut done, mut end, mut requests) = (0usize, 0.0f64, 0u64);
+        while let Some(i) = (0..events.len()).min_by(|a, b| events[*a].0.total_cmp(&events[*b].0)) {
+            let (t, w, ev) = events.swap_remove(i);
+            let at = Duration::from_secs_f64(t);
+            match ev {
+                Bev::Ready => {
+                    if done == n {
+                        continue;
+                    }
+                    let size = p.batch_size(20) as usize;
+                    waiting.sort_by(f64::total_cmp);
+                    let due = waiting.iter().take_while(|d| **d <= t).count().min(size);
+                    if due == 0 || p.window_full(due as u32) {
+                        let next = waiting.first().copied().unwrap_or(t).max(t);
+                        events.push((next.min(t + 0.005).max(t + 0.001), w, Bev::Ready));
+                        continue;
+                    }
+                    waiting.drain(..due);
+                    let wait = p.reserve(at, due as u32).as_secs_f64();
+                    let ev = Bev::Send {
+                        items: due,
+                        paced: wait > 0.0,
+                        epoch: p.epoch(),
+                    };
+                    events.push((t + wait, w, ev));
+                }
+                Bev::Send {
+                    items,
+                    paced,
+                    epoch,
+                } if paced && epoch != p.epoch() => {
+                    // Reserved at the old pace: again (as `Core::pace` does).
+                    p.released(items as u32);
+                    let wait = p.reserve(at, items as u32).as_secs_f64();
+                    let ev = Bev::Send {
+                        items,
+                        paced: wait > 0.0,
+                        epoch: p.epoch(),
+                    };
+                    events.push((t + wait, w, ev));
+                }
+                Bev::Send { items, paced, .. } => {
+                    let r = rtt * jitter();
+                    requests += items as u64;
+                    let refused: Vec<f64> = (0..items)
+                        .filter_map(|_| server.take(t + r / 2.0))
+                        .collect();
+                    let ev = Bev::Answer {
+                        sent: t,
+                        items,
+                        refused,
+                        paced,
+                    };
+                    events.push((t + r, w, ev));
+                }
+                Bev::Answer {
+                    sent,
+                    items,
+                    refused,
+                    paced,
+                } => {
+                    let sent = Duration::from_secs_f64(sent);
+                    let accepted = items - refused.len();
+                    if accepted > 0 {
+                        p.accepted(at, sent, accepted as u32, paced);
+                    }
+                    if !refused.is_empty() {
+                        p.throttled(at, sent, refused.len() as u32);
+                    }
+                    p.released(items as u32);
+                    done += accepted;
+                    if accepted > 0 {
+                        end = end.max(t);
+                    }
+                    waiting.extend(refused.iter().map(|ra| t + ra));
+                    events.push((t, w, Bev::Ready));
+                }
+            }
+        }
+        assert_eq!(done, n);
+        (end, p.stats().throttled, requests)
+    }
+
+    #[test]
+    fn batches_are_sized_to_the_bucket_and_paced_by_their_inner_requests() {
+        // The three shapes of the single-request test, 8 workers sending `$batch`es.
+        for (capacity, rate) in [(3500.0, 350.0), (200.0, 400.0), (5.0, 20.0)] {
+            let n = (capacity + 8.0 * rate) as usize;
+            let (took, refused, requests) = simulate_batches(capacity, rate, n, 8, 0.007);
+            let bound = (n as f64 - capacity) / rate;
+            assert!(
+                took <= 1.1 * bound,
+                "{capacity}/{rate}: {took:.2} s vs {bound:.2} s"
+            );
+            assert!(
+                (refused as f64) < 0.05 * requests as f64,
+                "{capacity}/{rate}: {refused} refused of {requests}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_batch_is_never_larger_than_the_bucket_seen() {
+        let mut p = Pacer::new();
+        let ms = Duration::from_millis;
+        // Before any 429: the room in the start window.
+        assert_eq!(p.batch_size(20), START_WINDOW);
+        p.reserve(ms(0), 2);
+        assert!(p.window_full(1));
+        assert_eq!(p.batch_size(20), 1, "at least one");
+        p.accepted(ms(10), ms(0), 2, false);
+        p.released(2);
+        // A batch of 8 meets a bucket of 5: 5 accepted, 3 refused.
+        p.reserve(ms(10), 8);
+        p.accepted(ms(20), ms(10), 5, false);
+        p.throttled(ms(20), ms(10), 3);
+        p.released(8);
+        // Searching from 1 a second: one at a time.
+        assert_eq!(p.batch_size(20), 1);
+        // Paced at 1000 a second (25 per BATCH_SPAN): half the 5 seen, rounded up.
+        p.mode = Mode::Steady { rate: 1000.0 };
+        assert_eq!(p.batch_size(20), 3);
+        // A deep bucket: 20 accepted at once, the most a batch carries.
+        p.accepted(ms(30), ms(25), 20, false);
+        assert_eq!(p.batch_size(20), 20);
+        // At 200 a second: what 25 ms refill.
+        p.mode = Mode::Steady { rate: 200.0 };
+        assert_eq!(p.batch_size(20), 5);
     }
 
     #[test]

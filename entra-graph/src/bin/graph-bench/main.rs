@@ -1,8 +1,9 @@
 //! `graph-bench [--n 2000] [--latency-ms 5] [--rate 400] [--burst 200] [--concurrency 8]`
 //!
-//! Deletes N passkeys through the emulator (JSON `$batch`, bounded concurrency) with
-//! injected latency and a token-bucket throttle, then prints the wall time beside the
-//! ideal bound of the throttle: (N - burst) / rate seconds, and the 429s.
+//! Deletes N passkeys through the emulator (JSON `$batch`, bounded concurrency, batches
+//! sized to the bucket by the client) with injected latency and a token-bucket throttle,
+//! then prints the wall time beside the ideal bound of the throttle: (N - burst) / rate
+//! seconds, the inner requests a batch, and the inner 429s.
 //!
 //! `graph-bench all [--latency-ms 5]` prints the table of the bulk jobs (issue, revoke,
 //! reconcile) against the throttle in three bucket shapes, and the `$batch` delete above

@@ -62,12 +62,9 @@ pub(crate) struct Paced {
 impl Drop for Paced {
     fn drop(&mut self) {
         let (read, write) = &self.limiters;
-        if let Some((_, cost)) = self.read {
-            read.released(cost);
-        }
-        if let Some((_, cost)) = self.write {
-            write.released(cost);
-        }
+        let cost = |slot: &Option<(Ticket, u32)>| slot.map_or(0, |(_, c)| c);
+        read.released(cost(&self.read));
+        write.released(cost(&self.write));
     }
 }
 

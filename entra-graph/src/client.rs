@@ -2,7 +2,6 @@
 //!
 //! Do not call it from inside an async runtime (it blocks the calling thread).
 
-use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,14 +10,12 @@ use reqwest::Method;
 
 use crate::auth::Credential;
 use crate::config::{ApiVersion, GraphConfig};
-use crate::http::{api_error, path_template, Core, Failure, WaitBudget};
+use crate::http::{path_template, Core, Failure, WaitBudget};
 use crate::ids::{decode_base64, matches_credential};
-use crate::wire::{
-    parse_json, BatchRequest, BatchRequestItem, BatchResponse, CreationOptions, Fido2Method,
-    Fido2Policy, Page, RegistrationBody,
-};
+use crate::wire::{parse_json, CreationOptions, Fido2Method, Fido2Policy, Page, RegistrationBody};
 use crate::GraphError;
 
+mod batch;
 mod cache;
 mod cms;
 mod directory;
@@ -119,7 +116,7 @@ pub struct ConnectionReport {
 pub struct GraphClient {
     rt: tokio::runtime::Runtime,
     core: Arc<Core>,
-    cache: cache::Cache,
+    cache: Arc<cache::Cache>,
 }
 
 impl std::fmt::Debug for GraphClient {
@@ -145,7 +142,7 @@ impl GraphClient {
         Ok(GraphClient {
             rt,
             core,
-            cache: cache::Cache::default(),
+            cache: Arc::default(),
         })
     }
 
@@ -566,49 +563,6 @@ impl GraphClient {
         Ok(policy)
     }
 
-    /// Runs GET/DELETE requests (relative URLs) through JSON `$batch`, 20 at a time,
-    /// with bounded concurrency; inner 429s (and 503/504) are retried after their
-    /// `Retry-After`. Returns each request's final status and body, in input order.
-    fn batch(&self, requests: Vec<(Method, String)>) -> Vec<Result<BatchOutcome, GraphError>> {
-        let core = self.core.clone();
-        let root = self.root();
-        let n = requests.len();
-        let ran = self.block(async move {
-            let mut set = tokio::task::JoinSet::new();
-            let chunks: Vec<Vec<(usize, Method, String)>> = requests
-                .into_iter()
-                .enumerate()
-                .map(|(i, (m, u))| (i, m, u))
-                .collect::<Vec<_>>()
-                .chunks(MAX_BATCH)
-                .map(<[_]>::to_vec)
-                .collect();
-            for chunk in chunks {
-                let core = core.clone();
-                let url = format!("{root}/$batch");
-                set.spawn(async move { run_batch(&core, &url, chunk).await });
-            }
-            let mut out: Vec<Result<BatchOutcome, GraphError>> = (0..n)
-                .map(|_| {
-                    Err(GraphError::Transport {
-                        reason: "batch task lost".into(),
-                    })
-                })
-                .collect();
-            while let Some(res) = set.join_next().await {
-                if let Ok(results) = res {
-                    for (i, r) in results {
-                        if let Some(slot) = out.get_mut(i) {
-                            *slot = r;
-                        }
-                    }
-                }
-            }
-            out
-        });
-        ran.unwrap_or_else(|e| (0..n).map(|_| Err(e.clone())).collect())
-    }
-
     /// Deletes many passkeys of one user through `$batch`; one result per id, in order.
     /// An id already gone after an uncertain attempt counts as deleted.
     pub fn batch_delete(
@@ -670,173 +624,6 @@ impl GraphClient {
 /// members. It now asks Graph (`checkMemberGroups`, transitive at any depth); the
 /// constant stays for callers that name it.
 pub const MAX_GROUP_NESTING: usize = 4;
-
-/// One inner answer of a `$batch`.
-struct BatchOutcome {
-    body: Vec<u8>,
-    request_id: Option<String>,
-    already_gone: bool,
-}
-
-type Indexed = Vec<(usize, Result<BatchOutcome, GraphError>)>;
-
-async fn run_batch(core: &Core, url: &str, items: Vec<(usize, Method, String)>) -> Indexed {
-    let mut pending: BTreeMap<String, (usize, Method, String, bool)> = items
-        .into_iter()
-        .map(|(i, m, u)| (i.to_string(), (i, m, u, false)))
-        .collect();
-    let mut done: Indexed = Vec::new();
-    let max = core.config.retry.max_attempts;
-    let endpoint = path_template(url, &core.config.graph_base);
-    let mut budget = WaitBudget::new(core.config.retry.max_total_wait);
-    // The last error of each item waiting for another round.
-    let mut last: BTreeMap<String, GraphError> = BTreeMap::new();
-    for attempt in 1..=max {
-        if pending.is_empty() {
-            break;
-        }
-        let body = BatchRequest {
-            requests: pending
-                .iter()
-                .map(|(id, (_, m, u, _))| BatchRequestItem {
-                    id: id.clone(),
-                    method: m.as_str().to_owned(),
-                    url: u.clone(),
-                    body: None,
-                    headers: BTreeMap::new(),
-                    depends_on: Vec::new(),
-                })
-                .collect(),
-        };
-        let bytes = serde_json::to_vec(&body).unwrap_or_default();
-        // Every inner request is metered on its own: pace them all.
-        let writes = pending
-            .values()
-            .filter(|(_, m, ..)| *m != Method::GET)
-            .count();
-        let paced = core
-            .pace(
-                u32::try_from(pending.len()).unwrap_or(u32::MAX),
-                u32::try_from(writes).unwrap_or(u32::MAX),
-            )
-            .await;
-        let (mut refused_reads, mut refused_writes) = (0u32, 0u32);
-        // A batch of GET/DELETE is idempotent as a whole.
-        let reply = match core.request(Method::POST, url, Some(&bytes), true).await {
-            Ok(r) => r,
-            Err(f) => {
-                let e: GraphError = f.into();
-                for (_, (i, ..)) in std::mem::take(&mut pending) {
-                    done.push((i, Err(e.clone())));
-                }
-                break;
-            }
-        };
-        let parsed: BatchResponse = match parse_json(&reply.body, "$batch response") {
-            Ok(p) => p,
-            Err(e) => {
-                for (_, (i, ..)) in std::mem::take(&mut pending) {
-                    done.push((i, Err(e.clone().into())));
-                }
-                break;
-            }
-        };
-        let mut wait = Duration::ZERO;
-        for r in parsed.responses {
-            let Some((i, m, u, uncertain)) = pending.remove(&r.id) else {
-                continue;
-            };
-            if r.status == 429 {
-                let scope = r
-                    .headers
-                    .iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case("x-ms-throttle-scope"))
-                    .and_then(|(_, v)| crate::pace::Bucket::from_scope(v));
-                let (rr, rw) = crate::http::refused_by(scope, m != Method::GET);
-                refused_reads += rr;
-                refused_writes += rw;
-            }
-            let body = r
-                .body
-                .map(|b| b.into_string().into_bytes())
-                .unwrap_or_default();
-            let request_id = r
-                .headers
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case("request-id"))
-                .map(|(_, v)| v.clone())
-                .or_else(|| reply.request_id.clone());
-            let retry_after = r
-                .headers
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case("retry-after"))
-                .and_then(|(_, v)| crate::http::parse_retry_after(v, std::time::SystemTime::now()));
-            match r.status {
-                200..=299 => done.push((
-                    i,
-                    Ok(BatchOutcome {
-                        body,
-                        request_id,
-                        already_gone: false,
-                    }),
-                )),
-                404 if uncertain && m == Method::DELETE => done.push((
-                    i,
-                    Ok(BatchOutcome {
-                        body: Vec::new(),
-                        request_id,
-                        already_gone: true,
-                    }),
-                )),
-                429 | 500..=599 if attempt < max => {
-                    wait = wait.max(retry_after.unwrap_or_else(|| core.backoff(attempt)));
-                    let uncertain = uncertain || r.status >= 500;
-                    last.insert(r.id.clone(), api_error(r.status, None, &body));
-                    pending.insert(r.id, (i, m, u, uncertain));
-                }
-                status => {
-                    let mut e = api_error(status, None, &body);
-                    if let GraphError::Api {
-                        request_id: rid @ None,
-                        ..
-                    } = &mut e
-                    {
-                        *rid = request_id;
-                    }
-                    done.push((i, Err(e)));
-                }
-            }
-        }
-        core.paced(&paced, refused_reads, refused_writes);
-        if !pending.is_empty() && attempt < max {
-            let wait = wait.min(core.config.retry.max_retry_after);
-            if budget.waited.saturating_add(wait) > budget.limit {
-                for (id, (i, ..)) in std::mem::take(&mut pending) {
-                    let e = last.remove(&id).unwrap_or(GraphError::Transport {
-                        reason: "no answer in $batch".into(),
-                    });
-                    done.push((
-                        i,
-                        Err(budget.exhausted(&endpoint, attempt, wait, budget.limit, e)),
-                    ));
-                }
-                break;
-            }
-            budget.waited += wait;
-            core.counters.retries.fetch_add(1, Ordering::Relaxed);
-            tokio::time::sleep(wait).await;
-        }
-    }
-    for (_, (i, ..)) in pending {
-        done.push((
-            i,
-            Err(GraphError::Transport {
-                reason: "no answer in $batch after all attempts".into(),
-            }),
-        ));
-    }
-    done
-}
 
 #[cfg(test)]
 mod tests {

@@ -62,8 +62,9 @@ pub(crate) struct Paced {
 impl Drop for Paced {
     fn drop(&mut self) {
         let (read, write) = &self.limiters;
-        self.read.is_some().then(|| read.released());
-        self.write.is_some().then(|| write.released());
+        let cost = |slot: &Option<(Ticket, u32)>| slot.map_or(0, |(_, c)| c);
+        read.released(cost(&self.read));
+        write.released(cost(&self.write));
     }
 }
 
@@ -317,7 +318,7 @@ impl Core {
         let mut tries = 0;
         let mut held = 0;
         loop {
-            let full = |limiter: &Limiter, n: u32| n > 0 && limiter.window_full();
+            let full = |limiter: &Limiter, n: u32| n > 0 && limiter.window_full(n);
             if held < 500 && (full(&self.read_limiter, reads) || full(&self.write_limiter, writes))
             {
                 held += 1;

@@ -28,7 +28,14 @@
 //!   nothing new (it was already in flight). A slot handed out before a decrease is
 //!   reserved again ([`Limiter::still_paced`]), so requests queued at the old pace do
 //!   not all meet the empty bucket.
-//! - Requests are spaced `cost / rate` apart (a `$batch` of 20 costs 20).
+//! - Requests are spaced `cost / rate` apart (a `$batch` of 20 costs 20), and the start
+//!   window counts units (a `$batch` of 20 is 20 in flight).
+//! - A `$batch` is sized to what the bucket allows ([`Pacer::batch_size`]): before the
+//!   first 429, to the room left in the start window; after it, to half the most units
+//!   one request has had accepted (the bucket's depth as seen, halved so that a batch
+//!   paced slightly early still finds its tokens), or the caller's most when a full
+//!   batch of that many was accepted at once; and no more than [`BATCH_SPAN`] of the
+//!   pace's refill.
 //!
 //! The refused request itself waits its `Retry-After` (the retry loops do that); the
 //! others keep the pace. Retry-After is whole seconds (at least 1 at the emulator), so
@@ -98,6 +105,10 @@ pub const MIN_RATE: f64 = 0.05;
 pub const START_WINDOW: u32 = 2;
 /// See [`START_WINDOW`].
 pub const WINDOW_GROWTH: u64 = 4;
+/// While paced, a `$batch` carries at most the pace's refill over this span (and at
+/// least one request): right after a 429 the server's bucket is empty, and a batch
+/// much larger than a few milliseconds of refill would meet it empty again.
+pub const BATCH_SPAN: Duration = Duration::from_millis(25);
 /// How long a request the start window holds back waits before it asks again.
 pub const WINDOW_POLL: Duration = Duration::from_millis(2);
 
@@ -154,8 +165,11 @@ pub struct Pacer {
     accepted_search: f64,
     /// Bumped by every decrease: a slot reserved before it is reserved again.
     epoch: u64,
-    /// Requests reserved and not answered yet.
+    /// Units reserved and not answered yet.
     in_flight: u32,
+    /// The most units one request has had accepted (the server's bucket held at least
+    /// that many at once).
+    deepest: u32,
     /// The search paused (nothing sent) long enough for the server's bucket to fill:
     /// its interval does not measure the refill rate.
     idled: bool,
@@ -207,26 +221,53 @@ impl Pacer {
         }
     }
 
-    /// Before the first 429: whether one more request would exceed the start window
-    /// (the caller waits [`WINDOW_POLL`] and asks again; nothing is reserved). The
-    /// window counts requests (a `$batch` is one), growing with the units accepted.
-    pub fn window_full(&self) -> bool {
+    /// The start window: units in flight at once before the first 429.
+    fn window(&self) -> u32 {
         let grown = u32::try_from(self.stats.accepted / WINDOW_GROWTH).unwrap_or(u32::MAX);
-        let window = START_WINDOW.saturating_add(grown);
-        self.mode == Mode::Free && self.in_flight >= window
+        START_WINDOW.saturating_add(grown)
     }
 
-    /// A reserved request was answered, or will not be (it could not be sent, or its
-    /// answer was lost): it is no longer in flight.
-    pub fn released(&mut self) {
-        self.in_flight = self.in_flight.saturating_sub(1);
+    /// Before the first 429: whether `units` more in flight would exceed the start
+    /// window (the caller waits [`WINDOW_POLL`] and asks again; nothing is reserved).
+    /// The window counts units (a `$batch` of 20 is 20), growing with the units
+    /// accepted; with nothing in flight any request goes.
+    pub fn window_full(&self, units: u32) -> bool {
+        self.mode == Mode::Free
+            && self.in_flight > 0
+            && self.in_flight.saturating_add(units) > self.window()
+    }
+
+    /// How many inner requests the next `$batch` should carry, at most `most` (Graph's
+    /// 20): before the first 429, the room left in the start window; after it, half the
+    /// most units one request has had accepted (rounded up), or `most` when `most` were
+    /// accepted at once, and no more than the pace refills in [`BATCH_SPAN`]. At least 1.
+    pub fn batch_size(&self, most: u32) -> u32 {
+        let size = if self.mode == Mode::Free {
+            self.window().saturating_sub(self.in_flight)
+        } else {
+            let depth = if self.deepest >= most {
+                most
+            } else {
+                self.deepest.div_ceil(2)
+            };
+            let rate = self.stats().rate.unwrap_or(MIN_RATE);
+            // Saturating float-to-int conversion.
+            depth.min((rate * BATCH_SPAN.as_secs_f64()) as u32)
+        };
+        size.clamp(1, most.max(1))
+    }
+
+    /// A reserved request of `cost` units was answered, or will not be (it could not be
+    /// sent, or its answer was lost): it is no longer in flight.
+    pub fn released(&mut self, cost: u32) {
+        self.in_flight = self.in_flight.saturating_sub(cost);
     }
 
     /// Reserves a slot for a request costing `cost` units at `now`; returns how long to
     /// wait before sending it. The reservation is made either way.
     pub fn reserve(&mut self, now: Duration, cost: u32) -> Duration {
         let t = now.as_secs_f64();
-        self.in_flight = self.in_flight.saturating_add(1);
+        self.in_flight = self.in_flight.saturating_add(cost);
         if self.mode == Mode::Free {
             return Duration::ZERO;
         }
@@ -247,6 +288,7 @@ impl Pacer {
     pub fn accepted(&mut self, now: Duration, sent: Duration, cost: u32, paced: bool) {
         let c = f64::from(cost);
         self.stats.accepted += u64::from(cost);
+        self.deepest = self.deepest.max(cost);
         // Only what was sent after the last 429 measures the refill since.
         if sent.as_secs_f64() >= self.anchor {
             self.accepted_since += c;
@@ -411,10 +453,16 @@ impl Limiter {
         }
     }
 
-    /// Whether the start window holds one more request back (see
+    /// Whether the start window holds a request of `units` back (see
     /// [`Pacer::window_full`]): wait [`WINDOW_POLL`] and ask again.
-    pub fn window_full(&self) -> bool {
-        self.pacer().window_full()
+    pub fn window_full(&self, units: u32) -> bool {
+        self.pacer().window_full(units)
+    }
+
+    /// How many inner requests the next `$batch` should carry (see
+    /// [`Pacer::batch_size`]).
+    pub fn batch_size(&self, most: u32) -> u32 {
+        self.pacer().batch_size(most)
     }
 
     /// Whether a slot waited for is still good: false when the pace went down while it
@@ -423,10 +471,10 @@ impl Limiter {
         ticket.wait.is_zero() || self.pacer().epoch() == ticket.decreases
     }
 
-    /// The request of a ticket was answered, or will not be (see
+    /// The request of a ticket, `cost` units, was answered, or will not be (see
     /// [`Pacer::released`]).
-    pub fn released(&self) {
-        self.pacer().released();
+    pub fn released(&self, cost: u32) {
+        self.pacer().released(cost);
     }
 
     /// The request of `ticket` was answered with something other than 429.
@@ -468,242 +516,4 @@ pub fn limiter(graph_base: &str, tenant: &str, bucket: Bucket) -> Arc<Limiter> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A fake server bucket: `capacity` tokens refilled at `rate` a second; a refusal
-    /// says how many whole seconds to wait (at least 1, as the emulator does).
-    struct Server {
-        tokens: f64,
-        capacity: f64,
-        rate: f64,
-        at: f64,
-    }
-
-    impl Server {
-        fn take(&mut self, t: f64) -> Option<f64> {
-            self.tokens = (self.tokens + (t - self.at) * self.rate).min(self.capacity);
-            self.at = t;
-            if self.tokens >= 1.0 {
-                self.tokens -= 1.0;
-                None
-            } else {
-                Some(((1.0 - self.tokens) / self.rate).ceil().max(1.0))
-            }
-        }
-    }
-
-    #[derive(Clone, Copy)]
-    enum Ev {
-        Ready,
-        Send {
-            paced: bool,
-            epoch: u64,
-        },
-        Answer {
-            sent: f64,
-            retry: Option<f64>,
-            paced: bool,
-        },
-    }
-
-    /// Drives `n` requests from `workers` workers (each one request at a time, as the
-    /// bulk runner's threads) with a round trip of `rtt` seconds (±20 %); a refused
-    /// request waits its Retry-After and is sent again. A slot reserved before a
-    /// decrease is reserved again (as `Core::pace` does). Returns (seconds taken, 429s,
-    /// requests).
-    fn simulate(capacity: f64, rate: f64, n: usize, workers: usize, rtt: f64) -> (f64, u64, u64) {
-        let mut server = Server {
-            tokens: capacity,
-            capacity,
-            rate,
-            at: 0.0,
-        };
-        let mut p = Pacer::new();
-        let mut seed = 1u64;
-        let mut jitter = move || {
-            seed = seed
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            0.8 + 0.4 * ((seed >> 11) as f64 / (1u64 << 53) as f64)
-        };
-        let mut events: Vec<(f64, usize, Ev)> = (0..workers).map(|w| (0.0, w, Ev::Ready)).collect();
-        let (mut taken, mut done, mut end, mut requests) = (0, 0, 0.0f64, 0u64);
-        let mut holding = vec![false; workers];
-        while let Some(i) = (0..events.len()).min_by(|a, b| events[*a].0.total_cmp(&events[*b].0)) {
-            let (t, w, ev) = events.swap_remove(i);
-            let at = Duration::from_secs_f64(t);
-            match ev {
-                Ev::Ready => {
-                    if !holding[w] {
-                        if taken == n {
-                            continue;
-                        }
-                        taken += 1;
-                        holding[w] = true;
-                    }
-                    let wait = p.reserve(at, 1).as_secs_f64();
-                    let ev = Ev::Send {
-                        paced: wait > 0.0,
-                        epoch: p.epoch(),
-                    };
-                    events.push((t + wait, w, ev));
-                }
-                Ev::Send { paced, epoch } if paced && epoch != p.epoch() => {
-                    events.push((t, w, Ev::Ready));
-                }
-                Ev::Send { paced, .. } => {
-                    let r = rtt * jitter();
-                    requests += 1;
-                    let retry = server.take(t + r / 2.0);
-                    events.push((
-                        t + r,
-                        w,
-                        Ev::Answer {
-                            sent: t,
-                            retry,
-                            paced,
-                        },
-                    ));
-                }
-                Ev::Answer {
-                    sent,
-                    retry: None,
-                    paced,
-                } => {
-                    p.accepted(at, Duration::from_secs_f64(sent), 1, paced);
-                    done += 1;
-                    holding[w] = false;
-                    end = end.max(t);
-                    events.push((t, w, Ev::Ready));
-                }
-                Ev::Answer {
-                    sent,
-                    retry: Some(ra),
-                    ..
-                } => {
-                    p.throttled(at, Duration::from_secs_f64(sent), 1);
-                    events.push((t + ra, w, Ev::Ready));
-                }
-            }
-        }
-        assert_eq!(done, n);
-        (end, p.stats().throttled, requests)
-    }
-
-    #[test]
-    fn deep_buckets_are_never_paced() {
-        let mut p = Pacer::new();
-        for i in 0..1000u64 {
-            let now = Duration::from_millis(i);
-            assert_eq!(p.reserve(now, 1), Duration::ZERO);
-            p.accepted(now, now, 1, false);
-        }
-        assert_eq!(p.stats().rate, None);
-    }
-
-    #[test]
-    fn requests_are_spread_by_their_cost() {
-        let mut p = Pacer::new();
-        p.mode = Mode::Steady { rate: 10.0 };
-        let t = Duration::from_secs(5);
-        assert_eq!(p.reserve(t, 1), Duration::ZERO);
-        assert_eq!(p.reserve(t, 2), Duration::from_millis(100));
-        assert_eq!(p.reserve(t, 1), Duration::from_millis(300));
-    }
-
-    #[test]
-    fn a_429_already_in_flight_does_not_lower_the_pace_twice() {
-        let mut p = Pacer::new();
-        p.mode = Mode::Steady { rate: 100.0 };
-        let t = Duration::from_secs(1);
-        p.throttled(t, t - Duration::from_millis(5), 1);
-        assert_eq!(p.stats().rate, Some(DIP * 100.0));
-        let epoch = p.epoch();
-        // Sent before the decrease: stale.
-        p.throttled(
-            t + Duration::from_millis(3),
-            t - Duration::from_millis(2),
-            1,
-        );
-        assert_eq!(p.stats().rate, Some(DIP * 100.0));
-        assert_eq!(p.epoch(), epoch);
-        // Sent after it: a new round.
-        p.throttled(
-            t + Duration::from_millis(20),
-            t + Duration::from_millis(10),
-            1,
-        );
-        assert_eq!(p.stats().rate, Some(DIP * DIP * 100.0));
-        assert_eq!(p.epoch(), epoch + 1);
-    }
-
-    #[test]
-    fn the_refill_rate_is_measured_between_two_429s() {
-        let mut p = Pacer::new();
-        let ms = Duration::from_millis;
-        // The first 429 starts the search slowly: the next slot is a while away.
-        p.throttled(ms(0), ms(0), 1);
-        assert!(p.reserve(ms(0), 1) > ms(100));
-        // 20 a second accepted for a second, then the next 429: settle just above.
-        for i in 1..=20u64 {
-            p.accepted(ms(i * 50), ms(i * 50 - 5), 1, true);
-        }
-        p.throttled(ms(1000), ms(995), 1);
-        let r = p.stats().rate.expect("paced");
-        assert!((r - SETTLE_ABOVE * 20.0).abs() < 0.01, "{r}");
-        // 21 more over the next second: the settling alone (21 a second) measures more
-        // than the whole search (41 in 2 s): paced at BACKOFF × 21.
-        for i in 1..=21u64 {
-            p.accepted(ms(1000 + i * 47), ms(1000 + i * 47 - 5), 1, true);
-        }
-        p.throttled(ms(2000), ms(1995), 1);
-        let r = p.stats().rate.expect("paced");
-        assert!((r - BACKOFF * 21.0).abs() < 0.01, "{r}");
-        assert_eq!(p.stats().accepted, 41);
-        assert_eq!(p.stats().throttled, 3);
-    }
-
-    #[test]
-    fn pacing_stays_near_the_bound_with_few_429s_in_three_bucket_shapes() {
-        // (capacity, refill per second): Graph-sized, graph-bench's default, 5 tokens at
-        // 20 a second; 8 workers, 7 ms round trips, about 8 s of work at the bound.
-        for (capacity, rate) in [(3500.0, 350.0), (200.0, 400.0), (5.0, 20.0)] {
-            let n = (capacity + 8.0 * rate) as usize;
-            let (took, refused, requests) = simulate(capacity, rate, n, 8, 0.007);
-            let bound = (n as f64 - capacity) / rate;
-            assert!(
-                took <= 1.1 * bound,
-                "{capacity}/{rate}: {took:.2} s vs {bound:.2} s"
-            );
-            assert!(
-                (refused as f64) < 0.05 * requests as f64,
-                "{capacity}/{rate}: {refused} refused of {requests}"
-            );
-        }
-    }
-
-    #[test]
-    fn the_registry_shares_one_limiter_per_base_tenant_and_bucket() {
-        let a = limiter("http://127.0.0.1:9/", "T", Bucket::Read);
-        let b = limiter("http://127.0.0.1:9", "t", Bucket::Read);
-        assert!(Arc::ptr_eq(&a, &b));
-        assert!(!Arc::ptr_eq(
-            &a,
-            &limiter("http://127.0.0.1:9", "t", Bucket::Write)
-        ));
-        assert!(!Arc::ptr_eq(
-            &a,
-            &limiter("http://127.0.0.1:8", "t", Bucket::Read)
-        ));
-        assert_eq!(
-            Bucket::from_scope("Tenant_Application/Write"),
-            Some(Bucket::Write)
-        );
-        assert_eq!(
-            Bucket::from_scope("Tenant_Application/Read"),
-            Some(Bucket::Read)
-        );
-        assert_eq!(Bucket::from_scope("x"), None);
-    }
-}
+mod tests;

@@ -11,8 +11,8 @@
 //! challenge.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::wire::{Fido2Policy, User};
@@ -81,13 +81,17 @@ pub(crate) struct Cache {
     users: Mutex<Users>,
     /// The users the job's rows will read next, in order (lowercase), not read yet.
     upcoming: Mutex<VecDeque<String>>,
-    /// Users a batch read is under way for (lowercase), and its landing.
+    /// Users a batch read is under way for (lowercase).
     inflight: Mutex<HashSet<String>>,
-    landed: Condvar,
+    /// Announced users a batch found that no row has read yet (lowercase): the users in
+    /// hand ahead of the rows.
+    ready: Mutex<HashSet<String>>,
+    /// A read-ahead batch is under way.
+    ahead: AtomicBool,
 }
 
 /// Longest a row waits for another worker's batch read of its user.
-const INFLIGHT_WAIT: Duration = Duration::from_secs(30);
+pub(crate) const INFLIGHT_WAIT: Duration = Duration::from_secs(30);
 
 impl Cache {
     pub fn begin_job(&self) {
@@ -108,6 +112,11 @@ impl Cache {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .clear();
+            self.ready
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clear();
+            self.ahead.store(false, Ordering::SeqCst);
         }
     }
 
@@ -132,7 +141,58 @@ impl Cache {
         let Some(at) = q.iter().position(|u| *u == key) else {
             return Vec::new();
         };
-        q.remove(at);
+        self.take_from(&mut q, at, most, same)
+    }
+
+    /// The read-ahead's batch: when fewer than `most` announced users are in hand
+    /// ([`Cache::found`], not read by a row yet) and no read-ahead is under way, the next
+    /// `most` announced users not cached (all of the kind of the first: `kind` says
+    /// whether a name is an object id), taken off the queue. Empty otherwise; after a
+    /// non-empty answer, [`Cache::ahead_landed`] must follow.
+    pub fn take_ahead(&self, most: usize, kind: impl Fn(&str) -> bool) -> Vec<String> {
+        if !self.active()
+            || self.ahead.load(Ordering::SeqCst)
+            || self
+                .ready
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .len()
+                >= most
+        {
+            return Vec::new();
+        }
+        let mut q = self.upcoming.lock().unwrap_or_else(PoisonError::into_inner);
+        while q.front().is_some_and(|u| self.user(u).is_some()) {
+            q.pop_front();
+        }
+        let Some(first) = q.front() else {
+            return Vec::new();
+        };
+        let first = kind(first);
+        if self.ahead.swap(true, Ordering::SeqCst) {
+            return Vec::new();
+        }
+        self.take_from(&mut q, 0, most, |u| kind(u) == first)
+    }
+
+    /// The read-ahead batch from [`Cache::take_ahead`] ended (after its
+    /// [`Cache::batch_landed`]).
+    pub fn ahead_landed(&self) {
+        self.ahead.store(false, Ordering::SeqCst);
+    }
+
+    /// Takes `q[at]` and up to `most - 1` more of `q` after it for which `same` holds
+    /// (not cached, no repeats) off the queue and marks them in flight.
+    fn take_from(
+        &self,
+        q: &mut VecDeque<String>,
+        at: usize,
+        most: usize,
+        same: impl Fn(&str) -> bool,
+    ) -> Vec<String> {
+        let Some(key) = q.remove(at) else {
+            return Vec::new();
+        };
         let mut batch = vec![key];
         let mut inflight = self.inflight.lock().unwrap_or_else(PoisonError::into_inner);
         let mut i = at;
@@ -149,26 +209,42 @@ impl Cache {
         batch
     }
 
-    /// The batch read of `batch` (from [`Cache::take_batch`]) ended, found or not.
+    /// A batch read found `names` (announced names, as the rows will ask for them): in
+    /// hand until a row reads them ([`Cache::consumed`]).
+    pub fn found(&self, names: impl IntoIterator<Item = String>) {
+        if !self.active() {
+            return;
+        }
+        let mut r = self.ready.lock().unwrap_or_else(PoisonError::into_inner);
+        r.extend(names.into_iter().map(|n| n.to_ascii_lowercase()));
+        if r.len() > MAX_USERS {
+            r.clear();
+        }
+    }
+
+    /// A row read `name`: no longer in hand ahead of the rows.
+    pub fn consumed(&self, name: &str) {
+        self.ready
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&name.to_ascii_lowercase());
+    }
+
+    /// The batch read of `batch` (from [`Cache::take_batch`] or [`Cache::take_ahead`])
+    /// ended, found or not.
     pub fn batch_landed(&self, batch: &[String]) {
         let mut inflight = self.inflight.lock().unwrap_or_else(PoisonError::into_inner);
         for u in batch {
-            inflight.remove(u);
+            inflight.remove(&u.to_ascii_lowercase());
         }
-        self.landed.notify_all();
     }
 
-    /// Waits while another worker's batch read includes `user` (at most
-    /// [`INFLIGHT_WAIT`]); then the cached user, if the batch found it.
-    pub fn wait_for_batch(&self, user: &str) -> Option<User> {
-        let key = user.to_ascii_lowercase();
-        let g = self.inflight.lock().unwrap_or_else(PoisonError::into_inner);
-        let (g, _) = self
-            .landed
-            .wait_timeout_while(g, INFLIGHT_WAIT, |f| f.contains(&key))
-            .unwrap_or_else(PoisonError::into_inner);
-        drop(g);
-        self.user(user)
+    /// Whether a batch read including `user` is under way.
+    pub fn in_flight(&self, user: &str) -> bool {
+        self.inflight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(&user.to_ascii_lowercase())
     }
 
     fn active(&self) -> bool {
@@ -255,7 +331,64 @@ pub(crate) fn is_expired_challenge(e: &GraphError) -> bool {
 mod tests {
     use super::*;
 
-    fn user(i: usize) -> User {
+    fn user(upn: &str, i: usize) -> User {
+        serde_json::from_value(serde_json::json!({
+            "id": format!("00000000-0000-4000-8000-{i:012}"),
+            "userPrincipalName": upn,
+        }))
+        .expect("a user")
+    }
+
+    /// A batch read landing: the users cached and in hand.
+    fn land(c: &Cache, batch: &[String], first: usize) {
+        for (i, u) in batch.iter().enumerate() {
+            c.put_user(u, &user(u, first + i));
+        }
+        c.found(batch.to_vec());
+        c.batch_landed(batch);
+    }
+
+    #[test]
+    fn the_next_batch_is_read_ahead_while_the_rows_of_this_one_run() {
+        let c = Cache::default();
+        c.begin_job();
+        let names: Vec<String> = (0..40).map(|i| format!("u{i}@contoso.com")).collect();
+        c.expect_users(&names);
+        // `take_batch` asks "the same kind?", `take_ahead` "an object id?".
+        let (same, upn) = (|_: &str| true, |_: &str| false);
+        // Row 1 misses: its batch is rows 1–15.
+        let first = c.take_batch(&names[0], 15, same);
+        assert_eq!(first, names[..15]);
+        assert!(c.in_flight(&names[14]) && !c.in_flight(&names[15]));
+        land(&c, &first, 0);
+        // 15 in hand: nothing to read ahead yet.
+        assert!(c.take_ahead(15, upn).is_empty());
+        // Row 1 reads its user: rows 16–30 are read now, before rows 2–15 run.
+        c.consumed(&names[0]);
+        let next = c.take_ahead(15, upn);
+        assert_eq!(next, names[15..30]);
+        assert!(
+            c.in_flight(&names[15]),
+            "row 16 waits for the read under way"
+        );
+        // One read-ahead at a time.
+        c.consumed(&names[1]);
+        assert!(c.take_ahead(15, upn).is_empty());
+        land(&c, &next, 15);
+        c.ahead_landed();
+        // 28 in hand: the rows 16–30 found in the cache, no read of their own.
+        assert!(c.user(&names[15]).is_some());
+        assert!(c.take_batch(&names[15], 15, same).is_empty());
+        for n in &names[2..16] {
+            c.consumed(n);
+        }
+        // 14 in hand: the last 10 are read ahead.
+        assert_eq!(c.take_ahead(15, upn), names[30..]);
+        c.end_job();
+        assert!(c.take_ahead(15, upn).is_empty(), "nothing outside a job");
+    }
+
+    fn numbered_user(i: usize) -> User {
         serde_json::from_value(serde_json::json!({
             "id": format!("00000000-0000-4000-8000-{i:012}"),
             "userPrincipalName": format!("user{i}@contoso.com"),
@@ -273,7 +406,7 @@ mod tests {
             return; // the clock is too young to hold an expired read
         };
         for i in 0..20_000 {
-            users.put(&format!("User{i}@contoso.com"), &user(i), old);
+            users.put(&format!("User{i}@contoso.com"), &numbered_user(i), old);
             assert!(
                 users.map.len() <= 2 * FIRST_SWEEP + 2,
                 "{i}: {}",
@@ -281,7 +414,7 @@ mod tests {
             );
         }
         // A fresh read is kept and found by either name.
-        users.put("fresh@contoso.com", &user(1), Instant::now());
+        users.put("fresh@contoso.com", &numbered_user(1), Instant::now());
         assert!(users.get("FRESH@contoso.com").is_some());
         assert!(users.get("00000000-0000-4000-8000-000000000001").is_some());
         assert!(users.map.capacity() <= 4 * FIRST_SWEEP * 2);
@@ -293,7 +426,7 @@ mod tests {
         let mut users = Users::default();
         let now = Instant::now();
         for i in 0..1_000 {
-            users.put(&format!("user{i}@contoso.com"), &user(i), now);
+            users.put(&format!("user{i}@contoso.com"), &numbered_user(i), now);
         }
         assert!((0..1_000).all(|i| users.get(&format!("user{i}@contoso.com")).is_some()));
     }

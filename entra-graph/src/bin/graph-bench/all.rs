@@ -6,7 +6,8 @@
 //! limiters of the tenant ([`entra_graph::pace`]). The Graph calls per row are the ones
 //! the engine makes for that job:
 //! - issue: the user (read through the job's batches: `GET /users?$filter=
-//!   userPrincipalName in (…)` for 15 rows' users at a time), the pre-flight (the FIDO2
+//!   userPrincipalName in (…)` for 15 rows' users at a time, the next 15 read ahead while
+//!   the rows of these run, as in the engine), the pre-flight (the FIDO2
 //!   policy once per job, the user from the batch) and `GET …/fido2Methods/creationOptions`,
 //!   each row for its own user, on one client shared by the threads (the engine's one
 //!   connection); the table after the first prints the requests per issued key by kind;

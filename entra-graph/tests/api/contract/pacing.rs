@@ -119,3 +119,91 @@ fn a_job_reads_the_policy_once_and_again_after_a_policy_shaped_refusal() {
     c.preflight(KIM, YK5_STR, true).unwrap_err();
     assert_eq!(policy_reads(&emu), 5 * one, "after the job: fresh again");
 }
+
+#[test]
+fn a_batch_into_a_shallow_bucket_is_sized_to_it() {
+    let emu = emulator();
+    let ids = emu.seed_methods(KIM, 40);
+    // 5 tokens: a `$batch` of 20 would have 15 of its inner requests refused at once.
+    emu.set_throttle(Some(ThrottleConfig {
+        capacity: 5.0,
+        refill_per_sec: 20.0,
+    }));
+    let c = patient(&emu);
+    let results = c.batch_delete(KIM, &ids);
+    assert!(results.iter().all(Result::is_ok), "{results:?}");
+    assert!(emu.methods(KIM).is_empty());
+    let log = emu.request_log();
+    let refused = log.iter().filter(|r| r.status == 429).count();
+    assert!(
+        refused <= 10,
+        "{refused} inner requests of 40 refused (a first batch of 20 alone: 15)"
+    );
+    let batches = log.iter().filter(|r| r.path.ends_with("/$batch")).count();
+    assert!(
+        batches > 8,
+        "{batches} batches: at most 5 inner requests a batch"
+    );
+}
+
+#[test]
+fn the_next_user_batch_is_read_before_the_rows_of_this_one_end() {
+    let mut cfg = EmulatorConfig::default();
+    let names: Vec<String> = (0..30)
+        .map(|i| format!("row{i}@contoso.onmicrosoft.com"))
+        .collect();
+    for (i, n) in names.iter().enumerate() {
+        let u: entra_graph::wire::User = serde_json::from_value(serde_json::json!({
+            "id": format!("00000000-0000-4000-8000-{i:012}"),
+            "displayName": format!("Row {i}"),
+            "userPrincipalName": n,
+            "accountEnabled": true,
+        }))
+        .unwrap();
+        cfg.tenant.users.push(u);
+    }
+    let emu = Emulator::start(cfg).unwrap();
+    emu.set_latency(Duration::from_millis(2));
+    let c = client(&emu, ApiVersion::V1);
+    c.begin_job();
+    c.expect_users(&names);
+    // The rows of a bulk issue, one at a time (as the engine runs them).
+    for n in &names {
+        c.user(n).unwrap();
+        c.creation_options(n, None).unwrap();
+    }
+    c.end_job();
+    let log = emu.request_log();
+    let batch_reads: Vec<usize> = log
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| {
+            r.method == "GET" && (r.path.ends_with("/users") || r.path.contains("/users?"))
+        })
+        .map(|(i, _)| i)
+        .collect();
+    let options: Vec<usize> = log
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.path.contains("creationOptions"))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(batch_reads.len(), 2, "{log:?}");
+    assert_eq!(options.len(), 30);
+    // Rows 16–30 were read ahead while rows 1–15 ran (it is sent with row 1's
+    // creationOptions), not when row 16 needed them.
+    assert!(
+        batch_reads[1] < options[14],
+        "the second batch read at {}, row 15's creationOptions at {}",
+        batch_reads[1],
+        options[14]
+    );
+    assert_eq!(
+        log.iter()
+            .filter(|r| r.method == "GET" && r.path.contains("/users/row"))
+            .filter(|r| !r.path.contains("/authentication"))
+            .count(),
+        0,
+        "no single user reads"
+    );
+}

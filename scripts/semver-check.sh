@@ -113,7 +113,7 @@ missing = only - known
 if missing:
     sys.exit(f"semver-check: not a publishable library crate: {', '.join(sorted(missing))}")
 PY
-)
+) || exit 2
 
 # One target directory for every placeholder project (each crate's baseline and current
 # rustdoc): dependencies are compiled once per feature set instead of once per crate.
@@ -141,7 +141,7 @@ while IFS=$'\t' read -r name _dir cur was; do
   checked=$((checked + 1))
   case $rc in
     0) ;;
-    100|1) broke+=("$name") ;;
+    100) broke+=("$name") ;;
     *) failed+=("$name (exit $rc)") ;;
   esac
 done <<<"$plan"

@@ -424,14 +424,15 @@ pub fn preflight(
 
 /// Formats 16 AAGUID bytes as the lower-case hyphenated form Graph uses.
 pub fn format_aaguid(bytes: &[u8; 16]) -> String {
-    let mut s = String::with_capacity(36);
-    for (i, b) in bytes.iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
-            s.push('-');
-        }
-        s.push_str(&format!("{b:02x}"));
-    }
-    s
+    let h = base16ct::lower::encode_string(bytes);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
 }
 
 #[cfg(test)]

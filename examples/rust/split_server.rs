@@ -36,17 +36,11 @@ const HOLDER_PIN: &str = "holder-pin-2468";
 const USER: &str = "kim@contoso.onmicrosoft.com";
 
 fn hex(b: &[u8]) -> String {
-    b.iter().map(|b| format!("{b:02x}")).collect()
+    base16ct::lower::encode_string(b)
 }
 
 fn unhex(s: &str) -> Result<Vec<u8>, String> {
-    if !s.len().is_multiple_of(2) {
-        return Err("odd hex length".into());
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2).unwrap_or("zz"), 16).map_err(|e| e.to_string()))
-        .collect()
+    base16ct::mixed::decode_vec(s).map_err(|e| format!("not hex: {e}"))
 }
 
 fn template(emulator: &Emulator) -> String {

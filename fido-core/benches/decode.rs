@@ -28,10 +28,7 @@ fn fixture(name: &str) -> Vec<u8> {
         .join(name);
     let text = std::fs::read_to_string(&path).expect("fixture");
     let hex: String = text.split_whitespace().collect();
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
-        .collect()
+    base16ct::mixed::decode_vec(hex).expect("hex")
 }
 
 fn reports(name: &str) -> Vec<[u8; 64]> {

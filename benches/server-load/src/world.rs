@@ -183,10 +183,7 @@ pub fn server_key(dir: &Path) -> (PathBuf, keysmith_wire::PublicKey, String) {
 
 fn hex_digest(bytes: &[u8]) -> String {
     use sha2::Digest as _;
-    sha2::Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    base16ct::lower::encode_string(&sha2::Sha256::digest(bytes))
 }
 
 /// An HTTPS client trusting the run's CA.

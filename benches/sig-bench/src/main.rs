@@ -37,10 +37,7 @@ fn fixture(name: &str) -> Vec<u8> {
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()));
     let hex: String = text.split_whitespace().collect();
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex fixture"))
-        .collect()
+    base16ct::mixed::decode_vec(hex).expect("hex fixture")
 }
 
 /// A fixture holding one CBOR byte string (libfido2 stores authData that way): its content.

@@ -202,7 +202,7 @@ pub(crate) fn validate_registration(
             true,
             chain
                 .iter()
-                .map(|c| hex_lower(&openssl::sha::sha1(c)))
+                .map(|c| base16ct::lower::encode_string(&openssl::sha::sha1(c)))
                 .collect(),
         ),
         _ => (false, vec![]),
@@ -266,10 +266,6 @@ fn model_for(aaguid: &str) -> Option<String> {
         "ee882879-721c-4913-9775-3dfcce97072a" => Some("YubiKey 5 Series with NFC".into()),
         _ => None,
     }
-}
-
-fn hex_lower(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// Refuses a member not in `allowed`, with the message shape OData uses.

@@ -3,10 +3,7 @@ use super::*;
 
 fn h(s: &str) -> Vec<u8> {
     let clean: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    (0..clean.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&clean[i..i + 2], 16).unwrap())
-        .collect()
+    base16ct::mixed::decode_vec(clean).expect("hex in test data")
 }
 
 #[test]

@@ -3,10 +3,7 @@
 use super::*;
 
 fn hex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
+    base16ct::mixed::decode_vec(s).expect("hex in test data")
 }
 
 #[test]

@@ -324,11 +324,7 @@ impl fmt::Display for Value {
             Value::Unsigned(n) => write!(f, "{n}"),
             Value::Negative(n) => write!(f, "{}", -1 - *n as i128),
             Value::Bytes(b) => {
-                write!(f, "h'")?;
-                for x in b {
-                    write!(f, "{x:02x}")?;
-                }
-                write!(f, "'")
+                write!(f, "h'{}'", base16ct::lower::encode_string(b))
             }
             Value::Text(s) => write!(f, "{s:?}"),
             Value::Array(a) => {

@@ -4,10 +4,7 @@ use crate::pin::Permissions;
 
 fn h(s: &str) -> Vec<u8> {
     let clean: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    (0..clean.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&clean[i..i + 2], 16).unwrap())
-        .collect()
+    base16ct::mixed::decode_vec(clean).expect("hex in test data")
 }
 
 const CDH: &str = "687134968222ec17202e42505f8ed2b16ae22f16bb05b88c25db9e602645f141";

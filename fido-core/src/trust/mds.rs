@@ -158,16 +158,13 @@ fn cert_der(b64: &str, what: &str) -> Result<Vec<u8>, String> {
 
 /// Parses an AAGUID written as 36-character hex with dashes.
 pub fn parse_aaguid(text: &str) -> Option<[u8; 16]> {
-    // Kept by hand: public data in UUID form (see `format_aaguid`).
     let hex: String = text.chars().filter(|c| *c != '-').collect();
     if hex.len() != 32 || text.len() != 36 {
         return None;
     }
+    // base16ct: either case, and no sign characters (`from_str_radix` took "+a").
     let mut out = [0u8; 16];
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(out)
+    (base16ct::mixed::decode(&hex, &mut out).ok()?.len() == out.len()).then_some(out)
 }
 
 /// `YYYY-MM-DD` of a Unix time (UTC), for comparing with `nextUpdate` (past year 9999:
@@ -396,6 +393,8 @@ mod tests {
         );
         assert_eq!(parse_aaguid("cb69481e8ff7403993ec0a2729a154a8"), None);
         assert_eq!(parse_aaguid("zz69481e-8ff7-4039-93ec-0a2729a154a8"), None);
+        // A sign is not a hex digit (`from_str_radix` read "+b" as 0x0b).
+        assert_eq!(parse_aaguid("+b69481e-8ff7-4039-93ec-0a2729a154a8"), None);
     }
 
     #[test]

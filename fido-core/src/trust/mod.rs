@@ -107,9 +107,7 @@ pub struct TrustStore {
 
 /// AAGUID as hex with dashes (8-4-4-4-12).
 pub fn format_aaguid(a: &[u8; 16]) -> String {
-    // Kept by hand: public data in UUID form, not a secret (no constant-time need), and no
-    // uuid dependency for sans-IO fido-core for 5 lines.
-    let h: String = a.iter().map(|b| format!("{b:02x}")).collect();
+    let h = base16ct::lower::encode_string(a);
     format!(
         "{}-{}-{}-{}-{}",
         &h[..8],

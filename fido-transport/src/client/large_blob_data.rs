@@ -443,10 +443,7 @@ mod tests {
         let hex =
             "2d56d1018b062e7632adceff4d359596ba6516425a7b6925b1c409d657e0382f1b59f5ade76e191b\
                    449d040ea9bd8e83e5ab47eb55a870d30f2e31";
-        let ct: Vec<u8> = (0..hex.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-            .collect();
+        let ct = base16ct::lower::decode_vec(hex).expect("hex");
         let mut data = b"keysmith large blob interop vector: ".to_vec();
         for _ in 0..20 {
             data.extend_from_slice(b"abc");

@@ -37,7 +37,7 @@ pub(super) fn step_claim(step: &DeviceStep) -> Option<String> {
 
 /// The getInfo claim of a device report.
 pub(super) fn info_claim(info: &AuthenticatorInfo) -> String {
-    let hex: String = info.aaguid.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = base16ct::lower::encode_string(&info.aaguid);
     let options = info
         .options
         .as_deref()

@@ -131,26 +131,15 @@ impl From<&DeviceReport> for ReportJson {
     }
 }
 
-/// Bytes from lower-case or upper-case hex.
+/// Bytes from lower-case or upper-case hex, through base16ct (constant-time: the inbox
+/// holds a device message; and no sign characters, which `from_str_radix` took).
 pub(super) fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
+    base16ct::mixed::decode_vec(s).ok()
 }
 
-/// Lower-case hex.
+/// Lower-case hex, through base16ct.
 pub(super) fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+    base16ct::lower::encode_string(bytes)
 }
 
 impl SessionContext {

@@ -52,7 +52,7 @@ pub fn provenance_request(
     registered_ms: UnixMillis,
 ) -> ProvenanceRequest {
     let digest = Sha256::digest(credential_id);
-    let cred: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    let cred = base16ct::lower::encode_string(&digest[..16]);
     let event_id =
         entra_graph::provenance::event_id_for(&[key_id, passkey_template, cred.as_str()]);
     let (kind, source, reason) = match actor.strip_prefix("self:") {

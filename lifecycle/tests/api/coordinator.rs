@@ -33,7 +33,7 @@ impl AgentDirectory for Agents {
 }
 
 fn hex(b: &[u8]) -> String {
-    b.iter().map(|b| format!("{b:02x}")).collect()
+    base16ct::lower::encode_string(b)
 }
 
 /// The device half's side of the wire, by hand: its keys, its sequence, its view of the

@@ -28,7 +28,7 @@ fn key_with(id: Option<&[u8; 16]>) -> (Authenticator<SoftTransport>, SoftTranspo
 }
 
 fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
+    base16ct::lower::encode_string(b)
 }
 
 fn audit_details(w: &World, key_id: &str, action: &str) -> Vec<String> {

@@ -75,7 +75,7 @@ impl AgentDirectory for Agents {
 }
 
 fn hex(b: &[u8]) -> String {
-    b.iter().map(|b| format!("{b:02x}")).collect()
+    base16ct::lower::encode_string(b)
 }
 
 /// The holder's UI at their agent: it answers with the PIN they type.

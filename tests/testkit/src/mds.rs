@@ -197,7 +197,7 @@ impl Entry {
 
 /// AAGUID as hex with dashes.
 pub fn aaguid_text(a: &[u8; 16]) -> String {
-    let h: String = a.iter().map(|b| format!("{b:02x}")).collect();
+    let h = base16ct::lower::encode_string(a);
     format!(
         "{}-{}-{}-{}-{}",
         &h[..8],

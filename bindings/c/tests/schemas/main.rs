@@ -8,7 +8,8 @@
 //!   here.
 //! - [`real_payloads_validate_against_the_schemas`] drives the C ABI (these very
 //!   `extern "C"` functions, called from Rust) against the Entra emulator and software keys:
-//!   issuance, self-service, reconciliation, bulk jobs, the reports, both split halves. Every
+//!   issuance, self-service, reconciliation, bulk jobs, the reports (a stale key and a
+//!   replayed journal entry among them, see `aged`), both split halves. Every
 //!   document in or out is recorded as `NAME<TAB>JSON` and `scripts/validate-schemas.py`
 //!   validates each against `docs/schemas/NAME.schema.json` (python `jsonschema`), checks
 //!   that every schema of [`DOCS`] saw at least one real document, and that renaming a
@@ -16,6 +17,7 @@
 //!   with `jsonschema` the validation is skipped with a message, and fails under `CI=true`.
 
 mod abi;
+mod aged;
 mod split_flow;
 
 use std::collections::BTreeSet;
@@ -298,6 +300,7 @@ fn real_payloads_validate_against_the_schemas() {
     let session = Session::open(&mut docs, &config);
     one_key_flows(&mut docs, &session, &emulator, &dir);
     jobs_and_reports(&mut docs, &session, &emulator, &dir);
+    aged::stale_key_and_journal_replay(&mut docs, &session, &emulator, &dir);
     split_flow::station_and_holder(&mut docs, &session, &emulator, &dir);
     docs.take_callbacks();
 

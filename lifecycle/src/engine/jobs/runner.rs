@@ -98,7 +98,7 @@ impl Drop for BulkReads<'_> {
 fn runner_name(station: &str) -> String {
     let mut r = [0u8; 6];
     OsRng.fill_bytes(&mut r);
-    let hex: String = r.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = base16ct::lower::encode_string(&r);
     format!("{station}#{}-{hex}", std::process::id())
 }
 
@@ -123,10 +123,7 @@ impl Engine {
         actor: &str,
         now: UnixMillis,
     ) -> Result<BulkJob, Error> {
-        let hash: String = Sha256::digest(csv_text.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let hash = base16ct::lower::encode_string(&Sha256::digest(csv_text.as_bytes()));
         if let Some(job) = self.store.bulk_open_job(kind.as_str(), &hash)? {
             return Ok(job);
         }

@@ -174,7 +174,7 @@ fn a_station_issuance_records_the_identifier_the_key_proves() {
         panic!("the issuance did not finish: {ended:?}")
     };
     let rec = r.engine.key(&ack.key_id).unwrap();
-    let hex: String = id.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = base16ct::lower::encode_string(&id);
     assert_eq!(
         (rec.serial_source.as_deref(), rec.identity.as_deref()),
         (Some("enc_identifier"), Some(hex.as_str())),

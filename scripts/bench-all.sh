@@ -58,8 +58,10 @@ wants() { [ -z "$only" ] || [[ " $only " == *" $1 "* ]]; }
 pkgs=()
 wants sig && pkgs+=(-p sig-bench)
 wants store && pkgs+=(-p store-bench)
-wants load && pkgs+=(-p keysmith-cli --bin keysmith -p server-load)
+wants load && pkgs+=(-p server-load)
 if [ ${#pkgs[@]} -gt 0 ]; then cargo build --release --locked "${pkgs[@]}" || exit 2; fi
+# Its own command: `--bin` would narrow the build above to that one binary.
+if wants load; then cargo build --release --locked -p keysmith-cli --bin keysmith || exit 2; fi
 if wants graph; then
   cargo build --release --locked -p entra-graph --features emulator --bin graph-bench || exit 2
 fi

@@ -712,8 +712,11 @@ impl Session {
     /// the run between rows (a wait for a touch on the row's key is cancelled): the rows
     /// not run stay to do, and `KeyboardInterrupt` is raised once the row in progress
     /// has ended (its `__context__`: a `UsageError`, reason `bulk_stopped`).
+    /// `keep_items` false leaves the summary's `items` empty (the rows reach `progress`
+    /// only), so that a long job's memory does not grow with the rows it has run.
     #[pyo3(signature = (job_id, device=None, progress=None, workers=1, rate=None,
-                        template=None, retry_failed=true, fix=false, delete_unknown=false))]
+                        template=None, retry_failed=true, fix=false, delete_unknown=false,
+                        keep_items=true))]
     #[allow(clippy::too_many_arguments)]
     fn bulk_run(
         &self,
@@ -727,6 +730,7 @@ impl Session {
         retry_failed: bool,
         fix: bool,
         delete_unknown: bool,
+        keep_items: bool,
     ) -> PyResult<Py<PyAny>> {
         let s = self.inner.get(py)?;
         let options = BulkRunOptions {
@@ -736,7 +740,7 @@ impl Session {
             retry_failed,
             fix,
             delete_unknown,
-            keep_items: true,
+            keep_items,
         };
         let device = device
             .map(|d| require_callable("bulk_run", "device", d.into_bound(py)))

@@ -218,6 +218,7 @@ class Session:
         retry_failed: bool = True,
         fix: bool = False,
         delete_unknown: bool = False,
+        keep_items: bool = True,
     ) -> dict[str, Any]:
         """Runs (or resumes) a bulk job; Ctrl-C stops it between rows."""
     def list_keys_page(self, after: str | None = None, limit: int = 100) -> dict[str, Any]:

@@ -373,6 +373,7 @@ class Session:
         retry_failed: bool = True,
         fix: bool = False,
         delete_unknown: bool = False,
+        keep_items: bool = True,
     ) -> BulkSummary:
         """Runs (or resumes) a bulk job; several runners of one job share its rows (each
         row is claimed by one runner). ``device(row)`` is called for each issue row
@@ -385,7 +386,10 @@ class Session:
         cancelled): the row in progress ends and is recorded, the rows not run stay to
         do (the job stays unfinished), and ``KeyboardInterrupt`` is raised, its
         ``__context__`` a :class:`keysmith.UsageError` with ``reason``
-        ``bulk_stopped``. ``bulk_run(job_id)`` later resumes the job."""
+        ``bulk_stopped``. ``bulk_run(job_id)`` later resumes the job.
+
+        ``keep_items=False`` returns the summary with ``items`` empty: each row reaches
+        ``progress`` only, so a job of many rows does not hold one result per row."""
         if device is not None:
             _require_callable("bulk_run", "device", device)
         if progress is not None:
@@ -410,6 +414,7 @@ class Session:
                 retry_failed,
                 fix,
                 delete_unknown,
+                keep_items,
             )
         )
 

@@ -79,6 +79,15 @@ fn activation_outlived_at(
     (w, engine, key.key_id, result, seen, now)
 }
 
+/// The registrations posted to Graph so far (whatever their answer).
+fn registrations_posted(w: &World) -> usize {
+    w.emulator
+        .request_log()
+        .iter()
+        .filter(|q| q.method == "POST" && q.path.ends_with("/fido2Methods"))
+        .count()
+}
+
 fn claim_lost(result: &Result<KeyRecord, Error>) -> bool {
     matches!(
         result,
@@ -101,6 +110,7 @@ fn a_flow_whose_intent_was_taken_over_registers_nothing() {
         w.emulator.methods(&w.kim_id).is_empty(),
         "no Graph registration after the claim was lost"
     );
+    assert_eq!(registrations_posted(&w), 0, "no registration posted");
     // Consistent: the key is issued with its registration pending, nothing is left
     // open in the journal, and the holder's next activation finishes it.
     let key = engine.key(&key_id).unwrap();
@@ -138,6 +148,8 @@ fn a_flow_whose_registration_was_taken_over_does_not_register_it_again() {
         1,
         "registered once, by node b"
     );
+    // Node a never posted its own: the one registration posted is node b's.
+    assert_eq!(registrations_posted(&w), 1, "one registration posted");
     assert_eq!(engine.key(&key_id).unwrap().state, CredentialState::Active);
     assert!(engine.store().journal_unfinished().unwrap().is_empty());
 }

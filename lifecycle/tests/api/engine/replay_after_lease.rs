@@ -18,20 +18,23 @@ const PAST_LEASE_MS: u64 = 16 * 60_000;
 /// What node b's replay reported, once it ran.
 type Seen = Arc<Mutex<Option<Vec<(JournalOp, ReplayOutcome)>>>>;
 
+/// An activation on node a that node b's replay overtook.
+struct Outlived {
+    w: World,
+    /// Node a.
+    engine: Engine,
+    key_id: String,
+    /// What node a's activation returned.
+    result: Result<KeyRecord, Error>,
+    /// What node b's replay reported.
+    seen: Vec<(JournalOp, ReplayOutcome)>,
+    /// The issuance's `now`.
+    now: u64,
+}
+
 /// Issues a key on node a, then activates it there; at `point` node b replays the
-/// journal as if the lease had run out. Returns the world, node a, the key id, the
-/// activation's result, what node b's replay reported and the activation's `now`.
-fn activation_outlived_at(
-    point: CrashPoint,
-    name: &str,
-) -> (
-    World,
-    Engine,
-    String,
-    Result<KeyRecord, Error>,
-    Vec<(JournalOp, ReplayOutcome)>,
-    u64,
-) {
+/// journal as if the lease had run out.
+fn activation_outlived_at(point: CrashPoint, name: &str) -> Outlived {
     let mut w = world(name);
     let other: Arc<OnceLock<(Arc<Engine>, u64)>> = Arc::new(OnceLock::new());
     let seen: Seen = Arc::default();
@@ -76,7 +79,14 @@ fn activation_outlived_at(
         .unwrap()
         .clone()
         .expect("node b replayed mid-flow");
-    (w, engine, key.key_id, result, seen, now)
+    Outlived {
+        w,
+        engine,
+        key_id: key.key_id,
+        result,
+        seen,
+        now,
+    }
 }
 
 /// The registrations posted to Graph so far (whatever their answer).
@@ -97,8 +107,14 @@ fn claim_lost(result: &Result<KeyRecord, Error>) -> bool {
 
 #[test]
 fn a_flow_whose_intent_was_taken_over_registers_nothing() {
-    let (mut w, engine, key_id, result, seen, now) =
-        activation_outlived_at(CrashPoint::AfterStateJournal, "lease-outlived-intent");
+    let Outlived {
+        mut w,
+        engine,
+        key_id,
+        result,
+        seen,
+        now,
+    } = activation_outlived_at(CrashPoint::AfterStateJournal, "lease-outlived-intent");
     // Node b closed the intent (the registration not yet journalled).
     assert!(
         seen.iter().any(|(op, outcome)| *op == JournalOp::State
@@ -133,8 +149,14 @@ fn a_flow_whose_intent_was_taken_over_registers_nothing() {
 
 #[test]
 fn a_flow_whose_registration_was_taken_over_does_not_register_it_again() {
-    let (w, engine, key_id, result, seen, _) =
-        activation_outlived_at(CrashPoint::AfterJournal, "lease-outlived-register");
+    let Outlived {
+        w,
+        engine,
+        key_id,
+        result,
+        seen,
+        ..
+    } = activation_outlived_at(CrashPoint::AfterJournal, "lease-outlived-register");
     // Node b registered the journalled passkey itself and finished the activation.
     assert!(
         seen.iter().any(

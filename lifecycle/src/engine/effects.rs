@@ -92,6 +92,10 @@ impl Engine {
             expect_state: Some(flow.key.state.as_str().to_owned()),
             delegated: holder.is_some(),
         };
+        // The flow's state intent is still its own (a flow that outlived its lease may
+        // have had it taken over by another node's replay): nothing is journalled or
+        // registered otherwise.
+        self.hold_intent(flow, now)?;
         // Appended claimed (one transaction): another node's replay cannot take the
         // entry over before this flow's IdP call.
         let (entry, fence) = self.append_claimed(
@@ -110,8 +114,17 @@ impl Engine {
             "journal entry appended"
         );
         self.maybe_crash(CrashPoint::AfterJournal)?;
+        // Both claims checked right before the call: the registration's (another node's
+        // replay may have taken it over and registered it) and the intent's (a lost one
+        // fails the registration entry too, so no replay registers it later).
+        self.hold_claim(entry.id, &fence, flow.clock(now))?;
+        if let Err(e) = self.hold_intent(flow, now) {
+            let why = format!("not registered: the flow stopped ({e})");
+            self.fail_fenced(entry.id, &why, &fence, now)?;
+            return Err(e);
+        }
         let request = payload.request(entry.id)?;
-        let registered = self.leased(entry.id, &fence, now, || match holder {
+        let registered = self.leased(entry.id, &fence, flow.clock(now), || match holder {
             Some(l) => self.register_delegated(idp.as_ref(), l, &pending.user_id, &request),
             None => idp.register(&pending.user_id, &request),
         });
@@ -243,6 +256,7 @@ impl Engine {
                 target: Some(deleted_state(flow.operation).as_str().to_owned()),
                 keep_key_state: false,
             };
+            self.hold_intent(flow, now)?;
             let (entry, fence) = self.append_claimed(
                 &NewJournalEntry {
                     key_id: key_id.clone(),
@@ -260,7 +274,11 @@ impl Engine {
                 "journal entry appended"
             );
             self.maybe_crash(CrashPoint::AfterJournal)?;
-            let mut deleted = self.leased(entry.id, &fence, now, || idp.delete(&user, &method_id));
+            self.hold_claim(entry.id, &fence, flow.clock(now))?;
+            self.hold_intent(flow, now)?;
+            let mut deleted = self.leased(entry.id, &fence, flow.clock(now), || {
+                idp.delete(&user, &method_id)
+            });
             // An uncertain failure (5xx, no answer): the deletion may have been made.
             // Settled by listing the user's passkeys before anything is cancelled or
             // committed.
@@ -268,7 +286,7 @@ impl Engine {
             let mut in_doubt = None;
             if let Err(e) = &deleted {
                 if !definite(e) {
-                    let listed = self.leased(entry.id, &fence, now, || idp.list(&user));
+                    let listed = self.leased(entry.id, &fence, flow.clock(now), || idp.list(&user));
                     match listed {
                         Ok(methods) => {
                             let present = methods

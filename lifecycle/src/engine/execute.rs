@@ -142,7 +142,20 @@ impl Engine {
                 let l = link
                     .as_deref_mut()
                     .ok_or_else(|| need(device::step_name(step)))?;
-                self.run_job(flow, &steps[index..end], l, now)?;
+                // A flow holding its state intent keeps it through the job (a holder's
+                // PIN or touch, over a split session, can take longer than the lease):
+                // renewed before, during and after; a claim lost stops the flow here.
+                match flow.intent.zip(flow.intent_fence.clone()) {
+                    Some((id, fence)) => {
+                        self.hold_claim(id, &fence, flow.clock(now))?;
+                        let at = flow.clock(now);
+                        self.leased(id, &fence, at, || {
+                            self.run_job(flow, &steps[index..end], l, now)
+                        })?;
+                        self.hold_intent(flow, now)?;
+                    }
+                    None => self.run_job(flow, &steps[index..end], l, now)?,
+                }
                 // The key has a PIN only now: what it proves about itself is read
                 // before it makes a credential.
                 if steps[index..end]

@@ -59,6 +59,9 @@ pub(super) struct FlowContext<'a> {
     pub(super) identity: Option<crate::store::KeyIdentity>,
     /// Where the station got the serial from when the key proves nothing.
     pub(super) claimed: Option<super::SerialSource>,
+    /// When the flow started (wall clock): its `now` plus the time since is the flow's
+    /// clock for lease renewals (see [`FlowContext::clock`]).
+    pub(super) started: std::time::Instant,
 }
 
 impl<'a> FlowContext<'a> {
@@ -96,7 +99,16 @@ impl<'a> FlowContext<'a> {
             live: None,
             identity: None,
             claimed: None,
+            started: std::time::Instant::now(),
         }
+    }
+
+    /// The flow's clock: `now` (the time the flow was started with) plus the wall-clock
+    /// time since it started. Leases renewed by a long flow (a holder slow at PIN or
+    /// touch) are counted from it, not from the flow's start.
+    pub(super) fn clock(&self, now: UnixMillis) -> UnixMillis {
+        let elapsed = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        now.saturating_add(elapsed)
     }
 
     /// An audit record of this flow: `action` with `outcome`, the flow's actor, key,

@@ -109,6 +109,29 @@ impl Engine {
         Ok((e, fence))
     }
 
+    /// Renews the claim `fence` holds on entry `id` at `at` (synchronously). A claim
+    /// another station took over (its lease ran out, and that station's replay claimed
+    /// the entry, and perhaps closed it) fails with [`StoreError::JournalClaimLost`]: the
+    /// flow stops there, before its next device job or IdP call.
+    pub(super) fn hold_claim(
+        &self,
+        id: i64,
+        fence: &JournalFence,
+        at: UnixMillis,
+    ) -> Result<(), Error> {
+        self.store.journal_renew(id, fence, at, JOURNAL_LEASE_MS)?;
+        Ok(())
+    }
+
+    /// Renews the flow's claim on its state intent, when it holds one (see
+    /// [`Engine::hold_claim`]), at the flow's clock.
+    pub(super) fn hold_intent(&self, flow: &FlowContext<'_>, now: UnixMillis) -> Result<(), Error> {
+        match (flow.intent, &flow.intent_fence) {
+            (Some(id), Some(fence)) => self.hold_claim(id, fence, flow.clock(now)),
+            _ => Ok(()),
+        }
+    }
+
     /// Runs `call` (an IdP call that can take as long as its retries) while the claim
     /// `fence` on entry `id` is renewed every [`RENEW_EVERY`], its lease counted from
     /// `now` plus the time elapsed. A claim lost meanwhile is not renewed again; the
@@ -290,7 +313,8 @@ impl Engine {
                 continue;
             }
             let idp = self.idp(&entry.idp)?.clone();
-            let settled = self.leased(entry.id, &fence, now, || {
+            self.hold_intent(flow, now)?;
+            let settled = self.leased(entry.id, &fence, flow.clock(now), || {
                 delete_by_credential(idp.as_ref(), &p.user, &credential)
             });
             let superseded = |what: &str| {

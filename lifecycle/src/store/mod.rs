@@ -793,8 +793,8 @@ pub trait Store:
     ) -> Result<JournalEntry>;
     /// Extends the lease of a claim `fence` holds to `now + lease_ms` without counting an
     /// attempt (a station keeps its claim during a long IdP call). Fails with
-    /// [`StoreError::JournalClaimLost`] once another claim took the entry over,
-    /// [`StoreError::JournalClosed`] once closed.
+    /// [`StoreError::JournalClaimLost`] once another claim took the entry over (closed by
+    /// it or not), [`StoreError::JournalClosed`] once closed under this claim.
     fn journal_renew(
         &self,
         id: i64,

@@ -496,6 +496,8 @@ mod issuance_and_races;
 mod long_exclude;
 #[path = "engine/replay_across_nodes.rs"]
 mod replay_across_nodes;
+#[path = "engine/replay_after_lease.rs"]
+mod replay_after_lease;
 #[path = "engine/revoke_cms.rs"]
 mod revoke_cms;
 #[path = "engine/station_reset.rs"]

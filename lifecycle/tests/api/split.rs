@@ -648,6 +648,8 @@ fn a_hostile_relay_registers_nothing_twice() {
 
 #[path = "split/delegated.rs"]
 mod delegated;
+#[path = "split/lease.rs"]
+mod lease;
 #[path = "split/station.rs"]
 mod station;
 #[path = "split/station_reset.rs"]

@@ -151,18 +151,25 @@ pub(crate) fn journal_renew(
     if let Some(e) = first(rows, journal_from)? {
         return Ok(e);
     }
+    // Fenced first, as a close is: an entry another claim took over (and perhaps closed
+    // already) is a lost claim for this one.
     match journal_get(sql, id)? {
         None => Err(StoreError::NotFound {
             what: format!("journal entry {id}"),
         }),
-        Some(e) if e.status != JournalStatus::Pending => Err(StoreError::JournalClosed {
+        Some(e)
+            if e.claimed_by.as_deref() != Some(fence.station.as_str())
+                || e.attempts != fence.token =>
+        {
+            Err(StoreError::JournalClaimLost {
+                id,
+                station: fence.station.clone(),
+                claimed_by: e.claimed_by.unwrap_or_default(),
+            })
+        }
+        Some(e) => Err(StoreError::JournalClosed {
             id,
             status: e.status,
-        }),
-        Some(e) => Err(StoreError::JournalClaimLost {
-            id,
-            station: fence.station.clone(),
-            claimed_by: e.claimed_by.unwrap_or_default(),
         }),
     }
 }

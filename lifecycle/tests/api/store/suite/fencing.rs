@@ -79,4 +79,7 @@ pub fn journal_closes_are_fenced<B: Backend>(b: &B) {
         s.journal_renew(e.id, &b_again, 2_700, 1_000),
         Err(StoreError::JournalClosed { .. })
     ));
+    // A's renewal after B closed the entry: still a lost claim (fenced first, as the
+    // close is), so a flow that outlived its lease stops with the typed error.
+    assert_eq!(s.journal_renew(e.id, &a, 2_800, 1_000).unwrap_err(), lost);
 }

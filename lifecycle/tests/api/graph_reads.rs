@@ -27,6 +27,17 @@ use keysmith_testkit::EmulatorWorld;
 
 fn soft_device(_: &BulkDeviceRequest) -> Result<BulkDevice, String> {
     let soft = SoftAuthenticator::new(SoftConfig::default()).map_err(|e| e.to_string())?;
+    device(soft)
+}
+
+/// The software key of serial `serial`, kept in a file under `dir` (so that it can be
+/// activated after the job).
+fn kept_key(dir: &std::path::Path, serial: &str) -> SoftAuthenticator {
+    SoftAuthenticator::open_persistent(dir.join(format!("{serial}.json")), SoftConfig::default())
+        .expect("software key file")
+}
+
+fn device(soft: SoftAuthenticator) -> Result<BulkDevice, String> {
     let t: Box<dyn Transport> = Box::new(SoftTransport::new(soft));
     Ok(BulkDevice {
         authenticator: Authenticator::new(t),
@@ -104,12 +115,13 @@ fn a_bulk_issue_reads_its_users_fifteen_at_a_time_and_the_policy_once_per_job() 
         .bulk_create(BulkKind::Issue, &csv, "operator:bulk", now_ms())
         .unwrap();
     let before = world.emulator.request_log().len();
+    let keys = world.dir.to_path_buf();
     let s = e
         .bulk_run(
             job.job_id,
             &BulkOptions::default(),
             &now_ms,
-            &mut soft_device,
+            &mut |r: &BulkDeviceRequest| device(kept_key(&keys, &r.serial)),
             &mut |_| {},
         )
         .unwrap();
@@ -160,6 +172,39 @@ fn a_bulk_issue_reads_its_users_fifteen_at_a_time_and_the_policy_once_per_job() 
         0,
         "registration (1 write a key) waits for activation: {counts:?}"
     );
+
+    // Activation: one write a key (the registration) and one read, the user's, for the
+    // passkey's display name (rendered from the user's attributes as they are at
+    // registration). So an issued and registered key costs 2 + 1/15 reads and 1 write;
+    // the display name rendered at issuance and kept with the pending registration would
+    // take that to 1 + 1/15 (docs/benchmarks.md, "Latest figures").
+    let before = world.emulator.request_log().len();
+    for i in 0..n {
+        let serial = format!("GR{i}");
+        let key = e
+            .find_keys(&lifecycle::store::KeyQuery::BySerial(serial.clone()))
+            .unwrap()
+            .pop()
+            .expect("issued key");
+        let mut a = Authenticator::new(SoftTransport::new(kept_key(&world.dir, &serial)));
+        e.activate("self:holder", &key.key_id, HOLDER_PIN, &mut a, now_ms())
+            .expect("activate");
+    }
+    let log = world.emulator.request_log();
+    let mut counts = std::collections::BTreeMap::<&str, usize>::new();
+    for r in &log[before..] {
+        *counts.entry(kind(&r.method, &r.path)).or_default() += 1;
+    }
+    eprintln!("Graph requests activating the {n} keys by kind: {counts:?}");
+    let get = |k: &str| counts.get(k).copied().unwrap_or(0);
+    assert_eq!(get("registration (write)"), n, "{counts:?}");
+    assert_eq!(get("user (read)"), n, "the display name's read: {counts:?}");
+    let activation_requests: usize = counts
+        .iter()
+        .filter(|(k, _)| !k.starts_with("sign-in of the app"))
+        .map(|(_, v)| v)
+        .sum();
+    assert_eq!(activation_requests, 2 * n, "nothing else: {counts:?}");
 
     // Revoking by user reads the users the same way (parallel workers share the batches).
     let mut csv = String::from("user\n");

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use super::graph::graph;
 use super::state::iso8601;
-use super::token::{check_client_credentials, parse_form, percent_decode};
+use super::token::{check_client_credentials, parse_form};
 use super::{Fault, RequestRecord, Shared};
 use crate::ids::encode_b64url;
 use crate::wire::{BatchRequest, BatchResponse, BatchResponseItem};
@@ -300,19 +300,17 @@ fn echo_in_error_body(body: &[u8], client_request_id: &str) -> Vec<u8> {
 
 fn split(path: &str) -> (Vec<String>, Vec<(String, String)>) {
     let (p, q) = path.split_once('?').unwrap_or((path, ""));
+    // A path segment's `+` is a plus (only a query string's is a space).
     let segs = p
         .split('/')
         .filter(|s| !s.is_empty())
-        .map(|s| percent_decode(&s.replace('+', "%2B")))
-        .collect();
-    let query = q
-        .split('&')
-        .filter(|s| !s.is_empty())
-        .map(|kv| {
-            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            (percent_decode(k), percent_decode(v))
+        .map(|s| {
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
         })
         .collect();
+    let query = form_urlencoded::parse(q.as_bytes()).into_owned().collect();
     (segs, query)
 }
 

@@ -43,12 +43,36 @@ fn csv_err(line: u64, column: u64, message: impl Into<String>) -> Error {
     .into()
 }
 
+/// The field separator of `text`: `;` when its header line (outside quotes) has a `;` and
+/// no `,` (Excel writes `;` where the locale's decimal mark is a comma, as in much of
+/// Europe), otherwise `,`. A header has no commas or semicolons inside its names, so
+/// the header alone decides, before any row is read.
+fn separator(text: &str) -> char {
+    let (mut commas, mut semicolons, mut quoted) = (0usize, 0usize, false);
+    for c in text.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => commas += 1,
+            ';' if !quoted => semicolons += 1,
+            '\n' if !quoted => break,
+            _ => {}
+        }
+    }
+    if commas == 0 && semicolons > 0 {
+        ';'
+    } else {
+        ','
+    }
+}
+
 /// Splits CSV text into records of fields (RFC 4180: `,` separators, CRLF or LF record
-/// ends, `"` quoting with `""` escapes, quoted fields may span lines). Returns each
-/// record with the line it starts on; blank lines are skipped. A UTF-8 byte order mark
-/// at the start (Excel's "CSV UTF-8" writes one) is not part of the first field.
+/// ends, `"` quoting with `""` escapes, quoted fields may span lines; `;` separators
+/// when the header line uses them, see [`separator`]). Returns each record with the line
+/// it starts on; blank lines are skipped. A UTF-8 byte order mark at the start (Excel's
+/// "CSV UTF-8" writes one) is not part of the first field.
 pub(super) fn parse_csv(text: &str) -> Result<Vec<(u64, Vec<String>)>, Error> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let sep = separator(text);
     let mut records = Vec::new();
     let mut chars = text.chars().peekable();
     let mut line: u64 = 1;
@@ -93,7 +117,7 @@ pub(super) fn parse_csv(text: &str) -> Result<Vec<(u64, Vec<String>)>, Error> {
                     fields.len() as u64 + 1,
                     "a quote inside an unquoted field (quote the whole field and double the quote)",
                 )),
-                ',' => {
+                c if c == sep => {
                     fields.push(std::mem::take(&mut field));
                     was_quoted = false;
                 }
@@ -316,6 +340,27 @@ mod tests {
         assert_eq!(e, "CSV line 2, column 0: 2 fields, the header has 1");
         assert!(rows_for(BulkKind::Reconcile, "").is_err());
         assert!(rows_for(BulkKind::Reconcile, "user\n").is_err());
+    }
+
+    #[test]
+    fn semicolon_separated_files_from_excel_are_read() {
+        // Excel in locales with a decimal comma writes `;` between fields.
+        let rows = rows_for(
+            BulkKind::Issue,
+            "\u{feff}user;serial\r\nkim;SN1\r\n\"adele;x\";\"SN,2\"\r\n",
+        )
+        .unwrap();
+        assert_eq!(rows.len(), 2);
+        let all = parse_csv("user;serial\nkim;SN1\n\"a;b\";\"c,d\"\n").unwrap();
+        assert_eq!(all[1].1, vec!["kim", "SN1"]);
+        assert_eq!(all[2].1, vec!["a;b", "c,d"]);
+        // A comma in the header keeps commas: a `;` is then text.
+        let all = parse_csv("user,serial\nkim;x,SN1\n").unwrap();
+        assert_eq!(all[1].1, vec!["kim;x", "SN1"]);
+        // The separator is the header's: a header with both is read with commas.
+        assert_eq!(separator("\"a,b\";c\n"), ';');
+        assert_eq!(separator("a;b,c\n"), ',');
+        assert_eq!(separator("user\nkim;x\n"), ',');
     }
 
     #[test]

@@ -116,26 +116,38 @@ def test_ctrl_c_during_a_touch_wait_cancels_and_changes_nothing(
     before = session.key(key_id)
     assert before.key.state is keysmith.KeyState.UNREGISTERED
     touches: list[keysmith.Prompt] = []
-    session.set_prompt(touches.append)
-    # The same key, whose holder never touches it: the issuance waits for a touch forever.
-    device = keysmith.Device("softkey:" + state + "?presence=never")
     sent: list[float] = []
 
     def interrupt() -> None:
         sent.append(time.monotonic())
         os.kill(os.getpid(), signal.SIGINT)
 
-    timer = threading.Timer(0.5, interrupt)
+    # Ctrl-C while the key waits for its touch: sent 0.3 s after the first touch prompt
+    # (a fixed delay from the call's start raced the flow's Graph calls on a slow machine).
+    # A second Ctrl-C 5 s later, as a user would press it, turns a lost first one into a
+    # failed assertion below instead of a wait that never ends.
+    timers = [threading.Timer(0.3, interrupt), threading.Timer(5.3, interrupt)]
+
+    def on_prompt(p: keysmith.Prompt) -> None:
+        touches.append(p)
+        if isinstance(p, keysmith.TouchKey) and not timers[0].is_alive() and not sent:
+            for t in timers:
+                t.start()
+
+    session.set_prompt(on_prompt)
+    # The same key, whose holder never touches it: the issuance waits for a touch forever.
+    device = keysmith.Device("softkey:" + state + "?presence=never")
     started = time.monotonic()
-    timer.start()
     try:
         with pytest.raises(KeyboardInterrupt) as e:
             session.issue(device, "test-standard", KIM)
     finally:
-        timer.cancel()
+        for t in timers:
+            t.cancel()
     ended = time.monotonic()
     assert sent, "the interrupt was sent"
     assert ended - sent[0] < 2.0, f"KeyboardInterrupt {ended - sent[0]:.2f} s after SIGINT"
+    assert len(sent) == 1, "the first Ctrl-C ended the call"
     assert ended - started < 5.0
     assert any(isinstance(p, keysmith.TouchKey) for p in touches), "it waited for a touch"
     # The cancelled operation's own error is the interrupt's context.

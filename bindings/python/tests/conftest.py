@@ -17,3 +17,13 @@ def pytest_configure() -> None:
         where = pathlib.Path(keysmith.__file__).resolve()
         prefix = pathlib.Path(expected).resolve()
         assert prefix in where.parents, f"keysmith imported from {where}, not from {prefix}"
+
+
+def pytest_sessionstart(session: object) -> None:
+    """Ctrl-C is Python's KeyboardInterrupt here even when the run was started in the
+    background: a non-interactive shell starts background jobs with SIGINT ignored, Python
+    then leaves it ignored, and the tests that send SIGINT would wait forever."""
+    import signal
+
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -118,6 +118,8 @@ struct MakePrep {
     challenge: CreationChallenge,
     client_data: String,
     hash: [u8; 32],
+    /// The display name the key was given: registered as is at activation.
+    display_name: String,
 }
 
 /// A job being built: its steps, their post-actions and sealed-to-be secrets.
@@ -487,7 +489,7 @@ impl Engine {
             user: UserInfo {
                 id: challenge.user_handle.clone(),
                 name: upn,
-                display_name: display,
+                display_name: display.clone(),
             },
             client_data_json: client_data.clone().into_bytes(),
             algs: challenge.algorithms.clone(),
@@ -514,6 +516,7 @@ impl Engine {
                 challenge,
                 client_data,
                 hash,
+                display_name: display,
             },
         ))
     }
@@ -552,6 +555,7 @@ impl Engine {
             challenge,
             client_data,
             hash,
+            display_name,
         } = prep;
         let verdict =
             self.check_attestation(&t, idp.as_ref(), &idp_user, &made, &hash, aaguid, true, now)?;
@@ -587,6 +591,7 @@ impl Engine {
                 client_data: client_data.into_bytes(),
                 idp_expiry: challenge.expires_at_ms,
                 idp_user,
+                display_name,
             },
         );
         Ok(())

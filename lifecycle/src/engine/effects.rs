@@ -72,15 +72,23 @@ impl Engine {
                 template: passkey_template.to_owned(),
             })?;
         let idp = self.idp(idp_connection)?.clone();
-        if flow.attrs.is_empty() {
-            let (_, attrs, _) =
-                self.user_attrs(idp.as_ref(), &pending.user_id, &flow.key.serial)?;
-            flow.attrs = attrs;
-        }
-        let display = render_display_name(&t, &flow.attrs).map_err(|p| PlanError::DisplayName {
-            field: p.field,
-            message: p.message,
-        })?;
+        // The name the key was given when the passkey was made (kept with the pending
+        // registration, under its row MAC): no read of the user. Rows stored before
+        // schema 15 have none; theirs is rendered from the user as the directory has it.
+        let display = match &pending.display_name {
+            Some(name) => name.clone(),
+            None => {
+                if flow.attrs.is_empty() {
+                    let (_, attrs, _) =
+                        self.user_attrs(idp.as_ref(), &pending.user_id, &flow.key.serial)?;
+                    flow.attrs = attrs;
+                }
+                render_display_name(&t, &flow.attrs).map_err(|p| PlanError::DisplayName {
+                    field: p.field,
+                    message: p.message,
+                })?
+            }
+        };
         let payload = RegisterPayload {
             user: pending.user_id.clone(),
             passkey_template: passkey_template.to_owned(),

@@ -213,6 +213,7 @@ impl Engine {
                         client_data,
                         idp_expiry,
                         idp_user,
+                        display_name,
                     } = flow.made.remove(passkey_template).ok_or_else(|| {
                         LookupError::NoPendingRegistration {
                             key_id: flow.key.key_id.clone(),
@@ -238,6 +239,7 @@ impl Engine {
                         client_data_json: client_data,
                         challenge_expires_ms: expires,
                         created_ms: now,
+                        display_name: Some(display_name),
                     });
                 }
                 Step::RegisterPending {

@@ -23,6 +23,9 @@ pub(super) struct MadeCredential {
     pub(super) idp_expiry: Option<u64>,
     /// The user's id at that IdP.
     pub(super) idp_user: String,
+    /// The passkey's display name as the key was given it (`user.displayName`): the
+    /// name registered at the IdP, kept with the pending registration.
+    pub(super) display_name: String,
 }
 
 /// One flow in progress: what it works on, what it has done so far, and its span.

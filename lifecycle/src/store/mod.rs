@@ -172,6 +172,12 @@ pub struct PendingRegistration {
     pub challenge_expires_ms: UnixMillis,
     /// When the registration was recorded.
     pub created_ms: UnixMillis,
+    /// The passkey's display name at the IdP, rendered from the passkey template and the
+    /// user's attributes when the key was written (the name the key holds as
+    /// `user.displayName`): activation registers it without reading the user again.
+    /// `None` for registrations stored before schema 15, which activation renders afresh.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
 }
 
 /// An audit event to append; the store assigns its id.

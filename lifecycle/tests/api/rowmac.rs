@@ -110,6 +110,20 @@ fn pending_attestation_edited(db: &Db) {
     );
 }
 
+/// The display name kept with the registration since schema 15 (registered as is at
+/// activation, with no read of the user) is under the row's MAC: changed, or removed so
+/// that activation would render one afresh, the row is refused.
+fn pending_display_name_edited(db: &Db) {
+    altered_pending_refuses_activation(
+        db,
+        "UPDATE pending_registrations SET display_name = 'Attacker-chosen name'",
+    );
+}
+
+fn pending_display_name_removed(db: &Db) {
+    altered_pending_refuses_activation(db, "UPDATE pending_registrations SET display_name = NULL");
+}
+
 /// A registration journalled but not sent (crash right after the journal entry); its
 /// payload is then pointed at another user. Replay refuses it: no call to the IdP, the
 /// entry closed as failed, a refusal audited naming the entry.
@@ -301,6 +315,8 @@ macro_rules! both {
 both!(
     pending_user_edited,
     pending_attestation_edited,
+    pending_display_name_edited,
+    pending_display_name_removed,
     journal_payload_edited,
     untouched_rows_activate,
     failed_audit_append_fails_the_operation,

@@ -297,13 +297,14 @@ pub(super) fn put_pending(
     let key_version = get_key(sql, &p.key_id)?.map_or(0, |key| key.version);
     sql.exec(
         "INSERT INTO pending_registrations (key_id, passkey_template, user_id, attestation_object, \
-         client_data_json, challenge_expires_ms, created_ms, mac, key_version) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+         client_data_json, challenge_expires_ms, created_ms, mac, key_version, display_name) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
          ON CONFLICT (key_id, passkey_template) DO UPDATE SET user_id = excluded.user_id, \
          attestation_object = excluded.attestation_object, \
          client_data_json = excluded.client_data_json, \
          challenge_expires_ms = excluded.challenge_expires_ms, created_ms = excluded.created_ms, \
-         mac = excluded.mac, key_version = excluded.key_version",
+         mac = excluded.mac, key_version = excluded.key_version, \
+         display_name = excluded.display_name",
         &[
             Param::text(&p.key_id),
             Param::text(&p.passkey_template),
@@ -314,6 +315,7 @@ pub(super) fn put_pending(
             Param::millis(p.created_ms),
             Param::Blob(k.map(|k| pending_mac(k, p, key_version))),
             Param::int(ver(key_version, "key_version")?),
+            Param::opt_text(&p.display_name),
         ],
     )?;
     Ok(())

@@ -49,7 +49,7 @@ pub(super) fn passkey_from(row: &Row) -> Result<PasskeyRecord> {
 
 pub(super) const PENDING_COLS: &str =
     "key_id, passkey_template, user_id, attestation_object, client_data_json, \
-                            challenge_expires_ms, created_ms, mac, key_version";
+                            challenge_expires_ms, created_ms, mac, key_version, display_name";
 
 pub(super) fn pending_from(row: &Row) -> Result<PendingRegistration> {
     Ok(PendingRegistration {
@@ -60,6 +60,7 @@ pub(super) fn pending_from(row: &Row) -> Result<PendingRegistration> {
         client_data_json: row.bytes(4, "pending.client_data_json")?,
         challenge_expires_ms: row.uint(5, "pending.challenge_expires_ms")?,
         created_ms: row.uint(6, "pending.created_ms")?,
+        display_name: row.opt_text(9, "pending.display_name")?,
     })
 }
 
@@ -174,9 +175,12 @@ pub(super) fn passkeys_checked(rows: Vec<Row>, k: Option<&RowKey>) -> Result<Vec
 }
 
 /// The pending row's MAC fields: key, template, user, digests of the attestation object
-/// and clientDataJSON, challenge expiry, time and the key's version when it was written.
-fn pending_fields<'a>(p: &'a PendingRegistration, key_version: Option<u64>) -> [Field<'a>; 8] {
-    [
+/// and clientDataJSON, challenge expiry, time and the key's version when it was written,
+/// then the display name when the row has one (schema 15). Absent, the fields are those
+/// of the rows written before, so their MACs still hold; the encoding is length-prefixed,
+/// so a name cannot be added to or removed from a row without breaking its MAC.
+fn pending_fields<'a>(p: &'a PendingRegistration, key_version: Option<u64>) -> Vec<Field<'a>> {
+    let mut fields = vec![
         Field::Text(&p.key_id),
         Field::Text(&p.passkey_template),
         Field::Text(&p.user_id),
@@ -185,7 +189,11 @@ fn pending_fields<'a>(p: &'a PendingRegistration, key_version: Option<u64>) -> [
         Field::Uint(p.challenge_expires_ms),
         Field::Uint(p.created_ms),
         Field::Uint(key_version.unwrap_or(0)),
-    ]
+    ];
+    if let Some(name) = &p.display_name {
+        fields.push(Field::Text(name));
+    }
+    fields
 }
 
 /// The MAC of a pending registration written at key version `key_version`.

@@ -3,7 +3,7 @@
 use super::*;
 
 /// Number of migrations; the schema version after all of them.
-pub(crate) const MIGRATION_COUNT: u32 = 14;
+pub(crate) const MIGRATION_COUNT: u32 = 15;
 
 pub(super) const V1: &[&str] = &[
     "CREATE TABLE users (user_id TEXT PRIMARY KEY, upn TEXT NOT NULL UNIQUE, \
@@ -222,6 +222,11 @@ pub(super) const V_KEY_IDENTITY: &[&str] = &[
     "CREATE INDEX keys_identity ON keys (identity) WHERE identity IS NOT NULL",
 ];
 
+/// Schema 15: the passkey's display name kept with its pending registration (bound into
+/// the row's MAC when present, so rows written before keep theirs).
+pub(super) const V_PENDING_DISPLAY_NAME: &[&str] =
+    &["ALTER TABLE pending_registrations ADD COLUMN display_name TEXT"];
+
 pub(super) const V2_SQLITE: &[&str] = &[
     "CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit \
      BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END",
@@ -263,6 +268,7 @@ pub(super) fn migration_sql(version: u32, dialect: Dialect) -> Vec<String> {
         12 => V_KEY_STATE_PAGES.to_vec(),
         13 => V_PASSKEY_WATCH.to_vec(),
         14 => V_KEY_IDENTITY.to_vec(),
+        15 => V_PENDING_DISPLAY_NAME.to_vec(),
         _ => Vec::new(),
     };
     if version == 6 && dialect == Dialect::Postgres {

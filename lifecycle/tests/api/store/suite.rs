@@ -444,6 +444,9 @@ pub fn pending_registrations<B: Backend>(b: &B) {
         client_data_json: br#"{"type":"webauthn.create"}"#.to_vec(),
         challenge_expires_ms: exp,
         created_ms: 50,
+        // One row with the display name kept since schema 15, the others without (as
+        // rows stored before it): both read back as written.
+        display_name: (idp == "okta").then(|| "Alex Wilber \u{2014} key S1".to_owned()),
     };
     s.put_pending(&p("k1", "entra", 1_000)).unwrap();
     s.put_pending(&p("k2", "entra", 500)).unwrap();

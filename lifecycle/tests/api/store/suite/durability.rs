@@ -243,6 +243,10 @@ pub fn passkey_template_column_renamed_from_schema_4<B: Backend>(b: &B) {
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].passkey_template, "okta");
     assert_eq!(pending[0].user_id, "u4");
+    assert_eq!(
+        pending[0].display_name, None,
+        "rows older than schema 15 have none"
+    );
     let taken = s.take_pending("k4", "okta").unwrap().unwrap();
     assert_eq!(taken.passkey_template, "okta");
     // The primary key moved with the column.
@@ -330,6 +334,7 @@ pub fn pending_expiring_paged<B: Backend>(b: &B) {
             // Two share each expiry, to exercise the tie-break.
             challenge_expires_ms: 1_000 + (n / 2) * 100,
             created_ms: 1,
+            display_name: None,
         })
         .unwrap();
     }

@@ -423,17 +423,7 @@ pub fn preflight(
 }
 
 /// Formats 16 AAGUID bytes as the lower-case hyphenated form Graph uses.
-pub fn format_aaguid(bytes: &[u8; 16]) -> String {
-    let h = base16ct::lower::encode_string(bytes);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
-    )
-}
+pub use fido_core::aaguid::format_aaguid;
 
 #[cfg(test)]
 mod tests {

@@ -9,6 +9,7 @@
 //! `entra-graph` uses [`attestation`] and [`clientdata`] for WebAuthn registration;
 //! `lifecycle` sits on top of both.
 //!
+//! - [`aaguid`]: AAGUIDs as hyphenated text, both ways.
 //! - [`cbor`]: CTAP2 canonical CBOR writer and strict, bounded reader.
 //! - [`status`]: lossless CTAP status codes.
 //! - [`commands`]: every CTAP 2.1 command as a type tied to its response type.
@@ -24,6 +25,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod aaguid;
 pub mod apdu;
 pub mod attestation;
 pub mod authdata;

@@ -156,16 +156,7 @@ fn cert_der(b64: &str, what: &str) -> Result<Vec<u8>, String> {
         .map_err(|e| format!("{what}: not base64: {e}"))
 }
 
-/// Parses an AAGUID written as 36-character hex with dashes.
-pub fn parse_aaguid(text: &str) -> Option<[u8; 16]> {
-    let hex: String = text.chars().filter(|c| *c != '-').collect();
-    if hex.len() != 32 || text.len() != 36 {
-        return None;
-    }
-    // base16ct: either case, and no sign characters (`from_str_radix` took "+a").
-    let mut out = [0u8; 16];
-    (base16ct::mixed::decode(&hex, &mut out).ok()?.len() == out.len()).then_some(out)
-}
+pub use crate::aaguid::parse_aaguid;
 
 /// `YYYY-MM-DD` of a Unix time (UTC), for comparing with `nextUpdate` (past year 9999:
 /// its last day).

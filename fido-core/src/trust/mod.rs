@@ -105,18 +105,7 @@ pub struct TrustStore {
     extra_roots: Vec<Vec<u8>>,
 }
 
-/// AAGUID as hex with dashes (8-4-4-4-12).
-pub fn format_aaguid(a: &[u8; 16]) -> String {
-    let h = base16ct::lower::encode_string(a);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
-    )
-}
+pub use crate::aaguid::format_aaguid;
 
 /// Reads PEM certificates (`-----BEGIN CERTIFICATE-----`) into DER.
 pub fn pem_certificates(pem: &[u8]) -> Result<Vec<Vec<u8>>, TrustError> {

@@ -15,6 +15,7 @@ use crate::model::CredentialState;
 use crate::store::{KeyRecord, PasskeyRecord};
 use crate::template::{PasskeyTemplate, Problem, TemplateError, TemplateSet};
 use crate::Error;
+use fido_core::aaguid::parse_aaguid;
 
 /// What is wrong with asking `minutes` of a connection with `limit`, in words an
 /// operator can act on; `None` when the connection can do it.
@@ -180,13 +181,6 @@ impl Engine {
             }
         }
     }
-}
-
-/// A hyphenated AAGUID (any case) as 16 bytes.
-fn parse_aaguid(text: &str) -> Option<[u8; 16]> {
-    let hex: String = text.chars().filter(|c| *c != '-').collect();
-    let mut out = [0u8; 16];
-    (base16ct::mixed::decode(&hex, &mut out).ok()?.len() == out.len()).then_some(out)
 }
 
 #[cfg(test)]

@@ -24,8 +24,7 @@
 //!   [`Store::verify_audit`] names the first record that was changed, removed or
 //!   inserted outside keysmith. Appends are serialised so two writers never fork it.
 
-// Without a backend feature the shared SQL layer has no user (a host may still bring its
-// own `Store`).
+// Without a backend feature the shared SQL layer has no user (a host brings its own).
 #![cfg_attr(
     not(any(feature = "sqlite", feature = "postgres")),
     allow(dead_code, unused_imports, unused_macros)
@@ -172,10 +171,8 @@ pub struct PendingRegistration {
     pub challenge_expires_ms: UnixMillis,
     /// When the registration was recorded.
     pub created_ms: UnixMillis,
-    /// The passkey's display name at the IdP, rendered from the passkey template and the
-    /// user's attributes when the key was written (the name the key holds as
-    /// `user.displayName`): activation registers it without reading the user again.
-    /// `None` for registrations stored before schema 15, which activation renders afresh.
+    /// The passkey's display name as the key was given it, registered as is at activation
+    /// (`None` in rows stored before schema 15: activation renders one from the user).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
 }

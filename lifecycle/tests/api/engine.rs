@@ -502,6 +502,8 @@ mod replay_after_lease;
 mod revoke_cms;
 #[path = "engine/station_reset.rs"]
 mod station_reset;
+#[path = "engine/two_nodes.rs"]
+mod two_nodes;
 
 /// A journal replay in the same process (a server's periodic replay, a bulk run's
 /// start) while a flow sits between its registration's journal entry and its IdP call:

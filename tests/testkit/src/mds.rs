@@ -197,15 +197,7 @@ impl Entry {
 
 /// AAGUID as hex with dashes.
 pub fn aaguid_text(a: &[u8; 16]) -> String {
-    let h = base16ct::lower::encode_string(a);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
-    )
+    entra_graph::policy::format_aaguid(a)
 }
 
 /// A test FIDO MDS: a root and a signer certificate under it.

@@ -7,61 +7,22 @@
 //! incomplete"), the flow then registered the passkey at Graph and failed on its own close
 //! ("journal entry N is already Failed"): a passkey at the IdP for a key left issued.
 
-use std::sync::{Mutex, OnceLock};
-
 use lifecycle::engine::ReplayOutcome;
 
+use super::two_nodes::{activation_with_replay_on_node_b, TwoNodes};
 use super::*;
 
-/// What node b's replay reported, once it ran.
-type Seen = Arc<Mutex<Option<Vec<(JournalOp, ReplayOutcome)>>>>;
-
+/// Node b replays while node a's activation sits at `point`, within the flow's lease.
 fn replay_on_another_node_at(point: CrashPoint, name: &str) {
-    let mut w = world(name);
-    let other: Arc<OnceLock<Arc<Engine>>> = Arc::new(OnceLock::new());
-    let seen: Seen = Arc::default();
-    let (cell, out) = (other.clone(), seen.clone());
-    let engine = sqlite_engine_builder(&w.emulator, &w.db, "node-a", 7)
-        .probe(Arc::new(move |here| {
-            if here != point || out.lock().unwrap().is_some() {
-                return;
-            }
-            let Some(b) = cell.get().cloned() else { return };
-            let replayed = std::thread::spawn(move || b.replay_journal(now_ms()))
-                .join()
-                .unwrap()
-                .expect("replay on node b");
-            *out.lock().unwrap() = Some(
-                replayed
-                    .into_iter()
-                    .map(|r| (r.operation, r.outcome))
-                    .collect(),
-            );
-        }))
-        .build()
-        .expect("engine a");
-    let node_b = Arc::new(
-        sqlite_engine_builder(&w.emulator, &w.db, "node-b", 7)
-            .build()
-            .expect("engine b"),
-    );
-    let t = template(60, true);
-    engine.add_template(t.clone()).unwrap();
-    node_b.add_template(t.clone()).unwrap();
-    let now = now_ms();
-    let key = engine
-        .issue(&request(true), &t.credential.name, &mut w.key, now)
-        .expect("issue");
-    other.set(node_b).ok().unwrap();
-    let key = engine
-        .activate("self:kim", &key.key_id, HOLDER_PIN, &mut w.key, now + 1)
-        .expect("the flow finishes its own activation");
+    let TwoNodes {
+        w,
+        engine,
+        result,
+        seen,
+        ..
+    } = activation_with_replay_on_node_b(point, name, 0);
+    let key = result.expect("the flow finishes its own activation");
     assert_eq!(key.state, CredentialState::Active);
-    let seen = seen
-        .lock()
-        .unwrap()
-        .clone()
-        .expect("node b replayed mid-flow");
     assert!(!seen.is_empty(), "node b saw the flow's entries: {seen:?}");
     assert!(
         seen.iter()

@@ -197,7 +197,7 @@ impl Entry {
 
 /// AAGUID as hex with dashes.
 pub fn aaguid_text(a: &[u8; 16]) -> String {
-    entra_graph::policy::format_aaguid(a)
+    fido_core::aaguid::format_aaguid(a)
 }
 
 /// A test FIDO MDS: a root and a signer certificate under it.

@@ -10,6 +10,7 @@
 # runs, in turn:
 #   sig-bench                 signature verification vs libfido2 (when libfido2-dev is installed)
 #   graph-bench all           bulk jobs vs the throttle bound, 429s, Graph requests per key
+#   graph_reads (lifecycle)   the engine's Graph requests per issued and registered key
 #   store-bench all           repository at 10k/100k/1M keys, both stores
 #   server-load all           the split server under load (1 node SQLite, 1 and 2 nodes PostgreSQL), RSS
 # and prints, at the end, one line per benchmark with its exit status (graph-bench and
@@ -35,7 +36,7 @@ while [ $# -gt 0 ]; do
         sig|graph|store|load) only="$only $1"; shift ;;
         *) printf 'bench-all: --only takes sig, graph, store or load\n' >&2; exit 2 ;;
       esac ;;
-    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     -*) printf 'bench-all: unknown option %s\n' "$a" >&2; exit 2 ;;
     *) out=$a ;;
   esac
@@ -97,6 +98,10 @@ fi
 
 run sig "Signature verification vs libfido2" target/release/sig-bench
 run graph "Graph throttle bound and requests per key" target/release/graph-bench all
+# The engine's own requests per issued and registered key (a test that asserts the counts
+# and prints them: counts, not timings, so the dev profile serves).
+run graph "Graph requests per issued and registered key, through the engine" \
+  cargo test --locked -p lifecycle --all-features --test api -q -- graph_reads::a_bulk_issue --nocapture
 run store "Repository at scale" target/release/store-bench all "${store_sizes[@]}"
 # The server-load runs keep their files on tmpfs when there is one, so that the disk's
 # fdatasync does not stand in for the server's CPU (the figures say which).

@@ -72,6 +72,49 @@ fn kind(method: &str, path: &str) -> &'static str {
     }
 }
 
+/// Prints the requests of each phase by kind, and per issued and registered key, as a
+/// table (`scripts/bench-all.sh` shows it beside graph-bench's figures).
+fn print_per_key(n: usize, phases: &[(&str, &std::collections::BTreeMap<&str, usize>)]) {
+    let mut kinds: Vec<&str> = phases.iter().flat_map(|(_, c)| c.keys().copied()).collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    let names: Vec<&str> = phases.iter().map(|(p, _)| *p).collect();
+    println!("Graph requests for {n} keys issued in one bulk job (one more row names an unknown user), then activated:");
+    println!(
+        "| kind | {} | per issued and registered key |",
+        names.join(" | ")
+    );
+    println!("|---|{}---|", "---|".repeat(phases.len()));
+    let (mut reads, mut writes) = (0, 0);
+    for k in kinds
+        .iter()
+        .filter(|k| !k.starts_with("sign-in of the app"))
+    {
+        let each: Vec<usize> = phases
+            .iter()
+            .map(|(_, c)| c.get(k).copied().unwrap_or(0))
+            .collect();
+        let all: usize = each.iter().sum();
+        if k.ends_with("(write)") {
+            writes += all;
+        } else {
+            reads += all;
+        }
+        let cells: Vec<String> = each.iter().map(usize::to_string).collect();
+        println!(
+            "| {k} | {} | {:.4} |",
+            cells.join(" | "),
+            all as f64 / n as f64
+        );
+    }
+    println!(
+        "| **all reads / writes** | {} | **{:.4} / {:.4}** |",
+        vec!["".to_owned(); phases.len()].join(" | "),
+        reads as f64 / n as f64,
+        writes as f64 / n as f64
+    );
+}
+
 /// The emulator's five users and 15 more.
 fn twenty_users() -> EmulatorConfig {
     let mut c = EmulatorConfig::default();
@@ -148,11 +191,7 @@ fn a_bulk_issue_reads_its_users_fifteen_at_a_time_and_the_policy_once_per_job() 
         .filter(|(k, _)| k.ends_with("(read)"))
         .map(|(_, v)| v)
         .sum();
-    eprintln!(
-        "Graph requests for {n} issued keys (and one unknown user) by kind: {counts:?}; \
-         {:.3} reads per issued key",
-        reads as f64 / n as f64
-    );
+    let issuance = counts.clone();
     let get = |k: &str| counts.get(k).copied().unwrap_or(0);
     // 21 announced users: a batch of 15 (14 found), then one of 6.
     assert_eq!(
@@ -194,7 +233,7 @@ fn a_bulk_issue_reads_its_users_fifteen_at_a_time_and_the_policy_once_per_job() 
     for r in &log[before..] {
         *counts.entry(kind(&r.method, &r.path)).or_default() += 1;
     }
-    eprintln!("Graph requests activating the {n} keys by kind: {counts:?}");
+    print_per_key(n, &[("bulk issue", &issuance), ("activation", &counts)]);
     let get = |k: &str| counts.get(k).copied().unwrap_or(0);
     assert_eq!(get("registration (write)"), n, "{counts:?}");
     assert_eq!(

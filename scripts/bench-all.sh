@@ -36,7 +36,7 @@ while [ $# -gt 0 ]; do
         sig|graph|store|load) only="$only $1"; shift ;;
         *) printf 'bench-all: --only takes sig, graph, store or load\n' >&2; exit 2 ;;
       esac ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     -*) printf 'bench-all: unknown option %s\n' "$a" >&2; exit 2 ;;
     *) out=$a ;;
   esac

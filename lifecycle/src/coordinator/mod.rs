@@ -198,6 +198,16 @@ impl Coordinator {
         agents: Arc<dyn AgentDirectory>,
         config: CoordinatorConfig,
     ) -> Self {
+        // Another node's change to a session wakes this node's waiters at once where the
+        // repository can tell (PostgreSQL); else they see it at their next read.
+        let ring: crate::store::split::SessionChanged = Arc::new(wake::ring);
+        match engine.store().watch_sessions(ring) {
+            Ok(true) => tracing::debug!("split sessions: other nodes' changes are notified"),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "split sessions: no notifications from other nodes; their changes are seen at the next read")
+            }
+        }
         Coordinator {
             engine,
             key,

@@ -6,7 +6,10 @@
 //! transactions, most of a holder sign-in's own CPU. Now whoever changes a session row in
 //! this process rings the session's slot, which wakes its waiters at once; a waiter that
 //! is not rung (the change came from another node) reads the row again after a pause
-//! that grows from [`FIRST_WAIT`] to [`MAX_WAIT`]. The ring is only a hint: the row stays
+//! that grows from [`FIRST_WAIT`] to [`MAX_WAIT`], unless the repository tells this node
+//! of other nodes' changes (PostgreSQL `LISTEN`/`NOTIFY`,
+//! [`crate::store::split::SplitStore::watch_sessions`]), which rings the slot at the other
+//! node's commit. The ring is only a hint: the row stays
 //! the truth, a waiter takes the slot's count *before* it reads the row (so a change made
 //! between its read and its wait is never slept through), and a spurious wake-up (two
 //! sessions sharing a slot) costs one read.

@@ -10,6 +10,9 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+#[path = "pg_listen.rs"]
+mod listen;
+
 /// Advisory lock key serialising migrations between stations ("KSMIGR" in ASCII).
 const MIGRATION_LOCK: i64 = 0x4b53_4d49_4752;
 /// Advisory lock key serialising audit appends within their transaction ("KSAUDT"); an
@@ -36,6 +39,10 @@ pub struct PgStore {
     row_key: super::crypto::rowmac::RowKeySlot,
     tls: Tls,
     mode: pg_tls::SslMode,
+    /// This store's token in the session notifications it sends.
+    origin: String,
+    /// The session-notification listener, once asked for.
+    watch: listen::Watch,
 }
 
 /// How to reach a PostgreSQL repository, besides the connection string.
@@ -59,6 +66,8 @@ struct Conn {
 struct PgTx<'a> {
     tx: postgres::Transaction<'a>,
     statements: &'a mut HashMap<String, Statement>,
+    /// The store's notification token.
+    origin: &'a str,
 }
 
 impl PgTx<'_> {
@@ -171,6 +180,17 @@ fn cell(row: &postgres::Row, i: usize) -> Result<Cell> {
 }
 
 impl Sql for PgTx<'_> {
+    fn notify_session(&mut self, session_id: &str) -> Result<()> {
+        let payload = format!("{}:{session_id}", self.origin);
+        self.exec(
+            "SELECT pg_notify($1, $2)",
+            &[
+                Param::Text(Some(listen::CHANNEL.to_owned())),
+                Param::Text(Some(payload)),
+            ],
+        )
+        .map(|_| ())
+    }
     fn lock_audit(&mut self) -> Result<()> {
         self.exec(
             "SELECT pg_advisory_xact_lock($1)",
@@ -279,6 +299,8 @@ impl PgStore {
             row_key: Default::default(),
             tls,
             mode,
+            origin: listen::origin(),
+            watch: listen::Watch::default(),
         };
         store.tx(|s| {
             s.exec(
@@ -288,6 +310,16 @@ impl PgStore {
             sql::migrate(s, Dialect::Postgres, version)
         })?;
         Ok(store)
+    }
+
+    /// [`super::split::SplitStore::watch_sessions`]: `LISTEN` on a connection of its own.
+    fn watch_split_sessions(&self, changed: super::split::SessionChanged) -> Result<bool> {
+        let listen = listen::Listen {
+            config: self.config.clone(),
+            tls: self.tls.clone(),
+            origin: self.origin.clone(),
+        };
+        self.watch.start(listen, open, changed)
     }
 
     /// What [`super::Store::check_integrity`] does on PostgreSQL: the server checks its
@@ -322,7 +354,11 @@ impl PgStore {
         let mut guard = self.conn()?;
         let Conn { client, statements } = &mut *guard;
         let tx = client.transaction().map_err(backend)?;
-        let mut tx = PgTx { tx, statements };
+        let mut tx = PgTx {
+            tx,
+            statements,
+            origin: &self.origin,
+        };
         let out = f(&mut tx)?;
         tx.tx.commit().map_err(backend)?;
         Ok(out)
@@ -337,7 +373,11 @@ impl PgStore {
             .read_only(true)
             .start()
             .map_err(backend)?;
-        let mut tx = PgTx { tx, statements };
+        let mut tx = PgTx {
+            tx,
+            statements,
+            origin: &self.origin,
+        };
         let out = f(&mut tx)?;
         tx.tx.commit().map_err(backend)?;
         Ok(out)

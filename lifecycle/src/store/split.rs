@@ -182,6 +182,10 @@ pub struct StationWork {
     pub outcome: Option<String>,
 }
 
+/// Called with the id of a split session another connection changed (see
+/// [`SplitStore::watch_sessions`]).
+pub type SessionChanged = std::sync::Arc<dyn Fn(&str) + Send + Sync>;
+
 /// The split deployment's part of the repository. Every [`super::Store`] implements it.
 pub trait SplitStore {
     /// Records a new session. A session id that exists is [`super::StoreError::Duplicate`].
@@ -259,4 +263,14 @@ pub trait SplitStore {
     ) -> Result<bool>;
     /// One piece of work.
     fn station_work_get(&self, work_id: &str) -> Result<Option<StationWork>>;
+    /// Tells `changed`, from a thread of the store's own until the store is dropped, the
+    /// id of each split session another connection to this repository moves (another
+    /// server node): the waits of this node then see that change at once instead of at
+    /// their next read of the row. `false` when the backend has no such feed (this
+    /// default; SQLite, whose server is one process). A store keeps the first watcher it
+    /// is given. A hint only: the row stays the truth.
+    fn watch_sessions(&self, changed: SessionChanged) -> Result<bool> {
+        let _ = changed;
+        Ok(false)
+    }
 }

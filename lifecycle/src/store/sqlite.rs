@@ -158,6 +158,12 @@ impl Sql for rusqlite::Transaction<'_> {
 }
 
 impl SqliteStore {
+    /// [`super::split::SplitStore::watch_sessions`]: no feed (one process serves a SQLite
+    /// repository; its waiters are rung in-process).
+    fn watch_split_sessions(&self, _changed: super::split::SessionChanged) -> Result<bool> {
+        Ok(false)
+    }
+
     /// Opens (creating if needed) the database file and migrates it to [`super::SCHEMA_VERSION`].
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         Self::open_migrated_to(path, super::SCHEMA_VERSION)

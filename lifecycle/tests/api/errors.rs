@@ -210,9 +210,9 @@ fn an_unsendable_registration_closes_its_journal_entry() {
         .issue(&issue_request(KIM, "SN-ERR-3"), &name, &mut key, now)
         .expect("issue");
 
-    // Activation reads the user's attributes (one token), then registers: that request
-    // cannot be built.
-    good_left.store(1, Ordering::SeqCst);
+    // Activation registers (the display name was kept at issuance: no user read first):
+    // that request cannot be built.
+    good_left.store(0, Ordering::SeqCst);
     let e = engine
         .activate(
             "self:kim",

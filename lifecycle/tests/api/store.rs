@@ -79,6 +79,7 @@ both!(
     bulk_jobs_migrated_from_schema_5,
     self_service_nonces_and_used_tokens,
     split_sessions_compare_and_set,
+    split_sessions_watched_across_connections,
     split_rows_are_authenticated,
     split_log_and_station_work,
     agents_and_enrolment_codes,

@@ -413,6 +413,9 @@ impl crate::store::AtomicWrites for FencedStore {
 
 /// The split deployment's tables are not written by bulk rows: plain pass-through.
 impl crate::store::split::SplitStore for FencedStore {
+    fn watch_sessions(&self, changed: crate::store::split::SessionChanged) -> Result<bool> {
+        self.inner.watch_sessions(changed)
+    }
     fn split_session_create(
         &self,
         session: &crate::store::split::SplitSession,

@@ -98,10 +98,17 @@ pub(crate) trait Sql {
     fn lock_audit(&mut self) -> Result<()> {
         Ok(())
     }
+    /// Tells other connections, at commit, that split session `session_id` changed
+    /// (PostgreSQL: `NOTIFY`). SQLite needs nothing: its server is one process, whose
+    /// waiters are rung in-process.
+    fn notify_session(&mut self, _session_id: &str) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Which SQL dialect the DDL is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
 pub(crate) enum Dialect {
     Sqlite,
     Postgres,

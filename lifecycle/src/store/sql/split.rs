@@ -136,6 +136,9 @@ pub(crate) fn split_session_update(
          WHERE session_id = $1 AND agent_id = $2 AND version = $16",
         &p,
     )?;
+    if n == 1 {
+        sql.notify_session(&s.session_id)?;
+    }
     Ok(n == 1)
 }
 
@@ -391,6 +394,12 @@ macro_rules! impl_split_store {
                     }
                     Ok(moved)
                 })
+            }
+            fn watch_sessions(
+                &self,
+                changed: $crate::store::split::SessionChanged,
+            ) -> $crate::store::Result<bool> {
+                self.watch_split_sessions(changed)
             }
             fn split_log(
                 &self,

@@ -6,7 +6,8 @@ use lifecycle::store::split::{
     SplitDirection, SplitMessage, SplitSession, SplitSessionState, StationWork, StationWorkState,
 };
 use lifecycle::store::{PinKey, SplitStore, Store, StoreError};
-use std::sync::{Arc, Barrier};
+use std::sync::{Arc, Barrier, Mutex};
+use std::time::Duration;
 
 fn session(id: &str) -> SplitSession {
     SplitSession {
@@ -187,5 +188,43 @@ pub fn split_log_and_station_work<B: Backend>(b: &B) {
     assert_eq!(
         (done.state, done.outcome.as_deref()),
         (StationWorkState::Done, Some(r#"{"ok":true}"#))
+    );
+}
+
+/// Another connection's update of a session reaches a watching store's watcher
+/// (PostgreSQL: `LISTEN`/`NOTIFY`, what wakes a server node's waiters when the other node
+/// moved the session); the watching store's own updates and a refused compare-and-set do
+/// not. SQLite has no such feed (one process serves it) and says so.
+pub fn split_sessions_watched_across_connections<B: Backend>(b: &B) {
+    let here = b.open("split_watch");
+    let there = b.open("split_watch");
+    // Other tests' sessions notify the same database-wide channel: only this one counts.
+    let id = format!("watched-{}", std::process::id());
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let (tx, wanted) = (Mutex::new(tx), id.clone());
+    let watching = here
+        .watch_sessions(Arc::new(move |sid: &str| {
+            if sid == wanted {
+                let _ = tx.lock().unwrap().send(sid.to_owned());
+            }
+        }))
+        .unwrap();
+    assert_eq!(watching, b.target("split_watch").starts_with("pg:"));
+    if !watching {
+        return;
+    }
+    here.split_session_create(&session(&id), 1_000).unwrap();
+    let mut mine = session(&id);
+    (mine.version, mine.recv_seq) = (2, 1);
+    assert!(here.split_session_update(&mine, 1, 2_000).unwrap());
+    let mut theirs = mine.clone();
+    (theirs.version, theirs.recv_seq) = (3, 2);
+    assert!(there.split_session_update(&theirs, 2, 3_000).unwrap());
+    assert!(!there.split_session_update(&theirs, 2, 3_000).unwrap());
+    // (A bound for a hang, not a speed target: delivery is at the other's commit.)
+    assert_eq!(rx.recv_timeout(Duration::from_secs(30)).unwrap(), id);
+    assert!(
+        rx.recv_timeout(Duration::from_secs(2)).is_err(),
+        "only the other connection's one update is notified"
     );
 }
